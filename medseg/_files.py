@@ -1,0 +1,82 @@
+"""Atomic output writing and hashing. Every output goes to a temporary name in the target
+folder and is renamed into place only when complete, so a crash never leaves a half file."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` on success.
+
+    The temporary name keeps ``target``'s suffixes (``suffix`` overrides them), so writers that
+    pick the format from the extension (``.nii.gz``, ``.png``) still work. On an exception
+    the temporary file is removed and ``target`` is left untouched.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    suffix = suffix if suffix is not None else "".join(target.suffixes)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text_atomic(target: str | os.PathLike, text: str) -> Path:
+    with atomic_path(target) as tmp:
+        tmp.write_text(text)
+    return Path(target)
+
+
+def write_json_atomic(target: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON (NaN written as null) atomically."""
+    return write_text_atomic(target, json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n")
+
+
+def _jsonable(obj: Any) -> Any:
+    """Convert numpy scalars/arrays and NaN/inf floats into strict-JSON values."""
+    import math
+
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj

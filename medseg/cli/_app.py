@@ -1,0 +1,79 @@
+"""The shared typer app, the error boundary, and small CLI helpers."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from ..errors import MedsegError, NotImplementedYet
+
+app = typer.Typer(
+    name="medseg",
+    help="Promptable cardiac image segmentation: segment, measure, adapt, evaluate.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+stdout = Console()
+
+
+def fail(message: str, code: int = 1) -> "typer.Exit":
+    """Print a one-line error and return the Exit to raise."""
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def run_cli(argv: list[str] | None = None) -> int:
+    """Run the app; turn library errors into one line + exit code. Returns the exit code."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except NotImplementedYet as e:
+        console.print(f"[bold yellow]not implemented:[/] {_one_line(e)}", highlight=False, soft_wrap=True)
+        return 2
+    except MedsegError as e:
+        console.print(f"[bold red]error:[/] {_one_line(e)}", highlight=False, soft_wrap=True)
+        return 1
+    except typer.Exit as e:
+        return int(e.exit_code or 0)
+    except typer.Abort:
+        console.print("aborted")
+        return 130
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        return 130
+    except Exception as e:  # click usage errors and unexpected failures
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            return int(e.exit_code)
+        if isinstance(e, click.exceptions.Exit):
+            return int(e.exit_code)
+        if os.environ.get("MEDSEG_DEBUG"):
+            raise
+        console.print(
+            f"[bold red]error:[/] unexpected {type(e).__name__}: {_one_line(e)} "
+            "(set MEDSEG_DEBUG=1 for a traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 1
+    return 0
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return " ".join(text.split())
+
+
+def print_json(obj: Any) -> None:
+    import json
+
+    from .._files import _jsonable
+
+    sys.stdout.write(json.dumps(_jsonable(obj), indent=2) + "\n")

@@ -1,0 +1,14 @@
+"""`medseg adapt` (not implemented yet)."""
+
+from __future__ import annotations
+
+import typer
+
+from ..errors import NotImplementedYet
+from ._app import app
+
+
+@app.command("adapt", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def adapt_command(ctx: typer.Context) -> None:
+    """Not implemented yet."""
+    raise NotImplementedYet("'medseg adapt' is not implemented yet")

@@ -1,0 +1,33 @@
+"""`medseg info PATH [--json]`: what was read, and in which geometry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ._app import app, print_json, stdout
+
+
+@app.command("info")
+def info_command(
+    path: Path = typer.Argument(..., help="Image file or DICOM folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Read an image and print its shape, axes, spacing, modality, frames and slices."""
+    from ..io import read_volume
+
+    vol = read_volume(path)
+    d = vol.describe()
+    if as_json:
+        print_json(d)
+        return
+    from rich.table import Table
+
+    table = Table(title=str(path), show_header=False)
+    for key in ("format", "shape", "axes", "spacing_mm", "modality", "n_frames", "n_slices", "series_description"):
+        if key in d:
+            table.add_row(key, str(d[key]))
+    if not vol.spacing_known:
+        table.add_row("note", "no physical pixel spacing in this file (1 mm assumed)")
+    stdout.print(table)

@@ -1,0 +1,32 @@
+"""Typed errors. Every bad input raises a subclass of :class:`MedsegError` whose message is one
+line naming the bad value and what is allowed; the CLI prints it and exits non-zero."""
+
+from __future__ import annotations
+
+
+class MedsegError(ValueError):
+    """Base class of all user-facing medseg errors (one-line message)."""
+
+
+class ImageReadError(MedsegError):
+    """A file or folder could not be read as an image (missing, corrupt, truncated, unknown)."""
+
+
+class GeometryError(MedsegError):
+    """Missing/zero spacing, a singular affine, or two inputs whose grids do not match."""
+
+
+class LabelMapError(MedsegError):
+    """A label-map string/JSON is malformed, or names a label that is not present."""
+
+
+class PromptError(MedsegError):
+    """A prompt is malformed or lies outside the image."""
+
+
+class CheckpointError(MedsegError):
+    """A checkpoint or adapter has wrong keys, a wrong sha256, or belongs to another base model."""
+
+
+class NotImplementedYet(MedsegError):
+    """A command whose implementation has not landed yet (the CLI exits with code 2)."""

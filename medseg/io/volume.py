@@ -1,0 +1,166 @@
+"""The one image type that flows through medseg.
+
+Axis order and geometry convention (the only one in medseg):
+
+* ``Volume.array`` is always 4-D, ``(T, Z, Y, X)`` = (frame, slice, row, column). A 2-D image
+  is ``(1, 1, Y, X)``, a 3-D stack ``(1, Z, Y, X)``, a cine stack ``(T, Z, Y, X)``, an echo clip
+  ``(T, 1, Y, X)``. This is SimpleITK's array order with time in front.
+* ``Volume.affine`` (4x4) maps a voxel index written as ``(x, y, z, 1)`` = (column, row, slice)
+  to world coordinates in millimetres, **RAS+** (nibabel's convention). DICOM/ITK LPS is
+  converted in :mod:`medseg.io.geometry` and nowhere else.
+* Spacing is derived from the affine (column norms); it is never stored separately.
+  ``spacing`` is given in array order ``(dz, dy, dx)`` mm. For a short-axis stack ``dz`` is the
+  centre-to-centre slice distance, not the SliceThickness tag.
+* Images with no physical spacing (PNG, video) have ``spacing_known = False`` and an identity
+  in-plane scale (1 mm per pixel). Measurements that need millimetres refuse them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from ..errors import GeometryError, ImageReadError
+
+AXES: tuple[str, str, str, str] = ("t", "z", "y", "x")
+
+MODALITIES = ("MR", "CT", "US", "OT")
+
+
+@dataclass(frozen=True, eq=False)
+class Volume:
+    """An image with its geometry.
+
+    Attributes:
+        array: (T, Z, Y, X) numeric array.
+        affine: (4, 4) voxel (x, y, z) -> world RAS mm.
+        frame_times_s: (T,) seconds from the first frame, or None when unknown.
+        modality: "MR", "CT", "US" or "OT" (other / unknown).
+        spacing_known: False for PNG/video inputs without physical pixel size.
+        meta: source information needed to write results back in the same geometry
+            (``format``, ``path``, and format-specific entries such as the NIfTI header or the
+            DICOM file list per (t, z)). Never used for geometry decisions.
+    """
+
+    array: np.ndarray
+    affine: np.ndarray
+    frame_times_s: np.ndarray | None = None
+    modality: str = "OT"
+    spacing_known: bool = True
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        arr = np.asarray(self.array)
+        if arr.ndim != 4:
+            raise ImageReadError(f"Volume array must be 4-D (T, Z, Y, X), got {arr.ndim}-D shape {arr.shape}")
+        if min(arr.shape) < 1:
+            raise ImageReadError(f"image has an empty axis: shape {arr.shape}")
+        if arr.shape[2] < 2 or arr.shape[3] < 2:
+            raise ImageReadError(f"image is too small to segment: {arr.shape[2]}x{arr.shape[3]} pixels per slice")
+        if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+            raise ImageReadError(f"image data type {arr.dtype} is not a real number type")
+        aff = np.asarray(self.affine, dtype=np.float64)
+        if aff.shape != (4, 4) or not np.all(np.isfinite(aff)):
+            raise GeometryError(f"affine must be a finite 4x4 matrix, got shape {aff.shape}")
+        sp = np.linalg.norm(aff[:3, :3], axis=0)
+        if np.any(sp <= 1e-6):
+            raise GeometryError(f"voxel spacing is zero or missing (x, y, z = {tuple(np.round(sp, 6))} mm)")
+        if abs(np.linalg.det(aff[:3, :3])) < 1e-9:
+            raise GeometryError("affine is singular (the image axes are not independent)")
+        if self.modality not in MODALITIES:
+            raise ImageReadError(f"unknown modality {self.modality!r}; allowed: {', '.join(MODALITIES)}")
+        if self.frame_times_s is not None:
+            ft = np.asarray(self.frame_times_s, dtype=np.float64)
+            if ft.shape != (arr.shape[0],):
+                raise ImageReadError(f"frame_times_s has {ft.shape} entries for {arr.shape[0]} frames")
+            object.__setattr__(self, "frame_times_s", ft)
+        object.__setattr__(self, "array", arr)
+        object.__setattr__(self, "affine", aff)
+
+    # -- shape ------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return tuple(self.array.shape)  # type: ignore[return-value]
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.array.shape[0])
+
+    @property
+    def n_slices(self) -> int:
+        return int(self.array.shape[1])
+
+    @property
+    def grid_shape(self) -> tuple[int, int, int]:
+        """(Z, Y, X) of one frame."""
+        return tuple(self.array.shape[1:])  # type: ignore[return-value]
+
+    # -- geometry ---------------------------------------------------------------------
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """Voxel spacing in mm in array order (dz, dy, dx), from the affine's column norms."""
+        sx, sy, sz = np.linalg.norm(self.affine[:3, :3], axis=0)
+        return (float(sz), float(sy), float(sx))
+
+    @property
+    def voxel_volume_mm3(self) -> float:
+        return float(abs(np.linalg.det(self.affine[:3, :3])))
+
+    def index_to_world(self, zyx: np.ndarray) -> np.ndarray:
+        """(N, 3) voxel indices in (z, y, x) order -> (N, 3) world RAS mm."""
+        zyx = np.atleast_2d(np.asarray(zyx, dtype=np.float64))
+        xyz1 = np.c_[zyx[:, ::-1], np.ones(len(zyx))]
+        return (self.affine @ xyz1.T).T[:, :3]
+
+    def world_to_index(self, ras: np.ndarray) -> np.ndarray:
+        """(N, 3) world RAS mm -> (N, 3) fractional voxel indices in (z, y, x) order."""
+        ras = np.atleast_2d(np.asarray(ras, dtype=np.float64))
+        xyz = (np.linalg.inv(self.affine) @ np.c_[ras, np.ones(len(ras))].T).T[:, :3]
+        return xyz[:, ::-1]
+
+    def same_grid(self, other: "Volume", atol_mm: float = 1e-3) -> bool:
+        """True when ``other`` has the same (Z, Y, X) shape and affine (within ``atol_mm``)."""
+        return self.grid_shape == other.grid_shape and bool(np.allclose(self.affine, other.affine, atol=atol_mm))
+
+    # -- views ------------------------------------------------------------------------
+    def frame(self, t: int) -> np.ndarray:
+        """(Z, Y, X) array of frame ``t``."""
+        if not 0 <= t < self.n_frames:
+            raise IndexError(f"frame {t} is outside 0..{self.n_frames - 1}")
+        return self.array[t]
+
+    def with_array(self, array: np.ndarray, **changes: Any) -> "Volume":
+        """A new Volume on the same geometry with another array (e.g. labels)."""
+        return replace(self, array=array, **changes)
+
+    def describe(self) -> dict[str, Any]:
+        """The facts ``medseg info --json`` prints."""
+        sz, sy, sx = self.spacing
+        d: dict[str, Any] = {
+            "shape": list(self.shape),
+            "axes": list(AXES),
+            "spacing_mm": [round(sz, 6), round(sy, 6), round(sx, 6)],
+            "spacing_known": self.spacing_known,
+            "modality": self.modality,
+            "n_frames": self.n_frames,
+            "n_slices": self.n_slices,
+            "dtype": str(self.array.dtype),
+            "format": self.meta.get("format"),
+            "affine_ras": np.round(self.affine, 6).tolist(),
+        }
+        if self.frame_times_s is not None:
+            d["frame_times_s"] = np.round(self.frame_times_s, 6).tolist()
+        for key in ("series_description", "series_instance_uid", "path"):
+            if self.meta.get(key) is not None:
+                d[key] = self.meta[key]
+        return d
+
+
+def affine_from_spacing(spacing_zyx: tuple[float, float, float], origin_xyz: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> np.ndarray:
+    """A diagonal RAS affine for spacing (dz, dy, dx) mm: handy for phantoms and tests."""
+    dz, dy, dx = spacing_zyx
+    aff = np.diag([dx, dy, dz, 1.0]).astype(np.float64)
+    aff[:3, 3] = origin_xyz
+    return aff

@@ -1,0 +1,165 @@
+"""Structure names and label maps.
+
+A label map says which integer value stands for which structure in one label file, for
+example ``lv=3,myo=2,rv=1`` (ACDC) or ``lv=1,myo=2,rv=3`` (M&Ms). Datasets differ, so the map
+is always data, never a constant baked into code paths. medseg's own output default is
+:data:`DEFAULT_LABEL_MAP`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from .errors import LabelMapError
+
+
+class Structure(str, Enum):
+    """Cardiac structures medseg knows by name (value = the name used in files and CLIs)."""
+
+    LV = "lv"  # LV blood pool (cavity)
+    MYO = "myo"  # LV myocardium
+    RV = "rv"  # RV blood pool
+    LA = "la"
+    RA = "ra"
+    AORTA = "aorta"
+    PA = "pa"
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [s.value for s in cls]
+
+
+STRUCTURE_NAMES: tuple[str, ...] = tuple(Structure.names())
+
+
+@dataclass(frozen=True)
+class LabelMap:
+    """Mapping structure name -> positive integer label value (values unique)."""
+
+    values: Mapping[str, int]
+
+    def __post_init__(self) -> None:
+        if not self.values:
+            raise LabelMapError("label map is empty; give at least one structure, e.g. lv=1")
+        seen: dict[int, str] = {}
+        for name, v in self.values.items():
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or int(v) <= 0:
+                raise LabelMapError(f"label value for {name!r} must be a positive integer, got {v!r}")
+            if int(v) in seen:
+                raise LabelMapError(f"label value {v} is used twice ({seen[int(v)]!r} and {name!r})")
+            seen[int(v)] = name
+        object.__setattr__(self, "values", {str(k): int(v) for k, v in self.values.items()})
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def parse(cls, spec: "str | Mapping[str, int] | LabelMap | None") -> "LabelMap":
+        """Parse ``lv=3,myo=2,rv=1``, a JSON object string, a path to a JSON file, or a mapping.
+
+        ``None`` gives :data:`DEFAULT_LABEL_MAP`. Unknown structure names are allowed (custom
+        structures) as long as they are simple identifiers.
+        """
+        if spec is None:
+            return DEFAULT_LABEL_MAP
+        if isinstance(spec, LabelMap):
+            return spec
+        if isinstance(spec, Mapping):
+            return cls(_check_names(dict(spec)))
+        text = str(spec).strip()
+        if not text:
+            raise LabelMapError("label map is empty; expected e.g. 'lv=3,myo=2,rv=1'")
+        path = Path(text)
+        if not text.startswith("{") and path.suffix == ".json":
+            if not path.is_file():
+                raise LabelMapError(f"label map file not found: {text}")
+            text = path.read_text()
+        if text.startswith("{"):
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise LabelMapError(f"label map JSON is malformed: {e.msg} (line {e.lineno})") from None
+            if not isinstance(obj, dict):
+                raise LabelMapError("label map JSON must be an object like {\"lv\": 1}")
+            obj = obj.get("label_map", obj) if isinstance(obj.get("label_map"), dict) else obj
+            return cls(_check_names({k: _as_int(k, v) for k, v in obj.items()}))
+        out: dict[str, int] = {}
+        for part in text.split(","):
+            if not part.strip():
+                continue
+            if "=" not in part:
+                raise LabelMapError(f"bad label map entry {part.strip()!r}; expected name=value, e.g. 'lv=3,myo=2,rv=1'")
+            name, value = (p.strip() for p in part.split("=", 1))
+            if name in out:
+                raise LabelMapError(f"structure {name!r} appears twice in the label map")
+            out[name] = _as_int(name, value)
+        return cls(_check_names(out))
+
+    # -- queries ------------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        return list(self.values)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.values
+
+    def __getitem__(self, name: str) -> int:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise LabelMapError(
+                f"structure {name!r} is not in the label map ({self.to_string()})"
+            ) from None
+
+    def name_of(self, value: int) -> str | None:
+        for k, v in self.values.items():
+            if v == int(value):
+                return k
+        return None
+
+    def to_string(self) -> str:
+        return ",".join(f"{k}={v}" for k, v in self.values.items())
+
+    def to_dict(self) -> dict[str, int]:
+        return dict(self.values)
+
+    def subset(self, names: Iterable[str]) -> "LabelMap":
+        return LabelMap({n: self[n] for n in names})
+
+    def masks(self, labels: np.ndarray) -> dict[str, np.ndarray]:
+        """Boolean mask per structure of an integer label array (any shape)."""
+        return {n: labels == v for n, v in self.values.items()}
+
+    def remap(self, labels: np.ndarray, target: "LabelMap") -> np.ndarray:
+        """Re-encode ``labels`` (in this map) into ``target``'s values; structures missing in
+        ``target`` become background. Returns uint8 (uint16 if a value exceeds 255)."""
+        dtype = np.uint8 if max(target.values.values()) < 256 else np.uint16
+        out = np.zeros(labels.shape, dtype=dtype)
+        for name, v in self.values.items():
+            if name in target:
+                out[labels == v] = target[name]
+        return out
+
+
+def _as_int(name: str, value: object) -> int:
+    try:
+        f = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise LabelMapError(f"label value for {name!r} must be an integer, got {value!r}") from None
+    if not f.is_integer():
+        raise LabelMapError(f"label value for {name!r} must be an integer, got {value!r}")
+    return int(f)
+
+
+def _check_names(d: dict) -> dict:
+    for name in d:
+        if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
+            raise LabelMapError(f"bad structure name {name!r}; use names like {', '.join(STRUCTURE_NAMES)}")
+    return d
+
+
+DEFAULT_LABEL_MAP = LabelMap({"lv": 1, "myo": 2, "rv": 3, "la": 4, "ra": 5, "aorta": 6, "pa": 7})

@@ -1,0 +1,135 @@
+"""Prompt and result types, and the coordinate rule.
+
+Coordinate rule: prompts cross every public API in **voxel indices of the input as the user
+sees it**, in array order: ``frame`` (t), ``slice`` (z), then ``y`` (row) and ``x`` (column).
+A point is ``(y, x)``; a box is ``(y0, x0, y1, x1)`` with inclusive pixel indices. Only
+:mod:`medseg.predictor` converts these to SAM's ``(x, y)`` / XYXY model coordinates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import PromptError
+
+
+@dataclass(frozen=True)
+class Point:
+    """A click at row ``y``, column ``x`` (pixel indices); ``positive`` False = background."""
+
+    y: float
+    x: float
+    positive: bool = True
+
+
+@dataclass(frozen=True)
+class Box:
+    """A box with inclusive pixel-index corners (y0, x0) top-left and (y1, x1) bottom-right."""
+
+    y0: float
+    x0: float
+    y1: float
+    x1: float
+
+    def __post_init__(self) -> None:
+        vals = (self.y0, self.x0, self.y1, self.x1)
+        if not all(np.isfinite(v) for v in vals):
+            raise PromptError(f"box has non-finite corners {vals}")
+        if self.y1 < self.y0 or self.x1 < self.x0:
+            raise PromptError(f"box corners must satisfy y0<=y1 and x0<=x1, got {vals}")
+
+    @classmethod
+    def from_mask(cls, mask: np.ndarray) -> "Box | None":
+        """Tight box around a 2-D boolean mask, or None when the mask is empty."""
+        ys, xs = np.nonzero(mask)
+        if ys.size == 0:
+            return None
+        return cls(float(ys.min()), float(xs.min()), float(ys.max()), float(xs.max()))
+
+    def as_tuple(self) -> tuple[float, float, float, float]:
+        return (self.y0, self.x0, self.y1, self.x1)
+
+    @property
+    def height(self) -> float:
+        return self.y1 - self.y0 + 1
+
+    @property
+    def width(self) -> float:
+        return self.x1 - self.x0 + 1
+
+
+@dataclass(frozen=True)
+class SlicePrompt:
+    """Prompts for one structure on one 2-D slice.
+
+    Attributes:
+        structure: structure name (``lv``, ``myo``, ``rv``, ... or a custom name).
+        frame, slice: indices into the Volume's (T, Z) axes.
+        box: optional box; points: clicks; mask: optional (Y, X) bool mask prompt (for
+            example the previous slice's result during propagation).
+    """
+
+    structure: str
+    frame: int = 0
+    slice: int = 0
+    box: Box | None = None
+    points: tuple[Point, ...] = ()
+    mask: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.box is None and not self.points and self.mask is None:
+            raise PromptError(f"prompt for {self.structure!r} on slice {self.slice}, frame {self.frame} has no box, point or mask")
+
+    def check_inside(self, shape_tyx: tuple[int, int, int, int]) -> None:
+        """Raise PromptError unless frame/slice/box/points lie inside a (T, Z, Y, X) shape."""
+        T, Z, Y, X = shape_tyx
+        where = f"{self.structure!r} (frame {self.frame}, slice {self.slice})"
+        if not 0 <= self.frame < T:
+            raise PromptError(f"prompt {where}: frame {self.frame} is outside 0..{T - 1}")
+        if not 0 <= self.slice < Z:
+            raise PromptError(f"prompt {where}: slice {self.slice} is outside 0..{Z - 1}")
+        for p in self.points:
+            if not (0 <= p.y <= Y - 1 and 0 <= p.x <= X - 1):
+                raise PromptError(f"prompt {where}: point (y={p.y}, x={p.x}) is outside the {Y}x{X} image")
+        if self.box is not None:
+            b = self.box
+            if b.y1 < 0 or b.x1 < 0 or b.y0 > Y - 1 or b.x0 > X - 1:
+                raise PromptError(f"prompt {where}: box {b.as_tuple()} lies outside the {Y}x{X} image")
+        if self.mask is not None and self.mask.shape != (Y, X):
+            raise PromptError(f"prompt {where}: mask shape {self.mask.shape} != slice shape {(Y, X)}")
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"structure": self.structure, "frame": self.frame, "slice": self.slice}
+        if self.box is not None:
+            d["box"] = [round(v, 3) for v in self.box.as_tuple()]
+        pos = [[p.y, p.x] for p in self.points if p.positive]
+        neg = [[p.y, p.x] for p in self.points if not p.positive]
+        if pos:
+            d["points"] = pos
+        if neg:
+            d["negative_points"] = neg
+        if self.mask is not None:
+            d["mask_pixels"] = int(np.count_nonzero(self.mask))
+        return d
+
+
+@dataclass
+class Prediction:
+    """The model's answer to one SlicePrompt.
+
+    Attributes:
+        mask: (Y, X) bool on the full slice.
+        score: predicted IoU of the chosen mask, in [0, 1].
+        logits: (h, w) low-resolution logits inside ``roi`` (for use as the next mask prompt).
+        roi: (y0, x0, y1, x1) the crop that was encoded (exclusive end), in slice pixels.
+        candidates: with multimask output, all (K, Y, X) masks and their (K,) scores.
+    """
+
+    mask: np.ndarray
+    score: float
+    logits: np.ndarray | None = None
+    roi: tuple[int, int, int, int] | None = None
+    candidates: tuple[np.ndarray, np.ndarray] | None = None

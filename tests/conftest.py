@@ -1,0 +1,21 @@
+"""Shared test fixtures. Real-data tests use ``shared_data`` and skip when ../shared/data is
+absent, so the suite passes on a fresh machine."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("MEDSEG_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+requires_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is absent")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is absent")
+    return SHARED_DATA
