@@ -1,14 +1,28 @@
-"""`medseg bench` (not implemented yet)."""
+"""`medseg bench -o BENCH.json`: default model vs the SAM ViT-B architecture, one process."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-from ..errors import NotImplementedYet
-from ._app import app
+from ._app import app, console, print_json
 
 
-@app.command("bench", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def bench_command(ctx: typer.Context) -> None:
-    """Not implemented yet."""
-    raise NotImplementedYet("'medseg bench' is not implemented yet")
+@app.command("bench")
+def bench_command(
+    out: Path = typer.Option(..., "-o", "--out", help="Where to write BENCH.json."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    repeats: int = typer.Option(20, "--repeats", help="Timed runs of the default encoder (median reported)."),
+    sam_repeats: int = typer.Option(3, "--sam-repeats", help="Timed runs of the SAM ViT-B encoder."),
+    model: str = typer.Option("default", "--model", help="Model to compare against SAM ViT-B."),
+    no_study: bool = typer.Option(False, "--no-study", help="Skip the whole-study timing."),
+) -> None:
+    """Time encoder, decoder and a whole ACDC-sized study; write BENCH.json."""
+    from .._files import write_json_atomic
+    from ..bench import run_bench
+
+    with console.status("benchmarking (SAM ViT-B at 1024 px takes a while on a CPU)..."):
+        result = run_bench(device=device, repeats=repeats, sam_repeats=sam_repeats, model=model, with_study=not no_study)
+    write_json_atomic(out, result)
+    print_json({k: v for k, v in result.items() if k not in ("machine", "study")})

@@ -1,14 +1,47 @@
-"""`medseg evaluate` (not implemented yet)."""
+"""`medseg evaluate --pairs PAIRS.csv --label-map MAP --prompt MODE -o RESULT.json`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
 
-from ..errors import NotImplementedYet
-from ._app import app
+from ._app import app, console
 
 
-@app.command("evaluate", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def evaluate_command(ctx: typer.Context) -> None:
-    """Not implemented yet."""
-    raise NotImplementedYet("'medseg evaluate' is not implemented yet")
+@app.command("evaluate")
+def evaluate_command(
+    pairs: Path = typer.Option(..., "--pairs", help="CSV with columns image,label[,case,phase]."),
+    label_map: str = typer.Option(..., "--label-map", help="Label values of the reference files, e.g. 'lv=3,myo=2,rv=1'."),
+    prompt: str = typer.Option("box", "--prompt", help="box, point, key-slice or auto."),
+    out: Path = typer.Option(..., "-o", "--out", help="RESULT.json."),
+    model: str = typer.Option("default", "--model"),
+    adapter: Optional[str] = typer.Option(None, "--adapter"),
+    device: str = typer.Option("cpu", "--device"),
+) -> None:
+    """Score the model with prompts simulated from reference labels (Dice, HD95, clinical)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .._files import write_json_atomic
+    from ..evaluation import PROMPT_MODES, evaluate_pairs, read_pairs
+    from ..errors import MedsegError
+    from ..labels import LabelMap
+    from ..models import load_model
+
+    if prompt not in PROMPT_MODES:
+        raise MedsegError(f"--prompt must be one of {', '.join(PROMPT_MODES)}, got {prompt!r}")
+    lmap = LabelMap.parse(label_map)
+    rows = read_pairs(pairs)
+    loaded = load_model(model, device=device)
+    if adapter:
+        from ..adapters import attach_adapter
+
+        loaded = attach_adapter(loaded, adapter)
+    with Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("eval", total=len(rows))
+        result = evaluate_pairs(rows, lmap, prompt, loaded, progress=lambda d, t: bar.update(task, completed=d))
+    write_json_atomic(out, result)
+    s = result["summary"]
+    dice = ", ".join(f"{k} {v:.3f}" for k, v in s["dice"].items())
+    console.print(f"{s['n_cases']} cases, prompt={prompt}: Dice {dice}; wrote {out}")

@@ -1,14 +1,52 @@
-"""`medseg models` (not implemented yet)."""
+"""`medseg models`: built-in models and adapters, with sizes and hashes."""
 
 from __future__ import annotations
 
 import typer
 
-from ..errors import NotImplementedYet
-from ._app import app
+from ._app import app, print_json, stdout
 
 
-@app.command("models", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def models_command(ctx: typer.Context) -> None:
-    """Not implemented yet."""
-    raise NotImplementedYet("'medseg models' is not implemented yet")
+def list_models() -> list[dict]:
+    """Registry entries with the shipped file's size and sha256 where there is one."""
+    from .._files import sha256_file
+    from ..errors import CheckpointError
+    from ..models.registry import REGISTRY, shipped_checkpoint, shipped_sha256
+
+    rows = []
+    for name, e in REGISTRY.items():
+        row = {"name": name, "kind": "model", "description": e.description, "size_mb": None, "sha256": None, "source": "your checkpoint: --model " + f"{name}=PATH" if e.kind == "sam" else "shipped"}
+        if e.shipped_file:
+            try:
+                path = shipped_checkpoint(e.shipped_file)
+                row.update(size_mb=round(path.stat().st_size / 1e6, 2), sha256=sha256_file(path), path=str(path), registry_sha256=shipped_sha256(e.shipped_file))
+            except CheckpointError as err:
+                row["source"] = f"missing: {err}"
+        rows.append(row)
+    return rows
+
+
+def list_adapters() -> list[dict]:
+    try:
+        from ..adapters import list_adapters as _la
+    except ImportError:
+        return []
+    return _la()
+
+
+@app.command("models")
+def models_command(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List built-in models and adapters (shipped and in $MEDSEG_HOME/adapters)."""
+    rows = list_models() + list_adapters()
+    if as_json:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title="medseg models and adapters")
+    for col in ("name", "kind", "size (MB)", "sha256", "description / source"):
+        table.add_column(col)
+    for r in rows:
+        sha = (r.get("sha256") or "")[:16]
+        table.add_row(r["name"], r["kind"], "" if r.get("size_mb") is None else f"{r['size_mb']:.2f}", sha, f"{r.get('description', '')} [{r.get('source', '')}]")
+    stdout.print(table)

@@ -1,14 +1,103 @@
-"""`medseg segment` (not implemented yet)."""
+"""`medseg segment IMAGE -o OUT`: prompts file, reference labels, key slice, or zero-click."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
 import typer
 
-from ..errors import NotImplementedYet
-from ._app import app
+from ._app import app, console
 
 
-@app.command("segment", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def segment_command(ctx: typer.Context) -> None:
-    """Not implemented yet."""
-    raise NotImplementedYet("'medseg segment' is not implemented yet")
+@app.command("segment")
+def segment_command(
+    image: Path = typer.Argument(..., help="Image file or DICOM folder."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output label file (.nii.gz, .nii, .mha, .nrrd, or .dcm for DICOM SEG)."),
+    prompts: Optional[Path] = typer.Option(None, "--prompts", help="Prompts file (JSON; see examples/prompts_example.json)."),
+    prompts_from: Optional[Path] = typer.Option(None, "--prompts-from", help="Reference labels to simulate box prompts from."),
+    label_map: Optional[str] = typer.Option(None, "--label-map", help="Label values, e.g. 'lv=3,myo=2,rv=1' (of --prompts-from, and of the output)."),
+    key_slice: bool = typer.Option(False, "--key-slice", help="With --prompts-from: one box per structure on its middle slice, then propagate."),
+    auto: bool = typer.Option(False, "--auto", help="Zero-click mode (structure prompts learned by the model)."),
+    structures: Optional[str] = typer.Option(None, "--structures", help="Structures for --auto, e.g. 'lv,myo,rv' (default by modality)."),
+    propagate: bool = typer.Option(False, "--propagate", help="Propagate every prompted structure from its slice."),
+    through: str = typer.Option("z", "--through", help="Propagate through slices (z), frames (t) or both (zt)."),
+    model: str = typer.Option("default", "--model", help="default, sam_vit_b=PATH, medsam_vit_b=PATH, or a checkpoint path."),
+    adapter: Optional[str] = typer.Option(None, "--adapter", help="Adapter name (shipped) or folder."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+) -> None:
+    """Segment one study and write labels + a provenance sidecar JSON."""
+    from ..errors import PromptError
+    from ..labels import LabelMap
+
+    if prompts and prompts_from:
+        raise PromptError("give either --prompts or --prompts-from, not both")
+    if key_slice and not prompts_from:
+        raise PromptError("--key-slice works with --prompts-from")
+    if through not in ("z", "t", "zt"):
+        raise PromptError(f"--through must be z, t or zt, got {through!r}")
+    lmap = LabelMap.parse(label_map) if label_map else None
+    run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device)
+
+
+def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device) -> None:
+    from .._files import sha256_file
+    from ..io import read_volume, write_labels
+    from ..models import load_model
+    from ..segment import segment_volume
+
+    vol = read_volume(image)
+    prompt_set = _prompt_set(vol, prompts, prompts_from, lmap, key_slice)
+    loaded = load_model(model, device=device)
+    if adapter:
+        from ..adapters import attach_adapter
+
+        loaded = attach_adapter(loaded, adapter)
+    auto_structs = tuple(s.strip() for s in structures.split(",")) if structures else None
+    result = _with_progress(lambda cb: segment_volume(vol, loaded, prompt_set, auto=auto, propagate=propagate, through=through, label_map=lmap, auto_structures=auto_structs, progress=cb))
+    prov = {**result.provenance, "input": str(image), "input_sha256": _input_hash(image, sha256_file), "scores": result.scores, "seconds": round(result.seconds, 3), "command": "segment"}
+    written = write_labels(result.labels, vol, out, result.label_map, provenance=prov)
+    counts = {n: int((result.labels == v).sum()) for n, v in result.label_map.values.items()}
+    found = ", ".join(f"{n}: {c} voxels" for n, c in counts.items() if c)
+    console.print(f"wrote {', '.join(str(p) for p in written)} ({found or 'no structure found'}; {result.seconds:.1f} s)")
+
+
+def _prompt_set(vol, prompts, prompts_from, lmap, key_slice):
+    from ..errors import PromptError
+    from ..prompt_file import load_prompts_file, prompts_from_labels
+
+    if prompts:
+        return load_prompts_file(prompts)
+    if prompts_from:
+        from ..io import check_same_grid, read_label_volume
+
+        if lmap is None:
+            raise PromptError("--prompts-from needs --label-map (which value is which structure in the reference)")
+        ref = read_label_volume(prompts_from)
+        check_same_grid(vol, ref, "--prompts-from labels")
+        arr = ref.array if ref.n_frames == vol.n_frames else np.broadcast_to(ref.array, vol.shape)
+        return prompts_from_labels(np.asarray(arr), lmap, key_slice=key_slice)
+    return None
+
+
+def _input_hash(path: Path, sha256_file) -> str:
+    import hashlib
+
+    p = Path(path)
+    if p.is_file():
+        return sha256_file(p)
+    h = hashlib.sha256()
+    for f in sorted(q for q in p.rglob("*") if q.is_file()):
+        h.update(f.name.encode())
+        h.update(sha256_file(f).encode())
+    return h.hexdigest()
+
+
+def _with_progress(fn):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("segmenting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("seg", total=None)
+        return fn(lambda done, total: bar.update(task, completed=done, total=total))
+

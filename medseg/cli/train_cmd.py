@@ -1,14 +1,90 @@
-"""`medseg train` (not implemented yet)."""
+"""`medseg train`: train a base model (the shipped default is made by this command)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
 
-from ..errors import NotImplementedYet
-from ._app import app
+from ._app import app, console
 
 
-@app.command("train", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def train_command(ctx: typer.Context) -> None:
-    """Not implemented yet."""
-    raise NotImplementedYet("'medseg train' is not implemented yet")
+@app.command("train")
+def train_command(
+    out: Path = typer.Option(..., "-o", "--out", help="Output folder (checkpoints, history, summary)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="The shared data folder (../shared/data); packed into OUT/pack.npz first."),
+    pack: Optional[Path] = typer.Option(None, "--pack", help="A pack made earlier (medseg train --data ... --pack-only)."),
+    pack_only: bool = typer.Option(False, "--pack-only", help="Only build OUT/pack.npz from --data, then stop."),
+    phantoms: int = typer.Option(1500, "--phantoms", help="Synthetic phantom slices added to the training set."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    batch_size: int = typer.Option(0, "--batch-size", help="Default: 128 on cuda, 16 on cpu."),
+    lr: float = typer.Option(4e-4, "--lr"),
+    time_budget: float = typer.Option(1800.0, "--time-budget", help="Seconds of training; the LR schedule spans it."),
+    max_steps: int = typer.Option(0, "--max-steps", help="Stop after this many steps (0 = no limit)."),
+    val_every: float = typer.Option(0.0, "--val-every", help="Seconds between validations (default: budget/6)."),
+    seed: int = typer.Option(0, "--seed"),
+    init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from this medseg checkpoint."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT (state.pt)."),
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="Where state.pt (for --resume) is kept (default: OUT)."),
+) -> None:
+    """Train the promptable cardiac model on packed real slices + phantoms."""
+    from ..errors import MedsegError
+    from ..training.loop import TrainConfig
+
+    if device not in ("cpu", "cuda"):
+        raise MedsegError(f"unknown device {device!r}; allowed: cpu, cuda")
+    out.mkdir(parents=True, exist_ok=True)
+    if data is not None:
+        pack = _make_pack(data, out / "pack.npz")
+        if pack_only:
+            return
+    elif pack is not None and not pack.is_file():
+        raise MedsegError(f"pack not found: {pack}")
+    if pack is None and phantoms <= 0:
+        raise MedsegError("nothing to train on: give --data or --pack, or --phantoms > 0")
+    cfg = TrainConfig(
+        pack=str(pack) if pack else None, out=str(out), n_phantoms=phantoms, device=device,
+        batch_size=batch_size or (128 if device == "cuda" else 16), lr=lr, time_budget_s=time_budget,
+        max_steps=max_steps, val_every_s=val_every or max(time_budget / 6, 30.0), seed=seed,
+        init_from=str(init_from) if init_from else None, resume=resume, state_dir=str(state_dir) if state_dir else None,
+    )
+    summary = _run(cfg)
+    console.print(f"trained {summary['steps']} steps ({summary['samples']} samples, {summary['samples_per_s']:.0f}/s); best score {summary['best_score']:.4f}; checkpoints in {out}")
+
+
+def _make_pack(data: Path, target: Path) -> Path:
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from ..errors import MedsegError
+    from ..training.pack import build_pack
+
+    if not data.is_dir():
+        raise MedsegError(f"data folder not found: {data}")
+    if target.is_file():
+        console.print(f"using existing pack {target}")
+        return target
+    with Progress(SpinnerColumn(), TextColumn("packing {task.description}: {task.completed} slices"), console=console) as bar:
+        task = bar.add_task("", total=None)
+        build_pack(data, target, progress=lambda name, n: bar.update(task, description=name, completed=n))
+    return target
+
+
+def _run(cfg):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..training.loop import train
+
+    with Progress(TextColumn("training"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console) as bar:
+        task = bar.add_task("train", total=1.0, info="")
+
+        def report(ev: dict) -> None:
+            if "validation" in ev:
+                v = ev["validation"]
+                console.print(f"step {ev['step']}: validation score {v.get('score', 0):.4f} (best {ev['best']:.4f})")
+            else:
+                bar.update(task, completed=min(ev["frac"], 1.0), info=f"step {ev['step']} loss {ev['loss']:.3f}")
+                if not console.is_terminal and ev["step"] % 500 == 0:
+                    console.print(f"step {ev['step']} {ev['elapsed_s']:.0f}s loss {ev['loss']:.4f} lr {ev['lr']:.2e}")
+
+        return train(cfg, progress=report)

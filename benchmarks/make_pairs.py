@@ -1,0 +1,63 @@
+"""Write PAIRS.csv files for the validation splits (docs/training.md) from ../shared/data.
+
+    python benchmarks/make_pairs.py ../shared/data benchmarks/pairs
+
+acdc_val.csv (ED+ES of patients 017-020, 037-040, 057-060, 077-080, 097-100, with case/phase),
+camus_val.csv (the last 50 CAMUS patients, 2CH/4CH ED/ES), mnms2_sa.csv (external, never
+trained on), lge_train.csv / lge_val.csv (MS-CMRSeg LGE: adapter training / validation).
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+
+def _write(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    print(f"{path}: {len(rows)} pairs")
+
+
+def acdc(root: Path) -> list[dict]:
+    rows = []
+    for pid in range(1, 101):
+        if (pid - 1) % 20 < 16:
+            continue
+        d = root / "acdc" / "training" / f"patient{pid:03d}"
+        info = dict(line.split(":", 1) for line in (d / "Info.cfg").read_text().splitlines() if ":" in line)
+        for phase, key in (("ED", "ED"), ("ES", "ES")):
+            f = d / f"patient{pid:03d}_frame{int(info[key]):02d}.nii.gz"
+            rows.append({"image": f, "label": str(f).replace(".nii.gz", "_gt.nii.gz"), "case": d.name, "phase": phase})
+    return rows
+
+
+def camus(root: Path) -> list[dict]:
+    pats = sorted((root / "camus-224").glob("patient*"))[-50:]
+    return [{"image": str(g).replace("_gt", ""), "label": g, "case": p.name, "phase": ""} for p in pats for g in sorted(p.glob("*_gt.png"))]
+
+
+def mnms2(root: Path) -> list[dict]:
+    d = root / "mnms2" / "001"
+    return [{"image": d / f"001_SA_{ph}.nii.gz", "label": d / f"001_SA_{ph}_gt.nii.gz", "case": "mnms2-001", "phase": ph} for ph in ("ED", "ES")]
+
+
+def lge(root: Path, split: str) -> list[dict]:
+    """LGE: TestSet subjects train the adapter except the last two; val/ subjects + those two validate."""
+    test = sorted((root / "mscmr-lge" / "TestSet" / "images").glob("*.nii.gz"), key=lambda p: int(p.name.split("_")[0][7:]))
+    val = sorted((root / "mscmr-lge" / "val" / "images").glob("*.nii.gz"))
+    chosen = test[:-2] if split == "train" else val + test[-2:]
+    return [{"image": f, "label": f.parent.parent / "labels" / f.name.replace("_DE", "_DE_manual"), "case": f.name.split("_")[0], "phase": ""} for f in chosen]
+
+
+if __name__ == "__main__":
+    root, out = Path(sys.argv[1]), Path(sys.argv[2])
+    _write(out / "acdc_val.csv", acdc(root))
+    _write(out / "camus_val.csv", camus(root))
+    _write(out / "mnms2_sa.csv", mnms2(root))
+    _write(out / "lge_train.csv", lge(root, "train"))
+    _write(out / "lge_val.csv", lge(root, "val"))

@@ -1,0 +1,191 @@
+"""LoRA adapters (peft): apply, save, load, switch, merge; the adapter folder format.
+
+An adapter folder holds ``adapter_config.json`` + ``adapter_model.safetensors`` (peft's own
+format), ``medseg.json`` (base model id and sha256, modality, view, label map, training data
+summary, validation Dice before/after, medseg version, date) and a ``README.md`` card.
+Loading onto a base whose sha256 differs from ``medseg.json`` is refused, naming both.
+
+LoRA targets the image encoder's attention ``qkv`` linears and, by default, the mask
+decoder's attention projections; the structure tokens can be trained too (a tiny
+``modules_to_save``), so zero-click mode adapts with the rest. The base stays frozen and
+promptable; ``peft`` is imported only when an adapter is used (it pulls in transformers).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import CheckpointError
+
+ENCODER_TARGETS = ("qkv",)
+DECODER_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "medseg.json")
+
+
+def lora_config(rank: int = 8, alpha: int | None = None, decoder: bool = True, structures: bool = True, dropout: float = 0.0):
+    from peft import LoraConfig
+
+    targets = list(ENCODER_TARGETS) + (list(DECODER_TARGETS) if decoder else [])
+    return LoraConfig(r=rank, lora_alpha=alpha or 2 * rank, lora_dropout=dropout, target_modules=targets,
+                      modules_to_save=["structure_embed"] if structures else None, bias="none")
+
+
+def apply_lora(model, config) -> Any:
+    """Wrap a PromptableSAM in a peft model with a fresh LoRA adapter named ``default``;
+    only the adapter's parameters are trainable."""
+    from peft import get_peft_model
+
+    return get_peft_model(model, config)
+
+
+def base_network(model):
+    """The underlying PromptableSAM of a plain or peft-wrapped model."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def save_adapter(peft_model, out_dir: str | Path, meta: dict[str, Any], card: str) -> Path:
+    """Write the adapter folder atomically (a temp folder renamed into place)."""
+    from . import __version__
+
+    out = Path(out_dir)
+    tmp = out.with_name(f".{out.name}.tmp-{int(time.time() * 1000)}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        peft_model.save_pretrained(str(tmp), safe_serialization=True)
+        (tmp / "medseg.json").write_text(json.dumps({"format": "medseg-adapter/1", "medseg_version": __version__, "date": time.strftime("%Y-%m-%d"), **meta}, indent=2) + "\n")
+        (tmp / "README.md").write_text(card)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def find_adapter(name_or_path: str) -> Path:
+    """A folder path, or the name of a shipped adapter (top-level ``adapters/<name>``)."""
+    from .models.registry import asset_dirs
+
+    p = Path(name_or_path)
+    if p.is_dir():
+        return p
+    for d in asset_dirs("adapters"):
+        if (d / name_or_path).is_dir():
+            return d / name_or_path
+    raise CheckpointError(f"adapter {name_or_path!r} not found (not a folder, and no shipped adapter of that name)")
+
+
+def read_adapter_meta(folder: Path) -> dict[str, Any]:
+    missing = [f for f in ADAPTER_FILES if not (folder / f).is_file()]
+    if missing:
+        raise CheckpointError(f"{folder}: not a medseg adapter folder (missing {', '.join(missing)})")
+    try:
+        meta = json.loads((folder / "medseg.json").read_text())
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{folder}/medseg.json is not valid JSON") from None
+    return meta
+
+
+def check_adapter_file(folder: Path) -> None:
+    """Refuse a corrupt or foreign safetensors file before peft touches it."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(folder / "adapter_model.safetensors"), framework="pt") as f:
+            keys = list(f.keys())
+    except Exception as e:
+        raise CheckpointError(f"{folder}/adapter_model.safetensors is corrupt or not safetensors ({type(e).__name__})") from None
+    if not keys or not any("lora_" in k for k in keys):
+        raise CheckpointError(f"{folder}/adapter_model.safetensors holds no LoRA weights (foreign file?)")
+
+
+def attach_adapter(loaded, name_or_path: str, adapter_name: str | None = None):
+    """Load an adapter onto a loaded base model (sha256-checked). Several adapters can be
+    attached under different names; :func:`switch_adapter` selects one at run time."""
+    from peft import PeftModel
+
+    from ._files import sha256_file
+
+    folder = find_adapter(name_or_path)
+    meta = read_adapter_meta(folder)
+    base_sha = meta.get("base_model_sha256")
+    if base_sha != loaded.sha256:
+        raise CheckpointError(f"adapter {folder.name} was trained for base sha256 {str(base_sha)[:16]}... but the loaded model is {loaded.sha256[:16]}... ({loaded.model_id})")
+    check_adapter_file(folder)
+    name = adapter_name or folder.name
+    try:
+        if hasattr(loaded.model, "load_adapter"):
+            loaded.model.load_adapter(str(folder), adapter_name=name)
+            loaded.model.set_adapter(name)
+        else:
+            loaded.model = PeftModel.from_pretrained(loaded.model, str(folder), adapter_name=name)
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise CheckpointError(f"adapter {folder.name} does not fit this model ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
+    loaded.model.eval()
+    loaded.model.to(loaded.device)
+    loaded.adapter_id = name
+    loaded.adapter_sha256 = sha256_file(folder / "adapter_model.safetensors")
+    loaded.info = {**loaded.info, "adapter": meta}
+    return loaded
+
+
+def switch_adapter(loaded, name: str | None):
+    """Select an attached adapter by name, or None for the bare base model."""
+    m = loaded.model
+    if name is None:
+        if hasattr(m, "base_model"):
+            m.base_model.disable_adapter_layers()  # adapters stay attached for later switching
+        loaded.adapter_id, loaded.adapter_sha256 = None, None
+        return loaded
+    if not hasattr(m, "set_adapter") or name not in m.peft_config:
+        raise CheckpointError(f"adapter {name!r} is not attached (attached: {', '.join(getattr(m, 'peft_config', {}) or []) or 'none'})")
+    m.base_model.enable_adapter_layers()
+    m.set_adapter(name)
+    loaded.adapter_id = name
+    return loaded
+
+
+def merge_adapter(loaded):
+    """Merge the active adapter into the base weights (faster inference, no switching)."""
+    if not hasattr(loaded.model, "merge_and_unload"):
+        raise CheckpointError("no adapter attached to merge")
+    loaded.model = loaded.model.merge_and_unload()
+    return loaded
+
+
+def unload_adapters(loaded):
+    """Remove all adapters and return the untouched base model."""
+    if hasattr(loaded.model, "unload"):
+        loaded.model = loaded.model.unload()
+    loaded.adapter_id, loaded.adapter_sha256 = None, None
+    return loaded
+
+
+def list_adapters() -> list[dict[str, Any]]:
+    """Shipped and user adapters (``adapters/`` and ``$MEDSEG_HOME/adapters``)."""
+    from ._files import sha256_file
+    from .models.registry import asset_dirs
+
+    rows, seen = [], set()
+    for d in asset_dirs("adapters"):
+        if not d.is_dir():
+            continue
+        for folder in sorted(p for p in d.iterdir() if p.is_dir() and (p / "medseg.json").is_file()):
+            if folder.name in seen:
+                continue
+            seen.add(folder.name)
+            try:
+                meta = read_adapter_meta(folder)
+            except CheckpointError as e:
+                rows.append({"name": folder.name, "kind": "adapter", "source": f"broken: {e}"})
+                continue
+            f = folder / "adapter_model.safetensors"
+            rows.append({"name": folder.name, "kind": "adapter", "size_mb": round(f.stat().st_size / 1e6, 2), "sha256": sha256_file(f),
+                         "description": meta.get("description", ""), "source": str(folder), "base_model_sha256": meta.get("base_model_sha256")})
+    return rows

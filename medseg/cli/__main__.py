@@ -1,0 +1,5 @@
+"""``python -m medseg``: the command line."""
+
+from medseg.cli import main
+
+main()

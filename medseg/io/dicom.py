@@ -1,0 +1,321 @@
+"""DICOM reading (pydicom): series folders, single files, classic and enhanced multi-frame.
+
+How a stack is built (see docs/io.md):
+
+* headers are read without pixels; non-DICOM files and non-image DICOM objects are ignored;
+* images are sorted by their position along the slice normal, ``dot(IPP, row_dir x col_dir)``,
+  never by file name or InstanceNumber; images within 0.05 mm form one slice position;
+* at each position the images are ordered by TriggerTime and the phase index is the rank, so
+  slightly different trigger times between slices (281.25 vs 284.81 ms) are no problem; every
+  position must have the same number of phases;
+* the slice step is the centre-to-centre vector between positions (not SliceThickness); a
+  single slice uses SliceThickness (1 mm when absent) along the normal;
+* pixels get RescaleSlope/Intercept and become float32; colour images become luminance;
+* ``frame_times_s`` are the TriggerTimes (ms -> s) at the first position.
+
+Several series in one folder are merged only when they form one volume (same size,
+orientation and spacing, each position from one series: e.g. one series per cine slice).
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+
+from ..errors import GeometryError, ImageReadError
+from .dicom_frames import (
+    FrameInfo,
+    frames_from_classic,
+    frames_from_enhanced,
+    is_enhanced,
+    is_image,
+    n_frames,
+    read_header,
+    require_geometry,
+)
+from .geometry import affine_from_dicom, dicom_directions
+from .volume import Volume
+
+POSITION_TOL_MM = 0.05
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _quiet(fn: _F) -> _F:
+    """Silence pydicom's validation warnings (e.g. non-conformant UIDs in real data)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@_quiet
+def read_dicom_folder(folder: Path) -> Volume:
+    """Read the DICOM series in ``folder`` (files directly inside it) as a (T, Z, Y, X) Volume."""
+    entries = list(folder.iterdir())
+    if not entries:
+        raise ImageReadError(f"folder is empty: {folder}")
+    files = sorted(p for p in entries if p.is_file() and not p.name.startswith("."))
+    headers = [(p, ds) for p in files if (ds := read_header(p, strict=False)) is not None and is_image(ds)]
+    if not headers:
+        raise ImageReadError(f"no DICOM images in folder {folder} ({len(files)} files checked, subfolders are not searched)")
+    if len(headers) == 1:
+        return _read_one(*headers[0])
+    multi = [p.name for p, ds in headers if n_frames(ds) > 1 and not is_enhanced(ds)]
+    if multi:
+        raise ImageReadError(f"{folder}: folder mixes multi-frame files ({', '.join(multi[:3])}) with other images; open one file")
+    frames = [f for p, ds in headers for f in (frames_from_enhanced(ds, p) if is_enhanced(ds) else frames_from_classic(ds, p))]
+    _check_series(frames, folder)
+    return _build_stack(frames, dict(headers), folder)
+
+
+@_quiet
+def read_dicom_file(path: Path) -> Volume:
+    """Read one DICOM file: a single image, an enhanced multi-frame stack/cine, or a legacy
+    multi-frame clip (frames = time, e.g. ultrasound)."""
+    ds = read_header(path, strict=True)
+    if ds is None or not is_image(ds):
+        sop = ds.get("SOPClassUID", "?") if ds is not None else "?"
+        raise ImageReadError(f"{path}: DICOM file holds no image (SOP class {sop})")
+    return _read_one(path, ds)
+
+
+def _read_one(path: Path, ds: Dataset) -> Volume:
+    if is_enhanced(ds):
+        return _build_stack(frames_from_enhanced(ds, path), {path: ds}, path)
+    info = frames_from_classic(ds, path)
+    if n_frames(ds) == 1 and info[0].ipp and info[0].iop and info[0].pixel_spacing:
+        return _build_stack(info, {path: ds}, path)
+    return _read_unpositioned(path, ds)
+
+
+# -- stacks -----------------------------------------------------------------------------
+def _check_series(frames: list[FrameInfo], folder: Path) -> None:
+    """Several series may only be merged when they tile one volume; otherwise list them."""
+    by_series: dict[str, list[FrameInfo]] = defaultdict(list)
+    for f in frames:
+        by_series[f.series_uid].append(f)
+    if len(by_series) == 1:
+        return
+    reason = None
+    try:
+        _check_uniform(frames)
+        require_geometry(frames)
+        for cluster in _position_clusters(frames):
+            if len({frames[i].series_uid for i in cluster}) > 1:
+                reason = "two series share a slice position"
+                break
+    except (GeometryError, ImageReadError) as e:
+        reason = str(e)
+    if reason:
+        items = [f"...{uid[-8:]} '{fs[0].series_description}' ({len(fs)} images)" for uid, fs in by_series.items()]
+        listing = "; ".join(items[:8]) + (f"; and {len(items) - 8} more" if len(items) > 8 else "")
+        raise ImageReadError(
+            f"{folder}: folder holds {len(by_series)} series that do not form one volume ({reason}): {listing}; "
+            "put each series in its own folder"
+        )
+
+
+def _check_uniform(frames: list[FrameInfo]) -> None:
+    sizes = Counter(f"{f.cols}x{f.rows}" for f in frames)
+    if len(sizes) > 1:
+        raise ImageReadError("images have different sizes: " + ", ".join(f"{k} ({n} images)" for k, n in sizes.items()))
+    ref = frames[0]
+    for f in frames[1:]:
+        if f.iop and ref.iop and not np.allclose(f.iop, ref.iop, atol=1e-3):
+            raise GeometryError(f"images have different orientations ({ref.path.name} vs {f.path.name}); cannot stack them")
+        if f.pixel_spacing and ref.pixel_spacing and not np.allclose(f.pixel_spacing, ref.pixel_spacing, rtol=1e-4):
+            raise GeometryError(
+                f"images have different PixelSpacing ({list(ref.pixel_spacing)} vs {list(f.pixel_spacing)} mm in {f.path.name})"
+            )
+
+
+def _position_clusters(frames: list[FrameInfo]) -> list[list[int]]:
+    """Indices of ``frames`` grouped by position along the normal, in increasing position."""
+    normal = dicom_directions(frames[0].iop)[2]  # type: ignore[arg-type]
+    pos = np.array([np.dot(f.ipp, normal) for f in frames])  # type: ignore[arg-type]
+    clusters: list[list[int]] = []
+    for i in np.argsort(pos, kind="stable"):
+        if clusters and pos[i] - pos[clusters[-1][0]] < POSITION_TOL_MM:
+            clusters[-1].append(int(i))
+        else:
+            clusters.append([int(i)])
+    return clusters
+
+
+def _arrange(frames: list[FrameInfo]) -> list[list[FrameInfo]]:
+    """Frames as a [t][z] grid: z by position along the normal, t by TriggerTime rank."""
+    clusters = _position_clusters(frames)
+    counts = Counter(len(c) for c in clusters)
+    if len(counts) > 1:
+        summary = ", ".join(f"{n} phase(s) at {k} position(s)" for n, k in sorted(counts.items()))
+        raise ImageReadError(
+            f"slice positions have different numbers of phases ({summary}); the series is incomplete or mixes acquisitions"
+        )
+    inf = float("inf")
+    columns = [sorted((frames[i] for i in c), key=lambda f: (f.trigger_ms if f.trigger_ms is not None else inf, f.order)) for c in clusters]
+    return [[col[t] for col in columns] for t in range(len(columns[0]))]
+
+
+def _slice_step(grid: list[list[FrameInfo]]) -> np.ndarray:
+    """LPS vector between consecutive slice centres; checks that slices are evenly spaced."""
+    first = grid[0]
+    _, _, normal = dicom_directions(first[0].iop)  # type: ignore[arg-type]
+    n = len(first)
+    if n == 1:
+        thick = first[0].thickness
+        return normal * (thick if thick and thick > 0 else 1.0)
+    ipps = np.array([f.ipp for f in first], dtype=np.float64)
+    step = (ipps[-1] - ipps[0]) / (n - 1)
+    dev = np.linalg.norm(ipps - (ipps[0] + np.arange(n)[:, None] * step), axis=1).max()
+    if dev > max(POSITION_TOL_MM, 0.02 * np.linalg.norm(step)):
+        gaps = np.round(np.diff(ipps @ normal), 3)
+        raise GeometryError(f"slices are not evenly spaced along the normal (gaps {list(gaps)} mm); a slice may be missing")
+    return step
+
+
+def _build_stack(frames: list[FrameInfo], headers: dict[Path, Dataset], source: Path) -> Volume:
+    """Sort, group and load ``frames`` into a Volume; ``headers`` maps each path to its header."""
+    require_geometry(frames)
+    _check_uniform(frames)
+    grid = _arrange(frames)
+    ref = grid[0][0]
+    affine = affine_from_dicom(ref.ipp, ref.iop, ref.pixel_spacing, _slice_step(grid))  # type: ignore[arg-type]
+    array = _load_pixels(grid)
+    trig = [row[0].trigger_ms for row in grid]
+    times = np.asarray(trig, dtype=np.float64) / 1000.0 if all(t is not None for t in trig) and len(trig) > 1 else None
+    if times is not None and np.any(np.diff(times) <= 0):
+        times = None
+    ds0 = headers[ref.path]
+    meta = _meta(ds0, source, grid)
+    return Volume(array=array, affine=affine, frame_times_s=times, modality=_modality(ds0), spacing_known=True, meta=meta)
+
+
+def _meta(ds0: Dataset, source: Path, grid: list[list[FrameInfo]]) -> dict[str, Any]:
+    uids = list(dict.fromkeys(f.series_uid for row in grid for f in row))
+    return {
+        "format": "dicom",
+        "path": str(source),
+        "source_ndim": 4 if len(grid) > 1 else 3,
+        "positioned": True,  # every image has position + orientation (needed for DICOM SEG)
+        "series_description": grid[0][0].series_description or None,
+        "series_instance_uid": uids[0] or None,
+        "series_instance_uids": uids,
+        "study_instance_uid": str(ds0.get("StudyInstanceUID", "")) or None,
+        "patient_id": str(ds0.get("PatientID", "")) or None,
+        "frame_of_reference_uid": str(ds0.get("FrameOfReferenceUID", "")) or None,
+        "heart_rate": _num(ds0.get("HeartRate")),
+        "nominal_interval": _num(ds0.get("NominalInterval")),
+        "files": [[str(f.path) for f in row] for row in grid],
+        "frame_numbers": [[f.frame for f in row] for row in grid],
+        "trigger_times_ms": [[f.trigger_ms for f in row] for row in grid],
+    }
+
+
+def _num(value: Any) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _modality(ds: Dataset) -> str:
+    mod = str(ds.get("Modality", "") or "").upper()
+    return mod if mod in ("MR", "CT", "US") else "OT"
+
+
+# -- pixels -----------------------------------------------------------------------------
+def _pixels(path: Path) -> tuple[Dataset, np.ndarray]:
+    """Full dataset and its pixel array; colour (..., 3) becomes float32 luminance."""
+    ds: Dataset | None = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path)
+            arr = ds.pixel_array
+    except Exception as e:  # truncated pixel data, missing decoder, ...
+        ts = ds.file_meta.get("TransferSyntaxUID") if ds is not None and hasattr(ds, "file_meta") else None
+        extra = f" (transfer syntax {getattr(ts, 'name', ts)})" if ts else ""
+        raise ImageReadError(f"cannot decode pixels of {path}{extra}: {type(e).__name__}: {str(e)[:120]}") from None
+    if int(ds.get("SamplesPerPixel", 1) or 1) > 1:
+        a = arr.astype(np.float32)
+        arr = a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
+    return ds, arr
+
+
+def _load_pixels(grid: list[list[FrameInfo]]) -> np.ndarray:
+    """(T, Z, Y, X) float32 with RescaleSlope/Intercept applied; each file decoded once."""
+    ref = grid[0][0]
+    out = np.empty((len(grid), len(grid[0]), ref.rows, ref.cols), dtype=np.float32)
+    by_path: dict[Path, list[tuple[int, int, FrameInfo]]] = defaultdict(list)
+    for t, row in enumerate(grid):
+        for z, f in enumerate(row):
+            by_path[f.path].append((t, z, f))
+    for path, items in by_path.items():
+        _, arr = _pixels(path)
+        for t, z, f in items:
+            plane = arr if f.frame is None else (arr[f.frame] if arr.ndim == 3 else arr)
+            if plane.shape != (ref.rows, ref.cols):
+                raise ImageReadError(f"{path.name}: pixel data shape {plane.shape} does not match Rows x Columns")
+            out[t, z] = plane.astype(np.float32) * np.float32(f.slope) + np.float32(f.intercept)
+    return out
+
+
+def _read_unpositioned(path: Path, header: Dataset) -> Volume:
+    """A single image or legacy multi-frame clip (frames = time) -> (T, 1, Y, X)."""
+    info = frames_from_classic(header, path)[0]
+    affine, known = _unpositioned_geometry(header, info)
+    ds, arr = _pixels(path)
+    frames = arr if n_frames(ds) > 1 else arr[None]
+    array = frames.astype(np.float32) * np.float32(info.slope) + np.float32(info.intercept)
+    n = array.shape[0]
+    meta = _meta(ds, path, [[info]])
+    meta.update(source_ndim=3 if n > 1 else 2, positioned=False, files=[[str(path)]] * n, frame_numbers=[[i] for i in range(n)] if n > 1 else [[None]])
+    return Volume(array=array[:, None], affine=affine, frame_times_s=_clip_times(ds, n),
+                  modality=_modality(ds), spacing_known=known, meta=meta)
+
+
+def _unpositioned_geometry(ds: Dataset, info: FrameInfo) -> tuple[np.ndarray, bool]:
+    """Geometry of an image without a stack: full DICOM geometry, else ultrasound-region
+    calibration, else (US / OT only) 1 mm pixels with ``spacing_known=False``."""
+    if info.ipp and info.iop and info.pixel_spacing:
+        normal = dicom_directions(info.iop)[2]
+        return affine_from_dicom(info.ipp, info.iop, info.pixel_spacing, normal * (info.thickness or 1.0)), True
+    region = _us_region_spacing_mm(ds)
+    if region is not None:
+        return np.diag([region[1], region[0], 1.0, 1.0]), True
+    if _modality(ds) in ("US", "OT"):
+        return np.eye(4), False
+    require_geometry([info])  # raises GeometryError naming what is missing
+    return np.eye(4), False
+
+
+def _us_region_spacing_mm(ds: Dataset) -> tuple[float, float] | None:
+    """(dy, dx) mm from the first ultrasound region calibrated in cm, else None."""
+    for region in ds.get("SequenceOfUltrasoundRegions", []) or []:
+        if region.get("PhysicalUnitsXDirection") == 3 and region.get("PhysicalUnitsYDirection") == 3:
+            dx, dy = abs(float(region.PhysicalDeltaX)) * 10.0, abs(float(region.PhysicalDeltaY)) * 10.0
+            if dx > 0 and dy > 0:
+                return dy, dx
+    return None
+
+
+def _clip_times(ds: Dataset, n: int) -> np.ndarray | None:
+    if n < 2:
+        return None
+    vec = ds.get("FrameTimeVector")
+    if vec is not None and len(vec) == n:
+        return np.cumsum(np.asarray(vec, dtype=np.float64)) / 1000.0
+    ft = _num(ds.get("FrameTime"))
+    return np.arange(n, dtype=np.float64) * ft / 1000.0 if ft and ft > 0 else None

@@ -1,0 +1,185 @@
+"""DICOM header parsing: one :class:`FrameInfo` per 2-D image (a classic single-frame file, or one
+frame of an enhanced multi-frame file). Used by :mod:`medseg.io.dicom` to sort and group images.
+
+All positions and directions here are DICOM LPS; conversion to RAS happens in
+:mod:`medseg.io.geometry`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from ..errors import GeometryError, ImageReadError
+
+
+@dataclass
+class FrameInfo:
+    """Geometry and ordering facts of one 2-D DICOM image (LPS mm, ms)."""
+
+    path: Path
+    frame: int | None  # frame index in a multi-frame file; None for a single-frame file
+    ipp: tuple[float, float, float] | None
+    iop: tuple[float, ...] | None
+    pixel_spacing: tuple[float, float] | None  # (row spacing dy, column spacing dx)
+    thickness: float | None
+    trigger_ms: float | None
+    order: tuple  # tie-breakers after trigger time (temporal index, instance, path)
+    rows: int
+    cols: int
+    series_uid: str
+    series_description: str
+    slope: float
+    intercept: float
+
+
+def read_header(path: Path, strict: bool) -> Dataset | None:
+    """Read a DICOM header without pixels.
+
+    Returns None for a file that is not DICOM (no 'DICM' marker) when ``strict`` is False;
+    raises :class:`ImageReadError` for a file that starts as DICOM but cannot be parsed, and
+    for any unreadable file when ``strict`` is True.
+    """
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise ImageReadError(f"cannot open {path}: {e.strerror}") from None
+    if size == 0:
+        if strict:
+            raise ImageReadError(f"file is empty (0 bytes): {path}")
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pydicom.dcmread(path, stop_before_pixels=True)
+    except InvalidDicomError:
+        if strict:
+            raise ImageReadError(f"not a DICOM file (no DICM marker): {path}") from None
+        return None
+    except Exception as e:  # truncated or malformed header
+        raise ImageReadError(f"corrupt DICOM file {path}: {type(e).__name__}: {str(e)[:120]}") from None
+
+
+def is_image(ds: Dataset) -> bool:
+    """True for datasets with an image (Rows/Columns); DICOMDIR, SR, SEG-less files are not."""
+    return "Rows" in ds and "Columns" in ds and ds.get("Modality", "") != "SEG"
+
+
+def n_frames(ds: Dataset) -> int:
+    try:
+        return int(ds.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError):
+        return 1
+
+
+def is_enhanced(ds: Dataset) -> bool:
+    """True for enhanced multi-frame images: a PerFrameFunctionalGroupsSequence with content
+    (some classic files, e.g. Sunnybrook's, carry one holding a single empty item)."""
+    return any(len(item) for item in (ds.get("PerFrameFunctionalGroupsSequence") or []))
+
+
+def _floats(value: Any, n: int) -> tuple[float, ...] | None:
+    """``n`` floats from a DICOM multi-value (or a single value), else None."""
+    if value is None:
+        return None
+    items = list(value) if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue" else [value]
+    try:
+        vals = tuple(float(v) for v in items)
+    except (TypeError, ValueError):
+        return None
+    return vals if len(vals) == n else None
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None and str(value).strip() != "" else None
+    except (TypeError, ValueError):
+        return None
+
+
+def frames_from_classic(ds: Dataset, path: Path) -> list[FrameInfo]:
+    """One :class:`FrameInfo` for a classic single-frame image file."""
+    return [
+        FrameInfo(
+            path=path,
+            frame=None,
+            ipp=_floats(ds.get("ImagePositionPatient"), 3),  # type: ignore[arg-type]
+            iop=_floats(ds.get("ImageOrientationPatient"), 6),
+            pixel_spacing=_floats(ds.get("PixelSpacing"), 2),  # type: ignore[arg-type]
+            thickness=_float(ds.get("SliceThickness")),
+            trigger_ms=_float(ds.get("TriggerTime")),
+            order=(_int(ds.get("InstanceNumber")), str(path)),
+            rows=int(ds.Rows),
+            cols=int(ds.Columns),
+            series_uid=str(ds.get("SeriesInstanceUID", "")),
+            series_description=str(ds.get("SeriesDescription", "") or ""),
+            slope=_float(ds.get("RescaleSlope")) or 1.0,
+            intercept=_float(ds.get("RescaleIntercept")) or 0.0,
+        )
+    ]
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _group_value(groups: list[Dataset], seq: str, attr: str) -> Any:
+    """``attr`` from the first functional group (per-frame, then shared) that has ``seq``."""
+    for g in groups:
+        if seq in g and len(g[seq].value) and attr in g[seq].value[0]:
+            return g[seq].value[0][attr].value
+    return None
+
+
+def frames_from_enhanced(ds: Dataset, path: Path) -> list[FrameInfo]:
+    """One :class:`FrameInfo` per frame of an enhanced multi-frame image (functional groups)."""
+    shared_seq = ds.get("SharedFunctionalGroupsSequence")
+    shared = shared_seq[0] if shared_seq is not None and len(shared_seq) else Dataset()
+    per_frame = ds.PerFrameFunctionalGroupsSequence
+    if len(per_frame) != n_frames(ds):
+        raise ImageReadError(f"{path}: {len(per_frame)} per-frame groups for {n_frames(ds)} frames")
+    out = []
+    for i, fg in enumerate(per_frame):
+        groups = [fg, shared]
+        slope = _float(_group_value(groups, "PixelValueTransformationSequence", "RescaleSlope"))
+        intercept = _float(_group_value(groups, "PixelValueTransformationSequence", "RescaleIntercept"))
+        out.append(
+            FrameInfo(
+                path=path,
+                frame=i,
+                ipp=_floats(_group_value(groups, "PlanePositionSequence", "ImagePositionPatient"), 3),  # type: ignore[arg-type]
+                iop=_floats(_group_value(groups, "PlaneOrientationSequence", "ImageOrientationPatient"), 6),
+                pixel_spacing=_floats(_group_value(groups, "PixelMeasuresSequence", "PixelSpacing"), 2),  # type: ignore[arg-type]
+                thickness=_float(_group_value(groups, "PixelMeasuresSequence", "SliceThickness")),
+                trigger_ms=_float(_group_value(groups, "CardiacSynchronizationSequence", "NominalCardiacTriggerDelayTime")),
+                order=(_int(_group_value(groups, "FrameContentSequence", "TemporalPositionIndex")), i, str(path)),
+                rows=int(ds.Rows),
+                cols=int(ds.Columns),
+                series_uid=str(ds.get("SeriesInstanceUID", "")),
+                series_description=str(ds.get("SeriesDescription", "") or ""),
+                slope=slope if slope is not None else (_float(ds.get("RescaleSlope")) or 1.0),
+                intercept=intercept if intercept is not None else (_float(ds.get("RescaleIntercept")) or 0.0),
+            )
+        )
+    return out
+
+
+def require_geometry(frames: list[FrameInfo]) -> None:
+    """Raise :class:`GeometryError` naming the first image without position/orientation/spacing."""
+    for f in frames:
+        where = f.path.name + (f" frame {f.frame}" if f.frame is not None else "")
+        if f.pixel_spacing is None or min(f.pixel_spacing) <= 0:
+            raise GeometryError(f"missing spacing: {where} has no valid PixelSpacing")
+        if f.iop is None:
+            raise GeometryError(f"missing orientation: {where} has no ImageOrientationPatient")
+        if f.ipp is None:
+            raise GeometryError(f"missing position: {where} has no ImagePositionPatient")

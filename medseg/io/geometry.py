@@ -1,0 +1,217 @@
+"""All geometry conversions of medseg, in one place.
+
+medseg's convention (see :mod:`medseg.io.volume`): arrays are ``(T, Z, Y, X)``; the 4x4
+affine maps a voxel index ``(x, y, z, 1)`` = (column, row, slice) to world **RAS+** mm.
+
+DICOM and ITK (SimpleITK, MHA/MHD/NRRD) use **LPS+** world coordinates; RAS = LPS with the
+first two world axes negated. nibabel uses RAS and stores arrays as ``[x, y, z, t]``. Every
+LPS<->RAS flip and every axis transpose between those libraries and medseg lives here.
+
+This module imports only numpy; the SimpleITK image passed to :func:`affine_from_sitk` is used
+through its methods only.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import GeometryError
+from .volume import Volume
+
+#: 4x4 matrix that flips world LPS <-> RAS (it is its own inverse).
+LPS_RAS_FLIP: np.ndarray = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def lps_to_ras(points: np.ndarray) -> np.ndarray:
+    """(..., 3) world points in LPS mm -> RAS mm (negate x and y)."""
+    p = np.array(points, dtype=np.float64, copy=True)
+    p[..., :2] *= -1.0
+    return p
+
+
+ras_to_lps = lps_to_ras  # the flip is an involution
+
+
+def affine_lps_to_ras(affine_lps: np.ndarray) -> np.ndarray:
+    """A voxel->LPS affine (4, 4) -> the voxel->RAS affine."""
+    return LPS_RAS_FLIP @ np.asarray(affine_lps, dtype=np.float64)
+
+
+def affine_ras_to_lps(affine_ras: np.ndarray) -> np.ndarray:
+    """A voxel->RAS affine (4, 4) -> the voxel->LPS affine."""
+    return LPS_RAS_FLIP @ np.asarray(affine_ras, dtype=np.float64)
+
+
+# -- DICOM ------------------------------------------------------------------------------
+def dicom_directions(iop: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ImageOrientationPatient (6 values, LPS) -> unit (row_dir, col_dir, normal) in LPS.
+
+    ``row_dir`` is the direction of increasing column index (x), ``col_dir`` of increasing row
+    index (y), ``normal = row_dir x col_dir``.
+    """
+    v = np.asarray(iop, dtype=np.float64).reshape(2, 3)
+    norms = np.linalg.norm(v, axis=1)
+    if np.any(norms < 1e-6) or not np.all(np.isfinite(v)):
+        raise GeometryError(f"ImageOrientationPatient {list(np.round(v.ravel(), 6))} is not two direction vectors")
+    row_dir, col_dir = v[0] / norms[0], v[1] / norms[1]
+    normal = np.cross(row_dir, col_dir)
+    if np.linalg.norm(normal) < 1e-3:
+        raise GeometryError("ImageOrientationPatient row and column directions are parallel")
+    return row_dir, col_dir, normal / np.linalg.norm(normal)
+
+
+def affine_from_dicom(
+    ipp_first: Sequence[float],
+    iop: Sequence[float],
+    pixel_spacing: Sequence[float],
+    slice_step_vector: Sequence[float],
+) -> np.ndarray:
+    """Voxel (x, y, z) -> world RAS affine of a DICOM stack.
+
+    Args:
+        ipp_first: ImagePositionPatient (LPS mm) of slice index 0 (centre of its first pixel).
+        iop: ImageOrientationPatient (6 values, LPS).
+        pixel_spacing: DICOM PixelSpacing = (row spacing, column spacing) = (dy, dx) mm.
+        slice_step_vector: LPS mm vector from slice k's IPP to slice k+1's IPP.
+
+    Returns:
+        (4, 4) float64 affine in RAS.
+    """
+    row_dir, col_dir, _ = dicom_directions(iop)
+    dy, dx = (float(s) for s in pixel_spacing)
+    if not (dx > 0 and dy > 0):
+        raise GeometryError(f"PixelSpacing {list(pixel_spacing)} is zero or negative")
+    aff = np.eye(4)
+    aff[:3, 0] = row_dir * dx
+    aff[:3, 1] = col_dir * dy
+    aff[:3, 2] = np.asarray(slice_step_vector, dtype=np.float64)
+    aff[:3, 3] = np.asarray(ipp_first, dtype=np.float64)
+    return affine_lps_to_ras(aff)
+
+
+def dicom_position_along_normal(ipp: Sequence[float], iop: Sequence[float]) -> float:
+    """Signed position (mm) of a DICOM slice along its normal: dot(IPP, row_dir x col_dir)."""
+    return float(np.dot(np.asarray(ipp, dtype=np.float64), dicom_directions(iop)[2]))
+
+
+# -- ITK / SimpleITK --------------------------------------------------------------------
+def affine_from_itk(origin: Sequence[float], spacing: Sequence[float], direction: Sequence[float]) -> np.ndarray:
+    """ITK geometry (LPS; 2-, 3- or 4-D, only the first 3 axes used) -> (4, 4) RAS affine.
+
+    ``direction`` is ITK's row-major flattened D x D matrix whose *columns* are the axis
+    directions. A 2-D image gets a unit third axis along the normal of its plane.
+    """
+    dim = len(origin)
+    d = np.asarray(direction, dtype=np.float64).reshape(dim, dim)
+    sp = np.asarray(spacing, dtype=np.float64)
+    if np.any(~np.isfinite(sp)) or np.any(sp[: min(dim, 3)] <= 0):
+        raise GeometryError(f"voxel spacing {list(sp)} is zero or missing")
+    n = min(dim, 3)
+    aff = np.eye(4)
+    aff[:n, :n] = d[:n, :n] * sp[:n]
+    aff[:n, 3] = np.asarray(origin, dtype=np.float64)[:n]
+    if dim == 2:
+        aff[:3, 2] = np.cross(aff[:3, 0], aff[:3, 1]) / (sp[0] * sp[1])
+    return affine_lps_to_ras(aff)
+
+
+def affine_from_sitk(image: Any) -> np.ndarray:
+    """A SimpleITK image -> (4, 4) voxel (x, y, z) -> world RAS affine."""
+    return affine_from_itk(image.GetOrigin(), image.GetSpacing(), image.GetDirection())
+
+
+def sitk_geometry_from_affine(affine: np.ndarray, ndim: int = 3) -> tuple[tuple, tuple, tuple]:
+    """(4, 4) RAS affine -> ITK ``(origin, spacing, direction)`` in LPS for an ``ndim`` image.
+
+    ``ndim`` is 2, 3 or 4; a 4th (time) axis gets spacing 1 and an identity direction row.
+    Returns tuples ready for ``SetOrigin``/``SetSpacing``/``SetDirection``.
+    """
+    lps = affine_ras_to_lps(affine)
+    m = lps[:3, :3]
+    sp = np.linalg.norm(m, axis=0)
+    if np.any(sp <= 1e-9):
+        raise GeometryError(f"affine has a zero-length axis (spacing {list(np.round(sp, 6))})")
+    d3 = m / sp
+    if ndim == 2:
+        return tuple(lps[:2, 3]), tuple(sp[:2]), tuple(d3[:2, :2].ravel())
+    d = np.eye(ndim)
+    d[:3, :3] = d3
+    origin = list(lps[:3, 3]) + [0.0] * (ndim - 3)
+    spacing = list(sp) + [1.0] * (ndim - 3)
+    return tuple(float(v) for v in origin), tuple(float(v) for v in spacing), tuple(d.ravel().tolist())
+
+
+# -- nibabel axis order ------------------------------------------------------------------
+def nifti_to_medseg(data: np.ndarray) -> np.ndarray:
+    """nibabel array ``[x, y]``, ``[x, y, z]`` or ``[x, y, z, t]`` -> medseg ``(T, Z, Y, X)``.
+
+    A view (transpose), not a copy.
+    """
+    if data.ndim == 2:
+        data = data[:, :, None]
+    if data.ndim == 3:
+        data = data[..., None]
+    if data.ndim != 4:
+        raise GeometryError(f"expected a 2-, 3- or 4-D array, got shape {data.shape}")
+    return data.transpose(3, 2, 1, 0)
+
+
+def medseg_to_nifti(array: np.ndarray, ndim: int) -> np.ndarray:
+    """medseg ``(T, Z, Y, X)`` or ``(Z, Y, X)`` -> nibabel ``[x, y(, z(, t))]`` with ``ndim`` axes.
+
+    ``ndim`` 2 requires T = Z = 1, ``ndim`` 3 requires T = 1.
+    """
+    a = array if array.ndim == 4 else array[None]
+    t, z = a.shape[:2]
+    if (ndim <= 3 and t != 1) or (ndim == 2 and z != 1):
+        raise GeometryError(f"cannot store shape {array.shape} as a {ndim}-D NIfTI array")
+    out = a.transpose(3, 2, 1, 0)
+    return out.reshape(out.shape[:ndim]) if ndim < 4 else out
+
+
+# -- measurements and comparisons --------------------------------------------------------
+def slice_normal(affine: np.ndarray) -> np.ndarray:
+    """Unit RAS normal of the (x, y) image plane: column0 x column1 of the affine, normalised."""
+    a = np.asarray(affine, dtype=np.float64)
+    n = np.cross(a[:3, 0], a[:3, 1])
+    return n / np.linalg.norm(n)
+
+
+def slice_positions_mm(volume: Volume) -> np.ndarray:
+    """(Z,) signed position (mm) of each slice centre along the slice normal (RAS).
+
+    Positions increase with the slice index when the slice axis points along the normal
+    (the usual case); differences give the centre-to-centre slice distance.
+    """
+    n = slice_normal(volume.affine)
+    z = np.arange(volume.n_slices, dtype=np.float64)
+    origins = volume.affine[:3, 3][None, :] + z[:, None] * volume.affine[:3, 2][None, :]
+    return origins @ n
+
+
+def check_same_grid(image: Volume, labels: Volume, what: str, atol_mm: float = 1e-3, rtol: float = 1e-4) -> None:
+    """Raise :class:`GeometryError` unless ``labels`` lies on ``image``'s voxel grid.
+
+    Compares the (Z, Y, X) shapes and the affines (``atol_mm`` mm absolute, ``rtol`` relative).
+    ``labels`` may have one frame (T = 1) for a multi-frame image, or the same T.
+    ``what`` names the label input in the message (e.g. a file name).
+    """
+    same_shape = image.grid_shape == labels.grid_shape
+    same_aff = bool(np.allclose(labels.affine, image.affine, atol=atol_mm, rtol=rtol))
+    if not (same_shape and same_aff):
+        diff = float(np.max(np.abs(labels.affine - image.affine)))
+        raise GeometryError(
+            f"{what}: grid does not match the image: labels (Z,Y,X) {labels.grid_shape} spacing "
+            f"{_fmt(labels.spacing)} mm vs image {image.grid_shape} spacing {_fmt(image.spacing)} mm "
+            f"(max affine difference {diff:.4g} mm)"
+        )
+    if labels.n_frames not in (1, image.n_frames):
+        raise GeometryError(
+            f"{what}: labels have {labels.n_frames} frames but the image has {image.n_frames} (allowed: 1 or {image.n_frames})"
+        )
+
+
+def _fmt(spacing: Sequence[float]) -> str:
+    return "(" + ", ".join(f"{s:.4g}" for s in spacing) + ")"

@@ -1,0 +1,93 @@
+"""MHA/MHD/NRRD reading and label writing (SimpleITK).
+
+SimpleITK's array order is ``(Z, Y, X)`` (``(T, Z, Y, X)`` for 4-D images) which is medseg's
+order already; its geometry is LPS and converted in :mod:`medseg.io.geometry`. A 4th image
+axis is time; its spacing is kept in ``meta["time_spacing"]`` but, having no unit in these
+formats, does not give ``frame_times_s``. Vector (RGB) pixels are converted to luminance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from .._files import atomic_path
+from ..errors import GeometryError, ImageReadError
+from .geometry import affine_from_sitk, sitk_geometry_from_affine
+from .volume import Volume
+
+_MODALITY_KEYS = {"MET_MOD_MR": "MR", "MET_MOD_CT": "CT", "MET_MOD_US": "US", "MR": "MR", "CT": "CT", "US": "US"}
+
+
+def read_itk(path: Path) -> Volume:
+    """Read a 2-, 3- or 4-D MHA/MHD/NRRD image into a :class:`Volume` (native dtype kept)."""
+    try:
+        img = sitk.ReadImage(str(path))
+    except Exception as e:  # SimpleITK raises RuntimeError with a multi-line ITK trace
+        raise ImageReadError(f"cannot read {path}: SimpleITK could not read it as an image ({_first_line(e)})") from None
+    dim = img.GetDimension()
+    if dim not in (2, 3, 4):
+        raise ImageReadError(f"{path}: {dim}-D image is not supported (2-D, 3-D or 3-D + time)")
+    spacing = img.GetSpacing()
+    if any(not np.isfinite(s) or s <= 0 for s in spacing[:3]):
+        raise GeometryError(f"{path}: voxel spacing is zero or missing ({tuple(spacing)} mm)")
+    if dim == 4:
+        d = np.asarray(img.GetDirection()).reshape(4, 4)
+        if np.any(np.abs(d[3, :3]) > 1e-6) or np.any(np.abs(d[:3, 3]) > 1e-6):
+            raise GeometryError(f"{path}: the 4th (time) axis is mixed with space in the direction matrix")
+    array = sitk.GetArrayFromImage(img)
+    if img.GetNumberOfComponentsPerPixel() > 1:
+        array = _luminance(array)
+    array = array.reshape((1,) * (4 - dim) + array.shape)  # -> (T, Z, Y, X)
+    meta = {"format": "itk", "path": str(path), "source_ndim": dim}
+    if dim == 4:
+        meta["time_spacing"] = float(spacing[3])
+    return Volume(
+        array=array,
+        affine=affine_from_sitk(img),
+        modality=_modality(img),
+        spacing_known=True,
+        meta=meta,
+    )
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    msg = next((ln for ln in lines if "rror" in ln and "sitk::ERROR" not in ln), lines[-1] if lines else "")
+    return msg[:160]
+
+
+def _luminance(array: np.ndarray) -> np.ndarray:
+    """(..., C) -> (...) float32 luminance (ITU-R BT.601) of RGB(A); mean for other C."""
+    a = array.astype(np.float32)
+    if a.shape[-1] in (3, 4):
+        return a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
+    return a.mean(axis=-1)
+
+
+def _modality(img: "sitk.Image") -> str:
+    for key in ("Modality", "modality"):
+        if img.HasMetaDataKey(key):
+            return _MODALITY_KEYS.get(img.GetMetaData(key).strip().upper(), "OT")
+    return "OT"
+
+
+def write_itk_labels(labels: np.ndarray, like: Volume, path: Path) -> Path:
+    """Write integer ``labels`` ((Z, Y, X) or (T, Z, Y, X)) as MHA/NRRD in ``like``'s grid.
+
+    Geometry is written in LPS (ITK's convention); the image is 3-D (4-D when T > 1),
+    compressed, written atomically.
+    """
+    a = labels if labels.ndim == 3 else (labels[0] if labels.shape[0] == 1 else labels)
+    img = sitk.GetImageFromArray(np.ascontiguousarray(a), isVector=False)
+    origin, spacing, direction = sitk_geometry_from_affine(like.affine, ndim=a.ndim)
+    if a.ndim == 4 and like.frame_times_s is not None and len(like.frame_times_s) > 1:
+        spacing = spacing[:3] + (float(np.mean(np.diff(like.frame_times_s))),)
+    img.SetOrigin(origin)
+    img.SetSpacing(spacing)
+    img.SetDirection(direction)
+    with atomic_path(path) as tmp:
+        sitk.WriteImage(img, str(tmp), useCompression=True)
+    return Path(path)

@@ -1,0 +1,184 @@
+"""NIfTI-1/2 reading and label writing (nibabel).
+
+nibabel stores arrays as ``[x, y, z, t]`` with a RAS affine; medseg's ``(T, Z, Y, X)`` is the
+reversed axis order (:func:`medseg.io.geometry.nifti_to_medseg`), the affine is used as is.
+2-D files give ``(1, 1, Y, X)``; the 4th dimension is time; trailing singleton dimensions
+beyond the 4th are squeezed; other 5-D+ arrays are rejected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from pathlib import Path
+from typing import Iterator
+
+import nibabel as nib
+import numpy as np
+from nibabel.openers import ImageOpener
+
+from .._files import atomic_path
+from ..errors import GeometryError, ImageReadError
+from .geometry import medseg_to_nifti, nifti_to_medseg
+from .volume import Volume
+
+#: NIfTI xyzt_units time codes -> factor to seconds.
+_TIME_UNITS_S = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
+
+
+def read_nifti(path: Path) -> Volume:
+    """Read a ``.nii``/``.nii.gz`` file into a :class:`Volume` (native dtype kept).
+
+    Frame times come from ``pixdim[4]`` when it is > 0 and the header states a time unit
+    (s, ms or us); otherwise ``frame_times_s`` is None. Modality is "MR" only if the header's
+    ``descrip`` says so, else "OT" (NIfTI does not record it).
+    """
+    try:
+        with _quiet_nibabel():
+            img = nib.load(str(path))
+            header = img.header
+            # nibabel silently "fixes" pixdim 0 to 1 on load; keep the raw values for the check
+            with ImageOpener(str(path)) as f:
+                raw_pixdim = type(header).from_fileobj(f, check=False)["pixdim"]
+            data = np.asanyarray(img.dataobj)
+    except nib.filebasedimages.ImageFileError:
+        raise ImageReadError(f"cannot read NIfTI file {path}: not a NIfTI file (header not recognised)") from None
+    except Exception as e:  # nibabel/gzip/zlib raise many types for corrupt files
+        raise ImageReadError(f"cannot read NIfTI file {path}: {_short(e)}") from None
+    data = _squeeze_trailing(data, path)
+    n_spatial = min(data.ndim, 3)
+    zooms = tuple(abs(float(z)) for z in raw_pixdim[1 : 1 + n_spatial])
+    if any(not np.isfinite(z) or z == 0 for z in zooms):
+        raise GeometryError(f"{path}: voxel spacing is zero or missing (pixdim {list(zooms)} mm)")
+    frame_times = _frame_times(header, data)
+    affine, note = _consistent_affine(np.asarray(img.affine, dtype=np.float64), zooms)
+    meta = {
+        "format": "nifti",
+        "path": str(path),
+        "source_ndim": data.ndim,
+        "nifti_header": header.copy(),
+        "sform_code": int(header["sform_code"]),
+        "qform_code": int(header["qform_code"]),
+    }
+    if note:
+        meta["geometry_note"] = note
+    return Volume(
+        array=nifti_to_medseg(data),
+        affine=affine,
+        frame_times_s=frame_times,
+        modality=_modality(header),
+        spacing_known=True,
+        meta=meta,
+    )
+
+
+@contextlib.contextmanager
+def _quiet_nibabel() -> Iterator[None]:
+    """Keep nibabel's header-fix log messages off the user's terminal during one read."""
+    logger = logging.getLogger("nibabel.global")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _short(e: BaseException) -> str:
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {msg}"[:200] if msg else type(e).__name__
+
+
+def _squeeze_trailing(data: np.ndarray, path: Path) -> np.ndarray:
+    while data.ndim > 4 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim > 4:
+        raise ImageReadError(
+            f"{path}: {data.ndim}-D NIfTI array {data.shape} is not supported (at most 4-D: x, y, z, time)"
+        )
+    if data.ndim < 2:
+        raise ImageReadError(f"{path}: {data.ndim}-D NIfTI array {data.shape} is not an image")
+    return data
+
+
+def _consistent_affine(affine: np.ndarray, zooms: tuple) -> tuple[np.ndarray, str | None]:
+    """nibabel's affine, with its axis lengths replaced by pixdim when the two disagree.
+
+    Some files (e.g. ACDC) carry an sform with unit scales while pixdim holds the true voxel
+    size; like ITK, medseg then keeps the sform's directions and origin and takes the spacing
+    from pixdim. Returns (affine, note or None).
+    """
+    n = len(zooms)
+    norms = np.linalg.norm(affine[:3, :n], axis=0)
+    z = np.asarray(zooms, dtype=np.float64)
+    if np.allclose(norms, z, rtol=1e-3, atol=1e-5) or np.any(norms < 1e-9):
+        return affine, None
+    fixed = affine.copy()
+    fixed[:3, :n] = affine[:3, :n] / norms * z
+    note = (f"sform/qform axis lengths {[round(float(v), 5) for v in norms]} disagree with pixdim "
+            f"{[round(float(v), 5) for v in z]} mm; "
+            "spacing taken from pixdim, directions and origin from the header (as ITK does)")
+    return fixed, note
+
+
+def _frame_times(header: "nib.Nifti1Header", data: np.ndarray) -> np.ndarray | None:
+    if data.ndim != 4:
+        return None
+    dt = float(header["pixdim"][4])
+    _, t_unit = header.get_xyzt_units()
+    if not (dt > 0 and np.isfinite(dt)) or t_unit not in _TIME_UNITS_S:
+        return None
+    return np.arange(data.shape[3], dtype=np.float64) * dt * _TIME_UNITS_S[t_unit]
+
+
+def _modality(header: "nib.Nifti1Header") -> str:
+    """"MR" or "CT" when the header's ``descrip`` has that word, else "OT"."""
+    try:
+        descrip = bytes(header["descrip"]).decode("ascii", "ignore").upper()
+    except Exception:
+        return "OT"
+    words = set(re.split(r"[^A-Z]+", descrip))
+    return next((mod for mod in ("MR", "CT") if mod in words), "OT")
+
+
+def write_nifti_labels(labels: np.ndarray, like: Volume, path: Path) -> Path:
+    """Write integer ``labels`` ((Z, Y, X) or (T, Z, Y, X), already checked against ``like``)
+    as NIfTI in ``like``'s grid, atomically.
+
+    The number of axes follows the source: a NIfTI source keeps its 2-/3-/4-D layout (3-D for
+    one frame of a 4-D source) and its header, including the sform/qform matrices and codes
+    verbatim, so every tool (nibabel, ITK, medseg) sees the label file on the same grid as the
+    image file. Other sources give 3-D (4-D for several frames; 2-D for a 2-D PNG source) with
+    ``like.affine`` as sform and qform, code 1 (scanner).
+    """
+    ndim = _output_ndim(labels, like)
+    data = np.ascontiguousarray(medseg_to_nifti(labels, ndim))
+    src = like.meta.get("nifti_header") if like.meta.get("format") == "nifti" else None
+    if src is not None:
+        cls = nib.Nifti2Image if isinstance(src, nib.Nifti2Header) else nib.Nifti1Image
+        img = cls(data, like.affine, header=src.copy())
+        # the source's own matrices and codes, so nibabel's best affine is exactly like.affine
+        img.set_qform(src.get_qform(coded=False), int(src["qform_code"]))
+        img.set_sform(src.get_sform(coded=False), int(src["sform_code"]))
+    else:
+        img = nib.Nifti1Image(data, like.affine)
+        img.set_qform(like.affine, 1)
+        img.set_sform(like.affine, 1)
+        if ndim == 4 and like.frame_times_s is not None and len(like.frame_times_s) > 1:
+            img.header.set_xyzt_units("mm", "sec")
+            img.header["pixdim"][4] = float(np.mean(np.diff(like.frame_times_s)))
+    img.set_data_dtype(data.dtype)
+    img.header.set_slope_inter(1.0, 0.0)
+    with atomic_path(path) as tmp:
+        nib.save(img, str(tmp))
+    return Path(path)
+
+
+def _output_ndim(labels: np.ndarray, like: Volume) -> int:
+    src_ndim = int(like.meta.get("source_ndim", 3))
+    if labels.ndim == 4 and (labels.shape[0] > 1 or src_ndim == 4):
+        return 4
+    if src_ndim == 2 and like.n_slices == 1:
+        return 2
+    return 3

@@ -1,0 +1,158 @@
+"""Path dispatch for reading images and label files.
+
+This module is light: each format's library (pydicom, nibabel, SimpleITK, Pillow, imageio)
+is imported only when a file of that format is read.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ImageReadError, LabelMapError, MedsegError
+from .volume import Volume
+
+#: file name ending -> reader kind (longest ending wins; files without a known ending are
+#: read as DICOM when they carry the 'DICM' marker).
+EXTENSIONS: dict[str, str] = {
+    ".dcm": "dicom", ".dicom": "dicom", ".ima": "dicom",
+    ".nii": "nifti", ".nii.gz": "nifti",
+    ".mha": "itk", ".mhd": "itk", ".nrrd": "itk", ".nhdr": "itk",
+    ".png": "raster", ".jpg": "raster", ".jpeg": "raster", ".bmp": "raster", ".tif": "raster", ".tiff": "raster",
+    ".avi": "video", ".mp4": "video",
+}
+
+SUPPORTED_TEXT = "a DICOM folder or file, " + ", ".join(EXTENSIONS)
+
+
+def read_volume(path: str | os.PathLike) -> Volume:
+    """Read an image into a :class:`Volume` with array (T, Z, Y, X) and a RAS affine.
+
+    ``path`` is a DICOM series folder, a DICOM file (single-frame, multi-frame or enhanced
+    multi-frame), NIfTI (.nii/.nii.gz, 2-4-D, 4th axis = time), MHA/MHD/NRRD, a 2-D
+    PNG/JPEG/BMP/TIFF (grayscale; RGB -> luminance; spacing unknown) or an AVI/MP4 echo clip
+    ((T, 1, Y, X), modality "US", spacing unknown). See docs/io.md.
+
+    Raises:
+        ImageReadError: missing, empty, corrupt, unsupported or non-finite input.
+        GeometryError: missing/zero spacing or geometry that cannot form one grid.
+    """
+    p = Path(path).expanduser()
+    vol = _read(p, labels=False)
+    _check_finite(vol.array, p)
+    return vol
+
+
+def read_label_volume(path: str | os.PathLike) -> Volume:
+    """Read a label file into a :class:`Volume` whose (T, Z, Y, X) array has an integer dtype.
+
+    Integer files keep their dtype; float files whose values are all whole numbers become
+    uint8/uint16/int32 (the smallest that fits). Palette PNGs give their palette indices.
+
+    Raises:
+        LabelMapError: non-integer, non-finite or negative values, or a colour label image
+            (the message names the file).
+    """
+    p = Path(path).expanduser()
+    vol = _read(p, labels=True)
+    arr = vol.array
+    if arr.dtype == bool:
+        return vol.with_array(arr.astype(np.uint8))
+    if not np.issubdtype(arr.dtype, np.integer):
+        n_bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        if n_bad:
+            raise LabelMapError(f"{p}: label file has {n_bad} non-finite values (NaN/inf); labels must be integers")
+        frac = arr != np.round(arr)
+        if np.any(frac):
+            raise LabelMapError(
+                f"{p}: label file holds non-integer values (e.g. {float(arr[frac].flat[0]):g}); labels must be integers"
+            )
+    lo, hi = (float(arr.min()), float(arr.max()))
+    if lo < 0:
+        raise LabelMapError(f"{p}: label file holds negative values (min {lo:g}); labels must be >= 0")
+    if not np.issubdtype(arr.dtype, np.integer):
+        dtype = np.uint8 if hi < 256 else (np.uint16 if hi < 65536 else np.int32)
+        return vol.with_array(arr.astype(dtype))
+    return vol
+
+
+def _read(p: Path, labels: bool) -> Volume:
+    if not p.exists():
+        raise ImageReadError(f"no such file or folder: {p}")
+    if p.is_dir():
+        from .dicom import read_dicom_folder
+
+        return _call(read_dicom_folder, p)
+    if p.stat().st_size == 0:
+        raise ImageReadError(f"file is empty (0 bytes): {p}")
+    kind = _kind(p)
+    if kind == "raster":
+        from .png import read_raster
+
+        return _call(lambda q: read_raster(q, labels=labels), p)
+    return _call(_reader(kind), p)
+
+
+def _reader(kind: str) -> Callable[[Path], Volume]:
+    if kind == "dicom":
+        from .dicom import read_dicom_file
+
+        return read_dicom_file
+    if kind == "nifti":
+        from .nifti import read_nifti
+
+        return read_nifti
+    if kind == "itk":
+        from .itk import read_itk
+
+        return read_itk
+    from .video import read_video
+
+    return read_video
+
+
+def _kind(p: Path) -> str:
+    name = p.name.lower()
+    for ext in sorted(EXTENSIONS, key=len, reverse=True):
+        if name.endswith(ext):
+            return EXTENSIONS[ext]
+    if _has_dicm_marker(p):
+        return "dicom"
+    raise ImageReadError(f"unsupported file type {p.suffix or '(no extension)'!r}: {p}; supported: {SUPPORTED_TEXT}")
+
+
+def _has_dicm_marker(p: Path) -> bool:
+    try:
+        with open(p, "rb") as f:
+            head = f.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:] == b"DICM"
+
+
+def _call(reader: Callable[[Path], Volume], p: Path) -> Volume:
+    """Run ``reader``; errors raised while building the Volume get the path prepended."""
+    try:
+        return reader(p)
+    except MedsegError as e:
+        msg = str(e)
+        if str(p) in msg:
+            raise
+        raise type(e)(f"{p}: {msg}") from None
+
+
+def _check_finite(array: np.ndarray, p: Path) -> None:
+    """Reject images with NaN/inf voxels (all of them, or some: never replaced silently)."""
+    if np.issubdtype(array.dtype, np.integer) or array.dtype == bool:
+        return
+    n_finite = int(np.count_nonzero(np.isfinite(array)))
+    if n_finite == 0:
+        raise ImageReadError(f"{p}: image contains no finite values (all {array.size} voxels are NaN/inf)")
+    if n_finite < array.size:
+        raise ImageReadError(
+            f"{p}: image contains {array.size - n_finite} non-finite voxels (NaN/inf) out of {array.size}; "
+            "medseg does not replace them silently: fix or mask the file first"
+        )

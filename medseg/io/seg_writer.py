@@ -1,0 +1,194 @@
+"""DICOM SEG writing (highdicom) for volumes read from DICOM.
+
+One segment per structure of the label map (segment numbers 1..N in label-value order),
+binary segmentation, frames referencing the source images the volume was read from
+(``Volume.meta["files"]`` per (t, z), and ``meta["frame_numbers"]`` for multi-frame sources).
+highdicom and pydicom are imported inside the functions, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .._files import atomic_path
+from ..errors import MedsegError
+from ..labels import LabelMap
+from .volume import Volume
+
+#: structure name -> SNOMED CT code name in pydicom's code dictionary (``codes.SCT.<name>``)
+STRUCTURE_CODES: dict[str, str] = {
+    "lv": "LeftVentricle",
+    "myo": "LeftVentricleMyocardium",
+    "rv": "RightVentricle",
+    "la": "LeftAtrium",
+    "ra": "RightAtrium",
+    "aorta": "Aorta",
+    "pa": "PulmonaryArtery",
+}
+
+
+def write_dicom_seg(
+    labels: np.ndarray,
+    like: Volume,
+    path: str | os.PathLike,
+    label_map: LabelMap | str | Mapping[str, int],
+    frame: int = 0,
+    series_description: str = "medseg segmentation",
+    series_number: int = 900,
+    algorithm_name: str = "medseg",
+    algorithm_version: str | None = None,
+) -> Path:
+    """Write ``labels`` as a DICOM Segmentation object referencing ``like``'s source images.
+
+    Args:
+        labels: (Z, Y, X) or (1, Z, Y, X) integer array on ``like``'s grid, values from
+            ``label_map`` (0 = background): one cardiac phase per SEG file, because highdicom
+            refuses repeated slice positions.
+        like: a Volume read from DICOM (``like.meta["format"] == "dicom"``).
+        path: output ``.dcm`` file (written atomically).
+        label_map: structure -> label value (LabelMap, "lv=1,myo=2" or a mapping); each
+            structure becomes one segment.
+        frame: the image frame (phase) ``labels`` belongs to; its source images are referenced.
+
+    Raises:
+        MedsegError: the input was not read from DICOM, or highdicom refused the data.
+    """
+    if like.meta.get("format") != "dicom" or not like.meta.get("files"):
+        raise MedsegError(
+            f"DICOM SEG needs an image read from DICOM; this one was read as {like.meta.get('format') or 'unknown'} "
+            f"({like.meta.get('path', '?')}): write .nii.gz instead"
+        )
+    if not like.meta.get("positioned"):
+        raise MedsegError(
+            f"DICOM SEG needs images with patient position and orientation; {like.meta.get('path', '?')} has none "
+            "(e.g. an ultrasound clip): write .nii.gz instead"
+        )
+    from .writers import validate_labels
+
+    label_map = LabelMap.parse(label_map)
+    arr = validate_labels(labels, like, label_map)
+    arr = arr[None] if arr.ndim == 3 else arr
+    if arr.shape[0] > 1:
+        raise MedsegError(
+            f"DICOM SEG holds one cardiac phase (highdicom refuses repeated slice positions); labels have "
+            f"{arr.shape[0]} frames: write each frame with frame=t, or write .nii.gz"
+        )
+    if not 0 <= frame < like.n_frames:
+        raise MedsegError(f"frame {frame} is outside 0..{like.n_frames - 1}")
+    out = Path(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom validation warnings about source headers
+        sources, pixel_array, positions = _sources_and_pixels(arr[0], like, frame, label_map)
+        seg = _build(sources, pixel_array, positions, label_map, series_description, series_number,
+                     algorithm_name, algorithm_version)
+        with atomic_path(out) as tmp:
+            seg.save_as(tmp)
+    return out
+
+
+def _segment_numbers(arr: np.ndarray, label_map: LabelMap) -> np.ndarray:
+    """Label values -> segment numbers 1..N (label-map structures sorted by value)."""
+    lut = np.zeros(int(arr.max(initial=0)) + 1, dtype=np.uint8)
+    for number, (_, value) in enumerate(sorted(label_map.values.items(), key=lambda kv: kv[1]), start=1):
+        if value < lut.size:
+            lut[value] = number
+    return lut[arr]
+
+
+def _sources_and_pixels(
+    arr: np.ndarray, like: Volume, frame: int, label_map: LabelMap
+) -> tuple[list[Any], np.ndarray, list[Any] | None]:
+    """Source datasets (headers), the (n_planes, Y, X) segment-number array in their order, and
+    explicit plane positions for a multi-frame source (None for single-frame sources)."""
+    import pydicom
+
+    seg_numbers = _segment_numbers(arr, label_map)
+    files, numbers = like.meta["files"], like.meta.get("frame_numbers")
+    planes = [(files[frame][z], numbers[frame][z] if numbers else None, seg_numbers[z]) for z in range(like.n_slices)]
+    paths = list(dict.fromkeys(p for p, _, _ in planes))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        datasets = {p: _blank_invalid_dates(pydicom.dcmread(p, stop_before_pixels=True)) for p in paths}
+    if all(fr is None for _, fr, _ in planes):  # single-frame sources: one SEG frame each
+        sources = [datasets[p] for p, _, _ in planes]
+        _unify_frame_of_reference(sources)
+        return sources, np.stack([pl for _, _, pl in planes]), None
+    if len(paths) != 1:
+        raise MedsegError("DICOM SEG from several multi-frame files is not supported")
+    import highdicom as hd
+
+    ds = datasets[paths[0]]
+    if "PerFrameFunctionalGroupsSequence" not in ds:
+        raise MedsegError(f"DICOM SEG needs per-frame positions; {paths[0]} is a multi-frame file without them")
+    positions = [hd.PlanePositionSequence(hd.CoordinateSystemNames.PATIENT, _frame_ipp(ds, fr)) for _, fr, _ in planes]
+    return [ds], np.stack([pl for _, _, pl in planes]), positions
+
+
+def _unify_frame_of_reference(sources: list[Any]) -> None:
+    """Give the (in-memory) source headers the first one's FrameOfReferenceUID.
+
+    medseg already stacked these images into one grid by their positions; some anonymised
+    series (e.g. Sunnybrook) carry a different FrameOfReferenceUID per file, which highdicom
+    refuses. The SEG then states the first image's frame of reference.
+    """
+    uid = sources[0].get("FrameOfReferenceUID")
+    if uid is not None:
+        for ds in sources[1:]:
+            ds.FrameOfReferenceUID = uid
+
+
+def _blank_invalid_dates(ds: Any) -> Any:
+    """Empty top-level DA values that are not real dates (anonymised data such as Sunnybrook's
+    '20120000' or '00000000'), which highdicom would refuse to copy into the SEG."""
+    import datetime
+
+    for elem in ds:
+        if elem.VR == "DA" and elem.value not in (None, ""):
+            try:
+                datetime.datetime.strptime(str(elem.value).strip()[:8], "%Y%m%d")
+            except ValueError:
+                elem.value = ""
+    return ds
+
+
+def _frame_ipp(ds: Any, frame: int | None) -> list[float]:
+    fg = ds.PerFrameFunctionalGroupsSequence[frame or 0]
+    return [float(v) for v in fg.PlanePositionSequence[0].ImagePositionPatient]
+
+
+def _build(sources: list[Any], pixel_array: np.ndarray, positions: list[Any] | None, label_map: LabelMap, description: str,
+           series_number: int, algorithm_name: str, algorithm_version: str | None) -> Any:
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    from .. import __version__
+
+    algo = hd.AlgorithmIdentificationSequence(
+        name=algorithm_name, version=algorithm_version or __version__, family=codes.cid7162.ArtificialIntelligence
+    )
+    descriptions = []
+    for number, (name, _) in enumerate(sorted(label_map.values.items(), key=lambda kv: kv[1]), start=1):
+        code = getattr(codes.SCT, STRUCTURE_CODES.get(name, "AnatomicalStructure"))
+        descriptions.append(hd.seg.SegmentDescription(
+            segment_number=number, segment_label=name, segmented_property_category=codes.SCT.AnatomicalStructure,
+            segmented_property_type=code, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
+            algorithm_identification=algo,
+        ))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return hd.seg.Segmentation(
+                source_images=sources, pixel_array=pixel_array,
+                segmentation_type=hd.seg.SegmentationTypeValues.BINARY, segment_descriptions=descriptions,
+                series_instance_uid=hd.UID(), series_number=series_number, sop_instance_uid=hd.UID(),
+                instance_number=1, manufacturer="medseg", manufacturer_model_name="medseg",
+                software_versions=__version__, device_serial_number="0", series_description=description,
+                omit_empty_frames=False, plane_positions=positions,
+            )
+    except (ValueError, TypeError, AttributeError, KeyError) as e:
+        raise MedsegError(f"highdicom could not build the DICOM SEG: {str(e).splitlines()[0][:200]}") from None

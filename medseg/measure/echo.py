@@ -1,0 +1,237 @@
+"""Echocardiographic LV and LA volumes from apical 4- and 2-chamber label images (Lang 2015).
+
+* Long axis: from the mitral-annulus midpoint to the apex (the LV contour point farthest
+  from it). The annulus is the LV-LA boundary when the LA is labelled (its two extreme
+  contact points are the hinge points); otherwise the basal chord: the long axis of the LV
+  mask (principal axis) is oriented by its wider end (the base; the apex tapers) and the
+  hinge points are the extreme contour points, across the axis, within 2% of the length of
+  the basal end, placed on the basal-most line of the contour (the annulus chord).
+* Method of disks: 20 disks perpendicular to the long axis; each diameter is the chord of
+  the sub-pixel LV contour at the disk middle. Biplane: V = pi/4 sum a_i b_i L/20 with
+  L the longer of the two views; single plane: V = pi/4 sum d_i^2 L/20.
+* Area-length: V = 8/(3 pi) A^2 / L (biplane: A1 A2 / L). LA at LV end-systole:
+  0.85 A1 A2 / L with L the shorter LA length (single view: 0.85 A^2 / L).
+* Without pixel spacing only EF is reported (a ratio of volumes in pixel units), and the
+  report says so.
+
+Label images are 2-D ``(Y, X)`` integer arrays; spacing is ``(dy, dx)`` mm per pixel.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..labels import LabelMap
+from .geometry import MeasurementError, StackGeometry, stack_geometry
+from .qc import make_flag
+from .reference import check_sex, range_flag
+from .thickness import outer_contour_mm
+from .volumes import bsa_m2, function_from_volumes
+
+N_DISKS = 20
+LA_AREA_LENGTH_K = 0.85  # ~ 8 / (3 pi)
+ECHO_LABEL_MAP = "lv=1,myo=2,la=3"  # CAMUS
+
+
+@dataclass(frozen=True)
+class LongAxis:
+    """LV long axis of one view, in millimetres of the image plane (u = column, v = row).
+
+    Attributes:
+        hinge: (2, 2) the two mitral-annulus hinge points.
+        mid: (2,) annulus midpoint; apex: (2,) apex; length_mm: |apex - mid|.
+        method: "lv_la_boundary" or "basal_chord".
+    """
+
+    hinge: np.ndarray
+    mid: np.ndarray
+    apex: np.ndarray
+    length_mm: float
+    method: str
+
+
+def plane_geometry(shape_yx: tuple[int, int], spacing_mm: tuple[float, float] | None) -> StackGeometry:
+    """Geometry of a 2-D image with pixel spacing (dy, dx) mm (1 mm when unknown)."""
+    dy, dx = spacing_mm if spacing_mm is not None else (1.0, 1.0)
+    if not (dy > 0 and dx > 0):
+        raise MeasurementError(f"pixel spacing must be positive, got {spacing_mm}")
+    return stack_geometry(np.diag([float(dx), float(dy), 1.0, 1.0]), (1, *shape_yx))
+
+
+def long_axis(lv: np.ndarray, geom: StackGeometry, la: np.ndarray | None = None) -> LongAxis:
+    """Find the annulus hinge points, midpoint and apex of a 2-D LV mask (see module doc)."""
+    contour = outer_contour_mm(lv, geom)
+    if len(contour) < 8:
+        raise MeasurementError("the LV label is too small to find its long axis")
+    method = "basal_chord"
+    hinge = None
+    if la is not None and la.any():
+        hinge = _lv_la_hinges(lv, la, geom)
+        method = "lv_la_boundary" if hinge is not None else method
+    if hinge is None:
+        hinge = _basal_chord(lv, contour, geom)
+    mid = hinge.mean(axis=0)
+    far = np.linalg.norm(contour - mid, axis=1)
+    apex = contour[int(np.argmax(far))]
+    return LongAxis(hinge=hinge, mid=mid, apex=apex, length_mm=float(far.max()), method=method)
+
+
+def _lv_la_hinges(lv: np.ndarray, la: np.ndarray, geom: StackGeometry) -> np.ndarray | None:
+    """The two farthest-apart points of the LV-LA boundary (edge midpoints between pixels)."""
+    pts = []
+    for axis in (0, 1):
+        a, b = np.swapaxes(lv, 0, axis), np.swapaxes(la, 0, axis)
+        for first, second in ((a[:-1], b[1:]), (b[:-1], a[1:])):
+            idx = np.argwhere(first & second).astype(np.float64)
+            idx[:, 0] += 0.5
+            pts.append(idx[:, ::-1] if axis == 1 else idx)
+    rc = np.concatenate(pts) if pts else np.zeros((0, 2))
+    if len(rc) < 2:
+        return None
+    uv = geom.to_inplane_mm(rc)
+    from scipy.spatial.distance import pdist, squareform
+
+    if len(uv) > 2000:
+        uv = uv[np.linspace(0, len(uv) - 1, 2000).astype(int)]
+    d = squareform(pdist(uv))
+    i, j = np.unravel_index(int(np.argmax(d)), d.shape)
+    return np.stack([uv[i], uv[j]])
+
+
+def _basal_chord(lv: np.ndarray, contour: np.ndarray, geom: StackGeometry) -> np.ndarray:
+    """Hinge points at the wider end of the principal axis (the base)."""
+    uv = geom.to_inplane_mm(np.argwhere(lv).astype(np.float64))
+    centre = uv.mean(axis=0)
+    _, vecs = np.linalg.eigh(np.cov((uv - centre).T))
+    axis, perp = vecs[:, 1], vecs[:, 0]
+    p = (contour - centre) @ axis
+    q = (contour - centre) @ perp
+    span = p.max() - p.min()
+    near_hi, near_lo = p > p.max() - 0.1 * span, p < p.min() + 0.1 * span
+    width_hi = np.ptp(q[near_hi]) if near_hi.sum() > 1 else 0.0
+    width_lo = np.ptp(q[near_lo]) if near_lo.sum() > 1 else 0.0
+    sign = -1.0 if width_lo > width_hi else 1.0
+    p = sign * p
+    qb = q[p > p.max() - 0.02 * span]
+    # Hinges: the extreme points across the axis, placed on the basal-most line of the contour.
+    return np.stack([centre + p.max() * sign * axis + qb.min() * perp, centre + p.max() * sign * axis + qb.max() * perp])
+
+
+def disk_diameters(contour: np.ndarray, ax: LongAxis, n: int = N_DISKS) -> np.ndarray:
+    """(n,) chord lengths (mm) of a closed contour perpendicular to the long axis at disk middles."""
+    u = (ax.apex - ax.mid) / ax.length_mm
+    w = np.array([-u[1], u[0]])
+    closed = np.vstack([contour, contour[:1]])
+    along = (closed - ax.mid) @ u
+    across = (closed - ax.mid) @ w
+    out = np.zeros(n)
+    for i in range(n):
+        s = (i + 0.5) * ax.length_mm / n
+        f0, f1 = along[:-1] - s, along[1:] - s
+        cross = np.flatnonzero((f0 <= 0) != (f1 <= 0))
+        if cross.size < 2:
+            continue
+        t = f0[cross] / (f0[cross] - f1[cross])
+        hits = across[cross] + t * (across[cross + 1] - across[cross])
+        out[i] = hits.max() - hits.min()
+    return out
+
+
+def view_measures(labels: np.ndarray, lmap: LabelMap, spacing_mm: tuple[float, float] | None) -> dict[str, Any]:
+    """Per view and phase: long axis, disk diameters (mm), LV and LA areas (mm^2) and lengths."""
+    arr = np.asarray(labels)
+    if arr.ndim != 2:
+        raise MeasurementError(f"echo labels must be a 2-D (Y, X) image, got shape {arr.shape}")
+    geom = plane_geometry(arr.shape, spacing_mm)
+    lv = arr == lmap["lv"]
+    if not lv.any():
+        raise MeasurementError(f"the echo labels contain no LV (label {lmap['lv']})")
+    la = (arr == lmap["la"]) if "la" in lmap else None
+    ax = long_axis(lv, geom, la)
+    contour = outer_contour_mm(lv, geom)
+    out: dict[str, Any] = {"axis": ax, "diameters_mm": disk_diameters(contour, ax),
+                           "area_mm2": float(lv.sum()) * geom.pixel_area_mm2, "la_area_mm2": math.nan, "la_length_mm": math.nan}
+    if la is not None and la.any():
+        la_contour = outer_contour_mm(la, geom)
+        out["la_area_mm2"] = float(la.sum()) * geom.pixel_area_mm2
+        out["la_length_mm"] = float(np.linalg.norm(la_contour - ax.mid, axis=1).max())
+    return out
+
+
+def lv_volumes_ml(v4: dict[str, Any], v2: dict[str, Any] | None) -> dict[str, float]:
+    """LV volume (mL) by disks (biplane when ``v2`` is given) and by area-length."""
+    l4 = v4["axis"].length_mm
+    if v2 is None:
+        disks = math.pi / 4 * float((v4["diameters_mm"] ** 2).sum()) * l4 / N_DISKS
+        al = 8.0 / (3.0 * math.pi) * v4["area_mm2"] ** 2 / l4
+        return {"disks_ml": disks / 1000.0, "area_length_ml": al / 1000.0, "length_mm": l4}
+    length = max(l4, v2["axis"].length_mm)
+    disks = math.pi / 4 * float((v4["diameters_mm"] * v2["diameters_mm"]).sum()) * length / N_DISKS
+    al = 8.0 / (3.0 * math.pi) * v4["area_mm2"] * v2["area_mm2"] / length
+    return {"disks_ml": disks / 1000.0, "area_length_ml": al / 1000.0, "length_mm": length}
+
+
+def la_volume_ml(v4: dict[str, Any], v2: dict[str, Any] | None) -> float:
+    """LA volume (mL) by area-length: 0.85 A1 A2 / L (L the shorter), single view 0.85 A^2 / L."""
+    if v2 is None or not math.isfinite(v2["la_area_mm2"]):
+        return LA_AREA_LENGTH_K * v4["la_area_mm2"] ** 2 / v4["la_length_mm"] / 1000.0
+    length = min(v4["la_length_mm"], v2["la_length_mm"])
+    return LA_AREA_LENGTH_K * v4["la_area_mm2"] * v2["la_area_mm2"] / length / 1000.0
+
+
+def measure_echo(
+    a4c_ed: np.ndarray, a4c_es: np.ndarray, a2c_ed: np.ndarray | None = None, a2c_es: np.ndarray | None = None, *,
+    label_map: Any = ECHO_LABEL_MAP, spacing_a4c_mm: tuple[float, float] | None = None,
+    spacing_a2c_mm: tuple[float, float] | None = None, height_cm: float | None = None,
+    weight_kg: float | None = None, bsa_method: str = "mosteller", sex: str | None = None,
+) -> dict[str, Any]:
+    """LV volumes/EF (biplane or single-plane disks, area-length) and LA volume at LV ES.
+
+    Args:
+        a4c_ed, a4c_es, a2c_ed, a2c_es: (Y, X) label images (A2C optional: single plane).
+        label_map: needs ``lv``; ``la`` (optional) gives the annulus and the LA volume.
+        spacing_a4c_mm, spacing_a2c_mm: (dy, dx) mm per pixel; None = unknown (EF only).
+
+    Returns:
+        {"method", "lv": {edv_ml, esv_ml, sv_ml, ef_pct}, "lv_area_length": {...},
+        "la_volume_ml", "bsa_m2", "indexed", "lengths_mm", "annulus_method", "spacing_known",
+        "notes", "flags"}; volumes are NaN when the spacing is unknown.
+    """
+    lmap = LabelMap.parse(label_map)
+    sex = check_sex(sex)
+    biplane = a2c_ed is not None and a2c_es is not None
+    known = spacing_a4c_mm is not None and (not biplane or spacing_a2c_mm is not None)
+    v = {"a4c_ed": view_measures(a4c_ed, lmap, spacing_a4c_mm), "a4c_es": view_measures(a4c_es, lmap, spacing_a4c_mm)}
+    if biplane:
+        v["a2c_ed"] = view_measures(a2c_ed, lmap, spacing_a2c_mm)
+        v["a2c_es"] = view_measures(a2c_es, lmap, spacing_a2c_mm)
+    ed = lv_volumes_ml(v["a4c_ed"], v.get("a2c_ed"))
+    es = lv_volumes_ml(v["a4c_es"], v.get("a2c_es"))
+    lv = function_from_volumes(ed["disks_ml"], es["disks_ml"])
+    al = function_from_volumes(ed["area_length_ml"], es["area_length_ml"])
+    la = la_volume_ml(v["a4c_es"], v.get("a2c_es")) if math.isfinite(v["a4c_es"]["la_area_mm2"]) else math.nan
+    bsa = bsa_m2(height_cm, weight_kg, bsa_method)
+    notes, flags = [], []
+    if not known:
+        notes.append("no pixel spacing: volumes are not reported; EF is a ratio of volumes and is reported")
+        for fn in (lv, al):
+            fn.update(edv_ml=math.nan, esv_ml=math.nan, sv_ml=math.nan)
+        la = math.nan
+    lavi = la / bsa if (math.isfinite(la) and math.isfinite(bsa)) else math.nan
+    flags += range_flag("echo_lvef_pct", lv["ef_pct"], sex, structure="lv")
+    flags += range_flag("echo_lavi_ml_m2", lavi, sex, structure="la")
+    if not math.isfinite(lv["ef_pct"]):
+        flags.append(make_flag("ef_undefined", "LV EF is undefined (EDV is zero)", structure="lv"))
+    return {
+        "method": "biplane_disks" if biplane else "single_plane_disks_a4c",
+        "lv": lv, "lv_area_length": al, "la_volume_ml": la, "bsa_m2": bsa, "bsa_method": bsa_method,
+        "indexed": {"lv_edv_ml_m2": lv["edv_ml"] / bsa if math.isfinite(bsa) else math.nan,
+                    "lv_esv_ml_m2": lv["esv_ml"] / bsa if math.isfinite(bsa) else math.nan, "la_volume_ml_m2": lavi},
+        "lengths_mm": {k: (m["axis"].length_mm if known else math.nan) for k, m in v.items()},
+        "annulus_method": {k: m["axis"].method for k, m in v.items()},
+        "spacing_known": known, "notes": notes, "flags": flags,
+    }

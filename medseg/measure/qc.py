@@ -1,0 +1,141 @@
+"""Quality-control checks. They report, they never silently fix.
+
+A flag is a plain dict: ``{"code": str, "severity": "warning" | "info", "message": str}``
+plus where it applies: ``"structure"``, ``"slice"``, ``"frame"``, ``"phase"`` and any values
+(e.g. ``"coverage_pct"``). Codes used here: ``missing_slice``, ``incomplete_coverage``,
+``basal_partial``, ``fragmented``, ``absent_structure``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from .geometry import StackGeometry
+
+BASAL_COVERAGE_MIN = 0.5  # SCMR: a basal slice counts as LV only if >= 50% is surrounded
+RING_COVERAGE_MIN = 0.95  # "myocardium all around the cavity" (AHA slices)
+FRAGMENT_MIN_VOXELS = 10
+
+
+def make_flag(code: str, message: str, severity: str = "warning", **where: Any) -> dict[str, Any]:
+    """A QC flag dict: code, severity, one-line message and location/value fields."""
+    flag: dict[str, Any] = {"code": code, "severity": severity}
+    flag.update({k: v for k, v in where.items() if v is not None})
+    flag["message"] = message
+    return flag
+
+
+def ray_coverage(cavity: np.ndarray, myo: np.ndarray, geom: StackGeometry, n_rays: int = 360) -> float:
+    """Fraction of rays from the cavity centroid that meet myocardium just outside the cavity.
+
+    Rays are cast in millimetres (anisotropic pixels honoured). A ray "meets myocardium" when
+    a myocardium pixel lies within ``reach`` = max(3 mm, 2 pixels) beyond the ray's last
+    cavity sample. NaN when the cavity is empty.
+
+    Args:
+        cavity, myo: (Y, X) boolean masks of one slice.
+    """
+    if not cavity.any():
+        return float("nan")
+    if not myo.any():
+        return 0.0
+    rc = np.argwhere(cavity).astype(np.float64)
+    uv = geom.to_inplane_mm(rc)
+    centre = uv.mean(axis=0)
+    dy, dx = geom.pixel_mm
+    step = 0.25 * min(dy, dx)
+    reach = max(3.0, 2.0 * max(dy, dx))
+    r_max = float(np.linalg.norm(uv - centre, axis=1).max()) + max(dy, dx) + reach
+    radii = np.arange(0.0, r_max + step, step)
+    ang = np.linspace(0.0, 2 * np.pi, n_rays, endpoint=False)
+    dirs = np.stack([np.cos(ang), np.sin(ang)], axis=1)
+    pts = centre[None, None, :] + radii[None, :, None] * dirs[:, None, :]
+    idx = np.rint(geom.to_index(pts.reshape(-1, 2))).astype(np.int64)
+    inside = (idx[:, 0] >= 0) & (idx[:, 0] < cavity.shape[0]) & (idx[:, 1] >= 0) & (idx[:, 1] < cavity.shape[1])
+    r_i, c_i = np.clip(idx[:, 0], 0, cavity.shape[0] - 1), np.clip(idx[:, 1], 0, cavity.shape[1] - 1)
+    cav_s = (cavity[r_i, c_i] & inside).reshape(n_rays, -1)
+    myo_s = (myo[r_i, c_i] & inside).reshape(n_rays, -1)
+    last_cav = np.where(cav_s.any(axis=1), cav_s.shape[1] - 1 - np.argmax(cav_s[:, ::-1], axis=1), -1)
+    k = np.arange(cav_s.shape[1])[None, :]
+    window = (k > last_cav[:, None]) & (radii[None, :] <= radii[np.maximum(last_cav, 0)][:, None] + reach)
+    hit = (myo_s & window).any(axis=1) & (last_cav >= 0)
+    return float(hit.mean())
+
+
+def coverage_per_slice(lv: np.ndarray, myo: np.ndarray, geom: StackGeometry) -> np.ndarray:
+    """(Z,) myocardial ray coverage of the LV cavity per slice (NaN where no cavity)."""
+    filled = [ndimage.binary_fill_holes(s) for s in lv]
+    return np.array([ray_coverage(f, m, geom) for f, m in zip(filled, myo)])
+
+
+def basal_partial(coverage: np.ndarray, order_from_base: np.ndarray, lv_ml_per_slice: np.ndarray) -> tuple[list[int], list[dict]]:
+    """SCMR 50% rule from the base: slices with coverage < 50% are excluded from the LV.
+
+    Walks from the basal end towards the apex over slices with cavity and stops at the first
+    slice with coverage >= 50%. Returns (excluded slice indices, ``basal_partial`` flags).
+    """
+    excluded: list[int] = []
+    flags: list[dict] = []
+    for z in order_from_base:
+        c = coverage[z]
+        if not np.isfinite(c):
+            continue
+        if c >= BASAL_COVERAGE_MIN:
+            break
+        excluded.append(int(z))
+        flags.append(make_flag(
+            "basal_partial",
+            f"basal slice {z}: myocardium surrounds {100 * c:.0f}% of the LV cavity (< 50%); "
+            f"its {lv_ml_per_slice[z]:.1f} mL of cavity is not counted as LV",
+            structure="lv", slice=int(z), coverage_pct=round(100 * c, 1),
+            excluded_ml=round(float(lv_ml_per_slice[z]), 3),
+        ))
+    return excluded, flags
+
+
+def missing_slices(mask: np.ndarray, structure: str) -> tuple[list[int], list[dict]]:
+    """Empty slices between the first and last labelled slice of a (Z, Y, X) mask."""
+    present = mask.reshape(mask.shape[0], -1).any(axis=1)
+    idx = np.flatnonzero(present)
+    if idx.size < 2:
+        return [], []
+    gaps = [int(z) for z in range(idx[0] + 1, idx[-1]) if not present[z]]
+    flags = [make_flag("missing_slice", f"{structure}: slice {z} is empty between labelled slices {idx[0]}..{idx[-1]}",
+                       structure=structure, slice=z) for z in gaps]
+    return gaps, flags
+
+
+def incomplete_coverage(lv: np.ndarray, base_at_high_index: bool) -> list[dict]:
+    """``incomplete_coverage`` flags when the first or last slice of the stack has LV cavity."""
+    flags = []
+    z_n = lv.shape[0]
+    for z in sorted({0, z_n - 1}):
+        if lv[z].any():
+            end = "base" if (z == z_n - 1) == base_at_high_index else "apex"
+            flags.append(make_flag("incomplete_coverage",
+                                   f"end slice {z} ({end} end of the stack) still contains LV cavity: the LV may extend beyond the stack",
+                                   structure="lv", slice=z, end=end))
+    return flags
+
+
+def fragmented(mask: np.ndarray, structure: str, min_voxels: int = FRAGMENT_MIN_VOXELS) -> list[dict]:
+    """``fragmented`` when a 3-D mask has more than one connected component over ``min_voxels``."""
+    if not mask.any():
+        return []
+    lab, n = ndimage.label(mask, structure=np.ones((3,) * mask.ndim, dtype=bool))
+    sizes = np.bincount(lab.ravel())[1:]
+    big = np.sort(sizes[sizes > min_voxels])[::-1]
+    if big.size <= 1:
+        return []
+    return [make_flag("fragmented", f"{structure} has {big.size} separate parts over {min_voxels} voxels (sizes {big[:5].tolist()})",
+                      structure=structure, n_components=int(big.size), sizes_voxels=big[:10].tolist())]
+
+
+def absent(structure: str, value: int) -> dict:
+    """``absent_structure``: a label-map entry with no voxels (warning for lv/myo/rv, else info)."""
+    core = structure in ("lv", "myo", "rv")
+    return make_flag("absent_structure", f"{structure} (label {value}) has no voxels",
+                     severity="warning" if core else "info", structure=structure)

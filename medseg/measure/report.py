@@ -1,0 +1,367 @@
+"""Measurement reports with the fixed JSON keys of docs/measurement.md.
+
+* :func:`measure_phase`: one (Z, Y, X) phase -> ``volumes_ml``, ``lv_mass_g``,
+  ``wall_thickness_mm``, ``flags``, ``spacing_mm``, ``label_map`` (+ details).
+* :func:`measure_ed_es`: ED and ES phases -> the above for ED plus ``lv``, ``rv``, ``bsa_m2``,
+  ``indexed``, ``co_l_min`` (+ ``phases``, ``atria``, ...).
+* :func:`measure_cine`: (T, Z, Y, X) -> volume curves, ED/ES detected from them (LV and RV
+  separately), then as :func:`measure_ed_es`.
+
+A structure with no voxels gives NaN plus an ``absent_structure`` flag; in an ED/ES pair a
+structure labelled in one phase only is 0 mL in the other (so an empty ED gives EDV 0, EF NaN
+and ``ef_undefined``). Nothing is silently fixed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import GeometryError, LabelMapError
+from ..labels import LabelMap
+from . import qc
+from .aha import AHA_METHODS, wall_thickness
+from .geometry import (BaseEnd, MeasurementError, StackGeometry, as_label_array, detect_base, given_base, resolve_affine,
+                       stack_geometry)
+from .reference import check_sex, range_flag
+from .volumes import (bsa_m2, cardiac_output_l_min, detect_ed_es, function_from_volumes, heart_rate_bpm, indexed,
+                      lv_mass_g, slice_areas_mm2)
+
+SAX_STRUCTURES = ("lv", "myo", "rv")
+
+
+def measure_phase(
+    labels: Any, affine: np.ndarray | None = None, label_map: Any = None, *,
+    slice_positions_mm: Sequence[float] | None = None, aha_method: str = "uniform",
+    interpolate_missing: bool = False, basal_rule: bool = True, base_end: str | BaseEnd | None = None,
+) -> dict[str, Any]:
+    """Measure one phase of short-axis (or 3-D) labels.
+
+    Args:
+        labels: (Z, Y, X) integer label array, or a one-frame label Volume.
+        affine: (4, 4) voxel (x, y, z) -> world mm; taken from ``labels`` when it is a Volume.
+        label_map: LabelMap or its text (``lv=3,myo=2,rv=1``); None = medseg's default map.
+        slice_positions_mm: (Z,) slice-centre positions for unevenly spaced stacks.
+        aha_method: "uniform" or "septum_split" (see :mod:`medseg.measure.aha`).
+        interpolate_missing: fill empty slices between labelled slices with the interpolated
+            area (still flagged ``missing_slice``, with the added mL).
+        basal_rule: apply the SCMR 50% rule to basal LV slices (flagged ``basal_partial``).
+        base_end: "low_index" / "high_index" to state where the base is; None = detect it
+            from the anatomy (:func:`medseg.measure.geometry.detect_base`).
+
+    Returns:
+        The one-phase report dict (volumes mL, mass g, thickness mm, flags, spacing, map).
+    """
+    lmap = LabelMap.parse(label_map)
+    if aha_method not in AHA_METHODS:
+        raise MeasurementError(f"unknown AHA method {aha_method!r}; allowed: {', '.join(AHA_METHODS)}")
+    arr = as_label_array(labels, 3)
+    geom = stack_geometry(resolve_affine(labels, affine), arr.shape, slice_positions_mm)
+    if arr.shape[0] < 2:
+        raise MeasurementError("a volume needs at least 2 slices; got a single slice (use medseg.measure.echo for 2-D views)")
+    check_values(arr, lmap)
+    base = given_base(base_end, geom) if isinstance(base_end, str) else base_end
+    return _phase(arr, geom, lmap, aha_method, interpolate_missing, basal_rule, base)
+
+
+def check_values(arr: np.ndarray, lmap: LabelMap) -> None:
+    """Raise LabelMapError when the labels hold values that the label map does not name."""
+    present = np.unique(arr)
+    unknown = sorted(int(v) for v in present if v != 0 and lmap.name_of(int(v)) is None)
+    if unknown:
+        raise LabelMapError(f"label values {unknown} are not in the label map ({lmap.to_string()}); "
+                            "give the right --label-map or add them, e.g. other=" + str(unknown[0]))
+
+
+def _phase(arr: np.ndarray, geom: StackGeometry, lmap: LabelMap, aha_method: str, interpolate: bool, basal_rule: bool,
+           base: BaseEnd | None) -> dict[str, Any]:
+    masks = {name: arr == v for name, v in lmap.values.items()}
+    vols, flags, detail = phase_volumes(masks, geom, lmap, interpolate, basal_rule, base)
+    empty = np.zeros(geom.shape, dtype=bool)
+    if "lv" in masks and "myo" in masks and masks["lv"].any() and masks["myo"].any():
+        wt, wflags = wall_thickness(masks["lv"], masks["myo"], masks.get("rv", empty), geom, detail["base_obj"],
+                                    detail["coverage"], method=aha_method)
+        flags += wflags
+    else:
+        wt = _empty_thickness(aha_method)
+    myo_ml = vols.get("myo", math.nan)
+    base = detail.pop("base_obj")
+    report: dict[str, Any] = {
+        "volumes_ml": vols,
+        "lv_mass_g": lv_mass_g(myo_ml),
+        "wall_thickness_mm": wt,
+        "flags": flags,
+        "spacing_mm": [round(s, 6) for s in geom.spacing_mm],
+        "label_map": lmap.to_dict(),
+        "slice_positions_mm": np.round(geom.positions_mm, 4).tolist(),
+        "base": {"end": "high_index" if base.base_at_high_index else "low_index", "method": base.method, "confident": base.confident},
+        "lv_coverage_pct": [None if not np.isfinite(c) else round(100 * float(c), 1) for c in detail["coverage"]],
+        "excluded_basal_slices": detail["excluded"],
+        "papillary_muscles": papillary_statement(masks.get("lv", empty), masks.get("myo", empty), geom),
+    }
+    return report
+
+
+def phase_volumes(masks: dict[str, np.ndarray], geom: StackGeometry, lmap: LabelMap, interpolate: bool = False,
+                  basal_rule: bool = True, base: BaseEnd | None = None) -> tuple[dict[str, float], list[dict], dict[str, Any]]:
+    """Volumes (mL) of every structure of one phase, with QC flags and per-slice details.
+
+    ``base``: the base end of the stack (default: detected from this phase's masks).
+    """
+    flags: list[dict] = []
+    empty = np.zeros(geom.shape, dtype=bool)
+    lv, myo = masks.get("lv", empty), masks.get("myo", empty)
+    base = base if base is not None else detect_base(masks, geom)
+    if not base.confident and lv.any():
+        flags.append(qc.make_flag("base_ambiguous", f"the base end could not be told from anatomy (cue: {base.method}); "
+                                  "assumed at the low slice indices" if not base.base_at_high_index else
+                                  f"the base end could not be told from anatomy (cue: {base.method}); assumed at the high slice indices",
+                                  severity="info"))
+    coverage = qc.coverage_per_slice(lv, myo, geom) if myo.any() else np.full(geom.n_slices, np.nan)
+    lv_ml_slice = slice_areas_mm2(lv, geom) * geom.weights_mm / 1000.0
+    excluded: list[int] = []
+    if basal_rule and myo.any() and lv.any():
+        excluded, bflags = qc.basal_partial(coverage, base.order_from_base(geom.n_slices), lv_ml_slice)
+        flags += bflags
+    vols: dict[str, float] = {}
+    for name, mask in masks.items():
+        if not mask.any():
+            vols[name] = math.nan
+            flags.append(qc.absent(name, lmap[name]))
+            continue
+        contrib = slice_areas_mm2(mask, geom) * geom.weights_mm / 1000.0
+        if name == "lv":
+            contrib[excluded] = 0.0
+        if name in SAX_STRUCTURES:
+            gaps, gflags = qc.missing_slices(mask, name)
+            if interpolate and gaps:
+                contrib, gflags = _interpolate_gaps(mask, geom, contrib, gaps, gflags)
+            flags += gflags
+        flags += qc.fragmented(mask, name)
+        vols[name] = float(contrib.sum())
+    if lv.any():
+        flags += qc.incomplete_coverage(lv, base.base_at_high_index)
+    return vols, flags, {"coverage": coverage, "excluded": excluded, "base_obj": base}
+
+
+def _interpolate_gaps(mask: np.ndarray, geom: StackGeometry, contrib: np.ndarray, gaps: list[int], flags: list[dict]) -> tuple[np.ndarray, list[dict]]:
+    """Fill empty in-between slices with the area interpolated along the slice positions."""
+    areas = slice_areas_mm2(mask, geom)
+    have = np.flatnonzero(areas > 0)
+    out = contrib.copy()
+    for z, f in zip(gaps, flags):
+        a = float(np.interp(geom.positions_mm[z], geom.positions_mm[have], areas[have]))
+        out[z] = a * geom.weights_mm[z] / 1000.0
+        f["interpolated_ml"] = round(float(out[z]), 3)
+        f["message"] += f"; interpolated area adds {out[z]:.1f} mL"
+    return out, flags
+
+
+def papillary_statement(lv: np.ndarray, myo: np.ndarray, geom: StackGeometry) -> dict[str, Any]:
+    """Whether papillary muscles / trabeculae are counted in the LV blood pool, from the labels.
+
+    Holes inside the (per-slice hole-filled) LV cavity are papillary muscles or trabeculae
+    the labeller excluded from the blood pool; labelled myocardium there counts in LV mass.
+    """
+    from scipy import ndimage
+
+    holes = np.zeros_like(lv)
+    for z in range(lv.shape[0]):
+        if lv[z].any():
+            holes[z] = ndimage.binary_fill_holes(lv[z]) & ~lv[z]
+    as_myo = float((slice_areas_mm2(holes & myo, geom) * geom.weights_mm).sum() / 1000.0)
+    as_bg = float((slice_areas_mm2(holes & ~myo, geom) * geom.weights_mm).sum() / 1000.0)
+    if as_myo + as_bg < 0.05:
+        text = ("papillary muscles and trabeculae are counted in the LV blood pool (no myocardium or gaps inside the "
+                "cavity): they add to LV volumes, not to LV mass (the UK Biobank reference convention)")
+        where = "blood_pool"
+    elif as_myo >= as_bg:
+        text = f"{as_myo:.1f} mL inside the LV cavity is labelled myocardium (papillary muscles): counted in LV mass, not in LV volumes"
+        where = "myocardium"
+    else:
+        text = f"{as_bg:.1f} mL inside the LV cavity is unlabelled (papillary muscles excluded): in neither LV volumes nor LV mass"
+        where = "excluded"
+    return {"counted_in": where, "inside_cavity_as_myo_ml": round(as_myo, 3), "inside_cavity_unlabelled_ml": round(as_bg, 3),
+            "statement": text + "; the labels are used as given"}
+
+
+def _empty_thickness(method: str) -> dict[str, Any]:
+    nan = math.nan
+    return {"global_mean": nan, "global_max": nan, "segments": {str(k): {"mean": nan, "max": nan} for k in range(1, 18)},
+            "method": method, "slices": []}
+
+
+def measure_ed_es(
+    labels_ed: Any, labels_es: Any, affine: np.ndarray | None = None, label_map: Any = None, *,
+    height_cm: float | None = None, weight_kg: float | None = None, heart_rate: float | None = None,
+    nominal_interval_ms: float | None = None, bsa_method: str = "mosteller", sex: str | None = None,
+    slice_positions_mm: Sequence[float] | None = None, aha_method: str = "uniform",
+    interpolate_missing: bool = False, basal_rule: bool = True, base_end: str | None = None,
+) -> dict[str, Any]:
+    """Measure an end-diastolic and an end-systolic phase on the same grid.
+
+    Args:
+        labels_ed, labels_es: (Z, Y, X) label arrays or one-frame label Volumes.
+        affine: (4, 4) voxel -> world mm (or taken from the Volumes, which must agree).
+        height_cm, weight_kg: for BSA (``bsa_method`` "mosteller" (default) or "dubois").
+        heart_rate: beats/min; or ``nominal_interval_ms`` (RR, DICOM NominalInterval).
+        sex: "M"/"F" for sex-specific reference ranges (None: the union of both ranges).
+        base_end: "low_index" / "high_index", or None to detect the base once from both
+            phases together (the same base end is used for ED and ES).
+
+    Returns:
+        The ED phase report keys plus ``lv``/``rv`` {edv_ml, esv_ml, sv_ml, ef_pct},
+        ``bsa_m2``, ``indexed``, ``co_l_min``, ``atria``, ``phases`` {ed, es}.
+    """
+    lmap = LabelMap.parse(label_map)
+    aff = _common_affine(labels_ed, labels_es, affine)
+    ed_arr, es_arr = as_label_array(labels_ed, 3), as_label_array(labels_es, 3)
+    if ed_arr.shape != es_arr.shape:
+        raise GeometryError(f"ED and ES labels have different shapes {ed_arr.shape} and {es_arr.shape}")
+    base = study_base(np.stack([ed_arr, es_arr]), stack_geometry(aff, ed_arr.shape, slice_positions_mm), lmap, base_end)
+    opts = dict(slice_positions_mm=slice_positions_mm, aha_method=aha_method, interpolate_missing=interpolate_missing,
+                basal_rule=basal_rule, base_end=base)
+    ed = measure_phase(ed_arr, aff, lmap, **opts)
+    es = measure_phase(es_arr, aff, lmap, **opts)
+    _zero_where_labelled_elsewhere(ed, es)
+    rv = (ed["volumes_ml"].get("rv", math.nan), es["volumes_ml"].get("rv", math.nan))
+    return combine_ed_es(ed, es, rv, height_cm=height_cm, weight_kg=weight_kg, heart_rate=heart_rate,
+                         nominal_interval_ms=nominal_interval_ms, bsa_method=bsa_method, sex=sex)
+
+
+def study_base(arr_tzyx: np.ndarray, geom: StackGeometry, lmap: LabelMap, base_end: str | BaseEnd | None = None) -> BaseEnd:
+    """One base end for all phases of a study: given, or detected from all frames together."""
+    if isinstance(base_end, BaseEnd):
+        return base_end
+    if base_end is not None:
+        return given_base(base_end, geom)
+    masks = {n: np.moveaxis(arr_tzyx == v, 0, -1) for n, v in lmap.values.items() if n in ("lv", "myo", "rv", "la", "ra")}
+    return detect_base(masks, geom)
+
+
+def _zero_where_labelled_elsewhere(ed: dict[str, Any], es: dict[str, Any]) -> None:
+    """A structure labelled in one phase but empty in the other measured 0 mL there (not NaN):
+    EDV = 0 then gives EF NaN + ``ef_undefined``. Never labelled at all stays NaN."""
+    for a, b in ((ed, es), (es, ed)):
+        for name, v in a["volumes_ml"].items():
+            if math.isnan(v) and math.isfinite(b["volumes_ml"].get(name, math.nan)):
+                a["volumes_ml"][name] = 0.0
+                if name == "myo":
+                    a["lv_mass_g"] = 0.0
+
+
+def _common_affine(a: Any, b: Any, affine: np.ndarray | None) -> np.ndarray:
+    if affine is not None:
+        return resolve_affine(a, affine)
+    aff_a, aff_b = resolve_affine(a, None), resolve_affine(b, None)
+    if not np.allclose(aff_a, aff_b, atol=1e-3):
+        raise GeometryError("ED and ES labels have different geometry (affines differ); they must share one grid")
+    return aff_a
+
+
+def combine_ed_es(ed: dict[str, Any], es: dict[str, Any], rv_ed_es_ml: tuple[float, float], *, height_cm: float | None = None,
+                  weight_kg: float | None = None, heart_rate: float | None = None, nominal_interval_ms: float | None = None,
+                  bsa_method: str = "mosteller", sex: str | None = None) -> dict[str, Any]:
+    """Build the ED + ES report from two phase reports (RV ED/ES volumes may come from other frames)."""
+    sex = check_sex(sex)
+    lv_fn = function_from_volumes(ed["volumes_ml"].get("lv", math.nan), es["volumes_ml"].get("lv", math.nan))
+    rv_fn = function_from_volumes(*rv_ed_es_ml)
+    bsa = bsa_m2(height_cm, weight_kg, bsa_method)
+    hr = heart_rate_bpm(heart_rate, nominal_interval_ms)
+    co = cardiac_output_l_min(lv_fn["sv_ml"], hr)
+    to_index = {f"lv_{k}": v for k, v in lv_fn.items() if k != "ef_pct"}
+    to_index.update({f"rv_{k}": v for k, v in rv_fn.items() if k != "ef_pct"})
+    to_index["lv_mass_g"] = ed["lv_mass_g"]
+    atria = {n: {"max_ml": es["volumes_ml"][n], "min_ml": ed["volumes_ml"][n]} for n in ("la", "ra") if n in ed["volumes_ml"]}
+    for n, a in atria.items():
+        to_index[f"{n}_max_ml"] = a["max_ml"]
+    to_index["co_l_min"] = co
+    idx = indexed(to_index, bsa)
+    idx["ci_l_min_m2"] = idx.pop("co_l_min_m2")
+    flags = [dict(f, phase="ed") for f in ed["flags"]] + [dict(f, phase="es") for f in es["flags"]]
+    flags += _function_flags(lv_fn, "lv") + _function_flags(rv_fn, "rv")
+    flags += range_flag("cmr_lvef_pct", lv_fn["ef_pct"], sex, structure="lv")
+    flags += range_flag("cmr_lv_mass_index_g_m2", idx["lv_mass_g_m2"], sex, structure="myo")
+    keys = ("volumes_ml", "lv_mass_g", "wall_thickness_mm", "spacing_mm", "label_map")
+    out: dict[str, Any] = {k: ed[k] for k in keys}
+    out.update({
+        "flags": flags, "lv": lv_fn, "rv": rv_fn, "bsa_m2": bsa, "bsa_method": bsa_method, "indexed": idx,
+        "co_l_min": co, "heart_rate_bpm": hr, "height_cm": height_cm, "weight_kg": weight_kg, "sex": sex,
+        "atria": atria, "papillary_muscles": ed["papillary_muscles"], "phases": {"ed": ed, "es": es},
+    })
+    return out
+
+
+def _function_flags(fn: dict[str, float], name: str) -> list[dict]:
+    flags = []
+    if not math.isfinite(fn["ef_pct"]):
+        if not math.isfinite(fn["edv_ml"]):
+            why = "no labels at ED"
+        elif not math.isfinite(fn["esv_ml"]):
+            why = "no labels at ES"
+        else:
+            why = f"EDV is {fn['edv_ml']:.1f} mL"
+        flags.append(qc.make_flag("ef_undefined", f"{name.upper()} EF is undefined: {why}", structure=name))
+    elif fn["esv_ml"] > fn["edv_ml"]:
+        flags.append(qc.make_flag("esv_exceeds_edv", f"{name.upper()} ESV {fn['esv_ml']:.1f} mL exceeds EDV {fn['edv_ml']:.1f} mL: "
+                                  "are ED and ES swapped?", structure=name))
+    return flags
+
+
+def measure_cine(
+    labels: Any, affine: np.ndarray | None = None, label_map: Any = None, *,
+    frame_times_s: Sequence[float] | None = None, **options: Any,
+) -> dict[str, Any]:
+    """Measure a (T, Z, Y, X) cine: volume curves, ED/ES from them, then the ED + ES report.
+
+    ED = frame of maximum LV volume, ES = minimum (never frame 0 by assumption); the RV gets
+    its own ED/ES from its own curve. Frames without any label are NaN in the curves and
+    flagged ``unlabelled_frame``. ``options`` are those of :func:`measure_ed_es`.
+    """
+    lmap = LabelMap.parse(label_map)
+    arr = as_label_array(labels, 4)
+    aff = resolve_affine(labels, affine)
+    times = frame_times_s if frame_times_s is not None else getattr(labels, "frame_times_s", None)
+    geom = stack_geometry(aff, arr.shape[1:], options.get("slice_positions_mm"))
+    if arr.shape[1] < 2:
+        raise MeasurementError("a volume needs at least 2 slices; got a single slice")
+    check_values(arr, lmap)
+    base = study_base(arr, geom, lmap, options.pop("base_end", None))
+    curves, flags = volume_curves(arr, geom, lmap, options.get("interpolate_missing", False), options.get("basal_rule", True), base)
+    ed_f, es_f = detect_ed_es(curves["lv"]) if "lv" in curves else (None, None)
+    if ed_f is None:
+        raise MeasurementError("no frame of the cine contains LV labels; nothing to measure")
+    rv_ed, rv_es = detect_ed_es(curves["rv"]) if "rv" in curves else (None, None)
+    phase_opts = {k: options[k] for k in ("slice_positions_mm", "aha_method", "interpolate_missing", "basal_rule") if k in options}
+    ed = measure_phase(arr[ed_f], aff, lmap, **phase_opts, base_end=base)
+    es = measure_phase(arr[es_f], aff, lmap, **phase_opts, base_end=base)
+    _zero_where_labelled_elsewhere(ed, es)
+    rv = (curves["rv"][rv_ed], curves["rv"][rv_es]) if rv_ed is not None else (math.nan, math.nan)
+    combine_opts = {k: v for k, v in options.items() if k not in phase_opts}
+    out = combine_ed_es(ed, es, rv, **combine_opts)
+    out["flags"] = [dict(f, frame=ed_f) if f.get("phase") == "ed" else dict(f, frame=es_f) if f.get("phase") == "es" else f
+                    for f in out["flags"]] + flags
+    out.update({"ed_frame": ed_f, "es_frame": es_f, "rv_ed_frame": rv_ed, "rv_es_frame": rv_es,
+                "volume_curve_ml": {k: [None if not np.isfinite(v) else float(v) for v in c] for k, c in curves.items()},
+                "frame_times_s": None if times is None else [float(t) for t in np.asarray(times).reshape(-1)]})
+    return out
+
+
+def volume_curves(arr: np.ndarray, geom: StackGeometry, lmap: LabelMap, interpolate: bool = False,
+                  basal_rule: bool = True, base: BaseEnd | None = None) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """(T,) LV and RV volume curves (mL); frames with no labels at all are NaN and flagged."""
+    names = [n for n in ("lv", "rv") if n in lmap]
+    curves = {n: np.full(arr.shape[0], np.nan) for n in names}
+    flags: list[dict] = []
+    for t in range(arr.shape[0]):
+        frame = arr[t]
+        if not frame.any():
+            flags.append(qc.make_flag("unlabelled_frame", f"frame {t} has no labels; left out of the volume curves", severity="info", frame=t))
+            continue
+        masks = {n: frame == v for n, v in lmap.values.items() if n in ("lv", "myo", "rv", "la", "ra")}
+        vols, _, _ = phase_volumes(masks, geom, lmap.subset(masks), interpolate, basal_rule, base)
+        for n in names:
+            curves[n][t] = vols.get(n, math.nan) if np.isfinite(vols.get(n, math.nan)) else 0.0
+    return curves, flags

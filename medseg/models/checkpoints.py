@@ -1,0 +1,112 @@
+"""Safe checkpoint loading and saving.
+
+* medseg checkpoints: safetensors with the architecture (``ModelConfig``) and training
+  summary in the header metadata. Nothing is unpickled.
+* official SAM / MedSAM ``.pth`` state dicts: ``torch.load(weights_only=True)`` and strict
+  key matching; mismatches are reported by name.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._files import atomic_path, sha256_file
+from ..errors import CheckpointError
+from .network import ModelConfig, PromptableSAM, build_network, sam_config
+
+
+def save_checkpoint(model: PromptableSAM, path: str | Path, info: dict[str, Any] | None = None, half: bool = False) -> Path:
+    """Write a medseg safetensors checkpoint atomically; returns the path.
+
+    ``half`` stores weights as float16 (halves the file; they load back as float32)."""
+    from safetensors.torch import save_file
+
+    from .. import __version__
+
+    tensors = {k: (v.detach().half() if half and v.is_floating_point() else v.detach()).contiguous().cpu() for k, v in model.state_dict().items()}
+    meta = {"format": "medseg-checkpoint/1", "config": json.dumps(model.config.to_dict()), "medseg_version": __version__, "info": json.dumps(info or {})}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+    return path
+
+
+def read_checkpoint_header(path: str | Path) -> tuple[ModelConfig, dict[str, Any]]:
+    """(config, info) stored in a medseg checkpoint, without loading the weights."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as e:  # safetensors raises its own error types for corrupt files
+        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    if meta.get("format") != "medseg-checkpoint/1" or "config" not in meta:
+        raise CheckpointError(f"{path}: safetensors file is not a medseg checkpoint (no medseg config in its header)")
+    return ModelConfig.from_dict(json.loads(meta["config"])), json.loads(meta.get("info", "{}"))
+
+
+def load_checkpoint(path: str | Path, expected_sha256: str | None = None) -> tuple[PromptableSAM, str, dict[str, Any]]:
+    """Load a medseg checkpoint strictly. Returns (model in eval mode, sha256, info)."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    digest = sha256_file(path)
+    if expected_sha256 and digest != expected_sha256:
+        raise CheckpointError(f"{path}: sha256 {digest[:16]}... does not match the registry's {expected_sha256[:16]}...")
+    config, info = read_checkpoint_header(path)
+    model = build_network(config)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+    load_state_strict(model, state, str(path))
+    return model.eval(), digest, info
+
+
+def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """``load_state_dict(strict=True)`` with a one-line error naming the mismatched keys."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    bad_shape = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or bad_shape:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {_few(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys {_few(unexpected)}")
+        if bad_shape:
+            k = bad_shape[0]
+            parts.append(f"shape mismatch at {k} ({tuple(state[k].shape)} in file vs {tuple(own[k].shape)} in model) and {len(bad_shape) - 1} more")
+        raise CheckpointError(f"{source}: weights do not fit the {getattr(model, 'config', None) and model.config.name} architecture: " + "; ".join(parts))
+    model.load_state_dict(state, strict=True)
+
+
+def _few(keys: list[str], n: int = 3) -> str:
+    shown = ", ".join(keys[:n])
+    return f"[{shown}{', ...' if len(keys) > n else ''}] ({len(keys)} in all)"
+
+
+def load_official_sam(path: str | Path, variant: str, name: str, input_norm: str) -> tuple[PromptableSAM, str]:
+    """Load an official SAM/MedSAM state dict (``sam_vit_b_01ec64.pth``, ``medsam_vit_b.pth``).
+
+    Uses ``torch.load(weights_only=True)`` (no arbitrary unpickling) and strict keys.
+    Returns (model in eval mode, sha256)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    digest = sha256_file(path)
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"{path}: cannot be read as a weights-only PyTorch state dict ({type(e).__name__})") from None
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: expected a state dict of tensors")
+    model = build_network(sam_config(variant, name, input_norm))
+    load_state_strict(model, dict(state), str(path))
+    return model.eval(), digest

@@ -1,0 +1,143 @@
+"""Model registry: names -> builders + weights + sha256. Nothing is ever downloaded.
+
+``--model`` accepts:
+  * ``default`` — the shipped cardiac model in ``checkpoints/`` (sha256 checked);
+  * ``sam_vit_b=PATH``, ``sam_vit_l=PATH``, ``sam_vit_h=PATH``, ``medsam_vit_b=PATH`` — an
+    official state dict the user already has (``torch.load(weights_only=True)``, strict keys);
+  * a path to a medseg ``.safetensors`` checkpoint (e.g. one made by ``medseg train``);
+  * a path to a ``.pth`` SAM state dict (architecture detected from its shapes; SAM input
+    normalisation assumed — name it ``medsam_vit_b=PATH`` for MedSAM).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import CheckpointError
+
+DEFAULT_CHECKPOINT_NAME = "medseg_default.safetensors"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    description: str
+    kind: str  # "medseg" or "sam"
+    variant: str | None = None  # SAM variant: vit_b / vit_l / vit_h
+    input_norm: str = "unit"
+    shipped_file: str | None = None
+
+
+REGISTRY: dict[str, ModelEntry] = {
+    "default": ModelEntry("default", "medseg cardiac model (shipped, CPU-fast ViT, structure prompts)", "medseg", shipped_file=DEFAULT_CHECKPOINT_NAME),
+    "sam_vit_b": ModelEntry("sam_vit_b", "Segment Anything ViT-B (user-supplied weights)", "sam", "vit_b", "sam"),
+    "sam_vit_l": ModelEntry("sam_vit_l", "Segment Anything ViT-L (user-supplied weights)", "sam", "vit_l", "sam"),
+    "sam_vit_h": ModelEntry("sam_vit_h", "Segment Anything ViT-H (user-supplied weights)", "sam", "vit_h", "sam"),
+    "medsam_vit_b": ModelEntry("medsam_vit_b", "MedSAM ViT-B (user-supplied weights)", "sam", "vit_b", "medsam"),
+}
+
+
+def asset_dirs(kind: str) -> list[Path]:
+    """Folders searched for shipped assets (``checkpoints`` or ``adapters``), in order:
+    $MEDSEG_HOME/<kind>, the source tree's top-level folder (editable installs), and
+    <prefix>/share/medseg/<kind> (wheel installs)."""
+    out = []
+    if os.environ.get("MEDSEG_HOME"):
+        out.append(Path(os.environ["MEDSEG_HOME"]) / kind)
+    out.append(Path(__file__).resolve().parents[2] / kind)
+    out.append(Path(sys.prefix) / "share" / "medseg" / kind)
+    return out
+
+
+def shipped_checkpoint(filename: str = DEFAULT_CHECKPOINT_NAME) -> Path:
+    for d in asset_dirs("checkpoints"):
+        if (d / filename).is_file():
+            return d / filename
+    raise CheckpointError(f"shipped checkpoint {filename} not found in {', '.join(str(d) for d in asset_dirs('checkpoints'))}")
+
+
+def shipped_sha256(filename: str = DEFAULT_CHECKPOINT_NAME) -> str | None:
+    """The sha256 recorded for a shipped checkpoint in ``checkpoints/SHA256SUMS.json``."""
+    for d in asset_dirs("checkpoints"):
+        f = d / "SHA256SUMS.json"
+        if f.is_file():
+            return json.loads(f.read_text()).get(filename)
+    return None
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference, with the identity recorded in provenance."""
+
+    model: Any  # PromptableSAM
+    model_id: str
+    sha256: str
+    info: dict[str, Any] = field(default_factory=dict)
+    adapter_id: str | None = None
+    adapter_sha256: str | None = None
+    device: str = "cpu"
+
+    @property
+    def config(self):
+        return self.model.config
+
+    def provenance(self) -> dict[str, Any]:
+        return {"model_id": self.model_id, "model_sha256": self.sha256, "adapter_id": self.adapter_id, "adapter_sha256": self.adapter_sha256}
+
+
+def load_model(spec: str | os.PathLike | None = "default", device: str = "cpu") -> LoadedModel:
+    """Resolve ``--model`` (see module docstring) and load the weights onto ``device``."""
+    from .checkpoints import load_checkpoint, load_official_sam
+
+    spec = "default" if spec is None else str(spec)
+    device = _check_device(device)
+    if spec == "default":
+        path = shipped_checkpoint()
+        model, digest, info = load_checkpoint(path, shipped_sha256())
+        return LoadedModel(model.to(device), "default", digest, info, device=device)
+    name, _, path_text = spec.partition("=")
+    if path_text and name in REGISTRY and REGISTRY[name].kind == "sam":
+        e = REGISTRY[name]
+        model, digest = load_official_sam(path_text, e.variant, e.name, e.input_norm)
+        return LoadedModel(model.to(device), name, digest, device=device)
+    if spec in REGISTRY:
+        raise CheckpointError(f"model {spec!r} needs your checkpoint file: use --model {spec}=/path/to/weights.pth (nothing is downloaded)")
+    path = Path(spec)
+    if not path.exists():
+        raise CheckpointError(f"unknown model {spec!r}; use one of: default, " + ", ".join(f"{n}=PATH" for n in REGISTRY if n != "default") + ", or a checkpoint path")
+    if path.suffix == ".safetensors":
+        model, digest, info = load_checkpoint(path)
+        return LoadedModel(model.to(device), path.stem, digest, info, device=device)
+    variant = _detect_sam_variant(path)
+    model, digest = load_official_sam(path, variant, f"sam_{variant}", "sam")
+    return LoadedModel(model.to(device), f"sam_{variant}", digest, device=device)
+
+
+def _detect_sam_variant(path: Path) -> str:
+    import torch
+
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception:
+        raise CheckpointError(f"{path}: neither a medseg .safetensors checkpoint nor a weights-only SAM state dict") from None
+    w = state.get("image_encoder.patch_embed.proj.weight") if isinstance(state, dict) else None
+    dims = {768: "vit_b", 1024: "vit_l", 1280: "vit_h"}
+    if w is None or int(w.shape[0]) not in dims:
+        raise CheckpointError(f"{path}: not a SAM state dict (no image_encoder.patch_embed.proj.weight of width 768/1024/1280)")
+    return dims[int(w.shape[0])]
+
+
+def _check_device(device: str) -> str:
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise CheckpointError(f"unknown device {device!r}; allowed: cpu, cuda")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise CheckpointError("--device cuda was requested but no CUDA GPU is available here")
+    return device

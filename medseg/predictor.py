@@ -1,0 +1,214 @@
+"""One slice: embed once, answer any number of prompts.
+
+This is the only module that converts medseg's prompt coordinates (pixel indices, (y, x),
+inclusive boxes) into the model's (x, y) / XYXY input coordinates, via
+:mod:`medseg.preprocess`. Every prediction is made in a zoomed **ROI**: a box defines the
+crop (box x (1 + 2 x margin), square), clicks without a box first run on the whole slice to
+find the structure, then in its ROI.
+"""
+
+from __future__ import annotations
+
+from typing import Hashable, Sequence
+
+import numpy as np
+import torch
+
+from .embeddings import EmbeddingCache, array_key
+from .errors import PromptError
+from .preprocess import box_to_continuous, box_to_model, full_image_roi, image_to_model, roi_from_box
+from .roi_ops import crop_rois, paste_logits
+from .types import Box, Point, Prediction
+
+MASK_PROMPT_SCALE = 8.0
+MIN_POINT_SLOTS = 4  # = medseg.training.prompts.N_POINTS
+
+
+def mask_to_prompt_logits(mask01: torch.Tensor) -> torch.Tensor:
+    """A binary / soft mask in [0, 1] -> mask-prompt logits in [-8, 8] (training uses the same)."""
+    return (mask01 * 2.0 - 1.0) * MASK_PROMPT_SCALE
+
+
+class SlicePredictor:
+    """Answer prompts on one 2-D slice with a promptable model.
+
+    Usage::
+
+        p = SlicePredictor(load_model("default"))
+        p.set_image(slice01, key=("study-hash", frame, z))
+        pred = p.predict(box=Box(40, 50, 90, 110), structure="lv")
+    """
+
+    def __init__(self, loaded, cache: EmbeddingCache | None = None) -> None:
+        self.loaded = loaded
+        self.model = loaded.model
+        self.config = loaded.model.config
+        self.device = torch.device(loaded.device)
+        self.cache = cache if cache is not None else EmbeddingCache()
+        self._image: torch.Tensor | None = None
+        self._key: Hashable | None = None
+        self._shape: tuple[int, int] = (0, 0)
+
+    # -- image ---------------------------------------------------------------------------
+    def set_image(self, image01: np.ndarray, key: Hashable | None = None) -> None:
+        """Set the (Y, X) slice, intensities already normalised to [0, 1]
+        (:func:`medseg.preprocess.normalize_intensity`). ``key`` names the slice in the
+        embedding cache (default: a hash of its pixels)."""
+        img = np.asarray(image01, dtype=np.float32)
+        if img.ndim != 2:
+            raise PromptError(f"set_image expects a 2-D (Y, X) slice, got shape {img.shape}")
+        self._image = torch.from_numpy(np.ascontiguousarray(img)).to(self.device)[None, None]
+        self._key = key if key is not None else array_key(img)
+        self._shape = img.shape
+
+    def _require_image(self) -> None:
+        if self._image is None:
+            raise PromptError("no image set: call set_image(...) before predict(...)")
+
+    @property
+    def _ids(self) -> tuple[str, str | None]:
+        return self.loaded.sha256, self.loaded.adapter_id
+
+    @torch.inference_mode()
+    def embedding(self, roi: np.ndarray) -> torch.Tensor:
+        """(1, C, E, E) image embedding of an ROI, from the cache when possible."""
+        self._require_image()
+        key = self.cache.make_key(self._key, roi, *self._ids)
+        emb = self.cache.get(key)
+        if emb is None:
+            size = self.config.img_size
+            crop = crop_rois(self._image, torch.tensor(roi[None], dtype=torch.float32, device=self.device), size)
+            emb = self.model.encode(crop)
+            self.cache.put(key, emb)
+        return emb
+
+    # -- prompts -------------------------------------------------------------------------
+    def predict(
+        self,
+        box: Box | None = None,
+        points: Sequence[Point] = (),
+        structure: str | None = None,
+        mask_prompt: np.ndarray | None = None,
+        mask_logits: tuple[np.ndarray, np.ndarray] | None = None,
+        roi: np.ndarray | None = None,
+        multimask: bool = False,
+    ) -> Prediction:
+        """Predict one structure's mask on the current slice.
+
+        Args:
+            box: inclusive pixel box; points: clicks (pixel indices).
+            structure: structure name for the structure token (None / unknown = generic).
+            mask_prompt: (Y, X) bool mask used as a dense prompt (e.g. previous slice).
+            mask_logits: (roi, low-res logits) of an earlier prediction on this slice, reused
+                as the dense prompt for correction clicks (its ROI is kept).
+            roi: force the crop (continuous XYXY square); default from box / points / mask.
+            multimask: return the best of SAM's three candidate masks (for a single click).
+        Returns: :class:`Prediction` with a full-slice boolean mask.
+        """
+        self._require_image()
+        h, w = self._shape
+        self._check_prompt_inside(box, points)
+        if mask_logits is not None and roi is None:
+            roi = np.asarray(mask_logits[0], dtype=np.float64)
+        if roi is None:
+            roi = self._choose_roi(box, points, structure, mask_prompt)
+        return self._decode(roi, box, points, structure, mask_prompt, mask_logits, multimask)
+
+    def predict_auto(self, structure: str) -> Prediction:
+        """Zero-click: the structure token alone on the whole slice, then one refinement in the
+        ROI of what it found. An empty mask means the structure was not found here."""
+        self._require_image()
+        h, w = self._shape
+        coarse = self._decode(full_image_roi(h, w), None, (), structure, None, None, False)
+        b = Box.from_mask(_largest_component(coarse.mask))
+        if b is None:
+            return coarse
+        fine = self._decode(self._box_roi(b), b, (), structure, None, None, False)
+        fine.score = float(min(fine.score, max(coarse.score, 0.0)) if coarse.score < 0.5 else fine.score)
+        return fine
+
+    # -- internals -----------------------------------------------------------------------
+    def _box_roi(self, box: Box) -> np.ndarray:
+        return roi_from_box(box_to_continuous(*box.as_tuple()), margin=self.config.roi_margin)
+
+    def _choose_roi(self, box, points, structure, mask_prompt) -> np.ndarray:
+        if box is not None:
+            return self._box_roi(box)
+        if mask_prompt is not None and mask_prompt.any():
+            return self._box_roi(Box.from_mask(mask_prompt))
+        h, w = self._shape
+        coarse = self._decode(full_image_roi(h, w), None, points, structure, None, None, False)
+        found = _largest_component(coarse.mask) if coarse.mask.any() else coarse.mask
+        ys = [p.y for p in points if p.positive]
+        xs = [p.x for p in points if p.positive]
+        if found.any():
+            fy, fx = np.nonzero(found)
+            ys += [fy.min(), fy.max()]
+            xs += [fx.min(), fx.max()]
+        if not ys:
+            return full_image_roi(h, w)
+        b = Box(min(ys), min(xs), max(ys), max(xs))
+        roi = self._box_roi(b)
+        side = max(roi[2] - roi[0], max(h, w) / 6.0)
+        c = ((roi[0] + roi[2]) / 2, (roi[1] + roi[3]) / 2)
+        return np.array([c[0] - side / 2, c[1] - side / 2, c[0] + side / 2, c[1] + side / 2])
+
+    @torch.inference_mode()
+    def _decode(self, roi, box, points, structure, mask_prompt, mask_logits, multimask) -> Prediction:
+        model, size, dev = self.model, self.config.img_size, self.device
+        roi = np.asarray(roi, dtype=np.float64)
+        emb = self.embedding(roi)
+        # Same token layout as training: >= MIN_POINT_SLOTS point tokens (padding label -1) and
+        # two box tokens (padding when there is no box); attention sees the padding too.
+        n_slots = max(MIN_POINT_SLOTS, len(points))
+        pts = np.zeros((1, n_slots, 2), np.float32)
+        lbl = np.full((1, n_slots), -1, np.int64)
+        if points:
+            pts[0, : len(points)] = image_to_model(np.array([[p.y, p.x] for p in points]), roi, size)
+            lbl[0, : len(points)] = [1 if p.positive else 0 for p in points]
+        kw: dict = {"points": torch.from_numpy(pts).to(dev), "point_labels": torch.from_numpy(lbl).to(dev)}
+        box_t = box_to_model(box.as_tuple(), roi, size) if box is not None else np.zeros(4)
+        kw["boxes"] = torch.tensor(box_t[None], dtype=torch.float32, device=dev)
+        kw["has_box"] = torch.tensor([box is not None], device=dev)
+        if model.structure_embed is not None:
+            kw["structure"] = torch.tensor([model.structure_index(structure)], device=dev)
+        low = 4 * self.config.embed_size
+        if mask_logits is not None:
+            kw["mask_inputs"] = torch.as_tensor(np.asarray(mask_logits[1], dtype=np.float32), device=dev).view(1, 1, low, low)
+        elif mask_prompt is not None:
+            m = torch.from_numpy(np.ascontiguousarray(mask_prompt, dtype=np.float32)).to(dev)[None, None]
+            kw["mask_inputs"] = mask_to_prompt_logits(crop_rois(m, torch.tensor(roi[None], dtype=torch.float32, device=dev), low))
+        sparse, dense = model.embed_prompts(1, **kw)
+        masks, iou = model.decode(emb, sparse, dense)
+        h, w = self._shape
+        rois_t = torch.tensor(roi[None], dtype=torch.float32, device=dev)
+        if multimask:
+            full = paste_logits(masks[:, 1:], rois_t, h, w)[0]
+            scores = iou[0, 1:].float()
+            best = int(torch.argmax(scores))
+            cands = ((full > 0).cpu().numpy(), scores.clamp(0, 1).cpu().numpy())
+            return Prediction(cands[0][best], float(cands[1][best]), masks[0, 1 + best].float().cpu().numpy(), tuple(roi.tolist()), cands)
+        full = paste_logits(masks[:, :1], rois_t, h, w)[0, 0]
+        return Prediction((full > 0).cpu().numpy(), float(iou[0, 0].clamp(0, 1)), masks[0, 0].float().cpu().numpy(), tuple(roi.tolist()))
+
+    def _check_prompt_inside(self, box: Box | None, points: Sequence[Point]) -> None:
+        h, w = self._shape
+        for p in points:
+            if not (0 <= p.y <= h - 1 and 0 <= p.x <= w - 1):
+                raise PromptError(f"point (y={p.y}, x={p.x}) is outside the {h}x{w} slice")
+        if box is not None and (box.y1 < 0 or box.x1 < 0 or box.y0 > h - 1 or box.x0 > w - 1):
+            raise PromptError(f"box {box.as_tuple()} lies outside the {h}x{w} slice")
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 8-connected component of a 2-D mask (empty in, empty out)."""
+    from scipy import ndimage
+
+    if not mask.any():
+        return mask
+    lab, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    if n <= 1:
+        return mask
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    return lab == int(np.argmax(sizes))

@@ -1,0 +1,115 @@
+"""The prompts file (``medseg segment --prompts FILE``) and prompts derived from labels.
+
+Format (JSON; coordinates are voxel indices of the input as the user sees it: ``frame`` t,
+``slice`` z, points ``[y, x]`` = [row, column], boxes ``[y0, x0, y1, x1]`` inclusive)::
+
+    {
+      "format": "medseg-prompts/1",
+      "label_map": {"lv": 1, "myo": 2, "rv": 3},          # optional: output label values
+      "prompts": [
+        {"structure": "lv",  "frame": 0, "slice": 5, "box": [60, 70, 110, 122]},
+        {"structure": "rv",  "frame": 0, "slice": 5, "points": [[90, 40]], "negative_points": [[90, 75]]},
+        {"structure": "myo", "frame": 0, "slice": 5, "box": [52, 62, 118, 130], "propagate": true}
+      ]
+    }
+
+For ``medseg batch`` one file can hold several cases: ``{"cases": {"case01": {"prompts": [...]}}}``
+(the case name is the input's file name without extension, or the DICOM folder's name).
+``"propagate": true`` on a prompt propagates that structure from its slice (as ``--propagate``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import LabelMapError, PromptError
+from .labels import LabelMap
+from .types import Box, SlicePrompt
+
+
+@dataclass
+class PromptSet:
+    prompts: list[SlicePrompt]
+    propagate: set[int] = field(default_factory=set)  # indices of prompts to propagate
+    label_map: LabelMap | None = None
+
+
+def parse_prompts(obj: dict[str, Any], source: str = "prompts") -> PromptSet:
+    """Validate and convert one ``{"prompts": [...]}`` object."""
+    from .session import prompt_from_json
+
+    if not isinstance(obj, dict) or not isinstance(obj.get("prompts"), list):
+        raise PromptError(f"{source}: expected an object with a 'prompts' list")
+    out, prop = [], set()
+    for i, p in enumerate(obj["prompts"]):
+        if not isinstance(p, dict) or "structure" not in p:
+            raise PromptError(f"{source}: prompt #{i} needs a 'structure'")
+        try:
+            sp = prompt_from_json(p)
+        except (TypeError, ValueError, KeyError) as e:
+            if isinstance(e, PromptError):
+                raise PromptError(f"{source}: prompt #{i}: {e}") from None
+            raise PromptError(f"{source}: prompt #{i} is malformed ({type(e).__name__}: {e})") from None
+        out.append(sp)
+        if p.get("propagate"):
+            prop.add(i)
+    if not out:
+        raise PromptError(f"{source}: the prompts list is empty")
+    lm = LabelMap.parse(obj["label_map"]) if obj.get("label_map") else None
+    return PromptSet(out, prop, lm)
+
+
+def load_prompts_file(path: str | Path, case: str | None = None) -> PromptSet:
+    """Read a prompts file; with ``case``, take that case's entry of a multi-case file."""
+    path = Path(path)
+    if not path.is_file():
+        raise PromptError(f"prompts file not found: {path}")
+    try:
+        obj = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise PromptError(f"{path}: not valid JSON ({getattr(e, 'msg', e)})") from None
+    if isinstance(obj, dict) and "cases" in obj:
+        if case is None:
+            raise PromptError(f"{path} holds several cases; name one (batch does this per case)")
+        if case not in obj["cases"]:
+            raise PromptError(f"{path}: no prompts for case {case!r}")
+        obj = {**obj["cases"][case], "label_map": obj["cases"][case].get("label_map", obj.get("label_map"))}
+    return parse_prompts(obj, str(path))
+
+
+def prompts_from_labels(labels: np.ndarray, label_map: LabelMap, key_slice: bool = False, frames: list[int] | None = None) -> PromptSet:
+    """Box prompts simulated from a reference label map (T, Z, Y, X).
+
+    ``key_slice=False``: one tight box per structure per slice where it is present.
+    ``key_slice=True``: one box per structure per frame, on the middle slice of the
+    structure's slice range (those prompts are marked for propagation).
+    Raises LabelMapError if a structure of ``label_map`` has no voxel in ``labels``.
+    """
+    if labels.ndim == 3:
+        labels = labels[None]
+    absent = [f"{n}={v}" for n, v in label_map.values.items() if not (labels == v).any()]
+    if len(absent) == len(label_map.values):
+        raise LabelMapError(f"no voxel of the reference labels has any value of the label map ({', '.join(absent)}); values present: {sorted(int(v) for v in np.unique(labels) if v)}")
+    prompts, prop = [], set()
+    for t in frames if frames is not None else range(labels.shape[0]):
+        for name, v in label_map.values.items():
+            m = labels[t] == v
+            zs = [z for z in range(m.shape[0]) if m[z].any()]
+            if not zs:
+                continue
+            if key_slice:
+                zs = [zs[len(zs) // 2]]
+            for z in zs:
+                if key_slice:
+                    prop.add(len(prompts))
+                prompts.append(SlicePrompt(name, t, z, box=Box.from_mask(m[z])))
+    return PromptSet(prompts, prop, label_map)
+
+
+def absent_structures(labels: np.ndarray, label_map: LabelMap) -> list[str]:
+    return [n for n, v in label_map.values.items() if not (labels == v).any()]

@@ -1,0 +1,151 @@
+"""Propagation through slices and cine frames, and the zero-click pass, as generators.
+
+The previous result prompts the next slice or frame: its box (slightly enlarged) and its mask
+as the dense prompt, with the structure token. Slice propagation stops where the structure
+ends: an empty prediction, a predicted IoU below ``min_score``, an area that collapses below
+``min_area_ratio`` of the previous slice, or no overlap with the previous mask.
+Generators yield ``(frame, slice, Prediction)`` as results come, so a UI can show progress.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .errors import PromptError
+from .types import Box, Prediction
+
+MIN_SCORE = 0.45
+MIN_AREA_RATIO = 0.12
+MIN_PIXELS = 6
+
+
+def _grow(box: Box, shape: tuple[int, int], frac: float = 0.05) -> Box:
+    dy, dx = box.height * frac, box.width * frac
+    h, w = shape
+    return Box(max(0.0, box.y0 - dy), max(0.0, box.x0 - dx), min(h - 1.0, box.y1 + dy), min(w - 1.0, box.x1 + dx))
+
+
+def step_from(session, structure: str, t: int, z: int, prev_mask: np.ndarray) -> Prediction:
+    """Predict ``structure`` on (t, z) prompted by the mask of a neighbouring slice/frame."""
+    box = Box.from_mask(prev_mask)
+    if box is None:
+        raise PromptError(f"cannot propagate {structure!r}: the previous mask is empty")
+    session._set_slice(t, z)
+    return session.predictor.predict(box=_grow(box, prev_mask.shape), structure=structure, mask_prompt=prev_mask)
+
+
+def _accept(pred: Prediction, prev_mask: np.ndarray, check_end: bool) -> bool:
+    area = int(pred.mask.sum())
+    if area < MIN_PIXELS:
+        return False
+    if not check_end:
+        return True
+    if pred.score < MIN_SCORE:
+        return False
+    if area < MIN_AREA_RATIO * max(int(prev_mask.sum()), 1):
+        return False
+    return bool((pred.mask & prev_mask).any())
+
+
+def propagate_slices(session, structure: str, t: int, z0: int, direction: str = "both", seed_mask: np.ndarray | None = None) -> Iterator[tuple[int, int, Prediction]]:
+    """From slice ``z0`` (whose current mask seeds it) up and/or down the stack of frame t."""
+    seed = seed_mask if seed_mask is not None else session.labels[t, z0] == session.structure(structure).value
+    if not seed.any():
+        raise PromptError(f"nothing to propagate: {structure!r} is empty on frame {t}, slice {z0}")
+    nz = session.volume.n_slices
+    dirs = {"both": (1, -1), "up": (1,), "down": (-1,)}
+    if direction not in dirs:
+        raise PromptError(f"direction must be one of {', '.join(dirs)}, got {direction!r}")
+    for d in dirs[direction]:
+        prev = seed
+        z = z0 + d
+        while 0 <= z < nz:
+            pred = step_from(session, structure, t, z, prev)
+            if not _accept(pred, prev, check_end=True):
+                break
+            yield t, z, pred
+            prev = pred.mask
+            z += d
+
+
+def propagate_frames(session, structure: str, t0: int, z: int, seed_mask: np.ndarray | None = None) -> Iterator[tuple[int, int, Prediction]]:
+    """From frame ``t0`` through all other frames of slice z (forward and backward; the cine
+    is a cycle, so both halves are reached from the key frame)."""
+    seed = seed_mask if seed_mask is not None else session.labels[t0, z] == session.structure(structure).value
+    if not seed.any():
+        raise PromptError(f"nothing to propagate: {structure!r} is empty on frame {t0}, slice {z}")
+    nt = session.volume.n_frames
+    for d in (1, -1):
+        prev = seed
+        t = t0 + d
+        while 0 <= t < nt:
+            pred = step_from(session, structure, t, z, prev)
+            if not _accept(pred, prev, check_end=False):
+                break
+            yield t, z, pred
+            prev = pred.mask
+            t += d
+
+
+def propagate(session, structure: str, frame: int, slice_: int, through: str = "z", direction: str = "both", progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[int, int, Prediction]]:
+    """Slices ("z"), frames ("t"), or both ("zt": slices on the key frame, then every slice
+    through the cine)."""
+    if through not in ("z", "t", "zt"):
+        raise PromptError(f"through must be z, t or zt, got {through!r}")
+    total = {"z": session.volume.n_slices, "t": session.volume.n_frames, "zt": session.volume.n_slices * session.volume.n_frames}[through]
+    done = 0
+    key_masks: dict[int, np.ndarray] = {slice_: session.labels[frame, slice_] == session.structure(structure).value}
+    if through in ("z", "zt"):
+        for t, z, pred in propagate_slices(session, structure, frame, slice_, direction):
+            key_masks[z] = pred.mask
+            done += 1
+            if progress:
+                progress(done, total)
+            yield t, z, pred
+    if through in ("t", "zt"):
+        for z in sorted(key_masks):
+            for t, zz, pred in propagate_frames(session, structure, frame, z, seed_mask=key_masks[z]):
+                done += 1
+                if progress:
+                    progress(done, total)
+                yield t, zz, pred
+
+
+def auto_segment(session, structures: list[str], frames: list[int] | None = None, min_score: float = 0.5, progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[str, int, int, Prediction]]:
+    """Zero-click: every structure on every slice of the chosen frames, then per frame keep
+    only the structure's largest 3-D connected component (drops isolated false positives)."""
+    from scipy import ndimage
+
+    frames = list(range(session.volume.n_frames)) if frames is None else frames
+    nz = session.volume.n_slices
+    total, done = len(frames) * nz, 0
+    for t in frames:
+        found: dict[str, dict[int, Prediction]] = {s: {} for s in structures}
+        for z in range(nz):
+            session._set_slice(t, z)
+            for s in structures:
+                pred = session.predictor.predict_auto(s)
+                if pred.mask.sum() >= MIN_PIXELS and pred.score >= min_score:
+                    found[s][z] = pred
+            done += 1
+            if progress:
+                progress(done, total)
+        for s, per_slice in found.items():
+            if not per_slice:
+                continue
+            stack = np.zeros(session.volume.grid_shape, bool)
+            for z, p in per_slice.items():
+                stack[z] = p.mask
+            lab, n = ndimage.label(stack, structure=ndimage.generate_binary_structure(3, 1))
+            if n > 1:
+                sizes = np.bincount(lab.ravel())
+                sizes[0] = 0
+                keep = lab == int(np.argmax(sizes))
+            else:
+                keep = stack
+            for z, p in sorted(per_slice.items()):
+                if keep[z].any():
+                    p.mask = keep[z]
+                    yield s, t, z, p

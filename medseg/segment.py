@@ -1,0 +1,90 @@
+"""Whole-study segmentation: prompts (file, reference labels, key slice) or zero-click,
+through a :class:`medseg.session.Session`, with provenance. Used by ``medseg segment``,
+``medseg batch`` and ``medseg evaluate``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .errors import PromptError
+from .io.volume import Volume
+from .labels import DEFAULT_LABEL_MAP, LabelMap
+from .prompt_file import PromptSet
+
+AUTO_DEFAULTS = {"US": ("lv", "myo", "la"), "CT": ("lv", "myo", "rv", "la", "ra", "aorta", "pa")}
+AUTO_DEFAULT = ("lv", "myo", "rv")
+
+
+@dataclass
+class SegmentResult:
+    labels: np.ndarray  # (T, Z, Y, X) in ``label_map`` values
+    label_map: LabelMap
+    provenance: dict[str, Any]
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)  # structure -> "t,z" -> score
+    seconds: float = 0.0
+
+
+def default_auto_structures(volume: Volume) -> tuple[str, ...]:
+    return AUTO_DEFAULTS.get(volume.modality, AUTO_DEFAULT)
+
+
+def segment_volume(
+    volume: Volume,
+    model,
+    prompts: PromptSet | None = None,
+    auto: bool = False,
+    propagate: bool = False,
+    through: str = "z",
+    label_map: LabelMap | None = None,
+    auto_structures: tuple[str, ...] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SegmentResult:
+    """Segment a study.
+
+    Args:
+        prompts: box/click prompts; prompts whose index is in ``prompts.propagate`` (or all,
+            with ``propagate``) are propagated through slices (``through`` "z", "t", "zt").
+        auto: zero-click pass first (for ``auto_structures``), then any prompts refine it.
+        label_map: values of the written labels (default: the prompts' map, else medseg's).
+    Returns: :class:`SegmentResult` with labels on the Volume's grid.
+    """
+    from .session import Session
+
+    if prompts is None and not auto:
+        raise PromptError("nothing to do: give prompts (--prompts / --prompts-from) or --auto")
+    lmap = label_map or (prompts.label_map if prompts and prompts.label_map else None) or DEFAULT_LABEL_MAP
+    if prompts:
+        missing = sorted({p.structure for p in prompts.prompts} - set(lmap.names))
+        if missing:
+            raise PromptError(f"prompts name structures not in the label map: {', '.join(missing)} (map: {lmap.to_string()})")
+        for p in prompts.prompts:
+            p.check_inside(volume.shape)
+    t0 = time.perf_counter()
+    session = Session(volume, model, lmap)
+    if auto:
+        names = [s for s in (auto_structures or default_auto_structures(volume)) if s in lmap and s in model.config.structures]
+        if not names:
+            raise PromptError(f"zero-click mode needs structures the model knows ({', '.join(model.config.structures) or 'none'}) in the label map")
+        session.auto(names, progress=progress)
+    if prompts:
+        _run_prompts(session, prompts, propagate, through, progress)
+    scores: dict[str, dict[str, float]] = {}
+    for (name, t, z), res in sorted(session.results.items()):
+        scores.setdefault(name, {})[f"{t},{z}"] = round(float(res.score), 4)
+    prov = session.provenance()
+    prov["settings"] = {"auto": auto, "propagate": propagate, "through": through, "n_prompts": len(prompts.prompts) if prompts else 0}
+    return SegmentResult(session.labels, lmap, prov, scores, time.perf_counter() - t0)
+
+
+def _run_prompts(session, prompts: PromptSet, propagate: bool, through: str, progress) -> None:
+    total = len(prompts.prompts)
+    for i, p in enumerate(prompts.prompts):
+        session.apply_prompt(p)
+        if (propagate or i in prompts.propagate) and (session.labels[p.frame, p.slice] == session.structure(p.structure).value).any():
+            session.propagate(p.structure, p.frame, p.slice, through=through)
+        if progress:
+            progress(i + 1, total)

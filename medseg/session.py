@@ -1,0 +1,379 @@
+"""The state of one interactive segmentation of one Volume.
+
+A :class:`Session` owns (or borrows) a multi-label map ``labels`` (T, Z, Y, X), one entry per
+structure (label value, lock), and per-slice model results (ROI + low-res logits) used to
+settle overlaps: where two unlocked structures both claim a pixel, the one with the higher
+logit keeps it; a **locked** (accepted) structure is never overwritten.
+
+Every operation returns the :class:`Change` it made (changed slices and the bounding box of
+changed pixels), is undoable (multi-level undo/redo, propagation and auto included: one
+operation = one undo step), and is appended to ``log`` — a provenance record that
+:meth:`Session.replay` re-runs to reproduce the labels bit for bit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from .errors import LabelMapError, PromptError
+from .io.volume import Volume
+from .labels import DEFAULT_LABEL_MAP, LabelMap
+from .preprocess import normalize_intensity
+from .types import Box, Point, Prediction, SlicePrompt
+
+
+@dataclass
+class StructureState:
+    name: str
+    value: int
+    locked: bool = False
+
+
+@dataclass
+class SliceResult:
+    """What the model last said for one structure on one slice."""
+
+    roi: tuple[float, float, float, float]
+    logits: np.ndarray  # (h, w) low-res logits inside roi
+    score: float
+    prompt: dict[str, Any]
+
+
+@dataclass
+class Change:
+    """The region one operation changed: per (frame, slice) the pixel bounding box
+    (y0, x0, y1, x1) exclusive end; ``scores`` per (structure, frame, slice)."""
+
+    op: str
+    structure: str | None = None
+    regions: dict[tuple[int, int], tuple[int, int, int, int]] = field(default_factory=dict)
+    scores: dict[tuple[str, int, int], float] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not self.regions
+
+
+@dataclass
+class _UndoStep:
+    op: str
+    slices: dict[tuple[int, int], np.ndarray]  # (t, z) -> labels before
+    results: dict[tuple[str, int, int], SliceResult | None]  # before
+    after_slices: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    after_results: dict[tuple[str, int, int], SliceResult | None] = field(default_factory=dict)
+    locks: dict[str, bool] | None = None
+    after_locks: dict[str, bool] | None = None
+
+
+class Session:
+    """Interactive multi-structure segmentation of one Volume.
+
+    Args:
+        volume: the image (T, Z, Y, X).
+        model: a :class:`medseg.models.LoadedModel`.
+        label_map: structure -> label value of ``labels`` (default: medseg's map).
+        labels: optional caller-owned uint8/uint16 buffer of the Volume's shape (napari's
+            label layer data); a new zero buffer otherwise.
+    """
+
+    def __init__(self, volume: Volume, model, label_map: LabelMap | str | None = None, labels: np.ndarray | None = None, cache=None) -> None:
+        from .predictor import SlicePredictor
+
+        self.volume = volume
+        self.model = model
+        self.label_map = LabelMap.parse(label_map)
+        if labels is None:
+            labels = np.zeros(volume.shape, dtype=np.uint8 if max(self.label_map.values.values()) < 256 else np.uint16)
+        if labels.shape != volume.shape:
+            raise LabelMapError(f"label buffer shape {labels.shape} != image shape {volume.shape}")
+        self.labels = labels
+        self.structures = {n: StructureState(n, v) for n, v in self.label_map.values.items()}
+        self.results: dict[tuple[str, int, int], SliceResult] = {}
+        self.log: list[dict[str, Any]] = []
+        self._undo: list[_UndoStep] = []
+        self._redo: list[_UndoStep] = []
+        self._norm = normalize_intensity(volume.array, volume.modality)
+        from .embeddings import array_key
+
+        self._data_key = array_key(volume.array[:, :, ::4, ::4])
+        self.predictor = SlicePredictor(model, cache=cache)
+        self._current: tuple[int, int] | None = None
+
+    # -- structures -------------------------------------------------------------------
+    def structure(self, name: str) -> StructureState:
+        if name not in self.structures:
+            raise LabelMapError(f"structure {name!r} is not in this session ({', '.join(self.structures)})")
+        return self.structures[name]
+
+    def add_structure(self, name: str, value: int) -> StructureState:
+        """Add a custom structure (e.g. ``thrombus``) with its label value."""
+        self.label_map = LabelMap({**self.label_map.values, name: value})
+        self.structures[name] = StructureState(name, int(value))
+        return self.structures[name]
+
+    def lock(self, name: str, locked: bool = True) -> Change:
+        """Accept (lock) or unlock a structure: a locked structure is never overwritten."""
+        st = self.structure(name)
+        step = _UndoStep("lock", {}, {}, locks={name: st.locked}, after_locks={name: locked})
+        st.locked = locked
+        self._push(step)
+        self.log.append({"op": "lock", "structure": name, "locked": locked})
+        return Change("lock", name)
+
+    # -- slices -----------------------------------------------------------------------
+    def _set_slice(self, t: int, z: int) -> None:
+        if self._current != (t, z):
+            self.predictor.set_image(self._norm[t, z], key=(self._data_key, t, z))
+            self._current = (t, z)
+
+    def embed_slice(self, frame: int, slice_: int) -> None:
+        """Compute (and cache) the whole-slice embedding ahead of the first prompt."""
+        from .preprocess import full_image_roi
+
+        self._set_slice(frame, slice_)
+        self.predictor.embedding(full_image_roi(*self.volume.shape[2:]))
+
+    def predict(self, prompt: SlicePrompt, mask_logits: bool = True, multimask: bool = False) -> Prediction:
+        """Run the model for a prompt (no state change). With ``mask_logits`` and an earlier
+        result for this structure on this slice, refinement clicks reuse its logits and ROI."""
+        prompt.check_inside(self.volume.shape)
+        self._set_slice(prompt.frame, prompt.slice)
+        prev = self.results.get((prompt.structure, prompt.frame, prompt.slice)) if mask_logits and prompt.points and prompt.mask is None else None
+        ml = (np.array(prev.roi), prev.logits) if prev is not None else None
+        return self.predictor.predict(box=prompt.box, points=prompt.points, structure=prompt.structure, mask_prompt=prompt.mask, mask_logits=ml, multimask=multimask)
+
+    def apply_prompt(self, prompt: SlicePrompt, multimask: bool = False) -> Change:
+        """Predict ``prompt`` and write the structure's mask on that slice (one undo step)."""
+        self.structure(prompt.structure)
+        pred = self.predict(prompt, multimask=multimask)
+        with self._operation("prompt", prompt.structure) as (step, change):
+            self._write(step, change, prompt.structure, prompt.frame, prompt.slice, pred, prompt.to_json())
+        self.log.append({"op": "prompt", "prompt": prompt.to_json(), "multimask": multimask})
+        return change
+
+    def add_click(self, structure: str, frame: int, slice_: int, y: float, x: float, positive: bool = True) -> Change:
+        """Add a click to the structure's prompts on this slice (keeping its box) and update."""
+        prev = self.results.get((structure, frame, slice_))
+        box, points = None, ()
+        if prev is not None:
+            p = prev.prompt
+            box = Box(*p["box"]) if "box" in p else None
+            points = tuple(Point(a, b, True) for a, b in p.get("points", [])) + tuple(Point(a, b, False) for a, b in p.get("negative_points", []))
+        return self.apply_prompt(SlicePrompt(structure, frame, slice_, box=box, points=points + (Point(y, x, positive),)))
+
+    # -- writing ----------------------------------------------------------------------
+    def _write(self, step: _UndoStep, change: Change, name: str, t: int, z: int, pred: Prediction, prompt: dict[str, Any]) -> None:
+        """Write one structure's prediction on one slice, resolving overlaps by logits."""
+        if self.structure(name).locked:
+            raise PromptError(f"structure {name!r} is locked (accepted); unlock it to change it")
+        key = (name, t, z)
+        if (t, z) not in step.slices:
+            step.slices[(t, z)] = self.labels[t, z].copy()
+        if key not in step.results:
+            step.results[key] = self.results.get(key)
+        v = self.structure(name).value
+        sl = self.labels[t, z]
+        before = sl.copy()
+        mine = pred.mask.copy()
+        others = [s for s in self.structures.values() if s.name != name]
+        for other in others:
+            theirs = sl == other.value
+            clash = mine & theirs
+            if not clash.any():
+                continue
+            if other.locked:
+                mine &= ~theirs
+                continue
+            res = self.results.get((other.name, t, z))
+            if res is None:
+                mine &= ~theirs  # manual paint without model logits keeps its pixels
+                continue
+            their_logit = self._full_logits(res)
+            my_logit = self._full_logits_pred(pred)
+            mine &= ~(clash & (their_logit >= my_logit))
+        sl[sl == v] = 0
+        sl[mine] = v
+        self._record_change(change, t, z, before, sl)
+        if pred.logits is not None and pred.roi is not None:
+            self.results[key] = SliceResult(pred.roi, pred.logits, pred.score, prompt)
+        else:
+            self.results.pop(key, None)
+        change.scores[key] = pred.score
+
+    def _full_logits(self, res: SliceResult) -> np.ndarray:
+        return _paste(res.logits, res.roi, self.volume.shape[2:])
+
+    def _full_logits_pred(self, pred: Prediction) -> np.ndarray:
+        if pred.logits is None or pred.roi is None:
+            return np.where(pred.mask, 20.0, -20.0)
+        return _paste(pred.logits, pred.roi, self.volume.shape[2:])
+
+    def clear(self, name: str, frame: int | None = None, slice_: int | None = None) -> Change:
+        """Erase a structure (everywhere, in one frame, or on one slice)."""
+        v = self.structure(name).value
+        with self._operation("clear", name) as (step, change):
+            for t in range(self.volume.n_frames) if frame is None else [frame]:
+                for z in range(self.volume.n_slices) if slice_ is None else [slice_]:
+                    sl = self.labels[t, z]
+                    if not (sl == v).any():
+                        continue
+                    step.slices.setdefault((t, z), sl.copy())
+                    step.results.setdefault((name, t, z), self.results.get((name, t, z)))
+                    before = sl.copy()
+                    sl[sl == v] = 0
+                    self.results.pop((name, t, z), None)
+                    self._record_change(change, t, z, before, sl)
+        self.log.append({"op": "clear", "structure": name, "frame": frame, "slice": slice_})
+        return change
+
+    @staticmethod
+    def _record_change(change: Change, t: int, z: int, before: np.ndarray, after: np.ndarray) -> None:
+        diff = before != after
+        if not diff.any():
+            return
+        ys, xs = np.nonzero(diff)
+        box = (int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1)
+        old = change.regions.get((t, z))
+        if old is not None:
+            box = (min(old[0], box[0]), min(old[1], box[1]), max(old[2], box[2]), max(old[3], box[3]))
+        change.regions[(t, z)] = box
+
+    # -- undo / redo ------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _operation(self, op: str, structure: str | None) -> Iterator[tuple[_UndoStep, Change]]:
+        """Collect one undoable operation; pushed on the undo stack when it changed anything."""
+        step, change = _UndoStep(op, {}, {}), Change(op, structure)
+        try:
+            yield step, change
+        finally:
+            if step.slices or step.results:
+                step.after_slices = {tz: self.labels[tz].copy() for tz in step.slices}
+                step.after_results = {key: self.results.get(key) for key in step.results}
+                self._push(step)
+
+    def _push(self, step: _UndoStep) -> None:
+        self._undo.append(step)
+        self._redo.clear()
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    def undo(self) -> Change:
+        """Revert the last operation (a whole propagation or auto run is one step)."""
+        if not self._undo:
+            return Change("undo")
+        step = self._undo.pop()
+        change = self._restore(step.slices, step.results, step.locks, "undo")
+        self._redo.append(step)
+        self.log.append({"op": "undo"})
+        return change
+
+    def redo(self) -> Change:
+        if not self._redo:
+            return Change("redo")
+        step = self._redo.pop()
+        change = self._restore(step.after_slices, step.after_results, step.after_locks, "redo")
+        self._undo.append(step)
+        self.log.append({"op": "redo"})
+        return change
+
+    def _restore(self, slices, results, locks, op: str) -> Change:
+        change = Change(op)
+        for (t, z), arr in slices.items():
+            before = self.labels[t, z].copy()
+            self.labels[t, z] = arr
+            self._record_change(change, t, z, before, self.labels[t, z])
+        for key, res in results.items():
+            if res is None:
+                self.results.pop(key, None)
+            else:
+                self.results[key] = res
+        for name, val in (locks or {}).items():
+            self.structures[name].locked = val
+        return change
+
+    # -- propagation and auto (see medseg.propagation) -------------------------------------
+    def propagate(self, structure: str, frame: int, slice_: int, through: str = "z", direction: str = "both", progress: Callable[[int, int], None] | None = None) -> Change:
+        """Propagate the structure from (frame, slice) through slices ("z"), frames ("t") or
+        both ("zt"); one undo step. See :func:`medseg.propagation.propagate`."""
+        from .propagation import propagate
+
+        with self._operation("propagate", structure) as (step, change):
+            for t, z, pred in propagate(self, structure, frame, slice_, through=through, direction=direction, progress=progress):
+                self._write(step, change, structure, t, z, pred, {"propagated_from": [frame, slice_]})
+        self.log.append({"op": "propagate", "structure": structure, "frame": frame, "slice": slice_, "through": through, "direction": direction})
+        return change
+
+    def auto(self, structures: list[str] | None = None, frames: list[int] | None = None, progress: Callable[[int, int], None] | None = None) -> Change:
+        """Zero-click first pass for the given structures (default: all known to the model)."""
+        from .propagation import auto_segment
+
+        names = structures or [s for s in self.structures if s in self.model.config.structures]
+        with self._operation("auto", None) as (step, change):
+            for name, t, z, pred in auto_segment(self, names, frames=frames, progress=progress):
+                self._write(step, change, name, t, z, pred, {"auto": True})
+        self.log.append({"op": "auto", "structures": names, "frames": frames})
+        return change
+
+    # -- provenance ---------------------------------------------------------------------
+    def provenance(self) -> dict[str, Any]:
+        from . import __version__
+
+        return {"medseg_version": __version__, **self.model.provenance(), "label_map": self.label_map.to_dict(),
+                "actions": list(self.log), "locked": [s.name for s in self.structures.values() if s.locked], "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+    def replay(self, actions: list[dict[str, Any]]) -> None:
+        """Re-run a provenance log (from :meth:`provenance`) on this session."""
+        for a in actions:
+            op = a["op"]
+            if op == "prompt":
+                self.apply_prompt(prompt_from_json(a["prompt"]), multimask=a.get("multimask", False))
+            elif op == "propagate":
+                self.propagate(a["structure"], a["frame"], a["slice"], a.get("through", "z"), a.get("direction", "both"))
+            elif op == "auto":
+                self.auto(a.get("structures"), a.get("frames"))
+            elif op == "lock":
+                self.lock(a["structure"], a["locked"])
+            elif op == "clear":
+                self.clear(a["structure"], a.get("frame"), a.get("slice"))
+            elif op == "undo":
+                self.undo()
+            elif op == "redo":
+                self.redo()
+            elif op == "review":
+                self.log.append(dict(a))
+            else:
+                raise PromptError(f"cannot replay unknown action {op!r}")
+
+    def iter_structure_slices(self, name: str) -> Iterator[tuple[int, int]]:
+        v = self.structure(name).value
+        for t in range(self.volume.n_frames):
+            for z in range(self.volume.n_slices):
+                if (self.labels[t, z] == v).any():
+                    yield t, z
+
+
+def prompt_from_json(d: dict[str, Any]) -> SlicePrompt:
+    """Inverse of :meth:`SlicePrompt.to_json` (mask prompts are not serialised)."""
+    pts = tuple(Point(float(y), float(x), True) for y, x in d.get("points", [])) + tuple(Point(float(y), float(x), False) for y, x in d.get("negative_points", []))
+    box = Box(*[float(v) for v in d["box"]]) if d.get("box") is not None else None
+    return SlicePrompt(str(d["structure"]), int(d.get("frame", 0)), int(d.get("slice", 0)), box=box, points=pts)
+
+
+def _paste(logits: np.ndarray, roi, shape_yx) -> np.ndarray:
+    import torch
+
+    from .roi_ops import paste_logits
+
+    out = paste_logits(torch.from_numpy(np.asarray(logits, np.float32))[None, None], torch.tensor([roi], dtype=torch.float32), *shape_yx)
+    return out[0, 0].numpy()

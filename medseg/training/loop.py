@@ -1,0 +1,205 @@
+"""The training loop behind ``medseg train``: time-budgeted, resumable, seeded.
+
+The learning rate warms up, then follows a cosine over the *time budget* (so a 5-minute GPU
+run and a 2-hour CPU run both finish their schedule). Every ``val_every_s`` seconds the model
+is scored on the validation slices (pooled Dice per dataset and structure, box prompts and
+zero-click); the best-scoring weights are kept as ``best.safetensors``, the latest as
+``last.safetensors`` with ``state.pt`` (optimizer, step, elapsed time) for ``--resume``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..models.network import DEFAULT_CONFIG, ModelConfig, build_network
+from .data import STRUCTURES, SliceBank, bank_from_pack
+from .losses import PromptLoss
+from .prompts import MODES, correction_clicks, sample_batch
+
+
+@dataclass
+class TrainConfig:
+    pack: str | None = None
+    out: str = "runs/train"
+    n_phantoms: int = 1500
+    device: str = "cpu"
+    batch_size: int = 16
+    lr: float = 4e-4
+    weight_decay: float = 0.05
+    warmup_steps: int = 200
+    time_budget_s: float = 1800.0
+    max_steps: int = 0  # 0 = until the time budget is spent
+    val_every_s: float = 300.0
+    correction_prob: float = 0.5
+    seed: int = 0
+    init_from: str | None = None
+    resume: bool = False
+    bf16: bool = True
+    val_max_per_group: int = 0  # 0 = 400 on cuda, 48 on cpu
+    state_dir: str | None = None  # where state.pt (optimizer, for --resume) goes; default: out
+    model: dict[str, Any] = field(default_factory=dict)
+
+
+def lr_at(cfg: TrainConfig, step: int, elapsed: float) -> float:
+    warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    frac = min(1.0, elapsed / max(cfg.time_budget_s, 1e-6))
+    return cfg.lr * warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def _autocast(cfg: TrainConfig):
+    dev = torch.device(cfg.device)
+    if dev.type == "cuda" and cfg.bf16:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+def train_step(model, loss_fn, bank: SliceBank, cfg: TrainConfig, opt, gen) -> dict[str, torch.Tensor]:
+    dev = torch.device(cfg.device)
+    idx = torch.multinomial(bank.train_weights, cfg.batch_size, replacement=True, generator=gen)
+    cfg_m = model.config
+    batch = sample_batch(bank, idx, cfg_m.img_size, cfg_m.embed_size, g=gen)
+    with _autocast(cfg):
+        emb = model.encode(batch.images)
+        sparse, dense = model.embed_prompts(len(idx), **batch.prompts())
+        low, iou = model.decode(emb, sparse, dense)
+        loss, logs = loss_fn(low, iou, batch.target, batch.multimask)
+        if torch.rand(1, generator=gen, device=dev).item() < cfg.correction_prob:
+            chosen = logs["chosen"]
+            prev = low.gather(1, chosen.view(-1, 1, 1, 1).expand(-1, 1, *low.shape[-2:]))
+            b2 = correction_clicks(batch, prev, g=gen)
+            sparse2, dense2 = model.embed_prompts(len(idx), **b2.prompts())
+            low2, iou2 = model.decode(emb, sparse2, dense2)
+            loss2, _ = loss_fn(low2, iou2, b2.target, b2.multimask)
+            loss = (loss + loss2) / 2
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return {"loss": loss.detach()}
+
+
+@torch.no_grad()
+def validate(model, bank: SliceBank, cfg: TrainConfig, max_per_group: int = 400) -> dict[str, float]:
+    """Pooled Dice per dataset/structure on validation slices: tight box + structure token
+    ("box/<ds>/<s>") and zero-click ("auto/<ds>/<s>"); plus their means ("score")."""
+    model.eval()
+    dev = torch.device(cfg.device)
+    val = torch.nonzero(bank.split == 1).squeeze(1)
+    names = [bank.dataset[i] for i in val.tolist()]
+    out: dict[str, float] = {}
+    for mode_name in ("box", "auto"):
+        for ds in sorted(set(names)):
+            sel = val[torch.tensor([n == ds for n in names], device=dev)]
+            for k, s in enumerate(STRUCTURES):
+                rows = sel[bank.present[sel, k]] if mode_name == "box" else sel[bank.labelled[sel, k]]
+                rows = rows[:max_per_group]
+                if len(rows) == 0:
+                    continue
+                out[f"{mode_name}/{ds}/{s}"] = _pooled_dice(model, bank, rows, k, mode_name, cfg)
+    model.train()
+    box = [v for k, v in out.items() if k.startswith("box/")]
+    auto = [v for k, v in out.items() if k.startswith("auto/")]
+    out["score"] = (sum(box) / max(len(box), 1)) + 0.5 * (sum(auto) / max(len(auto), 1))
+    return out
+
+
+def _pooled_dice(model, bank, rows, k, mode_name, cfg) -> float:
+    inter = tot = 0.0
+    m = model.config
+    for i in range(0, len(rows), 128):
+        r = rows[i : i + 128]
+        mode = torch.full((len(r),), MODES.index(mode_name), device=r.device)
+        ks = torch.full((len(r),), k, device=r.device)
+        batch = sample_batch(bank, r, m.img_size, m.embed_size, augment=False, mode=mode, generic_prob=0.0, structure=ks)
+        with _autocast(cfg):
+            low, _ = model(batch.images, **batch.prompts())
+        up = torch.nn.functional.interpolate(low[:, :1].float(), size=batch.target.shape[-2:], mode="bilinear", align_corners=False) > 0
+        t = batch.target > 0.5
+        inter += float((up & t).sum())
+        tot += float(up.sum() + t.sum())
+    return 2 * inter / tot if tot > 0 else 1.0
+
+
+def train(cfg: TrainConfig, progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Train (or resume) a model; returns the summary also written to ``summary.json``."""
+    from ..models.checkpoints import load_checkpoint
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    dev = torch.device(cfg.device)
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(cfg.seed)
+    t_load = time.perf_counter()
+    bank = bank_from_pack(cfg.pack, cfg.n_phantoms, cfg.seed, dev)
+    bank.train_weights = bank.weights(0)
+    load_s = time.perf_counter() - t_load
+    if cfg.init_from:
+        model, _, _ = load_checkpoint(cfg.init_from)
+    else:
+        model = build_network(ModelConfig.from_dict({**DEFAULT_CONFIG.to_dict(), **cfg.model}))
+    model.to(dev).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step, elapsed, best, history = 0, 0.0, -1.0, []
+    state_path = Path(cfg.state_dir or out) / "state.pt"
+    if cfg.resume and state_path.is_file():
+        st = torch.load(state_path, map_location=dev, weights_only=True)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        step, elapsed, best = int(st["step"]), float(st["elapsed"]), float(st["best"])
+        history = json.loads((out / "history.json").read_text()) if (out / "history.json").is_file() else []
+    loss_fn = PromptLoss().to(dev)
+    start = time.perf_counter() - elapsed
+    last_val = time.perf_counter()
+    samples0 = step * cfg.batch_size
+    run_start = time.perf_counter()
+    while True:
+        elapsed = time.perf_counter() - start
+        if elapsed >= cfg.time_budget_s or (cfg.max_steps and step >= cfg.max_steps):
+            break
+        for group in opt.param_groups:
+            group["lr"] = lr_at(cfg, step, elapsed)
+        logs = train_step(model, loss_fn, bank, cfg, opt, gen)
+        step += 1
+        if step % 25 == 0 and progress:
+            progress({"step": step, "elapsed_s": elapsed, "frac": elapsed / cfg.time_budget_s, "loss": float(logs["loss"]), "lr": opt.param_groups[0]["lr"]})
+        if time.perf_counter() - last_val >= cfg.val_every_s:
+            best = _checkpoint(model, opt, bank, cfg, out, step, time.perf_counter() - start, best, history, progress)
+            last_val = time.perf_counter()
+    elapsed = time.perf_counter() - start
+    best = _checkpoint(model, opt, bank, cfg, out, step, elapsed, best, history, progress)
+    rate = (step * cfg.batch_size - samples0) / max(time.perf_counter() - run_start, 1e-6)
+    summary = {"steps": step, "samples": step * cfg.batch_size, "elapsed_s": elapsed, "samples_per_s": rate, "data_load_s": load_s,
+               "n_slices": int(bank.images.shape[0]), "best_score": best, "config": asdict(cfg), "history": history[-1:] if history else []}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _checkpoint(model, opt, bank: SliceBank, cfg: TrainConfig, out: Path, step: int, elapsed: float, best: float, history: list, progress) -> float:
+    from ..models.checkpoints import save_checkpoint
+
+    val = validate(model, bank, cfg, max_per_group=cfg.val_max_per_group or (400 if cfg.device.startswith('cuda') else 48))
+    record = {"step": step, "elapsed_s": round(elapsed, 1), "samples": step * cfg.batch_size, **{k: round(v, 4) for k, v in val.items()}}
+    history.append(record)
+    info = {"training": {"steps": step, "samples": step * cfg.batch_size, "elapsed_s": round(elapsed, 1), "device": cfg.device, "seed": cfg.seed}, "validation": record}
+    save_checkpoint(model, out / "last.safetensors", info, half=True)
+    if val.get("score", 0.0) > best:
+        best = val["score"]
+        save_checkpoint(model, out / "best.safetensors", info, half=True)
+    state_dir = Path(cfg.state_dir or out)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    tmp = state_dir / "state.pt.tmp"
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed, "best": best}, tmp)
+    tmp.replace(state_dir / "state.pt")
+    (out / "history.json").write_text(json.dumps(history, indent=1))
+    if progress:
+        progress({"step": step, "elapsed_s": elapsed, "validation": record, "best": best})
+    return best
+

@@ -1,0 +1,294 @@
+"""Pack real labelled slices into one compact, pickle-free ``.npz`` for training.
+
+Every slice is stored on a square canvas (longest side resized to ``canvas``, anchored
+top-left, zero-padded: exactly what the model sees for a whole slice), intensities normalised
+per study with :func:`medseg.preprocess.normalize_intensity`, images JPEG-coded (q=85) in one
+byte buffer, labels in medseg's default label map. Neighbouring slices of a stack are linked
+(``prev``/``next``) for propagation training.
+
+The splits are fixed and written down in ``docs/training.md``; ``split`` is 0 train, 1 val.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from ..labels import DEFAULT_LABEL_MAP, LabelMap
+from ..preprocess import normalize_intensity
+
+MODALITY_CODES = {"MR": 0, "CT": 1, "US": 2, "OT": 3}
+STRUCT_BITS = {name: 1 << (v - 1) for name, v in DEFAULT_LABEL_MAP.values.items()}
+
+ACDC_MAP = LabelMap({"rv": 1, "myo": 2, "lv": 3})
+MNMS_MAP = LabelMap({"lv": 1, "myo": 2, "rv": 3})
+CAMUS_MAP = LabelMap({"lv": 1, "myo": 2, "la": 3})
+HVSMR_COLOURS = {"lv": (255, 0, 0), "rv": (0, 0, 255), "la": (255, 255, 0), "ra": (0, 255, 255), "aorta": (0, 255, 0), "pa": (255, 255, 255)}
+
+
+def acdc_split(patient: int) -> int:
+    """ACDC: stratified by group (patients come in blocks of 20 per group): the last 4 of each
+    block (017-020, 037-040, 057-060, 077-080, 097-100) are validation."""
+    return 1 if (patient - 1) % 20 >= 16 else 0
+
+
+@dataclass
+class SliceRecord:
+    image: np.ndarray  # (Y, X) float32 [0, 1]
+    labels: np.ndarray  # (Y, X) uint8, default map
+    labelled: tuple[str, ...]
+    modality: str
+    volume: str
+    z: int
+    split: int
+    px_mm: float = 0.0
+
+
+@dataclass
+class Packer:
+    canvas: int = 256
+    quality: int = 85
+    records: list[dict] = field(default_factory=list)
+    jpeg: list[bytes] = field(default_factory=list)
+    labels: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, r: SliceRecord) -> None:
+        img, lab, scale = to_canvas(r.image, r.labels, self.canvas)
+        buf = io.BytesIO()
+        from PIL import Image
+
+        Image.fromarray(np.round(img * 255).astype(np.uint8)).save(buf, format="JPEG", quality=self.quality)
+        self.jpeg.append(buf.getvalue())
+        self.labels.append(lab)
+        bits = 0
+        for s in r.labelled:
+            bits |= STRUCT_BITS[s]
+        self.records.append(dict(volume=r.volume, z=r.z, split=r.split, modality=MODALITY_CODES[r.modality], labelled=bits, px_mm=r.px_mm * scale if r.px_mm else 0.0))
+
+    def save(self, path: str | Path) -> Path:
+        from .._files import atomic_path
+
+        n = len(self.records)
+        vols = [r["volume"] for r in self.records]
+        vol_names = sorted(set(vols))
+        vid = np.array([vol_names.index(v) for v in vols], np.int32)
+        z = np.array([r["z"] for r in self.records], np.int32)
+        prev = np.full(n, -1, np.int32)
+        nxt = np.full(n, -1, np.int32)
+        where = {(vid[i], z[i]): i for i in range(n)}
+        for i in range(n):
+            prev[i] = where.get((vid[i], z[i] - 1), -1)
+            nxt[i] = where.get((vid[i], z[i] + 1), -1)
+        offsets = np.cumsum([0] + [len(b) for b in self.jpeg]).astype(np.int64)
+        meta = {"canvas": self.canvas, "volumes": vol_names, "label_map": DEFAULT_LABEL_MAP.to_dict(), "format": "medseg-pack/1"}
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez_compressed(
+                    f,
+                    jpeg=np.frombuffer(b"".join(self.jpeg), np.uint8),
+                    offsets=offsets,
+                    labels=np.stack(self.labels).astype(np.uint8),
+                    volume=vid,
+                    z=z,
+                    prev=prev,
+                    next=nxt,
+                    split=np.array([r["split"] for r in self.records], np.uint8),
+                    modality=np.array([r["modality"] for r in self.records], np.uint8),
+                    labelled=np.array([r["labelled"] for r in self.records], np.uint8),
+                    px_mm=np.array([r["px_mm"] for r in self.records], np.float32),
+                    meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+                )
+        return Path(path)
+
+
+def to_canvas(image: np.ndarray, labels: np.ndarray, canvas: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Resize (Y, X) image/labels so the longest side is ``canvas``; pad bottom/right with 0.
+    Returns (image, labels, pixel scale factor old/new)."""
+    from skimage.transform import resize
+
+    h, w = image.shape
+    s = canvas / max(h, w)
+    nh, nw = max(1, round(h * s)), max(1, round(w * s))
+    img = resize(image, (nh, nw), order=1, anti_aliasing=s < 1, preserve_range=True).astype(np.float32)
+    lab = resize(labels, (nh, nw), order=0, anti_aliasing=False, preserve_range=True).astype(np.uint8)
+    out_i = np.zeros((canvas, canvas), np.float32)
+    out_l = np.zeros((canvas, canvas), np.uint8)
+    out_i[:nh, :nw] = img
+    out_l[:nh, :nw] = lab
+    return out_i, out_l, 1.0 / s
+
+
+def load_pack(path: str | Path) -> dict[str, np.ndarray]:
+    """Read a pack (no pickle) and decode the JPEG images into uint8 (N, S, S)."""
+    from PIL import Image
+
+    with np.load(str(path), allow_pickle=False) as z:
+        d = {k: z[k] for k in z.files}
+    buf, off = d.pop("jpeg").tobytes(), d.pop("offsets")
+    d["images"] = np.stack([np.array(Image.open(io.BytesIO(buf[off[i]:off[i + 1]]))) for i in range(len(off) - 1)])
+    d["meta"] = json.loads(d["meta"].tobytes().decode())
+    return d
+
+
+# -- dataset readers (each yields SliceRecords) --------------------------------------------
+def _nifti_zyx(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    import nibabel as nib
+
+    img = nib.load(str(path))
+    a = np.asanyarray(img.dataobj)
+    while a.ndim > 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim == 2:
+        a = a[..., None]
+    return a.T, np.asarray(img.header.get_zooms()[:3])  # (Z, Y, X), (dx, dy, dz)
+
+
+def _stack_records(img: np.ndarray, lab: np.ndarray, lmap: LabelMap, labelled: tuple[str, ...], modality: str, volume: str, split: int, px_mm: float, only_labelled: bool = True) -> Iterator[SliceRecord]:
+    img01 = normalize_intensity(img, modality)
+    lab_d = lmap.remap(np.rint(lab).astype(np.int32), DEFAULT_LABEL_MAP)
+    for z in range(img.shape[0]):
+        if only_labelled and not lab_d[z].any():
+            continue
+        yield SliceRecord(img01[z], lab_d[z], labelled, modality, volume, z, split, px_mm)
+
+
+def read_acdc(root: Path) -> Iterator[SliceRecord]:
+    for pdir in sorted((root / "acdc" / "training").glob("patient*")):
+        pid = int(pdir.name[-3:])
+        for gt in sorted(pdir.glob("*_frame??_gt.nii.gz")):
+            img, zooms = _nifti_zyx(Path(str(gt).replace("_gt", "")))
+            lab, _ = _nifti_zyx(gt)
+            yield from _stack_records(img, lab, ACDC_MAP, ("lv", "myo", "rv"), "MR", f"acdc/{gt.name[:-10]}", acdc_split(pid), float(zooms[0]), only_labelled=False)
+
+
+def read_mnms2(root: Path) -> Iterator[SliceRecord]:
+    """M&Ms-2: the long-axis 4-chamber ED/ES slices train; the short axis is held out."""
+    d = root / "mnms2" / "001"
+    for ph in ("ED", "ES"):
+        img, zooms = _nifti_zyx(d / f"001_LA_{ph}.nii.gz")
+        lab, _ = _nifti_zyx(d / f"001_LA_{ph}_gt.nii.gz")
+        yield from _stack_records(img, lab, MNMS_MAP, ("lv", "myo", "rv"), "MR", f"mnms2/LA_{ph}", 0, float(zooms[0]))
+
+
+def camus_split(index: int, n: int) -> int:
+    """CAMUS: by patient, the last 50 patients (sorted by id) are validation."""
+    return 1 if index >= n - 50 else 0
+
+
+def read_camus(root: Path) -> Iterator[SliceRecord]:
+    from PIL import Image
+
+    pats = sorted((root / "camus-224").glob("patient*"))
+    for i, pdir in enumerate(pats):
+        for gt in sorted(pdir.glob("*_gt.png")):
+            img = np.array(Image.open(str(gt).replace("_gt", "")).convert("L"), np.float32)[None]
+            lab = np.array(Image.open(gt))[None]
+            yield from _stack_records(img, lab, CAMUS_MAP, ("lv", "myo", "la"), "US", f"camus/{gt.name[:-7]}", camus_split(i, len(pats)), 0.0)
+
+
+def read_hvsmr(root: Path) -> Iterator[SliceRecord]:
+    """HVSMR-2.0 RGB-coded masks; volume 10004 is validation."""
+    from PIL import Image
+
+    for f in sorted((root / "hvsmr2" / "images").glob("*.png")):
+        img = np.array(Image.open(f).convert("L"), np.float32)[None]
+        rgb = np.array(Image.open(root / "hvsmr2" / "masks" / f.name).convert("RGB"))
+        lab = np.zeros(rgb.shape[:2], np.uint8)
+        for name, col in HVSMR_COLOURS.items():
+            lab[np.all(rgb == col, axis=-1)] = DEFAULT_LABEL_MAP[name]
+        vol = f.stem.split("_")[0]
+        yield from _stack_records(img, lab[None], DEFAULT_LABEL_MAP, tuple(HVSMR_COLOURS), "MR", f"hvsmr/{f.stem}", int(vol == "10004"), 0.0)
+
+
+def read_siue(root: Path) -> Iterator[SliceRecord]:
+    """SIUE parasternal short-axis echo (COCO polygons LE=LV epicardium, LV, RE=RV);
+    the last 5 frames (sorted by name) are validation."""
+    from PIL import Image
+    from skimage.draw import polygon
+
+    d = root / "siue-psax-echo"
+    coco = json.loads((d / "Val_annotations.json").read_text())
+    cats = {c["id"]: c["name"] for c in coco["categories"]}
+    images = sorted((im for im in coco["images"] if (d / "pngs" / im["file_name"]).is_file()), key=lambda im: im["file_name"])
+    for i, im in enumerate(images):
+        img = np.array(Image.open(d / "pngs" / im["file_name"]).convert("L"), np.float32)
+        masks = {n: np.zeros(img.shape, bool) for n in ("LE", "LV", "RE")}
+        for a in coco["annotations"]:
+            if a["image_id"] != im["id"]:
+                continue
+            segs = a["segmentation"]
+            segs = json.loads(segs) if isinstance(segs, str) else segs
+            for poly in segs:
+                xy = np.asarray(poly, float).reshape(-1, 2)
+                rr, cc = polygon(xy[:, 1], xy[:, 0], img.shape)
+                masks[cats[a["category_id"]]][rr, cc] = True
+        lab = np.zeros(img.shape, np.uint8)
+        lab[masks["LE"]] = DEFAULT_LABEL_MAP["myo"]
+        lab[masks["LV"]] = DEFAULT_LABEL_MAP["lv"]
+        lab[masks["RE"] & ~masks["LE"]] = DEFAULT_LABEL_MAP["rv"]
+        yield from _stack_records(img[None], lab[None], DEFAULT_LABEL_MAP, ("lv", "myo", "rv"), "US", f"siue/{im['file_name'][:-4]}", int(i >= len(images) - 5), 0.0)
+
+
+def read_sunnybrook(root: Path) -> Iterator[SliceRecord]:
+    """Sunnybrook DICOM frames with expert i-/o-contours (LV endo / epicardium polygons in
+    pixel (x, y)); patient SCD0000501 is validation. Slices with only an endocardial contour
+    label the LV cavity only."""
+    import pydicom
+    from skimage.draw import polygon
+
+    d = root / "sunnybrook"
+    links = [line.split(",") for line in (d / "link.csv").read_text().split()[1:]]
+    for pid, orig in links:
+        cdir = d / "contourfiles" / orig
+        frames: dict[int, dict[str, np.ndarray]] = {}
+        for kind, sub in (("i", "i-contours"), ("o", "o-contours")):
+            for f in sorted((cdir / sub).glob("*.txt")):
+                num = int(f.name.split("-")[2])
+                frames.setdefault(num, {})[kind] = np.loadtxt(f).reshape(-1, 2)
+        imgs, labs, labelled, nums = [], [], [], []
+        for num, polys in sorted(frames.items()):
+            ds = pydicom.dcmread(d / "dicoms" / pid / f"{num}.dcm")
+            img = ds.pixel_array.astype(np.float32)
+            lab = np.zeros(img.shape, np.uint8)
+            if "o" in polys:
+                rr, cc = polygon(polys["o"][:, 1], polys["o"][:, 0], img.shape)
+                lab[rr, cc] = DEFAULT_LABEL_MAP["myo"]
+            if "i" in polys:
+                rr, cc = polygon(polys["i"][:, 1], polys["i"][:, 0], img.shape)
+                lab[rr, cc] = DEFAULT_LABEL_MAP["lv"]
+            imgs.append(img)
+            labs.append(lab)
+            labelled.append(("lv", "myo") if "o" in polys else ("lv",))
+            nums.append(num)
+        stack = normalize_intensity(np.stack(imgs), "MR")
+        for img01, lab, lbl, num in zip(stack, labs, labelled, nums):
+            yield SliceRecord(img01, lab, lbl, "MR", f"sunnybrook/{pid}/{num}", 0, int(pid == "SCD0000501"), float(ds.PixelSpacing[0]))
+
+
+READERS: dict[str, Callable[[Path], Iterator[SliceRecord]]] = {
+    "acdc": read_acdc,
+    "camus": read_camus,
+    "mnms2": read_mnms2,
+    "hvsmr": read_hvsmr,
+    "siue": read_siue,
+    "sunnybrook": read_sunnybrook,
+}
+
+
+def build_pack(shared_data: str | Path, out: str | Path, datasets: tuple[str, ...] = tuple(READERS), canvas: int = 256, quality: int = 85, progress: Callable[[str, int], None] | None = None) -> Path:
+    """Pack the named datasets from ``shared_data`` into ``out`` (.npz)."""
+    root = Path(shared_data)
+    packer = Packer(canvas=canvas, quality=quality)
+    for name in datasets:
+        if name not in READERS:
+            raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(READERS)}")
+        for rec in READERS[name](root):
+            packer.add(rec)
+            if progress:
+                progress(name, len(packer.records))
+    return packer.save(out)

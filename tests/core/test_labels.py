@@ -1,0 +1,43 @@
+"""Label maps: parsing, validation, remapping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medseg.errors import LabelMapError
+from medseg.labels import DEFAULT_LABEL_MAP, LabelMap
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("lv=3,myo=2,rv=1", {"lv": 3, "myo": 2, "rv": 1}),
+    (" lv = 1 , rv=3 ", {"lv": 1, "rv": 3}),
+    ('{"lv": 1, "myo": 2}', {"lv": 1, "myo": 2}),
+    ('{"label_map": {"la": 4}}', {"la": 4}),
+    ({"aorta": 6}, {"aorta": 6}),
+    (None, DEFAULT_LABEL_MAP.to_dict()),
+])
+def test_parse(spec, expected):
+    assert LabelMap.parse(spec).to_dict() == expected
+
+
+@pytest.mark.parametrize("spec", ["", "lv", "lv=x", "lv=1.5", "lv=0", "lv=1,rv=1", "lv=1,lv=2", "{bad json", "[1,2]", "l v=1"])
+def test_parse_errors(spec):
+    with pytest.raises(LabelMapError):
+        LabelMap.parse(spec)
+
+
+def test_json_file(tmp_path):
+    f = tmp_path / "m.json"
+    f.write_text('{"lv": 2}')
+    assert LabelMap.parse(str(f)).to_dict() == {"lv": 2}
+    with pytest.raises(LabelMapError):
+        LabelMap.parse(str(tmp_path / "missing.json"))
+
+
+def test_remap_acdc_to_default():
+    acdc = LabelMap.parse("rv=1,myo=2,lv=3")
+    lab = np.array([0, 1, 2, 3])
+    assert acdc.remap(lab, DEFAULT_LABEL_MAP).tolist() == [0, 3, 2, 1]
+    with pytest.raises(LabelMapError, match="not in the label map"):
+        acdc["la"]

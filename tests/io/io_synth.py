@@ -1,0 +1,147 @@
+"""Synthetic DICOM files for the io tests (written with pydicom into tmp_path).
+
+A cine short-axis series: ``n_slices`` positions x ``n_phases`` phases, oblique orientation,
+file names and InstanceNumbers shuffled, trigger times jittered between slices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
+ENHANCED_MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4.1"
+US_MULTIFRAME_STORAGE = "1.2.840.10008.5.1.4.1.1.3.1"
+
+# an oblique short-axis-like orientation (LPS), orthonormal
+_ROW = np.array([0.8, 0.6, 0.0])
+_COL = np.array([-0.36, 0.48, -0.8])
+IOP = (*_ROW, *_COL)
+NORMAL = np.cross(_ROW, _COL)
+
+
+@dataclass
+class Series:
+    folder: Path
+    pixels: np.ndarray  # (T, Z, Y, X) int16 stored values, in true (sorted) order
+    ipps: np.ndarray  # (Z, 3) LPS
+    triggers_ms: np.ndarray  # (T, Z)
+    pixel_spacing: tuple[float, float]  # (dy, dx)
+    step_mm: float
+    slope: float
+    intercept: float
+
+
+def _base(sop_class: str, study: str, series: str, frame_ref: str) -> FileDataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset("x", {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame_ref
+    ds.PatientID, ds.PatientName, ds.PatientBirthDate, ds.PatientSex = "P001", "Test^Patient", "19700101", "O"
+    ds.StudyDate, ds.StudyTime, ds.StudyID, ds.AccessionNumber = "20240101", "120000", "1", "A1"
+    ds.ReferringPhysicianName, ds.Manufacturer, ds.SeriesNumber = "", "synth", 5
+    ds.PositionReferenceIndicator = ""
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+    return ds
+
+
+def write_cine_series(
+    folder: Path,
+    n_slices: int = 4,
+    n_phases: int = 2,
+    rows: int = 12,
+    cols: int = 10,
+    pixel_spacing: tuple[float, float] = (1.5, 1.25),
+    step_mm: float = 8.0,
+    description: str = "CINE SA",
+    series_uid: str | None = None,
+    study_uid: str | None = None,
+    seed: int = 0,
+    first_slice: int = 0,
+    prefix: str = "IM",
+) -> Series:
+    """Write a shuffled, oblique cine series; returns the truth in sorted order.
+
+    ``first_slice`` shifts the stack along the normal by that many steps; ``prefix`` starts
+    the file names (so several series can share a folder)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    study, series, fref = study_uid or generate_uid(), series_uid or generate_uid(), "1.2.3.4.5"
+    origin = np.array([-40.0, 25.0, 60.0])
+    ipps = origin[None] + (first_slice + np.arange(n_slices))[:, None] * step_mm * NORMAL[None]
+    pixels = rng.integers(0, 1000, size=(n_phases, n_slices, rows, cols)).astype(np.int16)
+    triggers = np.array([[t * 400.0 + 3.5 * ((z * 7) % 3) for z in range(n_slices)] for t in range(n_phases)])
+    slope, intercept = 2.0, -5.0
+    n = n_slices * n_phases
+    names, instances = rng.permutation(n), rng.permutation(n) + 1
+    k = 0
+    for z in range(n_slices):
+        for t in range(n_phases):
+            ds = _base(MR_STORAGE, study, series, fref)
+            ds.Modality, ds.SeriesDescription = "MR", description
+            ds.InstanceNumber = int(instances[k])
+            ds.ImagePositionPatient = [f"{v:.4f}" for v in ipps[z]]
+            ds.ImageOrientationPatient = [f"{v:.6f}" for v in IOP]
+            ds.PixelSpacing = list(pixel_spacing)
+            ds.SliceThickness, ds.TriggerTime = 6.0, float(triggers[t, z])
+            ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+            ds.HeartRate, ds.NominalInterval = 60, 1000
+            ds.Rows, ds.Columns = rows, cols
+            ds.PixelData = pixels[t, z].tobytes()
+            ds.save_as(folder / f"{prefix}{names[k]:04d}.dcm", enforce_file_format=True)
+            k += 1
+    return Series(folder, pixels, ipps, triggers, pixel_spacing, step_mm, slope, intercept)
+
+
+def write_enhanced_mr(path: Path, n_slices: int = 3, n_phases: int = 2, rows: int = 8, cols: int = 9) -> Series:
+    """One enhanced MR multi-frame file, frames stored in shuffled order."""
+    rng = np.random.default_rng(1)
+    ds = _base(ENHANCED_MR_STORAGE, generate_uid(), generate_uid(), "1.2.3.4.6")
+    ds.Modality, ds.SeriesDescription, ds.InstanceNumber = "MR", "ENH CINE", 1
+    ds.Rows, ds.Columns = rows, cols
+    origin = np.array([10.0, -20.0, 30.0])
+    ipps = origin[None] + np.arange(n_slices)[:, None] * 7.0 * NORMAL[None]
+    pixels = rng.integers(0, 500, size=(n_phases, n_slices, rows, cols)).astype(np.int16)
+    triggers = np.array([[t * 350.0 + z for z in range(n_slices)] for t in range(n_phases)])
+    shared = Dataset()
+    pm, po = Dataset(), Dataset()
+    pm.PixelSpacing, pm.SliceThickness = [1.1, 1.3], 6.0
+    po.ImageOrientationPatient = list(IOP)
+    shared.PixelMeasuresSequence, shared.PlaneOrientationSequence = Sequence([pm]), Sequence([po])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    order = rng.permutation(n_slices * n_phases)
+    per, frames = [], []
+    for k in order:
+        t, z = divmod(int(k), n_slices)
+        fg, pp, cs = Dataset(), Dataset(), Dataset()
+        pp.ImagePositionPatient = [float(v) for v in ipps[z]]
+        cs.NominalCardiacTriggerDelayTime = float(triggers[t, z])
+        fg.PlanePositionSequence, fg.CardiacSynchronizationSequence = Sequence([pp]), Sequence([cs])
+        per.append(fg)
+        frames.append(pixels[t, z])
+    ds.PerFrameFunctionalGroupsSequence = Sequence(per)
+    ds.NumberOfFrames = len(per)
+    ds.PixelData = np.stack(frames).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return Series(path, pixels, ipps, triggers, (1.1, 1.3), 7.0, 1.0, 0.0)
+
+
+def write_us_clip(path: Path, n_frames: int = 5, rows: int = 16, cols: int = 20, frame_time_ms: float = 33.3) -> np.ndarray:
+    """A legacy multi-frame ultrasound clip without geometry; returns the (T, Y, X) pixels."""
+    pixels = np.random.default_rng(2).integers(0, 255, size=(n_frames, rows, cols)).astype(np.uint8)
+    ds = _base(US_MULTIFRAME_STORAGE, generate_uid(), generate_uid(), "1.2.3")
+    ds.Modality, ds.InstanceNumber = "US", 1
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.Rows, ds.Columns, ds.NumberOfFrames, ds.FrameTime = rows, cols, n_frames, frame_time_ms
+    ds.PixelData = pixels.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return pixels

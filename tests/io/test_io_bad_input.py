@@ -1,0 +1,141 @@
+"""Bad input: every case raises a MedsegError subclass with a one-line message."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+from typing import Callable
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+from io_synth import write_cine_series
+from PIL import Image
+
+from medseg.errors import GeometryError, ImageReadError, MedsegError
+from medseg.io import read_volume
+
+
+def _nifti(tmp: Path, data: np.ndarray, name: str = "x.nii.gz", zooms=None) -> Path:
+    img = nib.Nifti1Image(data, np.eye(4))
+    if zooms is not None:
+        img.header.set_zooms(zooms)
+        img.set_sform(None, 0)
+        img.set_qform(None, 0)
+    nib.save(img, tmp / name)
+    return tmp / name
+
+
+def _truncated_nifti(tmp: Path) -> Path:
+    p = _nifti(tmp, np.random.default_rng(0).random((20, 20, 10)).astype(np.float32))
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+    return p
+
+
+def _truncated_gzip_header(tmp: Path) -> Path:
+    p = tmp / "h.nii.gz"
+    p.write_bytes(gzip.compress(b"\x5c\x01\x00\x00" + b"\x00" * 100))
+    return p
+
+
+def _random(name: str) -> Callable[[Path], Path]:
+    def make(tmp: Path) -> Path:
+        (tmp / name).write_bytes(np.random.default_rng(1).bytes(4096))
+        return tmp / name
+
+    return make
+
+
+def _empty(name: str) -> Callable[[Path], Path]:
+    def make(tmp: Path) -> Path:
+        (tmp / name).write_bytes(b"")
+        return tmp / name
+
+    return make
+
+
+def _empty_folder(tmp: Path) -> Path:
+    (tmp / "d").mkdir()
+    return tmp / "d"
+
+
+def _non_dicom_folder(tmp: Path) -> Path:
+    (tmp / "d").mkdir()
+    (tmp / "d" / "readme.txt").write_text("not an image")
+    (tmp / "d" / "x.dcm").write_bytes(b"\x00" * 300)
+    return tmp / "d"
+
+
+def _all_nan(tmp: Path) -> Path:
+    return _nifti(tmp, np.full((4, 4, 2), np.nan, np.float32))
+
+
+def _some_nan(tmp: Path) -> Path:
+    a = np.ones((4, 4, 2), np.float32)
+    a[0, 0, 0] = a[1, 1, 1] = np.nan
+    return _nifti(tmp, a)
+
+
+def _one_pixel_png(tmp: Path) -> Path:
+    Image.fromarray(np.zeros((1, 1), np.uint8)).save(tmp / "dot.png")
+    return tmp / "dot.png"
+
+
+def _truncated_dicom(tmp: Path) -> Path:
+    write_cine_series(tmp / "s", n_slices=1, n_phases=1, rows=64, cols=64)
+    (src,) = list((tmp / "s").iterdir())
+    data = src.read_bytes()
+    (tmp / "cut.dcm").write_bytes(data[: len(data) - 3000])
+    return tmp / "cut.dcm"
+
+
+def _dicom_without_spacing(tmp: Path) -> Path:
+    write_cine_series(tmp / "s", n_slices=1, n_phases=1)
+    (src,) = list((tmp / "s").iterdir())
+    ds = pydicom.dcmread(src)
+    del ds.PixelSpacing
+    ds.save_as(tmp / "nospacing.dcm")
+    return tmp / "nospacing.dcm"
+
+
+def _unsupported(tmp: Path) -> Path:
+    (tmp / "x.xyz").write_text("hello")
+    return tmp / "x.xyz"
+
+
+CASES = [
+    ("nonexistent", lambda tmp: tmp / "missing.nii.gz", ImageReadError, "no such file"),
+    ("zero-byte nii.gz", _empty("z.nii.gz"), ImageReadError, "empty"),
+    ("zero-byte dcm", _empty("z.dcm"), ImageReadError, "empty"),
+    ("truncated nii.gz", _truncated_nifti, ImageReadError, "cannot read NIfTI"),
+    ("truncated header", _truncated_gzip_header, ImageReadError, "cannot read NIfTI"),
+    ("random .dcm", _random("r.dcm"), ImageReadError, "not a DICOM file"),
+    ("truncated .dcm", _truncated_dicom, ImageReadError, "cannot decode pixels"),
+    ("DICOM without PixelSpacing", _dicom_without_spacing, GeometryError, "missing spacing"),
+    ("random .nii", _random("r.nii"), ImageReadError, "cannot read NIfTI"),
+    ("random .png", _random("r.png"), ImageReadError, "cannot read image"),
+    ("random .mha", _random("r.mha"), ImageReadError, "SimpleITK could not read"),
+    ("random .mp4", _random("r.mp4"), ImageReadError, "cannot read video"),
+    ("empty folder", _empty_folder, ImageReadError, "folder is empty"),
+    ("non-DICOM folder", _non_dicom_folder, ImageReadError, "no DICOM images"),
+    ("all NaN", _all_nan, ImageReadError, "contains no finite values"),
+    ("some NaN", _some_nan, ImageReadError, "2 non-finite voxels"),
+    ("1-voxel image", _one_pixel_png, ImageReadError, "too small to segment: 1x1"),
+    ("5-D NIfTI", lambda tmp: _nifti(tmp, np.zeros((3, 3, 2, 2, 2), np.float32)), ImageReadError, "5-D"),
+    ("6-D NIfTI", lambda tmp: _nifti(tmp, np.zeros((3, 3, 2, 2, 1, 2), np.float32)), ImageReadError, "6-D"),
+    ("zero pixdim", lambda tmp: _nifti(tmp, np.zeros((3, 3, 2), np.float32), zooms=(1.0, 0.0, 2.0)), GeometryError, "spacing is zero"),
+    ("unsupported ending", _unsupported, ImageReadError, "supported: a DICOM folder or file, .dcm"),
+]
+
+
+@pytest.mark.parametrize(("make", "error", "match"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input(tmp_path, make, error, match):
+    path = make(tmp_path)
+    with pytest.raises(error, match=match) as info:
+        read_volume(path)
+    assert isinstance(info.value, MedsegError)
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 400
+    assert str(path) in message or path.name in message

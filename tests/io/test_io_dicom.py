@@ -1,0 +1,134 @@
+"""DICOM reading on synthetic series written with pydicom (oblique, shuffled, cine)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+from io_synth import write_cine_series, write_enhanced_mr, write_us_clip
+
+from medseg.errors import GeometryError, ImageReadError
+from medseg.io import read_volume, slice_positions_mm
+from medseg.io.geometry import lps_to_ras
+
+
+def _check_against_ipp(vol, series) -> None:
+    for t in range(vol.n_frames):
+        for z in range(vol.n_slices):
+            ds = pydicom.dcmread(vol.meta["files"][t][z], stop_before_pixels=True)
+            ras = lps_to_ras(np.asarray(ds.ImagePositionPatient, dtype=float))
+            assert np.allclose(vol.index_to_world([[z, 0, 0]])[0], ras, atol=1e-3)
+            assert np.allclose(ds.ImagePositionPatient, series.ipps[z], atol=1e-3)
+            assert ds.TriggerTime == pytest.approx(series.triggers_ms[t, z])
+
+
+def test_cine_series_sorted_by_position_and_trigger(tmp_path):
+    s = write_cine_series(tmp_path / "cine", n_slices=4, n_phases=2)
+    vol = read_volume(tmp_path / "cine")
+    assert vol.shape == (2, 4, 12, 10) and vol.modality == "MR" and vol.array.dtype == np.float32
+    assert np.allclose(vol.spacing, (8.0, 1.5, 1.25), atol=1e-4)
+    assert np.array_equal(vol.array, s.pixels.astype(np.float32) * s.slope + s.intercept)
+    _check_against_ipp(vol, s)
+    assert np.allclose(vol.frame_times_s, s.triggers_ms[:, 0] / 1000.0)
+    assert np.allclose(np.diff(slice_positions_mm(vol)), 8.0, atol=1e-3)
+    assert vol.meta["series_description"] == "CINE SA" and vol.meta["heart_rate"] == 60.0
+    # in-plane: pixel (row 3, column 5) lies at IPP + 5*dx*row_dir + 3*dy*col_dir
+    ds = pydicom.dcmread(vol.meta["files"][0][1], stop_before_pixels=True)
+    iop = np.asarray(ds.ImageOrientationPatient, dtype=float)
+    lps = np.asarray(ds.ImagePositionPatient, dtype=float) + 5 * 1.25 * iop[:3] + 3 * 1.5 * iop[3:]
+    assert np.allclose(vol.index_to_world([[1, 3, 5]])[0], lps_to_ras(lps), atol=1e-3)
+
+
+def test_non_dicom_files_in_the_folder_are_ignored(tmp_path):
+    write_cine_series(tmp_path / "cine", n_slices=3, n_phases=1)
+    (tmp_path / "cine" / "notes.txt").write_text("hello")
+    (tmp_path / "cine" / "junk.dcm").write_bytes(np.random.default_rng(0).bytes(500))
+    (tmp_path / "cine" / "empty.dcm").write_bytes(b"")
+    assert read_volume(tmp_path / "cine").shape == (1, 3, 12, 10)
+
+
+def test_single_slice_uses_slice_thickness(tmp_path):
+    s = write_cine_series(tmp_path / "one", n_slices=1, n_phases=1)
+    (path,) = list((tmp_path / "one").iterdir())
+    for src in (tmp_path / "one", path):
+        vol = read_volume(src)
+        assert vol.shape == (1, 1, 12, 10) and vol.spacing[0] == pytest.approx(6.0)
+        assert np.allclose(vol.affine[:3, 3], lps_to_ras(s.ipps[0]), atol=1e-3)
+
+
+def test_one_series_per_slice_is_merged(tmp_path):
+    for z in range(3):  # one series per slice position (common for cine short-axis exports)
+        write_cine_series(tmp_path / "g", n_slices=1, n_phases=2, description=f"SA {z}", first_slice=z, prefix=f"S{z}_")
+    vol = read_volume(tmp_path / "g")
+    assert vol.shape == (2, 3, 12, 10) and len(vol.meta["series_instance_uids"]) == 3
+    assert np.allclose(vol.spacing[0], 8.0, atol=1e-3)
+    for z in range(3):  # three series at the same position do not form one volume
+        write_cine_series(tmp_path / "f", n_slices=1, n_phases=2, description=f"SA {z}", prefix=f"S{z}_")
+    with pytest.raises(ImageReadError, match=r"3 series that do not form one volume .*'SA 1' \(2 images\)"):
+        read_volume(tmp_path / "f")
+
+
+def test_enhanced_multiframe(tmp_path):
+    s = write_enhanced_mr(tmp_path / "enh.dcm")
+    vol = read_volume(tmp_path / "enh.dcm")
+    assert vol.shape == (2, 3, 8, 9)
+    assert np.array_equal(vol.array, s.pixels.astype(np.float32))
+    assert np.allclose(vol.spacing, (7.0, 1.1, 1.3), atol=1e-4)
+    for z in range(3):
+        assert np.allclose(vol.index_to_world([[z, 0, 0]])[0], lps_to_ras(s.ipps[z]), atol=1e-3)
+    assert np.allclose(vol.frame_times_s, s.triggers_ms[:, 0] / 1000.0)
+
+
+def test_ultrasound_multiframe_clip(tmp_path):
+    pixels = write_us_clip(tmp_path / "us.dcm", n_frames=5)
+    vol = read_volume(tmp_path / "us.dcm")
+    assert vol.shape == (5, 1, 16, 20) and vol.modality == "US" and not vol.spacing_known
+    assert np.array_equal(vol.array[:, 0], pixels.astype(np.float32))
+    assert np.allclose(vol.frame_times_s, np.arange(5) * 0.0333)
+
+
+def _edit(folder, pick, **changes) -> None:
+    """Change header attributes of the files selected by ``pick(index)``."""
+    for i, f in enumerate(sorted(folder.iterdir())):
+        if pick(i):
+            ds = pydicom.dcmread(f)
+            for k, v in changes.items():
+                if v is None:
+                    delattr(ds, k)
+                else:
+                    setattr(ds, k, v)
+            ds.save_as(f)
+
+
+def test_unequal_phase_counts_are_rejected(tmp_path):
+    write_cine_series(tmp_path / "c", n_slices=3, n_phases=2)
+    sorted((tmp_path / "c").iterdir())[0].unlink()
+    with pytest.raises(ImageReadError, match="different numbers of phases"):
+        read_volume(tmp_path / "c")
+
+
+def test_missing_slice_is_rejected(tmp_path):
+    s = write_cine_series(tmp_path / "c", n_slices=4, n_phases=1)
+    for f in (tmp_path / "c").iterdir():
+        if np.allclose(pydicom.dcmread(f).ImagePositionPatient, s.ipps[2], atol=1e-3):
+            f.unlink()
+    with pytest.raises(GeometryError, match="not evenly spaced"):
+        read_volume(tmp_path / "c")
+
+
+def test_missing_pixel_spacing_is_rejected(tmp_path):
+    write_cine_series(tmp_path / "c", n_slices=2, n_phases=1)
+    _edit(tmp_path / "c", lambda i: i == 1, PixelSpacing=None)
+    with pytest.raises(GeometryError, match="missing spacing"):
+        read_volume(tmp_path / "c")
+
+
+def test_mixed_image_sizes_are_rejected(tmp_path):
+    write_cine_series(tmp_path / "c", n_slices=3, n_phases=1)
+    write_cine_series(tmp_path / "d", n_slices=1, n_phases=1, rows=6, cols=6)
+    uid = pydicom.dcmread(next((tmp_path / "c").iterdir())).SeriesInstanceUID
+    _edit(tmp_path / "d", lambda i: True, SeriesInstanceUID=uid)
+    f = next((tmp_path / "d").iterdir())
+    f.rename(tmp_path / "c" / "small.dcm")
+    with pytest.raises(ImageReadError, match="different sizes"):
+        read_volume(tmp_path / "c")

@@ -1,0 +1,146 @@
+"""NIfTI and MHA/NRRD: cross-library round trips (nibabel <-> medseg <-> SimpleITK)."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from medseg.io import read_label_volume, read_volume, write_labels
+from medseg.io.geometry import affine_from_sitk
+
+LABEL_MAP = "lv=1,myo=2,rv=3"
+
+
+def _oblique_affine() -> np.ndarray:
+    rot, _ = np.linalg.qr(np.array([[0.9, 0.3, 0.1], [-0.2, 0.8, 0.4], [0.1, -0.5, 0.9]]))
+    aff = np.eye(4)
+    aff[:3, :3] = rot * np.array([1.25, 1.5, 8.0])
+    aff[:3, 3] = [12.0, -30.5, 44.0]
+    return aff
+
+
+def _labels_for(shape) -> np.ndarray:
+    lab = np.zeros(shape, np.uint8)
+    lab[..., 1:4, 2:5] = 1
+    lab[..., 0, 0] = 3
+    return lab
+
+
+def test_nifti_3d_read_write_cross_library(tmp_path):
+    aff = _oblique_affine()
+    data = np.random.default_rng(0).integers(-100, 900, size=(7, 6, 5)).astype(np.int16)  # [x, y, z]
+    img = nib.Nifti1Image(data, aff)
+    img.set_qform(aff, 1)
+    img.set_sform(aff, 2)
+    nib.save(img, tmp_path / "img.nii.gz")
+
+    vol = read_volume(tmp_path / "img.nii.gz")
+    assert vol.shape == (1, 5, 6, 7) and vol.array.dtype == np.int16
+    assert np.array_equal(vol.array[0], data.transpose(2, 1, 0))
+    assert np.allclose(vol.affine, aff) and np.allclose(vol.spacing, (8.0, 1.5, 1.25))
+    assert vol.frame_times_s is None
+
+    lab = _labels_for(vol.grid_shape)
+    written = write_labels(lab, vol, tmp_path / "out" / "seg.nii.gz", LABEL_MAP, provenance={"model": "m1"})
+    assert [p.name for p in written] == ["seg.nii.gz", "seg.json"]
+    back = nib.load(written[0])
+    assert back.shape == (7, 6, 5)  # 3-D in, 3-D out
+    assert np.array_equal(back.affine, img.affine)
+    assert int(back.header["sform_code"]) == 2 and int(back.header["qform_code"]) == 1
+    assert np.array_equal(np.asanyarray(back.dataobj), lab.transpose(2, 1, 0))
+    simg = sitk.ReadImage(str(written[0]))
+    assert np.allclose(affine_from_sitk(simg), aff, atol=1e-4)
+    assert np.array_equal(sitk.GetArrayFromImage(simg), lab)
+    side = json.loads(written[1].read_text())
+    assert side == {"label_map": {"lv": 1, "myo": 2, "rv": 3}, "provenance": {"model": "m1"}}
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["seg.json", "seg.nii.gz"]  # no temp files
+
+
+def test_nifti_4d_time_and_frame_writes(tmp_path):
+    data = np.random.default_rng(1).random((6, 5, 3, 4)).astype(np.float32)
+    img = nib.Nifti1Image(data, np.diag([1.4, 1.4, 9.0, 1.0]))
+    img.header.set_xyzt_units("mm", "msec")
+    img.header["pixdim"][4] = 40.0
+    nib.save(img, tmp_path / "cine.nii")
+    vol = read_volume(tmp_path / "cine.nii")
+    assert vol.shape == (4, 3, 5, 6)
+    assert np.allclose(vol.frame_times_s, [0.0, 0.04, 0.08, 0.12])
+    lab4 = _labels_for(vol.shape)
+    out4 = write_labels(lab4, vol, tmp_path / "l4.nii.gz", LABEL_MAP)[0]
+    assert nib.load(out4).shape == (6, 5, 3, 4)
+    out3 = write_labels(lab4[2], vol, tmp_path / "l3.nii.gz", LABEL_MAP)[0]
+    assert nib.load(out3).shape == (6, 5, 3)
+    assert np.array_equal(nib.load(out3).affine, nib.load(tmp_path / "cine.nii").affine)
+    assert read_label_volume(out3).same_grid(vol)
+
+
+def test_nifti_2d_and_trailing_singletons(tmp_path):
+    nib.save(nib.Nifti1Image(np.ones((8, 9), np.uint8), np.diag([0.7, 0.8, 1.0, 1.0])), tmp_path / "a.nii.gz")
+    v2 = read_volume(tmp_path / "a.nii.gz")
+    assert v2.shape == (1, 1, 9, 8) and np.allclose(v2.spacing[1:], (0.8, 0.7))
+    out = write_labels(np.zeros((1, 9, 8), np.uint8), v2, tmp_path / "a_seg.nii.gz", LABEL_MAP)[0]
+    assert nib.load(out).shape == (8, 9)
+    nib.save(nib.Nifti1Image(np.ones((4, 5, 3, 1, 1), np.int16), np.eye(4)), tmp_path / "b.nii.gz")
+    assert read_volume(tmp_path / "b.nii.gz").shape == (1, 3, 5, 4)
+
+
+def test_nifti_sform_without_scales_takes_pixdim_like_itk(tmp_path):
+    """ACDC-style header: sform code 2 with unit axis lengths, true spacing in pixdim."""
+    img = nib.Nifti1Image(np.zeros((10, 9, 4), np.int16), np.diag([1.5625, 1.5625, 10.0, 1.0]))
+    img.set_sform(np.diag([-1.0, -1.0, 1.0, 1.0]), 2)
+    img.set_qform(None, 0)
+    nib.save(img, tmp_path / "acdc_like.nii.gz")
+    vol = read_volume(tmp_path / "acdc_like.nii.gz")
+    assert np.allclose(vol.spacing, (10.0, 1.5625, 1.5625)) and "pixdim" in vol.meta["geometry_note"]
+    assert np.allclose(vol.affine, affine_from_sitk(sitk.ReadImage(str(tmp_path / "acdc_like.nii.gz"))))
+    out = write_labels(np.zeros(vol.grid_shape, np.uint8), vol, tmp_path / "gt.nii.gz", LABEL_MAP)[0]
+    back = nib.load(out)
+    assert np.array_equal(back.header.get_sform(), nib.load(tmp_path / "acdc_like.nii.gz").header.get_sform())
+    assert read_label_volume(out).same_grid(vol)
+
+
+def _sitk_oblique(array: np.ndarray) -> sitk.Image:
+    img = sitk.GetImageFromArray(array)
+    rot, _ = np.linalg.qr(np.array([[0.9, 0.3, 0.1], [-0.2, 0.8, 0.4], [0.1, -0.5, 0.9]]))
+    img.SetDirection(tuple(rot.ravel()))
+    img.SetSpacing((0.9, 1.1, 6.0))
+    img.SetOrigin((-20.0, 15.0, 3.0))
+    return img
+
+
+@pytest.mark.parametrize("ext", [".mha", ".nrrd"])
+def test_itk_read_matches_nibabel_and_writes_back(tmp_path, ext):
+    arr = np.random.default_rng(2).integers(0, 500, size=(4, 6, 7)).astype(np.int16)  # (Z, Y, X)
+    img = _sitk_oblique(arr)
+    sitk.WriteImage(img, str(tmp_path / f"img{ext}"))
+    sitk.WriteImage(img, str(tmp_path / "same.nii.gz"))  # the nibabel-equivalent of the same image
+    vol = read_volume(tmp_path / f"img{ext}")
+    assert vol.shape == (1, 4, 6, 7) and np.array_equal(vol.array[0], arr)
+    assert np.allclose(vol.affine, nib.load(tmp_path / "same.nii.gz").affine, atol=1e-4)
+
+    lab = _labels_for(vol.grid_shape)
+    out = write_labels(lab, vol, tmp_path / f"seg{ext}", LABEL_MAP)[0]
+    back = sitk.ReadImage(str(out))
+    assert np.allclose(back.GetOrigin(), img.GetOrigin()) and np.allclose(back.GetSpacing(), img.GetSpacing())
+    assert np.allclose(back.GetDirection(), img.GetDirection())
+    assert np.array_equal(sitk.GetArrayFromImage(back), lab)
+    nifti_out = write_labels(lab, vol, tmp_path / "seg_from_itk.nii.gz", LABEL_MAP)[0]
+    assert np.allclose(nib.load(nifti_out).affine, vol.affine)
+
+
+def test_itk_4d_and_2d(tmp_path):
+    arr4 = np.zeros((3, 2, 5, 6), np.float32)  # (T, Z, Y, X)
+    arr4[1] = 1.0
+    sitk.WriteImage(sitk.GetImageFromArray(arr4, isVector=False), str(tmp_path / "c.mha"))
+    vol = read_volume(tmp_path / "c.mha")
+    assert vol.shape == (3, 2, 5, 6) and np.array_equal(vol.array, arr4)
+    out = write_labels(np.ones(vol.shape, np.uint8), vol, tmp_path / "c_seg.mha", "lv=1")[0]
+    assert sitk.ReadImage(str(out)).GetDimension() == 4
+    rgb = sitk.GetImageFromArray(np.full((5, 6, 3), 100, np.uint8), isVector=True)
+    sitk.WriteImage(rgb, str(tmp_path / "rgb.mha"))
+    v2 = read_volume(tmp_path / "rgb.mha")
+    assert v2.shape == (1, 1, 5, 6) and np.allclose(v2.array, 100.0, atol=0.01)

@@ -1,0 +1,126 @@
+"""write_labels validation and atomicity, read_label_volume, DICOM SEG."""
+
+from __future__ import annotations
+
+import highdicom as hd
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+from io_synth import write_cine_series, write_enhanced_mr, write_us_clip
+
+from medseg.errors import GeometryError, LabelMapError, MedsegError
+from medseg.io import Volume, read_label_volume, read_volume, sidecar_path, write_dicom_seg, write_labels
+from medseg.io.volume import affine_from_spacing
+from medseg.labels import LabelMap
+
+LM = LabelMap.parse("lv=1,myo=2,rv=3")
+
+
+@pytest.fixture
+def image() -> Volume:
+    return Volume(np.zeros((2, 3, 6, 7), np.float32), affine_from_spacing((8.0, 1.5, 1.25)), meta={"format": "nifti"})
+
+
+@pytest.mark.parametrize(
+    ("labels", "error", "match"),
+    [
+        (np.zeros((3, 6, 8), np.uint8), GeometryError, r"labels shape \(3, 6, 8\) does not fit"),
+        (np.zeros((3, 3, 6, 7), np.uint8), GeometryError, "T = 1 or 2"),
+        (np.zeros((3, 6, 7), np.float32), LabelMapError, "integer array"),
+        (np.full((3, 6, 7), 9, np.uint8), LabelMapError, r"label values \[9\] are not in the label map"),
+        (np.full((3, 6, 7), -1, np.int16), LabelMapError, "negative"),
+    ],
+)
+def test_write_labels_rejects_bad_labels_and_writes_nothing(tmp_path, image, labels, error, match):
+    with pytest.raises(error, match=match):
+        write_labels(labels, image, tmp_path / "seg.nii.gz", LM)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_labels_rejects_unknown_ending_and_bad_provenance(tmp_path, image):
+    lab = np.zeros(image.grid_shape, np.uint8)
+    with pytest.raises(MedsegError, match="supported endings"):
+        write_labels(lab, image, tmp_path / "seg.xyz", LM)
+    with pytest.raises(MedsegError, match="provenance"):
+        write_labels(lab, image, tmp_path / "seg.nii.gz", LM, provenance={"x": object()})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_write_leaves_previous_file_intact(tmp_path, image, monkeypatch):
+    lab = np.ones(image.grid_shape, np.uint8)
+    target = write_labels(lab, image, tmp_path / "seg.nii.gz", LM)[0]
+    before = target.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(nib, "save", boom)
+    with pytest.raises(OSError):
+        write_labels(np.zeros(image.grid_shape, np.uint8), image, target, LM)
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seg.json", "seg.nii.gz"]
+
+
+def test_sidecar_names():
+    assert sidecar_path("out/case1.nii.gz").name == "case1.json"
+    assert sidecar_path("out/case1.mha").name == "case1.json"
+    assert sidecar_path("out/a.b.png").name == "a.b.json"
+
+
+def test_read_label_volume_dtypes(tmp_path):
+    aff = np.diag([1.0, 1.0, 2.0, 1.0])
+    whole = np.zeros((4, 5, 2), np.float32)
+    whole[1, 1, 1] = 3.0
+    nib.save(nib.Nifti1Image(whole, aff), tmp_path / "f.nii.gz")
+    lab = read_label_volume(tmp_path / "f.nii.gz")
+    assert lab.array.dtype == np.uint8 and lab.array[0, 1, 1, 1] == 3
+    nib.save(nib.Nifti1Image(np.full((4, 5, 2), 7, np.int16), aff), tmp_path / "i.nii.gz")
+    assert read_label_volume(tmp_path / "i.nii.gz").array.dtype == np.int16
+    whole[0, 0, 0] = 0.5
+    nib.save(nib.Nifti1Image(whole, aff), tmp_path / "half.nii.gz")
+    with pytest.raises(LabelMapError, match=r"half.nii.gz.*non-integer values \(e.g. 0.5\)"):
+        read_label_volume(tmp_path / "half.nii.gz")
+
+
+def test_dicom_seg_round_trip(tmp_path):
+    write_cine_series(tmp_path / "cine", n_slices=3, n_phases=2)
+    vol = read_volume(tmp_path / "cine")
+    lab = np.zeros(vol.grid_shape, np.uint8)
+    lab[0:2, 3:8, 2:6] = LM["lv"]
+    lab[1, 4:6, 3:5] = LM["rv"]
+    out, side = write_labels(lab, vol, tmp_path / "seg.dcm", LM)
+    assert side.name == "seg.json"
+    seg = hd.seg.segread(out)
+    assert [s.SegmentLabel for s in seg.SegmentSequence] == ["lv", "myo", "rv"]
+    assert seg.SegmentSequence[0].SegmentedPropertyTypeCodeSequence[0].CodeMeaning == "Left ventricle"
+    uids = [pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in vol.meta["files"][0]]
+    got = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, combine_segments=True)
+    assert np.array_equal(got, lab)  # segment numbers equal the label values for this map
+
+    out1 = write_dicom_seg(lab, vol, tmp_path / "seg_t1.dcm", LM, frame=1)
+    uids1 = [pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in vol.meta["files"][1]]
+    got1 = hd.seg.segread(out1).get_pixels_by_source_instance(source_sop_instance_uids=uids1, combine_segments=True)
+    assert np.array_equal(got1, lab)
+    with pytest.raises(MedsegError, match="one cardiac phase"):
+        write_dicom_seg(np.zeros(vol.shape, np.uint8), vol, tmp_path / "x.dcm", LM)
+
+
+def test_dicom_seg_from_enhanced_multiframe(tmp_path):
+    write_enhanced_mr(tmp_path / "enh.dcm")
+    vol = read_volume(tmp_path / "enh.dcm")
+    lab = np.zeros(vol.grid_shape, np.uint8)
+    lab[1, 2:5, 2:5] = 2
+    out = write_dicom_seg(lab, vol, tmp_path / "seg.dcm", LM, frame=1)
+    seg = hd.seg.segread(out)
+    assert seg.get_volume(combine_segments=True).array.shape == (3, 8, 9)
+
+
+def test_dicom_seg_needs_a_positioned_dicom_input(tmp_path, image):
+    with pytest.raises(MedsegError, match="needs an image read from DICOM"):
+        write_dicom_seg(np.zeros(image.grid_shape, np.uint8), image, tmp_path / "seg.dcm", LM)
+    write_us_clip(tmp_path / "us.dcm")
+    clip = read_volume(tmp_path / "us.dcm")
+    with pytest.raises(MedsegError, match="patient position"):
+        write_dicom_seg(np.zeros(clip.shape, np.uint8), clip, tmp_path / "seg.dcm", LM)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["us.dcm"]

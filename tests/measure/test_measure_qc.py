@@ -1,0 +1,205 @@
+"""QC flags (cases 9 and 10), base detection, reference ranges, papillary statement, cine."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from measure_phantoms import LVPhantom, centred_affine, rasterise
+from medseg.errors import GeometryError, LabelMapError
+from medseg.measure.geometry import MeasurementError
+from medseg.measure.report import measure_cine, measure_ed_es, measure_phase
+
+LMAP = "lv=1,myo=2,rv=3"
+SHAPE = (9, 64, 64)
+AFF = centred_affine((10.0, 1.5, 1.5), SHAPE, shift_mm=(0.3, 0.2, -3.3))
+
+
+def _codes(rep, code):
+    return [f for f in rep["flags"] if f["code"] == code]
+
+
+@pytest.fixture(scope="module")
+def lv_labels():
+    return rasterise(LVPhantom(), AFF, SHAPE)
+
+
+def test_clean_phantom_has_no_warnings(lv_labels):
+    rep = measure_phase(lv_labels, AFF, LMAP)
+    assert [f for f in rep["flags"] if f["severity"] == "warning"] == []
+    assert set(rep) >= {"volumes_ml", "lv_mass_g", "wall_thickness_mm", "flags", "spacing_mm", "label_map"}
+    assert rep["spacing_mm"] == [10.0, 1.5, 1.5]
+    assert rep["label_map"] == {"lv": 1, "myo": 2, "rv": 3}
+    assert set(rep["wall_thickness_mm"]["segments"]) == {str(k) for k in range(1, 18)}
+
+
+def test_case9_missing_middle_slice_flagged_and_interpolated(lv_labels):
+    lab = lv_labels.copy()
+    z = 5
+    lab[z] = 0
+    rep = measure_phase(lab, AFF, LMAP)
+    missing = _codes(rep, "missing_slice")
+    assert {(f["structure"], f["slice"]) for f in missing} >= {("lv", z), ("myo", z), ("rv", z)}
+    full = measure_phase(lv_labels, AFF, LMAP)["volumes_ml"]["lv"]
+    interp = measure_phase(lab, AFF, LMAP, interpolate_missing=True)
+    assert interp["volumes_ml"]["lv"] == pytest.approx(full, rel=0.01)
+    assert all("interpolated_ml" in f for f in _codes(interp, "missing_slice"))
+
+
+def test_case10_empty_ed_gives_nan_ef_and_flag(lv_labels):
+    rep = measure_ed_es(np.zeros_like(lv_labels), lv_labels, AFF, LMAP)
+    assert rep["lv"]["edv_ml"] == 0.0 and rep["lv"]["esv_ml"] > 0
+    assert math.isnan(rep["lv"]["ef_pct"]) and math.isnan(rep["rv"]["ef_pct"])
+    assert {f["structure"] for f in _codes(rep, "ef_undefined")} == {"lv", "rv"}
+    assert rep["lv_mass_g"] == 0.0 and math.isnan(rep["wall_thickness_mm"]["global_mean"])
+    assert {(f["structure"], f["phase"]) for f in _codes(rep, "absent_structure")} == {("lv", "ed"), ("myo", "ed"), ("rv", "ed")}
+    empty_es = measure_ed_es(lv_labels, np.zeros_like(lv_labels), AFF, LMAP)
+    assert empty_es["lv"]["esv_ml"] == 0.0 and empty_es["lv"]["ef_pct"] == pytest.approx(100.0)
+
+
+def _basal_partial_labels(base_lab, fraction):
+    """Keep only an arc of ``fraction`` x 360 degrees of myocardium on the basal slice."""
+    lab = base_lab.copy()
+    z = max(np.flatnonzero((lab == 1).any(axis=(1, 2))))  # base at the high index (apex cap low)
+    rows, cols = np.nonzero(lab[z] == 1)
+    cy, cx = rows.mean(), cols.mean()
+    yy, xx = np.mgrid[: lab.shape[1], : lab.shape[2]]
+    ang = np.degrees(np.arctan2(yy - cy, xx - cx)) % 360
+    drop = (lab[z] == 2) & (ang >= 360 * fraction)
+    lab[z][drop] = 0
+    lab[z][lab[z] == 3] = 0  # no RV at that level: the myocardium gap opens onto background
+    return lab, z
+
+
+@pytest.mark.parametrize("fraction, excluded", [(0.4, True), (0.6, False)])
+def test_case10_basal_50_percent_rule(lv_labels, fraction, excluded):
+    lab, z = _basal_partial_labels(lv_labels, fraction)
+    rep = measure_phase(lab, AFF, LMAP)
+    flags = _codes(rep, "basal_partial")
+    cov = rep["lv_coverage_pct"][z]
+    assert abs(cov - 100 * fraction) < 5
+    no_rule = measure_phase(lab, AFF, LMAP, basal_rule=False)["volumes_ml"]["lv"]
+    if excluded:
+        assert [f["slice"] for f in flags] == [z]
+        assert rep["excluded_basal_slices"] == [z]
+        assert rep["volumes_ml"]["lv"] == pytest.approx(no_rule - flags[0]["excluded_ml"], abs=1e-3)
+    else:
+        assert flags == [] and rep["volumes_ml"]["lv"] == pytest.approx(no_rule)
+
+
+def test_incomplete_coverage_names_the_end(lv_labels):
+    rep = measure_phase(lv_labels[2:], AFF, LMAP)  # cut off the apex: cavity in slice 0
+    f = _codes(rep, "incomplete_coverage")
+    assert [(x["slice"], x["end"]) for x in f] == [(0, "apex")]
+
+
+def test_fragmented(lv_labels):
+    lab = lv_labels.copy()
+    lab[7, 2:6, 2:6] = 3  # a stray RV blob of 16 voxels
+    rep = measure_phase(lab, AFF, LMAP)
+    assert [f["structure"] for f in _codes(rep, "fragmented")] == ["rv"]
+    lab[7, 2:6, 2:6] = 0
+    lab[7, 2:4, 2:4] = 3  # 4 voxels: below the 10-voxel rule
+    assert _codes(measure_phase(lab, AFF, LMAP), "fragmented") == []
+
+
+def test_base_from_atria_overrides_shape():
+    lab = rasterise(LVPhantom(cap_mm=0.0, rv_apex_h=-30.0), AFF, SHAPE)  # no cap, uniform RV
+    lab[0, 5:15, 5:15] = 4  # left atrium near slice 0 -> base at the low end
+    rep = measure_phase(lab, AFF, LMAP + ",la=4")
+    assert rep["base"] == {"end": "low_index", "method": "atria", "confident": True}
+
+
+def test_base_given_and_shared_by_ed_es(lv_labels):
+    rep = measure_phase(lv_labels, AFF, LMAP, base_end="low_index")
+    assert rep["base"] == {"end": "low_index", "method": "given", "confident": True}
+    # ES alone looks "base at the low end" (RV at the apex end only); the study votes once.
+    es = lv_labels.copy()
+    es[es == 3] = 0
+    es[1:3][lv_labels[5:7] == 3] = 3
+    pair = measure_ed_es(lv_labels, es, AFF, LMAP)
+    assert pair["phases"]["ed"]["base"]["end"] == pair["phases"]["es"]["base"]["end"] == "high_index"
+    with pytest.raises(MeasurementError):
+        measure_phase(lv_labels, AFF, LMAP, base_end="top")
+
+
+def test_absent_structures_are_nan_with_flag(lv_labels):
+    lab = lv_labels.copy()
+    lab[lab == 2] = 0
+    rep = measure_phase(lab, AFF, LMAP + ",la=4")
+    assert math.isnan(rep["volumes_ml"]["myo"]) and math.isnan(rep["lv_mass_g"])
+    assert math.isnan(rep["volumes_ml"]["la"])
+    assert {f["structure"] for f in _codes(rep, "absent_structure")} == {"myo", "la"}
+    assert math.isnan(rep["wall_thickness_mm"]["global_mean"])
+
+
+def test_papillary_statement(lv_labels):
+    rep = measure_phase(lv_labels, AFF, LMAP)
+    assert rep["papillary_muscles"]["counted_in"] == "blood_pool"
+    lab = lv_labels.copy()
+    zs = np.flatnonzero((lab == 1).any(axis=(1, 2)))
+    for z in zs[2:5]:
+        lab[z, 30:33, 30:33] = 2  # papillary muscles labelled myocardium inside the cavity
+    pap = measure_phase(lab, AFF, LMAP)["papillary_muscles"]
+    assert pap["counted_in"] == "myocardium" and pap["inside_cavity_as_myo_ml"] > 0
+
+
+def test_reference_flags_and_indexing():
+    shape = (9, 64, 64)
+    ed = rasterise(LVPhantom(r_cav=26.0), AFF, shape)
+    es = rasterise(LVPhantom(r_cav=24.0), AFF, shape)  # EF ~ 15 %: low
+    rep = measure_ed_es(ed, es, AFF, LMAP, height_cm=180, weight_kg=80, heart_rate=60, sex="F")
+    low = _codes(rep, "lvef_low")
+    assert low and low[0]["normal_range"] == [51.0, 71.0]
+    assert rep["bsa_m2"] == pytest.approx(2.0) and rep["bsa_method"] == "mosteller"
+    assert rep["indexed"]["lv_edv_ml_m2"] == pytest.approx(rep["lv"]["edv_ml"] / 2.0)
+    assert rep["co_l_min"] == pytest.approx(rep["lv"]["sv_ml"] * 60 / 1000)
+    assert rep["indexed"]["ci_l_min_m2"] == pytest.approx(rep["co_l_min"] / 2.0)
+    dub = measure_ed_es(ed, es, AFF, LMAP, height_cm=180, weight_kg=80, bsa_method="dubois")
+    assert dub["bsa_m2"] == pytest.approx(1.996, abs=5e-4) and dub["bsa_method"] == "dubois"
+
+
+def _cine(n_frames=8, ed=3):
+    """LV radius follows a cosine with its maximum at frame ``ed``; RV peaks one frame later."""
+    frames = []
+    for t in range(n_frames):
+        ph = np.cos(2 * np.pi * (t - ed) / n_frames)
+        frames.append(rasterise(LVPhantom(r_cav=20.0 + 4.0 * ph, rv_depth_mm=14 + 4 * np.cos(2 * np.pi * (t - ed - 1) / n_frames)),
+                                AFF, SHAPE))
+    return np.stack(frames)
+
+
+def test_cine_detects_ed_es_from_curves():
+    cine = _cine()
+    rep = measure_cine(cine, AFF, LMAP, frame_times_s=np.arange(8) * 0.1, height_cm=170, weight_kg=70)
+    assert (rep["ed_frame"], rep["es_frame"]) == (3, 7)
+    assert (rep["rv_ed_frame"], rep["rv_es_frame"]) == (4, 0)
+    curve = rep["volume_curve_ml"]["lv"]
+    assert rep["lv"]["edv_ml"] == pytest.approx(curve[3]) and rep["lv"]["esv_ml"] == pytest.approx(curve[7])
+    assert rep["rv"]["edv_ml"] == pytest.approx(rep["volume_curve_ml"]["rv"][4])
+    assert rep["frame_times_s"][1] == pytest.approx(0.1)
+
+
+def test_cine_unlabelled_frames_are_skipped():
+    cine = _cine()
+    cine[5] = 0
+    rep = measure_cine(cine, AFF, LMAP)
+    assert rep["volume_curve_ml"]["lv"][5] is None
+    assert [f["frame"] for f in _codes(rep, "unlabelled_frame")] == [5]
+
+
+@pytest.mark.parametrize("call, error", [
+    (lambda lab: measure_phase(lab[:1], AFF, LMAP), MeasurementError),
+    (lambda lab: measure_phase(lab, None, LMAP), GeometryError),
+    (lambda lab: measure_phase(lab * 2, AFF, LMAP), LabelMapError),  # value 4 and 6 not in the map
+    (lambda lab: measure_phase(lab + 0.5, AFF, LMAP), MeasurementError),
+    (lambda lab: measure_ed_es(lab, lab[:, :10], AFF, LMAP), GeometryError),
+    (lambda lab: measure_ed_es(lab, lab, AFF, LMAP, sex="X"), MeasurementError),
+    (lambda lab: measure_phase(lab, AFF, LMAP, aha_method="sectors"), MeasurementError),
+    (lambda lab: measure_ed_es(lab, lab, AFF, LMAP, bsa_method="haycock", height_cm=170, weight_kg=70), MeasurementError),
+])
+def test_bad_input_raises_typed_errors(lv_labels, call, error):
+    with pytest.raises(error):
+        call(lv_labels)
