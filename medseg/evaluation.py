@@ -98,7 +98,6 @@ def dice_hd95(pred: np.ndarray, ref: np.ndarray, spacing_zyx: tuple[float, float
 def evaluate_pairs(pairs: list[Pair], label_map: LabelMap, prompt: str, model, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Run the model on every pair with simulated prompts; return the RESULT.json dict."""
     from .io import check_same_grid, read_label_volume, read_volume
-    from .segment import segment_volume
 
     if prompt not in PROMPT_MODES:
         raise MedsegError(f"--prompt must be one of {', '.join(PROMPT_MODES)}, got {prompt!r}")

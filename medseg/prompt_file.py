@@ -113,3 +113,20 @@ def prompts_from_labels(labels: np.ndarray, label_map: LabelMap, key_slice: bool
 
 def absent_structures(labels: np.ndarray, label_map: LabelMap) -> list[str]:
     return [n for n, v in label_map.values.items() if not (labels == v).any()]
+
+
+def study_prompts(vol, prompts: str | Path | None, prompts_from: str | Path | None, label_map: LabelMap | None, key_slice: bool, case: str | None = None) -> PromptSet | None:
+    """The prompts of one study: from a prompts file (``case`` picks a multi-case entry), or
+    simulated from reference labels on the image's grid (``label_map`` required), or None."""
+    if prompts:
+        return load_prompts_file(prompts, case=case)
+    if prompts_from:
+        from .io import check_same_grid, read_label_volume
+
+        if label_map is None:
+            raise PromptError("--prompts-from needs --label-map (which value is which structure in the reference)")
+        ref = read_label_volume(prompts_from)
+        check_same_grid(vol, ref, f"reference labels {Path(prompts_from).name}")
+        arr = ref.array if ref.n_frames == vol.n_frames else np.broadcast_to(ref.array, vol.shape)
+        return prompts_from_labels(np.asarray(arr), label_map, key_slice=key_slice)
+    return None

@@ -19,6 +19,7 @@ from .types import Box, Prediction
 MIN_SCORE = 0.45
 MIN_AREA_RATIO = 0.12
 MIN_PIXELS = 6
+AUTO_MIN_SCORE = 0.35
 
 
 def _grow(box: Box, shape: tuple[int, int], frac: float = 0.05) -> Box:
@@ -27,13 +28,22 @@ def _grow(box: Box, shape: tuple[int, int], frac: float = 0.05) -> Box:
     return Box(max(0.0, box.y0 - dy), max(0.0, box.x0 - dx), min(h - 1.0, box.y1 + dy), min(w - 1.0, box.x1 + dx))
 
 
+REFINE_ITERS = 0
+
+
 def step_from(session, structure: str, t: int, z: int, prev_mask: np.ndarray) -> Prediction:
     """Predict ``structure`` on (t, z) prompted by the mask of a neighbouring slice/frame."""
     box = Box.from_mask(prev_mask)
     if box is None:
         raise PromptError(f"cannot propagate {structure!r}: the previous mask is empty")
     session._set_slice(t, z)
-    return session.predictor.predict(box=_grow(box, prev_mask.shape), structure=structure, mask_prompt=prev_mask)
+    pred = session.predictor.predict(box=_grow(box, prev_mask.shape), structure=structure, mask_prompt=prev_mask)
+    for _ in range(REFINE_ITERS):
+        b = Box.from_mask(pred.mask)
+        if b is None:
+            break
+        pred = session.predictor.predict(box=b, structure=structure, mask_prompt=pred.mask)
+    return pred
 
 
 def _accept(pred: Prediction, prev_mask: np.ndarray, check_end: bool) -> bool:
@@ -113,11 +123,12 @@ def propagate(session, structure: str, frame: int, slice_: int, through: str = "
                 yield t, zz, pred
 
 
-def auto_segment(session, structures: list[str], frames: list[int] | None = None, min_score: float = 0.5, progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[str, int, int, Prediction]]:
-    """Zero-click: every structure on every slice of the chosen frames, then per frame keep
-    only the structure's largest 3-D connected component (drops isolated false positives)."""
-    from scipy import ndimage
-
+def auto_segment(session, structures: list[str], frames: list[int] | None = None, min_score: float = AUTO_MIN_SCORE, progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[str, int, int, Prediction]]:
+    """Zero-click: the structure prompts run on every slice; per frame and structure the most
+    confident finding becomes the key slice, and propagation from it (up and down the stack)
+    gives the structure's extent — a single missed or spurious slice cannot break the stack.
+    Slices the propagation did not reach keep a confident zero-click finding when it overlaps
+    the propagated mask of a neighbouring slice."""
     frames = list(range(session.volume.n_frames)) if frames is None else frames
     nz = session.volume.n_slices
     total, done = len(frames) * nz, 0
@@ -133,19 +144,24 @@ def auto_segment(session, structures: list[str], frames: list[int] | None = None
             if progress:
                 progress(done, total)
         for s, per_slice in found.items():
-            if not per_slice:
-                continue
-            stack = np.zeros(session.volume.grid_shape, bool)
-            for z, p in per_slice.items():
-                stack[z] = p.mask
-            lab, n = ndimage.label(stack, structure=ndimage.generate_binary_structure(3, 1))
-            if n > 1:
-                sizes = np.bincount(lab.ravel())
-                sizes[0] = 0
-                keep = lab == int(np.argmax(sizes))
-            else:
-                keep = stack
-            for z, p in sorted(per_slice.items()):
-                if keep[z].any():
-                    p.mask = keep[z]
-                    yield s, t, z, p
+            if per_slice:
+                yield from ((s, tt, zz, p) for tt, zz, p in _auto_stack(session, s, t, per_slice))
+
+
+def _auto_stack(session, structure: str, t: int, per_slice: dict[int, Prediction]) -> Iterator[tuple[int, int, Prediction]]:
+    nz = session.volume.n_slices
+    mid = (nz - 1) / 2
+    # most confident finding, preferring the middle of the stack (mid-ventricular slices are
+    # the least ambiguous)
+    key = max(per_slice, key=lambda z: per_slice[z].score - 0.3 * abs(z - mid) / max(nz, 1))
+    out = {key: per_slice[key]}
+    for _, z, pred in propagate_slices(session, structure, t, key, seed_mask=per_slice[key].mask):
+        out[z] = pred
+    for z in sorted(per_slice):
+        if z in out:
+            continue
+        nb = out.get(z - 1) or out.get(z + 1)
+        if nb is not None and (per_slice[z].mask & nb.mask).any():
+            out[z] = per_slice[z]
+    for z in sorted(out):
+        yield t, z, out[z]

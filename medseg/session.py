@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import LabelMapError, PromptError
 from .io.volume import Volume
-from .labels import DEFAULT_LABEL_MAP, LabelMap
+from .labels import LabelMap
 from .preprocess import normalize_intensity
 from .types import Box, Point, Prediction, SlicePrompt
 

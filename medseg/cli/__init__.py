@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import sys
 
-from ._app import app, run_cli
+from ._app import app, run_cli  # noqa: F401  (app: the typer application)
 
 # Commands register themselves on ``app`` when their module is imported.
-from . import info_cmd, segment_cmd, models_cmd, evaluate_cmd, measure_cmd, train_cmd, adapt_cmd, batch_cmd, bench_cmd  # noqa: E402,F401
+from . import info_cmd, segment_cmd, batch_cmd, evaluate_cmd, measure_cmd, models_cmd, train_cmd, adapt_cmd, bench_cmd, demo_cmd  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> None:

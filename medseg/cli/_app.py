@@ -31,7 +31,7 @@ def fail(message: str, code: int = 1) -> "typer.Exit":
 def run_cli(argv: list[str] | None = None) -> int:
     """Run the app; turn library errors into one line + exit code. Returns the exit code."""
     try:
-        app(args=argv, standalone_mode=False)
+        rv = app(args=argv, standalone_mode=False)  # returns the exit code of typer.Exit
     except NotImplementedYet as e:
         console.print(f"[bold yellow]not implemented:[/] {_one_line(e)}", highlight=False, soft_wrap=True)
         return 2
@@ -63,7 +63,7 @@ def run_cli(argv: list[str] | None = None) -> int:
             soft_wrap=True,
         )
         return 1
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 def _one_line(e: BaseException) -> str:

@@ -1,14 +1,61 @@
-"""`medseg adapt` (not implemented yet)."""
+"""`medseg adapt --pairs TRAIN.csv [--val VAL.csv] --label-map MAP -o ADAPTER_DIR`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
 
-from ..errors import NotImplementedYet
-from ._app import app
+from ._app import app, console
 
 
-@app.command("adapt", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def adapt_command(ctx: typer.Context) -> None:
-    """Not implemented yet."""
-    raise NotImplementedYet("'medseg adapt' is not implemented yet")
+@app.command("adapt")
+def adapt_command(
+    pairs: Path = typer.Option(..., "--pairs", help="Training CSV with columns image,label."),
+    val: Optional[Path] = typer.Option(None, "--val", help="Validation CSV (early stopping, before/after Dice)."),
+    label_map: str = typer.Option(..., "--label-map", help="Label values of the label files, e.g. 'lv=3,myo=2,rv=1'."),
+    out: Path = typer.Option(..., "-o", "--out", help="Adapter folder to write."),
+    model: str = typer.Option("default", "--model", help="Base model."),
+    rank: int = typer.Option(8, "--rank", help="LoRA rank."),
+    no_decoder: bool = typer.Option(False, "--no-decoder", help="LoRA on the image encoder only."),
+    steps: int = typer.Option(3000, "--steps", help="Maximum training steps."),
+    time_budget: float = typer.Option(2400.0, "--time-budget", help="Maximum seconds of training."),
+    batch_size: int = typer.Option(8, "--batch-size"),
+    lr: float = typer.Option(1e-3, "--lr"),
+    val_every: int = typer.Option(100, "--val-every", help="Steps between validations."),
+    patience: int = typer.Option(5, "--patience", help="Validations without improvement before stopping."),
+    device: str = typer.Option("cpu", "--device"),
+    seed: int = typer.Option(0, "--seed"),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run (OUT.state)."),
+    modality: Optional[str] = typer.Option(None, "--modality", help="Recorded in medseg.json (e.g. LGE-MR)."),
+    view: Optional[str] = typer.Option(None, "--view", help="Recorded in medseg.json (e.g. short-axis)."),
+    description: str = typer.Option("", "--description", help="One line for the model card."),
+) -> None:
+    """Train a LoRA adapter (a few MB) on your own labelled volumes."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..adapt import AdaptConfig, run_adapt
+    from ..evaluation import read_pairs
+    from ..labels import LabelMap
+
+    lmap = LabelMap.parse(label_map)
+    train_pairs = read_pairs(pairs)
+    val_pairs = read_pairs(val) if val else []
+    cfg = AdaptConfig(out=str(out), base=model, rank=rank, decoder=not no_decoder, device=device, batch_size=batch_size, lr=lr,
+                      time_budget_s=time_budget, max_steps=steps, val_every=val_every, patience=patience, seed=seed, resume=resume,
+                      modality=modality, view=view, description=description)
+    with Progress(TextColumn("adapting"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task("adapt", total=steps, info="")
+
+        def report(ev: dict) -> None:
+            if "validation" in ev:
+                v = ev["validation"]
+                console.print("step {}: val Dice {}".format(ev["step"], ", ".join(f"{k} {x:.3f}" for k, x in v.items() if k not in ("step", "elapsed_s") and not k.startswith("auto_"))))
+            else:
+                bar.update(task, completed=ev["step"], info=f"loss {ev['loss']:.3f}")
+
+        meta = run_adapt(train_pairs, val_pairs, lmap, cfg, progress=report)
+    b, a = meta["validation_dice"]["base"], meta["validation_dice"]["adapted"]
+    summary = ", ".join(f"{k} {b.get(k, float('nan')):.3f} -> {a[k]:.3f}" for k in a if not k.startswith("auto_"))
+    console.print(f"adapter written to {out} ({meta['training']['steps']} steps, {meta['training']['seconds']:.0f} s); validation Dice base -> adapted: {summary or 'no validation pairs'}")

@@ -1,14 +1,116 @@
-"""`medseg batch` (not implemented yet)."""
+"""`medseg batch INPUT_DIR -o OUT_DIR`: segment every study of a folder (local processes or a
+Dask cluster), with per-case status, resume and optional cohort measurements.
+Thin: option checks, a rich progress bar and the closing line; the work is :mod:`medseg.batch`."""
 
 from __future__ import annotations
 
+from collections import Counter
+from pathlib import Path
+from typing import Optional
+
 import typer
 
-from ..errors import NotImplementedYet
-from ._app import app
+from ._app import app, console
 
 
-@app.command("batch", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def batch_command(ctx: typer.Context) -> None:
-    """Not implemented yet."""
-    raise NotImplementedYet("'medseg batch' is not implemented yet")
+@app.command("batch")
+def batch_command(
+    input_dir: Path = typer.Argument(..., help="Folder of studies: each readable file (.nii/.nii.gz/.mha/.mhd/.nrrd/.png/.avi/.mp4/.dcm) "
+                                     "and each sub-folder holding DICOM is one case; case id = file name without extension / folder name."),
+    out_dir: Path = typer.Option(..., "-o", "--out", help="Output folder: <case>.nii.gz + <case>.json, summary.csv/json, cohort.csv."),
+    prompts: Optional[Path] = typer.Option(None, "--prompts", help="Prompts file: one set for every case, or {\"cases\": {\"<case>\": {...}}}."),
+    prompts_from: Optional[Path] = typer.Option(None, "--prompts-from", help="Folder of reference labels: for case C the first of C_gt, C_labels, "
+                                                "C_label, C_seg, C (.nii.gz, .nii, .mha, ...)."),
+    label_map: Optional[str] = typer.Option(None, "--label-map", help="Label values, e.g. 'lv=3,myo=2,rv=1' (of --prompts-from, and of the outputs)."),
+    key_slice: bool = typer.Option(False, "--key-slice", help="With --prompts-from: one box per structure on its middle slice, then propagate."),
+    auto: bool = typer.Option(False, "--auto", help="Zero-click mode (structure prompts learned by the model)."),
+    structures: Optional[str] = typer.Option(None, "--structures", help="Structures for --auto, e.g. 'lv,myo,rv' (default by modality)."),
+    propagate: bool = typer.Option(False, "--propagate", help="Propagate every prompted structure from its slice."),
+    through: str = typer.Option("z", "--through", help="Propagate through slices (z), frames (t) or both (zt)."),
+    model: str = typer.Option("default", "--model", help="default, sam_vit_b=PATH, medsam_vit_b=PATH, or a checkpoint path."),
+    adapter: Optional[str] = typer.Option(None, "--adapter", help="Adapter name (shipped) or folder."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    resume: bool = typer.Option(False, "--resume", help="Skip cases whose output is complete and valid (same input sha256 and settings, "
+                                "label file readable on the input's grid)."),
+    workers: int = typer.Option(1, "--workers", help="Local worker processes (each loads the model once; torch threads = cores // N)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (e.g. tcp://host:8786): one task per case; "
+                                            "workers need medseg and the same paths."),
+    measure: bool = typer.Option(False, "--measure", help="Measure each case's labels (volumes, EF, LV mass) into OUT_DIR/cohort.csv."),
+    min_confidence: Optional[float] = typer.Option(None, "--min-confidence", help="Placeholder: accepted and recorded in the provenance, "
+                                                   "not applied yet (confidence scoring comes with another issue)."),
+) -> None:
+    """Segment every study in INPUT_DIR; a failing case never stops the batch (exit code 1 if any failed)."""
+    from ..batch import BatchOptions, check_out_dir, discover_cases
+    from ..errors import MedsegError, PromptError
+    from ..labels import LabelMap
+
+    _check_options(prompts, prompts_from, label_map, key_slice, auto, through, workers, scheduler)
+    if label_map:
+        LabelMap.parse(label_map)  # a malformed map fails here, once
+    out = check_out_dir(out_dir)
+    if prompts is not None and not prompts.is_file():
+        raise PromptError(f"prompts file not found: {prompts}")
+    cases = discover_cases(input_dir, prompts_from, exclude=[out])
+    if not cases:
+        raise MedsegError(f"no cases in {input_dir}: expected image files (.nii.gz, .mha, .nrrd, .png, .avi, .mp4, .dcm, ...) or DICOM sub-folders")
+    options = BatchOptions(
+        out_dir=str(out), prompts=str(prompts) if prompts else None, label_map=label_map, key_slice=key_slice, auto=auto,
+        structures=structures, propagate=propagate, through=through, model=model, adapter=adapter, device=device,
+        resume=resume, measure=measure, min_confidence=min_confidence,
+    )
+    results = _run_with_progress(cases, options, workers, scheduler)
+    _closing_line(results, out)
+
+
+def _check_options(prompts, prompts_from, label_map, key_slice, auto, through, workers, scheduler) -> None:
+    from ..errors import MedsegError, PromptError
+
+    if prompts and prompts_from:
+        raise PromptError("give either --prompts or --prompts-from, not both")
+    if key_slice and not prompts_from:
+        raise PromptError("--key-slice works with --prompts-from")
+    if prompts_from and not label_map:
+        raise PromptError("--prompts-from needs --label-map (which value is which structure in the reference)")
+    if not (prompts or prompts_from or auto):
+        raise PromptError("nothing to do: give prompts (--prompts / --prompts-from) or --auto")
+    if through not in ("z", "t", "zt"):
+        raise PromptError(f"--through must be z, t or zt, got {through!r}")
+    if workers < 1:
+        raise MedsegError(f"--workers must be 1 or more, got {workers}")
+    if scheduler and workers > 1:
+        raise MedsegError("give either --workers (local processes) or --scheduler (a Dask cluster), not both")
+
+
+def _run_with_progress(cases, options, workers, scheduler):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from ..batch import run_batch
+
+    where = f"on {scheduler}" if scheduler else f"in {workers} processes" if workers > 1 else "in this process"
+    console.print(f"batch: {len(cases)} cases {where} -> {options.out_dir}", highlight=False, soft_wrap=True)
+    counts: Counter = Counter()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("cases", total=len(cases))
+
+        def on_result(res) -> None:
+            counts[res["status"]] += 1
+            if res["status"] == "failed":
+                bar.console.print(f"[red]failed[/] {res['case']}: {res['reason']}", highlight=False, soft_wrap=True)
+            bar.update(task, advance=1, description=f"{res['case']} ({counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed)")
+
+        return run_batch(cases, options, workers=workers, scheduler=scheduler, on_result=on_result)
+
+
+def _closing_line(results, out: Path) -> None:
+    """One line; any failed case makes it the error line (exit code 1)."""
+    from ..errors import MedsegError
+
+    counts = Counter(r["status"] for r in results)
+    line = f"{counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed; summary: {out / 'summary.csv'}"
+    reasons = {r["reason"] for r in results if r["status"] == "failed"}
+    if counts["failed"] and counts["failed"] == len(results) and len(reasons) == 1:
+        line += f" (every case: {reasons.pop()})"
+    if counts["failed"]:
+        raise MedsegError(f"batch: {counts['failed']} of {len(results)} cases failed: {line}")
+    console.print(f"batch: {len(results)} cases: {line}", highlight=False, soft_wrap=True)

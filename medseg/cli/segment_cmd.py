@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import typer
 
 from ._app import app, console
@@ -42,13 +41,14 @@ def segment_command(
 
 
 def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device) -> None:
-    from .._files import sha256_file
+    from .._files import sha256_path
     from ..io import read_volume, write_labels
+    from ..prompt_file import study_prompts
     from ..models import load_model
     from ..segment import segment_volume
 
     vol = read_volume(image)
-    prompt_set = _prompt_set(vol, prompts, prompts_from, lmap, key_slice)
+    prompt_set = study_prompts(vol, prompts, prompts_from, lmap, key_slice)
     loaded = load_model(model, device=device)
     if adapter:
         from ..adapters import attach_adapter
@@ -56,42 +56,11 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
         loaded = attach_adapter(loaded, adapter)
     auto_structs = tuple(s.strip() for s in structures.split(",")) if structures else None
     result = _with_progress(lambda cb: segment_volume(vol, loaded, prompt_set, auto=auto, propagate=propagate, through=through, label_map=lmap, auto_structures=auto_structs, progress=cb))
-    prov = {**result.provenance, "input": str(image), "input_sha256": _input_hash(image, sha256_file), "scores": result.scores, "seconds": round(result.seconds, 3), "command": "segment"}
+    prov = {**result.provenance, "input": str(image), "input_sha256": sha256_path(image), "scores": result.scores, "seconds": round(result.seconds, 3), "command": "segment"}
     written = write_labels(result.labels, vol, out, result.label_map, provenance=prov)
     counts = {n: int((result.labels == v).sum()) for n, v in result.label_map.values.items()}
     found = ", ".join(f"{n}: {c} voxels" for n, c in counts.items() if c)
     console.print(f"wrote {', '.join(str(p) for p in written)} ({found or 'no structure found'}; {result.seconds:.1f} s)")
-
-
-def _prompt_set(vol, prompts, prompts_from, lmap, key_slice):
-    from ..errors import PromptError
-    from ..prompt_file import load_prompts_file, prompts_from_labels
-
-    if prompts:
-        return load_prompts_file(prompts)
-    if prompts_from:
-        from ..io import check_same_grid, read_label_volume
-
-        if lmap is None:
-            raise PromptError("--prompts-from needs --label-map (which value is which structure in the reference)")
-        ref = read_label_volume(prompts_from)
-        check_same_grid(vol, ref, "--prompts-from labels")
-        arr = ref.array if ref.n_frames == vol.n_frames else np.broadcast_to(ref.array, vol.shape)
-        return prompts_from_labels(np.asarray(arr), lmap, key_slice=key_slice)
-    return None
-
-
-def _input_hash(path: Path, sha256_file) -> str:
-    import hashlib
-
-    p = Path(path)
-    if p.is_file():
-        return sha256_file(p)
-    h = hashlib.sha256()
-    for f in sorted(q for q in p.rglob("*") if q.is_file()):
-        h.update(f.name.encode())
-        h.update(sha256_file(f).encode())
-    return h.hexdigest()
 
 
 def _with_progress(fn):

@@ -86,7 +86,7 @@ def train_step(model, loss_fn, bank: SliceBank, cfg: TrainConfig, opt, gen) -> d
 
 
 @torch.no_grad()
-def validate(model, bank: SliceBank, cfg: TrainConfig, max_per_group: int = 400) -> dict[str, float]:
+def validate(model, bank: SliceBank, cfg: TrainConfig, max_per_group: int = 400, modes: tuple[str, ...] = ("box", "auto")) -> dict[str, float]:
     """Pooled Dice per dataset/structure on validation slices: tight box + structure token
     ("box/<ds>/<s>") and zero-click ("auto/<ds>/<s>"); plus their means ("score")."""
     model.eval()
@@ -94,7 +94,7 @@ def validate(model, bank: SliceBank, cfg: TrainConfig, max_per_group: int = 400)
     val = torch.nonzero(bank.split == 1).squeeze(1)
     names = [bank.dataset[i] for i in val.tolist()]
     out: dict[str, float] = {}
-    for mode_name in ("box", "auto"):
+    for mode_name in modes:
         for ds in sorted(set(names)):
             sel = val[torch.tensor([n == ds for n in names], device=dev)]
             for k, s in enumerate(STRUCTURES):

@@ -1,0 +1,125 @@
+"""Executors of :mod:`medseg.batch`: a spawned local process pool and a Dask cluster, and
+the torch thread count per worker. Internal; use :func:`medseg.batch.run_batch`."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections import Counter
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+if TYPE_CHECKING:
+    from .batch import BatchOptions, CaseSpec, Result
+
+MAX_ATTEMPTS = 3  # local pool: a case pending in this many broken pools fails
+
+
+def run_local(cases: Sequence["CaseSpec"], options: "BatchOptions", workers: int, emit: Callable[["Result"], None]) -> None:
+    """``workers`` spawned processes (``options.threads`` torch threads each). A pool broken by
+    a dying worker is restarted for the cases still pending; a case pending in MAX_ATTEMPTS
+    broken pools fails."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+    from concurrent.futures.process import BrokenProcessPool
+
+    from .batch import failed_result, run_case
+
+    pending, attempts = list(cases), Counter()
+    while pending:
+        broken: list[CaseSpec] = []
+        with cf.ProcessPoolExecutor(min(workers, len(pending)), mp_context=mp.get_context("spawn"),
+                                    initializer=_init_worker, initargs=(options.threads or 1,)) as pool:
+            futures = {pool.submit(run_case, c, options): c for c in pending}
+            for fut in cf.as_completed(futures):
+                case = futures[fut]
+                try:
+                    emit(fut.result())
+                except BrokenProcessPool:
+                    broken.append(case)
+                except Exception as e:
+                    emit(failed_result(case, f"worker error: {type(e).__name__}: {e}"))
+        attempts.update(c.case for c in broken)
+        pending = [c for c in broken if attempts[c.case] < MAX_ATTEMPTS]
+        for c in broken:
+            if attempts[c.case] >= MAX_ATTEMPTS:
+                emit(failed_result(c, f"a worker process died {MAX_ATTEMPTS} times while this case was pending (killed, out of memory, or a crash)"))
+
+
+def run_dask(cases: Sequence["CaseSpec"], options: "BatchOptions", scheduler: Any, emit: Callable[["Result"], None]) -> None:
+    """One task per case on a Dask cluster (address or ``distributed.Client``), results taken
+    as they complete. Workers load the model themselves (nothing big is shipped)."""
+    import uuid
+
+    from distributed import Client, as_completed
+
+    from .batch import failed_result, run_case
+    from .errors import MedsegError
+
+    own = not isinstance(scheduler, Client)
+    try:
+        client = Client(scheduler, timeout="20s") if own else scheduler
+    except (OSError, TimeoutError, ValueError) as e:
+        why = " ".join(str(e).split()) or type(e).__name__
+        raise MedsegError(f"cannot reach the Dask scheduler at {scheduler}: {why}") from None
+    try:
+        opts = dataclasses.replace(options, threads_by_host=_threads_by_host(client))
+        token = uuid.uuid4().hex[:8]
+        futures = {client.submit(run_case, c, opts, key=f"medseg-batch-{c.case}-{i}-{token}", pure=False): c for i, c in enumerate(cases)}
+        for fut in as_completed(futures):
+            try:
+                emit(fut.result())
+            except Exception as e:  # KilledWorker, CancelledError, a worker without medseg, ...
+                emit(failed_result(futures[fut], f"Dask task failed: {type(e).__name__}: {e}"))
+            fut.release()
+    finally:
+        if own:
+            client.close()
+
+
+def _threads_by_host(client: Any) -> tuple[tuple[str, int], ...]:
+    try:
+        info = client.scheduler_info(n_workers=-1)  # distributed >= 2025: all workers
+    except TypeError:
+        info = client.scheduler_info()
+    per_host: Counter = Counter()
+    for w in info["workers"].values():
+        per_host[w["host"]] += int(w["nthreads"])
+    return tuple(sorted(per_host.items()))
+
+
+def set_threads(options: "BatchOptions") -> None:
+    """torch threads of this process: ``options.threads``; on a Dask worker, the host's cores
+    divided by the worker threads on that host."""
+    n = options.threads
+    if options.threads_by_host:
+        try:
+            from distributed import get_worker
+
+            host = get_worker().address.split("://")[-1].rsplit(":", 1)[0]
+            n = max(1, n_cores() // dict(options.threads_by_host).get(host, 1))
+        except (ImportError, ValueError):
+            n = options.threads
+    if n:
+        import torch
+
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+
+
+def torch_threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
+
+
+def n_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _init_worker(threads: int) -> None:
+    """Pool initializer: thread limits before torch is imported in the spawned process."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)

@@ -1,0 +1,418 @@
+"""Batch segmentation of a folder of studies (``medseg batch``): cases, resume, local worker
+processes and Dask clusters. Library only: no typer/rich; progress goes through callbacks.
+
+Rules (also in docs/batch.md; executors in :mod:`medseg._batch_exec`):
+
+* **Cases.** Every readable file directly in INPUT_DIR (``medseg.io.readers.EXTENSIONS``:
+  .nii/.nii.gz/.mha/.mhd/.nrrd/.png/.avi/.mp4/.dcm/...; extension-less files with the DICOM
+  ``DICM`` marker) is one case, and every sub-folder whose files include DICOM is one case
+  (its series is read with ``read_volume``). Case id = file name without its known extension
+  (``p01.nii.gz`` -> ``p01``) or the folder name. Hidden entries, other files, OUT_DIR and the
+  ``--prompts-from`` folder are ignored, and so is a reference label file lying next to its
+  image (``p01_gt.nii.gz`` beside ``p01.nii.gz``; suffixes :data:`REFERENCE_SUFFIXES`). Two
+  inputs with the same case id both fail (rename one).
+* **References** (``--prompts-from DIR``): for case ``C`` the first of ``C_gt``, ``C_labels``,
+  ``C_label``, ``C_seg``, ``C`` that exists in DIR with a readable extension (never the case's
+  own image); two extensions for the same name are ambiguous and fail the case.
+* **Outputs.** ``OUT_DIR/<case>.nii.gz`` + ``OUT_DIR/<case>.json`` (label map + provenance,
+  from :func:`medseg.io.write_labels`, both atomic); ``summary.csv``/``summary.json`` rewritten
+  after every case; ``cohort.csv`` with ``measure``.
+* **Resume.** A case is skipped when its output is complete and valid: the label file and its
+  sidecar exist, the sidecar records ``command: batch``, the input's current sha256 and the same
+  settings signature (:meth:`BatchOptions.signature`: prompts, label map, model, adapter, ...),
+  and the label file reads back in full with the input's (Z, Y, X) grid. The old sidecar is
+  deleted before a new label file is written, so a crash mid-case never leaves a valid-looking
+  pair (stray hidden ``.tmp`` files are removed when the case is redone).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+import io
+import json
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+
+from ._files import sha256_path
+from .errors import MedsegError, PromptError
+from .prompt_file import study_prompts
+
+REFERENCE_SUFFIXES = ("_gt", "_labels", "_label", "_seg")
+OUTPUT_ENDING = ".nii.gz"
+SUMMARY_FIELDS = ("case", "status", "reason", "seconds", "output", "input")
+#: report_row keys copied into the summary with ``measure`` (those present for the case)
+KEY_MEASURES = ("lv.edv_ml", "lv.esv_ml", "lv.ef_pct", "rv.edv_ml", "rv.ef_pct", "lv_mass_g",
+                "volumes_ml.lv", "volumes_ml.myo", "volumes_ml.rv")
+
+Result = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    """One study of a batch. ``error`` marks a case that fails before it runs."""
+
+    case: str
+    input: str
+    reference: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """Settings of a batch (everything a worker needs; small and picklable)."""
+
+    out_dir: str
+    prompts: str | None = None  # prompts file (single- or multi-case)
+    label_map: str | None = None  # text, e.g. "lv=1,myo=2,rv=3"
+    key_slice: bool = False
+    auto: bool = False
+    structures: str | None = None
+    propagate: bool = False
+    through: str = "z"
+    model: str = "default"
+    adapter: str | None = None
+    device: str = "cpu"
+    resume: bool = False
+    measure: bool = False
+    min_confidence: float | None = None  # placeholder: recorded, not applied yet
+    threads: int | None = None  # torch threads per process (None: torch's default)
+    threads_by_host: tuple[tuple[str, int], ...] = ()  # Dask: worker threads per host
+
+    def signature(self, reference_sha256: str | None = None) -> str:
+        """sha256 of the settings that change the labels (and of the case's prompt source)."""
+        from ._files import sha256_file
+
+        keys = ("label_map", "key_slice", "auto", "structures", "propagate", "through", "model", "adapter")
+        obj: dict[str, Any] = {k: getattr(self, k) for k in keys}
+        obj["prompts_sha256"] = sha256_file(self.prompts) if self.prompts and Path(self.prompts).is_file() else None
+        obj["reference_sha256"] = reference_sha256
+        return _sha256_text(json.dumps(obj, sort_keys=True))
+
+
+# -- cases ------------------------------------------------------------------------------
+def case_id(path: str | os.PathLike) -> str | None:
+    """Case id of an input (file name without its known extension, or the folder name), or
+    None when medseg cannot read it as a case."""
+    from .io.readers import EXTENSIONS, _has_dicm_marker
+
+    p = Path(path)
+    if p.name.startswith("."):
+        return None
+    if p.is_dir():
+        return p.name if _holds_dicom(p) else None
+    name = p.name
+    for ext in sorted(EXTENSIONS, key=len, reverse=True):
+        if name.lower().endswith(ext) and len(name) > len(ext):
+            return name[: -len(ext)]
+    return name if _has_dicm_marker(p) else None
+
+
+def _holds_dicom(folder: Path) -> bool:
+    from .io.readers import _has_dicm_marker
+
+    files = [f for f in sorted(folder.iterdir()) if f.is_file() and not f.name.startswith(".")]
+    return any(f.suffix.lower() in (".dcm", ".dicom", ".ima") for f in files) or any(_has_dicm_marker(f) for f in files[:8])
+
+
+def discover_cases(input_dir: str | os.PathLike, prompts_from: str | os.PathLike | None = None,
+                   exclude: Iterable[str | os.PathLike] = ()) -> list[CaseSpec]:
+    """The cases of ``input_dir``, sorted by case id (see the module docstring for the rules).
+
+    Args:
+        prompts_from: folder of reference label files; each case gets its ``reference``.
+        exclude: folders to leave out (OUT_DIR when it lies inside ``input_dir``).
+    Raises:
+        MedsegError: ``input_dir`` (or ``prompts_from``) is not a folder.
+    """
+    root = Path(input_dir)
+    if not root.is_dir():
+        raise MedsegError(f"input folder not found (or not a folder): {root}")
+    ref_dir = Path(prompts_from) if prompts_from is not None else None
+    if ref_dir is not None and not ref_dir.is_dir():
+        raise PromptError(f"--prompts-from for batch must be a folder of reference labels, got: {ref_dir}")
+    skip = {Path(p).resolve() for p in exclude} | ({ref_dir.resolve()} if ref_dir else set())
+    found = [(cid, p) for p in sorted(root.iterdir()) if p.resolve() not in skip and (cid := case_id(p))]
+    ids = {cid for cid, _ in found}
+    found = [(cid, p) for cid, p in found if not any(cid.endswith(s) and cid[: -len(s)] in ids for s in REFERENCE_SUFFIXES)]
+    counts = Counter(cid for cid, _ in found)
+    cases = []
+    for cid, p in found:
+        err, ref = None, None
+        if counts[cid] > 1:
+            names = ", ".join(q.name for c, q in found if c == cid)
+            err = f"case id {cid!r} is shared by {names}: rename one"
+        elif ref_dir is not None:
+            try:
+                ref = find_reference(cid, ref_dir, p)
+            except MedsegError as e:
+                err = str(e)
+        cases.append(CaseSpec(cid, str(p), str(ref) if ref else None, err))
+    return cases
+
+
+def find_reference(case: str, ref_dir: str | os.PathLike, image: str | os.PathLike | None = None) -> Path:
+    """The reference label file of ``case`` in ``ref_dir`` (rule in the module docstring)."""
+    from .io.readers import EXTENSIONS
+
+    ref_dir = Path(ref_dir)
+    own = Path(image).resolve() if image is not None else None
+    endings = [e for e, kind in EXTENSIONS.items() if kind != "video"]
+    for suffix in (*REFERENCE_SUFFIXES, ""):
+        stem = case + suffix
+        hits = [ref_dir / (stem + e) for e in endings if (ref_dir / (stem + e)).is_file() and (ref_dir / (stem + e)).resolve() != own]
+        if len(hits) > 1:
+            raise PromptError(f"reference labels for case {case!r} are ambiguous: {', '.join(h.name for h in hits)}")
+        if hits:
+            return hits[0]
+    raise PromptError(f"no reference labels for case {case!r} in {ref_dir} (looked for {case}_gt, {case}_labels, {case}_label, {case}_seg, {case} + .nii.gz etc.)")
+
+
+def output_path(out_dir: str | os.PathLike, case: str) -> Path:
+    return Path(out_dir) / f"{case}{OUTPUT_ENDING}"
+
+
+def check_out_dir(out_dir: str | os.PathLike) -> Path:
+    """Create ``out_dir`` and prove it is writable; raise a one-line MedsegError if not."""
+    import tempfile
+
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".medseg-write-test-"):
+            pass
+    except OSError as e:
+        raise MedsegError(f"output folder {out} is not writable: {e.strerror or e}") from None
+    return out
+
+
+# -- one case (runs in workers) ------------------------------------------------------------
+def run_case(case: CaseSpec, options: BatchOptions) -> Result:
+    """Segment one case and write its outputs; never raises for bad input.
+
+    A pure function of (case, options) apart from the files it writes, so it can run in a
+    spawned process or as a Dask task. Returns a small dict: ``case``, ``status`` ("ok",
+    "failed", "skipped"), ``reason``, ``seconds``, ``output``, ``input``, and with
+    ``options.measure`` ``measures`` (summary keys), ``cohort_row`` and ``measure_note``.
+    """
+    t0 = time.perf_counter()
+    res: Result = {"case": case.case, "status": "failed", "reason": "", "seconds": 0.0, "output": "", "input": case.input}
+    try:
+        if case.error:
+            raise MedsegError(case.error)
+        from ._batch_exec import set_threads
+
+        set_threads(options)
+        out = output_path(options.out_dir, case.case)
+        problem = output_problem(case, options) if options.resume else "no --resume"
+        if problem is None:
+            res.update(status="skipped", reason="complete output from an earlier run")
+        else:
+            _segment_case(case, options, out)
+            res.update(status="ok", reason="" if problem in ("no --resume", "no output yet") else f"redone: {problem}")
+        res["output"] = str(out)
+        if options.measure:
+            res.update(_measure(out, options))
+    except MedsegError as e:
+        res["reason"] = _one_line(str(e))
+    except Exception as e:  # a bug or an unexpected library error: still only this case fails
+        res["reason"] = _one_line(f"unexpected {type(e).__name__}: {e}")
+    res["seconds"] = round(time.perf_counter() - t0, 3)
+    return res
+
+
+def output_problem(case: CaseSpec, options: BatchOptions) -> str | None:
+    """None when the case's output is complete and valid for these settings, else why not."""
+    from .io import read_label_volume, sidecar_path
+
+    out = output_path(options.out_dir, case.case)
+    side = sidecar_path(out)
+    if not out.is_file() or not side.is_file():
+        return "no output yet"
+    try:
+        prov = json.loads(side.read_text()).get("provenance", {})
+    except (OSError, ValueError, AttributeError):
+        return "sidecar unreadable"
+    if prov.get("command") != "batch" or prov.get("input_sha256") != sha256_path(case.input):
+        return "input changed"
+    if prov.get("batch_signature") != options.signature(_ref_sha(case)):
+        return "settings changed"
+    try:
+        lab = read_label_volume(out)
+    except MedsegError as e:
+        return f"label file unreadable ({e})"
+    shape = prov.get("input_shape") or [0, 0, 0, 0]
+    if list(lab.grid_shape) != list(shape[1:]) or lab.n_frames not in (1, shape[0]):
+        return "label grid differs from the input"
+    return None
+
+
+def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
+    from .io import read_volume, sidecar_path, write_labels
+    from .labels import LabelMap
+    from ._batch_exec import torch_threads
+    from .segment import default_auto_structures, segment_volume
+
+    vol = read_volume(case.input)
+    lmap = LabelMap.parse(options.label_map) if options.label_map else None
+    prompts = study_prompts(vol, options.prompts, case.reference, lmap, options.key_slice, case=case.case)
+    loaded = _cached_model(options.model, options.adapter, options.device)
+    structs = tuple(s.strip() for s in options.structures.split(",")) if options.structures else None
+    result = segment_volume(vol, loaded, prompts, auto=options.auto, propagate=options.propagate, through=options.through,
+                            label_map=lmap, auto_structures=structs)
+    wanted = set(p.structure for p in prompts.prompts) if prompts else set()
+    if case.reference:
+        wanted |= set(result.label_map.names)
+    if options.auto:
+        wanted |= {s for s in (structs or default_auto_structures(vol)) if s in result.label_map and s in loaded.config.structures}
+    missing = sorted(s for s in wanted if not (result.labels == result.label_map[s]).any())
+    if missing:
+        raise PromptError(f"structure(s) never found on any slice: {', '.join(missing)}")
+    ref_sha = _ref_sha(case)
+    prov = {**result.provenance, "command": "batch", "case": case.case, "input": case.input,
+            "input_sha256": sha256_path(case.input), "input_shape": list(vol.shape), "spacing_known": vol.spacing_known,
+            "reference": case.reference, "reference_sha256": ref_sha, "batch_signature": options.signature(ref_sha),
+            "min_confidence": options.min_confidence, "torch_threads": torch_threads(), "scores": result.scores,
+            "seconds": round(result.seconds, 3)}
+    sidecar_path(out).unlink(missing_ok=True)  # an interrupted rewrite must not pair with an old sidecar
+    for stale in out.parent.glob(f".{case.case}.*.tmp*"):
+        stale.unlink(missing_ok=True)
+    write_labels(result.labels, vol, out, result.label_map, provenance=prov)
+
+
+def _measure(out: Path, options: BatchOptions) -> Result:
+    """Measurements of the written labels: measure_phase (3-D) or measure_cine (4-D)."""
+    from .io import read_label_volume, sidecar_path
+    from .labels import LabelMap
+    from .measure.export import report_row
+    from .measure.report import measure_cine, measure_phase
+
+    side = json.loads(sidecar_path(out).read_text())
+    lmap = LabelMap.parse(side["label_map"])
+    if side.get("provenance", {}).get("spacing_known") is False:
+        return {"measure_note": "not measured: the input has no physical spacing"}
+    if "lv" not in lmap:
+        return {"measure_note": "not measured: the label map has no lv"}
+    try:
+        lab = read_label_volume(out)
+        rep = measure_phase(lab, None, lmap) if lab.n_frames == 1 else measure_cine(lab, None, lmap)
+    except MedsegError as e:
+        return {"measure_note": _one_line(f"not measured: {e}")}
+    row = report_row(rep)
+    return {"measures": {k: row[k] for k in KEY_MEASURES if k in row}, "cohort_row": row, "measure_note": ""}
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_model(model: str, adapter: str | None, device: str):
+    """The loaded model, once per process (workers load it themselves; nothing is shipped)."""
+    from .models import load_model
+
+    loaded = load_model(model, device=device)
+    if adapter:
+        from .adapters import attach_adapter
+
+        loaded = attach_adapter(loaded, adapter)
+    return loaded
+
+
+# -- many cases ---------------------------------------------------------------------------
+def run_batch(cases: Sequence[CaseSpec], options: BatchOptions, workers: int = 1, scheduler: Any = None,
+              on_result: Callable[[Result], None] | None = None) -> list[Result]:
+    """Run every case (in this process, ``workers`` spawned processes, or on a Dask cluster).
+
+    Args:
+        workers: local processes (1 = in this process); each loads the model once and uses
+            ``max(1, cores // workers)`` torch threads.
+        scheduler: a Dask scheduler address (``tcp://host:8786``) or a ``distributed.Client``;
+            one task per case, results taken as they complete.
+        on_result: called with each case's result dict as it finishes (progress bars).
+    Returns: the result dicts sorted by case id. ``summary.csv``/``summary.json`` in
+    ``options.out_dir`` are rewritten after every case, ``cohort.csv`` at the end (measure).
+    """
+    check_out_dir(options.out_dir)
+    results: dict[str, Result] = {}
+
+    def emit(res: Result) -> None:
+        results[f"{res['case']}\0{res['input']}"] = res
+        write_summary(options.out_dir, [results[k] for k in sorted(results)], options)
+        if on_result:
+            on_result(res)
+
+    from ._batch_exec import n_cores, run_dask, run_local
+
+    if scheduler is not None:
+        run_dask(cases, options, scheduler, emit)
+    elif workers > 1:
+        run_local(cases, dataclasses.replace(options, threads=max(1, n_cores() // workers)), workers, emit)
+    else:
+        for case in cases:
+            emit(run_case(case, options))
+    ordered = [results[k] for k in sorted(results)]
+    if options.measure:
+        write_cohort(options.out_dir, ordered)
+    return ordered
+
+
+def failed_result(case: CaseSpec, reason: str) -> Result:
+    """The result dict of a case that failed outside :func:`run_case` (a dead worker, ...)."""
+    return {"case": case.case, "status": "failed", "reason": _one_line(reason), "seconds": 0.0, "output": "", "input": case.input}
+
+
+# -- reports ------------------------------------------------------------------------------
+def write_summary(out_dir: str | os.PathLike, results: Sequence[Result], options: BatchOptions | None = None) -> tuple[Path, Path]:
+    """``summary.csv`` (one row per case) and ``summary.json`` (counts + rows), atomically."""
+    from ._files import write_json_atomic, write_text_atomic
+
+    measure_keys = [k for k in KEY_MEASURES if any(k in r.get("measures", {}) for r in results)]
+    has_note = any(r.get("measure_note") for r in results)
+    fields = [*SUMMARY_FIELDS, *measure_keys, *(["measure_note"] if has_note else [])]
+    rows = [{**{k: r.get(k, "") for k in SUMMARY_FIELDS}, **r.get("measures", {}), **({"measure_note": r.get("measure_note", "")} if has_note else {})}
+            for r in results]
+    out = Path(out_dir)
+    csv_path = write_text_atomic(out / "summary.csv", _csv_text(fields, rows))
+    counts = Counter(r["status"] for r in results)
+    obj = {"n_cases": len(results), "n_ok": counts["ok"], "n_skipped": counts["skipped"], "n_failed": counts["failed"],
+           "settings": dataclasses.asdict(options) if options else None, "cases": rows}
+    return csv_path, write_json_atomic(out / "summary.json", obj)
+
+
+def write_cohort(out_dir: str | os.PathLike, results: Sequence[Result]) -> Path:
+    """``cohort.csv``: one row per measured case (``case`` + flattened report columns)."""
+    from ._files import write_text_atomic
+
+    rows = [{"case": r["case"], **r["cohort_row"]} for r in results if r.get("cohort_row")]
+    fields: list[str] = ["case"]
+    for row in rows:
+        fields += [k for k in row if k not in fields]
+    return write_text_atomic(Path(out_dir) / "cohort.csv", _csv_text(fields, rows))
+
+
+def _csv_text(fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(fields), extrasaction="ignore", restval="")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+# -- helpers shared with ``medseg segment`` --------------------------------------------------
+def _ref_sha(case: CaseSpec) -> str | None:
+    from ._files import sha256_file
+
+    return sha256_file(case.reference) if case.reference else None
+
+
+def _sha256_text(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())

@@ -1,0 +1,414 @@
+"""Qt-free glue between napari layers and :class:`medseg.session.Session`.
+
+The segmentation widget (:mod:`medseg_napari._qt.segment_widget`) only turns layer events into
+calls on a :class:`SegmentController` and refreshes layers afterwards; everything here runs
+(and is tested) without Qt or napari.
+
+Coordinates: the prompt layers (points, shapes) carry the image layer's ``scale`` and
+``translate``, so their *data* coordinates are the image's voxel indices
+(t, z, y, x) (fewer leading axes for 2-D/3-D layers). :func:`point_index` and
+:func:`rectangle_box` turn those into medseg's prompt coordinates (pixel indices, inclusive
+boxes; see :mod:`medseg.types`).
+
+Threads: :meth:`SegmentController.embed`, :meth:`propagate`, :meth:`auto` and
+:meth:`load_session` may run in a worker thread (they write only into the label *buffer*);
+the widget refreshes the layer from the main thread when they return. One operation at a
+time: the widget serialises them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import queue
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Generator, Iterable, Mapping, Sequence, TypeVar
+
+import numpy as np
+
+from medseg.errors import LabelMapError, MedsegError, PromptError
+from medseg.labels import DEFAULT_LABEL_MAP, LabelMap
+from medseg.session import Change, Session
+from medseg.types import Box, Point, SlicePrompt
+
+from ._layers import colour_for
+
+T = TypeVar("T")
+
+#: widget choice -> Session.propagate ``through``
+THROUGH: dict[str, str] = {"slices": "z", "frames": "t", "slices + frames": "zt"}
+DEFAULT_STRUCTURE_NAMES = ("lv", "myo", "rv", "la", "ra")
+
+
+@dataclass
+class StructureSpec:
+    """One row of the structures list: name, label value, display colour."""
+
+    name: str
+    value: int
+    colour: str
+    custom: bool = False
+
+
+def default_structures() -> list[StructureSpec]:
+    """LV, MYO, RV, LA, RA with medseg's default label values and the report colours."""
+    return [StructureSpec(n, DEFAULT_LABEL_MAP[n], colour_for(n)) for n in DEFAULT_STRUCTURE_NAMES]
+
+
+def structures_label_map(specs: Iterable[StructureSpec]) -> LabelMap:
+    return LabelMap({s.name: s.value for s in specs})
+
+
+def new_structure(specs: Sequence[StructureSpec], name: str, value: int | None = None) -> StructureSpec:
+    """Validate and make a custom structure (value: the next free one when None)."""
+    name = name.strip()
+    if not name or not name.replace("_", "").replace("-", "").isalnum():
+        raise LabelMapError(f"bad structure name {name!r}; use letters, digits, '_' or '-'")
+    if any(s.name == name for s in specs):
+        raise LabelMapError(f"structure {name!r} is already in the list")
+    used = {s.value for s in specs}
+    value = int(value) if value else max(used | {0}) + 1
+    if value <= 0 or value > 65535:
+        raise LabelMapError(f"label value must be within 1..65535, got {value}")
+    if value in used:
+        raise LabelMapError(f"label value {value} is already used by {next(s.name for s in specs if s.value == value)!r}")
+    return StructureSpec(name, value, colour_for(name, len(specs)), custom=True)
+
+
+# -- models ----------------------------------------------------------------------------------
+def default_threads() -> int:
+    """CPU threads for torch in an interactive session: half the cores, 1..4. Small decoders
+    gain nothing from more, and oversubscribed cores make torch's thread pool spin."""
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+def guard_triton_import() -> None:
+    """Keep torch from importing triton in a napari process (call before importing torch).
+
+    With a Mesa OpenGL driver (llvmpipe under Xvfb or in VMs, radeonsi on AMD GPUs) napari's
+    canvas loads Mesa's libLLVM; importing triton afterwards (torchvision probes for it when
+    segment-anything imports it) loads triton's own LLVM and crashes the process. medseg never
+    uses triton, so it is marked unavailable unless already imported or
+    ``MEDSEG_ALLOW_TRITON=1`` is set.
+    """
+    if "triton" not in sys.modules and os.environ.get("MEDSEG_ALLOW_TRITON") != "1":
+        sys.modules["triton"] = None  # type: ignore[assignment]  # import triton -> ImportError
+
+
+class ModelProvider:
+    """Loads models (and adapters) on demand and keeps them for the widget's lifetime.
+
+    Args:
+        threads: torch CPU threads to set when a CPU model is loaded (None: leave torch's).
+    """
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads
+        self._cache: dict[tuple[str, str, str | None], Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, model: str = "default", device: str = "cpu", adapter: str | None = None) -> Any:
+        """A :class:`medseg.models.LoadedModel` (torch is imported here, never before)."""
+        key = (model or "default", device or "cpu", adapter or None)
+        with self._lock:
+            if key not in self._cache:
+                guard_triton_import()
+                from medseg.models import load_model
+
+                if self.threads and key[1] == "cpu":
+                    import torch
+
+                    torch.set_num_threads(int(self.threads))
+                loaded = load_model(key[0], key[1])
+                if key[2]:
+                    from medseg.adapters import attach_adapter
+
+                    loaded = attach_adapter(loaded, key[2])
+                self._cache[key] = loaded
+            return self._cache[key]
+
+
+def adapter_names() -> list[str]:
+    """Shipped and user adapters by name (empty when none or unreadable)."""
+    try:
+        from medseg.adapters import list_adapters
+
+        return [str(a.get("name")) for a in list_adapters() if a.get("name")]
+    except (MedsegError, OSError, ValueError):
+        return []
+
+
+# -- coordinates -----------------------------------------------------------------------------
+def point_index(coord: Sequence[float]) -> tuple[int, int, float, float]:
+    """A prompt-layer data coordinate (…, z, y, x) -> (t, z, y, x) with integer t, z."""
+    c = [0.0] * max(0, 4 - len(coord)) + [float(v) for v in coord][-4:]
+    return int(round(c[0])), int(round(c[1])), c[2], c[3]
+
+
+def rectangle_box(vertices: np.ndarray, shape_yx: tuple[int, int] | None = None) -> tuple[int, int, Box]:
+    """Rectangle vertices (4, ndim) in data coordinates -> (t, z, inclusive pixel Box).
+
+    A rectangle from pixel edge to edge ((y0 - 0.5, x0 - 0.5) to (y1 + 0.5, x1 + 0.5)) and one
+    from pixel centre to centre both give Box(y0, x0, y1, x1); clipped to the slice.
+    """
+    v = np.asarray(vertices, dtype=float)
+    t, z, _, _ = point_index(v[0])
+    ys, xs = v[:, -2], v[:, -1]
+    y0, x0 = math.floor(ys.min() + 0.5), math.floor(xs.min() + 0.5)
+    y1, x1 = math.ceil(ys.max() - 0.5), math.ceil(xs.max() - 0.5)
+    y1, x1 = max(y1, y0), max(x1, x0)
+    if shape_yx is not None:
+        h, w = shape_yx
+        y0, x0, y1, x1 = max(0, y0), max(0, x0), min(h - 1, y1), min(w - 1, x1)
+        if y1 < y0 or x1 < x0:
+            raise PromptError(f"box lies outside the {h}x{w} slice")
+    return t, z, Box(float(y0), float(x0), float(y1), float(x1))
+
+
+def box_rectangle(box: Box, t: int, z: int, ndim: int = 4) -> np.ndarray:
+    """Inverse of :func:`rectangle_box`: the (4, ndim) pixel-edge rectangle of a Box."""
+    y0, x0, y1, x1 = box.y0 - 0.5, box.x0 - 0.5, box.y1 + 0.5, box.x1 + 0.5
+    lead = [float(t), float(z)][-(ndim - 2):] if ndim > 2 else []
+    return np.array([lead + [y0, x0], lead + [y0, x1], lead + [y1, x1], lead + [y1, x0]])
+
+
+@dataclass(frozen=True)
+class PromptRecord:
+    """The prompts behind one structure's mask on one slice (what the prompt layers show)."""
+
+    structure: str
+    frame: int
+    slice: int
+    box: Box | None
+    points: tuple[Point, ...]
+
+
+# -- background jobs -------------------------------------------------------------------------
+def run_with_progress(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Generator[tuple[int, int], None, T]:
+    """Run ``fn(*args, progress=callback, **kwargs)`` in a helper thread, yield each
+    ``(done, total)`` it reports, and return its result (re-raising its exception).
+
+    This turns medseg's progress *callbacks* into a generator, which napari's
+    ``thread_worker`` turns into a progress bar; no Qt object is touched here.
+    """
+    q: queue.Queue = queue.Queue()
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = fn(*args, progress=lambda d, t: q.put((int(d), int(t))), **kwargs)
+        except BaseException as e:  # handed to the caller's thread below
+            box["error"] = e
+        finally:
+            q.put(None)
+
+    th = threading.Thread(target=target, name="medseg-job", daemon=True)
+    th.start()
+    while (item := q.get()) is not None:
+        yield item
+    th.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+# -- the controller --------------------------------------------------------------------------
+class SegmentController:
+    """One interactive segmentation of one image, around a :class:`medseg.session.Session`.
+
+    Args:
+        volume: the image (T, Z, Y, X) (from :func:`medseg_napari._layers.volume_for_layer`).
+        labels: the caller-owned (T, Z, Y, X) label buffer: napari's label layer data (a view).
+        model: a :class:`medseg.models.LoadedModel`.
+        structures: the structures list (default: LV, MYO, RV, LA, RA).
+        source: the image's path, recorded in provenance.
+    """
+
+    def __init__(self, volume: Any, labels: np.ndarray, model: Any, structures: Sequence[StructureSpec] | None = None,
+                 source: str | None = None) -> None:
+        self.structures: dict[str, StructureSpec] = {s.name: s for s in (structures or default_structures())}
+        self.session = Session(volume, model, self.label_map, labels=labels)
+        self.active = next(iter(self.structures))
+        self.source = source
+        self._embedded: set[tuple[int, int]] = set()
+
+    # -- state -------------------------------------------------------------------------
+    @property
+    def volume(self) -> Any:
+        return self.session.volume
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.session.labels
+
+    @property
+    def model(self) -> Any:
+        return self.session.model
+
+    @property
+    def label_map(self) -> LabelMap:
+        return structures_label_map(self.structures.values())
+
+    def spec(self, name: str | None = None) -> StructureSpec:
+        name = name or self.active
+        if name not in self.structures:
+            raise LabelMapError(f"structure {name!r} is not in the list ({', '.join(self.structures)})")
+        return self.structures[name]
+
+    def set_active(self, name: str) -> StructureSpec:
+        self.active = self.spec(name).name
+        return self.structures[name]
+
+    def add_structure(self, name: str, value: int | None = None) -> StructureSpec:
+        spec = new_structure(list(self.structures.values()), name, value)
+        if spec.value > np.iinfo(self.labels.dtype).max:
+            raise LabelMapError(f"label value {spec.value} does not fit the {self.labels.dtype} label layer (max {np.iinfo(self.labels.dtype).max})")
+        self.structures[spec.name] = spec
+        self.session.add_structure(spec.name, spec.value)
+        return spec
+
+    def is_locked(self, name: str | None = None) -> bool:
+        return self.session.structure(name or self.active).locked
+
+    def check_index(self, t: int, z: int) -> None:
+        T_, Z_ = self.volume.n_frames, self.volume.n_slices
+        if not (0 <= t < T_ and 0 <= z < Z_):
+            raise PromptError(f"frame {t}, slice {z} is outside the image ({T_} frames, {Z_} slices)")
+
+    # -- embeddings --------------------------------------------------------------------
+    def needs_embedding(self, t: int, z: int) -> bool:
+        return (t, z) not in self._embedded
+
+    def embed(self, t: int, z: int) -> tuple[int, int]:
+        """Compute the slice's embedding (slow: run it in a worker)."""
+        self.check_index(t, z)
+        self.session.embed_slice(t, z)
+        self._embedded.add((t, z))
+        return t, z
+
+    # -- prompts -----------------------------------------------------------------------
+    def prompt(self, structure: str, t: int, z: int, box: Box | None = None, points: Sequence[Point] = ()) -> Change:
+        """Set the structure's prompts on slice (t, z) and update its mask there (one undo
+        step). No box and no points erases the structure on that slice."""
+        self.check_index(t, z)
+        self.spec(structure)
+        if box is None and not points:
+            if not (self.labels[t, z] == self.spec(structure).value).any():
+                return Change("clear", structure)
+            return self.session.clear(structure, t, z)
+        change = self.session.apply_prompt(SlicePrompt(structure, t, z, box=box, points=tuple(points)))
+        self._embedded.add((t, z))
+        return change
+
+    def click(self, t: int, z: int, y: float, x: float, positive: bool = True, structure: str | None = None) -> Change:
+        """One more click for the (active) structure on (t, z), keeping its earlier prompts."""
+        self.check_index(t, z)
+        return self.session.add_click(structure or self.active, t, z, y, x, positive)
+
+    def prompt_records(self, frame: int | None = None) -> list[PromptRecord]:
+        """The current prompts (box and clicks) of every structure and slice, from the
+        session (so they follow undo/redo); propagated and automatic results have none."""
+        out = []
+        for (name, t, z), res in sorted(self.session.results.items(), key=lambda kv: kv[0]):
+            if frame is not None and t != frame:
+                continue
+            p = res.prompt
+            if "box" not in p and "points" not in p and "negative_points" not in p:
+                continue
+            box = Box(*p["box"]) if p.get("box") is not None else None
+            pts = tuple(Point(float(a), float(b), True) for a, b in p.get("points", [])) + \
+                tuple(Point(float(a), float(b), False) for a, b in p.get("negative_points", []))
+            out.append(PromptRecord(name, t, z, box, pts))
+        return out
+
+    # -- whole-stack operations --------------------------------------------------------
+    def propagate(self, t: int, z: int, through: str = "z", structure: str | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> Change:
+        """Propagate the (active) structure from (t, z) through slices "z", frames "t" or
+        both "zt" (widget names: :data:`THROUGH`); one undo step."""
+        through = THROUGH.get(through, through)
+        name = structure or self.active
+        self.check_index(t, z)
+        if not (self.labels[t, z] == self.spec(name).value).any():
+            raise PromptError(f"{name!r} is empty on frame {t}, slice {z}: prompt it there first, then propagate")
+        return self.session.propagate(name, t, z, through=through, progress=progress)
+
+    def auto(self, frames: list[int] | None = None, structures: list[str] | None = None,
+             progress: Callable[[int, int], None] | None = None) -> Change:
+        """Zero-click pass for the listed structures (default: every unlocked one the model
+        knows) on ``frames`` (default: all); one undo step."""
+        known = set(self.model.config.structures)
+        names = structures or [n for n in self.structures if n in known and not self.is_locked(n)]
+        if not names:
+            raise PromptError("no structure in the list is known to the model's automatic mode")
+        return self.session.auto(names, frames=frames, progress=progress)
+
+    def toggle_lock(self, name: str | None = None) -> Change:
+        name = name or self.active
+        return self.session.lock(name, not self.is_locked(name))
+
+    def undo(self) -> Change:
+        return self.session.undo()
+
+    def redo(self) -> Change:
+        return self.session.redo()
+
+    # -- provenance, save, load --------------------------------------------------------
+    def provenance(self) -> dict[str, Any]:
+        return {**self.session.provenance(), "tool": "medseg-napari", "source": self.source,
+                "structures": {s.name: {"value": s.value, "colour": s.colour} for s in self.structures.values()}}
+
+    def save(self, path: str | os.PathLike) -> list[Path]:
+        """Write the labels (source geometry) + provenance sidecar; ``.dcm`` = DICOM SEG."""
+        from ._writer import write_labels_volume
+
+        return write_labels_volume(self.labels, self.volume, path, self.label_map, self.provenance())
+
+    def load_session(self, path: str | os.PathLike, progress: Callable[[int, int], None] | None = None) -> list[str]:
+        """Replay a saved session (provenance JSON or label sidecar) onto an empty label
+        buffer; returns warnings (e.g. another model). Slow: run it in a worker."""
+        doc = read_session_file(path)
+        prov = doc.get("provenance", doc)
+        actions = prov.get("actions")
+        if not isinstance(actions, list):
+            raise MedsegError(f"{path}: no 'actions' list: not a medseg provenance file")
+        warnings = _identity_warnings(prov, self.model)
+        lmap = LabelMap.parse(doc.get("label_map") or prov.get("label_map") or self.label_map.to_dict())
+        colours = {k: v.get("colour") for k, v in (prov.get("structures") or {}).items() if isinstance(v, Mapping)}
+        self.structures = {n: StructureSpec(n, v, colours.get(n) or colour_for(n, i), n not in DEFAULT_STRUCTURE_NAMES)
+                           for i, (n, v) in enumerate(lmap.values.items())}
+        self.labels[...] = 0
+        self.session = Session(self.volume, self.model, lmap, labels=self.labels, cache=self.session.predictor.cache)
+        if self.active not in self.structures:
+            self.active = next(iter(self.structures))
+        for i, action in enumerate(actions):
+            self.session.replay([action])
+            if progress:
+                progress(i + 1, len(actions))
+        return warnings
+
+
+def read_session_file(path: str | os.PathLike) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise MedsegError(f"cannot read session file {p}: {e}") from None
+    if not isinstance(doc, dict):
+        raise MedsegError(f"{p}: expected a JSON object (a medseg provenance or label sidecar)")
+    return doc
+
+
+def _identity_warnings(prov: Mapping[str, Any], model: Any) -> list[str]:
+    out = []
+    sha = prov.get("model_sha256")
+    if sha and sha != getattr(model, "sha256", None):
+        out.append(f"the session was made with model {prov.get('model_id')} ({str(sha)[:12]}…), replayed with "
+                   f"{getattr(model, 'model_id', '?')} ({str(getattr(model, 'sha256', ''))[:12]}…): labels may differ")
+    if prov.get("adapter_id") != getattr(model, "adapter_id", None):
+        out.append(f"the session used adapter {prov.get('adapter_id')!r}, now {getattr(model, 'adapter_id', None)!r}")
+    return out

@@ -1,0 +1,123 @@
+"""Layer <-> Volume geometry, shared by the reader, writer, controller and measurement panel.
+
+Qt-free and napari-free: these functions take and return plain arrays, dicts and
+:class:`medseg.io.Volume` objects, so they are tested without a viewer.
+
+Convention (written once, here):
+
+* An image layer made by this plugin holds the Volume's (T, Z, Y, X) array unchanged (a
+  single frame keeps its T = 1 axis; napari hides sliders of length-1 axes).
+* ``scale`` = (1, dz, dy, dx): mm for the three spatial axes, 1 (frame index) for time.
+* ``translate`` = (0, oz, oy, ox): the world position (RAS mm) of voxel (0, 0, 0) projected
+  on each image axis direction. napari shows the image in its own axis frame (no rotation,
+  so prompts stay on the pixel grid); images that share an orientation (the ED and ES frames
+  of one study) line up in mm.
+* ``metadata["medseg_volume"]`` keeps the source :class:`Volume` (affine, NIfTI header or
+  DICOM file list) so labels are written back in exactly the source geometry.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from medseg.io.volume import Volume, affine_from_spacing
+from medseg.labels import DEFAULT_LABEL_MAP, LabelMap
+
+META_VOLUME = "medseg_volume"  # the source Volume (geometry for the writer)
+META_SOURCE = "medseg_source"  # the path it was read from
+META_LABEL_MAP = "medseg_label_map"  # {structure: value} of a label layer
+META_PROVENANCE = "medseg_provenance"  # session provenance of a label layer
+
+#: structure -> display colour (the same colours as medseg.measure.plots' figures)
+STRUCTURE_COLOURS: dict[str, str] = {"lv": "#e41a1c", "myo": "#4daf4a", "rv": "#377eb8", "la": "#ff7f00",
+                                     "ra": "#984ea3", "aorta": "#a65628", "pa": "#f781bf"}
+CUSTOM_COLOURS = ("#ffff33", "#00ced1", "#ff1493", "#7fff00", "#ffd700", "#1e90ff", "#ff6347")
+
+
+def layer_geometry(volume: Volume) -> dict[str, tuple[float, ...]]:
+    """``{"scale": (1, dz, dy, dx), "translate": (0, oz, oy, ox)}`` for a (T, Z, Y, X) layer."""
+    dz, dy, dx = volume.spacing
+    cols = volume.affine[:3, :3]
+    unit = cols / np.linalg.norm(cols, axis=0)  # columns: x, y, z directions
+    origin = volume.affine[:3, 3]
+    ox, oy, oz = (float(origin @ unit[:, k]) for k in range(3))
+    return {"scale": (1.0, float(dz), float(dy), float(dx)), "translate": (0.0, oz, oy, ox)}
+
+
+def contrast_limits(array: np.ndarray) -> tuple[float, float]:
+    """Robust display window (0.5 and 99.5 percentiles of a subsample)."""
+    flat = np.asarray(array).reshape(-1)
+    step = max(1, flat.size // 500_000)
+    vals = flat[::step].astype(np.float64)
+    vals = vals[np.isfinite(vals)]
+    if vals.size == 0:
+        return (0.0, 1.0)
+    lo, hi = np.percentile(vals, [0.5, 99.5])
+    return (float(lo), float(hi) if hi > lo else float(lo) + 1.0)
+
+
+def image_layer_kwargs(volume: Volume, name: str, source: str | None = None) -> dict[str, Any]:
+    """napari ``add_image`` keyword arguments for a Volume (geometry, window, metadata)."""
+    return {
+        "name": name,
+        **layer_geometry(volume),
+        "contrast_limits": contrast_limits(volume.array),
+        "colormap": "gray",
+        "metadata": {META_VOLUME: volume, META_SOURCE: source or volume.meta.get("path")},
+    }
+
+
+def as_4d(data: np.ndarray) -> np.ndarray:
+    """A (T, Z, Y, X) *view* of a 2-D, 3-D or 4-D layer array (memory shared)."""
+    a = np.asarray(data)
+    if a.ndim == 4:
+        return a
+    if a.ndim == 3:
+        return a[None]
+    if a.ndim == 2:
+        return a[None, None]
+    raise ValueError(f"medseg works on 2-D to 4-D (T, Z, Y, X) layers, got a {a.ndim}-D layer of shape {a.shape}")
+
+
+def volume_for_layer(data: Any, scale: Any = None, translate: Any = None, metadata: Mapping[str, Any] | None = None,
+                     modality: str = "OT") -> Volume:
+    """The Volume behind a layer: the one kept in ``metadata`` when its grid matches ``data``,
+    otherwise one built from the layer's ``scale``/``translate`` (diagonal RAS affine)."""
+    arr = as_4d(np.asarray(data))
+    kept = (metadata or {}).get(META_VOLUME)
+    if isinstance(kept, Volume) and kept.shape == arr.shape:
+        return kept if kept.array is arr else kept.with_array(arr)
+    nd = np.asarray(data).ndim
+    sc = list(np.ones(nd) if scale is None else np.asarray(scale, dtype=float))
+    tr = list(np.zeros(nd) if translate is None else np.asarray(translate, dtype=float))
+    sc4 = [1.0] * (4 - nd) + sc
+    tr4 = [0.0] * (4 - nd) + tr
+    spacing = (abs(sc4[1]) or 1.0, abs(sc4[2]) or 1.0, abs(sc4[3]) or 1.0)
+    aff = affine_from_spacing(spacing, (tr4[3], tr4[2], tr4[1]))
+    return Volume(arr, aff, modality=modality, meta={"format": "napari-layer"})
+
+
+def label_map_for_layer(metadata: Mapping[str, Any] | None, data: np.ndarray | None = None) -> LabelMap:
+    """The label map kept in a label layer's metadata, else medseg's default map extended with
+    ``label<N>`` for values it does not name (so any label layer can be written and measured)."""
+    kept = (metadata or {}).get(META_LABEL_MAP)
+    lmap = LabelMap.parse(dict(kept)) if kept else DEFAULT_LABEL_MAP
+    if data is None:
+        return lmap
+    present = {int(v) for v in np.unique(np.asarray(data)) if v != 0}
+    extra = {f"label{v}": v for v in sorted(present) if lmap.name_of(v) is None}
+    return LabelMap({**lmap.values, **extra}) if extra else lmap
+
+
+def colour_for(name: str, index: int = 0) -> str:
+    return STRUCTURE_COLOURS.get(name, CUSTOM_COLOURS[index % len(CUSTOM_COLOURS)])
+
+
+def label_colour_dict(label_map: LabelMap, colours: Mapping[str, str] | None = None) -> dict[Any, Any]:
+    """``{None: transparent, 0: transparent, value: colour}`` for napari's DirectLabelColormap."""
+    out: dict[Any, Any] = {None: "transparent", 0: "transparent"}
+    for i, (name, v) in enumerate(label_map.values.items()):
+        out[v] = (colours or {}).get(name) or colour_for(name, i)
+    return out

@@ -1,0 +1,260 @@
+"""Qt-free logic of the measurement panel: run :mod:`medseg.measure` on label layers, turn
+the report into table rows, draw the volume curve and the AHA bullseye on a matplotlib
+``Figure`` (the panel shows it with ``FigureCanvasQTAgg``), and export CSV / JSON.
+
+Which measurement runs (:func:`measure_labels`):
+
+* an ES label layer is given: ``measure_ed_es`` (the first layer is ED);
+* two or more frames of a cine label layer hold labels: ``measure_cine`` (ED = largest LV
+  volume, ES = smallest, over the labelled frames);
+* one labelled frame (a 3-D study): ``measure_phase`` (volumes, mass, wall thickness).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from ._layers import STRUCTURE_COLOURS, as_4d
+
+SEGMENT_NAMES = {1: "basal anterior", 2: "basal anteroseptal", 3: "basal inferoseptal", 4: "basal inferior",
+                 5: "basal inferolateral", 6: "basal anterolateral", 7: "mid anterior", 8: "mid anteroseptal",
+                 9: "mid inferoseptal", 10: "mid inferior", 11: "mid inferolateral", 12: "mid anterolateral",
+                 13: "apical anterior", 14: "apical septal", 15: "apical inferior", 16: "apical lateral", 17: "apex"}
+
+
+def _opt(v: float | None) -> float | None:
+    return float(v) if v is not None and math.isfinite(float(v)) and float(v) > 0 else None
+
+
+def measure_labels(labels: np.ndarray, like: Any, label_map: Any, es_labels: np.ndarray | None = None, *,
+                   height_cm: float | None = None, weight_kg: float | None = None, heart_rate: float | None = None,
+                   sex: str | None = None) -> dict[str, Any]:
+    """Measure label layer data on the image geometry ``like`` (a Volume).
+
+    Args:
+        labels: (T, Z, Y, X), (Z, Y, X) or (Y, X) label values of ``label_map``.
+        es_labels: optional end-systolic labels on the same grid (``labels`` is then ED).
+        height_cm, weight_kg: for BSA and indexed values (None or 0 = not given).
+        heart_rate: beats/min for cardiac output (None: DICOM HeartRate when known).
+    Returns:
+        The medseg report dict plus ``"mode"`` ("ed_es", "cine" or "phase").
+    """
+    from medseg.measure import measure_cine, measure_ed_es, measure_phase
+    from medseg.measure.geometry import MeasurementError
+
+    if not getattr(like, "spacing_known", True):
+        raise MeasurementError("this image has no physical pixel size (PNG/video): volumes in mL cannot be measured")
+    h, w, hr = _opt(height_cm), _opt(weight_kg), _opt(heart_rate) or _opt(like.meta.get("heart_rate"))
+    arr = as_4d(np.asarray(labels))
+    if arr.shape[1] < 2:
+        raise MeasurementError("these labels are 2-D (one slice per frame, e.g. an echo view): the panel measures "
+                               "short-axis stacks; use medseg.measure.measure_echo for A4C/A2C volumes")
+    sex = sex or None
+    if es_labels is not None:
+        es = as_4d(np.asarray(es_labels))
+        rep = measure_ed_es(_one_frame(arr, "ED"), _one_frame(es, "ES"), like.affine, label_map, height_cm=h,
+                            weight_kg=w, heart_rate=hr, sex=sex)
+        return {**rep, "mode": "ed_es"}
+    labelled = [t for t in range(arr.shape[0]) if arr[t].any()]
+    if not labelled:
+        raise MeasurementError("the label layer is empty: segment something first")
+    if len(labelled) >= 2:
+        rep = measure_cine(arr, like.affine, label_map, frame_times_s=like.frame_times_s, height_cm=h, weight_kg=w,
+                           heart_rate=hr, sex=sex)
+        return {**rep, "mode": "cine", "labelled_frames": labelled}
+    rep = measure_phase(arr[labelled[0]], like.affine, label_map)
+    rep.update({"mode": "phase", "frame": labelled[0]})
+    if h and w:
+        from medseg.measure import bsa_m2
+
+        bsa = bsa_m2(h, w)
+        rep["bsa_m2"] = bsa
+        rep["indexed"] = {"lv_mass_g_m2": rep["lv_mass_g"] / bsa if bsa > 0 else math.nan}
+    return rep
+
+
+def _one_frame(arr: np.ndarray, what: str) -> np.ndarray:
+    labelled = [t for t in range(arr.shape[0]) if arr[t].any()]
+    if len(labelled) > 1:
+        from medseg.measure.geometry import MeasurementError
+
+        raise MeasurementError(f"the {what} label layer holds {len(labelled)} labelled frames; give one phase per layer")
+    return arr[labelled[0] if labelled else 0]
+
+
+def _fmt(v: Any, digits: int = 1) -> str:
+    if v is None:
+        return "–"
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    return "–" if not math.isfinite(f) else f"{f:.{digits}f}"
+
+
+def summary_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(quantity, value, unit) rows for the panel's main table: LV function and mass first."""
+    rows: list[tuple[str, str, str]] = []
+    idx = report.get("indexed") or {}
+
+    def finite(v: Any) -> bool:
+        return v is not None and math.isfinite(v)
+
+    def function(name: str) -> list[tuple[str, str, str]]:
+        fn, up = report.get(name), name.upper()
+        if not isinstance(fn, Mapping):
+            return []
+        return [(f"{up} EDV", _fmt(fn.get("edv_ml")), "mL"), (f"{up} ESV", _fmt(fn.get("esv_ml")), "mL"),
+                (f"{up} SV", _fmt(fn.get("sv_ml")), "mL"), (f"{up} EF", _fmt(fn.get("ef_pct")), "%")]
+
+    rows += function("lv")
+    if report.get("mode") == "phase":
+        rows += [(f"{n.upper()} volume", _fmt(v), "mL") for n, v in (report.get("volumes_ml") or {}).items() if finite(v)]
+    rows.append(("LV mass", _fmt(report.get("lv_mass_g")), "g"))
+    if finite(idx.get("lv_mass_g_m2")):
+        rows.append(("LV mass index", _fmt(idx["lv_mass_g_m2"]), "g/m²"))
+    wt = report.get("wall_thickness_mm") or {}
+    rows += [("Wall thickness, mean", _fmt(wt.get("global_mean")), "mm"), ("Wall thickness, max", _fmt(wt.get("global_max")), "mm")]
+    for name in ("lv", "rv"):
+        for key, label in (("edv_ml", "EDV"), ("esv_ml", "ESV")):
+            if finite(idx.get(f"{name}_{key}_m2")):
+                rows.append((f"{name.upper()} {label} index", _fmt(idx[f"{name}_{key}_m2"]), "mL/m²"))
+    rows += function("rv")
+    if finite(report.get("bsa_m2")):
+        rows.append(("BSA", _fmt(report["bsa_m2"], 2), "m²"))
+    if finite(report.get("co_l_min")):
+        rows.append(("Cardiac output", _fmt(report["co_l_min"], 2), "L/min"))
+    if report.get("ed_frame") is not None:
+        rows.append(("ED / ES frame", f"{report['ed_frame']} / {report['es_frame']}", ""))
+    return rows
+
+
+def segment_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(segment, name, mean mm, max mm) for the 17 AHA segments."""
+    segs = (report.get("wall_thickness_mm") or {}).get("segments") or {}
+    return [(str(k), SEGMENT_NAMES[k], _fmt((segs.get(str(k)) or {}).get("mean")), _fmt((segs.get(str(k)) or {}).get("max")))
+            for k in range(1, 18)]
+
+
+def flag_lines(report: Mapping[str, Any]) -> list[str]:
+    out = []
+    for f in report.get("flags") or []:
+        where = ", ".join(f"{k} {f[k]}" for k in ("structure", "phase", "frame", "slice") if k in f)
+        out.append(f"{f.get('code')}{f' ({where})' if where else ''}: {f.get('message', '')}")
+    return out
+
+
+def draw_report(fig: Any, report: Mapping[str, Any]) -> None:
+    """Draw the volume curve (or ED/ES bars, or per-structure volumes) and the AHA bullseye
+    side by side on a matplotlib Figure (cleared first)."""
+    fig.clear()
+    ax1 = fig.add_subplot(1, 2, 1)
+    ax2 = fig.add_subplot(1, 2, 2)
+    draw_volume_curve(ax1, report)
+    draw_bullseye(fig, ax2, report.get("wall_thickness_mm") or {})
+    fig.subplots_adjust(left=0.12, right=0.93, bottom=0.16, top=0.88, wspace=0.35)
+
+
+def draw_volume_curve(ax: Any, report: Mapping[str, Any]) -> None:
+    curves = report.get("volume_curve_ml")
+    if curves:
+        times = report.get("frame_times_s")
+        for name, c in curves.items():
+            y = np.array([np.nan if v is None else v for v in c], dtype=float)
+            x = np.asarray(times, float) * 1000.0 if times and len(times) == len(y) else np.arange(len(y))
+            ok = np.isfinite(y)
+            ax.plot(x[ok], y[ok], "-o", ms=3, color=STRUCTURE_COLOURS.get(name, "k"), label=name.upper())
+            for key, mk in (("ed_frame", "^"), ("es_frame", "v")):
+                f = report.get(key if name == "lv" else f"rv_{key}")
+                if f is not None and np.isfinite(y[f]):
+                    ax.plot(x[f], y[f], mk, ms=9, color=STRUCTURE_COLOURS.get(name, "k"), mec="k")
+        ax.set_xlabel("time (ms)" if times else "frame")
+        ax.set_title("Volume over the cycle", fontsize=9)
+    elif report.get("mode") == "ed_es":
+        names = [n for n in ("lv", "rv") if isinstance(report.get(n), Mapping)]
+        pos = np.arange(len(names))
+        ax.bar(pos - 0.2, [report[n]["edv_ml"] for n in names], 0.4, label="ED", color="#666666")
+        ax.bar(pos + 0.2, [report[n]["esv_ml"] for n in names], 0.4, label="ES", color="#bbbbbb")
+        ax.set_xticks(pos, [n.upper() for n in names])
+        ax.set_title("ED and ES volumes", fontsize=9)
+    else:
+        vols = {k: v for k, v in (report.get("volumes_ml") or {}).items() if v is not None and math.isfinite(v)}
+        ax.bar(range(len(vols)), list(vols.values()), color=[STRUCTURE_COLOURS.get(k, "#888888") for k in vols])
+        ax.set_xticks(range(len(vols)), [k.upper() for k in vols])
+        ax.set_title("Volumes (one phase)", fontsize=9)
+    ax.set_ylabel("volume (mL)")
+    ax.grid(alpha=0.3)
+    ax.tick_params(labelsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+
+
+_RINGS = (((1, 2, 3, 4, 5, 6), 3.0, 4.0, 60.0), ((7, 8, 9, 10, 11, 12), 2.0, 3.0, 60.0), ((13, 14, 15, 16), 1.0, 2.0, 45.0))
+
+
+def draw_bullseye(fig: Any, ax: Any, wall_thickness: Mapping[str, Any], stat: str = "mean") -> None:
+    """AHA 17-segment bullseye of wall thickness (anterior up, septum left), as
+    :func:`medseg.measure.bullseye_png` draws it for reports."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.patches import Circle, Wedge
+
+    segs = wall_thickness.get("segments") or {}
+    vals = {int(k): (v or {}).get(stat) for k, v in segs.items()}
+    finite = [v for v in vals.values() if v is not None and math.isfinite(v)]
+    norm = Normalize(vmin=min(finite + [0.0]) if finite else 0.0, vmax=max(finite + [1.0]) if finite else 15.0)
+    cmap = colormaps["viridis"]
+
+    def colour(v: float | None) -> Any:
+        return "#dddddd" if v is None or not math.isfinite(v) else cmap(norm(v))
+
+    for ids, r0, r1, start in _RINGS:
+        width = 360.0 / len(ids)
+        for i, k in enumerate(ids):
+            a0 = start + i * width
+            ax.add_patch(Wedge((0, 0), r1, a0, a0 + width, width=r1 - r0, fc=colour(vals.get(k)), ec="white", lw=1.2))
+            mid = math.radians(a0 + width / 2)
+            _seg_label(ax, 0.5 * (r0 + r1) * math.cos(mid), 0.5 * (r0 + r1) * math.sin(mid), vals.get(k), colour(vals.get(k)))
+    ax.add_patch(Circle((0, 0), 1.0, fc=colour(vals.get(17)), ec="white", lw=1.2))
+    _seg_label(ax, 0, 0, vals.get(17), colour(vals.get(17)))
+    for text, xy, rot in (("ant", (0, 4.45), 0), ("inf", (0, -4.45), 0), ("sept", (-4.45, 0), 90), ("lat", (4.45, 0), 270)):
+        ax.text(*xy, text, ha="center", va="center", fontsize=7, rotation=rot)
+    ax.set_xlim(-4.8, 4.8)
+    ax.set_ylim(-4.8, 4.8)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    cb = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, fraction=0.046, pad=0.02)
+    cb.ax.tick_params(labelsize=7)
+    cb.set_label("mm", fontsize=8)
+    ax.set_title(f"AHA wall thickness, {stat} (global {_fmt(wall_thickness.get('global_mean'))} mm)", fontsize=8)
+
+
+def _seg_label(ax: Any, x: float, y: float, v: float | None, fill: Any) -> None:
+    """The value, in black on light segments and white on dark ones."""
+    from matplotlib.colors import to_rgb
+
+    ok = v is not None and math.isfinite(v)
+    r, g, b = to_rgb(fill)
+    text_colour = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+    ax.text(x, y, f"{v:.1f}" if ok else "–", ha="center", va="center", fontsize=7, color=text_colour,
+            fontweight="bold" if ok else "normal")
+
+
+def export_report(report: Mapping[str, Any], path: str | os.PathLike) -> Path:
+    """Write the report as ``.json`` (full, NaN -> null) or ``.csv`` (one flattened row)."""
+    from medseg._files import write_json_atomic
+    from medseg.errors import MedsegError
+    from medseg.measure import write_csv
+
+    p = Path(path)
+    if p.suffix.lower() == ".json":
+        return write_json_atomic(p, dict(report))
+    if p.suffix.lower() == ".csv":
+        return write_csv(dict(report), p)
+    raise MedsegError(f"cannot export a report to {p.name!r}: use a .json or .csv file name")

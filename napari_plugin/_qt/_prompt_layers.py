@@ -1,0 +1,171 @@
+"""The napari layers of one segmentation: labels (the session's buffer), clicks, boxes.
+
+Main-thread only. The clicks (Points) and boxes (Shapes) layers share the image's ``scale``
+and ``translate``, so their data coordinates are the image's voxel indices; each point has
+features ``structure`` and ``positive``, each box ``structure``. They are input devices and a
+view of the session's prompts: :func:`sync_prompt_layers` redraws them from the session
+(after undo/redo/replay), :func:`layer_prompts` reads what the user placed on one slice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._controller import PromptRecord, SegmentController, box_rectangle, point_index, rectangle_box
+from .._layers import META_LABEL_MAP, META_PROVENANCE, META_SOURCE, META_VOLUME, label_colour_dict
+
+POSITIVE_COLOUR, NEGATIVE_COLOUR = "lime", "red"
+
+
+@dataclass
+class Binding:
+    """The layers and controller of one image being segmented."""
+
+    image: Any
+    labels: Any
+    points: Any
+    shapes: Any
+    controller: SegmentController
+
+    @property
+    def ndim(self) -> int:
+        return int(self.image.ndim)
+
+    def current_index(self, viewer: Any) -> tuple[int, int]:
+        """(t, z) of the slice the viewer shows for this image."""
+        pos = self.image.world_to_data(tuple(viewer.dims.point)[-self.ndim:])
+        t, z, _, _ = point_index(pos)
+        vol = self.controller.volume
+        return min(max(t, 0), vol.n_frames - 1), min(max(z, 0), vol.n_slices - 1)
+
+
+def add_label_layer(viewer: Any, image: Any, volume: Any, buffer4d: np.ndarray, controller_colours: dict[str, str],
+                    label_map: Any) -> Any:
+    """Add the label layer whose data is (a view of) the session's (T, Z, Y, X) buffer."""
+    data = buffer4d.reshape(image.data.shape)  # a view: the layer and the session share memory
+    layer = viewer.add_labels(
+        data, name=f"{image.name} labels", scale=image.scale, translate=image.translate, opacity=0.55,
+        metadata={META_VOLUME: volume.with_array(buffer4d), META_SOURCE: image.metadata.get(META_SOURCE),
+                  META_LABEL_MAP: label_map.to_dict(), META_PROVENANCE: {}},
+    )
+    set_label_colours(layer, label_map, controller_colours)
+    return layer
+
+
+def set_label_colours(layer: Any, label_map: Any, colours: dict[str, str]) -> None:
+    from napari.utils.colormaps import DirectLabelColormap
+
+    layer.colormap = DirectLabelColormap(color_dict=label_colour_dict(label_map, colours))
+    layer.metadata[META_LABEL_MAP] = label_map.to_dict()
+
+
+def add_prompt_layers(viewer: Any, image: Any) -> tuple[Any, Any]:
+    """Add the clicks (Points) and boxes (Shapes) layers in the image's geometry."""
+    import pandas as pd
+
+    nd = image.ndim
+    yx = np.asarray(image.data.shape[-2:], dtype=float) * np.abs(np.asarray(image.scale[-2:], dtype=float))
+    size = float(max(2.0, 0.025 * max(image.data.shape[-2:])))
+    points = viewer.add_points(
+        np.empty((0, nd)), ndim=nd, name=f"{image.name} clicks", scale=image.scale, translate=image.translate,
+        features=pd.DataFrame({"structure": pd.Series([], dtype=object), "positive": pd.Series([], dtype=bool)}),
+        face_color="positive", face_color_cycle={True: POSITIVE_COLOUR, False: NEGATIVE_COLOUR},
+        border_color="white", border_width=0.15, size=size, out_of_slice_display=False,
+    )
+    shapes = viewer.add_shapes(
+        ndim=nd, name=f"{image.name} boxes", scale=image.scale, translate=image.translate, face_color="transparent",
+        edge_color="yellow", edge_width=max(0.5, 0.004 * float(yx.max()) / float(np.abs(image.scale[-1]))),
+        features=pd.DataFrame({"structure": pd.Series([], dtype=object)}),
+    )
+    return points, shapes
+
+
+def set_prompt_defaults(b: Binding, structure: str, positive: bool, colour: str) -> None:
+    """Features (and box colour) that the next click / box gets."""
+    b.points.feature_defaults = {"structure": structure, "positive": bool(positive)}
+    b.shapes.feature_defaults = {"structure": structure}
+    if b.shapes.selected_data:
+        b.shapes.selected_data = set()  # current_edge_color would recolour selected boxes
+    b.shapes.current_edge_color = colour
+
+
+def keys_of_points(b: Binding, indices: Any) -> set[tuple[str, int, int]]:
+    """(structure, t, z) of the given point indices (negative indices count from the end)."""
+    out = set()
+    n = len(b.points.data)
+    for i in indices:
+        i = int(i) % n if n else 0
+        if i < n:
+            t, z, _, _ = point_index(b.points.data[i])
+            out.add((str(b.points.features["structure"].iloc[i]), t, z))
+    return out
+
+
+def keys_of_shapes(b: Binding, indices: Any) -> set[tuple[str, int, int]]:
+    out = set()
+    n = len(b.shapes.data)
+    for i in indices:
+        i = int(i) % n if n else 0
+        if i < n:
+            t, z, _, _ = point_index(b.shapes.data[i][0])
+            out.add((str(b.shapes.features["structure"].iloc[i]), t, z))
+    return out
+
+
+def layer_prompts(b: Binding, structure: str, t: int, z: int) -> tuple[Any, list[Any]]:
+    """The box (the newest one) and clicks the layers hold for ``structure`` on (t, z)."""
+    from medseg.types import Point
+
+    shape_yx = tuple(b.controller.volume.shape[2:])
+    pts = []
+    feats = b.points.features
+    for i, c in enumerate(b.points.data):
+        pt, pz, y, x = point_index(c)
+        if (pt, pz) == (t, z) and str(feats["structure"].iloc[i]) == structure:
+            y = float(np.clip(y, 0, shape_yx[0] - 1))
+            x = float(np.clip(x, 0, shape_yx[1] - 1))
+            pts.append(Point(round(y, 2), round(x, 2), bool(feats["positive"].iloc[i])))
+    box = None
+    sfeats = b.shapes.features
+    for i, (verts, kind) in enumerate(zip(b.shapes.data, b.shapes.shape_type, strict=True)):
+        if kind != "rectangle" or str(sfeats["structure"].iloc[i]) != structure:
+            continue
+        bt, bz, bx = rectangle_box(verts, shape_yx)
+        if (bt, bz) == (t, z):
+            box = bx
+    return box, pts
+
+
+def sync_prompt_layers(b: Binding, records: list[PromptRecord], colours: dict[str, str]) -> None:
+    """Redraw the clicks and boxes layers from the session's prompt records."""
+    import pandas as pd
+
+    nd = b.ndim
+    lead = lambda t, z: [float(t), float(z)][-(nd - 2):] if nd > 2 else []  # noqa: E731
+    coords, structs, pos = [], [], []
+    rects, rstructs, rcolours = [], [], []
+    for r in records:
+        for p in r.points:
+            coords.append(lead(r.frame, r.slice) + [p.y, p.x])
+            structs.append(r.structure)
+            pos.append(p.positive)
+        if r.box is not None:
+            rects.append(box_rectangle(r.box, r.frame, r.slice, nd))
+            rstructs.append(r.structure)
+            rcolours.append(colours.get(r.structure, "yellow"))
+    defaults_p = b.points.feature_defaults.copy()
+    defaults_s = b.shapes.feature_defaults.copy()
+    b.points.selected_data = set()
+    b.points.data = np.asarray(coords, dtype=float).reshape(-1, nd)
+    b.points.features = pd.DataFrame({"structure": pd.Series(structs, dtype=object), "positive": pd.Series(pos, dtype=bool)})
+    b.points.refresh_colors()
+    b.points.feature_defaults = defaults_p
+    b.shapes.selected_data = set()
+    b.shapes.data = []
+    if rects:
+        b.shapes.add_rectangles(rects, edge_color=rcolours)
+    b.shapes.features = pd.DataFrame({"structure": pd.Series(rstructs, dtype=object)})
+    b.shapes.feature_defaults = defaults_s

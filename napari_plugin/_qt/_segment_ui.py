@@ -1,0 +1,129 @@
+"""Layout of the segmentation widget (Qt widgets only, no behaviour)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any, Iterable
+
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QColor, QIcon, QPixmap
+from qtpy.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout,
+                            QHeaderView, QLabel, QLineEdit, QPushButton, QSizePolicy, QSpinBox, QTableWidget, QTableWidgetItem,
+                            QVBoxLayout, QWidget)
+
+from .._controller import THROUGH
+
+
+def build_segment_ui(parent: QWidget, adapters: list[str]) -> SimpleNamespace:
+    """Create the widget's controls inside ``parent``; returns them by name."""
+    u = SimpleNamespace()
+    root = QVBoxLayout(parent)
+    root.setContentsMargins(4, 4, 4, 4)
+
+    box = QGroupBox("Image and model")
+    form = QFormLayout(box)
+    u.image = QComboBox()
+    u.model = QComboBox()
+    u.model.setEditable(True)
+    u.model.addItem("default")
+    u.model.setToolTip("'default', a .safetensors checkpoint path, or sam_vit_b=/path/to/weights.pth")
+    u.adapter = QComboBox()
+    u.adapter.addItems(["none", *adapters])
+    u.device = QComboBox()
+    u.device.addItems(["cpu", "cuda"])
+    u.start = QPushButton("Start session")
+    form.addRow("Image", u.image)
+    form.addRow("Model", u.model)
+    form.addRow("Adapter", u.adapter)
+    form.addRow("Device", u.device)
+    form.addRow(u.start)
+    root.addWidget(box)
+
+    box = QGroupBox("Structures (1-9 select)")
+    lay = QVBoxLayout(box)
+    u.structures = QTableWidget(0, 3)
+    u.structures.setHorizontalHeaderLabels(["Structure", "Label", "Locked"])
+    u.structures.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    u.structures.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    u.structures.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    u.structures.verticalHeader().setVisible(False)
+    u.structures.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+    u.structures.verticalHeader().setDefaultSectionSize(22)
+    lay.addWidget(u.structures)
+    row = QHBoxLayout()
+    u.custom_name = QLineEdit()
+    u.custom_name.setPlaceholderText("custom name")
+    u.custom_value = QSpinBox()
+    u.custom_value.setRange(0, 65535)
+    u.custom_value.setSpecialValueText("auto")
+    u.add_structure = QPushButton("Add")
+    for w in (u.custom_name, u.custom_value, u.add_structure):
+        row.addWidget(w)
+    lay.addLayout(row)
+    u.lock = QPushButton("Accept (lock)")
+    lay.addWidget(u.lock)
+    root.addWidget(box)
+
+    box = QGroupBox("Prompt")
+    grid = QGridLayout(box)
+    u.click_tool = QPushButton("Clicks")
+    u.click_tool.setToolTip("click = positive, Shift+click = negative")
+    u.box_tool = QPushButton("Box")
+    u.box_tool.setToolTip("drag a rectangle around the structure")
+    u.negative = QCheckBox("negative clicks (N)")
+    grid.addWidget(u.click_tool, 0, 0)
+    grid.addWidget(u.box_tool, 0, 1)
+    grid.addWidget(u.negative, 1, 0, 1, 2)
+    u.through = QComboBox()
+    u.through.addItems(list(THROUGH))
+    u.propagate = QPushButton("Propagate")
+    grid.addWidget(QLabel("through"), 2, 0)
+    grid.addWidget(u.through, 2, 1)
+    grid.addWidget(u.propagate, 3, 0, 1, 2)
+    u.auto_frames = QComboBox()
+    u.auto_frames.addItems(["this frame", "all frames"])
+    u.auto = QPushButton("Auto (all structures)")
+    grid.addWidget(u.auto_frames, 4, 0)
+    grid.addWidget(u.auto, 4, 1)
+    u.undo = QPushButton("Undo (Ctrl+Z)")
+    u.redo = QPushButton("Redo (Ctrl+Shift+Z)")
+    grid.addWidget(u.undo, 5, 0)
+    grid.addWidget(u.redo, 5, 1)
+    root.addWidget(box)
+
+    box = QGroupBox("Session")
+    row = QHBoxLayout(box)
+    u.save = QPushButton("Save labels…")
+    u.load = QPushButton("Load session…")
+    row.addWidget(u.save)
+    row.addWidget(u.load)
+    root.addWidget(box)
+
+    u.status = QLabel("Open an image, then Start session.")
+    u.status.setWordWrap(True)
+    u.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    root.addWidget(u.status)
+    parent.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)  # leave height to other docks
+    return u
+
+
+def fill_structure_table(table: QTableWidget, specs: Iterable[Any], locked: set[str], active: str | None) -> None:
+    """One row per structure: name (in its colour), label value, lock state."""
+    specs = list(specs)
+    table.blockSignals(True)
+    table.setRowCount(len(specs))
+    select = 0
+    for r, s in enumerate(specs):
+        pix = QPixmap(14, 14)
+        pix.fill(QColor(s.colour))
+        table.setItem(r, 0, QTableWidgetItem(QIcon(pix), s.name))
+        table.setItem(r, 1, QTableWidgetItem(str(s.value)))
+        table.setItem(r, 2, QTableWidgetItem("yes" if s.name in locked else ""))
+        if s.name == active:
+            select = r
+    table.blockSignals(False)
+    header = table.horizontalHeader().height() or 24
+    table.setFixedHeight(header + sum(table.rowHeight(r) for r in range(len(specs))) + 4)
+    if specs:
+        table.selectRow(select)
+

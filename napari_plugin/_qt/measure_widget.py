@@ -1,0 +1,200 @@
+"""Measurement dock widget: a thin Qt face over :mod:`medseg_napari._measure`.
+
+Pick the label layer (a cine, or the ED phase) and optionally an ES label layer, enter
+height / weight / heart rate for BSA-indexed values and cardiac output, press Measure. The
+table shows EDV, ESV, SV, EF, LV mass (+ indices), wall thickness per AHA segment and the QC
+flags; the plots are the volume curve and the AHA bullseye. Export writes CSV or JSON.
+The measurement runs in a worker on a copy of the labels.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QHeaderView, QLabel,
+                            QListWidget, QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
+
+from .. import _measure as m
+from .._layers import as_4d, label_map_for_layer, volume_for_layer
+
+if TYPE_CHECKING:
+    import napari
+
+NONE = "(none)"
+
+
+class MeasureWidget(QWidget):
+    """Dock widget: clinical measurements of the current labels."""
+
+    def __init__(self, napari_viewer: "napari.viewer.Viewer") -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.report: dict[str, Any] | None = None
+        self._build()
+        self.viewer.layers.events.inserted.connect(self._refresh_layers)
+        self.viewer.layers.events.removed.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    # -- layout ------------------------------------------------------------------------
+    def _build(self) -> None:
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        root = QVBoxLayout(self)
+        root.setContentsMargins(4, 4, 4, 4)
+        form = QFormLayout()
+        self.labels_combo, self.es_combo = QComboBox(), QComboBox()
+        self.height_cm, self.weight_kg, self.heart_rate = (self._spin(0, 250, " cm"), self._spin(0, 400, " kg"), self._spin(0, 250, " bpm"))
+        self.sex = QComboBox()
+        self.sex.addItems(["–", "F", "M"])
+        form.addRow("Labels (cine or ED)", self.labels_combo)
+        form.addRow("ES labels (optional)", self.es_combo)
+        hw = QHBoxLayout()
+        for w in (self.height_cm, self.weight_kg, self.heart_rate, self.sex):
+            hw.addWidget(w)
+        form.addRow("Height, weight, HR, sex", hw)
+        root.addLayout(form)
+        row = QHBoxLayout()
+        self.measure_btn, self.export_btn = QPushButton("Measure"), QPushButton("Export CSV / JSON…")
+        self.export_btn.setEnabled(False)
+        row.addWidget(self.measure_btn)
+        row.addWidget(self.export_btn)
+        root.addLayout(row)
+        self.tabs = QTabWidget()
+        self.table = self._table(["Quantity", "Value", "Unit"])
+        self.segments = self._table(["Seg", "AHA segment", "Mean mm", "Max mm"])
+        self.flags = QListWidget()
+        self.flags.setWordWrap(True)
+        self.tabs.addTab(self.table, "Summary")
+        self.tabs.addTab(self.segments, "Wall thickness")
+        self.tabs.addTab(self.flags, "Flags")
+        self.figure = Figure(figsize=(5.2, 2.4), dpi=100)
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(200)
+        self.split = QSplitter(Qt.Orientation.Vertical)  # the user can trade table rows for plot size
+        self.split.addWidget(self.tabs)
+        self.split.addWidget(self.canvas)
+        self.split.setSizes([260, 230])
+        root.addWidget(self.split, 1)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        root.addWidget(self.status)
+        self.measure_btn.clicked.connect(self.measure)
+        self.export_btn.clicked.connect(self._ask_export)
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
+        """Table beside the plots when docked wide (bottom area), above them when narrow."""
+        wide = self.width() > 1.6 * self.height()
+        want = Qt.Orientation.Horizontal if wide else Qt.Orientation.Vertical
+        if self.split.orientation() != want:
+            self.split.setOrientation(want)
+            total = self.width() if wide else self.height()
+            self.split.setSizes([int(total * 0.45), int(total * 0.55)])
+        super().resizeEvent(event)
+
+    @staticmethod
+    def _spin(lo: float, hi: float, suffix: str) -> QDoubleSpinBox:
+        s = QDoubleSpinBox()
+        s.setRange(lo, hi)
+        s.setDecimals(0)
+        s.setSuffix(suffix)
+        s.setSpecialValueText("–")
+        return s
+
+    @staticmethod
+    def _table(headers: list[str]) -> QTableWidget:
+        t = QTableWidget(0, len(headers))
+        t.setHorizontalHeaderLabels(headers)
+        t.verticalHeader().setVisible(False)
+        t.verticalHeader().setDefaultSectionSize(20)
+        t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        t.horizontalHeader().setStretchLastSection(True)
+        return t
+
+    def _refresh_layers(self, *_: Any) -> None:
+        from napari.layers import Labels
+
+        names = [ly.name for ly in self.viewer.layers if isinstance(ly, Labels)]
+        for combo, extra in ((self.labels_combo, []), (self.es_combo, [NONE])):
+            cur = combo.currentText()
+            combo.clear()
+            combo.addItems(extra + names)
+            if cur in extra + names:
+                combo.setCurrentText(cur)
+        # default: the newest medseg label layer (not a hidden ground-truth layer)
+        mine = [n for n in names if n.endswith(" labels")]
+        if mine and self.labels_combo.currentText() not in mine:
+            self.labels_combo.setCurrentText(mine[-1])
+
+    # -- measuring ---------------------------------------------------------------------
+    def _inputs(self) -> tuple[Any, ...]:
+        name = self.labels_combo.currentText()
+        if name not in self.viewer.layers:
+            raise ValueError("choose a label layer to measure")
+        layer = self.viewer.layers[name]
+        data = np.array(as_4d(np.asarray(layer.data)))  # a copy: the worker never sees the live buffer
+        like = volume_for_layer(layer.data, layer.scale, layer.translate, layer.metadata)  # geometry only
+        es = None
+        es_name = self.es_combo.currentText()
+        if es_name not in (NONE, "") and es_name in self.viewer.layers:
+            es = np.array(as_4d(np.asarray(self.viewer.layers[es_name].data)))
+        values = np.unique(data) if es is None else np.union1d(np.unique(data), np.unique(es))
+        lmap = label_map_for_layer(layer.metadata, values)
+        opts = {"height_cm": self.height_cm.value(), "weight_kg": self.weight_kg.value(), "heart_rate": self.heart_rate.value(),
+                "sex": None if self.sex.currentText() == "–" else self.sex.currentText()}
+        return data, like, lmap, es, opts
+
+    def measure(self) -> None:
+        """Run the measurement in a worker; the table and plots update when it returns."""
+        from napari.qt.threading import create_worker
+
+        try:
+            data, like, lmap, es, opts = self._inputs()
+        except ValueError as e:
+            self.status.setText(str(e))
+            return
+        self.measure_btn.setEnabled(False)
+        self.status.setText("Measuring…")
+        worker = create_worker(m.measure_labels, data, like, lmap, es, _progress={"desc": "medseg: measuring"},
+                               _ignore_errors=True, **opts)
+        worker.returned.connect(self.show_report)
+        worker.errored.connect(lambda e: self.status.setText(f"{type(e).__name__}: {e}"))
+        worker.finished.connect(lambda: self.measure_btn.setEnabled(True))
+        self._worker = worker
+        worker.start()
+
+    def show_report(self, report: dict[str, Any]) -> None:
+        self.report = report
+        self._fill(self.table, m.summary_rows(report))
+        self._fill(self.segments, m.segment_rows(report))
+        self.flags.clear()
+        self.flags.addItems(m.flag_lines(report) or ["no flags"])
+        self.tabs.setTabText(2, f"Flags ({len(report.get('flags') or [])})")
+        m.draw_report(self.figure, report)
+        self.canvas.draw_idle()
+        self.export_btn.setEnabled(True)
+        mode = {"cine": "cine (ED/ES from the volume curve)", "ed_es": "ED + ES layers", "phase": "one phase"}[report["mode"]]
+        self.status.setText(f"Measured: {mode}.")
+
+    @staticmethod
+    def _fill(table: QTableWidget, rows: list[tuple[str, ...]]) -> None:
+        table.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            for c, text in enumerate(row):
+                table.setItem(r, c, QTableWidgetItem(text))
+
+    def export(self, path: str) -> None:
+        if self.report is None:
+            raise ValueError("measure first")
+        out = m.export_report(self.report, path)
+        self.status.setText(f"Exported {out.name}")
+
+    def _ask_export(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export measurements", "measurements.csv", "CSV (*.csv);;JSON (*.json)")
+        if path:
+            try:
+                self.export(path)
+            except ValueError as e:
+                self.status.setText(str(e))

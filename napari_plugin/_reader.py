@@ -1,0 +1,101 @@
+"""napari reader: cardiac images through :func:`medseg.io.read_volume`.
+
+DICOM series folders (cine grouped into a time axis), DICOM files, NIfTI 2-4-D, MHA/MHD/NRRD,
+AVI/MP4 echo clips and PNG. The image layer holds the (T, Z, Y, X) array with
+``scale = (1, dz, dy, dx)`` mm and the source Volume in ``metadata`` (see
+:mod:`medseg_napari._layers`). The reader never raises: a path it cannot read gives ``None``
+(napari then tries other readers) and a warning that names the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+from ._layers import image_layer_kwargs
+
+#: file endings this reader claims (napari.yaml lists the same patterns)
+ENDINGS = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr", ".dcm", ".dicom", ".ima", ".png", ".avi", ".mp4")
+
+LayerData = tuple[Any, dict[str, Any], str]
+
+
+def get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerData] | None] | None:
+    """npe2 reader hook: :func:`read_image` for a path medseg can read, else None."""
+    p = _single(path)
+    if p is None:
+        return None
+    if p.is_dir():
+        return read_image if _looks_like_dicom_folder(p) else None
+    name = p.name.lower()
+    if name.endswith(ENDINGS) or _has_dicm_marker(p):
+        return read_image
+    return None
+
+
+def read_image(path: str | list[str]) -> list[LayerData] | None:
+    """Read one image (file or DICOM folder) into one napari image layer; None on failure."""
+    p = _single(path)
+    if p is None:
+        return None
+    from medseg.errors import MedsegError
+    from medseg.io import read_volume
+
+    try:
+        vol = read_volume(p)
+    except (MedsegError, OSError, ValueError) as e:
+        warnings.warn(f"medseg could not read {p}: {e}", stacklevel=2)
+        return None
+    except Exception as e:  # a reader must never raise into napari
+        warnings.warn(f"medseg could not read {p}: {type(e).__name__}: {e}", stacklevel=2)
+        return None
+    return [(vol.array, image_layer_kwargs(vol, layer_name(p), str(p)), "image")]
+
+
+def layer_name(p: Path) -> str:
+    name = p.name
+    for ext in ENDINGS:
+        if name.lower().endswith(ext):
+            return name[: -len(ext)] or name
+    return name
+
+
+def _single(path: Any) -> Path | None:
+    if isinstance(path, (list, tuple)):
+        if len(path) != 1:
+            return None  # stacks of files are not a medseg volume; DICOM series come as a folder
+        path = path[0]
+    if not isinstance(path, (str, os.PathLike)):
+        return None
+    p = Path(path).expanduser()
+    return p if p.exists() else None
+
+
+def _has_dicm_marker(p: Path) -> bool:
+    try:
+        with open(p, "rb") as f:
+            head = f.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:] == b"DICM"
+
+
+def _looks_like_dicom_folder(p: Path, max_checked: int = 20) -> bool:
+    """True when the folder directly holds at least one DICOM file (checks a few files)."""
+    try:
+        entries = sorted(os.scandir(p), key=lambda e: e.name)
+    except OSError:
+        return False
+    checked = 0
+    for e in entries:
+        if e.name.startswith(".") or not e.is_file():
+            continue
+        q = Path(e.path)
+        if q.name.lower().endswith((".dcm", ".dicom", ".ima")) or _has_dicm_marker(q):
+            return True
+        checked += 1
+        if checked >= max_checked:
+            break
+    return False

@@ -1,0 +1,68 @@
+"""Scripting face: the widgets' tools from Python (a notebook, napari's console, a script).
+
+    viewer, seg, meas = open_study("patient081_frame01.nii.gz")   # reader + widgets + session
+    seg.controller.prompt("lv", 0, 5, box=Box(80, 90, 120, 130))   # the Session underneath
+    report = measure_layer(viewer.layers["patient081_frame01 labels"])
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ._controller import ModelProvider
+
+
+def add_layer_data(viewer: Any, layer_data: list[tuple[Any, dict[str, Any], str]]) -> list[Any]:
+    """Add reader / sample-data tuples ``(data, kwargs, layer_type)`` to a viewer."""
+    from napari.layers import Layer
+
+    return [viewer.add_layer(Layer.create(data, kwargs, kind)) for data, kwargs, kind in layer_data]
+
+
+def open_study(image: str | os.PathLike | None = None, viewer: Any = None, model: str = "default", device: str = "cpu",
+               start: bool = True, models: ModelProvider | None = None) -> tuple[Any, Any, Any]:
+    """Open ``image`` (a path medseg can read; None = the synthetic cine phantom) in ``viewer``
+    (a new one by default), dock the segmentation and measurement widgets, and start a
+    session (the model loads in a worker). Returns (viewer, SegmentWidget, MeasureWidget)."""
+    import napari
+
+    from medseg.errors import ImageReadError
+
+    from ._qt.measure_widget import MeasureWidget
+    from ._qt.segment_widget import SegmentWidget
+    from ._reader import read_image
+    from ._sample_data import make_cine_sample
+
+    if image is None:
+        data = make_cine_sample()
+    else:
+        data = read_image(str(image))
+        if data is None:
+            raise ImageReadError(f"medseg cannot read {image}")
+    viewer = viewer if viewer is not None else napari.Viewer()
+    layers = add_layer_data(viewer, data)
+    seg = SegmentWidget(viewer, models=models)
+    meas = MeasureWidget(viewer)
+    viewer.window.add_dock_widget(seg, name="medseg: segmentation", area="right")
+    viewer.window.add_dock_widget(meas, name="medseg: measurement", area="right")
+    seg.ui.image.setCurrentText(layers[0].name)
+    seg.ui.model.setCurrentText(model)
+    seg.ui.device.setCurrentText(device)
+    if start:
+        seg.start_session()
+    return viewer, seg, meas
+
+
+def measure_layer(labels_layer: Any, es_layer: Any = None, **options: Any) -> dict[str, Any]:
+    """Measure a napari label layer (and optionally an ES label layer) without any widget;
+    ``options``: height_cm, weight_kg, heart_rate, sex. See :func:`medseg_napari._measure.measure_labels`."""
+    import numpy as np
+
+    from ._layers import label_map_for_layer, volume_for_layer
+    from ._measure import measure_labels
+
+    like = volume_for_layer(labels_layer.data, labels_layer.scale, labels_layer.translate, labels_layer.metadata)
+    es = None if es_layer is None else np.asarray(es_layer.data)
+    values = np.unique(np.asarray(labels_layer.data)) if es is None else np.union1d(np.unique(labels_layer.data), np.unique(es))
+    return measure_labels(np.asarray(labels_layer.data), like, label_map_for_layer(labels_layer.metadata, values), es, **options)

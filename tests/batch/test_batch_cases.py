@@ -1,0 +1,97 @@
+"""Case discovery, reference look-up and output checks of medseg.batch (no model needed)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from medseg.batch import case_id, check_out_dir, discover_cases, find_reference
+from medseg.errors import MedsegError, PromptError
+
+
+def _touch(p: Path, data: bytes = b"x") -> Path:
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(data)
+    return p
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("p01.nii.gz", "p01"), ("p.01.nii", "p.01"), ("a.mha", "a"), ("a.mhd", "a"), ("b.nrrd", "b"), ("c.PNG", "c"),
+    ("echo.avi", "echo"), ("clip.mp4", "clip"), ("x.dcm", "x"), ("notes.txt", None), ("p01.json", None),
+    (".hidden.nii.gz", None), ("IM0001", None), ("raw.raw", None),
+])
+def test_case_id_of_files(tmp_path, name, expected):
+    assert case_id(_touch(tmp_path / name)) == expected
+
+
+def test_case_id_of_dicom_marker_and_folders(tmp_path):
+    assert case_id(_touch(tmp_path / "IM0001", b"\0" * 128 + b"DICM" + b"\0" * 8)) == "IM0001"
+    _touch(tmp_path / "study7" / "IM1.dcm")
+    _touch(tmp_path / "notes" / "readme.txt")
+    assert case_id(tmp_path / "study7") == "study7"
+    assert case_id(tmp_path / "notes") is None
+
+
+def test_discover_skips_references_outputs_and_flags_duplicates(tmp_path):
+    inp = tmp_path / "in"
+    for n in ("p01.nii.gz", "p01_gt.nii.gz", "p02.mha", "lonely_gt.nii.gz", "dup.nii.gz", "dup.nrrd", "summary.csv"):
+        _touch(inp / n)
+    _touch(inp / "series3" / "a.dcm")
+    _touch(inp / "out" / "p01.nii.gz")  # OUT_DIR inside INPUT_DIR
+    cases = discover_cases(inp, exclude=[inp / "out"])
+    ids = [c.case for c in cases]
+    assert ids == ["dup", "dup", "lonely_gt", "p01", "p02", "series3"]
+    assert all(c.error and "rename one" in c.error for c in cases if c.case == "dup")
+    assert not any(c.error for c in cases if c.case != "dup")
+
+
+@pytest.mark.parametrize("files, expected", [
+    (["p01_gt.nii.gz", "p01.nii.gz"], "p01_gt.nii.gz"),
+    (["p01_labels.nrrd", "p01_seg.nii.gz"], "p01_labels.nrrd"),
+    (["p01.nii.gz"], "p01.nii.gz"),
+    (["p01_label.mha"], "p01_label.mha"),
+])
+def test_find_reference_order(tmp_path, files, expected):
+    for f in files:
+        _touch(tmp_path / f)
+    assert find_reference("p01", tmp_path).name == expected
+
+
+def test_find_reference_never_the_image_and_ambiguity(tmp_path):
+    img = _touch(tmp_path / "p01.nii.gz")
+    with pytest.raises(PromptError, match="no reference labels for case 'p01'"):
+        find_reference("p01", tmp_path, img)
+    _touch(tmp_path / "p01_gt.nii.gz")
+    _touch(tmp_path / "p01_gt.mha")
+    with pytest.raises(PromptError, match="ambiguous"):
+        find_reference("p01", tmp_path, img)
+
+
+def test_discover_attaches_references_or_per_case_errors(tmp_path):
+    _touch(tmp_path / "in" / "a.nii.gz")
+    _touch(tmp_path / "in" / "b.nii.gz")
+    _touch(tmp_path / "refs" / "a_gt.nii.gz")
+    a, b = discover_cases(tmp_path / "in", prompts_from=tmp_path / "refs")
+    assert a.reference.endswith("a_gt.nii.gz") and a.error is None
+    assert b.reference is None and "no reference labels for case 'b'" in b.error
+
+
+def test_bad_folders(tmp_path):
+    with pytest.raises(MedsegError, match="input folder not found"):
+        discover_cases(tmp_path / "missing")
+    _touch(tmp_path / "in" / "a.nii.gz")
+    with pytest.raises(PromptError, match="must be a folder"):
+        discover_cases(tmp_path / "in", prompts_from=tmp_path / "in" / "a.nii.gz")
+    blocker = _touch(tmp_path / "file")
+    with pytest.raises(MedsegError, match="not writable"):
+        check_out_dir(blocker / "out")
+
+
+def test_library_import_is_light():
+    code = ("import sys, medseg.batch; bad = [m for m in ('typer', 'rich', 'torch', 'distributed') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

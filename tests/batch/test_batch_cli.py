@@ -1,0 +1,178 @@
+"""`medseg batch` end to end on tiny phantom studies: sequential, --workers, Dask, failures,
+--resume and a non-writable output folder. Kept small: 3 cases of (1, 6, 96, 96)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from batch_data import MAP, read_labels, write_case
+
+from medseg._batch_exec import n_cores
+from medseg.cli import run_cli
+
+CASES = ("c1", "c2", "c3")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """In-process runs use one thread: the shared 2-core test machine is often busy, and
+    spinning OpenMP threads then slow a run many times over."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("studies")
+    for i, case in enumerate(CASES):
+        write_case(folder, case, seed=10 + i)
+    return folder
+
+
+def _batch(inp: Path, out: Path, *extra: str) -> int:
+    return run_cli(["batch", str(inp), "-o", str(out), "--prompts-from", str(inp), "--label-map", MAP, *extra])
+
+
+def _summary(out: Path) -> dict[str, dict]:
+    return {r["case"]: r for r in json.loads((out / "summary.json").read_text())["cases"]}
+
+
+def _threads(out: Path) -> set[int]:
+    return {json.loads((out / f"{c}.json").read_text())["provenance"]["torch_threads"] for c in CASES}
+
+
+def _same_labels(a: Path, b: Path, cases=CASES) -> None:
+    for case in cases:
+        assert np.array_equal(read_labels(a / f"{case}.nii.gz"), read_labels(b / f"{case}.nii.gz")), case
+
+
+@pytest.fixture(scope="module")
+def sequential(studies, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("seq")
+    assert _batch(studies, out, "--measure") == 0
+    return out
+
+
+def test_sequential_outputs_summary_and_cohort(studies, sequential):
+    rows = _summary(sequential)
+    assert sorted(rows) == list(CASES) and {r["status"] for r in rows.values()} == {"ok"}
+    for case in CASES:
+        labels = read_labels(sequential / f"{case}.nii.gz")
+        ref = read_labels(studies / f"{case}_gt.nii.gz")
+        assert labels.shape == ref.shape and set(np.unique(labels)) == {0, 1, 2, 3}
+        dice = 2 * ((labels == 1) & (ref == 1)).sum() / ((labels == 1).sum() + (ref == 1).sum())
+        assert dice > 0.7
+        prov = json.loads((sequential / f"{case}.json").read_text())["provenance"]
+        assert prov["command"] == "batch" and prov["case"] == case and len(prov["input_sha256"]) == 64
+    assert float(rows["c1"]["volumes_ml.lv"]) > 0
+    with open(sequential / "summary.csv") as f:
+        assert [r["status"] for r in csv.DictReader(f)] == ["ok"] * 3
+    with open(sequential / "cohort.csv") as f:
+        cohort = list(csv.DictReader(f))
+    assert [r["case"] for r in cohort] == list(CASES) and float(cohort[0]["lv_mass_g"]) > 0
+
+
+def test_workers_match_sequential(studies, sequential, tmp_path):
+    assert _batch(studies, tmp_path, "--workers", "2") == 0
+    assert {r["status"] for r in _summary(tmp_path).values()} == {"ok"}
+    assert _threads(tmp_path) == {max(1, n_cores() // 2)}
+    _same_labels(sequential, tmp_path)
+
+
+def test_dask_cluster_matches_sequential(studies, sequential, tmp_path):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:
+        assert _batch(studies, tmp_path, "--scheduler", cluster.scheduler_address) == 0
+    assert {r["status"] for r in _summary(tmp_path).values()} == {"ok"}
+    assert _threads(tmp_path) == {max(1, n_cores() // 2)}
+    _same_labels(sequential, tmp_path)
+
+
+def test_bad_cases_fail_alone(studies, tmp_path, capsys):
+    inp = tmp_path / "in"
+    inp.mkdir()
+    shutil.copy(studies / "c1.nii.gz", inp)
+    shutil.copy(studies / "c1_gt.nii.gz", inp)
+    (inp / "corrupt.nii.gz").write_bytes(np.random.default_rng(0).bytes(3000))
+    shutil.copy(studies / "c1_gt.nii.gz", inp / "corrupt_gt.nii.gz")
+    write_case(inp, "nolabel", seed=5)
+    (inp / "nolabel_gt.nii.gz").rename(inp / "elsewhere.bin")  # no reference for this case
+    write_case(inp, "norv", seed=6, drop="rv")
+    out = tmp_path / "out"
+    assert _batch(inp, out) == 1
+    rows = _summary(out)
+    assert rows["c1"]["status"] == "ok"
+    assert rows["corrupt"]["status"] == "failed" and "cannot read NIfTI" in rows["corrupt"]["reason"]
+    assert rows["nolabel"]["status"] == "failed" and "no reference labels" in rows["nolabel"]["reason"]
+    assert rows["norv"]["status"] == "failed" and "never found on any slice: rv" in rows["norv"]["reason"]
+    assert not (out / "corrupt.nii.gz").exists() and not (out / "norv.nii.gz").exists()
+    err = capsys.readouterr().err
+    assert "failed corrupt: " in err and "batch: 3 of 4 cases failed: 1 ok, 0 skipped, 3 failed" in err
+
+
+def test_prompts_file_per_case_and_prompt_outside(studies, tmp_path):
+    cases = {"c1": {"prompts": [{"structure": "lv", "frame": 0, "slice": 3, "box": [30, 30, 60, 60], "propagate": True}]},
+             "c2": {"prompts": [{"structure": "lv", "frame": 0, "slice": 9, "box": [30, 30, 60, 60]}]}}
+    pfile = tmp_path / "prompts.json"
+    pfile.write_text(json.dumps({"label_map": {"lv": 1}, "cases": cases}))
+    out = tmp_path / "out"
+    assert run_cli(["batch", str(studies), "-o", str(out), "--prompts", str(pfile)]) == 1
+    rows = _summary(out)
+    assert rows["c1"]["status"] == "ok"
+    assert rows["c2"]["status"] == "failed" and "slice" in rows["c2"]["reason"]
+    assert rows["c3"]["status"] == "failed" and "no prompts for case 'c3'" in rows["c3"]["reason"]
+
+
+def test_resume_redoes_only_missing_or_broken(studies, sequential, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(sequential, out)
+    (out / "c1.nii.gz").unlink()
+    data = (out / "c2.nii.gz").read_bytes()
+    (out / "c2.nii.gz").write_bytes(data[: len(data) // 2])
+    assert _batch(studies, out, "--resume", "--measure") == 0
+    rows = _summary(out)
+    assert [rows[c]["status"] for c in CASES] == ["ok", "ok", "skipped"]
+    assert "label file unreadable" in rows["c2"]["reason"]
+    _same_labels(sequential, out)
+    with open(out / "cohort.csv") as f:
+        assert [r["case"] for r in csv.DictReader(f)] == list(CASES)
+    # changed settings are not "complete": --key-slice redoes every case
+    assert _batch(studies, out, "--resume") == 0
+    assert {r["status"] for r in _summary(out).values()} == {"skipped"}
+    assert _batch(studies, out, "--resume", "--key-slice") == 0
+    assert {r["reason"] for r in _summary(out).values()} == {"redone: settings changed"}
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "is_a_file"])
+def test_unwritable_out_dir_fails_fast(studies, tmp_path, capsys, where):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out = blocker / "out" if where == "under_a_file" else blocker
+    assert _batch(studies, out) == 1
+    err = capsys.readouterr().err.strip()
+    assert "not writable" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--auto", "--workers", "0"], "--workers must be 1 or more"),
+    (["--auto", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "not both"),
+    (["--auto", "--key-slice"], "--key-slice works with --prompts-from"),
+    ([], "nothing to do"),
+    (["--prompts-from", "x"], "--prompts-from needs --label-map"),
+    (["--auto", "--label-map", "lv=one"], "lv"),
+])
+def test_option_errors(studies, tmp_path, capsys, args, message):
+    assert run_cli(["batch", str(studies), "-o", str(tmp_path / "o"), *args]) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o").exists()

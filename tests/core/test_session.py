@@ -1,0 +1,105 @@
+"""Session: multi-label writing, locks, undo/redo incl. propagation, replay, provenance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medseg.errors import LabelMapError, PromptError
+from medseg.session import Session
+from medseg.types import Box, SlicePrompt
+
+
+def _box(lab, v):
+    return Box.from_mask(lab == v)
+
+
+@pytest.fixture()
+def session(model, phantom):
+    return Session(phantom.image, model, phantom.label_map.subset(["lv", "myo", "rv"]))
+
+
+def test_prompt_writes_label_and_returns_changed_region(session, phantom):
+    ch = session.apply_prompt(SlicePrompt("lv", 0, 2, box=_box(phantom.labels[0, 2], 1)))
+    assert list(ch.regions) == [(0, 2)]
+    y0, x0, y1, x1 = ch.regions[(0, 2)]
+    written = session.labels[0, 2] == 1
+    assert written.any() and not written[:y0].any() and not written[y1:].any()
+    assert not session.labels[0, 3].any()
+
+
+def test_caller_owned_buffer_is_used(model, phantom):
+    buf = np.zeros(phantom.image.shape, np.uint8)
+    s = Session(phantom.image, model, "lv=5", labels=buf)
+    s.apply_prompt(SlicePrompt("lv", 1, 2, box=_box(phantom.labels[1, 2], 1)))
+    assert (buf[1, 2] == 5).any()
+
+
+def test_structures_do_not_overlap_and_lock_protects(session, phantom):
+    lab = phantom.labels[0, 2]
+    session.apply_prompt(SlicePrompt("myo", 0, 2, box=_box(lab, 2)))
+    session.lock("myo")
+    myo_before = session.labels[0, 2] == 2
+    # a deliberately huge LV box would swallow the myocardium if it were not locked
+    session.apply_prompt(SlicePrompt("lv", 0, 2, box=_box(lab, 2)))
+    assert np.array_equal(session.labels[0, 2] == 2, myo_before)
+    with pytest.raises(PromptError, match="locked"):
+        session.apply_prompt(SlicePrompt("myo", 0, 2, box=_box(lab, 1)))
+
+
+def test_undo_redo_cover_propagation(session, phantom):
+    session.apply_prompt(SlicePrompt("lv", 0, 2, box=_box(phantom.labels[0, 2], 1)))
+    after_prompt = session.labels.copy()
+    ch = session.propagate("lv", 0, 2, through="z")
+    assert len(ch.regions) >= 2
+    after_prop = session.labels.copy()
+    assert (after_prop[0] == 1).any(axis=(1, 2)).sum() > 1
+    session.undo()
+    assert np.array_equal(session.labels, after_prompt)
+    session.redo()
+    assert np.array_equal(session.labels, after_prop)
+    session.undo()
+    session.undo()
+    assert not session.labels.any()
+    assert not session.can_undo
+
+
+def test_propagation_through_frames(session, phantom):
+    session.apply_prompt(SlicePrompt("lv", 0, 2, box=_box(phantom.labels[0, 2], 1)))
+    session.propagate("lv", 0, 2, through="t")
+    filled = (session.labels[:, 2] == 1).any(axis=(1, 2))
+    assert filled.all()
+    for t in range(phantom.image.n_frames):
+        gt = phantom.labels[t, 2] == 1
+        m = session.labels[t, 2] == 1
+        assert 2 * (gt & m).sum() / (gt.sum() + m.sum()) > 0.8
+
+
+def test_replay_reproduces_bit_for_bit(session, model, phantom):
+    lab = phantom.labels[0, 3]
+    session.apply_prompt(SlicePrompt("rv", 0, 3, box=_box(lab, 3)))
+    session.add_click("rv", 0, 3, *np.argwhere(lab == 3)[0], positive=True)
+    session.propagate("rv", 0, 3)
+    session.undo()
+    session.redo()
+    prov = session.provenance()
+    again = Session(phantom.image, model, phantom.label_map.subset(["lv", "myo", "rv"]))
+    again.replay(prov["actions"])
+    assert np.array_equal(again.labels, session.labels)
+    assert prov["model_sha256"] == model.sha256 and prov["actions"][0]["op"] == "prompt"
+
+
+def test_prompt_outside_image_is_refused(session):
+    with pytest.raises(PromptError, match="outside"):
+        session.apply_prompt(SlicePrompt("lv", 0, 99, box=Box(1, 1, 5, 5)))
+    with pytest.raises(LabelMapError):
+        session.apply_prompt(SlicePrompt("nope", 0, 1, box=Box(1, 1, 5, 5)))
+
+
+def test_auto_finds_the_structures(session, phantom):
+    session.auto(["lv", "myo", "rv"], frames=[0])
+    for v in (1, 2, 3):
+        gt, m = phantom.labels[0] == v, session.labels[0] == v
+        assert 2 * (gt & m).sum() / (gt.sum() + m.sum()) > 0.7, v
+    session.undo()
+    assert not session.labels.any()

@@ -1,0 +1,28 @@
+"""Helpers shared by the napari plugin tests (imported by name: pytest puts this folder on
+sys.path, as tests/io does for io_synth)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    s = a.sum() + b.sum()
+    return 1.0 if s == 0 else float(2 * (a & b).sum() / s)
+
+
+def io_synth():
+    """tests/io/io_synth.py (synthetic DICOM series writers), loaded by path."""
+    if "io_synth" in sys.modules:
+        return sys.modules["io_synth"]
+    path = Path(__file__).resolve().parents[1] / "io" / "io_synth.py"
+    spec = importlib.util.spec_from_file_location("io_synth", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["io_synth"] = mod  # dataclasses look their module up while it executes
+    spec.loader.exec_module(mod)
+    return mod

@@ -1,0 +1,142 @@
+"""Reader, writer and sample data (layer-data tuples; no viewer needed)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from medseg.io import read_label_volume
+from napari_helpers import io_synth
+from medseg.io.volume import Volume
+from medseg_napari._layers import META_LABEL_MAP, META_PROVENANCE, META_VOLUME, layer_geometry, volume_for_layer
+from medseg_napari._reader import get_reader, read_image
+from medseg_napari._sample_data import make_cine_sample, make_echo_sample
+from medseg_napari._writer import write_label_layer, write_labels_dicom_seg, write_labels_nifti
+
+
+def _nifti_4d(path, shape=(3, 5, 16, 20), zooms=(1.5, 1.25, 8.0), origin=(10.0, -20.0, 30.0)):
+    import nibabel as nib
+
+    data = np.random.default_rng(0).integers(0, 500, size=shape).astype(np.int16)  # (T, Z, Y, X)
+    aff = np.diag([-zooms[0], zooms[1], zooms[2], 1.0])  # x flipped, like many scanners
+    aff[:3, 3] = origin
+    nib.save(nib.Nifti1Image(np.transpose(data, (3, 2, 1, 0)), aff), str(path))
+    return data, aff
+
+
+def test_reader_nifti_4d_geometry(tmp_path):
+    data, aff = _nifti_4d(tmp_path / "cine.nii.gz")
+    reader = get_reader(str(tmp_path / "cine.nii.gz"))
+    assert reader is read_image
+    (arr, kw, kind), = reader(str(tmp_path / "cine.nii.gz"))
+    assert kind == "image" and arr.shape == data.shape and np.array_equal(arr, data)
+    assert kw["name"] == "cine"
+    assert kw["scale"] == pytest.approx((1.0, 8.0, 1.25, 1.5))
+    # translate: the origin projected on each axis direction (x runs towards -x here)
+    assert kw["translate"] == pytest.approx((0.0, 30.0, -20.0, -10.0))
+    vol = kw["metadata"][META_VOLUME]
+    assert isinstance(vol, Volume) and np.allclose(vol.affine, aff)
+
+
+def test_reader_dicom_folder_and_png(tmp_path):
+    from PIL import Image
+
+    write_cine_series = io_synth().write_cine_series
+
+    s = write_cine_series(tmp_path / "dicom", n_slices=3, n_phases=2)
+    (arr, kw, _), = get_reader(str(tmp_path / "dicom"))(str(tmp_path / "dicom"))
+    assert arr.shape == (2, 3, 12, 10) and kw["scale"] == pytest.approx((1.0, s.step_mm, 1.5, 1.25))
+    Image.fromarray(np.arange(12 * 10, dtype=np.uint8).reshape(12, 10)).save(tmp_path / "a.png")
+    (arr, kw, _), = read_image(str(tmp_path / "a.png"))
+    assert arr.shape == (1, 1, 12, 10)
+
+
+@pytest.mark.parametrize("make", [
+    lambda p: None,  # missing file
+    lambda p: (p / "notes.txt").write_text("hello"),
+    lambda p: (p / "empty_dir").mkdir(),
+])
+def test_get_reader_declines(tmp_path, make):
+    make(tmp_path)
+    for name in ("missing.nii.gz", "notes.txt", "empty_dir"):
+        if (tmp_path / name).exists() or name == "missing.nii.gz":
+            assert get_reader(str(tmp_path / name)) is None
+    assert get_reader([str(tmp_path / "a.nii"), str(tmp_path / "b.nii")]) is None
+
+
+def test_reader_never_raises_on_corrupt_file(tmp_path):
+    bad = tmp_path / "broken.nii.gz"
+    bad.write_bytes(b"\x1f\x8b not really gzip")
+    reader = get_reader(str(bad))
+    assert reader is not None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert reader(str(bad)) is None
+    assert any("broken.nii.gz" in str(w.message) for w in caught)
+
+
+def test_writer_nifti_keeps_source_geometry(tmp_path):
+    import nibabel as nib
+
+    data, aff = _nifti_4d(tmp_path / "img.nii.gz")
+    (_, kw, _), = read_image(str(tmp_path / "img.nii.gz"))
+    labels = np.zeros(data.shape, np.uint8)
+    labels[1, 2, 4:9, 5:12] = 1
+    labels[1, 2, 9:11, 5:12] = 2
+    attrs = {"metadata": {META_VOLUME: kw["metadata"][META_VOLUME], META_LABEL_MAP: {"lv": 1, "myo": 2},
+                          META_PROVENANCE: {"actions": [{"op": "prompt"}]}}, "scale": kw["scale"], "translate": kw["translate"]}
+    out = write_labels_nifti(str(tmp_path / "seg.nii.gz"), labels, attrs)
+    assert [p.rsplit("/", 1)[-1] for p in out] == ["seg.nii.gz", "seg.json"]
+    img = nib.load(out[0])
+    assert np.allclose(img.affine, aff) and img.shape == (20, 16, 5, 3)
+    assert np.array_equal(read_label_volume(out[0]).array, labels)
+    side = json.loads(open(out[1]).read())
+    assert side["label_map"] == {"lv": 1, "myo": 2} and side["provenance"]["actions"] == [{"op": "prompt"}]
+
+
+def test_writer_without_metadata_uses_layer_scale(tmp_path):
+    labels = np.zeros((4, 10, 12), np.uint8)
+    labels[1, 2:5, 3:6] = 3
+    out = write_label_layer(tmp_path / "plain.nii.gz", labels, {"scale": (8.0, 1.5, 1.25), "translate": (5.0, 0.0, 0.0)})
+    vol = read_label_volume(out[0])
+    assert vol.shape == (1, 4, 10, 12) and vol.spacing == pytest.approx((8.0, 1.5, 1.25))
+    assert vol.affine[2, 3] == pytest.approx(5.0)
+    assert json.loads(out[1].read_text())["label_map"]["rv"] == 3
+
+
+def test_writer_dicom_seg_per_frame(tmp_path):
+    pytest.importorskip("highdicom")
+    import pydicom
+
+    write_cine_series = io_synth().write_cine_series
+
+    write_cine_series(tmp_path / "dicom", n_slices=3, n_phases=2)
+    (arr, kw, _), = read_image(str(tmp_path / "dicom"))
+    labels = np.zeros(arr.shape, np.uint8)
+    labels[0, 1, 3:8, 2:7] = 1
+    labels[1, 1, 4:8, 2:6] = 1
+    out = write_labels_dicom_seg(str(tmp_path / "seg.dcm"), labels, {"metadata": kw["metadata"]})
+    segs = sorted(p for p in out if p.endswith(".dcm"))
+    assert [s.rsplit("/", 1)[-1] for s in segs] == ["seg_frame00.dcm", "seg_frame01.dcm"]
+    ds = pydicom.dcmread(segs[1])
+    assert ds.Modality == "SEG" and ds.SegmentSequence[0].SegmentLabel == "lv"
+
+
+def test_sample_data_layers():
+    for make, shape in ((make_cine_sample, (20, 10, 128, 128)), (make_echo_sample, (16, 1, 224, 224))):
+        (img, ikw, ik), (lab, lkw, lk) = make()
+        assert (ik, lk) == ("image", "labels") and img.shape == lab.shape == shape
+        assert lkw["visible"] is False and ikw["scale"] == lkw["scale"]
+        vol = ikw["metadata"][META_VOLUME]
+        assert layer_geometry(vol)["scale"] == ikw["scale"]
+
+
+def test_volume_for_layer_matches_kept_volume():
+    (img, kw, _), _ = make_cine_sample()
+    vol = volume_for_layer(img, kw["scale"], kw["translate"], kw["metadata"])
+    assert vol is kw["metadata"][META_VOLUME]
+    other = volume_for_layer(img[0], kw["scale"][1:], kw["translate"][1:], {})  # a 3-D layer of one frame
+    assert other.shape == (1, 10, 128, 128) and other.spacing == pytest.approx(vol.spacing)
