@@ -46,7 +46,7 @@ from .prompt_file import study_prompts
 
 REFERENCE_SUFFIXES = ("_gt", "_labels", "_label", "_seg")
 OUTPUT_ENDING = ".nii.gz"
-SUMMARY_FIELDS = ("case", "status", "reason", "seconds", "output", "input")
+SUMMARY_FIELDS = ("case", "status", "needs_review", "confidence", "review_flags", "handed_over", "reason", "seconds", "output", "input")
 #: report_row keys copied into the summary with ``measure`` (those present for the case)
 KEY_MEASURES = ("lv.edv_ml", "lv.esv_ml", "lv.ef_pct", "rv.edv_ml", "rv.ef_pct", "lv_mass_g",
                 "volumes_ml.lv", "volumes_ml.myo", "volumes_ml.rv")
@@ -81,7 +81,7 @@ class BatchOptions:
     device: str = "cpu"
     resume: bool = False
     measure: bool = False
-    min_confidence: float | None = None  # placeholder: recorded, not applied yet
+    min_confidence: float | None = None  # leave out structures (or whole cases) below this confidence
     threads: int | None = None  # torch threads per process (None: torch's default)
     threads_by_host: tuple[tuple[str, int], ...] = ()  # Dask: worker threads per host
 
@@ -217,8 +217,11 @@ def run_case(case: CaseSpec, options: BatchOptions) -> Result:
             _segment_case(case, options, out)
             res.update(status="ok", reason="" if problem in ("no --resume", "no output yet") else f"redone: {problem}")
         res["output"] = str(out)
+        res.update(_review_fields(out))
         if options.measure:
             res.update(_measure(out, options))
+    except HandedOver as e:
+        res.update(status="handed_over", reason=_one_line(str(e)), needs_review=True)
     except MedsegError as e:
         res["reason"] = _one_line(str(e))
     except Exception as e:  # a bug or an unexpected library error: still only this case fails
@@ -265,13 +268,15 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
     loaded = _cached_model(options.model, options.adapter, options.device)
     structs = tuple(s.strip() for s in options.structures.split(",")) if options.structures else None
     result = segment_volume(vol, loaded, prompts, auto=options.auto, propagate=options.propagate, through=options.through,
-                            label_map=lmap, auto_structures=structs)
+                            label_map=lmap, auto_structures=structs, min_confidence=options.min_confidence)
     wanted = set(p.structure for p in prompts.prompts) if prompts else set()
     if case.reference:
         wanted |= set(result.label_map.names)
     if options.auto:
         wanted |= {s for s in (structs or default_auto_structures(vol)) if s in result.label_map and s in loaded.config.structures}
-    missing = sorted(s for s in wanted if not (result.labels == result.label_map[s]).any())
+    if result.handed_over and not (set(wanted) - set(result.handed_over)):
+        raise HandedOver(f"handed over for manual review: every structure is below --min-confidence {options.min_confidence} ({', '.join(result.handed_over)})")
+    missing = sorted(s for s in wanted if s not in result.handed_over and not (result.labels == result.label_map[s]).any())
     if missing:
         raise PromptError(f"structure(s) never found on any slice: {', '.join(missing)}")
     ref_sha = _ref_sha(case)
@@ -359,6 +364,22 @@ def run_batch(cases: Sequence[CaseSpec], options: BatchOptions, workers: int = 1
     return ordered
 
 
+class HandedOver(MedsegError):
+    """Every structure of a case fell below --min-confidence: nothing is written."""
+
+
+def _review_fields(out: Path) -> Result:
+    """needs_review / lowest volume confidence / review flag codes / handed-over structures,
+    from the case's provenance sidecar."""
+    from .io import sidecar_path
+
+    prov = json.loads(sidecar_path(out).read_text()).get("provenance", {})
+    conf = (prov.get("confidence") or {}).get("volume") or {}
+    codes = sorted({f.get("code", "") for f in (prov.get("review") or {}).get("flags", [])})
+    return {"needs_review": bool(prov.get("needs_review", False)), "confidence": round(min(conf.values()), 4) if conf else "",
+            "review_flags": " ".join(codes), "handed_over": " ".join(prov.get("handed_over", []))}
+
+
 def failed_result(case: CaseSpec, reason: str) -> Result:
     """The result dict of a case that failed outside :func:`run_case` (a dead worker, ...)."""
     return {"case": case.case, "status": "failed", "reason": _one_line(reason), "seconds": 0.0, "output": "", "input": case.input}
@@ -373,13 +394,21 @@ def write_summary(out_dir: str | os.PathLike, results: Sequence[Result], options
     has_note = any(r.get("measure_note") for r in results)
     fields = [*SUMMARY_FIELDS, *measure_keys, *(["measure_note"] if has_note else [])]
     rows = [{**{k: r.get(k, "") for k in SUMMARY_FIELDS}, **r.get("measures", {}), **({"measure_note": r.get("measure_note", "")} if has_note else {})}
-            for r in results]
+            for r in sorted(results, key=_worst_first)]
     out = Path(out_dir)
     csv_path = write_text_atomic(out / "summary.csv", _csv_text(fields, rows))
     counts = Counter(r["status"] for r in results)
     obj = {"n_cases": len(results), "n_ok": counts["ok"], "n_skipped": counts["skipped"], "n_failed": counts["failed"],
+           "n_handed_over": counts["handed_over"], "n_needs_review": sum(bool(r.get("needs_review")) for r in results),
            "settings": dataclasses.asdict(options) if options else None, "cases": rows}
     return csv_path, write_json_atomic(out / "summary.json", obj)
+
+
+def _worst_first(r: Result) -> tuple:
+    """Failed and handed-over cases first, then those needing review, lowest confidence first."""
+    rank = {"failed": 0, "handed_over": 1}.get(r.get("status", ""), 2 if r.get("needs_review") else 3)
+    conf = r.get("confidence")
+    return (rank, conf if isinstance(conf, (int, float)) else 2.0, r.get("case", ""))
 
 
 def write_cohort(out_dir: str | os.PathLike, results: Sequence[Result]) -> Path:

@@ -110,9 +110,11 @@ def evaluate_pairs(pairs: list[Pair], label_map: LabelMap, prompt: str, model, p
         present = [n for n, v in label_map.values.items() if (ref_arr == v).any()]
         present_any |= set(present)
         t0 = time.perf_counter()
-        pred = _predict(vol, ref_arr, label_map, prompt, model, present)
+        result = _predict(vol, ref_arr, label_map, prompt, model, present)
+        pred = result.labels if result is not None else np.zeros(vol.shape, np.uint8)
         row = _score_case(pair, pred, ref_arr, label_map, vol, present)
         row["seconds"] = round(time.perf_counter() - t0, 3)
+        row["review"] = _review_of(result)
         row["_pred"], row["_ref"], row["_vol"] = pred, ref_arr, vol
         cases.append(row)
         if progress:
@@ -122,20 +124,30 @@ def evaluate_pairs(pairs: list[Pair], label_map: LabelMap, prompt: str, model, p
     return _summarise(cases, label_map, prompt, model)
 
 
-def _predict(vol, ref, label_map: LabelMap, prompt: str, model, present: list[str]) -> np.ndarray:
+def _predict(vol, ref, label_map: LabelMap, prompt: str, model, present: list[str]):
+    """The SegmentResult of one case (None when nothing can be prompted)."""
     from .segment import segment_volume
 
     lm = label_map.subset(present) if present else label_map
     if prompt == "auto":
         structs = tuple(s for s in label_map.names if s in model.config.structures)
-        return segment_volume(vol, model, auto=True, label_map=label_map, auto_structures=structs).labels
+        return segment_volume(vol, model, auto=True, label_map=label_map, auto_structures=structs)
     if not present:
-        return np.zeros(vol.shape, np.uint8)
+        return None
     if prompt == "point":
         ps = point_prompts(ref, lm)
     else:
         ps = prompts_from_labels(ref, lm, key_slice=(prompt == "key-slice"))
-    return segment_volume(vol, model, ps, label_map=label_map).labels
+    return segment_volume(vol, model, ps, label_map=label_map)
+
+
+def _review_of(result) -> dict[str, Any]:
+    """needs_review and the structures with review flags, from the result's provenance."""
+    if result is None or "review" not in result.provenance:
+        return {"needs_review": False, "structures": [], "codes": []}
+    flags = result.provenance["review"]["flags"]
+    return {"needs_review": result.provenance["review"]["needs_review"], "structures": sorted({f["structure"] for f in flags if f.get("structure")}),
+            "codes": sorted({f["code"] for f in flags}), "confidence": (result.confidence or {}).get("volume", {})}
 
 
 def _score_case(pair: Pair, pred: np.ndarray, ref: np.ndarray, label_map: LabelMap, vol, present: list[str]) -> dict[str, Any]:
@@ -163,10 +175,39 @@ def _summarise(cases: list[dict], label_map: LabelMap, prompt: str, model) -> di
     }
     summary["dice_mean"] = float(np.mean(list(summary["dice"].values()))) if names else math.nan
     summary.update(_clinical(cases, label_map))
+    summary["review"] = review_stats(cases)
     for c in cases:
         for k in ("_pred", "_ref", "_vol"):
             c.pop(k, None)
     return {"summary": summary, "cases": cases, "settings": {"prompt": prompt, "label_map": label_map.to_dict(), **model.provenance()}}
+
+
+def review_stats(cases: list[dict], bad_dice: float = 0.85) -> dict[str, Any]:
+    """How well the review flags catch real failures: per structure volume (a structure of a
+    case is flagged when a review flag names it, or the case has a structure-less flag) and per
+    case (bad = any structure below ``bad_dice``; flagged = needs_review)."""
+    vb = vf = vbf = vgf = 0
+    cb = cf = cbf = cgf = 0
+    for c in cases:
+        rv = c.get("review", {})
+        case_flag = bool(rv.get("needs_review"))
+        case_bad = any(d < bad_dice for d in c["dice"].values())
+        cb += case_bad
+        cf += case_flag
+        cbf += case_bad and case_flag
+        cgf += (not case_bad) and case_flag
+        for name, d in c["dice"].items():
+            flagged = name in rv.get("structures", [])
+            bad = d < bad_dice
+            vb += bad
+            vf += flagged
+            vbf += bad and flagged
+            vgf += (not bad) and flagged
+    n_vol = sum(len(c["dice"]) for c in cases)
+    pct = lambda a, b: round(100.0 * a / b, 1) if b else None  # noqa: E731
+    return {"bad_dice_below": bad_dice,
+            "volumes": {"n": n_vol, "n_bad": vb, "n_flagged": vf, "bad_flagged_pct": pct(vbf, vb), "good_flagged_pct": pct(vgf, n_vol - vb), "flagged_fine_pct": pct(vgf, vf)},
+            "cases": {"n": len(cases), "n_bad": cb, "n_flagged": cf, "bad_flagged_pct": pct(cbf, cb), "good_flagged_pct": pct(cgf, len(cases) - cb), "flagged_fine_pct": pct(cgf, cf)}}
 
 
 def _nanmean(xs: list[float]) -> float:

@@ -114,6 +114,35 @@ class SlicePredictor:
             roi = self._choose_roi(box, points, structure, mask_prompt)
         return self._decode(roi, box, points, structure, mask_prompt, mask_logits, multimask)
 
+    @torch.inference_mode()
+    def predict_boxes(self, boxes: Sequence[Box], structure: str | None = None, roi: np.ndarray | None = None, reference: np.ndarray | None = None) -> np.ndarray:
+        """Decode several box prompts in one batch from one ROI's cached embedding (for
+        perturbation-agreement confidence).
+
+        Returns the (K, h, w) low-resolution masks inside the ROI and, when ``reference`` (a
+        (Y, X) mask) is given, also that mask resampled to the same ROI grid: comparing there
+        costs no full-resolution paste."""
+        self._require_image()
+        if roi is None:
+            roi = self._box_roi(boxes[0])
+        roi = np.asarray(roi, dtype=np.float64)
+        model, size, dev = self.model, self.config.img_size, self.device
+        emb = self.embedding(roi)
+        k = len(boxes)
+        kw: dict = {"points": torch.zeros(k, MIN_POINT_SLOTS, 2, device=dev), "point_labels": torch.full((k, MIN_POINT_SLOTS), -1, device=dev),
+                    "boxes": torch.tensor(np.stack([box_to_model(b.as_tuple(), roi, size) for b in boxes]), dtype=torch.float32, device=dev),
+                    "has_box": torch.ones(k, dtype=torch.bool, device=dev)}
+        if model.structure_embed is not None:
+            kw["structure"] = torch.full((k,), model.structure_index(structure), device=dev)
+        sparse, dense = model.embed_prompts(k, **kw)
+        masks, _ = model.decode(emb, sparse, dense)
+        low = (masks[:, 0] > 0).cpu().numpy()
+        if reference is None:
+            return low
+        ref = torch.from_numpy(np.ascontiguousarray(reference, dtype=np.float32)).to(dev)[None, None]
+        ref_low = crop_rois(ref, torch.tensor(roi[None], dtype=torch.float32, device=dev), low.shape[-1])[0, 0] > 0.5
+        return low, ref_low.cpu().numpy()
+
     def predict_auto(self, structure: str) -> Prediction:
         """Zero-click: the structure token alone on the whole slice, then one refinement in the
         ROI of what it found. An empty mask means the structure was not found here."""

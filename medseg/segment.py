@@ -26,6 +26,9 @@ class SegmentResult:
     provenance: dict[str, Any]
     scores: dict[str, dict[str, float]] = field(default_factory=dict)  # structure -> "t,z" -> score
     seconds: float = 0.0
+    confidence: dict[str, Any] | None = None  # ConfidenceReport.to_json()
+    handed_over: list[str] = field(default_factory=list)  # structures left out (below min_confidence)
+    confidence_seconds: float = 0.0
 
 
 def default_auto_structures(volume: Volume) -> tuple[str, ...]:
@@ -42,6 +45,8 @@ def segment_volume(
     label_map: LabelMap | None = None,
     auto_structures: tuple[str, ...] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    confidence: bool = True,
+    min_confidence: float | None = None,
 ) -> SegmentResult:
     """Segment a study.
 
@@ -50,6 +55,10 @@ def segment_volume(
             with ``propagate``) are propagated through slices (``through`` "z", "t", "zt").
         auto: zero-click pass first (for ``auto_structures``), then any prompts refine it.
         label_map: values of the written labels (default: the prompts' map, else medseg's).
+        confidence: score every structure (predicted IoU + perturbation agreement, see
+            :mod:`medseg.confidence`) and flag what needs review.
+        min_confidence: leave out (erase) structures whose volume confidence is below this, and
+            list them in ``handed_over`` for manual segmentation.
     Returns: :class:`SegmentResult` with labels on the Volume's grid.
     """
     from .session import Session
@@ -72,12 +81,42 @@ def segment_volume(
         session.auto(names, progress=progress)
     if prompts:
         _run_prompts(session, prompts, propagate, through, progress)
+    seg_seconds = time.perf_counter() - t0
     scores: dict[str, dict[str, float]] = {}
     for (name, t, z), res in sorted(session.results.items()):
         scores.setdefault(name, {})[f"{t},{z}"] = round(float(res.score), 4)
+    conf_json, handed, conf_s = None, [], 0.0
+    if confidence or min_confidence is not None:
+        conf_json, handed, conf_s = _confidence(session, min_confidence)
     prov = session.provenance()
-    prov["settings"] = {"auto": auto, "propagate": propagate, "through": through, "n_prompts": len(prompts.prompts) if prompts else 0}
-    return SegmentResult(session.labels, lmap, prov, scores, time.perf_counter() - t0)
+    prov["settings"] = {"auto": auto, "propagate": propagate, "through": through, "n_prompts": len(prompts.prompts) if prompts else 0, "min_confidence": min_confidence}
+    if conf_json is not None:
+        from .review import review_segmentation
+
+        prov["confidence"] = conf_json
+        prov["review"] = review_segmentation(session.labels, volume.affine, lmap, conf_json["flags"], measure=volume.spacing_known)
+        prov["needs_review"] = prov["review"]["needs_review"]
+    if handed:
+        prov["handed_over"] = handed
+    return SegmentResult(session.labels, lmap, prov, scores, seg_seconds, conf_json, handed, conf_s)
+
+
+def _confidence(session, min_confidence: float | None) -> tuple[dict[str, Any], list[str], float]:
+    from .confidence import score_session
+
+    t0 = time.perf_counter()
+    rep = score_session(session)
+    handed = []
+    if min_confidence is not None:
+        for name, conf in rep.volume.items():
+            if conf < min_confidence:
+                session.labels[session.labels == session.structure(name).value] = 0
+                handed.append(name)
+    out = rep.to_json()
+    if handed:
+        out["flags"] = out["flags"] + [{"code": "handed_over", "level": "volume", "structure": n, "confidence": round(rep.volume[n], 3),
+                                        "message": f"{n} left out: confidence {rep.volume[n]:.2f} < --min-confidence {min_confidence}"} for n in handed]
+    return out, handed, time.perf_counter() - t0
 
 
 def _run_prompts(session, prompts: PromptSet, propagate: bool, through: str, progress) -> None:

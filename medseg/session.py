@@ -325,6 +325,29 @@ class Session:
         self.log.append({"op": "auto", "structures": names, "frames": frames})
         return change
 
+    # -- review ---------------------------------------------------------------------------
+    def confidence(self, structures: list[str] | None = None):
+        """Confidence per slice and volume and review flags (:mod:`medseg.confidence`) of the
+        current labels; decodes only (cached embeddings), nothing is changed."""
+        from .confidence import score_session
+
+        return score_session(self, structures)
+
+    def review(self) -> dict[str, Any]:
+        """All review flags of the current labels (confidence, anatomy, measurements)."""
+        from .review import review_segmentation
+
+        rep = self.confidence()
+        out = review_segmentation(self.labels, self.volume.affine, self.label_map, rep.to_json()["flags"], measure=self.volume.spacing_known)
+        out["confidence"] = rep.to_json()
+        out["reviewed"] = [a for a in self.log if a.get("op") == "review"]
+        return out
+
+    def mark_reviewed(self, structure: str | None, frame: int | None, slice_: int | None, note: str = "") -> None:
+        """Record that a human looked at (and accepted) a flagged structure/slice."""
+        self.log.append({"op": "review", "structure": structure, "frame": frame, "slice": slice_, "note": note,
+                         "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+
     # -- provenance ---------------------------------------------------------------------
     def provenance(self) -> dict[str, Any]:
         from . import __version__

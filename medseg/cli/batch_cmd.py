@@ -36,8 +36,8 @@ def batch_command(
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (e.g. tcp://host:8786): one task per case; "
                                             "workers need medseg and the same paths."),
     measure: bool = typer.Option(False, "--measure", help="Measure each case's labels (volumes, EF, LV mass) into OUT_DIR/cohort.csv."),
-    min_confidence: Optional[float] = typer.Option(None, "--min-confidence", help="Placeholder: accepted and recorded in the provenance, "
-                                                   "not applied yet (confidence scoring comes with another issue)."),
+    min_confidence: Optional[float] = typer.Option(None, "--min-confidence", help="Leave out structures whose confidence is below X (a case with none left "
+                                                   "is not written: status handed_over, listed for manual review)."),
 ) -> None:
     """Segment every study in INPUT_DIR; a failing case never stops the batch (exit code 1 if any failed)."""
     from ..batch import BatchOptions, check_out_dir, discover_cases
@@ -107,7 +107,9 @@ def _closing_line(results, out: Path) -> None:
     from ..errors import MedsegError
 
     counts = Counter(r["status"] for r in results)
-    line = f"{counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed; summary: {out / 'summary.csv'}"
+    review = sum(bool(r.get("needs_review")) for r in results)
+    line = (f"{counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed, {counts['handed_over']} handed over; "
+            f"{review} need review (listed first); summary: {out / 'summary.csv'}")
     reasons = {r["reason"] for r in results if r["status"] == "failed"}
     if counts["failed"] and counts["failed"] == len(results) and len(reasons) == 1:
         line += f" (every case: {reasons.pop()})"

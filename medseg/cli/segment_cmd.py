@@ -25,6 +25,8 @@ def segment_command(
     model: str = typer.Option("default", "--model", help="default, sam_vit_b=PATH, medsam_vit_b=PATH, or a checkpoint path."),
     adapter: Optional[str] = typer.Option(None, "--adapter", help="Adapter name (shipped) or folder."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    min_confidence: Optional[float] = typer.Option(None, "--min-confidence", help="Leave out structures whose confidence is below X "
+                                                   "(listed as handed over; nothing is written when none is left: exit code 3)."),
 ) -> None:
     """Segment one study and write labels + a provenance sidecar JSON."""
     from ..errors import PromptError
@@ -37,10 +39,12 @@ def segment_command(
     if through not in ("z", "t", "zt"):
         raise PromptError(f"--through must be z, t or zt, got {through!r}")
     lmap = LabelMap.parse(label_map) if label_map else None
-    run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device)
+    if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
+        raise PromptError(f"--min-confidence must be in [0, 1], got {min_confidence}")
+    run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device, min_confidence)
 
 
-def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device) -> None:
+def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device, min_confidence=None) -> None:
     from .._files import sha256_path
     from ..io import read_volume, write_labels
     from ..prompt_file import study_prompts
@@ -55,12 +59,22 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
 
         loaded = attach_adapter(loaded, adapter)
     auto_structs = tuple(s.strip() for s in structures.split(",")) if structures else None
-    result = _with_progress(lambda cb: segment_volume(vol, loaded, prompt_set, auto=auto, propagate=propagate, through=through, label_map=lmap, auto_structures=auto_structs, progress=cb))
+    result = _with_progress(lambda cb: segment_volume(vol, loaded, prompt_set, auto=auto, propagate=propagate, through=through, label_map=lmap,
+                                                      auto_structures=auto_structs, progress=cb, min_confidence=min_confidence))
+    if result.handed_over and not (result.labels > 0).any():
+        console.print(f"handed over for manual review: every structure is below --min-confidence {min_confidence} ({', '.join(result.handed_over)}); nothing written")
+        raise typer.Exit(3)
     prov = {**result.provenance, "input": str(image), "input_sha256": sha256_path(image), "scores": result.scores, "seconds": round(result.seconds, 3), "command": "segment"}
     written = write_labels(result.labels, vol, out, result.label_map, provenance=prov)
     counts = {n: int((result.labels == v).sum()) for n, v in result.label_map.values.items()}
     found = ", ".join(f"{n}: {c} voxels" for n, c in counts.items() if c)
     console.print(f"wrote {', '.join(str(p) for p in written)} ({found or 'no structure found'}; {result.seconds:.1f} s)")
+    if result.confidence is not None:
+        conf = ", ".join(f"{k} {v:.2f}" for k, v in result.confidence["volume"].items())
+        review = prov.get("review", {})
+        codes = sorted({f["code"] for f in review.get("flags", [])})
+        console.print(f"confidence: {conf or '-'}; " + (f"[yellow]needs review[/] ({', '.join(codes)})" if review.get("needs_review") else "no review flags")
+                      + (f"; handed over: {', '.join(result.handed_over)}" if result.handed_over else ""))
 
 
 def _with_progress(fn):

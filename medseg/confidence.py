@@ -1,0 +1,134 @@
+"""Confidence per structure, per slice and per volume, and the review flags built on it.
+
+For every slice a structure was segmented on, two signals are combined:
+
+* the mask decoder's **predicted IoU** of the written mask;
+* **agreement under prompt perturbation**: ``K`` jittered boxes around the written mask are
+  decoded in one batch from the *cached* embedding of the same ROI (decodes, not encodes), and
+  the mean Dice of those masks with the written one is taken.
+
+A logistic map ``sigmoid(w0 + w1 * iou + w2 * agreement)`` fitted on the validation split
+(``medseg/_confidence_calibration.json``, made by ``benchmarks/calibrate_confidence.py``)
+turns them into one confidence in [0, 1] that estimates the slice's Dice. A volume's
+confidence per structure is the area-weighted mean of its slices. Slices below
+``slice_threshold`` and volumes below ``volume_threshold`` are flagged ``needs_review``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .types import Box
+
+K_JITTER = 2
+_CALIBRATION = Path(__file__).with_name("_confidence_calibration.json")
+DEFAULT_CALIBRATION = {"w0": -2.0, "w_iou": 2.0, "w_agreement": 3.0, "slice_threshold": 0.75, "volume_threshold": 0.85, "fitted_on": "uncalibrated defaults"}
+
+
+def calibration() -> dict[str, Any]:
+    """The fitted calibration (or the uncalibrated defaults when the file is absent)."""
+    if _CALIBRATION.is_file():
+        return {**DEFAULT_CALIBRATION, **json.loads(_CALIBRATION.read_text())}
+    return dict(DEFAULT_CALIBRATION)
+
+
+def combine(iou: float, agreement: float, cal: dict[str, Any] | None = None) -> float:
+    c = cal or calibration()
+    x = c["w0"] + c["w_iou"] * iou + c["w_agreement"] * agreement
+    return float(1.0 / (1.0 + math.exp(-x)))
+
+
+@dataclass
+class SliceConfidence:
+    structure: str
+    frame: int
+    slice: int
+    iou_pred: float
+    agreement: float
+    confidence: float
+    area_px: int
+
+
+@dataclass
+class ConfidenceReport:
+    slices: list[SliceConfidence] = field(default_factory=list)
+    volume: dict[str, float] = field(default_factory=dict)  # structure -> confidence
+    flags: list[dict[str, Any]] = field(default_factory=list)
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def needs_review(self) -> bool:
+        return any(f["code"] == "needs_review" for f in self.flags)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "volume": {k: round(v, 4) for k, v in self.volume.items()},
+            "slices": [{"structure": s.structure, "frame": s.frame, "slice": s.slice, "iou_pred": round(s.iou_pred, 4),
+                        "agreement": round(s.agreement, 4), "confidence": round(s.confidence, 4), "area_px": s.area_px} for s in self.slices],
+            "thresholds": self.thresholds,
+            "needs_review": self.needs_review,
+            "flags": self.flags,
+        }
+
+
+def _jittered_boxes(mask: np.ndarray, k: int, seed: int) -> list[Box]:
+    b = Box.from_mask(mask)
+    rng = np.random.default_rng(seed)
+    h, w = mask.shape
+    out = []
+    for _ in range(k):
+        dy, dx = b.height * 0.06, b.width * 0.06
+        y0, x0, y1, x1 = (np.array(b.as_tuple()) + rng.normal(0, 1, 4) * np.array([dy, dx, dy, dx]))
+        out.append(Box(float(np.clip(min(y0, y1), 0, h - 1)), float(np.clip(min(x0, x1), 0, w - 1)),
+                       float(np.clip(max(y0, y1), 0, h - 1)), float(np.clip(max(x0, x1), 0, w - 1))))
+    return out
+
+
+def slice_signals(session, structure: str, t: int, z: int, k: int = K_JITTER) -> tuple[float, float, int] | None:
+    """(predicted IoU, perturbation agreement, area) of the written mask, or None if empty."""
+    mask = session.labels[t, z] == session.structure(structure).value
+    if mask.sum() < 3:
+        return None
+    res = session.results.get((structure, t, z))
+    session._set_slice(t, z)
+    roi = np.asarray(res.roi) if res is not None else None
+    boxes = _jittered_boxes(mask, k, seed=zlib.crc32(f"{structure}/{t}/{z}".encode()))
+    masks, ref = session.predictor.predict_boxes(boxes, structure=structure, roi=roi, reference=mask)
+    inter = (masks & ref[None]).sum(axis=(1, 2))
+    dice = 2 * inter / np.maximum(masks.sum(axis=(1, 2)) + ref.sum(), 1)
+    iou = float(res.score) if res is not None else float(np.mean(dice))
+    return iou, float(np.mean(dice)), int(mask.sum())
+
+
+def score_session(session, structures: list[str] | None = None, cal: dict[str, Any] | None = None) -> ConfidenceReport:
+    """Confidence of every written structure on every slice, per volume, and review flags."""
+    c = cal or calibration()
+    rep = ConfidenceReport(thresholds={"slice": c["slice_threshold"], "volume": c["volume_threshold"]})
+    names = structures or list(session.structures)
+    for name in names:
+        num = den = 0.0
+        for t, z in session.iter_structure_slices(name):
+            sig = slice_signals(session, name, t, z)
+            if sig is None:
+                continue
+            iou, agree, area = sig
+            conf = combine(iou, agree, c)
+            rep.slices.append(SliceConfidence(name, t, z, iou, agree, conf, area))
+            num += conf * area
+            den += area
+            if conf < c["slice_threshold"]:
+                rep.flags.append({"code": "needs_review", "level": "slice", "structure": name, "frame": t, "slice": z,
+                                  "confidence": round(conf, 3), "message": f"{name} on frame {t}, slice {z}: confidence {conf:.2f} < {c['slice_threshold']:.2f}"})
+        if den:
+            rep.volume[name] = num / den
+            if rep.volume[name] < c["volume_threshold"]:
+                rep.flags.append({"code": "needs_review", "level": "volume", "structure": name, "confidence": round(rep.volume[name], 3),
+                                  "message": f"{name}: volume confidence {rep.volume[name]:.2f} < {c['volume_threshold']:.2f}"})
+    return rep

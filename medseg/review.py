@@ -1,0 +1,90 @@
+"""Review flags: what a human should look at before a segmentation or a number is trusted.
+
+Joins three sources into one list of flags (dicts with ``code``, ``level``, ``message``):
+
+* low confidence (:mod:`medseg.confidence`): ``needs_review`` per slice or volume;
+* anatomical plausibility of the labels: ``myo_not_enclosing_lv`` (a mid-ventricular LV cavity
+  not ringed by myocardium), ``rv_not_adjacent_septum`` (an RV that never touches the
+  myocardium), ``lv_mass_implausible`` (outside 20-400 g), ``ef_implausible`` (outside 5-90 %);
+* the measurement QC flags of measurement.md that point at segmentation errors
+  (``missing_slice``, ``fragmented``, ``esv_exceeds_edv``, ``ef_undefined``).
+
+``needs_review(flags)`` is True when any of them is present; informational flags (such as
+``incomplete_coverage``, a property of the acquisition) are kept but do not trigger review.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .labels import LabelMap
+
+REVIEW_CODES = {"needs_review", "myo_not_enclosing_lv", "rv_not_adjacent_septum", "lv_mass_implausible", "ef_implausible",
+                "missing_slice", "fragmented", "esv_exceeds_edv", "ef_undefined", "handed_over", "measurement_failed"}
+MASS_RANGE_G = (20.0, 400.0)
+EF_RANGE_PCT = (5.0, 90.0)
+MIN_ENCLOSURE = 0.75
+
+
+def needs_review(flags: list[dict[str, Any]]) -> bool:
+    return any(f.get("code") in REVIEW_CODES for f in flags)
+
+
+def _flag(code: str, message: str, **where: Any) -> dict[str, Any]:
+    return {"code": code, "level": where.pop("level", "volume"), "message": message, **where}
+
+
+def anatomy_flags(labels: np.ndarray, label_map: LabelMap, frame: int = 0) -> list[dict[str, Any]]:
+    """Plausibility of one frame's (Z, Y, X) labels: myocardium around the LV cavity on
+    mid-ventricular slices, and RV touching the myocardium somewhere."""
+    from scipy import ndimage
+
+    out: list[dict[str, Any]] = []
+    lv = labels == label_map["lv"] if "lv" in label_map else None
+    myo = labels == label_map["myo"] if "myo" in label_map else None
+    if lv is not None and myo is not None and lv.any() and myo.any():
+        zs = [z for z in range(lv.shape[0]) if lv[z].any() and myo[z].any()]
+        mid = zs[len(zs) // 4: len(zs) - len(zs) // 4] if len(zs) >= 3 else zs
+        for z in mid:
+            ring = ndimage.binary_dilation(lv[z], iterations=1) & ~lv[z]
+            frac = float((ring & myo[z]).sum() / max(ring.sum(), 1))
+            if frac < MIN_ENCLOSURE:
+                out.append(_flag("myo_not_enclosing_lv", f"frame {frame}, slice {z}: myocardium surrounds only {100 * frac:.0f}% of the LV cavity",
+                                 level="slice", frame=frame, slice=z, value=round(frac, 3)))
+    if "rv" in label_map and myo is not None and myo.any():
+        rv = labels == label_map["rv"]
+        if rv.any() and not (ndimage.binary_dilation(rv, iterations=2) & myo).any():
+            out.append(_flag("rv_not_adjacent_septum", f"frame {frame}: the RV never touches the myocardium (septum)", frame=frame))
+    return out
+
+
+def measurement_flags(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Implausible values and segmentation-related QC flags of a medseg.measure report."""
+    out = [dict(f, level=f.get("level", "measurement")) for f in report.get("flags", []) if f.get("code") in REVIEW_CODES]
+    mass = report.get("lv_mass_g")
+    if mass is not None and np.isfinite(mass) and not MASS_RANGE_G[0] <= mass <= MASS_RANGE_G[1]:
+        out.append(_flag("lv_mass_implausible", f"LV mass {mass:.0f} g is outside {MASS_RANGE_G[0]:.0f}-{MASS_RANGE_G[1]:.0f} g", level="measurement", value=round(float(mass), 1)))
+    ef = (report.get("lv") or {}).get("ef_pct")
+    if ef is not None and np.isfinite(ef) and not EF_RANGE_PCT[0] <= ef <= EF_RANGE_PCT[1]:
+        out.append(_flag("ef_implausible", f"LVEF {ef:.1f}% is outside {EF_RANGE_PCT[0]:.0f}-{EF_RANGE_PCT[1]:.0f}%", level="measurement", value=round(float(ef), 1)))
+    return out
+
+
+def review_segmentation(labels: np.ndarray, affine: np.ndarray, label_map: LabelMap, confidence_flags: list[dict[str, Any]] | None = None,
+                        measure: bool = True) -> dict[str, Any]:
+    """All review flags of a (T, Z, Y, X) segmentation. Measures a single phase (or a cine)
+    when the labels have LV + myocardium and at least two slices."""
+    flags = list(confidence_flags or [])
+    for t in range(labels.shape[0]):
+        flags += anatomy_flags(labels[t], label_map, frame=t)
+    if measure and labels.shape[1] >= 2 and "lv" in label_map and (labels == label_map["lv"]).any():
+        try:
+            from .measure import measure_cine, measure_phase
+
+            rep = measure_phase(labels[0], affine, label_map) if labels.shape[0] == 1 else measure_cine(labels, affine, label_map)
+            flags += measurement_flags(rep)
+        except ValueError as e:  # a measurement that cannot be made is itself worth a look
+            flags.append(_flag("measurement_failed", f"measurement failed: {e}", level="measurement"))
+    return {"needs_review": needs_review(flags), "flags": flags}

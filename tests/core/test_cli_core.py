@@ -1,0 +1,143 @@
+"""End-to-end CLI: info, segment, models, evaluate, bench contract; bad input -> one line, non-zero
+exit, nothing written."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medseg.cli._app import run_cli
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, phantom):
+    """A 3-D phantom frame as NIfTI with its labels (lv=1, myo=2, rv=3)."""
+    d = tmp_path_factory.mktemp("study")
+    from medseg.io import write_labels
+    from medseg.io.geometry import medseg_to_nifti
+
+    vol = phantom.image.with_array(phantom.image.array[:1], frame_times_s=None)
+    nib.save(nib.Nifti1Image(medseg_to_nifti(vol.array.astype(np.float32), 3), vol.affine), str(d / "img.nii.gz"))
+    write_labels(phantom.labels[:1], vol, d / "gt.nii.gz", phantom.label_map.subset(["lv", "myo", "rv"]))
+    return d
+
+
+def _files(d):
+    return sorted(p.name for p in d.iterdir())
+
+
+def test_info_json(study, capsys):
+    assert run_cli(["info", str(study / "img.nii.gz"), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["shape"] == [1, 6, 112, 112] and d["axes"] == ["t", "z", "y", "x"]
+    assert d["spacing_mm"] == [10.0, 1.5, 1.5] and d["n_frames"] == 1 and d["n_slices"] == 6
+
+
+def test_segment_prompts_from_key_slice_writes_labels_and_provenance(study, tmp_path):
+    out = tmp_path / "seg.nii.gz"
+    rc = run_cli(["segment", str(study / "img.nii.gz"), "-o", str(out), "--prompts-from", str(study / "gt.nii.gz"),
+                  "--label-map", "lv=1,myo=2,rv=3", "--key-slice"])
+    assert rc == 0
+    seg = nib.load(str(out))
+    ref = nib.load(str(study / "gt.nii.gz"))
+    assert seg.shape == ref.shape and np.allclose(seg.affine, ref.affine)
+    a, b = np.asanyarray(seg.dataobj), np.asanyarray(ref.dataobj)
+    for v in (1, 2, 3):
+        assert 2 * ((a == v) & (b == v)).sum() / ((a == v).sum() + (b == v).sum()) > 0.75
+    side = json.loads((tmp_path / "seg.json").read_text())
+    prov = side["provenance"]
+    assert side["label_map"] == {"lv": 1, "myo": 2, "rv": 3}
+    assert len(prov["input_sha256"]) == 64 and prov["model_id"] == "default" and prov["actions"]
+    assert set(prov["confidence"]["volume"]) == {"lv", "myo", "rv"} and "needs_review" in prov
+
+
+def test_segment_with_prompts_file(study, tmp_path):
+    gt = np.asanyarray(nib.load(str(study / "gt.nii.gz")).dataobj).T  # (Z, Y, X)
+    ys, xs = np.nonzero(gt[3] == 1)
+    prompts = {"prompts": [{"structure": "lv", "slice": 3, "box": [int(ys.min()), int(xs.min()), int(ys.max()), int(xs.max())], "propagate": True}]}
+    pf = tmp_path / "p.json"
+    pf.write_text(json.dumps(prompts))
+    assert run_cli(["segment", str(study / "img.nii.gz"), "-o", str(tmp_path / "o.nii.gz"), "--prompts", str(pf)]) == 0
+    a = np.asanyarray(nib.load(str(tmp_path / "o.nii.gz")).dataobj).T
+    assert (a == 1).any(axis=(1, 2)).sum() >= 3  # propagated beyond the prompted slice
+
+
+def test_auto_mode(study, tmp_path):
+    assert run_cli(["segment", str(study / "img.nii.gz"), "-o", str(tmp_path / "a.nii.gz"), "--auto", "--structures", "lv,myo"]) == 0
+    a = np.asanyarray(nib.load(str(tmp_path / "a.nii.gz")).dataobj)
+    assert set(np.unique(a)) <= {0, 1, 2} and (a == 1).sum() > 100
+
+
+@pytest.mark.parametrize("case", ["missing", "zero_bytes", "random_dcm", "truncated", "empty_dir", "nan", "prompt_outside", "absent_label", "bad_map", "both_prompts"])
+def test_segment_bad_input_one_line_no_output(case, study, tmp_path, capsys):
+    img, out = str(study / "img.nii.gz"), tmp_path / "out" / "seg.nii.gz"
+    extra = ["--prompts-from", str(study / "gt.nii.gz"), "--label-map", "lv=1"]
+    if case == "missing":
+        img = str(tmp_path / "nope.nii.gz")
+    elif case == "zero_bytes":
+        (tmp_path / "z.nii.gz").write_bytes(b"")
+        img = str(tmp_path / "z.nii.gz")
+    elif case == "random_dcm":
+        (tmp_path / "r.dcm").write_bytes(np.random.default_rng(0).bytes(4000))
+        img = str(tmp_path / "r.dcm")
+    elif case == "truncated":
+        data = (study / "img.nii.gz").read_bytes()
+        (tmp_path / "t.nii.gz").write_bytes(data[: len(data) // 2])
+        img = str(tmp_path / "t.nii.gz")
+    elif case == "empty_dir":
+        (tmp_path / "empty").mkdir()
+        img = str(tmp_path / "empty")
+    elif case == "nan":
+        nib.save(nib.Nifti1Image(np.full((8, 8, 3), np.nan, np.float32), np.eye(4)), str(tmp_path / "n.nii.gz"))
+        img = str(tmp_path / "n.nii.gz")
+    elif case == "prompt_outside":
+        (tmp_path / "p.json").write_text(json.dumps({"prompts": [{"structure": "lv", "slice": 0, "points": [[500, 3]]}]}))
+        extra = ["--prompts", str(tmp_path / "p.json")]
+    elif case == "absent_label":
+        extra = ["--prompts-from", str(study / "gt.nii.gz"), "--label-map", "lv=9"]
+    elif case == "bad_map":
+        extra = ["--prompts-from", str(study / "gt.nii.gz"), "--label-map", "lv=one"]
+    elif case == "both_prompts":
+        extra += ["--prompts", str(tmp_path / "x.json")]
+    rc = run_cli(["segment", img, "-o", str(out), *extra])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0
+    assert err.startswith("error:") and "Traceback" not in err and len(err.splitlines()) <= 2
+    assert not out.exists() and not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_models_lists_default_with_hash(capsys):
+    assert run_cli(["models", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    default = next(r for r in rows if r["name"] == "default")
+    assert default["sha256"] == default["registry_sha256"] and default["size_mb"] > 1
+
+
+def test_evaluate_box_and_errors(study, tmp_path, capsys):
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(f"image,label\n{study / 'img.nii.gz'},{study / 'gt.nii.gz'}\n")
+    out = tmp_path / "r.json"
+    assert run_cli(["evaluate", "--pairs", str(pairs), "--label-map", "lv=1,myo=2,rv=3", "--prompt", "box", "-o", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["summary"]["n_cases"] == 1 and r["summary"]["dice"]["lv"] > 0.85 and "rv" in r["summary"]["hd95_mm"]
+    assert "review" in r["summary"]
+    for bad, msg in [("image,label\n", "no rows"), (f"image,label\n{tmp_path / 'x.nii.gz'},{study / 'gt.nii.gz'}\n", "not found")]:
+        pairs.write_text(bad)
+        out2 = tmp_path / "r2.json"
+        assert run_cli(["evaluate", "--pairs", str(pairs), "--label-map", "lv=1", "--prompt", "box", "-o", str(out2)]) == 1
+        assert msg in capsys.readouterr().err and not out2.exists()
+    pairs.write_text(f"image,label\n{study / 'img.nii.gz'},{study / 'gt.nii.gz'}\n")
+    assert run_cli(["evaluate", "--pairs", str(pairs), "--label-map", "la=7", "--prompt", "box", "-o", str(out2)]) == 1
+    assert not out2.exists()
+
+
+def test_import_medseg_is_light():
+    import subprocess
+    import sys
+
+    code = "import sys, medseg, medseg.io, medseg.labels, medseg.types; bad=[m for m in ('napari','qtpy','PyQt6','magicgui','typer','rich','torch') if m in sys.modules]; print(bad)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
