@@ -2,7 +2,7 @@
 
 Three faces of the same tools:
 
-* widgets: :class:`SegmentWidget` and :class:`MeasureWidget` (Plugins > medseg), readers,
+* widgets: :class:`SegmentWidget`, :class:`MeasureWidget` and :class:`ReviewWidget` (Plugins > medseg), readers,
   writers and sample data declared in ``napari.yaml``;
 * scripting: :func:`open_study` opens a study in a viewer with both widgets docked and a
   session started, :func:`measure_layer` measures a label layer without any GUI;
@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "SegmentWidget": ("medseg_napari._qt.segment_widget", "SegmentWidget"),
     "MeasureWidget": ("medseg_napari._qt.measure_widget", "MeasureWidget"),
+    "ReviewWidget": ("medseg_napari._qt.review_widget", "ReviewWidget"),
     "SegmentController": ("medseg_napari._controller", "SegmentController"),
     "open_study": ("medseg_napari._scripting", "open_study"),
     "measure_layer": ("medseg_napari._scripting", "measure_layer"),

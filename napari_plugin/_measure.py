@@ -1,6 +1,7 @@
 """Qt-free logic of the measurement panel: run :mod:`medseg.measure` on label layers, turn
 the report into table rows, draw the volume curve and the AHA bullseye on a matplotlib
-``Figure`` (the panel shows it with ``FigureCanvasQTAgg``), and export CSV / JSON.
+``Figure`` (the panel shows it with ``FigureCanvasQTAgg``; the drawing is
+:mod:`medseg.measure.plots`', shared with the report PNGs), and export CSV / JSON.
 
 Which measurement runs (:func:`measure_labels`):
 
@@ -19,7 +20,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ._layers import STRUCTURE_COLOURS, as_4d
+from ._layers import as_4d
 
 SEGMENT_NAMES = {1: "basal anterior", 2: "basal anteroseptal", 3: "basal inferoseptal", 4: "basal inferior",
                  5: "basal inferolateral", 6: "basal anterolateral", 7: "mid anterior", 8: "mid anteroseptal",
@@ -151,99 +152,16 @@ def flag_lines(report: Mapping[str, Any]) -> list[str]:
 
 def draw_report(fig: Any, report: Mapping[str, Any]) -> None:
     """Draw the volume curve (or ED/ES bars, or per-structure volumes) and the AHA bullseye
-    side by side on a matplotlib Figure (cleared first)."""
+    side by side on a matplotlib Figure (cleared first), with the Axes-level functions of
+    :mod:`medseg.measure.plots` that also draw the report PNGs (compact style)."""
+    from medseg.measure.plots import draw_bullseye, draw_volumes
+
     fig.clear()
     ax1 = fig.add_subplot(1, 2, 1)
     ax2 = fig.add_subplot(1, 2, 2)
-    draw_volume_curve(ax1, report)
-    draw_bullseye(fig, ax2, report.get("wall_thickness_mm") or {})
+    draw_volumes(ax1, report, compact=True)
+    draw_bullseye(ax2, report.get("wall_thickness_mm") or {}, compact=True)
     fig.subplots_adjust(left=0.12, right=0.93, bottom=0.16, top=0.88, wspace=0.35)
-
-
-def draw_volume_curve(ax: Any, report: Mapping[str, Any]) -> None:
-    curves = report.get("volume_curve_ml")
-    if curves:
-        times = report.get("frame_times_s")
-        for name, c in curves.items():
-            y = np.array([np.nan if v is None else v for v in c], dtype=float)
-            x = np.asarray(times, float) * 1000.0 if times and len(times) == len(y) else np.arange(len(y))
-            ok = np.isfinite(y)
-            ax.plot(x[ok], y[ok], "-o", ms=3, color=STRUCTURE_COLOURS.get(name, "k"), label=name.upper())
-            for key, mk in (("ed_frame", "^"), ("es_frame", "v")):
-                f = report.get(key if name == "lv" else f"rv_{key}")
-                if f is not None and np.isfinite(y[f]):
-                    ax.plot(x[f], y[f], mk, ms=9, color=STRUCTURE_COLOURS.get(name, "k"), mec="k")
-        ax.set_xlabel("time (ms)" if times else "frame")
-        ax.set_title("Volume over the cycle", fontsize=9)
-    elif report.get("mode") == "ed_es":
-        names = [n for n in ("lv", "rv") if isinstance(report.get(n), Mapping)]
-        pos = np.arange(len(names))
-        ax.bar(pos - 0.2, [report[n]["edv_ml"] for n in names], 0.4, label="ED", color="#666666")
-        ax.bar(pos + 0.2, [report[n]["esv_ml"] for n in names], 0.4, label="ES", color="#bbbbbb")
-        ax.set_xticks(pos, [n.upper() for n in names])
-        ax.set_title("ED and ES volumes", fontsize=9)
-    else:
-        vols = {k: v for k, v in (report.get("volumes_ml") or {}).items() if v is not None and math.isfinite(v)}
-        ax.bar(range(len(vols)), list(vols.values()), color=[STRUCTURE_COLOURS.get(k, "#888888") for k in vols])
-        ax.set_xticks(range(len(vols)), [k.upper() for k in vols])
-        ax.set_title("Volumes (one phase)", fontsize=9)
-    ax.set_ylabel("volume (mL)")
-    ax.grid(alpha=0.3)
-    ax.tick_params(labelsize=8)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
-
-
-_RINGS = (((1, 2, 3, 4, 5, 6), 3.0, 4.0, 60.0), ((7, 8, 9, 10, 11, 12), 2.0, 3.0, 60.0), ((13, 14, 15, 16), 1.0, 2.0, 45.0))
-
-
-def draw_bullseye(fig: Any, ax: Any, wall_thickness: Mapping[str, Any], stat: str = "mean") -> None:
-    """AHA 17-segment bullseye of wall thickness (anterior up, septum left), as
-    :func:`medseg.measure.bullseye_png` draws it for reports."""
-    from matplotlib import colormaps
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
-    from matplotlib.patches import Circle, Wedge
-
-    segs = wall_thickness.get("segments") or {}
-    vals = {int(k): (v or {}).get(stat) for k, v in segs.items()}
-    finite = [v for v in vals.values() if v is not None and math.isfinite(v)]
-    norm = Normalize(vmin=min(finite + [0.0]) if finite else 0.0, vmax=max(finite + [1.0]) if finite else 15.0)
-    cmap = colormaps["viridis"]
-
-    def colour(v: float | None) -> Any:
-        return "#dddddd" if v is None or not math.isfinite(v) else cmap(norm(v))
-
-    for ids, r0, r1, start in _RINGS:
-        width = 360.0 / len(ids)
-        for i, k in enumerate(ids):
-            a0 = start + i * width
-            ax.add_patch(Wedge((0, 0), r1, a0, a0 + width, width=r1 - r0, fc=colour(vals.get(k)), ec="white", lw=1.2))
-            mid = math.radians(a0 + width / 2)
-            _seg_label(ax, 0.5 * (r0 + r1) * math.cos(mid), 0.5 * (r0 + r1) * math.sin(mid), vals.get(k), colour(vals.get(k)))
-    ax.add_patch(Circle((0, 0), 1.0, fc=colour(vals.get(17)), ec="white", lw=1.2))
-    _seg_label(ax, 0, 0, vals.get(17), colour(vals.get(17)))
-    for text, xy, rot in (("ant", (0, 4.45), 0), ("inf", (0, -4.45), 0), ("sept", (-4.45, 0), 90), ("lat", (4.45, 0), 270)):
-        ax.text(*xy, text, ha="center", va="center", fontsize=7, rotation=rot)
-    ax.set_xlim(-4.8, 4.8)
-    ax.set_ylim(-4.8, 4.8)
-    ax.set_aspect("equal")
-    ax.axis("off")
-    cb = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, fraction=0.046, pad=0.02)
-    cb.ax.tick_params(labelsize=7)
-    cb.set_label("mm", fontsize=8)
-    ax.set_title(f"AHA wall thickness, {stat} (global {_fmt(wall_thickness.get('global_mean'))} mm)", fontsize=8)
-
-
-def _seg_label(ax: Any, x: float, y: float, v: float | None, fill: Any) -> None:
-    """The value, in black on light segments and white on dark ones."""
-    from matplotlib.colors import to_rgb
-
-    ok = v is not None and math.isfinite(v)
-    r, g, b = to_rgb(fill)
-    text_colour = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
-    ax.text(x, y, f"{v:.1f}" if ok else "–", ha="center", va="center", fontsize=7, color=text_colour,
-            fontweight="bold" if ok else "normal")
 
 
 def export_report(report: Mapping[str, Any], path: str | os.PathLike) -> Path:

@@ -24,12 +24,14 @@ def open_study(image: str | os.PathLike | None = None, viewer: Any = None, model
                start: bool = True, models: ModelProvider | None = None) -> tuple[Any, Any, Any]:
     """Open ``image`` (a path medseg can read; None = the synthetic cine phantom) in ``viewer``
     (a new one by default), dock the segmentation and measurement widgets, and start a
-    session (the model loads in a worker). Returns (viewer, SegmentWidget, MeasureWidget)."""
+    session (the model loads in a worker); the review list is docked too (as
+    ``SegmentWidget.review_widget``). Returns (viewer, SegmentWidget, MeasureWidget)."""
     import napari
 
     from medseg.errors import ImageReadError
 
     from ._qt.measure_widget import MeasureWidget
+    from ._qt.review_widget import ReviewWidget
     from ._qt.segment_widget import SegmentWidget
     from ._reader import read_image
     from ._sample_data import make_cine_sample
@@ -46,6 +48,8 @@ def open_study(image: str | os.PathLike | None = None, viewer: Any = None, model
     meas = MeasureWidget(viewer)
     viewer.window.add_dock_widget(seg, name="medseg: segmentation", area="right")
     viewer.window.add_dock_widget(meas, name="medseg: measurement", area="right")
+    seg.review_widget = ReviewWidget(viewer, seg)
+    viewer.window.add_dock_widget(seg.review_widget, name="medseg: review", area="right")
     seg.ui.image.setCurrentText(layers[0].name)
     seg.ui.model.setCurrentText(model)
     seg.ui.device.setCurrentText(device)

@@ -2,13 +2,19 @@
 
 matplotlib is imported inside each function and used through ``Figure`` + the Agg canvas,
 so no global backend is changed (safe inside napari). Every file is written atomically.
+
+The drawing itself is in Axes-level functions (:func:`draw_volume_curve`,
+:func:`draw_ed_es_volumes`, :func:`draw_phase_volumes`, :func:`draw_volumes`,
+:func:`draw_bullseye`) that the PNG writers call and the napari measurement panel calls on
+its own figure (``compact=True``: smaller text for a dock widget).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -37,100 +43,220 @@ def _save(fig: Any, path: str | Path) -> Path:
     return Path(path)
 
 
+@dataclass(frozen=True)
+class _Style:
+    """Text sizes and wording of one figure style: the report PNGs, or the compact panel."""
+
+    compact: bool
+    title_size: float | None  # None: matplotlib's default
+    legend_size: float
+    tick_size: float | None
+    marker_size: float
+    edge_width: float  # bullseye segment borders
+    seg_size: float  # bullseye segment text
+    side_size: float
+    side_offset: float
+    side_labels: tuple[tuple[str, tuple[float, float], float], ...]
+    limit: float
+    colorbar_fraction: float
+
+
+_REPORT = _Style(False, None, 8, None, 10, 1.5, 8.5, 10, 4.35,
+                 (("Anterior", (0, 1), 0), ("Inferior", (0, -1), 0), ("Septal", (-1, 0), 90), ("Lateral", (1, 0), 90)), 4.7, 0.045)
+_COMPACT = _Style(True, 9, 7, 8, 9, 1.2, 7, 7, 4.45,
+                  (("ant", (0, 1), 0), ("inf", (0, -1), 0), ("sept", (-1, 0), 90), ("lat", (1, 0), 270)), 4.8, 0.046)
+
+
+def _style(compact: bool) -> _Style:
+    return _COMPACT if compact else _REPORT
+
+
 def volume_curve_png(report: dict[str, Any], path: str | Path) -> Path:
     """LV/RV volume (mL) vs time (ms, or frame) with ED and ES marked; ED/ES-only reports get bars."""
     fig = _figure(6.4, 4.0)
     ax = fig.add_subplot(1, 1, 1)
-    curves = report.get("volume_curve_ml")
-    if curves:
-        times = report.get("frame_times_s")
-        n = len(next(iter(curves.values())))
-        x = np.asarray(times, dtype=float) * 1000.0 if times else np.arange(n)
-        ax.set_xlabel("time (ms)" if times else "frame")
-        marks = {"lv": (report.get("ed_frame"), report.get("es_frame")), "rv": (report.get("rv_ed_frame"), report.get("rv_es_frame"))}
-        for name, c in curves.items():
-            y = np.array([np.nan if v is None else v for v in c], dtype=float)
-            col = STRUCTURE_COLOURS.get(name, "k")
-            ax.plot(x, y, "-o", ms=3, color=col, label=f"{name.upper()} (EF {report.get(name, {}).get('ef_pct', math.nan):.0f}%)")
-            for f, lab, mk in zip(marks.get(name, (None, None)), ("ED", "ES"), ("^", "v")):
-                if f is not None:
-                    ax.plot(x[f], y[f], mk, ms=10, color=col, mec="k")
-                    ax.annotate(f"{name.upper()} {lab} {y[f]:.0f} mL", (x[f], y[f]), textcoords="offset points",
-                                xytext=(0, 9 if lab == "ED" else -15), ha="center", fontsize=8,
-                                bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": col, "alpha": 0.85})
-        allv = np.array([v for c in curves.values() for v in c if v is not None], dtype=float)
-        if allv.size:
-            lo, hi = float(np.nanmin(allv)), float(np.nanmax(allv))
-            pad = 0.18 * max(hi - lo, 1.0)
-            ax.set_ylim(lo - pad, hi + pad)
-        ax.set_title("Ventricular volume over the cardiac cycle")
+    if report.get("volume_curve_ml"):
+        draw_volume_curve(ax, report)
     else:
-        names = [n for n in ("lv", "rv") if n in report]
-        edv = [report[n]["edv_ml"] for n in names]
-        esv = [report[n]["esv_ml"] for n in names]
-        pos = np.arange(len(names))
-        ax.bar(pos - 0.2, edv, 0.4, label="ED", color="#555555")
-        ax.bar(pos + 0.2, esv, 0.4, label="ES", color="#bbbbbb")
-        ax.set_xticks(pos, [f"{n.upper()} (EF {report[n]['ef_pct']:.0f}%)" for n in names])
-        ax.set_title("End-diastolic and end-systolic volumes")
+        draw_ed_es_volumes(ax, report)
+    return _save(fig, path)
+
+
+def draw_volumes(ax: Any, report: Mapping[str, Any], compact: bool = False) -> None:
+    """The volume plot a report calls for, on a matplotlib ``Axes``: the curve of a cine
+    report (``volume_curve_ml``), ED/ES bars of an ED + ES report, else the volume per
+    structure of one phase (``volumes_ml``)."""
+    if report.get("volume_curve_ml"):
+        draw_volume_curve(ax, report, compact)
+    elif any(isinstance(report.get(n), Mapping) and "edv_ml" in report[n] for n in ("lv", "rv")):
+        draw_ed_es_volumes(ax, report, compact)
+    else:
+        draw_phase_volumes(ax, report, compact)
+
+
+def draw_volume_curve(ax: Any, report: Mapping[str, Any], compact: bool = False) -> None:
+    """LV/RV volume (mL) over the cycle on ``ax``: x = time (ms, from ``frame_times_s``) or
+    frame index, ED (^) and ES (v) marked; unlabelled frames (None) leave gaps.
+
+    Args:
+        report: a :func:`medseg.measure.measure_cine` report (``volume_curve_ml``: structure ->
+            one volume per frame, mL or None; ``ed_frame``, ``es_frame``, ``rv_ed_frame``...).
+        compact: the panel style (small text, no value annotations) instead of the report's.
+    """
+    st = _style(compact)
+    curves = report["volume_curve_ml"]
+    times = report.get("frame_times_s")
+    n = len(next(iter(curves.values())))
+    x = np.asarray(times, dtype=float) * 1000.0 if times and len(times) == n else np.arange(n)
+    ax.set_xlabel("time (ms)" if times and len(times) == n else "frame")
+    marks = {"lv": (report.get("ed_frame"), report.get("es_frame")), "rv": (report.get("rv_ed_frame"), report.get("rv_es_frame"))}
+    placed: dict[tuple[str, int], int] = {}  # labels already at (ED/ES, frame): stack, never overlap
+    for name, c in curves.items():
+        y = np.array([np.nan if v is None else v for v in c], dtype=float)
+        col = STRUCTURE_COLOURS.get(name, "k")
+        fn = report.get(name)
+        ef = fn.get("ef_pct", math.nan) if isinstance(fn, Mapping) else math.nan
+        ax.plot(x, y, "-o", ms=3, color=col, label=f"{name.upper()} (EF {ef:.0f}%)")
+        for f, lab, mk in zip(marks.get(name, (None, None)), ("ED", "ES"), ("^", "v")):
+            if f is None or not np.isfinite(y[f]):
+                continue
+            ax.plot(x[f], y[f], mk, ms=st.marker_size, color=col, mec="k")
+            if not compact:
+                k = placed.get((lab, f), 0)
+                placed[(lab, f)] = k + 1
+                ax.annotate(f"{name.upper()} {lab} {y[f]:.0f} mL", (x[f], y[f]), textcoords="offset points",
+                            xytext=(0, 9 + 15 * k if lab == "ED" else -15 - 15 * k), ha="center", fontsize=8,
+                            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": col, "alpha": 0.85})
+    allv = np.array([v for c in curves.values() for v in c if v is not None], dtype=float)
+    if allv.size and np.isfinite(allv).any():
+        lo, hi = float(np.nanmin(allv)), float(np.nanmax(allv))
+        pad = 0.25 * max(hi - lo, 1.0)
+        ax.set_ylim(lo - pad, hi + pad)
+    ax.set_title("Volume over the cycle" if compact else "Ventricular volume over the cardiac cycle", **_title_font(st))
+    _finish_volume_axes(ax, st)
+
+
+def draw_ed_es_volumes(ax: Any, report: Mapping[str, Any], compact: bool = False) -> None:
+    """End-diastolic and end-systolic volume bars (mL) of the LV and RV (those in the report,
+    each a dict with ``edv_ml``, ``esv_ml``, ``ef_pct``) on ``ax``."""
+    st = _style(compact)
+    names = [n for n in ("lv", "rv") if n in report and isinstance(report[n], Mapping)]
+    edv = [report[n]["edv_ml"] for n in names]
+    esv = [report[n]["esv_ml"] for n in names]
+    pos = np.arange(len(names))
+    ax.bar(pos - 0.2, edv, 0.4, label="ED", color="#555555")
+    ax.bar(pos + 0.2, esv, 0.4, label="ES", color="#bbbbbb")
+    ax.set_xticks(pos, [f"{n.upper()} (EF {report[n]['ef_pct']:.0f}%)" for n in names])
+    ax.set_title("ED and ES volumes" if compact else "End-diastolic and end-systolic volumes", **_title_font(st))
+    _finish_volume_axes(ax, st)
+
+
+def draw_phase_volumes(ax: Any, report: Mapping[str, Any], compact: bool = False) -> None:
+    """One bar per structure (``volumes_ml``: structure -> mL, non-finite left out) of a
+    single-phase report, in the structure colours, on ``ax``."""
+    st = _style(compact)
+    vols = {k: v for k, v in (report.get("volumes_ml") or {}).items() if v is not None and math.isfinite(v)}
+    ax.bar(range(len(vols)), list(vols.values()), color=[STRUCTURE_COLOURS.get(k, "#888888") for k in vols])
+    ax.set_xticks(range(len(vols)), [k.upper() for k in vols])
+    ax.set_title("Volumes (one phase)", **_title_font(st))
+    _finish_volume_axes(ax, st)
+
+
+def _title_font(st: _Style) -> dict[str, float]:
+    return {"fontsize": st.title_size} if st.title_size else {}
+
+
+def _finish_volume_axes(ax: Any, st: _Style) -> None:
     ax.set_ylabel("volume (mL)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    if st.tick_size:
+        ax.tick_params(labelsize=st.tick_size)
+    if not st.compact or ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=st.legend_size)
 
 
 def bullseye_png(wall_thickness: dict[str, Any], path: str | Path, stat: str = "mean", title: str | None = None) -> Path:
     """AHA 17-segment bullseye of wall thickness (mm): anterior up, septum left (standard view)."""
+    fig = _figure(5.6, 5.0)
+    draw_bullseye(fig.add_subplot(1, 1, 1), wall_thickness, stat, title=title)
+    return _save(fig, path)
+
+
+def draw_bullseye(ax: Any, wall_thickness: Mapping[str, Any], stat: str = "mean", title: str | None = None,
+                  compact: bool = False) -> Any:
+    """AHA 17-segment bullseye of wall thickness (mm) on ``ax``, with a colour bar beside it:
+    anterior up, septum left, inferior down (the standard view); missing segments grey.
+
+    Args:
+        wall_thickness: a report's ``wall_thickness_mm`` (``segments``: "1".."17" -> {stat: mm},
+            ``global_mean``).
+        stat: the per-segment value shown ("mean" or "max").
+        compact: the panel style (values only, small text) instead of the report's
+            (segment number + value).
+    Returns:
+        The colour bar.
+    """
     from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
     from matplotlib.patches import Circle, Wedge
 
-    segs = wall_thickness.get("segments", {})
-    vals = {int(k): v.get(stat, math.nan) for k, v in segs.items()}
+    st = _style(compact)
+    segs = wall_thickness.get("segments") or {}
+    vals = {int(k): (v or {}).get(stat, math.nan) for k, v in segs.items()}
     finite = [v for v in vals.values() if v is not None and math.isfinite(v)]
     norm = Normalize(vmin=min(finite + [0.0]) if finite else 0.0, vmax=max(finite + [1.0]) if finite else 15.0)
     cmap = colormaps["viridis"]
-    fig = _figure(5.6, 5.0)
-    ax = fig.add_subplot(1, 1, 1)
     for seg_ids, r0, r1, start in _RINGS:
         width = 360.0 / len(seg_ids)
         for i, k in enumerate(seg_ids):
             a0 = start + i * width  # counter-clockwise: anterior top, septum left, inferior bottom
-            _wedge(ax, Wedge, (0, 0), r1, a0, a0 + width, r1 - r0, vals.get(k), cmap, norm)
+            ax.add_patch(Wedge((0, 0), r1, a0, a0 + width, width=r1 - r0, fc=_colour(vals.get(k), cmap, norm), ec="white",
+                               lw=st.edge_width))
             mid = math.radians(a0 + width / 2)
-            _label(ax, 0.5 * (r0 + r1) * math.cos(mid), 0.5 * (r0 + r1) * math.sin(mid), k, vals.get(k))
-    v17 = vals.get(17)
-    ax.add_patch(Circle((0, 0), 1.0, fc=_colour(v17, cmap, norm), ec="white", lw=1.5))
-    _label(ax, 0, 0, 17, v17)
-    for text, xy in (("Anterior", (0, 4.35)), ("Inferior", (0, -4.35)), ("Septal", (-4.35, 0)), ("Lateral", (4.35, 0))):
-        ax.text(*xy, text, ha="center", va="center", fontsize=10, rotation=90 if xy[1] == 0 else 0, fontweight="bold")
-    ax.set_xlim(-4.7, 4.7)
-    ax.set_ylim(-4.7, 4.7)
+            _label(ax, 0.5 * (r0 + r1) * math.cos(mid), 0.5 * (r0 + r1) * math.sin(mid), k, vals.get(k), st, cmap, norm)
+    ax.add_patch(Circle((0, 0), 1.0, fc=_colour(vals.get(17), cmap, norm), ec="white", lw=st.edge_width))
+    _label(ax, 0, 0, 17, vals.get(17), st, cmap, norm)
+    for text, (ux, uy), rot in st.side_labels:
+        ax.text(ux * st.side_offset, uy * st.side_offset, text, ha="center", va="center", fontsize=st.side_size, rotation=rot,
+                fontweight="normal" if compact else "bold")
+    ax.set_xlim(-st.limit, st.limit)
+    ax.set_ylim(-st.limit, st.limit)
     ax.set_aspect("equal")
     ax.axis("off")
-    from matplotlib.cm import ScalarMappable
-
-    cb = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, fraction=0.045, pad=0.02)
-    cb.set_label(f"wall thickness, segment {stat} (mm)")
+    cb = ax.figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, fraction=st.colorbar_fraction, pad=0.02)
     g = wall_thickness.get("global_mean", math.nan)
-    ax.set_title(title or f"AHA 17-segment wall thickness (global mean {g:.1f} mm)", fontsize=11)
-    return _save(fig, path)
+    if compact:
+        cb.ax.tick_params(labelsize=7)
+        cb.set_label("mm", fontsize=8)
+        g_text = f"{g:.1f}" if g is not None and math.isfinite(g) else "–"
+        ax.set_title(title or f"AHA wall thickness, {stat} (global {g_text} mm)", fontsize=8)
+    else:
+        cb.set_label(f"wall thickness, segment {stat} (mm)")
+        ax.set_title(title or f"AHA 17-segment wall thickness (global mean {g:.1f} mm)", fontsize=11)
+    return cb
 
 
 def _colour(v: float | None, cmap: Any, norm: Any) -> Any:
     return "#dddddd" if v is None or not math.isfinite(v) else cmap(norm(v))
 
 
-def _wedge(ax: Any, Wedge: Any, c: tuple, r: float, a0: float, a1: float, w: float, v: float | None, cmap: Any, norm: Any) -> None:
-    ax.add_patch(Wedge(c, r, a0, a1, width=w, fc=_colour(v, cmap, norm), ec="white", lw=1.5))
+def _label(ax: Any, x: float, y: float, k: int, v: float | None, st: _Style, cmap: Any, norm: Any) -> None:
+    """Segment text: "k\nvalue" in white with a black outline (report), or the value alone in
+    black on light segments and white on dark ones (compact)."""
+    ok = v is not None and math.isfinite(v)
+    if st.compact:
+        from matplotlib.colors import to_rgb
 
-
-def _label(ax: Any, x: float, y: float, k: int, v: float | None) -> None:
-    if v is not None and math.isfinite(v):
-        ax.text(x, y, f"{k}\n{v:.1f}", ha="center", va="center", fontsize=8.5, color="white", fontweight="bold",
+        r, g, b = to_rgb(_colour(v, cmap, norm))
+        text_colour = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+        ax.text(x, y, f"{v:.1f}" if ok else "–", ha="center", va="center", fontsize=st.seg_size, color=text_colour,
+                fontweight="bold" if ok else "normal")
+    elif ok:
+        ax.text(x, y, f"{k}\n{v:.1f}", ha="center", va="center", fontsize=st.seg_size, color="white", fontweight="bold",
                 path_effects=_outline())
     else:
-        ax.text(x, y, f"{k}\nn/a", ha="center", va="center", fontsize=8.5, color="#333333")
+        ax.text(x, y, f"{k}\nn/a", ha="center", va="center", fontsize=st.seg_size, color="#333333")
 
 
 def _outline() -> list:

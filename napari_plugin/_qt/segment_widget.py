@@ -183,6 +183,14 @@ class SegmentWidget(QWidget):
         if 0 <= row < self.ui.structures.rowCount():
             self.ui.structures.selectRow(row)
 
+    def select_structure(self, name: str) -> bool:
+        """Make ``name`` the active structure (its row selected); False if it is not listed."""
+        table = self.ui.structures
+        rows = [r for r in range(table.rowCount()) if table.item(r, 0) is not None and table.item(r, 0).text() == name]
+        if rows:
+            table.selectRow(rows[0])
+        return bool(rows)
+
     def _on_structure_selected(self) -> None:
         rows = self.ui.structures.selectionModel().selectedRows()
         c = self.controller
@@ -369,6 +377,15 @@ class SegmentWidget(QWidget):
                           on_done=lambda tz: self.status(f"Frame {tz[0]}, slice {tz[1]} ready: prompt away."))
 
     # -- workers -------------------------------------------------------------------------
+    def run_job(self, fn: Callable, *args: Any, desc: str, on_done: Callable[[Any], None], total: int = 0) -> bool:
+        """Run ``fn(*args)`` in a worker as one of this widget's operations (for another dock
+        working on the session, e.g. the review): prompts wait until it ends, the layers are
+        refreshed after it. False (nothing started) while another operation runs."""
+        if self._busy or self.controller is None:
+            return False
+        self._run_job(fn, *args, desc=desc, on_done=on_done, total=total)
+        return True
+
     def _run_job(self, fn: Callable, *args: Any, desc: str, on_done: Callable[[Any], None], total: int = 0) -> None:
         from napari.qt.threading import create_worker
 

@@ -12,7 +12,8 @@ import pytest
 
 MANIFEST = Path(__file__).resolve().parents[2] / "napari_plugin" / "napari.yaml"
 QT_FREE = ["medseg_napari", "medseg_napari._reader", "medseg_napari._writer", "medseg_napari._sample_data",
-           "medseg_napari._controller", "medseg_napari._measure", "medseg_napari._layers", "medseg_napari._scripting"]
+           "medseg_napari._controller", "medseg_napari._measure", "medseg_napari._layers", "medseg_napari._scripting",
+           "medseg_napari._review"]
 
 
 def test_import_loads_no_torch_napari_or_qt():
@@ -30,7 +31,7 @@ def _python_names() -> list[str]:
 
 def test_manifest_lists_package_data():
     assert MANIFEST.is_file()
-    assert len(_python_names()) == 7
+    assert len(_python_names()) == 8
 
 
 @pytest.mark.parametrize("python_name", _python_names())

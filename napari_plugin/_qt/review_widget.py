@@ -1,0 +1,210 @@
+"""Review dock widget: a thin Qt face over :class:`medseg_napari._review.ReviewList`.
+
+**Check** computes the review of the segmentation widget's current session in a worker
+(napari's progress bar; the segmentation widget waits meanwhile): one table row per flag,
+worst first, and the confidence per structure ("lv 0.95, myo 0.88, rv 0.72"). Clicking a row
+moves the viewer to its frame and slice and selects its structure in the segmentation widget;
+**Mark reviewed** records the row in the session's provenance (saved with the labels) and
+greys it.
+
+The session is found through the segmentation widget docked in the same viewer (or the one
+given to the constructor): its ``controller.session``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QColor
+from qtpy.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableWidget, QTableWidgetItem,
+                            QVBoxLayout, QWidget)
+
+from .._review import ReviewList, ReviewRow
+
+if TYPE_CHECKING:
+    import napari
+
+    from .segment_widget import SegmentWidget
+
+COLUMNS = ("✓", "Flag", "Structure", "Frame", "Slice", "Conf.", "Message")
+REVIEWED_COLOUR = "#808080"
+
+
+def find_segment_widget(viewer: Any) -> "SegmentWidget | None":
+    """The segmentation widget docked in ``viewer`` (one with a session first), or None."""
+    from .segment_widget import SegmentWidget
+
+    window = getattr(viewer, "window", None)
+    docked = list(getattr(window, "dock_widgets", {}).values()) if window is not None else []
+    found = [w for w in docked if isinstance(w, SegmentWidget)]
+    return next((w for w in found if w.controller is not None), found[0] if found else None)
+
+
+def show_slice(viewer: Any, image: Any, frame: int | None, slice_: int | None) -> None:
+    """Move the viewer's sliders to ``frame`` and ``slice_`` of ``image`` (a (T, Z, Y, X),
+    (Z, Y, X) or (Y, X) layer; None keeps that slider), through the layer's scale/translate."""
+    nd = int(image.ndim)
+    wanted = {nd - 4: frame, nd - 3: slice_}  # data axes of t and z (negative: the layer has none)
+    data = list(image.world_to_data(tuple(viewer.dims.point)[-nd:]))
+    changed = [ax for ax, v in wanted.items() if ax >= 0 and v is not None]
+    for ax in changed:
+        data[ax] = float(min(max(int(wanted[ax]), 0), image.data.shape[ax] - 1))
+    world = image.data_to_world(data)
+    lead = viewer.dims.ndim - nd
+    for ax in changed:
+        viewer.dims.set_point(lead + ax, float(world[ax]))
+
+
+class ReviewWidget(QWidget):
+    """Dock widget: the flags of the current segmentation, to look at one by one."""
+
+    def __init__(self, napari_viewer: "napari.viewer.Viewer", segment_widget: "SegmentWidget | None" = None) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self._segment = segment_widget
+        self.review: ReviewList | None = None
+        self._image: Any = None  # the image layer the review was computed on
+        self._build()
+
+    def _build(self) -> None:
+        root = QVBoxLayout(self)
+        root.setContentsMargins(4, 4, 4, 4)
+        row = QHBoxLayout()
+        self.check_btn, self.mark_btn = QPushButton("Check"), QPushButton("Mark reviewed")
+        self.check_btn.setToolTip("confidence per slice and structure, anatomy and measurement checks")
+        self.mark_btn.setToolTip("record in the session's provenance that you looked at this flag")
+        self.mark_btn.setEnabled(False)
+        row.addWidget(self.check_btn)
+        row.addWidget(self.mark_btn)
+        root.addLayout(row)
+        self.summary = QLabel("Start a segmentation session, then Check.")
+        self.summary.setWordWrap(True)
+        root.addWidget(self.summary)
+        t = self.table = QTableWidget(0, len(COLUMNS))
+        t.setHorizontalHeaderLabels(list(COLUMNS))
+        t.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        t.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        t.verticalHeader().setVisible(False)
+        t.verticalHeader().setDefaultSectionSize(22)
+        t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        t.horizontalHeader().setStretchLastSection(True)
+        root.addWidget(t, 1)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        root.addWidget(self.status)
+        self.check_btn.clicked.connect(self.check)
+        self.mark_btn.clicked.connect(self.mark_reviewed)
+        t.cellClicked.connect(lambda r, _c: self.show_row(r))
+        t.itemSelectionChanged.connect(self._on_selection)
+
+    # -- helpers -----------------------------------------------------------------------
+    @property
+    def segment_widget(self) -> "SegmentWidget | None":
+        return self._segment if self._segment is not None else find_segment_widget(self.viewer)
+
+    def _say(self, text: str, error: bool = False) -> None:
+        self.status.setText(text)
+        self.status.setStyleSheet("color: #ff6b6b;" if error else "")
+
+    def selected_row(self) -> int | None:
+        rows = self.table.selectionModel().selectedRows()
+        return rows[0].row() if rows else None
+
+    # -- check -------------------------------------------------------------------------
+    def check(self) -> None:
+        """Compute the review of the current session in a worker; the table fills when done."""
+        seg = self.segment_widget
+        if seg is None or seg.controller is None:
+            self._say("Open Plugins > medseg > Segmentation and start a session first.", error=True)
+            return
+        review, image = ReviewList(seg.controller.session), seg.binding.image
+
+        def job() -> Any:
+            try:
+                return review.check()
+            except Exception as e:  # shown here; the worker would only report it to the other dock
+                return e
+
+        if not seg.run_job(job, desc="medseg: checking the segmentation", on_done=lambda res: self._checked(review, image, res)):
+            self._say("The segmentation widget is busy: Check again when it is done.", error=True)
+            return
+        self.check_btn.setEnabled(False)
+        self._say("Checking…")
+
+    def _checked(self, review: ReviewList, image: Any, result: Any) -> None:
+        self.check_btn.setEnabled(True)
+        if isinstance(result, Exception):
+            self._say(f"{type(result).__name__}: {result}", error=True)
+            return
+        self.review, self._image = review, image
+        self._fill()
+        self._say("Click a row to go to it." if review.rows else "Nothing to review.")
+
+    def _fill(self) -> None:
+        rows = self.review.rows if self.review else []
+        t = self.table
+        t.blockSignals(True)
+        t.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            self._set_row(r, row)
+        t.blockSignals(False)
+        self.summary.setText(self.review.summary if self.review else "")
+        self._update_mark()
+
+    def _set_row(self, r: int, row: ReviewRow) -> None:
+        for c, text in enumerate(("✓" if row.reviewed else "", *row.cells())):
+            item = QTableWidgetItem(text)
+            item.setToolTip(row.message)
+            if c in (0, 3, 4, 5):
+                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+            if row.reviewed:
+                item.setForeground(QColor(REVIEWED_COLOUR))
+            self.table.setItem(r, c, item)
+
+    # -- rows --------------------------------------------------------------------------
+    def _on_selection(self) -> None:
+        r = self.selected_row()
+        if r is not None:
+            self.show_row(r)
+        self._update_mark()
+
+    def _update_mark(self) -> None:
+        r = self.selected_row()
+        self.mark_btn.setEnabled(self.review is not None and r is not None and not self.review.row(r).reviewed)
+
+    def show_row(self, index: int) -> None:
+        """Move the viewer to the row's frame and slice and select its structure."""
+        if self.review is None or not 0 <= index < len(self.review.rows):
+            return
+        row = self.review.row(index)
+        if self._image is None or self._image not in self.viewer.layers:
+            self._say("The image of this review was closed: Check again.", error=True)
+            return
+        frame, slice_ = self.review.target(row)
+        show_slice(self.viewer, self._image, frame, slice_)
+        seg = self.segment_widget
+        if row.structure and seg is not None and seg.controller is not None and seg.controller.session is self.review.session:
+            seg.select_structure(row.structure)
+        self._say(f"{row.code}: {row.message}")
+
+    def mark_reviewed(self) -> None:
+        """Record the selected row as reviewed in the session's provenance and grey it."""
+        r, seg = self.selected_row(), self.segment_widget
+        if self.review is None or r is None:
+            return
+        if seg is None or seg.controller is None or seg.controller.session is not self.review.session:
+            self._say("The session changed since the check: Check again.", error=True)
+            return
+        if seg.busy:
+            self._say("The segmentation widget is busy: try again when it is done.", error=True)
+            return
+        row = self.review.row(r)
+        seg.run_now(lambda _c: self.review.mark_reviewed(row), sync=False)  # refreshes the saved provenance
+        self._fill()
+        self.table.blockSignals(True)
+        self.table.selectRow(r)
+        self.table.blockSignals(False)
+        self._update_mark()
+        self._say(f"Marked reviewed: {row.code} ({row.where}).")

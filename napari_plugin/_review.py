@@ -1,0 +1,177 @@
+"""Qt-free logic of the review list: what a human should look at before the labels are trusted.
+
+:meth:`ReviewList.check` runs :meth:`medseg.session.Session.review` (confidence per slice and
+structure, anatomical plausibility, measurement QC; see :mod:`medseg.confidence` and
+:mod:`medseg.review`) and turns its flags into :class:`ReviewRow` s, worst first;
+:meth:`ReviewList.mark_reviewed` records a human's look at a row with
+:meth:`Session.mark_reviewed`, so the session's provenance (and the sidecar written with the
+labels) carries a ``{"op": "review", ...}`` action. Rows whose structure, frame and slice were
+marked earlier (also in a replayed session) come back already reviewed.
+
+The review widget (:mod:`medseg_napari._qt.review_widget`) only shows the rows, moves the
+viewer to :meth:`ReviewList.target` and calls these methods. ``check`` decodes with the
+session's predictor: run it in a worker, never while another operation uses the session.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from medseg.session import Session
+
+#: flags that name no structure: the structure to select when jumping to them
+CODE_STRUCTURE: dict[str, str] = {"myo_not_enclosing_lv": "myo", "rv_not_adjacent_septum": "rv",
+                                  "lv_mass_implausible": "myo", "ef_implausible": "lv"}
+CONFIDENCE_CODE = "needs_review"  # the flag of a low confidence (slice or volume)
+
+
+@dataclass(frozen=True)
+class ReviewRow:
+    """One flag of the review.
+
+    Attributes:
+        code: the flag code (``needs_review`` = low confidence; else an anatomical or
+            measurement inconsistency, e.g. ``myo_not_enclosing_lv``, ``missing_slice``).
+        level: "slice", "volume" or "measurement".
+        structure: the structure concerned (named by the flag, or implied by its code), or None.
+        frame, slice: 0-based indices of the flagged slice; None for a whole volume or frame.
+        confidence: estimated Dice in [0, 1] of the structure there (the slice's, or the
+            volume's for a volume-level flag); None when not scored.
+        reviewed: a human marked this structure/frame/slice reviewed.
+    """
+
+    code: str
+    level: str
+    message: str
+    structure: str | None = None
+    frame: int | None = None
+    slice: int | None = None
+    confidence: float | None = None
+    reviewed: bool = False
+
+    @property
+    def key(self) -> tuple[str | None, int | None, int | None]:
+        """(structure, frame, slice): what a review entry of the provenance log refers to."""
+        return self.structure, self.frame, self.slice
+
+    @property
+    def where(self) -> str:
+        if self.slice is not None:
+            return f"frame {self.frame if self.frame is not None else '–'}, slice {self.slice}"
+        return f"frame {self.frame}" if self.frame is not None else self.level
+
+    def cells(self) -> tuple[str, str, str, str, str, str]:
+        """(flag, structure, frame, slice, confidence, message) as table text."""
+        def idx(v: int | None) -> str:
+            return "–" if v is None else str(v)
+
+        conf = "–" if self.confidence is None else f"{self.confidence:.2f}"
+        return self.code, self.structure or "–", idx(self.frame), idx(self.slice), conf, self.message
+
+
+def _int(v: Any) -> int | None:
+    return None if v is None else int(v)
+
+
+def severity_key(row: ReviewRow) -> tuple[int, float, str, int, int]:
+    """Sort key, worst first: definite inconsistencies (anatomy, measurement) before low
+    confidence; then the lowest confidence (unscored first); then structure, frame, slice."""
+    conf = -1.0 if row.confidence is None else row.confidence
+    return (int(row.code == CONFIDENCE_CODE), conf, row.structure or "", -1 if row.frame is None else row.frame,
+            -1 if row.slice is None else row.slice)
+
+
+def review_rows(review: Mapping[str, Any], n_frames: int | None = None) -> list[ReviewRow]:
+    """One :class:`ReviewRow` per flag of a :meth:`Session.review` result, worst first.
+
+    Args:
+        review: ``{"flags": [...], "confidence": ConfidenceReport.to_json(), "reviewed": [...]}``.
+        n_frames: the image's frame count; a single-frame study gives flags without a frame
+            (measurement QC of one phase) frame 0.
+    """
+    conf = review.get("confidence") or {}
+    by_slice = {(s["structure"], int(s["frame"]), int(s["slice"])): float(s["confidence"]) for s in conf.get("slices") or []}
+    by_volume = {k: float(v) for k, v in (conf.get("volume") or {}).items()}
+    done = {(a.get("structure"), _int(a.get("frame")), _int(a.get("slice"))) for a in review.get("reviewed") or []}
+    rows = []
+    for f in review.get("flags") or []:
+        code = str(f.get("code"))
+        structure = f.get("structure") or CODE_STRUCTURE.get(code)
+        frame, slice_ = _int(f.get("frame")), _int(f.get("slice"))
+        if frame is None and slice_ is not None and n_frames == 1:
+            frame = 0
+        c = f.get("confidence")
+        if c is None and structure is not None:
+            c = by_slice.get((structure, frame, slice_)) if slice_ is not None else by_volume.get(structure) if frame is None else None
+        row = ReviewRow(code, str(f.get("level", "volume")), str(f.get("message", code)), structure, frame, slice_,
+                        None if c is None or not math.isfinite(float(c)) else float(c))
+        rows.append(replace(row, reviewed=row.key in done))
+    return sorted(rows, key=severity_key)
+
+
+def confidence_summary(volume_confidence: Mapping[str, float]) -> str:
+    """``"lv 0.95, myo 0.88, rv 0.72"``: each structure's volume confidence (estimated Dice)."""
+    return ", ".join(f"{k} {float(v):.2f}" for k, v in volume_confidence.items())
+
+
+class ReviewList:
+    """The review of one :class:`medseg.session.Session` (the segmentation widget's
+    ``controller.session``): rows, per-structure confidence, marking rows reviewed."""
+
+    def __init__(self, session: "Session") -> None:
+        self.session = session
+        self.rows: list[ReviewRow] = []
+        self.volume_confidence: dict[str, float] = {}
+        self.needs_review = False
+        self._worst_slice: dict[str, tuple[int, int]] = {}
+        self.checked = False
+
+    def check(self) -> list[ReviewRow]:
+        """Compute the review of the current labels (slow: decodes; run it in a worker)."""
+        review = self.session.review()
+        conf = review.get("confidence") or {}
+        self.volume_confidence = {k: float(v) for k, v in (conf.get("volume") or {}).items()}
+        worst: dict[str, tuple[float, int, int]] = {}
+        for s in conf.get("slices") or []:
+            c = (float(s["confidence"]), int(s["frame"]), int(s["slice"]))
+            if s["structure"] not in worst or c < worst[s["structure"]]:
+                worst[s["structure"]] = c
+        self._worst_slice = {k: (t, z) for k, (_, t, z) in worst.items()}
+        self.rows = review_rows(review, self.session.volume.n_frames)
+        self.needs_review = bool(review.get("needs_review"))
+        self.checked = True
+        return self.rows
+
+    @property
+    def summary(self) -> str:
+        """Per-structure volume confidence and the number of flags left to review."""
+        if not self.checked:
+            return "Not checked yet."
+        left = sum(not r.reviewed for r in self.rows)
+        conf = confidence_summary(self.volume_confidence) or "no structure scored"
+        flags = f"{left} of {len(self.rows)} flags to review" if self.rows else "no flags"
+        return f"Confidence: {conf}. {flags.capitalize()}."
+
+    def row(self, index: int) -> ReviewRow:
+        if not 0 <= index < len(self.rows):
+            raise IndexError(f"review row {index} does not exist ({len(self.rows)} rows)")
+        return self.rows[index]
+
+    def target(self, row: ReviewRow) -> tuple[int | None, int | None]:
+        """(frame, slice) to show for a row; None keeps the viewer's. A volume-level flag goes
+        to the structure's lowest-confidence slice."""
+        if row.slice is None and row.frame is None and row.structure in self._worst_slice:
+            return self._worst_slice[row.structure]
+        return row.frame, row.slice
+
+    def mark_reviewed(self, row: ReviewRow | int, note: str | None = None) -> ReviewRow:
+        """Record that a human looked at the row's structure/frame/slice
+        (:meth:`Session.mark_reviewed`, kept in the provenance; ``note`` defaults to the flag
+        code); every row at the same place is shown reviewed. Returns the updated row."""
+        r = self.row(row) if isinstance(row, int) else row
+        self.session.mark_reviewed(r.structure, r.frame, r.slice, r.code if note is None else note)
+        self.rows = [replace(x, reviewed=True) if x.key == r.key else x for x in self.rows]
+        return replace(r, reviewed=True)
