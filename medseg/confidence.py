@@ -10,8 +10,10 @@ For every slice a structure was segmented on, two signals are combined:
 A logistic map ``sigmoid(w0 + w1 * iou + w2 * agreement)`` fitted on the validation split
 (``medseg/_confidence_calibration.json``, made by ``benchmarks/calibrate_confidence.py``)
 turns them into one confidence in [0, 1] that estimates the slice's Dice. A volume's
-confidence per structure is the area-weighted mean of its slices. Slices below
-``slice_threshold`` and volumes below ``volume_threshold`` are flagged ``needs_review``.
+confidence per structure is the mean over its slices (each slice counts once, so a poor apical
+or basal slice weighs as much as a mid slice: on validation this caught failed volumes better
+than an area-weighted mean). Slices below ``slice_threshold`` and volumes below
+``volume_threshold`` are flagged ``needs_review``.
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ def score_session(session, structures: list[str] | None = None, cal: dict[str, A
     rep = ConfidenceReport(thresholds={"slice": c["slice_threshold"], "volume": c["volume_threshold"]})
     names = structures or list(session.structures)
     for name in names:
-        num = den = 0.0
+        confs: list[float] = []
         for t, z in session.iter_structure_slices(name):
             sig = slice_signals(session, name, t, z)
             if sig is None:
@@ -121,13 +123,12 @@ def score_session(session, structures: list[str] | None = None, cal: dict[str, A
             iou, agree, area = sig
             conf = combine(iou, agree, c)
             rep.slices.append(SliceConfidence(name, t, z, iou, agree, conf, area))
-            num += conf * area
-            den += area
+            confs.append(conf)
             if conf < c["slice_threshold"]:
                 rep.flags.append({"code": "needs_review", "level": "slice", "structure": name, "frame": t, "slice": z,
                                   "confidence": round(conf, 3), "message": f"{name} on frame {t}, slice {z}: confidence {conf:.2f} < {c['slice_threshold']:.2f}"})
-        if den:
-            rep.volume[name] = num / den
+        if confs:
+            rep.volume[name] = float(np.mean(confs))
             if rep.volume[name] < c["volume_threshold"]:
                 rep.flags.append({"code": "needs_review", "level": "volume", "structure": name, "confidence": round(rep.volume[name], 3),
                                   "message": f"{name}: volume confidence {rep.volume[name]:.2f} < {c['volume_threshold']:.2f}"})

@@ -176,3 +176,20 @@ def test_option_errors(studies, tmp_path, capsys, args, message):
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_review_columns_and_min_confidence(studies, tmp_path):
+    """The summary carries needs_review / confidence, sorted worst first; --min-confidence 1.0
+    hands every case over (nothing written) without failing the batch."""
+    out = tmp_path / "rev"
+    assert _batch(studies, out) == 0
+    rows = json.loads((out / "summary.json").read_text())["cases"]
+    assert all(r["confidence"] != "" and isinstance(r["needs_review"], bool) for r in rows)
+    keys = [(not r["needs_review"], float(r["confidence"])) for r in rows]
+    assert keys == sorted(keys)
+    with open(out / "summary.csv") as f:
+        assert {"needs_review", "confidence", "review_flags", "handed_over"} <= set(csv.DictReader(f).fieldnames)
+    out2 = tmp_path / "abstain"
+    assert _batch(studies, out2, "--min-confidence", "1.0") == 0
+    s = json.loads((out2 / "summary.json").read_text())
+    assert s["n_handed_over"] == len(CASES) and not list(out2.glob("*.nii.gz"))

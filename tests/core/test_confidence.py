@@ -1,0 +1,83 @@
+"""Confidence scores, review flags and abstention."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medseg.confidence import calibration, combine, score_session
+from medseg.labels import LabelMap
+from medseg.prompt_file import prompts_from_labels
+from medseg.review import anatomy_flags, measurement_flags, needs_review
+from medseg.segment import segment_volume
+from medseg.session import Session
+from medseg.types import Box, SlicePrompt
+
+LM = LabelMap.parse("lv=1,myo=2,rv=3")
+
+
+def test_calibration_is_fitted_and_monotone():
+    cal = calibration()
+    assert "ACDC" in cal["fitted_on"] and cal["w_iou"] > 0 and cal["w_agreement"] > 0
+    assert combine(0.95, 0.95) > combine(0.8, 0.8) > combine(0.5, 0.5)
+    assert 0.0 <= combine(0.0, 0.0) < combine(1.0, 1.0) <= 1.0
+
+
+def test_corrupted_mask_gets_lower_confidence(model, phantom):
+    s = Session(phantom.image, model, LM)
+    lab = phantom.labels[0, 3]
+    s.apply_prompt(SlicePrompt("lv", 0, 3, box=Box.from_mask(lab == 1)))
+    good = score_session(s, ["lv"]).slices[0]
+    assert good.confidence > 0.8 and good.agreement > 0.85
+    sl = s.labels[0, 3]
+    m = sl == 1
+    sl[m] = 0
+    sl[np.roll(m, 12, axis=1)] = 1  # the written mask now sits beside the LV
+    bad = score_session(s, ["lv"]).slices[0]
+    assert bad.confidence < good.confidence - 0.2
+
+
+def test_segment_reports_confidence_and_min_confidence_hands_over(model, phantom):
+    vol = phantom.image.with_array(phantom.image.array[:1], frame_times_s=None)
+    ps = prompts_from_labels(phantom.labels[:1], LM, key_slice=True)
+    r = segment_volume(vol, model, ps, label_map=LM)
+    assert set(r.confidence["volume"]) == {"lv", "myo", "rv"} and "review" in r.provenance
+    r2 = segment_volume(vol, model, ps, label_map=LM, min_confidence=0.999)
+    assert set(r2.handed_over) == {"lv", "myo", "rv"} and not r2.labels.any()
+    assert r2.provenance["needs_review"] and any(f["code"] == "handed_over" for f in r2.provenance["review"]["flags"])
+
+
+def _ring_labels():
+    yy, xx = np.mgrid[:64, :64]
+    r = np.hypot(yy - 32, xx - 36)
+    lab = np.zeros((5, 64, 64), np.uint8)
+    lab[:, r < 16] = 2
+    lab[:, r < 10] = 1
+    lab[:, (np.hypot(yy - 32, xx - 12) < 9) & (r >= 16)] = 3
+    return lab
+
+
+def test_anatomy_flags():
+    lab = _ring_labels()
+    assert anatomy_flags(lab, LM) == []
+    broken = lab.copy()
+    broken[2][(broken[2] == 2) & (np.arange(64)[None, :] > 36)] = 0  # half the ring gone
+    codes = [(f["code"], f.get("slice")) for f in anatomy_flags(broken, LM)]
+    assert ("myo_not_enclosing_lv", 2) in codes
+    far = lab.copy()
+    far[far == 3] = 0
+    far[:, 2:6, 2:6] = 3  # an RV nowhere near the septum
+    assert "rv_not_adjacent_septum" in [f["code"] for f in anatomy_flags(far, LM)]
+
+
+@pytest.mark.parametrize("report, code", [({"lv_mass_g": 5.0}, "lv_mass_implausible"), ({"lv_mass_g": 500.0}, "lv_mass_implausible"),
+                                          ({"lv": {"ef_pct": 95.0}}, "ef_implausible"), ({"lv": {"ef_pct": 2.0}}, "ef_implausible"),
+                                          ({"flags": [{"code": "missing_slice"}]}, "missing_slice")])
+def test_measurement_flags(report, code):
+    flags = measurement_flags(report)
+    assert [f["code"] for f in flags] == [code] and needs_review(flags)
+
+
+def test_plausible_numbers_and_info_flags_do_not_trigger_review():
+    flags = measurement_flags({"lv_mass_g": 120.0, "lv": {"ef_pct": 60.0}, "flags": [{"code": "incomplete_coverage"}]})
+    assert flags == [] and not needs_review(flags)
