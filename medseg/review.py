@@ -36,20 +36,27 @@ def _flag(code: str, message: str, **where: Any) -> dict[str, Any]:
     return {"code": code, "level": where.pop("level", "volume"), "message": message, **where}
 
 
-def anatomy_flags(labels: np.ndarray, label_map: LabelMap, frame: int = 0) -> list[dict[str, Any]]:
+def anatomy_flags(labels: np.ndarray, label_map: LabelMap, frame: int = 0, affine: np.ndarray | None = None) -> list[dict[str, Any]]:
     """Plausibility of one frame's (Z, Y, X) labels: myocardium around the LV cavity on
-    mid-ventricular slices, and RV touching the myocardium somewhere."""
+    mid-ventricular slices (only for stacks of >= 3 LV slices, i.e. short-axis: in long-axis
+    and apical echo views the myocardium is open at the valve plane), and RV touching the
+    myocardium somewhere. Enclosure is the ray coverage of measurement.md's basal rule (rays
+    from the cavity centroid meeting myocardium within 3 mm), so one-pixel gaps between
+    separately predicted structures do not count."""
     from scipy import ndimage
+
+    from .measure.geometry import stack_geometry
+    from .measure.qc import coverage_per_slice
 
     out: list[dict[str, Any]] = []
     lv = labels == label_map["lv"] if "lv" in label_map else None
     myo = labels == label_map["myo"] if "myo" in label_map else None
     if lv is not None and myo is not None and lv.any() and myo.any():
         zs = [z for z in range(lv.shape[0]) if lv[z].any() and myo[z].any()]
-        mid = zs[len(zs) // 4: len(zs) - len(zs) // 4] if len(zs) >= 3 else zs
-        for z in mid:
-            ring = ndimage.binary_dilation(lv[z], iterations=1) & ~lv[z]
-            frac = float((ring & myo[z]).sum() / max(ring.sum(), 1))
+        mid = zs[len(zs) // 4: len(zs) - len(zs) // 4] if len(zs) >= 3 else []
+        geom = stack_geometry(np.eye(4) if affine is None else affine, lv.shape)
+        cov = coverage_per_slice(lv[mid], myo[mid], geom) if mid else []
+        for z, frac in zip(mid, cov):
             if frac < MIN_ENCLOSURE:
                 out.append(_flag("myo_not_enclosing_lv", f"frame {frame}, slice {z}: myocardium surrounds only {100 * frac:.0f}% of the LV cavity",
                                  level="slice", frame=frame, slice=z, value=round(frac, 3)))
@@ -60,9 +67,11 @@ def anatomy_flags(labels: np.ndarray, label_map: LabelMap, frame: int = 0) -> li
     return out
 
 
-def measurement_flags(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Implausible values and segmentation-related QC flags of a medseg.measure report."""
-    out = [dict(f, level=f.get("level", "measurement")) for f in report.get("flags", []) if f.get("code") in REVIEW_CODES]
+def measurement_flags(report: dict[str, Any], segmented: set[str] | None = None) -> list[dict[str, Any]]:
+    """Implausible values and segmentation-related QC flags of a medseg.measure report; flags
+    about a structure that was not segmented at all (``segmented`` given) are dropped."""
+    out = [dict(f, level=f.get("level", "measurement")) for f in report.get("flags", [])
+           if f.get("code") in REVIEW_CODES and (segmented is None or f.get("structure") in (None, *segmented))]
     mass = report.get("lv_mass_g")
     if mass is not None and np.isfinite(mass) and not MASS_RANGE_G[0] <= mass <= MASS_RANGE_G[1]:
         out.append(_flag("lv_mass_implausible", f"LV mass {mass:.0f} g is outside {MASS_RANGE_G[0]:.0f}-{MASS_RANGE_G[1]:.0f} g", level="measurement", value=round(float(mass), 1)))
@@ -78,13 +87,14 @@ def review_segmentation(labels: np.ndarray, affine: np.ndarray, label_map: Label
     when the labels have LV + myocardium and at least two slices."""
     flags = list(confidence_flags or [])
     for t in range(labels.shape[0]):
-        flags += anatomy_flags(labels[t], label_map, frame=t)
+        flags += anatomy_flags(labels[t], label_map, frame=t, affine=affine)
     if measure and labels.shape[1] >= 2 and "lv" in label_map and (labels == label_map["lv"]).any():
         try:
             from .measure import measure_cine, measure_phase
 
             rep = measure_phase(labels[0], affine, label_map) if labels.shape[0] == 1 else measure_cine(labels, affine, label_map)
-            flags += measurement_flags(rep)
+            segmented = {n for n, v in label_map.values.items() if (labels == v).any()}
+            flags += measurement_flags(rep, segmented)
         except ValueError as e:  # a measurement that cannot be made is itself worth a look
             flags.append(_flag("measurement_failed", f"measurement failed: {e}", level="measurement"))
     return {"needs_review": needs_review(flags), "flags": flags}

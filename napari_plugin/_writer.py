@@ -47,35 +47,9 @@ def write_label_layer(path: str | os.PathLike, data: Any, attributes: Mapping[st
 
 def write_labels_volume(labels: np.ndarray, like: Any, path: str | os.PathLike, label_map: Any,
                         provenance: Mapping[str, Any] | None = None) -> list[Path]:
-    """(T, Z, Y, X) labels on ``like``'s grid -> label file(s) + sidecar(s).
-
-    ``.dcm``: one DICOM SEG per labelled frame for cines (``<stem>_frameNN.dcm``), a single
-    file for one frame; other endings: :func:`medseg.io.write_labels` (all frames).
-    """
+    """(T, Z, Y, X) labels on ``like``'s grid -> label file(s) + sidecar(s) via
+    :func:`medseg.io.write_labels` (``.dcm`` cines: one DICOM SEG per labelled frame)."""
     from medseg.io import write_labels
-    from medseg.io.writers import output_kind
 
-    out = Path(path)
     prov = {"tool": "medseg-napari", "source": like.meta.get("path"), **dict(provenance or {})}
-    if output_kind(out) != "dicom-seg":
-        arr = labels if labels.shape[0] > 1 else labels[0]
-        return write_labels(arr, like, out, label_map, prov)
-    if labels.shape[0] == 1:
-        return write_labels(labels[0], like, out, label_map, prov)
-    frames = [t for t in range(labels.shape[0]) if labels[t].any()] or [0]
-    written: list[Path] = []
-    for t in frames:
-        target = out.with_name(f"{out.name[:-4]}_frame{t:02d}.dcm")
-        written += _write_seg_frame(labels[t], like, target, label_map, {**prov, "frame": t}, t)
-    return written
-
-
-def _write_seg_frame(labels_zyx: np.ndarray, like: Any, target: Path, label_map: Any, prov: dict, frame: int) -> list[Path]:
-    from medseg._files import write_json_atomic
-    from medseg.io import sidecar_path, write_dicom_seg
-    from medseg.labels import LabelMap
-
-    lm = LabelMap.parse(label_map)
-    seg = write_dicom_seg(labels_zyx, like, target, lm, frame=frame)
-    side = write_json_atomic(sidecar_path(seg), {"label_map": lm.to_dict(), "provenance": prov})
-    return [seg, side]
+    return write_labels(labels if labels.shape[0] > 1 else labels[0], like, Path(path), label_map, prov)

@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import MedsegError, NotImplementedYet
 
@@ -24,7 +25,7 @@ stdout = Console()
 
 def fail(message: str, code: int = 1) -> "typer.Exit":
     """Print a one-line error and return the Exit to raise."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -33,10 +34,10 @@ def run_cli(argv: list[str] | None = None) -> int:
     try:
         rv = app(args=argv, standalone_mode=False)  # returns the exit code of typer.Exit
     except NotImplementedYet as e:
-        console.print(f"[bold yellow]not implemented:[/] {_one_line(e)}", highlight=False, soft_wrap=True)
+        console.print(f"[bold yellow]not implemented:[/] {escape(_one_line(e))}", highlight=False, soft_wrap=True)
         return 2
     except MedsegError as e:
-        console.print(f"[bold red]error:[/] {_one_line(e)}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(_one_line(e))}", highlight=False, soft_wrap=True)
         return 1
     except typer.Exit as e:
         return int(e.exit_code or 0)
@@ -57,7 +58,7 @@ def run_cli(argv: list[str] | None = None) -> int:
         if os.environ.get("MEDSEG_DEBUG"):
             raise
         console.print(
-            f"[bold red]error:[/] unexpected {type(e).__name__}: {_one_line(e)} "
+            f"[bold red]error:[/] unexpected {type(e).__name__}: {escape(_one_line(e))} "
             "(set MEDSEG_DEBUG=1 for a traceback)",
             highlight=False,
             soft_wrap=True,

@@ -58,4 +58,4 @@ def adapt_command(
         meta = run_adapt(train_pairs, val_pairs, lmap, cfg, progress=report)
     b, a = meta["validation_dice"]["base"], meta["validation_dice"]["adapted"]
     summary = ", ".join(f"{k} {b.get(k, float('nan')):.3f} -> {a[k]:.3f}" for k in a if not k.startswith("auto_"))
-    console.print(f"adapter written to {out} ({meta['training']['steps']} steps, {meta['training']['seconds']:.0f} s); validation Dice base -> adapted: {summary or 'no validation pairs'}")
+    console.print(f"adapter written to {out} ({meta['training']['steps']} steps, {meta['training']['seconds']:.0f} s); validation Dice base -> adapted: {summary or 'no validation pairs'}", markup=False)

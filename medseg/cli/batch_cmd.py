@@ -82,12 +82,13 @@ def _check_options(prompts, prompts_from, label_map, key_slice, auto, through, w
 
 
 def _run_with_progress(cases, options, workers, scheduler):
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from ..batch import run_batch
 
     where = f"on {scheduler}" if scheduler else f"in {workers} processes" if workers > 1 else "in this process"
-    console.print(f"batch: {len(cases)} cases {where} -> {options.out_dir}", highlight=False, soft_wrap=True)
+    console.print(f"batch: {len(cases)} cases {where} -> {options.out_dir}", markup=False, highlight=False, soft_wrap=True)
     counts: Counter = Counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as bar:
@@ -96,7 +97,7 @@ def _run_with_progress(cases, options, workers, scheduler):
         def on_result(res) -> None:
             counts[res["status"]] += 1
             if res["status"] == "failed":
-                bar.console.print(f"[red]failed[/] {res['case']}: {res['reason']}", highlight=False, soft_wrap=True)
+                bar.console.print(f"[red]failed[/] {escape(res['case'])}: {escape(res['reason'])}", highlight=False, soft_wrap=True)
             bar.update(task, advance=1, description=f"{res['case']} ({counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed)")
 
         return run_batch(cases, options, workers=workers, scheduler=scheduler, on_result=on_result)
@@ -115,4 +116,4 @@ def _closing_line(results, out: Path) -> None:
         line += f" (every case: {reasons.pop()})"
     if counts["failed"]:
         raise MedsegError(f"batch: {counts['failed']} of {len(results)} cases failed: {line}")
-    console.print(f"batch: {len(results)} cases: {line}", highlight=False, soft_wrap=True)
+    console.print(f"batch: {len(results)} cases: {line}", markup=False, highlight=False, soft_wrap=True)

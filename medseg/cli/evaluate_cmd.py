@@ -44,4 +44,4 @@ def evaluate_command(
     write_json_atomic(out, result)
     s = result["summary"]
     dice = ", ".join(f"{k} {v:.3f}" for k, v in s["dice"].items())
-    console.print(f"{s['n_cases']} cases, prompt={prompt}: Dice {dice}; wrote {out}")
+    console.print(f"{s['n_cases']} cases, prompt={prompt}: Dice {dice}; wrote {out}", markup=False)

@@ -15,7 +15,7 @@ def list_models() -> list[dict]:
 
     rows = []
     for name, e in REGISTRY.items():
-        row = {"name": name, "kind": "model", "description": e.description, "size_mb": None, "sha256": None, "source": "your checkpoint: --model " + f"{name}=PATH" if e.kind == "sam" else "shipped"}
+        row = {"name": name, "kind": "model", "description": e.description, "size_mb": None, "sha256": None, "source": f"your checkpoint: --model {name}=PATH" if e.kind == "sam" else "shipped"}
         if e.shipped_file:
             try:
                 path = shipped_checkpoint(e.shipped_file)
@@ -41,6 +41,7 @@ def models_command(as_json: bool = typer.Option(False, "--json", help="Print JSO
     if as_json:
         print_json(rows)
         return
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="medseg models and adapters")
@@ -48,5 +49,6 @@ def models_command(as_json: bool = typer.Option(False, "--json", help="Print JSO
         table.add_column(col)
     for r in rows:
         sha = (r.get("sha256") or "")[:16]
-        table.add_row(r["name"], r["kind"], "" if r.get("size_mb") is None else f"{r['size_mb']:.2f}", sha, f"{r.get('description', '')} [{r.get('source', '')}]")
+        table.add_row(escape(r["name"]), r["kind"], "" if r.get("size_mb") is None else f"{r['size_mb']:.2f}", sha,
+                      escape(f"{r.get('description', '')} ({r.get('source', '')})"))
     stdout.print(table)

@@ -62,13 +62,13 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
     result = _with_progress(lambda cb: segment_volume(vol, loaded, prompt_set, auto=auto, propagate=propagate, through=through, label_map=lmap,
                                                       auto_structures=auto_structs, progress=cb, min_confidence=min_confidence))
     if result.handed_over and not (result.labels > 0).any():
-        console.print(f"handed over for manual review: every structure is below --min-confidence {min_confidence} ({', '.join(result.handed_over)}); nothing written")
+        console.print(f"handed over for manual review: every structure is below --min-confidence {min_confidence} ({', '.join(result.handed_over)}); nothing written", markup=False)
         raise typer.Exit(3)
     prov = {**result.provenance, "input": str(image), "input_sha256": sha256_path(image), "scores": result.scores, "seconds": round(result.seconds, 3), "command": "segment"}
     written = write_labels(result.labels, vol, out, result.label_map, provenance=prov)
     counts = {n: int((result.labels == v).sum()) for n, v in result.label_map.values.items()}
     found = ", ".join(f"{n}: {c} voxels" for n, c in counts.items() if c)
-    console.print(f"wrote {', '.join(str(p) for p in written)} ({found or 'no structure found'}; {result.seconds:.1f} s)")
+    console.print(f"wrote {', '.join(str(p) for p in written)} ({found or 'no structure found'}; {result.seconds:.1f} s)", markup=False)
     if result.confidence is not None:
         conf = ", ".join(f"{k} {v:.2f}" for k, v in result.confidence["volume"].items())
         review = prov.get("review", {})

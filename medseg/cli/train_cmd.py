@@ -50,7 +50,7 @@ def train_command(
         init_from=str(init_from) if init_from else None, resume=resume, state_dir=str(state_dir) if state_dir else None,
     )
     summary = _run(cfg)
-    console.print(f"trained {summary['steps']} steps ({summary['samples']} samples, {summary['samples_per_s']:.0f}/s); best score {summary['best_score']:.4f}; checkpoints in {out}")
+    console.print(f"trained {summary['steps']} steps ({summary['samples']} samples, {summary['samples_per_s']:.0f}/s); best score {summary['best_score']:.4f}; checkpoints in {out}", markup=False)
 
 
 def _make_pack(data: Path, target: Path) -> Path:
@@ -62,7 +62,7 @@ def _make_pack(data: Path, target: Path) -> Path:
     if not data.is_dir():
         raise MedsegError(f"data folder not found: {data}")
     if target.is_file():
-        console.print(f"using existing pack {target}")
+        console.print(f"using existing pack {target}", markup=False)
         return target
     with Progress(SpinnerColumn(), TextColumn("packing {task.description}: {task.completed} slices"), console=console) as bar:
         task = bar.add_task("", total=None)

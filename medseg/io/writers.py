@@ -101,8 +101,9 @@ def write_labels(
 
     A NIfTI written for a 3-D input is 3-D, for a 4-D input 4-D (3-D for one frame), for a 2-D
     input 2-D; a NIfTI input's header geometry (sform/qform and codes) is reused verbatim, other
-    inputs get ``like.affine``. MHA/NRRD carry the LPS geometry. ``.dcm`` writes a DICOM SEG of
-    one phase referencing frame 0 (call :func:`write_dicom_seg` with ``frame=t`` for another).
+    inputs get ``like.affine``. MHA/NRRD carry the LPS geometry. ``.dcm`` writes a DICOM SEG
+    (one phase per SEG: for cine labels one file per labelled frame, ``<stem>_frameNN.dcm``,
+    each with its sidecar; the returned list then holds all of them).
     """
     out = Path(path)
     kind = output_kind(out)
@@ -113,6 +114,8 @@ def write_labels(
         json.dumps(_jsonable(sidecar_obj), allow_nan=False)
     except (TypeError, ValueError) as e:
         raise MedsegError(f"provenance cannot be written as JSON: {e}") from None
+    if kind == "dicom-seg" and arr.ndim == 4 and arr.shape[0] > 1:
+        return _write_seg_per_frame(arr, like, out, lm, sidecar_obj)
     if kind == "dicom-seg":
         from .seg_writer import write_dicom_seg
 
@@ -136,3 +139,17 @@ def write_labels(
         written.unlink(missing_ok=True)  # never leave a label file without its label map
         raise
     return [written, sidecar]
+
+
+def _write_seg_per_frame(arr: np.ndarray, like: Volume, out: Path, lm: LabelMap, sidecar_obj: dict[str, Any]) -> list[Path]:
+    """One DICOM SEG (+ sidecar) per labelled frame of (T, Z, Y, X) cine labels."""
+    from .seg_writer import write_dicom_seg
+
+    frames = [t for t in range(arr.shape[0]) if arr[t].any()] or [0]
+    written: list[Path] = []
+    for t in frames:
+        target = out.with_name(f"{out.name[:-4]}_frame{t:02d}.dcm")
+        seg = write_dicom_seg(arr[t], like, target, lm, frame=t)
+        obj = {**sidecar_obj, "provenance": {**sidecar_obj["provenance"], "frame": t}}
+        written += [seg, write_json_atomic(sidecar_path(seg), obj)]
+    return written

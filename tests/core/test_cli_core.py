@@ -141,3 +141,11 @@ def test_import_medseg_is_light():
     code = "import sys, medseg, medseg.io, medseg.labels, medseg.types; bad=[m for m in ('napari','qtpy','PyQt6','magicgui','typer','rich','torch') if m in sys.modules]; print(bad)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_error_text_with_brackets_is_printed_not_parsed(tmp_path, capsys):
+    """Rich markup in an error message (paths, lists) must not crash the error printer."""
+    bad = tmp_path / "[x]" / "missing[/bold].nii.gz"
+    assert run_cli(["info", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "[/bold]" in err and "Traceback" not in err
