@@ -100,7 +100,7 @@ class BatchOptions:
 def case_id(path: str | os.PathLike) -> str | None:
     """Case id of an input (file name without its known extension, or the folder name), or
     None when medseg cannot read it as a case."""
-    from .io.readers import EXTENSIONS, _has_dicm_marker
+    from .io.readers import EXTENSIONS, has_dicm_marker
 
     p = Path(path)
     if p.name.startswith("."):
@@ -111,14 +111,14 @@ def case_id(path: str | os.PathLike) -> str | None:
     for ext in sorted(EXTENSIONS, key=len, reverse=True):
         if name.lower().endswith(ext) and len(name) > len(ext):
             return name[: -len(ext)]
-    return name if _has_dicm_marker(p) else None
+    return name if has_dicm_marker(p) else None
 
 
 def _holds_dicom(folder: Path) -> bool:
-    from .io.readers import _has_dicm_marker
+    from .io.readers import has_dicm_marker
 
     files = [f for f in sorted(folder.iterdir()) if f.is_file() and not f.name.startswith(".")]
-    return any(f.suffix.lower() in (".dcm", ".dicom", ".ima") for f in files) or any(_has_dicm_marker(f) for f in files[:8])
+    return any(f.suffix.lower() in (".dcm", ".dicom", ".ima") for f in files) or any(has_dicm_marker(f) for f in files[:8])
 
 
 def discover_cases(input_dir: str | os.PathLike, prompts_from: str | os.PathLike | None = None,

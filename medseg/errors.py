@@ -12,6 +12,11 @@ class ImageReadError(MedsegError):
     """A file or folder could not be read as an image (missing, corrupt, truncated, unknown)."""
 
 
+class ImageWriteError(MedsegError):
+    """An output cannot be written in the requested format (unsupported ending, a DICOM SEG
+    for a non-DICOM input, provenance that is not JSON)."""
+
+
 class GeometryError(MedsegError):
     """Missing/zero spacing, a singular affine, or two inputs whose grids do not match."""
 

@@ -69,15 +69,19 @@ def propagate_slices(session, structure: str, t: int, z0: int, direction: str = 
     if direction not in dirs:
         raise PromptError(f"direction must be one of {', '.join(dirs)}, got {direction!r}")
     for d in dirs[direction]:
-        prev = seed
-        z = z0 + d
-        while 0 <= z < nz:
-            pred = step_from(session, structure, t, z, prev)
-            if not _accept(pred, prev, check_end=True):
-                break
-            yield t, z, pred
-            prev = pred.mask
-            z += d
+        yield from _walk(session, structure, ((t, z) for z in range(z0 + d, nz if d > 0 else -1, d)), seed, check_end=True)
+
+
+def _walk(session, structure: str, steps, seed: np.ndarray, check_end: bool) -> Iterator[tuple[int, int, Prediction]]:
+    """Follow ``steps`` ((frame, slice) pairs), each prompted by the previous result, until a
+    prediction is not accepted."""
+    prev = seed
+    for t, z in steps:
+        pred = step_from(session, structure, t, z, prev)
+        if not _accept(pred, prev, check_end=check_end):
+            return
+        yield t, z, pred
+        prev = pred.mask
 
 
 def propagate_frames(session, structure: str, t0: int, z: int, seed_mask: np.ndarray | None = None) -> Iterator[tuple[int, int, Prediction]]:
@@ -88,15 +92,7 @@ def propagate_frames(session, structure: str, t0: int, z: int, seed_mask: np.nda
         raise PromptError(f"nothing to propagate: {structure!r} is empty on frame {t0}, slice {z}")
     nt = session.volume.n_frames
     for d in (1, -1):
-        prev = seed
-        t = t0 + d
-        while 0 <= t < nt:
-            pred = step_from(session, structure, t, z, prev)
-            if not _accept(pred, prev, check_end=False):
-                break
-            yield t, z, pred
-            prev = pred.mask
-            t += d
+        yield from _walk(session, structure, ((t, z) for t in range(t0 + d, nt if d > 0 else -1, d)), seed, check_end=False)
 
 
 def propagate(session, structure: str, frame: int, slice_: int, through: str = "z", direction: str = "both", progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[int, int, Prediction]]:

@@ -14,6 +14,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
+from medseg.io.readers import has_dicm_marker
+
 from ._layers import image_layer_kwargs
 
 #: file endings this reader claims (napari.yaml lists the same patterns)
@@ -30,7 +32,7 @@ def get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerD
     if p.is_dir():
         return read_image if _looks_like_dicom_folder(p) else None
     name = p.name.lower()
-    if name.endswith(ENDINGS) or _has_dicm_marker(p):
+    if name.endswith(ENDINGS) or has_dicm_marker(p):
         return read_image
     return None
 
@@ -73,15 +75,6 @@ def _single(path: Any) -> Path | None:
     return p if p.exists() else None
 
 
-def _has_dicm_marker(p: Path) -> bool:
-    try:
-        with open(p, "rb") as f:
-            head = f.read(132)
-    except OSError:
-        return False
-    return len(head) == 132 and head[128:] == b"DICM"
-
-
 def _looks_like_dicom_folder(p: Path, max_checked: int = 20) -> bool:
     """True when the folder directly holds at least one DICOM file (checks a few files)."""
     try:
@@ -93,7 +86,7 @@ def _looks_like_dicom_folder(p: Path, max_checked: int = 20) -> bool:
         if e.name.startswith(".") or not e.is_file():
             continue
         q = Path(e.path)
-        if q.name.lower().endswith((".dcm", ".dicom", ".ima")) or _has_dicm_marker(q):
+        if q.name.lower().endswith((".dcm", ".dicom", ".ima")) or has_dicm_marker(q):
             return True
         checked += 1
         if checked >= max_checked:

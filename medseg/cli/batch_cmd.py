@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 
+from . import _options as o
 from ._app import app, console
 
 
@@ -18,26 +19,25 @@ def batch_command(
     input_dir: Path = typer.Argument(..., help="Folder of studies: each readable file (.nii/.nii.gz/.mha/.mhd/.nrrd/.png/.avi/.mp4/.dcm) "
                                      "and each sub-folder holding DICOM is one case; case id = file name without extension / folder name."),
     out_dir: Path = typer.Option(..., "-o", "--out", help="Output folder: <case>.nii.gz + <case>.json, summary.csv/json, cohort.csv."),
-    prompts: Optional[Path] = typer.Option(None, "--prompts", help="Prompts file: one set for every case, or {\"cases\": {\"<case>\": {...}}}."),
+    prompts: o.PromptsFile = None,
     prompts_from: Optional[Path] = typer.Option(None, "--prompts-from", help="Folder of reference labels: for case C the first of C_gt, C_labels, "
                                                 "C_label, C_seg, C (.nii.gz, .nii, .mha, ...)."),
-    label_map: Optional[str] = typer.Option(None, "--label-map", help="Label values, e.g. 'lv=3,myo=2,rv=1' (of --prompts-from, and of the outputs)."),
-    key_slice: bool = typer.Option(False, "--key-slice", help="With --prompts-from: one box per structure on its middle slice, then propagate."),
-    auto: bool = typer.Option(False, "--auto", help="Zero-click mode (structure prompts learned by the model)."),
-    structures: Optional[str] = typer.Option(None, "--structures", help="Structures for --auto, e.g. 'lv,myo,rv' (default by modality)."),
-    propagate: bool = typer.Option(False, "--propagate", help="Propagate every prompted structure from its slice."),
-    through: str = typer.Option("z", "--through", help="Propagate through slices (z), frames (t) or both (zt)."),
-    model: str = typer.Option("default", "--model", help="default, sam_vit_b=PATH, medsam_vit_b=PATH, or a checkpoint path."),
-    adapter: Optional[str] = typer.Option(None, "--adapter", help="Adapter name (shipped) or folder."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    label_map: o.LabelMapText = None,
+    key_slice: o.KeySlice = False,
+    auto: o.Auto = False,
+    structures: o.Structures = None,
+    propagate: o.Propagate = False,
+    through: o.Through = "z",
+    model: o.Model = "default",
+    adapter: o.Adapter = None,
+    device: o.Device = "cpu",
     resume: bool = typer.Option(False, "--resume", help="Skip cases whose output is complete and valid (same input sha256 and settings, "
                                 "label file readable on the input's grid)."),
     workers: int = typer.Option(1, "--workers", help="Local worker processes (each loads the model once; torch threads = cores // N)."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (e.g. tcp://host:8786): one task per case; "
                                             "workers need medseg and the same paths."),
     measure: bool = typer.Option(False, "--measure", help="Measure each case's labels (volumes, EF, LV mass) into OUT_DIR/cohort.csv."),
-    min_confidence: Optional[float] = typer.Option(None, "--min-confidence", help="Leave out structures whose confidence is below X (a case with none left "
-                                                   "is not written: status handed_over, listed for manual review)."),
+    min_confidence: o.MinConfidence = None,
 ) -> None:
     """Segment every study in INPUT_DIR; a failing case never stops the batch (exit code 1 if any failed)."""
     from ..batch import BatchOptions, check_out_dir, discover_cases

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from . import _options as o
 from ._app import app, console
 
 
@@ -14,19 +15,18 @@ from ._app import app, console
 def segment_command(
     image: Path = typer.Argument(..., help="Image file or DICOM folder."),
     out: Path = typer.Option(..., "-o", "--out", help="Output label file (.nii.gz, .nii, .mha, .nrrd, or .dcm for DICOM SEG)."),
-    prompts: Optional[Path] = typer.Option(None, "--prompts", help="Prompts file (JSON; see examples/prompts_example.json)."),
+    prompts: o.PromptsFile = None,
     prompts_from: Optional[Path] = typer.Option(None, "--prompts-from", help="Reference labels to simulate box prompts from."),
-    label_map: Optional[str] = typer.Option(None, "--label-map", help="Label values, e.g. 'lv=3,myo=2,rv=1' (of --prompts-from, and of the output)."),
-    key_slice: bool = typer.Option(False, "--key-slice", help="With --prompts-from: one box per structure on its middle slice, then propagate."),
-    auto: bool = typer.Option(False, "--auto", help="Zero-click mode (structure prompts learned by the model)."),
-    structures: Optional[str] = typer.Option(None, "--structures", help="Structures for --auto, e.g. 'lv,myo,rv' (default by modality)."),
-    propagate: bool = typer.Option(False, "--propagate", help="Propagate every prompted structure from its slice."),
-    through: str = typer.Option("z", "--through", help="Propagate through slices (z), frames (t) or both (zt)."),
-    model: str = typer.Option("default", "--model", help="default, sam_vit_b=PATH, medsam_vit_b=PATH, or a checkpoint path."),
-    adapter: Optional[str] = typer.Option(None, "--adapter", help="Adapter name (shipped) or folder."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
-    min_confidence: Optional[float] = typer.Option(None, "--min-confidence", help="Leave out structures whose confidence is below X "
-                                                   "(listed as handed over; nothing is written when none is left: exit code 3)."),
+    label_map: o.LabelMapText = None,
+    key_slice: o.KeySlice = False,
+    auto: o.Auto = False,
+    structures: o.Structures = None,
+    propagate: o.Propagate = False,
+    through: o.Through = "z",
+    model: o.Model = "default",
+    adapter: o.Adapter = None,
+    device: o.Device = "cpu",
+    min_confidence: o.MinConfidence = None,
 ) -> None:
     """Segment one study and write labels + a provenance sidecar JSON."""
     from ..errors import PromptError
@@ -62,7 +62,7 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
     result = _with_progress(lambda cb: segment_volume(vol, loaded, prompt_set, auto=auto, propagate=propagate, through=through, label_map=lmap,
                                                       auto_structures=auto_structs, progress=cb, min_confidence=min_confidence))
     if result.handed_over and not (result.labels > 0).any():
-        console.print(f"handed over for manual review: every structure is below --min-confidence {min_confidence} ({', '.join(result.handed_over)}); nothing written", markup=False)
+        console.print(f"handed over for manual review: every structure is below --min-confidence {min_confidence} ({', '.join(result.handed_over)}); nothing written (exit code 3)", markup=False)
         raise typer.Exit(3)
     prov = {**result.provenance, "input": str(image), "input_sha256": sha256_path(image), "scores": result.scores, "seconds": round(result.seconds, 3), "command": "segment"}
     written = write_labels(result.labels, vol, out, result.label_map, provenance=prov)

@@ -119,12 +119,13 @@ def _kind(p: Path) -> str:
     for ext in sorted(EXTENSIONS, key=len, reverse=True):
         if name.endswith(ext):
             return EXTENSIONS[ext]
-    if _has_dicm_marker(p):
+    if has_dicm_marker(p):
         return "dicom"
     raise ImageReadError(f"unsupported file type {p.suffix or '(no extension)'!r}: {p}; supported: {SUPPORTED_TEXT}")
 
 
-def _has_dicm_marker(p: Path) -> bool:
+def has_dicm_marker(p: Path) -> bool:
+    """True when a file carries the DICOM preamble's ``DICM`` marker."""
     try:
         with open(p, "rb") as f:
             head = f.read(132)

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .._files import atomic_path
-from ..errors import MedsegError
+from ..errors import ImageWriteError
 from ..labels import LabelMap
 from .volume import Volume
 
@@ -59,12 +59,12 @@ def write_dicom_seg(
         MedsegError: the input was not read from DICOM, or highdicom refused the data.
     """
     if like.meta.get("format") != "dicom" or not like.meta.get("files"):
-        raise MedsegError(
+        raise ImageWriteError(
             f"DICOM SEG needs an image read from DICOM; this one was read as {like.meta.get('format') or 'unknown'} "
             f"({like.meta.get('path', '?')}): write .nii.gz instead"
         )
     if not like.meta.get("positioned"):
-        raise MedsegError(
+        raise ImageWriteError(
             f"DICOM SEG needs images with patient position and orientation; {like.meta.get('path', '?')} has none "
             "(e.g. an ultrasound clip): write .nii.gz instead"
         )
@@ -74,12 +74,12 @@ def write_dicom_seg(
     arr = validate_labels(labels, like, label_map)
     arr = arr[None] if arr.ndim == 3 else arr
     if arr.shape[0] > 1:
-        raise MedsegError(
+        raise ImageWriteError(
             f"DICOM SEG holds one cardiac phase (highdicom refuses repeated slice positions); labels have "
             f"{arr.shape[0]} frames: write each frame with frame=t, or write .nii.gz"
         )
     if not 0 <= frame < like.n_frames:
-        raise MedsegError(f"frame {frame} is outside 0..{like.n_frames - 1}")
+        raise ImageWriteError(f"frame {frame} is outside 0..{like.n_frames - 1}")
     out = Path(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom validation warnings about source headers
@@ -119,12 +119,12 @@ def _sources_and_pixels(
         _unify_frame_of_reference(sources)
         return sources, np.stack([pl for _, _, pl in planes]), None
     if len(paths) != 1:
-        raise MedsegError("DICOM SEG from several multi-frame files is not supported")
+        raise ImageWriteError("DICOM SEG from several multi-frame files is not supported")
     import highdicom as hd
 
     ds = datasets[paths[0]]
     if "PerFrameFunctionalGroupsSequence" not in ds:
-        raise MedsegError(f"DICOM SEG needs per-frame positions; {paths[0]} is a multi-frame file without them")
+        raise ImageWriteError(f"DICOM SEG needs per-frame positions; {paths[0]} is a multi-frame file without them")
     positions = [hd.PlanePositionSequence(hd.CoordinateSystemNames.PATIENT, _frame_ipp(ds, fr)) for _, fr, _ in planes]
     return [ds], np.stack([pl for _, _, pl in planes]), positions
 
@@ -191,4 +191,4 @@ def _build(sources: list[Any], pixel_array: np.ndarray, positions: list[Any] | N
                 omit_empty_frames=False, plane_positions=positions,
             )
     except (ValueError, TypeError, AttributeError, KeyError) as e:
-        raise MedsegError(f"highdicom could not build the DICOM SEG: {str(e).splitlines()[0][:200]}") from None
+        raise ImageWriteError(f"highdicom could not build the DICOM SEG: {str(e).splitlines()[0][:200]}") from None

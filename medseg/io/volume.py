@@ -36,7 +36,8 @@ class Volume:
     Attributes:
         array: (T, Z, Y, X) numeric array.
         affine: (4, 4) voxel (x, y, z) -> world RAS mm.
-        frame_times_s: (T,) seconds from the first frame, or None when unknown.
+        frame_times_s: (T,) frame times in seconds, or None when unknown (DICOM: TriggerTime,
+            the time since the R wave; NIfTI: frame index x pixdim[4]; video: index / fps).
         modality: "MR", "CT", "US" or "OT" (other / unknown).
         spacing_known: False for PNG/video inputs without physical pixel size.
         meta: source information needed to write results back in the same geometry

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .._files import _jsonable, write_json_atomic
-from ..errors import GeometryError, LabelMapError, MedsegError
+from ..errors import GeometryError, ImageWriteError, LabelMapError
 from ..labels import LabelMap
 from .volume import Volume
 
@@ -33,7 +33,7 @@ def output_kind(path: str | os.PathLike) -> str:
     for ext in sorted(OUTPUT_FORMATS, key=len, reverse=True):
         if name.endswith(ext):
             return OUTPUT_FORMATS[ext]
-    raise MedsegError(f"cannot write labels to {Path(path).name!r}: supported endings are {', '.join(OUTPUT_FORMATS)}")
+    raise ImageWriteError(f"cannot write labels to {Path(path).name!r}: supported endings are {', '.join(OUTPUT_FORMATS)}")
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:
@@ -113,7 +113,7 @@ def write_labels(
     try:
         json.dumps(_jsonable(sidecar_obj), allow_nan=False)
     except (TypeError, ValueError) as e:
-        raise MedsegError(f"provenance cannot be written as JSON: {e}") from None
+        raise ImageWriteError(f"provenance cannot be written as JSON: {e}") from None
     if kind == "dicom-seg" and arr.ndim == 4 and arr.shape[0] > 1:
         return _write_seg_per_frame(arr, like, out, lm, sidecar_obj)
     if kind == "dicom-seg":
