@@ -153,7 +153,8 @@ class SlicePredictor:
         if b is None:
             return coarse
         fine = self._decode(self._box_roi(b), b, (), structure, None, None, False)
-        fine.score = float(min(fine.score, max(coarse.score, 0.0)) if coarse.score < 0.5 else fine.score)
+        if coarse.score < 0.5:  # an unsure detection caps the refined mask's score
+            fine.score = min(fine.score, coarse.score)
         return fine
 
     # -- internals -----------------------------------------------------------------------

@@ -23,12 +23,6 @@ console = Console(stderr=True)
 stdout = Console()
 
 
-def fail(message: str, code: int = 1) -> "typer.Exit":
-    """Print a one-line error and return the Exit to raise."""
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
 def run_cli(argv: list[str] | None = None) -> int:
     """Run the app; turn library errors into one line + exit code. Returns the exit code."""
     try:

@@ -86,3 +86,28 @@ def test_multimask_returns_three_candidates(pred_lv):
     masks, scores = out.candidates
     assert masks.shape == (3, *lab.shape) and scores.shape == (3,)
     assert out.score == pytest.approx(float(scores.max()))
+
+
+def test_disk_cache_reuses_and_refuses_foreign_entries(model, phantom, tmp_path):
+    """Embeddings persist on disk under a signature; a tampered entry is recomputed."""
+    from safetensors.torch import save_file
+    import torch
+
+    from medseg.embeddings import EmbeddingCache
+
+    img = normalize_intensity(phantom.image.array, "MR")[0, 2]
+    box = Box.from_mask(phantom.labels[0, 2] == 1)
+    p1 = SlicePredictor(model, cache=EmbeddingCache(disk_dir=tmp_path))
+    p1.set_image(img, key="study/0/2")
+    ref = p1.predict(box=box, structure="lv")
+    files = list(tmp_path.glob("*.safetensors"))
+    assert len(files) == 1
+    p2 = SlicePredictor(model, cache=EmbeddingCache(disk_dir=tmp_path))
+    p2.set_image(img, key="study/0/2")
+    assert np.array_equal(p2.predict(box=box, structure="lv").mask, ref.mask)
+    assert p2.cache.hits >= 1 and p2.cache.misses == 0
+    save_file({"embedding": torch.zeros(1, 256, 16, 16)}, str(files[0]), metadata={"signature": "someone else's"})
+    p3 = SlicePredictor(model, cache=EmbeddingCache(disk_dir=tmp_path))
+    p3.set_image(img, key="study/0/2")
+    assert np.array_equal(p3.predict(box=box, structure="lv").mask, ref.mask)
+    assert p3.cache.misses == 1
