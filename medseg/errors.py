@@ -31,7 +31,3 @@ class PromptError(MedsegError):
 
 class CheckpointError(MedsegError):
     """A checkpoint or adapter has wrong keys, a wrong sha256, or belongs to another base model."""
-
-
-class NotImplementedYet(MedsegError):
-    """A command whose implementation has not landed yet (the CLI exits with code 2)."""

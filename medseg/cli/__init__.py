@@ -1,6 +1,5 @@
 """The ``medseg`` command line (typer + rich). Each command is a thin function over the
-library; every :class:`medseg.errors.MedsegError` becomes one line on stderr and exit code 1
-(2 for commands not implemented yet)."""
+library; every :class:`medseg.errors.MedsegError` becomes one line on stderr and exit code 1."""
 
 from __future__ import annotations
 

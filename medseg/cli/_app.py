@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..errors import MedsegError, NotImplementedYet
+from ..errors import MedsegError
 
 app = typer.Typer(
     name="medseg",
@@ -27,9 +27,6 @@ def run_cli(argv: list[str] | None = None) -> int:
     """Run the app; turn library errors into one line + exit code. Returns the exit code."""
     try:
         rv = app(args=argv, standalone_mode=False)  # returns the exit code of typer.Exit
-    except NotImplementedYet as e:
-        console.print(f"[bold yellow]not implemented:[/] {escape(_one_line(e))}", highlight=False, soft_wrap=True)
-        return 2
     except MedsegError as e:
         console.print(f"[bold red]error:[/] {escape(_one_line(e))}", highlight=False, soft_wrap=True)
         return 1
