@@ -28,13 +28,12 @@ from make_pairs import acdc, camus  # noqa: E402
 
 def collect(root: Path) -> tuple[list[dict], list[dict], dict]:
     from medseg.confidence import slice_signals
-    from medseg.evaluation import Pair
     from medseg.io import read_label_volume, read_volume
     from medseg.labels import LabelMap
     from medseg.models import load_model
     from medseg.prompt_file import prompts_from_labels
-    from medseg.session import Session
     from medseg.segment import _run_prompts
+    from medseg.session import Session
 
     model = load_model("default")
     slices, vols, cost = [], [], {"segment_s": 0.0, "confidence_s": 0.0}

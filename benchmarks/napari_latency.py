@@ -52,13 +52,13 @@ def main() -> None:
     args = ap.parse_args()
 
     import napari
-    from qtpy.QtWidgets import QApplication
-
-    from medseg.types import Box
     from medseg_napari._controller import ModelProvider, box_rectangle, default_threads
     from medseg_napari._qt.segment_widget import SegmentWidget
     from medseg_napari._sample_data import make_cine_sample
     from medseg_napari._scripting import add_layer_data
+    from qtpy.QtWidgets import QApplication
+
+    from medseg.types import Box
 
     threads = args.threads or default_threads()
     viewer = napari.Viewer(show=True)

@@ -38,9 +38,10 @@ def _info(case: Path) -> dict[str, float]:
 
 def segment_phase(viewer, seg, app, image_path: Path, gt_path: Path) -> dict[str, float]:
     """Open one phase, start a session, box every structure on every slice; Dice per structure."""
+    from medseg_napari._controller import box_rectangle
+
     from medseg.io import read_label_volume
     from medseg.types import Box
-    from medseg_napari._controller import box_rectangle
 
     (image,) = viewer.open(str(image_path), plugin="medseg")
     gt = read_label_volume(gt_path).array
@@ -71,10 +72,9 @@ def main() -> None:
     ap.add_argument("--size", default="1800x1300", help="window size WxH")
     args = ap.parse_args()
     import napari
-    from qtpy.QtWidgets import QApplication
-
     from medseg_napari._qt.measure_widget import MeasureWidget
     from medseg_napari._qt.segment_widget import SegmentWidget
+    from qtpy.QtWidgets import QApplication
 
     case = Path(args.case)
     info = _info(case)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .batch import BatchOptions, CaseSpec, Result
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
 MAX_ATTEMPTS = 3  # local pool: a case pending in this many broken pools fails
 
 
-def run_local(cases: Sequence["CaseSpec"], options: "BatchOptions", workers: int, emit: Callable[["Result"], None]) -> None:
+def run_local(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, emit: Callable[[Result], None]) -> None:
     """``workers`` spawned processes (``options.threads`` torch threads each). A pool broken by
     a dying worker is restarted for the cases still pending; a case pending in MAX_ATTEMPTS
     broken pools fails."""
@@ -45,7 +46,7 @@ def run_local(cases: Sequence["CaseSpec"], options: "BatchOptions", workers: int
                 emit(failed_result(c, f"a worker process died {MAX_ATTEMPTS} times while this case was pending (killed, out of memory, or a crash)"))
 
 
-def run_dask(cases: Sequence["CaseSpec"], options: "BatchOptions", scheduler: Any, emit: Callable[["Result"], None]) -> None:
+def run_dask(cases: Sequence[CaseSpec], options: BatchOptions, scheduler: Any, emit: Callable[[Result], None]) -> None:
     """One task per case on a Dask cluster (address or ``distributed.Client``), results taken
     as they complete. Workers load the model themselves (nothing big is shipped)."""
     import uuid
@@ -87,7 +88,7 @@ def _threads_by_host(client: Any) -> tuple[tuple[str, int], ...]:
     return tuple(sorted(per_host.items()))
 
 
-def set_threads(options: "BatchOptions") -> None:
+def set_threads(options: BatchOptions) -> None:
     """torch threads of this process: ``options.threads``; on a Dask worker, the host's cores
     divided by the worker threads on that host."""
     n = options.threads

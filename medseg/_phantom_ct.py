@@ -107,31 +107,31 @@ _RA_OFFSET = (40.0, -2.0, 6.0)
 
 def _chambers(sc: CTScene, p: np.ndarray, q: np.ndarray) -> list[tuple[np.ndarray, int, int | None]]:
     """(mask, tissue, label) in painting order; ``p`` world and ``q`` local heart coordinates."""
-    h, s, a, l = sc.heart, q[..., 0], q[..., 1], q[..., 2]
+    h, s, a, lax = sc.heart, q[..., 0], q[..., 1], q[..., 2]  # short axes s, a; long axis lax
     ph = {key: float(val[0]) for key, val in h.lv.phase(np.array([sc.phase])).items()}
     ra_, rb, c, z0, t, ta = ph["a"], ph["b"], ph["c"], ph["z0"], ph["T"], ph["Ta"]
-    lam_e = 1 - ((l - z0) / (c + ta)) ** 2
-    cav = ((s / ra_) ** 2 + (a / rb) ** 2 <= 1 - ((l - z0) / c) ** 2) & (l >= 0)
-    epi = ((s / (ra_ + t)) ** 2 + (a / (rb + t)) ** 2 <= lam_e) & (l >= 0)
-    rho = np.sqrt(np.clip(1 - ((l - z0) / (h.rv_c * c / h.lv.c)) ** 2, 0, None))
+    lam_e = 1 - ((lax - z0) / (c + ta)) ** 2
+    cav = ((s / ra_) ** 2 + (a / rb) ** 2 <= 1 - ((lax - z0) / c) ** 2) & (lax >= 0)
+    epi = ((s / (ra_ + t)) ** 2 + (a / (rb + t)) ** 2 <= lam_e) & (lax >= 0)
+    rho = np.sqrt(np.clip(1 - ((lax - z0) / (h.rv_c * c / h.lv.c)) ** 2, 0, None))
     s_rv = float(rv_scale(h, np.array([sc.phase]), np.array([c]))[0])
     off, ru, rw, d = rv_section(h, (ra_ + t) * np.sqrt(np.clip(lam_e, 0, None)), rho, s_rv)
-    rv_ok = (l >= 0) & (d > h.wall_mm)
+    rv_ok = (lax >= 0) & (d > h.wall_mm)
     g = 1.0 + 0.1 * sc.phase
     (law, las), (raw, ras) = h.la, h.ra
     la_r, ra_r = (1.4 * law * g, law * g, las * g), (raw * g, 1.15 * raw * g, ras * g)
     la_q, ra_q = _ell3(p, sc.at(*_LA_OFFSET), la_r), _ell3(p, sc.at(*_RA_OFFSET), ra_r)
     shell = lambda qq, r, extra=0.0: qq <= (1 + (h.wall_mm + extra) / min(r)) ** 2  # noqa: E731  approximate offset
     fat, wall = h.fat_mm, h.wall_mm
-    env = ((s / (ra_ + t + fat)) ** 2 + (a / (rb + t + fat)) ** 2 <= 1 - ((l - z0) / (c + ta + fat)) ** 2) & (l >= -fat)
+    env = ((s / (ra_ + t + fat)) ** 2 + (a / (rb + t + fat)) ** 2 <= 1 - ((lax - z0) / (c + ta + fat)) ** 2) & (lax >= -fat)
     env |= (ellipse_q(s, a, off + (wall + fat) / 2, h.rv_shift * rw, ru + (wall + fat) / 2, rw + wall + fat) <= 1) & rv_ok
     env |= shell(la_q, la_r, fat) | shell(ra_q, ra_r, fat)
     return [
         (env, Tissue.FAT, None),
-        (shell(la_q, la_r) & (l < wall), Tissue.WALL, None),
-        ((la_q <= 1) & (l < 0), Tissue.BLOOD, LA),
-        (shell(ra_q, ra_r) & (l < h.tv_offset + wall), Tissue.WALL, None),
-        ((ra_q <= 1) & (l < h.tv_offset), Tissue.BLOOD_R, RA),
+        (shell(la_q, la_r) & (lax < wall), Tissue.WALL, None),
+        ((la_q <= 1) & (lax < 0), Tissue.BLOOD, LA),
+        (shell(ra_q, ra_r) & (lax < h.tv_offset + wall), Tissue.WALL, None),
+        ((ra_q <= 1) & (lax < h.tv_offset), Tissue.BLOOD_R, RA),
         ((ellipse_q(s, a, off + wall / 2, h.rv_shift * rw, ru + wall / 2, rw + wall) <= 1) & rv_ok, Tissue.WALL, None),
         ((ellipse_q(s, a, off, h.rv_shift * rw, ru, rw) <= 1) & rv_ok & ~epi, Tissue.BLOOD_R, RV),
         (epi, Tissue.MYO, MYO),

@@ -35,10 +35,10 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
-
+from typing import Any
 
 from ._files import sha256_path
 from .errors import MedsegError, PromptError
@@ -257,9 +257,9 @@ def output_problem(case: CaseSpec, options: BatchOptions) -> str | None:
 
 
 def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
+    from ._batch_exec import torch_threads
     from .io import read_volume, sidecar_path, write_labels
     from .labels import LabelMap
-    from ._batch_exec import torch_threads
     from .segment import default_auto_structures, segment_volume
 
     vol = read_volume(case.input)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import platform
 import resource
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch

@@ -8,8 +8,9 @@ measures both results and the truth, and prints how close they are.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import csv
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -228,7 +229,7 @@ def _clinical(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
     from .measure import measure_ed_es
 
     err_ef, err_mass, err_edv = [], [], []
-    for case, ph in pairs.items():
+    for ph in pairs.values():
         vals = {}
         for which in ("_pred", "_ref"):
             ed, es = ph["ED"][which], ph["ES"][which]

@@ -9,10 +9,10 @@ is always data, never a constant baked into code paths. medseg's own output defa
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import numpy as np
 
@@ -58,7 +58,7 @@ class LabelMap:
 
     # -- construction -------------------------------------------------------------------
     @classmethod
-    def parse(cls, spec: "str | Mapping[str, int] | LabelMap | None") -> "LabelMap":
+    def parse(cls, spec: str | Mapping[str, int] | LabelMap | None) -> LabelMap:
         """Parse ``lv=3,myo=2,rv=1``, a JSON object string, a path to a JSON file, or a mapping.
 
         ``None`` gives :data:`DEFAULT_LABEL_MAP`. Unknown structure names are allowed (custom
@@ -127,14 +127,14 @@ class LabelMap:
     def to_dict(self) -> dict[str, int]:
         return dict(self.values)
 
-    def subset(self, names: Iterable[str]) -> "LabelMap":
+    def subset(self, names: Iterable[str]) -> LabelMap:
         return LabelMap({n: self[n] for n in names})
 
     def masks(self, labels: np.ndarray) -> dict[str, np.ndarray]:
         """Boolean mask per structure of an integer label array (any shape)."""
         return {n: labels == v for n, v in self.values.items()}
 
-    def remap(self, labels: np.ndarray, target: "LabelMap") -> np.ndarray:
+    def remap(self, labels: np.ndarray, target: LabelMap) -> np.ndarray:
         """Re-encode ``labels`` (in this map) into ``target``'s values; structures missing in
         ``target`` become background. Returns uint8 (uint16 if a value exceeds 255)."""
         dtype = np.uint8 if max(target.values.values()) < 256 else np.uint16

@@ -9,7 +9,7 @@ find the structure, then in its ROI.
 
 from __future__ import annotations
 
-from typing import Hashable, Sequence
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 import torch

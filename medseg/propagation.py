@@ -9,7 +9,7 @@ Generators yield ``(frame, slice, Prediction)`` as results come, so a UI can sho
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 

@@ -5,8 +5,9 @@ through a :class:`medseg.session.Session`, with provenance. Used by ``medseg seg
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

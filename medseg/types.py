@@ -42,7 +42,7 @@ class Box:
             raise PromptError(f"box corners must satisfy y0<=y1 and x0<=x1, got {vals}")
 
     @classmethod
-    def from_mask(cls, mask: np.ndarray) -> "Box | None":
+    def from_mask(cls, mask: np.ndarray) -> Box | None:
         """Tight box around a 2-D boolean mask, or None when the mask is empty."""
         ys, xs = np.nonzero(mask)
         if ys.size == 0:

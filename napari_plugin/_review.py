@@ -16,8 +16,9 @@ session's predictor: run it in a worker, never while another operation uses the 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from medseg.session import Session
@@ -121,7 +122,7 @@ class ReviewList:
     """The review of one :class:`medseg.session.Session` (the segmentation widget's
     ``controller.session``): rows, per-structure confidence, marking rows reviewed."""
 
-    def __init__(self, session: "Session") -> None:
+    def __init__(self, session: Session) -> None:
         self.session = session
         self.rows: list[ReviewRow] = []
         self.volume_confidence: dict[str, float] = {}

@@ -12,8 +12,9 @@ frame, ``<stem>_frameNN.dcm``, each referencing that frame's source images.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

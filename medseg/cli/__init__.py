@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import sys
 
-from ._app import app, run_cli  # noqa: F401  (app: the typer application)
-
 # Commands register themselves on ``app`` when their module is imported.
-from . import info_cmd, segment_cmd, batch_cmd, evaluate_cmd, measure_cmd, models_cmd, train_cmd, adapt_cmd, bench_cmd, demo_cmd  # noqa: E402,F401
+from . import adapt_cmd, batch_cmd, bench_cmd, demo_cmd, evaluate_cmd, info_cmd, measure_cmd, models_cmd, segment_cmd, train_cmd  # noqa: E402,F401
+from ._app import app, run_cli  # noqa: F401  (app: the typer application)
 
 
 def main(argv: list[str] | None = None) -> None:

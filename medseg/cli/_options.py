@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-PromptsFile = Annotated[Optional[Path], typer.Option("--prompts", help="Prompts file (JSON; see examples/prompts_example.json); "
+PromptsFile = Annotated[Path | None, typer.Option("--prompts", help="Prompts file (JSON; see examples/prompts_example.json); "
                                                      "for batch one set for every case, or {\"cases\": {\"<case>\": {...}}}.")]
-LabelMapText = Annotated[Optional[str], typer.Option("--label-map", help="Label values, e.g. 'lv=3,myo=2,rv=1' (of --prompts-from, and of the output).")]
+LabelMapText = Annotated[str | None, typer.Option("--label-map", help="Label values, e.g. 'lv=3,myo=2,rv=1' (of --prompts-from, and of the output).")]
 KeySlice = Annotated[bool, typer.Option("--key-slice", help="With --prompts-from: one box per structure on its middle slice, then propagate.")]
 Auto = Annotated[bool, typer.Option("--auto", help="Zero-click mode (structure prompts learned by the model).")]
-Structures = Annotated[Optional[str], typer.Option("--structures", help="Structures for --auto, e.g. 'lv,myo,rv' (default by modality).")]
+Structures = Annotated[str | None, typer.Option("--structures", help="Structures for --auto, e.g. 'lv,myo,rv' (default by modality).")]
 Propagate = Annotated[bool, typer.Option("--propagate", help="Propagate every prompted structure from its slice.")]
 Through = Annotated[str, typer.Option("--through", help="Propagate through slices (z), frames (t) or both (zt).")]
 Model = Annotated[str, typer.Option("--model", help="default, sam_vit_b=PATH, medsam_vit_b=PATH, or a checkpoint path.")]
-Adapter = Annotated[Optional[str], typer.Option("--adapter", help="Adapter name (shipped) or folder.")]
+Adapter = Annotated[str | None, typer.Option("--adapter", help="Adapter name (shipped) or folder.")]
 Device = Annotated[str, typer.Option("--device", help="cpu or cuda.")]
-MinConfidence = Annotated[Optional[float], typer.Option("--min-confidence", help="Leave out structures whose confidence is below X and list them "
+MinConfidence = Annotated[float | None, typer.Option("--min-confidence", help="Leave out structures whose confidence is below X and list them "
                                                         "as handed over (nothing is written for a study with none left).")]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -13,7 +12,7 @@ from ._app import app, console
 @app.command("adapt")
 def adapt_command(
     pairs: Path = typer.Option(..., "--pairs", help="Training CSV with columns image,label."),
-    val: Optional[Path] = typer.Option(None, "--val", help="Validation CSV (early stopping, before/after Dice)."),
+    val: Path | None = typer.Option(None, "--val", help="Validation CSV (early stopping, before/after Dice)."),
     label_map: str = typer.Option(..., "--label-map", help="Label values of the label files, e.g. 'lv=3,myo=2,rv=1'."),
     out: Path = typer.Option(..., "-o", "--out", help="Adapter folder to write."),
     model: str = typer.Option("default", "--model", help="Base model."),
@@ -28,8 +27,8 @@ def adapt_command(
     device: str = typer.Option("cpu", "--device"),
     seed: int = typer.Option(0, "--seed"),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run (OUT.state)."),
-    modality: Optional[str] = typer.Option(None, "--modality", help="Recorded in medseg.json (e.g. LGE-MR)."),
-    view: Optional[str] = typer.Option(None, "--view", help="Recorded in medseg.json (e.g. short-axis)."),
+    modality: str | None = typer.Option(None, "--modality", help="Recorded in medseg.json (e.g. LGE-MR)."),
+    view: str | None = typer.Option(None, "--view", help="Recorded in medseg.json (e.g. short-axis)."),
     description: str = typer.Option("", "--description", help="One line for the model card."),
 ) -> None:
     """Train a LoRA adapter (a few MB) on your own labelled volumes."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -20,7 +19,7 @@ def batch_command(
                                      "and each sub-folder holding DICOM is one case; case id = file name without extension / folder name."),
     out_dir: Path = typer.Option(..., "-o", "--out", help="Output folder: <case>.nii.gz + <case>.json, summary.csv/json, cohort.csv."),
     prompts: o.PromptsFile = None,
-    prompts_from: Optional[Path] = typer.Option(None, "--prompts-from", help="Folder of reference labels: for case C the first of C_gt, C_labels, "
+    prompts_from: Path | None = typer.Option(None, "--prompts-from", help="Folder of reference labels: for case C the first of C_gt, C_labels, "
                                                 "C_label, C_seg, C (.nii.gz, .nii, .mha, ...)."),
     label_map: o.LabelMapText = None,
     key_slice: o.KeySlice = False,
@@ -34,7 +33,7 @@ def batch_command(
     resume: bool = typer.Option(False, "--resume", help="Skip cases whose output is complete and valid (same input sha256 and settings, "
                                 "label file readable on the input's grid)."),
     workers: int = typer.Option(1, "--workers", help="Local worker processes (each loads the model once; torch threads = cores // N)."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (e.g. tcp://host:8786): one task per case; "
+    scheduler: str | None = typer.Option(None, "--scheduler", help="Dask scheduler address (e.g. tcp://host:8786): one task per case; "
                                             "workers need medseg and the same paths."),
     measure: bool = typer.Option(False, "--measure", help="Measure each case's labels (volumes, EF, LV mass) into OUT_DIR/cohort.csv."),
     min_confidence: o.MinConfidence = None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -17,15 +16,15 @@ def evaluate_command(
     prompt: str = typer.Option("box", "--prompt", help="box, point, key-slice or auto."),
     out: Path = typer.Option(..., "-o", "--out", help="RESULT.json."),
     model: str = typer.Option("default", "--model"),
-    adapter: Optional[str] = typer.Option(None, "--adapter"),
+    adapter: str | None = typer.Option(None, "--adapter"),
     device: str = typer.Option("cpu", "--device"),
 ) -> None:
     """Score the model with prompts simulated from reference labels (Dice, HD95, clinical)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .._files import write_json_atomic
-    from ..evaluation import PROMPT_MODES, evaluate_pairs, read_pairs
     from ..errors import MedsegError
+    from ..evaluation import PROMPT_MODES, evaluate_pairs, read_pairs
     from ..labels import LabelMap
     from ..models import load_model
 

@@ -9,7 +9,7 @@ Thin: reading, option checks and writing; every number comes from :mod:`medseg.m
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import typer
@@ -24,22 +24,22 @@ BASE_CHOICES = {"auto": None, "first": "low_index", "last": "high_index"}
 
 @app.command("measure")
 def measure_command(
-    labels: Optional[Path] = typer.Argument(None, help="Label file: one phase (3-D) or a cine (4-D)."),
-    ed: Optional[Path] = typer.Option(None, "--ed", help="End-diastolic label file (with --es)."),
-    es: Optional[Path] = typer.Option(None, "--es", help="End-systolic label file (with --ed)."),
-    label_map: Optional[str] = typer.Option(None, "--label-map", help="e.g. 'lv=3,myo=2,rv=1' (ACDC); default medseg's lv=1,myo=2,rv=3,..."),
+    labels: Path | None = typer.Argument(None, help="Label file: one phase (3-D) or a cine (4-D)."),
+    ed: Path | None = typer.Option(None, "--ed", help="End-diastolic label file (with --es)."),
+    es: Path | None = typer.Option(None, "--es", help="End-systolic label file (with --ed)."),
+    label_map: str | None = typer.Option(None, "--label-map", help="e.g. 'lv=3,myo=2,rv=1' (ACDC); default medseg's lv=1,myo=2,rv=3,..."),
     output: Path = typer.Option(..., "-o", "--output", help="Report JSON to write."),
-    height_cm: Optional[float] = typer.Option(None, "--height-cm", help="Height (cm), for BSA."),
-    weight_kg: Optional[float] = typer.Option(None, "--weight-kg", help="Weight (kg), for BSA."),
-    heart_rate: Optional[float] = typer.Option(None, "--heart-rate", help="Heart rate (beats/min), for cardiac output."),
+    height_cm: float | None = typer.Option(None, "--height-cm", help="Height (cm), for BSA."),
+    weight_kg: float | None = typer.Option(None, "--weight-kg", help="Weight (kg), for BSA."),
+    heart_rate: float | None = typer.Option(None, "--heart-rate", help="Heart rate (beats/min), for cardiac output."),
     bsa_method: str = typer.Option("mosteller", "--bsa-method", help="mosteller or dubois."),
-    sex: Optional[str] = typer.Option(None, "--sex", help="M or F, for sex-specific normal ranges."),
+    sex: str | None = typer.Option(None, "--sex", help="M or F, for sex-specific normal ranges."),
     aha_method: str = typer.Option("uniform", "--aha-method", help="uniform (60-degree sectors) or septum_split."),
     base: str = typer.Option("auto", "--base", help="Where the LV base is: auto (from anatomy), first or last slice."),
     interpolate_missing: bool = typer.Option(False, "--interpolate-missing", help="Add interpolated area for empty in-between slices (still flagged)."),
-    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Also write a one-row CSV."),
-    plots: Optional[Path] = typer.Option(None, "--plots", help="Folder for PNGs: volume curve, bullseye, overlay."),
-    image: Optional[list[Path]] = typer.Option(None, "--image", help="Image(s) for the overlay plot, on the labels' grid: a cine, or ED [and ES] (repeat --image)."),
+    csv_path: Path | None = typer.Option(None, "--csv", help="Also write a one-row CSV."),
+    plots: Path | None = typer.Option(None, "--plots", help="Folder for PNGs: volume curve, bullseye, overlay."),
+    image: list[Path] | None = typer.Option(None, "--image", help="Image(s) for the overlay plot, on the labels' grid: a cine, or ED [and ES] (repeat --image)."),
 ) -> None:
     """Measure volumes, EF, LV mass, AHA wall thickness and QC flags; write REPORT.json."""
     from ..labels import LabelMap
@@ -70,8 +70,8 @@ def measure_command(
     _summary(report, output)
 
 
-def _run(labels: Optional[Path], ed: Optional[Path], es: Optional[Path], lmap: Any, phase_opts: dict, body: dict,
-         heart_rate: Optional[float]) -> tuple[dict, dict, dict, Any]:
+def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase_opts: dict, body: dict,
+         heart_rate: float | None) -> tuple[dict, dict, dict, Any]:
     """Read the inputs and measure: (report, phase -> (Z, Y, X) labels, phase -> frame, ED Volume)."""
     from ..measure.report import measure_cine, measure_ed_es, measure_phase
 
@@ -111,7 +111,7 @@ def _read_image(path: Path) -> Any:
     return read_volume(path)
 
 
-def _heart_rate(user_bpm: Optional[float], vol: Any) -> dict[str, Any]:
+def _heart_rate(user_bpm: float | None, vol: Any) -> dict[str, Any]:
     """Heart rate from the user, else DICOM HeartRate, else NominalInterval (RR, ms) in the meta."""
     if user_bpm is not None:
         return {"heart_rate": user_bpm}
@@ -139,7 +139,7 @@ def _check_measurable(vol: Any, path: Path, lmap: Any, other: Any = None) -> Non
         raise LabelMapError(f"the label map names lv={lmap['lv']} but no voxel has that value (values present: {present}); check --label-map")
 
 
-def _write_plots(report: dict, folder: Path, phases: dict, frames: dict, lmap: Any, vol: Any, image: Optional[list[Path]]) -> None:
+def _write_plots(report: dict, folder: Path, phases: dict, frames: dict, lmap: Any, vol: Any, image: list[Path] | None) -> None:
     from ..measure import plots as P
 
     folder.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -16,7 +15,7 @@ def segment_command(
     image: Path = typer.Argument(..., help="Image file or DICOM folder."),
     out: Path = typer.Option(..., "-o", "--out", help="Output label file (.nii.gz, .nii, .mha, .nrrd, or .dcm for DICOM SEG)."),
     prompts: o.PromptsFile = None,
-    prompts_from: Optional[Path] = typer.Option(None, "--prompts-from", help="Reference labels to simulate box prompts from."),
+    prompts_from: Path | None = typer.Option(None, "--prompts-from", help="Reference labels to simulate box prompts from."),
     label_map: o.LabelMapText = None,
     key_slice: o.KeySlice = False,
     auto: o.Auto = False,
@@ -47,8 +46,8 @@ def segment_command(
 def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device, min_confidence=None) -> None:
     from .._files import sha256_path
     from ..io import read_volume, write_labels
-    from ..prompt_file import study_prompts
     from ..models import load_model
+    from ..prompt_file import study_prompts
     from ..segment import segment_volume
 
     vol = read_volume(image)

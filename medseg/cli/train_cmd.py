@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -13,8 +12,8 @@ from ._app import app, console
 @app.command("train")
 def train_command(
     out: Path = typer.Option(..., "-o", "--out", help="Output folder (checkpoints, history, summary)."),
-    data: Optional[Path] = typer.Option(None, "--data", help="The shared data folder (../shared/data); packed into OUT/pack.npz first."),
-    pack: Optional[Path] = typer.Option(None, "--pack", help="A pack made earlier (medseg train --data ... --pack-only)."),
+    data: Path | None = typer.Option(None, "--data", help="The shared data folder (../shared/data); packed into OUT/pack.npz first."),
+    pack: Path | None = typer.Option(None, "--pack", help="A pack made earlier (medseg train --data ... --pack-only)."),
     pack_only: bool = typer.Option(False, "--pack-only", help="Only build OUT/pack.npz from --data, then stop."),
     phantoms: int = typer.Option(1500, "--phantoms", help="Synthetic phantom slices added to the training set."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
@@ -24,9 +23,9 @@ def train_command(
     max_steps: int = typer.Option(0, "--max-steps", help="Stop after this many steps (0 = no limit)."),
     val_every: float = typer.Option(0.0, "--val-every", help="Seconds between validations (default: budget/6)."),
     seed: int = typer.Option(0, "--seed"),
-    init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from this medseg checkpoint."),
+    init_from: Path | None = typer.Option(None, "--init-from", help="Start from this medseg checkpoint."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT (state.pt)."),
-    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="Where state.pt (for --resume) is kept (default: OUT)."),
+    state_dir: Path | None = typer.Option(None, "--state-dir", help="Where state.pt (for --resume) is kept (default: OUT)."),
 ) -> None:
     """Train the promptable cardiac model on packed real slices + phantoms."""
     from ..errors import MedsegError

@@ -22,8 +22,9 @@ from __future__ import annotations
 import functools
 import warnings
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pydicom

@@ -67,7 +67,7 @@ def _luminance(array: np.ndarray) -> np.ndarray:
     return a.mean(axis=-1)
 
 
-def _modality(img: "sitk.Image") -> str:
+def _modality(img: sitk.Image) -> str:
     for key in ("Modality", "modality"):
         if img.HasMetaDataKey(key):
             return _MODALITY_KEYS.get(img.GetMetaData(key).strip().upper(), "OT")

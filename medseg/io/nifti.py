@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import nibabel as nib
 import numpy as np
@@ -122,7 +122,7 @@ def _consistent_affine(affine: np.ndarray, zooms: tuple) -> tuple[np.ndarray, st
     return fixed, note
 
 
-def _frame_times(header: "nib.Nifti1Header", data: np.ndarray) -> np.ndarray | None:
+def _frame_times(header: nib.Nifti1Header, data: np.ndarray) -> np.ndarray | None:
     if data.ndim != 4:
         return None
     dt = float(header["pixdim"][4])
@@ -132,7 +132,7 @@ def _frame_times(header: "nib.Nifti1Header", data: np.ndarray) -> np.ndarray | N
     return np.arange(data.shape[3], dtype=np.float64) * dt * _TIME_UNITS_S[t_unit]
 
 
-def _modality(header: "nib.Nifti1Header") -> str:
+def _modality(header: nib.Nifti1Header) -> str:
     """"MR" or "CT" when the header's ``descrip`` has that word, else "OT"."""
     try:
         descrip = bytes(header["descrip"]).decode("ascii", "ignore").upper()

@@ -49,7 +49,7 @@ def read_raster(path: Path, labels: bool = False) -> Volume:
     )
 
 
-def _to_array(im: "Image.Image", path: Path, labels: bool) -> np.ndarray:
+def _to_array(im: Image.Image, path: Path, labels: bool) -> np.ndarray:
     mode = im.mode
     if mode == "P" and labels:
         return np.asarray(im).astype(np.uint8)

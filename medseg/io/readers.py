@@ -7,8 +7,8 @@ is imported only when a file of that format is read.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

@@ -121,7 +121,7 @@ class Volume:
         xyz = (np.linalg.inv(self.affine) @ np.c_[ras, np.ones(len(ras))].T).T[:, :3]
         return xyz[:, ::-1]
 
-    def same_grid(self, other: "Volume", atol_mm: float = 1e-3) -> bool:
+    def same_grid(self, other: Volume, atol_mm: float = 1e-3) -> bool:
         """True when ``other`` has the same (Z, Y, X) shape and affine (within ``atol_mm``)."""
         return self.grid_shape == other.grid_shape and bool(np.allclose(self.affine, other.affine, atol=atol_mm))
 
@@ -132,7 +132,7 @@ class Volume:
             raise IndexError(f"frame {t} is outside 0..{self.n_frames - 1}")
         return self.array[t]
 
-    def with_array(self, array: np.ndarray, **changes: Any) -> "Volume":
+    def with_array(self, array: np.ndarray, **changes: Any) -> Volume:
         """A new Volume on the same geometry with another array (e.g. labels)."""
         return replace(self, array=array, **changes)
 

@@ -16,8 +16,9 @@ Conventions (see docs/measurement.md):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -67,7 +68,7 @@ class StackGeometry:
         """(dy, dx) in-plane pixel size (mm)."""
         return (float(self.spacing_mm[1]), float(self.spacing_mm[2]))
 
-    def scaled(self, k: float) -> "StackGeometry":
+    def scaled(self, k: float) -> StackGeometry:
         """The same stack with every length multiplied by ``k`` (for tests and unit changes)."""
         aff = self.affine.copy()
         aff[:3, :3] *= k

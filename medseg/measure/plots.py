@@ -12,9 +12,10 @@ its own figure (``compact=True``: smaller text for a dock widget).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

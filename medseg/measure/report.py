@@ -15,7 +15,8 @@ and ``ef_undefined``). Nothing is silently fixed.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -23,11 +24,9 @@ from ..errors import GeometryError, LabelMapError
 from ..labels import LabelMap
 from . import qc
 from .aha import AHA_METHODS, wall_thickness
-from .geometry import (BaseEnd, MeasurementError, StackGeometry, as_label_array, detect_base, given_base, resolve_affine,
-                       stack_geometry)
+from .geometry import BaseEnd, MeasurementError, StackGeometry, as_label_array, detect_base, given_base, resolve_affine, stack_geometry
 from .reference import check_sex, range_flag
-from .volumes import (bsa_m2, cardiac_output_l_min, detect_ed_es, function_from_volumes, heart_rate_bpm, indexed,
-                      lv_mass_g, slice_areas_mm2)
+from .volumes import bsa_m2, cardiac_output_l_min, detect_ed_es, function_from_volumes, heart_rate_bpm, indexed, lv_mass_g, slice_areas_mm2
 
 SAX_STRUCTURES = ("lv", "myo", "rv")
 

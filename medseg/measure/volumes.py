@@ -6,7 +6,7 @@ All volumes are in mL, masses in g, BSA in m^2, cardiac output in L/min.
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 

@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import Qt
 from qtpy.QtGui import QColor
-from qtpy.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableWidget, QTableWidgetItem,
-                            QVBoxLayout, QWidget)
+from qtpy.QtWidgets import QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from .._review import ReviewList, ReviewRow
 
@@ -31,7 +30,7 @@ COLUMNS = ("✓", "Flag", "Structure", "Frame", "Slice", "Conf.", "Message")
 REVIEWED_COLOUR = "#808080"
 
 
-def find_segment_widget(viewer: Any) -> "SegmentWidget | None":
+def find_segment_widget(viewer: Any) -> SegmentWidget | None:
     """The segmentation widget docked in ``viewer`` (one with a session first), or None."""
     from .segment_widget import SegmentWidget
 
@@ -59,7 +58,7 @@ def show_slice(viewer: Any, image: Any, frame: int | None, slice_: int | None) -
 class ReviewWidget(QWidget):
     """Dock widget: the flags of the current segmentation, to look at one by one."""
 
-    def __init__(self, napari_viewer: "napari.viewer.Viewer", segment_widget: "SegmentWidget | None" = None) -> None:
+    def __init__(self, napari_viewer: napari.viewer.Viewer, segment_widget: SegmentWidget | None = None) -> None:
         super().__init__()
         self.viewer = napari_viewer
         self._segment = segment_widget
@@ -101,7 +100,7 @@ class ReviewWidget(QWidget):
 
     # -- helpers -----------------------------------------------------------------------
     @property
-    def segment_widget(self) -> "SegmentWidget | None":
+    def segment_widget(self) -> SegmentWidget | None:
         return self._segment if self._segment is not None else find_segment_widget(self.viewer)
 
     def _say(self, text: str, error: bool = False) -> None:

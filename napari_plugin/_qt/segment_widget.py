@@ -16,14 +16,14 @@ meanwhile are applied when it ends.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QWidget
 
-from .._controller import (ModelProvider, SegmentController, adapter_names, default_structures, default_threads,
-                           new_structure, run_with_progress)
+from .._controller import ModelProvider, SegmentController, adapter_names, default_structures, default_threads, new_structure, run_with_progress
 from .._layers import META_PROVENANCE, META_SOURCE, volume_for_layer
 from . import _prompt_layers as pl
 from ._segment_ui import build_segment_ui, fill_structure_table
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 class SegmentWidget(QWidget):
     """Dock widget: image, model, structures, prompts, propagate, auto, lock, undo, save/load."""
 
-    def __init__(self, napari_viewer: "napari.viewer.Viewer", models: ModelProvider | None = None) -> None:
+    def __init__(self, napari_viewer: napari.viewer.Viewer, models: ModelProvider | None = None) -> None:
         super().__init__()
         self.viewer = napari_viewer
         self.models = models or ModelProvider(threads=default_threads())

@@ -90,8 +90,8 @@ def test_multimask_returns_three_candidates(pred_lv):
 
 def test_disk_cache_reuses_and_refuses_foreign_entries(model, phantom, tmp_path):
     """Embeddings persist on disk under a signature; a tampered entry is recomputed."""
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     from medseg.embeddings import EmbeddingCache
 

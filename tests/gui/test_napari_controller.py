@@ -6,13 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from medseg_napari._controller import SegmentController, box_rectangle, default_structures, new_structure, point_index, rectangle_box, run_with_progress
+from napari_helpers import dice
 
 from medseg.errors import LabelMapError, PromptError
 from medseg.types import Box, Point
-from medseg_napari._controller import (SegmentController, box_rectangle, default_structures, new_structure, point_index,
-                                       rectangle_box, run_with_progress)
-
-from napari_helpers import dice
 
 
 @pytest.mark.parametrize("coord, expected", [

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
+from medseg_napari import _measure as m
 
 from medseg.measure.geometry import MeasurementError
-from medseg_napari import _measure as m
 
 
 def test_measure_logic_modes(small_cine, tmp_path):

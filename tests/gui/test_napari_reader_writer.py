@@ -7,14 +7,14 @@ import warnings
 
 import numpy as np
 import pytest
-
-from medseg.io import read_label_volume
-from napari_helpers import io_synth
-from medseg.io.volume import Volume
 from medseg_napari._layers import META_LABEL_MAP, META_PROVENANCE, META_VOLUME, layer_geometry, volume_for_layer
 from medseg_napari._reader import get_reader, read_image
 from medseg_napari._sample_data import make_cine_sample, make_echo_sample
 from medseg_napari._writer import write_label_layer, write_labels_dicom_seg, write_labels_nifti
+from napari_helpers import io_synth
+
+from medseg.io import read_label_volume
+from medseg.io.volume import Volume
 
 
 def _nifti_4d(path, shape=(3, 5, 16, 20), zooms=(1.5, 1.25, 8.0), origin=(10.0, -20.0, 30.0)):

@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from medseg_napari._review import ReviewList, ReviewRow, confidence_summary, review_rows
 
 BAD_SLICE = 3  # mid-ventricular: the myocardium ring is half erased there
@@ -120,11 +119,10 @@ def _gui_ready() -> str | None:
 @pytest.mark.gui
 @pytest.mark.skipif(_gui_ready() is not None, reason=str(_gui_ready()))
 def test_review_widget_jumps_and_marks(make_napari_viewer, qtbot, model_provider, phantom):
-    from qtpy.QtCore import Qt
-
     from medseg_napari._layers import META_PROVENANCE, image_layer_kwargs
     from medseg_napari._qt.review_widget import REVIEWED_COLOUR, ReviewWidget, find_segment_widget
     from medseg_napari._qt.segment_widget import SegmentWidget
+    from qtpy.QtCore import Qt
 
     viewer = make_napari_viewer()
     image = viewer.add_image(phantom.image.array, **image_layer_kwargs(phantom.image, "phantom"))

@@ -21,9 +21,10 @@ if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.env
     # Qt aborts the whole process without a display, and the offscreen platform has no OpenGL
     pytest.skip("no display: run the napari widget tests under xvfb-run -a", allow_module_level=True)
 
-from medseg.io import read_label_volume  # noqa: E402
 from medseg_napari._controller import box_rectangle  # noqa: E402
 from napari_helpers import dice  # noqa: E402
+
+from medseg.io import read_label_volume  # noqa: E402
 
 pytestmark = pytest.mark.gui
 T_OUT = 60_000  # ms
@@ -57,9 +58,8 @@ def _filled(labels, t, value=1):
 
 
 def test_segment_propagate_undo_measure_save(make_napari_viewer, qtbot, model_provider, small_cine, cine_path, tmp_path):
-    from napari.utils.key_bindings import coerce_keybinding
-
     from medseg_napari._qt.measure_widget import MeasureWidget
+    from napari.utils.key_bindings import coerce_keybinding
 
     _, truth, _ = small_cine
     viewer = make_napari_viewer()

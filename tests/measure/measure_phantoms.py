@@ -3,7 +3,7 @@ voxel centres through an affine (so any spacing, rotation, permutation or flip c
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -8,8 +8,8 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-
 from measure_phantoms import LVPhantom, centred_affine, rasterise
+
 from medseg.cli import run_cli
 
 SHAPE = (9, 64, 64)

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import pytest
-
 from measure_phantoms import LVPhantom, centred_affine, rasterise
+
 from medseg.errors import GeometryError, LabelMapError
 from medseg.measure.geometry import MeasurementError
 from medseg.measure.report import measure_cine, measure_ed_es, measure_phase

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from measure_phantoms import LVPhantom, centred_affine, rasterise, rotation_about
 from scipy.spatial import cKDTree
 
-from measure_phantoms import LVPhantom, centred_affine, rasterise, rotation_about
 from medseg.measure.aha import aha_segment
 from medseg.measure.geometry import stack_geometry
 from medseg.measure.report import measure_phase

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import pytest
-
 from measure_phantoms import LVPhantom, centred_affine, ellipsoid, ellipsoid_volume_ml, rasterise
+
 from medseg.measure.geometry import slice_weights, stack_geometry
 from medseg.measure.report import measure_ed_es, measure_phase
 from medseg.measure.volumes import bsa_m2, cardiac_output_l_min, detect_ed_es, function_from_volumes, volume_ml
