@@ -3,7 +3,8 @@
 The previous result prompts the next slice or frame: its box (slightly enlarged) and its mask
 as the dense prompt, with the structure token. Slice propagation stops where the structure
 ends: an empty prediction, a predicted IoU below ``min_score``, an area that collapses below
-``min_area_ratio`` of the previous slice, or no overlap with the previous mask.
+``MIN_AREA_RATIO`` or explodes above ``MAX_AREA_RATIO`` times the previous slice's (a leak out
+of the structure), or no overlap with the previous mask.
 Generators yield ``(frame, slice, Prediction)`` as results come, so a UI can show progress.
 """
 
@@ -18,6 +19,7 @@ from .types import Box, Prediction
 
 MIN_SCORE = 0.45
 MIN_AREA_RATIO = 0.12
+MAX_AREA_RATIO = 3.0  # a structure never triples from one slice to the next: that is a leak
 MIN_PIXELS = 6
 AUTO_MIN_SCORE = 0.35
 
@@ -54,9 +56,14 @@ def _accept(pred: Prediction, prev_mask: np.ndarray, check_end: bool) -> bool:
         return True
     if pred.score < MIN_SCORE:
         return False
-    if area < MIN_AREA_RATIO * max(int(prev_mask.sum()), 1):
+    if area < MIN_AREA_RATIO * max(int(prev_mask.sum()), 1) or _leaks(area, prev_mask):
         return False
     return bool((pred.mask & prev_mask).any())
+
+
+def _leaks(area: int, prev_mask: np.ndarray) -> bool:
+    """True when ``area`` is more than MAX_AREA_RATIO times the neighbouring slice's mask."""
+    return area > MAX_AREA_RATIO * max(int(prev_mask.sum()), 4 * MIN_PIXELS)
 
 
 def propagate_slices(session, structure: str, t: int, z0: int, direction: str = "both", seed_mask: np.ndarray | None = None) -> Iterator[tuple[int, int, Prediction]]:
@@ -157,7 +164,7 @@ def _auto_stack(session, structure: str, t: int, per_slice: dict[int, Prediction
         if z in out:
             continue
         nb = out.get(z - 1) or out.get(z + 1)
-        if nb is not None and (per_slice[z].mask & nb.mask).any():
+        if nb is not None and (per_slice[z].mask & nb.mask).any() and not _leaks(int(per_slice[z].mask.sum()), nb.mask):
             out[z] = per_slice[z]
     for z in sorted(out):
         yield t, z, out[z]

@@ -1,0 +1,48 @@
+"""Stop rules of slice propagation (medseg.propagation), without the model: the walker is fed
+prepared predictions so each rule is tested on its own."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import medseg.propagation as prop
+from medseg.types import Prediction
+
+
+def _square(side: int, shape: tuple[int, int] = (64, 64)) -> np.ndarray:
+    m = np.zeros(shape, bool)
+    c = shape[0] // 2
+    m[c - side // 2 : c - side // 2 + side, c - side // 2 : c - side // 2 + side] = True
+    return m
+
+
+def _walk_areas(monkeypatch, sides: list[int], scores: list[float] | None = None, seed_side: int = 10) -> list[int]:
+    """Feed predictions of squares with the given sides to the walker; return the slices it kept."""
+    preds = {z: Prediction(_square(s), (scores or [0.9] * len(sides))[z - 1]) for z, s in enumerate(sides, start=1)}
+    monkeypatch.setattr(prop, "step_from", lambda session, structure, t, z, prev: preds[z])
+    steps = ((0, z) for z in range(1, len(sides) + 1))
+    return [z for _, z, _ in prop._walk(None, "lv", steps, _square(seed_side), check_end=True)]
+
+
+@pytest.mark.parametrize(
+    ("sides", "kept"),
+    [
+        ([10, 9, 8], [1, 2, 3]),  # a structure that narrows slowly is followed
+        ([10, 2, 8], [1]),  # area collapse (4 / 100 < MIN_AREA_RATIO) ends it
+        ([10, 18, 10], [1]),  # a leak: 324 px after 100 px is more than MAX_AREA_RATIO x
+        ([10, 16, 18], [1, 2, 3]),  # 2.56x and 1.27x growth are still a structure
+    ],
+)
+def test_walker_stops_at_collapse_and_leak(monkeypatch, sides, kept):
+    assert _walk_areas(monkeypatch, sides) == kept
+
+
+def test_walker_stops_on_low_predicted_iou(monkeypatch):
+    assert _walk_areas(monkeypatch, [10, 10, 10], scores=[0.9, prop.MIN_SCORE - 0.01, 0.9]) == [1]
+
+
+def test_leak_rule_has_a_floor_for_tiny_masks():
+    tiny = _square(2)  # 4 px: a growth to 3 x 24 px is allowed near the apex
+    assert not prop._leaks(3 * 4 * prop.MIN_PIXELS, tiny)
+    assert prop._leaks(3 * 4 * prop.MIN_PIXELS + 1, tiny)
