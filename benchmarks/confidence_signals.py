@@ -26,21 +26,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from make_pairs import acdc, camus  # noqa: E402
 
+from medseg.evaluation import dice  # noqa: E402
+
 COMBOS = [("iou", "agree2"), ("iou", "agree4"), ("iou", "agree2", "stab1"), ("iou", "agree2", "stab2"), ("iou", "agree4", "jit_var"),
           ("iou", "agree4", "agree_tok"), ("iou", "agree2", "hflip"), ("iou", "agree2", "hflip", "vflip")]
 
 
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    return float(2 * (a & b).sum() / max(int(a.sum() + b.sum()), 1))
-
 
 def slice_features(session, name: str, t: int, z: int) -> dict | None:
-    import torch
-
     from medseg.confidence import _jittered_boxes
-    from medseg.predictor import MIN_POINT_SLOTS, SlicePredictor
-    from medseg.preprocess import box_to_model
-    from medseg.roi_ops import crop_rois
+    from medseg.predictor import SlicePredictor
     from medseg.types import Box
 
     mask = session.labels[t, z] == session.structure(name).value
@@ -48,18 +43,13 @@ def slice_features(session, name: str, t: int, z: int) -> dict | None:
     if mask.sum() < 3 or res is None:
         return None
     session._set_slice(t, z)
-    pr, model = session.predictor, session.predictor.model
+    pr = session.predictor
     roi = np.asarray(res.roi, dtype=np.float64)
     boxes = _jittered_boxes(mask, 4, seed=zlib.crc32(f"{name}/{t}/{z}".encode()))
-    k = len(boxes) + 1  # 4 jittered boxes + the structure token alone
-    kw = {"points": torch.zeros(k, MIN_POINT_SLOTS, 2), "point_labels": torch.full((k, MIN_POINT_SLOTS), -1),
-          "boxes": torch.tensor(np.stack([box_to_model(b.as_tuple(), roi, pr.config.img_size) for b in boxes] + [np.zeros(4)]), dtype=torch.float32),
-          "has_box": torch.tensor([True] * len(boxes) + [False]), "structure": torch.full((k,), model.structure_index(name))}
-    with torch.no_grad():
-        sparse, dense = model.embed_prompts(k, **kw)
-        low = (model.decode(pr.embedding(roi), sparse, dense)[0][:, 0] > 0).numpy()
-    ref = (crop_rois(torch.from_numpy(mask.astype(np.float32))[None, None], torch.tensor(roi[None], dtype=torch.float32), low.shape[-1])[0, 0] > 0.5).numpy()
-    agree = [_dice(m, ref) for m in low]
+    low, ref = pr.predict_boxes(boxes, structure=name, roi=roi, reference=mask)  # 4 jittered boxes, ROI grid
+    token = pr._decode(roi, None, (), name, None, None, False)  # the structure token alone, same ROI
+    low = np.concatenate([low, (token.logits > 0)[None]])
+    agree = [dice(m, ref) for m in low]
     pm = low[:4].mean(0)
     logits = np.asarray(res.logits)
     out = {"iou": float(res.score), "agree2": float(np.mean(agree[:2])), "agree4": float(np.mean(agree[:4])), "agree_tok": agree[4],
@@ -72,7 +62,7 @@ def slice_features(session, name: str, t: int, z: int) -> dict | None:
     for key, (flip, fbox) in flips.items():
         fp = SlicePredictor(pr.loaded)
         fp.set_image(flip(session._norm[t, z]))
-        out[key] = _dice(flip(fp.predict(box=fbox, structure=name).mask), mask)
+        out[key] = dice(flip(fp.predict(box=fbox, structure=name).mask), mask)
     return out
 
 
@@ -101,9 +91,9 @@ def collect(root: Path) -> dict:
             for t, z in s.iter_structure_slices(name):
                 f = slice_features(s, name, t, z)
                 if f is not None:
-                    slices.append({**f, "case": case, "mode": mode, "structure": name, "dice": _dice(s.labels[t, z] == v, ref[t, z] == v)})
+                    slices.append({**f, "case": case, "mode": mode, "structure": name, "dice": dice(s.labels[t, z] == v, ref[t, z] == v)})
             if (s.labels == v).any() or (ref == v).any():
-                vols.append({"case": case, "mode": mode, "structure": name, "dice": _dice(s.labels == v, ref == v), "slice_ids": list(range(first, len(slices)))})
+                vols.append({"case": case, "mode": mode, "structure": name, "dice": dice(s.labels == v, ref == v), "slice_ids": list(range(first, len(slices)))})
         print(f"{i + 1}/{len(jobs)} {mode} {case}", flush=True)
     return {"slices": slices, "vols": vols}
 

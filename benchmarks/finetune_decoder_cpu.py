@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import medseg.training.prompts as prompts  # noqa: E402
 from medseg.models.checkpoints import load_checkpoint, read_checkpoint_header, save_checkpoint  # noqa: E402
 from medseg.training.data import bank_from_pack  # noqa: E402
+from medseg.training.loop import TrainConfig, train_step  # noqa: E402
 from medseg.training.losses import PromptLoss  # noqa: E402
 
 LR, BATCH, WARMUP, SEED, PHANTOMS = 3e-5, 32, 50, 1, 300
@@ -47,31 +48,18 @@ def main(pack: str, init: str, out: str, budget_s: float) -> None:
         p.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=LR, weight_decay=0.01)
-    loss_fn, cfg = PromptLoss(), model.config
+    # medseg train's step (prompt simulation, loss, correction-click pass, clipping): the frozen
+    # encoder builds no autograd graph, so only the prompt encoder and decoder are trained
+    cfg = TrainConfig(device="cpu", batch_size=BATCH, correction_prob=0.5, bf16=False)
+    loss_fn = PromptLoss()
     t0, step = time.perf_counter(), 0
     while (elapsed := time.perf_counter() - t0) < budget_s:
         for g in opt.param_groups:
             g["lr"] = LR * min(1.0, (step + 1) / WARMUP) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * elapsed / budget_s)))
-        idx = torch.multinomial(bank.train_weights, BATCH, replacement=True, generator=gen)
-        batch = prompts.sample_batch(bank, idx, cfg.img_size, cfg.embed_size, g=gen)
-        with torch.no_grad():
-            emb = model.encode(batch.images)
-        sparse, dense = model.embed_prompts(BATCH, **batch.prompts())
-        low, iou = model.decode(emb, sparse, dense)
-        loss, logs = loss_fn(low, iou, batch.target, batch.multimask)
-        if torch.rand(1, generator=gen).item() < 0.5:
-            prev = low.gather(1, logs["chosen"].view(-1, 1, 1, 1).expand(-1, 1, *low.shape[-2:]))
-            b2 = prompts.correction_clicks(batch, prev, g=gen)
-            s2, d2 = model.embed_prompts(BATCH, **b2.prompts())
-            low2, iou2 = model.decode(emb, s2, d2)
-            loss = (loss + loss_fn(low2, iou2, b2.target, b2.multimask)[0]) / 2
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        logs = train_step(model, loss_fn, bank, cfg, opt, gen)
         step += 1
         if step % 50 == 0:
-            print(f"step {step}  {elapsed:.0f} s  {step * BATCH} samples  loss {float(loss):.4f}", flush=True)
+            print(f"step {step}  {elapsed:.0f} s  {step * BATCH} samples  loss {float(logs['loss']):.4f}", flush=True)
     _, base_info = read_checkpoint_header(init)
     info = {**base_info, "finetune": {"what": "prompt encoder + mask decoder, frozen image encoder, CPU", "steps": step, "samples": step * BATCH,
                                       "elapsed_s": round(time.perf_counter() - t0), "lr": LR, "batch": BATCH, "mode_probs": dict(zip(prompts.MODES, MODE_PROBS)),

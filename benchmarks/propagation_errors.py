@@ -22,11 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from make_pairs import acdc  # noqa: E402
 
+from medseg.evaluation import dice  # noqa: E402
+
 LABELS = {"rv": 1, "myo": 2, "lv": 3}
 
-
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    return float(2 * (a & b).sum() / max(int(a.sum() + b.sum()), 1))
 
 
 def decompose(pred: np.ndarray, ref: np.ndarray, value: int) -> dict:
@@ -45,8 +44,8 @@ def decompose(pred: np.ndarray, ref: np.ndarray, value: int) -> dict:
     trimmed = p.copy()
     trimmed[~rz] = False
     return {
-        "dice": _dice(p, r),
-        "dice_without_extra_slices": _dice(trimmed, r),
+        "dice": dice(p, r),
+        "dice_without_extra_slices": dice(trimmed, r),
         "extra_voxels": int(p[pz & ~rz].sum()),
         "missed_voxels": int(r[rz & ~pz].sum()),
         "in_slice_voxels": int((p[both] ^ r[both]).sum()),

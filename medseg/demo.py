@@ -17,6 +17,7 @@ import numpy as np
 
 def run_demo(out: str | Path, device: str = "cpu", seed: int = 7, log: Callable[[str], None] = print) -> dict[str, Any]:
     from ._files import write_json_atomic
+    from .evaluation import dice
     from .io import write_labels
     from .measure import measure_ed_es
     from .models import load_model
@@ -48,19 +49,14 @@ def run_demo(out: str | Path, device: str = "cpu", seed: int = 7, log: Callable[
         secs = time.perf_counter() - t0
         rep = measure_ed_es(masks["ED"], masks["ES"], ph.image.affine, lm)
         truth = measure_ed_es(ph.labels[ed], ph.labels[es], ph.image.affine, lm)
-        dice = {n: round(_dice(np.stack([masks["ED"], masks["ES"]]) == v, np.stack([ph.labels[ed], ph.labels[es]]) == v), 3) for n, v in lm.values.items()}
-        results[mode] = {"seconds": round(secs, 2), "dice": dice, "lvef_pct": rep["lv"]["ef_pct"], "lvef_truth_pct": truth["lv"]["ef_pct"],
+        scores = {n: round(dice(np.stack([masks["ED"], masks["ES"]]) == v, np.stack([ph.labels[ed], ph.labels[es]]) == v), 3) for n, v in lm.values.items()}
+        results[mode] = {"seconds": round(secs, 2), "dice": scores, "lvef_pct": rep["lv"]["ef_pct"], "lvef_truth_pct": truth["lv"]["ef_pct"],
                          "lv_mass_g": rep["lv_mass_g"], "lv_mass_truth_g": truth["lv_mass_g"]}
-        log(f"{mode:9s}: ED+ES in {secs:.1f} s; Dice " + ", ".join(f"{k} {v:.3f}" for k, v in dice.items())
+        log(f"{mode:9s}: ED+ES in {secs:.1f} s; Dice " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
             + f"; LVEF {rep['lv']['ef_pct']:.1f}% (truth {truth['lv']['ef_pct']:.1f}%), LV mass {rep['lv_mass_g']:.0f} g (truth {truth['lv_mass_g']:.0f} g)")
     write_json_atomic(out / "demo_summary.json", results)
     log(f"outputs: {out}/ (labels + provenance sidecars, demo_summary.json)")
     return results
-
-
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    s = a.sum() + b.sum()
-    return float(2 * (a & b).sum() / s) if s else 1.0
 
 
 def _write_image(vol, path: Path) -> None:

@@ -79,6 +79,13 @@ def point_prompts(labels: np.ndarray, label_map: LabelMap) -> PromptSet:
     return PromptSet(prompts, set(), label_map)
 
 
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice of two boolean masks of any shape (1 when both are empty); plain numpy, for the
+    many small per-slice comparisons where MONAI's tensor round trip costs more than the sum."""
+    s = int(a.sum()) + int(b.sum())
+    return float(2 * (a & b).sum() / s) if s else 1.0
+
+
 def dice_hd95(pred: np.ndarray, ref: np.ndarray, spacing_zyx: tuple[float, float, float]) -> tuple[float, float]:
     """3-D Dice and HD95 (mm) of two boolean (Z, Y, X) masks via MONAI. HD95 is NaN when
     either mask is empty; Dice is 1 when both are empty."""
@@ -89,11 +96,11 @@ def dice_hd95(pred: np.ndarray, ref: np.ndarray, spacing_zyx: tuple[float, float
         return 1.0, 0.0
     p = torch.from_numpy(pred[None, None].astype(np.float32))
     r = torch.from_numpy(ref[None, None].astype(np.float32))
-    dice = float(compute_dice(p, r, include_background=True, ignore_empty=False)[0, 0])
+    dsc = float(compute_dice(p, r, include_background=True, ignore_empty=False)[0, 0])
     if not pred.any() or not ref.any():
-        return dice, math.nan
+        return dsc, math.nan
     hd = float(compute_hausdorff_distance(p, r, include_background=True, percentile=95, spacing=list(spacing_zyx))[0, 0])
-    return dice, hd
+    return dsc, hd
 
 
 def evaluate_pairs(pairs: list[Pair], label_map: LabelMap, prompt: str, model, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
