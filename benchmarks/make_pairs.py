@@ -4,7 +4,9 @@
 
 acdc_val.csv (ED+ES of patients 017-020, 037-040, 057-060, 077-080, 097-100, with case/phase),
 camus_val.csv (the last 50 CAMUS patients, 2CH/4CH ED/ES), mnms2_sa.csv (external, never
-trained on), lge_train.csv / lge_val.csv (MS-CMRSeg LGE: adapter training / validation).
+trained on), lge_train.csv / lge_val.csv (MS-CMRSeg LGE: adapter training / validation),
+camus_adapt_train.csv / camus_adapt_stop.csv (CAMUS patients 1-300 / 301-350: echo adapter
+training / early stopping).
 """
 
 from __future__ import annotations
@@ -36,8 +38,11 @@ def acdc(root: Path) -> list[dict]:
     return rows
 
 
-def camus(root: Path) -> list[dict]:
-    pats = sorted((root / "camus-224").glob("patient*"))[-50:]
+def camus(root: Path, split: str = "val") -> list[dict]:
+    """CAMUS: the last 50 patients validate (never trained on); for the echo adapter the first 300
+    train it and patients 301-350 (in the base model's training split) stop it early."""
+    pats = sorted((root / "camus-224").glob("patient*"))
+    pats = {"val": pats[-50:], "adapt-train": pats[:300], "adapt-stop": pats[300:350]}[split]
     return [{"image": str(g).replace("_gt", ""), "label": g, "case": p.name, "phase": ""} for p in pats for g in sorted(p.glob("*_gt.png"))]
 
 
@@ -58,6 +63,8 @@ if __name__ == "__main__":
     root, out = Path(sys.argv[1]), Path(sys.argv[2])
     _write(out / "acdc_val.csv", acdc(root))
     _write(out / "camus_val.csv", camus(root))
+    _write(out / "camus_adapt_train.csv", camus(root, "adapt-train"))
+    _write(out / "camus_adapt_stop.csv", camus(root, "adapt-stop"))
     _write(out / "mnms2_sa.csv", mnms2(root))
     _write(out / "lge_train.csv", lge(root, "train"))
     _write(out / "lge_val.csv", lge(root, "val"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +100,9 @@ def dice_hd95(pred: np.ndarray, ref: np.ndarray, spacing_zyx: tuple[float, float
     dsc = float(compute_dice(p, r, include_background=True, ignore_empty=False)[0, 0])
     if not pred.any() or not ref.any():
         return dsc, math.nan
-    hd = float(compute_hausdorff_distance(p, r, include_background=True, percentile=95, spacing=list(spacing_zyx))[0, 0])
+    with warnings.catch_warnings():  # MONAI 1.5 warns about an argument it passes itself
+        warnings.filterwarnings("ignore", message=".*always_return_as_numpy.*", category=FutureWarning)
+        hd = float(compute_hausdorff_distance(p, r, include_background=True, percentile=95, spacing=list(spacing_zyx))[0, 0])
     return dsc, hd
 
 

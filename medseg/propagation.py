@@ -5,6 +5,10 @@ as the dense prompt, with the structure token. Slice propagation stops where the
 ends: an empty prediction, a predicted IoU below ``min_score``, an area that collapses below
 ``MIN_AREA_RATIO`` or explodes above ``MAX_AREA_RATIO`` times the previous slice's (a leak out
 of the structure), or no overlap with the previous mask.
+In a short-axis stack the LV blood pool is enclosed by myocardium, also at the apex (the cap)
+and at the base (where the experts stop): :func:`unenclosed_slices` finds the propagated or
+zero-click LV slices that lie beyond the myocardium's slice range, which the session removes
+(:meth:`medseg.session.Session.trim_unenclosed`) once both have been propagated.
 Generators yield ``(frame, slice, Prediction)`` as results come, so a UI can show progress.
 """
 
@@ -168,3 +172,32 @@ def _auto_stack(session, structure: str, t: int, per_slice: dict[int, Prediction
             out[z] = per_slice[z]
     for z in sorted(out):
         yield t, z, out[z]
+
+
+ENCLOSED_BY = {"lv": "myo"}  # inner structure -> the structure that encloses it on every slice
+_MODEL_WRITTEN = ("propagated_from", "auto")
+
+
+def unenclosed_slices(session, frames: list[int] | None = None, structures: list[str] | None = None) -> list[tuple[str, int, int]]:
+    """(structure, frame, slice) of model-propagated or zero-click slices of an enclosed
+    structure (LV blood pool) beyond the slice range of its enclosing structure (myocardium)
+    on the same frame. Slices the user prompted or painted are never listed, and nothing is
+    listed on a frame without the enclosing structure. ``structures``: only pairs whose both
+    members are in it (those the caller propagated)."""
+    out = []
+    for inner, outer in ENCLOSED_BY.items():
+        names = session.structures if structures is None else structures
+        if inner not in names or outer not in names:
+            continue
+        vi, vo = session.structure(inner).value, session.structure(outer).value
+        for t in range(session.volume.n_frames) if frames is None else frames:
+            zo = [z for z in range(session.volume.n_slices) if (session.labels[t, z] == vo).any()]
+            if not zo:
+                continue
+            for z in range(session.volume.n_slices):
+                if zo[0] <= z <= zo[-1] or not (session.labels[t, z] == vi).any():
+                    continue
+                res = session.results.get((inner, t, z))
+                if res is not None and any(k in res.prompt for k in _MODEL_WRITTEN):
+                    out.append((inner, t, z))
+    return out

@@ -323,8 +323,32 @@ class Session:
         with self._operation("auto", None) as (step, change):
             for name, t, z, pred in auto_segment(self, names, frames=frames, progress=progress):
                 self._write(step, change, name, t, z, pred, {"auto": True})
+            self._trim(step, change, frames, names)
         self.log.append({"op": "auto", "structures": names, "frames": frames})
         return change
+
+    def trim_unenclosed(self, frames: list[int] | None = None, structures: list[str] | None = None) -> Change:
+        """Remove propagated / zero-click LV blood-pool slices beyond the myocardium's slice
+        range on their frame (:func:`medseg.propagation.unenclosed_slices`): the walk went past
+        the apex or the base. Call it once both were propagated; one undo step. ``auto`` does
+        it by itself for the structures it ran. ``structures``: only pairs (LV, myocardium)
+        with both in it."""
+        with self._operation("trim", None) as (step, change):
+            self._trim(step, change, frames, structures)
+        self.log.append({"op": "trim", "frames": frames, "structures": structures})
+        return change
+
+    def _trim(self, step: _UndoStep, change: Change, frames: list[int] | None, structures: list[str] | None) -> None:
+        from .propagation import unenclosed_slices
+
+        for name, t, z in unenclosed_slices(self, frames, structures):
+            sl = self.labels[t, z]
+            step.slices.setdefault((t, z), sl.copy())
+            step.results.setdefault((name, t, z), self.results.get((name, t, z)))
+            before = sl.copy()
+            sl[sl == self.structure(name).value] = 0
+            self.results.pop((name, t, z), None)
+            self._record_change(change, t, z, before, sl)
 
     # -- review ---------------------------------------------------------------------------
     def confidence(self, structures: list[str] | None = None):
@@ -370,6 +394,8 @@ class Session:
                 self.lock(a["structure"], a["locked"])
             elif op == "clear":
                 self.clear(a["structure"], a.get("frame"), a.get("slice"))
+            elif op == "trim":
+                self.trim_unenclosed(a.get("frames"), a.get("structures"))
             elif op == "undo":
                 self.undo()
             elif op == "redo":
