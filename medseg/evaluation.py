@@ -174,16 +174,20 @@ def _score_case(pair: Pair, pred: np.ndarray, ref: np.ndarray, label_map: LabelM
             hs.append(h)
         dice[name] = float(np.mean(ds))
         hd[name] = float(np.nanmean(hs)) if not all(math.isnan(x) for x in hs) else math.nan
-    return {"case": pair.case, "phase": pair.phase, "image": str(pair.image), "label": str(pair.label), "dice": dice, "hd95_mm": hd}
+    # images without a physical pixel size (PNG, video) give HD95 in pixels, under its own key
+    unit = "hd95_mm" if getattr(vol, "spacing_known", True) else "hd95_px"
+    return {"case": pair.case, "phase": pair.phase, "image": str(pair.image), "label": str(pair.label), "dice": dice, unit: hd}
 
 
 def _summarise(cases: list[dict], label_map: LabelMap, prompt: str, model) -> dict[str, Any]:
     names = [n for n in label_map.names if any(n in c["dice"] for c in cases)]
     summary: dict[str, Any] = {
         "dice": {n: float(np.mean([c["dice"][n] for c in cases if n in c["dice"]])) for n in names},
-        "hd95_mm": {n: _nanmean([c["hd95_mm"][n] for c in cases if n in c["hd95_mm"]]) for n in names},
         "n_cases": len(cases),
     }
+    for unit in ("hd95_mm", "hd95_px"):
+        if any(unit in c for c in cases):
+            summary[unit] = {n: _nanmean([c[unit][n] for c in cases if n in c.get(unit, {})]) for n in names}
     summary["dice_mean"] = float(np.mean(list(summary["dice"].values()))) if names else math.nan
     summary.update(_clinical(cases, label_map))
     summary["review"] = review_stats(cases)

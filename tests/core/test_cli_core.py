@@ -109,6 +109,24 @@ def test_segment_bad_input_one_line_no_output(case, study, tmp_path, capsys):
     assert not out.exists() and not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+def test_evaluate_reports_hd95_in_pixels_without_spacing(tmp_path):
+    """A PNG has no pixel size: its HD95 is reported under hd95_px, never as millimetres."""
+    from PIL import Image
+
+    from medseg.phantoms import echo_apical_phantom
+
+    ph = echo_apical_phantom("a2c", seed=2)
+    Image.fromarray(ph.image.array[0, 0].astype(np.uint8)).save(tmp_path / "echo.png")
+    Image.fromarray(ph.labels[0, 0].astype(np.uint8)).save(tmp_path / "echo_gt.png")
+    (tmp_path / "pairs.csv").write_text("image,label\necho.png,echo_gt.png\n")
+    out = tmp_path / "r.json"
+    lm = ",".join(f"{n}={ph.label_map[n]}" for n in ("lv", "myo", "la"))
+    assert run_cli(["evaluate", "--pairs", str(tmp_path / "pairs.csv"), "--label-map", lm, "--prompt", "box", "-o", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert "hd95_mm" not in r["summary"] and set(r["summary"]["hd95_px"]) == {"lv", "myo", "la"}
+    assert "hd95_px" in r["cases"][0] and r["summary"]["dice"]["lv"] > 0.8
+
+
 def test_models_lists_default_with_hash(capsys):
     assert run_cli(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
