@@ -6,9 +6,9 @@ ends: an empty prediction, a predicted IoU below ``min_score``, an area that col
 ``MIN_AREA_RATIO`` or explodes above ``MAX_AREA_RATIO`` times the previous slice's (a leak out
 of the structure), or no overlap with the previous mask.
 In a short-axis stack the LV blood pool is enclosed by myocardium, also at the apex (the cap)
-and at the base (where the experts stop): :func:`unenclosed_slices` finds the propagated or
-zero-click LV slices that lie beyond the myocardium's slice range, which the session removes
-(:meth:`medseg.session.Session.trim_unenclosed`) once both have been propagated.
+and at the base (where the experts stop): once both were propagated (or found by zero-click)
+on a frame, :func:`unenclosed_slices` lists the model-written LV slices beyond the myocardium's
+slice range, and the session's propagation / auto step removes them.
 Generators yield ``(frame, slice, Prediction)`` as results come, so a UI can show progress.
 """
 
@@ -178,19 +178,26 @@ ENCLOSED_BY = {"lv": "myo"}  # inner structure -> the structure that encloses it
 _MODEL_WRITTEN = ("propagated_from", "auto")
 
 
+def _model_frames(session, name: str) -> set[int]:
+    """Frames on which ``name`` has slices written by propagation or zero-click."""
+    return {t for (n, t, _), res in session.results.items() if n == name and any(k in res.prompt for k in _MODEL_WRITTEN)}
+
+
 def unenclosed_slices(session, frames: list[int] | None = None, structures: list[str] | None = None) -> list[tuple[str, int, int]]:
     """(structure, frame, slice) of model-propagated or zero-click slices of an enclosed
     structure (LV blood pool) beyond the slice range of its enclosing structure (myocardium)
-    on the same frame. Slices the user prompted or painted are never listed, and nothing is
-    listed on a frame without the enclosing structure. ``structures``: only pairs whose both
-    members are in it (those the caller propagated)."""
+    on the same frame, for frames on which both have model-written slices. Slices the user
+    prompted or painted are never listed. ``structures``: only pairs involving one of them (the
+    structures an operation just wrote)."""
     out = []
     for inner, outer in ENCLOSED_BY.items():
-        names = session.structures if structures is None else structures
-        if inner not in names or outer not in names:
+        if structures is not None and inner not in structures and outer not in structures:
+            continue
+        if inner not in session.structures or outer not in session.structures:
             continue
         vi, vo = session.structure(inner).value, session.structure(outer).value
-        for t in range(session.volume.n_frames) if frames is None else frames:
+        both = _model_frames(session, inner) & _model_frames(session, outer)
+        for t in sorted(both if frames is None else both & set(frames)):
             zo = [z for z in range(session.volume.n_slices) if (session.labels[t, z] == vo).any()]
             if not zo:
                 continue

@@ -122,16 +122,9 @@ def _confidence(session, min_confidence: float | None) -> tuple[dict[str, Any], 
 
 def _run_prompts(session, prompts: PromptSet, propagate: bool, through: str, progress) -> None:
     total = len(prompts.prompts)
-    walked: dict[str, set[int]] = {}
     for i, p in enumerate(prompts.prompts):
         session.apply_prompt(p)
         if (propagate or i in prompts.propagate) and (session.labels[p.frame, p.slice] == session.structure(p.structure).value).any():
             session.propagate(p.structure, p.frame, p.slice, through=through)
-            walked.setdefault(p.structure, set()).add(p.frame)
         if progress:
             progress(i + 1, total)
-    # the LV walk may run past the apex or the base; cut it to the myocardium's extent where
-    # both were propagated through the stack (frames other than the key frame: "zt")
-    both = walked.get("lv", set()) & walked.get("myo", set())
-    if both and "z" in through:
-        session.trim_unenclosed(sorted(both) if through == "z" else None, ["lv", "myo"])

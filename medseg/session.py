@@ -310,8 +310,11 @@ class Session:
         from .propagation import propagate
 
         with self._operation("propagate", structure) as (step, change):
+            frames = {frame}
             for t, z, pred in propagate(self, structure, frame, slice_, through=through, direction=direction, progress=progress):
                 self._write(step, change, structure, t, z, pred, {"propagated_from": [frame, slice_]})
+                frames.add(t)
+            self._trim(step, change, sorted(frames), [structure])
         self.log.append({"op": "propagate", "structure": structure, "frame": frame, "slice": slice_, "through": through, "direction": direction})
         return change
 
@@ -327,18 +330,10 @@ class Session:
         self.log.append({"op": "auto", "structures": names, "frames": frames})
         return change
 
-    def trim_unenclosed(self, frames: list[int] | None = None, structures: list[str] | None = None) -> Change:
-        """Remove propagated / zero-click LV blood-pool slices beyond the myocardium's slice
-        range on their frame (:func:`medseg.propagation.unenclosed_slices`): the walk went past
-        the apex or the base. Call it once both were propagated; one undo step. ``auto`` does
-        it by itself for the structures it ran. ``structures``: only pairs (LV, myocardium)
-        with both in it."""
-        with self._operation("trim", None) as (step, change):
-            self._trim(step, change, frames, structures)
-        self.log.append({"op": "trim", "frames": frames, "structures": structures})
-        return change
-
     def _trim(self, step: _UndoStep, change: Change, frames: list[int] | None, structures: list[str] | None) -> None:
+        """Remove model-written LV slices beyond the myocardium's slice range on frames where
+        both were propagated or found by zero-click (:func:`medseg.propagation.unenclosed_slices`):
+        the walk went past the apex or the base. Part of the calling operation's undo step."""
         from .propagation import unenclosed_slices
 
         for name, t, z in unenclosed_slices(self, frames, structures):
@@ -394,8 +389,6 @@ class Session:
                 self.lock(a["structure"], a["locked"])
             elif op == "clear":
                 self.clear(a["structure"], a.get("frame"), a.get("slice"))
-            elif op == "trim":
-                self.trim_unenclosed(a.get("frames"), a.get("structures"))
             elif op == "undo":
                 self.undo()
             elif op == "redo":

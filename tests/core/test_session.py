@@ -106,42 +106,49 @@ def test_auto_finds_the_structures(session, phantom):
 
 
 def test_lv_walk_beyond_the_myocardium_is_trimmed(session, model, phantom):
-    """The LV blood pool is enclosed by myocardium on every short-axis slice: propagated LV
-    slices beyond the myocardium's slice range go, user-prompted ones and other frames stay."""
-    for name, v in (("myo", 2), ("lv", 1)):
-        session.apply_prompt(SlicePrompt(name, 0, 2, box=_box(phantom.labels[0, 2], v)))
-        session.propagate(name, 0, 2)
-    lv_slices = [z for z in range(6) if (session.labels[0, z] == 1).any()]
-    assert lv_slices[0] < 2 < lv_slices[-1]
-    first, last = lv_slices[0], lv_slices[-1]
-    # the myocardium's walk "ended early" at both ends; the user prompts LV at the first slice
+    """The LV blood pool is enclosed by myocardium on every short-axis slice: once both were
+    propagated on a frame, propagated LV slices beyond the myocardium's slice range go (in the
+    same undo step); user-prompted LV slices and frames without a propagated myocardium stay."""
+    from medseg.propagation import unenclosed_slices
+
+    lab = phantom.labels[0, 2]
+    session.apply_prompt(SlicePrompt("myo", 0, 2, box=_box(lab, 2)))
+    session.propagate("myo", 0, 2)
+    myo_slices = [z for z in range(6) if (session.labels[0, z] == 2).any()]
+    first, last = myo_slices[0], myo_slices[-1]
+    assert first < 2 < last
+    # the myocardium's walk "ended early" at both ends (simulated by clearing them)
     session.clear("myo", 0, first)
     session.clear("myo", 0, last)
-    session.apply_prompt(SlicePrompt("lv", 0, first, box=_box(phantom.labels[0, first], 1)))
-    session.apply_prompt(SlicePrompt("lv", 1, 2, box=_box(phantom.labels[1, 2], 1)))  # frame without myocardium
+    session.apply_prompt(SlicePrompt("lv", 1, 2, box=_box(phantom.labels[1, 2], 1)))
+    session.propagate("lv", 1, 2)  # frame 1 has no myocardium: nothing trimmed there
+    assert (session.labels[1, first] == 1).any() and (session.labels[1, last] == 1).any()
     before = session.labels.copy()
-    assert session.trim_unenclosed(structures=["lv"]).empty  # myocardium not propagated by the caller
-    ch = session.trim_unenclosed()
-    assert list(ch.regions) == [(0, last)]
-    assert not (session.labels[0, last] == 1).any() and (session.labels[0, first] == 1).any()
-    assert np.array_equal(session.labels[1], before[1]) and np.array_equal(session.labels[0, :last], before[0, :last])
+    session.apply_prompt(SlicePrompt("lv", 0, 2, box=_box(lab, 1)))
+    session.propagate("lv", 0, 2)
+    lv_slices = [z for z in range(6) if (session.labels[0, z] == 1).any()]
+    assert lv_slices == list(range(first + 1, last))
+    assert np.array_equal(session.labels[1], before[1])
     session.undo()
-    assert np.array_equal(session.labels, before)
+    assert not any((session.labels[0, z] == 1).any() for z in range(6) if z != 2)
     session.redo()
     again = Session(phantom.image, model, phantom.label_map.subset(["lv", "myo", "rv"]))
     again.replay(session.provenance()["actions"])
     assert np.array_equal(again.labels, session.labels)
+    # a slice the user prompts beyond the myocardium is theirs: never listed for removal
+    session.apply_prompt(SlicePrompt("lv", 0, last, box=_box(phantom.labels[0, last], 1)))
+    assert (session.labels[0, last] == 1).any() and unenclosed_slices(session) == []
 
 
-def test_key_slice_segmentation_trims_lv_to_the_myocardium(model, phantom):
+@pytest.mark.parametrize("order", [("rv", "myo", "lv"), ("lv", "myo", "rv")])
+def test_key_slice_segmentation_keeps_lv_inside_the_myocardium(model, phantom, order):
+    from medseg.labels import LabelMap
     from medseg.prompt_file import prompts_from_labels
     from medseg.segment import segment_volume
 
-    lm = phantom.label_map.subset(["lv", "myo", "rv"])
+    lm = LabelMap({n: phantom.label_map[n] for n in order})
     res = segment_volume(phantom.image, model, prompts_from_labels(phantom.labels, lm, key_slice=True), label_map=lm)
-    trims = [a for a in res.provenance["actions"] if a["op"] == "trim"]
-    assert trims == [{"op": "trim", "frames": list(range(phantom.image.n_frames)), "structures": ["lv", "myo"]}]
     for t in range(phantom.image.n_frames):
-        zs_myo = [z for z in range(6) if (res.labels[t, z] == 2).any()]
-        zs_lv = [z for z in range(6) if (res.labels[t, z] == 1).any()]
+        zs_myo = [z for z in range(6) if (res.labels[t, z] == lm["myo"]).any()]
+        zs_lv = [z for z in range(6) if (res.labels[t, z] == lm["lv"]).any()]
         assert zs_lv and zs_myo[0] <= zs_lv[0] and zs_lv[-1] <= zs_myo[-1]
