@@ -220,15 +220,8 @@ class Session:
         with self._operation("clear", name) as (step, change):
             for t in range(self.volume.n_frames) if frame is None else [frame]:
                 for z in range(self.volume.n_slices) if slice_ is None else [slice_]:
-                    sl = self.labels[t, z]
-                    if not (sl == v).any():
-                        continue
-                    step.slices.setdefault((t, z), sl.copy())
-                    step.results.setdefault((name, t, z), self.results.get((name, t, z)))
-                    before = sl.copy()
-                    sl[sl == v] = 0
-                    self.results.pop((name, t, z), None)
-                    self._record_change(change, t, z, before, sl)
+                    if (self.labels[t, z] == v).any():
+                        self._erase(step, change, name, t, z)
         self.log.append({"op": "clear", "structure": name, "frame": frame, "slice": slice_})
         return change
 
@@ -337,13 +330,17 @@ class Session:
         from .propagation import unenclosed_slices
 
         for name, t, z in unenclosed_slices(self, frames, structures):
-            sl = self.labels[t, z]
-            step.slices.setdefault((t, z), sl.copy())
-            step.results.setdefault((name, t, z), self.results.get((name, t, z)))
-            before = sl.copy()
-            sl[sl == self.structure(name).value] = 0
-            self.results.pop((name, t, z), None)
-            self._record_change(change, t, z, before, sl)
+            self._erase(step, change, name, t, z)
+
+    def _erase(self, step: _UndoStep, change: Change, name: str, t: int, z: int) -> None:
+        """Erase one structure on one slice as part of an undoable operation."""
+        sl = self.labels[t, z]
+        step.slices.setdefault((t, z), sl.copy())
+        step.results.setdefault((name, t, z), self.results.get((name, t, z)))
+        before = sl.copy()
+        sl[sl == self.structure(name).value] = 0
+        self.results.pop((name, t, z), None)
+        self._record_change(change, t, z, before, sl)
 
     # -- review ---------------------------------------------------------------------------
     def confidence(self, structures: list[str] | None = None):
