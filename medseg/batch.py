@@ -15,14 +15,16 @@ Rules (also in docs/batch.md; executors in :mod:`medseg._batch_exec`):
   ``C_label``, ``C_seg``, ``C`` that exists in DIR with a readable extension (never the case's
   own image); two extensions for the same name are ambiguous and fail the case.
 * **Outputs.** ``OUT_DIR/<case>.nii.gz`` + ``OUT_DIR/<case>.json`` (label map + provenance,
-  from :func:`medseg.io.write_labels`, both atomic); ``summary.csv``/``summary.json`` rewritten
-  after every case; ``cohort.csv`` with ``measure``.
+  from :func:`medseg.io.write_labels`, both atomic); ``OUT_DIR/<case>_review.png`` with
+  ``review_png``; ``summary.csv``/``summary.json`` rewritten after every case; ``cohort.csv``
+  with ``measure``.
 * **Resume.** A case is skipped when its output is complete and valid: the label file and its
   sidecar exist, the sidecar records ``command: batch``, the input's current sha256 and the same
   settings signature (:meth:`BatchOptions.signature`: prompts, label map, model, adapter, ...),
-  and the label file reads back in full with the input's (Z, Y, X) grid. The old sidecar is
-  deleted before a new label file is written, so a crash mid-case never leaves a valid-looking
-  pair (stray hidden ``.tmp`` files are removed when the case is redone).
+  and the label file reads back in full with the input's (Z, Y, X) grid (with ``review_png``:
+  and the review PNG exists). The old sidecar and review PNG are deleted before a new label
+  file is written, so a crash mid-case never leaves a valid-looking pair (stray hidden ``.tmp``
+  files are removed when the case is redone).
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class BatchOptions:
     resume: bool = False
     measure: bool = False
     min_confidence: float | None = None  # leave out structures (or whole cases) below this confidence
+    review_png: bool = False  # also write <case>_review.png (medseg.review.review_png)
     threads: int | None = None  # torch threads per process (None: torch's default)
     threads_by_host: tuple[tuple[str, int], ...] = ()  # Dask: worker threads per host
 
@@ -178,6 +181,10 @@ def output_path(out_dir: str | os.PathLike, case: str) -> Path:
     return Path(out_dir) / f"{case}{OUTPUT_ENDING}"
 
 
+def review_png_path(out_dir: str | os.PathLike, case: str) -> Path:
+    return Path(out_dir) / f"{case}_review.png"
+
+
 def check_out_dir(out_dir: str | os.PathLike) -> Path:
     """Create ``out_dir`` and prove it is writable; raise a one-line MedsegError if not."""
     import tempfile
@@ -253,6 +260,8 @@ def output_problem(case: CaseSpec, options: BatchOptions) -> str | None:
     shape = prov.get("input_shape") or [0, 0, 0, 0]
     if list(lab.grid_shape) != list(shape[1:]) or lab.n_frames not in (1, shape[0]):
         return "label grid differs from the input"
+    if options.review_png and not review_png_path(options.out_dir, case.case).is_file():
+        return "no review PNG yet"
     return None
 
 
@@ -286,9 +295,15 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
             "min_confidence": options.min_confidence, "torch_threads": torch_threads(), "scores": result.scores,
             "seconds": round(result.seconds, 3)}
     sidecar_path(out).unlink(missing_ok=True)  # an interrupted rewrite must not pair with an old sidecar
-    for stale in out.parent.glob(f".{case.case}.*.tmp*"):
-        stale.unlink(missing_ok=True)
+    review_png_path(options.out_dir, case.case).unlink(missing_ok=True)
+    for pattern in (f".{case.case}.*.tmp*", f".{case.case}_review.png.*.tmp*"):
+        for stale in out.parent.glob(pattern):
+            stale.unlink(missing_ok=True)
     write_labels(result.labels, vol, out, result.label_map, provenance=prov)
+    if options.review_png:
+        from .review import review_png
+
+        review_png(vol, result.labels, result.label_map, prov, review_png_path(options.out_dir, case.case), title=case.case)
 
 
 def _measure(out: Path, options: BatchOptions) -> Result:

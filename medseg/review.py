@@ -98,3 +98,14 @@ def review_segmentation(labels: np.ndarray, affine: np.ndarray, label_map: Label
         except ValueError as e:  # a measurement that cannot be made is itself worth a look
             flags.append(_flag("measurement_failed", f"measurement failed: {e}", level="measurement"))
     return {"needs_review": needs_review(flags), "flags": flags}
+
+
+def review_png(volume, labels: np.ndarray, label_map: LabelMap, provenance: dict[str, Any], path, title: str = ""):
+    """Write the review sheet of a segmentation (:func:`medseg.measure.plots.review_sheet_png`):
+    its labelled slices with contours, confidences and flags, from the provenance it was
+    written with."""
+    from .measure.plots import review_sheet_png
+
+    spacing = tuple(volume.spacing[1:]) if volume.spacing_known else (1.0, 1.0)
+    return review_sheet_png(volume.array, labels, label_map, path, provenance.get("review"), provenance.get("confidence"),
+                            spacing_yx=spacing, title=title)

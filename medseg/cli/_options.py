@@ -20,3 +20,5 @@ Adapter = Annotated[str | None, typer.Option("--adapter", help="Adapter name (sh
 Device = Annotated[str, typer.Option("--device", help="cpu or cuda.")]
 MinConfidence = Annotated[float | None, typer.Option("--min-confidence", help="Leave out structures whose confidence is below X and list them "
                                                         "as handed over (nothing is written for a study with none left).")]
+ReviewPng = Annotated[bool, typer.Option("--review-png", help="Also write <case>_review.png: every labelled slice (ED and ES of a cine) with "
+                                            "contours, confidences and flagged slices in red.")]

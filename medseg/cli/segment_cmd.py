@@ -26,6 +26,8 @@ def segment_command(
     adapter: o.Adapter = None,
     device: o.Device = "cpu",
     min_confidence: o.MinConfidence = None,
+    review_png: Path | None = typer.Option(None, "--review-png", help="Also write this PNG: every labelled slice (ED and ES of a cine) with "
+                                           "contours, confidences and flagged slices in red."),
 ) -> None:
     """Segment one study and write labels + a provenance sidecar JSON."""
     from ..errors import PromptError
@@ -40,10 +42,13 @@ def segment_command(
     lmap = LabelMap.parse(label_map) if label_map else None
     if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
         raise PromptError(f"--min-confidence must be in [0, 1], got {min_confidence}")
-    run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device, min_confidence)
+    if review_png is not None and review_png.suffix.lower() != ".png":
+        raise PromptError(f"--review-png must name a .png file, got {review_png}")
+    run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device, min_confidence, review_png)
 
 
-def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device, min_confidence=None) -> None:
+def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device, min_confidence=None,
+                review_png=None) -> None:
     from .._files import sha256_path
     from ..io import read_volume, write_labels
     from ..models import load_model
@@ -68,6 +73,11 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
     counts = {n: int((result.labels == v).sum()) for n, v in result.label_map.values.items()}
     found = ", ".join(f"{n}: {c} voxels" for n, c in counts.items() if c)
     console.print(f"wrote {', '.join(str(p) for p in written)} ({found or 'no structure found'}; {result.seconds:.1f} s)", markup=False)
+    if review_png is not None:
+        from ..review import review_png as write_review_png
+
+        write_review_png(vol, result.labels, result.label_map, prov, review_png, title=Path(image).name)
+        console.print(f"review sheet: {review_png}", markup=False)
     if result.confidence is not None:
         conf = ", ".join(f"{k} {v:.2f}" for k, v in result.confidence["volume"].items())
         review = prov.get("review", {})

@@ -330,3 +330,106 @@ def _mid_slice(lab: np.ndarray, lmap: LabelMap) -> int:
     if zs.size == 0:
         zs = np.flatnonzero(lab.reshape(lab.shape[0], -1).any(axis=1))
     return int(zs[len(zs) // 2]) if zs.size else lab.shape[0] // 2
+
+
+MAX_SHEET_SLICES = 16
+
+
+def review_panels(labels: np.ndarray, label_map: Any, review: Mapping[str, Any] | None = None,
+                  confidence: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The panels of a review sheet: per shown (frame, slice) its lowest structure confidence
+    and the flags that point at it (slice-level review flags).
+
+    Frames: all when there are at most two, else the frames with the largest and the smallest
+    LV (ED and ES for a cine; all labels when there is no LV). Slices: those labelled on a
+    shown frame, at most :data:`MAX_SHEET_SLICES` (evenly spaced, flagged slices first).
+    """
+    lmap = LabelMap.parse(label_map)
+    lab = np.asarray(labels)
+    if lab.ndim == 3:
+        lab = lab[None]
+    labelled = [t for t in range(lab.shape[0]) if lab[t].any()]
+    frames = labelled
+    if len(labelled) > 2:
+        size = [int((lab[t] == lmap["lv"]).sum()) if "lv" in lmap else int((lab[t] > 0).sum()) for t in labelled]
+        frames = sorted({labelled[int(np.argmax(size))], labelled[int(np.argmin(size))]})
+    flags: dict[tuple[int, int], list[str]] = {}
+    for f in (review or {}).get("flags", []):
+        if f.get("frame") is not None and f.get("slice") is not None:
+            flags.setdefault((int(f["frame"]), int(f["slice"])), []).append(f"{f.get('structure', '')} {f.get('code', '')}".strip())
+    conf: dict[tuple[int, int], float] = {}
+    for s in (confidence or {}).get("slices", []):
+        key = (int(s["frame"]), int(s["slice"]))
+        conf[key] = min(conf.get(key, 1.0), float(s["confidence"]))
+    panels = []
+    for t in frames:
+        zs = [z for z in range(lab.shape[1]) if lab[t, z].any()]
+        if len(zs) > MAX_SHEET_SLICES:
+            keep = {z for z in zs if (t, z) in flags}
+            rest = [z for z in zs if z not in keep]
+            keep |= {rest[i] for i in np.linspace(0, len(rest) - 1, max(MAX_SHEET_SLICES - len(keep), 0)).round().astype(int)} if rest else set()
+            zs = sorted(keep)[:MAX_SHEET_SLICES] if len(keep) > MAX_SHEET_SLICES else sorted(keep)
+        panels += [{"frame": t, "slice": z, "confidence": conf.get((t, z)), "flags": flags.get((t, z), [])} for z in zs]
+    return panels
+
+
+def review_sheet_png(image: np.ndarray, labels: np.ndarray, label_map: Any, path: str | Path,
+                     review: Mapping[str, Any] | None = None, confidence: Mapping[str, Any] | None = None,
+                     spacing_yx: tuple[float, float] = (1.0, 1.0), title: str = "") -> Path:
+    """One PNG to check a segmentation at a glance: every labelled slice of the shown frames
+    (:func:`review_panels`) with the structures' contours, each slice's lowest confidence, and
+    flagged slices framed in red with what was flagged; volume-level flags under the title.
+
+    Args:
+        image, labels: (T, Z, Y, X) (or (Z, Y, X)) on the same grid.
+        review: the provenance's ``review`` (flags); confidence: its ``confidence``.
+    """
+    from skimage.measure import find_contours
+
+    lmap = LabelMap.parse(label_map)
+    img, lab = np.asarray(image), np.asarray(labels)
+    if img.ndim == 3:
+        img = img[None]
+    if lab.ndim == 3:
+        lab = lab[None]
+    panels = review_panels(lab, lmap, review, confidence)
+    if not panels:
+        panels = [{"frame": 0, "slice": lab.shape[1] // 2, "confidence": None, "flags": []}]
+    ncol = min(len(panels), 8)
+    nrow = math.ceil(len(panels) / ncol)
+    box = _crop_box([lab[p["frame"], p["slice"]] > 0 for p in panels])
+    fig = _figure(2.0 * ncol, 2.15 * nrow + 0.6)
+    order = sorted(lmap.values.items(), key=lambda kv: kv[0] == "lv")
+    for i, p in enumerate(panels):
+        t, z = p["frame"], p["slice"]
+        ax = fig.add_subplot(nrow, ncol, i + 1)
+        sl = np.asarray(img[min(t, img.shape[0] - 1), z], dtype=float)
+        lo, hi = np.percentile(sl, [1, 99.5])
+        ax.imshow(sl, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1, aspect=spacing_yx[0] / spacing_yx[1])
+        for name, v in order:
+            m = lab[t, z] == v
+            for c in find_contours(np.pad(m, 1).astype(float), 0.5) if m.any() else []:
+                ax.plot(c[:, 1] - 1, c[:, 0] - 1, color=STRUCTURE_COLOURS.get(name, "yellow"), lw=1.0)
+        (r0, r1), (c0, c1) = box
+        ax.set_xlim(c0, c1)
+        ax.set_ylim(r1, r0)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        conf = "" if p["confidence"] is None else f" {p['confidence']:.2f}"
+        ax.set_title(f"t{t} z{z}{conf}", fontsize=8, color="#b00000" if p["flags"] else "black")
+        if p["flags"]:
+            for spine in ax.spines.values():
+                spine.set_edgecolor("#d00000")
+                spine.set_linewidth(3)
+            ax.text(0.02, 0.02, "\n".join(p["flags"][:3]), transform=ax.transAxes, fontsize=6, color="white", va="bottom",
+                    bbox={"facecolor": "#b00000", "alpha": 0.8, "pad": 1.5, "edgecolor": "none"})
+    volume_flags = [f["message"] for f in (review or {}).get("flags", []) if f.get("slice") is None and f.get("message")]
+    from matplotlib.lines import Line2D
+
+    present = [n for n in lmap.names if (lab == lmap[n]).any()]
+    fig.legend(handles=[Line2D([], [], color=STRUCTURE_COLOURS.get(n, "yellow"), label=n.upper()) for n in present],
+               loc="upper right", ncol=max(len(present), 1), fontsize=7, frameon=False)
+    head = (f"{title}: " if title else "") + "t frame, z slice, number = lowest structure confidence on the slice"
+    lines = [head] + [f"! {m}" for m in volume_flags[:4]] + ([f"! ... {len(volume_flags) - 4} more"] if len(volume_flags) > 4 else [])
+    fig.suptitle("\n".join(lines), fontsize=8, x=0.01, ha="left")
+    return _save(fig, path)

@@ -193,3 +193,22 @@ def test_review_columns_and_min_confidence(studies, tmp_path):
     assert _batch(studies, out2, "--min-confidence", "1.0") == 0
     s = json.loads((out2 / "summary.json").read_text())
     assert s["n_handed_over"] == len(CASES) and not list(out2.glob("*.nii.gz"))
+
+
+def test_review_png_per_case_and_resume(studies, sequential, tmp_path):
+    """--review-png writes <case>_review.png beside each case; --resume redoes a case whose PNG
+    is missing and keeps the others."""
+    from PIL import Image
+
+    out = tmp_path / "png"
+    shutil.copytree(sequential, out)
+    assert _batch(studies, out, "--review-png", "--resume") == 0
+    assert {r["reason"] for r in _summary(out).values()} == {"redone: no review PNG yet"}
+    for case in CASES:
+        with Image.open(out / f"{case}_review.png") as im:
+            assert im.format == "PNG" and im.size[0] > 400
+    (out / "c2_review.png").unlink()
+    assert _batch(studies, out, "--review-png", "--resume") == 0
+    assert [_summary(out)[c]["status"] for c in CASES] == ["skipped", "ok", "skipped"]
+    assert (out / "c2_review.png").is_file()
+    _same_labels(sequential, out)

@@ -54,6 +54,18 @@ def test_segment_prompts_from_key_slice_writes_labels_and_provenance(study, tmp_
     assert set(prov["confidence"]["volume"]) == {"lv", "myo", "rv"} and "needs_review" in prov
 
 
+def test_segment_review_png(study, tmp_path, capsys):
+    from PIL import Image
+
+    args = ["segment", str(study / "img.nii.gz"), "--prompts-from", str(study / "gt.nii.gz"), "--label-map", "lv=1,myo=2,rv=3", "--key-slice"]
+    assert run_cli([*args, "-o", str(tmp_path / "s.nii.gz"), "--review-png", str(tmp_path / "sheet.png")]) == 0
+    with Image.open(tmp_path / "sheet.png") as im:
+        assert im.format == "PNG" and im.size[0] > 500
+    capsys.readouterr()
+    assert run_cli([*args, "-o", str(tmp_path / "t.nii.gz"), "--review-png", str(tmp_path / "sheet.jpg")]) == 1
+    assert "--review-png must name a .png" in capsys.readouterr().err and not (tmp_path / "t.nii.gz").exists()
+
+
 def test_segment_with_prompts_file(study, tmp_path):
     gt = np.asanyarray(nib.load(str(study / "gt.nii.gz")).dataobj).T  # (Z, Y, X)
     ys, xs = np.nonzero(gt[3] == 1)

@@ -1,0 +1,46 @@
+"""The review sheet (medseg.measure.plots.review_panels / review_sheet_png)."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from medseg.measure.plots import MAX_SHEET_SLICES, review_panels, review_sheet_png
+
+MAP = "lv=1,myo=2,rv=3"
+
+
+def _cine(n_frames: int, n_slices: int, lv_sizes: list[int]) -> np.ndarray:
+    lab = np.zeros((n_frames, n_slices, 40, 40), np.uint8)
+    for t, r in enumerate(lv_sizes):
+        for z in range(1, n_slices - 1):
+            lab[t, z, 20 - r - 3 : 20 + r + 3, 20 - r - 3 : 20 + r + 3] = 2
+            lab[t, z, 20 - r : 20 + r, 20 - r : 20 + r] = 1
+    return lab
+
+
+def test_panels_show_ed_and_es_of_a_cine_with_flags_and_confidence():
+    lab = _cine(5, 6, [9, 7, 4, 6, 8])  # LV largest at frame 0 (ED), smallest at frame 2 (ES)
+    review = {"flags": [{"code": "needs_review", "level": "slice", "structure": "lv", "frame": 2, "slice": 3},
+                        {"code": "needs_review", "level": "volume", "structure": "myo", "message": "myo: low"}]}
+    conf = {"slices": [{"structure": "lv", "frame": 0, "slice": 1, "confidence": 0.9},
+                       {"structure": "myo", "frame": 0, "slice": 1, "confidence": 0.7}]}
+    panels = review_panels(lab, MAP, review, conf)
+    assert [(p["frame"], p["slice"]) for p in panels] == [(0, z) for z in range(1, 5)] + [(2, z) for z in range(1, 5)]
+    flagged = [(p["frame"], p["slice"]) for p in panels if p["flags"]]
+    assert flagged == [(2, 3)] and panels[0]["confidence"] == 0.7 and panels[1]["confidence"] is None
+
+
+def test_long_stacks_keep_flagged_slices():
+    lab = _cine(1, 30, [6])
+    review = {"flags": [{"code": "myo_not_enclosing_lv", "level": "slice", "structure": "myo", "frame": 0, "slice": 2}]}
+    zs = [p["slice"] for p in review_panels(lab, MAP, review)]
+    assert len(zs) == MAX_SHEET_SLICES and 2 in zs and zs == sorted(zs)
+
+
+def test_sheet_png_is_written(tmp_path):
+    lab = _cine(2, 5, [8, 5])
+    img = np.random.default_rng(0).random(lab.shape)
+    path = review_sheet_png(img, lab, MAP, tmp_path / "s.png", {"flags": []}, None, title="case")
+    with Image.open(path) as im:
+        assert im.format == "PNG" and im.size[0] > 500
