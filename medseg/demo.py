@@ -37,16 +37,17 @@ def run_demo(out: str | Path, device: str = "cpu", seed: int = 7, log: Callable[
     results: dict[str, Any] = {"model": loaded.provenance()}
     for mode in ("key-slice", "auto"):
         t0 = time.perf_counter()
-        masks = {}
+        masks, provs = {}, {}
         for phase, t in (("ED", ed), ("ES", es)):
             vol = ph.image.with_array(ph.image.array[t : t + 1], frame_times_s=None)
             if mode == "auto":
                 res = segment_volume(vol, loaded, auto=True, label_map=lm, auto_structures=("lv", "myo", "rv"))
             else:
                 res = segment_volume(vol, loaded, prompts_from_labels(ph.labels[t : t + 1], lm, key_slice=True), label_map=lm)
-            masks[phase] = res.labels[0]
+            masks[phase], provs[phase] = res.labels[0], res.provenance
             write_labels(res.labels, vol, out / f"{mode}_{phase}.nii.gz", lm, provenance=res.provenance)
         secs = time.perf_counter() - t0
+        _review_sheet(ph.image.with_array(ph.image.array[[ed, es]], frame_times_s=None), masks, provs, lm, out / f"{mode}_review.png", mode)
         rep = measure_ed_es(masks["ED"], masks["ES"], ph.image.affine, lm)
         truth = measure_ed_es(ph.labels[ed], ph.labels[es], ph.image.affine, lm)
         scores = {n: round(dice(np.stack([masks["ED"], masks["ES"]]) == v, np.stack([ph.labels[ed], ph.labels[es]]) == v), 3) for n, v in lm.values.items()}
@@ -55,8 +56,20 @@ def run_demo(out: str | Path, device: str = "cpu", seed: int = 7, log: Callable[
         log(f"{mode:9s}: ED+ES in {secs:.1f} s; Dice " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
             + f"; LVEF {rep['lv']['ef_pct']:.1f}% (truth {truth['lv']['ef_pct']:.1f}%), LV mass {rep['lv_mass_g']:.0f} g (truth {truth['lv_mass_g']:.0f} g)")
     write_json_atomic(out / "demo_summary.json", results)
-    log(f"outputs: {out}/ (labels + provenance sidecars, demo_summary.json)")
+    log(f"outputs: {out}/ (labels + provenance sidecars, review sheets *_review.png, demo_summary.json)")
     return results
+
+
+def _review_sheet(vol, masks: dict[str, np.ndarray], provs: dict[str, dict], lm, path: Path, mode: str) -> None:
+    """One review sheet for ED (t0) and ES (t1), from the two phases' provenance."""
+    from .review import review_png
+
+    frame = {"ED": 0, "ES": 1}
+    flags = [{**f, "frame": frame[ph]} if f.get("frame") is not None else {**f, "message": f"{ph} {f.get('message', '')}"}
+             for ph, p in provs.items() for f in p["review"]["flags"]]
+    slices = [{**s, "frame": frame[ph]} for ph, p in provs.items() for s in p["confidence"]["slices"]]
+    prov = {"review": {"flags": flags}, "confidence": {"slices": slices}}
+    review_png(vol, np.stack([masks["ED"], masks["ES"]]), lm, prov, path, title=f"demo, {mode}: t0 = ED, t1 = ES")
 
 
 def _write_image(vol, path: Path) -> None:

@@ -21,4 +21,5 @@ def test_demo_segments_and_measures_the_generated_cine(tmp_path):
         assert abs(r["lv_mass_g"] - r["lv_mass_truth_g"]) < 15.0, (mode, r)
         for phase in ("ED", "ES"):
             assert (tmp_path / "demo" / f"{mode}_{phase}.nii.gz").is_file()
+        assert (tmp_path / "demo" / f"{mode}_review.png").stat().st_size > 10_000
     assert summary["model"]["model_id"] == "default"
