@@ -18,7 +18,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from medseg.errors import MedsegError
 
 if TYPE_CHECKING:
     from medseg.session import Session
@@ -128,11 +131,13 @@ class ReviewList:
         self.volume_confidence: dict[str, float] = {}
         self.needs_review = False
         self._worst_slice: dict[str, tuple[int, int]] = {}
+        self._review: dict[str, Any] = {}
         self.checked = False
 
     def check(self) -> list[ReviewRow]:
         """Compute the review of the current labels (slow: decodes; run it in a worker)."""
         review = self.session.review()
+        self._review = review
         conf = review.get("confidence") or {}
         self.volume_confidence = {k: float(v) for k, v in (conf.get("volume") or {}).items()}
         worst: dict[str, tuple[float, int, int]] = {}
@@ -167,6 +172,18 @@ class ReviewList:
         if row.slice is None and row.frame is None and row.structure in self._worst_slice:
             return self._worst_slice[row.structure]
         return row.frame, row.slice
+
+    def save_sheet(self, path: str | Path) -> Path:
+        """Write the review sheet of the checked labels (:func:`medseg.review.review_png`):
+        every labelled slice with contours, confidence and the flagged slices in red."""
+        from medseg.review import review_png
+
+        if not self.checked:
+            raise MedsegError("check the segmentation first (Check), then save its review sheet")
+        path = Path(path)
+        if path.suffix.lower() != ".png":
+            path = path.with_suffix(".png")
+        return review_png(self.session.volume, self.session.labels, self.session.label_map, self._review, path)
 
     def mark_reviewed(self, row: ReviewRow | int, note: str | None = None) -> ReviewRow:
         """Record that a human looked at the row's structure/frame/slice

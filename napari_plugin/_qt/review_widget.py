@@ -5,7 +5,8 @@
 worst first, and the confidence per structure ("lv 0.95, myo 0.88, rv 0.72"). Clicking a row
 moves the viewer to its frame and slice and selects its structure in the segmentation widget;
 **Mark reviewed** records the row in the session's provenance (saved with the labels) and
-greys it.
+greys it; **Save sheet** writes the review sheet PNG (every labelled slice with contours,
+confidence and the flagged slices in red; the same as ``medseg segment --review-png``).
 
 The session is found through the segmentation widget docked in the same viewer (or the one
 given to the constructor): its ``controller.session``.
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 from qtpy.QtCore import Qt
 from qtpy.QtGui import QColor
 from qtpy.QtWidgets import QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+
+from medseg.errors import MedsegError
 
 from .._review import ReviewList, ReviewRow
 
@@ -71,11 +74,15 @@ class ReviewWidget(QWidget):
         root.setContentsMargins(4, 4, 4, 4)
         row = QHBoxLayout()
         self.check_btn, self.mark_btn = QPushButton("Check"), QPushButton("Mark reviewed")
+        self.sheet_btn = QPushButton("Save sheet…")
         self.check_btn.setToolTip("confidence per slice and structure, anatomy and measurement checks")
         self.mark_btn.setToolTip("record in the session's provenance that you looked at this flag")
+        self.sheet_btn.setToolTip("PNG of every labelled slice with contours, confidence and the flagged slices in red")
         self.mark_btn.setEnabled(False)
+        self.sheet_btn.setEnabled(False)
         row.addWidget(self.check_btn)
         row.addWidget(self.mark_btn)
+        row.addWidget(self.sheet_btn)
         root.addLayout(row)
         self.summary = QLabel("Start a segmentation session, then Check.")
         self.summary.setWordWrap(True)
@@ -95,6 +102,7 @@ class ReviewWidget(QWidget):
         root.addWidget(self.status)
         self.check_btn.clicked.connect(self.check)
         self.mark_btn.clicked.connect(self.mark_reviewed)
+        self.sheet_btn.clicked.connect(lambda: self.save_sheet())
         t.cellClicked.connect(lambda r, _c: self.show_row(r))
         t.itemSelectionChanged.connect(self._on_selection)
 
@@ -138,6 +146,7 @@ class ReviewWidget(QWidget):
             self._say(f"{type(result).__name__}: {result}", error=True)
             return
         self.review, self._image = review, image
+        self.sheet_btn.setEnabled(True)
         self._fill()
         self._say("Click a row to go to it." if review.rows else "Nothing to review.")
 
@@ -207,3 +216,20 @@ class ReviewWidget(QWidget):
         self.table.blockSignals(False)
         self._update_mark()
         self._say(f"Marked reviewed: {row.code} ({row.where}).")
+
+    def save_sheet(self, path: str | None = None) -> None:
+        """Write the review sheet of the last check to ``path`` (asked for when None)."""
+        if self.review is None:
+            return
+        if path is None:
+            from qtpy.QtWidgets import QFileDialog
+
+            path, _ = QFileDialog.getSaveFileName(self, "Save review sheet", "review_sheet.png", "PNG image (*.png)")
+            if not path:
+                return
+        try:
+            written = self.review.save_sheet(path)
+        except (OSError, MedsegError) as e:
+            self._say(f"Could not save the review sheet: {e}", error=True)
+            return
+        self._say(f"Review sheet saved: {written}")

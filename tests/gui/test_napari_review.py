@@ -83,6 +83,25 @@ def test_mark_reviewed_is_in_the_provenance(session):
         review.mark_reviewed(len(rows))
 
 
+
+def test_review_sheet_from_the_checked_review(session, tmp_path):
+    from PIL import Image
+
+    from medseg.errors import MedsegError
+    from medseg.measure.plots import review_panels
+
+    review = ReviewList(session)
+    with pytest.raises(MedsegError, match="check"):
+        review.save_sheet(tmp_path / "early.png")
+    review.check()
+    path = review.save_sheet(tmp_path / "sheet")  # the extension is added
+    assert path == tmp_path / "sheet.png"
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+    panels = review_panels(session.labels, session.label_map, review._review, review._review["confidence"])
+    assert (0, BAD_SLICE) in [(p["frame"], p["slice"]) for p in panels if p["flags"]]
+
+
 def test_review_rows_order_and_fields():
     review = {
         "needs_review": True,
@@ -120,7 +139,7 @@ def _gui_ready() -> str | None:
 
 @pytest.mark.gui
 @pytest.mark.skipif(_gui_ready() is not None, reason=str(_gui_ready()))
-def test_review_widget_jumps_and_marks(make_napari_viewer, qtbot, model_provider, phantom):
+def test_review_widget_jumps_and_marks(make_napari_viewer, qtbot, model_provider, phantom, tmp_path):
     from medseg_napari._layers import META_PROVENANCE, image_layer_kwargs
     from medseg_napari._qt.review_widget import REVIEWED_COLOUR, ReviewWidget, find_segment_widget
     from medseg_napari._qt.segment_widget import SegmentWidget
@@ -162,3 +181,6 @@ def test_review_widget_jumps_and_marks(make_napari_viewer, qtbot, model_provider
     assert any(a["op"] == "review" for a in seg.binding.labels.metadata[META_PROVENANCE]["actions"])  # what the writer saves
     assert w.table.item(r, 0).text() == "✓" and w.table.item(r, 1).foreground().color().name() == REVIEWED_COLOUR
     assert not w.mark_btn.isEnabled()
+    sheet = tmp_path / "sheet.png"
+    w.save_sheet(str(sheet))
+    assert sheet.is_file() and "Review sheet saved" in w.status.text()
