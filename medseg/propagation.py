@@ -7,8 +7,11 @@ ends: an empty prediction, a predicted IoU below ``min_score``, an area that col
 of the structure), or no overlap with the previous mask.
 In a short-axis stack the LV blood pool is enclosed by myocardium, also at the apex (the cap)
 and at the base (where the experts stop): once both were propagated (or found by zero-click)
-on a frame, :func:`unenclosed_slices` lists the model-written LV slices beyond the myocardium's
-slice range, and the session's propagation / auto step removes them.
+on a frame, :func:`unenclosed_runs` lists the model-written LV slices beyond the myocardium's
+slice range; on each, walking outwards, the myocardium is propagated on (:func:`enclosing_step`)
+and kept where it surrounds the LV (its walk had stopped early), else the LV slice and those
+beyond it are removed (the LV walk went too far). The session does this inside its
+propagation / auto step.
 Generators yield ``(frame, slice, Prediction)`` as results come, so a UI can show progress.
 """
 
@@ -175,7 +178,13 @@ def _auto_stack(session, structure: str, t: int, per_slice: dict[int, Prediction
 
 
 ENCLOSED_BY = {"lv": "myo"}  # inner structure -> the structure that encloses it on every slice
+MIN_ENCLOSURE = 0.75  # ray coverage of the inner structure by the enclosing one (medseg.review's rule)
 _MODEL_WRITTEN = ("propagated_from", "auto")
+
+
+def _model_written(session, name: str, t: int, z: int) -> bool:
+    res = session.results.get((name, t, z))
+    return res is not None and any(k in res.prompt for k in _MODEL_WRITTEN)
 
 
 def _model_frames(session, name: str) -> set[int]:
@@ -183,12 +192,12 @@ def _model_frames(session, name: str) -> set[int]:
     return {t for (n, t, _), res in session.results.items() if n == name and any(k in res.prompt for k in _MODEL_WRITTEN)}
 
 
-def unenclosed_slices(session, frames: list[int] | None = None, structures: list[str] | None = None) -> list[tuple[str, int, int]]:
-    """(structure, frame, slice) of model-propagated or zero-click slices of an enclosed
-    structure (LV blood pool) beyond the slice range of its enclosing structure (myocardium)
-    on the same frame, for frames on which both have model-written slices. Slices the user
-    prompted or painted are never listed. ``structures``: only pairs involving one of them (the
-    structures an operation just wrote)."""
+def unenclosed_runs(session, frames: list[int] | None = None, structures: list[str] | None = None) -> list[tuple[str, str, int, int, list[int]]]:
+    """``(inner, outer, frame, step, slices)``: per end of the enclosing structure's slice range (the
+    myocardium's), the slices beyond it where the enclosed structure (LV blood pool) has a
+    model-written mask, in walking order outwards, on frames where both have model-written
+    slices. User-prompted or painted slices end a run and are never listed. ``structures``: only
+    pairs involving one of them (the structures an operation just wrote)."""
     out = []
     for inner, outer in ENCLOSED_BY.items():
         if structures is not None and inner not in structures and outer not in structures:
@@ -197,14 +206,37 @@ def unenclosed_slices(session, frames: list[int] | None = None, structures: list
             continue
         vi, vo = session.structure(inner).value, session.structure(outer).value
         both = _model_frames(session, inner) & _model_frames(session, outer)
+        nz = session.volume.n_slices
         for t in sorted(both if frames is None else both & set(frames)):
-            zo = [z for z in range(session.volume.n_slices) if (session.labels[t, z] == vo).any()]
+            zo = [z for z in range(nz) if (session.labels[t, z] == vo).any()]
             if not zo:
                 continue
-            for z in range(session.volume.n_slices):
-                if zo[0] <= z <= zo[-1] or not (session.labels[t, z] == vi).any():
-                    continue
-                res = session.results.get((inner, t, z))
-                if res is not None and any(k in res.prompt for k in _MODEL_WRITTEN):
-                    out.append((inner, t, z))
+            for step, side in ((1, range(zo[-1] + 1, nz)), (-1, range(zo[0] - 1, -1, -1))):
+                run = []
+                for z in side:
+                    if not (session.labels[t, z] == vi).any() or not _model_written(session, inner, t, z):
+                        break
+                    run.append(z)
+                if run:
+                    out.append((inner, outer, t, step, run))
     return out
+
+
+def enclosing_step(session, outer: str, inner: str, t: int, z: int, z_prev: int) -> Prediction | None:
+    """The enclosing structure (myocardium) propagated onto (t, z) from its mask on ``z_prev``
+    without the end-of-structure checks, returned when it surrounds the inner structure's mask
+    there (ray coverage >= MIN_ENCLOSURE): its walk had stopped too early. None when it does not
+    (the inner structure's walk went too far)."""
+    from .measure.geometry import stack_geometry
+    from .measure.qc import coverage_per_slice
+
+    prev = session.labels[t, z_prev] == session.structure(outer).value
+    inner_mask = session.labels[t, z] == session.structure(inner).value
+    if not prev.any() or not inner_mask.any():
+        return None
+    pred = step_from(session, outer, t, z, prev)
+    if pred.mask.sum() < MIN_PIXELS:
+        return None
+    geom = stack_geometry(session.volume.affine, (1, *inner_mask.shape))
+    cov = coverage_per_slice(inner_mask[None], pred.mask[None], geom)[0]
+    return pred if cov >= MIN_ENCLOSURE else None

@@ -324,13 +324,23 @@ class Session:
         return change
 
     def _trim(self, step: _UndoStep, change: Change, frames: list[int] | None, structures: list[str] | None) -> None:
-        """Remove model-written LV slices beyond the myocardium's slice range on frames where
-        both were propagated or found by zero-click (:func:`medseg.propagation.unenclosed_slices`):
-        the walk went past the apex or the base. Part of the calling operation's undo step."""
-        from .propagation import unenclosed_slices
+        """Keep the LV blood pool inside the myocardium on frames where both were propagated or
+        found by zero-click: on each model-written LV slice beyond the myocardium's slice range
+        (walking outwards) the myocardium is propagated on without its stop checks; where it
+        surrounds the LV, it is written (its walk had stopped early), else that LV slice and the
+        ones beyond it are removed (the LV walk went past the apex or the base). Part of the
+        calling operation's undo step (:func:`medseg.propagation.unenclosed_runs`)."""
+        from .propagation import enclosing_step, unenclosed_runs
 
-        for name, t, z in unenclosed_slices(self, frames, structures):
-            self._erase(step, change, name, t, z)
+        for inner, outer, t, step_z, run in unenclosed_runs(self, frames, structures):
+            for i, z in enumerate(run):
+                pred = None if self.structure(outer).locked else enclosing_step(self, outer, inner, t, z, z - step_z)
+                if pred is not None:
+                    self._write(step, change, outer, t, z, pred, {"propagated_from": [t, z - step_z], "encloses": inner})
+                    continue
+                for zz in run[i:]:
+                    self._erase(step, change, inner, t, zz)
+                break
 
     def _erase(self, step: _UndoStep, change: Change, name: str, t: int, z: int) -> None:
         """Erase one structure on one slice as part of an undoable operation."""

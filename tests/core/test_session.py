@@ -105,29 +105,48 @@ def test_auto_finds_the_structures(session, phantom):
     assert not session.labels.any()
 
 
-def test_lv_walk_beyond_the_myocardium_is_trimmed(session, model, phantom):
-    """The LV blood pool is enclosed by myocardium on every short-axis slice: once both were
-    propagated on a frame, propagated LV slices beyond the myocardium's slice range go (in the
-    same undo step); user-prompted LV slices and frames without a propagated myocardium stay."""
-    from medseg.propagation import unenclosed_slices
-
-    lab = phantom.labels[0, 2]
-    session.apply_prompt(SlicePrompt("myo", 0, 2, box=_box(lab, 2)))
+def _myo_then_clear_ends(session, phantom) -> tuple[int, int]:
+    """Propagate the myocardium from slice 2, then clear its first and last slices (as if its
+    walk had stopped early there); returns those slices."""
+    session.apply_prompt(SlicePrompt("myo", 0, 2, box=_box(phantom.labels[0, 2], 2)))
     session.propagate("myo", 0, 2)
     myo_slices = [z for z in range(6) if (session.labels[0, z] == 2).any()]
     first, last = myo_slices[0], myo_slices[-1]
     assert first < 2 < last
-    # the myocardium's walk "ended early" at both ends (simulated by clearing them)
     session.clear("myo", 0, first)
     session.clear("myo", 0, last)
+    return first, last
+
+
+def test_myocardium_walk_that_stopped_early_is_extended_around_the_lv(session, phantom):
+    """An LV slice beyond the myocardium's range that the myocardium, propagated on, does
+    surround: the myocardium's walk had stopped too early, so it is written there."""
+    first, last = _myo_then_clear_ends(session, phantom)
+    session.apply_prompt(SlicePrompt("lv", 0, 2, box=_box(phantom.labels[0, 2], 1)))
+    session.propagate("lv", 0, 2)
+    for z in (first, last):
+        assert (session.labels[0, z] == 1).any() and (session.labels[0, z] == 2).any()
+        assert session.results[("myo", 0, z)].prompt["encloses"] == "lv"
+        gt = phantom.labels[0, z] == 2
+        m = session.labels[0, z] == 2
+        assert 2 * (gt & m).sum() / (gt.sum() + m.sum()) > 0.7
+
+
+def test_lv_walk_beyond_the_myocardium_is_trimmed(session, model, phantom, monkeypatch):
+    """Where the myocardium does not surround it, a propagated LV slice beyond the
+    myocardium's slice range goes (in the same undo step), with the ones beyond it;
+    user-prompted LV slices and frames without a propagated myocardium stay."""
+    import medseg.propagation as prop
+
+    monkeypatch.setattr(prop, "enclosing_step", lambda *a, **k: None)  # "the myocardium does not surround it"
+    first, last = _myo_then_clear_ends(session, phantom)
     session.apply_prompt(SlicePrompt("lv", 1, 2, box=_box(phantom.labels[1, 2], 1)))
     session.propagate("lv", 1, 2)  # frame 1 has no myocardium: nothing trimmed there
     assert (session.labels[1, first] == 1).any() and (session.labels[1, last] == 1).any()
     before = session.labels.copy()
-    session.apply_prompt(SlicePrompt("lv", 0, 2, box=_box(lab, 1)))
+    session.apply_prompt(SlicePrompt("lv", 0, 2, box=_box(phantom.labels[0, 2], 1)))
     session.propagate("lv", 0, 2)
-    lv_slices = [z for z in range(6) if (session.labels[0, z] == 1).any()]
-    assert lv_slices == list(range(first + 1, last))
+    assert [z for z in range(6) if (session.labels[0, z] == 1).any()] == list(range(first + 1, last))
     assert np.array_equal(session.labels[1], before[1])
     session.undo()
     assert not any((session.labels[0, z] == 1).any() for z in range(6) if z != 2)
@@ -137,7 +156,7 @@ def test_lv_walk_beyond_the_myocardium_is_trimmed(session, model, phantom):
     assert np.array_equal(again.labels, session.labels)
     # a slice the user prompts beyond the myocardium is theirs: never listed for removal
     session.apply_prompt(SlicePrompt("lv", 0, last, box=_box(phantom.labels[0, last], 1)))
-    assert (session.labels[0, last] == 1).any() and unenclosed_slices(session) == []
+    assert (session.labels[0, last] == 1).any() and prop.unenclosed_runs(session) == []
 
 
 @pytest.mark.parametrize("order", [("rv", "myo", "lv"), ("lv", "myo", "rv")])
