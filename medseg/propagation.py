@@ -178,18 +178,17 @@ def _auto_stack(session, structure: str, t: int, per_slice: dict[int, Prediction
 
 
 ENCLOSED_BY = {"lv": "myo"}  # inner structure -> the structure that encloses it on every slice
-MIN_ENCLOSURE = 0.75  # ray coverage of the inner structure by the enclosing one (medseg.review's rule)
 _MODEL_WRITTEN = ("propagated_from", "auto")
 
 
-def _model_written(session, name: str, t: int, z: int) -> bool:
-    res = session.results.get((name, t, z))
+def _by_model(res) -> bool:
+    """True for a slice result written by propagation or zero-click (not prompted by the user)."""
     return res is not None and any(k in res.prompt for k in _MODEL_WRITTEN)
 
 
 def _model_frames(session, name: str) -> set[int]:
     """Frames on which ``name`` has slices written by propagation or zero-click."""
-    return {t for (n, t, _), res in session.results.items() if n == name and any(k in res.prompt for k in _MODEL_WRITTEN)}
+    return {t for (n, t, _), res in session.results.items() if n == name and _by_model(res)}
 
 
 def unenclosed_runs(session, frames: list[int] | None = None, structures: list[str] | None = None) -> list[tuple[str, str, int, int, list[int]]]:
@@ -214,7 +213,7 @@ def unenclosed_runs(session, frames: list[int] | None = None, structures: list[s
             for step, side in ((1, range(zo[-1] + 1, nz)), (-1, range(zo[0] - 1, -1, -1))):
                 run = []
                 for z in side:
-                    if not (session.labels[t, z] == vi).any() or not _model_written(session, inner, t, z):
+                    if not (session.labels[t, z] == vi).any() or not _by_model(session.results.get((inner, t, z))):
                         break
                     run.append(z)
                 if run:
@@ -225,10 +224,11 @@ def unenclosed_runs(session, frames: list[int] | None = None, structures: list[s
 def enclosing_step(session, outer: str, inner: str, t: int, z: int, z_prev: int) -> Prediction | None:
     """The enclosing structure (myocardium) propagated onto (t, z) from its mask on ``z_prev``
     without the end-of-structure checks, returned when it surrounds the inner structure's mask
-    there (ray coverage >= MIN_ENCLOSURE): its walk had stopped too early. None when it does not
-    (the inner structure's walk went too far)."""
+    there (ray coverage >= :data:`medseg.review.MIN_ENCLOSURE`, the review's rule): its walk had
+    stopped too early. None when it does not (the inner structure's walk went too far)."""
     from .measure.geometry import stack_geometry
     from .measure.qc import coverage_per_slice
+    from .review import MIN_ENCLOSURE
 
     prev = session.labels[t, z_prev] == session.structure(outer).value
     inner_mask = session.labels[t, z] == session.structure(inner).value

@@ -307,7 +307,7 @@ class Session:
             for t, z, pred in propagate(self, structure, frame, slice_, through=through, direction=direction, progress=progress):
                 self._write(step, change, structure, t, z, pred, {"propagated_from": [frame, slice_]})
                 frames.add(t)
-            self._trim(step, change, sorted(frames), [structure])
+            self._enclose(step, change, sorted(frames), [structure])
         self.log.append({"op": "propagate", "structure": structure, "frame": frame, "slice": slice_, "through": through, "direction": direction})
         return change
 
@@ -319,11 +319,11 @@ class Session:
         with self._operation("auto", None) as (step, change):
             for name, t, z, pred in auto_segment(self, names, frames=frames, progress=progress):
                 self._write(step, change, name, t, z, pred, {"auto": True})
-            self._trim(step, change, frames, names)
+            self._enclose(step, change, frames, names)
         self.log.append({"op": "auto", "structures": names, "frames": frames})
         return change
 
-    def _trim(self, step: _UndoStep, change: Change, frames: list[int] | None, structures: list[str] | None) -> None:
+    def _enclose(self, step: _UndoStep, change: Change, frames: list[int] | None, structures: list[str] | None) -> None:
         """Keep the LV blood pool inside the myocardium on frames where both were propagated or
         found by zero-click: on each model-written LV slice beyond the myocardium's slice range
         (walking outwards) the myocardium is propagated on without its stop checks; where it
