@@ -368,7 +368,7 @@ def review_panels(labels: np.ndarray, label_map: Any, review: Mapping[str, Any] 
             keep = {z for z in zs if (t, z) in flags}
             rest = [z for z in zs if z not in keep]
             keep |= {rest[i] for i in np.linspace(0, len(rest) - 1, max(MAX_SHEET_SLICES - len(keep), 0)).round().astype(int)} if rest else set()
-            zs = sorted(keep)[:MAX_SHEET_SLICES] if len(keep) > MAX_SHEET_SLICES else sorted(keep)
+            zs = sorted(keep)[:MAX_SHEET_SLICES]
         panels += [{"frame": t, "slice": z, "confidence": conf.get((t, z)), "flags": flags.get((t, z), [])} for z in zs]
     return panels
 
