@@ -3,6 +3,7 @@
     python benchmarks/make_pairs.py ../shared/data benchmarks/pairs
 
 acdc_val.csv (ED+ES of patients 017-020, 037-040, 057-060, 077-080, 097-100, with case/phase),
+acdc_train.csv (ED+ES of the other 80 ACDC patients: trained on; for checking rules, never scores),
 camus_val.csv (the last 50 CAMUS patients, 2CH/4CH ED/ES), mnms2_sa.csv (external, never
 trained on), lge_train.csv / lge_val.csv (MS-CMRSeg LGE: adapter training / validation),
 camus_adapt_train.csv / camus_adapt_stop.csv (CAMUS patients 1-300 / 301-350: echo adapter
@@ -25,10 +26,12 @@ def _write(path: Path, rows: list[dict]) -> None:
     print(f"{path}: {len(rows)} pairs")
 
 
-def acdc(root: Path) -> list[dict]:
+def acdc(root: Path, split: str = "val") -> list[dict]:
+    """ED + ES pairs of the ACDC validation patients (``split="val"``) or of the training
+    patients (``"train"``: seen in training, for checks of rules and fits, never for scores)."""
     rows = []
     for pid in range(1, 101):
-        if (pid - 1) % 20 < 16:
+        if ((pid - 1) % 20 < 16) != (split == "train"):
             continue
         d = root / "acdc" / "training" / f"patient{pid:03d}"
         info = dict(line.split(":", 1) for line in (d / "Info.cfg").read_text().splitlines() if ":" in line)
@@ -62,6 +65,7 @@ def lge(root: Path, split: str) -> list[dict]:
 if __name__ == "__main__":
     root, out = Path(sys.argv[1]), Path(sys.argv[2])
     _write(out / "acdc_val.csv", acdc(root))
+    _write(out / "acdc_train.csv", acdc(root, "train"))
     _write(out / "camus_val.csv", camus(root))
     _write(out / "camus_adapt_train.csv", camus(root, "adapt-train"))
     _write(out / "camus_adapt_stop.csv", camus(root, "adapt-stop"))

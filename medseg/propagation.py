@@ -11,7 +11,7 @@ on a frame, :func:`unenclosed_runs` lists the model-written LV slices beyond the
 slice range; on each, walking outwards, the myocardium is propagated on (:func:`enclosing_step`)
 and kept where it surrounds the LV (its walk had stopped early), else the LV slice and those
 beyond it are removed (the LV walk went too far). The session does this inside its
-propagation / auto step.
+propagation / auto step, and then checks the RV's end slices (:mod:`medseg.end_check`).
 Generators yield ``(frame, slice, Prediction)`` as results come, so a UI can show progress.
 """
 

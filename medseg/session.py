@@ -299,7 +299,10 @@ class Session:
     # -- propagation and auto (see medseg.propagation) -------------------------------------
     def propagate(self, structure: str, frame: int, slice_: int, through: str = "z", direction: str = "both", progress: Callable[[int, int], None] | None = None) -> Change:
         """Propagate the structure from (frame, slice) through slices ("z"), frames ("t") or
-        both ("zt"); one undo step. See :func:`medseg.propagation.propagate`."""
+        both ("zt"); one undo step. See :func:`medseg.propagation.propagate`; the LV is then
+        kept inside the myocardium (:meth:`_enclose`) and the RV's end slices are checked
+        (:mod:`medseg.end_check`) on the frames it touched."""
+        from .end_check import check_ends
         from .propagation import propagate
 
         with self._operation("propagate", structure) as (step, change):
@@ -308,11 +311,14 @@ class Session:
                 self._write(step, change, structure, t, z, pred, {"propagated_from": [frame, slice_]})
                 frames.add(t)
             self._enclose(step, change, sorted(frames), [structure])
+            check_ends(self, step, change, sorted(frames))
         self.log.append({"op": "propagate", "structure": structure, "frame": frame, "slice": slice_, "through": through, "direction": direction})
         return change
 
     def auto(self, structures: list[str] | None = None, frames: list[int] | None = None, progress: Callable[[int, int], None] | None = None) -> Change:
-        """Zero-click first pass for the given structures (default: all known to the model)."""
+        """Zero-click first pass for the given structures (default: all known to the model),
+        with the same LV enclosure and RV end check as :meth:`propagate`."""
+        from .end_check import check_ends
         from .propagation import auto_segment
 
         names = structures or [s for s in self.structures if s in self.model.config.structures]
@@ -320,6 +326,7 @@ class Session:
             for name, t, z, pred in auto_segment(self, names, frames=frames, progress=progress):
                 self._write(step, change, name, t, z, pred, {"auto": True})
             self._enclose(step, change, frames, names)
+            check_ends(self, step, change, frames)
         self.log.append({"op": "auto", "structures": names, "frames": frames})
         return change
 

@@ -46,3 +46,17 @@ def test_leak_rule_has_a_floor_for_tiny_masks():
     tiny = _square(2)  # 4 px: a growth to 3 x 24 px is allowed near the apex
     assert not prop._leaks(3 * 4 * prop.MIN_PIXELS, tiny)
     assert prop._leaks(3 * 4 * prop.MIN_PIXELS + 1, tiny)
+
+
+def test_shipped_rv_end_check_weights_match_the_features():
+    from medseg import end_check
+
+    w = end_check.weights()
+    assert w is not None and w["structure"] == "rv" and tuple(w["features"]) == end_check.FEATURES
+    for end in ("base", "apex"):
+        assert len(w["ends"][end]["w"]) == len(end_check.FEATURES)
+    # a basal slice with a large RV but little LV and myocardium (above the valve) is judged
+    # not RV; a mid-ventricular-like one with both around is kept
+    above_valve = [0.9, 0.0, 0.8, 0.8, 0.2, 0.1]
+    mid = [0.9, 0.0, 0.9, 0.95, 0.9, 0.9]
+    assert end_check.probability(w, "base", above_valve) > w["threshold"] > end_check.probability(w, "base", mid)

@@ -171,3 +171,90 @@ def test_key_slice_segmentation_keeps_lv_inside_the_myocardium(model, phantom, o
         zs_myo = [z for z in range(6) if (res.labels[t, z] == lm["myo"]).any()]
         zs_lv = [z for z in range(6) if (res.labels[t, z] == lm["lv"]).any()]
         assert zs_lv and zs_myo[0] <= zs_lv[0] and zs_lv[-1] <= zs_myo[-1]
+
+
+def _key_slice(session, phantom, t: int = 0) -> None:
+    """Key-slice segmentation of frame t: RV, myocardium, LV from a box on slice 2 each."""
+    for name in ("rv", "myo", "lv"):
+        v = phantom.label_map[name]
+        session.apply_prompt(SlicePrompt(name, t, 2, box=_box(phantom.labels[t, 2], v)))
+        session.propagate(name, t, 2)
+
+
+def _slices(session, name: str, t: int) -> list[int]:
+    v = session.structure(name).value
+    return [z for z in range(session.volume.n_slices) if (session.labels[t, z] == v).any()]
+
+
+@pytest.fixture()
+def end_check_says(monkeypatch):
+    """Make the RV end check's model answer ``p`` (its fitted weights are not what is tested)."""
+    from medseg import end_check
+
+    w = {**end_check.weights(), "max_trim": 1}
+
+    def say(p: float):
+        monkeypatch.setattr(end_check, "weights", lambda: w)
+        monkeypatch.setattr(end_check, "probability", lambda *a: p)
+
+    return say
+
+
+def test_rv_end_slices_judged_not_rv_are_removed_once(session, model, phantom, end_check_says):
+    """The check runs once LV and myocardium are there too (after the last propagation), removes
+    each model-written end slice judged not RV (max_trim = 1 here) in the same undo step, never the
+    user's key slice, marks the new ends, and does not trim again on a later operation."""
+    end_check_says(0.9)
+    _key_slice(session, phantom)
+    rv = _slices(session, "rv", 0)
+    session.undo()  # the LV propagation, with the trimming
+    full = _slices(session, "rv", 0)
+    assert full[0] < rv[0] and rv[-1] < full[-1] and len(rv) == len(full) - 2
+    session.redo()
+    assert _slices(session, "rv", 0) == rv
+    assert all(session.results[("rv", 0, z)].prompt.get("end_checked") for z in (rv[0], rv[-1]))
+    session.propagate("myo", 0, 2)  # another structure again: the RV ends were checked already
+    assert _slices(session, "rv", 0) == rv
+    again = Session(phantom.image, model, phantom.label_map.subset(["lv", "myo", "rv"]))
+    again.replay(session.provenance()["actions"])
+    assert np.array_equal(again.labels, session.labels)
+    session.propagate("rv", 0, 2)  # a new RV walk is checked again
+    assert _slices(session, "rv", 0) == rv
+
+
+def test_rv_end_check_leaves_user_slices_and_frames_without_context(session, phantom, end_check_says):
+    end_check_says(0.9)
+    for name in ("rv", "myo"):  # no LV on frame 1: nothing to judge the RV's ends with
+        v = phantom.label_map[name]
+        session.apply_prompt(SlicePrompt(name, 1, 2, box=_box(phantom.labels[1, 2], v)))
+        session.propagate(name, 1, 2)
+    assert len(_slices(session, "rv", 1)) >= 4 and not session.results[("rv", 1, _slices(session, "rv", 1)[0])].prompt.get("end_checked")
+    _key_slice(session, phantom)
+    rv = _slices(session, "rv", 0)
+    for z in (rv[0], rv[-1]):  # the user prompts the new ends: those are never removed
+        session.apply_prompt(SlicePrompt("rv", 0, z, box=_box(phantom.labels[0, z], phantom.label_map["rv"])))
+    session.propagate("lv", 0, 2)
+    assert _slices(session, "rv", 0) == rv
+
+
+def test_rv_end_check_keeps_ends_judged_rv(session, phantom, end_check_says):
+    end_check_says(0.1)
+    for name in ("rv", "myo", "lv"):
+        v = phantom.label_map[name]
+        session.apply_prompt(SlicePrompt(name, 0, 2, box=_box(phantom.labels[0, 2], v)))
+        session.propagate(name, 0, 2)
+        if name == "rv":
+            full = _slices(session, "rv", 0)
+    assert _slices(session, "rv", 0) == full
+
+
+def test_rv_end_check_base_is_where_the_lv_is_larger(session, phantom):
+    from medseg.end_check import run_ends
+
+    _key_slice(session, phantom)
+    ends = run_ends(session, "rv", ("lv", "myo"), 0)
+    rv, lv = _slices(session, "rv", 0), (session.labels[0] == phantom.label_map["lv"]).sum(axis=(1, 2))
+    base = dict((e, z) for e, z, _ in ends)["base"]
+    apex = dict((e, z) for e, z, _ in ends)["apex"]
+    assert {base, apex} == {rv[0], rv[-1]}
+    assert lv[base] >= lv[apex]
