@@ -17,7 +17,8 @@ signals), and the LV and myocardium areas on it relative to their largest slices
 *training* patients only (area-weighted, so a large wrong basal slice counts more than a few
 apical pixels). An end slice judged not-RV is removed and the new end is judged again, at most
 ``max_trim`` slices per end. Only slices written by propagation or zero-click are touched, and
-only on frames where the LV and myocardium are segmented too (the features need them). A kept
+only on frames where the LV and myocardium are segmented too (the features need them), and
+never while the RV is locked (accepted). A kept
 end is marked (``end_checked`` in its provenance), so the check never runs twice on the same
 walk: a later operation on another structure does not trim it further.
 """
@@ -106,8 +107,8 @@ def check_ends(session, step, change, frames: list[int] | None = None) -> list[t
     if w is None:
         return []
     name, context = w["structure"], tuple(w["context"])
-    if any(n not in session.structures for n in (name, *context)):
-        return []
+    if any(n not in session.structures for n in (name, *context)) or session.structure(name).locked:
+        return []  # an accepted (locked) structure is never changed
     removed = []
     for t in range(session.volume.n_frames) if frames is None else frames:
         done: set[str] = set()

@@ -231,8 +231,9 @@ def _nanmean(xs: list[float]) -> float:
 
 
 def _clinical(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
-    """LVEF, LV mass and EDV errors (pred vs reference, both measured by medseg.measure) for
-    cases that have both an ED and an ES row."""
+    """LVEF, LV mass and EDV errors, and with an RV in the label map RVEF and RV EDV errors
+    (pred vs reference, both measured by medseg.measure), for cases that have both an ED and an
+    ES row."""
     by_case: dict[str, dict[str, dict]] = {}
     for c in cases:
         if c.get("phase"):
@@ -242,17 +243,25 @@ def _clinical(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
         return {}
     from .measure import measure_ed_es
 
-    err_ef, err_mass, err_edv = [], [], []
+    err_ef, err_mass, err_edv, err_rvef, err_rvedv = [], [], [], [], []
+    has_rv = "rv" in label_map.values
     for ph in pairs.values():
         vals = {}
         for which in ("_pred", "_ref"):
             ed, es = ph["ED"][which], ph["ES"][which]
             rep = measure_ed_es(ed[0] if ed.ndim == 4 else ed, es[0] if es.ndim == 4 else es, ph["ED"]["_vol"].affine, label_map)
-            vals[which] = (rep["lv"]["ef_pct"], rep.get("lv_mass_g"), rep["lv"]["edv_ml"])
+            vals[which] = (rep["lv"]["ef_pct"], rep.get("lv_mass_g"), rep["lv"]["edv_ml"], rep["rv"]["ef_pct"], rep["rv"]["edv_ml"])
         p, r = vals["_pred"], vals["_ref"]
         ph["ED"]["clinical"] = {"lvef_pred": p[0], "lvef_ref": r[0], "lv_mass_pred_g": p[1], "lv_mass_ref_g": r[1], "edv_pred_ml": p[2], "edv_ref_ml": r[2]}
         err_ef.append(abs(p[0] - r[0]))
         if p[1] is not None and r[1] is not None:
             err_mass.append(abs(p[1] - r[1]))
         err_edv.append(abs(p[2] - r[2]))
-    return {"lvef_mae": _nanmean(err_ef), "lv_mass_mae_g": _nanmean(err_mass), "edv_mae_ml": _nanmean(err_edv), "n_clinical_cases": len(pairs)}
+        if has_rv:
+            ph["ED"]["clinical"].update({"rvef_pred": p[3], "rvef_ref": r[3], "rv_edv_pred_ml": p[4], "rv_edv_ref_ml": r[4]})
+            err_rvef.append(abs(p[3] - r[3]))
+            err_rvedv.append(abs(p[4] - r[4]))
+    out = {"lvef_mae": _nanmean(err_ef), "lv_mass_mae_g": _nanmean(err_mass), "edv_mae_ml": _nanmean(err_edv), "n_clinical_cases": len(pairs)}
+    if has_rv:
+        out.update({"rvef_mae": _nanmean(err_rvef), "rv_edv_mae_ml": _nanmean(err_rvedv)})
+    return out

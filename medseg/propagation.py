@@ -195,14 +195,15 @@ def unenclosed_runs(session, frames: list[int] | None = None, structures: list[s
     """``(inner, outer, frame, step, slices)``: per end of the enclosing structure's slice range (the
     myocardium's), the slices beyond it where the enclosed structure (LV blood pool) has a
     model-written mask, in walking order outwards, on frames where both have model-written
-    slices. User-prompted or painted slices end a run and are never listed. ``structures``: only
+    slices. User-prompted or painted slices end a run and are never listed, nor is a locked
+    (accepted) inner structure. ``structures``: only
     pairs involving one of them (the structures an operation just wrote)."""
     out = []
     for inner, outer in ENCLOSED_BY.items():
         if structures is not None and inner not in structures and outer not in structures:
             continue
-        if inner not in session.structures or outer not in session.structures:
-            continue
+        if inner not in session.structures or outer not in session.structures or session.structure(inner).locked:
+            continue  # an accepted (locked) structure is never changed
         vi, vo = session.structure(inner).value, session.structure(outer).value
         both = _model_frames(session, inner) & _model_frames(session, outer)
         nz = session.volume.n_slices

@@ -179,3 +179,32 @@ def test_error_text_with_brackets_is_printed_not_parsed(tmp_path, capsys):
     assert run_cli(["info", str(bad)]) == 1
     err = capsys.readouterr().err
     assert "[/bold]" in err and "Traceback" not in err
+
+
+def test_evaluate_reports_lv_and_rv_function_errors_for_ed_es_pairs(phantom, tmp_path):
+    """Rows with case + ED/ES phase get LVEF / mass / EDV and RVEF / RV EDV errors against the
+    reference measured the same way (box prompts on a phantom: small errors)."""
+    from medseg.io import write_labels
+    from medseg.io.geometry import medseg_to_nifti
+    from medseg.measure import measure_ed_es
+
+    lm = phantom.label_map.subset(["lv", "myo", "rv"])
+    lv = (phantom.labels == lm["lv"]).sum(axis=(1, 2, 3))
+    frames = {"ED": int(lv.argmax()), "ES": int(lv.argmin())}
+    rows = ["image,label,case,phase"]
+    for ph, t in frames.items():
+        vol = phantom.image.with_array(phantom.image.array[t : t + 1], frame_times_s=None)
+        nib.save(nib.Nifti1Image(medseg_to_nifti(vol.array.astype(np.float32), 3), vol.affine), str(tmp_path / f"{ph}.nii.gz"))
+        write_labels(phantom.labels[t : t + 1], vol, tmp_path / f"{ph}_gt.nii.gz", lm)
+        rows.append(f"{tmp_path / f'{ph}.nii.gz'},{tmp_path / f'{ph}_gt.nii.gz'},p1,{ph}")
+    (tmp_path / "pairs.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "r.json"
+    spec = ",".join(f"{n}={lm[n]}" for n in ("lv", "myo", "rv"))
+    assert run_cli(["evaluate", "--pairs", str(tmp_path / "pairs.csv"), "--label-map", spec, "--prompt", "box", "-o", str(out)]) == 0
+    r = json.loads(out.read_text())
+    s = r["summary"]
+    assert s["n_clinical_cases"] == 1
+    assert 0 <= s["lvef_mae"] < 5 and 0 <= s["rvef_mae"] < 5 and 0 <= s["rv_edv_mae_ml"] < 10
+    truth = measure_ed_es(phantom.labels[frames["ED"]], phantom.labels[frames["ES"]], phantom.image.affine, lm)
+    c = next(c for c in r["cases"] if c.get("clinical"))["clinical"]
+    assert abs(c["rvef_ref"] - truth["rv"]["ef_pct"]) < 1e-6 and abs(c["rvef_pred"] - c["rvef_ref"]) == pytest.approx(s["rvef_mae"])

@@ -258,3 +258,22 @@ def test_rv_end_check_base_is_where_the_lv_is_larger(session, phantom):
     apex = dict((e, z) for e, z, _ in ends)["apex"]
     assert {base, apex} == {rv[0], rv[-1]}
     assert lv[base] >= lv[apex]
+
+
+def test_locked_structures_are_not_trimmed_by_the_lv_or_rv_rules(session, phantom, end_check_says):
+    """Accepting (locking) the RV or the LV protects it from the RV end check and from the
+    LV-in-myocardium rule that a later propagation of another structure runs."""
+    import medseg.propagation as prop
+
+    end_check_says(0.9)
+    for name in ("rv", "lv"):
+        v = phantom.label_map[name]
+        session.apply_prompt(SlicePrompt(name, 0, 2, box=_box(phantom.labels[0, 2], v)))
+        session.propagate(name, 0, 2)
+    session.lock("rv")
+    rv = _slices(session, "rv", 0)
+    _myo_then_clear_ends(session, phantom)  # propagating the myocardium would trim an unlocked RV
+    assert _slices(session, "rv", 0) == rv
+    assert prop.unenclosed_runs(session)  # the LV now runs past the myocardium ...
+    session.lock("lv")
+    assert prop.unenclosed_runs(session) == []  # ... but an accepted LV is never cut back
