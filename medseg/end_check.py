@@ -100,9 +100,9 @@ def _by_model(res) -> bool:
     return _by_model(res)
 
 
-def check_ends(session, step, change, frames: list[int] | None = None) -> list[tuple[str, int, int]]:
+def check_ends(session, step, change, frames: list[int] | None = None) -> list[dict[str, Any]]:
     """Run the check on the given frames (default all) as part of the calling operation's undo
-    step; returns the removed ``(structure, frame, slice)``."""
+    step; returns what it removed (structure, frame, slice, end, probability of not-RV)."""
     w = weights()
     if w is None:
         return []
@@ -122,9 +122,10 @@ def check_ends(session, step, change, frames: list[int] | None = None) -> list[t
                 if end in done or not _by_model(res) or res.prompt.get("end_checked"):
                     continue
                 x = features(session, name, context, t, z, z_inner)
-                if x is not None and probability(w, end, x) > w["threshold"]:
+                p = probability(w, end, x) if x is not None else 0.0
+                if p > w["threshold"]:
                     session._erase(step, change, name, t, z)
-                    removed.append((name, t, z))
+                    removed.append({"structure": name, "frame": t, "slice": z, "rule": "rv_end_check", "end": end, "p_not_rv": round(p, 3)})
                     trimmed = True
                 else:
                     done.add(end)

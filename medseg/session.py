@@ -54,10 +54,21 @@ class Change:
     structure: str | None = None
     regions: dict[tuple[int, int], tuple[int, int, int, int]] = field(default_factory=dict)
     scores: dict[tuple[str, int, int], float] = field(default_factory=dict)
+    removed: list[dict[str, Any]] = field(default_factory=list)  # slices a rule took out (LV rule, RV end check)
 
     @property
     def empty(self) -> bool:
         return not self.regions
+
+    def removed_text(self) -> str:
+        """The slices a rule took out, for a status line ("" when none), e.g.
+        "RV end check removed RV on slices 0, 9 (frame 0)"."""
+        why = {"rv_end_check": "RV end check", "lv_outside_myo": "LV-in-myocardium rule"}
+        groups: dict[tuple[str, str, int], list[int]] = {}
+        for r in self.removed:
+            groups.setdefault((r["rule"], r["structure"], r["frame"]), []).append(r["slice"])
+        return "; ".join(f"{why.get(rule, rule)} removed {name.upper()} on slice{'s' if len(zs) > 1 else ''} "
+                         f"{', '.join(map(str, sorted(zs)))} (frame {t})" for (rule, name, t), zs in groups.items())
 
 
 @dataclass
@@ -310,9 +321,10 @@ class Session:
             for t, z, pred in propagate(self, structure, frame, slice_, through=through, direction=direction, progress=progress):
                 self._write(step, change, structure, t, z, pred, {"propagated_from": [frame, slice_]})
                 frames.add(t)
-            self._enclose(step, change, sorted(frames), [structure])
-            check_ends(self, step, change, sorted(frames))
-        self.log.append({"op": "propagate", "structure": structure, "frame": frame, "slice": slice_, "through": through, "direction": direction})
+            change.removed += self._enclose(step, change, sorted(frames), [structure])
+            change.removed += check_ends(self, step, change, sorted(frames))
+        self.log.append({"op": "propagate", "structure": structure, "frame": frame, "slice": slice_, "through": through, "direction": direction,
+                         **({"removed": change.removed} if change.removed else {})})
         return change
 
     def auto(self, structures: list[str] | None = None, frames: list[int] | None = None, progress: Callable[[int, int], None] | None = None) -> Change:
@@ -325,20 +337,22 @@ class Session:
         with self._operation("auto", None) as (step, change):
             for name, t, z, pred in auto_segment(self, names, frames=frames, progress=progress):
                 self._write(step, change, name, t, z, pred, {"auto": True})
-            self._enclose(step, change, frames, names)
-            check_ends(self, step, change, frames)
-        self.log.append({"op": "auto", "structures": names, "frames": frames})
+            change.removed += self._enclose(step, change, frames, names)
+            change.removed += check_ends(self, step, change, frames)
+        self.log.append({"op": "auto", "structures": names, "frames": frames, **({"removed": change.removed} if change.removed else {})})
         return change
 
-    def _enclose(self, step: _UndoStep, change: Change, frames: list[int] | None, structures: list[str] | None) -> None:
+    def _enclose(self, step: _UndoStep, change: Change, frames: list[int] | None, structures: list[str] | None) -> list[dict[str, Any]]:
         """Keep the LV blood pool inside the myocardium on frames where both were propagated or
         found by zero-click: on each model-written LV slice beyond the myocardium's slice range
         (walking outwards) the myocardium is propagated on without its stop checks; where it
         surrounds the LV, it is written (its walk had stopped early), else that LV slice and the
         ones beyond it are removed (the LV walk went past the apex or the base). Part of the
-        calling operation's undo step (:func:`medseg.propagation.unenclosed_runs`)."""
+        calling operation's undo step (:func:`medseg.propagation.unenclosed_runs`); returns the
+        removed slices."""
         from .propagation import enclosing_step, unenclosed_runs
 
+        removed: list[dict[str, Any]] = []
         for inner, outer, t, step_z, run in unenclosed_runs(self, frames, structures):
             for i, z in enumerate(run):
                 pred = None if self.structure(outer).locked else enclosing_step(self, outer, inner, t, z, z - step_z)
@@ -347,7 +361,9 @@ class Session:
                     continue
                 for zz in run[i:]:
                     self._erase(step, change, inner, t, zz)
+                    removed.append({"structure": inner, "frame": t, "slice": zz, "rule": f"{inner}_outside_{outer}"})
                 break
+        return removed
 
     def _erase(self, step: _UndoStep, change: Change, name: str, t: int, z: int) -> None:
         """Erase one structure on one slice as part of an undoable operation."""

@@ -317,7 +317,7 @@ class SegmentWidget(QWidget):
         total = {"slices": c.volume.n_slices, "frames": c.volume.n_frames}.get(through, c.volume.n_slices * c.volume.n_frames)
         self._run_job(run_with_progress, c.propagate, t, z, through, desc=f"medseg: propagating {c.active.upper()}",
                       total=total, on_done=lambda ch: self._job_done(f"Propagated {c.active.upper()} through {through}: "
-                                                                      f"{len(ch.regions)} slices changed."))
+                                                                      f"{len(ch.regions)} slices changed." + _removed(ch)))
 
     def auto(self) -> None:
         b = self.binding
@@ -327,7 +327,7 @@ class SegmentWidget(QWidget):
         frames = None if self.ui.auto_frames.currentText() == "all frames" else [b.current_index(self.viewer)[0]]
         total = (len(frames) if frames else c.volume.n_frames) * c.volume.n_slices
         self._run_job(run_with_progress, c.auto, frames, desc="medseg: automatic segmentation", total=total,
-                      on_done=lambda ch: self._job_done(f"Automatic pass: {len(ch.regions)} slices changed."))
+                      on_done=lambda ch: self._job_done(f"Automatic pass: {len(ch.regions)} slices changed." + _removed(ch)))
 
     def save(self, path: str | Path) -> list[Path]:
         c = self.controller
@@ -452,3 +452,8 @@ def _zeros_like_labels(shape: tuple[int, ...], max_value: int) -> Any:
 
     return np.zeros(shape, dtype=np.uint8 if max_value < 256 else np.uint16)
 
+
+def _removed(change: Any) -> str:
+    """Status-line suffix naming the slices the LV rule / RV end check removed in this step."""
+    text = change.removed_text()
+    return f" {text}." if text else ""

@@ -54,6 +54,20 @@ def test_segment_prompts_from_key_slice_writes_labels_and_provenance(study, tmp_
     assert set(prov["confidence"]["volume"]) == {"lv", "myo", "rv"} and "needs_review" in prov
 
 
+def test_segment_says_which_slices_the_rv_end_check_removed(study, tmp_path, capsys, monkeypatch):
+    from medseg import end_check
+
+    monkeypatch.setattr(end_check, "probability", lambda *a: 0.9)  # every end slice judged not RV
+    args = ["segment", str(study / "img.nii.gz"), "--prompts-from", str(study / "gt.nii.gz"), "--label-map", "lv=1,myo=2,rv=3", "--key-slice"]
+    capsys.readouterr()
+    assert run_cli([*args, "-o", str(tmp_path / "s.nii.gz")]) == 0
+    assert "RV end check removed RV on slices 0, 1, 4, 5" in " ".join(capsys.readouterr().err.split())  # two per end
+    actions = json.loads((tmp_path / "s.json").read_text())["provenance"]["actions"]
+    removed = [r for a in actions for r in a.get("removed", [])]
+    seg = np.asanyarray(nib.load(str(tmp_path / "s.nii.gz")).dataobj).T  # (Z, Y, X)
+    assert removed and all(r["rule"] == "rv_end_check" and not (seg[r["slice"]] == 3).any() for r in removed)
+
+
 def test_segment_review_png(study, tmp_path, capsys):
     from PIL import Image
 

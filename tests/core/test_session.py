@@ -207,9 +207,12 @@ def test_rv_end_slices_judged_not_rv_are_removed_once(session, model, phantom, e
     end_check_says(0.9)
     _key_slice(session, phantom)
     rv = _slices(session, "rv", 0)
+    removed = session.log[-1]["removed"]  # named in the provenance log
+    assert {r["rule"] for r in removed} == {"rv_end_check"} and all(r["p_not_rv"] == 0.9 for r in removed)
     session.undo()  # the LV propagation, with the trimming
     full = _slices(session, "rv", 0)
     assert full[0] < rv[0] and rv[-1] < full[-1] and len(rv) == len(full) - 2
+    assert sorted(r["slice"] for r in removed) == [full[0], full[-1]]
     session.redo()
     assert _slices(session, "rv", 0) == rv
     assert all(session.results[("rv", 0, z)].prompt.get("end_checked") for z in (rv[0], rv[-1]))
@@ -277,3 +280,13 @@ def test_locked_structures_are_not_trimmed_by_the_lv_or_rv_rules(session, phanto
     assert prop.unenclosed_runs(session)  # the LV now runs past the myocardium ...
     session.lock("lv")
     assert prop.unenclosed_runs(session) == []  # ... but an accepted LV is never cut back
+
+
+def test_change_names_what_the_rules_removed():
+    from medseg.session import Change
+
+    ch = Change("propagate", removed=[{"structure": "rv", "frame": 0, "slice": 9, "rule": "rv_end_check"},
+                                      {"structure": "rv", "frame": 0, "slice": 0, "rule": "rv_end_check"},
+                                      {"structure": "lv", "frame": 2, "slice": 7, "rule": "lv_outside_myo"}])
+    assert ch.removed_text() == "RV end check removed RV on slices 0, 9 (frame 0); LV-in-myocardium rule removed LV on slice 7 (frame 2)"
+    assert Change("auto").removed_text() == ""
