@@ -107,6 +107,7 @@ def fit(recs: list[dict], fitted_on: str) -> dict:
         "ends": ends,
         "threshold": THRESHOLD,
         "max_trim": MAX_TRIM,
+        "model_sha256": MODEL.sha256,
         "fitted_on": fitted_on,
     }
 

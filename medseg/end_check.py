@@ -18,7 +18,9 @@ signals), and the LV and myocardium areas on it relative to their largest slices
 apical pixels). An end slice judged not-RV is removed and the new end is judged again, at most
 ``max_trim`` slices per end. Only slices written by propagation or zero-click are touched, and
 only on frames where the LV and myocardium are segmented too (the features need them), and
-never while the RV is locked (accepted). A kept
+never while the RV is locked (accepted), and only with the model the weights were fitted on
+(``model_sha256``: the predicted IoU and agreement of another checkpoint mean something else;
+an adapter on that model is fine). A kept
 end is marked (``end_checked`` in its provenance), so the check never runs twice on the same
 walk: a later operation on another structure does not trim it further.
 """
@@ -107,6 +109,8 @@ def check_ends(session, step, change, frames: list[int] | None = None) -> list[d
     if w is None:
         return []
     name, context = w["structure"], tuple(w["context"])
+    if w.get("model_sha256") not in (None, session.model.sha256):
+        return []  # fitted on another model's predicted IoU and agreement: not transferable
     if any(n not in session.structures for n in (name, *context)) or session.structure(name).locked:
         return []  # an accepted (locked) structure is never changed
     removed = []

@@ -53,6 +53,9 @@ def test_shipped_rv_end_check_weights_match_the_features():
 
     w = end_check.weights()
     assert w is not None and w["structure"] == "rv" and tuple(w["features"]) == end_check.FEATURES
+    from medseg.models.registry import shipped_sha256
+
+    assert w["model_sha256"] == shipped_sha256()  # fitted on the shipped default: refit it when that changes
     for end in ("base", "apex"):
         assert len(w["ends"][end]["w"]) == len(end_check.FEATURES)
     # a basal slice with a large RV but little LV and myocardium (above the valve) is judged

@@ -290,3 +290,15 @@ def test_change_names_what_the_rules_removed():
                                       {"structure": "lv", "frame": 2, "slice": 7, "rule": "lv_outside_myo"}])
     assert ch.removed_text() == "RV end check removed RV on slices 0, 9 (frame 0); LV-in-myocardium rule removed LV on slice 7 (frame 2)"
     assert Change("auto").removed_text() == ""
+
+
+def test_rv_end_check_only_runs_with_the_model_it_was_fitted_on(model, phantom, monkeypatch):
+    from medseg import end_check
+
+    w = {**end_check.weights(), "max_trim": 1}
+    monkeypatch.setattr(end_check, "probability", lambda *a: 0.9)
+    for sha, trimmed in ((model.sha256, True), ("0" * 64, False)):
+        monkeypatch.setattr(end_check, "weights", lambda sha=sha: {**w, "model_sha256": sha})
+        s = Session(phantom.image, model, phantom.label_map.subset(["lv", "myo", "rv"]))
+        _key_slice(s, phantom)
+        assert bool(s.log[-1].get("removed")) is trimmed
