@@ -3,9 +3,9 @@
 Propagation stops where the model's own signals say the structure ends (low predicted IoU,
 area collapse or leak, no overlap: :mod:`medseg.propagation`). For the RV that is not enough at
 the two ends of the short-axis stack: on the ACDC training patients, the key-slice propagation
-went one slice too far at the base in 58 of 80 end-systolic volumes (the tricuspid annulus
+went one slice too far at the base in 58 of 78 end-systolic volumes (the tricuspid annulus
 descends towards the apex in systole, so the most basal slice shows the right atrium, which
-looks like RV on one slice) and at the apex in 70 of 160 volumes, and the model's predicted IoU
+looks like RV on one slice) and at the apex in 69 of 158 volumes, and the model's predicted IoU
 there is as high as on correct slices.
 
 This module decides per end slice whether it is RV with a small logistic model per end
@@ -16,13 +16,14 @@ signals), and the LV and myocardium areas on it relative to their largest slices
 (``medseg/_end_check.json``) were fitted by ``benchmarks/fit_end_check.py`` on the ACDC
 *training* patients only (area-weighted, so a large wrong basal slice counts more than a few
 apical pixels). An end slice judged not-RV is removed and the new end is judged again, at most
-``max_trim`` slices per end. Only slices written by propagation or zero-click are touched, and
-only on frames where the LV and myocardium are segmented too (the features need them), and
-never while the RV is locked (accepted), and only with the model the weights were fitted on
-(``model_sha256``: the predicted IoU and agreement of another checkpoint mean something else;
-an adapter on that model is fine). A kept
-end is marked (``end_checked`` in its provenance), so the check never runs twice on the same
-walk: a later operation on another structure does not trim it further.
+``max_trim`` slices per end.
+
+It touches only slices written by propagation or zero-click; only on frames where the LV and
+myocardium are segmented too (the features need them); never while the RV is locked
+(accepted); and only with the model the weights were fitted on (``model_sha256``: another
+checkpoint's predicted IoU and agreement mean something else; an adapter on that model is
+fine). A kept end is marked (``end_checked`` in its provenance), so the check never runs twice
+on the same walk: a later operation on another structure does not trim it further.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def run_ends(session, structure: str, context: tuple[str, str], t: int) -> list[
 
 
 def features(session, structure: str, context: tuple[str, str], t: int, z: int, z_inner: int) -> list[float] | None:
-    """The FEATURES of the end slice (t, z) (None when it has no model result)."""
+    """The FEATURES of the end slice (t, z); None when it has no model result or is too small
+    to score."""
     from .confidence import slice_signals
 
     res = session.results.get((structure, t, z))
