@@ -44,3 +44,8 @@ def evaluate_command(
     s = result["summary"]
     dice = ", ".join(f"{k} {v:.3f}" for k, v in s["dice"].items())
     console.print(f"{s['n_cases']} cases, prompt={prompt}: Dice {dice}; wrote {out}", markup=False)
+    units = (("lvef_mae", "LVEF", "pts"), ("lv_mass_mae_g", "LV mass", "g"), ("edv_mae_ml", "LV EDV", "mL"), ("rvef_mae", "RVEF", "pts"),
+             ("rv_edv_mae_ml", "RV EDV", "mL"))
+    errs = [f"{name} {s[k]:.1f} {u}" for k, name, u in units if isinstance(s.get(k), float) and s[k] == s[k]]
+    if errs:
+        console.print(f"mean absolute error over {s['n_clinical_cases']} ED/ES cases: {', '.join(errs)}", markup=False)

@@ -195,7 +195,7 @@ def test_error_text_with_brackets_is_printed_not_parsed(tmp_path, capsys):
     assert "[/bold]" in err and "Traceback" not in err
 
 
-def test_evaluate_reports_lv_and_rv_function_errors_for_ed_es_pairs(phantom, tmp_path):
+def test_evaluate_reports_lv_and_rv_function_errors_for_ed_es_pairs(phantom, tmp_path, capsys):
     """Rows with case + ED/ES phase get LVEF / mass / EDV and RVEF / RV EDV errors against the
     reference measured the same way (box prompts on a phantom: small errors)."""
     from medseg.io import write_labels
@@ -214,7 +214,9 @@ def test_evaluate_reports_lv_and_rv_function_errors_for_ed_es_pairs(phantom, tmp
     (tmp_path / "pairs.csv").write_text("\n".join(rows) + "\n")
     out = tmp_path / "r.json"
     spec = ",".join(f"{n}={lm[n]}" for n in ("lv", "myo", "rv"))
+    capsys.readouterr()
     assert run_cli(["evaluate", "--pairs", str(tmp_path / "pairs.csv"), "--label-map", spec, "--prompt", "box", "-o", str(out)]) == 0
+    assert "mean absolute error over 1 ED/ES cases: LVEF" in " ".join(capsys.readouterr().err.split())
     r = json.loads(out.read_text())
     s = r["summary"]
     assert s["n_clinical_cases"] == 1
