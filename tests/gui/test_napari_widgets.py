@@ -150,3 +150,19 @@ def test_sample_data_and_manifest_widgets(make_napari_viewer, qtbot):
     meas.measure()  # the ground truth of the phantom: a cine with every frame labelled
     qtbot.waitUntil(lambda: meas.report is not None, timeout=T_OUT)
     assert meas.report["mode"] == "cine" and np.isfinite(meas.report["lv"]["ef_pct"])
+
+
+def test_status_line_names_slices_a_rule_removed(make_napari_viewer, qtbot, model_provider, cine_path, monkeypatch):
+    """After the automatic pass the status line says which RV slices the end check removed
+    (the check's model is stubbed to call every end slice not-RV)."""
+    from medseg import end_check
+
+    monkeypatch.setattr(end_check, "probability", lambda *a: 0.9)
+    viewer = make_napari_viewer()
+    (image,) = viewer.open(str(cine_path), plugin="medseg")
+    w = _start(viewer, qtbot, model_provider, image.name)
+    w.ui.auto_frames.setCurrentText("this frame")
+    w.ui.auto.click()
+    qtbot.waitUntil(lambda: not w.busy, timeout=T_OUT)
+    removed = w.controller.session.log[-1].get("removed", [])
+    assert removed and "RV end check removed RV on slice" in w.ui.status.text(), w.ui.status.text()
