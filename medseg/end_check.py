@@ -31,10 +31,13 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .propagation import _by_model
 
 _WEIGHTS = Path(__file__).with_name("_end_check.json")
 FEATURES = ("area_to_max", "log_area_to_inner", "predicted_iou", "agreement", "lv_to_max", "myo_to_max")
@@ -43,6 +46,11 @@ MIN_RUN = 3  # shorter runs are left alone (nothing to compare an end with)
 
 def weights() -> dict[str, Any] | None:
     """The fitted weights, or None when the file is absent (then nothing is checked)."""
+    return _read_weights()
+
+
+@lru_cache(maxsize=1)
+def _read_weights() -> dict[str, Any] | None:
     return json.loads(_WEIGHTS.read_text()) if _WEIGHTS.is_file() else None
 
 
@@ -96,12 +104,6 @@ def probability(w: dict[str, Any], end: str, x: list[float]) -> float:
     m = w["ends"][end]
     s = m["w0"] + sum(c * v for c, v in zip(m["w"], x, strict=True))
     return 1.0 / (1.0 + math.exp(-s))
-
-
-def _by_model(res) -> bool:
-    from .propagation import _by_model
-
-    return _by_model(res)
 
 
 def check_ends(session, step, change, frames: list[int] | None = None) -> list[dict[str, Any]]:
