@@ -61,14 +61,20 @@ class Change:
         return not self.regions
 
     def removed_text(self) -> str:
-        """The slices a rule took out, for a status line ("" when none), e.g.
-        "RV end check removed RV on slices 0, 9 (frame 0)"."""
-        why = {"rv_end_check": "RV end check", "lv_outside_myo": "LV-in-myocardium rule"}
-        groups: dict[tuple[str, str, int], list[int]] = {}
-        for r in self.removed:
-            groups.setdefault((r["rule"], r["structure"], r["frame"]), []).append(r["slice"])
-        return "; ".join(f"{why.get(rule, rule)} removed {name.upper()} on slice{'s' if len(zs) > 1 else ''} "
-                         f"{', '.join(map(str, sorted(zs)))} (frame {t})" for (rule, name, t), zs in groups.items())
+        """The slices a rule took out, for a status line (:func:`removed_text`)."""
+        return removed_text(self.removed)
+
+
+def removed_text(removed: list[dict[str, Any]]) -> str:
+    """Slices removed by the LV rule / RV end check (``Change.removed`` or the provenance's
+    ``actions[].removed``) as one line, "" when none, e.g. "RV end check removed RV on slices
+    0, 9 (frame 0)"."""
+    why = {"rv_end_check": "RV end check", "lv_outside_myo": "LV-in-myocardium rule"}
+    groups: dict[tuple[str, str, int], list[int]] = {}
+    for r in removed:
+        groups.setdefault((r["rule"], r["structure"], r["frame"]), []).append(r["slice"])
+    return "; ".join(f"{why.get(rule, rule)} removed {name.upper()} on slice{'s' if len(zs) > 1 else ''} "
+                     f"{', '.join(map(str, sorted(zs)))} (frame {t})" for (rule, name, t), zs in groups.items())
 
 
 @dataclass

@@ -73,9 +73,9 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
     counts = {n: int((result.labels == v).sum()) for n, v in result.label_map.values.items()}
     found = ", ".join(f"{n}: {c} voxels" for n, c in counts.items() if c)
     console.print(f"wrote {', '.join(str(p) for p in written)} ({found or 'no structure found'}; {result.seconds:.1f} s)", markup=False)
-    from ..session import Change
+    from ..session import removed_text
 
-    removed = Change("", removed=[r for a in prov.get("actions", []) for r in a.get("removed", [])]).removed_text()
+    removed = removed_text([r for a in prov.get("actions", []) for r in a.get("removed", [])])
     if removed:
         console.print(f"{removed} (listed in the provenance JSON)", markup=False)
     if review_png is not None:
