@@ -2,7 +2,8 @@
 
 For every slice a structure was segmented on, two signals are combined:
 
-* the mask decoder's **predicted IoU** of the written mask;
+* the mask decoder's **predicted IoU** of the mask it drew, times that mask's Dice with what the
+  slice holds now (1 unless the mask was edited or overwritten since);
 * **agreement under prompt perturbation**: ``K`` jittered boxes around the written mask are
   decoded in one batch from the *cached* embedding of the same ROI (decodes, not encodes), and
   the mean Dice of those masks with the written one is taken.
@@ -105,8 +106,29 @@ def slice_signals(session, structure: str, t: int, z: int, k: int = K_JITTER) ->
     masks, ref = session.predictor.predict_boxes(boxes, structure=structure, roi=roi, reference=mask)
     inter = (masks & ref[None]).sum(axis=(1, 2))
     dice = 2 * inter / np.maximum(masks.sum(axis=(1, 2)) + ref.sum(), 1)
-    iou = float(res.score) if res is not None else float(np.mean(dice))
+    if res is None:
+        iou = float(np.mean(dice))
+    else:
+        # The predicted IoU describes the mask the model drew; scale it by that mask's Dice with
+        # what the slice holds now, on the same low-resolution ROI grid (edited or overwritten
+        # masks keep no stale score).
+        drawn = np.asarray(res.logits) > 0
+        if drawn.shape != ref.shape:
+            drawn = _model_mask(res, mask.shape)
+            ref_full = mask
+        else:
+            ref_full = ref
+        iou = float(res.score) * float(2 * (drawn & ref_full).sum() / max(int(drawn.sum() + ref_full.sum()), 1))
     return iou, float(np.mean(dice)), int(mask.sum())
+
+
+def _model_mask(res, shape_yx: tuple[int, int]) -> np.ndarray:
+    import torch
+
+    from .roi_ops import paste_logits
+
+    logits = torch.from_numpy(np.asarray(res.logits, np.float32))[None, None]
+    return paste_logits(logits, torch.tensor([res.roi], dtype=torch.float32), *shape_yx)[0, 0].numpy() > 0
 
 
 def score_session(session, structures: list[str] | None = None, cal: dict[str, Any] | None = None) -> ConfidenceReport:

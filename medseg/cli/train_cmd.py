@@ -26,6 +26,8 @@ def train_command(
     init_from: Path | None = typer.Option(None, "--init-from", help="Start from this medseg checkpoint."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT (state.pt)."),
     state_dir: Path | None = typer.Option(None, "--state-dir", help="Where state.pt (for --resume) is kept (default: OUT)."),
+    probe_batches: str = typer.Option("", "--probe-batches", help="Comma-separated batch sizes to time first (e.g. 128,256,512 on a GPU); "
+                                      "trains with the smallest within 10% of the fastest, learning rate scaled by sqrt(size / --batch-size)."),
 ) -> None:
     """Train the promptable cardiac model on packed real slices + phantoms."""
     from ..errors import MedsegError
@@ -33,6 +35,12 @@ def train_command(
 
     if device not in ("cpu", "cuda"):
         raise MedsegError(f"unknown device {device!r}; allowed: cpu, cuda")
+    try:
+        probe = tuple(int(b) for b in probe_batches.split(",") if b.strip())
+    except ValueError:
+        raise MedsegError(f"--probe-batches: expected comma-separated integers, got {probe_batches!r}") from None
+    if any(b < 1 for b in probe):
+        raise MedsegError("--probe-batches: batch sizes must be positive")
     out.mkdir(parents=True, exist_ok=True)
     if data is not None:
         pack = _make_pack(data, out / "pack.npz")
@@ -47,9 +55,10 @@ def train_command(
         batch_size=batch_size or (128 if device == "cuda" else 16), lr=lr, time_budget_s=time_budget,
         max_steps=max_steps, val_every_s=val_every or max(time_budget / 6, 30.0), seed=seed,
         init_from=str(init_from) if init_from else None, resume=resume, state_dir=str(state_dir) if state_dir else None,
+        probe_batches=probe,
     )
     summary = _run(cfg)
-    console.print(f"trained {summary['steps']} steps ({summary['samples']} samples, {summary['samples_per_s']:.0f}/s); best score {summary['best_score']:.4f}; checkpoints in {out}", markup=False)
+    console.print(f"trained {summary['steps']} steps ({summary['samples']} samples, {summary['samples_per_s']:.0f}/s); best score {summary['best_score']:.4f}; checkpoints in {out}", markup=False, soft_wrap=True)
 
 
 def _make_pack(data: Path, target: Path) -> Path:
@@ -78,7 +87,10 @@ def _run(cfg):
         task = bar.add_task("train", total=1.0, info="")
 
         def report(ev: dict) -> None:
-            if "validation" in ev:
+            if "probe" in ev:
+                rates = ", ".join(f"{b}: {r}/s" for b, r in ev["probe"].items())
+                console.print(f"batch probe (samples/s) {rates}; training with batch {ev['batch_size']}, lr {ev['lr']:.2e}", markup=False, soft_wrap=True)
+            elif "validation" in ev:
                 v = ev["validation"]
                 console.print(f"step {ev['step']}: validation score {v.get('score', 0):.4f} (best {ev['best']:.4f})")
             else:

@@ -251,7 +251,7 @@ def _prompts(image, target, srcmask, is_nb, k, mode, size, embed_size, g, augmen
     low = 4 * embed_size
     small = F.adaptive_avg_pool2d(srcmask, low)
     if augment:
-        kk = int(torch.randint(1, 3, (1,), device=dev, generator=g).item()) * 2 + 1
+        kk = int(torch.randint(1, 3, (1,)).item()) * 2 + 1  # host RNG: no device sync
         pert = torch.where((_rand(b, dev, g=g) < 0.5).view(-1, 1, 1, 1), dilate(small, kk), erode(small, kk))
         small = torch.where(is_nb.view(-1, 1, 1, 1), small, pert)
     mask_inputs = mask_to_prompt_logits(small)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medseg.confidence import calibration, combine, score_session
+from medseg.confidence import calibration, combine, score_session, slice_signals
 from medseg.labels import LabelMap
 from medseg.prompt_file import prompts_from_labels
 from medseg.review import anatomy_flags, measurement_flags, needs_review
@@ -35,6 +35,21 @@ def test_corrupted_mask_gets_lower_confidence(model, phantom):
     sl[np.roll(m, 12, axis=1)] = 1  # the written mask now sits beside the LV
     bad = score_session(s, ["lv"]).slices[0]
     assert bad.confidence < good.confidence - 0.2
+
+
+def test_predicted_iou_follows_the_written_mask(model, phantom):
+    """The decoder's predicted IoU describes the mask it drew: kept as is while the slice holds
+    that mask, scaled down once the mask is edited (no stale score for a painted slice)."""
+    s = Session(phantom.image, model, LM)
+    s.apply_prompt(SlicePrompt("lv", 0, 3, box=Box.from_mask(phantom.labels[0, 3] == 1)))
+    score = s.results[("lv", 0, 3)].score
+    iou, _, _ = slice_signals(s, "lv", 0, 3)
+    assert iou == pytest.approx(score, abs=0.02)
+    sl = s.labels[0, 3]
+    ys, _ = np.nonzero(sl == 1)
+    sl[(sl == 1) & (np.arange(sl.shape[0])[:, None] < np.median(ys))] = 0  # keep the lower half
+    iou_half, _, _ = slice_signals(s, "lv", 0, 3)
+    assert iou_half == pytest.approx(score * 2 / 3, abs=0.06)  # Dice of half a mask with the whole is 2/3
 
 
 def test_segment_reports_confidence_and_min_confidence_hands_over(model, phantom):
