@@ -109,26 +109,12 @@ def slice_signals(session, structure: str, t: int, z: int, k: int = K_JITTER) ->
     if res is None:
         iou = float(np.mean(dice))
     else:
-        # The predicted IoU describes the mask the model drew; scale it by that mask's Dice with
-        # what the slice holds now, on the same low-resolution ROI grid (edited or overwritten
-        # masks keep no stale score).
+        # The predicted IoU describes the mask the model drew (its logits are on the same
+        # low-resolution ROI grid as ``ref``); scale it by that mask's Dice with what the slice
+        # holds now, so an edited or overwritten mask keeps no stale score.
         drawn = np.asarray(res.logits) > 0
-        if drawn.shape != ref.shape:
-            drawn = _model_mask(res, mask.shape)
-            ref_full = mask
-        else:
-            ref_full = ref
-        iou = float(res.score) * float(2 * (drawn & ref_full).sum() / max(int(drawn.sum() + ref_full.sum()), 1))
+        iou = float(res.score) * float(2 * (drawn & ref).sum() / max(int(drawn.sum() + ref.sum()), 1))
     return iou, float(np.mean(dice)), int(mask.sum())
-
-
-def _model_mask(res, shape_yx: tuple[int, int]) -> np.ndarray:
-    import torch
-
-    from .roi_ops import paste_logits
-
-    logits = torch.from_numpy(np.asarray(res.logits, np.float32))[None, None]
-    return paste_logits(logits, torch.tensor([res.roi], dtype=torch.float32), *shape_yx)[0, 0].numpy() > 0
 
 
 def score_session(session, structures: list[str] | None = None, cal: dict[str, Any] | None = None) -> ConfidenceReport:
