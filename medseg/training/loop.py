@@ -13,7 +13,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,7 @@ def probe_batch_size(model, loss_fn, bank: SliceBank, cfg: TrainConfig, sizes: t
     rates: dict[int, float] = {}
     for b in sizes:
         opt = torch.optim.AdamW(model.parameters(), lr=0.0)
-        c = TrainConfig(**{**asdict(cfg), "batch_size": b})
+        c = replace(cfg, batch_size=b)
         try:
             for i in range(steps + 3):
                 if i == 3:
@@ -201,7 +201,7 @@ def train(cfg: TrainConfig, progress: Callable[[dict[str, Any]], None] | None = 
         ref = cfg.batch_size
         best_b, probe = probe_batch_size(model, loss_fn, bank, cfg, cfg.probe_batches, gen)
         # keep the noise scale: learning rate x sqrt(batch ratio)
-        cfg = TrainConfig(**{**asdict(cfg), "batch_size": best_b, "lr": cfg.lr * math.sqrt(best_b / ref)})
+        cfg = replace(cfg, batch_size=best_b, lr=cfg.lr * math.sqrt(best_b / ref))
         if progress:
             progress({"probe": {str(b): round(r) for b, r in probe.items()}, "batch_size": best_b, "lr": cfg.lr})
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
