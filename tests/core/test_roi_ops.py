@@ -30,8 +30,31 @@ def test_pixel_centres_map_consistently():
     roi = np.array([10.0, 20.0, 74.0, 84.0])  # 64 px square -> 256 model px (x4)
     xy = image_to_model(np.array([[20.0, 10.0], [83.0, 73.0]]), roi, 256)  # (y, x)
     assert np.allclose(xy[0], [1.5, 1.5]) and np.allclose(xy[1], [253.5, 253.5])
-    b = box_to_model((20, 10, 83, 73), roi, 256)
-    assert np.allclose(b, [1.5, 1.5, 253.5, 253.5])
+    b = box_to_model((20, 10, 83, 73), roi, 256)  # the box covers the whole ROI
+    assert np.allclose(b, [0, 0, 255, 255])
+
+
+def test_box_maps_like_the_training_tight_box():
+    """Inference boxes must be what training showed the model: the tight box of the mask
+    resampled onto the model grid (an edge-pixel-centre mapping is ~1.5 px small at x4)."""
+    from medseg.training.prompts import tight_boxes
+
+    rng = np.random.default_rng(0)
+    errs = []
+    for _ in range(40):
+        h, w = 120, 130
+        y0, x0 = rng.integers(10, 50, 2)
+        y1, x1 = y0 + rng.integers(8, 50), x0 + rng.integers(8, 50)
+        m = np.zeros((h, w), np.float32)
+        m[y0 : y1 + 1, x0 : x1 + 1] = 1
+        roi = roi_from_box(box_to_continuous(y0, x0, y1, x1), margin=rng.uniform(0.1, 0.4)) + rng.uniform(-3, 3)
+        crop = crop_rois(torch.from_numpy(m)[None, None], torch.tensor(roi[None], dtype=torch.float32), 256)
+        tb, ok = tight_boxes(crop > 0.5)
+        assert ok.all()
+        errs.append(box_to_model((y0, x0, y1, x1), roi, 256) - tb[0].numpy())
+    errs = np.array(errs)
+    assert np.abs(errs).max() <= 1.0  # rounding of the grid only
+    assert np.abs(errs.mean(0)).max() < 0.25  # and no bias on any side
 
 
 def test_roi_has_min_side_and_margin():
