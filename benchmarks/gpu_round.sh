@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One lent-GPU call that continues the shipped default and re-trains the `cmr-lge` adapter for it.
+# A lent-GPU session (one or two calls) that continues the shipped default and re-trains the `cmr-lge` adapter for it.
 # Run from the repository root on the GPU machine with _gpu/ carried (see gpu_session.sh and
 # gpu_adapt.sh for what _gpu/pack.npz, _gpu/lge/, _gpu/wheels/ and _gpu/wheels_adapt/ hold).
 #
