@@ -10,6 +10,7 @@ OUT=${OUT:-/tmp/medseg_out}
 PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}
 BUDGET=${BUDGET:-150}
+MODEL=${MODEL:-default}          # the base model (a checkpoint path for a candidate default)
 export PYTHONUNBUFFERED=1
 mkdir -p /tmp/pylibs "$OUT"
 if [ "${SKIP_WHEELS:-0}" != 1 ]; then
@@ -19,7 +20,7 @@ export PYTHONPATH=$PWD:/tmp/pylibs${PYTHONPATH:+:$PYTHONPATH}
 if ! $PY -c "import peft" > "$OUT/adapt.log" 2>&1; then   # the carried peft does not suit this image's transformers
   rm -rf /tmp/pylibs/peft /tmp/pylibs/peft-*; echo "using the image's peft" >> "$OUT/adapt.log"
 fi
-timeout $((BUDGET + ${PAD:-90})) $PY -m medseg adapt --pairs _gpu/lge/train.csv --val _gpu/lge/val.csv --label-map rv=1,myo=2,lv=3 \
+timeout $((BUDGET + ${PAD:-90})) $PY -m medseg adapt --model "$MODEL" --pairs _gpu/lge/train.csv --val _gpu/lge/val.csv --label-map rv=1,myo=2,lv=3 \
     -o "$OUT/cmr-lge" --steps 4000 --time-budget "$BUDGET" --val-every 150 --patience 6 --batch-size 8 --device "$DEVICE" \
     --modality LGE-MR --view short-axis \
     --description "Late-gadolinium-enhancement (LGE) short-axis MRI: LV, myocardium, RV (MS-CMRSeg 2019)." >> "$OUT/adapt.log" 2>&1

@@ -12,7 +12,7 @@
 # so STAGES picks the steps: "train" (carry _gpu/pack.npz, _gpu/wheels), then "adapt" with
 # MODEL= the checkpoint that came back (carry it, _gpu/lge, _gpu/wheels, _gpu/wheels_adapt).
 # Writes under $OUT (8 files, the most that come back): A/{best.safetensors,history.json,
-# summary.json} and train.log; cmr-lge/ (the adapter folder, 4 files) and adapt.log.
+# summary.json} and round_train.log; or cmr-lge/ (4 files), adapt.log and round_adapt.log.
 set -uo pipefail
 OUT=${OUT:-/tmp/medseg_out}
 PY=${PY:-python3}
@@ -27,8 +27,8 @@ VAL_EVERY=${VAL_EVERY:-80}
 WORK=${WORK:-/tmp/medseg_work}
 STAGES=${STAGES:-train adapt}
 MODEL=${MODEL:-$WORK/A/best.safetensors}
-LOG="$OUT/$(echo "$STAGES" | tr ' ' '_').log"
-mkdir -p "$WORK" /tmp/pylibs
+LOG="$OUT/round_$(echo "$STAGES" | tr ' ' '_').log"
+mkdir -p "$OUT" "$WORK" /tmp/pylibs
 [[ " $STAGES " == *" train "* ]] && mkdir -p "$OUT/A"
 export PYTHONUNBUFFERED=1
 T0=$(date +%s)
@@ -38,9 +38,6 @@ if [ "${SKIP_WHEELS:-0}" != 1 ]; then
 fi
 export PYTHONPATH=$PWD:/tmp/pylibs${PYTHONPATH:+:$PYTHONPATH}
 $PY -c "import torch, monai, segment_anything, medseg.training.loop; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" >> "$LOG" 2>&1 || { cat "$LOG"; exit 4; }
-if ! $PY -c "import peft" >> "$LOG" 2>&1; then   # the carried peft does not suit this image's transformers
-  rm -rf /tmp/pylibs/peft /tmp/pylibs/peft-*; echo "using the image's peft" >> "$LOG"
-fi
 
 if [[ " $STAGES " == *" train "* ]]; then
 echo "== train (batch $BS, lr $LR, $BUDGET s) at $(( $(date +%s) - T0 )) s" >> "$LOG"
@@ -54,15 +51,10 @@ done
 fi
 
 if [[ " $STAGES " == *" adapt "* ]] && [ -f "$MODEL" ]; then
-  echo "== adapt ($ADAPT_BUDGET s) at $(( $(date +%s) - T0 )) s" >> "$LOG"
-  timeout $((ADAPT_BUDGET + ${PAD:-80})) $PY -m medseg adapt --model "$MODEL" \
-      --pairs _gpu/lge/train.csv --val _gpu/lge/val.csv --label-map rv=1,myo=2,lv=3 \
-      -o "$OUT/cmr-lge" --steps 4000 --time-budget "$ADAPT_BUDGET" --val-every 150 --patience 6 --batch-size 8 --device "$DEVICE" \
-      --modality LGE-MR --view short-axis \
-      --description "Late-gadolinium-enhancement (LGE) short-axis MRI: LV, myocardium, RV (MS-CMRSeg 2019)." >> "$LOG" 2>&1
-  echo "adapt exit $? at $(( $(date +%s) - T0 )) s" >> "$LOG"
-  $PY -c "import peft; print('peft', peft.__version__)" >> "$LOG" 2>&1
+  echo "== adapt ($ADAPT_BUDGET s, benchmarks/gpu_adapt.sh -> adapt.log) at $(( $(date +%s) - T0 )) s" >> "$LOG"
+  OUT="$OUT" PY="$PY" DEVICE="$DEVICE" BUDGET="$ADAPT_BUDGET" MODEL="$MODEL" SKIP_WHEELS=1 bash benchmarks/gpu_adapt.sh > /dev/null 2>&1
+  echo "adapt done at $(( $(date +%s) - T0 )) s (its exit code is in adapt.log)" >> "$LOG"
 fi
 echo "total $(( $(date +%s) - T0 )) s" >> "$LOG"
 ls -la "$OUT" "$OUT"/*
-tail -n 25 "$LOG"
+tail -n 25 "$LOG" $(ls "$OUT"/adapt.log 2>/dev/null)
