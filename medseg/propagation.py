@@ -134,8 +134,9 @@ def propagate(session, structure: str, frame: int, slice_: int, through: str = "
 
 
 def auto_segment(session, structures: list[str], frames: list[int] | None = None, min_score: float = AUTO_MIN_SCORE, progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[str, int, int, Prediction]]:
-    """Zero-click: the structure prompts run on every slice; per frame and structure the most
-    confident finding becomes the key slice, and propagation from it (up and down the stack)
+    """Zero-click: the structure prompts run on every slice (an RV finding away from the
+    myocardium and LV found on its slice is dropped, :func:`_drop_detached`); per frame and
+    structure the most confident finding becomes the key slice, and propagation from it (up and down the stack)
     gives the structure's extent — a single missed or spurious slice cannot break the stack.
     Slices the propagation did not reach keep a confident zero-click finding when it overlaps
     the propagated mask of a neighbouring slice."""
@@ -153,9 +154,34 @@ def auto_segment(session, structures: list[str], frames: list[int] | None = None
             done += 1
             if progress:
                 progress(done, total)
+        _drop_detached(found)
         for s, per_slice in found.items():
             if per_slice:
                 yield from ((s, tt, zz, p) for tt, zz, p in _auto_stack(session, s, t, per_slice))
+
+
+ADJACENT_TO = {"rv": ("myo", "lv")}  # structure -> what it abuts on every short-axis slice (the septum)
+ADJACENT_PX = 3
+
+
+def _drop_detached(found: dict[str, dict[int, Prediction]]) -> None:
+    """Drop zero-click findings of a structure that must abut another (the RV lies against the
+    septum) on slices where that other structure was found and the finding does not come within
+    ``ADJACENT_PX`` pixels of it: a fluid-filled stomach or bowel loop in a wide field of view
+    is not the RV. Slices without a finding of the neighbour are left alone."""
+    from scipy import ndimage
+
+    for s, near in ADJACENT_TO.items():
+        others = [found[o] for o in near if o in found]
+        if s not in found or not others:
+            continue
+        for z in list(found[s]):
+            nb = [o[z].mask for o in others if z in o]
+            if not nb:
+                continue
+            grown = ndimage.binary_dilation(found[s][z].mask, iterations=ADJACENT_PX)
+            if not any((grown & m).any() for m in nb):
+                del found[s][z]
 
 
 def _auto_stack(session, structure: str, t: int, per_slice: dict[int, Prediction]) -> Iterator[tuple[int, int, Prediction]]:

@@ -5,7 +5,7 @@ Joins three sources into one list of flags (dicts with ``code``, ``level``, ``me
 * low confidence (:mod:`medseg.confidence`): ``needs_review`` per slice or volume;
 * anatomical plausibility of the labels: ``myo_not_enclosing_lv`` (a mid-ventricular LV cavity
   not ringed by myocardium), ``rv_not_adjacent_septum`` (an RV that never touches the
-  myocardium), ``lv_mass_implausible`` (outside 20-400 g), ``ef_implausible`` (outside 5-90 %);
+  myocardium), ``lv_mass_implausible`` (outside 20-400 g), ``ef_implausible`` (LV or RV EF outside 5-90 %);
 * the measurement QC flags of measurement.md that point at segmentation errors
   (``missing_slice``, ``fragmented``, ``esv_exceeds_edv``, ``ef_undefined``).
 
@@ -75,9 +75,11 @@ def measurement_flags(report: dict[str, Any], segmented: set[str] | None = None)
     mass = report.get("lv_mass_g")
     if mass is not None and np.isfinite(mass) and not MASS_RANGE_G[0] <= mass <= MASS_RANGE_G[1]:
         out.append(_flag("lv_mass_implausible", f"LV mass {mass:.0f} g is outside {MASS_RANGE_G[0]:.0f}-{MASS_RANGE_G[1]:.0f} g", level="measurement", value=round(float(mass), 1)))
-    ef = (report.get("lv") or {}).get("ef_pct")
-    if ef is not None and np.isfinite(ef) and not EF_RANGE_PCT[0] <= ef <= EF_RANGE_PCT[1]:
-        out.append(_flag("ef_implausible", f"LVEF {ef:.1f}% is outside {EF_RANGE_PCT[0]:.0f}-{EF_RANGE_PCT[1]:.0f}%", level="measurement", value=round(float(ef), 1)))
+    for name in ("lv", "rv"):  # an RV found at ED and missed at ES reads as an RVEF of 100 %
+        ef = (report.get(name) or {}).get("ef_pct")
+        if ef is not None and np.isfinite(ef) and not EF_RANGE_PCT[0] <= ef <= EF_RANGE_PCT[1]:
+            out.append(_flag("ef_implausible", f"{name.upper()}EF {ef:.1f}% is outside {EF_RANGE_PCT[0]:.0f}-{EF_RANGE_PCT[1]:.0f}%",
+                             level="measurement", structure=name, value=round(float(ef), 1)))
     return out
 
 

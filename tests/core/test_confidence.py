@@ -87,6 +87,7 @@ def test_anatomy_flags():
 
 @pytest.mark.parametrize("report, code", [({"lv_mass_g": 5.0}, "lv_mass_implausible"), ({"lv_mass_g": 500.0}, "lv_mass_implausible"),
                                           ({"lv": {"ef_pct": 95.0}}, "ef_implausible"), ({"lv": {"ef_pct": 2.0}}, "ef_implausible"),
+                                          ({"lv": {"ef_pct": 60.0}, "rv": {"ef_pct": 100.0}}, "ef_implausible"),
                                           ({"flags": [{"code": "missing_slice"}]}, "missing_slice")])
 def test_measurement_flags(report, code):
     flags = measurement_flags(report)
@@ -94,5 +95,5 @@ def test_measurement_flags(report, code):
 
 
 def test_plausible_numbers_and_info_flags_do_not_trigger_review():
-    flags = measurement_flags({"lv_mass_g": 120.0, "lv": {"ef_pct": 60.0}, "flags": [{"code": "incomplete_coverage"}]})
+    flags = measurement_flags({"lv_mass_g": 120.0, "lv": {"ef_pct": 60.0}, "rv": {"ef_pct": 52.0}, "flags": [{"code": "incomplete_coverage"}]})
     assert flags == [] and not needs_review(flags)
