@@ -12,6 +12,11 @@ class ImageReadError(MedsegError):
     """A file or folder could not be read as an image (missing, corrupt, truncated, unknown)."""
 
 
+class EmptyImageError(MedsegError):
+    """The image, or the slice a prompt is on, holds no signal: every voxel has the same value
+    (a blank or padding slice, an all-zero export). Nothing there can be segmented."""
+
+
 class ImageWriteError(MedsegError):
     """An output cannot be written in the requested format (unsupported ending, a DICOM SEG
     for a non-DICOM input, provenance that is not JSON)."""

@@ -4,7 +4,8 @@ The previous result prompts the next slice or frame: its box (slightly enlarged)
 as the dense prompt, with the structure token. Slice propagation stops where the structure
 ends: an empty prediction, a predicted IoU below ``min_score``, an area that collapses below
 ``MIN_AREA_RATIO`` or explodes above ``MAX_AREA_RATIO`` times the previous slice's (a leak out
-of the structure), or no overlap with the previous mask.
+of the structure), no overlap with the previous mask, or a slice without signal (every pixel the
+same value: a blank or padding slice, which zero-click skips too).
 In a short-axis stack the LV blood pool is enclosed by myocardium, also at the apex (the cap)
 and at the base (where the experts stop): once both were propagated (or found by zero-click)
 on a frame, :func:`unenclosed_runs` lists the model-written LV slices beyond the myocardium's
@@ -91,6 +92,8 @@ def _walk(session, structure: str, steps, seed: np.ndarray, check_end: bool) -> 
     prediction is not accepted."""
     prev = seed
     for t, z in steps:
+        if session.blank(t, z):
+            return  # no signal on this slice or frame: the structure cannot be followed through it
         pred = step_from(session, structure, t, z, prev)
         if not _accept(pred, prev, check_end=check_end):
             return
@@ -146,11 +149,12 @@ def auto_segment(session, structures: list[str], frames: list[int] | None = None
     for t in frames:
         found: dict[str, dict[int, Prediction]] = {s: {} for s in structures}
         for z in range(nz):
-            session._set_slice(t, z)
-            for s in structures:
-                pred = session.predictor.predict_auto(s)
-                if pred.mask.sum() >= MIN_PIXELS and pred.score >= min_score:
-                    found[s][z] = pred
+            if not session.blank(t, z):  # a slice without signal has nothing to find
+                session._set_slice(t, z)
+                for s in structures:
+                    pred = session.predictor.predict_auto(s)
+                    if pred.mask.sum() >= MIN_PIXELS and pred.score >= min_score:
+                        found[s][z] = pred
             done += 1
             if progress:
                 progress(done, total)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import LabelMapError, PromptError
+from .errors import EmptyImageError, LabelMapError, PromptError
 from .io.volume import Volume
 from .labels import LabelMap
 from .preprocess import normalize_intensity
@@ -116,6 +116,10 @@ class Session:
         self._undo: list[_UndoStep] = []
         self._redo: list[_UndoStep] = []
         self._norm = normalize_intensity(volume.array, volume.modality)
+        flat = self._norm.reshape(volume.n_frames * volume.n_slices, -1)
+        self._blank = flat.max(axis=1) == flat.min(axis=1)  # (frame * slice) -> no signal on it
+        if self._blank.all():
+            raise EmptyImageError(f"the image holds no signal: every voxel is {float(np.asarray(volume.array).flat[0]):g}; nothing to segment")
         from .embeddings import array_key
 
         self._data_key = array_key(volume.array[:, :, ::4, ::4])
@@ -156,10 +160,17 @@ class Session:
         self._set_slice(frame, slice_)
         self.predictor.embedding(full_image_roi(*self.volume.shape[2:]))
 
+    def blank(self, frame: int, slice_: int) -> bool:
+        """True when the slice holds no signal (every pixel has the same value): propagation
+        and zero-click write nothing there, and a prompt on it is refused."""
+        return bool(self._blank[frame * self.volume.n_slices + slice_])
+
     def predict(self, prompt: SlicePrompt, mask_logits: bool = True, multimask: bool = False) -> Prediction:
         """Run the model for a prompt (no state change). With ``mask_logits`` and an earlier
         result for this structure on this slice, refinement clicks reuse its logits and ROI."""
         prompt.check_inside(self.volume.shape)
+        if self.blank(prompt.frame, prompt.slice):
+            raise EmptyImageError(f"frame {prompt.frame}, slice {prompt.slice} holds no signal (every pixel has the same value): nothing to segment there")
         self._set_slice(prompt.frame, prompt.slice)
         prev = self.results.get((prompt.structure, prompt.frame, prompt.slice)) if mask_logits and prompt.points and prompt.mask is None else None
         ml = (np.array(prev.roi), prev.logits) if prev is not None else None

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QWidget
 
+from medseg.errors import MedsegError
+
 from .._controller import ModelProvider, SegmentController, adapter_names, default_structures, default_threads, new_structure, run_with_progress
 from .._layers import META_PROVENANCE, META_SOURCE, volume_for_layer
 from . import _prompt_layers as pl
@@ -139,14 +141,19 @@ class SegmentWidget(QWidget):
                       on_done=lambda loaded: self._bind(image, loaded))
 
     def _bind(self, image: Any, loaded: Any) -> None:
-        old = self.bindings.pop(id(image), None)
+        old = self.bindings.get(id(image))
         specs = list(old.controller.structures.values()) if old else list(self._specs)
+        volume = volume_for_layer(image.data, image.scale, image.translate, image.metadata)
+        buffer = _zeros_like_labels(volume.shape, max(s.value for s in specs))
+        try:
+            ctl = SegmentController(volume, buffer, loaded, specs, source=image.metadata.get(META_SOURCE))
+        except MedsegError as e:  # e.g. an image without signal: say so, keep what was there
+            self.status(str(e), error=True)
+            return
+        self.bindings.pop(id(image), None)
         for layer in (old.labels, old.points, old.shapes) if old else ():
             if layer in self.viewer.layers:
                 self.viewer.layers.remove(layer)
-        volume = volume_for_layer(image.data, image.scale, image.translate, image.metadata)
-        buffer = _zeros_like_labels(volume.shape, max(s.value for s in specs))
-        ctl = SegmentController(volume, buffer, loaded, specs, source=image.metadata.get(META_SOURCE))
         colours = {s.name: s.colour for s in specs}
         labels = pl.add_label_layer(self.viewer, image, volume, buffer, colours, ctl.label_map)
         points, shapes = pl.add_prompt_layers(self.viewer, image)

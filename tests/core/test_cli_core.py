@@ -97,7 +97,7 @@ def test_auto_mode(study, tmp_path):
     assert set(np.unique(a)) <= {0, 1, 2} and (a == 1).sum() > 100
 
 
-@pytest.mark.parametrize("case", ["missing", "zero_bytes", "random_dcm", "truncated", "empty_dir", "nan", "prompt_outside", "absent_label", "bad_map", "both_prompts"])
+@pytest.mark.parametrize("case", ["missing", "zero_bytes", "random_dcm", "truncated", "empty_dir", "nan", "blank", "prompt_outside", "absent_label", "bad_map", "both_prompts"])
 def test_segment_bad_input_one_line_no_output(case, study, tmp_path, capsys):
     img, out = str(study / "img.nii.gz"), tmp_path / "out" / "seg.nii.gz"
     extra = ["--prompts-from", str(study / "gt.nii.gz"), "--label-map", "lv=1"]
@@ -119,6 +119,9 @@ def test_segment_bad_input_one_line_no_output(case, study, tmp_path, capsys):
     elif case == "nan":
         nib.save(nib.Nifti1Image(np.full((8, 8, 3), np.nan, np.float32), np.eye(4)), str(tmp_path / "n.nii.gz"))
         img = str(tmp_path / "n.nii.gz")
+    elif case == "blank":  # an all-zero export: the model would draw a heart into it
+        nib.save(nib.Nifti1Image(np.zeros((32, 32, 3), np.float32), np.eye(4)), str(tmp_path / "b.nii.gz"))
+        img, extra = str(tmp_path / "b.nii.gz"), ["--auto"]
     elif case == "prompt_outside":
         (tmp_path / "p.json").write_text(json.dumps({"prompts": [{"structure": "lv", "slice": 0, "points": [[500, 3]]}]}))
         extra = ["--prompts", str(tmp_path / "p.json")]

@@ -22,7 +22,14 @@ def _walk_areas(monkeypatch, sides: list[int], scores: list[float] | None = None
     preds = {z: Prediction(_square(s), (scores or [0.9] * len(sides))[z - 1]) for z, s in enumerate(sides, start=1)}
     monkeypatch.setattr(prop, "step_from", lambda session, structure, t, z, prev: preds[z])
     steps = ((0, z) for z in range(1, len(sides) + 1))
-    return [z for _, z, _ in prop._walk(None, "lv", steps, _square(seed_side), check_end=True)]
+    return [z for _, z, _ in prop._walk(_NoBlank(), "lv", steps, _square(seed_side), check_end=True)]
+
+
+class _NoBlank:
+    """A session stand-in for the walker: every slice has signal."""
+
+    def blank(self, t: int, z: int) -> bool:
+        return False
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medseg.errors import LabelMapError, PromptError
+from medseg.errors import EmptyImageError, LabelMapError, PromptError
 from medseg.session import Session
 from medseg.types import Box, SlicePrompt
 
@@ -103,6 +103,26 @@ def test_auto_finds_the_structures(session, phantom):
         assert 2 * (gt & m).sum() / (gt.sum() + m.sum()) > 0.7, v
     session.undo()
     assert not session.labels.any()
+
+
+def test_blank_slices_get_nothing_and_a_blank_image_is_refused(model, phantom):
+    """A slice with no signal (every pixel the same: padding, a failed export) is skipped by
+    zero-click, ends propagation and refuses a prompt; a wholly blank image is refused at once
+    (the model draws a heart-like mask with a middling score even on an all-zero slice)."""
+    arr = np.array(phantom.image.array, copy=True)
+    arr[0, 4] = arr[0, 4].min()
+    s = Session(phantom.image.with_array(arr), model, phantom.label_map.subset(["lv", "myo", "rv"]))
+    s.auto(["lv", "myo", "rv"], frames=[0])
+    assert (s.labels[0, 3] > 0).any() and not s.labels[0, 4].any()
+    s.undo()
+    s.apply_prompt(SlicePrompt("lv", 0, 2, box=_box(phantom.labels[0, 2], 1)))
+    s.propagate("lv", 0, 2, through="z")
+    lv_slices = [z for z in range(6) if (s.labels[0, z] == 1).any()]
+    assert 3 in lv_slices and 4 not in lv_slices and 5 not in lv_slices  # the walk stops at the blank slice
+    with pytest.raises(EmptyImageError, match="slice 4 holds no signal"):
+        s.apply_prompt(SlicePrompt("lv", 0, 4, box=Box(40, 40, 60, 60)))
+    with pytest.raises(EmptyImageError, match="no signal"):
+        Session(phantom.image.with_array(np.zeros_like(arr)), model, "lv=1")
 
 
 def _myo_then_clear_ends(session, phantom) -> tuple[int, int]:

@@ -166,3 +166,19 @@ def test_status_line_names_slices_a_rule_removed(make_napari_viewer, qtbot, mode
     qtbot.waitUntil(lambda: not w.busy, timeout=T_OUT)
     removed = w.controller.session.log[-1].get("removed", [])
     assert removed and "RV end check removed RV on slice" in w.ui.status.text(), w.ui.status.text()
+
+
+def test_a_blank_image_is_refused_with_a_status_line(make_napari_viewer, qtbot, model_provider):
+    """Starting a session on an image without signal says so in the status line and adds no
+    layers (the widget stays usable)."""
+    from medseg_napari._qt.segment_widget import SegmentWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((4, 48, 48), np.float32), name="blank")
+    w = SegmentWidget(viewer, models=model_provider)
+    viewer.window.add_dock_widget(w, name="medseg: segmentation")
+    w.ui.image.setCurrentText("blank")
+    w.start_session()
+    qtbot.waitUntil(lambda: not w.busy, timeout=T_OUT)
+    qtbot.waitUntil(lambda: "no signal" in w.ui.status.text(), timeout=T_OUT)
+    assert w.controller is None and [ly.name for ly in viewer.layers] == ["blank"]
