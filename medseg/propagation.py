@@ -164,6 +164,33 @@ def auto_segment(session, structures: list[str], frames: list[int] | None = None
                 yield from ((s, tt, zz, p) for tt, zz, p in _auto_stack(session, s, t, per_slice))
 
 
+def fill_missing_frames(session, structures: list[str], frames: list[int] | None = None) -> Iterator[tuple[str, int, int, int, Prediction]]:
+    """Zero-click on a cine: a structure found on some of ``frames`` and on none of the others
+    (its token missed it there, e.g. a small end-systolic RV) is carried over from the nearest
+    frame that has it, slice by slice, as frame propagation does (that frame's mask prompts the
+    same slice). Missing frames are filled nearest first, so a run of them is walked from its
+    ends. Yields ``(structure, frame, slice, source frame, Prediction)``."""
+    frames = list(range(session.volume.n_frames)) if frames is None else list(frames)
+    nz = session.volume.n_slices
+    for s in structures:
+        v = session.structure(s).value
+        masks = {t: {z: session.labels[t, z] == v for z in range(nz) if (session.labels[t, z] == v).any()} for t in frames}
+        missing = [t for t in frames if not masks[t]]
+        if len(missing) in (0, len(frames)):
+            continue
+        while missing:
+            t = min(missing, key=lambda f: (min(abs(f - h) for h in frames if masks[h]), f))
+            missing.remove(t)
+            src = min((h for h in frames if masks[h]), key=lambda h: (abs(t - h), h))
+            for z, prev in sorted(masks[src].items()):
+                if session.blank(t, z):
+                    continue
+                pred = step_from(session, s, t, z, prev)
+                if _accept(pred, prev, check_end=False):
+                    masks[t][z] = pred.mask
+                    yield s, t, z, src, pred
+
+
 ADJACENT_TO = {"rv": ("myo", "lv")}  # structure -> what it abuts on every short-axis slice (the septum)
 ADJACENT_PX = 3
 

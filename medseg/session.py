@@ -346,17 +346,25 @@ class Session:
 
     def auto(self, structures: list[str] | None = None, frames: list[int] | None = None, progress: Callable[[int, int], None] | None = None) -> Change:
         """Zero-click first pass for the given structures (default: all known to the model),
-        with the same LV enclosure and RV end check as :meth:`propagate`."""
+        with the same LV enclosure and RV end check as :meth:`propagate`. On a cine, a
+        structure found on some frames and missed on others is carried over to those from the
+        nearest frame that has it (:func:`medseg.propagation.fill_missing_frames`; listed under
+        ``filled`` in the log)."""
         from .end_check import check_ends
-        from .propagation import auto_segment
+        from .propagation import auto_segment, fill_missing_frames
 
         names = structures or [s for s in self.structures if s in self.model.config.structures]
+        filled: list[dict[str, Any]] = []
         with self._operation("auto", None) as (step, change):
             for name, t, z, pred in auto_segment(self, names, frames=frames, progress=progress):
                 self._write(step, change, name, t, z, pred, {"auto": True})
+            for name, t, z, src, pred in fill_missing_frames(self, names, frames):
+                self._write(step, change, name, t, z, pred, {"auto": True, "propagated_from": [src, z]})
+                filled.append({"structure": name, "frame": t, "slice": z, "from_frame": src})
             change.removed += self._enclose(step, change, frames, names)
             change.removed += check_ends(self, step, change, frames)
-        self.log.append({"op": "auto", "structures": names, "frames": frames, **({"removed": change.removed} if change.removed else {})})
+        self.log.append({"op": "auto", "structures": names, "frames": frames, **({"filled": filled} if filled else {}),
+                         **({"removed": change.removed} if change.removed else {})})
         return change
 
     def _enclose(self, step: _UndoStep, change: Change, frames: list[int] | None, structures: list[str] | None) -> list[dict[str, Any]]:

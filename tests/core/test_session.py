@@ -105,6 +105,29 @@ def test_auto_finds_the_structures(session, phantom):
     assert not session.labels.any()
 
 
+def test_auto_carries_a_structure_missed_on_one_frame_over_from_its_neighbour(session, phantom, monkeypatch):
+    """On a cine, a structure the zero-click pass found on some frames and missed on another is
+    filled there from the nearest frame that has it (here the RV token "misses" frame 1)."""
+    import medseg.propagation as prop
+
+    real = prop.auto_segment
+
+    def missing_rv_on_frame_1(*a, **k):
+        return ((n, t, z, p) for n, t, z, p in real(*a, **k) if not (n == "rv" and t == 1))
+
+    monkeypatch.setattr(prop, "auto_segment", missing_rv_on_frame_1)
+    session.auto(["lv", "myo", "rv"])
+    filled = session.log[-1]["filled"]
+    assert {(f["structure"], f["frame"], f["from_frame"]) for f in filled} == {("rv", 1, 0)}
+    gt, m = phantom.labels[1] == 3, session.labels[1] == 3
+    assert 2 * (gt & m).sum() / (gt.sum() + m.sum()) > 0.7
+    session.undo()
+    assert not session.labels.any()
+    monkeypatch.setattr(prop, "auto_segment", real)
+    session.auto(["lv", "myo", "rv"])
+    assert "filled" not in session.log[-1]  # nothing missed, nothing filled
+
+
 def test_blank_slices_get_nothing_and_a_blank_image_is_refused(model, phantom):
     """A slice with no signal (every pixel the same: padding, a failed export) is skipped by
     zero-click, ends propagation and refuses a prompt; a wholly blank image is refused at once
