@@ -138,7 +138,7 @@ def propagate(session, structure: str, frame: int, slice_: int, through: str = "
 
 def auto_segment(session, structures: list[str], frames: list[int] | None = None, min_score: float = AUTO_MIN_SCORE, progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[str, int, int, Prediction]]:
     """Zero-click: the structure prompts run on every slice (an RV finding away from the
-    myocardium and LV found on its slice is dropped, :func:`_drop_detached`); per frame and
+    myocardium found on its slice is dropped, :func:`_drop_detached`); per frame and
     structure the most confident finding becomes the key slice, and propagation from it (up and down the stack)
     gives the structure's extent — a single missed or spurious slice cannot break the stack.
     Slices the propagation did not reach keep a confident zero-click finding when it overlaps
@@ -191,15 +191,16 @@ def fill_missing_frames(session, structures: list[str], frames: list[int] | None
                     yield s, t, z, src, pred
 
 
-ADJACENT_TO = {"rv": ("myo", "lv")}  # structure -> what it abuts on every short-axis slice (the septum)
+ADJACENT_TO = {"rv": ("myo",)}  # structure -> what it abuts on every short-axis slice (the septum)
 ADJACENT_PX = 3
 
 
 def _drop_detached(found: dict[str, dict[int, Prediction]]) -> None:
     """Drop zero-click findings of a structure that must abut another (the RV lies against the
-    septum) on slices where that other structure was found and the finding does not come within
-    ``ADJACENT_PX`` pixels of it: a fluid-filled stomach or bowel loop in a wide field of view
-    is not the RV. Slices without a finding of the neighbour are left alone."""
+    septal myocardium) on slices where that other structure was found and the finding does not
+    come within ``ADJACENT_PX`` pixels of it: a fluid-filled stomach or bowel loop in a wide field
+    of view is not the RV. Slices without a finding of the neighbour are left alone (the LV
+    cavity is no substitute: the septum, 8-15 mm, lies between it and the RV)."""
     from scipy import ndimage
 
     for s, near in ADJACENT_TO.items():

@@ -79,19 +79,20 @@ def _at(y: int, x: int, side: int = 8, shape: tuple[int, int] = (64, 64)) -> np.
 
 
 def test_zero_click_rv_findings_away_from_the_heart_are_dropped():
-    """A zero-click RV finding must come within ADJACENT_PX of the myocardium (or LV) found on
-    the same slice (the RV lies against the septum): a stomach on the far side is not the RV."""
+    """A zero-click RV finding must come within ADJACENT_PX of the myocardium found on the
+    same slice (the RV lies against the septum): a stomach on the far side is not the RV."""
     myo = _at(20, 20, side=12)
     found = {
         "myo": {0: Prediction(myo, 0.9), 1: Prediction(myo, 0.9), 2: Prediction(myo, 0.9)},
-        "lv": {0: Prediction(_at(24, 24, side=4), 0.9)},
+        "lv": {0: Prediction(_at(24, 24, side=4), 0.9), 4: Prediction(_at(24, 24, side=4), 0.9)},
         "rv": {
             0: Prediction(_at(20, 31 + prop.ADJACENT_PX), 0.5),  # ADJACENT_PX from the myocardium (centre to centre)
             1: Prediction(_at(20, 32 + prop.ADJACENT_PX), 0.6),  # one pixel further: detached
             2: Prediction(_at(40, 50), 0.7),  # far away (the stomach)
-            3: Prediction(_at(40, 50), 0.7),  # no myocardium or LV found on this slice: left alone
+            3: Prediction(_at(40, 50), 0.7),  # nothing else found on this slice: left alone
+            4: Prediction(_at(20, 36), 0.7),  # only the LV cavity found: a septum's width away is fine
         },
     }
     prop._drop_detached(found)
-    assert sorted(found["rv"]) == [0, 3]
-    assert sorted(found["myo"]) == [0, 1, 2] and sorted(found["lv"]) == [0]  # the neighbours are not touched
+    assert sorted(found["rv"]) == [0, 3, 4]
+    assert sorted(found["myo"]) == [0, 1, 2] and sorted(found["lv"]) == [0, 4]  # the neighbours are not touched
