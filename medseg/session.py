@@ -119,7 +119,9 @@ class Session:
         flat = self._norm.reshape(volume.n_frames * volume.n_slices, -1)
         self._blank = flat.max(axis=1) == flat.min(axis=1)  # (frame * slice) -> no signal on it
         if self._blank.all():
-            raise EmptyImageError(f"the image holds no signal: every voxel is {float(np.asarray(volume.array).flat[0]):g}; nothing to segment")
+            raw = np.asarray(volume.array)
+            why = f"every voxel is {float(raw.flat[0]):g}" if raw.min() == raw.max() else f"no contrast inside the {volume.modality} intensity window"
+            raise EmptyImageError(f"the image holds no signal: {why}; nothing to segment")
         from .embeddings import array_key
 
         self._data_key = array_key(volume.array[:, :, ::4, ::4])
