@@ -183,10 +183,7 @@ def fill_missing_frames(session, structures: list[str], frames: list[int] | None
             missing.remove(t)
             src = min((h for h in frames if masks[h]), key=lambda h: (abs(t - h), h))
             for z, prev in sorted(masks[src].items()):
-                if session.blank(t, z):
-                    continue
-                pred = step_from(session, s, t, z, prev)
-                if _accept(pred, prev, check_end=False):
+                for _, _, pred in _walk(session, s, [(t, z)], prev, check_end=False):
                     masks[t][z] = pred.mask
                     yield s, t, z, src, pred
 
