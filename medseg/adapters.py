@@ -131,7 +131,7 @@ def attach_adapter(loaded, name_or_path: str, adapter_name: str | None = None):
     loaded.model.to(loaded.device)
     loaded.adapter_id = name
     loaded.adapter_sha256 = sha256_file(folder / "adapter_model.safetensors")
-    loaded.info = {**loaded.info, "adapter": meta}
+    loaded.info = {**loaded.info, "adapter": meta, "adapter_sha256s": {**loaded.info.get("adapter_sha256s", {}), name: loaded.adapter_sha256}}
     return loaded
 
 
@@ -148,6 +148,7 @@ def switch_adapter(loaded, name: str | None):
     m.base_model.enable_adapter_layers()
     m.set_adapter(name)
     loaded.adapter_id = name
+    loaded.adapter_sha256 = loaded.info.get("adapter_sha256s", {}).get(name)  # provenance names the active adapter's file
     return loaded
 
 

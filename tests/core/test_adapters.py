@@ -54,9 +54,12 @@ def test_attach_switch_merge(adapter_dir, phantom):
     assert loaded.adapter_id == "my-adapter" and len(loaded.adapter_sha256) == 64
     with_adapter = _predict(loaded, img, box)
     assert not np.allclose(with_adapter.logits, ref.logits, atol=1e-3)
+    sha = loaded.adapter_sha256
     switch_adapter(loaded, None)  # bare base again, adapter still attached
     assert np.allclose(_predict(loaded, img, box).logits, ref.logits, atol=1e-4)
+    assert loaded.provenance()["adapter_sha256"] is None
     switch_adapter(loaded, "my-adapter")
+    assert loaded.provenance()["adapter_sha256"] == sha  # provenance names the file after a switch back
     assert np.allclose(_predict(loaded, img, box).logits, with_adapter.logits, atol=1e-4)
     merged = merge_adapter(loaded)
     assert np.allclose(_predict(merged, img, box).logits, with_adapter.logits, atol=1e-3)
