@@ -28,6 +28,8 @@ def train_command(
     state_dir: Path | None = typer.Option(None, "--state-dir", help="Where state.pt (for --resume) is kept (default: OUT)."),
     probe_batches: str = typer.Option("", "--probe-batches", help="Comma-separated batch sizes to time first (e.g. 128,256,512 on a GPU); "
                                       "trains with the smallest within 10% of the fastest, learning rate scaled by sqrt(size / --batch-size)."),
+    mode_probs: str = typer.Option("", "--mode-probs", help="Prompt-mode weights as name=weight pairs, e.g. box=0.3,mask=0.35 "
+                                   "(modes: box, roi_points, full_points, auto, mask; unnamed modes keep their default weight)."),
 ) -> None:
     """Train the promptable cardiac model on packed real slices + phantoms."""
     from ..errors import MedsegError
@@ -41,6 +43,7 @@ def train_command(
         raise MedsegError(f"--probe-batches: expected comma-separated integers, got {probe_batches!r}") from None
     if any(b < 1 for b in probe):
         raise MedsegError("--probe-batches: batch sizes must be positive")
+    probs = _mode_probs(mode_probs)
     out.mkdir(parents=True, exist_ok=True)
     if data is not None:
         pack = _make_pack(data, out / "pack.npz")
@@ -55,10 +58,34 @@ def train_command(
         batch_size=batch_size or (128 if device == "cuda" else 16), lr=lr, time_budget_s=time_budget,
         max_steps=max_steps, val_every_s=val_every or max(time_budget / 6, 30.0), seed=seed,
         init_from=str(init_from) if init_from else None, resume=resume, state_dir=str(state_dir) if state_dir else None,
-        probe_batches=probe,
+        probe_batches=probe, mode_probs=probs,
     )
     summary = _run(cfg)
     console.print(f"trained {summary['steps']} steps ({summary['samples']} samples, {summary['samples_per_s']:.0f}/s); best score {summary['best_score']:.4f}; checkpoints in {out}", markup=False, soft_wrap=True)
+
+
+def _mode_probs(text: str) -> tuple[float, ...]:
+    """'box=0.3,mask=0.35' -> weights in MODES order (others at their defaults); '' -> ()."""
+    from ..errors import MedsegError
+    from ..training.prompts import MODE_PROBS, MODES
+
+    if not text.strip():
+        return ()
+    probs = dict(zip(MODES, MODE_PROBS))
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        name = name.strip()
+        if name not in probs:
+            raise MedsegError(f"--mode-probs: unknown mode {name!r}; modes: {', '.join(MODES)}")
+        try:
+            probs[name] = float(value)
+        except ValueError:
+            raise MedsegError(f"--mode-probs: {name} needs a number, got {value!r}") from None
+        if not probs[name] >= 0:
+            raise MedsegError(f"--mode-probs: {name} must be >= 0")
+    if sum(probs.values()) <= 0:
+        raise MedsegError("--mode-probs: the weights sum to 0")
+    return tuple(probs[m] for m in MODES)
 
 
 def _make_pack(data: Path, target: Path) -> Path:

@@ -47,6 +47,7 @@ class TrainConfig:
     state_dir: str | None = None  # where state.pt (optimizer, for --resume) goes; default: out
     probe_batches: tuple[int, ...] = ()  # time these batch sizes first, train with the one probe_batch_size picks
     model: dict[str, Any] = field(default_factory=dict)
+    mode_probs: tuple[float, ...] = ()  # per-sample prompt-mode weights in MODES order; () = prompts.MODE_PROBS
 
 
 def lr_at(cfg: TrainConfig, step: int, elapsed: float) -> float:
@@ -65,7 +66,7 @@ def _autocast(cfg: TrainConfig):
 def train_step(model, loss_fn, bank: SliceBank, cfg: TrainConfig, opt, gen) -> dict[str, torch.Tensor]:
     idx = torch.multinomial(bank.train_weights, cfg.batch_size, replacement=True, generator=gen)
     cfg_m = model.config
-    batch = sample_batch(bank, idx, cfg_m.img_size, cfg_m.embed_size, g=gen)
+    batch = sample_batch(bank, idx, cfg_m.img_size, cfg_m.embed_size, g=gen, mode_probs=cfg.mode_probs or None)
     with _autocast(cfg):
         emb = model.encode(batch.images)
         sparse, dense = model.embed_prompts(len(idx), **batch.prompts())

@@ -174,14 +174,16 @@ def augment_intensity(x: torch.Tensor, g=None) -> torch.Tensor:
 
 
 def sample_batch(bank: SliceBank, idx: torch.Tensor, size: int, embed_size: int, g=None, augment: bool = True,
-                 mode: torch.Tensor | None = None, generic_prob: float = 0.15, structure: torch.Tensor | None = None) -> Batch:
+                 mode: torch.Tensor | None = None, generic_prob: float = 0.15, structure: torch.Tensor | None = None,
+                 mode_probs: tuple[float, ...] | None = None) -> Batch:
     """Build a training (or validation, ``augment=False``) batch for slices ``idx``.
 
     ``mode`` and ``structure`` (0-based index into STRUCTURES) force the per-sample choice
-    (validation); the prompt source is then the slice itself."""
+    (validation); the prompt source is then the slice itself. ``mode_probs`` (weights in MODES
+    order) replaces MODE_PROBS for the random choice."""
     b, dev = len(idx), idx.device
     if mode is None:
-        mode = torch.multinomial(torch.tensor(MODE_PROBS, device=dev), b, replacement=True, generator=g)
+        mode = torch.multinomial(torch.tensor(mode_probs or MODE_PROBS, device=dev), b, replacement=True, generator=g)
     if structure is None:
         k, src, is_nb, mode = _choose(bank, idx, mode, g)
     else:

@@ -66,3 +66,34 @@ def test_train_cli_bad_probe_batches(tmp_path, capsys, value):
     err = capsys.readouterr().err.strip()
     assert "--probe-batches" in err and len(err.splitlines()) == 1
     assert not (out / "summary.json").exists()
+
+
+def test_mode_probs_choose_the_prompt_modes():
+    from medseg.training.prompts import MODES, sample_batch
+
+    bank = bank_from_pack(None, 8, 0, "cpu")
+    idx = torch.arange(8).repeat(4)
+    cfg = DEFAULT_CONFIG
+    only_mask = (0.0, 0.0, 0.0, 0.0, 1.0)
+    batch = sample_batch(bank, idx, cfg.img_size, cfg.embed_size, g=torch.Generator().manual_seed(0), mode_probs=only_mask)
+    # a slice with no structure to take a mask from falls back to zero-click, as with the default mix
+    assert set(batch.mode.tolist()) <= {MODES.index("mask"), MODES.index("auto")}
+    assert (batch.mode == MODES.index("mask")).sum() > len(idx) // 2
+    assert bool(batch.has_mask[batch.mode == MODES.index("mask")].all())
+    mixed = sample_batch(bank, idx, cfg.img_size, cfg.embed_size, g=torch.Generator().manual_seed(0))
+    assert len(set(mixed.mode.tolist())) >= 3
+
+
+def test_train_cli_mode_probs(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = run_cli(["train", "--phantoms", "4", "-o", str(out), "--max-steps", "1", "--batch-size", "2",
+                    "--mode-probs", "mask=0.5,box=0"])
+    assert code == 0
+    probs = json.loads((out / "summary.json").read_text())["config"]["mode_probs"]
+    assert probs == [0.0, 0.14, 0.10, 0.16, 0.5]  # box, roi_points, full_points, auto, mask
+    capsys.readouterr()
+    for bad in ("clicks=1", "mask=x", "mask=-1", "box=0,roi_points=0,full_points=0,auto=0,mask=0"):
+        assert run_cli(["train", "--phantoms", "4", "-o", str(tmp_path / "bad"), "--mode-probs", bad]) != 0
+        err = capsys.readouterr().err.strip()
+        assert "--mode-probs" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "bad" / "summary.json").exists()
