@@ -4,7 +4,7 @@ The previous result prompts the next slice or frame: its box (slightly enlarged)
 as the dense prompt, with the structure token. Slice propagation stops where the structure
 ends: an empty prediction, a predicted IoU below ``min_score``, an area that collapses below
 ``MIN_AREA_RATIO`` or explodes above ``MAX_AREA_RATIO`` times the previous slice's (a leak out
-of the structure), no overlap with the previous mask, or a slice without signal (every pixel the
+of the structure; the previous area counts as at least ``LEAK_FLOOR_MM2``), no overlap with the previous mask, or a slice without signal (every pixel the
 same value: a blank or padding slice, which zero-click skips too).
 In a short-axis stack the LV blood pool is enclosed by myocardium, also at the apex (the cap)
 and at the base (where the experts stop): once both were propagated (or found by zero-click)
@@ -28,6 +28,10 @@ from .types import Box, Prediction
 MIN_SCORE = 0.45
 MIN_AREA_RATIO = 0.12
 MAX_AREA_RATIO = 3.0  # a structure never triples from one slice to the next: that is a leak
+# ... unless it is small: below this area (mm^2, ~ a 28 mm disc) the previous slice's mask does
+# not bound the next one (the slit-like end-systolic LV cavity of a thick-walled ventricle
+# widens 3-5x within one slice towards the base; a small RV at the apex likewise)
+LEAK_FLOOR_MM2 = 600.0
 MIN_PIXELS = 6
 AUTO_MIN_SCORE = 0.35
 
@@ -56,7 +60,7 @@ def step_from(session, structure: str, t: int, z: int, prev_mask: np.ndarray) ->
     return pred
 
 
-def _accept(pred: Prediction, prev_mask: np.ndarray, check_end: bool) -> bool:
+def _accept(pred: Prediction, prev_mask: np.ndarray, check_end: bool, pixel_mm2: float = 1.0) -> bool:
     area = int(pred.mask.sum())
     if area < MIN_PIXELS:
         return False
@@ -64,14 +68,22 @@ def _accept(pred: Prediction, prev_mask: np.ndarray, check_end: bool) -> bool:
         return True
     if pred.score < MIN_SCORE:
         return False
-    if area < MIN_AREA_RATIO * max(int(prev_mask.sum()), 1) or _leaks(area, prev_mask):
+    if area < MIN_AREA_RATIO * max(int(prev_mask.sum()), 1) or _leaks(area, prev_mask, pixel_mm2):
         return False
     return bool((pred.mask & prev_mask).any())
 
 
-def _leaks(area: int, prev_mask: np.ndarray) -> bool:
-    """True when ``area`` is more than MAX_AREA_RATIO times the neighbouring slice's mask."""
-    return area > MAX_AREA_RATIO * max(int(prev_mask.sum()), 4 * MIN_PIXELS)
+def _leaks(area: int, prev_mask: np.ndarray, pixel_mm2: float = 1.0) -> bool:
+    """True when ``area`` (pixels) is more than MAX_AREA_RATIO times the neighbouring slice's
+    mask, counted as at least LEAK_FLOOR_MM2 (``pixel_mm2``: the area of one pixel)."""
+    floor = LEAK_FLOOR_MM2 / pixel_mm2 if pixel_mm2 > 0 else 0.0
+    return area > MAX_AREA_RATIO * max(int(prev_mask.sum()), 4 * MIN_PIXELS, floor)
+
+
+def _pixel_mm2(session) -> float:
+    """In-plane area of one pixel (mm^2) of the session's volume."""
+    _, dy, dx = session.volume.spacing
+    return float(dy * dx)
 
 
 def propagate_slices(session, structure: str, t: int, z0: int, direction: str = "both", seed_mask: np.ndarray | None = None) -> Iterator[tuple[int, int, Prediction]]:
@@ -91,11 +103,12 @@ def _walk(session, structure: str, steps, seed: np.ndarray, check_end: bool) -> 
     """Follow ``steps`` ((frame, slice) pairs), each prompted by the previous result, until a
     prediction is not accepted."""
     prev = seed
+    px = _pixel_mm2(session) if check_end else 1.0
     for t, z in steps:
         if session.blank(t, z):
             return  # no signal on this slice or frame: the structure cannot be followed through it
         pred = step_from(session, structure, t, z, prev)
-        if not _accept(pred, prev, check_end=check_end):
+        if not _accept(pred, prev, check_end=check_end, pixel_mm2=px):
             return
         yield t, z, pred
         prev = pred.mask
@@ -220,13 +233,14 @@ def _auto_stack(session, structure: str, t: int, per_slice: dict[int, Prediction
     # the least ambiguous)
     key = max(per_slice, key=lambda z: per_slice[z].score - 0.3 * abs(z - mid) / max(nz, 1))
     out = {key: per_slice[key]}
+    px = _pixel_mm2(session)
     for _, z, pred in propagate_slices(session, structure, t, key, seed_mask=per_slice[key].mask):
         out[z] = pred
     for z in sorted(per_slice):
         if z in out:
             continue
         nb = out.get(z - 1) or out.get(z + 1)
-        if nb is not None and (per_slice[z].mask & nb.mask).any() and not _leaks(int(per_slice[z].mask.sum()), nb.mask):
+        if nb is not None and (per_slice[z].mask & nb.mask).any() and not _leaks(int(per_slice[z].mask.sum()), nb.mask, px):
             out[z] = per_slice[z]
     for z in sorted(out):
         yield t, z, out[z]

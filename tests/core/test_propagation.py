@@ -17,16 +17,20 @@ def _square(side: int, shape: tuple[int, int] = (64, 64)) -> np.ndarray:
     return m
 
 
-def _walk_areas(monkeypatch, sides: list[int], scores: list[float] | None = None, seed_side: int = 10) -> list[int]:
-    """Feed predictions of squares with the given sides to the walker; return the slices it kept."""
+def _walk_areas(monkeypatch, sides: list[int], scores: list[float] | None = None, seed_side: int = 10, pixel_mm: float = 5.0) -> list[int]:
+    """Feed predictions of squares with the given sides to the walker; return the slices it kept.
+    ``pixel_mm``: in-plane pixel size (5 mm: LEAK_FLOOR_MM2 is 24 px, under the masks here)."""
     preds = {z: Prediction(_square(s), (scores or [0.9] * len(sides))[z - 1]) for z, s in enumerate(sides, start=1)}
     monkeypatch.setattr(prop, "step_from", lambda session, structure, t, z, prev: preds[z])
     steps = ((0, z) for z in range(1, len(sides) + 1))
-    return [z for _, z, _ in prop._walk(_NoBlank(), "lv", steps, _square(seed_side), check_end=True)]
+    return [z for _, z, _ in prop._walk(_NoBlank(pixel_mm), "lv", steps, _square(seed_side), check_end=True)]
 
 
 class _NoBlank:
     """A session stand-in for the walker: every slice has signal."""
+
+    def __init__(self, pixel_mm: float = 5.0):
+        self.volume = type("V", (), {"spacing": (10.0, pixel_mm, pixel_mm)})()
 
     def blank(self, t: int, z: int) -> bool:
         return False
@@ -51,8 +55,26 @@ def test_walker_stops_on_low_predicted_iou(monkeypatch):
 
 def test_leak_rule_has_a_floor_for_tiny_masks():
     tiny = _square(2)  # 4 px: a growth to 3 x 24 px is allowed near the apex
-    assert not prop._leaks(3 * 4 * prop.MIN_PIXELS, tiny)
-    assert prop._leaks(3 * 4 * prop.MIN_PIXELS + 1, tiny)
+    assert not prop._leaks(3 * 4 * prop.MIN_PIXELS, tiny, pixel_mm2=25.0)
+    assert prop._leaks(3 * 4 * prop.MIN_PIXELS + 1, tiny, pixel_mm2=25.0)
+    # in millimetres: at 1.5 mm pixels the previous area counts as at least 600 mm^2 (266.7 px)
+    floor_px = prop.LEAK_FLOOR_MM2 / 2.25
+    assert not prop._leaks(int(prop.MAX_AREA_RATIO * floor_px), tiny, pixel_mm2=2.25)
+    assert prop._leaks(int(prop.MAX_AREA_RATIO * floor_px) + 1, tiny, pixel_mm2=2.25)
+
+
+@pytest.mark.parametrize(
+    ("sides", "kept"),
+    [
+        ([6, 15, 19], [1, 2, 3]),  # 36 px (81 mm^2) -> 225 -> 361 px: a slit-like ES cavity widening towards the base
+        ([10, 30], [1]),  # 100 -> 900 px (2,025 mm^2): a leak even for a small structure
+        ([20, 40], [1]),  # above the floor the ratio rule is unchanged: 400 -> 1,600 px
+    ],
+)
+def test_small_structures_may_grow_past_the_ratio(monkeypatch, sides, kept):
+    # ACDC patient022 at end-systole (hypertrophic LV): 72 -> 232 px between two slices; the
+    # ratio rule alone stopped the LV there and the LVEF read 96 % instead of 65 %
+    assert _walk_areas(monkeypatch, sides, seed_side=sides[0], pixel_mm=1.5) == kept
 
 
 def test_shipped_rv_end_check_weights_match_the_features():
