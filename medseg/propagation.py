@@ -4,8 +4,9 @@ The previous result prompts the next slice or frame: its box (slightly enlarged)
 as the dense prompt, with the structure token. Slice propagation stops where the structure
 ends: an empty prediction, a predicted IoU below ``min_score``, an area that collapses below
 ``MIN_AREA_RATIO`` or explodes above ``MAX_AREA_RATIO`` times the previous slice's (a leak out
-of the structure; the previous area counts as at least ``LEAK_FLOOR_MM2``), no overlap with the previous mask, or a slice without signal (every pixel the
-same value: a blank or padding slice, which zero-click skips too).
+of the structure; the previous area counts as at least ``LEAK_FLOOR_MM2``), no overlap with the
+previous mask, or a slice without signal (every pixel the same value: a blank or padding slice,
+which zero-click skips too).
 In a short-axis stack the LV blood pool is enclosed by myocardium, also at the apex (the cap)
 and at the base (where the experts stop): once both were propagated (or found by zero-click)
 on a frame, :func:`unenclosed_runs` lists the model-written LV slices beyond the myocardium's
