@@ -61,7 +61,7 @@ def step_from(session, structure: str, t: int, z: int, prev_mask: np.ndarray) ->
     return pred
 
 
-def _accept(pred: Prediction, prev_mask: np.ndarray, check_end: bool, pixel_mm2: float = 1.0) -> bool:
+def _accept(pred: Prediction, prev_mask: np.ndarray, check_end: bool, pixel_mm2: float) -> bool:
     area = int(pred.mask.sum())
     if area < MIN_PIXELS:
         return False
@@ -74,7 +74,7 @@ def _accept(pred: Prediction, prev_mask: np.ndarray, check_end: bool, pixel_mm2:
     return bool((pred.mask & prev_mask).any())
 
 
-def _leaks(area: int, prev_mask: np.ndarray, pixel_mm2: float = 1.0) -> bool:
+def _leaks(area: int, prev_mask: np.ndarray, pixel_mm2: float) -> bool:
     """True when ``area`` (pixels) is more than MAX_AREA_RATIO times the neighbouring slice's
     mask, counted as at least LEAK_FLOOR_MM2 (``pixel_mm2``: the area of one pixel)."""
     floor = LEAK_FLOOR_MM2 / pixel_mm2 if pixel_mm2 > 0 else 0.0

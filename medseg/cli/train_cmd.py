@@ -81,8 +81,8 @@ def _mode_probs(text: str) -> tuple[float, ...]:
             probs[name] = float(value)
         except ValueError:
             raise MedsegError(f"--mode-probs: {name} needs a number, got {value!r}") from None
-        if not probs[name] >= 0:
-            raise MedsegError(f"--mode-probs: {name} must be >= 0")
+        if not 0 <= probs[name] < float("inf"):
+            raise MedsegError(f"--mode-probs: {name} must be a finite number >= 0")
     if sum(probs.values()) <= 0:
         raise MedsegError("--mode-probs: the weights sum to 0")
     return tuple(probs[m] for m in MODES)

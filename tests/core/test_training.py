@@ -92,7 +92,7 @@ def test_train_cli_mode_probs(tmp_path, capsys):
     probs = json.loads((out / "summary.json").read_text())["config"]["mode_probs"]
     assert probs == [0.0, 0.14, 0.10, 0.16, 0.5]  # box, roi_points, full_points, auto, mask
     capsys.readouterr()
-    for bad in ("clicks=1", "mask=x", "mask=-1", "box=0,roi_points=0,full_points=0,auto=0,mask=0"):
+    for bad in ("clicks=1", "mask=x", "mask=-1", "mask=inf", "box=0,roi_points=0,full_points=0,auto=0,mask=0"):
         assert run_cli(["train", "--phantoms", "4", "-o", str(tmp_path / "bad"), "--mode-probs", bad]) != 0
         err = capsys.readouterr().err.strip()
         assert "--mode-probs" in err and len(err.splitlines()) == 1
