@@ -126,7 +126,7 @@ def record(root: Path, init: str, work: Path) -> None:
 
 @torch.no_grad()
 def replay(pack: str, init: str, work: Path) -> None:
-    """Step 1b: ``N_REPLAY`` samples of `medseg train`'s own prompt simulation (every data set,
+    """Step 2: ``N_REPLAY`` samples of `medseg train`'s own prompt simulation (every data set,
     structure and prompt mode, augmented; training split + phantoms), encoded once by the frozen
     encoder, so the fine-tune keeps what the recorded cases do not show (HVSMR's great vessels,
     clicks, echo SAX...)."""
@@ -178,9 +178,9 @@ def lowres_loss(low: torch.Tensor, iou: torch.Tensor, target: torch.Tensor, mult
 
 
 def train(init: str, out: str, budget_s: float, work: Path) -> None:
-    """Step 2: fine-tune the prompt encoder + decoder on the recorded decodes."""
+    """Step 3: fine-tune the prompt encoder + decoder on the recorded decodes and the replay."""
     from medseg.models.checkpoints import load_checkpoint, read_checkpoint_header, save_checkpoint
-    from medseg.training.prompts import jitter_boxes
+    from medseg.training.prompts import N_POINTS, jitter_boxes
 
     torch.manual_seed(SEED)
     rng = np.random.default_rng(SEED)
@@ -208,7 +208,7 @@ def train(init: str, out: str, budget_s: float, work: Path) -> None:
             points, labels = torch.from_numpy(d["points"][j]), torch.from_numpy(d["point_labels"][j]).long()
         else:
             multimask = torch.zeros(b, dtype=torch.bool)
-            points, labels = torch.zeros(b, 4, 2), torch.full((b, 4), -1)
+            points, labels = torch.zeros(b, N_POINTS, 2), torch.full((b, N_POINTS), -1)  # padding slots, as inference
             jittered = jitter_boxes(boxes, size).clamp(0, size)
             boxes = torch.where((~has_mask | (torch.rand(b) < 0.5))[:, None], jittered, boxes)
         sparse, dense = model.embed_prompts(b, points=points, point_labels=labels, boxes=boxes,
