@@ -6,12 +6,15 @@
 inference the neighbour is the model's own result, errors included, and its box prompts come
 from the ROI rule of medseg.predictor. This script trains the decoder on what it really sees:
 
-1. **Record.** `medseg evaluate` runs with INIT on *training* cases only (ACDC training patients:
-   key slice + propagation, zero-click and a box on every slice; CAMUS patients 1-300: box) and
-   every single-prompt decode is kept: the ROI's image embedding (the encoder is frozen, so it
-   stays valid), the prompt tensors exactly as the decoder received them (box, mask prompt,
-   structure token) and the expert's mask on the same ROI grid. About 34,000 decodes, 5 GB in
-   WORKDIR (float16), 18 minutes on the 2-core CPU.
+1. **Record.** `medseg evaluate` runs with INIT on *training* cases only (60 of the 80 ACDC
+   training patients, make_pairs split "record": key slice + propagation, zero-click and a box
+   on every slice; CAMUS patients 1-300: box) and every single-prompt decode is kept: the ROI's
+   image embedding (the encoder is frozen, so it stays valid), the prompt tensors exactly as the
+   decoder received them (box, mask prompt, structure token), the expert's mask on the same ROI
+   grid and the case it came from. About 27,000 decodes, 4 GB in WORKDIR (float16), 15 minutes
+   on the 2-core CPU. The other 20 training patients (split "end-check") are never recorded:
+   benchmarks/fit_end_check.py fits the RV end check on them, because on recorded patients the
+   decoder has learned where the RV ends and the check has nothing left to learn from.
 2. **Replay.** 11,968 samples of `medseg train`'s own prompt simulation (every data set,
    structure and prompt mode, augmented, training split + 300 phantoms), encoded once by the
    frozen encoder (398 s). Without it the fine-tune forgot what the recorded cases do not show
@@ -20,14 +23,15 @@ from the ROI rule of medseg.predictor. This script trains the decoder on what it
    those inputs: BCE + Dice on the 64 x 64 logit grid against the area-averaged expert mask
    (token 0, or the best of tokens 1-3 for a single generic click), plus MSE of the predicted
    IoU; AdamW lr 5e-5, 50-step warm-up, cosine to 5 %, batch 32, gradient clipping at 1, 1,200 s
-   (4,455 steps, 142,560 samples, ~119 samples/s). Sources drawn with weights key-slice 0.27,
-   zero-click 0.12, ACDC box 0.09, CAMUS box 0.12, replay 0.40. Recorded box prompts get the
+   (4,282 steps, 137,024 samples, ~114 samples/s). Sources drawn with weights key-slice 0.27,
+   zero-click 0.12, ACDC box 0.09, CAMUS box 0.12, Sunnybrook + HVSMR box 0.02, replay 0.38.
+   Recorded box prompts get the
    jitter of `medseg train` (5 % of the side per coordinate, at most 12 px) always when there
    is no mask prompt and half of the time with one, so the model does not learn to expect
    exact boxes (without it, box Dice with 10 % jitter fell below the previous model's).
 
-Validation patients are never recorded (the splits of docs/training.md). The shipped run's
-settings are the defaults below; docs/training.md has its numbers.
+Validation patients are never recorded (the splits of docs/training.md). The settings below
+made candidate 2 (not shipped yet); docs/training.md has its numbers.
 """
 
 from __future__ import annotations
@@ -45,12 +49,35 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 LR, BATCH, WARMUP, SEED = 5e-5, 32, 50, 0
-SOURCES = {"acdc_key": 0.27, "acdc_auto": 0.12, "acdc_box": 0.09, "camus_box": 0.12, "replay": 0.40}
+SOURCES = {"acdc_key": 0.27, "acdc_auto": 0.12, "acdc_box": 0.09, "camus_box": 0.12, "pack_box": 0.02, "replay": 0.38}
 N_REPLAY, PHANTOMS = 12_000, 300
 ACDC_MAP, CAMUS_MAP = "rv=1,myo=2,lv=3", "lv=1,myo=2,la=3"
+PACK_MAP_VALUES = {"lv": 1, "myo": 2, "rv": 3, "la": 4, "ra": 5, "aorta": 6, "pa": 7}
+PACK_DATASETS = ("sunnybrook", "hvsmr")
 
 
-def record(root: Path, init: str, work: Path) -> None:
+def pack_slices(pack: str, datasets: tuple[str, ...]):
+    """(name, Volume, reference, present structures) of every training-split slice of
+    ``datasets`` in the pack: data that has no label files for `medseg evaluate` (Sunnybrook's
+    DICOM contours, HVSMR's 3-D volumes) reach the recording as the single 2-D slices the pack
+    holds (intensities already in [0, 1], the pack's pixel size)."""
+    from medseg.io.volume import Volume
+    from medseg.training.pack import STRUCT_BITS, load_pack
+
+    d = load_pack(pack)
+    names = d["meta"]["volumes"]
+    for i in range(len(d["volume"])):
+        name = names[d["volume"][i]]
+        if name.split("/")[0] not in datasets or d["split"][i] != 0:
+            continue
+        lab = d["labels"][i]
+        present = [s for s, v in PACK_MAP_VALUES.items() if d["labelled"][i] & STRUCT_BITS[s] and (lab == v).any()]
+        px = float(d["px_mm"][i]) or 1.0
+        vol = Volume(d["images"][i][None, None].astype(np.float32), np.diag([px, px, 1.0, 1.0]), modality="MR")
+        yield f"{name}/{int(d['z'][i])}", vol, lab[None, None], present
+
+
+def record(root: Path, init: str, work: Path, pack: str = "_gpu/pack.npz") -> None:
     """Step 1: one .npz of decodes per source in ``work`` (skipped when it exists)."""
     import make_pairs
 
@@ -98,24 +125,39 @@ def record(root: Path, init: str, work: Path) -> None:
         rec["has_box"].append(bool(kw["has_box"][0]))
         rec["structure"].append(int(kw["structure"][0]))
         rec["target"].append(np.packbits(tgt.numpy().ravel()))
+        pair = state["pairs"][state["i"]]
+        rec["case"].append(f"{pair.case}/{pair.phase or ''}")
         return pred
 
     S.Session._set_slice, E._predict, P.SlicePredictor._decode = set_slice, predict, decode
     loaded = load_model(init)
-    jobs = {"acdc_key": (make_pairs.acdc(root, "train"), ACDC_MAP, "key-slice"),
-            "acdc_auto": (make_pairs.acdc(root, "train"), ACDC_MAP, "auto"),
-            "acdc_box": (make_pairs.acdc(root, "train"), ACDC_MAP, "box"),
-            "camus_box": (make_pairs.camus(root, "adapt-train"), CAMUS_MAP, "box")}
+    jobs = {"acdc_key": (make_pairs.acdc(root, "record"), ACDC_MAP, "key-slice"),
+            "acdc_auto": (make_pairs.acdc(root, "record"), ACDC_MAP, "auto"),
+            "acdc_box": (make_pairs.acdc(root, "record"), ACDC_MAP, "box"),
+            "camus_box": (make_pairs.camus(root, "adapt-train"), CAMUS_MAP, "box"),
+            "pack_box": (None, ",".join(f"{k}={v}" for k, v in PACK_MAP_VALUES.items()), "box")}
     try:
         for name, (rows, lmap, mode) in jobs.items():
             out = work / f"{name}.npz"
             if out.exists():
                 continue
             rec.clear()
-            rec.update({k: [] for k in ("emb", "mask", "has_mask", "box", "has_box", "structure", "target")})
-            pairs = [E.Pair(Path(r["image"]), Path(r["label"]), r["case"], r["phase"] or None) for r in rows]
+            rec.update({k: [] for k in ("emb", "mask", "has_mask", "box", "has_box", "structure", "target", "case")})
             t0 = time.perf_counter()
-            res = E.evaluate_pairs(pairs, LabelMap.parse(lmap), mode, loaded)
+            if rows is None:  # Sunnybrook + HVSMR training slices of the pack, one box per structure
+                lm, n = LabelMap.parse(lmap), 0
+                for case, vol, ref, present in pack_slices(pack, PACK_DATASETS):
+                    n += 1
+                    state["pairs"], state["i"] = [E.Pair(Path(case), Path(case), case, None)], 0
+                    if present:
+                        E._predict(vol, ref, lm, mode, loaded, present)
+                np.savez(work / f"{name}.tmp.npz", **{k: np.stack(v) for k, v in rec.items()})
+                (work / f"{name}.tmp.npz").replace(out)
+                print(f"{name}: {len(rec['emb'])} decodes from {n} slices of {', '.join(PACK_DATASETS)} in {time.perf_counter() - t0:.0f} s", flush=True)
+                continue
+            pairs = [E.Pair(Path(r["image"]), Path(r["label"]), r["case"], r["phase"] or None) for r in rows]
+            state["pairs"], state["i"] = pairs, 0
+            res = E.evaluate_pairs(pairs, LabelMap.parse(lmap), mode, loaded, progress=lambda i, n: state.__setitem__("i", min(i, n - 1)))
             np.savez(work / f"{name}.tmp.npz", **{k: np.stack(v) for k, v in rec.items()})
             (work / f"{name}.tmp.npz").replace(out)
             print(f"{name}: {len(rec['emb'])} decodes from {len(pairs)} cases in {time.perf_counter() - t0:.0f} s "
@@ -238,6 +280,7 @@ if __name__ == "__main__":
     work = Path(sys.argv[5]) if len(sys.argv) > 5 else Path("work_data/onpolicy")
     work.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(2)
-    record(root, init, work)
-    replay(sys.argv[6] if len(sys.argv) > 6 else "_gpu/pack.npz", init, work)
+    pack = sys.argv[6] if len(sys.argv) > 6 else "_gpu/pack.npz"
+    record(root, init, work, pack)
+    replay(pack, init, work)
     train(init, out, budget, work)

@@ -1,10 +1,12 @@
-"""Fit the RV end-slice check (medseg/end_check.py) on the ACDC training patients.
+"""Fit the RV end-slice check (medseg/end_check.py) on 20 ACDC training patients.
 
     python benchmarks/fit_end_check.py ../shared/data [--out medseg/_end_check.json]
 
 1. Runs key-slice segmentation (one expert box per structure on the middle slice, then
-   propagation, as `medseg evaluate --prompt key-slice`) of the ED and ES volumes of the 80
-   ACDC *training* patients with the check switched off, and records the features of the two
+   propagation, as `medseg evaluate --prompt key-slice`) of the ED and ES volumes of the 20
+   ACDC training patients of make_pairs split "end-check" (the 13th-16th of each disease group,
+   left out of the on-policy decoder fine-tune's recordings, so the decoder has not learned
+   their RV ends) with the check switched off, and records the features of the two
    end slices of each RV run (medseg.end_check.features) and whether the expert labelled RV
    there.
 2. Fits one L2-regularised logistic model per end (base, apex), each slice weighted by its
@@ -12,6 +14,9 @@
 3. Out-of-fold check (5 folds by patient): fits on 4/5, re-runs the held-out patients with the
    check on, reports the RV Dice before/after. The validation patients are not used here; their
    score comes from `medseg evaluate` afterwards.
+4. Ships the weights (``--out``) only when the out-of-fold RV Dice gains at least MIN_GAIN;
+   otherwise removes ``--out``, so the check is off for this model (a check that never fires
+   costs time and explains nothing). The report says which.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from medseg import end_check  # noqa: E402
 LABELS = "rv=1,myo=2,lv=3"
 MAX_TRIM = 2
 THRESHOLD = 0.5
+MIN_GAIN = 0.002  # out-of-fold RV Dice gain below which no weights are shipped
 
 
 def segment(row: dict, w: dict | None):
@@ -127,7 +133,7 @@ def main() -> None:
     from medseg.models import load_model
 
     MODEL = load_model("default")
-    rows = acdc(a.data, "train")
+    rows = acdc(a.data, "end-check")
     t0 = time.perf_counter()
     recs = collect(rows)
     pids = sorted({r["case"] for r in rows})
@@ -141,9 +147,16 @@ def main() -> None:
             s, ref = segment(row, w)
             after.append(rv_dice(s, ref))
         print(f"fold {k + 1}/5: RV Dice {np.mean(before):.4f} -> {np.mean(after):.4f}", flush=True)
-    w = fit(recs, f"ACDC training patients ({len(pids)}, ED+ES, key-slice propagation; benchmarks/fit_end_check.py)")
-    a.out.write_text(json.dumps(w, indent=2) + "\n")
+    w = fit(recs, f"ACDC training patients held out of the on-policy recordings ({len(pids)}, ED+ES, key-slice propagation; benchmarks/fit_end_check.py)")
+    gain = float(np.mean(after) - np.mean(before))
+    shipped = gain >= MIN_GAIN
+    if shipped:
+        a.out.write_text(json.dumps(w, indent=2) + "\n")
+    else:
+        a.out.unlink(missing_ok=True)
     report = {
+        "shipped": shipped,
+        "min_gain": MIN_GAIN,
         "volumes": len(rows),
         "end_slices": len(recs),
         "not_rv": sum(d["not_rv"] for d in recs),
@@ -158,7 +171,7 @@ def main() -> None:
     }
     a.report.parent.mkdir(parents=True, exist_ok=True)
     a.report.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report["out_of_fold_rv_dice"]), f"-> {a.out}")
+    print(json.dumps(report["out_of_fold_rv_dice"]), f"-> {a.out}" if shipped else f"gain {gain:+.4f} < {MIN_GAIN}: no weights shipped ({a.out} removed)")
 
 
 if __name__ == "__main__":

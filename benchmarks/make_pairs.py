@@ -27,11 +27,17 @@ def _write(path: Path, rows: list[dict]) -> None:
 
 
 def acdc(root: Path, split: str = "val") -> list[dict]:
-    """ED + ES pairs of the ACDC validation patients (``split="val"``) or of the training
-    patients (``"train"``: seen in training, for checks of rules and fits, never for scores)."""
+    """ED + ES pairs of the ACDC validation patients (``split="val"``: the last 4 of each
+    20-patient disease group) or of the 80 training patients (``"train"``: seen in training, for
+    checks of rules and fits, never for scores). The training patients split once more for the
+    on-policy decoder fine-tune: ``"record"`` (the first 12 of each group, 60 patients) are the
+    ones whose inference decodes it trains on, ``"end-check"`` (the 13th-16th of each group, 20
+    patients) are kept out of those recordings so the RV end check is fitted on propagation the
+    decoder has not learned."""
+    first, last = {"val": (16, 20), "train": (0, 16), "record": (0, 12), "end-check": (12, 16)}[split]
     rows = []
     for pid in range(1, 101):
-        if ((pid - 1) % 20 < 16) != (split == "train"):
+        if not first <= (pid - 1) % 20 < last:
             continue
         d = root / "acdc" / "training" / f"patient{pid:03d}"
         info = dict(line.split(":", 1) for line in (d / "Info.cfg").read_text().splitlines() if ":" in line)

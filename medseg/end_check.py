@@ -15,8 +15,10 @@ neighbour, the predicted IoU and the agreement under prompt perturbation (the co
 signals), and the LV and myocardium areas on it relative to their largest slices. The weights
 (``medseg/_end_check.json``) were fitted by ``benchmarks/fit_end_check.py`` on the ACDC
 *training* patients only (area-weighted, so a large wrong basal slice counts more than a few
-apical pixels). An end slice judged not-RV is removed and the new end is judged again, at most
-``max_trim`` slices per end.
+apical pixels; the shipped weights on all 80, for the current default; a re-fit uses the 20 kept
+out of the on-policy decoder fine-tune's recordings, and writes weights only when they gain
+out-of-fold RV Dice: without the file nothing is checked). An end slice judged not-RV is
+removed and the new end is judged again, at most ``max_trim`` slices per end.
 
 It touches only slices written by propagation or zero-click; only on frames where the LV and
 myocardium are segmented too (the features need them); never while the RV is locked

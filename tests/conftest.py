@@ -19,3 +19,17 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is absent")
     return SHARED_DATA
+
+
+@pytest.fixture()
+def end_check_weights():
+    """Make RV end-check weights for any model (all-zero coefficients; tests stub the
+    probability): the behaviour of the check is tested, not the shipped fit."""
+    from medseg import end_check
+
+    def make(max_trim: int) -> dict:
+        zero = {"w0": 0.0, "w": [0.0] * len(end_check.FEATURES)}
+        return {"structure": "rv", "context": ["lv", "myo"], "features": list(end_check.FEATURES), "ends": {"base": zero, "apex": zero},
+                "threshold": 0.5, "max_trim": max_trim, "model_sha256": None}
+
+    return make

@@ -230,11 +230,11 @@ def _slices(session, name: str, t: int) -> list[int]:
 
 
 @pytest.fixture()
-def end_check_says(monkeypatch):
+def end_check_says(monkeypatch, end_check_weights):
     """Make the RV end check's model answer ``p`` (its fitted weights are not what is tested)."""
     from medseg import end_check
 
-    w = {**end_check.weights(), "max_trim": 1}
+    w = end_check_weights(max_trim=1)
 
     def say(p: float):
         monkeypatch.setattr(end_check, "weights", lambda: w)
@@ -335,10 +335,10 @@ def test_change_names_what_the_rules_removed():
     assert Change("auto").removed_text() == ""
 
 
-def test_rv_end_check_only_runs_with_the_model_it_was_fitted_on(model, phantom, monkeypatch):
+def test_rv_end_check_only_runs_with_the_model_it_was_fitted_on(model, phantom, monkeypatch, end_check_weights):
     from medseg import end_check
 
-    w = {**end_check.weights(), "max_trim": 1}
+    w = end_check_weights(max_trim=1)
     monkeypatch.setattr(end_check, "probability", lambda *a: 0.9)
     for sha, trimmed in ((model.sha256, True), ("0" * 64, False)):
         monkeypatch.setattr(end_check, "weights", lambda sha=sha: {**w, "model_sha256": sha})

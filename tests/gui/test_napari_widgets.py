@@ -152,11 +152,13 @@ def test_sample_data_and_manifest_widgets(make_napari_viewer, qtbot):
     assert meas.report["mode"] == "cine" and np.isfinite(meas.report["lv"]["ef_pct"])
 
 
-def test_status_line_names_slices_a_rule_removed(make_napari_viewer, qtbot, model_provider, cine_path, monkeypatch):
+def test_status_line_names_slices_a_rule_removed(make_napari_viewer, qtbot, model_provider, cine_path, monkeypatch, end_check_weights):
     """After the automatic pass the status line says which RV slices the end check removed
     (the check's model is stubbed to call every end slice not-RV)."""
     from medseg import end_check
 
+    weights = end_check_weights(max_trim=2)
+    monkeypatch.setattr(end_check, "weights", lambda: weights)
     monkeypatch.setattr(end_check, "probability", lambda *a: 0.9)
     viewer = make_napari_viewer()
     (image,) = viewer.open(str(cine_path), plugin="medseg")
