@@ -12,7 +12,10 @@ and at the base (where the experts stop): once both were propagated (or found by
 on a frame, :func:`unenclosed_runs` lists the model-written LV slices beyond the myocardium's
 slice range; on each, walking outwards, the myocardium is propagated on (:func:`enclosing_step`)
 and kept where it surrounds the LV (its walk had stopped early), else the LV slice and those
-beyond it are removed (the LV walk went too far). The session does this inside its
+beyond it are removed (the LV walk went too far). The mirror at the base: model-written
+myocardium slices beyond the LV's basal end (:func:`empty_rings`) get an LV from a box prompt
+where the ring surrounds it (:func:`cavity_step`; a decoder fine-tuned on its own propagations
+can return an empty LV on a basal slice that has one). The session does this inside its
 propagation / auto step, and then checks the RV's end slices (:mod:`medseg.end_check`).
 Generators yield ``(frame, slice, Prediction)`` as results come, so a UI can show progress.
 """
@@ -290,6 +293,64 @@ def unenclosed_runs(session, frames: list[int] | None = None, structures: list[s
                 if run:
                     out.append((inner, outer, t, step, run))
     return out
+
+
+def empty_rings(session, frames: list[int] | None = None, structures: list[str] | None = None) -> list[tuple[str, str, int, int, list[int]]]:
+    """The mirror of :func:`unenclosed_runs` at the base: ``(inner, outer, frame, step, slices)``
+    for the model-written slices of the enclosing structure (myocardium) beyond the enclosed
+    one's (LV blood pool's) slice range at its basal end (the end where its area is larger), in
+    walking order outwards, on frames where both have model-written slices. There the LV walk
+    stopped early (the decoder can return an empty LV on a basal slice), or the myocardium's
+    went too far; :func:`cavity_step` tells which. User-prompted or painted slices end a run,
+    a slice that already holds the inner structure too, and a locked inner structure is never
+    changed."""
+    out = []
+    for inner, outer in ENCLOSED_BY.items():
+        if structures is not None and inner not in structures and outer not in structures:
+            continue
+        if inner not in session.structures or outer not in session.structures or session.structure(inner).locked:
+            continue
+        vi, vo = session.structure(inner).value, session.structure(outer).value
+        both = _model_frames(session, inner) & _model_frames(session, outer)
+        nz = session.volume.n_slices
+        for t in sorted(both if frames is None else both & set(frames)):
+            area = (session.labels[t] == vi).sum(axis=(1, 2))
+            zi = np.flatnonzero(area)
+            if len(zi) < 2 or area[zi[0]] == area[zi[-1]]:
+                continue
+            step = -1 if area[zi[0]] > area[zi[-1]] else 1
+            run = []
+            for z in range(zi[0] - 1, -1, -1) if step < 0 else range(zi[-1] + 1, nz):
+                res = session.results.get((outer, t, z))
+                if not (session.labels[t, z] == vo).any() or not _by_model(res) or (session.labels[t, z] == vi).any():
+                    break
+                run.append(z)
+            if run:
+                out.append((inner, outer, t, step, run))
+    return out
+
+
+def cavity_step(session, inner: str, outer: str, t: int, z: int, z_prev: int) -> Prediction | None:
+    """The enclosed structure (LV) on (t, z), prompted by a box only (its box on ``z_prev``,
+    slightly enlarged: the mask prompt is what came back empty) and checked like a propagated
+    slice (score, area ratio, leak, overlap); returned when the enclosing structure's mask on
+    (t, z) surrounds it (ray coverage >= :data:`medseg.review.MIN_ENCLOSURE`), else None."""
+    from .measure.geometry import stack_geometry
+    from .measure.qc import coverage_per_slice
+    from .review import MIN_ENCLOSURE
+
+    prev = session.labels[t, z_prev] == session.structure(inner).value
+    ring = session.labels[t, z] == session.structure(outer).value
+    box = Box.from_mask(prev)
+    if box is None or not ring.any() or session.blank(t, z):
+        return None
+    session._set_slice(t, z)
+    pred = session.predictor.predict(box=_grow(box, prev.shape), structure=inner)
+    if not _accept(pred, prev, check_end=True, pixel_mm2=_pixel_mm2(session)):
+        return None
+    geom = stack_geometry(session.volume.affine, (1, *ring.shape))
+    cov = coverage_per_slice(pred.mask[None], ring[None], geom)[0]
+    return pred if cov >= MIN_ENCLOSURE else None
 
 
 def enclosing_step(session, outer: str, inner: str, t: int, z: int, z_prev: int) -> Prediction | None:

@@ -374,10 +374,13 @@ class Session:
         found by zero-click: on each model-written LV slice beyond the myocardium's slice range
         (walking outwards) the myocardium is propagated on without its stop checks; where it
         surrounds the LV, it is written (its walk had stopped early), else that LV slice and the
-        ones beyond it are removed (the LV walk went past the apex or the base). Part of the
-        calling operation's undo step (:func:`medseg.propagation.unenclosed_runs`); returns the
-        removed slices."""
-        from .propagation import enclosing_step, unenclosed_runs
+        ones beyond it are removed (the LV walk went past the apex or the base). The mirror at
+        the base: on each model-written myocardium slice beyond the LV's basal end, the LV is
+        prompted with its neighbour's box and written where the ring surrounds it (the LV walk
+        had stopped early), until a slice where it does not. Part of the calling operation's
+        undo step (:func:`medseg.propagation.unenclosed_runs`, :func:`~medseg.propagation.empty_rings`);
+        returns the removed slices."""
+        from .propagation import cavity_step, empty_rings, enclosing_step, unenclosed_runs
 
         removed: list[dict[str, Any]] = []
         for inner, outer, t, step_z, run in unenclosed_runs(self, frames, structures):
@@ -390,6 +393,12 @@ class Session:
                     self._erase(step, change, inner, t, zz)
                     removed.append({"structure": inner, "frame": t, "slice": zz, "rule": f"{inner}_outside_{outer}"})
                 break
+        for inner, outer, t, step_z, run in empty_rings(self, frames, structures):
+            for z in run:
+                pred = cavity_step(self, inner, outer, t, z, z - step_z)
+                if pred is None:
+                    break
+                self._write(step, change, inner, t, z, pred, {"propagated_from": [t, z - step_z], "enclosed_by": outer})
         return removed
 
     def _erase(self, step: _UndoStep, change: Change, name: str, t: int, z: int) -> None:

@@ -54,9 +54,11 @@ def test_segment_prompts_from_key_slice_writes_labels_and_provenance(study, tmp_
     assert set(prov["confidence"]["volume"]) == {"lv", "myo", "rv"} and "needs_review" in prov
 
 
-def test_segment_says_which_slices_the_rv_end_check_removed(study, tmp_path, capsys, monkeypatch):
+def test_segment_says_which_slices_the_rv_end_check_removed(study, tmp_path, capsys, monkeypatch, end_check_weights):
     from medseg import end_check
 
+    weights = end_check_weights(max_trim=2)
+    monkeypatch.setattr(end_check, "weights", lambda: weights)
     monkeypatch.setattr(end_check, "probability", lambda *a: 0.9)  # every end slice judged not RV
     args = ["segment", str(study / "img.nii.gz"), "--prompts-from", str(study / "gt.nii.gz"), "--label-map", "lv=1,myo=2,rv=3", "--key-slice"]
     capsys.readouterr()

@@ -202,6 +202,52 @@ def test_lv_walk_beyond_the_myocardium_is_trimmed(session, model, phantom, monke
     assert (session.labels[0, last] == 1).any() and prop.unenclosed_runs(session) == []
 
 
+def _base_end(session, t: int = 0) -> int:
+    """The LV's basal end slice (the end of its slice range where its area is larger)."""
+    lv = _slices(session, "lv", t)
+    area = [(session.labels[t, z] == 1).sum() for z in (lv[0], lv[-1])]
+    assert area[0] != area[1]
+    return lv[0] if area[0] > area[1] else lv[-1]
+
+
+def test_lv_walk_that_stopped_early_at_the_base_is_extended_into_the_myocardium_ring(session, phantom):
+    """A model-written basal myocardium slice beyond the LV's range holds an LV the box prompt
+    finds and the ring surrounds: the LV is written there (in the same undo step as the
+    operation that found it), with its provenance."""
+    for name in ("myo", "lv"):
+        session.apply_prompt(SlicePrompt(name, 0, 2, box=_box(phantom.labels[0, 2], phantom.label_map[name])))
+        session.propagate(name, 0, 2)
+    zb = _base_end(session)
+    session.clear("lv", 0, zb)  # as if the LV walk had stopped one slice early at the base
+    assert (session.labels[0, zb] == 2).any() and not (session.labels[0, zb] == 1).any()
+    session.propagate("myo", 0, 2)  # re-propagating the ring checks its cavities
+    assert (session.labels[0, zb] == 1).any() and session.results[("lv", 0, zb)].prompt["enclosed_by"] == "myo"
+    gt, m = phantom.labels[0, zb] == 1, session.labels[0, zb] == 1
+    assert 2 * (gt & m).sum() / (gt.sum() + m.sum()) > 0.7
+    session.undo()
+    assert not (session.labels[0, zb] == 1).any()
+
+
+def test_empty_ring_stays_empty_when_the_ring_does_not_surround_the_lv(session, phantom, monkeypatch):
+    """Where the LV found in a basal ring is not enclosed by it (cavity_step says None) the
+    slice stays as it was; an LV cleared at the apex end is never refilled by this rule."""
+    import medseg.propagation as prop
+
+    for name in ("myo", "lv"):
+        session.apply_prompt(SlicePrompt(name, 0, 2, box=_box(phantom.labels[0, 2], phantom.label_map[name])))
+        session.propagate(name, 0, 2)
+    zb = _base_end(session)
+    lv = _slices(session, "lv", 0)
+    za = lv[-1] if zb == lv[0] else lv[0]
+    session.clear("lv", 0, za)
+    assert all(za not in r[4] for r in prop.empty_rings(session))
+    session.clear("lv", 0, zb)
+    assert [r[4][0] for r in prop.empty_rings(session)] == [zb]
+    monkeypatch.setattr(prop, "cavity_step", lambda *a, **k: None)
+    session.propagate("myo", 0, 2)
+    assert not (session.labels[0, zb] == 1).any() and not (session.labels[0, za] == 1).any()
+
+
 @pytest.mark.parametrize("order", [("rv", "myo", "lv"), ("lv", "myo", "rv")])
 def test_key_slice_segmentation_keeps_lv_inside_the_myocardium(model, phantom, order):
     from medseg.labels import LabelMap
