@@ -34,6 +34,19 @@ LR, BATCH, WARMUP, SEED, PHANTOMS = 3e-5, 32, 50, 1, 300
 MODE_PROBS = (0.30, 0.10, 0.08, 0.14, 0.38)  # box, roi_points, full_points, auto, mask
 
 
+def frozen_encoder_model(init: str, lr: float):
+    """The checkpoint ``init`` in float32 training mode with its image encoder frozen (eval
+    mode, no gradients), the parameters left to train (prompt encoder + mask decoder) and
+    their AdamW optimiser."""
+    model, _, _ = load_checkpoint(init)
+    model = model.float().train()
+    model.image_encoder.eval()
+    for q in model.image_encoder.parameters():
+        q.requires_grad_(False)
+    params = [q for q in model.parameters() if q.requires_grad]
+    return model, params, torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+
+
 def main(pack: str, init: str, out: str, budget_s: float) -> None:
     torch.manual_seed(SEED)
     gen = torch.Generator()
@@ -41,13 +54,7 @@ def main(pack: str, init: str, out: str, budget_s: float) -> None:
     prompts.MODE_PROBS = MODE_PROBS
     bank = bank_from_pack(pack, PHANTOMS, SEED, "cpu")
     bank.train_weights = bank.weights(0)
-    model, _, _ = load_checkpoint(init)
-    model = model.float().train()
-    model.image_encoder.eval()
-    for p in model.image_encoder.parameters():
-        p.requires_grad_(False)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=LR, weight_decay=0.01)
+    model, params, opt = frozen_encoder_model(init, LR)
     # medseg train's step (prompt simulation, loss, correction-click pass, clipping): the frozen
     # encoder builds no autograd graph, so only the prompt encoder and decoder are trained
     cfg = TrainConfig(device="cpu", batch_size=BATCH, correction_prob=0.5, bf16=False)

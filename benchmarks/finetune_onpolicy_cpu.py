@@ -221,7 +221,9 @@ def lowres_loss(low: torch.Tensor, iou: torch.Tensor, target: torch.Tensor, mult
 
 def train(init: str, out: str, budget_s: float, work: Path) -> None:
     """Step 3: fine-tune the prompt encoder + decoder on the recorded decodes and the replay."""
-    from medseg.models.checkpoints import load_checkpoint, read_checkpoint_header, save_checkpoint
+    from finetune_decoder_cpu import frozen_encoder_model
+
+    from medseg.models.checkpoints import read_checkpoint_header, save_checkpoint
     from medseg.training.prompts import N_POINTS, jitter_boxes
 
     torch.manual_seed(SEED)
@@ -229,13 +231,7 @@ def train(init: str, out: str, budget_s: float, work: Path) -> None:
     srcs = [dict(np.load(work / f"{n}.npz")) for n in SOURCES]
     weights = np.array(list(SOURCES.values()))
     weights = weights / weights.sum()
-    model, _, _ = load_checkpoint(init)
-    model = model.float().train()
-    model.image_encoder.eval()
-    for p in model.image_encoder.parameters():
-        p.requires_grad_(False)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=LR, weight_decay=0.01)
+    model, params, opt = frozen_encoder_model(init, LR)
     size, b = model.config.img_size, BATCH
     t0, step = time.perf_counter(), 0
     while (elapsed := time.perf_counter() - t0) < budget_s:
