@@ -272,27 +272,34 @@ def unenclosed_runs(session, frames: list[int] | None = None, structures: list[s
     (accepted) inner structure. ``structures``: only
     pairs involving one of them (the structures an operation just wrote)."""
     out = []
+    nz = session.volume.n_slices
+    for inner, outer, vi, vo, t in _enclosure_frames(session, frames, structures):
+        zo = [z for z in range(nz) if (session.labels[t, z] == vo).any()]
+        if not zo:
+            continue
+        for step, side in ((1, range(zo[-1] + 1, nz)), (-1, range(zo[0] - 1, -1, -1))):
+            run = []
+            for z in side:
+                if not (session.labels[t, z] == vi).any() or not _by_model(session.results.get((inner, t, z))):
+                    break
+                run.append(z)
+            if run:
+                out.append((inner, outer, t, step, run))
+    return out
+
+
+def _enclosure_frames(session, frames: list[int] | None, structures: list[str] | None) -> Iterator[tuple[str, str, int, int, int]]:
+    """``(inner, outer, inner value, outer value, frame)`` for each pair of :data:`ENCLOSED_BY`
+    the session has (involving one of ``structures`` when given; never a locked, accepted, inner
+    structure) and each of ``frames`` (default all) where both have model-written slices."""
     for inner, outer in ENCLOSED_BY.items():
         if structures is not None and inner not in structures and outer not in structures:
             continue
         if inner not in session.structures or outer not in session.structures or session.structure(inner).locked:
             continue  # an accepted (locked) structure is never changed
-        vi, vo = session.structure(inner).value, session.structure(outer).value
         both = _model_frames(session, inner) & _model_frames(session, outer)
-        nz = session.volume.n_slices
         for t in sorted(both if frames is None else both & set(frames)):
-            zo = [z for z in range(nz) if (session.labels[t, z] == vo).any()]
-            if not zo:
-                continue
-            for step, side in ((1, range(zo[-1] + 1, nz)), (-1, range(zo[0] - 1, -1, -1))):
-                run = []
-                for z in side:
-                    if not (session.labels[t, z] == vi).any() or not _by_model(session.results.get((inner, t, z))):
-                        break
-                    run.append(z)
-                if run:
-                    out.append((inner, outer, t, step, run))
-    return out
+            yield inner, outer, session.structure(inner).value, session.structure(outer).value, t
 
 
 def empty_rings(session, frames: list[int] | None = None, structures: list[str] | None = None) -> list[tuple[str, str, int, int, list[int]]]:
@@ -305,28 +312,20 @@ def empty_rings(session, frames: list[int] | None = None, structures: list[str] 
     a slice that already holds the inner structure too, and a locked inner structure is never
     changed."""
     out = []
-    for inner, outer in ENCLOSED_BY.items():
-        if structures is not None and inner not in structures and outer not in structures:
+    nz = session.volume.n_slices
+    for inner, outer, vi, vo, t in _enclosure_frames(session, frames, structures):
+        area = (session.labels[t] == vi).sum(axis=(1, 2))
+        zi = np.flatnonzero(area)
+        if len(zi) < 2 or area[zi[0]] == area[zi[-1]]:
             continue
-        if inner not in session.structures or outer not in session.structures or session.structure(inner).locked:
-            continue
-        vi, vo = session.structure(inner).value, session.structure(outer).value
-        both = _model_frames(session, inner) & _model_frames(session, outer)
-        nz = session.volume.n_slices
-        for t in sorted(both if frames is None else both & set(frames)):
-            area = (session.labels[t] == vi).sum(axis=(1, 2))
-            zi = np.flatnonzero(area)
-            if len(zi) < 2 or area[zi[0]] == area[zi[-1]]:
-                continue
-            step = -1 if area[zi[0]] > area[zi[-1]] else 1
-            run = []
-            for z in range(zi[0] - 1, -1, -1) if step < 0 else range(zi[-1] + 1, nz):
-                res = session.results.get((outer, t, z))
-                if not (session.labels[t, z] == vo).any() or not _by_model(res) or (session.labels[t, z] == vi).any():
-                    break
-                run.append(z)
-            if run:
-                out.append((inner, outer, t, step, run))
+        step = -1 if area[zi[0]] > area[zi[-1]] else 1
+        run = []
+        for z in range(zi[0] - 1, -1, -1) if step < 0 else range(zi[-1] + 1, nz):
+            if not (session.labels[t, z] == vo).any() or not _by_model(session.results.get((outer, t, z))) or (session.labels[t, z] == vi).any():
+                break
+            run.append(z)
+        if run:
+            out.append((inner, outer, t, step, run))
     return out
 
 
