@@ -219,6 +219,20 @@ def lowres_loss(low: torch.Tensor, iou: torch.Tensor, target: torch.Tensor, mult
     return seg_loss.mean() + f.mse_loss(iou, iou_true)
 
 
+def decoder_step(model, opt, params, emb: torch.Tensor, prompts: dict, target: torch.Tensor, multimask: torch.Tensor) -> torch.Tensor:
+    """One optimiser step of the prompt encoder + decoder on frozen-encoder embeddings ``emb``
+    with the prompt tensors ``prompts`` (``embed_prompts``' keywords): lowres_loss, gradient
+    clipping at 1. Returns the (detached) loss."""
+    sparse, dense = model.embed_prompts(len(emb), **prompts)
+    low, iou = model.decode(emb, sparse, dense)
+    loss = lowres_loss(low, iou, target, multimask)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    return loss.detach()
+
+
 def train(init: str, out: str, budget_s: float, work: Path) -> None:
     """Step 3: fine-tune the prompt encoder + decoder on the recorded decodes and the replay."""
     from finetune_decoder_cpu import frozen_encoder_model
@@ -249,16 +263,11 @@ def train(init: str, out: str, budget_s: float, work: Path) -> None:
             points, labels = torch.zeros(b, N_POINTS, 2), torch.full((b, N_POINTS), -1)  # padding slots, as inference
             jittered = jitter_boxes(boxes, size).clamp(0, size)
             boxes = torch.where((~has_mask | (torch.rand(b) < 0.5))[:, None], jittered, boxes)
-        sparse, dense = model.embed_prompts(b, points=points, point_labels=labels, boxes=boxes,
-                                            has_box=torch.from_numpy(d["has_box"][j]), structure=torch.from_numpy(d["structure"][j]),
-                                            mask_inputs=torch.from_numpy(d["mask"][j].astype(np.float32))[:, None], has_mask=has_mask)
-        low, iou = model.decode(torch.from_numpy(d["emb"][j].astype(np.float32)), sparse, dense)
+        prompts = {"points": points, "point_labels": labels, "boxes": boxes, "has_box": torch.from_numpy(d["has_box"][j]),
+                   "structure": torch.from_numpy(d["structure"][j]), "mask_inputs": torch.from_numpy(d["mask"][j].astype(np.float32))[:, None],
+                   "has_mask": has_mask}
         target = torch.from_numpy(np.unpackbits(d["target"][j], axis=1).reshape(b, 1, size, size).astype(np.float32))
-        loss = lowres_loss(low, iou, target, multimask)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        loss = decoder_step(model, opt, params, torch.from_numpy(d["emb"][j].astype(np.float32)), prompts, target, multimask)
         step += 1
         if step % 200 == 0:
             print(f"step {step}  {elapsed:.0f} s  {step * b} samples  loss {float(loss.detach()):.4f}", flush=True)
