@@ -6,7 +6,9 @@ ends: an empty prediction, a predicted IoU below ``min_score``, an area that col
 ``MIN_AREA_RATIO`` or explodes above ``MAX_AREA_RATIO`` times the previous slice's (a leak out
 of the structure; the previous area counts as at least ``LEAK_FLOOR_MM2``), no overlap with the
 previous mask, or a slice without signal (every pixel the same value: a blank or padding slice,
-which zero-click skips too).
+which zero-click skips too). Zero-click keeps a per-slice finding beyond the propagated slices
+when it touches its neighbour's mask, is no leak, and does not regrow past an end where the
+structure narrows (``REGROW_RATIO``: a ventricle tapers to its apex).
 In a short-axis stack the LV blood pool is enclosed by myocardium, also at the apex (the cap)
 and at the base (where the experts stop): once both were propagated (or found by zero-click)
 on a frame, :func:`unenclosed_runs` lists the model-written LV slices beyond the myocardium's
@@ -244,10 +246,28 @@ def _auto_stack(session, structure: str, t: int, per_slice: dict[int, Prediction
         if z in out:
             continue
         nb = out.get(z - 1) or out.get(z + 1)
-        if nb is not None and (per_slice[z].mask & nb.mask).any() and not _leaks(int(per_slice[z].mask.sum()), nb.mask, px):
+        area = int(per_slice[z].mask.sum())
+        if nb is not None and (per_slice[z].mask & nb.mask).any() and not _leaks(area, nb.mask, px) and not _regrows(area, z, out):
             out[z] = per_slice[z]
     for z in sorted(out):
         yield t, z, out[z]
+
+
+REGROW_RATIO = 1.5  # past a tapering end a cavity does not grow again by more than this
+
+
+def _regrows(area: int, z: int, out: dict[int, Prediction]) -> bool:
+    """True when slice ``z`` lies beyond an end of ``out`` (slice -> prediction) where the
+    structure tapers (its end slice smaller than the one inside it) and ``area`` is more than
+    REGROW_RATIO times that end slice's: at the apex the ventricle narrows to its tip, so a
+    zero-click finding there that is several times the last slice's area (under the leak
+    floor, which keeps small apical masks from counting as leaks) is something else."""
+    for end, inner in ((z - 1, z - 2), (z + 1, z + 2)):
+        if end in out and inner in out and z not in out:
+            a_end, a_inner = int(out[end].mask.sum()), int(out[inner].mask.sum())
+            if a_end < a_inner and area > REGROW_RATIO * a_end:
+                return True
+    return False
 
 
 ENCLOSED_BY = {"lv": "myo"}  # inner structure -> the structure that encloses it on every slice

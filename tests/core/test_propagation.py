@@ -128,3 +128,28 @@ def test_zero_click_rv_findings_away_from_the_heart_are_dropped():
     prop._drop_detached(found)
     assert sorted(found["rv"]) == [0, 3, 4]
     assert sorted(found["myo"]) == [0, 1, 2] and sorted(found["lv"]) == [0, 4]  # the neighbours are not touched
+
+
+class _Stack(_NoBlank):
+    def __init__(self, n_slices: int, pixel_mm: float = 1.5):
+        super().__init__(pixel_mm)
+        self.volume.n_slices = n_slices
+
+
+@pytest.mark.parametrize(
+    ("apex_side", "base_side", "kept"),
+    [
+        (12, 14, [0, 1, 2, 3, 4]),  # 144 px past a 25 px apical tip: not the ventricle (under the leak floor)
+        (6, 14, [0, 1, 2, 3, 4, 5]),  # 36 px: still narrowing towards the tip, kept
+        (6, 18, [0, 1, 2, 3, 4, 5]),  # at the widening (basal) end a larger finding is kept: 324 px after 144
+    ],
+)
+def test_zero_click_findings_do_not_regrow_past_a_tapering_end(monkeypatch, apex_side, base_side, kept):
+    # ACDC patient098 at end-systole: the LV walk ended at 126 px on the apical slice, and the
+    # zero-click finding beyond it (792 px, under the 600 mm^2 leak floor) was kept as LV
+    sides = {1: 12, 2: 11, 3: 10, 4: 5}  # the propagated stack: widest at slice 1 (base), tip at 4
+    walked = {z: Prediction(_square(s), 0.9) for z, s in sides.items()}
+    monkeypatch.setattr(prop, "propagate_slices", lambda session, s, t, key, seed_mask=None: ((t, z, p) for z, p in walked.items() if z != key))
+    per_slice = {2: walked[2], 0: Prediction(_square(base_side), 0.8), 5: Prediction(_square(apex_side), 0.8)}
+    out = [z for _, z, _ in prop._auto_stack(_Stack(6), "lv", 0, per_slice)]
+    assert out == kept
