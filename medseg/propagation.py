@@ -38,6 +38,7 @@ MAX_AREA_RATIO = 3.0  # a structure never triples from one slice to the next: th
 # not bound the next one (the slit-like end-systolic LV cavity of a thick-walled ventricle
 # widens 3-5x within one slice towards the base; a small RV at the apex likewise)
 LEAK_FLOOR_MM2 = 600.0
+REGROW_RATIO = 1.5  # zero-click: past a narrowing end (the apex) a structure does not grow again by more than this
 MIN_PIXELS = 6
 AUTO_MIN_SCORE = 0.35
 
@@ -251,9 +252,6 @@ def _auto_stack(session, structure: str, t: int, per_slice: dict[int, Prediction
             out[z] = per_slice[z]
     for z in sorted(out):
         yield t, z, out[z]
-
-
-REGROW_RATIO = 1.5  # past a tapering end a cavity does not grow again by more than this
 
 
 def _regrows(area: int, z: int, out: dict[int, Prediction]) -> bool:
