@@ -235,6 +235,7 @@ def record_job(model_path: str, source: str, mode: str, ks: list[int]) -> dict[s
 
 def score_job(model_path: str, mode: str, ks: list[int]) -> list[dict]:
     """3-D Dice per structure and LV voxel counts of validation cases ``ks``."""
+    from medseg.evaluation import dice as dice_of
     from medseg.labels import LabelMap
 
     loaded = _model(model_path)
@@ -243,10 +244,7 @@ def score_job(model_path: str, mode: str, ks: list[int]) -> list[dict]:
     for k in ks:
         vol, ref = _case(k)
         pred = _segment(vol, ref, lm, mode, loaded).labels
-        dice = {}
-        for s, v in lm.values.items():
-            p, r = pred == v, ref == v
-            dice[s] = float(2 * (p & r).sum() / max(p.sum() + r.sum(), 1))
+        dice = {s: dice_of(pred == v, ref == v) for s, v in lm.values.items()}
         name = bytes(np.asarray(_W["cases"][f"name_{k}"])).decode()
         rows.append({"name": name, "dice": dice, "lv_pred": int((pred == 1).sum()), "lv_ref": int((ref == 1).sum())})
     return rows

@@ -255,13 +255,13 @@ def _auto_stack(session, structure: str, t: int, per_slice: dict[int, Prediction
 
 
 def _regrows(area: int, z: int, out: dict[int, Prediction]) -> bool:
-    """True when slice ``z`` lies beyond an end of ``out`` (slice -> prediction) where the
+    """True when slice ``z`` (not in ``out``) lies beyond an end of ``out`` (slice -> prediction) where the
     structure tapers (its end slice smaller than the one inside it) and ``area`` is more than
     REGROW_RATIO times that end slice's: at the apex the ventricle narrows to its tip, so a
     zero-click finding there that is several times the last slice's area (under the leak
     floor, which keeps small apical masks from counting as leaks) is something else."""
     for end, inner in ((z - 1, z - 2), (z + 1, z + 2)):
-        if end in out and inner in out and z not in out:
+        if end in out and inner in out:
             a_end, a_inner = int(out[end].mask.sum()), int(out[inner].mask.sum())
             if a_end < a_inner and area > REGROW_RATIO * a_end:
                 return True
