@@ -153,3 +153,14 @@ def test_zero_click_findings_do_not_regrow_past_a_tapering_end(monkeypatch, apex
     per_slice = {2: walked[2], 0: Prediction(_square(base_side), 0.8), 5: Prediction(_square(apex_side), 0.8)}
     out = [z for _, z, _ in prop._auto_stack(_Stack(6), "lv", 0, per_slice)]
     assert out == kept
+
+
+@pytest.mark.parametrize(("structure", "kept"), [("lv", [0, 1, 2, 3, 4]), ("rv", [1, 2, 3])])
+def test_zero_click_rv_extent_is_its_walk(monkeypatch, structure, kept):
+    # A basal per-slice finding beyond the walk, touching its end slice and no leak, is kept
+    # for the LV; for the RV (WALK_ONLY) such a finding is mostly the right atrium: dropped,
+    # at either end
+    walked = {z: Prediction(_square(s), 0.9) for z, s in {1: 12, 2: 11, 3: 9}.items()}
+    monkeypatch.setattr(prop, "propagate_slices", lambda session, s, t, key, seed_mask=None: ((t, z, p) for z, p in walked.items() if z != key))
+    per_slice = {2: walked[2], 0: Prediction(_square(12), 0.9), 4: Prediction(_square(7), 0.9)}
+    assert [z for _, z, _ in prop._auto_stack(_Stack(5), structure, 0, per_slice)] == kept
