@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-STEP_KEYS = ("finetune_onpolicy", "gpu_onpolicy_round")
+STEP_KEYS = ("finetune_onpolicy", "gpu_onpolicy_round", "weight_average")
 
 
 def main(src: str, dst: str, before: str, date: str, extra: list[str]) -> None:

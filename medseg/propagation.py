@@ -10,6 +10,8 @@ which zero-click skips too). Zero-click keeps a per-slice finding beyond the pro
 when it touches its neighbour's mask, is no leak, and does not regrow past an end where the
 structure narrows (``REGROW_RATIO``: a ventricle tapers to its apex); never for the RV
 (``WALK_ONLY``), whose findings beyond its walk are mostly the right atrium at the base.
+An RV that zero-click finds on no slice of a frame is looked for with clicks around the
+myocardium it found (:func:`probe_beside`; a small end-systolic RV can escape the RV token).
 In a short-axis stack the LV blood pool is enclosed by myocardium, also at the apex (the cap)
 and at the base (where the experts stop): once both were propagated (or found by zero-click)
 on a frame, :func:`unenclosed_runs` lists the model-written LV slices beyond the myocardium's
@@ -25,7 +27,7 @@ Generators yield ``(frame, slice, Prediction)`` as results come, so a UI can sho
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -169,10 +171,15 @@ def auto_segment(session, structures: list[str], frames: list[int] | None = None
     structure the most confident finding becomes the key slice, and propagation from it (up and down the stack)
     gives the structure's extent — a single missed or spurious slice cannot break the stack.
     Slices the propagation did not reach keep a confident zero-click finding when it overlaps
-    the propagated mask of a neighbouring slice (not for the structures in :data:`WALK_ONLY`)."""
+    the propagated mask of a neighbouring slice (not for the structures in :data:`WALK_ONLY`).
+    A structure of :data:`PROBE_BESIDE` found on no slice of any of ``frames`` is looked for
+    with clicks beside its neighbour (:func:`probe_beside`); found on other frames, it is left
+    to :func:`fill_missing_frames`."""
     frames = list(range(session.volume.n_frames)) if frames is None else frames
     nz = session.volume.n_slices
     total, done = len(frames) * nz, 0
+    unfound: list[tuple[int, str, dict[int, Prediction], list[dict[int, Prediction]]]] = []
+    found_on_a_frame: set[str] = set()
     for t in frames:
         found: dict[str, dict[int, Prediction]] = {s: {} for s in structures}
         for z in range(nz):
@@ -186,7 +193,18 @@ def auto_segment(session, structures: list[str], frames: list[int] | None = None
             if progress:
                 progress(done, total)
         _drop_detached(found)
+        for s, near in PROBE_BESIDE.items():
+            if s in found and not found[s] and found.get(near):
+                unfound.append((t, s, found[near], [f for o, f in found.items() if o not in (s, near)]))
         for s, per_slice in found.items():
+            if per_slice:
+                found_on_a_frame.add(s)
+                yield from ((s, tt, zz, p) for tt, zz, p in _auto_stack(session, s, t, per_slice))
+    # probes last, and only where no other frame has the structure: on a cine the session
+    # carries a frame's miss over from the nearest frame that has it (fill_missing_frames)
+    for t, s, near, others in unfound:
+        if s not in found_on_a_frame:
+            per_slice = probe_beside(session, s, t, near, others)
             if per_slice:
                 yield from ((s, tt, zz, p) for tt, zz, p in _auto_stack(session, s, t, per_slice))
 
@@ -238,6 +256,71 @@ def _drop_detached(found: dict[str, dict[int, Prediction]]) -> None:
             grown = ndimage.binary_dilation(found[s][z].mask, iterations=ADJACENT_PX)
             if not any((grown & m).any() for m in nb):
                 del found[s][z]
+
+
+# zero-click: a structure found on no slice of a frame, whose neighbour was found, is looked for
+# beside it. The RV token alone can miss a small end-systolic RV on every slice (ACDC patient037
+# ES; M&Ms-2 subject 001, both frames), while the same token with one click in the RV finds it:
+# clicks on a ring around the myocardium (PROBE_DIRECTIONS directions, PROBE_DIST x its extent
+# from its centre), on the middle half of the slices where the myocardium was found; a result
+# must abut the myocardium, lie outside it, the cavity it encloses and the other structures'
+# findings (the LV; in a long-axis view the atria), score PROBE_MIN_SCORE and be
+# found by another click too (PROBE_MIN_SUPPORT: a single click's finding was another structure
+# on 4 of 80 ACDC volumes with the token's RV withheld, none with it); the best-scoring one
+# becomes the key slice of the RV's walk.
+PROBE_BESIDE = {"rv": "myo"}
+PROBE_DIRECTIONS = 8
+PROBE_DIST = 0.75
+PROBE_MIN_SCORE = 0.6
+PROBE_MIN_SUPPORT = 2  # clicks on the slice (itself included) that must find the same mask (IoU > 0.5)
+PROBE_MAX_INSIDE = 0.1  # share of a probe's mask that may lie on the neighbour, inside it or on another structure's finding
+
+
+def probe_beside(session, structure: str, t: int, near: dict[int, Prediction], others: Sequence[dict[int, Prediction]] = ()) -> dict[int, Prediction]:
+    """Click-probe ``structure`` around the neighbour's per-slice findings ``near`` (slice ->
+    Prediction) on frame ``t``, never into them, what they enclose (the LV cavity) or what
+    ``others`` (per-slice findings of the other structures: LV, atria, great vessels) found;
+    returns the best accepted probe per slice (slice -> Prediction)."""
+    from scipy import ndimage
+
+    from .types import Point
+
+    zs = sorted(near)
+    q = len(zs) // 4
+    zs = zs[q : len(zs) - q] or zs
+    h, w = session.volume.array.shape[-2:]
+    out: dict[int, Prediction] = {}
+    for z in zs:
+        ring = near[z].mask
+        if not ring.any():
+            continue
+        taken = [o[z].mask for o in others if z in o]
+        inside = ndimage.binary_fill_holes(ring)
+        for m in taken:
+            inside |= m
+        ys, xs = np.nonzero(ring)
+        cy, cx = ys.mean(), xs.mean()
+        extent = max(ys.max() - ys.min(), xs.max() - xs.min()) + 1
+        session._set_slice(t, z)
+        ok: list[Prediction] = []
+        for k in range(PROBE_DIRECTIONS):
+            a = 2 * np.pi * k / PROBE_DIRECTIONS
+            py, px = cy + np.sin(a) * PROBE_DIST * extent, cx + np.cos(a) * PROBE_DIST * extent
+            if not (0 <= py <= h - 1 and 0 <= px <= w - 1):
+                continue
+            pred = session.predictor.predict(points=[Point(float(py), float(px))], structure=structure)
+            m = pred.mask
+            area = int(m.sum())
+            if area < MIN_PIXELS or pred.score < PROBE_MIN_SCORE or (m & inside).sum() > PROBE_MAX_INSIDE * area:
+                continue
+            if not (ndimage.binary_dilation(m, iterations=ADJACENT_PX) & ring).any():
+                continue
+            ok.append(pred)
+        for pred in ok:  # another click must find the same structure (IoU > 0.5)
+            support = sum((pred.mask & o.mask).sum() > 0.5 * (pred.mask | o.mask).sum() for o in ok)
+            if support >= PROBE_MIN_SUPPORT and (z not in out or pred.score > out[z].score):
+                out[z] = pred
+    return out
 
 
 def _auto_stack(session, structure: str, t: int, per_slice: dict[int, Prediction]) -> Iterator[tuple[int, int, Prediction]]:

@@ -164,3 +164,50 @@ def test_zero_click_rv_extent_is_its_walk(monkeypatch, structure, kept):
     monkeypatch.setattr(prop, "propagate_slices", lambda session, s, t, key, seed_mask=None: ((t, z, p) for z, p in walked.items() if z != key))
     per_slice = {2: walked[2], 0: Prediction(_square(12), 0.9), 4: Prediction(_square(7), 0.9)}
     assert [z for _, z, _ in prop._auto_stack(_Stack(5), structure, 0, per_slice)] == kept
+
+
+class _Clicks(_Stack):
+    """A session stand-in for probe_beside: its predictor answers every click with the mask
+    ``answer(i)`` of the i-th click (score 0.9)."""
+
+    def __init__(self, answer, shape=(64, 64)):
+        super().__init__(1)
+        self.volume.array = np.zeros((1, 1, *shape), np.float32)
+        clicks = []
+
+        def predict(points=(), structure=None):
+            clicks.append(points[0])
+            return Prediction(answer(len(clicks) - 1), 0.9)
+
+        self.predictor = type("P", (), {"predict": staticmethod(predict)})()
+        self.clicks = clicks
+
+    def _set_slice(self, t, z):
+        pass
+
+
+def _ring(shape=(64, 64), c=(32, 32), r0=6, r1=10) -> np.ndarray:
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    d = np.hypot(yy - c[0], xx - c[1])
+    return (d >= r0) & (d <= r1)
+
+
+def test_probe_beside_clicks_around_the_neighbour_and_needs_agreement_and_free_ground():
+    """The RV probe clicks PROBE_DIRECTIONS points around the myocardium; a finding touching it,
+    outside it, its cavity and the other structures' findings, found by two clicks, is kept."""
+    myo = {0: Prediction(_ring(), 0.9)}
+    rv = _at(26, 43, side=12)  # beside the ring's right side, touching it
+    s = _Clicks(lambda i: rv)
+    out = prop.probe_beside(s, "rv", 0, myo)
+    assert list(out) == [0] and out[0].mask is rv
+    assert len(s.clicks) == prop.PROBE_DIRECTIONS
+    radius = [np.hypot(p.y - 32, p.x - 32) for p in s.clicks]  # the ring's centre; extent 21 px
+    assert np.allclose(radius, prop.PROBE_DIST * 21, atol=0.5)
+    # where another structure was found (an atrium in a long-axis view) there is no RV
+    assert prop.probe_beside(_Clicks(lambda i: rv), "rv", 0, myo, [{0: Prediction(rv, 0.9)}]) == {}
+    # the cavity the myocardium encloses is not the RV
+    assert prop.probe_beside(_Clicks(lambda i: _at(28, 28, side=8)), "rv", 0, myo) == {}
+    # a finding no other click agrees with is dropped (each click finds something else)
+    assert prop.probe_beside(_Clicks(lambda i: _at(2 + 7 * i, 43, side=6) | rv if i == 0 else _at(2 + 7 * i, 55, side=4)), "rv", 0, myo) == {}
+    # nor one apart from the myocardium
+    assert prop.probe_beside(_Clicks(lambda i: _at(2, 50, side=6)), "rv", 0, myo) == {}

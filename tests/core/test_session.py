@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import medseg.propagation as prop
 from medseg.errors import EmptyImageError, LabelMapError, PromptError
 from medseg.session import Session
 from medseg.types import Box, SlicePrompt
@@ -126,6 +127,38 @@ def test_auto_carries_a_structure_missed_on_one_frame_over_from_its_neighbour(se
     monkeypatch.setattr(prop, "auto_segment", real)
     session.auto(["lv", "myo", "rv"])
     assert "filled" not in session.log[-1]  # nothing missed, nothing filled
+
+
+@pytest.mark.parametrize(("missed_on", "probed"), [((0,), ["rv"]), ((0, 1), ["rv", "rv"]), ((1,), [])])
+def test_auto_looks_beside_the_myocardium_for_an_rv_its_token_missed(session, phantom, monkeypatch, missed_on, probed):
+    """The RV token alone can miss a small end-systolic RV on every slice of a frame (ACDC
+    patient037 ES, M&Ms-2 subject 001): zero-click then clicks around the myocardium it found
+    (propagation.probe_beside) and walks the RV from the best probe. The token is made to miss
+    on ``missed_on``; a frame missed while another has the RV is filled from that frame
+    instead (no probe); with the token working, nothing is probed."""
+    from medseg.types import Prediction
+
+    frames = sorted({0, *missed_on})
+    real, real_set, real_probe = session.predictor.predict_auto, session._set_slice, prop.probe_beside
+    now, probes = {}, []
+    monkeypatch.setattr(session, "_set_slice", lambda t, z: (now.update(t=t), real_set(t, z))[1])
+
+    def token_misses_rv(structure):
+        p = real(structure)
+        return Prediction(np.zeros_like(p.mask), 0.0) if structure == "rv" and now["t"] in missed_on else p
+
+    monkeypatch.setattr(prop, "probe_beside", lambda *a, **k: probes.append(a[1]) or real_probe(*a, **k))
+    monkeypatch.setattr(session.predictor, "predict_auto", token_misses_rv)
+    session.auto(["lv", "myo", "rv"], frames=frames)
+    assert probes == probed
+    for t in frames:
+        gt, m = phantom.labels[t] == 3, session.labels[t] == 3
+        assert 2 * (gt & m).sum() / (gt.sum() + m.sum()) > 0.7, t
+        assert (m.any(axis=(1, 2)) <= gt.any(axis=(1, 2))).all()  # no RV where the phantom has none
+    session.undo()
+    monkeypatch.setattr(session.predictor, "predict_auto", real)
+    session.auto(["lv", "myo", "rv"], frames=[0])
+    assert probes == probed  # the token found the RV: nothing probed
 
 
 def test_blank_slices_get_nothing_and_a_blank_image_is_refused(model, phantom):
