@@ -165,7 +165,14 @@ def propagate(session, structure: str, frame: int, slice_: int, through: str = "
                 yield t, zz, pred
 
 
-def auto_segment(session, structures: list[str], frames: list[int] | None = None, min_score: float = AUTO_MIN_SCORE, progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[str, int, int, Prediction]]:
+def auto_segment(
+    session,
+    structures: list[str],
+    frames: list[int] | None = None,
+    min_score: float = AUTO_MIN_SCORE,
+    progress: Callable[[int, int], None] | None = None,
+    probed: list[dict] | None = None,
+) -> Iterator[tuple[str, int, int, Prediction]]:
     """Zero-click: the structure prompts run on every slice (an RV finding away from the
     myocardium found on its slice is dropped, :func:`_drop_detached`); per frame and
     structure the most confident finding becomes the key slice, and propagation from it (up and down the stack)
@@ -174,7 +181,8 @@ def auto_segment(session, structures: list[str], frames: list[int] | None = None
     the propagated mask of a neighbouring slice (not for the structures in :data:`WALK_ONLY`).
     A structure of :data:`PROBE_BESIDE` found on no slice of any of ``frames`` is looked for
     with clicks beside its neighbour (:func:`probe_beside`); found on other frames, it is left
-    to :func:`fill_missing_frames`."""
+    to :func:`fill_missing_frames`. What the probes found is appended to ``probed``
+    (``{"structure", "frame", "slices"}``)."""
     frames = list(range(session.volume.n_frames)) if frames is None else frames
     nz = session.volume.n_slices
     total, done = len(frames) * nz, 0
@@ -206,6 +214,8 @@ def auto_segment(session, structures: list[str], frames: list[int] | None = None
         if s not in found_on_a_frame:
             per_slice = probe_beside(session, s, t, near, others)
             if per_slice:
+                if probed is not None:
+                    probed.append({"structure": s, "frame": t, "slices": sorted(per_slice)})
                 yield from ((s, tt, zz, p) for tt, zz, p in _auto_stack(session, s, t, per_slice))
 
 

@@ -351,14 +351,16 @@ class Session:
         with the same LV enclosure and RV end check as :meth:`propagate`. On a cine, a
         structure found on some frames and missed on others is carried over to those from the
         nearest frame that has it (:func:`medseg.propagation.fill_missing_frames`; listed under
-        ``filled`` in the log)."""
+        ``filled`` in the log); an RV found on no frame is looked for with clicks around the
+        myocardium (:func:`medseg.propagation.probe_beside`; listed under ``probed``)."""
         from .end_check import check_ends
         from .propagation import auto_segment, fill_missing_frames
 
         names = structures or [s for s in self.structures if s in self.model.config.structures]
         filled: list[dict[str, Any]] = []
+        probed: list[dict[str, Any]] = []
         with self._operation("auto", None) as (step, change):
-            for name, t, z, pred in auto_segment(self, names, frames=frames, progress=progress):
+            for name, t, z, pred in auto_segment(self, names, frames=frames, progress=progress, probed=probed):
                 self._write(step, change, name, t, z, pred, {"auto": True})
             for name, t, z, src, pred in fill_missing_frames(self, names, frames):
                 self._write(step, change, name, t, z, pred, {"auto": True, "propagated_from": [src, z]})
@@ -366,6 +368,7 @@ class Session:
             change.removed += self._enclose(step, change, frames, names)
             change.removed += check_ends(self, step, change, frames)
         self.log.append({"op": "auto", "structures": names, "frames": frames, **({"filled": filled} if filled else {}),
+                         **({"probed": probed} if probed else {}),
                          **({"removed": change.removed} if change.removed else {})})
         return change
 

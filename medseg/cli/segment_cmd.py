@@ -78,6 +78,8 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
     removed = removed_text([r for a in prov.get("actions", []) for r in a.get("removed", [])])
     if removed:
         console.print(f"{removed} (listed in the provenance JSON)", markup=False)
+    for pr in (p for a in prov.get("actions", []) for p in a.get("probed", [])):
+        console.print(f"zero-click: {pr['structure'].upper()} not found by its prompt on frame {pr['frame']}; found by clicks beside the myocardium on slices {', '.join(map(str, pr['slices']))} (check it)", markup=False)
     if review_png is not None:
         from ..review import review_png as write_review_png
 

@@ -151,6 +151,7 @@ def test_auto_looks_beside_the_myocardium_for_an_rv_its_token_missed(session, ph
     monkeypatch.setattr(session.predictor, "predict_auto", token_misses_rv)
     session.auto(["lv", "myo", "rv"], frames=frames)
     assert probes == probed
+    assert [(p["structure"], p["frame"]) for p in session.log[-1].get("probed", [])] == [("rv", t) for t in (missed_on if probed else ())]
     for t in frames:
         gt, m = phantom.labels[t] == 3, session.labels[t] == 3
         assert 2 * (gt & m).sum() / (gt.sum() + m.sum()) > 0.7, t
