@@ -7,7 +7,9 @@ Joins three sources into one list of flags (dicts with ``code``, ``level``, ``me
   not ringed by myocardium), ``rv_not_adjacent_septum`` (an RV that never touches the
   myocardium), ``lv_mass_implausible`` (outside 20-400 g), ``ef_implausible`` (LV or RV EF outside 5-90 %);
 * the measurement QC flags of measurement.md that point at segmentation errors
-  (``missing_slice``, ``fragmented``, ``esv_exceeds_edv``, ``ef_undefined``).
+  (``missing_slice``, ``fragmented``, ``esv_exceeds_edv``, ``ef_undefined``);
+* how a structure was found: ``found_by_probe`` (zero-click's prompt missed it on a frame and
+  clicks beside the myocardium found it, :func:`medseg.propagation.probe_beside`).
 
 ``needs_review(flags)`` is True when any of them is present; informational flags (such as
 ``incomplete_coverage``, a property of the acquisition) are kept but do not trigger review.
@@ -22,7 +24,8 @@ import numpy as np
 from .labels import LabelMap
 
 REVIEW_CODES = {"needs_review", "myo_not_enclosing_lv", "rv_not_adjacent_septum", "lv_mass_implausible", "ef_implausible",
-                "missing_slice", "fragmented", "esv_exceeds_edv", "ef_undefined", "handed_over", "measurement_failed"}
+                "missing_slice", "fragmented", "esv_exceeds_edv", "ef_undefined", "handed_over", "measurement_failed",
+                "found_by_probe"}
 MASS_RANGE_G = (20.0, 400.0)
 EF_RANGE_PCT = (5.0, 90.0)
 MIN_ENCLOSURE = 0.75
@@ -83,11 +86,21 @@ def measurement_flags(report: dict[str, Any], segmented: set[str] | None = None)
     return out
 
 
+def probe_flags(actions: list[dict[str, Any]], labels: np.ndarray, label_map: LabelMap) -> list[dict[str, Any]]:
+    """``found_by_probe`` for every structure and frame a zero-click probe found (the session
+    log's ``probed`` entries) that the (T, Z, Y, X) labels still hold (not undone or erased)."""
+    return [_flag("found_by_probe", f"{p['structure'].upper()} on frame {p['frame']}: not found by its zero-click prompt, found by clicks beside the myocardium",
+                  structure=p["structure"], frame=p["frame"], slices=p["slices"])
+            for a in actions for p in a.get("probed", [])
+            if p["structure"] in label_map and p["frame"] < labels.shape[0] and (labels[p["frame"]] == label_map[p["structure"]]).any()]
+
+
 def review_segmentation(labels: np.ndarray, affine: np.ndarray, label_map: LabelMap, confidence_flags: list[dict[str, Any]] | None = None,
-                        measure: bool = True) -> dict[str, Any]:
-    """All review flags of a (T, Z, Y, X) segmentation. Measures a single phase (or a cine)
-    when the labels have LV + myocardium and at least two slices."""
-    flags = list(confidence_flags or [])
+                        measure: bool = True, actions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """All review flags of a (T, Z, Y, X) segmentation (``actions``: the session log, for how
+    structures were found). Measures a single phase (or a cine) when the labels have LV +
+    myocardium and at least two slices."""
+    flags = list(confidence_flags or []) + probe_flags(actions or [], labels, label_map)
     for t in range(labels.shape[0]):
         flags += anatomy_flags(labels[t], label_map, frame=t, affine=affine)
     if measure and labels.shape[1] >= 2 and "lv" in label_map and (labels == label_map["lv"]).any():

@@ -95,7 +95,7 @@ def segment_volume(
         from .review import review_segmentation
 
         prov["confidence"] = conf_json
-        prov["review"] = review_segmentation(session.labels, volume.affine, lmap, conf_json["flags"], measure=volume.spacing_known)
+        prov["review"] = review_segmentation(session.labels, volume.affine, lmap, conf_json["flags"], measure=volume.spacing_known, actions=prov["actions"])
         prov["needs_review"] = prov["review"]["needs_review"]
     if handed:
         prov["handed_over"] = handed

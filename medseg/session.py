@@ -427,7 +427,7 @@ class Session:
         from .review import review_segmentation
 
         rep = self.confidence()
-        out = review_segmentation(self.labels, self.volume.affine, self.label_map, rep.to_json()["flags"], measure=self.volume.spacing_known)
+        out = review_segmentation(self.labels, self.volume.affine, self.label_map, rep.to_json()["flags"], measure=self.volume.spacing_known, actions=self.log)
         out["confidence"] = rep.to_json()
         out["reviewed"] = [a for a in self.log if a.get("op") == "review"]
         return out

@@ -156,7 +156,10 @@ def test_auto_looks_beside_the_myocardium_for_an_rv_its_token_missed(session, ph
         gt, m = phantom.labels[t] == 3, session.labels[t] == 3
         assert 2 * (gt & m).sum() / (gt.sum() + m.sum()) > 0.7, t
         assert (m.any(axis=(1, 2)) <= gt.any(axis=(1, 2))).all()  # no RV where the phantom has none
+    flagged = [f["frame"] for f in session.review()["flags"] if f["code"] == "found_by_probe"]  # a human should look
+    assert flagged == [t for t in missed_on if probed]
     session.undo()
+    assert not [f for f in session.review()["flags"] if f["code"] == "found_by_probe"]  # undone: no flag
     monkeypatch.setattr(session.predictor, "predict_auto", real)
     session.auto(["lv", "myo", "rv"], frames=[0])
     assert probes == probed  # the token found the RV: nothing probed
