@@ -109,8 +109,6 @@ def test_auto_finds_the_structures(session, phantom):
 def test_auto_carries_a_structure_missed_on_one_frame_over_from_its_neighbour(session, phantom, monkeypatch):
     """On a cine, a structure the zero-click pass found on some frames and missed on another is
     filled there from the nearest frame that has it (here the RV token "misses" frame 1)."""
-    import medseg.propagation as prop
-
     real = prop.auto_segment
 
     def missing_rv_on_frame_1(*a, **k):
@@ -216,8 +214,6 @@ def test_lv_walk_beyond_the_myocardium_is_trimmed(session, model, phantom, monke
     """Where the myocardium does not surround it, a propagated LV slice beyond the
     myocardium's slice range goes (in the same undo step), with the ones beyond it;
     user-prompted LV slices and frames without a propagated myocardium stay."""
-    import medseg.propagation as prop
-
     monkeypatch.setattr(prop, "enclosing_step", lambda *a, **k: None)  # "the myocardium does not surround it"
     first, last = _myo_then_clear_ends(session, phantom)
     session.apply_prompt(SlicePrompt("lv", 1, 2, box=_box(phantom.labels[1, 2], 1)))
@@ -268,8 +264,6 @@ def test_lv_walk_that_stopped_early_at_the_base_is_extended_into_the_myocardium_
 def test_empty_ring_stays_empty_when_the_ring_does_not_surround_the_lv(session, phantom, monkeypatch):
     """Where the LV found in a basal ring is not enclosed by it (cavity_step says None) the
     slice stays as it was; an LV cleared at the apex end is never refilled by this rule."""
-    import medseg.propagation as prop
-
     for name in ("myo", "lv"):
         session.apply_prompt(SlicePrompt(name, 0, 2, box=_box(phantom.labels[0, 2], phantom.label_map[name])))
         session.propagate(name, 0, 2)
@@ -392,8 +386,6 @@ def test_rv_end_check_base_is_where_the_lv_is_larger(session, phantom):
 def test_locked_structures_are_not_trimmed_by_the_lv_or_rv_rules(session, phantom, end_check_says):
     """Accepting (locking) the RV or the LV protects it from the RV end check and from the
     LV-in-myocardium rule that a later propagation of another structure runs."""
-    import medseg.propagation as prop
-
     end_check_says(0.9)
     for name in ("rv", "lv"):
         v = phantom.label_map[name]
