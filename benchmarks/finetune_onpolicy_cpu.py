@@ -32,12 +32,20 @@ from the ROI rule of medseg.predictor. This script trains the decoder on what it
 
 Validation patients are never recorded (the splits of docs/training.md). The settings below
 made candidate 2 (not shipped yet); docs/training.md has its numbers.
+
+``TOP_BLOCKS=K`` (environment; default 0) also trains the image encoder's last K transformer
+blocks and its neck: the recording and the replay then keep the tokens that enter those K
+blocks (16 x 16 x 160, float16) instead of the embedding, and each step runs the K blocks and
+the neck before the decoder (the blocks below stay frozen, so their output stays valid). A
+decode whose embedding was not encoded within the same case (none in practice) is not recorded.
+BENCHMARKS.md has the run with K = 2 (stop 23).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -54,6 +62,31 @@ N_REPLAY, PHANTOMS = 12_000, 300
 ACDC_MAP, CAMUS_MAP = "rv=1,myo=2,lv=3", "lv=1,myo=2,la=3"
 PACK_MAP_VALUES = {"lv": 1, "myo": 2, "rv": 3, "la": 4, "ra": 5, "aorta": 6, "pa": 7}
 PACK_DATASETS = ("sunnybrook", "hvsmr")
+TOP_BLOCKS = int(os.environ.get("TOP_BLOCKS", "0"))
+
+
+def encode_with_features(model, x01: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The embedding of ``x01`` and the tokens that enter the encoder's last ``TOP_BLOCKS`` blocks."""
+    enc = model.image_encoder
+    x = enc.patch_embed(model.preprocess(x01))
+    if enc.pos_embed is not None:
+        x = x + enc.pos_embed
+    k = len(enc.blocks) - TOP_BLOCKS
+    for blk in enc.blocks[:k]:
+        x = blk(x)
+    feat = x
+    for blk in enc.blocks[k:]:
+        x = blk(x)
+    return enc.neck(x.permute(0, 3, 1, 2)), feat
+
+
+def top_encode(model, feat: torch.Tensor) -> torch.Tensor:
+    """The embedding from the tokens ``encode_with_features`` kept (the trainable part)."""
+    enc = model.image_encoder
+    x = feat
+    for blk in enc.blocks[len(enc.blocks) - TOP_BLOCKS:]:
+        x = blk(x)
+    return enc.neck(x.permute(0, 3, 1, 2))
 
 
 def pack_slices(pack: str, datasets: tuple[str, ...]):
@@ -98,6 +131,8 @@ def record(root: Path, init: str, work: Path, pack: str = "_gpu/pack.npz") -> No
 
     def predict(vol, ref, label_map, prompt, model, present):
         state["ref"], state["lm"] = ref, label_map
+        if "feats" in state:
+            state["feats"].clear()
         return orig_predict(vol, ref, label_map, prompt, model, present)
 
     def decode(self, roi, box, points, structure, mask_prompt, mask_logits, multimask):
@@ -113,12 +148,19 @@ def record(root: Path, init: str, work: Path, pack: str = "_gpu/pack.npz") -> No
         finally:
             del model.embed_prompts, model.decode
         kw, (t, z) = cap["kw"], state["tz"]
+        if "feats" in state:
+            got = state["feats"].get(id(cap["emb"]))
+            if got is None or got[0] is not cap["emb"]:
+                return pred  # an embedding not encoded during this case: nothing to train the top blocks on
+            emb_rec = got[1]
+        else:
+            emb_rec = cap["emb"][0].to(torch.float16).numpy()
         ref = (state["ref"][t, z] == lm.values[structure]).astype(np.float32)
         r = np.asarray(roi, np.float32)
         tgt = crop_rois(torch.from_numpy(ref)[None, None], torch.from_numpy(r[None]), model.config.img_size)[0, 0] > 0.5
         mi = kw.get("mask_inputs")
         low = 4 * model.config.embed_size
-        rec["emb"].append(cap["emb"][0].to(torch.float16).numpy())
+        rec["emb"].append(emb_rec)
         rec["mask"].append(mi[0, 0].to(torch.float16).numpy() if mi is not None else np.zeros((low, low), np.float16))
         rec["has_mask"].append(mi is not None)
         rec["box"].append(kw["boxes"][0].numpy().astype(np.float32))
@@ -131,6 +173,16 @@ def record(root: Path, init: str, work: Path, pack: str = "_gpu/pack.npz") -> No
 
     S.Session._set_slice, E._predict, P.SlicePredictor._decode = set_slice, predict, decode
     loaded = load_model(init)
+    if TOP_BLOCKS:  # keep the tokens entering the top blocks of every encode, by embedding object
+        feats = state["feats"] = {}
+
+        def encode(x01):
+            emb, feat = encode_with_features(loaded.model, x01)
+            if len(emb) == 1:
+                feats[id(emb)] = (emb, feat[0].to(torch.float16).numpy())
+            return emb
+
+        loaded.model.encode = encode
     jobs = {"acdc_key": (make_pairs.acdc(root, "record"), ACDC_MAP, "key-slice"),
             "acdc_auto": (make_pairs.acdc(root, "record"), ACDC_MAP, "auto"),
             "acdc_box": (make_pairs.acdc(root, "record"), ACDC_MAP, "box"),
@@ -191,7 +243,7 @@ def replay(pack: str, init: str, work: Path) -> None:
     for _ in range(N_REPLAY // 64):
         idx = torch.multinomial(w, 64, replacement=True, generator=g)
         bt = sample_batch(bank, idx, model.config.img_size, model.config.embed_size, g=g)
-        emb = model.encode(bt.images)
+        emb = encode_with_features(model, bt.images)[1] if TOP_BLOCKS else model.encode(bt.images)
         for k, v in (("emb", emb.half()), ("points", bt.points), ("point_labels", bt.point_labels.to(torch.int8)), ("box", bt.boxes),
                      ("has_box", bt.has_box), ("structure", bt.structure), ("mask", bt.mask_inputs[:, 0].half()), ("has_mask", bt.has_mask),
                      ("multimask", bt.multimask)):
@@ -246,6 +298,15 @@ def train(init: str, out: str, budget_s: float, work: Path) -> None:
     weights = np.array(list(SOURCES.values()))
     weights = weights / weights.sum()
     model, params, opt = frozen_encoder_model(init, LR)
+    if TOP_BLOCKS:
+        enc = model.image_encoder
+        top = [*enc.blocks[len(enc.blocks) - TOP_BLOCKS:], enc.neck]
+        for m in top:
+            m.train()
+            for q in m.parameters():
+                q.requires_grad_(True)
+        params = [q for q in model.parameters() if q.requires_grad]
+        opt = torch.optim.AdamW(params, lr=LR, weight_decay=0.01)
     size, b = model.config.img_size, BATCH
     t0, step = time.perf_counter(), 0
     while (elapsed := time.perf_counter() - t0) < budget_s:
@@ -267,12 +328,18 @@ def train(init: str, out: str, budget_s: float, work: Path) -> None:
                    "structure": torch.from_numpy(d["structure"][j]), "mask_inputs": torch.from_numpy(d["mask"][j].astype(np.float32))[:, None],
                    "has_mask": has_mask}
         target = torch.from_numpy(np.unpackbits(d["target"][j], axis=1).reshape(b, 1, size, size).astype(np.float32))
-        loss = decoder_step(model, opt, params, torch.from_numpy(d["emb"][j].astype(np.float32)), prompts, target, multimask)
+        emb = torch.from_numpy(d["emb"][j].astype(np.float32))
+        if TOP_BLOCKS:
+            emb = top_encode(model, emb)
+        loss = decoder_step(model, opt, params, emb, prompts, target, multimask)
         step += 1
         if step % 200 == 0:
             print(f"step {step}  {elapsed:.0f} s  {step * b} samples  loss {float(loss.detach()):.4f}", flush=True)
     _, base_info = read_checkpoint_header(init)
-    info = {**base_info, "finetune_onpolicy": {"what": "prompt encoder + mask decoder on recorded inference decodes of training cases + replay of the training prompt simulation, frozen image encoder, CPU",
+    what = (f"prompt encoder + mask decoder + the image encoder's last {TOP_BLOCKS} blocks and neck" if TOP_BLOCKS else
+            "prompt encoder + mask decoder") + " on recorded inference decodes of training cases + replay of the training prompt simulation, " + \
+        ("rest of the image encoder frozen" if TOP_BLOCKS else "frozen image encoder") + ", CPU"
+    info = {**base_info, "finetune_onpolicy": {"what": what, "top_blocks": TOP_BLOCKS,
                                                "steps": step, "samples": step * b, "elapsed_s": round(time.perf_counter() - t0), "lr": LR,
                                                "batch": b, "sources": SOURCES, "seed": SEED, "script": "benchmarks/finetune_onpolicy_cpu.py"}}
     save_checkpoint(model, out, info, half=True)

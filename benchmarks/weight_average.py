@@ -1,6 +1,6 @@
 """Average the weights of checkpoints that share an image encoder (a "model soup").
 
-    python benchmarks/weight_average.py OUT.safetensors BASE.safetensors FINETUNED.safetensors [MORE ...]
+    python benchmarks/weight_average.py [--encoder-too] OUT.safetensors BASE.safetensors FINETUNED.safetensors [MORE ...]
 
 Every tensor is the plain mean of the inputs' tensors (computed in float32, stored in the
 inputs' dtype). Meant for fine-tunes of one starting point that only moved the prompt encoder
@@ -10,7 +10,9 @@ valid. The header is the last input's (it carries the fine-tune's entry) plus a
 ``weight_average`` entry with the sha256 of every input; benchmarks/stamp_checkpoint.py moves
 both into the lineage. Greedy choice of the inputs (Wortsman et al., ICML 2022: add an input
 only if the average improves) is done on the `end-check` training patients, never on the
-validation patients; BENCHMARKS.md records what was tried.
+validation patients; BENCHMARKS.md records what was tried. ``--encoder-too`` averages fine-tunes
+that also moved part of the image encoder (``TOP_BLOCKS`` of benchmarks/finetune_onpolicy_cpu.py);
+an adapter on that encoder must then be re-trained or at least re-validated.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def main(out: str, inputs: list[str]) -> None:
+def main(out: str, inputs: list[str], encoder_too: bool = False) -> None:
     import torch
     from safetensors import safe_open
     from safetensors.torch import save_file
@@ -40,13 +42,14 @@ def main(out: str, inputs: list[str]) -> None:
     if any(set(s) != keys for s in states[1:]):
         raise SystemExit("the checkpoints do not have the same tensors (not one architecture)")
     for k in sorted(keys):
-        if k.startswith("image_encoder.") and any(not torch.equal(states[0][k], s[k]) for s in states[1:]):
-            raise SystemExit(f"image encoders differ ({k}): average only fine-tunes of one encoder")
+        if not encoder_too and k.startswith("image_encoder.") and any(not torch.equal(states[0][k], s[k]) for s in states[1:]):
+            raise SystemExit(f"image encoders differ ({k}): average only fine-tunes of one encoder (or pass --encoder-too)")
     avg = {k: (sum(s[k].float() for s in states) / len(states)).to(states[0][k].dtype) for k in sorted(keys)}
     moved = sum(not torch.equal(states[0][k], s[k]) for k in keys for s in states[1:])
     info = json.loads(meta["info"])
     info["weight_average"] = {
-        "what": "uniform average of the weights of these checkpoints (same image encoder; prompt encoder + mask decoder averaged)",
+        "what": "uniform average of the weights of these checkpoints" + (" (image encoders averaged too)" if encoder_too else
+                                                                          " (same image encoder; prompt encoder + mask decoder averaged)"),
         "of_sha256": [sha256_file(p) for p in inputs],
         "script": "benchmarks/weight_average.py",
     }
@@ -57,6 +60,9 @@ def main(out: str, inputs: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 4:
+    args = sys.argv[1:]
+    encoder_too = "--encoder-too" in args
+    args = [a for a in args if a != "--encoder-too"]
+    if len(args) < 3:
         raise SystemExit(__doc__)
-    main(sys.argv[1], sys.argv[2:])
+    main(args[0], args[1:], encoder_too)
