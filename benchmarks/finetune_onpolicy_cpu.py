@@ -216,6 +216,7 @@ def record(root: Path, init: str, work: Path, pack: str = "_gpu/pack.npz") -> No
                   f"(Dice {json.dumps({k: round(v, 3) for k, v in res['summary']['dice'].items()})})", flush=True)
     finally:
         S.Session._set_slice, E._predict, P.SlicePredictor._decode = orig_set, orig_predict, orig_decode
+        loaded.model.__dict__.pop("encode", None)  # the TOP_BLOCKS feature capture
 
 
 @torch.no_grad()

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 
 from .errors import PromptError
-from .types import Box, Prediction
+from .types import Box, Point, Prediction
 
 MIN_SCORE = 0.45
 MIN_AREA_RATIO = 0.12
@@ -292,8 +292,6 @@ def probe_beside(session, structure: str, t: int, near: dict[int, Prediction], o
     ``others`` (per-slice findings of the other structures: LV, atria, great vessels) found;
     returns the best accepted probe per slice (slice -> Prediction)."""
     from scipy import ndimage
-
-    from .types import Point
 
     zs = sorted(near)
     q = len(zs) // 4
