@@ -7,8 +7,8 @@ the mean over structures and each clinical error that both files have (|LVEF err
 error|, ...), prints the mean of BEFORE and AFTER, their paired difference and a 95 % bootstrap
 interval of that difference, resampling *patients* (the ED and ES volumes of one patient stay
 together: they are not independent). A difference whose interval contains 0 is not one the
-validation set can tell from chance. 40 ACDC validation volumes resolve mean-Dice differences
-of about +-0.002 to +-0.004 (BENCHMARKS.md).
+validation set can tell from chance. On the 40 ACDC validation volumes a mean-Dice difference
+needs to be about 0.002-0.003 to be resolved (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -44,34 +44,31 @@ def compare(before: dict[str, dict], after: dict[str, dict], boot: int = 5000, s
     common = sorted(set(before) & set(after))
     if not common or len(common) != len(before) or len(common) != len(after):
         raise SystemExit(f"the two results do not score the same cases ({len(before)} / {len(after)}, {len(common)} in common)")
-    patients = sorted({before[i].get("case") or i for i in common})
-    pid = np.array([patients.index(before[i].get("case") or i) for i in common])
-    structures = list(before[common[0]]["dice"])
-    rows: list[tuple[str, np.ndarray, np.ndarray]] = []
-    for s in structures:
-        rows.append((f"Dice {s}", np.array([before[i]["dice"][s] for i in common]), np.array([after[i]["dice"][s] for i in common])))
-    rows.append(("Dice, mean over structures", np.mean([r[1] for r in rows], axis=0), np.mean([r[2] for r in rows], axis=0)))
+    patient_of = {i: before[i].get("case") or i for i in common}
+    patients = sorted(set(patient_of.values()))
+    # (label, before, after, patient index of each value)
+    rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+    pid = np.array([patients.index(patient_of[i]) for i in common])
+    for s in before[common[0]]["dice"]:
+        rows.append((f"Dice {s}", np.array([before[i]["dice"][s] for i in common]), np.array([after[i]["dice"][s] for i in common]), pid))
+    rows.append(("Dice, mean over structures", np.mean([r[1] for r in rows], axis=0), np.mean([r[2] for r in rows], axis=0), pid))
     for key, label in CLINICAL:
         # clinical numbers are per patient (ED + ES), written on each of its cases: take one per patient
-        firsts = {}
+        firsts: dict[str, str] = {}
         for i in common:
             if _clinical(before[i], key) is not None and _clinical(after[i], key) is not None:
-                firsts.setdefault(before[i].get("case") or i, i)
-        b = [_clinical(before[i], key) for i in firsts.values()]
-        a = [_clinical(after[i], key) for i in firsts.values()]
-        if b:
-            rows.append((label, np.array(b), np.array(a)))
+                firsts.setdefault(patient_of[i], i)
+        if firsts:
+            rows.append((label, np.array([_clinical(before[i], key) for i in firsts.values()]),
+                         np.array([_clinical(after[i], key) for i in firsts.values()]), np.array([patients.index(p) for p in firsts])))
     rng = np.random.default_rng(seed)
     out = []
-    for label, b, a in rows:
-        per_patient = len(b) == len(patients) and not label.startswith("Dice")
-        groups = np.arange(len(b)) if per_patient else pid
-        n_groups = len(patients)
+    for label, b, a, groups in rows:
+        members = [np.nonzero(groups == g)[0] for g in range(len(patients))]
         diffs = []
         for _ in range(boot):
-            pick = rng.integers(0, n_groups, n_groups)
-            idx = np.concatenate([np.nonzero(groups == g)[0] for g in pick])
-            diffs.append(float(np.mean(a[idx] - b[idx])))
+            idx = np.concatenate([members[g] for g in rng.integers(0, len(patients), len(patients))])
+            diffs.append(float(np.mean(a[idx] - b[idx])) if len(idx) else 0.0)
         lo, hi = np.percentile(diffs, [2.5, 97.5])
         out.append({"measure": label, "before": float(b.mean()), "after": float(a.mean()), "difference": float((a - b).mean()),
                     "ci95": [float(lo), float(hi)], "n": int(len(b))})

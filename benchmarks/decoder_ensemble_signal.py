@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from confidence_signals import analyse  # noqa: E402
+import confidence_signals  # noqa: E402
 from make_pairs import camus  # noqa: E402
 
 from medseg.evaluation import dice  # noqa: E402
@@ -55,7 +55,6 @@ def features(session, others: dict, name: str, t: int, z: int) -> dict | None:
 def main(root: Path, out: Path, others: list[str]) -> None:
     from scipy.stats import spearmanr
 
-    import confidence_signals
     from medseg.io import read_label_volume, read_volume
     from medseg.labels import LabelMap
     from medseg.models import load_model
@@ -92,7 +91,7 @@ def main(root: Path, out: Path, others: list[str]) -> None:
         sel = np.array([s["structure"] == st for s in slices])
         print(st, {k: round(float(spearmanr(np.array([s[k] for s in slices])[sel], y[sel]).statistic), 2) for k in keys})
     confidence_signals.COMBOS = [("iou", "agree2")] + [("iou", "agree2", f"{t}_tight") for t in preds] + [("iou", "agree2", *(f"{t}_tight" for t in preds))]
-    analyse({"slices": slices, "vols": vols})
+    confidence_signals.analyse({"slices": slices, "vols": vols})
 
 
 if __name__ == "__main__":

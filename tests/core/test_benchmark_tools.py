@@ -42,6 +42,10 @@ def test_compare_results_pairs_cases_and_resamples_patients():
     noise = {r["measure"]: r for r in compare_results.compare(before, noisy, boot=500)}["Dice lv"]
     assert noise["ci95"][0] < noise["difference"] < noise["ci95"][1]
     assert noise["ci95"][1] - noise["ci95"][0] > 0.002  # zero-mean noise leaves a wide interval
+    for case in ("/p00_ED.nii.gz", "/p00_ES.nii.gz"):  # a patient without clinical numbers is left out of those rows only
+        del better[case]["clinical"]
+    rows = {r["measure"]: r for r in compare_results.compare(before, better, boot=200)}
+    assert rows["LVEF error (pts)"]["n"] == 19 and rows["Dice lv"]["n"] == 40
     with pytest.raises(SystemExit, match="same cases"):
         compare_results.compare(before, dict(list(better.items())[:-1]), boot=10)
 
