@@ -43,6 +43,7 @@ class AdaptConfig:
     modality: str | None = None
     view: str | None = None
     description: str = ""
+    init_from: str | None = None  # an adapter (name or folder) to start from instead of a fresh LoRA
 
 
 def bank_from_pairs(train: list[Pair], val: list[Pair], label_map: LabelMap, device: str, canvas: int = 256):
@@ -104,6 +105,8 @@ def run_adapt(train: list[Pair], val: list[Pair], label_map: LabelMap, cfg: Adap
 
     if not train:
         raise MedsegError("no training pairs")
+    if cfg.init_from:
+        check_init_adapter(cfg)
     torch.manual_seed(cfg.seed)
     t_start = time.perf_counter()
     loaded = load_model(cfg.base, device=cfg.device)
@@ -112,6 +115,7 @@ def run_adapt(train: list[Pair], val: list[Pair], label_map: LabelMap, cfg: Adap
     tcfg = TrainConfig(device=cfg.device, batch_size=cfg.batch_size, lr=cfg.lr, correction_prob=0.5, bf16=True)
     before = _val_dice(loaded.model, bank, tcfg) if has_val else {}
     model = apply_lora(loaded.model, lora_config(cfg.rank, decoder=cfg.decoder, structures=cfg.structures))
+    init = _init_from(cfg, model) if cfg.init_from else None
     net = base_network(model)
     net.train()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -122,6 +126,13 @@ def run_adapt(train: list[Pair], val: list[Pair], label_map: LabelMap, cfg: Adap
     state_dir = Path(cfg.out).with_name(Path(cfg.out).name + ".state")
     step, best, best_state, bad, history = _resume(cfg, state_dir, model, opt)
     start = time.perf_counter()
+    if init is not None and step == 0 and has_val:
+        # the adapter it starts from is a candidate too: training never hands back a worse one
+        best, rec = _score(net, bank, tcfg, has_val, 0, start)
+        best_state = _adapter_state(model)
+        history.append(rec)
+        if progress:
+            progress({"step": 0, "validation": rec, "best": best})
     while step < cfg.max_steps and time.perf_counter() - start < cfg.time_budget_s:
         for g in opt.param_groups:
             g["lr"] = cfg.lr * min(1.0, (step + 1) / 50)
@@ -147,6 +158,8 @@ def run_adapt(train: list[Pair], val: list[Pair], label_map: LabelMap, cfg: Adap
     after = _val_dice(net, bank, tcfg) if has_val else {}
     seconds = time.perf_counter() - t_start
     meta = _meta(loaded, cfg, label_map, train, val, bank, modalities, before, after, step, seconds, history)
+    if init is not None:
+        meta["training"]["init_from"] = init
     save_adapter(model, cfg.out, meta, adapter_card(meta))
     if state_dir.exists():
         import shutil
@@ -156,14 +169,18 @@ def run_adapt(train: list[Pair], val: list[Pair], label_map: LabelMap, cfg: Adap
 
 
 def _score(net, bank, tcfg, has_val, step, start) -> tuple[float, dict]:
+    """Validation score that picks the adapter: as in base training, the mean box Dice plus half
+    the mean zero-click Dice (the structure token alone), so a run that keeps boxes and loses
+    zero-click is not chosen."""
     rec = {"step": step, "elapsed_s": round(time.perf_counter() - start, 1)}
     if not has_val:
         return -float(step), rec
-    d = _val_dice(net, bank, tcfg, modes=("box",))
+    d = _val_dice(net, bank, tcfg)
     net.train()
     box = [v for k, v in d.items() if not k.startswith("auto_")]
+    auto = [v for k, v in d.items() if k.startswith("auto_")]
     rec.update(d)
-    return float(np.mean(box)) if box else 0.0, rec
+    return (float(np.mean(box)) if box else 0.0) + 0.5 * (float(np.mean(auto)) if auto else 0.0), rec
 
 
 def _adapter_state(model) -> dict[str, torch.Tensor]:
@@ -176,6 +193,49 @@ def _load_adapter_state(model, state: dict[str, torch.Tensor]) -> None:
     from peft import set_peft_model_state_dict
 
     set_peft_model_state_dict(model, state)
+
+
+def check_init_adapter(cfg: AdaptConfig) -> Path:
+    """The adapter ``--init-from`` names, checked before any work: a medseg adapter folder whose
+    LoRA has this run's rank and targets."""
+    from .adapters import check_adapter_file, find_adapter, lora_config, read_adapter_meta
+
+    folder = find_adapter(str(cfg.init_from))
+    read_adapter_meta(folder)
+    check_adapter_file(folder)
+    try:
+        have = json.loads((folder / "adapter_config.json").read_text())
+    except json.JSONDecodeError:
+        raise MedsegError(f"--init-from {folder.name}: adapter_config.json is not valid JSON") from None
+    want = lora_config(cfg.rank, decoder=cfg.decoder, structures=cfg.structures)
+
+    def describe(r, targets) -> str:
+        return f"rank {r}, decoder {'on' if set(targets or ()) & {'q_proj', 'k_proj', 'v_proj', 'out_proj'} else 'off'}"
+
+    if have.get("r") != want.r or set(have.get("target_modules") or ()) != set(want.target_modules) or \
+            set(have.get("modules_to_save") or ()) != set(want.modules_to_save or ()):
+        raise MedsegError(f"--init-from {folder.name}: its LoRA ({describe(have.get('r'), have.get('target_modules'))}) does not match this run's "
+                          f"({describe(want.r, want.target_modules)}); use the same --rank and --no-decoder")
+    return folder
+
+
+def _init_from(cfg: AdaptConfig, model) -> dict[str, Any]:
+    """Load an existing adapter's LoRA weights into the fresh one (same rank and targets), for
+    example to carry a lab's adapter over to a new base model; returns what the card records."""
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    from ._files import sha256_file
+    from .adapters import read_adapter_meta
+
+    folder = check_init_adapter(cfg)
+    state = load_file(str(folder / "adapter_model.safetensors"))
+    want = {k: tuple(v.shape) for k, v in get_peft_model_state_dict(model).items()}
+    if want != {k: tuple(v.shape) for k, v in state.items()}:
+        raise MedsegError(f"--init-from {folder.name}: its weights do not fit this model's LoRA (another architecture?)")
+    _load_adapter_state(model, state)
+    return {"adapter": folder.name, "adapter_sha256": sha256_file(folder / "adapter_model.safetensors"),
+            "base_model_sha256": read_adapter_meta(folder).get("base_model_sha256")}
 
 
 def _save_state(state_dir: Path, model, opt, step, best, best_state, bad, history) -> None:
@@ -204,9 +264,18 @@ def _meta(loaded, cfg, label_map, train, val, bank, modalities, before, after, s
         "view": cfg.view or "short-axis", "label_map": label_map.to_dict(), "description": cfg.description,
         "training": {"pairs": [p.case for p in train], "n_slices": n_train, "val_pairs": [p.case for p in val], "steps": step,
                      "seconds": round(seconds, 1), "device": cfg.device, "config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "resume")}},
-        "validation_dice": {"base": before, "adapted": after, "metric": "pooled 2-D Dice over validation slices, tight box + structure prompt"},
+        "validation_dice": {"base": before, "adapted": after, "metric": "pooled 2-D Dice over validation slices, tight box + structure prompt (auto_: structure token alone)", "selected_by": "mean box Dice + 0.5 x mean zero-click Dice"},
         "history": history,
     }
+
+
+def _init_line(tr: dict[str, Any]) -> str:
+    i = tr.get("init_from")
+    if not i:
+        return ""
+    return (f"\n- Started from adapter `{i['adapter']}` (sha256 `{str(i['adapter_sha256'])[:16]}...`, trained for base "
+            f"`{str(i['base_model_sha256'])[:16]}...`) instead of a fresh LoRA"
+            + ("; that adapter as it was (step 0) was a candidate." if tr.get("val_pairs") else "."))
 
 
 def adapter_card(meta: dict[str, Any]) -> str:
@@ -222,9 +291,11 @@ def adapter_card(meta: dict[str, Any]) -> str:
 - Modality / view: {meta['modality']} / {meta['view']}
 - Label map: `{LabelMap(meta['label_map']).to_string()}`
 - Trained on {len(tr['pairs'])} volumes ({tr['n_slices']} slices): {', '.join(tr['pairs'])}; validated on: {', '.join(tr['val_pairs']) or 'none'}
-- Training: {tr['steps']} steps in {tr['seconds']:.0f} s on {tr['device']}; LoRA rank {tr['config']['rank']}, decoder {'on' if tr['config']['decoder'] else 'off'}.
+- Training: {tr['steps']} steps in {tr['seconds']:.0f} s on {tr['device']}; LoRA rank {tr['config']['rank']}, decoder {'on' if tr['config']['decoder'] else 'off'}.{_init_line(tr)}
 
-## Validation Dice (box prompts, pooled over validation slices)
+## Validation Dice (pooled over validation slices: tight box + structure prompt; `auto_`: structure token alone, zero-click)
+
+The adapter kept is the validation with the best mean box Dice + 0.5 x mean zero-click Dice.
 
 | structure | base | adapted | change |
 |---|---|---|---|

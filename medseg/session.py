@@ -69,7 +69,7 @@ def removed_text(removed: list[dict[str, Any]]) -> str:
     """Slices removed by the LV rule / RV end check (``Change.removed`` or the provenance's
     ``actions[].removed``) as one line, "" when none, e.g. "RV end check removed RV on slices
     0, 9 (frame 0)"."""
-    why = {"rv_end_check": "RV end check", "lv_outside_myo": "LV-in-myocardium rule"}
+    why = {"rv_end_check": "RV end check", "lv_outside_myo": "LV-in-myocardium rule", "rv_beyond_heart": "RV-beside-the-heart rule"}
     groups: dict[tuple[str, str, int], list[int]] = {}
     for r in removed:
         groups.setdefault((r["rule"], r["structure"], r["frame"]), []).append(r["slice"])
@@ -380,10 +380,12 @@ class Session:
         ones beyond it are removed (the LV walk went past the apex or the base). The mirror at
         the base: on each model-written myocardium slice beyond the LV's basal end, the LV is
         prompted with its neighbour's box and written where the ring surrounds it (the LV walk
-        had stopped early), until a slice where it does not. Part of the calling operation's
-        undo step (:func:`medseg.propagation.unenclosed_runs`, :func:`~medseg.propagation.empty_rings`);
-        returns the removed slices."""
-        from .propagation import cavity_step, empty_rings, enclosing_step, unenclosed_runs
+        had stopped early), until a slice where it does not. Then model-written RV slices more
+        than one slice beyond the LV and myocardium are removed (the RV walk went on above the
+        base or past the apex). Part of the calling operation's undo step
+        (:func:`medseg.propagation.unenclosed_runs`, :func:`~medseg.propagation.empty_rings`,
+        :func:`~medseg.propagation.beyond_heart`); returns the removed slices."""
+        from .propagation import beyond_heart, cavity_step, empty_rings, enclosing_step, unenclosed_runs
 
         removed: list[dict[str, Any]] = []
         for inner, outer, t, step_z, run in unenclosed_runs(self, frames, structures):
@@ -402,6 +404,10 @@ class Session:
                 if pred is None:
                     break
                 self._write(step, change, inner, t, z, pred, {"propagated_from": [t, z - step_z], "enclosed_by": outer})
+        for name, t, far in beyond_heart(self, frames, structures):
+            for z in far:
+                self._erase(step, change, name, t, z)
+                removed.append({"structure": name, "frame": t, "slice": z, "rule": f"{name}_beyond_heart"})
         return removed
 
     def _erase(self, step: _UndoStep, change: Change, name: str, t: int, z: int) -> None:

@@ -27,6 +27,7 @@ def adapt_command(
     device: str = typer.Option("cpu", "--device"),
     seed: int = typer.Option(0, "--seed"),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run (OUT.state)."),
+    init_from: str | None = typer.Option(None, "--init-from", help="Start from this adapter (name or folder, same --rank) instead of a fresh LoRA, e.g. to carry it to a new base model."),
     modality: str | None = typer.Option(None, "--modality", help="Recorded in medseg.json (e.g. LGE-MR)."),
     view: str | None = typer.Option(None, "--view", help="Recorded in medseg.json (e.g. short-axis)."),
     description: str = typer.Option("", "--description", help="One line for the model card."),
@@ -34,7 +35,7 @@ def adapt_command(
     """Train a LoRA adapter (a few MB) on your own labelled volumes."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ..adapt import AdaptConfig, run_adapt
+    from ..adapt import AdaptConfig, check_init_adapter, run_adapt
     from ..evaluation import read_pairs
     from ..labels import LabelMap
 
@@ -43,14 +44,18 @@ def adapt_command(
     val_pairs = read_pairs(val) if val else []
     cfg = AdaptConfig(out=str(out), base=model, rank=rank, decoder=not no_decoder, device=device, batch_size=batch_size, lr=lr,
                       time_budget_s=time_budget, max_steps=steps, val_every=val_every, patience=patience, seed=seed, resume=resume,
-                      modality=modality, view=view, description=description)
+                      modality=modality, view=view, description=description, init_from=init_from)
+    if init_from:
+        check_init_adapter(cfg)  # before the progress bar and the data
     with Progress(TextColumn("adapting"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("adapt", total=steps, info="")
 
         def report(ev: dict) -> None:
             if "validation" in ev:
                 v = ev["validation"]
-                console.print("step {}: val Dice {}".format(ev["step"], ", ".join(f"{k} {x:.3f}" for k, x in v.items() if k not in ("step", "elapsed_s") and not k.startswith("auto_"))))
+                box = ", ".join(f"{k} {x:.3f}" for k, x in v.items() if k not in ("step", "elapsed_s") and not k.startswith("auto_"))
+                auto = ", ".join(f"{k[5:]} {x:.3f}" for k, x in v.items() if k.startswith("auto_"))
+                console.print(f"step {ev['step']}: val Dice, box: {box}" + (f"; zero-click: {auto}" if auto else ""))
             else:
                 bar.update(task, completed=ev["step"], info=f"loss {ev['loss']:.3f}")
 

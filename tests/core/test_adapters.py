@@ -112,3 +112,66 @@ def test_list_adapters_includes_user_dir(adapter_dir, monkeypatch):
         target.symlink_to(adapter_dir)
     names = {r["name"] for r in list_adapters()}
     assert "mine" in names
+
+
+def _adapt_pairs(tmp_path):
+    """Two small phantom studies as image/label files: one to train on, one to validate on."""
+    import nibabel as nib
+
+    from medseg.evaluation import Pair
+    from medseg.io import write_labels
+    from medseg.io.geometry import medseg_to_nifti
+    from medseg.phantoms import cine_sax_phantom
+
+    pairs = []
+    for i in range(2):
+        ph = cine_sax_phantom(n_frames=1, n_slices=4, shape=(96, 96), spacing=(8.0, 1.5, 1.5), seed=40 + i)
+        img, lab = tmp_path / f"s{i}.nii.gz", tmp_path / f"s{i}_gt.nii.gz"
+        nib.save(nib.Nifti1Image(medseg_to_nifti(ph.image.array.astype(np.float32), 3), ph.image.affine), str(img))
+        write_labels(ph.labels, ph.image, lab, ph.label_map.subset(["lv", "myo", "rv"]))
+        pairs.append(Pair(img, lab, f"s{i}"))
+    return pairs
+
+
+def _lora_weights(folder):
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "adapter_model.safetensors"))
+
+
+def test_adapt_init_from_starts_from_that_adapter_and_keeps_it_when_training_hurts(adapter_dir, tmp_path):
+    from medseg.adapt import AdaptConfig, run_adapt
+    from medseg.labels import LabelMap
+
+    train, val = _adapt_pairs(tmp_path)
+    lmap = LabelMap.parse("lv=1,myo=2,rv=3")
+    init = _lora_weights(adapter_dir)
+    # no steps, no validation: the adapter written is the one it started from, key for key
+    out0 = tmp_path / "zero"
+    meta = run_adapt([train], [], lmap, AdaptConfig(out=str(out0), rank=4, max_steps=0, batch_size=2, init_from=str(adapter_dir)))
+    got = _lora_weights(out0)
+    assert set(got) == set(init) and all(torch.equal(got[k], init[k]) for k in init)
+    assert meta["training"]["init_from"]["adapter"] == "my-adapter"
+    assert "Started from adapter `my-adapter`" in (out0 / "README.md").read_text()
+    # a learning rate that wrecks it: validation keeps step 0, so the start comes back unchanged
+    out1 = tmp_path / "wrecked"
+    meta = run_adapt([train], [val], lmap, AdaptConfig(out=str(out1), rank=4, max_steps=2, val_every=1, batch_size=2, lr=50.0, init_from=str(adapter_dir)))
+    hist = meta["history"]
+    assert hist[0]["step"] == 0 and [h["step"] for h in hist[1:]] == [1, 2]
+    step0 = np.mean([hist[0][s] for s in ("lv", "myo", "rv")])
+    assert all(np.mean([h[s] for s in ("lv", "myo", "rv")]) < step0 for h in hist[1:])
+    got = _lora_weights(out1)
+    assert all(torch.equal(got[k], init[k]) for k in init)
+
+
+def test_adapt_init_from_refuses_another_rank(adapter_dir, tmp_path, capsys):
+    from medseg.cli._app import run_cli
+
+    train, _ = _adapt_pairs(tmp_path)
+    csv = tmp_path / "train.csv"
+    csv.write_text(f"image,label\n{train.image},{train.label}\n")
+    out = tmp_path / "out"
+    rc = run_cli(["adapt", "--pairs", str(csv), "--label-map", "lv=1,myo=2,rv=3", "-o", str(out), "--steps", "1", "--rank", "8", "--init-from", str(adapter_dir)])
+    err = " ".join(capsys.readouterr().err.split())
+    assert rc == 1 and err.startswith("error: --init-from my-adapter") and "rank 8" in err and "Traceback" not in err
+    assert not out.exists()

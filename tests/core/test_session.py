@@ -400,6 +400,33 @@ def test_locked_structures_are_not_trimmed_by_the_lv_or_rv_rules(session, phanto
     assert prop.unenclosed_runs(session) == []  # ... but an accepted LV is never cut back
 
 
+def test_rv_walk_beyond_the_lv_and_myocardium_is_trimmed(session, model, phantom):
+    """Model-written RV slices more than one slice beyond the LV and myocardium go (in the same
+    undo step, named in the change); a slice the user prompts out there is theirs, and so are
+    the slices between it and the heart."""
+    for name in ("myo", "lv"):
+        session.apply_prompt(SlicePrompt(name, 0, 2, box=_box(phantom.labels[0, 2], phantom.label_map[name])))
+        session.propagate(name, 0, 2)
+    for name in ("myo", "lv"):
+        for z in (0, 4, 5):
+            session.clear(name, 0, z)  # the heart now spans slices 1-3
+    session.apply_prompt(SlicePrompt("rv", 0, 2, box=_box(phantom.labels[0, 2], 3)))
+    walked = session.labels.copy()
+    ch = session.propagate("rv", 0, 2)
+    assert _slices(session, "rv", 0) == [0, 1, 2, 3, 4]  # the phantom's RV is on every slice; 5 is two beyond
+    assert ch.removed == [{"structure": "rv", "frame": 0, "slice": 5, "rule": "rv_beyond_heart"}]
+    assert "RV-beside-the-heart rule removed RV on slice 5 (frame 0)" in ch.removed_text()
+    session.undo()
+    assert np.array_equal(session.labels, walked)
+    session.redo()
+    again = Session(phantom.image, model, phantom.label_map.subset(["lv", "myo", "rv"]))
+    again.replay(session.provenance()["actions"])
+    assert np.array_equal(again.labels, session.labels)
+    session.apply_prompt(SlicePrompt("rv", 0, 5, box=_box(phantom.labels[0, 5], 3)))
+    ch = session.propagate("rv", 0, 5)
+    assert _slices(session, "rv", 0) == [0, 1, 2, 3, 4, 5] and not ch.removed
+
+
 def test_change_names_what_the_rules_removed():
     from medseg.session import Change
 
