@@ -105,8 +105,7 @@ def run_adapt(train: list[Pair], val: list[Pair], label_map: LabelMap, cfg: Adap
 
     if not train:
         raise MedsegError("no training pairs")
-    if cfg.init_from:
-        check_init_adapter(cfg)
+    init_folder = check_init_adapter(cfg) if cfg.init_from else None
     torch.manual_seed(cfg.seed)
     t_start = time.perf_counter()
     loaded = load_model(cfg.base, device=cfg.device)
@@ -115,7 +114,7 @@ def run_adapt(train: list[Pair], val: list[Pair], label_map: LabelMap, cfg: Adap
     tcfg = TrainConfig(device=cfg.device, batch_size=cfg.batch_size, lr=cfg.lr, correction_prob=0.5, bf16=True)
     before = _val_dice(loaded.model, bank, tcfg) if has_val else {}
     model = apply_lora(loaded.model, lora_config(cfg.rank, decoder=cfg.decoder, structures=cfg.structures))
-    init = _init_from(cfg, model) if cfg.init_from else None
+    init = _init_from(init_folder, model) if init_folder else None
     net = base_network(model)
     net.train()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -198,7 +197,7 @@ def _load_adapter_state(model, state: dict[str, torch.Tensor]) -> None:
 def check_init_adapter(cfg: AdaptConfig) -> Path:
     """The adapter ``--init-from`` names, checked before any work: a medseg adapter folder whose
     LoRA has this run's rank and targets."""
-    from .adapters import check_adapter_file, find_adapter, lora_config, read_adapter_meta
+    from .adapters import DECODER_TARGETS, check_adapter_file, find_adapter, lora_config, read_adapter_meta
 
     folder = find_adapter(str(cfg.init_from))
     read_adapter_meta(folder)
@@ -210,7 +209,7 @@ def check_init_adapter(cfg: AdaptConfig) -> Path:
     want = lora_config(cfg.rank, decoder=cfg.decoder, structures=cfg.structures)
 
     def describe(r, targets) -> str:
-        return f"rank {r}, decoder {'on' if set(targets or ()) & {'q_proj', 'k_proj', 'v_proj', 'out_proj'} else 'off'}"
+        return f"rank {r}, decoder {'on' if set(targets or ()) & set(DECODER_TARGETS) else 'off'}"
 
     if have.get("r") != want.r or set(have.get("target_modules") or ()) != set(want.target_modules) or \
             set(have.get("modules_to_save") or ()) != set(want.modules_to_save or ()):
@@ -219,16 +218,16 @@ def check_init_adapter(cfg: AdaptConfig) -> Path:
     return folder
 
 
-def _init_from(cfg: AdaptConfig, model) -> dict[str, Any]:
-    """Load an existing adapter's LoRA weights into the fresh one (same rank and targets), for
-    example to carry a lab's adapter over to a new base model; returns what the card records."""
+def _init_from(folder: Path, model) -> dict[str, Any]:
+    """Load an existing adapter's LoRA weights (a folder :func:`check_init_adapter` passed) into
+    the fresh one, for example to carry a lab's adapter over to a new base model; returns what
+    the card records."""
     from peft import get_peft_model_state_dict
     from safetensors.torch import load_file
 
     from ._files import sha256_file
     from .adapters import read_adapter_meta
 
-    folder = check_init_adapter(cfg)
     state = load_file(str(folder / "adapter_model.safetensors"))
     want = {k: tuple(v.shape) for k, v in get_peft_model_state_dict(model).items()}
     if want != {k: tuple(v.shape) for k, v in state.items()}:
@@ -295,7 +294,7 @@ def adapter_card(meta: dict[str, Any]) -> str:
 
 ## Validation Dice (pooled over validation slices: tight box + structure prompt; `auto_`: structure token alone, zero-click)
 
-The adapter kept is the validation with the best mean box Dice + 0.5 x mean zero-click Dice.
+The adapter kept is the validation step with the best mean box Dice + 0.5 x mean zero-click Dice.
 
 | structure | base | adapted | change |
 |---|---|---|---|
