@@ -447,9 +447,10 @@ def beyond_heart(session, frames: list[int] | None = None, structures: list[str]
             zs = np.flatnonzero((session.labels[t] == v).any(axis=(1, 2)))
             if not len(zc) or not len(zs):
                 continue
-            user = [int(z) for z in zs if not _by_model(session.results.get((name, t, int(z))))]
+            model = [int(z) for z in zs if _by_model(session.results.get((name, t, int(z))))]
+            user = [int(z) for z in zs if int(z) not in model]
             lo, hi = min([zc[0] - BESIDE_MARGIN, *user]), max([zc[-1] + BESIDE_MARGIN, *user])
-            far = [int(z) for z in zs if (z < lo or z > hi) and _by_model(session.results.get((name, t, int(z))))]
+            far = [z for z in model if z < lo or z > hi]
             if far:
                 out.append((name, t, far))
     return out
