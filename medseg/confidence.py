@@ -122,10 +122,13 @@ def score_session(session, structures: list[str] | None = None, cal: dict[str, A
     c = cal or calibration()
     rep = ConfidenceReport(thresholds={"slice": c["slice_threshold"], "volume": c["volume_threshold"]})
     names = structures or list(session.structures)
+    todo = {name: list(session.iter_structure_slices(name)) for name in names}
+    keys = [(name, t, z) for name, tz in todo.items() for t, z in tz]
+    signals = dict(zip(keys, session.parallel_map(lambda k: slice_signals(session, *k), keys)))
     for name in names:
         confs: list[float] = []
-        for t, z in session.iter_structure_slices(name):
-            sig = slice_signals(session, name, t, z)
+        for t, z in todo[name]:
+            sig = signals[(name, t, z)]
             if sig is None:
                 continue
             iou, agree, area = sig

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 from pathlib import Path
@@ -28,11 +29,13 @@ def array_key(array: np.ndarray) -> str:
 
 
 class EmbeddingCache:
-    """LRU of image embeddings keyed by (data key, roi, model id, adapter id)."""
+    """LRU of image embeddings keyed by (data key, roi, model id, adapter id). Safe to share
+    between threads (a session's frames may run in parallel, :meth:`medseg.session.Session.each_frame`)."""
 
     def __init__(self, max_items: int = 256, disk_dir: str | Path | None = None) -> None:
         self.max_items = int(max_items)
         self._items: OrderedDict[Hashable, torch.Tensor] = OrderedDict()
+        self._lock = threading.RLock()
         self.disk_dir = Path(disk_dir) if disk_dir else None
         self.hits = 0
         self.misses = 0
@@ -42,17 +45,20 @@ class EmbeddingCache:
         return (data_key, tuple(np.round(np.asarray(roi, dtype=np.float64), 3).tolist()), model_sha, adapter_id)
 
     def get(self, key: tuple) -> torch.Tensor | None:
-        if key in self._items:
-            self._items.move_to_end(key)
-            self.hits += 1
-            return self._items[key]
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return self._items[key]
         if self.disk_dir is not None:
             emb = self._load_disk(key)
             if emb is not None:
-                self.hits += 1
+                with self._lock:
+                    self.hits += 1
                 self._store(key, emb)
                 return emb
-        self.misses += 1
+        with self._lock:
+            self.misses += 1
         return None
 
     def put(self, key: tuple, embedding: torch.Tensor) -> None:
@@ -61,16 +67,18 @@ class EmbeddingCache:
             self._save_disk(key, embedding)
 
     def clear(self) -> None:
-        self._items.clear()
+        with self._lock:
+            self._items.clear()
 
     def __len__(self) -> int:
         return len(self._items)
 
     def _store(self, key: tuple, embedding: torch.Tensor) -> None:
-        self._items[key] = embedding
-        self._items.move_to_end(key)
-        while len(self._items) > self.max_items:
-            self._items.popitem(last=False)
+        with self._lock:
+            self._items[key] = embedding
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_items:
+                self._items.popitem(last=False)
 
     # -- disk -----------------------------------------------------------------------------
     def _signature(self, key: tuple) -> str:

@@ -61,6 +61,11 @@ class SlicePredictor:
         self._key = key if key is not None else array_key(img)
         self._shape = img.shape
 
+    @property
+    def key(self) -> Hashable | None:
+        """The cache key of the slice set last (None before :meth:`set_image`)."""
+        return self._key
+
     def _require_image(self) -> None:
         if self._image is None:
             raise PromptError("no image set: call set_image(...) before predict(...)")

@@ -113,8 +113,8 @@ def propagate_slices(session, structure: str, t: int, z0: int, direction: str = 
     dirs = {"both": (1, -1), "up": (1,), "down": (-1,)}
     if direction not in dirs:
         raise PromptError(f"direction must be one of {', '.join(dirs)}, got {direction!r}")
-    for d in dirs[direction]:
-        yield from _walk(session, structure, ((t, z) for z in range(z0 + d, nz if d > 0 else -1, d)), seed, check_end=True)
+    yield from _in_turn(session, [lambda d=d: _walk(session, structure, ((t, z) for z in range(z0 + d, nz if d > 0 else -1, d)), seed, check_end=True)
+                                  for d in dirs[direction]])
 
 
 def _walk(session, structure: str, steps, seed: np.ndarray, check_end: bool) -> Iterator[tuple[int, int, Prediction]]:
@@ -139,8 +139,29 @@ def propagate_frames(session, structure: str, t0: int, z: int, seed_mask: np.nda
     if not seed.any():
         raise PromptError(f"nothing to propagate: {structure!r} is empty on frame {t0}, slice {z}")
     nt = session.volume.n_frames
-    for d in (1, -1):
-        yield from _walk(session, structure, ((t, z) for t in range(t0 + d, nt if d > 0 else -1, d)), seed, check_end=False)
+    yield from _in_turn(session, [lambda d=d: _walk(session, structure, ((t, z) for t in range(t0 + d, nt if d > 0 else -1, d)), seed, check_end=False)
+                                  for d in (1, -1)])
+
+
+def _in_turn(session, walks: list[Callable[[], Iterator[tuple[int, int, Prediction]]]]) -> Iterator[tuple[int, int, Prediction]]:
+    """Yield from each walk in turn. With spare CPU threads (:meth:`Session.spare_threads`)
+    the walks after the first run in worker threads meanwhile: the two directions from a key
+    slice are independent (a walk only predicts, from its seed; the caller writes), so the
+    results, and their order, are those of one walk after the other, in about half the time."""
+    if len(walks) < 2 or session.spare_threads() < 2:
+        for walk in walks:
+            yield from walk()
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with session._split_threads(len(walks)), ThreadPoolExecutor(len(walks) - 1, thread_name_prefix="medseg") as pool:
+        later = [pool.submit(session._in_worker, lambda w=w: list(w())) for w in walks[1:]]
+        yield from walks[0]()
+        for fut in later:
+            done, err = fut.result()
+            if err is not None:
+                raise err
+            yield from done
 
 
 def propagate(session, structure: str, frame: int, slice_: int, through: str = "z", direction: str = "both", progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[int, int, Prediction]]:
@@ -190,18 +211,25 @@ def auto_segment(
     total, done = len(frames) * nz, 0
     unfound: list[tuple[int, str, dict[int, Prediction], list[dict[int, Prediction]]]] = []
     found_on_a_frame: set[str] = set()
+
+    def scan(tz: tuple[int, int]) -> dict[str, Prediction]:
+        if session.blank(*tz):  # a slice without signal has nothing to find
+            return {}
+        session._set_slice(*tz)
+        preds = {s: session.predictor.predict_auto(s) for s in structures}
+        return {s: p for s, p in preds.items() if p.mask.sum() >= MIN_PIXELS and p.score >= min_score}
+
+    def tick(_: int) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, total)
+
     for t in frames:
         found: dict[str, dict[int, Prediction]] = {s: {} for s in structures}
-        for z in range(nz):
-            if not session.blank(t, z):  # a slice without signal has nothing to find
-                session._set_slice(t, z)
-                for s in structures:
-                    pred = session.predictor.predict_auto(s)
-                    if pred.mask.sum() >= MIN_PIXELS and pred.score >= min_score:
-                        found[s][z] = pred
-            done += 1
-            if progress:
-                progress(done, total)
+        for z, hits in enumerate(session.parallel_map(scan, [(t, z) for z in range(nz)], done=tick)):  # slices at once
+            for s, pred in hits.items():
+                found[s][z] = pred
         _drop_detached(found)
         for s, near in PROBE_BESIDE.items():
             if s in found and not found[s] and found.get(near):
@@ -299,11 +327,11 @@ def probe_beside(session, structure: str, t: int, near: dict[int, Prediction], o
     q = len(zs) // 4
     zs = zs[q : len(zs) - q] or zs
     h, w = session.volume.array.shape[-2:]
-    out: dict[int, Prediction] = {}
-    for z in zs:
+
+    def probe(z: int) -> Prediction | None:
         ring = near[z].mask
         if not ring.any():
-            continue
+            return None
         taken = [o[z].mask for o in others if z in o]
         inside = ndimage.binary_fill_holes(ring)
         for m in taken:
@@ -326,11 +354,14 @@ def probe_beside(session, structure: str, t: int, near: dict[int, Prediction], o
             if not (ndimage.binary_dilation(m, iterations=ADJACENT_PX) & ring).any():
                 continue
             ok.append(pred)
+        best = None
         for pred in ok:  # another click must find the same structure (IoU > 0.5)
             support = sum((pred.mask & o.mask).sum() > 0.5 * (pred.mask | o.mask).sum() for o in ok)
-            if support >= PROBE_MIN_SUPPORT and (z not in out or pred.score > out[z].score):
-                out[z] = pred
-    return out
+            if support >= PROBE_MIN_SUPPORT and (best is None or pred.score > best.score):
+                best = pred
+        return best
+
+    return {z: best for z, best in zip(zs, session.parallel_map(probe, zs)) if best is not None}  # slices at once
 
 
 def _auto_stack(session, structure: str, t: int, per_slice: dict[int, Prediction]) -> Iterator[tuple[int, int, Prediction]]:

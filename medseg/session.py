@@ -14,8 +14,9 @@ operation = one undo step), and is appended to ``log`` — a provenance record t
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +89,10 @@ class _UndoStep:
     after_locks: dict[str, bool] | None = None
 
 
+_SPLIT_LOCK = threading.Lock()
+_SPLIT = {"depth": 0, "threads": 0}  # Session._split_threads: open blocks, torch's count before the first
+
+
 class Session:
     """Interactive multi-structure segmentation of one Volume.
 
@@ -125,8 +130,92 @@ class Session:
         from .embeddings import array_key
 
         self._data_key = array_key(volume.array[:, :, ::4, ::4])
-        self.predictor = SlicePredictor(model, cache=cache)
-        self._current: tuple[int, int] | None = None
+        self._predictor = SlicePredictor(model, cache=cache)
+        self._tls = threading.local()  # a worker thread's own predictor (parallel_map)
+
+    @property
+    def predictor(self):
+        """The :class:`~medseg.predictor.SlicePredictor` of the calling thread (worker threads of
+        :meth:`parallel_map` have their own; all share one embedding cache)."""
+        return getattr(self._tls, "predictor", None) or self._predictor
+
+    def spare_threads(self) -> int:
+        """How many predictions may run at once: torch's threads on the CPU, 1 on a GPU or
+        inside a worker already (``medseg batch --workers N`` gives each process its share)."""
+        import torch
+
+        if self.model.device != "cpu" or getattr(self._tls, "predictor", None) is not None:
+            return 1
+        return max(1, torch.get_num_threads())
+
+    def parallel_map(self, fn: Callable[[Any], Any], items: Iterable[Any], workers: int | None = None,
+                     done: Callable[[int], None] | None = None) -> list[Any]:
+        """``[fn(item) for item in items]``, with up to ``workers`` (default
+        :meth:`spare_threads`) items at a time in threads, each with its own predictor (one
+        shared embedding cache) and torch's threads divided between them: on a small CPU two
+        slices on one core each finish sooner than one after the other on both, since the
+        model's small matrices do not split well across cores. ``fn`` must only *predict*
+        (read the session, run the model), never write labels, results or the log: the
+        session is changed on the calling thread only, so every result is the same as run
+        one by one. ``done(i)`` is called on the calling thread as item ``i``'s result arrives,
+        in item order (progress). The first error (in item order) is raised after all items
+        finished."""
+        items = list(items)
+        workers = min(self.spare_threads() if workers is None else int(workers), len(items))
+        out: list[Any] = []
+        if workers <= 1:
+            for i, x in enumerate(items):
+                out.append(fn(x))
+                if done:
+                    done(i)
+            return out
+        from concurrent.futures import ThreadPoolExecutor
+
+        errors: list[BaseException] = []
+        with self._split_threads(workers), ThreadPoolExecutor(workers, thread_name_prefix="medseg") as pool:
+            for i, (res, err) in enumerate(pool.map(lambda x: self._in_worker(fn, x), items)):
+                out.append(res)
+                if err is not None:
+                    errors.append(err)
+                if done:
+                    done(i)
+        if errors:
+            raise errors[0]
+        return out
+
+    def _in_worker(self, fn: Callable[..., Any], *args: Any) -> tuple[Any, BaseException | None]:
+        """Run ``fn(*args)`` on this (worker) thread with its own predictor; returns (result,
+        error), the error caught so the caller raises it in order."""
+        from .predictor import SlicePredictor
+
+        self._tls.predictor = SlicePredictor(self.model, cache=self._predictor.cache)
+        try:
+            return fn(*args), None
+        except BaseException as e:  # handed to the calling thread, which raises it
+            return None, e
+        finally:
+            del self._tls.predictor
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _split_threads(workers: int) -> Iterator[None]:
+        """Divide torch's CPU threads among ``workers`` threads started inside the block. The
+        setting is process-wide: blocks entered at the same time (two sessions in one process)
+        share one split, and the last one out restores torch's count."""
+        import torch
+
+        with _SPLIT_LOCK:
+            if _SPLIT["depth"] == 0:
+                _SPLIT["threads"] = torch.get_num_threads()
+                torch.set_num_threads(max(1, _SPLIT["threads"] // workers))
+            _SPLIT["depth"] += 1
+        try:
+            yield
+        finally:
+            with _SPLIT_LOCK:
+                _SPLIT["depth"] -= 1
+                if _SPLIT["depth"] == 0:
+                    torch.set_num_threads(_SPLIT["threads"])
 
     # -- structures -------------------------------------------------------------------
     def structure(self, name: str) -> StructureState:
@@ -151,9 +240,9 @@ class Session:
 
     # -- slices -----------------------------------------------------------------------
     def _set_slice(self, t: int, z: int) -> None:
-        if self._current != (t, z):
-            self.predictor.set_image(self._norm[t, z], key=(self._data_key, t, z))
-            self._current = (t, z)
+        key = (self._data_key, t, z)
+        if self.predictor.key != key:
+            self.predictor.set_image(self._norm[t, z], key=key)
 
     def embed_slice(self, frame: int, slice_: int) -> None:
         """Compute (and cache) the whole-slice embedding ahead of the first prompt."""

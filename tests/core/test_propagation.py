@@ -35,6 +35,12 @@ class _NoBlank:
     def blank(self, t: int, z: int) -> bool:
         return False
 
+    def spare_threads(self) -> int:
+        return 1
+
+    def parallel_map(self, fn, items, workers=None, done=None):
+        return [fn(x) for x in items]
+
 
 @pytest.mark.parametrize(
     ("sides", "kept"),

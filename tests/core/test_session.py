@@ -447,3 +447,58 @@ def test_rv_end_check_only_runs_with_the_model_it_was_fitted_on(model, phantom, 
         s = Session(phantom.image, model, phantom.label_map.subset(["lv", "myo", "rv"]))
         _key_slice(s, phantom)
         assert bool(s.log[-1].get("removed")) is trimmed
+
+
+def test_predictions_in_threads_give_what_one_after_another_gives(model, phantom, monkeypatch):
+    """With spare torch threads the two walk directions, zero-click's slices and the
+    confidence's slices run in threads (each its own predictor): the labels, slice results,
+    log and confidence must be those of running everything one after another."""
+    import threading
+
+    import torch
+
+    lm = phantom.label_map.subset(["lv", "myo", "rv"])
+    in_threads = []
+    _in_worker = Session._in_worker
+
+    def spy(self, fn, *args):
+        in_threads.append(threading.current_thread().name)
+        return _in_worker(self, fn, *args)
+
+    monkeypatch.setattr(Session, "_in_worker", spy)
+
+    def run(spare):
+        monkeypatch.setattr(Session, "spare_threads", lambda self: spare)
+        s = Session(phantom.image, model, lm)
+        s.auto(["lv", "myo", "rv"], frames=[0])
+        s.apply_prompt(SlicePrompt("lv", 1, 2, box=_box(phantom.labels[1, 2], 1)))
+        s.propagate("lv", 1, 2, through="zt")
+        conf = s.confidence().to_json()
+        return s.labels.copy(), s.log, conf, {k: (r.score, tuple(r.roi), r.logits.tobytes()) for k, r in s.results.items()}
+
+    threads = torch.get_num_threads()
+    one_by_one = run(1)
+    assert not in_threads
+    at_once = run(2)
+    assert in_threads and all(n.startswith("medseg") for n in in_threads)
+    assert torch.get_num_threads() == threads  # the split is undone
+    assert (one_by_one[0] == at_once[0]).all() and (at_once[0] == 1).any()
+    assert one_by_one[1:] == at_once[1:]
+
+
+def test_parallel_map_keeps_order_reports_progress_in_order_and_raises_the_first_error(session):
+    import threading
+
+    seen = []
+    out = session.parallel_map(lambda x: (x, threading.current_thread().name), range(7), workers=2, done=seen.append)
+    assert [x for x, _ in out] == list(range(7)) and seen == list(range(7))
+    assert {n for _, n in out} <= {f"medseg_{i}" for i in range(2)}
+
+    def fails_on_2_and_5(x):
+        if x in (5, 2):
+            raise PromptError(f"item {x} failed")
+        return x
+
+    with pytest.raises(PromptError, match="item 2 failed"):
+        session.parallel_map(fails_on_2_and_5, range(7), workers=2)
+    assert session.predictor is session._predictor  # the workers' predictors are gone with them
