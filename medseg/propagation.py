@@ -145,18 +145,23 @@ def propagate_frames(session, structure: str, t0: int, z: int, seed_mask: np.nda
 
 def _in_turn(session, walks: list[Callable[[], Iterator[tuple[int, int, Prediction]]]]) -> Iterator[tuple[int, int, Prediction]]:
     """Yield from each walk in turn. With spare CPU threads (:meth:`Session.spare_threads`)
-    the walks after the first run in worker threads meanwhile: the two directions from a key
-    slice are independent (a walk only predicts, from its seed; the caller writes), so the
-    results, and their order, are those of one walk after the other, in about half the time."""
-    if len(walks) < 2 or session.spare_threads() < 2:
+    walks run at once in worker threads: walks from their own seeds are independent (the two
+    directions from a key slice, each slice's walk through the frames; a walk only predicts,
+    the caller writes), so the results, and their order, are those of one walk after another.
+    With a thread for every walk the calling thread takes the first, whose results then
+    stream as they come."""
+    n = min(session.spare_threads(), len(walks))
+    if n < 2:
         for walk in walks:
             yield from walk()
         return
     from concurrent.futures import ThreadPoolExecutor
 
-    with session._split_threads(len(walks)), ThreadPoolExecutor(len(walks) - 1, thread_name_prefix="medseg") as pool:
-        later = [pool.submit(session._in_worker, lambda w=w: list(w())) for w in walks[1:]]
-        yield from walks[0]()
+    here = walks[0] if len(walks) <= n else None
+    with session._split_threads(n), ThreadPoolExecutor(n - 1 if here else n, thread_name_prefix="medseg") as pool:
+        later = [pool.submit(session._in_worker, lambda w=w: list(w())) for w in (walks[1:] if here else walks)]
+        if here is not None:
+            yield from here()
         for fut in later:
             done, err = fut.result()
             if err is not None:
@@ -179,13 +184,12 @@ def propagate(session, structure: str, frame: int, slice_: int, through: str = "
             if progress:
                 progress(done, total)
             yield t, z, pred
-    if through in ("t", "zt"):
-        for z in sorted(key_masks):
-            for t, zz, pred in propagate_frames(session, structure, frame, z, seed_mask=key_masks[z]):
-                done += 1
-                if progress:
-                    progress(done, total)
-                yield t, zz, pred
+    if through in ("t", "zt"):  # each slice's walk through the frames starts from its own seed
+        for t, zz, pred in _in_turn(session, [lambda z=z: propagate_frames(session, structure, frame, z, seed_mask=key_masks[z]) for z in sorted(key_masks)]):
+            done += 1
+            if progress:
+                progress(done, total)
+            yield t, zz, pred
 
 
 def auto_segment(

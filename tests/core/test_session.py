@@ -473,17 +473,23 @@ def test_predictions_in_threads_give_what_one_after_another_gives(model, phantom
         s.auto(["lv", "myo", "rv"], frames=[0])
         s.apply_prompt(SlicePrompt("lv", 1, 2, box=_box(phantom.labels[1, 2], 1)))
         s.propagate("lv", 1, 2, through="zt")
-        conf = s.confidence().to_json()
-        return s.labels.copy(), s.log, conf, {k: (r.score, tuple(r.roi), r.logits.tobytes()) for k, r in s.results.items()}
+        return s.labels.copy(), s.log, s.confidence(), s.results
 
     threads = torch.get_num_threads()
-    one_by_one = run(1)
+    labels, log, conf, results = run(1)
     assert not in_threads
-    at_once = run(2)
+    labels2, log2, conf2, results2 = run(2)
     assert in_threads and all(n.startswith("medseg") for n in in_threads)
     assert torch.get_num_threads() == threads  # the split is undone
-    assert (one_by_one[0] == at_once[0]).all() and (at_once[0] == 1).any()
-    assert one_by_one[1:] == at_once[1:]
+    assert (labels == labels2).all() and (labels2 == 1).any()
+    assert log == log2 and results.keys() == results2.keys()
+    # torch's one-thread kernels may sum in another order than its two-thread ones: the logits
+    # agree to float precision, not always bit for bit
+    for k, r in results.items():
+        assert np.array_equal(r.roi, results2[k].roi) and r.score == pytest.approx(results2[k].score, abs=1e-5)
+        assert np.allclose(r.logits, results2[k].logits, atol=1e-3)
+    assert [(c.structure, c.frame, c.slice) for c in conf.slices] == [(c.structure, c.frame, c.slice) for c in conf2.slices]
+    assert [c.confidence for c in conf.slices] == pytest.approx([c.confidence for c in conf2.slices], abs=1e-4)
 
 
 def test_parallel_map_keeps_order_reports_progress_in_order_and_raises_the_first_error(session):
