@@ -201,9 +201,37 @@ def upsample_logits(low_res: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(low_res, size=(size, size), mode="bilinear", align_corners=False)
 
 
+def sam_modeling():
+    """``segment_anything.modeling`` (the model modules medseg builds on), imported without
+    running segment-anything's package ``__init__`` first: that imports its predictor and with it
+    torchvision and torch._dynamo, 1.3-1.6 s of every medseg process on a 2-core CPU, for code
+    medseg never calls. The package's ``__init__`` still runs, in full, on the first use of
+    anything else of it (``segment_anything.sam_model_registry``, ``SamPredictor``), and then
+    reuses these modules."""
+    import importlib
+    import importlib.util
+    import sys
+
+    if "segment_anything" not in sys.modules:
+        spec = importlib.util.find_spec("segment_anything")
+        if spec is None or spec.loader is None or spec.submodule_search_locations is None:
+            raise ModuleNotFoundError("segment-anything is not installed: pip install segment-anything")
+        pkg = importlib.util.module_from_spec(spec)  # __path__ set, __init__ not run yet
+
+        def _init_on_first_use(name: str):
+            del pkg.__getattr__
+            spec.loader.exec_module(pkg)
+            return getattr(pkg, name)
+
+        pkg.__getattr__ = _init_on_first_use
+        sys.modules["segment_anything"] = pkg
+    return importlib.import_module("segment_anything.modeling")
+
+
 def build_network(config: ModelConfig) -> PromptableSAM:
     """Instantiate an (untrained) network from segment-anything's modules."""
-    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, TwoWayTransformer
+    sam = sam_modeling()
+    ImageEncoderViT, MaskDecoder, PromptEncoder, TwoWayTransformer = sam.ImageEncoderViT, sam.MaskDecoder, sam.PromptEncoder, sam.TwoWayTransformer  # noqa: N806
 
     encoder = ImageEncoderViT(
         img_size=config.img_size,

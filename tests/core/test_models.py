@@ -96,3 +96,24 @@ def test_bad_model_specs(spec):
 def test_unknown_device():
     with pytest.raises(CheckpointError, match="device"):
         load_model("default", device="tpu")
+
+
+def test_loading_the_model_skips_torchvision_and_segment_anything_still_works_in_full():
+    """medseg imports segment-anything's model modules without its package __init__ (which
+    pulls torchvision and torch._dynamo for its predictor); the package must still work in
+    full for code that uses it afterwards, on the same module objects."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from medseg.models import load_model\n"
+        "m = load_model('default')\n"
+        "assert 'torchvision' not in sys.modules, 'torchvision was imported'\n"
+        "import segment_anything as sa\n"
+        "from segment_anything import SamPredictor\n"
+        "assert 'vit_b' in sa.sam_model_registry and 'torchvision' in sys.modules\n"
+        "assert type(m.model.image_encoder) is sa.modeling.ImageEncoderViT\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
