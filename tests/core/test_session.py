@@ -508,3 +508,24 @@ def test_parallel_map_keeps_order_reports_progress_in_order_and_raises_the_first
     with pytest.raises(PromptError, match="item 2 failed"):
         session.parallel_map(fails_on_2_and_5, range(7), workers=2)
     assert session.predictor is session._predictor  # the workers' predictors are gone with them
+
+
+def test_a_failed_write_during_propagation_ends_the_walker_threads_at_once(session, phantom, monkeypatch):
+    """A write that fails mid-walk must end the worker threads and torch's thread split right
+    away, even while the exception (and the frames it holds) is still kept by whoever shows it."""
+    import torch
+
+    import medseg.session as ms
+
+    session.apply_prompt(SlicePrompt("lv", 0, 2, box=_box(phantom.labels[0, 2], 1)))
+    monkeypatch.setattr(Session, "spare_threads", lambda self: 1 if getattr(self._tls, "predictor", None) else 2)
+    threads = torch.get_num_threads()
+
+    def disk_full(*args, **kwargs):
+        raise PromptError("disk full")
+
+    monkeypatch.setattr(Session, "_write", disk_full)
+    with pytest.raises(PromptError, match="disk full") as err:
+        session.propagate("lv", 0, 2)
+    assert err.traceback  # the exception still holds the walk's frames here
+    assert ms._SPLIT["depth"] == 0 and torch.get_num_threads() == threads
