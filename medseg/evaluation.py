@@ -106,33 +106,79 @@ def dice_hd95(pred: np.ndarray, ref: np.ndarray, spacing_zyx: tuple[float, float
     return dsc, hd
 
 
-def evaluate_pairs(pairs: list[Pair], label_map: LabelMap, prompt: str, model, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Run the model on every pair with simulated prompts; return the RESULT.json dict."""
-    from .io import check_same_grid, read_label_volume, read_volume
+def evaluate_pairs(pairs: list[Pair], label_map: LabelMap, prompt: str, model, progress: Callable[[int, int], None] | None = None,
+                   workers: int = 1, load: tuple[str, str | None, str] | None = None) -> dict[str, Any]:
+    """Run the model on every pair with simulated prompts; return the RESULT.json dict.
 
+    ``workers`` > 1 scores the pairs in that many spawned processes (``cores // workers`` torch
+    threads each), which load the model themselves from ``load`` = (model, adapter, device), as
+    ``medseg batch --workers`` does; the result is the same, in the pairs' order."""
     if prompt not in PROMPT_MODES:
         raise MedsegError(f"--prompt must be one of {', '.join(PROMPT_MODES)}, got {prompt!r}")
-    cases, present_any = [], set()
-    for i, pair in enumerate(pairs):
-        vol = read_volume(pair.image)
-        ref = read_label_volume(pair.label)
-        check_same_grid(vol, ref, f"labels of case {pair.case}")
-        ref_arr = np.asarray(ref.array if ref.n_frames == vol.n_frames else np.broadcast_to(ref.array, vol.shape))
-        present = [n for n, v in label_map.values.items() if (ref_arr == v).any()]
-        present_any |= set(present)
-        t0 = time.perf_counter()
-        result = _predict(vol, ref_arr, label_map, prompt, model, present)
-        pred = result.labels if result is not None else np.zeros(vol.shape, np.uint8)
-        row = _score_case(pair, pred, ref_arr, label_map, vol, present)
-        row["seconds"] = round(time.perf_counter() - t0, 3)
-        row["review"] = _review_of(result)
-        row["_pred"], row["_ref"], row["_vol"] = pred, ref_arr, vol
-        cases.append(row)
-        if progress:
-            progress(i + 1, len(pairs))
-    if not present_any:
+    if workers > 1 and len(pairs) > 1:
+        if load is None:
+            raise MedsegError("evaluating with workers needs the model's spec (model, adapter, device) for them to load it")
+        cases = _in_processes(pairs, label_map, prompt, load, workers, progress)
+    else:
+        cases = []
+        for i, pair in enumerate(pairs):
+            cases.append(_evaluate_pair(pair, label_map, prompt, model))
+            if progress:
+                progress(i + 1, len(pairs))
+    if not any(c["_present"] for c in cases):
         raise LabelMapError(f"no structure of the label map ({label_map.to_string()}) occurs in any reference label file")
+    for c in cases:
+        del c["_present"]
     return _summarise(cases, label_map, prompt, model)
+
+
+def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str, model) -> dict[str, Any]:
+    """One pair's row (with its prediction, reference and Volume for the clinical errors)."""
+    from .io import check_same_grid, read_label_volume, read_volume
+
+    vol = read_volume(pair.image)
+    ref = read_label_volume(pair.label)
+    check_same_grid(vol, ref, f"labels of case {pair.case}")
+    ref_arr = np.asarray(ref.array if ref.n_frames == vol.n_frames else np.broadcast_to(ref.array, vol.shape))
+    present = [n for n, v in label_map.values.items() if (ref_arr == v).any()]
+    t0 = time.perf_counter()
+    result = _predict(vol, ref_arr, label_map, prompt, model, present)
+    pred = result.labels if result is not None else np.zeros(vol.shape, np.uint8)
+    row = _score_case(pair, pred, ref_arr, label_map, vol, present)
+    row["seconds"] = round(time.perf_counter() - t0, 3)
+    row["review"] = _review_of(result)
+    row["_pred"], row["_ref"], row["_vol"], row["_present"] = pred, ref_arr, vol, present
+    return row
+
+
+def _evaluate_in_worker(pair: Pair, label_map: LabelMap, prompt: str, load: tuple[str, str | None, str]) -> dict[str, Any]:
+    from .batch import _cached_model
+
+    return _evaluate_pair(pair, label_map, prompt, _cached_model(*load))
+
+
+def _in_processes(pairs: list[Pair], label_map: LabelMap, prompt: str, load: tuple[str, str | None, str], workers: int,
+                  progress: Callable[[int, int], None] | None) -> list[dict[str, Any]]:
+    """The pairs' rows from ``workers`` spawned processes, in the pairs' order; the first error
+    (as it comes) stops the rest and is raised here."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    from ._batch_exec import _init_worker, n_cores
+
+    rows: list[dict[str, Any] | None] = [None] * len(pairs)
+    workers = min(workers, len(pairs))
+    with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(max(1, n_cores() // workers),)) as pool:
+        futures = {pool.submit(_evaluate_in_worker, pair, label_map, prompt, load): i for i, pair in enumerate(pairs)}
+        try:
+            for done, fut in enumerate(cf.as_completed(futures), 1):
+                rows[futures[fut]] = fut.result()
+                if progress:
+                    progress(done, len(pairs))
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
+    return rows  # type: ignore[return-value]
 
 
 def _predict(vol, ref, label_map: LabelMap, prompt: str, model, present: list[str]):

@@ -18,6 +18,7 @@ def evaluate_command(
     model: str = typer.Option("default", "--model"),
     adapter: str | None = typer.Option(None, "--adapter"),
     device: str = typer.Option("cpu", "--device"),
+    workers: int = typer.Option(1, "--workers", min=1, help="Local worker processes (each loads the model once; torch threads = cores // N)."),
 ) -> None:
     """Score the model with prompts simulated from reference labels (Dice, HD95, clinical)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -39,7 +40,7 @@ def evaluate_command(
         loaded = attach_adapter(loaded, adapter)
     with Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("eval", total=len(rows))
-        result = evaluate_pairs(rows, lmap, prompt, loaded, progress=lambda d, t: bar.update(task, completed=d))
+        result = evaluate_pairs(rows, lmap, prompt, loaded, progress=lambda d, t: bar.update(task, completed=d), workers=workers, load=(model, adapter, device))
     write_json_atomic(out, result)
     s = result["summary"]
     dice = ", ".join(f"{k} {v:.3f}" for k, v in s["dice"].items())
