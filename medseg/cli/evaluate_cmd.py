@@ -18,7 +18,7 @@ def evaluate_command(
     model: str = typer.Option("default", "--model"),
     adapter: str | None = typer.Option(None, "--adapter"),
     device: str = typer.Option("cpu", "--device"),
-    workers: int = typer.Option(1, "--workers", min=1, help="Local worker processes (each loads the model once; torch threads = cores // N)."),
+    workers: int = typer.Option(1, "--workers", help="Local worker processes (each loads the model once; torch threads = cores // N)."),
 ) -> None:
     """Score the model with prompts simulated from reference labels (Dice, HD95, clinical)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -31,6 +31,8 @@ def evaluate_command(
 
     if prompt not in PROMPT_MODES:
         raise MedsegError(f"--prompt must be one of {', '.join(PROMPT_MODES)}, got {prompt!r}")
+    if workers < 1:
+        raise MedsegError(f"--workers must be 1 or more, got {workers}")
     lmap = LabelMap.parse(label_map)
     rows = read_pairs(pairs)
     loaded = load_model(model, device=device)

@@ -181,6 +181,9 @@ def test_evaluate_box_and_errors(study, tmp_path, capsys):
     pairs.write_text(f"image,label\n{study / 'img.nii.gz'},{study / 'gt.nii.gz'}\n")
     assert run_cli(["evaluate", "--pairs", str(pairs), "--label-map", "la=7", "--prompt", "box", "-o", str(out2)]) == 1
     assert not out2.exists()
+    capsys.readouterr()
+    assert run_cli(["evaluate", "--pairs", str(pairs), "--label-map", "lv=1", "--prompt", "box", "-o", str(out2), "--workers", "0"]) == 1
+    assert "--workers must be 1 or more" in capsys.readouterr().err and not out2.exists()
 
 
 def test_import_medseg_is_light():
