@@ -89,6 +89,10 @@ class _UndoStep:
     after_locks: dict[str, bool] | None = None
 
 
+# Predictions at once in threads (Session.parallel_map): the Python between torch calls holds
+# the GIL, so many threads contend for it; measured on 2 cores only, so kept to a few, each with
+# its share of torch's threads.
+MAX_PARALLEL = 4
 _SPLIT_LOCK = threading.Lock()
 _SPLIT = {"depth": 0, "threads": 0}  # Session._split_threads: open blocks, torch's count before the first
 
@@ -140,13 +144,14 @@ class Session:
         return getattr(self._tls, "predictor", None) or self._predictor
 
     def spare_threads(self) -> int:
-        """How many predictions may run at once: torch's threads on the CPU, 1 on a GPU or
-        inside a worker already (``medseg batch --workers N`` gives each process its share)."""
+        """How many predictions may run at once: torch's threads on the CPU, at most
+        :data:`MAX_PARALLEL`; 1 on a GPU or inside a worker already (``medseg batch --workers
+        N`` gives each process its share)."""
         import torch
 
         if self.model.device != "cpu" or getattr(self._tls, "predictor", None) is not None:
             return 1
-        return max(1, torch.get_num_threads())
+        return max(1, min(torch.get_num_threads(), MAX_PARALLEL))
 
     def parallel_map(self, fn: Callable[[Any], Any], items: Iterable[Any], workers: int | None = None,
                      done: Callable[[int], None] | None = None) -> list[Any]:
