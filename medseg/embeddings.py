@@ -30,7 +30,7 @@ def array_key(array: np.ndarray) -> str:
 
 class EmbeddingCache:
     """LRU of image embeddings keyed by (data key, roi, model id, adapter id). Safe to share
-    between threads (a session's frames may run in parallel, :meth:`medseg.session.Session.each_frame`)."""
+    between threads (a session's predictions may run in parallel, :meth:`medseg.session.Session.parallel_map`)."""
 
     def __init__(self, max_items: int = 256, disk_dir: str | Path | None = None) -> None:
         self.max_items = int(max_items)

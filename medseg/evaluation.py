@@ -163,6 +163,7 @@ def _in_processes(pairs: list[Pair], label_map: LabelMap, prompt: str, load: tup
     (as it comes) stops the rest and is raised here."""
     import concurrent.futures as cf
     import multiprocessing as mp
+    from concurrent.futures.process import BrokenProcessPool
 
     from ._batch_exec import _init_worker, n_cores
 
@@ -175,6 +176,8 @@ def _in_processes(pairs: list[Pair], label_map: LabelMap, prompt: str, load: tup
                 rows[futures[fut]] = fut.result()
                 if progress:
                     progress(done, len(pairs))
+        except BrokenProcessPool:
+            raise MedsegError("a worker process died (killed, out of memory, or a crash); run again with fewer --workers") from None
         except BaseException:
             pool.shutdown(cancel_futures=True)
             raise
