@@ -36,6 +36,16 @@ def default_auto_structures(volume: Volume) -> tuple[str, ...]:
     return AUTO_DEFAULTS.get(volume.modality, AUTO_DEFAULT)
 
 
+def _default_map(volume: Volume, prompts: PromptSet | None, auto: bool, auto_structures: tuple[str, ...] | None) -> LabelMap:
+    """medseg's label values for the structures this run segments (prompted ones and zero-click's),
+    so the sidecar and a DICOM SEG list what was segmented, not every structure medseg knows."""
+    asked = {p.structure for p in prompts.prompts} if prompts else set()
+    if auto:
+        asked |= set(auto_structures or default_auto_structures(volume))
+    names = [n for n in DEFAULT_LABEL_MAP.names if n in asked]
+    return DEFAULT_LABEL_MAP.subset(names) if names else DEFAULT_LABEL_MAP
+
+
 def segment_volume(
     volume: Volume,
     model,
@@ -55,7 +65,8 @@ def segment_volume(
         prompts: box/click prompts; prompts whose index is in ``prompts.propagate`` (or all,
             with ``propagate``) are propagated through slices (``through`` "z", "t", "zt").
         auto: zero-click pass first (for ``auto_structures``), then any prompts refine it.
-        label_map: values of the written labels (default: the prompts' map, else medseg's).
+        label_map: values of the written labels (default: the prompts' map, else medseg's values
+            for the structures asked for: prompted, and zero-click's).
         confidence: score every structure (predicted IoU + perturbation agreement, see
             :mod:`medseg.confidence`) and flag what needs review.
         min_confidence: leave out (erase) structures whose volume confidence is below this, and
@@ -66,7 +77,7 @@ def segment_volume(
 
     if prompts is None and not auto:
         raise PromptError("nothing to do: give prompts (--prompts / --prompts-from) or --auto")
-    lmap = label_map or (prompts.label_map if prompts and prompts.label_map else None) or DEFAULT_LABEL_MAP
+    lmap = label_map or (prompts.label_map if prompts and prompts.label_map else None) or _default_map(volume, prompts, auto, auto_structures)
     if prompts:
         missing = sorted({p.structure for p in prompts.prompts} - set(lmap.names))
         if missing:

@@ -51,11 +51,13 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
                 review_png=None) -> None:
     from .._files import sha256_path
     from ..io import read_volume, write_labels
+    from ..io.writers import check_output
     from ..models import load_model
     from ..prompt_file import study_prompts
     from ..segment import segment_volume
 
     vol = read_volume(image)
+    check_output(out, vol)  # an output it cannot write is refused before the work
     prompt_set = study_prompts(vol, prompts, prompts_from, lmap, key_slice)
     loaded = load_model(model, device=device)
     if adapter:

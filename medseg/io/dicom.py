@@ -41,7 +41,7 @@ from .dicom_frames import (
     read_header,
     require_geometry,
 )
-from .geometry import affine_from_dicom, dicom_directions
+from .geometry import ORIENTATION_ATOL, affine_from_dicom, dicom_directions
 from .volume import Volume
 
 POSITION_TOL_MM = 0.05
@@ -134,7 +134,7 @@ def _check_uniform(frames: list[FrameInfo]) -> None:
         raise ImageReadError("images have different sizes: " + ", ".join(f"{k} ({n} images)" for k, n in sizes.items()))
     ref = frames[0]
     for f in frames[1:]:
-        if f.iop and ref.iop and not np.allclose(f.iop, ref.iop, atol=1e-3):
+        if f.iop and ref.iop and not np.allclose(f.iop, ref.iop, atol=ORIENTATION_ATOL):
             raise GeometryError(f"images have different orientations ({ref.path.name} vs {f.path.name}); cannot stack them")
         if f.pixel_spacing and ref.pixel_spacing and not np.allclose(f.pixel_spacing, ref.pixel_spacing, rtol=1e-4):
             raise GeometryError(

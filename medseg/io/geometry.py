@@ -24,6 +24,9 @@ from .volume import Volume
 #: 4x4 matrix that flips world LPS <-> RAS (it is its own inverse).
 LPS_RAS_FLIP: np.ndarray = np.diag([-1.0, -1.0, 1.0, 1.0])
 
+#: DICOM orientations (direction cosines) closer than this stack into one grid
+ORIENTATION_ATOL = 1e-3
+
 
 def lps_to_ras(points: np.ndarray) -> np.ndarray:
     """(..., 3) world points in LPS mm -> RAS mm (negate x and y)."""

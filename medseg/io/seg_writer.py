@@ -19,6 +19,7 @@ import numpy as np
 from .._files import atomic_path
 from ..errors import ImageWriteError
 from ..labels import LabelMap
+from .geometry import ORIENTATION_ATOL
 from .volume import Volume
 
 #: structure name -> SNOMED CT code name in pydicom's code dictionary (``codes.SCT.<name>``)
@@ -59,16 +60,7 @@ def write_dicom_seg(
     Raises:
         MedsegError: the input was not read from DICOM, or highdicom refused the data.
     """
-    if like.meta.get("format") != "dicom" or not like.meta.get("files"):
-        raise ImageWriteError(
-            f"DICOM SEG needs an image read from DICOM; this one was read as {like.meta.get('format') or 'unknown'} "
-            f"({like.meta.get('path', '?')}): write .nii.gz instead"
-        )
-    if not like.meta.get("positioned"):
-        raise ImageWriteError(
-            f"DICOM SEG needs images with patient position and orientation; {like.meta.get('path', '?')} has none "
-            "(e.g. an ultrasound clip): write .nii.gz instead"
-        )
+    check_dicom_source(like)
     from .writers import validate_labels
 
     label_map = LabelMap.parse(label_map)
@@ -90,6 +82,21 @@ def write_dicom_seg(
         with atomic_path(out) as tmp:
             seg.save_as(tmp)
     return out
+
+
+def check_dicom_source(like: Volume) -> None:
+    """Raise a one-line :class:`ImageWriteError` unless ``like`` can be a DICOM SEG's source:
+    read from DICOM, every image with patient position and orientation (cheap: no file is read)."""
+    if like.meta.get("format") != "dicom" or not like.meta.get("files"):
+        raise ImageWriteError(
+            f"DICOM SEG needs an image read from DICOM; this one was read as {like.meta.get('format') or 'unknown'} "
+            f"({like.meta.get('path', '?')}): write .nii.gz instead"
+        )
+    if not like.meta.get("positioned"):
+        raise ImageWriteError(
+            f"DICOM SEG needs images with patient position and orientation; {like.meta.get('path', '?')} has none "
+            "(e.g. an ultrasound clip): write .nii.gz instead"
+        )
 
 
 def _segment_numbers(arr: np.ndarray, label_map: LabelMap) -> np.ndarray:
@@ -117,7 +124,7 @@ def _sources_and_pixels(
         datasets = {p: _blank_invalid_dates(pydicom.dcmread(p, stop_before_pixels=True)) for p in paths}
     if all(fr is None for _, fr, _ in planes):  # single-frame sources: one SEG frame each
         sources = [datasets[p] for p, _, _ in planes]
-        _unify_frame_of_reference(sources)
+        _unify_grid_headers(sources)
         return sources, np.stack([pl for _, _, pl in planes]), None
     if len(paths) != 1:
         raise ImageWriteError("DICOM SEG from several multi-frame files is not supported")
@@ -130,17 +137,30 @@ def _sources_and_pixels(
     return [ds], np.stack([pl for _, _, pl in planes]), positions
 
 
-def _unify_frame_of_reference(sources: list[Any]) -> None:
-    """Give the (in-memory) source headers the first one's FrameOfReferenceUID.
+def _unify_grid_headers(sources: list[Any]) -> None:
+    """Give the (in-memory) source headers the first one's FrameOfReferenceUID and orientation.
 
-    medseg already stacked these images into one grid by their positions; some anonymised
-    series (e.g. Sunnybrook) carry a different FrameOfReferenceUID per file, which highdicom
-    refuses. The SEG then states the first image's frame of reference.
+    medseg already stacked these images into one grid by their positions, orientations equal
+    within the reader's tolerance. Some anonymised series (e.g. Sunnybrook) carry a different
+    FrameOfReferenceUID per file, or orientations that differ in the sixth decimal from image to
+    image (Sunnybrook SCD0000301, SCD0000401), and highdicom refuses both (it compares
+    orientations exactly). The SEG then states the first image's frame of reference and
+    orientation.
     """
-    uid = sources[0].get("FrameOfReferenceUID")
-    if uid is not None:
-        for ds in sources[1:]:
+    first = sources[0]
+    uid = first.get("FrameOfReferenceUID")
+    iop = first.get("ImageOrientationPatient")
+    for ds in sources[1:]:
+        if uid is not None:
             ds.FrameOfReferenceUID = uid
+        other = ds.get("ImageOrientationPatient")
+        if iop is not None and other is not None and other != iop:
+            if not np.allclose([float(v) for v in other], [float(v) for v in iop], atol=ORIENTATION_ATOL):
+                raise ImageWriteError(
+                    f"DICOM SEG needs one orientation; {Path(getattr(ds, 'filename', None) or 'an image').name} "
+                    f"differs from the first image's by more than {ORIENTATION_ATOL}: write .nii.gz instead"
+                )
+            ds.ImageOrientationPatient = iop
 
 
 def _blank_invalid_dates(ds: Any) -> Any:

@@ -37,6 +37,23 @@ def output_kind(path: str | os.PathLike) -> str:
     raise ImageWriteError(f"cannot write labels to {Path(path).name!r}: supported endings are {', '.join(OUTPUT_FORMATS)}")
 
 
+def check_output(path: str | os.PathLike, like: Volume) -> str:
+    """The writer kind for labels of ``like`` written to ``path``, after every check that needs
+    only the image (the ending; DICOM SEG: a positioned DICOM source; PNG: one 2-D slice), so
+    a command can refuse an output it cannot write before it segments anything."""
+    kind = output_kind(path)
+    if kind == "dicom-seg":
+        from .seg_writer import check_dicom_source
+
+        check_dicom_source(like)
+    elif kind == "png" and like.n_frames * like.n_slices != 1:
+        raise ImageWriteError(
+            f"{Path(path).name}: PNG holds one 2-D slice, this image has {like.n_frames} frame(s) x {like.n_slices} slice(s); "
+            "write .nii.gz instead"
+        )
+    return kind
+
+
 def sidecar_path(path: str | os.PathLike) -> Path:
     """``labels.nii.gz`` -> ``labels.json`` (the label-map/provenance sidecar)."""
     p = Path(path)
@@ -148,9 +165,15 @@ def _write_seg_per_frame(arr: np.ndarray, like: Volume, out: Path, lm: LabelMap,
 
     frames = [t for t in range(arr.shape[0]) if arr[t].any()] or [0]
     written: list[Path] = []
-    for t in frames:
-        target = out.with_name(f"{out.name[:-4]}_frame{t:02d}.dcm")
-        seg = write_dicom_seg(arr[t], like, target, lm, frame=t)
-        obj = {**sidecar_obj, "provenance": {**sidecar_obj["provenance"], "frame": t}}
-        written += [seg, write_json_atomic(sidecar_path(seg), obj)]
+    try:
+        for t in frames:
+            target = out.with_name(f"{out.name[:-4]}_frame{t:02d}.dcm")
+            seg = write_dicom_seg(arr[t], like, target, lm, frame=t)
+            written.append(seg)
+            obj = {**sidecar_obj, "provenance": {**sidecar_obj["provenance"], "frame": t}}
+            written.append(write_json_atomic(sidecar_path(seg), obj))
+    except BaseException:
+        for path in written:  # all frames or none: never a cine with some phases missing
+            path.unlink(missing_ok=True)
+        raise
     return written

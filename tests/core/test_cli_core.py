@@ -97,6 +97,8 @@ def test_auto_mode(study, tmp_path):
     assert run_cli(["segment", str(study / "img.nii.gz"), "-o", str(tmp_path / "a.nii.gz"), "--auto", "--structures", "lv,myo"]) == 0
     a = np.asanyarray(nib.load(str(tmp_path / "a.nii.gz")).dataobj)
     assert set(np.unique(a)) <= {0, 1, 2} and (a == 1).sum() > 100
+    # the sidecar (and a DICOM SEG's segments) name the structures segmented, in medseg's values
+    assert json.loads((tmp_path / "a.json").read_text())["label_map"] == {"lv": 1, "myo": 2}
 
 
 @pytest.mark.parametrize("case", ["missing", "zero_bytes", "random_dcm", "truncated", "empty_dir", "nan", "blank", "prompt_outside", "absent_label", "bad_map", "both_prompts"])
@@ -138,6 +140,24 @@ def test_segment_bad_input_one_line_no_output(case, study, tmp_path, capsys):
     assert rc != 0
     assert err.startswith("error:") and "Traceback" not in err and len(err.splitlines()) <= 2
     assert not out.exists() and not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("name, message", [
+    ("seg.dcm", "DICOM SEG needs an image read from DICOM"),
+    ("seg.png", "PNG holds one 2-D slice, this image has 1 frame(s) x 6 slice(s)"),
+    ("seg.txt", "supported endings are"),
+])
+def test_segment_refuses_an_output_it_cannot_write_before_segmenting(name, message, study, tmp_path, capsys, monkeypatch):
+    import medseg.models
+
+    def no_model(*a, **k):
+        raise AssertionError("the model was loaded before the output was checked")
+
+    monkeypatch.setattr(medseg.models, "load_model", no_model)
+    rc = run_cli(["segment", str(study / "img.nii.gz"), "-o", str(tmp_path / name), "--auto"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and err.startswith("error:") and message in err and len(err.splitlines()) == 1
+    assert _files(tmp_path) == []
 
 
 def test_evaluate_reports_hd95_in_pixels_without_spacing(tmp_path):

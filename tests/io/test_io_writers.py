@@ -124,3 +124,48 @@ def test_dicom_seg_needs_a_positioned_dicom_input(tmp_path, image):
     with pytest.raises(MedsegError, match="patient position"):
         write_dicom_seg(np.zeros(clip.shape, np.uint8), clip, tmp_path / "seg.dcm", LM)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["us.dcm"]
+
+
+def _jitter_orientation(files, delta):
+    """Rewrite each file's ImageOrientationPatient with its first cosine moved by delta."""
+    for f in files:
+        ds = pydicom.dcmread(f)
+        iop = [float(v) for v in ds.ImageOrientationPatient]
+        iop[3] += delta
+        ds.ImageOrientationPatient = [f"{v:.7f}" for v in iop]
+        ds.save_as(f)
+
+
+def test_dicom_seg_accepts_orientations_that_differ_in_the_sixth_decimal(tmp_path):
+    # Sunnybrook SCD0000301 / 0401: the frames' orientations differ by 1e-6; highdicom compares
+    # them exactly, the reader stacks them (tolerance 1e-3), so the SEG takes the first one's.
+    write_cine_series(tmp_path / "cine", n_slices=3, n_phases=2)
+    files = read_volume(tmp_path / "cine").meta["files"]
+    _jitter_orientation([files[0][1], files[1][2]], 1e-6)
+    vol = read_volume(tmp_path / "cine")
+    lab = np.zeros(vol.shape, np.uint8)
+    lab[:, 0:2, 3:8, 2:6] = LM["lv"]
+    written = write_labels(lab, vol, tmp_path / "seg.dcm", LM)
+    assert sorted(p.name for p in written) == ["seg_frame00.dcm", "seg_frame00.json", "seg_frame01.dcm", "seg_frame01.json"]
+    for t in (0, 1):
+        seg = hd.seg.segread(tmp_path / f"seg_frame{t:02d}.dcm")
+        uids = [pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in vol.meta["files"][t]]
+        got = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, combine_segments=True)
+        assert np.array_equal(got, lab[t])
+        first = pydicom.dcmread(vol.meta["files"][t][0], stop_before_pixels=True).ImageOrientationPatient
+        shared = seg.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence[0].ImageOrientationPatient
+        assert np.allclose([float(v) for v in shared], [float(v) for v in first], atol=1e-9)
+
+
+def test_a_dicom_seg_that_fails_on_a_later_frame_leaves_no_frame_behind(tmp_path):
+    write_cine_series(tmp_path / "cine", n_slices=3, n_phases=2)
+    vol = read_volume(tmp_path / "cine")
+    _jitter_orientation([vol.meta["files"][1][1]], 0.05)  # changed on disk after reading
+    lab = np.zeros(vol.shape, np.uint8)
+    lab[:, 0:2, 3:8, 2:6] = LM["lv"]
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(MedsegError, match=r"^DICOM SEG needs one orientation; .* differs from the first image's") as err:
+        write_labels(lab, vol, out / "seg.dcm", LM)
+    assert "\n" not in str(err.value)
+    assert list(out.iterdir()) == []  # frame 0's SEG and sidecar were written, then removed
