@@ -384,6 +384,13 @@ def review_sheet_png(image: np.ndarray, labels: np.ndarray, label_map: Any, path
         image, labels: (T, Z, Y, X) (or (Z, Y, X)) on the same grid.
         review: the provenance's ``review`` (flags); confidence: its ``confidence``.
     """
+    return _save(review_sheet_figure(image, labels, label_map, review, confidence, spacing_yx, title), path)
+
+
+def review_sheet_figure(image: np.ndarray, labels: np.ndarray, label_map: Any, review: Mapping[str, Any] | None = None,
+                        confidence: Mapping[str, Any] | None = None, spacing_yx: tuple[float, float] = (1.0, 1.0),
+                        title: str = "") -> Any:
+    """The matplotlib Figure of :func:`review_sheet_png`."""
     from skimage.measure import find_contours
 
     lmap = LabelMap.parse(label_map)
@@ -398,7 +405,16 @@ def review_sheet_png(image: np.ndarray, labels: np.ndarray, label_map: Any, path
     ncol = min(len(panels), 8)
     nrow = math.ceil(len(panels) / ncol)
     box = _crop_box([lab[p["frame"], p["slice"]] > 0 for p in panels])
-    fig = _figure(2.0 * ncol, 2.15 * nrow + 0.6)
+    volume_flags = [f["message"] for f in (review or {}).get("flags", []) if f.get("slice") is None and f.get("message")]
+    head = (f"{title}: " if title else "") + "t frame, z slice, number = lowest structure confidence on the slice"
+    lines = [head] + [f"! {m}" for m in volume_flags[:4]] + ([f"! ... {len(volume_flags) - 4} more"] if len(volume_flags) > 4 else [])
+    # the header (its lines, then the legend's) gets its own band above the panels, however
+    # few panels there are: the sheet is at least wide enough for the header's first line
+    line_in = 0.16
+    header_in = 0.05 + line_in * len(lines) + 0.2 + 0.25  # margin, header lines, legend, panel titles
+    width, height = max(2.0 * ncol, 0.055 * len(head) + 0.3, 4.0), 2.15 * nrow + header_in
+    fig = _figure(width, height)
+    fig.subplots_adjust(top=1.0 - header_in / height, bottom=0.02, left=0.01, right=0.99)
     order = sorted(lmap.values.items(), key=lambda kv: kv[0] == "lv")
     for i, p in enumerate(panels):
         t, z = p["frame"], p["slice"]
@@ -423,13 +439,11 @@ def review_sheet_png(image: np.ndarray, labels: np.ndarray, label_map: Any, path
                 spine.set_linewidth(3)
             ax.text(0.02, 0.02, "\n".join(p["flags"][:3]), transform=ax.transAxes, fontsize=6, color="white", va="bottom",
                     bbox={"facecolor": "#b00000", "alpha": 0.8, "pad": 1.5, "edgecolor": "none"})
-    volume_flags = [f["message"] for f in (review or {}).get("flags", []) if f.get("slice") is None and f.get("message")]
     from matplotlib.lines import Line2D
 
+    fig.text(0.01, 1.0 - 0.05 / height, "\n".join(lines), fontsize=8, ha="left", va="top", linespacing=1.25)
     present = [n for n in lmap.names if (lab == lmap[n]).any()]
     fig.legend(handles=[Line2D([], [], color=STRUCTURE_COLOURS.get(n, "yellow"), label=n.upper()) for n in present],
-               loc="upper right", ncol=max(len(present), 1), fontsize=7, frameon=False)
-    head = (f"{title}: " if title else "") + "t frame, z slice, number = lowest structure confidence on the slice"
-    lines = [head] + [f"! {m}" for m in volume_flags[:4]] + ([f"! ... {len(volume_flags) - 4} more"] if len(volume_flags) > 4 else [])
-    fig.suptitle("\n".join(lines), fontsize=8, x=0.01, ha="left")
-    return _save(fig, path)
+               loc="upper left", bbox_to_anchor=(0.0, 1.0 - (0.05 + line_in * len(lines)) / height), ncol=max(len(present), 1),
+               fontsize=7, frameon=False)
+    return fig

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from medseg.measure.plots import MAX_SHEET_SLICES, review_panels, review_sheet_png
+from medseg.measure.plots import MAX_SHEET_SLICES, review_panels, review_sheet_figure, review_sheet_png
 
 MAP = "lv=1,myo=2,rv=3"
 
@@ -44,3 +44,23 @@ def test_sheet_png_is_written(tmp_path):
     path = review_sheet_png(img, lab, MAP, tmp_path / "s.png", {"flags": []}, None, title="case")
     with Image.open(path) as im:
         assert im.format == "PNG" and im.size[0] > 500
+
+
+def test_sheet_header_and_legend_never_cover_the_panels():
+    # a 2-D cine (one slice, two frames shown) with five volume flags: the header grew over the
+    # panel titles and the legend over the header on the narrow two-panel sheet
+    lab = _cine(2, 3, [8, 5])[:, 1:2]
+    img = np.random.default_rng(0).random(lab.shape)
+    flags = [{"code": "needs_review", "level": "volume", "message": f"frame {i}: the RV never touches the myocardium (septum)"}
+             for i in range(6)]
+    fig = review_sheet_figure(img, lab, MAP, {"flags": flags}, None, title="001_LA_CINE.nii.gz")
+    renderer = fig.canvas.get_renderer()
+    fig.canvas.draw()
+    header = fig.texts[0].get_window_extent(renderer)
+    legend = fig.legends[0].get_window_extent(renderer)
+    assert "... 2 more" in fig.texts[0].get_text()
+    assert not header.overlaps(legend)
+    for ax in fig.axes:
+        panel = ax.get_tightbbox(renderer)  # the image with its title
+        assert not header.overlaps(panel) and not legend.overlaps(panel)
+    assert header.x1 <= fig.bbox.x1 and header.y1 <= fig.bbox.y1  # inside the figure
