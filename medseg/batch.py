@@ -307,21 +307,29 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
 
 
 def _measure(out: Path, options: BatchOptions) -> Result:
-    """Measurements of the written labels: measure_phase (3-D) or measure_cine (4-D)."""
+    """Measurements of the written labels: measure_phase (3-D), measure_cine (4-D), or for one
+    apical view over the cycle (one slice, several frames) measure_echo_clip (EF even without
+    pixel spacing)."""
     from .io import read_label_volume, sidecar_path
     from .labels import LabelMap
+    from .measure.echo import measure_echo_clip
     from .measure.export import report_row
     from .measure.report import measure_cine, measure_phase
 
     side = json.loads(sidecar_path(out).read_text())
     lmap = LabelMap.parse(side["label_map"])
-    if side.get("provenance", {}).get("spacing_known") is False:
-        return {"measure_note": "not measured: the input has no physical spacing"}
+    spacing_known = side.get("provenance", {}).get("spacing_known") is not False
     if "lv" not in lmap:
         return {"measure_note": "not measured: the label map has no lv"}
     try:
         lab = read_label_volume(out)
-        rep = measure_phase(lab, None, lmap) if lab.n_frames == 1 else measure_cine(lab, None, lmap)
+        if lab.n_slices == 1 and lab.n_frames > 1:
+            spacing = (float(lab.spacing[1]), float(lab.spacing[2])) if spacing_known else None
+            rep = measure_echo_clip(lab.array[:, 0], label_map=lmap, spacing_mm=spacing)
+        elif not spacing_known:
+            return {"measure_note": "not measured: the input has no physical spacing"}
+        else:
+            rep = measure_phase(lab, None, lmap) if lab.n_frames == 1 else measure_cine(lab, None, lmap)
     except MedsegError as e:
         return {"measure_note": _one_line(f"not measured: {e}")}
     row = report_row(rep)

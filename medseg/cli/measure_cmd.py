@@ -2,6 +2,12 @@
 
     medseg measure LABELS --label-map MAP -o REPORT.json          (one phase; 4-D = cine)
     medseg measure --ed ED --es ES --label-map MAP -o REPORT.json
+    medseg measure --ed A4C_ED --es A4C_ES [--a2c-ed A2C_ED --a2c-es A2C_ES] -o REPORT.json   (echo)
+    medseg measure CLIP_LABELS -o REPORT.json                     (one apical view over the cycle)
+
+Labels with one slice are apical (echo or long-axis) views: method of disks (measurement.md,
+"Echo"), biplane with the two-chamber view, single plane without; EF even without pixel spacing.
+Without --label-map the label map of the labels' medseg sidecar JSON is used, else medseg's.
 
 Thin: reading, option checks and writing; every number comes from :mod:`medseg.measure`.
 """
@@ -24,10 +30,12 @@ BASE_CHOICES = {"auto": None, "first": "low_index", "last": "high_index"}
 
 @app.command("measure")
 def measure_command(
-    labels: Path | None = typer.Argument(None, help="Label file: one phase (3-D) or a cine (4-D)."),
-    ed: Path | None = typer.Option(None, "--ed", help="End-diastolic label file (with --es)."),
-    es: Path | None = typer.Option(None, "--es", help="End-systolic label file (with --ed)."),
-    label_map: str | None = typer.Option(None, "--label-map", help="e.g. 'lv=3,myo=2,rv=1' (ACDC); default medseg's lv=1,myo=2,rv=3,..."),
+    labels: Path | None = typer.Argument(None, help="Label file: one phase (3-D), a cine (4-D), or one apical view over the cycle (2-D + time)."),
+    ed: Path | None = typer.Option(None, "--ed", help="End-diastolic label file (with --es); for echo the apical 4-chamber view."),
+    es: Path | None = typer.Option(None, "--es", help="End-systolic label file (with --ed); for echo the apical 4-chamber view."),
+    a2c_ed: Path | None = typer.Option(None, "--a2c-ed", help="Echo: end-diastolic apical 2-chamber labels (with --a2c-es): biplane disks."),
+    a2c_es: Path | None = typer.Option(None, "--a2c-es", help="Echo: end-systolic apical 2-chamber labels (with --a2c-ed)."),
+    label_map: str | None = typer.Option(None, "--label-map", help="e.g. 'lv=3,myo=2,rv=1' (ACDC); default: the labels' medseg sidecar JSON, else medseg's lv=1,myo=2,rv=3,..."),
     output: Path = typer.Option(..., "-o", "--output", help="Report JSON to write."),
     height_cm: float | None = typer.Option(None, "--height-cm", help="Height (cm), for BSA."),
     weight_kg: float | None = typer.Option(None, "--weight-kg", help="Weight (kg), for BSA."),
@@ -42,20 +50,25 @@ def measure_command(
     image: list[Path] | None = typer.Option(None, "--image", help="Image(s) for the overlay plot, on the labels' grid: a cine, or ED [and ES] (repeat --image)."),
 ) -> None:
     """Measure volumes, EF, LV mass, AHA wall thickness and QC flags; write REPORT.json."""
-    from ..labels import LabelMap
 
     _check_choice("--bsa-method", bsa_method, BSA_CHOICES)
     _check_choice("--aha-method", aha_method, AHA_CHOICES)
     _check_choice("--base", base, tuple(BASE_CHOICES))
     if (labels is None) == (ed is None and es is None) or (ed is None) != (es is None):
         raise MedsegError("give either LABELS or both --ed and --es")
-    lmap = LabelMap.parse(label_map)
+    if (a2c_ed is None) != (a2c_es is None) or (a2c_ed is not None and ed is None):
+        raise MedsegError("--a2c-ed and --a2c-es go together, with --ed and --es (the 4-chamber view)")
+    lmap, map_from = _label_map(label_map, [p for p in (labels, ed, es, a2c_ed, a2c_es) if p is not None])
     if "lv" not in lmap:
         raise LabelMapError(f"the label map must name the LV blood pool (lv=...); got {lmap.to_string()}")
     phase_opts: dict[str, Any] = {"aha_method": aha_method, "interpolate_missing": interpolate_missing, "base_end": BASE_CHOICES[base]}
     body = {"height_cm": height_cm, "weight_kg": weight_kg, "bsa_method": bsa_method, "sex": sex}
-    report, phases, frames, vol = _run(labels, ed, es, lmap, phase_opts, body, heart_rate)
-    report["inputs"] = {k: str(v) for k, v in (("labels", labels), ("ed", ed), ("es", es)) if v is not None}
+    report, phases, frames, vol = _run(labels, ed, es, lmap, phase_opts, body, heart_rate, (a2c_ed, a2c_es))
+    report["inputs"] = {k: str(v) for k, v in (("labels", labels), ("ed", ed), ("es", es), ("a2c_ed", a2c_ed), ("a2c_es", a2c_es))
+                        if v is not None}
+    report["inputs"]["label_map"] = lmap.to_string()
+    if map_from is not None:
+        report["inputs"]["label_map_from"] = str(map_from)
     if image:
         report["inputs"]["image"] = [str(p) for p in image]
     if plots is not None:
@@ -71,12 +84,17 @@ def measure_command(
 
 
 def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase_opts: dict, body: dict,
-         heart_rate: float | None) -> tuple[dict, dict, dict, Any]:
+         heart_rate: float | None, a2c: tuple[Path | None, Path | None] = (None, None)) -> tuple[dict, dict, dict, Any]:
     """Read the inputs and measure: (report, phase -> (Z, Y, X) labels, phase -> frame, ED Volume)."""
     from ..measure.report import measure_cine, measure_ed_es, measure_phase
 
     if labels is not None:
         vol = _read_labels(labels)
+        if vol.n_slices == 1 and vol.n_frames > 1:
+            return _run_echo_clip(vol, labels, lmap, body)
+        if vol.n_slices == 1:
+            raise MedsegError(f"{labels}: one 2-D image gives no EF; for echo give --ed and --es (apical 4-chamber) "
+                              "[--a2c-ed --a2c-es], or labels over the whole cycle")
         _check_measurable(vol, labels, lmap)
         if vol.n_frames == 1:
             return measure_phase(vol, None, lmap, **phase_opts), {"labels": vol.array[0]}, {"labels": 0}, vol
@@ -85,12 +103,91 @@ def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase
         return report, {k: vol.array[f] for k, f in frames.items()}, frames, vol
     vol, vol_es = _read_labels(ed), _read_labels(es)
     if vol.n_frames != 1 or vol_es.n_frames != 1:
-        raise MedsegError("--ed and --es must each be one 3-D phase")
+        raise MedsegError("--ed and --es must each be one phase")
+    if vol.n_slices == 1 or vol_es.n_slices == 1 or a2c[0] is not None:
+        return _run_echo(vol, vol_es, ed, es, a2c, lmap, body)
     if not vol.same_grid(vol_es):
         raise GeometryError(f"ED and ES labels are on different grids ({vol.grid_shape} vs {vol_es.grid_shape} or affines differ)")
     _check_measurable(vol, ed, lmap, vol_es)
     report = measure_ed_es(vol.array[0], vol_es.array[0], vol.affine, lmap, **phase_opts, **body, **_heart_rate(heart_rate, vol))
     return report, {"ED": vol.array[0], "ES": vol_es.array[0]}, {"ED": 0, "ES": 0}, vol
+
+
+def _label_map(text: str | None, paths: list[Path]) -> tuple[Any, Path | None]:
+    """The label map: ``--label-map``, else the one in the first input's medseg sidecar JSON
+    (``labels.nii.gz`` -> ``labels.json``, written with the labels by ``medseg segment``), else
+    medseg's default; and the sidecar it came from (None when it did not)."""
+    from ..labels import LabelMap
+
+    if text:
+        return LabelMap.parse(text), None
+    from ..io import sidecar_path
+
+    found: list[tuple[Path, Any]] = []
+    for p in paths:
+        side = sidecar_path(p)
+        if side == p or not side.is_file():
+            continue
+        try:
+            import json
+
+            obj = json.loads(side.read_text())
+            lm = LabelMap.parse(obj["label_map"]) if isinstance(obj, dict) and obj.get("label_map") else None
+        except (OSError, ValueError, TypeError, KeyError, MedsegError):
+            lm = None  # not a medseg sidecar: ignore it
+        if lm is not None:
+            found.append((side, lm))
+    if found and any(lm.values != found[0][1].values for _, lm in found[1:]):
+        raise LabelMapError(f"the inputs' sidecars give different label maps ({', '.join(f'{s.name}: {lm.to_string()}' for s, lm in found)}); "
+                            "give --label-map")
+    return (found[0][1], found[0][0]) if found else (LabelMap.parse(None), None)
+
+
+def _spacing_yx(vol: Any) -> tuple[float, float] | None:
+    return (float(vol.spacing[1]), float(vol.spacing[2])) if vol.spacing_known else None
+
+
+def _check_echo_view(vol: Any, path: Path, lmap: Any) -> None:
+    if vol.n_slices != 1 or vol.n_frames != 1:
+        raise MedsegError(f"{path}: echo views are one 2-D image each, got {vol.n_frames} frame(s) x {vol.n_slices} slice(s)")
+    if not np.any(vol.array == lmap["lv"]):
+        present = sorted(int(x) for x in np.unique(vol.array) if x != 0)
+        raise LabelMapError(f"{path}: no pixel has the LV's value lv={lmap['lv']} (values present: {present}); check --label-map")
+
+
+def _run_echo(vol: Any, vol_es: Any, ed: Path, es: Path, a2c: tuple[Path | None, Path | None], lmap: Any,
+              body: dict) -> tuple[dict, dict, dict, Any]:
+    """Apical views, ED and ES: biplane disks with the 2-chamber view, else single plane."""
+    from ..measure.echo import measure_echo
+
+    views = [(vol, ed), (vol_es, es)]
+    a2c_vols = [_read_labels(p) for p in a2c] if a2c[0] is not None else []
+    views += list(zip(a2c_vols, a2c))
+    for v, p in views:
+        _check_echo_view(v, p, lmap)
+    for name, pair in (("4-chamber", (vol, vol_es)), ("2-chamber", tuple(a2c_vols))):
+        if pair and _spacing_yx(pair[0]) != _spacing_yx(pair[1]) and not (
+                _spacing_yx(pair[0]) and _spacing_yx(pair[1]) and np.allclose(_spacing_yx(pair[0]), _spacing_yx(pair[1]), rtol=1e-4)):
+            raise GeometryError(f"ED and ES labels of the {name} view have different pixel spacings "
+                                f"({_spacing_yx(pair[0])} vs {_spacing_yx(pair[1])} mm)")
+    report = measure_echo(vol.array[0, 0], vol_es.array[0, 0], *(v.array[0, 0] for v in a2c_vols), label_map=lmap,
+                          spacing_a4c_mm=_spacing_yx(vol), spacing_a2c_mm=_spacing_yx(a2c_vols[0]) if a2c_vols else None, **body)
+    report["spacing_mm"] = [float(x) for x in vol.spacing]
+    return report, {"ED": vol.array[0], "ES": vol_es.array[0]}, {"ED": 0, "ES": 0}, vol
+
+
+def _run_echo_clip(vol: Any, path: Path, lmap: Any, body: dict) -> tuple[dict, dict, dict, Any]:
+    """One apical view over the cycle: single-plane disks per frame, ED/ES from the curve."""
+    from ..measure.echo import measure_echo_clip
+
+    if not np.any(vol.array == lmap["lv"]):
+        present = sorted(int(x) for x in np.unique(vol.array) if x != 0)
+        raise LabelMapError(f"{path}: no pixel has the LV's value lv={lmap['lv']} (values present: {present}); check --label-map")
+    times = vol.meta.get("frame_times_s") if isinstance(getattr(vol, "meta", None), dict) else None
+    report = measure_echo_clip(vol.array[:, 0], label_map=lmap, spacing_mm=_spacing_yx(vol), frame_times_s=times, **body)
+    report["spacing_mm"] = [float(x) for x in vol.spacing]
+    frames = {"ED": report["ed_frame"], "ES": report["es_frame"]}
+    return report, {k: vol.array[f] for k, f in frames.items()}, frames, vol
 
 
 def _check_choice(option: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -144,9 +241,13 @@ def _write_plots(report: dict, folder: Path, phases: dict, frames: dict, lmap: A
 
     folder.mkdir(parents=True, exist_ok=True)
     images = _overlay_images(image, vol, frames) if image else None
-    written = {"bullseye": P.bullseye_png(report["wall_thickness_mm"], folder / "bullseye.png"),
-               "overlay": P.overlay_png(phases, lmap, folder / "overlay.png", images=images, spacing_yx=tuple(report["spacing_mm"][1:]))}
-    if "lv" in report and "edv_ml" in report.get("lv", {}):
+    written = {"overlay": P.overlay_png(phases, lmap, folder / "overlay.png", images=images, spacing_yx=tuple(report["spacing_mm"][1:]))}
+    if "wall_thickness_mm" in report:
+        written["bullseye"] = P.bullseye_png(report["wall_thickness_mm"], folder / "bullseye.png")
+    if report.get("method", "").startswith(("single_plane", "biplane")):  # echo: volumes need spacing, the curve does not
+        if report.get("volume_curve_rel"):
+            written["volume_curve"] = P.echo_curve_png(report, folder / "volume_curve.png")
+    elif "lv" in report and "edv_ml" in report.get("lv", {}):
         name = "volume_curve.png" if report.get("volume_curve_ml") else "volumes.png"
         written["volume_curve"] = P.volume_curve_png(report, folder / name)
     report["plots"] = {k: str(v) for k, v in written.items()}
@@ -167,6 +268,20 @@ def _overlay_images(paths: list[Path], vol: Any, frames: dict[str, int]) -> dict
 
 def _summary(report: dict, output: Path) -> None:
     parts = []
+    if report.get("method", "").startswith(("single_plane", "biplane")):
+        lv = report["lv"]
+        from ..measure.plots import echo_method_text
+
+        method = echo_method_text(report["method"])
+        if report.get("spacing_known"):
+            parts.append(f"LV EDV {lv['edv_ml']:.1f} mL, ESV {lv['esv_ml']:.1f} mL, EF {lv['ef_pct']:.1f}% ({method})")
+        else:
+            parts.append(f"LV EF {lv['ef_pct']:.1f}% ({method}; no pixel spacing: volumes not reported)")
+        if "ed_frame" in report:
+            parts.append(f"ED frame {report['ed_frame']}, ES frame {report['es_frame']}")
+        parts.append(f"{len(report['flags'])} flags")
+        stdout.print(f"{'; '.join(parts)} -> {output}", highlight=False)
+        return
     if "lv" in report:
         lv = report["lv"]
         parts.append(f"LV EDV {lv['edv_ml']:.1f} mL, ESV {lv['esv_ml']:.1f} mL, EF {lv['ef_pct']:.1f}%")

@@ -7,6 +7,7 @@ Main entry points (imported lazily)::
     measure_ed_es(labels_ed, labels_es, affine, label_map, height_cm=.., weight_kg=..) -> dict
     measure_cine(labels_tzyx, affine, label_map, frame_times_s=..) -> dict
     measure_echo(a4c_ed, a4c_es, a2c_ed, a2c_es, spacing_a4c_mm=.., spacing_a2c_mm=..) -> dict
+    measure_echo_clip(labels_tyx, spacing_mm=..) -> dict      # one apical view over the cycle
 
 See docs/measurement.md for methods and conventions.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 _LAZY = {
     "measure_phase": "report", "measure_ed_es": "report", "measure_cine": "report", "combine_ed_es": "report",
-    "measure_echo": "echo", "bsa_m2": "volumes", "volume_ml": "volumes", "function_from_volumes": "volumes",
+    "measure_echo": "echo", "measure_echo_clip": "echo", "bsa_m2": "volumes", "volume_ml": "volumes", "function_from_volumes": "volumes",
     "detect_ed_es": "volumes", "stack_geometry": "geometry", "StackGeometry": "geometry", "detect_base": "geometry",
     "MeasurementError": "geometry", "aha_segment": "aha", "wall_thickness": "aha", "report_row": "export",
     "write_csv": "export", "volume_curve_png": "plots", "bullseye_png": "plots", "overlay_png": "plots",

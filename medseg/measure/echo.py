@@ -235,3 +235,52 @@ def measure_echo(
         "annulus_method": {k: m["axis"].method for k, m in v.items()},
         "spacing_known": known, "notes": notes, "flags": flags,
     }
+
+
+def measure_echo_clip(
+    labels_tyx: np.ndarray, *, label_map: Any = ECHO_LABEL_MAP, spacing_mm: tuple[float, float] | None = None,
+    frame_times_s: list[float] | None = None, height_cm: float | None = None, weight_kg: float | None = None,
+    bsa_method: str = "mosteller", sex: str | None = None,
+) -> dict[str, Any]:
+    """One apical view over the cardiac cycle (an echo clip, or a long-axis MR cine), single plane.
+
+    The LV's disk volume on every frame with an LV; ED = the frame of the largest, ES of the
+    smallest (measurement.md: never frame 0 by assumption); then :func:`measure_echo` on those two
+    frames, plus the curve.
+
+    Args:
+        labels_tyx: (T, Y, X) label images of one view (frames without LV are left out of the curve).
+        spacing_mm: (dy, dx) mm per pixel; None = unknown (EF and the relative curve only).
+
+    Returns:
+        :func:`measure_echo`'s report with ``method`` "single_plane_disks_clip", ``ed_frame``,
+        ``es_frame``, ``volume_curve_ml`` ({"lv": mL or None per frame}; None everywhere without
+        spacing), ``volume_curve_rel`` ({"lv": volume / EDV or None per frame}) and
+        ``frame_times_s`` when given.
+    """
+    arr = np.asarray(labels_tyx)
+    if arr.ndim != 3:
+        raise MeasurementError(f"an echo clip's labels must be (T, Y, X), got shape {arr.shape}")
+    lmap = LabelMap.parse(label_map)
+    disks: list[float | None] = []
+    for t in range(arr.shape[0]):
+        if (arr[t] == lmap["lv"]).any():
+            disks.append(lv_volumes_ml(view_measures(arr[t], lmap, spacing_mm), None)["disks_ml"])
+        else:
+            disks.append(None)
+    labelled = [t for t, v in enumerate(disks) if v is not None]
+    if len(labelled) < 2:
+        raise MeasurementError(f"EF over a clip needs the LV (label {lmap['lv']}) on at least two frames; it is on {len(labelled)}")
+    ed = max(labelled, key=lambda t: disks[t])
+    es = min(labelled, key=lambda t: disks[t])
+    report = measure_echo(arr[ed], arr[es], label_map=lmap, spacing_a4c_mm=spacing_mm, height_cm=height_cm,
+                          weight_kg=weight_kg, bsa_method=bsa_method, sex=sex)
+    edv = disks[ed]
+    report.update(
+        method="single_plane_disks_clip", ed_frame=ed, es_frame=es,
+        volume_curve_ml={"lv": [v if (v is not None and spacing_mm is not None) else None for v in disks]},
+        volume_curve_rel={"lv": [None if v is None else round(v / edv, 4) for v in disks]},
+    )
+    if frame_times_s is not None and len(frame_times_s) == arr.shape[0]:
+        report["frame_times_s"] = [float(x) for x in frame_times_s]
+    return report

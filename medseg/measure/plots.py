@@ -83,6 +83,43 @@ def volume_curve_png(report: dict[str, Any], path: str | Path) -> Path:
     return _save(fig, path)
 
 
+ECHO_METHODS = {"biplane_disks": "biplane method of disks", "single_plane_disks_a4c": "single-plane method of disks",
+                "single_plane_disks_clip": "single-plane method of disks, one view over the cycle"}
+
+
+def echo_method_text(method: str) -> str:
+    """Readable name of an echo report's ``method``."""
+    return ECHO_METHODS.get(method, method.replace("_", " "))
+
+
+def echo_curve_png(report: dict[str, Any], path: str | Path) -> Path:
+    """LV volume over one apical view's cycle (:func:`medseg.measure.echo.measure_echo_clip`):
+    mL when the pixel spacing is known, else % of the end-diastolic volume; ED and ES marked."""
+    fig = _figure(6.4, 4.0)
+    ax = fig.add_subplot(1, 1, 1)
+    known = bool(report.get("spacing_known"))
+    values = report["volume_curve_ml"]["lv"] if known else [None if v is None else 100.0 * v for v in report["volume_curve_rel"]["lv"]]
+    y = np.array([np.nan if v is None else v for v in values], dtype=float)
+    times = report.get("frame_times_s")
+    x = np.asarray(times, dtype=float) * 1000.0 if times and len(times) == len(y) else np.arange(len(y))
+    col = STRUCTURE_COLOURS.get("lv", "k")
+    unit = "mL" if known else "% of EDV"
+    ax.plot(x, y, "-o", ms=3, color=col, label=f"LV (EF {report['lv']['ef_pct']:.0f}%)")
+    for f, lab, mk, dy in ((report["ed_frame"], "ED", "^", 9), (report["es_frame"], "ES", "v", -15)):
+        ax.plot(x[f], y[f], mk, ms=8, color=col, mec="k")
+        ax.annotate(f"LV {lab} {y[f]:.0f} {unit}", (x[f], y[f]), textcoords="offset points", xytext=(0, dy), ha="center", fontsize=8,
+                    bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": col, "alpha": 0.85})
+    lo, hi = float(np.nanmin(y)), float(np.nanmax(y))
+    pad = 0.25 * max(hi - lo, 1.0)
+    ax.set_ylim(lo - pad, hi + pad)
+    ax.set_xlabel("time (ms)" if times and len(times) == len(y) else "frame")
+    ax.set_ylabel(f"LV volume ({unit})")
+    ax.set_title(f"LV volume over the cycle ({echo_method_text(report['method'])})")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    return _save(fig, path)
+
+
 def draw_volumes(ax: Any, report: Mapping[str, Any], compact: bool = False) -> None:
     """The volume plot a report calls for, on a matplotlib ``Axes``: the curve of a cine
     report (``volume_curve_ml``), ED/ES bars of an ED + ES report, else the volume per

@@ -95,3 +95,26 @@ def test_library_import_is_light():
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_measure_of_an_apical_view_over_the_cycle_gives_ef_without_spacing(tmp_path):
+    """A 2-D + time case (an echo clip) is measured by single-plane disks per frame: EF from the
+    curve, even when the input had no pixel spacing (volumes then left empty)."""
+    import numpy as np
+
+    from medseg.batch import BatchOptions, _measure
+    from medseg.io import Volume, write_labels
+
+    yy, xx = np.mgrid[:120, :100]
+    frames = []
+    for half_width in (20.0, 23.0, 17.0, 14.0, 18.0):  # ED frame 1, ES frame 3
+        frames.append((((xx - 50) / half_width) ** 2 + ((yy - 10) / (3.5 * half_width)) ** 2 <= 1) & (yy >= 10))
+    lab = np.stack(frames)[:, None].astype(np.uint8)  # (T, 1, Y, X), lv = 1
+    like = Volume(np.zeros(lab.shape, np.float32), np.eye(4), meta={})
+    out = tmp_path / "clip.nii.gz"
+    write_labels(lab, like, out, "lv=1,myo=2,la=3", provenance={"spacing_known": False})
+    res = _measure(out, BatchOptions(out_dir=tmp_path, measure=True))
+    assert res["measure_note"] == ""
+    row = res["cohort_row"]
+    assert row["method"] == "single_plane_disks_clip" and (row["ed_frame"], row["es_frame"]) == (1, 3)
+    assert abs(row["lv.ef_pct"] - 100 * (1 - (14 / 23) ** 3)) < 1.5 and row["lv.edv_ml"] == ""  # half-ellipsoids: V ~ w^3

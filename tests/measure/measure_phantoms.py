@@ -3,6 +3,7 @@ voxel centres through an affine (so any spacing, rotation, permutation or flip c
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -103,3 +104,23 @@ class LVPhantom:
             & (r <= self.r_cav + t + self.rv_depth)
         out[rv] = 3
         return out
+
+
+def echo_view(half_width, length, with_la, px=0.3, tilt_deg=0.0, shape=None):
+    """A4C/A2C label image: LV half-ellipse (1) with its base on a pixel boundary; LA (3) above.
+
+    The long axis points down the image, optionally tilted by ``tilt_deg``; ``shape`` (h, w)
+    fixes the canvas (frames of one clip), else it fits the ventricle.
+    """
+    h, w = shape or (int((length + 50) / px), int((2 * half_width + 60) / px))
+    r = (np.arange(h) + 0.5) * px
+    x = (np.arange(w) + 0.5) * px - w * px / 2 + 0.13
+    rr, xx = np.meshgrid(r, x, indexing="ij")
+    t = math.radians(tilt_deg)
+    s = (rr - 20.1) * math.cos(t) + xx * math.sin(t)  # along the axis, from the base plane (20.1 = 67 px)
+    q = -(rr - 20.1) * math.sin(t) + xx * math.cos(t)
+    lab = np.zeros((h, w), np.int16)
+    lab[(s >= 0) & ((q / half_width) ** 2 + (s / length) ** 2 <= 1)] = 1
+    if with_la:
+        lab[(s < 0) & ((q / (0.9 * half_width)) ** 2 + (s / 15.0) ** 2 <= 1)] = 3
+    return lab

@@ -6,31 +6,13 @@ import math
 
 import numpy as np
 import pytest
+from measure_phantoms import echo_view as _view
 
-from medseg.measure.echo import measure_echo
+from medseg.measure.echo import measure_echo, measure_echo_clip
 
 PX = 0.3
 ED_AXES = (22.0, 18.0, 80.0)  # a (A4C half-width), b (A2C half-width), c (length) mm
 ES_AXES = (17.0, 14.0, 70.0)
-
-
-def _view(half_width, length, with_la, px=PX, tilt_deg=0.0):
-    """A4C/A2C label image: LV half-ellipse (1) with its base on a pixel boundary; LA (3) above.
-
-    The long axis points down the image, optionally tilted by ``tilt_deg``.
-    """
-    h, w = int((length + 50) / px), int((2 * half_width + 60) / px)
-    r = (np.arange(h) + 0.5) * px
-    x = (np.arange(w) + 0.5) * px - w * px / 2 + 0.13
-    rr, xx = np.meshgrid(r, x, indexing="ij")
-    t = math.radians(tilt_deg)
-    s = (rr - 20.1) * math.cos(t) + xx * math.sin(t)  # along the axis, from the base plane (20.1 = 67 px)
-    q = -(rr - 20.1) * math.sin(t) + xx * math.cos(t)
-    lab = np.zeros((h, w), np.int16)
-    lab[(s >= 0) & ((q / half_width) ** 2 + (s / length) ** 2 <= 1)] = 1
-    if with_la:
-        lab[(s < 0) & ((q / (0.9 * half_width)) ** 2 + (s / 15.0) ** 2 <= 1)] = 3
-    return lab
 
 
 def _half_ellipsoid_ml(a, b, c):
@@ -80,3 +62,35 @@ def test_without_spacing_reports_ef_only():
     assert math.isnan(rep["lv"]["edv_ml"]) and math.isnan(rep["la_volume_ml"])
     esv, edv = _half_ellipsoid_ml(a2, b2, c2), _half_ellipsoid_ml(a, b, c)
     assert abs(rep["lv"]["ef_pct"] - 100 * (1 - esv / edv)) <= 0.5
+
+
+def test_clip_curve_finds_ed_and_es_and_matches_the_two_frame_report():
+    # one apical view over a cycle: the LV half-ellipse shrinks to frame 3 and grows back;
+    # frame 6 has no LV (left out of the curve); ED is the largest frame, not frame 0
+    widths = [19.0, 21.0, 18.0, 15.0, 16.0, 20.0, None, 20.5]
+    shape = (int(130 / PX), int(110 / PX))
+    clip = np.stack([np.zeros(shape, np.int16) if w is None else _view(w, 60.0 + w, True, shape=shape) for w in widths])
+    rep = measure_echo_clip(clip, spacing_mm=(PX, PX), frame_times_s=[0.04 * t for t in range(len(widths))])
+    assert rep["method"] == "single_plane_disks_clip"
+    assert (rep["ed_frame"], rep["es_frame"]) == (1, 3)
+    curve = rep["volume_curve_ml"]["lv"]
+    assert curve[6] is None and rep["volume_curve_rel"]["lv"][6] is None
+    for t, w in enumerate(widths):
+        if w is not None:  # each frame's single-plane disk volume is its half-ellipsoid's
+            assert curve[t] == pytest.approx(_half_ellipsoid_ml(w, w, 60.0 + w), rel=0.005)
+    two = measure_echo(clip[1], clip[3], spacing_a4c_mm=(PX, PX))
+    assert rep["lv"]["ef_pct"] == pytest.approx(two["lv"]["ef_pct"])
+    assert rep["volume_curve_rel"]["lv"][1] == 1.0 and rep["frame_times_s"][3] == pytest.approx(0.12)
+    no_spacing = measure_echo_clip(clip)
+    assert no_spacing["lv"]["ef_pct"] == pytest.approx(rep["lv"]["ef_pct"], abs=0.01)
+    assert all(v is None for v in no_spacing["volume_curve_ml"]["lv"])
+    assert no_spacing["volume_curve_rel"]["lv"] == pytest.approx(rep["volume_curve_rel"]["lv"], abs=1e-3)
+
+
+def test_clip_needs_the_lv_on_two_frames():
+    from medseg.measure.geometry import MeasurementError
+
+    clip = np.zeros((3, 200, 200), np.int16)
+    clip[1] = _view(20.0, 70.0, False, shape=(200, 200))
+    with pytest.raises(MeasurementError, match="at least two frames; it is on 1"):
+        measure_echo_clip(clip, spacing_mm=(PX, PX))
