@@ -8,7 +8,10 @@ Which measurement runs (:func:`measure_labels`):
 * an ES label layer is given: ``measure_ed_es`` (the first layer is ED);
 * two or more frames of a cine label layer hold labels: ``measure_cine`` (ED = largest LV
   volume, ES = smallest, over the labelled frames);
-* one labelled frame (a 3-D study): ``measure_phase`` (volumes, mass, wall thickness).
+* one labelled frame (a 3-D study): ``measure_phase`` (volumes, mass, wall thickness);
+* labels with one slice (an apical echo view, a long-axis cine): with an ES layer
+  ``measure_echo`` (single-plane disks), or over two or more labelled frames
+  ``measure_echo_clip`` (the curve, ED/ES on it); EF even without pixel spacing.
 """
 
 from __future__ import annotations
@@ -44,19 +47,18 @@ def measure_labels(labels: np.ndarray, like: Any, label_map: Any, es_labels: np.
         height_cm, weight_kg: for BSA and indexed values (None or 0 = not given).
         heart_rate: beats/min for cardiac output (None: DICOM HeartRate when known).
     Returns:
-        The medseg report dict plus ``"mode"`` ("ed_es", "cine" or "phase").
+        The medseg report dict plus ``"mode"`` ("ed_es", "cine", "phase", "echo" or "echo_clip").
     """
     from medseg.measure import measure_cine, measure_ed_es, measure_phase
     from medseg.measure.geometry import MeasurementError
 
-    if not getattr(like, "spacing_known", True):
-        raise MeasurementError("this image has no physical pixel size (PNG/video): volumes in mL cannot be measured")
     h, w, hr = _opt(height_cm), _opt(weight_kg), _opt(heart_rate) or _opt(like.meta.get("heart_rate"))
     arr = as_4d(np.asarray(labels))
-    if arr.shape[1] < 2:
-        raise MeasurementError("these labels are 2-D (one slice per frame, e.g. an echo view): the panel measures "
-                               "short-axis stacks; use medseg.measure.measure_echo for A4C/A2C volumes")
     sex = sex or None
+    if arr.shape[1] < 2:
+        return _measure_apical(arr, like, label_map, es_labels, h, w, sex)
+    if not getattr(like, "spacing_known", True):
+        raise MeasurementError("this image has no physical pixel size (PNG/video): volumes in mL cannot be measured")
     if es_labels is not None:
         es = as_4d(np.asarray(es_labels))
         rep = measure_ed_es(_one_frame(arr, "ED"), _one_frame(es, "ES"), like.affine, label_map, height_cm=h,
@@ -78,6 +80,26 @@ def measure_labels(labels: np.ndarray, like: Any, label_map: Any, es_labels: np.
         rep["bsa_m2"] = bsa
         rep["indexed"] = {"lv_mass_g_m2": rep["lv_mass_g"] / bsa if bsa > 0 else math.nan}
     return rep
+
+
+def _measure_apical(arr: np.ndarray, like: Any, label_map: Any, es_labels: np.ndarray | None, h: float | None,
+                    w: float | None, sex: str | None) -> dict[str, Any]:
+    """One slice per frame (an apical view): method of disks, single plane."""
+    from medseg.measure.echo import measure_echo, measure_echo_clip
+    from medseg.measure.geometry import MeasurementError
+
+    spacing = (float(like.spacing[1]), float(like.spacing[2])) if getattr(like, "spacing_known", True) else None
+    body = {"label_map": label_map, "height_cm": h, "weight_kg": w, "sex": sex}
+    if es_labels is not None:
+        es = as_4d(np.asarray(es_labels))
+        rep = measure_echo(_one_frame(arr, "ED")[0], _one_frame(es, "ES")[0], spacing_a4c_mm=spacing, **body)
+        return {**rep, "mode": "echo"}
+    labelled = [t for t in range(arr.shape[0]) if arr[t].any()]
+    if len(labelled) < 2:
+        raise MeasurementError("these labels are one 2-D view: label the LV on two or more frames (ED and ES, or the "
+                               "whole cycle), or give an ES label layer")
+    rep = measure_echo_clip(arr[:, 0], spacing_mm=spacing, frame_times_s=like.frame_times_s, **body)
+    return {**rep, "mode": "echo_clip", "labelled_frames": labelled}
 
 
 def _one_frame(arr: np.ndarray, what: str) -> np.ndarray:
@@ -115,6 +137,17 @@ def summary_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
                 (f"{up} SV", _fmt(fn.get("sv_ml")), "mL"), (f"{up} EF", _fmt(fn.get("ef_pct")), "%")]
 
     rows += function("lv")
+    if str(report.get("mode", "")).startswith("echo"):
+        from medseg.measure.plots import echo_method_text
+
+        rows.append(("Method", echo_method_text(report.get("method", "")), ""))
+        if finite(report.get("la_volume_ml")):
+            rows.append(("LA volume", _fmt(report["la_volume_ml"]), "mL"))
+        if not report.get("spacing_known"):
+            rows.append(("Volumes", "no pixel spacing: EF only", ""))
+        if report.get("ed_frame") is not None:
+            rows.append(("ED / ES frame", f"{report['ed_frame']} / {report['es_frame']}", ""))
+        return rows
     if report.get("mode") == "phase":
         rows += [(f"{n.upper()} volume", _fmt(v), "mL") for n, v in (report.get("volumes_ml") or {}).items() if finite(v)]
     rows.append(("LV mass", _fmt(report.get("lv_mass_g")), "g"))
@@ -155,9 +188,17 @@ def draw_report(fig: Any, report: Mapping[str, Any]) -> None:
     """Draw the volume curve (or ED/ES bars, or per-structure volumes) and the AHA bullseye
     side by side on a matplotlib Figure (cleared first), with the Axes-level functions of
     :mod:`medseg.measure.plots` that also draw the report PNGs (compact style)."""
-    from medseg.measure.plots import draw_bullseye, draw_volumes
+    from medseg.measure.plots import draw_bullseye, draw_echo_curve, draw_volumes
 
     fig.clear()
+    if str(report.get("mode", "")).startswith("echo"):  # apical view: the curve, or ED/ES bars; no bullseye
+        ax = fig.add_subplot(1, 1, 1)
+        if report.get("volume_curve_rel"):
+            draw_echo_curve(ax, report, compact=True)
+        else:
+            draw_volumes(ax, report, compact=True)
+        fig.subplots_adjust(left=0.12, right=0.95, bottom=0.16, top=0.88)
+        return
     ax1 = fig.add_subplot(1, 2, 1)
     ax2 = fig.add_subplot(1, 2, 2)
     draw_volumes(ax1, report, compact=True)

@@ -96,7 +96,13 @@ def echo_curve_png(report: dict[str, Any], path: str | Path) -> Path:
     """LV volume over one apical view's cycle (:func:`medseg.measure.echo.measure_echo_clip`):
     mL when the pixel spacing is known, else % of the end-diastolic volume; ED and ES marked."""
     fig = _figure(6.4, 4.0)
-    ax = fig.add_subplot(1, 1, 1)
+    draw_echo_curve(fig.add_subplot(1, 1, 1), report)
+    return _save(fig, path)
+
+
+def draw_echo_curve(ax: Any, report: Mapping[str, Any], compact: bool = False) -> None:
+    """The curve of :func:`echo_curve_png` on ``ax`` (``compact``: the panel style)."""
+    st = _style(compact)
     known = bool(report.get("spacing_known"))
     values = report["volume_curve_ml"]["lv"] if known else [None if v is None else 100.0 * v for v in report["volume_curve_rel"]["lv"]]
     y = np.array([np.nan if v is None else v for v in values], dtype=float)
@@ -106,18 +112,21 @@ def echo_curve_png(report: dict[str, Any], path: str | Path) -> Path:
     unit = "mL" if known else "% of EDV"
     ax.plot(x, y, "-o", ms=3, color=col, label=f"LV (EF {report['lv']['ef_pct']:.0f}%)")
     for f, lab, mk, dy in ((report["ed_frame"], "ED", "^", 9), (report["es_frame"], "ES", "v", -15)):
-        ax.plot(x[f], y[f], mk, ms=8, color=col, mec="k")
-        ax.annotate(f"LV {lab} {y[f]:.0f} {unit}", (x[f], y[f]), textcoords="offset points", xytext=(0, dy), ha="center", fontsize=8,
-                    bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": col, "alpha": 0.85})
+        ax.plot(x[f], y[f], mk, ms=st.marker_size, color=col, mec="k")
+        if not compact:
+            ax.annotate(f"LV {lab} {y[f]:.0f} {unit}", (x[f], y[f]), textcoords="offset points", xytext=(0, dy), ha="center",
+                        fontsize=8, bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": col, "alpha": 0.85})
     lo, hi = float(np.nanmin(y)), float(np.nanmax(y))
     pad = 0.25 * max(hi - lo, 1.0)
     ax.set_ylim(lo - pad, hi + pad)
-    ax.set_xlabel("time (ms)" if times and len(times) == len(y) else "frame")
-    ax.set_ylabel(f"LV volume ({unit})")
-    ax.set_title(f"LV volume over the cycle ({echo_method_text(report['method'])})")
+    ax.set_xlabel("time (ms)" if times and len(times) == len(y) else "frame", fontsize=st.tick_size)
+    ax.set_ylabel(f"LV volume ({unit})", fontsize=st.tick_size)
+    title = "LV volume over the cycle"
+    ax.set_title(title if compact else f"{title} ({echo_method_text(report['method'])})", **_title_font(st))
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
-    return _save(fig, path)
+    ax.legend(loc="best", fontsize=st.legend_size)
+    if st.tick_size:
+        ax.tick_params(labelsize=st.tick_size)
 
 
 def draw_volumes(ax: Any, report: Mapping[str, Any], compact: bool = False) -> None:

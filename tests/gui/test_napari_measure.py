@@ -32,5 +32,33 @@ def test_measure_logic_modes(small_cine, tmp_path):
     assert "lv.ef_pct" in m.export_report(cine, tmp_path / "r.csv").read_text()
     with pytest.raises(MeasurementError, match="empty"):
         m.measure_labels(np.zeros_like(truth), vol, None)
-    with pytest.raises(MeasurementError, match="2-D"):
-        m.measure_labels(truth[:, :1], vol.with_array(vol.array[:, :1], frame_times_s=None), None)
+    with pytest.raises(MeasurementError, match="one 2-D view"):  # one slice, one labelled frame: no EF
+        m.measure_labels(truth[ed, :1][None], vol.with_array(vol.array[:1, :1], frame_times_s=None), None)
+
+
+def test_measure_logic_apical_views_echo_clip_and_ed_es():
+    """One slice per frame (an apical echo view): the method of disks, with or without spacing."""
+    from medseg.measure.echo import measure_echo_clip
+    from medseg.phantoms import echo_apical_phantom
+
+    ph = echo_apical_phantom("a4c", n_frames=8, seed=1)
+    lmap = ph.label_map
+    clip = m.measure_labels(ph.labels, ph.image, lmap)
+    assert clip["mode"] == "echo_clip" and clip["labelled_frames"] == list(range(8))
+    ref = measure_echo_clip(ph.labels[:, 0], label_map=lmap, spacing_mm=tuple(ph.image.spacing[1:]))
+    assert clip["lv"]["ef_pct"] == pytest.approx(ref["lv"]["ef_pct"]) and clip["ed_frame"] == ref["ed_frame"]
+    rows = dict((q, v) for q, v, _ in m.summary_rows(clip))
+    assert rows["Method"].startswith("single-plane method of disks") and float(rows["LV EDV"]) > 0 and "LV mass" not in rows
+    fig = Figure()
+    m.draw_report(fig, clip)
+    assert len(fig.axes) == 1 and fig.axes[0].get_ylabel() == "LV volume (mL)"
+    ed, es = clip["ed_frame"], clip["es_frame"]
+    pair = m.measure_labels(ph.labels[ed], ph.image, lmap, es_labels=ph.labels[es])
+    assert pair["mode"] == "echo" and pair["lv"]["ef_pct"] == pytest.approx(clip["lv"]["ef_pct"])
+    m.draw_report(fig, pair)  # ED/ES bars
+    no_px = echo_apical_phantom("a4c", n_frames=8, seed=1, spacing=None)
+    rel = m.measure_labels(no_px.labels, no_px.image, lmap)
+    rows = dict((q, v) for q, v, _ in m.summary_rows(rel))
+    assert rows["LV EDV"] == "–" and rows["Volumes"] == "no pixel spacing: EF only" and float(rows["LV EF"]) > 0
+    m.draw_report(fig, rel)
+    assert fig.axes[0].get_ylabel() == "LV volume (% of EDV)"
