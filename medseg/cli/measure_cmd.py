@@ -183,8 +183,7 @@ def _run_echo_clip(vol: Any, path: Path, lmap: Any, body: dict) -> tuple[dict, d
     if not np.any(vol.array == lmap["lv"]):
         present = sorted(int(x) for x in np.unique(vol.array) if x != 0)
         raise LabelMapError(f"{path}: no pixel has the LV's value lv={lmap['lv']} (values present: {present}); check --label-map")
-    times = vol.meta.get("frame_times_s") if isinstance(getattr(vol, "meta", None), dict) else None
-    report = measure_echo_clip(vol.array[:, 0], label_map=lmap, spacing_mm=_spacing_yx(vol), frame_times_s=times, **body)
+    report = measure_echo_clip(vol.array[:, 0], label_map=lmap, spacing_mm=_spacing_yx(vol), frame_times_s=vol.frame_times_s, **body)
     report["spacing_mm"] = [float(x) for x in vol.spacing]
     frames = {"ED": report["ed_frame"], "ES": report["es_frame"]}
     return report, {k: vol.array[f] for k, f in frames.items()}, frames, vol
