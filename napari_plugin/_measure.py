@@ -138,7 +138,7 @@ def summary_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
 
     rows += function("lv")
     if str(report.get("mode", "")).startswith("echo"):
-        from medseg.measure.plots import echo_method_text
+        from medseg.measure.echo import echo_method_text
 
         rows.append(("Method", echo_method_text(report.get("method", "")), ""))
         if finite(report.get("la_volume_ml")):
@@ -188,15 +188,11 @@ def draw_report(fig: Any, report: Mapping[str, Any]) -> None:
     """Draw the volume curve (or ED/ES bars, or per-structure volumes) and the AHA bullseye
     side by side on a matplotlib Figure (cleared first), with the Axes-level functions of
     :mod:`medseg.measure.plots` that also draw the report PNGs (compact style)."""
-    from medseg.measure.plots import draw_bullseye, draw_echo_curve, draw_volumes
+    from medseg.measure.plots import draw_bullseye, draw_volumes
 
     fig.clear()
-    if str(report.get("mode", "")).startswith("echo"):  # apical view: the curve, or ED/ES bars; no bullseye
-        ax = fig.add_subplot(1, 1, 1)
-        if report.get("volume_curve_rel"):
-            draw_echo_curve(ax, report, compact=True)
-        else:
-            draw_volumes(ax, report, compact=True)
+    if str(report.get("mode", "")).startswith("echo"):  # an apical view: the curve, or ED/ES bars; no bullseye
+        draw_volumes(fig.add_subplot(1, 1, 1), report, compact=True)
         fig.subplots_adjust(left=0.12, right=0.95, bottom=0.16, top=0.88)
         return
     ax1 = fig.add_subplot(1, 2, 1)

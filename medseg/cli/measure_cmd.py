@@ -117,20 +117,19 @@ def _label_map(text: str | None, paths: list[Path]) -> tuple[Any, Path | None]:
     """The label map: ``--label-map``, else the one in the first input's medseg sidecar JSON
     (``labels.nii.gz`` -> ``labels.json``, written with the labels by ``medseg segment``), else
     medseg's default; and the sidecar it came from (None when it did not)."""
+    import json
+
+    from ..io import sidecar_path
     from ..labels import LabelMap
 
     if text:
         return LabelMap.parse(text), None
-    from ..io import sidecar_path
-
     found: list[tuple[Path, Any]] = []
     for p in paths:
         side = sidecar_path(p)
         if side == p or not side.is_file():
             continue
         try:
-            import json
-
             obj = json.loads(side.read_text())
             lm = LabelMap.parse(obj["label_map"]) if isinstance(obj, dict) and obj.get("label_map") else None
         except (OSError, ValueError, TypeError, KeyError, MedsegError):
@@ -147,12 +146,17 @@ def _spacing_yx(vol: Any) -> tuple[float, float] | None:
     return (float(vol.spacing[1]), float(vol.spacing[2])) if vol.spacing_known else None
 
 
+def _require_lv(vols: list[Any], lmap: Any, where: str) -> None:
+    """One-line LabelMapError unless some voxel of ``vols`` has the LV's value."""
+    if not any(np.any(v.array == lmap["lv"]) for v in vols):
+        present = sorted({int(x) for v in vols for x in np.unique(v.array) if x != 0})
+        raise LabelMapError(f"{where}the label map names lv={lmap['lv']} but no voxel has that value (values present: {present}); check --label-map")
+
+
 def _check_echo_view(vol: Any, path: Path, lmap: Any) -> None:
     if vol.n_slices != 1 or vol.n_frames != 1:
         raise MedsegError(f"{path}: echo views are one 2-D image each, got {vol.n_frames} frame(s) x {vol.n_slices} slice(s)")
-    if not np.any(vol.array == lmap["lv"]):
-        present = sorted(int(x) for x in np.unique(vol.array) if x != 0)
-        raise LabelMapError(f"{path}: no pixel has the LV's value lv={lmap['lv']} (values present: {present}); check --label-map")
+    _require_lv([vol], lmap, f"{path}: ")
 
 
 def _run_echo(vol: Any, vol_es: Any, ed: Path, es: Path, a2c: tuple[Path | None, Path | None], lmap: Any,
@@ -180,9 +184,7 @@ def _run_echo_clip(vol: Any, path: Path, lmap: Any, body: dict) -> tuple[dict, d
     """One apical view over the cycle: single-plane disks per frame, ED/ES from the curve."""
     from ..measure.echo import measure_echo_clip
 
-    if not np.any(vol.array == lmap["lv"]):
-        present = sorted(int(x) for x in np.unique(vol.array) if x != 0)
-        raise LabelMapError(f"{path}: no pixel has the LV's value lv={lmap['lv']} (values present: {present}); check --label-map")
+    _require_lv([vol], lmap, f"{path}: ")
     report = measure_echo_clip(vol.array[:, 0], label_map=lmap, spacing_mm=_spacing_yx(vol), frame_times_s=vol.frame_times_s, **body)
     report["spacing_mm"] = [float(x) for x in vol.spacing]
     frames = {"ED": report["ed_frame"], "ES": report["es_frame"]}
@@ -230,25 +232,23 @@ def _check_measurable(vol: Any, path: Path, lmap: Any, other: Any = None) -> Non
         raise MeasurementError(f"{path}: a single slice cannot give a volume (need a stack of >= 2 slices)")
     if not any(np.any(v.array) for v in vols):
         raise MeasurementError(f"{path}: the labels are empty (no non-zero voxel)")
-    if not any(np.any(v.array == lmap["lv"]) for v in vols):
-        present = sorted({int(x) for v in vols for x in np.unique(v.array) if x != 0})
-        raise LabelMapError(f"the label map names lv={lmap['lv']} but no voxel has that value (values present: {present}); check --label-map")
+    _require_lv(vols, lmap, "")
 
 
 def _write_plots(report: dict, folder: Path, phases: dict, frames: dict, lmap: Any, vol: Any, image: list[Path] | None) -> None:
     from ..measure import plots as P
+    from ..measure.echo import is_echo_report
 
     folder.mkdir(parents=True, exist_ok=True)
     images = _overlay_images(image, vol, frames) if image else None
+    echo = is_echo_report(report)
     written = {"overlay": P.overlay_png(phases, lmap, folder / "overlay.png", images=images, spacing_yx=tuple(report["spacing_mm"][1:]))}
-    if "wall_thickness_mm" in report:
+    if not echo:
         written["bullseye"] = P.bullseye_png(report["wall_thickness_mm"], folder / "bullseye.png")
-    if report.get("method", "").startswith(("single_plane", "biplane")):  # echo: volumes need spacing, the curve does not
-        if report.get("volume_curve_rel"):
-            written["volume_curve"] = P.echo_curve_png(report, folder / "volume_curve.png")
-    elif "lv" in report and "edv_ml" in report.get("lv", {}):
-        name = "volume_curve.png" if report.get("volume_curve_ml") else "volumes.png"
-        written["volume_curve"] = P.volume_curve_png(report, folder / name)
+    if report.get("volume_curve_ml"):  # a cine, or one apical view over the cycle
+        written["volume_curve"] = P.volume_curve_png(report, folder / "volume_curve.png")
+    elif not echo and "lv" in report and "edv_ml" in report.get("lv", {}):
+        written["volume_curve"] = P.volume_curve_png(report, folder / "volumes.png")
     report["plots"] = {k: str(v) for k, v in written.items()}
 
 
@@ -267,10 +267,10 @@ def _overlay_images(paths: list[Path], vol: Any, frames: dict[str, int]) -> dict
 
 def _summary(report: dict, output: Path) -> None:
     parts = []
-    if report.get("method", "").startswith(("single_plane", "biplane")):
-        lv = report["lv"]
-        from ..measure.plots import echo_method_text
+    from ..measure.echo import echo_method_text, is_echo_report
 
+    if is_echo_report(report):
+        lv = report["lv"]
         method = echo_method_text(report["method"])
         if report.get("spacing_known"):
             parts.append(f"LV EDV {lv['edv_ml']:.1f} mL, ESV {lv['esv_ml']:.1f} mL, EF {lv['ef_pct']:.1f}% ({method})")

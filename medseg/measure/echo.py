@@ -35,6 +35,19 @@ from .volumes import bsa_m2, function_from_volumes
 N_DISKS = 20
 LA_AREA_LENGTH_K = 0.85  # ~ 8 / (3 pi)
 ECHO_LABEL_MAP = "lv=1,myo=2,la=3"  # CAMUS
+#: an echo report's ``method`` -> its readable name
+ECHO_METHODS = {"biplane_disks": "biplane method of disks", "single_plane_disks_a4c": "single-plane method of disks",
+                "single_plane_disks_clip": "single-plane method of disks, one view over the cycle"}
+
+
+def is_echo_report(report: Any) -> bool:
+    """Whether a measurement report came from :func:`measure_echo` / :func:`measure_echo_clip`."""
+    return report.get("method") in ECHO_METHODS
+
+
+def echo_method_text(method: str) -> str:
+    """Readable name of an echo report's ``method``."""
+    return ECHO_METHODS.get(method, method.replace("_", " "))
 
 
 @dataclass(frozen=True)

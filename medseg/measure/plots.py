@@ -83,52 +83,6 @@ def volume_curve_png(report: dict[str, Any], path: str | Path) -> Path:
     return _save(fig, path)
 
 
-ECHO_METHODS = {"biplane_disks": "biplane method of disks", "single_plane_disks_a4c": "single-plane method of disks",
-                "single_plane_disks_clip": "single-plane method of disks, one view over the cycle"}
-
-
-def echo_method_text(method: str) -> str:
-    """Readable name of an echo report's ``method``."""
-    return ECHO_METHODS.get(method, method.replace("_", " "))
-
-
-def echo_curve_png(report: dict[str, Any], path: str | Path) -> Path:
-    """LV volume over one apical view's cycle (:func:`medseg.measure.echo.measure_echo_clip`):
-    mL when the pixel spacing is known, else % of the end-diastolic volume; ED and ES marked."""
-    fig = _figure(6.4, 4.0)
-    draw_echo_curve(fig.add_subplot(1, 1, 1), report)
-    return _save(fig, path)
-
-
-def draw_echo_curve(ax: Any, report: Mapping[str, Any], compact: bool = False) -> None:
-    """The curve of :func:`echo_curve_png` on ``ax`` (``compact``: the panel style)."""
-    st = _style(compact)
-    known = bool(report.get("spacing_known"))
-    values = report["volume_curve_ml"]["lv"] if known else [None if v is None else 100.0 * v for v in report["volume_curve_rel"]["lv"]]
-    y = np.array([np.nan if v is None else v for v in values], dtype=float)
-    times = report.get("frame_times_s")
-    x = np.asarray(times, dtype=float) * 1000.0 if times and len(times) == len(y) else np.arange(len(y))
-    col = STRUCTURE_COLOURS.get("lv", "k")
-    unit = "mL" if known else "% of EDV"
-    ax.plot(x, y, "-o", ms=3, color=col, label=f"LV (EF {report['lv']['ef_pct']:.0f}%)")
-    for f, lab, mk, dy in ((report["ed_frame"], "ED", "^", 9), (report["es_frame"], "ES", "v", -15)):
-        ax.plot(x[f], y[f], mk, ms=st.marker_size, color=col, mec="k")
-        if not compact:
-            ax.annotate(f"LV {lab} {y[f]:.0f} {unit}", (x[f], y[f]), textcoords="offset points", xytext=(0, dy), ha="center",
-                        fontsize=8, bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": col, "alpha": 0.85})
-    lo, hi = float(np.nanmin(y)), float(np.nanmax(y))
-    pad = 0.25 * max(hi - lo, 1.0)
-    ax.set_ylim(lo - pad, hi + pad)
-    ax.set_xlabel("time (ms)" if times and len(times) == len(y) else "frame", fontsize=st.tick_size)
-    ax.set_ylabel(f"LV volume ({unit})", fontsize=st.tick_size)
-    title = "LV volume over the cycle"
-    ax.set_title(title if compact else f"{title} ({echo_method_text(report['method'])})", **_title_font(st))
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=st.legend_size)
-    if st.tick_size:
-        ax.tick_params(labelsize=st.tick_size)
-
-
 def draw_volumes(ax: Any, report: Mapping[str, Any], compact: bool = False) -> None:
     """The volume plot a report calls for, on a matplotlib ``Axes``: the curve of a cine
     report (``volume_curve_ml``), ED/ES bars of an ED + ES report, else the volume per
@@ -147,11 +101,13 @@ def draw_volume_curve(ax: Any, report: Mapping[str, Any], compact: bool = False)
 
     Args:
         report: a :func:`medseg.measure.measure_cine` report (``volume_curve_ml``: structure ->
-            one volume per frame, mL or None; ``ed_frame``, ``es_frame``, ``rv_ed_frame``...).
+            one volume per frame, mL or None; ``ed_frame``, ``es_frame``, ``rv_ed_frame``...), or
+            a :func:`medseg.measure.echo.measure_echo_clip` one (without pixel spacing its
+            ``volume_curve_rel`` is drawn, in % of EDV).
         compact: the panel style (small text, no value annotations) instead of the report's.
     """
     st = _style(compact)
-    curves = report["volume_curve_ml"]
+    curves, unit = _volume_curves(report)
     times = report.get("frame_times_s")
     n = len(next(iter(curves.values())))
     x = np.asarray(times, dtype=float) * 1000.0 if times and len(times) == n else np.arange(n)
@@ -171,7 +127,7 @@ def draw_volume_curve(ax: Any, report: Mapping[str, Any], compact: bool = False)
             if not compact:
                 k = placed.get((lab, f), 0)
                 placed[(lab, f)] = k + 1
-                ax.annotate(f"{name.upper()} {lab} {y[f]:.0f} mL", (x[f], y[f]), textcoords="offset points",
+                ax.annotate(f"{name.upper()} {lab} {y[f]:.0f} {unit}", (x[f], y[f]), textcoords="offset points",
                             xytext=(0, 9 + 15 * k if lab == "ED" else -15 - 15 * k), ha="center", fontsize=8,
                             bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": col, "alpha": 0.85})
     allv = np.array([v for c in curves.values() for v in c if v is not None], dtype=float)
@@ -180,7 +136,17 @@ def draw_volume_curve(ax: Any, report: Mapping[str, Any], compact: bool = False)
         pad = 0.25 * max(hi - lo, 1.0)
         ax.set_ylim(lo - pad, hi + pad)
     ax.set_title("Volume over the cycle" if compact else "Ventricular volume over the cardiac cycle", **_title_font(st))
-    _finish_volume_axes(ax, st)
+    _finish_volume_axes(ax, st, unit)
+
+
+def _volume_curves(report: Mapping[str, Any]) -> tuple[Mapping[str, list], str]:
+    """The curves to draw and their unit: ``volume_curve_ml`` in mL, or, when it has no value
+    (an echo clip without pixel spacing), ``volume_curve_rel`` in % of the end-diastolic volume."""
+    curves = report["volume_curve_ml"]
+    rel = report.get("volume_curve_rel")
+    if rel and all(v is None for c in curves.values() for v in c):
+        return {k: [None if v is None else 100.0 * v for v in c] for k, c in rel.items()}, "% of EDV"
+    return curves, "mL"
 
 
 def draw_ed_es_volumes(ax: Any, report: Mapping[str, Any], compact: bool = False) -> None:
@@ -213,8 +179,8 @@ def _title_font(st: _Style) -> dict[str, float]:
     return {"fontsize": st.title_size} if st.title_size else {}
 
 
-def _finish_volume_axes(ax: Any, st: _Style) -> None:
-    ax.set_ylabel("volume (mL)")
+def _finish_volume_axes(ax: Any, st: _Style, unit: str = "mL") -> None:
+    ax.set_ylabel(f"volume ({unit})")
     ax.grid(alpha=0.3)
     if st.tick_size:
         ax.tick_params(labelsize=st.tick_size)

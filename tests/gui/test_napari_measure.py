@@ -51,7 +51,7 @@ def test_measure_logic_apical_views_echo_clip_and_ed_es():
     assert rows["Method"].startswith("single-plane method of disks") and float(rows["LV EDV"]) > 0 and "LV mass" not in rows
     fig = Figure()
     m.draw_report(fig, clip)
-    assert len(fig.axes) == 1 and fig.axes[0].get_ylabel() == "LV volume (mL)"
+    assert len(fig.axes) == 1 and fig.axes[0].get_ylabel() == "volume (mL)"
     ed, es = clip["ed_frame"], clip["es_frame"]
     pair = m.measure_labels(ph.labels[ed], ph.image, lmap, es_labels=ph.labels[es])
     assert pair["mode"] == "echo" and pair["lv"]["ef_pct"] == pytest.approx(clip["lv"]["ef_pct"])
@@ -61,4 +61,4 @@ def test_measure_logic_apical_views_echo_clip_and_ed_es():
     rows = dict((q, v) for q, v, _ in m.summary_rows(rel))
     assert rows["LV EDV"] == "–" and rows["Volumes"] == "no pixel spacing: EF only" and float(rows["LV EF"]) > 0
     m.draw_report(fig, rel)
-    assert fig.axes[0].get_ylabel() == "LV volume (% of EDV)"
+    assert fig.axes[0].get_ylabel() == "volume (% of EDV)"

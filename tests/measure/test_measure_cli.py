@@ -200,7 +200,7 @@ def test_echo_views_without_spacing_give_ef_only(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--ed", "{a4c}", "--es", "{a4c}", "--a2c-ed", "{a4c}"], "--a2c-ed and --a2c-es go together"),
     (["{a4c}"], "one 2-D image gives no EF"),
-    (["--ed", "{a4c}", "--es", "{a4c}", "--label-map", "lv=5,la=3"], "no pixel has the LV's value lv=5"),
+    (["--ed", "{a4c}", "--es", "{a4c}", "--label-map", "lv=5,la=3"], "the label map names lv=5 but no voxel has that value"),
 ])
 def test_echo_bad_input_one_line(tmp_path, capsys, argv, message):
     from measure_phantoms import echo_view
