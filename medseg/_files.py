@@ -97,3 +97,33 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     return obj
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def check_not_inputs(outputs: dict[str, Any], inputs: dict[str, Any]) -> None:
+    """Refuse, in one line, an output that would replace one of the command's input files, or
+    two outputs that are one file (``{what: path or None}``; None entries are ignored).
+
+    Raises:
+        ImageWriteError: e.g. ``medseg segment img.nii.gz -o img.nii.gz`` (it used to replace the
+            image with its labels), or a sidecar ``seg.json`` that is the prompts file.
+    """
+    from .errors import ImageWriteError
+
+    outs = [(k, Path(v)) for k, v in outputs.items() if v is not None]
+    ins = [(k, Path(v)) for k, v in inputs.items() if v is not None]
+    for i, (what, out) in enumerate(outs):
+        for src, inp in ins:
+            if _same_file(out, inp):
+                raise ImageWriteError(f"{out}: the {what} would replace the {src} ({inp}); choose another name")
+        for other, out2 in outs[i + 1:]:
+            if _same_file(out, out2):
+                raise ImageWriteError(f"{out} is both the {what} and the {other}; choose different names")

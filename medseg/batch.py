@@ -185,11 +185,18 @@ def review_png_path(out_dir: str | os.PathLike, case: str) -> Path:
     return Path(out_dir) / f"{case}_review.png"
 
 
-def check_out_dir(out_dir: str | os.PathLike) -> Path:
-    """Create ``out_dir`` and prove it is writable; raise a one-line MedsegError if not."""
+def check_out_dir(out_dir: str | os.PathLike, not_these: dict[str, Any] | None = None) -> Path:
+    """Create ``out_dir`` and prove it is writable; raise a one-line MedsegError if not, or if
+    it is one of the folders ``not_these`` ({"input": INPUT_DIR, "--prompts-from": DIR}):
+    outputs there would replace the studies (``case.nii.gz``) or be read as references on a
+    re-run."""
     import tempfile
 
     out = Path(out_dir)
+    for what, folder in (not_these or {}).items():
+        if folder is not None and Path(folder).is_dir() and out.is_dir() and os.path.samefile(out, folder):
+            raise MedsegError(f"the output folder {out} is the {what} folder: outputs would replace or mix with "
+                              "the files there; choose another output folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".medseg-write-test-"):
@@ -267,10 +274,13 @@ def output_problem(case: CaseSpec, options: BatchOptions) -> str | None:
 
 def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
     from ._batch_exec import torch_threads
+    from ._files import check_not_inputs
     from .io import read_volume, sidecar_path, write_labels
     from .labels import LabelMap
     from .segment import default_auto_structures, segment_volume
 
+    check_not_inputs({"output labels": out, "sidecar JSON": sidecar_path(out), "review sheet": review_png_path(options.out_dir, case.case)},
+                     {"image": case.input, "reference labels": case.reference, "prompts file": options.prompts})
     vol = read_volume(case.input)
     lmap = LabelMap.parse(options.label_map) if options.label_map else None
     prompts = study_prompts(vol, options.prompts, case.reference, lmap, options.key_slice, case=case.case)

@@ -47,7 +47,7 @@ def batch_command(
     _check_options(prompts, prompts_from, label_map, key_slice, auto, through, workers, scheduler)
     if label_map:
         LabelMap.parse(label_map)  # a malformed map fails here, once
-    out = check_out_dir(out_dir)
+    out = check_out_dir(out_dir, {"input": input_dir, "--prompts-from": prompts_from})
     if prompts is not None and not prompts.is_file():
         raise PromptError(f"prompts file not found: {prompts}")
     cases = discover_cases(input_dir, prompts_from, exclude=[out])

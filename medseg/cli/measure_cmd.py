@@ -58,6 +58,8 @@ def measure_command(
         raise MedsegError("give either LABELS or both --ed and --es")
     if (a2c_ed is None) != (a2c_es is None) or (a2c_ed is not None and ed is None):
         raise MedsegError("--a2c-ed and --a2c-es go together, with --ed and --es (the 4-chamber view)")
+    _check_outputs(output, csv_path, {"labels": labels, "ED labels": ed, "ES labels": es, "2-chamber ED labels": a2c_ed,
+                                      "2-chamber ES labels": a2c_es}, image or [])
     lmap, map_from = _label_map(label_map, [p for p in (labels, ed, es, a2c_ed, a2c_es) if p is not None])
     if "lv" not in lmap:
         raise LabelMapError(f"the label map must name the LV blood pool (lv=...); got {lmap.to_string()}")
@@ -140,6 +142,20 @@ def _label_map(text: str | None, paths: list[Path]) -> tuple[Any, Path | None]:
         raise LabelMapError(f"the inputs' sidecars give different label maps ({', '.join(f'{s.name}: {lm.to_string()}' for s, lm in found)}); "
                             "give --label-map")
     return (found[0][1], found[0][0]) if found else (LabelMap.parse(None), None)
+
+
+def _check_outputs(output: Path, csv_path: Path | None, labels: dict[str, Path | None], images: list[Path]) -> None:
+    """The report and CSV may not replace an input, nor a labels file's medseg sidecar (its label
+    map and provenance: ``measure seg.nii.gz -o seg.json`` would have replaced it)."""
+    from .._files import check_not_inputs
+    from ..io import sidecar_path
+
+    inputs: dict[str, Any] = {k: v for k, v in labels.items() if v is not None}
+    inputs.update({f"image {p}": p for p in images})
+    for k, p in list(inputs.items()):
+        if k in labels and sidecar_path(p) != Path(p) and sidecar_path(p).is_file():
+            inputs[f"sidecar JSON of the {k}"] = sidecar_path(p)
+    check_not_inputs({"report": output, "CSV": csv_path}, inputs)
 
 
 def _spacing_yx(vol: Any) -> tuple[float, float] | None:

@@ -49,13 +49,15 @@ def segment_command(
 
 def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device, min_confidence=None,
                 review_png=None) -> None:
-    from .._files import sha256_path
-    from ..io import read_volume, write_labels
+    from .._files import check_not_inputs, sha256_path
+    from ..io import read_volume, sidecar_path, write_labels
     from ..io.writers import check_output
     from ..models import load_model
     from ..prompt_file import study_prompts
     from ..segment import segment_volume
 
+    check_not_inputs({"output labels": out, "sidecar JSON": sidecar_path(out), "review sheet": review_png},
+                     {"image": image, "prompts file": prompts, "reference labels": prompts_from})
     vol = read_volume(image)
     check_output(out, vol)  # an output it cannot write is refused before the work
     prompt_set = study_prompts(vol, prompts, prompts_from, lmap, key_slice)

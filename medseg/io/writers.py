@@ -42,6 +42,7 @@ def check_output(path: str | os.PathLike, like: Volume) -> str:
     only the image (the ending; DICOM SEG: a positioned DICOM source; PNG: one 2-D slice), so
     a command can refuse an output it cannot write before it segments anything."""
     kind = output_kind(path)
+    check_sidecar_free(path)
     if kind == "dicom-seg":
         from .seg_writer import check_dicom_source
 
@@ -62,6 +63,34 @@ def sidecar_path(path: str | os.PathLike) -> Path:
         if name.lower().endswith(ext):
             return p.with_name(name[: -len(ext)] + ".json")
     return p.with_name(p.stem + ".json")
+
+
+def check_sidecar_free(path: str | os.PathLike, sidecar_obj: dict[str, Any] | None = None) -> list[str]:
+    """The label files ``path``'s sidecar JSON will list: ``path`` and, when the sidecar already
+    describes other label files still there (``seg.nii.gz`` and ``seg.dcm`` share ``seg.json``)
+    with the same label map and provenance as ``sidecar_obj`` (one segmentation in two formats),
+    those too. ImageWriteError when it describes another segmentation's files, or when
+    ``sidecar_obj`` is None (a check before segmenting: the provenance will differ): writing
+    would replace their label map and provenance. A sidecar of ``path`` alone (a re-run) may
+    be replaced."""
+    out = Path(path)
+    side = sidecar_path(out)
+    if not side.is_file():
+        return [out.name]
+    try:
+        old = json.loads(side.read_text())
+        owners = old.get("labels")
+    except (OSError, ValueError, AttributeError):
+        return [out.name]  # not a medseg sidecar, or one from before sidecars named their labels
+    owners = [owners] if isinstance(owners, str) else owners if isinstance(owners, list) else []
+    others = [o for o in owners if isinstance(o, str) and o != out.name and (out.parent / o).exists()]
+    if not others:
+        return [out.name]
+    same = sidecar_obj is not None and all(old.get(k) == json.loads(json.dumps(_jsonable(sidecar_obj[k]))) for k in ("label_map", "provenance"))
+    if not same:
+        raise ImageWriteError(f"{side} is the sidecar of {out.parent / others[0]} (same name, other ending), another segmentation; "
+                              f"write {out.name} under another name, or remove {others[0]} first")
+    return [*others, out.name]
 
 
 def validate_labels(labels: np.ndarray, like: Volume, label_map: LabelMap) -> np.ndarray:
@@ -127,13 +156,14 @@ def write_labels(
     kind = output_kind(out)
     lm = LabelMap.parse(label_map)
     arr = validate_labels(labels, like, lm)
-    sidecar_obj = {"label_map": lm.to_dict(), "provenance": dict(provenance or {})}
+    sidecar_obj = {"labels": [out.name], "label_map": lm.to_dict(), "provenance": dict(provenance or {})}
     try:
         json.dumps(_jsonable(sidecar_obj), allow_nan=False)
     except (TypeError, ValueError) as e:
         raise ImageWriteError(f"provenance cannot be written as JSON: {e}") from None
     if kind == "dicom-seg" and arr.ndim == 4 and arr.shape[0] > 1:
         return _write_seg_per_frame(arr, like, out, lm, sidecar_obj)
+    sidecar_obj["labels"] = check_sidecar_free(out, sidecar_obj)
     if kind == "dicom-seg":
         from .seg_writer import write_dicom_seg
 
@@ -164,13 +194,16 @@ def _write_seg_per_frame(arr: np.ndarray, like: Volume, out: Path, lm: LabelMap,
     from .seg_writer import write_dicom_seg
 
     frames = [t for t in range(arr.shape[0]) if arr[t].any()] or [0]
+    objs = {}
+    for t in frames:
+        target = out.with_name(f"{out.name[:-4]}_frame{t:02d}.dcm")
+        obj = {**sidecar_obj, "provenance": {**sidecar_obj["provenance"], "frame": t}}
+        objs[target] = {**obj, "labels": check_sidecar_free(target, obj)}
     written: list[Path] = []
     try:
-        for t in frames:
-            target = out.with_name(f"{out.name[:-4]}_frame{t:02d}.dcm")
+        for t, (target, obj) in zip(frames, objs.items()):
             seg = write_dicom_seg(arr[t], like, target, lm, frame=t)
             written.append(seg)
-            obj = {**sidecar_obj, "provenance": {**sidecar_obj["provenance"], "frame": t}}
             written.append(write_json_atomic(sidecar_path(seg), obj))
     except BaseException:
         for path in written:  # all frames or none: never a cine with some phases missing

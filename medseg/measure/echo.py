@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from ..labels import LabelMap
 from .geometry import MeasurementError, StackGeometry, stack_geometry
-from .qc import make_flag
+from .qc import make_flag, ray_coverage
 from .reference import check_sex, range_flag
 from .thickness import outer_contour_mm
 from .volumes import bsa_m2, function_from_volumes
@@ -35,6 +36,10 @@ from .volumes import bsa_m2, function_from_volumes
 N_DISKS = 20
 LA_AREA_LENGTH_K = 0.85  # ~ 8 / (3 pi)
 ECHO_LABEL_MAP = "lv=1,myo=2,la=3"  # CAMUS
+#: myocardium around at least this share of the LV cavity = a short-axis section, not a long-axis
+#: view (expert labels: 400 CAMUS apical views <= 0.85, M&Ms-2 4-chamber 0.83-0.86; 716 of 717
+#: ACDC short-axis slices >= 0.95)
+SHORT_AXIS_COVERAGE = 0.95
 #: an echo report's ``method`` -> its readable name
 ECHO_METHODS = {"biplane_disks": "biplane method of disks", "single_plane_disks_a4c": "single-plane method of disks",
                 "single_plane_disks_clip": "single-plane method of disks, one view over the cycle"}
@@ -154,6 +159,21 @@ def disk_diameters(contour: np.ndarray, ax: LongAxis, n: int = N_DISKS) -> np.nd
     return out
 
 
+def check_long_axis_view(labels: np.ndarray, lmap: LabelMap, geom: StackGeometry) -> None:
+    """MeasurementError when the myocardium surrounds the LV cavity (a short-axis section): the
+    method of disks needs a long-axis view, where the myocardium is open at the mitral annulus."""
+    if "myo" not in lmap:
+        return
+    myo = labels == lmap["myo"]
+    if not myo.any():
+        return
+    cover = ray_coverage(ndimage.binary_fill_holes(labels == lmap["lv"]), myo, geom)
+    if cover >= SHORT_AXIS_COVERAGE:
+        raise MeasurementError(f"the myocardium surrounds the LV cavity ({cover:.0%} of it): this is a short-axis section, "
+                               "not an apical (long-axis) view, and one short-axis slice gives no volume; measure the "
+                               "short-axis stack")
+
+
 def view_measures(labels: np.ndarray, lmap: LabelMap, spacing_mm: tuple[float, float] | None) -> dict[str, Any]:
     """Per view and phase: long axis, disk diameters (mm), LV and LA areas (mm^2) and lengths."""
     arr = np.asarray(labels)
@@ -163,6 +183,7 @@ def view_measures(labels: np.ndarray, lmap: LabelMap, spacing_mm: tuple[float, f
     lv = arr == lmap["lv"]
     if not lv.any():
         raise MeasurementError(f"the echo labels contain no LV (label {lmap['lv']})")
+    check_long_axis_view(arr, lmap, geom)
     la = (arr == lmap["la"]) if "la" in lmap else None
     ax = long_axis(lv, geom, la)
     contour = outer_contour_mm(lv, geom)

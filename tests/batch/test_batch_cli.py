@@ -163,6 +163,35 @@ def test_unwritable_out_dir_fails_fast(studies, tmp_path, capsys, where):
     assert "not writable" in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.parametrize("which", ["input", "--prompts-from"])
+def test_the_output_folder_is_not_the_input_or_reference_folder(studies, tmp_path, capsys, which):
+    """`batch DIR -o DIR` used to replace every DIR/<case>.nii.gz study with its labels."""
+    inp, refs = tmp_path / "in", tmp_path / "refs"
+    shutil.copytree(studies, inp)
+    refs.mkdir()
+    for case in CASES:
+        shutil.move(inp / f"{case}_gt.nii.gz", refs / f"{case}_gt.nii.gz")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    out = inp if which == "input" else refs
+    assert run_cli(["batch", str(inp), "-o", str(out), "--prompts-from", str(refs), "--label-map", MAP]) == 1
+    err = capsys.readouterr().err.strip()
+    assert f"is the {which} folder" in err and len(err.splitlines()) == 1
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_a_case_whose_sidecar_would_replace_the_prompts_file_fails_alone(studies, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    box = {"structure": "lv", "frame": 0, "slice": 3, "box": [30, 30, 60, 60]}
+    pfile = out / "c1.json"  # the sidecar name of case c1's labels
+    pfile.write_text(json.dumps({"label_map": {"lv": 1}, "cases": {c: {"prompts": [box]} for c in CASES}}))
+    text = pfile.read_text()
+    assert run_cli(["batch", str(studies), "-o", str(out), "--prompts", str(pfile)]) == 1
+    rows = _summary(out)
+    assert rows["c1"]["status"] == "failed" and "the sidecar JSON would replace the prompts file" in rows["c1"]["reason"]
+    assert rows["c2"]["status"] == "ok" and "would replace" not in rows["c3"]["reason"] and pfile.read_text() == text
+
+
 @pytest.mark.parametrize("args, message", [
     (["--auto", "--workers", "0"], "--workers must be 1 or more"),
     (["--auto", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "not both"),

@@ -160,6 +160,70 @@ def test_segment_refuses_an_output_it_cannot_write_before_segmenting(name, messa
     assert _files(tmp_path) == []
 
 
+@pytest.mark.parametrize("kind", ["image", "prompts_sidecar", "reference", "review_is_output", "other_labels_sidecar"])
+def test_segment_never_replaces_an_input_or_another_labels_sidecar(kind, study, tmp_path, capsys, monkeypatch):
+    """`segment img.nii.gz -o img.nii.gz` used to replace the image with its labels; a prompts
+    file p.json was replaced by the sidecar of -o p.nii.gz; seg.mha took seg.nii.gz's sidecar."""
+    import shutil
+
+    import medseg.models
+
+    def no_model(*a, **k):
+        raise AssertionError("the model was loaded before the outputs were checked")
+
+    monkeypatch.setattr(medseg.models, "load_model", no_model)
+    img = tmp_path / "img.nii.gz"
+    shutil.copy(study / "img.nii.gz", img)
+    args = ["--auto"]
+    if kind == "image":
+        out, message = img, "the output labels would replace the image"
+    elif kind == "prompts_sidecar":
+        (tmp_path / "p.json").write_text(json.dumps({"prompts": [{"structure": "lv", "slice": 3, "box": [40, 40, 70, 70]}]}))
+        out, args, message = tmp_path / "p.nii.gz", ["--prompts", str(tmp_path / "p.json")], "the sidecar JSON would replace the prompts file"
+    elif kind == "reference":
+        shutil.copy(study / "gt.nii.gz", tmp_path / "gt.nii.gz")
+        out, args = tmp_path / "gt.nii.gz", ["--prompts-from", str(tmp_path / "gt.nii.gz"), "--label-map", "lv=1"]
+        message = "the output labels would replace the reference labels"
+    elif kind == "review_is_output":
+        from PIL import Image
+
+        Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "one.png")
+        img, out, args = tmp_path / "one.png", tmp_path / "s.png", ["--auto", "--review-png", str(tmp_path / "s.png")]
+        message = "is both the output labels and the review sheet"
+    else:
+        from medseg.io import read_label_volume, write_labels
+
+        write_labels(read_label_volume(study / "gt.nii.gz").array[0], read_label_volume(study / "gt.nii.gz"), tmp_path / "seg.nii.gz", "lv=1,myo=2,rv=3")
+        out, message = tmp_path / "seg.mha", "seg.json is the sidecar of"
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    rc = run_cli(["segment", str(img), "-o", str(out), *args])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and err.startswith("error:") and message in err and len(err.splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+
+
+def test_one_sidecar_for_one_segmentation_in_two_formats_never_for_two(study, tmp_path):
+    """A re-run replaces its own sidecar; the same labels and provenance written as .nii.gz and
+    .mha share seg.json (it lists both); other labels to seg.mha would take seg.nii.gz's
+    label map and provenance, and are refused (write_labels and segment's check)."""
+    from medseg.errors import ImageWriteError
+    from medseg.io import read_label_volume, write_labels
+
+    ref = read_label_volume(study / "gt.nii.gz")
+    for _ in range(2):
+        write_labels(ref.array[0], ref, tmp_path / "seg.nii.gz", "lv=1,myo=2,rv=3", provenance={"run": 1})
+    assert json.loads((tmp_path / "seg.json").read_text())["labels"] == ["seg.nii.gz"]
+    write_labels(ref.array[0], ref, tmp_path / "seg.mha", "lv=1,myo=2,rv=3", provenance={"run": 1})
+    assert json.loads((tmp_path / "seg.json").read_text())["labels"] == ["seg.nii.gz", "seg.mha"]
+    with pytest.raises(ImageWriteError, match="is the sidecar of .*seg.nii.gz"):
+        write_labels(ref.array[0], ref, tmp_path / "seg.nrrd", "lv=1,myo=2,rv=3", provenance={"run": 2})
+    assert not (tmp_path / "seg.nrrd").exists() and json.loads((tmp_path / "seg.json").read_text())["provenance"] == {"run": 1}
+    for name in ("seg.nii.gz", "seg.mha"):  # the files it described are gone: the sidecar is free
+        (tmp_path / name).unlink()
+    write_labels(ref.array[0], ref, tmp_path / "seg.nrrd", "lv=1,myo=2,rv=3", provenance={"run": 2})
+    assert json.loads((tmp_path / "seg.json").read_text())["labels"] == ["seg.nrrd"]
+
+
 def test_evaluate_reports_hd95_in_pixels_without_spacing(tmp_path):
     """A PNG has no pixel size: its HD95 is reported under hd95_px, never as millimetres."""
     from PIL import Image

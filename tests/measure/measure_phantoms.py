@@ -106,8 +106,9 @@ class LVPhantom:
         return out
 
 
-def echo_view(half_width, length, with_la, px=0.3, tilt_deg=0.0, shape=None):
-    """A4C/A2C label image: LV half-ellipse (1) with its base on a pixel boundary; LA (3) above.
+def echo_view(half_width, length, with_la, px=0.3, tilt_deg=0.0, shape=None, wall_mm=0.0):
+    """A4C/A2C label image: LV half-ellipse (1) with its base on a pixel boundary; LA (3) above;
+    with ``wall_mm`` a myocardium (2) of that thickness around the LV, open at the base.
 
     The long axis points down the image, optionally tilted by ``tilt_deg``; ``shape`` (h, w)
     fixes the canvas (frames of one clip), else it fits the ventricle.
@@ -120,7 +121,20 @@ def echo_view(half_width, length, with_la, px=0.3, tilt_deg=0.0, shape=None):
     s = (rr - 20.1) * math.cos(t) + xx * math.sin(t)  # along the axis, from the base plane (20.1 = 67 px)
     q = -(rr - 20.1) * math.sin(t) + xx * math.cos(t)
     lab = np.zeros((h, w), np.int16)
+    if wall_mm:
+        lab[(s >= 0) & ((q / (half_width + wall_mm)) ** 2 + (s / (length + wall_mm)) ** 2 <= 1)] = 2
     lab[(s >= 0) & ((q / half_width) ** 2 + (s / length) ** 2 <= 1)] = 1
     if with_la:
         lab[(s < 0) & ((q / (0.9 * half_width)) ** 2 + (s / 15.0) ** 2 <= 1)] = 3
+    return lab
+
+
+def sax_section(r_cavity_mm=22.0, wall_mm=8.0, px=1.0, size=120):
+    """One short-axis section: LV disc (1) inside a myocardium ring (2), RV crescent (3)."""
+    yy, xx = (np.mgrid[:size, :size] + 0.5 - size / 2) * px
+    r = np.hypot(yy, xx)
+    lab = np.zeros((size, size), np.int16)
+    lab[(np.hypot(yy, xx + r_cavity_mm + wall_mm) <= r_cavity_mm) & (r > r_cavity_mm + wall_mm)] = 3
+    lab[r <= r_cavity_mm + wall_mm] = 2
+    lab[r <= r_cavity_mm] = 1
     return lab

@@ -212,6 +212,31 @@ def test_echo_bad_input_one_line(tmp_path, capsys, argv, message):
     assert err.startswith("error") and message in err and len(err.splitlines()) == 1 and not out.exists()
 
 
+def test_a_short_axis_slice_over_time_is_refused_in_one_line(tmp_path, capsys):
+    from measure_phantoms import sax_section
+
+    cine = _echo_file(tmp_path / "sax.nii.gz", np.stack([sax_section(r, w) for r, w in ((22.0, 8.0), (17.0, 11.0), (21.0, 8.0))]), px=1.0)
+    out = tmp_path / "r.json"
+    assert run_cli(["measure", cine, "--label-map", "lv=1,myo=2,rv=3", "-o", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "short-axis section" in err and len(err.splitlines()) == 1 and not out.exists()
+
+
+def test_the_report_never_replaces_the_labels_or_their_sidecar(files, tmp_path, capsys):
+    from medseg.io import read_label_volume, write_labels
+
+    vol = read_label_volume(files["ed"])
+    written, side = write_labels(vol.array[0], vol, tmp_path / "seg.nii.gz", ACDC_MAP)
+    before = {p: p.read_bytes() for p in (written, side)}
+    for argv, message in ((["-o", str(side)], "the report would replace the sidecar JSON of the labels"),
+                          (["-o", str(tmp_path / "r.json"), "--csv", str(tmp_path / "r.json")], "is both the report and the CSV"),
+                          (["-o", str(written)], "the report would replace the labels")):
+        assert run_cli(["measure", str(written), *argv]) == 1
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1
+    assert {p: p.read_bytes() for p in before} == before and not (tmp_path / "r.json").exists()
+
+
 def test_label_map_comes_from_the_labels_sidecar(files, tmp_path):
     """Labels written by medseg with the ACDC map: measure without --label-map reads the map
     from the sidecar JSON (it used to take medseg's lv=1, the RV here)."""

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 from measure_phantoms import echo_view as _view
+from measure_phantoms import sax_section
 
 from medseg.measure.echo import measure_echo, measure_echo_clip
 
@@ -94,3 +95,19 @@ def test_clip_needs_the_lv_on_two_frames():
     clip[1] = _view(20.0, 70.0, False, shape=(200, 200))
     with pytest.raises(MeasurementError, match="at least two frames; it is on 1"):
         measure_echo_clip(clip, spacing_mm=(PX, PX))
+
+
+def test_a_short_axis_section_is_refused_and_an_apical_view_with_its_myocardium_is_not():
+    """The method of disks needs a long-axis view: a short-axis slice (myocardium all round the
+    cavity) used to be measured as if it were one, with a made-up volume and EF."""
+    from medseg.measure.geometry import MeasurementError
+
+    a4c = {k: _view(w, L, True, wall_mm=8.0) for k, (w, L) in (("ed", (22.0, 80.0)), ("es", (17.0, 70.0)))}
+    with_myo = measure_echo(a4c["ed"], a4c["es"], spacing_a4c_mm=(PX, PX))
+    plain = measure_echo(*(np.where(v == 2, 0, v) for v in a4c.values()), spacing_a4c_mm=(PX, PX))
+    assert with_myo["lv"] == pytest.approx(plain["lv"])
+    ed, es = sax_section(22.0), sax_section(16.0, 11.0)
+    with pytest.raises(MeasurementError, match="short-axis section"):
+        measure_echo(ed, es, spacing_a4c_mm=(1.0, 1.0))
+    with pytest.raises(MeasurementError, match="short-axis section"):
+        measure_echo_clip(np.stack([ed, es, ed]), spacing_mm=(1.0, 1.0))
