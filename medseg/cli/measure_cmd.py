@@ -119,25 +119,20 @@ def _label_map(text: str | None, paths: list[Path]) -> tuple[Any, Path | None]:
     """The label map: ``--label-map``, else the one in the first input's medseg sidecar JSON
     (``labels.nii.gz`` -> ``labels.json``, written with the labels by ``medseg segment``), else
     medseg's default; and the sidecar it came from (None when it did not)."""
-    import json
-
-    from ..io import sidecar_path
+    from ..io import read_sidecar, sidecar_path
     from ..labels import LabelMap
 
     if text:
         return LabelMap.parse(text), None
     found: list[tuple[Path, Any]] = []
     for p in paths:
-        side = sidecar_path(p)
-        if side == p or not side.is_file():
-            continue
+        obj = read_sidecar(p)
         try:
-            obj = json.loads(side.read_text())
-            lm = LabelMap.parse(obj["label_map"]) if isinstance(obj, dict) and obj.get("label_map") else None
-        except (OSError, ValueError, TypeError, KeyError, MedsegError):
-            lm = None  # not a medseg sidecar: ignore it
+            lm = LabelMap.parse(obj["label_map"]) if obj else None
+        except (MedsegError, TypeError, ValueError):
+            lm = None  # not a medseg label map: ignore it
         if lm is not None:
-            found.append((side, lm))
+            found.append((sidecar_path(p), lm))
     if found and any(lm.values != found[0][1].values for _, lm in found[1:]):
         raise LabelMapError(f"the inputs' sidecars give different label maps ({', '.join(f'{s.name}: {lm.to_string()}' for s, lm in found)}); "
                             "give --label-map")
@@ -213,10 +208,18 @@ def _check_choice(option: str, value: str, allowed: tuple[str, ...]) -> None:
 
 
 def _read_labels(path: Path) -> Any:
-    """Integer label Volume (medseg.io: NIfTI, DICOM, MHA/NRRD, ...)."""
-    from ..io import read_label_volume
+    """Integer label Volume (medseg.io: NIfTI, DICOM, MHA/NRRD, ...); its spacing is unknown when
+    its medseg sidecar says the image had none (labels of a PNG or a video, written as NIfTI
+    with 1 mm pixels that were never measured)."""
+    import dataclasses
 
-    return read_label_volume(path)
+    from ..io import read_label_volume, read_sidecar
+
+    vol = read_label_volume(path)
+    side = read_sidecar(path) or {}
+    if (side.get("provenance") or {}).get("spacing_known") is False and vol.spacing_known:
+        vol = dataclasses.replace(vol, spacing_known=False)
+    return vol
 
 
 def _read_image(path: Path) -> Any:

@@ -65,6 +65,19 @@ def sidecar_path(path: str | os.PathLike) -> Path:
     return p.with_name(p.stem + ".json")
 
 
+def read_sidecar(labels_path: str | os.PathLike) -> dict[str, Any] | None:
+    """The medseg sidecar JSON of a label file (``seg.nii.gz`` -> ``seg.json``), or None when
+    there is none or it is not medseg's (no ``label_map`` object)."""
+    side = sidecar_path(labels_path)
+    if side == Path(labels_path) or not side.is_file():
+        return None
+    try:
+        obj = json.loads(side.read_text())
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) and isinstance(obj.get("label_map"), dict) else None
+
+
 def check_sidecar_free(path: str | os.PathLike, sidecar_obj: dict[str, Any] | None = None) -> list[str]:
     """The label files ``path``'s sidecar JSON will list: ``path`` and, when the sidecar already
     describes other label files still there (``seg.nii.gz`` and ``seg.dcm`` share ``seg.json``)
@@ -156,7 +169,10 @@ def write_labels(
     kind = output_kind(out)
     lm = LabelMap.parse(label_map)
     arr = validate_labels(labels, like, lm)
-    sidecar_obj = {"labels": [out.name], "label_map": lm.to_dict(), "provenance": dict(provenance or {})}
+    # spacing_known: a NIfTI written for a PNG or a video has 1 mm pixels it never measured;
+    # `medseg measure` and `batch --measure` read this to report no millimetre volumes
+    sidecar_obj = {"labels": [out.name], "label_map": lm.to_dict(),
+                   "provenance": {**dict(provenance or {}), "spacing_known": bool(like.spacing_known)}}
     try:
         json.dumps(_jsonable(sidecar_obj), allow_nan=False)
     except (TypeError, ValueError) as e:

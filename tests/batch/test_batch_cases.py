@@ -110,9 +110,9 @@ def test_measure_of_an_apical_view_over_the_cycle_gives_ef_without_spacing(tmp_p
     for half_width in (20.0, 23.0, 17.0, 14.0, 18.0):  # ED frame 1, ES frame 3
         frames.append((((xx - 50) / half_width) ** 2 + ((yy - 10) / (3.5 * half_width)) ** 2 <= 1) & (yy >= 10))
     lab = np.stack(frames)[:, None].astype(np.uint8)  # (T, 1, Y, X), lv = 1
-    like = Volume(np.zeros(lab.shape, np.float32), np.eye(4), meta={})
+    like = Volume(np.zeros(lab.shape, np.float32), np.eye(4), spacing_known=False, meta={})
     out = tmp_path / "clip.nii.gz"
-    write_labels(lab, like, out, "lv=1,myo=2,la=3", provenance={"spacing_known": False})
+    write_labels(lab, like, out, "lv=1,myo=2,la=3")  # the sidecar records spacing_known: False
     res = _measure(out, BatchOptions(out_dir=tmp_path, measure=True))
     assert res["measure_note"] == ""
     row = res["cohort_row"]

@@ -56,7 +56,7 @@ def test_nifti_3d_read_write_cross_library(tmp_path):
     assert np.allclose(affine_from_sitk(simg), aff, atol=1e-4)
     assert np.array_equal(sitk.GetArrayFromImage(simg), lab)
     side = json.loads(written[1].read_text())
-    assert side == {"labels": ["seg.nii.gz"], "label_map": {"lv": 1, "myo": 2, "rv": 3}, "provenance": {"model": "m1"}}
+    assert side == {"labels": ["seg.nii.gz"], "label_map": {"lv": 1, "myo": 2, "rv": 3}, "provenance": {"model": "m1", "spacing_known": True}}
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["seg.json", "seg.nii.gz"]  # no temp files
 
 

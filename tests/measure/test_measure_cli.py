@@ -212,6 +212,26 @@ def test_echo_bad_input_one_line(tmp_path, capsys, argv, message):
     assert err.startswith("error") and message in err and len(err.splitlines()) == 1 and not out.exists()
 
 
+def test_labels_of_an_image_without_spacing_give_no_millimetres(tmp_path, capsys):
+    """Labels of a video (no pixel size) written as NIfTI have 1 mm pixels nobody measured; the
+    sidecar says so and measure reports EF and the relative curve only (it used to print mL)."""
+    from measure_phantoms import echo_view
+
+    from medseg.io import Volume, write_labels
+
+    widths = [19.0, 21.0, 18.0, 15.0, 16.0]
+    clip = np.stack([echo_view(w, 60.0 + w, False, px=1.0, shape=(140, 110)) for w in widths])[:, None]
+    video = Volume(np.zeros(clip.shape, np.uint8), np.eye(4), frame_times_s=np.arange(5) / 25.0, modality="US", spacing_known=False)
+    written, side = write_labels(clip, video, tmp_path / "seg.nii.gz", "lv=1,myo=2,la=3")
+    assert json.loads(side.read_text())["provenance"]["spacing_known"] is False
+    out = tmp_path / "r.json"
+    assert run_cli(["measure", str(written), "-o", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    assert rep["spacing_known"] is False and rep["lv"]["edv_ml"] is None and all(v is None for v in rep["volume_curve_ml"]["lv"])
+    assert (rep["ed_frame"], rep["es_frame"]) == (1, 3) and 40 < rep["lv"]["ef_pct"] < 60
+    assert "volumes not reported" in " ".join(capsys.readouterr().out.split())
+
+
 def test_a_short_axis_slice_over_time_is_refused_in_one_line(tmp_path, capsys):
     from measure_phantoms import sax_section
 
