@@ -50,7 +50,9 @@ def write_labels_volume(labels: np.ndarray, like: Any, path: str | os.PathLike, 
                         provenance: Mapping[str, Any] | None = None) -> list[Path]:
     """(T, Z, Y, X) labels on ``like``'s grid -> label file(s) + sidecar(s) via
     :func:`medseg.io.write_labels` (``.dcm`` cines: one DICOM SEG per labelled frame)."""
-    from medseg.io import write_labels
+    from medseg._files import check_not_inputs
+    from medseg.io import sidecar_path, write_labels
 
+    check_not_inputs({"labels": path, "sidecar JSON": sidecar_path(path)}, {"image the labels were drawn on": like.meta.get("path")})
     prov = {"tool": "medseg-napari", "source": like.meta.get("path"), **dict(provenance or {})}
     return write_labels(labels if labels.shape[0] > 1 else labels[0], like, Path(path), label_map, prov)

@@ -97,6 +97,18 @@ def test_writer_nifti_keeps_source_geometry(tmp_path):
     assert side["label_map"] == {"lv": 1, "myo": 2} and side["provenance"]["actions"] == [{"op": "prompt"}]
 
 
+def test_writer_never_replaces_the_image(tmp_path):
+    from medseg.errors import ImageWriteError
+
+    data, _ = _nifti_4d(tmp_path / "img.nii.gz")
+    before = (tmp_path / "img.nii.gz").read_bytes()
+    (_, kw, _), = read_image(str(tmp_path / "img.nii.gz"))
+    attrs = {"metadata": {META_VOLUME: kw["metadata"][META_VOLUME], META_LABEL_MAP: {"lv": 1}}, "scale": kw["scale"], "translate": kw["translate"]}
+    with pytest.raises(ImageWriteError, match="would replace the image the labels were drawn on"):
+        write_labels_nifti(str(tmp_path / "img.nii.gz"), np.zeros(data.shape, np.uint8), attrs)
+    assert (tmp_path / "img.nii.gz").read_bytes() == before and not (tmp_path / "img.json").exists()
+
+
 def test_writer_without_metadata_uses_layer_scale(tmp_path):
     labels = np.zeros((4, 10, 12), np.uint8)
     labels[1, 2:5, 3:6] = 3
