@@ -42,7 +42,11 @@ def check_output(path: str | os.PathLike, like: Volume) -> str:
     only the image (the ending; DICOM SEG: a positioned DICOM source; PNG: one 2-D slice), so
     a command can refuse an output it cannot write before it segments anything."""
     kind = output_kind(path)
-    check_sidecar_free(path)
+    if kind == "dicom-seg" and like.n_frames > 1:  # a cine: one SEG + sidecar per labelled frame
+        for t in range(like.n_frames):
+            check_sidecar_free(seg_frame_path(path, t))
+    else:
+        check_sidecar_free(path)
     if kind == "dicom-seg":
         from .seg_writer import check_dicom_source
 
@@ -53,6 +57,12 @@ def check_output(path: str | os.PathLike, like: Volume) -> str:
             "write .nii.gz instead"
         )
     return kind
+
+
+def seg_frame_path(path: str | os.PathLike, frame: int) -> Path:
+    """``seg.dcm`` -> ``seg_frameNN.dcm``: frame ``frame``'s DICOM SEG of cine labels."""
+    out = Path(path)
+    return out.with_name(f"{out.name[:-4]}_frame{frame:02d}.dcm")
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:
@@ -212,7 +222,7 @@ def _write_seg_per_frame(arr: np.ndarray, like: Volume, out: Path, lm: LabelMap,
     frames = [t for t in range(arr.shape[0]) if arr[t].any()] or [0]
     objs = {}
     for t in frames:
-        target = out.with_name(f"{out.name[:-4]}_frame{t:02d}.dcm")
+        target = seg_frame_path(out, t)
         obj = {**sidecar_obj, "provenance": {**sidecar_obj["provenance"], "frame": t}}
         objs[target] = {**obj, "labels": check_sidecar_free(target, obj)}
     written: list[Path] = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import highdicom as hd
 import nibabel as nib
 import numpy as np
@@ -169,3 +171,26 @@ def test_a_dicom_seg_that_fails_on_a_later_frame_leaves_no_frame_behind(tmp_path
         write_labels(lab, vol, out / "seg.dcm", LM)
     assert "\n" not in str(err.value)
     assert list(out.iterdir()) == []  # frame 0's SEG and sidecar were written, then removed
+
+
+def test_a_cine_seg_beside_labels_of_the_same_name_checks_its_frames_sidecars(tmp_path):
+    """A cine's SEGs are seg_frameNN.dcm with seg_frameNN.json: seg.nii.gz's seg.json is no
+    obstacle, another segmentation's seg_frame01.json is."""
+    from medseg.io.writers import check_output
+
+    write_cine_series(tmp_path / "cine", n_slices=3, n_phases=2)
+    vol = read_volume(tmp_path / "cine")
+    lab = np.zeros(vol.shape, np.uint8)
+    lab[:, 0:2, 3:8, 2:6] = LM["lv"]
+    out = tmp_path / "out"
+    out.mkdir()
+    write_labels(lab, vol, out / "seg.nii.gz", LM, provenance={"run": 1})
+    assert check_output(out / "seg.dcm", vol) == "dicom-seg"
+    written = write_labels(lab, vol, out / "seg.dcm", LM, provenance={"run": 1})
+    assert sorted(p.name for p in written) == ["seg_frame00.dcm", "seg_frame00.json", "seg_frame01.dcm", "seg_frame01.json"]
+    (out / "seg_frame00.dcm").rename(out / "seg_frame00.keep.dcm")  # frame 0's sidecar now describes nothing
+    (out / "seg_frame01.mha").write_bytes(b"x")
+    side = json.loads((out / "seg_frame01.json").read_text())
+    (out / "seg_frame01.json").write_text(json.dumps({**side, "labels": ["seg_frame01.mha"]}))
+    with pytest.raises(MedsegError, match="seg_frame01.json is the sidecar of .*seg_frame01.mha"):
+        check_output(out / "seg.dcm", vol)
