@@ -132,15 +132,26 @@ def _walk(session, structure: str, steps, seed: np.ndarray, check_end: bool) -> 
         prev = pred.mask
 
 
+def frame_orders(t0: int, n_frames: int, cyclic: bool) -> list[list[int]]:
+    """The two walks through the frames from key frame ``t0``. A gated cine covers one cardiac
+    cycle, so its last frame neighbours its first: ``cyclic`` walks go half way round each way
+    (from frame 0 of 25: 1..12 and 24..13), so no frame is more than half the cycle from the key
+    frame and the two halves run at once. Otherwise (an echo clip need not be one cycle) up to
+    the last frame and down to the first."""
+    if not cyclic:
+        return [list(range(t0 + 1, n_frames)), list(range(t0 - 1, -1, -1))]
+    ahead = n_frames // 2
+    return [[(t0 + k) % n_frames for k in range(1, ahead + 1)], [(t0 - k) % n_frames for k in range(1, n_frames - ahead)]]
+
+
 def propagate_frames(session, structure: str, t0: int, z: int, seed_mask: np.ndarray | None = None) -> Iterator[tuple[int, int, Prediction]]:
-    """From frame ``t0`` through all other frames of slice z (forward and backward; the cine
-    is a cycle, so both halves are reached from the key frame)."""
+    """From frame ``t0`` through all other frames of slice z, both ways: round the cycle for
+    a cine (MR, CT), to the clip's ends for ultrasound (:func:`frame_orders`)."""
     seed = seed_mask if seed_mask is not None else session.labels[t0, z] == session.structure(structure).value
     if not seed.any():
         raise PromptError(f"nothing to propagate: {structure!r} is empty on frame {t0}, slice {z}")
-    nt = session.volume.n_frames
-    yield from _in_turn(session, [lambda d=d: _walk(session, structure, ((t, z) for t in range(t0 + d, nt if d > 0 else -1, d)), seed, check_end=False)
-                                  for d in (1, -1)])
+    orders = frame_orders(t0, session.volume.n_frames, cyclic=session.volume.modality != "US")
+    yield from _in_turn(session, [lambda o=o: _walk(session, structure, ((t, z) for t in o), seed, check_end=False) for o in orders])
 
 
 def _in_turn(session, walks: list[Callable[[], Iterator[tuple[int, int, Prediction]]]]) -> Iterator[tuple[int, int, Prediction]]:

@@ -76,6 +76,36 @@ def test_propagation_through_frames(session, phantom):
         assert 2 * (gt & m).sum() / (gt.sum() + m.sum()) > 0.8
 
 
+@pytest.mark.parametrize("modality, walks", [("MR", [[1, 2], [4, 3]]), ("US", [[1, 2, 3, 4], []])])
+def test_a_cine_walk_goes_round_the_cycle_an_echo_clip_to_its_ends(model, monkeypatch, modality, walks):
+    """A gated cine is one cardiac cycle: its last frame follows its first, so from frame 0 the
+    walk goes 1, 2 and 4, 3, the last frame prompted by the key frame itself (it used to be
+    reached after every other frame). An echo clip need not be one cycle: 1..4."""
+    import dataclasses
+
+    from medseg.phantoms import cine_sax_phantom
+
+    ph = cine_sax_phantom(n_frames=5, n_slices=3, shape=(96, 96), spacing=(10.0, 1.5, 1.5), seed=4)
+    vol = dataclasses.replace(ph.image, modality=modality)
+    s = Session(vol, model, ph.label_map.subset(["lv"]))
+    s.apply_prompt(SlicePrompt("lv", 0, 1, box=_box(ph.labels[0, 1], 1)))
+    key = s.labels[0, 1] == 1
+    seen: list[tuple[int, np.ndarray]] = []
+    step = prop.step_from
+
+    def spy(session, structure, t, z, prev):
+        seen.append((t, prev.copy()))
+        return step(session, structure, t, z, prev)
+
+    monkeypatch.setattr(prop, "step_from", spy)
+    monkeypatch.setattr(s, "spare_threads", lambda: 1)  # one walk after the other: a fixed order
+    s.propagate("lv", 0, 1, through="t")
+    assert [t for t, _ in seen] == walks[0] + walks[1]
+    starts = [w[0] for w in walks if w]
+    assert all(np.array_equal(prev, key) for t, prev in seen if t in starts)
+    assert (s.labels[:, 1] == 1).any(axis=(1, 2)).all()
+
+
 def test_replay_reproduces_bit_for_bit(session, model, phantom):
     lab = phantom.labels[0, 3]
     session.apply_prompt(SlicePrompt("rv", 0, 3, box=_box(lab, 3)))
