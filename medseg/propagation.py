@@ -267,11 +267,16 @@ def auto_segment(
 def fill_missing_frames(session, structures: list[str], frames: list[int] | None = None) -> Iterator[tuple[str, int, int, int, Prediction]]:
     """Zero-click on a cine: a structure found on some of ``frames`` and on none of the others
     (its token missed it there, e.g. a small end-systolic RV) is carried over from the nearest
-    frame that has it, slice by slice, as frame propagation does (that frame's mask prompts the
+    frame that has it (nearest round the cycle for a cine, as :func:`frame_orders`), slice by slice, as frame propagation does (that frame's mask prompts the
     same slice). Missing frames are filled nearest first, so a run of them is walked from its
     ends. Yields ``(structure, frame, slice, source frame, Prediction)``."""
     frames = list(range(session.volume.n_frames)) if frames is None else list(frames)
-    nz = session.volume.n_slices
+    nz, nt = session.volume.n_slices, session.volume.n_frames
+    cyclic = session.volume.modality != "US"  # as frame_orders: a cine's last frame neighbours its first
+
+    def apart(a: int, b: int) -> int:
+        return min(abs(a - b), nt - abs(a - b)) if cyclic else abs(a - b)
+
     for s in structures:
         v = session.structure(s).value
         masks = {t: {z: session.labels[t, z] == v for z in range(nz) if (session.labels[t, z] == v).any()} for t in frames}
@@ -279,9 +284,9 @@ def fill_missing_frames(session, structures: list[str], frames: list[int] | None
         if len(missing) in (0, len(frames)):
             continue
         while missing:
-            t = min(missing, key=lambda f: (min(abs(f - h) for h in frames if masks[h]), f))
+            t = min(missing, key=lambda f: (min(apart(f, h) for h in frames if masks[h]), f))
             missing.remove(t)
-            src = min((h for h in frames if masks[h]), key=lambda h: (abs(t - h), h))
+            src = min((h for h in frames if masks[h]), key=lambda h: (apart(t, h), h))
             for z, prev in sorted(masks[src].items()):
                 for _, _, pred in _walk(session, s, [(t, z)], prev, check_end=False):
                     masks[t][z] = pred.mask

@@ -157,6 +157,26 @@ def test_auto_carries_a_structure_missed_on_one_frame_over_from_its_neighbour(se
     assert "filled" not in session.log[-1]  # nothing missed, nothing filled
 
 
+@pytest.mark.parametrize("modality, sources", [("MR", {3: 2, 4: 0}), ("US", {3: 2, 4: 3})])
+def test_auto_fills_a_missed_frame_from_the_nearest_round_the_cycle(model, monkeypatch, modality, sources):
+    """Frame 4 of a 5-frame cine lies next to frame 0 (the cycle closes): missed there, it is
+    carried over from frame 0 when frame 3 is missing too; in an echo clip from frame 3."""
+    import dataclasses
+
+    from medseg.phantoms import cine_sax_phantom
+
+    ph = cine_sax_phantom(n_frames=5, n_slices=3, shape=(96, 96), spacing=(10.0, 1.5, 1.5), seed=4)
+    s = Session(dataclasses.replace(ph.image, modality=modality), model, ph.label_map.subset(["lv", "myo", "rv"]))
+    real = prop.auto_segment
+
+    def missing_rv_on_3_and_4(*a, **k):
+        return ((n, t, z, p) for n, t, z, p in real(*a, **k) if not (n == "rv" and t in (3, 4)))
+
+    monkeypatch.setattr(prop, "auto_segment", missing_rv_on_3_and_4)
+    s.auto(["lv", "myo", "rv"])
+    assert {f["frame"]: f["from_frame"] for f in s.log[-1]["filled"] if f["structure"] == "rv"} == sources
+
+
 @pytest.mark.parametrize(("missed_on", "probed"), [((0,), ["rv"]), ((0, 1), ["rv", "rv"]), ((1,), [])])
 def test_auto_looks_beside_the_myocardium_for_an_rv_its_token_missed(session, phantom, monkeypatch, missed_on, probed):
     """The RV token alone can miss a small end-systolic RV on every slice of a frame (ACDC
