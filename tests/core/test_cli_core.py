@@ -101,6 +101,22 @@ def test_auto_mode(study, tmp_path):
     assert json.loads((tmp_path / "a.json").read_text())["label_map"] == {"lv": 1, "myo": 2}
 
 
+def test_segment_names_a_structure_it_was_asked_for_and_did_not_find(study, tmp_path, capsys, monkeypatch):
+    import medseg.segment
+
+    real = medseg.segment.segment_volume
+
+    def without_myo(*a, **k):  # as if zero-click found no myocardium anywhere
+        res = real(*a, **k)
+        res.labels[res.labels == res.label_map["myo"]] = 0
+        return res
+
+    monkeypatch.setattr(medseg.segment, "segment_volume", without_myo)
+    assert run_cli(["segment", str(study / "img.nii.gz"), "-o", str(tmp_path / "a.nii.gz"), "--auto", "--structures", "lv,myo"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "lv: " in out and "not found: myo;" in out
+
+
 @pytest.mark.parametrize("case", ["missing", "zero_bytes", "random_dcm", "truncated", "empty_dir", "nan", "blank", "prompt_outside", "absent_label", "bad_map", "both_prompts"])
 def test_segment_bad_input_one_line_no_output(case, study, tmp_path, capsys):
     img, out = str(study / "img.nii.gz"), tmp_path / "out" / "seg.nii.gz"
