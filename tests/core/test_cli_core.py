@@ -113,7 +113,8 @@ def test_segment_names_a_structure_it_was_asked_for_and_did_not_find(study, tmp_
 
     monkeypatch.setattr(medseg.segment, "segment_volume", without_myo)
     assert run_cli(["segment", str(study / "img.nii.gz"), "-o", str(tmp_path / "a.nii.gz"), "--auto", "--structures", "lv,myo"]) == 0
-    out = " ".join(capsys.readouterr().out.split())
+    cap = capsys.readouterr()
+    out = " ".join((cap.out + cap.err).split())
     assert "lv: " in out and "not found: myo;" in out
 
 
