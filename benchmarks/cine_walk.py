@@ -1,5 +1,6 @@
-"""Propagation through the frames of a cine: round the cycle (shipped for MR / CT) against up
-to the last frame and down to the first (as before; still the rule for ultrasound clips).
+"""Propagation through the frames of a cine: round the cycle (shipped when the frames cover one
+whole cycle, `medseg.propagation.cycle_closes`) against up to the last frame and down to the
+first (as before; still the rule for frames that stop part way round).
 
     python benchmarks/cine_walk.py [--data ../shared/data] [--repeats 3]
 

@@ -76,18 +76,16 @@ def test_propagation_through_frames(session, phantom):
         assert 2 * (gt & m).sum() / (gt.sum() + m.sum()) > 0.8
 
 
-@pytest.mark.parametrize("modality, walks", [("MR", [[1, 2], [4, 3]]), ("US", [[1, 2, 3, 4], []])])
-def test_a_cine_walk_goes_round_the_cycle_an_echo_clip_to_its_ends(model, monkeypatch, modality, walks):
-    """A gated cine is one cardiac cycle: its last frame follows its first, so from frame 0 the
-    walk goes 1, 2 and 4, 3, the last frame prompted by the key frame itself (it used to be
-    reached after every other frame). An echo clip need not be one cycle: 1..4."""
-    import dataclasses
-
+@pytest.mark.parametrize("closes, walks", [(True, [[1, 2], [4, 3]]), (False, [[1, 2, 3, 4], []])])
+def test_a_cine_walk_goes_round_the_cycle_when_the_frames_cover_one(model, monkeypatch, closes, walks):
+    """A whole cardiac cycle's last frame follows its first, so from frame 0 the walk goes
+    1, 2 and 4, 3, the last frame prompted by the key frame itself (it used to be reached after
+    every other frame). Frames that stop part way round (an echo half cycle): 1..4."""
     from medseg.phantoms import cine_sax_phantom
 
     ph = cine_sax_phantom(n_frames=5, n_slices=3, shape=(96, 96), spacing=(10.0, 1.5, 1.5), seed=4)
-    vol = dataclasses.replace(ph.image, modality=modality)
-    s = Session(vol, model, ph.label_map.subset(["lv"]))
+    monkeypatch.setattr(prop, "cycle_closes", lambda volume: closes)
+    s = Session(ph.image, model, ph.label_map.subset(["lv"]))
     s.apply_prompt(SlicePrompt("lv", 0, 1, box=_box(ph.labels[0, 1], 1)))
     key = s.labels[0, 1] == 1
     seen: list[tuple[int, np.ndarray]] = []
@@ -104,6 +102,17 @@ def test_a_cine_walk_goes_round_the_cycle_an_echo_clip_to_its_ends(model, monkey
     starts = [w[0] for w in walks if w]
     assert all(np.array_equal(prev, key) for t, prev in seen if t in starts)
     assert (s.labels[:, 1] == 1).any(axis=(1, 2)).all()
+
+
+def test_cycle_closes_on_whole_cycles_only():
+    from medseg.phantoms import cine_sax_phantom, echo_apical_phantom
+
+    cine = cine_sax_phantom(n_frames=20, n_slices=4, shape=(128, 128), seed=1).image
+    clip = echo_apical_phantom("a4c", n_frames=20, seed=1).image
+    assert prop.cycle_closes(cine) and prop.cycle_closes(clip)
+    assert not prop.cycle_closes(cine.with_array(cine.array[:10], frame_times_s=None))  # stops half way
+    assert not prop.cycle_closes(clip.with_array(clip.array[:10], frame_times_s=None))  # ED to ES only
+    assert not prop.cycle_closes(cine.with_array(cine.array[:2], frame_times_s=None))
 
 
 def test_replay_reproduces_bit_for_bit(session, model, phantom):
@@ -157,16 +166,15 @@ def test_auto_carries_a_structure_missed_on_one_frame_over_from_its_neighbour(se
     assert "filled" not in session.log[-1]  # nothing missed, nothing filled
 
 
-@pytest.mark.parametrize("modality, sources", [("MR", {3: 2, 4: 0}), ("US", {3: 2, 4: 3})])
-def test_auto_fills_a_missed_frame_from_the_nearest_round_the_cycle(model, monkeypatch, modality, sources):
-    """Frame 4 of a 5-frame cine lies next to frame 0 (the cycle closes): missed there, it is
-    carried over from frame 0 when frame 3 is missing too; in an echo clip from frame 3."""
-    import dataclasses
-
+@pytest.mark.parametrize("closes, sources", [(True, {3: 2, 4: 0}), (False, {3: 2, 4: 3})])
+def test_auto_fills_a_missed_frame_from_the_nearest_round_the_cycle(model, monkeypatch, closes, sources):
+    """Frame 4 of a 5-frame cycle lies next to frame 0: missed there, it is carried over from
+    frame 0 when frame 3 is missing too; in frames that do not close the cycle, from frame 3."""
     from medseg.phantoms import cine_sax_phantom
 
     ph = cine_sax_phantom(n_frames=5, n_slices=3, shape=(96, 96), spacing=(10.0, 1.5, 1.5), seed=4)
-    s = Session(dataclasses.replace(ph.image, modality=modality), model, ph.label_map.subset(["lv", "myo", "rv"]))
+    monkeypatch.setattr(prop, "cycle_closes", lambda volume: closes)
+    s = Session(ph.image, model, ph.label_map.subset(["lv", "myo", "rv"]))
     real = prop.auto_segment
 
     def missing_rv_on_3_and_4(*a, **k):
