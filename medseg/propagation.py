@@ -118,14 +118,30 @@ def propagate_slices(session, structure: str, t: int, z0: int, direction: str = 
                                   for d in dirs[direction]])
 
 
+def _user_mask(session, structure: str, t: int, z: int) -> np.ndarray | None:
+    """The structure's mask on (t, z) when the user prompted it there (not propagation or
+    zero-click), else None."""
+    res = session.results.get((structure, t, z))
+    if res is None or _by_model(res):
+        return None
+    mask = session.labels[t, z] == session.structure(structure).value
+    return mask if mask.any() else None
+
+
 def _walk(session, structure: str, steps, seed: np.ndarray, check_end: bool) -> Iterator[tuple[int, int, Prediction]]:
     """Follow ``steps`` ((frame, slice) pairs), each prompted by the previous result, until a
-    prediction is not accepted."""
+    prediction is not accepted. A slice or frame the user prompted the structure on is kept as
+    it is and prompts the next one (so a correction re-propagates up to the user's other
+    prompts, which it never overwrites)."""
     prev = seed
     px = _pixel_mm2(session) if check_end else 1.0
     for t, z in steps:
         if session.blank(t, z):
             return  # no signal on this slice or frame: the structure cannot be followed through it
+        anchor = _user_mask(session, structure, t, z)
+        if anchor is not None:  # the user prompted the structure here: kept, and it prompts the next
+            prev = anchor
+            continue
         pred = step_from(session, structure, t, z, prev)
         if not _accept(pred, prev, check_end=check_end, pixel_mm2=px):
             return
@@ -225,6 +241,9 @@ def propagate(session, structure: str, frame: int, slice_: int, through: str = "
                 progress(done, total)
             yield t, z, pred
     if through in ("t", "zt"):  # each slice's walk through the frames starts from its own seed
+        for z in range(session.volume.n_slices) if through == "zt" else ():
+            if z not in key_masks and (anchor := _user_mask(session, structure, frame, z)) is not None:
+                key_masks[z] = anchor  # a slice the user prompted on the key frame
         for t, zz, pred in _in_turn(session, [lambda z=z: propagate_frames(session, structure, frame, z, seed_mask=key_masks[z]) for z in sorted(key_masks)]):
             done += 1
             if progress:

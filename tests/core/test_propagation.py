@@ -31,6 +31,7 @@ class _NoBlank:
 
     def __init__(self, pixel_mm: float = 5.0):
         self.volume = type("V", (), {"spacing": (10.0, pixel_mm, pixel_mm)})()
+        self.results = {}  # no slice prompted by the user
 
     def blank(self, t: int, z: int) -> bool:
         return False

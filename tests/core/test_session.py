@@ -104,6 +104,34 @@ def test_a_cine_walk_goes_round_the_cycle_when_the_frames_cover_one(model, monke
     assert (s.labels[:, 1] == 1).any(axis=(1, 2)).all()
 
 
+def test_propagation_keeps_the_users_prompted_slices_and_walks_on_from_them(session, phantom, monkeypatch):
+    """A correction re-propagates from there: a slice or frame the user prompted is never
+    overwritten by a walk from another prompt (it used to be), and prompts the next one."""
+    from medseg.types import Box
+
+    lab = phantom.labels[0]
+    session.apply_prompt(SlicePrompt("lv", 0, 1, box=_box(lab[1], 1)))
+    b = _box(lab[4], 1)  # the user's own, smaller box on slice 4: a mask propagation would not draw
+    session.apply_prompt(SlicePrompt("lv", 0, 4, box=Box(b.y0 + 3, b.x0 + 3, b.y1 - 3, b.x1 - 3)))
+    session.apply_prompt(SlicePrompt("lv", 2, 2, box=_box(phantom.labels[2, 2], 1)))  # a correction on frame 2
+    user4, user_f2 = session.labels[0, 4].copy(), session.labels[2, 2].copy()
+    seen: dict[tuple[int, int], np.ndarray] = {}
+    step = prop.step_from
+
+    def spy(s, structure, t, z, prev):
+        seen[(t, z)] = prev.copy()
+        return step(s, structure, t, z, prev)
+
+    monkeypatch.setattr(prop, "step_from", spy)
+    session.propagate("lv", 0, 1, through="z")
+    assert (0, 4) not in seen and np.array_equal(session.labels[0, 4], user4)
+    assert {(0, 2), (0, 3), (0, 5)} <= set(seen) and np.array_equal(seen[(0, 5)], user4 == 1)
+    session.propagate("lv", 0, 2, through="t")
+    assert (2, 2) not in seen and np.array_equal(session.labels[2, 2], user_f2)
+    assert (session.labels[1, 2] == 1).any()
+    assert session.results[("lv", 0, 4)].prompt.get("propagated_from") is None
+
+
 def test_cycle_closes_on_whole_cycles_only():
     from medseg.phantoms import cine_sax_phantom, echo_apical_phantom
 
