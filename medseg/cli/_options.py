@@ -12,7 +12,7 @@ PromptsFile = Annotated[Path | None, typer.Option("--prompts", help="Prompts fil
 LabelMapText = Annotated[str | None, typer.Option("--label-map", help="Label values, e.g. 'lv=3,myo=2,rv=1' (of --prompts-from, and of the output).")]
 KeySlice = Annotated[bool, typer.Option("--key-slice", help="With --prompts-from: one box per structure on its middle slice, then propagate.")]
 Auto = Annotated[bool, typer.Option("--auto", help="Zero-click mode (structure prompts learned by the model).")]
-Structures = Annotated[str | None, typer.Option("--structures", help="Structures for --auto, e.g. 'lv,myo,la' for an apical echo PNG (default by modality: lv,myo,rv; ultrasound lv,myo,la; CT all seven).")]
+Structures = Annotated[str | None, typer.Option("--structures", help="Structures for --auto, e.g. 'lv,myo,la' for an apical echo PNG (default by modality: lv,myo,rv; ultrasound lv,myo,la; CT lv,myo,rv,la).")]
 Propagate = Annotated[bool, typer.Option("--propagate", help="Propagate every prompted structure from its slice.")]
 Through = Annotated[str, typer.Option("--through", help="Propagate through slices (z), frames (t) or both (zt).")]
 Model = Annotated[str, typer.Option("--model", help="default, sam_vit_b=PATH, medsam_vit_b=PATH, or a checkpoint path.")]
