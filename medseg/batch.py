@@ -17,7 +17,10 @@ Rules (also in docs/batch.md; executors in :mod:`medseg._batch_exec`):
 * **Outputs.** ``OUT_DIR/<case>.nii.gz`` + ``OUT_DIR/<case>.json`` (label map + provenance,
   from :func:`medseg.io.write_labels`, both atomic); ``OUT_DIR/<case>_review.png`` with
   ``review_png``; ``summary.csv``/``summary.json`` rewritten after every case; ``cohort.csv``
-  with ``measure``.
+  with ``measure``: a row per measured case, and a row per echo study whose apical views are
+  cases named ``<study>_<view>_<phase>`` (:data:`ECHO_VIEW_CASE`, CAMUS's names), measured
+  together (:func:`echo_study_rows`: single-plane from the 4-chamber ED and ES, biplane with the
+  2-chamber ones).
 * **Resume.** A case is skipped when its output is complete and valid: the label file and its
   sidecar exist, the sidecar records ``command: batch``, the input's current sha256 and the same
   settings signature (:meth:`BatchOptions.signature`: prompts, label map, model, adapter, ...),
@@ -35,6 +38,7 @@ import functools
 import io
 import json
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -54,6 +58,8 @@ KEY_MEASURES = ("lv.edv_ml", "lv.esv_ml", "lv.ef_pct", "rv.edv_ml", "rv.ef_pct",
                 "volumes_ml.lv", "volumes_ml.myo", "volumes_ml.rv")
 
 Result = dict[str, Any]
+#: an apical echo view image: ``<study>_<view>_<phase>`` (CAMUS: ``patient0001_4CH_ED``)
+ECHO_VIEW_CASE = re.compile(r"^(?P<study>.+?)[_-](?P<view>2CH|4CH|A2C|A4C)[_-](?P<phase>ED|ES)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -393,8 +399,60 @@ def run_batch(cases: Sequence[CaseSpec], options: BatchOptions, workers: int = 1
             emit(run_case(case, options))
     ordered = [results[k] for k in sorted(results)]
     if options.measure:
-        write_cohort(options.out_dir, ordered)
+        write_cohort(options.out_dir, ordered + echo_study_rows(ordered))
     return ordered
+
+
+def echo_study_rows(results: Sequence[Result]) -> list[Result]:
+    """Cohort rows for echo studies whose apical views are separate one-image cases named
+    ``<study>_<view>_<phase>`` (:data:`ECHO_VIEW_CASE`): EF (and volumes with pixel spacing)
+    from the 4-chamber ED and ES labels, biplane when the 2-chamber ED and ES are there too
+    (:func:`medseg.measure.echo.measure_echo`). A study without both 4-chamber phases gets no
+    row; one that cannot be measured gets a row with ``measure_note``. Rows:
+    ``{"case": study, "cohort_row": {...}, "measure_note": ...}``."""
+    groups: dict[str, dict[tuple[str, str], str]] = {}
+    for r in results:
+        m = ECHO_VIEW_CASE.match(r["case"])
+        if m and r["status"] in ("ok", "skipped") and r.get("output"):
+            view = "4ch" if m["view"].upper() in ("4CH", "A4C") else "2ch"
+            groups.setdefault(m["study"], {})[(view, m["phase"].upper())] = r["output"]
+    rows = []
+    for study, views in sorted(groups.items()):
+        if ("4ch", "ED") in views and ("4ch", "ES") in views:
+            rows.append({"case": study, **_measure_echo_study(views)})
+    return rows
+
+
+def _measure_echo_study(views: dict[tuple[str, str], str]) -> Result:
+    from .io import read_label_volume, read_sidecar
+    from .labels import LabelMap
+    from .measure.echo import measure_echo
+    from .measure.export import report_row
+
+    keys = [("4ch", "ED"), ("4ch", "ES")] + ([("2ch", "ED"), ("2ch", "ES")] if ("2ch", "ED") in views and ("2ch", "ES") in views else [])
+    try:
+        arrays, spacing, maps = {}, {}, set()
+        for key in keys:
+            lab, side = read_label_volume(views[key]), read_sidecar(views[key]) or {}
+            if lab.n_frames * lab.n_slices != 1:
+                raise MedsegError(f"{Path(views[key]).name}: an apical view is one 2-D image, got {lab.n_frames} frame(s) x {lab.n_slices} slice(s)")
+            arrays[key] = lab.array[0, 0]
+            known = lab.spacing_known and (side.get("provenance") or {}).get("spacing_known") is not False
+            spacing[key[0]] = (float(lab.spacing[1]), float(lab.spacing[2])) if known else None
+            maps.add(json.dumps(side.get("label_map"), sort_keys=True))
+        if len(maps) != 1 or maps == {"null"}:
+            raise MedsegError("the views' sidecars do not give one label map")
+        lmap = LabelMap.parse(json.loads(maps.pop()))
+        if "lv" not in lmap:
+            raise MedsegError(f"the label map has no lv ({lmap.to_string()})")
+        a2c = [arrays.get(("2ch", "ED")), arrays.get(("2ch", "ES"))]
+        rep = measure_echo(arrays[("4ch", "ED")], arrays[("4ch", "ES")], *a2c, label_map=lmap,
+                           spacing_a4c_mm=spacing["4ch"], spacing_a2c_mm=spacing.get("2ch"))
+    except MedsegError as e:
+        return {"measure_note": _one_line(f"not measured: {e}")}
+    row = report_row(rep)
+    row["views"] = " ".join(f"{v.upper()}_{p}" for v, p in keys)
+    return {"cohort_row": row, "measure_note": ""}
 
 
 class HandedOver(MedsegError):

@@ -59,7 +59,7 @@ def batch_command(
         resume=resume, measure=measure, min_confidence=min_confidence, review_png=review_png,
     )
     results = _run_with_progress(cases, options, workers, scheduler)
-    _closing_line(results, out)
+    _closing_line(results, out, measure)
 
 
 def _check_options(prompts, prompts_from, label_map, key_slice, auto, through, workers, scheduler) -> None:
@@ -103,14 +103,20 @@ def _run_with_progress(cases, options, workers, scheduler):
         return run_batch(cases, options, workers=workers, scheduler=scheduler, on_result=on_result)
 
 
-def _closing_line(results, out: Path) -> None:
+def _closing_line(results, out: Path, measure: bool = False) -> None:
     """One line; any failed case makes it the error line (exit code 1)."""
+    import csv
+
     from ..errors import MedsegError
 
     counts = Counter(r["status"] for r in results)
     review = sum(bool(r.get("needs_review")) for r in results)
     line = (f"{counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed, {counts['handed_over']} handed over; "
             f"{review} need review (listed first); summary: {out / 'summary.csv'}")
+    if measure and (out / "cohort.csv").is_file():
+        with open(out / "cohort.csv", newline="") as fh:
+            n_rows = sum(1 for _ in csv.DictReader(fh))
+        line += f"; cohort: {out / 'cohort.csv'} ({n_rows} row{'s' if n_rows != 1 else ''})"
     reasons = {r["reason"] for r in results if r["status"] == "failed"}
     if counts["failed"] and counts["failed"] == len(results) and len(reasons) == 1:
         line += f" (every case: {reasons.pop()})"

@@ -118,3 +118,48 @@ def test_measure_of_an_apical_view_over_the_cycle_gives_ef_without_spacing(tmp_p
     row = res["cohort_row"]
     assert row["method"] == "single_plane_disks_clip" and (row["ed_frame"], row["es_frame"]) == (1, 3)
     assert abs(row["lv.ef_pct"] - 100 * (1 - (14 / 23) ** 3)) < 1.5 and row["lv.edv_ml"] == ""  # half-ellipsoids: V ~ w^3
+
+
+def _echo_case(tmp_path, case, lab, spacing_known=False, label_map="lv=1,myo=2,la=4"):
+    import numpy as np
+
+    from medseg.io import Volume, write_labels
+
+    like = Volume(np.zeros((1, 1, *lab.shape), np.float32), np.diag([0.3, 0.3, 1.0, 1.0]), modality="US", spacing_known=spacing_known)
+    out = tmp_path / f"{case}.nii.gz"
+    write_labels(lab, like, out, label_map)
+    return {"case": case, "status": "ok", "output": str(out), "input": f"{case}.png"}
+
+
+def test_echo_views_named_study_view_phase_are_measured_together(tmp_path):
+    """`batch --measure` on apical views saved one image per view and phase (CAMUS names them
+    patient0001_4CH_ED.png): a cohort row per study, EF as `medseg measure --ed --es --a2c-ed
+    --a2c-es` gives it (no millimetres without pixel spacing)."""
+    import numpy as np
+
+    from medseg.batch import echo_study_rows
+    from medseg.measure.echo import measure_echo
+    from medseg.phantoms import echo_apical_phantom
+
+    labels, results = {}, []
+    for view, name in (("a4c", "4CH"), ("a2c", "2CH")):
+        ph = echo_apical_phantom(view, n_frames=8, seed=2)
+        for phase in ("ED", "ES"):
+            lab = ph.labels[ph.info[f"{phase.lower()}_frame"], 0]
+            labels[(name, phase)] = np.where(np.isin(lab, (1, 2, 4)), lab, 0).astype(np.uint8)
+            results.append(_echo_case(tmp_path, f"p7_{name}_{phase}", labels[(name, phase)]))
+            results.append(_echo_case(tmp_path, f"p8-A{name[0]}C-{phase.lower()}", labels[(name, phase)], spacing_known=True))
+    results.append(_echo_case(tmp_path, "p9_2CH_ED", labels[("2CH", "ED")]))  # no 4-chamber pair: no row
+    results.append({"case": "p10_4CH_ED", "status": "failed", "output": "", "input": "x"})
+    results.append(_echo_case(tmp_path, "p10_4CH_ES", labels[("4CH", "ES")]))
+    results.append(_echo_case(tmp_path, "p11_4CH_ED", labels[("4CH", "ED")]))
+    other = np.where(labels[("4CH", "ES")] == 4, 3, labels[("4CH", "ES")]).astype(np.uint8)
+    results.append(_echo_case(tmp_path, "p11_4CH_ES", other, label_map="lv=1,myo=2,la=3"))  # another label map
+    rows = {r["case"]: r for r in echo_study_rows(results)}
+    assert sorted(rows) == ["p11", "p7", "p8"]
+    expect = measure_echo(labels[("4CH", "ED")], labels[("4CH", "ES")], labels[("2CH", "ED")], labels[("2CH", "ES")], label_map="lv=1,myo=2,la=4")
+    p7, p8 = rows["p7"]["cohort_row"], rows["p8"]["cohort_row"]
+    assert p7["method"] == "biplane_disks" and p7["views"] == "4CH_ED 4CH_ES 2CH_ED 2CH_ES"
+    assert p7["lv.ef_pct"] == pytest.approx(expect["lv"]["ef_pct"], abs=1e-3) and p7["lv.edv_ml"] == ""
+    assert p8["lv.ef_pct"] == pytest.approx(p7["lv.ef_pct"], abs=1e-3) and p8["lv.edv_ml"] > 0  # pixel spacing known
+    assert "one label map" in rows["p11"]["measure_note"] and "cohort_row" not in rows["p11"]
