@@ -116,16 +116,22 @@ def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase
 
 
 def _label_map(text: str | None, paths: list[Path]) -> tuple[Any, Path | None]:
-    """The label map: ``--label-map``, else the one in the first input's medseg sidecar JSON
-    (``labels.nii.gz`` -> ``labels.json``, written with the labels by ``medseg segment``), else
-    medseg's default; and the sidecar it came from (None when it did not)."""
+    """The label map: ``--label-map``, else a DICOM SEG's segments, else the one in the first
+    input's medseg sidecar JSON (``labels.nii.gz`` -> ``labels.json``, written with the labels
+    by ``medseg segment``), else medseg's default; and the file it came from (None when it did
+    not)."""
     from ..io import read_sidecar, sidecar_path
+    from ..io.seg_reader import seg_label_map
     from ..labels import LabelMap
 
     if text:
         return LabelMap.parse(text), None
     found: list[tuple[Path, Any]] = []
     for p in paths:
+        seg_map = seg_label_map(p) if Path(p).is_file() else None
+        if seg_map is not None:  # a DICOM SEG names its segments (its sidecar's values are the labels' before the SEG)
+            found.append((Path(p), LabelMap.parse(seg_map)))
+            continue
         obj = read_sidecar(p)
         try:
             lm = LabelMap.parse(obj["label_map"]) if obj else None

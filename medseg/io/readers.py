@@ -93,6 +93,11 @@ def _read(p: Path, labels: bool) -> Volume:
         from .png import read_raster
 
         return _call(lambda q: read_raster(q, labels=labels), p)
+    if kind == "dicom" and labels:
+        from .seg_reader import is_dicom_seg, read_dicom_seg
+
+        if is_dicom_seg(p):
+            return _call(read_dicom_seg, p)
     return _call(_reader(kind), p)
 
 

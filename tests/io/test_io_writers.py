@@ -194,3 +194,57 @@ def test_a_cine_seg_beside_labels_of_the_same_name_checks_its_frames_sidecars(tm
     (out / "seg_frame01.json").write_text(json.dumps({**side, "labels": ["seg_frame01.mha"]}))
     with pytest.raises(MedsegError, match="seg_frame01.json is the sidecar of .*seg_frame01.mha"):
         check_output(out / "seg.dcm", vol)
+
+
+@pytest.mark.parametrize("label_map", ["lv=1,myo=2,rv=3", "rv=1,myo=2,lv=3", "lv=1,la=4"])
+def test_a_dicom_seg_reads_back_as_labels_on_the_images_grid(tmp_path, label_map):
+    """medseg writes DICOM SEG and reads it back (measure, evaluate): the labels on the image's
+    exact grid (the oblique synthetic series, slices in the reader's order), values = segment
+    numbers, and the SEG's own label map (segments are numbered by ascending label value)."""
+    from medseg.io.geometry import check_same_grid
+    from medseg.io.seg_reader import seg_label_map
+
+    lm = LabelMap.parse(label_map)
+    write_cine_series(tmp_path / "cine", n_slices=4, n_phases=2)
+    vol = read_volume(tmp_path / "cine")
+    lab = np.zeros(vol.grid_shape, np.uint8)
+    first, second = sorted(lm.values.values())[:2]
+    lab[0:3, 3:8, 2:6] = first
+    lab[1, 4:6, 6:8] = second  # slice 3 stays empty
+    out = write_dicom_seg(lab, vol, tmp_path / "seg.dcm", lm, frame=1)
+    back = read_label_volume(out)
+    check_same_grid(vol, back, "labels")
+    numbers = {name: rank for rank, (name, _) in enumerate(sorted(lm.values.items(), key=lambda kv: kv[1]), start=1)}
+    assert back.meta["label_map"] == numbers == seg_label_map(out)
+    want = np.zeros_like(lab)
+    for name, value in lm.values.items():
+        want[lab == value] = numbers[name]
+    assert np.array_equal(back.array[0], want)
+    assert seg_label_map(vol.meta["files"][0][0]) is None
+    with pytest.raises(MedsegError, match="holds no image"):
+        read_volume(out)  # as an image a SEG is still refused
+
+
+def test_measure_reads_a_dicom_seg_with_its_own_label_map(tmp_path, capsys):
+    """`medseg measure SEG.dcm` measures what `measure LABELS.nii.gz` measures for the same
+    labels, taking the label map from the SEG's segments (its sidecar holds the values the
+    labels had before: lv=3 here, segment number 2)."""
+    import json
+
+    from medseg.cli import run_cli
+
+    write_cine_series(tmp_path / "cine", n_slices=4, n_phases=1, rows=40, cols=40)
+    vol = read_volume(tmp_path / "cine")
+    yy, xx = np.mgrid[:40, :40]
+    lab = np.zeros(vol.grid_shape, np.uint8)
+    lab[0:3][:, (yy - 20) ** 2 + (xx - 20) ** 2 <= 64] = 3
+    lab[0:3][:, ((yy - 20) ** 2 + (xx - 20) ** 2 > 64) & ((yy - 20) ** 2 + (xx - 20) ** 2 <= 121)] = 2
+    lm = "myo=2,lv=3"
+    write_labels(lab, vol, tmp_path / "seg.nii.gz", lm)
+    write_labels(lab, vol, tmp_path / "seg.dcm", lm)
+    for name in ("seg.nii.gz", "seg.dcm"):
+        assert run_cli(["measure", str(tmp_path / name), "-o", str(tmp_path / f"{name}.report.json")]) == 0, capsys.readouterr().err
+    nii, seg = (json.loads((tmp_path / f"{n}.report.json").read_text()) for n in ("seg.nii.gz", "seg.dcm"))
+    assert seg["inputs"]["label_map"] == "myo=1,lv=2" and seg["inputs"]["label_map_from"].endswith("seg.dcm")
+    assert seg["volumes_ml"]["lv"] == pytest.approx(nii["volumes_ml"]["lv"], rel=1e-6) and nii["volumes_ml"]["lv"] > 0
+    assert seg["lv_mass_g"] == pytest.approx(nii["lv_mass_g"], rel=1e-6)
