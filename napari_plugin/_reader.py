@@ -1,7 +1,8 @@
 """napari reader: cardiac images through :func:`medseg.io.read_volume`.
 
 DICOM series folders (cine grouped into a time axis), DICOM files, NIfTI 2-4-D, MHA/MHD/NRRD,
-AVI/MP4 echo clips and PNG. The image layer holds the (T, Z, Y, X) array with
+AVI/MP4 echo clips and PNG; a DICOM SEG file becomes a label layer (its segments' names and
+colours, on the grid of the images it segments). The image layer holds the (T, Z, Y, X) array with
 ``scale = (1, dz, dy, dx)`` mm and the source Volume in ``metadata`` (see
 :mod:`medseg_napari._layers`). The reader never raises: a path it cannot read gives ``None``
 (napari then tries other readers) and a warning that names the reason.
@@ -45,8 +46,11 @@ def read_image(path: str | list[str]) -> list[LayerData] | None:
         return None
     from medseg.errors import MedsegError
     from medseg.io import read_volume
+    from medseg.io.seg_reader import is_dicom_seg
 
     try:
+        if p.is_file() and is_dicom_seg(p):
+            return _read_seg(p)
         vol = read_volume(p)
     except (MedsegError, OSError, ValueError) as e:
         warnings.warn(f"medseg could not read {p}: {e}", stacklevel=2)
@@ -55,6 +59,25 @@ def read_image(path: str | list[str]) -> list[LayerData] | None:
         warnings.warn(f"medseg could not read {p}: {type(e).__name__}: {e}", stacklevel=2)
         return None
     return [(vol.array, image_layer_kwargs(vol, layer_name(p), str(p)), "image")]
+
+
+def _read_seg(p: Path) -> list[LayerData]:
+    from medseg.io import read_label_volume
+    from medseg.labels import LabelMap
+
+    from ._layers import META_LABEL_MAP, META_SOURCE, META_VOLUME, label_colour_dict, layer_geometry
+
+    vol = read_label_volume(p)
+    lmap = LabelMap.parse(vol.meta["label_map"])
+    kwargs: dict[str, Any] = {"name": f"{layer_name(p)} labels", **layer_geometry(vol), "opacity": 0.5,
+                              "metadata": {META_VOLUME: vol, META_SOURCE: str(p), META_LABEL_MAP: lmap.to_dict()}}
+    try:  # napari >= 0.5: the structures' colours
+        from napari.utils.colormaps import DirectLabelColormap
+
+        kwargs["colormap"] = DirectLabelColormap(color_dict=label_colour_dict(lmap))
+    except ImportError:  # pragma: no cover - napari absent (pure-Python tests)
+        pass
+    return [(vol.array, kwargs, "labels")]
 
 
 def layer_name(p: Path) -> str:

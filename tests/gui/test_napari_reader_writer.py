@@ -54,6 +54,22 @@ def test_reader_dicom_folder_and_png(tmp_path):
     assert arr.shape == (1, 1, 12, 10)
 
 
+def test_reader_opens_a_dicom_seg_as_labels_over_its_images(tmp_path):
+    from medseg.io import read_volume, write_labels
+
+    io_synth().write_cine_series(tmp_path / "dicom", n_slices=3, n_phases=2)
+    vol = read_volume(tmp_path / "dicom")
+    lab = np.zeros((2, *vol.grid_shape), np.uint8)
+    lab[:, 1, 3:8, 2:6] = 3  # rv
+    lab[:, 0, 2:4, 2:4] = 1  # lv
+    write_labels(lab, vol, tmp_path / "seg.dcm", "lv=1,myo=2,rv=3")
+    (img, img_kw, _), = read_image(str(tmp_path / "dicom"))
+    (arr, kw, kind), = get_reader(str(tmp_path / "seg_frame01.dcm"))(str(tmp_path / "seg_frame01.dcm"))
+    assert kind == "labels" and arr.shape == (1, *vol.grid_shape) and np.array_equal(arr[0], lab[1])
+    assert kw["scale"] == pytest.approx(img_kw["scale"]) and kw["translate"] == pytest.approx(img_kw["translate"])
+    assert kw["metadata"][META_LABEL_MAP] == {"lv": 1, "myo": 2, "rv": 3}
+
+
 @pytest.mark.parametrize("make", [
     lambda p: None,  # missing file
     lambda p: (p / "notes.txt").write_text("hello"),
