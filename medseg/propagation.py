@@ -315,8 +315,8 @@ def auto_segment(
 def fill_missing_frames(session, structures: list[str], frames: list[int] | None = None) -> Iterator[tuple[str, int, int, int, Prediction]]:
     """Zero-click on a cine: a structure found on some of ``frames`` and on none of the others
     (its token missed it there, e.g. a small end-systolic RV) is carried over from the nearest
-    frame that has it (round the cycle when the frames cover one, :func:`cycle_closes`), slice by slice, as frame propagation does (that frame's mask prompts the
-    same slice). Missing frames are filled nearest first, so a run of them is walked from its
+    frame that has it (round the cycle when the frames cover one, :func:`cycle_closes`), slice
+    by slice, as frame propagation does (that frame's mask prompts the same slice). Missing frames are filled nearest first, so a run of them is walked from its
     ends. Yields ``(structure, frame, slice, source frame, Prediction)``."""
     frames = list(range(session.volume.n_frames)) if frames is None else list(frames)
     nz, nt = session.volume.n_slices, session.volume.n_frames
