@@ -15,17 +15,20 @@ def info_command(
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Read an image and print its shape, axes, spacing, modality, frames and slices."""
-    from ..io import read_volume
+    from ..io import read_label_volume, read_volume
+    from ..io.seg_reader import is_dicom_seg
 
-    vol = read_volume(path)
+    vol = read_label_volume(path) if path.is_file() and is_dicom_seg(path) else read_volume(path)
     d = vol.describe()
+    if vol.meta.get("label_map"):  # a DICOM SEG: labels, with its segments
+        d["segments"] = ", ".join(f"{k}={v}" for k, v in vol.meta["label_map"].items())
     if as_json:
         print_json(d)
         return
     from rich.table import Table
 
     table = Table(title=str(path), show_header=False)
-    for key in ("format", "shape", "axes", "spacing_mm", "modality", "n_frames", "n_slices", "series_description"):
+    for key in ("format", "shape", "axes", "spacing_mm", "modality", "n_frames", "n_slices", "series_description", "segments"):
         if key in d:
             table.add_row(key, str(d[key]))
     if not vol.spacing_known:
