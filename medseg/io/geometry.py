@@ -215,6 +215,12 @@ def check_same_grid(image: Volume, labels: Volume, what: str, atol_mm: float = 1
         raise GeometryError(
             f"{what}: labels have {labels.n_frames} frames but the image has {image.n_frames} (allowed: 1 or {image.n_frames})"
         )
+    if labels.meta.get("format") == "dicom-seg" and image.n_frames > 1:
+        # one-frame labels stand for every frame of a cine; a SEG segments one phase's images
+        raise GeometryError(
+            f"{what}: a DICOM SEG holds one cardiac phase and the image has {image.n_frames} frames; "
+            "pair the SEG with that phase's images (a series or file of that phase alone)"
+        )
 
 
 def _fmt(spacing: Sequence[float]) -> str:

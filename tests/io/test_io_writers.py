@@ -213,7 +213,7 @@ def test_a_dicom_seg_reads_back_as_labels_on_the_images_grid(tmp_path, label_map
     lab[1, 4:6, 6:8] = second  # slice 3 stays empty
     out = write_dicom_seg(lab, vol, tmp_path / "seg.dcm", lm, frame=1)
     back = read_label_volume(out)
-    check_same_grid(vol, back, "labels")
+    check_same_grid(vol.with_array(vol.array[1:], frame_times_s=None), back, "labels")  # phase 1's grid
     numbers = {name: rank for rank, (name, _) in enumerate(sorted(lm.values.items(), key=lambda kv: kv[1]), start=1)}
     assert back.meta["label_map"] == numbers == seg_label_map(out)
     want = np.zeros_like(lab)
@@ -252,3 +252,20 @@ def test_measure_reads_a_dicom_seg_with_its_own_label_map(tmp_path, capsys):
     assert run_cli(["info", str(tmp_path / "seg.dcm"), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["format"] == "dicom-seg" and info["segments"] == "myo=1, lv=2" and info["shape"] == [1, *vol.grid_shape]
+
+
+def test_a_dicom_seg_is_not_taken_for_every_frame_of_a_cine(tmp_path):
+    """One-frame labels stand for every frame of a cine image (evaluate, adapt, --prompts-from);
+    a SEG segments one phase, so pairing it with the whole cine is refused in one line."""
+    from medseg.errors import GeometryError
+    from medseg.io.geometry import check_same_grid
+
+    write_cine_series(tmp_path / "cine", n_slices=3, n_phases=2)
+    vol = read_volume(tmp_path / "cine")
+    lab = np.zeros(vol.grid_shape, np.uint8)
+    lab[0:2, 3:8, 2:6] = 1
+    back = read_label_volume(write_dicom_seg(lab, vol, tmp_path / "seg.dcm", LM, frame=1))
+    with pytest.raises(GeometryError, match="a DICOM SEG holds one cardiac phase and the image has 2 frames") as err:
+        check_same_grid(vol, back, "seg.dcm")
+    assert "\n" not in str(err.value)
+    check_same_grid(vol.with_array(vol.array[1:], frame_times_s=None), back, "seg.dcm")  # that phase alone: fine
