@@ -117,15 +117,18 @@ def absent_structures(labels: np.ndarray, label_map: LabelMap) -> list[str]:
 
 def study_prompts(vol, prompts: str | Path | None, prompts_from: str | Path | None, label_map: LabelMap | None, key_slice: bool, case: str | None = None) -> PromptSet | None:
     """The prompts of one study: from a prompts file (``case`` picks a multi-case entry), or
-    simulated from reference labels on the image's grid (``label_map`` required), or None."""
+    simulated from reference labels on the image's grid (``label_map`` required, except for a
+    DICOM SEG, which names its segments), or None."""
     if prompts:
         return load_prompts_file(prompts, case=case)
     if prompts_from:
         from .io import check_same_grid, read_label_volume
 
+        ref = read_label_volume(prompts_from)
+        if label_map is None and ref.meta.get("label_map"):
+            label_map = LabelMap.parse(ref.meta["label_map"])  # a DICOM SEG's segments
         if label_map is None:
             raise PromptError("--prompts-from needs --label-map (which value is which structure in the reference)")
-        ref = read_label_volume(prompts_from)
         check_same_grid(vol, ref, f"reference labels {Path(prompts_from).name}")
         arr = ref.array if ref.n_frames == vol.n_frames else np.broadcast_to(ref.array, vol.shape)
         return prompts_from_labels(np.asarray(arr), label_map, key_slice=key_slice)

@@ -269,3 +269,22 @@ def test_a_dicom_seg_is_not_taken_for_every_frame_of_a_cine(tmp_path):
         check_same_grid(vol, back, "seg.dcm")
     assert "\n" not in str(err.value)
     check_same_grid(vol.with_array(vol.array[1:], frame_times_s=None), back, "seg.dcm")  # that phase alone: fine
+
+
+def test_segment_takes_prompts_from_a_dicom_seg_without_a_label_map(tmp_path):
+    """`medseg segment SERIES --prompts-from SEG.dcm`: the SEG names its segments, so no
+    --label-map is needed (its values are segment numbers, not the labels' values before)."""
+    import json
+
+    from medseg.cli import run_cli
+
+    write_cine_series(tmp_path / "one", n_slices=3, n_phases=1, rows=48, cols=48)
+    vol = read_volume(tmp_path / "one")
+    lab = np.zeros(vol.grid_shape, np.uint8)
+    lab[:, 14:34, 14:34] = 4  # la=4: segment 2
+    lab[:, 18:30, 18:30] = 1
+    write_dicom_seg(lab, vol, tmp_path / "ref.dcm", "lv=1,la=4")
+    assert run_cli(["segment", str(tmp_path / "one"), "--prompts-from", str(tmp_path / "ref.dcm"), "-o", str(tmp_path / "out.nii.gz")]) == 0
+    side = json.loads((tmp_path / "out.json").read_text())
+    assert set(side["label_map"]) == {"lv", "la"}
+    assert {p["structure"] for a in side["provenance"]["actions"] if a.get("op") == "prompt" for p in [a["prompt"]]} == {"lv", "la"}
