@@ -97,21 +97,17 @@ def check_sidecar_free(path: str | os.PathLike, sidecar_obj: dict[str, Any] | No
     would replace their label map and provenance. A sidecar of ``path`` alone (a re-run) may
     be replaced."""
     out = Path(path)
-    side = sidecar_path(out)
-    if not side.is_file():
+    old = read_sidecar(out)
+    if old is None:  # none, or not a medseg sidecar
         return [out.name]
-    try:
-        old = json.loads(side.read_text())
-        owners = old.get("labels")
-    except (OSError, ValueError, AttributeError):
-        return [out.name]  # not a medseg sidecar, or one from before sidecars named their labels
+    owners = old.get("labels")  # absent in sidecars from before they named their labels
     owners = [owners] if isinstance(owners, str) else owners if isinstance(owners, list) else []
     others = [o for o in owners if isinstance(o, str) and o != out.name and (out.parent / o).exists()]
     if not others:
         return [out.name]
     same = sidecar_obj is not None and all(old.get(k) == json.loads(json.dumps(_jsonable(sidecar_obj[k]))) for k in ("label_map", "provenance"))
     if not same:
-        raise ImageWriteError(f"{side} is the sidecar of {out.parent / others[0]} (same name, other ending), another segmentation; "
+        raise ImageWriteError(f"{sidecar_path(out)} is the sidecar of {out.parent / others[0]} (same name, other ending), another segmentation; "
                               f"write {out.name} under another name, or remove {others[0]} first")
     return [*others, out.name]
 
