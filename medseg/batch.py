@@ -334,15 +334,14 @@ def _measure(out: Path, options: BatchOptions) -> Result:
 
     side = json.loads(sidecar_path(out).read_text())
     lmap = LabelMap.parse(side["label_map"])
-    spacing_known = side.get("provenance", {}).get("spacing_known") is not False
     if "lv" not in lmap:
         return {"measure_note": "not measured: the label map has no lv"}
     try:
-        lab = read_label_volume(out)
+        lab = read_label_volume(out)  # spacing unknown when the sidecar says the input had none
         if lab.n_slices == 1 and lab.n_frames > 1:
-            spacing = (float(lab.spacing[1]), float(lab.spacing[2])) if spacing_known else None
+            spacing = (float(lab.spacing[1]), float(lab.spacing[2])) if lab.spacing_known else None
             rep = measure_echo_clip(lab.array[:, 0], label_map=lmap, spacing_mm=spacing)
-        elif not spacing_known:
+        elif not lab.spacing_known:
             return {"measure_note": "not measured: the input has no physical spacing"}
         else:
             rep = measure_phase(lab, None, lmap) if lab.n_frames == 1 else measure_cine(lab, None, lmap)
@@ -437,8 +436,7 @@ def _measure_echo_study(views: dict[tuple[str, str], str]) -> Result:
             if lab.n_frames * lab.n_slices != 1:
                 raise MedsegError(f"{Path(views[key]).name}: an apical view is one 2-D image, got {lab.n_frames} frame(s) x {lab.n_slices} slice(s)")
             arrays[key] = lab.array[0, 0]
-            known = lab.spacing_known and (side.get("provenance") or {}).get("spacing_known") is not False
-            spacing[key[0]] = (float(lab.spacing[1]), float(lab.spacing[2])) if known else None
+            spacing[key[0]] = (float(lab.spacing[1]), float(lab.spacing[2])) if lab.spacing_known else None
             maps.add(json.dumps(side.get("label_map"), sort_keys=True))
         if len(maps) != 1 or maps == {"null"}:
             raise MedsegError("the views' sidecars do not give one label map")

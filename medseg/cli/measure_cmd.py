@@ -214,18 +214,10 @@ def _check_choice(option: str, value: str, allowed: tuple[str, ...]) -> None:
 
 
 def _read_labels(path: Path) -> Any:
-    """Integer label Volume (medseg.io: NIfTI, DICOM, MHA/NRRD, ...); its spacing is unknown when
-    its medseg sidecar says the image had none (labels of a PNG or a video, written as NIfTI
-    with 1 mm pixels that were never measured)."""
-    import dataclasses
+    """Integer label Volume (medseg.io: NIfTI, DICOM, DICOM SEG, MHA/NRRD, ...)."""
+    from ..io import read_label_volume
 
-    from ..io import read_label_volume, read_sidecar
-
-    vol = read_label_volume(path)
-    side = read_sidecar(path) or {}
-    if (side.get("provenance") or {}).get("spacing_known") is False and vol.spacing_known:
-        vol = dataclasses.replace(vol, spacing_known=False)
-    return vol
+    return read_label_volume(path)
 
 
 def _read_image(path: Path) -> Any:

@@ -51,6 +51,8 @@ def read_label_volume(path: str | os.PathLike) -> Volume:
 
     Integer files keep their dtype; float files whose values are all whole numbers become
     uint8/uint16/int32 (the smallest that fits). Palette PNGs give their palette indices.
+    ``spacing_known`` is False when the file's medseg sidecar says its image had no physical
+    spacing (labels of a PNG or a video written as NIfTI: 1 mm pixels nobody measured).
 
     Raises:
         LabelMapError: non-integer, non-finite or negative values, or a colour label image
@@ -58,6 +60,11 @@ def read_label_volume(path: str | os.PathLike) -> Volume:
     """
     p = Path(path).expanduser()
     vol = _read(p, labels=True)
+    if vol.spacing_known:
+        from .writers import read_sidecar
+
+        if ((read_sidecar(p) or {}).get("provenance") or {}).get("spacing_known") is False:
+            vol = vol.with_array(vol.array, spacing_known=False)
     arr = vol.array
     if arr.dtype == bool:
         return vol.with_array(arr.astype(np.uint8))
