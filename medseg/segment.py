@@ -39,12 +39,18 @@ def default_auto_structures(volume: Volume) -> tuple[str, ...]:
     return AUTO_DEFAULTS.get(volume.modality, AUTO_DEFAULT)
 
 
-def _default_map(volume: Volume, prompts: PromptSet | None, auto: bool, auto_structures: tuple[str, ...] | None) -> LabelMap:
-    """medseg's label values for the structures this run segments (prompted ones and zero-click's),
-    so the sidecar and a DICOM SEG list what was segmented, not every structure medseg knows."""
+def asked_structures(volume: Volume, prompts: PromptSet | None, auto: bool, auto_structures: tuple[str, ...] | None) -> set[str]:
+    """The structures a run segments: the prompted ones and zero-click's."""
     asked = {p.structure for p in prompts.prompts} if prompts else set()
     if auto:
         asked |= set(auto_structures or default_auto_structures(volume))
+    return asked
+
+
+def _default_map(volume: Volume, prompts: PromptSet | None, auto: bool, auto_structures: tuple[str, ...] | None) -> LabelMap:
+    """medseg's label values for the structures this run segments (prompted ones and zero-click's),
+    so the sidecar and a DICOM SEG list what was segmented, not every structure medseg knows."""
+    asked = asked_structures(volume, prompts, auto, auto_structures)
     names = [n for n in DEFAULT_LABEL_MAP.names if n in asked]
     return DEFAULT_LABEL_MAP.subset(names) if names else DEFAULT_LABEL_MAP
 

@@ -76,11 +76,9 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
     written = write_labels(result.labels, vol, out, result.label_map, provenance=prov)
     counts = {n: int((result.labels == v).sum()) for n, v in result.label_map.values.items()}
     found = ", ".join(f"{n}: {c} voxels" for n, c in counts.items() if c)
-    asked = {p.structure for p in prompt_set.prompts} if prompt_set else set()
-    if auto:
-        from ..segment import default_auto_structures
+    from ..segment import asked_structures
 
-        asked |= set(auto_structs or default_auto_structures(vol))
+    asked = asked_structures(vol, prompt_set, auto, auto_structs)
     absent = [n for n, c in counts.items() if not c and n in asked and n not in result.handed_over]
     console.print(f"wrote {', '.join(str(p) for p in written)} ({found or 'no structure found'}"
                   f"{'; not found: ' + ', '.join(absent) if found and absent else ''}; {result.seconds:.1f} s)", markup=False)
