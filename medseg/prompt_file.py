@@ -32,6 +32,10 @@ from .labels import LabelMap
 from .types import Box, SlicePrompt
 
 
+#: The prompts file format this version reads ("format" may be left out).
+FORMAT = "medseg-prompts/1"
+
+
 @dataclass
 class PromptSet:
     prompts: list[SlicePrompt]
@@ -45,6 +49,8 @@ def parse_prompts(obj: dict[str, Any], source: str = "prompts") -> PromptSet:
 
     if not isinstance(obj, dict) or not isinstance(obj.get("prompts"), list):
         raise PromptError(f"{source}: expected an object with a 'prompts' list")
+    if obj.get("format", FORMAT) != FORMAT:
+        raise PromptError(f"{source}: format {obj['format']!r} is not one this medseg reads ({FORMAT!r})")
     out, prop = [], set()
     for i, p in enumerate(obj["prompts"]):
         if not isinstance(p, dict) or "structure" not in p:
@@ -78,7 +84,10 @@ def load_prompts_file(path: str | Path, case: str | None = None) -> PromptSet:
             raise PromptError(f"{path} holds several cases; name one (batch does this per case)")
         if case not in obj["cases"]:
             raise PromptError(f"{path}: no prompts for case {case!r}")
-        obj = {**obj["cases"][case], "label_map": obj["cases"][case].get("label_map", obj.get("label_map"))}
+        entry = obj["cases"][case]
+        if not isinstance(entry, dict):
+            raise PromptError(f"{path}: case {case!r} is not an object with a 'prompts' list")
+        obj = {**entry, "label_map": entry.get("label_map", obj.get("label_map")), "format": entry.get("format", obj.get("format", FORMAT))}
     return parse_prompts(obj, str(path))
 
 

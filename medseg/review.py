@@ -35,6 +35,23 @@ def needs_review(flags: list[dict[str, Any]]) -> bool:
     return any(f.get("code") in REVIEW_CODES for f in flags)
 
 
+def review_summary(flags: list[dict[str, Any]]) -> str:
+    """One short line of why a segmentation needs review: low-confidence structures (by volume,
+    or by how many slices), then the other review codes, e.g. ``"low confidence: myo (0.84),
+    rv (2 slices); lv_mass_implausible"``."""
+    low: dict[str, list[str]] = {}
+    for f in flags:
+        if f.get("code") == "needs_review" and f.get("structure"):
+            low.setdefault(f["structure"], [])
+    for name in low:
+        vol = [f for f in flags if f.get("code") == "needs_review" and f.get("structure") == name and f.get("level") == "volume"]
+        n = sum(f.get("code") == "needs_review" and f.get("structure") == name and f.get("level") == "slice" for f in flags)
+        low[name] = ([f"{vol[0]['confidence']:.2f}"] if vol and "confidence" in vol[0] else []) + ([f"{n} slice{'s' * (n != 1)}"] if n else [])
+    parts = [("low confidence: " + ", ".join(f"{k} ({', '.join(v)})" if v else k for k, v in low.items()))] if low else []
+    parts += sorted({f["code"] for f in flags if f.get("code") in REVIEW_CODES and f.get("code") != "needs_review"})
+    return "; ".join(parts)
+
+
 def _flag(code: str, message: str, **where: Any) -> dict[str, Any]:
     return {"code": code, "level": where.pop("level", "volume"), "message": message, **where}
 

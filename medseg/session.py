@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import EmptyImageError, LabelMapError, PromptError
+from .errors import EmptyImageError, GeometryError, LabelMapError, PromptError
 from .io.volume import Volume
 from .labels import LabelMap
 from .preprocess import normalize_intensity
@@ -93,6 +93,8 @@ class _UndoStep:
 # the GIL, so many threads contend for it; measured on 2 cores only, so kept to a few, each with
 # its share of torch's threads.
 MAX_PARALLEL = 4
+#: Slices narrower than this (pixels) cannot hold a heart: usually a volume with its axes mixed up.
+MIN_SLICE_SIDE = 16
 _SPLIT_LOCK = threading.Lock()
 _SPLIT = {"depth": 0, "threads": 0}  # Session._split_threads: open blocks, torch's count before the first
 
@@ -124,6 +126,12 @@ class Session:
         self.log: list[dict[str, Any]] = []
         self._undo: list[_UndoStep] = []
         self._redo: list[_UndoStep] = []
+        ny, nx = volume.shape[-2:]
+        if min(ny, nx) < MIN_SLICE_SIDE:
+            raise GeometryError(
+                f"slices are {ny} x {nx} pixels, too small to hold a heart (at least {MIN_SLICE_SIDE} on each "
+                f"side): is an image axis in the wrong place (array {list(volume.array.shape)}, axes t, z, y, x)?"
+            )
         self._norm = normalize_intensity(volume.array, volume.modality)
         flat = self._norm.reshape(volume.n_frames * volume.n_slices, -1)
         self._blank = flat.max(axis=1) == flat.min(axis=1)  # (frame * slice) -> no signal on it
@@ -577,7 +585,13 @@ class Session:
 
 def prompt_from_json(d: dict[str, Any]) -> SlicePrompt:
     """Inverse of :meth:`SlicePrompt.to_json` (mask prompts are not serialised)."""
-    pts = tuple(Point(float(y), float(x), True) for y, x in d.get("points", [])) + tuple(Point(float(y), float(x), False) for y, x in d.get("negative_points", []))
+    for key in ("points", "negative_points"):
+        for pt in d.get(key) or []:
+            if not isinstance(pt, (list, tuple)) or len(pt) != 2:
+                raise PromptError(f"each of '{key}' must be [y, x], got {pt!r}")
+    if d.get("box") is not None and (not isinstance(d["box"], (list, tuple)) or len(d["box"]) != 4):
+        raise PromptError(f"'box' must be [y0, x0, y1, x1], got {d['box']!r}")
+    pts = tuple(Point(float(y), float(x), True) for y, x in d.get("points") or []) + tuple(Point(float(y), float(x), False) for y, x in d.get("negative_points") or [])
     box = Box(*[float(v) for v in d["box"]]) if d.get("box") is not None else None
     return SlicePrompt(str(d["structure"]), int(d.get("frame", 0)), int(d.get("slice", 0)), box=box, points=pts)
 

@@ -47,12 +47,19 @@ def batch_command(
     _check_options(prompts, prompts_from, label_map, key_slice, auto, through, workers, scheduler)
     if label_map:
         LabelMap.parse(label_map)  # a malformed map fails here, once
-    out = check_out_dir(out_dir, {"input": input_dir, "--prompts-from": prompts_from})
     if prompts is not None and not prompts.is_file():
         raise PromptError(f"prompts file not found: {prompts}")
-    cases = discover_cases(input_dir, prompts_from, exclude=[out])
+    cases = discover_cases(input_dir, prompts_from, exclude=[out_dir])
     if not cases:
         raise MedsegError(f"no cases in {input_dir}: expected image files (.nii.gz, .mha, .nrrd, .png, .avi, .mp4, .dcm, ...) or DICOM sub-folders")
+    if prompts_from and not label_map:
+        from ..io.seg_reader import is_dicom_seg
+
+        unnamed = [c.case for c in cases if c.reference and not is_dicom_seg(c.reference)]
+        if unnamed:  # a DICOM SEG names its segments; other label files need the map
+            raise PromptError(f"--prompts-from needs --label-map (which value is which structure in the reference; "
+                              f"{unnamed[0]}'s is not a DICOM SEG, which would name its segments)")
+    out = check_out_dir(out_dir, {"input": input_dir, "--prompts-from": prompts_from})
     options = BatchOptions(
         out_dir=str(out), prompts=str(prompts) if prompts else None, label_map=label_map, key_slice=key_slice, auto=auto,
         structures=structures, propagate=propagate, through=through, model=model, adapter=adapter, device=device,
@@ -69,8 +76,6 @@ def _check_options(prompts, prompts_from, label_map, key_slice, auto, through, w
         raise PromptError("give either --prompts or --prompts-from, not both")
     if key_slice and not prompts_from:
         raise PromptError("--key-slice works with --prompts-from")
-    if prompts_from and not label_map:
-        raise PromptError("--prompts-from needs --label-map (which value is which structure in the reference)")
     if not (prompts or prompts_from or auto):
         raise PromptError("nothing to do: give prompts (--prompts / --prompts-from) or --auto")
     if through not in ("z", "t", "zt"):

@@ -95,10 +95,14 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
         write_review_png(vol, result.labels, result.label_map, prov, review_png, title=Path(image).name)
         console.print(f"review sheet: {review_png}", markup=False)
     if result.confidence is not None:
+        from rich.markup import escape
+
+        from ..review import review_summary
+
         conf = ", ".join(f"{k} {v:.2f}" for k, v in result.confidence["volume"].items())
         review = prov.get("review", {})
-        codes = sorted({f["code"] for f in review.get("flags", [])})
-        console.print(f"confidence: {conf or '-'}; " + (f"[yellow]needs review[/] ({', '.join(codes)})" if review.get("needs_review") else "no review flags")
+        why = review_summary(review.get("flags", []))
+        console.print(f"confidence: {conf or '-'}; " + (f"[yellow]needs review[/] ({escape(why)})" if review.get("needs_review") else "no review flags")
                       + (f"; handed over: {', '.join(result.handed_over)}" if result.handed_over else ""))
 
 

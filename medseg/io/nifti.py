@@ -25,6 +25,8 @@ from .volume import Volume
 
 #: NIfTI xyzt_units time codes -> factor to seconds.
 _TIME_UNITS_S = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
+#: NIfTI xyzt_units space codes -> factor to millimetres (no unit: millimetres, as ITK reads it).
+_SPACE_UNITS_MM = {"meter": 1000.0, "mm": 1.0, "micron": 1e-3}
 
 
 def read_nifti(path: Path) -> Volume:
@@ -52,7 +54,12 @@ def read_nifti(path: Path) -> Volume:
     if any(not np.isfinite(z) or z == 0 for z in zooms):
         raise GeometryError(f"{path}: voxel spacing is zero or missing (pixdim {list(zooms)} mm)")
     frame_times = _frame_times(header, data)
-    affine, note = _consistent_affine(np.asarray(img.affine, dtype=np.float64), zooms)
+    # a header in metres or microns (xyzt_units) is scaled to medseg's millimetres, as ITK does
+    to_mm = _SPACE_UNITS_MM.get(header.get_xyzt_units()[0], 1.0)
+    zooms = tuple(z * to_mm for z in zooms)
+    affine = np.asarray(img.affine, dtype=np.float64).copy()
+    affine[:3, :] *= to_mm
+    affine, note = _consistent_affine(affine, zooms)
     meta = {
         "format": "nifti",
         "path": str(path),

@@ -220,10 +220,11 @@ def test_measure_gives_echo_studies_their_ef_from_view_images(tmp_path, capsys):
     (["--auto", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "not both"),
     (["--auto", "--key-slice"], "--key-slice works with --prompts-from"),
     ([], "nothing to do"),
-    (["--prompts-from", "x"], "--prompts-from needs --label-map"),
+    (["--prompts-from", "STUDIES"], "--prompts-from needs --label-map"),
     (["--auto", "--label-map", "lv=one"], "lv"),
 ])
 def test_option_errors(studies, tmp_path, capsys, args, message):
+    args = [str(studies) if a == "STUDIES" else a for a in args]
     assert run_cli(["batch", str(studies), "-o", str(tmp_path / "o"), *args]) == 1
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1

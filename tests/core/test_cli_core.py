@@ -118,7 +118,8 @@ def test_segment_names_a_structure_it_was_asked_for_and_did_not_find(study, tmp_
     assert "lv: " in out and "not found: myo;" in out
 
 
-@pytest.mark.parametrize("case", ["missing", "zero_bytes", "random_dcm", "truncated", "empty_dir", "nan", "blank", "prompt_outside", "absent_label", "bad_map", "both_prompts"])
+@pytest.mark.parametrize("case", ["missing", "zero_bytes", "random_dcm", "truncated", "empty_dir", "nan", "blank", "prompt_outside", "absent_label", "bad_map", "both_prompts", "axes_mixed_up", "box_of_three",
+                                  "prompt_format"])
 def test_segment_bad_input_one_line_no_output(case, study, tmp_path, capsys):
     img, out = str(study / "img.nii.gz"), tmp_path / "out" / "seg.nii.gz"
     extra = ["--prompts-from", str(study / "gt.nii.gz"), "--label-map", "lv=1"]
@@ -152,8 +153,20 @@ def test_segment_bad_input_one_line_no_output(case, study, tmp_path, capsys):
         extra = ["--prompts-from", str(study / "gt.nii.gz"), "--label-map", "lv=one"]
     elif case == "both_prompts":
         extra += ["--prompts", str(tmp_path / "x.json")]
+    elif case == "axes_mixed_up":  # slice axis saved in-plane: 6-pixel-wide "slices"
+        nib.save(nib.Nifti1Image(np.random.default_rng(0).random((64, 6, 40)).astype(np.float32), np.eye(4)), str(tmp_path / "s.nii.gz"))
+        img, extra = str(tmp_path / "s.nii.gz"), ["--auto"]
+    elif case == "box_of_three":
+        (tmp_path / "p.json").write_text(json.dumps({"prompts": [{"structure": "lv", "slice": 0, "box": [3, 4, 20]}]}))
+        extra = ["--prompts", str(tmp_path / "p.json")]
+    elif case == "prompt_format":
+        (tmp_path / "p.json").write_text(json.dumps({"format": "medseg-prompts/2", "prompts": [{"structure": "lv", "slice": 0, "box": [3, 4, 20, 20]}]}))
+        extra = ["--prompts", str(tmp_path / "p.json")]
     rc = run_cli(["segment", img, "-o", str(out), *extra])
     err = capsys.readouterr().err.strip()
+    expected = {"axes_mixed_up": "too small to hold a heart", "box_of_three": "'box' must be [y0, x0, y1, x1]",
+                "prompt_format": "'medseg-prompts/2' is not one this medseg reads"}
+    assert expected.get(case, "") in err
     assert rc != 0
     assert err.startswith("error:") and "Traceback" not in err and len(err.splitlines()) <= 2
     assert not out.exists() and not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -97,3 +97,16 @@ def test_measurement_flags(report, code):
 def test_plausible_numbers_and_info_flags_do_not_trigger_review():
     flags = measurement_flags({"lv_mass_g": 120.0, "lv": {"ef_pct": 60.0}, "rv": {"ef_pct": 52.0}, "flags": [{"code": "incomplete_coverage"}]})
     assert flags == [] and not needs_review(flags)
+
+
+def test_review_summary_says_what_to_look_at():
+    """segment's closing line: which structures are unsure (volume confidence, slice count),
+    then the other review codes; information-only flags are left out."""
+    from medseg.review import review_summary
+
+    flags = [{"code": "needs_review", "level": "slice", "structure": "rv", "frame": 0, "slice": 1, "confidence": 0.3},
+             {"code": "needs_review", "level": "volume", "structure": "myo", "confidence": 0.839},
+             {"code": "needs_review", "level": "slice", "structure": "rv", "frame": 0, "slice": 7, "confidence": 0.2},
+             *measurement_flags({"lv_mass_g": 500.0, "flags": [{"code": "incomplete_coverage"}]})]
+    assert review_summary(flags) == "low confidence: rv (2 slices), myo (0.84); lv_mass_implausible"
+    assert review_summary([]) == ""

@@ -103,6 +103,22 @@ def test_nifti_sform_without_scales_takes_pixdim_like_itk(tmp_path):
     assert read_label_volume(out).same_grid(vol)
 
 
+@pytest.mark.parametrize("unit, to_mm", [("meter", 1000.0), ("micron", 1e-3), ("mm", 1.0), ("unknown", 1.0)])
+def test_nifti_spatial_units_are_read_in_millimetres_like_itk(tmp_path, unit, to_mm):
+    """A header in metres (xyzt_units) gives spacing and origin in mm, as SimpleITK reads it, and
+    labels written for it are on the image's grid again."""
+    aff = _oblique_affine() / np.array([1000.0, 1000.0, 1000.0, 1.0])[:, None] / to_mm * 1000.0
+    aff[3] = [0, 0, 0, 1]
+    img = nib.Nifti1Image(np.arange(7 * 6 * 5, dtype=np.int16).reshape(7, 6, 5), aff)
+    img.header.set_xyzt_units(unit)
+    nib.save(img, tmp_path / "img.nii.gz")
+    vol = read_volume(tmp_path / "img.nii.gz")
+    assert np.allclose(vol.affine, _oblique_affine())
+    assert np.allclose(vol.affine, affine_from_sitk(sitk.ReadImage(str(tmp_path / "img.nii.gz"))))
+    out = write_labels(np.zeros(vol.grid_shape, np.uint8), vol, tmp_path / "gt.nii.gz", LABEL_MAP)[0]
+    assert read_label_volume(out).same_grid(vol)
+
+
 def _sitk_oblique(array: np.ndarray) -> sitk.Image:
     img = sitk.GetImageFromArray(array)
     rot, _ = np.linalg.qr(np.array([[0.9, 0.3, 0.1], [-0.2, 0.8, 0.4], [0.1, -0.5, 0.9]]))

@@ -288,3 +288,24 @@ def test_segment_takes_prompts_from_a_dicom_seg_without_a_label_map(tmp_path):
     side = json.loads((tmp_path / "out.json").read_text())
     assert set(side["label_map"]) == {"lv", "la"}
     assert {p["structure"] for a in side["provenance"]["actions"] if a.get("op") == "prompt" for p in [a["prompt"]]} == {"lv", "la"}
+
+
+def test_batch_takes_prompts_from_dicom_segs_without_a_label_map(tmp_path):
+    """`medseg batch DIR --prompts-from SEGS`: as for segment, SEG references need no
+    --label-map; a folder with other label files still asks for it, before any case runs."""
+    import json
+
+    from medseg.cli import run_cli
+
+    write_cine_series(tmp_path / "in" / "one", n_slices=3, n_phases=1, rows=48, cols=48)
+    vol = read_volume(tmp_path / "in" / "one")
+    lab = np.zeros(vol.grid_shape, np.uint8)
+    lab[:, 14:34, 14:34] = 4
+    lab[:, 18:30, 18:30] = 1
+    (tmp_path / "refs").mkdir()
+    write_dicom_seg(lab, vol, tmp_path / "refs" / "one_seg.dcm", "lv=1,la=4")
+    assert run_cli(["batch", str(tmp_path / "in"), "--prompts-from", str(tmp_path / "refs"), "-o", str(tmp_path / "out")]) == 0
+    assert set(json.loads((tmp_path / "out" / "one.json").read_text())["label_map"]) == {"lv", "la"}
+    write_labels(lab, vol, tmp_path / "refs2" / "one_gt.nii.gz", "lv=1,la=4")
+    assert run_cli(["batch", str(tmp_path / "in"), "--prompts-from", str(tmp_path / "refs2"), "-o", str(tmp_path / "out2")]) == 1
+    assert not (tmp_path / "out2" / "one.nii.gz").exists()
