@@ -31,7 +31,6 @@ from .errors import LabelMapError, PromptError
 from .labels import LabelMap
 from .types import Box, SlicePrompt
 
-
 #: The prompts file format this version reads ("format" may be left out).
 FORMAT = "medseg-prompts/1"
 
