@@ -74,7 +74,7 @@ def measure_command(
     if image:
         report["inputs"]["image"] = [str(p) for p in image]
     if plots is not None:
-        _write_plots(report, plots, phases, frames, lmap, vol, image)
+        _write_plots(report, plots, phases, frames, lmap, vol, image or _segmented_images([p for p in (labels, ed, es) if p is not None]))
     if csv_path is not None:
         from ..measure.export import write_csv
 
@@ -252,12 +252,34 @@ def _check_measurable(vol: Any, path: Path, lmap: Any, other: Any = None) -> Non
     _require_lv(vols, lmap, "")
 
 
+def _segmented_images(paths: list[Path]) -> list[Path] | None:
+    """The images the label files were segmented from, as their medseg sidecars record them
+    (``provenance.input``), when every one of them is still there; else None."""
+    from ..io import read_sidecar
+
+    found = []
+    for p in paths:
+        src = ((read_sidecar(p) or {}).get("provenance") or {}).get("input")
+        if not isinstance(src, str) or not Path(src).exists():
+            return None
+        found.append(Path(src))
+    return found or None
+
+
 def _write_plots(report: dict, folder: Path, phases: dict, frames: dict, lmap: Any, vol: Any, image: list[Path] | None) -> None:
     from ..measure import plots as P
     from ..measure.echo import is_echo_report
 
     folder.mkdir(parents=True, exist_ok=True)
-    images = _overlay_images(image, vol, frames) if image else None
+    given = "image" in report["inputs"]
+    try:
+        images = _overlay_images(image, vol, frames) if image else None
+    except MedsegError:
+        if given:
+            raise
+        images = None  # the sidecars' images moved or changed: contours alone, as without --image
+    if images and not given:
+        report["inputs"]["overlay_image"] = [str(p) for p in image]  # found through the labels' sidecars
     echo = is_echo_report(report)
     written = {"overlay": P.overlay_png(phases, lmap, folder / "overlay.png", images=images, spacing_yx=tuple(report["spacing_mm"][1:]))}
     if not echo:

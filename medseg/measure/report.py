@@ -279,7 +279,7 @@ def combine_ed_es(ed: dict[str, Any], es: dict[str, Any], rv_ed_es_ml: tuple[flo
     to_index["co_l_min"] = co
     idx = indexed(to_index, bsa)
     idx["ci_l_min_m2"] = idx.pop("co_l_min_m2")
-    flags = [dict(f, phase="ed") for f in ed["flags"]] + [dict(f, phase="es") for f in es["flags"]]
+    flags = [dict(f, phase=ph, message=f"{ph.upper()}: {f.get('message', f['code'])}") for ph, fl in (("ed", ed["flags"]), ("es", es["flags"])) for f in fl]
     flags += _function_flags(lv_fn, "lv") + _function_flags(rv_fn, "rv")
     flags += range_flag("cmr_lvef_pct", lv_fn["ef_pct"], sex, structure="lv")
     flags += range_flag("cmr_lv_mass_index_g_m2", idx["lv_mass_g_m2"], sex, structure="myo")

@@ -270,3 +270,21 @@ def test_label_map_comes_from_the_labels_sidecar(files, tmp_path):
     a, b = json.loads(explicit.read_text()), json.loads(implicit.read_text())
     assert b["inputs"]["label_map_from"] == str(tmp_path / "seg.json") and b["inputs"]["label_map"] == ACDC_MAP
     assert b["volumes_ml"] == a["volumes_ml"] and b["lv_mass_g"] == a["lv_mass_g"]
+
+
+def test_overlay_shows_the_image_the_sidecar_names(files, tmp_path):
+    """Labels written by `medseg segment` name their image in the sidecar: `measure --plots`
+    draws the contours on it without --image; an image that is gone or on another grid leaves
+    the contours alone (as before), never an error."""
+    from medseg.io import read_label_volume, write_labels
+
+    vol = read_label_volume(files["ed"])
+    pngs = {}
+    for name, src in (("here", files["image"]), ("gone", str(tmp_path / "moved.nii.gz")), ("other_grid", files["single"])):
+        seg = tmp_path / name / "seg.nii.gz"
+        write_labels(vol.array[0], vol, seg, ACDC_MAP, provenance={"input": src})
+        out = tmp_path / name / "r.json"
+        assert run_cli(["measure", str(seg), "-o", str(out), "--plots", str(tmp_path / name / "plots")]) == 0
+        assert json.loads(out.read_text())["inputs"].get("overlay_image") == ([files["image"]] if name == "here" else None)
+        pngs[name] = (tmp_path / name / "plots" / "overlay.png").read_bytes()
+    assert pngs["gone"] == pngs["other_grid"] != pngs["here"]
