@@ -137,7 +137,7 @@ def run_adapt(train: list[Pair], val: list[Pair], label_map: LabelMap, cfg: Adap
             g["lr"] = cfg.lr * min(1.0, (step + 1) / 50)
         logs = train_step(net, loss_fn, bank, tcfg, opt, gen)
         step += 1
-        if progress and step % 10 == 0:
+        if progress and (step % 10 == 0 or step >= cfg.max_steps):
             progress({"step": step, "max_steps": cfg.max_steps, "elapsed_s": time.perf_counter() - start, "loss": float(logs["loss"])})
         if step % cfg.val_every == 0 or step >= cfg.max_steps:
             score, rec = _score(net, bank, tcfg, has_val, step, start)

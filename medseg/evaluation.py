@@ -37,8 +37,11 @@ class Pair:
 
 
 def read_pairs(path: str | Path) -> list[Pair]:
-    """Read PAIRS.csv (columns image,label[,case,phase]); relative paths are relative to the CSV."""
+    """Read PAIRS.csv (columns image,label[,case,phase]; relative paths are relative to the CSV),
+    or pair the images of a folder with their labels (:func:`pairs_from_folder`)."""
     path = Path(path)
+    if path.is_dir():
+        return pairs_from_folder(path)
     if not path.is_file():
         raise ImageReadError(f"pairs file not found: {path}")
     with open(path, newline="") as f:
@@ -58,6 +61,23 @@ def read_pairs(path: str | Path) -> list[Pair]:
         if phase not in (None, "ED", "ES"):
             raise MedsegError(f"{path} row {i + 2}: phase must be ED or ES, got {phase!r}")
         pairs.append(Pair(img, lab, (r.get("case") or "").strip() or img.name, phase))
+    return pairs
+
+
+def pairs_from_folder(root: str | Path) -> list[Pair]:
+    """Every image in ``root`` and its sub-folders that has its labels beside it, named as for
+    ``medseg batch --prompts-from`` (``C_gt``, ``C_labels``, ``C_label``, ``C_seg`` + a readable
+    ending, e.g. ACDC's ``patient001_frame01.nii.gz`` + ``patient001_frame01_gt.nii.gz``); images
+    without labels (ACDC's ``_4d`` cine) are left out. Case = the image's name without ending."""
+    from .batch import discover_cases
+
+    root = Path(root)
+    folders = [root, *sorted(d for d in root.rglob("*") if d.is_dir() and not any(part.startswith(".") for part in d.relative_to(root).parts))]
+    pairs = [Pair(Path(c.input), Path(c.reference), c.case) for d in folders for c in discover_cases(d, prompts_from=d)
+             if c.reference and not c.error]
+    if not pairs:
+        raise MedsegError(f"{root}: no image with its labels beside it (for image C.nii.gz: C_gt, C_labels, C_label or C_seg "
+                          "with a readable ending)")
     return pairs
 
 

@@ -11,8 +11,8 @@ from ._app import app, console
 
 @app.command("adapt")
 def adapt_command(
-    pairs: Path = typer.Option(..., "--pairs", help="Training CSV with columns image,label."),
-    val: Path | None = typer.Option(None, "--val", help="Validation CSV (early stopping, before/after Dice)."),
+    pairs: Path = typer.Option(..., "--pairs", help="Training CSV with columns image,label, or a folder of images with their labels beside them (C.nii.gz + C_gt.nii.gz; also _labels, _label, _seg)."),
+    val: Path | None = typer.Option(None, "--val", help="Validation CSV or folder, as --pairs (early stopping, before/after Dice)."),
     label_map: str = typer.Option(..., "--label-map", help="Label values of the label files, e.g. 'lv=3,myo=2,rv=1'."),
     out: Path = typer.Option(..., "-o", "--out", help="Adapter folder to write."),
     model: str = typer.Option("default", "--model", help="Base model."),
@@ -55,7 +55,8 @@ def adapt_command(
                 v = ev["validation"]
                 box = ", ".join(f"{k} {x:.3f}" for k, x in v.items() if k not in ("step", "elapsed_s") and not k.startswith("auto_"))
                 auto = ", ".join(f"{k[5:]} {x:.3f}" for k, x in v.items() if k.startswith("auto_"))
-                console.print(f"step {ev['step']}: val Dice, box: {box}" + (f"; zero-click: {auto}" if auto else ""))
+                if box or auto:  # nothing to say without validation pairs
+                    console.print(f"step {ev['step']}: val Dice, box: {box}" + (f"; zero-click: {auto}" if auto else ""))
             else:
                 bar.update(task, completed=ev["step"], info=f"loss {ev['loss']:.3f}")
 

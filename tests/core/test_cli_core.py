@@ -354,3 +354,30 @@ def test_evaluate_reports_lv_and_rv_function_errors_for_ed_es_pairs(phantom, tmp
     for c in r["cases"] + r2["cases"]:
         del c["seconds"]
     assert r2 == r and [c["phase"] for c in r2["cases"]] == ["ED", "ES"]
+
+
+def test_evaluate_pairs_from_a_folder_of_images_with_labels_beside_them(study, tmp_path, capsys):
+    """--pairs DIR (for evaluate and adapt): each image with its C_gt / C_labels / ... file, in
+    the folder and its sub-folders (ACDC's layout); images without labels are left out; the
+    scores are those of the same pairs given as a CSV."""
+    import shutil
+
+    from medseg.evaluation import read_pairs
+
+    d = tmp_path / "cohort"
+    (d / "p1").mkdir(parents=True)
+    shutil.copy(study / "img.nii.gz", d / "p1" / "p1_frame01.nii.gz")
+    shutil.copy(study / "gt.nii.gz", d / "p1" / "p1_frame01_gt.nii.gz")
+    shutil.copy(study / "img.nii.gz", d / "p1" / "p1_4d.nii.gz")  # no labels: left out
+    shutil.copy(study / "img.nii.gz", d / "p2.nii.gz")
+    shutil.copy(study / "gt.nii.gz", d / "p2_seg.nii.gz")
+    assert [(p.case, p.label.name) for p in read_pairs(d)] == [("p2", "p2_seg.nii.gz"), ("p1_frame01", "p1_frame01_gt.nii.gz")]
+    (tmp_path / "pairs.csv").write_text(f"image,label,case\n{d / 'p2.nii.gz'},{d / 'p2_seg.nii.gz'},p2\n"
+                                        f"{d / 'p1' / 'p1_frame01.nii.gz'},{d / 'p1' / 'p1_frame01_gt.nii.gz'},p1_frame01\n")
+    for src, out in ((d, tmp_path / "a.json"), (tmp_path / "pairs.csv", tmp_path / "b.json")):
+        assert run_cli(["evaluate", "--pairs", str(src), "--label-map", "lv=1,myo=2,rv=3", "--prompt", "box", "-o", str(out)]) == 0
+    a, b = (json.loads((tmp_path / n).read_text()) for n in ("a.json", "b.json"))
+    assert a["summary"]["dice"] == b["summary"]["dice"] and a["summary"]["n_cases"] == 2
+    (tmp_path / "none").mkdir()
+    assert run_cli(["evaluate", "--pairs", str(tmp_path / "none"), "--label-map", "lv=1", "--prompt", "box", "-o", str(tmp_path / "c.json")]) == 1
+    assert "no image with its labels beside it" in capsys.readouterr().err
