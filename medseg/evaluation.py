@@ -68,17 +68,29 @@ def pairs_from_folder(root: str | Path) -> list[Pair]:
     """Every image in ``root`` and its sub-folders that has its labels beside it, named as for
     ``medseg batch --prompts-from`` (``C_gt``, ``C_labels``, ``C_label``, ``C_seg`` + a readable
     ending, e.g. ACDC's ``patient001_frame01.nii.gz`` + ``patient001_frame01_gt.nii.gz``); images
-    without labels (ACDC's ``_4d`` cine) are left out. Case = the image's name without ending."""
+    without labels (ACDC's ``_4d`` cine) are left out. Case = the image's name without ending
+    (and without an ``_ED`` / ``_ES`` part, which gives the phase: :func:`_with_phase`)."""
     from .batch import discover_cases
 
     root = Path(root)
     folders = [root, *sorted(d for d in root.rglob("*") if d.is_dir() and not any(part.startswith(".") for part in d.relative_to(root).parts))]
-    pairs = [Pair(Path(c.input), Path(c.reference), c.case) for d in folders for c in discover_cases(d, prompts_from=d)
+    pairs = [_with_phase(Pair(Path(c.input), Path(c.reference), c.case)) for d in folders for c in discover_cases(d, prompts_from=d)
              if c.reference and not c.error]
     if not pairs:
         raise MedsegError(f"{root}: no image with its labels beside it (for image C.nii.gz: C_gt, C_labels, C_label or C_seg "
                           "with a readable ending)")
     return pairs
+
+
+def _with_phase(pair: Pair) -> Pair:
+    """A name with an ED or ES part (M&Ms-2's ``001_SA_ED``, ``p1_es``) gives the phase, and the
+    name without it the case, so ED and ES of one study are scored together (LVEF, mass)."""
+    parts = pair.case.split("_")
+    hits = [i for i, p in enumerate(parts) if p.upper() in ("ED", "ES")]
+    if len(hits) != 1 or len(parts) == 1:
+        return pair
+    i = hits[0]
+    return Pair(pair.image, pair.label, "_".join(parts[:i] + parts[i + 1:]), parts[i].upper())
 
 
 def point_prompts(labels: np.ndarray, label_map: LabelMap) -> PromptSet:
@@ -299,15 +311,22 @@ def _nanmean(xs: list[float]) -> float:
     return float(np.mean(xs)) if xs else math.nan
 
 
+def _stack_pair(ed: np.ndarray, es: np.ndarray) -> bool:
+    """ED and ES labels that give volumes: one grid, a stack of slices (a single long-axis or
+    echo view gives no volume by slice summation)."""
+    ed, es = (a[0] if a.ndim == 4 else a for a in (ed, es))
+    return ed.shape == es.shape and ed.shape[0] >= 2
+
+
 def _clinical(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
     """LVEF, LV mass and EDV errors, and with an RV in the label map RVEF and RV EDV errors
     (pred vs reference, both measured by medseg.measure), for cases that have both an ED and an
-    ES row."""
+    ES row on one grid with at least 2 slices (short-axis stacks)."""
     by_case: dict[str, dict[str, dict]] = {}
     for c in cases:
         if c.get("phase"):
             by_case.setdefault(c["case"], {})[c["phase"]] = c
-    pairs = {k: v for k, v in by_case.items() if "ED" in v and "ES" in v}
+    pairs = {k: v for k, v in by_case.items() if "ED" in v and "ES" in v and _stack_pair(v["ED"]["_ref"], v["ES"]["_ref"])}
     if not pairs:
         return {}
     from .measure import measure_ed_es

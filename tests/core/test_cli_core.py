@@ -381,3 +381,27 @@ def test_evaluate_pairs_from_a_folder_of_images_with_labels_beside_them(study, t
     (tmp_path / "none").mkdir()
     assert run_cli(["evaluate", "--pairs", str(tmp_path / "none"), "--label-map", "lv=1", "--prompt", "box", "-o", str(tmp_path / "c.json")]) == 1
     assert "no image with its labels beside it" in capsys.readouterr().err
+
+
+def test_evaluate_folder_phases_from_names_and_single_views_give_no_volumes(study, tmp_path):
+    """M&Ms-2's names (001_SA_ED, 001_LA_ES): the ED/ES part gives the phase and pairs them into
+    one case; a single long-axis view per phase gives Dice but no volumes (it used to stop the
+    whole evaluation with "a volume needs at least 2 slices")."""
+    from medseg.evaluation import read_pairs
+    from medseg.io import read_label_volume, read_volume, write_labels
+    from medseg.io.geometry import medseg_to_nifti
+
+    d = tmp_path / "001"
+    d.mkdir()
+    vol, ref = read_volume(study / "img.nii.gz"), read_label_volume(study / "gt.nii.gz")
+    one = vol.with_array(vol.array[:, 3:4])
+    for phase in ("ED", "ES"):
+        (d / f"001_SA_{phase}.nii.gz").write_bytes((study / "img.nii.gz").read_bytes())
+        (d / f"001_SA_{phase}_gt.nii.gz").write_bytes((study / "gt.nii.gz").read_bytes())
+        nib.save(nib.Nifti1Image(medseg_to_nifti(one.array.astype(np.float32), 3), one.affine), str(d / f"001_LA_{phase}.nii.gz"))
+        write_labels(ref.array[:, 3:4], one, d / f"001_LA_{phase}_gt.nii.gz", "lv=1,myo=2,rv=3")
+    assert sorted((p.case, p.phase) for p in read_pairs(tmp_path)) == [("001_LA", "ED"), ("001_LA", "ES"), ("001_SA", "ED"), ("001_SA", "ES")]
+    out = tmp_path / "r.json"
+    assert run_cli(["evaluate", "--pairs", str(tmp_path), "--label-map", "lv=1,myo=2,rv=3", "--prompt", "box", "-o", str(out)]) == 0
+    s = json.loads(out.read_text())["summary"]
+    assert s["n_cases"] == 4 and s["n_clinical_cases"] == 1 and s["lvef_mae"] < 5  # SA ED = SA ES here: EF 0 both ways
