@@ -352,4 +352,7 @@ def _clinical(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
     out = {"lvef_mae": _nanmean(err_ef), "lv_mass_mae_g": _nanmean(err_mass), "edv_mae_ml": _nanmean(err_edv), "n_clinical_cases": len(pairs)}
     if has_rv:
         out.update({"rvef_mae": _nanmean(err_rvef), "rv_edv_mae_ml": _nanmean(err_rvedv)})
+    from .evaluation_report import agreement
+
+    out["agreement"] = agreement([ph["ED"] for ph in pairs.values()])
     return out

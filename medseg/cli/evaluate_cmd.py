@@ -19,6 +19,8 @@ def evaluate_command(
     adapter: str | None = typer.Option(None, "--adapter"),
     device: str = typer.Option("cpu", "--device"),
     workers: int = typer.Option(1, "--workers", help="Local worker processes (each loads the model once; torch threads = cores // N)."),
+    csv_path: Path | None = typer.Option(None, "--csv", help="Also write one row per case (Dice, HD95, clinical values, confidence, review)."),
+    plots: Path | None = typer.Option(None, "--plots", help="Folder for PNGs: Dice per structure, confidence vs Dice, Bland-Altman (ED/ES cases)."),
 ) -> None:
     """Score the model with prompts simulated from reference labels (Dice, HD95, clinical)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -35,6 +37,7 @@ def evaluate_command(
         raise MedsegError(f"--workers must be 1 or more, got {workers}")
     lmap = LabelMap.parse(label_map)
     rows = read_pairs(pairs)
+    _check_outputs(out, csv_path, plots, pairs, rows)
     loaded = load_model(model, device=device)
     if adapter:
         from ..adapters import attach_adapter
@@ -43,6 +46,15 @@ def evaluate_command(
     with Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("eval", total=len(rows))
         result = evaluate_pairs(rows, lmap, prompt, loaded, progress=lambda d, t: bar.update(task, completed=d), workers=workers, load=(model, adapter, device))
+    if csv_path is not None:
+        from ..evaluation_report import write_cases_csv
+
+        write_cases_csv(result, csv_path)
+    if plots is not None:
+        from ..confidence import calibration
+        from ..evaluation_report import write_plots
+
+        result["plots"] = {k: str(v) for k, v in write_plots(result, plots, calibration()["volume_threshold"]).items()}
     write_json_atomic(out, result)
     s = result["summary"]
     dice = ", ".join(f"{k} {v:.3f}" for k, v in s["dice"].items())
@@ -52,3 +64,22 @@ def evaluate_command(
     errs = [f"{name} {s[k]:.1f} {u}" for k, name, u in units if isinstance(s.get(k), float) and s[k] == s[k]]
     if errs:
         console.print(f"mean absolute error over {s['n_clinical_cases']} ED/ES cases: {', '.join(errs)}", markup=False)
+    ef = s.get("agreement", {}).get("lvef")
+    if ef and ef["loa"]:
+        console.print(f"LVEF medseg - reference: bias {ef['bias']:+.1f} pts, 95 % limits of agreement {ef['loa'][0]:+.1f} to {ef['loa'][1]:+.1f}", markup=False)
+    if plots is not None:
+        console.print(f"plots: {', '.join(Path(v).name for v in result['plots'].values())} in {plots}", markup=False)
+
+
+def _check_outputs(out: Path, csv_path: Path | None, plots: Path | None, pairs: Path, rows: list) -> None:
+    """Before any work: no output may replace the pairs file or an image or label file, and the
+    report, the CSV and the plots are different files."""
+    from .._files import check_not_inputs
+
+    outputs = {"report": out, "CSV": csv_path}
+    if plots is not None:
+        outputs.update({f"plot {n}": plots / n for n in ("dice.png", "confidence.png", "bland_altman.png")})
+    inputs = {"pairs file": pairs if pairs.is_file() else None}
+    for i, r in enumerate(rows):
+        inputs.update({f"image of row {i + 1}": r.image, f"labels of row {i + 1}": r.label})
+    check_not_inputs(outputs, inputs)

@@ -405,3 +405,32 @@ def test_evaluate_folder_phases_from_names_and_single_views_give_no_volumes(stud
     assert run_cli(["evaluate", "--pairs", str(tmp_path), "--label-map", "lv=1,myo=2,rv=3", "--prompt", "box", "-o", str(out)]) == 0
     s = json.loads(out.read_text())["summary"]
     assert s["n_cases"] == 4 and s["n_clinical_cases"] == 1 and s["lvef_mae"] < 5  # SA ED = SA ES here: EF 0 both ways
+
+
+def test_evaluate_writes_a_case_csv_plots_and_limits_of_agreement(study, tmp_path, capsys):
+    """--csv: one row per case; --plots: Dice, confidence vs Dice and (ED/ES cases) Bland-Altman;
+    summary.agreement: bias and 95 % limits of agreement; an output that is an input is refused
+    before any work."""
+    import csv
+
+    from PIL import Image
+
+    img, gt = study / "img.nii.gz", study / "gt.nii.gz"
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("image,label,case,phase\n" + "".join(f"{img},{gt},{c},{p}\n" for c in ("a", "b") for p in ("ED", "ES")))
+    out, table, plots = tmp_path / "r.json", tmp_path / "cases.csv", tmp_path / "plots"
+    assert run_cli(["evaluate", "--pairs", str(pairs), "--label-map", "lv=1,myo=2,rv=3", "--prompt", "box", "-o", str(out),
+                    "--csv", str(table), "--plots", str(plots)]) == 0
+    r = json.loads(out.read_text())
+    rows = list(csv.DictReader(table.open()))
+    assert [(x["case"], x["phase"]) for x in rows] == [("a", "ED"), ("a", "ES"), ("b", "ED"), ("b", "ES")]
+    assert float(rows[0]["dice.lv"]) == pytest.approx(r["cases"][0]["dice"]["lv"], abs=1e-4) and rows[0]["lvef_pred"] != "" and rows[1]["lvef_pred"] == ""
+    ef = r["summary"]["agreement"]["lvef"]
+    d = [c["clinical"]["lvef_pred"] - c["clinical"]["lvef_ref"] for c in r["cases"] if "clinical" in c]
+    assert ef["n"] == 2 and ef["bias"] == pytest.approx(np.mean(d)) and ef["loa"] == pytest.approx([np.mean(d) - 1.96 * np.std(d, ddof=1), np.mean(d) + 1.96 * np.std(d, ddof=1)])
+    assert sorted(p.name for p in plots.iterdir()) == ["bland_altman.png", "confidence.png", "dice.png"]
+    assert all(Image.open(p).size[0] > 300 for p in plots.iterdir())
+    assert "limits of agreement" in capsys.readouterr().err
+    before = pairs.read_bytes()
+    assert run_cli(["evaluate", "--pairs", str(pairs), "--label-map", "lv=1", "-o", str(tmp_path / "r2.json"), "--csv", str(pairs)]) == 1
+    assert "would replace the pairs file" in capsys.readouterr().err and pairs.read_bytes() == before and not (tmp_path / "r2.json").exists()

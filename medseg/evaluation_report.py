@@ -1,0 +1,201 @@
+"""What ``medseg evaluate --csv --plots`` writes besides RESULT.json: one CSV row per case (for
+the user's own statistics) and three figures (PNG, atomic):
+
+* ``dice.png``: every case's Dice per structure (one dot per volume, box = quartiles), the
+  0.85 line of the review statistics, dots the review flagged ringed in black;
+* ``confidence.png``: volume confidence against Dice per structure, with the volume threshold
+  the review flags use: on the user's own data, whether the flags point at the failures;
+* ``bland_altman.png`` (cases with ED and ES): LVEF, LV mass, LV EDV (and RVEF, RV EDV) as
+  difference (medseg - reference) against the mean, with the bias and the 95 % limits of
+  agreement of ``summary.agreement``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._files import write_text_atomic
+
+#: (key in a case's "clinical", label, unit) of the Bland-Altman panels and the agreement table.
+CLINICAL = (("lvef", "LVEF", "%"), ("lv_mass", "LV mass", "g"), ("edv", "LV EDV", "mL"), ("rvef", "RVEF", "%"), ("rv_edv", "RV EDV", "mL"))
+_PRED_REF = {"lvef": ("lvef_pred", "lvef_ref"), "lv_mass": ("lv_mass_pred_g", "lv_mass_ref_g"), "edv": ("edv_pred_ml", "edv_ref_ml"),
+             "rvef": ("rvef_pred", "rvef_ref"), "rv_edv": ("rv_edv_pred_ml", "rv_edv_ref_ml")}
+
+
+def clinical_pairs(cases: list[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(medseg, reference) values of one clinical measure over the cases that have it."""
+    p, r = _PRED_REF[key]
+    rows = [c["clinical"] for c in cases if p in c.get("clinical", {})]
+    vals = [(row[p], row[r]) for row in rows if row[p] is not None and row[r] is not None
+            and math.isfinite(row[p]) and math.isfinite(row[r])]
+    return np.array([v[0] for v in vals], float), np.array([v[1] for v in vals], float)
+
+
+def agreement(cases: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Bland-Altman statistics per clinical measure: bias (mean of medseg - reference), SD of the
+    differences and the 95 % limits of agreement (bias +/- 1.96 SD; None with fewer than 2 cases)."""
+    out = {}
+    for key, _, _ in CLINICAL:
+        pred, ref = clinical_pairs(cases, key)
+        if pred.size == 0:
+            continue
+        d = pred - ref
+        sd = float(np.std(d, ddof=1)) if d.size > 1 else None
+        bias = float(np.mean(d))
+        out[key] = {"n": int(d.size), "bias": bias, "sd": sd,
+                    "loa": [bias - 1.96 * sd, bias + 1.96 * sd] if sd is not None else None}
+    return out
+
+
+def case_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """One flat row per case: case, phase, dice.<s>, hd95_mm.<s> (or hd95_px), the clinical
+    values of the case's ED row, review (needs_review, confidence.<s>, codes), seconds."""
+    rows = []
+    names = list(result["summary"]["dice"])
+    for c in result["cases"]:
+        row: dict[str, Any] = {"case": c["case"], "phase": c.get("phase") or ""}
+        for n in names:
+            row[f"dice.{n}"] = _cell(c["dice"].get(n))
+        for unit in ("hd95_mm", "hd95_px"):
+            if unit in c:
+                for n in names:
+                    row[f"{unit}.{n}"] = _cell(c[unit].get(n))
+        for k, v in c.get("clinical", {}).items():
+            row[k] = _cell(v)
+        rv = c.get("review", {})
+        row["needs_review"] = bool(rv.get("needs_review"))
+        for n in names:
+            row[f"confidence.{n}"] = _cell(rv.get("confidence", {}).get(n))
+        row["review_codes"] = " ".join(rv.get("codes", []))
+        row["seconds"] = c.get("seconds", "")
+        row["image"], row["label"] = c["image"], c["label"]
+        rows.append(row)
+    return rows
+
+
+def write_cases_csv(result: dict[str, Any], path: str | Path) -> Path:
+    rows = case_rows(result)
+    fields: list[str] = []
+    for r in rows:
+        fields += [k for k in r if k not in fields]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, restval="")
+    w.writeheader()
+    w.writerows(rows)
+    return write_text_atomic(path, buf.getvalue())
+
+
+def _cell(v: Any) -> Any:
+    if isinstance(v, float):
+        return "" if not math.isfinite(v) else round(v, 4)
+    return "" if v is None else v
+
+
+def write_plots(result: dict[str, Any], folder: str | Path, volume_threshold: float | None = None) -> dict[str, Path]:
+    """The figures of the module docstring that the result has data for -> {name: path}."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {"dice": dice_png(result, folder / "dice.png")}
+    if any(c.get("review", {}).get("confidence") for c in result["cases"]):
+        written["confidence"] = confidence_png(result, folder / "confidence.png", volume_threshold)
+    if any(clinical_pairs(result["cases"], k)[0].size >= 2 for k, _, _ in CLINICAL):
+        written["bland_altman"] = bland_altman_png(result, folder / "bland_altman.png")
+    return written
+
+
+def _bad_dice(result: dict[str, Any]) -> float:
+    return float(result["summary"].get("review", {}).get("bad_dice_below", 0.85))
+
+
+def dice_png(result: dict[str, Any], path: str | Path) -> Path:
+    from .measure.plots import STRUCTURE_COLOURS, _figure, _save
+
+    names = list(result["summary"]["dice"])
+    cases = result["cases"]
+    fig = _figure(1.2 + 1.1 * max(len(names), 2), 3.6)
+    ax = fig.add_subplot(1, 1, 1)
+    rng = np.random.default_rng(0)
+    data = [[c["dice"][n] for c in cases if n in c["dice"]] for n in names]
+    ax.boxplot(data, positions=range(len(names)), widths=0.5, showfliers=False, medianprops={"color": "k"})
+    for i, n in enumerate(names):
+        rows = [c for c in cases if n in c["dice"]]
+        d = np.array([c["dice"][n] for c in rows])
+        x = i + rng.uniform(-0.17, 0.17, d.size)
+        ax.scatter(x, d, s=14, color=STRUCTURE_COLOURS.get(n, "0.3"), alpha=0.8, zorder=3)
+        flagged = np.array([n in c.get("review", {}).get("structures", []) for c in rows], bool)
+        if flagged.any():
+            ax.scatter(x[flagged], d[flagged], s=60, facecolors="none", edgecolors="k", linewidths=1.0, zorder=4,
+                       label="flagged for review" if i == next(j for j, m in enumerate(names) if _any_flagged(cases, m)) else None)
+    bad = _bad_dice(result)
+    ax.axhline(bad, color="0.4", ls="--", lw=0.8, label=f"Dice {bad:g}")
+    ax.set_xticks(range(len(names)), [n.upper() for n in names])
+    ax.set_ylabel("Dice per volume")
+    lo = min([min(d) for d in data if d] + [bad]) if any(data) else 0.0
+    ax.set_ylim(max(0.0, lo - 0.05), 1.0)
+    prompt = result.get("settings", {}).get("prompt", "")
+    ax.set_title(f"{result['summary']['n_cases']} cases, prompt {prompt}: mean Dice {result['summary'].get('dice_mean', float('nan')):.3f}",
+                 fontsize=10)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def _any_flagged(cases: list[dict[str, Any]], name: str) -> bool:
+    return any(name in c["dice"] and name in c.get("review", {}).get("structures", []) for c in cases)
+
+
+def confidence_png(result: dict[str, Any], path: str | Path, volume_threshold: float | None = None) -> Path:
+    from .measure.plots import STRUCTURE_COLOURS, _figure, _save
+
+    names = list(result["summary"]["dice"])
+    fig = _figure(4.6, 3.8)
+    ax = fig.add_subplot(1, 1, 1)
+    for n in names:
+        pts = [(c["review"]["confidence"][n], c["dice"][n]) for c in result["cases"]
+               if n in c["dice"] and n in c.get("review", {}).get("confidence", {})]
+        if pts:
+            x, y = np.array(pts).T
+            ax.scatter(x, y, s=16, color=STRUCTURE_COLOURS.get(n, "0.3"), alpha=0.8, label=n.upper())
+    bad = _bad_dice(result)
+    ax.axhline(bad, color="0.4", ls="--", lw=0.8)
+    if volume_threshold is not None:
+        ax.axvline(volume_threshold, color="red", ls=":", lw=1.0, label=f"review below {volume_threshold:.2f}")
+    ax.set_xlabel("volume confidence")
+    ax.set_ylabel("Dice per volume")
+    ax.set_title("confidence against Dice", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def bland_altman_png(result: dict[str, Any], path: str | Path) -> Path:
+    from .measure.plots import _figure, _save
+
+    keys = [(k, label, unit) for k, label, unit in CLINICAL if clinical_pairs(result["cases"], k)[0].size >= 2]
+    stats = agreement(result["cases"])
+    ncol = min(3, len(keys))
+    nrow = -(-len(keys) // ncol)
+    fig = _figure(3.4 * ncol, 3.1 * nrow + 0.3)
+    for i, (key, label, unit) in enumerate(keys):
+        ax = fig.add_subplot(nrow, ncol, i + 1)
+        pred, ref = clinical_pairs(result["cases"], key)
+        ax.scatter((pred + ref) / 2, pred - ref, s=16, color="#377eb8", alpha=0.85)
+        st = stats[key]
+        ax.axhline(st["bias"], color="k", lw=1.0, label=f"bias {st['bias']:+.1f}")
+        for v in st["loa"]:
+            ax.axhline(v, color="0.4", ls="--", lw=0.8)
+        ax.axhline(0, color="0.8", lw=0.6, zorder=0)
+        ax.set_title(f"{label} ({unit}): LoA {st['loa'][0]:+.1f} to {st['loa'][1]:+.1f}", fontsize=9)
+        ax.set_xlabel(f"mean of medseg and reference ({unit})", fontsize=8)
+        ax.set_ylabel(f"medseg - reference ({unit})", fontsize=8)
+        ax.legend(fontsize=7, loc="best")
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"Bland-Altman, {max(stats[k]['n'] for k, _, _ in keys)} studies (ED + ES)", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
