@@ -3,24 +3,29 @@ processes and Dask clusters. Library only: no typer/rich; progress goes through 
 
 Rules (also in docs/batch.md; executors in :mod:`medseg._batch_exec`):
 
-* **Cases.** Every readable file directly in INPUT_DIR (``medseg.io.readers.EXTENSIONS``:
+* **Cases.** Every readable file in INPUT_DIR (``medseg.io.readers.EXTENSIONS``:
   .nii/.nii.gz/.mha/.mhd/.nrrd/.png/.avi/.mp4/.dcm/...; extension-less files with the DICOM
-  ``DICM`` marker) is one case, and every sub-folder whose files include DICOM is one case
-  (its series is read with ``read_volume``). Case id = file name without its known extension
-  (``p01.nii.gz`` -> ``p01``) or the folder name. Hidden entries, other files, OUT_DIR and the
-  ``--prompts-from`` folder are ignored, and so is a reference label file lying next to its
-  image (``p01_gt.nii.gz`` beside ``p01.nii.gz``; suffixes :data:`REFERENCE_SUFFIXES`). Two
-  inputs with the same case id both fail (rename one).
+  ``DICM`` marker) is one case, and every folder whose files include DICOM is one case (its
+  series is read with ``read_volume``); other folders are searched (:data:`MAX_DEPTH` levels:
+  a DICOM export's patient / study / series folders, ACDC's ``patientNNN/``). Case id = file
+  name without its known extension (``p01.nii.gz`` -> ``p01``) or the folder name, prefixed by
+  the folders below INPUT_DIR where two cases share it. Hidden entries, other files, a
+  ``DICOMDIR``, OUT_DIR and the ``--prompts-from`` folder are ignored, and so are a reference
+  label file lying next to its image (``p01_gt.nii.gz`` beside ``p01.nii.gz``; suffixes
+  :data:`REFERENCE_SUFFIXES`), label files medseg wrote (their sidecar lists them) and
+  earlier batch outputs. Two inputs of one folder with the same case id both fail (rename one).
 * **References** (``--prompts-from DIR``): for case ``C`` the first of ``C_gt``, ``C_labels``,
   ``C_label``, ``C_seg``, ``C`` that exists in DIR with a readable extension (never the case's
-  own image); two extensions for the same name are ambiguous and fail the case.
+  own image; DIR = INPUT_DIR: in the case's own folder, by its file or folder name); two
+  extensions for the same name are ambiguous and fail the case.
 * **Outputs.** ``OUT_DIR/<case>.nii.gz`` + ``OUT_DIR/<case>.json`` (label map + provenance,
   from :func:`medseg.io.write_labels`, both atomic); ``OUT_DIR/<case>_review.png`` with
   ``review_png``; ``summary.csv``/``summary.json`` rewritten after every case; ``cohort.csv``
   with ``measure``: a row per measured case, and a row per echo study whose apical views are
   cases named ``<study>_<view>_<phase>`` (:data:`ECHO_VIEW_CASE`, CAMUS's names), measured
   together (:func:`echo_study_rows`: single-plane from the 4-chamber ED and ES, biplane with the
-  2-chamber ones).
+  2-chamber ones), and a row per short-axis study whose ED and ES stacks are cases named
+  ``<study>_ED`` / ``<study>_ES`` (:func:`stack_study_rows`).
 * **Resume.** A case is skipped when its output is complete and valid: the label file and its
   sidecar exist, the sidecar records ``command: batch``, the input's current sha256 and the same
   settings signature (:meth:`BatchOptions.signature`: prompts, label map, model, adapter, ...),
@@ -112,7 +117,7 @@ def case_id(path: str | os.PathLike) -> str | None:
     from .io.readers import EXTENSIONS, has_dicm_marker
 
     p = Path(path)
-    if p.name.startswith("."):
+    if p.name.startswith(".") or p.name.upper() == "DICOMDIR":  # DICOMDIR: an export's index, not an image
         return None
     if p.is_dir():
         return p.name if _holds_dicom(p) else None
@@ -126,16 +131,18 @@ def case_id(path: str | os.PathLike) -> str | None:
 def _holds_dicom(folder: Path) -> bool:
     from .io.readers import has_dicm_marker
 
-    files = [f for f in sorted(folder.iterdir()) if f.is_file() and not f.name.startswith(".")]
+    files = [f for f in sorted(folder.iterdir()) if f.is_file() and not f.name.startswith(".") and f.name.upper() != "DICOMDIR"]
     return any(f.suffix.lower() in (".dcm", ".dicom", ".ima") for f in files) or any(has_dicm_marker(f) for f in files[:8])
 
 
 def discover_cases(input_dir: str | os.PathLike, prompts_from: str | os.PathLike | None = None,
                    exclude: Iterable[str | os.PathLike] = ()) -> list[CaseSpec]:
-    """The cases of ``input_dir``, sorted by case id (see the module docstring for the rules).
+    """The cases of ``input_dir`` and its sub-folders, sorted by case id (see the module
+    docstring for the rules).
 
     Args:
-        prompts_from: folder of reference label files; each case gets its ``reference``.
+        prompts_from: folder of reference labels; each case gets its ``reference`` (from the
+            case's own folder when it is ``input_dir``: references beside their images).
         exclude: folders to leave out (OUT_DIR when it lies inside ``input_dir``).
     Raises:
         MedsegError: ``input_dir`` (or ``prompts_from``) is not a folder.
@@ -147,23 +154,71 @@ def discover_cases(input_dir: str | os.PathLike, prompts_from: str | os.PathLike
     if ref_dir is not None and not ref_dir.is_dir():
         raise PromptError(f"--prompts-from for batch must be a folder of reference labels, got: {ref_dir}")
     skip = {Path(p).resolve() for p in exclude} | ({ref_dir.resolve()} if ref_dir else set())
-    found = [(cid, p) for p in sorted(root.iterdir()) if p.resolve() not in skip and (cid := case_id(p))]
-    ids = {cid for cid, _ in found}
-    found = [(cid, p) for cid, p in found if not any(cid.endswith(s) and cid[: -len(s)] in ids for s in REFERENCE_SUFFIXES)]
-    counts = Counter(cid for cid, _ in found)
+    beside = ref_dir is not None and ref_dir.resolve() == root.resolve()
+    found = _walk(root, skip)
+    by_name = Counter(name for name, _, _ in found)
+    found = [("_".join((*rel, name)) if by_name[name] > 1 else name, name, p) for name, p, rel in found]
+    counts = Counter(cid for cid, _, _ in found)
     cases = []
-    for cid, p in found:
+    for cid, name, p in found:
         err, ref = None, None
         if counts[cid] > 1:
-            names = ", ".join(q.name for c, q in found if c == cid)
+            names = ", ".join(str(q.relative_to(root)) for c, _, q in found if c == cid)
             err = f"case id {cid!r} is shared by {names}: rename one"
         elif ref_dir is not None:
             try:
-                ref = find_reference(cid, ref_dir, p)
+                ref = find_reference(name, p.parent, p) if beside else find_reference(cid, ref_dir, p)
             except MedsegError as e:
                 err = str(e)
         cases.append(CaseSpec(cid, str(p), str(ref) if ref else None, err))
-    return cases
+    return sorted(cases, key=lambda c: c.case)
+
+
+#: Sub-folders deeper than this below INPUT_DIR are not searched (patient / study / series is 3).
+MAX_DEPTH = 6
+
+
+def _walk(root: Path, skip: set[Path]) -> list[tuple[str, Path, tuple[str, ...]]]:
+    """(name, path, folders below ``root``) of every case in ``root`` and the sub-folders that
+    are not cases themselves (a DICOM export's patient / study / series folders), leaving out
+    the folders in ``skip``, hidden entries, reference labels beside their image, label files
+    medseg wrote (their sidecar lists them) and earlier batch outputs (summary.json + .csv)."""
+    out: list[tuple[str, Path, tuple[str, ...]]] = []
+    seen: set[Path] = set()
+
+    def visit(folder: Path, rel: tuple[str, ...]) -> None:
+        if folder.resolve() in seen or len(rel) > MAX_DEPTH:
+            return
+        seen.add(folder.resolve())
+        here, sub = [], []
+        for p in sorted(folder.iterdir()):
+            if p.name.startswith(".") or p.resolve() in skip:
+                continue
+            cid = case_id(p)
+            if cid is not None:
+                if not (p.is_file() and _medseg_labels(p)):
+                    here.append((cid, p))
+            elif p.is_dir() and not ((p / "summary.json").is_file() and (p / "summary.csv").is_file()):
+                sub.append(p)
+        ids = {cid for cid, _ in here}
+        out.extend((cid, p, rel) for cid, p in here if not any(cid.endswith(s) and cid[: -len(s)] in ids for s in REFERENCE_SUFFIXES))
+        for p in sub:
+            visit(p, (*rel, p.name))
+
+    visit(root, ())
+    return out
+
+
+def _medseg_labels(p: Path) -> bool:
+    """A label file medseg wrote: its sidecar JSON names it (or, from before sidecars named
+    their files, is a medseg sidecar with provenance)."""
+    from .io import read_sidecar
+
+    side = read_sidecar(p)
+    if side is None:
+        return False
+    owners = side.get("labels")
+    return p.name in owners if isinstance(owners, list) else "provenance" in side
 
 
 def find_reference(case: str, ref_dir: str | os.PathLike, image: str | os.PathLike | None = None) -> Path:
@@ -398,8 +453,60 @@ def run_batch(cases: Sequence[CaseSpec], options: BatchOptions, workers: int = 1
             emit(run_case(case, options))
     ordered = [results[k] for k in sorted(results)]
     if options.measure:
-        write_cohort(options.out_dir, ordered + echo_study_rows(ordered))
+        write_cohort(options.out_dir, ordered + echo_study_rows(ordered) + stack_study_rows(ordered))
     return ordered
+
+
+def split_phase(name: str) -> tuple[str, str] | None:
+    """(study, "ED" or "ES") for a name with one ED or ES part (M&Ms-2's ``001_SA_ED`` ->
+    ``("001_SA", "ED")``, ``p1_es``), else None."""
+    parts = name.split("_")
+    hits = [i for i, p in enumerate(parts) if p.upper() in ("ED", "ES")]
+    if len(hits) != 1 or len(parts) == 1:
+        return None
+    i = hits[0]
+    return "_".join(parts[:i] + parts[i + 1:]), parts[i].upper()
+
+
+def stack_study_rows(results: Sequence[Result]) -> list[Result]:
+    """Cohort rows for short-axis studies whose ED and ES stacks are separate cases named
+    ``<study>_ED`` / ``<study>_ES`` (:func:`split_phase`; not the echo views of
+    :func:`echo_study_rows`): EDV, ESV, EF, LV mass and the RV's, as ``medseg measure --ed --es``
+    gives them. Rows: ``{"case": study, "cohort_row": {...}, "measure_note": ...}``."""
+    groups: dict[str, dict[str, str]] = {}
+    for r in results:
+        sp = split_phase(r["case"])
+        if sp and not ECHO_VIEW_CASE.match(r["case"]) and r["status"] in ("ok", "skipped") and r.get("output"):
+            groups.setdefault(sp[0], {})[sp[1]] = r["output"]
+    taken = {r["case"] for r in results}
+    return [{"case": study, **_measure_stack_study(ph)} for study, ph in sorted(groups.items())
+            if "ED" in ph and "ES" in ph and study not in taken]
+
+
+def _measure_stack_study(phases: dict[str, str]) -> Result:
+    from .io import read_label_volume, read_sidecar
+    from .labels import LabelMap
+    from .measure.export import report_row
+    from .measure.report import measure_ed_es
+
+    try:
+        ed, es = read_label_volume(phases["ED"]), read_label_volume(phases["ES"])
+        maps = {json.dumps((read_sidecar(phases[k]) or {}).get("label_map"), sort_keys=True) for k in ("ED", "ES")}
+        if len(maps) != 1 or maps == {"null"}:
+            raise MedsegError("the ED and ES sidecars do not give one label map")
+        lmap = LabelMap.parse(json.loads(maps.pop()))
+        if "lv" not in lmap:
+            raise MedsegError(f"the label map has no lv ({lmap.to_string()})")
+        if ed.n_frames != 1 or es.n_frames != 1 or ed.n_slices < 2 or not ed.same_grid(es):
+            return {"measure_note": "not measured together: ED and ES are not two stacks on one grid"}
+        if not (ed.spacing_known and es.spacing_known):
+            raise MedsegError("the input has no physical spacing")
+        rep = measure_ed_es(ed.array[0], es.array[0], ed.affine, lmap)
+    except MedsegError as e:
+        return {"measure_note": _one_line(f"not measured: {e}")}
+    row = report_row(rep)
+    row["phases"] = f"{Path(phases['ED']).name} {Path(phases['ES']).name}"
+    return {"cohort_row": row, "measure_note": ""}
 
 
 def echo_study_rows(results: Sequence[Result]) -> list[Result]:

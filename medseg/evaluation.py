@@ -65,16 +65,16 @@ def read_pairs(path: str | Path) -> list[Pair]:
 
 
 def pairs_from_folder(root: str | Path) -> list[Pair]:
-    """Every image in ``root`` and its sub-folders that has its labels beside it, named as for
-    ``medseg batch --prompts-from`` (``C_gt``, ``C_labels``, ``C_label``, ``C_seg`` + a readable
-    ending, e.g. ACDC's ``patient001_frame01.nii.gz`` + ``patient001_frame01_gt.nii.gz``); images
-    without labels (ACDC's ``_4d`` cine) are left out. Case = the image's name without ending
-    (and without an ``_ED`` / ``_ES`` part, which gives the phase: :func:`_with_phase`)."""
+    """Every image in ``root`` and its sub-folders (the cases ``medseg batch`` finds there) that
+    has its labels beside it, named as for ``medseg batch --prompts-from`` (``C_gt``,
+    ``C_labels``, ``C_label``, ``C_seg`` + a readable ending, e.g. ACDC's
+    ``patient001_frame01.nii.gz`` + ``patient001_frame01_gt.nii.gz``); images without labels
+    (ACDC's ``_4d`` cine) are left out. Case = the batch case id (and without an ``_ED`` /
+    ``_ES`` part, which gives the phase: :func:`_with_phase`)."""
     from .batch import discover_cases
 
     root = Path(root)
-    folders = [root, *sorted(d for d in root.rglob("*") if d.is_dir() and not any(part.startswith(".") for part in d.relative_to(root).parts))]
-    pairs = [_with_phase(Pair(Path(c.input), Path(c.reference), c.case)) for d in folders for c in discover_cases(d, prompts_from=d)
+    pairs = [_with_phase(Pair(Path(c.input), Path(c.reference), c.case)) for c in discover_cases(root, prompts_from=root)
              if c.reference and not c.error]
     if not pairs:
         raise MedsegError(f"{root}: no image with its labels beside it (for image C.nii.gz: C_gt, C_labels, C_label or C_seg "
@@ -85,12 +85,10 @@ def pairs_from_folder(root: str | Path) -> list[Pair]:
 def _with_phase(pair: Pair) -> Pair:
     """A name with an ED or ES part (M&Ms-2's ``001_SA_ED``, ``p1_es``) gives the phase, and the
     name without it the case, so ED and ES of one study are scored together (LVEF, mass)."""
-    parts = pair.case.split("_")
-    hits = [i for i, p in enumerate(parts) if p.upper() in ("ED", "ES")]
-    if len(hits) != 1 or len(parts) == 1:
-        return pair
-    i = hits[0]
-    return Pair(pair.image, pair.label, "_".join(parts[:i] + parts[i + 1:]), parts[i].upper())
+    from .batch import split_phase
+
+    sp = split_phase(pair.case)
+    return Pair(pair.image, pair.label, *sp) if sp else pair
 
 
 def point_prompts(labels: np.ndarray, label_map: LabelMap) -> PromptSet:

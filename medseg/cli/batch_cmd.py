@@ -16,11 +16,12 @@ from ._app import app, console
 @app.command("batch")
 def batch_command(
     input_dir: Path = typer.Argument(..., help="Folder of studies: each readable file (.nii/.nii.gz/.mha/.mhd/.nrrd/.png/.avi/.mp4/.dcm) "
-                                     "and each sub-folder holding DICOM is one case; case id = file name without extension / folder name."),
+                                     "and each folder holding DICOM is one case, in sub-folders too (patient/study/series); "
+                                     "case id = file name without extension / folder name."),
     out_dir: Path = typer.Option(..., "-o", "--out", help="Output folder: <case>.nii.gz + <case>.json, summary.csv/json, cohort.csv."),
     prompts: o.PromptsFile = None,
     prompts_from: Path | None = typer.Option(None, "--prompts-from", help="Folder of reference labels: for case C the first of C_gt, C_labels, "
-                                                "C_label, C_seg, C (.nii.gz, .nii, .mha, ...)."),
+                                                "C_label, C_seg, C (.nii.gz, .nii, .mha, ...); INPUT_DIR itself: the labels beside each image."),
     label_map: o.LabelMapText = None,
     key_slice: o.KeySlice = False,
     auto: o.Auto = False,

@@ -48,6 +48,31 @@ def test_discover_skips_references_outputs_and_flags_duplicates(tmp_path):
     assert not any(c.error for c in cases if c.case != "dup")
 
 
+def test_discover_searches_sub_folders_of_exports_and_cohorts(tmp_path):
+    """A DICOM export (patient / study / series folders, a DICOMDIR) and ACDC's layout
+    (patientNNN/ with images and their _gt beside them): cases at any depth; a name two cases
+    share gets its folders as a prefix; medseg's own label files and earlier batch outputs are
+    never studies; with --prompts-from INPUT_DIR each case's reference is the one beside it."""
+    import json
+
+    inp = tmp_path / "in"
+    _touch(inp / "DICOMDIR", b"\0" * 128 + b"DICM")
+    for pat in ("pat1", "pat2"):
+        _touch(inp / pat / "study1" / "series1" / "IM1.dcm")
+    _touch(inp / "pat1" / "study1" / "series2" / "IM1.dcm")
+    for n in ("patient001_frame01.nii.gz", "patient001_frame01_gt.nii.gz", "patient001_4d.nii.gz", "Info.cfg"):
+        _touch(inp / "acdc" / "patient001" / n)
+    _touch(inp / "seg.nii.gz")  # written by medseg segment: its sidecar lists it
+    (inp / "seg.json").write_text(json.dumps({"labels": ["seg.nii.gz"], "label_map": {"lv": 1}, "provenance": {}}))
+    for n in ("a.nii.gz", "summary.json", "summary.csv"):  # an earlier batch's OUT_DIR
+        _touch(inp / "old_run" / n)
+    cases = discover_cases(inp, prompts_from=inp)
+    assert [c.case for c in cases] == ["pat1_study1_series1", "pat2_study1_series1", "patient001_4d", "patient001_frame01", "series2"]
+    refs = {c.case: c.reference for c in cases}
+    assert refs["patient001_frame01"] == str(inp / "acdc" / "patient001" / "patient001_frame01_gt.nii.gz")
+    assert refs["series2"] is None and all(c.error for c in cases if c.reference is None)
+
+
 @pytest.mark.parametrize("files, expected", [
     (["p01_gt.nii.gz", "p01.nii.gz"], "p01_gt.nii.gz"),
     (["p01_labels.nrrd", "p01_seg.nii.gz"], "p01_labels.nrrd"),

@@ -265,3 +265,31 @@ def test_review_png_per_case_and_resume(studies, sequential, tmp_path):
     assert [_summary(out)[c]["status"] for c in CASES] == ["skipped", "ok", "skipped"]
     assert (out / "c2_review.png").is_file()
     _same_labels(sequential, out)
+
+
+def test_cohort_row_per_short_axis_study_from_its_ed_and_es_cases(tmp_path, capsys):
+    """ED and ES stacks saved as separate cases (M&Ms-2's ``001_SA_ED`` / ``001_SA_ES``): one
+    cohort row for the study, with the EF and mass `medseg measure --ed --es` gives."""
+    import nibabel as nib
+
+    from medseg.io import write_labels
+    from medseg.io.geometry import medseg_to_nifti
+    from medseg.phantoms import cine_sax_phantom
+
+    ph = cine_sax_phantom(n_frames=8, n_slices=6, shape=(96, 96), seed=4)
+    inp = tmp_path / "in"
+    inp.mkdir()
+    for phase in ("ED", "ES"):
+        t = ph.info[f"{phase.lower()}_frame"]
+        one = ph.image.with_array(ph.image.array[t:t + 1], frame_times_s=None)
+        nib.save(nib.Nifti1Image(medseg_to_nifti(one.array.astype(np.float32), 3), one.affine), str(inp / f"s1_SA_{phase}.nii.gz"))
+        write_labels(ph.labels[t:t + 1], one, inp / f"s1_SA_{phase}_gt.nii.gz", MAP)
+    out = tmp_path / "out"
+    assert run_cli(["batch", str(inp), "-o", str(out), "--prompts-from", str(inp), "--label-map", MAP, "--measure"]) == 0
+    rows = {r["case"]: r for r in csv.DictReader((out / "cohort.csv").open())}
+    assert set(rows) == {"s1_SA_ED", "s1_SA_ES", "s1_SA"}
+    assert run_cli(["measure", "--ed", str(out / "s1_SA_ED.nii.gz"), "--es", str(out / "s1_SA_ES.nii.gz"), "-o", str(tmp_path / "r.json")]) == 0
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert float(rows["s1_SA"]["lv.ef_pct"]) == pytest.approx(rep["lv"]["ef_pct"], abs=1e-3) and 30 < rep["lv"]["ef_pct"] < 80
+    assert float(rows["s1_SA"]["lv_mass_g"]) == pytest.approx(rep["lv_mass_g"], abs=1e-3)
+    assert "(3 rows)" in " ".join(capsys.readouterr().err.split())

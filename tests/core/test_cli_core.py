@@ -371,9 +371,9 @@ def test_evaluate_pairs_from_a_folder_of_images_with_labels_beside_them(study, t
     shutil.copy(study / "img.nii.gz", d / "p1" / "p1_4d.nii.gz")  # no labels: left out
     shutil.copy(study / "img.nii.gz", d / "p2.nii.gz")
     shutil.copy(study / "gt.nii.gz", d / "p2_seg.nii.gz")
-    assert [(p.case, p.label.name) for p in read_pairs(d)] == [("p2", "p2_seg.nii.gz"), ("p1_frame01", "p1_frame01_gt.nii.gz")]
-    (tmp_path / "pairs.csv").write_text(f"image,label,case\n{d / 'p2.nii.gz'},{d / 'p2_seg.nii.gz'},p2\n"
-                                        f"{d / 'p1' / 'p1_frame01.nii.gz'},{d / 'p1' / 'p1_frame01_gt.nii.gz'},p1_frame01\n")
+    assert [(p.case, p.label.name) for p in read_pairs(d)] == [("p1_frame01", "p1_frame01_gt.nii.gz"), ("p2", "p2_seg.nii.gz")]
+    (tmp_path / "pairs.csv").write_text(f"image,label,case\n{d / 'p1' / 'p1_frame01.nii.gz'},{d / 'p1' / 'p1_frame01_gt.nii.gz'},p1_frame01\n"
+                                        f"{d / 'p2.nii.gz'},{d / 'p2_seg.nii.gz'},p2\n")
     for src, out in ((d, tmp_path / "a.json"), (tmp_path / "pairs.csv", tmp_path / "b.json")):
         assert run_cli(["evaluate", "--pairs", str(src), "--label-map", "lv=1,myo=2,rv=3", "--prompt", "box", "-o", str(out)]) == 0
     a, b = (json.loads((tmp_path / n).read_text()) for n in ("a.json", "b.json"))
