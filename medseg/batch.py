@@ -96,6 +96,7 @@ class BatchOptions:
     measure: bool = False
     min_confidence: float | None = None  # leave out structures (or whole cases) below this confidence
     review_png: bool = False  # also write <case>_review.png (medseg.review.review_png)
+    series: str | None = None  # DICOM folder cases: the series to read (medseg.io.dicom.series_matches)
     threads: int | None = None  # torch threads per process (None: torch's default)
     threads_by_host: tuple[tuple[str, int], ...] = ()  # Dask: worker threads per host
 
@@ -107,6 +108,8 @@ class BatchOptions:
         obj: dict[str, Any] = {k: getattr(self, k) for k in keys}
         obj["prompts_sha256"] = sha256_file(self.prompts) if self.prompts and Path(self.prompts).is_file() else None
         obj["reference_sha256"] = reference_sha256
+        if self.series:
+            obj["series"] = self.series
         return _sha256_text(json.dumps(obj, sort_keys=True))
 
 
@@ -342,7 +345,7 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
 
     check_not_inputs({"output labels": out, "sidecar JSON": sidecar_path(out), "review sheet": review_png_path(options.out_dir, case.case)},
                      {"image": case.input, "reference labels": case.reference, "prompts file": options.prompts})
-    vol = read_volume(case.input)
+    vol = read_volume(case.input, series=options.series if Path(case.input).is_dir() else None)
     lmap = LabelMap.parse(options.label_map) if options.label_map else None
     prompts = study_prompts(vol, options.prompts, case.reference, lmap, options.key_slice, case=case.case)
     loaded = _cached_model(options.model, options.adapter, options.device)
@@ -364,7 +367,7 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
             "input_sha256": sha256_path(case.input), "input_shape": list(vol.shape), "spacing_known": vol.spacing_known,
             "reference": case.reference, "reference_sha256": ref_sha, "batch_signature": options.signature(ref_sha),
             "min_confidence": options.min_confidence, "torch_threads": torch_threads(), "scores": result.scores,
-            "seconds": round(result.seconds, 3)}
+            "seconds": round(result.seconds, 3), **({"series": options.series} if options.series and Path(case.input).is_dir() else {})}
     sidecar_path(out).unlink(missing_ok=True)  # an interrupted rewrite must not pair with an old sidecar
     review_png_path(options.out_dir, case.case).unlink(missing_ok=True)
     for pattern in (f".{case.case}.*.tmp*", f".{case.case}_review.png.*.tmp*"):

@@ -52,13 +52,37 @@ def read_image(path: str | list[str]) -> list[LayerData] | None:
         if p.is_file() and is_dicom_seg(p):
             return _read_seg(p)
         vol = read_volume(p)
-    except (MedsegError, OSError, ValueError) as e:
+    except MedsegError as e:
+        if p.is_dir() and "series that do not form one volume" in str(e):
+            return _read_each_series(p)
+        warnings.warn(f"medseg could not read {p}: {e}", stacklevel=2)
+        return None
+    except (OSError, ValueError) as e:
         warnings.warn(f"medseg could not read {p}: {e}", stacklevel=2)
         return None
     except Exception as e:  # a reader must never raise into napari
         warnings.warn(f"medseg could not read {p}: {type(e).__name__}: {e}", stacklevel=2)
         return None
     return [(vol.array, image_layer_kwargs(vol, layer_name(p), str(p)), "image")]
+
+
+def _read_each_series(p: Path) -> list[LayerData] | None:
+    """A DICOM folder holding several series that form no one volume (a scanner export): one
+    image layer per series that reads ("<folder> #<number> <description>"), the rest warned."""
+    from medseg.errors import MedsegError
+    from medseg.io import read_volume
+    from medseg.io.dicom import list_dicom_series
+
+    layers = []
+    for r in list_dicom_series(p):
+        tag = (f"#{r['number']:g} " if r["number"] is not None else "") + (r["description"] or "..." + r["uid"][-8:])
+        try:
+            vol = read_volume(p, series=r["uid"])
+        except MedsegError as e:
+            warnings.warn(f"medseg could not read series {tag} of {p}: {e}", stacklevel=2)
+            continue
+        layers.append((vol.array, image_layer_kwargs(vol, f"{layer_name(p)} {tag.strip()}", str(p)), "image"))
+    return layers or None
 
 
 def _read_seg(p: Path) -> list[LayerData]:

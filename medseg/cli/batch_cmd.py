@@ -39,6 +39,7 @@ def batch_command(
     measure: bool = typer.Option(False, "--measure", help="Measure each case's labels (volumes, EF, LV mass) into OUT_DIR/cohort.csv."),
     min_confidence: o.MinConfidence = None,
     review_png: o.ReviewPng = False,
+    series: o.Series = None,
 ) -> None:
     """Segment every study in INPUT_DIR; a failing case never stops the batch (exit code 1 if any failed)."""
     from ..batch import BatchOptions, check_out_dir, discover_cases
@@ -64,7 +65,7 @@ def batch_command(
     options = BatchOptions(
         out_dir=str(out), prompts=str(prompts) if prompts else None, label_map=label_map, key_slice=key_slice, auto=auto,
         structures=structures, propagate=propagate, through=through, model=model, adapter=adapter, device=device,
-        resume=resume, measure=measure, min_confidence=min_confidence, review_png=review_png,
+        resume=resume, measure=measure, min_confidence=min_confidence, review_png=review_png, series=series,
     )
     results = _run_with_progress(cases, options, workers, scheduler)
     _closing_line(results, out, measure)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from . import _options as o
 from ._app import app, print_json, stdout
 
 
@@ -13,12 +14,21 @@ from ._app import app, print_json, stdout
 def info_command(
     path: Path = typer.Argument(..., help="Image file or DICOM folder."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    series: o.Series = None,
 ) -> None:
-    """Read an image and print its shape, axes, spacing, modality, frames and slices."""
+    """Read an image and print its shape, axes, spacing, modality, frames and slices (a DICOM
+    folder holding several series that form no one volume: the series, to pick with --series)."""
+    from ..errors import ImageReadError
     from ..io import read_label_volume, read_volume
     from ..io.seg_reader import is_dicom_seg
 
-    vol = read_label_volume(path) if path.is_file() and is_dicom_seg(path) else read_volume(path)
+    try:
+        vol = read_label_volume(path) if path.is_file() and is_dicom_seg(path) else read_volume(path, series=series)
+    except ImageReadError as e:
+        if series or not path.is_dir() or "series that do not form one volume" not in str(e):
+            raise
+        _list_series(path, as_json)
+        return
     d = vol.describe()
     if vol.meta.get("label_map"):  # a DICOM SEG: labels, with its segments
         d["segments"] = ", ".join(f"{k}={v}" for k, v in vol.meta["label_map"].items())
@@ -33,4 +43,23 @@ def info_command(
             table.add_row(key, str(d[key]))
     if not vol.spacing_known:
         table.add_row("note", "no physical pixel spacing in this file (1 mm assumed)")
+    stdout.print(table)
+
+
+def _list_series(path: Path, as_json: bool) -> None:
+    from ..io.dicom import list_dicom_series
+
+    rows = list_dicom_series(path)
+    note = f"{len(rows)} series that do not form one volume: read one with --series NUMBER, DESCRIPTION or ...UID"
+    if as_json:
+        print_json({"path": str(path), "format": "dicom", "series": rows, "note": note})
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{path}: {note}")
+    for col in ("number", "description", "images", "size", "modality", "uid"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row("" if r["number"] is None else f"{r['number']:g}", r["description"], str(r["images"]), r["size"], r["modality"],
+                      "..." + r["uid"][-8:])
     stdout.print(table)

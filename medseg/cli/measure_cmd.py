@@ -220,10 +220,10 @@ def _read_labels(path: Path) -> Any:
     return read_label_volume(path)
 
 
-def _read_image(path: Path) -> Any:
+def _read_image(path: Path, series: str | None = None) -> Any:
     from ..io import read_volume
 
-    return read_volume(path)
+    return read_volume(path, series=series)
 
 
 def _heart_rate(user_bpm: float | None, vol: Any) -> dict[str, Any]:
@@ -252,17 +252,18 @@ def _check_measurable(vol: Any, path: Path, lmap: Any, other: Any = None) -> Non
     _require_lv(vols, lmap, "")
 
 
-def _segmented_images(paths: list[Path]) -> list[Path] | None:
+def _segmented_images(paths: list[Path]) -> list[tuple[Path, str | None]] | None:
     """The images the label files were segmented from, as their medseg sidecars record them
     (``provenance.input``), when every one of them is still there; else None."""
     from ..io import read_sidecar
 
     found = []
     for p in paths:
-        src = ((read_sidecar(p) or {}).get("provenance") or {}).get("input")
+        prov = (read_sidecar(p) or {}).get("provenance") or {}
+        src = prov.get("input")
         if not isinstance(src, str) or not Path(src).exists():
             return None
-        found.append(Path(src))
+        found.append((Path(src), prov.get("series")))  # the series segmented, of a DICOM folder that holds several
     return found or None
 
 
@@ -279,7 +280,7 @@ def _write_plots(report: dict, folder: Path, phases: dict, frames: dict, lmap: A
             raise
         images = None  # the sidecars' images moved or changed: contours alone, as without --image
     if images and not given:
-        report["inputs"]["overlay_image"] = [str(p) for p in image]  # found through the labels' sidecars
+        report["inputs"]["overlay_image"] = [str(p[0]) for p in image]  # found through the labels' sidecars
     echo = is_echo_report(report)
     written = {"overlay": P.overlay_png(phases, lmap, folder / "overlay.png", images=images, spacing_yx=tuple(report["spacing_mm"][1:]))}
     if not echo:
@@ -291,11 +292,14 @@ def _write_plots(report: dict, folder: Path, phases: dict, frames: dict, lmap: A
     report["plots"] = {k: str(v) for k, v in written.items()}
 
 
-def _overlay_images(paths: list[Path], vol: Any, frames: dict[str, int]) -> dict[str, np.ndarray]:
-    """Phase -> (Z, Y, X) image: frames of a cine image, or one image per phase in order."""
+def _overlay_images(paths: list, vol: Any, frames: dict[str, int]) -> dict[str, np.ndarray]:
+    """Phase -> (Z, Y, X) image: frames of a cine image, or one image per phase in order
+    (``paths``: --image paths, or (path, DICOM series) pairs from the labels' sidecars)."""
     if len(paths) > len(frames):
         raise MedsegError(f"got {len(paths)} --image files for {len(frames)} phase(s)")
-    imgs = [_read_image(p) for p in paths]
+    pairs = [p if isinstance(p, tuple) else (p, None) for p in paths]
+    imgs = [_read_image(p, series) for p, series in pairs]
+    paths = [p for p, _ in pairs]
     for p, img in zip(paths, imgs):
         if img.grid_shape != vol.grid_shape or not np.allclose(img.affine, vol.affine, atol=1e-3):
             raise GeometryError(f"--image {p} is not on the labels' grid ({img.grid_shape} vs {vol.grid_shape}, or affines differ)")

@@ -26,6 +26,7 @@ def segment_command(
     adapter: o.Adapter = None,
     device: o.Device = "cpu",
     min_confidence: o.MinConfidence = None,
+    series: o.Series = None,
     review_png: Path | None = typer.Option(None, "--review-png", help="Also write this PNG: every labelled slice (ED and ES of a cine) with "
                                            "contours, confidences and flagged slices in red."),
 ) -> None:
@@ -44,11 +45,12 @@ def segment_command(
         raise PromptError(f"--min-confidence must be in [0, 1], got {min_confidence}")
     if review_png is not None and review_png.suffix.lower() != ".png":
         raise PromptError(f"--review-png must name a .png file, got {review_png}")
-    run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device, min_confidence, review_png)
+    run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device, min_confidence,
+                review_png, series)
 
 
 def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device, min_confidence=None,
-                review_png=None) -> None:
+                review_png=None, series=None) -> None:
     from .._files import check_not_inputs, sha256_path
     from ..io import read_volume, sidecar_path, write_labels
     from ..io.writers import check_output
@@ -58,7 +60,7 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
 
     check_not_inputs({"output labels": out, "sidecar JSON": sidecar_path(out), "review sheet": review_png},
                      {"image": image, "prompts file": prompts, "reference labels": prompts_from})
-    vol = read_volume(image)
+    vol = read_volume(image, series=series)
     check_output(out, vol)  # an output it cannot write is refused before the work
     prompt_set = study_prompts(vol, prompts, prompts_from, lmap, key_slice)
     loaded = load_model(model, device=device)
@@ -72,7 +74,7 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
     if result.handed_over and not (result.labels > 0).any():
         console.print(f"handed over for manual review: every structure is below --min-confidence {min_confidence} ({', '.join(result.handed_over)}); nothing written (exit code 3)", markup=False)
         raise typer.Exit(3)
-    prov = {**result.provenance, "input": str(image), "input_sha256": sha256_path(image), "scores": result.scores, "seconds": round(result.seconds, 3), "command": "segment"}
+    prov = {**result.provenance, "input": str(image), "input_sha256": sha256_path(image), "scores": result.scores, "seconds": round(result.seconds, 3), "command": "segment", **({"series": series} if series else {})}
     written = write_labels(result.labels, vol, out, result.label_map, provenance=prov)
     counts = {n: int((result.labels == v).sum()) for n, v in result.label_map.values.items()}
     found = ", ".join(f"{n}: {c} voxels" for n, c in counts.items() if c)

@@ -62,8 +62,26 @@ def _quiet(fn: _F) -> _F:
 
 
 @_quiet
-def read_dicom_folder(folder: Path) -> Volume:
-    """Read the DICOM series in ``folder`` (files directly inside it) as a (T, Z, Y, X) Volume."""
+def read_dicom_folder(folder: Path, series: str | None = None) -> Volume:
+    """Read the DICOM series in ``folder`` (files directly inside it) as a (T, Z, Y, X) Volume;
+    ``series`` keeps only the images of the series it names (:func:`series_matches`)."""
+    headers = _folder_headers(folder)
+    if series is not None:
+        kept = [(p, ds) for p, ds in headers if series_matches(ds, series)]
+        if not kept:
+            raise ImageReadError(f"{folder}: no series matches --series {series!r}; it holds {_listing(headers)}")
+        headers = kept
+    if len(headers) == 1:
+        return _read_one(*headers[0])
+    multi = [p.name for p, ds in headers if n_frames(ds) > 1 and not is_enhanced(ds)]
+    if multi:
+        raise ImageReadError(f"{folder}: folder mixes multi-frame files ({', '.join(multi[:3])}) with other images; open one file")
+    frames = [f for p, ds in headers for f in (frames_from_enhanced(ds, p) if is_enhanced(ds) else frames_from_classic(ds, p))]
+    _check_series(frames, folder, headers)
+    return _build_stack(frames, dict(headers), folder)
+
+
+def _folder_headers(folder: Path) -> list[tuple[Path, Dataset]]:
     entries = list(folder.iterdir())
     if not entries:
         raise ImageReadError(f"folder is empty: {folder}")
@@ -71,14 +89,48 @@ def read_dicom_folder(folder: Path) -> Volume:
     headers = [(p, ds) for p in files if (ds := read_header(p, strict=False)) is not None and is_image(ds)]
     if not headers:
         raise ImageReadError(f"no DICOM images in folder {folder} ({len(files)} files checked, subfolders are not searched)")
-    if len(headers) == 1:
-        return _read_one(*headers[0])
-    multi = [p.name for p, ds in headers if n_frames(ds) > 1 and not is_enhanced(ds)]
-    if multi:
-        raise ImageReadError(f"{folder}: folder mixes multi-frame files ({', '.join(multi[:3])}) with other images; open one file")
-    frames = [f for p, ds in headers for f in (frames_from_enhanced(ds, p) if is_enhanced(ds) else frames_from_classic(ds, p))]
-    _check_series(frames, folder)
-    return _build_stack(frames, dict(headers), folder)
+    return headers
+
+
+def series_matches(ds: Dataset, selector: str) -> bool:
+    """Whether an image belongs to the series ``selector`` names: its SeriesNumber (digits), its
+    SeriesInstanceUID (or its end after ``...``, as listings show it: ``...50405``), or its
+    SeriesDescription (case-insensitive; a part of it, or a glob pattern with ``*``/``?``:
+    ``"*sax*cine*"``)."""
+    import fnmatch
+
+    sel = selector.strip()
+    uid = str(ds.get("SeriesInstanceUID", ""))
+    if sel.isdigit():
+        return _num(ds.get("SeriesNumber")) == int(sel)
+    if sel == uid or (sel.startswith("...") and len(sel) > 3 and uid.endswith(sel[3:])):
+        return True
+    desc = str(ds.get("SeriesDescription", "") or "").lower()
+    return fnmatch.fnmatch(desc, sel.lower()) if any(c in sel for c in "*?[") else sel.lower() in desc
+
+
+@_quiet
+def list_dicom_series(folder: Path) -> list[dict[str, Any]]:
+    """The image series of a DICOM folder, in SeriesNumber order: number, description, uid,
+    modality, images, rows x columns (headers only; for ``medseg info`` and error messages)."""
+    return _series_rows(_folder_headers(folder))
+
+
+def _series_rows(headers: list[tuple[Path, Dataset]]) -> list[dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    for _, ds in headers:
+        uid = str(ds.get("SeriesInstanceUID", ""))
+        r = rows.setdefault(uid, {"number": _num(ds.get("SeriesNumber")), "description": str(ds.get("SeriesDescription", "") or ""),
+                                  "uid": uid, "modality": str(ds.get("Modality", "") or ""), "images": 0,
+                                  "size": f"{ds.get('Rows', '?')} x {ds.get('Columns', '?')}"})
+        r["images"] += n_frames(ds)
+    return sorted(rows.values(), key=lambda r: (r["number"] is None, r["number"] or 0, r["description"]))
+
+
+def _listing(headers: list[tuple[Path, Dataset]]) -> str:
+    items = [(f"#{r['number']:g} " if r["number"] is not None else "") + f"'{r['description']}' ...{r['uid'][-8:]} ({r['images']} images)"
+             for r in _series_rows(headers)]
+    return "; ".join(items[:8]) + (f"; and {len(items) - 8} more" if len(items) > 8 else "")
 
 
 @_quiet
@@ -102,7 +154,7 @@ def _read_one(path: Path, ds: Dataset) -> Volume:
 
 
 # -- stacks -----------------------------------------------------------------------------
-def _check_series(frames: list[FrameInfo], folder: Path) -> None:
+def _check_series(frames: list[FrameInfo], folder: Path, headers: list[tuple[Path, Dataset]]) -> None:
     """Several series may only be merged when they tile one volume; otherwise list them."""
     by_series: dict[str, list[FrameInfo]] = defaultdict(list)
     for f in frames:
@@ -120,11 +172,9 @@ def _check_series(frames: list[FrameInfo], folder: Path) -> None:
     except (GeometryError, ImageReadError) as e:
         reason = str(e)
     if reason:
-        items = [f"...{uid[-8:]} '{fs[0].series_description}' ({len(fs)} images)" for uid, fs in by_series.items()]
-        listing = "; ".join(items[:8]) + (f"; and {len(items) - 8} more" if len(items) > 8 else "")
         raise ImageReadError(
-            f"{folder}: folder holds {len(by_series)} series that do not form one volume ({reason}): {listing}; "
-            "put each series in its own folder"
+            f"{folder}: folder holds {len(by_series)} series that do not form one volume ({reason}): {_listing(headers)}; "
+            "choose one with --series NUMBER, DESCRIPTION or ...UID (medseg info lists them), or put each series in its own folder"
         )
 
 

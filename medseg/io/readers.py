@@ -28,20 +28,29 @@ EXTENSIONS: dict[str, str] = {
 SUPPORTED_TEXT = "a DICOM folder or file, " + ", ".join(EXTENSIONS)
 
 
-def read_volume(path: str | os.PathLike) -> Volume:
+def read_volume(path: str | os.PathLike, series: str | None = None) -> Volume:
     """Read an image into a :class:`Volume` with array (T, Z, Y, X) and a RAS affine.
 
     ``path`` is a DICOM series folder, a DICOM file (single-frame, multi-frame or enhanced
     multi-frame), NIfTI (.nii/.nii.gz, 2-4-D, 4th axis = time), MHA/MHD/NRRD, a 2-D
     PNG/JPEG/BMP/TIFF (grayscale; RGB -> luminance; spacing unknown) or an AVI/MP4 echo clip
-    ((T, 1, Y, X), modality "US", spacing unknown). See docs/io.md.
+    ((T, 1, Y, X), modality "US", spacing unknown). See docs/io.md. ``series`` picks one series
+    of a DICOM folder that holds several (SeriesNumber, SeriesInstanceUID or a part of / glob
+    pattern for SeriesDescription: :func:`medseg.io.dicom.series_matches`).
 
     Raises:
         ImageReadError: missing, empty, corrupt, unsupported or non-finite input.
         GeometryError: missing/zero spacing or geometry that cannot form one grid.
     """
     p = Path(path).expanduser()
-    vol = _read(p, labels=False)
+    if series is not None and str(series).strip():
+        if not p.is_dir():
+            raise ImageReadError(f"--series picks a series of a DICOM folder; {p} is not a folder")
+        from .dicom import read_dicom_folder
+
+        vol = _call(lambda q: read_dicom_folder(q, series=str(series)), p)
+    else:
+        vol = _read(p, labels=False)
     _check_finite(vol.array, p)
     return vol
 

@@ -54,6 +54,18 @@ def test_reader_dicom_folder_and_png(tmp_path):
     assert arr.shape == (1, 1, 12, 10)
 
 
+def test_reader_opens_each_series_of_a_scanner_export_as_a_layer(tmp_path):
+    """A study folder with a cine and a localizer (no one volume): a layer per series, named by
+    number and description, each on its own grid."""
+    write_cine_series = io_synth().write_cine_series
+
+    write_cine_series(tmp_path / "study", n_slices=3, n_phases=2, description="CINE SAX", prefix="A_", series_number=7)
+    write_cine_series(tmp_path / "study", n_slices=1, n_phases=1, rows=16, cols=16, description="LOCALIZER", prefix="B_", series_number=1)
+    layers = get_reader(str(tmp_path / "study"))(str(tmp_path / "study"))
+    assert [(kw["name"], arr.shape, kind) for arr, kw, kind in layers] == [("study #1 LOCALIZER", (1, 1, 16, 16), "image"),
+                                                                       ("study #7 CINE SAX", (2, 3, 12, 10), "image")]
+
+
 def test_reader_opens_a_dicom_seg_as_labels_over_its_images(tmp_path):
     from medseg.io import read_volume, write_labels
 

@@ -68,6 +68,7 @@ def write_cine_series(
     seed: int = 0,
     first_slice: int = 0,
     prefix: str = "IM",
+    series_number: int | None = None,
 ) -> Series:
     """Write a shuffled, oblique cine series; returns the truth in sorted order.
 
@@ -88,6 +89,8 @@ def write_cine_series(
         for t in range(n_phases):
             ds = _base(MR_STORAGE, study, series, fref)
             ds.Modality, ds.SeriesDescription = "MR", description
+            if series_number is not None:
+                ds.SeriesNumber = series_number
             ds.InstanceNumber = int(instances[k])
             ds.ImagePositionPatient = [f"{v:.4f}" for v in ipps[z]]
             ds.ImageOrientationPatient = [f"{v:.6f}" for v in IOP]

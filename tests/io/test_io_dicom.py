@@ -64,8 +64,35 @@ def test_one_series_per_slice_is_merged(tmp_path):
     assert np.allclose(vol.spacing[0], 8.0, atol=1e-3)
     for z in range(3):  # three series at the same position do not form one volume
         write_cine_series(tmp_path / "f", n_slices=1, n_phases=2, description=f"SA {z}", prefix=f"S{z}_")
-    with pytest.raises(ImageReadError, match=r"3 series that do not form one volume .*'SA 1' \(2 images\)"):
+    with pytest.raises(ImageReadError, match=r"3 series that do not form one volume .*'SA 1' \.\.\.\w+ \(2 images\).*--series"):
         read_volume(tmp_path / "f")
+
+
+def test_series_picks_one_series_of_a_scanner_export(tmp_path):
+    """A study folder as scanners export it (cine short axis, a localizer, ...): --series picks
+    one by number, description (a part, or a glob) or UID end; medseg info lists them."""
+    import json
+
+    from medseg.cli import run_cli
+    from medseg.io.dicom import list_dicom_series
+
+    sax = write_cine_series(tmp_path / "study", n_slices=3, n_phases=2, rows=24, cols=20, description="CINE SAX", prefix="A_", series_number=7)
+    write_cine_series(tmp_path / "study", n_slices=1, n_phases=1, rows=16, cols=16, description="LOCALIZER", prefix="B_", series_number=1,
+                      series_uid="1.2.3.9999.4242")
+    with pytest.raises(ImageReadError, match=r"#1 'LOCALIZER' \.\.\.999\.4242 \(1 images\); #7 'CINE SAX'"):
+        read_volume(tmp_path / "study")
+    for sel in ("7", "sax", "*cine*", "CINE SAX"):
+        vol = read_volume(tmp_path / "study", series=sel)
+        assert vol.shape == (2, 3, 24, 20) and np.array_equal(vol.array, sax.pixels * 2.0 - 5.0)
+    assert read_volume(tmp_path / "study", series="...4242").shape == (1, 1, 16, 16)
+    with pytest.raises(ImageReadError, match=r"no series matches --series 'lge'; it holds #1 'LOCALIZER'"):
+        read_volume(tmp_path / "study", series="lge")
+    with pytest.raises(ImageReadError, match="is not a folder"):
+        read_volume(next((tmp_path / "study").iterdir()), series="7")
+    assert [(r["number"], r["description"], r["images"]) for r in list_dicom_series(tmp_path / "study")] == [(1, "LOCALIZER", 1), (7, "CINE SAX", 6)]
+    assert run_cli(["info", str(tmp_path / "study"), "--json"]) == 0
+    assert run_cli(["segment", str(tmp_path / "study"), "--series", "sax", "--auto", "-o", str(tmp_path / "seg.nii.gz")]) == 0
+    assert json.loads((tmp_path / "seg.json").read_text())["provenance"]["series"] == "sax"
 
 
 def test_enhanced_multiframe(tmp_path):
