@@ -159,3 +159,25 @@ def test_mixed_image_sizes_are_rejected(tmp_path):
     f.rename(tmp_path / "c" / "small.dcm")
     with pytest.raises(ImageReadError, match="different sizes"):
         read_volume(tmp_path / "c")
+
+
+def test_batch_series_reads_the_named_series_of_every_patient_folder(tmp_path):
+    """`medseg batch EXPORT --series sax`: each patient's study folder holds a cine and a
+    localizer; the cine of each is segmented (random pixels: a box prompt, zero-click finds no
+    heart there), and the series is part of the provenance."""
+    import json
+
+    from medseg.cli import run_cli
+
+    for i, pat in enumerate(("pat1", "pat2")):
+        write_cine_series(tmp_path / "in" / pat, n_slices=3, n_phases=1, rows=24, cols=20, description="CINE SAX", prefix="A_",
+                          series_number=7, seed=i)
+        write_cine_series(tmp_path / "in" / pat, n_slices=1, n_phases=1, rows=16, cols=16, description="LOCALIZER", prefix="B_", series_number=1)
+    assert run_cli(["batch", str(tmp_path / "in"), "--auto", "-o", str(tmp_path / "plain")]) == 1  # mixed folders fail, in one line each
+    rows = json.loads((tmp_path / "plain" / "summary.json").read_text())["cases"]
+    assert all(r["status"] == "failed" and "--series" in r["reason"] for r in rows)
+    (tmp_path / "p.json").write_text(json.dumps({"prompts": [{"structure": "lv", "slice": 1, "box": [6, 5, 17, 14]}]}))
+    assert run_cli(["batch", str(tmp_path / "in"), "--prompts", str(tmp_path / "p.json"), "--series", "sax", "-o", str(tmp_path / "out")]) == 0
+    for pat in ("pat1", "pat2"):
+        side = json.loads((tmp_path / "out" / f"{pat}.json").read_text())
+        assert side["provenance"]["series"] == "sax" and side["provenance"]["input_shape"] == [1, 3, 24, 20]
