@@ -5,6 +5,11 @@ Prompt simulation from the reference labels:
   point      one click per structure per slice at its interior maximum-distance point;
   key-slice  one box per structure on the middle slice of its extent, then propagation;
   auto       none (zero-click).
+
+Clinical errors (``summary.lvef_mae`` etc., ``summary.agreement`` for Bland-Altman): short-axis
+ED + ES stacks of one case (a ``phase`` column, or ``_ED`` / ``_ES`` in the names) by
+:func:`medseg.measure.measure_ed_es`; apical echo studies whose views are one image each
+(``<study>_4CH_ED`` ...) by the method of disks (:func:`medseg.measure.echo.measure_echo`).
 """
 
 from __future__ import annotations
@@ -319,13 +324,15 @@ def _stack_pair(ed: np.ndarray, es: np.ndarray) -> bool:
 def _clinical(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
     """LVEF, LV mass and EDV errors, and with an RV in the label map RVEF and RV EDV errors
     (pred vs reference, both measured by medseg.measure), for cases that have both an ED and an
-    ES row on one grid with at least 2 slices (short-axis stacks)."""
+    ES row on one grid with at least 2 slices (short-axis stacks); LVEF (and EDV with pixel
+    spacing) of echo studies whose apical views are separate cases (:func:`_echo_studies`)."""
     by_case: dict[str, dict[str, dict]] = {}
     for c in cases:
         if c.get("phase"):
             by_case.setdefault(c["case"], {})[c["phase"]] = c
     pairs = {k: v for k, v in by_case.items() if "ED" in v and "ES" in v and _stack_pair(v["ED"]["_ref"], v["ES"]["_ref"])}
-    if not pairs:
+    echo = _echo_studies(cases)
+    if not pairs and not echo:
         return {}
     from .measure import measure_ed_es
 
@@ -347,10 +354,68 @@ def _clinical(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
             ph["ED"]["clinical"].update({"rvef_pred": p[3], "rvef_ref": r[3], "rv_edv_pred_ml": p[4], "rv_edv_ref_ml": r[4]})
             err_rvef.append(abs(p[3] - r[3]))
             err_rvedv.append(abs(p[4] - r[4]))
-    out = {"lvef_mae": _nanmean(err_ef), "lv_mass_mae_g": _nanmean(err_mass), "edv_mae_ml": _nanmean(err_edv), "n_clinical_cases": len(pairs)}
+    for views in echo.values():
+        err = _echo_clinical(views, label_map)
+        if err is not None:
+            err_ef.append(err[0])
+            if err[1] is not None:
+                err_edv.append(err[1])
+    out = {"lvef_mae": _nanmean(err_ef), "lv_mass_mae_g": _nanmean(err_mass), "edv_mae_ml": _nanmean(err_edv),
+           "n_clinical_cases": len(pairs) + len(echo)}
+    if echo:
+        out["n_echo_studies"] = len(echo)
     if has_rv:
         out.update({"rvef_mae": _nanmean(err_rvef), "rv_edv_mae_ml": _nanmean(err_rvedv)})
     from .evaluation_report import agreement
 
-    out["agreement"] = agreement([ph["ED"] for ph in pairs.values()])
+    out["agreement"] = agreement([ph["ED"] for ph in pairs.values()] + [v[("4ch", "ED")] for v in echo.values()])
     return out
+
+
+def _echo_studies(cases: list[dict]) -> dict[str, dict[tuple[str, str], dict]]:
+    """Apical echo views of one study as separate one-image cases (CAMUS: ``patient0001_4CH_ED``,
+    by case name + phase or by image file name): study -> {(view, phase): row}, for studies with
+    both 4-chamber phases."""
+    from .batch import ECHO_VIEW_CASE, case_id
+
+    groups: dict[str, dict[tuple[str, str], dict]] = {}
+    for c in cases:
+        if np.asarray(c["_ref"]).shape[-3] != 1 or np.asarray(c["_ref"]).shape[0] != 1:
+            continue
+        names = [f"{c['case']}_{c['phase']}" if c.get("phase") else c["case"], case_id(c["image"]) or ""]
+        m = next((m for n in names if (m := ECHO_VIEW_CASE.match(n))), None)
+        if m:
+            view = "4ch" if m["view"].upper() in ("4CH", "A4C") else "2ch"
+            groups.setdefault(m["study"], {})[(view, m["phase"].upper())] = c
+    return {k: v for k, v in sorted(groups.items()) if ("4ch", "ED") in v and ("4ch", "ES") in v}
+
+
+def _echo_clinical(views: dict[tuple[str, str], dict], label_map: LabelMap) -> tuple[float, float | None] | None:
+    """EF (and EDV with pixel spacing) by the method of disks, biplane with both 2-chamber views,
+    on the model's and the expert's labels (:func:`medseg.measure.echo.measure_echo`); stored in
+    the 4-chamber ED row's ``clinical``; returns the absolute errors (EF, EDV or None)."""
+    from .measure.echo import measure_echo
+
+    if "lv" not in label_map:
+        return None
+    keys = [("4ch", "ED"), ("4ch", "ES")] + ([("2ch", "ED"), ("2ch", "ES")] if ("2ch", "ED") in views and ("2ch", "ES") in views else [])
+    known = all(getattr(views[k]["_vol"], "spacing_known", True) for k in keys)
+    spacing = {v: (float(views[(v, "ED")]["_vol"].spacing[1]), float(views[(v, "ED")]["_vol"].spacing[2])) if known else None
+               for v in {k[0] for k in keys}}
+    vals = {}
+    try:
+        for which in ("_pred", "_ref"):
+            a = [np.asarray(views[k][which])[0, 0] for k in keys]
+            rep = measure_echo(a[0], a[1], *(a[2:] or [None, None]), label_map=label_map, spacing_a4c_mm=spacing["4ch"],
+                               spacing_a2c_mm=spacing.get("2ch"))
+            vals[which] = (rep["lv"]["ef_pct"], rep["lv"]["edv_ml"])
+    except MedsegError:
+        return None
+    p, r = vals["_pred"], vals["_ref"]
+    if not (math.isfinite(p[0]) and math.isfinite(r[0])):
+        return None
+    clin = {"lvef_pred": p[0], "lvef_ref": r[0], "method": "biplane_disks" if len(keys) == 4 else "single_plane_disks"}
+    if known and math.isfinite(p[1]) and math.isfinite(r[1]):
+        clin.update({"edv_pred_ml": p[1], "edv_ref_ml": r[1]})
+    views[("4ch", "ED")]["clinical"] = clin
+    return abs(p[0] - r[0]), (abs(p[1] - r[1]) if "edv_pred_ml" in clin else None)
