@@ -88,7 +88,14 @@ def _folder_headers(folder: Path) -> list[tuple[Path, Dataset]]:
     files = sorted(p for p in entries if p.is_file() and not p.name.startswith("."))
     headers = [(p, ds) for p in files if (ds := read_header(p, strict=False)) is not None and is_image(ds)]
     if not headers:
-        raise ImageReadError(f"no DICOM images in folder {folder} ({len(files)} files checked, subfolders are not searched)")
+        from .readers import EXTENSIONS
+
+        images = [p.name for p in files if any(p.name.lower().endswith(e) for e, kind in EXTENSIONS.items() if kind != "dicom")]
+        hint = (f"; it holds {len(images)} image file(s) ({', '.join(images[:3])}{', ...' if len(images) > 3 else ''}): give one of them, "
+                "or the folder to medseg batch") if images else ""
+        subs = sum(p.is_dir() for p in entries)
+        hint += f"; sub-folders are not searched ({subs} here: medseg batch searches them)" if subs and not images else ""
+        raise ImageReadError(f"no DICOM images in folder {folder} ({len(files)} files checked){hint}")
     return headers
 
 

@@ -68,6 +68,18 @@ def _non_dicom_folder(tmp: Path) -> Path:
     return tmp / "d"
 
 
+def _folder_of_nifti(tmp: Path) -> Path:  # ACDC's patient folder given instead of one of its files
+    for name in ("p_frame01.nii.gz", "p_frame01_gt.nii.gz"):
+        _nifti(tmp, np.zeros((4, 4, 2), np.float32), name=name)
+    (tmp / "Info.cfg").write_text("ED: 1")
+    return tmp
+
+
+def _export_root(tmp: Path) -> Path:  # a DICOM export's patient folder: series one level down
+    write_cine_series(tmp / "pat" / "series1", n_slices=1, n_phases=1)
+    return tmp / "pat"
+
+
 def _all_nan(tmp: Path) -> Path:
     return _nifti(tmp, np.full((4, 4, 2), np.nan, np.float32))
 
@@ -120,6 +132,8 @@ CASES = [
     ("random .mp4", _random("r.mp4"), ImageReadError, "cannot read video"),
     ("empty folder", _empty_folder, ImageReadError, "folder is empty"),
     ("non-DICOM folder", _non_dicom_folder, ImageReadError, "no DICOM images"),
+    ("folder of NIfTI files", _folder_of_nifti, ImageReadError, r"holds 2 image file\(s\) \(p_frame01.nii.gz, p_frame01_gt.nii.gz\): give one"),
+    ("DICOM export root", _export_root, ImageReadError, "sub-folders are not searched .1 here: medseg batch searches them"),
     ("all NaN", _all_nan, ImageReadError, "contains no finite values"),
     ("some NaN", _some_nan, ImageReadError, "2 non-finite voxels"),
     ("1-voxel image", _one_pixel_png, ImageReadError, "too small to segment: 1x1"),
