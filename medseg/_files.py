@@ -127,3 +127,25 @@ def check_not_inputs(outputs: dict[str, Any], inputs: dict[str, Any]) -> None:
         for other, out2 in outs[i + 1:]:
             if _same_file(out, out2):
                 raise ImageWriteError(f"{out} is both the {what} and the {other}; choose different names")
+    for folder in dict.fromkeys(out.parent for _, out in outs):
+        check_writable_folder(folder)
+
+
+def check_writable_folder(folder: str | os.PathLike) -> None:
+    """Refuse, in one line and before any work, a folder outputs cannot be written to: its
+    nearest existing ancestor is a file or rejects a new file (read-only, no permission, a
+    pseudo file system). Nothing is left behind: the folder is not created, the probe file is
+    removed at once."""
+    from .errors import ImageWriteError
+
+    folder = Path(folder)
+    base = folder
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise ImageWriteError(f"cannot write into {folder}: {base} is a file, not a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=base, prefix=".medseg-write-test-"):
+            pass
+    except OSError as e:
+        raise ImageWriteError(f"cannot write into {folder}: {base} is not writable ({e.strerror or e})") from None

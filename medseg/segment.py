@@ -86,6 +86,11 @@ def segment_volume(
 
     if prompts is None and not auto:
         raise PromptError("nothing to do: give prompts (--prompts / --prompts-from) or --auto")
+    if auto and auto_structures:
+        known = [s for s in model.config.structures if s != "generic"]
+        unknown = [s for s in auto_structures if s not in known]
+        if unknown:
+            raise PromptError(f"--structures: the model has no zero-click prompt for {', '.join(unknown)} (it knows {', '.join(known)})")
     lmap = label_map or (prompts.label_map if prompts and prompts.label_map else None) or _default_map(volume, prompts, auto, auto_structures)
     if prompts:
         missing = sorted({p.structure for p in prompts.prompts} - set(lmap.names))

@@ -119,7 +119,7 @@ def test_segment_names_a_structure_it_was_asked_for_and_did_not_find(study, tmp_
 
 
 @pytest.mark.parametrize("case", ["missing", "zero_bytes", "random_dcm", "truncated", "empty_dir", "nan", "blank", "prompt_outside", "absent_label", "bad_map", "both_prompts", "axes_mixed_up", "box_of_three",
-                                  "prompt_format"])
+                                  "prompt_format", "unknown_structure"])
 def test_segment_bad_input_one_line_no_output(case, study, tmp_path, capsys):
     img, out = str(study / "img.nii.gz"), tmp_path / "out" / "seg.nii.gz"
     extra = ["--prompts-from", str(study / "gt.nii.gz"), "--label-map", "lv=1"]
@@ -162,10 +162,12 @@ def test_segment_bad_input_one_line_no_output(case, study, tmp_path, capsys):
     elif case == "prompt_format":
         (tmp_path / "p.json").write_text(json.dumps({"format": "medseg-prompts/2", "prompts": [{"structure": "lv", "slice": 0, "box": [3, 4, 20, 20]}]}))
         extra = ["--prompts", str(tmp_path / "p.json")]
+    elif case == "unknown_structure":
+        extra = ["--auto", "--structures", "lv,lvot"]
     rc = run_cli(["segment", img, "-o", str(out), *extra])
     err = capsys.readouterr().err.strip()
     expected = {"axes_mixed_up": "too small to hold a heart", "box_of_three": "'box' must be [y0, x0, y1, x1]",
-                "prompt_format": "'medseg-prompts/2' is not one this medseg reads"}
+                "prompt_format": "'medseg-prompts/2' is not one this medseg reads", "unknown_structure": "no zero-click prompt for lvot"}
     assert expected.get(case, "") in err
     assert rc != 0
     assert err.startswith("error:") and "Traceback" not in err and len(err.splitlines()) <= 2
@@ -465,3 +467,25 @@ def test_evaluate_gives_echo_studies_their_ef_from_view_images(tmp_path):
     assert row["clinical"]["method"] == "biplane_disks" and row["clinical"]["lvef_ref"] == pytest.approx(ref["ef_pct"], abs=1e-6)
     assert r["summary"]["lvef_mae"] == pytest.approx(abs(row["clinical"]["lvef_pred"] - ref["ef_pct"])) and r["summary"]["lvef_mae"] < 10
     assert "edv_pred_ml" not in row["clinical"]
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "proc"])
+def test_outputs_that_cannot_be_written_are_refused_before_the_work(where, study, tmp_path, capsys, monkeypatch):
+    """An output folder that is a file, or that refuses new files (/proc refuses them even to
+    root): one line, exit 1, before the model is loaded (it used to fail after segmenting with
+    "unexpected FileNotFoundError")."""
+    from pathlib import Path
+
+    import medseg.models
+
+    monkeypatch.setattr(medseg.models, "load_model", lambda *a, **k: (_ for _ in ()).throw(AssertionError("model loaded")))
+    if where == "under_a_file":
+        (tmp_path / "f").write_text("x")
+        out = tmp_path / "f" / "sub" / "seg.nii.gz"
+    else:
+        if not Path("/proc/self").is_dir():
+            pytest.skip("no /proc on this system")
+        out = Path("/proc/medseg-test/seg.nii.gz")
+    assert run_cli(["segment", str(study / "img.nii.gz"), "--auto", "-o", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: cannot write into") and len(err.splitlines()) == 1
