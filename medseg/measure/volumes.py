@@ -44,6 +44,12 @@ def lv_mass_g(myo_volume_ml: float) -> float:
     return float(myo_volume_ml) * MYOCARDIAL_DENSITY_G_PER_ML
 
 
+#: Heights and weights outside these are taken for a unit slip (mm, m, inches; g, lb) and refused.
+HEIGHT_RANGE_CM = (30.0, 250.0)
+WEIGHT_RANGE_KG = (1.0, 350.0)
+HEART_RATE_RANGE_BPM = (20.0, 300.0)
+
+
 def bsa_m2(height_cm: float | None, weight_kg: float | None, method: str = "mosteller") -> float:
     """Body surface area (m^2); NaN when height or weight is missing.
 
@@ -57,6 +63,10 @@ def bsa_m2(height_cm: float | None, weight_kg: float | None, method: str = "most
     h, w = float(height_cm), float(weight_kg)
     if not (h > 0 and w > 0 and math.isfinite(h) and math.isfinite(w)):
         raise MeasurementError(f"height and weight must be positive, got {h} cm and {w} kg")
+    if not HEIGHT_RANGE_CM[0] <= h <= HEIGHT_RANGE_CM[1]:
+        raise MeasurementError(f"height {h:g} cm is outside {HEIGHT_RANGE_CM[0]:g}-{HEIGHT_RANGE_CM[1]:g} cm: is it in centimetres?")
+    if not WEIGHT_RANGE_KG[0] <= w <= WEIGHT_RANGE_KG[1]:
+        raise MeasurementError(f"weight {w:g} kg is outside {WEIGHT_RANGE_KG[0]:g}-{WEIGHT_RANGE_KG[1]:g} kg: is it in kilograms?")
     if method == "mosteller":
         return math.sqrt(h * w / 3600.0)
     return 0.007184 * w**0.425 * h**0.725
@@ -76,6 +86,8 @@ def heart_rate_bpm(heart_rate: float | None = None, nominal_interval_ms: float |
         hr = float(heart_rate)
         if not (hr > 0 and math.isfinite(hr)):
             raise MeasurementError(f"heart rate must be positive, got {heart_rate}")
+        if not HEART_RATE_RANGE_BPM[0] <= hr <= HEART_RATE_RANGE_BPM[1]:
+            raise MeasurementError(f"heart rate {hr:g} is outside {HEART_RATE_RANGE_BPM[0]:g}-{HEART_RATE_RANGE_BPM[1]:g} beats/min")
         return hr
     if nominal_interval_ms is not None and float(nominal_interval_ms) > 0:
         return 60000.0 / float(nominal_interval_ms)

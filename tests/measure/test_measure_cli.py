@@ -105,8 +105,11 @@ def test_labels_without_myocardium_flagged(files, tmp_path):
     ["measure", "--ed", "{ed}", "--label-map", ACDC_MAP],
     ["measure", "{ed}", "--ed", "{ed}", "--es", "{es}", "--label-map", ACDC_MAP],
     ["measure", "{ed}", "--label-map", ACDC_MAP, "--plots", "{dir}/plots_bad", "--image", "{single}"],
+    ["measure", "--ed", "{ed}", "--es", "{es}", "--label-map", ACDC_MAP, "--height-cm", "1800", "--weight-kg", "80"],  # millimetres
+    ["measure", "--ed", "{ed}", "--es", "{es}", "--label-map", ACDC_MAP, "--height-cm", "180", "--weight-kg", "80000"],  # grams
+    ["measure", "--ed", "{ed}", "--es", "{es}", "--label-map", ACDC_MAP, "--heart-rate", "6000"],
 ], ids=["missing_file", "empty", "single_slice", "ed_es_grid", "lv_absent", "unknown_value",
-        "no_lv_in_map", "bad_bsa", "ed_without_es", "both_modes", "image_grid"])
+        "no_lv_in_map", "bad_bsa", "ed_without_es", "both_modes", "image_grid", "height_in_mm", "weight_in_g", "heart_rate"])
 def test_bad_input_one_line_error_nothing_written(files, tmp_path, capsys, argv):
     out = tmp_path / "r.json"
     code = run_cli([a.format(**files) for a in argv] + ["-o", str(out)])
