@@ -47,11 +47,27 @@ def base_network(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
+def check_adapter_out(out_dir: str | Path) -> Path:
+    """Refuse, in one line, an adapter output that would replace something else: a file, or a
+    folder that is not empty and not a medseg adapter (writing an adapter replaces its folder,
+    so ``-o ~/data`` would otherwise delete the data); and a place that cannot be written."""
+    from ._files import check_writable_folder
+    from .errors import ImageWriteError
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ImageWriteError(f"{out} is a file; the adapter is a folder: choose another name")
+    if out.is_dir() and any(out.iterdir()) and not (out / "medseg.json").is_file():
+        raise ImageWriteError(f"{out} exists and is not a medseg adapter folder (writing the adapter replaces the folder): choose a new name")
+    check_writable_folder(out.parent)
+    return out
+
+
 def save_adapter(peft_model, out_dir: str | Path, meta: dict[str, Any], card: str) -> Path:
     """Write the adapter folder atomically (a temp folder renamed into place)."""
     from . import __version__
 
-    out = Path(out_dir)
+    out = check_adapter_out(out_dir)
     tmp = out.with_name(f".{out.name}.tmp-{int(time.time() * 1000)}")
     if tmp.exists():
         shutil.rmtree(tmp)

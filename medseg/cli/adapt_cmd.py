@@ -39,6 +39,15 @@ def adapt_command(
     from ..evaluation import read_pairs
     from ..labels import LabelMap
 
+    from ..adapters import check_adapter_out
+    from ..errors import MedsegError
+
+    for name, value, ok in (("--steps", steps, steps >= 1), ("--rank", rank, rank >= 1), ("--batch-size", batch_size, batch_size >= 1),
+                            ("--val-every", val_every, val_every >= 1), ("--patience", patience, patience >= 1),
+                            ("--lr", lr, 0 < lr < 1), ("--time-budget", time_budget, time_budget > 0)):
+        if not ok:
+            raise MedsegError(f"{name} {value} is out of range (steps, rank, batch size, val-every, patience >= 1; 0 < lr < 1; time budget > 0 s)")
+    check_adapter_out(out)
     lmap = LabelMap.parse(label_map)
     train_pairs = read_pairs(pairs)
     val_pairs = read_pairs(val) if val else []

@@ -43,7 +43,17 @@ def train_command(
         raise MedsegError(f"--probe-batches: expected comma-separated integers, got {probe_batches!r}") from None
     if any(b < 1 for b in probe):
         raise MedsegError("--probe-batches: batch sizes must be positive")
+    for name, value, ok in (("--phantoms", phantoms, phantoms >= 0), ("--batch-size", batch_size, batch_size >= 0),
+                            ("--lr", lr, 0 < lr < 1), ("--time-budget", time_budget, time_budget > 0),
+                            ("--max-steps", max_steps, max_steps >= 0), ("--val-every", val_every, val_every >= 0)):
+        if not ok:
+            raise MedsegError(f"{name} {value} is out of range (phantoms, batch size, max steps, val-every >= 0; 0 < lr < 1; time budget > 0 s)")
     probs = _mode_probs(mode_probs)
+    from .._files import check_writable_folder
+
+    if out.exists() and not out.is_dir():
+        raise MedsegError(f"{out} is a file; the training output is a folder: choose another name")
+    check_writable_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     if data is not None:
         pack = _make_pack(data, out / "pack.npz")

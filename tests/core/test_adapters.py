@@ -178,3 +178,32 @@ def test_adapt_init_from_refuses_another_rank(adapter_dir, tmp_path, capsys):
     err = " ".join(capsys.readouterr().err.split())
     assert rc == 1 and err.startswith("error: --init-from my-adapter") and "rank 8" in err and "Traceback" not in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("case", ["data_folder", "a_file", "rank_0", "steps_0", "negative_lr"])
+def test_adapt_refuses_outputs_and_settings_before_training(case, tmp_path, capsys):
+    """`medseg adapt -o FOLDER` replaces the adapter folder when it is written: an existing
+    folder that is not an adapter (the user's data) is refused up front and left as it was;
+    settings out of range are one line, not a library traceback after loading."""
+    from medseg.cli._app import run_cli
+
+    train, _ = _adapt_pairs(tmp_path)
+    csv = tmp_path / "train.csv"
+    csv.write_text(f"image,label\n{train.image},{train.label}\n")
+    out, extra = tmp_path / "out", []
+    if case == "data_folder":
+        out.mkdir()
+        (out / "study.nii.gz").write_bytes(b"precious")
+    elif case == "a_file":
+        out.write_bytes(b"precious")
+    else:
+        extra = {"rank_0": ["--rank", "0"], "steps_0": ["--steps", "0"], "negative_lr": ["--lr", "-0.1"]}[case]
+    rc = run_cli(["adapt", "--pairs", str(csv), "--label-map", "lv=1,myo=2,rv=3", "-o", str(out), "--steps", "1", *extra])
+    err = " ".join(capsys.readouterr().err.split())
+    assert rc == 1 and err.startswith("error:") and "Traceback" not in err and "unexpected" not in err
+    if case == "data_folder":
+        assert (out / "study.nii.gz").read_bytes() == b"precious" and "not a medseg adapter folder" in err
+    elif case == "a_file":
+        assert out.read_bytes() == b"precious"
+    else:
+        assert not out.exists() and "out of range" in err

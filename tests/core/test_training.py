@@ -68,6 +68,14 @@ def test_train_cli_bad_probe_batches(tmp_path, capsys, value):
     assert not (out / "summary.json").exists()
 
 
+@pytest.mark.parametrize("args", [["--lr", "-1"], ["--lr", "nan"], ["--phantoms", "-3"], ["--max-steps", "-1"], ["--time-budget", "0"]])
+def test_train_cli_settings_out_of_range_are_one_line(tmp_path, capsys, args):
+    out = tmp_path / "run"
+    assert run_cli(["train", "--phantoms", "4", "-o", str(out), *args]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "out of range" in err and len(err.splitlines()) == 1 and not out.exists()
+
+
 def test_mode_probs_choose_the_prompt_modes():
     from medseg.training.prompts import MODES, sample_batch
 
