@@ -36,11 +36,10 @@ def adapt_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..adapt import AdaptConfig, check_init_adapter, run_adapt
-    from ..evaluation import read_pairs
-    from ..labels import LabelMap
-
     from ..adapters import check_adapter_out
     from ..errors import MedsegError
+    from ..evaluation import read_pairs
+    from ..labels import LabelMap
 
     for name, value, ok in (("--steps", steps, steps >= 1), ("--rank", rank, rank >= 1), ("--batch-size", batch_size, batch_size >= 1),
                             ("--val-every", val_every, val_every >= 1), ("--patience", patience, patience >= 1),
