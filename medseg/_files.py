@@ -109,8 +109,9 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def check_not_inputs(outputs: dict[str, Any], inputs: dict[str, Any]) -> None:
-    """Refuse, in one line, an output that would replace one of the command's input files, or
-    two outputs that are one file (``{what: path or None}``; None entries are ignored).
+    """Refuse, in one line, an output that would replace one of the command's input files, two
+    outputs that are one file, an output that is a folder, and outputs whose folder cannot be
+    written (:func:`check_writable_folder`) (``{what: path or None}``; None entries are ignored).
 
     Raises:
         ImageWriteError: e.g. ``medseg segment img.nii.gz -o img.nii.gz`` (it used to replace the
@@ -127,6 +128,8 @@ def check_not_inputs(outputs: dict[str, Any], inputs: dict[str, Any]) -> None:
         for other, out2 in outs[i + 1:]:
             if _same_file(out, out2):
                 raise ImageWriteError(f"{out} is both the {what} and the {other}; choose different names")
+        if out.is_dir():
+            raise ImageWriteError(f"{out} is a folder; the {what} is a file: give a file name")
     for folder in dict.fromkeys(out.parent for _, out in outs):
         check_writable_folder(folder)
 

@@ -19,9 +19,13 @@ def bench_command(
     no_study: bool = typer.Option(False, "--no-study", help="Skip the whole-study timing."),
 ) -> None:
     """Time encoder, decoder and a whole ACDC-sized study; write BENCH.json."""
-    from .._files import write_json_atomic
+    from .._files import check_not_inputs, write_json_atomic
     from ..bench import run_bench
+    from ..errors import MedsegError
 
+    if repeats < 1 or sam_repeats < 0:
+        raise MedsegError(f"--repeats must be >= 1 and --sam-repeats >= 0, got {repeats} and {sam_repeats}")
+    check_not_inputs({"BENCH.json": out}, {})  # a folder it cannot write is refused before the minutes of timing
     with console.status("benchmarking (SAM ViT-B at 1024 px takes a while on a CPU)..."):
         result = run_bench(device=device, repeats=repeats, sam_repeats=sam_repeats, model=model, with_study=not no_study)
     write_json_atomic(out, result)

@@ -16,7 +16,12 @@ def demo_command(
     seed: int = typer.Option(7, "--seed", help="Phantom seed."),
 ) -> None:
     """Segment and measure a synthetic cine study with the shipped default model."""
+    from .._files import check_writable_folder
     from ..demo import run_demo
+    from ..errors import ImageWriteError
 
+    if out.exists() and not out.is_dir():
+        raise ImageWriteError(f"{out} is a file; the demo writes a folder: choose another name")
+    check_writable_folder(out)
     with console.status("running the demo on a synthetic short-axis cine..."):
         run_demo(out, device=device, seed=seed, log=lambda s: console.print(s, highlight=False))

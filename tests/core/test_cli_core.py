@@ -469,7 +469,7 @@ def test_evaluate_gives_echo_studies_their_ef_from_view_images(tmp_path):
     assert "edv_pred_ml" not in row["clinical"]
 
 
-@pytest.mark.parametrize("where", ["under_a_file", "proc"])
+@pytest.mark.parametrize("where", ["under_a_file", "proc", "a_folder"])
 def test_outputs_that_cannot_be_written_are_refused_before_the_work(where, study, tmp_path, capsys, monkeypatch):
     """An output folder that is a file, or that refuses new files (/proc refuses them even to
     root): one line, exit 1, before the model is loaded (it used to fail after segmenting with
@@ -482,10 +482,14 @@ def test_outputs_that_cannot_be_written_are_refused_before_the_work(where, study
     if where == "under_a_file":
         (tmp_path / "f").write_text("x")
         out = tmp_path / "f" / "sub" / "seg.nii.gz"
+    elif where == "a_folder":
+        out = tmp_path / "seg.nii.gz"
+        out.mkdir()
     else:
         if not Path("/proc/self").is_dir():
             pytest.skip("no /proc on this system")
         out = Path("/proc/medseg-test/seg.nii.gz")
     assert run_cli(["segment", str(study / "img.nii.gz"), "--auto", "-o", str(out)]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: cannot write into") and len(err.splitlines()) == 1
+    assert err.startswith("error: cannot write into" if where != "a_folder" else "error: ") and len(err.splitlines()) == 1
+    assert where != "a_folder" or "is a folder" in err
