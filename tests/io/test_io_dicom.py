@@ -181,3 +181,36 @@ def test_batch_series_reads_the_named_series_of_every_patient_folder(tmp_path):
     for pat in ("pat1", "pat2"):
         side = json.loads((tmp_path / "out" / f"{pat}.json").read_text())
         assert side["provenance"]["series"] == "sax" and side["provenance"]["input_shape"] == [1, 3, 24, 20]
+
+
+@pytest.mark.parametrize("syntax", ["JPEGLosslessProcess14_1", "JPEGLSLossless", "JPEG2000Lossless", "RLELossless"])
+def test_compressed_series_read_as_the_uncompressed_one(tmp_path, syntax):
+    """PACS exports are often compressed (JPEG Lossless process 14 above all): a series whose
+    files were transcoded by GDCM reads back voxel for voxel as before."""
+    import gdcm
+
+    s = write_cine_series(tmp_path / "plain", n_slices=3, n_phases=2)
+    (tmp_path / "packed").mkdir()
+    for f in sorted((tmp_path / "plain").iterdir()):
+        r = gdcm.ImageReader()
+        r.SetFileName(str(f))
+        assert r.Read()
+        change = gdcm.ImageChangeTransferSyntax()
+        change.SetTransferSyntax(gdcm.TransferSyntax(getattr(gdcm.TransferSyntax, syntax)))
+        change.SetInput(r.GetImage())
+        assert change.Change()
+        w = gdcm.ImageWriter()  # GDCM rewrites some header fields: take only its compressed pixels
+        w.SetFileName(str(tmp_path / "gdcm.dcm"))
+        w.SetFile(r.GetFile())
+        w.SetImage(change.GetOutput())
+        assert w.Write()
+        packed, ds = pydicom.dcmread(tmp_path / "gdcm.dcm"), pydicom.dcmread(f)
+        ds.file_meta.TransferSyntaxUID = packed.file_meta.TransferSyntaxUID
+        ds.PixelData = packed.PixelData
+        ds["PixelData"].VR = "OB"
+        ds.save_as(tmp_path / "packed" / f.name, enforce_file_format=True)
+    first = next((tmp_path / "packed").iterdir())
+    assert pydicom.dcmread(first, stop_before_pixels=True).file_meta.TransferSyntaxUID.is_compressed
+    plain, packed = read_volume(tmp_path / "plain"), read_volume(tmp_path / "packed")
+    assert np.array_equal(packed.array, plain.array) and np.allclose(packed.affine, plain.affine) and packed.shape == (2, 3, 12, 10)
+    assert np.array_equal(plain.array, s.pixels * 2.0 - 5.0)
