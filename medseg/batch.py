@@ -611,14 +611,24 @@ def _worst_first(r: Result) -> tuple:
 
 
 def write_cohort(out_dir: str | os.PathLike, results: Sequence[Result]) -> Path:
-    """``cohort.csv``: one row per measured case (``case`` + flattened report columns)."""
+    """``cohort.csv``: one row per measured case (``case`` + flattened report columns), and
+    ``cohort.png`` (:func:`medseg.measure.plots.cohort_png`: the studies' LVEF, volumes and
+    mass at a glance, those needing review ringed) when two or more studies have a measure."""
     from ._files import write_text_atomic
+    from .measure.plots import cohort_png
 
     rows = [{"case": r["case"], **r["cohort_row"]} for r in results if r.get("cohort_row")]
     fields: list[str] = ["case"]
     for row in rows:
         fields += [k for k in row if k not in fields]
-    return write_text_atomic(Path(out_dir) / "cohort.csv", _csv_text(fields, rows))
+    path = write_text_atomic(Path(out_dir) / "cohort.csv", _csv_text(fields, rows))
+    review = {r["case"] for r in results if r.get("needs_review")}
+    # a study row (echo views, ED/ES stacks) needs review when one of its cases does
+    flagged = {row["case"] for row in rows if row["case"] in review or any(c.startswith(f"{row['case']}_") for c in review)}
+    png = Path(out_dir) / "cohort.png"
+    if cohort_png(rows, png, flagged) is None:
+        png.unlink(missing_ok=True)  # an old overview must not stand for this cohort
+    return path
 
 
 def _csv_text(fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:

@@ -124,6 +124,8 @@ def _closing_line(results, out: Path, measure: bool = False) -> None:
         with open(out / "cohort.csv", newline="") as fh:
             n_rows = sum(1 for _ in csv.DictReader(fh))
         line += f"; cohort: {out / 'cohort.csv'} ({n_rows} row{'s' if n_rows != 1 else ''})"
+        if (out / "cohort.png").is_file():
+            line += " and cohort.png"
     reasons = {r["reason"] for r in results if r["status"] == "failed"}
     if counts["failed"] and counts["failed"] == len(results) and len(reasons) == 1:
         line += f" (every case: {reasons.pop()})"

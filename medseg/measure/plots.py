@@ -459,3 +459,53 @@ def review_sheet_figure(image: np.ndarray, labels: np.ndarray, label_map: Any, r
                loc="upper left", bbox_to_anchor=(0.0, 1.0 - (0.05 + line_in * len(lines)) / height), ncol=max(len(present), 1),
                fontsize=7, frameon=False)
     return fig
+
+
+#: (cohort.csv column, axis label) of the cohort overview's panels, in order.
+COHORT_PANELS = (("lv.ef_pct", "LVEF (%)"), ("lv.edv_ml", "LV EDV (mL)"), ("lv.esv_ml", "LV ESV (mL)"), ("lv_mass_g", "LV mass (g)"),
+                 ("rv.ef_pct", "RVEF (%)"), ("rv.edv_ml", "RV EDV (mL)"), ("volumes_ml.lv", "LV volume, one phase (mL)"))
+
+
+def cohort_png(rows: list[Mapping[str, Any]], path: str | Path, flagged: set[str] | None = None) -> Path | None:
+    """A cohort at a glance (``medseg batch --measure``): one panel per measure that at least two
+    studies have (:data:`COHORT_PANELS`), a dot per study, box = quartiles; studies with a
+    review flag ringed in black, the two most extreme named. None when no panel has data."""
+    flagged = flagged or set()
+    panels = []
+    for key, label in COHORT_PANELS:
+        vals = [(str(r["case"]), float(r[key])) for r in rows if _finite(r.get(key))]
+        if len(vals) >= 2:
+            panels.append((label, vals))
+    if not panels:
+        return None
+    fig = _figure(1.0 + 1.9 * len(panels), 3.6)
+    rng = np.random.default_rng(0)
+    for i, (label, vals) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        y = np.array([v for _, v in vals])
+        x = rng.uniform(-0.15, 0.15, y.size)
+        ax.boxplot([y], positions=[0], widths=0.5, showfliers=False, medianprops={"color": "k"})
+        ax.scatter(x, y, s=14, color="#377eb8", alpha=0.8, zorder=3)
+        ring = np.array([c in flagged for c, _ in vals], bool)
+        if ring.any():
+            ax.scatter(x[ring], y[ring], s=55, facecolors="none", edgecolors="k", linewidths=0.9, zorder=4,
+                       label="needs review" if i == 0 else None)
+        for j in {int(np.argmin(y)), int(np.argmax(y))}:
+            ax.annotate(vals[j][0], (x[j], y[j]), xytext=(4, 0), textcoords="offset points", fontsize=6, va="center")
+        ax.set_xticks([])
+        ax.set_title(f"{label}\nmedian {np.median(y):.1f}, n = {y.size}", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(axis="y", alpha=0.3)
+    if flagged & {c for _, vals in panels for c, _ in vals}:
+        fig.legend(loc="lower center", fontsize=7, frameon=False)
+        fig.tight_layout(rect=(0, 0.05, 1, 1))
+    else:
+        fig.tight_layout()
+    return _save(fig, path)
+
+
+def _finite(v: Any) -> bool:
+    try:
+        return v is not None and v != "" and math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False

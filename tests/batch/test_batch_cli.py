@@ -79,6 +79,9 @@ def test_sequential_outputs_summary_and_cohort(studies, sequential):
     with open(sequential / "cohort.csv") as f:
         cohort = list(csv.DictReader(f))
     assert [r["case"] for r in cohort] == list(CASES) and float(cohort[0]["lv_mass_g"]) > 0
+    from PIL import Image
+
+    assert Image.open(sequential / "cohort.png").size[0] > 300  # the cohort at a glance (mass, one-phase LV volume)
 
 
 def test_workers_match_sequential(studies, sequential, tmp_path):
