@@ -15,7 +15,7 @@ Rules (also in docs/batch.md; executors in :mod:`medseg._batch_exec`):
   :data:`REFERENCE_SUFFIXES`), label files medseg wrote (their sidecar lists them) and
   earlier batch outputs. Two inputs of one folder with the same case id both fail (rename one).
 * **References** (``--prompts-from DIR``): for case ``C`` the first of ``C_gt``, ``C_labels``,
-  ``C_label``, ``C_seg``, ``C`` that exists in DIR with a readable extension (never the case's
+  ``C_label``, ``C_seg``, ``C_segmentation``, ``C_mask``, ``C_manual`` (MS-CMRSeg), ``C`` that exists in DIR with a readable extension (never the case's
   own image; DIR = INPUT_DIR: in the case's own folder, by its file or folder name); two
   extensions for the same name are ambiguous and fail the case.
 * **Outputs.** ``OUT_DIR/<case>.nii.gz`` + ``OUT_DIR/<case>.json`` (label map + provenance,
@@ -55,7 +55,7 @@ from ._files import sha256_path
 from .errors import MedsegError, PromptError
 from .prompt_file import study_prompts
 
-REFERENCE_SUFFIXES = ("_gt", "_labels", "_label", "_seg")
+REFERENCE_SUFFIXES = ("_gt", "_labels", "_label", "_seg", "_segmentation", "_mask", "_manual")
 OUTPUT_ENDING = ".nii.gz"
 SUMMARY_FIELDS = ("case", "status", "needs_review", "confidence", "review_flags", "handed_over", "reason", "seconds", "output", "input")
 #: report_row keys copied into the summary with ``measure`` (those present for the case)
@@ -238,7 +238,7 @@ def find_reference(case: str, ref_dir: str | os.PathLike, image: str | os.PathLi
             raise PromptError(f"reference labels for case {case!r} are ambiguous: {', '.join(h.name for h in hits)}")
         if hits:
             return hits[0]
-    raise PromptError(f"no reference labels for case {case!r} in {ref_dir} (looked for {case}_gt, {case}_labels, {case}_label, {case}_seg, {case} + .nii.gz etc.)")
+    raise PromptError(f"no reference labels for case {case!r} in {ref_dir} (looked for {case} + {', '.join(REFERENCE_SUFFIXES)} or nothing, + .nii.gz etc.)")
 
 
 def output_path(out_dir: str | os.PathLike, case: str) -> Path:

@@ -72,7 +72,7 @@ def read_pairs(path: str | Path) -> list[Pair]:
 def pairs_from_folder(root: str | Path) -> list[Pair]:
     """Every image in ``root`` and its sub-folders (the cases ``medseg batch`` finds there) that
     has its labels beside it, named as for ``medseg batch --prompts-from`` (``C_gt``,
-    ``C_labels``, ``C_label``, ``C_seg`` + a readable ending, e.g. ACDC's
+    ``C_labels``, ``C_label``, ``C_seg``, ``C_segmentation``, ``C_mask``, ``C_manual`` + a readable ending, e.g. ACDC's
     ``patient001_frame01.nii.gz`` + ``patient001_frame01_gt.nii.gz``); images without labels
     (ACDC's ``_4d`` cine) are left out. Case = the batch case id (and without an ``_ED`` /
     ``_ES`` part, which gives the phase: :func:`_with_phase`)."""
@@ -82,7 +82,7 @@ def pairs_from_folder(root: str | Path) -> list[Pair]:
     pairs = [_with_phase(Pair(Path(c.input), Path(c.reference), c.case)) for c in discover_cases(root, prompts_from=root)
              if c.reference and not c.error]
     if not pairs:
-        raise MedsegError(f"{root}: no image with its labels beside it (for image C.nii.gz: C_gt, C_labels, C_label or C_seg "
+        raise MedsegError(f"{root}: no image with its labels beside it (for image C.nii.gz: C_gt, C_labels, C_label, C_seg, C_segmentation, C_mask or C_manual "
                           "with a readable ending)")
     return pairs
 

@@ -11,7 +11,7 @@ from ._app import app, console
 
 @app.command("adapt")
 def adapt_command(
-    pairs: Path = typer.Option(..., "--pairs", help="Training CSV with columns image,label, or a folder of images with their labels beside them (C.nii.gz + C_gt.nii.gz; also _labels, _label, _seg)."),
+    pairs: Path = typer.Option(..., "--pairs", help="Training CSV with columns image,label, or a folder of images with their labels beside them (C.nii.gz + C_gt.nii.gz; also _labels, _label, _seg, _segmentation, _mask, _manual)."),
     val: Path | None = typer.Option(None, "--val", help="Validation CSV or folder, as --pairs (early stopping, before/after Dice)."),
     label_map: str = typer.Option(..., "--label-map", help="Label values of the label files, e.g. 'lv=3,myo=2,rv=1'."),
     out: Path = typer.Option(..., "-o", "--out", help="Adapter folder to write."),

@@ -21,7 +21,7 @@ def batch_command(
     out_dir: Path = typer.Option(..., "-o", "--out", help="Output folder: <case>.nii.gz + <case>.json, summary.csv/json, cohort.csv."),
     prompts: o.PromptsFile = None,
     prompts_from: Path | None = typer.Option(None, "--prompts-from", help="Folder of reference labels: for case C the first of C_gt, C_labels, "
-                                                "C_label, C_seg, C (.nii.gz, .nii, .mha, ...); INPUT_DIR itself: the labels beside each image."),
+                                                "C_label, C_seg, C_segmentation, C_mask, C_manual, C (.nii.gz, .nii, .mha, ...); INPUT_DIR itself: the labels beside each image."),
     label_map: o.LabelMapText = None,
     key_slice: o.KeySlice = False,
     auto: o.Auto = False,

@@ -11,7 +11,7 @@ from ._app import app, console
 
 @app.command("evaluate")
 def evaluate_command(
-    pairs: Path = typer.Option(..., "--pairs", help="CSV with columns image,label[,case,phase], or a folder of images with their labels beside them (C.nii.gz + C_gt.nii.gz; also _labels, _label, _seg)."),
+    pairs: Path = typer.Option(..., "--pairs", help="CSV with columns image,label[,case,phase], or a folder of images with their labels beside them (C.nii.gz + C_gt.nii.gz; also _labels, _label, _seg, _segmentation, _mask, _manual)."),
     label_map: str = typer.Option(..., "--label-map", help="Label values of the reference files, e.g. 'lv=3,myo=2,rv=1'."),
     prompt: str = typer.Option("box", "--prompt", help="box, point, key-slice or auto."),
     out: Path = typer.Option(..., "-o", "--out", help="RESULT.json."),

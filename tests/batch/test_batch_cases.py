@@ -78,6 +78,7 @@ def test_discover_searches_sub_folders_of_exports_and_cohorts(tmp_path):
     (["p01_labels.nrrd", "p01_seg.nii.gz"], "p01_labels.nrrd"),
     (["p01.nii.gz"], "p01.nii.gz"),
     (["p01_label.mha"], "p01_label.mha"),
+    (["p01_manual.nii.gz", "p01.nrrd"], "p01_manual.nii.gz"),  # MS-CMRSeg's name
 ])
 def test_find_reference_order(tmp_path, files, expected):
     for f in files:
