@@ -349,7 +349,7 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
     lmap = LabelMap.parse(options.label_map) if options.label_map else None
     prompts = study_prompts(vol, options.prompts, case.reference, lmap, options.key_slice, case=case.case)
     loaded = _cached_model(options.model, options.adapter, options.device)
-    structs = tuple(s.strip() for s in options.structures.split(",")) if options.structures else None
+    structs = tuple(s.strip() for s in options.structures.split(",") if s.strip()) if options.structures else None
     result = segment_volume(vol, loaded, prompts, auto=options.auto, propagate=options.propagate, through=options.through,
                             label_map=lmap, auto_structures=structs, min_confidence=options.min_confidence)
     wanted = set(p.structure for p in prompts.prompts) if prompts else set()

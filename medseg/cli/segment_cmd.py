@@ -68,7 +68,7 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
         from ..adapters import attach_adapter
 
         loaded = attach_adapter(loaded, adapter)
-    auto_structs = tuple(s.strip() for s in structures.split(",")) if structures else None
+    auto_structs = tuple(s.strip() for s in structures.split(",") if s.strip()) if structures else None
     result = _with_progress(lambda cb: segment_volume(vol, loaded, prompt_set, auto=auto, propagate=propagate, through=through, label_map=lmap,
                                                       auto_structures=auto_structs, progress=cb, min_confidence=min_confidence))
     if result.handed_over and not (result.labels > 0).any():
