@@ -61,7 +61,7 @@ class MeasureWidget(QWidget):
         root.setContentsMargins(4, 4, 4, 4)
         form = QFormLayout()
         self.labels_combo, self.es_combo = QComboBox(), QComboBox()
-        self.height_cm, self.weight_kg, self.heart_rate = (self._spin(0, 250, " cm"), self._spin(0, 400, " kg"), self._spin(0, 250, " bpm"))
+        self.height_cm, self.weight_kg, self.heart_rate = (self._spin(0, 250, " cm"), self._spin(0, 350, " kg"), self._spin(0, 300, " bpm"))
         self.sex = QComboBox()
         self.sex.addItems(["–", "F", "M"])
         form.addRow("Labels (cine or ED)", self.labels_combo)
