@@ -111,3 +111,25 @@ def test_disk_cache_reuses_and_refuses_foreign_entries(model, phantom, tmp_path)
     p3.set_image(img, key="study/0/2")
     assert np.array_equal(p3.predict(box=box, structure="lv").mask, ref.mask)
     assert p3.cache.misses == 1
+
+
+def test_the_fitted_lv_threshold_applies_to_the_default_alone(pred_lv, model, monkeypatch):
+    """medseg/_mask_thresholds.json: the default draws the LV blood pool a little inside the
+    experts' contour; its fitted logit threshold (-1) grows the LV mask (a superset of the
+    0-threshold mask), and applies to that model only, never to another or with an adapter."""
+    import dataclasses
+
+    from medseg import predictor
+
+    assert predictor.mask_thresholds(model) == {"lv": -1.0}
+    assert predictor.mask_thresholds(dataclasses.replace(model, sha256="0" * 64)) == {}
+    assert predictor.mask_thresholds(dataclasses.replace(model, adapter_sha256="1" * 64)) == {}
+    p, lab = pred_lv
+    box = Box.from_mask(lab == 1)
+    fitted = p.predict(box=box, structure="lv").mask
+    monkeypatch.setattr(predictor, "THRESHOLD_OVERRIDE", {})
+    plain = p.predict(box=box, structure="lv").mask
+    assert (plain & ~fitted).sum() == 0 and fitted.sum() > plain.sum()
+    myo_plain = p.predict(box=Box.from_mask(lab == 2), structure="myo").mask
+    monkeypatch.setattr(predictor, "THRESHOLD_OVERRIDE", None)
+    assert np.array_equal(p.predict(box=Box.from_mask(lab == 2), structure="myo").mask, myo_plain)  # other structures: 0
