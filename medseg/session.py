@@ -549,8 +549,11 @@ class Session:
     def provenance(self) -> dict[str, Any]:
         from . import __version__
 
-        return {"medseg_version": __version__, **self.model.provenance(), "label_map": self.label_map.to_dict(),
-                "actions": list(self.log), "locked": [s.name for s in self.structures.values() if s.locked], "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        from .predictor import mask_thresholds
+
+        return {"medseg_version": __version__, **self.model.provenance(), "mask_thresholds": mask_thresholds(self.model),
+                "label_map": self.label_map.to_dict(), "actions": list(self.log), "locked": [s.name for s in self.structures.values() if s.locked],
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
     def replay(self, actions: list[dict[str, Any]]) -> None:
         """Re-run a provenance log (from :meth:`provenance`) on this session."""

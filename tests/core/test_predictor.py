@@ -113,7 +113,7 @@ def test_disk_cache_reuses_and_refuses_foreign_entries(model, phantom, tmp_path)
     assert p3.cache.misses == 1
 
 
-def test_the_fitted_lv_threshold_applies_to_the_default_alone(pred_lv, model, monkeypatch):
+def test_the_fitted_lv_threshold_applies_to_the_default_alone(pred_lv, model, phantom, monkeypatch):
     """medseg/_mask_thresholds.json: the default draws the LV blood pool a little inside the
     experts' contour; its fitted logit threshold (-1) grows the LV mask (a superset of the
     0-threshold mask), and applies to that model only, never to another or with an adapter."""
@@ -121,7 +121,10 @@ def test_the_fitted_lv_threshold_applies_to_the_default_alone(pred_lv, model, mo
 
     from medseg import predictor
 
+    from medseg.session import Session
+
     assert predictor.mask_thresholds(model) == {"lv": -1.0}
+    assert Session(phantom.image, model, "lv=1").provenance()["mask_thresholds"] == {"lv": -1.0}  # recorded for replays
     assert predictor.mask_thresholds(dataclasses.replace(model, sha256="0" * 64)) == {}
     assert predictor.mask_thresholds(dataclasses.replace(model, adapter_sha256="1" * 64)) == {}
     p, lab = pred_lv
