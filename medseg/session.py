@@ -548,7 +548,6 @@ class Session:
     # -- provenance ---------------------------------------------------------------------
     def provenance(self) -> dict[str, Any]:
         from . import __version__
-
         from .predictor import mask_thresholds
 
         return {"medseg_version": __version__, **self.model.provenance(), "mask_thresholds": mask_thresholds(self.model),

@@ -120,7 +120,6 @@ def test_the_fitted_lv_threshold_applies_to_the_default_alone(pred_lv, model, ph
     import dataclasses
 
     from medseg import predictor
-
     from medseg.session import Session
 
     assert predictor.mask_thresholds(model) == {"lv": -1.0}
