@@ -33,3 +33,26 @@ def end_check_weights():
                 "threshold": 0.5, "max_trim": max_trim, "model_sha256": None}
 
     return make
+
+
+@pytest.fixture()
+def echo_views():
+    """Write CAMUS-style apical views of one study into a folder: ``p1_4CH_ED.png`` (and ES, and
+    2CH) with their ``_gt.png`` labels (lv=1, myo=2, la=4), from the echo phantom."""
+    import numpy as np
+    from PIL import Image
+
+    from medseg.phantoms import echo_apical_phantom
+
+    def make(folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        for view, name in (("a4c", "4CH"), ("a2c", "2CH")):
+            ph = echo_apical_phantom(view, n_frames=8, seed=3)
+            for phase in ("ED", "ES"):
+                t = ph.info[f"{phase.lower()}_frame"]
+                Image.fromarray(np.clip(ph.image.array[t, 0], 0, 255).astype(np.uint8)).save(folder / f"p1_{name}_{phase}.png")
+                lab = np.where(np.isin(ph.labels[t, 0], (1, 2, 4)), ph.labels[t, 0], 0).astype(np.uint8)
+                Image.fromarray(lab).save(folder / f"p1_{name}_{phase}_gt.png")
+        return folder
+
+    return make

@@ -195,21 +195,8 @@ def test_a_case_whose_sidecar_would_replace_the_prompts_file_fails_alone(studies
     assert rows["c2"]["status"] == "ok" and "would replace" not in rows["c3"]["reason"] and pfile.read_text() == text
 
 
-def test_measure_gives_echo_studies_their_ef_from_view_images(tmp_path, capsys):
-    from PIL import Image
-
-    from medseg.phantoms import echo_apical_phantom
-
-    inp = tmp_path / "echo"
-    inp.mkdir()
-    for view, name in (("a4c", "4CH"), ("a2c", "2CH")):
-        ph = echo_apical_phantom(view, n_frames=8, seed=3)
-        for phase in ("ED", "ES"):
-            t = ph.info[f"{phase.lower()}_frame"]
-            img = np.clip(ph.image.array[t, 0], 0, 255).astype(np.uint8)
-            lab = np.where(np.isin(ph.labels[t, 0], (1, 2, 4)), ph.labels[t, 0], 0).astype(np.uint8)
-            Image.fromarray(img).save(inp / f"p1_{name}_{phase}.png")
-            Image.fromarray(lab).save(inp / f"p1_{name}_{phase}_gt.png")
+def test_measure_gives_echo_studies_their_ef_from_view_images(tmp_path, capsys, echo_views):
+    inp = echo_views(tmp_path / "echo")
     out = tmp_path / "out"
     assert run_cli(["batch", str(inp), "-o", str(out), "--prompts-from", str(inp), "--label-map", "lv=1,myo=2,la=4", "--measure"]) == 0
     with open(out / "cohort.csv", newline="") as fh:

@@ -438,23 +438,11 @@ def test_evaluate_writes_a_case_csv_plots_and_limits_of_agreement(study, tmp_pat
     assert "would replace the pairs file" in capsys.readouterr().err and pairs.read_bytes() == before and not (tmp_path / "r2.json").exists()
 
 
-def test_evaluate_gives_echo_studies_their_ef_from_view_images(tmp_path):
+def test_evaluate_gives_echo_studies_their_ef_from_view_images(tmp_path, echo_views):
     """CAMUS-style views (p1_4CH_ED.png, ..._gt.png): evaluate measures LV EF by the biplane
     method of disks on the model's and the expert's labels, as `medseg measure --ed --es
     --a2c-ed --a2c-es` does on each; no pixel spacing, so EF and no volumes."""
-    from PIL import Image
-
-    from medseg.phantoms import echo_apical_phantom
-
-    inp = tmp_path / "echo"
-    inp.mkdir()
-    for view, name in (("a4c", "4CH"), ("a2c", "2CH")):
-        ph = echo_apical_phantom(view, n_frames=8, seed=3)
-        for phase in ("ED", "ES"):
-            t = ph.info[f"{phase.lower()}_frame"]
-            Image.fromarray(np.clip(ph.image.array[t, 0], 0, 255).astype(np.uint8)).save(inp / f"p1_{name}_{phase}.png")
-            lab = np.where(np.isin(ph.labels[t, 0], (1, 2, 4)), ph.labels[t, 0], 0).astype(np.uint8)
-            Image.fromarray(lab).save(inp / f"p1_{name}_{phase}_gt.png")
+    inp = echo_views(tmp_path / "echo")
     out = tmp_path / "r.json"
     assert run_cli(["evaluate", "--pairs", str(inp), "--label-map", "lv=1,myo=2,la=4", "--prompt", "box", "-o", str(out)]) == 0
     r = json.loads(out.read_text())
