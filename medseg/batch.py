@@ -479,27 +479,35 @@ def stack_study_rows(results: Sequence[Result]) -> list[Result]:
     groups: dict[str, dict[str, str]] = {}
     for r in results:
         sp = split_phase(r["case"])
-        if sp and not ECHO_VIEW_CASE.match(r["case"]) and r["status"] in ("ok", "skipped") and r.get("output"):
+        if sp and not echo_view(r["case"]) and r["status"] in ("ok", "skipped") and r.get("output"):
             groups.setdefault(sp[0], {})[sp[1]] = r["output"]
     taken = {r["case"] for r in results}
     return [{"case": study, **_measure_stack_study(ph)} for study, ph in sorted(groups.items())
             if "ED" in ph and "ES" in ph and study not in taken]
 
 
-def _measure_stack_study(phases: dict[str, str]) -> Result:
-    from .io import read_label_volume, read_sidecar
+def _shared_label_map(outputs: Sequence[str], whose: str):
+    """The one label map the outputs' sidecars give (with an ``lv``), else MedsegError."""
+    from .io import read_sidecar
     from .labels import LabelMap
+
+    maps = {json.dumps((read_sidecar(p) or {}).get("label_map"), sort_keys=True) for p in outputs}
+    if len(maps) != 1 or maps == {"null"}:
+        raise MedsegError(f"{whose} sidecars do not give one label map")
+    lmap = LabelMap.parse(json.loads(maps.pop()))
+    if "lv" not in lmap:
+        raise MedsegError(f"the label map has no lv ({lmap.to_string()})")
+    return lmap
+
+
+def _measure_stack_study(phases: dict[str, str]) -> Result:
+    from .io import read_label_volume
     from .measure.export import report_row
     from .measure.report import measure_ed_es
 
     try:
         ed, es = read_label_volume(phases["ED"]), read_label_volume(phases["ES"])
-        maps = {json.dumps((read_sidecar(phases[k]) or {}).get("label_map"), sort_keys=True) for k in ("ED", "ES")}
-        if len(maps) != 1 or maps == {"null"}:
-            raise MedsegError("the ED and ES sidecars do not give one label map")
-        lmap = LabelMap.parse(json.loads(maps.pop()))
-        if "lv" not in lmap:
-            raise MedsegError(f"the label map has no lv ({lmap.to_string()})")
+        lmap = _shared_label_map([phases["ED"], phases["ES"]], "the ED and ES")
         if ed.n_frames != 1 or es.n_frames != 1 or ed.n_slices < 2 or not ed.same_grid(es):
             return {"measure_note": "not measured together: ED and ES are not two stacks on one grid"}
         if not (ed.spacing_known and es.spacing_known):
@@ -512,6 +520,22 @@ def _measure_stack_study(phases: dict[str, str]) -> Result:
     return {"cohort_row": row, "measure_note": ""}
 
 
+def echo_view(name: str) -> tuple[str, str, str] | None:
+    """(study, "4ch" or "2ch", "ED" or "ES") for an apical view named ``<study>_<view>_<phase>``
+    (:data:`ECHO_VIEW_CASE`, CAMUS's ``patient0001_4CH_ED``), else None."""
+    m = ECHO_VIEW_CASE.match(name)
+    if not m:
+        return None
+    return m["study"], "4ch" if m["view"].upper() in ("4CH", "A4C") else "2ch", m["phase"].upper()
+
+
+def echo_view_keys(views: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The views an echo study is measured from: both 4-chamber phases, and both 2-chamber
+    phases when they are there (biplane disks)."""
+    have = set(views)
+    return [("4ch", "ED"), ("4ch", "ES")] + ([("2ch", "ED"), ("2ch", "ES")] if {("2ch", "ED"), ("2ch", "ES")} <= have else [])
+
+
 def echo_study_rows(results: Sequence[Result]) -> list[Result]:
     """Cohort rows for echo studies whose apical views are separate one-image cases named
     ``<study>_<view>_<phase>`` (:data:`ECHO_VIEW_CASE`): EF (and volumes with pixel spacing)
@@ -521,10 +545,9 @@ def echo_study_rows(results: Sequence[Result]) -> list[Result]:
     ``{"case": study, "cohort_row": {...}, "measure_note": ...}``."""
     groups: dict[str, dict[tuple[str, str], str]] = {}
     for r in results:
-        m = ECHO_VIEW_CASE.match(r["case"])
-        if m and r["status"] in ("ok", "skipped") and r.get("output"):
-            view = "4ch" if m["view"].upper() in ("4CH", "A4C") else "2ch"
-            groups.setdefault(m["study"], {})[(view, m["phase"].upper())] = r["output"]
+        ev = echo_view(r["case"])
+        if ev and r["status"] in ("ok", "skipped") and r.get("output"):
+            groups.setdefault(ev[0], {})[ev[1:]] = r["output"]
     rows = []
     for study, views in sorted(groups.items()):
         if ("4ch", "ED") in views and ("4ch", "ES") in views:
@@ -533,26 +556,20 @@ def echo_study_rows(results: Sequence[Result]) -> list[Result]:
 
 
 def _measure_echo_study(views: dict[tuple[str, str], str]) -> Result:
-    from .io import read_label_volume, read_sidecar
-    from .labels import LabelMap
+    from .io import read_label_volume
     from .measure.echo import measure_echo
     from .measure.export import report_row
 
-    keys = [("4ch", "ED"), ("4ch", "ES")] + ([("2ch", "ED"), ("2ch", "ES")] if ("2ch", "ED") in views and ("2ch", "ES") in views else [])
+    keys = echo_view_keys(views)
     try:
-        arrays, spacing, maps = {}, {}, set()
+        arrays, spacing = {}, {}
         for key in keys:
-            lab, side = read_label_volume(views[key]), read_sidecar(views[key]) or {}
+            lab = read_label_volume(views[key])
             if lab.n_frames * lab.n_slices != 1:
                 raise MedsegError(f"{Path(views[key]).name}: an apical view is one 2-D image, got {lab.n_frames} frame(s) x {lab.n_slices} slice(s)")
             arrays[key] = lab.array[0, 0]
             spacing[key[0]] = (float(lab.spacing[1]), float(lab.spacing[2])) if lab.spacing_known else None
-            maps.add(json.dumps(side.get("label_map"), sort_keys=True))
-        if len(maps) != 1 or maps == {"null"}:
-            raise MedsegError("the views' sidecars do not give one label map")
-        lmap = LabelMap.parse(json.loads(maps.pop()))
-        if "lv" not in lmap:
-            raise MedsegError(f"the label map has no lv ({lmap.to_string()})")
+        lmap = _shared_label_map([views[k] for k in keys], "the views'")
         a2c = [arrays.get(("2ch", "ED")), arrays.get(("2ch", "ES"))]
         rep = measure_echo(arrays[("4ch", "ED")], arrays[("4ch", "ES")], *a2c, label_map=lmap,
                            spacing_a4c_mm=spacing["4ch"], spacing_a2c_mm=spacing.get("2ch"))

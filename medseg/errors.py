@@ -12,6 +12,11 @@ class ImageReadError(MedsegError):
     """A file or folder could not be read as an image (missing, corrupt, truncated, unknown)."""
 
 
+class MixedSeriesError(ImageReadError):
+    """A DICOM folder holds several series that do not form one volume (a scanner export):
+    ``--series`` picks one, ``medseg info`` lists them."""
+
+
 class EmptyImageError(MedsegError):
     """The image, or the slice a prompt is on, holds no signal: every voxel has the same value
     (a blank or padding slice, an all-zero export). Nothing there can be segmented."""

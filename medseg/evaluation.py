@@ -71,19 +71,19 @@ def read_pairs(path: str | Path) -> list[Pair]:
 
 def pairs_from_folder(root: str | Path) -> list[Pair]:
     """Every image in ``root`` and its sub-folders (the cases ``medseg batch`` finds there) that
-    has its labels beside it, named as for ``medseg batch --prompts-from`` (``C_gt``,
-    ``C_labels``, ``C_label``, ``C_seg``, ``C_segmentation``, ``C_mask``, ``C_manual`` + a readable ending, e.g. ACDC's
+    has its labels beside it, named as for ``medseg batch --prompts-from`` (``C`` + one of
+    :data:`medseg.batch.REFERENCE_SUFFIXES` + a readable ending, e.g. ACDC's
     ``patient001_frame01.nii.gz`` + ``patient001_frame01_gt.nii.gz``); images without labels
     (ACDC's ``_4d`` cine) are left out. Case = the batch case id (and without an ``_ED`` /
     ``_ES`` part, which gives the phase: :func:`_with_phase`)."""
-    from .batch import discover_cases
+    from .batch import REFERENCE_SUFFIXES, discover_cases
 
     root = Path(root)
     pairs = [_with_phase(Pair(Path(c.input), Path(c.reference), c.case)) for c in discover_cases(root, prompts_from=root)
              if c.reference and not c.error]
     if not pairs:
-        raise MedsegError(f"{root}: no image with its labels beside it (for image C.nii.gz: C_gt, C_labels, C_label, C_seg, C_segmentation, C_mask or C_manual "
-                          "with a readable ending)")
+        raise MedsegError(f"{root}: no image with its labels beside it (for image C.nii.gz: C + one of "
+                          f"{', '.join(REFERENCE_SUFFIXES)} and a readable ending)")
     return pairs
 
 
@@ -376,17 +376,16 @@ def _echo_studies(cases: list[dict]) -> dict[str, dict[tuple[str, str], dict]]:
     """Apical echo views of one study as separate one-image cases (CAMUS: ``patient0001_4CH_ED``,
     by case name + phase or by image file name): study -> {(view, phase): row}, for studies with
     both 4-chamber phases."""
-    from .batch import ECHO_VIEW_CASE, case_id
+    from .batch import case_id, echo_view
 
     groups: dict[str, dict[tuple[str, str], dict]] = {}
     for c in cases:
-        if np.asarray(c["_ref"]).shape[-3] != 1 or np.asarray(c["_ref"]).shape[0] != 1:
+        if np.asarray(c["_ref"]).shape[:2] != (1, 1):
             continue
         names = [f"{c['case']}_{c['phase']}" if c.get("phase") else c["case"], case_id(c["image"]) or ""]
-        m = next((m for n in names if (m := ECHO_VIEW_CASE.match(n))), None)
-        if m:
-            view = "4ch" if m["view"].upper() in ("4CH", "A4C") else "2ch"
-            groups.setdefault(m["study"], {})[(view, m["phase"].upper())] = c
+        ev = next((ev for n in names if (ev := echo_view(n))), None)
+        if ev:
+            groups.setdefault(ev[0], {})[ev[1:]] = c
     return {k: v for k, v in sorted(groups.items()) if ("4ch", "ED") in v and ("4ch", "ES") in v}
 
 
@@ -394,11 +393,12 @@ def _echo_clinical(views: dict[tuple[str, str], dict], label_map: LabelMap) -> t
     """EF (and EDV with pixel spacing) by the method of disks, biplane with both 2-chamber views,
     on the model's and the expert's labels (:func:`medseg.measure.echo.measure_echo`); stored in
     the 4-chamber ED row's ``clinical``; returns the absolute errors (EF, EDV or None)."""
+    from .batch import echo_view_keys
     from .measure.echo import measure_echo
 
     if "lv" not in label_map:
         return None
-    keys = [("4ch", "ED"), ("4ch", "ES")] + ([("2ch", "ED"), ("2ch", "ES")] if ("2ch", "ED") in views and ("2ch", "ES") in views else [])
+    keys = echo_view_keys(views)
     known = all(getattr(views[k]["_vol"], "spacing_known", True) for k in keys)
     spacing = {v: (float(views[(v, "ED")]["_vol"].spacing[1]), float(views[(v, "ED")]["_vol"].spacing[2])) if known else None
                for v in {k[0] for k in keys}}

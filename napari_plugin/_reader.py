@@ -44,7 +44,7 @@ def read_image(path: str | list[str]) -> list[LayerData] | None:
     p = _single(path)
     if p is None:
         return None
-    from medseg.errors import MedsegError
+    from medseg.errors import MedsegError, MixedSeriesError
     from medseg.io import read_volume
     from medseg.io.seg_reader import is_dicom_seg
 
@@ -52,9 +52,9 @@ def read_image(path: str | list[str]) -> list[LayerData] | None:
         if p.is_file() and is_dicom_seg(p):
             return _read_seg(p)
         vol = read_volume(p)
+    except MixedSeriesError:
+        return _read_each_series(p)
     except MedsegError as e:
-        if p.is_dir() and "series that do not form one volume" in str(e):
-            return _read_each_series(p)
         warnings.warn(f"medseg could not read {p}: {e}", stacklevel=2)
         return None
     except (OSError, ValueError) as e:

@@ -18,14 +18,14 @@ def info_command(
 ) -> None:
     """Read an image and print its shape, axes, spacing, modality, frames and slices (a DICOM
     folder holding several series that form no one volume: the series, to pick with --series)."""
-    from ..errors import ImageReadError
+    from ..errors import MixedSeriesError
     from ..io import read_label_volume, read_volume
     from ..io.seg_reader import is_dicom_seg
 
     try:
         vol = read_label_volume(path) if path.is_file() and is_dicom_seg(path) else read_volume(path, series=series)
-    except ImageReadError as e:
-        if series or not path.is_dir() or "series that do not form one volume" not in str(e):
+    except MixedSeriesError:
+        if series:
             raise
         _list_series(path, as_json)
         return

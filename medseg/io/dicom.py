@@ -30,7 +30,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 
-from ..errors import GeometryError, ImageReadError
+from ..errors import GeometryError, ImageReadError, MixedSeriesError
 from .dicom_frames import (
     FrameInfo,
     frames_from_classic,
@@ -179,7 +179,7 @@ def _check_series(frames: list[FrameInfo], folder: Path, headers: list[tuple[Pat
     except (GeometryError, ImageReadError) as e:
         reason = str(e)
     if reason:
-        raise ImageReadError(
+        raise MixedSeriesError(
             f"{folder}: folder holds {len(by_series)} series that do not form one volume ({reason}): {_listing(headers)}; "
             "choose one with --series NUMBER, DESCRIPTION or ...UID (medseg info lists them), or put each series in its own folder"
         )
