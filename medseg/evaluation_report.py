@@ -121,6 +121,7 @@ def dice_png(result: dict[str, Any], path: str | Path) -> Path:
     fig = _figure(1.2 + 1.1 * max(len(names), 2), 3.6)
     ax = fig.add_subplot(1, 1, 1)
     rng = np.random.default_rng(0)
+    ringed = False
     data = [[c["dice"][n] for c in cases if n in c["dice"]] for n in names]
     ax.boxplot(data, positions=range(len(names)), widths=0.5, showfliers=False, medianprops={"color": "k"})
     for i, n in enumerate(names):
@@ -131,7 +132,8 @@ def dice_png(result: dict[str, Any], path: str | Path) -> Path:
         flagged = np.array([n in c.get("review", {}).get("structures", []) for c in rows], bool)
         if flagged.any():
             ax.scatter(x[flagged], d[flagged], s=60, facecolors="none", edgecolors="k", linewidths=1.0, zorder=4,
-                       label="flagged for review" if i == next(j for j, m in enumerate(names) if _any_flagged(cases, m)) else None)
+                       label=None if ringed else "flagged for review")
+            ringed = True
     bad = _bad_dice(result)
     ax.axhline(bad, color="0.4", ls="--", lw=0.8, label=f"Dice {bad:g}")
     ax.set_xticks(range(len(names)), [n.upper() for n in names])
@@ -144,10 +146,6 @@ def dice_png(result: dict[str, Any], path: str | Path) -> Path:
     ax.legend(fontsize=8, loc="lower left")
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
-
-
-def _any_flagged(cases: list[dict[str, Any]], name: str) -> bool:
-    return any(name in c["dice"] and name in c.get("review", {}).get("structures", []) for c in cases)
 
 
 def confidence_png(result: dict[str, Any], path: str | Path, volume_threshold: float | None = None) -> Path:
