@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         fit = {**(old.get("fit", {}) if kept else {}), args.structure: scores}
         obj = {"model_sha256": model.sha256, "logit_thresholds": {**kept, args.structure: float(best)},
                "fitted_on": f"{args.pairs.name}, key slice + propagation, mean {args.structure} Dice", "fit": fit,
-               "date": time.strftime("%Y-%m-%d")}
+               "date": time.strftime("%Y-%m-%d"),
+               **{k: old[k] for k in ("modalities", "modalities_note") if kept and k in old}}
         path.write_text(json.dumps(obj, indent=2) + "\n")
         print(f"wrote {path}")
     return 0

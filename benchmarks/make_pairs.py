@@ -72,6 +72,7 @@ if __name__ == "__main__":
     root, out = Path(sys.argv[1]), Path(sys.argv[2])
     _write(out / "acdc_val.csv", acdc(root))
     _write(out / "acdc_train.csv", acdc(root, "train"))
+    _write(out / "acdc_endcheck.csv", acdc(root, "end-check"))  # rule fits (fit_mask_thresholds.py), never scores
     _write(out / "camus_val.csv", camus(root))
     _write(out / "camus_adapt_train.csv", camus(root, "adapt-train"))
     _write(out / "camus_adapt_stop.csv", camus(root, "adapt-stop"))

@@ -49,6 +49,7 @@ class AdaptConfig:
 def bank_from_pairs(train: list[Pair], val: list[Pair], label_map: LabelMap, device: str, canvas: int = 256):
     """Read labelled volumes into a SliceBank (train split 0, val split 1)."""
     from .io import check_same_grid, read_label_volume, read_volume
+    from .io.seg_reader import in_label_map, seg_phase
     from .preprocess import normalize_intensity
     from .training.data import STRUCTURES, SliceBank, presence_and_boxes
     from .training.pack import to_canvas
@@ -59,7 +60,9 @@ def bank_from_pairs(train: list[Pair], val: list[Pair], label_map: LabelMap, dev
     imgs, labs, prev, nxt, split, vols, modalities = [], [], [], [], [], [], set()
     for s, pairs in ((0, train), (1, val)):
         for pair in pairs:
-            vol, ref = read_volume(pair.image), read_label_volume(pair.label)
+            vol, ref = read_volume(pair.image), in_label_map(read_label_volume(pair.label), label_map)
+            t = seg_phase(vol, ref)  # a SEG of one phase of a cine: train on that frame
+            vol = vol.phase(t) if t is not None else vol
             check_same_grid(vol, ref, f"labels of {pair.case}")
             lab = label_map.remap(np.asarray(ref.array if ref.n_frames == vol.n_frames else np.broadcast_to(ref.array, vol.shape)), DEFAULT_LABEL_MAP)
             if not lab.any():

@@ -170,9 +170,12 @@ def evaluate_pairs(pairs: list[Pair], label_map: LabelMap, prompt: str, model, p
 def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str, model) -> dict[str, Any]:
     """One pair's row (with its prediction, reference and Volume for the clinical errors)."""
     from .io import check_same_grid, read_label_volume, read_volume
+    from .io.seg_reader import in_label_map, seg_phase
 
     vol = read_volume(pair.image)
-    ref = read_label_volume(pair.label)
+    ref = in_label_map(read_label_volume(pair.label), label_map)
+    t = seg_phase(vol, ref)  # a SEG of one phase of a cine: that frame is the case
+    vol = vol.phase(t) if t is not None else vol
     check_same_grid(vol, ref, f"labels of case {pair.case}")
     ref_arr = np.asarray(ref.array if ref.n_frames == vol.n_frames else np.broadcast_to(ref.array, vol.shape))
     present = [n for n, v in label_map.values.items() if (ref_arr == v).any()]

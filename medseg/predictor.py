@@ -36,20 +36,24 @@ def _fitted_thresholds() -> dict[str, Any]:
     return json.loads(_THRESHOLDS.read_text()) if _THRESHOLDS.is_file() else {}
 
 
-def mask_thresholds(loaded) -> dict[str, float]:
+def mask_thresholds(loaded, modality: str | None = None) -> dict[str, float]:
     """Per-structure logit thresholds of the mask (0 = the model's own decision boundary).
 
     ``medseg/_mask_thresholds.json`` holds thresholds fitted for one model
     (``benchmarks/fit_mask_thresholds.py``, on the ACDC patients no fine-tune recorded): the
     shipped default draws the LV blood pool a little inside the experts' contour (LV EDV about
     3.4 mL low in every prompt mode), and an LV threshold of -1 removes about half of that bias.
-    Applied only to that model (by sha256) without an adapter; every other model and adapter
-    keeps 0.
+    Applied only to that model (by sha256) without an adapter, and only to the image modalities
+    the file lists (``modalities``: where it was checked; not CT, whose axial LV opens into the
+    atrium and aorta at the same contrast: the CT phantoms lose 0.03 LV Dice with it); every other
+    model, adapter and modality keeps 0. ``modality`` None: the model's thresholds, whatever the image.
     """
     if THRESHOLD_OVERRIDE is not None:
         return THRESHOLD_OVERRIDE
     fit = _fitted_thresholds()
     if not fit or fit.get("model_sha256") != getattr(loaded, "sha256", None) or getattr(loaded, "adapter_sha256", None):
+        return {}
+    if modality is not None and "modalities" in fit and modality not in fit["modalities"]:
         return {}
     return {str(k): float(v) for k, v in fit.get("logit_thresholds", {}).items()}
 
@@ -69,8 +73,9 @@ class SlicePredictor:
         pred = p.predict(box=Box(40, 50, 90, 110), structure="lv")
     """
 
-    def __init__(self, loaded, cache: EmbeddingCache | None = None) -> None:
+    def __init__(self, loaded, cache: EmbeddingCache | None = None, modality: str | None = None) -> None:
         self.loaded = loaded
+        self.modality = modality  # of the images it is given: which mask thresholds apply (mask_thresholds)
         self.model = loaded.model
         self.config = loaded.model.config
         self.device = torch.device(loaded.device)
@@ -171,7 +176,7 @@ class SlicePredictor:
             kw["structure"] = torch.full((k,), model.structure_index(structure), device=dev)
         sparse, dense = model.embed_prompts(k, **kw)
         masks, _ = model.decode(emb, sparse, dense)
-        low = (masks[:, 0] > mask_thresholds(self.loaded).get(str(structure), 0.0)).cpu().numpy()
+        low = (masks[:, 0] > mask_thresholds(self.loaded, self.modality).get(str(structure), 0.0)).cpu().numpy()
         if reference is None:
             return low
         ref = torch.from_numpy(np.ascontiguousarray(reference, dtype=np.float32)).to(dev)[None, None]
@@ -247,7 +252,7 @@ class SlicePredictor:
         masks, iou = model.decode(emb, sparse, dense)
         h, w = self._shape
         rois_t = torch.tensor(roi[None], dtype=torch.float32, device=dev)
-        thr = mask_thresholds(self.loaded).get(str(structure), 0.0)
+        thr = mask_thresholds(self.loaded, self.modality).get(str(structure), 0.0)
         if multimask:
             full = paste_logits(masks[:, 1:], rois_t, h, w)[0]
             scores = iou[0, 1:].float()

@@ -137,7 +137,15 @@ def study_prompts(vol, prompts: str | Path | None, prompts_from: str | Path | No
             label_map = LabelMap.parse(ref.meta["label_map"])  # a DICOM SEG's segments
         if label_map is None:
             raise PromptError("--prompts-from needs --label-map (which value is which structure in the reference)")
-        check_same_grid(vol, ref, f"reference labels {Path(prompts_from).name}")
-        arr = ref.array if ref.n_frames == vol.n_frames else np.broadcast_to(ref.array, vol.shape)
+        from .io.seg_reader import in_label_map, seg_phase
+
+        ref = in_label_map(ref, label_map)  # a SEG's segments by name, whatever --label-map's values
+        t = seg_phase(vol, ref)  # a SEG of one phase of this cine: prompts on that frame only
+        check_same_grid(vol.phase(t) if t is not None else vol, ref, f"reference labels {Path(prompts_from).name}")
+        if t is not None:
+            arr = np.zeros(vol.shape, ref.array.dtype)
+            arr[t] = ref.array[0]
+        else:
+            arr = ref.array if ref.n_frames == vol.n_frames else np.broadcast_to(ref.array, vol.shape)
         return prompts_from_labels(np.asarray(arr), label_map, key_slice=key_slice)
     return None

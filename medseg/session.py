@@ -142,7 +142,7 @@ class Session:
         from .embeddings import array_key
 
         self._data_key = array_key(volume.array[:, :, ::4, ::4])
-        self._predictor = SlicePredictor(model, cache=cache)
+        self._predictor = SlicePredictor(model, cache=cache, modality=volume.modality)
         self._tls = threading.local()  # a worker thread's own predictor (parallel_map)
 
     @property
@@ -201,7 +201,7 @@ class Session:
         error), the error caught so the caller raises it in order."""
         from .predictor import SlicePredictor
 
-        self._tls.predictor = SlicePredictor(self.model, cache=self._predictor.cache)
+        self._tls.predictor = SlicePredictor(self.model, cache=self._predictor.cache, modality=self._predictor.modality)
         try:
             return fn(*args), None
         except BaseException as e:  # handed to the calling thread, which raises it
@@ -550,7 +550,7 @@ class Session:
         from . import __version__
         from .predictor import mask_thresholds
 
-        return {"medseg_version": __version__, **self.model.provenance(), "mask_thresholds": mask_thresholds(self.model),
+        return {"medseg_version": __version__, **self.model.provenance(), "mask_thresholds": mask_thresholds(self.model, self.volume.modality),
                 "label_map": self.label_map.to_dict(), "actions": list(self.log), "locked": [s.name for s in self.structures.values() if s.locked],
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
 

@@ -101,7 +101,33 @@ def _read_seg(p: Path) -> list[LayerData]:
         kwargs["colormap"] = DirectLabelColormap(color_dict=label_colour_dict(lmap))
     except ImportError:  # pragma: no cover - napari absent (pure-Python tests)
         pass
+    frame = _seg_frame_in_viewer(vol)
+    if frame is not None:  # one phase of an open cine: shown on its own frame, not on frame 0
+        kwargs["translate"] = (float(frame), *kwargs["translate"][1:])
+        kwargs["name"] = f"{layer_name(p)} labels (frame {frame})"
     return [(vol.array, kwargs, "labels")]
+
+
+def _seg_frame_in_viewer(seg: Any) -> int | None:
+    """The frame of an image layer open in the current viewer whose DICOM images the SEG
+    references (:func:`medseg.io.seg_reader.seg_frame_in`); None when there is none."""
+    from medseg.io.seg_reader import seg_frame_in
+
+    from ._layers import META_VOLUME
+
+    try:
+        import napari
+
+        viewer = napari.current_viewer()
+    except Exception:  # no napari or no viewer (a script calling the reader)
+        return None
+    for layer in list(viewer.layers) if viewer is not None else ():
+        vol = getattr(layer, "metadata", {}).get(META_VOLUME)
+        if isinstance(layer, napari.layers.Image) and vol is not None and vol.array.ndim == 4 and vol.n_frames > 1:
+            frame = seg_frame_in(seg, vol)
+            if frame is not None:
+                return frame
+    return None
 
 
 def layer_name(p: Path) -> str:

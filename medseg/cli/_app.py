@@ -39,13 +39,11 @@ def run_cli(argv: list[str] | None = None) -> int:
         console.print("interrupted")
         return 130
     except Exception as e:  # click usage errors and unexpected failures
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            return int(e.exit_code)
-        if isinstance(e, click.exceptions.Exit):
-            return int(e.exit_code)
+        if _is_usage_error(e):  # click's, or the copy of click that typer >= 0.29 vendors
+            e.show()  # type: ignore[attr-defined]
+            return int(e.exit_code)  # type: ignore[attr-defined]
+        if type(e).__name__ == "Exit" and isinstance(getattr(e, "exit_code", None), int):
+            return int(e.exit_code)  # type: ignore[attr-defined]
         if os.environ.get("MEDSEG_DEBUG"):
             raise
         console.print(
@@ -56,6 +54,12 @@ def run_cli(argv: list[str] | None = None) -> int:
         )
         return 1
     return rv if isinstance(rv, int) else 0
+
+
+def _is_usage_error(e: BaseException) -> bool:
+    """A click ``ClickException`` (missing option, unknown option, bad value): click's own or
+    ``typer._click``'s, told apart by class name since typer 0.29 no longer raises click's."""
+    return any(c.__name__ == "ClickException" for c in type(e).__mro__) and callable(getattr(e, "show", None))
 
 
 def _one_line(e: BaseException) -> str:

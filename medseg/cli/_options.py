@@ -24,3 +24,22 @@ ReviewPng = Annotated[bool, typer.Option("--review-png", help="Also write <case>
                                             "contours, confidences and flagged slices in red.")]
 Series = Annotated[str | None, typer.Option("--series", help="For a DICOM folder holding several series: the one to read, by SeriesNumber, "
                                               "a part of (or *glob* for) SeriesDescription, or ...UID end (medseg info lists them).")]
+
+
+def parse_structures(text: str | None, auto: bool) -> tuple[str, ...] | None:
+    """``--structures`` as names, checked once before any case is read: known structure names,
+    and only with ``--auto`` (prompts name their own structures)."""
+    from ..errors import PromptError
+    from ..labels import STRUCTURE_NAMES
+
+    if text is None:
+        return None
+    names = tuple(dict.fromkeys(s.strip().lower() for s in text.split(",") if s.strip()))
+    if not names:
+        raise PromptError("--structures is empty: name structures, e.g. --structures lv,myo,la")
+    if not auto:
+        raise PromptError("--structures names the structures for --auto; add --auto (prompts name their own structures)")
+    unknown = [s for s in names if s not in STRUCTURE_NAMES]
+    if unknown:
+        raise PromptError(f"--structures: unknown structure {', '.join(map(repr, unknown))} (medseg's structures: {', '.join(STRUCTURE_NAMES)})")
+    return names

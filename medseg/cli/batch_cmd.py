@@ -47,6 +47,7 @@ def batch_command(
     from ..labels import LabelMap
 
     _check_options(prompts, prompts_from, label_map, key_slice, auto, through, workers, scheduler)
+    structures = ",".join(o.parse_structures(structures, auto) or ()) or None
     if label_map:
         LabelMap.parse(label_map)  # a malformed map fails here, once
     if prompts is not None and not prompts.is_file():

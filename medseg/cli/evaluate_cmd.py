@@ -12,7 +12,8 @@ from ._app import app, console
 @app.command("evaluate")
 def evaluate_command(
     pairs: Path = typer.Option(..., "--pairs", help="CSV with columns image,label[,case,phase], or a folder of images with their labels beside them (C.nii.gz + C_gt.nii.gz; also _labels, _label, _seg, _segmentation, _mask, _manual)."),
-    label_map: str = typer.Option(..., "--label-map", help="Label values of the reference files, e.g. 'lv=3,myo=2,rv=1'."),
+    label_map: str | None = typer.Option(None, "--label-map", help="Label values of the reference files, e.g. 'lv=3,myo=2,rv=1'; "
+                                         "may be left out when every reference names its structures (DICOM SEG, medseg sidecar JSON)."),
     prompt: str = typer.Option("box", "--prompt", help="box, point, key-slice or auto."),
     out: Path = typer.Option(..., "-o", "--out", help="RESULT.json."),
     model: str = typer.Option("default", "--model"),
@@ -35,8 +36,8 @@ def evaluate_command(
         raise MedsegError(f"--prompt must be one of {', '.join(PROMPT_MODES)}, got {prompt!r}")
     if workers < 1:
         raise MedsegError(f"--workers must be 1 or more, got {workers}")
-    lmap = LabelMap.parse(label_map)
     rows = read_pairs(pairs)
+    lmap = LabelMap.parse(label_map) if label_map else _references_map(rows)
     _check_outputs(out, csv_path, plots, pairs, rows)
     loaded = load_model(model, device=device)
     if adapter:
@@ -69,6 +70,29 @@ def evaluate_command(
         console.print(f"LVEF medseg - reference: bias {ef['bias']:+.1f} pts, 95 % limits of agreement {ef['loa'][0]:+.1f} to {ef['loa'][1]:+.1f}", markup=False)
     if plots is not None:
         console.print(f"plots: {', '.join(Path(v).name for v in result['plots'].values())} in {plots}", markup=False)
+
+
+def _references_map(rows: list):
+    """Without --label-map: the one label map the references name (DICOM SEGs' segments, medseg
+    sidecars); SEGs naming different segments are re-encoded by name into medseg's values."""
+    from ..errors import LabelMapError
+    from ..io.seg_reader import is_dicom_seg
+    from ..io.writers import own_label_map
+    from ..labels import DEFAULT_LABEL_MAP, LabelMap
+
+    maps = []
+    for r in rows:
+        own = own_label_map(r.label)
+        if own is None:
+            raise LabelMapError(f"give --label-map: the labels of case {r.case} ({Path(r.label).name}) do not name their structures "
+                                "(neither a DICOM SEG nor labels with a medseg sidecar JSON)")
+        maps.append(own[0])
+    if all(m.values == maps[0].values for m in maps):
+        return maps[0]
+    names = list(dict.fromkeys(n for m in maps for n in m.names))
+    if all(is_dicom_seg(r.label) for r in rows) and all(n in DEFAULT_LABEL_MAP for n in names):
+        return DEFAULT_LABEL_MAP.subset(names)
+    raise LabelMapError(f"give --label-map: the references name different label maps ({'; '.join(dict.fromkeys(m.to_string() for m in maps))})")
 
 
 def _check_outputs(out: Path, csv_path: Path | None, plots: Path | None, pairs: Path, rows: list) -> None:

@@ -120,25 +120,12 @@ def _label_map(text: str | None, paths: list[Path]) -> tuple[Any, Path | None]:
     input's medseg sidecar JSON (``labels.nii.gz`` -> ``labels.json``, written with the labels
     by ``medseg segment``), else medseg's default; and the file it came from (None when it did
     not)."""
-    from ..io import read_sidecar, sidecar_path
-    from ..io.seg_reader import seg_label_map
+    from ..io.writers import own_label_map
     from ..labels import LabelMap
 
     if text:
         return LabelMap.parse(text), None
-    found: list[tuple[Path, Any]] = []
-    for p in paths:
-        seg_map = seg_label_map(p) if Path(p).is_file() else None
-        if seg_map is not None:  # a DICOM SEG names its segments (its sidecar's values are the labels' before the SEG)
-            found.append((Path(p), LabelMap.parse(seg_map)))
-            continue
-        obj = read_sidecar(p)
-        try:
-            lm = LabelMap.parse(obj["label_map"]) if obj else None
-        except (MedsegError, TypeError, ValueError):
-            lm = None  # not a medseg label map: ignore it
-        if lm is not None:
-            found.append((sidecar_path(p), lm))
+    found = [(where, lm) for lm, where in filter(None, (own_label_map(p) for p in paths))]
     if found and any(lm.values != found[0][1].values for _, lm in found[1:]):
         raise LabelMapError(f"the inputs' sidecars give different label maps ({', '.join(f'{s.name}: {lm.to_string()}' for s, lm in found)}); "
                             "give --label-map")

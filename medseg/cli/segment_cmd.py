@@ -45,6 +45,7 @@ def segment_command(
         raise PromptError(f"--min-confidence must be in [0, 1], got {min_confidence}")
     if review_png is not None and review_png.suffix.lower() != ".png":
         raise PromptError(f"--review-png must name a .png file, got {review_png}")
+    structures = ",".join(o.parse_structures(structures, auto) or ()) or None
     run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device, min_confidence,
                 review_png, series)
 

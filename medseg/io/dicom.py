@@ -277,6 +277,7 @@ def _meta(ds0: Dataset, source: Path, grid: list[list[FrameInfo]]) -> dict[str, 
         "nominal_interval": _num(ds0.get("NominalInterval")),
         "files": [[str(f.path) for f in row] for row in grid],
         "frame_numbers": [[f.frame for f in row] for row in grid],
+        "sop_instance_uids": [[f.sop_uid for f in row] for row in grid],
         "trigger_times_ms": [[f.trigger_ms for f in row] for row in grid],
     }
 

@@ -37,6 +37,7 @@ class FrameInfo:
     series_description: str
     slope: float
     intercept: float
+    sop_uid: str = ""  # SOPInstanceUID (a DICOM SEG references its source images by it)
 
 
 def read_header(path: Path, strict: bool) -> Dataset | None:
@@ -121,6 +122,7 @@ def frames_from_classic(ds: Dataset, path: Path) -> list[FrameInfo]:
             series_description=str(ds.get("SeriesDescription", "") or ""),
             slope=_float(ds.get("RescaleSlope")) or 1.0,
             intercept=_float(ds.get("RescaleIntercept")) or 0.0,
+            sop_uid=str(ds.get("SOPInstanceUID", "")),
         )
     ]
 
@@ -168,6 +170,7 @@ def frames_from_enhanced(ds: Dataset, path: Path) -> list[FrameInfo]:
                 series_description=str(ds.get("SeriesDescription", "") or ""),
                 slope=slope if slope is not None else (_float(ds.get("RescaleSlope")) or 1.0),
                 intercept=intercept if intercept is not None else (_float(ds.get("RescaleIntercept")) or 0.0),
+                sop_uid=str(ds.get("SOPInstanceUID", "")),
             )
         )
     return out

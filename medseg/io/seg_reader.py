@@ -71,13 +71,59 @@ def read_dicom_seg(path: str | Path) -> Volume:
     to_medseg = np.zeros((4, 4))
     to_medseg[0, 2] = to_medseg[1, 1] = to_medseg[2, 0] = to_medseg[3, 3] = 1.0  # (x=col, y=row, z=slice) -> (slice, row, col)
     names = _segment_names(seg.SegmentSequence)
+    try:  # (study, series, SOP instance) UIDs of the images segmented: which frame of a cine it is
+        sources = sorted({str(u[2]) for u in seg.get_source_image_uids()})
+    except Exception:  # no or malformed references: the SEG still reads, placed on no frame
+        sources = []
     labels = arr.astype(np.uint8 if max(names.values(), default=0) < 256 else np.uint16)
     return Volume(
         array=np.ascontiguousarray(labels)[None],
         affine=affine_lps_to_ras(aff @ to_medseg),
         modality="OT",
-        meta={"format": "dicom-seg", "path": str(p), "label_map": names},
+        meta={"format": "dicom-seg", "path": str(p), "label_map": names, "source_sop_instance_uids": sources},
     )
+
+
+def in_label_map(labels: Volume, label_map) -> Volume:
+    """``labels`` in ``label_map``'s values. A DICOM SEG numbers its segments 1..n whatever the
+    values were before (a SEG of ACDC labels has lv = 1, not 3), so a SEG whose segment names
+    include structures of ``label_map`` is re-encoded by name; other label files, and SEGs whose
+    segments carry none of the map's names, are returned as they are (values are the map's)."""
+    from ..labels import LabelMap
+
+    own = labels.meta.get("label_map") if labels.meta.get("format") == "dicom-seg" else None
+    if not own:
+        return labels
+    own_map = LabelMap.parse(own)
+    if not set(own_map.names) & set(label_map.names) or own_map.values == label_map.values:
+        return labels
+    return labels.with_array(own_map.remap(np.asarray(labels.array), label_map))
+
+
+def seg_phase(image: Volume, labels: Volume) -> int | None:
+    """The frame of the cine ``image`` that the DICOM SEG ``labels`` segments (one phase, found by
+    its source images), so that the two pair up on that frame; None when ``labels`` is not a SEG,
+    the image has one frame, or the SEG references none of its frames (the grid check then says so)."""
+    if labels.meta.get("format") != "dicom-seg" or image.n_frames < 2:
+        return None
+    return seg_frame_in(labels, image)
+
+
+def seg_frame_in(seg: Volume, image: Volume) -> int | None:
+    """The frame of ``image`` (a DICOM volume) whose images the SEG ``seg`` references, or None.
+
+    A DICOM SEG holds one phase; over a cine it belongs on the frame of its source images (medseg
+    writes ``seg_frameNN.dcm`` per labelled frame, other tools one SEG per phase). Matched by SOP
+    instance UID, on the same slice grid; None when the SEG references none of the image's
+    frames, several of them, or images of a multi-frame file (one UID for every frame)."""
+    refs = set(seg.meta.get("source_sop_instance_uids") or ())
+    uids = image.meta.get("sop_instance_uids")
+    if not refs or not uids or seg.array.shape[1:] != image.array.shape[1:]:
+        return None
+    hits = [t for t, row in enumerate(uids) if refs & set(row)]
+    if len(hits) != 1 or len(set(uids[hits[0]])) != len(uids[hits[0]]):
+        return None
+    return hits[0]
 
 
 def seg_label_map(path: str | Path) -> dict[str, int] | None:

@@ -132,6 +132,13 @@ class Volume:
             raise IndexError(f"frame {t} is outside 0..{self.n_frames - 1}")
         return self.array[t]
 
+    def phase(self, t: int) -> Volume:
+        """Frame ``t`` alone as a one-frame Volume (a DICOM source's per-frame file lists cut to it)."""
+        arr = self.frame(t)[None]
+        per_frame = ("files", "frame_numbers", "trigger_times_ms", "sop_instance_uids")
+        meta = {k: ([v[t]] if k in per_frame and isinstance(v, list) and len(v) == self.n_frames else v) for k, v in self.meta.items()}
+        return replace(self, array=arr, frame_times_s=None, meta={**meta, "cine_frames": self.n_frames, "frame_of_cine": t})
+
     def with_array(self, array: np.ndarray, **changes: Any) -> Volume:
         """A new Volume on the same geometry with another array (e.g. labels)."""
         return replace(self, array=array, **changes)

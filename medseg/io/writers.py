@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .._files import _jsonable, write_json_atomic
-from ..errors import GeometryError, ImageWriteError, LabelMapError
+from ..errors import GeometryError, ImageWriteError, LabelMapError, MedsegError
 from ..labels import LabelMap
 from .volume import Volume
 
@@ -86,6 +86,23 @@ def read_sidecar(labels_path: str | os.PathLike) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return obj if isinstance(obj, dict) and isinstance(obj.get("label_map"), dict) else None
+
+
+def own_label_map(labels_path: str | os.PathLike) -> tuple[Any, Path] | None:
+    """The label map a label file names itself, and where from: a DICOM SEG's segments (its
+    sidecar's values are those of the labels before they became a SEG), else its medseg sidecar
+    JSON; None when it names none."""
+    from .seg_reader import seg_label_map
+
+    p = Path(labels_path)
+    seg_map = seg_label_map(p) if p.is_file() else None
+    if seg_map is not None:
+        return LabelMap.parse(seg_map), p
+    obj = read_sidecar(p)
+    try:
+        return (LabelMap.parse(obj["label_map"]), sidecar_path(p)) if obj else None
+    except (MedsegError, TypeError, ValueError):
+        return None  # not a medseg label map: ignore it
 
 
 def check_sidecar_free(path: str | os.PathLike, sidecar_obj: dict[str, Any] | None = None) -> list[str]:

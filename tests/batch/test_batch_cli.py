@@ -212,6 +212,8 @@ def test_measure_gives_echo_studies_their_ef_from_view_images(tmp_path, capsys, 
     ([], "nothing to do"),
     (["--prompts-from", "STUDIES"], "--prompts-from needs --label-map"),
     (["--auto", "--label-map", "lv=one"], "lv"),
+    (["--auto", "--structures", "lv,foo"], "unknown structure 'foo'"),  # once, before any case
+    (["--prompts-from", "STUDIES", "--label-map", "lv=1", "--structures", "lv"], "add --auto"),
 ])
 def test_option_errors(studies, tmp_path, capsys, args, message):
     args = [str(studies) if a == "STUDIES" else a for a in args]

@@ -167,7 +167,7 @@ def test_segment_bad_input_one_line_no_output(case, study, tmp_path, capsys):
     rc = run_cli(["segment", img, "-o", str(out), *extra])
     err = capsys.readouterr().err.strip()
     expected = {"axes_mixed_up": "too small to hold a heart", "box_of_three": "'box' must be [y0, x0, y1, x1]",
-                "prompt_format": "'medseg-prompts/2' is not one this medseg reads", "unknown_structure": "no zero-click prompt for lvot"}
+                "prompt_format": "'medseg-prompts/2' is not one this medseg reads", "unknown_structure": "unknown structure 'lvot'"}
     assert expected.get(case, "") in err
     assert rc != 0
     assert err.startswith("error:") and "Traceback" not in err and len(err.splitlines()) <= 2
@@ -481,3 +481,17 @@ def test_outputs_that_cannot_be_written_are_refused_before_the_work(where, study
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: cannot write into" if where != "a_folder" else "error: ") and len(err.splitlines()) == 1
     assert where != "a_folder" or "is a folder" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["segment", "img.nii.gz"], "Missing option '-o' / '--out'"),
+    (["segment", "img.nii.gz", "-o", "x.nii.gz", "--bogus"], "No such option: --bogus"),
+    (["evaluate", "--prompt", "box", "-o", "r.json"], "Missing option '--pairs'"),
+    (["measure"], "Missing option '-o' / '--output'"),
+])
+def test_usage_errors_print_clicks_message_and_exit_2(argv, message, capsys):
+    """A missing or unknown option is click's usage message and exit code 2, whichever copy of
+    click typer raises (typer >= 0.29 vendors its own): not 'unexpected MissingParameter'."""
+    assert run_cli(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "unexpected" not in err and "Traceback" not in err

@@ -126,6 +126,12 @@ def test_the_fitted_lv_threshold_applies_to_the_default_alone(pred_lv, model, ph
     assert Session(phantom.image, model, "lv=1").provenance()["mask_thresholds"] == {"lv": -1.0}  # recorded for replays
     assert predictor.mask_thresholds(dataclasses.replace(model, sha256="0" * 64)) == {}
     assert predictor.mask_thresholds(dataclasses.replace(model, adapter_sha256="1" * 64)) == {}
+    # the modalities it was checked on (MR, echo, unknown); not CT (axial LV opens into atrium and aorta)
+    assert predictor.mask_thresholds(model, "MR") == predictor.mask_thresholds(model, "OT") == {"lv": -1.0}
+    assert predictor.mask_thresholds(model, "CT") == {}
+    ct = phantom.image.with_array(phantom.image.array, modality="CT")
+    assert Session(ct, model, "lv=1").provenance()["mask_thresholds"] == {}
+    assert SlicePredictor(model, modality="CT").modality == "CT"
     p, lab = pred_lv
     box = Box.from_mask(lab == 1)
     fitted = p.predict(box=box, structure="lv").mask

@@ -180,3 +180,25 @@ def test_volume_for_layer_matches_kept_volume():
     assert vol is kw["metadata"][META_VOLUME]
     other = volume_for_layer(img[0], kw["scale"][1:], kw["translate"][1:], {})  # a 3-D layer of one frame
     assert other.shape == (1, 10, 128, 128) and other.spacing == pytest.approx(vol.spacing)
+
+
+def test_a_cine_seg_opens_on_the_frame_it_segments(make_napari_viewer, tmp_path):
+    """One SEG per phase (medseg writes seg_frameNN.dcm): opened over its cine it is shown on its
+    own frame (found by its source images' SOP instance UIDs), not on frame 0; without the cine
+    open it is a one-frame layer as before."""
+    from medseg.io import read_volume, write_labels
+
+    io_synth().write_cine_series(tmp_path / "dicom", n_slices=3, n_phases=3)
+    vol = read_volume(tmp_path / "dicom")
+    lab = np.zeros((3, *vol.grid_shape), np.uint8)
+    lab[2, 1, 3:8, 2:6] = 1
+    write_labels(lab, vol, tmp_path / "seg.dcm", "lv=1")
+    seg = str(tmp_path / "seg_frame02.dcm")
+    viewer = make_napari_viewer()
+    (alone,) = viewer.open(seg, plugin="medseg")
+    assert alone.translate[0] == 0 and "(frame" not in alone.name
+    viewer.layers.clear()
+    (image,) = viewer.open(str(tmp_path / "dicom"), plugin="medseg")
+    (labels,) = viewer.open(seg, plugin="medseg")
+    assert labels.translate[0] == 2 and labels.name.endswith("(frame 2)")
+    assert tuple(labels.translate[1:]) == pytest.approx(tuple(image.translate[1:]))

@@ -309,3 +309,52 @@ def test_batch_takes_prompts_from_dicom_segs_without_a_label_map(tmp_path):
     write_labels(lab, vol, tmp_path / "refs2" / "one_gt.nii.gz", "lv=1,la=4")
     assert run_cli(["batch", str(tmp_path / "in"), "--prompts-from", str(tmp_path / "refs2"), "-o", str(tmp_path / "out2")]) == 1
     assert not (tmp_path / "out2" / "one.nii.gz").exists()
+
+
+def test_a_dicom_seg_finds_the_frame_of_the_cine_it_segments(tmp_path):
+    """A SEG names its source images (SOP instance UIDs): over the cine they belong to it is
+    that frame's labels; over another series (same grid, other images) it is none of them."""
+    from medseg.io.seg_reader import seg_frame_in, seg_phase
+
+    write_cine_series(tmp_path / "cine", n_slices=3, n_phases=3)
+    write_cine_series(tmp_path / "other", n_slices=3, n_phases=3, seed=1)
+    vol, other = read_volume(tmp_path / "cine"), read_volume(tmp_path / "other")
+    lab = np.zeros(vol.grid_shape, np.uint8)
+    lab[0:2, 3:8, 2:6] = 1
+    back = read_label_volume(write_dicom_seg(lab, vol, tmp_path / "seg.dcm", LM, frame=2))
+    assert seg_frame_in(back, vol) == 2 and seg_phase(vol, back) == 2
+    assert seg_frame_in(back, other) is None and seg_phase(other, back) is None
+    one = vol.phase(2)
+    assert one.n_frames == 1 and np.array_equal(one.array[0], vol.array[2]) and one.meta["files"] == [vol.meta["files"][2]]
+    assert seg_phase(one, back) is None  # one frame: nothing to place
+    from medseg.io import check_same_grid
+
+    check_same_grid(one, back, "seg.dcm")
+
+
+def test_prompts_and_evaluate_take_a_cine_seg_on_its_own_frame(tmp_path):
+    """`segment CINE --prompts-from seg_frame01.dcm` prompts frame 1 only (it was refused:
+    a SEG holds one phase); `evaluate` scores that frame of the cine against it."""
+    from medseg.cli import run_cli
+
+    write_cine_series(tmp_path / "cine", n_slices=3, n_phases=2, rows=48, cols=48)
+    vol = read_volume(tmp_path / "cine")
+    lab = np.zeros((2, *vol.grid_shape), np.uint8)
+    lab[1, :, 14:34, 14:34] = 2
+    lab[1, :, 18:30, 18:30] = 1
+    write_labels(lab, vol, tmp_path / "ref.dcm", "lv=1,myo=2")  # ref_frame01.dcm (frame 0 has no labels)
+    seg = tmp_path / "ref_frame01.dcm"
+    assert seg.is_file() and not (tmp_path / "ref_frame00.dcm").exists()
+    assert run_cli(["segment", str(tmp_path / "cine"), "--prompts-from", str(seg), "-o", str(tmp_path / "out.nii.gz")]) == 0
+    out = read_label_volume(tmp_path / "out.nii.gz").array
+    assert out.shape == vol.shape and not out[0].any() and out[1].any()
+    side = json.loads((tmp_path / "out.json").read_text())
+    assert {a["prompt"]["frame"] for a in side["provenance"]["actions"] if a.get("op") == "prompt"} == {1}
+    (tmp_path / "pairs.csv").write_text(f"image,label,case\n{tmp_path / 'cine'},{seg},c1\n")
+    assert run_cli(["evaluate", "--pairs", str(tmp_path / "pairs.csv"), "--prompt", "box", "-o", str(tmp_path / "r.json")]) == 0
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["cases"][0]["dice"]["lv"] > 0.5  # no --label-map: the SEG names its segments
+    # the SEG's segment numbers (lv 1, myo 2) are read by name under another map's values
+    assert run_cli(["evaluate", "--pairs", str(tmp_path / "pairs.csv"), "--label-map", "myo=2,lv=3", "--prompt", "box", "-o", str(tmp_path / "r3.json")]) == 0
+    res3 = json.loads((tmp_path / "r3.json").read_text())
+    assert res3["cases"][0]["dice"] == pytest.approx(res["cases"][0]["dice"])
