@@ -6,7 +6,10 @@ Rules (also in docs/batch.md; executors in :mod:`medseg._batch_exec`):
 * **Cases.** Every readable file in INPUT_DIR (``medseg.io.readers.EXTENSIONS``:
   .nii/.nii.gz/.mha/.mhd/.nrrd/.png/.avi/.mp4/.dcm/...; extension-less files with the DICOM
   ``DICM`` marker) is one case, and every folder whose files include DICOM is one case (its
-  series is read with ``read_volume``); other folders are searched (:data:`MAX_DEPTH` levels:
+  series is read with ``read_volume``), except sibling series folders that are the slices of one
+  stack (a short-axis cine exported one series per slice, one folder each: one study, size,
+  orientation and spacing, one slice position per folder), whose parent folder is the case;
+  other folders are searched (:data:`MAX_DEPTH` levels:
   a DICOM export's patient / study / series folders, ACDC's ``patientNNN/``). Case id = file
   name without its known extension (``p01.nii.gz`` -> ``p01``) or the folder name, prefixed by
   the folders below INPUT_DIR where two cases share it. Hidden entries, other files, a
@@ -204,12 +207,25 @@ def _walk(root: Path, skip: set[Path]) -> list[tuple[str, Path, tuple[str, ...]]
             elif p.is_dir() and not ((p / "summary.json").is_file() and (p / "summary.csv").is_file()):
                 sub.append(p)
         ids = {cid for cid, _ in here}
+        if len(here) >= 2 and all(p.is_dir() for _, p in here) and _one_stack([p for _, p in here]):
+            # a study exported one series folder per slice (a short-axis cine): one case, the folder
+            out.append((folder.name, folder, rel[:-1]))
+            here = []
         out.extend((cid, p, rel) for cid, p in here if not any(cid.endswith(s) and cid[: -len(s)] in ids for s in REFERENCE_SUFFIXES))
         for p in sub:
             visit(p, (*rel, p.name))
 
     visit(root, ())
     return out
+
+
+def _one_stack(folders: list[Path]) -> bool:
+    from .io.dicom import series_folders_form_a_stack
+
+    try:
+        return series_folders_form_a_stack(folders)
+    except Exception:  # unreadable headers: each folder stays a case and reports its own error
+        return False
 
 
 def _medseg_labels(p: Path) -> bool:

@@ -149,20 +149,28 @@ def _single(path: Any) -> Path | None:
     return p if p.exists() else None
 
 
-def _looks_like_dicom_folder(p: Path, max_checked: int = 20) -> bool:
-    """True when the folder directly holds at least one DICOM file (checks a few files)."""
+def _looks_like_dicom_folder(p: Path, max_checked: int = 20, depth: int = 0) -> bool:
+    """True when the folder holds at least one DICOM file (checks a few files), directly or, for
+    a study folder with one sub-folder per series, in its sub-folders (as the reader searches)."""
+    from medseg.io.dicom import STUDY_DEPTH
+
     try:
         entries = sorted(os.scandir(p), key=lambda e: e.name)
     except OSError:
         return False
-    checked = 0
+    checked, subs = 0, []
     for e in entries:
-        if e.name.startswith(".") or not e.is_file():
+        if e.name.startswith("."):
+            continue
+        if e.is_dir():
+            subs.append(Path(e.path))
+            continue
+        if not e.is_file():
             continue
         q = Path(e.path)
         if q.name.lower().endswith((".dcm", ".dicom", ".ima")) or has_dicm_marker(q):
             return True
         checked += 1
         if checked >= max_checked:
-            break
-    return False
+            return False
+    return depth < STUDY_DEPTH and any(_looks_like_dicom_folder(d, 3, depth + 1) for d in subs[:4])

@@ -23,6 +23,21 @@ console = Console(stderr=True)
 stdout = Console()
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        stdout.print(f"medseg {__version__}", markup=False, highlight=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version, help="Print medseg's version and exit."),
+) -> None:
+    """Promptable cardiac image segmentation: segment, measure, adapt, evaluate."""
+
+
 def run_cli(argv: list[str] | None = None) -> int:
     """Run the app; turn library errors into one line + exit code. Returns the exit code."""
     try:

@@ -78,7 +78,7 @@ def _references_map(rows: list):
     from ..errors import LabelMapError
     from ..io.seg_reader import is_dicom_seg
     from ..io.writers import own_label_map
-    from ..labels import DEFAULT_LABEL_MAP, LabelMap
+    from ..labels import DEFAULT_LABEL_MAP
 
     maps = []
     for r in rows:

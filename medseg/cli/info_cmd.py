@@ -57,9 +57,10 @@ def _list_series(path: Path, as_json: bool) -> None:
     from rich.table import Table
 
     table = Table(title=f"{path}: {note}")
-    for col in ("number", "description", "images", "size", "modality", "uid"):
+    folders = len({r["folder"] for r in rows}) > 1  # a study folder with a sub-folder per series
+    for col in ("number", "description", "images", "size", "modality", "uid", *(("folder",) if folders else ())):
         table.add_column(col)
     for r in rows:
         table.add_row("" if r["number"] is None else f"{r['number']:g}", r["description"], str(r["images"]), r["size"], r["modality"],
-                      "..." + r["uid"][-8:])
+                      "..." + r["uid"][-8:], *((r["folder"],) if folders else ()))
     stdout.print(table)

@@ -14,7 +14,9 @@ How a stack is built (see docs/io.md):
 * ``frame_times_s`` are the TriggerTimes (ms -> s) at the first position.
 
 Several series in one folder are merged only when they form one volume (same size,
-orientation and spacing, each position from one series: e.g. one series per cine slice).
+orientation and spacing, each position from one series: e.g. one series per cine slice). A
+folder without DICOM files whose sub-folders hold one study's series (a study exported as one
+folder per series) is read as if their images were in it.
 """
 
 from __future__ import annotations
@@ -81,22 +83,55 @@ def read_dicom_folder(folder: Path, series: str | None = None) -> Volume:
     return _build_stack(frames, dict(headers), folder)
 
 
+#: A study folder's series sub-folders are searched this deep (study / series is 1; DICOMDIR-like
+#: exports nest a level or two more).
+STUDY_DEPTH = 3
+
+
 def _folder_headers(folder: Path) -> list[tuple[Path, Dataset]]:
+    """The DICOM image headers of ``folder``: its files, or, when it holds none, those of its
+    sub-folders (a study exported as one folder per series, such as a short-axis cine saved as
+    one series per slice), as long as they are one study's."""
     entries = list(folder.iterdir())
     if not entries:
         raise ImageReadError(f"folder is empty: {folder}")
     files = sorted(p for p in entries if p.is_file() and not p.name.startswith("."))
     headers = [(p, ds) for p in files if (ds := read_header(p, strict=False)) is not None and is_image(ds)]
-    if not headers:
-        from .readers import EXTENSIONS
+    if headers:
+        return headers
+    from .readers import EXTENSIONS
 
-        images = [p.name for p in files if any(p.name.lower().endswith(e) for e, kind in EXTENSIONS.items() if kind != "dicom")]
-        hint = (f"; it holds {len(images)} image file(s) ({', '.join(images[:3])}{', ...' if len(images) > 3 else ''}): give one of them, "
-                "or the folder to medseg batch") if images else ""
-        subs = sum(p.is_dir() for p in entries)
-        hint += f"; sub-folders are not searched ({subs} here: medseg batch searches them)" if subs and not images else ""
-        raise ImageReadError(f"no DICOM images in folder {folder} ({len(files)} files checked){hint}")
-    return headers
+    images = [p.name for p in files if any(p.name.lower().endswith(e) for e, kind in EXTENSIONS.items() if kind != "dicom")]
+    if not images and any(p.is_dir() for p in entries):
+        headers = _subfolder_headers(folder)
+        studies = {str(ds.get("StudyInstanceUID", "")) for _, ds in headers}
+        if len(studies) > 1:
+            raise ImageReadError(f"{folder}: its sub-folders hold {len(studies)} studies; give one study's folder (or one series folder), "
+                                 "or the folder to medseg batch, which takes each one")
+        if headers:
+            return headers
+    hint = (f"; it holds {len(images)} image file(s) ({', '.join(images[:3])}{', ...' if len(images) > 3 else ''}): give one of them, "
+            "or the folder to medseg batch") if images else ""
+    subs = sum(p.is_dir() for p in entries)
+    hint += (f"; nor do its {subs} sub-folders ({STUDY_DEPTH} levels searched): give one image file, "
+             "or the folder to medseg batch, which takes every image file and DICOM folder below it as a case") if subs and not images else ""
+    raise ImageReadError(f"no DICOM images in folder {folder} ({len(files)} files checked){hint}")
+
+
+def _subfolder_headers(folder: Path) -> list[tuple[Path, Dataset]]:
+    """DICOM image headers in the sub-folders of ``folder``, up to :data:`STUDY_DEPTH` levels
+    (hidden entries and DICOMDIR index files skipped)."""
+    out: list[tuple[Path, Dataset]] = []
+    level = [folder]
+    for _ in range(STUDY_DEPTH):
+        subs = sorted(q for d in level for q in d.iterdir() if q.is_dir() and not q.name.startswith("."))
+        for d in subs:
+            for p in sorted(q for q in d.iterdir() if q.is_file() and not q.name.startswith(".") and q.name.upper() != "DICOMDIR"):
+                ds = read_header(p, strict=False)
+                if ds is not None and is_image(ds):
+                    out.append((p, ds))
+        level = subs
+    return out
 
 
 def series_matches(ds: Dataset, selector: str) -> bool:
@@ -125,19 +160,58 @@ def list_dicom_series(folder: Path) -> list[dict[str, Any]]:
 
 def _series_rows(headers: list[tuple[Path, Dataset]]) -> list[dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
-    for _, ds in headers:
+    for p, ds in headers:
         uid = str(ds.get("SeriesInstanceUID", ""))
         r = rows.setdefault(uid, {"number": _num(ds.get("SeriesNumber")), "description": str(ds.get("SeriesDescription", "") or ""),
                                   "uid": uid, "modality": str(ds.get("Modality", "") or ""), "images": 0,
-                                  "size": f"{ds.get('Rows', '?')} x {ds.get('Columns', '?')}"})
+                                  "size": f"{ds.get('Rows', '?')} x {ds.get('Columns', '?')}", "folder": p.parent.name})
         r["images"] += n_frames(ds)
     return sorted(rows.values(), key=lambda r: (r["number"] is None, r["number"] or 0, r["description"]))
 
 
 def _listing(headers: list[tuple[Path, Dataset]]) -> str:
-    items = [(f"#{r['number']:g} " if r["number"] is not None else "") + f"'{r['description']}' ...{r['uid'][-8:]} ({r['images']} images)"
-             for r in _series_rows(headers)]
+    rows = _series_rows(headers)
+    where = len({p.parent for p, _ in headers}) > 1  # a study folder: say which sub-folder holds each series
+    items = [(f"#{r['number']:g} " if r["number"] is not None else "") + f"'{r['description']}' ...{r['uid'][-8:]} ({r['images']} images"
+             + (f" in {r['folder']}/)" if where else ")") for r in rows]
     return "; ".join(items[:8]) + (f"; and {len(items) - 8} more" if len(items) > 8 else "")
+
+
+@_quiet
+def series_folders_form_a_stack(folders: list[Path]) -> bool:
+    """Whether sibling series folders are the slices of one stack, as a short-axis cine exported
+    one series per slice in its own folder is: one study, the same image size, orientation and
+    pixel spacing, one slice position per folder (first, middle and last file checked) and a
+    different position in each. A check for ``medseg batch`` to take their parent as one case;
+    reading the parent checks every image."""
+    if len(folders) < 2:
+        return False
+    keys, positions = set(), []
+    for d in folders:
+        files = sorted(q for q in d.iterdir() if q.is_file() and not q.name.startswith(".") and q.name.upper() != "DICOMDIR")
+        frames = []
+        for p in dict.fromkeys(files[i] for i in (0, len(files) // 2, -1)) if files else ():
+            ds = read_header(p, strict=False)
+            if ds is None or not is_image(ds) or is_enhanced(ds) or n_frames(ds) > 1:
+                return False
+            frames.extend(frames_from_classic(ds, p))
+            keys.add((str(ds.get("StudyInstanceUID", "")), frames[-1].rows, frames[-1].cols))
+        if not frames or any(f.ipp is None or f.iop is None or f.pixel_spacing is None for f in frames):
+            return False
+        positions.append(frames)
+    if len(keys) != 1:
+        return False
+    flat = [f for fs in positions for f in fs]
+    try:
+        _check_uniform(flat)
+    except (GeometryError, ImageReadError):
+        return False
+    normal = dicom_directions(flat[0].iop)[2]  # type: ignore[arg-type]
+    per_folder = [[float(np.dot(f.ipp, normal)) for f in fs] for fs in positions]  # type: ignore[arg-type]
+    if any(max(v) - min(v) >= POSITION_TOL_MM for v in per_folder):
+        return False  # a folder holds several positions: a stack of its own
+    centres = sorted(v[0] for v in per_folder)
+    return all(b - a >= POSITION_TOL_MM for a, b in zip(centres, centres[1:]))
 
 
 @_quiet
@@ -181,7 +255,8 @@ def _check_series(frames: list[FrameInfo], folder: Path, headers: list[tuple[Pat
     if reason:
         raise MixedSeriesError(
             f"{folder}: folder holds {len(by_series)} series that do not form one volume ({reason}): {_listing(headers)}; "
-            "choose one with --series NUMBER, DESCRIPTION or ...UID (medseg info lists them), or put each series in its own folder"
+            "choose one with --series NUMBER, DESCRIPTION or ...UID (a *glob* may pick several that form one volume; medseg info lists them), "
+            "or put each series in its own folder"
         )
 
 

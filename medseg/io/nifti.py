@@ -98,6 +98,8 @@ def _short(e: BaseException) -> str:
 
 
 def _squeeze_trailing(data: np.ndarray, path: Path) -> np.ndarray:
+    if data.size == 0:  # nibabel may also drop the header's dims after a zero one
+        raise ImageReadError(f"{path}: the NIfTI array is empty (a dimension of size 0: shape {data.shape})")
     while data.ndim > 4 and data.shape[-1] == 1:
         data = data[..., 0]
     if data.ndim > 4:

@@ -495,3 +495,10 @@ def test_usage_errors_print_clicks_message_and_exit_2(argv, message, capsys):
     assert run_cli(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "unexpected" not in err and "Traceback" not in err
+
+
+def test_version(capsys):
+    from medseg import __version__
+
+    assert run_cli(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"medseg {__version__}"

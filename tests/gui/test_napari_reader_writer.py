@@ -202,3 +202,16 @@ def test_a_cine_seg_opens_on_the_frame_it_segments(make_napari_viewer, tmp_path)
     (labels,) = viewer.open(seg, plugin="medseg")
     assert labels.translate[0] == 2 and labels.name.endswith("(frame 2)")
     assert tuple(labels.translate[1:]) == pytest.approx(tuple(image.translate[1:]))
+
+
+def test_reader_opens_a_study_folder_with_a_folder_per_slice_series(tmp_path):
+    """File > Open Folder on a study exported one series folder per slice: one stack layer."""
+    for z in range(3):
+        io_synth().write_cine_series(tmp_path / "study" / f"sax_{z}", n_slices=1, n_phases=2, first_slice=z, study_uid="1.2.3.91")
+    reader = get_reader(str(tmp_path / "study"))
+    assert reader is not None
+    (arr, kw, kind), = reader(str(tmp_path / "study"))
+    assert kind == "image" and arr.shape == (2, 3, 12, 10)
+    assert get_reader(str(tmp_path / "study" / "sax_0")) is not None and get_reader(str(tmp_path)) is not None
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    assert get_reader(str(tmp_path / "empty")) is None

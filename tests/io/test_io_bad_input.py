@@ -75,9 +75,10 @@ def _folder_of_nifti(tmp: Path) -> Path:  # ACDC's patient folder given instead 
     return tmp
 
 
-def _export_root(tmp: Path) -> Path:  # a DICOM export's patient folder: series one level down
-    write_cine_series(tmp / "pat" / "series1", n_slices=1, n_phases=1)
-    return tmp / "pat"
+def _export_root(tmp: Path) -> Path:  # a DICOM export of two patients: series two levels down
+    write_cine_series(tmp / "export" / "pat1" / "series1", n_slices=1, n_phases=1)
+    write_cine_series(tmp / "export" / "pat2" / "series1", n_slices=1, n_phases=1)
+    return tmp / "export"
 
 
 def _all_nan(tmp: Path) -> Path:
@@ -133,12 +134,13 @@ CASES = [
     ("empty folder", _empty_folder, ImageReadError, "folder is empty"),
     ("non-DICOM folder", _non_dicom_folder, ImageReadError, "no DICOM images"),
     ("folder of NIfTI files", _folder_of_nifti, ImageReadError, r"holds 2 image file\(s\) \(p_frame01.nii.gz, p_frame01_gt.nii.gz\): give one"),
-    ("DICOM export root", _export_root, ImageReadError, "sub-folders are not searched .1 here: medseg batch searches them"),
+    ("DICOM export root", _export_root, ImageReadError, "its sub-folders hold 2 studies; .* or the folder to medseg batch"),
     ("all NaN", _all_nan, ImageReadError, "contains no finite values"),
     ("some NaN", _some_nan, ImageReadError, "2 non-finite voxels"),
     ("1-voxel image", _one_pixel_png, ImageReadError, "too small to segment: 1x1"),
     ("5-D NIfTI", lambda tmp: _nifti(tmp, np.zeros((3, 3, 2, 2, 2), np.float32)), ImageReadError, "5-D"),
     ("6-D NIfTI", lambda tmp: _nifti(tmp, np.zeros((3, 3, 2, 2, 1, 2), np.float32)), ImageReadError, "6-D"),
+    ("NIfTI with a zero dimension", lambda tmp: _nifti(tmp, np.zeros((16, 0, 4), np.float32)), ImageReadError, "array is empty"),
     ("zero pixdim", lambda tmp: _nifti(tmp, np.zeros((3, 3, 2), np.float32), zooms=(1.0, 0.0, 2.0)), GeometryError, "spacing is zero"),
     ("unsupported ending", _unsupported, ImageReadError, "supported: a DICOM folder or file, .dcm"),
 ]

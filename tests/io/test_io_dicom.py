@@ -68,6 +68,39 @@ def test_one_series_per_slice_is_merged(tmp_path):
         read_volume(tmp_path / "f")
 
 
+def test_a_study_folder_with_one_folder_per_series_reads_as_its_series(tmp_path):
+    """A study exported as one folder per series (PACS, DICOMDIR-style): a short-axis cine saved
+    one series per slice reads from the study folder as one stack; with another series beside
+    it, the listing names each series' folder and --series (a glob) picks the stack; several
+    studies below one folder are refused (medseg batch takes each)."""
+    from medseg.errors import MixedSeriesError
+    from medseg.io.dicom import series_folders_form_a_stack
+
+    study = tmp_path / "study"
+    for z in range(3):
+        write_cine_series(study / f"sax_b{z + 1}", n_slices=1, n_phases=2, description=f"SAX b{z + 1}", first_slice=z, study_uid="1.2.3.77")
+    flat = tmp_path / "flat"
+    for z in range(3):
+        write_cine_series(flat, n_slices=1, n_phases=2, description=f"SAX b{z + 1}", first_slice=z, study_uid="1.2.3.77", prefix=f"S{z}_")
+    vol = read_volume(study)
+    assert vol.shape == (2, 3, 12, 10) and np.array_equal(vol.array, read_volume(flat).array)
+    assert series_folders_form_a_stack(sorted(study.iterdir()))
+    assert not series_folders_form_a_stack([study / "sax_b1", study / "sax_b1"])  # one position twice
+
+    write_cine_series(study / "la_4ch", n_slices=1, n_phases=2, rows=16, cols=16, description="CINE 4CH", study_uid="1.2.3.77")
+    assert not series_folders_form_a_stack(sorted(study.iterdir()))
+    with pytest.raises(MixedSeriesError, match=r"'CINE 4CH' \.\.\.\w+ \(2 images in la_4ch/\)"):
+        read_volume(study)
+    assert read_volume(study, series="sax*").shape == (2, 3, 12, 10)
+    assert read_volume(study, series="4ch").shape == (2, 1, 16, 16)
+
+    write_cine_series(tmp_path / "export" / "patient2" / "cine", n_slices=2, n_phases=1, study_uid="1.2.3.78")
+    (tmp_path / "export" / "patient1").mkdir()
+    study.rename(tmp_path / "export" / "patient1" / "study")
+    with pytest.raises(ImageReadError, match="its sub-folders hold 2 studies"):
+        read_volume(tmp_path / "export")
+
+
 def test_series_picks_one_series_of_a_scanner_export(tmp_path):
     """A study folder as scanners export it (cine short axis, a localizer, ...): --series picks
     one by number, description (a part, or a glob) or UID end; medseg info lists them."""
@@ -181,6 +214,27 @@ def test_batch_series_reads_the_named_series_of_every_patient_folder(tmp_path):
     for pat in ("pat1", "pat2"):
         side = json.loads((tmp_path / "out" / f"{pat}.json").read_text())
         assert side["provenance"]["series"] == "sax" and side["provenance"]["input_shape"] == [1, 3, 24, 20]
+
+
+def test_batch_takes_a_study_exported_one_series_folder_per_slice_as_one_case(tmp_path):
+    """`medseg batch EXPORT`: a patient whose short-axis cine was exported one series (one
+    folder) per slice is one case, segmented as a stack; a patient with one ordinary series
+    folder stays a case of that folder, as before."""
+    import json
+
+    from medseg.batch import discover_cases
+    from medseg.cli import run_cli
+
+    for z in range(3):
+        write_cine_series(tmp_path / "in" / "pat1" / f"sax_{z}", n_slices=1, n_phases=1, rows=24, cols=20, description=f"SAX {z}",
+                          first_slice=z, study_uid="1.2.3.81", seed=z)
+    write_cine_series(tmp_path / "in" / "pat2" / "cine", n_slices=3, n_phases=1, rows=24, cols=20, description="CINE SAX")
+    cases = discover_cases(tmp_path / "in")
+    assert [(c.case, c.input) for c in cases] == [("cine", str(tmp_path / "in" / "pat2" / "cine")), ("pat1", str(tmp_path / "in" / "pat1"))]
+    (tmp_path / "p.json").write_text(json.dumps({"prompts": [{"structure": "lv", "slice": 1, "box": [6, 5, 17, 14]}]}))
+    assert run_cli(["batch", str(tmp_path / "in"), "--prompts", str(tmp_path / "p.json"), "-o", str(tmp_path / "out")]) == 0
+    side = json.loads((tmp_path / "out" / "pat1.json").read_text())
+    assert side["provenance"]["input_shape"] == [1, 3, 24, 20]
 
 
 @pytest.mark.parametrize("syntax", ["JPEGLosslessProcess14_1", "JPEGLSLossless", "JPEG2000Lossless", "RLELossless"])
