@@ -91,7 +91,7 @@ def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase
     from ..measure.report import measure_cine, measure_ed_es, measure_phase
 
     if labels is not None:
-        vol = _read_labels(labels)
+        vol = _read_labels(labels, lmap)
         if vol.n_slices == 1 and vol.n_frames > 1:
             return _run_echo_clip(vol, labels, lmap, body)
         if vol.n_slices == 1:
@@ -103,7 +103,7 @@ def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase
         report = measure_cine(vol, None, lmap, **phase_opts, **body, **_heart_rate(heart_rate, vol))
         frames = {"ED": report["ed_frame"], "ES": report["es_frame"]}
         return report, {k: vol.array[f] for k, f in frames.items()}, frames, vol
-    vol, vol_es = _read_labels(ed), _read_labels(es)
+    vol, vol_es = _read_labels(ed, lmap), _read_labels(es, lmap)
     if vol.n_frames != 1 or vol_es.n_frames != 1:
         raise MedsegError("--ed and --es must each be one phase")
     if vol.n_slices == 1 or vol_es.n_slices == 1 or a2c[0] is not None:
@@ -169,7 +169,7 @@ def _run_echo(vol: Any, vol_es: Any, ed: Path, es: Path, a2c: tuple[Path | None,
     from ..measure.echo import measure_echo
 
     views = [(vol, ed), (vol_es, es)]
-    a2c_vols = [_read_labels(p) for p in a2c] if a2c[0] is not None else []
+    a2c_vols = [_read_labels(p, lmap) for p in a2c] if a2c[0] is not None else []
     views += list(zip(a2c_vols, a2c))
     for v, p in views:
         _check_echo_view(v, p, lmap)
@@ -200,11 +200,13 @@ def _check_choice(option: str, value: str, allowed: tuple[str, ...]) -> None:
         raise MedsegError(f"{option} {value!r} is not one of: {', '.join(allowed)}")
 
 
-def _read_labels(path: Path) -> Any:
-    """Integer label Volume (medseg.io: NIfTI, DICOM, DICOM SEG, MHA/NRRD, ...)."""
+def _read_labels(path: Path, lmap: Any) -> Any:
+    """Integer label Volume (medseg.io: NIfTI, DICOM, DICOM SEG, MHA/NRRD, ...) in ``lmap``'s
+    values (a SEG's segment numbers re-encoded by name under a --label-map of other values)."""
     from ..io import read_label_volume
+    from ..io.seg_reader import in_label_map
 
-    return read_label_volume(path)
+    return in_label_map(read_label_volume(path), lmap)
 
 
 def _read_image(path: Path, series: str | None = None) -> Any:

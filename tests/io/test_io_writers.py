@@ -248,6 +248,9 @@ def test_measure_reads_a_dicom_seg_with_its_own_label_map(tmp_path, capsys):
     assert seg["inputs"]["label_map"] == "myo=1,lv=2" and seg["inputs"]["label_map_from"].endswith("seg.dcm")
     assert seg["volumes_ml"]["lv"] == pytest.approx(nii["volumes_ml"]["lv"], rel=1e-6) and nii["volumes_ml"]["lv"] > 0
     assert seg["lv_mass_g"] == pytest.approx(nii["lv_mass_g"], rel=1e-6)
+    # with the labels' own --label-map (lv=3), the SEG's segments are read by name, not by number
+    assert run_cli(["measure", str(tmp_path / "seg.dcm"), "--label-map", lm, "-o", str(tmp_path / "seg.map.json")]) == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "seg.map.json").read_text())["volumes_ml"]["lv"] == pytest.approx(nii["volumes_ml"]["lv"], rel=1e-6)
     capsys.readouterr()
     assert run_cli(["info", str(tmp_path / "seg.dcm"), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
