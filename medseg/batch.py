@@ -8,7 +8,8 @@ Rules (also in docs/batch.md; executors in :mod:`medseg._batch_exec`):
   ``DICM`` marker) is one case, and every folder whose files include DICOM is one case (its
   series is read with ``read_volume``), except sibling series folders that are the slices of one
   stack (a short-axis cine exported one series per slice, one folder each: one study, size,
-  orientation and spacing, one slice position per folder), whose parent folder is the case;
+  orientation and spacing, one slice position per folder), whose parent folder is the case
+  (with ``--series``: the series folders it names, beside a study's others);
   other folders are searched (:data:`MAX_DEPTH` levels:
   a DICOM export's patient / study / series folders, ACDC's ``patientNNN/``). Case id = file
   name without its known extension (``p01.nii.gz`` -> ``p01``) or the folder name, prefixed by
@@ -142,7 +143,7 @@ def _holds_dicom(folder: Path) -> bool:
 
 
 def discover_cases(input_dir: str | os.PathLike, prompts_from: str | os.PathLike | None = None,
-                   exclude: Iterable[str | os.PathLike] = ()) -> list[CaseSpec]:
+                   exclude: Iterable[str | os.PathLike] = (), series: str | None = None) -> list[CaseSpec]:
     """The cases of ``input_dir`` and its sub-folders, sorted by case id (see the module
     docstring for the rules).
 
@@ -150,6 +151,8 @@ def discover_cases(input_dir: str | os.PathLike, prompts_from: str | os.PathLike
         prompts_from: folder of reference labels; each case gets its ``reference`` (from the
             case's own folder when it is ``input_dir``: references beside their images).
         exclude: folders to leave out (OUT_DIR when it lies inside ``input_dir``).
+        series: ``--series``: of a study's series folders, those it names are the stack to
+            group (their siblings are left out), not all of them.
     Raises:
         MedsegError: ``input_dir`` (or ``prompts_from``) is not a folder.
     """
@@ -161,7 +164,7 @@ def discover_cases(input_dir: str | os.PathLike, prompts_from: str | os.PathLike
         raise PromptError(f"--prompts-from for batch must be a folder of reference labels, got: {ref_dir}")
     skip = {Path(p).resolve() for p in exclude} | ({ref_dir.resolve()} if ref_dir else set())
     beside = ref_dir is not None and ref_dir.resolve() == root.resolve()
-    found = _walk(root, skip)
+    found = _walk(root, skip, series)
     by_name = Counter(name for name, _, _ in found)
     found = [("_".join((*rel, name)) if by_name[name] > 1 else name, name, p) for name, p, rel in found]
     counts = Counter(cid for cid, _, _ in found)
@@ -184,7 +187,7 @@ def discover_cases(input_dir: str | os.PathLike, prompts_from: str | os.PathLike
 MAX_DEPTH = 6
 
 
-def _walk(root: Path, skip: set[Path]) -> list[tuple[str, Path, tuple[str, ...]]]:
+def _walk(root: Path, skip: set[Path], series: str | None = None) -> list[tuple[str, Path, tuple[str, ...]]]:
     """(name, path, folders below ``root``) of every case in ``root`` and the sub-folders that
     are not cases themselves (a DICOM export's patient / study / series folders), leaving out
     the folders in ``skip``, hidden entries, reference labels beside their image, label files
@@ -207,16 +210,35 @@ def _walk(root: Path, skip: set[Path]) -> list[tuple[str, Path, tuple[str, ...]]
             elif p.is_dir() and not ((p / "summary.json").is_file() and (p / "summary.csv").is_file()):
                 sub.append(p)
         ids = {cid for cid, _ in here}
-        if len(here) >= 2 and all(p.is_dir() for _, p in here) and _one_stack([p for _, p in here]):
+        dirs = [p for _, p in here if p.is_dir()]
+        stack = dirs if len(dirs) == len(here) else []
+        if series and len(dirs) >= 2:  # --series: the series it names, beside others (localizers, long axis)
+            stack = [p for p in dirs if _folder_in_series(p, series)]
+        if len(stack) >= 2 and _one_stack(stack):
             # a study exported one series folder per slice (a short-axis cine): one case, the folder
             out.append((folder.name, folder, rel[:-1]))
-            here = []
+            here = [(cid, p) for cid, p in here if not p.is_dir()]
         out.extend((cid, p, rel) for cid, p in here if not any(cid.endswith(s) and cid[: -len(s)] in ids for s in REFERENCE_SUFFIXES))
         for p in sub:
             visit(p, (*rel, p.name))
 
     visit(root, ())
     return out
+
+
+def _folder_in_series(folder: Path, series: str) -> bool:
+    """Whether the first DICOM image of a series folder belongs to the series ``--series`` names."""
+    from .io.dicom import series_matches
+    from .io.dicom_frames import is_image, read_header
+
+    for p in sorted(q for q in folder.iterdir() if q.is_file() and not q.name.startswith(".")):
+        try:
+            ds = read_header(p, strict=False)
+        except Exception:
+            return False
+        if ds is not None and is_image(ds):
+            return series_matches(ds, series)
+    return False
 
 
 def _one_stack(folders: list[Path]) -> bool:

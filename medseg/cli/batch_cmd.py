@@ -52,7 +52,7 @@ def batch_command(
         LabelMap.parse(label_map)  # a malformed map fails here, once
     if prompts is not None and not prompts.is_file():
         raise PromptError(f"prompts file not found: {prompts}")
-    cases = discover_cases(input_dir, prompts_from, exclude=[out_dir])
+    cases = discover_cases(input_dir, prompts_from, exclude=[out_dir], series=series)
     if not cases:
         raise MedsegError(f"no cases in {input_dir}: expected image files (.nii.gz, .mha, .nrrd, .png, .avi, .mp4, .dcm, ...) or DICOM sub-folders")
     if prompts_from and not label_map:

@@ -235,6 +235,15 @@ def test_batch_takes_a_study_exported_one_series_folder_per_slice_as_one_case(tm
     assert run_cli(["batch", str(tmp_path / "in"), "--prompts", str(tmp_path / "p.json"), "-o", str(tmp_path / "out")]) == 0
     side = json.loads((tmp_path / "out" / "pat1.json").read_text())
     assert side["provenance"]["input_shape"] == [1, 3, 24, 20]
+    # a study with a long-axis series beside its slice series: --series names the stack
+    for z in range(3):
+        write_cine_series(tmp_path / "in" / "pat3" / f"sax_{z}", n_slices=1, n_phases=1, rows=24, cols=20, description=f"SAX {z}",
+                          first_slice=z, study_uid="1.2.3.83", seed=z)
+    write_cine_series(tmp_path / "in" / "pat3" / "la", n_slices=1, n_phases=1, rows=16, cols=16, description="CINE 4CH", study_uid="1.2.3.83")
+    assert [c.case for c in discover_cases(tmp_path / "in")] == ["cine", "la", "pat1", "sax_0", "sax_1", "sax_2"]
+    assert [c.case for c in discover_cases(tmp_path / "in", series="*sax*")] == ["cine", "pat1", "pat3"]
+    assert run_cli(["batch", str(tmp_path / "in"), "--prompts", str(tmp_path / "p.json"), "--series", "*sax*", "-o", str(tmp_path / "out3")]) == 0
+    assert json.loads((tmp_path / "out3" / "pat3.json").read_text())["provenance"]["input_shape"] == [1, 3, 24, 20]
 
 
 @pytest.mark.parametrize("syntax", ["JPEGLosslessProcess14_1", "JPEGLSLossless", "JPEG2000Lossless", "RLELossless"])
