@@ -63,7 +63,34 @@ def read_image(path: str | list[str]) -> list[LayerData] | None:
     except Exception as e:  # a reader must never raise into napari
         warnings.warn(f"medseg could not read {p}: {type(e).__name__}: {e}", stacklevel=2)
         return None
+    _place_open_segs(vol)
     return [(vol.array, image_layer_kwargs(vol, layer_name(p), str(p)), "image")]
+
+
+def _place_open_segs(image: Any) -> None:
+    """A cine opened after the SEGs of its phases: move each such SEG label layer onto its frame
+    (the reverse of :func:`_seg_frame_in_viewer`)."""
+    if getattr(image, "n_frames", 1) < 2 or not image.meta.get("sop_instance_uids"):
+        return
+    from medseg.io.seg_reader import seg_frame_in
+
+    from ._layers import META_VOLUME
+
+    try:
+        import napari
+
+        viewer = napari.current_viewer()
+        layers = list(viewer.layers) if viewer is not None else []
+    except Exception:  # no napari or no viewer
+        return
+    for layer in layers:
+        seg = getattr(layer, "metadata", {}).get(META_VOLUME)
+        if not isinstance(layer, napari.layers.Labels) or seg is None or seg.meta.get("format") != "dicom-seg" or layer.translate[0] != 0:
+            continue
+        frame = seg_frame_in(seg, image)
+        if frame:
+            layer.translate = (float(frame), *layer.translate[1:])
+            layer.name = f"{layer.name} (frame {frame})"
 
 
 def _read_each_series(p: Path) -> list[LayerData] | None:

@@ -185,7 +185,7 @@ def test_volume_for_layer_matches_kept_volume():
 def test_a_cine_seg_opens_on_the_frame_it_segments(make_napari_viewer, tmp_path):
     """One SEG per phase (medseg writes seg_frameNN.dcm): opened over its cine it is shown on its
     own frame (found by its source images' SOP instance UIDs), not on frame 0; without the cine
-    open it is a one-frame layer as before."""
+    open it is a one-frame layer as before, moved onto its frame when the cine is opened."""
     from medseg.io import read_volume, write_labels
 
     io_synth().write_cine_series(tmp_path / "dicom", n_slices=3, n_phases=3)
@@ -202,6 +202,10 @@ def test_a_cine_seg_opens_on_the_frame_it_segments(make_napari_viewer, tmp_path)
     (labels,) = viewer.open(seg, plugin="medseg")
     assert labels.translate[0] == 2 and labels.name.endswith("(frame 2)")
     assert tuple(labels.translate[1:]) == pytest.approx(tuple(image.translate[1:]))
+    viewer.layers.clear()  # the SEG first, then its cine: the SEG moves onto its frame
+    (first,) = viewer.open(seg, plugin="medseg")
+    viewer.open(str(tmp_path / "dicom"), plugin="medseg")
+    assert first.translate[0] == 2 and first.name.endswith("(frame 2)")
 
 
 def test_reader_opens_a_study_folder_with_a_folder_per_slice_series(tmp_path):
