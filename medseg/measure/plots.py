@@ -280,7 +280,7 @@ def _outline() -> list:
 
 def overlay_png(labels: dict[str, np.ndarray], label_map: Any, path: str | Path, image: np.ndarray | None = None,
                 spacing_yx: tuple[float, float] = (1.0, 1.0), slice_index: int | None = None,
-                images: dict[str, np.ndarray] | None = None) -> Path:
+                images: dict[str, np.ndarray] | None = None, frames: dict[str, int] | None = None) -> Path:
     """Contours of every structure over one slice, one panel per phase.
 
     Args:
@@ -289,6 +289,7 @@ def overlay_png(labels: dict[str, np.ndarray], label_map: Any, path: str | Path,
         image: optional (Z, Y, X) image shown under every panel; ``images`` per phase wins.
         spacing_yx: (dy, dx) mm, for the pixel aspect ratio.
         slice_index: slice to show; default the middle of the LV (or of all labels).
+        frames: phase name -> frame of a cine, named in the panel titles when they differ.
     """
     from skimage.measure import find_contours
 
@@ -317,7 +318,10 @@ def overlay_png(labels: dict[str, np.ndarray], label_map: Any, path: str | Path,
         (r0, r1), (c0, c1) = box
         ax.set_xlim(c0, c1)
         ax.set_ylim(r1, r0)
-        ax.set_title(f"{phase}: slice {z}", fontsize=11)
+        where = [f"slice {z}"] if first.shape[0] > 1 else []  # one-slice views (echo, long axis): no slice to name
+        if frames and len(set(frames.values())) > 1 and phase in frames:
+            where.append(f"frame {frames[phase]}")
+        ax.set_title(f"{phase}: {', '.join(where)}" if where else phase, fontsize=11)
         ax.set_xticks([])
         ax.set_yticks([])
         ax.legend(loc="lower right", fontsize=8, framealpha=0.7)
