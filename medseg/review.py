@@ -45,8 +45,11 @@ def review_summary(flags: list[dict[str, Any]]) -> str:
             low.setdefault(f["structure"], [])
     for name in low:
         vol = [f for f in flags if f.get("code") == "needs_review" and f.get("structure") == name and f.get("level") == "volume"]
-        n = sum(f.get("code") == "needs_review" and f.get("structure") == name and f.get("level") == "slice" for f in flags)
-        low[name] = ([f"{vol[0]['confidence']:.2f}"] if vol and "confidence" in vol[0] else []) + ([f"{n} slice{'s' * (n != 1)}"] if n else [])
+        at = [f for f in flags if f.get("code") == "needs_review" and f.get("structure") == name and f.get("level") == "slice"]
+        n = len(at)
+        # frames of one slice (an echo or long-axis clip) are counted as frames, not slices
+        unit = "frame" if n > 1 and len({f.get("slice") for f in at}) == 1 and len({f.get("frame") for f in at}) == n else "slice"
+        low[name] = ([f"{vol[0]['confidence']:.2f}"] if vol and "confidence" in vol[0] else []) + ([f"{n} {unit}{'s' * (n != 1)}"] if n else [])
     parts = [("low confidence: " + ", ".join(f"{k} ({', '.join(v)})" if v else k for k, v in low.items()))] if low else []
     parts += sorted({f["code"] for f in flags if f.get("code") in REVIEW_CODES and f.get("code") != "needs_review"})
     return "; ".join(parts)

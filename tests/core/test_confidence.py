@@ -110,3 +110,5 @@ def test_review_summary_says_what_to_look_at():
              *measurement_flags({"lv_mass_g": 500.0, "flags": [{"code": "incomplete_coverage"}]})]
     assert review_summary(flags) == "low confidence: rv (2 slices), myo (0.84); lv_mass_implausible"
     assert review_summary([]) == ""
+    clip = [{"code": "needs_review", "level": "slice", "structure": "myo", "frame": t, "slice": 0, "confidence": 0.2} for t in (0, 21)]
+    assert review_summary(clip) == "low confidence: myo (2 frames)"  # one slice over the cycle: frames
