@@ -104,9 +104,8 @@ def _folder_headers(folder: Path) -> list[tuple[Path, Dataset]]:
     images = [p.name for p in files if any(p.name.lower().endswith(e) for e, kind in EXTENSIONS.items() if kind != "dicom")]
     if not images and any(p.is_dir() for p in entries):
         headers = _subfolder_headers(folder)
-        studies = {str(ds.get("StudyInstanceUID", "")) for _, ds in headers}
-        if len(studies) > 1:
-            raise ImageReadError(f"{folder}: its sub-folders hold {len(studies)} studies; give one study's folder (or one series folder), "
+        if headers and headers[-1][1] is None:  # stopped at a second study
+            raise ImageReadError(f"{folder}: its sub-folders hold more than one study; give one study's folder (or one series folder), "
                                  "or the folder to medseg batch, which takes each one")
         if headers:
             return headers
@@ -118,10 +117,12 @@ def _folder_headers(folder: Path) -> list[tuple[Path, Dataset]]:
     raise ImageReadError(f"no DICOM images in folder {folder} ({len(files)} files checked){hint}")
 
 
-def _subfolder_headers(folder: Path) -> list[tuple[Path, Dataset]]:
+def _subfolder_headers(folder: Path) -> list[tuple[Path, Any]]:
     """DICOM image headers in the sub-folders of ``folder``, up to :data:`STUDY_DEPTH` levels
-    (hidden entries and DICOMDIR index files skipped)."""
-    out: list[tuple[Path, Dataset]] = []
+    (hidden entries and DICOMDIR index files skipped). At the first image of a second study
+    the search stops, and the list ends with ``(that path, None)``."""
+    out: list[tuple[Path, Any]] = []
+    study = None
     level = [folder]
     for _ in range(STUDY_DEPTH):
         subs = sorted(q for d in level for q in d.iterdir() if q.is_dir() and not q.name.startswith("."))
@@ -129,6 +130,10 @@ def _subfolder_headers(folder: Path) -> list[tuple[Path, Dataset]]:
             for p in sorted(q for q in d.iterdir() if q.is_file() and not q.name.startswith(".") and q.name.upper() != "DICOMDIR"):
                 ds = read_header(p, strict=False)
                 if ds is not None and is_image(ds):
+                    uid = str(ds.get("StudyInstanceUID", ""))
+                    if study is not None and uid != study:
+                        return [*out, (p, None)]
+                    study = uid
                     out.append((p, ds))
         level = subs
     return out

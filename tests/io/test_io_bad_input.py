@@ -134,7 +134,7 @@ CASES = [
     ("empty folder", _empty_folder, ImageReadError, "folder is empty"),
     ("non-DICOM folder", _non_dicom_folder, ImageReadError, "no DICOM images"),
     ("folder of NIfTI files", _folder_of_nifti, ImageReadError, r"holds 2 image file\(s\) \(p_frame01.nii.gz, p_frame01_gt.nii.gz\): give one"),
-    ("DICOM export root", _export_root, ImageReadError, "its sub-folders hold 2 studies; .* or the folder to medseg batch"),
+    ("DICOM export root", _export_root, ImageReadError, "its sub-folders hold more than one study; .* or the folder to medseg batch"),
     ("all NaN", _all_nan, ImageReadError, "contains no finite values"),
     ("some NaN", _some_nan, ImageReadError, "2 non-finite voxels"),
     ("1-voxel image", _one_pixel_png, ImageReadError, "too small to segment: 1x1"),
