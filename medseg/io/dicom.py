@@ -261,7 +261,7 @@ def _check_series(frames: list[FrameInfo], folder: Path, headers: list[tuple[Pat
         raise MixedSeriesError(
             f"{folder}: folder holds {len(by_series)} series that do not form one volume ({reason}): {_listing(headers)}; "
             "choose one with --series NUMBER, DESCRIPTION or ...UID (a *glob* may pick several that form one volume; medseg info lists them), "
-            "or put each series in its own folder"
+            + ("or give one series' folder" if len({p.parent for p, _ in headers}) > 1 else "or put each series in its own folder")
         )
 
 
