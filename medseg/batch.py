@@ -9,7 +9,8 @@ Rules (also in docs/batch.md; executors in :mod:`medseg._batch_exec`):
   series is read with ``read_volume``), except sibling series folders that are the slices of one
   stack (a short-axis cine exported one series per slice, one folder each: one study, size,
   orientation and spacing, one slice position per folder), whose parent folder is the case
-  (with ``--series``: the series folders it names, beside a study's others);
+  (beside a study's other series: at least :data:`MIN_STACK_SERIES` such folders, read with a
+  selector naming their series; with ``--series``: the series folders it names);
   other folders are searched (:data:`MAX_DEPTH` levels:
   a DICOM export's patient / study / series folders, ACDC's ``patientNNN/``). Case id = file
   name without its known extension (``p01.nii.gz`` -> ``p01``) or the folder name, prefixed by
@@ -79,6 +80,7 @@ class CaseSpec:
     input: str
     reference: str | None = None
     error: str | None = None
+    series: str | None = None  # the series of a study folder that form its stack (discovery), else --series
 
 
 @dataclass(frozen=True)
@@ -164,9 +166,10 @@ def discover_cases(input_dir: str | os.PathLike, prompts_from: str | os.PathLike
         raise PromptError(f"--prompts-from for batch must be a folder of reference labels, got: {ref_dir}")
     skip = {Path(p).resolve() for p in exclude} | ({ref_dir.resolve()} if ref_dir else set())
     beside = ref_dir is not None and ref_dir.resolve() == root.resolve()
-    found = _walk(root, skip, series)
-    by_name = Counter(name for name, _, _ in found)
-    found = [("_".join((*rel, name)) if by_name[name] > 1 else name, name, p) for name, p, rel in found]
+    walked = _walk(root, skip, series)
+    stacks = {p: sel for _, p, _, sel in walked if sel}
+    by_name = Counter(name for name, _, _, _ in walked)
+    found = [("_".join((*rel, name)) if by_name[name] > 1 else name, name, p) for name, p, rel, _ in walked]
     counts = Counter(cid for cid, _, _ in found)
     cases = []
     for cid, name, p in found:
@@ -179,7 +182,7 @@ def discover_cases(input_dir: str | os.PathLike, prompts_from: str | os.PathLike
                 ref = find_reference(name, p.parent, p) if beside else find_reference(cid, ref_dir, p)
             except MedsegError as e:
                 err = str(e)
-        cases.append(CaseSpec(cid, str(p), str(ref) if ref else None, err))
+        cases.append(CaseSpec(cid, str(p), str(ref) if ref else None, err, stacks.get(p)))
     return sorted(cases, key=lambda c: c.case)
 
 
@@ -187,12 +190,13 @@ def discover_cases(input_dir: str | os.PathLike, prompts_from: str | os.PathLike
 MAX_DEPTH = 6
 
 
-def _walk(root: Path, skip: set[Path], series: str | None = None) -> list[tuple[str, Path, tuple[str, ...]]]:
+def _walk(root: Path, skip: set[Path], series: str | None = None) -> list[tuple[str, Path, tuple[str, ...], str | None]]:
     """(name, path, folders below ``root``) of every case in ``root`` and the sub-folders that
     are not cases themselves (a DICOM export's patient / study / series folders), leaving out
     the folders in ``skip``, hidden entries, reference labels beside their image, label files
-    medseg wrote (their sidecar lists them) and earlier batch outputs (summary.json + .csv)."""
-    out: list[tuple[str, Path, tuple[str, ...]]] = []
+    medseg wrote (their sidecar lists them) and earlier batch outputs (summary.json + .csv).
+    The last item is the series selector of a study folder whose stack is some of its series."""
+    out: list[tuple[str, Path, tuple[str, ...], str | None]] = []
     seen: set[Path] = set()
 
     def visit(folder: Path, rel: tuple[str, ...]) -> None:
@@ -216,9 +220,14 @@ def _walk(root: Path, skip: set[Path], series: str | None = None) -> list[tuple[
             stack = [p for p in dirs if _folder_in_series(p, series)]
         if len(stack) >= 2 and _one_stack(stack):
             # a study exported one series folder per slice (a short-axis cine): one case, the folder
-            out.append((folder.name, folder, rel[:-1]))
+            out.append((folder.name, folder, rel[:-1], None))
             here = [(cid, p) for cid, p in here if not p.is_dir()]
-        out.extend((cid, p, rel) for cid, p in here if not any(cid.endswith(s) and cid[: -len(s)] in ids for s in REFERENCE_SUFFIXES))
+        elif not series and len(dirs) >= 3 and (part := _stack_among(dirs)) is not None:
+            # the same beside other series (localizer, long-axis cines): the stack's series are one case
+            folders, selector = part
+            out.append((folder.name, folder, rel[:-1], selector))
+            here = [(cid, p) for cid, p in here if p not in folders]
+        out.extend((cid, p, rel, None) for cid, p in here if not any(cid.endswith(s) and cid[: -len(s)] in ids for s in REFERENCE_SUFFIXES))
         for p in sub:
             visit(p, (*rel, p.name))
 
@@ -239,6 +248,35 @@ def _folder_in_series(folder: Path, series: str) -> bool:
         if ds is not None and is_image(ds):
             return series_matches(ds, series)
     return False
+
+
+#: At least this many slice-series folders beside a study's other series make a stack of their own.
+MIN_STACK_SERIES = 3
+
+
+def _stack_among(dirs: list[Path]) -> tuple[list[Path], str] | None:
+    """Of a study's series folders, the largest set (>= :data:`MIN_STACK_SERIES`) that form one
+    stack, and a series selector naming exactly their series (``"UID|UID|..."``); None when none."""
+    from .io.dicom_frames import frames_from_classic, is_image, read_header
+
+    groups: dict[tuple, list[tuple[Path, str]]] = {}
+    for d in dirs:
+        first = next((q for q in sorted(d.iterdir()) if q.is_file() and not q.name.startswith(".")), None)
+        try:
+            ds = read_header(first, strict=False) if first is not None else None
+            if ds is None or not is_image(ds):
+                continue
+            f = frames_from_classic(ds, first)[0]
+        except Exception:
+            continue
+        key = (str(ds.get("StudyInstanceUID", "")), f.rows, f.cols, tuple(round(v, 3) for v in f.iop or ()), f.pixel_spacing)
+        groups.setdefault(key, []).append((d, f.series_uid))
+    for members in sorted(groups.values(), key=len, reverse=True):
+        folders = [d for d, _ in members]
+        uids = list(dict.fromkeys(u for _, u in members))
+        if len(members) >= MIN_STACK_SERIES and len(uids) == len(members) and all(uids) and _one_stack(folders):
+            return folders, "|".join(uids)
+    return None
 
 
 def _one_stack(folders: list[Path]) -> bool:
@@ -383,7 +421,8 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
 
     check_not_inputs({"output labels": out, "sidecar JSON": sidecar_path(out), "review sheet": review_png_path(options.out_dir, case.case)},
                      {"image": case.input, "reference labels": case.reference, "prompts file": options.prompts})
-    vol = read_volume(case.input, series=options.series if Path(case.input).is_dir() else None)
+    series = case.series or options.series
+    vol = read_volume(case.input, series=series if Path(case.input).is_dir() else None)
     lmap = LabelMap.parse(options.label_map) if options.label_map else None
     prompts = study_prompts(vol, options.prompts, case.reference, lmap, options.key_slice, case=case.case)
     loaded = _cached_model(options.model, options.adapter, options.device)
@@ -405,7 +444,7 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
             "input_sha256": sha256_path(case.input), "input_shape": list(vol.shape), "spacing_known": vol.spacing_known,
             "reference": case.reference, "reference_sha256": ref_sha, "batch_signature": options.signature(ref_sha),
             "min_confidence": options.min_confidence, "torch_threads": torch_threads(), "scores": result.scores,
-            "seconds": round(result.seconds, 3), **({"series": options.series} if options.series and Path(case.input).is_dir() else {})}
+            "seconds": round(result.seconds, 3), **({"series": series} if series and Path(case.input).is_dir() else {})}
     sidecar_path(out).unlink(missing_ok=True)  # an interrupted rewrite must not pair with an old sidecar
     review_png_path(options.out_dir, case.case).unlink(missing_ok=True)
     for pattern in (f".{case.case}.*.tmp*", f".{case.case}_review.png.*.tmp*"):

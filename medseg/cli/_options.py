@@ -23,7 +23,7 @@ MinConfidence = Annotated[float | None, typer.Option("--min-confidence", help="L
 ReviewPng = Annotated[bool, typer.Option("--review-png", help="Also write <case>_review.png: every labelled slice (ED and ES of a cine) with "
                                             "contours, confidences and flagged slices in red.")]
 Series = Annotated[str | None, typer.Option("--series", help="For a DICOM folder holding several series: the one to read, by SeriesNumber, "
-                                              "a part of (or *glob* for) SeriesDescription, or ...UID end (medseg info lists them).")]
+                                              "a part of (or *glob* for) SeriesDescription, or ...UID end (medseg info lists them); A|B: either.")]
 
 
 def parse_structures(text: str | None, auto: bool) -> tuple[str, ...] | None:

@@ -143,9 +143,11 @@ def series_matches(ds: Dataset, selector: str) -> bool:
     """Whether an image belongs to the series ``selector`` names: its SeriesNumber (digits), its
     SeriesInstanceUID (or its end after ``...``, as listings show it: ``...50405``), or its
     SeriesDescription (case-insensitive; a part of it, or a glob pattern with ``*``/``?``:
-    ``"*sax*cine*"``)."""
+    ``"*sax*cine*"``); ``A|B`` matches either."""
     import fnmatch
 
+    if "|" in selector:  # alternatives: "7|8|9", or the UIDs of a stack's series
+        return any(series_matches(ds, part) for part in selector.split("|") if part.strip())
     sel = selector.strip()
     uid = str(ds.get("SeriesInstanceUID", ""))
     if sel.isdigit():

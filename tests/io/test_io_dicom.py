@@ -218,8 +218,9 @@ def test_batch_series_reads_the_named_series_of_every_patient_folder(tmp_path):
 
 def test_batch_takes_a_study_exported_one_series_folder_per_slice_as_one_case(tmp_path):
     """`medseg batch EXPORT`: a patient whose short-axis cine was exported one series (one
-    folder) per slice is one case, segmented as a stack; a patient with one ordinary series
-    folder stays a case of that folder, as before."""
+    folder) per slice is one case, segmented as a stack, also beside a long-axis series (which
+    stays a case of its own); a patient with one ordinary series folder stays a case of that
+    folder, as before."""
     import json
 
     from medseg.batch import discover_cases
@@ -240,10 +241,15 @@ def test_batch_takes_a_study_exported_one_series_folder_per_slice_as_one_case(tm
         write_cine_series(tmp_path / "in" / "pat3" / f"sax_{z}", n_slices=1, n_phases=1, rows=24, cols=20, description=f"SAX {z}",
                           first_slice=z, study_uid="1.2.3.83", seed=z)
     write_cine_series(tmp_path / "in" / "pat3" / "la", n_slices=1, n_phases=1, rows=16, cols=16, description="CINE 4CH", study_uid="1.2.3.83")
-    assert [c.case for c in discover_cases(tmp_path / "in")] == ["cine", "la", "pat1", "sax_0", "sax_1", "sax_2"]
+    cases = {c.case: c for c in discover_cases(tmp_path / "in")}  # the stack's three series, and the long axis alone
+    assert sorted(cases) == ["cine", "la", "pat1", "pat3"] and cases["pat3"].series.count("|") == 2 and cases["pat1"].series is None
     assert [c.case for c in discover_cases(tmp_path / "in", series="*sax*")] == ["cine", "pat1", "pat3"]
     assert run_cli(["batch", str(tmp_path / "in"), "--prompts", str(tmp_path / "p.json"), "--series", "*sax*", "-o", str(tmp_path / "out3")]) == 0
     assert json.loads((tmp_path / "out3" / "pat3.json").read_text())["provenance"]["input_shape"] == [1, 3, 24, 20]
+    assert run_cli(["batch", str(tmp_path / "in"), "--prompts", str(tmp_path / "p.json"), "-o", str(tmp_path / "out4")]) == 1  # la: no slice 1
+    rows = {r["case"]: r for r in json.loads((tmp_path / "out4" / "summary.json").read_text())["cases"]}
+    assert rows["pat3"]["status"] == "ok" and rows["la"]["status"] == "failed" and "outside" in rows["la"]["reason"]
+    assert json.loads((tmp_path / "out4" / "pat3.json").read_text())["provenance"]["input_shape"] == [1, 3, 24, 20]
 
 
 @pytest.mark.parametrize("syntax", ["JPEGLosslessProcess14_1", "JPEGLSLossless", "JPEG2000Lossless", "RLELossless"])
