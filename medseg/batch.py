@@ -213,7 +213,7 @@ def _walk(root: Path, skip: set[Path], series: str | None = None) -> list[tuple[
                     here.append((cid, p))
             elif p.is_dir() and not ((p / "summary.json").is_file() and (p / "summary.csv").is_file()):
                 sub.append(p)
-        ids = {cid for cid, _ in here}
+        ids = {cid for cid, _ in here} | {p.name for p in sub}  # X_gt beside folder X (a study folder too) is X's reference
         dirs = [p for _, p in here if p.is_dir()]
         stack = dirs if len(dirs) == len(here) else []
         if series and len(dirs) >= 2:  # --series: the series it names, beside others (localizers, long axis)

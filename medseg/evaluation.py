@@ -39,6 +39,7 @@ class Pair:
     label: Path
     case: str
     phase: str | None = None
+    series: str | None = None  # a DICOM study folder's stack series (as batch finds them)
 
 
 def read_pairs(path: str | Path) -> list[Pair]:
@@ -79,7 +80,7 @@ def pairs_from_folder(root: str | Path) -> list[Pair]:
     from .batch import REFERENCE_SUFFIXES, discover_cases
 
     root = Path(root)
-    pairs = [_with_phase(Pair(Path(c.input), Path(c.reference), c.case)) for c in discover_cases(root, prompts_from=root)
+    pairs = [_with_phase(Pair(Path(c.input), Path(c.reference), c.case, series=c.series)) for c in discover_cases(root, prompts_from=root)
              if c.reference and not c.error]
     if not pairs:
         raise MedsegError(f"{root}: no image with its labels beside it (for image C.nii.gz: C + one of "
@@ -93,7 +94,7 @@ def _with_phase(pair: Pair) -> Pair:
     from .batch import split_phase
 
     sp = split_phase(pair.case)
-    return Pair(pair.image, pair.label, *sp) if sp else pair
+    return Pair(pair.image, pair.label, *sp, series=pair.series) if sp else pair
 
 
 def point_prompts(labels: np.ndarray, label_map: LabelMap) -> PromptSet:
@@ -172,7 +173,7 @@ def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str, model) -> dict[
     from .io import check_same_grid, read_label_volume, read_volume
     from .io.seg_reader import in_label_map, seg_phase
 
-    vol = read_volume(pair.image)
+    vol = read_volume(pair.image, series=pair.series)
     ref = in_label_map(read_label_volume(pair.label), label_map)
     t = seg_phase(vol, ref)  # a SEG of one phase of a cine: that frame is the case
     vol = vol.phase(t) if t is not None else vol

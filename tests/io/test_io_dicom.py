@@ -252,6 +252,33 @@ def test_batch_takes_a_study_exported_one_series_folder_per_slice_as_one_case(tm
     assert json.loads((tmp_path / "out4" / "pat3.json").read_text())["provenance"]["input_shape"] == [1, 3, 24, 20]
 
 
+def test_evaluate_a_folder_whose_study_stack_sits_beside_other_series(tmp_path):
+    """`medseg evaluate --pairs FOLDER` finds cases as batch does: a study folder whose slice
+    series sit beside a long-axis series is scored on its stack, against the labels beside it
+    (`<study>_gt.nii.gz`, not taken for a case of its own)."""
+    import json
+
+    from medseg.batch import discover_cases
+    from medseg.cli import run_cli
+
+    for z in range(3):
+        write_cine_series(tmp_path / "in" / "pat3" / f"sax_{z}", n_slices=1, n_phases=1, rows=48, cols=48, description=f"SAX {z}",
+                          first_slice=z, study_uid="1.2.3.85", seed=z)
+    write_cine_series(tmp_path / "in" / "pat3" / "la", n_slices=1, n_phases=1, rows=16, cols=16, description="CINE 4CH", study_uid="1.2.3.85")
+    (case,) = [c for c in discover_cases(tmp_path / "in") if c.case == "pat3"]
+    vol = read_volume(tmp_path / "in" / "pat3", series=case.series)
+    lab = np.zeros(vol.grid_shape, np.uint8)
+    lab[:, 14:34, 14:34] = 1
+    from medseg.io import write_labels
+
+    write_labels(lab, vol, tmp_path / "in" / "pat3_gt.nii.gz", "lv=1")
+    (tmp_path / "in" / "pat3_gt.json").unlink()  # as another tool's labels: no sidecar
+    assert sorted(c.case for c in discover_cases(tmp_path / "in")) == ["la", "pat3"]
+    assert run_cli(["evaluate", "--pairs", str(tmp_path / "in"), "--label-map", "lv=1", "--prompt", "box", "-o", str(tmp_path / "r.json")]) == 0
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert [c["case"] for c in res["cases"]] == ["pat3"] and res["cases"][0]["dice"]["lv"] > 0.3
+
+
 @pytest.mark.parametrize("syntax", ["JPEGLosslessProcess14_1", "JPEGLSLossless", "JPEG2000Lossless", "RLELossless"])
 def test_compressed_series_read_as_the_uncompressed_one(tmp_path, syntax):
     """PACS exports are often compressed (JPEG Lossless process 14 above all): a series whose
