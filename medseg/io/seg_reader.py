@@ -71,10 +71,12 @@ def read_dicom_seg(path: str | Path) -> Volume:
     to_medseg = np.zeros((4, 4))
     to_medseg[0, 2] = to_medseg[1, 1] = to_medseg[2, 0] = to_medseg[3, 3] = 1.0  # (x=col, y=row, z=slice) -> (slice, row, col)
     names = _segment_names(seg.SegmentSequence)
-    try:  # (study, series, SOP instance) UIDs of the images segmented: which frame of a cine it is
-        sources = sorted({str(u[2]) for u in seg.get_source_image_uids()})
-    except Exception:  # no or malformed references: the SEG still reads, placed on no frame
-        sources = []
+    with warnings.catch_warnings():  # pydicom warns of UIDs real scanners write (non-conformant, as in Sunnybrook)
+        warnings.simplefilter("ignore")
+        try:  # (study, series, SOP instance) UIDs of the images segmented: which frame of a cine it is
+            sources = sorted({str(u[2]) for u in seg.get_source_image_uids()})
+        except Exception:  # no or malformed references: the SEG still reads, placed on no frame
+            sources = []
     labels = arr.astype(np.uint8 if max(names.values(), default=0) < 256 else np.uint16)
     return Volume(
         array=np.ascontiguousarray(labels)[None],
