@@ -65,7 +65,7 @@ def measure_command(
         raise LabelMapError(f"the label map must name the LV blood pool (lv=...); got {lmap.to_string()}")
     phase_opts: dict[str, Any] = {"aha_method": aha_method, "interpolate_missing": interpolate_missing, "base_end": BASE_CHOICES[base]}
     body = {"height_cm": height_cm, "weight_kg": weight_kg, "bsa_method": bsa_method, "sex": sex}
-    report, phases, frames, vol = _run(labels, ed, es, lmap, phase_opts, body, heart_rate, (a2c_ed, a2c_es))
+    report, phases, frames, vol = _run(labels, ed, es, lmap, phase_opts, body, heart_rate, (a2c_ed, a2c_es), by_name=not label_map)
     report["inputs"] = {k: str(v) for k, v in (("labels", labels), ("ed", ed), ("es", es), ("a2c_ed", a2c_ed), ("a2c_es", a2c_es))
                         if v is not None}
     report["inputs"]["label_map"] = lmap.to_string()
@@ -86,12 +86,13 @@ def measure_command(
 
 
 def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase_opts: dict, body: dict,
-         heart_rate: float | None, a2c: tuple[Path | None, Path | None] = (None, None)) -> tuple[dict, dict, dict, Any]:
-    """Read the inputs and measure: (report, phase -> (Z, Y, X) labels, phase -> frame, ED Volume)."""
+         heart_rate: float | None, a2c: tuple[Path | None, Path | None] = (None, None), by_name: bool = False) -> tuple[dict, dict, dict, Any]:
+    """Read the inputs and measure: (report, phase -> (Z, Y, X) labels, phase -> frame, ED Volume).
+    ``by_name``: no --label-map was given, so each input's own map (sidecar) re-encodes it into ``lmap``."""
     from ..measure.report import measure_cine, measure_ed_es, measure_phase
 
     if labels is not None:
-        vol = _read_labels(labels, lmap)
+        vol = _read_labels(labels, lmap, by_name)
         if vol.n_slices == 1 and vol.n_frames > 1:
             return _run_echo_clip(vol, labels, lmap, body)
         if vol.n_slices == 1:
@@ -103,11 +104,11 @@ def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase
         report = measure_cine(vol, None, lmap, **phase_opts, **body, **_heart_rate(heart_rate, vol))
         frames = {"ED": report["ed_frame"], "ES": report["es_frame"]}
         return report, {k: vol.array[f] for k, f in frames.items()}, frames, vol
-    vol, vol_es = _read_labels(ed, lmap), _read_labels(es, lmap)
+    vol, vol_es = _read_labels(ed, lmap, by_name), _read_labels(es, lmap, by_name)
     if vol.n_frames != 1 or vol_es.n_frames != 1:
         raise MedsegError("--ed and --es must each be one phase")
     if vol.n_slices == 1 or vol_es.n_slices == 1 or a2c[0] is not None:
-        return _run_echo(vol, vol_es, ed, es, a2c, lmap, body)
+        return _run_echo(vol, vol_es, ed, es, a2c, lmap, body, by_name)
     if not vol.same_grid(vol_es):
         raise GeometryError(f"ED and ES labels are on different grids ({vol.grid_shape} vs {vol_es.grid_shape} or affines differ)")
     _check_measurable(vol, ed, lmap, vol_es)
@@ -117,7 +118,7 @@ def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase
 
 def _label_map(text: str | None, paths: list[Path]) -> tuple[Any, Path | None]:
     """The label map: ``--label-map``, else a DICOM SEG's segments, else the one in the first
-    input's medseg sidecar JSON (``labels.nii.gz`` -> ``labels.json``, written with the labels
+    input's medseg sidecar JSON (the others are re-encoded into it by their own) (``labels.nii.gz`` -> ``labels.json``, written with the labels
     by ``medseg segment``), else medseg's default; and the file it came from (None when it did
     not)."""
     from ..io.writers import own_label_map
@@ -126,9 +127,11 @@ def _label_map(text: str | None, paths: list[Path]) -> tuple[Any, Path | None]:
     if text:
         return LabelMap.parse(text), None
     found = [(where, lm) for lm, where in filter(None, (own_label_map(p) for p in paths))]
-    if found and any(lm.values != found[0][1].values for _, lm in found[1:]):
-        raise LabelMapError(f"the inputs' sidecars give different label maps ({', '.join(f'{s.name}: {lm.to_string()}' for s, lm in found)}); "
+    if found and any(lm.values != found[0][1].values and not set(lm.names) & set(found[0][1].names) for _, lm in found[1:]):
+        raise LabelMapError(f"the inputs' sidecars give label maps with no structure in common ({', '.join(f'{s.name}: {lm.to_string()}' for s, lm in found)}); "
                             "give --label-map")
+    # different values for the same structures (ED segmented with ACDC's values, ES with medseg's):
+    # each input is re-encoded by its own map into the first's (_read_labels)
     return (found[0][1], found[0][0]) if found else (LabelMap.parse(None), None)
 
 
@@ -164,12 +167,12 @@ def _check_echo_view(vol: Any, path: Path, lmap: Any) -> None:
 
 
 def _run_echo(vol: Any, vol_es: Any, ed: Path, es: Path, a2c: tuple[Path | None, Path | None], lmap: Any,
-              body: dict) -> tuple[dict, dict, dict, Any]:
+              body: dict, by_name: bool = False) -> tuple[dict, dict, dict, Any]:
     """Apical views, ED and ES: biplane disks with the 2-chamber view, else single plane."""
     from ..measure.echo import measure_echo
 
     views = [(vol, ed), (vol_es, es)]
-    a2c_vols = [_read_labels(p, lmap) for p in a2c] if a2c[0] is not None else []
+    a2c_vols = [_read_labels(p, lmap, by_name) for p in a2c] if a2c[0] is not None else []
     views += list(zip(a2c_vols, a2c))
     for v, p in views:
         _check_echo_view(v, p, lmap)
@@ -200,13 +203,20 @@ def _check_choice(option: str, value: str, allowed: tuple[str, ...]) -> None:
         raise MedsegError(f"{option} {value!r} is not one of: {', '.join(allowed)}")
 
 
-def _read_labels(path: Path, lmap: Any) -> Any:
+def _read_labels(path: Path, lmap: Any, by_name: bool = False) -> Any:
     """Integer label Volume (medseg.io: NIfTI, DICOM, DICOM SEG, MHA/NRRD, ...) in ``lmap``'s
-    values (a SEG's segment numbers re-encoded by name under a --label-map of other values)."""
+    values: a SEG's segment numbers re-encoded by name under a --label-map of other values, and,
+    ``by_name`` (no --label-map), labels whose sidecar names another map (ED segmented with
+    ACDC's values, ES with medseg's) re-encoded by name too."""
     from ..io import read_label_volume
     from ..io.seg_reader import in_label_map
+    from ..io.writers import own_label_map
 
-    return in_label_map(read_label_volume(path), lmap)
+    vol = in_label_map(read_label_volume(path), lmap)
+    own = own_label_map(path) if by_name and vol.meta.get("format") != "dicom-seg" else None
+    if own is not None and own[0].values != lmap.values and set(own[0].names) & set(lmap.names):
+        vol = vol.with_array(own[0].remap(np.asarray(vol.array), lmap))
+    return vol
 
 
 def _read_image(path: Path, series: str | None = None) -> Any:

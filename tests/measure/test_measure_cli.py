@@ -275,6 +275,25 @@ def test_label_map_comes_from_the_labels_sidecar(files, tmp_path):
     assert b["volumes_ml"] == a["volumes_ml"] and b["lv_mass_g"] == a["lv_mass_g"]
 
 
+def test_ed_and_es_written_with_different_label_maps_are_measured_by_name(files, tmp_path):
+    """ED segmented with ACDC's values (--prompts-from its labels), ES with medseg's (--auto):
+    measure used to stop at "different label maps; give --label-map", which no one map could
+    answer. Each is re-encoded by its own sidecar's names; the result is the one-map result."""
+    from medseg.io import read_label_volume, write_labels
+
+    ed, es = read_label_volume(files["ed"]), read_label_volume(files["es"])
+    ed_w, _ = write_labels(ed.array[0], ed, tmp_path / "ed" / "seg.nii.gz", ACDC_MAP)
+    medseg_values = np.zeros_like(es.array[0])
+    for v_acdc, v_medseg in ((3, 1), (2, 2), (1, 3)):
+        medseg_values[es.array[0] == v_acdc] = v_medseg
+    es_w, _ = write_labels(medseg_values, es, tmp_path / "es" / "seg.nii.gz", "lv=1,myo=2,rv=3")
+    both, ref = tmp_path / "both.json", tmp_path / "ref.json"
+    assert run_cli(["measure", "--ed", str(ed_w), "--es", str(es_w), "-o", str(both)]) == 0
+    assert run_cli(["measure", "--ed", files["ed"], "--es", files["es"], "--label-map", ACDC_MAP, "-o", str(ref)]) == 0
+    a, b = json.loads(both.read_text()), json.loads(ref.read_text())
+    assert a["inputs"]["label_map"] == ACDC_MAP and a["lv"] == b["lv"] and a["lv_mass_g"] == b["lv_mass_g"] and a["lv"]["ef_pct"] > 0
+
+
 def test_overlay_shows_the_image_the_sidecar_names(files, tmp_path):
     """Labels written by `medseg segment` name their image in the sidecar: `measure --plots`
     draws the contours on it without --image; an image that is gone or on another grid leaves
