@@ -112,6 +112,19 @@ def label_map_for_layer(metadata: Mapping[str, Any] | None, data: np.ndarray | N
     return LabelMap({**lmap.values, **extra}) if extra else lmap
 
 
+def in_layer_map(data: np.ndarray, metadata: Mapping[str, Any] | None, label_map: LabelMap) -> np.ndarray:
+    """``data`` of a label layer in ``label_map``'s values: a layer that keeps its own map with other
+    values for the same structures (an ES file segmented with ACDC's values, ED with medseg's)
+    is re-encoded by structure name; other layers are returned as they are."""
+    kept = (metadata or {}).get(META_LABEL_MAP)
+    if not kept:
+        return data
+    own = LabelMap.parse(dict(kept))
+    if own.values == label_map.values or not set(own.names) & set(label_map.names):
+        return data
+    return own.remap(np.asarray(data), label_map)
+
+
 def colour_for(name: str, index: int = 0) -> str:
     return STRUCTURE_COLOURS.get(name, CUSTOM_COLOURS[index % len(CUSTOM_COLOURS)])
 

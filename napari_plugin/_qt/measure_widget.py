@@ -32,7 +32,7 @@ from qtpy.QtWidgets import (
 )
 
 from .. import _measure as m
-from .._layers import as_4d, label_map_for_layer, volume_for_layer
+from .._layers import as_4d, in_layer_map, label_map_for_layer, volume_for_layer
 
 if TYPE_CHECKING:
     import napari
@@ -155,6 +155,8 @@ class MeasureWidget(QWidget):
         es_name = self.es_combo.currentText()
         if es_name not in (NONE, "") and es_name in self.viewer.layers:
             es = np.array(as_4d(np.asarray(self.viewer.layers[es_name].data)))
+        if es is not None:  # an ES layer keeping another label map: matched by structure name
+            es = in_layer_map(es, self.viewer.layers[es_name].metadata, label_map_for_layer(layer.metadata))
         values = np.unique(data) if es is None else np.union1d(np.unique(data), np.unique(es))
         lmap = label_map_for_layer(layer.metadata, values)
         opts = {"height_cm": self.height_cm.value(), "weight_kg": self.weight_kg.value(), "heart_rate": self.heart_rate.value(),

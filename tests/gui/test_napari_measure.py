@@ -62,3 +62,26 @@ def test_measure_logic_apical_views_echo_clip_and_ed_es():
     assert rows["LV EDV"] == "–" and rows["Volumes"] == "no pixel spacing: EF only" and float(rows["LV EF"]) > 0
     m.draw_report(fig, rel)
     assert fig.axes[0].get_ylabel() == "volume (% of EDV)"
+
+
+def test_an_es_layer_with_another_label_map_is_matched_by_structure_name(small_cine):
+    """ED and ES label layers opened from files written with different label maps (ACDC's and
+    medseg's values): the ES layer is re-encoded by its own map's names before measuring."""
+    from types import SimpleNamespace
+
+    from medseg_napari._layers import META_LABEL_MAP, META_VOLUME, in_layer_map
+    from medseg_napari._scripting import measure_layer
+
+    from medseg.labels import LabelMap
+
+    vol, truth, info = small_cine
+    cine = m.measure_labels(truth, vol, None)
+    ed, es = truth[cine["ed_frame"]], truth[cine["es_frame"]]
+    acdc = {"lv": 3, "myo": 2, "rv": 1}
+    es_acdc = LabelMap.parse({"lv": 1, "myo": 2, "rv": 3}).remap(es, LabelMap.parse(acdc))
+    one = vol.with_array(vol.array[:1], frame_times_s=None)
+    ed_layer = SimpleNamespace(data=ed[None], scale=None, translate=None, metadata={META_VOLUME: one, META_LABEL_MAP: {"lv": 1, "myo": 2, "rv": 3}})
+    es_layer = SimpleNamespace(data=es_acdc[None], scale=None, translate=None, metadata={META_LABEL_MAP: acdc})
+    assert np.array_equal(in_layer_map(es_acdc, es_layer.metadata, LabelMap.parse("lv=1,myo=2,rv=3")), es)
+    rep = measure_layer(ed_layer, es_layer)
+    assert rep["mode"] == "ed_es" and rep["lv"]["ef_pct"] == pytest.approx(cine["lv"]["ef_pct"])
