@@ -38,7 +38,7 @@ def info_command(
     from rich.table import Table
 
     table = Table(title=str(path), show_header=False)
-    for key in ("format", "shape", "axes", "spacing_mm", "modality", "n_frames", "n_slices", "series_description", "segments"):
+    for key in ("format", "shape", "axes", "spacing_mm", "modality", "n_frames", "n_slices", "series_description", "series_merged", "segments"):
         if key in d:
             table.add_row(key, str(d[key]))
     if not vol.spacing_known:

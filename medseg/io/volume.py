@@ -163,6 +163,8 @@ class Volume:
         for key in ("series_description", "series_instance_uid", "path"):
             if self.meta.get(key) is not None:
                 d[key] = self.meta[key]
+        if len(self.meta.get("series_instance_uids") or ()) > 1:  # e.g. a cine saved one series per slice
+            d["series_merged"] = len(self.meta["series_instance_uids"])
         return d
 
 

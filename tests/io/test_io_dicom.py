@@ -84,6 +84,7 @@ def test_a_study_folder_with_one_folder_per_series_reads_as_its_series(tmp_path)
         write_cine_series(flat, n_slices=1, n_phases=2, description=f"SAX b{z + 1}", first_slice=z, study_uid="1.2.3.77", prefix=f"S{z}_")
     vol = read_volume(study)
     assert vol.shape == (2, 3, 12, 10) and np.array_equal(vol.array, read_volume(flat).array)
+    assert vol.describe()["series_merged"] == 3  # medseg info says the stack came from 3 series
     assert series_folders_form_a_stack(sorted(study.iterdir()))
     assert not series_folders_form_a_stack([study / "sax_b1", study / "sax_b1"])  # one position twice
 
