@@ -134,6 +134,15 @@ class LabelMap:
         """Boolean mask per structure of an integer label array (any shape)."""
         return {n: labels == v for n, v in self.values.items()}
 
+    def by_name(self, labels: np.ndarray, target: LabelMap) -> np.ndarray:
+        """``labels`` (in this map) in ``target``'s values, matched by structure name, when the two
+        maps give the same structures other values (a DICOM SEG's segment numbers, labels written
+        with ACDC's values and with medseg's); ``labels`` as they are when the maps agree or share
+        no structure name (then the values are taken to be ``target``'s already)."""
+        if self.values == target.values or not set(self.values) & set(target.values):
+            return labels
+        return self.remap(np.asarray(labels), target)
+
     def remap(self, labels: np.ndarray, target: LabelMap) -> np.ndarray:
         """Re-encode ``labels`` (in this map) into ``target``'s values; structures missing in
         ``target`` become background. Returns uint8 (uint16 if a value exceeds 255)."""

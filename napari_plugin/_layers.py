@@ -117,12 +117,7 @@ def in_layer_map(data: np.ndarray, metadata: Mapping[str, Any] | None, label_map
     values for the same structures (an ES file segmented with ACDC's values, ED with medseg's)
     is re-encoded by structure name; other layers are returned as they are."""
     kept = (metadata or {}).get(META_LABEL_MAP)
-    if not kept:
-        return data
-    own = LabelMap.parse(dict(kept))
-    if own.values == label_map.values or not set(own.names) & set(label_map.names):
-        return data
-    return own.remap(np.asarray(data), label_map)
+    return LabelMap.parse(dict(kept)).by_name(data, label_map) if kept else data
 
 
 def colour_for(name: str, index: int = 0) -> str:

@@ -214,9 +214,7 @@ def _read_labels(path: Path, lmap: Any, by_name: bool = False) -> Any:
 
     vol = in_label_map(read_label_volume(path), lmap)
     own = own_label_map(path) if by_name and vol.meta.get("format") != "dicom-seg" else None
-    if own is not None and own[0].values != lmap.values and set(own[0].names) & set(lmap.names):
-        vol = vol.with_array(own[0].remap(np.asarray(vol.array), lmap))
-    return vol
+    return vol if own is None else vol.with_array(own[0].by_name(vol.array, lmap))
 
 
 def _read_image(path: Path, series: str | None = None) -> Any:

@@ -96,10 +96,8 @@ def in_label_map(labels: Volume, label_map) -> Volume:
     own = labels.meta.get("label_map") if labels.meta.get("format") == "dicom-seg" else None
     if not own:
         return labels
-    own_map = LabelMap.parse(own)
-    if not set(own_map.names) & set(label_map.names) or own_map.values == label_map.values:
-        return labels
-    return labels.with_array(own_map.remap(np.asarray(labels.array), label_map))
+    arr = LabelMap.parse(own).by_name(labels.array, label_map)
+    return labels if arr is labels.array else labels.with_array(arr)
 
 
 def seg_phase(image: Volume, labels: Volume) -> int | None:

@@ -41,3 +41,15 @@ def test_remap_acdc_to_default():
     assert acdc.remap(lab, DEFAULT_LABEL_MAP).tolist() == [0, 3, 2, 1]
     with pytest.raises(LabelMapError, match="not in the label map"):
         acdc["la"]
+
+
+def test_by_name_recodes_only_maps_that_differ_for_shared_structures():
+    import numpy as np
+
+    from medseg.labels import LabelMap
+
+    acdc, mine = LabelMap.parse("rv=1,myo=2,lv=3"), LabelMap.parse("lv=1,myo=2,rv=3")
+    lab = np.array([0, 1, 2, 3, 3], np.uint8)  # ACDC values
+    assert acdc.by_name(lab, mine).tolist() == [0, 3, 2, 1, 1]
+    assert acdc.by_name(lab, acdc) is lab  # same map: untouched
+    assert LabelMap.parse("segment1=1").by_name(lab, mine) is lab  # no name in common: values are the target's
