@@ -15,7 +15,7 @@ from ._app import app, console
 
 @app.command("batch")
 def batch_command(
-    input_dir: Path = typer.Argument(..., help="Folder of studies: each readable file (.nii/.nii.gz/.mha/.mhd/.nrrd/.png/.avi/.mp4/.dcm) "
+    input_dir: Path = typer.Argument(..., metavar="INPUT_DIR", help="Folder of studies: each readable file (.nii/.nii.gz/.mha/.mhd/.nrrd/.png/.avi/.mp4/.dcm) "
                                      "and each folder holding DICOM is one case, in sub-folders too (patient/study/series); "
                                      "case id = file name without extension / folder name."),
     out_dir: Path = typer.Option(..., "-o", "--out", help="Output folder: <case>.nii.gz + <case>.json, summary.csv/json, cohort.csv."),

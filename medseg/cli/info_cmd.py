@@ -12,7 +12,7 @@ from ._app import app, print_json, stdout
 
 @app.command("info")
 def info_command(
-    path: Path = typer.Argument(..., help="Image file or DICOM folder."),
+    path: Path = typer.Argument(..., metavar="PATH", help="Image file or DICOM folder."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
     series: o.Series = None,
 ) -> None:

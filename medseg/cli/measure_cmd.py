@@ -30,7 +30,7 @@ BASE_CHOICES = {"auto": None, "first": "low_index", "last": "high_index"}
 
 @app.command("measure")
 def measure_command(
-    labels: Path | None = typer.Argument(None, help="Label file: one phase (3-D), a cine (4-D), or one apical view over the cycle (2-D + time)."),
+    labels: Path | None = typer.Argument(None, metavar="LABELS", help="Label file: one phase (3-D), a cine (4-D), or one apical view over the cycle (2-D + time)."),
     ed: Path | None = typer.Option(None, "--ed", help="End-diastolic label file (with --es); for echo the apical 4-chamber view."),
     es: Path | None = typer.Option(None, "--es", help="End-systolic label file (with --ed); for echo the apical 4-chamber view."),
     a2c_ed: Path | None = typer.Option(None, "--a2c-ed", help="Echo: end-diastolic apical 2-chamber labels (with --a2c-es): biplane disks."),

@@ -12,7 +12,7 @@ from ._app import app, console
 
 @app.command("segment")
 def segment_command(
-    image: Path = typer.Argument(..., help="Image file or DICOM folder."),
+    image: Path = typer.Argument(..., metavar="IMAGE", help="Image file or DICOM folder."),
     out: Path = typer.Option(..., "-o", "--out", help="Output label file (.nii.gz, .nii, .mha, .nrrd, or .dcm for DICOM SEG)."),
     prompts: o.PromptsFile = None,
     prompts_from: Path | None = typer.Option(None, "--prompts-from", help="Reference labels to simulate box prompts from."),
