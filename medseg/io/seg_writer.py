@@ -86,7 +86,8 @@ def write_dicom_seg(
 
 def check_dicom_source(like: Volume) -> None:
     """Raise a one-line :class:`ImageWriteError` unless ``like`` can be a DICOM SEG's source:
-    read from DICOM, every image with patient position and orientation (cheap: no file is read)."""
+    read from DICOM, every image with patient position and orientation, one series (highdicom
+    builds a SEG over one series' images; cheap: no file is read)."""
     if like.meta.get("format") != "dicom" or not like.meta.get("files"):
         raise ImageWriteError(
             f"DICOM SEG needs an image read from DICOM; this one was read as {like.meta.get('format') or 'unknown'} "
@@ -96,6 +97,12 @@ def check_dicom_source(like: Volume) -> None:
         raise ImageWriteError(
             f"DICOM SEG needs images with patient position and orientation; {like.meta.get('path', '?')} has none "
             "(e.g. an ultrasound clip): write .nii.gz instead"
+        )
+    series = like.meta.get("series_instance_uids") or []
+    if len(series) > 1:
+        raise ImageWriteError(
+            f"DICOM SEG references the images of one series; {like.meta.get('path', '?')} is a stack of {len(series)} series "
+            "(e.g. a cine saved one series per slice): write .nii.gz instead"
         )
 
 

@@ -126,6 +126,12 @@ def test_dicom_seg_needs_a_positioned_dicom_input(tmp_path, image):
     with pytest.raises(MedsegError, match="patient position"):
         write_dicom_seg(np.zeros(clip.shape, np.uint8), clip, tmp_path / "seg.dcm", LM)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["us.dcm"]
+    for z in range(3):  # a stack merged from one series per slice: a SEG references one series
+        write_cine_series(tmp_path / "sax", n_slices=1, n_phases=1, rows=24, cols=24, first_slice=z, prefix=f"S{z}_")
+    stack = read_volume(tmp_path / "sax")
+    with pytest.raises(MedsegError, match="references the images of one series; .* is a stack of 3 series"):
+        write_labels(np.zeros(stack.grid_shape, np.uint8), stack, tmp_path / "seg.dcm", LM)
+    assert not (tmp_path / "seg.dcm").exists()
 
 
 def _jitter_orientation(files, delta):
