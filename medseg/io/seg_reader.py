@@ -77,13 +77,34 @@ def read_dicom_seg(path: str | Path) -> Volume:
             sources = sorted({str(u[2]) for u in seg.get_source_image_uids()})
         except Exception:  # no or malformed references: the SEG still reads, placed on no frame
             sources = []
+        source_frames = _source_frames(seg)
     labels = arr.astype(np.uint8 if max(names.values(), default=0) < 256 else np.uint16)
     return Volume(
         array=np.ascontiguousarray(labels)[None],
         affine=affine_lps_to_ras(aff @ to_medseg),
         modality="OT",
-        meta={"format": "dicom-seg", "path": str(p), "label_map": names, "source_sop_instance_uids": sources},
+        meta={"format": "dicom-seg", "path": str(p), "label_map": names, "source_sop_instance_uids": sources,
+              "source_frames": source_frames},
     )
+
+
+def _source_frames(seg) -> list[list]:
+    """``[uid, frame number]`` (1-based) of the multi-frame source frames a SEG's frames derive
+    from (an enhanced cine: every frame shares the file's UID); [] when it references none."""
+    from pydicom.multival import MultiValue
+
+    out = set()
+    try:
+        for fg in seg.get("PerFrameFunctionalGroupsSequence", []):
+            for der in fg.get("DerivationImageSequence", []):
+                for src in der.get("SourceImageSequence", []):
+                    if "ReferencedFrameNumber" in src:
+                        numbers = src.ReferencedFrameNumber
+                        for n in numbers if isinstance(numbers, MultiValue) else [numbers]:
+                            out.add((str(src.ReferencedSOPInstanceUID), int(n)))
+    except Exception:  # malformed references: placed on no frame
+        return []
+    return [list(x) for x in sorted(out)]
 
 
 def in_label_map(labels: Volume, label_map) -> Volume:
@@ -120,10 +141,16 @@ def seg_frame_in(seg: Volume, image: Volume) -> int | None:
     uids = image.meta.get("sop_instance_uids")
     if not refs or not uids or seg.array.shape[1:] != image.array.shape[1:]:
         return None
+    if any(len(set(row)) != len(row) for row in uids) or len({u for row in uids for u in row}) < len(uids):
+        # frames of one multi-frame file share its UID: match (UID, frame number) instead
+        frames = {(u, int(n)) for u, n in seg.meta.get("source_frames") or ()}
+        numbers = image.meta.get("frame_numbers")
+        if not frames or not numbers:
+            return None
+        hits = [t for t in range(len(uids)) if frames & {(u, n + 1) for u, n in zip(uids[t], numbers[t]) if n is not None}]
+        return hits[0] if len(hits) == 1 else None
     hits = [t for t, row in enumerate(uids) if refs & set(row)]
-    if len(hits) != 1 or len(set(uids[hits[0]])) != len(uids[hits[0]]):
-        return None
-    return hits[0]
+    return hits[0] if len(hits) == 1 else None
 
 
 def seg_label_map(path: str | Path) -> dict[str, int] | None:

@@ -79,6 +79,8 @@ def write_dicom_seg(
         sources, pixel_array, positions = _sources_and_pixels(arr[0], like, frame, label_map)
         seg = _build(sources, pixel_array, positions, label_map, series_description, series_number,
                      algorithm_name, algorithm_version)
+        if positions is not None:  # one multi-frame source: reference the frames of phase `frame`
+            _reference_source_frames(seg, positions, [like.meta["frame_numbers"][frame][z] + 1 for z in range(like.n_slices)])
         with atomic_path(out) as tmp:
             seg.save_as(tmp)
     return out
@@ -142,6 +144,22 @@ def _sources_and_pixels(
         raise ImageWriteError(f"DICOM SEG needs per-frame positions; {paths[0]} is a multi-frame file without them")
     positions = [hd.PlanePositionSequence(hd.CoordinateSystemNames.PATIENT, _frame_ipp(ds, fr)) for _, fr, _ in planes]
     return [ds], np.stack([pl for _, _, pl in planes]), positions
+
+
+def _reference_source_frames(seg: Any, positions: list[Any], frame_numbers: list[int]) -> None:
+    """Point each SEG frame's source reference at the source frame of its slice in the phase
+    written (1-based ``frame_numbers`` per slice). highdicom matches SEG frames to a multi-frame
+    source by position alone, so in a cine it referenced a frame of whichever phase came first
+    at that position."""
+    by_position = {tuple(round(float(v), 3) for v in pos[0].ImagePositionPatient): fn for pos, fn in zip(positions, frame_numbers)}
+    for fg in seg.PerFrameFunctionalGroupsSequence:
+        ipp = tuple(round(float(v), 3) for v in fg.PlanePositionSequence[0].ImagePositionPatient)
+        fn = by_position.get(ipp)
+        if fn is None:
+            continue
+        for der in fg.get("DerivationImageSequence", []):
+            for src in der.get("SourceImageSequence", []):
+                src.ReferencedFrameNumber = fn
 
 
 def _unify_grid_headers(sources: list[Any]) -> None:

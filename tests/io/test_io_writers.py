@@ -116,6 +116,14 @@ def test_dicom_seg_from_enhanced_multiframe(tmp_path):
     out = write_dicom_seg(lab, vol, tmp_path / "seg.dcm", LM, frame=1)
     seg = hd.seg.segread(out)
     assert seg.get_volume(combine_segments=True).array.shape == (3, 8, 9)
+    # its frames derive from the source frames of phase 1 (highdicom alone picked any phase's frame
+    # at each position), so the SEG is placed on phase 1 of the cine, as for classic images
+    from medseg.io.seg_reader import seg_phase
+
+    refs = {int(fg.DerivationImageSequence[0].SourceImageSequence[0].ReferencedFrameNumber) for fg in seg.PerFrameFunctionalGroupsSequence}
+    assert refs == {n + 1 for n in vol.meta["frame_numbers"][1]}
+    assert seg_phase(vol, read_label_volume(out)) == 1
+    assert seg_phase(vol, read_label_volume(write_dicom_seg(lab, vol, tmp_path / "seg0.dcm", LM, frame=0))) == 0
 
 
 def test_dicom_seg_needs_a_positioned_dicom_input(tmp_path, image):
