@@ -118,9 +118,10 @@ def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase
 
 def _label_map(text: str | None, paths: list[Path]) -> tuple[Any, Path | None]:
     """The label map: ``--label-map``, else a DICOM SEG's segments, else the one in the first
-    input's medseg sidecar JSON (the others are re-encoded into it by their own) (``labels.nii.gz`` -> ``labels.json``, written with the labels
-    by ``medseg segment``), else medseg's default; and the file it came from (None when it did
-    not)."""
+    input's medseg sidecar JSON (``labels.nii.gz`` -> ``labels.json``, written with the labels
+    by ``medseg segment``; inputs whose sidecars give other values are re-encoded into it by
+    structure name, :func:`_read_labels`), else medseg's default; and the file it came from
+    (None when it did not)."""
     from ..io.writers import own_label_map
     from ..labels import LabelMap
 

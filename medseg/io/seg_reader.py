@@ -134,22 +134,21 @@ def seg_frame_in(seg: Volume, image: Volume) -> int | None:
     """The frame of ``image`` (a DICOM volume) whose images the SEG ``seg`` references, or None.
 
     A DICOM SEG holds one phase; over a cine it belongs on the frame of its source images (medseg
-    writes ``seg_frameNN.dcm`` per labelled frame, other tools one SEG per phase). Matched by SOP
-    instance UID, on the same slice grid; None when the SEG references none of the image's
-    frames, several of them, or images of a multi-frame file (one UID for every frame)."""
+    writes ``seg_frameNN.dcm`` per labelled frame, other tools one SEG per phase). Matched on the
+    same slice grid by SOP instance UID, or, for a multi-frame source (one UID for all its frames),
+    by (UID, referenced frame number); None when the SEG references none of the image's frames or
+    several of them."""
     refs = set(seg.meta.get("source_sop_instance_uids") or ())
     uids = image.meta.get("sop_instance_uids")
     if not refs or not uids or seg.array.shape[1:] != image.array.shape[1:]:
         return None
-    if any(len(set(row)) != len(row) for row in uids) or len({u for row in uids for u in row}) < len(uids):
-        # frames of one multi-frame file share its UID: match (UID, frame number) instead
+    numbers = image.meta.get("frame_numbers")
+    if numbers and any(n is not None for row in numbers for n in row):
+        # frames of a multi-frame file share its UID: match (UID, 1-based frame number) instead
         frames = {(u, int(n)) for u, n in seg.meta.get("source_frames") or ()}
-        numbers = image.meta.get("frame_numbers")
-        if not frames or not numbers:
-            return None
         hits = [t for t in range(len(uids)) if frames & {(u, n + 1) for u, n in zip(uids[t], numbers[t]) if n is not None}]
-        return hits[0] if len(hits) == 1 else None
-    hits = [t for t, row in enumerate(uids) if refs & set(row)]
+    else:
+        hits = [t for t, row in enumerate(uids) if refs & set(row)]
     return hits[0] if len(hits) == 1 else None
 
 
