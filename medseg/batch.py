@@ -50,6 +50,7 @@ import json
 import os
 import re
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -166,7 +167,9 @@ def discover_cases(input_dir: str | os.PathLike, prompts_from: str | os.PathLike
         raise PromptError(f"--prompts-from for batch must be a folder of reference labels, got: {ref_dir}")
     skip = {Path(p).resolve() for p in exclude} | ({ref_dir.resolve()} if ref_dir else set())
     beside = ref_dir is not None and ref_dir.resolve() == root.resolve()
-    walked = _walk(root, skip, series)
+    with warnings.catch_warnings():  # pydicom warns of UIDs real scanners write (non-conformant, as in Sunnybrook)
+        warnings.simplefilter("ignore")
+        walked = _walk(root, skip, series)
     stacks = {p: sel for _, p, _, sel in walked if sel}
     by_name = Counter(name for name, _, _, _ in walked)
     found = [("_".join((*rel, name)) if by_name[name] > 1 else name, name, p) for name, p, rel, _ in walked]

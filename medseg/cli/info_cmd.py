@@ -16,8 +16,9 @@ def info_command(
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
     series: o.Series = None,
 ) -> None:
-    """Read an image and print its shape, axes, spacing, modality, frames and slices (a DICOM
-    folder holding several series that form no one volume: the series, to pick with --series)."""
+    """Read an image and print its shape, axes, spacing, modality, frames and slices.
+
+    A DICOM folder holding several series that form no one volume lists them, to pick with --series."""
     from ..errors import MixedSeriesError
     from ..io import read_label_volume, read_volume
     from ..io.seg_reader import is_dicom_seg

@@ -311,3 +311,20 @@ def test_compressed_series_read_as_the_uncompressed_one(tmp_path, syntax):
     plain, packed = read_volume(tmp_path / "plain"), read_volume(tmp_path / "packed")
     assert np.array_equal(packed.array, plain.array) and np.allclose(packed.affine, plain.affine) and packed.shape == (2, 3, 12, 10)
     assert np.array_equal(plain.array, s.pixels * 2.0 - 5.0)
+
+
+def test_batch_reads_non_conformant_uids_without_warnings(tmp_path):
+    """Real exports carry UIDs pydicom calls invalid (a component with a leading zero, as every
+    Sunnybrook file has): `medseg batch` finds the cases of such an export without printing a
+    pydicom warning per folder."""
+    import warnings
+
+    from medseg.batch import discover_cases
+
+    for pat in ("p1", "p2", "p3"):  # >= 3 folders: the search for a stack among them reads their headers
+        write_cine_series(tmp_path / "in" / pat, n_slices=2, n_phases=1, rows=12, cols=10, series_uid=f"1.2.08.{pat[1]}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cases = discover_cases(tmp_path / "in")
+    assert [c.case for c in cases] == ["p1", "p2", "p3"]
+    assert [str(w.message) for w in caught] == []
