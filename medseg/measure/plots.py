@@ -465,21 +465,30 @@ def review_sheet_figure(image: np.ndarray, labels: np.ndarray, label_map: Any, r
     return fig
 
 
-#: (cohort.csv column, axis label) of the cohort overview's panels, in order.
+#: (cohort.csv column, axis label) of the cohort overview's panels, in order. The last is the
+#: LV volume of the studies of one phase only (a study with ED and ES has it as its EDV).
 COHORT_PANELS = (("lv.ef_pct", "LVEF (%)"), ("lv.edv_ml", "LV EDV (mL)"), ("lv.esv_ml", "LV ESV (mL)"), ("lv_mass_g", "LV mass (g)"),
                  ("rv.ef_pct", "RVEF (%)"), ("rv.edv_ml", "RV EDV (mL)"), ("volumes_ml.lv", "LV volume, one phase (mL)"))
 
 
-def cohort_png(rows: list[Mapping[str, Any]], path: str | Path, flagged: set[str] | None = None) -> Path | None:
-    """A cohort at a glance (``medseg batch --measure``): one panel per measure that at least two
-    studies have (:data:`COHORT_PANELS`), a dot per study, box = quartiles; studies with a
-    review flag ringed in black, the two most extreme named. None when no panel has data."""
-    flagged = flagged or set()
+def cohort_panels(rows: list[Mapping[str, Any]]) -> list[tuple[str, list[tuple[str, float]]]]:
+    """(axis label, [(case, value)]) of each :data:`COHORT_PANELS` measure that at least two
+    studies have; the one-phase LV volume counts only studies without an LV EDV."""
     panels = []
     for key, label in COHORT_PANELS:
-        vals = [(str(r["case"]), float(r[key])) for r in rows if _finite(r.get(key))]
+        one_phase = key == "volumes_ml.lv"
+        vals = [(str(r["case"]), float(r[key])) for r in rows if _finite(r.get(key)) and not (one_phase and _finite(r.get("lv.edv_ml")))]
         if len(vals) >= 2:
             panels.append((label, vals))
+    return panels
+
+
+def cohort_png(rows: list[Mapping[str, Any]], path: str | Path, flagged: set[str] | None = None) -> Path | None:
+    """A cohort at a glance (``medseg batch --measure``): one panel per measure that at least two
+    studies have (:func:`cohort_panels`), a dot per study, box = quartiles; studies with a
+    review flag ringed in black, the two most extreme named. None when no panel has data."""
+    flagged = flagged or set()
+    panels = cohort_panels(rows)
     if not panels:
         return None
     fig = _figure(1.0 + 1.9 * len(panels), 3.6)

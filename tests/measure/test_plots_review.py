@@ -64,3 +64,17 @@ def test_sheet_header_and_legend_never_cover_the_panels():
         panel = ax.get_tightbbox(renderer)  # the image with its title
         assert not header.overlaps(panel) and not legend.overlaps(panel)
     assert header.x1 <= fig.bbox.x1 and header.y1 <= fig.bbox.y1  # inside the figure
+
+
+def test_cohort_panels_show_the_one_phase_volume_only_of_one_phase_studies(tmp_path):
+    """The cohort overview's "LV volume, one phase" panel holds the studies measured on one
+    phase; a study with ED and ES has that volume as its EDV, which its own panel shows."""
+    from medseg.measure.plots import cohort_panels, cohort_png
+
+    cines = [{"case": f"c{i}", "lv.ef_pct": 50 + i, "lv.edv_ml": 150 + i, "volumes_ml.lv": 150 + i} for i in range(3)]
+    panels = dict(cohort_panels(cines))
+    assert "LV volume, one phase (mL)" not in panels and [v for _, v in panels["LV EDV (mL)"]] == [150, 151, 152]
+    single = [{"case": f"s{i}", "volumes_ml.lv": 90.0 + i, "lv.edv_ml": ""} for i in range(2)]
+    panels = dict(cohort_panels(cines + single))
+    assert panels["LV volume, one phase (mL)"] == [("s0", 90.0), ("s1", 91.0)]
+    assert cohort_png(cines + single, tmp_path / "c.png", {"s1"}).stat().st_size > 0
