@@ -1,4 +1,4 @@
-"""`medseg adapt --pairs TRAIN.csv [--val VAL.csv] --label-map MAP -o ADAPTER_DIR`."""
+"""`medseg adapt --pairs TRAIN.csv [--val VAL.csv] [--label-map MAP] -o ADAPTER_DIR`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from ._app import app, console
 def adapt_command(
     pairs: Path = typer.Option(..., "--pairs", help="Training CSV with columns image,label, or a folder of images with their labels beside them (C.nii.gz + C_gt.nii.gz; also _labels, _label, _seg, _segmentation, _mask, _manual)."),
     val: Path | None = typer.Option(None, "--val", help="Validation CSV or folder, as --pairs (early stopping, before/after Dice)."),
-    label_map: str = typer.Option(..., "--label-map", help="Label values of the label files, e.g. 'lv=3,myo=2,rv=1'."),
+    label_map: str | None = typer.Option(None, "--label-map", help="Label values of the label files, e.g. 'lv=3,myo=2,rv=1'; "
+                                         "may be left out when every label file names its structures (DICOM SEG, medseg sidecar JSON)."),
     out: Path = typer.Option(..., "-o", "--out", help="Adapter folder to write."),
     model: str = typer.Option("default", "--model", help="Base model."),
     rank: int = typer.Option(8, "--rank", help="LoRA rank."),
@@ -40,6 +41,7 @@ def adapt_command(
     from ..errors import MedsegError
     from ..evaluation import read_pairs
     from ..labels import LabelMap
+    from ._options import references_map
 
     for name, value, ok in (("--steps", steps, steps >= 1), ("--rank", rank, rank >= 1), ("--batch-size", batch_size, batch_size >= 1),
                             ("--val-every", val_every, val_every >= 1), ("--patience", patience, patience >= 1),
@@ -47,9 +49,9 @@ def adapt_command(
         if not ok:
             raise MedsegError(f"{name} {value} is out of range (steps, rank, batch size, val-every, patience >= 1; 0 < lr < 1; time budget > 0 s)")
     check_adapter_out(out)
-    lmap = LabelMap.parse(label_map)
     train_pairs = read_pairs(pairs)
     val_pairs = read_pairs(val) if val else []
+    lmap = LabelMap.parse(label_map) if label_map else references_map(train_pairs + val_pairs)
     cfg = AdaptConfig(out=str(out), base=model, rank=rank, decoder=not no_decoder, device=device, batch_size=batch_size, lr=lr,
                       time_budget_s=time_budget, max_steps=steps, val_every=val_every, patience=patience, seed=seed, resume=resume,
                       modality=modality, view=view, description=description, init_from=init_from)

@@ -31,13 +31,14 @@ def evaluate_command(
     from ..evaluation import PROMPT_MODES, evaluate_pairs, read_pairs
     from ..labels import LabelMap
     from ..models import load_model
+    from ._options import references_map
 
     if prompt not in PROMPT_MODES:
         raise MedsegError(f"--prompt must be one of {', '.join(PROMPT_MODES)}, got {prompt!r}")
     if workers < 1:
         raise MedsegError(f"--workers must be 1 or more, got {workers}")
     rows = read_pairs(pairs)
-    lmap = LabelMap.parse(label_map) if label_map else _references_map(rows)
+    lmap = LabelMap.parse(label_map) if label_map else references_map(rows)
     _check_outputs(out, csv_path, plots, pairs, rows)
     loaded = load_model(model, device=device)
     if adapter:
@@ -70,29 +71,6 @@ def evaluate_command(
         console.print(f"LVEF medseg - reference: bias {ef['bias']:+.1f} pts, 95 % limits of agreement {ef['loa'][0]:+.1f} to {ef['loa'][1]:+.1f}", markup=False)
     if plots is not None:
         console.print(f"plots: {', '.join(Path(v).name for v in result['plots'].values())} in {plots}", markup=False)
-
-
-def _references_map(rows: list):
-    """Without --label-map: the one label map the references name (DICOM SEGs' segments, medseg
-    sidecars); SEGs naming different segments are re-encoded by name into medseg's values."""
-    from ..errors import LabelMapError
-    from ..io.seg_reader import is_dicom_seg
-    from ..io.writers import own_label_map
-    from ..labels import DEFAULT_LABEL_MAP
-
-    maps = []
-    for r in rows:
-        own = own_label_map(r.label)
-        if own is None:
-            raise LabelMapError(f"give --label-map: the labels of case {r.case} ({Path(r.label).name}) do not name their structures "
-                                "(neither a DICOM SEG nor labels with a medseg sidecar JSON)")
-        maps.append(own[0])
-    if all(m.values == maps[0].values for m in maps):
-        return maps[0]
-    names = list(dict.fromkeys(n for m in maps for n in m.names))
-    if all(is_dicom_seg(r.label) for r in rows) and all(n in DEFAULT_LABEL_MAP for n in names):
-        return DEFAULT_LABEL_MAP.subset(names)
-    raise LabelMapError(f"give --label-map: the references name different label maps ({'; '.join(dict.fromkeys(m.to_string() for m in maps))})")
 
 
 def _check_outputs(out: Path, csv_path: Path | None, plots: Path | None, pairs: Path, rows: list) -> None:

@@ -207,3 +207,24 @@ def test_adapt_refuses_outputs_and_settings_before_training(case, tmp_path, caps
         assert out.read_bytes() == b"precious"
     else:
         assert not out.exists() and "out of range" in err
+
+
+def test_adapt_takes_the_label_map_the_label_files_name(tmp_path, capsys):
+    """Labels saved by medseg (a sidecar naming their structures) need no --label-map, as for
+    evaluate; labels that name nothing ask for it in one line, before any training."""
+    import json
+
+    from medseg.cli._app import run_cli
+
+    train, val = _adapt_pairs(tmp_path)
+    csv = tmp_path / "train.csv"
+    csv.write_text(f"image,label\n{train.image},{train.label}\n")
+    out = tmp_path / "out"
+    assert run_cli(["adapt", "--pairs", str(csv), "-o", str(out), "--steps", "1", "--rank", "2", "--batch-size", "2"]) == 0
+    assert json.loads((out / "medseg.json").read_text())["label_map"] == {"lv": 1, "myo": 2, "rv": 3}
+    capsys.readouterr()
+    for p in tmp_path.glob("s*_gt.json"):
+        p.unlink()
+    rc = run_cli(["adapt", "--pairs", str(csv), "-o", str(tmp_path / "out2"), "--steps", "1"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert rc == 1 and err.startswith("error: give --label-map") and not (tmp_path / "out2").exists()
