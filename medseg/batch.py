@@ -104,6 +104,7 @@ class BatchOptions:
     min_confidence: float | None = None  # leave out structures (or whole cases) below this confidence
     review_png: bool = False  # also write <case>_review.png (medseg.review.review_png)
     series: str | None = None  # DICOM folder cases: the series to read (medseg.io.dicom.series_matches)
+    subjects: tuple[Any, ...] = ()  # --subjects: medseg.subjects.Subject rows, body data for --measure
     threads: int | None = None  # torch threads per process (None: torch's default)
     threads_by_host: tuple[tuple[str, int], ...] = ()  # Dask: worker threads per host
 
@@ -376,7 +377,7 @@ def run_case(case: CaseSpec, options: BatchOptions) -> Result:
         res["output"] = str(out)
         res.update(_review_fields(out))
         if options.measure:
-            res.update(_measure(out, options))
+            res.update(_measure(out, options, case.case))
     except HandedOver as e:
         res.update(status="handed_over", reason=_one_line(str(e)), needs_review=True)
     except MedsegError as e:
@@ -460,10 +461,10 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
         review_png(vol, result.labels, result.label_map, prov, review_png_path(options.out_dir, case.case), title=case.case)
 
 
-def _measure(out: Path, options: BatchOptions) -> Result:
+def _measure(out: Path, options: BatchOptions, case_id: str) -> Result:
     """Measurements of the written labels: measure_phase (3-D), measure_cine (4-D), or for one
     apical view over the cycle (one slice, several frames) measure_echo_clip (EF even without
-    pixel spacing)."""
+    pixel spacing); with the case's row of ``options.subjects`` (BSA, indexed values, ...)."""
     from .io import read_label_volume, sidecar_path
     from .labels import LabelMap
     from .measure.echo import measure_echo_clip
@@ -474,19 +475,37 @@ def _measure(out: Path, options: BatchOptions) -> Result:
     lmap = LabelMap.parse(side["label_map"])
     if "lv" not in lmap:
         return {"measure_note": "not measured: the label map has no lv"}
+    subject = _subject(case_id, options.subjects)
     try:
         lab = read_label_volume(out)  # spacing unknown when the sidecar says the input had none
         if lab.n_slices == 1 and lab.n_frames > 1:
             spacing = (float(lab.spacing[1]), float(lab.spacing[2])) if lab.spacing_known else None
-            rep = measure_echo_clip(lab.array[:, 0], label_map=lmap, spacing_mm=spacing)
+            rep = measure_echo_clip(lab.array[:, 0], label_map=lmap, spacing_mm=spacing, **_body(subject, heart_rate=False))
         elif not lab.spacing_known:
             return {"measure_note": "not measured: the input has no physical spacing"}
         else:
-            rep = measure_phase(lab, None, lmap) if lab.n_frames == 1 else measure_cine(lab, None, lmap)
+            rep = measure_phase(lab, None, lmap) if lab.n_frames == 1 else measure_cine(lab, None, lmap, **_body(subject))
     except MedsegError as e:
         return {"measure_note": _one_line(f"not measured: {e}")}
-    row = report_row(rep)
+    row = _with_subject(report_row(rep), subject)
     return {"measures": {k: row[k] for k in KEY_MEASURES if k in row}, "cohort_row": row, "measure_note": ""}
+
+
+def _subject(case_id: str, subjects: Sequence[Any]) -> Any:
+    """The row of ``subjects`` (:mod:`medseg.subjects`) that belongs to ``case_id``, or None."""
+    from .subjects import subject_for
+
+    return subject_for(case_id, subjects)
+
+
+def _body(subject: Any, heart_rate: bool = True) -> dict[str, Any]:
+    """The measure keyword arguments of a subjects row (none without one; echo takes no heart rate)."""
+    return subject.body(heart_rate) if subject is not None else {}
+
+
+def _with_subject(row: dict[str, Any], subject: Any) -> dict[str, Any]:
+    """The cohort row with the id of the subjects row it was measured with first (after case)."""
+    return {"subject": subject.id, **row} if subject is not None else row
 
 
 @functools.lru_cache(maxsize=2)
@@ -536,7 +555,7 @@ def run_batch(cases: Sequence[CaseSpec], options: BatchOptions, workers: int = 1
             emit(run_case(case, options))
     ordered = [results[k] for k in sorted(results)]
     if options.measure:
-        write_cohort(options.out_dir, ordered + echo_study_rows(ordered) + stack_study_rows(ordered))
+        write_cohort(options.out_dir, ordered + echo_study_rows(ordered, options.subjects) + stack_study_rows(ordered, options.subjects))
     return ordered
 
 
@@ -551,18 +570,19 @@ def split_phase(name: str) -> tuple[str, str] | None:
     return "_".join(parts[:i] + parts[i + 1:]), parts[i].upper()
 
 
-def stack_study_rows(results: Sequence[Result]) -> list[Result]:
+def stack_study_rows(results: Sequence[Result], subjects: Sequence[Any] = ()) -> list[Result]:
     """Cohort rows for short-axis studies whose ED and ES stacks are separate cases named
     ``<study>_ED`` / ``<study>_ES`` (:func:`split_phase`; not the echo views of
     :func:`echo_study_rows`): EDV, ESV, EF, LV mass and the RV's, as ``medseg measure --ed --es``
-    gives them. Rows: ``{"case": study, "cohort_row": {...}, "measure_note": ...}``."""
+    gives them (with the study's row of ``subjects``, :mod:`medseg.subjects`). Rows:
+    ``{"case": study, "cohort_row": {...}, "measure_note": ...}``."""
     groups: dict[str, dict[str, str]] = {}
     for r in results:
         sp = split_phase(r["case"])
         if sp and not echo_view(r["case"]) and r["status"] in ("ok", "skipped") and r.get("output"):
             groups.setdefault(sp[0], {})[sp[1]] = r["output"]
     taken = {r["case"] for r in results}
-    return [{"case": study, **_measure_stack_study(ph)} for study, ph in sorted(groups.items())
+    return [{"case": study, **_measure_stack_study(ph, _subject(study, subjects))} for study, ph in sorted(groups.items())
             if "ED" in ph and "ES" in ph and study not in taken]
 
 
@@ -580,7 +600,7 @@ def _shared_label_map(outputs: Sequence[str], whose: str):
     return lmap
 
 
-def _measure_stack_study(phases: dict[str, str]) -> Result:
+def _measure_stack_study(phases: dict[str, str], subject: Any = None) -> Result:
     from .io import read_label_volume
     from .measure.export import report_row
     from .measure.report import measure_ed_es
@@ -592,10 +612,10 @@ def _measure_stack_study(phases: dict[str, str]) -> Result:
             return {"measure_note": "not measured together: ED and ES are not two stacks on one grid"}
         if not (ed.spacing_known and es.spacing_known):
             raise MedsegError("the input has no physical spacing")
-        rep = measure_ed_es(ed.array[0], es.array[0], ed.affine, lmap)
+        rep = measure_ed_es(ed.array[0], es.array[0], ed.affine, lmap, **_body(subject))
     except MedsegError as e:
         return {"measure_note": _one_line(f"not measured: {e}")}
-    row = report_row(rep)
+    row = _with_subject(report_row(rep), subject)
     row["phases"] = f"{Path(phases['ED']).name} {Path(phases['ES']).name}"
     return {"cohort_row": row, "measure_note": ""}
 
@@ -616,11 +636,11 @@ def echo_view_keys(views: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     return [("4ch", "ED"), ("4ch", "ES")] + ([("2ch", "ED"), ("2ch", "ES")] if {("2ch", "ED"), ("2ch", "ES")} <= have else [])
 
 
-def echo_study_rows(results: Sequence[Result]) -> list[Result]:
+def echo_study_rows(results: Sequence[Result], subjects: Sequence[Any] = ()) -> list[Result]:
     """Cohort rows for echo studies whose apical views are separate one-image cases named
     ``<study>_<view>_<phase>`` (:data:`ECHO_VIEW_CASE`): EF (and volumes with pixel spacing)
     from the 4-chamber ED and ES labels, biplane when the 2-chamber ED and ES are there too
-    (:func:`medseg.measure.echo.measure_echo`). A study without both 4-chamber phases gets no
+    (:func:`medseg.measure.echo.measure_echo`; with the study's row of ``subjects``). A study without both 4-chamber phases gets no
     row; one that cannot be measured gets a row with ``measure_note``. Rows:
     ``{"case": study, "cohort_row": {...}, "measure_note": ...}``."""
     groups: dict[str, dict[tuple[str, str], str]] = {}
@@ -631,11 +651,11 @@ def echo_study_rows(results: Sequence[Result]) -> list[Result]:
     rows = []
     for study, views in sorted(groups.items()):
         if ("4ch", "ED") in views and ("4ch", "ES") in views:
-            rows.append({"case": study, **_measure_echo_study(views)})
+            rows.append({"case": study, **_measure_echo_study(views, _subject(study, subjects))})
     return rows
 
 
-def _measure_echo_study(views: dict[tuple[str, str], str]) -> Result:
+def _measure_echo_study(views: dict[tuple[str, str], str], subject: Any = None) -> Result:
     from .io import read_label_volume
     from .measure.echo import measure_echo
     from .measure.export import report_row
@@ -652,10 +672,10 @@ def _measure_echo_study(views: dict[tuple[str, str], str]) -> Result:
         lmap = _shared_label_map([views[k] for k in keys], "the views'")
         a2c = [arrays.get(("2ch", "ED")), arrays.get(("2ch", "ES"))]
         rep = measure_echo(arrays[("4ch", "ED")], arrays[("4ch", "ES")], *a2c, label_map=lmap,
-                           spacing_a4c_mm=spacing["4ch"], spacing_a2c_mm=spacing.get("2ch"))
+                           spacing_a4c_mm=spacing["4ch"], spacing_a2c_mm=spacing.get("2ch"), **_body(subject, heart_rate=False))
     except MedsegError as e:
         return {"measure_note": _one_line(f"not measured: {e}")}
-    row = report_row(rep)
+    row = _with_subject(report_row(rep), subject)
     row["views"] = " ".join(f"{v.upper()}_{p}" for v, p in keys)
     return {"cohort_row": row, "measure_note": ""}
 
@@ -710,7 +730,8 @@ def _worst_first(r: Result) -> tuple:
 def write_cohort(out_dir: str | os.PathLike, results: Sequence[Result]) -> Path:
     """``cohort.csv``: one row per measured case (``case`` + flattened report columns), and
     ``cohort.png`` (:func:`medseg.measure.plots.cohort_png`: the studies' LVEF, volumes and
-    mass at a glance, those needing review ringed) when two or more studies have a measure."""
+    mass at a glance, those needing review ringed; a study measured from its ED and ES cases
+    or its echo views is one dot, not three) when two or more studies have a measure."""
     from ._files import write_text_atomic
     from .measure.plots import cohort_png
 
@@ -723,7 +744,10 @@ def write_cohort(out_dir: str | os.PathLike, results: Sequence[Result]) -> Path:
     # a study row (echo views, ED/ES stacks) needs review when one of its cases does
     flagged = {row["case"] for row in rows if row["case"] in review or any(c.startswith(f"{row['case']}_") for c in review)}
     png = Path(out_dir) / "cohort.png"
-    if cohort_png(rows, png, flagged) is None:
+    # the overview shows a study once: not also its ED and ES cases (whose mass and volumes it has)
+    ids = {row["case"] for row in rows}
+    studies = [row for row in rows if not ((part := echo_view(row["case"]) or split_phase(row["case"])) and part[0] in ids)]
+    if cohort_png(studies, png, flagged) is None:
         png.unlink(missing_ok=True)  # an old overview must not stand for this cohort
     return path
 

@@ -37,6 +37,9 @@ def batch_command(
     scheduler: str | None = typer.Option(None, "--scheduler", help="Dask scheduler address (e.g. tcp://host:8786): one task per case; "
                                             "workers need medseg and the same paths."),
     measure: bool = typer.Option(False, "--measure", help="Measure each case's labels (volumes, EF, LV mass) into OUT_DIR/cohort.csv."),
+    subjects: Path | None = typer.Option(None, "--subjects", help="With --measure: CSV of body data, a row per subject: case (or subject, study, "
+                                         "patient, id) and any of height_cm, weight_kg, sex, heart_rate; gives BSA, indexed values, "
+                                         "sex-specific ranges, cardiac output. Row 'p1' also serves cases p1_*."),
     min_confidence: o.MinConfidence = None,
     review_png: o.ReviewPng = False,
     series: o.Series = None,
@@ -47,6 +50,11 @@ def batch_command(
     from ..labels import LabelMap
 
     _check_options(prompts, prompts_from, label_map, key_slice, auto, through, workers, scheduler)
+    if subjects is not None and not measure:
+        raise MedsegError("--subjects gives body data for the measurements: add --measure")
+    from ..subjects import read_subjects
+
+    subject_rows = read_subjects(subjects) if subjects is not None else ()
     structures = ",".join(o.parse_structures(structures, auto) or ()) or None
     if label_map:
         LabelMap.parse(label_map)  # a malformed map fails here, once
@@ -66,10 +74,29 @@ def batch_command(
     options = BatchOptions(
         out_dir=str(out), prompts=str(prompts) if prompts else None, label_map=label_map, key_slice=key_slice, auto=auto,
         structures=structures, propagate=propagate, through=through, model=model, adapter=adapter, device=device,
-        resume=resume, measure=measure, min_confidence=min_confidence, review_png=review_png, series=series,
+        resume=resume, measure=measure, min_confidence=min_confidence, review_png=review_png, series=series, subjects=subject_rows,
     )
     results = _run_with_progress(cases, options, workers, scheduler)
+    if subjects is not None:
+        _subjects_line(out, subjects, subject_rows)
     _closing_line(results, out, measure)
+
+
+def _subjects_line(out: Path, path: Path, rows) -> None:
+    """How the subjects file's rows met the cohort: rows of cohort.csv measured with one, and
+    the subjects rows that no case used (a misspelt id shows here)."""
+    import csv
+
+    cohort = out / "cohort.csv"
+    if not cohort.is_file():
+        return
+    with open(cohort, newline="") as fh:
+        used = [r.get("subject", "") for r in csv.DictReader(fh)]
+    unused = [s.id for s in rows if s.id not in set(used)]
+    line = f"subjects: {sum(bool(u) for u in used)} of {len(used)} cohort rows measured with a row of {path}"
+    if unused:
+        line += f"; {len(unused)} of its rows matched no case ({', '.join(unused[:5])}{', ...' if len(unused) > 5 else ''})"
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _check_options(prompts, prompts_from, label_map, key_slice, auto, through, workers, scheduler) -> None:

@@ -38,7 +38,8 @@ def info_command(
         return
     from rich.table import Table
 
-    table = Table(title=str(path), show_header=False)
+    stdout.print(str(path), markup=False, highlight=False, soft_wrap=True)  # a title would wrap a long path at the table's width
+    table = Table(show_header=False)
     for key in ("format", "shape", "axes", "spacing_mm", "modality", "n_frames", "n_slices", "series_description", "series_merged", "segments"):
         if key in d:
             table.add_row(key, str(d[key]))
@@ -57,7 +58,8 @@ def _list_series(path: Path, as_json: bool) -> None:
         return
     from rich.table import Table
 
-    table = Table(title=f"{path}: {note}")
+    stdout.print(f"{path}: {note}", markup=False, highlight=False, soft_wrap=True)
+    table = Table()
     folders = len({r["folder"] for r in rows}) > 1  # a study folder with a sub-folder per series
     for col in ("number", "description", "images", "size", "modality", "uid", *(("folder",) if folders else ())):
         table.add_column(col)

@@ -139,7 +139,7 @@ def test_measure_of_an_apical_view_over_the_cycle_gives_ef_without_spacing(tmp_p
     like = Volume(np.zeros(lab.shape, np.float32), np.eye(4), spacing_known=False, meta={})
     out = tmp_path / "clip.nii.gz"
     write_labels(lab, like, out, "lv=1,myo=2,la=3")  # the sidecar records spacing_known: False
-    res = _measure(out, BatchOptions(out_dir=tmp_path, measure=True))
+    res = _measure(out, BatchOptions(out_dir=tmp_path, measure=True), "clip")
     assert res["measure_note"] == ""
     row = res["cohort_row"]
     assert row["method"] == "single_plane_disks_clip" and (row["ed_frame"], row["es_frame"]) == (1, 3)

@@ -214,6 +214,8 @@ def test_measure_gives_echo_studies_their_ef_from_view_images(tmp_path, capsys, 
     (["--auto", "--label-map", "lv=one"], "lv"),
     (["--auto", "--structures", "lv,foo"], "unknown structure 'foo'"),  # once, before any case
     (["--prompts-from", "STUDIES", "--label-map", "lv=1", "--structures", "lv"], "add --auto"),
+    (["--auto", "--subjects", "subjects.csv"], "add --measure"),
+    (["--auto", "--measure", "--subjects", "missing.csv"], "subjects file not found"),
 ])
 def test_option_errors(studies, tmp_path, capsys, args, message):
     args = [str(studies) if a == "STUDIES" else a for a in args]
@@ -280,8 +282,28 @@ def test_cohort_row_per_short_axis_study_from_its_ed_and_es_cases(tmp_path, caps
     assert run_cli(["batch", str(inp), "-o", str(out), "--prompts-from", str(inp), "--label-map", MAP, "--measure"]) == 0
     rows = {r["case"]: r for r in csv.DictReader((out / "cohort.csv").open())}
     assert set(rows) == {"s1_SA_ED", "s1_SA_ES", "s1_SA"}
+    assert not (out / "cohort.png").exists()  # one study is one dot (not also its ED and ES cases): no overview of one
     assert run_cli(["measure", "--ed", str(out / "s1_SA_ED.nii.gz"), "--es", str(out / "s1_SA_ES.nii.gz"), "-o", str(tmp_path / "r.json")]) == 0
     rep = json.loads((tmp_path / "r.json").read_text())
     assert float(rows["s1_SA"]["lv.ef_pct"]) == pytest.approx(rep["lv"]["ef_pct"], abs=1e-3) and 30 < rep["lv"]["ef_pct"] < 80
     assert float(rows["s1_SA"]["lv_mass_g"]) == pytest.approx(rep["lv_mass_g"], abs=1e-3)
     assert "(3 rows)" in " ".join(capsys.readouterr().err.split())
+    # body data from a subjects file (a spreadsheet's export): BSA and indexed values for the
+    # study, as `medseg measure --height-cm --weight-kg --sex` gives them; added on --resume
+    subjects = tmp_path / "subjects.csv"
+    subjects.write_text("patient;height_cm;weight_kg;sex;group\ns1_SA;180;80,5;F;DCM\ns9;170;70;M;NOR\n")
+    capsys.readouterr()
+    assert run_cli(["batch", str(inp), "-o", str(out), "--prompts-from", str(inp), "--label-map", MAP, "--measure", "--resume",
+                    "--subjects", str(subjects)]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "subjects: 3 of 3 cohort rows measured with a row" in err and "1 of its rows matched no case (s9)" in err
+    assert {r["status"] for r in _summary(out).values()} == {"skipped"}  # measured again, not segmented again
+    rows = {r["case"]: r for r in csv.DictReader((out / "cohort.csv").open())}
+    assert {r["subject"] for r in rows.values()} == {"s1_SA"} and rows["s1_SA_ED"]["bsa_m2"] == ""
+    assert run_cli(["measure", "--ed", str(out / "s1_SA_ED.nii.gz"), "--es", str(out / "s1_SA_ES.nii.gz"), "-o", str(tmp_path / "r2.json"),
+                    "--height-cm", "180", "--weight-kg", "80.5", "--sex", "F"]) == 0
+    rep = json.loads((tmp_path / "r2.json").read_text())
+    assert float(rows["s1_SA"]["bsa_m2"]) == pytest.approx(rep["bsa_m2"], abs=1e-4) == pytest.approx((180 * 80.5 / 3600) ** 0.5, abs=1e-4)
+    assert float(rows["s1_SA"]["indexed.lv_mass_g_m2"]) == pytest.approx(rep["indexed"]["lv_mass_g_m2"], abs=1e-3)
+    assert rows["s1_SA"]["sex"] == "female"  # the same sex-specific reference-range flags
+    assert {c.split("(")[0] for c in rows["s1_SA"]["flags"].split(";") if c} == {f["code"] for f in rep["flags"]}

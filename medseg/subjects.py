@@ -1,0 +1,123 @@
+"""Per-subject body data for cohort measurements (``medseg batch --measure --subjects FILE.csv``).
+
+A CSV (a spreadsheet export) with one row per subject: an id column (``case``, ``subject``,
+``study``, ``patient`` or ``id``) and any of ``height_cm``, ``weight_kg``, ``sex`` (M/F) and
+``heart_rate`` (beats/min); other columns (age, group, ...) are ignored. With them a case's
+report gets BSA, indexed volumes and mass, sex-specific reference ranges and cardiac output,
+as ``medseg measure --height-cm --weight-kg --sex --heart-rate`` gives them.
+
+A row belongs to the case whose id it is, or else to the cases whose id starts with it and an
+underscore (``patient001`` -> ``patient001_4d``; an echo study ``patient0001`` -> its views
+``patient0001_4CH_ED``...), the longest such id winning.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import MedsegError
+
+#: Accepted names of the id column (case-insensitive), in order of preference.
+ID_COLUMNS = ("case", "subject", "study", "patient", "id")
+#: Value columns: name -> (lowest, highest) plausible value; sex is M or F.
+NUMERIC = {"height_cm": (30.0, 250.0), "weight_kg": (1.0, 400.0), "heart_rate": (20.0, 300.0)}
+VALUE_COLUMNS = (*NUMERIC, "sex")
+#: Columns that look like body data but do not say their unit.
+_UNITLESS = {"height": "height_cm", "weight": "weight_kg", "hr": "heart_rate", "heartrate": "heart_rate"}
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One row of a subjects file; None where the row leaves a value out."""
+
+    id: str
+    height_cm: float | None = None
+    weight_kg: float | None = None
+    sex: str | None = None  # "M" or "F"
+    heart_rate: float | None = None
+
+    def body(self, heart_rate: bool = True) -> dict[str, Any]:
+        """Keyword arguments of the measure functions (``height_cm``, ``weight_kg``, ``sex``
+        and, with ``heart_rate``, ``heart_rate``) for the values the row gives."""
+        keys = ("height_cm", "weight_kg", "sex", *(("heart_rate",) if heart_rate else ()))
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+
+def read_subjects(path: str | Path) -> tuple[Subject, ...]:
+    """The rows of a subjects CSV; a one-line :class:`MedsegError` for a file that cannot be
+    read, has no id column or none of the value columns, a column whose unit is not named, a
+    repeated id, or a value that is not plausible (the file and line are named)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8-sig")  # a spreadsheet's export may start with a BOM
+    except FileNotFoundError:
+        raise MedsegError(f"subjects file not found: {p}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise MedsegError(f"cannot read the subjects file {p}: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        dialect = csv.Sniffer().sniff(text.splitlines()[0] if text.strip() else ",", delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.reader(text.splitlines(), dialect)
+    header = [h.strip() for h in next(reader, [])]
+    lower = [h.lower() for h in header]
+    id_col = next((lower.index(c) for c in ID_COLUMNS if c in lower), None)
+    if id_col is None:
+        raise MedsegError(f"{p}: no id column; name the column of case ids one of {', '.join(ID_COLUMNS)} (header: {', '.join(header) or 'empty'})")
+    for h in lower:
+        if h in _UNITLESS and _UNITLESS[h] not in lower:
+            raise MedsegError(f"{p}: column {h!r} does not say its unit; name it {_UNITLESS[h]!r}")
+    cols = {c: lower.index(c) for c in VALUE_COLUMNS if c in lower}
+    if not cols:
+        raise MedsegError(f"{p}: none of the columns {', '.join(VALUE_COLUMNS)} (header: {', '.join(header)})")
+    subjects: dict[str, Subject] = {}
+    for line, row in enumerate(reader, start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        sid = row[id_col].strip() if id_col < len(row) else ""
+        if not sid:
+            raise MedsegError(f"{p}, line {line}: no id in column {header[id_col]!r}")
+        if sid in subjects:
+            raise MedsegError(f"{p}, line {line}: id {sid!r} appears twice")
+        values: dict[str, Any] = {}
+        for c, i in cols.items():
+            cell = row[i].strip() if i < len(row) else ""
+            if cell:
+                values[c] = _value(c, cell, f"{p}, line {line}")
+        subjects[sid] = Subject(sid, **values)
+    if not subjects:
+        raise MedsegError(f"{p}: no subjects (a header and no rows)")
+    return tuple(subjects.values())
+
+
+def _value(column: str, cell: str, where: str) -> Any:
+    if column == "sex":
+        s = {"m": "M", "male": "M", "f": "F", "female": "F", "o": None, "other": None, "u": None, "unknown": None}.get(cell.lower(), "?")
+        if s == "?":
+            raise MedsegError(f"{where}: sex {cell!r} is not M or F (O or empty: not known)")
+        return s
+    lo, hi = NUMERIC[column]
+    try:
+        v = float(cell.replace(",", ".")) if cell.count(",") == 1 and "." not in cell else float(cell)
+    except ValueError:
+        raise MedsegError(f"{where}: {column} {cell!r} is not a number") from None
+    if not (math.isfinite(v) and lo <= v <= hi):
+        raise MedsegError(f"{where}: {column} {cell} is outside {lo:g}-{hi:g}")
+    return v
+
+
+def subject_for(case_id: str, subjects: Iterable[Subject]) -> Subject | None:
+    """The row of ``case_id``: its own id, else the longest id that ``case_id`` starts with
+    followed by an underscore; None when no row fits."""
+    best = None
+    for s in subjects:
+        if s.id == case_id:
+            return s
+        if case_id.startswith(s.id + "_") and (best is None or len(s.id) > len(best.id)):
+            best = s
+    return best

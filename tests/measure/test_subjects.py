@@ -1,0 +1,48 @@
+"""Subjects files (`medseg batch --measure --subjects FILE.csv`): reading and matching rows to cases."""
+
+from __future__ import annotations
+
+import pytest
+
+from medseg.errors import MedsegError
+from medseg.subjects import Subject, read_subjects, subject_for
+
+
+def test_a_spreadsheet_export_is_read(tmp_path):
+    """A BOM, semicolons with decimal commas, other columns, empty cells and sex in words."""
+    p = tmp_path / "s.csv"
+    p.write_text("\ufeffPatient;Height_cm;weight_kg;Sex;Group;Heart_rate\np1;178,5;85;male;DCM;\np2;;62;F;NOR;71\n\np3;165;;O;HCM;\n",
+                 encoding="utf-8")
+    rows = read_subjects(p)
+    assert rows == (Subject("p1", 178.5, 85.0, "M", None), Subject("p2", None, 62.0, "F", 71.0), Subject("p3", 165.0, None, None, None))
+    assert rows[1].body() == {"weight_kg": 62.0, "sex": "F", "heart_rate": 71.0} and rows[1].body(heart_rate=False) == {"weight_kg": 62.0, "sex": "F"}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("name,height_cm\np1,170\n", "no id column"),
+    ("case,group\np1,NOR\n", "none of the columns"),
+    ("case,height,weight_kg\np1,170,70\n", "'height' does not say its unit; name it 'height_cm'"),
+    ("case,height_cm\np1,170\np1,171\n", "line 3: id 'p1' appears twice"),
+    ("case,height_cm\n,170\n", "line 2: no id"),
+    ("case,height_cm\np1,1.70\n", "line 2: height_cm 1.70 is outside 30-250"),
+    ("case,weight_kg\np1,heavy\n", "weight_kg 'heavy' is not a number"),
+    ("case,weight_kg\np1,nan\n", "outside"),
+    ("case,sex\np1,X\n", "sex 'X' is not M or F"),
+    ("case,sex\n", "no subjects"),
+])
+def test_bad_subjects_files_are_one_line_errors(tmp_path, text, message):
+    p = tmp_path / "s.csv"
+    p.write_text(text)
+    with pytest.raises(MedsegError) as e:
+        read_subjects(p)
+    assert message in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(MedsegError, match="not found"):
+        read_subjects(tmp_path / "missing.csv")
+
+
+def test_a_row_serves_its_case_and_the_cases_named_after_it():
+    rows = (Subject("patient001", 170.0), Subject("patient001_SA", 171.0), Subject("p1", 150.0))
+    assert subject_for("patient001", rows).height_cm == 170.0
+    assert subject_for("patient001_4d", rows).height_cm == 170.0
+    assert subject_for("patient001_SA_ED", rows).height_cm == 171.0  # the longest id wins
+    assert subject_for("patient0011", rows) is None and subject_for("p10", rows) is None and subject_for("x_p1", rows) is None
