@@ -480,11 +480,11 @@ def _measure(out: Path, options: BatchOptions, case_id: str) -> Result:
         lab = read_label_volume(out)  # spacing unknown when the sidecar says the input had none
         if lab.n_slices == 1 and lab.n_frames > 1:
             spacing = (float(lab.spacing[1]), float(lab.spacing[2])) if lab.spacing_known else None
-            rep = measure_echo_clip(lab.array[:, 0], label_map=lmap, spacing_mm=spacing, **_body(subject, heart_rate=False))
+            rep = measure_echo_clip(lab.array[:, 0], label_map=lmap, spacing_mm=spacing, **_body(subject))
         elif not lab.spacing_known:
             return {"measure_note": "not measured: the input has no physical spacing"}
         else:
-            rep = measure_phase(lab, None, lmap) if lab.n_frames == 1 else measure_cine(lab, None, lmap, **_body(subject))
+            rep = measure_phase(lab, None, lmap) if lab.n_frames == 1 else measure_cine(lab, None, lmap, **_body(subject, lab))
     except MedsegError as e:
         return {"measure_note": _one_line(f"not measured: {e}")}
     row = _with_subject(report_row(rep), subject)
@@ -498,9 +498,17 @@ def _subject(case_id: str, subjects: Sequence[Any]) -> Any:
     return subject_for(case_id, subjects)
 
 
-def _body(subject: Any, heart_rate: bool = True) -> dict[str, Any]:
-    """The measure keyword arguments of a subjects row (none without one; echo takes no heart rate)."""
-    return subject.body(heart_rate) if subject is not None else {}
+def _body(subject: Any, labels: Any = None) -> dict[str, Any]:
+    """The measure keyword arguments of a subjects row (none without one) and, for a short-axis
+    study (``labels``: its label Volume), the heart rate: the row's, else the image's DICOM one
+    that the labels' sidecar kept (:func:`medseg.measure.report.heart_rate_options`). Echo
+    (``labels`` None) takes no heart rate."""
+    from .measure.report import heart_rate_options
+
+    body = subject.body(heart_rate=labels is not None) if subject is not None else {}
+    if labels is not None and "heart_rate" not in body:
+        body.update(heart_rate_options(labels))
+    return body
 
 
 def _with_subject(row: dict[str, Any], subject: Any) -> dict[str, Any]:
@@ -612,7 +620,7 @@ def _measure_stack_study(phases: dict[str, str], subject: Any = None) -> Result:
             return {"measure_note": "not measured together: ED and ES are not two stacks on one grid"}
         if not (ed.spacing_known and es.spacing_known):
             raise MedsegError("the input has no physical spacing")
-        rep = measure_ed_es(ed.array[0], es.array[0], ed.affine, lmap, **_body(subject))
+        rep = measure_ed_es(ed.array[0], es.array[0], ed.affine, lmap, **_body(subject, ed))
     except MedsegError as e:
         return {"measure_note": _one_line(f"not measured: {e}")}
     row = _with_subject(report_row(rep), subject)
@@ -672,7 +680,7 @@ def _measure_echo_study(views: dict[tuple[str, str], str], subject: Any = None) 
         lmap = _shared_label_map([views[k] for k in keys], "the views'")
         a2c = [arrays.get(("2ch", "ED")), arrays.get(("2ch", "ES"))]
         rep = measure_echo(arrays[("4ch", "ED")], arrays[("4ch", "ES")], *a2c, label_map=lmap,
-                           spacing_a4c_mm=spacing["4ch"], spacing_a2c_mm=spacing.get("2ch"), **_body(subject, heart_rate=False))
+                           spacing_a4c_mm=spacing["4ch"], spacing_a2c_mm=spacing.get("2ch"), **_body(subject))
     except MedsegError as e:
         return {"measure_note": _one_line(f"not measured: {e}")}
     row = _with_subject(report_row(rep), subject)

@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MedsegError
+from .measure.volumes import HEART_RATE_RANGE_BPM, HEIGHT_RANGE_CM, WEIGHT_RANGE_KG
 
 #: Accepted names of the id column (case-insensitive), in order of preference.
 ID_COLUMNS = ("case", "subject", "study", "patient", "id")
-#: Value columns: name -> (lowest, highest) plausible value; sex is M or F.
-NUMERIC = {"height_cm": (30.0, 250.0), "weight_kg": (1.0, 400.0), "heart_rate": (20.0, 300.0)}
+#: Value columns: name -> (lowest, highest) plausible value (those of `medseg measure`); sex is M or F.
+NUMERIC = {"height_cm": HEIGHT_RANGE_CM, "weight_kg": WEIGHT_RANGE_KG, "heart_rate": HEART_RATE_RANGE_BPM}
 VALUE_COLUMNS = (*NUMERIC, "sex")
 #: Columns that look like body data but do not say their unit.
 _UNITLESS = {"height": "height_cm", "weight": "weight_kg", "hr": "heart_rate", "heartrate": "heart_rate"}

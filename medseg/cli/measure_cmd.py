@@ -89,7 +89,7 @@ def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase
          heart_rate: float | None, a2c: tuple[Path | None, Path | None] = (None, None), by_name: bool = False) -> tuple[dict, dict, dict, Any]:
     """Read the inputs and measure: (report, phase -> (Z, Y, X) labels, phase -> frame, ED Volume).
     ``by_name``: no --label-map was given, so each input's own map (sidecar) re-encodes it into ``lmap``."""
-    from ..measure.report import measure_cine, measure_ed_es, measure_phase
+    from ..measure.report import heart_rate_options, measure_cine, measure_ed_es, measure_phase
 
     if labels is not None:
         vol = _read_labels(labels, lmap, by_name)
@@ -101,7 +101,7 @@ def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase
         _check_measurable(vol, labels, lmap)
         if vol.n_frames == 1:
             return measure_phase(vol, None, lmap, **phase_opts), {"labels": vol.array[0]}, {"labels": 0}, vol
-        report = measure_cine(vol, None, lmap, **phase_opts, **body, **_heart_rate(heart_rate, vol))
+        report = measure_cine(vol, None, lmap, **phase_opts, **body, **heart_rate_options(vol, heart_rate))
         frames = {"ED": report["ed_frame"], "ES": report["es_frame"]}
         return report, {k: vol.array[f] for k, f in frames.items()}, frames, vol
     vol, vol_es = _read_labels(ed, lmap, by_name), _read_labels(es, lmap, by_name)
@@ -112,7 +112,7 @@ def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase
     if not vol.same_grid(vol_es):
         raise GeometryError(f"ED and ES labels are on different grids ({vol.grid_shape} vs {vol_es.grid_shape} or affines differ)")
     _check_measurable(vol, ed, lmap, vol_es)
-    report = measure_ed_es(vol.array[0], vol_es.array[0], vol.affine, lmap, **phase_opts, **body, **_heart_rate(heart_rate, vol))
+    report = measure_ed_es(vol.array[0], vol_es.array[0], vol.affine, lmap, **phase_opts, **body, **heart_rate_options(vol, heart_rate))
     return report, {"ED": vol.array[0], "ES": vol_es.array[0]}, {"ED": 0, "ES": 0}, vol
 
 
@@ -222,18 +222,6 @@ def _read_image(path: Path, series: str | None = None) -> Any:
     from ..io import read_volume
 
     return read_volume(path, series=series)
-
-
-def _heart_rate(user_bpm: float | None, vol: Any) -> dict[str, Any]:
-    """Heart rate from the user, else DICOM HeartRate, else NominalInterval (RR, ms) in the meta."""
-    if user_bpm is not None:
-        return {"heart_rate": user_bpm}
-    meta = getattr(vol, "meta", {}) or {}
-    if meta.get("heart_rate"):
-        return {"heart_rate": float(meta["heart_rate"])}
-    if meta.get("nominal_interval"):
-        return {"nominal_interval_ms": float(meta["nominal_interval"])}
-    return {}
 
 
 def _check_measurable(vol: Any, path: Path, lmap: Any, other: Any = None) -> None:

@@ -61,7 +61,8 @@ def read_label_volume(path: str | os.PathLike) -> Volume:
     Integer files keep their dtype; float files whose values are all whole numbers become
     uint8/uint16/int32 (the smallest that fits). Palette PNGs give their palette indices.
     ``spacing_known`` is False when the file's medseg sidecar says its image had no physical
-    spacing (labels of a PNG or a video written as NIfTI: 1 mm pixels nobody measured).
+    spacing (labels of a PNG or a video written as NIfTI: 1 mm pixels nobody measured); the
+    sidecar's heart rate / RR interval of the image (``cardiac_timing``) go into ``meta``.
 
     Raises:
         LabelMapError: non-integer, non-finite or negative values, or a colour label image
@@ -69,11 +70,15 @@ def read_label_volume(path: str | os.PathLike) -> Volume:
     """
     p = Path(path).expanduser()
     vol = _read(p, labels=True)
-    if vol.spacing_known:
-        from .writers import read_sidecar
+    from .writers import CARDIAC_TIMING, read_sidecar
 
-        if ((read_sidecar(p) or {}).get("provenance") or {}).get("spacing_known") is False:
-            vol = vol.with_array(vol.array, spacing_known=False)
+    prov = (read_sidecar(p) or {}).get("provenance") or {}
+    if vol.spacing_known and prov.get("spacing_known") is False:
+        vol = vol.with_array(vol.array, spacing_known=False)
+    timing = prov.get("cardiac_timing") if isinstance(prov.get("cardiac_timing"), dict) else {}
+    extra = {k: float(v) for k in CARDIAC_TIMING if not (vol.meta or {}).get(k) and isinstance(v := timing.get(k), (int, float)) and v > 0}
+    if extra:
+        vol = vol.with_array(vol.array, meta={**(vol.meta or {}), **extra})
     arr = vol.array
     if arr.dtype == bool:
         return vol.with_array(arr.astype(np.uint8))

@@ -27,6 +27,10 @@ OUTPUT_FORMATS: dict[str, str] = {
     ".nii.gz": "nifti", ".nii": "nifti", ".mha": "itk", ".nrrd": "itk", ".png": "png", ".dcm": "dicom-seg",
 }
 
+#: Volume.meta keys of a DICOM image's heart rate (beats/min) and RR interval (ms) that a label
+#: file's sidecar keeps (``provenance.cardiac_timing``) and :func:`read_label_volume` gives back.
+CARDIAC_TIMING = ("heart_rate", "nominal_interval")
+
 
 def output_kind(path: str | os.PathLike) -> str:
     """The writer kind for ``path`` ('nifti', 'itk', 'png', 'dicom-seg'); raises for others."""
@@ -194,8 +198,11 @@ def write_labels(
     arr = validate_labels(labels, like, lm)
     # spacing_known: a NIfTI written for a PNG or a video has 1 mm pixels it never measured;
     # `medseg measure` and `batch --measure` read this to report no millimetre volumes
+    # the heart rate the image's DICOM gives (HeartRate, NominalInterval): cardiac output from
+    # the labels alone (`medseg measure`, `batch --measure`), which a NIfTI cannot carry
+    timing = {k: float(v) for k in CARDIAC_TIMING if isinstance(v := (like.meta or {}).get(k), (int, float)) and v > 0}
     sidecar_obj = {"labels": [out.name], "label_map": lm.to_dict(),
-                   "provenance": {**dict(provenance or {}), "spacing_known": bool(like.spacing_known)}}
+                   "provenance": {**dict(provenance or {}), "spacing_known": bool(like.spacing_known), **({"cardiac_timing": timing} if timing else {})}}
     try:
         json.dumps(_jsonable(sidecar_obj), allow_nan=False)
     except (TypeError, ValueError) as e:

@@ -309,6 +309,20 @@ def _function_flags(fn: dict[str, float], name: str) -> list[dict]:
     return flags
 
 
+def heart_rate_options(vol: Any, heart_rate: float | None = None) -> dict[str, Any]:
+    """The cardiac-output keyword of :func:`measure_ed_es` / :func:`measure_cine`: ``heart_rate``
+    when given, else the image's DICOM HeartRate, else its NominalInterval (RR, ms), from the
+    Volume's ``meta`` (labels carry them in their medseg sidecar); {} when none is known."""
+    if heart_rate is not None:
+        return {"heart_rate": heart_rate}
+    meta = getattr(vol, "meta", {}) or {}
+    if meta.get("heart_rate"):
+        return {"heart_rate": float(meta["heart_rate"])}
+    if meta.get("nominal_interval"):
+        return {"nominal_interval_ms": float(meta["nominal_interval"])}
+    return {}
+
+
 def measure_cine(
     labels: Any, affine: np.ndarray | None = None, label_map: Any = None, *,
     frame_times_s: Sequence[float] | None = None, **options: Any,

@@ -189,3 +189,24 @@ def test_echo_views_named_study_view_phase_are_measured_together(tmp_path):
     assert p7["lv.ef_pct"] == pytest.approx(expect["lv"]["ef_pct"], abs=1e-3) and p7["lv.edv_ml"] == ""
     assert p8["lv.ef_pct"] == pytest.approx(p7["lv.ef_pct"], abs=1e-3) and p8["lv.edv_ml"] > 0  # pixel spacing known
     assert "one label map" in rows["p11"]["measure_note"] and "cohort_row" not in rows["p11"]
+
+
+def test_measure_takes_body_data_from_the_subjects_row_and_the_heart_rate_from_the_image(tmp_path):
+    """batch --measure of a cine: BSA and indexed values from the case's subjects row; cardiac
+    output from the row's heart rate, else from the DICOM heart rate the labels' sidecar kept."""
+    from medseg.batch import BatchOptions, _measure
+    from medseg.io import write_labels
+    from medseg.phantoms import cine_sax_phantom
+    from medseg.subjects import Subject
+
+    ph = cine_sax_phantom(n_frames=6, n_slices=5, shape=(64, 64), seed=3)
+    out = tmp_path / "p7_cine.nii.gz"
+    write_labels(ph.labels, ph.image.with_array(ph.image.array, meta={"heart_rate": 60.0}), out, ph.label_map)
+    plain = _measure(out, BatchOptions(out_dir=tmp_path, measure=True), "p7_cine")["cohort_row"]
+    assert plain["heart_rate_bpm"] == 60.0 and plain["bsa_m2"] == "" and "subject" not in plain
+    rows = (Subject("p7", 180.0, 80.0, "F"), Subject("p7_cine", 160.0, 50.0, None, 90.0))
+    for subjects, bsa, bpm in ((rows[:1], 2.0, 60.0), (rows, (160 * 50 / 3600) ** 0.5, 90.0)):
+        row = _measure(out, BatchOptions(out_dir=tmp_path, measure=True, subjects=subjects), "p7_cine")["cohort_row"]
+        assert row["bsa_m2"] == pytest.approx(bsa, abs=1e-4) and row["heart_rate_bpm"] == bpm
+        assert row["co_l_min"] == pytest.approx(row["lv.sv_ml"] * bpm / 1000, abs=1e-3)
+        assert row["indexed.lv_edv_ml_m2"] == pytest.approx(row["lv.edv_ml"] / row["bsa_m2"], rel=1e-3)

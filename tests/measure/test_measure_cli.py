@@ -310,3 +310,24 @@ def test_overlay_shows_the_image_the_sidecar_names(files, tmp_path):
         assert json.loads(out.read_text())["inputs"].get("overlay_image") == ([files["image"]] if name == "here" else None)
         pngs[name] = (tmp_path / name / "plots" / "overlay.png").read_bytes()
     assert pngs["gone"] == pngs["other_grid"] != pngs["here"]
+
+
+@pytest.mark.parametrize("timing, heart_rate", [({"heart_rate": 72.0}, 72.0), ({"nominal_interval": 800.0}, 75.0), ({}, None)])
+def test_labels_of_a_dicom_cine_keep_its_heart_rate_for_cardiac_output(tmp_path, timing, heart_rate):
+    """A DICOM cine's HeartRate (or RR interval) goes into its labels' sidecar, so `medseg
+    measure LABELS` (and `batch --measure`) give the cardiac output a NIfTI alone could not."""
+    from medseg.io import read_label_volume, write_labels
+    from medseg.phantoms import cine_sax_phantom
+
+    ph = cine_sax_phantom(n_frames=6, n_slices=5, shape=(64, 64), seed=3)
+    image = ph.image.with_array(ph.image.array, meta={**(ph.image.meta or {}), **timing})
+    written, side = write_labels(ph.labels, image, tmp_path / "seg.nii.gz", ph.label_map)
+    assert json.loads(side.read_text())["provenance"].get("cardiac_timing", {}) == timing
+    assert {k: read_label_volume(written).meta.get(k) for k in timing} == timing
+    out = tmp_path / "r.json"
+    assert run_cli(["measure", str(written), "-o", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    if heart_rate is None:
+        assert rep["co_l_min"] is None and rep["heart_rate_bpm"] is None
+    else:
+        assert rep["heart_rate_bpm"] == pytest.approx(heart_rate) and rep["co_l_min"] == pytest.approx(rep["lv"]["sv_ml"] * heart_rate / 1000)
