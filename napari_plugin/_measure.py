@@ -45,14 +45,17 @@ def measure_labels(labels: np.ndarray, like: Any, label_map: Any, es_labels: np.
         labels: (T, Z, Y, X), (Z, Y, X) or (Y, X) label values of ``label_map``.
         es_labels: optional end-systolic labels on the same grid (``labels`` is then ED).
         height_cm, weight_kg: for BSA and indexed values (None or 0 = not given).
-        heart_rate: beats/min for cardiac output (None: DICOM HeartRate when known).
+        heart_rate: beats/min for cardiac output (None: the image's DICOM HeartRate, else its
+            NominalInterval, when known).
     Returns:
         The medseg report dict plus ``"mode"`` ("ed_es", "cine", "phase", "echo" or "echo_clip").
     """
     from medseg.measure import measure_cine, measure_ed_es, measure_phase
     from medseg.measure.geometry import MeasurementError
+    from medseg.measure.report import heart_rate_options
 
-    h, w, hr = _opt(height_cm), _opt(weight_kg), _opt(heart_rate) or _opt(like.meta.get("heart_rate"))
+    h, w = _opt(height_cm), _opt(weight_kg)
+    timing = heart_rate_options(like, _opt(heart_rate))  # heart_rate= or nominal_interval_ms=
     arr = as_4d(np.asarray(labels))
     sex = sex or None
     if arr.shape[1] < 2:
@@ -62,14 +65,14 @@ def measure_labels(labels: np.ndarray, like: Any, label_map: Any, es_labels: np.
     if es_labels is not None:
         es = as_4d(np.asarray(es_labels))
         rep = measure_ed_es(_one_frame(arr, "ED"), _one_frame(es, "ES"), like.affine, label_map, height_cm=h,
-                            weight_kg=w, heart_rate=hr, sex=sex)
+                            weight_kg=w, sex=sex, **timing)
         return {**rep, "mode": "ed_es"}
     labelled = [t for t in range(arr.shape[0]) if arr[t].any()]
     if not labelled:
         raise MeasurementError("the label layer is empty: segment something first")
     if len(labelled) >= 2:
         rep = measure_cine(arr, like.affine, label_map, frame_times_s=like.frame_times_s, height_cm=h, weight_kg=w,
-                           heart_rate=hr, sex=sex)
+                           sex=sex, **timing)
         return {**rep, "mode": "cine", "labelled_frames": labelled}
     rep = measure_phase(arr[labelled[0]], like.affine, label_map)
     rep.update({"mode": "phase", "frame": labelled[0]})

@@ -22,6 +22,9 @@ def test_measure_logic_modes(small_cine, tmp_path):
     ed, es = cine["ed_frame"], cine["es_frame"]
     pair = m.measure_labels(truth[ed], vol, None, es_labels=truth[es])
     assert pair["mode"] == "ed_es" and pair["lv"]["ef_pct"] == pytest.approx(cine["lv"]["ef_pct"])
+    # cardiac output from the image's DICOM RR interval when no heart rate is typed in
+    rr = m.measure_labels(truth, vol.with_array(vol.array, meta={**(vol.meta or {}), "nominal_interval": 750.0}), None)
+    assert rr["heart_rate_bpm"] == pytest.approx(80.0) and rr["co_l_min"] == pytest.approx(rr["lv"]["sv_ml"] * 80 / 1000)
     one = m.measure_labels(truth[ed][None], vol.with_array(vol.array[:1], frame_times_s=None), None, height_cm=180, weight_kg=80)
     assert one["mode"] == "phase" and one["indexed"]["lv_mass_g_m2"] == pytest.approx(one["lv_mass_g"] / 2.0)
     fig = Figure()
