@@ -308,8 +308,8 @@ def _summary(report: dict, output: Path) -> None:
             parts.append(f"LV EF {lv['ef_pct']:.1f}% ({method}; no pixel spacing: volumes not reported)")
         if "ed_frame" in report:
             parts.append(f"ED frame {report['ed_frame']}, ES frame {report['es_frame']}")
-        parts.append(f"{len(report['flags'])} flags")
-        stdout.print(f"{'; '.join(parts)} -> {output}", highlight=False)
+        parts.append(_flags_text(report["flags"]))
+        stdout.print(f"{'; '.join(parts)} -> {output}", highlight=False, soft_wrap=True)
         return
     if "lv" in report:
         lv = report["lv"]
@@ -317,5 +317,14 @@ def _summary(report: dict, output: Path) -> None:
     else:
         parts.append(f"LV {report['volumes_ml'].get('lv', float('nan')):.1f} mL")
     parts.append(f"mass {report['lv_mass_g']:.1f} g")
-    parts.append(f"{len(report['flags'])} flags")
-    stdout.print(f"{'; '.join(parts)} -> {output}", highlight=False)
+    parts.append(_flags_text(report["flags"]))
+    stdout.print(f"{'; '.join(parts)} -> {output}", highlight=False, soft_wrap=True)
+
+
+def _flags_text(flags: list) -> str:
+    """"7 flags (esv_exceeds_edv x2, incomplete_coverage x4, lvef_low)": what to look at, in one line."""
+    from collections import Counter
+
+    counts = Counter(f.get("code", "?") for f in flags)
+    codes = ", ".join(f"{c} x{n}" if n > 1 else c for c, n in sorted(counts.items()))
+    return f"{len(flags)} flag{'s' if len(flags) != 1 else ''}" + (f" ({codes})" if codes else "")

@@ -85,12 +85,14 @@ def test_cine_file(files, tmp_path):
     assert (plots / "volume_curve.png").exists()
 
 
-def test_labels_without_myocardium_flagged(files, tmp_path):
+def test_labels_without_myocardium_flagged(files, tmp_path, capsys):
     out = tmp_path / "r.json"
     assert run_cli(["measure", files["no_myo"], "--label-map", ACDC_MAP, "-o", str(out)]) == 0
     rep = json.loads(out.read_text())
     assert rep["lv_mass_g"] is None and rep["volumes_ml"]["myo"] is None
     assert any(f["code"] == "absent_structure" and f["structure"] == "myo" for f in rep["flags"])
+    line = capsys.readouterr().out.strip()  # the summary line names what was flagged
+    assert len(line.splitlines()) == 1 and "absent_structure" in line and f"{len(rep['flags'])} flag" in line
 
 
 @pytest.mark.parametrize("argv", [
