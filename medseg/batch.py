@@ -30,7 +30,8 @@ Rules (also in docs/batch.md; executors in :mod:`medseg._batch_exec`):
   cases named ``<study>_<view>_<phase>`` (:data:`ECHO_VIEW_CASE`, CAMUS's names), measured
   together (:func:`echo_study_rows`: single-plane from the 4-chamber ED and ES, biplane with the
   2-chamber ones), and a row per short-axis study whose ED and ES stacks are cases named
-  ``<study>_ED`` / ``<study>_ES`` (:func:`stack_study_rows`).
+  ``<study>_ED`` / ``<study>_ES``, or whose frames are cases named ``<study>_frame<NN>`` (ACDC;
+  ED and ES = the frames of largest and smallest LV) (:func:`stack_study_rows`).
 * **Resume.** A case is skipped when its output is complete and valid: the label file and its
   sidecar exist, the sidecar records ``command: batch``, the input's current sha256 and the same
   settings signature (:meth:`BatchOptions.signature`: prompts, label map, model, adapter, ...),
@@ -71,6 +72,8 @@ KEY_MEASURES = ("lv.edv_ml", "lv.esv_ml", "lv.ef_pct", "rv.edv_ml", "rv.ef_pct",
 Result = dict[str, Any]
 #: an apical echo view image: ``<study>_<view>_<phase>`` (CAMUS: ``patient0001_4CH_ED``)
 ECHO_VIEW_CASE = re.compile(r"^(?P<study>.+?)[_-](?P<view>2CH|4CH|A2C|A4C)[_-](?P<phase>ED|ES)$", re.IGNORECASE)
+#: one frame of a cine saved as a stack of its own: ``<study>_frame<NN>`` (ACDC: ``patient001_frame01``)
+FRAME_CASE = re.compile(r"^(?P<study>.+?)[_-]frame[_-]?(?P<frame>\d+)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -582,16 +585,35 @@ def stack_study_rows(results: Sequence[Result], subjects: Sequence[Any] = ()) ->
     """Cohort rows for short-axis studies whose ED and ES stacks are separate cases named
     ``<study>_ED`` / ``<study>_ES`` (:func:`split_phase`; not the echo views of
     :func:`echo_study_rows`): EDV, ESV, EF, LV mass and the RV's, as ``medseg measure --ed --es``
-    gives them (with the study's row of ``subjects``, :mod:`medseg.subjects`). Rows:
+    gives them; and for studies whose frames are separate cases named ``<study>_frame<NN>``
+    (:data:`FRAME_CASE`, ACDC's ED and ES frames), two or more: the same with ED and ES the
+    frames of largest and smallest LV volume, as for a cine (``ed_frame``/``es_frame`` are the
+    NN of their names). With the study's row of ``subjects`` (:mod:`medseg.subjects`). Rows:
     ``{"case": study, "cohort_row": {...}, "measure_note": ...}``."""
     groups: dict[str, dict[str, str]] = {}
     for r in results:
         sp = split_phase(r["case"])
         if sp and not echo_view(r["case"]) and r["status"] in ("ok", "skipped") and r.get("output"):
             groups.setdefault(sp[0], {})[sp[1]] = r["output"]
+    frames: dict[str, dict[int, str]] = {}
+    for r in results:
+        m = FRAME_CASE.match(r["case"])
+        if m and r["status"] in ("ok", "skipped") and r.get("output"):
+            frames.setdefault(m["study"], {})[int(m["frame"])] = r["output"]
     taken = {r["case"] for r in results}
-    return [{"case": study, **_measure_stack_study(ph, _subject(study, subjects))} for study, ph in sorted(groups.items())
+    rows = [{"case": study, **_measure_stack_study(ph, _subject(study, subjects))} for study, ph in sorted(groups.items())
             if "ED" in ph and "ES" in ph and study not in taken]
+    taken |= {r["case"] for r in rows}
+    rows += [{"case": study, **_measure_frames_study(fr, _subject(study, subjects))} for study, fr in sorted(frames.items())
+             if len(fr) >= 2 and study not in taken]
+    return sorted(rows, key=lambda r: r["case"])
+
+
+def study_of(case: str) -> str | None:
+    """The study a case is one part of by its name (an echo view, an ED or ES stack, a frame), or None."""
+    part = echo_view(case) or split_phase(case)
+    m = FRAME_CASE.match(case)
+    return part[0] if part else m["study"] if m else None
 
 
 def _shared_label_map(outputs: Sequence[str], whose: str):
@@ -625,6 +647,35 @@ def _measure_stack_study(phases: dict[str, str], subject: Any = None) -> Result:
         return {"measure_note": _one_line(f"not measured: {e}")}
     row = _with_subject(report_row(rep), subject)
     row["phases"] = f"{Path(phases['ED']).name} {Path(phases['ES']).name}"
+    return {"cohort_row": row, "measure_note": ""}
+
+
+def _measure_frames_study(frames: dict[int, str], subject: Any = None) -> Result:
+    import numpy as np
+
+    from .io import read_label_volume
+    from .measure.export import report_row
+    from .measure.report import measure_cine
+
+    numbers = sorted(frames)
+    try:
+        labs = [read_label_volume(frames[n]) for n in numbers]
+        lmap = _shared_label_map([frames[n] for n in numbers], "the frames'")
+        first = labs[0]
+        if any(v.n_frames != 1 for v in labs) or first.n_slices < 2 or not all(first.same_grid(v) for v in labs[1:]):
+            return {"measure_note": "not measured together: the frames are not stacks of one frame on one grid"}
+        if not all(v.spacing_known for v in labs):
+            raise MedsegError("the input has no physical spacing")
+        cine = first.with_array(np.concatenate([v.array for v in labs]), frame_times_s=None)
+        rep = measure_cine(cine, None, lmap, **_body(subject, first))
+    except MedsegError as e:
+        return {"measure_note": _one_line(f"not measured: {e}")}
+    for key in ("ed_frame", "es_frame", "rv_ed_frame", "rv_es_frame"):  # index in the stack -> the frame's number
+        if rep.get(key) is not None:
+            rep[key] = numbers[rep[key]]
+    rep["flags"] = [dict(f, frame=numbers[f["frame"]]) if isinstance(f.get("frame"), int) else f for f in rep["flags"]]
+    row = _with_subject(report_row(rep), subject)
+    row["phases"] = " ".join(Path(frames[n]).name for n in numbers)
     return {"cohort_row": row, "measure_note": ""}
 
 
@@ -749,15 +800,19 @@ def write_cohort(out_dir: str | os.PathLike, results: Sequence[Result]) -> Path:
         fields += [k for k in row if k not in fields]
     path = write_text_atomic(Path(out_dir) / "cohort.csv", _csv_text(fields, rows))
     review = {r["case"] for r in results if r.get("needs_review")}
-    # a study row (echo views, ED/ES stacks) needs review when one of its cases does
+    # a study row (echo views, ED/ES stacks, frames) needs review when one of its cases does
     flagged = {row["case"] for row in rows if row["case"] in review or any(c.startswith(f"{row['case']}_") for c in review)}
     png = Path(out_dir) / "cohort.png"
-    # the overview shows a study once: not also its ED and ES cases (whose mass and volumes it has)
-    ids = {row["case"] for row in rows}
-    studies = [row for row in rows if not ((part := echo_view(row["case"]) or split_phase(row["case"])) and part[0] in ids)]
-    if cohort_png(studies, png, flagged) is None:
+    if cohort_png(overview_rows(rows), png, flagged) is None:
         png.unlink(missing_ok=True)  # an old overview must not stand for this cohort
     return path
+
+
+def overview_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The cohort rows ``cohort.png`` shows: a study once, not also the cases it was measured
+    from (its ED and ES stacks, frames or echo views, whose mass and volumes its row has)."""
+    ids = {row["case"] for row in rows}
+    return [row for row in rows if study_of(row["case"]) not in ids]
 
 
 def _csv_text(fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:

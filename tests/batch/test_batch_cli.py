@@ -307,3 +307,40 @@ def test_cohort_row_per_short_axis_study_from_its_ed_and_es_cases(tmp_path, caps
     assert float(rows["s1_SA"]["indexed.lv_mass_g_m2"]) == pytest.approx(rep["indexed"]["lv_mass_g_m2"], abs=1e-3)
     assert rows["s1_SA"]["sex"] == "female"  # the same sex-specific reference-range flags
     assert {c.split("(")[0] for c in rows["s1_SA"]["flags"].split(";") if c} == {f["code"] for f in rep["flags"]}
+
+
+def test_cohort_row_per_study_whose_frames_are_cases_acdc_style(tmp_path):
+    """ACDC saves a study's ED and ES as ``patient001_frame01`` / ``patient001_frame12``: one
+    cohort row for the study, ED and ES the frames of largest and smallest LV (named by their
+    numbers), with `medseg measure --ed --es`'s EF and mass; the overview shows the study once."""
+    import nibabel as nib
+
+    from medseg.io import write_labels
+    from medseg.io.geometry import medseg_to_nifti
+    from medseg.phantoms import cine_sax_phantom
+
+    inp = tmp_path / "in"
+    inp.mkdir()
+    for study, seed in (("p1", 4), ("p2", 5)):
+        ph = cine_sax_phantom(n_frames=8, n_slices=6, shape=(96, 96), seed=seed)
+        frames = {ph.info["es_frame"] + 1: ph.info["es_frame"], ph.info["ed_frame"] + 1: ph.info["ed_frame"]}
+        for number, t in frames.items():  # ACDC numbers frames from 1
+            one = ph.image.with_array(ph.image.array[t:t + 1], frame_times_s=None)
+            nib.save(nib.Nifti1Image(medseg_to_nifti(one.array.astype(np.float32), 3), one.affine), str(inp / f"{study}_frame{number:02d}.nii.gz"))
+            write_labels(ph.labels[t:t + 1], one, inp / f"{study}_frame{number:02d}_gt.nii.gz", MAP)
+        if study == "p1":
+            ed_no, es_no = ph.info["ed_frame"] + 1, ph.info["es_frame"] + 1
+    out = tmp_path / "out"
+    assert run_cli(["batch", str(inp), "-o", str(out), "--prompts-from", str(inp), "--label-map", MAP, "--measure"]) == 0
+    rows = {r["case"]: r for r in csv.DictReader((out / "cohort.csv").open())}
+    assert {"p1", "p2"} <= set(rows) and len(rows) == 6
+    assert (int(rows["p1"]["ed_frame"]), int(rows["p1"]["es_frame"])) == (ed_no, es_no)
+    assert run_cli(["measure", "--ed", str(out / f"p1_frame{ed_no:02d}.nii.gz"), "--es", str(out / f"p1_frame{es_no:02d}.nii.gz"),
+                    "-o", str(tmp_path / "r.json")]) == 0
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert float(rows["p1"]["lv.ef_pct"]) == pytest.approx(rep["lv"]["ef_pct"], abs=1e-3) and 30 < rep["lv"]["ef_pct"] < 80
+    assert float(rows["p1"]["lv_mass_g"]) == pytest.approx(rep["lv_mass_g"], abs=1e-3)
+    from medseg.batch import overview_rows
+
+    assert [r["case"] for r in overview_rows(list(rows.values()))] == ["p1", "p2"]  # cohort.png: a dot per study
+    assert (out / "cohort.png").is_file()
