@@ -328,13 +328,15 @@ def _stack_pair(ed: np.ndarray, es: np.ndarray) -> bool:
 def _clinical(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
     """LVEF, LV mass and EDV errors, and with an RV in the label map RVEF and RV EDV errors
     (pred vs reference, both measured by medseg.measure), for cases that have both an ED and an
-    ES row on one grid with at least 2 slices (short-axis stacks); LVEF (and EDV with pixel
-    spacing) of echo studies whose apical views are separate cases (:func:`_echo_studies`)."""
+    ES row on one grid with at least 2 slices (short-axis stacks) or whose frames are cases of
+    their own (:func:`_frame_studies`, ACDC); LVEF (and EDV with pixel spacing) of echo studies
+    whose apical views are separate cases (:func:`_echo_studies`)."""
     by_case: dict[str, dict[str, dict]] = {}
     for c in cases:
         if c.get("phase"):
             by_case.setdefault(c["case"], {})[c["phase"]] = c
     pairs = {k: v for k, v in by_case.items() if "ED" in v and "ES" in v and _stack_pair(v["ED"]["_ref"], v["ES"]["_ref"])}
+    pairs.update({k: v for k, v in _frame_studies(cases, label_map).items() if k not in pairs})
     echo = _echo_studies(cases)
     if not pairs and not echo:
         return {}
@@ -373,6 +375,30 @@ def _clinical(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
     from .evaluation_report import agreement
 
     out["agreement"] = agreement([ph["ED"] for ph in pairs.values()] + [v[("4ch", "ED")] for v in echo.values()])
+    return out
+
+
+def _frame_studies(cases: list[dict], label_map: LabelMap) -> dict[str, dict[str, dict]]:
+    """Studies whose frames are cases of their own without a phase (ACDC's ``patient001_frame01``
+    and ``patient001_frame12``, :data:`medseg.batch.FRAME_CASE`), two or more stacks on one
+    grid: study -> {"ED": row, "ES": row}, ED and ES the frames of largest and smallest
+    reference LV (as for a cine); their rows get that ``phase``."""
+    from .batch import FRAME_CASE
+
+    groups: dict[str, list[dict]] = {}
+    for c in cases:
+        m = FRAME_CASE.match(c["case"])
+        if m and not c.get("phase") and "lv" in label_map.values:
+            groups.setdefault(m["study"], []).append(c)
+    out = {}
+    for study, rows in groups.items():
+        if len(rows) < 2 or not all(_stack_pair(rows[0]["_ref"], r["_ref"]) for r in rows[1:]) or not _stack_pair(rows[0]["_ref"], rows[0]["_ref"]):
+            continue
+        lv = [int((r["_ref"] == label_map["lv"]).sum()) for r in rows]
+        ed, es = rows[int(np.argmax(lv))], rows[int(np.argmin(lv))]
+        if ed is not es:
+            ed["phase"], es["phase"] = "ED", "ES"
+            out[study] = {"ED": ed, "ES": es}
     return out
 
 

@@ -502,3 +502,35 @@ def test_version(capsys):
 
     assert run_cli(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"medseg {__version__}"
+
+
+def test_evaluate_folder_pairs_a_study_whose_frames_are_cases_acdc_style(tmp_path):
+    """ACDC's folder (patient001_frame01 and _frame12 with their _gt): the two frames of a study
+    are its ED and ES (largest and smallest reference LV), scored for LVEF and mass as the same
+    pairs given in a CSV with their phases."""
+    from medseg.io import write_labels
+    from medseg.io.geometry import medseg_to_nifti
+    from medseg.phantoms import cine_sax_phantom
+
+    ph = cine_sax_phantom(n_frames=8, n_slices=5, shape=(80, 80), seed=6)
+    d = tmp_path / "acdc" / "patient001"
+    d.mkdir(parents=True)
+    rows = []
+    for phase in ("ES", "ED"):
+        t = ph.info[f"{phase.lower()}_frame"]
+        one = ph.image.with_array(ph.image.array[t:t + 1], frame_times_s=None)
+        img, gt = d / f"patient001_frame{t + 1:02d}.nii.gz", d / f"patient001_frame{t + 1:02d}_gt.nii.gz"
+        nib.save(nib.Nifti1Image(medseg_to_nifti(one.array.astype(np.float32), 3), one.affine), str(img))
+        write_labels(ph.labels[t:t + 1], one, gt, "lv=1,myo=2,rv=3")
+        rows.append(f"{img},{gt},patient001,{phase}")
+    (tmp_path / "pairs.csv").write_text("image,label,case,phase\n" + "\n".join(rows) + "\n")
+    results = []
+    for src, out in ((tmp_path / "acdc", tmp_path / "a.json"), (tmp_path / "pairs.csv", tmp_path / "b.json")):
+        assert run_cli(["evaluate", "--pairs", str(src), "--prompt", "box", "-o", str(out)]) == 0
+        results.append(json.loads(out.read_text()))
+    a, b = results
+    assert a["summary"]["n_clinical_cases"] == b["summary"]["n_clinical_cases"] == 1
+    for key in ("lvef_mae", "lv_mass_mae_g", "edv_mae_ml"):
+        assert a["summary"][key] == pytest.approx(b["summary"][key], abs=1e-6)
+    ed = ph.info["ed_frame"] + 1
+    assert {c["case"]: c["phase"] for c in a["cases"]} == {f"patient001_frame{ed:02d}": "ED", f"patient001_frame{ph.info['es_frame'] + 1:02d}": "ES"}
