@@ -493,6 +493,7 @@ def cohort_png(rows: list[Mapping[str, Any]], path: str | Path, flagged: set[str
         return None
     fig = _figure(1.0 + 1.9 * len(panels), 3.6)
     rng = np.random.default_rng(0)
+    ringed = False
     for i, (label, vals) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1)
         y = np.array([v for _, v in vals])
@@ -500,9 +501,10 @@ def cohort_png(rows: list[Mapping[str, Any]], path: str | Path, flagged: set[str
         ax.boxplot([y], positions=[0], widths=0.5, showfliers=False, medianprops={"color": "k"})
         ax.scatter(x, y, s=14, color="#377eb8", alpha=0.8, zorder=3)
         ring = np.array([c in flagged for c, _ in vals], bool)
-        if ring.any():
+        if ring.any():  # the legend's entry from the first panel with a ringed study
             ax.scatter(x[ring], y[ring], s=55, facecolors="none", edgecolors="k", linewidths=0.9, zorder=4,
-                       label="needs review" if i == 0 else None)
+                       label=None if ringed else "needs review")
+            ringed = True
         for j in {int(np.argmin(y)), int(np.argmax(y))}:
             ax.annotate(vals[j][0], (x[j], y[j]), xytext=(4, 0), textcoords="offset points", fontsize=6, va="center")
         ax.set_xticks([])
