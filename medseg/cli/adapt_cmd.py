@@ -34,7 +34,7 @@ def adapt_command(
     description: str = typer.Option("", "--description", help="One line for the model card."),
 ) -> None:
     """Train a LoRA adapter (a few MB) on your own labelled volumes."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..adapt import AdaptConfig, check_init_adapter, run_adapt
     from ..adapters import check_adapter_out
@@ -57,8 +57,10 @@ def adapt_command(
                       modality=modality, view=view, description=description, init_from=init_from)
     if init_from:
         check_init_adapter(cfg)  # before the progress bar and the data
-    with Progress(TextColumn("adapting"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console) as bar:
-        task = bar.add_task("adapt", total=steps, info="")
+    # the bar runs to whichever ends training first: --steps or --time-budget (on a laptop CPU
+    # the budget mostly does: 3000 steps would take hours)
+    with Progress(TextColumn("adapting"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task("adapt", total=1.0, info=f"of {steps} steps or {time_budget:g} s")
 
         def report(ev: dict) -> None:
             if "validation" in ev:
@@ -68,9 +70,12 @@ def adapt_command(
                 if box or auto:  # nothing to say without validation pairs
                     console.print(f"step {ev['step']}: val Dice, box: {box}" + (f"; zero-click: {auto}" if auto else ""))
             else:
-                bar.update(task, completed=ev["step"], info=f"loss {ev['loss']:.3f}")
+                done = max(ev["step"] / steps, ev.get("elapsed_s", 0.0) / time_budget)
+                bar.update(task, completed=min(done, 1.0), info=f"step {ev['step']} of {steps} or {time_budget:g} s; loss {ev['loss']:.3f}")
 
         meta = run_adapt(train_pairs, val_pairs, lmap, cfg, progress=report)
+        bar.update(task, completed=1.0, info=f"step {meta['training']['steps']}")
     b, a = meta["validation_dice"]["base"], meta["validation_dice"]["adapted"]
     summary = ", ".join(f"{k} {b.get(k, float('nan')):.3f} -> {a[k]:.3f}" for k in a if not k.startswith("auto_"))
-    console.print(f"adapter written to {out} ({meta['training']['steps']} steps, {meta['training']['seconds']:.0f} s); validation Dice base -> adapted: {summary or 'no validation pairs'}", markup=False)
+    scores = f"validation Dice base -> adapted: {summary}" if summary else "no --val pairs: the last step is kept, unscored"
+    console.print(f"adapter written to {out} ({meta['training']['steps']} steps, {meta['training']['seconds']:.0f} s); {scores}", markup=False, soft_wrap=True)
