@@ -33,6 +33,7 @@ def info_command(
     d = vol.describe()
     if vol.meta.get("label_map"):  # a DICOM SEG: labels, with its segments
         d["segments"] = ", ".join(f"{k}={v}" for k, v in vol.meta["label_map"].items())
+    d.update({k: v for k, v in _labels_facts(path).items() if not (k == "label_map" and "segments" in d)})
     if as_json:
         print_json(d)
         return
@@ -40,12 +41,30 @@ def info_command(
 
     stdout.print(str(path), markup=False, highlight=False, soft_wrap=True)  # a title would wrap a long path at the table's width
     table = Table(show_header=False)
-    for key in ("format", "shape", "axes", "spacing_mm", "modality", "n_frames", "n_slices", "series_description", "series_merged", "segments"):
+    for key in ("format", "shape", "axes", "spacing_mm", "modality", "n_frames", "n_slices", "series_description", "series_merged", "segments",
+                "label_map", "labels_of", "needs_review"):
         if key in d:
             table.add_row(key, str(d[key]))
     if not vol.spacing_known:
         table.add_row("note", "no physical pixel spacing in this file (1 mm assumed)")
     stdout.print(table)
+
+
+def _labels_facts(path: Path) -> dict:
+    """For labels medseg wrote (a sidecar JSON beside them): their label map, the image they
+    segment and whether they need review."""
+    from ..io import read_sidecar
+
+    side = read_sidecar(path) if path.is_file() else None
+    if not side or not isinstance(side.get("label_map"), dict):
+        return {}
+    prov = side.get("provenance") if isinstance(side.get("provenance"), dict) else {}
+    out = {"label_map": ", ".join(f"{k}={v}" for k, v in side["label_map"].items())}
+    if prov.get("input"):
+        out["labels_of"] = str(prov["input"])
+    if "needs_review" in prov:
+        out["needs_review"] = bool(prov["needs_review"])
+    return out
 
 
 def _list_series(path: Path, as_json: bool) -> None:

@@ -34,6 +34,23 @@ def test_info_json(study, capsys):
     d = json.loads(capsys.readouterr().out)
     assert d["shape"] == [1, 6, 112, 112] and d["axes"] == ["t", "z", "y", "x"]
     assert d["spacing_mm"] == [10.0, 1.5, 1.5] and d["n_frames"] == 1 and d["n_slices"] == 6
+    assert "label_map" not in d
+
+
+def test_info_of_labels_medseg_wrote_names_their_map_image_and_review(study, tmp_path, capsys):
+    from medseg.io import read_label_volume, read_volume, write_labels
+
+    assert run_cli(["info", str(study / "gt.nii.gz"), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["label_map"] == "lv=1, myo=2, rv=3" and "labels_of" not in d
+    out = tmp_path / "seg.nii.gz"
+    write_labels(read_label_volume(study / "gt.nii.gz").array, read_volume(study / "img.nii.gz"), out, "lv=1,myo=2,rv=3",
+                 provenance={"input": str(study / "img.nii.gz"), "needs_review": True})
+    assert run_cli(["info", str(out), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert (d["label_map"], d["labels_of"], d["needs_review"]) == ("lv=1, myo=2, rv=3", str(study / "img.nii.gz"), True)
+    assert run_cli(["info", str(out)]) == 0
+    assert "needs_review" in capsys.readouterr().out
 
 
 def test_segment_prompts_from_key_slice_writes_labels_and_provenance(study, tmp_path):
