@@ -108,6 +108,7 @@ class BatchOptions:
     review_png: bool = False  # also write <case>_review.png (medseg.review.review_png)
     series: str | None = None  # DICOM folder cases: the series to read (medseg.io.dicom.series_matches)
     subjects: tuple[Any, ...] = ()  # --subjects: medseg.subjects.Subject rows, body data for --measure
+    dicom_seg: bool = False  # also write a DICOM study's labels as DICOM SEG in OUT_DIR/<case>_seg/
     threads: int | None = None  # torch threads per process (None: torch's default)
     threads_by_host: tuple[tuple[str, int], ...] = ()  # Dask: worker threads per host
 
@@ -332,6 +333,12 @@ def review_png_path(out_dir: str | os.PathLike, case: str) -> Path:
     return Path(out_dir) / f"{case}_review.png"
 
 
+def dicom_seg_dir(out_dir: str | os.PathLike, case: str) -> Path:
+    """``--dicom-seg``: the folder of a case's DICOM SEG file(s) (a cine: one per frame) and
+    their sidecars (``<case>.json`` would clash with the NIfTI's beside it)."""
+    return Path(out_dir) / f"{case}_seg"
+
+
 def check_out_dir(out_dir: str | os.PathLike, not_these: dict[str, Any] | None = None) -> Path:
     """Create ``out_dir`` and prove it is writable; raise a one-line MedsegError if not, or if
     it is one of the folders ``not_these`` ({"input": INPUT_DIR, "--prompts-from": DIR}):
@@ -378,7 +385,7 @@ def run_case(case: CaseSpec, options: BatchOptions) -> Result:
             _segment_case(case, options, out)
             res.update(status="ok", reason="" if problem in ("no --resume", "no output yet") else f"redone: {problem}")
         res["output"] = str(out)
-        res.update(_review_fields(out))
+        res.update(_review_fields(out, options.dicom_seg))
         if options.measure:
             res.update(_measure(out, options, case.case))
     except HandedOver as e:
@@ -416,6 +423,12 @@ def output_problem(case: CaseSpec, options: BatchOptions) -> str | None:
         return "label grid differs from the input"
     if options.review_png and not review_png_path(options.out_dir, case.case).is_file():
         return "no review PNG yet"
+    if options.dicom_seg:
+        seg = prov.get("dicom_seg")
+        if not isinstance(seg, dict):
+            return "no DICOM SEG yet"
+        if not all((dicom_seg_dir(options.out_dir, case.case) / name).is_file() for name in seg.get("files", [])):
+            return "DICOM SEG file missing"
     return None
 
 
@@ -457,11 +470,32 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
     for pattern in (f".{case.case}.*.tmp*", f".{case.case}_review.png.*.tmp*"):
         for stale in out.parent.glob(pattern):
             stale.unlink(missing_ok=True)
+    if options.dicom_seg:  # before the NIfTI and its sidecar, which record the SEG files and mark the case complete
+        prov["dicom_seg"] = _write_dicom_seg(result, vol, dicom_seg_dir(options.out_dir, case.case), case.case, prov)
     write_labels(result.labels, vol, out, result.label_map, provenance=prov)
     if options.review_png:
         from .review import review_png
 
         review_png(vol, result.labels, result.label_map, prov, review_png_path(options.out_dir, case.case), title=case.case)
+
+
+def _write_dicom_seg(result: Any, vol: Any, folder: Path, case_id: str, prov: dict[str, Any]) -> dict[str, Any]:
+    """``--dicom-seg``: the labels as DICOM SEG in ``folder`` (emptied first; a cine gets one SEG
+    per labelled frame); {"files": [names]}, or {"files": [], "note": why not} for an input that
+    cannot be a SEG's source (not DICOM, no patient position, a stack of several series)."""
+    import shutil
+
+    from .errors import ImageWriteError
+    from .io import write_labels
+    from .io.seg_writer import check_dicom_source
+
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        check_dicom_source(vol)
+    except ImageWriteError as e:
+        return {"files": [], "note": _one_line(str(e)).removesuffix(": write .nii.gz instead")}
+    written = write_labels(result.labels, vol, folder / f"{case_id}.dcm", result.label_map, provenance=prov)
+    return {"files": sorted(p.name for p in written if p.suffix == ".dcm")}
 
 
 def _measure(out: Path, options: BatchOptions, case_id: str) -> Result:
@@ -743,16 +777,20 @@ class HandedOver(MedsegError):
     """Every structure of a case fell below --min-confidence: nothing is written."""
 
 
-def _review_fields(out: Path) -> Result:
-    """needs_review / lowest volume confidence / review flag codes / handed-over structures,
-    from the case's provenance sidecar."""
+def _review_fields(out: Path, dicom_seg: bool = False) -> Result:
+    """needs_review / lowest volume confidence / review flag codes / handed-over structures
+    (and with ``dicom_seg`` the SEG files written, or why none), from the case's provenance sidecar."""
     from .io import sidecar_path
 
     prov = json.loads(sidecar_path(out).read_text()).get("provenance", {})
     conf = (prov.get("confidence") or {}).get("volume") or {}
     codes = sorted({f.get("code", "") for f in (prov.get("review") or {}).get("flags", [])})
-    return {"needs_review": bool(prov.get("needs_review", False)), "confidence": round(min(conf.values()), 4) if conf else "",
-            "review_flags": " ".join(codes), "handed_over": " ".join(prov.get("handed_over", []))}
+    res = {"needs_review": bool(prov.get("needs_review", False)), "confidence": round(min(conf.values()), 4) if conf else "",
+           "review_flags": " ".join(codes), "handed_over": " ".join(prov.get("handed_over", []))}
+    if dicom_seg:
+        seg = prov.get("dicom_seg") or {}
+        res["dicom_seg"] = " ".join(seg.get("files", [])) or f"none: {seg.get('note', '?')}"
+    return res
 
 
 def failed_result(case: CaseSpec, reason: str) -> Result:
@@ -766,17 +804,24 @@ def write_summary(out_dir: str | os.PathLike, results: Sequence[Result], options
     from ._files import write_json_atomic, write_text_atomic
 
     measure_keys = [k for k in KEY_MEASURES if any(k in r.get("measures", {}) for r in results)]
-    has_note = any(r.get("measure_note") for r in results)
-    fields = [*SUMMARY_FIELDS, *measure_keys, *(["measure_note"] if has_note else [])]
-    rows = [{**{k: r.get(k, "") for k in SUMMARY_FIELDS}, **r.get("measures", {}), **({"measure_note": r.get("measure_note", "")} if has_note else {})}
+    extra = [k for k in ("measure_note", "dicom_seg") if any(r.get(k) for r in results)]
+    fields = [*SUMMARY_FIELDS, *measure_keys, *extra]
+    rows = [{**{k: r.get(k, "") for k in SUMMARY_FIELDS}, **r.get("measures", {}), **{k: r.get(k, "") for k in extra}}
             for r in sorted(results, key=_worst_first)]
     out = Path(out_dir)
     csv_path = write_text_atomic(out / "summary.csv", _csv_text(fields, rows))
     counts = Counter(r["status"] for r in results)
     obj = {"n_cases": len(results), "n_ok": counts["ok"], "n_skipped": counts["skipped"], "n_failed": counts["failed"],
            "n_handed_over": counts["handed_over"], "n_needs_review": sum(bool(r.get("needs_review")) for r in results),
-           "settings": dataclasses.asdict(options) if options else None, "cases": rows}
+           "settings": _settings(options) if options else None, "cases": rows}
     return csv_path, write_json_atomic(out / "summary.json", obj)
+
+
+def _settings(options: BatchOptions) -> dict[str, Any]:
+    """The batch settings for summary.json; of the subjects file (body data) only its row count."""
+    d = dataclasses.asdict(options)
+    d["subjects"] = len(options.subjects)
+    return d
 
 
 def _worst_first(r: Result) -> tuple:

@@ -42,6 +42,8 @@ def batch_command(
                                          "sex-specific ranges, cardiac output. Row 'p1' also serves cases p1_*."),
     min_confidence: o.MinConfidence = None,
     review_png: o.ReviewPng = False,
+    dicom_seg: bool = typer.Option(False, "--dicom-seg", help="Also write each DICOM study's labels as DICOM SEG (for a PACS or a DICOM viewer): "
+                                   "OUT_DIR/<case>_seg/<case>.dcm, a cine one per frame (<case>_frameNN.dcm); other inputs get NIfTI only."),
     series: o.Series = None,
 ) -> None:
     """Segment every study in INPUT_DIR; a failing case never stops the batch (exit code 1 if any failed)."""
@@ -75,6 +77,7 @@ def batch_command(
         out_dir=str(out), prompts=str(prompts) if prompts else None, label_map=label_map, key_slice=key_slice, auto=auto,
         structures=structures, propagate=propagate, through=through, model=model, adapter=adapter, device=device,
         resume=resume, measure=measure, min_confidence=min_confidence, review_png=review_png, series=series, subjects=subject_rows,
+        dicom_seg=dicom_seg,
     )
     results = _run_with_progress(cases, options, workers, scheduler)
     if subjects is not None:

@@ -328,3 +328,32 @@ def test_batch_reads_non_conformant_uids_without_warnings(tmp_path):
         cases = discover_cases(tmp_path / "in")
     assert [c.case for c in cases] == ["p1", "p2", "p3"]
     assert [str(w.message) for w in caught] == []
+
+
+def test_batch_dicom_seg_writes_each_dicom_studys_labels_as_seg_and_resume_checks_them(tmp_path):
+    """`medseg batch --dicom-seg`: a DICOM study's labels also as DICOM SEG (one per labelled
+    frame) in OUT/<case>_seg/, reading back as the NIfTI's labels on the same frame; a NIfTI
+    input gets NIfTI only, with the reason in the summary; --resume redoes a case whose SEG is gone."""
+    import json
+
+    import nibabel as nib
+
+    from medseg.cli import run_cli
+    from medseg.io import read_label_volume
+
+    write_cine_series(tmp_path / "in" / "pat1", n_slices=3, n_phases=2, rows=24, cols=20, seed=3)
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).normal(size=(20, 24, 3)).astype(np.float32), np.eye(4)), str(tmp_path / "in" / "nif.nii.gz"))
+    (tmp_path / "p.json").write_text(json.dumps({"prompts": [{"structure": "lv", "frame": 0, "slice": 1, "box": [6, 5, 17, 14]}]}))
+    out = tmp_path / "out"
+    args = ["batch", str(tmp_path / "in"), "--prompts", str(tmp_path / "p.json"), "-o", str(out), "--dicom-seg"]
+    assert run_cli(args) == 0
+    rows = {r["case"]: r for r in json.loads((out / "summary.json").read_text())["cases"]}
+    assert rows["pat1"]["dicom_seg"] == "pat1_frame00.dcm" and rows["nif"]["dicom_seg"].startswith("none: DICOM SEG needs an image read from DICOM")
+    seg = read_label_volume(out / "pat1_seg" / "pat1_frame00.dcm")
+    nifti = read_label_volume(out / "pat1.nii.gz")
+    assert np.array_equal(seg.array[0], nifti.array[0]) and nifti.array[0].any() and seg.same_grid(nifti)
+    (out / "pat1_seg" / "pat1_frame00.dcm").unlink()
+    assert run_cli([*args, "--resume"]) == 0
+    rows = {r["case"]: r for r in json.loads((out / "summary.json").read_text())["cases"]}
+    assert (rows["pat1"]["reason"], rows["nif"]["status"]) == ("redone: DICOM SEG file missing", "skipped")
+    assert (out / "pat1_seg" / "pat1_frame00.dcm").is_file()
