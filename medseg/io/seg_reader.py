@@ -20,13 +20,23 @@ from .geometry import affine_lps_to_ras
 from .volume import Volume
 
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
-#: segment labels other tools write -> medseg structure names
+#: segment labels other tools write -> medseg structure names (matched in lower case, with
+#: ``_`` and ``-`` read as spaces: TotalSegmentator's ``heart_ventricle_left`` too)
 SEGMENT_NAMES = {
     "left ventricle": "lv", "lv blood pool": "lv", "left ventricular blood pool": "lv", "left ventricle cavity": "lv",
+    "left ventricular cavity": "lv", "lv cavity": "lv", "heart ventricle left": "lv",
     "myocardium": "myo", "lv myocardium": "myo", "left ventricular myocardium": "myo", "myocardium of left ventricle": "myo",
-    "right ventricle": "rv", "rv blood pool": "rv", "right ventricle cavity": "rv", "left atrium": "la", "right atrium": "ra",
+    "left ventricle myocardium": "myo", "lv myo": "myo", "heart myocardium": "myo",
+    "right ventricle": "rv", "rv blood pool": "rv", "right ventricle cavity": "rv", "right ventricular cavity": "rv",
+    "right ventricular blood pool": "rv", "rv cavity": "rv", "heart ventricle right": "rv",
+    "left atrium": "la", "heart atrium left": "la", "right atrium": "ra", "heart atrium right": "ra",
     "pulmonary artery": "pa", "main pulmonary artery": "pa",
 }
+#: SNOMED CT codes of a segment's property type -> medseg structure names, for segments whose
+#: label says nothing medseg knows ("Segment 1"): those medseg writes (seg_writer.STRUCTURE_CODES)
+#: and myocardium (74281007)
+SEGMENT_CODES = {"87878005": "lv", "49848007": "myo", "74281007": "myo", "53085002": "rv", "82471001": "la", "73829009": "ra",
+                 "15825003": "aorta", "81040000": "pa"}
 
 
 def is_dicom_seg(path: str | Path) -> bool:
@@ -155,7 +165,8 @@ def seg_frame_in(seg: Volume, image: Volume) -> int | None:
 def seg_label_map(path: str | Path) -> dict[str, int] | None:
     """Structure name -> segment number of a DICOM SEG (header only), or None when ``path`` is
     not one. Segment labels are matched to medseg's names (``lv``, ``myo``, ..., and common
-    spellings: :data:`SEGMENT_NAMES`); others are kept in lower case."""
+    spellings: :data:`SEGMENT_NAMES`), else the segment's SNOMED CT property type
+    (:data:`SEGMENT_CODES`); others are kept in lower case."""
     import pydicom
 
     if not is_dicom_seg(path):
@@ -170,10 +181,16 @@ def seg_label_map(path: str | Path) -> dict[str, int] | None:
 
 
 def _segment_names(descriptions) -> dict[str, int]:
+    from ..labels import STRUCTURE_NAMES
+
     out: dict[str, int] = {}
     for d in descriptions:
         label = str(getattr(d, "SegmentLabel", "") or f"segment {d.SegmentNumber}").strip().lower()
-        out.setdefault(SEGMENT_NAMES.get(label, label), int(d.SegmentNumber))
+        name = SEGMENT_NAMES.get(" ".join(label.replace("_", " ").replace("-", " ").split()), label)
+        if name not in STRUCTURE_NAMES:  # a label medseg does not know: the segment's coded type may say
+            codes = getattr(d, "SegmentedPropertyTypeCodeSequence", None) or []
+            name = next((SEGMENT_CODES[str(c.CodeValue)] for c in codes if str(getattr(c, "CodeValue", "")) in SEGMENT_CODES), name)
+        out.setdefault(name, int(d.SegmentNumber))
     return out
 
 

@@ -375,3 +375,24 @@ def test_prompts_and_evaluate_take_a_cine_seg_on_its_own_frame(tmp_path):
     assert run_cli(["evaluate", "--pairs", str(tmp_path / "pairs.csv"), "--label-map", "myo=2,lv=3", "--prompt", "box", "-o", str(tmp_path / "r3.json")]) == 0
     res3 = json.loads((tmp_path / "r3.json").read_text())
     assert res3["cases"][0]["dice"] == pytest.approx(res["cases"][0]["dice"])
+
+
+def test_segments_of_other_tools_are_named_by_label_or_by_their_snomed_code(tmp_path):
+    """Another tool's SEG: a label medseg knows in another spelling (TotalSegmentator's
+    ``heart_myocardium``), or a label that says nothing ("Segment 1") whose coded property type
+    is the left ventricle, are read as medseg's structures; an unknown one keeps its label."""
+    from medseg.io.seg_reader import seg_label_map
+
+    write_cine_series(tmp_path / "cine", n_slices=3, n_phases=1)
+    vol = read_volume(tmp_path / "cine")
+    lab = np.zeros(vol.grid_shape, np.uint8)
+    lab[0:2, 3:8, 2:6], lab[1, 1:3, 1:3], lab[2, 8:10, 6:8] = 1, 2, 3
+    out = write_dicom_seg(lab, vol, tmp_path / "seg.dcm", "lv=1,myo=2,rv=3")
+    ds = pydicom.dcmread(out)
+    for d, label in zip(ds.SegmentSequence, ("Segment 1", "heart_myocardium", "RV")):
+        d.SegmentLabel = label
+    ds.save_as(tmp_path / "other.dcm")
+    assert seg_label_map(tmp_path / "other.dcm") == {"lv": 1, "myo": 2, "rv": 3}
+    ds.SegmentSequence[0].SegmentedPropertyTypeCodeSequence[0].CodeValue = "12345"
+    ds.save_as(tmp_path / "unknown.dcm")
+    assert seg_label_map(tmp_path / "unknown.dcm") == {"segment 1": 1, "myo": 2, "rv": 3}
