@@ -54,9 +54,11 @@ def batch_command(
     _check_options(prompts, prompts_from, label_map, key_slice, auto, through, workers, scheduler)
     if subjects is not None and not measure:
         raise MedsegError("--subjects gives body data for the measurements: add --measure")
-    from ..subjects import read_subjects
+    subject_rows: tuple = ()
+    if subjects is not None:
+        from ..subjects import read_subjects
 
-    subject_rows = read_subjects(subjects) if subjects is not None else ()
+        subject_rows = read_subjects(subjects)
     structures = ",".join(o.parse_structures(structures, auto) or ()) or None
     if label_map:
         LabelMap.parse(label_map)  # a malformed map fails here, once
