@@ -55,6 +55,9 @@ def test_case10_empty_ed_gives_nan_ef_and_flag(lv_labels):
     assert {f["structure"] for f in _codes(rep, "ef_undefined")} == {"lv", "rv"}
     assert rep["lv_mass_g"] == 0.0 and math.isnan(rep["wall_thickness_mm"]["global_mean"])
     assert {(f["structure"], f["phase"]) for f in _codes(rep, "absent_structure")} == {("lv", "ed"), ("myo", "ed"), ("rv", "ed")}
+    lv_myo = np.where(lv_labels > 2, 0, lv_labels)
+    no_rv = measure_ed_es(lv_myo, lv_myo, AFF, "lv=1,myo=2")  # labels without an RV: no RV flag for it
+    assert not _codes(no_rv, "ef_undefined") and math.isnan(no_rv["rv"]["ef_pct"])
     empty_es = measure_ed_es(lv_labels, np.zeros_like(lv_labels), AFF, LMAP)
     assert empty_es["lv"]["esv_ml"] == 0.0 and empty_es["lv"]["ef_pct"] == pytest.approx(100.0)
 
