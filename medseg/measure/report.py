@@ -281,7 +281,8 @@ def combine_ed_es(ed: dict[str, Any], es: dict[str, Any], rv_ed_es_ml: tuple[flo
     idx["ci_l_min_m2"] = idx.pop("co_l_min_m2")
     flags = [dict(f, phase=ph, message=f"{ph.upper()}: {f.get('message', f['code'])}") for ph, fl in (("ed", ed["flags"]), ("es", es["flags"])) for f in fl]
     flags += _function_flags(lv_fn, "lv") + (_function_flags(rv_fn, "rv") if "rv" in ed["label_map"] else [])  # no RV labelled: no RV flag
-    flags += range_flag("cmr_lvef_pct", lv_fn["ef_pct"], sex, structure="lv")
+    if not lv_fn["esv_ml"] > lv_fn["edv_ml"]:  # a negative EF is ED and ES swapped (flagged above), not a low EF
+        flags += range_flag("cmr_lvef_pct", lv_fn["ef_pct"], sex, structure="lv")
     flags += range_flag("cmr_lv_mass_index_g_m2", idx["lv_mass_g_m2"], sex, structure="myo")
     keys = ("volumes_ml", "lv_mass_g", "wall_thickness_mm", "spacing_mm", "label_map")
     out: dict[str, Any] = {k: ed[k] for k in keys}

@@ -206,3 +206,15 @@ def test_cine_unlabelled_frames_are_skipped():
 def test_bad_input_raises_typed_errors(lv_labels, call, error):
     with pytest.raises(error):
         call(lv_labels)
+
+
+def test_ed_and_es_swapped_is_flagged_once(lv_labels):
+    """ED and ES given the wrong way round: ``esv_exceeds_edv`` says so; the negative EF is not
+    also reported as an EF below the normal range."""
+    small = lv_labels.copy()  # "end-systole": the cavity of every other slice filled with myocardium
+    small[::2][small[::2] == 1] = 2
+    swapped = measure_ed_es(small, lv_labels, AFF, LMAP)
+    assert swapped["lv"]["ef_pct"] < -20 and [f["structure"] for f in _codes(swapped, "esv_exceeds_edv")] == ["lv"]
+    assert not _codes(swapped, "lvef_low")
+    right = measure_ed_es(lv_labels, small, AFF, LMAP)
+    assert 20 < right["lv"]["ef_pct"] < 80 and not _codes(right, "esv_exceeds_edv")
