@@ -256,7 +256,10 @@ def measure_echo(
             fn.update(edv_ml=math.nan, esv_ml=math.nan, sv_ml=math.nan)
         la = math.nan
     lavi = la / bsa if (math.isfinite(la) and math.isfinite(bsa)) else math.nan
-    flags += range_flag("echo_lvef_pct", lv["ef_pct"], sex, structure="lv")
+    if lv["ef_pct"] < 0:  # ESV > EDV: the ED and ES images given the wrong way round, not a low EF
+        flags.append(make_flag("esv_exceeds_edv", "LV ESV exceeds EDV (EF {:.0f} %): are ED and ES swapped?".format(lv["ef_pct"]), structure="lv"))
+    else:
+        flags += range_flag("echo_lvef_pct", lv["ef_pct"], sex, structure="lv")
     flags += range_flag("echo_lavi_ml_m2", lavi, sex, structure="la")
     if not math.isfinite(lv["ef_pct"]):
         flags.append(make_flag("ef_undefined", "LV EF is undefined (EDV is zero)", structure="lv"))

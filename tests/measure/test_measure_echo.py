@@ -65,6 +65,16 @@ def test_without_spacing_reports_ef_only():
     assert abs(rep["lv"]["ef_pct"] - 100 * (1 - esv / edv)) <= 0.5
 
 
+def test_views_of_ed_and_es_swapped_are_flagged_as_such():
+    """The end-systolic image given as ED (and the other way round): ``esv_exceeds_edv``, not an
+    EF below the normal range."""
+    (a, _, c), (a2, _, c2) = ED_AXES, ES_AXES
+    rep = measure_echo(_view(a2, c2, True), _view(a, c, True), spacing_a4c_mm=(PX, PX))
+    assert rep["lv"]["ef_pct"] < 0 and [f["code"] for f in rep["flags"]] == ["esv_exceeds_edv"]
+    right = measure_echo(_view(a, c, True), _view(a2, c2, True), spacing_a4c_mm=(PX, PX))
+    assert right["lv"]["ef_pct"] > 0 and "esv_exceeds_edv" not in [f["code"] for f in right["flags"]]
+
+
 def test_clip_curve_finds_ed_and_es_and_matches_the_two_frame_report():
     # one apical view over a cycle: the LV half-ellipse shrinks to frame 3 and grows back;
     # frame 6 has no LV (left out of the curve); ED is the largest frame, not frame 0
