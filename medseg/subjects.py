@@ -55,11 +55,14 @@ def read_subjects(path: str | Path) -> tuple[Subject, ...]:
     repeated id, or a value that is not plausible (the file and line are named)."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8-sig")  # a spreadsheet's export may start with a BOM
+        raw = p.read_bytes()
     except FileNotFoundError:
         raise MedsegError(f"subjects file not found: {p}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise MedsegError(f"cannot read the subjects file {p}: {getattr(e, 'strerror', None) or e}") from None
+    except OSError as e:
+        raise MedsegError(f"cannot read the subjects file {p}: {e.strerror or e}") from None
+    if raw[:4] in (b"PK\x03\x04", b"\xd0\xcf\x11\xe0"):
+        raise MedsegError(f"{p} is a spreadsheet workbook, not CSV: save it as CSV (comma or semicolon separated)")
+    text = _decode(raw)
     try:
         dialect = csv.Sniffer().sniff(text.splitlines()[0] if text.strip() else ",", delimiters=",;\t")
     except csv.Error:
@@ -94,6 +97,19 @@ def read_subjects(path: str | Path) -> tuple[Subject, ...]:
     if not subjects:
         raise MedsegError(f"{p}: no subjects (a header and no rows)")
     return tuple(subjects.values())
+
+
+def _decode(raw: bytes) -> str:
+    """A spreadsheet's CSV as text: UTF-16 or UTF-8 with their byte-order marks, UTF-8, else the
+    Windows code page older spreadsheets save in."""
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return raw.decode("utf-16")
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("latin-1")
 
 
 def _value(column: str, cell: str, where: str) -> Any:

@@ -18,6 +18,17 @@ def test_a_spreadsheet_export_is_read(tmp_path):
     assert rows[1].body() == {"weight_kg": 62.0, "sex": "F", "heart_rate": 71.0} and rows[1].body(heart_rate=False) == {"weight_kg": 62.0, "sex": "F"}
 
 
+def test_other_spreadsheet_encodings_are_read_and_a_workbook_is_refused(tmp_path):
+    p = tmp_path / "s.csv"
+    p.write_bytes("case\theight_cm\nA1\t170\n".encode("utf-16"))  # "Unicode text" export: UTF-16, tabs
+    assert read_subjects(p) == (Subject("A1", 170.0),)
+    p.write_bytes("case;weight_kg\nJos\xe9;70,5\n".encode("cp1252"))  # an older spreadsheet's code page
+    assert read_subjects(p) == (Subject("Jos\xe9", None, 70.5),)
+    p.write_bytes(b"PK\x03\x04" + b"\0" * 20)
+    with pytest.raises(MedsegError, match="spreadsheet workbook, not CSV"):
+        read_subjects(p)
+
+
 @pytest.mark.parametrize("text, message", [
     ("name,height_cm\np1,170\n", "no id column"),
     ("case,group\np1,NOR\n", "none of the columns"),
