@@ -35,3 +35,14 @@ def test_adapt_example_end_to_end(tmp_path):
     assert _load("adapt_phantoms").main(tmp_path, steps=4) == 0
     meta = json.loads((tmp_path / "adapter" / "medseg.json").read_text())
     assert meta["training"]["steps"] == 4 and set(meta["validation_dice"]["adapted"]) >= {"lv", "myo", "rv"}
+
+
+def test_acdc_subjects_example_writes_a_subjects_file_medseg_reads(tmp_path):
+    from medseg.subjects import Subject, read_subjects
+
+    for pid, text in (("patient001", "ED: 1\nES: 12\nGroup: DCM\nHeight: 184.0\nNbFrame: 30\nWeight: 95.0\n"),
+                      ("patient002", "ED: 1\nES: 12\nGroup: NOR\nHeight: 160.0\nNbFrame: 30\nWeight: 52.5\n")):
+        (tmp_path / "acdc" / pid).mkdir(parents=True)
+        (tmp_path / "acdc" / pid / "Info.cfg").write_text(text)
+    out = _load("acdc_subjects").main([str(tmp_path / "acdc"), "-o", str(tmp_path / "subjects.csv")])
+    assert read_subjects(out) == (Subject("patient001", 184.0, 95.0), Subject("patient002", 160.0, 52.5))
