@@ -109,6 +109,7 @@ class BatchOptions:
     series: str | None = None  # DICOM folder cases: the series to read (medseg.io.dicom.series_matches)
     subjects: tuple[Any, ...] = ()  # --subjects: medseg.subjects.Subject rows, body data for --measure
     dicom_seg: bool = False  # also write a DICOM study's labels as DICOM SEG in OUT_DIR/<case>_seg/
+    modality: str | None = None  # --modality: segment every case as this modality
     threads: int | None = None  # torch threads per process (None: torch's default)
     threads_by_host: tuple[tuple[str, int], ...] = ()  # Dask: worker threads per host
 
@@ -122,6 +123,8 @@ class BatchOptions:
         obj["reference_sha256"] = reference_sha256
         if self.series:
             obj["series"] = self.series
+        if self.modality:
+            obj["modality"] = self.modality
         return _sha256_text(json.dumps(obj, sort_keys=True))
 
 
@@ -436,13 +439,14 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
     from ._batch_exec import torch_threads
     from ._files import check_not_inputs
     from .io import read_volume, sidecar_path, write_labels
+    from .io.readers import modality_facts
     from .labels import LabelMap
     from .segment import default_auto_structures, segment_volume
 
     check_not_inputs({"output labels": out, "sidecar JSON": sidecar_path(out), "review sheet": review_png_path(options.out_dir, case.case)},
                      {"image": case.input, "reference labels": case.reference, "prompts file": options.prompts})
     series = case.series or options.series
-    vol = read_volume(case.input, series=series if Path(case.input).is_dir() else None)
+    vol = read_volume(case.input, series=series if Path(case.input).is_dir() else None, modality=options.modality)
     lmap = LabelMap.parse(options.label_map) if options.label_map else None
     prompts = study_prompts(vol, options.prompts, case.reference, lmap, options.key_slice, case=case.case)
     loaded = _cached_model(options.model, options.adapter, options.device)
@@ -464,7 +468,7 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
             "input_sha256": sha256_path(case.input), "input_shape": list(vol.shape), "spacing_known": vol.spacing_known,
             "reference": case.reference, "reference_sha256": ref_sha, "batch_signature": options.signature(ref_sha),
             "min_confidence": options.min_confidence, "torch_threads": torch_threads(), "scores": result.scores,
-            "seconds": round(result.seconds, 3), **({"series": series} if series and Path(case.input).is_dir() else {})}
+            "seconds": round(result.seconds, 3), **({"series": series} if series and Path(case.input).is_dir() else {}), **modality_facts(vol)}
     sidecar_path(out).unlink(missing_ok=True)  # an interrupted rewrite must not pair with an old sidecar
     review_png_path(options.out_dir, case.case).unlink(missing_ok=True)
     for pattern in (f".{case.case}.*.tmp*", f".{case.case}_review.png.*.tmp*"):

@@ -22,6 +22,9 @@ MinConfidence = Annotated[float | None, typer.Option("--min-confidence", help="L
                                                         "as handed over (nothing is written for a study with none left).")]
 ReviewPng = Annotated[bool, typer.Option("--review-png", help="Also write <case>_review.png: every labelled slice (ED and ES of a cine) with "
                                             "contours, confidences and flagged slices in red.")]
+Modality = Annotated[str | None, typer.Option("--modality", help="CT, MR, US or OT: segment the image as this modality (CT: the Hounsfield "
+                                                "window). Default: the file's; NIfTI, MHA and NRRD record none: CT when the intensities are "
+                                                "Hounsfield units, else OT.")]
 Series = Annotated[str | None, typer.Option("--series", help="For a DICOM folder holding several series: the one to read, by SeriesNumber, "
                                               "a part of (or *glob* for) SeriesDescription, or ...UID end (medseg info lists them); A|B: either.")]
 

@@ -45,6 +45,7 @@ def batch_command(
     dicom_seg: bool = typer.Option(False, "--dicom-seg", help="Also write each DICOM study's labels as DICOM SEG (for a PACS or a DICOM viewer): "
                                    "OUT_DIR/<case>_seg/<case>.dcm, a cine one per frame (<case>_frameNN.dcm); other inputs get NIfTI only."),
     series: o.Series = None,
+    modality: o.Modality = None,
 ) -> None:
     """Segment every study in INPUT_DIR; a failing case never stops the batch (exit code 1 if any failed)."""
     from ..batch import BatchOptions, check_out_dir, discover_cases
@@ -52,6 +53,10 @@ def batch_command(
     from ..labels import LabelMap
 
     _check_options(prompts, prompts_from, label_map, key_slice, auto, through, workers, scheduler)
+    from ..io.readers import MODALITIES
+
+    if modality is not None and modality.upper() not in MODALITIES:
+        raise PromptError(f"--modality must be one of {', '.join(MODALITIES)}, got {modality!r}")
     if subjects is not None and not measure:
         raise MedsegError("--subjects gives body data for the measurements: add --measure")
     subject_rows: tuple = ()
@@ -79,7 +84,7 @@ def batch_command(
         out_dir=str(out), prompts=str(prompts) if prompts else None, label_map=label_map, key_slice=key_slice, auto=auto,
         structures=structures, propagate=propagate, through=through, model=model, adapter=adapter, device=device,
         resume=resume, measure=measure, min_confidence=min_confidence, review_png=review_png, series=series, subjects=subject_rows,
-        dicom_seg=dicom_seg,
+        dicom_seg=dicom_seg, modality=modality.upper() if modality else None,
     )
     results = _run_with_progress(cases, options, workers, scheduler)
     if subjects is not None:

@@ -34,6 +34,8 @@ def info_command(
     if vol.meta.get("label_map"):  # a DICOM SEG: labels, with its segments
         d["segments"] = ", ".join(f"{k}={v}" for k, v in vol.meta["label_map"].items())
     d.update({k: v for k, v in _labels_facts(path).items() if not (k == "label_map" and "segments" in d)})
+    if vol.meta.get("modality_from"):  # not recorded in the file: from the intensities
+        d["modality_from"] = vol.meta["modality_from"]
     if as_json:
         print_json(d)
         return
@@ -41,7 +43,7 @@ def info_command(
 
     stdout.print(str(path), markup=False, highlight=False, soft_wrap=True)  # a title would wrap a long path at the table's width
     table = Table(show_header=False)
-    for key in ("format", "shape", "axes", "spacing_mm", "modality", "n_frames", "n_slices", "series_description", "series_merged", "segments",
+    for key in ("format", "shape", "axes", "spacing_mm", "modality", "modality_from", "n_frames", "n_slices", "series_description", "series_merged", "segments",
                 "label_map", "labels_of", "needs_review"):
         if key in d:
             table.add_row(key, str(d[key]))

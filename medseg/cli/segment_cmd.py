@@ -27,11 +27,13 @@ def segment_command(
     device: o.Device = "cpu",
     min_confidence: o.MinConfidence = None,
     series: o.Series = None,
+    modality: o.Modality = None,
     review_png: Path | None = typer.Option(None, "--review-png", help="Also write this PNG: every labelled slice (ED and ES of a cine) with "
                                            "contours, confidences and flagged slices in red."),
 ) -> None:
     """Segment one study and write labels + a provenance sidecar JSON."""
     from ..errors import PromptError
+    from ..io.readers import MODALITIES
     from ..labels import LabelMap
 
     if prompts and prompts_from:
@@ -46,14 +48,17 @@ def segment_command(
     if review_png is not None and review_png.suffix.lower() != ".png":
         raise PromptError(f"--review-png must name a .png file, got {review_png}")
     structures = ",".join(o.parse_structures(structures, auto) or ()) or None
+    if modality is not None and modality.upper() not in MODALITIES:
+        raise PromptError(f"--modality must be one of {', '.join(MODALITIES)}, got {modality!r}")
     run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device, min_confidence,
-                review_png, series)
+                review_png, series, modality)
 
 
 def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device, min_confidence=None,
-                review_png=None, series=None) -> None:
+                review_png=None, series=None, modality=None) -> None:
     from .._files import check_not_inputs, sha256_path
     from ..io import read_volume, sidecar_path, write_labels
+    from ..io.readers import modality_facts
     from ..io.writers import check_output
     from ..models import load_model
     from ..prompt_file import study_prompts
@@ -61,7 +66,7 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
 
     check_not_inputs({"output labels": out, "sidecar JSON": sidecar_path(out), "review sheet": review_png},
                      {"image": image, "prompts file": prompts, "reference labels": prompts_from})
-    vol = read_volume(image, series=series)
+    vol = read_volume(image, series=series, modality=modality)
     check_output(out, vol)  # an output it cannot write is refused before the work
     prompt_set = study_prompts(vol, prompts, prompts_from, lmap, key_slice)
     loaded = load_model(model, device=device)
@@ -75,7 +80,8 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
     if result.handed_over and not (result.labels > 0).any():
         console.print(f"handed over for manual review: every structure is below --min-confidence {min_confidence} ({', '.join(result.handed_over)}); nothing written (exit code 3)", markup=False)
         raise typer.Exit(3)
-    prov = {**result.provenance, "input": str(image), "input_sha256": sha256_path(image), "scores": result.scores, "seconds": round(result.seconds, 3), "command": "segment", **({"series": series} if series else {})}
+    prov = {**result.provenance, "input": str(image), "input_sha256": sha256_path(image), "scores": result.scores, "seconds": round(result.seconds, 3), "command": "segment", **({"series": series} if series else {}),
+            **modality_facts(vol)}
     written = write_labels(result.labels, vol, out, result.label_map, provenance=prov)
     counts = {n: int((result.labels == v).sum()) for n, v in result.label_map.values.items()}
     found = ", ".join(f"{n}: {c} voxels" for n, c in counts.items() if c)

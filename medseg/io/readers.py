@@ -28,7 +28,11 @@ EXTENSIONS: dict[str, str] = {
 SUPPORTED_TEXT = "a DICOM folder or file, " + ", ".join(EXTENSIONS)
 
 
-def read_volume(path: str | os.PathLike, series: str | None = None) -> Volume:
+#: what ``--modality`` may say
+MODALITIES = ("CT", "MR", "US", "OT")
+
+
+def read_volume(path: str | os.PathLike, series: str | None = None, modality: str | None = None) -> Volume:
     """Read an image into a :class:`Volume` with array (T, Z, Y, X) and a RAS affine.
 
     ``path`` is a DICOM series folder, a DICOM file (single-frame, multi-frame or enhanced
@@ -36,7 +40,10 @@ def read_volume(path: str | os.PathLike, series: str | None = None) -> Volume:
     PNG/JPEG/BMP/TIFF (grayscale; RGB -> luminance; spacing unknown) or an AVI/MP4 echo clip
     ((T, 1, Y, X), modality "US", spacing unknown). See docs/io.md. ``series`` picks one series
     of a DICOM folder that holds several (SeriesNumber, SeriesInstanceUID or a part of / glob
-    pattern for SeriesDescription: :func:`medseg.io.dicom.series_matches`).
+    pattern for SeriesDescription: :func:`medseg.io.dicom.series_matches`). ``modality``
+    (``--modality``: CT, MR, US or OT) overrides the file's; a NIfTI / MHA / NRRD, which do not
+    record one, is taken for CT when its intensities are Hounsfield units
+    (:func:`in_hounsfield_units`; ``meta["modality_from"]`` says so).
 
     Raises:
         ImageReadError: missing, empty, corrupt, unsupported or non-finite input.
@@ -52,7 +59,36 @@ def read_volume(path: str | os.PathLike, series: str | None = None) -> Volume:
     else:
         vol = _read(p, labels=False)
     _check_finite(vol.array, p)
+    if modality:
+        if modality.upper() not in MODALITIES:
+            raise ImageReadError(f"--modality must be one of {', '.join(MODALITIES)}, got {modality!r}")
+        return vol.with_array(vol.array, modality=modality.upper(), meta={**vol.meta, "modality_from": "--modality"})
+    if vol.modality == "OT" and vol.meta.get("format") in ("nifti", "itk") and in_hounsfield_units(vol.array):
+        # NIfTI / MHA / NRRD do not record the modality; a CT read as "OT" would get the MR
+        # intensity normalisation and segment far worse (docs/io.md)
+        vol = vol.with_array(vol.array, modality="CT", meta={**vol.meta, "modality_from": "intensities (Hounsfield units)"})
     return vol
+
+
+def modality_facts(vol: Volume) -> dict[str, str]:
+    """The provenance of the modality an image was segmented as: ``modality`` and, when it
+    was not the file's, ``modality_from`` (``--modality`` or the intensities)."""
+    return {"modality": vol.modality, **({"modality_from": vol.meta["modality_from"]} if vol.meta.get("modality_from") else {})}
+
+
+def in_hounsfield_units(array: np.ndarray) -> bool:
+    """Whether an image whose file does not say its modality holds CT Hounsfield units: fat and
+    air well below zero (at least 5 % of the voxels negative, the 1st percentile <= -50) and
+    contrast blood or bone well above it (99th percentile 150-4000). MR magnitude images have
+    no negative values, normalised MR no values that high, ultrasound neither."""
+    a = np.asarray(array).reshape(-1)
+    if a.size > 2_000_000:
+        a = a[:: int(np.ceil(a.size / 2_000_000))]
+    a = a[np.isfinite(a)] if np.issubdtype(a.dtype, np.floating) else a
+    if a.size == 0 or float(a.min()) >= 0:
+        return False
+    p1, p99 = np.percentile(a, (1.0, 99.0))
+    return bool(np.mean(a < 0) >= 0.05 and p1 <= -50.0 and 150.0 <= p99 <= 4000.0)
 
 
 def read_label_volume(path: str | os.PathLike) -> Volume:

@@ -215,6 +215,7 @@ def test_measure_gives_echo_studies_their_ef_from_view_images(tmp_path, capsys, 
     (["--auto", "--structures", "lv,foo"], "unknown structure 'foo'"),  # once, before any case
     (["--prompts-from", "STUDIES", "--label-map", "lv=1", "--structures", "lv"], "add --auto"),
     (["--auto", "--subjects", "subjects.csv"], "add --measure"),
+    (["--auto", "--modality", "XR"], "--modality must be one of CT, MR, US, OT"),
     (["--auto", "--measure", "--subjects", "missing.csv"], "subjects file not found"),
 ])
 def test_option_errors(studies, tmp_path, capsys, args, message):

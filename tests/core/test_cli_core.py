@@ -551,3 +551,19 @@ def test_evaluate_folder_pairs_a_study_whose_frames_are_cases_acdc_style(tmp_pat
         assert a["summary"][key] == pytest.approx(b["summary"][key], abs=1e-6)
     ed = ph.info["ed_frame"] + 1
     assert {c["case"]: c["phase"] for c in a["cases"]} == {f"patient001_frame{ed:02d}": "ED", f"patient001_frame{ph.info['es_frame'] + 1:02d}": "ES"}
+
+
+def test_segment_modality_is_recorded_and_checked(study, tmp_path, capsys):
+    """--modality segments the image as that modality (recorded in the provenance with where
+    it came from); a modality medseg does not know is one line, before any work."""
+    out = tmp_path / "seg.nii.gz"
+    assert run_cli(["segment", str(study / "img.nii.gz"), "-o", str(out), "--auto", "--modality", "mr"]) == 0
+    prov = json.loads((tmp_path / "seg.json").read_text())["provenance"]
+    assert (prov["modality"], prov["modality_from"]) == ("MR", "--modality")
+    capsys.readouterr()
+    assert run_cli(["segment", str(study / "img.nii.gz"), "-o", str(tmp_path / "x.nii.gz"), "--auto", "--modality", "XR"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --modality must be one of CT, MR, US, OT, got 'XR'" and not (tmp_path / "x.nii.gz").exists()
+    from medseg.batch import BatchOptions
+
+    assert BatchOptions(out_dir=str(tmp_path), modality="CT").signature() != BatchOptions(out_dir=str(tmp_path)).signature()
