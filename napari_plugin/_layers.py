@@ -25,6 +25,7 @@ import numpy as np
 
 from medseg.io.volume import Volume, affine_from_spacing
 from medseg.labels import DEFAULT_LABEL_MAP, LabelMap
+from medseg.preprocess import CT_WINDOW_HU
 
 META_VOLUME = "medseg_volume"  # the source Volume (geometry for the writer)
 META_SOURCE = "medseg_source"  # the path it was read from
@@ -64,7 +65,8 @@ def image_layer_kwargs(volume: Volume, name: str, source: str | None = None) -> 
     return {
         "name": name,
         **layer_geometry(volume),
-        "contrast_limits": contrast_limits(volume.array),
+        # CT: the cardiac window the model sees (-250..750 HU); percentiles would span air to bone
+        "contrast_limits": CT_WINDOW_HU if volume.modality == "CT" else contrast_limits(volume.array),
         "colormap": "gray",
         "metadata": {META_VOLUME: volume, META_SOURCE: source or volume.meta.get("path")},
     }

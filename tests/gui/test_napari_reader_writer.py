@@ -219,3 +219,18 @@ def test_reader_opens_a_study_folder_with_a_folder_per_slice_series(tmp_path):
     assert get_reader(str(tmp_path / "study" / "sax_0")) is not None and get_reader(str(tmp_path)) is not None
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     assert get_reader(str(tmp_path / "empty")) is None
+
+
+def test_a_ct_opens_in_the_cardiac_window(tmp_path):
+    """A CT NIfTI (no modality in the file: known by its Hounsfield units) opens in the window
+    the model sees (-250..750 HU), not the percentiles, which span air to bone."""
+    import nibabel as nib
+
+    from medseg.io.geometry import medseg_to_nifti
+    from medseg.phantoms import ct_phantom
+
+    ct = ct_phantom(shape=(12, 48, 48), seed=2).image
+    nib.save(nib.Nifti1Image(medseg_to_nifti(ct.array.astype(np.int16), 3), ct.affine), tmp_path / "ct.nii.gz")
+    (data, kwargs, kind), = read_image(str(tmp_path / "ct.nii.gz"))
+    assert kind == "image" and tuple(kwargs["contrast_limits"]) == (-250.0, 750.0)
+    assert kwargs["metadata"][META_VOLUME].modality == "CT"
