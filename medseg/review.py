@@ -142,5 +142,15 @@ def review_png(volume, labels: np.ndarray, label_map: LabelMap, provenance: dict
     from .measure.plots import review_sheet_png
 
     spacing = tuple(volume.spacing[1:]) if volume.spacing_known else (1.0, 1.0)
-    return review_sheet_png(volume.array, labels, label_map, path, provenance.get("review"), provenance.get("confidence"),
+    return review_sheet_png(display_array(volume), labels, label_map, path, provenance.get("review"), provenance.get("confidence"),
                             spacing_yx=spacing, title=title)
+
+
+def display_array(volume) -> np.ndarray:
+    """The image as a figure shows it: a CT clipped to the cardiac window the model sees
+    (percentile scaling of the slice would span air to bone); other modalities as they are."""
+    if volume.modality == "CT":
+        from .preprocess import CT_WINDOW_HU
+
+        return np.clip(volume.array, *CT_WINDOW_HU)
+    return volume.array

@@ -290,9 +290,12 @@ def _overlay_images(paths: list, vol: Any, frames: dict[str, int]) -> dict[str, 
     for p, img in zip(paths, imgs):
         if img.grid_shape != vol.grid_shape or not np.allclose(img.affine, vol.affine, atol=1e-3):
             raise GeometryError(f"--image {p} is not on the labels' grid ({img.grid_shape} vs {vol.grid_shape}, or affines differ)")
+    from ..review import display_array
+
+    arrays = [display_array(img) for img in imgs]  # a CT in its cardiac window
     if len(imgs) == 1 and imgs[0].n_frames > 1:
-        return {k: imgs[0].array[f] for k, f in frames.items() if f < imgs[0].n_frames}
-    return {k: img.array[0] for k, img in zip(frames, imgs)}
+        return {k: arrays[0][f] for k, f in frames.items() if f < imgs[0].n_frames}
+    return {k: a[0] for k, a in zip(frames, arrays)}
 
 
 def _summary(report: dict, output: Path) -> None:

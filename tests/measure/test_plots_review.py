@@ -82,3 +82,13 @@ def test_cohort_panels_show_the_one_phase_volume_only_of_one_phase_studies(tmp_p
     with warnings.catch_warnings():  # the one flagged study is only in the last panel: the legend still has its entry
         warnings.simplefilter("error")
         assert cohort_png(cines + single, tmp_path / "c.png", {"s1"}).stat().st_size > 0
+
+
+def test_figures_show_a_ct_in_its_cardiac_window():
+    from medseg.io.volume import Volume
+    from medseg.review import display_array
+
+    arr = np.array([[[[-1000.0, 0.0, 300.0, 1500.0]]]])
+    ct = Volume(arr, np.eye(4), modality="CT")
+    assert display_array(ct).tolist() == [[[[-250.0, 0.0, 300.0, 750.0]]]]
+    assert display_array(Volume(arr, np.eye(4), modality="MR")) is arr
