@@ -88,7 +88,8 @@ def test_figures_show_a_ct_in_its_cardiac_window():
     from medseg.io.volume import Volume
     from medseg.review import display_array
 
-    arr = np.array([[[[-1000.0, 0.0, 300.0, 1500.0]]]])
+    arr = np.tile(np.array([-1000.0, 0.0, 300.0, 1500.0]), (1, 1, 8, 2))  # (1, 1, 8, 8)
     ct = Volume(arr, np.eye(4), modality="CT")
-    assert display_array(ct).tolist() == [[[[-250.0, 0.0, 300.0, 750.0]]]]
-    assert display_array(Volume(arr, np.eye(4), modality="MR")) is arr
+    assert display_array(ct)[0, 0, 0, :4].tolist() == [-250.0, 0.0, 300.0, 750.0]
+    mr = Volume(arr, np.eye(4), modality="MR")
+    assert display_array(mr) is mr.array
