@@ -56,6 +56,7 @@ class SegmentWidget(QWidget):
     def _connect(self) -> None:
         u = self.ui
         u.start.clicked.connect(self.start_session)
+        u.adapter_browse.clicked.connect(self._browse_adapter)
         u.image.currentIndexChanged.connect(lambda *_: self._on_image_changed())
         u.structures.itemSelectionChanged.connect(self._on_structure_selected)
         u.add_structure.clicked.connect(self._on_add_structure)
@@ -127,6 +128,17 @@ class SegmentWidget(QWidget):
         if b is not None:
             self._update_prompt_defaults()
 
+    def _browse_adapter(self) -> None:
+        from qtpy.QtWidgets import QFileDialog
+
+        folder = QFileDialog.getExistingDirectory(self, "Adapter folder (written by medseg adapt)")
+        if folder:
+            self.set_adapter(folder)
+
+    def set_adapter(self, name_or_folder: str) -> None:
+        """Use this adapter (a shipped name or an adapter folder) at the next session start."""
+        self.ui.adapter.setEditText(str(name_or_folder))
+
     def start_session(self) -> None:
         """Load the model (worker), then add the label + prompt layers and start a session."""
         image = self._image_layer()
@@ -134,7 +146,7 @@ class SegmentWidget(QWidget):
             self.status("Open an image first (File > Open, or File > Open Sample > medseg).", error=True)
             return
         model, device = self.ui.model.currentText().strip() or "default", self.ui.device.currentText()
-        adapter = self.ui.adapter.currentText()
+        adapter = self.ui.adapter.currentText().strip()
         adapter = None if adapter in ("", "none") else adapter
         self.status(f"Loading model {model} on {device}…")
         self._run_job(lambda: self.models.get(model, device, adapter), desc="medseg: loading model",

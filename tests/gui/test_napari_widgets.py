@@ -184,3 +184,26 @@ def test_a_blank_image_is_refused_with_a_status_line(make_napari_viewer, qtbot, 
     qtbot.waitUntil(lambda: not w.busy, timeout=T_OUT)
     qtbot.waitUntil(lambda: "no signal" in w.ui.status.text(), timeout=T_OUT)
     assert w.controller is None and [ly.name for ly in viewer.layers] == ["blank"]
+
+
+def test_an_adapter_folder_from_medseg_adapt_can_be_used(make_napari_viewer, qtbot, model_provider, small_cine, tmp_path):
+    """The adapter box takes the folder `medseg adapt -o` wrote, wherever it is (not only the
+    shipped adapters and $MEDSEG_HOME's): the session runs with it."""
+    import shutil
+    from pathlib import Path
+
+    from medseg_napari._qt.segment_widget import SegmentWidget
+
+    vol, _, _ = small_cine
+    mine = tmp_path / "my-scanner-adapter"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "adapters" / "cmr-lge", mine)
+    viewer = make_napari_viewer()
+    viewer.add_image(vol.array[:1], name="cine")
+    w = SegmentWidget(viewer, models=model_provider)
+    viewer.window.add_dock_widget(w, name="medseg: segmentation")
+    assert w.ui.adapter.isEditable()
+    w.ui.image.setCurrentText("cine")
+    w.set_adapter(str(mine))
+    w.start_session()
+    qtbot.waitUntil(lambda: w.controller is not None and not w.busy, timeout=T_OUT)
+    assert w.controller.session.model.adapter_id == "my-scanner-adapter"
