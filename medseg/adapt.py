@@ -60,7 +60,7 @@ def bank_from_pairs(train: list[Pair], val: list[Pair], label_map: LabelMap, dev
     imgs, labs, prev, nxt, split, vols, modalities = [], [], [], [], [], [], set()
     for s, pairs in ((0, train), (1, val)):
         for pair in pairs:
-            vol, ref = read_volume(pair.image, series=pair.series), in_label_map(read_label_volume(pair.label), label_map)
+            vol, ref = read_volume(pair.image, series=pair.series, modality=pair.modality), in_label_map(read_label_volume(pair.label), label_map)
             t = seg_phase(vol, ref)  # a SEG of one phase of a cine: train on that frame
             vol = vol.phase(t) if t is not None else vol
             check_same_grid(vol, ref, f"labels of {pair.case}")

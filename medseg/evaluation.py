@@ -40,6 +40,7 @@ class Pair:
     case: str
     phase: str | None = None
     series: str | None = None  # a DICOM study folder's stack series (as batch finds them)
+    modality: str | None = None  # --modality: read the image as this modality
 
 
 def read_pairs(path: str | Path) -> list[Pair]:
@@ -173,7 +174,7 @@ def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str, model) -> dict[
     from .io import check_same_grid, read_label_volume, read_volume
     from .io.seg_reader import in_label_map, seg_phase
 
-    vol = read_volume(pair.image, series=pair.series)
+    vol = read_volume(pair.image, series=pair.series, modality=pair.modality)
     ref = in_label_map(read_label_volume(pair.label), label_map)
     t = seg_phase(vol, ref)  # a SEG of one phase of a cine: that frame is the case
     vol = vol.phase(t) if t is not None else vol

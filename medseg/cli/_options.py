@@ -70,3 +70,17 @@ def references_map(rows: list) -> Any:
     if all(is_dicom_seg(r.label) for r in rows) and all(n in DEFAULT_LABEL_MAP for n in names):
         return DEFAULT_LABEL_MAP.subset(names)
     raise LabelMapError(f"give --label-map: the references name different label maps ({'; '.join(dict.fromkeys(m.to_string() for m in maps))})")
+
+
+def with_modality(pairs: list, modality: str | None) -> list:
+    """``--modality`` on evaluate / adapt: every pair's image read as that modality (checked once)."""
+    if not modality:
+        return pairs
+    import dataclasses
+
+    from ..errors import PromptError
+    from ..io.readers import MODALITIES
+
+    if modality.upper() not in MODALITIES:
+        raise PromptError(f"--modality must be one of {', '.join(MODALITIES)}, got {modality!r}")
+    return [dataclasses.replace(p, modality=modality.upper()) for p in pairs]

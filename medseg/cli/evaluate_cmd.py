@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from . import _options as o
 from ._app import app, console
 
 
@@ -22,6 +23,7 @@ def evaluate_command(
     workers: int = typer.Option(1, "--workers", help="Local worker processes (each loads the model once; torch threads = cores // N)."),
     csv_path: Path | None = typer.Option(None, "--csv", help="Also write one row per case (Dice, HD95, clinical values, confidence, review)."),
     plots: Path | None = typer.Option(None, "--plots", help="Folder for PNGs: Dice per structure, confidence vs Dice, Bland-Altman (ED/ES cases)."),
+    modality: o.Modality = None,
 ) -> None:
     """Score the model with prompts simulated from reference labels (Dice, HD95, clinical)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -31,13 +33,13 @@ def evaluate_command(
     from ..evaluation import PROMPT_MODES, evaluate_pairs, read_pairs
     from ..labels import LabelMap
     from ..models import load_model
-    from ._options import references_map
+    from ._options import references_map, with_modality
 
     if prompt not in PROMPT_MODES:
         raise MedsegError(f"--prompt must be one of {', '.join(PROMPT_MODES)}, got {prompt!r}")
     if workers < 1:
         raise MedsegError(f"--workers must be 1 or more, got {workers}")
-    rows = read_pairs(pairs)
+    rows = with_modality(read_pairs(pairs), modality)
     lmap = LabelMap.parse(label_map) if label_map else references_map(rows)
     _check_outputs(out, csv_path, plots, pairs, rows)
     loaded = load_model(model, device=device)

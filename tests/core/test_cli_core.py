@@ -567,3 +567,10 @@ def test_segment_modality_is_recorded_and_checked(study, tmp_path, capsys):
     from medseg.batch import BatchOptions
 
     assert BatchOptions(out_dir=str(tmp_path), modality="CT").signature() != BatchOptions(out_dir=str(tmp_path)).signature()
+    (tmp_path / "pairs.csv").write_text(f"image,label\n{study / 'img.nii.gz'},{study / 'gt.nii.gz'}\n")
+    assert run_cli(["evaluate", "--pairs", str(tmp_path / "pairs.csv"), "--prompt", "auto", "-o", str(tmp_path / "r.json"), "--modality", "XR"]) == 1
+    assert "--modality must be one of" in capsys.readouterr().err and not (tmp_path / "r.json").exists()
+    from medseg.cli._options import with_modality
+    from medseg.evaluation import read_pairs
+
+    assert [p.modality for p in with_modality(read_pairs(tmp_path / "pairs.csv"), "ct")] == ["CT"]
