@@ -72,15 +72,21 @@ def references_map(rows: list) -> Any:
     raise LabelMapError(f"give --label-map: the references name different label maps ({'; '.join(dict.fromkeys(m.to_string() for m in maps))})")
 
 
-def with_modality(pairs: list, modality: str | None) -> list:
-    """``--modality`` on evaluate / adapt: every pair's image read as that modality (checked once)."""
-    if not modality:
-        return pairs
-    import dataclasses
-
+def parse_modality(text: str | None) -> str | None:
+    """``--modality`` in upper case, checked once before any work (None: the file's / detected)."""
+    if not text:
+        return None
     from ..errors import PromptError
     from ..io.readers import MODALITIES
 
-    if modality.upper() not in MODALITIES:
-        raise PromptError(f"--modality must be one of {', '.join(MODALITIES)}, got {modality!r}")
-    return [dataclasses.replace(p, modality=modality.upper()) for p in pairs]
+    if text.upper() not in MODALITIES:
+        raise PromptError(f"--modality must be one of {', '.join(MODALITIES)}, got {text!r}")
+    return text.upper()
+
+
+def with_modality(pairs: list, modality: str | None) -> list:
+    """``--modality`` on evaluate: every pair's image read as that modality."""
+    import dataclasses
+
+    m = parse_modality(modality)
+    return [dataclasses.replace(p, modality=m) for p in pairs] if m else pairs

@@ -53,10 +53,7 @@ def batch_command(
     from ..labels import LabelMap
 
     _check_options(prompts, prompts_from, label_map, key_slice, auto, through, workers, scheduler)
-    from ..io.readers import MODALITIES
-
-    if modality is not None and modality.upper() not in MODALITIES:
-        raise PromptError(f"--modality must be one of {', '.join(MODALITIES)}, got {modality!r}")
+    modality = o.parse_modality(modality)
     if subjects is not None and not measure:
         raise MedsegError("--subjects gives body data for the measurements: add --measure")
     subject_rows: tuple = ()
@@ -84,7 +81,7 @@ def batch_command(
         out_dir=str(out), prompts=str(prompts) if prompts else None, label_map=label_map, key_slice=key_slice, auto=auto,
         structures=structures, propagate=propagate, through=through, model=model, adapter=adapter, device=device,
         resume=resume, measure=measure, min_confidence=min_confidence, review_png=review_png, series=series, subjects=subject_rows,
-        dicom_seg=dicom_seg, modality=modality.upper() if modality else None,
+        dicom_seg=dicom_seg, modality=modality,
     )
     results = _run_with_progress(cases, options, workers, scheduler)
     if subjects is not None:

@@ -33,7 +33,6 @@ def segment_command(
 ) -> None:
     """Segment one study and write labels + a provenance sidecar JSON."""
     from ..errors import PromptError
-    from ..io.readers import MODALITIES
     from ..labels import LabelMap
 
     if prompts and prompts_from:
@@ -48,8 +47,7 @@ def segment_command(
     if review_png is not None and review_png.suffix.lower() != ".png":
         raise PromptError(f"--review-png must name a .png file, got {review_png}")
     structures = ",".join(o.parse_structures(structures, auto) or ()) or None
-    if modality is not None and modality.upper() not in MODALITIES:
-        raise PromptError(f"--modality must be one of {', '.join(MODALITIES)}, got {modality!r}")
+    modality = o.parse_modality(modality)
     run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device, min_confidence,
                 review_png, series, modality)
 
