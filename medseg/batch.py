@@ -836,21 +836,34 @@ def _worst_first(r: Result) -> tuple:
 
 
 def write_cohort(out_dir: str | os.PathLike, results: Sequence[Result]) -> Path:
-    """``cohort.csv``: one row per measured case (``case`` + flattened report columns), and
+    """``cohort.csv``: one row per measured case (``case``, the segmentation's ``needs_review``
+    and lowest ``confidence``, then the flattened report columns), and
     ``cohort.png`` (:func:`medseg.measure.plots.cohort_png`: the studies' LVEF, volumes and
     mass at a glance, those needing review ringed; a study measured from its ED and ES cases
     or its echo views is one dot, not three) when two or more studies have a measure."""
     from ._files import write_text_atomic
     from .measure.plots import cohort_png
 
-    rows = [{"case": r["case"], **r["cohort_row"]} for r in results if r.get("cohort_row")]
+    review = {r["case"] for r in results if r.get("needs_review")}
+    conf = {r["case"]: float(r["confidence"]) for r in results if isinstance(r.get("confidence"), (int, float))}
+    parts: dict[str, list[str]] = {}
+    for r in results:
+        if (study := study_of(r["case"])) is not None:
+            parts.setdefault(study, []).append(r["case"])
+    rows = []
+    for r in results:
+        if not r.get("cohort_row"):
+            continue
+        # the segmentation's review state beside the numbers; a study row (echo views, ED/ES
+        # stacks, frames) needs review when one of its cases does, at their lowest confidence
+        cases = [r["case"], *parts.get(r["case"], [])]
+        low = [conf[c] for c in cases if c in conf]
+        rows.append({"case": r["case"], "needs_review": any(c in review for c in cases), "confidence": min(low) if low else "", **r["cohort_row"]})
     fields: list[str] = ["case"]
     for row in rows:
         fields += [k for k in row if k not in fields]
     path = write_text_atomic(Path(out_dir) / "cohort.csv", _csv_text(fields, rows))
-    review = {r["case"] for r in results if r.get("needs_review")}
-    # a study row (echo views, ED/ES stacks, frames) needs review when one of its cases does
-    flagged = {row["case"] for row in rows if row["case"] in review or any(c.startswith(f"{row['case']}_") for c in review)}
+    flagged = {row["case"] for row in rows if row["needs_review"]}
     png = Path(out_dir) / "cohort.png"
     if cohort_png(overview_rows(rows), png, flagged) is None:
         png.unlink(missing_ok=True)  # an old overview must not stand for this cohort

@@ -344,4 +344,11 @@ def test_cohort_row_per_study_whose_frames_are_cases_acdc_style(tmp_path):
     from medseg.batch import overview_rows
 
     assert [r["case"] for r in overview_rows(list(rows.values()))] == ["p1", "p2"]  # cohort.png: a dot per study
+    # the segmentation's review state beside the numbers: a study as its frames (any flagged, lowest confidence)
+    summary = _summary(out)
+    for study in ("p1", "p2"):
+        frames = [c for c in summary if c.startswith(f"{study}_frame")]
+        assert rows[study]["needs_review"] == str(any(summary[c]["needs_review"] for c in frames))
+        assert float(rows[study]["confidence"]) == min(float(summary[c]["confidence"]) for c in frames)
+        assert all(rows[c]["confidence"] == str(summary[c]["confidence"]) for c in frames)
     assert (out / "cohort.png").is_file()
