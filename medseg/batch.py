@@ -390,7 +390,7 @@ def run_case(case: CaseSpec, options: BatchOptions) -> Result:
         res["output"] = str(out)
         res.update(_review_fields(out, options.dicom_seg))
         if options.measure:
-            res.update(_measure(out, options, case.case))
+            res.update(_measure(out, options, case.case, case.input))
     except HandedOver as e:
         res.update(status="handed_over", reason=_one_line(str(e)), needs_review=True)
     except MedsegError as e:
@@ -502,7 +502,7 @@ def _write_dicom_seg(result: Any, vol: Any, folder: Path, case_id: str, prov: di
     return {"files": sorted(p.name for p in written if p.suffix == ".dcm")}
 
 
-def _measure(out: Path, options: BatchOptions, case_id: str) -> Result:
+def _measure(out: Path, options: BatchOptions, case_id: str, case_input: str | None = None) -> Result:
     """Measurements of the written labels: measure_phase (3-D), measure_cine (4-D), or for one
     apical view over the cycle (one slice, several frames) measure_echo_clip (EF even without
     pixel spacing); with the case's row of ``options.subjects`` (BSA, indexed values, ...)."""
@@ -516,7 +516,7 @@ def _measure(out: Path, options: BatchOptions, case_id: str) -> Result:
     lmap = LabelMap.parse(side["label_map"])
     if "lv" not in lmap:
         return {"measure_note": "not measured: the label map has no lv"}
-    subject = _subject(case_id, options.subjects)
+    subject = _subject(case_id, options.subjects, case_input)
     try:
         lab = read_label_volume(out)  # spacing unknown when the sidecar says the input had none
         if lab.n_slices == 1 and lab.n_frames > 1:
@@ -532,29 +532,43 @@ def _measure(out: Path, options: BatchOptions, case_id: str) -> Result:
     return {"measures": {k: row[k] for k in KEY_MEASURES if k in row}, "cohort_row": row, "measure_note": ""}
 
 
-def _subject(case_id: str, subjects: Sequence[Any]) -> Any:
-    """The row of ``subjects`` (:mod:`medseg.subjects`) that belongs to ``case_id``, or None."""
+@dataclass(frozen=True)
+class _Who:
+    """Whose body data a measurement takes: the case's or study's subjects row (or None) and
+    what its DICOM input's header records (:func:`medseg.io.dicom.dicom_body`)."""
+
+    subject: Any = None
+    dicom: tuple[tuple[str, Any], ...] = ()
+
+
+def _subject(case_id: str, subjects: Sequence[Any], source: str | None = None) -> _Who:
+    """The row of ``subjects`` (:mod:`medseg.subjects`) that belongs to ``case_id``, and the
+    body data of the DICOM input ``source`` (the fields the row leaves out are taken from it)."""
+    from .io.dicom import dicom_body
     from .subjects import subject_for
 
-    return subject_for(case_id, subjects)
+    return _Who(subject_for(case_id, subjects), tuple(dicom_body(source).items()) if source else ())
 
 
-def _body(subject: Any, labels: Any = None) -> dict[str, Any]:
-    """The measure keyword arguments of a subjects row (none without one) and, for a short-axis
-    study (``labels``: its label Volume), the heart rate: the row's, else the image's DICOM one
-    that the labels' sidecar kept (:func:`medseg.measure.report.heart_rate_options`). Echo
-    (``labels`` None) takes no heart rate."""
+def _body(who: _Who, labels: Any = None) -> dict[str, Any]:
+    """The measure keyword arguments of a subjects row, its missing fields from the DICOM
+    header, and, for a short-axis study (``labels``: its label Volume), the heart rate: the
+    row's, else the image's DICOM one that the labels' sidecar kept
+    (:func:`medseg.measure.report.heart_rate_options`). Echo (``labels`` None) takes no heart rate."""
     from .measure.report import heart_rate_options
 
-    body = subject.body(heart_rate=labels is not None) if subject is not None else {}
+    body = {**dict(who.dicom), **(who.subject.body(heart_rate=labels is not None) if who.subject is not None else {})}
     if labels is not None and "heart_rate" not in body:
         body.update(heart_rate_options(labels))
     return body
 
 
-def _with_subject(row: dict[str, Any], subject: Any) -> dict[str, Any]:
-    """The cohort row with the id of the subjects row it was measured with first (after case)."""
-    return {"subject": subject.id, **row} if subject is not None else row
+def _with_subject(row: dict[str, Any], who: _Who) -> dict[str, Any]:
+    """The cohort row with the id of the subjects row it was measured with (after case) and the
+    body data fields taken from the DICOM header (``dicom_body``)."""
+    own = who.subject.body() if who.subject is not None else {}
+    from_dicom = " ".join(k for k, _ in who.dicom if k not in own)
+    return {**({"subject": who.subject.id} if who.subject is not None else {}), **({"dicom_body": from_dicom} if from_dicom else {}), **row}
 
 
 @functools.lru_cache(maxsize=2)
@@ -629,20 +643,23 @@ def stack_study_rows(results: Sequence[Result], subjects: Sequence[Any] = ()) ->
     NN of their names). With the study's row of ``subjects`` (:mod:`medseg.subjects`). Rows:
     ``{"case": study, "cohort_row": {...}, "measure_note": ...}``."""
     groups: dict[str, dict[str, str]] = {}
+    sources: dict[str, str] = {}  # study -> the input of one of its cases (its DICOM header's body data)
     for r in results:
         sp = split_phase(r["case"])
         if sp and not echo_view(r["case"]) and r["status"] in ("ok", "skipped") and r.get("output"):
             groups.setdefault(sp[0], {})[sp[1]] = r["output"]
+            sources.setdefault(sp[0], r.get("input", ""))
     frames: dict[str, dict[int, str]] = {}
     for r in results:
         m = FRAME_CASE.match(r["case"])
         if m and r["status"] in ("ok", "skipped") and r.get("output"):
             frames.setdefault(m["study"], {})[int(m["frame"])] = r["output"]
+            sources.setdefault(m["study"], r.get("input", ""))
     taken = {r["case"] for r in results}
-    rows = [{"case": study, **_measure_stack_study(ph, _subject(study, subjects))} for study, ph in sorted(groups.items())
+    rows = [{"case": study, **_measure_stack_study(ph, _subject(study, subjects, sources.get(study)))} for study, ph in sorted(groups.items())
             if "ED" in ph and "ES" in ph and study not in taken]
     taken |= {r["case"] for r in rows}
-    rows += [{"case": study, **_measure_frames_study(fr, _subject(study, subjects))} for study, fr in sorted(frames.items())
+    rows += [{"case": study, **_measure_frames_study(fr, _subject(study, subjects, sources.get(study)))} for study, fr in sorted(frames.items())
              if len(fr) >= 2 and study not in taken]
     return sorted(rows, key=lambda r: r["case"])
 
@@ -668,7 +685,7 @@ def _shared_label_map(outputs: Sequence[str], whose: str):
     return lmap
 
 
-def _measure_stack_study(phases: dict[str, str], subject: Any = None) -> Result:
+def _measure_stack_study(phases: dict[str, str], subject: _Who = _Who()) -> Result:
     from .io import read_label_volume
     from .measure.export import report_row
     from .measure.report import measure_ed_es
@@ -688,7 +705,7 @@ def _measure_stack_study(phases: dict[str, str], subject: Any = None) -> Result:
     return {"cohort_row": row, "measure_note": ""}
 
 
-def _measure_frames_study(frames: dict[int, str], subject: Any = None) -> Result:
+def _measure_frames_study(frames: dict[int, str], subject: _Who = _Who()) -> Result:
     import numpy as np
 
     from .io import read_label_volume
@@ -741,18 +758,20 @@ def echo_study_rows(results: Sequence[Result], subjects: Sequence[Any] = ()) -> 
     row; one that cannot be measured gets a row with ``measure_note``. Rows:
     ``{"case": study, "cohort_row": {...}, "measure_note": ...}``."""
     groups: dict[str, dict[tuple[str, str], str]] = {}
+    sources: dict[str, str] = {}
     for r in results:
         ev = echo_view(r["case"])
         if ev and r["status"] in ("ok", "skipped") and r.get("output"):
             groups.setdefault(ev[0], {})[ev[1:]] = r["output"]
+            sources.setdefault(ev[0], r.get("input", ""))
     rows = []
     for study, views in sorted(groups.items()):
         if ("4ch", "ED") in views and ("4ch", "ES") in views:
-            rows.append({"case": study, **_measure_echo_study(views, _subject(study, subjects))})
+            rows.append({"case": study, **_measure_echo_study(views, _subject(study, subjects, sources.get(study)))})
     return rows
 
 
-def _measure_echo_study(views: dict[tuple[str, str], str], subject: Any = None) -> Result:
+def _measure_echo_study(views: dict[tuple[str, str], str], subject: _Who = _Who()) -> Result:
     from .io import read_label_volume
     from .measure.echo import measure_echo
     from .measure.export import report_row

@@ -460,3 +460,41 @@ def _clip_times(ds: Dataset, n: int) -> np.ndarray | None:
         return np.cumsum(np.asarray(vec, dtype=np.float64)) / 1000.0
     ft = _num(ds.get("FrameTime"))
     return np.arange(n, dtype=np.float64) * ft / 1000.0 if ft and ft > 0 else None
+
+
+@_quiet
+def dicom_body(path: str | Path) -> dict[str, Any]:
+    """Height (cm), weight (kg) and sex a DICOM input's first image header records
+    (PatientSize in metres, PatientWeight, PatientSex M/F), for BSA-indexed measurements; {}
+    for other inputs. Values a scanner leaves as placeholders (0, an implausible size) are left
+    out. A folder is searched as the reader searches it (series sub-folders too)."""
+    from ..measure.volumes import HEIGHT_RANGE_CM, WEIGHT_RANGE_KG
+
+    p = Path(path)
+    ds = _first_image_header(p, STUDY_DEPTH) if p.is_dir() else (read_header(p, strict=False) if p.suffix.lower() in ("", ".dcm", ".ima") else None)
+    if ds is None:
+        return {}
+    out: dict[str, Any] = {}
+    size, weight = _num(ds.get("PatientSize")), _num(ds.get("PatientWeight"))
+    if size and HEIGHT_RANGE_CM[0] <= size * 100.0 <= HEIGHT_RANGE_CM[1]:
+        out["height_cm"] = round(size * 100.0, 1)
+    if weight and WEIGHT_RANGE_KG[0] <= weight <= WEIGHT_RANGE_KG[1]:
+        out["weight_kg"] = weight
+    sex = str(ds.get("PatientSex", "") or "").strip().upper()
+    if sex in ("M", "F"):
+        out["sex"] = sex
+    return out
+
+
+def _first_image_header(folder: Path, depth: int) -> Dataset | None:
+    files = sorted(q for q in folder.iterdir() if not q.name.startswith("."))
+    for q in files:
+        if q.is_file():
+            ds = read_header(q, strict=False)
+            if ds is not None and is_image(ds):
+                return ds
+    if depth > 0:
+        for q in files:
+            if q.is_dir() and (ds := _first_image_header(q, depth - 1)) is not None:
+                return ds
+    return None

@@ -357,3 +357,36 @@ def test_batch_dicom_seg_writes_each_dicom_studys_labels_as_seg_and_resume_check
     rows = {r["case"]: r for r in json.loads((out / "summary.json").read_text())["cases"]}
     assert (rows["pat1"]["reason"], rows["nif"]["status"]) == ("redone: DICOM SEG file missing", "skipped")
     assert (out / "pat1_seg" / "pat1_frame00.dcm").is_file()
+
+
+def test_body_data_of_a_dicom_study_index_its_cohort_measurements(tmp_path):
+    """`batch --measure` of a DICOM study takes height, weight and sex from its header
+    (PatientSize m, PatientWeight kg, PatientSex) for BSA and indexed values; a subjects row's
+    values win field by field; placeholders (size 0) are left out; cohort.csv says which came
+    from the header (`dicom_body`)."""
+    from medseg.batch import BatchOptions, _measure
+    from medseg.io import write_labels
+    from medseg.io.dicom import dicom_body
+    from medseg.phantoms import cine_sax_phantom
+    from medseg.subjects import Subject
+
+    series = write_cine_series(tmp_path / "pat", n_slices=2, n_phases=1)
+    for f in series.folder.iterdir():
+        ds = pydicom.dcmread(f)
+        ds.PatientSize, ds.PatientWeight, ds.PatientSex = "1.80", "80", "F"
+        ds.save_as(f)
+    assert dicom_body(series.folder) == {"height_cm": 180.0, "weight_kg": 80.0, "sex": "F"}
+    assert dicom_body(tmp_path) == dicom_body(series.folder)  # a study folder: its series sub-folder
+    ph = cine_sax_phantom(n_frames=6, n_slices=5, shape=(64, 64), seed=3)
+    out = tmp_path / "pat.nii.gz"
+    write_labels(ph.labels, ph.image, out, ph.label_map)
+    row = _measure(out, BatchOptions(out_dir=tmp_path, measure=True), "pat", str(series.folder))["cohort_row"]
+    assert row["bsa_m2"] == pytest.approx(2.0, abs=1e-4) and row["sex"] == "female" and row["dicom_body"] == "height_cm weight_kg sex"
+    opts = BatchOptions(out_dir=tmp_path, measure=True, subjects=(Subject("pat", None, 90.0),))
+    row = _measure(out, opts, "pat", str(series.folder))["cohort_row"]
+    assert row["bsa_m2"] == pytest.approx((180 * 90 / 3600) ** 0.5, abs=1e-4) and (row["subject"], row["dicom_body"]) == ("pat", "height_cm sex")
+    for f in series.folder.iterdir():
+        ds = pydicom.dcmread(f)
+        ds.PatientSize = "0"
+        ds.save_as(f)
+    assert dicom_body(series.folder) == {"weight_kg": 80.0, "sex": "F"} and dicom_body(out) == {}
