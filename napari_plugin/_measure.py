@@ -44,7 +44,8 @@ def measure_labels(labels: np.ndarray, like: Any, label_map: Any, es_labels: np.
     Args:
         labels: (T, Z, Y, X), (Z, Y, X) or (Y, X) label values of ``label_map``.
         es_labels: optional end-systolic labels on the same grid (``labels`` is then ED).
-        height_cm, weight_kg: for BSA and indexed values (None or 0 = not given).
+        height_cm, weight_kg: for BSA and indexed values (None or 0 = not given: those a DICOM
+            image's header records, if any; ``sex`` likewise).
         heart_rate: beats/min for cardiac output (None: the image's DICOM HeartRate, else its
             NominalInterval, when known).
     Returns:
@@ -54,7 +55,9 @@ def measure_labels(labels: np.ndarray, like: Any, label_map: Any, es_labels: np.
     from medseg.measure.geometry import MeasurementError
     from medseg.measure.report import heart_rate_options
 
-    h, w = _opt(height_cm), _opt(weight_kg)
+    body = (like.meta or {}).get("patient_body") or {}  # a DICOM image's PatientSize / Weight / Sex
+    h, w = _opt(height_cm) or body.get("height_cm"), _opt(weight_kg) or body.get("weight_kg")
+    sex = sex or body.get("sex")
     timing = heart_rate_options(like, _opt(heart_rate))  # heart_rate= or nominal_interval_ms=
     arr = as_4d(np.asarray(labels))
     sex = sex or None

@@ -355,6 +355,7 @@ def _meta(ds0: Dataset, source: Path, grid: list[list[FrameInfo]]) -> dict[str, 
         "study_instance_uid": str(ds0.get("StudyInstanceUID", "")) or None,
         "patient_id": str(ds0.get("PatientID", "")) or None,
         "frame_of_reference_uid": str(ds0.get("FrameOfReferenceUID", "")) or None,
+        "patient_body": body_of(ds0),  # height, weight, sex for BSA (napari's measurement panel); never written out
         "heart_rate": _num(ds0.get("HeartRate")),
         "nominal_interval": _num(ds0.get("NominalInterval")),
         "files": [[str(f.path) for f in row] for row in grid],
@@ -468,12 +469,15 @@ def dicom_body(path: str | Path) -> dict[str, Any]:
     (PatientSize in metres, PatientWeight, PatientSex M/F), for BSA-indexed measurements; {}
     for other inputs. Values a scanner leaves as placeholders (0, an implausible size) are left
     out. A folder is searched as the reader searches it (series sub-folders too)."""
-    from ..measure.volumes import HEIGHT_RANGE_CM, WEIGHT_RANGE_KG
-
     p = Path(path)
     ds = _first_image_header(p, STUDY_DEPTH) if p.is_dir() else (read_header(p, strict=False) if p.suffix.lower() in ("", ".dcm", ".ima") else None)
-    if ds is None:
-        return {}
+    return body_of(ds) if ds is not None else {}
+
+
+def body_of(ds: Dataset) -> dict[str, Any]:
+    """Height (cm), weight (kg) and sex (M/F) of one DICOM header, placeholders left out."""
+    from ..measure.volumes import HEIGHT_RANGE_CM, WEIGHT_RANGE_KG
+
     out: dict[str, Any] = {}
     size, weight = _num(ds.get("PatientSize")), _num(ds.get("PatientWeight"))
     if size and HEIGHT_RANGE_CM[0] <= size * 100.0 <= HEIGHT_RANGE_CM[1]:

@@ -25,6 +25,11 @@ def test_measure_logic_modes(small_cine, tmp_path):
     # cardiac output from the image's DICOM RR interval when no heart rate is typed in
     rr = m.measure_labels(truth, vol.with_array(vol.array, meta={**(vol.meta or {}), "nominal_interval": 750.0}), None)
     assert rr["heart_rate_bpm"] == pytest.approx(80.0) and rr["co_l_min"] == pytest.approx(rr["lv"]["sv_ml"] * 80 / 1000)
+    # BSA and sex from a DICOM image's header when the panel's fields are left empty; typed values win
+    dicom = vol.with_array(vol.array, meta={**(vol.meta or {}), "patient_body": {"height_cm": 180.0, "weight_kg": 80.0, "sex": "F"}})
+    auto = m.measure_labels(truth, dicom, None)
+    assert auto["bsa_m2"] == pytest.approx(2.0) and auto["sex"] == "female"
+    assert m.measure_labels(truth, dicom, None, weight_kg=45)["bsa_m2"] == pytest.approx(1.5)
     one = m.measure_labels(truth[ed][None], vol.with_array(vol.array[:1], frame_times_s=None), None, height_cm=180, weight_kg=80)
     assert one["mode"] == "phase" and one["indexed"]["lv_mass_g_m2"] == pytest.approx(one["lv_mass_g"] / 2.0)
     fig = Figure()

@@ -377,6 +377,7 @@ def test_body_data_of_a_dicom_study_index_its_cohort_measurements(tmp_path):
         ds.save_as(f)
     assert dicom_body(series.folder) == {"height_cm": 180.0, "weight_kg": 80.0, "sex": "F"}
     assert dicom_body(tmp_path) == dicom_body(series.folder)  # a study folder: its series sub-folder
+    assert read_volume(series.folder).meta["patient_body"] == dicom_body(series.folder)  # napari's measurement panel takes it
     ph = cine_sax_phantom(n_frames=6, n_slices=5, shape=(64, 64), seed=3)
     out = tmp_path / "pat.nii.gz"
     write_labels(ph.labels, ph.image, out, ph.label_map)
