@@ -65,12 +65,15 @@ def measure_command(
         raise LabelMapError(f"the label map must name the LV blood pool (lv=...); got {lmap.to_string()}")
     phase_opts: dict[str, Any] = {"aha_method": aha_method, "interpolate_missing": interpolate_missing, "base_end": BASE_CHOICES[base]}
     body = {"height_cm": height_cm, "weight_kg": weight_kg, "bsa_method": bsa_method, "sex": sex}
+    from_header = _header_body(body, [p for p in (labels, ed) if p is not None])
     report, phases, frames, vol = _run(labels, ed, es, lmap, phase_opts, body, heart_rate, (a2c_ed, a2c_es), by_name=not label_map)
     report["inputs"] = {k: str(v) for k, v in (("labels", labels), ("ed", ed), ("es", es), ("a2c_ed", a2c_ed), ("a2c_es", a2c_es))
                         if v is not None}
     report["inputs"]["label_map"] = lmap.to_string()
     if map_from is not None:
         report["inputs"]["label_map_from"] = str(map_from)
+    if from_header:
+        report["inputs"]["body_from_dicom"] = from_header
     if image:
         report["inputs"]["image"] = [str(p) for p in image]
     if plots is not None:
@@ -236,6 +239,21 @@ def _check_measurable(vol: Any, path: Path, lmap: Any, other: Any = None) -> Non
     if not any(np.any(v.array) for v in vols):
         raise MeasurementError(f"{path}: the labels are empty (no non-zero voxel)")
     _require_lv(vols, lmap, "")
+
+
+def _header_body(body: dict, paths: list[Path]) -> list[str]:
+    """Fill the height, weight and sex not given from the DICOM header of the image the labels
+    were segmented from (their sidecar names it); the fields taken."""
+    missing = [k for k in ("height_cm", "weight_kg", "sex") if body.get(k) is None]
+    images = _segmented_images(paths) if missing else None
+    if not images:
+        return []
+    from ..io.dicom import dicom_body
+
+    found = dicom_body(images[0][0])
+    taken = [k for k in missing if k in found]
+    body.update({k: found[k] for k in taken})
+    return taken
 
 
 def _segmented_images(paths: list[Path]) -> list[tuple[Path, str | None]] | None:

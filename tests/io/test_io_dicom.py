@@ -391,3 +391,34 @@ def test_body_data_of_a_dicom_study_index_its_cohort_measurements(tmp_path):
         ds.PatientSize = "0"
         ds.save_as(f)
     assert dicom_body(series.folder) == {"weight_kg": 80.0, "sex": "F"} and dicom_body(out) == {}
+
+
+def test_measure_of_labels_takes_body_data_from_their_dicom_images_header(tmp_path):
+    """`medseg measure LABELS` of labels segmented from a DICOM cine (their sidecar names it):
+    height, weight and sex not typed come from its header, and the report says which."""
+    import json
+
+    from medseg.cli import run_cli
+    from medseg.io import write_labels
+
+    series = write_cine_series(tmp_path / "cine", n_slices=3, n_phases=2, rows=24, cols=20)
+    for f in series.folder.iterdir():
+        ds = pydicom.dcmread(f)
+        ds.PatientSize, ds.PatientWeight, ds.PatientSex = "1.80", "80", "F"
+        ds.save_as(f)
+    vol = read_volume(series.folder)
+    yy, xx = np.mgrid[:24, :20]
+    lab = np.zeros(vol.shape, np.uint8)
+    for t, r in enumerate((7.0, 5.0)):  # a bigger cavity at frame 0 (ED)
+        ring = (yy - 12) ** 2 + (xx - 10) ** 2
+        lab[t, :, ring <= (r + 2) ** 2] = 2
+        lab[t, :, ring <= r ** 2] = 1
+    out = tmp_path / "seg.nii.gz"
+    write_labels(lab, vol, out, "lv=1,myo=2", provenance={"input": str(series.folder)})
+    assert run_cli(["measure", str(out), "-o", str(tmp_path / "r.json")]) == 0
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["bsa_m2"] == pytest.approx(2.0, abs=1e-4) and rep["sex"] == "female"
+    assert rep["inputs"]["body_from_dicom"] == ["height_cm", "weight_kg", "sex"]
+    assert run_cli(["measure", str(out), "-o", str(tmp_path / "r2.json"), "--weight-kg", "45"]) == 0
+    rep = json.loads((tmp_path / "r2.json").read_text())
+    assert rep["bsa_m2"] == pytest.approx(1.5, abs=1e-4) and rep["inputs"]["body_from_dicom"] == ["height_cm", "sex"]
