@@ -486,7 +486,8 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
 def _write_dicom_seg(result: Any, vol: Any, folder: Path, case_id: str, prov: dict[str, Any]) -> dict[str, Any]:
     """``--dicom-seg``: the labels as DICOM SEG in ``folder`` (emptied first; a cine gets one SEG
     per labelled frame); {"files": [names]}, or {"files": [], "note": why not} for an input that
-    cannot be a SEG's source (not DICOM, no patient position, a stack of several series)."""
+    cannot be a SEG's source (not DICOM, no patient position, a stack of several series) or a
+    SEG that could not be written (the case keeps its NIfTI)."""
     import shutil
 
     from .errors import ImageWriteError
@@ -498,7 +499,11 @@ def _write_dicom_seg(result: Any, vol: Any, folder: Path, case_id: str, prov: di
         check_dicom_source(vol)
     except ImageWriteError as e:
         return {"files": [], "note": _one_line(str(e)).removesuffix(": write .nii.gz instead")}
-    written = write_labels(result.labels, vol, folder / f"{case_id}.dcm", result.label_map, provenance=prov)
+    try:
+        written = write_labels(result.labels, vol, folder / f"{case_id}.dcm", result.label_map, provenance=prov)
+    except Exception as e:  # highdicom on an unusual source: the case keeps its NIfTI, the summary says why
+        shutil.rmtree(folder, ignore_errors=True)
+        return {"files": [], "note": _one_line(f"writing it failed: {e}")}
     return {"files": sorted(p.name for p in written if p.suffix == ".dcm")}
 
 

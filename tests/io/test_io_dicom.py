@@ -330,10 +330,11 @@ def test_batch_reads_non_conformant_uids_without_warnings(tmp_path):
     assert [str(w.message) for w in caught] == []
 
 
-def test_batch_dicom_seg_writes_each_dicom_studys_labels_as_seg_and_resume_checks_them(tmp_path):
+def test_batch_dicom_seg_writes_each_dicom_studys_labels_as_seg_and_resume_checks_them(tmp_path, monkeypatch):
     """`medseg batch --dicom-seg`: a DICOM study's labels also as DICOM SEG (one per labelled
     frame) in OUT/<case>_seg/, reading back as the NIfTI's labels on the same frame; a NIfTI
-    input gets NIfTI only, with the reason in the summary; --resume redoes a case whose SEG is gone."""
+    input gets NIfTI only, with the reason in the summary; --resume redoes a case whose SEG is
+    gone; a SEG that fails to write leaves the case ok with its NIfTI and the reason."""
     import json
 
     import nibabel as nib
@@ -357,6 +358,21 @@ def test_batch_dicom_seg_writes_each_dicom_studys_labels_as_seg_and_resume_check
     rows = {r["case"]: r for r in json.loads((out / "summary.json").read_text())["cases"]}
     assert (rows["pat1"]["reason"], rows["nif"]["status"]) == ("redone: DICOM SEG file missing", "skipped")
     assert (out / "pat1_seg" / "pat1_frame00.dcm").is_file()
+    import medseg.io
+
+    real = medseg.io.write_labels
+
+    def seg_fails(labels, like, path, *a, **k):
+        if str(path).endswith(".dcm"):
+            raise ValueError("highdicom refused this source")
+        return real(labels, like, path, *a, **k)
+
+    monkeypatch.setattr(medseg.io, "write_labels", seg_fails)
+    out2 = tmp_path / "out2"
+    assert run_cli([*args[:-2], str(out2), "--dicom-seg"]) == 0
+    rows = {r["case"]: r for r in json.loads((out2 / "summary.json").read_text())["cases"]}
+    assert rows["pat1"]["status"] == "ok" and rows["pat1"]["dicom_seg"] == "none: writing it failed: highdicom refused this source"
+    assert (out2 / "pat1.nii.gz").is_file() and not (out2 / "pat1_seg").exists()
 
 
 def test_body_data_of_a_dicom_study_index_its_cohort_measurements(tmp_path):
