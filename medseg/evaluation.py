@@ -393,7 +393,7 @@ def _frame_studies(cases: list[dict], label_map: LabelMap) -> dict[str, dict[str
             groups.setdefault(m["study"], []).append(c)
     out = {}
     for study, rows in groups.items():
-        if len(rows) < 2 or not all(_stack_pair(rows[0]["_ref"], r["_ref"]) for r in rows[1:]) or not _stack_pair(rows[0]["_ref"], rows[0]["_ref"]):
+        if len(rows) < 2 or not all(_stack_pair(rows[0]["_ref"], r["_ref"]) for r in rows[1:]):  # one grid, >= 2 slices
             continue
         lv = [int((r["_ref"] == label_map["lv"]).sum()) for r in rows]
         ed, es = rows[int(np.argmax(lv))], rows[int(np.argmin(lv))]

@@ -76,12 +76,9 @@ def parse_modality(text: str | None) -> str | None:
     """``--modality`` in upper case, checked once before any work (None: the file's / detected)."""
     if not text:
         return None
-    from ..errors import PromptError
-    from ..io.readers import MODALITIES
+    from ..io.readers import check_modality
 
-    if text.upper() not in MODALITIES:
-        raise PromptError(f"--modality must be one of {', '.join(MODALITIES)}, got {text!r}")
-    return text.upper()
+    return check_modality(text)
 
 
 def with_modality(pairs: list, modality: str | None) -> list:

@@ -60,14 +60,19 @@ def read_volume(path: str | os.PathLike, series: str | None = None, modality: st
         vol = _read(p, labels=False)
     _check_finite(vol.array, p)
     if modality:
-        if modality.upper() not in MODALITIES:
-            raise ImageReadError(f"--modality must be one of {', '.join(MODALITIES)}, got {modality!r}")
-        return vol.with_array(vol.array, modality=modality.upper(), meta={**vol.meta, "modality_from": "--modality"})
+        return vol.with_array(vol.array, modality=check_modality(modality), meta={**vol.meta, "modality_from": "--modality"})
     if vol.modality == "OT" and vol.meta.get("format") in ("nifti", "itk") and in_hounsfield_units(vol.array):
         # NIfTI / MHA / NRRD do not record the modality; a CT read as "OT" would get the MR
         # intensity normalisation and segment far worse (docs/io.md)
         vol = vol.with_array(vol.array, modality="CT", meta={**vol.meta, "modality_from": "intensities (Hounsfield units)"})
     return vol
+
+
+def check_modality(text: str) -> str:
+    """``--modality`` in upper case; a one-line :class:`ImageReadError` for one medseg does not know."""
+    if text.upper() not in MODALITIES:
+        raise ImageReadError(f"--modality must be one of {', '.join(MODALITIES)}, got {text!r}")
+    return text.upper()
 
 
 def modality_facts(vol: Volume) -> dict[str, str]:
