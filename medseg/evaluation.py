@@ -6,6 +6,10 @@ Prompt simulation from the reference labels:
   key-slice  one box per structure on the middle slice of its extent, then propagation;
   auto       none (zero-click).
 
+Labels made before (a ``medseg batch`` OUT_DIR, labels corrected in napari, another reader's)
+are scored the same way without running the model: a ``prediction`` column in PAIRS.csv, or
+:func:`with_predictions` for a folder; their sidecars' review flags give the flags' catch rate.
+
 Clinical errors (``summary.lvef_mae`` etc., ``summary.agreement`` for Bland-Altman): short-axis
 ED + ES stacks of one case (a ``phase`` column, or ``_ED`` / ``_ES`` in the names) by
 :func:`medseg.measure.measure_ed_es`; apical echo studies whose views are one image each
@@ -19,7 +23,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +45,8 @@ class Pair:
     phase: str | None = None
     series: str | None = None  # a DICOM study folder's stack series (as batch finds them)
     modality: str | None = None  # --modality: read the image as this modality
+    prediction: Path | None = None  # labels made before, scored instead of running the model
+    case_id: str | None = None  # the batch case id of the image (before an _ED/_ES part became phase)
 
 
 def read_pairs(path: str | Path) -> list[Pair]:
@@ -57,18 +63,58 @@ def read_pairs(path: str | Path) -> list[Pair]:
         raise MedsegError(f"{path}: no rows (expected a header image,label[,case,phase] and one row per pair)")
     if not {"image", "label"} <= set(rows[0]):
         raise MedsegError(f"{path}: needs columns 'image' and 'label', found {', '.join(rows[0])}")
+    has_pred = [bool((r.get("prediction") or "").strip()) for r in rows]
+    if any(has_pred) and not all(has_pred):
+        raise MedsegError(f"{path} row {has_pred.index(False) + 2}: no prediction (give every row a prediction, or none)")
     pairs = []
     for i, r in enumerate(rows):
-        img, lab = (Path(r["image"]), Path(r["label"]))
-        img, lab = (p if p.is_absolute() else path.parent / p for p in (img, lab))
-        for p in (img, lab):
+        files = [Path(r["image"]), Path(r["label"])] + ([Path(r["prediction"].strip())] if has_pred[i] else [])
+        files = [p if p.is_absolute() else path.parent / p for p in files]
+        for p in files:
             if not p.exists():
                 raise ImageReadError(f"{path} row {i + 2}: file not found: {p}")
         phase = (r.get("phase") or "").strip().upper() or None
         if phase not in (None, "ED", "ES"):
             raise MedsegError(f"{path} row {i + 2}: phase must be ED or ES, got {phase!r}")
-        pairs.append(Pair(img, lab, (r.get("case") or "").strip() or img.name, phase))
+        pairs.append(Pair(files[0], files[1], (r.get("case") or "").strip() or files[0].name, phase,
+                          prediction=files[2] if has_pred[i] else None))
     return pairs
+
+
+def with_predictions(pairs: list[Pair], folder: str | Path) -> list[Pair]:
+    """``pairs`` with the label file of each case in ``folder`` as its ``prediction``: named by
+    the case's batch id (``medseg batch`` writes ``OUT_DIR/<case>.nii.gz``), the image's file
+    name or the case column, + nothing or one of :data:`medseg.batch.REFERENCE_SUFFIXES`, + a
+    readable ending (as ``--prompts-from`` finds references).
+
+    Raises:
+        MedsegError: ``folder`` is not a folder, or cases have no labels there (all named).
+    """
+    from .batch import case_id, find_reference
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ImageReadError(f"--predicted must be a folder of label files, got: {folder}")
+    out, missing = [], []
+    for pair in pairs:
+        names = dict.fromkeys(n for n in (pair.case_id, case_id(pair.image), pair.case) if n)
+        for name in names:
+            try:
+                found = find_reference(name, folder, pair.image)
+            except MedsegError:
+                continue
+            if found.resolve() == Path(pair.label).resolve():
+                raise MedsegError(f"--predicted {folder}: the labels found there for case {pair.case} are its reference ({found.name}); "
+                                  "give the folder of the labels to score")
+            out.append(replace(pair, prediction=found))
+            break
+        else:
+            missing.append(next(iter(names), pair.case))
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise MedsegError(f"no labels in {folder} for {len(missing)} of {len(pairs)} cases: {shown} "
+                          "(looked for CASE.nii.gz etc., as medseg batch names its outputs; a case that failed in batch has none)")
+    return out
 
 
 def pairs_from_folder(root: str | Path) -> list[Pair]:
@@ -81,7 +127,7 @@ def pairs_from_folder(root: str | Path) -> list[Pair]:
     from .batch import REFERENCE_SUFFIXES, discover_cases
 
     root = Path(root)
-    pairs = [_with_phase(Pair(Path(c.input), Path(c.reference), c.case, series=c.series)) for c in discover_cases(root, prompts_from=root)
+    pairs = [_with_phase(Pair(Path(c.input), Path(c.reference), c.case, series=c.series, case_id=c.case)) for c in discover_cases(root, prompts_from=root)
              if c.reference and not c.error]
     if not pairs:
         raise MedsegError(f"{root}: no image with its labels beside it (for image C.nii.gz: C + one of "
@@ -95,7 +141,7 @@ def _with_phase(pair: Pair) -> Pair:
     from .batch import split_phase
 
     sp = split_phase(pair.case)
-    return Pair(pair.image, pair.label, *sp, series=pair.series) if sp else pair
+    return replace(pair, case=sp[0], phase=sp[1]) if sp else pair
 
 
 def point_prompts(labels: np.ndarray, label_map: LabelMap) -> PromptSet:
@@ -143,23 +189,30 @@ def dice_hd95(pred: np.ndarray, ref: np.ndarray, spacing_zyx: tuple[float, float
     return dsc, hd
 
 
-def evaluate_pairs(pairs: list[Pair], label_map: LabelMap, prompt: str, model, progress: Callable[[int, int], None] | None = None,
-                   workers: int = 1, load: tuple[str, str | None, str] | None = None) -> dict[str, Any]:
-    """Run the model on every pair with simulated prompts; return the RESULT.json dict.
+def evaluate_pairs(pairs: list[Pair], label_map: LabelMap, prompt: str | None, model, progress: Callable[[int, int], None] | None = None,
+                   workers: int = 1, load: tuple[str, str | None, str] | None = None, predicted_map: LabelMap | None = None) -> dict[str, Any]:
+    """Run the model on every pair with simulated prompts, or score the pairs' ``prediction``
+    label files (every pair has one; ``model`` and ``prompt`` are then None); return the
+    RESULT.json dict.
 
-    ``workers`` > 1 scores the pairs in that many spawned processes (``cores // workers`` torch
-    threads each), which load the model themselves from ``load`` = (model, adapter, device), as
-    ``medseg batch --workers`` does; the result is the same, in the pairs' order."""
-    if prompt not in PROMPT_MODES:
+    ``predicted_map``: the values of prediction files that do not name their structures (a
+    medseg sidecar or a DICOM SEG does); default ``label_map``. ``workers`` > 1 scores the pairs
+    in that many spawned processes (``cores // workers`` torch threads each), which load the
+    model themselves from ``load`` = (model, adapter, device), as ``medseg batch --workers``
+    does; the result is the same, in the pairs' order."""
+    predicted = any(p.prediction is not None for p in pairs)
+    if predicted and not all(p.prediction is not None for p in pairs):
+        raise MedsegError("give every pair a prediction, or none")
+    if not predicted and prompt not in PROMPT_MODES:
         raise MedsegError(f"--prompt must be one of {', '.join(PROMPT_MODES)}, got {prompt!r}")
     if workers > 1 and len(pairs) > 1:
-        if load is None:
+        if load is None and not predicted:
             raise MedsegError("evaluating with workers needs the model's spec (model, adapter, device) for them to load it")
-        cases = _in_processes(pairs, label_map, prompt, load, workers, progress)
+        cases = _in_processes(pairs, label_map, prompt, load, workers, progress, predicted_map)
     else:
         cases = []
         for i, pair in enumerate(pairs):
-            cases.append(_evaluate_pair(pair, label_map, prompt, model))
+            cases.append(_evaluate_pair(pair, label_map, prompt, model, predicted_map))
             if progress:
                 progress(i + 1, len(pairs))
     if not any(c["_present"] for c in cases):
@@ -169,36 +222,76 @@ def evaluate_pairs(pairs: list[Pair], label_map: LabelMap, prompt: str, model, p
     return _summarise(cases, label_map, prompt, model)
 
 
-def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str, model) -> dict[str, Any]:
+def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str | None, model, predicted_map: LabelMap | None = None) -> dict[str, Any]:
     """One pair's row (with its prediction, reference and Volume for the clinical errors)."""
     from .io import check_same_grid, read_label_volume, read_volume
     from .io.seg_reader import in_label_map, seg_phase
 
-    vol = read_volume(pair.image, series=pair.series, modality=pair.modality)
+    cine = read_volume(pair.image, series=pair.series, modality=pair.modality)
     ref = in_label_map(read_label_volume(pair.label), label_map)
-    t = seg_phase(vol, ref)  # a SEG of one phase of a cine: that frame is the case
-    vol = vol.phase(t) if t is not None else vol
+    t = seg_phase(cine, ref)  # a SEG of one phase of a cine: that frame is the case
+    vol = cine.phase(t) if t is not None else cine
     check_same_grid(vol, ref, f"labels of case {pair.case}")
     ref_arr = np.asarray(ref.array if ref.n_frames == vol.n_frames else np.broadcast_to(ref.array, vol.shape))
     present = [n for n, v in label_map.values.items() if (ref_arr == v).any()]
     t0 = time.perf_counter()
-    result = _predict(vol, ref_arr, label_map, prompt, model, present)
-    pred = result.labels if result is not None else np.zeros(vol.shape, np.uint8)
+    if pair.prediction is not None:
+        pred, named, review = _read_prediction(pair, cine, t, label_map, predicted_map)
+        missing = [n for n in present if n not in named]
+        present = [n for n in present if n in named]
+    else:
+        result = _predict(vol, ref_arr, label_map, prompt, model, present)
+        pred = result.labels if result is not None else np.zeros(vol.shape, np.uint8)
+        missing, review = [], _review_of(result.provenance if result is not None else None)
     row = _score_case(pair, pred, ref_arr, label_map, vol, present)
+    if pair.prediction is not None:
+        row["prediction"] = str(pair.prediction)
+        if missing:
+            row["not_predicted"] = missing  # structures the prediction does not name: not scored
     row["seconds"] = round(time.perf_counter() - t0, 3)
-    row["review"] = _review_of(result)
+    if review is not None:
+        row["review"] = review
     row["_pred"], row["_ref"], row["_vol"], row["_present"] = pred, ref_arr, vol, present
     return row
 
 
-def _evaluate_in_worker(pair: Pair, label_map: LabelMap, prompt: str, load: tuple[str, str | None, str]) -> dict[str, Any]:
+def _read_prediction(pair: Pair, cine, frame: int | None, label_map: LabelMap, predicted_map: LabelMap | None):
+    """``pair.prediction`` on the grid of ``cine`` (its ``frame`` when the reference is a SEG of
+    that phase) in ``label_map``'s values -> (array, the structures it names, the review of its
+    medseg sidecar or None). Its own label map (medseg sidecar, DICOM SEG) says which structures
+    it holds; a file that names none is read with ``predicted_map`` (default ``label_map``)."""
+    from .io import check_same_grid, read_label_volume, read_sidecar
+    from .io.writers import own_label_map
+
+    lab = read_label_volume(pair.prediction)
+    own = own_label_map(pair.prediction)
+    pmap = own[0] if own else (predicted_map or label_map)
+    named = [n for n in label_map.names if n in pmap.values]
+    if not named:
+        raise LabelMapError(f"the predicted labels of case {pair.case} ({Path(pair.prediction).name}) hold {pmap.to_string()}: "
+                            f"none of the structures evaluated ({label_map.to_string()})")
+    if frame is not None and lab.n_frames == cine.n_frames:
+        lab = lab.phase(frame)
+        cine = cine.phase(frame)
+    elif frame is not None:
+        cine = cine.phase(frame)
+    check_same_grid(cine, lab, f"predicted labels of case {pair.case}")
+    arr = pmap.remap(np.asarray(lab.array), label_map)
+    arr = arr if lab.n_frames == cine.n_frames else np.broadcast_to(arr, cine.shape)
+    prov = (read_sidecar(pair.prediction) or {}).get("provenance")
+    return arr, named, (_review_of(prov) if isinstance(prov, dict) and "review" in prov else None)
+
+
+def _evaluate_in_worker(pair: Pair, label_map: LabelMap, prompt: str | None, load: tuple[str, str | None, str] | None,
+                        predicted_map: LabelMap | None) -> dict[str, Any]:
     from .batch import _cached_model
 
-    return _evaluate_pair(pair, label_map, prompt, _cached_model(*load))
+    model = _cached_model(*load) if pair.prediction is None and load is not None else None
+    return _evaluate_pair(pair, label_map, prompt, model, predicted_map)
 
 
-def _in_processes(pairs: list[Pair], label_map: LabelMap, prompt: str, load: tuple[str, str | None, str], workers: int,
-                  progress: Callable[[int, int], None] | None) -> list[dict[str, Any]]:
+def _in_processes(pairs: list[Pair], label_map: LabelMap, prompt: str | None, load: tuple[str, str | None, str] | None, workers: int,
+                  progress: Callable[[int, int], None] | None, predicted_map: LabelMap | None = None) -> list[dict[str, Any]]:
     """The pairs' rows from ``workers`` spawned processes, in the pairs' order; the first error
     (as it comes) stops the rest and is raised here."""
     import concurrent.futures as cf
@@ -210,7 +303,7 @@ def _in_processes(pairs: list[Pair], label_map: LabelMap, prompt: str, load: tup
     rows: list[dict[str, Any] | None] = [None] * len(pairs)
     workers = min(workers, len(pairs))
     with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(max(1, n_cores() // workers),)) as pool:
-        futures = {pool.submit(_evaluate_in_worker, pair, label_map, prompt, load): i for i, pair in enumerate(pairs)}
+        futures = {pool.submit(_evaluate_in_worker, pair, label_map, prompt, load, predicted_map): i for i, pair in enumerate(pairs)}
         try:
             for done, fut in enumerate(cf.as_completed(futures), 1):
                 rows[futures[fut]] = fut.result()
@@ -241,13 +334,14 @@ def _predict(vol, ref, label_map: LabelMap, prompt: str, model, present: list[st
     return segment_volume(vol, model, ps, label_map=label_map)
 
 
-def _review_of(result) -> dict[str, Any]:
-    """needs_review and the structures with review flags, from the result's provenance."""
-    if result is None or "review" not in result.provenance:
+def _review_of(prov: dict[str, Any] | None) -> dict[str, Any]:
+    """needs_review, the structures with review flags and the volume confidences, from a
+    segmentation's provenance (its sidecar's ``provenance``)."""
+    if prov is None or "review" not in prov:
         return {"needs_review": False, "structures": [], "codes": []}
-    flags = result.provenance["review"]["flags"]
-    return {"needs_review": result.provenance["review"]["needs_review"], "structures": sorted({f["structure"] for f in flags if f.get("structure")}),
-            "codes": sorted({f["code"] for f in flags}), "confidence": (result.confidence or {}).get("volume", {})}
+    flags = prov["review"].get("flags") or []
+    return {"needs_review": bool(prov["review"].get("needs_review")), "structures": sorted({f["structure"] for f in flags if f.get("structure")}),
+            "codes": sorted({f["code"] for f in flags if f.get("code")}), "confidence": (prov.get("confidence") or {}).get("volume", {})}
 
 
 def _score_case(pair: Pair, pred: np.ndarray, ref: np.ndarray, label_map: LabelMap, vol, present: list[str]) -> dict[str, Any]:
@@ -279,11 +373,31 @@ def _summarise(cases: list[dict], label_map: LabelMap, prompt: str, model) -> di
             summary[unit] = {n: _nanmean([c[unit][n] for c in cases if n in c.get(unit, {})]) for n in names}
     summary["dice_mean"] = float(np.mean(list(summary["dice"].values()))) if names else math.nan
     summary.update(_clinical(cases, label_map))
-    summary["review"] = review_stats(cases)
+    reviewed = [c for c in cases if "review" in c]  # labels of another tool carry no review
+    if reviewed:
+        summary["review"] = review_stats(reviewed)
     for c in cases:
         for k in ("_pred", "_ref", "_vol"):
             c.pop(k, None)
-    return {"summary": summary, "cases": cases, "settings": {"prompt": prompt, "label_map": label_map.to_dict(), **model.provenance()}}
+    if model is not None:
+        settings = {"prompt": prompt, "label_map": label_map.to_dict(), **model.provenance()}
+    else:
+        settings = {"prompt": None, "predicted": True, "label_map": label_map.to_dict(), "models": _prediction_models(cases)}
+    return {"summary": summary, "cases": cases, "settings": settings}
+
+
+def _prediction_models(cases: list[dict]) -> list[dict[str, Any]]:
+    """The models and adapters the scored label files name in their sidecars (one entry per
+    distinct combination, with its number of cases; files without a medseg sidecar: none)."""
+    from .io import read_sidecar
+
+    seen: dict[tuple, int] = {}
+    for c in cases:
+        prov = (read_sidecar(c["prediction"]) or {}).get("provenance") or {}
+        if prov.get("model_sha256"):
+            key = tuple(prov.get(k) for k in ("model_id", "model_sha256", "adapter_id", "adapter_sha256"))
+            seen[key] = seen.get(key, 0) + 1
+    return [{"model_id": k[0], "model_sha256": k[1], "adapter_id": k[2], "adapter_sha256": k[3], "n_cases": n} for k, n in seen.items()]
 
 
 def review_stats(cases: list[dict], bad_dice: float = 0.85) -> dict[str, Any]:

@@ -69,12 +69,15 @@ def case_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
         for k, v in c.get("clinical", {}).items():
             row[k] = _cell(v)
         rv = c.get("review", {})
-        row["needs_review"] = bool(rv.get("needs_review"))
+        row["needs_review"] = bool(rv.get("needs_review")) if "review" in c else ""
         for n in names:
             row[f"confidence.{n}"] = _cell(rv.get("confidence", {}).get(n))
         row["review_codes"] = " ".join(rv.get("codes", []))
         row["seconds"] = c.get("seconds", "")
         row["image"], row["label"] = c["image"], c["label"]
+        if "prediction" in c:
+            row["prediction"] = c["prediction"]
+            row["not_predicted"] = " ".join(c.get("not_predicted", []))
         rows.append(row)
     return rows
 
@@ -110,7 +113,7 @@ def write_plots(result: dict[str, Any], folder: str | Path, volume_threshold: fl
 
 
 def _bad_dice(result: dict[str, Any]) -> float:
-    return float(result["summary"].get("review", {}).get("bad_dice_below", 0.85))
+    return float((result["summary"].get("review") or {}).get("bad_dice_below", 0.85))
 
 
 def dice_png(result: dict[str, Any], path: str | Path) -> Path:

@@ -1,4 +1,5 @@
-"""`medseg evaluate --pairs PAIRS.csv --label-map MAP --prompt MODE -o RESULT.json`."""
+"""`medseg evaluate --pairs PAIRS.csv --label-map MAP --prompt MODE -o RESULT.json`, or
+`--predicted DIR` to score labels made before (no model run)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,12 @@ def evaluate_command(
     pairs: Path = typer.Option(..., "--pairs", help="CSV with columns image,label[,case,phase], or a folder of images with their labels beside them (C.nii.gz + C_gt.nii.gz; also _labels, _label, _seg, _segmentation, _mask, _manual)."),
     label_map: str | None = typer.Option(None, "--label-map", help="Label values of the reference files, e.g. 'lv=3,myo=2,rv=1'; "
                                          "may be left out when every reference names its structures (DICOM SEG, medseg sidecar JSON)."),
-    prompt: str = typer.Option("box", "--prompt", help="box, point, key-slice or auto."),
+    prompt: str | None = typer.Option(None, "--prompt", help="box, point, key-slice or auto. Default: box."),
+    predicted: Path | None = typer.Option(None, "--predicted", help="Score labels made before instead of running the model: a folder "
+                                          "(a medseg batch OUT_DIR, labels saved from napari, another reader's) with each case's labels "
+                                          "named as its image (CASE.nii.gz; CASE_seg etc. too). A 'prediction' column in PAIRS.csv does the same."),
+    predicted_label_map: str | None = typer.Option(None, "--predicted-label-map", help="Label values of predicted files that do not name "
+                                                   "their structures (medseg's sidecar and DICOM SEG do). Default: --label-map."),
     out: Path = typer.Option(..., "-o", "--out", help="RESULT.json."),
     model: str = typer.Option("default", "--model"),
     adapter: str | None = typer.Option(None, "--adapter"),
@@ -25,31 +31,38 @@ def evaluate_command(
     plots: Path | None = typer.Option(None, "--plots", help="Folder for PNGs: Dice per structure, confidence vs Dice, Bland-Altman (ED/ES cases)."),
     modality: o.Modality = None,
 ) -> None:
-    """Score the model with prompts simulated from reference labels (Dice, HD95, clinical)."""
+    """Score the model with prompts simulated from reference labels, or labels made before (Dice, HD95, clinical)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .._files import write_json_atomic
     from ..errors import MedsegError
-    from ..evaluation import PROMPT_MODES, evaluate_pairs, read_pairs
+    from ..evaluation import PROMPT_MODES, evaluate_pairs, read_pairs, with_predictions
     from ..labels import LabelMap
-    from ..models import load_model
     from ._options import references_map, with_modality
 
-    if prompt not in PROMPT_MODES:
-        raise MedsegError(f"--prompt must be one of {', '.join(PROMPT_MODES)}, got {prompt!r}")
     if workers < 1:
         raise MedsegError(f"--workers must be 1 or more, got {workers}")
     rows = with_modality(read_pairs(pairs), modality)
+    if predicted is not None:
+        rows = with_predictions(rows, predicted)
+    scoring = any(r.prediction is not None for r in rows)
+    if scoring and (prompt or model != "default" or adapter):
+        given = ", ".join(o for o, v in (("--prompt", prompt), ("--model", model != "default"), ("--adapter", adapter)) if v)
+        raise MedsegError(f"{given}: not used when scoring labels made before ({'--predicted' if predicted else 'the prediction column'}); leave it out")
+    if predicted_label_map and not scoring:
+        raise MedsegError("--predicted-label-map goes with --predicted (or a prediction column in the pairs file)")
+    prompt = None if scoring else (prompt or "box")
+    if not scoring and prompt not in PROMPT_MODES:
+        raise MedsegError(f"--prompt must be one of {', '.join(PROMPT_MODES)}, got {prompt!r}")
     lmap = LabelMap.parse(label_map) if label_map else references_map(rows)
+    pmap = LabelMap.parse(predicted_label_map) if predicted_label_map else None
     _check_outputs(out, csv_path, plots, pairs, rows)
-    loaded = load_model(model, device=device)
-    if adapter:
-        from ..adapters import attach_adapter
-
-        loaded = attach_adapter(loaded, adapter)
-    with Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
+    loaded = None if scoring else _load(model, adapter, device)
+    with Progress(TextColumn("scoring" if scoring else "evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                  transient=True) as bar:
         task = bar.add_task("eval", total=len(rows))
-        result = evaluate_pairs(rows, lmap, prompt, loaded, progress=lambda d, t: bar.update(task, completed=d), workers=workers, load=(model, adapter, device))
+        result = evaluate_pairs(rows, lmap, prompt, loaded, progress=lambda d, t: bar.update(task, completed=d), workers=workers,
+                                load=None if scoring else (model, adapter, device), predicted_map=pmap)
     if csv_path is not None:
         from ..evaluation_report import write_cases_csv
 
@@ -62,7 +75,12 @@ def evaluate_command(
     write_json_atomic(out, result)
     s = result["summary"]
     dice = ", ".join(f"{k} {v:.3f}" for k, v in s["dice"].items())
-    console.print(f"{s['n_cases']} cases, prompt={prompt}: Dice {dice}; wrote {out}", markup=False)
+    how = f"labels in {predicted}" if predicted else ("the pairs' predictions" if scoring else f"prompt={prompt}")
+    console.print(f"{s['n_cases']} cases, {how}: Dice {dice}; wrote {out}", markup=False)
+    unscored = sorted({f"{c['case']} ({', '.join(c['not_predicted'])})" for c in result["cases"] if c.get("not_predicted")})
+    if unscored:
+        console.print(f"not scored, absent from the predicted labels' map: {'; '.join(unscored[:5])}"
+                      + (f" and {len(unscored) - 5} more" if len(unscored) > 5 else ""), markup=False)
     units = (("lvef_mae", "LVEF", "pts"), ("lv_mass_mae_g", "LV mass", "g"), ("edv_mae_ml", "LV EDV", "mL"), ("rvef_mae", "RVEF", "pts"),
              ("rv_edv_mae_ml", "RV EDV", "mL"))
     errs = [f"{name} {s[k]:.1f} {u}" for k, name, u in units if isinstance(s.get(k), float) and s[k] == s[k]]
@@ -71,8 +89,23 @@ def evaluate_command(
     ef = s.get("agreement", {}).get("lvef")
     if ef and ef["loa"]:
         console.print(f"LVEF medseg - reference: bias {ef['bias']:+.1f} pts, 95 % limits of agreement {ef['loa'][0]:+.1f} to {ef['loa'][1]:+.1f}", markup=False)
+    rv = (s.get("review") or {}).get("volumes")
+    if scoring and rv and rv["n_bad"]:
+        console.print(f"review flags: {rv['bad_flagged_pct']} % of the {rv['n_bad']} structure-volumes with Dice < {s['review']['bad_dice_below']} "
+                      f"flagged, {rv['good_flagged_pct']} % of the good ones", markup=False)
     if plots is not None:
         console.print(f"plots: {', '.join(Path(v).name for v in result['plots'].values())} in {plots}", markup=False)
+
+
+def _load(model: str, adapter: str | None, device: str):
+    from ..models import load_model
+
+    loaded = load_model(model, device=device)
+    if adapter:
+        from ..adapters import attach_adapter
+
+        loaded = attach_adapter(loaded, adapter)
+    return loaded
 
 
 def _check_outputs(out: Path, csv_path: Path | None, plots: Path | None, pairs: Path, rows: list) -> None:
@@ -85,5 +118,5 @@ def _check_outputs(out: Path, csv_path: Path | None, plots: Path | None, pairs: 
         outputs.update({f"plot {n}": plots / n for n in ("dice.png", "confidence.png", "bland_altman.png")})
     inputs = {"pairs file": pairs if pairs.is_file() else None}
     for i, r in enumerate(rows):
-        inputs.update({f"image of row {i + 1}": r.image, f"labels of row {i + 1}": r.label})
+        inputs.update({f"image of row {i + 1}": r.image, f"labels of row {i + 1}": r.label, f"predicted labels of row {i + 1}": r.prediction})
     check_not_inputs(outputs, inputs)
