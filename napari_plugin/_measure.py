@@ -161,6 +161,8 @@ def summary_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
         rows.append(("LV mass index", _fmt(idx["lv_mass_g_m2"]), "g/m²"))
     wt = report.get("wall_thickness_mm") or {}
     rows += [("Wall thickness, mean", _fmt(wt.get("global_mean")), "mm"), ("Wall thickness, max", _fmt(wt.get("global_max")), "mm")]
+    if finite((report.get("wall_thickening_pct") or {}).get("global")):
+        rows.append(("Wall thickening, ED to ES", _fmt(report["wall_thickening_pct"]["global"]), "%"))
     for name in ("lv", "rv"):
         for key, label in (("edv_ml", "EDV"), ("esv_ml", "ESV")):
             if finite(idx.get(f"{name}_{key}_m2")):
@@ -175,11 +177,13 @@ def summary_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
-def segment_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
-    """(segment, name, mean mm, max mm) for the 17 AHA segments."""
+def segment_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """(segment, name, mean mm, max mm, systolic thickening %) for the 17 AHA segments (the
+    thickness at ED for ED + ES and cines; thickening "–" for one phase)."""
     segs = (report.get("wall_thickness_mm") or {}).get("segments") or {}
-    return [(str(k), SEGMENT_NAMES[k], _fmt((segs.get(str(k)) or {}).get("mean")), _fmt((segs.get(str(k)) or {}).get("max")))
-            for k in range(1, 18)]
+    thick = (report.get("wall_thickening_pct") or {}).get("segments") or {}
+    return [(str(k), SEGMENT_NAMES[k], _fmt((segs.get(str(k)) or {}).get("mean")), _fmt((segs.get(str(k)) or {}).get("max")),
+             _fmt(thick.get(str(k)))) for k in range(1, 18)]
 
 
 def flag_lines(report: Mapping[str, Any]) -> list[str]:

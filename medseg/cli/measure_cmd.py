@@ -290,6 +290,8 @@ def _write_plots(report: dict, folder: Path, phases: dict, frames: dict, lmap: A
                                         frames=frames)}
     if not echo:
         written["bullseye"] = P.bullseye_png(report["wall_thickness_mm"], folder / "bullseye.png")
+        if report.get("wall_thickening_pct"):  # ED + ES
+            written["thickening"] = P.thickening_png(report["wall_thickening_pct"], folder / "thickening.png")
     if report.get("volume_curve_ml"):  # a cine, or one apical view over the cycle
         written["volume_curve"] = P.volume_curve_png(report, folder / "volume_curve.png")
     elif not echo and "lv" in report and "edv_ml" in report.get("lv", {}):

@@ -1,5 +1,6 @@
-"""Clinical measurements on label maps + geometry: volumes, EF, mass, wall thickness (AHA),
-echo volumes, QC flags, reports and plots. Pure functions; no torch, no GUI/CLI toolkits.
+"""Clinical measurements on label maps + geometry: volumes, EF, mass, wall thickness and systolic
+thickening (AHA), echo volumes, QC flags, reports and plots. Pure functions; no torch, no GUI/CLI
+toolkits.
 
 Main entry points (imported lazily)::
 
@@ -18,8 +19,8 @@ _LAZY = {
     "measure_phase": "report", "measure_ed_es": "report", "measure_cine": "report", "combine_ed_es": "report",
     "measure_echo": "echo", "measure_echo_clip": "echo", "bsa_m2": "volumes", "volume_ml": "volumes", "function_from_volumes": "volumes",
     "detect_ed_es": "volumes", "stack_geometry": "geometry", "StackGeometry": "geometry", "detect_base": "geometry",
-    "MeasurementError": "geometry", "aha_segment": "aha", "wall_thickness": "aha", "report_row": "export",
-    "write_csv": "export", "volume_curve_png": "plots", "bullseye_png": "plots", "overlay_png": "plots",
+    "MeasurementError": "geometry", "aha_segment": "aha", "wall_thickness": "aha", "wall_thickening": "aha", "report_row": "export",
+    "write_csv": "export", "volume_curve_png": "plots", "bullseye_png": "plots", "thickening_png": "plots", "overlay_png": "plots",
     "normal_range": "reference",
 }
 

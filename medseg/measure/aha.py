@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -197,3 +198,20 @@ def _max(v: np.ndarray) -> float:
 
 def _stats(v: np.ndarray) -> dict[str, float]:
     return {"mean": _mean(v), "max": _max(v)}
+
+
+def wall_thickening(ed: Mapping[str, Any], es: Mapping[str, Any]) -> dict[str, Any]:
+    """Systolic wall thickening (%) = 100 x (ES - ED) / ED of the mean wall thickness, per AHA
+    segment 1-16 and global, from the ED and ES ``wall_thickness_mm`` reports (each phase
+    divided into segments by its own slices). Normal myocardium thickens by roughly 40 % or more;
+    a scar or a dilated ventricle far less. Segment 17 (apex cap, measured through-plane in
+    whole slices) is left out: NaN. NaN where a phase has no value for the segment."""
+    def pct(a: Any, b: Any) -> float:
+        ok = all(isinstance(v, (int, float)) and np.isfinite(v) for v in (a, b)) and a > 0
+        return float(100.0 * (b - a) / a) if ok else float("nan")
+
+    seg_ed, seg_es = ed.get("segments") or {}, es.get("segments") or {}
+    segments = {str(k): pct((seg_ed.get(str(k)) or {}).get("mean"), (seg_es.get(str(k)) or {}).get("mean")) for k in range(1, 17)}
+    segments["17"] = float("nan")
+    return {"global": pct(ed.get("global_mean"), es.get("global_mean")), "segments": segments,
+            "definition": "100 x (ES - ED) / ED of the mean wall thickness; segment 17 not measured"}

@@ -1,4 +1,4 @@
-"""Report figures (PNG): volume curve, AHA bullseye, contour overlay.
+"""Report figures (PNG): volume curve, AHA bullseyes (wall thickness, systolic thickening), contour overlay.
 
 matplotlib is imported inside each function and used through ``Figure`` + the Agg canvas,
 so no global backend is changed (safe inside napari). Every file is written atomically.
@@ -195,20 +195,46 @@ def bullseye_png(wall_thickness: dict[str, Any], path: str | Path, stat: str = "
     return _save(fig, path)
 
 
+def thickening_png(wall_thickening: dict[str, Any], path: str | Path, title: str | None = None) -> Path:
+    """AHA bullseye of systolic wall thickening (%) from a report's ``wall_thickening_pct``."""
+    fig = _figure(5.6, 5.0)
+    draw_bullseye(fig.add_subplot(1, 1, 1), as_bullseye_values(wall_thickening), title=title, quantity="thickening")
+    return _save(fig, path)
+
+
+def as_bullseye_values(wall_thickening: Mapping[str, Any]) -> dict[str, Any]:
+    """A report's ``wall_thickening_pct`` ({"segments": {k: %}, "global": %}) in the shape
+    :func:`draw_bullseye` takes."""
+    segs = wall_thickening.get("segments") or {}
+    return {"segments": {k: {"mean": v} for k, v in segs.items()}, "global_mean": wall_thickening.get("global")}
+
+
+#: what a bullseye shows -> (colour-bar label, unit, report title, panel title, colour map)
+_BULLSEYE = {"thickness": ("wall thickness, segment {stat} (mm)", "mm", "AHA 17-segment wall thickness (global mean {g} mm)",
+                           "AHA wall thickness, {stat} (global {g} mm)", "viridis"),
+             "thickening": ("systolic wall thickening (%)", "%", "AHA systolic wall thickening (global {g} %)",
+                            "Wall thickening (global {g} %)", "magma")}
+
+
 def draw_bullseye(ax: Any, wall_thickness: Mapping[str, Any], stat: str = "mean", title: str | None = None,
-                  compact: bool = False) -> Any:
-    """AHA 17-segment bullseye of wall thickness (mm) on ``ax``, with a colour bar beside it:
-    anterior up, septum left, inferior down (the standard view); missing segments grey.
+                  compact: bool = False, quantity: str = "thickness") -> Any:
+    """AHA 17-segment bullseye of wall thickness (mm) or thickening (%) on ``ax``, with a colour
+    bar beside it: anterior up, septum left, inferior down (the standard view); missing
+    segments grey.
 
     Args:
         wall_thickness: a report's ``wall_thickness_mm`` (``segments``: "1".."17" -> {stat: mm},
-            ``global_mean``).
+            ``global_mean``), or :func:`as_bullseye_values` of its ``wall_thickening_pct``.
         stat: the per-segment value shown ("mean" or "max").
         compact: the panel style (values only, small text) instead of the report's
             (segment number + value).
+        quantity: "thickness" (mm) or "thickening" (%).
     Returns:
         The colour bar.
     """
+    if quantity not in _BULLSEYE:
+        raise ValueError(f"quantity must be one of {', '.join(_BULLSEYE)}, got {quantity!r}")
+    bar_label, unit, report_title, panel_title, cmap_name = _BULLSEYE[quantity]
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
@@ -219,7 +245,7 @@ def draw_bullseye(ax: Any, wall_thickness: Mapping[str, Any], stat: str = "mean"
     vals = {int(k): (v or {}).get(stat, math.nan) for k, v in segs.items()}
     finite = [v for v in vals.values() if v is not None and math.isfinite(v)]
     norm = Normalize(vmin=min(finite + [0.0]) if finite else 0.0, vmax=max(finite + [1.0]) if finite else 15.0)
-    cmap = colormaps["viridis"]
+    cmap = colormaps[cmap_name]
     for seg_ids, r0, r1, start in _RINGS:
         width = 360.0 / len(seg_ids)
         for i, k in enumerate(seg_ids):
@@ -239,14 +265,14 @@ def draw_bullseye(ax: Any, wall_thickness: Mapping[str, Any], stat: str = "mean"
     ax.axis("off")
     cb = ax.figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, fraction=st.colorbar_fraction, pad=0.02)
     g = wall_thickness.get("global_mean", math.nan)
+    g_text = f"{g:.1f}" if g is not None and math.isfinite(g) else "–"
     if compact:
         cb.ax.tick_params(labelsize=7)
-        cb.set_label("mm", fontsize=8)
-        g_text = f"{g:.1f}" if g is not None and math.isfinite(g) else "–"
-        ax.set_title(title or f"AHA wall thickness, {stat} (global {g_text} mm)", fontsize=8)
+        cb.set_label(unit, fontsize=8)
+        ax.set_title(title or panel_title.format(stat=stat, g=g_text), fontsize=8)
     else:
-        cb.set_label(f"wall thickness, segment {stat} (mm)")
-        ax.set_title(title or f"AHA 17-segment wall thickness (global mean {g:.1f} mm)", fontsize=11)
+        cb.set_label(bar_label.format(stat=stat))
+        ax.set_title(title or report_title.format(g=g_text), fontsize=11)
     return cb
 
 

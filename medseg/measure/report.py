@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import GeometryError, LabelMapError
 from ..labels import LabelMap
 from . import qc
-from .aha import AHA_METHODS, wall_thickness
+from .aha import AHA_METHODS, wall_thickening, wall_thickness
 from .geometry import BaseEnd, MeasurementError, StackGeometry, as_label_array, detect_base, given_base, resolve_affine, stack_geometry
 from .reference import check_sex, range_flag
 from .volumes import bsa_m2, cardiac_output_l_min, detect_ed_es, function_from_volumes, heart_rate_bpm, indexed, lv_mass_g, slice_areas_mm2
@@ -290,6 +290,7 @@ def combine_ed_es(ed: dict[str, Any], es: dict[str, Any], rv_ed_es_ml: tuple[flo
         "flags": flags, "lv": lv_fn, "rv": rv_fn, "bsa_m2": bsa, "bsa_method": bsa_method, "indexed": idx,
         "co_l_min": co, "heart_rate_bpm": hr, "height_cm": height_cm, "weight_kg": weight_kg, "sex": sex,
         "atria": atria, "papillary_muscles": ed["papillary_muscles"], "phases": {"ed": ed, "es": es},
+        "wall_thickening_pct": wall_thickening(ed["wall_thickness_mm"], es["wall_thickness_mm"]),
     })
     return out
 

@@ -79,7 +79,7 @@ class MeasureWidget(QWidget):
         root.addLayout(row)
         self.tabs = QTabWidget()
         self.table = self._table(["Quantity", "Value", "Unit"])
-        self.segments = self._table(["Seg", "AHA segment", "Mean mm", "Max mm"])
+        self.segments = self._table(["Seg", "AHA segment", "Mean mm", "Max mm", "Thickening %"])
         self.flags = QListWidget()
         self.flags.setWordWrap(True)
         self.tabs.addTab(self.table, "Summary")

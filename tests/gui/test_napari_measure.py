@@ -18,7 +18,9 @@ def test_measure_logic_modes(small_cine, tmp_path):
     assert cine["mode"] == "cine" and abs(cine["lv"]["ef_pct"] - info["ef_pct"]) < 8
     rows = dict((q, v) for q, v, _ in m.summary_rows(cine))
     assert rows["BSA"] == "2.00" and float(rows["LV EF"]) > 0 and "LV mass index" in rows
-    assert len(m.segment_rows(cine)) == 17
+    segs = m.segment_rows(cine)
+    assert len(segs) == 17 and float(segs[8][4]) > 20 and segs[16][4] == "–"  # mid inferoseptal thickens; apex cap: none
+    assert float(rows["Wall thickening, ED to ES"]) == pytest.approx(cine["wall_thickening_pct"]["global"], abs=0.05)
     ed, es = cine["ed_frame"], cine["es_frame"]
     pair = m.measure_labels(truth[ed], vol, None, es_labels=truth[es])
     assert pair["mode"] == "ed_es" and pair["lv"]["ef_pct"] == pytest.approx(cine["lv"]["ef_pct"])

@@ -72,8 +72,9 @@ def test_ed_es_with_csv_plots_and_image(files, tmp_path):
     assert rep["co_l_min"] == pytest.approx(rep["lv"]["sv_ml"] * 65 / 1000)
     rows = list(csv.DictReader(table.open()))
     assert len(rows) == 1 and float(rows[0]["lv.ef_pct"]) == pytest.approx(rep["lv"]["ef_pct"], abs=1e-3)
-    for name in ("bullseye.png", "overlay.png", "volumes.png"):
+    for name in ("bullseye.png", "thickening.png", "overlay.png", "volumes.png"):
         assert (plots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert set(rep["wall_thickening_pct"]["segments"]) == {str(k) for k in range(1, 18)} and "thickening" in rep["plots"]
 
 
 def test_cine_file(files, tmp_path):
