@@ -284,7 +284,7 @@ def _read_prediction(pair: Pair, cine, frame: int | None, label_map: LabelMap, p
 
 def _evaluate_in_worker(pair: Pair, label_map: LabelMap, prompt: str | None, load: tuple[str, str | None, str] | None,
                         predicted_map: LabelMap | None) -> dict[str, Any]:
-    from .batch import _cached_model
+    from .batch.run import _cached_model
 
     model = _cached_model(*load) if pair.prediction is None and load is not None else None
     return _evaluate_pair(pair, label_map, prompt, model, predicted_map)

@@ -128,7 +128,8 @@ def test_measure_of_an_apical_view_over_the_cycle_gives_ef_without_spacing(tmp_p
     curve, even when the input had no pixel spacing (volumes then left empty)."""
     import numpy as np
 
-    from medseg.batch import BatchOptions, _measure
+    from medseg.batch import BatchOptions
+    from medseg.batch.cohort import _measure
     from medseg.io import Volume, write_labels
 
     yy, xx = np.mgrid[:120, :100]
@@ -194,7 +195,8 @@ def test_echo_views_named_study_view_phase_are_measured_together(tmp_path):
 def test_measure_takes_body_data_from_the_subjects_row_and_the_heart_rate_from_the_image(tmp_path):
     """batch --measure of a cine: BSA and indexed values from the case's subjects row; cardiac
     output from the row's heart rate, else from the DICOM heart rate the labels' sidecar kept."""
-    from medseg.batch import BatchOptions, _measure
+    from medseg.batch import BatchOptions
+    from medseg.batch.cohort import _measure
     from medseg.io import write_labels
     from medseg.phantoms import cine_sax_phantom
     from medseg.subjects import Subject

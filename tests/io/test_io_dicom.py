@@ -380,7 +380,8 @@ def test_body_data_of_a_dicom_study_index_its_cohort_measurements(tmp_path):
     (PatientSize m, PatientWeight kg, PatientSex) for BSA and indexed values; a subjects row's
     values win field by field; placeholders (size 0) are left out; cohort.csv says which came
     from the header (`dicom_body`)."""
-    from medseg.batch import BatchOptions, _measure
+    from medseg.batch import BatchOptions
+    from medseg.batch.cohort import _measure
     from medseg.io import write_labels
     from medseg.io.dicom import dicom_body
     from medseg.phantoms import cine_sax_phantom

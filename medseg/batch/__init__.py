@@ -1,0 +1,86 @@
+"""Batch segmentation of a folder of studies (``medseg batch``): cases, resume, local worker
+processes and Dask clusters. Library only: no typer/rich; progress goes through callbacks.
+
+Modules: :mod:`.cases` (discovery, names, settings), :mod:`.run` (one case and many),
+:mod:`.cohort` (measurements, summary and cohort tables); executors in :mod:`medseg._batch_exec`.
+
+Rules (also in docs/batch.md):
+
+* **Cases.** Every readable file in INPUT_DIR (``medseg.io.readers.EXTENSIONS``:
+  .nii/.nii.gz/.mha/.mhd/.nrrd/.png/.avi/.mp4/.dcm/...; extension-less files with the DICOM
+  ``DICM`` marker) is one case, and every folder whose files include DICOM is one case (its
+  series is read with ``read_volume``), except sibling series folders that are the slices of one
+  stack (a short-axis cine exported one series per slice, one folder each: one study, size,
+  orientation and spacing, one slice position per folder), whose parent folder is the case
+  (beside a study's other series: at least :data:`MIN_STACK_SERIES` such folders, read with a
+  selector naming their series; with ``--series``: the series folders it names);
+  other folders are searched (:data:`MAX_DEPTH` levels:
+  a DICOM export's patient / study / series folders, ACDC's ``patientNNN/``). Case id = file
+  name without its known extension (``p01.nii.gz`` -> ``p01``) or the folder name, prefixed by
+  the folders below INPUT_DIR where two cases share it. Hidden entries, other files, a
+  ``DICOMDIR``, OUT_DIR and the ``--prompts-from`` folder are ignored, and so are a reference
+  label file lying next to its image (``p01_gt.nii.gz`` beside ``p01.nii.gz``; suffixes
+  :data:`REFERENCE_SUFFIXES`), label files medseg wrote (their sidecar lists them) and
+  earlier batch outputs. Two inputs of one folder with the same case id both fail (rename one).
+* **References** (``--prompts-from DIR``): for case ``C`` the first of ``C_gt``, ``C_labels``,
+  ``C_label``, ``C_seg``, ``C_segmentation``, ``C_mask``, ``C_manual`` (MS-CMRSeg), ``C`` that exists in DIR with a readable extension (never the case's
+  own image; DIR = INPUT_DIR: in the case's own folder, by its file or folder name); two
+  extensions for the same name are ambiguous and fail the case.
+* **Outputs.** ``OUT_DIR/<case>.nii.gz`` + ``OUT_DIR/<case>.json`` (label map + provenance,
+  from :func:`medseg.io.write_labels`, both atomic); ``OUT_DIR/<case>_review.png`` with
+  ``review_png``; ``summary.csv``/``summary.json`` rewritten after every case; ``cohort.csv``
+  with ``measure``: a row per measured case, and a row per echo study whose apical views are
+  cases named ``<study>_<view>_<phase>`` (:data:`ECHO_VIEW_CASE`, CAMUS's names), measured
+  together (:func:`echo_study_rows`: single-plane from the 4-chamber ED and ES, biplane with the
+  2-chamber ones), and a row per short-axis study whose ED and ES stacks are cases named
+  ``<study>_ED`` / ``<study>_ES``, or whose frames are cases named ``<study>_frame<NN>`` (ACDC;
+  ED and ES = the frames of largest and smallest LV) (:func:`stack_study_rows`).
+* **Resume.** A case is skipped when its output is complete and valid: the label file and its
+  sidecar exist, the sidecar records ``command: batch``, the input's current sha256 and the same
+  settings signature (:meth:`BatchOptions.signature`: prompts, label map, model, adapter, ...),
+  and the label file reads back in full with the input's (Z, Y, X) grid (with ``review_png``:
+  and the review PNG exists). The old sidecar and review PNG are deleted before a new label
+  file is written, so a crash mid-case never leaves a valid-looking pair (stray hidden ``.tmp``
+  files are removed when the case is redone).
+"""
+
+from .cases import (
+    ECHO_VIEW_CASE,
+    FRAME_CASE,
+    MAX_DEPTH,
+    MIN_STACK_SERIES,
+    OUTPUT_ENDING,
+    REFERENCE_SUFFIXES,
+    BatchOptions,
+    CaseSpec,
+    Result,
+    case_id,
+    check_out_dir,
+    dicom_seg_dir,
+    discover_cases,
+    echo_view,
+    echo_view_keys,
+    find_reference,
+    output_path,
+    review_png_path,
+    split_phase,
+    study_of,
+)
+from .cohort import (
+    KEY_MEASURES,
+    SUMMARY_FIELDS,
+    echo_study_rows,
+    overview_rows,
+    stack_study_rows,
+    write_cohort,
+    write_summary,
+)
+from .run import HandedOver, failed_result, output_problem, run_batch, run_case
+
+__all__ = [
+    "ECHO_VIEW_CASE", "FRAME_CASE", "KEY_MEASURES", "MAX_DEPTH", "MIN_STACK_SERIES", "OUTPUT_ENDING", "REFERENCE_SUFFIXES",
+    "SUMMARY_FIELDS", "BatchOptions", "CaseSpec", "HandedOver", "Result", "case_id", "check_out_dir", "dicom_seg_dir",
+    "discover_cases", "echo_study_rows", "echo_view", "echo_view_keys", "failed_result", "find_reference", "output_path",
+    "output_problem", "overview_rows", "review_png_path", "run_batch", "run_case", "split_phase", "stack_study_rows",
+    "study_of", "write_cohort", "write_summary",
+]

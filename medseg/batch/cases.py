@@ -1,0 +1,355 @@
+"""Cases of a batch: discovery in INPUT_DIR (files, DICOM folders, series stacks), reference look-up,
+output names, settings (:class:`BatchOptions`) and the names that tie a study's cases together
+(``_ED``/``_ES``, ``_frameNN``, apical echo views). Rules: :mod:`medseg.batch`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import MedsegError, PromptError
+
+REFERENCE_SUFFIXES = ("_gt", "_labels", "_label", "_seg", "_segmentation", "_mask", "_manual")
+OUTPUT_ENDING = ".nii.gz"
+Result = dict[str, Any]
+#: an apical echo view image: ``<study>_<view>_<phase>`` (CAMUS: ``patient0001_4CH_ED``)
+ECHO_VIEW_CASE = re.compile(r"^(?P<study>.+?)[_-](?P<view>2CH|4CH|A2C|A4C)[_-](?P<phase>ED|ES)$", re.IGNORECASE)
+#: one frame of a cine saved as a stack of its own: ``<study>_frame<NN>`` (ACDC: ``patient001_frame01``)
+FRAME_CASE = re.compile(r"^(?P<study>.+?)[_-]frame[_-]?(?P<frame>\d+)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    """One study of a batch. ``error`` marks a case that fails before it runs."""
+
+    case: str
+    input: str
+    reference: str | None = None
+    error: str | None = None
+    series: str | None = None  # the series of a study folder that form its stack (discovery), else --series
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """Settings of a batch (everything a worker needs; small and picklable)."""
+
+    out_dir: str
+    prompts: str | None = None  # prompts file (single- or multi-case)
+    label_map: str | None = None  # text, e.g. "lv=1,myo=2,rv=3"
+    key_slice: bool = False
+    auto: bool = False
+    structures: str | None = None
+    propagate: bool = False
+    through: str = "z"
+    model: str = "default"
+    adapter: str | None = None
+    device: str = "cpu"
+    resume: bool = False
+    measure: bool = False
+    min_confidence: float | None = None  # leave out structures (or whole cases) below this confidence
+    review_png: bool = False  # also write <case>_review.png (medseg.review.review_png)
+    series: str | None = None  # DICOM folder cases: the series to read (medseg.io.dicom.series_matches)
+    subjects: tuple[Any, ...] = ()  # --subjects: medseg.subjects.Subject rows, body data for --measure
+    dicom_seg: bool = False  # also write a DICOM study's labels as DICOM SEG in OUT_DIR/<case>_seg/
+    modality: str | None = None  # --modality: segment every case as this modality
+    threads: int | None = None  # torch threads per process (None: torch's default)
+    threads_by_host: tuple[tuple[str, int], ...] = ()  # Dask: worker threads per host
+
+    def signature(self, reference_sha256: str | None = None) -> str:
+        """sha256 of the settings that change the labels (and of the case's prompt source)."""
+        from .._files import sha256_file
+
+        keys = ("label_map", "key_slice", "auto", "structures", "propagate", "through", "model", "adapter")
+        obj: dict[str, Any] = {k: getattr(self, k) for k in keys}
+        obj["prompts_sha256"] = sha256_file(self.prompts) if self.prompts and Path(self.prompts).is_file() else None
+        obj["reference_sha256"] = reference_sha256
+        if self.series:
+            obj["series"] = self.series
+        if self.modality:
+            obj["modality"] = self.modality
+        return _sha256_text(json.dumps(obj, sort_keys=True))
+
+
+def case_id(path: str | os.PathLike) -> str | None:
+    """Case id of an input (file name without its known extension, or the folder name), or
+    None when medseg cannot read it as a case."""
+    from ..io.readers import EXTENSIONS, has_dicm_marker
+
+    p = Path(path)
+    if p.name.startswith(".") or p.name.upper() == "DICOMDIR":  # DICOMDIR: an export's index, not an image
+        return None
+    if p.is_dir():
+        return p.name if _holds_dicom(p) else None
+    name = p.name
+    for ext in sorted(EXTENSIONS, key=len, reverse=True):
+        if name.lower().endswith(ext) and len(name) > len(ext):
+            return name[: -len(ext)]
+    return name if has_dicm_marker(p) else None
+
+
+def _holds_dicom(folder: Path) -> bool:
+    from ..io.readers import has_dicm_marker
+
+    files = [f for f in sorted(folder.iterdir()) if f.is_file() and not f.name.startswith(".") and f.name.upper() != "DICOMDIR"]
+    return any(f.suffix.lower() in (".dcm", ".dicom", ".ima") for f in files) or any(has_dicm_marker(f) for f in files[:8])
+
+
+def discover_cases(input_dir: str | os.PathLike, prompts_from: str | os.PathLike | None = None,
+                   exclude: Iterable[str | os.PathLike] = (), series: str | None = None) -> list[CaseSpec]:
+    """The cases of ``input_dir`` and its sub-folders, sorted by case id (see the module
+    docstring for the rules).
+
+    Args:
+        prompts_from: folder of reference labels; each case gets its ``reference`` (from the
+            case's own folder when it is ``input_dir``: references beside their images).
+        exclude: folders to leave out (OUT_DIR when it lies inside ``input_dir``).
+        series: ``--series``: of a study's series folders, those it names are the stack to
+            group (their siblings are left out), not all of them.
+    Raises:
+        MedsegError: ``input_dir`` (or ``prompts_from``) is not a folder.
+    """
+    root = Path(input_dir)
+    if not root.is_dir():
+        raise MedsegError(f"input folder not found (or not a folder): {root}")
+    ref_dir = Path(prompts_from) if prompts_from is not None else None
+    if ref_dir is not None and not ref_dir.is_dir():
+        raise PromptError(f"--prompts-from for batch must be a folder of reference labels, got: {ref_dir}")
+    skip = {Path(p).resolve() for p in exclude} | ({ref_dir.resolve()} if ref_dir else set())
+    beside = ref_dir is not None and ref_dir.resolve() == root.resolve()
+    with warnings.catch_warnings():  # pydicom warns of UIDs real scanners write (non-conformant, as in Sunnybrook)
+        warnings.simplefilter("ignore")
+        walked = _walk(root, skip, series)
+    stacks = {p: sel for _, p, _, sel in walked if sel}
+    by_name = Counter(name for name, _, _, _ in walked)
+    found = [("_".join((*rel, name)) if by_name[name] > 1 else name, name, p) for name, p, rel, _ in walked]
+    counts = Counter(cid for cid, _, _ in found)
+    cases = []
+    for cid, name, p in found:
+        err, ref = None, None
+        if counts[cid] > 1:
+            names = ", ".join(str(q.relative_to(root)) for c, _, q in found if c == cid)
+            err = f"case id {cid!r} is shared by {names}: rename one"
+        elif ref_dir is not None:
+            try:
+                ref = find_reference(name, p.parent, p) if beside else find_reference(cid, ref_dir, p)
+            except MedsegError as e:
+                err = str(e)
+        cases.append(CaseSpec(cid, str(p), str(ref) if ref else None, err, stacks.get(p)))
+    return sorted(cases, key=lambda c: c.case)
+
+
+#: Sub-folders deeper than this below INPUT_DIR are not searched (patient / study / series is 3).
+MAX_DEPTH = 6
+
+
+def _walk(root: Path, skip: set[Path], series: str | None = None) -> list[tuple[str, Path, tuple[str, ...], str | None]]:
+    """(name, path, folders below ``root``) of every case in ``root`` and the sub-folders that
+    are not cases themselves (a DICOM export's patient / study / series folders), leaving out
+    the folders in ``skip``, hidden entries, reference labels beside their image, label files
+    medseg wrote (their sidecar lists them) and earlier batch outputs (summary.json + .csv).
+    The last item is the series selector of a study folder whose stack is some of its series."""
+    out: list[tuple[str, Path, tuple[str, ...], str | None]] = []
+    seen: set[Path] = set()
+
+    def visit(folder: Path, rel: tuple[str, ...]) -> None:
+        if folder.resolve() in seen or len(rel) > MAX_DEPTH:
+            return
+        seen.add(folder.resolve())
+        here, sub = [], []
+        for p in sorted(folder.iterdir()):
+            if p.name.startswith(".") or p.resolve() in skip:
+                continue
+            cid = case_id(p)
+            if cid is not None:
+                if not (p.is_file() and _medseg_labels(p)):
+                    here.append((cid, p))
+            elif p.is_dir() and not ((p / "summary.json").is_file() and (p / "summary.csv").is_file()):
+                sub.append(p)
+        ids = {cid for cid, _ in here} | {p.name for p in sub}  # X_gt beside folder X (a study folder too) is X's reference
+        dirs = [p for _, p in here if p.is_dir()]
+        stack = dirs if len(dirs) == len(here) else []
+        if series and len(dirs) >= 2:  # --series: the series it names, beside others (localizers, long axis)
+            stack = [p for p in dirs if _folder_in_series(p, series)]
+        if len(stack) >= 2 and _one_stack(stack):
+            # a study exported one series folder per slice (a short-axis cine): one case, the folder
+            out.append((folder.name, folder, rel[:-1], None))
+            here = [(cid, p) for cid, p in here if not p.is_dir()]
+        elif not series and len(dirs) >= 3 and (part := _stack_among(dirs)) is not None:
+            # the same beside other series (localizer, long-axis cines): the stack's series are one case
+            folders, selector = part
+            out.append((folder.name, folder, rel[:-1], selector))
+            here = [(cid, p) for cid, p in here if p not in folders]
+        out.extend((cid, p, rel, None) for cid, p in here if not any(cid.endswith(s) and cid[: -len(s)] in ids for s in REFERENCE_SUFFIXES))
+        for p in sub:
+            visit(p, (*rel, p.name))
+
+    visit(root, ())
+    return out
+
+
+def _folder_in_series(folder: Path, series: str) -> bool:
+    """Whether the first DICOM image of a series folder belongs to the series ``--series`` names."""
+    from ..io.dicom import series_matches
+    from ..io.dicom_frames import is_image, read_header
+
+    for p in sorted(q for q in folder.iterdir() if q.is_file() and not q.name.startswith(".")):
+        try:
+            ds = read_header(p, strict=False)
+        except Exception:
+            return False
+        if ds is not None and is_image(ds):
+            return series_matches(ds, series)
+    return False
+
+
+#: At least this many slice-series folders beside a study's other series make a stack of their own.
+MIN_STACK_SERIES = 3
+
+
+def _stack_among(dirs: list[Path]) -> tuple[list[Path], str] | None:
+    """Of a study's series folders, the largest set (>= :data:`MIN_STACK_SERIES`) that form one
+    stack, and a series selector naming exactly their series (``"UID|UID|..."``); None when none."""
+    from ..io.dicom_frames import frames_from_classic, is_image, read_header
+
+    groups: dict[tuple, list[tuple[Path, str]]] = {}
+    for d in dirs:
+        first = next((q for q in sorted(d.iterdir()) if q.is_file() and not q.name.startswith(".")), None)
+        try:
+            ds = read_header(first, strict=False) if first is not None else None
+            if ds is None or not is_image(ds):
+                continue
+            f = frames_from_classic(ds, first)[0]
+        except Exception:
+            continue
+        key = (str(ds.get("StudyInstanceUID", "")), f.rows, f.cols, tuple(round(v, 3) for v in f.iop or ()), f.pixel_spacing)
+        groups.setdefault(key, []).append((d, f.series_uid))
+    for members in sorted(groups.values(), key=len, reverse=True):
+        folders = [d for d, _ in members]
+        uids = list(dict.fromkeys(u for _, u in members))
+        if len(members) >= MIN_STACK_SERIES and len(uids) == len(members) and all(uids) and _one_stack(folders):
+            return folders, "|".join(uids)
+    return None
+
+
+def _one_stack(folders: list[Path]) -> bool:
+    from ..io.dicom import series_folders_form_a_stack
+
+    try:
+        return series_folders_form_a_stack(folders)
+    except Exception:  # unreadable headers: each folder stays a case and reports its own error
+        return False
+
+
+def _medseg_labels(p: Path) -> bool:
+    """A label file medseg wrote: its sidecar JSON names it (or, from before sidecars named
+    their files, is a medseg sidecar with provenance)."""
+    from ..io import read_sidecar
+
+    side = read_sidecar(p)
+    if side is None:
+        return False
+    owners = side.get("labels")
+    return p.name in owners if isinstance(owners, list) else "provenance" in side
+
+
+def find_reference(case: str, ref_dir: str | os.PathLike, image: str | os.PathLike | None = None) -> Path:
+    """The reference label file of ``case`` in ``ref_dir`` (rule in the module docstring)."""
+    from ..io.readers import EXTENSIONS
+
+    ref_dir = Path(ref_dir)
+    own = Path(image).resolve() if image is not None else None
+    endings = [e for e, kind in EXTENSIONS.items() if kind != "video"]
+    for suffix in (*REFERENCE_SUFFIXES, ""):
+        stem = case + suffix
+        hits = [ref_dir / (stem + e) for e in endings if (ref_dir / (stem + e)).is_file() and (ref_dir / (stem + e)).resolve() != own]
+        if len(hits) > 1:
+            raise PromptError(f"reference labels for case {case!r} are ambiguous: {', '.join(h.name for h in hits)}")
+        if hits:
+            return hits[0]
+    raise PromptError(f"no reference labels for case {case!r} in {ref_dir} (looked for {case} + {', '.join(REFERENCE_SUFFIXES)} or nothing, + .nii.gz etc.)")
+
+
+def output_path(out_dir: str | os.PathLike, case: str) -> Path:
+    return Path(out_dir) / f"{case}{OUTPUT_ENDING}"
+
+
+def review_png_path(out_dir: str | os.PathLike, case: str) -> Path:
+    return Path(out_dir) / f"{case}_review.png"
+
+
+def dicom_seg_dir(out_dir: str | os.PathLike, case: str) -> Path:
+    """``--dicom-seg``: the folder of a case's DICOM SEG file(s) (a cine: one per frame) and
+    their sidecars (``<case>.json`` would clash with the NIfTI's beside it)."""
+    return Path(out_dir) / f"{case}_seg"
+
+
+def check_out_dir(out_dir: str | os.PathLike, not_these: dict[str, Any] | None = None) -> Path:
+    """Create ``out_dir`` and prove it is writable; raise a one-line MedsegError if not, or if
+    it is one of the folders ``not_these`` ({"input": INPUT_DIR, "--prompts-from": DIR}):
+    outputs there would replace the studies (``case.nii.gz``) or be read as references on a
+    re-run."""
+    import tempfile
+
+    out = Path(out_dir)
+    for what, folder in (not_these or {}).items():
+        if folder is not None and Path(folder).is_dir() and out.is_dir() and os.path.samefile(out, folder):
+            raise MedsegError(f"the output folder {out} is the {what} folder: outputs would replace or mix with "
+                              "the files there; choose another output folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".medseg-write-test-"):
+            pass
+    except OSError as e:
+        raise MedsegError(f"output folder {out} is not writable: {e.strerror or e}") from None
+    return out
+
+
+def split_phase(name: str) -> tuple[str, str] | None:
+    """(study, "ED" or "ES") for a name with one ED or ES part (M&Ms-2's ``001_SA_ED`` ->
+    ``("001_SA", "ED")``, ``p1_es``), else None."""
+    parts = name.split("_")
+    hits = [i for i, p in enumerate(parts) if p.upper() in ("ED", "ES")]
+    if len(hits) != 1 or len(parts) == 1:
+        return None
+    i = hits[0]
+    return "_".join(parts[:i] + parts[i + 1:]), parts[i].upper()
+
+
+def study_of(case: str) -> str | None:
+    """The study a case is one part of by its name (an echo view, an ED or ES stack, a frame), or None."""
+    part = echo_view(case) or split_phase(case)
+    m = FRAME_CASE.match(case)
+    return part[0] if part else m["study"] if m else None
+
+
+def echo_view(name: str) -> tuple[str, str, str] | None:
+    """(study, "4ch" or "2ch", "ED" or "ES") for an apical view named ``<study>_<view>_<phase>``
+    (:data:`ECHO_VIEW_CASE`, CAMUS's ``patient0001_4CH_ED``), else None."""
+    m = ECHO_VIEW_CASE.match(name)
+    if not m:
+        return None
+    return m["study"], "4ch" if m["view"].upper() in ("4CH", "A4C") else "2ch", m["phase"].upper()
+
+
+def echo_view_keys(views: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The views an echo study is measured from: both 4-chamber phases, and both 2-chamber
+    phases when they are there (biplane disks)."""
+    have = set(views)
+    return [("4ch", "ED"), ("4ch", "ES")] + ([("2ch", "ED"), ("2ch", "ES")] if {("2ch", "ED"), ("2ch", "ES")} <= have else [])
+
+
+def _sha256_text(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())

@@ -1,0 +1,314 @@
+"""Measurements of a batch: each case's report, rows for studies whose phases, frames or echo views
+are separate cases, ``summary.csv``/``.json`` and ``cohort.csv``/``.png``. Rules: :mod:`medseg.batch`."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import MedsegError
+from .cases import FRAME_CASE, BatchOptions, Result, _one_line, echo_view, echo_view_keys, split_phase, study_of
+
+SUMMARY_FIELDS = ("case", "status", "needs_review", "confidence", "review_flags", "handed_over", "reason", "seconds", "output", "input")
+#: report_row keys copied into the summary with ``measure`` (those present for the case)
+KEY_MEASURES = ("lv.edv_ml", "lv.esv_ml", "lv.ef_pct", "rv.edv_ml", "rv.ef_pct", "lv_mass_g",
+                "volumes_ml.lv", "volumes_ml.myo", "volumes_ml.rv")
+
+
+def _measure(out: Path, options: BatchOptions, case_id: str, case_input: str | None = None) -> Result:
+    """Measurements of the written labels: measure_phase (3-D), measure_cine (4-D), or for one
+    apical view over the cycle (one slice, several frames) measure_echo_clip (EF even without
+    pixel spacing); with the case's row of ``options.subjects`` (BSA, indexed values, ...)."""
+    from ..io import read_label_volume, sidecar_path
+    from ..labels import LabelMap
+    from ..measure.echo import measure_echo_clip
+    from ..measure.export import report_row
+    from ..measure.report import measure_cine, measure_phase
+
+    side = json.loads(sidecar_path(out).read_text())
+    lmap = LabelMap.parse(side["label_map"])
+    if "lv" not in lmap:
+        return {"measure_note": "not measured: the label map has no lv"}
+    subject = _subject(case_id, options.subjects, case_input)
+    try:
+        lab = read_label_volume(out)  # spacing unknown when the sidecar says the input had none
+        if lab.n_slices == 1 and lab.n_frames > 1:
+            spacing = (float(lab.spacing[1]), float(lab.spacing[2])) if lab.spacing_known else None
+            rep = measure_echo_clip(lab.array[:, 0], label_map=lmap, spacing_mm=spacing, **_body(subject))
+        elif not lab.spacing_known:
+            return {"measure_note": "not measured: the input has no physical spacing"}
+        else:
+            rep = measure_phase(lab, None, lmap) if lab.n_frames == 1 else measure_cine(lab, None, lmap, **_body(subject, lab))
+    except MedsegError as e:
+        return {"measure_note": _one_line(f"not measured: {e}")}
+    row = _with_subject(report_row(rep), subject)
+    return {"measures": {k: row[k] for k in KEY_MEASURES if k in row}, "cohort_row": row, "measure_note": ""}
+
+
+@dataclass(frozen=True)
+class _Who:
+    """Whose body data a measurement takes: the case's or study's subjects row (or None) and
+    what its DICOM input's header records (:func:`medseg.io.dicom.dicom_body`)."""
+
+    subject: Any = None
+    dicom: tuple[tuple[str, Any], ...] = ()
+
+
+def _subject(case_id: str, subjects: Sequence[Any], source: str | None = None) -> _Who:
+    """The row of ``subjects`` (:mod:`medseg.subjects`) that belongs to ``case_id``, and the
+    body data of the DICOM input ``source`` (the fields the row leaves out are taken from it)."""
+    from ..io.dicom import dicom_body
+    from ..subjects import subject_for
+
+    return _Who(subject_for(case_id, subjects), tuple(dicom_body(source).items()) if source else ())
+
+
+def _body(who: _Who, labels: Any = None) -> dict[str, Any]:
+    """The measure keyword arguments of a subjects row, its missing fields from the DICOM
+    header, and, for a short-axis study (``labels``: its label Volume), the heart rate: the
+    row's, else the image's DICOM one that the labels' sidecar kept
+    (:func:`medseg.measure.report.heart_rate_options`). Echo (``labels`` None) takes no heart rate."""
+    from ..measure.report import heart_rate_options
+
+    body = {**dict(who.dicom), **(who.subject.body(heart_rate=labels is not None) if who.subject is not None else {})}
+    if labels is not None and "heart_rate" not in body:
+        body.update(heart_rate_options(labels))
+    return body
+
+
+def _with_subject(row: dict[str, Any], who: _Who) -> dict[str, Any]:
+    """The cohort row with the id of the subjects row it was measured with (after case) and the
+    body data fields taken from the DICOM header (``dicom_body``)."""
+    own = who.subject.body() if who.subject is not None else {}
+    from_dicom = " ".join(k for k, _ in who.dicom if k not in own)
+    return {**({"subject": who.subject.id} if who.subject is not None else {}), **({"dicom_body": from_dicom} if from_dicom else {}), **row}
+
+
+def stack_study_rows(results: Sequence[Result], subjects: Sequence[Any] = ()) -> list[Result]:
+    """Cohort rows for short-axis studies whose ED and ES stacks are separate cases named
+    ``<study>_ED`` / ``<study>_ES`` (:func:`split_phase`; not the echo views of
+    :func:`echo_study_rows`): EDV, ESV, EF, LV mass and the RV's, as ``medseg measure --ed --es``
+    gives them; and for studies whose frames are separate cases named ``<study>_frame<NN>``
+    (:data:`FRAME_CASE`, ACDC's ED and ES frames), two or more: the same with ED and ES the
+    frames of largest and smallest LV volume, as for a cine (``ed_frame``/``es_frame`` are the
+    NN of their names). With the study's row of ``subjects`` (:mod:`medseg.subjects`). Rows:
+    ``{"case": study, "cohort_row": {...}, "measure_note": ...}``."""
+    groups: dict[str, dict[str, str]] = {}
+    sources: dict[str, str] = {}  # study -> the input of one of its cases (its DICOM header's body data)
+    for r in results:
+        sp = split_phase(r["case"])
+        if sp and not echo_view(r["case"]) and r["status"] in ("ok", "skipped") and r.get("output"):
+            groups.setdefault(sp[0], {})[sp[1]] = r["output"]
+            sources.setdefault(sp[0], r.get("input", ""))
+    frames: dict[str, dict[int, str]] = {}
+    for r in results:
+        m = FRAME_CASE.match(r["case"])
+        if m and r["status"] in ("ok", "skipped") and r.get("output"):
+            frames.setdefault(m["study"], {})[int(m["frame"])] = r["output"]
+            sources.setdefault(m["study"], r.get("input", ""))
+    taken = {r["case"] for r in results}
+    rows = [{"case": study, **_measure_stack_study(ph, _subject(study, subjects, sources.get(study)))} for study, ph in sorted(groups.items())
+            if "ED" in ph and "ES" in ph and study not in taken]
+    taken |= {r["case"] for r in rows}
+    rows += [{"case": study, **_measure_frames_study(fr, _subject(study, subjects, sources.get(study)))} for study, fr in sorted(frames.items())
+             if len(fr) >= 2 and study not in taken]
+    return sorted(rows, key=lambda r: r["case"])
+
+
+def _shared_label_map(outputs: Sequence[str], whose: str):
+    """The one label map the outputs' sidecars give (with an ``lv``), else MedsegError."""
+    from ..io import read_sidecar
+    from ..labels import LabelMap
+
+    maps = {json.dumps((read_sidecar(p) or {}).get("label_map"), sort_keys=True) for p in outputs}
+    if len(maps) != 1 or maps == {"null"}:
+        raise MedsegError(f"{whose} sidecars do not give one label map")
+    lmap = LabelMap.parse(json.loads(maps.pop()))
+    if "lv" not in lmap:
+        raise MedsegError(f"the label map has no lv ({lmap.to_string()})")
+    return lmap
+
+
+def _measure_stack_study(phases: dict[str, str], subject: _Who = _Who()) -> Result:
+    from ..io import read_label_volume
+    from ..measure.export import report_row
+    from ..measure.report import measure_ed_es
+
+    try:
+        ed, es = read_label_volume(phases["ED"]), read_label_volume(phases["ES"])
+        lmap = _shared_label_map([phases["ED"], phases["ES"]], "the ED and ES")
+        if ed.n_frames != 1 or es.n_frames != 1 or ed.n_slices < 2 or not ed.same_grid(es):
+            return {"measure_note": "not measured together: ED and ES are not two stacks on one grid"}
+        if not (ed.spacing_known and es.spacing_known):
+            raise MedsegError("the input has no physical spacing")
+        rep = measure_ed_es(ed.array[0], es.array[0], ed.affine, lmap, **_body(subject, ed))
+    except MedsegError as e:
+        return {"measure_note": _one_line(f"not measured: {e}")}
+    row = _with_subject(report_row(rep), subject)
+    row["phases"] = f"{Path(phases['ED']).name} {Path(phases['ES']).name}"
+    return {"cohort_row": row, "measure_note": ""}
+
+
+def _measure_frames_study(frames: dict[int, str], subject: _Who = _Who()) -> Result:
+    import numpy as np
+
+    from ..io import read_label_volume
+    from ..measure.export import report_row
+    from ..measure.report import measure_cine
+
+    numbers = sorted(frames)
+    try:
+        labs = [read_label_volume(frames[n]) for n in numbers]
+        lmap = _shared_label_map([frames[n] for n in numbers], "the frames'")
+        first = labs[0]
+        if any(v.n_frames != 1 for v in labs) or first.n_slices < 2 or not all(first.same_grid(v) for v in labs[1:]):
+            return {"measure_note": "not measured together: the frames are not stacks of one frame on one grid"}
+        if not all(v.spacing_known for v in labs):
+            raise MedsegError("the input has no physical spacing")
+        cine = first.with_array(np.concatenate([v.array for v in labs]), frame_times_s=None)
+        rep = measure_cine(cine, None, lmap, **_body(subject, first))
+    except MedsegError as e:
+        return {"measure_note": _one_line(f"not measured: {e}")}
+    for key in ("ed_frame", "es_frame", "rv_ed_frame", "rv_es_frame"):  # index in the stack -> the frame's number
+        if rep.get(key) is not None:
+            rep[key] = numbers[rep[key]]
+    rep["flags"] = [dict(f, frame=numbers[f["frame"]]) if isinstance(f.get("frame"), int) else f for f in rep["flags"]]
+    row = _with_subject(report_row(rep), subject)
+    row["phases"] = " ".join(Path(frames[n]).name for n in numbers)
+    return {"cohort_row": row, "measure_note": ""}
+
+
+def echo_study_rows(results: Sequence[Result], subjects: Sequence[Any] = ()) -> list[Result]:
+    """Cohort rows for echo studies whose apical views are separate one-image cases named
+    ``<study>_<view>_<phase>`` (:data:`ECHO_VIEW_CASE`): EF (and volumes with pixel spacing)
+    from the 4-chamber ED and ES labels, biplane when the 2-chamber ED and ES are there too
+    (:func:`medseg.measure.echo.measure_echo`; with the study's row of ``subjects``). A study without both 4-chamber phases gets no
+    row; one that cannot be measured gets a row with ``measure_note``. Rows:
+    ``{"case": study, "cohort_row": {...}, "measure_note": ...}``."""
+    groups: dict[str, dict[tuple[str, str], str]] = {}
+    sources: dict[str, str] = {}
+    for r in results:
+        ev = echo_view(r["case"])
+        if ev and r["status"] in ("ok", "skipped") and r.get("output"):
+            groups.setdefault(ev[0], {})[ev[1:]] = r["output"]
+            sources.setdefault(ev[0], r.get("input", ""))
+    rows = []
+    for study, views in sorted(groups.items()):
+        if ("4ch", "ED") in views and ("4ch", "ES") in views:
+            rows.append({"case": study, **_measure_echo_study(views, _subject(study, subjects, sources.get(study)))})
+    return rows
+
+
+def _measure_echo_study(views: dict[tuple[str, str], str], subject: _Who = _Who()) -> Result:
+    from ..io import read_label_volume
+    from ..measure.echo import measure_echo
+    from ..measure.export import report_row
+
+    keys = echo_view_keys(views)
+    try:
+        arrays, spacing = {}, {}
+        for key in keys:
+            lab = read_label_volume(views[key])
+            if lab.n_frames * lab.n_slices != 1:
+                raise MedsegError(f"{Path(views[key]).name}: an apical view is one 2-D image, got {lab.n_frames} frame(s) x {lab.n_slices} slice(s)")
+            arrays[key] = lab.array[0, 0]
+            spacing[key[0]] = (float(lab.spacing[1]), float(lab.spacing[2])) if lab.spacing_known else None
+        lmap = _shared_label_map([views[k] for k in keys], "the views'")
+        a2c = [arrays.get(("2ch", "ED")), arrays.get(("2ch", "ES"))]
+        rep = measure_echo(arrays[("4ch", "ED")], arrays[("4ch", "ES")], *a2c, label_map=lmap,
+                           spacing_a4c_mm=spacing["4ch"], spacing_a2c_mm=spacing.get("2ch"), **_body(subject))
+    except MedsegError as e:
+        return {"measure_note": _one_line(f"not measured: {e}")}
+    row = _with_subject(report_row(rep), subject)
+    row["views"] = " ".join(f"{v.upper()}_{p}" for v, p in keys)
+    return {"cohort_row": row, "measure_note": ""}
+
+
+def write_summary(out_dir: str | os.PathLike, results: Sequence[Result], options: BatchOptions | None = None) -> tuple[Path, Path]:
+    """``summary.csv`` (one row per case) and ``summary.json`` (counts + rows), atomically."""
+    from .._files import write_json_atomic, write_text_atomic
+
+    measure_keys = [k for k in KEY_MEASURES if any(k in r.get("measures", {}) for r in results)]
+    extra = [k for k in ("measure_note", "dicom_seg") if any(r.get(k) for r in results)]
+    fields = [*SUMMARY_FIELDS, *measure_keys, *extra]
+    rows = [{**{k: r.get(k, "") for k in SUMMARY_FIELDS}, **r.get("measures", {}), **{k: r.get(k, "") for k in extra}}
+            for r in sorted(results, key=_worst_first)]
+    out = Path(out_dir)
+    csv_path = write_text_atomic(out / "summary.csv", _csv_text(fields, rows))
+    counts = Counter(r["status"] for r in results)
+    obj = {"n_cases": len(results), "n_ok": counts["ok"], "n_skipped": counts["skipped"], "n_failed": counts["failed"],
+           "n_handed_over": counts["handed_over"], "n_needs_review": sum(bool(r.get("needs_review")) for r in results),
+           "settings": _settings(options) if options else None, "cases": rows}
+    return csv_path, write_json_atomic(out / "summary.json", obj)
+
+
+def _settings(options: BatchOptions) -> dict[str, Any]:
+    """The batch settings for summary.json; of the subjects file (body data) only its row count."""
+    d = dataclasses.asdict(options)
+    d["subjects"] = len(options.subjects)
+    return d
+
+
+def _worst_first(r: Result) -> tuple:
+    """Failed and handed-over cases first, then those needing review, lowest confidence first."""
+    rank = {"failed": 0, "handed_over": 1}.get(r.get("status", ""), 2 if r.get("needs_review") else 3)
+    conf = r.get("confidence")
+    return (rank, conf if isinstance(conf, (int, float)) else 2.0, r.get("case", ""))
+
+
+def write_cohort(out_dir: str | os.PathLike, results: Sequence[Result]) -> Path:
+    """``cohort.csv``: one row per measured case (``case``, the segmentation's ``needs_review``
+    and lowest ``confidence``, then the flattened report columns), and
+    ``cohort.png`` (:func:`medseg.measure.plots.cohort_png`: the studies' LVEF, volumes and
+    mass at a glance, those needing review ringed; a study measured from its ED and ES cases
+    or its echo views is one dot, not three) when two or more studies have a measure."""
+    from .._files import write_text_atomic
+    from ..measure.plots import cohort_png
+
+    review = {r["case"] for r in results if r.get("needs_review")}
+    conf = {r["case"]: float(r["confidence"]) for r in results if isinstance(r.get("confidence"), (int, float))}
+    parts: dict[str, list[str]] = {}
+    for r in results:
+        if (study := study_of(r["case"])) is not None:
+            parts.setdefault(study, []).append(r["case"])
+    rows = []
+    for r in results:
+        if not r.get("cohort_row"):
+            continue
+        # the segmentation's review state beside the numbers; a study row (echo views, ED/ES
+        # stacks, frames) needs review when one of its cases does, at their lowest confidence
+        cases = [r["case"], *parts.get(r["case"], [])]
+        low = [conf[c] for c in cases if c in conf]
+        rows.append({"case": r["case"], "needs_review": any(c in review for c in cases), "confidence": min(low) if low else "", **r["cohort_row"]})
+    fields: list[str] = ["case"]
+    for row in rows:
+        fields += [k for k in row if k not in fields]
+    path = write_text_atomic(Path(out_dir) / "cohort.csv", _csv_text(fields, rows))
+    flagged = {row["case"] for row in rows if row["needs_review"]}
+    png = Path(out_dir) / "cohort.png"
+    if cohort_png(overview_rows(rows), png, flagged) is None:
+        png.unlink(missing_ok=True)  # an old overview must not stand for this cohort
+    return path
+
+
+def overview_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The cohort rows ``cohort.png`` shows: a study once, not also the cases it was measured
+    from (its ED and ES stacks, frames or echo views, whose mass and volumes its row has)."""
+    ids = {row["case"] for row in rows}
+    return [row for row in rows if study_of(row["case"]) not in ids]
+
+
+def _csv_text(fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(fields), extrasaction="ignore", restval="")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()

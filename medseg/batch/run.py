@@ -1,0 +1,242 @@
+"""Running a batch: one case (segment, write atomically, resume checks, DICOM SEG) and many (in
+this process, local worker processes or a Dask cluster). Rules: :mod:`medseg.batch`."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .._files import sha256_path
+from ..errors import MedsegError, PromptError
+from ..prompt_file import study_prompts
+from .cases import BatchOptions, CaseSpec, Result, _one_line, check_out_dir, dicom_seg_dir, output_path, review_png_path
+from .cohort import _measure, echo_study_rows, stack_study_rows, write_cohort, write_summary
+
+
+class HandedOver(MedsegError):
+    """Every structure of a case fell below --min-confidence: nothing is written."""
+
+
+def run_case(case: CaseSpec, options: BatchOptions) -> Result:
+    """Segment one case and write its outputs; never raises for bad input.
+
+    A pure function of (case, options) apart from the files it writes, so it can run in a
+    spawned process or as a Dask task. Returns a small dict: ``case``, ``status`` ("ok",
+    "failed", "skipped"), ``reason``, ``seconds``, ``output``, ``input``, and with
+    ``options.measure`` ``measures`` (summary keys), ``cohort_row`` and ``measure_note``.
+    """
+    t0 = time.perf_counter()
+    res: Result = {"case": case.case, "status": "failed", "reason": "", "seconds": 0.0, "output": "", "input": case.input}
+    try:
+        if case.error:
+            raise MedsegError(case.error)
+        from .._batch_exec import set_threads
+
+        set_threads(options)
+        out = output_path(options.out_dir, case.case)
+        problem = output_problem(case, options) if options.resume else "no --resume"
+        if problem is None:
+            res.update(status="skipped", reason="complete output from an earlier run")
+        else:
+            _segment_case(case, options, out)
+            res.update(status="ok", reason="" if problem in ("no --resume", "no output yet") else f"redone: {problem}")
+        res["output"] = str(out)
+        res.update(_review_fields(out, options.dicom_seg))
+        if options.measure:
+            res.update(_measure(out, options, case.case, case.input))
+    except HandedOver as e:
+        res.update(status="handed_over", reason=_one_line(str(e)), needs_review=True)
+    except MedsegError as e:
+        res["reason"] = _one_line(str(e))
+    except Exception as e:  # a bug or an unexpected library error: still only this case fails
+        res["reason"] = _one_line(f"unexpected {type(e).__name__}: {e}")
+    res["seconds"] = round(time.perf_counter() - t0, 3)
+    return res
+
+
+def output_problem(case: CaseSpec, options: BatchOptions) -> str | None:
+    """None when the case's output is complete and valid for these settings, else why not."""
+    from ..io import read_label_volume, sidecar_path
+
+    out = output_path(options.out_dir, case.case)
+    side = sidecar_path(out)
+    if not out.is_file() or not side.is_file():
+        return "no output yet"
+    try:
+        prov = json.loads(side.read_text()).get("provenance", {})
+    except (OSError, ValueError, AttributeError):
+        return "sidecar unreadable"
+    if prov.get("command") != "batch" or prov.get("input_sha256") != sha256_path(case.input):
+        return "input changed"
+    if prov.get("batch_signature") != options.signature(_ref_sha(case)):
+        return "settings changed"
+    try:
+        lab = read_label_volume(out)
+    except MedsegError as e:
+        return f"label file unreadable ({e})"
+    shape = prov.get("input_shape") or [0, 0, 0, 0]
+    if list(lab.grid_shape) != list(shape[1:]) or lab.n_frames not in (1, shape[0]):
+        return "label grid differs from the input"
+    if options.review_png and not review_png_path(options.out_dir, case.case).is_file():
+        return "no review PNG yet"
+    if options.dicom_seg:
+        seg = prov.get("dicom_seg")
+        if not isinstance(seg, dict):
+            return "no DICOM SEG yet"
+        if not all((dicom_seg_dir(options.out_dir, case.case) / name).is_file() for name in seg.get("files", [])):
+            return "DICOM SEG file missing"
+    return None
+
+
+def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
+    from .._batch_exec import torch_threads
+    from .._files import check_not_inputs
+    from ..io import read_volume, sidecar_path, write_labels
+    from ..io.readers import modality_facts
+    from ..labels import LabelMap
+    from ..segment import default_auto_structures, segment_volume
+
+    check_not_inputs({"output labels": out, "sidecar JSON": sidecar_path(out), "review sheet": review_png_path(options.out_dir, case.case)},
+                     {"image": case.input, "reference labels": case.reference, "prompts file": options.prompts})
+    series = case.series or options.series
+    vol = read_volume(case.input, series=series if Path(case.input).is_dir() else None, modality=options.modality)
+    lmap = LabelMap.parse(options.label_map) if options.label_map else None
+    prompts = study_prompts(vol, options.prompts, case.reference, lmap, options.key_slice, case=case.case)
+    loaded = _cached_model(options.model, options.adapter, options.device)
+    structs = tuple(s.strip() for s in options.structures.split(",") if s.strip()) if options.structures else None
+    result = segment_volume(vol, loaded, prompts, auto=options.auto, propagate=options.propagate, through=options.through,
+                            label_map=lmap, auto_structures=structs, min_confidence=options.min_confidence)
+    wanted = set(p.structure for p in prompts.prompts) if prompts else set()
+    if case.reference:
+        wanted |= set(result.label_map.names)
+    if options.auto:
+        wanted |= {s for s in (structs or default_auto_structures(vol)) if s in result.label_map and s in loaded.config.structures}
+    if result.handed_over and not (set(wanted) - set(result.handed_over)):
+        raise HandedOver(f"handed over for manual review: every structure is below --min-confidence {options.min_confidence} ({', '.join(result.handed_over)})")
+    missing = sorted(s for s in wanted if s not in result.handed_over and not (result.labels == result.label_map[s]).any())
+    if missing:
+        raise PromptError(f"structure(s) never found on any slice: {', '.join(missing)}")
+    ref_sha = _ref_sha(case)
+    prov = {**result.provenance, "command": "batch", "case": case.case, "input": case.input,
+            "input_sha256": sha256_path(case.input), "input_shape": list(vol.shape), "spacing_known": vol.spacing_known,
+            "reference": case.reference, "reference_sha256": ref_sha, "batch_signature": options.signature(ref_sha),
+            "min_confidence": options.min_confidence, "torch_threads": torch_threads(), "scores": result.scores,
+            "seconds": round(result.seconds, 3), **({"series": series} if series and Path(case.input).is_dir() else {}), **modality_facts(vol)}
+    sidecar_path(out).unlink(missing_ok=True)  # an interrupted rewrite must not pair with an old sidecar
+    review_png_path(options.out_dir, case.case).unlink(missing_ok=True)
+    for pattern in (f".{case.case}.*.tmp*", f".{case.case}_review.png.*.tmp*"):
+        for stale in out.parent.glob(pattern):
+            stale.unlink(missing_ok=True)
+    if options.dicom_seg:  # before the NIfTI and its sidecar, which record the SEG files and mark the case complete
+        prov["dicom_seg"] = _write_dicom_seg(result, vol, dicom_seg_dir(options.out_dir, case.case), case.case, prov)
+    write_labels(result.labels, vol, out, result.label_map, provenance=prov)
+    if options.review_png:
+        from ..review import review_png
+
+        review_png(vol, result.labels, result.label_map, prov, review_png_path(options.out_dir, case.case), title=case.case)
+
+
+def _write_dicom_seg(result: Any, vol: Any, folder: Path, case_id: str, prov: dict[str, Any]) -> dict[str, Any]:
+    """``--dicom-seg``: the labels as DICOM SEG in ``folder`` (emptied first; a cine gets one SEG
+    per labelled frame); {"files": [names]}, or {"files": [], "note": why not} for an input that
+    cannot be a SEG's source (not DICOM, no patient position, a stack of several series) or a
+    SEG that could not be written (the case keeps its NIfTI)."""
+    import shutil
+
+    from ..errors import ImageWriteError
+    from ..io import write_labels
+    from ..io.seg_writer import check_dicom_source
+
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        check_dicom_source(vol)
+    except ImageWriteError as e:
+        return {"files": [], "note": _one_line(str(e)).removesuffix(": write .nii.gz instead")}
+    try:
+        written = write_labels(result.labels, vol, folder / f"{case_id}.dcm", result.label_map, provenance=prov)
+    except Exception as e:  # highdicom on an unusual source: the case keeps its NIfTI, the summary says why
+        shutil.rmtree(folder, ignore_errors=True)
+        return {"files": [], "note": _one_line(f"writing it failed: {e}")}
+    return {"files": sorted(p.name for p in written if p.suffix == ".dcm")}
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_model(model: str, adapter: str | None, device: str):
+    """The loaded model, once per process (workers load it themselves; nothing is shipped)."""
+    from ..models import load_model
+
+    loaded = load_model(model, device=device)
+    if adapter:
+        from ..adapters import attach_adapter
+
+        loaded = attach_adapter(loaded, adapter)
+    return loaded
+
+
+def run_batch(cases: Sequence[CaseSpec], options: BatchOptions, workers: int = 1, scheduler: Any = None,
+              on_result: Callable[[Result], None] | None = None) -> list[Result]:
+    """Run every case (in this process, ``workers`` spawned processes, or on a Dask cluster).
+
+    Args:
+        workers: local processes (1 = in this process); each loads the model once and uses
+            ``max(1, cores // workers)`` torch threads.
+        scheduler: a Dask scheduler address (``tcp://host:8786``) or a ``distributed.Client``;
+            one task per case, results taken as they complete.
+        on_result: called with each case's result dict as it finishes (progress bars).
+    Returns: the result dicts sorted by case id. ``summary.csv``/``summary.json`` in
+    ``options.out_dir`` are rewritten after every case, ``cohort.csv`` at the end (measure).
+    """
+    check_out_dir(options.out_dir)
+    results: dict[str, Result] = {}
+
+    def emit(res: Result) -> None:
+        results[f"{res['case']}\0{res['input']}"] = res
+        write_summary(options.out_dir, [results[k] for k in sorted(results)], options)
+        if on_result:
+            on_result(res)
+
+    from .._batch_exec import n_cores, run_dask, run_local
+
+    if scheduler is not None:
+        run_dask(cases, options, scheduler, emit)
+    elif workers > 1:
+        run_local(cases, dataclasses.replace(options, threads=max(1, n_cores() // workers)), workers, emit)
+    else:
+        for case in cases:
+            emit(run_case(case, options))
+    ordered = [results[k] for k in sorted(results)]
+    if options.measure:
+        write_cohort(options.out_dir, ordered + echo_study_rows(ordered, options.subjects) + stack_study_rows(ordered, options.subjects))
+    return ordered
+
+
+def _review_fields(out: Path, dicom_seg: bool = False) -> Result:
+    """needs_review / lowest volume confidence / review flag codes / handed-over structures
+    (and with ``dicom_seg`` the SEG files written, or why none), from the case's provenance sidecar."""
+    from ..io import sidecar_path
+
+    prov = json.loads(sidecar_path(out).read_text()).get("provenance", {})
+    conf = (prov.get("confidence") or {}).get("volume") or {}
+    codes = sorted({f.get("code", "") for f in (prov.get("review") or {}).get("flags", [])})
+    res = {"needs_review": bool(prov.get("needs_review", False)), "confidence": round(min(conf.values()), 4) if conf else "",
+           "review_flags": " ".join(codes), "handed_over": " ".join(prov.get("handed_over", []))}
+    if dicom_seg:
+        seg = prov.get("dicom_seg") or {}
+        res["dicom_seg"] = " ".join(seg.get("files", [])) or f"none: {seg.get('note', '?')}"
+    return res
+
+
+def failed_result(case: CaseSpec, reason: str) -> Result:
+    """The result dict of a case that failed outside :func:`run_case` (a dead worker, ...)."""
+    return {"case": case.case, "status": "failed", "reason": _one_line(reason), "seconds": 0.0, "output": "", "input": case.input}
+
+
+def _ref_sha(case: CaseSpec) -> str | None:
+    from .._files import sha256_file
+
+    return sha256_file(case.reference) if case.reference else None
