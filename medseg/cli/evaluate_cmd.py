@@ -44,6 +44,8 @@ def evaluate_command(
         raise MedsegError(f"--workers must be 1 or more, got {workers}")
     rows = with_modality(read_pairs(pairs), modality)
     if predicted is not None:
+        if any(r.prediction is not None for r in rows):
+            raise MedsegError(f"{pairs} has a prediction column and --predicted names a folder: give one of them")
         rows = with_predictions(rows, predicted)
     scoring = any(r.prediction is not None for r in rows)
     if scoring and (prompt or model != "default" or adapter):

@@ -94,6 +94,9 @@ def test_labels_of_another_tool_with_their_own_values(pairs, tmp_path, capsys):
     assert run_cli(["evaluate", "--pairs", str(tmp_path / "p.csv"), "--label-map", SPEC, "--predicted-label-map", "lv=3,myo=2,rv=1",
                     "-o", str(r)]) == 0
     assert json.loads(r.read_text())["summary"]["dice"] == {"lv": 1.0, "myo": 1.0, "rv": 1.0}
+    capsys.readouterr()
+    assert run_cli(["evaluate", "--pairs", str(tmp_path / "p.csv"), "--label-map", SPEC, "--predicted", str(pred), "-o", str(r)]) == 1
+    assert "give one of them" in capsys.readouterr().err
 
 
 def test_bad_predicted_input_is_one_line_before_any_output(pairs, tmp_path, capsys):
