@@ -195,21 +195,25 @@ def flag_lines(report: Mapping[str, Any]) -> list[str]:
 
 
 def draw_report(fig: Any, report: Mapping[str, Any]) -> None:
-    """Draw the volume curve (or ED/ES bars, or per-structure volumes) and the AHA bullseye
-    side by side on a matplotlib Figure (cleared first), with the Axes-level functions of
-    :mod:`medseg.measure.plots` that also draw the report PNGs (compact style)."""
-    from medseg.measure.plots import draw_bullseye, draw_volumes
+    """Draw the volume curve (or ED/ES bars, or per-structure volumes) and the AHA bullseye of
+    wall thickness, and for ED + ES that of systolic thickening, side by side on a matplotlib
+    Figure (cleared first), with the Axes-level functions of :mod:`medseg.measure.plots` that
+    also draw the report PNGs (compact style)."""
+    from medseg.measure.plots import as_bullseye_values, draw_bullseye, draw_volumes
 
     fig.clear()
     if str(report.get("mode", "")).startswith("echo"):  # an apical view: the curve, or ED/ES bars; no bullseye
         draw_volumes(fig.add_subplot(1, 1, 1), report, compact=True)
         fig.subplots_adjust(left=0.12, right=0.95, bottom=0.16, top=0.88)
         return
-    ax1 = fig.add_subplot(1, 2, 1)
-    ax2 = fig.add_subplot(1, 2, 2)
-    draw_volumes(ax1, report, compact=True)
-    draw_bullseye(ax2, report.get("wall_thickness_mm") or {}, compact=True)
-    fig.subplots_adjust(left=0.12, right=0.93, bottom=0.16, top=0.88, wspace=0.35)
+    thickening = report.get("wall_thickening_pct")
+    n = 3 if thickening else 2
+    draw_volumes(fig.add_subplot(1, n, 1), report, compact=True)
+    draw_bullseye(fig.add_subplot(1, n, 2), report.get("wall_thickness_mm") or {}, compact=True)
+    if thickening:
+        draw_bullseye(fig.add_subplot(1, n, 3), as_bullseye_values(thickening), compact=True, quantity="thickening")
+    fig.subplots_adjust(left=0.08 if thickening else 0.12, right=0.95 if thickening else 0.93, bottom=0.16, top=0.88,
+                        wspace=0.45 if thickening else 0.35)
 
 
 def export_report(report: Mapping[str, Any], path: str | os.PathLike) -> Path:

@@ -35,9 +35,11 @@ def test_measure_logic_modes(small_cine, tmp_path):
     one = m.measure_labels(truth[ed][None], vol.with_array(vol.array[:1], frame_times_s=None), None, height_cm=180, weight_kg=80)
     assert one["mode"] == "phase" and one["indexed"]["lv_mass_g_m2"] == pytest.approx(one["lv_mass_g"] / 2.0)
     fig = Figure()
-    for rep in (cine, pair, one):
+    m.draw_report(fig, cine)  # curve, thickness and thickening bullseyes with their colour bars
+    assert len(fig.axes) == 5 and fig.axes[3].get_title().startswith("Wall thickening")
+    for rep in (pair, one):
         m.draw_report(fig, rep)
-    assert len(fig.axes) == 3  # curve, bullseye, colour bar
+    assert len(fig.axes) == 3  # one phase: curve, bullseye, colour bar
     assert json.loads(m.export_report(cine, tmp_path / "r.json").read_text())["mode"] == "cine"
     assert "lv.ef_pct" in m.export_report(cine, tmp_path / "r.csv").read_text()
     with pytest.raises(MeasurementError, match="empty"):
