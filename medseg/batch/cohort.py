@@ -43,6 +43,11 @@ def _measure(out: Path, options: BatchOptions, case_id: str, case_input: str | N
         if lab.n_slices == 1 and lab.n_frames > 1:
             spacing = (float(lab.spacing[1]), float(lab.spacing[2])) if lab.spacing_known else None
             rep = measure_echo_clip(lab.array[:, 0], label_map=lmap, spacing_mm=spacing, **_body(subject))
+        elif lab.n_slices == 1 and lab.n_frames == 1:  # one 2-D image: no volume of its own
+            ev = echo_view(case_id)
+            return {"measure_note": f"one apical view: measured in the row of its study {ev[0]} (with both 4-chamber phases)" if ev else
+                    "not measured: one 2-D image gives no volume (apical views named <study>_4CH_ED, _4CH_ES, ... get a study "
+                    "row; a cine of the view gets its EF)"}
         elif not lab.spacing_known:
             return {"measure_note": "not measured: the input has no physical spacing"}
         else:

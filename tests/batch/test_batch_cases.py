@@ -190,6 +190,15 @@ def test_echo_views_named_study_view_phase_are_measured_together(tmp_path):
     assert p7["lv.ef_pct"] == pytest.approx(expect["lv"]["ef_pct"], abs=1e-3) and p7["lv.edv_ml"] == ""
     assert p8["lv.ef_pct"] == pytest.approx(p7["lv.ef_pct"], abs=1e-3) and p8["lv.edv_ml"] > 0  # pixel spacing known
     assert "one label map" in rows["p11"]["measure_note"] and "cohort_row" not in rows["p11"]
+    # each view's own case: a note that points at its study's row (not a library error)
+    from medseg.batch import BatchOptions
+    from medseg.batch.cohort import _measure
+
+    opts = BatchOptions(out_dir=tmp_path, measure=True)
+    assert _measure(Path(results[0]["output"]), opts, "p7_4CH_ED") == {
+        "measure_note": "one apical view: measured in the row of its study p7 (with both 4-chamber phases)"}
+    lone = _measure(Path(results[0]["output"]), opts, "p7_la")  # a single 2-D image not named as a view
+    assert lone["measure_note"].startswith("not measured: one 2-D image gives no volume") and "cohort_row" not in lone
 
 
 def test_measure_takes_body_data_from_the_subjects_row_and_the_heart_rate_from_the_image(tmp_path):
