@@ -485,9 +485,9 @@ class Session:
         had stopped early), until a slice where it does not. Then model-written RV slices more
         than one slice beyond the LV and myocardium are removed (the RV walk went on above the
         base or past the apex). Part of the calling operation's undo step
-        (:func:`medseg.propagation.unenclosed_runs`, :func:`~medseg.propagation.empty_rings`,
-        :func:`~medseg.propagation.beyond_heart`); returns the removed slices."""
-        from .propagation import beyond_heart, cavity_step, empty_rings, enclosing_step, unenclosed_runs
+        (:func:`medseg.enclosure.unenclosed_runs`, :func:`~medseg.enclosure.empty_rings`,
+        :func:`~medseg.enclosure.beyond_heart`); returns the removed slices."""
+        from .enclosure import beyond_heart, cavity_step, empty_rings, enclosing_step, unenclosed_runs
 
         removed: list[dict[str, Any]] = []
         for inner, outer, t, step_z, run in unenclosed_runs(self, frames, structures):

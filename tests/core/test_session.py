@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import medseg.enclosure as enclosure
 import medseg.propagation as prop
 from medseg.errors import EmptyImageError, LabelMapError, PromptError
 from medseg.session import Session
@@ -300,7 +301,7 @@ def test_lv_walk_beyond_the_myocardium_is_trimmed(session, model, phantom, monke
     """Where the myocardium does not surround it, a propagated LV slice beyond the
     myocardium's slice range goes (in the same undo step), with the ones beyond it;
     user-prompted LV slices and frames without a propagated myocardium stay."""
-    monkeypatch.setattr(prop, "enclosing_step", lambda *a, **k: None)  # "the myocardium does not surround it"
+    monkeypatch.setattr(enclosure, "enclosing_step", lambda *a, **k: None)  # "the myocardium does not surround it"
     first, last = _myo_then_clear_ends(session, phantom)
     session.apply_prompt(SlicePrompt("lv", 1, 2, box=_box(phantom.labels[1, 2], 1)))
     session.propagate("lv", 1, 2)  # frame 1 has no myocardium: nothing trimmed there
@@ -318,7 +319,7 @@ def test_lv_walk_beyond_the_myocardium_is_trimmed(session, model, phantom, monke
     assert np.array_equal(again.labels, session.labels)
     # a slice the user prompts beyond the myocardium is theirs: never listed for removal
     session.apply_prompt(SlicePrompt("lv", 0, last, box=_box(phantom.labels[0, last], 1)))
-    assert (session.labels[0, last] == 1).any() and prop.unenclosed_runs(session) == []
+    assert (session.labels[0, last] == 1).any() and enclosure.unenclosed_runs(session) == []
 
 
 def _base_end(session, t: int = 0) -> int:
@@ -357,10 +358,10 @@ def test_empty_ring_stays_empty_when_the_ring_does_not_surround_the_lv(session, 
     lv = _slices(session, "lv", 0)
     za = lv[-1] if zb == lv[0] else lv[0]
     session.clear("lv", 0, za)
-    assert all(za not in r[4] for r in prop.empty_rings(session))
+    assert all(za not in r[4] for r in enclosure.empty_rings(session))
     session.clear("lv", 0, zb)
-    assert [r[4][0] for r in prop.empty_rings(session)] == [zb]
-    monkeypatch.setattr(prop, "cavity_step", lambda *a, **k: None)
+    assert [r[4][0] for r in enclosure.empty_rings(session)] == [zb]
+    monkeypatch.setattr(enclosure, "cavity_step", lambda *a, **k: None)
     session.propagate("myo", 0, 2)
     assert not (session.labels[0, zb] == 1).any() and not (session.labels[0, za] == 1).any()
 
@@ -481,9 +482,9 @@ def test_locked_structures_are_not_trimmed_by_the_lv_or_rv_rules(session, phanto
     rv = _slices(session, "rv", 0)
     _myo_then_clear_ends(session, phantom)  # propagating the myocardium would trim an unlocked RV
     assert _slices(session, "rv", 0) == rv
-    assert prop.unenclosed_runs(session)  # the LV now runs past the myocardium ...
+    assert enclosure.unenclosed_runs(session)  # the LV now runs past the myocardium ...
     session.lock("lv")
-    assert prop.unenclosed_runs(session) == []  # ... but an accepted LV is never cut back
+    assert enclosure.unenclosed_runs(session) == []  # ... but an accepted LV is never cut back
 
 
 def test_rv_walk_beyond_the_lv_and_myocardium_is_trimmed(session, model, phantom):
