@@ -13,7 +13,8 @@ are scored the same way without running the model: a ``prediction`` column in PA
 Clinical errors (``summary.lvef_mae`` etc., ``summary.agreement`` for Bland-Altman): short-axis
 ED + ES stacks of one case (a ``phase`` column, or ``_ED`` / ``_ES`` in the names) by
 :func:`medseg.measure.measure_ed_es`; apical echo studies whose views are one image each
-(``<study>_4CH_ED`` ...) by the method of disks (:func:`medseg.measure.echo.measure_echo`).
+(``<study>_4CH_ED`` ...) by the method of disks (:func:`medseg.measure.echo.measure_echo`);
+in :mod:`medseg.evaluation_clinical`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ImageReadError, LabelMapError, MedsegError
+from .evaluation_clinical import clinical_errors, nanmean
 from .labels import LabelMap
 from .prompt_file import PromptSet, prompts_from_labels
 from .types import Point, SlicePrompt
@@ -370,9 +372,9 @@ def _summarise(cases: list[dict], label_map: LabelMap, prompt: str, model) -> di
     }
     for unit in ("hd95_mm", "hd95_px"):
         if any(unit in c for c in cases):
-            summary[unit] = {n: _nanmean([c[unit][n] for c in cases if n in c.get(unit, {})]) for n in names}
+            summary[unit] = {n: nanmean([c[unit][n] for c in cases if n in c.get(unit, {})]) for n in names}
     summary["dice_mean"] = float(np.mean(list(summary["dice"].values()))) if names else math.nan
-    summary.update(_clinical(cases, label_map))
+    summary.update(clinical_errors(cases, label_map))
     reviewed = [c for c in cases if "review" in c]  # labels of another tool carry no review
     if reviewed:
         summary["review"] = review_stats(reviewed)
@@ -426,141 +428,3 @@ def review_stats(cases: list[dict], bad_dice: float = 0.85) -> dict[str, Any]:
     return {"bad_dice_below": bad_dice,
             "volumes": {"n": n_vol, "n_bad": vb, "n_flagged": vf, "bad_flagged_pct": pct(vbf, vb), "good_flagged_pct": pct(vgf, n_vol - vb), "flagged_fine_pct": pct(vgf, vf)},
             "cases": {"n": len(cases), "n_bad": cb, "n_flagged": cf, "bad_flagged_pct": pct(cbf, cb), "good_flagged_pct": pct(cgf, len(cases) - cb), "flagged_fine_pct": pct(cgf, cf)}}
-
-
-def _nanmean(xs: list[float]) -> float:
-    xs = [x for x in xs if not math.isnan(x)]
-    return float(np.mean(xs)) if xs else math.nan
-
-
-def _stack_pair(ed: np.ndarray, es: np.ndarray) -> bool:
-    """ED and ES labels that give volumes: one grid, a stack of slices (a single long-axis or
-    echo view gives no volume by slice summation)."""
-    ed, es = (a[0] if a.ndim == 4 else a for a in (ed, es))
-    return ed.shape == es.shape and ed.shape[0] >= 2
-
-
-def _clinical(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
-    """LVEF, LV mass and EDV errors, and with an RV in the label map RVEF and RV EDV errors
-    (pred vs reference, both measured by medseg.measure), for cases that have both an ED and an
-    ES row on one grid with at least 2 slices (short-axis stacks) or whose frames are cases of
-    their own (:func:`_frame_studies`, ACDC); LVEF (and EDV with pixel spacing) of echo studies
-    whose apical views are separate cases (:func:`_echo_studies`)."""
-    by_case: dict[str, dict[str, dict]] = {}
-    for c in cases:
-        if c.get("phase"):
-            by_case.setdefault(c["case"], {})[c["phase"]] = c
-    pairs = {k: v for k, v in by_case.items() if "ED" in v and "ES" in v and _stack_pair(v["ED"]["_ref"], v["ES"]["_ref"])}
-    pairs.update({k: v for k, v in _frame_studies(cases, label_map).items() if k not in pairs})
-    echo = _echo_studies(cases)
-    if not pairs and not echo:
-        return {}
-    from .measure import measure_ed_es
-
-    err_ef, err_mass, err_edv, err_rvef, err_rvedv = [], [], [], [], []
-    has_rv = "rv" in label_map.values
-    for ph in pairs.values():
-        vals = {}
-        for which in ("_pred", "_ref"):
-            ed, es = ph["ED"][which], ph["ES"][which]
-            rep = measure_ed_es(ed[0] if ed.ndim == 4 else ed, es[0] if es.ndim == 4 else es, ph["ED"]["_vol"].affine, label_map)
-            vals[which] = (rep["lv"]["ef_pct"], rep.get("lv_mass_g"), rep["lv"]["edv_ml"], rep["rv"]["ef_pct"], rep["rv"]["edv_ml"])
-        p, r = vals["_pred"], vals["_ref"]
-        ph["ED"]["clinical"] = {"lvef_pred": p[0], "lvef_ref": r[0], "lv_mass_pred_g": p[1], "lv_mass_ref_g": r[1], "edv_pred_ml": p[2], "edv_ref_ml": r[2]}
-        err_ef.append(abs(p[0] - r[0]))
-        if p[1] is not None and r[1] is not None:
-            err_mass.append(abs(p[1] - r[1]))
-        err_edv.append(abs(p[2] - r[2]))
-        if has_rv:
-            ph["ED"]["clinical"].update({"rvef_pred": p[3], "rvef_ref": r[3], "rv_edv_pred_ml": p[4], "rv_edv_ref_ml": r[4]})
-            err_rvef.append(abs(p[3] - r[3]))
-            err_rvedv.append(abs(p[4] - r[4]))
-    for views in echo.values():
-        err = _echo_clinical(views, label_map)
-        if err is not None:
-            err_ef.append(err[0])
-            if err[1] is not None:
-                err_edv.append(err[1])
-    out = {"lvef_mae": _nanmean(err_ef), "lv_mass_mae_g": _nanmean(err_mass), "edv_mae_ml": _nanmean(err_edv),
-           "n_clinical_cases": len(pairs) + len(echo)}
-    if echo:
-        out["n_echo_studies"] = len(echo)
-    if has_rv:
-        out.update({"rvef_mae": _nanmean(err_rvef), "rv_edv_mae_ml": _nanmean(err_rvedv)})
-    from .evaluation_report import agreement
-
-    out["agreement"] = agreement([ph["ED"] for ph in pairs.values()] + [v[("4ch", "ED")] for v in echo.values()])
-    return out
-
-
-def _frame_studies(cases: list[dict], label_map: LabelMap) -> dict[str, dict[str, dict]]:
-    """Studies whose frames are cases of their own without a phase (ACDC's ``patient001_frame01``
-    and ``patient001_frame12``, :data:`medseg.batch.FRAME_CASE`), two or more stacks on one
-    grid: study -> {"ED": row, "ES": row}, ED and ES the frames of largest and smallest
-    reference LV (as for a cine); their rows get that ``phase``."""
-    from .batch import FRAME_CASE
-
-    groups: dict[str, list[dict]] = {}
-    for c in cases:
-        m = FRAME_CASE.match(c["case"])
-        if m and not c.get("phase") and "lv" in label_map.values:
-            groups.setdefault(m["study"], []).append(c)
-    out = {}
-    for study, rows in groups.items():
-        if len(rows) < 2 or not all(_stack_pair(rows[0]["_ref"], r["_ref"]) for r in rows[1:]):  # one grid, >= 2 slices
-            continue
-        lv = [int((r["_ref"] == label_map["lv"]).sum()) for r in rows]
-        ed, es = rows[int(np.argmax(lv))], rows[int(np.argmin(lv))]
-        if ed is not es:
-            ed["phase"], es["phase"] = "ED", "ES"
-            out[study] = {"ED": ed, "ES": es}
-    return out
-
-
-def _echo_studies(cases: list[dict]) -> dict[str, dict[tuple[str, str], dict]]:
-    """Apical echo views of one study as separate one-image cases (CAMUS: ``patient0001_4CH_ED``,
-    by case name + phase or by image file name): study -> {(view, phase): row}, for studies with
-    both 4-chamber phases."""
-    from .batch import case_id, echo_view
-
-    groups: dict[str, dict[tuple[str, str], dict]] = {}
-    for c in cases:
-        if np.asarray(c["_ref"]).shape[:2] != (1, 1):
-            continue
-        names = [f"{c['case']}_{c['phase']}" if c.get("phase") else c["case"], case_id(c["image"]) or ""]
-        ev = next((ev for n in names if (ev := echo_view(n))), None)
-        if ev:
-            groups.setdefault(ev[0], {})[ev[1:]] = c
-    return {k: v for k, v in sorted(groups.items()) if ("4ch", "ED") in v and ("4ch", "ES") in v}
-
-
-def _echo_clinical(views: dict[tuple[str, str], dict], label_map: LabelMap) -> tuple[float, float | None] | None:
-    """EF (and EDV with pixel spacing) by the method of disks, biplane with both 2-chamber views,
-    on the model's and the expert's labels (:func:`medseg.measure.echo.measure_echo`); stored in
-    the 4-chamber ED row's ``clinical``; returns the absolute errors (EF, EDV or None)."""
-    from .batch import echo_view_keys
-    from .measure.echo import measure_echo
-
-    if "lv" not in label_map:
-        return None
-    keys = echo_view_keys(views)
-    known = all(getattr(views[k]["_vol"], "spacing_known", True) for k in keys)
-    spacing = {v: (float(views[(v, "ED")]["_vol"].spacing[1]), float(views[(v, "ED")]["_vol"].spacing[2])) if known else None
-               for v in {k[0] for k in keys}}
-    vals = {}
-    try:
-        for which in ("_pred", "_ref"):
-            a = [np.asarray(views[k][which])[0, 0] for k in keys]
-            rep = measure_echo(a[0], a[1], *(a[2:] or [None, None]), label_map=label_map, spacing_a4c_mm=spacing["4ch"],
-                               spacing_a2c_mm=spacing.get("2ch"))
-            vals[which] = (rep["lv"]["ef_pct"], rep["lv"]["edv_ml"])
-    except MedsegError:
-        return None
-    p, r = vals["_pred"], vals["_ref"]
-    if not (math.isfinite(p[0]) and math.isfinite(r[0])):
-        return None
-    clin = {"lvef_pred": p[0], "lvef_ref": r[0], "method": "biplane_disks" if len(keys) == 4 else "single_plane_disks"}
-    if known and math.isfinite(p[1]) and math.isfinite(r[1]):
-        clin.update({"edv_pred_ml": p[1], "edv_ref_ml": r[1]})
-    views[("4ch", "ED")]["clinical"] = clin
-    return abs(p[0] - r[0]), (abs(p[1] - r[1]) if "edv_pred_ml" in clin else None)
