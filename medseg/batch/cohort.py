@@ -17,7 +17,8 @@ from typing import Any
 from ..errors import MedsegError
 from .cases import FRAME_CASE, BatchOptions, Result, _one_line, echo_view, echo_view_keys, split_phase, study_of
 
-SUMMARY_FIELDS = ("case", "status", "needs_review", "confidence", "review_flags", "handed_over", "reason", "seconds", "output", "input")
+SUMMARY_FIELDS = ("case", "status", "needs_review", "confidence", "review_flags", "review_structures", "handed_over", "reason", "seconds",
+                  "output", "input")
 #: report_row keys copied into the summary with ``measure`` (those present for the case)
 KEY_MEASURES = ("lv.edv_ml", "lv.esv_ml", "lv.ef_pct", "rv.edv_ml", "rv.ef_pct", "lv_mass_g",
                 "volumes_ml.lv", "volumes_ml.myo", "volumes_ml.rv")

@@ -216,15 +216,17 @@ def run_batch(cases: Sequence[CaseSpec], options: BatchOptions, workers: int = 1
 
 
 def _review_fields(out: Path, dicom_seg: bool = False) -> Result:
-    """needs_review / lowest volume confidence / review flag codes / handed-over structures
+    """needs_review / lowest volume confidence / review flag codes and the structures they name / handed-over structures
     (and with ``dicom_seg`` the SEG files written, or why none), from the case's provenance sidecar."""
     from ..io import sidecar_path
 
     prov = json.loads(sidecar_path(out).read_text()).get("provenance", {})
     conf = (prov.get("confidence") or {}).get("volume") or {}
-    codes = sorted({f.get("code", "") for f in (prov.get("review") or {}).get("flags", [])})
+    flags = (prov.get("review") or {}).get("flags", [])
+    codes = sorted({f.get("code", "") for f in flags})
     res = {"needs_review": bool(prov.get("needs_review", False)), "confidence": round(min(conf.values()), 4) if conf else "",
-           "review_flags": " ".join(codes), "handed_over": " ".join(prov.get("handed_over", []))}
+           "review_flags": " ".join(codes), "review_structures": " ".join(sorted({f["structure"] for f in flags if f.get("structure")})),
+           "handed_over": " ".join(prov.get("handed_over", []))}
     if dicom_seg:
         seg = prov.get("dicom_seg") or {}
         res["dicom_seg"] = " ".join(seg.get("files", [])) or f"none: {seg.get('note', '?')}"

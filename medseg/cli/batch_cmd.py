@@ -152,9 +152,11 @@ def _closing_line(results, out: Path, measure: bool = False) -> None:
     from ..errors import MedsegError
 
     counts = Counter(r["status"] for r in results)
-    review = sum(bool(r.get("needs_review")) for r in results)
+    review = [r for r in results if r.get("needs_review")]
+    named = Counter(s for r in review for s in str(r.get("review_structures") or "").split())
+    why = f"; flags name {', '.join(f'{s} {n}' for s, n in named.most_common())}" if named else ""
     line = (f"{counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed, {counts['handed_over']} handed over; "
-            f"{review} need review (listed first); summary: {out / 'summary.csv'}")
+            f"{len(review)} need review (listed first{why}); summary: {out / 'summary.csv'}")
     if measure and (out / "cohort.csv").is_file():
         with open(out / "cohort.csv", newline="") as fh:
             n_rows = sum(1 for _ in csv.DictReader(fh))

@@ -226,13 +226,30 @@ def test_option_errors(studies, tmp_path, capsys, args, message):
     assert not (tmp_path / "o").exists()
 
 
-def test_review_columns_and_min_confidence(studies, tmp_path):
-    """The summary carries needs_review / confidence, sorted worst first; --min-confidence 1.0
-    hands every case over (nothing written) without failing the batch."""
+def test_review_columns_and_min_confidence(studies, tmp_path, capsys, monkeypatch):
+    """The summary carries needs_review / confidence and the structures the flags name, sorted
+    worst first, and the closing line counts those structures (a volume threshold of 0.99 here,
+    so that the phantoms need review); --min-confidence 1.0 hands every case over (nothing
+    written) without failing the batch."""
+    import medseg.confidence as C
+
+    fitted = C.calibration()
+    monkeypatch.setattr(C, "calibration", lambda: {**fitted, "volume_threshold": 0.99})
     out = tmp_path / "rev"
+    capsys.readouterr()
     assert _batch(studies, out) == 0
     rows = json.loads((out / "summary.json").read_text())["cases"]
     assert all(r["confidence"] != "" and isinstance(r["needs_review"], bool) for r in rows)
+    named = {}
+    for r in rows:
+        prov = json.loads((out / f"{r['case']}.json").read_text())["provenance"]
+        want = sorted({f["structure"] for f in prov["review"]["flags"] if f.get("structure")})
+        assert r["review_structures"].split() == want
+        for s in want:
+            named[s] = named.get(s, 0) + r["needs_review"]
+    line = " ".join(capsys.readouterr().err.split())
+    assert named and all(named.values()) and all(f"{s} {n}" in line for s, n in named.items()) and "flags name" in line
+    monkeypatch.undo()
     keys = [(not r["needs_review"], float(r["confidence"])) for r in rows]
     assert keys == sorted(keys)
     with open(out / "summary.csv") as f:
