@@ -52,9 +52,11 @@ def run_demo(out: str | Path, device: str = "cpu", seed: int = 7, log: Callable[
         truth = measure_ed_es(ph.labels[ed], ph.labels[es], ph.image.affine, lm)
         scores = {n: round(dice(np.stack([masks["ED"], masks["ES"]]) == v, np.stack([ph.labels[ed], ph.labels[es]]) == v), 3) for n, v in lm.values.items()}
         results[mode] = {"seconds": round(secs, 2), "dice": scores, "lvef_pct": rep["lv"]["ef_pct"], "lvef_truth_pct": truth["lv"]["ef_pct"],
-                         "lv_mass_g": rep["lv_mass_g"], "lv_mass_truth_g": truth["lv_mass_g"]}
+                         "lv_mass_g": rep["lv_mass_g"], "lv_mass_truth_g": truth["lv_mass_g"],
+                         "wall_thickening_pct": rep["wall_thickening_pct"]["global"], "wall_thickening_truth_pct": truth["wall_thickening_pct"]["global"]}
         log(f"{mode:9s}: ED+ES in {secs:.1f} s; Dice " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
-            + f"; LVEF {rep['lv']['ef_pct']:.1f}% (truth {truth['lv']['ef_pct']:.1f}%), LV mass {rep['lv_mass_g']:.0f} g (truth {truth['lv_mass_g']:.0f} g)")
+            + f"; LVEF {rep['lv']['ef_pct']:.1f}% (truth {truth['lv']['ef_pct']:.1f}%), LV mass {rep['lv_mass_g']:.0f} g (truth {truth['lv_mass_g']:.0f} g)"
+            + f", wall thickening {rep['wall_thickening_pct']['global']:.0f}% (truth {truth['wall_thickening_pct']['global']:.0f}%)")
     write_json_atomic(out / "demo_summary.json", results)
     log(f"outputs: {out}/ (labels + provenance sidecars, review sheets *_review.png, demo_summary.json)")
     return results
