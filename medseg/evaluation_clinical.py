@@ -27,7 +27,7 @@ def _stack_pair(ed: np.ndarray, es: np.ndarray) -> bool:
 
 
 def clinical_errors(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
-    """LVEF, LV mass and EDV errors, and with an RV in the label map RVEF and RV EDV errors
+    """LVEF, LV mass, EDV and systolic wall thickening errors, and with an RV in the label map RVEF and RV EDV errors
     (pred vs reference, both measured by medseg.measure), for cases that have both an ED and an
     ES row on one grid with at least 2 slices (short-axis stacks) or whose frames are cases of
     their own (:func:`_frame_studies`, ACDC); LVEF (and EDV with pixel spacing) of echo studies
@@ -43,20 +43,24 @@ def clinical_errors(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
         return {}
     from .measure import measure_ed_es
 
-    err_ef, err_mass, err_edv, err_rvef, err_rvedv = [], [], [], [], []
+    err_ef, err_mass, err_edv, err_rvef, err_rvedv, err_thick = [], [], [], [], [], []
     has_rv = "rv" in label_map.values
     for ph in pairs.values():
         vals = {}
         for which in ("_pred", "_ref"):
             ed, es = ph["ED"][which], ph["ES"][which]
             rep = measure_ed_es(ed[0] if ed.ndim == 4 else ed, es[0] if es.ndim == 4 else es, ph["ED"]["_vol"].affine, label_map)
-            vals[which] = (rep["lv"]["ef_pct"], rep.get("lv_mass_g"), rep["lv"]["edv_ml"], rep["rv"]["ef_pct"], rep["rv"]["edv_ml"])
+            vals[which] = (rep["lv"]["ef_pct"], rep.get("lv_mass_g"), rep["lv"]["edv_ml"], rep["rv"]["ef_pct"], rep["rv"]["edv_ml"],
+                           rep["wall_thickening_pct"]["global"])
         p, r = vals["_pred"], vals["_ref"]
         ph["ED"]["clinical"] = {"lvef_pred": p[0], "lvef_ref": r[0], "lv_mass_pred_g": p[1], "lv_mass_ref_g": r[1], "edv_pred_ml": p[2], "edv_ref_ml": r[2]}
         err_ef.append(abs(p[0] - r[0]))
         if p[1] is not None and r[1] is not None:
             err_mass.append(abs(p[1] - r[1]))
         err_edv.append(abs(p[2] - r[2]))
+        if math.isfinite(p[5]) and math.isfinite(r[5]):  # needs myocardium all round the cavity on some slices
+            ph["ED"]["clinical"].update({"wall_thickening_pred_pct": p[5], "wall_thickening_ref_pct": r[5]})
+            err_thick.append(abs(p[5] - r[5]))
         if has_rv:
             ph["ED"]["clinical"].update({"rvef_pred": p[3], "rvef_ref": r[3], "rv_edv_pred_ml": p[4], "rv_edv_ref_ml": r[4]})
             err_rvef.append(abs(p[3] - r[3]))
@@ -73,6 +77,8 @@ def clinical_errors(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
         out["n_echo_studies"] = len(echo)
     if has_rv:
         out.update({"rvef_mae": nanmean(err_rvef), "rv_edv_mae_ml": nanmean(err_rvedv)})
+    if err_thick:
+        out["wall_thickening_mae_pct"] = nanmean(err_thick)
     from .evaluation_report import agreement
 
     out["agreement"] = agreement([ph["ED"] for ph in pairs.values()] + [v[("4ch", "ED")] for v in echo.values()])

@@ -84,7 +84,7 @@ def evaluate_command(
         console.print(f"not scored, absent from the predicted labels' map: {'; '.join(unscored[:5])}"
                       + (f" and {len(unscored) - 5} more" if len(unscored) > 5 else ""), markup=False)
     units = (("lvef_mae", "LVEF", "pts"), ("lv_mass_mae_g", "LV mass", "g"), ("edv_mae_ml", "LV EDV", "mL"), ("rvef_mae", "RVEF", "pts"),
-             ("rv_edv_mae_ml", "RV EDV", "mL"))
+             ("rv_edv_mae_ml", "RV EDV", "mL"), ("wall_thickening_mae_pct", "wall thickening", "pts"))
     errs = [f"{name} {s[k]:.1f} {u}" for k, name, u in units if isinstance(s.get(k), float) and s[k] == s[k]]
     if errs:
         console.print(f"mean absolute error over {s['n_clinical_cases']} ED/ES cases: {', '.join(errs)}", markup=False)

@@ -365,6 +365,7 @@ def test_evaluate_reports_lv_and_rv_function_errors_for_ed_es_pairs(phantom, tmp
     truth = measure_ed_es(phantom.labels[frames["ED"]], phantom.labels[frames["ES"]], phantom.image.affine, lm)
     c = next(c for c in r["cases"] if c.get("clinical"))["clinical"]
     assert abs(c["rvef_ref"] - truth["rv"]["ef_pct"]) < 1e-6 and abs(c["rvef_pred"] - c["rvef_ref"]) == pytest.approx(s["rvef_mae"])
+    assert c["wall_thickening_ref_pct"] == pytest.approx(truth["wall_thickening_pct"]["global"]) and 0 <= s["wall_thickening_mae_pct"] < 15
     # the same pairs in 2 worker processes: the same result, rows in the pairs' order
     out2 = tmp_path / "r2.json"
     assert run_cli(["evaluate", "--pairs", str(tmp_path / "pairs.csv"), "--label-map", spec, "--prompt", "key-slice", "-o", str(out2), "--workers", "2"]) == 0

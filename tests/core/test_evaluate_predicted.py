@@ -81,6 +81,7 @@ def test_labels_of_another_tool_with_their_own_values(pairs, tmp_path, capsys):
                     "--predicted-label-map", "lv=3,myo=2,rv=1", "-o", str(r)]) == 0
     s = json.loads(r.read_text())["summary"]
     assert s["dice"] == {"lv": 1.0, "myo": 1.0, "rv": 1.0} and s["lvef_mae"] == 0.0 and s["rvef_mae"] == 0.0 and "review" not in s
+    assert s["wall_thickening_mae_pct"] == 0.0 and s["agreement"]["wall_thickening"]["n"] == 1
     capsys.readouterr()
     assert run_cli(["evaluate", "--pairs", str(pairs / "pairs.csv"), "--label-map", SPEC, "--predicted", str(pred),
                     "--predicted-label-map", "lv=3", "-o", str(r)]) == 0
