@@ -136,10 +136,10 @@ def review_segmentation(labels: np.ndarray, affine: np.ndarray, label_map: Label
 
 
 def review_png(volume, labels: np.ndarray, label_map: LabelMap, provenance: dict[str, Any], path, title: str = ""):
-    """Write the review sheet of a segmentation (:func:`medseg.measure.plots.review_sheet_png`):
+    """Write the review sheet of a segmentation (:func:`medseg.measure.sheets.review_sheet_png`):
     its labelled slices with contours, confidences and flags, from the provenance it was
     written with."""
-    from .measure.plots import review_sheet_png
+    from .measure.sheets import review_sheet_png
 
     spacing = tuple(volume.spacing[1:]) if volume.spacing_known else (1.0, 1.0)
     return review_sheet_png(display_array(volume), labels, label_map, path, provenance.get("review"), provenance.get("confidence"),

@@ -273,11 +273,11 @@ def _worst_first(r: Result) -> tuple:
 def write_cohort(out_dir: str | os.PathLike, results: Sequence[Result]) -> Path:
     """``cohort.csv``: one row per measured case (``case``, the segmentation's ``needs_review``
     and lowest ``confidence``, then the flattened report columns), and
-    ``cohort.png`` (:func:`medseg.measure.plots.cohort_png`: the studies' LVEF, volumes and
+    ``cohort.png`` (:func:`medseg.measure.sheets.cohort_png`: the studies' LVEF, volumes and
     mass at a glance, those needing review ringed; a study measured from its ED and ES cases
     or its echo views is one dot, not three) when two or more studies have a measure."""
     from .._files import write_text_atomic
-    from ..measure.plots import cohort_png
+    from ..measure.sheets import cohort_png
 
     review = {r["case"] for r in results if r.get("needs_review")}
     conf = {r["case"]: float(r["confidence"]) for r in results if isinstance(r.get("confidence"), (int, float))}

@@ -88,7 +88,7 @@ def test_review_sheet_from_the_checked_review(session, tmp_path):
     from PIL import Image
 
     from medseg.errors import MedsegError
-    from medseg.measure.plots import review_panels
+    from medseg.measure.sheets import review_panels
 
     review = ReviewList(session)
     with pytest.raises(MedsegError, match="check"):

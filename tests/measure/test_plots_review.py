@@ -1,11 +1,11 @@
-"""The review sheet (medseg.measure.plots.review_panels / review_sheet_png)."""
+"""The review sheet (medseg.measure.sheets.review_panels / review_sheet_png)."""
 
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image
 
-from medseg.measure.plots import MAX_SHEET_SLICES, review_panels, review_sheet_figure, review_sheet_png
+from medseg.measure.sheets import MAX_SHEET_SLICES, review_panels, review_sheet_figure, review_sheet_png
 
 MAP = "lv=1,myo=2,rv=3"
 
@@ -69,7 +69,7 @@ def test_sheet_header_and_legend_never_cover_the_panels():
 def test_cohort_panels_show_the_one_phase_volume_only_of_one_phase_studies(tmp_path):
     """The cohort overview's "LV volume, one phase" panel holds the studies measured on one
     phase; a study with ED and ES has that volume as its EDV, which its own panel shows."""
-    from medseg.measure.plots import cohort_panels, cohort_png
+    from medseg.measure.sheets import cohort_panels, cohort_png
 
     cines = [{"case": f"c{i}", "lv.ef_pct": 50 + i, "lv.edv_ml": 150 + i, "volumes_ml.lv": 150 + i} for i in range(3)]
     panels = dict(cohort_panels(cines))
