@@ -10,13 +10,14 @@ myocardium slices beyond the LV's basal end (:func:`empty_rings`) get an LV from
 where the ring surrounds it (:func:`cavity_step`; a decoder fine-tuned on its own propagations
 can return an empty LV on a basal slice that has one). Model-written RV slices more than
 ``BESIDE_MARGIN`` slices beyond the LV and myocardium go (:func:`beyond_heart`: a walk on into
-the atria or great vessels). :meth:`medseg.session.Session` applies them inside its
-propagation / auto step (one undo step) and lists what they removed.
+the atria or great vessels). :meth:`medseg.session.Session` applies them (:func:`apply_rules`)
+inside its propagation / auto step (one undo step) and lists what they removed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -174,3 +175,40 @@ def enclosing_step(session, outer: str, inner: str, t: int, z: int, z_prev: int)
     geom = stack_geometry(session.volume.affine, (1, *inner_mask.shape))
     cov = coverage_per_slice(inner_mask[None], pred.mask[None], geom)[0]
     return pred if cov >= MIN_ENCLOSURE else None
+
+
+def apply_rules(session, step, change, frames: list[int] | None, structures: list[str] | None) -> list[dict[str, Any]]:
+    """Keep the LV blood pool inside the myocardium on frames where both were propagated or
+    found by zero-click: on each model-written LV slice beyond the myocardium's slice range
+    (walking outwards) the myocardium is propagated on without its stop checks; where it
+    surrounds the LV, it is written (its walk had stopped early), else that LV slice and the
+    ones beyond it are removed (the LV walk went past the apex or the base). The mirror at
+    the base: on each model-written myocardium slice beyond the LV's basal end, the LV is
+    prompted with its neighbour's box and written where the ring surrounds it (the LV walk
+    had stopped early), until a slice where it does not. Then model-written RV slices more
+    than one slice beyond the LV and myocardium are removed (the RV walk went on above the
+    base or past the apex). Part of the calling operation's undo step ``step`` (``change``
+    collects what changed; :func:`unenclosed_runs`, :func:`empty_rings`, :func:`beyond_heart`);
+    returns the removed slices."""
+    removed: list[dict[str, Any]] = []
+    for inner, outer, t, step_z, run in unenclosed_runs(session, frames, structures):
+        for i, z in enumerate(run):
+            pred = None if session.structure(outer).locked else enclosing_step(session, outer, inner, t, z, z - step_z)
+            if pred is not None:
+                session._write(step, change, outer, t, z, pred, {"propagated_from": [t, z - step_z], "encloses": inner})
+                continue
+            for zz in run[i:]:
+                session._erase(step, change, inner, t, zz)
+                removed.append({"structure": inner, "frame": t, "slice": zz, "rule": f"{inner}_outside_{outer}"})
+            break
+    for inner, outer, t, step_z, run in empty_rings(session, frames, structures):
+        for z in run:
+            pred = cavity_step(session, inner, outer, t, z, z - step_z)
+            if pred is None:
+                break
+            session._write(step, change, inner, t, z, pred, {"propagated_from": [t, z - step_z], "enclosed_by": outer})
+    for name, t, far in beyond_heart(session, frames, structures):
+        for z in far:
+            session._erase(step, change, name, t, z)
+            removed.append({"structure": name, "frame": t, "slice": z, "rule": f"{name}_beyond_heart"})
+    return removed

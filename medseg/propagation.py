@@ -204,8 +204,10 @@ def _in_turn(session, walks: list[Callable[[], Iterator[tuple[int, int, Predicti
         return
     from concurrent.futures import ThreadPoolExecutor
 
+    from ._threads import split_torch_threads
+
     here = walks[0] if len(walks) <= n else None
-    with session._split_threads(n), ThreadPoolExecutor(n - 1 if here else n, thread_name_prefix="medseg") as pool:
+    with split_torch_threads(n), ThreadPoolExecutor(n - 1 if here else n, thread_name_prefix="medseg") as pool:
         later = [pool.submit(session._in_worker, lambda w=w: list(w())) for w in (walks[1:] if here else walks)]
         if here is not None:
             yield from here()

@@ -95,8 +95,6 @@ class _UndoStep:
 MAX_PARALLEL = 4
 #: Slices narrower than this (pixels) cannot hold a heart: usually a volume with its axes mixed up.
 MIN_SLICE_SIDE = 16
-_SPLIT_LOCK = threading.Lock()
-_SPLIT = {"depth": 0, "threads": 0}  # Session._split_threads: open blocks, torch's count before the first
 
 
 class Session:
@@ -184,8 +182,10 @@ class Session:
             return out
         from concurrent.futures import ThreadPoolExecutor
 
+        from ._threads import split_torch_threads
+
         errors: list[BaseException] = []
-        with self._split_threads(workers), ThreadPoolExecutor(workers, thread_name_prefix="medseg") as pool:
+        with split_torch_threads(workers), ThreadPoolExecutor(workers, thread_name_prefix="medseg") as pool:
             for i, (res, err) in enumerate(pool.map(lambda x: self._in_worker(fn, x), items)):
                 out.append(res)
                 if err is not None:
@@ -208,27 +208,6 @@ class Session:
             return None, e
         finally:
             del self._tls.predictor
-
-    @staticmethod
-    @contextlib.contextmanager
-    def _split_threads(workers: int) -> Iterator[None]:
-        """Divide torch's CPU threads among ``workers`` threads started inside the block. The
-        setting is process-wide: blocks entered at the same time (two sessions in one process)
-        share one split, and the last one out restores torch's count."""
-        import torch
-
-        with _SPLIT_LOCK:
-            if _SPLIT["depth"] == 0:
-                _SPLIT["threads"] = torch.get_num_threads()
-                torch.set_num_threads(max(1, _SPLIT["threads"] // workers))
-            _SPLIT["depth"] += 1
-        try:
-            yield
-        finally:
-            with _SPLIT_LOCK:
-                _SPLIT["depth"] -= 1
-                if _SPLIT["depth"] == 0:
-                    torch.set_num_threads(_SPLIT["threads"])
 
     # -- structures -------------------------------------------------------------------
     def structure(self, name: str) -> StructureState:
@@ -432,8 +411,9 @@ class Session:
     def propagate(self, structure: str, frame: int, slice_: int, through: str = "z", direction: str = "both", progress: Callable[[int, int], None] | None = None) -> Change:
         """Propagate the structure from (frame, slice) through slices ("z"), frames ("t") or
         both ("zt"); one undo step. See :func:`medseg.propagation.propagate`; the LV is then
-        kept inside the myocardium (:meth:`_enclose`) and the RV's end slices are checked
+        kept inside the myocardium (:func:`medseg.enclosure.apply_rules`) and the RV's end slices are checked
         (:mod:`medseg.end_check`) on the frames it touched."""
+        from .enclosure import apply_rules
         from .end_check import check_ends
         from .propagation import propagate
 
@@ -442,7 +422,7 @@ class Session:
             for t, z, pred in propagate(self, structure, frame, slice_, through=through, direction=direction, progress=progress):
                 self._write(step, change, structure, t, z, pred, {"propagated_from": [frame, slice_]})
                 frames.add(t)
-            change.removed += self._enclose(step, change, sorted(frames), [structure])
+            change.removed += apply_rules(self, step, change, sorted(frames), [structure])
             change.removed += check_ends(self, step, change, sorted(frames))
         self.log.append({"op": "propagate", "structure": structure, "frame": frame, "slice": slice_, "through": through, "direction": direction,
                          **({"removed": change.removed} if change.removed else {})})
@@ -455,6 +435,7 @@ class Session:
         nearest frame that has it (:func:`medseg.propagation.fill_missing_frames`; listed under
         ``filled`` in the log); an RV found on no frame is looked for with clicks around the
         myocardium (:func:`medseg.propagation.probe_beside`; listed under ``probed``)."""
+        from .enclosure import apply_rules
         from .end_check import check_ends
         from .propagation import auto_segment, fill_missing_frames
 
@@ -467,50 +448,12 @@ class Session:
             for name, t, z, src, pred in fill_missing_frames(self, names, frames):
                 self._write(step, change, name, t, z, pred, {"auto": True, "propagated_from": [src, z]})
                 filled.append({"structure": name, "frame": t, "slice": z, "from_frame": src})
-            change.removed += self._enclose(step, change, frames, names)
+            change.removed += apply_rules(self, step, change, frames, names)
             change.removed += check_ends(self, step, change, frames)
         self.log.append({"op": "auto", "structures": names, "frames": frames, **({"filled": filled} if filled else {}),
                          **({"probed": probed} if probed else {}),
                          **({"removed": change.removed} if change.removed else {})})
         return change
-
-    def _enclose(self, step: _UndoStep, change: Change, frames: list[int] | None, structures: list[str] | None) -> list[dict[str, Any]]:
-        """Keep the LV blood pool inside the myocardium on frames where both were propagated or
-        found by zero-click: on each model-written LV slice beyond the myocardium's slice range
-        (walking outwards) the myocardium is propagated on without its stop checks; where it
-        surrounds the LV, it is written (its walk had stopped early), else that LV slice and the
-        ones beyond it are removed (the LV walk went past the apex or the base). The mirror at
-        the base: on each model-written myocardium slice beyond the LV's basal end, the LV is
-        prompted with its neighbour's box and written where the ring surrounds it (the LV walk
-        had stopped early), until a slice where it does not. Then model-written RV slices more
-        than one slice beyond the LV and myocardium are removed (the RV walk went on above the
-        base or past the apex). Part of the calling operation's undo step
-        (:func:`medseg.enclosure.unenclosed_runs`, :func:`~medseg.enclosure.empty_rings`,
-        :func:`~medseg.enclosure.beyond_heart`); returns the removed slices."""
-        from .enclosure import beyond_heart, cavity_step, empty_rings, enclosing_step, unenclosed_runs
-
-        removed: list[dict[str, Any]] = []
-        for inner, outer, t, step_z, run in unenclosed_runs(self, frames, structures):
-            for i, z in enumerate(run):
-                pred = None if self.structure(outer).locked else enclosing_step(self, outer, inner, t, z, z - step_z)
-                if pred is not None:
-                    self._write(step, change, outer, t, z, pred, {"propagated_from": [t, z - step_z], "encloses": inner})
-                    continue
-                for zz in run[i:]:
-                    self._erase(step, change, inner, t, zz)
-                    removed.append({"structure": inner, "frame": t, "slice": zz, "rule": f"{inner}_outside_{outer}"})
-                break
-        for inner, outer, t, step_z, run in empty_rings(self, frames, structures):
-            for z in run:
-                pred = cavity_step(self, inner, outer, t, z, z - step_z)
-                if pred is None:
-                    break
-                self._write(step, change, inner, t, z, pred, {"propagated_from": [t, z - step_z], "enclosed_by": outer})
-        for name, t, far in beyond_heart(self, frames, structures):
-            for z in far:
-                self._erase(step, change, name, t, z)
-                removed.append({"structure": name, "frame": t, "slice": z, "rule": f"{name}_beyond_heart"})
-        return removed
 
     def _erase(self, step: _UndoStep, change: Change, name: str, t: int, z: int) -> None:
         """Erase one structure on one slice as part of an undoable operation."""

@@ -602,7 +602,7 @@ def test_a_failed_write_during_propagation_ends_the_walker_threads_at_once(sessi
     away, even while the exception (and the frames it holds) is still kept by whoever shows it."""
     import torch
 
-    import medseg.session as ms
+    import medseg._threads as ms
 
     session.apply_prompt(SlicePrompt("lv", 0, 2, box=_box(phantom.labels[0, 2], 1)))
     monkeypatch.setattr(Session, "spare_threads", lambda self: 1 if getattr(self._tls, "predictor", None) else 2)
