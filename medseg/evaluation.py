@@ -37,6 +37,8 @@ from .prompt_file import PromptSet, prompts_from_labels
 from .types import Point, SlicePrompt
 
 PROMPT_MODES = ("box", "point", "key-slice", "auto")
+#: the provenance keys that name the model a label file was made with
+MODEL_KEYS = ("model_id", "model_sha256", "adapter_id", "adapter_sha256")
 
 
 @dataclass
@@ -238,7 +240,8 @@ def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str | None, model, p
     present = [n for n, v in label_map.values.items() if (ref_arr == v).any()]
     t0 = time.perf_counter()
     if pair.prediction is not None:
-        pred, named, review = _read_prediction(pair, cine, t, label_map, predicted_map)
+        pred, named, prov = _read_prediction(pair, cine, t, label_map, predicted_map)
+        review = _review_of(prov) if "review" in prov else None  # labels of another tool carry none
         missing = [n for n in present if n not in named]
         present = [n for n in present if n in named]
     else:
@@ -248,6 +251,7 @@ def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str | None, model, p
     row = _score_case(pair, pred, ref_arr, label_map, vol, present)
     if pair.prediction is not None:
         row["prediction"] = str(pair.prediction)
+        row["_model"] = tuple(prov.get(k) for k in MODEL_KEYS) if prov.get("model_sha256") else None
         if missing:
             row["not_predicted"] = missing  # structures the prediction does not name: not scored
     row["seconds"] = round(time.perf_counter() - t0, 3)
@@ -259,8 +263,8 @@ def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str | None, model, p
 
 def _read_prediction(pair: Pair, cine, frame: int | None, label_map: LabelMap, predicted_map: LabelMap | None):
     """``pair.prediction`` on the grid of ``cine`` (its ``frame`` when the reference is a SEG of
-    that phase) in ``label_map``'s values -> (array, the structures it names, the review of its
-    medseg sidecar or None). Its own label map (medseg sidecar, DICOM SEG) says which structures
+    that phase) in ``label_map``'s values -> (array, the structures it names, the provenance of
+    its medseg sidecar or {}). Its own label map (medseg sidecar, DICOM SEG) says which structures
     it holds; a file that names none is read with ``predicted_map`` (default ``label_map``)."""
     from .io import check_same_grid, read_label_volume, read_sidecar
     from .io.writers import own_label_map
@@ -281,7 +285,7 @@ def _read_prediction(pair: Pair, cine, frame: int | None, label_map: LabelMap, p
     arr = pmap.remap(np.asarray(lab.array), label_map)
     arr = arr if lab.n_frames == cine.n_frames else np.broadcast_to(arr, cine.shape)
     prov = (read_sidecar(pair.prediction) or {}).get("provenance")
-    return arr, named, (_review_of(prov) if isinstance(prov, dict) and "review" in prov else None)
+    return arr, named, (prov if isinstance(prov, dict) else {})
 
 
 def _evaluate_in_worker(pair: Pair, label_map: LabelMap, prompt: str | None, load: tuple[str, str | None, str] | None,
@@ -378,28 +382,24 @@ def _summarise(cases: list[dict], label_map: LabelMap, prompt: str, model) -> di
     reviewed = [c for c in cases if "review" in c]  # labels of another tool carry no review
     if reviewed:
         summary["review"] = review_stats(reviewed)
-    for c in cases:
-        for k in ("_pred", "_ref", "_vol"):
-            c.pop(k, None)
     if model is not None:
         settings = {"prompt": prompt, "label_map": label_map.to_dict(), **model.provenance()}
     else:
         settings = {"prompt": None, "predicted": True, "label_map": label_map.to_dict(), "models": _prediction_models(cases)}
+    for c in cases:
+        for k in ("_pred", "_ref", "_vol", "_model"):
+            c.pop(k, None)
     return {"summary": summary, "cases": cases, "settings": settings}
 
 
 def _prediction_models(cases: list[dict]) -> list[dict[str, Any]]:
     """The models and adapters the scored label files name in their sidecars (one entry per
     distinct combination, with its number of cases; files without a medseg sidecar: none)."""
-    from .io import read_sidecar
-
     seen: dict[tuple, int] = {}
     for c in cases:
-        prov = (read_sidecar(c["prediction"]) or {}).get("provenance") or {}
-        if prov.get("model_sha256"):
-            key = tuple(prov.get(k) for k in ("model_id", "model_sha256", "adapter_id", "adapter_sha256"))
-            seen[key] = seen.get(key, 0) + 1
-    return [{"model_id": k[0], "model_sha256": k[1], "adapter_id": k[2], "adapter_sha256": k[3], "n_cases": n} for k, n in seen.items()]
+        if c.get("_model"):
+            seen[c["_model"]] = seen.get(c["_model"], 0) + 1
+    return [{**dict(zip(MODEL_KEYS, k)), "n_cases": n} for k, n in seen.items()]
 
 
 def review_stats(cases: list[dict], bad_dice: float = 0.85) -> dict[str, Any]:

@@ -124,12 +124,7 @@ class ModelProvider:
                     import torch
 
                     torch.set_num_threads(int(self.threads))
-                loaded = load_model(key[0], key[1])
-                if key[2]:
-                    from medseg.adapters import attach_adapter
-
-                    loaded = attach_adapter(loaded, key[2])
-                self._cache[key] = loaded
+                self._cache[key] = load_model(key[0], key[1], adapter=key[2])
             return self._cache[key]
 
 

@@ -170,12 +170,7 @@ def _cached_model(model: str, adapter: str | None, device: str):
     """The loaded model, once per process (workers load it themselves; nothing is shipped)."""
     from ..models import load_model
 
-    loaded = load_model(model, device=device)
-    if adapter:
-        from ..adapters import attach_adapter
-
-        loaded = attach_adapter(loaded, adapter)
-    return loaded
+    return load_model(model, device=device, adapter=adapter)
 
 
 def run_batch(cases: Sequence[CaseSpec], options: BatchOptions, workers: int = 1, scheduler: Any = None,

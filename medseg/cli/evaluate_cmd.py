@@ -38,6 +38,7 @@ def evaluate_command(
     from ..errors import MedsegError
     from ..evaluation import PROMPT_MODES, evaluate_pairs, read_pairs, with_predictions
     from ..labels import LabelMap
+    from ..models import load_model
     from ._options import references_map, with_modality
 
     if workers < 1:
@@ -59,7 +60,7 @@ def evaluate_command(
     lmap = LabelMap.parse(label_map) if label_map else references_map(rows)
     pmap = LabelMap.parse(predicted_label_map) if predicted_label_map else None
     _check_outputs(out, csv_path, plots, pairs, rows)
-    loaded = None if scoring else _load(model, adapter, device)
+    loaded = None if scoring else load_model(model, device=device, adapter=adapter)
     with Progress(TextColumn("scoring" if scoring else "evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
                   transient=True) as bar:
         task = bar.add_task("eval", total=len(rows))
@@ -97,17 +98,6 @@ def evaluate_command(
                       f"flagged, {rv['good_flagged_pct']} % of the good ones", markup=False)
     if plots is not None:
         console.print(f"plots: {', '.join(Path(v).name for v in result['plots'].values())} in {plots}", markup=False)
-
-
-def _load(model: str, adapter: str | None, device: str):
-    from ..models import load_model
-
-    loaded = load_model(model, device=device)
-    if adapter:
-        from ..adapters import attach_adapter
-
-        loaded = attach_adapter(loaded, adapter)
-    return loaded
 
 
 def _check_outputs(out: Path, csv_path: Path | None, plots: Path | None, pairs: Path, rows: list) -> None:

@@ -67,11 +67,7 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
     vol = read_volume(image, series=series, modality=modality)
     check_output(out, vol)  # an output it cannot write is refused before the work
     prompt_set = study_prompts(vol, prompts, prompts_from, lmap, key_slice)
-    loaded = load_model(model, device=device)
-    if adapter:
-        from ..adapters import attach_adapter
-
-        loaded = attach_adapter(loaded, adapter)
+    loaded = load_model(model, device=device, adapter=adapter)
     auto_structs = tuple(s.strip() for s in structures.split(",") if s.strip()) if structures else None
     result = _with_progress(lambda cb: segment_volume(vol, loaded, prompt_set, auto=auto, propagate=propagate, through=through, label_map=lmap,
                                                       auto_structures=auto_structs, progress=cb, min_confidence=min_confidence))

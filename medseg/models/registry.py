@@ -90,8 +90,19 @@ class LoadedModel:
         return {"model_id": self.model_id, "model_sha256": self.sha256, "adapter_id": self.adapter_id, "adapter_sha256": self.adapter_sha256}
 
 
-def load_model(spec: str | os.PathLike | None = "default", device: str = "cpu") -> LoadedModel:
-    """Resolve ``--model`` (see module docstring) and load the weights onto ``device``."""
+def load_model(spec: str | os.PathLike | None = "default", device: str = "cpu", adapter: str | os.PathLike | None = None) -> LoadedModel:
+    """Resolve ``--model`` (see module docstring) and load the weights onto ``device``; with
+    ``adapter`` (``--adapter``: a shipped name or a folder) attach that LoRA adapter
+    (:func:`medseg.adapters.attach_adapter`, which checks it was trained for this base model)."""
+    loaded = _load_base(spec, device)
+    if adapter:
+        from ..adapters import attach_adapter
+
+        loaded = attach_adapter(loaded, adapter)
+    return loaded
+
+
+def _load_base(spec: str | os.PathLike | None, device: str) -> LoadedModel:
     from .checkpoints import load_checkpoint, load_official_sam
 
     spec = "default" if spec is None else str(spec)

@@ -54,6 +54,8 @@ def test_attach_switch_merge(adapter_dir, phantom):
     assert loaded.adapter_id == "my-adapter" and len(loaded.adapter_sha256) == 64
     with_adapter = _predict(loaded, img, box)
     assert not np.allclose(with_adapter.logits, ref.logits, atol=1e-3)
+    one_call = load_model("default", adapter=str(adapter_dir))  # what --model/--adapter do
+    assert one_call.provenance() == loaded.provenance() and np.allclose(_predict(one_call, img, box).logits, with_adapter.logits, atol=1e-5)
     sha = loaded.adapter_sha256
     switch_adapter(loaded, None)  # bare base again, adapter still attached
     assert np.allclose(_predict(loaded, img, box).logits, ref.logits, atol=1e-4)
