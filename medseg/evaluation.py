@@ -276,10 +276,9 @@ def _read_prediction(pair: Pair, cine, frame: int | None, label_map: LabelMap, p
     if not named:
         raise LabelMapError(f"the predicted labels of case {pair.case} ({Path(pair.prediction).name}) hold {pmap.to_string()}: "
                             f"none of the structures evaluated ({label_map.to_string()})")
-    if frame is not None and lab.n_frames == cine.n_frames:
-        lab = lab.phase(frame)
-        cine = cine.phase(frame)
-    elif frame is not None:
+    if frame is not None:
+        if lab.n_frames == cine.n_frames:  # labels of the whole cine: the reference's frame
+            lab = lab.phase(frame)
         cine = cine.phase(frame)
     check_same_grid(cine, lab, f"predicted labels of case {pair.case}")
     arr = pmap.remap(np.asarray(lab.array), label_map)
