@@ -16,12 +16,13 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ._threads import ThreadedPredictions
 from .errors import EmptyImageError, GeometryError, LabelMapError, PromptError
 from .io.volume import Volume
 from .labels import LabelMap
@@ -89,15 +90,11 @@ class _UndoStep:
     after_locks: dict[str, bool] | None = None
 
 
-# Predictions at once in threads (Session.parallel_map): the Python between torch calls holds
-# the GIL, so many threads contend for it; measured on 2 cores only, so kept to a few, each with
-# its share of torch's threads.
-MAX_PARALLEL = 4
 #: Slices narrower than this (pixels) cannot hold a heart: usually a volume with its axes mixed up.
 MIN_SLICE_SIDE = 16
 
 
-class Session:
+class Session(ThreadedPredictions):
     """Interactive multi-structure segmentation of one Volume.
 
     Args:
@@ -142,72 +139,6 @@ class Session:
         self._data_key = array_key(volume.array[:, :, ::4, ::4])
         self._predictor = SlicePredictor(model, cache=cache, modality=volume.modality)
         self._tls = threading.local()  # a worker thread's own predictor (parallel_map)
-
-    @property
-    def predictor(self):
-        """The :class:`~medseg.predictor.SlicePredictor` of the calling thread (worker threads of
-        :meth:`parallel_map` have their own; all share one embedding cache)."""
-        return getattr(self._tls, "predictor", None) or self._predictor
-
-    def spare_threads(self) -> int:
-        """How many predictions may run at once: torch's threads on the CPU, at most
-        :data:`MAX_PARALLEL`; 1 on a GPU or inside a worker already (``medseg batch --workers
-        N`` gives each process its share)."""
-        import torch
-
-        if self.model.device != "cpu" or getattr(self._tls, "predictor", None) is not None:
-            return 1
-        return max(1, min(torch.get_num_threads(), MAX_PARALLEL))
-
-    def parallel_map(self, fn: Callable[[Any], Any], items: Iterable[Any], workers: int | None = None,
-                     done: Callable[[int], None] | None = None) -> list[Any]:
-        """``[fn(item) for item in items]``, with up to ``workers`` (default
-        :meth:`spare_threads`) items at a time in threads, each with its own predictor (one
-        shared embedding cache) and torch's threads divided between them: on a small CPU two
-        slices on one core each finish sooner than one after the other on both, since the
-        model's small matrices do not split well across cores. ``fn`` must only *predict*
-        (read the session, run the model), never write labels, results or the log: the
-        session is changed on the calling thread only, so every result is the same as run
-        one by one. ``done(i)`` is called on the calling thread as item ``i``'s result arrives,
-        in item order (progress). The first error (in item order) is raised after all items
-        finished."""
-        items = list(items)
-        workers = min(self.spare_threads() if workers is None else int(workers), len(items))
-        out: list[Any] = []
-        if workers <= 1:
-            for i, x in enumerate(items):
-                out.append(fn(x))
-                if done:
-                    done(i)
-            return out
-        from concurrent.futures import ThreadPoolExecutor
-
-        from ._threads import split_torch_threads
-
-        errors: list[BaseException] = []
-        with split_torch_threads(workers), ThreadPoolExecutor(workers, thread_name_prefix="medseg") as pool:
-            for i, (res, err) in enumerate(pool.map(lambda x: self._in_worker(fn, x), items)):
-                out.append(res)
-                if err is not None:
-                    errors.append(err)
-                if done:
-                    done(i)
-        if errors:
-            raise errors[0]
-        return out
-
-    def _in_worker(self, fn: Callable[..., Any], *args: Any) -> tuple[Any, BaseException | None]:
-        """Run ``fn(*args)`` on this (worker) thread with its own predictor; returns (result,
-        error), the error caught so the caller raises it in order."""
-        from .predictor import SlicePredictor
-
-        self._tls.predictor = SlicePredictor(self.model, cache=self._predictor.cache, modality=self._predictor.modality)
-        try:
-            return fn(*args), None
-        except BaseException as e:  # handed to the calling thread, which raises it
-            return None, e
-        finally:
-            del self._tls.predictor
 
     # -- structures -------------------------------------------------------------------
     def structure(self, name: str) -> StructureState:
