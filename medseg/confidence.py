@@ -137,10 +137,18 @@ def score_session(session, structures: list[str] | None = None, cal: dict[str, A
             confs.append(conf)
             if conf < c["slice_threshold"]:
                 rep.flags.append({"code": "needs_review", "level": "slice", "structure": name, "frame": t, "slice": z,
-                                  "confidence": round(conf, 3), "message": f"{name} on frame {t}, slice {z}: confidence {conf:.2f} < {c['slice_threshold']:.2f}"})
+                                  "confidence": round(conf, 4), "threshold": c["slice_threshold"],
+                                  "message": f"{name} on frame {t}, slice {z}: confidence {below(conf, c['slice_threshold'])}"})
         if confs:
             rep.volume[name] = float(np.mean(confs))
             if rep.volume[name] < c["volume_threshold"]:
-                rep.flags.append({"code": "needs_review", "level": "volume", "structure": name, "confidence": round(rep.volume[name], 3),
-                                  "message": f"{name}: volume confidence {rep.volume[name]:.2f} < {c['volume_threshold']:.2f}"})
+                rep.flags.append({"code": "needs_review", "level": "volume", "structure": name, "confidence": round(rep.volume[name], 4),
+                                  "threshold": c["volume_threshold"], "message": f"{name}: volume confidence {below(rep.volume[name], c['volume_threshold'])}"})
     return rep
+
+
+def below(value: float, threshold: float) -> str:
+    """"0.87 < 0.92", with three decimals where two would print the value at or above the
+    threshold ("0.916 < 0.920")."""
+    digits = 2 if round(value, 2) < round(threshold, 2) else 3
+    return f"{value:.{digits}f} < {threshold:.{digits}f}"

@@ -147,5 +147,20 @@ def study_prompts(vol, prompts: str | Path | None, prompts_from: str | Path | No
             arr[t] = ref.array[0]
         else:
             arr = ref.array if ref.n_frames == vol.n_frames else np.broadcast_to(ref.array, vol.shape)
+        _check_reference_values(ref.array, label_map, Path(prompts_from).name)
         return prompts_from_labels(np.asarray(arr), label_map, key_slice=key_slice)
     return None
+
+
+def _check_reference_values(ref: np.ndarray, label_map: LabelMap, name: str) -> None:
+    """Refuse a label map that does not fit the reference: it names a value the reference does
+    not hold while the reference holds values the map names nowhere (a typo, or another data
+    set's convention). A map naming fewer structures than the reference holds is fine (segment
+    those only), and so is a structure simply absent from this reference."""
+    held = {int(v) for v in np.unique(ref)} - {0}
+    missing = {n: v for n, v in label_map.values.items() if v not in held}
+    unnamed = sorted(held - set(label_map.values.values()))
+    if missing and unnamed:
+        names = ", ".join(f"{n}={v}" for n, v in missing.items())
+        raise LabelMapError(f"--label-map names {names}, but the reference labels {name} hold no such value; they hold "
+                            f"{', '.join(map(str, sorted(held)))}, of which {', '.join(map(str, unnamed))} no structure of the map names: is the map right?")

@@ -49,10 +49,17 @@ def review_summary(flags: list[dict[str, Any]]) -> str:
         n = len(at)
         # frames of one slice (an echo or long-axis clip) are counted as frames, not slices
         unit = "frame" if n > 1 and len({f.get("slice") for f in at}) == 1 and len({f.get("frame") for f in at}) == n else "slice"
-        low[name] = ([f"{vol[0]['confidence']:.2f}"] if vol and "confidence" in vol[0] else []) + ([f"{n} {unit}{'s' * (n != 1)}"] if n else [])
+        low[name] = ([_conf_text(vol[0])] if vol and "confidence" in vol[0] else []) + ([f"{n} {unit}{'s' * (n != 1)}"] if n else [])
     parts = [("low confidence: " + ", ".join(f"{k} ({', '.join(v)})" if v else k for k, v in low.items()))] if low else []
     parts += sorted({f["code"] for f in flags if f.get("code") in REVIEW_CODES and f.get("code") != "needs_review"})
     return "; ".join(parts)
+
+
+def _conf_text(flag: dict[str, Any]) -> str:
+    """A low confidence for the summary line: three decimals where two would print the
+    threshold it is below."""
+    c, th = flag["confidence"], flag.get("threshold")
+    return f"{c:.3f}" if th is not None and round(c, 2) >= round(th, 2) else f"{c:.2f}"
 
 
 def _flag(code: str, message: str, **where: Any) -> dict[str, Any]:
@@ -127,7 +134,9 @@ def review_segmentation(labels: np.ndarray, affine: np.ndarray, label_map: Label
         try:
             from .measure import measure_cine, measure_phase
 
-            rep = measure_phase(labels[0], affine, label_map) if labels.shape[0] == 1 else measure_cine(labels, affine, label_map)
+            labelled = [t for t in range(labels.shape[0]) if labels[t].any()]
+            # one labelled frame (a cine prompted on one frame) is a phase: no EF to check
+            rep = measure_phase(labels[labelled[0]], affine, label_map) if len(labelled) == 1 else measure_cine(labels, affine, label_map)
             segmented = {n for n, v in label_map.values.items() if (labels == v).any()}
             flags += measurement_flags(rep, segmented)
         except ValueError as e:  # a measurement that cannot be made is itself worth a look

@@ -152,7 +152,7 @@ def summary_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
         if not report.get("spacing_known"):
             rows.append(("Volumes", "no pixel spacing: EF only", ""))
         if report.get("ed_frame") is not None:
-            rows.append(("ED / ES frame", f"{report['ed_frame']} / {report['es_frame']}", ""))
+            rows.append(("ED / ES frame", f"{report['ed_frame']} / {_frame(report.get('es_frame'))}", ""))
         return rows
     if report.get("mode") == "phase":
         rows += [(f"{n.upper()} volume", _fmt(v), "mL") for n, v in (report.get("volumes_ml") or {}).items() if finite(v)]
@@ -173,8 +173,12 @@ def summary_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     if finite(report.get("co_l_min")):
         rows.append(("Cardiac output", _fmt(report["co_l_min"], 2), "L/min"))
     if report.get("ed_frame") is not None:
-        rows.append(("ED / ES frame", f"{report['ed_frame']} / {report['es_frame']}", ""))
+        rows.append(("ED / ES frame", f"{report['ed_frame']} / {_frame(report.get('es_frame'))}", ""))
     return rows
+
+
+def _frame(t: Any) -> str:
+    return "n/a (one frame labelled)" if t is None else str(t)
 
 
 def segment_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str, str, str]]:

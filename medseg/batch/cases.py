@@ -74,6 +74,8 @@ class BatchOptions:
             obj["series"] = self.series
         if self.modality:
             obj["modality"] = self.modality
+        if self.min_confidence is not None:
+            obj["min_confidence"] = self.min_confidence
         return _sha256_text(json.dumps(obj, sort_keys=True))
 
 
@@ -155,6 +157,8 @@ def _walk(root: Path, skip: set[Path], series: str | None = None) -> list[tuple[
     the folders in ``skip``, hidden entries, reference labels beside their image, label files
     medseg wrote (their sidecar lists them) and earlier batch outputs (summary.json + .csv).
     The last item is the series selector of a study folder whose stack is some of its series."""
+    from ..io import is_medseg_labels
+
     out: list[tuple[str, Path, tuple[str, ...], str | None]] = []
     seen: set[Path] = set()
 
@@ -168,7 +172,7 @@ def _walk(root: Path, skip: set[Path], series: str | None = None) -> list[tuple[
                 continue
             cid = case_id(p)
             if cid is not None:
-                if not (p.is_file() and _medseg_labels(p)):
+                if not (p.is_file() and is_medseg_labels(p)):
                     here.append((cid, p))
             elif p.is_dir() and not ((p / "summary.json").is_file() and (p / "summary.csv").is_file()):
                 sub.append(p)
@@ -247,16 +251,6 @@ def _one_stack(folders: list[Path]) -> bool:
         return False
 
 
-def _medseg_labels(p: Path) -> bool:
-    """A label file medseg wrote: its sidecar JSON names it (or, from before sidecars named
-    their files, is a medseg sidecar with provenance)."""
-    from ..io import read_sidecar
-
-    side = read_sidecar(p)
-    if side is None:
-        return False
-    owners = side.get("labels")
-    return p.name in owners if isinstance(owners, list) else "provenance" in side
 
 
 def find_reference(case: str, ref_dir: str | os.PathLike, image: str | os.PathLike | None = None) -> Path:

@@ -117,14 +117,15 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
     if options.auto:
         wanted |= {s for s in (structs or default_auto_structures(vol)) if s in result.label_map and s in loaded.config.structures}
     if result.handed_over and not (set(wanted) - set(result.handed_over)):
+        _remove_outputs(options, case.case, out)  # labels of an earlier run must not look like this run's
         raise HandedOver(f"handed over for manual review: every structure is below --min-confidence {options.min_confidence} ({', '.join(result.handed_over)})")
     missing = sorted(s for s in wanted if s not in result.handed_over and not (result.labels == result.label_map[s]).any())
     if missing:
         raise PromptError(f"structure(s) never found on any slice: {', '.join(missing)}")
     ref_sha = _ref_sha(case)
-    prov = {**result.provenance, "command": "batch", "case": case.case, "input": case.input,
+    prov = {**result.provenance, "command": "batch", "case": case.case, "input": str(Path(case.input).resolve()),
             "input_sha256": sha256_path(case.input), "input_shape": list(vol.shape), "spacing_known": vol.spacing_known,
-            "reference": case.reference, "reference_sha256": ref_sha, "batch_signature": options.signature(ref_sha),
+            "reference": str(Path(case.reference).resolve()) if case.reference else None, "reference_sha256": ref_sha, "batch_signature": options.signature(ref_sha),
             "min_confidence": options.min_confidence, "torch_threads": torch_threads(), "scores": result.scores,
             "seconds": round(result.seconds, 3), **({"series": series} if series and Path(case.input).is_dir() else {}), **modality_facts(vol)}
     sidecar_path(out).unlink(missing_ok=True)  # an interrupted rewrite must not pair with an old sidecar
@@ -139,6 +140,20 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
         from ..review import review_png
 
         review_png(vol, result.labels, result.label_map, prov, review_png_path(options.out_dir, case.case), title=case.case)
+
+
+def _remove_outputs(options: BatchOptions, case_id: str, out: Path) -> None:
+    """A case's outputs from an earlier run (sidecar first: a label file without it is never
+    taken as complete)."""
+    import shutil
+
+    from ..io import sidecar_path
+
+    for path in (sidecar_path(out), out, review_png_path(options.out_dir, case_id)):
+        path.unlink(missing_ok=True)
+    seg = dicom_seg_dir(options.out_dir, case_id)
+    if seg.is_dir():
+        shutil.rmtree(seg)
 
 
 def _write_dicom_seg(result: Any, vol: Any, folder: Path, case_id: str, prov: dict[str, Any]) -> dict[str, Any]:

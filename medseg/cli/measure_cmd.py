@@ -47,7 +47,7 @@ def measure_command(
     interpolate_missing: bool = typer.Option(False, "--interpolate-missing", help="Add interpolated area for empty in-between slices (still flagged)."),
     csv_path: Path | None = typer.Option(None, "--csv", help="Also write a one-row CSV."),
     plots: Path | None = typer.Option(None, "--plots", help="Folder for PNGs: volume curve, bullseye, overlay."),
-    image: list[Path] | None = typer.Option(None, "--image", help="Image(s) for the overlay plot, on the labels' grid: a cine, or ED [and ES] (repeat --image)."),
+    image: list[Path] | None = typer.Option(None, "--image", help="Image(s) for the overlay plot, on the labels' grid: a cine, or one per phase, ED then ES (repeat --image)."),
 ) -> None:
     """Measure volumes, EF, LV mass, AHA wall thickness and QC flags; write REPORT.json."""
 
@@ -105,7 +105,7 @@ def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase
         if vol.n_frames == 1:
             return measure_phase(vol, None, lmap, **phase_opts), {"labels": vol.array[0]}, {"labels": 0}, vol
         report = measure_cine(vol, None, lmap, **phase_opts, **body, **heart_rate_options(vol, heart_rate))
-        frames = {"ED": report["ed_frame"], "ES": report["es_frame"]}
+        frames = {k: f for k, f in (("ED", report["ed_frame"]), ("ES", report["es_frame"])) if f is not None}
         return report, {k: vol.array[f] for k, f in frames.items()}, frames, vol
     vol, vol_es = _read_labels(ed, lmap, by_name), _read_labels(es, lmap, by_name)
     if vol.n_frames != 1 or vol_es.n_frames != 1:
@@ -198,7 +198,7 @@ def _run_echo_clip(vol: Any, path: Path, lmap: Any, body: dict) -> tuple[dict, d
     _require_lv([vol], lmap, f"{path}: ")
     report = measure_echo_clip(vol.array[:, 0], label_map=lmap, spacing_mm=_spacing_yx(vol), frame_times_s=vol.frame_times_s, **body)
     report["spacing_mm"] = [float(x) for x in vol.spacing]
-    frames = {"ED": report["ed_frame"], "ES": report["es_frame"]}
+    frames = {k: f for k, f in (("ED", report["ed_frame"]), ("ES", report["es_frame"])) if f is not None}
     return report, {k: vol.array[f] for k, f in frames.items()}, frames, vol
 
 
@@ -266,6 +266,11 @@ def _segmented_images(paths: list[Path]) -> list[tuple[Path, str | None]] | None
         prov = (read_sidecar(p) or {}).get("provenance") or {}
         src = prov.get("input")
         if not isinstance(src, str) or not Path(src).exists():
+            if isinstance(src, str):
+                from ._app import console
+
+                console.print(f"note: {p}'s sidecar names the image {src}, which is not there (from this folder); "
+                              "overlay.png shows contours alone: pass --image", markup=False, highlight=False, soft_wrap=True)
             return None
         found.append((Path(src), prov.get("series")))  # the series segmented, of a DICOM folder that holds several
     return found or None
@@ -275,7 +280,6 @@ def _write_plots(report: dict, folder: Path, phases: dict, frames: dict, lmap: A
     from ..measure import plots as P
     from ..measure.echo import is_echo_report
 
-    folder.mkdir(parents=True, exist_ok=True)
     given = "image" in report["inputs"]
     try:
         images = _overlay_images(image, vol, frames) if image else None
@@ -283,6 +287,7 @@ def _write_plots(report: dict, folder: Path, phases: dict, frames: dict, lmap: A
         if given:
             raise
         images = None  # the sidecars' images moved or changed: contours alone, as without --image
+    folder.mkdir(parents=True, exist_ok=True)
     if images and not given:
         report["inputs"]["overlay_image"] = [str(p[0]) for p in image]  # found through the labels' sidecars
     echo = is_echo_report(report)
@@ -290,7 +295,7 @@ def _write_plots(report: dict, folder: Path, phases: dict, frames: dict, lmap: A
                                         frames=frames)}
     if not echo:
         written["bullseye"] = P.bullseye_png(report["wall_thickness_mm"], folder / "bullseye.png")
-        if report.get("wall_thickening_pct"):  # ED + ES
+        if _finite((report.get("wall_thickening_pct") or {}).get("global")):  # ED + ES, both measured
             written["thickening"] = P.thickening_png(report["wall_thickening_pct"], folder / "thickening.png")
     if report.get("volume_curve_ml"):  # a cine, or one apical view over the cycle
         written["volume_curve"] = P.volume_curve_png(report, folder / "volume_curve.png")
@@ -315,6 +320,9 @@ def _overlay_images(paths: list, vol: Any, frames: dict[str, int]) -> dict[str, 
     arrays = [display_array(img) for img in imgs]  # a CT in its cardiac window
     if len(imgs) == 1 and imgs[0].n_frames > 1:
         return {k: arrays[0][f] for k, f in frames.items() if f < imgs[0].n_frames}
+    if len(imgs) < len(frames):
+        raise MedsegError(f"got {len(imgs)} --image file(s) for {len(frames)} phases ({', '.join(frames)}): give one per phase, "
+                          "in that order, or the cine they come from")
     return {k: a[0] for k, a in zip(frames, arrays)}
 
 
@@ -326,9 +334,9 @@ def _summary(report: dict, output: Path) -> None:
         lv = report["lv"]
         method = echo_method_text(report["method"])
         if report.get("spacing_known"):
-            parts.append(f"LV EDV {lv['edv_ml']:.1f} mL, ESV {lv['esv_ml']:.1f} mL, EF {lv['ef_pct']:.1f}% ({method})")
+            parts.append(f"LV EDV {_v(lv['edv_ml'], ' mL')}, ESV {_v(lv['esv_ml'], ' mL')}, EF {_v(lv['ef_pct'], '%')} ({method})")
         else:
-            parts.append(f"LV EF {lv['ef_pct']:.1f}% ({method}; no pixel spacing: volumes not reported)")
+            parts.append(f"LV EF {_v(lv['ef_pct'], '%')} ({method}; no pixel spacing: volumes not reported)")
         if "ed_frame" in report:
             parts.append(f"ED frame {report['ed_frame']}, ES frame {report['es_frame']}")
         parts.append(_flags_text(report["flags"]))
@@ -336,12 +344,21 @@ def _summary(report: dict, output: Path) -> None:
         return
     if "lv" in report:
         lv = report["lv"]
-        parts.append(f"LV EDV {lv['edv_ml']:.1f} mL, ESV {lv['esv_ml']:.1f} mL, EF {lv['ef_pct']:.1f}%")
+        parts.append(f"LV EDV {_v(lv['edv_ml'], ' mL')}, ESV {_v(lv['esv_ml'], ' mL')}, EF {_v(lv['ef_pct'], '%')}")
     else:
-        parts.append(f"LV {report['volumes_ml'].get('lv', float('nan')):.1f} mL")
-    parts.append(f"mass {report['lv_mass_g']:.1f} g")
+        parts.append(f"LV {_v(report['volumes_ml'].get('lv'), ' mL')}")
+    parts.append(f"mass {_v(report['lv_mass_g'], ' g')}")
     parts.append(_flags_text(report["flags"]))
     stdout.print(f"{'; '.join(parts)} -> {output}", highlight=False, soft_wrap=True)
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and np.isfinite(v)
+
+
+def _v(v: Any, unit: str) -> str:
+    """A number and its unit for the summary line; "n/a" where it is undefined (NaN, None)."""
+    return f"{v:.1f}{unit}" if _finite(v) else "n/a"
 
 
 def _flags_text(flags: list) -> str:

@@ -55,7 +55,8 @@ def segment_command(
 def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device, min_confidence=None,
                 review_png=None, series=None, modality=None) -> None:
     from .._files import check_not_inputs, sha256_path
-    from ..io import read_volume, sidecar_path, write_labels
+    from ..errors import MedsegError
+    from ..io import is_medseg_labels, read_sidecar, read_volume, sidecar_path, write_labels
     from ..io.readers import modality_facts
     from ..io.writers import check_output
     from ..models import load_model
@@ -64,6 +65,10 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
 
     check_not_inputs({"output labels": out, "sidecar JSON": sidecar_path(out), "review sheet": review_png},
                      {"image": image, "prompts file": prompts, "reference labels": prompts_from})
+    if Path(image).is_file() and is_medseg_labels(image):
+        src = ((read_sidecar(image) or {}).get("provenance") or {}).get("input")
+        raise MedsegError(f"{image} is a label file medseg wrote (its sidecar says so), not an image: segment "
+                          + (f"the image it was made from, {src}" if src else "the image it was made from"))
     vol = read_volume(image, series=series, modality=modality)
     check_output(out, vol)  # an output it cannot write is refused before the work
     prompt_set = study_prompts(vol, prompts, prompts_from, lmap, key_slice)
@@ -74,7 +79,9 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
     if result.handed_over and not (result.labels > 0).any():
         console.print(f"handed over for manual review: every structure is below --min-confidence {min_confidence} ({', '.join(result.handed_over)}); nothing written (exit code 3)", markup=False)
         raise typer.Exit(3)
-    prov = {**result.provenance, "input": str(image), "input_sha256": sha256_path(image), "scores": result.scores, "seconds": round(result.seconds, 3), "command": "segment", **({"series": series} if series else {}),
+    source = ({"prompts_file": str(Path(prompts).resolve()), "prompts_sha256": sha256_path(prompts)} if prompts else
+              {"reference": str(Path(prompts_from).resolve()), "reference_sha256": sha256_path(prompts_from), "key_slice": key_slice} if prompts_from else {})
+    prov = {**result.provenance, "input": str(Path(image).resolve()), "input_sha256": sha256_path(image), **source, "scores": result.scores, "seconds": round(result.seconds, 3), "command": "segment", **({"series": series} if series else {}),
             **modality_facts(vol)}
     written = write_labels(result.labels, vol, out, result.label_map, provenance=prov)
     counts = {n: int((result.labels == v).sum()) for n, v in result.label_map.values.items()}

@@ -12,7 +12,7 @@ from .geometry import check_same_grid, slice_positions_mm
 from .readers import read_label_volume, read_volume
 from .seg_writer import write_dicom_seg
 from .volume import Volume
-from .writers import read_sidecar, sidecar_path, write_labels
+from .writers import is_medseg_labels, read_sidecar, sidecar_path, write_labels
 
 __all__ = [
     "Volume",
@@ -23,5 +23,6 @@ __all__ = [
     "write_labels",
     "write_dicom_seg",
     "sidecar_path",
+    "is_medseg_labels",
     "read_sidecar",
 ]

@@ -92,6 +92,16 @@ def read_sidecar(labels_path: str | os.PathLike) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) and isinstance(obj.get("label_map"), dict) else None
 
 
+def is_medseg_labels(path: str | os.PathLike) -> bool:
+    """A label file medseg wrote: its sidecar JSON names it (or, from before sidecars named
+    their files, is a medseg sidecar with provenance)."""
+    side = read_sidecar(path)
+    if side is None:
+        return False
+    owners = side.get("labels")
+    return Path(path).name in owners if isinstance(owners, list) else "provenance" in side
+
+
 def own_label_map(labels_path: str | os.PathLike) -> tuple[Any, Path] | None:
     """The label map a label file names itself, and where from: a DICOM SEG's segments (its
     sidecar's values are those of the labels before they became a SEG), else its medseg sidecar

@@ -120,7 +120,7 @@ def draw_volume_curve(ax: Any, report: Mapping[str, Any], compact: bool = False)
         col = STRUCTURE_COLOURS.get(name, "k")
         fn = report.get(name)
         ef = fn.get("ef_pct", math.nan) if isinstance(fn, Mapping) else math.nan
-        ax.plot(x, y, "-o", ms=3, color=col, label=f"{name.upper()} (EF {ef:.0f}%)")
+        ax.plot(x, y, "-o", ms=3, color=col, label=f"{name.upper()} (EF {ef:.0f}%)" if np.isfinite(ef) else name.upper())
         for f, lab, mk in zip(marks.get(name, (None, None)), ("ED", "ES"), ("^", "v")):
             if f is None or not np.isfinite(y[f]):
                 continue

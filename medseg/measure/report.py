@@ -333,7 +333,9 @@ def measure_cine(
 
     ED = frame of maximum LV volume, ES = minimum (never frame 0 by assumption); the RV gets
     its own ED/ES from its own curve. Frames without any label are NaN in the curves and
-    flagged ``unlabelled_frame``. ``options`` are those of :func:`measure_ed_es`.
+    flagged ``unlabelled_frame``. With only one frame labelled that frame is reported as ED,
+    ES is unknown (``es_frame`` None; ESV, SV, EF and CO NaN, flagged ``ef_undefined``).
+    ``options`` are those of :func:`measure_ed_es`.
     """
     lmap = LabelMap.parse(label_map)
     arr = as_label_array(labels, 4)
@@ -351,13 +353,22 @@ def measure_cine(
     rv_ed, rv_es = detect_ed_es(curves["rv"]) if "rv" in curves else (None, None)
     phase_opts = {k: options[k] for k in ("slice_positions_mm", "aha_method", "interpolate_missing", "basal_rule") if k in options}
     ed = measure_phase(arr[ed_f], aff, lmap, **phase_opts, base_end=base)
-    es = measure_phase(arr[es_f], aff, lmap, **phase_opts, base_end=base)
-    _zero_where_labelled_elsewhere(ed, es)
-    rv = (curves["rv"][rv_ed], curves["rv"][rv_es]) if rv_ed is not None else (math.nan, math.nan)
+    single = int(np.isfinite(curves["lv"]).sum()) == 1  # one labelled frame: it is ED or ES, not both
+    if single:
+        es_f = rv_es = None
+        es = {**measure_phase(np.zeros_like(arr[ed_f]), aff, lmap, **phase_opts, base_end=base), "flags": []}
+    else:
+        es = measure_phase(arr[es_f], aff, lmap, **phase_opts, base_end=base)
+        _zero_where_labelled_elsewhere(ed, es)
+    rv = (curves["rv"][rv_ed], curves["rv"][rv_es] if rv_es is not None else math.nan) if rv_ed is not None else (math.nan, math.nan)
     combine_opts = {k: v for k, v in options.items() if k not in phase_opts}
     out = combine_ed_es(ed, es, rv, **combine_opts)
     out["flags"] = [dict(f, frame=ed_f) if f.get("phase") == "ed" else dict(f, frame=es_f) if f.get("phase") == "es" else f
                     for f in out["flags"]] + flags
+    if single:
+        for f in out["flags"]:
+            if f["code"] == "ef_undefined":
+                f["message"] = f"{f['structure'].upper()} EF is undefined: only frame {ed_f} is labelled (label ED and ES, or the whole cine)"
     out.update({"ed_frame": ed_f, "es_frame": es_f, "rv_ed_frame": rv_ed, "rv_es_frame": rv_es,
                 "volume_curve_ml": {k: [None if not np.isfinite(v) else float(v) for v in c] for k, c in curves.items()},
                 "frame_times_s": None if times is None else [float(t) for t in np.asarray(times).reshape(-1)]})

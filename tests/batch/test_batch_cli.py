@@ -154,6 +154,10 @@ def test_resume_redoes_only_missing_or_broken(studies, sequential, tmp_path):
     assert {r["status"] for r in _summary(out).values()} == {"skipped"}
     assert _batch(studies, out, "--resume", "--key-slice") == 0
     assert {r["reason"] for r in _summary(out).values()} == {"redone: settings changed"}
+    # so does --min-confidence: outputs written without it are not what it asks for
+    assert _batch(studies, out, "--resume", "--key-slice", "--min-confidence", "1.0") == 0
+    assert json.loads((out / "summary.json").read_text())["n_handed_over"] == len(CASES)
+    assert not list(out.glob("c*.nii.gz")) and not list(out.glob("c*.json"))  # no earlier labels left to look final
 
 
 @pytest.mark.parametrize("where", ["under_a_file", "is_a_file"])

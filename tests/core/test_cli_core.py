@@ -69,6 +69,9 @@ def test_segment_prompts_from_key_slice_writes_labels_and_provenance(study, tmp_
     assert side["label_map"] == {"lv": 1, "myo": 2, "rv": 3}
     assert len(prov["input_sha256"]) == 64 and prov["model_id"] == "default" and prov["actions"]
     assert set(prov["confidence"]["volume"]) == {"lv", "myo", "rv"} and "needs_review" in prov
+    # absolute paths: `measure --plots` finds the image from any folder
+    assert prov["input"] == str((study / "img.nii.gz").resolve()) and prov["reference"] == str((study / "gt.nii.gz").resolve())
+    assert len(prov["reference_sha256"]) == 64 and prov["key_slice"] is True
 
 
 def test_segment_says_which_slices_the_rv_end_check_removed(study, tmp_path, capsys, monkeypatch, end_check_weights):
@@ -136,7 +139,7 @@ def test_segment_names_a_structure_it_was_asked_for_and_did_not_find(study, tmp_
 
 
 @pytest.mark.parametrize("case", ["missing", "zero_bytes", "random_dcm", "truncated", "empty_dir", "nan", "blank", "prompt_outside", "absent_label", "bad_map", "both_prompts", "axes_mixed_up", "box_of_three",
-                                  "prompt_format", "unknown_structure"])
+                                  "prompt_format", "unknown_structure", "map_misses_a_value", "labels_as_image"])
 def test_segment_bad_input_one_line_no_output(case, study, tmp_path, capsys):
     img, out = str(study / "img.nii.gz"), tmp_path / "out" / "seg.nii.gz"
     extra = ["--prompts-from", str(study / "gt.nii.gz"), "--label-map", "lv=1"]
@@ -181,10 +184,16 @@ def test_segment_bad_input_one_line_no_output(case, study, tmp_path, capsys):
         extra = ["--prompts", str(tmp_path / "p.json")]
     elif case == "unknown_structure":
         extra = ["--auto", "--structures", "lv,lvot"]
+    elif case == "map_misses_a_value":  # a typo: the RV (3) would be left out without a word
+        extra = ["--prompts-from", str(study / "gt.nii.gz"), "--label-map", "lv=1,myo=2,rv=4"]
+    elif case == "labels_as_image":  # labels medseg wrote, given where the image goes
+        img, extra = str(study / "gt.nii.gz"), ["--auto"]
     rc = run_cli(["segment", img, "-o", str(out), *extra])
     err = capsys.readouterr().err.strip()
     expected = {"axes_mixed_up": "too small to hold a heart", "box_of_three": "'box' must be [y0, x0, y1, x1]",
-                "prompt_format": "'medseg-prompts/2' is not one this medseg reads", "unknown_structure": "unknown structure 'lvot'"}
+                "prompt_format": "'medseg-prompts/2' is not one this medseg reads", "unknown_structure": "unknown structure 'lvot'",
+                "map_misses_a_value": "names rv=4, but the reference labels gt.nii.gz hold no such value; they hold 1, 2, 3, of which 3",
+                "labels_as_image": "is a label file medseg wrote"}
     assert expected.get(case, "") in err
     assert rc != 0
     assert err.startswith("error:") and "Traceback" not in err and len(err.splitlines()) <= 2

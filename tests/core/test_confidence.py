@@ -110,5 +110,11 @@ def test_review_summary_says_what_to_look_at():
              *measurement_flags({"lv_mass_g": 500.0, "flags": [{"code": "incomplete_coverage"}]})]
     assert review_summary(flags) == "low confidence: rv (2 slices), myo (0.84); lv_mass_implausible"
     assert review_summary([]) == ""
+    # a confidence two decimals would print as its threshold gets three, in the flag and the line
+    from medseg.confidence import below
+
+    assert (below(0.9157, 0.92), below(0.87, 0.92)) == ("0.916 < 0.920", "0.87 < 0.92")
+    close = [{"code": "needs_review", "level": "volume", "structure": "rv", "confidence": 0.9157, "threshold": 0.92}]
+    assert review_summary(close) == "low confidence: rv (0.916)"
     clip = [{"code": "needs_review", "level": "slice", "structure": "myo", "frame": t, "slice": 0, "confidence": 0.2} for t in (0, 21)]
     assert review_summary(clip) == "low confidence: myo (2 frames)"  # one slice over the cycle: frames

@@ -62,7 +62,7 @@ def test_ed_es_with_csv_plots_and_image(files, tmp_path):
     out, table, plots = tmp_path / "r.json", tmp_path / "r.csv", tmp_path / "plots"
     argv = ["measure", "--ed", files["ed"], "--es", files["es"], "--label-map", ACDC_MAP, "-o", str(out),
             "--height-cm", "180", "--weight-kg", "80", "--heart-rate", "65", "--bsa-method", "dubois",
-            "--csv", str(table), "--plots", str(plots), "--image", files["image"]]
+            "--csv", str(table), "--plots", str(plots), "--image", files["image"], "--image", files["image"]]
     assert run_cli(argv) == 0
     rep = json.loads(out.read_text())
     for key in ("lv", "rv", "bsa_m2", "indexed", "co_l_min"):
@@ -334,3 +334,22 @@ def test_labels_of_a_dicom_cine_keep_its_heart_rate_for_cardiac_output(tmp_path,
         assert rep["co_l_min"] is None and rep["heart_rate_bpm"] is None
     else:
         assert rep["heart_rate_bpm"] == pytest.approx(heart_rate) and rep["co_l_min"] == pytest.approx(rep["lv"]["sv_ml"] * heart_rate / 1000)
+
+
+def test_a_cine_labelled_on_one_frame_prints_no_ef(files, tmp_path, capsys):
+    cine = np.asarray(nib.load(files["cine"]).dataobj).T.copy()
+    cine[[0, 1, 3, 4, 5]] = 0
+    src, out, plots = _save(tmp_path / "one_frame.nii.gz", cine), tmp_path / "r.json", tmp_path / "plots"
+    assert run_cli(["measure", src, "--label-map", ACDC_MAP, "-o", str(out), "--plots", str(plots)]) == 0
+    rep = json.loads(out.read_text())
+    assert (rep["ed_frame"], rep["es_frame"]) == (2, None)
+    assert "ESV n/a, EF n/a" in capsys.readouterr().out
+    assert (plots / "overlay.png").exists() and (plots / "volume_curve.png").exists() and not (plots / "thickening.png").exists()
+
+
+def test_one_image_for_ed_and_es_is_refused_before_any_output(files, tmp_path, capsys):
+    out, plots = tmp_path / "r.json", tmp_path / "plots"
+    argv = ["measure", "--ed", files["ed"], "--es", files["es"], "--label-map", ACDC_MAP, "-o", str(out), "--plots", str(plots), "--image", files["image"]]
+    assert run_cli(argv) != 0
+    assert "1 --image file(s) for 2 phases" in capsys.readouterr().err
+    assert not out.exists() and not plots.exists()

@@ -9,6 +9,7 @@ import pytest
 from measure_phantoms import LVPhantom, centred_affine, rasterise
 
 from medseg.errors import GeometryError, LabelMapError
+from medseg.labels import LabelMap
 from medseg.measure.geometry import MeasurementError
 from medseg.measure.report import measure_cine, measure_ed_es, measure_phase
 
@@ -218,3 +219,26 @@ def test_ed_and_es_swapped_is_flagged_once(lv_labels):
     assert not _codes(swapped, "lvef_low")
     right = measure_ed_es(lv_labels, small, AFF, LMAP)
     assert 20 < right["lv"]["ef_pct"] < 80 and not _codes(right, "esv_exceeds_edv")
+
+
+def test_cine_with_one_labelled_frame_has_no_ef():
+    """A cine prompted on one frame holds one phase: its EF is undefined, not 0 % (ED = ES)."""
+    cine = _cine()
+    cine[[t for t in range(cine.shape[0]) if t != 3]] = 0
+    rep = measure_cine(cine, AFF, LMAP, heart_rate=60)
+    assert (rep["ed_frame"], rep["es_frame"]) == (3, None)
+    assert rep["lv"]["edv_ml"] == pytest.approx(rep["volume_curve_ml"]["lv"][3])
+    assert all(math.isnan(rep["lv"][k]) for k in ("esv_ml", "sv_ml", "ef_pct")) and math.isnan(rep["co_l_min"])
+    undefined = _codes(rep, "ef_undefined")
+    assert {f["structure"] for f in undefined} == {"lv", "rv"} and "only frame 3 is labelled" in undefined[0]["message"]
+    assert not {"lvef_low", "esv_exceeds_edv"} & {f["code"] for f in rep["flags"]}
+    assert math.isnan(rep["wall_thickening_pct"]["global"])
+
+
+def test_review_of_a_cine_labelled_on_one_frame_measures_that_phase():
+    from medseg.review import review_segmentation
+
+    cine = _cine()
+    cine[[t for t in range(cine.shape[0]) if t != 3]] = 0
+    codes = {f["code"] for f in review_segmentation(cine, AFF, LabelMap.parse(LMAP))["flags"]}
+    assert not {"ef_implausible", "ef_undefined", "measurement_failed"} & codes
