@@ -125,6 +125,9 @@ def check_not_inputs(outputs: dict[str, Any], inputs: dict[str, Any]) -> None:
         for src, inp in ins:
             if _same_file(out, inp):
                 raise ImageWriteError(f"{out}: the {what} would replace the {src} ({inp}); choose another name")
+            if inp.is_dir() and _inside(out, inp):  # a DICOM folder: a file there becomes part of the study
+                raise ImageWriteError(f"{out}: the {what} would be written into the {src} folder {inp} (and read back as part of it); "
+                                      "write it outside that folder")
         for other, out2 in outs[i + 1:]:
             if _same_file(out, out2):
                 raise ImageWriteError(f"{out} is both the {what} and the {other}; choose different names")
@@ -132,6 +135,14 @@ def check_not_inputs(outputs: dict[str, Any], inputs: dict[str, Any]) -> None:
             raise ImageWriteError(f"{out} is a folder; the {what} is a file: give a file name")
     for folder in dict.fromkeys(out.parent for _, out in outs):
         check_writable_folder(folder)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
 
 
 def check_writable_folder(folder: str | os.PathLike) -> None:

@@ -79,6 +79,12 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
     if result.handed_over and not (result.labels > 0).any():
         console.print(f"handed over for manual review: every structure is below --min-confidence {min_confidence} ({', '.join(result.handed_over)}); nothing written (exit code 3)", markup=False)
         raise typer.Exit(3)
+    if not (result.labels > 0).any():  # an empty label file would look like a result
+        from ..segment import asked_structures
+
+        asked = sorted(asked_structures(vol, prompt_set, auto, auto_structs))
+        raise MedsegError(f"no structure found{' (' + ', '.join(asked) + ')' if asked else ''} in {image}: nothing written "
+                          "(is the heart in this image? prompts on it find what zero-click misses)")
     source = ({"prompts_file": str(Path(prompts).resolve()), "prompts_sha256": sha256_path(prompts)} if prompts else
               {"reference": str(Path(prompts_from).resolve()), "reference_sha256": sha256_path(prompts_from), "key_slice": key_slice} if prompts_from else {})
     prov = {**result.provenance, "input": str(Path(image).resolve()), "input_sha256": sha256_path(image), **source, "scores": result.scores, "seconds": round(result.seconds, 3), "command": "segment", **({"series": series} if series else {}),
@@ -90,8 +96,8 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
 
     asked = asked_structures(vol, prompt_set, auto, auto_structs)
     absent = [n for n, c in counts.items() if not c and n in asked and n not in result.handed_over]
-    console.print(f"wrote {', '.join(str(p) for p in written)} ({found or 'no structure found'}"
-                  f"{'; not found: ' + ', '.join(absent) if found and absent else ''}; {result.seconds:.1f} s)", markup=False)
+    console.print(f"wrote {', '.join(str(p) for p in written)} ({found}"
+                  f"{'; not found: ' + ', '.join(absent) if absent else ''}; {result.seconds:.1f} s)", markup=False)
     from ..session import removed_text
 
     removed = removed_text([r for a in prov.get("actions", []) for r in a.get("removed", [])])

@@ -35,13 +35,17 @@ from pydicom.dataset import Dataset
 from ..errors import GeometryError, ImageReadError, MixedSeriesError
 from .dicom_frames import (
     FrameInfo,
+    broken_image_error,
     frames_from_classic,
     frames_from_enhanced,
+    image_headers,
+    is_broken_image,
     is_enhanced,
     is_image,
     n_frames,
     read_header,
     require_geometry,
+    unique_instances,
 )
 from .geometry import ORIENTATION_ATOL, affine_from_dicom, dicom_directions
 from .volume import Volume
@@ -96,7 +100,7 @@ def _folder_headers(folder: Path) -> list[tuple[Path, Dataset]]:
     if not entries:
         raise ImageReadError(f"folder is empty: {folder}")
     files = sorted(p for p in entries if p.is_file() and not p.name.startswith("."))
-    headers = [(p, ds) for p in files if (ds := read_header(p, strict=False)) is not None and is_image(ds)]
+    headers = image_headers(files)
     if headers:
         return headers
     from .readers import EXTENSIONS
@@ -129,6 +133,8 @@ def _subfolder_headers(folder: Path) -> list[tuple[Path, Any]]:
         for d in subs:
             for p in sorted(q for q in d.iterdir() if q.is_file() and not q.name.startswith(".") and q.name.upper() != "DICOMDIR"):
                 ds = read_header(p, strict=False)
+                if ds is not None and is_broken_image(ds):
+                    raise broken_image_error(p, ds)
                 if ds is not None and is_image(ds):
                     uid = str(ds.get("StudyInstanceUID", ""))
                     if study is not None and uid != study:
@@ -136,7 +142,7 @@ def _subfolder_headers(folder: Path) -> list[tuple[Path, Any]]:
                     study = uid
                     out.append((p, ds))
         level = subs
-    return out
+    return unique_instances(out)
 
 
 def series_matches(ds: Dataset, selector: str) -> bool:
@@ -226,6 +232,8 @@ def read_dicom_file(path: Path) -> Volume:
     """Read one DICOM file: a single image, an enhanced multi-frame stack/cine, or a legacy
     multi-frame clip (frames = time, e.g. ultrasound)."""
     ds = read_header(path, strict=True)
+    if ds is not None and is_broken_image(ds):
+        raise broken_image_error(path, ds)
     if ds is None or not is_image(ds):
         sop = ds.get("SOPClassUID", "?") if ds is not None else "?"
         raise ImageReadError(f"{path}: DICOM file holds no image (SOP class {sop})")

@@ -72,6 +72,59 @@ def is_image(ds: Dataset) -> bool:
     return "Rows" in ds and "Columns" in ds and ds.get("Modality", "") != "SEG"
 
 
+def is_broken_image(ds: Dataset) -> bool:
+    """An image's header without its image: an image storage SOP class (MR Image Storage...)
+    but no Rows/Columns, as pydicom reads a file cut short (a truncated copy)."""
+    from pydicom.uid import UID
+
+    sop = ds.get("SOPClassUID")
+    try:
+        name = UID(str(sop)).name if sop else ""
+    except Exception:  # an unreadable UID value is no evidence either way
+        return False
+    return "Image Storage" in name and not is_image(ds) and ds.get("Modality", "") != "SEG"
+
+
+def unique_instances(headers: list[tuple[Any, Dataset]]) -> list[tuple[Any, Dataset]]:
+    """``headers`` with each SOPInstanceUID once (the first file): a study copied twice into one
+    folder is that study, not a cine of identical frames."""
+    seen: set[str] = set()
+    out = []
+    for p, ds in headers:
+        uid = str(ds.get("SOPInstanceUID", "") or "") if ds is not None else ""
+        if uid and uid in seen:
+            continue
+        seen.add(uid)
+        out.append((p, ds))
+    return out
+
+
+def broken_image_error(path: Any, ds: Dataset) -> ImageReadError:
+    from pydicom.uid import UID
+
+    return ImageReadError(f"{path}: truncated or corrupt DICOM file (a {UID(str(ds.SOPClassUID)).name} header without its image "
+                          "attributes); copy it again from the source")
+
+
+def image_headers(paths: list[Path]) -> list[tuple[Path, Dataset]]:
+    """The image headers among ``paths``, each SOP instance once (:func:`unique_instances`).
+
+    Raises:
+        ImageReadError: a file is an image cut short (:func:`is_broken_image`): leaving it out
+            would lose a slice or a frame without a word.
+    """
+    out = []
+    for p in paths:
+        ds = read_header(p, strict=False)
+        if ds is None:
+            continue
+        if is_broken_image(ds):
+            raise broken_image_error(p, ds)
+        if is_image(ds):
+            out.append((p, ds))
+    return unique_instances(out)
+
+
 def n_frames(ds: Dataset) -> int:
     try:
         return int(ds.get("NumberOfFrames", 1) or 1)

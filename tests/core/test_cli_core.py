@@ -139,7 +139,7 @@ def test_segment_names_a_structure_it_was_asked_for_and_did_not_find(study, tmp_
 
 
 @pytest.mark.parametrize("case", ["missing", "zero_bytes", "random_dcm", "truncated", "empty_dir", "nan", "blank", "prompt_outside", "absent_label", "bad_map", "both_prompts", "axes_mixed_up", "box_of_three",
-                                  "prompt_format", "unknown_structure", "map_misses_a_value", "labels_as_image"])
+                                  "prompt_format", "unknown_structure", "map_misses_a_value", "labels_as_image", "no_heart", "into_the_dicom_folder"])
 def test_segment_bad_input_one_line_no_output(case, study, tmp_path, capsys):
     img, out = str(study / "img.nii.gz"), tmp_path / "out" / "seg.nii.gz"
     extra = ["--prompts-from", str(study / "gt.nii.gz"), "--label-map", "lv=1"]
@@ -188,12 +188,19 @@ def test_segment_bad_input_one_line_no_output(case, study, tmp_path, capsys):
         extra = ["--prompts-from", str(study / "gt.nii.gz"), "--label-map", "lv=1,myo=2,rv=4"]
     elif case == "labels_as_image":  # labels medseg wrote, given where the image goes
         img, extra = str(study / "gt.nii.gz"), ["--auto"]
+    elif case == "no_heart":  # zero-click finds nothing: an empty label file would look like a result
+        nib.save(nib.Nifti1Image(np.random.default_rng(1).random((64, 64, 2)).astype(np.float32), np.diag([1.5, 1.5, 8.0, 1.0])), str(tmp_path / "noise.nii.gz"))
+        img, extra = str(tmp_path / "noise.nii.gz"), ["--auto"]
+    elif case == "into_the_dicom_folder":  # a file written there would be read back as part of the study
+        (tmp_path / "dcm").mkdir()
+        img, out, extra = str(tmp_path / "dcm"), tmp_path / "dcm" / "seg.nii.gz", ["--auto"]
     rc = run_cli(["segment", img, "-o", str(out), *extra])
     err = capsys.readouterr().err.strip()
     expected = {"axes_mixed_up": "too small to hold a heart", "box_of_three": "'box' must be [y0, x0, y1, x1]",
                 "prompt_format": "'medseg-prompts/2' is not one this medseg reads", "unknown_structure": "unknown structure 'lvot'",
                 "map_misses_a_value": "names rv=4, but the reference labels gt.nii.gz hold no such value; they hold 1, 2, 3, of which 3",
-                "labels_as_image": "is a label file medseg wrote"}
+                "labels_as_image": "is a label file medseg wrote", "no_heart": "no structure found (lv, myo, rv) in",
+                "into_the_dicom_folder": "would be written into the image folder"}
     assert expected.get(case, "") in err
     assert rc != 0
     assert err.startswith("error:") and "Traceback" not in err and len(err.splitlines()) <= 2

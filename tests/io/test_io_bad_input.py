@@ -104,6 +104,15 @@ def _truncated_dicom(tmp: Path) -> Path:
     return tmp / "cut.dcm"
 
 
+def _truncated_dicom_in_a_folder(tmp: Path) -> Path:
+    """A copy cut short inside the header: pydicom reads the header up to there (no Rows), and
+    the folder would lose a slice without a word."""
+    write_cine_series(tmp / "s", n_slices=4, n_phases=1)
+    cut = sorted((tmp / "s").iterdir())[2]
+    cut.write_bytes(cut.read_bytes()[:600])
+    return tmp / "s"
+
+
 def _dicom_without_spacing(tmp: Path) -> Path:
     write_cine_series(tmp / "s", n_slices=1, n_phases=1)
     (src,) = list((tmp / "s").iterdir())
@@ -127,6 +136,7 @@ CASES = [
     ("random .dcm", _random("r.dcm"), ImageReadError, "not a DICOM file"),
     ("truncated .dcm", _truncated_dicom, ImageReadError, "cannot decode pixels"),
     ("DICOM without PixelSpacing", _dicom_without_spacing, GeometryError, "missing spacing"),
+    ("DICOM folder with a file cut short", _truncated_dicom_in_a_folder, ImageReadError, "truncated or corrupt DICOM file .*MR Image Storage"),
     ("random .nii", _random("r.nii"), ImageReadError, "cannot read NIfTI"),
     ("random .png", _random("r.png"), ImageReadError, "cannot read image"),
     ("random .mha", _random("r.mha"), ImageReadError, "SimpleITK could not read"),
@@ -155,3 +165,14 @@ def test_bad_input(tmp_path, make, error, match):
     message = str(info.value)
     assert "\n" not in message and len(message) < 400
     assert str(path) in message or path.name in message
+
+
+def test_a_study_copied_twice_into_one_folder_is_that_study(tmp_path):
+    """The same SOP instances under other names are read once, not as a second frame."""
+    series = write_cine_series(tmp_path / "s", n_slices=3, n_phases=2)
+    once = read_volume(series.folder)
+    for f in sorted(series.folder.iterdir()):
+        (series.folder / f"copy_{f.name}").write_bytes(f.read_bytes())
+    twice = read_volume(series.folder)
+    assert twice.shape == once.shape == (2, 3, 12, 10)
+    assert np.array_equal(twice.array, once.array)
