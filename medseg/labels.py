@@ -161,6 +161,8 @@ def _as_int(name: str, value: object) -> int:
         raise LabelMapError(f"label value for {name!r} must be an integer, got {value!r}") from None
     if not f.is_integer():
         raise LabelMapError(f"label value for {name!r} must be an integer, got {value!r}")
+    if f > 65535:  # labels are written as uint8 or uint16
+        raise LabelMapError(f"label value for {name!r} must be at most 65535, got {value!r}")
     return int(f)
 
 

@@ -61,6 +61,8 @@ def parse_prompts(obj: dict[str, Any], source: str = "prompts") -> PromptSet:
                 raise PromptError(f"{source}: prompt #{i}: {e}") from None
             raise PromptError(f"{source}: prompt #{i} is malformed ({type(e).__name__}: {e})") from None
         out.append(sp)
+        if not isinstance(p.get("propagate", False), bool):
+            raise PromptError(f"{source}: prompt #{i}: 'propagate' must be true or false, got {p['propagate']!r}")
         if p.get("propagate"):
             prop.add(i)
     if not out:
@@ -72,15 +74,40 @@ def parse_prompts(obj: dict[str, Any], source: str = "prompts") -> PromptSet:
 def load_prompts_file(path: str | Path, case: str | None = None) -> PromptSet:
     """Read a prompts file; with ``case``, take that case's entry of a multi-case file."""
     path = Path(path)
+    return _entry(_read_json(path), path, case)
+
+
+def check_prompts_file(path: str | Path) -> None:
+    """Check a whole prompts file (every case of a multi-case file) once, before a batch
+    starts: the PromptError :func:`load_prompts_file` would give a case, not one per case."""
+    path = Path(path)
+    obj = _read_json(path)
+    cases = obj.get("cases") if isinstance(obj, dict) else None
+    if isinstance(cases, dict) and not cases:
+        raise PromptError(f"{path}: 'cases' is empty")
+    for case in cases if isinstance(cases, dict) else [None]:
+        _entry(obj, path, case)
+
+
+def _read_json(path: Path) -> Any:
     if not path.is_file():
         raise PromptError(f"prompts file not found: {path}")
     try:
-        obj = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise PromptError(f"{path}: not valid JSON ({getattr(e, 'msg', e)})") from None
+    except RecursionError:
+        raise PromptError(f"{path}: not a prompts file (JSON nested too deep)") from None
+
+
+def _entry(obj: Any, path: Path, case: str | None) -> PromptSet:
+    """The prompts of ``obj`` (a prompts file's JSON), or of its entry for ``case``."""
     if isinstance(obj, dict) and "cases" in obj:
+        if not isinstance(obj["cases"], dict):
+            raise PromptError(f"{path}: 'cases' must be an object of case id -> {{\"prompts\": [...]}}, got {type(obj['cases']).__name__}")
         if case is None:
-            raise PromptError(f"{path} holds several cases; name one (batch does this per case)")
+            raise PromptError(f"{path} holds several cases (for medseg batch, which takes each case's entry); "
+                              "for one study give a file with its own 'prompts' list")
         if case not in obj["cases"]:
             raise PromptError(f"{path}: no prompts for case {case!r}")
         entry = obj["cases"][case]
@@ -153,14 +180,17 @@ def study_prompts(vol, prompts: str | Path | None, prompts_from: str | Path | No
 
 
 def _check_reference_values(ref: np.ndarray, label_map: LabelMap, name: str) -> None:
-    """Refuse a label map that does not fit the reference: it names a value the reference does
-    not hold while the reference holds values the map names nowhere (a typo, or another data
-    set's convention). A map naming fewer structures than the reference holds is fine (segment
-    those only), and so is a structure simply absent from this reference."""
+    """Refuse a label map that names a value the reference does not hold (a typo, another data
+    set's convention, or a structure this reference lacks: nothing to prompt it from), saying
+    which of the reference's values no structure of the map names. A map naming fewer
+    structures than the reference holds is fine: those are segmented."""
     held = {int(v) for v in np.unique(ref)} - {0}
     missing = {n: v for n, v in label_map.values.items() if v not in held}
+    if not missing:
+        return
     unnamed = sorted(held - set(label_map.values.values()))
-    if missing and unnamed:
-        names = ", ".join(f"{n}={v}" for n, v in missing.items())
-        raise LabelMapError(f"--label-map names {names}, but the reference labels {name} hold no such value; they hold "
-                            f"{', '.join(map(str, sorted(held)))}, of which {', '.join(map(str, unnamed))} no structure of the map names: is the map right?")
+    names = ", ".join(f"{n}={v}" for n, v in missing.items())
+    hint = (f", of which {', '.join(map(str, unnamed))} no structure of the map names: is the map right?" if unnamed
+            else f": leave {'it' if len(missing) == 1 else 'them'} out of the map")
+    raise LabelMapError(f"--label-map names {names}, but the reference labels {name} hold no such value; they hold "
+                        f"{', '.join(map(str, sorted(held))) or 'no label at all'}{hint}")

@@ -469,7 +469,15 @@ def prompt_from_json(d: dict[str, Any]) -> SlicePrompt:
         raise PromptError(f"'box' must be [y0, x0, y1, x1], got {d['box']!r}")
     pts = tuple(Point(float(y), float(x), True) for y, x in d.get("points") or []) + tuple(Point(float(y), float(x), False) for y, x in d.get("negative_points") or [])
     box = Box(*[float(v) for v in d["box"]]) if d.get("box") is not None else None
-    return SlicePrompt(str(d["structure"]), int(d.get("frame", 0)), int(d.get("slice", 0)), box=box, points=pts)
+    return SlicePrompt(str(d["structure"]), _index(d, "frame"), _index(d, "slice"), box=box, points=pts)
+
+
+def _index(d: dict[str, Any], key: str) -> int:
+    """A prompt's frame or slice: a whole number >= 0 (0.5 or 1e999 is a mistake, not 0)."""
+    v = d.get(key, 0)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v != int(v) or v < 0:
+        raise PromptError(f"'{key}' must be a whole number >= 0, got {v!r}")
+    return int(v)
 
 
 def _paste(logits: np.ndarray, roi, shape_yx) -> np.ndarray:

@@ -16,6 +16,8 @@ from typing import Any
 
 from ..errors import MedsegError, PromptError
 
+#: Case ids whose sidecar (<case>.json) would be one of the batch's own files in OUT_DIR.
+RESERVED_CASE_IDS = ("summary",)
 REFERENCE_SUFFIXES = ("_gt", "_labels", "_label", "_seg", "_segmentation", "_mask", "_manual")
 OUTPUT_ENDING = ".nii.gz"
 Result = dict[str, Any]
@@ -138,6 +140,8 @@ def discover_cases(input_dir: str | os.PathLike, prompts_from: str | os.PathLike
         if counts[cid] > 1:
             names = ", ".join(str(q.relative_to(root)) for c, _, q in found if c == cid)
             err = f"case id {cid!r} is shared by {names}: rename one"
+        elif cid in RESERVED_CASE_IDS:
+            err = f"case id {cid!r} ({p.relative_to(root)}) would write {cid}.json, the batch's own {cid} file: rename it"
         elif ref_dir is not None:
             try:
                 ref = find_reference(name, p.parent, p) if beside else find_reference(cid, ref_dir, p)

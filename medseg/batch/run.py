@@ -71,6 +71,8 @@ def output_problem(case: CaseSpec, options: BatchOptions) -> str | None:
         prov = json.loads(side.read_text()).get("provenance", {})
     except (OSError, ValueError, AttributeError):
         return "sidecar unreadable"
+    if not isinstance(prov, dict):
+        return "sidecar unreadable"
     if prov.get("command") != "batch" or prov.get("input_sha256") != sha256_path(case.input):
         return "input changed"
     if prov.get("batch_signature") != options.signature(_ref_sha(case)):
@@ -133,13 +135,17 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
     for pattern in (f".{case.case}.*.tmp*", f".{case.case}_review.png.*.tmp*"):
         for stale in out.parent.glob(pattern):
             stale.unlink(missing_ok=True)
-    if options.dicom_seg:  # before the NIfTI and its sidecar, which record the SEG files and mark the case complete
-        prov["dicom_seg"] = _write_dicom_seg(result, vol, dicom_seg_dir(options.out_dir, case.case), case.case, prov)
-    write_labels(result.labels, vol, out, result.label_map, provenance=prov)
-    if options.review_png:
-        from ..review import review_png
+    try:
+        if options.dicom_seg:  # before the NIfTI and its sidecar, which record the SEG files and mark the case complete
+            prov["dicom_seg"] = _write_dicom_seg(result, vol, dicom_seg_dir(options.out_dir, case.case), case.case, prov)
+        write_labels(result.labels, vol, out, result.label_map, provenance=prov)
+        if options.review_png:
+            from ..review import review_png
 
-        review_png(vol, result.labels, result.label_map, prov, review_png_path(options.out_dir, case.case), title=case.case)
+            review_png(vol, result.labels, result.label_map, prov, review_png_path(options.out_dir, case.case), title=case.case)
+    except BaseException:
+        _remove_outputs(options, case.case, out)  # a failed case leaves no part of its outputs
+        raise
 
 
 def _remove_outputs(options: BatchOptions, case_id: str, out: Path) -> None:

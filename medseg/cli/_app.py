@@ -61,6 +61,9 @@ def run_cli(argv: list[str] | None = None) -> int:
             return int(e.exit_code)  # type: ignore[attr-defined]
         if os.environ.get("MEDSEG_DEBUG"):
             raise
+        if isinstance(e, OSError) and e.filename and e.strerror:  # a full disk, a file too large, permissions
+            console.print(f"[bold red]error:[/] cannot write or read {escape(str(e.filename))}: {escape(e.strerror)}", highlight=False, soft_wrap=True)
+            return 1
         console.print(
             f"[bold red]error:[/] unexpected {type(e).__name__}: {escape(_one_line(e))} "
             "(set MEDSEG_DEBUG=1 for a traceback)",

@@ -64,8 +64,12 @@ def batch_command(
     structures = ",".join(o.parse_structures(structures, auto) or ()) or None
     if label_map:
         LabelMap.parse(label_map)  # a malformed map fails here, once
-    if prompts is not None and not prompts.is_file():
-        raise PromptError(f"prompts file not found: {prompts}")
+    if prompts is not None:
+        from ..prompt_file import check_prompts_file
+
+        check_prompts_file(prompts)  # a malformed file fails here, once, not in every case
+    if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
+        raise PromptError(f"--min-confidence must be in [0, 1], got {min_confidence}")
     cases = discover_cases(input_dir, prompts_from, exclude=[out_dir], series=series)
     if not cases:
         raise MedsegError(f"no cases in {input_dir}: expected image files (.nii.gz, .mha, .nrrd, .png, .avi, .mp4, .dcm, ...) or DICOM sub-folders")

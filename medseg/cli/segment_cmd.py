@@ -89,7 +89,16 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
               {"reference": str(Path(prompts_from).resolve()), "reference_sha256": sha256_path(prompts_from), "key_slice": key_slice} if prompts_from else {})
     prov = {**result.provenance, "input": str(Path(image).resolve()), "input_sha256": sha256_path(image), **source, "scores": result.scores, "seconds": round(result.seconds, 3), "command": "segment", **({"series": series} if series else {}),
             **modality_facts(vol)}
-    written = write_labels(result.labels, vol, out, result.label_map, provenance=prov)
+    if review_png is not None:  # first: a sheet that cannot be written leaves no labels behind
+        from ..review import review_png as write_review_png
+
+        write_review_png(vol, result.labels, result.label_map, prov, review_png, title=Path(image).name)
+    try:
+        written = write_labels(result.labels, vol, out, result.label_map, provenance=prov)
+    except BaseException:
+        if review_png is not None:
+            review_png.unlink(missing_ok=True)
+        raise
     counts = {n: int((result.labels == v).sum()) for n, v in result.label_map.values.items()}
     found = ", ".join(f"{n}: {c} voxels" for n, c in counts.items() if c)
     from ..segment import asked_structures
@@ -106,9 +115,6 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
     for pr in (p for a in prov.get("actions", []) for p in a.get("probed", [])):
         console.print(f"zero-click: {pr['structure'].upper()} not found by its prompt on frame {pr['frame']}; found by clicks beside the myocardium on slices {', '.join(map(str, pr['slices']))} (check it)", markup=False)
     if review_png is not None:
-        from ..review import review_png as write_review_png
-
-        write_review_png(vol, result.labels, result.label_map, prov, review_png, title=Path(image).name)
         console.print(f"review sheet: {review_png}", markup=False)
     if result.confidence is not None:
         from rich.markup import escape

@@ -329,7 +329,7 @@ def _slice_step(grid: list[list[FrameInfo]]) -> np.ndarray:
     dev = np.linalg.norm(ipps - (ipps[0] + np.arange(n)[:, None] * step), axis=1).max()
     if dev > max(POSITION_TOL_MM, 0.02 * np.linalg.norm(step)):
         gaps = np.round(np.diff(ipps @ normal), 3)
-        raise GeometryError(f"slices are not evenly spaced along the normal (gaps {list(gaps)} mm); a slice may be missing")
+        raise GeometryError(f"slices are not evenly spaced along the normal (gaps {', '.join(f'{g:g}' for g in gaps)} mm); a slice may be missing")
     return step
 
 

@@ -8,6 +8,9 @@ formats, does not give ``frame_times_s``. Vector (RGB) pixels are converted to l
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +24,39 @@ from .volume import Volume
 _MODALITY_KEYS = {"MET_MOD_MR": "MR", "MET_MOD_CT": "CT", "MET_MOD_US": "US", "MR": "MR", "CT": "CT", "US": "US"}
 
 
+@contextlib.contextmanager
+def _native_stderr() -> Iterator[Callable[[], str]]:
+    """Catch what native code writes to file descriptor 2 inside the block (instead of the
+    user's terminal); yields a function returning it."""
+    import sys
+    import tempfile
+
+    text: list[str] = []
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (an embedding host): nothing to catch
+        yield lambda: ""
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield lambda: "".join(text)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            text.append(tmp.read().decode(errors="replace"))
+
+
 def read_itk(path: Path) -> Volume:
     """Read a 2-, 3- or 4-D MHA/MHD/NRRD image into a :class:`Volume` (native dtype kept)."""
     try:
-        img = sitk.ReadImage(str(path))
+        with _native_stderr() as said:  # MetaIO writes its own complaints straight to stderr
+            img = sitk.ReadImage(str(path))
     except Exception as e:  # SimpleITK raises RuntimeError with a multi-line ITK trace
-        raise ImageReadError(f"cannot read {path}: SimpleITK could not read it as an image ({_first_line(e)})") from None
+        why = "the file is truncated" if "not read completely" in said() else _first_line(e)
+        raise ImageReadError(f"cannot read {path}: SimpleITK could not read it as an image ({why})") from None
     dim = img.GetDimension()
     if dim not in (2, 3, 4):
         raise ImageReadError(f"{path}: {dim}-D image is not supported (2-D, 3-D or 3-D + time)")

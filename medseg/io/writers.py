@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .._files import _jsonable, write_json_atomic
+from .._files import _jsonable, atomic_path, write_json_atomic
 from ..errors import GeometryError, ImageWriteError, LabelMapError, MedsegError
 from ..labels import LabelMap
 from .volume import Volume
@@ -220,29 +220,36 @@ def write_labels(
     if kind == "dicom-seg" and arr.ndim == 4 and arr.shape[0] > 1:
         return _write_seg_per_frame(arr, like, out, lm, sidecar_obj)
     sidecar_obj["labels"] = check_sidecar_free(out, sidecar_obj)
+    sidecar, written = sidecar_path(out), None
+    try:
+        # the sidecar's text is on disk before the label file is replaced, and renamed onto the
+        # old sidecar after it: a write that fails (a full disk) leaves an earlier pair as it was
+        with atomic_path(sidecar) as side_tmp:
+            side_tmp.write_text(json.dumps(_jsonable(sidecar_obj), indent=2, allow_nan=False) + "\n")
+            written = _write_label_file(kind, arr, like, out, lm)
+    except BaseException:
+        if written is not None:
+            written.unlink(missing_ok=True)  # never leave a label file without its label map
+        raise
+    return [written, sidecar]
+
+
+def _write_label_file(kind: str, arr: np.ndarray, like: Volume, out: Path, lm: LabelMap) -> Path:
     if kind == "dicom-seg":
         from .seg_writer import write_dicom_seg
 
-        written = write_dicom_seg(arr, like, out, lm)
-    elif kind == "nifti":
+        return write_dicom_seg(arr, like, out, lm)
+    if kind == "nifti":
         from .nifti import write_nifti_labels
 
-        written = write_nifti_labels(arr, like, out)
-    elif kind == "itk":
+        return write_nifti_labels(arr, like, out)
+    if kind == "itk":
         from .itk import write_itk_labels
 
-        written = write_itk_labels(arr, like, out)
-    else:
-        from .png import write_png_labels
+        return write_itk_labels(arr, like, out)
+    from .png import write_png_labels
 
-        written = write_png_labels(arr, like, out)
-    sidecar = sidecar_path(out)
-    try:
-        write_json_atomic(sidecar, sidecar_obj)
-    except BaseException:
-        written.unlink(missing_ok=True)  # never leave a label file without its label map
-        raise
-    return [written, sidecar]
+    return write_png_labels(arr, like, out)
 
 
 def _write_seg_per_frame(arr: np.ndarray, like: Volume, out: Path, lm: LabelMap, sidecar_obj: dict[str, Any]) -> list[Path]:

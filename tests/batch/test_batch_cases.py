@@ -37,15 +37,17 @@ def test_case_id_of_dicom_marker_and_folders(tmp_path):
 
 def test_discover_skips_references_outputs_and_flags_duplicates(tmp_path):
     inp = tmp_path / "in"
-    for n in ("p01.nii.gz", "p01_gt.nii.gz", "p02.mha", "lonely_gt.nii.gz", "dup.nii.gz", "dup.nrrd", "summary.csv"):
+    for n in ("p01.nii.gz", "p01_gt.nii.gz", "p02.mha", "lonely_gt.nii.gz", "dup.nii.gz", "dup.nrrd", "summary.csv", "summary.nii.gz"):
         _touch(inp / n)
     _touch(inp / "series3" / "a.dcm")
     _touch(inp / "out" / "p01.nii.gz")  # OUT_DIR inside INPUT_DIR
     cases = discover_cases(inp, exclude=[inp / "out"])
     ids = [c.case for c in cases]
-    assert ids == ["dup", "dup", "lonely_gt", "p01", "p02", "series3"]
+    assert ids == ["dup", "dup", "lonely_gt", "p01", "p02", "series3", "summary"]
     assert all(c.error and "rename one" in c.error for c in cases if c.case == "dup")
-    assert not any(c.error for c in cases if c.case != "dup")
+    # its sidecar would be OUT_DIR/summary.json, the batch's summary
+    assert [c.error for c in cases if c.case == "summary"] == ["case id 'summary' (summary.nii.gz) would write summary.json, the batch's own summary file: rename it"]
+    assert not any(c.error for c in cases if c.case not in ("dup", "summary"))
 
 
 def test_discover_searches_sub_folders_of_exports_and_cohorts(tmp_path):

@@ -142,10 +142,12 @@ def test_resume_redoes_only_missing_or_broken(studies, sequential, tmp_path):
     (out / "c1.nii.gz").unlink()
     data = (out / "c2.nii.gz").read_bytes()
     (out / "c2.nii.gz").write_bytes(data[: len(data) // 2])
+    side = json.loads((out / "c3.json").read_text())
+    (out / "c3.json").write_text(json.dumps({**side, "provenance": []}))  # valid JSON of another shape
     assert _batch(studies, out, "--resume", "--measure") == 0
     rows = _summary(out)
-    assert [rows[c]["status"] for c in CASES] == ["ok", "ok", "skipped"]
-    assert "label file unreadable" in rows["c2"]["reason"]
+    assert [rows[c]["status"] for c in CASES] == ["ok", "ok", "ok"]
+    assert "label file unreadable" in rows["c2"]["reason"] and rows["c3"]["reason"] == "redone: sidecar unreadable"
     _same_labels(sequential, out)
     with open(out / "cohort.csv") as f:
         assert [r["case"] for r in csv.DictReader(f)] == list(CASES)
@@ -221,9 +223,12 @@ def test_measure_gives_echo_studies_their_ef_from_view_images(tmp_path, capsys, 
     (["--auto", "--subjects", "subjects.csv"], "add --measure"),
     (["--auto", "--modality", "XR"], "--modality must be one of CT, MR, US, OT"),
     (["--auto", "--measure", "--subjects", "missing.csv"], "subjects file not found"),
+    (["--auto", "--min-confidence", "5"], "--min-confidence must be in [0, 1], got 5.0"),
+    (["--prompts", "cases_list.json"], "'cases' must be an object of case id"),  # once, not in every case
 ])
 def test_option_errors(studies, tmp_path, capsys, args, message):
-    args = [str(studies) if a == "STUDIES" else a for a in args]
+    (tmp_path / "cases_list.json").write_text('{"cases": ["c1"]}')
+    args = [str(studies) if a == "STUDIES" else str(tmp_path / a) if a.endswith(".json") else a for a in args]
     assert run_cli(["batch", str(studies), "-o", str(tmp_path / "o"), *args]) == 1
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1

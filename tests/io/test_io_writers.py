@@ -57,11 +57,21 @@ def test_failed_write_leaves_previous_file_intact(tmp_path, image, monkeypatch):
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
+    side_before = (tmp_path / "seg.json").read_bytes()
     monkeypatch.setattr(nib, "save", boom)
     with pytest.raises(OSError):
-        write_labels(np.zeros(image.grid_shape, np.uint8), image, target, LM)
-    assert target.read_bytes() == before
+        write_labels(np.zeros(image.grid_shape, np.uint8), image, target, LM, provenance={"run": 2})
+    assert target.read_bytes() == before and (tmp_path / "seg.json").read_bytes() == side_before  # the earlier pair, both files
     assert sorted(p.name for p in tmp_path.iterdir()) == ["seg.json", "seg.nii.gz"]
+    monkeypatch.undo()
+    import medseg._files as files  # the sidecar's rename fails after the label file was written
+
+    real = files.os.replace
+    monkeypatch.setattr(files.os, "replace", lambda a, b: boom() if str(b).endswith(".json") else real(a, b))
+    with pytest.raises(OSError):
+        write_labels(np.zeros(image.grid_shape, np.uint8), image, target, LM, provenance={"run": 3})
+    # (the label file was replaced before the rename failed: it is removed, never paired with the old sidecar)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seg.json"] and (tmp_path / "seg.json").read_bytes() == side_before
 
 
 def test_sidecar_names():

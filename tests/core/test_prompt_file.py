@@ -1,0 +1,87 @@
+"""Prompts files and label maps: what is malformed is refused in one line, before any model work."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from medseg.errors import LabelMapError, PromptError
+from medseg.labels import LabelMap
+from medseg.prompt_file import check_prompts_file, load_prompts_file, study_prompts
+
+BOX = [38, 45, 68, 72]
+
+
+def _file(tmp_path, obj, name="p.json"):
+    path = tmp_path / name
+    path.write_text(obj if isinstance(obj, str) else json.dumps(obj))
+    return path
+
+
+@pytest.mark.parametrize("prompt, message", [
+    ({"structure": "lv", "frame": 0.5, "slice": 2, "box": BOX}, "'frame' must be a whole number >= 0, got 0.5"),
+    ({"structure": "lv", "slice": -1, "box": BOX}, "'slice' must be a whole number >= 0, got -1"),
+    ({"structure": "lv", "slice": "2", "box": BOX}, "'slice' must be a whole number >= 0, got '2'"),
+    ({"structure": "lv", "slice": True, "box": BOX}, "'slice' must be a whole number >= 0, got True"),
+    ({"structure": "lv", "slice": 2, "box": BOX, "propagate": "no"}, "'propagate' must be true or false, got 'no'"),
+])
+def test_prompt_fields_are_checked_not_truncated(tmp_path, prompt, message):
+    with pytest.raises(PromptError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_prompts_file(_file(tmp_path, {"prompts": [prompt]}))
+
+
+def test_non_finite_frame_is_refused(tmp_path):
+    path = _file(tmp_path, '{"prompts": [{"structure": "lv", "frame": Infinity, "slice": 2, "box": [38, 45, 68, 72]}]}')
+    with pytest.raises(PromptError, match="'frame' must be a whole number >= 0, got inf"):
+        load_prompts_file(path)
+
+
+def test_whole_numbers_written_as_floats_are_read():
+    from medseg.session import prompt_from_json
+
+    sp = prompt_from_json({"structure": "lv", "frame": 1.0, "slice": 3, "box": BOX})
+    assert (sp.frame, sp.slice) == (1, 3)
+
+
+@pytest.mark.parametrize("content, message", [
+    ({"cases": ["img"]}, "'cases' must be an object of case id"),
+    ({"cases": None}, "'cases' must be an object of case id"),
+    ({"cases": {}}, "'cases' is empty"),
+    ({"cases": {"a": {"prompts": [{"structure": "lv", "slice": 0, "box": BOX}]}, "b": {"prompts": []}}}, "the prompts list is empty"),
+    ("[" * 100000 + "]" * 100000, "JSON nested too deep"),
+    ("{not json", "not valid JSON"),
+])
+def test_a_batch_prompts_file_is_checked_whole_before_the_batch(tmp_path, content, message):
+    with pytest.raises(PromptError, match=message):
+        check_prompts_file(_file(tmp_path, content))
+
+
+def test_a_multi_case_file_given_for_one_study_says_what_to_give(tmp_path):
+    path = _file(tmp_path, {"cases": {"a": {"prompts": [{"structure": "lv", "slice": 0, "box": BOX}]}}})
+    check_prompts_file(path)
+    with pytest.raises(PromptError, match="holds several cases .*for one study give a file with its own 'prompts' list"):
+        load_prompts_file(path)
+    assert load_prompts_file(path, case="a").prompts[0].structure == "lv"
+
+
+def test_label_values_past_uint16_are_refused():
+    with pytest.raises(LabelMapError, match="at most 65535"):
+        LabelMap.parse("lv=70000")
+    assert LabelMap.parse("lv=65535")["lv"] == 65535
+
+
+def test_prompts_from_refuses_a_map_that_does_not_fit_the_reference(tmp_path, phantom):
+    from medseg.io import write_labels
+
+    vol = phantom.image.with_array(phantom.image.array[:1], frame_times_s=None)
+    write_labels(phantom.labels[:1], vol, tmp_path / "gt.nii.gz", phantom.label_map.subset(["lv", "myo", "rv"]))
+    ref = tmp_path / "gt.nii.gz"
+    with pytest.raises(LabelMapError, match=r"names la=4, but the reference labels gt.nii.gz hold no such value; they hold 1, 2, 3"):
+        study_prompts(vol, None, ref, LabelMap.parse("lv=1,myo=2,rv=3,la=4"), key_slice=True)
+    with pytest.raises(LabelMapError, match="of which 3 no structure of the map names"):
+        study_prompts(vol, None, ref, LabelMap.parse("lv=1,myo=2,rv=4"), key_slice=True)
+    subset = study_prompts(vol, None, ref, LabelMap.parse("lv=1,myo=2"), key_slice=True)  # fewer structures: those only
+    assert {p.structure for p in subset.prompts} == {"lv", "myo"}
+    assert np.isin([1, 2, 3], np.unique(phantom.labels[0])).all()
