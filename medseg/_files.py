@@ -137,6 +137,21 @@ def check_not_inputs(outputs: dict[str, Any], inputs: dict[str, Any]) -> None:
         check_writable_folder(folder)
 
 
+def check_plots_folder(plots: str | os.PathLike | None, files: dict[str, Any]) -> None:
+    """Refuse, in one line and before any work, a ``--plots`` folder that is a file or one of the
+    command's output files (``{what: path or None}``)."""
+    from .errors import ImageWriteError
+
+    if plots is None:
+        return
+    plots = Path(plots)
+    for what, f in files.items():
+        if f is not None and _same_file(plots, Path(f)):
+            raise ImageWriteError(f"{plots} is both the plots folder and the {what}: choose different names")
+    if plots.exists() and not plots.is_dir():
+        raise ImageWriteError(f"{plots} is a file; --plots names a folder: choose another name")
+
+
 def _inside(path: Path, folder: Path) -> bool:
     try:
         path.resolve().relative_to(folder.resolve())

@@ -57,13 +57,16 @@ def bank_from_pairs(train: list[Pair], val: list[Pair], label_map: LabelMap, dev
     unknown = [n for n in label_map.names if n not in STRUCTURES]
     if unknown:
         raise LabelMapError(f"adapters learn the model's structures ({', '.join(STRUCTURES)}); unknown in the label map: {', '.join(unknown)}")
-    imgs, labs, prev, nxt, split, vols, modalities = [], [], [], [], [], [], set()
+    imgs, labs, prev, nxt, split, vols, modalities, seen = [], [], [], [], [], [], set(), set()
     for s, pairs in ((0, train), (1, val)):
         for pair in pairs:
             vol, ref = read_volume(pair.image, series=pair.series, modality=pair.modality), in_label_map(read_label_volume(pair.label), label_map)
             t = seg_phase(vol, ref)  # a SEG of one phase of a cine: train on that frame
             vol = vol.phase(t) if t is not None else vol
             check_same_grid(vol, ref, f"labels of {pair.case}")
+            held = {int(v) for v in np.unique(ref.array)} - {0}
+            _check_fits(held, label_map, pair)
+            seen |= held
             lab = label_map.remap(np.asarray(ref.array if ref.n_frames == vol.n_frames else np.broadcast_to(ref.array, vol.shape)), DEFAULT_LABEL_MAP)
             if not lab.any():
                 raise LabelMapError(f"{pair.label}: no voxel carries a value of the label map ({label_map.to_string()})")
@@ -79,6 +82,9 @@ def bank_from_pairs(train: list[Pair], val: list[Pair], label_map: LabelMap, dev
                     nxt.append(base + z + 1 if z < vol.n_slices - 1 else -1)
                     split.append(s)
                     vols.append(f"{pair.case}/t{t}")
+    never = [f"{n}={v}" for n, v in label_map.values.items() if v not in seen]
+    if never:
+        raise LabelMapError(f"the label map names {', '.join(never)}, but no reference holds that value: leave it out, or check the map")
     dev = torch.device(device)
     labels = torch.from_numpy(np.stack(labs)).to(dev)
     present, boxes = presence_and_boxes(labels)
@@ -90,6 +96,17 @@ def bank_from_pairs(train: list[Pair], val: list[Pair], label_map: LabelMap, dev
     sel = (bank.split == 0).float()
     bank.train_weights = sel / sel.sum().clamp(min=1)
     return bank, sorted(modalities)
+
+
+def _check_fits(held: set[int], label_map: LabelMap, pair: Pair) -> None:
+    """A reference that lacks a value the map names while holding values it names nowhere: the
+    map does not fit it (a typo, another data set's values), and those voxels would be taught
+    as background."""
+    absent = [f"{n}={v}" for n, v in label_map.values.items() if v not in held]
+    unknown = sorted(v for v in held if label_map.name_of(v) is None)
+    if absent and unknown:
+        raise LabelMapError(f"{pair.label}: holds no {', '.join(absent)} but value(s) {', '.join(map(str, unknown[:8]))} that the label "
+                            f"map ({label_map.to_string()}) does not name: is the map right?")
 
 
 def _val_dice(model, bank, cfg_train, modes: tuple[str, ...] = ("box", "auto")) -> dict[str, float]:

@@ -14,6 +14,7 @@ promptable; ``peft`` is imported only when an adapter is used (it pulls in trans
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -47,16 +48,30 @@ def base_network(model):
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
-def check_adapter_out(out_dir: str | Path) -> Path:
+def check_adapter_out(out_dir: str | Path, init_from: str | None = None) -> Path:
     """Refuse, in one line, an adapter output that would replace something else: a file, or a
     folder that is not empty and not a medseg adapter (writing an adapter replaces its folder,
-    so ``-o ~/data`` would otherwise delete the data); and a place that cannot be written."""
+    so ``-o ~/data`` would otherwise delete the data), the ``--init-from`` adapter training
+    starts from, an adapter shipped with medseg; and a place that cannot be written."""
     from ._files import check_writable_folder
     from .errors import ImageWriteError
+    from .models.registry import asset_dirs
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ImageWriteError(f"{out} is a file; the adapter is a folder: choose another name")
+    if init_from is not None:
+        try:
+            start = find_adapter(init_from)
+        except CheckpointError:
+            start = None  # check_init_adapter says why
+        if start is not None and start.resolve() == out.resolve():
+            raise ImageWriteError(f"{out} is the --init-from adapter training starts from: write the new one to another folder")
+    shipped = [d for d in asset_dirs("adapters") if not os.environ.get("MEDSEG_HOME") or d != Path(os.environ["MEDSEG_HOME"]) / "adapters"]
+    for d in shipped:
+        if d.is_dir() and (out.resolve() == d.resolve() or d.resolve() in out.resolve().parents):
+            raise ImageWriteError(f"{out} is in the folder of the adapters shipped with medseg ({d}): write yours to another "
+                                  "folder (or to $MEDSEG_HOME/adapters/NAME to use it by name)")
     if out.is_dir() and any(out.iterdir()) and not (out / "medseg.json").is_file():
         raise ImageWriteError(f"{out} exists and is not a medseg adapter folder (writing the adapter replaces the folder): choose a new name")
     check_writable_folder(out.parent)
@@ -103,8 +118,10 @@ def read_adapter_meta(folder: Path) -> dict[str, Any]:
         raise CheckpointError(f"{folder}: not a medseg adapter folder (missing {', '.join(missing)})")
     try:
         meta = json.loads((folder / "medseg.json").read_text())
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, UnicodeDecodeError):
         raise CheckpointError(f"{folder}/medseg.json is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{folder}/medseg.json is not a JSON object")
     return meta
 
 

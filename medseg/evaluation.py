@@ -61,8 +61,11 @@ def read_pairs(path: str | Path) -> list[Pair]:
         return pairs_from_folder(path)
     if not path.is_file():
         raise ImageReadError(f"pairs file not found: {path}")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise MedsegError(f"{path}: not a readable CSV text file ({e})") from None
     if not rows:
         raise MedsegError(f"{path}: no rows (expected a header image,label[,case,phase] and one row per pair)")
     if not {"image", "label"} <= set(rows[0]):
@@ -70,9 +73,12 @@ def read_pairs(path: str | Path) -> list[Pair]:
     has_pred = [bool((r.get("prediction") or "").strip()) for r in rows]
     if any(has_pred) and not all(has_pred):
         raise MedsegError(f"{path} row {has_pred.index(False) + 2}: no prediction (give every row a prediction, or none)")
-    pairs = []
+    pairs, seen = [], {}
     for i, r in enumerate(rows):
-        files = [Path(r["image"]), Path(r["label"])] + ([Path(r["prediction"].strip())] if has_pred[i] else [])
+        for col in ("image", "label"):
+            if not (r.get(col) or "").strip():
+                raise MedsegError(f"{path} row {i + 2}: the '{col}' cell is empty")
+        files = [Path(r["image"].strip()), Path(r["label"].strip())] + ([Path(r["prediction"].strip())] if has_pred[i] else [])
         files = [p if p.is_absolute() else path.parent / p for p in files]
         for p in files:
             if not p.exists():
@@ -80,8 +86,14 @@ def read_pairs(path: str | Path) -> list[Pair]:
         phase = (r.get("phase") or "").strip().upper() or None
         if phase not in (None, "ED", "ES"):
             raise MedsegError(f"{path} row {i + 2}: phase must be ED or ES, got {phase!r}")
-        pairs.append(Pair(files[0], files[1], (r.get("case") or "").strip() or files[0].name, phase,
-                          prediction=files[2] if has_pred[i] else None))
+        pair = Pair(files[0], files[1], (r.get("case") or "").strip() or files[0].name, phase, prediction=files[2] if has_pred[i] else None)
+        for key, what in (((files[0].resolve(), files[1].resolve()), "the same image and labels"),
+                          ((pair.case, phase) if phase else None, f"case {pair.case} {phase}")):
+            if key is not None and key in seen:
+                raise MedsegError(f"{path} row {i + 2} repeats row {seen[key]} ({what}): each would be counted twice")
+            if key is not None:
+                seen[key] = i + 2
+        pairs.append(pair)
     return pairs
 
 
@@ -281,6 +293,13 @@ def _read_prediction(pair: Pair, cine, frame: int | None, label_map: LabelMap, p
             lab = lab.phase(frame)
         cine = cine.phase(frame)
     check_same_grid(cine, lab, f"predicted labels of case {pair.case}")
+    held = {int(v) for v in np.unique(lab.array)} - {0}
+    unknown = sorted(v for v in held if pmap.name_of(v) is None)
+    absent = [f"{n}={pmap[n]}" for n in named if pmap[n] not in held]
+    if unknown and absent:  # a map that does not fit (a typo, another tool's values): not a structure the model missed
+        raise LabelMapError(f"the predicted labels of case {pair.case} ({Path(pair.prediction).name}) hold no {', '.join(absent)} "
+                            f"but value(s) {', '.join(map(str, unknown[:8]))} that their label map ({pmap.to_string()}) does not name: "
+                            "is --predicted-label-map right?")
     arr = pmap.remap(np.asarray(lab.array), label_map)
     arr = arr if lab.n_frames == cine.n_frames else np.broadcast_to(arr, cine.shape)
     prov = (read_sidecar(pair.prediction) or {}).get("provenance")

@@ -48,7 +48,7 @@ def adapt_command(
                             ("--lr", lr, 0 < lr < 1), ("--time-budget", time_budget, time_budget > 0)):
         if not ok:
             raise MedsegError(f"{name} {value} is out of range (steps, rank, batch size, val-every, patience >= 1; 0 < lr < 1; time budget > 0 s)")
-    check_adapter_out(out)
+    check_adapter_out(out, init_from)
     train_pairs = read_pairs(pairs)
     val_pairs = read_pairs(val) if val else []
     lmap = LabelMap.parse(label_map) if label_map else references_map(train_pairs + val_pairs)
@@ -59,7 +59,7 @@ def adapt_command(
         check_init_adapter(cfg)  # before the progress bar and the data
     # the bar runs to whichever ends training first: --steps or --time-budget (on a laptop CPU
     # the budget mostly does: 3000 steps would take hours)
-    with Progress(TextColumn("adapting"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console) as bar:
+    with Progress(TextColumn("adapting"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("adapt", total=1.0, info=f"of {steps} steps or {time_budget:g} s")
 
         def report(ev: dict) -> None:

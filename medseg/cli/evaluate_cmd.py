@@ -103,7 +103,7 @@ def evaluate_command(
 def _check_outputs(out: Path, csv_path: Path | None, plots: Path | None, pairs: Path, rows: list) -> None:
     """Before any work: no output may replace the pairs file or an image or label file, and the
     report, the CSV and the plots are different files."""
-    from .._files import check_not_inputs
+    from .._files import check_not_inputs, check_plots_folder
 
     outputs = {"report": out, "CSV": csv_path}
     if plots is not None:
@@ -112,3 +112,4 @@ def _check_outputs(out: Path, csv_path: Path | None, plots: Path | None, pairs: 
     for i, r in enumerate(rows):
         inputs.update({f"image of row {i + 1}": r.image, f"labels of row {i + 1}": r.label, f"predicted labels of row {i + 1}": r.prediction})
     check_not_inputs(outputs, inputs)
+    check_plots_folder(plots, {"report": out, "CSV": csv_path})

@@ -60,13 +60,20 @@ def measure_command(
         raise MedsegError("--a2c-ed and --a2c-es go together, with --ed and --es (the 4-chamber view)")
     _check_outputs(output, csv_path, {"labels": labels, "ED labels": ed, "ES labels": es, "2-chamber ED labels": a2c_ed,
                                       "2-chamber ES labels": a2c_es}, image or [])
+    from .._files import check_plots_folder
+
+    check_plots_folder(plots, {"report": output, "CSV": csv_path})
+    if image and plots is None:
+        raise MedsegError("--image is drawn under the contours of the overlay plot: add --plots DIR")
     lmap, map_from = _label_map(label_map, [p for p in (labels, ed, es, a2c_ed, a2c_es) if p is not None])
     if "lv" not in lmap:
         raise LabelMapError(f"the label map must name the LV blood pool (lv=...); got {lmap.to_string()}")
     phase_opts: dict[str, Any] = {"aha_method": aha_method, "interpolate_missing": interpolate_missing, "base_end": BASE_CHOICES[base]}
     body = {"height_cm": height_cm, "weight_kg": weight_kg, "bsa_method": bsa_method, "sex": sex}
     from_header = _header_body(body, [p for p in (labels, ed) if p is not None])
+    _check_body(body, heart_rate)
     report, phases, frames, vol = _run(labels, ed, es, lmap, phase_opts, body, heart_rate, (a2c_ed, a2c_es), by_name=not label_map)
+    _check_lv_measured(report, lmap)
     report["inputs"] = {k: str(v) for k, v in (("labels", labels), ("ed", ed), ("es", es), ("a2c_ed", a2c_ed), ("a2c_es", a2c_es))
                         if v is not None}
     report["inputs"]["label_map"] = lmap.to_string()
@@ -77,7 +84,7 @@ def measure_command(
     if image:
         report["inputs"]["image"] = [str(p) for p in image]
     if plots is not None:
-        _write_plots(report, plots, phases, frames, lmap, vol, image or _segmented_images([p for p in (labels, ed, es) if p is not None]))
+        _write_plots(report, plots, phases, frames, lmap, vol, image or _segmented_images([p for p in (labels, ed, es) if p is not None], say=True))
     if csv_path is not None:
         from ..measure.export import write_csv
 
@@ -241,6 +248,36 @@ def _check_measurable(vol: Any, path: Path, lmap: Any, other: Any = None) -> Non
     _require_lv(vols, lmap, "")
 
 
+def _check_lv_measured(report: dict, lmap: Any) -> None:
+    """An LV labelled but measured 0 mL: the basal rule left out every slice, as no slice has
+    the LV cavity inside the myocardium, which is what another data set's label map gives (the
+    RV read as the LV)."""
+    from ..measure.echo import is_echo_report
+
+    if is_echo_report(report) or "myo" not in lmap:
+        return
+    ed = (report.get("phases") or {}).get("ed") or report
+    if ed.get("volumes_ml", {}).get("lv") == 0.0 and ed.get("excluded_basal_slices"):
+        raise MedsegError(f"the LV (label {lmap['lv']}) is not inside the myocardium (label {lmap['myo']}) on any slice, so every "
+                          f"slice was left out as basal and it measures 0 mL: is the label map right ({lmap.to_string()}; "
+                          "ACDC: lv=3,myo=2,rv=1)?")
+
+
+def _check_body(body: dict, heart_rate: float | None) -> None:
+    """Body data and heart rate checked once, for every form (a one-phase report uses none of
+    them, but a value out of range is a typo all the same)."""
+    from ..measure.reference import check_sex
+    from ..measure.volumes import bsa_m2, heart_rate_bpm
+
+    h, w = body.get("height_cm"), body.get("weight_kg")
+    if (h is None) != (w is None):
+        given, other = ("height (--height-cm)", "weight (--weight-kg)") if w is None else ("weight (--weight-kg)", "height (--height-cm)")
+        raise MedsegError(f"a {given} without a {other}, here or in the DICOM header: body surface area needs both")
+    bsa_m2(h, w, body.get("bsa_method", "mosteller"))
+    heart_rate_bpm(heart_rate)
+    check_sex(body.get("sex"))
+
+
 def _header_body(body: dict, paths: list[Path]) -> list[str]:
     """Fill the height, weight and sex not given from the DICOM header of the image the labels
     were segmented from (their sidecar names it); the fields taken."""
@@ -256,9 +293,10 @@ def _header_body(body: dict, paths: list[Path]) -> list[str]:
     return taken
 
 
-def _segmented_images(paths: list[Path]) -> list[tuple[Path, str | None]] | None:
+def _segmented_images(paths: list[Path], say: bool = False) -> list[tuple[Path, str | None]] | None:
     """The images the label files were segmented from, as their medseg sidecars record them
-    (``provenance.input``), when every one of them is still there; else None."""
+    (``provenance.input``), when every one of them is still there; else None (``say``: print a
+    note naming an image a sidecar names that is gone)."""
     from ..io import read_sidecar
 
     found = []
@@ -266,7 +304,7 @@ def _segmented_images(paths: list[Path]) -> list[tuple[Path, str | None]] | None
         prov = (read_sidecar(p) or {}).get("provenance") or {}
         src = prov.get("input")
         if not isinstance(src, str) or not Path(src).exists():
-            if isinstance(src, str):
+            if isinstance(src, str) and say:
                 from ._app import console
 
                 console.print(f"note: {p}'s sidecar names the image {src}, which is not there (from this folder); "
@@ -319,6 +357,9 @@ def _overlay_images(paths: list, vol: Any, frames: dict[str, int]) -> dict[str, 
 
     arrays = [display_array(img) for img in imgs]  # a CT in its cardiac window
     if len(imgs) == 1 and imgs[0].n_frames > 1:
+        if vol.n_frames == 1:  # labels of one frame each: which of the cine's frames they are is not known
+            raise MedsegError(f"--image {paths[0]} is a cine ({imgs[0].n_frames} frames) and the labels are one frame "
+                              f"each: give the {' and the '.join(frames)} image{'s' if len(frames) > 1 else ''} (one --image per phase)")
         return {k: arrays[0][f] for k, f in frames.items() if f < imgs[0].n_frames}
     if len(imgs) < len(frames):
         raise MedsegError(f"got {len(imgs)} --image file(s) for {len(frames)} phases ({', '.join(frames)}): give one per phase, "

@@ -30,6 +30,7 @@ from ..labels import LabelMap
 from .geometry import MeasurementError, StackGeometry, stack_geometry
 from .qc import make_flag, ray_coverage
 from .reference import check_sex, range_flag
+from .report import check_values
 from .thickness import outer_contour_mm
 from .volumes import bsa_m2, function_from_volumes
 
@@ -180,6 +181,7 @@ def view_measures(labels: np.ndarray, lmap: LabelMap, spacing_mm: tuple[float, f
     if arr.ndim != 2:
         raise MeasurementError(f"echo labels must be a 2-D (Y, X) image, got shape {arr.shape}")
     geom = plane_geometry(arr.shape, spacing_mm)
+    check_values(arr, lmap)
     lv = arr == lmap["lv"]
     if not lv.any():
         raise MeasurementError(f"the echo labels contain no LV (label {lmap['lv']})")
@@ -299,6 +301,7 @@ def measure_echo_clip(
     if arr.ndim != 3:
         raise MeasurementError(f"an echo clip's labels must be (T, Y, X), got shape {arr.shape}")
     lmap = LabelMap.parse(label_map)
+    check_values(arr, lmap)
     disks: list[float | None] = []
     for t in range(arr.shape[0]):
         if (arr[t] == lmap["lv"]).any():

@@ -70,8 +70,10 @@ def check_values(arr: np.ndarray, lmap: LabelMap) -> None:
     present = np.unique(arr)
     unknown = sorted(int(v) for v in present if v != 0 and lmap.name_of(int(v)) is None)
     if unknown:
-        raise LabelMapError(f"label values {unknown} are not in the label map ({lmap.to_string()}); "
-                            "give the right --label-map or add them, e.g. other=" + str(unknown[0]))
+        shown = ", ".join(map(str, unknown[:8])) + (f", ... ({len(unknown)} values)" if len(unknown) > 8 else "")
+        raise LabelMapError(f"label values {shown} are not in the label map ({lmap.to_string()}); "
+                            + ("is this an image rather than labels?" if len(unknown) > 8 else
+                               "give the right --label-map or add them, e.g. other=" + str(unknown[0])))
 
 
 def _phase(arr: np.ndarray, geom: StackGeometry, lmap: LabelMap, aha_method: str, interpolate: bool, basal_rule: bool,

@@ -82,7 +82,7 @@ def test_foreign_base_is_refused_naming_both_hashes(adapter_dir, tmp_path):
     assert load_model("default").sha256[:16] in str(e.value)
 
 
-@pytest.mark.parametrize("damage", ["corrupt", "foreign", "missing"])
+@pytest.mark.parametrize("damage", ["corrupt", "foreign", "missing", "meta_a_list"])
 def test_bad_adapter_files(adapter_dir, tmp_path, damage):
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -95,10 +95,21 @@ def test_bad_adapter_files(adapter_dir, tmp_path, damage):
         from safetensors.torch import save_file
 
         save_file({"weight": torch.zeros(3)}, str(st))
+    elif damage == "meta_a_list":  # valid JSON of another shape
+        (bad / "medseg.json").write_text("[1]")
     else:
         st.unlink()
     with pytest.raises(CheckpointError):
         attach_adapter(load_model("default"), str(bad))
+    if damage == "meta_a_list":  # `medseg models` lists it as broken, and the others
+        import os
+        from unittest import mock
+
+        (tmp_path / "adapters").mkdir()
+        bad.rename(tmp_path / "adapters" / "bad")
+        with mock.patch.dict(os.environ, {"MEDSEG_HOME": str(tmp_path)}):
+            rows = {r["name"]: r for r in list_adapters()}
+        assert rows["bad"]["source"].startswith("broken:") and "cmr-lge" in rows
 
 
 def test_unknown_adapter_name():
@@ -182,7 +193,7 @@ def test_adapt_init_from_refuses_another_rank(adapter_dir, tmp_path, capsys):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("case", ["data_folder", "a_file", "rank_0", "steps_0", "negative_lr"])
+@pytest.mark.parametrize("case", ["data_folder", "a_file", "rank_0", "steps_0", "negative_lr", "map_misfit", "never_held"])
 def test_adapt_refuses_outputs_and_settings_before_training(case, tmp_path, capsys):
     """`medseg adapt -o FOLDER` replaces the adapter folder when it is written: an existing
     folder that is not an adapter (the user's data) is refused up front and left as it was;
@@ -198,17 +209,41 @@ def test_adapt_refuses_outputs_and_settings_before_training(case, tmp_path, caps
         (out / "study.nii.gz").write_bytes(b"precious")
     elif case == "a_file":
         out.write_bytes(b"precious")
-    else:
+    lmap = {"map_misfit": "lv=7,myo=2,rv=3", "never_held": "lv=1,myo=2,rv=3,la=4"}.get(case, "lv=1,myo=2,rv=3")
+    if case in ("rank_0", "steps_0", "negative_lr"):
         extra = {"rank_0": ["--rank", "0"], "steps_0": ["--steps", "0"], "negative_lr": ["--lr", "-0.1"]}[case]
-    rc = run_cli(["adapt", "--pairs", str(csv), "--label-map", "lv=1,myo=2,rv=3", "-o", str(out), "--steps", "1", *extra])
+    rc = run_cli(["adapt", "--pairs", str(csv), "--label-map", lmap, "-o", str(out), "--steps", "1", *extra])
     err = " ".join(capsys.readouterr().err.split())
     assert rc == 1 and err.startswith("error:") and "Traceback" not in err and "unexpected" not in err
     if case == "data_folder":
         assert (out / "study.nii.gz").read_bytes() == b"precious" and "not a medseg adapter folder" in err
     elif case == "a_file":
         assert out.read_bytes() == b"precious"
+    elif case in ("map_misfit", "never_held"):  # the RV would be taught as background / a structure with no example
+        assert not out.exists() and {"map_misfit": "holds no lv=7 but value(s) 1", "never_held": "names la=4, but no reference holds"}[case] in err
     else:
         assert not out.exists() and "out of range" in err
+
+
+def test_adapt_never_writes_over_the_adapter_it_starts_from_or_a_shipped_one(adapter_dir, tmp_path, capsys):
+    import hashlib
+
+    from medseg.adapters import find_adapter
+    from medseg.cli._app import run_cli
+
+    train, _ = _adapt_pairs(tmp_path)
+    csv = tmp_path / "train.csv"
+    csv.write_text(f"image,label\n{train.image},{train.label}\n")
+    shipped = find_adapter("cmr-lge")
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (*adapter_dir.iterdir(), *shipped.iterdir())}
+    base = ["adapt", "--pairs", str(csv), "--label-map", "lv=1,myo=2,rv=3", "--steps", "1"]
+    for out, extra, message in ((adapter_dir, ["--init-from", str(adapter_dir)], "is the --init-from adapter training starts from"),
+                                (shipped, [], "is in the folder of the adapters shipped with medseg"),
+                                (shipped.parent / "new-one", [], "is in the folder of the adapters shipped with medseg")):
+        assert run_cli([*base, "-o", str(out), *extra]) == 1
+        assert message in " ".join(capsys.readouterr().err.split())
+    assert before == {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in before}
+    assert not (shipped.parent / "new-one").exists()
 
 
 def test_adapt_takes_the_label_map_the_label_files_name(tmp_path, capsys):

@@ -322,8 +322,15 @@ def test_evaluate_box_and_errors(study, tmp_path, capsys):
     r = json.loads(out.read_text())
     assert r["summary"]["n_cases"] == 1 and r["summary"]["dice"]["lv"] > 0.85 and "rv" in r["summary"]["hd95_mm"]
     assert "review" in r["summary"]
-    for bad, msg in [("image,label\n", "no rows"), (f"image,label\n{tmp_path / 'x.nii.gz'},{study / 'gt.nii.gz'}\n", "not found")]:
-        pairs.write_text(bad)
+    row = f"{study / 'img.nii.gz'},{study / 'gt.nii.gz'}"
+    (tmp_path / "img2.nii.gz").write_bytes((study / "img.nii.gz").read_bytes())  # another image, the same case and phase
+    for bad, msg in [("image,label\n", "no rows"), (f"image,label\n{tmp_path / 'x.nii.gz'},{study / 'gt.nii.gz'}\n", "not found"),
+                     (f"image,label\n{study / 'img.nii.gz'}\n", "row 2: the 'label' cell is empty"),  # a short row
+                     ("image,label\n,\n", "row 2: the 'image' cell is empty"),
+                     (f"image,label\n{row}\n{row}\n", "row 3 repeats row 2 (the same image and labels)"),
+                     (f"image,label,case,phase\n{row},p1,ED\n{tmp_path / 'img2.nii.gz'},{study / 'gt.nii.gz'},p1,ED\n", "row 3 repeats row 2 (case p1 ED)"),
+                     (b"\xff\xfe\x00\x00x\x00", "not a readable CSV text file")]:
+        pairs.write_bytes(bad) if isinstance(bad, bytes) else pairs.write_text(bad)
         out2 = tmp_path / "r2.json"
         assert run_cli(["evaluate", "--pairs", str(pairs), "--label-map", "lv=1", "--prompt", "box", "-o", str(out2)]) == 1
         assert msg in capsys.readouterr().err and not out2.exists()

@@ -121,6 +121,9 @@ def test_bad_predicted_input_is_one_line_before_any_output(pairs, tmp_path, caps
         (["--predicted", str(other), "--prompt", "box"], "--prompt: not used when scoring labels made before"),
         (["--predicted-label-map", "lv=1"], "--predicted-label-map goes with --predicted"),
         (["--predicted", str(other)], "predicted labels of case p1"),  # another grid
+        # a map that does not fit the files: the LV value is not there, theirs are named by nothing
+        (["--predicted", str(pairs_swapped(tmp_path, pairs)), "--predicted-label-map", "lv=5,myo=2,rv=3"],
+         "hold no lv=5 but value(s) 1 that their label map (lv=5,myo=2,rv=3) does not name"),
     ]
     for extra, msg in cases:
         capsys.readouterr()
@@ -128,3 +131,13 @@ def test_bad_predicted_input_is_one_line_before_any_output(pairs, tmp_path, caps
         err = capsys.readouterr().err.strip()
         assert msg in " ".join(err.split()) and len(err.splitlines()) <= 2 and "Traceback" not in err, (extra, err)
         assert not out.exists()
+
+
+def pairs_swapped(tmp_path, pairs):
+    """The references as predictions, without sidecars (plain files in the references' values)."""
+    folder = tmp_path / "plain"
+    folder.mkdir(exist_ok=True)
+    for ph in ("ED", "ES"):
+        img = nib.load(str(pairs / f"p1_{ph}_gt.nii.gz"))
+        nib.save(nib.Nifti1Image(np.asarray(img.dataobj).astype(np.uint8), img.affine), str(folder / f"p1_{ph}.nii.gz"))
+    return folder

@@ -111,16 +111,28 @@ def test_labels_without_myocardium_flagged(files, tmp_path, capsys):
     ["measure", "--ed", "{ed}", "--es", "{es}", "--label-map", ACDC_MAP, "--height-cm", "1800", "--weight-kg", "80"],  # millimetres
     ["measure", "--ed", "{ed}", "--es", "{es}", "--label-map", ACDC_MAP, "--height-cm", "180", "--weight-kg", "80000"],  # grams
     ["measure", "--ed", "{ed}", "--es", "{es}", "--label-map", ACDC_MAP, "--heart-rate", "6000"],
+    ["measure", "{ed}", "--label-map", ACDC_MAP, "--height-cm", "9999", "--weight-kg", "80"],  # one phase checks them too
+    ["measure", "{ed}", "--label-map", ACDC_MAP, "--sex", "X"],
+    ["measure", "{ed}", "--label-map", ACDC_MAP, "--height-cm", "175"],  # BSA needs the weight too
+    ["measure", "--ed", "{ed}", "--es", "{es}", "--label-map", "lv=1,myo=2,rv=3"],  # another data set's map: the RV read as the LV
+    ["measure", "--ed", "{ed}", "--es", "{es}", "--label-map", ACDC_MAP, "--plots", "{dir}/r_as_plots.json"],  # = -o below
+    ["measure", "--ed", "{ed}", "--es", "{es}", "--label-map", ACDC_MAP, "--plots", "{ed}"],  # a file
+    ["measure", "--ed", "{ed}", "--es", "{es}", "--label-map", ACDC_MAP, "--image", "{image}"],  # no --plots
+    ["measure", "--ed", "{ed}", "--es", "{es}", "--label-map", ACDC_MAP, "--plots", "{dir}/p_cine", "--image", "{cine}"],
 ], ids=["missing_file", "empty", "single_slice", "ed_es_grid", "lv_absent", "unknown_value",
-        "no_lv_in_map", "bad_bsa", "ed_without_es", "both_modes", "image_grid", "height_in_mm", "weight_in_g", "heart_rate"])
+        "no_lv_in_map", "bad_bsa", "ed_without_es", "both_modes", "image_grid", "height_in_mm", "weight_in_g", "heart_rate",
+        "one_phase_height", "one_phase_sex", "height_alone", "rv_read_as_lv", "plots_is_the_report", "plots_is_a_file",
+        "image_without_plots", "cine_image_for_ed_es"])
 def test_bad_input_one_line_error_nothing_written(files, tmp_path, capsys, argv):
     out = tmp_path / "r.json"
+    argv = [str(out) if a == "{dir}/r_as_plots.json" else a for a in argv]
     code = run_cli([a.format(**files) for a in argv] + ["-o", str(out)])
     err = capsys.readouterr().err.strip()
     assert code != 0
     assert err.startswith("error") and len(err.splitlines()) == 1, err
     assert not out.exists()
     assert not any(p.name.startswith(".r.json") for p in tmp_path.iterdir())
+    assert not (files["dir"] / "p_cine").exists()
 
 
 def test_labels_without_spacing_refused(files, tmp_path, monkeypatch, capsys):
@@ -207,6 +219,7 @@ def test_echo_views_without_spacing_give_ef_only(tmp_path, capsys):
     (["--ed", "{a4c}", "--es", "{a4c}", "--a2c-ed", "{a4c}"], "--a2c-ed and --a2c-es go together"),
     (["{a4c}"], "one 2-D image gives no EF"),
     (["--ed", "{a4c}", "--es", "{a4c}", "--label-map", "lv=5,la=3"], "the label map names lv=5 but no voxel has that value"),
+    (["--ed", "{a4c}", "--es", "{a4c}", "--label-map", "lv=1"], "label values 3 are not in the label map"),  # as for short axis
 ])
 def test_echo_bad_input_one_line(tmp_path, capsys, argv, message):
     from measure_phantoms import echo_view
