@@ -87,8 +87,9 @@ def read_pairs(path: str | Path) -> list[Pair]:
         if phase not in (None, "ED", "ES"):
             raise MedsegError(f"{path} row {i + 2}: phase must be ED or ES, got {phase!r}")
         pair = Pair(files[0], files[1], (r.get("case") or "").strip() or files[0].name, phase, prediction=files[2] if has_pred[i] else None)
-        for key, what in (((files[0].resolve(), files[1].resolve()), "the same image and labels"),
-                          ((pair.case, phase) if phase else None, f"case {pair.case} {phase}")):
+        named = bool((r.get("case") or "").strip())
+        for key, what in (((files[0].resolve(), files[1].resolve(), pair.case, phase), "the same image, labels and case"),
+                          ((pair.case, phase) if named and phase else None, f"case {pair.case} {phase}")):
             if key is not None and key in seen:
                 raise MedsegError(f"{path} row {i + 2} repeats row {seen[key]} ({what}): each would be counted twice")
             if key is not None:

@@ -255,8 +255,6 @@ def _one_stack(folders: list[Path]) -> bool:
         return False
 
 
-
-
 def find_reference(case: str, ref_dir: str | os.PathLike, image: str | os.PathLike | None = None) -> Path:
     """The reference label file of ``case`` in ``ref_dir`` (rule in the module docstring)."""
     from ..io.readers import EXTENSIONS

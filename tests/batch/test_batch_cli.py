@@ -117,7 +117,8 @@ def test_bad_cases_fail_alone(studies, tmp_path, capsys):
     assert rows["c1"]["status"] == "ok"
     assert rows["corrupt"]["status"] == "failed" and "cannot read NIfTI" in rows["corrupt"]["reason"]
     assert rows["nolabel"]["status"] == "failed" and "no reference labels" in rows["nolabel"]["reason"]
-    assert rows["norv"]["status"] == "failed" and "never found on any slice: rv" in rows["norv"]["reason"]
+    # a referenced structure its reference lacks: refused before the model runs
+    assert rows["norv"]["status"] == "failed" and "names rv=3, but the reference labels norv_gt.nii.gz hold no such value" in rows["norv"]["reason"]
     assert not (out / "corrupt.nii.gz").exists() and not (out / "norv.nii.gz").exists()
     err = capsys.readouterr().err
     assert "failed corrupt: " in err and "batch: 3 of 4 cases failed: 1 ok, 0 skipped, 3 failed" in err
