@@ -123,7 +123,9 @@ def prompts_from_labels(labels: np.ndarray, label_map: LabelMap, key_slice: bool
     ``key_slice=False``: one tight box per structure per slice where it is present.
     ``key_slice=True``: one box per structure per frame, on the middle slice of the
     structure's slice range (those prompts are marked for propagation).
-    Raises LabelMapError if a structure of ``label_map`` has no voxel in ``labels``.
+    A structure of ``label_map`` with no voxel in ``labels`` gets no prompt (``evaluate``
+    scores the structures present); LabelMapError when no structure has one. ``--prompts-from``
+    (:func:`study_prompts`) is stricter: every structure its map names must be there.
     """
     if labels.ndim == 3:
         labels = labels[None]
