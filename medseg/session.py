@@ -428,6 +428,13 @@ class Session(ThreadedPredictions):
                 "label_map": self.label_map.to_dict(), "actions": list(self.log), "locked": [s.name for s in self.structures.values() if s.locked],
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
+    def record_edits(self, before: np.ndarray) -> Change:
+        """Log the changes made to ``labels`` by hand since they were ``before`` (napari's brush)
+        as ``edit`` actions, one undo step (:mod:`medseg.edits`)."""
+        from .edits import record_edits
+
+        return record_edits(self, before)
+
     def replay(self, actions: list[dict[str, Any]]) -> None:
         """Re-run a provenance log (from :meth:`provenance`) on this session."""
         for a in actions:
@@ -446,6 +453,10 @@ class Session(ThreadedPredictions):
                 self.undo()
             elif op == "redo":
                 self.redo()
+            elif op == "edit":
+                from .edits import replay_edit
+
+                replay_edit(self, a)
             elif op == "review":
                 self.log.append(dict(a))
             else:

@@ -213,6 +213,22 @@ def run_with_progress(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Genera
 
 
 # -- the controller --------------------------------------------------------------------------
+def _keeps_edits(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A controller operation that first records hand edits (:meth:`SegmentController.record_edits`)
+    and afterwards remembers the labels as it left them."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self: SegmentController, *args: Any, **kwargs: Any) -> Any:
+        self.record_edits()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._shadow[...] = self.labels
+
+    return wrapper
+
+
 class SegmentController:
     """One interactive segmentation of one image, around a :class:`medseg.session.Session`.
 
@@ -231,6 +247,7 @@ class SegmentController:
         self.active = next(iter(self.structures))
         self.source = source
         self._embedded: set[tuple[int, int]] = set()
+        self._shadow = labels.copy()  # the labels as the session last left them: what differs was painted by hand
 
     # -- state -------------------------------------------------------------------------
     @property
@@ -287,6 +304,7 @@ class SegmentController:
         return t, z
 
     # -- prompts -----------------------------------------------------------------------
+    @_keeps_edits
     def prompt(self, structure: str, t: int, z: int, box: Box | None = None, points: Sequence[Point] = ()) -> Change:
         """Set the structure's prompts on slice (t, z) and update its mask there (one undo
         step). No box and no points erases the structure on that slice."""
@@ -300,6 +318,7 @@ class SegmentController:
         self._embedded.add((t, z))
         return change
 
+    @_keeps_edits
     def click(self, t: int, z: int, y: float, x: float, positive: bool = True, structure: str | None = None) -> Change:
         """One more click for the (active) structure on (t, z), keeping its earlier prompts."""
         self.check_index(t, z)
@@ -322,6 +341,7 @@ class SegmentController:
         return out
 
     # -- whole-stack operations --------------------------------------------------------
+    @_keeps_edits
     def propagate(self, t: int, z: int, through: str = "z", structure: str | None = None,
                   progress: Callable[[int, int], None] | None = None) -> Change:
         """Propagate the (active) structure from (t, z) through slices "z", frames "t" or
@@ -333,6 +353,7 @@ class SegmentController:
             raise PromptError(f"{name!r} is empty on frame {t}, slice {z}: prompt it there first, then propagate")
         return self.session.propagate(name, t, z, through=through, progress=progress)
 
+    @_keeps_edits
     def auto(self, frames: list[int] | None = None, structures: list[str] | None = None,
              progress: Callable[[int, int], None] | None = None) -> Change:
         """Zero-click pass for the listed structures (default: every unlocked one the model
@@ -345,16 +366,30 @@ class SegmentController:
 
     def toggle_lock(self, name: str | None = None) -> Change:
         name = name or self.active
+        self.record_edits()
         return self.session.lock(name, not self.is_locked(name))
 
+    @_keeps_edits
     def undo(self) -> Change:
         return self.session.undo()
 
+    @_keeps_edits
     def redo(self) -> Change:
         return self.session.redo()
 
+    def record_edits(self) -> Change:
+        """Log what was painted by hand since the last operation (napari's brush, eraser, fill)
+        as ``edit`` actions, so the provenance replays it; one undo step. Every operation of
+        the controller calls it first."""
+        if np.array_equal(self.labels, self._shadow):
+            return Change("edit")
+        change = self.session.record_edits(self._shadow)
+        self._shadow[...] = self.labels
+        return change
+
     # -- provenance, save, load --------------------------------------------------------
     def provenance(self) -> dict[str, Any]:
+        self.record_edits()
         return {**self.session.provenance(), "tool": "medseg-napari", "source": self.source,
                 "structures": {s.name: {"value": s.value, "colour": s.colour} for s in self.structures.values()}}
 
@@ -375,16 +410,28 @@ class SegmentController:
         warnings = _identity_warnings(prov, self.model)
         lmap = LabelMap.parse(doc.get("label_map") or prov.get("label_map") or self.label_map.to_dict())
         colours = {k: v.get("colour") for k, v in (prov.get("structures") or {}).items() if isinstance(v, Mapping)}
-        self.structures = {n: StructureSpec(n, v, colours.get(n) or colour_for(n, i), n not in DEFAULT_STRUCTURE_NAMES)
-                           for i, (n, v) in enumerate(lmap.values.items())}
-        self.labels[...] = 0
-        self.session = Session(self.volume, self.model, lmap, labels=self.labels, cache=self.session.predictor.cache)
-        if self.active not in self.structures:
-            self.active = next(iter(self.structures))
+        # replayed into a buffer of its own: a session that fails part way leaves the labels,
+        # the session and its undo history as they were
+        scratch = np.zeros_like(self.labels)
+        session = Session(self.volume, self.model, lmap, labels=scratch, cache=self.session.predictor.cache)
         for i, action in enumerate(actions):
-            self.session.replay([action])
+            try:
+                session.replay([action])
+            except MedsegError as e:
+                raise type(e)(f"{Path(path).name}, action {i + 1} of {len(actions)}: {e}; the labels are as they were") from None
+            except (KeyError, TypeError, ValueError, IndexError) as e:
+                raise MedsegError(f"{Path(path).name}, action {i + 1} of {len(actions)} is malformed ({type(e).__name__}: {e}); "
+                                  "the labels are as they were") from None
             if progress:
                 progress(i + 1, len(actions))
+        self.labels[...] = scratch
+        session.labels = self.labels  # the layer's buffer again, now holding the replayed labels
+        self.session = session
+        self._shadow[...] = self.labels
+        self.structures = {n: StructureSpec(n, v, colours.get(n) or colour_for(n, i), n not in DEFAULT_STRUCTURE_NAMES)
+                           for i, (n, v) in enumerate(lmap.values.items())}
+        if self.active not in self.structures:
+            self.active = next(iter(self.structures))
         return warnings
 
 

@@ -61,6 +61,9 @@ def measure_labels(labels: np.ndarray, like: Any, label_map: Any, es_labels: np.
     timing = heart_rate_options(like, _opt(heart_rate))  # heart_rate= or nominal_interval_ms=
     arr = as_4d(np.asarray(labels))
     sex = sex or None
+    for what, a in (("label layer", arr), ("ES label layer", es_labels)):
+        if a is not None and not np.asarray(a).any():
+            raise MeasurementError(f"the {what} is empty: segment something first")
     if arr.shape[1] < 2:
         return _measure_apical(arr, like, label_map, es_labels, h, w, sex)
     if not getattr(like, "spacing_known", True):
@@ -71,8 +74,6 @@ def measure_labels(labels: np.ndarray, like: Any, label_map: Any, es_labels: np.
                             weight_kg=w, sex=sex, **timing)
         return {**rep, "mode": "ed_es"}
     labelled = [t for t in range(arr.shape[0]) if arr[t].any()]
-    if not labelled:
-        raise MeasurementError("the label layer is empty: segment something first")
     if len(labelled) >= 2:
         rep = measure_cine(arr, like.affine, label_map, frame_times_s=like.frame_times_s, height_cm=h, weight_kg=w,
                            sex=sex, **timing)

@@ -45,12 +45,12 @@ def read_image(path: str | list[str]) -> list[LayerData] | None:
     if p is None:
         return None
     from medseg.errors import MedsegError, MixedSeriesError
-    from medseg.io import read_volume
+    from medseg.io import is_medseg_labels, read_volume
     from medseg.io.seg_reader import is_dicom_seg
 
     try:
-        if p.is_file() and is_dicom_seg(p):
-            return _read_seg(p)
+        if p.is_file() and (is_dicom_seg(p) or is_medseg_labels(p)):
+            return _read_seg(p)  # labels, with the structures their SEG or sidecar names
         vol = read_volume(p)
     except MixedSeriesError:
         return _read_each_series(p)
@@ -113,13 +113,14 @@ def _read_each_series(p: Path) -> list[LayerData] | None:
 
 
 def _read_seg(p: Path) -> list[LayerData]:
+    """A DICOM SEG, or labels medseg wrote (NIfTI etc. with their sidecar JSON), as a label layer."""
     from medseg.io import read_label_volume
-    from medseg.labels import LabelMap
+    from medseg.io.writers import own_label_map
 
     from ._layers import META_LABEL_MAP, META_SOURCE, META_VOLUME, label_colour_dict, layer_geometry
 
     vol = read_label_volume(p)
-    lmap = LabelMap.parse(vol.meta["label_map"])
+    lmap = own_label_map(p)[0]
     kwargs: dict[str, Any] = {"name": f"{layer_name(p)} labels", **layer_geometry(vol), "opacity": 0.5,
                               "metadata": {META_VOLUME: vol, META_SOURCE: str(p), META_LABEL_MAP: lmap.to_dict()}}
     try:  # napari >= 0.5: the structures' colours
@@ -128,7 +129,7 @@ def _read_seg(p: Path) -> list[LayerData]:
         kwargs["colormap"] = DirectLabelColormap(color_dict=label_colour_dict(lmap))
     except ImportError:  # pragma: no cover - napari absent (pure-Python tests)
         pass
-    frame = _seg_frame_in_viewer(vol)
+    frame = _seg_frame_in_viewer(vol) if vol.meta.get("format") == "dicom-seg" else None
     if frame is not None:  # one phase of an open cine: shown on its own frame, not on frame 0
         kwargs["translate"] = (float(frame), *kwargs["translate"][1:])
         kwargs["name"] = f"{layer_name(p)} labels (frame {frame})"

@@ -116,7 +116,9 @@ def keys_of_shapes(b: Binding, indices: Any) -> set[tuple[str, int, int]]:
 
 
 def layer_prompts(b: Binding, structure: str, t: int, z: int) -> tuple[Any, list[Any]]:
-    """The box (the newest one) and clicks the layers hold for ``structure`` on (t, z)."""
+    """The box (the newest one) and clicks the layers hold for ``structure`` on (t, z); a click
+    outside the slice is refused (not moved to its edge)."""
+    from medseg.errors import PromptError
     from medseg.types import Point
 
     shape_yx = tuple(b.controller.volume.shape[2:])
@@ -125,6 +127,8 @@ def layer_prompts(b: Binding, structure: str, t: int, z: int) -> tuple[Any, list
     for i, c in enumerate(b.points.data):
         pt, pz, y, x = point_index(c)
         if (pt, pz) == (t, z) and str(feats["structure"].iloc[i]) == structure:
+            if not (-0.5 <= y <= shape_yx[0] - 0.5 and -0.5 <= x <= shape_yx[1] - 0.5):  # beyond the edge pixels' outer half
+                raise PromptError(f"click ({y:.0f}, {x:.0f}) lies outside the {shape_yx[0]}x{shape_yx[1]} slice")
             y = float(np.clip(y, 0, shape_yx[0] - 1))
             x = float(np.clip(x, 0, shape_yx[1] - 1))
             pts.append(Point(round(y, 2), round(x, 2), bool(feats["positive"].iloc[i])))

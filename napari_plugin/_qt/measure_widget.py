@@ -38,6 +38,9 @@ if TYPE_CHECKING:
     import napari
 
 NONE = "(none)"
+#: What was measured, for the status line (:func:`medseg_napari._measure.measure_labels`'s modes).
+MODES = {"cine": "cine (ED/ES from the volume curve)", "ed_es": "ED + ES layers", "phase": "one phase",
+         "echo": "apical view, ED + ES layers (method of disks)", "echo_clip": "apical view over the cycle (method of disks, single plane)"}
 
 
 class MeasureWidget(QWidget):
@@ -51,6 +54,8 @@ class MeasureWidget(QWidget):
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
         self.viewer.layers.events.removed.connect(self._refresh_layers)
         self._refresh_layers()
+        for combo in (self.labels_combo, self.es_combo):  # another choice: the shown numbers are no longer its
+            combo.currentTextChanged.connect(self.clear_report)
 
     # -- layout ------------------------------------------------------------------------
     def _build(self) -> None:
@@ -132,16 +137,21 @@ class MeasureWidget(QWidget):
         from napari.layers import Labels
 
         names = [ly.name for ly in self.viewer.layers if isinstance(ly, Labels)]
+        before = (self.labels_combo.currentText(), self.es_combo.currentText())
         for combo, extra in ((self.labels_combo, []), (self.es_combo, [NONE])):
             cur = combo.currentText()
+            combo.blockSignals(True)  # a rebuild with the same choice keeps the report
             combo.clear()
             combo.addItems(extra + names)
             if cur in extra + names:
                 combo.setCurrentText(cur)
+            combo.blockSignals(False)
         # default: the newest medseg label layer (not a hidden ground-truth layer)
         mine = [n for n in names if n.endswith(" labels")]
         if mine and self.labels_combo.currentText() not in mine:
             self.labels_combo.setCurrentText(mine[-1])
+        if (self.labels_combo.currentText(), self.es_combo.currentText()) != before and hasattr(self, "table"):
+            self.clear_report()
 
     # -- measuring ---------------------------------------------------------------------
     def _inputs(self) -> tuple[Any, ...]:
@@ -154,7 +164,13 @@ class MeasureWidget(QWidget):
         es = None
         es_name = self.es_combo.currentText()
         if es_name not in (NONE, "") and es_name in self.viewer.layers:
-            es = np.array(as_4d(np.asarray(self.viewer.layers[es_name].data)))
+            es_layer = self.viewer.layers[es_name]
+            if not np.allclose(np.asarray(es_layer.scale)[-2:], np.asarray(layer.scale)[-2:], rtol=1e-3):
+                raise ValueError(f"the ES layer {es_name!r} has another pixel size than {name!r} "
+                                 f"({tuple(np.round(es_layer.scale[-2:], 3))} vs {tuple(np.round(layer.scale[-2:], 3))} mm): not one study's grid")
+            es = np.array(as_4d(np.asarray(es_layer.data)))
+            if not es.any():
+                raise ValueError(f"the ES label layer {es_name!r} is empty: segment end-systole first, or choose (none)")
         if es is not None:  # an ES layer keeping another label map: matched by structure name
             es = in_layer_map(es, self.viewer.layers[es_name].metadata, label_map_for_layer(layer.metadata))
         values = np.unique(data) if es is None else np.union1d(np.unique(data), np.unique(es))
@@ -170,6 +186,7 @@ class MeasureWidget(QWidget):
         try:
             data, like, lmap, es, opts = self._inputs()
         except ValueError as e:
+            self.clear_report()
             self.status.setText(str(e))
             return
         self.measure_btn.setEnabled(False)
@@ -177,7 +194,7 @@ class MeasureWidget(QWidget):
         worker = create_worker(m.measure_labels, data, like, lmap, es, _progress={"desc": "medseg: measuring"},
                                _ignore_errors=True, **opts)
         worker.returned.connect(self.show_report)
-        worker.errored.connect(lambda e: self.status.setText(f"{type(e).__name__}: {e}"))
+        worker.errored.connect(self._failed)
         worker.finished.connect(lambda: self.measure_btn.setEnabled(True))
         self._worker = worker
         worker.start()
@@ -192,8 +209,23 @@ class MeasureWidget(QWidget):
         m.draw_report(self.figure, report)
         self.canvas.draw_idle()
         self.export_btn.setEnabled(True)
-        mode = {"cine": "cine (ED/ES from the volume curve)", "ed_es": "ED + ES layers", "phase": "one phase"}[report["mode"]]
+        mode = MODES.get(report.get("mode", ""), str(report.get("mode", "")))
         self.status.setText(f"Measured: {mode}.")
+
+    def _failed(self, e: BaseException) -> None:
+        self.clear_report()
+        self.status.setText(f"{type(e).__name__}: {e}")
+
+    def clear_report(self, *_: Any) -> None:
+        """Empty the table, plots and export: what they showed belongs to another measurement."""
+        self.report = None
+        for table in (self.table, self.segments):
+            table.setRowCount(0)
+        self.flags.clear()
+        self.tabs.setTabText(2, "Flags")
+        self.figure.clear()
+        self.canvas.draw_idle()
+        self.export_btn.setEnabled(False)
 
     @staticmethod
     def _fill(table: QTableWidget, rows: list[tuple[str, ...]]) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QWidget
 
@@ -47,8 +48,11 @@ class SegmentWidget(QWidget):
         self._pending: set[tuple[str, int, int]] = set()
         self._removing: set[tuple[str, int, int]] = set()
         self._syncing = False
+        self._selected: Any = None  # the image layer chosen (followed through renames)
         self.ui = build_segment_ui(self, adapter_names())
         self._connect()
+        for layer in self.viewer.layers:
+            layer.events.name.connect(self._refresh_images)
         self._refresh_images()
         self._show_structures()
 
@@ -70,7 +74,7 @@ class SegmentWidget(QWidget):
         u.redo.clicked.connect(self.redo)
         u.save.clicked.connect(lambda: self._ask_path(save=True))
         u.load.clicked.connect(lambda: self._ask_path(save=False))
-        self.viewer.layers.events.inserted.connect(self._refresh_images)
+        self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
         self.viewer.dims.events.current_step.connect(self._on_step)
         for key, fn in (("Control-z", self.undo), ("Control-Shift-z", self.redo), ("Control-y", self.redo)):
@@ -91,6 +95,19 @@ class SegmentWidget(QWidget):
     def busy(self) -> bool:
         return self._busy
 
+    def _live_binding(self) -> pl.Binding | None:
+        """The binding, when its label layer still holds the session's buffer; else None and a
+        status line (its data was replaced, e.g. from the console: the session no longer sees it)."""
+        b = self.binding
+        if b is None:
+            return None
+        data = b.labels.data
+        if not (isinstance(data, np.ndarray) and np.may_share_memory(data, b.controller.labels) and data.size == b.controller.labels.size):
+            self.status(f"The data of '{b.labels.name}' was replaced (not painted into): the session no longer sees it. "
+                        "Restart the session to segment this image again.", error=True)
+            return None
+        return b
+
     def _image_layer(self) -> Any:
         name = self.ui.image.currentText()
         return self.viewer.layers[name] if name in self.viewer.layers else None
@@ -98,6 +115,10 @@ class SegmentWidget(QWidget):
     def status(self, text: str, error: bool = False) -> None:
         self.ui.status.setText(text)
         self.ui.status.setStyleSheet("color: #ff6b6b;" if error else "")
+        if error:  # also a napari notification: seen with the dock scrolled away or closed
+            from napari.utils.notifications import show_warning
+
+            show_warning(f"medseg: {text}")
 
     # -- images and sessions -------------------------------------------------------------
     def _refresh_images(self, *_: Any) -> None:
@@ -105,6 +126,8 @@ class SegmentWidget(QWidget):
 
         names = [ly.name for ly in self.viewer.layers if isinstance(ly, Image) and not ly.rgb and 2 <= ly.ndim <= 4]
         current = self.ui.image.currentText()
+        if self._selected is not None and self._selected in self.viewer.layers:
+            current = self._selected.name  # renamed: still the image being segmented
         self.ui.image.blockSignals(True)
         self.ui.image.clear()
         self.ui.image.addItems(names)
@@ -113,14 +136,24 @@ class SegmentWidget(QWidget):
         self.ui.image.blockSignals(False)
         self._on_image_changed()
 
+    def _on_layer_inserted(self, event: Any) -> None:
+        event.value.events.name.connect(self._refresh_images)
+        self._refresh_images()
+
     def _on_layer_removed(self, event: Any) -> None:
         gone = event.value
         for key, b in list(self.bindings.items()):
             if gone is b.image or gone is b.labels:
                 del self.bindings[key]
+                for layer in (b.points, b.shapes, b.labels):  # the session's other layers go with it
+                    if layer is not gone and layer in self.viewer.layers:
+                        self.viewer.layers.remove(layer)
+                what = "image" if gone is b.image else "labels"
+                self.status(f"Session on {b.image.name} closed: its {what} layer was removed.", error=True)
         self._refresh_images()
 
     def _on_image_changed(self) -> None:
+        self._selected = self._image_layer()
         b = self.binding
         self.ui.start.setText("Restart session (clears labels)" if b else "Start session")
         self._show_structures()
@@ -173,6 +206,7 @@ class SegmentWidget(QWidget):
         self.bindings[id(image)] = b
         points.events.data.connect(self._on_points_data)
         shapes.events.data.connect(self._on_shapes_data)
+        labels.events.paint.connect(self._on_paint)
         points.mouse_drag_callbacks.insert(0, self._on_point_press)
         for layer in (points, shapes):
             layer.bind_key("n", lambda _l: self.ui.negative.toggle(), overwrite=True)
@@ -288,8 +322,8 @@ class SegmentWidget(QWidget):
             self._apply_pending()
 
     def _apply_pending(self) -> None:
-        b = self.binding
         pending, self._pending = self._pending, set()
+        b = self._live_binding() if pending else None
         if b is None or not pending:
             return
         c = b.controller
@@ -299,6 +333,7 @@ class SegmentWidget(QWidget):
                     raise ValueError(f"{name.upper()} is locked (accepted): unlock it to change it")
                 box, points = pl.layer_prompts(b, name, t, z)
                 c.prompt(name, t, z, box, points)
+            self.status(f"{name.upper()} on frame {t}, slice {z}: prompt applied.")  # an earlier error line is stale now
         except ValueError as e:  # MedsegError is a ValueError
             self.status(str(e), error=True)
             self._sync_prompts()
@@ -307,9 +342,9 @@ class SegmentWidget(QWidget):
     # -- operations ----------------------------------------------------------------------
     def run_now(self, op: Callable[[SegmentController], Any], sync: bool = True) -> None:
         """Run a quick controller operation on the main thread, then refresh."""
-        c = self.controller
-        if c is None or self._busy:
+        if self._busy or self._live_binding() is None:
             return
+        c = self.controller
         try:
             op(c)
         except ValueError as e:
@@ -327,8 +362,10 @@ class SegmentWidget(QWidget):
         self.run_now(lambda c: c.redo())
 
     def propagate(self) -> None:
-        b = self.binding
-        if b is None or self._busy:
+        if self._busy:
+            return
+        b = self._live_binding()
+        if b is None:
             return
         t, z = b.current_index(self.viewer)
         through = self.ui.through.currentText()
@@ -339,8 +376,10 @@ class SegmentWidget(QWidget):
                                                                       f"{len(ch.regions)} slices changed." + _removed(ch)))
 
     def auto(self) -> None:
-        b = self.binding
-        if b is None or self._busy:
+        if self._busy:
+            return
+        b = self._live_binding()
+        if b is None:
             return
         c = b.controller
         frames = None if self.ui.auto_frames.currentText() == "all frames" else [b.current_index(self.viewer)[0]]
@@ -352,6 +391,10 @@ class SegmentWidget(QWidget):
         c = self.controller
         if c is None:
             raise RuntimeError("no session to save")
+        if self._live_binding() is None:
+            raise ValueError(self.ui.status.text())
+        if not c.labels.any():
+            raise ValueError("nothing to save yet: no structure is labelled")
         files = c.save(path)
         self.status("Saved " + ", ".join(p.name for p in files))
         return files
@@ -441,6 +484,16 @@ class SegmentWidget(QWidget):
         for w in (u.propagate, u.auto, u.undo, u.redo, u.lock, u.save, u.load, u.click_tool, u.box_tool):
             w.setEnabled(on)
         u.start.setEnabled(not self._busy)
+
+    def _on_paint(self, *_: Any) -> None:
+        """A brush stroke, eraser or fill on the label layer: into the provenance (an ``edit``
+        action; :meth:`SegmentController.record_edits`), so a save has it. napari announces the
+        stroke before it writes the pixels: recorded once this event is over."""
+        QTimer.singleShot(0, self._record_paint)
+
+    def _record_paint(self) -> None:
+        if not self._busy and self.binding is not None:
+            self._after_change()
 
     # -- refresh (main thread only) ------------------------------------------------------
     def _after_change(self) -> None:

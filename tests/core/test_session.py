@@ -158,6 +158,44 @@ def test_replay_reproduces_bit_for_bit(session, model, phantom):
     assert prov["model_sha256"] == model.sha256 and prov["actions"][0]["op"] == "prompt"
 
 
+def test_hand_edits_are_logged_replayed_and_undone(session, model, phantom):
+    """Pixels changed in the label buffer by hand (napari's brush writes it directly) become
+    ``edit`` actions: the provenance replays them bit for bit, undo takes them back."""
+    from medseg.edits import apply_runs, runs_of
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 3, (9, 11)).astype(np.uint8)
+    b = a.copy()
+    b[2, 3:8], b[5, 0], b[8, 10] = 2, 7, 1
+    runs = runs_of(a, b)
+    back = a.copy()
+    apply_runs(back, runs)
+    assert np.array_equal(back, b) and all(length >= 1 for _, length, _ in runs)
+    assert runs_of(a, a) == []
+
+    lab = phantom.labels[0, 3]
+    session.apply_prompt(SlicePrompt("lv", 0, 3, box=_box(lab, 1)))
+    before = session.labels.copy()
+    session.labels[0, 3, 10:14, 20:30] = 2  # a brush stroke of myocardium
+    session.labels[0, 4, 5, 5] = 3
+    change = session.record_edits(before)
+    assert sorted(change.regions) == [(0, 3), (0, 4)] and session.log[-1]["op"] == "edit"
+    assert [(e["frame"], e["slice"]) for e in session.log[-1]["slices"]] == [(0, 3), (0, 4)]
+    edited = session.labels.copy()
+    again = Session(phantom.image, model, phantom.label_map.subset(["lv", "myo", "rv"]))
+    again.replay(session.provenance()["actions"])
+    assert np.array_equal(again.labels, edited)
+    session.undo()  # one step: both slices
+    assert np.array_equal(session.labels, before)
+    session.redo()
+    assert np.array_equal(session.labels, edited)
+    assert session.record_edits(session.labels.copy()).empty
+    again.undo()  # a replayed edit is one undo step too
+    assert np.array_equal(again.labels, before)
+    with pytest.raises(PromptError, match="does not fit"):
+        again.replay([{"op": "edit", "slices": [{"frame": 0, "slice": 3, "runs": [[0, 10**9, 1]]}]}])
+
+
 def test_prompt_outside_image_is_refused(session):
     with pytest.raises(PromptError, match="outside"):
         session.apply_prompt(SlicePrompt("lv", 0, 99, box=Box(1, 1, 5, 5)))
