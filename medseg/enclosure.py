@@ -212,3 +212,15 @@ def apply_rules(session, step, change, frames: list[int] | None, structures: lis
             session._erase(step, change, name, t, z)
             removed.append({"structure": name, "frame": t, "slice": z, "rule": f"{name}_beyond_heart"})
     return removed
+
+
+def removed_text(removed: list[dict[str, Any]]) -> str:
+    """Slices removed by the LV rule / RV end check (``Change.removed`` or the provenance's
+    ``actions[].removed``) as one line, "" when none, e.g. "RV end check removed RV on slices
+    0, 9 (frame 0)"."""
+    why = {"rv_end_check": "RV end check", "lv_outside_myo": "LV-in-myocardium rule", "rv_beyond_heart": "RV-beside-the-heart rule"}
+    groups: dict[tuple[str, str, int], list[int]] = {}
+    for r in removed:
+        groups.setdefault((r["rule"], r["structure"], r["frame"]), []).append(r["slice"])
+    return "; ".join(f"{why.get(rule, rule)} removed {name.upper()} on slice{'s' if len(zs) > 1 else ''} "
+                     f"{', '.join(map(str, sorted(zs)))} (frame {t})" for (rule, name, t), zs in groups.items())

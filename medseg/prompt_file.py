@@ -44,7 +44,7 @@ class PromptSet:
 
 def parse_prompts(obj: dict[str, Any], source: str = "prompts") -> PromptSet:
     """Validate and convert one ``{"prompts": [...]}`` object."""
-    from .session import prompt_from_json
+    from .types import prompt_from_json
 
     if not isinstance(obj, dict) or not isinstance(obj.get("prompts"), list):
         raise PromptError(f"{source}: expected an object with a 'prompts' list")

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import LabelMapError
 from .labels import LabelMap
 
 REVIEW_CODES = {"needs_review", "myo_not_enclosing_lv", "rv_not_adjacent_septum", "lv_mass_implausible", "ef_implausible",
@@ -127,6 +128,12 @@ def review_segmentation(labels: np.ndarray, affine: np.ndarray, label_map: Label
     """All review flags of a (T, Z, Y, X) segmentation (``actions``: the session log, for how
     structures were found). Measures a single phase (or a cine) when the labels have LV +
     myocardium and at least two slices."""
+    label_map = LabelMap.parse(label_map)
+    labels = np.asarray(labels)
+    if labels.ndim == 3:
+        labels = labels[None]  # one phase
+    if labels.ndim != 4:
+        raise LabelMapError(f"labels must be (T, Z, Y, X) or (Z, Y, X), got shape {labels.shape}")
     flags = list(confidence_flags or []) + probe_flags(actions or [], labels, label_map)
     for t in range(labels.shape[0]):
         flags += anatomy_flags(labels[t], label_map, frame=t, affine=affine)

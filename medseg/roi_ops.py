@@ -6,6 +6,7 @@ Both directions use the continuous-coordinate convention of :mod:`medseg.preproc
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -78,3 +79,9 @@ def paste_logits(low_res: torch.Tensor, rois: torch.Tensor, height: int, width: 
     out = F.grid_sample(low_res.float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
     inside = (grid.abs() <= 1.0).all(dim=-1, keepdim=False).unsqueeze(1)
     return torch.where(inside, out, torch.full_like(out, fill))
+
+
+def paste_roi_logits(logits: np.ndarray, roi, shape_yx) -> np.ndarray:
+    """Low-resolution logits of an ROI pasted onto a full (Y, X) slice (numpy in, numpy out)."""
+    out = paste_logits(torch.from_numpy(np.asarray(logits, np.float32))[None, None], torch.tensor([roi], dtype=torch.float32), *shape_yx)
+    return out[0, 0].numpy()

@@ -86,6 +86,10 @@ def segment_volume(
 
     if prompts is None and not auto:
         raise PromptError("nothing to do: give prompts (--prompts / --prompts-from) or --auto")
+    if prompts is not None and not isinstance(prompts, PromptSet):
+        raise PromptError(f"prompts must be a PromptSet (medseg.prompt_file: load_prompts_file, parse_prompts, prompts_from_labels), "
+                          f"got {type(prompts).__name__}")
+    label_map = LabelMap.parse(label_map) if label_map is not None else None
     if auto and auto_structures:
         known = [s for s in model.config.structures if s != "generic"]
         unknown = [s for s in auto_structures if s not in known]

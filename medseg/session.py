@@ -23,11 +23,12 @@ from typing import Any
 import numpy as np
 
 from ._threads import ThreadedPredictions
-from .errors import EmptyImageError, GeometryError, LabelMapError, PromptError
+from .enclosure import removed_text
+from .errors import EmptyImageError, GeometryError, LabelMapError, MedsegError, PromptError
 from .io.volume import Volume
 from .labels import LabelMap
 from .preprocess import normalize_intensity
-from .types import Box, Point, Prediction, SlicePrompt
+from .types import Box, Point, Prediction, SlicePrompt, index, prompt_from_json
 
 
 @dataclass
@@ -67,18 +68,6 @@ class Change:
         return removed_text(self.removed)
 
 
-def removed_text(removed: list[dict[str, Any]]) -> str:
-    """Slices removed by the LV rule / RV end check (``Change.removed`` or the provenance's
-    ``actions[].removed``) as one line, "" when none, e.g. "RV end check removed RV on slices
-    0, 9 (frame 0)"."""
-    why = {"rv_end_check": "RV end check", "lv_outside_myo": "LV-in-myocardium rule", "rv_beyond_heart": "RV-beside-the-heart rule"}
-    groups: dict[tuple[str, str, int], list[int]] = {}
-    for r in removed:
-        groups.setdefault((r["rule"], r["structure"], r["frame"]), []).append(r["slice"])
-    return "; ".join(f"{why.get(rule, rule)} removed {name.upper()} on slice{'s' if len(zs) > 1 else ''} "
-                     f"{', '.join(map(str, sorted(zs)))} (frame {t})" for (rule, name, t), zs in groups.items())
-
-
 @dataclass
 class _UndoStep:
     op: str
@@ -111,8 +100,12 @@ class Session(ThreadedPredictions):
         self.volume = volume
         self.model = model
         self.label_map = LabelMap.parse(label_map)
+        if model is None or not hasattr(model, "config"):
+            raise MedsegError(f"a Session needs a loaded model (medseg.models.load_model), got {type(model).__name__}")
         if labels is None:
             labels = np.zeros(volume.shape, dtype=np.uint8 if max(self.label_map.values.values()) < 256 else np.uint16)
+        if not isinstance(labels, np.ndarray) or not labels.flags.writeable:
+            raise LabelMapError("the label buffer must be a writable numpy array (the session writes into it)")
         if labels.shape != volume.shape:
             raise LabelMapError(f"label buffer shape {labels.shape} != image shape {volume.shape}")
         self.labels = labels
@@ -147,8 +140,13 @@ class Session(ThreadedPredictions):
         return self.structures[name]
 
     def add_structure(self, name: str, value: int) -> StructureState:
-        """Add a custom structure (e.g. ``thrombus``) with its label value."""
-        self.label_map = LabelMap({**self.label_map.values, name: value})
+        """Add a custom structure (e.g. ``thrombus``) with its label value (it must fit the
+        label buffer's type)."""
+        lm = LabelMap.parse({**self.label_map.values, name: value})  # the name and value rules of every label map
+        top = np.iinfo(self.labels.dtype).max
+        if lm[name] > top:
+            raise LabelMapError(f"label value {lm[name]} of {name!r} does not fit this session's {self.labels.dtype} labels (at most {top})")
+        self.label_map = lm
         self.structures[name] = StructureState(name, int(value))
         return self.structures[name]
 
@@ -160,6 +158,13 @@ class Session(ThreadedPredictions):
         self._push(step)
         self.log.append({"op": "lock", "structure": name, "locked": locked})
         return Change("lock", name)
+
+    def _where(self, frame: Any, slice_: Any) -> tuple[int, int]:
+        """(frame, slice) as indices inside the Volume, else PromptError."""
+        t, z = index(frame, "frame"), index(slice_, "slice")
+        if t >= self.volume.n_frames or z >= self.volume.n_slices:
+            raise PromptError(f"frame {t}, slice {z} lies outside the image's {self.volume.n_frames} frame(s) x {self.volume.n_slices} slice(s)")
+        return t, z
 
     # -- slices -----------------------------------------------------------------------
     def _set_slice(self, t: int, z: int) -> None:
@@ -249,16 +254,26 @@ class Session(ThreadedPredictions):
         change.scores[key] = pred.score
 
     def _full_logits(self, res: SliceResult) -> np.ndarray:
-        return _paste(res.logits, res.roi, self.volume.shape[2:])
+        from .roi_ops import paste_roi_logits
+
+        return paste_roi_logits(res.logits, res.roi, self.volume.shape[2:])
 
     def _full_logits_pred(self, pred: Prediction) -> np.ndarray:
         if pred.logits is None or pred.roi is None:
             return np.where(pred.mask, 20.0, -20.0)
-        return _paste(pred.logits, pred.roi, self.volume.shape[2:])
+        from .roi_ops import paste_roi_logits
+
+        return paste_roi_logits(pred.logits, pred.roi, self.volume.shape[2:])
 
     def clear(self, name: str, frame: int | None = None, slice_: int | None = None) -> Change:
-        """Erase a structure (everywhere, in one frame, or on one slice)."""
+        """Erase a structure (everywhere, in one frame, or on one slice); a locked one is refused."""
         v = self.structure(name).value
+        if self.structure(name).locked:
+            raise PromptError(f"{name} is locked (accepted): unlock it to erase it")
+        if frame is not None:
+            frame = self._where(frame, 0)[0]
+        if slice_ is not None:
+            slice_ = self._where(0, slice_)[1]
         with self._operation("clear", name) as (step, change):
             for t in range(self.volume.n_frames) if frame is None else [frame]:
                 for z in range(self.volume.n_slices) if slice_ is None else [slice_]:
@@ -286,11 +301,13 @@ class Session(ThreadedPredictions):
         step, change = _UndoStep(op, {}, {}), Change(op, structure)
         try:
             yield step, change
-        finally:
-            if step.slices or step.results:
-                step.after_slices = {tz: self.labels[tz].copy() for tz in step.slices}
-                step.after_results = {key: self.results.get(key) for key in step.results}
-                self._push(step)
+        except BaseException:
+            self._restore(step.slices, step.results, step.locks, op)  # all or nothing: no half-done operation
+            raise
+        if step.slices or step.results:
+            step.after_slices = {tz: self.labels[tz].copy() for tz in step.slices}
+            step.after_results = {key: self.results.get(key) for key in step.results}
+            self._push(step)
 
     def _push(self, step: _UndoStep) -> None:
         self._undo.append(step)
@@ -348,6 +365,8 @@ class Session(ThreadedPredictions):
         from .end_check import check_ends
         from .propagation import propagate
 
+        frame, slice_ = self._where(frame, slice_)
+        self.structure(structure)
         with self._operation("propagate", structure) as (step, change):
             frames = {frame}
             for t, z, pred in propagate(self, structure, frame, slice_, through=through, direction=direction, progress=progress):
@@ -437,30 +456,37 @@ class Session(ThreadedPredictions):
 
     def replay(self, actions: list[dict[str, Any]]) -> None:
         """Re-run a provenance log (from :meth:`provenance`) on this session."""
-        for a in actions:
-            op = a["op"]
-            if op == "prompt":
-                self.apply_prompt(prompt_from_json(a["prompt"]), multimask=a.get("multimask", False))
-            elif op == "propagate":
-                self.propagate(a["structure"], a["frame"], a["slice"], a.get("through", "z"), a.get("direction", "both"))
-            elif op == "auto":
-                self.auto(a.get("structures"), a.get("frames"))
-            elif op == "lock":
-                self.lock(a["structure"], a["locked"])
-            elif op == "clear":
-                self.clear(a["structure"], a.get("frame"), a.get("slice"))
-            elif op == "undo":
-                self.undo()
-            elif op == "redo":
-                self.redo()
-            elif op == "edit":
-                from .edits import replay_edit
+        for i, a in enumerate(actions):
+            try:
+                self._replay_one(a)
+            except (KeyError, TypeError, AttributeError) as e:
+                raise PromptError(f"action {i + 1} of the log is malformed ({type(e).__name__}: {e})") from None
 
-                replay_edit(self, a)
-            elif op == "review":
-                self.log.append(dict(a))
-            else:
-                raise PromptError(f"cannot replay unknown action {op!r}")
+    def _replay_one(self, a: dict[str, Any]) -> None:
+        """One action of :meth:`replay`."""
+        op = a["op"]
+        if op == "prompt":
+            self.apply_prompt(prompt_from_json(a["prompt"]), multimask=a.get("multimask", False))
+        elif op == "propagate":
+            self.propagate(a["structure"], a["frame"], a["slice"], a.get("through", "z"), a.get("direction", "both"))
+        elif op == "auto":
+            self.auto(a.get("structures"), a.get("frames"))
+        elif op == "lock":
+            self.lock(a["structure"], a["locked"])
+        elif op == "clear":
+            self.clear(a["structure"], a.get("frame"), a.get("slice"))
+        elif op == "undo":
+            self.undo()
+        elif op == "redo":
+            self.redo()
+        elif op == "edit":
+            from .edits import replay_edit
+
+            replay_edit(self, a)
+        elif op == "review":
+            self.log.append(dict(a))
+        else:
+            raise PromptError(f"cannot replay unknown action {op!r}")
 
     def iter_structure_slices(self, name: str) -> Iterator[tuple[int, int]]:
         v = self.structure(name).value
@@ -468,33 +494,3 @@ class Session(ThreadedPredictions):
             for z in range(self.volume.n_slices):
                 if (self.labels[t, z] == v).any():
                     yield t, z
-
-
-def prompt_from_json(d: dict[str, Any]) -> SlicePrompt:
-    """Inverse of :meth:`SlicePrompt.to_json` (mask prompts are not serialised)."""
-    for key in ("points", "negative_points"):
-        for pt in d.get(key) or []:
-            if not isinstance(pt, (list, tuple)) or len(pt) != 2:
-                raise PromptError(f"each of '{key}' must be [y, x], got {pt!r}")
-    if d.get("box") is not None and (not isinstance(d["box"], (list, tuple)) or len(d["box"]) != 4):
-        raise PromptError(f"'box' must be [y0, x0, y1, x1], got {d['box']!r}")
-    pts = tuple(Point(float(y), float(x), True) for y, x in d.get("points") or []) + tuple(Point(float(y), float(x), False) for y, x in d.get("negative_points") or [])
-    box = Box(*[float(v) for v in d["box"]]) if d.get("box") is not None else None
-    return SlicePrompt(str(d["structure"]), _index(d, "frame"), _index(d, "slice"), box=box, points=pts)
-
-
-def _index(d: dict[str, Any], key: str) -> int:
-    """A prompt's frame or slice: a whole number >= 0 (0.5 or 1e999 is a mistake, not 0)."""
-    v = d.get(key, 0)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v != int(v) or v < 0:
-        raise PromptError(f"'{key}' must be a whole number >= 0, got {v!r}")
-    return int(v)
-
-
-def _paste(logits: np.ndarray, roi, shape_yx) -> np.ndarray:
-    import torch
-
-    from .roi_ops import paste_logits
-
-    out = paste_logits(torch.from_numpy(np.asarray(logits, np.float32))[None, None], torch.tensor([roi], dtype=torch.float32), *shape_yx)
-    return out[0, 0].numpy()

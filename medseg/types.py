@@ -16,6 +16,26 @@ import numpy as np
 from .errors import PromptError
 
 
+def index(value: Any, what: str) -> int:
+    """A frame or slice index: a whole number >= 0 (Python or numpy; 2.0 is 2, 2.5 or -1 is a
+    PromptError, not a truncation)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise PromptError(f"'{what}' must be a whole number >= 0, got {value!r}")
+    if not np.isfinite(value) or value != int(value) or value < 0:
+        raise PromptError(f"'{what}' must be a whole number >= 0, got {value!r}")
+    return int(value)
+
+
+def _coord(value: Any, what: str, finite: bool = True) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise PromptError(f"{what} must be a number, got {value!r}") from None
+    if finite and not np.isfinite(v):
+        raise PromptError(f"{what} must be finite, got {value!r}")
+    return v
+
+
 @dataclass(frozen=True)
 class Point:
     """A click at row ``y``, column ``x`` (pixel indices); ``positive`` False = background."""
@@ -23,6 +43,11 @@ class Point:
     y: float
     x: float
     positive: bool = True
+
+    def __post_init__(self) -> None:  # numpy scalars -> Python floats: a prompt is JSON as made
+        object.__setattr__(self, "y", _coord(self.y, "point y"))
+        object.__setattr__(self, "x", _coord(self.x, "point x"))
+        object.__setattr__(self, "positive", bool(self.positive))
 
 
 @dataclass(frozen=True)
@@ -35,6 +60,8 @@ class Box:
     x1: float
 
     def __post_init__(self) -> None:
+        for name in ("y0", "x0", "y1", "x1"):
+            object.__setattr__(self, name, _coord(getattr(self, name), f"box {name}", finite=False))
         vals = (self.y0, self.x0, self.y1, self.x1)
         if not all(np.isfinite(v) for v in vals):
             raise PromptError(f"box has non-finite corners {vals}")
@@ -80,8 +107,14 @@ class SlicePrompt:
     mask: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "frame", index(self.frame, "frame"))
+        object.__setattr__(self, "slice", index(self.slice, "slice"))
+        object.__setattr__(self, "points", tuple(self.points))
         if self.box is None and not self.points and self.mask is None:
             raise PromptError(f"prompt for {self.structure!r} on slice {self.slice}, frame {self.frame} has no box, point or mask")
+        if self.box is None and self.mask is None and not any(p.positive for p in self.points):
+            raise PromptError(f"prompt for {self.structure!r} on slice {self.slice}, frame {self.frame} has only background clicks: "
+                              "add a box or a click on the structure")
 
     def check_inside(self, shape_tyx: tuple[int, int, int, int]) -> None:
         """Raise PromptError unless frame/slice/box/points lie inside a (T, Z, Y, X) shape."""
@@ -133,3 +166,17 @@ class Prediction:
     logits: np.ndarray | None = None
     roi: tuple[int, int, int, int] | None = None
     candidates: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def prompt_from_json(d: dict[str, Any]) -> SlicePrompt:
+    """Inverse of :meth:`SlicePrompt.to_json` (mask prompts are not serialised); PromptError for
+    a malformed entry."""
+    for key in ("points", "negative_points"):
+        for pt in d.get(key) or []:
+            if not isinstance(pt, (list, tuple)) or len(pt) != 2:
+                raise PromptError(f"each of '{key}' must be [y, x], got {pt!r}")
+    if d.get("box") is not None and (not isinstance(d["box"], (list, tuple)) or len(d["box"]) != 4):
+        raise PromptError(f"'box' must be [y0, x0, y1, x1], got {d['box']!r}")
+    pts = tuple(Point(float(y), float(x), True) for y, x in d.get("points") or []) + tuple(Point(float(y), float(x), False) for y, x in d.get("negative_points") or [])
+    box = Box(*[float(v) for v in d["box"]]) if d.get("box") is not None else None
+    return SlicePrompt(str(d["structure"]), index(d.get("frame", 0), "frame"), index(d.get("slice", 0), "slice"), box=box, points=pts)

@@ -75,6 +75,8 @@ class LongAxis:
 
 def plane_geometry(shape_yx: tuple[int, int], spacing_mm: tuple[float, float] | None) -> StackGeometry:
     """Geometry of a 2-D image with pixel spacing (dy, dx) mm (1 mm when unknown)."""
+    if spacing_mm is not None and (np.ndim(spacing_mm) != 1 or len(spacing_mm) != 2):
+        raise MeasurementError(f"pixel spacing must be (dy, dx) mm, got {spacing_mm!r}")
     dy, dx = spacing_mm if spacing_mm is not None else (1.0, 1.0)
     if not (dy > 0 and dx > 0):
         raise MeasurementError(f"pixel spacing must be positive, got {spacing_mm}")
@@ -252,8 +254,14 @@ def measure_echo(
     la = la_volume_ml(v["a4c_es"], v.get("a2c_es")) if math.isfinite(v["a4c_es"]["la_area_mm2"]) else math.nan
     bsa = bsa_m2(height_cm, weight_kg, bsa_method)
     notes, flags = [], []
+    if biplane and (spacing_a4c_mm is None) != (spacing_a2c_mm is None):
+        raise MeasurementError("biplane: give the pixel spacing of both views or of neither (the two views' lengths and "
+                               "diameters are combined, and millimetres do not mix with pixels)")
     if not known:
         notes.append("no pixel spacing: volumes are not reported; EF is a ratio of volumes and is reported")
+        if biplane:  # the views are combined in pixels: right only when both have one pixel size
+            flags.append(make_flag("biplane_without_spacing", "biplane EF without pixel spacing assumes the two views have the same "
+                                   "pixel size; check it, or give the spacing", severity="warning", structure="lv"))
         for fn in (lv, al):
             fn.update(edv_ml=math.nan, esv_ml=math.nan, sv_ml=math.nan)
         la = math.nan
@@ -302,6 +310,8 @@ def measure_echo_clip(
         raise MeasurementError(f"an echo clip's labels must be (T, Y, X), got shape {arr.shape}")
     lmap = LabelMap.parse(label_map)
     check_values(arr, lmap)
+    if frame_times_s is not None and len(frame_times_s) != arr.shape[0]:
+        raise MeasurementError(f"frame_times_s has {len(frame_times_s)} value(s) for {arr.shape[0]} frames")
     disks: list[float | None] = []
     for t in range(arr.shape[0]):
         if (arr[t] == lmap["lv"]).any():
@@ -321,6 +331,6 @@ def measure_echo_clip(
         volume_curve_ml={"lv": [v if (v is not None and spacing_mm is not None) else None for v in disks]},
         volume_curve_rel={"lv": [None if v is None else round(v / edv, 4) for v in disks]},
     )
-    if frame_times_s is not None and len(frame_times_s) == arr.shape[0]:
+    if frame_times_s is not None:
         report["frame_times_s"] = [float(x) for x in frame_times_s]
     return report

@@ -26,7 +26,17 @@ from . import qc
 from .aha import AHA_METHODS, wall_thickening, wall_thickness
 from .geometry import BaseEnd, MeasurementError, StackGeometry, as_label_array, detect_base, given_base, resolve_affine, stack_geometry
 from .reference import check_sex, range_flag
-from .volumes import bsa_m2, cardiac_output_l_min, detect_ed_es, function_from_volumes, heart_rate_bpm, indexed, lv_mass_g, slice_areas_mm2
+from .volumes import (
+    HEART_RATE_RANGE_BPM,
+    bsa_m2,
+    cardiac_output_l_min,
+    detect_ed_es,
+    function_from_volumes,
+    heart_rate_bpm,
+    indexed,
+    lv_mass_g,
+    slice_areas_mm2,
+)
 
 SAX_STRUCTURES = ("lv", "myo", "rv")
 
@@ -316,14 +326,18 @@ def _function_flags(fn: dict[str, float], name: str) -> list[dict]:
 def heart_rate_options(vol: Any, heart_rate: float | None = None) -> dict[str, Any]:
     """The cardiac-output keyword of :func:`measure_ed_es` / :func:`measure_cine`: ``heart_rate``
     when given, else the image's DICOM HeartRate, else its NominalInterval (RR, ms), from the
-    Volume's ``meta`` (labels carry them in their medseg sidecar); {} when none is known."""
+    Volume's ``meta`` (labels carry them in their medseg sidecar); {} when none is known, or
+    when the header's value is no heart rate (outside 20-300 beats/min: a placeholder)."""
     if heart_rate is not None:
         return {"heart_rate": heart_rate}
     meta = getattr(vol, "meta", {}) or {}
-    if meta.get("heart_rate"):
-        return {"heart_rate": float(meta["heart_rate"])}
-    if meta.get("nominal_interval"):
-        return {"nominal_interval_ms": float(meta["nominal_interval"])}
+    lo, hi = HEART_RATE_RANGE_BPM
+    hr = float(meta.get("heart_rate") or 0)
+    if lo <= hr <= hi:
+        return {"heart_rate": hr}
+    rr = float(meta.get("nominal_interval") or 0)
+    if rr > 0 and lo <= 60000.0 / rr <= hi:
+        return {"nominal_interval_ms": rr}
     return {}
 
 
@@ -343,6 +357,8 @@ def measure_cine(
     arr = as_label_array(labels, 4)
     aff = resolve_affine(labels, affine)
     times = frame_times_s if frame_times_s is not None else getattr(labels, "frame_times_s", None)
+    if times is not None and np.asarray(times).size != arr.shape[0]:
+        raise MeasurementError(f"frame_times_s has {np.asarray(times).size} value(s) for {arr.shape[0]} frames")
     geom = stack_geometry(aff, arr.shape[1:], options.get("slice_positions_mm"))
     if arr.shape[1] < 2:
         raise MeasurementError("a volume needs at least 2 slices; got a single slice")

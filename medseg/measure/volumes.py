@@ -89,8 +89,15 @@ def heart_rate_bpm(heart_rate: float | None = None, nominal_interval_ms: float |
         if not HEART_RATE_RANGE_BPM[0] <= hr <= HEART_RATE_RANGE_BPM[1]:
             raise MeasurementError(f"heart rate {hr:g} is outside {HEART_RATE_RANGE_BPM[0]:g}-{HEART_RATE_RANGE_BPM[1]:g} beats/min")
         return hr
-    if nominal_interval_ms is not None and float(nominal_interval_ms) > 0:
-        return 60000.0 / float(nominal_interval_ms)
+    if nominal_interval_ms is not None:
+        rr = float(nominal_interval_ms)
+        if not (rr > 0 and math.isfinite(rr)):
+            raise MeasurementError(f"the RR interval (NominalInterval) must be positive, got {nominal_interval_ms} ms")
+        hr = 60000.0 / rr
+        if not HEART_RATE_RANGE_BPM[0] <= hr <= HEART_RATE_RANGE_BPM[1]:
+            raise MeasurementError(f"an RR interval of {rr:g} ms is a heart rate of {hr:g} beats/min, outside "
+                                   f"{HEART_RATE_RANGE_BPM[0]:g}-{HEART_RATE_RANGE_BPM[1]:g}: is it in milliseconds?")
+        return hr
     return math.nan
 
 

@@ -85,3 +85,16 @@ def test_prompts_from_refuses_a_map_that_does_not_fit_the_reference(tmp_path, ph
     subset = study_prompts(vol, None, ref, LabelMap.parse("lv=1,myo=2"), key_slice=True)  # fewer structures: those only
     assert {p.structure for p in subset.prompts} == {"lv", "myo"}
     assert np.isin([1, 2, 3], np.unique(phantom.labels[0])).all()
+
+
+def test_segment_volume_takes_a_label_map_as_text_and_refuses_a_list_of_prompts(model, phantom):
+    from medseg.prompt_file import prompts_from_labels
+    from medseg.segment import segment_volume
+    from medseg.types import Box, SlicePrompt
+
+    vol = phantom.image.with_array(phantom.image.array[:1], frame_times_s=None)
+    ps = prompts_from_labels(phantom.labels[:1], phantom.label_map.subset(["lv"]), key_slice=False)
+    res = segment_volume(vol, model, ps, label_map="lv=7")  # as text, as Session and write_labels take it
+    assert res.label_map.to_dict() == {"lv": 7} and (res.labels == 7).any()
+    with pytest.raises(PromptError, match="prompts must be a PromptSet"):
+        segment_volume(vol, model, [SlicePrompt("lv", 0, 2, box=Box(30, 30, 60, 60))])

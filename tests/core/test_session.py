@@ -196,6 +196,55 @@ def test_hand_edits_are_logged_replayed_and_undone(session, model, phantom):
         again.replay([{"op": "edit", "slices": [{"frame": 0, "slice": 3, "runs": [[0, 10**9, 1]]}]}])
 
 
+def test_library_callers_mistakes_are_refused_and_numpy_indices_work(session, model, phantom, monkeypatch):
+    """What a notebook does: numpy indices (they made provenance unserialisable and replay
+    refuse it), indices off the stack (a negative slice propagated), a locked structure
+    cleared, a value the buffer cannot hold, a prompt of background clicks only, a malformed
+    log; and an operation that fails half way leaves the labels and the undo stack as they were."""
+    import json
+
+    from medseg.errors import MedsegError
+    from medseg.types import Point
+
+    lab = phantom.labels[0]
+    z = np.argmax((lab == 1).sum(axis=(1, 2)))  # np.int64
+    session.apply_prompt(SlicePrompt("lv", np.int64(0), z, box=_box(lab[z], 1)))
+    prov = session.provenance()
+    json.dumps(prov, allow_nan=False)
+    again = Session(phantom.image, model, phantom.label_map.subset(["lv", "myo", "rv"]))
+    again.replay(prov["actions"])
+    assert np.array_equal(again.labels, session.labels)
+    for call, match in ((lambda: session.propagate("lv", 0, -1), "'slice' must be a whole number >= 0"),
+                        (lambda: session.propagate("lv", 0, 99), "slice 99 lies outside the image's"),
+                        (lambda: session.clear("lv", 0, 99), "outside the image's"),
+                        (lambda: SlicePrompt("lv", 0, 2.5, box=Box(1, 1, 5, 5)), "'slice' must be a whole number"),
+                        (lambda: SlicePrompt("rv", 0, 2, points=(Point(60, 60, False),)), "only background clicks"),
+                        (lambda: session.replay([{"op": "propagate"}]), "action 1 of the log is malformed")):
+        with pytest.raises(PromptError, match=match):
+            call()
+    with pytest.raises(LabelMapError, match="does not fit this session's uint8 labels"):
+        session.add_structure("thrombus", 300)
+    with pytest.raises(LabelMapError, match="bad structure name"):
+        session.add_structure("a b", 9)
+    with pytest.raises(MedsegError, match="needs a loaded model"):
+        Session(phantom.image, None)
+    with pytest.raises(LabelMapError, match="writable numpy array"):
+        ro = np.zeros(phantom.image.shape, np.uint8)
+        ro.flags.writeable = False
+        Session(phantom.image, model, "lv=1", labels=ro)
+    session.lock("lv")
+    with pytest.raises(PromptError, match="locked"):
+        session.clear("lv")
+    session.lock("lv", False)
+    before, steps = session.labels.copy(), len(session._undo)
+    import medseg.enclosure as enc
+
+    monkeypatch.setattr(enc, "apply_rules", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    with pytest.raises(RuntimeError, match="boom"):
+        session.propagate("lv", 0, int(z))  # the walk wrote slices before the rules raised
+    assert np.array_equal(session.labels, before) and len(session._undo) == steps
+
+
 def test_prompt_outside_image_is_refused(session):
     with pytest.raises(PromptError, match="outside"):
         session.apply_prompt(SlicePrompt("lv", 0, 99, box=Box(1, 1, 5, 5)))

@@ -63,6 +63,16 @@ def test_without_spacing_reports_ef_only():
     assert math.isnan(rep["lv"]["edv_ml"]) and math.isnan(rep["la_volume_ml"])
     esv, edv = _half_ellipsoid_ml(a2, b2, c2), _half_ellipsoid_ml(a, b, c)
     assert abs(rep["lv"]["ef_pct"] - 100 * (1 - esv / edv)) <= 0.5
+    # the views are combined in pixels: said, since it is right only for one pixel size
+    assert "biplane_without_spacing" in [f["code"] for f in rep["flags"]]
+    from medseg.measure.geometry import MeasurementError
+
+    with pytest.raises(MeasurementError, match="both views or of neither"):  # millimetres and pixels do not mix
+        measure_echo(_view(a, c, False), _view(a2, c2, False), _view(b, c, False), _view(b2, c2, False), spacing_a4c_mm=(PX, PX))
+    with pytest.raises(MeasurementError, match=r"must be \(dy, dx\) mm"):
+        measure_echo(_view(a, c, False), _view(a2, c2, False), spacing_a4c_mm=0.5)
+    with pytest.raises(MeasurementError, match="frame_times_s has 2 value"):
+        measure_echo_clip(np.stack([_view(a, c, False)] * 3), frame_times_s=[0.0, 0.1])
 
 
 def test_views_of_ed_and_es_swapped_are_flagged_as_such():

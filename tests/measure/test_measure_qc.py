@@ -186,6 +186,23 @@ def test_cine_detects_ed_es_from_curves():
     assert rep["frame_times_s"][1] == pytest.approx(0.1)
 
 
+def test_timing_in_the_wrong_unit_or_length_is_refused():
+    cine = _cine()
+    with pytest.raises(MeasurementError, match="is it in milliseconds"):  # an RR of 1 s written as 1
+        measure_cine(cine, AFF, LMAP, nominal_interval_ms=1.0)
+    with pytest.raises(MeasurementError, match="must be positive"):
+        measure_cine(cine, AFF, LMAP, nominal_interval_ms=-800.0)
+    assert measure_cine(cine, AFF, LMAP, nominal_interval_ms=800.0)["heart_rate_bpm"] == pytest.approx(75.0)
+    with pytest.raises(MeasurementError, match="frame_times_s has 2 value"):
+        measure_cine(cine, AFF, LMAP, frame_times_s=[0.0, 0.1])
+    from medseg.measure.report import heart_rate_options
+
+    class Header:  # a DICOM header's placeholder is no heart rate: no cardiac output, not an error
+        meta = {"heart_rate": 0, "nominal_interval": 5.0}
+
+    assert heart_rate_options(Header()) == {}
+
+
 def test_cine_unlabelled_frames_are_skipped():
     cine = _cine()
     cine[5] = 0
