@@ -174,3 +174,6 @@ def _check_names(d: dict) -> dict:
 
 
 DEFAULT_LABEL_MAP = LabelMap({"lv": 1, "myo": 2, "rv": 3, "la": 4, "ra": 5, "aorta": 6, "pa": 7})
+#: structure -> display colour: figures, review sheets, napari's layers and DICOM SEG segments
+STRUCTURE_COLOURS: dict[str, str] = {"lv": "#e41a1c", "myo": "#4daf4a", "rv": "#377eb8", "la": "#ff7f00", "ra": "#984ea3",
+                                     "aorta": "#a65628", "pa": "#f781bf"}

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from medseg.io.volume import Volume, affine_from_spacing
-from medseg.labels import DEFAULT_LABEL_MAP, LabelMap
+from medseg.labels import DEFAULT_LABEL_MAP, STRUCTURE_COLOURS, LabelMap
 from medseg.preprocess import CT_WINDOW_HU
 
 META_VOLUME = "medseg_volume"  # the source Volume (geometry for the writer)
@@ -32,9 +32,6 @@ META_SOURCE = "medseg_source"  # the path it was read from
 META_LABEL_MAP = "medseg_label_map"  # {structure: value} of a label layer
 META_PROVENANCE = "medseg_provenance"  # session provenance of a label layer
 
-#: structure -> display colour (the same colours as medseg.measure.plots' figures)
-STRUCTURE_COLOURS: dict[str, str] = {"lv": "#e41a1c", "myo": "#4daf4a", "rv": "#377eb8", "la": "#ff7f00",
-                                     "ra": "#984ea3", "aorta": "#a65628", "pa": "#f781bf"}
 CUSTOM_COLOURS = ("#ffff33", "#00ced1", "#ff1493", "#7fff00", "#ffd700", "#1e90ff", "#ff6347")
 
 

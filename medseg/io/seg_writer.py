@@ -44,6 +44,9 @@ def write_dicom_seg(
     series_number: int = 900,
     algorithm_name: str = "medseg",
     algorithm_version: str | None = None,
+    automatic: bool = False,
+    series_instance_uid: str | None = None,
+    instance_number: int = 1,
 ) -> Path:
     """Write ``labels`` as a DICOM Segmentation object referencing ``like``'s source images.
 
@@ -55,7 +58,12 @@ def write_dicom_seg(
         path: output ``.dcm`` file (written atomically).
         label_map: structure -> label value (LabelMap, "lv=1,myo=2" or a mapping); each
             structure becomes one segment.
-        frame: the image frame (phase) ``labels`` belongs to; its source images are referenced.
+        frame: the image frame (phase) ``labels`` belongs to; its source images are referenced,
+            and the SEG's content description names it (and its trigger time).
+        automatic: segments made with no prompt (zero-click): algorithm type AUTOMATIC, else
+            SEMIAUTOMATIC.
+        series_instance_uid, instance_number: the phases of one cine written as instances of one
+            series (a new series UID by default).
 
     Raises:
         MedsegError: the input was not read from DICOM, or highdicom refused the data.
@@ -77,8 +85,10 @@ def write_dicom_seg(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom validation warnings about source headers
         sources, pixel_array, positions = _sources_and_pixels(arr[0], like, frame, label_map)
+        when = f"frame {frame}" + (f" ({1000 * like.frame_times_s[frame]:.0f} ms)" if like.frame_times_s is not None else "")
         seg = _build(sources, pixel_array, positions, label_map, series_description, series_number,
-                     algorithm_name, algorithm_version)
+                     algorithm_name, algorithm_version, automatic=automatic, series_uid=series_instance_uid,
+                     instance_number=instance_number, content=f"{series_description}, {when}")
         if positions is not None:  # one multi-frame source: reference the frames of phase `frame`
             _reference_source_frames(seg, positions, [like.meta["frame_numbers"][frame][z] + 1 for z in range(like.n_slices)])
         with atomic_path(out) as tmp:
@@ -207,34 +217,55 @@ def _frame_ipp(ds: Any, frame: int | None) -> list[float]:
     return [float(v) for v in fg.PlanePositionSequence[0].ImagePositionPatient]
 
 
+def segment_numbers(label_map: LabelMap) -> dict[str, int]:
+    """Structure -> its segment number in a SEG written with ``label_map`` (1..N in value order)."""
+    return {name: number for number, (name, _) in enumerate(sorted(label_map.values.items(), key=lambda kv: kv[1]), start=1)}
+
+
+#: What each structure's segment holds (SegmentDescription, 0062,0006).
+STRUCTURE_DESCRIPTIONS = {"lv": "left ventricular blood pool (papillary muscles and trabeculae included)",
+                          "myo": "left ventricular myocardium", "rv": "right ventricular blood pool",
+                          "la": "left atrial blood pool", "ra": "right atrial blood pool", "aorta": "aortic lumen",
+                          "pa": "pulmonary artery lumen"}
+
+
 def _build(sources: list[Any], pixel_array: np.ndarray, positions: list[Any] | None, label_map: LabelMap, description: str,
-           series_number: int, algorithm_name: str, algorithm_version: str | None) -> Any:
+           series_number: int, algorithm_name: str, algorithm_version: str | None, automatic: bool = False,
+           series_uid: str | None = None, instance_number: int = 1, content: str | None = None) -> Any:
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
     from .. import __version__
+    from ..labels import STRUCTURE_COLOURS
 
     algo = hd.AlgorithmIdentificationSequence(
         name=algorithm_name, version=algorithm_version or __version__, family=codes.cid7162.ArtificialIntelligence
     )
+    kind = hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC if automatic else hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC
     descriptions = []
-    for number, (name, _) in enumerate(sorted(label_map.values.items(), key=lambda kv: kv[1]), start=1):
+    for name, number in segment_numbers(label_map).items():
         code = getattr(codes.SCT, STRUCTURE_CODES.get(name, "AnatomicalStructure"))
+        hexa = STRUCTURE_COLOURS.get(name)
+        colour = hd.color.CIELabColor.from_rgb(*(int(hexa[i:i + 2], 16) for i in (1, 3, 5))) if hexa else None
         descriptions.append(hd.seg.SegmentDescription(
             segment_number=number, segment_label=name, segmented_property_category=codes.SCT.AnatomicalStructure,
-            segmented_property_type=code, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
-            algorithm_identification=algo,
+            segmented_property_type=code, algorithm_type=kind, algorithm_identification=algo, display_color=colour,
         ))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return hd.seg.Segmentation(
+            seg = hd.seg.Segmentation(
                 source_images=sources, pixel_array=pixel_array,
                 segmentation_type=hd.seg.SegmentationTypeValues.BINARY, segment_descriptions=descriptions,
-                series_instance_uid=hd.UID(), series_number=series_number, sop_instance_uid=hd.UID(),
-                instance_number=1, manufacturer="medseg", manufacturer_model_name="medseg",
+                series_instance_uid=series_uid or hd.UID(), series_number=series_number, sop_instance_uid=hd.UID(),
+                instance_number=instance_number, manufacturer="medseg", manufacturer_model_name="medseg",
                 software_versions=__version__, device_serial_number="0", series_description=description,
-                omit_empty_frames=False, plane_positions=positions,
+                omit_empty_frames=False, plane_positions=positions, content_description=(content or description)[:64],
+                content_label="MEDSEG", content_creator_name="medseg",
             )
+            for item in seg.SegmentSequence:
+                if item.SegmentLabel in STRUCTURE_DESCRIPTIONS:
+                    item.SegmentDescription = STRUCTURE_DESCRIPTIONS[item.SegmentLabel]
+            return seg
     except (ValueError, TypeError, AttributeError, KeyError) as e:
         raise ImageWriteError(f"highdicom could not build the DICOM SEG: {str(e).splitlines()[0][:200]}") from None

@@ -217,8 +217,14 @@ def write_labels(
         json.dumps(_jsonable(sidecar_obj), allow_nan=False)
     except (TypeError, ValueError) as e:
         raise ImageWriteError(f"provenance cannot be written as JSON: {e}") from None
+    seg_opts: dict[str, Any] = {}
+    if kind == "dicom-seg":
+        from .seg_writer import segment_numbers
+
+        sidecar_obj["dicom_seg_segments"] = segment_numbers(lm)  # the SEG numbers its segments 1..N, not by label value
+        seg_opts["automatic"] = _zero_click(sidecar_obj["provenance"])
     if kind == "dicom-seg" and arr.ndim == 4 and arr.shape[0] > 1:
-        return _write_seg_per_frame(arr, like, out, lm, sidecar_obj)
+        return _write_seg_per_frame(arr, like, out, lm, sidecar_obj, seg_opts)
     sidecar_obj["labels"] = check_sidecar_free(out, sidecar_obj)
     sidecar, written = sidecar_path(out), None
     try:
@@ -226,7 +232,7 @@ def write_labels(
         # old sidecar after it: a write that fails (a full disk) leaves an earlier pair as it was
         with atomic_path(sidecar) as side_tmp:
             side_tmp.write_text(json.dumps(_jsonable(sidecar_obj), indent=2, allow_nan=False) + "\n")
-            written = _write_label_file(kind, arr, like, out, lm)
+            written = _write_label_file(kind, arr, like, out, lm, seg_opts)
     except BaseException:
         if written is not None:
             written.unlink(missing_ok=True)  # never leave a label file without its label map
@@ -234,11 +240,19 @@ def write_labels(
     return [written, sidecar]
 
 
-def _write_label_file(kind: str, arr: np.ndarray, like: Volume, out: Path, lm: LabelMap) -> Path:
+def _zero_click(provenance: Mapping[str, Any]) -> bool:
+    """Labels made by zero-click alone (every model action of the log is ``auto``): a DICOM
+    SEG's segments are then AUTOMATIC, else SEMIAUTOMATIC."""
+    ops = [a.get("op") for a in provenance.get("actions") or [] if isinstance(a, Mapping)]
+    made = [op for op in ops if op not in ("lock", "review")]
+    return bool(made) and all(op == "auto" for op in made)
+
+
+def _write_label_file(kind: str, arr: np.ndarray, like: Volume, out: Path, lm: LabelMap, seg_opts: dict[str, Any] | None = None) -> Path:
     if kind == "dicom-seg":
         from .seg_writer import write_dicom_seg
 
-        return write_dicom_seg(arr, like, out, lm)
+        return write_dicom_seg(arr, like, out, lm, **(seg_opts or {}))
     if kind == "nifti":
         from .nifti import write_nifti_labels
 
@@ -252,8 +266,12 @@ def _write_label_file(kind: str, arr: np.ndarray, like: Volume, out: Path, lm: L
     return write_png_labels(arr, like, out)
 
 
-def _write_seg_per_frame(arr: np.ndarray, like: Volume, out: Path, lm: LabelMap, sidecar_obj: dict[str, Any]) -> list[Path]:
-    """One DICOM SEG (+ sidecar) per labelled frame of (T, Z, Y, X) cine labels."""
+def _write_seg_per_frame(arr: np.ndarray, like: Volume, out: Path, lm: LabelMap, sidecar_obj: dict[str, Any],
+                         seg_opts: dict[str, Any] | None = None) -> list[Path]:
+    """One DICOM SEG (+ sidecar) per labelled frame of (T, Z, Y, X) cine labels: instances 1, 2,
+    ... of one series, each naming its frame."""
+    import highdicom as hd
+
     from .seg_writer import write_dicom_seg
 
     frames = [t for t in range(arr.shape[0]) if arr[t].any()] or [0]
@@ -263,9 +281,10 @@ def _write_seg_per_frame(arr: np.ndarray, like: Volume, out: Path, lm: LabelMap,
         obj = {**sidecar_obj, "provenance": {**sidecar_obj["provenance"], "frame": t}}
         objs[target] = {**obj, "labels": check_sidecar_free(target, obj)}
     written: list[Path] = []
+    series = str(hd.UID())
     try:
-        for t, (target, obj) in zip(frames, objs.items()):
-            seg = write_dicom_seg(arr[t], like, target, lm, frame=t)
+        for i, (t, (target, obj)) in enumerate(zip(frames, objs.items())):
+            seg = write_dicom_seg(arr[t], like, target, lm, frame=t, series_instance_uid=series, instance_number=i + 1, **(seg_opts or {}))
             written.append(seg)
             written.append(write_json_atomic(sidecar_path(seg), obj))
     except BaseException:

@@ -21,10 +21,8 @@ from typing import Any
 import numpy as np
 
 from .._files import atomic_path
-from ..labels import LabelMap
+from ..labels import STRUCTURE_COLOURS, LabelMap
 
-STRUCTURE_COLOURS = {"lv": "#e41a1c", "myo": "#4daf4a", "rv": "#377eb8", "la": "#ff7f00", "ra": "#984ea3",
-                     "aorta": "#a65628", "pa": "#f781bf"}
 # Bullseye ring layout: (segments, inner radius, outer radius, start angle of the first one)
 _RINGS = (((1, 2, 3, 4, 5, 6), 3.0, 4.0, 60.0), ((7, 8, 9, 10, 11, 12), 2.0, 3.0, 60.0),
           ((13, 14, 15, 16), 1.0, 2.0, 45.0))

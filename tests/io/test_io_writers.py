@@ -183,6 +183,33 @@ def test_dicom_seg_accepts_orientations_that_differ_in_the_sixth_decimal(tmp_pat
         assert np.allclose([float(v) for v in shared], [float(v) for v in first], atol=1e-9)
 
 
+def test_the_segs_of_a_cine_are_one_series_naming_their_phase_colours_and_kind(tmp_path):
+    """What PACS and viewers show: one series with instances 1, 2 (not two series of the same
+    name and number), each phase named with its trigger time, a display colour per segment,
+    the content creator (type 2), AUTOMATIC for zero-click labels, and the sidecar giving the
+    SEG's segment numbers, which follow value order, not the label values."""
+    write_cine_series(tmp_path / "cine", n_slices=3, n_phases=2)
+    vol = read_volume(tmp_path / "cine")
+    lab = np.zeros(vol.shape, np.uint8)
+    lab[:, 0:2, 3:8, 2:6] = 5
+    lab[:, 1, 4:6, 3:5] = 2
+    lm = "lv=5,myo=2"
+    written = write_labels(lab, vol, tmp_path / "seg.dcm", lm, provenance={"actions": [{"op": "auto"}]})
+    segs = [pydicom.dcmread(p) for p in written if p.suffix == ".dcm"]
+    assert len({d.SeriesInstanceUID for d in segs}) == 1 and [int(d.InstanceNumber) for d in segs] == [1, 2]
+    ms = [1000 * t for t in vol.frame_times_s]
+    assert [d.ContentDescription for d in segs] == [f"medseg segmentation, frame {t} ({ms[t]:.0f} ms)" for t in (0, 1)]
+    assert all("ContentCreatorName" in d for d in segs)
+    items = segs[0].SegmentSequence
+    assert [(i.SegmentLabel, i.SegmentNumber) for i in items] == [("myo", 1), ("lv", 2)]
+    assert len({tuple(i.RecommendedDisplayCIELabValue) for i in items}) == 2
+    assert {i.SegmentAlgorithmType for i in items} == {"AUTOMATIC"} and items[1].SegmentDescription.startswith("left ventricular blood pool")
+    side = json.loads((tmp_path / "seg_frame00.json").read_text())
+    assert side["label_map"] == {"lv": 5, "myo": 2} and side["dicom_seg_segments"] == {"myo": 1, "lv": 2}
+    prompted = write_labels(lab[:1], vol, tmp_path / "one.dcm", lm, provenance={"actions": [{"op": "prompt"}]})
+    assert {i.SegmentAlgorithmType for i in pydicom.dcmread(prompted[0]).SegmentSequence} == {"SEMIAUTOMATIC"}
+
+
 def test_a_dicom_seg_that_fails_on_a_later_frame_leaves_no_frame_behind(tmp_path):
     write_cine_series(tmp_path / "cine", n_slices=3, n_phases=2)
     vol = read_volume(tmp_path / "cine")
