@@ -261,7 +261,7 @@ def _build(sources: list[Any], pixel_array: np.ndarray, positions: list[Any] | N
                 instance_number=instance_number, manufacturer="medseg", manufacturer_model_name="medseg",
                 software_versions=__version__, device_serial_number="0", series_description=description,
                 omit_empty_frames=False, plane_positions=positions, content_description=(content or description)[:64],
-                content_label="MEDSEG", content_creator_name="medseg",
+                content_label="MEDSEG", content_creator_name="medseg^",
             )
             for item in seg.SegmentSequence:
                 if item.SegmentLabel in STRUCTURE_DESCRIPTIONS:
