@@ -55,6 +55,11 @@ def check_output(path: str | os.PathLike, like: Volume) -> str:
         from .seg_writer import check_dicom_source
 
         check_dicom_source(like)
+    elif kind == "itk" and Path(path).name.lower().endswith(".nrrd") and like.n_frames > 1:
+        raise ImageWriteError(
+            f"{Path(path).name}: a 4-D NRRD (SimpleITK's) has no anatomical space, so other tools would not place a cine's "
+            f"labels ({like.n_frames} frames): write .nii.gz (4-D) or .mha"
+        )
     elif kind == "png" and like.n_frames * like.n_slices != 1:
         raise ImageWriteError(
             f"{Path(path).name}: PNG holds one 2-D slice, this image has {like.n_frames} frame(s) x {like.n_slices} slice(s); "
@@ -206,6 +211,8 @@ def write_labels(
     kind = output_kind(out)
     lm = LabelMap.parse(label_map)
     arr = validate_labels(labels, like, lm)
+    if kind == "itk" and arr.ndim == 4 and arr.shape[0] > 1:
+        check_output(out, like)  # a 4-D NRRD is refused
     # spacing_known: a NIfTI written for a PNG or a video has 1 mm pixels it never measured;
     # `medseg measure` and `batch --measure` read this to report no millimetre volumes
     # the heart rate the image's DICOM gives (HeartRate, NominalInterval): cardiac output from

@@ -433,3 +433,18 @@ def test_segments_of_other_tools_are_named_by_label_or_by_their_snomed_code(tmp_
     ds.SegmentSequence[0].SegmentedPropertyTypeCodeSequence[0].CodeValue = "12345"
     ds.save_as(tmp_path / "unknown.dcm")
     assert seg_label_map(tmp_path / "unknown.dcm") == {"segment 1": 1, "myo": 2, "rv": 3}
+
+
+def test_a_cine_is_not_written_as_nrrd(tmp_path):
+    """SimpleITK's 4-D NRRD has no anatomical space (no `space:` field, 4-vectors): refused for a
+    cine before anything is written; one frame, and a 4-D MHA, are written."""
+    from medseg.phantoms import cine_sax_phantom
+
+    ph = cine_sax_phantom(n_frames=2, n_slices=4, shape=(64, 64), seed=1)
+    lm = ph.label_map.subset(["lv", "myo", "rv"])
+    with pytest.raises(MedsegError, match="a 4-D NRRD .* has no anatomical space"):
+        write_labels(ph.labels, ph.image, tmp_path / "cine.nrrd", lm)
+    assert not list(tmp_path.iterdir())
+    write_labels(ph.labels[:1], ph.image, tmp_path / "one.nrrd", lm)
+    assert "space: left-posterior-superior" in (tmp_path / "one.nrrd").read_bytes()[:600].decode(errors="replace")
+    assert read_label_volume(write_labels(ph.labels, ph.image, tmp_path / "cine.mha", lm)[0]).n_frames == 2
