@@ -221,10 +221,10 @@ def _keeps_edits(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def wrapper(self: SegmentController, *args: Any, **kwargs: Any) -> Any:
         self.record_edits()
-        try:
-            return method(self, *args, **kwargs)
-        finally:
-            self._shadow[...] = self.labels
+        change = method(self, *args, **kwargs)  # a failed operation leaves the labels as they were
+        for t, z in getattr(change, "regions", {}):  # only the slices it changed: cheap on a long cine
+            self._shadow[t, z] = self.labels[t, z]
+        return change
 
     return wrapper
 
@@ -248,6 +248,7 @@ class SegmentController:
         self.source = source
         self._embedded: set[tuple[int, int]] = set()
         self._shadow = labels.copy()  # the labels as the session last left them: what differs was painted by hand
+        self._painted = False  # a paint event since the last record (napari's brush): compare before the next operation
 
     # -- state -------------------------------------------------------------------------
     @property
@@ -377,10 +378,18 @@ class SegmentController:
     def redo(self) -> Change:
         return self.session.redo()
 
-    def record_edits(self) -> Change:
+    def mark_painted(self) -> None:
+        """The label layer was painted on (napari's paint event): the next operation records it."""
+        self._painted = True
+
+    def record_edits(self, force: bool = False) -> Change:
         """Log what was painted by hand since the last operation (napari's brush, eraser, fill)
-        as ``edit`` actions, so the provenance replays it; one undo step. Every operation of
-        the controller calls it first."""
+        as an ``edit`` action, so the provenance replays it; one undo step. Every operation of
+        the controller calls it first; the labels are compared after a paint event
+        (:meth:`mark_painted`), or always with ``force`` (a save)."""
+        if not (force or self._painted):
+            return Change("edit")
+        self._painted = False
         if np.array_equal(self.labels, self._shadow):
             return Change("edit")
         change = self.session.record_edits(self._shadow)
@@ -397,6 +406,7 @@ class SegmentController:
         """Write the labels (source geometry) + provenance sidecar; ``.dcm`` = DICOM SEG."""
         from ._writer import write_labels_volume
 
+        self.record_edits(force=True)  # also what changed without a paint event (napari's own undo, code)
         return write_labels_volume(self.labels, self.volume, path, self.label_map, self.provenance())
 
     def load_session(self, path: str | os.PathLike, progress: Callable[[int, int], None] | None = None) -> list[str]:

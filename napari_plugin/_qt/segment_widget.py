@@ -489,6 +489,8 @@ class SegmentWidget(QWidget):
         """A brush stroke, eraser or fill on the label layer: into the provenance (an ``edit``
         action; :meth:`SegmentController.record_edits`), so a save has it. napari announces the
         stroke before it writes the pixels: recorded once this event is over."""
+        if self.controller is not None:
+            self.controller.mark_painted()
         QTimer.singleShot(0, self._record_paint)
 
     def _record_paint(self) -> None:
