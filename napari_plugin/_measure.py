@@ -53,7 +53,7 @@ def measure_labels(labels: np.ndarray, like: Any, label_map: Any, es_labels: np.
     """
     from medseg.measure import measure_cine, measure_ed_es, measure_phase
     from medseg.measure.geometry import MeasurementError
-    from medseg.measure.report import heart_rate_options
+    from medseg.measure.report import check_lv_measured, heart_rate_options
 
     body = (like.meta or {}).get("patient_body") or {}  # a DICOM image's PatientSize / Weight / Sex
     h, w = _opt(height_cm) or body.get("height_cm"), _opt(weight_kg) or body.get("weight_kg")
@@ -72,13 +72,16 @@ def measure_labels(labels: np.ndarray, like: Any, label_map: Any, es_labels: np.
         es = as_4d(np.asarray(es_labels))
         rep = measure_ed_es(_one_frame(arr, "ED"), _one_frame(es, "ES"), like.affine, label_map, height_cm=h,
                             weight_kg=w, sex=sex, **timing)
+        check_lv_measured(rep, label_map)  # another data set's values (the RV read as the LV): say so
         return {**rep, "mode": "ed_es"}
     labelled = [t for t in range(arr.shape[0]) if arr[t].any()]
     if len(labelled) >= 2:
         rep = measure_cine(arr, like.affine, label_map, frame_times_s=like.frame_times_s, height_cm=h, weight_kg=w,
                            sex=sex, **timing)
+        check_lv_measured(rep, label_map)
         return {**rep, "mode": "cine", "labelled_frames": labelled}
     rep = measure_phase(arr[labelled[0]], like.affine, label_map)
+    check_lv_measured(rep, label_map)
     rep.update({"mode": "phase", "frame": labelled[0]})
     if h and w:
         from medseg.measure import bsa_m2

@@ -73,7 +73,9 @@ def measure_command(
     from_header = _header_body(body, [p for p in (labels, ed) if p is not None])
     _check_body(body, heart_rate)
     report, phases, frames, vol = _run(labels, ed, es, lmap, phase_opts, body, heart_rate, (a2c_ed, a2c_es), by_name=not label_map)
-    _check_lv_measured(report, lmap)
+    from ..measure.report import check_lv_measured
+
+    check_lv_measured(report, lmap)
     report["inputs"] = {k: str(v) for k, v in (("labels", labels), ("ed", ed), ("es", es), ("a2c_ed", a2c_ed), ("a2c_es", a2c_es))
                         if v is not None}
     report["inputs"]["label_map"] = lmap.to_string()
@@ -246,21 +248,6 @@ def _check_measurable(vol: Any, path: Path, lmap: Any, other: Any = None) -> Non
     if not any(np.any(v.array) for v in vols):
         raise MeasurementError(f"{path}: the labels are empty (no non-zero voxel)")
     _require_lv(vols, lmap, "")
-
-
-def _check_lv_measured(report: dict, lmap: Any) -> None:
-    """An LV labelled but measured 0 mL: the basal rule left out every slice, as no slice has
-    the LV cavity inside the myocardium, which is what another data set's label map gives (the
-    RV read as the LV)."""
-    from ..measure.echo import is_echo_report
-
-    if is_echo_report(report) or "myo" not in lmap:
-        return
-    ed = (report.get("phases") or {}).get("ed") or report
-    if ed.get("volumes_ml", {}).get("lv") == 0.0 and ed.get("excluded_basal_slices"):
-        raise MedsegError(f"the LV (label {lmap['lv']}) is not inside the myocardium (label {lmap['myo']}) on any slice, so every "
-                          f"slice was left out as basal and it measures 0 mL: is the label map right ({lmap.to_string()}; "
-                          "ACDC: lv=3,myo=2,rv=1)?")
 
 
 def _check_body(body: dict, heart_rate: float | None) -> None:

@@ -367,6 +367,8 @@ def measure_cine(
     curves, flags = volume_curves(arr, geom, lmap, options.get("interpolate_missing", False), options.get("basal_rule", True), base)
     ed_f, es_f = detect_ed_es(curves["lv"]) if "lv" in curves else (None, None)
     if ed_f is None:
+        if "myo" in lmap and (arr == lmap["lv"]).any():  # labelled, but left out as basal on every slice
+            raise MeasurementError(_lv_outside_myo(lmap))
         raise MeasurementError("no frame of the cine contains LV labels; nothing to measure")
     rv_ed, rv_es = detect_ed_es(curves["rv"]) if "rv" in curves else (None, None)
     phase_opts = {k: options[k] for k in ("slice_positions_mm", "aha_method", "interpolate_missing", "basal_rule") if k in options}
@@ -409,3 +411,22 @@ def volume_curves(arr: np.ndarray, geom: StackGeometry, lmap: LabelMap, interpol
         for n in names:
             curves[n][t] = vols.get(n, math.nan) if np.isfinite(vols.get(n, math.nan)) else 0.0
     return curves, flags
+
+
+def check_lv_measured(report: dict[str, Any], label_map: Any) -> None:
+    """Refuse a short-axis report whose LV is labelled but measures 0 mL because the basal rule
+    left out every slice: no slice has the LV inside the myocardium, which is what another data
+    set's label map gives (the RV read as the LV; ACDC's references have lv=3, myo=2, rv=1)."""
+    from .echo import is_echo_report
+
+    lmap = LabelMap.parse(label_map)
+    if "myo" not in lmap or "lv" not in lmap or is_echo_report(report):
+        return
+    ed = (report.get("phases") or {}).get("ed") or report
+    if ed.get("volumes_ml", {}).get("lv") == 0.0 and ed.get("excluded_basal_slices"):
+        raise MeasurementError(_lv_outside_myo(lmap))
+
+
+def _lv_outside_myo(lmap: LabelMap) -> str:
+    return (f"the LV (label {lmap['lv']}) is not inside the myocardium (label {lmap['myo']}) on any slice, so every slice was "
+            f"left out as basal and it measures 0 mL: is the label map right ({lmap.to_string()}; ACDC: lv=3,myo=2,rv=1)?")

@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QListWidget,
     QPushButton,
     QSplitter,
@@ -30,6 +31,9 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from medseg.errors import MedsegError
+from medseg.labels import LabelMap
 
 from .. import _measure as m
 from .._layers import as_4d, in_layer_map, label_map_for_layer, volume_for_layer
@@ -69,8 +73,13 @@ class MeasureWidget(QWidget):
         self.height_cm, self.weight_kg, self.heart_rate = (self._spin(0, 250, " cm"), self._spin(0, 350, " kg"), self._spin(0, 300, " bpm"))
         self.sex = QComboBox()
         self.sex.addItems(["–", "F", "M"])
+        self.label_map = QLineEdit()
+        self.label_map.setPlaceholderText("the layer's own (medseg: lv=1,myo=2,rv=3); ACDC files: lv=3,myo=2,rv=1")
+        self.label_map.setToolTip("Which label value is which structure, for label layers that do not name their "
+                                  "structures (opened from another tool's files)")
         form.addRow("Labels (cine or ED)", self.labels_combo)
         form.addRow("ES labels (optional)", self.es_combo)
+        form.addRow("Label map", self.label_map)
         hw = QHBoxLayout()
         for w in (self.height_cm, self.weight_kg, self.heart_rate, self.sex):
             hw.addWidget(w)
@@ -171,10 +180,15 @@ class MeasureWidget(QWidget):
             es = np.array(as_4d(np.asarray(es_layer.data)))
             if not es.any():
                 raise ValueError(f"the ES label layer {es_name!r} is empty: segment end-systole first, or choose (none)")
+        given = self.label_map.text().strip()
+        try:
+            chosen = LabelMap.parse(given) if given else None
+        except MedsegError as e:
+            raise ValueError(f"label map: {e}") from None
         if es is not None:  # an ES layer keeping another label map: matched by structure name
-            es = in_layer_map(es, self.viewer.layers[es_name].metadata, label_map_for_layer(layer.metadata))
+            es = in_layer_map(es, self.viewer.layers[es_name].metadata, chosen or label_map_for_layer(layer.metadata))
         values = np.unique(data) if es is None else np.union1d(np.unique(data), np.unique(es))
-        lmap = label_map_for_layer(layer.metadata, values)
+        lmap = chosen or label_map_for_layer(layer.metadata, values)
         opts = {"height_cm": self.height_cm.value(), "weight_kg": self.weight_kg.value(), "heart_rate": self.heart_rate.value(),
                 "sex": None if self.sex.currentText() == "–" else self.sex.currentText()}
         return data, like, lmap, es, opts

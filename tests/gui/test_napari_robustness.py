@@ -173,3 +173,25 @@ def test_a_replaced_label_buffer_and_an_empty_save_are_refused(make_napari_viewe
     assert "was replaced (not painted into)" in w.ui.status.text() and not w.busy
     with pytest.raises(ValueError, match="was replaced"):
         w.save(str(tmp_path / "seg.nii.gz"))
+
+
+def test_measure_panel_takes_a_label_map_for_foreign_labels(make_napari_viewer, qtbot, small_cine):
+    """Reference labels in ACDC's values (lv=3, rv=1) read with medseg's map made the RV the LV:
+    LV EDV 0 mL, said nowhere. Now refused with the hint, and the panel's label map measures them."""
+    from medseg_napari._qt.measure_widget import MeasureWidget
+
+    vol, truth, _ = small_cine
+    acdc = np.select([truth == 1, truth == 3, truth == 2], [3, 1, 2], 0).astype(np.uint8)
+    viewer = make_napari_viewer()
+    layer = viewer.add_labels(acdc, name="patient_gt", scale=(1.0, *vol.spacing))
+    m = MeasureWidget(viewer)
+    viewer.window.add_dock_widget(m, name="medseg: measurement")
+    m.labels_combo.setCurrentText(layer.name)
+    _measure(qtbot, m)
+    assert m.report is None and "is not inside the myocardium" in m.status.text() and "ACDC: lv=3,myo=2,rv=1" in m.status.text()
+    m.label_map.setText("lv=3,myo=2,rv=1")
+    _measure(qtbot, m)
+    assert m.report is not None and m.report["lv"]["edv_ml"] > m.report["lv"]["esv_ml"] > 0
+    m.label_map.setText("lv=three")
+    _measure(qtbot, m)
+    assert m.report is None and m.status.text().startswith("label map:")
