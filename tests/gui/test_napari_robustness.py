@@ -29,6 +29,21 @@ def _measure(qtbot, m):
     qtbot.waitUntil(lambda: m.measure_btn.isEnabled(), timeout=T_OUT)
 
 
+def _session(viewer, qtbot, models, vol):
+    """The cine as an image layer, a session started on it, slice 3 of frame 0 embedded."""
+    from medseg_napari._qt.segment_widget import SegmentWidget
+
+    image = viewer.add_image(vol.array, name="cine", scale=(1.0, *vol.spacing))
+    w = SegmentWidget(viewer, models=models)
+    viewer.window.add_dock_widget(w, name="medseg: segmentation")
+    w.ui.image.setCurrentText("cine")
+    w.start_session()
+    qtbot.waitUntil(lambda: w.controller is not None and not w.busy, timeout=T_OUT)
+    viewer.dims.current_step = (0, 3, *viewer.dims.current_step[2:])
+    qtbot.waitUntil(lambda: not w.busy and not w.controller.needs_embedding(0, 3), timeout=T_OUT)
+    return image, w
+
+
 def test_measure_panel_echo_clip_stale_report_and_empty_es(make_napari_viewer, qtbot, small_cine):
     from medseg_napari._qt.measure_widget import MeasureWidget
 
@@ -65,19 +80,10 @@ def test_measure_panel_echo_clip_stale_report_and_empty_es(make_napari_viewer, q
 
 
 def test_session_survives_renames_bad_clicks_and_a_failed_load(make_napari_viewer, qtbot, model_provider, small_cine, tmp_path):
-    from medseg_napari._qt.segment_widget import SegmentWidget
-
     vol, truth, _ = small_cine
     viewer = make_napari_viewer()
-    image = viewer.add_image(vol.array, name="cine", scale=(1.0, *vol.spacing))
-    w = SegmentWidget(viewer, models=model_provider)
-    viewer.window.add_dock_widget(w, name="medseg: segmentation")
-    w.ui.image.setCurrentText("cine")
-    w.start_session()
-    qtbot.waitUntil(lambda: w.controller is not None and not w.busy, timeout=T_OUT)
+    image, w = _session(viewer, qtbot, model_provider, vol)
     b = w.binding
-    viewer.dims.current_step = (0, 3, *viewer.dims.current_step[2:])
-    qtbot.waitUntil(lambda: not w.busy and not w.controller.needs_embedding(0, 3), timeout=T_OUT)
     b.shapes.add_rectangles(box_rectangle(Box.from_mask(truth[0, 3] == 1), 0, 3, 4))
     assert (b.labels.data[0, 3] == 1).any()
 
@@ -124,19 +130,10 @@ def test_labels_medseg_wrote_reopen_as_labels(make_napari_viewer, small_cine, tm
 def test_brush_fixes_are_in_the_provenance_and_replay(make_napari_viewer, qtbot, model_provider, small_cine, tmp_path):
     """Painting on the label layer by hand: saved with the labels as `edit` actions, so *Load
     session* gives back exactly the saved labels (it replayed the model's masks only)."""
-    from medseg_napari._qt.segment_widget import SegmentWidget
-
     vol, truth, _ = small_cine
     viewer = make_napari_viewer()
-    viewer.add_image(vol.array, name="cine", scale=(1.0, *vol.spacing))
-    w = SegmentWidget(viewer, models=model_provider)
-    viewer.window.add_dock_widget(w, name="medseg: segmentation")
-    w.ui.image.setCurrentText("cine")
-    w.start_session()
-    qtbot.waitUntil(lambda: w.controller is not None and not w.busy, timeout=T_OUT)
+    _, w = _session(viewer, qtbot, model_provider, vol)
     b = w.binding
-    viewer.dims.current_step = (0, 3, *viewer.dims.current_step[2:])
-    qtbot.waitUntil(lambda: not w.busy and not w.controller.needs_embedding(0, 3), timeout=T_OUT)
     b.shapes.add_rectangles(box_rectangle(Box.from_mask(truth[0, 3] == 1), 0, 3, 4))
     cy, cx = (int(v) for v in np.argwhere(b.labels.data[0, 3] == 1).mean(axis=0))
     ops = lambda: [a["op"] for a in b.labels.metadata["medseg_provenance"]["actions"]]  # noqa: E731
@@ -154,16 +151,9 @@ def test_brush_fixes_are_in_the_provenance_and_replay(make_napari_viewer, qtbot,
 
 
 def test_a_replaced_label_buffer_and_an_empty_save_are_refused(make_napari_viewer, qtbot, model_provider, small_cine, tmp_path):
-    from medseg_napari._qt.segment_widget import SegmentWidget
-
     vol, truth, _ = small_cine
     viewer = make_napari_viewer()
-    viewer.add_image(vol.array, name="cine", scale=(1.0, *vol.spacing))
-    w = SegmentWidget(viewer, models=model_provider)
-    viewer.window.add_dock_widget(w, name="medseg: segmentation")
-    w.ui.image.setCurrentText("cine")
-    w.start_session()
-    qtbot.waitUntil(lambda: w.controller is not None and not w.busy, timeout=T_OUT)
+    _, w = _session(viewer, qtbot, model_provider, vol)
     with pytest.raises(ValueError, match="nothing to save yet"):
         w.save(str(tmp_path / "empty.nii.gz"))
     assert not list(tmp_path.iterdir())
