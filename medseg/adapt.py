@@ -64,9 +64,11 @@ def bank_from_pairs(train: list[Pair], val: list[Pair], label_map: LabelMap, dev
             t = seg_phase(vol, ref)  # a SEG of one phase of a cine: train on that frame
             vol = vol.phase(t) if t is not None else vol
             check_same_grid(vol, ref, f"labels of {pair.case}")
-            held = {int(v) for v in np.unique(ref.array)} - {0}
-            _check_fits(held, label_map, pair)
-            seen |= held
+            missing, unknown = label_map.fit(ref.array)
+            if missing and unknown:  # the map does not fit (a typo, another data set's values): those voxels would be taught as background
+                raise LabelMapError(f"{pair.label}: holds no {', '.join(f'{n}={v}' for n, v in missing.items())} but value(s) "
+                                    f"{', '.join(map(str, unknown[:8]))} that the label map ({label_map.to_string()}) does not name: is the map right?")
+            seen |= set(label_map.values) - set(missing)
             lab = label_map.remap(np.asarray(ref.array if ref.n_frames == vol.n_frames else np.broadcast_to(ref.array, vol.shape)), DEFAULT_LABEL_MAP)
             if not lab.any():
                 raise LabelMapError(f"{pair.label}: no voxel carries a value of the label map ({label_map.to_string()})")
@@ -82,7 +84,7 @@ def bank_from_pairs(train: list[Pair], val: list[Pair], label_map: LabelMap, dev
                     nxt.append(base + z + 1 if z < vol.n_slices - 1 else -1)
                     split.append(s)
                     vols.append(f"{pair.case}/t{t}")
-    never = [f"{n}={v}" for n, v in label_map.values.items() if v not in seen]
+    never = [f"{n}={v}" for n, v in label_map.values.items() if n not in seen]
     if never:
         raise LabelMapError(f"the label map names {', '.join(never)}, but no reference holds that value: leave it out, or check the map")
     dev = torch.device(device)
@@ -96,17 +98,6 @@ def bank_from_pairs(train: list[Pair], val: list[Pair], label_map: LabelMap, dev
     sel = (bank.split == 0).float()
     bank.train_weights = sel / sel.sum().clamp(min=1)
     return bank, sorted(modalities)
-
-
-def _check_fits(held: set[int], label_map: LabelMap, pair: Pair) -> None:
-    """A reference that lacks a value the map names while holding values it names nowhere: the
-    map does not fit it (a typo, another data set's values), and those voxels would be taught
-    as background."""
-    absent = [f"{n}={v}" for n, v in label_map.values.items() if v not in held]
-    unknown = sorted(v for v in held if label_map.name_of(v) is None)
-    if absent and unknown:
-        raise LabelMapError(f"{pair.label}: holds no {', '.join(absent)} but value(s) {', '.join(map(str, unknown[:8]))} that the label "
-                            f"map ({label_map.to_string()}) does not name: is the map right?")
 
 
 def _val_dice(model, bank, cfg_train, modes: tuple[str, ...] = ("box", "auto")) -> dict[str, float]:

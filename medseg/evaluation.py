@@ -294,9 +294,8 @@ def _read_prediction(pair: Pair, cine, frame: int | None, label_map: LabelMap, p
             lab = lab.phase(frame)
         cine = cine.phase(frame)
     check_same_grid(cine, lab, f"predicted labels of case {pair.case}")
-    held = {int(v) for v in np.unique(lab.array)} - {0}
-    unknown = sorted(v for v in held if pmap.name_of(v) is None)
-    absent = [f"{n}={pmap[n]}" for n in named if pmap[n] not in held]
+    missing, unknown = pmap.fit(lab.array)
+    absent = [f"{n}={pmap[n]}" for n in named if n in missing]
     if unknown and absent:  # a map that does not fit (a typo, another tool's values): not a structure the model missed
         raise LabelMapError(f"the predicted labels of case {pair.case} ({Path(pair.prediction).name}) hold no {', '.join(absent)} "
                             f"but value(s) {', '.join(map(str, unknown[:8]))} that their label map ({pmap.to_string()}) does not name: "

@@ -121,6 +121,13 @@ class LabelMap:
                 return k
         return None
 
+    def fit(self, labels: np.ndarray) -> tuple[dict[str, int], list[int]]:
+        """How this map fits an integer label array: the structures whose value it does not hold
+        ({name: value}), and the non-zero values it holds that no structure names (sorted)."""
+        held = {int(v) for v in np.unique(np.asarray(labels))} - {0}
+        absent = {n: v for n, v in self.values.items() if v not in held}
+        return absent, sorted(v for v in held if self.name_of(v) is None)
+
     def to_string(self) -> str:
         return ",".join(f"{k}={v}" for k, v in self.values.items())
 

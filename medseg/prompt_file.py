@@ -148,10 +148,6 @@ def prompts_from_labels(labels: np.ndarray, label_map: LabelMap, key_slice: bool
     return PromptSet(prompts, prop, label_map)
 
 
-def absent_structures(labels: np.ndarray, label_map: LabelMap) -> list[str]:
-    return [n for n, v in label_map.values.items() if not (labels == v).any()]
-
-
 def study_prompts(vol, prompts: str | Path | None, prompts_from: str | Path | None, label_map: LabelMap | None, key_slice: bool, case: str | None = None) -> PromptSet | None:
     """The prompts of one study: from a prompts file (``case`` picks a multi-case entry), or
     simulated from reference labels on the image's grid (``label_map`` required, except for a
@@ -186,13 +182,12 @@ def _check_reference_values(ref: np.ndarray, label_map: LabelMap, name: str) -> 
     set's convention, or a structure this reference lacks: nothing to prompt it from), saying
     which of the reference's values no structure of the map names. A map naming fewer
     structures than the reference holds is fine: those are segmented."""
-    held = {int(v) for v in np.unique(ref)} - {0}
-    missing = {n: v for n, v in label_map.values.items() if v not in held}
+    missing, unnamed = label_map.fit(ref)
     if not missing:
         return
-    unnamed = sorted(held - set(label_map.values.values()))
+    held = sorted({int(v) for v in np.unique(ref)} - {0})  # for the message
     names = ", ".join(f"{n}={v}" for n, v in missing.items())
     hint = (f", of which {', '.join(map(str, unnamed))} no structure of the map names: is the map right?" if unnamed
             else f": leave {'it' if len(missing) == 1 else 'them'} out of the map")
     raise LabelMapError(f"--label-map names {names}, but the reference labels {name} hold no such value; they hold "
-                        f"{', '.join(map(str, sorted(held))) or 'no label at all'}{hint}")
+                        f"{', '.join(map(str, held)) or 'no label at all'}{hint}")

@@ -77,8 +77,7 @@ def measure_phase(
 
 def check_values(arr: np.ndarray, lmap: LabelMap) -> None:
     """Raise LabelMapError when the labels hold values that the label map does not name."""
-    present = np.unique(arr)
-    unknown = sorted(int(v) for v in present if v != 0 and lmap.name_of(int(v)) is None)
+    _, unknown = lmap.fit(arr)
     if unknown:
         shown = ", ".join(map(str, unknown[:8])) + (f", ... ({len(unknown)} values)" if len(unknown) > 8 else "")
         raise LabelMapError(f"label values {shown} are not in the label map ({lmap.to_string()}); "

@@ -4,6 +4,7 @@ sys.path, as tests/io does for io_synth)."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -26,3 +27,13 @@ def io_synth():
     sys.modules["io_synth"] = mod  # dataclasses look their module up while it executes
     spec.loader.exec_module(mod)
     return mod
+
+
+def gui_ready() -> str | None:
+    """Why the napari widget tests cannot run here (napari or pytest-qt missing, no display:
+    Qt aborts the whole process without one, and the offscreen platform has no OpenGL), or None."""
+    if importlib.util.find_spec("napari") is None or importlib.util.find_spec("pytestqt") is None:
+        return "napari / pytest-qt not installed"
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "no display: run the napari widget tests under xvfb-run -a"
+    return None

@@ -3,12 +3,10 @@ provenance record of "mark reviewed", and the dock widget jumping to a flagged s
 
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 import pytest
 from medseg_napari._review import ReviewList, ReviewRow, confidence_summary, review_rows
+from napari_helpers import gui_ready
 
 BAD_SLICE = 3  # mid-ventricular: the myocardium ring is half erased there
 
@@ -127,18 +125,8 @@ def test_review_rows_order_and_fields():
 
 
 # -- the dock widget -----------------------------------------------------------------------------
-def _gui_ready() -> str | None:
-    import importlib.util
-
-    if importlib.util.find_spec("napari") is None or importlib.util.find_spec("pytestqt") is None:
-        return "napari / pytest-qt not installed"
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        return "no display: run the napari widget tests under xvfb-run -a"
-    return None
-
-
 @pytest.mark.gui
-@pytest.mark.skipif(_gui_ready() is not None, reason=str(_gui_ready()))
+@pytest.mark.skipif(gui_ready() is not None, reason=str(gui_ready()))
 def test_review_widget_jumps_and_marks(make_napari_viewer, qtbot, model_provider, phantom, tmp_path):
     from medseg_napari._layers import META_PROVENANCE, image_layer_kwargs
     from medseg_napari._qt.review_widget import REVIEWED_COLOUR, ReviewWidget, find_segment_widget

@@ -5,17 +5,14 @@ its session, a click off the image is refused, labels medseg wrote reopen as lab
 from __future__ import annotations
 
 import json
-import os
-import sys
 
 import numpy as np
 import pytest
+from napari_helpers import gui_ready
 
-napari = pytest.importorskip("napari")
-pytest.importorskip("pytestqt")
-if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-    pytest.skip("no display: run the napari widget tests under xvfb-run -a", allow_module_level=True)
-
+if gui_ready():
+    pytest.skip(gui_ready(), allow_module_level=True)
+import napari  # noqa: E402
 from medseg_napari._controller import box_rectangle  # noqa: E402
 
 from medseg.types import Box  # noqa: E402

@@ -8,18 +8,14 @@ worker, undo from the keyboard shortcut, measurement, the medseg writer and repl
 from __future__ import annotations
 
 import json
-import os
-import sys
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from napari_helpers import gui_ready
 
-napari = pytest.importorskip("napari")
-pytest.importorskip("pytestqt")
-if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-    # Qt aborts the whole process without a display, and the offscreen platform has no OpenGL
-    pytest.skip("no display: run the napari widget tests under xvfb-run -a", allow_module_level=True)
+if gui_ready():
+    pytest.skip(gui_ready(), allow_module_level=True)
 
 from medseg_napari._controller import box_rectangle  # noqa: E402
 from napari_helpers import dice  # noqa: E402
