@@ -63,8 +63,34 @@ def read_image(path: str | list[str]) -> list[LayerData] | None:
     except Exception as e:  # a reader must never raise into napari
         warnings.warn(f"medseg could not read {p}: {type(e).__name__}: {e}", stacklevel=2)
         return None
+    if _is_reference_labels(p, vol):
+        return _read_seg(p)  # another tool's label file (ACDC's _gt): labels, not an image
     _place_open_segs(vol)
     return [(vol.array, image_layer_kwargs(vol, layer_name(p), str(p)), "image")]
+
+
+#: most distinct values a file named as labels (``C_gt.nii.gz``) may hold to open as labels
+MAX_REFERENCE_LABELS = 64
+
+
+def _is_reference_labels(p: Path, vol: Any) -> bool:
+    """A file named as a label file (the suffixes ``batch`` and ``adapt`` pair with their images:
+    ``_gt``, ``_seg``, ``_mask``, ...) that holds a few whole non-negative values, as another
+    tool's or data set's references do: it opens as a label layer (the measurement panel's label
+    map then says which value is which)."""
+    import numpy as np
+
+    from medseg.batch.cases import REFERENCE_SUFFIXES
+
+    stem = layer_name(p).lower()
+    if not stem.endswith(REFERENCE_SUFFIXES) or vol.array.ndim != 4:
+        return False
+    arr = vol.array
+    if not np.issubdtype(arr.dtype, np.integer):
+        if not np.issubdtype(arr.dtype, np.floating) or not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            return False
+    values = np.unique(arr)
+    return bool(values[0] >= 0 and values.size <= MAX_REFERENCE_LABELS)
 
 
 def _place_open_segs(image: Any) -> None:
@@ -113,22 +139,25 @@ def _read_each_series(p: Path) -> list[LayerData] | None:
 
 
 def _read_seg(p: Path) -> list[LayerData]:
-    """A DICOM SEG, or labels medseg wrote (NIfTI etc. with their sidecar JSON), as a label layer."""
+    """A DICOM SEG, labels medseg wrote (NIfTI etc. with their sidecar JSON) or another tool's
+    label file (:func:`_is_reference_labels`), as a label layer."""
     from medseg.io import read_label_volume
     from medseg.io.writers import own_label_map
 
     from ._layers import META_LABEL_MAP, META_SOURCE, META_VOLUME, label_colour_dict, layer_geometry
 
     vol = read_label_volume(p)
-    lmap = own_label_map(p)[0]
+    own = own_label_map(p)  # None: another tool's labels, which do not name their structures
     kwargs: dict[str, Any] = {"name": f"{layer_name(p)} labels", **layer_geometry(vol), "opacity": 0.5,
-                              "metadata": {META_VOLUME: vol, META_SOURCE: str(p), META_LABEL_MAP: lmap.to_dict()}}
-    try:  # napari >= 0.5: the structures' colours
-        from napari.utils.colormaps import DirectLabelColormap
+                              "metadata": {META_VOLUME: vol, META_SOURCE: str(p)}}
+    if own is not None:
+        kwargs["metadata"][META_LABEL_MAP] = own[0].to_dict()
+        try:  # napari >= 0.5: the structures' colours
+            from napari.utils.colormaps import DirectLabelColormap
 
-        kwargs["colormap"] = DirectLabelColormap(color_dict=label_colour_dict(lmap))
-    except ImportError:  # pragma: no cover - napari absent (pure-Python tests)
-        pass
+            kwargs["colormap"] = DirectLabelColormap(color_dict=label_colour_dict(own[0]))
+        except ImportError:  # pragma: no cover - napari absent (pure-Python tests)
+            pass
     frame = _seg_frame_in_viewer(vol) if vol.meta.get("format") == "dicom-seg" else None
     if frame is not None:  # one phase of an open cine: shown on its own frame, not on frame 0
         kwargs["translate"] = (float(frame), *kwargs["translate"][1:])

@@ -41,6 +41,28 @@ def test_reader_nifti_4d_geometry(tmp_path):
     assert isinstance(vol, Volume) and np.allclose(vol.affine, aff)
 
 
+def test_reader_opens_another_tools_reference_labels_as_labels(tmp_path):
+    """ACDC's patientNNN_frameNN_gt.nii.gz (no medseg sidecar) opens as a label layer with no
+    label map of its own (the measurement panel's map says which value is which); an image of a
+    few values without such a name, and a `_gt` file of many values, stay images."""
+    import nibabel as nib
+
+    aff = np.diag([1.5, 1.5, 8.0, 1.0])
+    lab = np.zeros((20, 16, 4), np.float32)  # nibabel (x, y, z); ACDC stores labels as float
+    lab[5:12, 4:10, 1:3] = 3
+    lab[3:5, 4:10, 1:3] = 2
+    nib.save(nib.Nifti1Image(lab, aff), str(tmp_path / "patient001_frame01_gt.nii.gz"))
+    nib.save(nib.Nifti1Image(lab, aff), str(tmp_path / "patient001_frame01.nii.gz"))
+    noisy = np.random.default_rng(0).integers(0, 500, size=lab.shape).astype(np.int16)
+    nib.save(nib.Nifti1Image(noisy, aff), str(tmp_path / "noisy_gt.nii.gz"))
+    (arr, kw, kind), = read_image(str(tmp_path / "patient001_frame01_gt.nii.gz"))
+    assert kind == "labels" and np.issubdtype(arr.dtype, np.integer)
+    assert np.array_equal(arr[0], np.transpose(lab, (2, 1, 0)).astype(arr.dtype))
+    assert META_LABEL_MAP not in kw["metadata"] and kw["scale"] == pytest.approx((1.0, 8.0, 1.5, 1.5))
+    assert read_image(str(tmp_path / "patient001_frame01.nii.gz"))[0][2] == "image"
+    assert read_image(str(tmp_path / "noisy_gt.nii.gz"))[0][2] == "image"
+
+
 def test_reader_dicom_folder_and_png(tmp_path):
     from PIL import Image
 
