@@ -280,7 +280,8 @@ def combine_ed_es(ed: dict[str, Any], es: dict[str, Any], rv_ed_es_ml: tuple[flo
     rv_fn = function_from_volumes(*rv_ed_es_ml)
     bsa = bsa_m2(height_cm, weight_kg, bsa_method)
     hr = heart_rate_bpm(heart_rate, nominal_interval_ms)
-    co = cardiac_output_l_min(lv_fn["sv_ml"], hr)
+    swapped = lv_fn["esv_ml"] > lv_fn["edv_ml"]  # ED and ES swapped (flagged below): no cardiac output from a negative SV
+    co = math.nan if swapped else cardiac_output_l_min(lv_fn["sv_ml"], hr)
     to_index = {f"lv_{k}": v for k, v in lv_fn.items() if k != "ef_pct"}
     to_index.update({f"rv_{k}": v for k, v in rv_fn.items() if k != "ef_pct"})
     to_index["lv_mass_g"] = ed["lv_mass_g"]
@@ -292,7 +293,7 @@ def combine_ed_es(ed: dict[str, Any], es: dict[str, Any], rv_ed_es_ml: tuple[flo
     idx["ci_l_min_m2"] = idx.pop("co_l_min_m2")
     flags = [dict(f, phase=ph, message=f"{ph.upper()}: {f.get('message', f['code'])}") for ph, fl in (("ed", ed["flags"]), ("es", es["flags"])) for f in fl]
     flags += _function_flags(lv_fn, "lv") + (_function_flags(rv_fn, "rv") if "rv" in ed["label_map"] else [])  # no RV labelled: no RV flag
-    if not lv_fn["esv_ml"] > lv_fn["edv_ml"]:  # a negative EF is ED and ES swapped (flagged above), not a low EF
+    if not swapped:  # a negative EF is ED and ES swapped (flagged above), not a low EF
         flags += range_flag("cmr_lvef_pct", lv_fn["ef_pct"], sex, structure="lv")
     flags += range_flag("cmr_lv_mass_index_g_m2", idx["lv_mass_g_m2"], sex, structure="myo")
     keys = ("volumes_ml", "lv_mass_g", "wall_thickness_mm", "spacing_mm", "label_map")
@@ -348,8 +349,9 @@ def measure_cine(
 
     ED = frame of maximum LV volume, ES = minimum (never frame 0 by assumption); the RV gets
     its own ED/ES from its own curve. Frames without any label are NaN in the curves and
-    flagged ``unlabelled_frame``. With only one frame labelled that frame is reported as ED,
-    ES is unknown (``es_frame`` None; ESV, SV, EF and CO NaN, flagged ``ef_undefined``).
+    flagged ``unlabelled_frame``. With the LV on only one frame that frame is reported as ED,
+    ES is unknown (``es_frame`` None; ESV, SV, EF and CO NaN, flagged ``ef_undefined``); the
+    same for the RV on its own (``rv_es_frame`` None, RV EF undefined).
     ``options`` are those of :func:`measure_ed_es`.
     """
     lmap = LabelMap.parse(label_map)
@@ -370,11 +372,15 @@ def measure_cine(
             raise MeasurementError(_lv_outside_myo(lmap))
         raise MeasurementError("no frame of the cine contains LV labels; nothing to measure")
     rv_ed, rv_es = detect_ed_es(curves["rv"]) if "rv" in curves else (None, None)
+    if rv_es is not None and rv_es == rv_ed:
+        rv_es = None  # the RV on one frame: its EF is undefined, not 0 %
     phase_opts = {k: options[k] for k in ("slice_positions_mm", "aha_method", "interpolate_missing", "basal_rule") if k in options}
     ed = measure_phase(arr[ed_f], aff, lmap, **phase_opts, base_end=base)
-    single = int(np.isfinite(curves["lv"]).sum()) == 1  # one labelled frame: it is ED or ES, not both
+    # the LV on one frame (the only labelled one, or the others hold other structures): that frame
+    # is ED or ES, not both
+    single = es_f == ed_f
     if single:
-        es_f = rv_es = None
+        es_f = None
         es = {**measure_phase(np.zeros_like(arr[ed_f]), aff, lmap, **phase_opts, base_end=base), "flags": []}
     else:
         es = measure_phase(arr[es_f], aff, lmap, **phase_opts, base_end=base)
@@ -384,10 +390,11 @@ def measure_cine(
     out = combine_ed_es(ed, es, rv, **combine_opts)
     out["flags"] = [dict(f, frame=ed_f) if f.get("phase") == "ed" else dict(f, frame=es_f) if f.get("phase") == "es" else f
                     for f in out["flags"]] + flags
-    if single:
-        for f in out["flags"]:
-            if f["code"] == "ef_undefined":
-                f["message"] = f"{f['structure'].upper()} EF is undefined: only frame {ed_f} is labelled (label ED and ES, or the whole cine)"
+    one_frame = {"lv": ed_f if single else None, "rv": rv_ed if rv_ed is not None and rv_es is None else None}
+    for f in out["flags"]:
+        if f["code"] == "ef_undefined" and one_frame.get(f.get("structure")) is not None:
+            name = f["structure"]
+            f["message"] = f"{name.upper()} EF is undefined: only frame {one_frame[name]} has the {name.upper()} labelled (label ED and ES, or the whole cine)"
     out.update({"ed_frame": ed_f, "es_frame": es_f, "rv_ed_frame": rv_ed, "rv_es_frame": rv_es,
                 "volume_curve_ml": {k: [None if not np.isfinite(v) else float(v) for v in c] for k, c in curves.items()},
                 "frame_times_s": None if times is None else [float(t) for t in np.asarray(times).reshape(-1)]})

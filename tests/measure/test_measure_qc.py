@@ -234,8 +234,10 @@ def test_ed_and_es_swapped_is_flagged_once(lv_labels):
     swapped = measure_ed_es(small, lv_labels, AFF, LMAP)
     assert swapped["lv"]["ef_pct"] < -20 and [f["structure"] for f in _codes(swapped, "esv_exceeds_edv")] == ["lv"]
     assert not _codes(swapped, "lvef_low")
-    right = measure_ed_es(lv_labels, small, AFF, LMAP)
-    assert 20 < right["lv"]["ef_pct"] < 80 and not _codes(right, "esv_exceeds_edv")
+    swapped = measure_ed_es(small, lv_labels, AFF, LMAP, heart_rate=60, height_cm=170, weight_kg=70)
+    assert math.isnan(swapped["co_l_min"]) and math.isnan(swapped["indexed"]["ci_l_min_m2"])  # not a negative output
+    right = measure_ed_es(lv_labels, small, AFF, LMAP, heart_rate=60)
+    assert 20 < right["lv"]["ef_pct"] < 80 and not _codes(right, "esv_exceeds_edv") and right["co_l_min"] > 0
 
 
 def test_cine_with_one_labelled_frame_has_no_ef():
@@ -247,9 +249,34 @@ def test_cine_with_one_labelled_frame_has_no_ef():
     assert rep["lv"]["edv_ml"] == pytest.approx(rep["volume_curve_ml"]["lv"][3])
     assert all(math.isnan(rep["lv"][k]) for k in ("esv_ml", "sv_ml", "ef_pct")) and math.isnan(rep["co_l_min"])
     undefined = _codes(rep, "ef_undefined")
-    assert {f["structure"] for f in undefined} == {"lv", "rv"} and "only frame 3 is labelled" in undefined[0]["message"]
+    assert {f["structure"] for f in undefined} == {"lv", "rv"}
+    assert all(f"only frame 3 has the {f['structure'].upper()} labelled" in f["message"] for f in undefined)
     assert not {"lvef_low", "esv_exceeds_edv"} & {f["code"] for f in rep["flags"]}
     assert math.isnan(rep["wall_thickening_pct"]["global"])
+
+
+def test_cine_with_the_lv_on_one_frame_and_the_rv_on_all_has_no_lv_ef():
+    """The LV prompted on one frame, the RV propagated through the cycle: the other frames are
+    labelled, but they hold no LV, so the LV's EF is undefined (it read 0 %, ED = ES), and the
+    RV keeps the EF of its own curve; the same the other way round."""
+    cine = _cine()
+    lv_once = cine.copy()
+    others = [t for t in range(cine.shape[0]) if t != 3]
+    lv_once[others] = np.where(np.isin(cine[others], (1, 2)), 0, cine[others])
+    rep = measure_cine(lv_once, AFF, LMAP, heart_rate=60)
+    assert (rep["ed_frame"], rep["es_frame"]) == (3, None)
+    assert math.isnan(rep["lv"]["ef_pct"]) and math.isnan(rep["co_l_min"])
+    assert [f["structure"] for f in _codes(rep, "ef_undefined")] == ["lv"]
+    assert (rep["rv_ed_frame"], rep["rv_es_frame"]) == (4, 0) and 5 < rep["rv"]["ef_pct"] < 90
+    assert not {"lvef_low", "esv_exceeds_edv"} & {f["code"] for f in rep["flags"]}
+
+    rv_once = cine.copy()
+    rv_once[others] = np.where(cine[others] == 3, 0, cine[others])
+    rep = measure_cine(rv_once, AFF, LMAP)
+    assert (rep["ed_frame"], rep["es_frame"]) == (3, 7) and 5 < rep["lv"]["ef_pct"] < 90
+    assert (rep["rv_ed_frame"], rep["rv_es_frame"]) == (3, None) and math.isnan(rep["rv"]["ef_pct"])
+    (rv_flag,) = _codes(rep, "ef_undefined")
+    assert rv_flag["structure"] == "rv" and "only frame 3 has the RV labelled" in rv_flag["message"]
 
 
 def test_review_of_a_cine_labelled_on_one_frame_measures_that_phase():
