@@ -401,7 +401,19 @@ def _pixels(path: Path) -> tuple[Dataset, np.ndarray]:
     if int(ds.get("SamplesPerPixel", 1) or 1) > 1:
         a = arr.astype(np.float32)
         arr = a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
+    elif str(ds.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1" and _modality(ds) != "CT":
+        arr = _monochrome1_to_2(arr, ds)
     return ds, arr
+
+
+def _monochrome1_to_2(arr: np.ndarray, ds: Dataset) -> np.ndarray:
+    """MONOCHROME1 (the lowest value is shown white) as MONOCHROME2, the way a viewer shows it:
+    the stored values mirrored within their bit range, before the rescale. Not for CT, whose
+    rescaled values are Hounsfield units whatever their display."""
+    bits = int(ds.get("BitsStored", 0) or 0) or 8 * arr.dtype.itemsize
+    if int(ds.get("PixelRepresentation", 0) or 0):  # signed: -2^(b-1) .. 2^(b-1) - 1
+        return (-1 - arr.astype(np.int64)).astype(np.float32)
+    return ((1 << bits) - 1 - arr.astype(np.int64)).astype(np.float32)
 
 
 def _load_pixels(grid: list[list[FrameInfo]]) -> np.ndarray:

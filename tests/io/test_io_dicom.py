@@ -39,6 +39,24 @@ def test_cine_series_sorted_by_position_and_trigger(tmp_path):
     assert np.allclose(vol.index_to_world([[1, 3, 5]])[0], lps_to_ras(lps), atol=1e-3)
 
 
+@pytest.mark.parametrize("modality", ["MR", "CT"])
+def test_monochrome1_reads_as_it_is_shown(tmp_path, modality):
+    """MONOCHROME1 (low values shown white) is read the way a viewer shows it: the stored
+    values mirrored in their bit range before the rescale, so blood stays bright for the model
+    (it was read inverted and segmented nothing). A CT keeps its Hounsfield units."""
+    s = write_cine_series(tmp_path / "cine", n_slices=3, n_phases=1)
+    for f in sorted((tmp_path / "cine").iterdir()):
+        ds = pydicom.dcmread(f)
+        ds.PhotometricInterpretation, ds.Modality = "MONOCHROME1", modality
+        ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 12, 11, 0
+        ds.PixelData = ds.pixel_array.astype(np.uint16).tobytes()
+        ds.save_as(f, enforce_file_format=True)
+    vol = read_volume(tmp_path / "cine")
+    stored = s.pixels.astype(np.float32)
+    shown = 4095 - stored if modality == "MR" else stored
+    assert np.array_equal(vol.array, shown * s.slope + s.intercept)
+
+
 def test_non_dicom_files_in_the_folder_are_ignored(tmp_path):
     write_cine_series(tmp_path / "cine", n_slices=3, n_phases=1)
     (tmp_path / "cine" / "notes.txt").write_text("hello")
