@@ -49,7 +49,7 @@ class AdaptConfig:
 def bank_from_pairs(train: list[Pair], val: list[Pair], label_map: LabelMap, device: str, canvas: int = 256):
     """Read labelled volumes into a SliceBank (train split 0, val split 1)."""
     from .io import check_same_grid, read_label_volume, read_volume
-    from .io.seg_reader import in_label_map, seg_phase
+    from .io.seg_reader import in_label_map, onto_image_stack, seg_phase
     from .preprocess import normalize_intensity
     from .training.data import STRUCTURES, SliceBank, presence_and_boxes
     from .training.pack import to_canvas
@@ -60,7 +60,8 @@ def bank_from_pairs(train: list[Pair], val: list[Pair], label_map: LabelMap, dev
     imgs, labs, prev, nxt, split, vols, modalities, seen = [], [], [], [], [], [], set(), set()
     for s, pairs in ((0, train), (1, val)):
         for pair in pairs:
-            vol, ref = read_volume(pair.image, series=pair.series, modality=pair.modality), in_label_map(read_label_volume(pair.label), label_map)
+            vol = read_volume(pair.image, series=pair.series, modality=pair.modality)
+            ref = onto_image_stack(vol, in_label_map(read_label_volume(pair.label), label_map))
             t = seg_phase(vol, ref)  # a SEG of one phase of a cine: train on that frame
             vol = vol.phase(t) if t is not None else vol
             check_same_grid(vol, ref, f"labels of {pair.case}")

@@ -242,10 +242,10 @@ def evaluate_pairs(pairs: list[Pair], label_map: LabelMap, prompt: str | None, m
 def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str | None, model, predicted_map: LabelMap | None = None) -> dict[str, Any]:
     """One pair's row (with its prediction, reference and Volume for the clinical errors)."""
     from .io import check_same_grid, read_label_volume, read_volume
-    from .io.seg_reader import in_label_map, seg_phase
+    from .io.seg_reader import in_label_map, onto_image_stack, seg_phase
 
     cine = read_volume(pair.image, series=pair.series, modality=pair.modality)
-    ref = in_label_map(read_label_volume(pair.label), label_map)
+    ref = onto_image_stack(cine, in_label_map(read_label_volume(pair.label), label_map))
     t = seg_phase(cine, ref)  # a SEG of one phase of a cine: that frame is the case
     vol = cine.phase(t) if t is not None else cine
     check_same_grid(vol, ref, f"labels of case {pair.case}")
@@ -280,9 +280,10 @@ def _read_prediction(pair: Pair, cine, frame: int | None, label_map: LabelMap, p
     its medseg sidecar or {}). Its own label map (medseg sidecar, DICOM SEG) says which structures
     it holds; a file that names none is read with ``predicted_map`` (default ``label_map``)."""
     from .io import check_same_grid, read_label_volume, read_sidecar
+    from .io.seg_reader import onto_image_stack
     from .io.writers import own_label_map
 
-    lab = read_label_volume(pair.prediction)
+    lab = onto_image_stack(cine, read_label_volume(pair.prediction))
     own = own_label_map(pair.prediction)
     pmap = own[0] if own else (predicted_map or label_map)
     named = [n for n in label_map.names if n in pmap.values]

@@ -162,9 +162,9 @@ def study_prompts(vol, prompts: str | Path | None, prompts_from: str | Path | No
             label_map = LabelMap.parse(ref.meta["label_map"])  # a DICOM SEG's segments
         if label_map is None:
             raise PromptError("--prompts-from needs --label-map (which value is which structure in the reference)")
-        from .io.seg_reader import in_label_map, seg_phase
+        from .io.seg_reader import in_label_map, onto_image_stack, seg_phase
 
-        ref = in_label_map(ref, label_map)  # a SEG's segments by name, whatever --label-map's values
+        ref = onto_image_stack(vol, in_label_map(ref, label_map))  # a SEG's segments by name, whatever --label-map's values
         t = seg_phase(vol, ref)  # a SEG of one phase of this cine: prompts on that frame only
         check_same_grid(vol.phase(t) if t is not None else vol, ref, f"reference labels {Path(prompts_from).name}")
         if t is not None:

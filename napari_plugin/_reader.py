@@ -95,12 +95,10 @@ def _is_reference_labels(p: Path, vol: Any) -> bool:
 
 def _place_open_segs(image: Any) -> None:
     """A cine opened after the SEGs of its phases: move each such SEG label layer onto its frame
-    (the reverse of :func:`_seg_frame_in_viewer`)."""
+    (the reverse of :func:`_seg_on_open_image`)."""
     if getattr(image, "n_frames", 1) < 2 or not image.meta.get("sop_instance_uids"):
         return
-    from medseg.io.seg_reader import seg_frame_in
-
-    from ._layers import META_VOLUME
+    from ._layers import META_VOLUME, layer_geometry
 
     try:
         import napari
@@ -113,8 +111,11 @@ def _place_open_segs(image: Any) -> None:
         seg = getattr(layer, "metadata", {}).get(META_VOLUME)
         if not isinstance(layer, napari.layers.Labels) or seg is None or seg.meta.get("format") != "dicom-seg" or layer.translate[0] != 0:
             continue
-        frame = seg_frame_in(seg, image)
+        placed, frame = _seg_on(seg, image)
         if frame:
+            if placed is not seg:  # a SEG without its empty slices: on the image's whole stack
+                layer.data, layer.metadata[META_VOLUME] = placed.array, placed
+                layer.translate = layer_geometry(placed)["translate"]
             layer.translate = (float(frame), *layer.translate[1:])
             layer.name = f"{layer.name} (frame {frame})"
 
@@ -147,6 +148,9 @@ def _read_seg(p: Path) -> list[LayerData]:
     from ._layers import META_LABEL_MAP, META_SOURCE, META_VOLUME, label_colour_dict, layer_geometry
 
     vol = read_label_volume(p)
+    frame = None
+    if vol.meta.get("format") == "dicom-seg":  # on the grid (and frame) of the images it segments, when open
+        vol, frame = _seg_on_open_image(vol)
     own = own_label_map(p)  # None: another tool's labels, which do not name their structures
     kwargs: dict[str, Any] = {"name": f"{layer_name(p)} labels", **layer_geometry(vol), "opacity": 0.5,
                               "metadata": {META_VOLUME: vol, META_SOURCE: str(p)}}
@@ -158,18 +162,18 @@ def _read_seg(p: Path) -> list[LayerData]:
             kwargs["colormap"] = DirectLabelColormap(color_dict=label_colour_dict(own[0]))
         except ImportError:  # pragma: no cover - napari absent (pure-Python tests)
             pass
-    frame = _seg_frame_in_viewer(vol) if vol.meta.get("format") == "dicom-seg" else None
     if frame is not None:  # one phase of an open cine: shown on its own frame, not on frame 0
         kwargs["translate"] = (float(frame), *kwargs["translate"][1:])
         kwargs["name"] = f"{layer_name(p)} labels (frame {frame})"
     return [(vol.array, kwargs, "labels")]
 
 
-def _seg_frame_in_viewer(seg: Any) -> int | None:
-    """The frame of an image layer open in the current viewer whose DICOM images the SEG
-    references (:func:`medseg.io.seg_reader.seg_frame_in`); None when there is none."""
-    from medseg.io.seg_reader import seg_frame_in
-
+def _seg_on_open_image(seg: Any) -> tuple[Any, int | None]:
+    """The SEG on the grid of an image layer open in the current viewer whose DICOM images it
+    references (a SEG that leaves out its empty slices, as other tools write them, filled out to
+    the image's stack: :func:`medseg.io.seg_reader.onto_image_stack`), and the frame of that
+    image it segments when it is a cine (:func:`medseg.io.seg_reader.seg_frame_in`); the SEG
+    as read and None when no open image is its own."""
     from ._layers import META_VOLUME
 
     try:
@@ -177,14 +181,29 @@ def _seg_frame_in_viewer(seg: Any) -> int | None:
 
         viewer = napari.current_viewer()
     except Exception:  # no napari or no viewer (a script calling the reader)
-        return None
+        return seg, None
     for layer in list(viewer.layers) if viewer is not None else ():
         vol = getattr(layer, "metadata", {}).get(META_VOLUME)
-        if isinstance(layer, napari.layers.Image) and vol is not None and vol.array.ndim == 4 and vol.n_frames > 1:
-            frame = seg_frame_in(seg, vol)
-            if frame is not None:
-                return frame
-    return None
+        if isinstance(layer, napari.layers.Image) and vol is not None and vol.array.ndim == 4:
+            placed, frame = _seg_on(seg, vol)
+            if placed is not None:
+                return placed, frame
+    return seg, None
+
+
+def _seg_on(seg: Any, image: Any) -> tuple[Any, int | None]:
+    """(the SEG on ``image``'s grid, the frame of the cine it segments or None) when ``image``
+    holds the images it references; (None, None) otherwise."""
+    from medseg.io.seg_reader import onto_image_stack, seg_frame_in
+
+    placed = onto_image_stack(image, seg)
+    if not placed.same_grid(image):
+        return None, None
+    if image.n_frames > 1:
+        frame = seg_frame_in(placed, image)
+        return (placed, frame) if frame is not None else (None, None)
+    refs, uids = set(seg.meta.get("source_sop_instance_uids") or ()), image.meta.get("sop_instance_uids") or [[]]
+    return (placed, None) if refs & set(uids[0]) else (None, None)
 
 
 def layer_name(p: Path) -> str:

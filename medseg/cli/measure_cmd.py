@@ -101,6 +101,7 @@ def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase
          heart_rate: float | None, a2c: tuple[Path | None, Path | None] = (None, None), by_name: bool = False) -> tuple[dict, dict, dict, Any]:
     """Read the inputs and measure: (report, phase -> (Z, Y, X) labels, phase -> frame, ED Volume).
     ``by_name``: no --label-map was given, so each input's own map (sidecar) re-encodes it into ``lmap``."""
+    from ..io.seg_reader import on_one_stack
     from ..measure.report import heart_rate_options, measure_cine, measure_ed_es, measure_phase
 
     if labels is not None:
@@ -121,8 +122,11 @@ def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase
         raise MedsegError("--ed and --es must each be one phase")
     if vol.n_slices == 1 or vol_es.n_slices == 1 or a2c[0] is not None:
         return _run_echo(vol, vol_es, ed, es, a2c, lmap, body, by_name)
+    vol, vol_es = on_one_stack(vol, vol_es)  # DICOM SEGs that leave out different empty slices
     if not vol.same_grid(vol_es):
-        raise GeometryError(f"ED and ES labels are on different grids ({vol.grid_shape} vs {vol_es.grid_shape} or affines differ)")
+        shift = float(np.max(np.abs(vol.affine - vol_es.affine)))
+        raise GeometryError(f"ED and ES labels are on different grids: (Z, Y, X) {vol.grid_shape} vs {vol_es.grid_shape}, "
+                            f"affines differ by up to {shift:.3g} mm")
     _check_measurable(vol, ed, lmap, vol_es)
     report = measure_ed_es(vol.array[0], vol_es.array[0], vol.affine, lmap, **phase_opts, **body, **heart_rate_options(vol, heart_rate))
     return report, {"ED": vol.array[0], "ES": vol_es.array[0]}, {"ED": 0, "ES": 0}, vol

@@ -131,6 +131,47 @@ def in_label_map(labels: Volume, label_map) -> Volume:
     return labels if arr is labels.array else labels.with_array(arr)
 
 
+def onto_image_stack(image: Volume, labels: Volume) -> Volume:
+    """A DICOM SEG that leaves out its empty slices (highdicom's, dcmqi's and 3D Slicer's default:
+    frames only where a segment is) on ``image``'s whole stack: each of its slices placed on the
+    image slice at the same position, the others empty. Other labels, and a SEG whose slices are
+    not slices of ``image`` (another in-plane grid, positions between slices), are returned as
+    they are, for the grid check to judge."""
+    if labels.meta.get("format") != "dicom-seg" or labels.n_frames != 1:
+        return labels
+    nz, ny, nx = labels.grid_shape
+    if labels.grid_shape == image.grid_shape or (ny, nx) != image.grid_shape[1:]:
+        return labels
+    corners = [(z, y, x) for z in range(nz) for y, x in ((0, 0), (ny - 1, nx - 1))]
+    at = image.world_to_index(labels.index_to_world(corners))  # the SEG's slices in the image's voxels
+    want = np.array(corners, dtype=np.float64)
+    k = np.round(at[:, 0])
+    if not (np.allclose(at[:, 1:], want[:, 1:], atol=0.01) and np.allclose(at[:, 0], k, atol=0.01)):
+        return labels
+    k = k[::2].astype(int)
+    if np.any(k[1:] <= k[:-1]) or k[0] < 0 or k[-1] >= image.grid_shape[0]:
+        return labels
+    arr = np.zeros((1, *image.grid_shape), labels.array.dtype)
+    arr[0, k] = labels.array[0]
+    return labels.with_array(arr, affine=image.affine.copy(), meta={**labels.meta, "slices_filled": int(image.grid_shape[0] - nz)})
+
+
+def on_one_stack(a: Volume, b: Volume) -> tuple[Volume, Volume]:
+    """Two DICOM SEGs of one stack that leave out different empty slices (the ED and ES of a
+    reader's contours: the base descends in systole) on the stack both cover, as
+    :func:`onto_image_stack` places one on its image; other pairs are returned as they are."""
+    if a.meta.get("format") != "dicom-seg" or b.meta.get("format") != "dicom-seg" or a.same_grid(b):
+        return a, b
+    if a.grid_shape[1:] != b.grid_shape[1:] or a.n_frames != 1 or b.n_frames != 1:
+        return a, b
+    ends = a.world_to_index(b.index_to_world([(0, 0, 0), (b.grid_shape[0] - 1, 0, 0)]))[:, 0]
+    lo, hi = int(np.floor(min(0.0, ends.min()) + 0.5)), int(np.floor(max(a.grid_shape[0] - 1.0, ends.max()) + 0.5))
+    affine = a.affine.copy()
+    affine[:3, 3] = a.index_to_world([(lo, 0, 0)])[0]
+    stack = Volume(array=np.broadcast_to(np.zeros((), np.uint8), (1, hi - lo + 1, *a.grid_shape[1:])), affine=affine)  # its geometry
+    return onto_image_stack(stack, a), onto_image_stack(stack, b)
+
+
 def seg_phase(image: Volume, labels: Volume) -> int | None:
     """The frame of the cine ``image`` that the DICOM SEG ``labels`` segments (one phase, found by
     its source images), so that the two pair up on that frame; None when ``labels`` is not a SEG,

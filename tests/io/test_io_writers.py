@@ -448,3 +448,49 @@ def test_a_cine_is_not_written_as_nrrd(tmp_path):
     write_labels(ph.labels[:1], ph.image, tmp_path / "one.nrrd", lm)
     assert "space: left-posterior-superior" in (tmp_path / "one.nrrd").read_bytes()[:600].decode(errors="replace")
     assert read_label_volume(write_labels(ph.labels, ph.image, tmp_path / "cine.mha", lm)[0]).n_frames == 2
+
+
+def _seg_without_empty_slices(monkeypatch, lab, vol, path, lm, frame=None):
+    """A SEG as highdicom, dcmqi and 3D Slicer write it by default: frames only where a segment is."""
+    make = hd.seg.Segmentation
+    monkeypatch.setattr(hd.seg, "Segmentation", lambda *a, **kw: make(*a, **{**kw, "omit_empty_frames": True}))
+    try:
+        return write_dicom_seg(lab, vol, path, lm, frame=frame)
+    finally:
+        monkeypatch.undo()
+
+
+def test_segs_that_leave_out_their_empty_slices_are_placed_on_the_images_stack(tmp_path, monkeypatch, capsys):
+    """Other tools' SEGs hold frames only for slices with a segment, so a reader's ED and ES
+    contours cover different slice ranges: ED + ES measure on the stack both cover (it said
+    'different grids'), and evaluate / --prompts-from place the SEG on its image's slices."""
+    from medseg.cli import run_cli
+    from medseg.io.seg_reader import on_one_stack, onto_image_stack
+
+    write_cine_series(tmp_path / "cine", n_slices=6, n_phases=2, rows=40, cols=40)
+    vol = read_volume(tmp_path / "cine")
+    yy, xx = np.mgrid[:40, :40]
+    r2 = (yy - 20) ** 2 + (xx - 20) ** 2
+    ed, es = np.zeros(vol.grid_shape, np.uint8), np.zeros(vol.grid_shape, np.uint8)
+    ed[1:5][:, r2 <= 81], ed[1:5][:, (r2 > 81) & (r2 <= 144)] = 1, 2
+    es[2:6][:, r2 <= 36], es[2:6][:, (r2 > 36) & (r2 <= 121)] = 1, 2
+    for name, lab, t in (("ed", ed, 0), ("es", es, 1)):
+        full = read_label_volume(write_dicom_seg(lab, vol, tmp_path / f"{name}_full.dcm", "lv=1,myo=2", frame=t))
+        part = read_label_volume(_seg_without_empty_slices(monkeypatch, lab, vol, tmp_path / f"{name}.dcm", "lv=1,myo=2", frame=t))
+        assert part.grid_shape == (4, 40, 40) and full.grid_shape == vol.grid_shape
+        placed = onto_image_stack(vol.phase(t), part)
+        assert placed.same_grid(full) and np.array_equal(placed.array, full.array)
+    a, b = on_one_stack(read_label_volume(tmp_path / "ed.dcm"), read_label_volume(tmp_path / "es.dcm"))
+    assert a.same_grid(b) and a.grid_shape == (5, 40, 40)  # slices 1-5, the ones the two cover
+    for kind in ("", "_full"):
+        assert run_cli(["measure", "--ed", str(tmp_path / f"ed{kind}.dcm"), "--es", str(tmp_path / f"es{kind}.dcm"),
+                        "-o", str(tmp_path / f"rep{kind}.json")]) == 0, capsys.readouterr().err
+    part, full = (json.loads((tmp_path / f"rep{k}.json").read_text()) for k in ("", "_full"))
+    assert part["lv"]["ef_pct"] == pytest.approx(full["lv"]["ef_pct"]) and part["lv_mass_g"] == pytest.approx(full["lv_mass_g"])
+    assert full["lv"]["ef_pct"] > 20
+    (tmp_path / "pairs.csv").write_text(f"image,label,case\n{tmp_path / 'cine'},{tmp_path / 'es.dcm'},c1\n")
+    assert run_cli(["evaluate", "--pairs", str(tmp_path / "pairs.csv"), "--prompt", "box", "-o", str(tmp_path / "r.json")]) == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "r.json").read_text())["cases"][0]["dice"]["lv"] > 0.5
+    assert run_cli(["segment", str(tmp_path / "cine"), "--prompts-from", str(tmp_path / "es.dcm"), "-o", str(tmp_path / "out.nii.gz")]) == 0
+    out = read_label_volume(tmp_path / "out.nii.gz").array
+    assert not out[0].any() and out[1, 2:6].any() and not out[1, :2].any()
