@@ -99,6 +99,14 @@ def wall_thickness(
     levels = slice_levels(ring, geom, base)
     samples = {z: s for z in ring if (s := slice_thickness(lv[z], myo[z], geom, z)) is not None}
     sign = 1.0 if base.base_at_high_index else -1.0  # angles about b (apex -> base)
+    handed = display_handedness(geom, base)
+    if handed is not None:  # the affine is no patient geometry: orient as the image is displayed
+        sign = handed
+        flags.append(make_flag(
+            "aha_orientation_from_display",
+            f"the affine puts the apex above the base (base->apex {_sup(base):+.2f} superior): not a patient geometry, as in "
+            "converted files such as ACDC's; AHA segments are oriented as the slices are displayed (rows down, columns "
+            "right: a short-axis view from the apex, anterior up, RV on the left)", severity="info"))
     arcs = {z: rv_contact_arc(s, rv[z], geom) for z, s in samples.items()}
     orient, oflags = _orientations(arcs, samples, rv, geom, sign)
     flags += oflags
@@ -122,6 +130,31 @@ def wall_thickness(
               "angle_convention": "counter-clockwise about the apex->base axis; anterior = base_axis x septum",
               "slices": per_slice}
     return result, flags
+
+
+#: base->apex direction's superior component above which an affine is no patient geometry
+#: (in a patient the apex lies below the base; a horizontal heart's axis still points down)
+APEX_SUPERIOR_MIN = 0.2
+
+
+def _sup(base: BaseEnd) -> float:
+    return float(base.base_to_apex[2])  # RAS: +z = superior
+
+
+def display_handedness(geom: StackGeometry, base: BaseEnd) -> float | None:
+    """``sign`` of :func:`wall_thickness` (angles about ``b`` = sign x normal) that orients the
+    heart as its slices are displayed, when the affine cannot be a patient's: the base->apex
+    direction points up (superior component > ``APEX_SUPERIOR_MIN``), as converted files with a
+    placeholder affine give (ACDC's NIfTI: diag(-1, -1, 1) x spacing with the base at slice 0,
+    which is the mirror of the heart). The display convention: a short-axis slice shown with rows
+    down and columns right is seen from the apex (anterior up, the RV on the left), so ``b``
+    points along column x row. None when the affine is plausible (then it decides)."""
+    if _sup(base) <= APEX_SUPERIOR_MIN:
+        return None
+    cols = geom.affine[:3, :3]
+    raw = np.cross(cols[:, 0], cols[:, 1])  # column x row direction in the world
+    along = 1.0 if float(raw @ geom.normal) > 0 else -1.0  # geom.normal = along x raw
+    return along  # b = sign x normal = column x row  <=>  sign = along
 
 
 def _orientations(arcs: dict[int, tuple[float, float] | None], samples: dict[int, SliceThickness],

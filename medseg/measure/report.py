@@ -271,6 +271,10 @@ def _common_affine(a: Any, b: Any, affine: np.ndarray | None) -> np.ndarray:
     return aff_a
 
 
+#: flags about the stack's geometry, not a phase: reported once for ED + ES
+STACK_FLAGS = ("aha_orientation_from_display",)
+
+
 def combine_ed_es(ed: dict[str, Any], es: dict[str, Any], rv_ed_es_ml: tuple[float, float], *, height_cm: float | None = None,
                   weight_kg: float | None = None, heart_rate: float | None = None, nominal_interval_ms: float | None = None,
                   bsa_method: str = "mosteller", sex: str | None = None) -> dict[str, Any]:
@@ -291,7 +295,9 @@ def combine_ed_es(ed: dict[str, Any], es: dict[str, Any], rv_ed_es_ml: tuple[flo
     to_index["co_l_min"] = co
     idx = indexed(to_index, bsa)
     idx["ci_l_min_m2"] = idx.pop("co_l_min_m2")
-    flags = [dict(f, phase=ph, message=f"{ph.upper()}: {f.get('message', f['code'])}") for ph, fl in (("ed", ed["flags"]), ("es", es["flags"])) for f in fl]
+    flags = [dict(f, phase=ph, message=f"{ph.upper()}: {f.get('message', f['code'])}") for ph, fl in (("ed", ed["flags"]), ("es", es["flags"]))
+             for f in fl if f["code"] not in STACK_FLAGS]
+    flags += list({f["code"]: f for f in es["flags"] + ed["flags"] if f["code"] in STACK_FLAGS}.values())  # once, not per phase
     flags += _function_flags(lv_fn, "lv") + (_function_flags(rv_fn, "rv") if "rv" in ed["label_map"] else [])  # no RV labelled: no RV flag
     if not swapped:  # a negative EF is ED and ES swapped (flagged above), not a low EF
         flags += range_flag("cmr_lvef_pct", lv_fn["ef_pct"], sex, structure="lv")

@@ -137,16 +137,43 @@ def test_case6_invariant_to_in_plane_rotation(grid_rot_deg, anatomy_rot_deg):
 
 
 def test_case6_oblique_stack_and_mirrored_base():
-    """A double-oblique SAX stack whose base is at the low slice indices."""
-    rot = rotation_about([1, 1, 0], 35) @ rotation_about([0, 0, 1], 15)
+    """A double-oblique SAX stack whose base is at the low slice indices (the apex below it)."""
+    rot = rotation_about([1, 1, 0], 145) @ rotation_about([0, 0, 1], 15)
     aff = centred_affine(SPACING, SHAPE, rotation=rot, shift_mm=(5.3, -2.2, 1.7))
     b = -(rot @ [0.0, 0.0, 1.0])  # apex -> base along decreasing slice index
+    assert b[2] > 0.5  # the base above the apex, as in a patient
     lab = _phantom_labels(aff, SHAPE, b=b, s=rot @ [0.0, 1.0, 0.0])
     rep = measure_phase(lab, aff, LMAP)
     assert rep["base"]["end"] == "low_index"
     truth = _analytic("uniform")
     means = np.array([rep["wall_thickness_mm"]["segments"][str(k)]["mean"] for k in range(1, 17)])
     assert np.all(np.abs(means - np.array([truth[k] for k in range(1, 17)])) <= 0.5)
+    assert "aha_orientation_from_display" not in {f["code"] for f in rep["flags"]}
+
+
+def test_a_placeholder_affine_with_the_apex_above_the_base_is_oriented_as_displayed():
+    """ACDC's NIfTI carry diag(-1, -1, 1) x spacing with the base at slice 0: the apex above the
+    base, which no patient has, and the mirror of the heart, so anterior and inferior swapped
+    (segment 1 <-> 4, 2 <-> 3, ...). Such an affine is not trusted for the heart's handedness:
+    the slices are read as displayed (rows down, columns right: seen from the apex), as a
+    scanner shows a short-axis stack. A stack built that way in a patient's geometry and the
+    same array under the placeholder give the same segments."""
+    rot = rotation_about([1, 1, 0], 35)
+    b = rot @ [0.0, 0.0, 1.0]  # apex -> base, pointing up
+    dz, dy, dx = SPACING
+    true = np.eye(4)
+    true[:3, :3] = np.column_stack([rot @ [dx, 0, 0], rot @ [0, dy, 0], -(rot @ [0, 0, dz])])  # slices run to the apex
+    true[:3, 3] = -true[:3, :3] @ ((np.array(SHAPE[::-1]) - 1) / 2.0)
+    assert np.cross(true[:3, 0], true[:3, 1]) @ b > 0  # column x row = apex -> base: displayed from the apex
+    lab = _phantom_labels(true, SHAPE, b=b, s=rot @ [1.0, 0.0, 0.0])
+    placeholder = np.diag([-dx, -dy, dz, 1.0])
+    real, conv = measure_phase(lab, true, LMAP), measure_phase(lab, placeholder, LMAP)
+    assert real["base"]["end"] == conv["base"]["end"] == "low_index"
+    truth = np.array([_analytic("uniform")[k] for k in range(1, 17)])
+    seg = {name: np.array([r["wall_thickness_mm"]["segments"][str(k)]["mean"] for k in range(1, 17)]) for name, r in (("real", real), ("conv", conv))}
+    assert np.all(np.abs(seg["real"] - truth) <= 0.5) and np.allclose(seg["conv"], seg["real"], atol=0.05)
+    assert "aha_orientation_from_display" in {f["code"] for f in conv["flags"]}
+    assert "aha_orientation_from_display" not in {f["code"] for f in real["flags"]}
 
 
 def test_systolic_wall_thickening_of_the_cine_phantom():
