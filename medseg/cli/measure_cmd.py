@@ -81,6 +81,12 @@ def measure_command(
     report["inputs"]["label_map"] = lmap.to_string()
     if map_from is not None:
         report["inputs"]["label_map_from"] = str(map_from)
+    elif not label_map:  # nothing says which value is which: say which map was taken
+        report["inputs"]["label_map_from"] = "medseg default"
+        from ._app import console
+
+        console.print(f"note: no --label-map and the labels name no structures: read with medseg's map ({lmap.to_string()}); "
+                      "another data set's values need --label-map (ACDC rv=1,myo=2,lv=3; CAMUS lv=1,myo=2,la=3)", highlight=False)
     if from_header:
         report["inputs"]["body_from_dicom"] = from_header
     if image:
@@ -284,10 +290,11 @@ def _header_body(body: dict, paths: list[Path]) -> list[str]:
     return taken
 
 
-def _segmented_images(paths: list[Path], say: bool = False) -> list[tuple[Path, str | None]] | None:
+def _segmented_images(paths: list[Path], say: bool = False) -> list[tuple[Path, str | None, int | None]] | None:
     """The images the label files were segmented from, as their medseg sidecars record them
-    (``provenance.input``), when every one of them is still there; else None (``say``: print a
-    note naming an image a sidecar names that is gone)."""
+    (``provenance.input``, with the DICOM series and, for one phase of a cine written alone as
+    ``seg_frameNN.dcm``, its frame), when every one of them is still there; else None (``say``:
+    print a note naming an image a sidecar names that is gone)."""
     from ..io import read_sidecar
 
     found = []
@@ -301,7 +308,8 @@ def _segmented_images(paths: list[Path], say: bool = False) -> list[tuple[Path, 
                 console.print(f"note: {p}'s sidecar names the image {src}, which is not there (from this folder); "
                               "overlay.png shows contours alone: pass --image", markup=False, highlight=False, soft_wrap=True)
             return None
-        found.append((Path(src), prov.get("series")))  # the series segmented, of a DICOM folder that holds several
+        frame = prov.get("frame") if isinstance(prov.get("frame"), int) and not isinstance(prov.get("frame"), bool) else None
+        found.append((Path(src), prov.get("series"), frame))  # the series segmented, of a DICOM folder that holds several
     return found or None
 
 
@@ -335,18 +343,22 @@ def _write_plots(report: dict, folder: Path, phases: dict, frames: dict, lmap: A
 
 def _overlay_images(paths: list, vol: Any, frames: dict[str, int]) -> dict[str, np.ndarray]:
     """Phase -> (Z, Y, X) image: frames of a cine image, or one image per phase in order
-    (``paths``: --image paths, or (path, DICOM series) pairs from the labels' sidecars)."""
+    (``paths``: --image paths, or (path, DICOM series, frame) from the labels' sidecars: the
+    frame of a cine that labels of one phase segment)."""
     if len(paths) > len(frames):
         raise MedsegError(f"got {len(paths)} --image files for {len(frames)} phase(s)")
-    pairs = [p if isinstance(p, tuple) else (p, None) for p in paths]
-    imgs = [_read_image(p, series) for p, series in pairs]
-    paths = [p for p, _ in pairs]
+    pairs = [p if isinstance(p, tuple) else (p, None, None) for p in paths]
+    imgs = [_read_image(p, series) for p, series, _ in pairs]
+    paths = [p for p, _, _ in pairs]
     for p, img in zip(paths, imgs):
         if img.grid_shape != vol.grid_shape or not np.allclose(img.affine, vol.affine, atol=1e-3):
             raise GeometryError(f"--image {p} is not on the labels' grid ({img.grid_shape} vs {vol.grid_shape}, or affines differ)")
     from ..review import display_array
 
     arrays = [display_array(img) for img in imgs]  # a CT in its cardiac window
+    at = [f for _, _, f in pairs]
+    if len(imgs) == len(frames) and all(f is not None and f < img.n_frames for f, img in zip(at, imgs)):
+        return {k: a[f] for k, a, f in zip(frames, arrays, at)}  # each phase's own frame of the cine(s) it was segmented from
     if len(imgs) == 1 and imgs[0].n_frames > 1:
         if vol.n_frames == 1:  # labels of one frame each: which of the cine's frames they are is not known
             raise MedsegError(f"--image {paths[0]} is a cine ({imgs[0].n_frames} frames) and the labels are one frame "

@@ -197,7 +197,11 @@ def test_echo_clip_gives_the_curve_ed_es_and_plots(tmp_path, capsys):
     edv, esv = (2 / 3 * np.pi * w * w * (60 + w) / 1000 for w in (21.0, 15.0))
     assert rep["lv"]["ef_pct"] == pytest.approx(100 * (1 - esv / edv), abs=0.5)
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["overlay.png", "volume_curve.png"]
-    assert "ED frame 1, ES frame 3" in " ".join(capsys.readouterr().out.split())
+    printed = capsys.readouterr()
+    assert "ED frame 1, ES frame 3" in " ".join(printed.out.split())
+    # nothing named the structures: the map taken is said (CAMUS' LA, value 3, would read as the RV)
+    assert rep["inputs"]["label_map_from"] == "medseg default" and "note: no --label-map" in printed.err
+    assert "CAMUS lv=1,myo=2,la=3" in " ".join(printed.err.split())
 
 
 def test_echo_views_without_spacing_give_ef_only(tmp_path, capsys):
@@ -326,6 +330,30 @@ def test_overlay_shows_the_image_the_sidecar_names(files, tmp_path):
         assert json.loads(out.read_text())["inputs"].get("overlay_image") == ([files["image"]] if name == "here" else None)
         pngs[name] = (tmp_path / name / "plots" / "overlay.png").read_bytes()
     assert pngs["gone"] == pngs["other_grid"] != pngs["here"]
+
+
+def test_overlay_of_two_phases_of_one_cine_shows_each_phases_frame(files, tmp_path, monkeypatch):
+    """ED and ES labels written one phase each from one cine (``seg_frame00.dcm`` and
+    ``seg_frame01.dcm``, whose sidecars name the cine and the frame): the ES contours are drawn
+    on the ES frame (both were drawn on frame 0)."""
+    from medseg.io import read_label_volume, read_volume, write_labels
+    from medseg.measure import plots
+
+    vol = read_label_volume(files["ed"])
+    cine = tmp_path / "cine.nii.gz"
+    base = np.asarray(read_volume(files["image"]).array[0])
+    base = base + np.arange(base.shape[-1], dtype=np.float32)  # frame 1, its mirror, is told apart from frame 0
+    _save(cine, np.stack([base, base[..., ::-1]]))
+    for t, key in ((0, "ed"), (1, "es")):
+        write_labels(read_label_volume(files[key]).array[0], vol, tmp_path / f"seg{t}.nii.gz", ACDC_MAP,
+                     provenance={"input": str(cine), "frame": t})
+    seen = {}
+    real = plots.overlay_png
+    monkeypatch.setattr(plots, "overlay_png", lambda phases, lmap, path, images=None, **kw: seen.update(images or {}) or real(phases, lmap, path, images=images, **kw))
+    assert run_cli(["measure", "--ed", str(tmp_path / "seg0.nii.gz"), "--es", str(tmp_path / "seg1.nii.gz"), "-o", str(tmp_path / "r.json"),
+                    "--plots", str(tmp_path / "plots")]) == 0
+    assert set(seen) == {"ED", "ES"} and np.allclose(seen["ES"], seen["ED"][..., ::-1])
+    assert not np.allclose(seen["ES"], seen["ED"])
 
 
 @pytest.mark.parametrize("timing, heart_rate", [({"heart_rate": 72.0}, 72.0), ({"nominal_interval": 800.0}, 75.0), ({}, None)])
