@@ -56,7 +56,7 @@ def _measure(out: Path, options: BatchOptions, case_id: str, case_input: str | N
     except MedsegError as e:
         return {"measure_note": _one_line(f"not measured: {e}")}
     row = _with_subject(report_row(rep), subject)
-    return {"measures": {k: row[k] for k in KEY_MEASURES if k in row}, "cohort_row": row, "measure_note": ""}
+    return {"measures": {k: row[k] for k in KEY_MEASURES if k in row}, "cohort_row": row, "measure_note": _body_note(subject, rep)}
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,18 @@ def _body(who: _Who, labels: Any = None) -> dict[str, Any]:
     if labels is not None and "heart_rate" not in body:
         body.update(heart_rate_options(labels))
     return body
+
+
+def _body_note(who: _Who, report: dict[str, Any]) -> str:
+    """The cohort row's note when a report that indexes to BSA got a height without a weight
+    or the reverse (a subjects row or a DICOM header that records one): no BSA, said."""
+    if "bsa_m2" not in report:
+        return ""
+    body = _body(who)
+    if ("height_cm" in body) == ("weight_kg" in body):
+        return ""
+    given, other = ("height", "weight") if "height_cm" in body else ("weight", "height")
+    return f"no BSA or indexed values: a {given} and no {other} (subjects row or DICOM header)"
 
 
 def _with_subject(row: dict[str, Any], who: _Who) -> dict[str, Any]:
@@ -160,7 +172,7 @@ def _measure_stack_study(phases: dict[str, str], subject: _Who = _Who()) -> Resu
         return {"measure_note": _one_line(f"not measured: {e}")}
     row = _with_subject(report_row(rep), subject)
     row["phases"] = f"{Path(phases['ED']).name} {Path(phases['ES']).name}"
-    return {"cohort_row": row, "measure_note": ""}
+    return {"cohort_row": row, "measure_note": _body_note(subject, rep)}
 
 
 def _measure_frames_study(frames: dict[int, str], subject: _Who = _Who()) -> Result:
@@ -189,7 +201,7 @@ def _measure_frames_study(frames: dict[int, str], subject: _Who = _Who()) -> Res
     rep["flags"] = [dict(f, frame=numbers[f["frame"]]) if isinstance(f.get("frame"), int) else f for f in rep["flags"]]
     row = _with_subject(report_row(rep), subject)
     row["phases"] = " ".join(Path(frames[n]).name for n in numbers)
-    return {"cohort_row": row, "measure_note": ""}
+    return {"cohort_row": row, "measure_note": _body_note(subject, rep)}
 
 
 def echo_study_rows(results: Sequence[Result], subjects: Sequence[Any] = ()) -> list[Result]:
@@ -235,7 +247,7 @@ def _measure_echo_study(views: dict[tuple[str, str], str], subject: _Who = _Who(
         return {"measure_note": _one_line(f"not measured: {e}")}
     row = _with_subject(report_row(rep), subject)
     row["views"] = " ".join(f"{v.upper()}_{p}" for v, p in keys)
-    return {"cohort_row": row, "measure_note": ""}
+    return {"cohort_row": row, "measure_note": _body_note(subject, rep)}
 
 
 def write_summary(out_dir: str | os.PathLike, results: Sequence[Result], options: BatchOptions | None = None) -> tuple[Path, Path]:

@@ -223,3 +223,7 @@ def test_measure_takes_body_data_from_the_subjects_row_and_the_heart_rate_from_t
         assert row["bsa_m2"] == pytest.approx(bsa, abs=1e-4) and row["heart_rate_bpm"] == bpm
         assert row["co_l_min"] == pytest.approx(row["lv.sv_ml"] * bpm / 1000, abs=1e-3)
         assert row["indexed.lv_edv_ml_m2"] == pytest.approx(row["lv.edv_ml"] / row["bsa_m2"], rel=1e-3)
+    # a row with a height and no weight: no BSA, and the cohort row says why (it was left empty silently)
+    half = _measure(out, BatchOptions(out_dir=tmp_path, measure=True, subjects=(Subject("p7", 180.0),)), "p7_cine")
+    assert half["cohort_row"]["bsa_m2"] == "" and half["measure_note"].startswith("no BSA or indexed values: a height and no weight")
+    assert _measure(out, BatchOptions(out_dir=tmp_path, measure=True, subjects=rows), "p7_cine")["measure_note"] == ""
