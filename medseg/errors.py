@@ -17,6 +17,11 @@ class MixedSeriesError(ImageReadError):
     ``--series`` picks one, ``medseg info`` lists them."""
 
 
+class SeriesNotFoundError(ImageReadError):
+    """A DICOM folder holds no series that ``--series`` names (``batch``: that folder is
+    skipped, as another series of a study exported one folder per series)."""
+
+
 class EmptyImageError(MedsegError):
     """The image, or the slice a prompt is on, holds no signal: every voxel has the same value
     (a blank or padding slice, an all-zero export). Nothing there can be segmented."""

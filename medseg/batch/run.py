@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .._files import sha256_path
-from ..errors import MedsegError, PromptError
+from ..errors import MedsegError, PromptError, SeriesNotFoundError
 from ..prompt_file import study_prompts
 from .cases import BatchOptions, CaseSpec, Result, _one_line, check_out_dir, dicom_seg_dir, output_path, review_png_path
 from .cohort import _measure, echo_study_rows, stack_study_rows, write_cohort, write_summary
@@ -51,6 +51,11 @@ def run_case(case: CaseSpec, options: BatchOptions) -> Result:
             res.update(_measure(out, options, case.case, case.input))
     except HandedOver as e:
         res.update(status="handed_over", reason=_one_line(str(e)), needs_review=True)
+    except SeriesNotFoundError as e:
+        if case.series or not options.series:
+            res["reason"] = _one_line(str(e))
+        else:  # another series of a study exported one folder per series (localizer, long axis): not a failure
+            res.update(status="skipped", reason=_one_line(f"not the series --series names: {e}"))
     except MedsegError as e:
         res["reason"] = _one_line(str(e))
     except Exception as e:  # a bug or an unexpected library error: still only this case fails

@@ -32,7 +32,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 
-from ..errors import GeometryError, ImageReadError, MixedSeriesError
+from ..errors import GeometryError, ImageReadError, MixedSeriesError, SeriesNotFoundError
 from .dicom_frames import (
     FrameInfo,
     broken_image_error,
@@ -75,7 +75,7 @@ def read_dicom_folder(folder: Path, series: str | None = None) -> Volume:
     if series is not None:
         kept = [(p, ds) for p, ds in headers if series_matches(ds, series)]
         if not kept:
-            raise ImageReadError(f"{folder}: no series matches --series {series!r}; it holds {_listing(headers)}")
+            raise SeriesNotFoundError(f"{folder}: no series matches --series {series!r}; it holds {_listing(headers)}")
         headers = kept
     if len(headers) == 1:
         return _read_one(*headers[0])

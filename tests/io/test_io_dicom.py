@@ -235,6 +235,23 @@ def test_batch_series_reads_the_named_series_of_every_patient_folder(tmp_path):
         assert side["provenance"]["series"] == "sax" and side["provenance"]["input_shape"] == [1, 3, 24, 20]
 
 
+def test_batch_series_skips_the_other_series_folders_of_a_study(tmp_path):
+    """A study exported one folder per series (a CD's PT/ST/SE layout): with `--series sax`,
+    the localizer's folder is skipped, not failed, so the batch exits 0 when every cine is
+    segmented; a case whose own selector misses still fails."""
+    import json
+
+    from medseg.cli import run_cli
+
+    write_cine_series(tmp_path / "in" / "pat1" / "SE1", n_slices=3, n_phases=1, rows=24, cols=20, description="CINE SAX", series_number=7)
+    write_cine_series(tmp_path / "in" / "pat1" / "SE2", n_slices=1, n_phases=1, rows=16, cols=16, description="LOCALIZER", series_number=1)
+    (tmp_path / "p.json").write_text(json.dumps({"prompts": [{"structure": "lv", "slice": 1, "box": [6, 5, 17, 14]}]}))
+    assert run_cli(["batch", str(tmp_path / "in"), "--prompts", str(tmp_path / "p.json"), "--series", "sax", "-o", str(tmp_path / "out")]) == 0
+    rows = {r["case"]: r for r in json.loads((tmp_path / "out" / "summary.json").read_text())["cases"]}
+    assert {k: r["status"] for k, r in rows.items()} == {"SE1": "ok", "SE2": "skipped"}
+    assert "not the series --series names" in rows["SE2"]["reason"] and not (tmp_path / "out" / "SE2.nii.gz").exists()
+
+
 def test_batch_takes_a_study_exported_one_series_folder_per_slice_as_one_case(tmp_path):
     """`medseg batch EXPORT`: a patient whose short-axis cine was exported one series (one
     folder) per slice is one case, segmented as a stack, also beside a long-axis series (which
