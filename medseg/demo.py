@@ -84,5 +84,7 @@ def _write_image(vol, path: Path) -> None:
     arr = medseg_to_nifti(vol.array.astype(np.float32), 4)
     img = nib.Nifti1Image(arr, vol.affine)
     img.header.set_xyzt_units("mm", "sec")
+    if vol.frame_times_s is not None and len(vol.frame_times_s) > 1:  # the frame interval (it read 1 s, the default)
+        img.header["pixdim"][4] = float(np.mean(np.diff(vol.frame_times_s)))
     with atomic_path(path) as tmp:
         nib.save(img, str(tmp))

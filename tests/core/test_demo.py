@@ -25,3 +25,9 @@ def test_demo_segments_and_measures_the_generated_cine(tmp_path):
             assert (tmp_path / "demo" / f"{mode}_{phase}.nii.gz").is_file()
         assert (tmp_path / "demo" / f"{mode}_review.png").stat().st_size > 10_000
     assert summary["model"]["model_id"] == "default"
+    # the cine keeps its frame interval (it read 1 s per frame, its truth labels ~0.04 s)
+    from medseg.io import read_label_volume, read_volume
+
+    times = read_volume(tmp_path / "demo" / "cine.nii.gz").frame_times_s
+    truth = read_label_volume(tmp_path / "demo" / "truth_labels.nii.gz").frame_times_s
+    assert times is not None and truth is not None and abs(times[1] - truth[1]) < 1e-4 and 0.02 < times[1] < 0.1
