@@ -1,4 +1,4 @@
-"""Options shared by ``segment`` and ``batch`` (one definition, the same help everywhere)."""
+"""Options shared by ``segment``, ``batch`` and ``evaluate`` (one definition, the same help everywhere)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 PromptsFile = Annotated[Path | None, typer.Option("--prompts", help="Prompts file (JSON; see examples/prompts_example.json); "
-                                                     "for batch one set for every case, or {\"cases\": {\"<case>\": {...}}}.")]
+                                                     "batch: one set for every case, or {\"cases\": {\"<case>\": {...}}}.")]
 LabelMapText = Annotated[str | None, typer.Option("--label-map", help="Label values, e.g. 'lv=3,myo=2,rv=1' (of --prompts-from, and of the output).")]
 KeySlice = Annotated[bool, typer.Option("--key-slice", help="With --prompts-from: one box per structure on its middle slice, then propagate.")]
 Auto = Annotated[bool, typer.Option("--auto", help="Zero-click mode (structure prompts learned by the model).")]
@@ -16,17 +16,17 @@ Structures = Annotated[str | None, typer.Option("--structures", help="Structures
 Propagate = Annotated[bool, typer.Option("--propagate", help="Propagate every prompted structure from its slice.")]
 Through = Annotated[str, typer.Option("--through", help="Propagate through slices (z), frames (t) or both (zt).")]
 Model = Annotated[str, typer.Option("--model", help="default, sam_vit_b=PATH, medsam_vit_b=PATH, or a checkpoint path.")]
-Adapter = Annotated[str | None, typer.Option("--adapter", help="Adapter name (shipped) or folder.")]
+Adapter = Annotated[str | None, typer.Option("--adapter", help="Adapter name (shipped, or in $MEDSEG_HOME/adapters) or folder.")]
 Device = Annotated[str, typer.Option("--device", help="cpu or cuda.")]
-MinConfidence = Annotated[float | None, typer.Option("--min-confidence", help="Leave out structures whose confidence is below X and list them "
-                                                        "as handed over (nothing is written for a study with none left).")]
+MinConfidence = Annotated[float | None, typer.Option("--min-confidence", help="Leave out structures whose confidence (0-1, e.g. 0.85) is below X "
+                                                        "and list them as handed over (nothing is written for a study with none left).")]
 ReviewPng = Annotated[bool, typer.Option("--review-png", help="Also write <case>_review.png: every labelled slice (ED and ES of a cine) with "
                                             "contours, confidences and flagged slices in red.")]
-Modality = Annotated[str | None, typer.Option("--modality", help="CT, MR, US or OT: segment the image as this modality (CT: the Hounsfield "
+Modality = Annotated[str | None, typer.Option("--modality", help="CT, MR, US or OT (other: PNG, video): segment the image as this modality (CT: the Hounsfield "
                                                 "window). Default: the file's; NIfTI, MHA and NRRD record none: CT when the intensities are "
                                                 "Hounsfield units, else OT.")]
 Series = Annotated[str | None, typer.Option("--series", help="For a DICOM folder holding several series: the one to read, by SeriesNumber, "
-                                              "a part of (or *glob* for) SeriesDescription, or ...UID end (medseg info lists them); A|B: either.")]
+                                              "a part of (or *glob* for) SeriesDescription, or ...UID end (medseg info lists them); 'A|B' reads the series either names.")]
 
 
 def parse_structures(text: str | None, auto: bool) -> tuple[str, ...] | None:

@@ -23,9 +23,9 @@ def evaluate_command(
     predicted_label_map: str | None = typer.Option(None, "--predicted-label-map", help="Label values of predicted files that do not name "
                                                    "their structures (medseg's sidecar and DICOM SEG do). Default: --label-map."),
     out: Path = typer.Option(..., "-o", "--out", help="RESULT.json."),
-    model: str = typer.Option("default", "--model"),
-    adapter: str | None = typer.Option(None, "--adapter"),
-    device: str = typer.Option("cpu", "--device"),
+    model: o.Model = "default",
+    adapter: o.Adapter = None,
+    device: o.Device = "cpu",
     workers: int = typer.Option(1, "--workers", help="Local worker processes (each loads the model once; torch threads = cores // N)."),
     csv_path: Path | None = typer.Option(None, "--csv", help="Also write one row per case (Dice, HD95, clinical values, confidence, review)."),
     plots: Path | None = typer.Option(None, "--plots", help="Folder for PNGs: Dice per structure, confidence vs Dice, Bland-Altman (ED/ES cases)."),

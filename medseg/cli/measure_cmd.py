@@ -36,7 +36,7 @@ def measure_command(
     a2c_ed: Path | None = typer.Option(None, "--a2c-ed", help="Echo: end-diastolic apical 2-chamber labels (with --a2c-es): biplane disks."),
     a2c_es: Path | None = typer.Option(None, "--a2c-es", help="Echo: end-systolic apical 2-chamber labels (with --a2c-ed)."),
     label_map: str | None = typer.Option(None, "--label-map", help="e.g. 'lv=3,myo=2,rv=1' (ACDC); default: the labels' medseg sidecar JSON, else medseg's lv=1,myo=2,rv=3,..."),
-    output: Path = typer.Option(..., "-o", "--output", help="Report JSON to write."),
+    output: Path = typer.Option(..., "-o", "--out", "--output", help="Report JSON to write."),
     height_cm: float | None = typer.Option(None, "--height-cm", help="Height (cm), for BSA."),
     weight_kg: float | None = typer.Option(None, "--weight-kg", help="Weight (kg), for BSA."),
     heart_rate: float | None = typer.Option(None, "--heart-rate", help="Heart rate (beats/min), for cardiac output."),
@@ -47,7 +47,7 @@ def measure_command(
     interpolate_missing: bool = typer.Option(False, "--interpolate-missing", help="Add interpolated area for empty in-between slices (still flagged)."),
     csv_path: Path | None = typer.Option(None, "--csv", help="Also write a one-row CSV."),
     plots: Path | None = typer.Option(None, "--plots", help="Folder for PNGs: volume curve, bullseye, overlay."),
-    image: list[Path] | None = typer.Option(None, "--image", help="Image(s) for the overlay plot, on the labels' grid: a cine, or one per phase, ED then ES (repeat --image)."),
+    image: list[Path] | None = typer.Option(None, "--image", metavar="IMAGE", help="Image(s) for the overlay plot, on the labels' grid: a cine, or one per phase, ED then ES (repeat --image)."),
 ) -> None:
     """Measure volumes, EF, LV mass, AHA wall thickness and QC flags; write REPORT.json."""
 

@@ -56,6 +56,9 @@ def test_one_phase(files, tmp_path):
     assert rep["label_map"] == {"lv": 3, "myo": 2, "rv": 1}
     assert rep["volumes_ml"]["lv"] > 0 and rep["lv_mass_g"] > 0
     assert rep["spacing_mm"] == pytest.approx([10.0, 1.5, 1.5])
+    # --out, as every other command spells it (only --output was taken)
+    assert run_cli(["measure", files["ed"], "--label-map", ACDC_MAP, "--out", str(tmp_path / "r2.json")]) == 0
+    assert json.loads((tmp_path / "r2.json").read_text())["volumes_ml"] == rep["volumes_ml"]
 
 
 def test_ed_es_with_csv_plots_and_image(files, tmp_path):
