@@ -528,7 +528,7 @@ def test_outputs_that_cannot_be_written_are_refused_before_the_work(where, study
     (["segment", "img.nii.gz"], "Missing option '-o' / '--out'"),
     (["segment", "img.nii.gz", "-o", "x.nii.gz", "--bogus"], "No such option: --bogus"),
     (["evaluate", "--prompt", "box", "-o", "r.json"], "Missing option '--pairs'"),
-    (["measure"], "Missing option '-o' / '--output'"),
+    (["measure"], "Missing option '-o' / '--out' / '--output'"),
 ])
 def test_usage_errors_print_clicks_message_and_exit_2(argv, message, capsys):
     """A missing or unknown option is click's usage message and exit code 2, whichever copy of
