@@ -397,13 +397,26 @@ def _pixels(path: Path) -> tuple[Dataset, np.ndarray]:
     except Exception as e:  # truncated pixel data, missing decoder, ...
         ts = ds.file_meta.get("TransferSyntaxUID") if ds is not None and hasattr(ds, "file_meta") else None
         extra = f" (transfer syntax {getattr(ts, 'name', ts)})" if ts else ""
-        raise ImageReadError(f"cannot decode pixels of {path}{extra}: {type(e).__name__}: {str(e)[:120]}") from None
+        hint = _decoder_hint(ts) if getattr(ts, "is_compressed", False) else ""
+        why = " ".join(str(e).split())
+        raise ImageReadError(f"cannot decode pixels of {path}{extra}: {type(e).__name__}: "
+                             f"{why[:160]}{'...' if len(why) > 160 else ''}{hint}") from None
     if int(ds.get("SamplesPerPixel", 1) or 1) > 1:
         a = arr.astype(np.float32)
         arr = a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
     elif str(ds.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1" and _modality(ds) != "CT":
         arr = _monochrome1_to_2(arr, ds)
     return ds, arr
+
+
+def _decoder_hint(ts: Any) -> str:
+    """Which Python package decodes a compressed transfer syntax pydicom could not."""
+    name = str(getattr(ts, "name", "") or "")
+    if "2000" in name:
+        return "; JPEG 2000 needs pylibjpeg with pylibjpeg-openjpeg (pip install pylibjpeg pylibjpeg-openjpeg)"
+    if "JPEG" in name:  # baseline, extended (12 bit), lossless, JPEG-LS
+        return "; for JPEG (12-bit and JPEG-LS too) install pylibjpeg with pylibjpeg-libjpeg (pip install pylibjpeg pylibjpeg-libjpeg)"
+    return "; install python-gdcm, or decompress the series first (e.g. gdcmconv --raw, dcmdjpeg)"
 
 
 def _monochrome1_to_2(arr: np.ndarray, ds: Dataset) -> np.ndarray:

@@ -316,7 +316,7 @@ def test_evaluate_a_folder_whose_study_stack_sits_beside_other_series(tmp_path):
 
 
 @pytest.mark.parametrize("syntax", ["JPEGLosslessProcess14_1", "JPEGLSLossless", "JPEG2000Lossless", "RLELossless"])
-def test_compressed_series_read_as_the_uncompressed_one(tmp_path, syntax):
+def test_compressed_series_read_as_the_uncompressed_one(tmp_path, monkeypatch, syntax):
     """PACS exports are often compressed (JPEG Lossless process 14 above all): a series whose
     files were transcoded by GDCM reads back voxel for voxel as before."""
     import gdcm
@@ -346,6 +346,15 @@ def test_compressed_series_read_as_the_uncompressed_one(tmp_path, syntax):
     plain, packed = read_volume(tmp_path / "plain"), read_volume(tmp_path / "packed")
     assert np.array_equal(packed.array, plain.array) and np.allclose(packed.affine, plain.affine) and packed.shape == (2, 3, 12, 10)
     assert np.array_equal(plain.array, s.pixels * 2.0 - 5.0)
+    # without a decoder for it: one line that names the package to install
+    def no_decoder(self):
+        raise RuntimeError("Unable to decode as exceptions were raised by all available plugins")
+
+    monkeypatch.setattr(pydicom.dataset.Dataset, "pixel_array", property(no_decoder))
+    want = {"JPEG2000Lossless": "pylibjpeg-openjpeg", "RLELossless": "python-gdcm"}.get(syntax, "pylibjpeg-libjpeg")
+    with pytest.raises(ImageReadError, match="cannot decode pixels") as err:
+        read_volume(tmp_path / "packed")
+    assert want in str(err.value) and "\n" not in str(err.value)
 
 
 def test_batch_reads_non_conformant_uids_without_warnings(tmp_path):
