@@ -90,7 +90,7 @@ def case_id(path: str | os.PathLike) -> str | None:
     if p.name.startswith(".") or p.name.upper() == "DICOMDIR":  # DICOMDIR: an export's index, not an image
         return None
     if p.is_dir():
-        return p.name if _holds_dicom(p) else None
+        return p.name if _holds_dicom(p) and not clip_folder(p) else None  # a folder of clips: each clip is a case
     name = p.name
     for ext in sorted(EXTENSIONS, key=len, reverse=True):
         if name.lower().endswith(ext) and len(name) > len(ext):
@@ -103,6 +103,26 @@ def _holds_dicom(folder: Path) -> bool:
 
     files = [f for f in sorted(folder.iterdir()) if f.is_file() and not f.name.startswith(".") and f.name.upper() != "DICOMDIR"]
     return any(f.suffix.lower() in (".dcm", ".dicom", ".ima") for f in files) or any(has_dicm_marker(f) for f in files[:8])
+
+
+def clip_folder(folder: Path) -> bool:
+    """Whether ``folder``'s DICOM images are two or more legacy multi-frame files (echo clips,
+    as an echo machine exports a study): each is a recording of its own, not a slice of one
+    series. Decided from the first image's header alone when it is not such a clip."""
+    from ..io.dicom_frames import is_enhanced, is_image, n_frames, read_header
+
+    clips = 0
+    for f in sorted(q for q in folder.iterdir() if q.is_file() and not q.name.startswith(".") and q.name.upper() != "DICOMDIR"):
+        try:
+            ds = read_header(f, strict=False)
+        except Exception:
+            continue
+        if ds is None or not is_image(ds):
+            continue
+        if n_frames(ds) < 2 or is_enhanced(ds):
+            return False
+        clips += 1
+    return clips >= 2
 
 
 def discover_cases(input_dir: str | os.PathLike, prompts_from: str | os.PathLike | None = None,

@@ -80,6 +80,9 @@ def read_dicom_folder(folder: Path, series: str | None = None) -> Volume:
     if len(headers) == 1:
         return _read_one(*headers[0])
     multi = [p.name for p, ds in headers if n_frames(ds) > 1 and not is_enhanced(ds)]
+    if multi and len(multi) == len(headers):
+        raise ImageReadError(f"{folder}: holds {len(multi)} multi-frame clips ({', '.join(multi[:3])}{', ...' if len(multi) > 3 else ''}), "
+                             "each a recording of its own: open one file (medseg batch takes each clip as a case)")
     if multi:
         raise ImageReadError(f"{folder}: folder mixes multi-frame files ({', '.join(multi[:3])}) with other images; open one file")
     frames = [f for p, ds in headers for f in (frames_from_enhanced(ds, p) if is_enhanced(ds) else frames_from_classic(ds, p))]

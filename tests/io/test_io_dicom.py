@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pydicom
 import pytest
@@ -164,6 +166,25 @@ def test_ultrasound_multiframe_clip(tmp_path):
     assert vol.shape == (5, 1, 16, 20) and vol.modality == "US" and not vol.spacing_known
     assert np.array_equal(vol.array[:, 0], pixels.astype(np.float32))
     assert np.allclose(vol.frame_times_s, np.arange(5) * 0.0333)
+
+
+def test_a_folder_of_echo_clips_is_a_case_per_clip(tmp_path):
+    """An echo machine exports a study as a folder of clips (patient/study/clips): `batch` takes
+    each clip as a case (the folder was one case that failed: "mixes multi-frame files with
+    other images"), and reading the folder says it holds clips, one to open at a time."""
+    from medseg.batch import discover_cases
+
+    study = tmp_path / "in" / "echo study"
+    study.mkdir(parents=True)
+    write_us_clip(study / "A4C.dcm")
+    write_us_clip(study / "IM_0002")  # no extension, as many exports
+    with pytest.raises(ImageReadError, match=r"holds 2 multi-frame clips .* each a recording of its own") as err:
+        read_volume(study)
+    assert "other images" not in str(err.value)
+    cases = discover_cases(tmp_path / "in")
+    assert sorted(Path(c.input).name for c in cases) == ["A4C.dcm", "IM_0002"] and len({c.case for c in cases}) == 2
+    write_cine_series(tmp_path / "in2" / "cine", n_slices=2, n_phases=1)  # an ordinary series folder stays one case
+    assert [c.case for c in discover_cases(tmp_path / "in2")] == ["cine"]
 
 
 def _edit(folder, pick, **changes) -> None:
