@@ -70,6 +70,7 @@ def measure_phase(
     geom = stack_geometry(resolve_affine(labels, affine), arr.shape, slice_positions_mm)
     if arr.shape[0] < 2:
         raise MeasurementError("a volume needs at least 2 slices; got a single slice (use medseg.measure.echo for 2-D views)")
+    check_slice_axis(geom)
     check_values(arr, lmap)
     base = given_base(base_end, geom) if isinstance(base_end, str) else base_end
     return _phase(arr, geom, lmap, aha_method, interpolate_missing, basal_rule, base)
@@ -201,6 +202,23 @@ def _empty_thickness(method: str) -> dict[str, Any]:
     nan = math.nan
     return {"global_mean": nan, "global_max": nan, "segments": {str(k): {"mean": nan, "max": nan} for k in range(1, 18)},
             "method": method, "slices": []}
+
+
+#: in-plane pixels this many times coarser than the slice step: the stack's slices are not on Z
+SLICE_AXIS_RATIO = 2.0
+
+
+def check_slice_axis(geom: StackGeometry) -> None:
+    """Refuse a short-axis stack whose slice axis is not the array's Z: an array axis in the
+    slice plane with a step ``SLICE_AXIS_RATIO`` times the slice step is the real slice axis
+    (labels reoriented after segmentation, e.g. by nibabel's ``as_closest_canonical``), and the
+    through-plane weights, the basal rule and the AHA rings would be taken across it."""
+    dz, dy, dx = geom.spacing_mm
+    if max(dy, dx) >= SLICE_AXIS_RATIO * dz:
+        raise MeasurementError(
+            f"the array's Z steps {dz:.3g} mm but its {'rows' if dy >= dx else 'columns'} {max(dy, dx):.3g} mm: the short-axis slices "
+            "lie along another array axis (labels reoriented after segmentation, e.g. to a canonical orientation?); "
+            "measure them as acquired, slices on the first array axis (NIfTI: the third)")
 
 
 def measure_ed_es(

@@ -286,3 +286,17 @@ def test_review_of_a_cine_labelled_on_one_frame_measures_that_phase():
     cine[[t for t in range(cine.shape[0]) if t != 3]] = 0
     codes = {f["code"] for f in review_segmentation(cine, AFF, LabelMap.parse(LMAP))["flags"]}
     assert not {"ef_implausible", "ef_undefined", "measurement_failed"} & codes
+
+
+def test_a_stack_reoriented_so_its_slices_are_not_on_z_is_refused(lv_labels):
+    """The same labels with the slice axis moved to X (the world geometry unchanged, as
+    nibabel's as_closest_canonical does to an oblique short-axis stack): measured across it,
+    thickness and AHA came out wrong and the basal rule took volume away, silently."""
+    moved = np.ascontiguousarray(np.transpose(lv_labels, (2, 1, 0)))  # (X, Y, Z): the slices on the last axis
+    aff = AFF.copy()
+    aff[:, [0, 2]] = AFF[:, [2, 0]]
+    assert np.allclose(aff[:3, :3] @ [3, 5, 7] + aff[:3, 3], AFF[:3, :3] @ [7, 5, 3] + AFF[:3, 3])  # same world point
+    with pytest.raises(MeasurementError, match="short-axis slices lie along another array axis") as err:
+        measure_phase(moved, aff, LMAP)
+    assert "\n" not in str(err.value)
+    assert measure_phase(lv_labels, AFF, LMAP)["volumes_ml"]["lv"] > 0
