@@ -49,6 +49,8 @@ def info_command(
             table.add_row(key, str(d[key]))
     if not vol.spacing_known:
         table.add_row("note", "no physical pixel spacing in this file (1 mm assumed)")
+    if d.get("geometry_note"):  # the header's transforms disagree with its voxel size: which one was taken
+        table.add_row("geometry", d["geometry_note"])
     stdout.print(table)
 
 

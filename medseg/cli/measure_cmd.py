@@ -89,6 +89,11 @@ def measure_command(
                       "another data set's values need --label-map (ACDC rv=1,myo=2,lv=3; CAMUS lv=1,myo=2,la=3)", highlight=False)
     if from_header:
         report["inputs"]["body_from_dicom"] = from_header
+    if vol is not None and vol.meta.get("geometry_note"):  # volumes depend on the voxel size the header gives twice
+        report["inputs"]["geometry_note"] = vol.meta["geometry_note"]
+        from ._app import console
+
+        console.print(f"note: {vol.meta['geometry_note']}", markup=False, highlight=False, soft_wrap=True)
     if image:
         report["inputs"]["image"] = [str(p) for p in image]
     if plots is not None:

@@ -172,7 +172,10 @@ def write_nifti_labels(labels: np.ndarray, like: Volume, path: Path) -> Path:
         img.set_sform(src.get_sform(coded=False), int(src["sform_code"]))
     else:
         img = nib.Nifti1Image(data, like.affine)
-        img.set_qform(like.affine, 1)
+        cols = like.affine[:3, :3] / np.linalg.norm(like.affine[:3, :3], axis=0)
+        # a qform is a rotation and zooms: a sheared grid (gantry tilt, a stack whose positions drift
+        # in-plane) would get a rigid approximation millimetres off, which ITK reads first: none then
+        img.set_qform(like.affine, 1 if np.allclose(cols.T @ cols, np.eye(3), atol=1e-4) else 0)
         img.set_sform(like.affine, 1)
         if ndim == 4 and like.frame_times_s is not None and len(like.frame_times_s) > 1:
             img.header.set_xyzt_units("mm", "sec")

@@ -96,6 +96,7 @@ def test_nifti_sform_without_scales_takes_pixdim_like_itk(tmp_path):
     nib.save(img, tmp_path / "acdc_like.nii.gz")
     vol = read_volume(tmp_path / "acdc_like.nii.gz")
     assert np.allclose(vol.spacing, (10.0, 1.5625, 1.5625)) and "pixdim" in vol.meta["geometry_note"]
+    assert vol.describe()["geometry_note"] == vol.meta["geometry_note"]  # `medseg info` shows which size was taken
     assert np.allclose(vol.affine, affine_from_sitk(sitk.ReadImage(str(tmp_path / "acdc_like.nii.gz"))))
     out = write_labels(np.zeros(vol.grid_shape, np.uint8), vol, tmp_path / "gt.nii.gz", LABEL_MAP)[0]
     back = nib.load(out)
@@ -187,3 +188,20 @@ def test_a_ct_in_a_format_without_modality_is_read_as_ct_from_its_hounsfield_uni
     assert read_volume(tmp_path / "said_mr.nii.gz").modality == "MR"
     forced = read_volume(tmp_path / "ct.nii.gz", modality="mr")
     assert (forced.modality, forced.meta["modality_from"]) == ("MR", "--modality")
+
+
+def test_labels_of_a_sheared_grid_carry_no_rigid_qform(tmp_path):
+    """A DICOM stack whose positions drift in-plane (gantry tilt) has a sheared affine; a qform
+    can only hold a rotation and zooms, so writing one gave a rigid approximation millimetres off
+    the sform (which ITK reads first). The labels keep the sform alone; the qform is written for
+    grids it can hold."""
+    from medseg.io import Volume
+
+    sheared = np.diag([1.5, 1.5, 10.0, 1.0])
+    sheared[0, 2] = 2.0  # each slice 2 mm further along x
+    for aff, qcode in ((sheared, 0), (_oblique_affine(), 1)):
+        vol = Volume(np.zeros((1, 4, 6, 7), np.float32), aff, modality="MR", meta={"format": "dicom"})
+        out = write_labels(_labels_for(vol.grid_shape), vol, tmp_path / f"seg{qcode}.nii.gz", LABEL_MAP)[0]
+        hdr = nib.load(out).header
+        assert int(hdr["qform_code"]) == qcode and int(hdr["sform_code"]) == 1
+        assert np.allclose(read_label_volume(out).affine, aff, atol=1e-4)
