@@ -89,7 +89,7 @@ def measure_command(
                       "another data set's values need --label-map (ACDC rv=1,myo=2,lv=3; CAMUS lv=1,myo=2,la=3)", highlight=False)
     if from_header:
         report["inputs"]["body_from_dicom"] = from_header
-    if vol is not None and vol.meta.get("geometry_note"):  # volumes depend on the voxel size the header gives twice
+    if vol is not None and vol.meta.get("geometry_conflict"):  # volumes depend on which of two voxel sizes is taken
         report["inputs"]["geometry_note"] = vol.meta["geometry_note"]
         from ._app import console
 

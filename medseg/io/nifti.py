@@ -70,6 +70,8 @@ def read_nifti(path: Path) -> Volume:
     }
     if note:
         meta["geometry_note"] = note
+        # unit axis lengths (ACDC's sform) hold no voxel size at all; other lengths are a second one
+        meta["geometry_conflict"] = not np.allclose(np.linalg.norm(img.affine[:3, :3], axis=0), 1.0, atol=1e-4)
     return Volume(
         array=nifti_to_medseg(data),
         affine=affine,

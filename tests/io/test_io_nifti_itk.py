@@ -97,6 +97,10 @@ def test_nifti_sform_without_scales_takes_pixdim_like_itk(tmp_path):
     vol = read_volume(tmp_path / "acdc_like.nii.gz")
     assert np.allclose(vol.spacing, (10.0, 1.5625, 1.5625)) and "pixdim" in vol.meta["geometry_note"]
     assert vol.describe()["geometry_note"] == vol.meta["geometry_note"]  # `medseg info` shows which size was taken
+    assert vol.meta["geometry_conflict"] is False  # unit axis lengths hold no voxel size: nothing to warn of
+    img.set_sform(np.diag([1.2, 1.2, 5.0, 1.0]), 1)  # a second, other voxel size: measure says which was taken
+    nib.save(img, tmp_path / "two_sizes.nii.gz")
+    assert read_volume(tmp_path / "two_sizes.nii.gz").meta["geometry_conflict"] is True
     assert np.allclose(vol.affine, affine_from_sitk(sitk.ReadImage(str(tmp_path / "acdc_like.nii.gz"))))
     out = write_labels(np.zeros(vol.grid_shape, np.uint8), vol, tmp_path / "gt.nii.gz", LABEL_MAP)[0]
     back = nib.load(out)
