@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-import pydicom
 from pydicom.dataset import Dataset
 
 from ..errors import GeometryError, ImageReadError, MixedSeriesError, SeriesNotFoundError
@@ -43,6 +42,7 @@ from .dicom_frames import (
     is_enhanced,
     is_image,
     n_frames,
+    read_dicom,
     read_header,
     require_geometry,
     unique_instances,
@@ -395,7 +395,7 @@ def _pixels(path: Path) -> tuple[Dataset, np.ndarray]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(path)
+            ds = read_dicom(path)
             arr = ds.pixel_array
     except Exception as e:  # truncated pixel data, missing decoder, ...
         ts = ds.file_meta.get("TransferSyntaxUID") if ds is not None and hasattr(ds, "file_meta") else None

@@ -58,13 +58,34 @@ def read_header(path: Path, strict: bool) -> Dataset | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return pydicom.dcmread(path, stop_before_pixels=True)
+            return read_dicom(path, stop_before_pixels=True)
     except InvalidDicomError:
         if strict:
             raise ImageReadError(f"not a DICOM file (no DICM marker): {path}") from None
         return None
     except Exception as e:  # truncated or malformed header
         raise ImageReadError(f"corrupt DICOM file {path}: {type(e).__name__}: {str(e)[:120]}") from None
+
+
+def read_dicom(path: Path, **kwargs: Any) -> Dataset:
+    """``pydicom.dcmread``, also for a file without the Part-10 preamble and file meta (old
+    exports, research archives: :func:`medseg.io.readers.is_bare_dicom`), whose transfer syntax
+    is then the encoding pydicom found (implicit or explicit VR, little endian)."""
+    try:
+        return pydicom.dcmread(path, **kwargs)
+    except InvalidDicomError:
+        from .readers import is_bare_dicom
+
+        with open(path, "rb") as f:
+            if not is_bare_dicom(f.read(8)):
+                raise
+    ds = pydicom.dcmread(path, force=True, **kwargs)
+    if "TransferSyntaxUID" not in ds.file_meta:
+        from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+        implicit = (ds.original_encoding or (True, True))[0]
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+    return ds
 
 
 def is_image(ds: Dataset) -> bool:

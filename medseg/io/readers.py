@@ -192,13 +192,29 @@ def _kind(p: Path) -> str:
 
 
 def has_dicm_marker(p: Path) -> bool:
-    """True when a file carries the DICOM preamble's ``DICM`` marker."""
+    """True when a file carries the DICOM preamble's ``DICM`` marker, or is DICOM without the
+    Part-10 preamble (:func:`is_bare_dicom`: old exports and research archives)."""
     try:
         with open(p, "rb") as f:
             head = f.read(132)
     except OSError:
         return False
-    return len(head) == 132 and head[128:] == b"DICM"
+    return (len(head) == 132 and head[128:] == b"DICM") or is_bare_dicom(head)
+
+
+#: groups a DICOM data set without a preamble starts with: file meta (0002), identification (0008)
+BARE_GROUPS = (0x0002, 0x0008)
+
+
+def is_bare_dicom(head: bytes) -> bool:
+    """Whether the first bytes of a file are a DICOM data set written without the 128-byte
+    preamble and ``DICM`` marker (little endian): a group 0002 or 0008 element, with an explicit
+    VR of two capital letters or an implicit length that fits the element."""
+    if len(head) < 8 or int.from_bytes(head[0:2], "little") not in BARE_GROUPS:
+        return False
+    if head[4:6].isalpha() and head[4:6].isupper():  # explicit VR
+        return True
+    return int.from_bytes(head[4:8], "little") < 1024  # implicit VR: a short value (a UID, a code string)
 
 
 def _call(reader: Callable[[Path], Volume], p: Path) -> Volume:

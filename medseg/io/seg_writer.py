@@ -132,7 +132,7 @@ def _sources_and_pixels(
 ) -> tuple[list[Any], np.ndarray, list[Any] | None]:
     """Source datasets (headers), the (n_planes, Y, X) segment-number array in their order, and
     explicit plane positions for a multi-frame source (None for single-frame sources)."""
-    import pydicom
+    from .dicom_frames import read_dicom  # pydicom: a file with or without its Part-10 preamble
 
     seg_numbers = _segment_numbers(arr, label_map)
     files, numbers = like.meta["files"], like.meta.get("frame_numbers")
@@ -140,7 +140,7 @@ def _sources_and_pixels(
     paths = list(dict.fromkeys(p for p, _, _ in planes))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        datasets = {p: _blank_invalid_dates(pydicom.dcmread(p, stop_before_pixels=True)) for p in paths}
+        datasets = {p: _blank_invalid_dates(read_dicom(p, stop_before_pixels=True)) for p in paths}
     if all(fr is None for _, fr, _ in planes):  # single-frame sources: one SEG frame each
         sources = [datasets[p] for p, _, _ in planes]
         _unify_grid_headers(sources)

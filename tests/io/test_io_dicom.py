@@ -168,6 +168,31 @@ def test_ultrasound_multiframe_clip(tmp_path):
     assert np.allclose(vol.frame_times_s, np.arange(5) * 0.0333)
 
 
+@pytest.mark.parametrize("implicit", [True, False])
+def test_dicom_without_the_part10_preamble_reads_as_with_it(tmp_path, implicit):
+    """Old exports and research archives hold DICOM data sets without the 128-byte preamble,
+    the DICM marker and file meta (often without an extension too): they read as the same
+    series (they were 'no DICOM images in folder'); a text file beside them is still no image."""
+    from medseg.batch import discover_cases
+
+    s = write_cine_series(tmp_path / "plain", n_slices=3, n_phases=2)
+    (tmp_path / "in" / "bare").mkdir(parents=True)
+    for i, f in enumerate(sorted((tmp_path / "plain").iterdir())):
+        ds = pydicom.dcmread(f)
+        bare = pydicom.Dataset()
+        bare.update(ds)
+        bare.save_as(tmp_path / "in" / "bare" / f"{i + 1}", implicit_vr=implicit, little_endian=True, enforce_file_format=False)
+    (tmp_path / "in" / "bare" / "notes").write_text("scanned 2009\n")
+    assert (tmp_path / "in" / "bare" / "1").read_bytes()[128:132] != b"DICM"
+    vol = read_volume(tmp_path / "in" / "bare")
+    assert np.array_equal(vol.array, read_volume(tmp_path / "plain").array) and np.array_equal(vol.array, s.pixels * 2.0 - 5.0)
+    assert np.allclose(vol.affine, read_volume(tmp_path / "plain").affine)
+    assert read_volume(tmp_path / "in" / "bare" / "1").shape == (1, 1, 12, 10)
+    assert [c.case for c in discover_cases(tmp_path / "in")] == ["bare"]
+    with pytest.raises(ImageReadError, match="unsupported file type"):
+        read_volume(tmp_path / "in" / "bare" / "notes")
+
+
 def test_a_folder_of_echo_clips_is_a_case_per_clip(tmp_path):
     """An echo machine exports a study as a folder of clips (patient/study/clips): `batch` takes
     each clip as a case (the folder was one case that failed: "mixes multi-frame files with
