@@ -35,6 +35,7 @@ from ..errors import GeometryError, ImageReadError, MixedSeriesError, SeriesNotF
 from .dicom_frames import (
     FrameInfo,
     broken_image_error,
+    converted_value,
     frames_from_classic,
     frames_from_enhanced,
     image_headers,
@@ -367,8 +368,8 @@ def _meta(ds0: Dataset, source: Path, grid: list[list[FrameInfo]]) -> dict[str, 
         "patient_id": str(ds0.get("PatientID", "")) or None,
         "frame_of_reference_uid": str(ds0.get("FrameOfReferenceUID", "")) or None,
         "patient_body": body_of(ds0),  # height, weight, sex for BSA (napari's measurement panel); never written out
-        "heart_rate": _num(ds0.get("HeartRate")),
-        "nominal_interval": _num(ds0.get("NominalInterval")),
+        "heart_rate": _num(ds0.get("HeartRate", converted_value(ds0, "HeartRate"))),
+        "nominal_interval": _num(ds0.get("NominalInterval", converted_value(ds0, "NominalInterval"))),
         "files": [[str(f.path) for f in row] for row in grid],
         "frame_numbers": [[f.frame for f in row] for row in grid],
         "sop_instance_uids": [[f.sop_uid for f in row] for row in grid],

@@ -216,6 +216,21 @@ def _group_value(groups: list[Dataset], seq: str, attr: str) -> Any:
     return None
 
 
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+def converted_value(ds: Dataset, attr: str, frame_group: Dataset | None = None) -> Any:
+    """``attr`` of a Legacy Converted Enhanced image (highdicom, dcm2dcm): kept in the frame's
+    Unassigned Per-Frame Converted Attributes or the Unassigned Shared ones, not in a functional
+    group (a cine's TriggerTime, HeartRate, NominalInterval); None when it holds none."""
+    shared_seq = ds.get("SharedFunctionalGroupsSequence")
+    shared = shared_seq[0] if shared_seq is not None and len(shared_seq) else Dataset()
+    frame_group = frame_group if frame_group is not None else next(iter(ds.get("PerFrameFunctionalGroupsSequence") or []), Dataset())
+    return _first(_group_value([frame_group], "UnassignedPerFrameConvertedAttributesSequence", attr),
+                  _group_value([shared], "UnassignedSharedConvertedAttributesSequence", attr))
+
+
 def frames_from_enhanced(ds: Dataset, path: Path) -> list[FrameInfo]:
     """One :class:`FrameInfo` per frame of an enhanced multi-frame image (functional groups)."""
     shared_seq = ds.get("SharedFunctionalGroupsSequence")
@@ -236,7 +251,8 @@ def frames_from_enhanced(ds: Dataset, path: Path) -> list[FrameInfo]:
                 iop=_floats(_group_value(groups, "PlaneOrientationSequence", "ImageOrientationPatient"), 6),
                 pixel_spacing=_floats(_group_value(groups, "PixelMeasuresSequence", "PixelSpacing"), 2),  # type: ignore[arg-type]
                 thickness=_float(_group_value(groups, "PixelMeasuresSequence", "SliceThickness")),
-                trigger_ms=_float(_group_value(groups, "CardiacSynchronizationSequence", "NominalCardiacTriggerDelayTime")),
+                trigger_ms=_float(_first(_group_value(groups, "CardiacSynchronizationSequence", "NominalCardiacTriggerDelayTime"),
+                                         converted_value(ds, "TriggerTime", fg))),
                 order=(_int(_group_value(groups, "FrameContentSequence", "TemporalPositionIndex")), i, str(path)),
                 rows=int(ds.Rows),
                 cols=int(ds.Columns),

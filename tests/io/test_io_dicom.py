@@ -160,6 +160,28 @@ def test_enhanced_multiframe(tmp_path):
     assert np.allclose(vol.frame_times_s, s.triggers_ms[:, 0] / 1000.0)
 
 
+def test_a_legacy_converted_enhanced_cine_keeps_its_frame_times_and_heart_rate(tmp_path):
+    """A Legacy Converted Enhanced MR (highdicom, dcm2dcm) keeps TriggerTime, HeartRate and
+    NominalInterval in its Unassigned Converted Attributes, not in a functional group: its
+    frame times and heart rate (cardiac output) are those of the series it was made from (both
+    were lost)."""
+    import warnings
+
+    from highdicom.legacy import LegacyConvertedEnhancedMRImage
+    from pydicom.uid import generate_uid
+
+    write_cine_series(tmp_path / "cine", n_slices=3, n_phases=2)
+    sources = [pydicom.dcmread(f) for f in sorted((tmp_path / "cine").iterdir())]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        LegacyConvertedEnhancedMRImage(sources, series_instance_uid=generate_uid(), series_number=9, sop_instance_uid=generate_uid(),
+                                       instance_number=1).save_as(tmp_path / "converted.dcm")
+    ref, conv = read_volume(tmp_path / "cine"), read_volume(tmp_path / "converted.dcm")
+    assert np.array_equal(conv.array, ref.array) and np.allclose(conv.affine, ref.affine)
+    assert conv.frame_times_s is not None and np.allclose(conv.frame_times_s, ref.frame_times_s)
+    assert (conv.meta["heart_rate"], conv.meta["nominal_interval"]) == (60.0, 1000.0)
+
+
 def test_ultrasound_multiframe_clip(tmp_path):
     pixels = write_us_clip(tmp_path / "us.dcm", n_frames=5)
     vol = read_volume(tmp_path / "us.dcm")
