@@ -28,8 +28,9 @@ def run_local(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, em
     pending, attempts = list(cases), Counter()
     while pending:
         broken: list[CaseSpec] = []
-        with cf.ProcessPoolExecutor(min(workers, len(pending)), mp_context=mp.get_context("spawn"),
-                                    initializer=_init_worker, initargs=(options.threads or 1,)) as pool:
+        pool = cf.ProcessPoolExecutor(min(workers, len(pending)), mp_context=mp.get_context("spawn"),
+                                      initializer=_init_worker, initargs=(options.threads or 1,))
+        try:
             futures = {pool.submit(run_case, c, options): c for c in pending}
             for fut in cf.as_completed(futures):
                 case = futures[fut]
@@ -39,11 +40,32 @@ def run_local(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, em
                     broken.append(case)
                 except Exception as e:
                     emit(failed_result(case, f"worker error: {type(e).__name__}: {e}"))
+        except KeyboardInterrupt:  # Ctrl-C: stop now, not after every queued case
+            _stop_pool(pool, options.out_dir)
+            raise
+        pool.shutdown(wait=True)
         attempts.update(c.case for c in broken)
         pending = [c for c in broken if attempts[c.case] < MAX_ATTEMPTS]
         for c in broken:
             if attempts[c.case] >= MAX_ATTEMPTS:
                 emit(failed_result(c, f"a worker process died {MAX_ATTEMPTS} times while this case was pending (killed, out of memory, or a crash)"))
+
+
+def _stop_pool(pool: Any, out_dir: Any) -> None:
+    """Cancel the queued cases, end the workers (they ignore SIGINT: the parent decides) and
+    remove the temporary files a case cut short left in ``out_dir`` (``atomic_path``'s
+    ``.<name>.*.tmp*``; finished outputs were renamed into place, so none is half-written)."""
+    from pathlib import Path
+
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.join(timeout=10)
+    root = Path(out_dir)
+    for tmp in [*root.glob(".*.tmp*"), *root.glob("*/.*.tmp*")]:
+        tmp.unlink(missing_ok=True)
 
 
 def run_dask(cases: Sequence[CaseSpec], options: BatchOptions, scheduler: Any, emit: Callable[[Result], None]) -> None:
@@ -66,12 +88,16 @@ def run_dask(cases: Sequence[CaseSpec], options: BatchOptions, scheduler: Any, e
         opts = dataclasses.replace(options, threads_by_host=_threads_by_host(client))
         token = uuid.uuid4().hex[:8]
         futures = {client.submit(run_case, c, opts, key=f"medseg-batch-{c.case}-{i}-{token}", pure=False): c for i, c in enumerate(cases)}
-        for fut in as_completed(futures):
-            try:
-                emit(fut.result())
-            except Exception as e:  # KilledWorker, CancelledError, a worker without medseg, ...
-                emit(failed_result(futures[fut], f"Dask task failed: {type(e).__name__}: {e}"))
-            fut.release()
+        try:
+            for fut in as_completed(futures):
+                try:
+                    emit(fut.result())
+                except Exception as e:  # KilledWorker, CancelledError, a worker without medseg, ...
+                    emit(failed_result(futures[fut], f"Dask task failed: {type(e).__name__}: {e}"))
+                fut.release()
+        except KeyboardInterrupt:  # Ctrl-C: the cluster's queued tasks go too, not only this client
+            client.cancel(list(futures), force=True)
+            raise
     finally:
         if own:
             client.close()
@@ -121,6 +147,10 @@ def n_cores() -> int:
 
 
 def _init_worker(threads: int) -> None:
-    """Pool initializer: thread limits before torch is imported in the spawned process."""
+    """Pool initializer: thread limits before torch is imported in the spawned process; Ctrl-C
+    is the parent's to handle (a worker that took it would fail its case and take the next)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from typing import Any
@@ -46,23 +47,27 @@ def run_cli(argv: list[str] | None = None) -> int:
         console.print(f"[bold red]error:[/] {escape(_one_line(e))}", highlight=False, soft_wrap=True)
         return 1
     except typer.Exit as e:
-        return int(e.exit_code or 0)
+        return _exit(e)
     except typer.Abort:
         console.print("aborted")
         return 130
     except KeyboardInterrupt:
-        console.print("interrupted")
+        _say_interrupted()
         return 130
     except Exception as e:  # click usage errors and unexpected failures
         if _is_usage_error(e):  # click's, or the copy of click that typer >= 0.29 vendors
             e.show()  # type: ignore[attr-defined]
             return int(e.exit_code)  # type: ignore[attr-defined]
         if type(e).__name__ == "Exit" and isinstance(getattr(e, "exit_code", None), int):
-            return int(e.exit_code)  # type: ignore[attr-defined]
+            return _exit(e)
         if os.environ.get("MEDSEG_DEBUG"):
             raise
         if isinstance(e, OSError) and e.filename and e.strerror:  # a full disk, a file too large, permissions
             console.print(f"[bold red]error:[/] cannot write or read {escape(str(e.filename))}: {escape(e.strerror)}", highlight=False, soft_wrap=True)
+            return 1
+        if isinstance(e, OSError) and e.errno in _DISK_ERRNOS:  # a write that names no file (the disk filled during it)
+            console.print(f"[bold red]error:[/] cannot write the output: {escape(e.strerror or os.strerror(e.errno))} "
+                          "(nothing was left half-written)", highlight=False, soft_wrap=True)
             return 1
         console.print(
             f"[bold red]error:[/] unexpected {type(e).__name__}: {escape(_one_line(e))} "
@@ -71,7 +76,25 @@ def run_cli(argv: list[str] | None = None) -> int:
             soft_wrap=True,
         )
         return 1
+    if rv == 130:  # Ctrl-C: typer turns KeyboardInterrupt into Exit(130), which click returns here
+        _say_interrupted()
     return rv if isinstance(rv, int) else 0
+
+
+def _say_interrupted() -> None:
+    console.print("interrupted: outputs written so far are complete; a batch goes on with --resume")
+
+
+#: errors of a write that fills or cannot touch the disk: a one-line message, not "unexpected"
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO)
+
+
+def _exit(e: BaseException) -> int:
+    """A typer/click Exit's code; Ctrl-C (typer turns KeyboardInterrupt into Exit(130)) says so."""
+    code = int(getattr(e, "exit_code", 0) or 0)
+    if code == 130:
+        _say_interrupted()
+    return code
 
 
 def _is_usage_error(e: BaseException) -> bool:

@@ -379,3 +379,36 @@ def test_cohort_row_per_study_whose_frames_are_cases_acdc_style(tmp_path):
         assert float(rows[study]["confidence"]) == min(float(summary[c]["confidence"]) for c in frames)
         assert all(rows[c]["confidence"] == str(summary[c]["confidence"]) for c in frames)
     assert (out / "cohort.png").is_file()
+
+
+def test_ctrl_c_stops_the_worker_processes_and_their_queue(tmp_path):
+    """Ctrl-C during `batch --workers N`: the workers ignore SIGINT (a worker that took it failed
+    its case and went on with the next, so the batch ran its whole queue) and the parent ends
+    them, cancels what is queued and removes the temporary files a cut-short case left."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+    import os
+    import signal
+    import time
+
+    from medseg._batch_exec import _init_worker, _stop_pool
+
+    pool = cf.ProcessPoolExecutor(2, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(1,))
+    ready, t0 = set(), time.time()
+    while len(ready) < 2 and time.time() - t0 < 120:  # both workers started (their initializer ran)
+        ready |= {f.result() for f in [pool.submit(os.getpid) for _ in range(4)]}
+    futures = [pool.submit(time.sleep, 60) for _ in range(6)]
+    time.sleep(0.5)
+    procs = list(pool._processes.values())
+    assert {p.pid for p in procs} == ready
+    for p in procs:  # a terminal's Ctrl-C reaches the whole process group
+        os.kill(p.pid, signal.SIGINT)
+    time.sleep(0.5)
+    assert all(p.is_alive() for p in procs)  # ignored by the workers
+    (tmp_path / ".case01.nii.gz.k3j2.tmp.nii.gz").write_bytes(b"half")
+    (tmp_path / "case00.nii.gz").write_bytes(b"done")
+    t1 = time.time()
+    _stop_pool(pool, tmp_path)
+    assert time.time() - t1 < 15 and not any(p.is_alive() for p in procs)
+    assert sum(f.cancelled() for f in futures) >= len(futures) - 3  # the queue did not run (2 running, 1 handed over)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["case00.nii.gz"]

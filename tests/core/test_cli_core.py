@@ -598,3 +598,30 @@ def test_segment_modality_is_recorded_and_checked(study, tmp_path, capsys):
     from medseg.evaluation import read_pairs
 
     assert [p.modality for p in with_modality(read_pairs(tmp_path / "pairs.csv"), "ct")] == ["CT"]
+
+
+def test_ctrl_c_and_a_full_disk_are_one_line(study, tmp_path, capsys, monkeypatch):
+    """Ctrl-C: typer turns KeyboardInterrupt into Exit(130), so "interrupted" was never said;
+    a disk that fills during a write raises an OSError naming no file, which read as an
+    "unexpected OSError"."""
+    import errno
+
+    import medseg.io
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(medseg.io, "read_volume", interrupt)
+        assert run_cli(["info", str(study / "img.nii.gz")]) == 130
+    assert capsys.readouterr().err.strip().startswith("interrupted")
+
+    import medseg._files
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(medseg._files, "write_json_atomic", full)
+    assert run_cli(["measure", str(study / "gt.nii.gz"), "-o", str(tmp_path / "r.json")]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "cannot write the output: No space left on device" in err and "unexpected" not in err
