@@ -121,10 +121,20 @@ def incomplete_coverage(lv: np.ndarray, base_at_high_index: bool) -> list[dict]:
     return flags
 
 
+def bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
+    """Slices of the smallest box that holds every True of ``mask`` (any number of axes)."""
+    box = []
+    for axis in range(mask.ndim):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        box.append(slice(int(hit[0]), int(hit[-1]) + 1) if hit.size else slice(0, 0))
+    return tuple(box)
+
+
 def fragmented(mask: np.ndarray, structure: str, min_voxels: int = FRAGMENT_MIN_VOXELS) -> list[dict]:
     """``fragmented`` when a 3-D mask has more than one connected component over ``min_voxels``."""
     if not mask.any():
         return []
+    mask = mask[bounding_box(mask)]  # the structure, not the field of view (a CT's 512 x 512 x 250 grid)
     lab, n = ndimage.label(mask, structure=np.ones((3,) * mask.ndim, dtype=bool))
     sizes = np.bincount(lab.ravel())[1:]
     big = np.sort(sizes[sizes > min_voxels])[::-1]

@@ -107,6 +107,14 @@ def test_fragmented(lv_labels):
     lab[7, 2:6, 2:6] = 0
     lab[7, 2:4, 2:4] = 3  # 4 voxels: below the 10-voxel rule
     assert _codes(measure_phase(lab, AFF, LMAP), "fragmented") == []
+    # parts counted in the structure's bounding box (not a CT's whole grid), up to the grid's edges
+    from medseg.measure.qc import bounding_box, fragmented
+
+    far = np.zeros((40, 300, 300), bool)
+    far[0, 0:4, 0:4] = far[39, 290:300, 296:300] = True
+    assert bounding_box(far) == (slice(0, 40), slice(0, 300), slice(0, 300))
+    assert fragmented(far, "la")[0]["sizes_voxels"] == [40, 16]
+    assert bounding_box(far[:1, :10, :10]) == (slice(0, 1), slice(0, 4), slice(0, 4))
 
 
 def test_base_from_atria_overrides_shape():
