@@ -64,7 +64,7 @@ def segment_volume(
     through: str = "z",
     label_map: LabelMap | None = None,
     auto_structures: tuple[str, ...] | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[..., None] | None = None,
     confidence: bool = True,
     min_confidence: float | None = None,
 ) -> SegmentResult:
@@ -76,6 +76,9 @@ def segment_volume(
         auto: zero-click pass first (for ``auto_structures``), then any prompts refine it.
         label_map: values of the written labels (default: the prompts' map, else medseg's values
             for the structures asked for: prompted, and zero-click's).
+        progress: called as ``progress(done, total, what)`` while it works: the slices of the
+            zero-click pass and of each propagation, the prompts, then the confidence and review
+            steps (``total`` None: no count).
         confidence: score every structure (predicted IoU + perturbation agreement, see
             :mod:`medseg.confidence`) and flag what needs review.
         min_confidence: leave out (erase) structures whose volume confidence is below this, and
@@ -108,7 +111,7 @@ def segment_volume(
         names = [s for s in (auto_structures or default_auto_structures(volume)) if s in lmap and s in model.config.structures]
         if not names:
             raise PromptError(f"zero-click mode needs structures the model knows ({', '.join(model.config.structures) or 'none'}) in the label map")
-        session.auto(names, progress=progress)
+        session.auto(names, progress=(lambda d, t: progress(d, t, "zero-click, slices")) if progress else None)
     if prompts:
         _run_prompts(session, prompts, propagate, through, progress)
     seg_seconds = time.perf_counter() - t0
@@ -117,6 +120,8 @@ def segment_volume(
         scores.setdefault(name, {})[f"{t},{z}"] = round(float(res.score), 4)
     conf_json, handed, conf_s = None, [], 0.0
     if confidence or min_confidence is not None:
+        if progress:
+            progress(0, None, "confidence (jittered decodes)")
         conf_json, handed, conf_s = _confidence(session, min_confidence)
     prov = session.provenance()
     prov["settings"] = {"auto": auto, "propagate": propagate, "through": through, "n_prompts": len(prompts.prompts) if prompts else 0, "min_confidence": min_confidence}
@@ -124,6 +129,8 @@ def segment_volume(
         from .review import review_segmentation
 
         prov["confidence"] = conf_json
+        if progress:
+            progress(0, None, "review (measurements, anatomy)")
         prov["review"] = review_segmentation(session.labels, volume.affine, lmap, conf_json["flags"], measure=volume.spacing_known, actions=prov["actions"])
         prov["needs_review"] = prov["review"]["needs_review"]
     if handed:
@@ -154,6 +161,8 @@ def _run_prompts(session, prompts: PromptSet, propagate: bool, through: str, pro
     for i, p in enumerate(prompts.prompts):
         session.apply_prompt(p)
         if (propagate or i in prompts.propagate) and (session.labels[p.frame, p.slice] == session.structure(p.structure).value).any():
-            session.propagate(p.structure, p.frame, p.slice, through=through)
+            step = (lambda d, t, what=f"prompt {i + 1}/{total}: {p.structure} propagated, {'frames' if through == 't' else 'slices'}":
+                    progress(d, t, what)) if progress else None
+            session.propagate(p.structure, p.frame, p.slice, through=through, progress=step)
         if progress:
-            progress(i + 1, total)
+            progress(i + 1, total, "prompts")

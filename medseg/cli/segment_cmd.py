@@ -54,6 +54,9 @@ def segment_command(
 
 def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device, min_confidence=None,
                 review_png=None, series=None, modality=None) -> None:
+    import time
+
+    started = time.perf_counter()
     from .._files import check_not_inputs, sha256_path
     from ..errors import MedsegError
     from ..io import is_medseg_labels, read_sidecar, read_volume, sidecar_path, write_labels
@@ -106,7 +109,8 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
     asked = asked_structures(vol, prompt_set, auto, auto_structs)
     absent = [n for n, c in counts.items() if not c and n in asked and n not in result.handed_over]
     console.print(f"wrote {', '.join(str(p) for p in written)} ({found}"
-                  f"{'; not found: ' + ', '.join(absent) if absent else ''}; {result.seconds:.1f} s)", markup=False)
+                  f"{'; not found: ' + ', '.join(absent) if absent else ''}; "
+                  f"{result.seconds:.1f} s segmenting, {time.perf_counter() - started:.1f} s in all)", markup=False)
     from ..session import removed_text
 
     removed = removed_text([r for a in prov.get("actions", []) for r in a.get("removed", [])])
@@ -129,9 +133,12 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
 
 
 def _with_progress(fn):
+    """Run ``fn(progress)`` under a bar that names what it is doing (zero-click slices, each
+    prompt's propagation, confidence, review: :func:`medseg.segment.segment_volume`)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("segmenting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
-        task = bar.add_task("seg", total=None)
-        return fn(lambda done, total: bar.update(task, completed=done, total=total))
+    with Progress(TextColumn("segmenting: {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("reading the model", total=None)
+        return fn(lambda done, total, what=None: bar.update(task, completed=done, total=total, **({"description": what} if what else {})))
 

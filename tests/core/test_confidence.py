@@ -55,8 +55,15 @@ def test_predicted_iou_follows_the_written_mask(model, phantom):
 def test_segment_reports_confidence_and_min_confidence_hands_over(model, phantom):
     vol = phantom.image.with_array(phantom.image.array[:1], frame_times_s=None)
     ps = prompts_from_labels(phantom.labels[:1], LM, key_slice=True)
-    r = segment_volume(vol, model, ps, label_map=LM)
+    steps = []
+    r = segment_volume(vol, model, ps, label_map=LM, progress=lambda d, t, what=None: steps.append((d, t, what)))
     assert set(r.confidence["volume"]) == {"lv", "myo", "rv"} and "review" in r.provenance
+    # the bar follows each propagation slice by slice, then names the confidence and review steps
+    # (it sat at 0/? through a propagation, then at 3/3 through the review)
+    whats = [w for _, _, w in steps]
+    assert any(w and "lv propagated, slices" in w for w in whats) and sum(1 for w in whats if w and "propagated" in w) > 3
+    assert whats[-2:] == ["confidence (jittered decodes)", "review (measurements, anatomy)"]
+    assert (3, 3, "prompts") in steps
     r2 = segment_volume(vol, model, ps, label_map=LM, min_confidence=0.999)
     assert set(r2.handed_over) == {"lv", "myo", "rv"} and not r2.labels.any()
     assert r2.provenance["needs_review"] and any(f["code"] == "handed_over" for f in r2.provenance["review"]["flags"])
