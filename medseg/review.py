@@ -5,7 +5,8 @@ Joins three sources into one list of flags (dicts with ``code``, ``level``, ``me
 * low confidence (:mod:`medseg.confidence`): ``needs_review`` per slice or volume;
 * anatomical plausibility of the labels: ``myo_not_enclosing_lv`` (a mid-ventricular LV cavity
   not ringed by myocardium), ``rv_not_adjacent_septum`` (an RV that never touches the
-  myocardium), ``lv_mass_implausible`` (outside 20-400 g), ``ef_implausible`` (LV or RV EF outside 5-90 %);
+  myocardium), ``lv_mass_implausible`` (outside 20-400 g), ``ef_implausible`` (LV or RV EF outside 5-90 %),
+  ``volume_implausible`` (a chamber over 800 mL: a leak);
 * the measurement QC flags of measurement.md that point at segmentation errors
   (``missing_slice``, ``fragmented``, ``esv_exceeds_edv``, ``ef_undefined``);
 * how a structure was found: ``found_by_probe`` (zero-click's prompt missed it on a frame and
@@ -26,8 +27,11 @@ from .labels import LabelMap
 
 REVIEW_CODES = {"needs_review", "myo_not_enclosing_lv", "rv_not_adjacent_septum", "lv_mass_implausible", "ef_implausible",
                 "missing_slice", "fragmented", "esv_exceeds_edv", "ef_undefined", "handed_over", "measurement_failed",
-                "found_by_probe"}
+                "found_by_probe", "volume_implausible"}
 MASS_RANGE_G = (20.0, 400.0)
+#: a heart chamber larger than this (mL) is a leak into the body, not a dilated chamber (the
+#: largest ventricles of dilated cardiomyopathy are 400-500 mL, giant atria 300)
+CHAMBER_MAX_ML = 800.0
 EF_RANGE_PCT = (5.0, 90.0)
 MIN_ENCLOSURE = 0.75
 
@@ -106,6 +110,15 @@ def measurement_flags(report: dict[str, Any], segmented: set[str] | None = None)
     mass = report.get("lv_mass_g")
     if mass is not None and np.isfinite(mass) and not MASS_RANGE_G[0] <= mass <= MASS_RANGE_G[1]:
         out.append(_flag("lv_mass_implausible", f"LV mass {mass:.0f} g is outside {MASS_RANGE_G[0]:.0f}-{MASS_RANGE_G[1]:.0f} g", level="measurement", value=round(float(mass), 1)))
+    phases = [("", report.get("volumes_ml") or {})] + [(f"{ph.upper()} ", p.get("volumes_ml") or {}) for ph, p in (report.get("phases") or {}).items()]
+    seen = set()
+    for where, volumes in phases:
+        for name in ("lv", "rv", "la", "ra"):
+            v = volumes.get(name)
+            if name not in seen and v is not None and np.isfinite(v) and v > CHAMBER_MAX_ML:
+                seen.add(name)
+                out.append(_flag("volume_implausible", f"{where}{name.upper()} {v:.0f} mL is larger than any heart chamber ({CHAMBER_MAX_ML:.0f} mL): "
+                                 "a leak into the body?", level="measurement", structure=name, value=round(float(v), 1)))
     for name in ("lv", "rv"):  # an RV found at ED and missed at ES reads as an RVEF of 100 %
         ef = (report.get(name) or {}).get("ef_pct")
         if ef is not None and np.isfinite(ef) and not EF_RANGE_PCT[0] <= ef <= EF_RANGE_PCT[1]:

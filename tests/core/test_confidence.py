@@ -95,14 +95,19 @@ def test_anatomy_flags():
 @pytest.mark.parametrize("report, code", [({"lv_mass_g": 5.0}, "lv_mass_implausible"), ({"lv_mass_g": 500.0}, "lv_mass_implausible"),
                                           ({"lv": {"ef_pct": 95.0}}, "ef_implausible"), ({"lv": {"ef_pct": 2.0}}, "ef_implausible"),
                                           ({"lv": {"ef_pct": 60.0}, "rv": {"ef_pct": 100.0}}, "ef_implausible"),
-                                          ({"flags": [{"code": "missing_slice"}]}, "missing_slice")])
+                                          ({"flags": [{"code": "missing_slice"}]}, "missing_slice"),
+                                          # a left atrium that leaked into the body (1.7 L on an upsampled CT phantom)
+                                          ({"volumes_ml": {"lv": 150.0, "la": 1670.0}}, "volume_implausible"),
+                                          ({"volumes_ml": {"lv": 150.0}, "phases": {"ed": {"volumes_ml": {"lv": 150.0}},
+                                                                                     "es": {"volumes_ml": {"rv": 900.0}}}}, "volume_implausible")])
 def test_measurement_flags(report, code):
     flags = measurement_flags(report)
     assert [f["code"] for f in flags] == [code] and needs_review(flags)
 
 
 def test_plausible_numbers_and_info_flags_do_not_trigger_review():
-    flags = measurement_flags({"lv_mass_g": 120.0, "lv": {"ef_pct": 60.0}, "rv": {"ef_pct": 52.0}, "flags": [{"code": "incomplete_coverage"}]})
+    flags = measurement_flags({"lv_mass_g": 120.0, "lv": {"ef_pct": 60.0}, "rv": {"ef_pct": 52.0}, "flags": [{"code": "incomplete_coverage"}],
+                               "volumes_ml": {"lv": 450.0, "la": 300.0}})  # a dilated ventricle, a giant atrium: not implausible
     assert flags == [] and not needs_review(flags)
 
 
