@@ -9,6 +9,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .errors import OutputDiskFull
+
 if TYPE_CHECKING:
     from .batch import BatchOptions, CaseSpec, Result
 
@@ -40,7 +42,7 @@ def run_local(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, em
                     broken.append(case)
                 except Exception as e:
                     emit(failed_result(case, f"worker error: {type(e).__name__}: {e}"))
-        except KeyboardInterrupt:  # Ctrl-C: stop now, not after every queued case
+        except (KeyboardInterrupt, OutputDiskFull):  # Ctrl-C, a full disk: stop now, not after every queued case
             _stop_pool(pool, options.out_dir)
             raise
         pool.shutdown(wait=True)
@@ -95,7 +97,7 @@ def run_dask(cases: Sequence[CaseSpec], options: BatchOptions, scheduler: Any, e
                 except Exception as e:  # KilledWorker, CancelledError, a worker without medseg, ...
                     emit(failed_result(futures[fut], f"Dask task failed: {type(e).__name__}: {e}"))
                 fut.release()
-        except KeyboardInterrupt:  # Ctrl-C: the cluster's queued tasks go too, not only this client
+        except (KeyboardInterrupt, OutputDiskFull):  # Ctrl-C, a full disk: the cluster's queued tasks go too
             client.cancel(list(futures), force=True)
             raise
     finally:

@@ -32,6 +32,10 @@ class ImageWriteError(MedsegError):
     for a non-DICOM input, provenance that is not JSON)."""
 
 
+class OutputDiskFull(ImageWriteError):
+    """The output disk is full or read-only: a batch stops instead of failing every later case."""
+
+
 class GeometryError(MedsegError):
     """Missing/zero spacing, a singular affine, or two inputs whose grids do not match."""
 

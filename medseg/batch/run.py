@@ -4,6 +4,7 @@ this process, local worker processes or a Dask cluster). Rules: :mod:`medseg.bat
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import json
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .._files import sha256_path
-from ..errors import MedsegError, PromptError, SeriesNotFoundError
+from ..errors import MedsegError, OutputDiskFull, PromptError, SeriesNotFoundError
 from ..prompt_file import study_prompts
 from .cases import BatchOptions, CaseSpec, Result, _one_line, check_out_dir, dicom_seg_dir, output_path, review_png_path
 from .cohort import _measure, echo_study_rows, stack_study_rows, write_cohort, write_summary
@@ -58,6 +59,11 @@ def run_case(case: CaseSpec, options: BatchOptions) -> Result:
             res.update(status="skipped", reason=_one_line(f"not the series --series names: {e}"))
     except MedsegError as e:
         res["reason"] = _one_line(str(e))
+    except OSError as e:
+        if e.errno not in DISK_ERRNOS:
+            res["reason"] = _one_line(f"unexpected {type(e).__name__}: {e}")
+        else:  # the output disk is full or read-only: every later case would fail the same way
+            res.update(reason=_one_line(f"cannot write the outputs: {e.strerror or e}"), disk_full=True)
     except Exception as e:  # a bug or an unexpected library error: still only this case fails
         res["reason"] = _one_line(f"unexpected {type(e).__name__}: {e}")
     res["seconds"] = round(time.perf_counter() - t0, 3)
@@ -199,6 +205,10 @@ def _cached_model(model: str, adapter: str | None, device: str):
     return load_model(model, device=device, adapter=adapter)
 
 
+#: errors of a write that finds the disk full or read-only: the batch stops (later cases would fail alike)
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
 def run_batch(cases: Sequence[CaseSpec], options: BatchOptions, workers: int = 1, scheduler: Any = None,
               on_result: Callable[[Result], None] | None = None) -> list[Result]:
     """Run every case (in this process, ``workers`` spawned processes, or on a Dask cluster).
@@ -220,6 +230,10 @@ def run_batch(cases: Sequence[CaseSpec], options: BatchOptions, workers: int = 1
         write_summary(options.out_dir, [results[k] for k in sorted(results)], options)
         if on_result:
             on_result(res)
+        if res.pop("disk_full", False):
+            left = len(cases) - len(results)
+            raise OutputDiskFull(f"stopped: {res['reason']} ({options.out_dir}; case {res['case']}); {left} case(s) not run: "
+                                 "free space, then run again with --resume")
 
     from .._batch_exec import n_cores, run_dask, run_local
 

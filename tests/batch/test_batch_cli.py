@@ -412,3 +412,31 @@ def test_ctrl_c_stops_the_worker_processes_and_their_queue(tmp_path):
     assert time.time() - t1 < 15 and not any(p.is_alive() for p in procs)
     assert sum(f.cancelled() for f in futures) >= len(futures) - 3  # the queue did not run (2 running, 1 handed over)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["case00.nii.gz"]
+
+
+def test_a_full_output_disk_stops_the_batch(studies, tmp_path, capsys, monkeypatch):
+    """The output disk fills: the case that hit it fails and the batch stops with one line
+    (every later case was run and failed alike, a few seconds of model time each), its summary
+    holding the cases done; --resume goes on once there is room."""
+    import errno
+
+    import medseg.io
+
+    real, calls = medseg.io.write_labels, []
+
+    def full_after_one(*a, **k):
+        calls.append(1)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*a, **k)
+
+    with monkeypatch.context() as m:
+        m.setattr(medseg.io, "write_labels", full_after_one)
+        assert _batch(studies, tmp_path / "out") == 1
+    rows = _summary(tmp_path / "out")
+    assert {k: r["status"] for k, r in rows.items()} == {"c1": "ok", "c2": "failed"} and len(calls) == 2
+    assert "No space left on device" in rows["c2"]["reason"]
+    err = " ".join(capsys.readouterr().err.split())
+    assert "stopped: cannot write the outputs: No space left on device" in err and f"{len(CASES) - 2} case(s) not run" in err
+    assert _batch(studies, tmp_path / "out", "--resume") == 0
+    assert sorted(r["status"] for r in _summary(tmp_path / "out").values()) == ["ok"] * (len(CASES) - 1) + ["skipped"]
