@@ -91,6 +91,9 @@ def test_case6_segment_means_follow_t_theta(method):
         assert abs(wt["segments"][str(k)]["mean"] - truth[k]) <= 0.5, (k, wt["segments"][str(k)], truth[k])
     assert wt["segments"]["17"]["mean"] == pytest.approx(10.0)  # one 10 mm cap slice
     assert {s["level"] for s in wt["slices"]} == {"basal", "mid", "apical"}
+    # b = +z: the base is at the high slice indices (cavity on slices 2..7), thirds counted from it
+    assert {s["slice"]: s["level"] for s in wt["slices"]} == {
+        7: "basal", 6: "basal", 5: "mid", 4: "mid", 3: "apical", 2: "apical"}
     assert rep["base"]["method"] in ("apex_cap", "cross_section") and rep["base"]["confident"]
 
 

@@ -127,8 +127,9 @@ def test_case9_slice_gap_uses_centre_spacing():
 
 
 def test_case9_nonuniform_positions_weights():
-    assert slice_weights(np.array([0.0, 10.0, 30.0, 40.0]), 10.0).tolist() == [10.0, 15.0, 15.0, 10.0]
-    assert slice_weights(np.array([40.0, 30.0, 10.0, 0.0]), 10.0).tolist() == [10.0, 15.0, 15.0, 10.0]
+    # asymmetric gaps (10, 20, 15): each end slice takes its own gap, not the other end's
+    assert slice_weights(np.array([0.0, 10.0, 30.0, 45.0]), 10.0).tolist() == [10.0, 15.0, 17.5, 15.0]
+    assert slice_weights(np.array([45.0, 30.0, 10.0, 0.0]), 10.0).tolist() == [15.0, 17.5, 15.0, 10.0]
     # An ellipsoid sampled on uneven positions: weights (z[i+1] - z[i-1]) / 2 keep the volume.
     full_shape = _grid((5.0, 1.5, 1.5))
     aff = centred_affine((5.0, 1.5, 1.5), full_shape, shift_mm=(OFFSET[0], OFFSET[1], 1.1))
