@@ -112,10 +112,10 @@ def _place_open_segs(image: Any) -> None:
         if not isinstance(layer, napari.layers.Labels) or seg is None or seg.meta.get("format") != "dicom-seg" or layer.translate[0] != 0:
             continue
         placed, frame = _seg_on(seg, image)
+        if placed is not None and placed is not seg:  # a SEG without its empty slices: on the image's whole stack
+            layer.data, layer.metadata[META_VOLUME] = placed.array, placed
+            layer.translate = layer_geometry(placed)["translate"]
         if frame:
-            if placed is not seg:  # a SEG without its empty slices: on the image's whole stack
-                layer.data, layer.metadata[META_VOLUME] = placed.array, placed
-                layer.translate = layer_geometry(placed)["translate"]
             layer.translate = (float(frame), *layer.translate[1:])
             layer.name = f"{layer.name} (frame {frame})"
 

@@ -230,6 +230,36 @@ def test_a_cine_seg_opens_on_the_frame_it_segments(make_napari_viewer, tmp_path)
     assert first.translate[0] == 2 and first.name.endswith("(frame 2)")
 
 
+def test_a_seg_without_its_empty_slices_opens_on_its_cines_whole_stack(make_napari_viewer, tmp_path, monkeypatch):
+    """Other tools' SEGs hold frames only for slices with a segment (highdicom's, dcmqi's and
+    3D Slicer's default): over its cine, opened after or before it, the label layer covers the
+    whole stack on the SEG's own frame (it stayed a cropped layer on frame 0)."""
+    import highdicom as hd
+
+    from medseg.io import read_volume, write_dicom_seg
+
+    io_synth().write_cine_series(tmp_path / "dicom", n_slices=4, n_phases=3)
+    vol = read_volume(tmp_path / "dicom")
+    lab = np.zeros(vol.grid_shape, np.uint8)
+    lab[1:3, 3:8, 2:6] = 1  # slices 0 and 3 empty: left out of the SEG
+    make = hd.seg.Segmentation
+    with monkeypatch.context() as m:
+        m.setattr(hd.seg, "Segmentation", lambda *a, **kw: make(*a, **{**kw, "omit_empty_frames": True}))
+        seg = str(write_dicom_seg(lab, vol, tmp_path / "seg.dcm", "lv=1", frame=2))
+    viewer = make_napari_viewer()
+    (alone,) = viewer.open(seg, plugin="medseg")
+    assert alone.data.shape == (1, 2, *vol.grid_shape[1:])  # the SEG by itself: its two slices
+    viewer.layers.clear()
+    (image,) = viewer.open(str(tmp_path / "dicom"), plugin="medseg")
+    for layer in (viewer.open(seg, plugin="medseg")[0], None):
+        if layer is None:  # the SEG first, then its cine
+            viewer.layers.clear()
+            (layer,) = viewer.open(seg, plugin="medseg")
+            (image,) = viewer.open(str(tmp_path / "dicom"), plugin="medseg")
+        assert layer.data.shape == (1, *vol.grid_shape) and np.array_equal(np.asarray(layer.data)[0] > 0, lab > 0)
+        assert layer.translate[0] == 2 and tuple(layer.translate[1:]) == pytest.approx(tuple(image.translate[1:]))
+
+
 def test_reader_opens_a_study_folder_with_a_folder_per_slice_series(tmp_path):
     """File > Open Folder on a study exported one series folder per slice: one stack layer."""
     for z in range(3):
