@@ -49,8 +49,33 @@ def _native_stderr() -> Iterator[Callable[[], str]]:
             text.append(tmp.read().decode(errors="replace"))
 
 
+def _check_data_file(path: Path) -> None:
+    """A detached header (``.mhd``'s ElementDataFile, ``.nhdr``'s ``data file:``) must name
+    regular files: a FIFO or a device (``/dev/urandom``) would be read forever or as an image."""
+    if path.suffix.lower() not in (".mhd", ".nhdr"):
+        return
+    try:
+        with open(path, "rb") as f:
+            text = f.read(65536).decode("latin-1")
+    except OSError as e:
+        raise ImageReadError(f"cannot read {path}: {e.strerror}") from None
+    names = []
+    for line in text.splitlines():
+        key, sep, value = line.partition("=" if path.suffix.lower() == ".mhd" else ":")
+        key = key.strip().lower()
+        if sep and key in ("elementdatafile", "data file", "datafile"):
+            value = value.strip()
+            if value.upper() not in ("LOCAL", "LIST") and not value.upper().startswith("LIST "):
+                names.append(value.split()[0] if "%" in value else value)
+    for name in names:
+        data = Path(name) if Path(name).is_absolute() else path.parent / name
+        if "%" not in name and not data.is_file():
+            raise ImageReadError(f"{path}: its data file {name} is {'not a regular file' if data.exists() else 'missing'}")
+
+
 def read_itk(path: Path) -> Volume:
     """Read a 2-, 3- or 4-D MHA/MHD/NRRD image into a :class:`Volume` (native dtype kept)."""
+    _check_data_file(path)
     try:
         with _native_stderr() as said:  # MetaIO writes its own complaints straight to stderr
             img = sitk.ReadImage(str(path))

@@ -195,6 +195,8 @@ def has_dicm_marker(p: Path) -> bool:
     """True when a file carries the DICOM preamble's ``DICM`` marker, or is DICOM without the
     Part-10 preamble (:func:`is_bare_dicom`: old exports and research archives)."""
     try:
+        if not p.is_file():  # a FIFO or a device would block the read
+            return False
         with open(p, "rb") as f:
             head = f.read(132)
     except OSError:

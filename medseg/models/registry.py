@@ -121,6 +121,8 @@ def _load_base(spec: str | os.PathLike | None, device: str) -> LoadedModel:
     path = Path(spec)
     if not path.exists():
         raise CheckpointError(f"unknown model {spec!r}; use one of: default, " + ", ".join(f"{n}=PATH" for n in REGISTRY if n != "default") + ", or a checkpoint path")
+    if not path.is_file():  # a folder, a FIFO or a device would be read forever
+        raise CheckpointError(f"--model {spec}: not a regular file")
     if path.suffix == ".safetensors":
         model, digest, info = load_checkpoint(path)
         return LoadedModel(model.to(device), path.stem, digest, info, device=device)

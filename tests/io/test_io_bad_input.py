@@ -176,3 +176,26 @@ def test_a_study_copied_twice_into_one_folder_is_that_study(tmp_path):
     twice = read_volume(series.folder)
     assert twice.shape == once.shape == (2, 3, 12, 10)
     assert np.array_equal(twice.array, once.array)
+
+
+def test_fifos_and_devices_are_not_read_forever(tmp_path):
+    """A FIFO beside the studies of a batch, a detached MHD/NRRD header whose data file is a FIFO
+    or a device, a --model that is a FIFO: each hung the command (a read that never ends) or read
+    /dev/urandom as an image. Now they are left out or refused in one line."""
+    import os
+
+    from medseg.batch import discover_cases
+    from medseg.errors import CheckpointError
+    from medseg.models import load_model
+
+    write_cine_series(tmp_path / "in" / "cine", n_slices=2, n_phases=1)
+    os.mkfifo(tmp_path / "in" / "pipe")
+    assert [c.case for c in discover_cases(tmp_path / "in")] == ["cine"]
+    os.mkfifo(tmp_path / "raw")
+    (tmp_path / "a.mhd").write_text("ObjectType = Image\nNDims = 2\nDimSize = 4 4\nElementType = MET_UCHAR\nElementDataFile = raw\n")
+    (tmp_path / "b.nhdr").write_text("NRRD0004\ntype: uchar\ndimension: 2\nsizes: 4 4\nencoding: raw\ndata file: /dev/urandom\n")
+    for name, match in (("a.mhd", "its data file raw is not a regular file"), ("b.nhdr", "its data file /dev/urandom is not a regular file")):
+        with pytest.raises(ImageReadError, match=match):
+            read_volume(tmp_path / name)
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        load_model(str(tmp_path / "raw"))
