@@ -70,6 +70,33 @@ def write_text_atomic(target: str | os.PathLike, text: str) -> Path:
     return Path(target)
 
 
+#: a cell a spreadsheet would run as a formula (CSV injection: a file or case named "=HYPERLINK(...)")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(fields: list[str], rows: Any) -> str:
+    """CSV of ``rows`` (dicts; missing fields empty, extra keys ignored) under the header
+    ``fields``, with text cells that a spreadsheet would take for a formula quoted by a leading
+    ``'`` (numbers, negative ones too, are written as they are)."""
+    import csv
+    import io
+
+    def safe(v: Any) -> Any:
+        if isinstance(v, str) and v.startswith(_FORMULA_START):
+            try:
+                float(v)
+            except ValueError:
+                return "'" + v
+        return v
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow([safe(f) for f in fields])
+    for row in rows:
+        w.writerow([safe(row.get(f, "")) for f in fields])
+    return buf.getvalue()
+
+
 def write_json_atomic(target: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented JSON (NaN written as null) atomically."""
     return write_text_atomic(target, json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n")

@@ -12,8 +12,6 @@ the user's own statistics) and three figures (PNG, atomic):
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from pathlib import Path
 from typing import Any
@@ -89,11 +87,9 @@ def write_cases_csv(result: dict[str, Any], path: str | Path) -> Path:
     fields: list[str] = []
     for r in rows:
         fields += [k for k in r if k not in fields]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields, restval="")
-    w.writeheader()
-    w.writerows(rows)
-    return write_text_atomic(path, buf.getvalue())
+    from ._files import csv_text
+
+    return write_text_atomic(path, csv_text(fields, rows))
 
 
 def _cell(v: Any) -> Any:

@@ -3,9 +3,7 @@ are separate cases, ``summary.csv``/``.json`` and ``cohort.csv``/``.png``. Rules
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import os
 from collections import Counter
@@ -325,8 +323,6 @@ def overview_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _csv_text(fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(fields), extrasaction="ignore", restval="")
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
+    from .._files import csv_text
+
+    return csv_text(list(fields), rows)

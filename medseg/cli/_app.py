@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import sys
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from ..errors import MedsegError
 
@@ -101,6 +103,16 @@ def _is_usage_error(e: BaseException) -> bool:
     """A click ``ClickException`` (missing option, unknown option, bad value): click's own or
     ``typer._click``'s, told apart by class name since typer 0.29 no longer raises click's."""
     return any(c.__name__ == "ClickException" for c in type(e).__mro__) and callable(getattr(e, "show", None))
+
+
+#: C0 control characters and DEL (an ESC in a DICOM header would reach the terminal as an escape sequence)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def plain(value: Any) -> Text:
+    """A table cell or line from text a file supplied (a DICOM header, a sidecar, a path): no
+    rich markup read into it (``[/]`` raised, ``[red]`` vanished) and no control characters."""
+    return Text(_CONTROL.sub(" ", str(value)))
 
 
 def _one_line(e: BaseException) -> str:

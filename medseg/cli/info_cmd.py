@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from . import _options as o
-from ._app import app, print_json, stdout
+from ._app import app, plain, print_json, stdout
 
 
 @app.command("info")
@@ -41,16 +41,16 @@ def info_command(
         return
     from rich.table import Table
 
-    stdout.print(str(path), markup=False, highlight=False, soft_wrap=True)  # a title would wrap a long path at the table's width
+    stdout.print(plain(path), highlight=False, soft_wrap=True)  # a title would wrap a long path at the table's width
     table = Table(show_header=False)
     for key in ("format", "shape", "axes", "spacing_mm", "modality", "modality_from", "n_frames", "n_slices", "series_description", "series_merged", "segments",
                 "label_map", "labels_of", "needs_review"):
         if key in d:
-            table.add_row(key, str(d[key]))
+            table.add_row(key, plain(d[key]))
     if not vol.spacing_known:
         table.add_row("note", "no physical pixel spacing in this file (1 mm assumed)")
     if d.get("geometry_note"):  # the header's transforms disagree with its voxel size: which one was taken
-        table.add_row("geometry", d["geometry_note"])
+        table.add_row("geometry", plain(d["geometry_note"]))
     stdout.print(table)
 
 
@@ -81,12 +81,12 @@ def _list_series(path: Path, as_json: bool) -> None:
         return
     from rich.table import Table
 
-    stdout.print(f"{path}: {note}", markup=False, highlight=False, soft_wrap=True)
+    stdout.print(plain(f"{path}: {note}"), highlight=False, soft_wrap=True)
     table = Table()
     folders = len({r["folder"] for r in rows}) > 1  # a study folder with a sub-folder per series
     for col in ("number", "description", "images", "size", "modality", "uid", *(("folder",) if folders else ())):
         table.add_column(col)
     for r in rows:
-        table.add_row("" if r["number"] is None else f"{r['number']:g}", r["description"], str(r["images"]), r["size"], r["modality"],
-                      "..." + r["uid"][-8:], *((r["folder"],) if folders else ()))
+        table.add_row("" if r["number"] is None else f"{r['number']:g}", plain(r["description"]), str(r["images"]), plain(r["size"]),
+                      plain(r["modality"]), plain("..." + r["uid"][-8:]), *((plain(r["folder"]),) if folders else ()))
     stdout.print(table)

@@ -86,7 +86,7 @@ def measure_command(
         from ._app import console
 
         console.print(f"note: no --label-map and the labels name no structures: read with medseg's map ({lmap.to_string()}); "
-                      "another data set's values need --label-map (ACDC rv=1,myo=2,lv=3; CAMUS lv=1,myo=2,la=3)", highlight=False)
+                      "another data set's values need --label-map (ACDC rv=1,myo=2,lv=3; CAMUS lv=1,myo=2,la=3)", markup=False, highlight=False)
     if from_header:
         report["inputs"]["body_from_dicom"] = from_header
     if vol is not None and vol.meta.get("geometry_conflict"):  # volumes depend on which of two voxel sizes is taken
@@ -389,7 +389,7 @@ def _summary(report: dict, output: Path) -> None:
         if "ed_frame" in report:
             parts.append(f"ED frame {report['ed_frame']}, ES frame {report['es_frame']}")
         parts.append(_flags_text(report["flags"]))
-        stdout.print(f"{'; '.join(parts)} -> {output}", highlight=False, soft_wrap=True)
+        stdout.print(f"{'; '.join(parts)} -> {output}", markup=False, highlight=False, soft_wrap=True)
         return
     if "lv" in report:
         lv = report["lv"]
@@ -398,7 +398,7 @@ def _summary(report: dict, output: Path) -> None:
         parts.append(f"LV {_v(report['volumes_ml'].get('lv'), ' mL')}")
     parts.append(f"mass {_v(report['lv_mass_g'], ' g')}")
     parts.append(_flags_text(report["flags"]))
-    stdout.print(f"{'; '.join(parts)} -> {output}", highlight=False, soft_wrap=True)
+    stdout.print(f"{'; '.join(parts)} -> {output}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _finite(v: Any) -> bool:

