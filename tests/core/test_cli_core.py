@@ -625,3 +625,19 @@ def test_ctrl_c_and_a_full_disk_are_one_line(study, tmp_path, capsys, monkeypatc
     assert run_cli(["measure", str(study / "gt.nii.gz"), "-o", str(tmp_path / "r.json")]) == 1
     err = " ".join(capsys.readouterr().err.split())
     assert "cannot write the output: No space left on device" in err and "unexpected" not in err
+
+
+def test_info_prints_text_from_files_as_it_is(study, tmp_path, capsys):
+    """A sidecar's label names (or a DICOM description) holding rich markup or an escape
+    sequence: `info` raised a MarkupError on "[/]" and passed ESC to the terminal."""
+    import shutil
+
+    for name in ("gt.nii.gz", "gt.json"):
+        shutil.copy(study / name, tmp_path / name)
+    side = json.loads((tmp_path / "gt.json").read_text())
+    side["label_map"]["[/]x\x1b]0;T\x07"] = 9
+    (tmp_path / "gt.json").write_text(json.dumps(side))
+    capsys.readouterr()
+    assert run_cli(["info", str(tmp_path / "gt.nii.gz")]) == 0
+    out = capsys.readouterr().out
+    assert "[/]x" in out and "\x1b" not in out and "\x07" not in out
