@@ -126,13 +126,21 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+def resolved(path: str | os.PathLike) -> Path:
+    """``Path.resolve()``, or the absolute path for a symlink loop (which Python 3.11 raises on)."""
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError):
+        return Path(os.path.abspath(path))
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         if a.exists() and b.exists():
             return os.path.samefile(a, b)
     except OSError:
         pass
-    return a.resolve() == b.resolve()
+    return resolved(a) == resolved(b)
 
 
 def check_not_inputs(outputs: dict[str, Any], inputs: dict[str, Any]) -> None:
@@ -181,7 +189,7 @@ def check_plots_folder(plots: str | os.PathLike | None, files: dict[str, Any]) -
 
 def _inside(path: Path, folder: Path) -> bool:
     try:
-        path.resolve().relative_to(folder.resolve())
+        resolved(path).relative_to(resolved(folder))
     except ValueError:
         return False
     return True

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._files import resolved
 from ..errors import MedsegError, PromptError
 
 #: Case ids whose sidecar (<case>.json) would be one of the batch's own files in OUT_DIR.
@@ -145,8 +146,8 @@ def discover_cases(input_dir: str | os.PathLike, prompts_from: str | os.PathLike
     ref_dir = Path(prompts_from) if prompts_from is not None else None
     if ref_dir is not None and not ref_dir.is_dir():
         raise PromptError(f"--prompts-from for batch must be a folder of reference labels, got: {ref_dir}")
-    skip = {Path(p).resolve() for p in exclude} | ({ref_dir.resolve()} if ref_dir else set())
-    beside = ref_dir is not None and ref_dir.resolve() == root.resolve()
+    skip = {resolved(p) for p in exclude} | ({resolved(ref_dir)} if ref_dir else set())
+    beside = ref_dir is not None and resolved(ref_dir) == resolved(root)
     with warnings.catch_warnings():  # pydicom warns of UIDs real scanners write (non-conformant, as in Sunnybrook)
         warnings.simplefilter("ignore")
         walked = _walk(root, skip, series)
@@ -187,13 +188,13 @@ def _walk(root: Path, skip: set[Path], series: str | None = None) -> list[tuple[
     seen: set[Path] = set()
 
     def visit(folder: Path, rel: tuple[str, ...]) -> None:
-        if folder.resolve() in seen or len(rel) > MAX_DEPTH:
+        if resolved(folder) in seen or len(rel) > MAX_DEPTH:
             return
-        seen.add(folder.resolve())
+        seen.add(resolved(folder))
         here, sub = [], []
         for p in sorted(folder.iterdir()):
-            if p.name.startswith(".") or p.resolve() in skip:
-                continue
+            if p.name.startswith(".") or resolved(p) in skip or (p.is_symlink() and not p.exists()):
+                continue  # hidden, OUT_DIR or references, a dangling link or a symlink loop
             cid = case_id(p)
             if cid is not None:
                 if not (p.is_file() and is_medseg_labels(p)):
@@ -280,11 +281,11 @@ def find_reference(case: str, ref_dir: str | os.PathLike, image: str | os.PathLi
     from ..io.readers import EXTENSIONS
 
     ref_dir = Path(ref_dir)
-    own = Path(image).resolve() if image is not None else None
+    own = resolved(image) if image is not None else None
     endings = [e for e, kind in EXTENSIONS.items() if kind != "video"]
     for suffix in (*REFERENCE_SUFFIXES, ""):
         stem = case + suffix
-        hits = [ref_dir / (stem + e) for e in endings if (ref_dir / (stem + e)).is_file() and (ref_dir / (stem + e)).resolve() != own]
+        hits = [ref_dir / (stem + e) for e in endings if (ref_dir / (stem + e)).is_file() and resolved(ref_dir / (stem + e)) != own]
         if len(hits) > 1:
             raise PromptError(f"reference labels for case {case!r} are ambiguous: {', '.join(h.name for h in hits)}")
         if hits:

@@ -247,3 +247,23 @@ def test_csv_cells_a_spreadsheet_would_run_are_quoted(tmp_path):
     csv_path, _ = write_summary(tmp_path, [res])
     (row,) = list(csv.DictReader(csv_path.read_text().splitlines()))
     assert row["case"] == "'=1+1" and row["reason"].startswith("'=cmd")
+
+
+def test_a_symlink_loop_in_the_input_folder_is_left_out(tmp_path):
+    """A symlink loop (L1 -> L2 -> L1) beside a study made `batch` stop before any case with
+    "unexpected RuntimeError: Symlink loop"; it is no case, and output checks on it are one line."""
+    import os
+
+    from medseg._files import check_not_inputs
+    from medseg.batch import discover_cases
+    from medseg.errors import MedsegError
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "p1.nii.gz").write_bytes(b"x")
+    os.symlink(tmp_path / "in" / "L2", tmp_path / "in" / "L1")
+    os.symlink(tmp_path / "in" / "L1", tmp_path / "in" / "L2")
+    assert [c.case for c in discover_cases(tmp_path / "in")] == ["p1"]
+    try:
+        check_not_inputs({"output labels": tmp_path / "in" / "L1"}, {"image": tmp_path / "in" / "p1.nii.gz"})
+    except MedsegError:
+        pass  # refused in one line is fine; never an unexpected RuntimeError
