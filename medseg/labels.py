@@ -51,6 +51,8 @@ class LabelMap:
         for name, v in self.values.items():
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or int(v) <= 0:
                 raise LabelMapError(f"label value for {name!r} must be a positive integer, got {v!r}")
+            if int(v) > 65535:  # labels are written as uint8 or uint16 (a prompts file's map too)
+                raise LabelMapError(f"label value for {name!r} must be at most 65535, got {v!r}")
             if int(v) in seen:
                 raise LabelMapError(f"label value {v} is used twice ({seen[int(v)]!r} and {name!r})")
             seen[int(v)] = name

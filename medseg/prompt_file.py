@@ -96,6 +96,8 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise PromptError(f"{path}: not valid JSON ({getattr(e, 'msg', e)})") from None
+    except ValueError as e:  # an integer of thousands of digits
+        raise PromptError(f"{path}: not a prompts file ({' '.join(str(e).split())[:120]})") from None
     except RecursionError:
         raise PromptError(f"{path}: not a prompts file (JSON nested too deep)") from None
 

@@ -88,6 +88,10 @@ class Box:
         return self.x1 - self.x0 + 1
 
 
+#: most clicks one prompt may hold
+MAX_POINTS = 128
+
+
 @dataclass(frozen=True)
 class SlicePrompt:
     """Prompts for one structure on one 2-D slice.
@@ -110,6 +114,9 @@ class SlicePrompt:
         object.__setattr__(self, "frame", index(self.frame, "frame"))
         object.__setattr__(self, "slice", index(self.slice, "slice"))
         object.__setattr__(self, "points", tuple(self.points))
+        if len(self.points) > MAX_POINTS:  # the decoder's attention grows with their square: 8000 asked for 2 GB
+            raise PromptError(f"prompt for {self.structure!r} on slice {self.slice}, frame {self.frame} has {len(self.points)} clicks; "
+                              f"at most {MAX_POINTS} (a box and a few clicks say where a structure is)")
         if self.box is None and not self.points and self.mask is None:
             raise PromptError(f"prompt for {self.structure!r} on slice {self.slice}, frame {self.frame} has no box, point or mask")
         if self.box is None and self.mask is None and not any(p.positive for p in self.points):
@@ -131,6 +138,8 @@ class SlicePrompt:
             b = self.box
             if b.y1 < 0 or b.x1 < 0 or b.y0 > Y - 1 or b.x0 > X - 1:
                 raise PromptError(f"prompt {where}: box {b.as_tuple()} lies outside the {Y}x{X} image")
+            if b.y0 < -Y or b.x0 < -X or b.y1 > 2 * Y or b.x1 > 2 * X:  # dragged past the edge is fine; 1e308 is a typo
+                raise PromptError(f"prompt {where}: box {b.as_tuple()} reaches far beyond the {Y}x{X} image")
         if self.mask is not None and self.mask.shape != (Y, X):
             raise PromptError(f"prompt {where}: mask shape {self.mask.shape} != slice shape {(Y, X)}")
 

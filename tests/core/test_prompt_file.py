@@ -66,10 +66,34 @@ def test_a_multi_case_file_given_for_one_study_says_what_to_give(tmp_path):
     assert load_prompts_file(path, case="a").prompts[0].structure == "lv"
 
 
-def test_label_values_past_uint16_are_refused():
+def test_label_values_past_uint16_are_refused(tmp_path):
     with pytest.raises(LabelMapError, match="at most 65535"):
         LabelMap.parse("lv=70000")
     assert LabelMap.parse("lv=65535")["lv"] == 65535
+    # a prompts file's map too (it passed, and the labels overflowed uint16 after segmenting)
+    with pytest.raises(LabelMapError, match="at most 65535"):
+        LabelMap.parse({"lv": 70000})
+    with pytest.raises(LabelMapError, match="at most 65535"):
+        load_prompts_file(_file(tmp_path, {"label_map": {"lv": 70000}, "prompts": [{"structure": "lv", "slice": 0, "box": BOX}]}))
+
+
+def test_prompts_that_would_exhaust_memory_or_overflow_are_refused(tmp_path):
+    """8000 clicks in one prompt (the decoder's attention asked for 2 GB), a box corner of
+    1e308 (an OverflowError after segmenting), an integer of 5000 digits (a ValueError): one
+    line each, before the model runs."""
+    from medseg.types import MAX_POINTS
+
+    many = {"prompts": [{"structure": "lv", "slice": 0, "points": [[40, 50]] * (MAX_POINTS + 1)}]}
+    with pytest.raises(PromptError, match=f"has {MAX_POINTS + 1} clicks; at most {MAX_POINTS}"):
+        load_prompts_file(_file(tmp_path, many))
+    assert len(load_prompts_file(_file(tmp_path, {"prompts": [{"structure": "lv", "slice": 0, "points": [[40, 50]] * MAX_POINTS}]})).prompts[0].points) == MAX_POINTS
+    far = load_prompts_file(_file(tmp_path, {"prompts": [{"structure": "lv", "slice": 0, "box": [30, 30, 1e308, 60]}]})).prompts[0]
+    with pytest.raises(PromptError, match="reaches far beyond the 96x96 image"):
+        far.check_inside((1, 2, 96, 96))
+    past = load_prompts_file(_file(tmp_path, {"prompts": [{"structure": "lv", "slice": 0, "box": [-5, 30, 110, 60]}]})).prompts[0]
+    past.check_inside((1, 2, 96, 96))  # dragged a little past the edge: fine
+    with pytest.raises(PromptError, match="not a prompts file"):
+        load_prompts_file(_file(tmp_path, '{"prompts": [{"structure": "lv", "slice": ' + "9" * 5000 + ', "box": [1, 2, 3, 4]}]}'))
 
 
 def test_prompts_from_refuses_a_map_that_does_not_fit_the_reference(tmp_path, phantom):
