@@ -50,7 +50,8 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     suffix = suffix if suffix is not None else "".join(target.suffixes)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}", dir=target.parent)
+    # the temporary name stays within the 255 bytes a file name may have whenever ``target``'s does
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(target), suffix=f".tmp{suffix[-32:]}", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -62,6 +63,18 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _tmp_prefix(target: Path) -> str:
+    return f".{target.name[:64]}."
+
+
+def stale_temp_files(target: str | os.PathLike) -> list[Path]:
+    """Temporary files :func:`atomic_path` left beside ``target`` when its process was killed."""
+    import glob
+
+    target = Path(target)
+    return [Path(p) for p in glob.glob(os.path.join(glob.escape(str(target.parent)), glob.escape(_tmp_prefix(target)) + "*.tmp*"))]
 
 
 def write_text_atomic(target: str | os.PathLike, text: str) -> Path:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._files import sha256_path
+from .._files import sha256_path, stale_temp_files
 from ..errors import MedsegError, OutputDiskFull, PromptError, SeriesNotFoundError
 from ..prompt_file import study_prompts
 from .cases import BatchOptions, CaseSpec, Result, _one_line, check_out_dir, dicom_seg_dir, output_path, review_png_path
@@ -143,8 +143,8 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
             "seconds": round(result.seconds, 3), **({"series": series} if series and Path(case.input).is_dir() else {}), **modality_facts(vol)}
     sidecar_path(out).unlink(missing_ok=True)  # an interrupted rewrite must not pair with an old sidecar
     review_png_path(options.out_dir, case.case).unlink(missing_ok=True)
-    for pattern in (f".{case.case}.*.tmp*", f".{case.case}_review.png.*.tmp*"):
-        for stale in out.parent.glob(pattern):
+    for target in (out, sidecar_path(out), review_png_path(options.out_dir, case.case)):  # a killed run's temporary files
+        for stale in stale_temp_files(target):
             stale.unlink(missing_ok=True)
     try:
         if options.dicom_seg:  # before the NIfTI and its sidecar, which record the SEG files and mark the case complete

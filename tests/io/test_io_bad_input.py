@@ -199,3 +199,24 @@ def test_fifos_and_devices_are_not_read_forever(tmp_path):
             read_volume(tmp_path / name)
     with pytest.raises(CheckpointError, match="not a regular file"):
         load_model(str(tmp_path / "raw"))
+
+
+def test_a_long_output_name_is_written_and_a_killed_runs_temporary_files_found(tmp_path):
+    """An output named with 240 characters (legal: 255 bytes) failed after segmenting, "File
+    name too long": its temporary name added 20 more. And the temporary files a killed run left
+    are found by name even when it holds glob characters ([, *)."""
+    from medseg._files import atomic_path, stale_temp_files, write_text_atomic
+
+    long = tmp_path / ("L" * 240 + ".json")
+    write_text_atomic(long, "{}")
+    assert long.read_text() == "{}" and [p.name for p in tmp_path.iterdir()] == [long.name]
+    target = tmp_path / "case[1]*.nii.gz"
+    try:
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            kept = tmp.with_name(tmp.name + "x")  # as if the process died before its rename
+            tmp.rename(kept)
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        pass
+    assert stale_temp_files(target) == [kept] and stale_temp_files(tmp_path / "case[2].nii.gz") == []
