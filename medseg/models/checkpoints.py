@@ -46,7 +46,16 @@ def read_checkpoint_header(path: str | Path) -> tuple[ModelConfig, dict[str, Any
         raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
     if meta.get("format") != "medseg-checkpoint/1" or "config" not in meta:
         raise CheckpointError(f"{path}: safetensors file is not a medseg checkpoint (no medseg config in its header)")
-    return ModelConfig.from_dict(json.loads(meta["config"])), json.loads(meta.get("info", "{}"))
+    try:
+        config, info = json.loads(meta["config"]), json.loads(meta.get("info", "{}"))
+    except (ValueError, RecursionError) as e:
+        raise CheckpointError(f"{path}: its medseg header is not JSON ({' '.join(str(e).split())[:100]})") from None
+    if not isinstance(config, dict) or not isinstance(info, dict):
+        raise CheckpointError(f"{path}: its medseg header's config and info must be JSON objects")
+    try:
+        return ModelConfig.from_dict(config), info
+    except (TypeError, ValueError) as e:  # a field of the wrong type or out of range: checked before any layer is built
+        raise CheckpointError(f"{path}: its model config is not one medseg can build ({' '.join(str(e).split())[:160]})") from None
 
 
 def load_checkpoint(path: str | Path, expected_sha256: str | None = None) -> tuple[PromptableSAM, str, dict[str, Any]]:

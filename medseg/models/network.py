@@ -52,6 +52,32 @@ class ModelConfig:
     input_norm: str = "unit"
     roi_margin: float = 0.25
 
+    def __post_init__(self) -> None:
+        """Types and ranges, so that a checkpoint's header cannot ask for a network no computer
+        holds (an embed_dim of 8192 and 64 blocks: ~50 billion weights, from a 7 KB file)."""
+        ints = {"img_size": (16, 4096), "patch_size": (1, 64), "in_chans": (1, 4), "embed_dim": (8, 2048), "depth": (1, 64),
+                "num_heads": (1, 64), "window_size": (0, 256), "prompt_dim": (8, 1024), "decoder_depth": (1, 16),
+                "decoder_mlp_dim": (8, 16384), "decoder_heads": (1, 64)}
+        for name, (lo, hi) in ints.items():
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+                raise ValueError(f"{name} must be a whole number in {lo}..{hi}, got {v!r}")
+        if not isinstance(self.mlp_ratio, (int, float)) or not 0.25 <= self.mlp_ratio <= 16:
+            raise ValueError(f"mlp_ratio must be in 0.25..16, got {self.mlp_ratio!r}")
+        if not isinstance(self.roi_margin, (int, float)) or not 0 <= self.roi_margin <= 4:
+            raise ValueError(f"roi_margin must be in 0..4, got {self.roi_margin!r}")
+        if self.img_size % self.patch_size or self.embed_dim % self.num_heads or self.prompt_dim % self.decoder_heads:
+            raise ValueError("img_size must be a multiple of patch_size, embed_dim of num_heads, prompt_dim of decoder_heads")
+        if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < self.depth for i in self.global_attn_indexes):
+            raise ValueError(f"global_attn_indexes must be block numbers below depth {self.depth}")
+        if not all(isinstance(n, str) for n in self.structures) or not isinstance(self.name, str):
+            raise ValueError("structures and name must be text")
+        if self.input_norm not in ("unit", "sam", "medsam"):
+            raise ValueError(f"input_norm must be unit, sam or medsam, got {self.input_norm!r}")
+        weights = self.depth * 12 * self.embed_dim**2 * self.mlp_ratio / 4  # the encoder's blocks, roughly
+        if weights > 1.5e9:  # SAM ViT-H, the largest supported, has ~0.63 billion
+            raise ValueError(f"an image encoder of ~{weights / 1e9:.0f} billion weights (depth {self.depth}, embed_dim {self.embed_dim})")
+
     @property
     def embed_size(self) -> int:
         return self.img_size // self.patch_size
@@ -68,6 +94,8 @@ class ModelConfig:
         kw = {k: v for k, v in d.items() if k in known}
         for k in ("global_attn_indexes", "structures"):
             if k in kw:
+                if not isinstance(kw[k], (list, tuple)):
+                    raise ValueError(f"{k} must be a list, got {type(kw[k]).__name__}")
                 kw[k] = tuple(kw[k])
         return cls(**kw)
 

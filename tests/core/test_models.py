@@ -60,6 +60,30 @@ def test_corrupt_safetensors_is_refused(tmp_path):
         load_checkpoint(p)
 
 
+@pytest.mark.parametrize("change, message", [
+    ({"embed_dim": 8192, "depth": 64}, "embed_dim must be a whole number in 8..2048"),
+    ({"depth": "eight"}, "depth must be a whole number"),
+    ({"img_size": -256}, "img_size must be a whole number"),
+    ({"embed_dim": 2048, "depth": 64, "num_heads": 16}, "billion weights"),
+    ({"global_attn_indexes": 3}, "global_attn_indexes must be a list"),
+    ({"input_norm": "zscore"}, "input_norm must be"),
+    (None, "header is not JSON"),
+])
+def test_a_checkpoint_header_is_checked_before_any_layer_is_built(tmp_path, change, message):
+    """A 7 KB checkpoint whose header asks for an 8192-wide, 64-block encoder made medseg
+    allocate gigabytes (an out-of-memory kill) before a weight was read; a header field of the
+    wrong type or not JSON was an unexpected error. Refused in one line now."""
+    from safetensors.torch import save_file
+
+    config = "{not json" if change is None else json.dumps({**TINY.to_dict(), **change})
+    save_file({"x": torch.zeros(1)}, str(tmp_path / "c.safetensors"), metadata={"format": "medseg-checkpoint/1", "config": config})
+    with pytest.raises(CheckpointError, match=message) as e:
+        load_checkpoint(tmp_path / "c.safetensors")
+    assert "\n" not in str(e.value)
+    for variant in ("vit_b", "vit_l", "vit_h"):  # the official SAM architectures stay buildable
+        assert sam_config(variant, variant).depth in (12, 24, 32)
+
+
 @pytest.mark.slow
 def test_official_sam_state_dict_loads_strictly(tmp_path):
     """A SAM ViT-B state dict saved by the test (random weights) loads through the registry
