@@ -229,7 +229,8 @@ def _prompts(image, target, srcmask, is_nb, k, mode, size, embed_size, g, augmen
     n_pos = torch.zeros(b, dtype=torch.long, device=dev)
     n_pos = torch.where(m["roi_points"], torch.randint(1, 4, (b,), device=dev, generator=g), n_pos)
     n_pos = torch.where(m["full_points"], torch.randint(1, 3, (b,), device=dev, generator=g), n_pos)
-    n_pos = torch.where(m["box"] & (_rand(b, dev, g=g) < 0.2), torch.ones_like(n_pos), n_pos)
+    if augment:  # a click inside the box on some training samples; validation scores the tight box alone
+        n_pos = torch.where(m["box"] & (_rand(b, dev, g=g) < 0.2), torch.ones_like(n_pos), n_pos)
     n_neg = ((m["roi_points"] | m["full_points"]) & (_rand(b, dev, g=g) < 0.4)).long()
     inner = erode(target, 5)
     inner = torch.where(inner.flatten(1).sum(1).view(-1, 1, 1, 1) > 0, inner, target)
