@@ -90,6 +90,10 @@ def save_adapter(peft_model, out_dir: str | Path, meta: dict[str, Any], card: st
         peft_model.save_pretrained(str(tmp), safe_serialization=True)
         (tmp / "medseg.json").write_text(json.dumps({"format": "medseg-adapter/1", "medseg_version": __version__, "date": time.strftime("%Y-%m-%d"), **meta}, indent=2) + "\n")
         (tmp / "README.md").write_text(card)
+        umask = os.umask(0)
+        os.umask(umask)
+        for f in tmp.iterdir():  # safetensors writes 0600: an adapter folder is shared like any other output
+            os.chmod(f, 0o666 & ~umask)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
@@ -109,7 +113,8 @@ def find_adapter(name_or_path: str) -> Path:
     for d in asset_dirs("adapters"):
         if (d / name_or_path).is_dir():
             return d / name_or_path
-    raise CheckpointError(f"adapter {name_or_path!r} not found (not a folder, and no shipped adapter of that name)")
+    raise CheckpointError(f"adapter {name_or_path!r} not found (not a folder, and no adapter of that name in "
+                          f"{', '.join(str(d) for d in asset_dirs('adapters'))})")
 
 
 def read_adapter_meta(folder: Path) -> dict[str, Any]:
@@ -125,17 +130,42 @@ def read_adapter_meta(folder: Path) -> dict[str, Any]:
     return meta
 
 
+#: the largest LoRA rank medseg trains or loads (the widest layers LoRA adapts have 256 features)
+MAX_RANK = 256
+
+
 def check_adapter_file(folder: Path) -> None:
-    """Refuse a corrupt or foreign safetensors file before peft touches it."""
+    """Refuse a corrupt or foreign adapter before peft touches it: an unreadable file, a
+    safetensors file that is not one or holds no LoRA weights, and an ``adapter_config.json``
+    that is not a LoRA of a sane rank (peft would build layers of any rank it names: ``"r":
+    2000000`` asked for gigabytes) or whose weights are not of its rank."""
     from safetensors import safe_open
 
+    weights = folder / "adapter_model.safetensors"
+    if not os.access(weights, os.R_OK):
+        raise CheckpointError(f"{weights}: not readable (permission denied)")
     try:
-        with safe_open(str(folder / "adapter_model.safetensors"), framework="pt") as f:
-            keys = list(f.keys())
+        with safe_open(str(weights), framework="pt") as f:
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
     except Exception as e:
-        raise CheckpointError(f"{folder}/adapter_model.safetensors is corrupt or not safetensors ({type(e).__name__})") from None
-    if not keys or not any("lora_" in k for k in keys):
-        raise CheckpointError(f"{folder}/adapter_model.safetensors holds no LoRA weights (foreign file?)")
+        raise CheckpointError(f"{weights} is corrupt or not safetensors ({type(e).__name__})") from None
+    if not shapes or not any("lora_" in k for k in shapes):
+        raise CheckpointError(f"{weights} holds no LoRA weights (foreign file?)")
+    try:
+        cfg = json.loads((folder / "adapter_config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{folder}/adapter_config.json is not readable JSON ({type(e).__name__})") from None
+    r, alpha = (cfg.get("r"), cfg.get("lora_alpha")) if isinstance(cfg, dict) else (None, None)
+    if not isinstance(cfg, dict) or cfg.get("peft_type") != "LORA":
+        raise CheckpointError(f"{folder}/adapter_config.json is not a LoRA adapter's (peft_type {cfg.get('peft_type') if isinstance(cfg, dict) else None!r})")
+    if not isinstance(r, int) or isinstance(r, bool) or not 1 <= r <= MAX_RANK:
+        raise CheckpointError(f"{folder}/adapter_config.json: rank r must be a whole number in 1..{MAX_RANK}, got {r!r}")
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0 < alpha <= 16 * MAX_RANK:
+        raise CheckpointError(f"{folder}/adapter_config.json: lora_alpha must be a positive number, got {alpha!r}")
+    per_module = cfg.get("rank_pattern") or {}  # ranks set per module: their shapes are theirs
+    wrong = [] if per_module else [k for k, shape in shapes.items() if ("lora_A" in k and shape[:1] != (r,)) or ("lora_B" in k and shape[1:2] != (r,))]
+    if wrong:
+        raise CheckpointError(f"{weights}: LoRA weights of another rank than its config's r = {r} ({wrong[0]} is {shapes[wrong[0]]})")
 
 
 def attach_adapter(loaded, name_or_path: str, adapter_name: str | None = None):
@@ -158,7 +188,7 @@ def attach_adapter(loaded, name_or_path: str, adapter_name: str | None = None):
             loaded.model.set_adapter(name)
         else:
             loaded.model = PeftModel.from_pretrained(loaded.model, str(folder), adapter_name=name)
-    except (RuntimeError, ValueError, KeyError) as e:
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"adapter {folder.name} does not fit this model ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
     loaded.model.eval()
     loaded.model.to(loaded.device)
@@ -216,10 +246,12 @@ def list_adapters() -> list[dict[str, Any]]:
             seen.add(folder.name)
             try:
                 meta = read_adapter_meta(folder)
-            except CheckpointError as e:
-                rows.append({"name": folder.name, "kind": "adapter", "source": f"broken: {e}"})
+                check_adapter_file(folder)
+                f = folder / "adapter_model.safetensors"
+                size, digest = round(f.stat().st_size / 1e6, 2), sha256_file(f)
+            except (CheckpointError, OSError) as e:  # one broken or unreadable folder does not hide the others
+                rows.append({"name": folder.name, "kind": "adapter", "source": f"broken: {' '.join(str(e).split())}"})
                 continue
-            f = folder / "adapter_model.safetensors"
-            rows.append({"name": folder.name, "kind": "adapter", "size_mb": round(f.stat().st_size / 1e6, 2), "sha256": sha256_file(f),
+            rows.append({"name": folder.name, "kind": "adapter", "size_mb": size, "sha256": digest,
                          "description": meta.get("description", ""), "source": str(folder), "base_model_sha256": meta.get("base_model_sha256")})
     return rows

@@ -36,21 +36,27 @@ def adapt_command(
     """Train a LoRA adapter (a few MB) on your own labelled volumes."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from .._files import resolved
     from ..adapt import AdaptConfig, check_init_adapter, run_adapt
-    from ..adapters import check_adapter_out
+    from ..adapters import MAX_RANK, check_adapter_out
     from ..errors import MedsegError
     from ..evaluation import read_pairs
     from ..labels import LabelMap
     from ._options import references_map
 
-    for name, value, ok in (("--steps", steps, steps >= 1), ("--rank", rank, rank >= 1), ("--batch-size", batch_size, batch_size >= 1),
+    for name, value, ok in (("--steps", steps, steps >= 1), ("--rank", rank, 1 <= rank <= MAX_RANK), ("--batch-size", batch_size, batch_size >= 1),
                             ("--val-every", val_every, val_every >= 1), ("--patience", patience, patience >= 1),
                             ("--lr", lr, 0 < lr < 1), ("--time-budget", time_budget, time_budget > 0)):
         if not ok:
-            raise MedsegError(f"{name} {value} is out of range (steps, rank, batch size, val-every, patience >= 1; 0 < lr < 1; time budget > 0 s)")
+            raise MedsegError(f"{name} {value} is out of range (steps, batch size, val-every, patience >= 1; rank 1..{MAX_RANK}; "
+                              "0 < lr < 1; time budget > 0 s)")
     check_adapter_out(out, init_from)
     train_pairs = read_pairs(pairs)
     val_pairs = read_pairs(val) if val else []
+    both = sorted({p.case for p in train_pairs for q in val_pairs if resolved(p.image) == resolved(q.image)})
+    if both:  # its before/after Dice and the step kept would be measured on what it learnt
+        raise MedsegError(f"--val holds images --pairs trains on ({', '.join(both[:5])}{', ...' if len(both) > 5 else ''}): "
+                          "validate on other subjects, or leave --val out (the last step is then kept, unscored)")
     lmap = LabelMap.parse(label_map) if label_map else references_map(train_pairs + val_pairs)
     cfg = AdaptConfig(out=str(out), base=model, rank=rank, decoder=not no_decoder, device=device, batch_size=batch_size, lr=lr,
                       time_budget_s=time_budget, max_steps=steps, val_every=val_every, patience=patience, seed=seed, resume=resume,

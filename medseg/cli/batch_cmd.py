@@ -70,6 +70,12 @@ def batch_command(
         check_prompts_file(prompts)  # a malformed file fails here, once, not in every case
     if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
         raise PromptError(f"--min-confidence must be in [0, 1], got {min_confidence}")
+    if adapter:  # a name that does not exist failed every case, one after another
+        from ..adapters import check_adapter_file, find_adapter, read_adapter_meta
+
+        folder = find_adapter(adapter)
+        read_adapter_meta(folder)
+        check_adapter_file(folder)
     cases = discover_cases(input_dir, prompts_from, exclude=[out_dir], series=series)
     if not cases:
         raise MedsegError(f"no cases in {input_dir}: expected image files (.nii.gz, .mha, .nrrd, .png, .avi, .mp4, .dcm, ...) or DICOM sub-folders")

@@ -440,3 +440,10 @@ def test_a_full_output_disk_stops_the_batch(studies, tmp_path, capsys, monkeypat
     assert "stopped: cannot write the outputs: No space left on device" in err and f"{len(CASES) - 2} case(s) not run" in err
     assert _batch(studies, tmp_path / "out", "--resume") == 0
     assert sorted(r["status"] for r in _summary(tmp_path / "out").values()) == ["ok"] * (len(CASES) - 1) + ["skipped"]
+
+
+def test_an_adapter_that_is_not_there_is_refused_before_any_case(studies, tmp_path, capsys):
+    """`batch --adapter nosuch`: every case ran to the model loading and failed alike."""
+    assert _batch(studies, tmp_path / "out", "--adapter", "nosuch-adapter") == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "adapter 'nosuch-adapter' not found" in err and not (tmp_path / "out" / "summary.csv").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 
 import numpy as np
 import pytest
@@ -39,6 +40,10 @@ def _predict(loaded, img, box):
 def test_folder_format_and_size(adapter_dir):
     names = sorted(p.name for p in adapter_dir.iterdir())
     assert names == ["README.md", "adapter_config.json", "adapter_model.safetensors", "medseg.json"]
+    umask = os.umask(0)
+    os.umask(umask)
+    for p in adapter_dir.iterdir():  # safetensors wrote 0600: the folder could not be shared
+        assert p.stat().st_mode & 0o777 == 0o666 & ~umask, p.name
     assert (adapter_dir / "adapter_model.safetensors").stat().st_size < 5e6
     assert json.loads((adapter_dir / "adapter_config.json").read_text())["r"] == 4
 
@@ -82,7 +87,8 @@ def test_foreign_base_is_refused_naming_both_hashes(adapter_dir, tmp_path):
     assert load_model("default").sha256[:16] in str(e.value)
 
 
-@pytest.mark.parametrize("damage", ["corrupt", "foreign", "missing", "meta_a_list"])
+@pytest.mark.parametrize("damage", ["corrupt", "foreign", "missing", "meta_a_list", "rank_bomb", "rank_text", "not_lora", "config_a_list",
+                                    "other_rank_weights"])
 def test_bad_adapter_files(adapter_dir, tmp_path, damage):
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -97,12 +103,20 @@ def test_bad_adapter_files(adapter_dir, tmp_path, damage):
         save_file({"weight": torch.zeros(3)}, str(st))
     elif damage == "meta_a_list":  # valid JSON of another shape
         (bad / "medseg.json").write_text("[1]")
+    elif damage in ("rank_bomb", "rank_text", "not_lora", "config_a_list", "other_rank_weights"):
+        # peft builds whatever adapter_config.json names: "r": 2000000 asked for gigabytes
+        cfg = json.loads((bad / "adapter_config.json").read_text())
+        change = {"rank_bomb": {"r": 2000000}, "rank_text": {"r": "eight"}, "not_lora": {"peft_type": "PROMPT_TUNING"},
+                  "other_rank_weights": {"r": 8, "lora_alpha": 16}}.get(damage, {})
+        (bad / "adapter_config.json").write_text("[1]" if damage == "config_a_list" else json.dumps({**cfg, **change}))
     else:
         st.unlink()
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError) as err:
         attach_adapter(load_model("default"), str(bad))
+    want = {"rank_bomb": "rank r must be a whole number in 1..256", "rank_text": "rank r must be", "not_lora": "is not a LoRA adapter's",
+            "config_a_list": "is not a LoRA adapter's", "other_rank_weights": "LoRA weights of another rank"}
+    assert want.get(damage, "") in str(err.value)
     if damage == "meta_a_list":  # `medseg models` lists it as broken, and the others
-        import os
         from unittest import mock
 
         (tmp_path / "adapters").mkdir()
@@ -110,6 +124,21 @@ def test_bad_adapter_files(adapter_dir, tmp_path, damage):
         with mock.patch.dict(os.environ, {"MEDSEG_HOME": str(tmp_path)}):
             rows = {r["name"]: r for r in list_adapters()}
         assert rows["bad"]["source"].startswith("broken:") and "cmr-lge" in rows
+
+
+def test_an_unreadable_adapter_is_said_to_be_unreadable_and_listed_as_broken(adapter_dir, tmp_path, monkeypatch):
+    """Another user's adapter with mode 0600: segment called it "corrupt or not safetensors"
+    and `medseg models` (and napari's list) stopped at it, hiding every other adapter."""
+    import medseg.adapters as ad
+
+    (tmp_path / "adapters").mkdir()
+    (tmp_path / "adapters" / "theirs").symlink_to(adapter_dir)
+    monkeypatch.setenv("MEDSEG_HOME", str(tmp_path))
+    monkeypatch.setattr(ad.os, "access", lambda path, mode: "theirs" not in str(path))
+    with pytest.raises(CheckpointError, match="not readable"):
+        attach_adapter(load_model("default"), str(tmp_path / "adapters" / "theirs"))
+    rows = {r["name"]: r for r in list_adapters()}
+    assert rows["theirs"]["source"].startswith("broken:") and "not readable" in rows["theirs"]["source"] and "sha256" in rows["cmr-lge"]
 
 
 def test_unknown_adapter_name():
@@ -193,7 +222,8 @@ def test_adapt_init_from_refuses_another_rank(adapter_dir, tmp_path, capsys):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("case", ["data_folder", "a_file", "rank_0", "steps_0", "negative_lr", "map_misfit", "never_held"])
+@pytest.mark.parametrize("case", ["data_folder", "a_file", "rank_0", "rank_1000", "steps_0", "negative_lr", "map_misfit", "never_held",
+                                  "val_is_train"])
 def test_adapt_refuses_outputs_and_settings_before_training(case, tmp_path, capsys):
     """`medseg adapt -o FOLDER` replaces the adapter folder when it is written: an existing
     folder that is not an adapter (the user's data) is refused up front and left as it was;
@@ -210,8 +240,10 @@ def test_adapt_refuses_outputs_and_settings_before_training(case, tmp_path, caps
     elif case == "a_file":
         out.write_bytes(b"precious")
     lmap = {"map_misfit": "lv=7,myo=2,rv=3", "never_held": "lv=1,myo=2,rv=3,la=4"}.get(case, "lv=1,myo=2,rv=3")
-    if case in ("rank_0", "steps_0", "negative_lr"):
-        extra = {"rank_0": ["--rank", "0"], "steps_0": ["--steps", "0"], "negative_lr": ["--lr", "-0.1"]}[case]
+    if case in ("rank_0", "rank_1000", "steps_0", "negative_lr"):
+        extra = {"rank_0": ["--rank", "0"], "rank_1000": ["--rank", "1000"], "steps_0": ["--steps", "0"], "negative_lr": ["--lr", "-0.1"]}[case]
+    if case == "val_is_train":  # its before/after Dice and the step kept would be measured on what it learnt
+        extra = ["--val", str(csv)]
     rc = run_cli(["adapt", "--pairs", str(csv), "--label-map", lmap, "-o", str(out), "--steps", "1", *extra])
     err = " ".join(capsys.readouterr().err.split())
     assert rc == 1 and err.startswith("error:") and "Traceback" not in err and "unexpected" not in err
@@ -221,6 +253,8 @@ def test_adapt_refuses_outputs_and_settings_before_training(case, tmp_path, caps
         assert out.read_bytes() == b"precious"
     elif case in ("map_misfit", "never_held"):  # the RV would be taught as background / a structure with no example
         assert not out.exists() and {"map_misfit": "holds no lv=7 but value(s) 1", "never_held": "names la=4, but no reference holds"}[case] in err
+    elif case == "val_is_train":
+        assert not out.exists() and "--val holds images --pairs trains on" in err
     else:
         assert not out.exists() and "out of range" in err
 
