@@ -135,8 +135,10 @@ def run_adapt(train: list[Pair], val: list[Pair], label_map: LabelMap, cfg: Adap
     gen.manual_seed(cfg.seed)
     loss_fn = PromptLoss().to(cfg.device)
     state_dir = Path(cfg.out).with_name(Path(cfg.out).name + ".state")
-    step, best, best_state, bad, history = _resume(cfg, state_dir, model, opt)
+    signature = _signature(cfg, train, val, label_map)
+    step, best, best_state, bad, history, earlier_s = _resume(cfg, state_dir, model, opt, signature)
     start = time.perf_counter()
+    last_scored = step
     if init is not None and step == 0 and has_val:
         # the adapter it starts from is a candidate too: training never hands back a worse one
         best, rec = _score(net, bank, tcfg, has_val, 0, start)
@@ -152,22 +154,18 @@ def run_adapt(train: list[Pair], val: list[Pair], label_map: LabelMap, cfg: Adap
         if progress and (step % 10 == 0 or step >= cfg.max_steps):
             progress({"step": step, "max_steps": cfg.max_steps, "elapsed_s": time.perf_counter() - start, "loss": float(logs["loss"])})
         if step % cfg.val_every == 0 or step >= cfg.max_steps:
-            score, rec = _score(net, bank, tcfg, has_val, step, start)
-            history.append(rec)
-            if score > best:
-                best, best_state, bad = score, _adapter_state(model), 0
-            else:
-                bad += 1
-            _save_state(state_dir, model, opt, step, best, best_state, bad, history)
-            if progress:
-                progress({"step": step, "validation": rec, "best": best})
+            best, best_state, bad = _validate_step(net, model, bank, tcfg, has_val, step, start, history, best, best_state, bad, progress)
+            last_scored = step
+            _save_state(state_dir, model, opt, step, best, best_state, bad, history, signature, earlier_s + time.perf_counter() - start)
             if has_val and bad >= cfg.patience:
                 break
+    if has_val and step > last_scored:  # the time budget ended between validations: the last step is a candidate too
+        best, best_state, bad = _validate_step(net, model, bank, tcfg, has_val, step, start, history, best, best_state, bad, progress)
     if best_state is None or not has_val:
         best_state = _adapter_state(model)
     _load_adapter_state(model, best_state)
     after = _val_dice(net, bank, tcfg) if has_val else {}
-    seconds = time.perf_counter() - t_start
+    seconds = earlier_s + time.perf_counter() - t_start  # a resumed run counts the sessions before it
     meta = _meta(loaded, cfg, label_map, train, val, bank, modalities, before, after, step, seconds, history)
     if init is not None:
         meta["training"]["init_from"] = init
@@ -249,22 +247,53 @@ def _init_from(folder: Path, model) -> dict[str, Any]:
             "base_model_sha256": read_adapter_meta(folder).get("base_model_sha256")}
 
 
-def _save_state(state_dir: Path, model, opt, step, best, best_state, bad, history) -> None:
+def _validate_step(net, model, bank, tcfg, has_val, step, start, history, best, best_state, bad, progress):
+    """Score the adapter at ``step``; (best score, its state, validations without improvement)."""
+    score, rec = _score(net, bank, tcfg, has_val, step, start)
+    history.append(rec)
+    if score > best:
+        best, best_state, bad = score, _adapter_state(model), 0
+    else:
+        bad += 1
+    if progress:
+        progress({"step": step, "validation": rec, "best": best})
+    return best, best_state, bad
+
+
+#: the settings a resumed run must share with the run it continues (the time budget and the
+#: number of steps may change: a run is resumed to give it more)
+RESUME_KEYS = ("base", "rank", "decoder", "structures", "batch_size", "lr", "seed", "init_from", "val_every", "patience")
+
+
+def _signature(cfg: AdaptConfig, train, val, label_map) -> str:
+    return json.dumps({"config": {k: getattr(cfg, k) for k in RESUME_KEYS}, "label_map": label_map.to_dict(),
+                       "pairs": [[str(p.image), str(p.label)] for p in train], "val": [[str(p.image), str(p.label)] for p in val]},
+                      sort_keys=True, default=str)
+
+
+def _save_state(state_dir: Path, model, opt, step, best, best_state, bad, history, signature: str, seconds: float) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
     payload = {"adapter": _adapter_state(model), "best_state": best_state or {}, "opt": opt.state_dict(),
-               "step": step, "best": best, "bad": bad, "history": json.dumps(history)}
+               "step": step, "best": best, "bad": bad, "history": json.dumps(history), "signature": signature, "seconds": seconds}
     torch.save(payload, state_dir / "state.pt.tmp")
     (state_dir / "state.pt.tmp").replace(state_dir / "state.pt")
 
 
-def _resume(cfg: AdaptConfig, state_dir: Path, model, opt):
+def _resume(cfg: AdaptConfig, state_dir: Path, model, opt, signature: str):
     f = state_dir / "state.pt"
     if not (cfg.resume and f.is_file()):
-        return 0, -float("inf"), None, 0, []
+        return 0, -float("inf"), None, 0, [], 0.0
     st = torch.load(f, map_location=cfg.device, weights_only=True)
+    if st.get("signature") != signature:  # another rank failed deep in torch; other pairs or lr resumed silently
+        was, now = json.loads(st.get("signature") or "{}"), json.loads(signature)
+        differ = sorted(k for k in ("label_map", "pairs", "val") if was.get(k) != now.get(k))
+        differ += sorted(k for k in RESUME_KEYS if (was.get("config") or {}).get(k) != now["config"].get(k))
+        raise MedsegError(f"{f} was saved by a run with other settings ({', '.join(differ) or 'an older medseg'}): resume with the "
+                          "same pairs and settings, or run without --resume to start over")
     _load_adapter_state(model, st["adapter"])
     opt.load_state_dict(st["opt"])
-    return int(st["step"]), float(st["best"]), (st["best_state"] or None), int(st["bad"]), json.loads(st["history"])
+    return (int(st["step"]), float(st["best"]), (st["best_state"] or None), int(st["bad"]), json.loads(st["history"]),
+            float(st.get("seconds", 0.0)))
 
 
 def _meta(loaded, cfg, label_map, train, val, bank, modalities, before, after, step, seconds, history) -> dict[str, Any]:
@@ -272,7 +301,7 @@ def _meta(loaded, cfg, label_map, train, val, bank, modalities, before, after, s
     return {
         "base_model_id": loaded.model_id, "base_model_sha256": loaded.sha256,
         "modality": cfg.modality or (modalities[0] if len(modalities) == 1 else ",".join(modalities)),
-        "view": cfg.view or "short-axis", "label_map": label_map.to_dict(), "description": cfg.description,
+        "view": cfg.view or "not given (--view)", "label_map": label_map.to_dict(), "description": cfg.description,
         "training": {"pairs": [p.case for p in train], "n_slices": n_train, "val_pairs": [p.case for p in val], "steps": step,
                      "seconds": round(seconds, 1), "device": cfg.device, "config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "resume")}},
         "validation_dice": {"base": before, "adapted": after, "metric": "pooled 2-D Dice over validation slices, tight box + structure prompt (auto_: structure token alone)", "selected_by": "mean box Dice + 0.5 x mean zero-click Dice"},

@@ -83,8 +83,14 @@ def run_cli(argv: list[str] | None = None) -> int:
     return rv if isinstance(rv, int) else 0
 
 
+#: set by a command that said itself what an interruption left (adapt names its state)
+interrupt_said = {"done": False}
+
+
 def _say_interrupted() -> None:
-    console.print("interrupted: outputs written so far are complete; a batch goes on with --resume")
+    if not interrupt_said["done"]:
+        console.print("interrupted: outputs written so far are complete; a batch goes on with --resume")
+    interrupt_said["done"] = False
 
 
 #: errors of a write that fills or cannot touch the disk: a one-line message, not "unexpected"

@@ -79,7 +79,21 @@ def adapt_command(
                 done = max(ev["step"] / steps, ev.get("elapsed_s", 0.0) / time_budget)
                 bar.update(task, completed=min(done, 1.0), info=f"step {ev['step']} of {steps} or {time_budget:g} s; loss {ev['loss']:.3f}")
 
-        meta = run_adapt(train_pairs, val_pairs, lmap, cfg, progress=report)
+        state = Path(str(out) + ".state") / "state.pt"
+        if state.is_file() and not resume:
+            console.print(f"note: {state.parent} of an interrupted run is started over (--resume continues it)", markup=False)
+        elif resume and not state.is_file():
+            console.print(f"note: nothing to resume ({state.parent} is not there): training from the start", markup=False)
+        try:
+            meta = run_adapt(train_pairs, val_pairs, lmap, cfg, progress=report)
+        except KeyboardInterrupt:
+            from ._app import interrupt_said
+
+            interrupt_said["done"] = True
+            console.print(f"interrupted: {state.parent} holds the last validated step: the same command with --resume goes on from it"
+                          if state.is_file() else f"interrupted before the first validation (every --val-every {val_every} steps): "
+                          "nothing to resume, no adapter written", markup=False)
+            raise typer.Exit(130) from None
         bar.update(task, completed=1.0, info=f"step {meta['training']['steps']}")
     b, a = meta["validation_dice"]["base"], meta["validation_dice"]["adapted"]
     summary = ", ".join(f"{k} {b.get(k, float('nan')):.3f} -> {a[k]:.3f}" for k in a if not k.startswith("auto_"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -299,3 +300,43 @@ def test_adapt_takes_the_label_map_the_label_files_name(tmp_path, capsys):
     rc = run_cli(["adapt", "--pairs", str(csv), "-o", str(tmp_path / "out2"), "--steps", "1"])
     err = " ".join(capsys.readouterr().err.split())
     assert rc == 1 and err.startswith("error: give --label-map") and not (tmp_path / "out2").exists()
+
+
+def test_adapt_resumes_only_the_run_it_saved_and_scores_the_last_step_of_a_budget(tmp_path, monkeypatch):
+    """An interrupted `adapt` resumed with another rank failed deep in torch, with other pairs or
+    another learning rate it went on silently (the card then described a run that never was);
+    a time budget that ended between validations kept a step never scored. Now a resume must
+    match, its seconds add up, and the last step is scored."""
+    import medseg.training.loop as adapt_mod  # run_adapt takes train_step from here when it runs
+    from medseg.adapt import AdaptConfig, run_adapt
+    from medseg.errors import MedsegError
+    from medseg.labels import LabelMap
+
+    train, val = _adapt_pairs(tmp_path)
+    lmap = LabelMap.parse("lv=1,myo=2,rv=3")
+    real_step, calls = adapt_mod.train_step, []
+
+    def interrupted(*a, **k):  # Ctrl-C during step 3, after the validation of step 2
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_step(*a, **k)
+
+    cfg = AdaptConfig(out=str(tmp_path / "ad"), rank=4, max_steps=4, val_every=2, batch_size=2)
+    with monkeypatch.context() as m:
+        m.setattr(adapt_mod, "train_step", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run_adapt([train], [val], lmap, cfg)
+    assert (tmp_path / "ad.state" / "state.pt").is_file() and not (tmp_path / "ad").exists()
+    for other in ({"rank": 8}, {"lr": 0.5}):
+        with pytest.raises(MedsegError, match=f"other settings [(].*{next(iter(other))}"):
+            run_adapt([train], [val], lmap, AdaptConfig(**{**cfg.__dict__, "resume": True, **other}))
+    with pytest.raises(MedsegError, match="other settings [(]pairs"):
+        run_adapt([val], [train], lmap, AdaptConfig(**{**cfg.__dict__, "resume": True}))
+    meta = run_adapt([train], [val], lmap, AdaptConfig(**{**cfg.__dict__, "resume": True}))
+    assert [h["step"] for h in meta["history"]] == [2, 4] and not (tmp_path / "ad.state").exists()
+    # a budget that ends between validations: its last step is scored and a candidate
+    monkeypatch.setattr(adapt_mod, "train_step", lambda *a, **k: (time.sleep(0.6), real_step(*a, **k))[1])
+    meta = run_adapt([train], [val], lmap, AdaptConfig(out=str(tmp_path / "tb"), rank=4, max_steps=100, val_every=50, batch_size=2,
+                                                       time_budget_s=1.0))
+    assert meta["history"] and meta["history"][-1]["step"] == meta["training"]["steps"] < 50
