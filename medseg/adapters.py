@@ -75,6 +75,8 @@ def check_adapter_out(out_dir: str | Path, init_from: str | None = None) -> Path
     if out.is_dir() and any(out.iterdir()) and not (out / "medseg.json").is_file():
         raise ImageWriteError(f"{out} exists and is not a medseg adapter folder (writing the adapter replaces the folder): choose a new name")
     check_writable_folder(out.parent)
+    if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):  # found only when the trained adapter is written: lost
+        raise ImageWriteError(f"{out} exists and cannot be replaced (not writable): choose another folder")
     return out
 
 

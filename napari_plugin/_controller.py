@@ -129,11 +129,11 @@ class ModelProvider:
 
 
 def adapter_names() -> list[str]:
-    """Shipped and user adapters by name (empty when none or unreadable)."""
+    """Shipped and user adapters by name, those `medseg models` lists as broken left out."""
     try:
         from medseg.adapters import list_adapters
 
-        return [str(a.get("name")) for a in list_adapters() if a.get("name")]
+        return [str(a["name"]) for a in list_adapters() if a.get("name") and not str(a.get("source", "")).startswith("broken:")]
     except (MedsegError, OSError, ValueError):
         return []
 

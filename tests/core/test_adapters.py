@@ -140,6 +140,18 @@ def test_an_unreadable_adapter_is_said_to_be_unreadable_and_listed_as_broken(ada
         attach_adapter(load_model("default"), str(tmp_path / "adapters" / "theirs"))
     rows = {r["name"]: r for r in list_adapters()}
     assert rows["theirs"]["source"].startswith("broken:") and "not readable" in rows["theirs"]["source"] and "sha256" in rows["cmr-lge"]
+    from medseg_napari._controller import adapter_names
+
+    assert "cmr-lge" in adapter_names() and "theirs" not in adapter_names()  # napari offers what loads
+    # an existing adapter folder that cannot be replaced is refused before training, not after it
+    from medseg.adapters import check_adapter_out
+    from medseg.errors import ImageWriteError
+
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "medseg.json").write_text("{}")
+    monkeypatch.setattr(ad.os, "access", lambda path, mode: not str(path).endswith("old"))
+    with pytest.raises(ImageWriteError, match="cannot be replaced"):
+        check_adapter_out(tmp_path / "old")
 
 
 def test_unknown_adapter_name():
