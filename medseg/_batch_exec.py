@@ -42,7 +42,7 @@ def run_local(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, em
                     broken.append(case)
                 except Exception as e:
                     emit(failed_result(case, f"worker error: {type(e).__name__}: {e}"))
-        except (KeyboardInterrupt, OutputDiskFull):  # Ctrl-C, a full disk: stop now, not after every queued case
+        except BaseException:  # Ctrl-C, a full disk (OutputDiskFull), an error writing the summary: stop now
             _stop_pool(pool, options.out_dir)
             raise
         pool.shutdown(wait=True)
