@@ -32,6 +32,7 @@ def run_local(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, em
         broken: list[CaseSpec] = []
         pool = cf.ProcessPoolExecutor(min(workers, len(pending)), mp_context=mp.get_context("spawn"),
                                       initializer=_init_worker, initargs=(options.threads or 1,))
+        futures: dict = {}
         try:
             futures = {pool.submit(run_case, c, options): c for c in pending}
             for fut in cf.as_completed(futures):
@@ -43,7 +44,7 @@ def run_local(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, em
                 except Exception as e:
                     emit(failed_result(case, f"worker error: {type(e).__name__}: {e}"))
         except BaseException:  # Ctrl-C, a full disk (OutputDiskFull), an error writing the summary: stop now
-            _stop_pool(pool, options.out_dir)
+            _stop_pool(pool, options.out_dir, futures)
             raise
         pool.shutdown(wait=True)
         attempts.update(c.case for c in broken)
@@ -53,13 +54,18 @@ def run_local(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, em
                 emit(failed_result(c, f"a worker process died {MAX_ATTEMPTS} times while this case was pending (killed, out of memory, or a crash)"))
 
 
-def _stop_pool(pool: Any, out_dir: Any) -> None:
-    """Cancel the queued cases, end the workers (they ignore SIGINT: the parent decides) and
-    remove the temporary files a case cut short left in ``out_dir`` (``atomic_path``'s
-    ``.<name>.*.tmp*``; finished outputs were renamed into place, so none is half-written)."""
+def _stop_pool(pool: Any, out_dir: Any, futures: Any = ()) -> None:
+    """Cancel the queued cases (``futures``), end the workers (they ignore SIGINT: the parent
+    decides) and remove the temporary files a case cut short left in ``out_dir``
+    (``atomic_path``'s ``.<name>.*.tmp*``; finished outputs were renamed into place, so none is
+    half-written)."""
+    import multiprocessing as mp
     from pathlib import Path
 
-    procs = list((getattr(pool, "_processes", None) or {}).values())
+    # the pool's workers: its own list, which its manager thread may already have cleared, and this process's children
+    procs = {p.pid: p for p in [*(getattr(pool, "_processes", None) or {}).values(), *mp.active_children()]}.values()
+    for fut in futures:
+        fut.cancel()  # the pending ones, now (shutdown's cancel_futures does it later, from its thread)
     pool.shutdown(wait=False, cancel_futures=True)
     for p in procs:
         p.terminate()
