@@ -3,6 +3,8 @@ line naming the bad value and what is allowed; the CLI prints it and exits non-z
 
 from __future__ import annotations
 
+import errno
+
 
 class MedsegError(ValueError):
     """Base class of all user-facing medseg errors (one-line message)."""
@@ -34,6 +36,14 @@ class ImageWriteError(MedsegError):
 
 class OutputDiskFull(ImageWriteError):
     """The output disk is full or read-only: a batch stops instead of failing every later case."""
+
+
+#: errors of a write that finds the disk full or read-only (a batch stops: later cases would fail alike)
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+class Interrupted(MedsegError):
+    """Ctrl-C, caught by a command that says what the interruption left (exit code 130)."""
 
 
 class GeometryError(MedsegError):

@@ -4,7 +4,6 @@ this process, local worker processes or a Dask cluster). Rules: :mod:`medseg.bat
 from __future__ import annotations
 
 import dataclasses
-import errno
 import functools
 import json
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .._files import sha256_path, stale_temp_files
-from ..errors import MedsegError, OutputDiskFull, PromptError, SeriesNotFoundError
+from ..errors import DISK_ERRNOS, MedsegError, OutputDiskFull, PromptError, SeriesNotFoundError
 from ..prompt_file import study_prompts
 from .cases import BatchOptions, CaseSpec, Result, _one_line, check_out_dir, dicom_seg_dir, output_path, review_png_path
 from .cohort import _measure, echo_study_rows, stack_study_rows, write_cohort, write_summary
@@ -203,10 +202,6 @@ def _cached_model(model: str, adapter: str | None, device: str):
     from ..models import load_model
 
     return load_model(model, device=device, adapter=adapter)
-
-
-#: errors of a write that finds the disk full or read-only: the batch stops (later cases would fail alike)
-DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 
 def run_batch(cases: Sequence[CaseSpec], options: BatchOptions, workers: int = 1, scheduler: Any = None,

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from ..errors import MedsegError
+from ..errors import DISK_ERRNOS, Interrupted, MedsegError
 
 app = typer.Typer(
     name="medseg",
@@ -45,6 +45,9 @@ def run_cli(argv: list[str] | None = None) -> int:
     """Run the app; turn library errors into one line + exit code. Returns the exit code."""
     try:
         rv = app(args=argv, standalone_mode=False)  # returns the exit code of typer.Exit
+    except Interrupted as e:  # a command that said what the interruption left
+        console.print(str(e), markup=False, highlight=False, soft_wrap=True)
+        return 130
     except MedsegError as e:
         console.print(f"[bold red]error:[/] {escape(_one_line(e))}", highlight=False, soft_wrap=True)
         return 1
@@ -83,18 +86,12 @@ def run_cli(argv: list[str] | None = None) -> int:
     return rv if isinstance(rv, int) else 0
 
 
-#: set by a command that said itself what an interruption left (adapt names its state)
-interrupt_said = {"done": False}
-
-
 def _say_interrupted() -> None:
-    if not interrupt_said["done"]:
-        console.print("interrupted: outputs written so far are complete; a batch goes on with --resume")
-    interrupt_said["done"] = False
+    console.print("interrupted: outputs written so far are complete; a batch goes on with --resume")
 
 
 #: errors of a write that fills or cannot touch the disk: a one-line message, not "unexpected"
-_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO)
+_DISK_ERRNOS = (*DISK_ERRNOS, errno.EFBIG, errno.EIO)
 
 
 def _exit(e: BaseException) -> int:

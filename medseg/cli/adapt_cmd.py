@@ -87,13 +87,11 @@ def adapt_command(
         try:
             meta = run_adapt(train_pairs, val_pairs, lmap, cfg, progress=report)
         except KeyboardInterrupt:
-            from ._app import interrupt_said
+            from ..errors import Interrupted
 
-            interrupt_said["done"] = True
-            console.print(f"interrupted: {state.parent} holds the last validated step: the same command with --resume goes on from it"
-                          if state.is_file() else f"interrupted before the first validation (every --val-every {val_every} steps): "
-                          "nothing to resume, no adapter written", markup=False)
-            raise typer.Exit(130) from None
+            raise Interrupted(f"interrupted: {state.parent} holds the last validated step: the same command with --resume goes on from it"
+                              if state.is_file() else f"interrupted before the first validation (every --val-every {val_every} steps): "
+                              "nothing to resume, no adapter written") from None
         bar.update(task, completed=1.0, info=f"step {meta['training']['steps']}")
     b, a = meta["validation_dice"]["base"], meta["validation_dice"]["adapted"]
     summary = ", ".join(f"{k} {b.get(k, float('nan')):.3f} -> {a[k]:.3f}" for k in a if not k.startswith("auto_"))

@@ -153,7 +153,7 @@ def onto_image_stack(image: Volume, labels: Volume) -> Volume:
         return labels
     arr = np.zeros((1, *image.grid_shape), labels.array.dtype)
     arr[0, k] = labels.array[0]
-    return labels.with_array(arr, affine=image.affine.copy(), meta={**labels.meta, "slices_filled": int(image.grid_shape[0] - nz)})
+    return labels.with_array(arr, affine=image.affine.copy())
 
 
 def on_one_stack(a: Volume, b: Volume) -> tuple[Volume, Volume]:

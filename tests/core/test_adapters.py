@@ -352,3 +352,25 @@ def test_adapt_resumes_only_the_run_it_saved_and_scores_the_last_step_of_a_budge
     meta = run_adapt([train], [val], lmap, AdaptConfig(out=str(tmp_path / "tb"), rank=4, max_steps=100, val_every=50, batch_size=2,
                                                        time_budget_s=1.0))
     assert meta["history"] and meta["history"][-1]["step"] == meta["training"]["steps"] < 50
+
+
+def test_ctrl_c_during_adapt_says_whether_there_is_a_state_to_resume(tmp_path, capsys, monkeypatch):
+    """Ctrl-C in `medseg adapt`: exit 130 and one line on what is left (the generic "a batch goes
+    on with --resume" said nothing about OUT.state)."""
+    import medseg.adapt
+    from medseg.cli._app import run_cli
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(medseg.adapt, "run_adapt", interrupted)
+    train, _ = _adapt_pairs(tmp_path)
+    (tmp_path / "train.csv").write_text(f"image,label\n{train.image},{train.label}\n")
+    argv = ["adapt", "--pairs", str(tmp_path / "train.csv"), "--label-map", "lv=1,myo=2,rv=3", "-o", str(tmp_path / "ad")]
+    assert run_cli(argv) == 130
+    err = " ".join(capsys.readouterr().err.split())
+    assert "interrupted before the first validation" in err and "a batch goes on" not in err
+    (tmp_path / "ad.state").mkdir()
+    (tmp_path / "ad.state" / "state.pt").write_bytes(b"x")
+    assert run_cli([*argv, "--resume"]) == 130
+    assert "ad.state holds the last validated step" in " ".join(capsys.readouterr().err.split())
