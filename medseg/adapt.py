@@ -73,7 +73,7 @@ def bank_from_pairs(train: list[Pair], val: list[Pair], label_map: LabelMap, dev
             lab = label_map.remap(np.asarray(ref.array if ref.n_frames == vol.n_frames else np.broadcast_to(ref.array, vol.shape)), DEFAULT_LABEL_MAP)
             if not lab.any():
                 raise LabelMapError(f"{pair.label}: no voxel carries a value of the label map ({label_map.to_string()})")
-            modalities.add(vol.modality)
+            modalities.add(_recorded_modality(vol))
             norm = normalize_intensity(vol.array, vol.modality)
             for t in range(vol.n_frames):
                 base = len(imgs)
@@ -300,13 +300,26 @@ def _meta(loaded, cfg, label_map, train, val, bank, modalities, before, after, s
     n_train = int((bank.split == 0).sum())
     return {
         "base_model_id": loaded.model_id, "base_model_sha256": loaded.sha256,
-        "modality": cfg.modality or (modalities[0] if len(modalities) == 1 else ",".join(modalities)),
+        "modality": cfg.modality or ", ".join(modalities),
         "view": cfg.view or "not given (--view)", "label_map": label_map.to_dict(), "description": cfg.description,
         "training": {"pairs": [p.case for p in train], "n_slices": n_train, "val_pairs": [p.case for p in val], "steps": step,
                      "seconds": round(seconds, 1), "device": cfg.device, "config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "resume")}},
         "validation_dice": {"base": before, "adapted": after, "metric": "pooled 2-D Dice over validation slices, tight box + structure prompt (auto_: structure token alone)", "selected_by": "mean box Dice + 0.5 x mean zero-click Dice"},
         "history": history,
     }
+
+
+#: the card's modality for files that do not record one (NIfTI, MHA/NRRD, PNG read as "OT")
+NOT_RECORDED = "not recorded in the files (--modality)"
+
+
+def _recorded_modality(vol) -> str:
+    """The modality a training image says it is: DICOM's tag, a NIfTI ``descrip``, the
+    Hounsfield-unit detection or ``--modality`` on the pairs; "OT" read from a file that records
+    no modality is no statement (an MR NIfTI would be carded "OT")."""
+    if vol.modality == "OT" and vol.meta.get("format") != "dicom" and not vol.meta.get("modality_from"):
+        return NOT_RECORDED
+    return vol.modality
 
 
 def _init_line(tr: dict[str, Any]) -> str:

@@ -305,7 +305,11 @@ def test_adapt_takes_the_label_map_the_label_files_name(tmp_path, capsys):
     csv.write_text(f"image,label\n{train.image},{train.label}\n")
     out = tmp_path / "out"
     assert run_cli(["adapt", "--pairs", str(csv), "-o", str(out), "--steps", "1", "--rank", "2", "--batch-size", "2"]) == 0
-    assert json.loads((out / "medseg.json").read_text())["label_map"] == {"lv": 1, "myo": 2, "rv": 3}
+    meta = json.loads((out / "medseg.json").read_text())
+    assert meta["label_map"] == {"lv": 1, "myo": 2, "rv": 3}
+    # a NIfTI records no modality: the card says so instead of calling the MR images "OT"
+    assert meta["modality"] == "not recorded in the files (--modality)"
+    assert "Modality / view: not recorded in the files (--modality) / not given (--view)" in (out / "README.md").read_text()
     capsys.readouterr()
     for p in tmp_path.glob("s*_gt.json"):
         p.unlink()
