@@ -72,7 +72,8 @@ def measure_command(
     body = {"height_cm": height_cm, "weight_kg": weight_kg, "bsa_method": bsa_method, "sex": sex}
     from_header = _header_body(body, [p for p in (labels, ed) if p is not None])
     _check_body(body, heart_rate)
-    report, phases, frames, vol = _run(labels, ed, es, lmap, phase_opts, body, heart_rate, (a2c_ed, a2c_es), by_name=not label_map)
+    report, phases, frames, vol, lmap = _run(labels, ed, es, lmap, phase_opts, body, heart_rate, (a2c_ed, a2c_es), by_name=not label_map,
+                                             default_map=not label_map and map_from is None)
     from ..measure.report import check_lv_measured
 
     check_lv_measured(report, lmap)
@@ -109,30 +110,38 @@ def measure_command(
 
 
 def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase_opts: dict, body: dict,
-         heart_rate: float | None, a2c: tuple[Path | None, Path | None] = (None, None), by_name: bool = False) -> tuple[dict, dict, dict, Any]:
-    """Read the inputs and measure: (report, phase -> (Z, Y, X) labels, phase -> frame, ED Volume).
-    ``by_name``: no --label-map was given, so each input's own map (sidecar) re-encodes it into ``lmap``."""
+         heart_rate: float | None, a2c: tuple[Path | None, Path | None] = (None, None), by_name: bool = False,
+         default_map: bool = False) -> tuple[dict, dict, dict, Any, Any]:
+    """Read the inputs and measure: (report, phase -> (Z, Y, X) labels, phase -> frame, ED Volume,
+    the label map measured with). ``by_name``: no --label-map was given, so each input's own map
+    (sidecar) re-encodes it into ``lmap``. ``default_map``: nothing named the structures and
+    medseg's map was taken: its structures beyond lv/myo/rv count only where their values occur
+    (a short-axis stack has no aorta to report absent)."""
     from ..io.seg_reader import on_one_stack
     from ..measure.report import heart_rate_options, measure_cine, measure_ed_es, measure_phase
 
+    read = {p: _read_labels(p, lmap, by_name) for p in (labels, ed, es, *a2c) if p is not None}
+    if default_map:
+        lmap = _in_use(lmap, read.values())
     if labels is not None:
-        vol = _read_labels(labels, lmap, by_name)
+        vol = read[labels]
         if vol.n_slices == 1 and vol.n_frames > 1:
-            return _run_echo_clip(vol, labels, lmap, body)
+            return (*_run_echo_clip(vol, labels, lmap, body), lmap)
         if vol.n_slices == 1:
             raise MedsegError(f"{labels}: one 2-D image gives no EF; for echo give --ed and --es (apical 4-chamber) "
                               "[--a2c-ed --a2c-es], or labels over the whole cycle")
         _check_measurable(vol, labels, lmap)
         if vol.n_frames == 1:
-            return measure_phase(vol, None, lmap, **phase_opts), {"labels": vol.array[0]}, {"labels": 0}, vol
+            return measure_phase(vol, None, lmap, **phase_opts), {"labels": vol.array[0]}, {"labels": 0}, vol, lmap
         report = measure_cine(vol, None, lmap, **phase_opts, **body, **heart_rate_options(vol, heart_rate))
         frames = {k: f for k, f in (("ED", report["ed_frame"]), ("ES", report["es_frame"])) if f is not None}
-        return report, {k: vol.array[f] for k, f in frames.items()}, frames, vol
-    vol, vol_es = _read_labels(ed, lmap, by_name), _read_labels(es, lmap, by_name)
+        return report, {k: vol.array[f] for k, f in frames.items()}, frames, vol, lmap
+    vol, vol_es = read[ed], read[es]
     if vol.n_frames != 1 or vol_es.n_frames != 1:
         raise MedsegError("--ed and --es must each be one phase")
     if vol.n_slices == 1 or vol_es.n_slices == 1 or a2c[0] is not None:
-        return _run_echo(vol, vol_es, ed, es, a2c, lmap, body, by_name)
+        a2c_vols = [read[p] for p in a2c] if a2c[0] is not None else []
+        return (*_run_echo(vol, vol_es, ed, es, a2c, a2c_vols, lmap, body), lmap)
     vol, vol_es = on_one_stack(vol, vol_es)  # DICOM SEGs that leave out different empty slices
     if not vol.same_grid(vol_es):
         shift = float(np.max(np.abs(vol.affine - vol_es.affine)))
@@ -140,7 +149,15 @@ def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase
                             f"affines differ by up to {shift:.3g} mm")
     _check_measurable(vol, ed, lmap, vol_es)
     report = measure_ed_es(vol.array[0], vol_es.array[0], vol.affine, lmap, **phase_opts, **body, **heart_rate_options(vol, heart_rate))
-    return report, {"ED": vol.array[0], "ES": vol_es.array[0]}, {"ED": 0, "ES": 0}, vol
+    return report, {"ED": vol.array[0], "ES": vol_es.array[0]}, {"ED": 0, "ES": 0}, vol, lmap
+
+
+def _in_use(lmap: Any, vols: Any) -> Any:
+    """medseg's default map cut to lv, myo, rv and the other structures whose values the labels hold."""
+    present: set[int] = set()
+    for v in vols:
+        present |= {int(x) for x in np.unique(v.array)}
+    return lmap.subset([n for n, val in lmap.values.items() if n in ("lv", "myo", "rv") or val in present])
 
 
 def _label_map(text: str | None, paths: list[Path]) -> tuple[Any, Path | None]:
@@ -194,13 +211,12 @@ def _check_echo_view(vol: Any, path: Path, lmap: Any) -> None:
     _require_lv([vol], lmap, f"{path}: ")
 
 
-def _run_echo(vol: Any, vol_es: Any, ed: Path, es: Path, a2c: tuple[Path | None, Path | None], lmap: Any,
-              body: dict, by_name: bool = False) -> tuple[dict, dict, dict, Any]:
+def _run_echo(vol: Any, vol_es: Any, ed: Path, es: Path, a2c: tuple[Path | None, Path | None], a2c_vols: list,
+              lmap: Any, body: dict) -> tuple[dict, dict, dict, Any]:
     """Apical views, ED and ES: biplane disks with the 2-chamber view, else single plane."""
     from ..measure.echo import measure_echo
 
     views = [(vol, ed), (vol_es, es)]
-    a2c_vols = [_read_labels(p, lmap, by_name) for p in a2c] if a2c[0] is not None else []
     views += list(zip(a2c_vols, a2c))
     for v, p in views:
         _check_echo_view(v, p, lmap)

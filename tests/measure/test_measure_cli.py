@@ -397,3 +397,32 @@ def test_one_image_for_ed_and_es_is_refused_before_any_output(files, tmp_path, c
     assert run_cli(argv) != 0
     assert "1 --image file(s) for 2 phases" in capsys.readouterr().err
     assert not out.exists() and not plots.exists()
+
+
+def test_medseg_default_map_reports_only_the_structures_the_labels_hold(files, tmp_path):
+    """Labels that name no structures, read with medseg's default map: a short-axis stack has no
+    aorta, and its atria, great vessels are not "absent" (M&Ms-2 printed absent_structure x8);
+    lv/myo/rv stay in the map, another default structure counts where its value occurs, and a
+    map the user gives is reported in full."""
+    ed, es = (_to_medseg(np.asarray(nib.load(files[k]).dataobj).T) for k in ("ed", "es"))
+    paths = {k: _save(tmp_path / f"{k}.nii.gz", a) for k, a in (("ed", ed), ("es", es))}
+    out = tmp_path / "r.json"
+    assert run_cli(["measure", "--ed", paths["ed"], "--es", paths["es"], "-o", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    assert rep["label_map"] == {"lv": 1, "myo": 2, "rv": 3} and rep["inputs"]["label_map"] == "lv=1,myo=2,rv=3"
+    assert not [f for f in rep["flags"] if f["code"] == "absent_structure"] and rep["lv"]["ef_pct"] > 0
+    la = ed.copy()
+    la[0, :4, :4] = 4  # an LA (medseg's value 4) on the basal slice
+    paths["ed"] = _save(tmp_path / "ed_la.nii.gz", la)
+    assert run_cli(["measure", "--ed", paths["ed"], "--es", paths["es"], "-o", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    assert rep["label_map"] == {"lv": 1, "myo": 2, "rv": 3, "la": 4}
+    assert [f["message"] for f in rep["flags"] if f["code"] == "absent_structure"] == ["ES: la (label 4) has no voxels"]
+    assert run_cli(["measure", "--ed", paths["ed"], "--es", paths["es"], "--label-map", "lv=1,myo=2,rv=3,la=4,aorta=6", "-o", str(out)]) == 0
+    assert {f["structure"] for f in json.loads(out.read_text())["flags"] if f["code"] == "absent_structure"} == {"la", "aorta"}
+
+
+def _to_medseg(acdc):
+    out = np.zeros_like(acdc)
+    out[acdc == 3], out[acdc == 2], out[acdc == 1] = 1, 2, 3
+    return out
