@@ -6,10 +6,11 @@ ends: an empty prediction, a predicted IoU below ``min_score``, an area that col
 ``MIN_AREA_RATIO`` or explodes above ``MAX_AREA_RATIO`` times the previous slice's (a leak out
 of the structure; the previous area counts as at least ``LEAK_FLOOR_MM2``), no overlap with the
 previous mask, or a slice without signal (every pixel the same value: a blank or padding slice,
-which zero-click skips too). Zero-click keeps a per-slice finding beyond the propagated slices
-when it touches its neighbour's mask, is no leak, and does not regrow past an end where the
-structure narrows (``REGROW_RATIO``: a ventricle tapers to its apex); never for the RV
-(``WALK_ONLY``), whose findings beyond its walk are mostly the right atrium at the base.
+which zero-click skips too); a frame without signal (a dropped frame) is stepped over.
+Zero-click keeps a per-slice finding beyond the propagated slices when it touches its
+neighbour's mask, is no leak, and does not regrow past an end where the structure narrows
+(``REGROW_RATIO``: a ventricle tapers to its apex); never for the RV (``WALK_ONLY``), whose
+findings beyond its walk are mostly the right atrium at the base.
 An RV that zero-click finds on no slice of a frame is looked for with clicks around the
 myocardium it found (:func:`probe_beside`; a small end-systolic RV can escape the RV token).
 The anatomical rules the session applies after a walk (the LV enclosed by myocardium, the RV
@@ -128,7 +129,9 @@ def _walk(session, structure: str, steps, seed: np.ndarray, check_end: bool) -> 
     px = _pixel_mm2(session) if check_end else 1.0
     for t, z in steps:
         if session.blank(t, z):
-            return  # no signal on this slice or frame: the structure cannot be followed through it
+            if check_end:
+                return  # a slice without signal (padding beyond the stack's end): the structure is not followed through it
+            continue  # a dropped frame (no signal): stepped over, the frame before prompts the one after
         anchor = _user_mask(session, structure, t, z)
         if anchor is not None:  # the user prompted the structure here: kept, and it prompts the next
             prev = anchor
@@ -159,12 +162,15 @@ def cycle_closes(volume: Any) -> bool:
     whole cycle does (M&Ms-2 001's 25-frame 4-chamber cine: 0.87 of its largest step); a clip
     that stops part way (an echo half cycle from ED to ES: 3.6; that cine's first 9 frames: 3.8,
     its first 23 of 25: 1.4) does not."""
-    nt = volume.n_frames
-    if nt < 3:
-        return False
     nz = volume.n_slices
     zs = sorted({nz // 4, nz // 2, (3 * nz) // 4})
     a = np.asarray(volume.array[:, zs], dtype=np.float32)
+    # a dropped frame (no signal on a sampled slice) is no step of the cycle: left out, the
+    # jump to and from it would pass for the largest step and any clip for a closed cycle
+    a = a[~(a.max(axis=(2, 3)) == a.min(axis=(2, 3))).any(axis=1)]
+    nt = a.shape[0]
+    if nt < 3:
+        return False
     k = 4 if min(a.shape[-2:]) >= 32 else 1
     y, x = a.shape[-2] // k * k, a.shape[-1] // k * k
     a = a[..., :y, :x].reshape(nt, len(zs), y // k, k, x // k, k).mean(axis=(3, 5))

@@ -9,6 +9,8 @@ Joins three sources into one list of flags (dicts with ``code``, ``level``, ``me
   ``volume_implausible`` (a chamber over 800 mL: a leak);
 * the measurement QC flags of measurement.md that point at segmentation errors
   (``missing_slice``, ``fragmented``, ``esv_exceeds_edv``, ``ef_undefined``);
+* a structure a cine's propagation left out of some frames (``missing_frame``: found on most
+  frames, missing on one with signal: the ES frame may be among them);
 * how a structure was found: ``found_by_probe`` (zero-click's prompt missed it on a frame and
   clicks beside the myocardium found it, :func:`medseg.propagation.probe_beside`).
 
@@ -27,7 +29,7 @@ from .labels import LabelMap
 
 REVIEW_CODES = {"needs_review", "myo_not_enclosing_lv", "rv_not_adjacent_septum", "lv_mass_implausible", "ef_implausible",
                 "missing_slice", "fragmented", "esv_exceeds_edv", "ef_undefined", "handed_over", "measurement_failed",
-                "found_by_probe", "volume_implausible"}
+                "found_by_probe", "volume_implausible", "missing_frame"}
 MASS_RANGE_G = (20.0, 400.0)
 #: a heart chamber larger than this (mL) is a leak into the body, not a dilated chamber (the
 #: largest ventricles of dilated cardiomyopathy are 400-500 mL, giant atria 300)
@@ -136,10 +138,30 @@ def probe_flags(actions: list[dict[str, Any]], labels: np.ndarray, label_map: La
             if p["structure"] in label_map and p["frame"] < labels.shape[0] and (labels[p["frame"]] == label_map[p["structure"]]).any()]
 
 
+def frame_flags(labels: np.ndarray, label_map: LabelMap, blank: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """``missing_frame``: a structure found on at least half of a cine's frames (propagated
+    through time, not prompted on ED and ES alone) and missing on others that have signal
+    (``blank``: (T, Z) True where a slice has none; a dropped frame has nothing to find). The
+    volume curve then leaves those frames out, and ED or ES may be among them."""
+    n = labels.shape[0]
+    if n < 3:
+        return []
+    out = []
+    for name, v in label_map.values.items():
+        on = np.array([(labels[t] == v).any() for t in range(n)])
+        missing = [t for t in range(n) if not on[t] and not (blank is not None and np.asarray(blank)[t].all())]
+        if missing and 2 * on.sum() >= n:
+            shown = ", ".join(map(str, missing[:12])) + (", ..." if len(missing) > 12 else "")
+            out.append(_flag("missing_frame", f"{name.upper()} missing on {len(missing)} of {n} frames ({shown}), found on the others",
+                             structure=name, frame=missing[0], frames=missing))
+    return out
+
+
 def review_segmentation(labels: np.ndarray, affine: np.ndarray, label_map: LabelMap, confidence_flags: list[dict[str, Any]] | None = None,
-                        measure: bool = True, actions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                        measure: bool = True, actions: list[dict[str, Any]] | None = None,
+                        blank: np.ndarray | None = None) -> dict[str, Any]:
     """All review flags of a (T, Z, Y, X) segmentation (``actions``: the session log, for how
-    structures were found). Measures a single phase (or a cine) when the labels have LV +
+    structures were found; ``blank``: (T, Z) True where the image has no signal). Measures a single phase (or a cine) when the labels have LV +
     myocardium and at least two slices."""
     label_map = LabelMap.parse(label_map)
     labels = np.asarray(labels)
@@ -147,7 +169,7 @@ def review_segmentation(labels: np.ndarray, affine: np.ndarray, label_map: Label
         labels = labels[None]  # one phase
     if labels.ndim != 4:
         raise LabelMapError(f"labels must be (T, Z, Y, X) or (Z, Y, X), got shape {labels.shape}")
-    flags = list(confidence_flags or []) + probe_flags(actions or [], labels, label_map)
+    flags = list(confidence_flags or []) + probe_flags(actions or [], labels, label_map) + frame_flags(labels, label_map, blank)
     for t in range(labels.shape[0]):
         flags += anatomy_flags(labels[t], label_map, frame=t, affine=affine)
     if measure and labels.shape[1] >= 2 and "lv" in label_map and (labels == label_map["lv"]).any():

@@ -131,7 +131,8 @@ def segment_volume(
         prov["confidence"] = conf_json
         if progress:
             progress(0, None, "review (measurements, anatomy)")
-        prov["review"] = review_segmentation(session.labels, volume.affine, lmap, conf_json["flags"], measure=volume.spacing_known, actions=prov["actions"])
+        prov["review"] = review_segmentation(session.labels, volume.affine, lmap, conf_json["flags"], measure=volume.spacing_known, actions=prov["actions"],
+                                            blank=session.blank_map())
         prov["needs_review"] = prov["review"]["needs_review"]
     if handed:
         prov["handed_over"] = handed

@@ -184,6 +184,10 @@ class Session(ThreadedPredictions):
         and zero-click write nothing there, and a prompt on it is refused."""
         return bool(self._blank[frame * self.volume.n_slices + slice_])
 
+    def blank_map(self) -> np.ndarray:
+        """(T, Z) booleans: True where a slice holds no signal (:meth:`blank`)."""
+        return self._blank.reshape(self.volume.n_frames, self.volume.n_slices)
+
     def predict(self, prompt: SlicePrompt, mask_logits: bool = True, multimask: bool = False) -> Prediction:
         """Run the model for a prompt (no state change). With ``mask_logits`` and an earlier
         result for this structure on this slice, refinement clicks reuse its logits and ROI."""
@@ -428,7 +432,8 @@ class Session(ThreadedPredictions):
         from .review import review_segmentation
 
         rep = self.confidence()
-        out = review_segmentation(self.labels, self.volume.affine, self.label_map, rep.to_json()["flags"], measure=self.volume.spacing_known, actions=self.log)
+        out = review_segmentation(self.labels, self.volume.affine, self.label_map, rep.to_json()["flags"], measure=self.volume.spacing_known,
+                                  actions=self.log, blank=self.blank_map())
         out["confidence"] = rep.to_json()
         out["reviewed"] = [a for a in self.log if a.get("op") == "review"]
         return out

@@ -703,3 +703,41 @@ def test_a_failed_write_during_propagation_ends_the_walker_threads_at_once(sessi
         session.propagate("lv", 0, 2)
     assert err.traceback  # the exception still holds the walk's frames here
     assert ms._SPLIT["depth"] == 0 and torch.get_num_threads() == threads
+
+
+def test_a_dropped_frame_is_stepped_over_and_left_out_of_the_cycle_test(model):
+    """A blank (dropped) frame in a cine stopped the walk through the frames: the frames after
+    it, ES among them, came back unlabelled with no review flag. The walk now steps over it, the
+    jump to and from it no longer passes for the largest step of a closed cycle, and a
+    structure missing on frames that have signal is flagged for review."""
+    from medseg.phantoms import cine_sax_phantom
+    from medseg.review import review_segmentation
+
+    ph = cine_sax_phantom(n_frames=8, n_slices=3, shape=(96, 96), spacing=(10.0, 1.5, 1.5), seed=4)
+    arr = ph.image.array.copy()
+    arr[3] = 0.0
+    vol = ph.image.with_array(arr)
+    assert prop.cycle_closes(ph.image) and prop.cycle_closes(vol)  # whole cycle, with or without the blank frame
+    half = vol.with_array(arr[:6], frame_times_s=None)  # ED -> ES part way, a blank frame inside
+    assert not prop.cycle_closes(half)
+    s = Session(vol, model, ph.label_map.subset(["lv"]))
+    s.apply_prompt(SlicePrompt("lv", 0, 1, box=_box(ph.labels[0, 1], 1)))
+    s.propagate("lv", 0, 1, through="t")
+    on = (s.labels[:, 1] == 1).any(axis=(1, 2))
+    assert on.tolist() == [t != 3 for t in range(8)]
+    lv = ph.label_map["lv"]
+    for t in (4, 5):  # beyond the dropped frame, still the LV
+        gt, m = ph.labels[t, 1] == lv, s.labels[t, 1] == 1
+        assert 2 * (gt & m).sum() / (gt.sum() + m.sum()) > 0.8
+    blank = s.blank_map()
+    assert blank[3].all() and not blank[[0, 1, 2, 4]].any()
+    review = review_segmentation(s.labels, vol.affine, s.label_map, measure=False, blank=blank)
+    assert not [f for f in review["flags"] if f["code"] == "missing_frame"]  # nothing to find on a frame without signal
+    labels = s.labels.copy()
+    labels[5] = 0  # the LV lost on a frame that has signal
+    review = review_segmentation(labels, vol.affine, s.label_map, measure=False, blank=blank)
+    missing = [f for f in review["flags"] if f["code"] == "missing_frame"]
+    assert review["needs_review"] and [f["frames"] for f in missing] == [[5]] and missing[0]["frame"] == 5
+    two = np.zeros_like(labels)
+    two[[0, 4]] = labels[[0, 4]]  # ED and ES prompted alone: nothing expected on the other frames
+    assert not [f for f in review_segmentation(two, vol.affine, s.label_map, measure=False)["flags"] if f["code"] == "missing_frame"]
