@@ -112,7 +112,7 @@ def draw_volume_curve(ax: Any, report: Mapping[str, Any], compact: bool = False)
     x = np.asarray(times, dtype=float) * 1000.0 if times and len(times) == n else np.arange(n)
     ax.set_xlabel("time (ms)" if times and len(times) == n else "frame")
     marks = {"lv": (report.get("ed_frame"), report.get("es_frame")), "rv": (report.get("rv_ed_frame"), report.get("rv_es_frame"))}
-    placed: dict[tuple[str, int], int] = {}  # labels already at (ED/ES, frame): stack, never overlap
+    notes: dict[tuple[str, int], list[tuple[str, float, str]]] = {}  # (ED/ES, frame) -> labels there
     for name, c in curves.items():
         y = np.array([np.nan if v is None else v for v in c], dtype=float)
         col = STRUCTURE_COLOURS.get(name, "k")
@@ -123,12 +123,13 @@ def draw_volume_curve(ax: Any, report: Mapping[str, Any], compact: bool = False)
             if f is None or not np.isfinite(y[f]):
                 continue
             ax.plot(x[f], y[f], mk, ms=st.marker_size, color=col, mec="k")
-            if not compact:
-                k = placed.get((lab, f), 0)
-                placed[(lab, f)] = k + 1
-                ax.annotate(f"{name.upper()} {lab} {y[f]:.0f} {unit}", (x[f], y[f]), textcoords="offset points",
-                            xytext=(0, 9 + 15 * k if lab == "ED" else -15 - 15 * k), ha="center", fontsize=8,
-                            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": col, "alpha": 0.85})
+            notes.setdefault((lab, f), []).append((f"{name.upper()} {lab} {y[f]:.0f} {unit}", float(y[f]), col))
+    if not compact:  # labels at one frame stack from the highest (ED) or lowest (ES) point there, never overlapping
+        for (lab, f), at in notes.items():
+            anchor = max(v for _, v, _ in at) if lab == "ED" else min(v for _, v, _ in at)
+            for k, (text, _, col) in enumerate(sorted(at, key=lambda a: -a[1] if lab == "ED" else a[1])):
+                ax.annotate(text, (x[f], anchor), textcoords="offset points", xytext=(0, 9 + 15 * k if lab == "ED" else -15 - 15 * k),
+                            ha="center", fontsize=8, bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": col, "alpha": 0.85})
     allv = np.array([v for c in curves.values() for v in c if v is not None], dtype=float)
     if allv.size and np.isfinite(allv).any():
         lo, hi = float(np.nanmin(allv)), float(np.nanmax(allv))
