@@ -5,8 +5,8 @@ as the dense prompt, with the structure token. Slice propagation stops where the
 ends: an empty prediction, a predicted IoU below ``min_score``, an area that collapses below
 ``MIN_AREA_RATIO`` or explodes above ``MAX_AREA_RATIO`` times the previous slice's (a leak out
 of the structure; the previous area counts as at least ``LEAK_FLOOR_MM2``), no overlap with the
-previous mask, or a slice without signal (every pixel the same value: a blank or padding slice,
-which zero-click skips too); a frame without signal (a dropped frame) is stepped over.
+previous mask. A slice or frame without signal (every pixel the same value: a padding slice, a
+dropped frame) is stepped over, as zero-click skips it: the one before prompts the one after.
 Zero-click keeps a per-slice finding beyond the propagated slices when it touches its
 neighbour's mask, is no leak, and does not regrow past an end where the structure narrows
 (``REGROW_RATIO``: a ventricle tapers to its apex); never for the RV (``WALK_ONLY``), whose
@@ -129,9 +129,7 @@ def _walk(session, structure: str, steps, seed: np.ndarray, check_end: bool) -> 
     px = _pixel_mm2(session) if check_end else 1.0
     for t, z in steps:
         if session.blank(t, z):
-            if check_end:
-                return  # a slice without signal (padding beyond the stack's end): the structure is not followed through it
-            continue  # a dropped frame (no signal): stepped over, the frame before prompts the one after
+            continue  # no signal (a dropped frame, a blanked slice): stepped over, the one before prompts the one after
         anchor = _user_mask(session, structure, t, z)
         if anchor is not None:  # the user prompted the structure here: kept, and it prompts the next
             prev = anchor

@@ -339,18 +339,23 @@ def test_auto_looks_beside_the_myocardium_for_an_rv_its_token_missed(session, ph
 
 def test_blank_slices_get_nothing_and_a_blank_image_is_refused(model, phantom):
     """A slice with no signal (every pixel the same: padding, a failed export) is skipped by
-    zero-click, ends propagation and refuses a prompt; a wholly blank image is refused at once
-    (the model draws a heart-like mask with a middling score even on an all-zero slice)."""
+    zero-click and propagation, which step over it to the slices beyond (a blank slice inside
+    the stack used to end the walk: the LV above it and the myocardium and RV below it were
+    lost), and refuses a prompt; a wholly blank image is refused at once (the model draws a
+    heart-like mask with a middling score even on an all-zero slice)."""
     arr = np.array(phantom.image.array, copy=True)
     arr[0, 4] = arr[0, 4].min()
     s = Session(phantom.image.with_array(arr), model, phantom.label_map.subset(["lv", "myo", "rv"]))
+    assert (phantom.labels[0, 5] == 1).any()  # the LV goes on beyond the blank slice
     s.auto(["lv", "myo", "rv"], frames=[0])
-    assert (s.labels[0, 3] > 0).any() and not s.labels[0, 4].any()
+    assert (s.labels[0, 3] > 0).any() and not s.labels[0, 4].any() and (s.labels[0, 5] == 1).any()
     s.undo()
     s.apply_prompt(SlicePrompt("lv", 0, 2, box=_box(phantom.labels[0, 2], 1)))
     s.propagate("lv", 0, 2, through="z")
     lv_slices = [z for z in range(6) if (s.labels[0, z] == 1).any()]
-    assert 3 in lv_slices and 4 not in lv_slices and 5 not in lv_slices  # the walk stops at the blank slice
+    assert 3 in lv_slices and 4 not in lv_slices and 5 in lv_slices  # the walk steps over the blank slice
+    gt, m = phantom.labels[0, 5] == 1, s.labels[0, 5] == 1
+    assert 2 * (gt & m).sum() / (gt.sum() + m.sum()) > 0.7
     with pytest.raises(EmptyImageError, match="slice 4 holds no signal"):
         s.apply_prompt(SlicePrompt("lv", 0, 4, box=Box(40, 40, 60, 60)))
     with pytest.raises(EmptyImageError, match="no signal"):
