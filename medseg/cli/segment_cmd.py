@@ -74,6 +74,9 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
                           + (f"the image it was made from, {src}" if src else "the image it was made from"))
     vol = read_volume(image, series=series, modality=modality)
     check_output(out, vol)  # an output it cannot write is refused before the work
+    if str(vol.meta.get("modality_from", "")).startswith("intensities"):  # a guess: say it, and how to overrule it
+        console.print(f"note: {image} records no modality; segmented as {vol.modality} ({vol.meta['modality_from']}); "
+                      "--modality MR (or US, OT) if it is not", markup=False, highlight=False)
     prompt_set = study_prompts(vol, prompts, prompts_from, lmap, key_slice)
     loaded = load_model(model, device=device, adapter=adapter)
     auto_structs = tuple(s.strip() for s in structures.split(",") if s.strip()) if structures else None

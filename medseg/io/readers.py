@@ -82,10 +82,13 @@ def modality_facts(vol: Volume) -> dict[str, str]:
 
 
 def in_hounsfield_units(array: np.ndarray) -> bool:
-    """Whether an image whose file does not say its modality holds CT Hounsfield units: fat and
-    air well below zero (at least 5 % of the voxels negative, the 1st percentile <= -50) and
-    contrast blood or bone well above it (99th percentile 150-4000). MR magnitude images have
-    no negative values, normalised MR no values that high, ultrasound neither."""
+    """Whether an image whose file does not say its modality holds CT Hounsfield units: air or
+    lung (at least 1 % of the voxels at -500 HU or below: every cardiac field of view holds
+    lung, or air or padding outside the body), at least 5 % of the voxels negative, and contrast
+    blood or bone well above zero (99th percentile 150-4000). MR magnitude images have no
+    negative values, normalised MR no values that high, ultrasound neither; an MR stored with a
+    negative offset (scl_inter -100, a 12-bit range shifted by -200) has no air at -500 and
+    stays MR (it was segmented as CT: myocardium lost)."""
     a = np.asarray(array).reshape(-1)
     if a.size > 2_000_000:
         a = a[:: int(np.ceil(a.size / 2_000_000))]
@@ -93,7 +96,7 @@ def in_hounsfield_units(array: np.ndarray) -> bool:
     if a.size == 0 or float(a.min()) >= 0:
         return False
     p1, p99 = np.percentile(a, (1.0, 99.0))
-    return bool(np.mean(a < 0) >= 0.05 and p1 <= -50.0 and 150.0 <= p99 <= 4000.0)
+    return bool(np.mean(a < 0) >= 0.05 and p1 <= -500.0 and 150.0 <= p99 <= 4000.0)
 
 
 def read_label_volume(path: str | os.PathLike) -> Volume:
