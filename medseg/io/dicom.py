@@ -35,6 +35,7 @@ from ..errors import GeometryError, ImageReadError, MixedSeriesError, SeriesNotF
 from .dicom_frames import (
     FrameInfo,
     broken_image_error,
+    check_pixel_memory,
     converted_value,
     frames_from_classic,
     frames_from_enhanced,
@@ -344,6 +345,7 @@ def _build_stack(frames: list[FrameInfo], headers: dict[Path, Dataset], source: 
     grid = _arrange(frames)
     ref = grid[0][0]
     affine = affine_from_dicom(ref.ipp, ref.iop, ref.pixel_spacing, _slice_step(grid))  # type: ignore[arg-type]
+    check_pixel_memory(source, headers[ref.path], len(grid) * len(grid[0]))  # before any pixel is decoded
     array = _load_pixels(grid)
     trig = [row[0].trigger_ms for row in grid]
     times = np.asarray(trig, dtype=np.float64) / 1000.0 if all(t is not None for t in trig) and len(trig) > 1 else None
@@ -455,6 +457,7 @@ def _read_unpositioned(path: Path, header: Dataset) -> Volume:
     """A single image or legacy multi-frame clip (frames = time) -> (T, 1, Y, X)."""
     info = frames_from_classic(header, path)[0]
     affine, known = _unpositioned_geometry(header, info)
+    check_pixel_memory(path, header, n_frames(header))  # before the pixels are decoded
     ds, arr = _pixels(path)
     frames = arr if n_frames(ds) > 1 else arr[None]
     array = frames.astype(np.float32) * np.float32(info.slope) + np.float32(info.intercept)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pydicom
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 
 from ..errors import GeometryError, ImageReadError
@@ -59,6 +59,8 @@ def read_header(path: Path, strict: bool) -> Dataset | None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return read_dicom(path, stop_before_pixels=True)
+    except ImageReadError:  # a deflated data set that would not fit in memory
+        raise
     except InvalidDicomError:
         if strict:
             raise ImageReadError(f"not a DICOM file (no DICM marker): {path}") from None
@@ -70,9 +72,15 @@ def read_header(path: Path, strict: bool) -> Dataset | None:
 def read_dicom(path: Path, **kwargs: Any) -> Dataset:
     """``pydicom.dcmread``, also for a file without the Part-10 preamble and file meta (old
     exports, research archives: :func:`medseg.io.readers.is_bare_dicom`), whose transfer syntax
-    is then the encoding pydicom found (implicit or explicit VR, little endian)."""
+    is then the encoding pydicom found (implicit or explicit VR, little endian). A file in the
+    Deflated Explicit VR Little Endian transfer syntax is inflated here, within the memory
+    available (:func:`read_deflated`), not by pydicom (which inflates it whole at once).
+
+    Raises:
+        ImageReadError: a deflated data set that inflates to more than half the memory available.
+    """
     try:
-        return pydicom.dcmread(path, **kwargs)
+        return dcmread(path, **kwargs)
     except InvalidDicomError:
         from .readers import is_bare_dicom
 
@@ -86,6 +94,109 @@ def read_dicom(path: Path, **kwargs: Any) -> Dataset:
         implicit = (ds.original_encoding or (True, True))[0]
         ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
     return ds
+
+
+def dcmread(path: Path | str, **kwargs: Any) -> Dataset:
+    """``pydicom.dcmread(path, **kwargs)``, except that a Deflated Explicit VR Little Endian file
+    is inflated within the memory available (:func:`read_deflated`)."""
+    deflated = _deflated_start(Path(path))
+    if deflated is not None:
+        return read_deflated(Path(path), *deflated, **kwargs)
+    return pydicom.dcmread(path, **kwargs)
+
+
+def _deflated_start(path: Path) -> tuple[bytes | None, FileMetaDataset, int] | None:
+    """(preamble or None, file meta, offset of the data set) of a file whose file meta names the
+    Deflated Explicit VR Little Endian transfer syntax; None for any other file (including
+    files that are no DICOM: :func:`read_dicom` gives their error)."""
+    from pydicom.filereader import _read_file_meta_info, read_preamble
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    from .readers import is_bare_dicom
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(132)
+            if not (len(head) == 132 and head[128:] == b"DICM") and not is_bare_dicom(head):
+                return None
+            f.seek(0)
+            preamble = read_preamble(f, True)
+            meta = _read_file_meta_info(f)
+            if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
+                return None
+            return preamble, meta, f.tell()
+    except Exception:  # unreadable or malformed file meta: pydicom's own read reports it
+        return None
+
+
+#: compressed bytes read at a time while inflating, and the most inflated bytes from one step
+_INFLATE_CHUNK = _INFLATE_PIECE = 1 << 20
+
+
+def read_deflated(path: Path, preamble: bytes | None, meta: FileMetaDataset, offset: int, **kwargs: Any) -> Dataset:
+    """``pydicom.dcmread`` of a Deflated Explicit VR Little Endian file, inflated in chunks.
+
+    The inflated data set is held while its pixels are decoded into an array at least as large
+    (and a float32 copy), so inflating stops with an :class:`ImageReadError` at half the memory
+    available (:func:`medseg.io.limits.available_bytes`): a deflate bomb (a few MB of zeros
+    inflate a thousandfold) is refused before it fills the memory. pydicom then reads the
+    inflated bytes as Explicit VR Little Endian; the dataset's file meta keeps the deflated
+    transfer syntax (its pixel data is native).
+    """
+    import copy
+    import io
+    import zlib
+
+    from pydicom.filewriter import write_file_meta_info
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    from .limits import available_bytes
+
+    avail = available_bytes()
+    cap = avail // 2 if avail is not None else None
+    buf = io.BytesIO()
+    if preamble is not None:
+        buf.write(preamble + b"DICM")
+    plain_meta = copy.deepcopy(meta)  # (a shallow copy would share the elements and change `meta`)
+    plain_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    write_file_meta_info(buf, plain_meta, enforce_standard=False)
+    start = buf.tell()
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            while not inflater.eof and (data := f.read(_INFLATE_CHUNK)):
+                while data and not inflater.eof:
+                    room = min(cap + 1 - (buf.tell() - start), _INFLATE_PIECE) if cap is not None else _INFLATE_PIECE
+                    buf.write(inflater.decompress(data, room))  # at most `room` bytes
+                    if cap is not None and buf.tell() - start > cap:
+                        raise _inflate_error(path, cap, avail)  # type: ignore[arg-type]
+                    data = inflater.unconsumed_tail
+    except zlib.error as e:
+        raise ImageReadError(f"corrupt DICOM file {path}: its deflated data set cannot be inflated ({e})") from None
+    if not inflater.eof:
+        raise ImageReadError(f"corrupt DICOM file {path}: its deflated data set is cut short (a truncated copy)")
+    buf.seek(0)
+    buf.name = str(path)  # type: ignore[attr-defined]
+    force = bool(kwargs.pop("force", False)) or preamble is None
+    try:
+        ds = pydicom.dcmread(buf, force=force, **kwargs)
+    finally:
+        buf.close()  # the elements hold copies of their values: the inflated bytes go now
+    if getattr(ds, "buffer", None) is buf:
+        ds.buffer = None
+    ds.file_meta.TransferSyntaxUID = meta.TransferSyntaxUID
+    return ds
+
+
+def _inflate_error(path: Path, cap: int, limit: int) -> ImageReadError:
+    from .limits import ENV_VAR, env_limit_bytes, format_gb
+
+    start = f"{path}: the deflated DICOM data set inflates to more than {format_gb(cap)}, half the {format_gb(limit)} "
+    why = "(its pixels are decoded into a second copy)"
+    if env_limit_bytes() is not None:
+        return ImageReadError(f"{start}{ENV_VAR} allows {why}")
+    return ImageReadError(f"{start}of memory available {why}; set {ENV_VAR} to change the limit")
 
 
 def is_image(ds: Dataset) -> bool:
@@ -144,6 +255,30 @@ def image_headers(paths: list[Path]) -> list[tuple[Path, Dataset]]:
         if is_image(ds):
             out.append((p, ds))
     return unique_instances(out)
+
+
+def check_pixel_memory(path: Path, ds: Dataset, n_images: int) -> None:
+    """Refuse, before any pixel is decoded, ``n_images`` images of ``ds``'s size (Rows x Columns,
+    SamplesPerPixel, BitsAllocated) that would not fit in memory with their float32 copy
+    (:func:`medseg.io.limits.check_decoded_size`): a compressed file or a long series may
+    declare more than the machine holds."""
+    import numpy as np
+
+    from .limits import check_decoded_size
+
+    def count(name: str, default: int) -> int:
+        try:
+            return max(int(ds.get(name, default) or default), 1)
+        except (TypeError, ValueError):
+            return default
+
+    bits = count("BitsAllocated", 16)
+    nbytes = next((b for b in (1, 2, 4, 8) if 8 * b >= bits), (bits + 7) // 8)
+    signed = str(ds.get("PixelRepresentation", 0)).strip() == "1"
+    dtype: Any = np.dtype(f"{'i' if signed else 'u'}{nbytes}") if nbytes in (1, 2, 4, 8) else nbytes
+    samples = count("SamplesPerPixel", 1)
+    shape = (n_images, int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)) + ((samples,) if samples > 1 else ())
+    check_decoded_size(path, shape, dtype)
 
 
 def n_frames(ds: Dataset) -> int:

@@ -19,6 +19,7 @@ import SimpleITK as sitk
 from .._files import atomic_path
 from ..errors import GeometryError, ImageReadError
 from .geometry import affine_from_sitk, sitk_geometry_from_affine
+from .limits import check_decoded_size
 from .volume import Volume
 
 _MODALITY_KEYS = {"MET_MOD_MR": "MR", "MET_MOD_CT": "CT", "MET_MOD_US": "US", "MR": "MR", "CT": "CT", "US": "US"}
@@ -76,12 +77,22 @@ def _check_data_file(path: Path) -> None:
 def read_itk(path: Path) -> Volume:
     """Read a 2-, 3- or 4-D MHA/MHD/NRRD image into a :class:`Volume` (native dtype kept)."""
     _check_data_file(path)
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
     try:
         with _native_stderr() as said:  # MetaIO writes its own complaints straight to stderr
-            img = sitk.ReadImage(str(path))
+            reader.ReadImageInformation()  # the header only: size and pixel type
     except Exception as e:  # SimpleITK raises RuntimeError with a multi-line ITK trace
-        why = "the file is truncated" if "not read completely" in said() else _first_line(e)
-        raise ImageReadError(f"cannot read {path}: SimpleITK could not read it as an image ({why})") from None
+        raise _unreadable(path, e, said()) from None
+    # before the pixels are read (and inflated: a small compressed MHA / NRRD may declare GBs)
+    n_comp = reader.GetNumberOfComponents()
+    check_decoded_size(path, tuple(reversed(reader.GetSize())) + ((n_comp,) if n_comp > 1 else ()),
+                       _component_dtype(reader.GetPixelID()))
+    try:
+        with _native_stderr() as said:
+            img = reader.Execute()
+    except Exception as e:
+        raise _unreadable(path, e, said()) from None
     dim = img.GetDimension()
     if dim not in (2, 3, 4):
         raise ImageReadError(f"{path}: {dim}-D image is not supported (2-D, 3-D or 3-D + time)")
@@ -106,6 +117,26 @@ def read_itk(path: Path) -> Volume:
         spacing_known=True,
         meta=meta,
     )
+
+
+def _unreadable(path: Path, e: BaseException, said: str) -> ImageReadError:
+    why = "the file is truncated" if "not read completely" in said else _first_line(e)
+    return ImageReadError(f"cannot read {path}: SimpleITK could not read it as an image ({why})")
+
+
+def _component_dtype(pixel_id: int) -> np.dtype:
+    """numpy dtype of one component of a SimpleITK pixel type (vector and label types too);
+    float64 (the widest) for a type not listed."""
+    for prefix in ("sitkVector", "sitkLabel", "sitk"):
+        for name, dtype in _SITK_COMPONENTS.items():
+            if getattr(sitk, prefix + name, None) == pixel_id:
+                return np.dtype(dtype)
+    return np.dtype(np.float64)
+
+
+_SITK_COMPONENTS = {"UInt8": np.uint8, "Int8": np.int8, "UInt16": np.uint16, "Int16": np.int16, "UInt32": np.uint32,
+                    "Int32": np.int32, "UInt64": np.uint64, "Int64": np.int64, "Float32": np.float32,
+                    "Float64": np.float64, "ComplexFloat32": np.complex64, "ComplexFloat64": np.complex128}
 
 
 def _first_line(e: BaseException) -> str:

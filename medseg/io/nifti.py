@@ -17,10 +17,12 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 from nibabel.openers import ImageOpener
+from nibabel.volumeutils import apply_read_scaling
 
 from .._files import atomic_path
 from ..errors import GeometryError, ImageReadError
 from .geometry import medseg_to_nifti, nifti_to_medseg
+from .limits import check_decoded_size
 from .volume import Volume
 
 #: NIfTI xyzt_units time codes -> factor to seconds.
@@ -43,9 +45,15 @@ def read_nifti(path: Path) -> Volume:
             # nibabel silently "fixes" pixdim 0 to 1 on load; keep the raw values for the check
             with ImageOpener(str(path)) as f:
                 raw_pixdim = type(header).from_fileobj(f, check=False)["pixdim"]
-            data = np.asanyarray(img.dataobj)
+            shape, dtype = img.shape, _array_dtype(img)
     except nib.filebasedimages.ImageFileError:
         raise ImageReadError(f"cannot read NIfTI file {path}: not a NIfTI file (header not recognised)") from None
+    except Exception as e:  # nibabel raises many types for corrupt headers
+        raise ImageReadError(f"cannot read NIfTI file {path}: {_short(e)}") from None
+    check_decoded_size(path, shape, dtype)  # before the (gzip) data is read: a small .nii.gz may declare GBs
+    try:
+        with _quiet_nibabel():
+            data = np.asanyarray(img.dataobj)
     except Exception as e:  # nibabel/gzip/zlib raise many types for corrupt files
         raise ImageReadError(f"cannot read NIfTI file {path}: {_short(e)}") from None
     data = _squeeze_trailing(data, path)
@@ -80,6 +88,21 @@ def read_nifti(path: Path) -> Volume:
         spacing_known=True,
         meta=meta,
     )
+
+
+def _array_dtype(img: nib.Nifti1Image) -> np.dtype:
+    """The dtype ``np.asanyarray(img.dataobj)`` will have: the stored one, or the float type
+    nibabel scales it to when scl_slope / scl_inter apply (as ``ArrayProxy._get_scaled``)."""
+    proxy = img.dataobj
+    stored = np.dtype(proxy.dtype if getattr(proxy, "dtype", None) is not None else img.get_data_dtype())
+    slope, inter = getattr(proxy, "slope", 1.0), getattr(proxy, "inter", 0.0)
+    try:
+        slope, inter = np.asanyarray(slope), np.asanyarray(inter)
+        if np.can_cast(inter, slope.dtype):
+            inter = inter.astype(slope.dtype)
+        return apply_read_scaling(np.zeros(0, dtype=stored), slope, inter).dtype
+    except Exception:  # scale factors of a type numpy cannot combine: the widest float it could be
+        return np.dtype(np.float64)
 
 
 @contextlib.contextmanager

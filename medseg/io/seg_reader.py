@@ -41,13 +41,13 @@ SEGMENT_CODES = {"87878005": "lv", "49848007": "myo", "74281007": "myo", "530850
 
 def is_dicom_seg(path: str | Path) -> bool:
     """Whether ``path`` is a DICOM Segmentation object (header only)."""
-    import pydicom
+    from .dicom_frames import dcmread  # a deflated file is inflated within the memory available
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(str(path), stop_before_pixels=True, specific_tags=["SOPClassUID"])
-    except Exception:  # not DICOM, truncated: the image readers give the error
+            ds = dcmread(str(path), stop_before_pixels=True, specific_tags=["SOPClassUID"])
+    except Exception:  # not DICOM, truncated, a deflate bomb: the image readers give the error
         return False
     return str(ds.get("SOPClassUID", "")) == SEG_SOP_CLASS
 
@@ -208,14 +208,14 @@ def seg_label_map(path: str | Path) -> dict[str, int] | None:
     not one. Segment labels are matched to medseg's names (``lv``, ``myo``, ..., and common
     spellings: :data:`SEGMENT_NAMES`), else the segment's SNOMED CT property type
     (:data:`SEGMENT_CODES`); others are kept in lower case."""
-    import pydicom
+    from .dicom_frames import dcmread
 
     if not is_dicom_seg(path):
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            ds = pydicom.dcmread(str(path), stop_before_pixels=True)
+            ds = dcmread(str(path), stop_before_pixels=True)
             return _segment_names(ds.SegmentSequence)
         except Exception as e:
             raise ImageReadError(f"{path}: cannot read the DICOM SEG's segments: {_first_line(e)}") from None

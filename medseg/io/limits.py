@@ -1,0 +1,107 @@
+"""A memory guard for the readers: an image whose decoded array cannot fit in memory is refused
+with a one-line :class:`~medseg.errors.ImageReadError` before it is decoded or inflated, instead
+of the process being killed for memory (a ~1 MB ``.nii.gz`` may declare 1024^3 float64 voxels).
+
+The limit is the memory available now (``MemAvailable`` of ``/proc/meminfo``, else the free
+physical pages), or ``$MEDSEG_MAX_IMAGE_GB`` gigabytes (10^9 bytes) when that is set.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+
+from ..errors import ImageReadError
+
+#: the environment variable that sets the limit (gigabytes, 10^9 bytes)
+ENV_VAR = "MEDSEG_MAX_IMAGE_GB"
+#: bytes per voxel of the float32 working copy every image gets (intensities, preprocessing)
+WORKING_ITEMSIZE = 4
+
+
+def available_bytes() -> int | None:
+    """The bytes an image may take: ``$MEDSEG_MAX_IMAGE_GB`` when set, else the memory
+    available now; None when neither is known (no limit).
+
+    Raises:
+        ImageReadError: ``$MEDSEG_MAX_IMAGE_GB`` is not a positive number.
+    """
+    limit = env_limit_bytes()
+    if limit is not None:
+        return limit
+    try:
+        with open("/proc/meminfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    parts = line.split()
+                    return int(parts[1]) * (1024 if parts[2:3] == ["kB"] else 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        pages, size = os.sysconf("SC_AVPHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+    return pages * size if pages > 0 and size > 0 else None
+
+
+def env_limit_bytes() -> int | None:
+    """``$MEDSEG_MAX_IMAGE_GB`` in bytes, None when it is not set (or empty)."""
+    text = os.environ.get(ENV_VAR, "").strip()
+    if not text:
+        return None
+    try:
+        gb = float(text)
+    except ValueError:
+        gb = math.nan
+    if not (math.isfinite(gb) and gb > 0):
+        raise ImageReadError(f"{ENV_VAR} must be a positive number of gigabytes (e.g. 16), got {text!r}")
+    return max(1, int(gb * 1e9))
+
+
+def decoded_bytes(shape: Iterable[Any], itemsize: int) -> int:
+    """Bytes of an array of ``shape`` with ``itemsize``-byte voxels plus its float32 working copy
+    (Python ints: no overflow for absurd header values)."""
+    n = math.prod(int(s) for s in shape)
+    return n * int(itemsize) + n * WORKING_ITEMSIZE
+
+
+def check_decoded_size(path: Any, shape: Iterable[Any], itemsize: Any, what: str = "image") -> None:
+    """Refuse an image whose decoded array (``shape``, ``itemsize`` bytes a voxel, or a numpy
+    dtype) and its float32 working copy would need more memory than :func:`available_bytes`.
+
+    Raises:
+        ImageReadError: one line naming ``path``, the shape, the bytes needed and the limit.
+    """
+    shape = tuple(int(s) for s in shape)
+    if isinstance(itemsize, (int, np.integer)):
+        size, kind = int(itemsize), f"{int(itemsize)}-byte voxels"
+    else:
+        dtype = np.dtype(itemsize)
+        size, kind = dtype.itemsize, dtype.name
+    need = decoded_bytes(shape, size)
+    limit = available_bytes()
+    if limit is None or need <= limit:
+        return
+    raise ImageReadError(f"{path}: the {what} (shape {shape}, {kind}) would need {format_gb(need)} of memory, {over_limit(limit)}")
+
+
+def over_limit(limit: int) -> str:
+    """The end of a refusal: "more than the 9.8 GB available; set MEDSEG_MAX_IMAGE_GB to change
+    the limit", or "more than the 0.5 GB MEDSEG_MAX_IMAGE_GB allows" when the variable sets it."""
+    if env_limit_bytes() is not None:
+        return f"more than the {format_gb(limit)} {ENV_VAR} allows"
+    return f"more than the {format_gb(limit)} available; set {ENV_VAR} to change the limit"
+
+
+def format_gb(n: int) -> str:
+    """Bytes as gigabytes (10^9) with one decimal ("12.9 GB"); under 1 GB as MB or kB, absurd
+    sizes in exponent form (exact for any int)."""
+    if n < 10**9:
+        return f"{n / 1e6:.1f} MB" if n >= 10**6 else f"{n / 1e3:.1f} kB"
+    gb = Decimal(int(n)) / Decimal(10**9)
+    return f"{gb:.1f} GB" if gb < 10**6 else f"{gb:.2e} GB"
