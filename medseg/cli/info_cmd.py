@@ -51,6 +51,8 @@ def info_command(
         table.add_row("note", "no physical pixel spacing in this file (1 mm assumed)")
     if d.get("geometry_note"):  # the header's transforms disagree with its voxel size: which one was taken
         table.add_row("geometry", plain(d["geometry_note"]))
+    if d.get("time_note"):  # a header frame interval no heart has
+        table.add_row("time", plain(d["time_note"]))
     stdout.print(table)
 
 

@@ -61,7 +61,7 @@ def read_nifti(path: Path) -> Volume:
     zooms = tuple(abs(float(z)) for z in raw_pixdim[1 : 1 + n_spatial])
     if any(not np.isfinite(z) or z == 0 for z in zooms):
         raise GeometryError(f"{path}: voxel spacing is zero or missing (pixdim {list(zooms)} mm)")
-    frame_times = _frame_times(header, data)
+    frame_times, time_note = _frame_times(header, data)
     # a header in metres or microns (xyzt_units) is scaled to medseg's millimetres, as ITK does
     to_mm = _SPACE_UNITS_MM.get(header.get_xyzt_units()[0], 1.0)
     zooms = tuple(z * to_mm for z in zooms)
@@ -76,6 +76,8 @@ def read_nifti(path: Path) -> Volume:
         "sform_code": int(header["sform_code"]),
         "qform_code": int(header["qform_code"]),
     }
+    if time_note:
+        meta["time_note"] = time_note
     if note:
         meta["geometry_note"] = note
         # unit axis lengths (ACDC's sform) hold no voxel size at all; other lengths are a second one
@@ -156,14 +158,24 @@ def _consistent_affine(affine: np.ndarray, zooms: tuple) -> tuple[np.ndarray, st
     return fixed, note
 
 
-def _frame_times(header: nib.Nifti1Header, data: np.ndarray) -> np.ndarray | None:
+#: frame intervals (s) a cardiac cine or clip can have: a 1000 Hz echo to 2 frames of a 30 bpm cycle
+FRAME_INTERVAL_S = (5e-4, 2.5)
+
+
+def _frame_times(header: nib.Nifti1Header, data: np.ndarray) -> tuple[np.ndarray | None, str | None]:
+    """Frame times (s) from pixdim[4] and its unit, and a note when the header's interval is
+    left out as impossible for a heart (pixdim[4] = 1e6 s gave times of months on the plots)."""
     if data.ndim != 4:
-        return None
+        return None, None
     dt = float(header["pixdim"][4])
     _, t_unit = header.get_xyzt_units()
     if not (dt > 0 and np.isfinite(dt)) or t_unit not in _TIME_UNITS_S:
-        return None
-    return np.arange(data.shape[3], dtype=np.float64) * dt * _TIME_UNITS_S[t_unit]
+        return None, None
+    step = dt * _TIME_UNITS_S[t_unit]
+    if not FRAME_INTERVAL_S[0] <= step <= FRAME_INTERVAL_S[1]:
+        return None, (f"frame interval pixdim[4] = {dt:g} {t_unit} is no cardiac frame interval "
+                      f"({FRAME_INTERVAL_S[0] * 1000:g} ms to {FRAME_INTERVAL_S[1]:g} s): frame times left out")
+    return np.arange(data.shape[3], dtype=np.float64) * step, None
 
 
 def _modality(header: nib.Nifti1Header) -> str:
