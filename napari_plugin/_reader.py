@@ -2,8 +2,8 @@
 
 DICOM series folders (cine grouped into a time axis), DICOM files, NIfTI 2-4-D, MHA/MHD/NRRD,
 AVI/MP4 echo clips and PNG; a DICOM SEG file becomes a label layer (its segments' names and
-colours, on the grid of the images it segments). The image layer holds the (T, Z, Y, X) array with
-``scale = (1, dz, dy, dx)`` mm and the source Volume in ``metadata`` (see
+colours, on the grid of the images it segments), and so does a 3D Slicer ``.seg.nrrd``. The
+image layer holds the (T, Z, Y, X) array with ``scale = (1, dz, dy, dx)`` mm and the source Volume in ``metadata`` (see
 :mod:`medseg_napari._layers`). The reader never raises: a path it cannot read gives ``None``
 (napari then tries other readers) and a warning that names the reason.
 """
@@ -21,7 +21,7 @@ from medseg.io.readers import has_dicm_marker
 from ._layers import image_layer_kwargs
 
 #: file endings this reader claims (napari.yaml lists the same patterns)
-ENDINGS = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr", ".dcm", ".dicom", ".ima", ".png", ".avi", ".mp4")
+ENDINGS = (".seg.nrrd", ".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr", ".dcm", ".dicom", ".ima", ".png", ".avi", ".mp4")
 
 LayerData = tuple[Any, dict[str, Any], str]
 
@@ -47,9 +47,10 @@ def read_image(path: str | list[str]) -> list[LayerData] | None:
     from medseg.errors import MedsegError, MixedSeriesError
     from medseg.io import is_medseg_labels, read_volume
     from medseg.io.seg_reader import is_dicom_seg
+    from medseg.io.slicer_seg import is_slicer_seg
 
     try:
-        if p.is_file() and (is_dicom_seg(p) or is_medseg_labels(p)):
+        if p.is_file() and (is_dicom_seg(p) or is_slicer_seg(p) or is_medseg_labels(p)):
             return _read_seg(p)  # labels, with the structures their SEG or sidecar names
         vol = read_volume(p)
     except MixedSeriesError:

@@ -180,9 +180,11 @@ def _walk(root: Path, skip: set[Path], series: str | None = None) -> list[tuple[
     """(name, path, folders below ``root``) of every case in ``root`` and the sub-folders that
     are not cases themselves (a DICOM export's patient / study / series folders), leaving out
     the folders in ``skip``, hidden entries, reference labels beside their image, label files
-    medseg wrote (their sidecar lists them) and earlier batch outputs (summary.json + .csv).
+    medseg wrote (their sidecar lists them), 3D Slicer segmentations and earlier batch outputs
+    (summary.json + .csv).
     The last item is the series selector of a study folder whose stack is some of its series."""
     from ..io import is_medseg_labels
+    from ..io.slicer_seg import is_slicer_seg
 
     out: list[tuple[str, Path, tuple[str, ...], str | None]] = []
     seen: set[Path] = set()
@@ -197,7 +199,7 @@ def _walk(root: Path, skip: set[Path], series: str | None = None) -> list[tuple[
                 continue  # hidden, OUT_DIR or references, a dangling link or a symlink loop
             cid = case_id(p)
             if cid is not None:
-                if not (p.is_file() and is_medseg_labels(p)):
+                if not (p.is_file() and (is_medseg_labels(p) or is_slicer_seg(p))):  # labels are no case (C.seg.nrrd beside C.nii.gz)
                     here.append((cid, p))
             elif p.is_dir() and not ((p / "summary.json").is_file() and (p / "summary.csv").is_file()):
                 sub.append(p)

@@ -50,10 +50,12 @@ def parse_structures(text: str | None, auto: bool) -> tuple[str, ...] | None:
 
 def references_map(rows: list) -> Any:
     """Without --label-map (evaluate, adapt): the one label map the references name (DICOM SEGs'
-    segments, medseg sidecars); SEGs naming different segments are re-encoded by name into
-    medseg's values. ``rows``: :class:`medseg.evaluation.Pair` (``case``, ``label``)."""
+    or 3D Slicer .seg.nrrd segments, medseg sidecars); SEGs / .seg.nrrd files naming different
+    segments or values are re-encoded by name into medseg's values (``in_label_map``). ``rows``:
+    :class:`medseg.evaluation.Pair` (``case``, ``label``)."""
     from ..errors import LabelMapError
     from ..io.seg_reader import is_dicom_seg
+    from ..io.slicer_seg import is_slicer_seg
     from ..io.writers import own_label_map
     from ..labels import DEFAULT_LABEL_MAP
 
@@ -62,12 +64,12 @@ def references_map(rows: list) -> Any:
         own = own_label_map(r.label)
         if own is None:
             raise LabelMapError(f"give --label-map: the labels of case {r.case} ({Path(r.label).name}) do not name their structures "
-                                "(neither a DICOM SEG nor labels with a medseg sidecar JSON)")
+                                "(neither a DICOM SEG, a 3D Slicer .seg.nrrd nor labels with a medseg sidecar JSON)")
         maps.append(own[0])
     if all(m.values == maps[0].values for m in maps):
         return maps[0]
     names = list(dict.fromkeys(n for m in maps for n in m.names))
-    if all(is_dicom_seg(r.label) for r in rows) and all(n in DEFAULT_LABEL_MAP for n in names):
+    if all(is_dicom_seg(r.label) or is_slicer_seg(r.label) for r in rows) and all(n in DEFAULT_LABEL_MAP for n in names):
         return DEFAULT_LABEL_MAP.subset(names)
     raise LabelMapError(f"give --label-map: the references name different label maps ({'; '.join(dict.fromkeys(m.to_string() for m in maps))})")
 

@@ -81,11 +81,12 @@ def batch_command(
         raise MedsegError(f"no cases in {input_dir}: expected image files (.nii.gz, .mha, .nrrd, .png, .avi, .mp4, .dcm, ...) or DICOM sub-folders")
     if prompts_from and not label_map:
         from ..io.seg_reader import is_dicom_seg
+        from ..io.slicer_seg import is_slicer_seg
 
-        unnamed = [c.case for c in cases if c.reference and not is_dicom_seg(c.reference)]
-        if unnamed:  # a DICOM SEG names its segments; other label files need the map
+        unnamed = [c.case for c in cases if c.reference and not (is_dicom_seg(c.reference) or is_slicer_seg(c.reference))]
+        if unnamed:  # a DICOM SEG or a 3D Slicer .seg.nrrd names its segments; other label files need the map
             raise PromptError(f"--prompts-from needs --label-map (which value is which structure in the reference; "
-                              f"{unnamed[0]}'s is not a DICOM SEG, which would name its segments)")
+                              f"{unnamed[0]}'s is not a DICOM SEG or a 3D Slicer .seg.nrrd, which would name its segments)")
     out = check_out_dir(out_dir, {"input": input_dir, "--prompts-from": prompts_from})
     options = BatchOptions(
         out_dir=str(out), prompts=str(prompts) if prompts else None, label_map=label_map, key_slice=key_slice, auto=auto,

@@ -22,17 +22,21 @@ def info_command(
     from ..errors import MixedSeriesError
     from ..io import read_label_volume, read_volume
     from ..io.seg_reader import is_dicom_seg
+    from ..io.slicer_seg import is_slicer_seg
 
     try:
-        vol = read_label_volume(path) if path.is_file() and is_dicom_seg(path) else read_volume(path, series=series)
+        named = path.is_file() and (is_dicom_seg(path) or is_slicer_seg(path))  # labels that name their segments
+        vol = read_label_volume(path) if named else read_volume(path, series=series)
     except MixedSeriesError:
         if series:
             raise
         _list_series(path, as_json)
         return
     d = vol.describe()
-    if vol.meta.get("label_map"):  # a DICOM SEG: labels, with its segments
-        d["segments"] = ", ".join(f"{k}={v}" for k, v in vol.meta["label_map"].items())
+    if vol.meta.get("label_map"):  # a DICOM SEG or a Slicer .seg.nrrd: labels, with its segments
+        titles = vol.meta.get("segment_names") or {}  # a Slicer segment's own name, where it is not the structure's
+        d["segments"] = ", ".join(f"{k}={v}" + (f" ({titles[k]})" if titles.get(k, k).lower() != k else "")
+                                  for k, v in vol.meta["label_map"].items())
     d.update({k: v for k, v in _labels_facts(path).items() if not (k == "label_map" and "segments" in d)})
     if vol.meta.get("modality_from"):  # not recorded in the file: from the intensities
         d["modality_from"] = vol.meta["modality_from"]

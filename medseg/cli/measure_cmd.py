@@ -161,7 +161,7 @@ def _in_use(lmap: Any, vols: Any) -> Any:
 
 
 def _label_map(text: str | None, paths: list[Path]) -> tuple[Any, Path | None]:
-    """The label map: ``--label-map``, else a DICOM SEG's segments, else the one in the first
+    """The label map: ``--label-map``, else a DICOM SEG's (or a 3D Slicer .seg.nrrd's) segments, else the one in the first
     input's medseg sidecar JSON (``labels.nii.gz`` -> ``labels.json``, written with the labels
     by ``medseg segment``; inputs whose sidecars give other values are re-encoded into it by
     structure name, :func:`_read_labels`), else medseg's default; and the file it came from
@@ -253,11 +253,11 @@ def _read_labels(path: Path, lmap: Any, by_name: bool = False) -> Any:
     ``by_name`` (no --label-map), labels whose sidecar names another map (ED segmented with
     ACDC's values, ES with medseg's) re-encoded by name too."""
     from ..io import read_label_volume
-    from ..io.seg_reader import in_label_map
+    from ..io.seg_reader import NAMED_SEGMENTS, in_label_map
     from ..io.writers import own_label_map
 
-    vol = in_label_map(read_label_volume(path), lmap)
-    own = own_label_map(path) if by_name and vol.meta.get("format") != "dicom-seg" else None
+    vol = in_label_map(read_label_volume(path), lmap)  # a SEG's or a .seg.nrrd's segments by name
+    own = own_label_map(path) if by_name and vol.meta.get("format") not in NAMED_SEGMENTS else None
     return vol if own is None else vol.with_array(own[0].by_name(vol.array, lmap))
 
 

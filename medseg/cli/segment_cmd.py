@@ -13,7 +13,7 @@ from ._app import app, console
 @app.command("segment")
 def segment_command(
     image: Path = typer.Argument(..., metavar="IMAGE", help="Image file or DICOM folder."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output label file (.nii.gz, .nii, .mha, .nrrd, or .dcm for DICOM SEG)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output label file (.nii.gz, .nii, .mha, .nrrd, .seg.nrrd for 3D Slicer, or .dcm for DICOM SEG)."),
     prompts: o.PromptsFile = None,
     prompts_from: Path | None = typer.Option(None, "--prompts-from", help="Reference labels to simulate box prompts from."),
     label_map: o.LabelMapText = None,

@@ -20,7 +20,7 @@ from .volume import Volume
 EXTENSIONS: dict[str, str] = {
     ".dcm": "dicom", ".dicom": "dicom", ".ima": "dicom",
     ".nii": "nifti", ".nii.gz": "nifti",
-    ".mha": "itk", ".mhd": "itk", ".nrrd": "itk", ".nhdr": "itk",
+    ".mha": "itk", ".mhd": "itk", ".nrrd": "itk", ".nhdr": "itk", ".seg.nrrd": "itk",  # .seg.nrrd: 3D Slicer's labels (C_gt.seg.nrrd: case C_gt)
     ".png": "raster", ".jpg": "raster", ".jpeg": "raster", ".bmp": "raster", ".tif": "raster", ".tiff": "raster",
     ".avi": "video", ".mp4": "video",
 }
@@ -107,6 +107,8 @@ def read_label_volume(path: str | os.PathLike) -> Volume:
     ``spacing_known`` is False when the file's medseg sidecar says its image had no physical
     spacing (labels of a PNG or a video written as NIfTI: 1 mm pixels nobody measured); the
     sidecar's heart rate / RR interval of the image (``cardiac_timing``) go into ``meta``.
+    A DICOM SEG and a 3D Slicer segmentation (``.seg.nrrd``) name their segments in
+    ``meta["label_map"]``.
 
     Raises:
         LabelMapError: non-integer, non-finite or negative values, or a colour label image
@@ -163,6 +165,11 @@ def _read(p: Path, labels: bool) -> Volume:
 
         if is_dicom_seg(p):
             return _call(read_dicom_seg, p)
+    if kind == "itk" and labels:
+        from .slicer_seg import is_slicer_seg, read_slicer_seg
+
+        if is_slicer_seg(p):  # a 3D Slicer segmentation: its layers as one label array, its segments named
+            return _call(read_slicer_seg, p)
     return _call(_reader(kind), p)
 
 

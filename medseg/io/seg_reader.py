@@ -11,6 +11,7 @@ medseg's DICOM reader orders them (increasing position along ``row x column``), 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,9 @@ SEGMENT_NAMES = {
     "right ventricular blood pool": "rv", "rv cavity": "rv", "heart ventricle right": "rv",
     "left atrium": "la", "heart atrium left": "la", "right atrium": "ra", "heart atrium right": "ra",
     "pulmonary artery": "pa", "main pulmonary artery": "pa",
+    # the atria's and vessels' names in medseg's .seg.nrrd files (slicer_seg.DISPLAY_NAMES), and their long forms
+    "la blood pool": "la", "left atrial blood pool": "la", "ra blood pool": "ra", "right atrial blood pool": "ra",
+    "aortic lumen": "aorta", "pulmonary artery lumen": "pa", "pulmonary trunk": "pa",
 }
 #: SNOMED CT codes of a segment's property type -> medseg structure names, for segments whose
 #: label says nothing medseg knows ("Segment 1"): those medseg writes (seg_writer.STRUCTURE_CODES)
@@ -117,14 +121,19 @@ def _source_frames(seg) -> list[list]:
     return [list(x) for x in sorted(out)]
 
 
+#: label volume formats that name their segments (``meta["label_map"]``): read by name
+NAMED_SEGMENTS = ("dicom-seg", "slicer-seg")
+
+
 def in_label_map(labels: Volume, label_map) -> Volume:
     """``labels`` in ``label_map``'s values. A DICOM SEG numbers its segments 1..n whatever the
     values were before (a SEG of ACDC labels has lv = 1, not 3), so a SEG whose segment names
-    include structures of ``label_map`` is re-encoded by name; other label files, and SEGs whose
-    segments carry none of the map's names, are returned as they are (values are the map's)."""
+    include structures of ``label_map`` is re-encoded by name; so is a 3D Slicer segmentation
+    (``.seg.nrrd``), which names its segments too. Other label files, and those whose segments
+    carry none of the map's names, are returned as they are (values are the map's)."""
     from ..labels import LabelMap
 
-    own = labels.meta.get("label_map") if labels.meta.get("format") == "dicom-seg" else None
+    own = labels.meta.get("label_map") if labels.meta.get("format") in NAMED_SEGMENTS else None
     if not own:
         return labels
     arr = LabelMap.parse(own).by_name(labels.array, label_map)
@@ -222,17 +231,29 @@ def seg_label_map(path: str | Path) -> dict[str, int] | None:
 
 
 def _segment_names(descriptions) -> dict[str, int]:
-    from ..labels import STRUCTURE_NAMES
-
     out: dict[str, int] = {}
     for d in descriptions:
-        label = str(getattr(d, "SegmentLabel", "") or f"segment {d.SegmentNumber}").strip().lower()
-        name = SEGMENT_NAMES.get(" ".join(label.replace("_", " ").replace("-", " ").split()), label)
-        if name not in STRUCTURE_NAMES:  # a label medseg does not know: the segment's coded type may say
-            codes = getattr(d, "SegmentedPropertyTypeCodeSequence", None) or []
-            name = next((SEGMENT_CODES[str(c.CodeValue)] for c in codes if str(getattr(c, "CodeValue", "")) in SEGMENT_CODES), name)
-        out.setdefault(name, int(d.SegmentNumber))
+        label = str(getattr(d, "SegmentLabel", "") or f"segment {d.SegmentNumber}")
+        codes = [str(getattr(c, "CodeValue", "")) for c in getattr(d, "SegmentedPropertyTypeCodeSequence", None) or []]
+        out.setdefault(structure_name([label], codes), int(d.SegmentNumber))
     return out
+
+
+def structure_name(labels: Sequence[str], codes: Iterable[str] = ()) -> str:
+    """The medseg structure a segment stands for (a DICOM SEG's, a 3D Slicer segmentation's): the
+    first of its ``labels`` (its name, then others such as Slicer's segment ID) that is one of
+    medseg's names or a spelling :data:`SEGMENT_NAMES` knows (lower case, ``_`` and ``-`` read as
+    spaces), else the first of its SNOMED CT ``codes`` in :data:`SEGMENT_CODES`, else its first
+    non-empty label in lower case."""
+    from ..labels import STRUCTURE_NAMES
+
+    texts = [t for t in (str(x).strip().lower() for x in labels) if t]
+    for text in texts:
+        name = SEGMENT_NAMES.get(" ".join(text.replace("_", " ").replace("-", " ").split()), text)
+        if name in STRUCTURE_NAMES:
+            return name
+    # a label medseg does not know: the segment's coded type may say
+    return next((SEGMENT_CODES[c] for c in map(str, codes) if c in SEGMENT_CODES), texts[0] if texts else "")
 
 
 def _first_line(e: Exception) -> str:

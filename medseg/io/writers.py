@@ -1,8 +1,9 @@
 """Writing label arrays in the exact grid of the image they were made on.
 
 Formats by file ending: ``.nii``/``.nii.gz`` (nibabel), ``.mha``/``.nrrd`` (SimpleITK, LPS),
-``.png`` (one 2-D slice), ``.dcm`` (DICOM SEG, see :mod:`medseg.io.seg_writer`). Every label
-file gets a sidecar ``<stem>.json`` with ``{"label_map": {...}, "provenance": {...}}``. All
+``.seg.nrrd`` (3D Slicer segmentation, see :mod:`medseg.io.slicer_seg`), ``.png`` (one 2-D
+slice), ``.dcm`` (DICOM SEG, see :mod:`medseg.io.seg_writer`). Every label file gets a sidecar
+``<stem>.json`` (``seg.seg.nrrd`` -> ``seg.json``) with ``{"label_map": {...}, "provenance": {...}}``. All
 files are written atomically (temporary name + rename); inputs are validated before anything
 is written.
 """
@@ -24,7 +25,7 @@ from .volume import Volume
 
 #: output ending -> writer kind
 OUTPUT_FORMATS: dict[str, str] = {
-    ".nii.gz": "nifti", ".nii": "nifti", ".mha": "itk", ".nrrd": "itk", ".png": "png", ".dcm": "dicom-seg",
+    ".nii.gz": "nifti", ".nii": "nifti", ".mha": "itk", ".nrrd": "itk", ".seg.nrrd": "slicer-seg", ".png": "png", ".dcm": "dicom-seg",
 }
 
 #: Volume.meta keys of a DICOM image's heart rate (beats/min) and RR interval (ms) that a label
@@ -33,7 +34,7 @@ CARDIAC_TIMING = ("heart_rate", "nominal_interval")
 
 
 def output_kind(path: str | os.PathLike) -> str:
-    """The writer kind for ``path`` ('nifti', 'itk', 'png', 'dicom-seg'); raises for others."""
+    """The writer kind for ``path`` ('nifti', 'itk', 'slicer-seg', 'png', 'dicom-seg'); raises for others."""
     name = Path(path).name.lower()
     for ext in sorted(OUTPUT_FORMATS, key=len, reverse=True):
         if name.endswith(ext):
@@ -59,6 +60,11 @@ def check_output(path: str | os.PathLike, like: Volume) -> str:
         raise ImageWriteError(
             f"{Path(path).name}: a 4-D NRRD (SimpleITK's) has no anatomical space, so other tools would not place a cine's "
             f"labels ({like.n_frames} frames): write .nii.gz (4-D) or .mha"
+        )
+    elif kind == "slicer-seg" and like.n_frames > 1:
+        raise ImageWriteError(
+            f"{Path(path).name}: a 3D Slicer segmentation (.seg.nrrd) is 3-D, this image is a cine of {like.n_frames} frames: "
+            "write one frame's labels, or .nii.gz (4-D)"
         )
     elif kind == "png" and like.n_frames * like.n_slices != 1:
         raise ImageWriteError(
@@ -109,12 +115,16 @@ def is_medseg_labels(path: str | os.PathLike) -> bool:
 
 def own_label_map(labels_path: str | os.PathLike) -> tuple[Any, Path] | None:
     """The label map a label file names itself, and where from: a DICOM SEG's segments (its
-    sidecar's values are those of the labels before they became a SEG), else its medseg sidecar
-    JSON; None when it names none."""
+    sidecar's values are those of the labels before they became a SEG), else a 3D Slicer
+    segmentation's segments (``.seg.nrrd``: medseg's agree with its sidecar; one edited in
+    Slicer says what it holds now), else its medseg sidecar JSON; None when it names none."""
     from .seg_reader import seg_label_map
+    from .slicer_seg import slicer_label_map
 
     p = Path(labels_path)
     seg_map = seg_label_map(p) if p.is_file() else None
+    if seg_map is None:
+        seg_map = slicer_label_map(p)
     if seg_map is not None:
         return LabelMap.parse(seg_map), p
     obj = read_sidecar(p)
@@ -194,7 +204,7 @@ def write_labels(
         labels: (Z, Y, X) or (T, Z, Y, X) integer array on ``like``'s grid (T = 1 or all frames);
             (Y, X) for a single-slice image.
         like: the image (its affine, and for NIfTI inputs its header, are reused).
-        path: output file; the ending picks the format (.nii.gz, .nii, .mha, .nrrd, .png, .dcm).
+        path: output file; the ending picks the format (.nii.gz, .nii, .mha, .nrrd, .seg.nrrd, .png, .dcm).
         label_map: structure -> value of ``labels`` (a LabelMap, "lv=1,myo=2" or a mapping).
         provenance: JSON-able facts stored in the sidecar under "provenance".
 
@@ -203,7 +213,8 @@ def write_labels(
 
     A NIfTI written for a 3-D input is 3-D, for a 4-D input 4-D (3-D for one frame), for a 2-D
     input 2-D; a NIfTI input's header geometry (sform/qform and codes) is reused verbatim, other
-    inputs get ``like.affine``. MHA/NRRD carry the LPS geometry. ``.dcm`` writes a DICOM SEG
+    inputs get ``like.affine``. MHA/NRRD carry the LPS geometry; ``.seg.nrrd`` is a NRRD whose
+    header names a 3D Slicer segment per structure (3-D only). ``.dcm`` writes a DICOM SEG
     (one phase per SEG: for cine labels one file per labelled frame, ``<stem>_frameNN.dcm``,
     each with its sidecar; the returned list then holds all of them).
     """
@@ -211,8 +222,8 @@ def write_labels(
     kind = output_kind(out)
     lm = LabelMap.parse(label_map)
     arr = validate_labels(labels, like, lm)
-    if kind == "itk" and arr.ndim == 4 and arr.shape[0] > 1:
-        check_output(out, like)  # a 4-D NRRD is refused
+    if kind in ("itk", "slicer-seg") and arr.ndim == 4 and arr.shape[0] > 1:
+        check_output(out, like)  # a 4-D NRRD or Slicer segmentation is refused
     # spacing_known: a NIfTI written for a PNG or a video has 1 mm pixels it never measured;
     # `medseg measure` and `batch --measure` read this to report no millimetre volumes
     # the heart rate the image's DICOM gives (HeartRate, NominalInterval): cardiac output from
@@ -268,6 +279,10 @@ def _write_label_file(kind: str, arr: np.ndarray, like: Volume, out: Path, lm: L
         from .itk import write_itk_labels
 
         return write_itk_labels(arr, like, out)
+    if kind == "slicer-seg":
+        from .slicer_seg import write_slicer_seg
+
+        return write_slicer_seg(arr, like, out, lm)
     from .png import write_png_labels
 
     return write_png_labels(arr, like, out)
