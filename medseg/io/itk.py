@@ -86,6 +86,10 @@ def read_itk(path: Path) -> Volume:
         raise _unreadable(path, e, said()) from None
     # before the pixels are read (and inflated: a small compressed MHA / NRRD may declare GBs)
     n_comp = reader.GetNumberOfComponents()
+    if n_comp > 1 and (n_comp not in (3, 4) or "complex" in sitk.GetPixelIDValueAsString(reader.GetPixelID())):
+        # MetaIO stores a complex image as 2 float channels: their mean was read as the image
+        raise ImageReadError(f"{path}: {n_comp} values per pixel (a complex or multi-channel image); medseg reads grey images "
+                             "and colour (RGB/RGBA) ones: save the magnitude, or one channel")
     check_decoded_size(path, tuple(reversed(reader.GetSize())) + ((n_comp,) if n_comp > 1 else ()),
                        _component_dtype(reader.GetPixelID()))
     try:
@@ -146,11 +150,9 @@ def _first_line(e: BaseException) -> str:
 
 
 def _luminance(array: np.ndarray) -> np.ndarray:
-    """(..., C) -> (...) float32 luminance (ITU-R BT.601) of RGB(A); mean for other C."""
+    """(..., 3 or 4) RGB(A) -> (...) float32 luminance (ITU-R BT.601)."""
     a = array.astype(np.float32)
-    if a.shape[-1] in (3, 4):
-        return a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
-    return a.mean(axis=-1)
+    return a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
 
 
 def _modality(img: sitk.Image) -> str:

@@ -56,7 +56,7 @@ def read_nifti(path: Path) -> Volume:
             data = np.asanyarray(img.dataobj)
     except Exception as e:  # nibabel/gzip/zlib raise many types for corrupt files
         raise ImageReadError(f"cannot read NIfTI file {path}: {_short(e)}") from None
-    data = _squeeze_trailing(data, path)
+    data = _squeeze_trailing(_luminance(data, header, path), path)
     n_spatial = min(data.ndim, 3)
     zooms = tuple(abs(float(z)) for z in raw_pixdim[1 : 1 + n_spatial])
     if any(not np.isfinite(z) or z == 0 for z in zooms):
@@ -112,7 +112,7 @@ def _quiet_nibabel() -> Iterator[None]:
     """Keep nibabel's header-fix log messages off the user's terminal during one read."""
     logger = logging.getLogger("nibabel.global")
     level = logger.level
-    logger.setLevel(logging.ERROR)
+    logger.setLevel(logging.CRITICAL)  # its header checks log at ERROR ("data code 1 not supported"); medseg says what failed
     try:
         yield
     finally:
@@ -122,6 +122,27 @@ def _quiet_nibabel() -> Iterator[None]:
 def _short(e: BaseException) -> str:
     msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
     return f"{type(e).__name__}: {msg}"[:200] if msg else type(e).__name__
+
+
+#: NIFTI_INTENT_VECTOR: the 5th dimension holds the components of each voxel (ITK's vector images)
+_INTENT_VECTOR = 1007
+
+
+def _luminance(data: np.ndarray, header: nib.Nifti1Header, path: Path) -> np.ndarray:
+    """Colour NIfTI as grey, as the other readers do: RGB24/RGBA32 voxels and vector images
+    (intent 1007) of 3 or 4 components -> float32 luminance (ITU-R BT.601); other vector
+    images (2 components: complex as two channels) are refused in words."""
+    if data.dtype.names:
+        if not {"R", "G", "B"} <= set(data.dtype.names):
+            raise ImageReadError(f"{path}: NIfTI voxels of fields {', '.join(data.dtype.names)} are not an image medseg reads (grey or RGB)")
+        return data["R"] * np.float32(0.299) + data["G"] * np.float32(0.587) + data["B"] * np.float32(0.114)
+    if data.ndim == 5 and int(header.get("intent_code", 0)) == _INTENT_VECTOR:
+        if data.shape[4] not in (3, 4):
+            raise ImageReadError(f"{path}: {data.shape[4]} values per voxel (a vector NIfTI); medseg reads grey images and colour "
+                                 "(RGB/RGBA) ones: save the magnitude, or one channel")
+        a = data.astype(np.float32)
+        return a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
+    return data
 
 
 def _squeeze_trailing(data: np.ndarray, path: Path) -> np.ndarray:
