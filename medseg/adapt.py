@@ -290,6 +290,9 @@ def _resume(cfg: AdaptConfig, state_dir: Path, model, opt, signature: str):
         differ += sorted(k for k in RESUME_KEYS if (was.get("config") or {}).get(k) != now["config"].get(k))
         raise MedsegError(f"{f} was saved by a run with other settings ({', '.join(differ) or 'an older medseg'}): resume with the "
                           "same pairs and settings, or run without --resume to start over")
+    from .models.checkpoints import check_finite
+
+    check_finite({k: st.get(k) for k in ("adapter", "best_state", "opt")}, f"resume state {f}", "run without --resume to start over")
     _load_adapter_state(model, st["adapter"])
     opt.load_state_dict(st["opt"])
     return (int(st["step"]), float(st["best"]), (st["best_state"] or None), int(st["bad"]), json.loads(st["history"]),

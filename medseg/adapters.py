@@ -138,9 +138,10 @@ MAX_RANK = 256
 
 def check_adapter_file(folder: Path) -> None:
     """Refuse a corrupt or foreign adapter before peft touches it: an unreadable file, a
-    safetensors file that is not one or holds no LoRA weights, and an ``adapter_config.json``
+    safetensors file that is not one or holds no LoRA weights, an ``adapter_config.json``
     that is not a LoRA of a sane rank (peft would build layers of any rank it names: ``"r":
-    2000000`` asked for gigabytes) or whose weights are not of its rank."""
+    2000000`` asked for gigabytes) or whose weights are not of its rank, and weights that hold
+    NaN or Inf (:func:`check_adapter_finite`)."""
     from safetensors import safe_open
 
     weights = folder / "adapter_model.safetensors"
@@ -168,6 +169,24 @@ def check_adapter_file(folder: Path) -> None:
     wrong = [] if per_module else [k for k, shape in shapes.items() if ("lora_A" in k and shape[:1] != (r,)) or ("lora_B" in k and shape[1:2] != (r,))]
     if wrong:
         raise CheckpointError(f"{weights}: LoRA weights of another rank than its config's r = {r} ({wrong[0]} is {shapes[wrong[0]]})")
+    check_adapter_finite(weights)
+
+
+def check_adapter_finite(weights: Path) -> None:
+    """Refuse an adapter whose weights hold NaN or Inf (a diverged run): attached, every mask
+    came out empty. One tensor at a time; an adapter is small (a LoRA of rank 8: about 0.5 MB)."""
+    from safetensors import safe_open
+
+    from .models.checkpoints import check_finite
+
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            for k in f.keys():
+                check_finite({k: f.get_tensor(k)}, f"adapter {weights}")
+    except CheckpointError:
+        raise
+    except Exception as e:
+        raise CheckpointError(f"{weights} is corrupt or not safetensors ({type(e).__name__})") from None
 
 
 def attach_adapter(loaded, name_or_path: str, adapter_name: str | None = None):

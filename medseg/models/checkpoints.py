@@ -69,10 +69,48 @@ def load_checkpoint(path: str | Path, expected_sha256: str | None = None) -> tup
     if expected_sha256 and digest != expected_sha256:
         raise CheckpointError(f"{path}: sha256 {digest[:16]}... does not match the registry's {expected_sha256[:16]}...")
     config, info = read_checkpoint_header(path)
+    state = load_file(str(path))
+    check_finite(state, f"checkpoint {path}")
     model = build_network(config)
-    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     load_state_strict(model, state, str(path))
     return model.eval(), digest, info
+
+
+#: what a file with NaN / Inf weights is told (its source is named before)
+RETRAIN = "re-export or train it again"
+
+
+def first_non_finite(obj: Any, prefix: str = "") -> str | None:
+    """The name of the first floating-point tensor in ``obj`` (a tensor, or dicts / lists /
+    tuples of them, as a state dict or an optimizer state nests them) that holds NaN or Inf;
+    None when all are finite. Other values (step counts, scores) are not looked at."""
+    if isinstance(obj, torch.Tensor):
+        if not (obj.is_floating_point() or obj.is_complex()) or obj.numel() == 0:
+            return None
+        # x * 0 is 0 for every finite x and NaN for NaN / Inf: one sum says whether all are
+        # finite, four times faster than torch.isfinite(t).all() (3 ms for the shipped model)
+        return None if bool((obj.detach() * 0).sum() == 0) else prefix
+    if isinstance(obj, dict):
+        items = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        items = enumerate(obj)
+    else:
+        return None
+    for k, v in items:
+        bad = first_non_finite(v, f"{prefix}.{k}" if prefix else str(k))
+        if bad is not None:
+            return bad
+    return None
+
+
+def check_finite(state: Any, source: str, advice: str = RETRAIN) -> None:
+    """Refuse weights holding NaN or Inf (a diverged or damaged training run) with a one-line
+    :class:`CheckpointError` naming ``source`` and the first bad tensor: loaded, they fail later
+    on an image that is fine, or give empty masks."""
+    bad = first_non_finite(state)
+    if bad is not None:
+        raise CheckpointError(f"{source}: weight {bad!r} holds NaN or Inf values (a diverged or damaged training run); {advice}")
 
 
 def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
@@ -116,6 +154,7 @@ def load_official_sam(path: str | Path, variant: str, name: str, input_norm: str
         state = state["model"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: expected a state dict of tensors")
+    check_finite(state, f"checkpoint {path}")
     model = build_network(sam_config(variant, name, input_norm))
     load_state_strict(model, dict(state), str(path))
     return model.eval(), digest

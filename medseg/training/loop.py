@@ -176,7 +176,7 @@ def _pooled_dice(model, bank, rows, k, mode_name, cfg) -> float:
 
 def train(cfg: TrainConfig, progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train (or resume) a model; returns the summary also written to ``summary.json``."""
-    from ..models.checkpoints import load_checkpoint
+    from ..models.checkpoints import check_finite, load_checkpoint
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -210,6 +210,7 @@ def train(cfg: TrainConfig, progress: Callable[[dict[str, Any]], None] | None = 
     state_path = Path(cfg.state_dir or out) / "state.pt"
     if cfg.resume and state_path.is_file():
         st = torch.load(state_path, map_location=dev, weights_only=True)
+        check_finite({k: st.get(k) for k in ("model", "opt")}, f"resume state {state_path}", "run without --resume to start over")
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
         step, elapsed, best = int(st["step"]), float(st["elapsed"]), float(st["best"])
