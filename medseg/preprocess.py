@@ -22,9 +22,11 @@ def normalize_intensity(array: np.ndarray, modality: str = "OT", percentiles: tu
 
     CT uses a fixed cardiac window (-250..750 HU); every other modality uses the
     ``percentiles`` of the whole array (robust to outliers, identical for all slices and frames
-    of one study). Non-finite values become 0.
+    of one study). Non-finite values become 0, and so do float64 values beyond float32's range
+    (they are inf in float32; :func:`medseg.io.read_volume` refuses files holding either).
     """
-    a = np.asarray(array, dtype=np.float32)
+    with np.errstate(over="ignore"):  # 1e300 -> inf, then treated as the non-finite values are (no warning leaks)
+        a = np.asarray(array, dtype=np.float32)
     finite = np.isfinite(a)
     if modality == "CT":
         lo, hi = CT_WINDOW_HU

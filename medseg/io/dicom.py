@@ -404,7 +404,13 @@ def _pixels(path: Path) -> tuple[Dataset, np.ndarray]:
         ts = ds.file_meta.get("TransferSyntaxUID") if ds is not None and hasattr(ds, "file_meta") else None
         extra = f" (transfer syntax {getattr(ts, 'name', ts)})" if ts else ""
         hint = _decoder_hint(ts) if getattr(ts, "is_compressed", False) else ""
+        import re
+
         why = " ".join(str(e).split())
+        short = re.search(r"less than expected \((\d+) vs (\d+) bytes\)", why)
+        if short:  # pydicom checks the length before it allocates the array
+            raise ImageReadError(f"cannot decode pixels of {path}{extra}: the pixel data is truncated ({int(short[1]):,} bytes, where its "
+                                 f"header's Rows x Columns x frames need {int(short[2]):,}): a copy cut short, or a wrong header") from None
         raise ImageReadError(f"cannot decode pixels of {path}{extra}: {type(e).__name__}: "
                              f"{why[:160]}{'...' if len(why) > 160 else ''}{hint}") from None
     if int(ds.get("SamplesPerPixel", 1) or 1) > 1:
@@ -436,20 +442,28 @@ def _monochrome1_to_2(arr: np.ndarray, ds: Dataset) -> np.ndarray:
 
 
 def _load_pixels(grid: list[list[FrameInfo]]) -> np.ndarray:
-    """(T, Z, Y, X) float32 with RescaleSlope/Intercept applied; each file decoded once."""
+    """(T, Z, Y, X) float32 with RescaleSlope/Intercept applied; each file decoded once.
+
+    The output is allocated only once the first file has been decoded: its pixel data, checked
+    against the Rows x Columns (x frames) its header declares, shows that size is real (all
+    images of a stack have one size). A header declaring 65535 x 65535 over a few bytes of pixel
+    data is then the one-line "truncated" error, not a MemoryError or an allocation of gigabytes."""
     ref = grid[0][0]
-    out = np.empty((len(grid), len(grid[0]), ref.rows, ref.cols), dtype=np.float32)
+    out: np.ndarray | None = None
     by_path: dict[Path, list[tuple[int, int, FrameInfo]]] = defaultdict(list)
     for t, row in enumerate(grid):
         for z, f in enumerate(row):
             by_path[f.path].append((t, z, f))
     for path, items in by_path.items():
         _, arr = _pixels(path)
+        if out is None:
+            out = np.empty((len(grid), len(grid[0]), ref.rows, ref.cols), dtype=np.float32)
         for t, z, f in items:
             plane = arr if f.frame is None else (arr[f.frame] if arr.ndim == 3 else arr)
             if plane.shape != (ref.rows, ref.cols):
                 raise ImageReadError(f"{path.name}: pixel data shape {plane.shape} does not match Rows x Columns")
             out[t, z] = plane.astype(np.float32) * np.float32(f.slope) + np.float32(f.intercept)
+    assert out is not None  # a grid holds at least one image
     return out
 
 

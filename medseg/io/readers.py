@@ -141,6 +141,8 @@ def read_label_volume(path: str | os.PathLike) -> Volume:
     if lo < 0:
         raise LabelMapError(f"{p}: label file holds negative values (min {lo:g}); labels must be >= 0")
     if not np.issubdtype(arr.dtype, np.integer):
+        if hi > np.iinfo(np.int32).max:  # a cast would overflow (a numpy warning, and a wrong label)
+            raise LabelMapError(f"{p}: label file holds values too large for labels (max {hi:g}); labels must be below 2^31")
         dtype = np.uint8 if hi < 256 else (np.uint16 if hi < 65536 else np.int32)
         return vol.with_array(arr.astype(dtype))
     return vol
@@ -241,7 +243,8 @@ def _call(reader: Callable[[Path], Volume], p: Path) -> Volume:
 
 
 def _check_finite(array: np.ndarray, p: Path) -> None:
-    """Reject images with NaN/inf voxels (all of them, or some: never replaced silently)."""
+    """Reject images with NaN/inf voxels (all of them, or some: never replaced silently), and
+    float64 values beyond float32's range (they would become inf when medseg casts them)."""
     if np.issubdtype(array.dtype, np.integer) or array.dtype == bool:
         return
     n_finite = int(np.count_nonzero(np.isfinite(array)))
@@ -252,3 +255,12 @@ def _check_finite(array: np.ndarray, p: Path) -> None:
             f"{p}: image contains {array.size - n_finite} non-finite voxels (NaN/inf) out of {array.size}; "
             "medseg does not replace them silently: fix or mask the file first"
         )
+    if array.dtype.kind == "f" and array.dtype.itemsize > 4:  # float64: finite values float32 (what medseg computes in) cannot hold would become inf
+        big = float(np.finfo(np.float32).max)
+        if float(array.max()) > big or float(array.min()) < -big:
+            beyond = np.abs(array) > big
+            raise ImageReadError(
+                f"{p}: image contains {int(np.count_nonzero(beyond))} voxels beyond float32's range (|value| > {big:.3g}, e.g. "
+                f"{float(array[beyond].flat[0]):.3g}) out of {array.size}; medseg computes in float32 and does not clip them "
+                "silently: fix or rescale the file first"
+            )
