@@ -82,10 +82,18 @@ def _body(who: _Who, labels: Any = None) -> dict[str, Any]:
     (:func:`medseg.measure.report.heart_rate_options`). Echo (``labels`` None) takes no heart rate."""
     from ..measure.report import heart_rate_options
 
-    body = {**dict(who.dicom), **(who.subject.body(heart_rate=labels is not None) if who.subject is not None else {})}
+    body = _given_body(who, heart_rate=labels is not None)
+    if ("height_cm" in body) != ("weight_kg" in body):  # one without the other: no BSA, which the row's note says
+        body.pop("height_cm", None)  # (the measure functions refuse half of it)
+        body.pop("weight_kg", None)
     if labels is not None and "heart_rate" not in body:
         body.update(heart_rate_options(labels))
     return body
+
+
+def _given_body(who: _Who, heart_rate: bool = False) -> dict[str, Any]:
+    """The body data of a subjects row, its missing fields from the DICOM header."""
+    return {**dict(who.dicom), **(who.subject.body(heart_rate=heart_rate) if who.subject is not None else {})}
 
 
 def _body_note(who: _Who, report: dict[str, Any]) -> str:
@@ -93,7 +101,7 @@ def _body_note(who: _Who, report: dict[str, Any]) -> str:
     or the reverse (a subjects row or a DICOM header that records one): no BSA, said."""
     if "bsa_m2" not in report:
         return ""
-    body = _body(who)
+    body = _given_body(who)
     if ("height_cm" in body) == ("weight_kg" in body):
         return ""
     given, other = ("height", "weight") if "height_cm" in body else ("weight", "height")

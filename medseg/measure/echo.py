@@ -32,7 +32,7 @@ from .qc import make_flag, ray_coverage
 from .reference import check_sex, range_flag
 from .report import check_values
 from .thickness import outer_contour_mm
-from .volumes import bsa_m2, function_from_volumes
+from .volumes import function_from_volumes, report_bsa
 
 N_DISKS = 20
 LA_AREA_LENGTH_K = 0.85  # ~ 8 / (3 pi)
@@ -252,7 +252,7 @@ def measure_echo(
     lv = function_from_volumes(ed["disks_ml"], es["disks_ml"])
     al = function_from_volumes(ed["area_length_ml"], es["area_length_ml"])
     la = la_volume_ml(v["a4c_es"], v.get("a2c_es")) if math.isfinite(v["a4c_es"]["la_area_mm2"]) else math.nan
-    bsa = bsa_m2(height_cm, weight_kg, bsa_method)
+    bsa = report_bsa(height_cm, weight_kg, bsa_method)  # one of the two alone: refused
     notes, flags = [], []
     if biplane and (spacing_a4c_mm is None) != (spacing_a2c_mm is None):
         raise MeasurementError("biplane: give the pixel spacing of both views or of neither (the two views' lengths and "

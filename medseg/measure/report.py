@@ -28,13 +28,13 @@ from .geometry import BaseEnd, MeasurementError, StackGeometry, as_label_array, 
 from .reference import check_sex, range_flag
 from .volumes import (
     HEART_RATE_RANGE_BPM,
-    bsa_m2,
     cardiac_output_l_min,
     detect_ed_es,
     function_from_volumes,
     heart_rate_bpm,
     indexed,
     lv_mass_g,
+    report_bsa,
     slice_areas_mm2,
 )
 
@@ -300,7 +300,7 @@ def combine_ed_es(ed: dict[str, Any], es: dict[str, Any], rv_ed_es_ml: tuple[flo
     sex = check_sex(sex)
     lv_fn = function_from_volumes(ed["volumes_ml"].get("lv", math.nan), es["volumes_ml"].get("lv", math.nan))
     rv_fn = function_from_volumes(*rv_ed_es_ml)
-    bsa = bsa_m2(height_cm, weight_kg, bsa_method)
+    bsa = report_bsa(height_cm, weight_kg, bsa_method)  # one of the two alone: refused
     hr = heart_rate_bpm(heart_rate, nominal_interval_ms)
     swapped = lv_fn["esv_ml"] > lv_fn["edv_ml"]  # ED and ES swapped (flagged below): no cardiac output from a negative SV
     co = math.nan if swapped else cardiac_output_l_min(lv_fn["sv_ml"], hr)

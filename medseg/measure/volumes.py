@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -70,6 +71,23 @@ def bsa_m2(height_cm: float | None, weight_kg: float | None, method: str = "most
     if method == "mosteller":
         return math.sqrt(h * w / 3600.0)
     return 0.007184 * w**0.425 * h**0.725
+
+
+def report_bsa(height_cm: float | None, weight_kg: float | None, method: str = "mosteller") -> float:
+    """:func:`bsa_m2` for a report: NaN when neither height nor weight is given; a height without
+    a weight, or the reverse, is a one-line :class:`MeasurementError` (the report's BSA and
+    indexed values would be NaN without a word; ``medseg measure`` refuses it too)."""
+    if (height_cm is None) != (weight_kg is None):
+        given, other = (f"height ({_shown(height_cm)} cm)", "weight") if weight_kg is None else (f"weight ({_shown(weight_kg)} kg)", "height")
+        raise MeasurementError(f"a {given} without a {other}: body surface area needs both (give both, or neither for no BSA)")
+    return bsa_m2(height_cm, weight_kg, method)
+
+
+def _shown(value: Any) -> str:
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def function_from_volumes(edv_ml: float, esv_ml: float) -> dict[str, float]:
