@@ -135,7 +135,7 @@ def read_label_volume(path: str | os.PathLike) -> Volume:
         frac = arr != np.round(arr)
         if np.any(frac):
             raise LabelMapError(
-                f"{p}: label file holds non-integer values (e.g. {float(arr[frac].flat[0]):g}); labels must be integers"
+                f"{p}: label file holds non-integer values (e.g. {float(arr[frac].flat[0])!r}); labels must be integers"
             )
     lo, hi = (float(arr.min()), float(arr.max()))
     if lo < 0:

@@ -93,6 +93,11 @@ def test_read_label_volume_dtypes(tmp_path):
     nib.save(nib.Nifti1Image(whole, aff), tmp_path / "half.nii.gz")
     with pytest.raises(LabelMapError, match=r"half.nii.gz.*non-integer values \(e.g. 0.5\)"):
         read_label_volume(tmp_path / "half.nii.gz")
+    near = np.zeros((4, 5, 2), np.float64)
+    near[1, 1, 1] = 2.0000001  # printed as "2" (:g), which reads as a whole number
+    nib.save(nib.Nifti1Image(near, aff), tmp_path / "near.nii.gz")
+    with pytest.raises(LabelMapError, match=r"non-integer values \(e.g. 2.0000001\)"):
+        read_label_volume(tmp_path / "near.nii.gz")
 
 
 def test_dicom_seg_round_trip(tmp_path):
