@@ -26,6 +26,14 @@ console = Console(stderr=True)
 stdout = Console()
 
 
+def progress_bar(*columns: Any) -> Any:
+    """A rich progress bar on stderr that leaves nothing behind: drawn on a terminal only (piped
+    or logged, a transient bar printed an empty line, e.g. before the ``error:`` line)."""
+    from rich.progress import Progress
+
+    return Progress(*columns, console=console, transient=True, disable=not console.is_terminal)
+
+
 def _print_version(value: bool) -> None:
     if value:
         from .. import __version__

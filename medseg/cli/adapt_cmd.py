@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ._app import app, console
+from ._app import app, console, progress_bar
 
 
 @app.command("adapt")
@@ -34,7 +34,7 @@ def adapt_command(
     description: str = typer.Option("", "--description", help="One line for the model card."),
 ) -> None:
     """Train a LoRA adapter (a few MB) on your own labelled volumes."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
     from .._files import resolved
     from ..adapt import AdaptConfig, check_init_adapter, run_adapt
@@ -65,7 +65,7 @@ def adapt_command(
         check_init_adapter(cfg)  # before the progress bar and the data
     # the bar runs to whichever ends training first: --steps or --time-budget (on a laptop CPU
     # the budget mostly does: 3000 steps would take hours)
-    with Progress(TextColumn("adapting"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, transient=True) as bar:
+    with progress_bar(TextColumn("adapting"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn()) as bar:
         task = bar.add_task("adapt", total=1.0, info=f"of {steps} steps or {time_budget:g} s")
 
         def report(ev: dict) -> None:

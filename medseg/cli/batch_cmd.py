@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from . import _options as o
-from ._app import app, console
+from ._app import app, console, progress_bar
 
 
 @app.command("batch")
@@ -136,7 +136,7 @@ def _check_options(prompts, prompts_from, label_map, key_slice, auto, through, w
 
 def _run_with_progress(cases, options, workers, scheduler):
     from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from ..batch import run_batch
 
@@ -144,7 +144,7 @@ def _run_with_progress(cases, options, workers, scheduler):
     console.print(f"batch: {len(cases)} cases {where} -> {options.out_dir}", markup=False, highlight=False, soft_wrap=True)
     counts: Counter = Counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
+    with progress_bar(*columns) as bar:
         task = bar.add_task("cases", total=len(cases))
 
         def on_result(res) -> None:

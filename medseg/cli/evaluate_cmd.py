@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from . import _options as o
-from ._app import app, console
+from ._app import app, console, progress_bar
 
 
 @app.command("evaluate")
@@ -32,7 +32,7 @@ def evaluate_command(
     modality: o.Modality = None,
 ) -> None:
     """Score the model with prompts simulated from reference labels, or labels made before (Dice, HD95, clinical)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
     from .._files import write_json_atomic
     from ..errors import MedsegError
@@ -61,8 +61,7 @@ def evaluate_command(
     pmap = LabelMap.parse(predicted_label_map) if predicted_label_map else None
     _check_outputs(out, csv_path, plots, pairs, rows)
     loaded = None if scoring else load_model(model, device=device, adapter=adapter)
-    with Progress(TextColumn("scoring" if scoring else "evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                  transient=True) as bar:
+    with progress_bar(TextColumn("scoring" if scoring else "evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
         task = bar.add_task("eval", total=len(rows))
         result = evaluate_pairs(rows, lmap, prompt, loaded, progress=lambda d, t: bar.update(task, completed=d), workers=workers,
                                 load=None if scoring else (model, adapter, device), predicted_map=pmap)

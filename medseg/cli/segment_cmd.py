@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from . import _options as o
-from ._app import app, console
+from ._app import app, console, progress_bar
 
 
 @app.command("segment")
@@ -138,10 +138,9 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
 def _with_progress(fn):
     """Run ``fn(progress)`` under a bar that names what it is doing (zero-click slices, each
     prompt's propagation, confidence, review: :func:`medseg.segment.segment_volume`)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("segmenting: {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
+    with progress_bar(TextColumn("segmenting: {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
         task = bar.add_task("reading the model", total=None)
         return fn(lambda done, total, what=None: bar.update(task, completed=done, total=total, **({"description": what} if what else {})))
 

@@ -641,3 +641,14 @@ def test_info_prints_text_from_files_as_it_is(study, tmp_path, capsys):
     assert run_cli(["info", str(tmp_path / "gt.nii.gz")]) == 0
     out = capsys.readouterr().out
     assert "[/]x" in out and "\x1b" not in out and "\x07" not in out
+
+
+def test_an_error_after_a_progress_bar_is_the_only_line_on_stderr(tmp_path, capsys):
+    """Piped or logged (no terminal), the progress bar is not drawn: its transient bar printed an
+    empty line before the one-line error of every command that shows one."""
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(np.zeros((48, 48, 3), np.float32), np.diag([1.5, 1.5, 8.0, 1.0])), str(tmp_path / "blank.nii.gz"))
+    assert run_cli(["segment", str(tmp_path / "blank.nii.gz"), "--auto", "-o", str(tmp_path / "s.nii.gz")]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [err.strip()] and err.startswith("error: the image holds no signal")
