@@ -106,8 +106,9 @@ def read_label_volume(path: str | os.PathLike) -> Volume:
     uint8/uint16/int32 (the smallest that fits). Palette PNGs give their palette indices.
     ``spacing_known`` is False when the file's medseg sidecar says its image had no physical
     spacing (labels of a PNG or a video written as NIfTI: 1 mm pixels nobody measured); the
-    sidecar's heart rate / RR interval of the image (``cardiac_timing``) go into ``meta``.
-    A DICOM SEG and a 3D Slicer segmentation (``.seg.nrrd``) name their segments in
+    sidecar's heart rate / RR interval of the image (``cardiac_timing``) go into ``meta``, and
+    its ``frame_times_s`` (the image's, e.g. a DICOM cine's trigger times) become the Volume's
+    when there is one per frame of the labels. A DICOM SEG and a 3D Slicer segmentation (``.seg.nrrd``) name their segments in
     ``meta["label_map"]``.
 
     Raises:
@@ -125,6 +126,12 @@ def read_label_volume(path: str | os.PathLike) -> Volume:
     extra = {k: float(v) for k in CARDIAC_TIMING if not (vol.meta or {}).get(k) and isinstance(v := timing.get(k), (int, float)) and v > 0}
     if extra:
         vol = vol.with_array(vol.array, meta={**(vol.meta or {}), **extra})
+    # the image's frame times (a DICOM cine's trigger times) when the sidecar has one finite number
+    # per frame: they win over a NIfTI's pixdim[4], which is only their mean step, counted from 0
+    times = prov.get("frame_times_s")
+    if (vol.n_frames > 1 and isinstance(times, list) and len(times) == vol.n_frames
+            and all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in times) and np.all(np.isfinite(times))):
+        vol = vol.with_array(vol.array, frame_times_s=np.asarray(times, dtype=np.float64))
     arr = vol.array
     if arr.dtype == bool:
         return vol.with_array(arr.astype(np.uint8))

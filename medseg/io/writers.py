@@ -230,7 +230,8 @@ def write_labels(
     # the labels alone (`medseg measure`, `batch --measure`), which a NIfTI cannot carry
     timing = {k: float(v) for k in CARDIAC_TIMING if isinstance(v := (like.meta or {}).get(k), (int, float)) and v > 0}
     sidecar_obj = {"labels": [out.name], "label_map": lm.to_dict(),
-                   "provenance": {**dict(provenance or {}), "spacing_known": bool(like.spacing_known), **({"cardiac_timing": timing} if timing else {})}}
+                   "provenance": {**dict(provenance or {}), "spacing_known": bool(like.spacing_known), **({"cardiac_timing": timing} if timing else {}),
+                                  **_frame_times(arr, like, provenance)}}
     try:
         json.dumps(_jsonable(sidecar_obj), allow_nan=False)
     except (TypeError, ValueError) as e:
@@ -256,6 +257,22 @@ def write_labels(
             written.unlink(missing_ok=True)  # never leave a label file without its label map
         raise
     return [written, sidecar]
+
+
+def _frame_times(arr: np.ndarray, like: Volume, provenance: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The image's frame times for the sidecar (seconds, to 0.1 ms): ``frame_times_s`` for labels
+    of every frame of a cine (a NIfTI keeps only their mean step, pixdim[4], from 0: a DICOM
+    cine's trigger times 30, 70, ... ms came back as 0, 49.5, ...; :func:`read_label_volume`
+    gives them back), ``frame_time_s`` for one frame's labels whose ``provenance`` names the frame."""
+    times = like.frame_times_s
+    if times is None or like.n_frames < 2 or not np.all(np.isfinite(times)):
+        return {}
+    if arr.ndim == 4 and arr.shape[0] == like.n_frames:
+        return {"frame_times_s": [round(float(t), 4) for t in times]}
+    frame = (provenance or {}).get("frame")
+    if isinstance(frame, int) and not isinstance(frame, bool) and 0 <= frame < like.n_frames:
+        return {"frame_time_s": round(float(times[frame]), 4)}
+    return {}
 
 
 def _zero_click(provenance: Mapping[str, Any]) -> bool:
@@ -298,9 +315,11 @@ def _write_seg_per_frame(arr: np.ndarray, like: Volume, out: Path, lm: LabelMap,
 
     frames = [t for t in range(arr.shape[0]) if arr[t].any()] or [0]
     objs = {}
+    times = sidecar_obj["provenance"].get("frame_times_s")
     for t in frames:
         target = seg_frame_path(out, t)
-        obj = {**sidecar_obj, "provenance": {**sidecar_obj["provenance"], "frame": t}}
+        prov = {k: v for k, v in sidecar_obj["provenance"].items() if k != "frame_times_s"}  # one frame per SEG: its own time
+        obj = {**sidecar_obj, "provenance": {**prov, "frame": t, **({"frame_time_s": times[t]} if times else {})}}
         objs[target] = {**obj, "labels": check_sidecar_free(target, obj)}
     written: list[Path] = []
     series = str(hd.UID())
