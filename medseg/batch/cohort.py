@@ -133,18 +133,33 @@ def stack_study_rows(results: Sequence[Result], subjects: Sequence[Any] = ()) ->
             groups.setdefault(sp[0], {})[sp[1]] = r["output"]
             sources.setdefault(sp[0], r.get("input", ""))
     frames: dict[str, dict[int, str]] = {}
+    named: dict[str, dict[int, list[str]]] = {}  # study -> frame number -> the cases named with it
     for r in results:
         m = FRAME_CASE.match(r["case"])
         if m and r["status"] in ("ok", "skipped") and r.get("output"):
             frames.setdefault(m["study"], {})[int(m["frame"])] = r["output"]
+            named.setdefault(m["study"], {}).setdefault(int(m["frame"]), []).append(r["case"])
             sources.setdefault(m["study"], r.get("input", ""))
     taken = {r["case"] for r in results}
     rows = [{"case": study, **_measure_stack_study(ph, _subject(study, subjects, sources.get(study)))} for study, ph in sorted(groups.items())
             if "ED" in ph and "ES" in ph and study not in taken]
     taken |= {r["case"] for r in rows}
-    rows += [{"case": study, **_measure_frames_study(fr, _subject(study, subjects, sources.get(study)))} for study, fr in sorted(frames.items())
-             if len(fr) >= 2 and study not in taken]
+    for study, fr in sorted(frames.items()):
+        clash = {n: sorted(cases) for n, cases in named[study].items() if len(cases) > 1}
+        if study in taken:
+            continue
+        if clash:  # <study>_frame1 and <study>_frame01: one frame number, two stacks; which one is the frame is not known
+            rows.append({"case": study, "measure_note": _frame_clash_note(clash)})
+        elif len(fr) >= 2:
+            rows.append({"case": study, **_measure_frames_study(fr, _subject(study, subjects, sources.get(study)))})
     return sorted(rows, key=lambda r: r["case"])
+
+
+def _frame_clash_note(clash: dict[int, list[str]]) -> str:
+    """The note of a study not measured because two of its cases name one frame."""
+    said = "; ".join(f"{' and '.join(cases)} are all frame {n}" if len(cases) > 2 else f"{cases[0]} and {cases[1]} are both frame {n}"
+                     for n, cases in sorted(clash.items()))
+    return f"not measured: {said} (rename one: the study's frames must each be one case)"
 
 
 def _shared_label_map(outputs: Sequence[str], whose: str):
@@ -290,7 +305,10 @@ def _worst_first(r: Result) -> tuple:
 
 def write_cohort(out_dir: str | os.PathLike, results: Sequence[Result]) -> Path:
     """``cohort.csv``: one row per measured case (``case``, the segmentation's ``needs_review``
-    and lowest ``confidence``, then the flattened report columns), and
+    and lowest ``confidence``, then the flattened report columns), and per study row (echo
+    views, ED/ES stacks, frames) that has a ``measure_note`` (a study that could not be measured,
+    e.g. two cases naming one frame: its row holds the note and no numbers; a case's note is in
+    summary.csv), and
     ``cohort.png`` (:func:`medseg.measure.sheets.cohort_png`: the studies' LVEF, volumes and
     mass at a glance, those needing review ringed; a study measured from its ED and ES cases
     or its echo views is one dot, not three) when two or more studies have a measure."""
@@ -305,13 +323,15 @@ def write_cohort(out_dir: str | os.PathLike, results: Sequence[Result]) -> Path:
             parts.setdefault(study, []).append(r["case"])
     rows = []
     for r in results:
-        if not r.get("cohort_row"):
+        study_note = "status" not in r and r.get("measure_note")  # a study row (not a case: its note is in summary.csv)
+        if not r.get("cohort_row") and not study_note:
             continue
         # the segmentation's review state beside the numbers; a study row (echo views, ED/ES
         # stacks, frames) needs review when one of its cases does, at their lowest confidence
         cases = [r["case"], *parts.get(r["case"], [])]
         low = [conf[c] for c in cases if c in conf]
-        rows.append({"case": r["case"], "needs_review": any(c in review for c in cases), "confidence": min(low) if low else "", **r["cohort_row"]})
+        rows.append({"case": r["case"], "needs_review": any(c in review for c in cases), "confidence": min(low) if low else "",
+                     **({"measure_note": study_note} if study_note else {}), **(r.get("cohort_row") or {})})
     fields: list[str] = ["case"]
     for row in rows:
         fields += [k for k in row if k not in fields]
