@@ -403,7 +403,8 @@ def _summary(report: dict, output: Path) -> None:
         else:
             parts.append(f"LV EF {_v(lv['ef_pct'], '%')} ({method}; no pixel spacing: volumes not reported)")
         if "ed_frame" in report:
-            parts.append(f"ED frame {report['ed_frame']}, ES frame {report['es_frame']}")
+            es_frame = report["es_frame"]
+            parts.append(f"ED frame {report['ed_frame']}, ES frame {'n/a' if es_frame is None else es_frame}")
         parts.append(_flags_text(report["flags"]))
         stdout.print(f"{'; '.join(parts)} -> {output}", markup=False, highlight=False, soft_wrap=True)
         return

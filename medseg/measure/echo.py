@@ -28,7 +28,7 @@ from scipy import ndimage
 
 from ..labels import LabelMap
 from .geometry import MeasurementError, StackGeometry, stack_geometry
-from .qc import make_flag, ray_coverage
+from .qc import make_flag, phase_at_clip_end, ray_coverage
 from .reference import check_sex, range_flag
 from .report import check_values
 from .thickness import outer_contour_mm
@@ -326,6 +326,11 @@ def measure_echo_clip(
     report = measure_echo(arr[ed], arr[es], label_map=lmap, spacing_a4c_mm=spacing_mm, height_cm=height_cm,
                           weight_kg=weight_kg, bsa_method=bsa_method, sex=sex)
     edv = disks[ed]
+    if es == ed:  # the same volume on every frame (no motion, or one frame's labels copied): no ES, no EF
+        es = None
+        _no_end_systole(report, labelled, edv if spacing_mm is not None else None)
+    else:
+        report["flags"] += phase_at_clip_end(disks, {"ed": ed, "es": es}, "lv")
     report.update(
         method="single_plane_disks_clip", ed_frame=ed, es_frame=es,
         volume_curve_ml={"lv": [v if (v is not None and spacing_mm is not None) else None for v in disks]},
@@ -334,3 +339,23 @@ def measure_echo_clip(
     if frame_times_s is not None:
         report["frame_times_s"] = [float(x) for x in frame_times_s]
     return report
+
+
+#: flags of an EF or an LA volume at end-systole, which a clip without an ES does not have
+_ES_FLAGS = ("esv_exceeds_edv", "ef_undefined", "lvef_low", "lvef_high", "la_volume_index_low", "la_volume_index_high")
+
+
+def _no_end_systole(report: dict[str, Any], labelled: list[int], edv_ml: float | None) -> None:
+    """A clip whose LV volume is the same on every labelled frame: ED and ES cannot be told
+    apart, so ESV, SV, EF and the LA volume (at LV ES) are undefined (``ef_undefined``), not an
+    EF of 0 % (as :func:`medseg.measure.measure_cine` does)."""
+    nan = math.nan
+    for key in ("lv", "lv_area_length"):
+        report[key].update(esv_ml=nan, sv_ml=nan, ef_pct=nan)
+    report["la_volume_ml"] = nan
+    report["indexed"].update(lv_esv_ml_m2=nan, la_volume_ml_m2=nan)
+    shown = ", ".join(map(str, labelled[:8])) + (", ..." if len(labelled) > 8 else "")
+    each = f"; {edv_ml:.1f} mL on each" if edv_ml is not None and math.isfinite(edv_ml) else ""
+    report["flags"] = [f for f in report["flags"] if f["code"] not in _ES_FLAGS] + [make_flag(
+        "ef_undefined", f"LV EF is undefined: the LV volume does not change over its {len(labelled)} labelled frames ({shown}{each}): "
+        "no ED and ES to tell apart", structure="lv")]

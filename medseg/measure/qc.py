@@ -3,7 +3,7 @@
 A flag is a plain dict: ``{"code": str, "severity": "warning" | "info", "message": str}``
 plus where it applies: ``"structure"``, ``"slice"``, ``"frame"``, ``"phase"`` and any values
 (e.g. ``"coverage_pct"``). Codes used here: ``missing_slice``, ``incomplete_coverage``,
-``basal_partial``, ``fragmented``, ``absent_structure``.
+``basal_partial``, ``fragmented``, ``absent_structure``, ``phase_at_clip_end``.
 """
 
 from __future__ import annotations
@@ -149,3 +149,33 @@ def absent(structure: str, value: int) -> dict:
     core = structure in ("lv", "myo", "rv")
     return make_flag("absent_structure", f"{structure} (label {value}) has no voxels",
                      severity="warning" if core else "info", structure=structure)
+
+
+def curve_closes(curve: Any) -> bool | None:
+    """Whether the frames of a volume curve cover a whole cycle, from the labels alone: the
+    volume of the last labelled frame differs from the first's by no more than the largest step
+    between neighbouring labelled frames (:func:`medseg.propagation.cycle_closes`' rule, on the
+    volume instead of the image). None when it cannot be told: fewer than three labelled frames
+    (ED and ES picked by hand). ``curve``: one volume per frame, None or NaN where unlabelled."""
+    c = np.array([np.nan if v is None else float(v) for v in curve], dtype=np.float64)
+    v = c[np.isfinite(c)]
+    if v.size < 3:
+        return None
+    return bool(abs(v[-1] - v[0]) <= np.abs(np.diff(v)).max())
+
+
+def phase_at_clip_end(curve: Any, phases: dict[str, int | None], structure: str = "lv") -> list[dict]:
+    """``phase_at_clip_end``: ED or ES (``phases``: {"ed": frame, "es": frame}) on the first or
+    last labelled frame of a curve whose frames do not close the cycle (:func:`curve_closes`):
+    the true extreme may lie outside the frames, and the EF with it (a cine cropped to
+    mid-diastole .. ED read 27 % for 55 %). A whole cycle that starts anywhere (at ED, at ES)
+    closes and is not flagged."""
+    c = np.array([np.nan if v is None else float(v) for v in curve], dtype=np.float64)
+    have = np.flatnonzero(np.isfinite(c))
+    if curve_closes(c) is not False:
+        return []
+    ends = {int(have[0]): "first", int(have[-1]): "last"}
+    names = {"ed": ("ED", "end-diastole"), "es": ("ES", "end-systole")}
+    return [make_flag("phase_at_clip_end", f"{structure.upper()} {names[ph][0]} on the {ends[f]} labelled frame ({f}) of frames that do not close the "
+                      f"cycle: the true {names[ph][1]} may lie outside them, and the EF with it", structure=structure, phase=ph, frame=f)
+            for ph, f in phases.items() if f is not None and f in ends]

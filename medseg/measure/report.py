@@ -374,8 +374,12 @@ def measure_cine(
     ED = frame of maximum LV volume, ES = minimum (never frame 0 by assumption); the RV gets
     its own ED/ES from its own curve. Frames without any label are NaN in the curves and
     flagged ``unlabelled_frame``. With the LV on only one frame that frame is reported as ED,
-    ES is unknown (``es_frame`` None; ESV, SV, EF and CO NaN, flagged ``ef_undefined``); the
-    same for the RV on its own (``rv_es_frame`` None, RV EF undefined).
+    ES is unknown (``es_frame`` None; ESV, SV, EF and CO NaN, flagged ``ef_undefined``), and so
+    it is when the LV volume is the same on every labelled frame; the same for the RV on its own
+    (``rv_es_frame`` None, RV EF undefined). A frame with labels but without the LV (RV) is a gap
+    in its curve (NaN, ``absent_structure`` with the frame); ED or ES on the first or last
+    labelled frame of frames that do not close the cycle: ``phase_at_clip_end``
+    (:func:`medseg.measure.qc.phase_at_clip_end`).
     ``options`` are those of :func:`measure_ed_es`.
     """
     lmap = LabelMap.parse(label_map)
@@ -413,33 +417,62 @@ def measure_cine(
     combine_opts = {k: v for k, v in options.items() if k not in phase_opts}
     out = combine_ed_es(ed, es, rv, **combine_opts)
     out["flags"] = [dict(f, frame=ed_f) if f.get("phase") == "ed" else dict(f, frame=es_f) if f.get("phase") == "es" else f
-                    for f in out["flags"]] + flags
+                    for f in out["flags"]]
+    said = {(f.get("structure"), f.get("frame")) for f in out["flags"] if f["code"] == "absent_structure"}
+    out["flags"] += [f for f in flags if not (f["code"] == "absent_structure" and (f.get("structure"), f.get("frame")) in said)]
+    out["flags"] += qc.phase_at_clip_end(curves["lv"], {"ed": ed_f, "es": es_f}, "lv")
+    if rv_ed is not None:
+        out["flags"] += qc.phase_at_clip_end(curves["rv"], {"ed": rv_ed, "es": rv_es}, "rv")
     one_frame = {"lv": ed_f if single else None, "rv": rv_ed if rv_ed is not None and rv_es is None else None}
     for f in out["flags"]:
         if f["code"] == "ef_undefined" and one_frame.get(f.get("structure")) is not None:
             name = f["structure"]
-            f["message"] = f"{name.upper()} EF is undefined: only frame {one_frame[name]} has the {name.upper()} labelled (label ED and ES, or the whole cine)"
+            f["message"] = _one_phase_text(name, one_frame[name], curves[name])
     out.update({"ed_frame": ed_f, "es_frame": es_f, "rv_ed_frame": rv_ed, "rv_es_frame": rv_es,
                 "volume_curve_ml": {k: [None if not np.isfinite(v) else float(v) for v in c] for k, c in curves.items()},
                 "frame_times_s": None if times is None else [float(t) for t in np.asarray(times).reshape(-1)]})
     return out
 
 
+def _one_phase_text(name: str, frame: int, curve: np.ndarray) -> str:
+    """Why a cine gives no EF for a structure whose ED and ES are one frame: it is on that frame
+    alone, or its volume does not change over the frames it is on (the same labels copied)."""
+    on = [int(t) for t in np.flatnonzero(np.isfinite(curve) & (curve > 0))]
+    if len(on) > 1:
+        shown = ", ".join(map(str, on[:8])) + (", ..." if len(on) > 8 else "")
+        return (f"{name.upper()} EF is undefined: the {name.upper()} volume does not change over its {len(on)} labelled frames ({shown}; "
+                f"{float(curve[frame]):.1f} mL on each): no ED and ES to tell apart")
+    return f"{name.upper()} EF is undefined: only frame {frame} has the {name.upper()} labelled (label ED and ES, or the whole cine)"
+
+
 def volume_curves(arr: np.ndarray, geom: StackGeometry, lmap: LabelMap, interpolate: bool = False,
                   basal_rule: bool = True, base: BaseEnd | None = None) -> tuple[dict[str, np.ndarray], list[dict]]:
-    """(T,) LV and RV volume curves (mL); frames with no labels at all are NaN and flagged."""
+    """(T,) LV and RV volume curves (mL). Frames with no labels at all are NaN and flagged
+    ``unlabelled_frame``; a frame that has labels but not the LV (or the RV) is NaN in that
+    structure's curve (a gap, never 0 mL) and flagged ``absent_structure`` with its frame, when
+    the structure is on another frame (a warning when it is on at least half of the labelled
+    frames, i.e. was followed through the cycle and lost there; else info)."""
     names = [n for n in ("lv", "rv") if n in lmap]
     curves = {n: np.full(arr.shape[0], np.nan) for n in names}
     flags: list[dict] = []
+    labelled: list[int] = []
     for t in range(arr.shape[0]):
         frame = arr[t]
         if not frame.any():
             flags.append(qc.make_flag("unlabelled_frame", f"frame {t} has no labels; left out of the volume curves", severity="info", frame=t))
             continue
+        labelled.append(t)
         masks = {n: frame == v for n, v in lmap.values.items() if n in ("lv", "myo", "rv", "la", "ra")}
         vols, _, _ = phase_volumes(masks, geom, lmap.subset(masks), interpolate, basal_rule, base)
         for n in names:
-            curves[n][t] = vols.get(n, math.nan) if np.isfinite(vols.get(n, math.nan)) else 0.0
+            curves[n][t] = vols.get(n, math.nan)  # NaN: not on this frame (left out of ED/ES like an unlabelled frame)
+    for n in names:
+        missing = [t for t in labelled if not np.isfinite(curves[n][t])]
+        if not missing or len(missing) == len(labelled):  # never labelled: absent_structure of the phases says so
+            continue
+        severity = "warning" if 2 * (len(labelled) - len(missing)) >= len(labelled) else "info"
+        flags += [qc.make_flag("absent_structure", f"frame {t}: no {n.upper()} (label {lmap[n]}) on a labelled frame; left out of the "
+                               f"{n.upper()} volume curve (a gap, not 0 mL)", severity=severity, structure=n, frame=t) for t in missing]
     return curves, flags
 
 
