@@ -57,6 +57,8 @@ def info_command(
         table.add_row("geometry", plain(d["geometry_note"]))
     if d.get("time_note"):  # a header frame interval no heart has
         table.add_row("time", plain(d["time_note"]))
+    if d.get("cardiac_timing_note"):  # a DICOM's HeartRate and NominalInterval disagree: which one was taken
+        table.add_row("heart rate", plain(d["cardiac_timing_note"]))
     stdout.print(table)
 
 

@@ -4,14 +4,19 @@ How a stack is built (see docs/io.md):
 
 * headers are read without pixels; non-DICOM files and non-image DICOM objects are ignored;
 * images are sorted by their position along the slice normal, ``dot(IPP, row_dir x col_dir)``,
-  never by file name or InstanceNumber; images within 0.05 mm form one slice position;
+  never by file name or InstanceNumber; images following each other within 0.1 mm form one
+  slice position when slices lie 1 mm or more apart (within 0.05 mm in thinner stacks);
 * at each position the images are ordered by TriggerTime and the phase index is the rank, so
   slightly different trigger times between slices (281.25 vs 284.81 ms) are no problem; every
-  position must have the same number of phases;
+  position must have the same number of phases; without TriggerTime on every image, all
+  slices are ordered by InstanceNumber (no frame times); two images at one position and
+  trigger time are refused;
 * the slice step is the centre-to-centre vector between positions (not SliceThickness); a
   single slice uses SliceThickness (1 mm when absent) along the normal;
 * pixels get RescaleSlope/Intercept and become float32; colour images become luminance;
-* ``frame_times_s`` are the TriggerTimes (ms -> s) at the first position.
+  PixelPaddingValue pixels become their frame's lowest other value (background);
+* ``frame_times_s`` are the TriggerTimes (ms -> s) at the first position; the heart rate is
+  the series' median HeartRate, or 60000 / NominalInterval when the two disagree.
 
 Several series in one folder are merged only when they form one volume (same size,
 orientation and spacing, each position from one series: e.g. one series per cine slice). A
@@ -226,10 +231,11 @@ def series_folders_form_a_stack(folders: list[Path]) -> bool:
         return False
     normal = dicom_directions(flat[0].iop)[2]  # type: ignore[arg-type]
     per_folder = [[float(np.dot(f.ipp, normal)) for f in fs] for fs in positions]  # type: ignore[arg-type]
-    if any(max(v) - min(v) >= POSITION_TOL_MM for v in per_folder):
+    centres = sorted(float(np.median(v)) for v in per_folder)
+    tol = _cluster_tolerance(np.concatenate(per_folder))  # the scatter one slice's positions may have (_position_clusters)
+    if any(max(v) - min(v) > tol for v in per_folder):
         return False  # a folder holds several positions: a stack of its own
-    centres = sorted(v[0] for v in per_folder)
-    return all(b - a >= POSITION_TOL_MM for a, b in zip(centres, centres[1:]))
+    return all(b - a > tol for a, b in zip(centres, centres[1:]))
 
 
 @_quiet
@@ -294,31 +300,141 @@ def _check_uniform(frames: list[FrameInfo]) -> None:
             )
 
 
+#: the positions along the normal that one slice's images may scatter over (scanners write them
+#: rounded, or recompute them per frame: +-0.03 mm), when the slice step is at least
+#: :data:`JITTER_MIN_STEP_MM`; thinner stacks keep :data:`POSITION_TOL_MM`
+JITTER_TOL_MM = 0.1
+JITTER_MIN_STEP_MM = 1.0
+
+
+def _cluster_tolerance(pos: np.ndarray) -> float:
+    """How far apart (mm along the normal) two images of one slice may lie, for images at
+    ``pos``: :data:`JITTER_TOL_MM` when some of them lie :data:`JITTER_MIN_STEP_MM` or more
+    apart with none between (slices at least that far apart), or when they all lie within
+    :data:`JITTER_TOL_MM` (one slice); else (a stack thinner than 1 mm) :data:`POSITION_TOL_MM`."""
+    p = np.sort(np.asarray(pos, dtype=np.float64))
+    if len(p) < 2 or p[-1] - p[0] <= JITTER_TOL_MM or np.diff(p).max() >= JITTER_MIN_STEP_MM:
+        return JITTER_TOL_MM
+    return POSITION_TOL_MM
+
+
 def _position_clusters(frames: list[FrameInfo]) -> list[list[int]]:
-    """Indices of ``frames`` grouped by position along the normal, in increasing position."""
+    """Indices of ``frames`` grouped by position along the normal, in increasing position.
+
+    Images whose positions follow each other within :data:`JITTER_TOL_MM` form one slice when
+    the slices lie at least :data:`JITTER_MIN_STEP_MM` apart (a thinner stack: images within
+    :data:`POSITION_TOL_MM` of the slice's first image).
+
+    Raises:
+        GeometryError: the images of one slice spread over more than :data:`JITTER_TOL_MM`
+            (their positions drift between frames).
+    """
     normal = dicom_directions(frames[0].iop)[2]  # type: ignore[arg-type]
     pos = np.array([np.dot(f.ipp, normal) for f in frames])  # type: ignore[arg-type]
+    order = np.argsort(pos, kind="stable")
     clusters: list[list[int]] = []
-    for i in np.argsort(pos, kind="stable"):
-        if clusters and pos[i] - pos[clusters[-1][0]] < POSITION_TOL_MM:
+    if _cluster_tolerance(pos) < JITTER_TOL_MM:  # slices under 1 mm apart: within 0.05 mm of a slice's first image
+        for i in order:
+            if clusters and pos[i] - pos[clusters[-1][0]] < POSITION_TOL_MM:
+                clusters[-1].append(int(i))
+            else:
+                clusters.append([int(i)])
+        return clusters
+    tol = JITTER_TOL_MM
+    for i in order:  # chains: each image within JITTER_TOL_MM of the one before it
+        if clusters and pos[i] - pos[clusters[-1][-1]] <= tol:
             clusters[-1].append(int(i))
         else:
             clusters.append([int(i)])
+    for c in clusters:
+        spread = pos[c[-1]] - pos[c[0]]
+        if spread > tol:
+            a, b = frames[c[0]], frames[c[-1]]
+            raise GeometryError(
+                f"the positions of one slice drift by {spread:.2f} mm between frames ({_where(a)} at {pos[c[0]]:.2f} mm, "
+                f"{_where(b)} at {pos[c[-1]]:.2f} mm along the normal; images within {tol:g} mm are one slice): "
+                "the series is not one stack"
+            )
     return clusters
 
 
-def _arrange(frames: list[FrameInfo]) -> list[list[FrameInfo]]:
-    """Frames as a [t][z] grid: z by position along the normal, t by TriggerTime rank."""
+def _where(f: FrameInfo) -> str:
+    return f.path.name + (f" frame {f.frame + 1}" if f.frame is not None else "")
+
+
+def _arrange(frames: list[FrameInfo]) -> tuple[list[list[FrameInfo]], str | None]:
+    """Frames as a [t][z] grid: z by position along the normal, t by TriggerTime rank; and a
+    note when the frames were ordered without their TriggerTimes (there are then no frame
+    times).
+
+    Images without TriggerTime are ordered by InstanceNumber (an enhanced file's frames by
+    TemporalPositionIndex). When only some images have one, every slice is ordered so (never a
+    mix of the two orders), once that order is seen to agree with the TriggerTimes there are;
+    a series whose images share one TriggerTime per slice (a placeholder, e.g. 0 on every
+    image of an ungated cine) is ordered so too."""
     clusters = _position_clusters(frames)
+    _check_duplicates(frames, clusters)
     counts = Counter(len(c) for c in clusters)
     if len(counts) > 1:
         summary = ", ".join(f"{n} phase(s) at {k} position(s)" for n, k in sorted(counts.items()))
         raise ImageReadError(
             f"slice positions have different numbers of phases ({summary}); the series is incomplete or mixes acquisitions"
         )
-    inf = float("inf")
-    columns = [sorted((frames[i] for i in c), key=lambda f: (f.trigger_ms if f.trigger_ms is not None else inf, f.order)) for c in clusters]
-    return [[col[t] for col in columns] for t in range(len(columns[0]))]
+    by = "InstanceNumber" if all(f.frame is None for f in frames) else "InstanceNumber / TemporalPositionIndex"
+    timed = sum(f.trigger_ms is not None for f in frames)
+    note = None
+    if 0 < timed < len(frames) and len(clusters[0]) > 1:  # (one image per slice: no order to choose)
+        columns = [sorted((frames[i] for i in c), key=lambda f: f.order) for c in clusters]
+        untimed = next(f for f in frames if f.trigger_ms is None)
+        for col in columns:
+            times = [f for f in col if f.trigger_ms is not None]
+            bad = next(((a, b) for a, b in zip(times, times[1:]) if b.trigger_ms <= a.trigger_ms), None)  # type: ignore[operator]
+            if bad:
+                raise ImageReadError(
+                    f"{len(frames) - timed} of {len(frames)} images have no TriggerTime (e.g. {_where(untimed)}), and the {by} order "
+                    f"disagrees with the TriggerTimes of the others ({_where(bad[0])} at {bad[0].trigger_ms:g} ms comes before "
+                    f"{_where(bad[1])} at {bad[1].trigger_ms:g} ms): the phase of those images is unknown; export the series with its trigger times"
+                )
+        note = f"{len(frames) - timed} of {len(frames)} images have no TriggerTime: frames ordered by {by}, frame times left out"
+    elif timed and len(clusters[0]) > 1 and all(len({frames[i].trigger_ms for i in c}) == 1 for c in clusters):
+        columns = [sorted((frames[i] for i in c), key=lambda f: f.order) for c in clusters]
+        one = sorted({frames[c[0]].trigger_ms for c in clusters})  # type: ignore[type-var]
+        note = (f"the images of each slice share one TriggerTime ({', '.join(f'{t:g}' for t in one[:3])}{', ...' if len(one) > 3 else ''} ms): "
+                f"frames ordered by {by}, frame times left out")
+    else:
+        inf = float("inf")
+        columns = [sorted((frames[i] for i in c), key=lambda f: (f.trigger_ms if f.trigger_ms is not None else inf, f.order)) for c in clusters]
+    return [[col[t] for col in columns] for t in range(len(columns[0]))], note
+
+
+def _check_duplicates(frames: list[FrameInfo], clusters: list[list[int]]) -> None:
+    """Refuse images that share a slice position and a TriggerTime: a magnitude and a phase
+    image of a flow series, or an acquisition repeated within one series, would read as a cine
+    of twice the phases, interleaved. Images without TriggerTime are not compared (they are
+    ordered by InstanceNumber), nor is a series of one image type whose images share one
+    TriggerTime per slice (a placeholder: :func:`_arrange`)."""
+    groups: dict[tuple[int, float], list[FrameInfo]] = defaultdict(list)
+    for z, c in enumerate(clusters):
+        for i in c:
+            if frames[i].trigger_ms is not None:
+                groups[(z, frames[i].trigger_ms)].append(frames[i])  # type: ignore[index]
+    dups = [g for g in groups.values() if len(g) > 1]
+    if not dups:
+        return
+    types = sorted({f.image_type for g in dups for f in g})
+    placeholder = all(len({frames[i].trigger_ms for i in c}) == 1 and frames[c[0]].trigger_ms is not None for c in clusters)
+    if placeholder and len(types) == 1:
+        return
+    n = sum(len(g) for g in dups)
+    if len(types) > 1:
+        sizes = {len(g) for g in dups}
+        where = (f"{sizes.pop()} images at each position and trigger time" if len(dups) == len(groups) and len(sizes) == 1
+                 else f"{n} images share a position and trigger time")
+        raise ImageReadError(f"{where}, ImageType {' and '.join(t or '(not set)' for t in types[:4])}{' and more' if len(types) > 4 else ''}: "
+                             "the series mixes image types (magnitude and phase?); export one")
+    a, b = dups[0][:2]
+    raise ImageReadError(f"{n} images share a position and trigger time (e.g. {_where(a)} and {_where(b)}, {a.trigger_ms:g} ms): "
+                         "the series repeats images or mixes acquisitions; export one")
 
 
 def _slice_step(grid: list[list[FrameInfo]]) -> np.ndarray:
@@ -342,23 +458,28 @@ def _build_stack(frames: list[FrameInfo], headers: dict[Path, Dataset], source: 
     """Sort, group and load ``frames`` into a Volume; ``headers`` maps each path to its header."""
     require_geometry(frames)
     _check_uniform(frames)
-    grid = _arrange(frames)
+    grid, time_note = _arrange(frames)
     ref = grid[0][0]
     affine = affine_from_dicom(ref.ipp, ref.iop, ref.pixel_spacing, _slice_step(grid))  # type: ignore[arg-type]
     check_pixel_memory(source, headers[ref.path], len(grid) * len(grid[0]))  # before any pixel is decoded
     array = _load_pixels(grid)
     trig = [row[0].trigger_ms for row in grid]
-    times = np.asarray(trig, dtype=np.float64) / 1000.0 if all(t is not None for t in trig) and len(trig) > 1 else None
+    times = np.asarray(trig, dtype=np.float64) / 1000.0 if all(t is not None for t in trig) and len(trig) > 1 and not time_note else None
     if times is not None and np.any(np.diff(times) <= 0):
         times = None
     ds0 = headers[ref.path]
-    meta = _meta(ds0, source, grid)
+    meta = _meta(ds0, source, grid, [headers[p] for p in dict.fromkeys(f.path for row in grid for f in row)])
+    if time_note:
+        meta["time_note"] = time_note
     return Volume(array=array, affine=affine, frame_times_s=times, modality=_modality(ds0), spacing_known=True, meta=meta)
 
 
-def _meta(ds0: Dataset, source: Path, grid: list[list[FrameInfo]]) -> dict[str, Any]:
+def _meta(ds0: Dataset, source: Path, grid: list[list[FrameInfo]], datasets: list[Dataset] | None = None) -> dict[str, Any]:
+    """What a DICOM Volume's ``meta`` records; ``datasets`` are the headers of all its files
+    (for the heart rate: :func:`_cardiac_timing`), ``ds0``'s alone when not given."""
     uids = list(dict.fromkeys(f.series_uid for row in grid for f in row))
-    return {
+    heart_rate, nominal_interval, timing_note = _cardiac_timing(datasets or [ds0])
+    meta = {
         "format": "dicom",
         "path": str(source),
         "source_ndim": 4 if len(grid) > 1 else 3,
@@ -370,13 +491,47 @@ def _meta(ds0: Dataset, source: Path, grid: list[list[FrameInfo]]) -> dict[str, 
         "patient_id": str(ds0.get("PatientID", "")) or None,
         "frame_of_reference_uid": str(ds0.get("FrameOfReferenceUID", "")) or None,
         "patient_body": body_of(ds0),  # height, weight, sex for BSA (napari's measurement panel); never written out
-        "heart_rate": _num(ds0.get("HeartRate", converted_value(ds0, "HeartRate"))),
-        "nominal_interval": _num(ds0.get("NominalInterval", converted_value(ds0, "NominalInterval"))),
+        "heart_rate": heart_rate,
+        "nominal_interval": nominal_interval,
         "files": [[str(f.path) for f in row] for row in grid],
         "frame_numbers": [[f.frame for f in row] for row in grid],
         "sop_instance_uids": [[f.sop_uid for f in row] for row in grid],
         "trigger_times_ms": [[f.trigger_ms for f in row] for row in grid],
     }
+    if timing_note:
+        meta["cardiac_timing_note"] = timing_note
+    return meta
+
+
+#: HeartRate and 60000 / NominalInterval further apart than this (relative) are noted, and
+#: NominalInterval's taken
+HEART_RATE_DISAGREE = 0.10
+
+
+def _cardiac_timing(datasets: list[Dataset]) -> tuple[float | None, float | None, str | None]:
+    """(heart rate beats/min, RR interval ms, note): the median HeartRate and the median
+    NominalInterval over the images' headers (each image records the beats of its own
+    acquisition: Sunnybrook's slices 76-80/min); placeholders (0) are left out of the median.
+    When both are heart rates (20-300/min) and they differ by more than 10 %, the heart rate
+    becomes 60000 / NominalInterval (the RR interval the scanner gated on, which measure's
+    cardiac output then uses) and the note says so."""
+    from ..measure.volumes import HEART_RATE_RANGE_BPM
+
+    def median(attr: str) -> float | None:
+        values = [v for ds in datasets if (v := _num(ds.get(attr, converted_value(ds, attr)))) is not None]
+        positive = [v for v in values if v > 0]
+        return float(np.median(positive)) if positive else (values[0] if values else None)
+
+    hr, rr = median("HeartRate"), median("NominalInterval")
+    lo, hi = HEART_RATE_RANGE_BPM
+    if hr is None or rr is None or not (lo <= hr <= hi and rr > 0 and lo <= 60000.0 / rr <= hi):
+        return hr, rr, None
+    hr_rr = 60000.0 / rr
+    if abs(hr - hr_rr) <= HEART_RATE_DISAGREE * hr_rr:
+        return hr, rr, None
+    note = (f"HeartRate {hr:g} beats/min and NominalInterval {rr:g} ms ({hr_rr:.1f} beats/min) differ by more than "
+            f"{HEART_RATE_DISAGREE:.0%}: {hr_rr:.1f} beats/min taken, from the RR interval the scanner gated on")
+    return hr_rr, rr, note
 
 
 def _num(value: Any) -> float | None:
@@ -416,9 +571,73 @@ def _pixels(path: Path) -> tuple[Dataset, np.ndarray]:
     if int(ds.get("SamplesPerPixel", 1) or 1) > 1:
         a = arr.astype(np.float32)
         arr = a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
-    elif str(ds.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1" and _modality(ds) != "CT":
+        return ds, arr
+    padding = _padding_mask(ds, arr)
+    if str(ds.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1" and _modality(ds) != "CT":
         arr = _monochrome1_to_2(arr, ds)
+    if padding is not None:
+        arr = _fill_padding(arr, padding)
     return ds, arr
+
+
+def _padding_mask(ds: Dataset, arr: np.ndarray) -> np.ndarray | None:
+    """Where a grayscale image holds its PixelPaddingValue (or a value between it and
+    PixelPaddingRangeLimit, inclusive), in stored values before the rescale: the pixels
+    outside the image (a frame of 4095 around an MR, -2000 outside a CT's circular field of
+    view); None when the header declares no padding or no pixel holds it."""
+    value = _stored_value(ds, "PixelPaddingValue")
+    if value is None or not np.issubdtype(arr.dtype, np.integer):
+        return None
+    limit = _stored_value(ds, "PixelPaddingRangeLimit")
+    lo, hi = (min(value, limit), max(value, limit)) if limit is not None else (value, value)
+    a = arr.astype(np.int64, copy=False)
+    mask = (a >= lo) & (a <= hi)
+    return mask if mask.any() else None
+
+
+def _stored_value(ds: Dataset, name: str) -> int | None:
+    """A US-or-SS attribute (PixelPaddingValue) as a stored pixel value: signed when
+    PixelRepresentation is 1 (a value written as US, 63536 for -2000, read back as its
+    two's complement within BitsAllocated or BitsStored), unsigned otherwise."""
+    if name not in ds:
+        return None
+    raw = ds[name].value
+    signed = str(ds.get("PixelRepresentation", 0)).strip() == "1"
+    if isinstance(raw, (bytes, bytearray)):  # a VR pydicom could not resolve
+        if len(raw) < 2:
+            return None
+        raw = int.from_bytes(bytes(raw[:2]), "little", signed=signed)
+    if isinstance(raw, (list, tuple)) or type(raw).__name__ == "MultiValue":
+        raw = raw[0] if len(raw) else None
+    try:
+        v = int(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    alloc = int(ds.get("BitsAllocated", 16) or 16)
+    stored = int(ds.get("BitsStored", alloc) or alloc)
+    if signed:
+        if v >= 1 << (alloc - 1):
+            v -= 1 << alloc
+        elif v >= 1 << (stored - 1):
+            v -= 1 << stored
+    elif v < 0:
+        v += 1 << alloc
+    return v
+
+
+def _fill_padding(arr: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``arr`` with its padding pixels (``mask``) set to the lowest value of the other pixels
+    of their frame (of the file, for a frame that is all padding): background, which the
+    intensity scaling then treats as such."""
+    out = np.array(arr, copy=True)
+    frames, masks = out.reshape(-1, *out.shape[-2:]), mask.reshape(-1, *mask.shape[-2:])
+    if masks.all():
+        return out  # nothing but padding: a blank image, as it was
+    lowest = out[~mask].min()
+    for plane, m in zip(frames, masks):
+        if m.any():
+            plane[m] = plane[~m].min() if not m.all() else lowest
+    return out
 
 
 def _decoder_hint(ts: Any) -> str:

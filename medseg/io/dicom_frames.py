@@ -38,6 +38,7 @@ class FrameInfo:
     slope: float
     intercept: float
     sop_uid: str = ""  # SOPInstanceUID (a DICOM SEG references its source images by it)
+    image_type: str = ""  # ImageType (an enhanced frame's FrameType) joined with "\\": ORIGINAL\\PRIMARY\\M\\ND
 
 
 def read_header(path: Path, strict: bool) -> Dataset | None:
@@ -332,8 +333,17 @@ def frames_from_classic(ds: Dataset, path: Path) -> list[FrameInfo]:
             slope=_float(ds.get("RescaleSlope")) or 1.0,
             intercept=_float(ds.get("RescaleIntercept")) or 0.0,
             sop_uid=str(ds.get("SOPInstanceUID", "")),
+            image_type=_joined(ds.get("ImageType")),
         )
     ]
+
+
+def _joined(value: Any) -> str:
+    """A multi-valued code string (ImageType) as DICOM writes it: ``ORIGINAL\\PRIMARY\\M\\ND``."""
+    if value is None:
+        return ""
+    items = list(value) if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue" else [value]
+    return "\\".join(str(v).strip() for v in items)
 
 
 def _int(value: Any) -> int:
@@ -396,6 +406,8 @@ def frames_from_enhanced(ds: Dataset, path: Path) -> list[FrameInfo]:
                 slope=slope if slope is not None else (_float(ds.get("RescaleSlope")) or 1.0),
                 intercept=intercept if intercept is not None else (_float(ds.get("RescaleIntercept")) or 0.0),
                 sop_uid=str(ds.get("SOPInstanceUID", "")),
+                image_type=_joined(_first(_group_value(groups, "MRImageFrameTypeSequence", "FrameType"),
+                                          _group_value(groups, "CTImageFrameTypeSequence", "FrameType"), ds.get("ImageType"))),
             )
         )
     return out
