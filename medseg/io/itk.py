@@ -90,19 +90,11 @@ def read_itk(path: Path) -> Volume:
         # MetaIO stores a complex image as 2 float channels: their mean was read as the image
         raise ImageReadError(f"{path}: {n_comp} values per pixel (a complex or multi-channel image); medseg reads grey images "
                              "and colour (RGB/RGBA) ones: save the magnitude, or one channel")
-    check_decoded_size(path, tuple(reversed(reader.GetSize())) + ((n_comp,) if n_comp > 1 else ()),
-                       _component_dtype(reader.GetPixelID()))
-    try:
-        with _native_stderr() as said:
-            img = reader.Execute()
-    except Exception as e:
-        raise _unreadable(path, e, said()) from None
+    img = execute_checked(reader, path, tuple(reversed(reader.GetSize())) + ((n_comp,) if n_comp > 1 else ()))
     dim = img.GetDimension()
     if dim not in (2, 3, 4):
         raise ImageReadError(f"{path}: {dim}-D image is not supported (2-D, 3-D or 3-D + time)")
     spacing = img.GetSpacing()
-    if any(not np.isfinite(s) or s <= 0 for s in spacing[:3]):
-        raise GeometryError(f"{path}: voxel spacing is zero or missing ({tuple(spacing)} mm)")
     if dim == 4:
         d = np.asarray(img.GetDirection()).reshape(4, 4)
         if np.any(np.abs(d[3, :3]) > 1e-6) or np.any(np.abs(d[:3, 3]) > 1e-6):
@@ -121,6 +113,22 @@ def read_itk(path: Path) -> Volume:
         spacing_known=True,
         meta=meta,
     )
+
+
+def execute_checked(reader: sitk.ImageFileReader, path: Path, shape: tuple[int, ...]) -> sitk.Image:
+    """The image of a reader whose header was read: the memory guard for ``shape`` (before the
+    pixels are read and inflated: a small compressed MHA / NRRD may declare GBs), the read, and
+    its spacing (zero or missing: a one-line GeometryError)."""
+    check_decoded_size(path, shape, _component_dtype(reader.GetPixelID()))
+    try:
+        with _native_stderr() as said:
+            img = reader.Execute()
+    except Exception as e:
+        raise _unreadable(path, e, said()) from None
+    spacing = img.GetSpacing()
+    if any(not np.isfinite(s) or s <= 0 for s in spacing[:3]):
+        raise GeometryError(f"{path}: voxel spacing is zero or missing ({tuple(spacing)} mm)")
+    return img
 
 
 def _unreadable(path: Path, e: BaseException, said: str) -> ImageReadError:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from .._files import atomic_path
-from ..errors import GeometryError, ImageReadError, ImageWriteError, LabelMapError
+from ..errors import ImageReadError, ImageWriteError, LabelMapError
 from ..labels import STRUCTURE_COLOURS, LabelMap
 from .volume import Volume
 
@@ -215,8 +215,7 @@ def _read_layers(p: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     import SimpleITK as sitk
 
     from .geometry import affine_from_sitk
-    from .itk import _check_data_file, _component_dtype, _native_stderr, _unreadable, read_itk
-    from .limits import check_decoded_size
+    from .itk import _check_data_file, _native_stderr, _unreadable, execute_checked, read_itk
 
     _check_data_file(p)
     reader = sitk.ImageFileReader()
@@ -234,16 +233,7 @@ def _read_layers(p: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         return vol.array, vol.affine, dict(vol.meta)
     if reader.GetDimension() != 3:
         raise ImageReadError(f"{p}: a {reader.GetDimension()}-D image of {n_layers} layers; a Slicer segmentation is 3-D")
-    # the readers' memory guard, before the layers are decoded (a small gzip may declare GBs)
-    check_decoded_size(p, (*reversed(reader.GetSize()), n_layers), _component_dtype(reader.GetPixelID()))
-    try:
-        with _native_stderr() as said:
-            img = reader.Execute()
-    except Exception as e:
-        raise _unreadable(p, e, said()) from None
-    spacing = img.GetSpacing()
-    if any(not np.isfinite(s) or s <= 0 for s in spacing[:3]):
-        raise GeometryError(f"{p}: voxel spacing is zero or missing ({tuple(spacing)} mm)")
+    img = execute_checked(reader, p, (*reversed(reader.GetSize()), n_layers))  # the memory guard first
     array = sitk.GetArrayFromImage(img)  # (Z, Y, X, L)
     if not np.issubdtype(array.dtype, np.integer):
         if not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
