@@ -60,7 +60,7 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
     from .._files import check_not_inputs, sha256_path
     from ..errors import MedsegError
     from ..io import is_medseg_labels, read_sidecar, read_volume, sidecar_path, write_labels
-    from ..io.readers import modality_facts
+    from ..io.readers import FROM_INTENSITIES, modality_facts
     from ..io.writers import check_output
     from ..models import load_model
     from ..prompt_file import study_prompts
@@ -74,7 +74,7 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
                           + (f"the image it was made from, {src}" if src else "the image it was made from"))
     vol = read_volume(image, series=series, modality=modality)
     check_output(out, vol)  # an output it cannot write is refused before the work
-    if str(vol.meta.get("modality_from", "")).startswith("intensities"):  # a guess: say it, and how to overrule it
+    if vol.meta.get("modality_from") == FROM_INTENSITIES:  # a guess: say it, and how to overrule it
         console.print(f"note: {image} records no modality; segmented as {vol.modality} ({vol.meta['modality_from']}); "
                       "--modality MR (or US, OT) if it is not", markup=False, highlight=False)
     prompt_set = study_prompts(vol, prompts, prompts_from, lmap, key_slice)

@@ -55,7 +55,7 @@ from .dicom_frames import (
     unique_instances,
 )
 from .geometry import ORIENTATION_ATOL, affine_from_dicom, dicom_directions
-from .volume import Volume
+from .volume import Volume, luminance
 
 POSITION_TOL_MM = 0.05
 
@@ -569,9 +569,7 @@ def _pixels(path: Path) -> tuple[Dataset, np.ndarray]:
         raise ImageReadError(f"cannot decode pixels of {path}{extra}: {type(e).__name__}: "
                              f"{why[:160]}{'...' if len(why) > 160 else ''}{hint}") from None
     if int(ds.get("SamplesPerPixel", 1) or 1) > 1:
-        a = arr.astype(np.float32)
-        arr = a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
-        return ds, arr
+        return ds, luminance(arr)
     padding = _padding_mask(ds, arr)
     if str(ds.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1" and _modality(ds) != "CT":
         arr = _monochrome1_to_2(arr, ds)

@@ -20,7 +20,7 @@ from .._files import atomic_path
 from ..errors import GeometryError, ImageReadError
 from .geometry import affine_from_sitk, sitk_geometry_from_affine
 from .limits import check_decoded_size
-from .volume import Volume
+from .volume import Volume, luminance
 
 _MODALITY_KEYS = {"MET_MOD_MR": "MR", "MET_MOD_CT": "CT", "MET_MOD_US": "US", "MR": "MR", "CT": "CT", "US": "US"}
 
@@ -101,7 +101,7 @@ def read_itk(path: Path) -> Volume:
             raise GeometryError(f"{path}: the 4th (time) axis is mixed with space in the direction matrix")
     array = sitk.GetArrayFromImage(img)
     if img.GetNumberOfComponentsPerPixel() > 1:
-        array = _luminance(array)
+        array = luminance(array)
     array = array.reshape((1,) * (4 - dim) + array.shape)  # -> (T, Z, Y, X)
     meta = {"format": "itk", "path": str(path), "source_ndim": dim}
     if dim == 4:
@@ -155,12 +155,6 @@ def _first_line(e: BaseException) -> str:
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
     msg = next((ln for ln in lines if "rror" in ln and "sitk::ERROR" not in ln), lines[-1] if lines else "")
     return msg[:160]
-
-
-def _luminance(array: np.ndarray) -> np.ndarray:
-    """(..., 3 or 4) RGB(A) -> (...) float32 luminance (ITU-R BT.601)."""
-    a = array.astype(np.float32)
-    return a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
 
 
 def _modality(img: sitk.Image) -> str:

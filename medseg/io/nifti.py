@@ -23,7 +23,7 @@ from .._files import atomic_path
 from ..errors import GeometryError, ImageReadError
 from .geometry import medseg_to_nifti, nifti_to_medseg
 from .limits import check_decoded_size
-from .volume import Volume
+from .volume import Volume, luminance
 
 #: NIfTI xyzt_units time codes -> factor to seconds.
 _TIME_UNITS_S = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
@@ -56,7 +56,7 @@ def read_nifti(path: Path) -> Volume:
             data = np.asanyarray(img.dataobj)
     except Exception as e:  # nibabel/gzip/zlib raise many types for corrupt files
         raise ImageReadError(f"cannot read NIfTI file {path}: {_short(e)}") from None
-    data = _squeeze_trailing(_luminance(data, header, path), path)
+    data = _squeeze_trailing(_as_grey(data, header, path), path)
     n_spatial = min(data.ndim, 3)
     zooms = tuple(abs(float(z)) for z in raw_pixdim[1 : 1 + n_spatial])
     if any(not np.isfinite(z) or z == 0 for z in zooms):
@@ -128,20 +128,19 @@ def _short(e: BaseException) -> str:
 _INTENT_VECTOR = 1007
 
 
-def _luminance(data: np.ndarray, header: nib.Nifti1Header, path: Path) -> np.ndarray:
+def _as_grey(data: np.ndarray, header: nib.Nifti1Header, path: Path) -> np.ndarray:
     """Colour NIfTI as grey, as the other readers do: RGB24/RGBA32 voxels and vector images
     (intent 1007) of 3 or 4 components -> float32 luminance (ITU-R BT.601); other vector
     images (2 components: complex as two channels) are refused in words."""
     if data.dtype.names:
         if not {"R", "G", "B"} <= set(data.dtype.names):
             raise ImageReadError(f"{path}: NIfTI voxels of fields {', '.join(data.dtype.names)} are not an image medseg reads (grey or RGB)")
-        return data["R"] * np.float32(0.299) + data["G"] * np.float32(0.587) + data["B"] * np.float32(0.114)
+        return luminance(np.stack([data["R"], data["G"], data["B"]], axis=-1))
     if data.ndim == 5 and int(header.get("intent_code", 0)) == _INTENT_VECTOR:
         if data.shape[4] not in (3, 4):
             raise ImageReadError(f"{path}: {data.shape[4]} values per voxel (a vector NIfTI); medseg reads grey images and colour "
                                  "(RGB/RGBA) ones: save the magnitude, or one channel")
-        a = data.astype(np.float32)
-        return a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
+        return luminance(data)
     return data
 
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from .._files import atomic_path
 from ..errors import GeometryError, ImageReadError, LabelMapError
-from .volume import Volume
+from .volume import Volume, luminance
 
 _GRAY_MODES = ("1", "L", "I", "I;16", "I;16B", "I;16L", "F")
 
@@ -60,8 +60,7 @@ def _to_array(im: Image.Image, path: Path, labels: bool) -> np.ndarray:
         raise LabelMapError(f"{path}: label image is in colour mode {mode!r}; give integer labels in a grayscale image")
     if mode in ("LA", "PA"):
         return np.asarray(im.convert("LA"))[..., 0]
-    rgb = np.asarray(im.convert("RGB"), dtype=np.float32)
-    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+    return luminance(np.asarray(im.convert("RGB")))
 
 
 def write_png_labels(labels: np.ndarray, like: Volume, path: Path) -> Path:

@@ -64,8 +64,12 @@ def read_volume(path: str | os.PathLike, series: str | None = None, modality: st
     if vol.modality == "OT" and vol.meta.get("format") in ("nifti", "itk") and in_hounsfield_units(vol.array):
         # NIfTI / MHA / NRRD do not record the modality; a CT read as "OT" would get the MR
         # intensity normalisation and segment far worse (docs/io.md)
-        vol = vol.with_array(vol.array, modality="CT", meta={**vol.meta, "modality_from": "intensities (Hounsfield units)"})
+        vol = vol.with_array(vol.array, modality="CT", meta={**vol.meta, "modality_from": FROM_INTENSITIES})
     return vol
+
+
+#: ``meta["modality_from"]`` of an image taken for CT by its intensities (a guess ``segment`` says)
+FROM_INTENSITIES = "intensities (Hounsfield units)"
 
 
 def check_modality(text: str) -> str:

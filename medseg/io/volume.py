@@ -168,6 +168,13 @@ class Volume:
         return d
 
 
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """(..., 3 or 4) RGB(A) -> (...) float32 luminance (ITU-R BT.601): how every reader turns a
+    colour image into the grey one medseg segments."""
+    a = np.asarray(rgb).astype(np.float32, copy=False)
+    return a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
+
+
 def affine_from_spacing(spacing_zyx: tuple[float, float, float], origin_xyz: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> np.ndarray:
     """A diagonal RAS affine for spacing (dz, dy, dx) mm: handy for phantoms and tests."""
     dz, dy, dx = spacing_zyx
