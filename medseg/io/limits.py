@@ -3,7 +3,9 @@ with a one-line :class:`~medseg.errors.ImageReadError` before it is decoded or i
 of the process being killed for memory (a ~1 MB ``.nii.gz`` may declare 1024^3 float64 voxels).
 
 The limit is the memory available now (``MemAvailable`` of ``/proc/meminfo``, else the free
-physical pages), or ``$MEDSEG_MAX_IMAGE_GB`` gigabytes (10^9 bytes) when that is set.
+physical pages, and no more than the headroom of the process's memory cgroup: a container or a
+batch job's ``--mem`` limit kills the process long before the machine runs out), or
+``$MEDSEG_MAX_IMAGE_GB`` gigabytes (10^9 bytes) when that is set.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import math
 import os
 from collections.abc import Iterable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +29,8 @@ WORKING_ITEMSIZE = 4
 
 def available_bytes() -> int | None:
     """The bytes an image may take: ``$MEDSEG_MAX_IMAGE_GB`` when set, else the memory
-    available now; None when neither is known (no limit).
+    available now (the machine's, no more than the memory cgroup's headroom); None when neither
+    is known (no limit).
 
     Raises:
         ImageReadError: ``$MEDSEG_MAX_IMAGE_GB`` is not a positive number.
@@ -34,6 +38,12 @@ def available_bytes() -> int | None:
     limit = env_limit_bytes()
     if limit is not None:
         return limit
+    known = [n for n in (_machine_available(), cgroup_headroom()) if n is not None]
+    return min(known) if known else None
+
+
+def _machine_available() -> int | None:
+    """``MemAvailable`` of ``/proc/meminfo``, else the free physical pages; None when unknown."""
     try:
         with open("/proc/meminfo", encoding="ascii", errors="replace") as f:
             for line in f:
@@ -47,6 +57,63 @@ def available_bytes() -> int | None:
     except (AttributeError, ValueError, OSError):
         return None
     return pages * size if pages > 0 and size > 0 else None
+
+
+#: a cgroup limit at or above this is "no limit" (v1 writes 2^63 rounded down to a page)
+_NO_LIMIT = 1 << 60
+#: (limit file, usage file, reclaimable page-cache key of memory.stat) of cgroup v2 and v1
+_CGROUP_FILES = {"v2": ("memory.max", "memory.current", "inactive_file"),
+                 "v1": ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")}
+
+
+def cgroup_headroom(root: str | Path = "/sys/fs/cgroup", proc_cgroup: str | Path = "/proc/self/cgroup") -> int | None:
+    """Bytes this process's memory cgroup still allows: its limit less what it uses, not counting
+    inactive page cache (the kernel reclaims that first, as ``docker stats`` counts). None when
+    no cgroup limits memory or nothing can be read. Both cgroup v2 (``0::/path``) and v1
+    (``N:memory:/path``) are read, at the process's own path under ``root`` and, inside a
+    container whose cgroup namespace mounts its own cgroup at the root, at ``root`` itself."""
+    root = Path(root)
+    try:
+        lines = Path(proc_cgroup).read_text(encoding="ascii", errors="replace").splitlines()
+    except OSError:
+        lines = []
+    places: list[tuple[str, Path]] = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        rel = parts[2].strip().lstrip("/")
+        if parts[0] == "0" and parts[1] == "":
+            places += [("v2", root / rel), ("v2", root)]
+        elif "memory" in parts[1].split(","):
+            places += [("v1", root / "memory" / rel), ("v1", root / "memory")]
+    if not places:
+        places = [("v2", root), ("v1", root / "memory")]
+    found = [h for kind, d in places if (h := _headroom(d, *_CGROUP_FILES[kind])) is not None]
+    return min(found) if found else None
+
+
+def _headroom(folder: Path, limit_file: str, usage_file: str, cache_key: str) -> int | None:
+    try:
+        text = (folder / limit_file).read_text(encoding="ascii").strip()
+        if text == "max":
+            return None
+        limit = int(text)
+        usage = int((folder / usage_file).read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return None
+    if limit >= _NO_LIMIT or limit <= 0:
+        return None
+    cache = 0
+    try:
+        for line in (folder / "memory.stat").read_text(encoding="ascii").splitlines():
+            key, _, value = line.partition(" ")
+            if key == cache_key:
+                cache = int(value)
+                break
+    except (OSError, ValueError):
+        pass
+    return max(0, limit - max(0, usage - cache))
 
 
 def env_limit_bytes() -> int | None:

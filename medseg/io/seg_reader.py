@@ -13,6 +13,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -60,11 +61,22 @@ def read_dicom_seg(path: str | Path) -> Volume:
     """Read a DICOM SEG into a label :class:`Volume` (module doc)."""
     import highdicom as hd
 
+    from .dicom_frames import dcmread
+
     p = Path(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        try:  # a deflated SEG is inflated within the memory available (dicom_frames.read_deflated)
+            header = dcmread(p, stop_before_pixels=True)
+        except ImageReadError:
+            raise
+        except Exception as e:  # pydicom raises many types for broken objects
+            raise ImageReadError(f"{p}: cannot read DICOM SEG: {_first_line(e)}") from None
+        _check_seg_memory(p, header)
         try:
-            seg = hd.seg.segread(str(p))
+            seg = hd.seg.Segmentation.from_dataset(dcmread(p), copy=False)
+        except ImageReadError:
+            raise
         except Exception as e:  # pydicom/highdicom raise many types for broken objects
             raise ImageReadError(f"{p}: cannot read DICOM SEG: {_first_line(e)}") from None
         try:
@@ -100,6 +112,23 @@ def read_dicom_seg(path: str | Path) -> Volume:
         meta={"format": "dicom-seg", "path": str(p), "label_map": names, "source_sop_instance_uids": sources,
               "source_frames": source_frames},
     )
+
+
+def _check_seg_memory(path: Path, ds: Any) -> None:
+    """Refuse, before any frame is unpacked, a SEG whose label volume would not fit in memory: its
+    frames (NumberOfFrames x Rows x Columns; a compressed or bit-packed SEG is small on disk
+    whatever it declares) unpacked one byte a pixel per segment, as highdicom builds the volume."""
+    from .limits import check_decoded_size
+
+    def count(value: Any) -> int:
+        try:
+            return max(int(value or 0), 0)
+        except (TypeError, ValueError):
+            return 0
+
+    n_segments = max(len(ds.get("SegmentSequence", None) or []), 1)
+    shape = (max(count(ds.get("NumberOfFrames", 1)), 1), count(ds.get("Rows")), count(ds.get("Columns")), n_segments)
+    check_decoded_size(path, shape, 1, what="segmentation")
 
 
 def _source_frames(seg) -> list[list]:

@@ -109,6 +109,44 @@ def test_env_variable_sets_the_limit(monkeypatch):
     assert available_bytes() != 2_500_000_000
 
 
+def _cgroup(folder: Path, files: dict[str, str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+
+
+def test_cgroup_v2_headroom_not_counting_inactive_cache(tmp_path):
+    proc = tmp_path / "cgroup"
+    proc.write_text("0::/user.slice/job42\n")
+    _cgroup(tmp_path / "fs/user.slice/job42", {"memory.max": "4000000000\n", "memory.current": "1500000000\n",
+                                               "memory.stat": "anon 900000000\nfile 600000000\ninactive_file 500000000\n"})
+    assert limits.cgroup_headroom(tmp_path / "fs", proc) == 4_000_000_000 - (1_500_000_000 - 500_000_000)
+    (tmp_path / "fs/user.slice/job42/memory.max").write_text("max\n")  # no limit
+    assert limits.cgroup_headroom(tmp_path / "fs", proc) is None
+
+
+def test_cgroup_v1_headroom_and_namespaced_root(tmp_path):
+    proc = tmp_path / "cgroup"
+    proc.write_text("9:name=systemd:/\n4:memory:/process_api/abc\n0::/\n")
+    # a container's cgroup namespace: its own cgroup is mounted at the root, the path in /proc is not there
+    _cgroup(tmp_path / "fs/memory", {"memory.limit_in_bytes": "2000000000\n", "memory.usage_in_bytes": "1200000000\n",
+                                      "memory.stat": "cache 300000000\ntotal_inactive_file 200000000\n"})
+    assert limits.cgroup_headroom(tmp_path / "fs", proc) == 2_000_000_000 - 1_000_000_000
+    (tmp_path / "fs/memory/memory.limit_in_bytes").write_text("9223372036854771712\n")  # v1's "unlimited"
+    assert limits.cgroup_headroom(tmp_path / "fs", proc) is None
+    assert limits.cgroup_headroom(tmp_path / "nothing", tmp_path / "no_such_file") is None
+
+
+def test_a_cgroup_limit_below_the_machine_refuses(tmp_path, monkeypatch):
+    """A batch job given 1 GB on a 24 GB machine: the image that needs 1.5 GB is refused in one line."""
+    monkeypatch.setattr(limits, "cgroup_headroom", lambda: 1_000_000_000)
+    assert available_bytes() <= 1_000_000_000
+    with pytest.raises(ImageReadError, match=r"would need 1\.5 GB of memory, more than the 1\.0 GB available"):
+        check_decoded_size("a.mha", (500, 500, 1000), 2)
+    monkeypatch.setattr(limits, "cgroup_headroom", lambda: None)
+    check_decoded_size("a.mha", (500, 500, 1000), 2)
+
+
 @pytest.mark.parametrize("value", ["abc", "-1", "0", "nan", "inf"])
 def test_invalid_env_value_is_one_line(tmp_path, monkeypatch, value):
     f = _small_nifti(tmp_path / "a.nii.gz")
@@ -256,3 +294,35 @@ def test_cli_info_on_a_bomb_is_one_line_and_exit_1(tmp_path, kind):
     out = (r.stdout + r.stderr).strip()
     assert r.returncode == 1 and "Traceback" not in out and len(out.splitlines()) == 1, out
     assert out.startswith("error: ") and str(f) in out and ENV_VAR in out
+
+
+def _small_seg(tmp_path: Path) -> Path:
+    from medseg.io import write_dicom_seg
+    from medseg.labels import LabelMap
+
+    write_cine_series(tmp_path / "cine", n_slices=3, n_phases=1)
+    vol = read_volume(tmp_path / "cine")
+    lab = np.zeros(vol.grid_shape, np.uint8)
+    lab[0:2, 3:8, 2:6] = 1
+    return write_dicom_seg(lab, vol, tmp_path / "seg.dcm", LabelMap.parse("lv=1,myo=2,rv=3"))
+
+
+def test_dicom_seg_is_checked_before_its_frames_are_unpacked(tmp_path, monkeypatch):
+    """A SEG's frames are bit-packed or compressed: its size on disk says nothing of the volume."""
+    from medseg.io import read_label_volume
+
+    seg = _small_seg(tmp_path)
+    assert int(read_label_volume(seg).array.max()) == 1
+    monkeypatch.setenv(ENV_VAR, "0.000001")  # 1 kB
+    with pytest.raises(ImageReadError) as e:
+        read_label_volume(seg)
+    assert "the segmentation (shape (" in _one_line_memory_error(e, seg, "would need")
+
+
+def test_deflated_dicom_seg_reads_as_the_uncompressed_one(tmp_path):
+    from medseg.io import read_label_volume
+
+    seg = _small_seg(tmp_path)
+    deflated = _deflated(seg, tmp_path / "seg_deflated.dcm")
+    a, b = read_label_volume(seg), read_label_volume(deflated)
+    assert np.array_equal(a.array, b.array) and np.allclose(a.affine, b.affine) and a.meta["label_map"] == b.meta["label_map"]
