@@ -95,6 +95,7 @@ def measure_command(
         from ._app import console
 
         console.print(f"note: {vol.meta['geometry_note']}", markup=False, highlight=False, soft_wrap=True)
+    report["inputs"].update(_image_notes([p for p in (labels, ed, es, a2c_ed, a2c_es) if p is not None]))
     if image:
         report["inputs"]["image"] = [str(p) for p in image]
     if plots is not None:
@@ -150,6 +151,23 @@ def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase
     _check_measurable(vol, ed, lmap, vol_es)
     report = measure_ed_es(vol.array[0], vol_es.array[0], vol.affine, lmap, **phase_opts, **body, **heart_rate_options(vol, heart_rate))
     return report, {"ED": vol.array[0], "ES": vol_es.array[0]}, {"ED": 0, "ES": 0}, vol, lmap
+
+
+def _image_notes(paths: list[Path]) -> dict[str, Any]:
+    """The notes on how the labels' images were read that their medseg sidecars keep
+    (``provenance.image_notes``): ``time_note`` (frames ordered without trigger times, phase
+    images left out) and ``cardiac_timing_note`` (which heart rate was taken); each a string,
+    or a list when the inputs' images give different ones."""
+    from ..io import read_sidecar
+
+    found: dict[str, list[str]] = {}
+    for p in paths:
+        notes = ((read_sidecar(p) or {}).get("provenance") or {}).get("image_notes")
+        for key in ("time_note", "cardiac_timing_note"):
+            note = notes.get(key) if isinstance(notes, dict) else None
+            if isinstance(note, str) and note and note not in found.setdefault(key, []):
+                found[key].append(note)
+    return {k: v[0] if len(v) == 1 else v for k, v in found.items() if v}
 
 
 def _in_use(lmap: Any, vols: Any) -> Any:

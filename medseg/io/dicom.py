@@ -11,6 +11,10 @@ How a stack is built (see docs/io.md):
   position must have the same number of phases; without TriggerTime on every image, all
   slices are ordered by InstanceNumber (no frame times); two images at one position and
   trigger time are refused;
+* an MR series of magnitude and phase images (ImageType ...\\M\\... and ...\\P\\..., a flow
+  series) is read as its magnitude images, with a note (``time_note``): phase images are
+  velocity maps, not anatomy, and would double the cine; a series of phase images alone is
+  refused;
 * the slice step is the centre-to-centre vector between positions (not SliceThickness); a
   single slice uses SliceThickness (1 mm when absent) along the normal;
 * pixels get RescaleSlope/Intercept and become float32; colour images become luminance;
@@ -408,11 +412,12 @@ def _arrange(frames: list[FrameInfo]) -> tuple[list[list[FrameInfo]], str | None
 
 
 def _check_duplicates(frames: list[FrameInfo], clusters: list[list[int]]) -> None:
-    """Refuse images that share a slice position and a TriggerTime: a magnitude and a phase
-    image of a flow series, or an acquisition repeated within one series, would read as a cine
-    of twice the phases, interleaved. Images without TriggerTime are not compared (they are
-    ordered by InstanceNumber), nor is a series of one image type whose images share one
-    TriggerTime per slice (a placeholder: :func:`_arrange`)."""
+    """Refuse images that share a slice position and a TriggerTime: two image types of one
+    acquisition (other than magnitude and phase, which :func:`_magnitude_images` separates), or
+    an acquisition repeated within one series, would read as a cine of twice the phases,
+    interleaved. Images without TriggerTime are not compared (they are ordered by
+    InstanceNumber), nor is a series of one image type whose images share one TriggerTime per
+    slice (a placeholder: :func:`_arrange`)."""
     groups: dict[tuple[int, float], list[FrameInfo]] = defaultdict(list)
     for z, c in enumerate(clusters):
         for i in c:
@@ -431,7 +436,7 @@ def _check_duplicates(frames: list[FrameInfo], clusters: list[list[int]]) -> Non
         where = (f"{sizes.pop()} images at each position and trigger time" if len(dups) == len(groups) and len(sizes) == 1
                  else f"{n} images share a position and trigger time")
         raise ImageReadError(f"{where}, ImageType {' and '.join(t or '(not set)' for t in types[:4])}{' and more' if len(types) > 4 else ''}: "
-                             "the series mixes image types (magnitude and phase?); export one")
+                             "the series mixes image types; export one")
     a, b = dups[0][:2]
     raise ImageReadError(f"{n} images share a position and trigger time (e.g. {_where(a)} and {_where(b)}, {a.trigger_ms:g} ms): "
                          "the series repeats images or mixes acquisitions; export one")
@@ -456,6 +461,7 @@ def _slice_step(grid: list[list[FrameInfo]]) -> np.ndarray:
 
 def _build_stack(frames: list[FrameInfo], headers: dict[Path, Dataset], source: Path) -> Volume:
     """Sort, group and load ``frames`` into a Volume; ``headers`` maps each path to its header."""
+    frames, type_note = _magnitude_images(frames)
     require_geometry(frames)
     _check_uniform(frames)
     grid, time_note = _arrange(frames)
@@ -469,9 +475,32 @@ def _build_stack(frames: list[FrameInfo], headers: dict[Path, Dataset], source: 
         times = None
     ds0 = headers[ref.path]
     meta = _meta(ds0, source, grid, [headers[p] for p in dict.fromkeys(f.path for row in grid for f in row)])
-    if time_note:
-        meta["time_note"] = time_note
+    if time_note or type_note:
+        meta["time_note"] = "; ".join(n for n in (type_note, time_note) if n)
     return Volume(array=array, affine=affine, frame_times_s=times, modality=_modality(ds0), spacing_known=True, meta=meta)
+
+
+def _magnitude_images(frames: list[FrameInfo]) -> tuple[list[FrameInfo], str | None]:
+    """The images of ``frames`` to read, and a note when some are left out: of an MR series of
+    magnitude and phase images (every image one or the other, :func:`mr_component`: a flow
+    series, or a cine reconstructed both ways) the magnitude images, whether or not they have
+    TriggerTimes (without, InstanceNumber interleaved both kinds into a cine of twice the
+    frames; with, two images shared each position and trigger time). Other mixes of image
+    types are left to :func:`_check_duplicates`.
+
+    Raises:
+        ImageReadError: every image is a phase image (velocity maps: no anatomy to segment).
+    """
+    kinds = Counter(f.component for f in frames)
+    if kinds["P"] == len(frames):
+        raise ImageReadError(f"the series holds phase images only ({len(frames)} image(s), ImageType {frames[0].image_type}, e.g. "
+                             f"{_where(frames[0])}): phase images are velocity maps, not anatomy; read the acquisition's magnitude images")
+    if not (kinds["M"] and kinds["P"]) or kinds["M"] + kinds["P"] != len(frames):
+        return frames, None
+    kept = [f for f in frames if f.component == "M"]
+    types = sorted({f.image_type for f in frames if f.component == "P"})
+    return kept, (f"the series holds magnitude and phase images: the {kinds['M']} magnitude images read, the {kinds['P']} phase images "
+                  f"(ImageType {' and '.join(types[:2])}{' and more' if len(types) > 2 else ''}: velocity maps, not anatomy) left out")
 
 
 def _meta(ds0: Dataset, source: Path, grid: list[list[FrameInfo]], datasets: list[Dataset] | None = None) -> dict[str, Any]:

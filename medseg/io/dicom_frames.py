@@ -39,6 +39,7 @@ class FrameInfo:
     intercept: float
     sop_uid: str = ""  # SOPInstanceUID (a DICOM SEG references its source images by it)
     image_type: str = ""  # ImageType (an enhanced frame's FrameType) joined with "\\": ORIGINAL\\PRIMARY\\M\\ND
+    component: str = ""  # an MR image's complex component: "M" magnitude, "P" phase, "" neither or unknown (:func:`mr_component`)
 
 
 def read_header(path: Path, strict: bool) -> Dataset | None:
@@ -334,8 +335,32 @@ def frames_from_classic(ds: Dataset, path: Path) -> list[FrameInfo]:
             intercept=_float(ds.get("RescaleIntercept")) or 0.0,
             sop_uid=str(ds.get("SOPInstanceUID", "")),
             image_type=_joined(ds.get("ImageType")),
+            component=mr_component(_joined(ds.get("ImageType"))) if str(ds.get("Modality", "") or "").upper() == "MR" else "",
         )
     ]
+
+
+#: ImageType values (the third on) that say an MR image is a magnitude or a phase image: Siemens'
+#: ORIGINAL\\PRIMARY\\M\\ND and ...\\P\\ND, Philips' M_FFE / P_PCA, the enhanced
+#: ComplexImageComponent's MAGNITUDE / PHASE
+_MAGNITUDE_VALUES = frozenset({"M", "MAGNITUDE"})
+_PHASE_VALUES = frozenset({"P", "PHASE", "PHASE MAP", "VELOCITY", "VELOCITY MAP"})
+
+
+def mr_component(image_type: str, complex_component: str | None = None) -> str:
+    """"M" for a magnitude image, "P" for a phase (velocity) image, "" when the ImageType (values
+    from the third on, ``\\``-joined) or an enhanced frame's ComplexImageComponent say neither or
+    both (a REAL or IMAGINARY image, a vendor's own values)."""
+    cc = str(complex_component or "").strip().upper()
+    if cc in ("MAGNITUDE", "PHASE"):
+        return cc[0]
+    found = set()
+    for v in (x.strip().upper() for x in image_type.split("\\")[2:]):
+        if v in _MAGNITUDE_VALUES or v.startswith("M_"):
+            found.add("M")
+        elif v in _PHASE_VALUES or v.startswith("P_"):
+            found.add("P")
+    return found.pop() if len(found) == 1 else ""
 
 
 def _joined(value: Any) -> str:
@@ -388,6 +413,8 @@ def frames_from_enhanced(ds: Dataset, path: Path) -> list[FrameInfo]:
         groups = [fg, shared]
         slope = _float(_group_value(groups, "PixelValueTransformationSequence", "RescaleSlope"))
         intercept = _float(_group_value(groups, "PixelValueTransformationSequence", "RescaleIntercept"))
+        image_type = _joined(_first(_group_value(groups, "MRImageFrameTypeSequence", "FrameType"),
+                                    _group_value(groups, "CTImageFrameTypeSequence", "FrameType"), ds.get("ImageType")))
         out.append(
             FrameInfo(
                 path=path,
@@ -406,8 +433,10 @@ def frames_from_enhanced(ds: Dataset, path: Path) -> list[FrameInfo]:
                 slope=slope if slope is not None else (_float(ds.get("RescaleSlope")) or 1.0),
                 intercept=intercept if intercept is not None else (_float(ds.get("RescaleIntercept")) or 0.0),
                 sop_uid=str(ds.get("SOPInstanceUID", "")),
-                image_type=_joined(_first(_group_value(groups, "MRImageFrameTypeSequence", "FrameType"),
-                                          _group_value(groups, "CTImageFrameTypeSequence", "FrameType"), ds.get("ImageType"))),
+                image_type=image_type,
+                component=mr_component(image_type, _first(_group_value(groups, "MRImageFrameTypeSequence", "ComplexImageComponent"),
+                                                            ds.get("ComplexImageComponent")))
+                if str(ds.get("Modality", "") or "").upper() == "MR" else "",
             )
         )
     return out

@@ -32,6 +32,11 @@ OUTPUT_FORMATS: dict[str, str] = {
 #: file's sidecar keeps (``provenance.cardiac_timing``) and :func:`read_label_volume` gives back.
 CARDIAC_TIMING = ("heart_rate", "nominal_interval")
 
+#: Volume.meta notes on how the image was read (which voxel size, frame order and images, heart
+#: rate were taken) that a label file's sidecar keeps (``provenance.image_notes``), for whoever
+#: reads the labels later (``medseg measure`` puts them in its report's inputs)
+IMAGE_NOTES = ("geometry_note", "time_note", "cardiac_timing_note")
+
 
 def output_kind(path: str | os.PathLike) -> str:
     """The writer kind for ``path`` ('nifti', 'itk', 'slicer-seg', 'png', 'dicom-seg'); raises for others."""
@@ -206,7 +211,9 @@ def write_labels(
         like: the image (its affine, and for NIfTI inputs its header, are reused).
         path: output file; the ending picks the format (.nii.gz, .nii, .mha, .nrrd, .seg.nrrd, .png, .dcm).
         label_map: structure -> value of ``labels`` (a LabelMap, "lv=1,myo=2" or a mapping).
-        provenance: JSON-able facts stored in the sidecar under "provenance".
+        provenance: JSON-able facts stored in the sidecar under "provenance"; the image's
+            ``spacing_known``, heart rate (``cardiac_timing``), frame times and notes on how it
+            was read (``image_notes``: :data:`IMAGE_NOTES`) are added.
 
     Returns:
         [label file, sidecar JSON].
@@ -229,9 +236,10 @@ def write_labels(
     # the heart rate the image's DICOM gives (HeartRate, NominalInterval): cardiac output from
     # the labels alone (`medseg measure`, `batch --measure`), which a NIfTI cannot carry
     timing = {k: float(v) for k in CARDIAC_TIMING if isinstance(v := (like.meta or {}).get(k), (int, float)) and v > 0}
+    notes = {k: v for k in IMAGE_NOTES if isinstance(v := (like.meta or {}).get(k), str) and v}
     sidecar_obj = {"labels": [out.name], "label_map": lm.to_dict(),
                    "provenance": {**dict(provenance or {}), "spacing_known": bool(like.spacing_known), **({"cardiac_timing": timing} if timing else {}),
-                                  **_frame_times(arr, like, provenance)}}
+                                  **({"image_notes": notes} if notes else {}), **_frame_times(arr, like, provenance)}}
     try:
         json.dumps(_jsonable(sidecar_obj), allow_nan=False)
     except (TypeError, ValueError) as e:

@@ -123,17 +123,6 @@ def _add_copies(s, image_type: list[str] | None, only=None) -> None:
         ds.save_as(f.with_name(f"PH{i:04d}.dcm"), enforce_file_format=True)
 
 
-def test_magnitude_and_phase_images_in_one_series_are_refused(tmp_path):
-    """A flow series' magnitude and phase images (one of each per position and trigger time)
-    read as a cine of twice the phases, interleaved, without frame times."""
-    s = _cine(tmp_path / "flow")
-    _add_copies(s, ["ORIGINAL", "PRIMARY", "P", "ND"])
-    with pytest.raises(ImageReadError) as e:
-        read_volume(s.folder)
-    assert str(e.value).endswith("2 images at each position and trigger time, ImageType ORIGINAL\\PRIMARY\\M\\ND and ORIGINAL\\PRIMARY\\P\\ND: "
-                                 "the series mixes image types (magnitude and phase?); export one")
-
-
 def test_a_repeated_image_at_one_position_and_trigger_time_is_refused(tmp_path):
     s = _cine(tmp_path / "cine")
     _add_copies(s, None, only=(2, 3))
