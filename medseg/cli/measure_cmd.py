@@ -48,6 +48,8 @@ def measure_command(
     csv_path: Path | None = typer.Option(None, "--csv", help="Also write a one-row CSV."),
     plots: Path | None = typer.Option(None, "--plots", help="Folder for PNGs: volume curve, bullseye, overlay."),
     image: list[Path] | None = typer.Option(None, "--image", metavar="IMAGE", help="Image(s) for the overlay plot, on the labels' grid: a cine, or one per phase, ED then ES (repeat --image)."),
+    clip: bool = typer.Option(False, "--clip", help="LABELS is one 2-D (apical) view over the cycle stored as a 3-D file, its third axis time "
+                              "(e.g. CAMUS *_half_sequence.nii.gz): measure it as an echo clip, not as slices."),
 ) -> None:
     """Measure volumes, EF, LV mass, AHA wall thickness and QC flags; write REPORT.json."""
 
@@ -56,6 +58,8 @@ def measure_command(
     _check_choice("--base", base, tuple(BASE_CHOICES))
     if (labels is None) == (ed is None and es is None) or (ed is None) != (es is None):
         raise MedsegError("give either LABELS or both --ed and --es")
+    if clip and labels is None:
+        raise MedsegError("--clip reads LABELS (one view over the cycle), not --ed / --es")
     if (a2c_ed is None) != (a2c_es is None) or (a2c_ed is not None and ed is None):
         raise MedsegError("--a2c-ed and --a2c-es go together, with --ed and --es (the 4-chamber view)")
     _check_outputs(output, csv_path, {"labels": labels, "ED labels": ed, "ES labels": es, "2-chamber ED labels": a2c_ed,
@@ -73,10 +77,16 @@ def measure_command(
     from_header = _header_body(body, [p for p in (labels, ed) if p is not None])
     _check_body(body, heart_rate)
     report, phases, frames, vol, lmap = _run(labels, ed, es, lmap, phase_opts, body, heart_rate, (a2c_ed, a2c_es), by_name=not label_map,
-                                             default_map=not label_map and map_from is None)
+                                             default_map=not label_map and map_from is None, clip=clip)
     from ..measure.report import check_lv_measured
 
     check_lv_measured(report, lmap)
+    for flag in _all_flags(report):
+        if flag.get("code") == "long_axis_stack":  # volumes that sum the frames of one view: say so, not only in the report
+            from ._app import console
+
+            console.print(f"note: {flag['message']}", markup=False, highlight=False, soft_wrap=True)
+            break
     report["inputs"] = {k: str(v) for k, v in (("labels", labels), ("ed", ed), ("es", es), ("a2c_ed", a2c_ed), ("a2c_es", a2c_es))
                         if v is not None}
     report["inputs"]["label_map"] = lmap.to_string()
@@ -112,12 +122,13 @@ def measure_command(
 
 def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase_opts: dict, body: dict,
          heart_rate: float | None, a2c: tuple[Path | None, Path | None] = (None, None), by_name: bool = False,
-         default_map: bool = False) -> tuple[dict, dict, dict, Any, Any]:
+         default_map: bool = False, clip: bool = False) -> tuple[dict, dict, dict, Any, Any]:
     """Read the inputs and measure: (report, phase -> (Z, Y, X) labels, phase -> frame, ED Volume,
     the label map measured with). ``by_name``: no --label-map was given, so each input's own map
     (sidecar) re-encodes it into ``lmap``. ``default_map``: nothing named the structures and
     medseg's map was taken: its structures beyond lv/myo/rv count only where their values occur
-    (a short-axis stack has no aorta to report absent)."""
+    (a short-axis stack has no aorta to report absent). ``clip``: a 3-D ``labels`` file's
+    slices are the frames of one view (:func:`_as_clip`)."""
     from ..io.seg_reader import on_one_stack
     from ..measure.report import heart_rate_options, measure_cine, measure_ed_es, measure_phase
 
@@ -125,7 +136,7 @@ def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase
     if default_map:
         lmap = _in_use(lmap, read.values())
     if labels is not None:
-        vol = read[labels]
+        vol = _as_clip(read[labels], labels) if clip else read[labels]
         if vol.n_slices == 1 and vol.n_frames > 1:
             return (*_run_echo_clip(vol, labels, lmap, body), lmap)
         if vol.n_slices == 1:
@@ -168,6 +179,33 @@ def _image_notes(paths: list[Path]) -> dict[str, Any]:
             if isinstance(note, str) and note and note not in found.setdefault(key, []):
                 found[key].append(note)
     return {k: v[0] if len(v) == 1 else v for k, v in found.items() if v}
+
+
+def _all_flags(report: dict) -> list[dict]:
+    """The report's flags and its phases' (an ED + ES report keeps each phase's own)."""
+    flags = list(report.get("flags") or [])
+    for phase in (report.get("phases") or {}).values():
+        if isinstance(phase, dict):
+            flags += phase.get("flags") or []
+    return flags
+
+
+def _as_clip(vol: Any, path: Path) -> Any:
+    """``--clip``: the (1, Z, Y, X) labels of a 3-D file as the (Z, 1, Y, X) frames of one view
+    (no frame times: its third axis' spacing is no frame interval). Labels that are already one
+    view over time pass as they are."""
+    from ..io import Volume
+
+    if vol.n_slices == 1 and vol.n_frames > 1:
+        return vol
+    if vol.n_frames > 1:
+        raise MedsegError(f"--clip: {path} is already a cine ({vol.n_frames} frames of {vol.n_slices} slices); "
+                          "--clip is for one view over the cycle stored as a 3-D file")
+    if vol.n_slices < 2:
+        raise MedsegError(f"--clip: {path} has one slice: one frame gives no EF")
+    meta = {**vol.meta, "clip_from_slices": True}
+    return Volume(array=vol.array[0][:, None], affine=vol.affine, frame_times_s=None, modality=vol.modality,
+                  spacing_known=vol.spacing_known, meta=meta)
 
 
 def _in_use(lmap: Any, vols: Any) -> Any:

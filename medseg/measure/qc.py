@@ -3,7 +3,8 @@
 A flag is a plain dict: ``{"code": str, "severity": "warning" | "info", "message": str}``
 plus where it applies: ``"structure"``, ``"slice"``, ``"frame"``, ``"phase"`` and any values
 (e.g. ``"coverage_pct"``). Codes used here: ``missing_slice``, ``incomplete_coverage``,
-``basal_partial``, ``fragmented``, ``absent_structure``, ``phase_at_clip_end``.
+``basal_partial``, ``fragmented``, ``absent_structure``, ``phase_at_clip_end``,
+``long_axis_stack``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ from .geometry import StackGeometry
 BASAL_COVERAGE_MIN = 0.5  # SCMR: a basal slice counts as LV only if >= 50% is surrounded
 RING_COVERAGE_MIN = 0.95  # "myocardium all around the cavity" (AHA slices)
 FRAGMENT_MIN_VOXELS = 10
+#: a stack of at least this many slices, the LV on every one, is checked for being one long-axis
+#: view over time (:func:`long_axis_stack`)
+CLIP_MIN_SLICES = 5
+#: myocardium around less of the LV cavity than this = open at the mitral annulus, a long-axis
+#: view (expert labels: 400 CAMUS apical views <= 0.85; 716 of 717 ACDC short-axis slices >= 0.95)
+LONG_AXIS_COVERAGE = 0.9
 
 
 def make_flag(code: str, message: str, severity: str = "warning", **where: Any) -> dict[str, Any]:
@@ -179,3 +186,34 @@ def phase_at_clip_end(curve: Any, phases: dict[str, int | None], structure: str 
     return [make_flag("phase_at_clip_end", f"{structure.upper()} {names[ph][0]} on the {ends[f]} labelled frame ({f}) of frames that do not close the "
                       f"cycle: the true {names[ph][1]} may lie outside them, and the EF with it", structure=structure, phase=ph, frame=f)
             for ph, f in phases.items() if f is not None and f in ends]
+
+
+def long_axis_stack(lv: np.ndarray, la: np.ndarray, coverage: np.ndarray, lv_area_mm2: np.ndarray) -> list[dict]:
+    """``long_axis_stack`` when a (Z, Y, X) stack looks like one long-axis view over time, not
+    slices through the heart: a 2-D echo clip stored as a 3-D file (CAMUS ``*_half_sequence``;
+    nothing in a NIfTI says its third axis is time), whose "volumes" would sum its frames. The
+    signs: the LV on every one of at least :data:`CLIP_MIN_SLICES` slices, its area within a
+    factor of 3 from slice to slice (a stack through the heart tapers to the apex), and on most
+    slices its myocardium open (coverage below :data:`LONG_AXIS_COVERAGE`) or, without
+    myocardium, the left atrium beside it. ``coverage``: (Z,) myocardial ray coverage of the
+    LV cavity (NaN without myocardium); ``lv_area_mm2``: (Z,) LV area per slice."""
+    n = lv.shape[0]
+    if n < CLIP_MIN_SLICES or not all(lv[z].any() for z in range(n)):
+        return []
+    if lv_area_mm2.min() < lv_area_mm2.max() / 3.0:
+        return []
+    with_myo = np.isfinite(coverage) & (coverage > 0)
+    if with_myo.sum() >= n / 2:
+        open_slices = int((coverage[with_myo] < LONG_AXIS_COVERAGE).sum())
+        if open_slices <= with_myo.sum() / 2:
+            return []
+        sign = f"its myocardium open (not around the cavity) on {open_slices} of them"
+    else:
+        with_la = sum(bool(la[z].any()) for z in range(n))
+        if with_la < n / 2:
+            return []
+        sign = f"the left atrium beside it on {with_la} of them"
+    return [make_flag("long_axis_stack", f"the LV is on all {n} slices with about the same area and {sign}: these look like one "
+                      "long-axis (apical) view over time, not slices through the heart, and their volumes sum frames; if the "
+                      "third axis is time (a 2-D clip stored as 3-D, e.g. CAMUS *_half_sequence), measure with `medseg measure --clip`",
+                      structure="lv", n_slices=n)]

@@ -131,7 +131,9 @@ def phase_volumes(masks: dict[str, np.ndarray], geom: StackGeometry, lmap: Label
                                   f"the base end could not be told from anatomy (cue: {base.method}); assumed at the high slice indices",
                                   severity="info"))
     coverage = qc.coverage_per_slice(lv, myo, geom) if myo.any() else np.full(geom.n_slices, np.nan)
-    lv_ml_slice = slice_areas_mm2(lv, geom) * geom.weights_mm / 1000.0
+    lv_area = slice_areas_mm2(lv, geom)
+    lv_ml_slice = lv_area * geom.weights_mm / 1000.0
+    flags += qc.long_axis_stack(lv, masks.get("la", empty), coverage, lv_area)
     excluded: list[int] = []
     if basal_rule and myo.any() and lv.any():
         excluded, bflags = qc.basal_partial(coverage, base.order_from_base(geom.n_slices), lv_ml_slice)
