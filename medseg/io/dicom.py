@@ -450,10 +450,14 @@ def _slice_step(grid: list[list[FrameInfo]]) -> np.ndarray:
     if n == 1:
         thick = first[0].thickness
         return normal * (thick if thick and thick > 0 else 1.0)
-    ipps = np.array([f.ipp for f in first], dtype=np.float64)
+    # each slice at the mean of its frames' positions: scanners that round or recompute them per
+    # frame scatter one slice by up to JITTER_TOL_MM (_position_clusters), more than 2 % of a 1 mm step
+    ipps = np.array([[f.ipp for f in row] for row in grid], dtype=np.float64).mean(axis=0)
     step = (ipps[-1] - ipps[0]) / (n - 1)
     dev = np.linalg.norm(ipps - (ipps[0] + np.arange(n)[:, None] * step), axis=1).max()
-    if dev > max(POSITION_TOL_MM, 0.02 * np.linalg.norm(step)):
+    along = np.array([np.dot(f.ipp, normal) for row in grid for f in row])  # type: ignore[arg-type]
+    jitter = _cluster_tolerance(along)  # the scatter the slice grouping accepted (_position_clusters)
+    if dev > max(POSITION_TOL_MM, 0.02 * np.linalg.norm(step), jitter):
         gaps = np.round(np.diff(ipps @ normal), 3)
         raise GeometryError(f"slices are not evenly spaced along the normal (gaps {', '.join(f'{g:g}' for g in gaps)} mm); a slice may be missing")
     return step
