@@ -199,3 +199,28 @@ def test_systolic_wall_thickening_of_the_cine_phantom():
     swapped = measure_ed_es(es, ed, ph.image.affine, ph.label_map)["wall_thickening_pct"]["global"]
     assert swapped == pytest.approx(100.0 / (1.0 + wt["global"] / 100.0) - 100.0, abs=1e-6) and swapped < -25
     assert "wall_thickening_pct" not in measure_phase(ed, ph.image.affine, ph.label_map)
+
+
+def test_an_epicardium_one_pixel_from_the_rv_touches_it_whatever_the_float_noise():
+    """Epicardial points on the pixel grid lie exactly one pixel from an RV that abuts the
+    myocardium; an oblique affine stored as float32 (NIfTI's) put them 1e-7 mm beyond, out of
+    contact: the septum of one Sunnybrook slice read 73 degrees from the DICOM affine and 29
+    from the saved NIfTI's, and the AHA segments of the same labels differed by 0.2 mm between
+    the napari panel and `medseg measure`."""
+    from medseg.measure.thickness import SliceThickness, rv_contact_arc
+
+    rot = rotation_about(np.array([0.3, -0.5, 0.8]), 37.0)
+    aff = np.eye(4)
+    aff[:3, :3] = rot @ np.diag([1.25, 1.25, 8.0])
+    geom = stack_geometry(aff, (1, 64, 64))
+    rv = np.zeros((64, 64), bool)
+    rv[:, :20] = True  # the RV's edge: column 19
+    t = np.arange(0.0, 40.0, 0.5)
+    for noise in (0.0, 1e-7):  # a square epicardium whose left side runs along column 20 (+ noise): one pixel from the RV
+        rc = np.concatenate([np.stack([12 + t, np.full_like(t, 20.0 + noise)], 1), np.stack([np.full_like(t, 52.0), 20 + t], 1),
+                             np.stack([52 - t, np.full_like(t, 60.0)], 1), np.stack([np.full_like(t, 12.0), 60 - t], 1)])
+        epi = geom.to_inplane_mm(rc)
+        centre = geom.to_inplane_mm(np.array([[32.0, 40.0]]))[0]
+        st = SliceThickness(slice=0, centre_uv=centre, angles_deg=np.zeros(0), thickness_mm=np.zeros(0), valid=np.zeros(0, bool), epi_uv=epi)
+        arc = rv_contact_arc(st, rv, geom, contact_mm=1.25)
+        assert arc is not None and 80.0 <= arc[1] <= 100.0, (noise, arc)  # the left side: 90 degrees
