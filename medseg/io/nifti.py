@@ -9,8 +9,10 @@ beyond the 4th are squeezed; other 5-D+ arrays are rejected.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import logging
 import re
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,6 +58,7 @@ def read_nifti(path: Path) -> Volume:
             data = np.asanyarray(img.dataobj)
     except Exception as e:  # nibabel/gzip/zlib raise many types for corrupt files
         raise ImageReadError(f"cannot read NIfTI file {path}: {_short(e)}") from None
+    _check_gzip_stream(path)
     data = _squeeze_trailing(_as_grey(data, header, path), path)
     n_spatial = min(data.ndim, 3)
     zooms = tuple(abs(float(z)) for z in raw_pixdim[1 : 1 + n_spatial])
@@ -90,6 +93,25 @@ def read_nifti(path: Path) -> Volume:
         spacing_known=True,
         meta=meta,
     )
+
+
+def _check_gzip_stream(path: Path) -> None:
+    """Read a ``.nii.gz`` to the end of its gzip stream, where its CRC is checked: nibabel stops
+    at the last voxel, so flipped bytes in the data (a bad disk, an interrupted copy) read as
+    wrong voxels, and labels measured 862 g of myocardium for 201. About 30 ms for an ACDC cine.
+
+    Raises:
+        ImageReadError: the stream is corrupt (CRC or length mismatch, bad deflate data) or cut short.
+    """
+    with open(path, "rb") as f:
+        if f.read(2) != b"\x1f\x8b":
+            return
+    try:
+        with gzip.open(path, "rb") as f:
+            while f.read(1 << 22):
+                pass
+    except (OSError, EOFError, zlib.error) as e:
+        raise ImageReadError(f"cannot read NIfTI file {path}: the gzip data is corrupt or cut short ({_short(e)})") from None
 
 
 def _array_dtype(img: nib.Nifti1Image) -> np.dtype:

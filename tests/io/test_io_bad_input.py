@@ -220,3 +220,28 @@ def test_a_long_output_name_is_written_and_a_killed_runs_temporary_files_found(t
     except KeyboardInterrupt:
         pass
     assert stale_temp_files(target) == [kept] and stale_temp_files(tmp_path / "case[2].nii.gz") == []
+
+
+@pytest.mark.parametrize("damage", ["flipped", "cut"])
+def test_a_nii_gz_with_corrupt_or_missing_gzip_data_is_refused(tmp_path, damage):
+    """nibabel stops reading at the last voxel, before the gzip trailer's CRC: flipped bytes
+    in the data read as wrong labels (a batch --resume kept such a file as complete and measured
+    862 g of myocardium for 201), and a file cut short by a few bytes read as whole."""
+    from medseg.io import read_label_volume
+
+    rng = np.random.default_rng(0)
+    lab = np.zeros((24, 20, 6), np.uint8)
+    lab[5:15, 4:16, 1:5] = rng.integers(1, 4, size=(10, 12, 4))
+    good = tmp_path / "good.nii.gz"
+    nib.save(nib.Nifti1Image(lab, np.diag([1.5, 1.5, 8.0, 1.0])), str(good))
+    raw = bytearray(good.read_bytes())
+    if damage == "flipped":
+        raw[len(raw) // 2] ^= 0x01  # one bit in the deflate data
+    else:
+        raw = raw[:-5]  # most of the 8-byte trailer gone
+    bad = tmp_path / "bad.nii.gz"
+    bad.write_bytes(bytes(raw))
+    assert np.array_equal(read_label_volume(good).array[0], lab.T)
+    with pytest.raises(ImageReadError, match=r"bad\.nii\.gz: the gzip data is corrupt or cut short \(") as e:
+        read_label_volume(bad)
+    assert "\n" not in str(e.value)
