@@ -9,6 +9,8 @@ Prompt simulation from the reference labels:
 Labels made before (a ``medseg batch`` OUT_DIR, labels corrected in napari, another reader's)
 are scored the same way without running the model: a ``prediction`` column in PAIRS.csv, or
 :func:`with_predictions` for a folder; their sidecars' review flags give the flags' catch rate.
+Structures and cases a batch handed over for manual review (``--min-confidence``) are counted
+(``summary.handed_over``), not scored.
 
 Clinical errors (``summary.lvef_mae`` etc., ``summary.agreement`` for Bland-Altman): short-axis
 ED + ES stacks of one case (a ``phase`` column, or ``_ED`` / ``_ES`` in the names) by
@@ -32,6 +34,7 @@ import numpy as np
 
 from .errors import ImageReadError, LabelMapError, MedsegError
 from .evaluation_clinical import clinical_errors, nanmean
+from .evaluation_report import flagged_structures, handed_over_summary, review_stats
 from .labels import LabelMap
 from .prompt_file import PromptSet, prompts_from_labels
 from .types import Point, SlicePrompt
@@ -51,6 +54,7 @@ class Pair:
     modality: str | None = None  # --modality: read the image as this modality
     prediction: Path | None = None  # labels made before, scored instead of running the model
     case_id: str | None = None  # the batch case id of the image (before an _ED/_ES part became phase)
+    handed_over: tuple[str, ...] | None = None  # --predicted: a case batch handed over entirely (no labels): its structures
 
 
 def read_pairs(path: str | Path) -> list[Pair]:
@@ -102,16 +106,21 @@ def with_predictions(pairs: list[Pair], folder: str | Path) -> list[Pair]:
     """``pairs`` with the label file of each case in ``folder`` as its ``prediction``: named by
     the case's batch id (``medseg batch`` writes ``OUT_DIR/<case>.nii.gz``), the image's file
     name or the case column, + nothing or one of :data:`medseg.batch.REFERENCE_SUFFIXES`, + a
-    readable ending (as ``--prompts-from`` finds references).
+    readable ending (as ``--prompts-from`` finds references). A case without labels that the
+    batch summary in ``folder`` (``summary.json``, else ``summary.csv``) records as
+    ``handed_over`` (every structure below ``--min-confidence``) keeps no ``prediction`` and gets
+    ``handed_over`` = its structures: not scored, counted as handed over (:func:`evaluate_pairs`).
 
     Raises:
-        MedsegError: ``folder`` is not a folder, or cases have no labels there (all named).
+        MedsegError: ``folder`` is not a folder, cases have no labels there and were not handed
+            over (all named), or every case was handed over (nothing to score).
     """
     from .batch import case_id, find_reference
 
     folder = Path(folder)
     if not folder.is_dir():
         raise ImageReadError(f"--predicted must be a folder of label files, got: {folder}")
+    handed = _handed_over_cases(folder)
     out, missing = [], []
     for pair in pairs:
         names = dict.fromkeys(n for n in (pair.case_id, case_id(pair.image), pair.case) if n)
@@ -126,12 +135,38 @@ def with_predictions(pairs: list[Pair], folder: str | Path) -> list[Pair]:
             out.append(replace(pair, prediction=found))
             break
         else:
-            missing.append(next(iter(names), pair.case))
+            name = next((n for n in names if n in handed), None)
+            if name is not None:
+                out.append(replace(pair, handed_over=handed[name]))
+            else:
+                missing.append(next(iter(names), pair.case))
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise MedsegError(f"no labels in {folder} for {len(missing)} of {len(pairs)} cases: {shown} "
                           "(looked for CASE.nii.gz etc., as medseg batch names its outputs; a case that failed in batch has none)")
+    if out and all(p.handed_over is not None for p in out):
+        raise MedsegError(f"--predicted {folder}: every one of the {len(out)} cases was handed over for manual review "
+                          "(status handed_over in its batch summary, no labels): nothing to score")
     return out
+
+
+def _handed_over_cases(folder: Path) -> dict[str, tuple[str, ...]]:
+    """Batch case id -> the structures handed over, for the cases a batch summary in ``folder``
+    records with status ``handed_over`` (``summary.json``, else ``summary.csv``; an unreadable
+    or absent summary records none)."""
+    import json
+
+    rows: list = []
+    try:
+        rows = json.loads((folder / "summary.json").read_text(encoding="utf-8")).get("cases") or []
+    except (OSError, ValueError, AttributeError):
+        try:
+            with open(folder / "summary.csv", newline="", encoding="utf-8-sig") as f:
+                rows = list(csv.DictReader(f))
+        except (OSError, UnicodeDecodeError, csv.Error):
+            rows = []
+    return {str(r["case"]): tuple(str(r.get("handed_over") or "").split()) for r in rows
+            if isinstance(r, dict) and r.get("status") == "handed_over" and r.get("case")}
 
 
 def pairs_from_folder(root: str | Path) -> list[Pair]:
@@ -216,7 +251,17 @@ def evaluate_pairs(pairs: list[Pair], label_map: LabelMap, prompt: str | None, m
     medseg sidecar or a DICOM SEG does); default ``label_map``. ``workers`` > 1 scores the pairs
     in that many spawned processes (``cores // workers`` torch threads each), which load the
     model themselves from ``load`` = (model, adapter, device), as ``medseg batch --workers``
-    does; the result is the same, in the pairs' order."""
+    does; the result is the same, in the pairs' order.
+
+    Structures a batch handed over for manual review (``--min-confidence``: left out of the
+    labels, listed in the sidecar's ``handed_over``) and pairs handed over entirely
+    (``Pair.handed_over``, :func:`with_predictions`) are not scored as segmentations: not in
+    the Dice means, the clinical errors or the review statistics, but counted in
+    ``summary.handed_over``."""
+    entire = [p for p in pairs if p.prediction is None and p.handed_over is not None]
+    pairs = [p for p in pairs if not (p.prediction is None and p.handed_over is not None)]
+    if entire and not pairs:
+        raise MedsegError(f"every one of the {len(entire)} cases was handed over for manual review: nothing to score")
     predicted = any(p.prediction is not None for p in pairs)
     if predicted and not all(p.prediction is not None for p in pairs):
         raise MedsegError("give every pair a prediction, or none")
@@ -236,7 +281,7 @@ def evaluate_pairs(pairs: list[Pair], label_map: LabelMap, prompt: str | None, m
         raise LabelMapError(f"no structure of the label map ({label_map.to_string()}) occurs in any reference label file")
     for c in cases:
         del c["_present"]
-    return _summarise(cases, label_map, prompt, model)
+    return _summarise(cases, label_map, prompt, model, entire)
 
 
 def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str | None, model, predicted_map: LabelMap | None = None) -> dict[str, Any]:
@@ -256,17 +301,23 @@ def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str | None, model, p
         pred, named, prov = _read_prediction(pair, cine, t, label_map, predicted_map)
         review = _review_of(prov) if "review" in prov else None  # labels of another tool carry none
         missing = [n for n in present if n not in named]
+        left_out = set(prov.get("handed_over") or [])  # --min-confidence: not segmented, handed over for manual review
+        handed = [n for n in present if n in named and n in left_out]
         present = [n for n in present if n in named]
+        scored = [n for n in present if n not in left_out]
     else:
         result = _predict(vol, ref_arr, label_map, prompt, model, present)
         pred = result.labels if result is not None else np.zeros(vol.shape, np.uint8)
         missing, review = [], _review_of(result.provenance if result is not None else None)
-    row = _score_case(pair, pred, ref_arr, label_map, vol, present)
+        handed, scored = [], present
+    row = _score_case(pair, pred, ref_arr, label_map, vol, scored)
     if pair.prediction is not None:
         row["prediction"] = str(pair.prediction)
         row["_model"] = tuple(prov.get(k) for k in MODEL_KEYS) if prov.get("model_sha256") else None
         if missing:
             row["not_predicted"] = missing  # structures the prediction does not name: not scored
+        if handed:
+            row["handed_over"] = handed  # left out below --min-confidence: not scored
     row["seconds"] = round(time.perf_counter() - t0, 3)
     if review is not None:
         row["review"] = review
@@ -360,13 +411,24 @@ def _predict(vol, ref, label_map: LabelMap, prompt: str, model, present: list[st
 
 
 def _review_of(prov: dict[str, Any] | None) -> dict[str, Any]:
-    """needs_review, the structures with review flags and the volume confidences, from a
-    segmentation's provenance (its sidecar's ``provenance``)."""
+    """needs_review, the structures the review flags flag (:func:`flagged_structures`), their
+    codes, the codes of flags that name no structure (``case_flags``: they flag the structures
+    :func:`flagged_structures` gives them) and the volume confidences, from a segmentation's provenance (its sidecar's
+    ``provenance``). Flags about structures it handed over (``handed_over``: left out below
+    ``--min-confidence``, not segmented) are not flags of the segmentation: left out, and
+    needs_review is then that of the flags that remain."""
     if prov is None or "review" not in prov:
-        return {"needs_review": False, "structures": [], "codes": []}
-    flags = prov["review"].get("flags") or []
-    return {"needs_review": bool(prov["review"].get("needs_review")), "structures": sorted({f["structure"] for f in flags if f.get("structure")}),
-            "codes": sorted({f["code"] for f in flags if f.get("code")}), "confidence": (prov.get("confidence") or {}).get("volume", {})}
+        return {"needs_review": False, "structures": [], "codes": [], "case_flags": []}
+    from .review import REVIEW_CODES, needs_review
+
+    left = set(prov.get("handed_over") or [])
+    flags = [f for f in prov["review"].get("flags") or [] if f.get("structure") not in left]
+    conf = (prov.get("confidence") or {}).get("volume", {})
+    names = conf or (prov.get("label_map") if isinstance(prov.get("label_map"), dict) else {})
+    return {"needs_review": needs_review(flags) if left else bool(prov["review"].get("needs_review")),
+            "structures": flagged_structures(flags, [n for n in names if n not in left]),
+            "codes": sorted({f["code"] for f in flags if f.get("code")}),
+            "case_flags": sorted({f["code"] for f in flags if not f.get("structure") and f.get("code") in REVIEW_CODES}), "confidence": conf}
 
 
 def _score_case(pair: Pair, pred: np.ndarray, ref: np.ndarray, label_map: LabelMap, vol, present: list[str]) -> dict[str, Any]:
@@ -387,7 +449,7 @@ def _score_case(pair: Pair, pred: np.ndarray, ref: np.ndarray, label_map: LabelM
     return {"case": pair.case, "phase": pair.phase, "image": str(pair.image), "label": str(pair.label), "dice": dice, unit: hd}
 
 
-def _summarise(cases: list[dict], label_map: LabelMap, prompt: str, model) -> dict[str, Any]:
+def _summarise(cases: list[dict], label_map: LabelMap, prompt: str, model, entire: list[Pair] = ()) -> dict[str, Any]:
     names = [n for n in label_map.names if any(n in c["dice"] for c in cases)]
     summary: dict[str, Any] = {
         "dice": {n: float(np.mean([c["dice"][n] for c in cases if n in c["dice"]])) for n in names},
@@ -401,6 +463,9 @@ def _summarise(cases: list[dict], label_map: LabelMap, prompt: str, model) -> di
     reviewed = [c for c in cases if "review" in c]  # labels of another tool carry no review
     if reviewed:
         summary["review"] = review_stats(reviewed)
+    handed = handed_over_summary(cases, entire, label_map)
+    if handed:
+        summary["handed_over"] = handed
     if model is not None:
         settings = {"prompt": prompt, "label_map": label_map.to_dict(), **model.provenance()}
     else:
@@ -419,31 +484,3 @@ def _prediction_models(cases: list[dict]) -> list[dict[str, Any]]:
         if c.get("_model"):
             seen[c["_model"]] = seen.get(c["_model"], 0) + 1
     return [{**dict(zip(MODEL_KEYS, k)), "n_cases": n} for k, n in seen.items()]
-
-
-def review_stats(cases: list[dict], bad_dice: float = 0.85) -> dict[str, Any]:
-    """How well the review flags catch real failures: per structure volume (a structure of a
-    case is flagged when a review flag names it, or the case has a structure-less flag) and per
-    case (bad = any structure below ``bad_dice``; flagged = needs_review)."""
-    vb = vf = vbf = vgf = 0
-    cb = cf = cbf = cgf = 0
-    for c in cases:
-        rv = c.get("review", {})
-        case_flag = bool(rv.get("needs_review"))
-        case_bad = any(d < bad_dice for d in c["dice"].values())
-        cb += case_bad
-        cf += case_flag
-        cbf += case_bad and case_flag
-        cgf += (not case_bad) and case_flag
-        for name, d in c["dice"].items():
-            flagged = name in rv.get("structures", [])
-            bad = d < bad_dice
-            vb += bad
-            vf += flagged
-            vbf += bad and flagged
-            vgf += (not bad) and flagged
-    n_vol = sum(len(c["dice"]) for c in cases)
-    pct = lambda a, b: round(100.0 * a / b, 1) if b else None  # noqa: E731
-    return {"bad_dice_below": bad_dice,
-            "volumes": {"n": n_vol, "n_bad": vb, "n_flagged": vf, "bad_flagged_pct": pct(vbf, vb), "good_flagged_pct": pct(vgf, n_vol - vb), "flagged_fine_pct": pct(vgf, vf)},
-            "cases": {"n": len(cases), "n_bad": cb, "n_flagged": cf, "bad_flagged_pct": pct(cbf, cb), "good_flagged_pct": pct(cgf, len(cases) - cb), "flagged_fine_pct": pct(cgf, cf)}}

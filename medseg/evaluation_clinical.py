@@ -31,14 +31,18 @@ def clinical_errors(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
     (pred vs reference, both measured by medseg.measure), for cases that have both an ED and an
     ES row on one grid with at least 2 slices (short-axis stacks) or whose frames are cases of
     their own (:func:`_frame_studies`, ACDC); LVEF (and EDV with pixel spacing) of echo studies
-    whose apical views are separate cases (:func:`_echo_studies`)."""
+    whose apical views are separate cases (:func:`_echo_studies`). Measures that need a
+    structure a batch handed over for manual review in either phase (a row's ``handed_over``,
+    not segmented) are left out: the LV's all, the myocardium's the mass and wall thickening,
+    the RV's RVEF and RV EDV."""
     by_case: dict[str, dict[str, dict]] = {}
     for c in cases:
         if c.get("phase"):
             by_case.setdefault(c["case"], {})[c["phase"]] = c
     pairs = {k: v for k, v in by_case.items() if "ED" in v and "ES" in v and _stack_pair(v["ED"]["_ref"], v["ES"]["_ref"])}
     pairs.update({k: v for k, v in _frame_studies(cases, label_map).items() if k not in pairs})
-    echo = _echo_studies(cases)
+    pairs = {k: v for k, v in pairs.items() if "lv" not in _handed(v.values())}
+    echo = {k: v for k, v in _echo_studies(cases).items() if "lv" not in _handed(v.values())}
     if not pairs and not echo:
         return {}
     from .measure import measure_ed_es
@@ -46,6 +50,7 @@ def clinical_errors(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
     err_ef, err_mass, err_edv, err_rvef, err_rvedv, err_thick = [], [], [], [], [], []
     has_rv = "rv" in label_map.values
     for ph in pairs.values():
+        left = _handed(ph.values())
         vals = {}
         for which in ("_pred", "_ref"):
             ed, es = ph["ED"][which], ph["ES"][which]
@@ -55,13 +60,15 @@ def clinical_errors(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
         p, r = vals["_pred"], vals["_ref"]
         ph["ED"]["clinical"] = {"lvef_pred": p[0], "lvef_ref": r[0], "lv_mass_pred_g": p[1], "lv_mass_ref_g": r[1], "edv_pred_ml": p[2], "edv_ref_ml": r[2]}
         err_ef.append(abs(p[0] - r[0]))
-        if p[1] is not None and r[1] is not None:
+        if "myo" in left:  # not segmented: no mass or wall thickening of the prediction
+            del ph["ED"]["clinical"]["lv_mass_pred_g"], ph["ED"]["clinical"]["lv_mass_ref_g"]
+        elif p[1] is not None and r[1] is not None:
             err_mass.append(abs(p[1] - r[1]))
         err_edv.append(abs(p[2] - r[2]))
-        if math.isfinite(p[5]) and math.isfinite(r[5]):  # needs myocardium all round the cavity on some slices
+        if "myo" not in left and math.isfinite(p[5]) and math.isfinite(r[5]):  # needs myocardium all round the cavity on some slices
             ph["ED"]["clinical"].update({"wall_thickening_pred_pct": p[5], "wall_thickening_ref_pct": r[5]})
             err_thick.append(abs(p[5] - r[5]))
-        if has_rv:
+        if has_rv and "rv" not in left:
             ph["ED"]["clinical"].update({"rvef_pred": p[3], "rvef_ref": r[3], "rv_edv_pred_ml": p[4], "rv_edv_ref_ml": r[4]})
             err_rvef.append(abs(p[3] - r[3]))
             err_rvedv.append(abs(p[4] - r[4]))
@@ -83,6 +90,11 @@ def clinical_errors(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
 
     out["agreement"] = agreement([ph["ED"] for ph in pairs.values()] + [v[("4ch", "ED")] for v in echo.values()])
     return out
+
+
+def _handed(rows) -> set[str]:
+    """The structures a batch handed over (not segmented) in any of ``rows``."""
+    return {n for r in rows for n in r.get("handed_over", ())}
 
 
 def _frame_studies(cases: list[dict], label_map: LabelMap) -> dict[str, dict[str, dict]]:

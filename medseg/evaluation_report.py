@@ -8,6 +8,10 @@ the user's own statistics) and three figures (PNG, atomic):
 * ``bland_altman.png`` (cases with ED and ES): LVEF, LV mass, LV EDV (and RVEF, RV EDV) as
   difference (medseg - reference) against the mean, with the bias and the 95 % limits of
   agreement of ``summary.agreement``.
+
+And the statistics of RESULT.json's ``summary`` that these show: how well the review flags
+catch real failures (:func:`review_stats`, ``summary.review``) and the structures handed over
+for manual review instead of segmented (:func:`handed_over_summary`, ``summary.handed_over``).
 """
 
 from __future__ import annotations
@@ -53,6 +57,82 @@ def agreement(cases: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+#: review codes that name no structure -> the structures they put in doubt (of those the case has)
+CODE_STRUCTURES = {"myo_not_enclosing_lv": ("lv", "myo"), "rv_not_adjacent_septum": ("rv",), "lv_mass_implausible": ("myo",)}
+
+
+def flagged_structures(flags: list[dict[str, Any]], structures: list[str] | tuple[str, ...]) -> list[str]:
+    """The structures review ``flags`` flag, sorted: every structure a flag names
+    (``structure``); for a review flag that names none, those its code is about
+    (:data:`CODE_STRUCTURES`: ``lv_mass_implausible`` the myocardium, ``rv_not_adjacent_septum``
+    the RV, ``myo_not_enclosing_lv`` the LV and myocardium), and for any other
+    (``measurement_failed``: the segmentation as a whole is in doubt) every one of
+    ``structures`` (the case's). A structure-less flag whose code is no review code
+    (:data:`medseg.review.REVIEW_CODES`; ``incomplete_coverage`` is the acquisition's) flags
+    nothing."""
+    from .review import REVIEW_CODES
+
+    named = {f["structure"] for f in flags if f.get("structure")}
+    for f in flags:
+        if not f.get("structure") and f.get("code") in REVIEW_CODES:
+            about = CODE_STRUCTURES.get(f["code"])
+            named |= set(structures) if about is None else set(about) & set(structures)
+    return sorted(named)
+
+
+def is_flagged(name: str, review: dict[str, Any]) -> bool:
+    """Whether a case's ``review`` (:func:`medseg.evaluation._review_of`) flags structure
+    ``name``: one of its flagged ``structures``, or put in doubt by a flag that names no
+    structure (``case_flags``, :func:`flagged_structures`)."""
+    return name in review.get("structures", []) or name in flagged_structures([{"code": c} for c in review.get("case_flags", [])], [name])
+
+
+def handed_over_summary(cases: list[dict], entire: list[Any], label_map: Any) -> dict[str, Any] | None:
+    """``summary.handed_over``: the structure-volumes a batch handed over for manual review
+    instead of segmenting (``--min-confidence``), not scored: ``n_volumes``, ``n_cases_entire``
+    (cases with no labels at all) and ``cases`` [{case, phase, structures, entire}]. The
+    structures of a case handed over entirely are those its batch summary lists that the label
+    map names (all of the label map's when it lists none). None when nothing was handed over."""
+    rows = [{"case": c["case"], "phase": c.get("phase"), "structures": list(c["handed_over"]), "entire": False}
+            for c in cases if c.get("handed_over")]
+    for p in entire:
+        names = [n for n in label_map.names if n in (p.handed_over or ())] or list(label_map.names)
+        rows.append({"case": p.case, "phase": p.phase, "structures": names, "entire": True})
+    if not rows:
+        return None
+    return {"n_volumes": sum(len(r["structures"]) for r in rows), "n_cases_entire": len(entire), "cases": rows}
+
+
+def review_stats(cases: list[dict], bad_dice: float = 0.85) -> dict[str, Any]:
+    """How well the review flags catch real failures: per structure volume (a structure of a
+    case is flagged when a review flag names it, or a structure-less flag puts it in doubt:
+    ``review.case_flags`` of :func:`medseg.evaluation._review_of`, :func:`is_flagged`) and per case (bad = any structure below
+    ``bad_dice``; flagged = needs_review). The volumes are those scored (``dice``): structures
+    handed over for manual review are not among them."""
+    vb = vf = vbf = vgf = 0
+    cb = cf = cbf = cgf = 0
+    for c in cases:
+        rv = c.get("review", {})
+        case_flag = bool(rv.get("needs_review"))
+        case_bad = any(d < bad_dice for d in c["dice"].values())
+        cb += case_bad
+        cf += case_flag
+        cbf += case_bad and case_flag
+        cgf += (not case_bad) and case_flag
+        for name, d in c["dice"].items():
+            flagged = is_flagged(name, rv)
+            bad = d < bad_dice
+            vb += bad
+            vf += flagged
+            vbf += bad and flagged
+            vgf += (not bad) and flagged
+    n_vol = sum(len(c["dice"]) for c in cases)
+    pct = lambda a, b: round(100.0 * a / b, 1) if b else None  # noqa: E731
+    return {"bad_dice_below": bad_dice,
+            "volumes": {"n": n_vol, "n_bad": vb, "n_flagged": vf, "bad_flagged_pct": pct(vbf, vb), "good_flagged_pct": pct(vgf, n_vol - vb), "flagged_fine_pct": pct(vgf, vf)},
+            "cases": {"n": len(cases), "n_bad": cb, "n_flagged": cf, "bad_flagged_pct": pct(cbf, cb), "good_flagged_pct": pct(cgf, len(cases) - cb), "flagged_fine_pct": pct(cgf, cf)}}
+
+
 def case_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     """One flat row per case: case, phase, dice.<s>, hd95_mm.<s> (or hd95_px), the clinical
     values of the case's ED row, review (needs_review, confidence.<s>, codes), seconds."""
@@ -73,6 +153,8 @@ def case_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
         for n in names:
             row[f"confidence.{n}"] = _cell(rv.get("confidence", {}).get(n))
         row["review_codes"] = " ".join(rv.get("codes", []))
+        if "handed_over" in c:  # left out below --min-confidence: no Dice, not in the review statistics
+            row["handed_over"] = " ".join(c["handed_over"])
         row["seconds"] = c.get("seconds", "")
         row["image"], row["label"] = c["image"], c["label"]
         if "prediction" in c:
@@ -130,7 +212,7 @@ def dice_png(result: dict[str, Any], path: str | Path) -> Path:
         d = np.array([c["dice"][n] for c in rows])
         x = i + rng.uniform(-0.17, 0.17, d.size)
         ax.scatter(x, d, s=14, color=STRUCTURE_COLOURS.get(n, "0.3"), alpha=0.8, zorder=3)
-        flagged = np.array([n in c.get("review", {}).get("structures", []) for c in rows], bool)
+        flagged = np.array([is_flagged(n, c.get("review", {})) for c in rows], bool)
         if flagged.any():
             ax.scatter(x[flagged], d[flagged], s=60, facecolors="none", edgecolors="k", linewidths=1.0, zorder=4,
                        label=None if ringed else "flagged for review")

@@ -34,14 +34,19 @@ Rules (also in docs/batch.md):
   together (:func:`echo_study_rows`: single-plane from the 4-chamber ED and ES, biplane with the
   2-chamber ones), and a row per short-axis study whose ED and ES stacks are cases named
   ``<study>_ED`` / ``<study>_ES``, or whose frames are cases named ``<study>_frame<NN>`` (ACDC;
-  ED and ES = the frames of largest and smallest LV) (:func:`stack_study_rows`).
+  ED and ES = the frames of largest and smallest LV) (:func:`stack_study_rows`). A case whose
+  every structure falls below ``min_confidence`` writes no labels: status ``handed_over`` and
+  its record ``OUT_DIR/handed_over/<case>.json`` (:func:`handed_over_path`: the settings
+  signature, the input's sha256, the structures, confidences and review flags; atomic).
 * **Resume.** A case is skipped when its output is complete and valid: the label file and its
   sidecar exist, the sidecar records ``command: batch``, the input's current sha256 and the same
   settings signature (:meth:`BatchOptions.signature`: prompts, label map, model, adapter, ...),
   and the label file reads back in full with the input's (Z, Y, X) grid (with ``review_png``:
   and the review PNG exists). The old sidecar and review PNG are deleted before a new label
   file is written, so a crash mid-case never leaves a valid-looking pair (stray hidden ``.tmp``
-  files are removed when the case is redone).
+  files are removed when the case is redone). A case handed over entirely is done when its
+  handed-over record is valid the same way (``command: batch``, the input's sha256, the same
+  signature, which holds ``min_confidence``): it is not run again and keeps status ``handed_over``.
 """
 
 from .cases import (
@@ -61,6 +66,7 @@ from .cases import (
     echo_view,
     echo_view_keys,
     find_reference,
+    handed_over_path,
     output_path,
     review_png_path,
     split_phase,
@@ -75,12 +81,12 @@ from .cohort import (
     write_cohort,
     write_summary,
 )
-from .run import HandedOver, failed_result, output_problem, run_batch, run_case
+from .run import HandedOver, failed_result, handed_over_record, output_problem, run_batch, run_case
 
 __all__ = [
     "ECHO_VIEW_CASE", "FRAME_CASE", "KEY_MEASURES", "MAX_DEPTH", "MIN_STACK_SERIES", "OUTPUT_ENDING", "REFERENCE_SUFFIXES",
     "SUMMARY_FIELDS", "BatchOptions", "CaseSpec", "HandedOver", "Result", "case_id", "check_out_dir", "dicom_seg_dir",
-    "discover_cases", "echo_study_rows", "echo_view", "echo_view_keys", "failed_result", "find_reference", "output_path",
-    "output_problem", "overview_rows", "review_png_path", "run_batch", "run_case", "split_phase", "stack_study_rows",
-    "study_of", "write_cohort", "write_summary",
+    "discover_cases", "echo_study_rows", "echo_view", "echo_view_keys", "failed_result", "find_reference", "handed_over_path",
+    "handed_over_record", "output_path", "output_problem", "overview_rows", "review_png_path", "run_batch", "run_case", "split_phase",
+    "stack_study_rows", "study_of", "write_cohort", "write_summary",
 ]

@@ -303,6 +303,14 @@ def review_png_path(out_dir: str | os.PathLike, case: str) -> Path:
     return Path(out_dir) / f"{case}_review.png"
 
 
+def handed_over_path(out_dir: str | os.PathLike, case: str) -> Path:
+    """The record of a case handed over entirely (every structure below ``--min-confidence``, no
+    labels written): ``OUT_DIR/handed_over/<case>.json``, which ``--resume`` reads
+    (:func:`medseg.batch.run.handed_over_record`). In a folder of its own, so that no name of it
+    is a case's sidecar (``<case>.json``)."""
+    return Path(out_dir) / "handed_over" / f"{case}.json"
+
+
 def dicom_seg_dir(out_dir: str | os.PathLike, case: str) -> Path:
     """``--dicom-seg``: the folder of a case's DICOM SEG file(s) (a cine: one per frame) and
     their sidecars (``<case>.json`` would clash with the NIfTI's beside it)."""

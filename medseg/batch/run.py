@@ -14,12 +14,27 @@ from typing import Any
 from .._files import sha256_path, stale_temp_files
 from ..errors import DISK_ERRNOS, MedsegError, OutputDiskFull, PromptError, SeriesNotFoundError
 from ..prompt_file import study_prompts
-from .cases import BatchOptions, CaseSpec, Result, _one_line, check_out_dir, dicom_seg_dir, output_path, review_png_path
+from .cases import (
+    BatchOptions,
+    CaseSpec,
+    Result,
+    _one_line,
+    check_out_dir,
+    dicom_seg_dir,
+    handed_over_path,
+    output_path,
+    review_png_path,
+)
 from .cohort import _measure, echo_study_rows, stack_study_rows, write_cohort, write_summary
 
 
 class HandedOver(MedsegError):
-    """Every structure of a case fell below --min-confidence: nothing is written."""
+    """Every structure of a case fell below --min-confidence: no labels are written, only the
+    case's handed-over record (``record``, :func:`medseg.batch.handed_over_path`)."""
+
+    def __init__(self, message: str, record: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.record = record or {}
 
 
 def run_case(case: CaseSpec, options: BatchOptions) -> Result:
@@ -40,16 +55,20 @@ def run_case(case: CaseSpec, options: BatchOptions) -> Result:
         set_threads(options)
         out = output_path(options.out_dir, case.case)
         problem = output_problem(case, options) if options.resume else "no --resume"
+        record = handed_over_record(case, options) if options.resume and problem is not None else None
+        if record is not None:
+            raise HandedOver(f"{record.get('reason') or 'handed over for manual review'} (an earlier run)", record)
         if problem is None:
             res.update(status="skipped", reason="complete output from an earlier run")
         else:
             _segment_case(case, options, out)
             res.update(status="ok", reason="" if problem in ("no --resume", "no output yet") else f"redone: {problem}")
         res["output"] = str(out)
-        res.update(_review_fields(out, options.dicom_seg))
+        res.update(_review_fields(_sidecar_provenance(out), options.dicom_seg))
         if options.measure:
             res.update(_measure(out, options, case.case, case.input))
     except HandedOver as e:
+        res.update(_review_fields(e.record))
         res.update(status="handed_over", reason=_one_line(str(e)), needs_review=True)
     except SeriesNotFoundError as e:
         if case.series or not options.series:
@@ -105,6 +124,44 @@ def output_problem(case: CaseSpec, options: BatchOptions) -> str | None:
     return None
 
 
+def handed_over_record(case: CaseSpec, options: BatchOptions) -> dict[str, Any] | None:
+    """The case's handed-over record (``OUT_DIR/handed_over/<case>.json``, written when every
+    structure fell below ``--min-confidence``) when it is valid for these settings: it records
+    ``command: batch``, this case, the input's current sha256 and the same settings signature
+    (which holds ``--min-confidence``); else None (no record, or the case is to be run again)."""
+    path = handed_over_path(options.out_dir, case.case)
+    if not path.is_file():
+        return None
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not (isinstance(rec, dict) and rec.get("command") == "batch" and rec.get("case") == case.case):
+        return None
+    if rec.get("input_sha256") != sha256_path(case.input) or rec.get("batch_signature") != options.signature(_ref_sha(case)):
+        return None
+    return rec
+
+
+def _hand_over(case: CaseSpec, options: BatchOptions, out: Path, result: Any) -> HandedOver:
+    """Every structure of the case below ``--min-confidence``: the outputs of an earlier run
+    removed, the handed-over record written (atomically; what ``--resume`` and the summary
+    read), and the error that says so."""
+    from .._files import write_json_atomic
+
+    _remove_outputs(options, case.case, out)  # labels of an earlier run must not look like this run's
+    reason = f"handed over for manual review: every structure is below --min-confidence {options.min_confidence} ({', '.join(result.handed_over)})"
+    ref_sha = _ref_sha(case)
+    conf = result.provenance.get("confidence") or {}
+    record = {"command": "batch", "case": case.case, "status": "handed_over", "reason": reason, "input": str(Path(case.input).resolve()),
+              "input_sha256": sha256_path(case.input), "batch_signature": options.signature(ref_sha), "min_confidence": options.min_confidence,
+              "handed_over": list(result.handed_over), "needs_review": True,
+              "confidence": {k: conf[k] for k in ("volume", "thresholds") if k in conf},
+              "review": result.provenance.get("review") or {"needs_review": True, "flags": []}}
+    write_json_atomic(handed_over_path(options.out_dir, case.case), record)
+    return HandedOver(reason, record)
+
+
 def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
     from .._batch_exec import torch_threads
     from .._files import check_not_inputs
@@ -113,8 +170,10 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
     from ..labels import LabelMap
     from ..segment import default_auto_structures, segment_volume
 
-    check_not_inputs({"output labels": out, "sidecar JSON": sidecar_path(out), "review sheet": review_png_path(options.out_dir, case.case)},
+    check_not_inputs({"output labels": out, "sidecar JSON": sidecar_path(out), "review sheet": review_png_path(options.out_dir, case.case),
+                      "handed-over record": handed_over_path(options.out_dir, case.case)},
                      {"image": case.input, "reference labels": case.reference, "prompts file": options.prompts})
+    handed_over_path(options.out_dir, case.case).unlink(missing_ok=True)  # an earlier run's: this run decides anew
     series = case.series or options.series
     vol = read_volume(case.input, series=series if Path(case.input).is_dir() else None, modality=options.modality)
     lmap = LabelMap.parse(options.label_map) if options.label_map else None
@@ -129,8 +188,7 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
     if options.auto:
         wanted |= {s for s in (structs or default_auto_structures(vol)) if s in result.label_map and s in loaded.config.structures}
     if result.handed_over and not (set(wanted) - set(result.handed_over)):
-        _remove_outputs(options, case.case, out)  # labels of an earlier run must not look like this run's
-        raise HandedOver(f"handed over for manual review: every structure is below --min-confidence {options.min_confidence} ({', '.join(result.handed_over)})")
+        raise _hand_over(case, options, out, result)
     missing = sorted(s for s in wanted if s not in result.handed_over and not (result.labels == result.label_map[s]).any())
     if missing:
         raise PromptError(f"structure(s) never found on any slice: {', '.join(missing)}")
@@ -142,7 +200,7 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
             "seconds": round(result.seconds, 3), **({"series": series} if series and Path(case.input).is_dir() else {}), **modality_facts(vol)}
     sidecar_path(out).unlink(missing_ok=True)  # an interrupted rewrite must not pair with an old sidecar
     review_png_path(options.out_dir, case.case).unlink(missing_ok=True)
-    for target in (out, sidecar_path(out), review_png_path(options.out_dir, case.case)):  # a killed run's temporary files
+    for target in (out, sidecar_path(out), review_png_path(options.out_dir, case.case), handed_over_path(options.out_dir, case.case)):  # a killed run's temporary files
         for stale in stale_temp_files(target):
             stale.unlink(missing_ok=True)
     try:
@@ -245,17 +303,27 @@ def run_batch(cases: Sequence[CaseSpec], options: BatchOptions, workers: int = 1
     return ordered
 
 
-def _review_fields(out: Path, dicom_seg: bool = False) -> Result:
-    """needs_review / lowest volume confidence / review flag codes and the structures they name / handed-over structures
-    (and with ``dicom_seg`` the SEG files written, or why none), from the case's provenance sidecar."""
+def _sidecar_provenance(out: Path) -> dict[str, Any]:
     from ..io import sidecar_path
 
     prov = json.loads(sidecar_path(out).read_text()).get("provenance", {})
+    return prov if isinstance(prov, dict) else {}
+
+
+def _review_fields(prov: dict[str, Any], dicom_seg: bool = False) -> Result:
+    """needs_review / lowest volume confidence / review flag codes and the structures they flag
+    (:func:`medseg.evaluation_report.flagged_structures`: a flag naming no structure flags the
+    structures it is about) / handed-over structures (and with ``dicom_seg`` the SEG files
+    written, or why none), from the case's provenance (its sidecar's, or a handed-over record)."""
+    from ..evaluation_report import flagged_structures
+
     conf = (prov.get("confidence") or {}).get("volume") or {}
     flags = (prov.get("review") or {}).get("flags", [])
     codes = sorted({f.get("code", "") for f in flags})
+    lmap = prov.get("label_map")
+    structures = list(conf) or (list(lmap) if isinstance(lmap, dict) else [])  # the case's: structure-less flags flag them all
     res = {"needs_review": bool(prov.get("needs_review", False)), "confidence": round(min(conf.values()), 4) if conf else "",
-           "review_flags": " ".join(codes), "review_structures": " ".join(sorted({f["structure"] for f in flags if f.get("structure")})),
+           "review_flags": " ".join(codes), "review_structures": " ".join(flagged_structures(flags, structures)),
            "handed_over": " ".join(prov.get("handed_over", []))}
     if dicom_seg:
         seg = prov.get("dicom_seg") or {}

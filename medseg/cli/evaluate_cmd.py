@@ -19,7 +19,8 @@ def evaluate_command(
     prompt: str | None = typer.Option(None, "--prompt", help="box, point, key-slice or auto. Default: box."),
     predicted: Path | None = typer.Option(None, "--predicted", help="Score labels made before instead of running the model: a folder "
                                           "(a medseg batch OUT_DIR, labels saved from napari, another reader's) with each case's labels "
-                                          "named as its image (CASE.nii.gz; CASE_seg etc. too). A 'prediction' column in PAIRS.csv does the same."),
+                                          "named as its image (CASE.nii.gz; CASE_seg etc. too). A 'prediction' column in PAIRS.csv does the same. "
+                                          "What a batch handed over (--min-confidence) is counted, not scored."),
     predicted_label_map: str | None = typer.Option(None, "--predicted-label-map", help="Label values of predicted files that do not name "
                                                    "their structures (medseg's sidecar and DICOM SEG do). Default: --label-map."),
     out: Path = typer.Option(..., "-o", "--out", help="RESULT.json."),
@@ -48,7 +49,7 @@ def evaluate_command(
         if any(r.prediction is not None for r in rows):
             raise MedsegError(f"{pairs} has a prediction column and --predicted names a folder: give one of them")
         rows = with_predictions(rows, predicted)
-    scoring = any(r.prediction is not None for r in rows)
+    scoring = predicted is not None or any(r.prediction is not None for r in rows)
     if scoring and (prompt or model != "default" or adapter):
         given = ", ".join(o for o, v in (("--prompt", prompt), ("--model", model != "default"), ("--adapter", adapter)) if v)
         raise MedsegError(f"{given}: not used when scoring labels made before ({'--predicted' if predicted else 'the prediction column'}); leave it out")
@@ -91,12 +92,33 @@ def evaluate_command(
     ef = s.get("agreement", {}).get("lvef")
     if ef and ef["loa"]:
         console.print(f"LVEF medseg - reference: bias {ef['bias']:+.1f} pts, 95 % limits of agreement {ef['loa'][0]:+.1f} to {ef['loa'][1]:+.1f}", markup=False)
-    rv = (s.get("review") or {}).get("volumes")
-    if scoring and rv and rv["n_bad"]:
-        console.print(f"review flags: {rv['bad_flagged_pct']} % of the {rv['n_bad']} structure-volumes with Dice < {s['review']['bad_dice_below']} "
-                      f"flagged, {rv['good_flagged_pct']} % of the good ones", markup=False)
+    handed = s.get("handed_over")
+    if handed:
+        shown = [f"{c['case']}{' ' + c['phase'] if c['phase'] else ''} ({'no labels: ' if c['entire'] else ''}{', '.join(c['structures'])})"
+                 for c in handed["cases"]]
+        entire = f" ({handed['n_cases_entire']} cases entirely)" if handed["n_cases_entire"] else ""
+        console.print(f"handed over for manual review, not scored: {handed['n_volumes']} structure-volumes{entire}: {'; '.join(shown[:5])}"
+                      + (f" and {len(shown) - 5} more" if len(shown) > 5 else ""), markup=False)
+    line = _review_line(s)
+    if line:
+        console.print(line, markup=False)
     if plots is not None:
         console.print(f"plots: {', '.join(Path(v).name for v in result['plots'].values())} in {plots}", markup=False)
+
+
+def _review_line(s: dict) -> str | None:
+    """The console line of ``summary.review``: the share of the bad structure-volumes the flags
+    caught, of the good ones they flagged, and of the flagged that were fine (None without review data)."""
+    st = s.get("review")
+    rv = (st or {}).get("volumes")
+    if not rv or not rv["n"]:
+        return None
+    bad = st["bad_dice_below"]
+    caught = (f"{rv['bad_flagged_pct']} % of the {rv['n_bad']} structure-volumes with Dice < {bad} flagged" if rv["n_bad"]
+              else f"none of the {rv['n']} structure-volumes has Dice < {bad}")
+    good = f", {rv['good_flagged_pct']} % of the good ones" if rv["good_flagged_pct"] is not None else ""
+    fine = f"; {rv['flagged_fine_pct']} % of the {rv['n_flagged']} flagged were fine" if rv["n_flagged"] else "; none flagged"
+    return f"review flags: {caught}{good}{fine}"
 
 
 def _check_outputs(out: Path, csv_path: Path | None, plots: Path | None, pairs: Path, rows: list) -> None:
