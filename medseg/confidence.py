@@ -31,6 +31,8 @@ import numpy as np
 from .types import Box
 
 K_JITTER = 2
+#: a slice mask smaller than this (pixels) is a speck: no box to jitter, no score
+MIN_SLICE_PX = 3
 _CALIBRATION = Path(__file__).with_name("_confidence_calibration.json")
 DEFAULT_CALIBRATION = {"w0": -2.0, "w_iou": 2.0, "w_agreement": 3.0, "slice_threshold": 0.75, "volume_threshold": 0.85, "fitted_on": "uncalibrated defaults"}
 
@@ -68,13 +70,21 @@ class ConfidenceReport:
 
     @property
     def needs_review(self) -> bool:
+        """True when some confidence is below its threshold: the confidence's part of the
+        verdict only. Whether the segmentation needs review (confidence, anatomy, measurements)
+        is :func:`medseg.review.review_segmentation`'s ``needs_review``, the provenance's
+        top-level ``needs_review``."""
         return any(f["code"] == "needs_review" for f in self.flags)
 
     def to_json(self) -> dict[str, Any]:
+        """The provenance's ``confidence``; its ``needs_review`` is :attr:`needs_review` (low
+        confidence only). Confidences are rounded to 4 decimals, or more where 4 would print a
+        value below its threshold as equal to it."""
+        vol_th, sl_th = self.thresholds.get("volume"), self.thresholds.get("slice")
         return {
-            "volume": {k: round(v, 4) for k, v in self.volume.items()},
+            "volume": {k: rounded(v, vol_th) for k, v in self.volume.items()},
             "slices": [{"structure": s.structure, "frame": s.frame, "slice": s.slice, "iou_pred": round(s.iou_pred, 4),
-                        "agreement": round(s.agreement, 4), "confidence": round(s.confidence, 4), "area_px": s.area_px} for s in self.slices],
+                        "agreement": round(s.agreement, 4), "confidence": rounded(s.confidence, sl_th), "area_px": s.area_px} for s in self.slices],
             "thresholds": self.thresholds,
             "needs_review": self.needs_review,
             "flags": self.flags,
@@ -95,9 +105,10 @@ def _jittered_boxes(mask: np.ndarray, k: int, seed: int) -> list[Box]:
 
 
 def slice_signals(session, structure: str, t: int, z: int, k: int = K_JITTER) -> tuple[float, float, int] | None:
-    """(predicted IoU, perturbation agreement, area) of the written mask, or None if empty."""
+    """(predicted IoU, perturbation agreement, area) of the written mask, or None if it is empty
+    or a speck (under :data:`MIN_SLICE_PX` pixels)."""
     mask = session.labels[t, z] == session.structure(structure).value
-    if mask.sum() < 3:
+    if mask.sum() < MIN_SLICE_PX:
         return None
     res = session.results.get((structure, t, z))
     session._set_slice(t, z)
@@ -118,7 +129,11 @@ def slice_signals(session, structure: str, t: int, z: int, k: int = K_JITTER) ->
 
 
 def score_session(session, structures: list[str] | None = None, cal: dict[str, Any] | None = None) -> ConfidenceReport:
-    """Confidence of every written structure on every slice, per volume, and review flags."""
+    """Confidence of every written structure on every slice, per volume, and review flags.
+
+    Specks (slices under :data:`MIN_SLICE_PX` pixels) are not scored; a structure made only of
+    specks gets volume confidence 0 and a volume ``needs_review`` flag (so ``--min-confidence``
+    leaves it out and review sees it)."""
     c = cal or calibration()
     rep = ConfidenceReport(thresholds={"slice": c["slice_threshold"], "volume": c["volume_threshold"]})
     names = structures or list(session.structures)
@@ -137,18 +152,41 @@ def score_session(session, structures: list[str] | None = None, cal: dict[str, A
             confs.append(conf)
             if conf < c["slice_threshold"]:
                 rep.flags.append({"code": "needs_review", "level": "slice", "structure": name, "frame": t, "slice": z,
-                                  "confidence": round(conf, 4), "threshold": c["slice_threshold"],
+                                  "confidence": rounded(conf, c["slice_threshold"]), "threshold": c["slice_threshold"],
                                   "message": f"{name} on frame {t}, slice {z}: confidence {below(conf, c['slice_threshold'])}"})
         if confs:
             rep.volume[name] = float(np.mean(confs))
             if rep.volume[name] < c["volume_threshold"]:
-                rep.flags.append({"code": "needs_review", "level": "volume", "structure": name, "confidence": round(rep.volume[name], 4),
+                rep.flags.append({"code": "needs_review", "level": "volume", "structure": name, "confidence": rounded(rep.volume[name], c["volume_threshold"]),
                                   "threshold": c["volume_threshold"], "message": f"{name}: volume confidence {below(rep.volume[name], c['volume_threshold'])}"})
+        elif todo[name]:  # voxels, but no slice with a mask to score
+            rep.volume[name] = 0.0
+            n = len(todo[name])
+            rep.flags.append({"code": "needs_review", "level": "volume", "structure": name, "confidence": 0.0, "threshold": c["volume_threshold"],
+                              "message": f"{name}: only specks (under {MIN_SLICE_PX} pixels on each of its {n} slice{'s' * (n != 1)}): volume confidence 0"})
     return rep
 
 
+def digits_below(value: float, threshold: float | None, least: int = 2) -> int:
+    """Decimals to print ``value`` with so that, when it is below ``threshold``, it does not
+    read as equal to it or above (both printed with as many): ``least`` where they suffice,
+    else more (0.9196 against 0.92: 4). ``least`` for a value at or above the threshold."""
+    if threshold is None or not value < threshold:
+        return least
+    for d in range(least, 17):
+        if float(f"{value:.{d}f}") < float(f"{threshold:.{d}f}"):
+            return d
+    return 17
+
+
+def rounded(value: float, threshold: float | None = None, least: int = 4) -> float:
+    """``value`` rounded for a JSON flag or report: ``least`` decimals, more where they would
+    round a value below ``threshold`` up to it."""
+    return round(float(value), digits_below(value, threshold, least))
+
+
 def below(value: float, threshold: float) -> str:
-    """"0.87 < 0.92", with three decimals where two would print the value at or above the
-    threshold ("0.916 < 0.920")."""
-    digits = 2 if round(value, 2) < round(threshold, 2) else 3
+    """"0.87 < 0.92": two decimals, more where two would print the value at or above the
+    threshold ("0.916 < 0.920", "0.9196 < 0.9200")."""
+    digits = digits_below(value, threshold)
     return f"{value:.{digits}f} < {threshold:.{digits}f}"

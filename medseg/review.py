@@ -4,13 +4,15 @@ Joins three sources into one list of flags (dicts with ``code``, ``level``, ``me
 
 * low confidence (:mod:`medseg.confidence`): ``needs_review`` per slice or volume;
 * anatomical plausibility of the labels: ``myo_not_enclosing_lv`` (a mid-ventricular LV cavity
-  not ringed by myocardium), ``rv_not_adjacent_septum`` (an RV that never touches the
-  myocardium), ``lv_mass_implausible`` (outside 20-400 g), ``ef_implausible`` (LV or RV EF outside 5-90 %),
+  not ringed by myocardium), ``rv_not_adjacent_septum`` (an RV that on no slice comes within
+  :data:`RV_ADJACENT_MM` of the myocardium in-plane), ``lv_mass_implausible`` (outside 20-400 g), ``ef_implausible`` (LV or RV EF outside 5-90 %),
   ``volume_implausible`` (a chamber over 800 mL: a leak);
 * the measurement QC flags of measurement.md that point at segmentation errors
   (``missing_slice``, ``fragmented``, ``esv_exceeds_edv``, ``ef_undefined``);
 * a structure a cine's propagation left out of some frames (``missing_frame``: found on most
   frames, missing on one with signal: the ES frame may be among them);
+* a structure that was asked for (prompted, or zero-click's) and is on no slice of any frame
+  (``structure_not_found``);
 * how a structure was found: ``found_by_probe`` (zero-click's prompt missed it on a frame and
   clicks beside the myocardium found it, :func:`medseg.propagation.probe_beside`).
 
@@ -29,13 +31,17 @@ from .labels import LabelMap
 
 REVIEW_CODES = {"needs_review", "myo_not_enclosing_lv", "rv_not_adjacent_septum", "lv_mass_implausible", "ef_implausible",
                 "missing_slice", "fragmented", "esv_exceeds_edv", "ef_undefined", "handed_over", "measurement_failed",
-                "found_by_probe", "volume_implausible", "missing_frame"}
+                "found_by_probe", "volume_implausible", "missing_frame", "structure_not_found"}
 MASS_RANGE_G = (20.0, 400.0)
 #: a heart chamber larger than this (mL) is a leak into the body, not a dilated chamber (the
 #: largest ventricles of dilated cardiomyopathy are 400-500 mL, giant atria 300)
 CHAMBER_MAX_ML = 800.0
 EF_RANGE_PCT = (5.0, 90.0)
 MIN_ENCLOSURE = 0.75
+#: the RV is adjacent to the septum on a slice when a pixel of it lies within this distance (mm,
+#: pixel centre to pixel centre, in-plane) of the myocardium, or within two pixels on a grid
+#: coarser than 1.5 mm (a one-pixel gap between separately predicted structures is no gap)
+RV_ADJACENT_MM = 3.0
 
 
 def needs_review(flags: list[dict[str, Any]]) -> bool:
@@ -58,15 +64,19 @@ def review_summary(flags: list[dict[str, Any]]) -> str:
         unit = "frame" if n > 1 and len({f.get("slice") for f in at}) == 1 and len({f.get("frame") for f in at}) == n else "slice"
         low[name] = ([_conf_text(vol[0])] if vol and "confidence" in vol[0] else []) + ([f"{n} {unit}{'s' * (n != 1)}"] if n else [])
     parts = [("low confidence: " + ", ".join(f"{k} ({', '.join(v)})" if v else k for k, v in low.items()))] if low else []
-    parts += sorted({f["code"] for f in flags if f.get("code") in REVIEW_CODES and f.get("code") != "needs_review"})
+    missing = sorted({f["structure"] for f in flags if f.get("code") == "structure_not_found" and f.get("structure")})
+    parts += sorted({f"structure_not_found ({', '.join(missing)})" if f["code"] == "structure_not_found" and missing else f["code"]
+                     for f in flags if f.get("code") in REVIEW_CODES and f.get("code") != "needs_review"})
     return "; ".join(parts)
 
 
 def _conf_text(flag: dict[str, Any]) -> str:
-    """A low confidence for the summary line: three decimals where two would print the
-    threshold it is below."""
+    """A low confidence for the summary line: two decimals, more where two would print it
+    equal to the threshold it is below (:func:`medseg.confidence.digits_below`)."""
+    from .confidence import digits_below
+
     c, th = flag["confidence"], flag.get("threshold")
-    return f"{c:.3f}" if th is not None and round(c, 2) >= round(th, 2) else f"{c:.2f}"
+    return f"{c:.{digits_below(c, th)}f}"
 
 
 def _flag(code: str, message: str, **where: Any) -> dict[str, Any]:
@@ -76,32 +86,56 @@ def _flag(code: str, message: str, **where: Any) -> dict[str, Any]:
 def anatomy_flags(labels: np.ndarray, label_map: LabelMap, frame: int = 0, affine: np.ndarray | None = None) -> list[dict[str, Any]]:
     """Plausibility of one frame's (Z, Y, X) labels: myocardium around the LV cavity on
     mid-ventricular slices (only for stacks of >= 3 LV slices, i.e. short-axis: in long-axis
-    and apical echo views the myocardium is open at the valve plane), and RV touching the
-    myocardium somewhere. Enclosure is the ray coverage of measurement.md's basal rule (rays
-    from the cavity centroid meeting myocardium within 3 mm), so one-pixel gaps between
-    separately predicted structures do not count."""
-    from scipy import ndimage
-
+    and apical echo views the myocardium is open at the valve plane), and RV next to the
+    myocardium on some slice (in-plane, :func:`rv_adjacent`). Enclosure is the ray coverage of
+    measurement.md's basal rule (rays from the cavity centroid meeting myocardium within 3 mm),
+    so one-pixel gaps between separately predicted structures do not count. ``affine``: voxel
+    (x, y, z) -> mm (None: 1 mm pixels)."""
     from .measure.geometry import stack_geometry
     from .measure.qc import coverage_per_slice
 
     out: list[dict[str, Any]] = []
     lv = labels == label_map["lv"] if "lv" in label_map else None
     myo = labels == label_map["myo"] if "myo" in label_map else None
-    if lv is not None and myo is not None and lv.any() and myo.any():
+    has_myo = myo is not None and myo.any()
+    rv = labels == label_map["rv"] if "rv" in label_map and has_myo else None
+    if not has_myo or not ((lv is not None and lv.any()) or (rv is not None and rv.any())):
+        return out
+    geom = stack_geometry(np.eye(4) if affine is None else affine, labels.shape)
+    if lv is not None and lv.any():
         zs = [z for z in range(lv.shape[0]) if lv[z].any() and myo[z].any()]
         mid = zs[len(zs) // 4: len(zs) - len(zs) // 4] if len(zs) >= 3 else []
-        geom = stack_geometry(np.eye(4) if affine is None else affine, lv.shape)
         cov = coverage_per_slice(lv[mid], myo[mid], geom) if mid else []
         for z, frac in zip(mid, cov):
             if frac < MIN_ENCLOSURE:
                 out.append(_flag("myo_not_enclosing_lv", f"frame {frame}, slice {z}: myocardium surrounds only {100 * frac:.0f}% of the LV cavity",
                                  level="slice", frame=frame, slice=z, value=round(frac, 3)))
-    if "rv" in label_map and myo is not None and myo.any():
-        rv = labels == label_map["rv"]
-        if rv.any() and not (ndimage.binary_dilation(rv, iterations=2) & myo).any():
-            out.append(_flag("rv_not_adjacent_septum", f"frame {frame}: the RV never touches the myocardium (septum)", frame=frame))
+    if rv is not None and rv.any():
+        spacing = geom.spacing_mm[1:]
+        if not rv_adjacent(rv, myo, spacing):
+            out.append(_flag("rv_not_adjacent_septum", f"frame {frame}: the RV never touches the myocardium (septum): on no slice is it within "
+                             f"{_reach_mm(spacing):.1f} mm of it", frame=frame))
     return out
+
+
+def _reach_mm(spacing_yx: tuple[float, float]) -> float:
+    return max(RV_ADJACENT_MM, 2.0 * max(spacing_yx))
+
+
+def rv_adjacent(rv: np.ndarray, myo: np.ndarray, spacing_yx: tuple[float, float] = (1.0, 1.0)) -> bool:
+    """Whether the RV lies next to the myocardium on at least one slice of (Z, Y, X) masks,
+    judged in-plane (slices 5-10 mm apart do not touch): a pixel of the RV within
+    :data:`RV_ADJACENT_MM` (or two pixels, on a coarse grid) of a myocardium pixel of the same
+    slice. ``spacing_yx``: the in-plane pixel size (mm)."""
+    from scipy import ndimage
+
+    reach = _reach_mm(spacing_yx) + 1e-6
+    both = rv.any(axis=(1, 2)) & myo.any(axis=(1, 2))
+    for z in np.flatnonzero(both):
+        dist = ndimage.distance_transform_edt(~myo[z], sampling=spacing_yx)
+        if dist[rv[z]].min() <= reach:
+            return True
+    return False
 
 
 def measurement_flags(report: dict[str, Any], segmented: set[str] | None = None) -> list[dict[str, Any]]:
@@ -157,12 +191,43 @@ def frame_flags(labels: np.ndarray, label_map: LabelMap, blank: np.ndarray | Non
     return out
 
 
+def asked_in_log(actions: list[dict[str, Any]]) -> list[str]:
+    """The structures a session log asked for, in order: zero-click's, prompted and propagated
+    ones; a structure cleared as a whole (no frame, no slice) afterwards is no longer asked for."""
+    asked: dict[str, None] = {}
+    for a in actions:
+        op = a.get("op")
+        if op == "auto":
+            names = list(a.get("structures") or [])
+        elif op == "prompt":
+            names = [(a.get("prompt") or {}).get("structure")]
+        else:
+            names = [a.get("structure")] if op == "propagate" else []
+        asked.update(dict.fromkeys(n for n in names if n))
+        if op == "clear" and a.get("frame") is None and a.get("slice") is None:
+            asked.pop(a.get("structure"), None)
+    return list(asked)
+
+
+def not_found_flags(labels: np.ndarray, label_map: LabelMap, asked: list[str], skip: set[str] | None = None) -> list[dict[str, Any]]:
+    """``structure_not_found`` for each structure of ``asked`` (in the label map, not in ``skip``)
+    that the (T, Z, Y, X) labels hold on no slice of any frame."""
+    return [_flag("structure_not_found", f"{name.upper()} was asked for and not found on any slice{' of any frame' * (labels.shape[0] > 1)}",
+                  structure=name)
+            for name in dict.fromkeys(asked) if name in label_map and name not in (skip or set()) and not (labels == label_map[name]).any()]
+
+
 def review_segmentation(labels: np.ndarray, affine: np.ndarray, label_map: LabelMap, confidence_flags: list[dict[str, Any]] | None = None,
                         measure: bool = True, actions: list[dict[str, Any]] | None = None,
-                        blank: np.ndarray | None = None) -> dict[str, Any]:
+                        blank: np.ndarray | None = None, asked: list[str] | None = None) -> dict[str, Any]:
     """All review flags of a (T, Z, Y, X) segmentation (``actions``: the session log, for how
     structures were found; ``blank``: (T, Z) True where the image has no signal). Measures a single phase (or a cine) when the labels have LV +
-    myocardium and at least two slices."""
+    myocardium and at least two slices.
+
+    ``asked``: the structures the segmentation was asked for; each one on no slice is flagged
+    ``structure_not_found`` (unless handed over by ``--min-confidence``: ``handed_over`` in
+    ``confidence_flags``). None: those the ``actions`` asked for (:func:`asked_in_log`), or with
+    no ``actions`` either (a label file on its own), every structure of ``label_map``."""
     label_map = LabelMap.parse(label_map)
     labels = np.asarray(labels)
     if labels.ndim == 3:
@@ -170,6 +235,9 @@ def review_segmentation(labels: np.ndarray, affine: np.ndarray, label_map: Label
     if labels.ndim != 4:
         raise LabelMapError(f"labels must be (T, Z, Y, X) or (Z, Y, X), got shape {labels.shape}")
     flags = list(confidence_flags or []) + probe_flags(actions or [], labels, label_map) + frame_flags(labels, label_map, blank)
+    if asked is None:
+        asked = asked_in_log(actions) if actions is not None else list(label_map.names)
+    flags += not_found_flags(labels, label_map, asked, skip={f.get("structure") for f in flags if f.get("code") == "handed_over"})
     for t in range(labels.shape[0]):
         flags += anatomy_flags(labels[t], label_map, frame=t, affine=affine)
     if measure and labels.shape[1] >= 2 and "lv" in label_map and (labels == label_map["lv"]).any():

@@ -81,8 +81,13 @@ def segment_volume(
             steps (``total`` None: no count).
         confidence: score every structure (predicted IoU + perturbation agreement, see
             :mod:`medseg.confidence`) and flag what needs review.
-        min_confidence: leave out (erase) structures whose volume confidence is below this, and
-            list them in ``handed_over`` for manual segmentation.
+        min_confidence: leave out (erase) structures whose volume confidence is below this (a
+            structure of specks only scores 0), and list them in ``handed_over`` for manual
+            segmentation.
+
+    The review (``provenance["review"]``, with ``confidence``) flags a structure asked for
+    (prompted, or zero-click's) and found on no slice ``structure_not_found``, from the
+    session log (:func:`medseg.review.asked_in_log`).
     Returns: :class:`SegmentResult` with labels on the Volume's grid.
     """
     from .session import Session
@@ -140,7 +145,10 @@ def segment_volume(
 
 
 def _confidence(session, min_confidence: float | None) -> tuple[dict[str, Any], list[str], float]:
-    from .confidence import score_session
+    """(provenance ``confidence``, structures left out, seconds): every structure with voxels
+    is scored (one of specks only at 0); those below ``min_confidence`` are erased and flagged
+    ``handed_over``, their confidence printed with the digits that keep it below the cut-off."""
+    from .confidence import below, rounded, score_session
 
     t0 = time.perf_counter()
     rep = score_session(session)
@@ -152,8 +160,10 @@ def _confidence(session, min_confidence: float | None) -> tuple[dict[str, Any], 
                 handed.append(name)
     out = rep.to_json()
     if handed:
-        out["flags"] = out["flags"] + [{"code": "handed_over", "level": "volume", "structure": n, "confidence": round(rep.volume[n], 3),
-                                        "message": f"{n} left out: confidence {rep.volume[n]:.2f} < --min-confidence {min_confidence}"} for n in handed]
+        out["flags"] = out["flags"] + [{"code": "handed_over", "level": "volume", "structure": n, "confidence": rounded(rep.volume[n], min_confidence),
+                                        "threshold": min_confidence,
+                                        "message": f"{n} left out: confidence {below(rep.volume[n], min_confidence)} (--min-confidence {min_confidence:g})"}
+                                       for n in handed]
     return out, handed, time.perf_counter() - t0
 
 

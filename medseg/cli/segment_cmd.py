@@ -83,14 +83,17 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
     result = _with_progress(lambda cb: segment_volume(vol, loaded, prompt_set, auto=auto, propagate=propagate, through=through, label_map=lmap,
                                                       auto_structures=auto_structs, progress=cb, min_confidence=min_confidence))
     if result.handed_over and not (result.labels > 0).any():
-        console.print(f"handed over for manual review: every structure is below --min-confidence {min_confidence} ({', '.join(result.handed_over)}); nothing written (exit code 3)", markup=False)
+        gone = _remove_stale_outputs(out, review_png)
+        console.print(f"handed over for manual review: every structure is below --min-confidence {min_confidence} ({', '.join(result.handed_over)}); "
+                      f"nothing written (exit code 3){gone}", markup=False)
         raise typer.Exit(3)
     if not (result.labels > 0).any():  # an empty label file would look like a result
         from ..segment import asked_structures
 
         asked = sorted(asked_structures(vol, prompt_set, auto, auto_structs))
+        gone = _remove_stale_outputs(out, review_png)
         raise MedsegError(f"no structure found{' (' + ', '.join(asked) + ')' if asked else ''} in {image}: nothing written "
-                          "(is the heart in this image? prompts on it find what zero-click misses)")
+                          f"(is the heart in this image? prompts on it find what zero-click misses){gone}")
     source = ({"prompts_file": str(Path(prompts).resolve()), "prompts_sha256": sha256_path(prompts)} if prompts else
               {"reference": str(Path(prompts_from).resolve()), "reference_sha256": sha256_path(prompts_from), "key_slice": key_slice} if prompts_from else {})
     prov = {**result.provenance, "input": str(Path(image).resolve()), "input_sha256": sha256_path(image), **source, "scores": result.scores, "seconds": round(result.seconds, 3), "command": "segment", **({"series": series} if series else {}),
@@ -126,13 +129,45 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
     if result.confidence is not None:
         from rich.markup import escape
 
+        from ..confidence import digits_below
         from ..review import review_summary
 
-        conf = ", ".join(f"{k} {v:.2f}" for k, v in result.confidence["volume"].items())
+        th = (result.confidence.get("thresholds") or {}).get("volume")
+        conf = ", ".join(f"{k} {v:.{digits_below(v, th)}f}" for k, v in result.confidence["volume"].items())
         review = prov.get("review", {})
         why = review_summary(review.get("flags", []))
         console.print(f"confidence: {conf or '-'}; " + (f"[yellow]needs review[/] ({escape(why)})" if review.get("needs_review") else "no review flags")
                       + (f"; handed over: {', '.join(result.handed_over)}" if result.handed_over else ""))
+
+
+def _remove_stale_outputs(out: Path, review_png: Path | None) -> str:
+    """Remove what an earlier run wrote under this run's names when this run writes nothing (as
+    ``batch`` does), so it cannot pass for this run's result: the label file ``out`` (a DICOM SEG
+    cine's ``<stem>_frameNN.dcm`` files too) when its medseg sidecar names it, that sidecar
+    unless it still describes another label file (the same segmentation in another format),
+    and the ``--review-png`` sheet. Returns "; removed ..." for the message ("" if nothing)."""
+    import re
+
+    from ..io import is_medseg_labels, read_sidecar, sidecar_path
+
+    labels = [out]
+    if out.name.lower().endswith(".dcm"):
+        stem = re.escape(out.name[:-4])
+        labels += sorted(p for p in out.parent.glob("*_frame*.dcm") if re.fullmatch(rf"{stem}_frame\d{{2,}}\.dcm", p.name))
+    removed: list[Path] = []
+    for path in labels:
+        if not (path.is_file() and is_medseg_labels(path)):
+            continue
+        side = sidecar_path(path)
+        owners = (read_sidecar(path) or {}).get("labels")
+        others = [o for o in (owners if isinstance(owners, list) else []) if isinstance(o, str) and o != path.name and (path.parent / o).exists()]
+        for p in ([side] if not others else []) + [path]:  # sidecar first: a label file without it is never taken as a result
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    if review_png is not None and review_png.is_file():
+        review_png.unlink()
+        removed.append(review_png)
+    return f"; removed an earlier run's outputs of these names: {', '.join(map(str, removed))}" if removed else ""
 
 
 def _with_progress(fn):

@@ -20,32 +20,31 @@ MAX_SHEET_SLICES = 16
 def review_panels(labels: np.ndarray, label_map: Any, review: Mapping[str, Any] | None = None,
                   confidence: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """The panels of a review sheet: per shown (frame, slice) its lowest structure confidence
-    and the flags that point at it (slice-level review flags).
+    and the flags that point at it (slice-level review flags; a flag with a slice and no frame,
+    such as a phase's ``missing_slice``, points at that slice of every shown frame).
 
     Frames: all when there are at most two, else the frames with the largest and the smallest
     LV (ED and ES for a cine; all labels when there is no LV). Slices: those labelled on a
-    shown frame, at most :data:`MAX_SHEET_SLICES` (evenly spaced, flagged slices first).
+    shown frame and those a flag points at, at most :data:`MAX_SHEET_SLICES` (evenly spaced,
+    flagged slices first).
     """
     lmap = LabelMap.parse(label_map)
     lab = np.asarray(labels)
     if lab.ndim == 3:
         lab = lab[None]
-    labelled = [t for t in range(lab.shape[0]) if lab[t].any()]
-    frames = labelled
-    if len(labelled) > 2:
-        size = [int((lab[t] == lmap["lv"]).sum()) if "lv" in lmap else int((lab[t] > 0).sum()) for t in labelled]
-        frames = sorted({labelled[int(np.argmax(size))], labelled[int(np.argmin(size))]})
+    frames = shown_frames(lab, lmap)
     flags: dict[tuple[int, int], list[str]] = {}
     for f in (review or {}).get("flags", []):
-        if f.get("frame") is not None and f.get("slice") is not None:
-            flags.setdefault((int(f["frame"]), int(f["slice"])), []).append(f"{f.get('structure', '')} {f.get('code', '')}".strip())
+        for key in flag_panels(f, frames):
+            if 0 <= key[1] < lab.shape[1]:
+                flags.setdefault(key, []).append(f"{f.get('structure', '')} {f.get('code', '')}".strip())
     conf: dict[tuple[int, int], float] = {}
     for s in (confidence or {}).get("slices", []):
         key = (int(s["frame"]), int(s["slice"]))
         conf[key] = min(conf.get(key, 1.0), float(s["confidence"]))
     panels = []
     for t in frames:
-        zs = [z for z in range(lab.shape[1]) if lab[t, z].any()]
+        zs = [z for z in range(lab.shape[1]) if lab[t, z].any() or (t, z) in flags]
         if len(zs) > MAX_SHEET_SLICES:
             keep = {z for z in zs if (t, z) in flags}
             rest = [z for z in zs if z not in keep]
@@ -53,6 +52,24 @@ def review_panels(labels: np.ndarray, label_map: Any, review: Mapping[str, Any] 
             zs = sorted(keep)[:MAX_SHEET_SLICES]
         panels += [{"frame": t, "slice": z, "confidence": conf.get((t, z)), "flags": flags.get((t, z), [])} for z in zs]
     return panels
+
+
+def shown_frames(labels: np.ndarray, label_map: LabelMap) -> list[int]:
+    """The frames a review sheet shows of (T, Z, Y, X) labels (:func:`review_panels`)."""
+    labelled = [t for t in range(labels.shape[0]) if labels[t].any()]
+    if len(labelled) <= 2:
+        return labelled
+    size = [int((labels[t] == label_map["lv"]).sum()) if "lv" in label_map else int((labels[t] > 0).sum()) for t in labelled]
+    return sorted({labelled[int(np.argmax(size))], labelled[int(np.argmin(size))]})
+
+
+def flag_panels(flag: Mapping[str, Any], frames: list[int]) -> list[tuple[int, int]]:
+    """The (frame, slice) panels a review flag points at: its own, or with a slice and no frame
+    that slice of each of ``frames``; none for a flag without a slice."""
+    if flag.get("slice") is None:
+        return []
+    z = int(flag["slice"])
+    return [(int(flag["frame"]), z)] if flag.get("frame") is not None else [(t, z) for t in frames]
 
 
 def review_sheet_png(image: np.ndarray, labels: np.ndarray, label_map: Any, path: str | Path,
@@ -87,7 +104,12 @@ def review_sheet_figure(image: np.ndarray, labels: np.ndarray, label_map: Any, r
     ncol = min(len(panels), 8)
     nrow = math.ceil(len(panels) / ncol)
     box = _crop_box([lab[p["frame"], p["slice"]] > 0 for p in panels])
-    volume_flags = [f["message"] for f in (review or {}).get("flags", []) if f.get("slice") is None and f.get("message")]
+    # under the title: flags of no slice, and those whose slice no panel shows
+    shown = {(p["frame"], p["slice"]) for p in panels}
+    frames = shown_frames(lab, lmap)
+    all_flags = [f for f in (review or {}).get("flags", []) if f.get("message")]
+    volume_flags = ([f["message"] for f in all_flags if f.get("slice") is None]
+                    + [f["message"] for f in all_flags if f.get("slice") is not None and not shown.intersection(flag_panels(f, frames))])
     head = (f"{title}: " if title else "") + "t frame, z slice, number = lowest structure confidence on the slice"
     lines = [head] + [f"! {m}" for m in volume_flags[:4]] + ([f"! ... {len(volume_flags) - 4} more"] if len(volume_flags) > 4 else [])
     # the header (its lines, then the legend's) gets its own band above the panels, however
