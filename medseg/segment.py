@@ -146,7 +146,8 @@ def segment_volume(
 
 def _confidence(session, min_confidence: float | None) -> tuple[dict[str, Any], list[str], float]:
     """(provenance ``confidence``, structures left out, seconds): every structure with voxels
-    is scored (one of specks only at 0); those below ``min_confidence`` are erased and flagged
+    is scored (one of specks only at 0); those below ``min_confidence`` are erased (a ``clear``
+    in the session's log, so a replay of the log gives the labels written) and flagged
     ``handed_over``, their confidence printed with the digits that keep it below the cut-off."""
     from .confidence import below, rounded, score_session
 
@@ -156,7 +157,8 @@ def _confidence(session, min_confidence: float | None) -> tuple[dict[str, Any], 
     if min_confidence is not None:
         for name, conf in rep.volume.items():
             if conf < min_confidence:
-                session.labels[session.labels == session.structure(name).value] = 0
+                session.clear(name)
+                session.log[-1]["why"] = f"handed over: confidence below --min-confidence {min_confidence:g}"
                 handed.append(name)
     out = rep.to_json()
     if handed:

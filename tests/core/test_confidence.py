@@ -130,3 +130,21 @@ def test_review_summary_says_what_to_look_at():
     assert review_summary(close) == "low confidence: rv (0.916)"
     clip = [{"code": "needs_review", "level": "slice", "structure": "myo", "frame": t, "slice": 0, "confidence": 0.2} for t in (0, 21)]
     assert review_summary(clip) == "low confidence: myo (2 frames)"  # one slice over the cycle: frames
+
+
+def test_a_replay_of_the_log_gives_the_labels_min_confidence_left(model, phantom, monkeypatch):
+    """Structures left out below --min-confidence were erased outside the session's log: a
+    replay of the sidecar's actions (napari's "Load session") brought them back."""
+    from medseg import confidence
+    from medseg.confidence import ConfidenceReport
+
+    vol = phantom.image.with_array(phantom.image.array[:1], frame_times_s=None)
+    ps = prompts_from_labels(phantom.labels[:1], LM, key_slice=True)
+    monkeypatch.setattr(confidence, "score_session", lambda session: ConfidenceReport(volume={"lv": 0.97, "myo": 0.95, "rv": 0.5},
+                                                                                      thresholds={"slice": 0.3, "volume": 0.92}))
+    r = segment_volume(vol, model, ps, label_map=LM, min_confidence=0.9)
+    assert r.handed_over == ["rv"] and not (r.labels == LM["rv"]).any() and (r.labels == LM["lv"]).any()
+    assert r.provenance["actions"][-1]["op"] == "clear" and r.provenance["actions"][-1]["structure"] == "rv"
+    again = Session(vol, model, LM)
+    again.replay(r.provenance["actions"])
+    assert np.array_equal(again.labels, r.labels)
