@@ -81,6 +81,7 @@ def measure_command(
     from ..measure.report import check_lv_measured
 
     check_lv_measured(report, lmap)
+    _add_implausible(report)
     for flag in _all_flags(report):
         if flag.get("code") == "long_axis_stack":  # volumes that sum the frames of one view: say so, not only in the report
             from ._app import console
@@ -179,6 +180,22 @@ def _image_notes(paths: list[Path]) -> dict[str, Any]:
             if isinstance(note, str) and note and note not in found.setdefault(key, []):
                 found[key].append(note)
     return {k: v[0] if len(v) == 1 else v for k, v in found.items() if v}
+
+
+#: review rules (:func:`medseg.review.measurement_flags`) that `measure` applies to its own numbers
+IMPLAUSIBLE = ("lv_mass_implausible", "ef_implausible", "volume_implausible")
+
+
+def _add_implausible(report: dict) -> None:
+    """The review's implausibility flags on the report's numbers (LV mass outside 20-400 g, EF
+    outside 5-90 %, a chamber larger than any heart's), as `segment` and `batch` raise them:
+    `measure` on labels from elsewhere reported a 5 g or a 1,314 g LV mass unflagged."""
+    from ..review import measurement_flags
+
+    have = {f.get("code") for f in report.get("flags", [])}
+    report["flags"] = list(report.get("flags", [])) + [
+        {k: v for k, v in f.items() if k != "level"} | {"severity": "warning"}
+        for f in measurement_flags(report) if f.get("code") in IMPLAUSIBLE and f.get("code") not in have]
 
 
 def _all_flags(report: dict) -> list[dict]:

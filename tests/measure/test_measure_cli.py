@@ -426,3 +426,26 @@ def _to_medseg(acdc):
     out = np.zeros_like(acdc)
     out[acdc == 3], out[acdc == 2], out[acdc == 1] = 1, 2, 3
     return out
+
+
+def test_measure_flags_an_implausible_lv_mass_as_segment_does(tmp_path):
+    """`medseg measure` on labels from elsewhere reported a 9 g LV mass unflagged; `segment` and
+    `batch` flag it (review rules: LV mass outside 20-400 g)."""
+    yy, xx = np.mgrid[:64, :64]
+    r = np.hypot(yy - 32, xx - 32)
+    lab = np.zeros((6, 64, 64), np.uint8)
+    lab[:, r < 11.5] = 2  # a one-pixel ring of myocardium
+    lab[:, r < 10.5] = 1
+    path = _save(tmp_path / "thin.nii.gz", lab, np.diag([1.5, 1.5, 10.0, 1.0]))
+    assert run_cli(["measure", path, "--label-map", "lv=1,myo=2", "-o", str(tmp_path / "r.json")]) == 0
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["lv_mass_g"] < 20
+    (flag,) = [f for f in rep["flags"] if f["code"] == "lv_mass_implausible"]
+    assert flag["severity"] == "warning" and "outside 20-400 g" in flag["message"] and "level" not in flag
+    thick = np.zeros_like(lab)
+    thick[:, r < 18] = 2  # a 7-pixel (10 mm) wall
+    thick[:, r < 10.5] = 1
+    ok = _save(tmp_path / "ok.nii.gz", thick, np.diag([1.5, 1.5, 10.0, 1.0]))
+    assert run_cli(["measure", ok, "--label-map", "lv=1,myo=2", "-o", str(tmp_path / "ok.json")]) == 0
+    rep = json.loads((tmp_path / "ok.json").read_text())
+    assert 20 <= rep["lv_mass_g"] <= 400 and not any(f["code"].endswith("_implausible") for f in rep["flags"])
