@@ -354,15 +354,32 @@ class SegmentController:
             raise PromptError(f"{name!r} is empty on frame {t}, slice {z}: prompt it there first, then propagate")
         return self.session.propagate(name, t, z, through=through, progress=progress)
 
+    def auto_structures(self) -> list[str]:
+        """The structures a zero-click pass segments, in list order: those ``medseg segment
+        --auto`` picks for the image's modality (:func:`medseg.segment.default_auto_structures`:
+        LV, MYO, RV on MR; LV, MYO, LA on ultrasound; LV, MYO, RV, LA on CT), plus those the
+        user prompted or added, each only when unlocked and known to the model's automatic mode.
+        (Every known structure put LA and RA over the RV of a short-axis MR.)"""
+        from medseg.segment import default_auto_structures
+
+        known = set(self.model.config.structures)
+        prompted = {rec.structure for rec in self.prompt_records()}
+        wanted = set(default_auto_structures(self.volume)) | prompted | {s.name for s in self.structures.values() if s.custom}
+        names = [n for n in self.structures if n in wanted and n in known and not self.is_locked(n)]
+        if not names:
+            locked = [n for n in self.structures if self.is_locked(n)]
+            raise PromptError("no structure left for the automatic pass: it segments "
+                              f"{', '.join(default_auto_structures(self.volume))} on {self.volume.modality or 'this'} images"
+                              + (f", and {', '.join(locked)} {'is' if len(locked) == 1 else 'are'} locked" if locked else "")
+                              + "; prompt the others")
+        return names
+
     @_keeps_edits
     def auto(self, frames: list[int] | None = None, structures: list[str] | None = None,
              progress: Callable[[int, int], None] | None = None) -> Change:
-        """Zero-click pass for the listed structures (default: every unlocked one the model
-        knows) on ``frames`` (default: all); one undo step."""
-        known = set(self.model.config.structures)
-        names = structures or [n for n in self.structures if n in known and not self.is_locked(n)]
-        if not names:
-            raise PromptError("no structure in the list is known to the model's automatic mode")
+        """Zero-click pass for the listed structures (default: :meth:`auto_structures`) on
+        ``frames`` (default: all); one undo step."""
+        names = structures or self.auto_structures()
         return self.session.auto(names, frames=frames, progress=progress)
 
     def toggle_lock(self, name: str | None = None) -> Change:
@@ -403,11 +420,16 @@ class SegmentController:
                 "structures": {s.name: {"value": s.value, "colour": s.colour} for s in self.structures.values()}}
 
     def save(self, path: str | os.PathLike) -> list[Path]:
-        """Write the labels (source geometry) + provenance sidecar; ``.dcm`` = DICOM SEG."""
+        """Write the labels (source geometry) + provenance sidecar; ``.dcm`` = DICOM SEG. The
+        sidecar carries the confidence and review of the labels saved (``confidence``,
+        ``review``, ``needs_review``, as ``medseg segment`` writes them; computed here:
+        decodes with the cached embeddings)."""
+        from ._review import review_provenance
         from ._writer import write_labels_volume
 
         self.record_edits(force=True)  # also what changed without a paint event (napari's own undo, code)
-        return write_labels_volume(self.labels, self.volume, path, self.label_map, self.provenance())
+        prov = {**self.provenance(), **review_provenance(self.session.review())}
+        return write_labels_volume(self.labels, self.volume, path, self.label_map, prov)
 
     def load_session(self, path: str | os.PathLike, progress: Callable[[int, int], None] | None = None) -> list[str]:
         """Replay a saved session (provenance JSON or label sidecar) onto an empty label

@@ -116,6 +116,15 @@ def review_rows(review: Mapping[str, Any], n_frames: int | None = None) -> list[
     return sorted(rows, key=severity_key)
 
 
+def review_provenance(review: Mapping[str, Any]) -> dict[str, Any]:
+    """A :meth:`Session.review` result as the provenance keys ``medseg segment`` writes (and
+    :func:`medseg.review.review_png` reads): ``confidence`` (ConfidenceReport.to_json()),
+    ``review`` (:func:`medseg.review.review_segmentation`'s ``flags`` and ``needs_review``) and
+    ``needs_review``; the human review marks stay in the provenance's ``actions``."""
+    flags = {k: v for k, v in review.items() if k not in ("confidence", "reviewed")}
+    return {"confidence": review.get("confidence"), "review": flags, "needs_review": bool(flags.get("needs_review"))}
+
+
 def confidence_summary(volume_confidence: Mapping[str, float]) -> str:
     """``"lv 0.95, myo 0.88, rv 0.72"``: each structure's volume confidence (estimated Dice)."""
     return ", ".join(f"{k} {float(v):.2f}" for k, v in volume_confidence.items())
@@ -183,7 +192,7 @@ class ReviewList:
         path = Path(path)
         if path.suffix.lower() != ".png":
             path = path.with_suffix(".png")
-        return review_png(self.session.volume, self.session.labels, self.session.label_map, self._review, path)
+        return review_png(self.session.volume, self.session.labels, self.session.label_map, review_provenance(self._review), path)
 
     def mark_reviewed(self, row: ReviewRow | int, note: str | None = None) -> ReviewRow:
         """Record that a human looked at the row's structure/frame/slice

@@ -46,10 +46,13 @@ def open_study(image: str | os.PathLike | None = None, viewer: Any = None, model
     layers = add_layer_data(viewer, data)
     seg = SegmentWidget(viewer, models=models)
     meas = MeasureWidget(viewer)
-    viewer.window.add_dock_widget(seg, name="medseg: segmentation", area="right")
-    viewer.window.add_dock_widget(meas, name="medseg: measurement", area="right")
+    # tabbed, not stacked: three docks stacked left the review table ~1 row at 1920x1080 (none at
+    # 1400x900) and squeezed the measurement table and plots
+    seg_dock = viewer.window.add_dock_widget(seg, name="medseg: segmentation", area="right")
+    viewer.window.add_dock_widget(meas, name="medseg: measurement", area="right", tabify=True)
     seg.review_widget = ReviewWidget(viewer, seg)
-    viewer.window.add_dock_widget(seg.review_widget, name="medseg: review", area="right")
+    viewer.window.add_dock_widget(seg.review_widget, name="medseg: review", area="right", tabify=True)
+    seg_dock.raise_()  # the segmentation tab in front
     seg.ui.image.setCurrentText(layers[0].name)
     seg.ui.model.setCurrentText(model)
     seg.ui.device.setCurrentText(device)

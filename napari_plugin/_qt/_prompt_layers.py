@@ -173,3 +173,27 @@ def sync_prompt_layers(b: Binding, records: list[PromptRecord], colours: dict[st
         b.shapes.add_rectangles(rects, edge_color=rcolours)
     b.shapes.features = pd.DataFrame({"structure": pd.Series(rstructs, dtype=object)})
     b.shapes.feature_defaults = defaults_s
+
+
+def flush_canvas(viewer: Any) -> None:
+    """Run the GL commands vispy queued when layers were removed (their buffers, textures and
+    programs deleted) now, outside a frame.
+
+    Left queued they run at the start of the next frame, before its first draw; with Mesa's
+    OpenGL (llvmpipe under Xvfb or in VMs) the frame after that crashed the process in
+    ``glDrawArrays`` once a Shapes layer had gone and only images were left (the boxes layer
+    of a closed session). Nothing happens for a viewer whose canvas was never shown.
+    """
+    try:
+        canvas = viewer.window._qt_viewer.canvas._scene_canvas  # napari has no public handle on it
+        native = canvas.native
+        if not (native.isVisible() and native.isValid()):
+            return
+        native.makeCurrent()
+        try:
+            canvas.context.flush_commands()
+        finally:
+            native.doneCurrent()
+    except (AttributeError, RuntimeError):  # another napari / vispy: leave it to the next frame
+        return
+

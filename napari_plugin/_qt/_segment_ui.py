@@ -107,7 +107,10 @@ def build_segment_ui(parent: QWidget, adapters: list[str]) -> SimpleNamespace:
     grid.addWidget(u.propagate, 3, 0, 1, 2)
     u.auto_frames = QComboBox()
     u.auto_frames.addItems(["this frame", "all frames"])
-    u.auto = QPushButton("Auto (all structures)")
+    u.auto = QPushButton("Auto")
+    u.auto.setToolTip("Zero-click pass: the structures `medseg segment --auto` picks for the modality "
+                      "(MR: LV, MYO, RV; ultrasound: LV, MYO, LA; CT: LV, MYO, RV, LA), plus those you prompted; "
+                      "locked ones are left as they are")
     grid.addWidget(u.auto_frames, 4, 0)
     grid.addWidget(u.auto, 4, 1)
     u.undo = QPushButton("Undo (Ctrl+Z)")

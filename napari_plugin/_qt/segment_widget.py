@@ -116,9 +116,10 @@ class SegmentWidget(QWidget):
         self.ui.status.setText(text)
         self.ui.status.setStyleSheet("color: #ff6b6b;" if error else "")
         if error:  # also a napari notification: seen with the dock scrolled away or closed
-            from napari.utils.notifications import show_warning
-
-            show_warning(f"medseg: {text}")
+            # raised once the current event is over: a toast raised inside napari's layer events
+            # (a layer being removed) repaints the canvas while the layer's visual is torn down,
+            # which crashed the process in vispy
+            QTimer.singleShot(0, lambda: _notify(f"medseg: {text}"))
 
     # -- images and sessions -------------------------------------------------------------
     def _refresh_images(self, *_: Any) -> None:
@@ -150,6 +151,7 @@ class SegmentWidget(QWidget):
                         self.viewer.layers.remove(layer)
                 what = "image" if gone is b.image else "labels"
                 self.status(f"Session on {b.image.name} closed: its {what} layer was removed.", error=True)
+        pl.flush_canvas(self.viewer)
         self._refresh_images()
 
     def _on_image_changed(self) -> None:
@@ -303,10 +305,24 @@ class SegmentWidget(QWidget):
         if str(event.action) == "added" and not self._syncing:
             QTimer.singleShot(0, self._sync_prompts)  # one box per structure and slice
 
+    def _owner(self, layer: Any) -> pl.Binding | None:
+        """The session whose clicks or boxes layer this is (None: not a session's)."""
+        return next((b for b in self.bindings.values() if layer is b.points or layer is b.shapes), None)
+
     def _on_prompt_event(self, event: Any, keys: Callable[[pl.Binding, Any], set]) -> None:
-        b = self.binding
-        if self._syncing or b is None:
+        if self._syncing:
             return
+        b = self._owner(getattr(event, "source", None)) or self.binding
+        if b is None:
+            return
+        if b is not self.binding:  # a prompt on another study's layer: that study's session takes it
+            if self._busy:
+                if str(event.action) in ("added", "changed", "removed"):
+                    self.status(f"The prompt on '{b.image.name}' was not applied: wait for the running operation "
+                                f"on '{self.ui.image.currentText()}' to finish.", error=True)
+                    QTimer.singleShot(0, lambda b=b: self._resync(b))
+                return
+            self.ui.image.setCurrentText(b.image.name)  # the widget follows the study prompted
         action = str(event.action)
         if action == "removing":
             self._removing |= keys(b, event.data_indices)
@@ -371,9 +387,10 @@ class SegmentWidget(QWidget):
         through = self.ui.through.currentText()
         c = b.controller
         total = {"slices": c.volume.n_slices, "frames": c.volume.n_frames}.get(through, c.volume.n_slices * c.volume.n_frames)
-        self._run_job(run_with_progress, c.propagate, t, z, through, desc=f"medseg: propagating {c.active.upper()}",
-                      total=total, on_done=lambda ch: self._job_done(f"Propagated {c.active.upper()} through {through}: "
-                                                                      f"{len(ch.regions)} slices changed." + _removed(ch)))
+        name = c.active.upper()
+        self._run_job(run_with_progress, c.propagate, t, z, through, desc=f"medseg: propagating {name}",
+                      total=total, on_done=lambda ch: self._job_done(f"Propagated {name} through {through}: "
+                                                                      f"{len(ch.regions)} slices changed." + _removed(ch), b, "propagation"))
 
     def auto(self) -> None:
         if self._busy:
@@ -384,8 +401,14 @@ class SegmentWidget(QWidget):
         c = b.controller
         frames = None if self.ui.auto_frames.currentText() == "all frames" else [b.current_index(self.viewer)[0]]
         total = (len(frames) if frames else c.volume.n_frames) * c.volume.n_slices
-        self._run_job(run_with_progress, c.auto, frames, desc="medseg: automatic segmentation", total=total,
-                      on_done=lambda ch: self._job_done(f"Automatic pass: {len(ch.regions)} slices changed." + _removed(ch)))
+        try:
+            names = c.auto_structures()
+        except ValueError as e:
+            self.status(str(e), error=True)
+            return
+        self._run_job(run_with_progress, c.auto, frames, names, desc="medseg: automatic segmentation", total=total,
+                      on_done=lambda ch: self._job_done(f"Automatic pass ({', '.join(names)}): {len(ch.regions)} slices changed."
+                                                        + _removed(ch), b, "automatic pass"))
 
     def save(self, path: str | Path) -> list[Path]:
         c = self.controller
@@ -404,13 +427,16 @@ class SegmentWidget(QWidget):
         if c is None:
             self.status("Start a session on the image first, then load the saved session.", error=True)
             return
-        self._run_job(run_with_progress, c.load_session, path, desc="medseg: replaying session", total=0,
-                      on_done=lambda warns: self._loaded(warns))
-
-    def _loaded(self, warns: list[str]) -> None:
         b = self.binding
+        self._run_job(run_with_progress, c.load_session, path, desc="medseg: replaying session", total=0,
+                      on_done=lambda warns: self._loaded(warns, b))
+
+    def _loaded(self, warns: list[str], b: pl.Binding) -> None:
+        if not any(x is b for x in self.bindings.values()):
+            self._job_done("", b, "replay")
+            return
         pl.set_label_colours(b.labels, b.controller.label_map, {s.name: s.colour for s in b.controller.structures.values()})
-        self._job_done("Session replayed." + (" " + " ".join(warns) if warns else ""))
+        self._job_done("Session replayed." + (" " + " ".join(warns) if warns else ""), b, "replay")
         self._show_structures()
 
     def _ask_path(self, save: bool) -> None:
@@ -467,7 +493,12 @@ class SegmentWidget(QWidget):
         self._apply_pending()
         self._on_step()  # the slice may have changed meanwhile
 
-    def _job_done(self, message: str) -> None:
+    def _job_done(self, message: str, binding: pl.Binding | None = None, what: str = "operation") -> None:
+        """A worker's result is in: say so, unless the session it ran on was closed meanwhile
+        (its image or labels layer removed): then its result is discarded, and said so."""
+        if binding is not None and not any(b is binding for b in self.bindings.values()):
+            self.status(f"Session on {binding.image.name} closed: the result of its {what} was discarded.", error=True)
+            return
         self._sync_prompts()
         self.status(message)
 
@@ -483,6 +514,9 @@ class SegmentWidget(QWidget):
         u = self.ui
         for w in (u.propagate, u.auto, u.undo, u.redo, u.lock, u.save, u.load, u.click_tool, u.box_tool):
             w.setEnabled(on)
+        c = self.controller
+        if on and c is not None and c.volume.n_slices * c.volume.n_frames == 1:  # one 2-D image: nothing to propagate to
+            u.propagate.setEnabled(False)
         u.start.setEnabled(not self._busy)
 
     def _on_paint(self, *_: Any) -> None:
@@ -508,6 +542,15 @@ class SegmentWidget(QWidget):
         self.ui.undo.setEnabled(c.session.can_undo and not self._busy)
         self.ui.redo.setEnabled(c.session.can_redo and not self._busy)
 
+    def _resync(self, b: pl.Binding) -> None:
+        """Redraw a (not shown) session's prompt layers from its session."""
+        if any(x is b for x in self.bindings.values()) and b is not self.binding:
+            self._syncing = True
+            try:
+                pl.sync_prompt_layers(b, b.controller.prompt_records(), {s.name: s.colour for s in b.controller.structures.values()})
+            finally:
+                self._syncing = False
+
     def _sync_prompts(self) -> None:
         b = self.binding
         if b is None:
@@ -519,6 +562,12 @@ class SegmentWidget(QWidget):
         finally:
             self._syncing = False
         self._update_prompt_defaults()
+
+
+def _notify(text: str) -> None:
+    from napari.utils.notifications import show_warning
+
+    show_warning(text)
 
 
 def _zeros_like_labels(shape: tuple[int, ...], max_value: int) -> Any:
