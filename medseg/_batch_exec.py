@@ -31,18 +31,20 @@ def run_local(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, em
     while pending:
         broken: list[CaseSpec] = []
         pool = cf.ProcessPoolExecutor(min(workers, len(pending)), mp_context=mp.get_context("spawn"),
-                                      initializer=_init_worker, initargs=(options.threads or 1,))
+                                      initializer=_init_worker, initargs=(options.threads or 1, os.getpid()))
         futures: dict = {}
         try:
             futures = {pool.submit(run_case, c, options): c for c in pending}
             for fut in cf.as_completed(futures):
                 case = futures[fut]
                 try:
-                    emit(fut.result())
+                    res = fut.result()
                 except BrokenProcessPool:
                     broken.append(case)
+                    continue
                 except Exception as e:
-                    emit(failed_result(case, f"worker error: {type(e).__name__}: {e}"))
+                    res = failed_result(case, f"worker error: {type(e).__name__}: {e}")
+                emit(res)  # outside the try: its OutputDiskFull stops the batch, it is no case's error
         except BaseException:  # Ctrl-C, a full disk (OutputDiskFull), an error writing the summary: stop now
             _stop_pool(pool, options.out_dir, futures)
             raise
@@ -99,10 +101,11 @@ def run_dask(cases: Sequence[CaseSpec], options: BatchOptions, scheduler: Any, e
         try:
             for fut in as_completed(futures):
                 try:
-                    emit(fut.result())
+                    res = fut.result()
                 except Exception as e:  # KilledWorker, CancelledError, a worker without medseg, ...
-                    emit(failed_result(futures[fut], f"Dask task failed: {type(e).__name__}: {e}"))
+                    res = failed_result(futures[fut], f"Dask task failed: {type(e).__name__}: {e}")
                 fut.release()
+                emit(res)  # outside the try: its OutputDiskFull stops the batch
         except (KeyboardInterrupt, OutputDiskFull):  # Ctrl-C, a full disk: the cluster's queued tasks go too
             client.cancel(list(futures), force=True)
             raise
@@ -154,11 +157,49 @@ def n_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, parent_pid: int | None = None) -> None:
     """Pool initializer: thread limits before torch is imported in the spawned process; Ctrl-C
-    is the parent's to handle (a worker that took it would fail its case and take the next)."""
+    is the parent's to handle (a worker that took it would fail its case and take the next);
+    and the worker ends when its parent ``parent_pid`` does (:func:`_die_with_parent`)."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
+
+
+#: seconds between a worker's checks that its parent is still there
+PARENT_CHECK_S = 0.5
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """End this worker process when the batch process ``parent_pid`` dies (kill -9, a crash):
+    an orphan went on with its queue, writing outputs nobody collects, and then hung on the
+    result pipe holding its model's memory. Linux: ``prctl(PR_SET_PDEATHSIG, SIGTERM)``; on every
+    platform also a daemon thread that ends the process once ``os.getppid()`` changes. Temporary
+    files a case cut short leaves are removed by the next run (:func:`medseg.batch.run_batch`)."""
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # it died before the line above
+        os._exit(1)
+
+    def watch() -> None:
+        import time
+
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="medseg-parent-watch", daemon=True).start()

@@ -8,7 +8,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,16 +65,54 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
             tmp_path.unlink()
 
 
+#: characters of the target's name kept in its temporary name (the rest is told apart by the hash)
+_TMP_NAME_CHARS = 48
+
+
 def _tmp_prefix(target: Path) -> str:
-    return f".{target.name[:64]}."
+    """``.<name, first 48 characters>.<sha256 of the whole name, 8 hex digits>.``: two long names
+    that share their first characters (case ids of a cohort) get temporary names of their own,
+    so that removing one's stale temporary files never touches the other's."""
+    return f".{target.name[:_TMP_NAME_CHARS]}.{hashlib.sha256(target.name.encode()).hexdigest()[:8]}."
+
+
+#: the random part ``tempfile.mkstemp`` puts after the prefix, then ``.tmp`` and the target's suffixes
+_TMP_RANDOM = r"[a-z0-9_]{8}\.tmp"
+
+
+def _tmp_prefixes(target_name: str) -> tuple[str, ...]:
+    """The prefixes of a target's temporary names: this version's, and that of versions that kept
+    the first 64 characters of the name and no hash (only where the whole name fit: unambiguous)."""
+    return (_tmp_prefix(Path(target_name)), *((f".{target_name}.",) if len(target_name) <= 64 else ()))
+
+
+def is_temp_of(name: str, target_name: str) -> bool:
+    """Whether the file ``name`` is a temporary file :func:`atomic_path` made for a target named
+    ``target_name`` in the same folder."""
+    import re
+
+    return any(name.startswith(p) and re.match(_TMP_RANDOM, name[len(p):]) for p in _tmp_prefixes(target_name))
 
 
 def stale_temp_files(target: str | os.PathLike) -> list[Path]:
     """Temporary files :func:`atomic_path` left beside ``target`` when its process was killed."""
-    import glob
-
     target = Path(target)
-    return [Path(p) for p in glob.glob(os.path.join(glob.escape(str(target.parent)), glob.escape(_tmp_prefix(target)) + "*.tmp*"))]
+    return stale_temp_files_of(target.parent, [target.name])
+
+
+def stale_temp_files_of(folder: str | os.PathLike, target_names: Iterable[str]) -> list[Path]:
+    """Temporary files :func:`atomic_path` left in ``folder`` for any of ``target_names`` (the
+    folder is listed once; only names of medseg's own temporary pattern for those targets)."""
+    import re
+
+    try:
+        hidden = sorted(n for n in os.listdir(folder) if n.startswith(".") and ".tmp" in n)
+    except OSError:
+        return []
+    if not hidden:
+        return []
+    prefixes = [p for t in dict.fromkeys(target_names) for p in _tmp_prefixes(t)]
+    return [Path(folder) / n for n in hidden if any(n.startswith(p) and re.match(_TMP_RANDOM, n[len(p):]) for p in prefixes)]
 
 
 def write_text_atomic(target: str | os.PathLike, text: str) -> Path:

@@ -22,6 +22,9 @@ Rules (also in docs/batch.md):
   label file lying next to its image (``p01_gt.nii.gz`` beside ``p01.nii.gz``; suffixes
   :data:`REFERENCE_SUFFIXES`), label files medseg wrote (their sidecar lists them) and
   earlier batch outputs. Two inputs of one folder with the same case id both fail (rename one).
+  INPUT_DIR that is itself one DICOM case (DICOM files only, no sub-folders) is one case.
+  Paths are made absolute (:meth:`CaseSpec.absolute`, :meth:`BatchOptions.absolute`): Dask
+  workers have another working folder.
 * **References** (``--prompts-from DIR``): for case ``C`` the first of ``C_gt``, ``C_labels``,
   ``C_label``, ``C_seg``, ``C_segmentation``, ``C_mask``, ``C_manual`` (MS-CMRSeg), ``C`` that exists in DIR with a readable extension (never the case's
   own image; DIR = INPUT_DIR: in the case's own folder, by its file or folder name); two
@@ -39,14 +42,16 @@ Rules (also in docs/batch.md):
   its record ``OUT_DIR/handed_over/<case>.json`` (:func:`handed_over_path`: the settings
   signature, the input's sha256, the structures, confidences and review flags; atomic).
 * **Resume.** A case is skipped when its output is complete and valid: the label file and its
-  sidecar exist, the sidecar records ``command: batch``, the input's current sha256 and the same
-  settings signature (:meth:`BatchOptions.signature`: prompts, label map, model, adapter, ...),
-  and the label file reads back in full with the input's (Z, Y, X) grid (with ``review_png``:
-  and the review PNG exists). The old sidecar and review PNG are deleted before a new label
-  file is written, so a crash mid-case never leaves a valid-looking pair (stray hidden ``.tmp``
-  files are removed when the case is redone). A case handed over entirely is done when its
-  handed-over record is valid the same way (``command: batch``, the input's sha256, the same
-  signature, which holds ``min_confidence``): it is not run again and keeps status ``handed_over``.
+  sidecar exist, the sidecar records ``command: batch``, the input's current sha256, the same
+  settings signature (:meth:`BatchOptions.signature`: prompts, label map, ...) and the model
+  and adapter sha256 of the weights named now (:func:`medseg.batch.run.weights_sha256`), and
+  the label file reads back in full with the input's (Z, Y, X) grid (with ``review_png``: and
+  the review PNG exists). The old sidecar and review PNG are deleted before a new label file is
+  written, so a crash mid-case never leaves a valid-looking pair; the temporary files a killed
+  run left are removed when the next run starts (:func:`medseg.batch.run.remove_stale_temp_files`).
+  A case handed over entirely is done when its handed-over record is valid the same way
+  (``command: batch``, the input's sha256, the same signature, which holds ``min_confidence``,
+  the same weights): it is not run again and keeps status ``handed_over``.
 """
 
 from .cases import (

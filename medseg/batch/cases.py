@@ -4,6 +4,7 @@ output names, settings (:class:`BatchOptions`) and the names that tie a study's 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -38,6 +39,10 @@ class CaseSpec:
     error: str | None = None
     series: str | None = None  # the series of a study folder that form its stack (discovery), else --series
 
+    def absolute(self) -> CaseSpec:
+        """The case with absolute input and reference paths (a worker may have another cwd)."""
+        return dataclasses.replace(self, input=_absolute(self.input), reference=_absolute(self.reference))
+
 
 @dataclass(frozen=True)
 class BatchOptions:
@@ -65,11 +70,28 @@ class BatchOptions:
     threads: int | None = None  # torch threads per process (None: torch's default)
     threads_by_host: tuple[tuple[str, int], ...] = ()  # Dask: worker threads per host
 
+    def absolute(self) -> BatchOptions:
+        """The options with absolute paths: OUT_DIR, the prompts file, a model file (``PATH`` or
+        ``sam_vit_b=PATH``) and an adapter folder (a Dask worker, or a spawned one, may have
+        another cwd; names of the registry and of shipped adapters stay names)."""
+        from ..models.registry import REGISTRY
+
+        model = self.model
+        name, _, path_text = model.partition("=")
+        if path_text and name in REGISTRY and not Path(model).exists():
+            model = f"{name}={_absolute(path_text)}"
+        elif model not in REGISTRY and Path(model).exists():
+            model = _absolute(model)
+        adapter = _absolute(self.adapter) if self.adapter and Path(self.adapter).is_dir() else self.adapter
+        return dataclasses.replace(self, out_dir=_absolute(self.out_dir), prompts=_absolute(self.prompts), model=model, adapter=adapter)
+
     def signature(self, reference_sha256: str | None = None) -> str:
-        """sha256 of the settings that change the labels (and of the case's prompt source)."""
+        """sha256 of the settings that change the labels (and of the case's prompt source). The
+        model and adapter are not in it: ``--resume`` compares their weights' sha256 with those the
+        sidecar records (:func:`medseg.batch.run.output_problem`), not their names or paths."""
         from .._files import sha256_file
 
-        keys = ("label_map", "key_slice", "auto", "structures", "propagate", "through", "model", "adapter")
+        keys = ("label_map", "key_slice", "auto", "structures", "propagate", "through")
         obj: dict[str, Any] = {k: getattr(self, k) for k in keys}
         obj["prompts_sha256"] = sha256_file(self.prompts) if self.prompts and Path(self.prompts).is_file() else None
         obj["reference_sha256"] = reference_sha256
@@ -140,17 +162,17 @@ def discover_cases(input_dir: str | os.PathLike, prompts_from: str | os.PathLike
     Raises:
         MedsegError: ``input_dir`` (or ``prompts_from``) is not a folder.
     """
-    root = Path(input_dir)
+    root = Path(input_dir).absolute()  # absolute paths: a Dask worker (or a later reader of the summary) has another cwd
     if not root.is_dir():
-        raise MedsegError(f"input folder not found (or not a folder): {root}")
-    ref_dir = Path(prompts_from) if prompts_from is not None else None
+        raise MedsegError(f"input folder not found (or not a folder): {input_dir}")
+    ref_dir = Path(prompts_from).absolute() if prompts_from is not None else None
     if ref_dir is not None and not ref_dir.is_dir():
         raise PromptError(f"--prompts-from for batch must be a folder of reference labels, got: {ref_dir}")
     skip = {resolved(p) for p in exclude} | ({resolved(ref_dir)} if ref_dir else set())
     beside = ref_dir is not None and resolved(ref_dir) == resolved(root)
     with warnings.catch_warnings():  # pydicom warns of UIDs real scanners write (non-conformant, as in Sunnybrook)
         warnings.simplefilter("ignore")
-        walked = _walk(root, skip, series)
+        walked = [(root.name, root, (), None)] if _one_study(root, skip) else _walk(root, skip, series)
     stacks = {p: sel for _, p, _, sel in walked if sel}
     by_name = Counter(name for name, _, _, _ in walked)
     found = [("_".join((*rel, name)) if by_name[name] > 1 else name, name, p) for name, p, rel, _ in walked]
@@ -174,6 +196,23 @@ def discover_cases(input_dir: str | os.PathLike, prompts_from: str | os.PathLike
 
 #: Sub-folders deeper than this below INPUT_DIR are not searched (patient / study / series is 3).
 MAX_DEPTH = 6
+
+
+def _one_study(root: Path, skip: set[Path]) -> bool:
+    """Whether INPUT_DIR is itself one DICOM case (a series folder, as when its parent is given):
+    a folder that :func:`case_id` takes as a case, whose entries are all DICOM files (by extension
+    or the ``DICM`` marker; a ``DICOMDIR`` index too) and no sub-folders (hidden entries and the
+    folders in ``skip``, OUT_DIR inside it, left aside)."""
+    from ..io.readers import has_dicm_marker
+
+    if case_id(root) is None:
+        return False
+    for p in root.iterdir():
+        if p.name.startswith(".") or resolved(p) in skip or p.name.upper() == "DICOMDIR":
+            continue
+        if not p.is_file() or not (p.suffix.lower() in (".dcm", ".dicom", ".ima") or has_dicm_marker(p)):
+            return False
+    return True
 
 
 def _walk(root: Path, skip: set[Path], series: str | None = None) -> list[tuple[str, Path, tuple[str, ...], str | None]]:
@@ -324,7 +363,7 @@ def check_out_dir(out_dir: str | os.PathLike, not_these: dict[str, Any] | None =
     re-run."""
     import tempfile
 
-    out = Path(out_dir)
+    out = Path(out_dir).absolute()  # as the summary and the sidecars name it; a Dask worker has another cwd
     for what, folder in (not_these or {}).items():
         if folder is not None and Path(folder).is_dir() and out.is_dir() and os.path.samefile(out, folder):
             raise MedsegError(f"the output folder {out} is the {what} folder: outputs would replace or mix with "
@@ -370,6 +409,10 @@ def echo_view_keys(views: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     phases when they are there (biplane disks)."""
     have = set(views)
     return [("4ch", "ED"), ("4ch", "ES")] + ([("2ch", "ED"), ("2ch", "ES")] if {("2ch", "ED"), ("2ch", "ES")} <= have else [])
+
+
+def _absolute(path: str | os.PathLike | None) -> str | None:
+    return None if path is None else str(Path(path).absolute())
 
 
 def _sha256_text(text: str) -> str:

@@ -123,36 +123,72 @@ def stack_study_rows(results: Sequence[Result], subjects: Sequence[Any] = ()) ->
     gives them; and for studies whose frames are separate cases named ``<study>_frame<NN>``
     (:data:`FRAME_CASE`, ACDC's ED and ES frames), two or more: the same with ED and ES the
     frames of largest and smallest LV volume, as for a cine (``ed_frame``/``es_frame`` are the
-    NN of their names). With the study's row of ``subjects`` (:mod:`medseg.subjects`). Rows:
+    NN of their names). With the study's row of ``subjects`` (:mod:`medseg.subjects`).
+    A study is kept when one of its cases has no labels (failed or handed over: not measured,
+    the note names them) and when a case of its own carries the study's id (a failed one: the
+    note says so; a measured one has its own row: the study's then holds only the note). Rows:
     ``{"case": study, "cohort_row": {...}, "measure_note": ...}``."""
-    groups: dict[str, dict[str, str]] = {}
-    sources: dict[str, str] = {}  # study -> the input of one of its cases (its DICOM header's body data)
+    groups: dict[str, dict[str, Result]] = {}
+    frames: dict[str, dict[int, list[Result]]] = {}  # study -> frame number -> the cases named with it
     for r in results:
         sp = split_phase(r["case"])
-        if sp and not echo_view(r["case"]) and r["status"] in ("ok", "skipped") and r.get("output"):
-            groups.setdefault(sp[0], {})[sp[1]] = r["output"]
-            sources.setdefault(sp[0], r.get("input", ""))
-    frames: dict[str, dict[int, str]] = {}
-    named: dict[str, dict[int, list[str]]] = {}  # study -> frame number -> the cases named with it
-    for r in results:
-        m = FRAME_CASE.match(r["case"])
-        if m and r["status"] in ("ok", "skipped") and r.get("output"):
-            frames.setdefault(m["study"], {})[int(m["frame"])] = r["output"]
-            named.setdefault(m["study"], {}).setdefault(int(m["frame"]), []).append(r["case"])
-            sources.setdefault(m["study"], r.get("input", ""))
-    taken = {r["case"] for r in results}
-    rows = [{"case": study, **_measure_stack_study(ph, _subject(study, subjects, sources.get(study)))} for study, ph in sorted(groups.items())
-            if "ED" in ph and "ES" in ph and study not in taken]
-    taken |= {r["case"] for r in rows}
-    for study, fr in sorted(frames.items()):
-        clash = {n: sorted(cases) for n, cases in named[study].items() if len(cases) > 1}
-        if study in taken:
+        if sp and not echo_view(r["case"]):
+            groups.setdefault(sp[0], {})[sp[1]] = r
+        if m := FRAME_CASE.match(r["case"]):
+            frames.setdefault(m["study"], {}).setdefault(int(m["frame"]), []).append(r)
+    own = {r["case"]: r for r in results}
+    rows: list[Result] = []
+    for study, ph in sorted(groups.items()):
+        if "ED" in ph and "ES" in ph:
+            parts = [ph["ED"], ph["ES"]]
+            ok, note = _study_problems(study, parts, own.get(study))
+            measured = _measure_stack_study({k: ph[k]["output"] for k in ("ED", "ES")}, _subject(study, subjects, _source(parts))) if ok else {}
+            rows.append(_noted({"case": study, **measured}, note))
+    taken = {r["case"] for r in rows}
+    for study, named in sorted(frames.items()):
+        parts = [r for cases in named.values() for r in cases]
+        if study in taken or len(parts) < 2:
             continue
+        clash = {n: sorted(r["case"] for r in cases) for n, cases in named.items() if len(cases) > 1}
         if clash:  # <study>_frame1 and <study>_frame01: one frame number, two stacks; which one is the frame is not known
             rows.append({"case": study, "measure_note": _frame_clash_note(clash)})
-        elif len(fr) >= 2:
-            rows.append({"case": study, **_measure_frames_study(fr, _subject(study, subjects, sources.get(study)))})
+            continue
+        ok, note = _study_problems(study, parts, own.get(study))
+        fr = {n: cases[0]["output"] for n, cases in named.items()}
+        measured = _measure_frames_study(fr, _subject(study, subjects, _source(parts))) if ok else {}
+        rows.append(_noted({"case": study, **measured}, note))
     return sorted(rows, key=lambda r: r["case"])
+
+
+def _source(parts: Sequence[Result]) -> str:
+    """The input of one of a study's cases (its DICOM header's body data)."""
+    return next((r.get("input", "") for r in parts if r.get("input")), "")
+
+
+def _study_problems(study: str, parts: Sequence[Result], same_id: Result | None) -> tuple[bool, str]:
+    """Whether a study made of the cases ``parts`` can be measured, and its note (why not, or a
+    case that shares its id): each of its cases needs its labels (not failed or handed over), and a
+    case whose own id is the study's (``same_id``) must have no cohort row of its own (a failed one
+    is only noted)."""
+    note = ""
+    if same_id is not None:
+        named = f"case {study} ({Path(str(same_id.get('input', ''))).name}, {same_id.get('status', 'failed')})"
+        if same_id.get("cohort_row"):  # its own row in cohort.csv has this id
+            return False, (f"not measured as a study: {named} has the study's id and its own row; rename it to measure the study of "
+                        f"{', '.join(sorted(r['case'] for r in parts))}")
+        note = f"{named} has the study's id"
+    missing = [r for r in parts if r.get("status") not in ("ok", "skipped") or not r.get("output")]
+    if missing:
+        said = "; ".join(f"{r['case']} {str(r.get('status', 'failed')).replace('_', ' ')}" + (f" ({r['reason']})" if r.get("reason") else "") for r in missing)
+        return False, "; ".join(n for n in (f"not measured: {said}", note) if n)
+    return True, note
+
+
+def _noted(row: Result, note: str) -> Result:
+    """A study row with ``note`` added to its measure_note."""
+    if note:
+        row["measure_note"] = _one_line("; ".join(n for n in (row.get("measure_note"), note) if n))
+    return row
 
 
 def _frame_clash_note(clash: dict[int, list[str]]) -> str:

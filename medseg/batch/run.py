@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._files import sha256_path, stale_temp_files
+from .._files import sha256_path, stale_temp_files, stale_temp_files_of
 from ..errors import DISK_ERRNOS, MedsegError, OutputDiskFull, PromptError, SeriesNotFoundError
 from ..prompt_file import study_prompts
 from .cases import (
@@ -81,7 +81,7 @@ def run_case(case: CaseSpec, options: BatchOptions) -> Result:
         if e.errno not in DISK_ERRNOS:
             res["reason"] = _one_line(f"unexpected {type(e).__name__}: {e}")
         else:  # the output disk is full or read-only: every later case would fail the same way
-            res.update(reason=_one_line(f"cannot write the outputs: {e.strerror or e}"), disk_full=True)
+            res.update(reason=_one_line(f"cannot write the outputs: {e.strerror or e}"), disk_full=e.errno)
     except Exception as e:  # a bug or an unexpected library error: still only this case fails
         res["reason"] = _one_line(f"unexpected {type(e).__name__}: {e}")
     res["seconds"] = round(time.perf_counter() - t0, 3)
@@ -106,6 +106,8 @@ def output_problem(case: CaseSpec, options: BatchOptions) -> str | None:
         return "input changed"
     if prov.get("batch_signature") != options.signature(_ref_sha(case)):
         return "settings changed"
+    if (changed := _weights_changed(prov, options)) is not None:
+        return changed
     try:
         lab = read_label_volume(out)
     except MedsegError as e:
@@ -140,7 +142,69 @@ def handed_over_record(case: CaseSpec, options: BatchOptions) -> dict[str, Any] 
         return None
     if rec.get("input_sha256") != sha256_path(case.input) or rec.get("batch_signature") != options.signature(_ref_sha(case)):
         return None
+    if _weights_changed(rec, options) is not None:  # another model or adapter might keep a structure
+        return None
     return rec
+
+
+def weights_sha256(model: str, adapter: str | None = None) -> tuple[str | None, str | None]:
+    """sha256 of the weights ``--model`` and ``--adapter`` name (the files: the model is not
+    loaded), as the loaded model's provenance records them (``model_sha256``, ``adapter_sha256``;
+    None: no adapter, or a file that is not there). Hashed once per process and file version
+    (path, size, modification time, inode), not once per case."""
+    from .._files import resolved
+    from ..errors import CheckpointError
+
+    def sha(path: Path | None) -> str | None:
+        try:
+            st = path.stat() if path is not None else None
+        except OSError:
+            return None
+        return _file_sha256(str(resolved(path)), st.st_size, st.st_mtime_ns, st.st_ino) if st is not None else None
+
+    try:
+        model_sha = sha(_model_file(model))
+    except CheckpointError:
+        model_sha = None
+    if not adapter:
+        return model_sha, None
+    from ..adapters import find_adapter
+
+    try:
+        return model_sha, sha(find_adapter(adapter) / "adapter_model.safetensors")
+    except CheckpointError:
+        return model_sha, None
+
+
+def _model_file(model: str) -> Path | None:
+    """The weights file of ``--model`` (:func:`medseg.models.load_model`'s rules)."""
+    from ..models.registry import REGISTRY, shipped_checkpoint
+
+    if model in ("default", None):
+        return shipped_checkpoint()
+    name, _, path_text = str(model).partition("=")
+    if path_text and name in REGISTRY:
+        return Path(path_text)
+    return None if model in REGISTRY else Path(model)
+
+
+@functools.lru_cache(maxsize=16)
+def _file_sha256(path: str, size: int, mtime_ns: int, inode: int) -> str:
+    from .._files import sha256_file
+
+    return sha256_file(path)
+
+
+def _weights_changed(prov: dict[str, Any], options: BatchOptions) -> str | None:
+    """"model changed" / "adapter changed" when the weights a sidecar (or handed-over record)
+    records are not those ``options`` name now (other weights in the same file or folder, a new
+    default checkpoint); else None."""
+    model_sha, adapter_sha = weights_sha256(options.model, options.adapter)
+    if model_sha is None or prov.get("model_sha256") != model_sha:
+        return "model changed"
+    if prov.get("adapter_sha256") != adapter_sha:
+        return "adapter changed"
+    return None
 
 
 def _hand_over(case: CaseSpec, options: BatchOptions, out: Path, result: Any) -> HandedOver:
@@ -155,6 +219,7 @@ def _hand_over(case: CaseSpec, options: BatchOptions, out: Path, result: Any) ->
     conf = result.provenance.get("confidence") or {}
     record = {"command": "batch", "case": case.case, "status": "handed_over", "reason": reason, "input": str(Path(case.input).resolve()),
               "input_sha256": sha256_path(case.input), "batch_signature": options.signature(ref_sha), "min_confidence": options.min_confidence,
+              **{k: result.provenance.get(k) for k in ("model_id", "model_sha256", "adapter_id", "adapter_sha256")},
               "handed_over": list(result.handed_over), "needs_review": True,
               "confidence": {k: conf[k] for k in ("volume", "thresholds") if k in conf},
               "review": result.provenance.get("review") or {"needs_review": True, "flags": []}}
@@ -178,7 +243,7 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
     vol = read_volume(case.input, series=series if Path(case.input).is_dir() else None, modality=options.modality)
     lmap = LabelMap.parse(options.label_map) if options.label_map else None
     prompts = study_prompts(vol, options.prompts, case.reference, lmap, options.key_slice, case=case.case)
-    loaded = _cached_model(options.model, options.adapter, options.device)
+    loaded = _cached_model(options.model, options.adapter, options.device, weights_sha256(options.model, options.adapter))
     structs = tuple(s.strip() for s in options.structures.split(",") if s.strip()) if options.structures else None
     result = segment_volume(vol, loaded, prompts, auto=options.auto, propagate=options.propagate, through=options.through,
                             label_map=lmap, auto_structures=structs, min_confidence=options.min_confidence)
@@ -255,8 +320,9 @@ def _write_dicom_seg(result: Any, vol: Any, folder: Path, case_id: str, prov: di
 
 
 @functools.lru_cache(maxsize=2)
-def _cached_model(model: str, adapter: str | None, device: str):
-    """The loaded model, once per process (workers load it themselves; nothing is shipped)."""
+def _cached_model(model: str, adapter: str | None, device: str, weights: tuple[str | None, str | None] = (None, None)):
+    """The loaded model, once per process and weights (``weights``: their sha256, so that weights
+    changed in the same file are loaded anew; workers load it themselves; nothing is shipped)."""
     from ..models import load_model
 
     return load_model(model, device=device, adapter=adapter)
@@ -273,34 +339,95 @@ def run_batch(cases: Sequence[CaseSpec], options: BatchOptions, workers: int = 1
             one task per case, results taken as they complete.
         on_result: called with each case's result dict as it finishes (progress bars).
     Returns: the result dicts sorted by case id. ``summary.csv``/``summary.json`` in
-    ``options.out_dir`` are rewritten after every case, ``cohort.csv`` at the end (measure).
+    ``options.out_dir`` are rewritten after every case (and when the run is interrupted),
+    ``cohort.csv`` at the end (measure). Every path is made absolute first (the cases', the
+    output folder, the prompts file, the model and adapter files): a worker process or a Dask
+    worker may have another working folder. The temporary files a killed run left beside the
+    batch's and the cases' outputs are removed first.
+    Raises:
+        OutputDiskFull: the output disk filled or became read-only (the summary says how far it got).
     """
+    options = options.absolute()
+    cases = [c.absolute() for c in cases]
     check_out_dir(options.out_dir)
+    remove_stale_temp_files(options.out_dir, [c.case for c in cases])
     results: dict[str, Result] = {}
+
+    def ordered() -> list[Result]:
+        return [results[k] for k in sorted(results)]
+
+    def stopped(why: str, res: Result, err: int | None) -> OutputDiskFull:
+        import errno
+
+        fix = "free space" if err in (errno.ENOSPC, errno.EDQUOT) else "make the output folder writable (or free space)"
+        done = sum(r["status"] != "failed" for r in results.values())
+        return OutputDiskFull(f"stopped: {why} ({options.out_dir}; case {res['case']}); {done} of {len(cases)} case{_s(len(cases))} done, "
+                              f"{len(cases) - len(results)} case(s) not run: {fix}, then run the same command with --resume to go on")
 
     def emit(res: Result) -> None:
         results[f"{res['case']}\0{res['input']}"] = res
-        write_summary(options.out_dir, [results[k] for k in sorted(results)], options)
+        disk_full = res.pop("disk_full", False)
+        try:
+            write_summary(options.out_dir, ordered(), options)
+        except OSError as e:  # the output folder became read-only or full between cases
+            raise stopped(_one_line(f"cannot write the summary: {e.strerror or e}"), res, e.errno) from None
         if on_result:
             on_result(res)
-        if res.pop("disk_full", False):
-            left = len(cases) - len(results)
-            raise OutputDiskFull(f"stopped: {res['reason']} ({options.out_dir}; case {res['case']}); {left} case(s) not run: "
-                                 "free space, then run again with --resume")
+        if disk_full:
+            raise stopped(res["reason"], res, disk_full)
 
     from .._batch_exec import n_cores, run_dask, run_local
 
-    if scheduler is not None:
-        run_dask(cases, options, scheduler, emit)
-    elif workers > 1:
-        run_local(cases, dataclasses.replace(options, threads=max(1, n_cores() // workers)), workers, emit)
-    else:
-        for case in cases:
-            emit(run_case(case, options))
-    ordered = [results[k] for k in sorted(results)]
+    try:
+        if scheduler is not None:
+            run_dask(cases, options, scheduler, emit)
+        elif workers > 1:
+            run_local(cases, dataclasses.replace(options, threads=max(1, n_cores() // workers)), workers, emit)
+        else:
+            for case in cases:
+                emit(run_case(case, options))
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM (the CLI's handler): the summary of the cases done, even none
+        try:
+            write_summary(options.out_dir, ordered(), options)
+        except OSError:
+            pass
+        raise
     if options.measure:
-        write_cohort(options.out_dir, ordered + echo_study_rows(ordered, options.subjects) + stack_study_rows(ordered, options.subjects))
-    return ordered
+        rows = ordered()
+        try:
+            write_cohort(options.out_dir, rows + echo_study_rows(rows, options.subjects) + stack_study_rows(rows, options.subjects))
+        except OSError as e:
+            raise OutputDiskFull(f"cannot write cohort.csv in {options.out_dir} ({e.strerror or e}): every case is done; "
+                                 "run the same command with --resume to measure again") from None
+    return ordered()
+
+
+def remove_stale_temp_files(out_dir: str | Path, case_ids: Sequence[str]) -> list[Path]:
+    """Remove the temporary files a killed run left in ``out_dir`` (:func:`medseg._files.atomic_path`'s
+    names, for the batch's own outputs and for these cases' outputs, skipped ones too; other hidden
+    files are left alone). Returns the files removed."""
+    import re
+
+    from ..io import sidecar_path
+
+    out = Path(out_dir)
+    names = ["summary.csv", "summary.json", "cohort.csv", "cohort.png"]
+    for cid in case_ids:
+        labels = output_path(out, cid)
+        names += [labels.name, sidecar_path(labels).name, review_png_path(out, cid).name]
+    stale = stale_temp_files_of(out, names)
+    stale += stale_temp_files_of(out / "handed_over", [handed_over_path(out, cid).name for cid in case_ids])
+    any_temp = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp")  # a case's SEG folder holds its SEG files alone
+    for cid in case_ids:
+        if (seg := dicom_seg_dir(out, cid)).is_dir():
+            stale += [p for p in seg.iterdir() if any_temp.match(p.name)]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
+def _s(n: int) -> str:
+    return "" if n == 1 else "s"
 
 
 def _sidecar_provenance(out: Path) -> dict[str, Any]:

@@ -4,6 +4,7 @@ Thin: option checks, a rich progress bar and the closing line; the work is :mod:
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from pathlib import Path
 
@@ -93,11 +94,49 @@ def batch_command(
         structures=structures, propagate=propagate, through=through, model=model, adapter=adapter, device=device,
         resume=resume, measure=measure, min_confidence=min_confidence, review_png=review_png, series=series, subjects=subject_rows,
         dicom_seg=dicom_seg, modality=modality,
-    )
-    results = _run_with_progress(cases, options, workers, scheduler)
+    ).absolute()  # a Dask worker has another working folder
+    with _sigterm_as_interrupt():
+        try:
+            results = _run_with_progress(cases, options, workers, scheduler)
+        except _Terminated:
+            console.print(f"interrupted (SIGTERM): outputs written so far are complete, summary: {out / 'summary.csv'}; "
+                          "the same command with --resume goes on", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_SIGTERM) from None
     if subjects is not None:
         _subjects_line(out, subjects, subject_rows)
     _closing_line(results, out, measure)
+
+
+#: exit code of a batch stopped by SIGTERM (kill, a job scheduler's time limit): 128 + 15, as a shell
+#: reports a process SIGTERM ended; Ctrl-C (SIGINT) gives 130
+EXIT_SIGTERM = 143
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread: a batch stops as on Ctrl-C (workers ended, queue
+    cancelled, the temporary files of cut-short cases removed, the summary written)."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM handled like Ctrl-C while the batch runs (once: a second SIGTERM ends the process
+    at once, its workers with it). Only in the main thread, where Python runs signal handlers."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminated(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise _Terminated()
+
+    before = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def _subjects_line(out: Path, path: Path, rows) -> None:
@@ -141,7 +180,7 @@ def _run_with_progress(cases, options, workers, scheduler):
     from ..batch import run_batch
 
     where = f"on {scheduler}" if scheduler else f"in {workers} processes" if workers > 1 else "in this process"
-    console.print(f"batch: {len(cases)} cases {where} -> {options.out_dir}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"batch: {_cases(len(cases))} {where} -> {options.out_dir}", markup=False, highlight=False, soft_wrap=True)
     counts: Counter = Counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     with progress_bar(*columns) as bar:
@@ -167,7 +206,7 @@ def _closing_line(results, out: Path, measure: bool = False) -> None:
     named = Counter(s for r in review for s in str(r.get("review_structures") or "").split())
     why = f"; flags name {', '.join(f'{s} {n}' for s, n in named.most_common())}" if named else ""
     line = (f"{counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed, {counts['handed_over']} handed over; "
-            f"{len(review)} need review (listed first{why}); summary: {out / 'summary.csv'}")
+            f"{len(review)} need{'s' if len(review) == 1 else ''} review (listed first{why}); summary: {out / 'summary.csv'}")
     if measure and (out / "cohort.csv").is_file():
         with open(out / "cohort.csv", newline="") as fh:
             n_rows = sum(1 for _ in csv.DictReader(fh))
@@ -178,5 +217,9 @@ def _closing_line(results, out: Path, measure: bool = False) -> None:
     if counts["failed"] and counts["failed"] == len(results) and len(reasons) == 1:
         line += f" (every case: {reasons.pop()})"
     if counts["failed"]:
-        raise MedsegError(f"batch: {counts['failed']} of {len(results)} cases failed: {line}")
-    console.print(f"batch: {len(results)} cases: {line}", markup=False, highlight=False, soft_wrap=True)
+        raise MedsegError(f"batch: {counts['failed']} of {_cases(len(results))} failed: {line}")
+    console.print(f"batch: {_cases(len(results))}: {line}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _cases(n: int) -> str:
+    return f"{n} case" if n == 1 else f"{n} cases"
