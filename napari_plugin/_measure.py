@@ -202,26 +202,81 @@ def flag_lines(report: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def draw_report(fig: Any, report: Mapping[str, Any]) -> None:
+#: the narrowest panel whose text stays readable in the dock (a bullseye's 17 values at 7 pt,
+#: its colour bar and title): narrower canvases stack the panels
+PANEL_MIN_PX = 240
+
+
+def plot_panels(report: Mapping[str, Any]) -> int:
+    """How many plots :func:`draw_report` draws: the volumes (curve or bars), then the wall
+    thickness bullseye and, for ED + ES and cines, the thickening one (apical views: the volumes only)."""
+    if str(report.get("mode", "")).startswith("echo"):
+        return 1
+    return 3 if report.get("wall_thickening_pct") else 2
+
+
+def plot_layout(report: Mapping[str, Any], width_px: float) -> tuple[int, int]:
+    """(columns, height px) of the panel's figure on a canvas ``width_px`` wide: the plots side
+    by side when each gets :data:`PANEL_MIN_PX`, else the volumes on top (full width) and the
+    bullseyes below, side by side or one per row; the height keeps the bullseyes round and
+    their values readable (the dock scrolls when it is shorter)."""
+    n = plot_panels(report)
+    width = max(float(width_px), 1.0)
+    cols = max(1, min(n, int(width // PANEL_MIN_PX)))
+    if n == 1:
+        return 1, int(np.clip(0.5 * width, 200, 300))
+    if cols == n:  # one row
+        return cols, int(np.clip(0.85 * width / n + 40, 230, 340))
+    bulls = n - 1
+    per_row = max(1, min(bulls, cols))
+    rows = -(-bulls // per_row)
+    row_h = float(np.clip(0.8 * width / per_row + 30, 210, 320))
+    return per_row, int(190 + rows * row_h)
+
+
+def draw_report(fig: Any, report: Mapping[str, Any], columns: int | None = None) -> None:
     """Draw the volume curve (or ED/ES bars, or per-structure volumes) and the AHA bullseye of
-    wall thickness, and for ED + ES that of systolic thickening, side by side on a matplotlib
-    Figure (cleared first), with the Axes-level functions of :mod:`medseg.measure.plots` that
-    also draw the report PNGs (compact style)."""
+    wall thickness, and for ED + ES that of systolic thickening, on a matplotlib Figure
+    (cleared first, constrained layout), with the Axes-level functions of
+    :mod:`medseg.measure.plots` that also draw the report PNGs (compact style).
+
+    Args:
+        columns: plots per row (:func:`plot_layout`); None: from the figure's width. With
+            fewer columns than plots the volumes take the first row, the bullseyes the rows below.
+    """
     from medseg.measure.plots import as_bullseye_values, draw_bullseye, draw_volumes
 
     fig.clear()
-    if str(report.get("mode", "")).startswith("echo"):  # an apical view: the curve, or ED/ES bars; no bullseye
-        draw_volumes(fig.add_subplot(1, 1, 1), report, compact=True)
-        fig.subplots_adjust(left=0.12, right=0.95, bottom=0.16, top=0.88)
+    fig.set_layout_engine("constrained")
+    n = plot_panels(report)
+    if columns is None:
+        columns = plot_layout(report, fig.get_figwidth() * fig.dpi)[0]
+    columns = max(1, min(int(columns), n))
+    if columns == n:
+        grid, spots = fig.add_gridspec(1, n), [(0, k) for k in range(n)]
+    else:
+        rows = 1 + -(-(n - 1) // columns)
+        grid = fig.add_gridspec(rows, columns, height_ratios=[0.8] + [1.0] * (rows - 1))
+        spots = [(0, slice(None))] + [(1 + k // columns, k % columns) for k in range(n - 1)]
+    axes = iter(spots)  # each added when drawn: fig.axes = plot, bullseye, its colour bar, ...
+    volumes = fig.add_subplot(grid[next(axes)])
+    draw_volumes(volumes, report, compact=True)
+    _two_line_ticks(volumes)
+    if n == 1:
         return
-    thickening = report.get("wall_thickening_pct")
-    n = 3 if thickening else 2
-    draw_volumes(fig.add_subplot(1, n, 1), report, compact=True)
-    draw_bullseye(fig.add_subplot(1, n, 2), report.get("wall_thickness_mm") or {}, compact=True)
-    if thickening:
-        draw_bullseye(fig.add_subplot(1, n, 3), as_bullseye_values(thickening), compact=True, quantity="thickening")
-    fig.subplots_adjust(left=0.08 if thickening else 0.12, right=0.95 if thickening else 0.93, bottom=0.16, top=0.88,
-                        wspace=0.45 if thickening else 0.35)
+    wt = report.get("wall_thickness_mm") or {}
+    draw_bullseye(fig.add_subplot(grid[next(axes)]), wt, compact=True, title=f"Wall thickness (global {_fmt(wt.get('global_mean'))} mm)")
+    if n == 3:
+        thickening = report["wall_thickening_pct"]
+        draw_bullseye(fig.add_subplot(grid[next(axes)]), as_bullseye_values(thickening), compact=True, quantity="thickening",
+                      title=f"Wall thickening (global {_fmt(thickening.get('global'))} %)")
+
+
+def _two_line_ticks(ax: Any) -> None:
+    """"LV (EF 60%)" bar labels as "LV" over "EF 60%": side by side they ran into each other."""
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    if any(" (EF " in t for t in labels):
+        ax.set_xticks(ax.get_xticks(), [t.replace(" (EF ", "\nEF ").removesuffix(")") for t in labels])
 
 
 def export_report(report: Mapping[str, Any], path: str | os.PathLike) -> Path:

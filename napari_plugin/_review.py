@@ -5,8 +5,10 @@ structure, anatomical plausibility, measurement QC; see :mod:`medseg.confidence`
 :mod:`medseg.review`) and turns its flags into :class:`ReviewRow` s, worst first;
 :meth:`ReviewList.mark_reviewed` records a human's look at a row with
 :meth:`Session.mark_reviewed`, so the session's provenance (and the sidecar written with the
-labels) carries a ``{"op": "review", ...}`` action. Rows whose structure, frame and slice were
-marked earlier (also in a replayed session) come back already reviewed.
+labels) carries a ``{"op": "review", ...}`` action naming the row's place and, in its note, its
+flag code. Rows marked earlier (also in a replayed session) come back already reviewed: a mark
+applies to the flag it names, not to the other flags at the same place (a volume-level
+``needs_review la`` and ``fragmented la`` share the place "la, whole volume").
 
 The review widget (:mod:`medseg_napari._qt.review_widget`) only shows the rows, moves the
 viewer to :meth:`ReviewList.target` and calls these methods. ``check`` decodes with the
@@ -44,7 +46,7 @@ class ReviewRow:
         frame, slice: 0-based indices of the flagged slice; None for a whole volume or frame.
         confidence: estimated Dice in [0, 1] of the structure there (the slice's, or the
             volume's for a volume-level flag); None when not scored.
-        reviewed: a human marked this structure/frame/slice reviewed.
+        reviewed: a human marked this flag (code at this structure/frame/slice) reviewed.
     """
 
     code: str
@@ -60,6 +62,11 @@ class ReviewRow:
     def key(self) -> tuple[str | None, int | None, int | None]:
         """(structure, frame, slice): what a review entry of the provenance log refers to."""
         return self.structure, self.frame, self.slice
+
+    @property
+    def ident(self) -> tuple[str, str | None, int | None, int | None]:
+        """(code, structure, frame, slice): the flag itself; two flags can share a :attr:`key`."""
+        return self.code, self.structure, self.frame, self.slice
 
     @property
     def where(self) -> str:
@@ -99,7 +106,6 @@ def review_rows(review: Mapping[str, Any], n_frames: int | None = None) -> list[
     conf = review.get("confidence") or {}
     by_slice = {(s["structure"], int(s["frame"]), int(s["slice"])): float(s["confidence"]) for s in conf.get("slices") or []}
     by_volume = {k: float(v) for k, v in (conf.get("volume") or {}).items()}
-    done = {(a.get("structure"), _int(a.get("frame")), _int(a.get("slice"))) for a in review.get("reviewed") or []}
     rows = []
     for f in review.get("flags") or []:
         code = str(f.get("code"))
@@ -112,8 +118,24 @@ def review_rows(review: Mapping[str, Any], n_frames: int | None = None) -> list[
             c = by_slice.get((structure, frame, slice_)) if slice_ is not None else by_volume.get(structure) if frame is None else None
         row = ReviewRow(code, str(f.get("level", "volume")), str(f.get("message", code)), structure, frame, slice_,
                         None if c is None or not math.isfinite(float(c)) else float(c))
-        rows.append(replace(row, reviewed=row.key in done))
-    return sorted(rows, key=severity_key)
+        rows.append(row)
+    return sorted(_with_marks(rows, review.get("reviewed") or []), key=severity_key)
+
+
+def _with_marks(rows: list[ReviewRow], marks: list[Mapping[str, Any]]) -> list[ReviewRow]:
+    """``rows`` with ``reviewed`` set from the session's review marks: a mark whose note starts
+    with a flag code (what :meth:`ReviewList.mark_reviewed` writes) marks that flag at its place;
+    one naming no flag there (an older log, a note of another tool) marks every flag there."""
+    codes: dict[tuple[str | None, int | None, int | None], set[str]] = {}
+    for r in rows:
+        codes.setdefault(r.key, set()).add(r.code)
+    done: set[tuple[str, str | None, int | None, int | None]] = set()
+    for a in marks:
+        place = (a.get("structure"), _int(a.get("frame")), _int(a.get("slice")))
+        code = str(a.get("note") or "").split(":", 1)[0].strip()
+        here = codes.get(place, set())
+        done |= {(c, *place) for c in ([code] if code in here else here)}
+    return [replace(r, reviewed=r.ident in done) for r in rows]
 
 
 def review_provenance(review: Mapping[str, Any]) -> dict[str, Any]:
@@ -195,10 +217,11 @@ class ReviewList:
         return review_png(self.session.volume, self.session.labels, self.session.label_map, review_provenance(self._review), path)
 
     def mark_reviewed(self, row: ReviewRow | int, note: str | None = None) -> ReviewRow:
-        """Record that a human looked at the row's structure/frame/slice
-        (:meth:`Session.mark_reviewed`, kept in the provenance; ``note`` defaults to the flag
-        code); every row at the same place is shown reviewed. Returns the updated row."""
+        """Record that a human looked at the row's flag (:meth:`Session.mark_reviewed`, kept in
+        the provenance: its structure/frame/slice, and the flag code as the note, ``"code: note"``
+        with a ``note``); only that flag is shown reviewed, not another flag at the same place.
+        Returns the updated row."""
         r = self.row(row) if isinstance(row, int) else row
-        self.session.mark_reviewed(r.structure, r.frame, r.slice, r.code if note is None else note)
-        self.rows = [replace(x, reviewed=True) if x.key == r.key else x for x in self.rows]
+        self.session.mark_reviewed(r.structure, r.frame, r.slice, r.code if note is None else f"{r.code}: {note}")
+        self.rows = [replace(x, reviewed=True) if x.ident == r.ident else x for x in self.rows]
         return replace(r, reviewed=True)

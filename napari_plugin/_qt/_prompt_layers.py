@@ -18,6 +18,7 @@ from .._controller import PromptRecord, SegmentController, box_rectangle, point_
 from .._layers import META_LABEL_MAP, META_PROVENANCE, META_SOURCE, META_VOLUME, label_colour_dict
 
 POSITIVE_COLOUR, NEGATIVE_COLOUR = "lime", "red"
+MIN_BOX_PX = 2  #: a box prompt's shortest side, pixels: a smaller one gives no mask
 
 
 @dataclass
@@ -140,7 +141,30 @@ def layer_prompts(b: Binding, structure: str, t: int, z: int) -> tuple[Any, list
         bt, bz, bx = rectangle_box(verts, shape_yx)
         if (bt, bz) == (t, z):
             box = bx
+    if box is not None:
+        h, w = int(box.y1 - box.y0) + 1, int(box.x1 - box.x0) + 1
+        if min(h, w) < MIN_BOX_PX:
+            raise PromptError(f"a {h}x{w}-pixel box is too small to segment from: drag a box of at least "
+                              f"{MIN_BOX_PX}x{MIN_BOX_PX} pixels around the {structure.upper()} on the slice")
     return box, pts
+
+
+def drop_non_rectangles(shapes: Any) -> list[str]:
+    """Remove the shapes that are not rectangles (ellipses, polygons, lines... drawn with the
+    boxes layer's other tools: no box prompt) from the boxes layer; their kinds, one per shape."""
+    kinds = [str(k) for k in shapes.shape_type]
+    drop = {i for i, k in enumerate(kinds) if k != "rectangle"}
+    if drop:
+        shapes.selected_data = drop
+        shapes.remove_selected()
+    return [kinds[i] for i in sorted(drop)]
+
+
+def added_non_rectangles(shapes: Any, indices: Any) -> bool:
+    """Whether any of the given shape indices (negative: from the end) is not a rectangle."""
+    kinds = list(shapes.shape_type)
+    n = len(kinds)
+    return any(n and str(kinds[int(i) % n]) != "rectangle" for i in indices)
 
 
 def sync_prompt_layers(b: Binding, records: list[PromptRecord], colours: dict[str, str]) -> None:

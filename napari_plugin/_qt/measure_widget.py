@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qtpy.QtCore import Qt
+from qtpy.QtCore import QEvent, QSize, Qt
 from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QListWidget,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     import napari
 
 NONE = "(none)"
+EMPTY_PLOT_PX = 120  # the canvas height before anything is measured
 #: What was measured, for the status line (:func:`medseg_napari._measure.measure_labels`'s modes).
 MODES = {"cine": "cine (ED/ES from the volume curve)", "ed_es": "ED + ES layers", "phase": "one phase",
          "echo": "apical view, ED + ES layers (method of disks)", "echo_clip": "apical view over the cycle (method of disks, single plane)"}
@@ -80,10 +82,12 @@ class MeasureWidget(QWidget):
         form.addRow("Labels (cine or ED)", self.labels_combo)
         form.addRow("ES labels (optional)", self.es_combo)
         form.addRow("Label map", self.label_map)
-        hw = QHBoxLayout()
-        for w in (self.height_cm, self.weight_kg, self.heart_rate, self.sex):
-            hw.addWidget(w)
-        form.addRow("Height, weight, HR, sex", hw)
+        for label, pair in (("Height, weight", (self.height_cm, self.weight_kg)), ("Heart rate, sex", (self.heart_rate, self.sex))):
+            hw = QHBoxLayout()  # two a row: four in one squeezed the spin boxes to "172 c"
+            for w in pair:
+                hw.addWidget(w)
+            hw.addStretch(1)
+            form.addRow(label, hw)
         root.addLayout(form)
         row = QHBoxLayout()
         self.measure_btn, self.export_btn = QPushButton("Measure"), QPushButton("Export CSV / JSON…")
@@ -101,10 +105,17 @@ class MeasureWidget(QWidget):
         self.tabs.addTab(self.flags, "Flags")
         self.figure = Figure(figsize=(5.2, 2.4), dpi=100)
         self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(200)
+        self.canvas.setMinimumHeight(EMPTY_PLOT_PX)
+        # the plots keep a readable size (plot_layout) and scroll when the dock is shorter
+        self.plots = QScrollArea()
+        self.plots.setWidgetResizable(True)
+        self.plots.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.plots.setWidget(self.canvas)
+        self.plots.installEventFilter(self)
+        self._columns = 0  # plots per row of the drawn figure
         self.split = QSplitter(Qt.Orientation.Vertical)  # the user can trade table rows for plot size
         self.split.addWidget(self.tabs)
-        self.split.addWidget(self.canvas)
+        self.split.addWidget(self.plots)
         self.split.setSizes([260, 230])
         root.addWidget(self.split, 1)
         self.status = QLabel("")
@@ -123,9 +134,41 @@ class MeasureWidget(QWidget):
             self.split.setSizes([int(total * 0.45), int(total * 0.55)])
         super().resizeEvent(event)
 
+    def eventFilter(self, obj: Any, event: Any) -> bool:  # noqa: N802 (Qt API)
+        if obj is self.plots and event.type() == QEvent.Type.Resize:
+            self._fit_plots()
+        return super().eventFilter(obj, event)
+
+    def _plot_width(self) -> int:
+        """The canvas width, a vertical scroll bar's room kept (the layout does not flip with it)."""
+        return max(1, self.plots.width() - 2 * self.plots.frameWidth() - self.plots.verticalScrollBar().sizeHint().width())
+
+    def _fit_plots(self) -> None:
+        """Size the canvas for the report's plots at the dock's width (:func:`plot_layout`) and
+        redraw them when their arrangement changes (side by side, or stacked)."""
+        if self.report is None:
+            self.canvas.setMinimumHeight(EMPTY_PLOT_PX)
+            return
+        columns, height = m.plot_layout(self.report, self._plot_width())
+        self.canvas.setMinimumHeight(height)
+        if columns != self._columns:
+            self._columns = columns
+            m.draw_report(self.figure, self.report, columns)
+            self.canvas.draw_idle()
+
+    def _share_split(self) -> None:
+        """Table above plots: give the plots up to 60 % of the height for a new report (never
+        less than the user gave them), the table keeping the rest."""
+        if self.split.orientation() != Qt.Orientation.Vertical:
+            return
+        table, plots = self.split.sizes()
+        want = min(self.canvas.minimumHeight() + 2 * self.plots.frameWidth(), int(0.6 * (table + plots)))
+        if want > plots:
+            self.split.setSizes([table + plots - want, want])
+
     @staticmethod
     def _spin(lo: float, hi: float, suffix: str) -> QDoubleSpinBox:
-        s = QDoubleSpinBox()
+        s = _UnitSpin()
         s.setRange(lo, hi)
         s.setDecimals(0)
         s.setSuffix(suffix)
@@ -220,8 +263,9 @@ class MeasureWidget(QWidget):
         self.flags.clear()
         self.flags.addItems(m.flag_lines(report) or ["no flags"])
         self.tabs.setTabText(2, f"Flags ({len(report.get('flags') or [])})")
-        m.draw_report(self.figure, report)
-        self.canvas.draw_idle()
+        self._columns = 0  # drawn by _fit_plots, for the dock's width
+        self._fit_plots()
+        self._share_split()
         self.export_btn.setEnabled(True)
         mode = MODES.get(report.get("mode", ""), str(report.get("mode", "")))
         self.status.setText(f"Measured: {mode}.")
@@ -238,6 +282,8 @@ class MeasureWidget(QWidget):
         self.flags.clear()
         self.tabs.setTabText(2, "Flags")
         self.figure.clear()
+        self._columns = 0
+        self._fit_plots()
         self.canvas.draw_idle()
         self.export_btn.setEnabled(False)
 
@@ -261,3 +307,13 @@ class MeasureWidget(QWidget):
                 self.export(path)
             except ValueError as e:
                 self.status.setText(str(e))
+
+
+class _UnitSpin(QDoubleSpinBox):
+    """A spin box never squeezed below its size hint: Qt sizes that from the font metrics of the
+    longest value with its unit ("250 cm", "300 bpm") and the step buttons of the current style;
+    squeezed in the dock it showed "172 c"."""
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt API)
+        hint = super().minimumSizeHint()
+        return QSize(max(hint.width(), self.sizeHint().width()), hint.height())

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from qtpy.QtWidgets import QFileDialog, QWidget
 
 from medseg.errors import MedsegError
 
+from .. import _view
 from .._controller import ModelProvider, SegmentController, adapter_names, default_structures, default_threads, new_structure, run_with_progress
 from .._layers import META_PROVENANCE, META_SOURCE, volume_for_layer
 from . import _prompt_layers as pl
@@ -49,6 +51,7 @@ class SegmentWidget(QWidget):
         self._removing: set[tuple[str, int, int]] = set()
         self._syncing = False
         self._selected: Any = None  # the image layer chosen (followed through renames)
+        self._ready_at: tuple[int, int] | None = None  # the (t, z) the status line calls ready
         self.ui = build_segment_ui(self, adapter_names())
         self._connect()
         for layer in self.viewer.layers:
@@ -113,6 +116,7 @@ class SegmentWidget(QWidget):
         return self.viewer.layers[name] if name in self.viewer.layers else None
 
     def status(self, text: str, error: bool = False) -> None:
+        self._ready_at = None
         self.ui.status.setText(text)
         self.ui.status.setStyleSheet("color: #ff6b6b;" if error else "")
         if error:  # also a napari notification: seen with the dock scrolled away or closed
@@ -123,9 +127,7 @@ class SegmentWidget(QWidget):
 
     # -- images and sessions -------------------------------------------------------------
     def _refresh_images(self, *_: Any) -> None:
-        from napari.layers import Image
-
-        names = [ly.name for ly in self.viewer.layers if isinstance(ly, Image) and not ly.rgb and 2 <= ly.ndim <= 4]
+        names = [ly.name for ly in self._images()]
         current = self.ui.image.currentText()
         if self._selected is not None and self._selected in self.viewer.layers:
             current = self._selected.name  # renamed: still the image being segmented
@@ -140,6 +142,16 @@ class SegmentWidget(QWidget):
     def _on_layer_inserted(self, event: Any) -> None:
         event.value.events.name.connect(self._refresh_images)
         self._refresh_images()
+        images = self._images()
+        if event.value in images:  # a study placed apart from the others is drawn nowhere near them: say so
+            note = _view.outside_note(event.value, images)
+            if note:
+                self.status(note, error=True)
+
+    def _images(self) -> list[Any]:
+        from napari.layers import Image
+
+        return [ly for ly in self.viewer.layers if isinstance(ly, Image) and not ly.rgb and 2 <= ly.ndim <= 4]
 
     def _on_layer_removed(self, event: Any) -> None:
         gone = event.value
@@ -155,13 +167,22 @@ class SegmentWidget(QWidget):
         self._refresh_images()
 
     def _on_image_changed(self) -> None:
-        self._selected = self._image_layer()
+        before, self._selected = self._selected, self._image_layer()
+        if self._selected is not None and before is not None and self._selected is not before:
+            self._bring_into_view(self._selected)
         b = self.binding
         self.ui.start.setText("Restart session (clears labels)" if b else "Start session")
         self._show_structures()
         self._set_enabled()
         if b is not None:
             self._update_prompt_defaults()
+
+    def _bring_into_view(self, image: Any) -> None:
+        """The study chosen lies apart from what the viewer shows: move the sliders and camera to it."""
+        if _view.in_view(self.viewer, image):
+            return
+        _view.show_layer(self.viewer, image)
+        self.status(f"Showing '{image.name}', which lies apart from the other studies: choose one under Image to go back.")
 
     def _browse_adapter(self) -> None:
         from qtpy.QtWidgets import QFileDialog
@@ -301,9 +322,29 @@ class SegmentWidget(QWidget):
         self._on_prompt_event(event, pl.keys_of_points)
 
     def _on_shapes_data(self, event: Any) -> None:
+        if not self._syncing and str(event.action) == "added" and pl.added_non_rectangles(event.source, event.data_indices):
+            # an ellipse, polygon or line is no box prompt: removed (and said so), not applied as "no box"
+            QTimer.singleShot(0, lambda layer=event.source: self._drop_non_rectangles(layer))
+            n = len(event.source.data)
+            rects = tuple(i for i in event.data_indices if str(event.source.shape_type[int(i) % n]) == "rectangle")
+            if not rects:
+                return
+            event = SimpleNamespace(source=event.source, action=event.action, data_indices=rects)
         self._on_prompt_event(event, pl.keys_of_shapes)
         if str(event.action) == "added" and not self._syncing:
             QTimer.singleShot(0, self._sync_prompts)  # one box per structure and slice
+
+    def _drop_non_rectangles(self, layer: Any) -> None:
+        self._syncing = True  # no prompt event: the session never saw these shapes
+        try:
+            kinds = pl.drop_non_rectangles(layer)
+            if kinds and str(layer.mode).startswith("add_"):
+                layer.mode = "add_rectangle"
+        finally:
+            self._syncing = False
+        if kinds:
+            self.status(f"Only rectangles are box prompts: the {' and '.join(dict.fromkeys(kinds))} drawn on '{layer.name}' "
+                        "was removed, no prompt applied. Draw a box with the rectangle tool (R).", error=True)
 
     def _owner(self, layer: Any) -> pl.Binding | None:
         """The session whose clicks or boxes layer this is (None: not a session's)."""
@@ -462,7 +503,19 @@ class SegmentWidget(QWidget):
         t, z = b.current_index(self.viewer)
         if b.controller.needs_embedding(t, z):
             self._run_job(b.controller.embed, t, z, desc=f"medseg: embedding frame {t}, slice {z}",
-                          on_done=lambda tz: self.status(f"Frame {tz[0]}, slice {tz[1]} ready: prompt away."))
+                          on_done=lambda tz, b=b: self._embedded(b, tz))
+        elif self._ready_at is not None and self._ready_at != (t, z):  # "ready" follows the slice shown
+            self._say_ready(t, z)
+
+    def _embedded(self, b: pl.Binding, tz: tuple[int, int]) -> None:
+        """An embedding is in: "ready" when the viewer still shows that slice; else the slice
+        shown is dealt with when the job ends (:meth:`_job_finished` calls :meth:`_on_step`)."""
+        if b is self.binding and b.current_index(self.viewer) == tuple(tz):
+            self._say_ready(*tz)
+
+    def _say_ready(self, t: int, z: int) -> None:
+        self.status(f"Frame {t}, slice {z} ready: prompt away.")
+        self._ready_at = (t, z)
 
     # -- workers -------------------------------------------------------------------------
     def run_job(self, fn: Callable, *args: Any, desc: str, on_done: Callable[[Any], None], total: int = 0) -> bool:
