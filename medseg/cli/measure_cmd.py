@@ -80,7 +80,7 @@ def measure_command(
                                              default_map=not label_map and map_from is None, clip=clip)
     from ..measure.report import check_lv_measured
 
-    check_lv_measured(report, lmap)
+    check_lv_measured(report, lmap, map_named=not label_map and map_from is not None)
     _add_implausible(report)
     for flag in _all_flags(report):
         if flag.get("code") == "long_axis_stack":  # volumes that sum the frames of one view: say so, not only in the report

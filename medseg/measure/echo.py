@@ -261,7 +261,8 @@ def measure_echo(
         notes.append("no pixel spacing: volumes are not reported; EF is a ratio of volumes and is reported")
         if biplane:  # the views are combined in pixels: right only when both have one pixel size
             flags.append(make_flag("biplane_without_spacing", "biplane EF without pixel spacing assumes the two views have the same "
-                                   "pixel size; check it, or give the spacing", severity="warning", structure="lv"))
+                                   "pixel size; check it, or measure label files that carry their pixel spacing (NIfTI, MHA, DICOM)",
+                                   severity="warning", structure="lv"))
         for fn in (lv, al):
             fn.update(edv_ml=math.nan, esv_ml=math.nan, sv_ml=math.nan)
         la = math.nan

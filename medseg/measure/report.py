@@ -251,14 +251,35 @@ def measure_ed_es(
     if ed_arr.shape != es_arr.shape:
         raise GeometryError(f"ED and ES labels have different shapes {ed_arr.shape} and {es_arr.shape}")
     base = study_base(np.stack([ed_arr, es_arr]), stack_geometry(aff, ed_arr.shape, slice_positions_mm), lmap, base_end)
+    basal_rule, rule_flags = study_basal_rule(np.stack([ed_arr, es_arr]), lmap, basal_rule, ("ED", "ES"))
     opts = dict(slice_positions_mm=slice_positions_mm, aha_method=aha_method, interpolate_missing=interpolate_missing,
                 basal_rule=basal_rule, base_end=base)
     ed = measure_phase(ed_arr, aff, lmap, **opts)
     es = measure_phase(es_arr, aff, lmap, **opts)
     _zero_where_labelled_elsewhere(ed, es)
     rv = (ed["volumes_ml"].get("rv", math.nan), es["volumes_ml"].get("rv", math.nan))
-    return combine_ed_es(ed, es, rv, height_cm=height_cm, weight_kg=weight_kg, heart_rate=heart_rate,
-                         nominal_interval_ms=nominal_interval_ms, bsa_method=bsa_method, sex=sex)
+    out = combine_ed_es(ed, es, rv, height_cm=height_cm, weight_kg=weight_kg, heart_rate=heart_rate,
+                        nominal_interval_ms=nominal_interval_ms, bsa_method=bsa_method, sex=sex)
+    out["flags"] += rule_flags
+    return out
+
+
+def study_basal_rule(arr_tzyx: np.ndarray, lmap: LabelMap, basal_rule: bool, names: Sequence[str] | None = None) -> tuple[bool, list[dict]]:
+    """Whether the phases of a study apply the SCMR basal rule, decided once for all of them
+    (with the flag that says why not): the rule needs the myocardium around the LV, and a phase
+    whose LV has none (endocardium-only labels, as Sunnybrook's ES frames) kept its basal slices
+    while the others lost theirs. On Sunnybrook SCD0000501 the trimmed frame read the smaller,
+    ED and ES swapped places and the EF read 11.7 % for about 25 %. ``names``: the phases' names
+    (default "frame N")."""
+    if not basal_rule or "myo" not in lmap or "lv" not in lmap:
+        return basal_rule, []
+    bare = [t for t in range(arr_tzyx.shape[0]) if (arr_tzyx[t] == lmap["lv"]).any() and not (arr_tzyx[t] == lmap["myo"]).any()]
+    if not bare or len(bare) == sum((arr_tzyx[t] == lmap["lv"]).any() for t in range(arr_tzyx.shape[0])):
+        return basal_rule, []  # every phase with an LV has its myocardium, or none has: each phase alike
+    which = ", ".join(names[t] if names else f"frame {t}" for t in bare)
+    return False, [qc.make_flag("basal_rule_off", f"{which}: the LV without myocardium (endocardium only), where the SCMR basal "
+                                "rule cannot be applied; no phase applies it, so that all are measured alike (LV volumes include "
+                                "the basal slices the rule would have left out)", severity="warning", structure="lv")]
 
 
 def study_base(arr_tzyx: np.ndarray, geom: StackGeometry, lmap: LabelMap, base_end: str | BaseEnd | None = None) -> BaseEnd:
@@ -395,7 +416,9 @@ def measure_cine(
         raise MeasurementError("a volume needs at least 2 slices; got a single slice")
     check_values(arr, lmap)
     base = study_base(arr, geom, lmap, options.pop("base_end", None))
-    curves, flags = volume_curves(arr, geom, lmap, options.get("interpolate_missing", False), options.get("basal_rule", True), base)
+    options["basal_rule"], rule_flags = study_basal_rule(arr, lmap, options.get("basal_rule", True))
+    curves, flags = volume_curves(arr, geom, lmap, options.get("interpolate_missing", False), options["basal_rule"], base)
+    flags = rule_flags + flags
     ed_f, es_f = detect_ed_es(curves["lv"]) if "lv" in curves else (None, None)
     if ed_f is None:
         if "myo" in lmap and (arr == lmap["lv"]).any():  # labelled, but left out as basal on every slice
@@ -478,10 +501,12 @@ def volume_curves(arr: np.ndarray, geom: StackGeometry, lmap: LabelMap, interpol
     return curves, flags
 
 
-def check_lv_measured(report: dict[str, Any], label_map: Any) -> None:
+def check_lv_measured(report: dict[str, Any], label_map: Any, map_named: bool = False) -> None:
     """Refuse a short-axis report whose LV is labelled but measures 0 mL because the basal rule
     left out every slice: no slice has the LV inside the myocardium, which is what another data
-    set's label map gives (the RV read as the LV; ACDC's references have lv=3, myo=2, rv=1)."""
+    set's label map gives (the RV read as the LV; ACDC's references have lv=3, myo=2, rv=1).
+    ``map_named``: the labels name their own map (medseg's sidecar, a DICOM SEG), so the map is
+    right and the segmentation is what fails."""
     from .echo import is_echo_report
 
     lmap = LabelMap.parse(label_map)
@@ -489,9 +514,13 @@ def check_lv_measured(report: dict[str, Any], label_map: Any) -> None:
         return
     ed = (report.get("phases") or {}).get("ed") or report
     if ed.get("volumes_ml", {}).get("lv") == 0.0 and ed.get("excluded_basal_slices"):
-        raise MeasurementError(_lv_outside_myo(lmap))
+        raise MeasurementError(_lv_outside_myo(lmap, map_named))
 
 
-def _lv_outside_myo(lmap: LabelMap) -> str:
-    return (f"the LV (label {lmap['lv']}) is not inside the myocardium (label {lmap['myo']}) on any slice, so every slice was "
-            f"left out as basal and it measures 0 mL: is the label map right ({lmap.to_string()}; ACDC: lv=3,myo=2,rv=1)?")
+def _lv_outside_myo(lmap: LabelMap, map_named: bool = False) -> str:
+    start = (f"the LV (label {lmap['lv']}) is not inside the myocardium (label {lmap['myo']}) on any slice, so every slice was "
+             "left out as basal and it measures 0 mL")
+    if map_named:  # the labels' own map: not a mix-up of values
+        return (f"{start}: the labels name their structures ({lmap.to_string()}), so the segmentation itself fails here; "
+                "look at its review flags or sheet (an LGE image needs --adapter cmr-lge)")
+    return f"{start}: is the label map right ({lmap.to_string()}; ACDC: lv=3,myo=2,rv=1)?"

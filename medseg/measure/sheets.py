@@ -54,6 +54,21 @@ def review_panels(labels: np.ndarray, label_map: Any, review: Mapping[str, Any] 
     return panels
 
 
+def left_out_text(labels: np.ndarray, panels: list[dict[str, Any]], frames: list[int]) -> list[str]:
+    """A header line per shown frame whose labelled slices did not all get a panel (more than
+    :data:`MAX_SHEET_SLICES`): "frame 0: 16 of 17 labelled slices shown (z8 left out)"; the
+    sheet is read as every labelled slice, and a silent gap reads as an unlabelled slice."""
+    out = []
+    for t in frames:
+        labelled = [z for z in range(labels.shape[1]) if labels[t, z].any()]
+        shown = {p["slice"] for p in panels if p["frame"] == t}
+        gone = [z for z in labelled if z not in shown]
+        if gone:
+            names = ", ".join(f"z{z}" for z in gone[:6]) + (", ..." if len(gone) > 6 else "")
+            out.append(f"frame {t}: {len(labelled) - len(gone)} of {len(labelled)} labelled slices shown ({names} left out)")
+    return out
+
+
 def shown_frames(labels: np.ndarray, label_map: LabelMap) -> list[int]:
     """The frames a review sheet shows of (T, Z, Y, X) labels (:func:`review_panels`)."""
     labelled = [t for t in range(labels.shape[0]) if labels[t].any()]
@@ -112,6 +127,7 @@ def review_sheet_figure(image: np.ndarray, labels: np.ndarray, label_map: Any, r
                     + [f["message"] for f in all_flags if f.get("slice") is not None and not shown.intersection(flag_panels(f, frames))])
     head = (f"{title}: " if title else "") + "t frame, z slice, number = lowest structure confidence on the slice"
     lines = [head] + [f"! {m}" for m in volume_flags[:4]] + ([f"! ... {len(volume_flags) - 4} more"] if len(volume_flags) > 4 else [])
+    lines += left_out_text(lab, panels, frames)
     # the header (its lines, then the legend's) gets its own band above the panels, however
     # few panels there are: the sheet is at least wide enough for the header's first line
     line_in = 0.16

@@ -195,3 +195,30 @@ def test_labels_keep_the_image_frame_times(cycle, tmp_path):
     obj["provenance"]["frame_times_s"] = obj["provenance"]["frame_times_s"][:-1]
     side.write_text(json.dumps(obj))
     assert read_label_volume(seg).frame_times_s[0] == 0.0
+
+
+def test_a_phase_without_myocardium_turns_the_basal_rule_off_for_every_phase():
+    """Sunnybrook's expert ES frames hold the endocardium only: the basal rule trimmed the ED
+    frame's basal slices and not the ES frame's, ED and ES swapped and the EF read 11.7 % for
+    about 25 %. The rule is now applied to all phases or none."""
+    from medseg.measure.report import measure_cine, measure_ed_es
+
+    yy, xx = np.mgrid[:64, :64]
+    r = np.hypot(yy - 32, xx - 32)
+    arr = np.zeros((2, 8, 64, 64), np.uint8)
+    arr[0][:, r < 16] = 2
+    arr[0][6:, (r < 16) & (xx < 42)] = 0  # the two basal slices: myocardium on a small arc only
+    arr[0][:, r < 12] = 1
+    arr[1][:, r < 11] = 1  # ES: endocardium only
+    aff = np.diag([1.5, 1.5, 10.0, 1.0])
+    rep = measure_cine(arr, aff, "lv=1,myo=2", base_end="high_index")
+    assert (rep["ed_frame"], rep["es_frame"]) == (0, 1)
+    assert rep["lv"]["edv_ml"] == pytest.approx(8 * np.count_nonzero(r < 12) * 1.5 * 1.5 * 10 / 1000, rel=1e-6)
+    (flag,) = [f for f in rep["flags"] if f["code"] == "basal_rule_off"]
+    assert flag["message"].startswith("frame 1: the LV without myocardium")
+    two = measure_ed_es(arr[0], arr[1], aff, "lv=1,myo=2", base_end="high_index")
+    assert two["lv"]["ef_pct"] == pytest.approx(rep["lv"]["ef_pct"]) and two["lv"]["ef_pct"] > 10
+    assert any(f["code"] == "basal_rule_off" and f["message"].startswith("ES:") for f in two["flags"])
+    both = arr.copy()
+    both[1][:, (r >= 11) & (r < 15)] = 2  # myocardium on both phases: the rule applies as before
+    assert not any(f["code"] == "basal_rule_off" for f in measure_cine(both, aff, "lv=1,myo=2", base_end="high_index")["flags"])

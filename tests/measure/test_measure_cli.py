@@ -449,3 +449,23 @@ def test_measure_flags_an_implausible_lv_mass_as_segment_does(tmp_path):
     assert run_cli(["measure", ok, "--label-map", "lv=1,myo=2", "-o", str(tmp_path / "ok.json")]) == 0
     rep = json.loads((tmp_path / "ok.json").read_text())
     assert 20 <= rep["lv_mass_g"] <= 400 and not any(f["code"].endswith("_implausible") for f in rep["flags"])
+
+
+def test_an_lv_outside_its_myocardium_blames_the_map_only_when_the_map_is_a_guess(tmp_path, capsys):
+    """Labels whose medseg sidecar names their map (a failed zero-click on an LGE image): the
+    error asked "is the label map right?" of a map that was; it now says the segmentation fails.
+    Labels without a sidecar, read with a --label-map, still get the map question."""
+    from medseg.io import Volume, write_labels
+
+    yy, xx = np.mgrid[:64, :64]
+    lab = np.zeros((6, 64, 64), np.uint8)
+    lab[:, np.hypot(yy - 32, xx - 20) < 8] = 1  # the LV beside, not inside, the myocardium
+    lab[:, (np.hypot(yy - 32, xx - 44) < 12) & (np.hypot(yy - 32, xx - 44) >= 8)] = 2
+    aff = np.diag([1.5, 1.5, 10.0, 1.0])
+    own, _ = write_labels(lab, Volume(np.zeros((1, *lab.shape), np.float32), aff, meta={"format": "nifti"}), tmp_path / "own.nii.gz", "lv=1,myo=2,rv=3")
+    assert run_cli(["measure", str(own), "-o", str(tmp_path / "r.json")]) != 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "the segmentation itself fails here" in err and "is the label map right" not in err
+    bare = _save(tmp_path / "bare.nii.gz", lab, aff)
+    assert run_cli(["measure", bare, "--label-map", "lv=1,myo=2,rv=3", "-o", str(tmp_path / "r2.json")]) != 0
+    assert "is the label map right" in " ".join(capsys.readouterr().err.split())

@@ -34,8 +34,17 @@ def test_panels_show_ed_and_es_of_a_cine_with_flags_and_confidence():
 def test_long_stacks_keep_flagged_slices():
     lab = _cine(1, 30, [6])
     review = {"flags": [{"code": "myo_not_enclosing_lv", "level": "slice", "structure": "myo", "frame": 0, "slice": 2}]}
-    zs = [p["slice"] for p in review_panels(lab, MAP, review)]
+    panels = review_panels(lab, MAP, review)
+    zs = [p["slice"] for p in panels]
     assert len(zs) == MAX_SHEET_SLICES and 2 in zs and zs == sorted(zs)
+    # the sheet says which labelled slices it left out (it read as every labelled slice)
+    from medseg.measure.sheets import left_out_text
+
+    labelled = [z for z in range(30) if lab[0, z].any()]
+    gone = [z for z in labelled if z not in zs]
+    (line,) = left_out_text(lab, panels, [0])
+    assert line.startswith(f"frame 0: {MAX_SHEET_SLICES} of {len(labelled)} labelled slices shown (z{gone[0]}, ")
+    assert left_out_text(lab[:, :10], review_panels(lab[:, :10], MAP, review), [0]) == []
 
 
 def test_sheet_png_is_written(tmp_path):
