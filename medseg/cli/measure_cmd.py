@@ -76,11 +76,18 @@ def measure_command(
     body = {"height_cm": height_cm, "weight_kg": weight_kg, "bsa_method": bsa_method, "sex": sex}
     from_header = _header_body(body, [p for p in (labels, ed) if p is not None])
     _check_body(body, heart_rate)
-    report, phases, frames, vol, lmap = _run(labels, ed, es, lmap, phase_opts, body, heart_rate, (a2c_ed, a2c_es), by_name=not label_map,
-                                             default_map=not label_map and map_from is None, clip=clip)
-    from ..measure.report import check_lv_measured
+    from ..measure.geometry import MeasurementError
+    from ..measure.report import _lv_outside_myo, check_lv_measured
 
-    check_lv_measured(report, lmap, map_named=not label_map and map_from is not None)
+    map_named = not label_map and map_from is not None  # the labels name their map: it is right
+    try:
+        report, phases, frames, vol, lmap = _run(labels, ed, es, lmap, phase_opts, body, heart_rate, (a2c_ed, a2c_es), by_name=not label_map,
+                                                 default_map=not label_map and map_from is None, clip=clip)
+    except MeasurementError as e:  # a cine's LV outside its myocardium on every frame: the map is no guess to doubt
+        if map_named and "myo" in lmap and "lv" in lmap and str(e) == _lv_outside_myo(lmap):
+            raise MeasurementError(_lv_outside_myo(lmap, map_named=True)) from None
+        raise
+    check_lv_measured(report, lmap, map_named=map_named)
     _add_implausible(report)
     for flag in _all_flags(report):
         if flag.get("code") == "long_axis_stack":  # volumes that sum the frames of one view: say so, not only in the report

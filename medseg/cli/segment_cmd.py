@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -117,6 +118,9 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
     console.print(f"wrote {', '.join(str(p) for p in written)} ({found}"
                   f"{'; not found: ' + ', '.join(absent) if absent else ''}; "
                   f"{result.seconds:.1f} s segmenting, {time.perf_counter() - started:.1f} s in all)", markup=False)
+    hint = structures_hint(vol, auto, auto_structs, absent)
+    if hint:
+        console.print(hint, markup=False)
     from ..session import removed_text
 
     removed = removed_text([r for a in prov.get("actions", []) for r in a.get("removed", [])])
@@ -138,6 +142,16 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
         why = review_summary(review.get("flags", []))
         console.print(f"confidence: {conf or '-'}; " + (f"[yellow]needs review[/] ({escape(why)})" if review.get("needs_review") else "no review flags")
                       + (f"; handed over: {', '.join(result.handed_over)}" if result.handed_over else ""))
+
+
+def structures_hint(vol: Any, auto: bool, auto_structs: Any, absent: list[str]) -> str | None:
+    """A note when zero-click looked for the default lv, myo, rv on one 2-D view that records no
+    modality (a PNG, a video frame) and found no RV: an apical echo view (CAMUS) has none to
+    find, and its LA was not looked for; every such image read ``structure_not_found (rv)``."""
+    if not auto or auto_structs or "rv" not in absent or vol.n_slices != 1 or vol.modality in ("US", "CT"):
+        return None
+    return ("note: zero-click looked for lv, myo, rv (the default for an image that records no modality); for an apical echo "
+            "view add --structures lv,myo,la (or --modality US)")
 
 
 def _remove_stale_outputs(out: Path, review_png: Path | None) -> str:

@@ -197,3 +197,19 @@ def test_segment_that_writes_nothing_removes_the_earlier_outputs_of_its_name(mod
     assert "nothing written" in out and "removed" in out and "s.json" in out
     assert not {"s.nii.gz", "s.json", "s.png"} & {p.name for p in tmp_path.iterdir()}
     assert (tmp_path / "s_notes.txt").read_text() == "mine" and (tmp_path / "img.nii.gz").exists()
+
+
+def test_zero_click_on_one_2d_view_without_a_modality_suggests_the_echo_structures():
+    """An apical CAMUS PNG segmented with the default zero-click structures read
+    `structure_not_found (rv)` on every image, with no word of --structures lv,myo,la."""
+    from medseg.cli.segment_cmd import structures_hint
+    from medseg.io import Volume
+
+    png = Volume(np.zeros((1, 1, 32, 32), np.float32), np.eye(4), modality="OT", spacing_known=False)
+    assert "--structures lv,myo,la" in structures_hint(png, True, None, ["rv"])
+    stack = Volume(np.zeros((1, 6, 32, 32), np.float32), np.eye(4), modality="OT")
+    us = Volume(np.zeros((1, 1, 32, 32), np.float32), np.eye(4), modality="US")
+    assert structures_hint(stack, True, None, ["rv"]) is None  # a short-axis stack: an RV to find
+    assert structures_hint(us, True, None, ["rv"]) is None  # ultrasound: lv, myo, la were looked for
+    assert structures_hint(png, True, ("lv", "myo", "rv"), ["rv"]) is None  # asked for by name
+    assert structures_hint(png, True, None, []) is None and structures_hint(png, False, None, ["rv"]) is None

@@ -466,6 +466,10 @@ def test_an_lv_outside_its_myocardium_blames_the_map_only_when_the_map_is_a_gues
     assert run_cli(["measure", str(own), "-o", str(tmp_path / "r.json")]) != 0
     err = " ".join(capsys.readouterr().err.split())
     assert "the segmentation itself fails here" in err and "is the label map right" not in err
+    cine, _ = write_labels(np.stack([lab, lab]), Volume(np.zeros((2, *lab.shape), np.float32), aff, meta={"format": "nifti"}),
+                           tmp_path / "cine.nii.gz", "lv=1,myo=2,rv=3")
+    assert run_cli(["measure", str(cine), "-o", str(tmp_path / "r3.json")]) != 0  # a cine: measure_cine's own check
+    assert "the segmentation itself fails here" in " ".join(capsys.readouterr().err.split())
     bare = _save(tmp_path / "bare.nii.gz", lab, aff)
     assert run_cli(["measure", bare, "--label-map", "lv=1,myo=2,rv=3", "-o", str(tmp_path / "r2.json")]) != 0
     assert "is the label map right" in " ".join(capsys.readouterr().err.split())
