@@ -37,3 +37,16 @@ def gui_ready() -> str | None:
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         return "no display: run the napari widget tests under xvfb-run -a"
     return None
+
+
+def start_widget(viewer, qtbot, models, image_name: str, timeout_ms: int = 60_000):
+    """A segmentation dock on ``viewer`` with a session started on its image ``image_name``,
+    once the model is loaded and the widget idle."""
+    from medseg_napari._qt.segment_widget import SegmentWidget
+
+    w = SegmentWidget(viewer, models=models)
+    viewer.window.add_dock_widget(w, name="medseg: segmentation")
+    w.ui.image.setCurrentText(image_name)
+    w.start_session()
+    qtbot.waitUntil(lambda: w.controller is not None and not w.busy, timeout=timeout_ms)
+    return w

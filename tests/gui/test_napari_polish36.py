@@ -97,15 +97,10 @@ def test_measure_dock_spin_boxes_and_plots_fit(make_napari_viewer, qtbot, report
 
 # -- prompts and status of the segmentation widget ------------------------------------------------
 def _start(viewer, qtbot, models, vol, name="cine", **kwargs):
-    from medseg_napari._qt.segment_widget import SegmentWidget
+    from napari_helpers import start_widget
 
     viewer.add_image(vol.array, name=name, scale=(1.0, *vol.spacing), **kwargs)
-    w = SegmentWidget(viewer, models=models)
-    viewer.window.add_dock_widget(w, name="medseg: segmentation")
-    w.ui.image.setCurrentText(name)
-    w.start_session()
-    qtbot.waitUntil(lambda: w.controller is not None and not w.busy, timeout=T_OUT)
-    return w
+    return start_widget(viewer, qtbot, models, name, T_OUT)
 
 
 def _go(viewer, w, qtbot, z, wait=True):

@@ -39,14 +39,9 @@ def cine_path(small_cine, tmp_path):
 
 
 def _start(viewer, qtbot, models, image_name):
-    from medseg_napari._qt.segment_widget import SegmentWidget
+    from napari_helpers import start_widget
 
-    w = SegmentWidget(viewer, models=models)
-    viewer.window.add_dock_widget(w, name="medseg: segmentation")
-    w.ui.image.setCurrentText(image_name)
-    w.start_session()
-    qtbot.waitUntil(lambda: w.controller is not None and not w.busy, timeout=T_OUT)
-    return w
+    return start_widget(viewer, qtbot, models, image_name, T_OUT)
 
 
 def _filled(labels, t, value=1):
