@@ -47,6 +47,8 @@ class ReviewRow:
         confidence: estimated Dice in [0, 1] of the structure there (the slice's, or the
             volume's for a volume-level flag); None when not scored.
         reviewed: a human marked this flag (code at this structure/frame/slice) reviewed.
+        threshold: the confidence threshold a low-confidence flag is below (its confidence is
+            shown with the digits that keep it below: 0.9196 is "0.9196", not "0.92").
     """
 
     code: str
@@ -57,6 +59,7 @@ class ReviewRow:
     slice: int | None = None
     confidence: float | None = None
     reviewed: bool = False
+    threshold: float | None = None
 
     @property
     def key(self) -> tuple[str | None, int | None, int | None]:
@@ -79,7 +82,9 @@ class ReviewRow:
         def idx(v: int | None) -> str:
             return "–" if v is None else str(v)
 
-        conf = "–" if self.confidence is None else f"{self.confidence:.2f}"
+        from medseg.confidence import digits_below
+
+        conf = "–" if self.confidence is None else f"{self.confidence:.{digits_below(self.confidence, self.threshold)}f}"
         return self.code, self.structure or "–", idx(self.frame), idx(self.slice), conf, self.message
 
 
@@ -116,8 +121,10 @@ def review_rows(review: Mapping[str, Any], n_frames: int | None = None) -> list[
         c = f.get("confidence")
         if c is None and structure is not None:
             c = by_slice.get((structure, frame, slice_)) if slice_ is not None else by_volume.get(structure) if frame is None else None
+        th = f.get("threshold")
         row = ReviewRow(code, str(f.get("level", "volume")), str(f.get("message", code)), structure, frame, slice_,
-                        None if c is None or not math.isfinite(float(c)) else float(c))
+                        None if c is None or not math.isfinite(float(c)) else float(c),
+                        threshold=float(th) if isinstance(th, (int, float)) else None)
         rows.append(row)
     return sorted(_with_marks(rows, review.get("reviewed") or []), key=severity_key)
 

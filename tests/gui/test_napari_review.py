@@ -122,6 +122,10 @@ def test_review_rows_order_and_fields():
     assert rows[3].where == "volume" and rows[2].where == "frame 0, slice 4"
     assert confidence_summary(review["confidence"]["volume"]) == "lv 0.90, myo 0.93, rv 0.80"
     assert review_rows({"flags": []}) == []
+    # a confidence just under its threshold is shown with the digits that keep it under (0.92 read as the threshold)
+    (low,) = review_rows({"flags": [{"code": "needs_review", "level": "volume", "structure": "myo", "confidence": 0.9196,
+                                     "threshold": 0.92, "message": "myo: volume confidence 0.9196 < 0.9200"}]})
+    assert low.cells()[4] == "0.9196"
 
 
 # -- the dock widget -----------------------------------------------------------------------------
