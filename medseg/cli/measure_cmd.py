@@ -76,16 +76,15 @@ def measure_command(
     body = {"height_cm": height_cm, "weight_kg": weight_kg, "bsa_method": bsa_method, "sex": sex}
     from_header = _header_body(body, [p for p in (labels, ed) if p is not None])
     _check_body(body, heart_rate)
-    from ..measure.geometry import MeasurementError
-    from ..measure.report import _lv_outside_myo, check_lv_measured
+    from ..measure.report import LVOutsideMyocardium, check_lv_measured
 
     map_named = not label_map and map_from is not None  # the labels name their map: it is right
     try:
         report, phases, frames, vol, lmap = _run(labels, ed, es, lmap, phase_opts, body, heart_rate, (a2c_ed, a2c_es), by_name=not label_map,
                                                  default_map=not label_map and map_from is None, clip=clip)
-    except MeasurementError as e:  # a cine's LV outside its myocardium on every frame: the map is no guess to doubt
-        if map_named and "myo" in lmap and "lv" in lmap and str(e) == _lv_outside_myo(lmap):
-            raise MeasurementError(_lv_outside_myo(lmap, map_named=True)) from None
+    except LVOutsideMyocardium as e:  # a cine's LV outside its myocardium on every frame: a named map is no guess to doubt
+        if map_named:
+            raise e.named() from None
         raise
     check_lv_measured(report, lmap, map_named=map_named)
     _add_implausible(report)

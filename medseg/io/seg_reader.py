@@ -67,14 +67,14 @@ def read_dicom_seg(path: str | Path) -> Volume:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:  # a deflated SEG is inflated within the memory available (dicom_frames.read_deflated)
-            header = dcmread(p, stop_before_pixels=True)
+            ds = dcmread(p)  # its frames stay bit-packed (or compressed) until highdicom builds the volume
         except ImageReadError:
             raise
         except Exception as e:  # pydicom raises many types for broken objects
             raise ImageReadError(f"{p}: cannot read DICOM SEG: {_first_line(e)}") from None
-        _check_seg_memory(p, header)
+        _check_seg_memory(p, ds)
         try:
-            seg = hd.seg.Segmentation.from_dataset(dcmread(p), copy=False)
+            seg = hd.seg.Segmentation.from_dataset(ds, copy=False)
         except ImageReadError:
             raise
         except Exception as e:  # pydicom/highdicom raise many types for broken objects

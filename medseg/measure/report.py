@@ -422,7 +422,7 @@ def measure_cine(
     ed_f, es_f = detect_ed_es(curves["lv"]) if "lv" in curves else (None, None)
     if ed_f is None:
         if "myo" in lmap and (arr == lmap["lv"]).any():  # labelled, but left out as basal on every slice
-            raise MeasurementError(_lv_outside_myo(lmap))
+            raise LVOutsideMyocardium(lmap)
         raise MeasurementError("no frame of the cine contains LV labels; nothing to measure")
     rv_ed, rv_es = detect_ed_es(curves["rv"]) if "rv" in curves else (None, None)
     if rv_es is not None and rv_es == rv_ed:
@@ -514,7 +514,20 @@ def check_lv_measured(report: dict[str, Any], label_map: Any, map_named: bool = 
         return
     ed = (report.get("phases") or {}).get("ed") or report
     if ed.get("volumes_ml", {}).get("lv") == 0.0 and ed.get("excluded_basal_slices"):
-        raise MeasurementError(_lv_outside_myo(lmap, map_named))
+        raise LVOutsideMyocardium(lmap, map_named)
+
+
+class LVOutsideMyocardium(MeasurementError):
+    """The LV is labelled but lies inside the myocardium on no slice (every slice left out as
+    basal): a mix-up of label values, or, ``map_named`` (the labels name their map), a failed
+    segmentation; :meth:`named` gives the error for labels whose map is known to be right."""
+
+    def __init__(self, lmap: LabelMap, map_named: bool = False):
+        super().__init__(_lv_outside_myo(lmap, map_named))
+        self.lmap = lmap
+
+    def named(self) -> LVOutsideMyocardium:
+        return LVOutsideMyocardium(self.lmap, map_named=True)
 
 
 def _lv_outside_myo(lmap: LabelMap, map_named: bool = False) -> str:
