@@ -36,7 +36,21 @@ def build_segment_ui(parent: QWidget, adapters: list[str]) -> SimpleNamespace:
     u = SimpleNamespace()
     root = QVBoxLayout(parent)
     root.setContentsMargins(4, 4, 4, 4)
+    root.addWidget(_image_box(u, adapters))
+    root.addWidget(_structures_box(u))
+    root.addWidget(_prompt_box(u))
+    root.addWidget(_session_box(u))
 
+    u.status = QLabel("Open an image, then Start session.")
+    u.status.setWordWrap(True)
+    u.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    root.addWidget(u.status)
+    parent.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)  # leave height to other docks
+    return u
+
+
+def _image_box(u: SimpleNamespace, adapters: list[str]) -> QGroupBox:
+    """Image, model, adapter (with its folder picker), device and the start button."""
     box = QGroupBox("Image and model")
     form = QFormLayout(box)
     u.image = QComboBox()
@@ -62,8 +76,11 @@ def build_segment_ui(parent: QWidget, adapters: list[str]) -> SimpleNamespace:
     form.addRow("Adapter", adapter_row)
     form.addRow("Device", u.device)
     form.addRow(u.start)
-    root.addWidget(box)
+    return box
 
+
+def _structures_box(u: SimpleNamespace) -> QGroupBox:
+    """The structure table, the custom structure row and the lock button."""
     box = QGroupBox("Structures (1-9 select)")
     lay = QVBoxLayout(box)
     u.structures = QTableWidget(0, 3)
@@ -87,8 +104,11 @@ def build_segment_ui(parent: QWidget, adapters: list[str]) -> SimpleNamespace:
     lay.addLayout(row)
     u.lock = QPushButton("Accept (lock)")
     lay.addWidget(u.lock)
-    root.addWidget(box)
+    return box
 
+
+def _prompt_box(u: SimpleNamespace) -> QGroupBox:
+    """Click and box tools, negative toggle, propagate, auto, undo and redo."""
     box = QGroupBox("Prompt")
     grid = QGridLayout(box)
     u.click_tool = QPushButton("Clicks")
@@ -117,22 +137,18 @@ def build_segment_ui(parent: QWidget, adapters: list[str]) -> SimpleNamespace:
     u.redo = QPushButton("Redo (Ctrl+Shift+Z)")
     grid.addWidget(u.undo, 5, 0)
     grid.addWidget(u.redo, 5, 1)
-    root.addWidget(box)
+    return box
 
+
+def _session_box(u: SimpleNamespace) -> QGroupBox:
+    """Save labels and load session."""
     box = QGroupBox("Session")
     row = QHBoxLayout(box)
     u.save = QPushButton("Save labels…")
     u.load = QPushButton("Load session…")
     row.addWidget(u.save)
     row.addWidget(u.load)
-    root.addWidget(box)
-
-    u.status = QLabel("Open an image, then Start session.")
-    u.status.setWordWrap(True)
-    u.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    root.addWidget(u.status)
-    parent.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)  # leave height to other docks
-    return u
+    return box
 
 
 def fill_structure_table(table: QTableWidget, specs: Iterable[Any], locked: set[str], active: str | None) -> None:

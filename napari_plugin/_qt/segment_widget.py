@@ -17,28 +17,32 @@ meanwhile are applied when it ends.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QFileDialog, QWidget
+from qtpy.QtWidgets import QWidget
 
 from medseg.errors import MedsegError
 
 from .. import _view
-from .._controller import ModelProvider, SegmentController, adapter_names, default_structures, default_threads, new_structure, run_with_progress
+from .._controller import ModelProvider, SegmentController, adapter_names, default_structures, default_threads, new_structure
 from .._layers import META_PROVENANCE, META_SOURCE, volume_for_layer
 from . import _prompt_layers as pl
+from ._segment_files import SessionFilesMixin
+from ._segment_operations import OperationsMixin
+from ._segment_prompts import PromptEventsMixin
 from ._segment_ui import build_segment_ui, fill_structure_table
 
 if TYPE_CHECKING:
     import napari
 
 
-class SegmentWidget(QWidget):
+class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidget):
     """Dock widget: image, model, structures, prompts, propagate, auto, lock, undo, save/load."""
+
+    # prompt events, operations (propagate, auto, undo) and save/load come from the mixins:
+    # _segment_prompts, _segment_operations, _segment_files
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, models: ModelProvider | None = None) -> None:
         super().__init__()
@@ -317,184 +321,6 @@ class SegmentWidget(QWidget):
             feats["positive"] = not negative
             layer.feature_defaults = feats
 
-    # -- prompt events -------------------------------------------------------------------
-    def _on_points_data(self, event: Any) -> None:
-        self._on_prompt_event(event, pl.keys_of_points)
-
-    def _on_shapes_data(self, event: Any) -> None:
-        if not self._syncing and str(event.action) == "added" and pl.added_non_rectangles(event.source, event.data_indices):
-            # an ellipse, polygon or line is no box prompt: removed (and said so), not applied as "no box"
-            QTimer.singleShot(0, lambda layer=event.source: self._drop_non_rectangles(layer))
-            n = len(event.source.data)
-            rects = tuple(i for i in event.data_indices if str(event.source.shape_type[int(i) % n]) == "rectangle")
-            if not rects:
-                return
-            event = SimpleNamespace(source=event.source, action=event.action, data_indices=rects)
-        self._on_prompt_event(event, pl.keys_of_shapes)
-        if str(event.action) == "added" and not self._syncing:
-            QTimer.singleShot(0, self._sync_prompts)  # one box per structure and slice
-
-    def _drop_non_rectangles(self, layer: Any) -> None:
-        self._syncing = True  # no prompt event: the session never saw these shapes
-        try:
-            kinds = pl.drop_non_rectangles(layer)
-            if kinds and str(layer.mode).startswith("add_"):
-                layer.mode = "add_rectangle"
-        finally:
-            self._syncing = False
-        if kinds:
-            self.status(f"Only rectangles are box prompts: the {' and '.join(dict.fromkeys(kinds))} drawn on '{layer.name}' "
-                        "was removed, no prompt applied. Draw a box with the rectangle tool (R).", error=True)
-
-    def _owner(self, layer: Any) -> pl.Binding | None:
-        """The session whose clicks or boxes layer this is (None: not a session's)."""
-        return next((b for b in self.bindings.values() if layer is b.points or layer is b.shapes), None)
-
-    def _on_prompt_event(self, event: Any, keys: Callable[[pl.Binding, Any], set]) -> None:
-        if self._syncing:
-            return
-        b = self._owner(getattr(event, "source", None)) or self.binding
-        if b is None:
-            return
-        if b is not self.binding:  # a prompt on another study's layer: that study's session takes it
-            if self._busy:
-                if str(event.action) in ("added", "changed", "removed"):
-                    self.status(f"The prompt on '{b.image.name}' was not applied: wait for the running operation "
-                                f"on '{self.ui.image.currentText()}' to finish.", error=True)
-                    QTimer.singleShot(0, lambda b=b: self._resync(b))
-                return
-            self.ui.image.setCurrentText(b.image.name)  # the widget follows the study prompted
-        action = str(event.action)
-        if action == "removing":
-            self._removing |= keys(b, event.data_indices)
-            return
-        if action == "removed":
-            affected, self._removing = self._removing, set()
-        elif action in ("added", "changed"):
-            affected = keys(b, event.data_indices)
-        else:
-            return
-        self._pending |= affected
-        if not self._busy:
-            self._apply_pending()
-
-    def _apply_pending(self) -> None:
-        pending, self._pending = self._pending, set()
-        b = self._live_binding() if pending else None
-        if b is None or not pending:
-            return
-        c = b.controller
-        try:
-            for name, t, z in sorted(pending):
-                if c.is_locked(name):
-                    raise ValueError(f"{name.upper()} is locked (accepted): unlock it to change it")
-                box, points = pl.layer_prompts(b, name, t, z)
-                c.prompt(name, t, z, box, points)
-            self.status(f"{name.upper()} on frame {t}, slice {z}: prompt applied.")  # an earlier error line is stale now
-        except ValueError as e:  # MedsegError is a ValueError
-            self.status(str(e), error=True)
-            self._sync_prompts()
-        self._after_change()
-
-    # -- operations ----------------------------------------------------------------------
-    def run_now(self, op: Callable[[SegmentController], Any], sync: bool = True) -> None:
-        """Run a quick controller operation on the main thread, then refresh."""
-        if self._busy or self._live_binding() is None:
-            return
-        c = self.controller
-        try:
-            op(c)
-        except ValueError as e:
-            self.status(str(e), error=True)
-        if sync:
-            self._sync_prompts()
-        self._after_change()
-        self._show_structures()
-        self._on_structure_selected()
-
-    def undo(self) -> None:
-        self.run_now(lambda c: c.undo())
-
-    def redo(self) -> None:
-        self.run_now(lambda c: c.redo())
-
-    def propagate(self) -> None:
-        if self._busy:
-            return
-        b = self._live_binding()
-        if b is None:
-            return
-        t, z = b.current_index(self.viewer)
-        through = self.ui.through.currentText()
-        c = b.controller
-        total = {"slices": c.volume.n_slices, "frames": c.volume.n_frames}.get(through, c.volume.n_slices * c.volume.n_frames)
-        name = c.active.upper()
-        self._run_job(run_with_progress, c.propagate, t, z, through, desc=f"medseg: propagating {name}",
-                      total=total, on_done=lambda ch: self._job_done(f"Propagated {name} through {through}: "
-                                                                      f"{len(ch.regions)} slices changed." + _removed(ch), b, "propagation"))
-
-    def auto(self) -> None:
-        if self._busy:
-            return
-        b = self._live_binding()
-        if b is None:
-            return
-        c = b.controller
-        frames = None if self.ui.auto_frames.currentText() == "all frames" else [b.current_index(self.viewer)[0]]
-        total = (len(frames) if frames else c.volume.n_frames) * c.volume.n_slices
-        try:
-            names = c.auto_structures()
-        except ValueError as e:
-            self.status(str(e), error=True)
-            return
-        self._run_job(run_with_progress, c.auto, frames, names, desc="medseg: automatic segmentation", total=total,
-                      on_done=lambda ch: self._job_done(f"Automatic pass ({', '.join(names)}): {len(ch.regions)} slices changed."
-                                                        + _removed(ch), b, "automatic pass"))
-
-    def save(self, path: str | Path) -> list[Path]:
-        c = self.controller
-        if c is None:
-            raise RuntimeError("no session to save")
-        if self._live_binding() is None:
-            raise ValueError(self.ui.status.text())
-        if not c.labels.any():
-            raise ValueError("nothing to save yet: no structure is labelled")
-        files = c.save(path)
-        self.status("Saved " + ", ".join(p.name for p in files))
-        return files
-
-    def load_session(self, path: str | Path) -> None:
-        c = self.controller
-        if c is None:
-            self.status("Start a session on the image first, then load the saved session.", error=True)
-            return
-        b = self.binding
-        self._run_job(run_with_progress, c.load_session, path, desc="medseg: replaying session", total=0,
-                      on_done=lambda warns: self._loaded(warns, b))
-
-    def _loaded(self, warns: list[str], b: pl.Binding) -> None:
-        if not any(x is b for x in self.bindings.values()):
-            self._job_done("", b, "replay")
-            return
-        pl.set_label_colours(b.labels, b.controller.label_map, {s.name: s.colour for s in b.controller.structures.values()})
-        self._job_done("Session replayed." + (" " + " ".join(warns) if warns else ""), b, "replay")
-        self._show_structures()
-
-    def _ask_path(self, save: bool) -> None:
-        if self.controller is None:
-            self.status("Start a session first.", error=True)
-            return
-        if save:
-            path, _ = QFileDialog.getSaveFileName(self, "Save labels", "labels.nii.gz", "NIfTI (*.nii.gz *.nii);;DICOM SEG (*.dcm)")
-        else:
-            path, _ = QFileDialog.getOpenFileName(self, "Load session", "", "medseg session (*.json)")
-        if not path:
-            return
-        try:
-            self.save(path) if save else self.load_session(path)
-        except ValueError as e:
-            self.status(str(e), error=True)
-
     # -- slices and embeddings -----------------------------------------------------------
     def _on_step(self, *_: Any) -> None:
         b = self.binding
@@ -627,9 +453,3 @@ def _zeros_like_labels(shape: tuple[int, ...], max_value: int) -> Any:
     import numpy as np
 
     return np.zeros(shape, dtype=np.uint8 if max_value < 256 else np.uint16)
-
-
-def _removed(change: Any) -> str:
-    """Status-line suffix naming the slices the LV rule / RV end check removed in this step."""
-    text = change.removed_text()
-    return f" {text}." if text else ""

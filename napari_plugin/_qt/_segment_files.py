@@ -1,0 +1,59 @@
+"""Save and load actions of the segmentation widget: the labels written in the source geometry,
+a saved session replayed (a mixin of :class:`medseg_napari._qt.segment_widget.SegmentWidget`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qtpy.QtWidgets import QFileDialog
+
+from .._controller import run_with_progress
+from . import _prompt_layers as pl
+
+
+class SessionFilesMixin:
+    """Save labels, load (replay) a session, and the file dialogs of the Session box."""
+
+    def save(self, path: str | Path) -> list[Path]:
+        c = self.controller
+        if c is None:
+            raise RuntimeError("no session to save")
+        if self._live_binding() is None:
+            raise ValueError(self.ui.status.text())
+        if not c.labels.any():
+            raise ValueError("nothing to save yet: no structure is labelled")
+        files = c.save(path)
+        self.status("Saved " + ", ".join(p.name for p in files))
+        return files
+
+    def load_session(self, path: str | Path) -> None:
+        c = self.controller
+        if c is None:
+            self.status("Start a session on the image first, then load the saved session.", error=True)
+            return
+        b = self.binding
+        self._run_job(run_with_progress, c.load_session, path, desc="medseg: replaying session", total=0,
+                      on_done=lambda warns: self._loaded(warns, b))
+
+    def _loaded(self, warns: list[str], b: pl.Binding) -> None:
+        if not any(x is b for x in self.bindings.values()):
+            self._job_done("", b, "replay")
+            return
+        pl.set_label_colours(b.labels, b.controller.label_map, {s.name: s.colour for s in b.controller.structures.values()})
+        self._job_done("Session replayed." + (" " + " ".join(warns) if warns else ""), b, "replay")
+        self._show_structures()
+
+    def _ask_path(self, save: bool) -> None:
+        if self.controller is None:
+            self.status("Start a session first.", error=True)
+            return
+        if save:
+            path, _ = QFileDialog.getSaveFileName(self, "Save labels", "labels.nii.gz", "NIfTI (*.nii.gz *.nii);;DICOM SEG (*.dcm)")
+        else:
+            path, _ = QFileDialog.getOpenFileName(self, "Load session", "", "medseg session (*.json)")
+        if not path:
+            return
+        try:
+            self.save(path) if save else self.load_session(path)
+        except ValueError as e:
+            self.status(str(e), error=True)

@@ -1,0 +1,73 @@
+"""Operations of the segmentation widget: quick controller calls, undo/redo, and the propagation
+and automatic pass run in workers (a mixin of :class:`medseg_napari._qt.segment_widget.SegmentWidget`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .._controller import SegmentController, run_with_progress
+
+
+class OperationsMixin:
+    """Run now (main thread), undo, redo, propagate and auto on the shown study's session."""
+
+    def run_now(self, op: Callable[[SegmentController], Any], sync: bool = True) -> None:
+        """Run a quick controller operation on the main thread, then refresh."""
+        if self._busy or self._live_binding() is None:
+            return
+        c = self.controller
+        try:
+            op(c)
+        except ValueError as e:
+            self.status(str(e), error=True)
+        if sync:
+            self._sync_prompts()
+        self._after_change()
+        self._show_structures()
+        self._on_structure_selected()
+
+    def undo(self) -> None:
+        self.run_now(lambda c: c.undo())
+
+    def redo(self) -> None:
+        self.run_now(lambda c: c.redo())
+
+    def propagate(self) -> None:
+        if self._busy:
+            return
+        b = self._live_binding()
+        if b is None:
+            return
+        t, z = b.current_index(self.viewer)
+        through = self.ui.through.currentText()
+        c = b.controller
+        total = {"slices": c.volume.n_slices, "frames": c.volume.n_frames}.get(through, c.volume.n_slices * c.volume.n_frames)
+        name = c.active.upper()
+        self._run_job(run_with_progress, c.propagate, t, z, through, desc=f"medseg: propagating {name}",
+                      total=total, on_done=lambda ch: self._job_done(f"Propagated {name} through {through}: "
+                                                                      f"{len(ch.regions)} slices changed." + _removed(ch), b, "propagation"))
+
+    def auto(self) -> None:
+        if self._busy:
+            return
+        b = self._live_binding()
+        if b is None:
+            return
+        c = b.controller
+        frames = None if self.ui.auto_frames.currentText() == "all frames" else [b.current_index(self.viewer)[0]]
+        total = (len(frames) if frames else c.volume.n_frames) * c.volume.n_slices
+        try:
+            names = c.auto_structures()
+        except ValueError as e:
+            self.status(str(e), error=True)
+            return
+        self._run_job(run_with_progress, c.auto, frames, names, desc="medseg: automatic segmentation", total=total,
+                      on_done=lambda ch: self._job_done(f"Automatic pass ({', '.join(names)}): {len(ch.regions)} slices changed."
+                                                        + _removed(ch), b, "automatic pass"))
+
+
+def _removed(change: Any) -> str:
+    """Status-line suffix naming the slices the LV rule / RV end check removed in this step."""
+    text = change.removed_text()
+    return f" {text}." if text else ""

@@ -1,0 +1,95 @@
+"""Prompt events of the segmentation widget: clicks and boxes drawn on a session's prompt layers
+become controller prompts (a mixin of :class:`medseg_napari._qt.segment_widget.SegmentWidget`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+from qtpy.QtCore import QTimer
+
+from . import _prompt_layers as pl
+
+
+class PromptEventsMixin:
+    """The widget's handlers for the data events of the clicks and boxes layers; the pending
+    prompts are applied at once, or when the running operation ends."""
+
+    def _on_points_data(self, event: Any) -> None:
+        self._on_prompt_event(event, pl.keys_of_points)
+
+    def _on_shapes_data(self, event: Any) -> None:
+        if not self._syncing and str(event.action) == "added" and pl.added_non_rectangles(event.source, event.data_indices):
+            # an ellipse, polygon or line is no box prompt: removed (and said so), not applied as "no box"
+            QTimer.singleShot(0, lambda layer=event.source: self._drop_non_rectangles(layer))
+            n = len(event.source.data)
+            rects = tuple(i for i in event.data_indices if str(event.source.shape_type[int(i) % n]) == "rectangle")
+            if not rects:
+                return
+            event = SimpleNamespace(source=event.source, action=event.action, data_indices=rects)
+        self._on_prompt_event(event, pl.keys_of_shapes)
+        if str(event.action) == "added" and not self._syncing:
+            QTimer.singleShot(0, self._sync_prompts)  # one box per structure and slice
+
+    def _drop_non_rectangles(self, layer: Any) -> None:
+        self._syncing = True  # no prompt event: the session never saw these shapes
+        try:
+            kinds = pl.drop_non_rectangles(layer)
+            if kinds and str(layer.mode).startswith("add_"):
+                layer.mode = "add_rectangle"
+        finally:
+            self._syncing = False
+        if kinds:
+            self.status(f"Only rectangles are box prompts: the {' and '.join(dict.fromkeys(kinds))} drawn on '{layer.name}' "
+                        "was removed, no prompt applied. Draw a box with the rectangle tool (R).", error=True)
+
+    def _owner(self, layer: Any) -> pl.Binding | None:
+        """The session whose clicks or boxes layer this is (None: not a session's)."""
+        return next((b for b in self.bindings.values() if layer is b.points or layer is b.shapes), None)
+
+    def _on_prompt_event(self, event: Any, keys: Callable[[pl.Binding, Any], set]) -> None:
+        if self._syncing:
+            return
+        b = self._owner(getattr(event, "source", None)) or self.binding
+        if b is None:
+            return
+        if b is not self.binding:  # a prompt on another study's layer: that study's session takes it
+            if self._busy:
+                if str(event.action) in ("added", "changed", "removed"):
+                    self.status(f"The prompt on '{b.image.name}' was not applied: wait for the running operation "
+                                f"on '{self.ui.image.currentText()}' to finish.", error=True)
+                    QTimer.singleShot(0, lambda b=b: self._resync(b))
+                return
+            self.ui.image.setCurrentText(b.image.name)  # the widget follows the study prompted
+        action = str(event.action)
+        if action == "removing":
+            self._removing |= keys(b, event.data_indices)
+            return
+        if action == "removed":
+            affected, self._removing = self._removing, set()
+        elif action in ("added", "changed"):
+            affected = keys(b, event.data_indices)
+        else:
+            return
+        self._pending |= affected
+        if not self._busy:
+            self._apply_pending()
+
+    def _apply_pending(self) -> None:
+        pending, self._pending = self._pending, set()
+        b = self._live_binding() if pending else None
+        if b is None or not pending:
+            return
+        c = b.controller
+        try:
+            for name, t, z in sorted(pending):
+                if c.is_locked(name):
+                    raise ValueError(f"{name.upper()} is locked (accepted): unlock it to change it")
+                box, points = pl.layer_prompts(b, name, t, z)
+                c.prompt(name, t, z, box, points)
+            self.status(f"{name.upper()} on frame {t}, slice {z}: prompt applied.")  # an earlier error line is stale now
+        except ValueError as e:  # MedsegError is a ValueError
+            self.status(str(e), error=True)
+            self._sync_prompts()
+        self._after_change()
