@@ -97,8 +97,9 @@ def test_label_values_beyond_int32_are_refused_without_a_warning(tmp_path):
 
 # -- DICOM: the pixel data's length is checked before the output is allocated -------------------
 class _RecordingNumpy:
-    """numpy for medseg.io.dicom alone, recording the size of every array it allocates and
-    refusing one above 1 GB (so the test never allocates it, whatever the overcommit policy)."""
+    """numpy for medseg.io.dicom and its dicom_* helper modules alone, recording the size of every
+    array they allocate and refusing one above 1 GB (so the test never allocates it, whatever the
+    overcommit policy)."""
 
     def __init__(self):
         self.sizes: list[int] = []
@@ -151,13 +152,16 @@ def _clip(tmp_path):
 @pytest.mark.parametrize("make", [_cine, _enhanced, _clip], ids=["cine_folder", "enhanced_multiframe", "legacy_clip"])
 def test_a_dicom_header_declaring_huge_images_over_short_pixel_data_is_truncated_not_allocated(tmp_path, make, monkeypatch, capsys):
     import medseg.io.dicom as dicom
+    import medseg.io.dicom_pixels as dicom_pixels
+    import medseg.io.dicom_stack as dicom_stack
 
     path = make(tmp_path)
     # a memory guard on the size a header declares (where there is one) would refuse this first:
     # lifted, so that the order of the check and the allocation is what is tested
     monkeypatch.setenv("MEDSEG_MAX_IMAGE_GB", "1e12")
     rec = _RecordingNumpy()
-    monkeypatch.setattr(dicom, "np", rec)
+    for module in (dicom, dicom_pixels, dicom_stack):  # dicom_pixels allocates the (T, Z, Y, X) output
+        monkeypatch.setattr(module, "np", rec)
     with pytest.raises(ImageReadError) as err:
         read_volume(path)
     msg = _one_line(str(err.value))

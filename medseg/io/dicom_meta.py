@@ -1,0 +1,103 @@
+"""What a DICOM Volume's ``meta`` records, read from its headers: series, study and patient
+identifiers, the files and frames of each (t, z) image, the cardiac timing (heart rate, RR
+interval) and the patient's body data (height, weight, sex), with the small header-value
+helpers (:func:`_num`, :func:`_modality`) the other ``medseg.io.dicom_*`` modules share.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+from .dicom_frames import FrameInfo, converted_value
+
+
+def _meta(ds0: Dataset, source: Path, grid: list[list[FrameInfo]], datasets: list[Dataset] | None = None) -> dict[str, Any]:
+    """What a DICOM Volume's ``meta`` records; ``datasets`` are the headers of all its files
+    (for the heart rate: :func:`_cardiac_timing`), ``ds0``'s alone when not given."""
+    uids = list(dict.fromkeys(f.series_uid for row in grid for f in row))
+    heart_rate, nominal_interval, timing_note = _cardiac_timing(datasets or [ds0])
+    meta = {
+        "format": "dicom",
+        "path": str(source),
+        "source_ndim": 4 if len(grid) > 1 else 3,
+        "positioned": True,  # every image has position + orientation (needed for DICOM SEG)
+        "series_description": grid[0][0].series_description or None,
+        "series_instance_uid": uids[0] or None,
+        "series_instance_uids": uids,
+        "study_instance_uid": str(ds0.get("StudyInstanceUID", "")) or None,
+        "patient_id": str(ds0.get("PatientID", "")) or None,
+        "frame_of_reference_uid": str(ds0.get("FrameOfReferenceUID", "")) or None,
+        "patient_body": body_of(ds0),  # height, weight, sex for BSA (napari's measurement panel); never written out
+        "heart_rate": heart_rate,
+        "nominal_interval": nominal_interval,
+        "files": [[str(f.path) for f in row] for row in grid],
+        "frame_numbers": [[f.frame for f in row] for row in grid],
+        "sop_instance_uids": [[f.sop_uid for f in row] for row in grid],
+        "trigger_times_ms": [[f.trigger_ms for f in row] for row in grid],
+    }
+    if timing_note:
+        meta["cardiac_timing_note"] = timing_note
+    return meta
+
+
+#: HeartRate and 60000 / NominalInterval further apart than this (relative) are noted, and
+#: NominalInterval's taken
+HEART_RATE_DISAGREE = 0.10
+
+
+def _cardiac_timing(datasets: list[Dataset]) -> tuple[float | None, float | None, str | None]:
+    """(heart rate beats/min, RR interval ms, note): the median HeartRate and the median
+    NominalInterval over the images' headers (each image records the beats of its own
+    acquisition: Sunnybrook's slices 76-80/min); placeholders (0) are left out of the median.
+    When both are heart rates (20-300/min) and they differ by more than 10 %, the heart rate
+    becomes 60000 / NominalInterval (the RR interval the scanner gated on, which measure's
+    cardiac output then uses) and the note says so."""
+    from ..measure.volumes import HEART_RATE_RANGE_BPM
+
+    def median(attr: str) -> float | None:
+        values = [v for ds in datasets if (v := _num(ds.get(attr, converted_value(ds, attr)))) is not None]
+        positive = [v for v in values if v > 0]
+        return float(np.median(positive)) if positive else (values[0] if values else None)
+
+    hr, rr = median("HeartRate"), median("NominalInterval")
+    lo, hi = HEART_RATE_RANGE_BPM
+    if hr is None or rr is None or not (lo <= hr <= hi and rr > 0 and lo <= 60000.0 / rr <= hi):
+        return hr, rr, None
+    hr_rr = 60000.0 / rr
+    if abs(hr - hr_rr) <= HEART_RATE_DISAGREE * hr_rr:
+        return hr, rr, None
+    note = (f"HeartRate {hr:g} beats/min and NominalInterval {rr:g} ms ({hr_rr:.1f} beats/min) differ by more than "
+            f"{HEART_RATE_DISAGREE:.0%}: {hr_rr:.1f} beats/min taken, from the RR interval the scanner gated on")
+    return hr_rr, rr, note
+
+
+def body_of(ds: Dataset) -> dict[str, Any]:
+    """Height (cm), weight (kg) and sex (M/F) of one DICOM header, placeholders left out."""
+    from ..measure.volumes import HEIGHT_RANGE_CM, WEIGHT_RANGE_KG
+
+    out: dict[str, Any] = {}
+    size, weight = _num(ds.get("PatientSize")), _num(ds.get("PatientWeight"))
+    if size and HEIGHT_RANGE_CM[0] <= size * 100.0 <= HEIGHT_RANGE_CM[1]:
+        out["height_cm"] = round(size * 100.0, 1)
+    if weight and WEIGHT_RANGE_KG[0] <= weight <= WEIGHT_RANGE_KG[1]:
+        out["weight_kg"] = weight
+    sex = str(ds.get("PatientSex", "") or "").strip().upper()
+    if sex in ("M", "F"):
+        out["sex"] = sex
+    return out
+
+
+def _num(value: Any) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _modality(ds: Dataset) -> str:
+    mod = str(ds.get("Modality", "") or "").upper()
+    return mod if mod in ("MR", "CT", "US") else "OT"

@@ -1,0 +1,158 @@
+"""Decoding the pixels of DICOM images (pydicom): the pixel array of one file, with colour as
+luminance, MONOCHROME1 as MONOCHROME2 and PixelPaddingValue pixels as background, the one-line
+errors for truncated or undecodable pixel data (naming the package a compressed transfer syntax
+needs), and the (T, Z, Y, X) float32 array of a grid of images with RescaleSlope/Intercept
+applied.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+from ..errors import ImageReadError
+from .dicom_frames import FrameInfo, read_dicom
+from .dicom_meta import _modality
+from .volume import luminance
+
+
+def _pixels(path: Path) -> tuple[Dataset, np.ndarray]:
+    """Full dataset and its pixel array; colour (..., 3) becomes float32 luminance."""
+    ds: Dataset | None = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = read_dicom(path)
+            arr = ds.pixel_array
+    except Exception as e:  # truncated pixel data, missing decoder, ...
+        ts = ds.file_meta.get("TransferSyntaxUID") if ds is not None and hasattr(ds, "file_meta") else None
+        extra = f" (transfer syntax {getattr(ts, 'name', ts)})" if ts else ""
+        hint = _decoder_hint(ts) if getattr(ts, "is_compressed", False) else ""
+        import re
+
+        why = " ".join(str(e).split())
+        short = re.search(r"less than expected \((\d+) vs (\d+) bytes\)", why)
+        if short:  # pydicom checks the length before it allocates the array
+            raise ImageReadError(f"cannot decode pixels of {path}{extra}: the pixel data is truncated ({int(short[1]):,} bytes, where its "
+                                 f"header's Rows x Columns x frames need {int(short[2]):,}): a copy cut short, or a wrong header") from None
+        raise ImageReadError(f"cannot decode pixels of {path}{extra}: {type(e).__name__}: "
+                             f"{why[:160]}{'...' if len(why) > 160 else ''}{hint}") from None
+    if int(ds.get("SamplesPerPixel", 1) or 1) > 1:
+        return ds, luminance(arr)
+    padding = _padding_mask(ds, arr)
+    if str(ds.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1" and _modality(ds) != "CT":
+        arr = _monochrome1_to_2(arr, ds)
+    if padding is not None:
+        arr = _fill_padding(arr, padding)
+    return ds, arr
+
+
+def _padding_mask(ds: Dataset, arr: np.ndarray) -> np.ndarray | None:
+    """Where a grayscale image holds its PixelPaddingValue (or a value between it and
+    PixelPaddingRangeLimit, inclusive), in stored values before the rescale: the pixels
+    outside the image (a frame of 4095 around an MR, -2000 outside a CT's circular field of
+    view); None when the header declares no padding or no pixel holds it."""
+    value = _stored_value(ds, "PixelPaddingValue")
+    if value is None or not np.issubdtype(arr.dtype, np.integer):
+        return None
+    limit = _stored_value(ds, "PixelPaddingRangeLimit")
+    lo, hi = (min(value, limit), max(value, limit)) if limit is not None else (value, value)
+    a = arr.astype(np.int64, copy=False)
+    mask = (a >= lo) & (a <= hi)
+    return mask if mask.any() else None
+
+
+def _stored_value(ds: Dataset, name: str) -> int | None:
+    """A US-or-SS attribute (PixelPaddingValue) as a stored pixel value: signed when
+    PixelRepresentation is 1 (a value written as US, 63536 for -2000, read back as its
+    two's complement within BitsAllocated or BitsStored), unsigned otherwise."""
+    if name not in ds:
+        return None
+    raw = ds[name].value
+    signed = str(ds.get("PixelRepresentation", 0)).strip() == "1"
+    if isinstance(raw, (bytes, bytearray)):  # a VR pydicom could not resolve
+        if len(raw) < 2:
+            return None
+        raw = int.from_bytes(bytes(raw[:2]), "little", signed=signed)
+    if isinstance(raw, (list, tuple)) or type(raw).__name__ == "MultiValue":
+        raw = raw[0] if len(raw) else None
+    try:
+        v = int(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    alloc = int(ds.get("BitsAllocated", 16) or 16)
+    stored = int(ds.get("BitsStored", alloc) or alloc)
+    if signed:
+        if v >= 1 << (alloc - 1):
+            v -= 1 << alloc
+        elif v >= 1 << (stored - 1):
+            v -= 1 << stored
+    elif v < 0:
+        v += 1 << alloc
+    return v
+
+
+def _fill_padding(arr: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``arr`` with its padding pixels (``mask``) set to the lowest value of the other pixels
+    of their frame (of the file, for a frame that is all padding): background, which the
+    intensity scaling then treats as such."""
+    out = np.array(arr, copy=True)
+    frames, masks = out.reshape(-1, *out.shape[-2:]), mask.reshape(-1, *mask.shape[-2:])
+    if masks.all():
+        return out  # nothing but padding: a blank image, as it was
+    lowest = out[~mask].min()
+    for plane, m in zip(frames, masks):
+        if m.any():
+            plane[m] = plane[~m].min() if not m.all() else lowest
+    return out
+
+
+def _decoder_hint(ts: Any) -> str:
+    """Which Python package decodes a compressed transfer syntax pydicom could not."""
+    name = str(getattr(ts, "name", "") or "")
+    if "2000" in name:
+        return "; JPEG 2000 needs pylibjpeg with pylibjpeg-openjpeg (pip install pylibjpeg pylibjpeg-openjpeg)"
+    if "JPEG" in name:  # baseline, extended (12 bit), lossless, JPEG-LS
+        return "; for JPEG (12-bit and JPEG-LS too) install pylibjpeg with pylibjpeg-libjpeg (pip install pylibjpeg pylibjpeg-libjpeg)"
+    return "; install python-gdcm, or decompress the series first (e.g. gdcmconv --raw, dcmdjpeg)"
+
+
+def _monochrome1_to_2(arr: np.ndarray, ds: Dataset) -> np.ndarray:
+    """MONOCHROME1 (the lowest value is shown white) as MONOCHROME2, the way a viewer shows it:
+    the stored values mirrored within their bit range, before the rescale. Not for CT, whose
+    rescaled values are Hounsfield units whatever their display."""
+    bits = int(ds.get("BitsStored", 0) or 0) or 8 * arr.dtype.itemsize
+    if int(ds.get("PixelRepresentation", 0) or 0):  # signed: -2^(b-1) .. 2^(b-1) - 1
+        return (-1 - arr.astype(np.int64)).astype(np.float32)
+    return ((1 << bits) - 1 - arr.astype(np.int64)).astype(np.float32)
+
+
+def _load_pixels(grid: list[list[FrameInfo]]) -> np.ndarray:
+    """(T, Z, Y, X) float32 with RescaleSlope/Intercept applied; each file decoded once.
+
+    The output is allocated only once the first file has been decoded: its pixel data, checked
+    against the Rows x Columns (x frames) its header declares, shows that size is real (all
+    images of a stack have one size). A header declaring 65535 x 65535 over a few bytes of pixel
+    data is then the one-line "truncated" error, not a MemoryError or an allocation of gigabytes."""
+    ref = grid[0][0]
+    out: np.ndarray | None = None
+    by_path: dict[Path, list[tuple[int, int, FrameInfo]]] = defaultdict(list)
+    for t, row in enumerate(grid):
+        for z, f in enumerate(row):
+            by_path[f.path].append((t, z, f))
+    for path, items in by_path.items():
+        _, arr = _pixels(path)
+        if out is None:
+            out = np.empty((len(grid), len(grid[0]), ref.rows, ref.cols), dtype=np.float32)
+        for t, z, f in items:
+            plane = arr if f.frame is None else (arr[f.frame] if arr.ndim == 3 else arr)
+            if plane.shape != (ref.rows, ref.cols):
+                raise ImageReadError(f"{path.name}: pixel data shape {plane.shape} does not match Rows x Columns")
+            out[t, z] = plane.astype(np.float32) * np.float32(f.slope) + np.float32(f.intercept)
+    assert out is not None  # a grid holds at least one image
+    return out
