@@ -71,6 +71,7 @@ def read_nifti(path: Path) -> Volume:
     affine = np.asarray(img.affine, dtype=np.float64).copy()
     affine[:3, :] *= to_mm
     affine, note = _consistent_affine(affine, zooms)
+    xform_note = _xform_note(header, data.shape, to_mm)
     meta = {
         "format": "nifti",
         "path": str(path),
@@ -82,9 +83,10 @@ def read_nifti(path: Path) -> Volume:
     if time_note:
         meta["time_note"] = time_note
     if note:
-        meta["geometry_note"] = note
         # unit axis lengths (ACDC's sform) hold no voxel size at all; other lengths are a second one
         meta["geometry_conflict"] = not np.allclose(np.linalg.norm(img.affine[:3, :3], axis=0), 1.0, atol=1e-4)
+    if note or xform_note:
+        meta["geometry_note"] = "; ".join(n for n in (note, xform_note) if n)
     return Volume(
         array=nifti_to_medseg(data),
         affine=affine,
@@ -200,6 +202,29 @@ def _consistent_affine(affine: np.ndarray, zooms: tuple) -> tuple[np.ndarray, st
     return fixed, note
 
 
+def _xform_note(header: nib.Nifti1Header, shape: tuple[int, ...], to_mm: float) -> str | None:
+    """A note when tools can place this grid in different places: the header sets neither
+    transform (codes 0), or its sform and qform (both set) disagree by more than 0.1 mm at a
+    corner of the grid (a sheared sform, which a qform cannot hold, is one case). medseg takes
+    nibabel's choice (the sform; a centred default without either); ITK-based tools may take
+    the qform or a default of their own, so labels written as .mha / .nrrd for such an image
+    lie elsewhere in them. NIfTI labels keep both transforms as the image has them."""
+    qcode, scode = int(header["qform_code"]), int(header["sform_code"])
+    keep = "keep the labels as NIfTI (which keeps the image's header) to see them on the image in every tool"
+    if qcode == 0 and scode == 0:
+        return ("the header sets neither a qform nor an sform (codes 0): where the grid lies in the scanner is unknown; "
+                f"medseg places it as nibabel does, ITK-based tools elsewhere: {keep}")
+    if qcode == 0 or scode == 0:
+        return None
+    dims = [(0, n - 1) for n in (tuple(shape[:3]) + (1, 1, 1))[:3]]
+    corners = np.array([[i, j, k, 1.0] for i in dims[0] for j in dims[1] for k in dims[2]]).T
+    apart = float(np.linalg.norm((header.get_sform() - header.get_qform()) @ corners, axis=0).max()) * to_mm
+    if not apart > 0.1:
+        return None
+    return (f"the header's sform (code {scode}) and qform (code {qcode}) place the grid up to {apart:.1f} mm apart: "
+            f"medseg takes the sform, as nibabel does; ITK-based tools (SimpleITK, 3D Slicer) may take the qform: {keep}")
+
+
 #: frame intervals (s) a cardiac cine or clip can have: a 1000 Hz echo to 2 frames of a 30 bpm cycle
 FRAME_INTERVAL_S = (5e-4, 2.5)
 
@@ -237,8 +262,9 @@ def write_nifti_labels(labels: np.ndarray, like: Volume, path: Path) -> Path:
     The number of axes follows the source: a NIfTI source keeps its 2-/3-/4-D layout (3-D for
     one frame of a 4-D source) and its header, including the sform/qform matrices and codes
     verbatim, so every tool (nibabel, ITK, medseg) sees the label file on the same grid as the
-    image file. Other sources give 3-D (4-D for several frames; 2-D for a 2-D PNG source) with
-    ``like.affine`` as sform and qform, code 1 (scanner).
+    image file (less what only describes the image: its intent, display window, auxiliary file
+    and description, which reads "medseg labels"). Other sources give 3-D (4-D for several
+    frames; 2-D for a 2-D PNG source) with ``like.affine`` as sform and qform, code 1 (scanner).
     """
     ndim = _output_ndim(labels, like)
     data = np.ascontiguousarray(medseg_to_nifti(labels, ndim))
@@ -249,6 +275,11 @@ def write_nifti_labels(labels: np.ndarray, like: Volume, path: Path) -> Path:
         # the source's own matrices and codes, so nibabel's best affine is exactly like.affine
         img.set_qform(src.get_qform(coded=False), int(src["qform_code"]))
         img.set_sform(src.get_sform(coded=False), int(src["sform_code"]))
+        # the image's own meaning does not describe its labels: a vector intent, a display window
+        # (cal_min/max: labels 1-3 black in a 0-4000 window) or a "MR cine" description
+        img.header.set_intent("none", (), "")
+        img.header["cal_min"] = img.header["cal_max"] = 0
+        img.header["aux_file"] = b""
     else:
         img = nib.Nifti1Image(data, like.affine)
         cols = like.affine[:3, :3] / np.linalg.norm(like.affine[:3, :3], axis=0)
@@ -261,6 +292,7 @@ def write_nifti_labels(labels: np.ndarray, like: Volume, path: Path) -> Path:
             img.header["pixdim"][4] = float(np.mean(np.diff(like.frame_times_s)))
     img.set_data_dtype(data.dtype)
     img.header.set_slope_inter(1.0, 0.0)
+    img.header["descrip"] = b"medseg labels"
     with atomic_path(path) as tmp:
         nib.save(img, str(tmp))
     return Path(path)

@@ -79,10 +79,7 @@ def read_dicom_seg(path: str | Path) -> Volume:
             raise
         except Exception as e:  # pydicom/highdicom raise many types for broken objects
             raise ImageReadError(f"{p}: cannot read DICOM SEG: {_first_line(e)}") from None
-        try:
-            vol = seg.get_volume(combine_segments=True)
-        except Exception as e:
-            raise ImageReadError(f"{p}: the DICOM SEG's frames do not form one label volume ({_first_line(e)})") from None
+        vol = _seg_volume(seg, p)
     if vol is None:
         raise ImageReadError(f"{p}: the DICOM SEG holds no frames")
     arr = np.asarray(vol.array)
@@ -257,6 +254,29 @@ def seg_label_map(path: str | Path) -> dict[str, int] | None:
             return _segment_names(ds.SegmentSequence)
         except Exception as e:
             raise ImageReadError(f"{path}: cannot read the DICOM SEG's segments: {_first_line(e)}") from None
+
+
+def _seg_volume(seg: Any, p: Path) -> Any:
+    """highdicom's label volume of ``seg``, with the slice-spacing tolerance medseg's DICOM
+    reader allows (:func:`medseg.io.dicom_stack._slice_step`: a slice up to 0.1 mm, or 2 % of
+    the step, off the regular grid, as scanners that round positions write). highdicom's
+    default refused the SEG medseg wrote for a stack whose one slice sat 0.15 mm off an 8 mm
+    grid: a SEG may leave out empty slices, so it takes the smallest gap for the step and the
+    multiples of it drift (1.35 mm over 9 slices). The retries read every slice as present,
+    each gap against the mean one; a gap varies by up to twice the offset of one slice, hence
+    the doubled tolerances. A SEG that leaves slices out and is jittered stays refused."""
+    from .dicom_stack import JITTER_TOL_MM, POSITION_TOL_MM
+
+    every_slice = {"allow_missing_positions": False}
+    tolerances: list[dict[str, Any]] = [{}, {**every_slice, "atol": 2 * max(POSITION_TOL_MM, JITTER_TOL_MM)},
+                                        {**every_slice, "rtol": 2 * 0.02}]
+    for i, tol in enumerate(tolerances):
+        try:
+            return seg.get_volume(combine_segments=True, **tol)
+        except Exception as e:
+            if i + 1 < len(tolerances) and "regularly-spaced" in str(e):
+                continue
+            raise ImageReadError(f"{p}: the DICOM SEG's frames do not form one label volume ({_first_line(e)})") from None
 
 
 def _segment_names(descriptions) -> dict[str, int]:

@@ -209,3 +209,34 @@ def test_labels_of_a_sheared_grid_carry_no_rigid_qform(tmp_path):
         hdr = nib.load(out).header
         assert int(hdr["qform_code"]) == qcode and int(hdr["sform_code"]) == 1
         assert np.allclose(read_label_volume(out).affine, aff, atol=1e-4)
+
+
+@pytest.mark.parametrize("case", ["sform_and_qform_differ", "no_transform", "sheared_sform"])
+def test_a_header_tools_place_differently_is_noted(tmp_path, case):
+    """medseg takes nibabel's transform (the sform; a centred default without either); ITK may
+    take the qform or its own default, so labels written as .mha lie elsewhere there: say so."""
+    img = nib.Nifti1Image(np.zeros((12, 10, 4), np.float32), np.diag([1.5, 1.5, 8.0, 1.0]))
+    if case == "sform_and_qform_differ":
+        moved = np.diag([-1.5, -1.5, 8.0, 1.0])
+        moved[:3, 3] = [50.0, 60.0, 0.0]
+        img.set_sform(moved, 2)
+        img.set_qform(np.diag([1.5, 1.5, 8.0, 1.0]), 1)
+    elif case == "no_transform":
+        img.set_sform(None, 0)
+        img.set_qform(None, 0)
+    else:
+        shear = np.array([[1.4, 0.2, 0.5, -30.0], [-0.3, 1.3, 1.0, 20.0], [0.1, -0.4, 7.9, 5.0], [0, 0, 0, 1.0]])
+        img.set_sform(shear, 1)
+        img.set_qform(shear, 1)  # a qform holds no shear: nibabel stores its rigid part
+    nib.save(img, tmp_path / "img.nii")
+    note = read_volume(tmp_path / "img.nii").meta.get("geometry_note", "")
+    assert ("neither a qform nor an sform" if case == "no_transform" else "place the grid up to") in note
+    assert "keep the labels as NIfTI" in note
+
+
+def test_a_header_whose_transforms_agree_has_no_note(tmp_path):
+    img = nib.Nifti1Image(np.zeros((12, 10, 4), np.float32), _oblique_affine())
+    img.set_qform(_oblique_affine(), 1)
+    img.set_sform(_oblique_affine(), 1)
+    nib.save(img, tmp_path / "img.nii")
+    assert "geometry_note" not in read_volume(tmp_path / "img.nii").meta

@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from io_synth import write_cine_series, write_enhanced_mr, write_us_clip
+from io_synth import NORMAL, write_cine_series, write_enhanced_mr, write_us_clip
 
 from medseg.errors import GeometryError, LabelMapError, MedsegError
 from medseg.io import Volume, read_label_volume, read_volume, sidecar_path, write_dicom_seg, write_labels
@@ -121,6 +121,27 @@ def test_dicom_seg_round_trip(tmp_path):
     assert np.array_equal(got1, lab)
     with pytest.raises(MedsegError, match="one cardiac phase"):
         write_dicom_seg(np.zeros(vol.shape, np.uint8), vol, tmp_path / "x.dcm", LM)
+
+
+@pytest.mark.parametrize("step_mm", [8.0, 1.0])
+def test_a_dicom_seg_of_a_stack_with_a_slice_a_little_off_its_grid_reads_back(tmp_path, step_mm):
+    """A stack whose slice 3 sits 0.15 mm (8 mm steps) or 0.03 mm (1 mm steps) off the regular
+    grid reads (as scanners that round positions write it), and so must the SEG medseg writes of
+    it: highdicom's default took the smallest gap for the step and refused it."""
+    series = write_cine_series(tmp_path / "cine", n_slices=6, n_phases=1, step_mm=step_mm)
+    off = 0.15 if step_mm == 8.0 else 0.03
+    for f in (tmp_path / "cine").iterdir():
+        ds = pydicom.dcmread(f)
+        if np.allclose([float(v) for v in ds.ImagePositionPatient], series.ipps[3], atol=1e-3):
+            ds.ImagePositionPatient = [f"{v:.4f}" for v in series.ipps[3] + off * NORMAL]
+            ds.save_as(f)
+    vol = read_volume(tmp_path / "cine")
+    lab = np.zeros(vol.grid_shape, np.uint8)
+    lab[1:5, 3:8, 2:6] = LM["lv"]
+    out, _ = write_labels(lab, vol, tmp_path / "seg.dcm", LM)
+    back = read_label_volume(out)
+    assert np.array_equal(back.array[0], lab)
+    np.testing.assert_allclose(back.affine, vol.affine, atol=1e-3)
 
 
 def test_dicom_seg_from_enhanced_multiframe(tmp_path):
@@ -499,3 +520,25 @@ def test_segs_that_leave_out_their_empty_slices_are_placed_on_the_images_stack(t
     assert run_cli(["segment", str(tmp_path / "cine"), "--prompts-from", str(tmp_path / "es.dcm"), "-o", str(tmp_path / "out.nii.gz")]) == 0
     out = read_label_volume(tmp_path / "out.nii.gz").array
     assert not out[0].any() and out[1, 2:6].any() and not out[1, :2].any()
+
+
+def test_nifti_labels_keep_the_images_grid_but_not_what_describes_the_image(tmp_path):
+    """A vector image (intent 1007), windowed 0-4000 and described as "MR cine": its labels
+    keep the geometry, not the intent, window or description (viewers showed labels 1-3 black,
+    medseg read the labels back as MR)."""
+    src = nib.Nifti1Image(np.zeros((7, 6, 3, 1, 3), np.float32), np.diag([1.3, 1.25, 8.0, 1.0]))
+    src.header.set_intent(1007)
+    src.header["cal_min"], src.header["cal_max"] = 0, 4000
+    src.header["descrip"] = b"MR cine"
+    nib.save(src, tmp_path / "img.nii.gz")
+    vol = read_volume(tmp_path / "img.nii.gz")
+    labels = np.zeros(vol.shape[1:], np.uint8)
+    labels[1, 2:4, 2:5] = 1
+    write_labels(labels, vol, tmp_path / "seg.nii.gz", LM)
+    h = nib.load(tmp_path / "seg.nii.gz").header
+    assert h.get_intent()[0] == "none"
+    assert (float(h["cal_min"]), float(h["cal_max"])) == (0.0, 0.0)
+    assert bytes(h["descrip"]).rstrip(b"\0") == b"medseg labels"
+    np.testing.assert_array_equal(h.get_best_affine(), src.header.get_best_affine())
+    back = read_label_volume(tmp_path / "seg.nii.gz")
+    assert back.modality == "OT" and np.array_equal(back.array[0], labels)
