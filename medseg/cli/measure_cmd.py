@@ -21,7 +21,9 @@ import numpy as np
 import typer
 
 from ..errors import GeometryError, LabelMapError, MedsegError
-from ._app import app, stdout
+from ._app import app
+from ._measure_inputs import _header_body, _in_use, _label_map, _record_inputs, _segmented_images
+from ._measure_output import _add_implausible, _all_flags, _summary, _write_plots
 
 BSA_CHOICES = ("mosteller", "dubois")
 AHA_CHOICES = ("uniform", "septum_split")
@@ -56,19 +58,7 @@ def measure_command(
     _check_choice("--bsa-method", bsa_method, BSA_CHOICES)
     _check_choice("--aha-method", aha_method, AHA_CHOICES)
     _check_choice("--base", base, tuple(BASE_CHOICES))
-    if (labels is None) == (ed is None and es is None) or (ed is None) != (es is None):
-        raise MedsegError("give either LABELS or both --ed and --es")
-    if clip and labels is None:
-        raise MedsegError("--clip reads LABELS (one view over the cycle), not --ed / --es")
-    if (a2c_ed is None) != (a2c_es is None) or (a2c_ed is not None and ed is None):
-        raise MedsegError("--a2c-ed and --a2c-es go together, with --ed and --es (the 4-chamber view)")
-    _check_outputs(output, csv_path, {"labels": labels, "ED labels": ed, "ES labels": es, "2-chamber ED labels": a2c_ed,
-                                      "2-chamber ES labels": a2c_es}, image or [])
-    from .._files import check_plots_folder
-
-    check_plots_folder(plots, {"report": output, "CSV": csv_path})
-    if image and plots is None:
-        raise MedsegError("--image is drawn under the contours of the overlay plot: add --plots DIR")
+    _check_forms(labels, ed, es, (a2c_ed, a2c_es), clip, output, csv_path, plots, image)
     lmap, map_from = _label_map(label_map, [p for p in (labels, ed, es, a2c_ed, a2c_es) if p is not None])
     if "lv" not in lmap:
         raise LabelMapError(f"the label map must name the LV blood pool (lv=...); got {lmap.to_string()}")
@@ -94,27 +84,8 @@ def measure_command(
 
             console.print(f"note: {flag['message']}", markup=False, highlight=False, soft_wrap=True)
             break
-    report["inputs"] = {k: str(v) for k, v in (("labels", labels), ("ed", ed), ("es", es), ("a2c_ed", a2c_ed), ("a2c_es", a2c_es))
-                        if v is not None}
-    report["inputs"]["label_map"] = lmap.to_string()
-    if map_from is not None:
-        report["inputs"]["label_map_from"] = str(map_from)
-    elif not label_map:  # nothing says which value is which: say which map was taken
-        report["inputs"]["label_map_from"] = "medseg default"
-        from ._app import console
-
-        console.print(f"note: no --label-map and the labels name no structures: read with medseg's map ({lmap.to_string()}); "
-                      "another data set's values need --label-map (ACDC rv=1,myo=2,lv=3; CAMUS lv=1,myo=2,la=3)", markup=False, highlight=False)
-    if from_header:
-        report["inputs"]["body_from_dicom"] = from_header
-    if vol is not None and vol.meta.get("geometry_conflict"):  # volumes depend on which of two voxel sizes is taken
-        report["inputs"]["geometry_note"] = vol.meta["geometry_note"]
-        from ._app import console
-
-        console.print(f"note: {vol.meta['geometry_note']}", markup=False, highlight=False, soft_wrap=True)
-    report["inputs"].update(_image_notes([p for p in (labels, ed, es, a2c_ed, a2c_es) if p is not None]))
-    if image:
-        report["inputs"]["image"] = [str(p) for p in image]
+    paths = {"labels": labels, "ed": ed, "es": es, "a2c_ed": a2c_ed, "a2c_es": a2c_es}
+    _record_inputs(report, paths, lmap, map_from, label_map, from_header, vol, image)
     if plots is not None:
         _write_plots(report, plots, phases, frames, lmap, vol, image or _segmented_images([p for p in (labels, ed, es) if p is not None], say=True))
     if csv_path is not None:
@@ -125,6 +96,26 @@ def measure_command(
 
     write_json_atomic(output, report)
     _summary(report, output)
+
+
+def _check_forms(labels: Path | None, ed: Path | None, es: Path | None, a2c: tuple[Path | None, Path | None], clip: bool,
+                 output: Path, csv_path: Path | None, plots: Path | None, image: list[Path] | None) -> None:
+    """The inputs given in one of the forms (LABELS, or --ed and --es with or without the
+    2-chamber pair; --clip with LABELS), and outputs that replace no input (--image needs --plots)."""
+    a2c_ed, a2c_es = a2c
+    if (labels is None) == (ed is None and es is None) or (ed is None) != (es is None):
+        raise MedsegError("give either LABELS or both --ed and --es")
+    if clip and labels is None:
+        raise MedsegError("--clip reads LABELS (one view over the cycle), not --ed / --es")
+    if (a2c_ed is None) != (a2c_es is None) or (a2c_ed is not None and ed is None):
+        raise MedsegError("--a2c-ed and --a2c-es go together, with --ed and --es (the 4-chamber view)")
+    _check_outputs(output, csv_path, {"labels": labels, "ED labels": ed, "ES labels": es, "2-chamber ED labels": a2c_ed,
+                                      "2-chamber ES labels": a2c_es}, image or [])
+    from .._files import check_plots_folder
+
+    check_plots_folder(plots, {"report": output, "CSV": csv_path})
+    if image and plots is None:
+        raise MedsegError("--image is drawn under the contours of the overlay plot: add --plots DIR")
 
 
 def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase_opts: dict, body: dict,
@@ -171,48 +162,6 @@ def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase
     return report, {"ED": vol.array[0], "ES": vol_es.array[0]}, {"ED": 0, "ES": 0}, vol, lmap
 
 
-def _image_notes(paths: list[Path]) -> dict[str, Any]:
-    """The notes on how the labels' images were read that their medseg sidecars keep
-    (``provenance.image_notes``): ``time_note`` (frames ordered without trigger times, phase
-    images left out) and ``cardiac_timing_note`` (which heart rate was taken); each a string,
-    or a list when the inputs' images give different ones."""
-    from ..io import read_sidecar
-
-    found: dict[str, list[str]] = {}
-    for p in paths:
-        notes = ((read_sidecar(p) or {}).get("provenance") or {}).get("image_notes")
-        for key in ("time_note", "cardiac_timing_note"):
-            note = notes.get(key) if isinstance(notes, dict) else None
-            if isinstance(note, str) and note and note not in found.setdefault(key, []):
-                found[key].append(note)
-    return {k: v[0] if len(v) == 1 else v for k, v in found.items() if v}
-
-
-#: review rules (:func:`medseg.review.measurement_flags`) that `measure` applies to its own numbers
-IMPLAUSIBLE = ("lv_mass_implausible", "ef_implausible", "volume_implausible")
-
-
-def _add_implausible(report: dict) -> None:
-    """The review's implausibility flags on the report's numbers (LV mass outside 20-400 g, EF
-    outside 5-90 %, a chamber larger than any heart's), as `segment` and `batch` raise them:
-    `measure` on labels from elsewhere reported a 5 g or a 1,314 g LV mass unflagged."""
-    from ..review import measurement_flags
-
-    have = {f.get("code") for f in report.get("flags", [])}
-    report["flags"] = list(report.get("flags", [])) + [
-        {k: v for k, v in f.items() if k != "level"} | {"severity": "warning"}
-        for f in measurement_flags(report) if f.get("code") in IMPLAUSIBLE and f.get("code") not in have]
-
-
-def _all_flags(report: dict) -> list[dict]:
-    """The report's flags and its phases' (an ED + ES report keeps each phase's own)."""
-    flags = list(report.get("flags") or [])
-    for phase in (report.get("phases") or {}).values():
-        if isinstance(phase, dict):
-            flags += phase.get("flags") or []
-    return flags
-
-
 def _as_clip(vol: Any, path: Path) -> Any:
     """``--clip``: the (1, Z, Y, X) labels of a 3-D file as the (Z, 1, Y, X) frames of one view
     (no frame times: its third axis' spacing is no frame interval). Labels that are already one
@@ -229,34 +178,6 @@ def _as_clip(vol: Any, path: Path) -> Any:
     meta = {**vol.meta, "clip_from_slices": True}
     return Volume(array=vol.array[0][:, None], affine=vol.affine, frame_times_s=None, modality=vol.modality,
                   spacing_known=vol.spacing_known, meta=meta)
-
-
-def _in_use(lmap: Any, vols: Any) -> Any:
-    """medseg's default map cut to lv, myo, rv and the other structures whose values the labels hold."""
-    present: set[int] = set()
-    for v in vols:
-        present |= {int(x) for x in np.unique(v.array)}
-    return lmap.subset([n for n, val in lmap.values.items() if n in ("lv", "myo", "rv") or val in present])
-
-
-def _label_map(text: str | None, paths: list[Path]) -> tuple[Any, Path | None]:
-    """The label map: ``--label-map``, else a DICOM SEG's (or a 3D Slicer .seg.nrrd's) segments, else the one in the first
-    input's medseg sidecar JSON (``labels.nii.gz`` -> ``labels.json``, written with the labels
-    by ``medseg segment``; inputs whose sidecars give other values are re-encoded into it by
-    structure name, :func:`_read_labels`), else medseg's default; and the file it came from
-    (None when it did not)."""
-    from ..io.writers import own_label_map
-    from ..labels import LabelMap
-
-    if text:
-        return LabelMap.parse(text), None
-    found = [(where, lm) for lm, where in filter(None, (own_label_map(p) for p in paths))]
-    if found and any(lm.values != found[0][1].values and not set(lm.names) & set(found[0][1].names) for _, lm in found[1:]):
-        raise LabelMapError(f"the inputs' sidecars give label maps with no structure in common ({', '.join(f'{s.name}: {lm.to_string()}' for s, lm in found)}); "
-                            "give --label-map")
-    # different values for the same structures (ED segmented with ACDC's values, ES with medseg's):
-    # each input is re-encoded by its own map into the first's (_read_labels)
-    return (found[0][1], found[0][0]) if found else (LabelMap.parse(None), None)
 
 
 def _check_outputs(output: Path, csv_path: Path | None, labels: dict[str, Path | None], images: list[Path]) -> None:
@@ -340,12 +261,6 @@ def _read_labels(path: Path, lmap: Any, by_name: bool = False) -> Any:
     return vol if own is None else vol.with_array(own[0].by_name(vol.array, lmap))
 
 
-def _read_image(path: Path, series: str | None = None) -> Any:
-    from ..io import read_volume
-
-    return read_volume(path, series=series)
-
-
 def _check_measurable(vol: Any, path: Path, lmap: Any, other: Any = None) -> None:
     """Refuse inputs that cannot give a volume: no spacing, one slice, empty, LV value absent."""
     from ..measure.geometry import MeasurementError
@@ -373,143 +288,3 @@ def _check_body(body: dict, heart_rate: float | None) -> None:
     bsa_m2(h, w, body.get("bsa_method", "mosteller"))
     heart_rate_bpm(heart_rate)
     check_sex(body.get("sex"))
-
-
-def _header_body(body: dict, paths: list[Path]) -> list[str]:
-    """Fill the height, weight and sex not given from the DICOM header of the image the labels
-    were segmented from (their sidecar names it); the fields taken."""
-    missing = [k for k in ("height_cm", "weight_kg", "sex") if body.get(k) is None]
-    images = _segmented_images(paths) if missing else None
-    if not images:
-        return []
-    from ..io.dicom import dicom_body
-
-    found = dicom_body(images[0][0])
-    taken = [k for k in missing if k in found]
-    body.update({k: found[k] for k in taken})
-    return taken
-
-
-def _segmented_images(paths: list[Path], say: bool = False) -> list[tuple[Path, str | None, int | None]] | None:
-    """The images the label files were segmented from, as their medseg sidecars record them
-    (``provenance.input``, with the DICOM series and, for one phase of a cine written alone as
-    ``seg_frameNN.dcm``, its frame), when every one of them is still there; else None (``say``:
-    print a note naming an image a sidecar names that is gone)."""
-    from ..io import read_sidecar
-
-    found = []
-    for p in paths:
-        prov = (read_sidecar(p) or {}).get("provenance") or {}
-        src = prov.get("input")
-        if not isinstance(src, str) or not Path(src).exists():
-            if isinstance(src, str) and say:
-                from ._app import console
-
-                console.print(f"note: {p}'s sidecar names the image {src}, which is not there (from this folder); "
-                              "overlay.png shows contours alone: pass --image", markup=False, highlight=False, soft_wrap=True)
-            return None
-        frame = prov.get("frame") if isinstance(prov.get("frame"), int) and not isinstance(prov.get("frame"), bool) else None
-        found.append((Path(src), prov.get("series"), frame))  # the series segmented, of a DICOM folder that holds several
-    return found or None
-
-
-def _write_plots(report: dict, folder: Path, phases: dict, frames: dict, lmap: Any, vol: Any, image: list[Path] | None) -> None:
-    from ..measure import plots as P
-    from ..measure.echo import is_echo_report
-
-    given = "image" in report["inputs"]
-    try:
-        images = _overlay_images(image, vol, frames) if image else None
-    except MedsegError:
-        if given:
-            raise
-        images = None  # the sidecars' images moved or changed: contours alone, as without --image
-    folder.mkdir(parents=True, exist_ok=True)
-    if images and not given:
-        report["inputs"]["overlay_image"] = [str(p[0]) for p in image]  # found through the labels' sidecars
-    echo = is_echo_report(report)
-    written = {"overlay": P.overlay_png(phases, lmap, folder / "overlay.png", images=images, spacing_yx=tuple(report["spacing_mm"][1:]),
-                                        frames=frames)}
-    if not echo:
-        written["bullseye"] = P.bullseye_png(report["wall_thickness_mm"], folder / "bullseye.png")
-        if _finite((report.get("wall_thickening_pct") or {}).get("global")):  # ED + ES, both measured
-            written["thickening"] = P.thickening_png(report["wall_thickening_pct"], folder / "thickening.png")
-    if report.get("volume_curve_ml"):  # a cine, or one apical view over the cycle
-        written["volume_curve"] = P.volume_curve_png(report, folder / "volume_curve.png")
-    elif not echo and "lv" in report and "edv_ml" in report.get("lv", {}):
-        written["volume_curve"] = P.volume_curve_png(report, folder / "volumes.png")
-    report["plots"] = {k: str(v) for k, v in written.items()}
-
-
-def _overlay_images(paths: list, vol: Any, frames: dict[str, int]) -> dict[str, np.ndarray]:
-    """Phase -> (Z, Y, X) image: frames of a cine image, or one image per phase in order
-    (``paths``: --image paths, or (path, DICOM series, frame) from the labels' sidecars: the
-    frame of a cine that labels of one phase segment)."""
-    if len(paths) > len(frames):
-        raise MedsegError(f"got {len(paths)} --image files for {len(frames)} phase(s)")
-    pairs = [p if isinstance(p, tuple) else (p, None, None) for p in paths]
-    imgs = [_read_image(p, series) for p, series, _ in pairs]
-    paths = [p for p, _, _ in pairs]
-    for p, img in zip(paths, imgs):
-        if img.grid_shape != vol.grid_shape or not np.allclose(img.affine, vol.affine, atol=1e-3):
-            raise GeometryError(f"--image {p} is not on the labels' grid ({img.grid_shape} vs {vol.grid_shape}, or affines differ)")
-    from ..review import display_array
-
-    arrays = [display_array(img) for img in imgs]  # a CT in its cardiac window
-    at = [f for _, _, f in pairs]
-    if len(imgs) == len(frames) and all(f is not None and f < img.n_frames for f, img in zip(at, imgs)):
-        return {k: a[f] for k, a, f in zip(frames, arrays, at)}  # each phase's own frame of the cine(s) it was segmented from
-    if len(imgs) == 1 and imgs[0].n_frames > 1:
-        if vol.n_frames == 1:  # labels of one frame each: which of the cine's frames they are is not known
-            raise MedsegError(f"--image {paths[0]} is a cine ({imgs[0].n_frames} frames) and the labels are one frame "
-                              f"each: give the {' and the '.join(frames)} image{'s' if len(frames) > 1 else ''} (one --image per phase)")
-        return {k: arrays[0][f] for k, f in frames.items() if f < imgs[0].n_frames}
-    if len(imgs) < len(frames):
-        raise MedsegError(f"got {len(imgs)} --image file(s) for {len(frames)} phases ({', '.join(frames)}): give one per phase, "
-                          "in that order, or the cine they come from")
-    return {k: a[0] for k, a in zip(frames, arrays)}
-
-
-def _summary(report: dict, output: Path) -> None:
-    parts = []
-    from ..measure.echo import echo_method_text, is_echo_report
-
-    if is_echo_report(report):
-        lv = report["lv"]
-        method = echo_method_text(report["method"])
-        if report.get("spacing_known"):
-            parts.append(f"LV EDV {_v(lv['edv_ml'], ' mL')}, ESV {_v(lv['esv_ml'], ' mL')}, EF {_v(lv['ef_pct'], '%')} ({method})")
-        else:
-            parts.append(f"LV EF {_v(lv['ef_pct'], '%')} ({method}; no pixel spacing: volumes not reported)")
-        if "ed_frame" in report:
-            es_frame = report["es_frame"]
-            parts.append(f"ED frame {report['ed_frame']}, ES frame {'n/a' if es_frame is None else es_frame}")
-        parts.append(_flags_text(report["flags"]))
-        stdout.print(f"{'; '.join(parts)} -> {output}", markup=False, highlight=False, soft_wrap=True)
-        return
-    if "lv" in report:
-        lv = report["lv"]
-        parts.append(f"LV EDV {_v(lv['edv_ml'], ' mL')}, ESV {_v(lv['esv_ml'], ' mL')}, EF {_v(lv['ef_pct'], '%')}")
-    else:
-        parts.append(f"LV {_v(report['volumes_ml'].get('lv'), ' mL')}")
-    parts.append(f"mass {_v(report['lv_mass_g'], ' g')}")
-    parts.append(_flags_text(report["flags"]))
-    stdout.print(f"{'; '.join(parts)} -> {output}", markup=False, highlight=False, soft_wrap=True)
-
-
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and np.isfinite(v)
-
-
-def _v(v: Any, unit: str) -> str:
-    """A number and its unit for the summary line; "n/a" where it is undefined (NaN, None)."""
-    return f"{v:.1f}{unit}" if _finite(v) else "n/a"
-
-
-def _flags_text(flags: list) -> str:
-    """"7 flags (esv_exceeds_edv x2, incomplete_coverage x4, lvef_low)": what to look at, in one line."""
-    from collections import Counter
-
-    counts = Counter(f.get("code", "?") for f in flags)
-    codes = ", ".join(f"{c} x{n}" if n > 1 else c for c, n in sorted(counts.items()))
-    return f"{len(flags)} flag{'s' if len(flags) != 1 else ''}" + (f" ({codes})" if codes else "")

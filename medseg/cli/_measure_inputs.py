@@ -1,0 +1,125 @@
+"""Where `medseg measure` finds what the labels do not hold: the label map (``--label-map``, a
+DICOM SEG's segments, the labels' medseg sidecar JSON, or medseg's default), the notes and source
+images that the sidecars record, the height, weight and sex of the source image's DICOM header,
+and the ``inputs`` section of the report that says which of them were taken. Helpers of
+:mod:`medseg.cli.measure_cmd`; the I/O modules are imported inside the functions that read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import LabelMapError
+
+
+def _record_inputs(report: dict, paths: dict[str, Path | None], lmap: Any, map_from: Path | None, label_map: str | None,
+                   from_header: list[str], vol: Any, image: list[Path] | None) -> None:
+    """The report's ``inputs``: the label files (``paths``: labels, ed, es, a2c_ed, a2c_es), the
+    label map and where it came from, the body data taken from a DICOM header, the geometry and
+    image notes, and ``--image``; the notes that change how to read the numbers are printed too."""
+    report["inputs"] = {k: str(v) for k, v in paths.items() if v is not None}
+    report["inputs"]["label_map"] = lmap.to_string()
+    if map_from is not None:
+        report["inputs"]["label_map_from"] = str(map_from)
+    elif not label_map:  # nothing says which value is which: say which map was taken
+        report["inputs"]["label_map_from"] = "medseg default"
+        from ._app import console
+
+        console.print(f"note: no --label-map and the labels name no structures: read with medseg's map ({lmap.to_string()}); "
+                      "another data set's values need --label-map (ACDC rv=1,myo=2,lv=3; CAMUS lv=1,myo=2,la=3)", markup=False, highlight=False)
+    if from_header:
+        report["inputs"]["body_from_dicom"] = from_header
+    if vol is not None and vol.meta.get("geometry_conflict"):  # volumes depend on which of two voxel sizes is taken
+        report["inputs"]["geometry_note"] = vol.meta["geometry_note"]
+        from ._app import console
+
+        console.print(f"note: {vol.meta['geometry_note']}", markup=False, highlight=False, soft_wrap=True)
+    report["inputs"].update(_image_notes([p for p in paths.values() if p is not None]))
+    if image:
+        report["inputs"]["image"] = [str(p) for p in image]
+
+
+def _image_notes(paths: list[Path]) -> dict[str, Any]:
+    """The notes on how the labels' images were read that their medseg sidecars keep
+    (``provenance.image_notes``): ``time_note`` (frames ordered without trigger times, phase
+    images left out) and ``cardiac_timing_note`` (which heart rate was taken); each a string,
+    or a list when the inputs' images give different ones."""
+    from ..io import read_sidecar
+
+    found: dict[str, list[str]] = {}
+    for p in paths:
+        notes = ((read_sidecar(p) or {}).get("provenance") or {}).get("image_notes")
+        for key in ("time_note", "cardiac_timing_note"):
+            note = notes.get(key) if isinstance(notes, dict) else None
+            if isinstance(note, str) and note and note not in found.setdefault(key, []):
+                found[key].append(note)
+    return {k: v[0] if len(v) == 1 else v for k, v in found.items() if v}
+
+
+def _in_use(lmap: Any, vols: Any) -> Any:
+    """medseg's default map cut to lv, myo, rv and the other structures whose values the labels hold."""
+    present: set[int] = set()
+    for v in vols:
+        present |= {int(x) for x in np.unique(v.array)}
+    return lmap.subset([n for n, val in lmap.values.items() if n in ("lv", "myo", "rv") or val in present])
+
+
+def _label_map(text: str | None, paths: list[Path]) -> tuple[Any, Path | None]:
+    """The label map: ``--label-map``, else a DICOM SEG's (or a 3D Slicer .seg.nrrd's) segments, else the one in the first
+    input's medseg sidecar JSON (``labels.nii.gz`` -> ``labels.json``, written with the labels
+    by ``medseg segment``; inputs whose sidecars give other values are re-encoded into it by
+    structure name, :func:`_read_labels`), else medseg's default; and the file it came from
+    (None when it did not)."""
+    from ..io.writers import own_label_map
+    from ..labels import LabelMap
+
+    if text:
+        return LabelMap.parse(text), None
+    found = [(where, lm) for lm, where in filter(None, (own_label_map(p) for p in paths))]
+    if found and any(lm.values != found[0][1].values and not set(lm.names) & set(found[0][1].names) for _, lm in found[1:]):
+        raise LabelMapError(f"the inputs' sidecars give label maps with no structure in common ({', '.join(f'{s.name}: {lm.to_string()}' for s, lm in found)}); "
+                            "give --label-map")
+    # different values for the same structures (ED segmented with ACDC's values, ES with medseg's):
+    # each input is re-encoded by its own map into the first's (_read_labels)
+    return (found[0][1], found[0][0]) if found else (LabelMap.parse(None), None)
+
+
+def _header_body(body: dict, paths: list[Path]) -> list[str]:
+    """Fill the height, weight and sex not given from the DICOM header of the image the labels
+    were segmented from (their sidecar names it); the fields taken."""
+    missing = [k for k in ("height_cm", "weight_kg", "sex") if body.get(k) is None]
+    images = _segmented_images(paths) if missing else None
+    if not images:
+        return []
+    from ..io.dicom import dicom_body
+
+    found = dicom_body(images[0][0])
+    taken = [k for k in missing if k in found]
+    body.update({k: found[k] for k in taken})
+    return taken
+
+
+def _segmented_images(paths: list[Path], say: bool = False) -> list[tuple[Path, str | None, int | None]] | None:
+    """The images the label files were segmented from, as their medseg sidecars record them
+    (``provenance.input``, with the DICOM series and, for one phase of a cine written alone as
+    ``seg_frameNN.dcm``, its frame), when every one of them is still there; else None (``say``:
+    print a note naming an image a sidecar names that is gone)."""
+    from ..io import read_sidecar
+
+    found = []
+    for p in paths:
+        prov = (read_sidecar(p) or {}).get("provenance") or {}
+        src = prov.get("input")
+        if not isinstance(src, str) or not Path(src).exists():
+            if isinstance(src, str) and say:
+                from ._app import console
+
+                console.print(f"note: {p}'s sidecar names the image {src}, which is not there (from this folder); "
+                              "overlay.png shows contours alone: pass --image", markup=False, highlight=False, soft_wrap=True)
+            return None
+        frame = prov.get("frame") if isinstance(prov.get("frame"), int) and not isinstance(prov.get("frame"), bool) else None
+        found.append((Path(src), prov.get("series"), frame))  # the series segmented, of a DICOM folder that holds several
+    return found or None

@@ -1,0 +1,148 @@
+"""What `medseg measure` writes besides the report's numbers: the review's implausibility flags
+added to the report (:func:`_add_implausible`), the PNGs of ``--plots`` (overlay on the images
+the labels were segmented from or ``--image``, bullseye, thickening, volume curve) and the one-line
+summary printed at the end. Helpers of :mod:`medseg.cli.measure_cmd`; numbers come from
+:mod:`medseg.measure`, and plotting is imported only when plots are drawn.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import GeometryError, MedsegError
+from ._app import stdout
+
+#: review rules (:func:`medseg.review.measurement_flags`) that `measure` applies to its own numbers
+IMPLAUSIBLE = ("lv_mass_implausible", "ef_implausible", "volume_implausible")
+
+
+def _add_implausible(report: dict) -> None:
+    """The review's implausibility flags on the report's numbers (LV mass outside 20-400 g, EF
+    outside 5-90 %, a chamber larger than any heart's), as `segment` and `batch` raise them:
+    `measure` on labels from elsewhere reported a 5 g or a 1,314 g LV mass unflagged."""
+    from ..review import measurement_flags
+
+    have = {f.get("code") for f in report.get("flags", [])}
+    report["flags"] = list(report.get("flags", [])) + [
+        {k: v for k, v in f.items() if k != "level"} | {"severity": "warning"}
+        for f in measurement_flags(report) if f.get("code") in IMPLAUSIBLE and f.get("code") not in have]
+
+
+def _all_flags(report: dict) -> list[dict]:
+    """The report's flags and its phases' (an ED + ES report keeps each phase's own)."""
+    flags = list(report.get("flags") or [])
+    for phase in (report.get("phases") or {}).values():
+        if isinstance(phase, dict):
+            flags += phase.get("flags") or []
+    return flags
+
+
+def _write_plots(report: dict, folder: Path, phases: dict, frames: dict, lmap: Any, vol: Any, image: list[Path] | None) -> None:
+    from ..measure import plots as P
+    from ..measure.echo import is_echo_report
+
+    given = "image" in report["inputs"]
+    try:
+        images = _overlay_images(image, vol, frames) if image else None
+    except MedsegError:
+        if given:
+            raise
+        images = None  # the sidecars' images moved or changed: contours alone, as without --image
+    folder.mkdir(parents=True, exist_ok=True)
+    if images and not given:
+        report["inputs"]["overlay_image"] = [str(p[0]) for p in image]  # found through the labels' sidecars
+    echo = is_echo_report(report)
+    written = {"overlay": P.overlay_png(phases, lmap, folder / "overlay.png", images=images, spacing_yx=tuple(report["spacing_mm"][1:]),
+                                        frames=frames)}
+    if not echo:
+        written["bullseye"] = P.bullseye_png(report["wall_thickness_mm"], folder / "bullseye.png")
+        if _finite((report.get("wall_thickening_pct") or {}).get("global")):  # ED + ES, both measured
+            written["thickening"] = P.thickening_png(report["wall_thickening_pct"], folder / "thickening.png")
+    if report.get("volume_curve_ml"):  # a cine, or one apical view over the cycle
+        written["volume_curve"] = P.volume_curve_png(report, folder / "volume_curve.png")
+    elif not echo and "lv" in report and "edv_ml" in report.get("lv", {}):
+        written["volume_curve"] = P.volume_curve_png(report, folder / "volumes.png")
+    report["plots"] = {k: str(v) for k, v in written.items()}
+
+
+def _overlay_images(paths: list, vol: Any, frames: dict[str, int]) -> dict[str, np.ndarray]:
+    """Phase -> (Z, Y, X) image: frames of a cine image, or one image per phase in order
+    (``paths``: --image paths, or (path, DICOM series, frame) from the labels' sidecars: the
+    frame of a cine that labels of one phase segment)."""
+    if len(paths) > len(frames):
+        raise MedsegError(f"got {len(paths)} --image files for {len(frames)} phase(s)")
+    pairs = [p if isinstance(p, tuple) else (p, None, None) for p in paths]
+    imgs = [_read_image(p, series) for p, series, _ in pairs]
+    paths = [p for p, _, _ in pairs]
+    for p, img in zip(paths, imgs):
+        if img.grid_shape != vol.grid_shape or not np.allclose(img.affine, vol.affine, atol=1e-3):
+            raise GeometryError(f"--image {p} is not on the labels' grid ({img.grid_shape} vs {vol.grid_shape}, or affines differ)")
+    from ..review import display_array
+
+    arrays = [display_array(img) for img in imgs]  # a CT in its cardiac window
+    at = [f for _, _, f in pairs]
+    if len(imgs) == len(frames) and all(f is not None and f < img.n_frames for f, img in zip(at, imgs)):
+        return {k: a[f] for k, a, f in zip(frames, arrays, at)}  # each phase's own frame of the cine(s) it was segmented from
+    if len(imgs) == 1 and imgs[0].n_frames > 1:
+        if vol.n_frames == 1:  # labels of one frame each: which of the cine's frames they are is not known
+            raise MedsegError(f"--image {paths[0]} is a cine ({imgs[0].n_frames} frames) and the labels are one frame "
+                              f"each: give the {' and the '.join(frames)} image{'s' if len(frames) > 1 else ''} (one --image per phase)")
+        return {k: arrays[0][f] for k, f in frames.items() if f < imgs[0].n_frames}
+    if len(imgs) < len(frames):
+        raise MedsegError(f"got {len(imgs)} --image file(s) for {len(frames)} phases ({', '.join(frames)}): give one per phase, "
+                          "in that order, or the cine they come from")
+    return {k: a[0] for k, a in zip(frames, arrays)}
+
+
+def _read_image(path: Path, series: str | None = None) -> Any:
+    from ..io import read_volume
+
+    return read_volume(path, series=series)
+
+
+def _summary(report: dict, output: Path) -> None:
+    parts = []
+    from ..measure.echo import echo_method_text, is_echo_report
+
+    if is_echo_report(report):
+        lv = report["lv"]
+        method = echo_method_text(report["method"])
+        if report.get("spacing_known"):
+            parts.append(f"LV EDV {_v(lv['edv_ml'], ' mL')}, ESV {_v(lv['esv_ml'], ' mL')}, EF {_v(lv['ef_pct'], '%')} ({method})")
+        else:
+            parts.append(f"LV EF {_v(lv['ef_pct'], '%')} ({method}; no pixel spacing: volumes not reported)")
+        if "ed_frame" in report:
+            es_frame = report["es_frame"]
+            parts.append(f"ED frame {report['ed_frame']}, ES frame {'n/a' if es_frame is None else es_frame}")
+        parts.append(_flags_text(report["flags"]))
+        stdout.print(f"{'; '.join(parts)} -> {output}", markup=False, highlight=False, soft_wrap=True)
+        return
+    if "lv" in report:
+        lv = report["lv"]
+        parts.append(f"LV EDV {_v(lv['edv_ml'], ' mL')}, ESV {_v(lv['esv_ml'], ' mL')}, EF {_v(lv['ef_pct'], '%')}")
+    else:
+        parts.append(f"LV {_v(report['volumes_ml'].get('lv'), ' mL')}")
+    parts.append(f"mass {_v(report['lv_mass_g'], ' g')}")
+    parts.append(_flags_text(report["flags"]))
+    stdout.print(f"{'; '.join(parts)} -> {output}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and np.isfinite(v)
+
+
+def _v(v: Any, unit: str) -> str:
+    """A number and its unit for the summary line; "n/a" where it is undefined (NaN, None)."""
+    return f"{v:.1f}{unit}" if _finite(v) else "n/a"
+
+
+def _flags_text(flags: list) -> str:
+    """"7 flags (esv_exceeds_edv x2, incomplete_coverage x4, lvef_low)": what to look at, in one line."""
+    from collections import Counter
+
+    counts = Counter(f.get("code", "?") for f in flags)
+    codes = ", ".join(f"{c} x{n}" if n > 1 else c for c, n in sorted(counts.items()))
+    return f"{len(flags)} flag{'s' if len(flags) != 1 else ''}" + (f" ({codes})" if codes else "")
