@@ -7,6 +7,7 @@ summary printed at the end. Helpers of :mod:`medseg.cli.measure_cmd`; numbers co
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,9 +112,9 @@ def _summary(report: dict, output: Path) -> None:
         lv = report["lv"]
         method = echo_method_text(report["method"])
         if report.get("spacing_known"):
-            parts.append(f"LV EDV {_v(lv['edv_ml'], ' mL')}, ESV {_v(lv['esv_ml'], ' mL')}, EF {_v(lv['ef_pct'], '%')} ({method})")
+            parts.append(f"LV EDV {_v(lv['edv_ml'], ' mL')}, ESV {_v(lv['esv_ml'], ' mL')}, EF {_v(lv['ef_pct'], '%', _ef_bounds(report['flags']))} ({method})")
         else:
-            parts.append(f"LV EF {_v(lv['ef_pct'], '%')} ({method}; no pixel spacing: volumes not reported)")
+            parts.append(f"LV EF {_v(lv['ef_pct'], '%', _ef_bounds(report['flags']))} ({method}; no pixel spacing: volumes not reported)")
         if "ed_frame" in report:
             es_frame = report["es_frame"]
             parts.append(f"ED frame {report['ed_frame']}, ES frame {'n/a' if es_frame is None else es_frame}")
@@ -122,7 +123,7 @@ def _summary(report: dict, output: Path) -> None:
         return
     if "lv" in report:
         lv = report["lv"]
-        parts.append(f"LV EDV {_v(lv['edv_ml'], ' mL')}, ESV {_v(lv['esv_ml'], ' mL')}, EF {_v(lv['ef_pct'], '%')}")
+        parts.append(f"LV EDV {_v(lv['edv_ml'], ' mL')}, ESV {_v(lv['esv_ml'], ' mL')}, EF {_v(lv['ef_pct'], '%', _ef_bounds(report['flags']))}")
     else:
         parts.append(f"LV {_v(report['volumes_ml'].get('lv'), ' mL')}")
     parts.append(f"mass {_v(report['lv_mass_g'], ' g')}")
@@ -134,9 +135,18 @@ def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and np.isfinite(v)
 
 
-def _v(v: Any, unit: str) -> str:
-    """A number and its unit for the summary line; "n/a" where it is undefined (NaN, None)."""
-    return f"{v:.1f}{unit}" if _finite(v) else "n/a"
+def _v(v: Any, unit: str, bounds: Sequence[float] = ()) -> str:
+    """A number and its unit for the summary line; "n/a" where it is undefined (NaN, None).
+    One decimal, more where one would print it at a flagged ``bounds`` value (an EF of 47.96
+    "48.0%" next to lvef_low)."""
+    from ..measure.qc import digits_apart
+
+    return f"{v:.{max([1, *(digits_apart(float(v), b, 1) for b in bounds)])}f}{unit}" if _finite(v) else "n/a"
+
+
+def _ef_bounds(flags: list) -> list[float]:
+    """The range limits the LV EF flags compare it with (lvef_low / lvef_high)."""
+    return [float(b) for f in flags if str(f.get("code", "")).startswith("lvef_") for b in f.get("normal_range", [])]
 
 
 def _flags_text(flags: list) -> str:

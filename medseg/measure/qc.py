@@ -27,6 +27,19 @@ CLIP_MIN_SLICES = 5
 LONG_AXIS_COVERAGE = 0.9
 
 
+def digits_apart(value: float, threshold: float, least: int = 0) -> int:
+    """Decimals to print ``value`` with so that it reads on its side of ``threshold`` (both printed
+    with as many): ``least`` where they suffice, else more (coverage 0.4972 is "49.7%", not "50%",
+    against 50 %; an EF of 47.96 is "47.96", not "48.0", below a range from 48)."""
+    if not (np.isfinite(value) and np.isfinite(threshold)) or value == threshold:
+        return least
+    for d in range(least, 17):
+        v, t = float(f"{value:.{d}f}"), float(f"{threshold:.{d}f}")
+        if (v < t) == (value < threshold) and v != t:
+            return d
+    return 17
+
+
 def make_flag(code: str, message: str, severity: str = "warning", **where: Any) -> dict[str, Any]:
     """A QC flag dict: code, severity, one-line message and location/value fields."""
     flag: dict[str, Any] = {"code": code, "severity": severity}
@@ -93,11 +106,13 @@ def basal_partial(coverage: np.ndarray, order_from_base: np.ndarray, lv_ml_per_s
         if c >= BASAL_COVERAGE_MIN:
             break
         excluded.append(int(z))
+        pct, limit = 100 * float(c), 100 * BASAL_COVERAGE_MIN
+        d = digits_apart(pct, limit)
         flags.append(make_flag(
             "basal_partial",
-            f"basal slice {z}: myocardium surrounds {100 * c:.0f}% of the LV cavity (< 50%); "
+            f"basal slice {z}: myocardium surrounds {pct:.{d}f}% of the LV cavity (< {limit:g}%); "
             f"its {lv_ml_per_slice[z]:.1f} mL of cavity is not counted as LV",
-            structure="lv", slice=int(z), coverage_pct=round(100 * c, 1),
+            structure="lv", slice=int(z), coverage_pct=round(pct, max(1, d)),
             excluded_ml=round(float(lv_ml_per_slice[z]), 3),
         ))
     return excluded, flags

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .qc import make_flag
+from .qc import digits_apart, make_flag
 
 SEXES = ("male", "female")
 
@@ -60,7 +60,7 @@ def range_flag(key: str, value: float, sex: str | None = None, **where: Any) -> 
         side = "high"
     else:
         return []
-    return [make_flag(f"{stem}_{side}", f"{stem.replace('_', ' ')} {value:.1f} {unit} is below the normal range {low:g}-{high:g} {unit} for {who} ({source})"
-                      if side == "low" else
-                      f"{stem.replace('_', ' ')} {value:.1f} {unit} is above the normal range {low:g}-{high:g} {unit} for {who} ({source})",
-                      severity="info", value=round(float(value), 2), normal_range=[low, high], reference=key, **where)]
+    d = digits_apart(float(value), low if side == "low" else high, 1)  # 47.96 is not "48.0" below 48
+    word = "below" if side == "low" else "above"
+    return [make_flag(f"{stem}_{side}", f"{stem.replace('_', ' ')} {value:.{d}f} {unit} is {word} the normal range {low:g}-{high:g} {unit} for {who} ({source})",
+                      severity="info", value=round(float(value), max(2, d)), normal_range=[low, high], reference=key, **where)]

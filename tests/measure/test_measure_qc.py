@@ -308,3 +308,28 @@ def test_a_stack_reoriented_so_its_slices_are_not_on_z_is_refused(lv_labels):
         measure_phase(moved, aff, LMAP)
     assert "\n" not in str(err.value)
     assert measure_phase(lv_labels, AFF, LMAP)["volumes_ml"]["lv"] > 0
+
+
+def test_flag_messages_print_a_value_on_its_side_of_the_threshold():
+    """Coverage 0.4972 printed "50% ... (< 50%)" and an EF of 47.96 "48.0 % is below the normal
+    range 48-68": as many decimals as keep the value on its side, in the message and the value."""
+    from medseg.measure.qc import basal_partial
+    from medseg.measure.reference import range_flag
+
+    _, flags = basal_partial(np.array([0.4972, 0.97]), np.array([0, 1]), np.array([3.0, 4.0]))
+    assert "surrounds 49.7% of the LV cavity (< 50%)" in flags[0]["message"]
+    assert flags[0]["coverage_pct"] < 50
+    low = range_flag("cmr_lvef_pct", 47.996, "male")[0]
+    assert "47.996 % is below the normal range 48-68" in low["message"] and low["value"] < 48
+    high = range_flag("cmr_lvef_pct", 68.04, "male")[0]
+    assert "68.04 % is above" in high["message"]
+    assert "lvef 30.0 % is below" in range_flag("cmr_lvef_pct", 30.0, "male")[0]["message"]
+
+
+def test_the_measure_summary_line_prints_a_flagged_ef_apart_from_its_range():
+    from medseg.cli._measure_output import _ef_bounds, _v
+
+    flags = [{"code": "lvef_low", "normal_range": [48.0, 68.0]}, {"code": "basal_partial"}]
+    assert _v(47.96, "%", _ef_bounds(flags)) == "47.96%"
+    assert _v(55.0, "%", _ef_bounds([])) == "55.0%"
+    assert _v(float("nan"), "%", _ef_bounds(flags)) == "n/a"
