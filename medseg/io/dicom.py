@@ -174,6 +174,7 @@ def _unpositioned_geometry(ds: Dataset, info: FrameInfo) -> tuple[np.ndarray, bo
     """Geometry of an image without a stack: full DICOM geometry, else ultrasound-region
     calibration, else (US / OT only) 1 mm pixels with ``spacing_known=False``."""
     if info.ipp and info.iop and info.pixel_spacing:
+        require_geometry([info])  # a position that is not finite, an orientation that is not one: GeometryError
         normal = dicom_directions(info.iop)[2]
         return affine_from_dicom(info.ipp, info.iop, info.pixel_spacing, normal * (info.thickness or 1.0)), True
     region = _us_region_spacing_mm(ds)
@@ -200,6 +201,7 @@ def _clip_times(ds: Dataset, n: int) -> np.ndarray | None:
         return None
     vec = ds.get("FrameTimeVector")
     if vec is not None and len(vec) == n:
-        return np.cumsum(np.asarray(vec, dtype=np.float64)) / 1000.0
+        times = np.cumsum(np.asarray(vec, dtype=np.float64)) / 1000.0
+        return times if np.all(np.isfinite(times)) else None  # a nan or inf interval: no times, as without the tag
     ft = _num(ds.get("FrameTime"))
-    return np.arange(n, dtype=np.float64) * ft / 1000.0 if ft and ft > 0 else None
+    return np.arange(n, dtype=np.float64) * ft / 1000.0 if ft and np.isfinite(ft) and ft > 0 else None

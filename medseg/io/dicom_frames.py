@@ -7,6 +7,7 @@ All positions and directions here are DICOM LPS; conversion to RAS happens in
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 
 from ..errors import GeometryError, ImageReadError
+from .geometry import ORIENTATION_ATOL
 
 
 @dataclass
@@ -40,6 +42,7 @@ class FrameInfo:
     sop_uid: str = ""  # SOPInstanceUID (a DICOM SEG references its source images by it)
     image_type: str = ""  # ImageType (an enhanced frame's FrameType) joined with "\\": ORIGINAL\\PRIMARY\\M\\ND
     component: str = ""  # an MR image's complex component: "M" magnitude, "P" phase, "" neither or unknown (:func:`mr_component`)
+    trigger_invalid: str = ""  # a TriggerTime that is no time (nan, inf) as written; trigger_ms is then None (:func:`_trigger`)
 
 
 def read_header(path: Path, strict: bool) -> Dataset | None:
@@ -219,44 +222,11 @@ def is_broken_image(ds: Dataset) -> bool:
     return "Image Storage" in name and not is_image(ds) and ds.get("Modality", "") != "SEG"
 
 
-def unique_instances(headers: list[tuple[Any, Dataset]]) -> list[tuple[Any, Dataset]]:
-    """``headers`` with each SOPInstanceUID once (the first file): a study copied twice into one
-    folder is that study, not a cine of identical frames."""
-    seen: set[str] = set()
-    out = []
-    for p, ds in headers:
-        uid = str(ds.get("SOPInstanceUID", "") or "") if ds is not None else ""
-        if uid and uid in seen:
-            continue
-        seen.add(uid)
-        out.append((p, ds))
-    return out
-
-
 def broken_image_error(path: Any, ds: Dataset) -> ImageReadError:
     from pydicom.uid import UID
 
     return ImageReadError(f"{path}: truncated or corrupt DICOM file (a {UID(str(ds.SOPClassUID)).name} header without its image "
                           "attributes); copy it again from the source")
-
-
-def image_headers(paths: list[Path]) -> list[tuple[Path, Dataset]]:
-    """The image headers among ``paths``, each SOP instance once (:func:`unique_instances`).
-
-    Raises:
-        ImageReadError: a file is an image cut short (:func:`is_broken_image`): leaving it out
-            would lose a slice or a frame without a word.
-    """
-    out = []
-    for p in paths:
-        ds = read_header(p, strict=False)
-        if ds is None:
-            continue
-        if is_broken_image(ds):
-            raise broken_image_error(p, ds)
-        if is_image(ds):
-            out.append((p, ds))
-    return unique_instances(out)
 
 
 def check_pixel_memory(path: Path, ds: Dataset, n_images: int) -> None:
@@ -315,8 +285,19 @@ def _float(value: Any) -> float | None:
         return None
 
 
+def _trigger(value: Any) -> tuple[float | None, str]:
+    """(TriggerTime ms, "") of a header value; (None, the value as written) for one that is no
+    time (nan, inf): such an image is ordered as one without TriggerTime and the series gets no
+    frame times (:func:`medseg.io.dicom_stack._arrange` notes it); (None, "") when absent."""
+    ms = _float(value)
+    if ms is not None and not math.isfinite(ms):
+        return None, str(value).strip()
+    return ms, ""
+
+
 def frames_from_classic(ds: Dataset, path: Path) -> list[FrameInfo]:
     """One :class:`FrameInfo` for a classic single-frame image file."""
+    trigger = _trigger(ds.get("TriggerTime"))
     return [
         FrameInfo(
             path=path,
@@ -325,7 +306,8 @@ def frames_from_classic(ds: Dataset, path: Path) -> list[FrameInfo]:
             iop=_floats(ds.get("ImageOrientationPatient"), 6),
             pixel_spacing=_floats(ds.get("PixelSpacing"), 2),  # type: ignore[arg-type]
             thickness=_float(ds.get("SliceThickness")),
-            trigger_ms=_float(ds.get("TriggerTime")),
+            trigger_ms=trigger[0],
+            trigger_invalid=trigger[1],
             order=(_int(ds.get("InstanceNumber")), str(path)),
             rows=int(ds.Rows),
             cols=int(ds.Columns),
@@ -413,6 +395,8 @@ def frames_from_enhanced(ds: Dataset, path: Path) -> list[FrameInfo]:
         groups = [fg, shared]
         slope = _float(_group_value(groups, "PixelValueTransformationSequence", "RescaleSlope"))
         intercept = _float(_group_value(groups, "PixelValueTransformationSequence", "RescaleIntercept"))
+        trigger = _trigger(_first(_group_value(groups, "CardiacSynchronizationSequence", "NominalCardiacTriggerDelayTime"),
+                                  converted_value(ds, "TriggerTime", fg)))
         image_type = _joined(_first(_group_value(groups, "MRImageFrameTypeSequence", "FrameType"),
                                     _group_value(groups, "CTImageFrameTypeSequence", "FrameType"), ds.get("ImageType")))
         out.append(
@@ -423,8 +407,8 @@ def frames_from_enhanced(ds: Dataset, path: Path) -> list[FrameInfo]:
                 iop=_floats(_group_value(groups, "PlaneOrientationSequence", "ImageOrientationPatient"), 6),
                 pixel_spacing=_floats(_group_value(groups, "PixelMeasuresSequence", "PixelSpacing"), 2),  # type: ignore[arg-type]
                 thickness=_float(_group_value(groups, "PixelMeasuresSequence", "SliceThickness")),
-                trigger_ms=_float(_first(_group_value(groups, "CardiacSynchronizationSequence", "NominalCardiacTriggerDelayTime"),
-                                         converted_value(ds, "TriggerTime", fg))),
+                trigger_ms=trigger[0],
+                trigger_invalid=trigger[1],
                 order=(_int(_group_value(groups, "FrameContentSequence", "TemporalPositionIndex")), i, str(path)),
                 rows=int(ds.Rows),
                 cols=int(ds.Columns),
@@ -442,8 +426,17 @@ def frames_from_enhanced(ds: Dataset, path: Path) -> list[FrameInfo]:
     return out
 
 
+#: how far from unit length, and from perpendicular (|row . column|), ImageOrientationPatient's
+#: direction cosines may be: the stacking tolerance (:data:`medseg.io.geometry.ORIENTATION_ATOL`,
+#: 1e-3). Scanners write 6-8 decimals (Sunnybrook: 6.5e-7 and 2.7e-5 at most; 4 decimals stay
+#: within 2e-4); [2, 0, 0, 0, 2, 0] or a 45 degree skew is no orientation
+ORIENTATION_UNIT_TOL = ORIENTATION_ATOL
+
+
 def require_geometry(frames: list[FrameInfo]) -> None:
-    """Raise :class:`GeometryError` naming the first image without position/orientation/spacing."""
+    """Raise :class:`GeometryError` naming the first image without position/orientation/spacing,
+    with a position that is not finite, or with an orientation whose row and column direction
+    cosines are not unit vectors at right angles (within :data:`ORIENTATION_UNIT_TOL`)."""
     for f in frames:
         where = f.path.name + (f" frame {f.frame}" if f.frame is not None else "")
         if f.pixel_spacing is None or min(f.pixel_spacing) <= 0:
@@ -452,3 +445,31 @@ def require_geometry(frames: list[FrameInfo]) -> None:
             raise GeometryError(f"missing orientation: {where} has no ImageOrientationPatient")
         if f.ipp is None:
             raise GeometryError(f"missing position: {where} has no ImagePositionPatient")
+        if not all(math.isfinite(v) for v in f.ipp):
+            raise GeometryError(f"invalid position: {where} has ImagePositionPatient {_plain(f.ipp)}; "
+                                "allowed: three finite numbers (mm)")
+        why = orientation_problem(f.iop)
+        if why:
+            raise GeometryError(f"invalid orientation: {where} has ImageOrientationPatient {_plain(f.iop)}, {why}; allowed: "
+                                f"two unit vectors at right angles (within {ORIENTATION_UNIT_TOL:g}), e.g. [1, 0, 0, 0, 1, 0]")
+
+
+def orientation_problem(iop: tuple[float, ...]) -> str | None:
+    """What is wrong with ImageOrientationPatient ``iop`` (6 direction cosines, LPS), or None
+    when its row and column directions are unit vectors at right angles within
+    :data:`ORIENTATION_UNIT_TOL`."""
+    if not all(math.isfinite(v) for v in iop):
+        return "which is not finite"
+    row, col = iop[:3], iop[3:]
+    norms = [math.sqrt(sum(v * v for v in d)) for d in (row, col)]
+    if any(abs(n - 1.0) > ORIENTATION_UNIT_TOL for n in norms):
+        return f"whose row and column directions have lengths {norms[0]:.4g} and {norms[1]:.4g}, not 1"
+    dot = sum(a * b for a, b in zip(row, col))
+    if abs(dot) > ORIENTATION_UNIT_TOL:
+        return f"whose row and column directions are not perpendicular (cosine of their angle {dot:.4g})"
+    return None
+
+
+def _plain(values: tuple[float, ...]) -> str:
+    """Numbers as a header shows them: ``[1, 0, 0, 0.5, 0.5, 0]``, ``[nan, 0, 0]``."""
+    return "[" + ", ".join(f"{v:g}" for v in values) + "]"

@@ -31,8 +31,10 @@ def _pixels(path: Path) -> tuple[Dataset, np.ndarray]:
             arr = ds.pixel_array
     except Exception as e:  # truncated pixel data, missing decoder, ...
         ts = ds.file_meta.get("TransferSyntaxUID") if ds is not None and hasattr(ds, "file_meta") else None
+        if ts and _compressed(ts) is None:
+            raise _not_a_transfer_syntax(path, ts) from None
         extra = f" (transfer syntax {getattr(ts, 'name', ts)})" if ts else ""
-        hint = _decoder_hint(ts) if getattr(ts, "is_compressed", False) else ""
+        hint = _decoder_hint(ts) if _compressed(ts) else ""
         import re
 
         why = " ".join(str(e).split())
@@ -42,6 +44,7 @@ def _pixels(path: Path) -> tuple[Dataset, np.ndarray]:
                                  f"header's Rows x Columns x frames need {int(short[2]):,}): a copy cut short, or a wrong header") from None
         raise ImageReadError(f"cannot decode pixels of {path}{extra}: {type(e).__name__}: "
                              f"{why[:160]}{'...' if len(why) > 160 else ''}{hint}") from None
+    _check_pixel_length(path, ds)
     if int(ds.get("SamplesPerPixel", 1) or 1) > 1:
         return ds, luminance(arr)
     padding = _padding_mask(ds, arr)
@@ -50,6 +53,53 @@ def _pixels(path: Path) -> tuple[Dataset, np.ndarray]:
     if padding is not None:
         arr = _fill_padding(arr, padding)
     return ds, arr
+
+
+def _compressed(ts: Any) -> bool | None:
+    """Whether the transfer syntax ``ts`` encapsulates (compresses) its pixel data; None when
+    ``ts`` is no transfer syntax at all (a corrupt file meta: UID 1.2.3)."""
+    from pydicom.uid import UID
+
+    try:
+        return bool(UID(str(ts)).is_compressed)
+    except ValueError:  # pydicom: "UID is not a transfer syntax."
+        return None
+
+
+def _not_a_transfer_syntax(path: Path, ts: Any) -> ImageReadError:
+    return ImageReadError(f"cannot decode pixels of {path}: its TransferSyntaxUID {str(ts)!r} is not a transfer syntax (allowed: a DICOM "
+                          "transfer syntax UID, e.g. 1.2.840.10008.1.2.1 Explicit VR Little Endian, or a compressed one pydicom decodes): "
+                          "the file meta is corrupt; export the file again")
+
+
+def _check_pixel_length(path: Path, ds: Dataset) -> None:
+    """Refuse native (uncompressed) pixel data longer than its header's Rows x Columns x frames x
+    samples x BitsAllocated declare by a row or more: pydicom reads the first bytes and ignores
+    the rest, so a wrong Columns (255 for 256) gave a sheared image and a wrong Rows a cut one.
+    Less than a row more is padding (the one byte to an even length DICOM requires, or the few
+    some scanners write), which no wrong Rows or Columns gives. Compressed pixel data is left to
+    its decoder (its length says nothing of the image's)."""
+    from pydicom.pixels.utils import get_expected_length
+
+    ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if "PixelData" not in ds or (ts and _compressed(ts) is not False):
+        return
+    try:
+        expected = int(get_expected_length(ds, "bytes"))
+    except Exception:  # a header pydicom decoded the pixels of, but cannot size: nothing to compare
+        return
+    actual = len(ds.PixelData)
+    try:
+        row = int(ds.Columns) * int(ds.get("SamplesPerPixel", 1) or 1) * int(ds.BitsAllocated) // 8
+    except (TypeError, ValueError, AttributeError):
+        row = 1
+    if actual - expected >= max(row, 2):
+        raise ImageReadError(
+            f"{path}: the pixel data holds {actual:,} bytes, more than the {expected:,}{' (+1 padding byte)' if expected % 2 else ''} "
+            f"its header declares (Rows {ds.get('Rows')} x Columns {ds.get('Columns')} x {ds.get('NumberOfFrames', 1) or 1} frame(s) x "
+            f"{ds.get('SamplesPerPixel', 1)} sample(s) x {ds.get('BitsAllocated')} bits): a wrong Rows or Columns (the image would "
+            "read sheared) or extra data; fix the header or export the file again"
+        )
 
 
 def _padding_mask(ds: Dataset, arr: np.ndarray) -> np.ndarray | None:

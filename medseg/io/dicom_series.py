@@ -20,16 +20,15 @@ from pydicom.dataset import Dataset
 from ..errors import GeometryError, ImageReadError, MixedSeriesError
 from .dicom_frames import (
     FrameInfo,
+    _floats,
     broken_image_error,
     frames_from_classic,
-    image_headers,
     is_broken_image,
     is_enhanced,
     is_image,
     n_frames,
     read_header,
     require_geometry,
-    unique_instances,
 )
 from .dicom_meta import _num, body_of
 from .dicom_stack import _check_uniform, _cluster_tolerance, _position_clusters
@@ -106,6 +105,88 @@ def _subfolder_headers(folder: Path) -> list[tuple[Path, Any]]:
                     out.append((p, ds))
         level = subs
     return unique_instances(out)
+
+
+def image_headers(paths: list[Path]) -> list[tuple[Path, Dataset]]:
+    """The image headers among ``paths``, each SOP instance once (:func:`unique_instances`).
+
+    Raises:
+        ImageReadError: a file is an image cut short (:func:`is_broken_image`): leaving it out
+            would lose a slice or a frame without a word.
+    """
+    out = []
+    for p in paths:
+        ds = read_header(p, strict=False)
+        if ds is None:
+            continue
+        if is_broken_image(ds):
+            raise broken_image_error(p, ds)
+        if is_image(ds):
+            out.append((p, ds))
+    return unique_instances(out)
+
+
+#: the header values that tell two images apart: files sharing a SOPInstanceUID are copies of one
+#: image only when these agree (:func:`unique_instances`)
+INSTANCE_FIELDS = ("ImagePositionPatient", "TriggerTime", "InstanceNumber", "Rows", "Columns", "NumberOfFrames")
+
+
+def unique_instances(headers: list[tuple[Any, Dataset]]) -> list[tuple[Any, Dataset]]:
+    """``headers`` with each SOPInstanceUID once (the first file): a study copied twice into one
+    folder is that study, not a cine of identical frames.
+
+    Raises:
+        ImageReadError: files that share a SOPInstanceUID differ in a header value of
+            :data:`INSTANCE_FIELDS` (position, trigger time, instance number, size): they are
+            different images under one UID (a tool that wrote one UID into every file), which
+            keeping the first would silently reduce to one image.
+    """
+    groups: dict[str, list[tuple[Any, Dataset]]] = {}
+    out = []
+    for p, ds in headers:
+        uid = str(ds.get("SOPInstanceUID", "") or "") if ds is not None else ""
+        if uid and uid in groups:
+            groups[uid].append((p, ds))
+            continue
+        if uid:
+            groups[uid] = [(p, ds)]
+        out.append((p, ds))
+    for uid, same in groups.items():
+        key = _instance_key(same[0][1])
+        other = next(((p, ds) for p, ds in same[1:] if _instance_key(ds) != key), None)
+        if other is not None:
+            (p0, ds0), (p1, ds1) = same[0], other
+            fields = [f for f, a, b in zip(INSTANCE_FIELDS, key, _instance_key(ds1)) if a != b]
+            raise ImageReadError(
+                f"{len(same)} files share SOPInstanceUID {uid} but hold different images: {_name(p0)} and {_name(p1)} differ in "
+                f"{', '.join(f'{f} ({_shown(ds0.get(f))} vs {_shown(ds1.get(f))})' for f in fields)}; files may share a "
+                "SOPInstanceUID only as copies of one image (a study copied twice): give each image its own UID, or export the series again"
+            )
+    return out
+
+
+def _instance_key(ds: Dataset) -> tuple[str, ...]:
+    """The :data:`INSTANCE_FIELDS` of a header as comparable text (numbers as floats, so "12.5"
+    and "12.50" agree; NaN equals NaN)."""
+    out = []
+    for name in INSTANCE_FIELDS:
+        value = ds.get(name)
+        nums = _floats(value, len(value) if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue" else 1)
+        out.append(repr(nums) if nums is not None else repr(str(value) if value is not None else None))
+    return tuple(out)
+
+
+def _name(p: Any) -> str:
+    return str(getattr(p, "name", p))
+
+
+def _shown(value: Any) -> str:
+    """A header value as plain text: ``[-40.0, 25.0, 60.0]``, ``400``, ``(not set)``."""
+    if value is None:
+        return "(not set)"
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value)
 
 
 def series_matches(ds: Dataset, selector: str) -> bool:

@@ -136,6 +136,11 @@ def _arrange(frames: list[FrameInfo]) -> tuple[list[list[FrameInfo]], str | None
     else:
         inf = float("inf")
         columns = [sorted((frames[i] for i in c), key=lambda f: (f.trigger_ms if f.trigger_ms is not None else inf, f.order)) for c in clusters]
+    invalid = [f for f in frames if f.trigger_invalid]
+    if invalid and len(clusters[0]) > 1:  # TriggerTime nan or inf: read as missing (dicom_frames._trigger), and said so
+        why = (f"{len(invalid)} of {len(frames)} images have a TriggerTime that is no time ({invalid[0].trigger_invalid}, "
+               f"e.g. {_where(invalid[0])}): taken as missing")
+        note = f"{why}; {note}" if note else f"{why}: frames ordered by {by}, frame times left out"
     return [[col[t] for col in columns] for t in range(len(columns[0]))], note
 
 
