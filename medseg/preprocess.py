@@ -24,6 +24,8 @@ def normalize_intensity(array: np.ndarray, modality: str = "OT", percentiles: tu
     ``percentiles`` of the whole array (robust to outliers, identical for all slices and frames
     of one study). Non-finite values become 0, and so do float64 values beyond float32's range
     (they are inf in float32; :func:`medseg.io.read_volume` refuses files holding either).
+    The percentile range is taken as it is, however small (a range below 1e-6 in float64), so
+    an image scaled by 1e-30 normalises as the image does; a constant image gives 0.
     """
     offset = None if modality == "CT" else _large_offset(np.asarray(array), percentiles)
     if offset is not None:
@@ -38,10 +40,59 @@ def normalize_intensity(array: np.ndarray, modality: str = "OT", percentiles: tu
         if vals.size > 2_000_000:  # subsample big cines for speed; percentiles barely move
             vals = vals[:: int(np.ceil(vals.size / 2_000_000))]
         lo, hi = (np.percentile(vals, percentiles) if vals.size else (0.0, 1.0))
-    scale = 1.0 / max(float(hi) - float(lo), 1e-6)
+        if not float(hi) - float(lo) >= _MIN_RANGE:  # a tiny range (or none): in float64, at its own scale
+            tiny = _in_float64(np.asarray(array), percentiles)
+            if tiny is not None:
+                return tiny
+    scale = 1.0 / max(float(hi) - float(lo), _MIN_RANGE)
     out = np.clip((a - np.float32(lo)) * np.float32(scale), 0.0, 1.0)
     out[~finite] = 0.0
     return out.astype(np.float32, copy=False)
+
+
+#: the intensity range below which the float32 path hands over to float64 (it floored the range
+#: here: an image of range 1e-27, scl_slope 1e-30, came out flat and lost the RV)
+_MIN_RANGE = 1e-6
+
+
+def _percentiles64(a: np.ndarray, percentiles: tuple[float, float]) -> tuple[float, float] | None:
+    """The ``percentiles`` of ``a``'s values that are finite and within float32's range, in
+    float64 (a sample of 2 million for big arrays); None when there are none."""
+    big = float(np.finfo(np.float32).max)
+    flat = a.reshape(-1)
+    sample = flat[:: int(np.ceil(flat.size / 2_000_000))] if flat.size > 2_000_000 else flat
+    with np.errstate(invalid="ignore", over="ignore"):
+        sample = sample.astype(np.float64)
+        sample = sample[np.isfinite(sample) & (np.abs(sample) <= big)]
+    if not sample.size:
+        return None
+    lo, hi = (float(v) for v in np.percentile(sample, percentiles))
+    return lo, hi
+
+
+def _in_float64(a: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray | None:
+    """The normalised image of an array whose percentile range is below ``_MIN_RANGE``,
+    computed in float64 with that range as it is, so normalising is the same at every scale
+    (values of 1e-27 as of 1e3); None when the range is 0 or not finite (a constant image, which
+    takes the float32 path as before: 0 where finite)."""
+    if a.dtype.kind not in "iuf":
+        return None
+    lohi = _percentiles64(a, percentiles)
+    if lohi is None or not (0.0 < lohi[1] - lohi[0] < np.inf):
+        return None
+    return _normalise64(a, *lohi)
+
+
+def _normalise64(a: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """float32 [0, 1] of ``(a - lo) / (hi - lo)`` computed in float64; values that are not finite
+    or beyond float32's range become 0."""
+    big = float(np.finfo(np.float32).max)
+    with np.errstate(invalid="ignore", over="ignore"):
+        a64 = a.astype(np.float64)
+        finite = np.isfinite(a64) & (np.abs(a64) <= big)
+        out = np.clip((a64 - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+    out[~finite] = 0.0
+    return out
 
 
 def _large_offset(a: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray | None:
@@ -51,24 +102,14 @@ def _large_offset(a: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray
     other image, which takes the float32 path unchanged."""
     if a.dtype.kind not in "iuf" or a.dtype.itemsize < 4 or a.dtype == np.float32:
         return None
-    big = float(np.finfo(np.float32).max)
-    flat = a.reshape(-1)
-    sample = flat[:: int(np.ceil(flat.size / 2_000_000))] if flat.size > 2_000_000 else flat
-    with np.errstate(invalid="ignore"):
-        sample = sample.astype(np.float64)
-        sample = sample[np.isfinite(sample) & (np.abs(sample) <= big)]
-    if not sample.size:
+    lohi = _percentiles64(a, percentiles)
+    if lohi is None:
         return None
-    lo, hi = (float(v) for v in np.percentile(sample, percentiles))
-    contrast = max(hi - lo, 1e-6)
+    lo, hi = lohi
+    contrast = hi - lo if hi - lo > 0 else _MIN_RANGE  # the real range, however small (a constant image: as before)
     if max(abs(lo), abs(hi)) * 2.0**-23 <= 1e-4 * contrast:  # float32's step there is a fraction of the contrast: nothing lost
         return None
-    with np.errstate(invalid="ignore", over="ignore"):
-        a64 = a.astype(np.float64)
-        finite = np.isfinite(a64) & (np.abs(a64) <= big)
-        out = np.clip((a64 - lo) / contrast, 0.0, 1.0).astype(np.float32)
-    out[~finite] = 0.0
-    return out
+    return _normalise64(a, lo, lo + contrast)
 
 
 def box_to_continuous(y0: float, x0: float, y1: float, x1: float) -> np.ndarray:

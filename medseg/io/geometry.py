@@ -111,7 +111,10 @@ def affine_from_itk(origin: Sequence[float], spacing: Sequence[float], direction
     d = np.asarray(direction, dtype=np.float64).reshape(dim, dim)
     sp = np.asarray(spacing, dtype=np.float64)
     if np.any(~np.isfinite(sp)) or np.any(sp[: min(dim, 3)] <= 0):
-        raise GeometryError(f"voxel spacing {list(sp)} is zero or missing")
+        raise GeometryError(f"voxel spacing {_plain(sp)} is zero or missing")
+    problem = itk_direction_problem(direction, dim)
+    if problem:
+        raise GeometryError(problem)
     n = min(dim, 3)
     aff = np.eye(4)
     aff[:n, :n] = d[:n, :n] * sp[:n]
@@ -119,6 +122,41 @@ def affine_from_itk(origin: Sequence[float], spacing: Sequence[float], direction
     if dim == 2:
         aff[:3, 2] = np.cross(aff[:3, 0], aff[:3, 1]) / (sp[0] * sp[1])
     return affine_lps_to_ras(aff)
+
+
+def itk_direction_problem(direction: Sequence[float], dim: int, atol: float = ORIENTATION_ATOL) -> str | None:
+    """What is wrong with an ITK direction matrix (row-major D x D, columns = axis directions;
+    the first 3 axes, or 2), or None when its axes are unit vectors, the in-plane two at right
+    angles (within ``atol``: 1e-3, as DICOM orientations; SimpleITK's own files are within 1e-7).
+
+    A column longer or shorter than 1 (TransformMatrix 2 0 0 0 2 0 0 0 2) puts a second voxel size
+    into the matrix: SimpleITK reports the spacing alone, its physical points scale by both.
+    Row and column axes not at right angles make pixels parallelograms, which no scanner writes.
+    The slice axis may lean (a stack whose positions drift in-plane, gantry tilt: medseg's own
+    .mha / .nrrd labels of such a DICOM stack), as a NIfTI sform may.
+    """
+    n = min(dim, 3)
+    d = np.asarray(direction, dtype=np.float64).reshape(dim, dim)[:n, :n]
+    shown = "(" + "; ".join(" ".join(f"{v:.6g}" for v in row) for row in d) + ")"
+    what = f"the direction matrix {shown} (TransformMatrix / space directions)"
+    if not np.all(np.isfinite(d)):
+        return f"{what} holds NaN or infinite values; allowed: finite numbers"
+    norms = np.linalg.norm(d, axis=0)
+    if np.any(norms < 1e-6) or abs(np.linalg.det(d)) < 1e-9:
+        return f"{what} is singular (its axes are not independent); allowed: unit axes at right angles"
+    if np.any(np.abs(norms - 1.0) > atol):
+        return (f"{what} has axes of length {_plain(norms)}, not 1: the voxel size would be counted twice "
+                "(allowed: unit axis directions, the voxel size in the spacing)")
+    cos = float(np.dot(d[:, 0], d[:, 1]) / (norms[0] * norms[1]))
+    if abs(cos) > atol:
+        return (f"{what} has row and column axes {np.degrees(np.arccos(np.clip(cos, -1, 1))):.2f} degrees apart "
+                "(pixels would be parallelograms); allowed: 90 degrees")
+    return None
+
+
+def _plain(values: Any) -> str:
+    """Numbers as a plain list (no numpy reprs in messages): [1.5625, 1.5625, 10]."""
+    return "[" + ", ".join(f"{float(v):.6g}" for v in np.ravel(values)) + "]"
 
 
 def affine_from_sitk(image: Any) -> np.ndarray:
@@ -136,7 +174,7 @@ def sitk_geometry_from_affine(affine: np.ndarray, ndim: int = 3) -> tuple[tuple,
     m = lps[:3, :3]
     sp = np.linalg.norm(m, axis=0)
     if np.any(sp <= 1e-9):
-        raise GeometryError(f"affine has a zero-length axis (spacing {list(np.round(sp, 6))})")
+        raise GeometryError(f"affine has a zero-length axis (spacing {_plain(sp)})")
     d3 = m / sp
     if ndim == 2:
         return tuple(lps[:2, 3]), tuple(sp[:2]), tuple(d3[:2, :2].ravel())
@@ -206,10 +244,12 @@ def check_same_grid(image: Volume, labels: Volume, what: str, atol_mm: float = 1
     same_aff = bool(np.allclose(labels.affine, image.affine, atol=atol_mm, rtol=rtol))
     if not (same_shape and same_aff):
         diff = float(np.max(np.abs(labels.affine - image.affine)))
+        hint = ("; the labels hold the same grid with their axes flipped or reordered: save them on the image's voxel order"
+                if _same_world_box(image, labels, atol_mm) else "")
         raise GeometryError(
             f"{what}: grid does not match the image: labels (Z,Y,X) {labels.grid_shape} spacing "
             f"{_fmt(labels.spacing)} mm vs image {image.grid_shape} spacing {_fmt(image.spacing)} mm "
-            f"(max affine difference {diff:.4g} mm)"
+            f"(max affine difference {diff:.4g} mm){hint}"
         )
     if labels.n_frames not in (1, image.n_frames):
         raise GeometryError(
@@ -221,6 +261,24 @@ def check_same_grid(image: Volume, labels: Volume, what: str, atol_mm: float = 1
             f"{what}: a DICOM SEG holds one cardiac phase and the image has {image.n_frames} frames; "
             "pair the SEG with that phase's images (a series or file of that phase alone)"
         )
+
+
+def _grid_corners(volume: Volume) -> np.ndarray:
+    """(8, 3) world RAS mm of the centres of a grid's 8 corner voxels."""
+    z, y, x = (n - 1 for n in volume.grid_shape)
+    idx = np.array([[i, j, k, 1.0] for i in (0, x) for j in (0, y) for k in (0, z)])
+    return (volume.affine @ idx.T).T[:, :3]
+
+
+def _same_world_box(image: Volume, labels: Volume, atol_mm: float) -> bool:
+    """True when the two grids hold as many voxels along the same axes (in some order) and their
+    corner voxels lie on the same 8 world points (within ``atol_mm``): the same grid stored with
+    its voxel axes flipped or reordered (nibabel's ``as_closest_canonical``, a reorienting tool)."""
+    if sorted(image.grid_shape) != sorted(labels.grid_shape):
+        return False
+    a, b = _grid_corners(image), _grid_corners(labels)
+    dist = np.linalg.norm(a[:, None, :] - b[None, :, :], axis=2)
+    return bool(np.all(dist.min(axis=1) <= atol_mm) and np.all(dist.min(axis=0) <= atol_mm))
 
 
 def _fmt(spacing: Sequence[float]) -> str:

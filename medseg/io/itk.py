@@ -18,7 +18,7 @@ import SimpleITK as sitk
 
 from .._files import atomic_path
 from ..errors import GeometryError, ImageReadError
-from .geometry import affine_from_sitk, sitk_geometry_from_affine
+from .geometry import affine_from_sitk, itk_direction_problem, sitk_geometry_from_affine
 from .limits import check_decoded_size
 from .volume import Volume, luminance
 
@@ -84,6 +84,9 @@ def read_itk(path: Path) -> Volume:
             reader.ReadImageInformation()  # the header only: size and pixel type
     except Exception as e:  # SimpleITK raises RuntimeError with a multi-line ITK trace
         raise _unreadable(path, e, said()) from None
+    problem = itk_direction_problem(reader.GetDirection(), reader.GetDimension())
+    if problem:  # before the read, which fails on a singular one with ITK's matrix dump
+        raise GeometryError(f"{path}: {problem}")
     # before the pixels are read (and inflated: a small compressed MHA / NRRD may declare GBs)
     n_comp = reader.GetNumberOfComponents()
     if n_comp > 1 and (n_comp not in (3, 4) or "complex" in sitk.GetPixelIDValueAsString(reader.GetPixelID())):
@@ -106,13 +109,50 @@ def read_itk(path: Path) -> Volume:
     meta = {"format": "itk", "path": str(path), "source_ndim": dim}
     if dim == 4:
         meta["time_spacing"] = float(spacing[3])
+    missing = _missing_spacing_fields(path)
+    if missing:
+        meta["geometry_note"] = (f"the header gives no voxel spacing (no {' or '.join(missing)}): "
+                                 "1 mm per voxel assumed, as for a PNG (measurements in mm refuse it)")
     return Volume(
         array=array,
         affine=affine_from_sitk(img),
         modality=_modality(img),
-        spacing_known=True,
+        spacing_known=not missing,
         meta=meta,
     )
+
+
+#: the header fields that give an ITK image its voxel spacing, per format (MetaIO, NRRD);
+#: without any of them SimpleITK reads 1 mm, which medseg took for a measured spacing
+_SPACING_FIELDS = {".mha": ("ElementSpacing", "ElementSize"), ".mhd": ("ElementSpacing", "ElementSize"),
+                   ".nrrd": ("space directions", "spacings"), ".nhdr": ("space directions", "spacings")}
+
+
+def _missing_spacing_fields(path: Path) -> tuple[str, ...]:
+    """The spacing fields of ``path``'s format (:data:`_SPACING_FIELDS`) when its header has
+    none of them, else ``()`` (also for a header that cannot be read here: SimpleITK read it)."""
+    fields = _SPACING_FIELDS.get(path.suffix.lower(), ())
+    if not fields:
+        return ()
+    nrrd = path.suffix.lower() in (".nrrd", ".nhdr")
+    try:
+        with open(path, "rb") as f:
+            text = f.read(1 << 20).decode("latin-1")
+    except OSError:
+        return ()
+    keys = set()
+    for line in text.splitlines():
+        if nrrd and not line.strip():  # the blank line that ends a NRRD header
+            break
+        if nrrd and (line.startswith("#") or ":=" in line):  # comments, key:=value pairs (Slicer's)
+            continue
+        key, sep, _ = line.partition(":" if nrrd else "=")
+        key = key.strip().lower()
+        if sep:
+            keys.add(key)
+        if not nrrd and key == "elementdatafile":  # the last MetaIO field: the data follows
+            break
+    return () if keys & {f.lower() for f in fields} else fields
 
 
 def execute_checked(reader: sitk.ImageFileReader, path: Path, shape: tuple[int, ...]) -> sitk.Image:
@@ -131,7 +171,10 @@ def execute_checked(reader: sitk.ImageFileReader, path: Path, shape: tuple[int, 
     return img
 
 
-def _unreadable(path: Path, e: BaseException, said: str) -> ImageReadError:
+def _unreadable(path: Path, e: BaseException, said: str) -> ImageReadError | GeometryError:
+    if "Bad direction" in str(e):  # ITK's refusal of a singular direction matrix ends in the matrix's last row
+        return GeometryError(f"{path}: the direction matrix (TransformMatrix / space directions) is singular "
+                             "(determinant 0: its axes are not independent); allowed: unit axes at right angles")
     why = "the file is truncated" if "not read completely" in said else _first_line(e)
     return ImageReadError(f"cannot read {path}: SimpleITK could not read it as an image ({why})")
 

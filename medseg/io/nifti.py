@@ -31,6 +31,9 @@ from .volume import Volume, luminance
 _TIME_UNITS_S = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
 #: NIfTI xyzt_units space codes -> factor to millimetres (no unit: millimetres, as ITK reads it).
 _SPACE_UNITS_MM = {"meter": 1000.0, "mm": 1.0, "micron": 1e-3}
+#: NIfTI-1's xyzt_units codes (nifti1.h): the spatial unit is bits 0-2, the time unit bits 3-5
+_SPACE_CODES = {0: "unknown", 1: "meter", 2: "mm", 3: "micron"}
+_TIME_CODES = {0: "unknown", 8: "sec", 16: "msec", 24: "usec", 32: "hz", 40: "ppm", 48: "rads"}
 
 
 def read_nifti(path: Path) -> Volume:
@@ -64,11 +67,13 @@ def read_nifti(path: Path) -> Volume:
     zooms = tuple(abs(float(z)) for z in raw_pixdim[1 : 1 + n_spatial])
     if any(not np.isfinite(z) or z == 0 for z in zooms):
         raise GeometryError(f"{path}: voxel spacing is zero or missing (pixdim {list(zooms)} mm)")
-    frame_times, time_note = _frame_times(header, data)
+    space_unit, t_unit, unit_note = _xyzt_units(header)
+    frame_times, time_note = _frame_times(header, data, t_unit)
     # a header in metres or microns (xyzt_units) is scaled to medseg's millimetres, as ITK does
-    to_mm = _SPACE_UNITS_MM.get(header.get_xyzt_units()[0], 1.0)
+    to_mm = _SPACE_UNITS_MM.get(space_unit, 1.0)
     zooms = tuple(z * to_mm for z in zooms)
     affine = np.asarray(img.affine, dtype=np.float64).copy()
+    _check_finite_affine(affine, header, path)
     affine[:3, :] *= to_mm
     affine, note = _consistent_affine(affine, zooms)
     xform_note = _xform_note(header, data.shape, to_mm)
@@ -85,8 +90,10 @@ def read_nifti(path: Path) -> Volume:
     if note:
         # unit axis lengths (ACDC's sform) hold no voxel size at all; other lengths are a second one
         meta["geometry_conflict"] = not np.allclose(np.linalg.norm(img.affine[:3, :3], axis=0), 1.0, atol=1e-4)
-    if note or xform_note:
-        meta["geometry_note"] = "; ".join(n for n in (note, xform_note) if n)
+    if unit_note:  # the voxel size depends on the unit assumed: measure says so
+        meta["geometry_conflict"] = True
+    if note or xform_note or unit_note:
+        meta["geometry_note"] = "; ".join(n for n in (unit_note, note, xform_note) if n)
     return Volume(
         array=nifti_to_medseg(data),
         affine=affine,
@@ -202,6 +209,27 @@ def _consistent_affine(affine: np.ndarray, zooms: tuple) -> tuple[np.ndarray, st
     return fixed, note
 
 
+_QFORM_FIELDS = ("quatern_b", "quatern_c", "quatern_d", "qoffset_x", "qoffset_y", "qoffset_z")
+
+
+def _check_finite_affine(affine: np.ndarray, header: nib.Nifti1Header, path: Path) -> None:
+    """A GeometryError naming the header fields that put NaN or inf into nibabel's affine (its
+    sform when sform_code > 0, else its qform when qform_code > 0): the Volume's own check could
+    say only that the affine is not finite."""
+    if np.all(np.isfinite(affine)):
+        return
+    if int(header["sform_code"]) > 0:
+        bad = [f"srow_{'xyz'[r]}[{c}]" for r, c in zip(*np.nonzero(~np.isfinite(affine[:3])), strict=True)]
+        which = f"sform (code {int(header['sform_code'])})"
+    elif int(header["qform_code"]) > 0:
+        bad = [name for name in _QFORM_FIELDS if not np.isfinite(float(header[name]))]
+        which = f"qform (code {int(header['qform_code'])})"
+    else:
+        bad, which = [], "voxel size"
+    raise GeometryError(f"{path}: the header's {which} holds NaN or infinite values"
+                        f"{' (' + ', '.join(bad) + ')' if bad else ''}; allowed: finite numbers")
+
+
 def _xform_note(header: nib.Nifti1Header, shape: tuple[int, ...], to_mm: float) -> str | None:
     """A note when tools can place this grid in different places: the header sets neither
     transform (codes 0), or its sform and qform (both set) disagree by more than 0.1 mm at a
@@ -229,14 +257,33 @@ def _xform_note(header: nib.Nifti1Header, shape: tuple[int, ...], to_mm: float) 
 FRAME_INTERVAL_S = (5e-4, 2.5)
 
 
-def _frame_times(header: nib.Nifti1Header, data: np.ndarray) -> tuple[np.ndarray | None, str | None]:
-    """Frame times (s) from pixdim[4] and its unit, and a note when the header's interval is
-    left out as impossible for a heart (pixdim[4] = 1e6 s gave times of months on the plots)."""
+def _xyzt_units(header: nib.Nifti1Header) -> tuple[str, str, str | None]:
+    """(spatial unit, time unit, note) of the header's ``xyzt_units``, decoded as nifti1.h does
+    (spatial code = bits 0-2, time code = bits 3-5). A spatial code NIfTI does not define (4-7;
+    nibabel's ``get_xyzt_units`` raised KeyError) is read as millimetres, as ITK reads it and as
+    medseg reads "no unit", with a note; an undefined time code gives no frame times."""
+    code = int(header["xyzt_units"])
+    space, time = _SPACE_CODES.get(code & 0x07), _TIME_CODES.get(code & 0x38)
+    note = None
+    if space is None:
+        note = (f"xyzt_units {code} holds spatial unit code {code & 0x07}, which NIfTI does not define "
+                f"(allowed: {', '.join(f'{k} {v}' for k, v in _SPACE_CODES.items())}): read as millimetres, as ITK does")
+    return space or "unknown", time or f"code {code & 0x38}", note
+
+
+def _frame_times(header: nib.Nifti1Header, data: np.ndarray, t_unit: str) -> tuple[np.ndarray | None, str | None]:
+    """Frame times (s) from pixdim[4] and its unit (:func:`_xyzt_units`), and a note when the
+    header's interval is left out as impossible for a heart (pixdim[4] = 1e6 s gave times of
+    months on the plots) or its time unit code is none NIfTI defines."""
     if data.ndim != 4:
         return None, None
     dt = float(header["pixdim"][4])
-    _, t_unit = header.get_xyzt_units()
-    if not (dt > 0 and np.isfinite(dt)) or t_unit not in _TIME_UNITS_S:
+    if not (dt > 0 and np.isfinite(dt)):
+        return None, None
+    if t_unit.startswith("code "):
+        return None, (f"xyzt_units time {t_unit} is none NIfTI defines "
+                      f"(allowed: {', '.join(f'{k} {v}' for k, v in _TIME_CODES.items())}): frame times left out")
+    if t_unit not in _TIME_UNITS_S:
         return None, None
     step = dt * _TIME_UNITS_S[t_unit]
     if not FRAME_INTERVAL_S[0] <= step <= FRAME_INTERVAL_S[1]:

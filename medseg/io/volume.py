@@ -63,11 +63,15 @@ class Volume:
         if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
             raise ImageReadError(f"image data type {arr.dtype} is not a real number type")
         aff = np.asarray(self.affine, dtype=np.float64)
-        if aff.shape != (4, 4) or not np.all(np.isfinite(aff)):
-            raise GeometryError(f"affine must be a finite 4x4 matrix, got shape {aff.shape}")
+        if aff.shape != (4, 4):
+            raise GeometryError(f"affine must be a 4x4 matrix, got shape {aff.shape}")
+        if not np.all(np.isfinite(aff)):
+            at = ", ".join(f"[{r}, {c}]" for r, c in zip(*np.nonzero(~np.isfinite(aff)), strict=True))
+            raise GeometryError(f"affine holds NaN or infinite values (at row, column {at}); allowed: finite numbers")
         sp = np.linalg.norm(aff[:3, :3], axis=0)
         if np.any(sp <= 1e-6):
-            raise GeometryError(f"voxel spacing is zero or missing (x, y, z = {tuple(np.round(sp, 6))} mm)")
+            raise GeometryError(f"voxel spacing is zero or missing (x, y, z = {', '.join(f'{float(v):.6g}' for v in sp)} mm; "
+                                "allowed: above 1e-6 mm)")
         if abs(np.linalg.det(aff[:3, :3])) < 1e-9:
             raise GeometryError("affine is singular (the image axes are not independent)")
         if self.modality not in MODALITIES:
