@@ -335,7 +335,7 @@ def _read_prediction(pair: Pair, cine, frame: int | None, label_map: LabelMap, p
     from .io.writers import own_label_map
 
     lab = onto_image_stack(cine, read_label_volume(pair.prediction))
-    own = own_label_map(pair.prediction)
+    own = own_label_map(pair.prediction, strict=predicted_map is None, flag="--predicted-label-map")  # a broken sidecar: the map given
     pmap = own[0] if own else (predicted_map or label_map)
     named = [n for n in label_map.names if n in pmap.values]
     if not named:

@@ -54,6 +54,7 @@ def parse_prompts(obj: dict[str, Any], source: str = "prompts") -> PromptSet:
     for i, p in enumerate(obj["prompts"]):
         if not isinstance(p, dict) or "structure" not in p:
             raise PromptError(f"{source}: prompt #{i} needs a 'structure'")
+        _check_magnitudes(p, f"{source}: prompt #{i}")
         try:
             sp = prompt_from_json(p)
         except (TypeError, ValueError, KeyError) as e:
@@ -69,6 +70,36 @@ def parse_prompts(obj: dict[str, Any], source: str = "prompts") -> PromptSet:
         raise PromptError(f"{source}: the prompts list is empty")
     lm = LabelMap.parse(obj["label_map"]) if obj.get("label_map") else None
     return PromptSet(out, prop, lm)
+
+
+#: a frame/slice index or pixel coordinate this large is no index of any image (numpy cannot take
+#: Python integers of 64 bits and more: ``"frame": 1e20`` failed as "ufunc 'isfinite' not supported")
+_HUGE = 2**63
+
+
+def _check_magnitudes(p: dict[str, Any], where: str) -> None:
+    """PromptError for a frame or slice, or a point/box coordinate, too large for any image, and
+    for points that are no list."""
+    for key in ("frame", "slice"):
+        v = p.get(key, 0)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and _HUGE <= abs(v) < float("inf"):  # inf: types.index says so
+            raise PromptError(f"{where}: '{key}' must be a {key} index inside the image (a whole number >= 0), got {_shown(v)}")
+    for key in ("points", "negative_points"):
+        if p.get(key) is not None and not isinstance(p[key], (list, tuple)):
+            raise PromptError(f"{where}: '{key}' must be a list of [y, x] points, got {_shown(p[key])}")
+    box = p.get("box") if isinstance(p.get("box"), (list, tuple)) else ()
+    coords = [*box, *(c for key in ("points", "negative_points") for pt in p.get(key) or () if isinstance(pt, (list, tuple)) for c in pt)]
+    for c in coords:
+        if isinstance(c, int) and not isinstance(c, bool) and abs(c) >= _HUGE:
+            raise PromptError(f"{where}: a point or box coordinate is {_shown(c)}, beyond any image (rows and columns are pixel indices inside it)")
+
+
+def _shown(v: Any) -> str:
+    """``repr(v)`` cut short: a 400-digit number as such."""
+    if isinstance(v, int) and len(str(v)) > 24:
+        return f"a {len(str(abs(v)))}-digit {'negative ' if v < 0 else ''}number"
+    r = repr(v)
+    return r if len(r) <= 60 else r[:57] + "..."
 
 
 def load_prompts_file(path: str | Path, case: str | None = None) -> PromptSet:

@@ -55,6 +55,23 @@ def _default_map(volume: Volume, prompts: PromptSet | None, auto: bool, auto_str
     return DEFAULT_LABEL_MAP.subset(names) if names else DEFAULT_LABEL_MAP
 
 
+def check_prompts(volume: Volume, prompts: PromptSet | None, auto: bool = False, label_map: LabelMap | None = None,
+                  auto_structures: tuple[str, ...] | None = None) -> LabelMap:
+    """The label map a run writes (``label_map``, else the prompts', else medseg's values for the
+    structures asked for), after checking the prompts against it and the image: PromptError for
+    a prompted structure the map does not name, or a prompt whose frame, slice, box or points
+    lie outside the ``(T, Z, Y, X)`` image. Needs no model: :func:`segment_volume` runs it, and
+    ``medseg segment`` before the model loads."""
+    lmap = label_map or (prompts.label_map if prompts and prompts.label_map else None) or _default_map(volume, prompts, auto, auto_structures)
+    if prompts:
+        missing = sorted({p.structure for p in prompts.prompts} - set(lmap.names))
+        if missing:
+            raise PromptError(f"prompts name structures not in the label map: {', '.join(missing)} (map: {lmap.to_string()})")
+        for p in prompts.prompts:
+            p.check_inside(volume.shape)
+    return lmap
+
+
 def segment_volume(
     volume: Volume,
     model,
@@ -103,13 +120,7 @@ def segment_volume(
         unknown = [s for s in auto_structures if s not in known]
         if unknown:
             raise PromptError(f"--structures: the model has no zero-click prompt for {', '.join(unknown)} (it knows {', '.join(known)})")
-    lmap = label_map or (prompts.label_map if prompts and prompts.label_map else None) or _default_map(volume, prompts, auto, auto_structures)
-    if prompts:
-        missing = sorted({p.structure for p in prompts.prompts} - set(lmap.names))
-        if missing:
-            raise PromptError(f"prompts name structures not in the label map: {', '.join(missing)} (map: {lmap.to_string()})")
-        for p in prompts.prompts:
-            p.check_inside(volume.shape)
+    lmap = check_prompts(volume, prompts, auto, label_map, auto_structures)
     t0 = time.perf_counter()
     session = Session(volume, model, lmap)
     if auto:

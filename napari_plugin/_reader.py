@@ -144,7 +144,7 @@ def _read_seg(p: Path) -> list[LayerData]:
     """A DICOM SEG, labels medseg wrote (NIfTI etc. with their sidecar JSON) or another tool's
     label file (:func:`_is_reference_labels`), as a label layer."""
     from medseg.io import read_label_volume
-    from medseg.io.writers import own_label_map
+    from medseg.io.writers import own_label_map, sidecar_path, sidecar_problem
 
     from ._layers import META_LABEL_MAP, META_SOURCE, META_VOLUME, label_colour_dict, layer_geometry
 
@@ -152,7 +152,9 @@ def _read_seg(p: Path) -> list[LayerData]:
     frame = None
     if vol.meta.get("format") == "dicom-seg":  # on the grid (and frame) of the images it segments, when open
         vol, frame = _seg_on_open_image(vol)
-    own = own_label_map(p)  # None: another tool's labels, which do not name their structures
+    own = own_label_map(p, strict=False)  # None: another tool's labels, which do not name their structures
+    if own is None and (problem := sidecar_problem(p)) is not None:  # a broken sidecar: no names, said
+        warnings.warn(f"{sidecar_path(p)} beside {p.name} {problem}: the labels open without their structures' names", stacklevel=2)
     kwargs: dict[str, Any] = {"name": f"{layer_name(p)} labels", **layer_geometry(vol), "opacity": 0.5,
                               "metadata": {META_VOLUME: vol, META_SOURCE: str(p)}}
     if own is not None:

@@ -90,7 +90,8 @@ def run_case(case: CaseSpec, options: BatchOptions) -> Result:
 
 def output_problem(case: CaseSpec, options: BatchOptions) -> str | None:
     """None when the case's output is complete and valid for these settings, else why not."""
-    from ..io import read_label_volume, sidecar_path
+    from ..io import read_label_volume, read_sidecar, sidecar_path
+    from ..io.writers import sidecar_problem
 
     out = output_path(options.out_dir, case.case)
     side = sidecar_path(out)
@@ -100,7 +101,7 @@ def output_problem(case: CaseSpec, options: BatchOptions) -> str | None:
         prov = json.loads(side.read_text()).get("provenance", {})
     except (OSError, ValueError, AttributeError):
         return "sidecar unreadable"
-    if not isinstance(prov, dict):
+    if not isinstance(prov, dict) or sidecar_problem(out) is not None or read_sidecar(out) is None:  # no valid label map is no output either
         return "sidecar unreadable"
     if prov.get("command") != "batch" or prov.get("input_sha256") != sha256_path(case.input):
         return "input changed"

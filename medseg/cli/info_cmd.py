@@ -48,7 +48,7 @@ def info_command(
     stdout.print(plain(path), highlight=False, soft_wrap=True)  # a title would wrap a long path at the table's width
     table = Table(show_header=False)
     for key in ("format", "shape", "axes", "spacing_mm", "modality", "modality_from", "n_frames", "n_slices", "series_description", "series_merged", "segments",
-                "label_map", "labels_of", "needs_review"):
+                "label_map", "labels_of", "needs_review", "sidecar"):
         if key in d:
             table.add_row(key, plain(d[key]))
     if not vol.spacing_known:
@@ -64,9 +64,14 @@ def info_command(
 
 def _labels_facts(path: Path) -> dict:
     """For labels medseg wrote (a sidecar JSON beside them): their label map, the image they
-    segment and whether they need review."""
+    segment and whether they need review; for a sidecar that is not valid JSON or names an
+    invalid label map, what is wrong with it (``sidecar``)."""
     from ..io import read_sidecar
+    from ..io.writers import sidecar_path, sidecar_problem
 
+    problem = sidecar_problem(path) if path.is_file() else None
+    if problem is not None:  # a truncated sidecar, or one with an invalid label map: said, not used
+        return {"sidecar": f"{sidecar_path(path).name} {problem}: not used"}
     side = read_sidecar(path) if path.is_file() else None
     if not side or not isinstance(side.get("label_map"), dict):
         return {}

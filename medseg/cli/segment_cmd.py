@@ -65,7 +65,7 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
     from ..io.writers import check_output
     from ..models import load_model
     from ..prompt_file import study_prompts
-    from ..segment import segment_volume
+    from ..segment import check_prompts, segment_volume
 
     check_not_inputs({"output labels": out, "sidecar JSON": sidecar_path(out), "review sheet": review_png},
                      {"image": image, "prompts file": prompts, "reference labels": prompts_from})
@@ -79,8 +79,9 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
         console.print(f"note: {image} records no modality; segmented as {vol.modality} ({vol.meta['modality_from']}); "
                       "--modality MR (or US, OT) if it is not", markup=False, highlight=False)
     prompt_set = study_prompts(vol, prompts, prompts_from, lmap, key_slice)
-    loaded = load_model(model, device=device, adapter=adapter)
     auto_structs = tuple(s.strip() for s in structures.split(",") if s.strip()) if structures else None
+    check_prompts(vol, prompt_set, auto, lmap, auto_structs)  # a structure the map lacks, a prompt outside the image: before the model loads
+    loaded = load_model(model, device=device, adapter=adapter)
     result = _with_progress(lambda cb: segment_volume(vol, loaded, prompt_set, auto=auto, propagate=propagate, through=through, label_map=lmap,
                                                       auto_structures=auto_structs, progress=cb, min_confidence=min_confidence))
     if result.handed_over and not (result.labels > 0).any():

@@ -32,6 +32,8 @@ def read_raster(path: Path, labels: bool = False) -> Volume:
             if n_pages > 1:
                 raise ImageReadError(f"{path}: multi-page image ({n_pages} pages) is not supported; give one 2-D image per file")
             im.load()
+            if im.format == "PNG":
+                _check_png_rows(path)
             mode = im.mode
             array = _to_array(im, path, labels)
     except (ImageReadError, LabelMapError):
@@ -47,6 +49,48 @@ def read_raster(path: Path, labels: bool = False) -> Volume:
         spacing_known=False,
         meta={"format": "raster", "path": str(path), "source_ndim": 2, "mode": mode},
     )
+
+
+#: PNG colour type -> samples per pixel (gray, RGB, palette, gray+alpha, RGBA)
+_PNG_SAMPLES = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+#: Adam7 interlace passes: (first column, first row, column step, row step)
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def _check_png_rows(path: Path) -> None:
+    """ImageReadError unless a PNG's image data (its IDAT chunks, inflated) are as long as its
+    IHDR header's size needs. Pillow stops at the end of the compressed stream and leaves the
+    rows it did not get at zero: a header one row taller than the data read as an image with a
+    black row added, a truncated or damaged file as a whole one."""
+    import struct
+    import zlib
+
+    raw = Path(path).read_bytes()
+    pos, header, z, got = 8, None, zlib.decompressobj(), 0
+    while pos + 8 <= len(raw):
+        n, kind = struct.unpack(">I", raw[pos:pos + 4])[0], raw[pos + 4:pos + 8]
+        data = raw[pos + 8:pos + 8 + n]
+        if kind == b"IHDR" and header is None:
+            header = struct.unpack(">IIBBBBB", data[:13])
+        elif kind == b"IDAT" and header is not None:
+            while data and not z.eof:
+                out = z.decompress(data, 1 << 20)
+                got, data = got + len(out), z.unconsumed_tail
+        elif kind == b"IEND":
+            break
+        pos += 12 + n
+    if header is None:
+        return
+    got += len(z.flush()) if not z.eof else 0
+    width, height, depth, colour, _, _, interlace = header
+    bits = depth * _PNG_SAMPLES.get(colour, 1)
+    passes = [((width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy) for x0, y0, dx, dy in _ADAM7] if interlace else [(width, height)]
+    need = sum(rows * (1 + (cols * bits + 7) // 8) for cols, rows in passes if cols > 0 and rows > 0)
+    if got < need:
+        rows = f"{got // (1 + (width * bits + 7) // 8)} of the {height} rows" if not interlace else f"{got} of the {need} bytes"
+        raise ImageReadError(f"{path}: truncated or damaged PNG: its image data end after {rows} its header gives ({width}x{height})")
+    if got > need:  # a header narrower or shorter than the data: Pillow reads them skewed, or drops rows
+        raise ImageReadError(f"{path}: damaged PNG: its image data hold more than the {width}x{height} pixels its header gives")
 
 
 def _to_array(im: Image.Image, path: Path, labels: bool) -> np.ndarray:

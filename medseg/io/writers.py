@@ -95,17 +95,48 @@ def sidecar_path(path: str | os.PathLike) -> Path:
     return p.with_name(p.stem + ".json")
 
 
-def read_sidecar(labels_path: str | os.PathLike) -> dict[str, Any] | None:
-    """The medseg sidecar JSON of a label file (``seg.nii.gz`` -> ``seg.json``), or None when
-    there is none or it is not medseg's (no ``label_map`` object)."""
+def _sidecar_json(labels_path: str | os.PathLike) -> tuple[Any, str | None]:
+    """The parsed sidecar JSON beside a label file (None when there is none), and why it could
+    not be read (None when it could, or there is none; see :func:`sidecar_problem`)."""
     side = sidecar_path(labels_path)
     if side == Path(labels_path) or not side.is_file():
-        return None
+        return None, None
     try:
-        obj = json.loads(side.read_text())
-    except (OSError, ValueError):
-        return None
+        return json.loads(side.read_text(encoding="utf-8")), None
+    except json.JSONDecodeError as e:
+        return None, f"is not valid JSON ({e.msg.removesuffix(' at')} at line {e.lineno}, column {e.colno})"
+    except UnicodeDecodeError:
+        return None, "is not valid JSON (not UTF-8 text)"
+    except (OSError, ValueError, RecursionError) as e:
+        return None, f"cannot be read ({getattr(e, 'strerror', None) or type(e).__name__})"
+
+
+def read_sidecar(labels_path: str | os.PathLike) -> dict[str, Any] | None:
+    """The medseg sidecar JSON of a label file (``seg.nii.gz`` -> ``seg.json``), or None when
+    there is none, it is not medseg's (no ``label_map`` object) or it cannot be read (see
+    :func:`sidecar_problem`: callers that rely on its label map refuse that)."""
+    obj, _ = _sidecar_json(labels_path)
     return obj if isinstance(obj, dict) and isinstance(obj.get("label_map"), dict) else None
+
+
+def sidecar_problem(labels_path: str | os.PathLike) -> str | None:
+    """Why the sidecar JSON beside a label file cannot give the labels' label map: it is not
+    valid JSON (a truncated file), cannot be read, or is a JSON object whose ``label_map`` is no
+    valid label map (``{"lv": -1}``); None when there is none, it is fine, or it is not medseg's
+    (a JSON object without ``label_map``, such as dcm2niix's BIDS sidecar of an image). The
+    reason follows the sidecar's name: ``"is not valid JSON (Expecting ',' delimiter at line 3,
+    column 5)"``."""
+    obj, problem = _sidecar_json(labels_path)
+    if problem is not None or not isinstance(obj, dict) or "label_map" not in obj:
+        return problem
+    try:
+        if not isinstance(obj["label_map"], dict):
+            raise LabelMapError(f"label_map is {'null' if obj['label_map'] is None else type(obj['label_map']).__name__}, "
+                                "not an object like {\"lv\": 1}")
+        LabelMap.parse(obj["label_map"])
+    except (MedsegError, TypeError, ValueError) as e:
+        return f"has an invalid label map ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+    return None
 
 
 def is_medseg_labels(path: str | os.PathLike) -> bool:
@@ -118,11 +149,16 @@ def is_medseg_labels(path: str | os.PathLike) -> bool:
     return Path(path).name in owners if isinstance(owners, list) else "provenance" in side
 
 
-def own_label_map(labels_path: str | os.PathLike) -> tuple[Any, Path] | None:
+def own_label_map(labels_path: str | os.PathLike, strict: bool = True, flag: str = "--label-map") -> tuple[Any, Path] | None:
     """The label map a label file names itself, and where from: a DICOM SEG's segments (its
     sidecar's values are those of the labels before they became a SEG), else a 3D Slicer
     segmentation's segments (``.seg.nrrd``: medseg's agree with its sidecar; one edited in
-    Slicer says what it holds now), else its medseg sidecar JSON; None when it names none."""
+    Slicer says what it holds now), else its medseg sidecar JSON; None when it names none.
+
+    A sidecar beside the labels that is not valid JSON, or whose label map is invalid
+    (:func:`sidecar_problem`), raises LabelMapError naming it and ``flag``, the option that
+    would give the map instead (``strict``, for callers that rely on it: no ``--label-map``
+    given), else counts as none."""
     from .seg_reader import seg_label_map
     from .slicer_seg import slicer_label_map
 
@@ -132,11 +168,13 @@ def own_label_map(labels_path: str | os.PathLike) -> tuple[Any, Path] | None:
         seg_map = slicer_label_map(p)
     if seg_map is not None:
         return LabelMap.parse(seg_map), p
+    problem = sidecar_problem(p)
+    if problem is not None:
+        if strict:
+            raise LabelMapError(f"{sidecar_path(p)} beside the labels {problem}: give {flag} or repair/remove it")
+        return None
     obj = read_sidecar(p)
-    try:
-        return (LabelMap.parse(obj["label_map"]), sidecar_path(p)) if obj else None
-    except (MedsegError, TypeError, ValueError):
-        return None  # not a medseg label map: ignore it
+    return (LabelMap.parse(obj["label_map"]), sidecar_path(p)) if obj else None
 
 
 def check_sidecar_free(path: str | os.PathLike, sidecar_obj: dict[str, Any] | None = None) -> list[str]:

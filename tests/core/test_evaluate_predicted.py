@@ -141,3 +141,22 @@ def pairs_swapped(tmp_path, pairs):
         img = nib.load(str(pairs / f"p1_{ph}_gt.nii.gz"))
         nib.save(nib.Nifti1Image(np.asarray(img.dataobj).astype(np.uint8), img.affine), str(folder / f"p1_{ph}.nii.gz"))
     return folder
+
+
+def test_a_broken_sidecar_of_a_prediction_is_refused_unless_its_map_is_given(pairs, tmp_path, capsys):
+    """Predicted labels whose sidecar JSON is cut short: without --predicted-label-map the case
+    fails naming the sidecar and that option; with it, the labels are read in the map given."""
+    import shutil
+
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    for ph in ("ED", "ES"):
+        shutil.copy(pairs / f"p1_{ph}_gt.nii.gz", pred / f"p1_{ph}.nii.gz")
+        (pred / f"p1_{ph}.json").write_text('{"label_map": {"lv": 1, "myo"')
+    r = tmp_path / "r.json"
+    capsys.readouterr()
+    assert run_cli(["evaluate", "--pairs", str(pairs / "pairs.csv"), "--label-map", SPEC, "--predicted", str(pred), "-o", str(r)]) != 0
+    assert "p1_ED.json beside the labels is not valid JSON" in " ".join(capsys.readouterr().err.split())
+    assert run_cli(["evaluate", "--pairs", str(pairs / "pairs.csv"), "--label-map", SPEC, "--predicted", str(pred),
+                    "--predicted-label-map", SPEC, "-o", str(r)]) == 0
+    assert json.loads(r.read_text())["summary"]["dice"] == {"lv": 1.0, "myo": 1.0, "rv": 1.0}
