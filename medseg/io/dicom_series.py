@@ -260,6 +260,7 @@ def series_folders_form_a_stack(folders: list[Path]) -> bool:
         return False
     flat = [f for fs in positions for f in fs]
     try:
+        require_geometry(flat)  # an orientation that is none, a position that is not finite: no stack (reading says why)
         _check_uniform(flat)
     except (GeometryError, ImageReadError):
         return False

@@ -58,7 +58,7 @@ def dicom_directions(iop: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.n
     v = np.asarray(iop, dtype=np.float64).reshape(2, 3)
     norms = np.linalg.norm(v, axis=1)
     if np.any(norms < 1e-6) or not np.all(np.isfinite(v)):
-        raise GeometryError(f"ImageOrientationPatient {list(np.round(v.ravel(), 6))} is not two direction vectors")
+        raise GeometryError(f"ImageOrientationPatient [{', '.join(f'{x:.6g}' for x in v.ravel())}] is not two direction vectors")
     row_dir, col_dir = v[0] / norms[0], v[1] / norms[1]
     normal = np.cross(row_dir, col_dir)
     if np.linalg.norm(normal) < 1e-3:

@@ -201,3 +201,18 @@ def test_a_positioned_multi_frame_clip_with_a_bad_orientation_or_position_is_ref
     _refused(path, GeometryError, capsys, "ImageOrientationPatient [2, 0, 0, 0, 2, 0]")
     _edit([path], positioned([1, 0, 0, 0, 1, 0], ["nan", 0, 0]))
     _refused(path, GeometryError, capsys, "ImagePositionPatient [nan, 0, 0]")
+
+
+def test_series_folders_with_a_zero_orientation_are_no_stack_and_say_why_when_read(tmp_path):
+    """Batch discovery asks whether a study's series folders form one stack: a zero
+    ImageOrientationPatient there raised (GeometryError) instead of answering no; reading the
+    folder then names the file and the orientation in plain numbers."""
+    from medseg.io.dicom import series_folders_form_a_stack
+
+    study = tmp_path / "study"
+    for z in range(3):
+        write_cine_series(study / f"sax_b{z + 1}", n_slices=1, n_phases=2, first_slice=z, study_uid="1.2.3.77")
+    _edit(sorted((study / "sax_b2").iterdir()), lambda ds: setattr(ds, "ImageOrientationPatient", [0, 0, 0, 0, 0, 0]))
+    assert not series_folders_form_a_stack(sorted(study.iterdir()))
+    with pytest.raises(GeometryError, match=r"ImageOrientationPatient \[0, 0, 0, 0, 0, 0\]"):
+        read_volume(study / "sax_b2")
