@@ -85,6 +85,7 @@ def run_dask(cases: Sequence[CaseSpec], options: BatchOptions, scheduler: Any, e
 
     from distributed import Client, as_completed
 
+    from ._files import shown
     from .batch import failed_result, run_case
     from .errors import MedsegError
 
@@ -96,8 +97,8 @@ def run_dask(cases: Sequence[CaseSpec], options: BatchOptions, scheduler: Any, e
         raise MedsegError(f"cannot reach the Dask scheduler at {scheduler}: {why}") from None
     try:
         opts = dataclasses.replace(options, threads_by_host=_threads_by_host(client))
-        token = uuid.uuid4().hex[:8]
-        futures = {client.submit(run_case, c, opts, key=f"medseg-batch-{c.case}-{i}-{token}", pure=False): c for i, c in enumerate(cases)}
+        token = uuid.uuid4().hex[:8]  # keys are sent as UTF-8: a non-UTF-8 byte of a case name escaped (shown)
+        futures = {client.submit(run_case, c, opts, key=f"medseg-batch-{shown(c.case)}-{i}-{token}", pure=False): c for i, c in enumerate(cases)}
         try:
             for fut in as_completed(futures):
                 try:

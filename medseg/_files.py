@@ -73,7 +73,9 @@ def _tmp_prefix(target: Path) -> str:
     """``.<name, first 48 characters>.<sha256 of the whole name, 8 hex digits>.``: two long names
     that share their first characters (case ids of a cohort) get temporary names of their own,
     so that removing one's stale temporary files never touches the other's."""
-    return f".{target.name[:_TMP_NAME_CHARS]}.{hashlib.sha256(target.name.encode()).hexdigest()[:8]}."
+    # the name's bytes as the file system has them: a name that is not UTF-8 (Python gives it as a
+    # surrogate-escaped str, ``caf\udce9``) hashes as its bytes instead of raising UnicodeEncodeError
+    return f".{target.name[:_TMP_NAME_CHARS]}.{hashlib.sha256(os.fsencode(target.name)).hexdigest()[:8]}."
 
 
 #: the random part ``tempfile.mkstemp`` puts after the prefix, then ``.tmp`` and the target's suffixes
@@ -116,19 +118,60 @@ def stale_temp_files_of(folder: str | os.PathLike, target_names: Iterable[str]) 
 
 
 def write_text_atomic(target: str | os.PathLike, text: str) -> Path:
+    r"""Write ``text`` as UTF-8 atomically (:func:`atomic_path`). A file name that is not UTF-8
+    (Linux names are bytes; Python gives the byte 0xE9 of ``caf\xe9`` as the surrogate ``\udce9``)
+    is written as its original bytes (``errors="surrogateescape"``): a path in a CSV cell names the
+    file again when read back with ``errors="surrogateescape"``. JSON text is ASCII: ``json.dumps``
+    escapes the surrogate as ``\udce9``, which ``json.loads`` gives back as the same str, one that
+    opens the file."""
     with atomic_path(target) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8", errors="surrogateescape")
     return Path(target)
+
+
+#: what a terminal line or a plot cannot show as it is: C0 controls, DEL, C1 controls, and lone
+#: surrogates (U+DC80..U+DCFF: the bytes of a file name that is not UTF-8, as Python decodes it)
+_UNSHOWN = "[\x00-\x1f\x7f-\x9f\ud800-\udfff]"
+_NAMED_CONTROLS = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def shown(text: Any) -> str:
+    r"""``text`` (a path, a case id, or a message naming them) as a console line or a plot title
+    can show it, on one line and unambiguous: a byte of a file name that is not UTF-8 (Python's
+    surrogate escape ``\udce9``) as ``\xe9``, as ``ls -b`` writes it; newline, carriage return and
+    tab as ``\n``, ``\r``, ``\t`` (a case named ``new<newline>line`` broke the batch's console line);
+    other control characters as ``\x1b`` (an ESC would drive the terminal); another lone surrogate
+    as ``\ud800``. For display only: files keep their names, and outputs record them as they are
+    (:func:`write_text_atomic`). Applying it twice changes nothing.
+
+    Example: ``shown(os.fsdecode(b"caf\xe9.nii.gz"))`` -> ``'caf\\xe9.nii.gz'``.
+    """
+    import re
+
+    def one(m: re.Match[str]) -> str:
+        c = m.group()
+        if c in _NAMED_CONTROLS:
+            return _NAMED_CONTROLS[c]
+        code = ord(c)
+        if 0xDC80 <= code <= 0xDCFF:
+            return f"\\x{code - 0xDC00:02x}"
+        return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+    return re.sub(_UNSHOWN, one, str(text))
 
 
 #: a cell a spreadsheet would run as a formula (CSV injection: a file or case named "=HYPERLINK(...)")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: a cell that is ``'`` + one of these is a guarded one: read back without the ``'`` (:func:`csv_cell`)
+_GUARDED_START = (*_FORMULA_START, "'")
 
 
 def csv_text(fields: list[str], rows: Any) -> str:
     """CSV of ``rows`` (dicts; missing fields empty, extra keys ignored) under the header
     ``fields``, with text cells that a spreadsheet would take for a formula quoted by a leading
-    ``'`` (numbers, negative ones too, are written as they are)."""
+    ``'`` (numbers, negative ones too, are written as they are). A text that starts with ``'``
+    and one of those characters (or a second ``'``) gets one more ``'``, so that every medseg
+    reader (:func:`csv_cell`) gives back each cell as it was: ``-case`` -> ``'-case`` -> ``-case``."""
     import csv
     import io
 
@@ -138,6 +181,8 @@ def csv_text(fields: list[str], rows: Any) -> str:
                 float(v)
             except ValueError:
                 return "'" + v
+        if isinstance(v, str) and v[:1] == "'" and v[1:2] and v[1] in _GUARDED_START:
+            return "'" + v
         return v
 
     buf = io.StringIO()
@@ -146,6 +191,92 @@ def csv_text(fields: list[str], rows: Any) -> str:
     for row in rows:
         w.writerow([safe(row.get(f, "")) for f in fields])
     return buf.getvalue()
+
+
+def csv_cell(cell: str) -> str:
+    """A CSV cell as :func:`csv_text` was given it: a cell that is ``'`` followed by ``=``, ``+``,
+    ``-``, ``@``, a tab, a carriage return or ``'`` (the formula guard) reads without that ``'``
+    (``'-case`` -> ``-case``); any other cell as it is."""
+    return cell[1:] if cell[:1] == "'" and cell[1:2] and cell[1] in _GUARDED_START else cell
+
+
+def read_medseg_csv(path: str | os.PathLike) -> list[dict[str, str]]:
+    """The rows of a CSV medseg wrote (:func:`csv_text`: UTF-8, commas; ``summary.csv``,
+    ``cohort.csv``, ``evaluate --csv``) as header -> cell dicts, the formula guard undone
+    (:func:`csv_cell`); cells a row lacks are empty. Raises OSError, UnicodeDecodeError and
+    csv.Error as :mod:`csv` does."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
+        rows = list(csv.reader(f))
+    header = [csv_cell(h) for h in rows[0]] if rows else []
+    return [{h: csv_cell(row[i]) if i < len(row) else "" for i, h in enumerate(header)} for row in rows[1:] if row]
+
+
+def decode_spreadsheet_csv(raw: bytes) -> str:
+    """A spreadsheet's CSV export as text: UTF-16 or UTF-8 with their byte-order marks, UTF-8,
+    else the Windows code page (cp1252) older spreadsheets save in, else Latin-1."""
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            pass  # an odd number of bytes: none of a spreadsheet's
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("latin-1")
+
+
+def spreadsheet_csv_rows(text: str) -> list[list[str]]:
+    """The rows of a CSV text as spreadsheets write it: the separator (comma, semicolon or tab,
+    as European Excel saves) found from the first non-empty line, ``"`` quoting with a doubled
+    ``""`` inside a quoted cell read as one ``"``, cells in quotes that hold a separator or a line
+    break kept whole, and the formula guard of medseg's own CSVs undone (:func:`csv_cell`).
+    Empty lines are empty rows (``[]``): row ``i`` is line ``i + 1`` of a file without line breaks
+    in its cells. Raises csv.Error (a cell over the csv module's size limit)."""
+    import csv
+    import io
+
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    try:
+        sniffed = csv.Sniffer().sniff(first, delimiters=",;\t")
+        delimiter, skip_space = sniffed.delimiter, sniffed.skipinitialspace
+    except csv.Error:  # one column, or an empty file
+        delimiter, skip_space = ",", False
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar='"', doublequote=True, skipinitialspace=skip_space)
+    return [[csv_cell(c) for c in row] for row in reader]
+
+
+def read_spreadsheet_csv(path: str | os.PathLike, what: str) -> list[list[str]]:
+    """The rows of the CSV file ``path`` (``what`` names it in messages: "subjects file", "pairs
+    file"), as a spreadsheet saves it: :func:`decode_spreadsheet_csv`, :func:`spreadsheet_csv_rows`.
+
+    Raises:
+        MedsegError: one line naming the file: not found, unreadable, an Excel or other workbook
+            (not CSV), binary (NUL characters) or not CSV text.
+    """
+    import csv
+
+    from .errors import MedsegError
+
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise MedsegError(f"{what} not found: {p}") from None
+    except OSError as e:
+        raise MedsegError(f"cannot read the {what} {p}: {e.strerror or e}") from None
+    if raw[:4] in (b"PK\x03\x04", b"\xd0\xcf\x11\xe0"):
+        raise MedsegError(f"{p} is a spreadsheet workbook, not CSV: save it as CSV (comma or semicolon separated)")
+    text = decode_spreadsheet_csv(raw)
+    if "\x00" in text:
+        raise MedsegError(f"{p}: not a readable CSV text file (it holds NUL characters: a binary file?)")
+    try:
+        return spreadsheet_csv_rows(text)
+    except csv.Error as e:
+        raise MedsegError(f"{p}: not a readable CSV text file ({e})") from None
 
 
 def write_json_atomic(target: str | os.PathLike, obj: Any) -> Path:

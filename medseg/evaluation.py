@@ -8,7 +8,7 @@ Prompt simulation from the reference labels:
 
 Labels made before (a ``medseg batch`` OUT_DIR, labels corrected in napari, another reader's)
 are scored the same way without running the model: a ``prediction`` column in PAIRS.csv, or
-:func:`with_predictions` for a folder; their sidecars' review flags give the flags' catch rate.
+:func:`medseg.pairs.with_predictions` for a folder; their sidecars' review flags give the flags' catch rate.
 Structures and cases a batch handed over for manual review (``--min-confidence``) are counted
 (``summary.handed_over``), not scored.
 
@@ -21,179 +21,26 @@ in :mod:`medseg.evaluation_clinical`.
 
 from __future__ import annotations
 
-import csv
 import math
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import ImageReadError, LabelMapError, MedsegError
+from .errors import LabelMapError, MedsegError
 from .evaluation_clinical import clinical_errors, nanmean
 from .evaluation_report import flagged_structures, handed_over_summary, review_stats
 from .labels import LabelMap
+from .pairs import Pair, pairs_from_folder, read_pairs, with_predictions  # noqa: F401  (public here too)
 from .prompt_file import PromptSet, prompts_from_labels
 from .types import Point, SlicePrompt
 
 PROMPT_MODES = ("box", "point", "key-slice", "auto")
 #: the provenance keys that name the model a label file was made with
 MODEL_KEYS = ("model_id", "model_sha256", "adapter_id", "adapter_sha256")
-
-
-@dataclass
-class Pair:
-    image: Path
-    label: Path
-    case: str
-    phase: str | None = None
-    series: str | None = None  # a DICOM study folder's stack series (as batch finds them)
-    modality: str | None = None  # --modality: read the image as this modality
-    prediction: Path | None = None  # labels made before, scored instead of running the model
-    case_id: str | None = None  # the batch case id of the image (before an _ED/_ES part became phase)
-    handed_over: tuple[str, ...] | None = None  # --predicted: a case batch handed over entirely (no labels): its structures
-
-
-def read_pairs(path: str | Path) -> list[Pair]:
-    """Read PAIRS.csv (columns image,label[,case,phase]; relative paths are relative to the CSV),
-    or pair the images of a folder with their labels (:func:`pairs_from_folder`)."""
-    path = Path(path)
-    if path.is_dir():
-        return pairs_from_folder(path)
-    if not path.is_file():
-        raise ImageReadError(f"pairs file not found: {path}")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.DictReader(f))
-    except (UnicodeDecodeError, csv.Error) as e:
-        raise MedsegError(f"{path}: not a readable CSV text file ({e})") from None
-    if not rows:
-        raise MedsegError(f"{path}: no rows (expected a header image,label[,case,phase] and one row per pair)")
-    if not {"image", "label"} <= set(rows[0]):
-        raise MedsegError(f"{path}: needs columns 'image' and 'label', found {', '.join(rows[0])}")
-    has_pred = [bool((r.get("prediction") or "").strip()) for r in rows]
-    if any(has_pred) and not all(has_pred):
-        raise MedsegError(f"{path} row {has_pred.index(False) + 2}: no prediction (give every row a prediction, or none)")
-    pairs, seen = [], {}
-    for i, r in enumerate(rows):
-        for col in ("image", "label"):
-            if not (r.get(col) or "").strip():
-                raise MedsegError(f"{path} row {i + 2}: the '{col}' cell is empty")
-        files = [Path(r["image"].strip()), Path(r["label"].strip())] + ([Path(r["prediction"].strip())] if has_pred[i] else [])
-        files = [p if p.is_absolute() else path.parent / p for p in files]
-        for p in files:
-            if not p.exists():
-                raise ImageReadError(f"{path} row {i + 2}: file not found: {p}")
-        phase = (r.get("phase") or "").strip().upper() or None
-        if phase not in (None, "ED", "ES"):
-            raise MedsegError(f"{path} row {i + 2}: phase must be ED or ES, got {phase!r}")
-        pair = Pair(files[0], files[1], (r.get("case") or "").strip() or files[0].name, phase, prediction=files[2] if has_pred[i] else None)
-        named = bool((r.get("case") or "").strip())
-        for key, what in (((files[0].resolve(), files[1].resolve(), pair.case, phase), "the same image, labels and case"),
-                          ((pair.case, phase) if named and phase else None, f"case {pair.case} {phase}")):
-            if key is not None and key in seen:
-                raise MedsegError(f"{path} row {i + 2} repeats row {seen[key]} ({what}): each would be counted twice")
-            if key is not None:
-                seen[key] = i + 2
-        pairs.append(pair)
-    return pairs
-
-
-def with_predictions(pairs: list[Pair], folder: str | Path) -> list[Pair]:
-    """``pairs`` with the label file of each case in ``folder`` as its ``prediction``: named by
-    the case's batch id (``medseg batch`` writes ``OUT_DIR/<case>.nii.gz``), the image's file
-    name or the case column, + nothing or one of :data:`medseg.batch.REFERENCE_SUFFIXES`, + a
-    readable ending (as ``--prompts-from`` finds references). A case without labels that the
-    batch summary in ``folder`` (``summary.json``, else ``summary.csv``) records as
-    ``handed_over`` (every structure below ``--min-confidence``) keeps no ``prediction`` and gets
-    ``handed_over`` = its structures: not scored, counted as handed over (:func:`evaluate_pairs`).
-
-    Raises:
-        MedsegError: ``folder`` is not a folder, cases have no labels there and were not handed
-            over (all named), or every case was handed over (nothing to score).
-    """
-    from .batch import case_id, find_reference
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ImageReadError(f"--predicted must be a folder of label files, got: {folder}")
-    handed = _handed_over_cases(folder)
-    out, missing = [], []
-    for pair in pairs:
-        names = dict.fromkeys(n for n in (pair.case_id, case_id(pair.image), pair.case) if n)
-        for name in names:
-            try:
-                found = find_reference(name, folder, pair.image)
-            except MedsegError:
-                continue
-            if found.resolve() == Path(pair.label).resolve():
-                raise MedsegError(f"--predicted {folder}: the labels found there for case {pair.case} are its reference ({found.name}); "
-                                  "give the folder of the labels to score")
-            out.append(replace(pair, prediction=found))
-            break
-        else:
-            name = next((n for n in names if n in handed), None)
-            if name is not None:
-                out.append(replace(pair, handed_over=handed[name]))
-            else:
-                missing.append(next(iter(names), pair.case))
-    if missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise MedsegError(f"no labels in {folder} for {len(missing)} of {len(pairs)} cases: {shown} "
-                          "(looked for CASE.nii.gz etc., as medseg batch names its outputs; a case that failed in batch has none)")
-    if out and all(p.handed_over is not None for p in out):
-        raise MedsegError(f"--predicted {folder}: every one of the {len(out)} cases was handed over for manual review "
-                          "(status handed_over in its batch summary, no labels): nothing to score")
-    return out
-
-
-def _handed_over_cases(folder: Path) -> dict[str, tuple[str, ...]]:
-    """Batch case id -> the structures handed over, for the cases a batch summary in ``folder``
-    records with status ``handed_over`` (``summary.json``, else ``summary.csv``; an unreadable
-    or absent summary records none)."""
-    import json
-
-    rows: list = []
-    try:
-        rows = json.loads((folder / "summary.json").read_text(encoding="utf-8")).get("cases") or []
-    except (OSError, ValueError, AttributeError):
-        try:
-            with open(folder / "summary.csv", newline="", encoding="utf-8-sig") as f:
-                rows = list(csv.DictReader(f))
-        except (OSError, UnicodeDecodeError, csv.Error):
-            rows = []
-    return {str(r["case"]): tuple(str(r.get("handed_over") or "").split()) for r in rows
-            if isinstance(r, dict) and r.get("status") == "handed_over" and r.get("case")}
-
-
-def pairs_from_folder(root: str | Path) -> list[Pair]:
-    """Every image in ``root`` and its sub-folders (the cases ``medseg batch`` finds there) that
-    has its labels beside it, named as for ``medseg batch --prompts-from`` (``C`` + one of
-    :data:`medseg.batch.REFERENCE_SUFFIXES` + a readable ending, e.g. ACDC's
-    ``patient001_frame01.nii.gz`` + ``patient001_frame01_gt.nii.gz``); images without labels
-    (ACDC's ``_4d`` cine) are left out. Case = the batch case id (and without an ``_ED`` /
-    ``_ES`` part, which gives the phase: :func:`_with_phase`)."""
-    from .batch import REFERENCE_SUFFIXES, discover_cases
-
-    root = Path(root)
-    pairs = [_with_phase(Pair(Path(c.input), Path(c.reference), c.case, series=c.series, case_id=c.case)) for c in discover_cases(root, prompts_from=root)
-             if c.reference and not c.error]
-    if not pairs:
-        raise MedsegError(f"{root}: no image with its labels beside it (for image C.nii.gz: C + one of "
-                          f"{', '.join(REFERENCE_SUFFIXES)} and a readable ending)")
-    return pairs
-
-
-def _with_phase(pair: Pair) -> Pair:
-    """A name with an ED or ES part (M&Ms-2's ``001_SA_ED``, ``p1_es``) gives the phase, and the
-    name without it the case, so ED and ES of one study are scored together (LVEF, mass)."""
-    from .batch import split_phase
-
-    sp = split_phase(pair.case)
-    return replace(pair, case=sp[0], phase=sp[1]) if sp else pair
 
 
 def point_prompts(labels: np.ndarray, label_map: LabelMap) -> PromptSet:

@@ -13,7 +13,6 @@ underscore (``patient001`` -> ``patient001_4d``; an echo study ``patient0001`` -
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -53,22 +52,11 @@ def read_subjects(path: str | Path) -> tuple[Subject, ...]:
     """The rows of a subjects CSV; a one-line :class:`MedsegError` for a file that cannot be
     read, has no id column or none of the value columns, a column whose unit is not named, a
     repeated id, or a value that is not plausible (the file and line are named)."""
+    from ._files import read_spreadsheet_csv
+
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise MedsegError(f"subjects file not found: {p}") from None
-    except OSError as e:
-        raise MedsegError(f"cannot read the subjects file {p}: {e.strerror or e}") from None
-    if raw[:4] in (b"PK\x03\x04", b"\xd0\xcf\x11\xe0"):
-        raise MedsegError(f"{p} is a spreadsheet workbook, not CSV: save it as CSV (comma or semicolon separated)")
-    text = _decode(raw)
-    try:
-        dialect = csv.Sniffer().sniff(text.splitlines()[0] if text.strip() else ",", delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.reader(text.splitlines(), dialect)
-    header = [h.strip() for h in next(reader, [])]
+    rows = iter(read_spreadsheet_csv(p, "subjects file"))
+    header = [h.strip() for h in next(rows, [])]
     lower = [h.lower() for h in header]
     id_col = next((lower.index(c) for c in ID_COLUMNS if c in lower), None)
     if id_col is None:
@@ -80,7 +68,7 @@ def read_subjects(path: str | Path) -> tuple[Subject, ...]:
     if not cols:
         raise MedsegError(f"{p}: none of the columns {', '.join(VALUE_COLUMNS)} (header: {', '.join(header)})")
     subjects: dict[str, Subject] = {}
-    for line, row in enumerate(reader, start=2):
+    for line, row in enumerate(rows, start=2):
         if not any(cell.strip() for cell in row):
             continue
         sid = row[id_col].strip() if id_col < len(row) else ""
@@ -97,19 +85,6 @@ def read_subjects(path: str | Path) -> tuple[Subject, ...]:
     if not subjects:
         raise MedsegError(f"{p}: no subjects (a header and no rows)")
     return tuple(subjects.values())
-
-
-def _decode(raw: bytes) -> str:
-    """A spreadsheet's CSV as text: UTF-16 or UTF-8 with their byte-order marks, UTF-8, else the
-    Windows code page older spreadsheets save in."""
-    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return raw.decode("utf-16")
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            return raw.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return raw.decode("latin-1")
 
 
 def _value(column: str, cell: str, where: str) -> Any:

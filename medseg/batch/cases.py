@@ -368,13 +368,26 @@ def check_out_dir(out_dir: str | os.PathLike, not_these: dict[str, Any] | None =
         if folder is not None and Path(folder).is_dir() and out.is_dir() and os.path.samefile(out, folder):
             raise MedsegError(f"the output folder {out} is the {what} folder: outputs would replace or mix with "
                               "the files there; choose another output folder")
+    base = out
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():  # mkdir said "File exists" (or "Not a directory")
+        raise MedsegError(f"output folder {out} is a file, not a folder: choose another output folder" if base == out else
+                          f"output folder {out} cannot be made: {base} is a file, not a folder; choose another output folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".medseg-write-test-"):
+        with tempfile.NamedTemporaryFile(dir=out, prefix=WRITE_PROBE_PREFIX):
             pass
     except OSError as e:
         raise MedsegError(f"output folder {out} is not writable: {e.strerror or e}") from None
     return out
+
+
+#: the name of the file that proves a folder writable (:func:`check_out_dir`,
+#: :func:`medseg._files.check_writable_folder`), removed at once; one left by a process killed in
+#: that moment (a worker the batch ended) is removed when the batch ends
+#: (:func:`medseg.batch.run.remove_write_probes`)
+WRITE_PROBE_PREFIX = ".medseg-write-test-"
 
 
 def split_phase(name: str) -> tuple[str, str] | None:

@@ -348,7 +348,7 @@ def write_cohort(out_dir: str | os.PathLike, results: Sequence[Result]) -> Path:
     ``cohort.png`` (:func:`medseg.measure.sheets.cohort_png`: the studies' LVEF, volumes and
     mass at a glance, those needing review ringed; a study measured from its ED and ES cases
     or its echo views is one dot, not three) when two or more studies have a measure."""
-    from .._files import write_text_atomic
+    from .._files import shown, write_text_atomic
     from ..measure.sheets import cohort_png
 
     review = {r["case"] for r in results if r.get("needs_review")}
@@ -372,9 +372,10 @@ def write_cohort(out_dir: str | os.PathLike, results: Sequence[Result]) -> Path:
     for row in rows:
         fields += [k for k in row if k not in fields]
     path = write_text_atomic(Path(out_dir) / "cohort.csv", _csv_text(fields, rows))
-    flagged = {row["case"] for row in rows if row["needs_review"]}
+    # the plot names studies as a console line does (a non-UTF-8 byte of a name: matplotlib cannot draw its surrogate)
+    flagged = {shown(row["case"]) for row in rows if row["needs_review"]}
     png = Path(out_dir) / "cohort.png"
-    if cohort_png(overview_rows(rows), png, flagged) is None:
+    if cohort_png([{**row, "case": shown(row["case"])} for row in overview_rows(rows)], png, flagged) is None:
         png.unlink(missing_ok=True)  # an old overview must not stand for this cohort
     return path
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._files import sha256_path, stale_temp_files, stale_temp_files_of
+from .._files import sha256_path, shown, stale_temp_files, stale_temp_files_of
 from ..errors import DISK_ERRNOS, MedsegError, OutputDiskFull, PromptError, SeriesNotFoundError
 from ..prompt_file import study_prompts
 from .cases import (
@@ -103,6 +104,8 @@ def output_problem(case: CaseSpec, options: BatchOptions) -> str | None:
         return "sidecar unreadable"
     if not isinstance(prov, dict) or sidecar_problem(out) is not None or read_sidecar(out) is None:  # no valid label map is no output either
         return "sidecar unreadable"
+    if not _review_fields_readable(prov, options.dicom_seg):  # its summary row (confidence, flags) could not be made
+        return "sidecar unreadable"
     if prov.get("command") != "batch" or prov.get("input_sha256") != sha256_path(case.input):
         return "input changed"
     if prov.get("batch_signature") != options.signature(_ref_sha(case)):
@@ -144,6 +147,8 @@ def handed_over_record(case: CaseSpec, options: BatchOptions) -> dict[str, Any] 
     if rec.get("input_sha256") != sha256_path(case.input) or rec.get("batch_signature") != options.signature(_ref_sha(case)):
         return None
     if _weights_changed(rec, options) is not None:  # another model or adapter might keep a structure
+        return None
+    if not _review_fields_readable(rec):  # a damaged record: the case is run again
         return None
     return rec
 
@@ -276,7 +281,8 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
         if options.review_png:
             from ..review import review_png
 
-            review_png(vol, result.labels, result.label_map, prov, review_png_path(options.out_dir, case.case), title=case.case)
+            review_png(vol, result.labels, result.label_map, prov, review_png_path(options.out_dir, case.case),
+                       title=shown(case.case))  # a non-UTF-8 byte of the name: matplotlib cannot draw its surrogate
     except BaseException:
         _remove_outputs(options, case.case, out)  # a failed case leaves no part of its outputs
         raise
@@ -393,6 +399,8 @@ def run_batch(cases: Sequence[CaseSpec], options: BatchOptions, workers: int = 1
         except OSError:
             pass
         raise
+    finally:  # a worker ended while it proved the folder writable (a crash, Ctrl-C, a full disk) left its probe file
+        remove_write_probes(options.out_dir)
     if options.measure:
         rows = ordered()
         try:
@@ -427,6 +435,30 @@ def remove_stale_temp_files(out_dir: str | Path, case_ids: Sequence[str]) -> lis
     return stale
 
 
+def remove_write_probes(out_dir: str | Path) -> list[Path]:
+    """Remove the files that prove a folder writable (``.medseg-write-test-*``:
+    :func:`medseg.batch.check_out_dir`, :func:`medseg._files.check_writable_folder`, which each
+    case checks its outputs with) from ``out_dir`` and its ``handed_over`` folder. Such a file
+    lives for a moment; one is left only by a process killed in that moment (the workers a batch
+    ends on Ctrl-C, a crash or a full disk), so the batch removes them when it ends, however it
+    ends. Returns the files removed."""
+    from .cases import WRITE_PROBE_PREFIX
+
+    gone = []
+    for folder in (Path(out_dir), Path(out_dir) / "handed_over"):
+        try:
+            probes = [folder / n for n in os.listdir(folder) if n.startswith(WRITE_PROBE_PREFIX)]
+        except OSError:
+            continue
+        for p in probes:
+            try:
+                p.unlink()
+            except OSError:
+                continue
+            gone.append(p)
+    return gone
+
+
 def _s(n: int) -> str:
     return "" if n == 1 else "s"
 
@@ -457,6 +489,17 @@ def _review_fields(prov: dict[str, Any], dicom_seg: bool = False) -> Result:
         seg = prov.get("dicom_seg") or {}
         res["dicom_seg"] = " ".join(seg.get("files", [])) or f"none: {seg.get('note', '?')}"
     return res
+
+
+def _review_fields_readable(prov: dict[str, Any], dicom_seg: bool = False) -> bool:
+    """Whether :func:`_review_fields` can read ``prov`` (a sidecar or record edited by hand or
+    damaged: a confidence that is no number, flags that are no list): --resume redoes such a
+    case rather than skip it with a summary row it cannot fill."""
+    try:
+        _review_fields(prov, dicom_seg)
+    except Exception:  # TypeError, AttributeError, ValueError, ...: whatever the wrong types raise
+        return False
+    return True
 
 
 def failed_result(case: CaseSpec, reason: str) -> Result:

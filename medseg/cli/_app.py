@@ -13,9 +13,26 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
+from .._files import shown
 from ..errors import DISK_ERRNOS, Interrupted, MedsegError
+from ._paths import expand_user_paths
 
-app = typer.Typer(
+
+class _Typer(typer.Typer):
+    """``typer.Typer`` whose commands get ``~`` expanded in every path they are given, however
+    it reached them (``--out=~/x``, quoted, from a script): :func:`._paths.expand_user_paths`."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        register = super().command(*args, **kwargs)
+
+        def decorator(f: Any) -> Any:
+            register(expand_user_paths(f))
+            return f  # the module keeps the plain function
+
+        return decorator
+
+
+app = _Typer(
     name="medseg",
     help="Promptable cardiac image segmentation: segment, measure, adapt, evaluate.",
     add_completion=False,
@@ -54,7 +71,7 @@ def run_cli(argv: list[str] | None = None) -> int:
     try:
         rv = app(args=argv, standalone_mode=False)  # returns the exit code of typer.Exit
     except Interrupted as e:  # a command that said what the interruption left
-        console.print(str(e), markup=False, highlight=False, soft_wrap=True)
+        console.print(shown(str(e)), markup=False, highlight=False, soft_wrap=True)
         return 130
     except MedsegError as e:
         console.print(f"[bold red]error:[/] {escape(_one_line(e))}", highlight=False, soft_wrap=True)
@@ -76,7 +93,7 @@ def run_cli(argv: list[str] | None = None) -> int:
         if os.environ.get("MEDSEG_DEBUG"):
             raise
         if isinstance(e, OSError) and e.filename and e.strerror:  # a full disk, a file too large, permissions
-            console.print(f"[bold red]error:[/] cannot write or read {escape(str(e.filename))}: {escape(e.strerror)}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]error:[/] cannot write or read {escape(shown(e.filename))}: {escape(e.strerror)}", highlight=False, soft_wrap=True)
             return 1
         if isinstance(e, OSError) and e.errno in _DISK_ERRNOS:  # a write that names no file (the disk filled during it)
             console.print(f"[bold red]error:[/] cannot write the output: {escape(e.strerror or os.strerror(e.errno))} "
@@ -118,17 +135,21 @@ def _is_usage_error(e: BaseException) -> bool:
 
 #: C0 control characters and DEL (an ESC in a DICOM header would reach the terminal as an escape sequence)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: a lone surrogate: a byte of a file name that is not UTF-8, as Python decodes it
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def plain(value: Any) -> Text:
     """A table cell or line from text a file supplied (a DICOM header, a sidecar, a path): no
     rich markup read into it (``[/]`` raised, ``[red]`` vanished) and no control characters."""
-    return Text(_CONTROL.sub(" ", str(value)))
+    return Text(_CONTROL.sub(" ", shown(value) if _SURROGATE.search(str(value)) else str(value)))
 
 
 def _one_line(e: BaseException) -> str:
+    """The message on one line, a file name's non-UTF-8 bytes escaped (:func:`medseg._files.shown`:
+    the console cannot write a lone surrogate)."""
     text = str(e).strip() or type(e).__name__
-    return " ".join(text.split())
+    return shown(" ".join(text.split()))
 
 
 def print_json(obj: Any) -> None:

@@ -40,8 +40,8 @@ def adapt_command(
     from ..adapt import AdaptConfig, check_init_adapter, run_adapt
     from ..adapters import MAX_RANK, check_adapter_out
     from ..errors import MedsegError
-    from ..evaluation import read_pairs
     from ..labels import LabelMap
+    from ..pairs import read_pairs
     from ._options import references_map
 
     for name, value, ok in (("--steps", steps, steps >= 1), ("--rank", rank, 1 <= rank <= MAX_RANK), ("--batch-size", batch_size, batch_size >= 1),

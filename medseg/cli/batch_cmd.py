@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from .._files import shown
 from . import _options as o
 from ._app import app, console, progress_bar
 
@@ -99,7 +100,7 @@ def batch_command(
         try:
             results = _run_with_progress(cases, options, workers, scheduler)
         except _Terminated:
-            console.print(f"interrupted (SIGTERM): outputs written so far are complete, summary: {out / 'summary.csv'}; "
+            console.print(f"interrupted (SIGTERM): outputs written so far are complete, summary: {shown(out / 'summary.csv')}; "
                           "the same command with --resume goes on", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_SIGTERM) from None
     if subjects is not None:
@@ -142,18 +143,17 @@ def _sigterm_as_interrupt():
 def _subjects_line(out: Path, path: Path, rows) -> None:
     """How the subjects file's rows met the cohort: rows of cohort.csv measured with one, and
     the subjects rows that no case used (a misspelt id shows here)."""
-    import csv
+    from .._files import read_medseg_csv
 
     cohort = out / "cohort.csv"
     if not cohort.is_file():
         return
-    with open(cohort, newline="") as fh:
-        used = [r.get("subject", "") for r in csv.DictReader(fh)]
+    used = [r.get("subject", "") for r in read_medseg_csv(cohort)]  # UTF-8 as written; "'-x" (formula guard) read as "-x"
     unused = [s.id for s in rows if s.id not in set(used)]
     line = f"subjects: {sum(bool(u) for u in used)} of {len(used)} cohort rows measured with a row of {path}"
     if unused:
         line += f"; {len(unused)} of its rows matched no case ({', '.join(unused[:5])}{', ...' if len(unused) > 5 else ''})"
-    console.print(line, markup=False, highlight=False, soft_wrap=True)
+    console.print(shown(line), markup=False, highlight=False, soft_wrap=True)
 
 
 def _check_options(prompts, prompts_from, label_map, key_slice, auto, through, workers, scheduler) -> None:
@@ -180,7 +180,7 @@ def _run_with_progress(cases, options, workers, scheduler):
     from ..batch import run_batch
 
     where = f"on {scheduler}" if scheduler else f"in {workers} processes" if workers > 1 else "in this process"
-    console.print(f"batch: {_cases(len(cases))} {where} -> {options.out_dir}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"batch: {_cases(len(cases))} {where} -> {shown(options.out_dir)}", markup=False, highlight=False, soft_wrap=True)
     counts: Counter = Counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     with progress_bar(*columns) as bar:
@@ -188,9 +188,10 @@ def _run_with_progress(cases, options, workers, scheduler):
 
         def on_result(res) -> None:
             counts[res["status"]] += 1
+            case = shown(res["case"])  # one line: a newline (or a non-UTF-8 byte) of a case name escaped
             if res["status"] == "failed":
-                bar.console.print(f"[red]failed[/] {escape(res['case'])}: {escape(res['reason'])}", highlight=False, soft_wrap=True)
-            bar.update(task, advance=1, description=f"{res['case']} ({counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed)")
+                bar.console.print(f"[red]failed[/] {escape(case)}: {escape(shown(res['reason']))}", highlight=False, soft_wrap=True)
+            bar.update(task, advance=1, description=escape(f"{case} ({counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed)"))
 
         return run_batch(cases, options, workers=workers, scheduler=scheduler, on_result=on_result)
 
@@ -208,7 +209,7 @@ def _closing_line(results, out: Path, measure: bool = False) -> None:
     line = (f"{counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed, {counts['handed_over']} handed over; "
             f"{len(review)} need{'s' if len(review) == 1 else ''} review (listed first{why}); summary: {out / 'summary.csv'}")
     if measure and (out / "cohort.csv").is_file():
-        with open(out / "cohort.csv", newline="") as fh:
+        with open(out / "cohort.csv", newline="", encoding="utf-8", errors="surrogateescape") as fh:  # as write_text_atomic wrote it
             n_rows = sum(1 for _ in csv.DictReader(fh))
         line += f"; cohort: {out / 'cohort.csv'} ({n_rows} row{'s' if n_rows != 1 else ''})"
         if (out / "cohort.png").is_file():
@@ -216,6 +217,7 @@ def _closing_line(results, out: Path, measure: bool = False) -> None:
     reasons = {r["reason"] for r in results if r["status"] == "failed"}
     if counts["failed"] and counts["failed"] == len(results) and len(reasons) == 1:
         line += f" (every case: {reasons.pop()})"
+    line = shown(line)  # the folder's and the reasons' non-UTF-8 bytes and control characters escaped
     if counts["failed"]:
         raise MedsegError(f"batch: {counts['failed']} of {_cases(len(results))} failed: {line}")
     console.print(f"batch: {_cases(len(results))}: {line}", markup=False, highlight=False, soft_wrap=True)

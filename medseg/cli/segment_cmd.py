@@ -58,7 +58,7 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
     import time
 
     started = time.perf_counter()
-    from .._files import check_not_inputs, sha256_path
+    from .._files import check_not_inputs, sha256_path, shown
     from ..errors import MedsegError
     from ..io import is_medseg_labels, read_sidecar, read_volume, sidecar_path, write_labels
     from ..io.readers import FROM_INTENSITIES, modality_facts
@@ -76,7 +76,7 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
     vol = read_volume(image, series=series, modality=modality)
     check_output(out, vol)  # an output it cannot write is refused before the work
     if vol.meta.get("modality_from") == FROM_INTENSITIES:  # a guess: say it, and how to overrule it
-        console.print(f"note: {image} records no modality; segmented as {vol.modality} ({vol.meta['modality_from']}); "
+        console.print(f"note: {shown(image)} records no modality; segmented as {vol.modality} ({vol.meta['modality_from']}); "
                       "--modality MR (or US, OT) if it is not", markup=False, highlight=False)
     prompt_set = study_prompts(vol, prompts, prompts_from, lmap, key_slice)
     auto_structs = tuple(s.strip() for s in structures.split(",") if s.strip()) if structures else None
@@ -87,15 +87,15 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
     if result.handed_over and not (result.labels > 0).any():
         gone = _remove_stale_outputs(out, review_png)
         console.print(f"handed over for manual review: every structure is below --min-confidence {min_confidence} ({', '.join(result.handed_over)}); "
-                      f"nothing written (exit code 3){gone}", markup=False)
+                      f"nothing written (exit code 3){shown(gone)}", markup=False)
         raise typer.Exit(3)
     if not (result.labels > 0).any():  # an empty label file would look like a result
         from ..segment import asked_structures
 
         asked = sorted(asked_structures(vol, prompt_set, auto, auto_structs))
         gone = _remove_stale_outputs(out, review_png)
-        raise MedsegError(f"no structure found{' (' + ', '.join(asked) + ')' if asked else ''} in {image}: nothing written "
-                          f"(is the heart in this image? prompts on it find what zero-click misses){gone}")
+        raise MedsegError(f"no structure found{' (' + ', '.join(asked) + ')' if asked else ''} in {shown(image)}: nothing written "
+                          f"(is the heart in this image? prompts on it find what zero-click misses){shown(gone)}")
     source = ({"prompts_file": str(Path(prompts).resolve()), "prompts_sha256": sha256_path(prompts)} if prompts else
               {"reference": str(Path(prompts_from).resolve()), "reference_sha256": sha256_path(prompts_from), "key_slice": key_slice} if prompts_from else {})
     prov = {**result.provenance, "input": str(Path(image).resolve()), "input_sha256": sha256_path(image), **source, "scores": result.scores, "seconds": round(result.seconds, 3), "command": "segment", **({"series": series} if series else {}),
@@ -103,7 +103,7 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
     if review_png is not None:  # first: a sheet that cannot be written leaves no labels behind
         from ..review import review_png as write_review_png
 
-        write_review_png(vol, result.labels, result.label_map, prov, review_png, title=Path(image).name)
+        write_review_png(vol, result.labels, result.label_map, prov, review_png, title=shown(Path(image).name))
     try:
         written = write_labels(result.labels, vol, out, result.label_map, provenance=prov)
     except BaseException:
@@ -116,7 +116,7 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
 
     asked = asked_structures(vol, prompt_set, auto, auto_structs)
     absent = [n for n, c in counts.items() if not c and n in asked and n not in result.handed_over]
-    console.print(f"wrote {', '.join(str(p) for p in written)} ({found}"
+    console.print(f"wrote {', '.join(shown(p) for p in written)} ({found}"
                   f"{'; not found: ' + ', '.join(absent) if absent else ''}; "
                   f"{result.seconds:.1f} s segmenting, {time.perf_counter() - started:.1f} s in all)", markup=False)
     hint = structures_hint(vol, auto, auto_structs, absent)
@@ -130,7 +130,7 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
     for pr in (p for a in prov.get("actions", []) for p in a.get("probed", [])):
         console.print(f"zero-click: {pr['structure'].upper()} not found by its prompt on frame {pr['frame']}; found by clicks beside the myocardium on slices {', '.join(map(str, pr['slices']))} (check it)", markup=False)
     if review_png is not None:
-        console.print(f"review sheet: {review_png}", markup=False)
+        console.print(f"review sheet: {shown(review_png)}", markup=False)
     if result.confidence is not None:
         from rich.markup import escape
 

@@ -114,7 +114,7 @@ def test_bad_folders(tmp_path):
     with pytest.raises(PromptError, match="must be a folder"):
         discover_cases(tmp_path / "in", prompts_from=tmp_path / "in" / "a.nii.gz")
     blocker = _touch(tmp_path / "file")
-    with pytest.raises(MedsegError, match="not writable"):
+    with pytest.raises(MedsegError, match="file is a file, not a folder"):  # said "not writable: Not a directory"
         check_out_dir(blocker / "out")
 
 

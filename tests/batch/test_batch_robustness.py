@@ -22,15 +22,7 @@ from batch_data import MAP, write_case
 
 from medseg.cli import run_cli
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _summary(out: Path) -> dict[str, dict]:

@@ -1,0 +1,192 @@
+"""The image / reference-label pairs ``medseg evaluate`` and ``medseg adapt`` read: a PAIRS.csv
+(:func:`read_pairs`, read as a spreadsheet saves it), a folder of images with their labels
+beside them (:func:`pairs_from_folder`), and the labels made before that ``--predicted`` scores
+instead of running the model (:func:`with_predictions`)."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .errors import ImageReadError, MedsegError
+
+
+@dataclass
+class Pair:
+    image: Path
+    label: Path
+    case: str
+    phase: str | None = None
+    series: str | None = None  # a DICOM study folder's stack series (as batch finds them)
+    modality: str | None = None  # --modality: read the image as this modality
+    prediction: Path | None = None  # labels made before, scored instead of running the model
+    case_id: str | None = None  # the batch case id of the image (before an _ED/_ES part became phase)
+    handed_over: tuple[str, ...] | None = None  # --predicted: a case batch handed over entirely (no labels): its structures
+
+
+def read_pairs(path: str | Path) -> list[Pair]:
+    """Read PAIRS.csv (columns image,label[,case,phase][,prediction]; read as ``--subjects`` is,
+    :func:`medseg._files.read_spreadsheet_csv`; paths: ``~`` expanded, relative to the CSV, made
+    absolute), or pair the images of a folder with their labels (:func:`pairs_from_folder`).
+    Without a ``case`` cell a row's case is named as in folder mode: the image's batch case id,
+    whose ``_ED`` / ``_ES`` part gives the phase (``p1_ED.nii.gz``: case p1, ED); cells win."""
+    from ._files import read_spreadsheet_csv
+
+    path = Path(path)
+    if path.is_dir():
+        return pairs_from_folder(path)
+    if not path.is_file():
+        raise ImageReadError(f"pairs file not found: {path}")
+    table = read_spreadsheet_csv(path, "pairs file")
+    header = [h.strip().lower() for h in table[0]] if table else []
+    rows = [(i + 1, dict(zip(header, (c.strip() for c in row)))) for i, row in enumerate(table[1:], start=1) if row]
+    if not rows:
+        raise MedsegError(f"{path}: no rows (expected a header image,label[,case,phase] and one row per pair)")
+    if not {"image", "label"} <= set(header):
+        raise MedsegError(f"{path}: needs columns 'image' and 'label', found {', '.join(header)}")
+    has_pred = [bool(r.get("prediction")) for _, r in rows]
+    if any(has_pred) and not all(has_pred):
+        raise MedsegError(f"{path} row {rows[has_pred.index(False)][0]}: no prediction (give every row a prediction, or none)")
+    pairs, seen = [], {}
+    for (line, r), pred in zip(rows, has_pred):
+        pair = _csv_pair(path, line, r, pred)
+        for key, what in (((pair.image.resolve(), pair.label.resolve(), pair.case, pair.phase), "the same image, labels and case"),
+                          ((pair.case, pair.phase) if pair.phase else None, f"case {pair.case} {pair.phase}")):
+            if key is not None and key in seen:
+                hint = "; name the cases in a 'case' column" if len(key) == 2 and not r.get("case") else ""
+                raise MedsegError(f"{path} row {line} repeats row {seen[key]} ({what}): each would be counted twice{hint}")
+            if key is not None:
+                seen[key] = line
+        pairs.append(pair)
+    return pairs
+
+
+def _csv_pair(path: Path, line: int, r: dict[str, str], pred: bool) -> Pair:
+    """The pair of one PAIRS.csv row (``line``: its line number): files absolute and existing,
+    case and phase from the cells or else from the image's name (:func:`read_pairs`)."""
+    from .batch import case_id
+
+    for col in ("image", "label"):
+        if not r.get(col):
+            raise MedsegError(f"{path} row {line}: the '{col}' cell is empty")
+    files = [_csv_path(path, r[col]) for col in ("image", "label", *(("prediction",) if pred else ()))]
+    for p in files:
+        if not p.exists():
+            raise ImageReadError(f"{path} row {line}: file not found: {p}")
+    phase = (r.get("phase") or "").upper() or None
+    if phase not in (None, "ED", "ES"):
+        raise MedsegError(f"{path} row {line}: phase must be ED or ES, got {phase!r}")
+    cid = case_id(files[0])
+    pair = Pair(files[0], files[1], r.get("case") or cid or files[0].name, phase, prediction=files[2] if pred else None, case_id=cid)
+    if not r.get("case"):  # named as folder mode names it: the _ED / _ES part of the name gives the phase
+        named = _with_phase(pair)
+        pair = replace(named, phase=phase or named.phase)
+    return pair
+
+
+def _csv_path(csv_path: Path, cell: str) -> Path:
+    """A PAIRS.csv cell as an absolute path: ``~`` expanded, relative to the CSV's folder, its
+    folders resolved (``..``, links), its own name kept (a linked image keeps its case id)."""
+    import os
+
+    from ._files import resolved
+
+    p = Path(os.path.expanduser(cell))
+    p = p if p.is_absolute() else csv_path.parent / p
+    return resolved(p) if p.name in ("", ".", "..") else resolved(p.parent) / p.name
+
+
+def with_predictions(pairs: list[Pair], folder: str | Path) -> list[Pair]:
+    """``pairs`` with the label file of each case in ``folder`` as its ``prediction``: named by
+    the case's batch id (``medseg batch`` writes ``OUT_DIR/<case>.nii.gz``), the image's file
+    name or the case column, + nothing or one of :data:`medseg.batch.REFERENCE_SUFFIXES`, + a
+    readable ending (as ``--prompts-from`` finds references). A case without labels that the
+    batch summary in ``folder`` (``summary.json``, else ``summary.csv``) records as
+    ``handed_over`` (every structure below ``--min-confidence``) keeps no ``prediction`` and gets
+    ``handed_over`` = its structures: not scored, counted as handed over (:func:`evaluate_pairs`).
+
+    Raises:
+        MedsegError: ``folder`` is not a folder, cases have no labels there and were not handed
+            over (all named), or every case was handed over (nothing to score).
+    """
+    from .batch import case_id, find_reference
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ImageReadError(f"--predicted must be a folder of label files, got: {folder}")
+    handed = _handed_over_cases(folder)
+    out, missing = [], []
+    for pair in pairs:
+        names = dict.fromkeys(n for n in (pair.case_id, case_id(pair.image), pair.case) if n)
+        for name in names:
+            try:
+                found = find_reference(name, folder, pair.image)
+            except MedsegError:
+                continue
+            if found.resolve() == Path(pair.label).resolve():
+                raise MedsegError(f"--predicted {folder}: the labels found there for case {pair.case} are its reference ({found.name}); "
+                                  "give the folder of the labels to score")
+            out.append(replace(pair, prediction=found))
+            break
+        else:
+            name = next((n for n in names if n in handed), None)
+            if name is not None:
+                out.append(replace(pair, handed_over=handed[name]))
+            else:
+                missing.append(next(iter(names), pair.case))
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise MedsegError(f"no labels in {folder} for {len(missing)} of {len(pairs)} cases: {shown} "
+                          "(looked for CASE.nii.gz etc., as medseg batch names its outputs; a case that failed in batch has none)")
+    if out and all(p.handed_over is not None for p in out):
+        raise MedsegError(f"--predicted {folder}: every one of the {len(out)} cases was handed over for manual review "
+                          "(status handed_over in its batch summary, no labels): nothing to score")
+    return out
+
+
+def _handed_over_cases(folder: Path) -> dict[str, tuple[str, ...]]:
+    """Batch case id -> the structures handed over, for the cases a batch summary in ``folder``
+    records with status ``handed_over`` (``summary.json``, else ``summary.csv``; an unreadable
+    or absent summary records none)."""
+    import json
+
+    rows: list = []
+    try:
+        rows = json.loads((folder / "summary.json").read_text(encoding="utf-8")).get("cases") or []
+    except (OSError, ValueError, AttributeError):
+        from ._files import read_medseg_csv
+
+        try:
+            rows = read_medseg_csv(folder / "summary.csv")  # a case id "-x" is written "'-x" (formula guard)
+        except (OSError, UnicodeDecodeError, csv.Error):
+            rows = []
+    return {str(r["case"]): tuple(str(r.get("handed_over") or "").split()) for r in rows
+            if isinstance(r, dict) and r.get("status") == "handed_over" and r.get("case")}
+
+
+def pairs_from_folder(root: str | Path) -> list[Pair]:
+    """Every image in ``root`` and its sub-folders (the cases ``medseg batch`` finds there) that
+    has its labels beside it, named as for ``medseg batch --prompts-from`` (``C`` + one of
+    :data:`medseg.batch.REFERENCE_SUFFIXES` + a readable ending, e.g. ACDC's
+    ``patient001_frame01.nii.gz`` + ``patient001_frame01_gt.nii.gz``); images without labels
+    (ACDC's ``_4d`` cine) are left out. Case = the batch case id (and without an ``_ED`` /
+    ``_ES`` part, which gives the phase: :func:`_with_phase`)."""
+    from .batch import REFERENCE_SUFFIXES, discover_cases
+
+    root = Path(root)
+    pairs = [_with_phase(Pair(Path(c.input), Path(c.reference), c.case, series=c.series, case_id=c.case)) for c in discover_cases(root, prompts_from=root)
+             if c.reference and not c.error]
+    if not pairs:
+        raise MedsegError(f"{root}: no image with its labels beside it (for image C.nii.gz: C + one of "
+                          f"{', '.join(REFERENCE_SUFFIXES)} and a readable ending)")
+    return pairs
+
+
+def _with_phase(pair: Pair) -> Pair:
+    """A name with an ED or ES part (M&Ms-2's ``001_SA_ED``, ``p1_es``) gives the phase, and the
+    name without it the case, so ED and ES of one study are scored together (LVEF, mass)."""
+    from .batch import split_phase
+
+    sp = split_phase(pair.case)
+    return replace(pair, case=sp[0], phase=sp[1]) if sp else pair
