@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from .errors import LabelMapError, MedsegError
-from .evaluation import Pair
 from .labels import DEFAULT_LABEL_MAP, LabelMap
+from .pairs import Pair
 
 
 @dataclass
@@ -225,6 +225,11 @@ def check_init_adapter(cfg: AdaptConfig) -> Path:
             set(have.get("modules_to_save") or ()) != set(want.modules_to_save or ()):
         raise MedsegError(f"--init-from {folder.name}: its LoRA ({describe(have.get('r'), have.get('target_modules'))}) does not match this run's "
                           f"({describe(want.r, want.target_modules)}); use the same --rank and --no-decoder")
+    if have.get("lora_alpha") != want.lora_alpha or have.get("rank_pattern") or have.get("alpha_pattern"):
+        # its weights, scaled by this run's lora_alpha / r, would not be the adapter it names
+        raise MedsegError(f"--init-from {folder.name}: its LoRA scaling (lora_alpha {have.get('lora_alpha')}, per-module ranks/alphas "
+                          f"{'set' if have.get('rank_pattern') or have.get('alpha_pattern') else 'none'}) is not medseg's (lora_alpha {want.lora_alpha} "
+                          f"= 2 x rank, none): it cannot be carried on")
     return folder
 
 

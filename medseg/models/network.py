@@ -26,6 +26,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+#: encoder input channels each input convention feeds (None: any, repeated from the one channel)
+INPUT_CHANNELS: dict[str, int | None] = {"unit": None, "sam": 3, "medsam": 3}
+#: the largest network a config may ask for (4 GB of float32; SAM ViT-H has 0.64 billion)
+MAX_WEIGHTS = 1.0e9
+#: the largest attention-score matrix one image may need in one encoder block (float32 bytes,
+#: heads x tokens^2; SAM ViT-H's global blocks: 16 x 4096^2 x 4 = 1.07 GB, medseg's default 1 MB)
+MAX_ATTENTION_BYTES = 4.0e9
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -54,7 +62,8 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         """Types and ranges, so that a checkpoint's header cannot ask for a network no computer
-        holds (an embed_dim of 8192 and 64 blocks: ~50 billion weights, from a 7 KB file)."""
+        holds (an embed_dim of 8192 and 64 blocks: ~50 billion weights, from a 7 KB file; a
+        4096 px image in 1 px patches: a 10.7 GB position table) nor one that fails later."""
         ints = {"img_size": (16, 4096), "patch_size": (1, 64), "in_chans": (1, 4), "embed_dim": (8, 2048), "depth": (1, 64),
                 "num_heads": (1, 64), "window_size": (0, 256), "prompt_dim": (8, 1024), "decoder_depth": (1, 16),
                 "decoder_mlp_dim": (8, 16384), "decoder_heads": (1, 64)}
@@ -62,21 +71,61 @@ class ModelConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
                 raise ValueError(f"{name} must be a whole number in {lo}..{hi}, got {v!r}")
-        if not isinstance(self.mlp_ratio, (int, float)) or not 0.25 <= self.mlp_ratio <= 16:
-            raise ValueError(f"mlp_ratio must be in 0.25..16, got {self.mlp_ratio!r}")
-        if not isinstance(self.roi_margin, (int, float)) or not 0 <= self.roi_margin <= 4:
-            raise ValueError(f"roi_margin must be in 0..4, got {self.roi_margin!r}")
-        if self.img_size % self.patch_size or self.embed_dim % self.num_heads or self.prompt_dim % self.decoder_heads:
-            raise ValueError("img_size must be a multiple of patch_size, embed_dim of num_heads, prompt_dim of decoder_heads")
+        for name, (lo, hi) in {"mlp_ratio": (0.25, 16), "roi_margin": (0, 4)}.items():
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not lo <= v <= hi:  # NaN fails the range too
+                raise ValueError(f"{name} must be a number in {lo}..{hi}, got {v!r}")
+        if not isinstance(self.use_rel_pos, bool):
+            raise ValueError(f"use_rel_pos must be true or false, got {self.use_rel_pos!r}")
+        if self.img_size % self.patch_size or self.embed_dim % self.num_heads or self.prompt_dim % (2 * self.decoder_heads):
+            raise ValueError("img_size must be a multiple of patch_size, embed_dim of num_heads, prompt_dim of 2 x decoder_heads, "
+                             f"got {self.img_size}, {self.patch_size}, {self.embed_dim}, {self.num_heads}, {self.prompt_dim}, {self.decoder_heads}")
         if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < self.depth for i in self.global_attn_indexes):
             raise ValueError(f"global_attn_indexes must be block numbers below depth {self.depth}")
         if not all(isinstance(n, str) for n in self.structures) or not isinstance(self.name, str):
             raise ValueError("structures and name must be text")
-        if self.input_norm not in ("unit", "sam", "medsam"):
+        twice = sorted({n for n in self.structures if self.structures.count(n) > 1})
+        if twice:
+            raise ValueError(f"structures must name each structure once, got {', '.join(map(repr, twice))} more than once")
+        if self.input_norm not in INPUT_CHANNELS:
             raise ValueError(f"input_norm must be unit, sam or medsam, got {self.input_norm!r}")
-        weights = self.depth * 12 * self.embed_dim**2 * self.mlp_ratio / 4  # the encoder's blocks, roughly
-        if weights > 1.5e9:  # SAM ViT-H, the largest supported, has ~0.63 billion
-            raise ValueError(f"an image encoder of ~{weights / 1e9:.0f} billion weights (depth {self.depth}, embed_dim {self.embed_dim})")
+        need = INPUT_CHANNELS[self.input_norm]
+        if need is not None and self.in_chans != need:
+            raise ValueError(f"input_norm {self.input_norm!r} feeds the encoder {need} channels: in_chans must be {need}, got {self.in_chans}")
+        weights = self.n_weights()
+        if weights > MAX_WEIGHTS:  # SAM ViT-H, the largest supported, has 0.64 billion
+            raise ValueError(f"a network of ~{weights / 1e9:.1f} billion weights (img_size {self.img_size}, patch_size {self.patch_size}, "
+                             f"embed_dim {self.embed_dim}, depth {self.depth}); at most {MAX_WEIGHTS / 1e9:.0f} billion are allowed")
+        side = self.embed_size if not self.window_size or self.global_attn_indexes else self.window_size  # tokens per attention: side^2
+        scores = 4 * self.num_heads * side**4
+        if scores > MAX_ATTENTION_BYTES:  # a small network on a fine patch grid: the first image would exhaust the memory
+            raise ValueError(f"attention over {side}x{side} tokens in {self.num_heads} heads needs {scores / 1e9:.0f} GB per image "
+                             f"(img_size {self.img_size}, patch_size {self.patch_size}, window_size {self.window_size}); "
+                             f"at most {MAX_ATTENTION_BYTES / 1e9:.0f} GB are allowed")
+
+    def n_weights(self) -> int:
+        """The number of weights (parameters and saved buffers) :func:`build_network` makes for
+        this config, counted without building anything: the encoder's position table
+        ((img_size / patch_size)^2 x embed_dim), its blocks and relative-position tables, the
+        prompt encoder, the mask decoder and the structure tokens."""
+        d, p, e, m = self.embed_dim, self.prompt_dim, self.embed_size, self.decoder_mlp_dim
+        hidden, p2, p4, p8 = int(d * self.mlp_ratio), p // 2, p // 4, p // 8
+        enc = d * self.in_chans * self.patch_size**2 + d + e * e * d  # patch embedding, position table
+        enc += self.depth * (4 * d + 4 * d * d + 4 * d + 2 * d * hidden + hidden + d)  # norms, qkv + proj, MLP
+        if self.use_rel_pos:
+            for i in range(self.depth):
+                side = self.window_size if self.window_size and i not in self.global_attn_indexes else e
+                enc += 2 * (2 * side - 1) * (d // self.num_heads)
+        enc += d * p + 9 * p * p + 4 * p  # neck
+        prompt = 2 * p2 + 6 * p + 20 + 8 + 272 + 32 + 16 * p + p  # Fourier matrix, embeddings, mask downscaling
+        cross = 4 * p * p2 + 3 * p2 + p
+        layer = 4 * p * p + 4 * p + 2 * cross + 2 * p * m + m + p + 8 * p
+        dec = self.decoder_depth * layer + cross + 2 * p + 5 * p  # transformer, iou + mask tokens
+        dec += p * p4 * 4 + p4 + 2 * p4 + p4 * p8 * 4 + p8  # output upscaling
+        dec += 4 * (2 * p * p + 2 * p + p * p8 + p8)  # hypernetwork MLPs
+        dec += p * 256 + 256 + 256 * 256 + 256 + 256 * 4 + 4  # IoU head
+        tokens = (len(self.structures) + 1) * p if self.structures else 0
+        return enc + prompt + dec + tokens
 
     @property
     def embed_size(self) -> int:
@@ -140,9 +189,14 @@ class PromptableSAM(nn.Module):
         self.structure_embed = nn.Embedding(n + 1, config.prompt_dim) if n else None
         if n:
             nn.init.normal_(self.structure_embed.weight, std=0.02)
-        if config.input_norm == "sam":
-            self.register_buffer("pixel_mean", torch.tensor(_SAM_MEAN).view(1, 3, 1, 1), persistent=False)
-            self.register_buffer("pixel_std", torch.tensor(_SAM_STD).view(1, 3, 1, 1), persistent=False)
+        self._set_constants()
+
+    def _set_constants(self, device: torch.device | str | None = None) -> None:
+        """The buffers no checkpoint holds (SAM's pixel mean and std); again after
+        :func:`materialize` has allocated a :func:`build_skeleton` network."""
+        if self.config.input_norm == "sam":
+            self.register_buffer("pixel_mean", torch.tensor(_SAM_MEAN, device=device).view(1, 3, 1, 1), persistent=False)
+            self.register_buffer("pixel_std", torch.tensor(_SAM_STD, device=device).view(1, 3, 1, 1), persistent=False)
 
     # -- helpers -------------------------------------------------------------------------
     def structure_index(self, name: str | None) -> int:
@@ -298,6 +352,25 @@ def build_network(config: ModelConfig) -> PromptableSAM:
         iou_head_hidden_dim=256,
     )
     return PromptableSAM(config, encoder, prompt_encoder, decoder)
+
+
+def build_skeleton(config: ModelConfig) -> PromptableSAM:
+    """:func:`build_network` on the meta device: every tensor's name, shape and dtype, with no
+    memory allocated and no initialisation run (what a checkpoint is checked against before a
+    byte of the network exists)."""
+    sam_modeling()  # imported outside the meta context: nothing made at import time lands there
+    with torch.device("meta"):
+        return build_network(config)
+
+
+def materialize(skeleton: PromptableSAM, state: dict[str, torch.Tensor]) -> PromptableSAM:
+    """Allocate a :func:`build_skeleton` network on the CPU and fill every tensor from ``state``
+    (``load_state_dict(strict=True)``: an exact copy, floating-point weights cast to the
+    model's float32). Check ``state`` first (``checkpoints.check_state_fits``)."""
+    model = skeleton.to_empty(device="cpu")
+    model.load_state_dict(state, strict=True)
+    model._set_constants("cpu")
+    return model
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -138,10 +138,14 @@ def _detect_sam_variant(path: Path) -> str:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception:
         raise CheckpointError(f"{path}: neither a medseg .safetensors checkpoint nor a weights-only SAM state dict") from None
-    w = state.get("image_encoder.patch_embed.proj.weight") if isinstance(state, dict) else None
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):  # as load_official_sam unwraps it
+        state = state["model"]
+    key = "image_encoder.patch_embed.proj.weight"
+    w = state.get(key) if isinstance(state, dict) else None
     dims = {768: "vit_b", 1024: "vit_l", 1280: "vit_h"}
-    if w is None or int(w.shape[0]) not in dims:
-        raise CheckpointError(f"{path}: not a SAM state dict (no image_encoder.patch_embed.proj.weight of width 768/1024/1280)")
+    if not isinstance(w, torch.Tensor) or w.dim() != 4 or int(w.shape[0]) not in dims:
+        found = "none" if w is None else f"a {w.dim()}-d tensor of shape {tuple(w.shape)}" if isinstance(w, torch.Tensor) else f"a value of type {type(w).__name__}"
+        raise CheckpointError(f"{path}: not a SAM state dict ({key} must be a 4-d tensor of width 768, 1024 or 1280 (ViT-B/L/H), found {found})")
     return dims[int(w.shape[0])]
 
 

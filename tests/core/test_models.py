@@ -67,6 +67,14 @@ def test_corrupt_safetensors_is_refused(tmp_path):
     ({"embed_dim": 2048, "depth": 64, "num_heads": 16}, "billion weights"),
     ({"global_attn_indexes": 3}, "global_attn_indexes must be a list"),
     ({"input_norm": "zscore"}, "input_norm must be"),
+    ({"input_norm": "medsam"}, "in_chans must be 3, got 1"),
+    ({"structures": ["lv", "myo", "lv"]}, "got 'lv' more than once"),
+    ({"roi_margin": False}, "roi_margin must be a number"),
+    ({"mlp_ratio": True}, "mlp_ratio must be a number"),
+    ({"use_rel_pos": "yes"}, "use_rel_pos must be true or false"),
+    ({"decoder_heads": 32}, "prompt_dim of 2 x decoder_heads"),  # segment-anything asserted (prompt_dim / 2) % heads
+    ({"prompt_dim": 33, "decoder_heads": 1}, "prompt_dim of 2 x decoder_heads"),  # odd: the Fourier features come out 32 wide
+    ({"img_size": 4096, "patch_size": 1, "embed_dim": 64}, "billion weights"),  # a 4.3 GB position table
     (None, "header is not JSON"),
 ])
 def test_a_checkpoint_header_is_checked_before_any_layer_is_built(tmp_path, change, message):
