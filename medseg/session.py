@@ -22,13 +22,14 @@ from typing import Any
 
 import numpy as np
 
+from ._session_replay import SessionReplay
 from ._threads import ThreadedPredictions
 from .enclosure import removed_text
 from .errors import EmptyImageError, GeometryError, LabelMapError, MedsegError, PromptError
 from .io.volume import Volume
 from .labels import LabelMap
 from .preprocess import normalize_intensity
-from .types import Box, Point, Prediction, SlicePrompt, index, prompt_from_json
+from .types import Box, Point, Prediction, SlicePrompt, index
 
 
 @dataclass
@@ -83,7 +84,7 @@ class _UndoStep:
 MIN_SLICE_SIDE = 16
 
 
-class Session(ThreadedPredictions):
+class Session(ThreadedPredictions, SessionReplay):
     """Interactive multi-structure segmentation of one Volume.
 
     Args:
@@ -153,6 +154,9 @@ class Session(ThreadedPredictions):
     def lock(self, name: str, locked: bool = True) -> Change:
         """Accept (lock) or unlock a structure: a locked structure is never overwritten."""
         st = self.structure(name)
+        if not isinstance(locked, (bool, np.bool_)):
+            raise PromptError(f"locked must be true or false, got {locked!r}")
+        locked = bool(locked)
         step = _UndoStep("lock", {}, {}, locks={name: st.locked}, after_locks={name: locked})
         st.locked = locked
         self._push(step)
@@ -394,6 +398,14 @@ class Session(ThreadedPredictions):
         from .propagation import auto_segment, fill_missing_frames
 
         names = structures or [s for s in self.structures if s in self.model.config.structures]
+        if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+            raise LabelMapError(f"structures must be a list of names, got {names!r}")
+        for name in names:
+            self.structure(name)
+        if frames is not None:
+            if isinstance(frames, str) or not isinstance(frames, (list, tuple, range, np.ndarray)):
+                raise PromptError(f"frames must be a list of frame indices, got {frames!r}")
+            frames = [self._where(t, 0)[0] for t in frames]
         filled: list[dict[str, Any]] = []
         probed: list[dict[str, Any]] = []
         with self._operation("auto", None) as (step, change):
@@ -458,40 +470,6 @@ class Session(ThreadedPredictions):
         from .edits import record_edits
 
         return record_edits(self, before)
-
-    def replay(self, actions: list[dict[str, Any]]) -> None:
-        """Re-run a provenance log (from :meth:`provenance`) on this session."""
-        for i, a in enumerate(actions):
-            try:
-                self._replay_one(a)
-            except (KeyError, TypeError, AttributeError) as e:
-                raise PromptError(f"action {i + 1} of the log is malformed ({type(e).__name__}: {e})") from None
-
-    def _replay_one(self, a: dict[str, Any]) -> None:
-        """One action of :meth:`replay`."""
-        op = a["op"]
-        if op == "prompt":
-            self.apply_prompt(prompt_from_json(a["prompt"]), multimask=a.get("multimask", False))
-        elif op == "propagate":
-            self.propagate(a["structure"], a["frame"], a["slice"], a.get("through", "z"), a.get("direction", "both"))
-        elif op == "auto":
-            self.auto(a.get("structures"), a.get("frames"))
-        elif op == "lock":
-            self.lock(a["structure"], a["locked"])
-        elif op == "clear":
-            self.clear(a["structure"], a.get("frame"), a.get("slice"))
-        elif op == "undo":
-            self.undo()
-        elif op == "redo":
-            self.redo()
-        elif op == "edit":
-            from .edits import replay_edit
-
-            replay_edit(self, a)
-        elif op == "review":
-            self.log.append(dict(a))
-        else:
-            raise PromptError(f"cannot replay unknown action {op!r}")
 
     def iter_structure_slices(self, name: str) -> Iterator[tuple[int, int]]:
         v = self.structure(name).value

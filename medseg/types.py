@@ -21,15 +21,17 @@ def index(value: Any, what: str) -> int:
     PromptError, not a truncation)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise PromptError(f"'{what}' must be a whole number >= 0, got {value!r}")
-    if not np.isfinite(value) or value != int(value) or value < 0:
+    if (isinstance(value, (float, np.floating)) and not np.isfinite(value)) or value != int(value) or value < 0:
         raise PromptError(f"'{what}' must be a whole number >= 0, got {value!r}")
     return int(value)
 
 
 def _coord(value: Any, what: str, finite: bool = True) -> float:
+    if isinstance(value, (bool, np.bool_)):  # float(True) would take it as 1
+        raise PromptError(f"{what} must be a number, got {value!r}")
     try:
         v = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise PromptError(f"{what} must be a number, got {value!r}") from None
     if finite and not np.isfinite(v):
         raise PromptError(f"{what} must be finite, got {value!r}")
@@ -180,12 +182,107 @@ class Prediction:
 def prompt_from_json(d: dict[str, Any]) -> SlicePrompt:
     """Inverse of :meth:`SlicePrompt.to_json` (mask prompts are not serialised); PromptError for
     a malformed entry."""
+    if not isinstance(d, dict):
+        raise PromptError(f"a prompt must be an object with a 'structure', got {d!r}")
+    if not isinstance(d.get("structure"), str):
+        raise PromptError(f"a prompt's 'structure' must be a name, got {d.get('structure')!r}")
     for key in ("points", "negative_points"):
+        if d.get(key) is not None and not isinstance(d[key], (list, tuple)):
+            raise PromptError(f"'{key}' must be a list of [y, x], got {d[key]!r}")
         for pt in d.get(key) or []:
             if not isinstance(pt, (list, tuple)) or len(pt) != 2:
                 raise PromptError(f"each of '{key}' must be [y, x], got {pt!r}")
     if d.get("box") is not None and (not isinstance(d["box"], (list, tuple)) or len(d["box"]) != 4):
         raise PromptError(f"'box' must be [y0, x0, y1, x1], got {d['box']!r}")
-    pts = tuple(Point(float(y), float(x), True) for y, x in d.get("points") or []) + tuple(Point(float(y), float(x), False) for y, x in d.get("negative_points") or [])
-    box = Box(*[float(v) for v in d["box"]]) if d.get("box") is not None else None
-    return SlicePrompt(str(d["structure"]), index(d.get("frame", 0), "frame"), index(d.get("slice", 0), "slice"), box=box, points=pts)
+    pts = tuple(Point(y, x, True) for y, x in d.get("points") or []) + tuple(Point(y, x, False) for y, x in d.get("negative_points") or [])
+    box = Box(*d["box"]) if d.get("box") is not None else None
+    return SlicePrompt(d["structure"], index(d.get("frame", 0), "frame"), index(d.get("slice", 0), "slice"), box=box, points=pts)
+
+
+
+#: the operations of a provenance log (:meth:`medseg.session.Session.replay`), and the values of
+#: a ``propagate`` action's ``through`` and ``direction``
+ACTIONS = ("prompt", "propagate", "auto", "lock", "clear", "undo", "redo", "edit", "review")
+THROUGH = ("z", "t", "zt")
+DIRECTIONS = ("both", "up", "down")
+
+
+def check_action(a: Any, shape: tuple[int, int, int, int], structures: Any, top: int = 255) -> None:
+    """Raise PromptError naming what is wrong unless ``a`` is a well-formed provenance action for
+    a (T, Z, Y, X) image of ``shape`` whose session knows ``structures`` (names) and holds labels
+    up to ``top``: an object with a known ``op``, and its fields of the right types, finite
+    numbers, indices inside the image, structure names known (what a hand-edited or truncated
+    log gets wrong; the checks that need the model or the labels come when it runs)."""
+    if not isinstance(a, dict):
+        raise PromptError(f"an action must be an object with an 'op', got {a!r}")
+    op = a.get("op")
+    if not isinstance(op, str) or op not in ACTIONS:
+        raise PromptError(f"cannot replay unknown action {op!r} (one of {', '.join(ACTIONS)})")
+    known = list(structures)
+    if op == "prompt":
+        prompt = prompt_from_json(a.get("prompt"))
+        prompt.check_inside(shape)
+        _check_name(op, prompt.structure, known)
+        _check_flag(a, "multimask", False)
+    elif op == "auto":
+        _check_auto(a, shape[0], known)
+    elif op == "edit":
+        from .edits import check_edit
+
+        check_edit(a, shape, top)
+    elif op in ("propagate", "lock", "clear", "review"):
+        _check_target(a, op, shape, known)
+
+
+def _check_name(op: str, name: Any, known: list[str], optional: bool = False) -> None:
+    if name is None and optional:
+        return
+    if name is None:
+        raise PromptError(f"{op!r} needs a 'structure' (one of this session's: {', '.join(known)})")
+    if not isinstance(name, str) or name not in known:
+        raise PromptError(f"{op!r} names structure {name!r}, not one of this session's ({', '.join(known)})")
+
+
+def _check_flag(a: dict[str, Any], key: str, default: bool | None) -> None:
+    value = a.get(key, default)
+    if not isinstance(value, bool):
+        raise PromptError(f"{a['op']!r} needs '{key}' true or false, got {value!r}")
+
+
+def _check_where(a: dict[str, Any], key: str, n: int, optional: bool) -> None:
+    """``a[key]`` (a frame or slice) is an index below ``n`` (or None when ``optional``)."""
+    if a.get(key) is None and optional:
+        return
+    if key not in a:
+        raise PromptError(f"{a['op']!r} needs a '{key}'")
+    if index(a[key], key) >= n:
+        raise PromptError(f"{a['op']!r} {key} {a[key]!r} lies outside the image's {n} {key}(s)")
+
+
+def _check_target(a: dict[str, Any], op: str, shape: tuple[int, int, int, int], known: list[str]) -> None:
+    """``propagate``, ``lock``, ``clear``, ``review``: a structure, and a frame and slice."""
+    if op != "review":
+        _check_name(op, a.get("structure"), known)
+    elif a.get("structure") is not None and not isinstance(a["structure"], str):  # a record only: any structure flagged
+        raise PromptError(f"'review' structure must be a name, got {a['structure']!r}")
+    if op == "lock":
+        _check_flag(a, "locked", None)
+        return
+    for key, n in (("frame", shape[0]), ("slice", shape[1])):
+        _check_where(a, key, n, optional=op != "propagate")
+    if op == "propagate" and (a.get("through", "z") not in THROUGH or a.get("direction", "both") not in DIRECTIONS):
+        raise PromptError(f"'propagate' through must be one of {', '.join(THROUGH)} and direction one of {', '.join(DIRECTIONS)}, "
+                          f"got {a.get('through')!r}, {a.get('direction')!r}")
+    if op == "review" and not isinstance(a.get("note", ""), str):
+        raise PromptError(f"'review' note must be text, got {a['note']!r}")
+
+
+def _check_auto(a: dict[str, Any], n_frames: int, known: list[str]) -> None:
+    names, frames = a.get("structures"), a.get("frames")
+    if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) and n in known for n in names)):
+        raise PromptError(f"'auto' structures must be a list of this session's ({', '.join(known)}), got {names!r}")
+    if frames is not None and not isinstance(frames, list):
+        raise PromptError(f"'auto' frames must be a list of frame indices, got {frames!r}")
+    for t in frames or []:
+        if index(t, "frame") >= n_frames:
+            raise PromptError(f"'auto' frame {t!r} lies outside the image's {n_frames} frame(s)")

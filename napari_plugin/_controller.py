@@ -22,6 +22,7 @@ import json
 import math
 import os
 import queue
+import re
 import sys
 import threading
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
@@ -435,27 +436,28 @@ class SegmentController:
         """Replay a saved session (provenance JSON or label sidecar) onto an empty label
         buffer; returns warnings (e.g. another model). Slow: run it in a worker."""
         doc = read_session_file(path)
+        name = Path(path).name
         prov = doc.get("provenance", doc)
+        if not isinstance(prov, Mapping):
+            raise MedsegError(f"{name}: 'provenance' must be an object holding 'actions', got {type(prov).__name__}")
         actions = prov.get("actions")
         if not isinstance(actions, list):
             raise MedsegError(f"{path}: no 'actions' list: not a medseg provenance file")
+        specs = prov.get("structures") or {}
+        if not isinstance(specs, Mapping):
+            raise MedsegError(f"{name}: 'structures' must be an object of name -> {{value, colour}}, got {type(specs).__name__}")
         warnings = _identity_warnings(prov, self.model)
         lmap = LabelMap.parse(doc.get("label_map") or prov.get("label_map") or self.label_map.to_dict())
-        colours = {k: v.get("colour") for k, v in (prov.get("structures") or {}).items() if isinstance(v, Mapping)}
+        colours = {k: v.get("colour") for k, v in specs.items()  # a colour that is no #rrggbb(aa): the default one
+                   if isinstance(v, Mapping) and isinstance(v.get("colour"), str) and re.fullmatch(r"#[0-9a-fA-F]{6}([0-9a-fA-F]{2})?", v["colour"])}
         # replayed into a buffer of its own: a session that fails part way leaves the labels,
         # the session and its undo history as they were
         scratch = np.zeros_like(self.labels)
         session = Session(self.volume, self.model, lmap, labels=scratch, cache=self.session.predictor.cache)
-        for i, action in enumerate(actions):
-            try:
-                session.replay([action])
-            except MedsegError as e:
-                raise type(e)(f"{Path(path).name}, action {i + 1} of {len(actions)}: {e}; the labels are as they were") from None
-            except (KeyError, TypeError, ValueError, IndexError) as e:
-                raise MedsegError(f"{Path(path).name}, action {i + 1} of {len(actions)} is malformed ({type(e).__name__}: {e}); "
-                                  "the labels are as they were") from None
-            if progress:
-                progress(i + 1, len(actions))
+        try:
+            session.replay(actions, progress=progress)  # every action checked first; typed errors naming its number
+        except MedsegError as e:
+            raise type(e)(f"{name}: {e}; the labels are as they were") from None
         self.labels[...] = scratch
         session.labels = self.labels  # the layer's buffer again, now holding the replayed labels
         self.session = session
@@ -471,7 +473,7 @@ def read_session_file(path: str | os.PathLike) -> dict[str, Any]:
     p = Path(path)
     try:
         doc = json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: not JSON, not UTF-8 text
         raise MedsegError(f"cannot read session file {p}: {e}") from None
     if not isinstance(doc, dict):
         raise MedsegError(f"{p}: expected a JSON object (a medseg provenance or label sidecar)")

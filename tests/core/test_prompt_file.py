@@ -39,7 +39,7 @@ def test_non_finite_frame_is_refused(tmp_path):
 
 
 def test_whole_numbers_written_as_floats_are_read():
-    from medseg.session import prompt_from_json
+    from medseg.types import prompt_from_json
 
     sp = prompt_from_json({"structure": "lv", "frame": 1.0, "slice": 3, "box": BOX})
     assert (sp.frame, sp.slice) == (1, 3)

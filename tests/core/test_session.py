@@ -219,7 +219,7 @@ def test_library_callers_mistakes_are_refused_and_numpy_indices_work(session, mo
                         (lambda: session.clear("lv", 0, 99), "outside the image's"),
                         (lambda: SlicePrompt("lv", 0, 2.5, box=Box(1, 1, 5, 5)), "'slice' must be a whole number"),
                         (lambda: SlicePrompt("rv", 0, 2, points=(Point(60, 60, False),)), "only background clicks"),
-                        (lambda: session.replay([{"op": "propagate"}]), "action 1 of the log is malformed")):
+                        (lambda: session.replay([{"op": "propagate"}]), "action 1 of 1 in the log is malformed")):
         with pytest.raises(PromptError, match=match):
             call()
     with pytest.raises(LabelMapError, match="does not fit this session's uint8 labels"):

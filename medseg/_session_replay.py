@@ -1,0 +1,88 @@
+"""Replaying a provenance log onto a :class:`medseg.session.Session` (all or nothing)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .errors import MedsegError, PromptError
+from .types import check_action, prompt_from_json
+
+#: what a malformed log that the checks missed raises inside an operation (a replay names it)
+_MALFORMED = (KeyError, TypeError, AttributeError, ValueError, IndexError, OverflowError)
+
+
+class SessionReplay:
+    """:meth:`replay` for :class:`medseg.session.Session` (a mixin: it uses the session's
+    operations, labels, log and undo history)."""
+
+    def replay(self, actions: list[dict[str, Any]], progress: Callable[[int, int], None] | None = None) -> None:
+        """Re-run a provenance log (the ``actions`` of :meth:`provenance`) on this session; all or
+        nothing: every action is checked first (:func:`medseg.types.check_action`), and a log
+        that fails part way leaves the labels, the undo history and the log as they were.
+        PromptError (or the typed error of the action that failed) naming the action's number."""
+        if not isinstance(actions, list):
+            raise PromptError(f"a provenance log's actions must be a list, got {type(actions).__name__}")
+        n, top = len(actions), int(np.iinfo(self.labels.dtype).max)
+        for i, a in enumerate(actions):
+            try:
+                check_action(a, self.volume.shape, self.structures, top)
+            except (PromptError, *_MALFORMED) as e:
+                what = str(e) if isinstance(e, PromptError) else f"{type(e).__name__}: {e}"
+                raise PromptError(f"action {i + 1} of {n} in the log is malformed: {what}") from None
+        saved = self._snapshot()
+        try:
+            for i, a in enumerate(actions):
+                try:
+                    self._replay_one(a)
+                except MedsegError as e:
+                    raise type(e)(f"action {i + 1} of {n} in the log ({a['op']}): {e}") from None
+                except _MALFORMED as e:  # what the checks missed
+                    raise PromptError(f"action {i + 1} of {n} in the log is malformed ({type(e).__name__}: {e})") from None
+                if progress:
+                    progress(i + 1, n)
+        except BaseException:
+            self._snapshot(saved)
+            raise
+
+    def _snapshot(self, saved: tuple | None = None) -> tuple:
+        """The labels, model results, locks, log and undo history (or, given ``saved``, put back)."""
+        if saved is None:
+            return (self.labels.copy(), dict(self.results), {k: s.locked for k, s in self.structures.items()},
+                    len(self.log), list(self._undo), list(self._redo))
+        self.labels[...] = saved[0]
+        self.results.clear()
+        self.results.update(saved[1])
+        for k, locked in saved[2].items():
+            self.structures[k].locked = locked
+        del self.log[saved[3]:]
+        self._undo[:], self._redo[:] = saved[4], saved[5]
+        return saved
+
+    def _replay_one(self, a: dict[str, Any]) -> None:
+        """One action of :meth:`replay`."""
+        op = a["op"]
+        if op == "prompt":
+            self.apply_prompt(prompt_from_json(a["prompt"]), multimask=a.get("multimask", False))
+        elif op == "propagate":
+            self.propagate(a["structure"], a["frame"], a["slice"], a.get("through", "z"), a.get("direction", "both"))
+        elif op == "auto":
+            self.auto(a.get("structures"), a.get("frames"))
+        elif op == "lock":
+            self.lock(a["structure"], a["locked"])
+        elif op == "clear":
+            self.clear(a["structure"], a.get("frame"), a.get("slice"))
+        elif op == "undo":
+            self.undo()
+        elif op == "redo":
+            self.redo()
+        elif op == "edit":
+            from .edits import replay_edit
+
+            replay_edit(self, a)
+        elif op == "review":
+            self.log.append(dict(a))
+        else:
+            raise PromptError(f"cannot replay unknown action {op!r}")
