@@ -46,7 +46,7 @@ def run_local(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, em
                     res = failed_result(case, f"worker error: {type(e).__name__}: {e}")
                 emit(res)  # outside the try: its OutputDiskFull stops the batch, it is no case's error
         except BaseException:  # Ctrl-C, a full disk (OutputDiskFull), an error writing the summary: stop now
-            _stop_pool(pool, options.out_dir, futures)
+            _stop_pool(pool, options.out_dir, futures, [c.case for c in pending])
             raise
         pool.shutdown(wait=True)
         attempts.update(c.case for c in broken)
@@ -56,13 +56,14 @@ def run_local(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, em
                 emit(failed_result(c, f"a worker process died {MAX_ATTEMPTS} times while this case was pending (killed, out of memory, or a crash)"))
 
 
-def _stop_pool(pool: Any, out_dir: Any, futures: Any = ()) -> None:
+def _stop_pool(pool: Any, out_dir: Any, futures: Any = (), case_ids: Sequence[str] = ()) -> None:
     """Cancel the queued cases (``futures``), end the workers (they ignore SIGINT: the parent
-    decides) and remove the temporary files a case cut short left in ``out_dir``
-    (``atomic_path``'s ``.<name>.*.tmp*``; finished outputs were renamed into place, so none is
-    half-written)."""
+    decides) and remove the temporary files a case cut short left in ``out_dir`` (those of the
+    outputs of ``case_ids``: :func:`medseg.batch.outdir.remove_stale_temp_files`; finished
+    outputs were renamed into place, so none is half-written). Other hidden files stay."""
     import multiprocessing as mp
-    from pathlib import Path
+
+    from .batch.outdir import remove_stale_temp_files
 
     # the pool's workers: its own list, which its manager thread may already have cleared, and this process's children
     procs = {p.pid: p for p in [*(getattr(pool, "_processes", None) or {}).values(), *mp.active_children()]}.values()
@@ -73,9 +74,7 @@ def _stop_pool(pool: Any, out_dir: Any, futures: Any = ()) -> None:
         p.terminate()
     for p in procs:
         p.join(timeout=10)
-    root = Path(out_dir)
-    for tmp in [*root.glob(".*.tmp*"), *root.glob("*/.*.tmp*")]:
-        tmp.unlink(missing_ok=True)
+    remove_stale_temp_files(out_dir, case_ids)
 
 
 def run_dask(cases: Sequence[CaseSpec], options: BatchOptions, scheduler: Any, emit: Callable[[Result], None]) -> None:

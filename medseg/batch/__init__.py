@@ -40,7 +40,8 @@ Rules (also in docs/batch.md):
   ED and ES = the frames of largest and smallest LV) (:func:`stack_study_rows`). A case whose
   every structure falls below ``min_confidence`` writes no labels: status ``handed_over`` and
   its record ``OUT_DIR/handed_over/<case>.json`` (:func:`handed_over_path`: the settings
-  signature, the input's sha256, the structures, confidences and review flags; atomic).
+  signature, the input's sha256, the structures, confidences and review flags; atomic). One
+  batch at a time per OUT_DIR (:func:`medseg.batch.outdir.out_dir_lock`: a second is refused).
 * **Resume.** A case is skipped when its output is complete and valid: the label file and its
   sidecar exist, the sidecar records ``command: batch``, the input's current sha256, the same
   settings signature (:meth:`BatchOptions.signature`: prompts, label map, ...) and the model
@@ -48,7 +49,7 @@ Rules (also in docs/batch.md):
   the label file reads back in full with the input's (Z, Y, X) grid (with ``review_png``: and
   the review PNG exists). The old sidecar and review PNG are deleted before a new label file is
   written, so a crash mid-case never leaves a valid-looking pair; the temporary files a killed
-  run left are removed when the next run starts (:func:`medseg.batch.run.remove_stale_temp_files`).
+  run left are removed when the next run starts (:func:`medseg.batch.outdir.remove_stale_temp_files`).
   A case handed over entirely is done when its handed-over record is valid the same way
   (``command: batch``, the input's sha256, the same signature, which holds ``min_confidence``,
   the same weights): it is not run again and keeps status ``handed_over``.

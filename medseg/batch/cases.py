@@ -386,7 +386,7 @@ def check_out_dir(out_dir: str | os.PathLike, not_these: dict[str, Any] | None =
 #: the name of the file that proves a folder writable (:func:`check_out_dir`,
 #: :func:`medseg._files.check_writable_folder`), removed at once; one left by a process killed in
 #: that moment (a worker the batch ended) is removed when the batch ends
-#: (:func:`medseg.batch.run.remove_write_probes`)
+#: (:func:`medseg.batch.outdir.remove_write_probes`)
 WRITE_PROBE_PREFIX = ".medseg-write-test-"
 
 

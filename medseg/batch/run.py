@@ -6,13 +6,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._files import sha256_path, shown, stale_temp_files, stale_temp_files_of
+from .._files import sha256_path, shown, stale_temp_files
 from ..errors import DISK_ERRNOS, MedsegError, OutputDiskFull, PromptError, SeriesNotFoundError
 from ..prompt_file import study_prompts
 from .cases import (
@@ -27,6 +26,7 @@ from .cases import (
     review_png_path,
 )
 from .cohort import _measure, echo_study_rows, stack_study_rows, write_cohort, write_summary
+from .outdir import folder_identity, out_dir_lock, remove_stale_temp_files, remove_write_probes
 
 
 class HandedOver(MedsegError):
@@ -353,10 +353,18 @@ def run_batch(cases: Sequence[CaseSpec], options: BatchOptions, workers: int = 1
     batch's and the cases' outputs are removed first.
     Raises:
         OutputDiskFull: the output disk filled or became read-only (the summary says how far it got).
+        OutputFolderBusy: another batch is writing to ``options.out_dir`` (:mod:`medseg.batch.outdir`).
     """
     options = options.absolute()
     cases = [c.absolute() for c in cases]
     check_out_dir(options.out_dir)
+    with out_dir_lock(options.out_dir):  # before the clean-up: another batch's temporary files are not stale
+        return _run_locked(cases, options, workers, scheduler, on_result)
+
+
+def _run_locked(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, scheduler: Any,
+                on_result: Callable[[Result], None] | None) -> list[Result]:
+    """:func:`run_batch` once it holds the output folder's lock."""
     remove_stale_temp_files(options.out_dir, [c.case for c in cases])
     results: dict[str, Result] = {}
 
@@ -371,9 +379,14 @@ def run_batch(cases: Sequence[CaseSpec], options: BatchOptions, workers: int = 1
         return OutputDiskFull(f"stopped: {why} ({options.out_dir}; case {res['case']}); {done} of {len(cases)} case{_s(len(cases))} done, "
                               f"{len(cases) - len(results)} case(s) not run: {fix}, then run the same command with --resume to go on")
 
+    folder = folder_identity(options.out_dir)
+
     def emit(res: Result) -> None:
         results[f"{res['case']}\0{res['input']}"] = res
         disk_full = res.pop("disk_full", False)
+        if folder_identity(options.out_dir) != folder:  # rm -rf OUT_DIR: the next write made it anew; a summary would list outputs now gone
+            raise OutputDiskFull(f"stopped: the output folder {options.out_dir} was removed or replaced while the batch ran (case {res['case']}): "
+                                 "run the same command with --resume to go on (it redoes the cases whose outputs went with it)")
         try:
             write_summary(options.out_dir, ordered(), options)
         except OSError as e:  # the output folder became read-only or full between cases
@@ -409,54 +422,6 @@ def run_batch(cases: Sequence[CaseSpec], options: BatchOptions, workers: int = 1
             raise OutputDiskFull(f"cannot write cohort.csv in {options.out_dir} ({e.strerror or e}): every case is done; "
                                  "run the same command with --resume to measure again") from None
     return ordered()
-
-
-def remove_stale_temp_files(out_dir: str | Path, case_ids: Sequence[str]) -> list[Path]:
-    """Remove the temporary files a killed run left in ``out_dir`` (:func:`medseg._files.atomic_path`'s
-    names, for the batch's own outputs and for these cases' outputs, skipped ones too; other hidden
-    files are left alone). Returns the files removed."""
-    import re
-
-    from ..io import sidecar_path
-
-    out = Path(out_dir)
-    names = ["summary.csv", "summary.json", "cohort.csv", "cohort.png"]
-    for cid in case_ids:
-        labels = output_path(out, cid)
-        names += [labels.name, sidecar_path(labels).name, review_png_path(out, cid).name]
-    stale = stale_temp_files_of(out, names)
-    stale += stale_temp_files_of(out / "handed_over", [handed_over_path(out, cid).name for cid in case_ids])
-    any_temp = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp")  # a case's SEG folder holds its SEG files alone
-    for cid in case_ids:
-        if (seg := dicom_seg_dir(out, cid)).is_dir():
-            stale += [p for p in seg.iterdir() if any_temp.match(p.name)]
-    for p in stale:
-        p.unlink(missing_ok=True)
-    return stale
-
-
-def remove_write_probes(out_dir: str | Path) -> list[Path]:
-    """Remove the files that prove a folder writable (``.medseg-write-test-*``:
-    :func:`medseg.batch.check_out_dir`, :func:`medseg._files.check_writable_folder`, which each
-    case checks its outputs with) from ``out_dir`` and its ``handed_over`` folder. Such a file
-    lives for a moment; one is left only by a process killed in that moment (the workers a batch
-    ends on Ctrl-C, a crash or a full disk), so the batch removes them when it ends, however it
-    ends. Returns the files removed."""
-    from .cases import WRITE_PROBE_PREFIX
-
-    gone = []
-    for folder in (Path(out_dir), Path(out_dir) / "handed_over"):
-        try:
-            probes = [folder / n for n in os.listdir(folder) if n.startswith(WRITE_PROBE_PREFIX)]
-        except OSError:
-            continue
-        for p in probes:
-            try:
-                p.unlink()
-            except OSError:
-                continue
-            gone.append(p)
-    return gone
 
 
 def _s(n: int) -> str:

@@ -14,7 +14,7 @@ from ._app import app, console, progress_bar
 @app.command("segment")
 def segment_command(
     image: Path = typer.Argument(..., metavar="IMAGE", help="Image file or DICOM folder."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output label file (.nii.gz, .nii, .mha, .nrrd, .seg.nrrd for 3D Slicer, or .dcm for DICOM SEG)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output label file (.nii.gz, .nii, .mha, .nrrd, .seg.nrrd for 3D Slicer, .png for a 2-D image, or .dcm for DICOM SEG)."),
     prompts: o.PromptsFile = None,
     prompts_from: Path | None = typer.Option(None, "--prompts-from", help="Reference labels to simulate box prompts from."),
     label_map: o.LabelMapText = None,
@@ -49,8 +49,15 @@ def segment_command(
         raise PromptError(f"--review-png must name a .png file, got {review_png}")
     structures = ",".join(o.parse_structures(structures, auto) or ()) or None
     modality = o.parse_modality(modality)
-    run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device, min_confidence,
-                review_png, series, modality)
+    from .batch_cmd import EXIT_SIGTERM, _sigterm_as_interrupt, _Terminated
+
+    with _sigterm_as_interrupt():  # kill PID: writes cut short are undone as on Ctrl-C (it left a review sheet without labels, temporary files)
+        try:
+            run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device,
+                        min_confidence, review_png, series, modality)
+        except _Terminated:
+            console.print("interrupted (SIGTERM): no output is left half-written", markup=False, highlight=False)
+            raise typer.Exit(EXIT_SIGTERM) from None
 
 
 def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device, min_confidence=None,
@@ -58,7 +65,7 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
     import time
 
     started = time.perf_counter()
-    from .._files import check_not_inputs, sha256_path, shown
+    from .._files import check_not_inputs, sha256_path, shown, stale_temp_files
     from ..errors import MedsegError
     from ..io import is_medseg_labels, read_sidecar, read_volume, sidecar_path, write_labels
     from ..io.readers import FROM_INTENSITIES, modality_facts
@@ -100,6 +107,9 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
               {"reference": str(Path(prompts_from).resolve()), "reference_sha256": sha256_path(prompts_from), "key_slice": key_slice} if prompts_from else {})
     prov = {**result.provenance, "input": str(Path(image).resolve()), "input_sha256": sha256_path(image), **source, "scores": result.scores, "seconds": round(result.seconds, 3), "command": "segment", **({"series": series} if series else {}),
             **modality_facts(vol)}
+    for target in (out, sidecar_path(out), review_png):  # the temporary files a run killed outright (kill -9) left
+        for stale in stale_temp_files(target) if target is not None else ():
+            stale.unlink(missing_ok=True)
     if review_png is not None:  # first: a sheet that cannot be written leaves no labels behind
         from ..review import review_png as write_review_png
 

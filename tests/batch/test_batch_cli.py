@@ -396,10 +396,10 @@ def test_ctrl_c_stops_the_worker_processes_and_their_queue(tmp_path):
         os.kill(p.pid, signal.SIGINT)
     time.sleep(0.5)
     assert all(p.is_alive() for p in procs)  # ignored by the workers
-    (tmp_path / ".case01.nii.gz.k3j2.tmp.nii.gz").write_bytes(b"half")
+    (tmp_path / ".case01.nii.gz.k3j2ab_9.tmp.nii.gz").write_bytes(b"half")
     (tmp_path / "case00.nii.gz").write_bytes(b"done")
     t1 = time.time()
-    _stop_pool(pool, tmp_path, futures)
+    _stop_pool(pool, tmp_path, futures, ["case00", "case01"])
     while any(p.is_alive() for p in procs) and time.time() - t1 < 15:  # the executor's own thread may reap them a moment later
         time.sleep(0.05)
     assert not any(p.is_alive() for p in procs)
