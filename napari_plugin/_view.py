@@ -40,6 +40,22 @@ def outside_note(layer: Any, others: Iterable[Any]) -> str | None:
     return f"'{layer.name}' lies outside the view of {names} (other world coordinates): choose it under Image to go to it."
 
 
+#: napari blendings with which a layer at full opacity hides the layers under it
+COVERING_BLENDINGS = ("translucent", "translucent_no_depth", "opaque")
+
+
+def covered_note(layer: Any, above: Iterable[Any]) -> str | None:
+    """One status line when visible, opaque images of ``above`` (the image layers drawn over
+    ``layer``) overlap it and so hide it from view, else None."""
+    hiding = [o for o in above if o is not layer and o.visible and float(o.opacity) >= 0.95
+              and str(getattr(o.blending, "value", o.blending)) in COVERING_BLENDINGS and overlaps(layer, o)]
+    if not hiding:
+        return None
+    names = ", ".join(f"'{o.name}'" for o in hiding[:2]) + (" ..." if len(hiding) > 2 else "")
+    return (f"'{layer.name}' is drawn under {names}, which hide{'s' if len(hiding) == 1 else ''} it: "
+            "hide that layer (its eye in the layer list) to see the image you prompt on.")
+
+
 def _camera(viewer: Any) -> Any:
     scene = getattr(viewer, "scene", None)
     return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera
@@ -71,6 +87,17 @@ def in_view(viewer: Any, layer: Any) -> bool:
     return bool(np.all(centre + half >= lo) and np.all(centre - half <= hi))
 
 
+def _set_point_inside(viewer: Any, axis: int, value: float, bounds: np.ndarray) -> None:
+    """Move slider ``axis`` to ``value``, or to another point inside ``bounds`` where napari
+    snaps it outside them (to its slider grid, counted from the lowest layer's start): a
+    one-slice study (an echo PNG) beside a series at other coordinates was "shown" one step
+    beside its only slice, a black canvas."""
+    for candidate in (value, *np.linspace(bounds[0], bounds[1], 9)[1:-1]):
+        viewer.dims.set_point(axis, float(candidate))
+        if bounds[0] <= float(viewer.dims.point[axis]) <= bounds[1]:
+            return
+
+
 def show_layer(viewer: Any, layer: Any) -> None:
     """Move the sliders to the middle of ``layer`` where they stand outside it, and fit the
     camera to it (the layers' data is not touched)."""
@@ -81,7 +108,7 @@ def show_layer(viewer: Any, layer: Any) -> None:
         d = lead + ax
         if d not in viewer.dims.displayed and not box[0, d - lead] <= point[d] <= box[1, d - lead]:
             mid = layer.data_to_world([s // 2 for s in layer.data.shape])[ax]  # a pixel centre
-            viewer.dims.set_point(d, float(mid))
+            _set_point_inside(viewer, d, float(mid), box[:, d - lead])
     try:
         viewer.fit_to_view(layers=[layer])
     except (AttributeError, TypeError):  # napari before 0.6: centre the camera on it

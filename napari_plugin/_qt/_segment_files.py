@@ -8,6 +8,7 @@ from pathlib import Path
 from qtpy.QtWidgets import QFileDialog
 
 from .._controller import run_with_progress
+from .._session_files import replay_length
 from . import _prompt_layers as pl
 
 
@@ -32,7 +33,7 @@ class SessionFilesMixin:
             self.status("Start a session on the image first, then load the saved session.", error=True)
             return
         b = self.binding
-        self._run_job(run_with_progress, c.load_session, path, desc="medseg: replaying session", total=0,
+        self._run_job(run_with_progress, c.load_session, path, desc="medseg: replaying session", total=replay_length(path),
                       on_done=lambda warns: self._loaded(warns, b))
 
     def _loaded(self, warns: list[str], b: pl.Binding) -> None:

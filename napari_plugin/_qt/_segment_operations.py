@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._controller import SegmentController, run_with_progress
+from .._propagation_choices import propagation_choices
 
 
 class OperationsMixin:
@@ -28,10 +29,17 @@ class OperationsMixin:
         self._on_structure_selected()
 
     def undo(self) -> None:
-        self.run_now(lambda c: c.undo())
+        self.run_now(lambda c: self._step(c, "undo"))
 
     def redo(self) -> None:
-        self.run_now(lambda c: c.redo())
+        self.run_now(lambda c: self._step(c, "redo"))
+
+    def _step(self, c: SegmentController, which: str) -> None:
+        """Undo or redo one step and say what happened: the status line kept naming the
+        operation just undone ("Propagated LV ...") as if it still stood."""
+        n = len(c.session.log)
+        change = c.undo() if which == "undo" else c.redo()
+        self.status(step_text(which, change, any(a.get("op") == which for a in c.session.log[n:])))
 
     def propagate(self) -> None:
         if self._busy:
@@ -42,6 +50,10 @@ class OperationsMixin:
         t, z = b.current_index(self.viewer)
         through = self.ui.through.currentText()
         c = b.controller
+        if through not in propagation_choices(c.volume.n_frames, c.volume.n_slices):
+            what = "frame" if through == "frames" else "slice" if through == "slices" else "frame or slice"
+            self.status(f"'{b.image.name}' has one {what}: nothing to propagate {through}.", error=True)
+            return
         total = {"slices": c.volume.n_slices, "frames": c.volume.n_frames}.get(through, c.volume.n_slices * c.volume.n_frames)
         name = c.active.upper()
         self._run_job(run_with_progress, c.propagate, t, z, through, desc=f"medseg: propagating {name}",
@@ -65,6 +77,16 @@ class OperationsMixin:
         self._run_job(run_with_progress, c.auto, frames, names, desc="medseg: automatic segmentation", total=total,
                       on_done=lambda ch: self._job_done(f"Automatic pass ({', '.join(names)}): {len(ch.regions)} slices changed."
                                                         + _removed(ch), b, "automatic pass"))
+
+
+def step_text(which: str, change: Any, done: bool) -> str:
+    """Status line after an undo or redo (``which``): what it changed, or that nothing was left."""
+    if not done:
+        return f"Nothing to {which}."
+    slices = len(change.regions)
+    what = f"{slices} slice{'s' if slices != 1 else ''} restored" if slices else "the lock state restored"
+    other = "Redo (Ctrl+Shift+Z)" if which == "undo" else "Undo (Ctrl+Z)"
+    return f"{'Undone' if which == 'undo' else 'Redone'}: {what}. {other} takes it back."
 
 
 def _removed(change: Any) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from types import SimpleNamespace
 from typing import Any
 
-from qtpy.QtCore import Qt
+from qtpy.QtCore import QSize, Qt
 from qtpy.QtGui import QColor, QIcon, QPixmap
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -41,12 +41,61 @@ def build_segment_ui(parent: QWidget, adapters: list[str]) -> SimpleNamespace:
     root.addWidget(_prompt_box(u))
     root.addWidget(_session_box(u))
 
-    u.status = QLabel("Open an image, then Start session.")
-    u.status.setWordWrap(True)
-    u.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    u.status = StatusLabel("Open an image, then Start session.")
     root.addWidget(u.status)
     parent.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)  # leave height to other docks
     return u
+
+
+class StatusLabel(QLabel):
+    """The word-wrapped status line, as tall as its lines at its width.
+
+    The widget's height is capped at its size hint (vertical policy Maximum) and a dock does
+    not ask a wrapped label its height for its width: a second or third line squeezed the
+    controls above onto each other (the structures table under the custom-structure row).
+    The label's minimum height follows its text and width instead, so the dock grows.
+    """
+
+    def __init__(self, text: str = "") -> None:
+        super().__init__(text)
+        self.setWordWrap(True)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt API)
+        super().setText(text)
+        self._fit()
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        height = self.heightForWidth(self.width()) if self.width() > 0 else -1
+        if height > 0 and height != self.minimumHeight():
+            self.setMinimumHeight(height)
+
+
+class StructureTable(QTableWidget):
+    """The structures table, as tall as its rows: no scroll bar hides the last one.
+
+    The height is asked when the layout needs it, once the table is styled; a height fixed when
+    the rows were filled used the header's placeholder height of a table not yet shown, and the
+    last row (RA) sat under a scroll bar.
+    """
+
+    def __init__(self, rows: int, columns: int) -> None:
+        super().__init__(rows, columns)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt API)
+        header = self.horizontalHeader()
+        rows = sum(self.rowHeight(r) for r in range(self.rowCount()))
+        height = max(header.height(), header.sizeHint().height()) + rows + 2 * self.frameWidth()
+        return QSize(super().sizeHint().width(), height)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt API)
+        return QSize(super().minimumSizeHint().width(), self.sizeHint().height())
 
 
 def _image_box(u: SimpleNamespace, adapters: list[str]) -> QGroupBox:
@@ -83,7 +132,7 @@ def _structures_box(u: SimpleNamespace) -> QGroupBox:
     """The structure table, the custom structure row and the lock button."""
     box = QGroupBox("Structures (1-9 select)")
     lay = QVBoxLayout(box)
-    u.structures = QTableWidget(0, 3)
+    u.structures = StructureTable(0, 3)
     u.structures.setHorizontalHeaderLabels(["Structure", "Label", "Locked"])
     u.structures.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     u.structures.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -166,8 +215,18 @@ def fill_structure_table(table: QTableWidget, specs: Iterable[Any], locked: set[
         if s.name == active:
             select = r
     table.blockSignals(False)
-    header = table.horizontalHeader().height() or 24
-    table.setFixedHeight(header + sum(table.rowHeight(r) for r in range(len(specs))) + 4)
+    table.updateGeometry()  # its height follows the rows (StructureTable.sizeHint)
     if specs:
         table.selectRow(select)
 
+
+def set_choices(combo: QComboBox, allowed: Iterable[str], current: str | None) -> None:
+    """Grey the combo box's items not in ``allowed`` and show ``current`` (None: leave it)."""
+    allowed = set(allowed)
+    model = combo.model()
+    for i in range(combo.count()):
+        item = model.item(i) if hasattr(model, "item") else None
+        if item is not None:
+            item.setEnabled(combo.itemText(i) in allowed)
+    if current is not None and combo.currentText() != current:
+        combo.setCurrentText(current)

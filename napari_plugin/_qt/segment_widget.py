@@ -28,11 +28,12 @@ from medseg.errors import MedsegError
 from .. import _view
 from .._controller import ModelProvider, SegmentController, adapter_names, default_structures, default_threads, new_structure
 from .._layers import META_PROVENANCE, META_SOURCE, volume_for_layer
+from .._propagation_choices import choice_after, propagation_choices
 from . import _prompt_layers as pl
 from ._segment_files import SessionFilesMixin
 from ._segment_operations import OperationsMixin
 from ._segment_prompts import PromptEventsMixin
-from ._segment_ui import build_segment_ui, fill_structure_table
+from ._segment_ui import build_segment_ui, fill_structure_table, set_choices
 
 if TYPE_CHECKING:
     import napari
@@ -151,6 +152,10 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
             note = _view.outside_note(event.value, images)
             if note:
                 self.status(note, error=True)
+            elif self.binding is None:  # an earlier "Open an image first" (in red) is stale now
+                shown = self.ui.image.currentText()
+                self.status(f"'{shown}': Start session to segment it." if shown == event.value.name else
+                            f"'{event.value.name}' opened: choose it under Image, then Start session.")
 
     def _images(self) -> list[Any]:
         from napari.layers import Image
@@ -173,7 +178,7 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
     def _on_image_changed(self) -> None:
         before, self._selected = self._selected, self._image_layer()
         if self._selected is not None and before is not None and self._selected is not before:
-            self._bring_into_view(self._selected)
+            self._bring_into_view(self._selected, chosen=before in self.viewer.layers)
         b = self.binding
         self.ui.start.setText("Restart session (clears labels)" if b else "Start session")
         self._show_structures()
@@ -181,12 +186,27 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
         if b is not None:
             self._update_prompt_defaults()
 
-    def _bring_into_view(self, image: Any) -> None:
-        """The study chosen lies apart from what the viewer shows: move the sliders and camera to it."""
-        if _view.in_view(self.viewer, image):
-            return
-        _view.show_layer(self.viewer, image)
-        self.status(f"Showing '{image.name}', which lies apart from the other studies: choose one under Image to go back.")
+    def _bring_into_view(self, image: Any, chosen: bool = True) -> None:
+        """The study chosen lies apart from what the viewer shows: move the sliders and camera to
+        it; one drawn under another image: say so. ``chosen``: picked by the user (not left
+        selected by a removal, whose status line stays)."""
+        notes = []
+        if not _view.in_view(self.viewer, image):
+            _view.show_layer(self.viewer, image)
+            notes.append(f"Showing '{image.name}', which lies apart from the other studies: choose one under Image to go back.")
+        notes.append(self._covered_note(image))
+        if any(notes):
+            self.status(" ".join(n for n in notes if n))
+        elif chosen:  # the line about the study chosen before is stale now
+            b = self.bindings.get(id(image))
+            self.status(f"'{image.name}': {'its session goes on' if b else 'Start session to segment it'}.")
+
+    def _covered_note(self, image: Any) -> str:
+        """A line when other images drawn over ``image`` hide it (ACDC's ED and ES frames opened
+        together: the ES frame showed while the ED session took the prompts), else ""."""
+        layers = list(self.viewer.layers)
+        above = [ly for ly in self._images() if layers.index(ly) > layers.index(image)] if image in layers else []
+        return _view.covered_note(image, above) or ""
 
     def _browse_adapter(self) -> None:
         from qtpy.QtWidgets import QFileDialog
@@ -258,6 +278,15 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
         locked = {n for n in c.structures if c.is_locked(n)} if c else set()
         active = c.active if c else None
         fill_structure_table(self.ui.structures, self._specs_now(), locked, active)
+        self._update_lock_text()
+
+    def _update_lock_text(self) -> None:
+        """The lock button names the active structure (it read a bare "Accept (lock)" until a row was clicked)."""
+        c = self.controller
+        if c is None:
+            self.ui.lock.setText("Accept (lock)")
+        else:
+            self.ui.lock.setText(f"{'Unlock' if c.is_locked(c.active) else 'Accept (lock)'} {c.active.upper()}")
 
     def _select_row(self, row: int) -> None:
         if 0 <= row < self.ui.structures.rowCount():
@@ -279,7 +308,7 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
         name = self.ui.structures.item(rows[0].row(), 0).text()
         c.set_active(name)
         self._update_prompt_defaults()
-        self.ui.lock.setText(f"Unlock {name.upper()}" if c.is_locked(name) else f"Accept (lock) {name.upper()}")
+        self._update_lock_text()
 
     def _on_add_structure(self) -> None:
         name, value = self.ui.custom_name.text(), self.ui.custom_value.value() or None
@@ -340,7 +369,8 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
             self._say_ready(*tz)
 
     def _say_ready(self, t: int, z: int) -> None:
-        self.status(f"Frame {t}, slice {z} ready: prompt away.")
+        note = self._covered_note(self.binding.image) if self.binding is not None else ""
+        self.status(f"Frame {t}, slice {z} ready: prompt away." + (f" {note}" if note else ""))
         self._ready_at = (t, z)
 
     # -- workers -------------------------------------------------------------------------
@@ -391,11 +421,16 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
     def _set_enabled(self) -> None:
         on = self.binding is not None and not self._busy
         u = self.ui
-        for w in (u.propagate, u.auto, u.undo, u.redo, u.lock, u.save, u.load, u.click_tool, u.box_tool):
+        for w in (u.propagate, u.auto, u.lock, u.save, u.load, u.click_tool, u.box_tool):
             w.setEnabled(on)
         c = self.controller
-        if on and c is not None and c.volume.n_slices * c.volume.n_frames == 1:  # one 2-D image: nothing to propagate to
-            u.propagate.setEnabled(False)
+        # as the session's history allows (a layer added or renamed turned Redo on with nothing to redo)
+        u.undo.setEnabled(on and c.session.can_undo)
+        u.redo.setEnabled(on and c.session.can_redo)
+        if c is not None:  # directions with nothing to reach greyed (one 2-D image: none, Propagate off)
+            allowed = propagation_choices(c.volume.n_frames, c.volume.n_slices)
+            set_choices(u.through, allowed, choice_after(u.through.currentText(), allowed))
+            u.propagate.setEnabled(on and bool(allowed))
         u.start.setEnabled(not self._busy)
 
     def _on_paint(self, *_: Any) -> None:
@@ -417,9 +452,7 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
             return
         b.labels.refresh(extent=False)
         b.labels.metadata[META_PROVENANCE] = b.controller.provenance()
-        c = b.controller
-        self.ui.undo.setEnabled(c.session.can_undo and not self._busy)
-        self.ui.redo.setEnabled(c.session.can_redo and not self._busy)
+        self._set_enabled()
 
     def _resync(self, b: pl.Binding) -> None:
         """Redraw a (not shown) session's prompt layers from its session."""
