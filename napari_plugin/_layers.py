@@ -99,6 +99,30 @@ def volume_for_layer(data: Any, scale: Any = None, translate: Any = None, metada
     return Volume(arr, aff, modality=modality, meta={"format": "napari-layer"})
 
 
+#: the segmentation widget's Modality choices: the image's own, or one of medseg's modalities
+MODALITY_FROM_IMAGE = "the image's"
+MODALITY_CHOICES = (MODALITY_FROM_IMAGE, "MR", "CT", "US", "OT")
+
+
+def layer_modality(metadata: Mapping[str, Any] | None) -> str:
+    """The modality of the Volume kept in a layer's ``metadata`` ("OT" when none is kept: a
+    PNG, an array from the console)."""
+    kept = (metadata or {}).get(META_VOLUME)
+    return kept.modality if isinstance(kept, Volume) and kept.modality else "OT"
+
+
+def with_modality(volume: Volume, choice: str) -> Volume:
+    """``volume`` as the modality chosen in the widget (``MODALITY_FROM_IMAGE``: as it is), as
+    ``--modality`` does on the command line: an echo saved as PNG records none ("OT"), and its
+    zero-click pass segmented the RV, not the LA; a CT saved without Hounsfield units got MR
+    intensity normalisation."""
+    if choice == MODALITY_FROM_IMAGE or choice == volume.modality:
+        return volume
+    if choice not in MODALITY_CHOICES:
+        raise ValueError(f"modality must be one of {', '.join(MODALITY_CHOICES)}, got {choice!r}")
+    return volume.with_array(volume.array, modality=choice, meta={**volume.meta, "modality_from": "chosen in napari"})
+
+
 def label_map_for_layer(metadata: Mapping[str, Any] | None, data: np.ndarray | None = None) -> LabelMap:
     """The label map kept in a label layer's metadata, else medseg's default map extended with
     ``label<N>`` for values it does not name (so any label layer can be written and measured)."""

@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
 )
 
 from .._controller import THROUGH
+from .._layers import MODALITY_CHOICES
 
 
 def build_segment_ui(parent: QWidget, adapters: list[str]) -> SimpleNamespace:
@@ -119,8 +120,13 @@ def _image_box(u: SimpleNamespace, adapters: list[str]) -> QGroupBox:
     adapter_row.addWidget(u.adapter_browse)
     u.device = QComboBox()
     u.device.addItems(["cpu", "cuda"])
+    u.modality = QComboBox()
+    u.modality.addItems(MODALITY_CHOICES)
+    u.modality.setToolTip("The image's modality, as --modality on the command line: what a PNG or NIfTI does not record "
+                          "(an echo saved as PNG: US, so Auto segments LV, MYO and LA). Takes effect at Start session.")
     u.start = QPushButton("Start session")
     form.addRow("Image", u.image)
+    form.addRow("Modality", u.modality)
     form.addRow("Model", u.model)
     form.addRow("Adapter", adapter_row)
     form.addRow("Device", u.device)

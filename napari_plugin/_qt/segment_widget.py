@@ -27,7 +27,7 @@ from medseg.errors import MedsegError
 
 from .. import _view
 from .._controller import ModelProvider, SegmentController, adapter_names, default_structures, default_threads, new_structure
-from .._layers import META_PROVENANCE, META_SOURCE, volume_for_layer
+from .._layers import META_PROVENANCE, META_SOURCE, MODALITY_CHOICES, MODALITY_FROM_IMAGE, layer_modality, volume_for_layer, with_modality
 from .._propagation_choices import choice_after, propagation_choices
 from . import _prompt_layers as pl
 from ._segment_files import SessionFilesMixin
@@ -180,6 +180,8 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
         if self._selected is not None and before is not None and self._selected is not before:
             self._bring_into_view(self._selected, chosen=before in self.viewer.layers)
         b = self.binding
+        own = layer_modality(self._selected.metadata) if self._selected is not None else "OT"
+        self.ui.modality.setItemText(0, f"{MODALITY_FROM_IMAGE} ({own})")  # what "the image's" is, for this image
         self.ui.start.setText("Restart session (clears labels)" if b else "Start session")
         self._show_structures()
         self._set_enabled()
@@ -235,7 +237,7 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
     def _bind(self, image: Any, loaded: Any) -> None:
         old = self.bindings.get(id(image))
         specs = list(old.controller.structures.values()) if old else list(self._specs)
-        volume = volume_for_layer(image.data, image.scale, image.translate, image.metadata)
+        volume = with_modality(volume_for_layer(image.data, image.scale, image.translate, image.metadata), MODALITY_CHOICES[self.ui.modality.currentIndex()])
         buffer = _zeros_like_labels(volume.shape, max(s.value for s in specs))
         try:
             ctl = SegmentController(volume, buffer, loaded, specs, source=image.metadata.get(META_SOURCE))
