@@ -138,7 +138,7 @@ _NAMED_CONTROLS = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 def shown(text: Any) -> str:
     r"""``text`` (a path, a case id, or a message naming them) as a console line or a plot title
     can show it, on one line and unambiguous: a byte of a file name that is not UTF-8 (Python's
-    surrogate escape ``\udce9``) as ``\xe9``, as ``ls -b`` writes it; newline, carriage return and
+    surrogate escape ``\udce9``) as ``\xe9`` (``ls -b`` writes the same byte in octal, ``\351``); newline, carriage return and
     tab as ``\n``, ``\r``, ``\t`` (a case named ``new<newline>line`` broke the batch's console line);
     other control characters as ``\x1b`` (an ESC would drive the terminal); another lone surrogate
     as ``\ud800``. For display only: files keep their names, and outputs record them as they are

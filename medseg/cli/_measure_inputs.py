@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .._files import shown
 from ..errors import LabelMapError
 
 
@@ -117,7 +118,7 @@ def _segmented_images(paths: list[Path], say: bool = False) -> list[tuple[Path, 
             if isinstance(src, str) and say:
                 from ._app import console
 
-                console.print(f"note: {p}'s sidecar names the image {src}, which is not there (from this folder); "
+                console.print(f"note: {shown(p)}'s sidecar names the image {shown(src)}, which is not there (from this folder); "
                               "overlay.png shows contours alone: pass --image", markup=False, highlight=False, soft_wrap=True)
             return None
         frame = prov.get("frame") if isinstance(prov.get("frame"), int) and not isinstance(prov.get("frame"), bool) else None

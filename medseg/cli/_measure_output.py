@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .._files import shown
 from ..errors import GeometryError, MedsegError
 from ._app import stdout
 
@@ -119,7 +120,7 @@ def _summary(report: dict, output: Path) -> None:
             es_frame = report["es_frame"]
             parts.append(f"ED frame {report['ed_frame']}, ES frame {'n/a' if es_frame is None else es_frame}")
         parts.append(_flags_text(report["flags"]))
-        stdout.print(f"{'; '.join(parts)} -> {output}", markup=False, highlight=False, soft_wrap=True)
+        stdout.print(f"{'; '.join(parts)} -> {shown(output)}", markup=False, highlight=False, soft_wrap=True)
         return
     if "lv" in report:
         lv = report["lv"]
@@ -128,7 +129,7 @@ def _summary(report: dict, output: Path) -> None:
         parts.append(f"LV {_v(report['volumes_ml'].get('lv'), ' mL')}")
     parts.append(f"mass {_v(report['lv_mass_g'], ' g')}")
     parts.append(_flags_text(report["flags"]))
-    stdout.print(f"{'; '.join(parts)} -> {output}", markup=False, highlight=False, soft_wrap=True)
+    stdout.print(f"{'; '.join(parts)} -> {shown(output)}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _finite(v: Any) -> bool:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from .._files import shown
 from ._app import app, console, progress_bar
 
 
@@ -81,9 +82,9 @@ def adapt_command(
 
         state = Path(str(out) + ".state") / "state.pt"
         if state.is_file() and not resume:
-            console.print(f"note: {state.parent} of an interrupted run is started over (--resume continues it)", markup=False)
+            console.print(f"note: {shown(state.parent)} of an interrupted run is started over (--resume continues it)", markup=False)
         elif resume and not state.is_file():
-            console.print(f"note: nothing to resume ({state.parent} is not there): training from the start", markup=False)
+            console.print(f"note: nothing to resume ({shown(state.parent)} is not there): training from the start", markup=False)
         try:
             meta = run_adapt(train_pairs, val_pairs, lmap, cfg, progress=report)
         except KeyboardInterrupt:
@@ -96,4 +97,4 @@ def adapt_command(
     b, a = meta["validation_dice"]["base"], meta["validation_dice"]["adapted"]
     summary = ", ".join(f"{k} {b.get(k, float('nan')):.3f} -> {a[k]:.3f}" for k in a if not k.startswith("auto_"))
     scores = f"validation Dice base -> adapted: {summary}" if summary else "no --val pairs: the last step is kept, unscored"
-    console.print(f"adapter written to {out} ({meta['training']['steps']} steps, {meta['training']['seconds']:.0f} s); {scores}", markup=False, soft_wrap=True)
+    console.print(f"adapter written to {shown(out)} ({meta['training']['steps']} steps, {meta['training']['seconds']:.0f} s); {scores}", markup=False, soft_wrap=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from .._files import shown
 from ._app import app, console
 
 
@@ -24,4 +25,4 @@ def demo_command(
         raise ImageWriteError(f"{out} is a file; the demo writes a folder: choose another name")
     check_writable_folder(out)
     with console.status("running the demo on a synthetic short-axis cine..."):
-        run_demo(out, device=device, seed=seed, log=lambda s: console.print(s, highlight=False))
+        run_demo(out, device=device, seed=seed, log=lambda s: console.print(shown(s), markup=False, highlight=False))

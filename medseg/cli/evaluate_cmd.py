@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from .._files import shown
 from . import _options as o
 from ._app import app, console, progress_bar
 
@@ -78,9 +79,9 @@ def evaluate_command(
     write_json_atomic(out, result)
     s = result["summary"]
     dice = ", ".join(f"{k} {v:.3f}" for k, v in s["dice"].items())
-    how = f"labels in {predicted}" if predicted else ("the pairs' predictions" if scoring else f"prompt={prompt}")
-    console.print(f"{s['n_cases']} cases, {how}: Dice {dice}; wrote {out}", markup=False)
-    unscored = sorted({f"{c['case']} ({', '.join(c['not_predicted'])})" for c in result["cases"] if c.get("not_predicted")})
+    how = f"labels in {shown(predicted)}" if predicted else ("the pairs' predictions" if scoring else f"prompt={prompt}")
+    console.print(f"{s['n_cases']} cases, {how}: Dice {dice}; wrote {shown(out)}", markup=False)
+    unscored = sorted({f"{shown(c['case'])} ({', '.join(c['not_predicted'])})" for c in result["cases"] if c.get("not_predicted")})
     if unscored:
         console.print(f"not scored, absent from the predicted labels' map: {'; '.join(unscored[:5])}"
                       + (f" and {len(unscored) - 5} more" if len(unscored) > 5 else ""), markup=False)
@@ -94,16 +95,16 @@ def evaluate_command(
         console.print(f"LVEF medseg - reference: bias {ef['bias']:+.1f} pts, 95 % limits of agreement {ef['loa'][0]:+.1f} to {ef['loa'][1]:+.1f}", markup=False)
     handed = s.get("handed_over")
     if handed:
-        shown = [f"{c['case']}{' ' + c['phase'] if c['phase'] else ''} ({'no labels: ' if c['entire'] else ''}{', '.join(c['structures'])})"
+        listed = [f"{shown(c['case'])}{' ' + c['phase'] if c['phase'] else ''} ({'no labels: ' if c['entire'] else ''}{', '.join(c['structures'])})"
                  for c in handed["cases"]]
         entire = f" ({handed['n_cases_entire']} cases entirely)" if handed["n_cases_entire"] else ""
-        console.print(f"handed over for manual review, not scored: {handed['n_volumes']} structure-volumes{entire}: {'; '.join(shown[:5])}"
-                      + (f" and {len(shown) - 5} more" if len(shown) > 5 else ""), markup=False)
+        console.print(f"handed over for manual review, not scored: {handed['n_volumes']} structure-volumes{entire}: {'; '.join(listed[:5])}"
+                      + (f" and {len(listed) - 5} more" if len(listed) > 5 else ""), markup=False)
     line = _review_line(s)
     if line:
         console.print(line, markup=False)
     if plots is not None:
-        console.print(f"plots: {', '.join(Path(v).name for v in result['plots'].values())} in {plots}", markup=False)
+        console.print(f"plots: {', '.join(Path(v).name for v in result['plots'].values())} in {shown(plots)}", markup=False)
 
 
 def _review_line(s: dict) -> str | None:

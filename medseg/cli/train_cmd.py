@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from .._files import shown
 from ._app import app, console
 
 
@@ -71,7 +72,7 @@ def train_command(
         probe_batches=probe, mode_probs=probs,
     )
     summary = _run(cfg)
-    console.print(f"trained {summary['steps']} steps ({summary['samples']} samples, {summary['samples_per_s']:.0f}/s); best score {summary['best_score']:.4f}; checkpoints in {out}", markup=False, soft_wrap=True)
+    console.print(f"trained {summary['steps']} steps ({summary['samples']} samples, {summary['samples_per_s']:.0f}/s); best score {summary['best_score']:.4f}; checkpoints in {shown(out)}", markup=False, soft_wrap=True)
 
 
 def _mode_probs(text: str) -> tuple[float, ...]:
@@ -107,7 +108,7 @@ def _make_pack(data: Path, target: Path) -> Path:
     if not data.is_dir():
         raise MedsegError(f"data folder not found: {data}")
     if target.is_file():
-        console.print(f"using existing pack {target}", markup=False)
+        console.print(f"using existing pack {shown(target)}", markup=False)
         return target
     with Progress(SpinnerColumn(), TextColumn("packing {task.description}: {task.completed} slices"), console=console) as bar:
         task = bar.add_task("", total=None)
