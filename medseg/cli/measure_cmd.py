@@ -184,13 +184,22 @@ def _check_outputs(output: Path, csv_path: Path | None, labels: dict[str, Path |
     """The report and CSV may not replace an input, nor a labels file's medseg sidecar (its label
     map and provenance: ``measure seg.nii.gz -o seg.json`` would have replaced it)."""
     from .._files import check_not_inputs
+    from ..errors import ImageWriteError
     from ..io import sidecar_path
 
     inputs: dict[str, Any] = {k: v for k, v in labels.items() if v is not None}
     inputs.update({f"image {p}": p for p in images})
     for k, p in list(inputs.items()):
-        if k in labels and sidecar_path(p) != Path(p) and sidecar_path(p).is_file():
-            inputs[f"sidecar JSON of the {k}"] = sidecar_path(p)
+        side = sidecar_path(p)
+        if k not in labels or side == Path(p):
+            continue
+        if side.is_file():
+            inputs[f"sidecar JSON of the {k}"] = side
+            continue
+        for what, out in (("report", output), ("CSV", csv_path)):  # no sidecar yet: the report would become one
+            if out is not None and Path(out).resolve() == side.resolve():
+                raise ImageWriteError(f"{out}: the {what} would be read as the sidecar JSON of the {k} {Path(p).name} (medseg keeps the "
+                                      f"label map of {Path(p).name} under that name); name it {side.stem}_report{side.suffix} or write it elsewhere")
     check_not_inputs({"report": output, "CSV": csv_path}, inputs)
 
 

@@ -193,7 +193,7 @@ def test_echo_clip_gives_the_curve_ed_es_and_plots(tmp_path, capsys):
     widths = [19.0, 21.0, 18.0, 15.0, 16.0, 20.0]
     shape = (int(130 / ECHO_PX), int(110 / ECHO_PX))
     clip = _echo_file(tmp_path / "clip.nii.gz", np.stack([echo_view(w, 60.0 + w, False, shape=shape) for w in widths]))
-    out = tmp_path / "clip.json"
+    out = tmp_path / "clip_report.json"
     assert run_cli(["measure", clip, "-o", str(out), "--plots", str(tmp_path / "plots")]) == 0  # medseg's map: lv=1
     rep = json.loads(out.read_text())
     assert rep["method"] == "single_plane_disks_clip" and (rep["ed_frame"], rep["es_frame"]) == (1, 3)
@@ -281,6 +281,24 @@ def test_the_report_never_replaces_the_labels_or_their_sidecar(files, tmp_path, 
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1
     assert {p: p.read_bytes() for p in before} == before and not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.parametrize("option", ["-o", "--csv"])
+def test_a_report_named_as_the_labels_sidecar_is_refused_before_there_is_one(files, tmp_path, capsys, option):
+    """``measure lab.nii.gz -o lab.json`` on labels without a sidecar wrote the report where
+    their sidecar goes: the same command then said "would replace the sidecar JSON", and every
+    later command read the report as the labels' (broken) sidecar."""
+    import shutil
+
+    lab = tmp_path / "lab.nii.gz"
+    shutil.copy(files["ed"], lab)
+    target = tmp_path / "lab.json"
+    other = ["-o", str(tmp_path / "r.json")] if option == "--csv" else []
+    assert run_cli(["measure", str(lab), "--label-map", ACDC_MAP, option, str(target), *other]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "would be read as the sidecar JSON of the labels lab.nii.gz" in err and "lab_report.json" in err
+    assert len(err.splitlines()) == 1 and not target.exists() and not (tmp_path / "r.json").exists()
+    assert run_cli(["measure", str(lab), "--label-map", ACDC_MAP, "-o", str(tmp_path / "lab_report.json")]) == 0
 
 
 def test_label_map_comes_from_the_labels_sidecar(files, tmp_path):
@@ -446,8 +464,8 @@ def test_measure_flags_an_implausible_lv_mass_as_segment_does(tmp_path):
     thick[:, r < 18] = 2  # a 7-pixel (10 mm) wall
     thick[:, r < 10.5] = 1
     ok = _save(tmp_path / "ok.nii.gz", thick, np.diag([1.5, 1.5, 10.0, 1.0]))
-    assert run_cli(["measure", ok, "--label-map", "lv=1,myo=2", "-o", str(tmp_path / "ok.json")]) == 0
-    rep = json.loads((tmp_path / "ok.json").read_text())
+    assert run_cli(["measure", ok, "--label-map", "lv=1,myo=2", "-o", str(tmp_path / "ok_report.json")]) == 0
+    rep = json.loads((tmp_path / "ok_report.json").read_text())
     assert 20 <= rep["lv_mass_g"] <= 400 and not any(f["code"].endswith("_implausible") for f in rep["flags"])
 
 
