@@ -77,19 +77,19 @@ def run_cli(argv: list[str] | None = None) -> int:
         console.print(f"[bold red]error:[/] {escape(_one_line(e))}", highlight=False, soft_wrap=True)
         return 1
     except typer.Exit as e:
-        return _exit(e)
+        return _exit(e, argv)
     except typer.Abort:
         console.print("aborted")
         return 130
     except KeyboardInterrupt:
-        _say_interrupted()
+        _say_interrupted(argv)
         return 130
     except Exception as e:  # click usage errors and unexpected failures
         if _is_usage_error(e):  # click's, or the copy of click that typer >= 0.29 vendors
             e.show()  # type: ignore[attr-defined]
             return int(e.exit_code)  # type: ignore[attr-defined]
         if type(e).__name__ == "Exit" and isinstance(getattr(e, "exit_code", None), int):
-            return _exit(e)
+            return _exit(e, argv)
         if os.environ.get("MEDSEG_DEBUG"):
             raise
         if isinstance(e, OSError) and e.filename and e.strerror:  # a full disk, a file too large, permissions
@@ -107,23 +107,31 @@ def run_cli(argv: list[str] | None = None) -> int:
         )
         return 1
     if rv == 130:  # Ctrl-C: typer turns KeyboardInterrupt into Exit(130), which click returns here
-        _say_interrupted()
+        _say_interrupted(argv)
     return rv if isinstance(rv, int) else 0
 
 
-def _say_interrupted() -> None:
-    console.print("interrupted: outputs written so far are complete; a batch goes on with --resume")
+def _say_interrupted(argv: list[str] | None) -> None:
+    """What Ctrl-C left: a batch goes on with --resume; another command wrote nothing half-way."""
+    command = _command_name(argv)
+    console.print("interrupted: outputs written so far are complete; the same command with --resume goes on" if command == "batch" else
+                  f"interrupted: {'medseg ' + command if command else 'medseg'} left no output half-written", highlight=False)
+
+
+def _command_name(argv: list[str] | None) -> str | None:
+    """The medseg command being run (``batch``, ``segment``, ...), from the arguments (None: the process's)."""
+    return next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), None)
 
 
 #: errors of a write that fills or cannot touch the disk: a one-line message, not "unexpected"
 _DISK_ERRNOS = (*DISK_ERRNOS, errno.EFBIG, errno.EIO)
 
 
-def _exit(e: BaseException) -> int:
+def _exit(e: BaseException, argv: list[str] | None) -> int:
     """A typer/click Exit's code; Ctrl-C (typer turns KeyboardInterrupt into Exit(130)) says so."""
     code = int(getattr(e, "exit_code", 0) or 0)
     if code == 130:
-        _say_interrupted()
+        _say_interrupted(argv)
     return code
 
 
