@@ -94,6 +94,12 @@ def _csv_path(csv_path: Path, cell: str) -> Path:
 
     p = Path(os.path.expanduser(cell))
     p = p if p.is_absolute() else csv_path.parent / p
+    if not p.exists():  # a CSV of raw file-name bytes that are not UTF-8 (read as cp1252): the name as those bytes
+        try:
+            raw = Path(os.fsdecode(os.fspath(p).encode("cp1252")))
+        except UnicodeEncodeError:
+            raw = p
+        p = raw if raw.exists() else p
     return resolved(p) if p.name in ("", ".", "..") else resolved(p.parent) / p.name
 
 

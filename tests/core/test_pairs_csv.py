@@ -119,6 +119,17 @@ def test_a_spreadsheets_csv_is_read_as_subjects_files_are(data, tmp_path, encodi
     assert (q.image, q.label, q.case) == (d / "p1;x,y.nii.gz", d / "p1;x,y_gt.nii.gz", "-case")
 
 
+def test_file_names_written_as_their_raw_bytes_are_found(data, tmp_path):
+    """A CSV written by a script on Linux holds a name that is not UTF-8 as its bytes
+    (``caf\xe9``); read as cp1252 it named "café" in UTF-8, another file: not found."""
+    d = os.fsencode(tmp_path)
+    for suffix in (b"", b"_gt"):
+        shutil.copy(data / "data" / f"p1_ED{suffix.decode()}.nii.gz", os.fsdecode(d + b"/caf\xe9" + suffix + b".nii.gz"))
+    (tmp_path / "pairs.csv").write_bytes(b"image,label\ncaf\xe9.nii.gz,caf\xe9_gt.nii.gz\n")
+    (q,) = read_pairs(tmp_path / "pairs.csv")
+    assert os.fsencode(q.image) == d + b"/caf\xe9.nii.gz" and q.label.is_file() and q.case == os.fsdecode(b"caf\xe9")
+
+
 def test_an_evaluate_csv_reads_back_as_pairs(data, tmp_path):
     """evaluate --csv writes image, label, case and phase: a case "-x" (written "'-x") comes back."""
     from medseg._files import csv_text
