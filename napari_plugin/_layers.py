@@ -153,3 +153,10 @@ def label_colour_dict(label_map: LabelMap, colours: Mapping[str, str] | None = N
     for i, (name, v) in enumerate(label_map.values.items()):
         out[v] = (colours or {}).get(name) or colour_for(name, i)
     return out
+
+
+def label_features(label_map: LabelMap) -> dict[str, list[Any]]:
+    """A label layer's ``features`` naming its structures (``index`` = label value), so napari's
+    status bar names the structure under the cursor ("structure: lv")."""
+    items = sorted(label_map.values.items(), key=lambda kv: kv[1])
+    return {"index": [0] + [v for _, v in items], "structure": ["background"] + [k for k, _ in items]}

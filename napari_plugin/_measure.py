@@ -260,7 +260,9 @@ def draw_report(fig: Any, report: Mapping[str, Any], columns: int | None = None)
         spots = [(0, slice(None))] + [(1 + k // columns, k % columns) for k in range(n - 1)]
     axes = iter(spots)  # each added when drawn: fig.axes = plot, bullseye, its colour bar, ...
     volumes = fig.add_subplot(grid[next(axes)])
-    draw_volumes(volumes, report, compact=True)
+    draw_volumes(volumes, _relative_bars(report), compact=True)
+    if report.get("mode") == "echo" and not report.get("spacing_known"):
+        volumes.set_ylabel("volume (% of EDV)")
     _two_line_ticks(volumes)
     if n == 1:
         return
@@ -270,6 +272,44 @@ def draw_report(fig: Any, report: Mapping[str, Any], columns: int | None = None)
         thickening = report["wall_thickening_pct"]
         draw_bullseye(fig.add_subplot(grid[next(axes)]), as_bullseye_values(thickening), compact=True, quantity="thickening",
                       title=f"Wall thickening (global {_fmt(thickening.get('global'))} %)")
+
+
+def _relative_bars(report: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An apical ED + ES report without pixel spacing (no volumes in mL) with its LV bars in %
+    of EDV (ED 100, ES 100 - EF), as an echo clip's curve is drawn: in mL they were an empty plot."""
+    lv = report.get("lv")
+    if report.get("mode") != "echo" or report.get("spacing_known") or not isinstance(lv, Mapping):
+        return report
+    ef = lv.get("ef_pct")
+    if ef is None or not math.isfinite(ef):
+        return report
+    return {**report, "lv": {**lv, "edv_ml": 100.0, "esv_ml": 100.0 - float(ef)}}
+
+
+def in_use(label_map: Any, present: Any) -> Any:
+    """medseg's default map (lv=1 ... pa=7, the map of labels that name no structures) cut to lv,
+    myo, rv and the structures whose values ``present`` holds, as ``medseg measure`` does: a
+    short-axis stack has no aorta to flag ``absent_structure``. Any other map is returned as is.
+
+    Args:
+        label_map: the LabelMap to measure with; present: the label values in the layers."""
+    from medseg.labels import DEFAULT_LABEL_MAP
+
+    if {k: v for k, v in label_map.values.items() if not k.startswith("label")} != DEFAULT_LABEL_MAP.values:
+        return label_map
+    held = {int(x) for x in present}
+    return label_map.subset([n for n, v in label_map.values.items() if n in ("lv", "myo", "rv") or v in held])
+
+
+def default_map_note(label_map: Any, present: Any) -> str:
+    """What the status line adds when a layer that names no structures (another tool's file) is
+    measured with medseg's values, as ``medseg measure`` notes without ``--label-map``.
+
+    Args:
+        label_map: the LabelMap measured with; present: the label values in the layers."""
+    values = ",".join(f"{k}={v}" for k, v in label_map.values.items() if v in {int(x) for x in present})
+    return (f"These labels name no structures: read with medseg's values ({values}); for another data set's "
+            "values type its Label map (ACDC lv=3,myo=2,rv=1; CAMUS lv=1,myo=2,la=3).")
 
 
 def _two_line_ticks(ax: Any) -> None:

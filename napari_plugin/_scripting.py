@@ -67,9 +67,10 @@ def measure_layer(labels_layer: Any, es_layer: Any = None, **options: Any) -> di
     import numpy as np
 
     from ._layers import in_layer_map, label_map_for_layer, volume_for_layer
-    from ._measure import measure_labels
+    from ._measure import in_use, measure_labels
 
     like = volume_for_layer(labels_layer.data, labels_layer.scale, labels_layer.translate, labels_layer.metadata)
     es = None if es_layer is None else in_layer_map(np.asarray(es_layer.data), es_layer.metadata, label_map_for_layer(labels_layer.metadata))
     values = np.unique(np.asarray(labels_layer.data)) if es is None else np.union1d(np.unique(labels_layer.data), np.unique(es))
-    return measure_labels(np.asarray(labels_layer.data), like, label_map_for_layer(labels_layer.metadata, values), es, **options)
+    lmap = in_use(label_map_for_layer(labels_layer.metadata, values), values)  # as `medseg measure`: no absent aorta
+    return measure_labels(np.asarray(labels_layer.data), like, lmap, es, **options)

@@ -37,7 +37,7 @@ from medseg.errors import MedsegError
 from medseg.labels import LabelMap
 
 from .. import _measure as m
-from .._layers import as_4d, in_layer_map, label_map_for_layer, volume_for_layer
+from .._layers import META_LABEL_MAP, as_4d, in_layer_map, label_colour_dict, label_features, label_map_for_layer, volume_for_layer
 
 if TYPE_CHECKING:
     import napari
@@ -56,6 +56,9 @@ class MeasureWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.report: dict[str, Any] | None = None
+        self._run = 0  # the measurement whose result may be shown (a later one, or a cleared panel, drops it)
+        self._measuring = False
+        self._note = ""  # what the status line adds to "Measured: ..."
         self._build()
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
         self.viewer.layers.events.removed.connect(self._refresh_layers)
@@ -96,10 +99,11 @@ class MeasureWidget(QWidget):
         row.addWidget(self.export_btn)
         root.addLayout(row)
         self.tabs = QTabWidget()
-        self.table = self._table(["Quantity", "Value", "Unit"])
-        self.segments = self._table(["Seg", "AHA segment", "Mean mm", "Max mm", "Thickening %"])
+        self.table = self._table(["Quantity", "Value", "Unit"], stretch=1)
+        self.segments = self._table(["Seg", "AHA segment", "Mean mm", "Max mm", "Thickening %"], stretch=1)
         self.flags = QListWidget()
         self.flags.setWordWrap(True)
+        self.flags.setSpacing(3)  # wrapped flags ran into one another
         self.tabs.addTab(self.table, "Summary")
         self.tabs.addTab(self.segments, "Wall thickness")
         self.tabs.addTab(self.flags, "Flags")
@@ -176,13 +180,19 @@ class MeasureWidget(QWidget):
         return s
 
     @staticmethod
-    def _table(headers: list[str]) -> QTableWidget:
+    def _table(headers: list[str], stretch: int) -> QTableWidget:
+        """Columns fitted to their text but column ``stretch``, which takes the width left and
+        wraps a long value (an echo clip's method pushed the Unit column out of view)."""
         t = QTableWidget(0, len(headers))
         t.setHorizontalHeaderLabels(headers)
         t.verticalHeader().setVisible(False)
-        t.verticalHeader().setDefaultSectionSize(20)
-        t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        t.horizontalHeader().setStretchLastSection(True)
+        t.verticalHeader().setMinimumSectionSize(20)
+        t.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        t.setWordWrap(True)
+        header = t.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(False)
         return t
 
     def _refresh_layers(self, *_: Any) -> None:
@@ -218,8 +228,8 @@ class MeasureWidget(QWidget):
         if es_name not in (NONE, "") and es_name in self.viewer.layers:
             es_layer = self.viewer.layers[es_name]
             if not np.allclose(np.asarray(es_layer.scale)[-2:], np.asarray(layer.scale)[-2:], rtol=1e-3):
-                raise ValueError(f"the ES layer {es_name!r} has another pixel size than {name!r} "
-                                 f"({tuple(np.round(es_layer.scale[-2:], 3))} vs {tuple(np.round(layer.scale[-2:], 3))} mm): not one study's grid")
+                raise ValueError(f"the ES layer {es_name!r} has another pixel size than {name!r} ({_mm(es_layer.scale)} vs "
+                                 f"{_mm(layer.scale)} mm): not one study's grid")
             es = np.array(as_4d(np.asarray(es_layer.data)))
             if not es.any():
                 raise ValueError(f"the ES label layer {es_name!r} is empty: segment end-systole first, or choose (none)")
@@ -231,7 +241,7 @@ class MeasureWidget(QWidget):
         if es is not None:  # an ES layer keeping another label map: matched by structure name
             es = in_layer_map(es, self.viewer.layers[es_name].metadata, chosen or label_map_for_layer(layer.metadata))
         values = np.unique(data) if es is None else np.union1d(np.unique(data), np.unique(es))
-        lmap = chosen or label_map_for_layer(layer.metadata, values)
+        lmap = chosen or m.in_use(label_map_for_layer(layer.metadata, values), values)
         opts = {"height_cm": self.height_cm.value(), "weight_kg": self.weight_kg.value(), "heart_rate": self.heart_rate.value(),
                 "sex": None if self.sex.currentText() == "–" else self.sex.currentText()}
         return data, like, lmap, es, opts
@@ -246,15 +256,38 @@ class MeasureWidget(QWidget):
             self.clear_report()
             self.status.setText(str(e))
             return
+        named = self._show_map(lmap)
+        self._note = m.default_map_note(lmap, np.unique(data)) if named and not self.label_map.text().strip() else ""
         self.measure_btn.setEnabled(False)
         self.status.setText("Measuring…")
+        self._run += 1
+        run, self._measuring = self._run, True
         worker = create_worker(m.measure_labels, data, like, lmap, es, _progress={"desc": "medseg: measuring"},
                                _ignore_errors=True, **opts)
-        worker.returned.connect(self.show_report)
-        worker.errored.connect(self._failed)
-        worker.finished.connect(lambda: self.measure_btn.setEnabled(True))
+        worker.returned.connect(lambda report: self.show_report(report) if run == self._run else None)
+        worker.errored.connect(lambda e: self._failed(e) if run == self._run else None)
+        worker.finished.connect(self._finished)
         self._worker = worker
         worker.start()
+
+    def _finished(self) -> None:
+        self._measuring = False
+        self.measure_btn.setEnabled(True)
+
+    def _show_map(self, lmap: LabelMap) -> list[str]:
+        """Colour the chosen label layers that keep no label map of their own (another tool's
+        files, ACDC's ``_gt``) with the structures of the map they are measured with, and name
+        them (napari's status bar: "structure: lv"); returns their names."""
+        from napari.utils.colormaps import DirectLabelColormap
+
+        named = []
+        for name in dict.fromkeys((self.labels_combo.currentText(), self.es_combo.currentText())):
+            layer = self.viewer.layers[name] if name in self.viewer.layers else None
+            if layer is not None and META_LABEL_MAP not in layer.metadata:
+                layer.colormap = DirectLabelColormap(color_dict=label_colour_dict(lmap))
+                layer.features = label_features(lmap)
+                named.append(name)
+        return named
 
     def show_report(self, report: dict[str, Any]) -> None:
         self.report = report
@@ -268,15 +301,20 @@ class MeasureWidget(QWidget):
         self._share_split()
         self.export_btn.setEnabled(True)
         mode = MODES.get(report.get("mode", ""), str(report.get("mode", "")))
-        self.status.setText(f"Measured: {mode}.")
+        self.status.setText(f"Measured: {mode}. {self._note}".strip())
 
     def _failed(self, e: BaseException) -> None:
+        self._measuring = False  # its own failure: said below, not as a change of layers
         self.clear_report()
         self.status.setText(f"{type(e).__name__}: {e}")
 
     def clear_report(self, *_: Any) -> None:
-        """Empty the table, plots and export: what they showed belongs to another measurement."""
+        """Empty the table, plots and export: what they showed belongs to another measurement
+        (one still running is dropped when it returns: it measured what is no longer chosen)."""
         self.report = None
+        if self._measuring:
+            self._run += 1
+            self.status.setText("The labels chosen changed while measuring: that measurement was dropped; Measure again.")
         for table in (self.table, self.segments):
             table.setRowCount(0)
         self.flags.clear()
@@ -309,11 +347,23 @@ class MeasureWidget(QWidget):
                 self.status.setText(str(e))
 
 
+def _mm(scale: Any) -> str:
+    """A layer's pixel size as "1.484 x 1.484" (rows x columns; numpy's repr wrote np.float64(1.484))."""
+    return " x ".join(f"{float(v):.3f}".rstrip("0").rstrip(".") for v in np.asarray(scale, dtype=float)[-2:])
+
+
 class _UnitSpin(QDoubleSpinBox):
     """A spin box never squeezed below its size hint: Qt sizes that from the font metrics of the
     longest value with its unit ("250 cm", "300 bpm") and the step buttons of the current style;
-    squeezed in the dock it showed "172 c"."""
+    squeezed in the dock it showed "172 c". napari's style sheet sets a minimum width (70 px
+    + padding), which layouts take instead of the hint: it is raised to the hint when polished."""
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt API)
         hint = super().minimumSizeHint()
         return QSize(max(hint.width(), self.sizeHint().width()), hint.height())
+
+    def event(self, event: Any) -> bool:
+        done = super().event(event)
+        if event.type() in (QEvent.Type.Polish, QEvent.Type.StyleChange, QEvent.Type.FontChange):
+            self.setMinimumWidth(max(self.minimumWidth(), self.sizeHint().width()))
+        return done

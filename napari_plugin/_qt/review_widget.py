@@ -22,6 +22,7 @@ from qtpy.QtWidgets import QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, 
 
 from medseg.errors import MedsegError
 
+from .._controller import run_with_progress
 from .._review import ReviewList, ReviewRow
 
 if TYPE_CHECKING:
@@ -128,13 +129,15 @@ class ReviewWidget(QWidget):
             return
         review, image = ReviewList(seg.controller.session), seg.binding.image
 
-        def job() -> Any:
+        def job(progress: Any) -> Any:
             try:
-                return review.check()
+                return review.check(progress)
             except Exception as e:  # shown here; the worker would only report it to the other dock
                 return e
 
-        if not seg.run_job(job, desc="medseg: checking the segmentation", on_done=lambda res: self._checked(review, image, res)):
+        total = 0 if seg.busy else review.slices_to_score()  # napari's bar counts the slices scored
+        if not seg.run_job(run_with_progress, job, desc="medseg: checking the segmentation", total=total,
+                           on_done=lambda res: self._checked(review, image, res)):
             self._say("The segmentation widget is busy: Check again when it is done.", error=True)
             return
         self.check_btn.setEnabled(False)
