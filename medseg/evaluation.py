@@ -63,15 +63,33 @@ def point_prompts(labels: np.ndarray, label_map: LabelMap) -> PromptSet:
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice of two boolean masks of any shape (1 when both are empty); plain numpy, for the
-    many small per-slice comparisons where MONAI's tensor round trip costs more than the sum."""
+    """Dice of two boolean masks of one shape (1 when both are empty); plain numpy, for the
+    many small per-slice comparisons where MONAI's tensor round trip costs more than the sum.
+    0/1 arrays are taken as masks; label maps are refused (compare one structure:
+    ``dice(pred == v, ref == v)``), as are masks of different shapes (MedsegError)."""
+    a, b = _mask(a, "a"), _mask(b, "b")
+    if a.shape != b.shape:
+        raise MedsegError(f"dice needs two masks of one shape, got {a.shape} and {b.shape}")
     s = int(a.sum()) + int(b.sum())
     return float(2 * (a & b).sum() / s) if s else 1.0
 
 
+def _mask(m: np.ndarray, name: str) -> np.ndarray:
+    m = np.asarray(m)
+    if m.dtype == bool:
+        return m
+    if not np.issubdtype(m.dtype, np.number) or not np.isin(m, (0, 1)).all():
+        raise MedsegError(f"dice: {name} must be a boolean mask (or 0/1), got {m.dtype} values beyond 0 and 1: "
+                          "for label maps compare one structure, dice(pred == v, ref == v)")
+    return m.astype(bool)
+
+
 def dice_hd95(pred: np.ndarray, ref: np.ndarray, spacing_zyx: tuple[float, float, float]) -> tuple[float, float]:
-    """3-D Dice and HD95 (mm) of two boolean (Z, Y, X) masks via MONAI. HD95 is NaN when
-    either mask is empty; Dice is 1 when both are empty."""
+    """3-D Dice and HD95 (mm) of two boolean (Z, Y, X) masks via MONAI, ``spacing_zyx`` in mm
+    (``Volume.spacing``). Both empty: (1.0, 0.0); one empty: HD95 NaN. Masks as for :func:`dice`."""
+    pred, ref = _mask(pred, "pred"), _mask(ref, "ref")
+    if pred.shape != ref.shape or pred.ndim != 3:
+        raise MedsegError(f"dice_hd95 needs two (Z, Y, X) masks of one shape, got {pred.shape} and {ref.shape}")
     import torch
     from monai.metrics import compute_dice, compute_hausdorff_distance
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .errors import PromptError
-from .io.volume import Volume
+from .io.volume import Volume, require_volume
 from .labels import DEFAULT_LABEL_MAP, LabelMap
 from .prompt_file import PromptSet
 
@@ -88,8 +88,12 @@ def segment_volume(
     """Segment a study.
 
     Args:
+        volume: the image, a :class:`~medseg.io.Volume` ``(T, Z, Y, X)`` (``medseg.io.read_volume``);
+            an array or a path is a MedsegError.
+        model: a loaded model (:func:`medseg.models.load_model`).
         prompts: box/click prompts; prompts whose index is in ``prompts.propagate`` (or all,
-            with ``propagate``) are propagated through slices (``through`` "z", "t", "zt").
+            with ``propagate``) are propagated through slices (``through`` "z"), frames ("t") or
+            both ("zt").
         auto: zero-click pass first (for ``auto_structures``), then any prompts refine it.
         label_map: values of the written labels (default: the prompts' map, else medseg's values
             for the structures asked for: prompted, and zero-click's).
@@ -109,12 +113,14 @@ def segment_volume(
     """
     from .session import Session
 
+    volume = require_volume(volume)
     if prompts is None and not auto:
         raise PromptError("nothing to do: give prompts (--prompts / --prompts-from) or --auto")
     if prompts is not None and not isinstance(prompts, PromptSet):
         raise PromptError(f"prompts must be a PromptSet (medseg.prompt_file: load_prompts_file, parse_prompts, prompts_from_labels), "
                           f"got {type(prompts).__name__}")
     label_map = LabelMap.parse(label_map) if label_map is not None else None
+    _check_options(through, auto_structures)
     if auto and auto_structures:
         known = [s for s in model.config.structures if s != "generic"]
         unknown = [s for s in auto_structures if s not in known]
@@ -153,6 +159,15 @@ def segment_volume(
     if handed:
         prov["handed_over"] = handed
     return SegmentResult(session.labels, lmap, prov, scores, seg_seconds, conf_json, handed, conf_s)
+
+
+def _check_options(through: str, auto_structures: tuple[str, ...] | None) -> None:
+    """PromptError for a ``through`` or ``auto_structures`` a library caller got wrong (a string
+    of names was taken letter by letter)."""
+    if through not in ("z", "t", "zt"):
+        raise PromptError(f"through must be z, t or zt, got {through!r}")
+    if isinstance(auto_structures, str) or not all(isinstance(s, str) for s in auto_structures or ()):
+        raise PromptError(f"auto_structures must be a tuple of structure names, e.g. ('lv', 'myo'), got {auto_structures!r}")
 
 
 def _confidence(session, min_confidence: float | None) -> tuple[dict[str, Any], list[str], float]:

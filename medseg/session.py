@@ -26,7 +26,7 @@ from ._session_replay import SessionReplay
 from ._threads import ThreadedPredictions
 from .enclosure import removed_text
 from .errors import EmptyImageError, GeometryError, LabelMapError, MedsegError, PromptError
-from .io.volume import Volume
+from .io.volume import Volume, require_volume
 from .labels import LabelMap
 from .preprocess import normalize_intensity
 from .types import Box, Point, Prediction, SlicePrompt, index
@@ -84,6 +84,13 @@ class _UndoStep:
 MIN_SLICE_SIDE = 16
 
 
+def _require_prompt(prompt: Any) -> SlicePrompt:
+    if not isinstance(prompt, SlicePrompt):
+        raise PromptError(f"prompt must be a medseg.types.SlicePrompt(structure, frame, slice, box=..., points=...) "
+                          f"(a prompts-file entry: medseg.types.prompt_from_json), got {type(prompt).__name__}")
+    return prompt
+
+
 class Session(ThreadedPredictions, SessionReplay):
     """Interactive multi-structure segmentation of one Volume.
 
@@ -93,12 +100,16 @@ class Session(ThreadedPredictions, SessionReplay):
         label_map: structure -> label value of ``labels`` (default: medseg's map).
         labels: optional caller-owned uint8/uint16 buffer of the Volume's shape (napari's
             label layer data); a new zero buffer otherwise.
+        cache: optional :class:`medseg.embeddings.EmbeddingCache` shared between sessions.
+
+    Prompts are :class:`~medseg.types.SlicePrompt` s in voxel indices (frame, slice, then
+    row y, column x); a volume that is not a Volume (an array, a path) is a MedsegError.
     """
 
     def __init__(self, volume: Volume, model, label_map: LabelMap | str | None = None, labels: np.ndarray | None = None, cache=None) -> None:
         from .predictor import SlicePredictor
 
-        self.volume = volume
+        self.volume = volume = require_volume(volume)
         self.model = model
         self.label_map = LabelMap.parse(label_map)
         if model is None or not hasattr(model, "config"):
@@ -195,6 +206,7 @@ class Session(ThreadedPredictions, SessionReplay):
     def predict(self, prompt: SlicePrompt, mask_logits: bool = True, multimask: bool = False) -> Prediction:
         """Run the model for a prompt (no state change). With ``mask_logits`` and an earlier
         result for this structure on this slice, refinement clicks reuse its logits and ROI."""
+        _require_prompt(prompt)
         prompt.check_inside(self.volume.shape)
         if self.blank(prompt.frame, prompt.slice):
             raise EmptyImageError(f"frame {prompt.frame}, slice {prompt.slice} holds no signal (every pixel has the same value): nothing to segment there")
@@ -205,7 +217,7 @@ class Session(ThreadedPredictions, SessionReplay):
 
     def apply_prompt(self, prompt: SlicePrompt, multimask: bool = False) -> Change:
         """Predict ``prompt`` and write the structure's mask on that slice (one undo step)."""
-        self.structure(prompt.structure)
+        self.structure(_require_prompt(prompt).structure)
         pred = self.predict(prompt, multimask=multimask)
         with self._operation("prompt", prompt.structure) as (step, change):
             self._write(step, change, prompt.structure, prompt.frame, prompt.slice, pred, prompt.to_json())

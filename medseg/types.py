@@ -72,7 +72,10 @@ class Box:
 
     @classmethod
     def from_mask(cls, mask: np.ndarray) -> Box | None:
-        """Tight box around a 2-D boolean mask, or None when the mask is empty."""
+        """Tight box around a 2-D (Y, X) boolean mask, or None when the mask is empty."""
+        mask = np.asarray(mask)
+        if mask.ndim != 2:
+            raise PromptError(f"Box.from_mask needs one slice's (Y, X) mask, got shape {mask.shape}")
         ys, xs = np.nonzero(mask)
         if ys.size == 0:
             return None
@@ -94,6 +97,34 @@ class Box:
 MAX_POINTS = 128
 
 
+def _as_box(box: Any) -> Box | None:
+    """A Box, from a Box or 4 numbers (y0, x0, y1, x1); PromptError otherwise."""
+    if box is None or isinstance(box, Box):
+        return box
+    if isinstance(box, (list, tuple, np.ndarray)) and np.shape(box) == (4,):
+        return Box(*(v.item() if isinstance(v, np.generic) else v for v in box))
+    raise PromptError(f"box must be a Box or 4 numbers (y0, x0, y1, x1), got {box!r:.80}")
+
+
+def _as_points(points: Any) -> tuple[Point, ...]:
+    """Clicks as Points, from Points or (y, x) pairs (positive); PromptError otherwise."""
+    try:
+        items = () if isinstance(points, (str, bytes, dict, Point)) else tuple(points)
+    except TypeError:
+        items = ()
+    if not items and not (isinstance(points, (list, tuple, np.ndarray)) and len(points) == 0):
+        raise PromptError(f"points must be a list of Point or (y, x) pairs, got {points!r:.80}")
+    out = []
+    for p in items:
+        if isinstance(p, Point):
+            out.append(p)
+        elif isinstance(p, (list, tuple, np.ndarray)) and np.shape(p) == (2,):
+            out.append(Point(p[0], p[1]))
+        else:
+            raise PromptError(f"a click must be a Point or a (y, x) pair, got {p!r:.80}")
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class SlicePrompt:
     """Prompts for one structure on one 2-D slice.
@@ -101,8 +132,10 @@ class SlicePrompt:
     Attributes:
         structure: structure name (``lv``, ``myo``, ``rv``, ... or a custom name).
         frame, slice: indices into the Volume's (T, Z) axes.
-        box: optional box; points: clicks; mask: optional (Y, X) bool mask prompt (for
-            example the previous slice's result during propagation).
+        box: optional :class:`Box`, or 4 numbers ``(y0, x0, y1, x1)`` (inclusive pixel indices).
+        points: clicks: :class:`Point` s, or ``(y, x)`` pairs (positive clicks).
+        mask: optional (Y, X) bool mask prompt (for example the previous slice's result during
+            propagation).
     """
 
     structure: str
@@ -115,7 +148,15 @@ class SlicePrompt:
     def __post_init__(self) -> None:
         object.__setattr__(self, "frame", index(self.frame, "frame"))
         object.__setattr__(self, "slice", index(self.slice, "slice"))
-        object.__setattr__(self, "points", tuple(self.points))
+        if not isinstance(self.structure, str):
+            raise PromptError(f"structure must be a name such as 'lv', got {self.structure!r}")
+        object.__setattr__(self, "box", _as_box(self.box))
+        object.__setattr__(self, "points", _as_points(self.points))
+        if self.mask is not None:
+            mask = np.asarray(self.mask)
+            if mask.ndim != 2 or not (mask.dtype == bool or np.issubdtype(mask.dtype, np.number)):
+                raise PromptError(f"mask prompt must be a (Y, X) boolean array, got {mask.dtype} of shape {mask.shape}")
+            object.__setattr__(self, "mask", mask)
         if len(self.points) > MAX_POINTS:  # the decoder's attention grows with their square: 8000 asked for 2 GB
             raise PromptError(f"prompt for {self.structure!r} on slice {self.slice}, frame {self.frame} has {len(self.points)} clicks; "
                               f"at most {MAX_POINTS} (a box and a few clicks say where a structure is)")

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GeometryError
-from .volume import Volume
+from .volume import Volume, require_volume
 
 #: 4x4 matrix that flips world LPS <-> RAS (it is its own inverse).
 LPS_RAS_FLIP: np.ndarray = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -240,6 +240,7 @@ def check_same_grid(image: Volume, labels: Volume, what: str, atol_mm: float = 1
     ``labels`` may have one frame (T = 1) for a multi-frame image, or the same T.
     ``what`` names the label input in the message (e.g. a file name).
     """
+    image, labels = require_volume(image, "image"), require_volume(labels, what)
     same_shape = image.grid_shape == labels.grid_shape
     same_aff = bool(np.allclose(labels.affine, image.affine, atol=atol_mm, rtol=rtol))
     if not (same_shape and same_aff):

@@ -49,7 +49,7 @@ def read_volume(path: str | os.PathLike, series: str | None = None, modality: st
         ImageReadError: missing, empty, corrupt, unsupported or non-finite input.
         GeometryError: missing/zero spacing or geometry that cannot form one grid.
     """
-    p = Path(path).expanduser()
+    p = _as_path(path)
     if series is not None and str(series).strip():
         if not p.is_dir():
             raise ImageReadError(f"--series picks a series of a DICOM folder; {p} is not a folder")
@@ -119,7 +119,7 @@ def read_label_volume(path: str | os.PathLike) -> Volume:
         LabelMapError: non-integer, non-finite or negative values, or a colour label image
             (the message names the file).
     """
-    p = Path(path).expanduser()
+    p = _as_path(path)
     vol = _read(p, labels=True)
     from .writers import CARDIAC_TIMING, read_sidecar
 
@@ -157,6 +157,17 @@ def read_label_volume(path: str | os.PathLike) -> Volume:
         dtype = np.uint8 if hi < 256 else (np.uint16 if hi < 65536 else np.int32)
         return vol.with_array(arr.astype(dtype))
     return vol
+
+
+def _as_path(path: str | os.PathLike) -> Path:
+    """``path`` as a Path, or an :class:`ImageReadError` naming what was given (an array, a Volume or
+    None gave a TypeError from pathlib)."""
+    if isinstance(path, (str, os.PathLike)):
+        return Path(path).expanduser()
+    got = f"a numpy array of shape {path.shape}" if isinstance(path, np.ndarray) else type(path).__name__
+    hint = {np.ndarray: "; an array in memory needs no reading: medseg.io.Volume(array (T, Z, Y, X), affine) wraps it",
+            Volume: "; a Volume is read already"}.get(type(path), "")
+    raise ImageReadError(f"path must be a file or folder name (str or os.PathLike), got {got}{hint}")
 
 
 def _read(p: Path, labels: bool) -> Volume:

@@ -20,7 +20,7 @@ from .._files import atomic_path
 from ..errors import ImageWriteError
 from ..labels import LabelMap
 from .geometry import ORIENTATION_ATOL
-from .volume import Volume
+from .volume import Volume, require_volume
 
 #: structure name -> SNOMED CT code name in pydicom's code dictionary (``codes.SCT.<name>``)
 STRUCTURE_CODES: dict[str, str] = {
@@ -100,6 +100,7 @@ def check_dicom_source(like: Volume) -> None:
     """Raise a one-line :class:`ImageWriteError` unless ``like`` can be a DICOM SEG's source:
     read from DICOM, every image with patient position and orientation, one series (highdicom
     builds a SEG over one series' images; cheap: no file is read)."""
+    like = require_volume(like, "like (the DICOM image the labels were made on)")
     if like.meta.get("format") != "dicom" or not like.meta.get("files"):
         raise ImageWriteError(
             f"DICOM SEG needs an image read from DICOM; this one was read as {like.meta.get('format') or 'unknown'} "

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import GeometryError, ImageReadError
+from ..errors import GeometryError, ImageReadError, MedsegError
 
 AXES: tuple[str, str, str, str] = ("t", "z", "y", "x")
 
@@ -170,6 +170,17 @@ class Volume:
         if len(self.meta.get("series_instance_uids") or ()) > 1:  # e.g. a cine saved one series per slice
             d["series_merged"] = len(self.meta["series_instance_uids"])
         return d
+
+
+def require_volume(obj: Any, what: str = "image") -> Volume:
+    """``obj`` when it is a :class:`Volume`; else a one-line :class:`~medseg.errors.MedsegError`
+    naming what was given and how to make one (a library caller passing a numpy array or a path
+    got an AttributeError from deep inside)."""
+    if isinstance(obj, Volume):
+        return obj
+    got = f"a numpy array of shape {obj.shape}" if isinstance(obj, np.ndarray) else f"{type(obj).__name__} {obj!r:.80}"
+    raise MedsegError(f"{what} must be a medseg.io.Volume (medseg.io.read_volume(path), or Volume(array (T, Z, Y, X), "
+                      f"affine 4x4 voxel (x, y, z) -> RAS mm)), got {got}")
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 from .._files import _jsonable, atomic_path, write_json_atomic
 from ..errors import GeometryError, ImageWriteError, LabelMapError, MedsegError
 from ..labels import LabelMap
-from .volume import Volume
+from .volume import Volume, require_volume
 
 #: output ending -> writer kind
 OUTPUT_FORMATS: dict[str, str] = {
@@ -207,9 +207,16 @@ def validate_labels(labels: np.ndarray, like: Volume, label_map: LabelMap) -> np
     Args:
         labels: (Z, Y, X) or (T, Z, Y, X) integer (or bool) array; T is 1 or ``like.n_frames``.
             A (Y, X) array is accepted for single-slice images (Z = 1) and returned as (1, Y, X).
-        like: the image the labels were made on.
+            A label :class:`Volume` (``read_label_volume``) on ``like``'s grid gives its array.
+        like: the image the labels were made on (a :class:`Volume`; anything else is a MedsegError).
         label_map: the values allowed besides 0 (background).
     """
+    like = require_volume(like, "like (the image the labels were made on)")
+    if isinstance(labels, Volume):  # a label Volume (read_label_volume): on like's grid, then its array
+        from .geometry import check_same_grid
+
+        check_same_grid(like, labels, "labels")
+        labels = labels.array
     a = np.asarray(labels)
     if a.dtype == bool:
         a = a.astype(np.uint8)
@@ -245,7 +252,8 @@ def write_labels(
 
     Args:
         labels: (Z, Y, X) or (T, Z, Y, X) integer array on ``like``'s grid (T = 1 or all frames);
-            (Y, X) for a single-slice image.
+            (Y, X) for a single-slice image; or a label Volume on that grid. Values: 0 background,
+            else a value of ``label_map``.
         like: the image (its affine, and for NIfTI inputs its header, are reused).
         path: output file; the ending picks the format (.nii.gz, .nii, .mha, .nrrd, .seg.nrrd, .png, .dcm).
         label_map: structure -> value of ``labels`` (a LabelMap, "lv=1,myo=2" or a mapping).
@@ -266,6 +274,9 @@ def write_labels(
     out = Path(path)
     kind = output_kind(out)
     lm = LabelMap.parse(label_map)
+    if provenance is not None and not isinstance(provenance, Mapping):
+        raise ImageWriteError(f"provenance must be a dict (e.g. SegmentResult.provenance, Session.provenance()) or None, "
+                              f"got {type(provenance).__name__}")
     arr = validate_labels(labels, like, lm)
     if kind in ("itk", "slicer-seg") and arr.ndim == 4 and arr.shape[0] > 1:
         check_output(out, like)  # a 4-D NRRD or Slicer segmentation is refused

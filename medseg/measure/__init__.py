@@ -6,7 +6,7 @@ Main entry points (imported lazily)::
 
     measure_phase(labels, affine, label_map) -> dict        # one (Z, Y, X) phase
     measure_ed_es(labels_ed, labels_es, affine, label_map, height_cm=.., weight_kg=..) -> dict
-    measure_cine(labels_tzyx, affine, label_map, frame_times_s=..) -> dict
+    measure_cine(labels, affine, label_map, frame_times_s=..) -> dict  # (T, Z, Y, X)
     measure_echo(a4c_ed, a4c_es, a2c_ed, a2c_es, spacing_a4c_mm=.., spacing_a2c_mm=..) -> dict
     measure_echo_clip(labels_tyx, spacing_mm=..) -> dict      # one apical view over the cycle
 

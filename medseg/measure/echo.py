@@ -20,12 +20,14 @@ Label images are 2-D ``(Y, X)`` integer arrays; spacing is ``(dy, dx)`` mm per p
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
+from ..io.volume import Volume
 from ..labels import LabelMap
 from .geometry import MeasurementError, StackGeometry, stack_geometry
 from .qc import make_flag, phase_at_clip_end, ray_coverage
@@ -177,11 +179,25 @@ def check_long_axis_view(labels: np.ndarray, lmap: LabelMap, geom: StackGeometry
                                "short-axis stack")
 
 
+def _echo_array(labels: Any, want: str, cut: str) -> np.ndarray:
+    """Echo labels as an array of ``want`` axes; a MeasurementError naming what is allowed for a
+    path, a Volume (which of its axes to take, and that its spacing goes in separately) or
+    another shape."""
+    if isinstance(labels, (str, bytes, os.PathLike)):
+        raise MeasurementError(f"echo labels must be a {want} label array, got the path {os.fsdecode(labels)!r}: read it "
+                               f"with medseg.io.read_label_volume(path) and pass vol.array{cut}, spacing vol.spacing[1:]")
+    if isinstance(labels, Volume):
+        raise MeasurementError(f"echo labels must be a {want} label array, got a Volume of shape {labels.shape}: pass "
+                               f"vol.array{cut}, and its pixel spacing as vol.spacing[1:] when vol.spacing_known")
+    arr = np.asarray(labels)
+    if arr.ndim != len(want.split(",")):
+        raise MeasurementError(f"echo labels must be a {want} label array, got shape {arr.shape}")
+    return arr
+
+
 def view_measures(labels: np.ndarray, lmap: LabelMap, spacing_mm: tuple[float, float] | None) -> dict[str, Any]:
     """Per view and phase: long axis, disk diameters (mm), LV and LA areas (mm^2) and lengths."""
-    arr = np.asarray(labels)
-    if arr.ndim != 2:
-        raise MeasurementError(f"echo labels must be a 2-D (Y, X) image, got shape {arr.shape}")
+    arr = _echo_array(labels, "(Y, X)", "[0, 0]")
     geom = plane_geometry(arr.shape, spacing_mm)
     check_values(arr, lmap)
     lv = arr == lmap["lv"]
@@ -306,9 +322,7 @@ def measure_echo_clip(
         spacing), ``volume_curve_rel`` ({"lv": volume / EDV or None per frame}) and
         ``frame_times_s`` when given.
     """
-    arr = np.asarray(labels_tyx)
-    if arr.ndim != 3:
-        raise MeasurementError(f"an echo clip's labels must be (T, Y, X), got shape {arr.shape}")
+    arr = _echo_array(labels_tyx, "(T, Y, X)", "[:, 0]")
     lmap = LabelMap.parse(label_map)
     check_values(arr, lmap)
     if frame_times_s is not None and len(frame_times_s) != arr.shape[0]:

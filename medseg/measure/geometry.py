@@ -16,6 +16,7 @@ Conventions (see docs/measurement.md):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -170,6 +171,9 @@ def as_label_array(labels: Any, ndim: int) -> np.ndarray:
     A Volume (always 4-D) with one frame is accepted for ``ndim=3``. Float arrays must hold
     whole numbers. Raises :class:`MeasurementError` otherwise.
     """
+    if isinstance(labels, (str, bytes, os.PathLike)):
+        raise MeasurementError(f"labels must be a label array or a label Volume, got the path {os.fsdecode(labels)!r}: "
+                               "read it with medseg.io.read_label_volume(path)")
     arr = np.asarray(getattr(labels, "array", labels))
     if ndim == 3 and arr.ndim == 4:
         if arr.shape[0] != 1:

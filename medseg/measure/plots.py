@@ -22,6 +22,7 @@ import numpy as np
 
 from .._files import atomic_path
 from ..labels import STRUCTURE_COLOURS, LabelMap
+from .geometry import MeasurementError
 
 # Bullseye ring layout: (segments, inner radius, outer radius, start angle of the first one)
 _RINGS = (((1, 2, 3, 4, 5, 6), 3.0, 4.0, 60.0), ((7, 8, 9, 10, 11, 12), 2.0, 3.0, 60.0),
@@ -189,17 +190,34 @@ def _finish_volume_axes(ax: Any, st: _Style, unit: str = "mL") -> None:
 
 
 def bullseye_png(wall_thickness: dict[str, Any], path: str | Path, stat: str = "mean", title: str | None = None) -> Path:
-    """AHA 17-segment bullseye of wall thickness (mm): anterior up, septum left (standard view)."""
+    """AHA 17-segment bullseye of wall thickness (mm): anterior up, septum left (standard view).
+
+    ``wall_thickness``: a report's ``wall_thickness_mm``, or the report itself; ``stat``
+    "mean" or "max" (mm per segment)."""
+    if stat not in ("mean", "max"):
+        raise MeasurementError(f"stat must be mean or max, got {stat!r}")
     fig = _figure(5.6, 5.0)
-    draw_bullseye(fig.add_subplot(1, 1, 1), wall_thickness, stat, title=title)
+    draw_bullseye(fig.add_subplot(1, 1, 1), _report_part(wall_thickness, "wall_thickness_mm"), stat, title=title)
     return _save(fig, path)
 
 
 def thickening_png(wall_thickening: dict[str, Any], path: str | Path, title: str | None = None) -> Path:
-    """AHA bullseye of systolic wall thickening (%) from a report's ``wall_thickening_pct``."""
+    """AHA bullseye of systolic wall thickening (%) from a report's ``wall_thickening_pct`` (or
+    the ED + ES / cine report itself)."""
+    values = as_bullseye_values(_report_part(wall_thickening, "wall_thickening_pct"))
     fig = _figure(5.6, 5.0)
-    draw_bullseye(fig.add_subplot(1, 1, 1), as_bullseye_values(wall_thickening), title=title, quantity="thickening")
+    draw_bullseye(fig.add_subplot(1, 1, 1), values, title=title, quantity="thickening")
     return _save(fig, path)
+
+
+def _report_part(obj: Any, key: str) -> Mapping[str, Any]:
+    """``obj[key]`` when ``obj`` is a whole report, else ``obj``; a MeasurementError unless the
+    result holds per-segment ``segments`` (a whole report passed in drew every segment n/a)."""
+    part = obj.get(key) if isinstance(obj, Mapping) and "segments" not in obj else obj
+    if not isinstance(part, Mapping) or not isinstance(part.get("segments"), Mapping):
+        got = f"a dict with keys {', '.join(map(str, list(obj)[:6]))}" if isinstance(obj, Mapping) else type(obj).__name__
+        raise MeasurementError(f"expected a report's {key} (with per-segment 'segments') or the report holding it, got {got}")
+    return part
 
 
 def as_bullseye_values(wall_thickening: Mapping[str, Any]) -> dict[str, Any]:
@@ -327,6 +345,7 @@ def overlay_png(labels: dict[str, np.ndarray], label_map: Any, path: str | Path,
     from skimage.measure import find_contours
 
     lmap = LabelMap.parse(label_map)
+    labels = _phase_labels(labels)
     first = next(iter(labels.values()))
     z = slice_index if slice_index is not None else _mid_slice(first, lmap)
     box = _crop_box([lab[z] > 0 for lab in labels.values()])
@@ -359,6 +378,22 @@ def overlay_png(labels: dict[str, np.ndarray], label_map: Any, path: str | Path,
         ax.set_yticks([])
         ax.legend(loc="lower right", fontsize=8, framealpha=0.7)
     return _save(fig, path)
+
+
+def _phase_labels(labels: Any) -> dict[str, np.ndarray]:
+    """overlay_png's ``labels`` as phase -> (Z, Y, X) arrays (one-frame label Volumes or
+    (1, Z, Y, X) arrays taken); a MeasurementError naming what is allowed otherwise."""
+    if not isinstance(labels, Mapping) or not labels:
+        raise MeasurementError(f"labels must be a dict of phase name -> (Z, Y, X) label array, e.g. {{'ED': ed, 'ES': es}}, "
+                               f"got {type(labels).__name__}")
+    out = {}
+    for phase, lab in labels.items():
+        a = np.asarray(getattr(lab, "array", lab))
+        a = a[0] if a.ndim == 4 and a.shape[0] == 1 else a
+        if a.ndim != 3:
+            raise MeasurementError(f"labels[{phase!r}] must be one phase (Z, Y, X), got shape {a.shape}")
+        out[phase] = a
+    return out
 
 
 def _crop_box(masks: list[np.ndarray], margin: float = 0.35) -> tuple[tuple[float, float], tuple[float, float]]:
