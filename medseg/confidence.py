@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,8 +129,10 @@ def slice_signals(session, structure: str, t: int, z: int, k: int = K_JITTER) ->
     return iou, float(np.mean(dice)), int(mask.sum())
 
 
-def score_session(session, structures: list[str] | None = None, cal: dict[str, Any] | None = None) -> ConfidenceReport:
-    """Confidence of every written structure on every slice, per volume, and review flags.
+def score_session(session, structures: list[str] | None = None, cal: dict[str, Any] | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> ConfidenceReport:
+    """Confidence of every written structure on every slice, per volume, and review flags;
+    ``progress(done, total)`` after each (structure, frame, slice) scored.
 
     Specks (slices under :data:`MIN_SLICE_PX` pixels) are not scored; a structure made only of
     specks gets volume confidence 0 and a volume ``needs_review`` flag (so ``--min-confidence``
@@ -139,7 +142,8 @@ def score_session(session, structures: list[str] | None = None, cal: dict[str, A
     names = structures or list(session.structures)
     todo = {name: list(session.iter_structure_slices(name)) for name in names}
     keys = [(name, t, z) for name, tz in todo.items() for t, z in tz]
-    signals = dict(zip(keys, session.parallel_map(lambda k: slice_signals(session, *k), keys)))
+    tick = (lambda i: progress(i + 1, len(keys))) if progress else None
+    signals = dict(zip(keys, session.parallel_map(lambda k: slice_signals(session, *k), keys, done=tick)))
     for name in names:
         confs: list[float] = []
         for t, z in todo[name]:

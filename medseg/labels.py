@@ -139,6 +139,13 @@ class LabelMap:
     def subset(self, names: Iterable[str]) -> LabelMap:
         return LabelMap({n: self[n] for n in names})
 
+    def in_use(self, present: Iterable[int]) -> LabelMap:
+        """This map cut to lv, myo, rv and the other structures whose values ``present`` holds:
+        how medseg's default map is applied to labels that name no structures (a short-axis
+        stack has no aorta to report missing; ``medseg measure`` and napari's panel)."""
+        held = {int(v) for v in present}
+        return self.subset([n for n, v in self.values.items() if n in ("lv", "myo", "rv") or v in held])
+
     def masks(self, labels: np.ndarray) -> dict[str, np.ndarray]:
         """Boolean mask per structure of an integer label array (any shape)."""
         return {n: labels == v for n, v in self.values.items()}

@@ -444,18 +444,20 @@ class Session(ThreadedPredictions, SessionReplay):
         self._record_change(change, t, z, before, sl)
 
     # -- review ---------------------------------------------------------------------------
-    def confidence(self, structures: list[str] | None = None):
+    def confidence(self, structures: list[str] | None = None, progress: Callable[[int, int], None] | None = None):
         """Confidence per slice and volume and review flags (:mod:`medseg.confidence`) of the
-        current labels; decodes only (cached embeddings), nothing is changed."""
+        current labels; decodes only (cached embeddings), nothing is changed. ``progress(done,
+        total)`` after each slice scored."""
         from .confidence import score_session
 
-        return score_session(self, structures)
+        return score_session(self, structures, progress=progress)
 
-    def review(self) -> dict[str, Any]:
-        """All review flags of the current labels (confidence, anatomy, measurements)."""
+    def review(self, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+        """All review flags of the current labels (confidence, anatomy, measurements);
+        ``progress`` as for :meth:`confidence`."""
         from .review import review_segmentation
 
-        rep = self.confidence()
+        rep = self.confidence(progress=progress)
         out = review_segmentation(self.labels, self.volume.affine, self.label_map, rep.to_json()["flags"], measure=self.volume.spacing_known,
                                   actions=self.log, blank=self.blank_map())
         out["confidence"] = rep.to_json()

@@ -297,8 +297,7 @@ def in_use(label_map: Any, present: Any) -> Any:
 
     if {k: v for k, v in label_map.values.items() if not k.startswith("label")} != DEFAULT_LABEL_MAP.values:
         return label_map
-    held = {int(x) for x in present}
-    return label_map.subset([n for n, v in label_map.values.items() if n in ("lv", "myo", "rv") or v in held])
+    return label_map.in_use(present)
 
 
 def default_map_note(label_map: Any, present: Any) -> str:

@@ -159,31 +159,6 @@ def confidence_summary(volume_confidence: Mapping[str, float]) -> str:
     return ", ".join(f"{k} {float(v):.2f}" for k, v in volume_confidence.items())
 
 
-def _counted_review(session: Session, progress: Callable[[int, int], None], total: int) -> dict[str, Any]:
-    """``session.review()`` calling ``progress(done, total)`` per slice scored: Session.review
-    takes no progress callback, so the ``done`` callback of the one ``parallel_map`` its
-    confidence scoring runs (:func:`medseg.confidence.score_session`) is given for this call."""
-    count = 0
-    parallel_map = session.parallel_map
-
-    def counted(fn: Callable[[Any], Any], items: Any, workers: int | None = None,
-                done: Callable[[int], None] | None = None) -> list[Any]:
-        def tick(i: int) -> None:
-            nonlocal count
-            count += 1
-            progress(min(count, total), total)
-            if done is not None:
-                done(i)
-
-        return parallel_map(fn, items, workers, done=tick)
-
-    session.parallel_map = counted  # type: ignore[method-assign]
-    try:
-        return session.review()
-    finally:
-        del session.parallel_map
-
-
 class ReviewList:
     """The review of one :class:`medseg.session.Session` (the segmentation widget's
     ``controller.session``): rows, per-structure confidence, marking rows reviewed."""
@@ -207,7 +182,7 @@ class ReviewList:
         Args:
             progress: called with (slices scored, :meth:`slices_to_score`) as each is scored.
         """
-        review = self.session.review() if progress is None else _counted_review(self.session, progress, self.slices_to_score())
+        review = self.session.review(progress=progress)
         self._review = review
         conf = review.get("confidence") or {}
         self.volume_confidence = {k: float(v) for k, v in (conf.get("volume") or {}).items()}

@@ -65,7 +65,7 @@ def _in_use(lmap: Any, vols: Any) -> Any:
     present: set[int] = set()
     for v in vols:
         present |= {int(x) for x in np.unique(v.array)}
-    return lmap.subset([n for n, val in lmap.values.items() if n in ("lv", "myo", "rv") or val in present])
+    return lmap.in_use(present)
 
 
 def _label_map(text: str | None, paths: list[Path]) -> tuple[Any, Path | None]:

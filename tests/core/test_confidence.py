@@ -37,6 +37,16 @@ def test_corrupted_mask_gets_lower_confidence(model, phantom):
     assert bad.confidence < good.confidence - 0.2
 
 
+def test_review_reports_progress_per_slice_scored(model, phantom):
+    """napari's Check showed a bar with no count: Session.review takes a progress callback."""
+    s = Session(phantom.image, model, LM)
+    for z in (2, 3):
+        s.apply_prompt(SlicePrompt("lv", 0, z, box=Box.from_mask(phantom.labels[0, z] == 1)))
+    calls = []
+    review = s.review(progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 2), (2, 2)] and len(review["confidence"]["slices"]) == 2
+
+
 def test_predicted_iou_follows_the_written_mask(model, phantom):
     """The decoder's predicted IoU describes the mask it drew: kept as is while the slice holds
     that mask, scaled down once the mask is edited (no stale score for a painted slice)."""
