@@ -165,7 +165,7 @@ class _FakeSession:
     def __init__(self) -> None:
         self.log: list[dict] = []
 
-    def review(self) -> dict:
+    def review(self, progress=None) -> dict:
         flags = [{"code": "fragmented", "level": "volume", "structure": "la", "message": "la has 4 parts"},
                  {"code": "needs_review", "level": "volume", "structure": "la", "confidence": 0.41, "message": "la 0.41"},
                  {"code": "needs_review", "level": "volume", "structure": "ra", "confidence": 0.46, "message": "ra 0.46"}]
