@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
@@ -17,12 +18,41 @@ from .._files import shown
 from ..errors import DISK_ERRNOS, Interrupted, MedsegError
 from ._paths import expand_user_paths
 
+#: below this terminal width rich's option table cut option names (``--interpolate-mi…``) and
+#: paths in the help; click's plain layout wraps them instead
+_RICH_HELP_MIN_COLUMNS = 80
+
+
+class _PlainWhenNarrow:
+    """A command's help in rich's panels on a terminal at least :data:`_RICH_HELP_MIN_COLUMNS`
+    wide, in click's plain layout on a narrower one (``COLUMNS=60``). ``medseg --help`` keeps
+    rich's panels: its command table wraps, where click's plain list cuts each line short."""
+
+    rich_markup_mode: Any
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        import shutil
+
+        if shutil.get_terminal_size().columns >= _RICH_HELP_MIN_COLUMNS:
+            return super().format_help(ctx, formatter)  # type: ignore[misc]
+        mode, self.rich_markup_mode = self.rich_markup_mode, None
+        try:
+            return super().format_help(ctx, formatter)  # type: ignore[misc]
+        finally:
+            self.rich_markup_mode = mode
+
+
+class _Command(_PlainWhenNarrow, typer.core.TyperCommand):
+    pass
+
 
 class _Typer(typer.Typer):
     """``typer.Typer`` whose commands get ``~`` expanded in every path they are given, however
-    it reached them (``--out=~/x``, quoted, from a script): :func:`._paths.expand_user_paths`."""
+    it reached them (``--out=~/x``, quoted, from a script): :func:`._paths.expand_user_paths`;
+    their help fits a narrow terminal (:class:`_PlainWhenNarrow`)."""
 
     def command(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("cls", _Command)
         register = super().command(*args, **kwargs)
 
         def decorator(f: Any) -> Any:

@@ -18,7 +18,7 @@ Through = Annotated[str, typer.Option("--through", help="Propagate through slice
 Model = Annotated[str, typer.Option("--model", help="default, sam_vit_b=PATH, medsam_vit_b=PATH, or a checkpoint path.")]
 Adapter = Annotated[str | None, typer.Option("--adapter", help="Adapter name (shipped, or in $MEDSEG_HOME/adapters) or folder.")]
 Device = Annotated[str, typer.Option("--device", help="cpu or cuda.")]
-MinConfidence = Annotated[float | None, typer.Option("--min-confidence", help="Leave out structures whose confidence (0-1, e.g. 0.85) is below X "
+MinConfidence = Annotated[float | None, typer.Option("--min-confidence", metavar="X", help="Leave out structures whose confidence (0-1) is below X, e.g. 0.85, "
                                                         "and list them as handed over (nothing is written for a study with none left).")]
 ReviewPng = Annotated[bool, typer.Option("--review-png", help="Also write <case>_review.png: every labelled slice (ED and ES of a cine) with "
                                             "contours, confidences and flagged slices in red.")]
@@ -26,7 +26,8 @@ Modality = Annotated[str | None, typer.Option("--modality", help="CT, MR, US or 
                                                 "window). Default: the file's; NIfTI, MHA and NRRD record none: CT when the intensities are "
                                                 "Hounsfield units, else OT.")]
 Series = Annotated[str | None, typer.Option("--series", help="For a DICOM folder holding several series: the one to read, by SeriesNumber, "
-                                              "a part of (or *glob* for) SeriesDescription, or ...UID end (medseg info lists them); 'A|B' reads the series either names.")]
+                                              "by a part of (or a *glob* for) its SeriesDescription, or by its SeriesInstanceUID or the UID's "
+                                              "end after '...' (e.g. ...50405); 'A|B' reads the series either names. medseg info lists them.")]
 
 
 def parse_structures(text: str | None, auto: bool) -> tuple[str, ...] | None:
@@ -72,6 +73,14 @@ def references_map(rows: list) -> Any:
     if all(is_dicom_seg(r.label) or is_slicer_seg(r.label) for r in rows) and all(n in DEFAULT_LABEL_MAP for n in names):
         return DEFAULT_LABEL_MAP.subset(names)
     raise LabelMapError(f"give --label-map: the references name different label maps ({'; '.join(dict.fromkeys(m.to_string() for m in maps))})")
+
+
+def check_device(device: str) -> str:
+    """``--device`` checked before any work: a misspelt device (``gpu``) failed every case of a
+    batch, and the demo only after writing its study. One line naming cpu and cuda."""
+    from ..models.registry import _check_device
+
+    return _check_device(device)
 
 
 def parse_modality(text: str | None) -> str | None:

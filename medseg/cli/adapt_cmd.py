@@ -17,7 +17,7 @@ def adapt_command(
     label_map: str | None = typer.Option(None, "--label-map", help="Label values of the label files, e.g. 'lv=3,myo=2,rv=1'; "
                                          "may be left out when every label file names its structures (DICOM SEG, medseg sidecar JSON)."),
     out: Path = typer.Option(..., "-o", "--out", help="Adapter folder to write."),
-    model: str = typer.Option("default", "--model", help="Base model."),
+    model: str = typer.Option("default", "--model", help="Base model: default, sam_vit_b=PATH, medsam_vit_b=PATH, or a checkpoint path."),
     rank: int = typer.Option(8, "--rank", help="LoRA rank."),
     no_decoder: bool = typer.Option(False, "--no-decoder", help="LoRA on the image encoder only."),
     steps: int = typer.Option(3000, "--steps", help="Maximum training steps."),
@@ -30,7 +30,8 @@ def adapt_command(
     seed: int = typer.Option(0, "--seed", help="Random seed (data order, prompt simulation)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run (OUT.state)."),
     init_from: str | None = typer.Option(None, "--init-from", help="Start from this adapter (name or folder, same --rank) instead of a fresh LoRA, e.g. to carry it to a new base model."),
-    modality: str | None = typer.Option(None, "--modality", help="Recorded in medseg.json (e.g. LGE-MR)."),
+    modality: str | None = typer.Option(None, "--modality", help="The modality named in the adapter's medseg.json, e.g. LGE-MR "
+                                          "(default: the training images' own). Images are read as their files say."),
     view: str | None = typer.Option(None, "--view", help="Recorded in medseg.json (e.g. short-axis)."),
     description: str = typer.Option("", "--description", help="One line for the model card."),
 ) -> None:
@@ -43,7 +44,7 @@ def adapt_command(
     from ..errors import MedsegError
     from ..labels import LabelMap
     from ..pairs import read_pairs
-    from ._options import references_map
+    from ._options import check_device, references_map
 
     for name, value, ok in (("--steps", steps, steps >= 1), ("--rank", rank, 1 <= rank <= MAX_RANK), ("--batch-size", batch_size, batch_size >= 1),
                             ("--val-every", val_every, val_every >= 1), ("--patience", patience, patience >= 1),
@@ -51,6 +52,7 @@ def adapt_command(
         if not ok:
             raise MedsegError(f"{name} {value} is out of range (steps, batch size, val-every, patience >= 1; rank 1..{MAX_RANK}; "
                               "0 < lr < 1; time budget > 0 s)")
+    check_device(device)
     check_adapter_out(out, init_from)
     train_pairs = read_pairs(pairs)
     val_pairs = read_pairs(val) if val else []

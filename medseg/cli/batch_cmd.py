@@ -17,7 +17,7 @@ from ._app import app, console, progress_bar
 
 @app.command("batch")
 def batch_command(
-    input_dir: Path = typer.Argument(..., metavar="INPUT_DIR", help="Folder of studies: each readable file (.nii/.nii.gz/.mha/.mhd/.nrrd/.png/.avi/.mp4/.dcm) "
+    input_dir: Path = typer.Argument(..., metavar="INPUT_DIR", help="Folder of studies: each readable file (.nii, .nii.gz, .mha, .mhd, .nrrd, .png, .avi, .mp4, .dcm) "
                                      "and each folder holding DICOM is one case, in sub-folders too (patient/study/series); "
                                      "case id = file name without extension / folder name."),
     out_dir: Path = typer.Option(..., "-o", "--out", help="Output folder: <case>.nii.gz + <case>.json, summary.csv/json, cohort.csv."),
@@ -49,13 +49,16 @@ def batch_command(
     series: o.Series = None,
     modality: o.Modality = None,
 ) -> None:
-    """Segment every study in INPUT_DIR; a failing case never stops the batch (exit code 1 if any failed)."""
+    """Segment every study of a folder; a failing case does not stop the others.
+
+    Exit code 1 if any case failed; the same command with --resume goes on after an interruption."""
     from ..batch import BatchOptions, check_out_dir, discover_cases
     from ..errors import MedsegError, PromptError
     from ..labels import LabelMap
 
     _check_options(prompts, prompts_from, label_map, key_slice, auto, through, workers, scheduler)
     modality = o.parse_modality(modality)
+    o.check_device(device)
     if subjects is not None and not measure:
         raise MedsegError("--subjects gives body data for the measurements: add --measure")
     subject_rows: tuple = ()

@@ -20,7 +20,9 @@ def demo_command(
     from .._files import check_writable_folder
     from ..demo import run_demo
     from ..errors import ImageWriteError
+    from ._options import check_device
 
+    check_device(device)
     if out.exists() and not out.is_dir():
         raise ImageWriteError(f"{out} is a file; the demo writes a folder: choose another name")
     check_writable_folder(out)

@@ -24,7 +24,7 @@ def evaluate_command(
                                           "What a batch handed over (--min-confidence) is counted, not scored."),
     predicted_label_map: str | None = typer.Option(None, "--predicted-label-map", help="Label values of predicted files that do not name "
                                                    "their structures (medseg's sidecar and DICOM SEG do). Default: --label-map."),
-    out: Path = typer.Option(..., "-o", "--out", help="RESULT.json."),
+    out: Path = typer.Option(..., "-o", "--out", help="Result JSON to write (summary and per-case scores)."),
     model: o.Model = "default",
     adapter: o.Adapter = None,
     device: o.Device = "cpu",
@@ -33,7 +33,10 @@ def evaluate_command(
     plots: Path | None = typer.Option(None, "--plots", help="Folder for PNGs: Dice per structure, confidence vs Dice, Bland-Altman (ED/ES cases)."),
     modality: o.Modality = None,
 ) -> None:
-    """Score the model with prompts simulated from reference labels, or labels made before (Dice, HD95, clinical)."""
+    """Score the model, or labels made before, against reference labels.
+
+    Prompts are simulated from the reference labels (--prompt), or --predicted names labels made
+    before. Reports Dice, HD95 (mm) and, for ED/ES cases, clinical errors."""
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
     from .._files import write_json_atomic
@@ -45,6 +48,8 @@ def evaluate_command(
 
     if workers < 1:
         raise MedsegError(f"--workers must be 1 or more, got {workers}")
+    if prompt is not None and prompt not in PROMPT_MODES:  # a typo, before the pairs are read
+        raise MedsegError(f"--prompt must be one of {', '.join(PROMPT_MODES)}, got {prompt!r}")
     rows = with_modality(read_pairs(pairs), modality)
     if predicted is not None:
         if any(r.prediction is not None for r in rows):
@@ -57,8 +62,8 @@ def evaluate_command(
     if predicted_label_map and not scoring:
         raise MedsegError("--predicted-label-map goes with --predicted (or a prediction column in the pairs file)")
     prompt = None if scoring else (prompt or "box")
-    if not scoring and prompt not in PROMPT_MODES:
-        raise MedsegError(f"--prompt must be one of {', '.join(PROMPT_MODES)}, got {prompt!r}")
+    if not scoring:
+        o.check_device(device)
     lmap = LabelMap.parse(label_map) if label_map else references_map(rows)
     pmap = LabelMap.parse(predicted_label_map) if predicted_label_map else None
     _check_outputs(out, csv_path, plots, pairs, rows)

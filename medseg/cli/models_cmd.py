@@ -42,7 +42,7 @@ def printable(value: object) -> str:
 
 
 @app.command("models")
-def models_command(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def models_command(as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON.")) -> None:
     """List built-in models and adapters (shipped and in $MEDSEG_HOME/adapters)."""
     rows = list_models() + list_adapters()
     if as_json:

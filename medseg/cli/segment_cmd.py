@@ -16,7 +16,8 @@ def segment_command(
     image: Path = typer.Argument(..., metavar="IMAGE", help="Image file or DICOM folder."),
     out: Path = typer.Option(..., "-o", "--out", help="Output label file (.nii.gz, .nii, .mha, .nrrd, .seg.nrrd for 3D Slicer, .png for a 2-D image, or .dcm for DICOM SEG)."),
     prompts: o.PromptsFile = None,
-    prompts_from: Path | None = typer.Option(None, "--prompts-from", help="Reference labels to simulate box prompts from."),
+    prompts_from: Path | None = typer.Option(None, "--prompts-from", help="Reference labels on the image's grid: one box per structure per slice is simulated from them "
+                                                "(--label-map names their values, unless a DICOM SEG or 3D Slicer .seg.nrrd does)."),
     label_map: o.LabelMapText = None,
     key_slice: o.KeySlice = False,
     auto: o.Auto = False,
@@ -32,7 +33,7 @@ def segment_command(
     review_png: Path | None = typer.Option(None, "--review-png", help="Also write this PNG: every labelled slice (ED and ES of a cine) with "
                                            "contours, confidences and flagged slices in red."),
 ) -> None:
-    """Segment one study and write labels + a provenance sidecar JSON."""
+    """Segment one study; write its labels and a provenance sidecar JSON."""
     from ..errors import PromptError
     from ..labels import LabelMap
 
@@ -49,6 +50,7 @@ def segment_command(
         raise PromptError(f"--review-png must name a .png file, got {review_png}")
     structures = ",".join(o.parse_structures(structures, auto) or ()) or None
     modality = o.parse_modality(modality)
+    o.check_device(device)
     from .batch_cmd import EXIT_SIGTERM, _sigterm_as_interrupt, _Terminated
 
     with _sigterm_as_interrupt():  # kill PID: writes cut short are undone as on Ctrl-C (it left a review sheet without labels, temporary files)

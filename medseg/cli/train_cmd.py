@@ -32,7 +32,7 @@ def train_command(
     mode_probs: str = typer.Option("", "--mode-probs", help="Prompt-mode weights as name=weight pairs, e.g. box=0.3,mask=0.35 "
                                    "(modes: box, roi_points, full_points, auto, mask; unnamed modes keep their default weight)."),
 ) -> None:
-    """Train the promptable cardiac model on packed real slices + phantoms."""
+    """Train a base model on packed real slices and synthetic phantoms."""
     from ..errors import MedsegError
     from ..training.loop import TrainConfig
 
