@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -265,21 +266,40 @@ def echo_study_rows(results: Sequence[Result], subjects: Sequence[Any] = ()) -> 
     """Cohort rows for echo studies whose apical views are separate one-image cases named
     ``<study>_<view>_<phase>`` (:data:`ECHO_VIEW_CASE`): EF (and volumes with pixel spacing)
     from the 4-chamber ED and ES labels, biplane when the 2-chamber ED and ES are there too
-    (:func:`medseg.measure.echo.measure_echo`; with the study's row of ``subjects``). A study without both 4-chamber phases gets no
-    row; one that cannot be measured gets a row with ``measure_note``. Rows:
+    (:func:`medseg.measure.echo.measure_echo`; with the study's row of ``subjects``). A study
+    without both 4-chamber phases gets no row; one measured single plane although it has a
+    2-chamber case says why in its ``measure_note`` (the other 2-chamber phase failed, was handed
+    over or is missing: the EF is not the biplane one); one that cannot be measured gets a row
+    with ``measure_note``. Rows:
     ``{"case": study, "cohort_row": {...}, "measure_note": ...}``."""
-    groups: dict[str, dict[tuple[str, str], str]] = {}
-    sources: dict[str, str] = {}
+    groups: dict[str, dict[tuple[str, str], Result]] = {}
     for r in results:
-        ev = echo_view(r["case"])
-        if ev and r["status"] in ("ok", "skipped") and r.get("output"):
-            groups.setdefault(ev[0], {})[ev[1:]] = r["output"]
-            sources.setdefault(ev[0], r.get("input", ""))
+        if ev := echo_view(r["case"]):
+            groups.setdefault(ev[0], {})[ev[1:]] = r
     rows = []
-    for study, views in sorted(groups.items()):
-        if ("4ch", "ED") in views and ("4ch", "ES") in views:
-            rows.append({"case": study, **_measure_echo_study(views, _subject(study, subjects, sources.get(study)))})
+    for study, parts in sorted(groups.items()):
+        have = {k: r["output"] for k, r in parts.items() if r.get("status") in ("ok", "skipped") and r.get("output")}
+        a4c, a2c = [("4ch", "ED"), ("4ch", "ES")], [("2ch", "ED"), ("2ch", "ES")]
+        if not all(k in have for k in a4c):
+            continue
+        row = {"case": study, **_measure_echo_study(have, _subject(study, subjects, str(parts[a4c[0]].get("input", ""))))}
+        if any(k in parts for k in a2c) and not all(k in have for k in a2c) and row.get("cohort_row"):
+            row = _noted(row, f"single plane (4-chamber view only): {_echo_gaps(study, parts, a2c)}; biplane needs both 2-chamber phases")
+        rows.append(row)
     return rows
+
+
+def _echo_gaps(study: str, parts: dict[tuple[str, str], Result], keys: Sequence[tuple[str, str]]) -> str:
+    """What keeps the apical views ``keys`` of an echo study from being measured: each one
+    missing, failed or handed over (with its reason)."""
+    said = []
+    for view, phase in keys:
+        r = parts.get((view, phase))
+        if r is None:
+            said.append(f"no {study}_{view.upper()}_{phase} case")
+        elif r.get("status") not in ("ok", "skipped") or not r.get("output"):
+            said.append(f"{r['case']} {str(r.get('status', 'failed')).replace('_', ' ')}" + (f" ({r['reason']})" if r.get("reason") else ""))
+    return "; ".join(said)
 
 
 def _measure_echo_study(views: dict[tuple[str, str], str], subject: _Who = _Who()) -> Result:
@@ -295,7 +315,11 @@ def _measure_echo_study(views: dict[tuple[str, str], str], subject: _Who = _Who(
             if lab.n_frames * lab.n_slices != 1:
                 raise MedsegError(f"{Path(views[key]).name}: an apical view is one 2-D image, got {lab.n_frames} frame(s) x {lab.n_slices} slice(s)")
             arrays[key] = lab.array[0, 0]
-            spacing[key[0]] = (float(lab.spacing[1]), float(lab.spacing[2])) if lab.spacing_known else None
+            sp = (float(lab.spacing[1]), float(lab.spacing[2])) if lab.spacing_known else None
+            if key[0] in spacing and not _same_spacing(spacing[key[0]], sp):  # one pixel size per view, as `medseg measure` asks
+                raise MedsegError(f"the ED and ES labels of the {key[0][0]}-chamber view have different pixel spacings "
+                                  f"({spacing[key[0]]} vs {sp} mm)")
+            spacing[key[0]] = sp
         lmap = _shared_label_map([views[k] for k in keys], "the views'")
         a2c = [arrays.get(("2ch", "ED")), arrays.get(("2ch", "ES"))]
         rep = measure_echo(arrays[("4ch", "ED")], arrays[("4ch", "ES")], *a2c, label_map=lmap,
@@ -305,6 +329,11 @@ def _measure_echo_study(views: dict[tuple[str, str], str], subject: _Who = _Who(
     row = _with_subject(report_row(rep), subject)
     row["views"] = " ".join(f"{v.upper()}_{p}" for v, p in keys)
     return {"cohort_row": row, "measure_note": _body_note(subject, rep)}
+
+
+def _same_spacing(a: tuple[float, float] | None, b: tuple[float, float] | None) -> bool:
+    """Whether two (dy, dx) pixel spacings (None: unknown) are the same."""
+    return a == b or (a is not None and b is not None and all(math.isclose(x, y, rel_tol=1e-4) for x, y in zip(a, b)))
 
 
 def write_summary(out_dir: str | os.PathLike, results: Sequence[Result], options: BatchOptions | None = None) -> tuple[Path, Path]:

@@ -283,14 +283,17 @@ def measure_echo(
             fn.update(edv_ml=math.nan, esv_ml=math.nan, sv_ml=math.nan)
         la = math.nan
     lavi = la / bsa if (math.isfinite(la) and math.isfinite(bsa)) else math.nan
-    if lv["ef_pct"] < 0:  # ESV > EDV: the ED and ES images given the wrong way round, not a low EF
-        flags.append(make_flag("esv_exceeds_edv", "LV ESV exceeds EDV (EF {:.0f} %): are ED and ES swapped?".format(lv["ef_pct"]), structure="lv"))
+    # biplane: one view's ED and ES swapped reads as a low positive EF (single plane: a negative one)
+    swapped = [name for key, name in (("a4c", "4-chamber"), ("a2c", "2-chamber"))
+               if biplane and v[f"{key}_es"]["area_mm2"] > v[f"{key}_ed"]["area_mm2"]]
+    if lv["ef_pct"] < 0 or swapped:  # ED and ES (of one view) given the wrong way round, not a low EF
+        flags.append(_swapped_flag(lv["ef_pct"], swapped))
     else:
         flags += range_flag("echo_lvef_pct", lv["ef_pct"], sex, structure="lv")
     flags += range_flag("echo_lavi_ml_m2", lavi, sex, structure="la")
     if not math.isfinite(lv["ef_pct"]):
         flags.append(make_flag("ef_undefined", "LV EF is undefined (EDV is zero)", structure="lv"))
-    return {
+    report = {
         "method": "biplane_disks" if biplane else "single_plane_disks_a4c",
         "lv": lv, "lv_area_length": al, "la_volume_ml": la, "bsa_m2": bsa, "bsa_method": bsa_method,
         "indexed": {"lv_edv_ml_m2": lv["edv_ml"] / bsa if math.isfinite(bsa) else math.nan,
@@ -299,6 +302,21 @@ def measure_echo(
         "annulus_method": {k: m["axis"].method for k, m in v.items()},
         "spacing_known": known, "notes": notes, "flags": flags,
     }
+    if np.array_equal(a4c_ed, a4c_es) and (not biplane or np.array_equal(a2c_ed, a2c_es)):  # one file given as ED and ES
+        _no_end_systole(report, "LV EF is undefined: the ED and ES labels are the same (one image given for both phases?): "
+                                "no ED and ES to tell apart")
+    return report
+
+
+def _swapped_flag(ef_pct: float, views: list[str]) -> dict[str, Any]:
+    """``esv_exceeds_edv``: the LV larger at ES than at ED, in the study (EF < 0) or in ``views``
+    (one view's ED and ES swapped reads as a low, positive biplane EF: 7 % for 25 %)."""
+    said = f"LV ESV exceeds EDV (EF {ef_pct:.0f} %)" if ef_pct < 0 else f"LV EF {ef_pct:.0f} % cannot be trusted"
+    if not views:
+        return make_flag("esv_exceeds_edv", f"{said}: are ED and ES swapped?", structure="lv")
+    where = " and ".join(views)
+    return make_flag("esv_exceeds_edv", f"{said}: the LV is larger at ES than at ED in the {where} view{'s' if len(views) > 1 else ''}: "
+                     f"are {'its' if len(views) == 1 else 'their'} ED and ES swapped?", structure="lv", view=where)
 
 
 def measure_echo_clip(
@@ -343,7 +361,10 @@ def measure_echo_clip(
     edv = disks[ed]
     if es == ed:  # the same volume on every frame (no motion, or one frame's labels copied): no ES, no EF
         es = None
-        _no_end_systole(report, labelled, edv if spacing_mm is not None else None)
+        shown = ", ".join(map(str, labelled[:8])) + (", ..." if len(labelled) > 8 else "")
+        each = f"; {edv:.1f} mL on each" if spacing_mm is not None and math.isfinite(edv) else ""
+        _no_end_systole(report, f"LV EF is undefined: the LV volume does not change over its {len(labelled)} labelled frames "
+                                f"({shown}{each}): no ED and ES to tell apart")
     else:
         report["flags"] += phase_at_clip_end(disks, {"ed": ed, "es": es}, "lv")
     report.update(
@@ -360,17 +381,14 @@ def measure_echo_clip(
 _ES_FLAGS = ("esv_exceeds_edv", "ef_undefined", "lvef_low", "lvef_high", "la_volume_index_low", "la_volume_index_high")
 
 
-def _no_end_systole(report: dict[str, Any], labelled: list[int], edv_ml: float | None) -> None:
-    """A clip whose LV volume is the same on every labelled frame: ED and ES cannot be told
-    apart, so ESV, SV, EF and the LA volume (at LV ES) are undefined (``ef_undefined``), not an
-    EF of 0 % (as :func:`medseg.measure.measure_cine` does)."""
+def _no_end_systole(report: dict[str, Any], message: str) -> None:
+    """ED and ES that cannot be told apart (a clip whose LV volume is the same on every labelled
+    frame, or the same labels given as ED and ES): ESV, SV, EF and the LA volume (at LV ES) are
+    undefined (``ef_undefined`` with ``message``), not an EF of 0 % (as
+    :func:`medseg.measure.measure_cine` does)."""
     nan = math.nan
     for key in ("lv", "lv_area_length"):
         report[key].update(esv_ml=nan, sv_ml=nan, ef_pct=nan)
     report["la_volume_ml"] = nan
     report["indexed"].update(lv_esv_ml_m2=nan, la_volume_ml_m2=nan)
-    shown = ", ".join(map(str, labelled[:8])) + (", ..." if len(labelled) > 8 else "")
-    each = f"; {edv_ml:.1f} mL on each" if edv_ml is not None and math.isfinite(edv_ml) else ""
-    report["flags"] = [f for f in report["flags"] if f["code"] not in _ES_FLAGS] + [make_flag(
-        "ef_undefined", f"LV EF is undefined: the LV volume does not change over its {len(labelled)} labelled frames ({shown}{each}): "
-        "no ED and ES to tell apart", structure="lv")]
+    report["flags"] = [f for f in report["flags"] if f["code"] not in _ES_FLAGS] + [make_flag("ef_undefined", message, structure="lv")]

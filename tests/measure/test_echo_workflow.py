@@ -1,0 +1,132 @@
+"""The echo user's workflow: apical views without pixel spacing measured one by one and as a
+batch cohort, and the same on real CAMUS labels (validation patients, never trained on)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from medseg.measure.echo import measure_echo, measure_echo_clip
+from medseg.phantoms import echo_apical_phantom
+
+ECHO_MAP = "lv=1,myo=2,la=4"  # medseg's default values, as `medseg segment --auto` writes them
+
+
+def _views(seed: int = 2) -> dict[tuple[str, str], np.ndarray]:
+    """(view, phase) -> (Y, X) labels (lv, myo, la) of an apical echo phantom's ED and ES frames."""
+    out = {}
+    for view, name in (("a4c", "4CH"), ("a2c", "2CH")):
+        ph = echo_apical_phantom(view, n_frames=8, seed=seed, spacing=None)
+        for phase in ("ED", "ES"):
+            lab = ph.labels[ph.info[f"{phase.lower()}_frame"], 0]
+            out[(name, phase)] = np.where(np.isin(lab, (1, 2, 4)), lab, 0).astype(np.uint8)
+    return out
+
+
+def _case(tmp_path, case: str, lab: np.ndarray, spacing: float | None = None) -> dict:
+    """A batch result of one apical view segmented from a PNG (no pixel spacing), or from an
+    image of ``spacing`` mm pixels."""
+    from medseg.io import Volume, write_labels
+
+    sp = spacing or 1.0
+    like = Volume(np.zeros((1, 1, *lab.shape), np.float32), np.diag([sp, sp, 1.0, 1.0]), modality="US", spacing_known=spacing is not None)
+    out = tmp_path / f"{case}.nii.gz"
+    write_labels(lab, like, out, ECHO_MAP)
+    return {"case": case, "status": "ok", "output": str(out), "input": str(tmp_path / f"{case}.png")}
+
+
+def test_batch_echo_study_single_plane_for_a_failed_two_chamber_view_says_so(tmp_path):
+    """`batch --measure`: a study whose 2-chamber ED case failed (zero-click found no LA on CAMUS
+    training patient0400's 2CH ED) was measured single plane with no word of it, its cohort row read as
+    the study's EF (54.6 % single plane against 55.7 % biplane from the same labels)."""
+    from medseg.batch import echo_study_rows
+
+    views = _views()
+    results = [_case(tmp_path, f"p1_{v}_{p}", lab) for (v, p), lab in views.items() if (v, p) != ("2CH", "ED")]
+    results.append({"case": "p1_2CH_ED", "status": "failed", "output": "", "input": "p1_2CH_ED.png",
+                    "reason": "structure(s) never found on any slice: la"})
+    results += [_case(tmp_path, f"p2_{v}_{p}", lab) for (v, p), lab in views.items()]
+    rows = {r["case"]: r for r in echo_study_rows(results)}
+    p1, p2 = rows["p1"], rows["p2"]
+    assert p1["cohort_row"]["method"] == "single_plane_disks_a4c" and p1["cohort_row"]["views"] == "4CH_ED 4CH_ES"
+    assert "single plane" in p1["measure_note"] and "p1_2CH_ED failed (structure(s) never found on any slice: la)" in p1["measure_note"]
+    assert p2["cohort_row"]["method"] == "biplane_disks" and not p2.get("measure_note")
+
+
+def test_batch_echo_study_with_one_two_chamber_phase_says_which_is_missing(tmp_path):
+    from medseg.batch import echo_study_rows
+
+    views = _views()
+    results = [_case(tmp_path, f"p3_{v}_{p}", lab) for (v, p), lab in views.items() if (v, p) != ("2CH", "ES")]
+    row = echo_study_rows(results)[0]
+    assert row["cohort_row"]["method"] == "single_plane_disks_a4c"
+    assert "no p3_2CH_ES case" in row["measure_note"]
+
+
+@pytest.mark.parametrize("es_spacing", [0.5, None], ids=["other_mm", "unknown"])
+def test_batch_echo_study_with_ed_and_es_of_other_pixel_sizes_is_not_measured(tmp_path, es_spacing):
+    """A study's 4-chamber ED at 0.3 mm and ES at 0.5 mm (or a PNG) was measured with the ES's
+    pixel size for both (EDV 17.3 mL for 3.7 mL), where `medseg measure` refuses it."""
+    from medseg.batch import echo_study_rows
+
+    v = _views()
+    results = [_case(tmp_path, "p4_4CH_ED", v[("4CH", "ED")], 0.3), _case(tmp_path, "p4_4CH_ES", v[("4CH", "ES")], es_spacing),
+               _case(tmp_path, "p5_4CH_ED", v[("4CH", "ED")], 0.3), _case(tmp_path, "p5_4CH_ES", v[("4CH", "ES")], 0.3)]
+    rows = {r["case"]: r for r in echo_study_rows(results)}
+    assert "cohort_row" not in rows["p4"] and "different pixel spacings" in rows["p4"]["measure_note"]
+    assert rows["p5"]["cohort_row"]["lv.edv_ml"] > 0 and not rows["p5"].get("measure_note")
+
+
+@pytest.mark.parametrize("biplane", [False, True], ids=["single_plane", "biplane"])
+def test_same_labels_as_ed_and_es_give_no_ef_not_zero(biplane):
+    """`medseg measure --ed V_4CH_ED.png --es V_4CH_ED.png` (one file twice) read 'LV EF 0.0 %'
+    with lvef_low and ef_implausible; a clip whose frames are alike already gave no EF."""
+    v = _views()
+    a2c = (v[("2CH", "ED")], v[("2CH", "ED")]) if biplane else (None, None)
+    rep = measure_echo(v[("4CH", "ED")], v[("4CH", "ED")], *a2c, label_map=ECHO_MAP)
+    assert math.isnan(rep["lv"]["ef_pct"]) and math.isnan(rep["lv_area_length"]["ef_pct"])
+    codes = [f["code"] for f in rep["flags"]]
+    assert codes.count("ef_undefined") == 1 and "lvef_low" not in codes
+    assert "same" in next(f["message"] for f in rep["flags"] if f["code"] == "ef_undefined")
+    # different ES labels: an EF, without spacing no volumes
+    rep = measure_echo(v[("4CH", "ED")], v[("4CH", "ES")], *((v[("2CH", "ED")], v[("2CH", "ES")]) if biplane else ()), label_map=ECHO_MAP)
+    assert 20 < rep["lv"]["ef_pct"] < 90 and math.isnan(rep["lv"]["edv_ml"]) and not rep["spacing_known"]
+
+
+def test_biplane_with_one_view_s_phases_swapped_is_flagged_not_a_low_ef():
+    """`--a2c-ed V_2CH_ES.png --a2c-es V_2CH_ED.png`: CAMUS validation patient0451 (zero-click
+    labels) read 'LV EF 7.1 %' (25 % with the phases right) with only lvef_low, a finding."""
+    v = _views()
+    rep = measure_echo(v[("4CH", "ED")], v[("4CH", "ES")], v[("2CH", "ES")], v[("2CH", "ED")], label_map=ECHO_MAP, sex="F")
+    assert rep["lv"]["ef_pct"] > 0
+    flag = next(f for f in rep["flags"] if f["code"] == "esv_exceeds_edv")
+    assert flag["view"] == "2-chamber" and "swapped" in flag["message"]
+    assert not any(f["code"] in ("lvef_low", "lvef_high") for f in rep["flags"])
+    right = measure_echo(v[("4CH", "ED")], v[("4CH", "ES")], v[("2CH", "ED")], v[("2CH", "ES")], label_map=ECHO_MAP)
+    assert not any(f["code"] == "esv_exceeds_edv" for f in right["flags"])
+
+
+def test_clip_with_alike_frames_keeps_one_ef_undefined():
+    lab = _views()[("4CH", "ED")]
+    rep = measure_echo_clip(np.stack([lab, lab, lab]), label_map=ECHO_MAP)
+    undefined = [f for f in rep["flags"] if f["code"] == "ef_undefined"]
+    assert len(undefined) == 1 and "does not change over its 3 labelled frames" in undefined[0]["message"]
+    assert rep["es_frame"] is None and math.isnan(rep["lv"]["ef_pct"])
+
+
+def test_camus_expert_labels_biplane_ef_without_spacing(shared_data):
+    """Real data: CAMUS validation patient0451's expert labels (PNG, no spacing), biplane disks
+    (`medseg measure --label-map lv=1,myo=2,la=3` reads 26.4 %). EF is reported, every volume,
+    length and the LA volume is left out."""
+    from medseg.io import read_label_volume
+
+    d = shared_data / "camus-224" / "patient0451"
+    lab = {k: read_label_volume(d / f"patient0451_{k}_gt.png") for k in ("4CH_ED", "4CH_ES", "2CH_ED", "2CH_ES")}
+    assert not any(v.spacing_known for v in lab.values())
+    rep = measure_echo(*(lab[k].array[0, 0] for k in ("4CH_ED", "4CH_ES", "2CH_ED", "2CH_ES")), label_map="lv=1,myo=2,la=3")
+    assert rep["method"] == "biplane_disks" and rep["lv"]["ef_pct"] == pytest.approx(26.36, abs=0.05)
+    assert all(math.isnan(rep["lv"][k]) for k in ("edv_ml", "esv_ml", "sv_ml")) and math.isnan(rep["la_volume_ml"])
+    assert all(math.isnan(x) for x in rep["lengths_mm"].values())
+    assert set(rep["annulus_method"].values()) == {"lv_la_boundary"}
