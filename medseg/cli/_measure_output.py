@@ -57,7 +57,7 @@ def _write_plots(report: dict, folder: Path, phases: dict, frames: dict, lmap: A
     if images and not given:
         report["inputs"]["overlay_image"] = [str(p[0]) for p in image]  # found through the labels' sidecars
     echo = is_echo_report(report)
-    written = {"overlay": P.overlay_png(phases, lmap, folder / "overlay.png", images=images, spacing_yx=tuple(report["spacing_mm"][1:]),
+    written = {"overlay": P.overlay_png(phases, lmap, folder / "overlay.png", images=images, spacing_yx=tuple(report["spacing_mm"][1:]) if report.get("spacing_mm") else (1.0, 1.0),
                                         frames=frames)}
     if not echo:
         written["bullseye"] = P.bullseye_png(report["wall_thickness_mm"], folder / "bullseye.png")

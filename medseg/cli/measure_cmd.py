@@ -203,6 +203,12 @@ def _check_outputs(output: Path, csv_path: Path | None, labels: dict[str, Path |
     check_not_inputs({"report": output, "CSV": csv_path}, inputs)
 
 
+def _spacing_field(vol: Any) -> list[float] | None:
+    """The report's ``spacing_mm`` (z, y, x) of an echo view: None when the file records no pixel
+    spacing (a PNG: it read [1.0, 1.0, 1.0], as if 1 mm pixels had been measured)."""
+    return [float(x) for x in vol.spacing] if vol.spacing_known else None
+
+
 def _spacing_yx(vol: Any) -> tuple[float, float] | None:
     return (float(vol.spacing[1]), float(vol.spacing[2])) if vol.spacing_known else None
 
@@ -229,6 +235,7 @@ def _run_echo(vol: Any, vol_es: Any, ed: Path, es: Path, a2c: tuple[Path | None,
     views += list(zip(a2c_vols, a2c))
     for v, p in views:
         _check_echo_view(v, p, lmap)
+    _check_echo_names({"--ed": ed, "--es": es, "--a2c-ed": a2c[0], "--a2c-es": a2c[1]})
     for name, pair in (("4-chamber", (vol, vol_es)), ("2-chamber", tuple(a2c_vols))):
         if pair and _spacing_yx(pair[0]) != _spacing_yx(pair[1]) and not (
                 _spacing_yx(pair[0]) and _spacing_yx(pair[1]) and np.allclose(_spacing_yx(pair[0]), _spacing_yx(pair[1]), rtol=1e-4)):
@@ -236,8 +243,29 @@ def _run_echo(vol: Any, vol_es: Any, ed: Path, es: Path, a2c: tuple[Path | None,
                                 f"({_spacing_yx(pair[0])} vs {_spacing_yx(pair[1])} mm)")
     report = measure_echo(vol.array[0, 0], vol_es.array[0, 0], *(v.array[0, 0] for v in a2c_vols), label_map=lmap,
                           spacing_a4c_mm=_spacing_yx(vol), spacing_a2c_mm=_spacing_yx(a2c_vols[0]) if a2c_vols else None, **body)
-    report["spacing_mm"] = [float(x) for x in vol.spacing]
+    report["spacing_mm"] = _spacing_field(vol)
     return report, {"ED": vol.array[0], "ES": vol_es.array[0]}, {"ED": 0, "ES": 0}, vol
+
+
+#: the apical view and phase each echo option takes
+_ECHO_OPTIONS = {"--ed": ("4ch", "ED"), "--es": ("4ch", "ES"), "--a2c-ed": ("2ch", "ED"), "--a2c-es": ("2ch", "ES")}
+
+
+def _check_echo_names(paths: dict[str, Path | None]) -> None:
+    """Refuse echo views whose file names (``<study>_<4CH|2CH>_<ED|ES>``, as CAMUS and
+    ``medseg batch`` name them) say another view or phase than the option they were given to,
+    or other studies: a 2-chamber ES given as --es read as a plausible EF, unflagged."""
+    from ..batch import case_id, echo_view
+
+    named = {opt: (p, echo_view(case_id(p) or p.name)) for opt, p in paths.items() if p is not None}
+    for opt, (p, ev) in named.items():
+        if ev is not None and ev[1:] != _ECHO_OPTIONS[opt]:
+            view, phase = ev[1:]
+            raise MedsegError(f"{p.name} is named the {view[0]}-chamber {phase} view, but was given as {opt} "
+                              f"(the {_ECHO_OPTIONS[opt][0][0]}-chamber {_ECHO_OPTIONS[opt][1]} view): check the options")
+    studies = {ev[0] for _, ev in named.values() if ev is not None}
+    if len(studies) > 1:
+        raise MedsegError(f"the echo views are named for different studies ({', '.join(sorted(studies))}): give one study's views")
 
 
 def _run_echo_clip(vol: Any, path: Path, lmap: Any, body: dict) -> tuple[dict, dict, dict, Any]:
@@ -246,7 +274,7 @@ def _run_echo_clip(vol: Any, path: Path, lmap: Any, body: dict) -> tuple[dict, d
 
     _require_lv([vol], lmap, f"{path}: ")
     report = measure_echo_clip(vol.array[:, 0], label_map=lmap, spacing_mm=_spacing_yx(vol), frame_times_s=vol.frame_times_s, **body)
-    report["spacing_mm"] = [float(x) for x in vol.spacing]
+    report["spacing_mm"] = _spacing_field(vol)
     frames = {k: f for k, f in (("ED", report["ed_frame"]), ("ES", report["es_frame"])) if f is not None}
     return report, {k: vol.array[f] for k, f in frames.items()}, frames, vol
 

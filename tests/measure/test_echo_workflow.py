@@ -130,3 +130,48 @@ def test_camus_expert_labels_biplane_ef_without_spacing(shared_data):
     assert all(math.isnan(rep["lv"][k]) for k in ("edv_ml", "esv_ml", "sv_ml")) and math.isnan(rep["la_volume_ml"])
     assert all(math.isnan(x) for x in rep["lengths_mm"].values())
     assert set(rep["annulus_method"].values()) == {"lv_la_boundary"}
+
+
+def _pngs(tmp_path) -> dict[tuple[str, str], str]:
+    """The phantom's four views as label PNGs named as CAMUS names them (no pixel spacing)."""
+    from PIL import Image
+
+    out = {}
+    for (view, phase), lab in _views().items():
+        path = tmp_path / f"p7_{view}_{phase}.png"
+        Image.fromarray(lab).save(path)
+        out[(view, phase)] = str(path)
+    return out
+
+
+def test_measure_refuses_views_given_to_the_wrong_option(tmp_path, capsys):
+    """`measure --ed X_2CH_ED --es X_4CH_ES` read a plausible EF, unflagged."""
+    from medseg.cli import run_cli
+
+    v = _pngs(tmp_path)
+    out = tmp_path / "r.json"
+    for argv, said in ((["--ed", v[("2CH", "ED")], "--es", v[("4CH", "ES")]], "p7_2CH_ED.png is named the 2-chamber ED view, but was given as --ed"),
+                       (["--ed", v[("4CH", "ED")], "--es", v[("4CH", "ES")], "--a2c-ed", v[("2CH", "ES")], "--a2c-es", v[("2CH", "ED")]],
+                        "p7_2CH_ES.png is named the 2-chamber ES view, but was given as --a2c-ed")):
+        assert run_cli(["measure", *argv, "--label-map", ECHO_MAP, "-o", str(out)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert said in err and len(err.splitlines()) == 1 and not out.exists()
+    other = tmp_path / "p8_4CH_ES.png"
+    other.write_bytes(open(v[("4CH", "ES")], "rb").read())
+    assert run_cli(["measure", "--ed", v[("4CH", "ED")], "--es", str(other), "--label-map", ECHO_MAP, "-o", str(out)]) == 1
+    assert "named for different studies (p7, p8)" in capsys.readouterr().err
+
+
+def test_measure_report_of_views_without_spacing_has_no_spacing(tmp_path):
+    """The report said spacing_mm [1.0, 1.0, 1.0] for PNGs, as if 1 mm pixels had been measured."""
+    import json
+
+    from medseg.cli import run_cli
+
+    v = _pngs(tmp_path)
+    out = tmp_path / "r.json"
+    assert run_cli(["measure", "--ed", v[("4CH", "ED")], "--es", v[("4CH", "ES")], "--a2c-ed", v[("2CH", "ED")],
+                    "--a2c-es", v[("2CH", "ES")], "--label-map", ECHO_MAP, "-o", str(out), "--plots", str(tmp_path / "plots")]) == 0
+    rep = json.loads(out.read_text())
+    assert rep["spacing_mm"] is None and rep["method"] == "biplane_disks" and math.isfinite(rep["lv"]["ef_pct"])
+    assert (tmp_path / "plots" / "overlay.png").is_file()
