@@ -57,7 +57,9 @@ def test_case10_empty_ed_gives_nan_ef_and_flag(lv_labels):
     assert rep["lv_mass_g"] == 0.0 and math.isnan(rep["wall_thickness_mm"]["global_mean"])
     assert {(f["structure"], f["phase"]) for f in _codes(rep, "absent_structure")} == {("lv", "ed"), ("myo", "ed"), ("rv", "ed")}
     lv_myo = np.where(lv_labels > 2, 0, lv_labels)
-    no_rv = measure_ed_es(lv_myo, lv_myo, AFF, "lv=1,myo=2")  # labels without an RV: no RV flag for it
+    lv_myo_es = lv_myo.copy()
+    lv_myo_es[tuple(np.argwhere(lv_myo_es == 1)[0])] = 2  # ES one LV voxel smaller (the same labels twice are refused)
+    no_rv = measure_ed_es(lv_myo, lv_myo_es, AFF, "lv=1,myo=2")  # labels without an RV: no RV flag for it
     assert not _codes(no_rv, "ef_undefined") and math.isnan(no_rv["rv"]["ef_pct"])
     empty_es = measure_ed_es(lv_labels, np.zeros_like(lv_labels), AFF, LMAP)
     assert empty_es["lv"]["esv_ml"] == 0.0 and empty_es["lv"]["ef_pct"] == pytest.approx(100.0)
@@ -219,15 +221,22 @@ def test_cine_unlabelled_frames_are_skipped():
     assert [f["frame"] for f in _codes(rep, "unlabelled_frame")] == [5]
 
 
+def _smaller(lab: np.ndarray) -> np.ndarray:
+    """``lab`` with one LV voxel made myocardium: an ES other than the ED (the same labels twice are refused)."""
+    out = lab.copy()
+    out[tuple(np.argwhere(out == 1)[0])] = 2
+    return out
+
+
 @pytest.mark.parametrize("call, error", [
     (lambda lab: measure_phase(lab[:1], AFF, LMAP), MeasurementError),
     (lambda lab: measure_phase(lab, None, LMAP), GeometryError),
     (lambda lab: measure_phase(lab * 2, AFF, LMAP), LabelMapError),  # value 4 and 6 not in the map
     (lambda lab: measure_phase(lab + 0.5, AFF, LMAP), MeasurementError),
     (lambda lab: measure_ed_es(lab, lab[:, :10], AFF, LMAP), GeometryError),
-    (lambda lab: measure_ed_es(lab, lab, AFF, LMAP, sex="X"), MeasurementError),
+    (lambda lab: measure_ed_es(lab, _smaller(lab), AFF, LMAP, sex="X"), MeasurementError),
     (lambda lab: measure_phase(lab, AFF, LMAP, aha_method="sectors"), MeasurementError),
-    (lambda lab: measure_ed_es(lab, lab, AFF, LMAP, bsa_method="haycock", height_cm=170, weight_kg=70), MeasurementError),
+    (lambda lab: measure_ed_es(lab, _smaller(lab), AFF, LMAP, bsa_method="haycock", height_cm=170, weight_kg=70), MeasurementError),
 ])
 def test_bad_input_raises_typed_errors(lv_labels, call, error):
     with pytest.raises(error):
