@@ -149,8 +149,10 @@ def _echo_clinical(views: dict[tuple[str, str], dict], label_map: LabelMap) -> t
         return None
     keys = echo_view_keys(views)
     known = all(getattr(views[k]["_vol"], "spacing_known", True) for k in keys)
-    spacing = {v: (float(views[(v, "ED")]["_vol"].spacing[1]), float(views[(v, "ED")]["_vol"].spacing[2])) if known else None
-               for v in {k[0] for k in keys}}
+    yx = {k: (float(views[k]["_vol"].spacing[1]), float(views[k]["_vol"].spacing[2])) for k in keys}
+    if known and not all(np.allclose(yx[(v, "ED")], yx[(v, "ES")], rtol=1e-4) for v, _ in keys):
+        return None  # a view's ED and ES at other pixel sizes (as `medseg measure` refuses): the ED size was taken for both
+    spacing = {v: yx[(v, "ED")] if known else None for v in {k[0] for k in keys}}
     vals = {}
     try:
         for which in ("_pred", "_ref"):

@@ -175,3 +175,23 @@ def test_measure_report_of_views_without_spacing_has_no_spacing(tmp_path):
     rep = json.loads(out.read_text())
     assert rep["spacing_mm"] is None and rep["method"] == "biplane_disks" and math.isfinite(rep["lv"]["ef_pct"])
     assert (tmp_path / "plots" / "overlay.png").is_file()
+
+
+def test_evaluate_gives_no_echo_ef_for_a_view_whose_phases_have_other_pixel_sizes():
+    """evaluate's echo EF took the ED pixel size for both phases (as batch --measure did)."""
+    from medseg.evaluation_clinical import _echo_clinical
+    from medseg.io import Volume
+    from medseg.labels import LabelMap
+
+    def views(es_spacing: float) -> dict:
+        out = {}
+        for (name, phase), lab in _views().items():
+            sp = es_spacing if phase == "ES" and name == "4CH" else 0.3
+            vol = Volume(np.zeros((1, 1, *lab.shape), np.float32), np.diag([sp, sp, 1.0, 1.0]), modality="US")
+            out[(name.lower(), phase)] = {"_vol": vol, "_pred": lab[None, None], "_ref": lab[None, None]}
+        return out
+
+    same = views(0.3)
+    assert _echo_clinical(same, LabelMap.parse(ECHO_MAP)) == (0.0, 0.0) and "edv_ref_ml" in same[("4ch", "ED")]["clinical"]
+    other = views(0.5)
+    assert _echo_clinical(other, LabelMap.parse(ECHO_MAP)) is None and "clinical" not in other[("4ch", "ED")]
