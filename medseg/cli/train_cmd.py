@@ -35,9 +35,9 @@ def train_command(
     """Train a base model on packed real slices and synthetic phantoms."""
     from ..errors import MedsegError
     from ..training.loop import TrainConfig
+    from ._options import check_device
 
-    if device not in ("cpu", "cuda"):
-        raise MedsegError(f"unknown device {device!r}; allowed: cpu, cuda")
+    check_device(device)  # cuda:N as the other commands take it; no GPU here: said before any work
     try:
         probe = tuple(int(b) for b in probe_batches.split(",") if b.strip())
     except ValueError:
@@ -66,7 +66,7 @@ def train_command(
         raise MedsegError("nothing to train on: give --data or --pack, or --phantoms > 0")
     cfg = TrainConfig(
         pack=str(pack) if pack else None, out=str(out), n_phantoms=phantoms, device=device,
-        batch_size=batch_size or (128 if device == "cuda" else 16), lr=lr, time_budget_s=time_budget,
+        batch_size=batch_size or (128 if device.startswith("cuda") else 16), lr=lr, time_budget_s=time_budget,
         max_steps=max_steps, val_every_s=val_every or max(time_budget / 6, 30.0), seed=seed,
         init_from=str(init_from) if init_from else None, resume=resume, state_dir=str(state_dir) if state_dir else None,
         probe_batches=probe, mode_probs=probs,

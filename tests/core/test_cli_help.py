@@ -83,3 +83,16 @@ def test_a_misspelt_prompt_mode_is_named_before_the_pairs_are_read(tmp_path, cap
     """``evaluate --prompt boxes``: the modes, not an error about the pairs file read first."""
     assert run_cli(["evaluate", "--pairs", str(tmp_path / "missing.csv"), "--prompt", "boxes", "-o", str(tmp_path / "r.json")]) == 1
     assert capsys.readouterr().err.strip() == "error: --prompt must be one of box, point, key-slice, auto, got 'boxes'"
+
+
+def test_train_takes_cuda_n_as_the_other_commands_and_checks_for_a_gpu_first(tmp_path, capsys):
+    """``train --device cuda:0`` was "unknown device" (the other commands take it); without a GPU
+    it is now said before any work."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: cuda:0 would train")
+    out = tmp_path / "run"
+    assert run_cli(["train", "--phantoms", "4", "-o", str(out), "--device", "cuda:0"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --device cuda was requested but no CUDA GPU is available here" and not out.exists()
