@@ -158,6 +158,9 @@ def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase
         raise GeometryError(f"ED and ES labels are on different grids: (Z, Y, X) {vol.grid_shape} vs {vol_es.grid_shape}, "
                             f"affines differ by up to {shift:.3g} mm")
     _check_measurable(vol, ed, lmap, vol_es)
+    if np.array_equal(vol.array, vol_es.array):  # it read as an LV EF of 0 %, flagged as a low EF
+        raise MedsegError(f"the ED and ES labels are the same ({ed.name}, {es.name}: one file given for both phases?): no ED and ES "
+                          "to tell apart, so no EF; give the end-systolic labels as --es")
     report = measure_ed_es(vol.array[0], vol_es.array[0], vol.affine, lmap, **phase_opts, **body, **heart_rate_options(vol, heart_rate))
     return report, {"ED": vol.array[0], "ES": vol_es.array[0]}, {"ED": 0, "ES": 0}, vol, lmap
 

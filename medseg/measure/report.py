@@ -76,9 +76,6 @@ def measure_ed_es(
     ed_arr, es_arr = as_label_array(labels_ed, 3), as_label_array(labels_es, 3)
     if ed_arr.shape != es_arr.shape:
         raise GeometryError(f"ED and ES labels have different shapes {ed_arr.shape} and {es_arr.shape}")
-    if np.array_equal(ed_arr, es_arr):  # it read as an EF of 0 %, flagged as a low EF
-        raise MeasurementError("the ED and ES labels are the same (one file given for both phases?): no ED and ES to tell apart, "
-                               "so no EF; give the end-systolic labels as ES")
     base = study_base(np.stack([ed_arr, es_arr]), stack_geometry(aff, ed_arr.shape, slice_positions_mm), lmap, base_end)
     basal_rule, rule_flags = study_basal_rule(np.stack([ed_arr, es_arr]), lmap, basal_rule, ("ED", "ES"))
     opts = dict(slice_positions_mm=slice_positions_mm, aha_method=aha_method, interpolate_missing=interpolate_missing,

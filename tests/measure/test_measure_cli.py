@@ -491,3 +491,17 @@ def test_an_lv_outside_its_myocardium_blames_the_map_only_when_the_map_is_a_gues
     bare = _save(tmp_path / "bare.nii.gz", lab, aff)
     assert run_cli(["measure", bare, "--label-map", "lv=1,myo=2,rv=3", "-o", str(tmp_path / "r2.json")]) != 0
     assert "is the label map right" in " ".join(capsys.readouterr().err.split())
+
+
+def test_the_same_labels_given_as_ed_and_es_are_refused(files, tmp_path, capsys):
+    """``measure --ed X --es X`` reported LV EF 0.0 %, flagged only as a low EF."""
+    import shutil
+
+    out = tmp_path / "r.json"
+    assert run_cli(["measure", "--ed", files["ed"], "--es", files["ed"], "--label-map", ACDC_MAP, "-o", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "the ED and ES labels are the same" in err and len(err.splitlines()) == 1 and not out.exists()
+    copy = tmp_path / "copy.nii.gz"
+    shutil.copy(files["ed"], copy)  # the same labels under another name
+    assert run_cli(["measure", "--ed", files["ed"], "--es", str(copy), "--label-map", ACDC_MAP, "-o", str(out)]) == 1
+    assert "the ED and ES labels are the same" in capsys.readouterr().err
