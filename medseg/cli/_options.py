@@ -78,9 +78,9 @@ def references_map(rows: list) -> Any:
 def check_device(device: str) -> str:
     """``--device`` checked before any work: a misspelt device (``gpu``) failed every case of a
     batch, and the demo only after writing its study. One line naming cpu and cuda."""
-    from ..models.registry import _check_device
+    from ..models.registry import check_device as check  # imported here: the CLI starts without torch
 
-    return _check_device(device)
+    return check(device)
 
 
 def parse_modality(text: str | None) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from .._files import shown
 from ._app import app, print_json, stdout
 
 
@@ -34,13 +35,6 @@ def list_adapters() -> list[dict]:
     return _la()
 
 
-def printable(value: object) -> str:
-    """Text from a file (an adapter's medseg.json, a folder name) for one table cell: control
-    characters (a newline, an ESC sequence) shown escaped instead of splitting the row or
-    restyling the terminal."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(value))
-
-
 @app.command("models")
 def models_command(as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON.")) -> None:
     """List built-in models and adapters (shipped and in $MEDSEG_HOME/adapters)."""
@@ -56,6 +50,6 @@ def models_command(as_json: bool = typer.Option(False, "--json", help="Print mac
         table.add_column(col)
     for r in rows:
         sha = (r.get("sha256") or "")[:16]
-        table.add_row(escape(printable(r["name"])), r["kind"], "" if r.get("size_mb") is None else f"{r['size_mb']:.2f}", sha,
-                      escape(printable(f"{r.get('description', '')} ({r.get('source', '')})")))
+        table.add_row(escape(shown(r["name"])), r["kind"], "" if r.get("size_mb") is None else f"{r['size_mb']:.2f}", sha,
+                      escape(shown(f"{r.get('description', '')} ({r.get('source', '')})")))
     stdout.print(table)

@@ -106,7 +106,7 @@ def _load_base(spec: str | os.PathLike | None, device: str) -> LoadedModel:
     from .checkpoints import load_checkpoint, load_official_sam
 
     spec = "default" if spec is None else str(spec)
-    device = _check_device(device)
+    device = check_device(device)
     if spec == "default":
         path = shipped_checkpoint()
         model, digest, info = load_checkpoint(path, shipped_sha256())
@@ -149,7 +149,8 @@ def _detect_sam_variant(path: Path) -> str:
     return dims[int(w.shape[0])]
 
 
-def _check_device(device: str) -> str:
+def check_device(device: str) -> str:
+    """``device`` ("cpu", "cuda" or "cuda:N") when it can be used here; CheckpointError otherwise."""
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise CheckpointError(f"unknown device {device!r}; allowed: cpu, cuda")
     if device.startswith("cuda"):
