@@ -13,10 +13,14 @@ applies to the flag it names, not to the other flags at the same place (a volume
 The review widget (:mod:`medseg_napari._qt.review_widget`) only shows the rows, moves the
 viewer to :meth:`ReviewList.target` and calls these methods. ``check`` decodes with the
 session's predictor: run it in a worker, never while another operation uses the session.
+A review holds for the labels it checked: once they change (a prompt, an undo, a brush stroke
+on the layer) it is :attr:`ReviewList.stale`, and saving its sheet or marking one of its rows
+is refused until the next check.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -171,6 +175,22 @@ class ReviewList:
         self._worst_slice: dict[str, tuple[int, int]] = {}
         self._review: dict[str, Any] = {}
         self.checked = False
+        self._checked_labels: bytes | None = None  # digest of the labels the check scored
+
+    def _labels_digest(self) -> bytes:
+        import numpy as np
+
+        labels = np.ascontiguousarray(self.session.labels)
+        return hashlib.blake2b(memoryview(labels).cast("B"), digest_size=16).digest()
+
+    @property
+    def stale(self) -> bool:
+        """The labels changed since :meth:`check`: its rows and confidences describe other labels."""
+        return self.checked and self._labels_digest() != self._checked_labels
+
+    def _refuse_stale(self, what: str) -> None:
+        if self.stale:
+            raise MedsegError(f"the segmentation changed since the check: Check again, then {what}")
 
     def slices_to_score(self) -> int:
         """How many (structure, frame, slice) :meth:`check` scores: the slices holding a structure."""
@@ -182,8 +202,9 @@ class ReviewList:
         Args:
             progress: called with (slices scored, :meth:`slices_to_score`) as each is scored.
         """
+        digest = self._labels_digest()
         review = self.session.review(progress=progress)
-        self._review = review
+        self._review, self._checked_labels = review, digest
         conf = review.get("confidence") or {}
         self.volume_confidence = {k: float(v) for k, v in (conf.get("volume") or {}).items()}
         worst: dict[str, tuple[float, int, int]] = {}
@@ -226,6 +247,7 @@ class ReviewList:
 
         if not self.checked:
             raise MedsegError("check the segmentation first (Check), then save its review sheet")
+        self._refuse_stale("save its review sheet")
         path = Path(path)
         if path.suffix.lower() != ".png":
             path = path.with_suffix(".png")
@@ -235,8 +257,10 @@ class ReviewList:
         """Record that a human looked at the row's flag (:meth:`Session.mark_reviewed`, kept in
         the provenance: its structure/frame/slice, and the flag code as the note, ``"code: note"``
         with a ``note``); only that flag is shown reviewed, not another flag at the same place.
-        Returns the updated row."""
+        Returns the updated row. Refused (MedsegError) when the labels changed since the check.
+        """
         r = self.row(row) if isinstance(row, int) else row
+        self._refuse_stale("mark what it flags")
         self.session.mark_reviewed(r.structure, r.frame, r.slice, r.code if note is None else f"{r.code}: {note}")
         self.rows = [replace(x, reviewed=True) if x.ident == r.ident else x for x in self.rows]
         return replace(r, reviewed=True)

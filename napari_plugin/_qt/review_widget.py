@@ -198,7 +198,10 @@ class ReviewWidget(QWidget):
         seg = self.segment_widget
         if row.structure and seg is not None and seg.controller is not None and seg.controller.session is self.review.session:
             seg.select_structure(row.structure)
-        self._say(f"{row.code}: {row.message}")
+        if self.review.stale:
+            self._say(f"{row.code}: {row.message} (the segmentation changed since the check: Check again)", error=True)
+        else:
+            self._say(f"{row.code}: {row.message}")
 
     def mark_reviewed(self) -> None:
         """Record the selected row as reviewed in the session's provenance and grey it."""
@@ -210,6 +213,9 @@ class ReviewWidget(QWidget):
             return
         if seg.busy:
             self._say("The segmentation widget is busy: try again when it is done.", error=True)
+            return
+        if self.review.stale:
+            self._say("The segmentation changed since the check: Check again, then mark what it flags.", error=True)
             return
         row = self.review.row(r)
         seg.run_now(lambda _c: self.review.mark_reviewed(row), sync=False)  # refreshes the saved provenance

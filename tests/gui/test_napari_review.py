@@ -100,6 +100,28 @@ def test_review_sheet_from_the_checked_review(session, tmp_path):
     assert (0, BAD_SLICE) in [(p["frame"], p["slice"]) for p in panels if p["flags"]]
 
 
+def test_a_review_of_other_labels_is_stale(session, tmp_path):
+    """An edit after the check (here: a pixel, as a brush stroke on the layer would) makes the
+    review stale: its sheet would draw the new contours with the old confidences and flags."""
+    from medseg.errors import MedsegError
+
+    review = ReviewList(session)
+    rows = review.check()
+    assert not review.stale
+    review.mark_reviewed(0)  # marking records in the log; the labels are the same
+    assert not review.stale
+    z, y, x = (int(v[0]) for v in np.nonzero(session.labels[0] == 1))
+    session.labels[0, z, y, x] = 0
+    assert review.stale
+    with pytest.raises(MedsegError, match="changed since the check"):
+        review.save_sheet(tmp_path / "sheet.png")
+    with pytest.raises(MedsegError, match="changed since the check"):
+        review.mark_reviewed(len(rows) - 1)
+    assert not (tmp_path / "sheet.png").exists()
+    review.check()
+    assert not review.stale and review.save_sheet(tmp_path / "sheet.png").is_file()
+
+
 def test_review_rows_order_and_fields():
     review = {
         "needs_review": True,
@@ -176,3 +198,9 @@ def test_review_widget_jumps_and_marks(make_napari_viewer, qtbot, model_provider
     sheet = tmp_path / "sheet.png"
     w.save_sheet(str(sheet))
     assert sheet.is_file() and "Review sheet saved" in w.status.text()
+    seg.controller.labels[0, BAD_SLICE][seg.controller.labels[0, BAD_SLICE] == 1] = 0  # an edit after the check
+    other = next(i for i, row in enumerate(w.review.rows) if not row.reviewed)
+    w.table.selectRow(other)
+    assert "changed since the check" in w.status.text()
+    w.mark_btn.click()
+    assert "changed since the check" in w.status.text() and not w.review.rows[other].reviewed
