@@ -112,6 +112,25 @@ def _measure_apical(arr: np.ndarray, like: Any, label_map: Any, es_labels: np.nd
     return {**rep, "mode": "echo_clip", "labelled_frames": labelled}
 
 
+def echo_names_problem(ed_name: str, es_name: str) -> str | None:
+    """Why ED and ES label layers named as apical views (``<study>_<4CH|2CH>_<ED|ES>``, as
+    CAMUS names its files, with ``_gt`` or `` labels`` after it) are not one view's ED and ES,
+    or None: a 2-chamber ES beside a 4-chamber ED reads as a plausible EF (``medseg measure``
+    refuses the same by file name)."""
+    from medseg.batch.cases import labels_echo_view
+
+    ed, es = labels_echo_view(ed_name), labels_echo_view(es_name)
+    for name, view, phase in ((ed_name, ed, "ED"), (es_name, es, "ES")):
+        if view is not None and view[2] != phase:
+            return f"{name!r} is named the {view[1][0]}-chamber {view[2]} view, but is measured as {phase}: check the layers chosen"
+    if ed is not None and es is not None and ed[1] != es[1]:
+        return (f"{ed_name!r} is the {ed[1][0]}-chamber view and {es_name!r} the {es[1][0]}-chamber one: "
+                "measure ED and ES of one view (biplane: medseg measure --a2c-ed/--a2c-es)")
+    if ed is not None and es is not None and ed[0] != es[0]:
+        return f"{ed_name!r} and {es_name!r} are named for different studies ({ed[0]}, {es[0]}): choose one study's layers"
+    return None
+
+
 def _one_frame(arr: np.ndarray, what: str) -> np.ndarray:
     labelled = [t for t in range(arr.shape[0]) if arr[t].any()]
     if len(labelled) > 1:

@@ -73,6 +73,7 @@ from .cases import (
     echo_view_keys,
     find_reference,
     handed_over_path,
+    labels_echo_view,
     output_path,
     review_png_path,
     split_phase,
@@ -93,6 +94,6 @@ __all__ = [
     "ECHO_VIEW_CASE", "FRAME_CASE", "KEY_MEASURES", "MAX_DEPTH", "MIN_STACK_SERIES", "OUTPUT_ENDING", "REFERENCE_SUFFIXES",
     "SUMMARY_FIELDS", "BatchOptions", "CaseSpec", "HandedOver", "Result", "case_id", "check_out_dir", "dicom_seg_dir",
     "discover_cases", "echo_study_rows", "echo_view", "echo_view_keys", "failed_result", "find_reference", "handed_over_path",
-    "handed_over_record", "output_path", "output_problem", "overview_rows", "review_png_path", "run_batch", "run_case", "split_phase",
+    "handed_over_record", "labels_echo_view", "output_path", "output_problem", "overview_rows", "review_png_path", "run_batch", "run_case", "split_phase",
     "stack_study_rows", "study_of", "write_cohort", "write_summary",
 ]

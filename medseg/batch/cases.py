@@ -417,6 +417,20 @@ def echo_view(name: str) -> tuple[str, str, str] | None:
     return m["study"], "4ch" if m["view"].upper() in ("4CH", "A4C") else "2ch", m["phase"].upper()
 
 
+def labels_echo_view(name: str) -> tuple[str, str, str] | None:
+    """:func:`echo_view` of a label file or layer name: also ``<study>_<view>_<phase>`` with
+    a reference suffix (CAMUS's ``patient0001_4CH_ED_gt``, ``..._labels``) or napari's
+    `` labels`` after it."""
+    found = echo_view(name)
+    if found is None:
+        low = name.lower()
+        for suffix in (*REFERENCE_SUFFIXES, " labels"):
+            if low.endswith(suffix) and len(name) > len(suffix):
+                found = echo_view(name[: -len(suffix)])
+                break
+    return found
+
+
 def echo_view_keys(views: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """The views an echo study is measured from: both 4-chamber phases, and both 2-chamber
     phases when they are there (biplane disks)."""

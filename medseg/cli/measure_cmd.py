@@ -255,12 +255,12 @@ _ECHO_OPTIONS = {"--ed": ("4ch", "ED"), "--es": ("4ch", "ES"), "--a2c-ed": ("2ch
 
 
 def _check_echo_names(paths: dict[str, Path | None]) -> None:
-    """Refuse echo views whose file names (``<study>_<4CH|2CH>_<ED|ES>``, as CAMUS and
+    """Refuse echo views whose file names (``<study>_<4CH|2CH>_<ED|ES>``, ``_gt`` etc. after it, as CAMUS and
     ``medseg batch`` name them) say another view or phase than the option they were given to,
     or other studies: a 2-chamber ES given as --es read as a plausible EF, unflagged."""
-    from ..batch import case_id, echo_view
+    from ..batch import case_id, labels_echo_view
 
-    named = {opt: (p, echo_view(case_id(p) or p.name)) for opt, p in paths.items() if p is not None}
+    named = {opt: (p, labels_echo_view(case_id(p) or p.name)) for opt, p in paths.items() if p is not None}
     for opt, (p, ev) in named.items():
         if ev is not None and ev[1:] != _ECHO_OPTIONS[opt]:
             view, phase = ev[1:]

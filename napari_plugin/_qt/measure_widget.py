@@ -230,6 +230,9 @@ class MeasureWidget(QWidget):
             if not np.allclose(np.asarray(es_layer.scale)[-2:], np.asarray(layer.scale)[-2:], rtol=1e-3):
                 raise ValueError(f"the ES layer {es_name!r} has another pixel size than {name!r} ({_mm(es_layer.scale)} vs "
                                  f"{_mm(layer.scale)} mm): not one study's grid")
+            problem = m.echo_names_problem(name, es_name)
+            if problem:
+                raise ValueError(problem)
             es = np.array(as_4d(np.asarray(es_layer.data)))
             if not es.any():
                 raise ValueError(f"the ES label layer {es_name!r} is empty: segment end-systole first, or choose (none)")

@@ -235,3 +235,32 @@ def test_the_check_progress_bar_has_a_count(make_napari_viewer, qtbot, model_pro
     qtbot.waitUntil(lambda: w.review is not None and not seg.busy, timeout=T_OUT)
     bar = next(b for b in bars if b.desc == "medseg: checking the segmentation")
     assert bar.total == w.review.slices_to_score() > 0 and bar.n == bar.total
+
+
+def test_apical_layers_named_for_other_views_are_refused():
+    """CAMUS's 4CH_ED_gt beside its 2CH_ES_gt measured a plausible EF (22 % for a 26 % biplane)."""
+    assert m.echo_names_problem("patient0451_4CH_ED_gt", "patient0451_4CH_ES_gt") is None
+    assert m.echo_names_problem("p1_4CH_ED labels", "es labels") is None  # names that say nothing
+    assert "2-chamber one: measure ED and ES of one view" in m.echo_names_problem("p1_4CH_ED_gt", "p1_2CH_ES_gt")
+    assert "named the 4-chamber ES view, but is measured as ED" in m.echo_names_problem("p1_4CH_ES labels", "p1_4CH_ED labels")
+    assert "different studies (p1, p2)" in m.echo_names_problem("p1_4CH_ED_gt", "p2_4CH_ES_gt")
+
+
+@pytest.mark.gui
+@pytest.mark.skipif(gui_ready() is not None, reason=str(gui_ready()))
+def test_the_panel_refuses_a_4ch_ed_with_a_2ch_es(make_napari_viewer, qtbot):
+    from medseg.phantoms import echo_apical_phantom
+
+    a4c, a2c = (echo_apical_phantom(v, n_frames=8, seed=1, spacing=None) for v in ("a4c", "a2c"))
+    viewer = make_napari_viewer(show=True)
+    viewer.add_labels(a4c.labels[0], name="p1_4CH_ED_gt")
+    viewer.add_labels(a2c.labels[4], name="p1_2CH_ES_gt")
+    viewer.add_labels(a4c.labels[4], name="p1_4CH_ES_gt")
+    w = _panel(viewer, qtbot)
+    w.labels_combo.setCurrentText("p1_4CH_ED_gt")
+    w.es_combo.setCurrentText("p1_2CH_ES_gt")
+    w.measure()
+    assert "measure ED and ES of one view" in w.status.text() and w.report is None
+    w.es_combo.setCurrentText("p1_4CH_ES_gt")
+    _measured(w, qtbot)
+    assert w.report is not None and w.report["mode"] == "echo"

@@ -4,6 +4,7 @@ batch cohort, and the same on real CAMUS labels (validation patients, never trai
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -160,6 +161,26 @@ def test_measure_refuses_views_given_to_the_wrong_option(tmp_path, capsys):
     other.write_bytes(open(v[("4CH", "ES")], "rb").read())
     assert run_cli(["measure", "--ed", v[("4CH", "ED")], "--es", str(other), "--label-map", ECHO_MAP, "-o", str(out)]) == 1
     assert "named for different studies (p7, p8)" in capsys.readouterr().err
+
+
+def test_label_files_named_as_camus_names_them_are_checked_too(tmp_path, capsys):
+    """CAMUS's labels are ``patient0451_2CH_ES_gt.png``: the name check matched only image names,
+    so the 2-chamber ES labels given as --es read as an EF of 22 % for a 26 % biplane, exit 0."""
+    from medseg.batch import labels_echo_view
+    from medseg.cli import run_cli
+
+    v = _pngs(tmp_path)
+    gt = {}
+    for key, path in v.items():
+        gt[key] = Path(path).with_name(Path(path).stem + "_gt.png")
+        Path(path).rename(gt[key])
+    out = tmp_path / "r.json"
+    assert run_cli(["measure", "--ed", str(gt[("4CH", "ED")]), "--es", str(gt[("2CH", "ES")]), "--label-map", ECHO_MAP, "-o", str(out)]) == 1
+    assert "p7_2CH_ES_gt.png is named the 2-chamber ES view, but was given as --es" in capsys.readouterr().err and not out.exists()
+    assert run_cli(["measure", "--ed", str(gt[("4CH", "ED")]), "--es", str(gt[("4CH", "ES")]), "--label-map", ECHO_MAP, "-o", str(out)]) == 0
+    assert labels_echo_view("p7_A2C_ES_labels") == labels_echo_view("p7_2CH_ES labels") == ("p7", "2ch", "ES")
+    assert labels_echo_view("p7_4CH_ED_GT") == ("p7", "4ch", "ED") and labels_echo_view("_gt") is None
+    assert labels_echo_view("p7_4CH_ED_other") is None
 
 
 def test_measure_report_of_views_without_spacing_has_no_spacing(tmp_path):
