@@ -17,6 +17,21 @@ import numpy as np
 CT_WINDOW_HU = (-250.0, 750.0)
 
 
+def hounsfield_problem(array: np.ndarray) -> str | None:
+    """Why an image read as CT does not hold Hounsfield units, or None: no value below 0 (air is
+    -1000 HU, lung -800, fat -100; every CT field of view holds some). A CT stored without its
+    rescale (0-4095, RescaleIntercept -1024 left out, or ``--modality CT`` given for such a file)
+    lies above the -250..750 HU window, which clipped it: the CT phantom segmented zero-click at
+    LV 0.14 and myocardium 0.00, the myocardium with a confidence of 0.96."""
+    a = np.asarray(array)
+    lo = float(np.nanmin(a)) if a.size else 0.0
+    if not lo >= 0:
+        return None
+    return (f"holds no negative values ({lo:g} .. {float(np.nanmax(a)):g}): not Hounsfield units "
+            f"(air -1000, fat -100 HU), and the CT window {CT_WINDOW_HU[0]:g}..{CT_WINDOW_HU[1]:g} HU would clip it; a CT stored "
+            "without its rescale (e.g. 0-4095) needs its RescaleIntercept (e.g. -1024) applied, else give --modality MR or OT")
+
+
 def normalize_intensity(array: np.ndarray, modality: str = "OT", percentiles: tuple[float, float] = (0.5, 99.5)) -> np.ndarray:
     """Map intensities to float32 [0, 1].
 

@@ -28,7 +28,7 @@ from .enclosure import removed_text
 from .errors import EmptyImageError, GeometryError, LabelMapError, MedsegError, PromptError
 from .io.volume import Volume, require_volume
 from .labels import LabelMap
-from .preprocess import normalize_intensity
+from .preprocess import hounsfield_problem, normalize_intensity
 from .types import Box, Point, Prediction, SlicePrompt, index
 
 
@@ -132,6 +132,9 @@ class Session(ThreadedPredictions, SessionReplay):
                 f"slices are {ny} x {nx} pixels, too small to hold a heart (at least {MIN_SLICE_SIDE} on each "
                 f"side): is an image axis in the wrong place (array {list(volume.array.shape)}, axes t, z, y, x)?"
             )
+        problem = hounsfield_problem(volume.array) if volume.modality == "CT" else None
+        if problem is not None:  # raw CT values in the HU window: a silent, confident failure
+            raise MedsegError(f"{volume.meta.get('path') or 'the image'}: segmented as CT but {problem}")
         self._norm = normalize_intensity(volume.array, volume.modality)
         flat = self._norm.reshape(volume.n_frames * volume.n_slices, -1)
         self._blank = flat.max(axis=1) == flat.min(axis=1)  # (frame * slice) -> no signal on it

@@ -24,6 +24,12 @@ def info_command(
     from ..io.seg_reader import is_dicom_seg
     from ..io.slicer_seg import is_slicer_seg
 
+    if path.is_dir() and (path / "medseg.json").is_file() and (path / "adapter_config.json").is_file():
+        from .._files import shown
+        from ..errors import MedsegError
+
+        raise MedsegError(f"{shown(path)} is a medseg adapter folder, not an image: its model card is {shown(path / 'README.md')} "
+                          "(`medseg models` lists the adapters; use it with --adapter)")
     try:
         named = path.is_file() and (is_dicom_seg(path) or is_slicer_seg(path))  # labels that name their segments
         vol = read_label_volume(path) if named else read_volume(path, series=series)
@@ -51,6 +57,14 @@ def info_command(
                 "label_map", "labels_of", "needs_review", "sidecar"):
         if key in d:
             table.add_row(key, plain(d[key]))
+        if key == "spacing_mm" and "plane" in d:
+            table.add_row("orientation", f"{d['axcodes']} ({d['plane']})")
+        if key == "spacing_mm" and "slice_tilt_deg" in d:  # gantry tilt: the slice step leans from the normal
+            table.add_row("slice tilt", f"{d['slice_tilt_deg']:g} deg from the slice normal (sheared grid); "
+                                        f"slice planes {d['slice_distance_mm']:.4g} mm apart")
+        if key == "modality" and "value_range" in d:
+            lo, hi = d["value_range"]
+            table.add_row("value range", f"{lo:g} .. {hi:g}" + (" HU" if d["modality"] == "CT" else ""))
     if not vol.spacing_known:
         table.add_row("note", "no physical pixel spacing in this file (1 mm assumed)")
     if d.get("geometry_note"):  # the header's transforms disagree with its voxel size: which one was taken

@@ -221,6 +221,34 @@ def slice_normal(affine: np.ndarray) -> np.ndarray:
     return n / np.linalg.norm(n)
 
 
+#: a slice normal within this angle of a world axis names the plane (axial, coronal, sagittal)
+PLANE_TOLERANCE_DEG = 10.0
+
+
+def orientation(affine: np.ndarray) -> dict[str, Any]:
+    """What ``medseg info`` says of an affine's orientation: ``axcodes``, the RAS letters the
+    voxel axes (x = column, y = row, z = slice) point towards (nibabel's ``aff2axcodes``: "LPS"
+    for a DICOM axial CT read in medseg's order), ``plane`` ("axial", "coronal", "sagittal":
+    the slice normal within :data:`PLANE_TOLERANCE_DEG` of S, A or R; else "oblique"), and,
+    where the slice axis leans from the normal (a gantry tilt, a stack whose positions drift
+    in-plane), ``slice_tilt_deg`` and ``slice_distance_mm``, the distance between slice planes
+    along their normal (what volumes use; ``spacing_mm[0]`` is the centre-to-centre step)."""
+    from nibabel.orientations import aff2axcodes
+
+    a = np.asarray(affine, dtype=np.float64)
+    n = slice_normal(a)
+    axis = int(np.argmax(np.abs(n)))
+    off = float(np.degrees(np.arccos(min(1.0, abs(n[axis])))))
+    out: dict[str, Any] = {"axcodes": "".join(aff2axcodes(a)),
+                           "plane": ("sagittal", "coronal", "axial")[axis] if off <= PLANE_TOLERANCE_DEG else "oblique"}
+    step = a[:3, 2]
+    along = abs(float(step @ n))
+    tilt = float(np.degrees(np.arccos(min(1.0, along / float(np.linalg.norm(step))))))
+    if tilt > 0.01:
+        out.update(slice_tilt_deg=round(tilt, 2), slice_distance_mm=round(along, 6))
+    return out
+
+
 def slice_positions_mm(volume: Volume) -> np.ndarray:
     """(Z,) signed position (mm) of each slice centre along the slice normal (RAS).
 

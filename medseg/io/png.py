@@ -101,10 +101,20 @@ def _to_array(im: Image.Image, path: Path, labels: bool) -> np.ndarray:
         a = np.asarray(im)
         return a.astype(np.uint8) if mode == "1" else a
     if labels:
-        raise LabelMapError(f"{path}: label image is in colour mode {mode!r}; give integer labels in a grayscale image")
+        raise LabelMapError(f"{path}: label image is in colour mode {mode!r}{_colours(im)}; medseg reads labels as integer "
+                            "values in a grayscale image: give one value per structure (0 background), e.g. a colour-coded "
+                            "mask (HVSMR-2.0's) converted colour by colour")
     if mode in ("LA", "PA"):
         return np.asarray(im.convert("LA"))[..., 0]
     return luminance(np.asarray(im.convert("RGB")))
+
+
+def _colours(im: Image.Image, shown: int = 8) -> str:
+    """" with N colours (r, g, b), ..." for a colour label image: what a user must map to values."""
+    rgb = np.asarray(im.convert("RGB")).reshape(-1, 3).astype(np.uint32)
+    cols = np.unique(rgb[:, 0] << 16 | rgb[:, 1] << 8 | rgb[:, 2])  # one number per colour: a 1-D unique
+    listed = ", ".join(str((int(c) >> 16, int(c) >> 8 & 255, int(c) & 255)) for c in cols[:shown]) + (", ..." if len(cols) > shown else "")
+    return f" with {len(cols)} colours {listed}"
 
 
 def write_png_labels(labels: np.ndarray, like: Volume, path: Path) -> Path:

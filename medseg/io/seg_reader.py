@@ -82,10 +82,9 @@ def read_dicom_seg(path: str | Path) -> Volume:
         vol = _seg_volume(seg, p)
     if vol is None:
         raise ImageReadError(f"{p}: the DICOM SEG holds no frames")
-    arr = np.asarray(vol.array)
+    arr, aff = vol  # aff: (slice, row, column) index -> LPS mm
     if arr.ndim != 3:
         raise ImageReadError(f"{p}: the DICOM SEG gives a {arr.ndim}-D array; expected slices x rows x columns")
-    aff = np.array(vol.affine, dtype=np.float64)  # (slice, row, column) index -> LPS mm
     normal = np.cross(aff[:3, 2], aff[:3, 1])  # DICOM row direction x column direction
     if np.dot(aff[:3, 0], normal) < 0:  # medseg orders slices along the normal
         arr = arr[::-1]
@@ -256,7 +255,7 @@ def seg_label_map(path: str | Path) -> dict[str, int] | None:
             raise ImageReadError(f"{path}: cannot read the DICOM SEG's segments: {_first_line(e)}") from None
 
 
-def _seg_volume(seg: Any, p: Path) -> Any:
+def _seg_volume(seg: Any, p: Path) -> tuple[np.ndarray, np.ndarray] | None:
     """highdicom's label volume of ``seg``, with the slice-spacing tolerance medseg's DICOM
     reader allows (:func:`medseg.io.dicom_stack._slice_step`: a slice up to 0.1 mm, or 2 % of
     the step, off the regular grid, as scanners that round positions write). highdicom's
@@ -272,11 +271,42 @@ def _seg_volume(seg: Any, p: Path) -> Any:
                                         {**every_slice, "rtol": 2 * 0.02}]
     for i, tol in enumerate(tolerances):
         try:
-            return seg.get_volume(combine_segments=True, **tol)
+            vol = seg.get_volume(combine_segments=True, **tol)
+            return (None if vol is None else (np.asarray(vol.array), np.array(vol.affine, dtype=np.float64)))
         except Exception as e:
             if i + 1 < len(tolerances) and "regularly-spaced" in str(e):
                 continue
+            sheared = _sheared_volume(seg) if "regularly-spaced" in str(e) else None
+            if sheared is not None:
+                return sheared
             raise ImageReadError(f"{p}: the DICOM SEG's frames do not form one label volume ({_first_line(e)})") from None
+
+
+def _sheared_volume(seg: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """The label volume of a SEG whose slices step along a line that leans from their normal (a
+    gantry-tilted CT: the table moves along z, the image plane is tilted), which highdicom's
+    volume refuses: its frames taken along the normal, then the slice step and origin fitted to
+    the frames' own positions, so the affine keeps the shear the DICOM reader gives the images.
+    None unless every frame lies within 0.1 mm of that line (positions that scatter in-plane)."""
+    from .dicom_stack import JITTER_TOL_MM
+
+    try:
+        vol = seg.get_volume(combine_segments=True, perpendicular_tol=1e6)
+        ipp = np.array([[float(v) for v in f.PlanePositionSequence[0].ImagePositionPatient]
+                        for f in seg.PerFrameFunctionalGroupsSequence], dtype=np.float64)
+    except Exception:
+        return None
+    aff = np.array(vol.affine, dtype=np.float64)
+    along = aff[:3, 0]  # highdicom's slice step: along the normal, |step| = the spacing between planes
+    k = (ipp - aff[:3, 3]) @ along / float(along @ along)
+    idx = np.round(k)
+    if np.unique(idx).size < 2 or np.abs(k - idx).max() > 0.05:
+        return None
+    fit, *_ = np.linalg.lstsq(np.c_[np.ones_like(idx), idx], ipp, rcond=None)  # origin, step (LPS mm)
+    if np.linalg.norm(np.c_[np.ones_like(idx), idx] @ fit - ipp, axis=1).max() > JITTER_TOL_MM:
+        return None
+    aff[:3, 3], aff[:3, 0] = fit[0], fit[1]
+    return np.asarray(vol.array), aff
 
 
 def _segment_names(descriptions) -> dict[str, int]:

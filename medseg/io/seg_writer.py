@@ -141,7 +141,7 @@ def _sources_and_pixels(
     paths = list(dict.fromkeys(p for p, _, _ in planes))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        datasets = {p: _blank_invalid_dates(read_dicom(p, stop_before_pixels=True)) for p in paths}
+        datasets = {p: _empty_type2(_blank_invalid_dates(read_dicom(p, stop_before_pixels=True))) for p in paths}
     if all(fr is None for _, fr, _ in planes):  # single-frame sources: one SEG frame each
         sources = [datasets[p] for p, _, _ in planes]
         _unify_grid_headers(sources)
@@ -210,6 +210,22 @@ def _blank_invalid_dates(ds: Any) -> Any:
                 datetime.datetime.strptime(str(elem.value).strip()[:8], "%Y%m%d")
             except ValueError:
                 elem.value = ""
+    return ds
+
+
+#: patient and study attributes of type 2 (present, may be empty) that highdicom copies from the
+#: source into the SEG; anonymisers often delete them, and highdicom then failed on the first
+TYPE2_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "StudyID",
+                "AccessionNumber", "ReferringPhysicianName")
+
+
+def _empty_type2(ds: Any) -> Any:
+    """``ds`` with the :data:`TYPE2_COPIED` attributes it lacks added, empty (as the standard
+    allows for type 2): a SEG of an anonymised export that removed PatientBirthDate or
+    AccessionNumber was refused after the whole segmentation ("no attribute 'PatientBirthDate'")."""
+    for keyword in TYPE2_COPIED:
+        if keyword not in ds:
+            setattr(ds, keyword, "")
     return ds
 
 

@@ -162,6 +162,12 @@ class Volume:
             "format": self.meta.get("format"),
             "affine_ras": np.round(self.affine, 6).tolist(),
         }
+        if self.spacing_known and self.meta.get("positioned") is not False:  # a PNG's, a video's or an echo DICOM's affine: no orientation
+            from .geometry import orientation
+
+            d.update(orientation(self.affine))
+        if self.array.size:  # Hounsfield units for CT (after the rescale, padding as read)
+            d["value_range"] = [_plain_number(self.array.min()), _plain_number(self.array.max())]
         if self.frame_times_s is not None:
             d["frame_times_s"] = np.round(self.frame_times_s, 6).tolist()
         for key in ("series_description", "series_instance_uid", "path", "geometry_note", "time_note", "cardiac_timing_note"):
@@ -170,6 +176,11 @@ class Volume:
         if len(self.meta.get("series_instance_uids") or ()) > 1:  # e.g. a cine saved one series per slice
             d["series_merged"] = len(self.meta["series_instance_uids"])
         return d
+
+
+def _plain_number(value: Any) -> int | float:
+    """A numpy scalar as JSON's int (integer arrays) or float (6 significant digits)."""
+    return int(value) if np.issubdtype(np.asarray(value).dtype, np.integer) else float(f"{float(value):.6g}")
 
 
 def require_volume(obj: Any, what: str = "image") -> Volume:

@@ -129,7 +129,7 @@ def test_the_fitted_lv_threshold_applies_to_the_default_alone(pred_lv, model, ph
     # the modalities it was checked on (MR, echo, unknown); not CT (axial LV opens into atrium and aorta)
     assert predictor.mask_thresholds(model, "MR") == predictor.mask_thresholds(model, "OT") == {"lv": -1.0}
     assert predictor.mask_thresholds(model, "CT") == {}
-    ct = phantom.image.with_array(phantom.image.array, modality="CT")
+    ct = phantom.image.with_array(phantom.image.array - 500.0, modality="CT")  # values below 0, as Hounsfield units have
     assert Session(ct, model, "lv=1").provenance()["mask_thresholds"] == {}
     assert SlicePredictor(model, modality="CT").modality == "CT"
     p, lab = pred_lv

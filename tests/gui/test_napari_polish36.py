@@ -158,12 +158,13 @@ def test_ready_status_follows_the_slice_shown(make_napari_viewer, qtbot, model_p
 
 # -- review marks -----------------------------------------------------------------------------------
 class _FakeSession:
-    """What ReviewList uses of a Session: review() and mark_reviewed(), two flags at one place."""
+    """What ReviewList uses of a Session: labels, review() and mark_reviewed(), two flags at one place."""
 
     volume = SimpleNamespace(n_frames=1)
 
     def __init__(self) -> None:
         self.log: list[dict] = []
+        self.labels = np.zeros((1, 2, 8, 8), np.uint8)
 
     def review(self, progress=None) -> dict:
         flags = [{"code": "fragmented", "level": "volume", "structure": "la", "message": "la has 4 parts"},
