@@ -153,6 +153,7 @@ def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str | None, model, p
     """One pair's row (with its prediction, reference and Volume for the clinical errors)."""
     from .io import check_same_grid, read_label_volume, read_volume
     from .io.seg_reader import in_label_map, onto_image_stack, seg_phase
+    from .measure.report import check_reference_lv
 
     cine = read_volume(pair.image, series=pair.series, modality=pair.modality)
     ref = onto_image_stack(cine, in_label_map(read_label_volume(pair.label), label_map))
@@ -161,6 +162,7 @@ def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str | None, model, p
     check_same_grid(vol, ref, f"labels of case {pair.case}")
     ref_arr = np.asarray(ref.array if ref.n_frames == vol.n_frames else np.broadcast_to(ref.array, vol.shape))
     present = [n for n, v in label_map.values.items() if (ref_arr == v).any()]
+    check_reference_lv(ref_arr, label_map, vol.affine, f"reference labels of case {pair.case}")  # another data set's map: the RV scored as the LV
     t0 = time.perf_counter()
     if pair.prediction is not None:
         pred, named, prov = _read_prediction(pair, cine, t, label_map, predicted_map)

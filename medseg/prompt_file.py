@@ -196,6 +196,7 @@ def study_prompts(vol, prompts: str | Path | None, prompts_from: str | Path | No
         if label_map is None:
             raise PromptError("--prompts-from needs --label-map (which value is which structure in the reference)")
         from .io.seg_reader import in_label_map, onto_image_stack, seg_phase
+        from .measure.report import check_reference_lv
 
         ref = onto_image_stack(vol, in_label_map(ref, label_map))  # a SEG's segments by name, whatever --label-map's values
         t = seg_phase(vol, ref)  # a SEG of one phase of this cine: prompts on that frame only
@@ -206,6 +207,7 @@ def study_prompts(vol, prompts: str | Path | None, prompts_from: str | Path | No
         else:
             arr = ref.array if ref.n_frames == vol.n_frames else np.broadcast_to(ref.array, vol.shape)
         _check_reference_values(ref.array, label_map, Path(prompts_from).name)
+        check_reference_lv(np.asarray(arr), label_map, vol.affine, f"reference labels {Path(prompts_from).name}")  # the RV prompted as the LV
         return prompts_from_labels(np.asarray(arr), label_map, key_slice=key_slice)
     return None
 

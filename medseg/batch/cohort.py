@@ -44,8 +44,9 @@ def _measure(out: Path, options: BatchOptions, case_id: str, case_input: str | N
             spacing = (float(lab.spacing[1]), float(lab.spacing[2])) if lab.spacing_known else None
             rep = measure_echo_clip(lab.array[:, 0], label_map=lmap, spacing_mm=spacing, **_body(subject))
         elif lab.n_slices == 1 and lab.n_frames == 1:  # one 2-D image: no volume of its own
-            ev = echo_view(case_id)
+            ev, sp = echo_view(case_id), split_phase(case_id)
             return {"measure_note": f"one apical view: measured in the row of its study {ev[0]} (with both 4-chamber phases)" if ev else
+                    f"one view: measured in the row of its study {sp[0]} (with its other phase: single-plane disks)" if sp else
                     "not measured: one 2-D image gives no volume (apical views named <study>_4CH_ED, _4CH_ES, ... get a study "
                     "row; a cine of the view gets its EF)"}
         elif not lab.spacing_known:
@@ -121,10 +122,10 @@ def stack_study_rows(results: Sequence[Result], subjects: Sequence[Any] = ()) ->
     """Cohort rows for short-axis studies whose ED and ES stacks are separate cases named
     ``<study>_ED`` / ``<study>_ES`` (:func:`split_phase`; not the echo views of
     :func:`echo_study_rows`): EDV, ESV, EF, LV mass and the RV's, as ``medseg measure --ed --es``
-    gives them; and for studies whose frames are separate cases named ``<study>_frame<NN>``
-    (:data:`FRAME_CASE`, ACDC's ED and ES frames), two or more: the same with ED and ES the
-    frames of largest and smallest LV volume, as for a cine (``ed_frame``/``es_frame`` are the
-    NN of their names). With the study's row of ``subjects`` (:mod:`medseg.subjects`).
+    gives them (one 2-D view each: single-plane disks); and for studies whose frames are
+    separate cases named ``<study>_frame<NN>`` (:data:`FRAME_CASE`, ACDC's ED and ES frames),
+    two or more: the same with ED and ES the frames of largest and smallest LV volume, as for a
+    cine (``ed_frame``/``es_frame`` are the NN of their names). With the study's row of ``subjects`` (:mod:`medseg.subjects`).
     A study is kept when one of its cases has no labels (failed or handed over: not measured,
     the note names them) and when a case of its own carries the study's id (a failed one: the
     note says so; a measured one has its own row: the study's then holds only the note). Rows:
@@ -221,6 +222,8 @@ def _measure_stack_study(phases: dict[str, str], subject: _Who = _Who()) -> Resu
     try:
         ed, es = read_label_volume(phases["ED"]), read_label_volume(phases["ES"])
         lmap = _shared_label_map([phases["ED"], phases["ES"]], "the ED and ES")
+        if ed.n_frames == es.n_frames == 1 and ed.n_slices == es.n_slices == 1:  # one long-axis view per phase (M&Ms-2's
+            return _measure_view_pair(phases, subject)  # 001_LA_ED / 001_LA_ES): as `medseg measure --ed --es` measures them
         if ed.n_frames != 1 or es.n_frames != 1 or ed.n_slices < 2 or not ed.same_grid(es):
             return {"measure_note": "not measured together: ED and ES are not two stacks on one grid"}
         if not (ed.spacing_known and es.spacing_known):
@@ -231,6 +234,17 @@ def _measure_stack_study(phases: dict[str, str], subject: _Who = _Who()) -> Resu
     row = _with_subject(report_row(rep), subject)
     row["phases"] = f"{Path(phases['ED']).name} {Path(phases['ES']).name}"
     return {"cohort_row": row, "measure_note": _body_note(subject, rep)}
+
+
+def _measure_view_pair(phases: dict[str, str], subject: _Who = _Who()) -> Result:
+    """A study whose ED and ES are one 2-D view each, named ``<study>_ED`` / ``<study>_ES``
+    (M&Ms-2's long-axis ``001_LA_ED``): single-plane disks, as ``medseg measure --ed --es``
+    gives them (a short-axis slice is refused there and noted here)."""
+    measured = _measure_echo_study({("4ch", "ED"): phases["ED"], ("4ch", "ES"): phases["ES"]}, subject)
+    if measured.get("cohort_row"):
+        measured["cohort_row"].pop("views", None)
+        measured["cohort_row"]["phases"] = f"{Path(phases['ED']).name} {Path(phases['ES']).name}"
+    return measured
 
 
 def _measure_frames_study(frames: dict[int, str], subject: _Who = _Who()) -> Result:

@@ -47,6 +47,8 @@ def measure_command(
     aha_method: str = typer.Option("uniform", "--aha-method", help="uniform (60-degree sectors) or septum_split."),
     base: str = typer.Option("auto", "--base", help="Where the LV base is: auto (from anatomy), first or last slice."),
     interpolate_missing: bool = typer.Option(False, "--interpolate-missing", help="Add interpolated area for empty in-between slices (still flagged)."),
+    no_basal_rule: bool = typer.Option(False, "--no-basal-rule", help="Count every LV slice: no SCMR 50% rule at the base (a short-axis rule; "
+                                       "e.g. axial CT labels, whose LV volume is all its voxels)."),
     csv_path: Path | None = typer.Option(None, "--csv", help="Also write a one-row CSV."),
     plots: Path | None = typer.Option(None, "--plots", help="Folder for PNGs: volume curve, bullseye, overlay."),
     image: list[Path] | None = typer.Option(None, "--image", metavar="IMAGE", help="Image(s) for the overlay plot, on the labels' grid: a cine, or one per phase, ED then ES (repeat --image)."),
@@ -62,7 +64,8 @@ def measure_command(
     lmap, map_from = _label_map(label_map, [p for p in (labels, ed, es, a2c_ed, a2c_es) if p is not None])
     if "lv" not in lmap:
         raise LabelMapError(f"the label map must name the LV blood pool (lv=...); got {lmap.to_string()}")
-    phase_opts: dict[str, Any] = {"aha_method": aha_method, "interpolate_missing": interpolate_missing, "base_end": BASE_CHOICES[base]}
+    phase_opts: dict[str, Any] = {"aha_method": aha_method, "interpolate_missing": interpolate_missing, "base_end": BASE_CHOICES[base],
+                                  "basal_rule": not no_basal_rule}
     body = {"height_cm": height_cm, "weight_kg": weight_kg, "bsa_method": bsa_method, "sex": sex}
     from_header = _header_body(body, [p for p in (labels, ed) if p is not None])
     _check_body(body, heart_rate)
@@ -78,12 +81,24 @@ def measure_command(
         raise
     check_lv_measured(report, lmap, map_named=map_named)
     _add_implausible(report)
+    if no_basal_rule:  # the report says the LV volumes include every slice
+        from ..measure.qc import make_flag
+
+        report.setdefault("flags", []).append(make_flag("basal_rule_off", "--no-basal-rule: the SCMR basal rule was not applied (LV volumes "
+                                         "include every labelled slice)", severity="info", structure="lv"))
     for flag in _all_flags(report):
         if flag.get("code") == "long_axis_stack":  # volumes that sum the frames of one view: say so, not only in the report
             from ._app import console
 
             console.print(f"note: {flag['message']}", markup=False, highlight=False, soft_wrap=True)
             break
+    from ..measure.echo import is_echo_report
+
+    if heart_rate is not None and is_echo_report(report):  # it was dropped without a word: co_l_min null
+        from ._app import console
+
+        console.print("note: --heart-rate is not used for one view by the method of disks (apical echo or long-axis MR): no cardiac "
+                      "output (that needs short-axis stacks: ED + ES or a cine)", markup=False, highlight=False, soft_wrap=True)
     paths = {"labels": labels, "ed": ed, "es": es, "a2c_ed": a2c_ed, "a2c_es": a2c_es}
     _record_inputs(report, paths, lmap, map_from, label_map, from_header, vol, image)
     if plots is not None:

@@ -62,6 +62,21 @@ def segment_command(
             raise typer.Exit(EXIT_SIGTERM) from None
 
 
+def _note_one_frame_reference(vol, prompts_from, prompt_set) -> None:
+    """Say it when one-frame reference labels prompt every frame of a cine alike (they stand for
+    every frame): an M&Ms-2 user's 4-chamber ED labels on its 25-frame cine prompted the ES frames
+    with the ED boxes, where a prompt on the ED frame and propagation was meant."""
+    from .._files import shown
+    from ..io import read_label_volume
+
+    if prompts_from is None or prompt_set is None or vol.n_frames < 2 or len({p.frame for p in prompt_set.prompts}) < 2:
+        return
+    if read_label_volume(prompts_from).n_frames == 1:
+        console.print(f"note: the reference labels {shown(Path(prompts_from).name)} are one frame and the image has {vol.n_frames}: "
+                      "their boxes prompt every frame alike; for labels of one phase (e.g. ED) prompt that frame with a prompts "
+                      "file (\"frame\": N) and propagate --through t", markup=False, highlight=False)
+
+
 def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device, min_confidence=None,
                 review_png=None, series=None, modality=None) -> None:
     import time
@@ -88,6 +103,7 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
         console.print(f"note: {shown(image)} records no modality; segmented as {vol.modality} ({vol.meta['modality_from']}); "
                       "--modality MR (or US, OT) if it is not", markup=False, highlight=False)
     prompt_set = study_prompts(vol, prompts, prompts_from, lmap, key_slice)
+    _note_one_frame_reference(vol, prompts_from, prompt_set)
     auto_structs = tuple(s.strip() for s in structures.split(",") if s.strip()) if structures else None
     check_prompts(vol, prompt_set, auto, lmap, auto_structs)  # a structure the map lacks, a prompt outside the image: before the model loads
     loaded = load_model(model, device=device, adapter=adapter)

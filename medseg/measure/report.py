@@ -359,6 +359,25 @@ def check_lv_measured(report: dict[str, Any], label_map: Any, map_named: bool = 
         raise LVOutsideMyocardium(lmap, map_named)
 
 
+def check_reference_lv(labels: np.ndarray, label_map: Any, affine: np.ndarray, what: str) -> None:
+    """Refuse reference labels (T, Z, Y, X) of a short-axis stack (Z >= 2) whose LV lies inside
+    their myocardium on no slice (ray coverage >= 50 %, the basal rule's, on the first frame that
+    has both), as :func:`check_lv_measured` refuses their report: another data set's label map
+    (M&Ms-2's lv=1, rv=3 read with ACDC's lv=3, rv=1 took the RV for the LV). ``what`` starts the
+    message (e.g. "reference labels of case p1"). Labels without the LV or the myocardium pass."""
+    from ..errors import LabelMapError
+
+    lmap = LabelMap.parse(label_map)
+    if "lv" not in lmap or "myo" not in lmap or labels.ndim != 4 or labels.shape[1] < 2:
+        return
+    lv, myo = labels == lmap["lv"], labels == lmap["myo"]
+    t = next((t for t in range(labels.shape[0]) if lv[t].any() and myo[t].any()), None)
+    if t is None or np.any(qc.coverage_per_slice(lv[t], myo[t], stack_geometry(affine, labels.shape[1:])) >= 0.5):
+        return
+    raise LabelMapError(f"{what}: the LV (label {lmap['lv']}) is inside the myocardium (label {lmap['myo']}) on no slice: is the "
+                        f"label map right ({lmap.to_string()}; ACDC: lv=3,myo=2,rv=1; M&Ms: lv=1,myo=2,rv=3)?")
+
+
 class LVOutsideMyocardium(MeasurementError):
     """The LV is labelled but lies inside the myocardium on no slice (every slice left out as
     basal): a mix-up of label values, or, ``map_named`` (the labels name their map), a failed
@@ -378,4 +397,4 @@ def _lv_outside_myo(lmap: LabelMap, map_named: bool = False) -> str:
     if map_named:  # the labels' own map: not a mix-up of values
         return (f"{start}: the labels name their structures ({lmap.to_string()}), so the segmentation itself fails here; "
                 "look at its review flags or sheet (an LGE image needs --adapter cmr-lge)")
-    return f"{start}: is the label map right ({lmap.to_string()}; ACDC: lv=3,myo=2,rv=1)?"
+    return f"{start}: is the label map right ({lmap.to_string()}; ACDC: lv=3,myo=2,rv=1; M&Ms: lv=1,myo=2,rv=3)?"
