@@ -50,6 +50,7 @@ def bank_from_pairs(train: list[Pair], val: list[Pair], label_map: LabelMap, dev
     """Read labelled volumes into a SliceBank (train split 0, val split 1)."""
     from .io import check_same_grid, read_label_volume, read_volume
     from .io.seg_reader import in_label_map, onto_image_stack, seg_phase
+    from .measure.report import check_reference_lv
     from .preprocess import normalize_intensity
     from .training.data import STRUCTURES, SliceBank, presence_and_boxes
     from .training.pack import to_canvas
@@ -70,6 +71,7 @@ def bank_from_pairs(train: list[Pair], val: list[Pair], label_map: LabelMap, dev
                 raise LabelMapError(f"{pair.label}: holds no {', '.join(f'{n}={v}' for n, v in missing.items())} but value(s) "
                                     f"{', '.join(map(str, unknown[:8]))} that the label map ({label_map.to_string()}) does not name: is the map right?")
             seen |= set(label_map.values) - set(missing)
+            check_reference_lv(ref.array, label_map, vol.affine, f"labels of {pair.case}")  # another data set's map would teach the RV as the LV
             lab = label_map.remap(np.asarray(ref.array if ref.n_frames == vol.n_frames else np.broadcast_to(ref.array, vol.shape)), DEFAULT_LABEL_MAP)
             if not lab.any():
                 raise LabelMapError(f"{pair.label}: no voxel carries a value of the label map ({label_map.to_string()})")
@@ -138,10 +140,13 @@ def run_adapt(train: list[Pair], val: list[Pair], label_map: LabelMap, cfg: Adap
     signature = _signature(cfg, train, val, label_map)
     step, best, best_state, bad, history, earlier_s = _resume(cfg, state_dir, model, opt, signature)
     start = time.perf_counter()
+    clock = start - earlier_s  # the history's elapsed_s goes on from the session it resumes
     last_scored = step
+    if progress and step:
+        progress({"resumed": step, "best": best})
     if init is not None and step == 0 and has_val:
         # the adapter it starts from is a candidate too: training never hands back a worse one
-        best, rec = _score(net, bank, tcfg, has_val, 0, start)
+        best, rec = _score(net, bank, tcfg, has_val, 0, clock)
         best_state = _adapter_state(model)
         history.append(rec)
         if progress:
@@ -154,17 +159,19 @@ def run_adapt(train: list[Pair], val: list[Pair], label_map: LabelMap, cfg: Adap
         if progress and (step % 10 == 0 or step >= cfg.max_steps):
             progress({"step": step, "max_steps": cfg.max_steps, "elapsed_s": time.perf_counter() - start, "loss": float(logs["loss"])})
         if step % cfg.val_every == 0 or step >= cfg.max_steps:
-            best, best_state, bad = _validate_step(net, model, bank, tcfg, has_val, step, start, history, best, best_state, bad, progress)
+            best, best_state, bad = _validate_step(net, model, bank, tcfg, has_val, step, clock, history, best, best_state, bad, progress)
             last_scored = step
             _save_state(state_dir, model, opt, step, best, best_state, bad, history, signature, earlier_s + time.perf_counter() - start)
             if has_val and bad >= cfg.patience:
                 break
     if has_val and step > last_scored:  # the time budget ended between validations: the last step is a candidate too
-        best, best_state, bad = _validate_step(net, model, bank, tcfg, has_val, step, start, history, best, best_state, bad, progress)
+        best, best_state, bad = _validate_step(net, model, bank, tcfg, has_val, step, clock, history, best, best_state, bad, progress)
     if best_state is None or not has_val:
         best_state = _adapter_state(model)
     _load_adapter_state(model, best_state)
-    after = _val_dice(net, bank, tcfg) if has_val else {}
+    kept = kept_record(history) if has_val else None
+    # the kept step's own validation (it is deterministic: the tight box, no augmentation), not one more pass
+    after = {k: v for k, v in kept.items() if k not in ("step", "elapsed_s")} if kept else _val_dice(net, bank, tcfg) if has_val else {}
     seconds = earlier_s + time.perf_counter() - t_start  # a resumed run counts the sessions before it
     meta = _meta(loaded, cfg, label_map, train, val, bank, modalities, before, after, step, seconds, history)
     if init is not None:
@@ -186,10 +193,29 @@ def _score(net, bank, tcfg, has_val, step, start) -> tuple[float, dict]:
         return -float(step), rec
     d = _val_dice(net, bank, tcfg)
     net.train()
-    box = [v for k, v in d.items() if not k.startswith("auto_")]
-    auto = [v for k, v in d.items() if k.startswith("auto_")]
     rec.update(d)
-    return (float(np.mean(box)) if box else 0.0) + 0.5 * (float(np.mean(auto)) if auto else 0.0), rec
+    return _record_score(rec), rec
+
+
+def _record_score(rec: dict) -> float:
+    """The selection score of one validation record of the history (:func:`_score`)."""
+    box = [v for k, v in rec.items() if k not in ("step", "elapsed_s") and not k.startswith("auto_")]
+    auto = [v for k, v in rec.items() if k.startswith("auto_")]
+    return (float(np.mean(box)) if box else 0.0) + 0.5 * (float(np.mean(auto)) if auto else 0.0)
+
+
+def kept_record(history: list[dict]) -> dict | None:
+    """The validation record of the adapter kept: the first with the best score (a later equal
+    one does not replace it, as in :func:`_validate_step`, where a NaN score is never the best);
+    None when nothing was scored."""
+    scored = [r for r in history if any(k not in ("step", "elapsed_s") for k in r) and np.isfinite(_record_score(r))]
+    return max(scored, key=_record_score) if scored else None
+
+
+def kept_step(history: list[dict], steps: int) -> int:
+    """The step whose adapter is kept, or the last step when nothing was validated."""
+    rec = kept_record(history)
+    return int(rec["step"]) if rec else steps
 
 
 def _adapter_state(model) -> dict[str, torch.Tensor]:
@@ -311,7 +337,7 @@ def _meta(loaded, cfg, label_map, train, val, bank, modalities, before, after, s
         "modality": cfg.modality or ", ".join(modalities),
         "view": cfg.view or "not given (--view)", "label_map": label_map.to_dict(), "description": cfg.description,
         "training": {"pairs": [p.case for p in train], "n_slices": n_train, "val_pairs": [p.case for p in val], "steps": step,
-                     "seconds": round(seconds, 1), "device": cfg.device, "config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "resume")}},
+                     "kept_step": kept_step(history, step), "seconds": round(seconds, 1), "device": cfg.device, "config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "resume")}},
         "validation_dice": {"base": before, "adapted": after, "metric": "pooled 2-D Dice over validation slices, tight box + structure prompt (auto_: structure token alone)", "selected_by": "mean box Dice + 0.5 x mean zero-click Dice"},
         "history": history,
     }
@@ -339,6 +365,12 @@ def _init_line(tr: dict[str, Any]) -> str:
             + ("; that adapter as it was (step 0) was a candidate." if tr.get("val_pairs") else "."))
 
 
+def _kept_words(tr: dict[str, Any]) -> str:
+    """", the adapter of step 900 kept" when the best validation was not the last step."""
+    k = tr.get("kept_step")
+    return f", the adapter of step {k} kept (best validation score)" if k is not None and k != tr["steps"] else ""
+
+
 def adapter_card(meta: dict[str, Any]) -> str:
     """The adapter's README.md model card."""
     b, a = meta["validation_dice"]["base"], meta["validation_dice"]["adapted"]
@@ -352,7 +384,7 @@ def adapter_card(meta: dict[str, Any]) -> str:
 - Modality / view: {meta['modality']} / {meta['view']}
 - Label map: `{LabelMap(meta['label_map']).to_string()}`
 - Trained on {len(tr['pairs'])} volumes ({tr['n_slices']} slices): {', '.join(tr['pairs'])}; validated on: {', '.join(tr['val_pairs']) or 'none'}
-- Training: {tr['steps']} steps in {tr['seconds']:.0f} s on {tr['device']}; LoRA rank {tr['config']['rank']}, decoder {'on' if tr['config']['decoder'] else 'off'}.{_init_line(tr)}
+- Training: {tr['steps']} steps in {tr['seconds']:.0f} s on {tr['device']}{_kept_words(tr)}; LoRA rank {tr['config']['rank']}, decoder {'on' if tr['config']['decoder'] else 'off'}.{_init_line(tr)}
 
 ## Validation Dice (pooled over validation slices: tight box + structure prompt; `auto_`: structure token alone, zero-click)
 
@@ -362,6 +394,7 @@ The adapter kept is the validation step with the best mean box Dice + 0.5 x mean
 |---|---|---|---|
 {rows}
 
-Use: `medseg segment IMAGE -o OUT --adapter <this folder or its name> ...`
+Use: `medseg segment IMAGE -o OUT --adapter <this folder> ...` (also `batch`, `evaluate`; by its name once the folder is in
+`$MEDSEG_HOME/adapters/`, where `medseg models` lists it)
 """
 

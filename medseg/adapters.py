@@ -116,6 +116,9 @@ def find_adapter(name_or_path: str) -> Path:
     for d in asset_dirs("adapters"):
         if (d / name_or_path).is_dir():
             return d / name_or_path
+    if p.is_file():  # its adapter_model.safetensors or medseg.json, as peft users point at a file
+        raise CheckpointError(f"adapter {name_or_path!r} is a file: an adapter is a folder ({', '.join(ADAPTER_FILES)}); "
+                              f"give its folder{' ' + repr(str(p.parent)) if p.name in ADAPTER_FILES else ''} or its name")
     raise CheckpointError(f"adapter {name_or_path!r} not found (not a folder, and no adapter of that name in "
                           f"{', '.join(str(d) for d in asset_dirs('adapters'))})")
 
@@ -131,6 +134,18 @@ def read_adapter_meta(folder: Path) -> dict[str, Any]:
     if not isinstance(meta, dict):
         raise CheckpointError(f"{folder}/medseg.json is not a JSON object")
     return meta
+
+
+def trained_on(folder: Path, cases: list[str]) -> list[str]:
+    """The cases among ``cases`` named as a volume the adapter in ``folder`` was trained on (its
+    medseg.json ``training.pairs``), a part after ``_`` aside (``subject3_DE`` is ``subject3``):
+    scores on them are no validation of the adapter. By name only: medseg.json keeps no hashes."""
+    try:
+        names = (read_adapter_meta(folder).get("training") or {}).get("pairs") or []
+    except CheckpointError:
+        return []
+    names = [n for n in names if isinstance(n, str) and n]
+    return [c for c in cases if any(c == n or c.startswith(n + "_") or n.startswith(c + "_") for n in names)]
 
 
 #: the largest LoRA rank medseg trains or loads (the widest layers LoRA adapts have 256 features)
@@ -422,14 +437,17 @@ def list_adapters() -> list[dict[str, Any]]:
     from ._files import sha256_file
     from .models.registry import asset_dirs
 
-    rows, seen = [], set()
+    rows, seen = [], {}
+    home = Path(os.environ["MEDSEG_HOME"]) / "adapters" if os.environ.get("MEDSEG_HOME") else None
     for d in asset_dirs("adapters"):
         if not d.is_dir():
             continue
         for folder in sorted(p for p in d.iterdir() if p.is_dir() and (p / "medseg.json").is_file()):
-            if folder.name in seen:
+            if folder.name in seen:  # --adapter NAME loads the first: a user's adapter named as a shipped one hides it
+                first = seen[folder.name]
+                if home is not None and Path(first["source"]).parent == home and first.get("sha256"):
+                    first["hides"] = str(folder)
                 continue
-            seen.add(folder.name)
             try:
                 meta = read_adapter_meta(folder)
                 check_adapter_file(folder)
@@ -437,7 +455,9 @@ def list_adapters() -> list[dict[str, Any]]:
                 size, digest = round(f.stat().st_size / 1e6, 2), sha256_file(f)
             except (CheckpointError, OSError) as e:  # one broken or unreadable folder does not hide the others
                 rows.append({"name": folder.name, "kind": "adapter", "source": f"broken: {' '.join(str(e).split())}"})
+                seen[folder.name] = rows[-1]
                 continue
             rows.append({"name": folder.name, "kind": "adapter", "size_mb": size, "sha256": digest,
                          "description": meta.get("description", ""), "source": str(folder), "base_model_sha256": meta.get("base_model_sha256")})
+            seen[folder.name] = rows[-1]
     return rows

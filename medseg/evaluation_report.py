@@ -192,6 +192,15 @@ def write_plots(result: dict[str, Any], folder: str | Path, volume_threshold: fl
     return written
 
 
+def _scored_run(settings: dict) -> str:
+    """What the Dice plot scored, for its title: "prompt box, adapter cmr-lge", or "labels made
+    before" (``--predicted``; with the adapters their sidecars name)."""
+    models = settings.get("models") or [settings]
+    adapters = sorted({str(m["adapter_id"]) for m in models if isinstance(m, dict) and m.get("adapter_id")})
+    how = f"prompt {settings['prompt']}" if settings.get("prompt") else "labels made before"
+    return how + (f", adapter {', '.join(adapters)}" if adapters else "")
+
+
 def _bad_dice(result: dict[str, Any]) -> float:
     return float((result["summary"].get("review") or {}).get("bad_dice_below", 0.85))
 
@@ -223,9 +232,9 @@ def dice_png(result: dict[str, Any], path: str | Path) -> Path:
     ax.set_ylabel("Dice per volume")
     lo = min([min(d) for d in data if d] + [bad]) if any(data) else 0.0
     ax.set_ylim(max(0.0, lo - 0.05), 1.0)
-    prompt = result.get("settings", {}).get("prompt", "")
-    ax.set_title(f"{result['summary']['n_cases']} cases, prompt {prompt}: mean Dice {result['summary'].get('dice_mean', float('nan')):.3f}",
-                 fontsize=10)
+    n = result["summary"]["n_cases"]
+    ax.set_title(f"{n} case{'' if n == 1 else 's'}, {_scored_run(result.get('settings') or {})}: "
+                 f"mean Dice {result['summary'].get('dice_mean', float('nan')):.3f}", fontsize=10)
     ax.legend(fontsize=8, loc="lower left")
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)

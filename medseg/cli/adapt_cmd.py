@@ -21,7 +21,8 @@ def adapt_command(
     rank: int = typer.Option(8, "--rank", help="LoRA rank."),
     no_decoder: bool = typer.Option(False, "--no-decoder", help="LoRA on the image encoder only."),
     steps: int = typer.Option(3000, "--steps", help="Maximum training steps."),
-    time_budget: float = typer.Option(2400.0, "--time-budget", help="Maximum seconds of training."),
+    time_budget: float = typer.Option(2400.0, "--time-budget", help="Maximum seconds of training, its validations included "
+                                       "(loading the model and data and scoring the base model come before it)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Images per step."),
     lr: float = typer.Option(1e-3, "--lr", help="Learning rate (AdamW)."),
     val_every: int = typer.Option(100, "--val-every", help="Steps (not seconds, as in train) between validations."),
@@ -54,6 +55,11 @@ def adapt_command(
                               "0 < lr < 1; time budget > 0 s)")
     check_device(device)
     check_adapter_out(out, init_from)
+    state = Path(str(out) + ".state") / "state.pt"
+    if resume and not state.is_file() and (out / "medseg.json").is_file():  # a finished run: training it from the start would replace it
+        raise MedsegError(f"--resume: nothing to resume ({shown(state.parent)} is not there) and {shown(out)} is a finished adapter; "
+                          f"to train it further, start from it: --init-from {shown(out)} -o ANOTHER_FOLDER (or leave out --resume to train anew in its place)")
+    _note_hidden_adapter(out)
     train_pairs = read_pairs(pairs)
     val_pairs = read_pairs(val) if val else []
     both = sorted({p.case for p in train_pairs for q in val_pairs if resolved(p.image) == resolved(q.image)})
@@ -72,7 +78,9 @@ def adapt_command(
         task = bar.add_task("adapt", total=1.0, info=f"of {steps} steps or {time_budget:g} s")
 
         def report(ev: dict) -> None:
-            if "validation" in ev:
+            if "resumed" in ev:
+                console.print(f"resuming from step {ev['resumed']} ({shown(state.parent)}; the steps after its last validation are done again)", markup=False)
+            elif "validation" in ev:
                 v = ev["validation"]
                 box = ", ".join(f"{k} {x:.3f}" for k, x in v.items() if k not in ("step", "elapsed_s") and not k.startswith("auto_"))
                 auto = ", ".join(f"{k[5:]} {x:.3f}" for k, x in v.items() if k.startswith("auto_"))
@@ -82,7 +90,6 @@ def adapt_command(
                 done = max(ev["step"] / steps, ev.get("elapsed_s", 0.0) / time_budget)
                 bar.update(task, completed=min(done, 1.0), info=f"step {ev['step']} of {steps} or {time_budget:g} s; loss {ev['loss']:.3f}")
 
-        state = Path(str(out) + ".state") / "state.pt"
         if state.is_file() and not resume:
             console.print(f"note: {shown(state.parent)} of an interrupted run is started over (--resume continues it)", markup=False)
         elif resume and not state.is_file():
@@ -92,11 +99,31 @@ def adapt_command(
         except KeyboardInterrupt:
             from ..errors import Interrupted
 
-            raise Interrupted(f"interrupted: {state.parent} holds the last validated step: the same command with --resume goes on from it"
+            raise Interrupted(f"interrupted: {shown(state.parent)} holds the last validated step: the same command with --resume goes on from it"
                               if state.is_file() else f"interrupted before the first validation (every --val-every {val_every} steps): "
                               "nothing to resume, no adapter written") from None
         bar.update(task, completed=1.0, info=f"step {meta['training']['steps']}")
     b, a = meta["validation_dice"]["base"], meta["validation_dice"]["adapted"]
     summary = ", ".join(f"{k} {b.get(k, float('nan')):.3f} -> {a[k]:.3f}" for k in a if not k.startswith("auto_"))
-    scores = f"validation Dice base -> adapted: {summary}" if summary else "no --val pairs: the last step is kept, unscored"
-    console.print(f"adapter written to {shown(out)} ({meta['training']['steps']} steps, {meta['training']['seconds']:.0f} s); {scores}", markup=False, soft_wrap=True)
+    auto = ", ".join(f"{k[5:]} {b.get(k, float('nan')):.3f} -> {a[k]:.3f}" for k in a if k.startswith("auto_"))
+    scores = (f"validation Dice base -> adapted, box: {summary}" + (f"; zero-click: {auto}" if auto else "")
+              if summary or auto else "no --val pairs: the last step is kept, unscored")
+    tr = meta["training"]
+    kept = f"step {tr['kept_step']} of {tr['steps']} kept" if tr.get("kept_step", tr["steps"]) != tr["steps"] else f"{tr['steps']} steps"
+    console.print(f"adapter written to {shown(out)} ({kept}, {tr['seconds']:.0f} s); {scores}", markup=False, soft_wrap=True)
+
+
+def _note_hidden_adapter(out: Path) -> None:
+    """Say it when the adapter is written as $MEDSEG_HOME/adapters/NAME and another adapter has
+    that NAME (a shipped one): by name, --adapter NAME then loads this one instead."""
+    import os
+
+    from ..models.registry import asset_dirs
+
+    home = os.environ.get("MEDSEG_HOME")
+    if not home or out.resolve().parent != (Path(home).expanduser() / "adapters").resolve():
+        return
+    others = [d / out.name for d in asset_dirs("adapters") if (d / out.name).is_dir() and (d / out.name).resolve() != out.resolve()]
+    if others:
+        console.print(f"note: by the name {shown(out.name)}, --adapter will load this adapter instead of {shown(others[0])} "
+                      "(give that folder to use it; `medseg models` lists both)", markup=False, soft_wrap=True)

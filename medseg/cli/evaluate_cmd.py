@@ -68,6 +68,7 @@ def evaluate_command(
     pmap = LabelMap.parse(predicted_label_map) if predicted_label_map else None
     _check_outputs(out, csv_path, plots, pairs, rows)
     loaded = None if scoring else load_model(model, device=device, adapter=adapter)
+    trained = _adapter_training_cases(adapter, rows) if loaded is not None and adapter else []
     with progress_bar(TextColumn("scoring" if scoring else "evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
         task = bar.add_task("eval", total=len(rows))
         result = evaluate_pairs(rows, lmap, prompt, loaded, progress=lambda d, t: bar.update(task, completed=d), workers=workers,
@@ -81,11 +82,17 @@ def evaluate_command(
         from ..evaluation_report import write_plots
 
         result["plots"] = {k: str(v) for k, v in write_plots(result, plots, calibration()["volume_threshold"]).items()}
+    if trained:
+        result["summary"]["adapter_trained_on"] = trained
     write_json_atomic(out, result)
     s = result["summary"]
     dice = ", ".join(f"{k} {v:.3f}" for k, v in s["dice"].items())
     how = f"labels in {shown(predicted)}" if predicted else ("the pairs' predictions" if scoring else f"prompt={prompt}")
-    console.print(f"{s['n_cases']} cases, {how}: Dice {dice}; wrote {shown(out)}", markup=False)
+    console.print(f"{s['n_cases']} case{'' if s['n_cases'] == 1 else 's'}, {how}: Dice {dice}; wrote {shown(out)}", markup=False)
+    if trained:
+        console.print(f"note: {len(trained)} of the {len({r.case for r in rows})} cases are named as volumes the adapter was trained on "
+                      f"({', '.join(shown(c) for c in trained[:5])}{', ...' if len(trained) > 5 else ''}): their scores are no validation "
+                      "of it (summary.adapter_trained_on; its medseg.json lists training.pairs and val_pairs)", markup=False)
     unscored = sorted({f"{shown(c['case'])} ({', '.join(c['not_predicted'])})" for c in result["cases"] if c.get("not_predicted")})
     if unscored:
         console.print(f"not scored, absent from the predicted labels' map: {'; '.join(unscored[:5])}"
@@ -110,6 +117,13 @@ def evaluate_command(
         console.print(line, markup=False)
     if plots is not None:
         console.print(f"plots: {', '.join(Path(v).name for v in result['plots'].values())} in {shown(plots)}", markup=False)
+
+
+def _adapter_training_cases(adapter: str, rows: list) -> list[str]:
+    """The cases of the pairs that the adapter's medseg.json names as its training volumes."""
+    from ..adapters import find_adapter, trained_on
+
+    return sorted(set(trained_on(find_adapter(adapter), [r.case for r in rows])))
 
 
 def _review_line(s: dict) -> str | None:

@@ -46,10 +46,16 @@ def models_command(as_json: bool = typer.Option(False, "--json", help="Print mac
     from rich.table import Table
 
     table = Table(title="medseg models and adapters")
-    for col in ("name", "kind", "size (MB)", "sha256", "description / source"):
+    for col in ("name", "kind", "size (MB)", "sha256"):
         table.add_column(col)
+    table.add_column("description / source", overflow="fold")  # a narrow terminal cut the folder's path to "/work/main/adapter…"
+    default = next((r.get("sha256") for r in rows if r["kind"] == "model" and r["name"] == "default"), None)
     for r in rows:
         sha = (r.get("sha256") or "")[:16]
+        base = r.get("base_model_sha256")
+        other = (f"; made for another base model (sha256 {str(base)[:16]}), not the default: give that one with --model"
+                 if r["kind"] == "adapter" and r.get("sha256") and default and base and base != default else "")
         table.add_row(escape(shown(r["name"])), r["kind"], "" if r.get("size_mb") is None else f"{r['size_mb']:.2f}", sha,
-                      escape(shown(f"{r.get('description', '')} ({r.get('source', '')})")))
+                      escape(shown(" ".join(filter(None, (r.get("description", ""), f"({r.get('source', '')})"))) + other
+                                   + (f"; by name it is used instead of {r['hides']} (give that folder to use it)" if r.get("hides") else ""))))
     stdout.print(table)
