@@ -123,6 +123,26 @@ def find_adapter(name_or_path: str) -> Path:
                           f"{', '.join(str(d) for d in asset_dirs('adapters'))})")
 
 
+def adapter_origin(name_or_path: str) -> str:
+    """Which folder ``--adapter`` names, in one line for ``segment`` and ``batch`` to print (the
+    sidecar records it too): ``adapter lge: /home/u/.medseg/adapters/lge ($MEDSEG_HOME/adapters;
+    it hides the shipped /opt/medseg/adapters/lge)``. A folder of a name that is also searched
+    for (in $MEDSEG_HOME/adapters, the shipped adapters, or the working folder) hides the others
+    of that name: a user's LGE adapter ran where the shipped one was meant, and nothing said so.
+    CheckpointError as :func:`find_adapter` when there is none."""
+    from .models.registry import asset_dirs
+
+    folder = find_adapter(name_or_path)
+    dirs = asset_dirs("adapters")
+    home = Path(os.environ["MEDSEG_HOME"]) / "adapters" if os.environ.get("MEDSEG_HOME") else None
+    where = ("$MEDSEG_HOME/adapters" if home is not None and folder.parent == home else
+             "shipped" if folder.parent in dirs else None)
+    hidden = [d / name_or_path for d in dirs if Path(name_or_path).name == name_or_path and (d / name_or_path).is_dir()
+              and (d / name_or_path).resolve() != folder.resolve() and d != home]
+    notes = [n for n in (where, f"it hides the shipped {hidden[0]}" if hidden else None) if n]
+    return f"adapter {name_or_path}: {folder.resolve()}" + (f" ({'; '.join(notes)})" if notes else "")
+
+
 def read_adapter_meta(folder: Path) -> dict[str, Any]:
     missing = [f for f in ADAPTER_FILES if not (folder / f).is_file()]
     if missing:

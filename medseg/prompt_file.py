@@ -184,7 +184,8 @@ def prompts_from_labels(labels: np.ndarray, label_map: LabelMap, key_slice: bool
 def study_prompts(vol, prompts: str | Path | None, prompts_from: str | Path | None, label_map: LabelMap | None, key_slice: bool, case: str | None = None) -> PromptSet | None:
     """The prompts of one study: from a prompts file (``case`` picks a multi-case entry), or
     simulated from reference labels on the image's grid (``label_map`` required, except for a
-    DICOM SEG, which names its segments), or None."""
+    DICOM SEG or 3D Slicer .seg.nrrd, which name their segments, and labels medseg wrote, whose
+    sidecar JSON names their map: :func:`reference_label_map`), or None."""
     if prompts:
         return load_prompts_file(prompts, case=case)
     if prompts_from:
@@ -194,7 +195,7 @@ def study_prompts(vol, prompts: str | Path | None, prompts_from: str | Path | No
         if label_map is None and ref.meta.get("label_map"):
             label_map = LabelMap.parse(ref.meta["label_map"])  # a DICOM SEG's segments
         if label_map is None:
-            raise PromptError("--prompts-from needs --label-map (which value is which structure in the reference)")
+            label_map = reference_label_map(prompts_from, ref.array)
         from .io.seg_reader import in_label_map, onto_image_stack, seg_phase
         from .measure.report import check_reference_lv
 
@@ -210,6 +211,43 @@ def study_prompts(vol, prompts: str | Path | None, prompts_from: str | Path | No
         check_reference_lv(np.asarray(arr), label_map, vol.affine, f"reference labels {Path(prompts_from).name}")  # the RV prompted as the LV
         return prompts_from_labels(np.asarray(arr), label_map, key_slice=key_slice)
     return None
+
+
+def one_frame_reference_note(vol, prompts_from: str | Path | None, prompt_set: PromptSet | None) -> str | None:
+    """The note for one-frame reference labels that prompted every frame of a cine alike (they
+    stand for every frame): an M&Ms-2 user's 4-chamber ED labels on its 25-frame cine prompted
+    the ES frames with the ED boxes, where a prompt on the ED frame and propagation was meant.
+    None when that is not what happened. ``medseg segment`` prints it; ``medseg batch`` puts it
+    in the case's summary row and says it once for the run."""
+    from .io import read_label_volume
+
+    if prompts_from is None or prompt_set is None or vol.n_frames < 2 or len({p.frame for p in prompt_set.prompts}) < 2:
+        return None
+    if read_label_volume(prompts_from).n_frames != 1:
+        return None
+    return (f"the reference labels {Path(prompts_from).name} are one frame and the image has {vol.n_frames}: their boxes prompt every "
+            "frame alike; for labels of one phase (e.g. ED) prompt that frame with a prompts file (\"frame\": N) and propagate --through t")
+
+
+def reference_label_map(path: str | Path, ref: np.ndarray) -> LabelMap:
+    """The label map of reference labels given without ``--label-map``: the one their medseg
+    sidecar JSON names (``seg.nii.gz`` -> ``seg.json``, as ``measure``, ``evaluate`` and ``adapt``
+    read it), cut to the structures whose values ``ref`` holds (medseg's full default map names
+    la, ra, aorta and pa, which a short-axis stack lacks: not prompted, and no error). PromptError
+    when the labels name no map; LabelMapError for a broken sidecar, or one naming no value held."""
+    from .io.writers import own_label_map
+
+    own = own_label_map(path)  # a sidecar that is not valid JSON, or whose map is invalid: an error naming it
+    if own is None:
+        raise PromptError(f"--prompts-from needs --label-map (which value is which structure in the reference): {Path(path).name} "
+                          "names none (it is no DICOM SEG, 3D Slicer .seg.nrrd or label file with a medseg sidecar JSON)")
+    lmap, side = own
+    held = {int(v) for v in np.unique(ref)} - {0}
+    names = [n for n, v in lmap.values.items() if v in held]
+    if not names:
+        raise LabelMapError(f"the reference labels {Path(path).name} hold none of the values their sidecar {side.name} names "
+                            f"({lmap.to_string()}); they hold {', '.join(map(str, sorted(held))) or 'no label at all'}")
+    return lmap.subset(names)
 
 
 def _check_reference_values(ref: np.ndarray, label_map: LabelMap, name: str) -> None:

@@ -38,7 +38,7 @@ def _opt(v: float | None) -> float | None:
 
 def measure_labels(labels: np.ndarray, like: Any, label_map: Any, es_labels: np.ndarray | None = None, *,
                    height_cm: float | None = None, weight_kg: float | None = None, heart_rate: float | None = None,
-                   sex: str | None = None) -> dict[str, Any]:
+                   sex: str | None = None, basal_rule: bool = True) -> dict[str, Any]:
     """Measure label layer data on the image geometry ``like`` (a Volume).
 
     Args:
@@ -48,6 +48,9 @@ def measure_labels(labels: np.ndarray, like: Any, label_map: Any, es_labels: np.
             image's header records, if any; ``sex`` likewise).
         heart_rate: beats/min for cardiac output (None: the image's DICOM HeartRate, else its
             NominalInterval, when known).
+        basal_rule: the SCMR 50% rule at the base of a short-axis stack; False (axial CT labels,
+            whose LV volume is all its voxels) counts every LV slice and adds the info flag
+            ``basal_rule_off``, as ``medseg measure --no-basal-rule``.
     Returns:
         The medseg report dict plus ``"mode"`` ("ed_es", "cine", "phase", "echo" or "echo_clip").
     """
@@ -71,16 +74,16 @@ def measure_labels(labels: np.ndarray, like: Any, label_map: Any, es_labels: np.
     if es_labels is not None:
         es = as_4d(np.asarray(es_labels))
         rep = measure_ed_es(_one_frame(arr, "ED"), _one_frame(es, "ES"), like.affine, label_map, height_cm=h,
-                            weight_kg=w, sex=sex, **timing)
+                            weight_kg=w, sex=sex, basal_rule=basal_rule, **timing)
         check_lv_measured(rep, label_map)  # another data set's values (the RV read as the LV): say so
-        return {**rep, "mode": "ed_es"}
+        return {**_basal_rule_said(rep, basal_rule), "mode": "ed_es"}
     labelled = [t for t in range(arr.shape[0]) if arr[t].any()]
     if len(labelled) >= 2:
         rep = measure_cine(arr, like.affine, label_map, frame_times_s=like.frame_times_s, height_cm=h, weight_kg=w,
-                           sex=sex, **timing)
+                           sex=sex, basal_rule=basal_rule, **timing)
         check_lv_measured(rep, label_map)
-        return {**rep, "mode": "cine", "labelled_frames": labelled}
-    rep = measure_phase(arr[labelled[0]], like.affine, label_map)
+        return {**_basal_rule_said(rep, basal_rule), "mode": "cine", "labelled_frames": labelled}
+    rep = _basal_rule_said(measure_phase(arr[labelled[0]], like.affine, label_map, basal_rule=basal_rule), basal_rule)
     check_lv_measured(rep, label_map)
     rep.update({"mode": "phase", "frame": labelled[0]})
     if h and w:
@@ -90,6 +93,15 @@ def measure_labels(labels: np.ndarray, like: Any, label_map: Any, es_labels: np.
         rep["bsa_m2"] = bsa
         rep["indexed"] = {"lv_mass_g_m2": rep["lv_mass_g"] / bsa if bsa > 0 else math.nan}
     return rep
+
+
+def _basal_rule_said(report: dict[str, Any], basal_rule: bool) -> dict[str, Any]:
+    """``report`` with the info flag ``basal_rule_off`` when the panel's basal rule was unticked."""
+    if not basal_rule:
+        from medseg.measure.qc import basal_rule_off_flag
+
+        report.setdefault("flags", []).append(basal_rule_off_flag("basal rule unticked"))
+    return report
 
 
 def _measure_apical(arr: np.ndarray, like: Any, label_map: Any, es_labels: np.ndarray | None, h: float | None,

@@ -63,7 +63,7 @@ def open_study(image: str | os.PathLike | None = None, viewer: Any = None, model
 
 def measure_layer(labels_layer: Any, es_layer: Any = None, **options: Any) -> dict[str, Any]:
     """Measure a napari label layer (and optionally an ES label layer) without any widget;
-    ``options``: height_cm, weight_kg, heart_rate, sex. See :func:`medseg_napari._measure.measure_labels`."""
+    ``options``: height_cm, weight_kg, heart_rate, sex, basal_rule (False: as ``--no-basal-rule``). See :func:`medseg_napari._measure.measure_labels`."""
     import numpy as np
 
     from ._layers import in_layer_map, label_map_for_layer, volume_for_layer

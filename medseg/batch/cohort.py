@@ -52,7 +52,9 @@ def _measure(out: Path, options: BatchOptions, case_id: str, case_input: str | N
         elif not lab.spacing_known:
             return {"measure_note": "not measured: the input has no physical spacing"}
         else:
-            rep = measure_phase(lab, None, lmap) if lab.n_frames == 1 else measure_cine(lab, None, lmap, **_body(subject, lab))
+            rep = (measure_phase(lab, None, lmap, basal_rule=options.basal_rule) if lab.n_frames == 1 else
+                   measure_cine(lab, None, lmap, basal_rule=options.basal_rule, **_body(subject, lab)))
+            _basal_rule_said(rep, options.basal_rule)
     except MedsegError as e:
         return {"measure_note": _one_line(f"not measured: {e}")}
     row = _with_subject(report_row(rep), subject)
@@ -118,7 +120,16 @@ def _with_subject(row: dict[str, Any], who: _Who) -> dict[str, Any]:
     return {**({"subject": who.subject.id} if who.subject is not None else {}), **({"dicom_body": from_dicom} if from_dicom else {}), **row}
 
 
-def stack_study_rows(results: Sequence[Result], subjects: Sequence[Any] = ()) -> list[Result]:
+def _basal_rule_said(report: dict[str, Any], basal_rule: bool) -> None:
+    """A report measured with ``--no-basal-rule`` gets its info flag ``basal_rule_off`` (as
+    ``medseg measure --no-basal-rule`` gives it), so the cohort row's flags say so."""
+    if not basal_rule:
+        from ..measure.qc import basal_rule_off_flag
+
+        report.setdefault("flags", []).append(basal_rule_off_flag("--no-basal-rule"))
+
+
+def stack_study_rows(results: Sequence[Result], subjects: Sequence[Any] = (), basal_rule: bool = True) -> list[Result]:
     """Cohort rows for short-axis studies whose ED and ES stacks are separate cases named
     ``<study>_ED`` / ``<study>_ES`` (:func:`split_phase`; not the echo views of
     :func:`echo_study_rows`): EDV, ESV, EF, LV mass and the RV's, as ``medseg measure --ed --es``
@@ -129,7 +140,7 @@ def stack_study_rows(results: Sequence[Result], subjects: Sequence[Any] = ()) ->
     A study is kept when one of its cases has no labels (failed or handed over: not measured,
     the note names them) and when a case of its own carries the study's id (a failed one: the
     note says so; a measured one has its own row: the study's then holds only the note). Rows:
-    ``{"case": study, "cohort_row": {...}, "measure_note": ...}``."""
+    ``{"case": study, "cohort_row": {...}, "measure_note": ...}``. ``basal_rule``: as ``--no-basal-rule`` (False) sets it."""
     groups: dict[str, dict[str, Result]] = {}
     frames: dict[str, dict[int, list[Result]]] = {}  # study -> frame number -> the cases named with it
     for r in results:
@@ -144,7 +155,7 @@ def stack_study_rows(results: Sequence[Result], subjects: Sequence[Any] = ()) ->
         if "ED" in ph and "ES" in ph:
             parts = [ph["ED"], ph["ES"]]
             ok, note = _study_problems(study, parts, own.get(study))
-            measured = _measure_stack_study({k: ph[k]["output"] for k in ("ED", "ES")}, _subject(study, subjects, _source(parts))) if ok else {}
+            measured = _measure_stack_study({k: ph[k]["output"] for k in ("ED", "ES")}, _subject(study, subjects, _source(parts)), basal_rule) if ok else {}
             rows.append(_noted({"case": study, **measured}, note))
     taken = {r["case"] for r in rows}
     for study, named in sorted(frames.items()):
@@ -157,7 +168,7 @@ def stack_study_rows(results: Sequence[Result], subjects: Sequence[Any] = ()) ->
             continue
         ok, note = _study_problems(study, parts, own.get(study))
         fr = {n: cases[0]["output"] for n, cases in named.items()}
-        measured = _measure_frames_study(fr, _subject(study, subjects, _source(parts))) if ok else {}
+        measured = _measure_frames_study(fr, _subject(study, subjects, _source(parts)), basal_rule) if ok else {}
         rows.append(_noted({"case": study, **measured}, note))
     return sorted(rows, key=lambda r: r["case"])
 
@@ -214,7 +225,7 @@ def _shared_label_map(outputs: Sequence[str], whose: str):
     return lmap
 
 
-def _measure_stack_study(phases: dict[str, str], subject: _Who = _Who()) -> Result:
+def _measure_stack_study(phases: dict[str, str], subject: _Who = _Who(), basal_rule: bool = True) -> Result:
     from ..io import read_label_volume
     from ..measure.export import report_row
     from ..measure.report import measure_ed_es
@@ -228,7 +239,8 @@ def _measure_stack_study(phases: dict[str, str], subject: _Who = _Who()) -> Resu
             return {"measure_note": "not measured together: ED and ES are not two stacks on one grid"}
         if not (ed.spacing_known and es.spacing_known):
             raise MedsegError("the input has no physical spacing")
-        rep = measure_ed_es(ed.array[0], es.array[0], ed.affine, lmap, **_body(subject, ed))
+        rep = measure_ed_es(ed.array[0], es.array[0], ed.affine, lmap, basal_rule=basal_rule, **_body(subject, ed))
+        _basal_rule_said(rep, basal_rule)
     except MedsegError as e:
         return {"measure_note": _one_line(f"not measured: {e}")}
     row = _with_subject(report_row(rep), subject)
@@ -247,7 +259,7 @@ def _measure_view_pair(phases: dict[str, str], subject: _Who = _Who()) -> Result
     return measured
 
 
-def _measure_frames_study(frames: dict[int, str], subject: _Who = _Who()) -> Result:
+def _measure_frames_study(frames: dict[int, str], subject: _Who = _Who(), basal_rule: bool = True) -> Result:
     import numpy as np
 
     from ..io import read_label_volume
@@ -264,7 +276,8 @@ def _measure_frames_study(frames: dict[int, str], subject: _Who = _Who()) -> Res
         if not all(v.spacing_known for v in labs):
             raise MedsegError("the input has no physical spacing")
         cine = first.with_array(np.concatenate([v.array for v in labs]), frame_times_s=None)
-        rep = measure_cine(cine, None, lmap, **_body(subject, first))
+        rep = measure_cine(cine, None, lmap, basal_rule=basal_rule, **_body(subject, first))
+        _basal_rule_said(rep, basal_rule)
     except MedsegError as e:
         return {"measure_note": _one_line(f"not measured: {e}")}
     for key in ("ed_frame", "es_frame", "rv_ed_frame", "rv_es_frame"):  # index in the stack -> the frame's number
@@ -355,7 +368,7 @@ def write_summary(out_dir: str | os.PathLike, results: Sequence[Result], options
     from .._files import write_json_atomic, write_text_atomic
 
     measure_keys = [k for k in KEY_MEASURES if any(k in r.get("measures", {}) for r in results)]
-    extra = [k for k in ("measure_note", "dicom_seg") if any(r.get(k) for r in results)]
+    extra = [k for k in ("prompt_note", "measure_note", "dicom_seg") if any(r.get(k) for r in results)]
     fields = [*SUMMARY_FIELDS, *measure_keys, *extra]
     rows = [{**{k: r.get(k, "") for k in SUMMARY_FIELDS}, **r.get("measures", {}), **{k: r.get(k, "") for k in extra}}
             for r in sorted(results, key=_worst_first)]

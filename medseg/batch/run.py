@@ -13,7 +13,7 @@ from typing import Any
 
 from .._files import sha256_path, shown, stale_temp_files
 from ..errors import DISK_ERRNOS, MedsegError, OutputDiskFull, PromptError, SeriesNotFoundError
-from ..prompt_file import study_prompts
+from ..prompt_file import one_frame_reference_note, study_prompts
 from .cases import (
     BatchOptions,
     CaseSpec,
@@ -249,6 +249,7 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
     vol = read_volume(case.input, series=series if Path(case.input).is_dir() else None, modality=options.modality)
     lmap = LabelMap.parse(options.label_map) if options.label_map else None
     prompts = study_prompts(vol, options.prompts, case.reference, lmap, options.key_slice, case=case.case)
+    note = one_frame_reference_note(vol, case.reference, prompts)  # one frame's boxes on every frame of a cine: said, as segment says it
     loaded = _cached_model(options.model, options.adapter, options.device, weights_sha256(options.model, options.adapter))
     structs = tuple(s.strip() for s in options.structures.split(",") if s.strip()) if options.structures else None
     result = segment_volume(vol, loaded, prompts, auto=options.auto, propagate=options.propagate, through=options.through,
@@ -268,7 +269,8 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
             "input_sha256": sha256_path(case.input), "input_shape": list(vol.shape), "spacing_known": vol.spacing_known,
             "reference": str(Path(case.reference).resolve()) if case.reference else None, "reference_sha256": ref_sha, "batch_signature": options.signature(ref_sha),
             "min_confidence": options.min_confidence, "torch_threads": torch_threads(), "scores": result.scores,
-            "seconds": round(result.seconds, 3), **({"series": series} if series and Path(case.input).is_dir() else {}), **modality_facts(vol)}
+            "seconds": round(result.seconds, 3), **({"series": series} if series and Path(case.input).is_dir() else {}), **modality_facts(vol),
+            **({"prompt_note": note} if note else {})}
     sidecar_path(out).unlink(missing_ok=True)  # an interrupted rewrite must not pair with an old sidecar
     review_png_path(options.out_dir, case.case).unlink(missing_ok=True)
     for target in (out, sidecar_path(out), review_png_path(options.out_dir, case.case), handed_over_path(options.out_dir, case.case)):  # a killed run's temporary files
@@ -417,7 +419,7 @@ def _run_locked(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, 
     if options.measure:
         rows = ordered()
         try:
-            write_cohort(options.out_dir, rows + echo_study_rows(rows, options.subjects) + stack_study_rows(rows, options.subjects))
+            write_cohort(options.out_dir, rows + echo_study_rows(rows, options.subjects) + stack_study_rows(rows, options.subjects, options.basal_rule))
         except OSError as e:
             raise OutputDiskFull(f"cannot write cohort.csv in {options.out_dir} ({e.strerror or e}): every case is done; "
                                  "run the same command with --resume to measure again") from None
@@ -450,6 +452,8 @@ def _review_fields(prov: dict[str, Any], dicom_seg: bool = False) -> Result:
     res = {"needs_review": bool(prov.get("needs_review", False)), "confidence": round(min(conf.values()), 4) if conf else "",
            "review_flags": " ".join(codes), "review_structures": " ".join(flagged_structures(flags, structures)),
            "handed_over": " ".join(prov.get("handed_over", []))}
+    if isinstance(prov.get("prompt_note"), str) and prov["prompt_note"]:  # how the prompts were made, when it needs saying
+        res["prompt_note"] = prov["prompt_note"]
     if dicom_seg:
         seg = prov.get("dicom_seg") or {}
         res["dicom_seg"] = " ".join(seg.get("files", [])) or f"none: {seg.get('note', '?')}"

@@ -42,6 +42,8 @@ def batch_command(
     subjects: Path | None = typer.Option(None, "--subjects", help="With --measure: CSV of body data, a row per subject: case (or subject, study, "
                                          "patient, id) and any of height_cm, weight_kg, sex, heart_rate; gives BSA, indexed values, "
                                          "sex-specific ranges, cardiac output. Row 'p1' also serves cases p1_*."),
+    no_basal_rule: bool = typer.Option(False, "--no-basal-rule", help="With --measure: count every LV slice, no SCMR 50% rule at the base "
+                                       "(a short-axis rule; e.g. axial CT labels), as measure --no-basal-rule; flagged basal_rule_off."),
     min_confidence: o.MinConfidence = None,
     review_png: o.ReviewPng = False,
     dicom_seg: bool = typer.Option(False, "--dicom-seg", help="Also write each DICOM study's labels as DICOM SEG (for a PACS or a DICOM viewer): "
@@ -61,6 +63,8 @@ def batch_command(
     o.check_device(device)
     if subjects is not None and not measure:
         raise MedsegError("--subjects gives body data for the measurements: add --measure")
+    if no_basal_rule and not measure:
+        raise MedsegError("--no-basal-rule is a measurement setting: add --measure")
     subject_rows: tuple = ()
     if subjects is not None:
         from ..subjects import read_subjects
@@ -81,22 +85,29 @@ def batch_command(
         folder = find_adapter(adapter)
         read_adapter_meta(folder)
         check_adapter_file(folder)
+        from ..adapters import adapter_origin
+
+        console.print(shown(adapter_origin(adapter)), markup=False, highlight=False, soft_wrap=True)  # once for the run: which folder the name found
     cases = discover_cases(input_dir, prompts_from, exclude=[out_dir], series=series)
     if not cases:
         raise MedsegError(f"no cases in {input_dir}: expected image files (.nii.gz, .mha, .nrrd, .png, .avi, .mp4, .dcm, ...) or DICOM sub-folders")
     if prompts_from and not label_map:
         from ..io.seg_reader import is_dicom_seg
         from ..io.slicer_seg import is_slicer_seg
+        from ..io.writers import own_label_map, sidecar_problem
 
-        unnamed = [c.case for c in cases if c.reference and not (is_dicom_seg(c.reference) or is_slicer_seg(c.reference))]
-        if unnamed:  # a DICOM SEG or a 3D Slicer .seg.nrrd names its segments; other label files need the map
+        def named(ref: str) -> bool:  # a broken sidecar counts as naming: its case fails alone, naming it
+            return is_dicom_seg(ref) or is_slicer_seg(ref) or sidecar_problem(ref) is not None or own_label_map(ref, strict=False) is not None
+
+        unnamed = [c.case for c in cases if c.reference and not named(c.reference)]
+        if unnamed:  # a DICOM SEG or a 3D Slicer .seg.nrrd names its segments, labels medseg wrote their map; others need the map
             raise PromptError(f"--prompts-from needs --label-map (which value is which structure in the reference; "
-                              f"{unnamed[0]}'s is not a DICOM SEG or a 3D Slicer .seg.nrrd, which would name its segments)")
+                              f"{unnamed[0]}'s is not a DICOM SEG, a 3D Slicer .seg.nrrd or labels with a medseg sidecar JSON, which would name them)")
     out = check_out_dir(out_dir, {"input": input_dir, "--prompts-from": prompts_from})
     options = BatchOptions(
         out_dir=str(out), prompts=str(prompts) if prompts else None, label_map=label_map, key_slice=key_slice, auto=auto,
         structures=structures, propagate=propagate, through=through, model=model, adapter=adapter, device=device,
-        resume=resume, measure=measure, min_confidence=min_confidence, review_png=review_png, series=series, subjects=subject_rows,
+        resume=resume, measure=measure, basal_rule=not no_basal_rule, min_confidence=min_confidence, review_png=review_png, series=series, subjects=subject_rows,
         dicom_seg=dicom_seg, modality=modality,
     ).absolute()  # a Dask worker has another working folder
     with _sigterm_as_interrupt():
@@ -108,6 +119,7 @@ def batch_command(
             raise typer.Exit(EXIT_SIGTERM) from None
     if subjects is not None:
         _subjects_line(out, subjects, subject_rows)
+    _prompt_notes_line(results)
     _closing_line(results, out, measure)
 
 
@@ -141,6 +153,19 @@ def _sigterm_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def _prompt_notes_line(results) -> None:
+    """One line for the run naming the cases whose prompts need a word (``prompt_note`` of their
+    summary rows: one-frame reference labels whose boxes prompted every frame of a cine alike)."""
+    noted = [r for r in results if r.get("prompt_note")]
+    if not noted:
+        return
+    names = ", ".join(str(r["case"]) for r in noted[:5]) + (", ..." if len(noted) > 5 else "")
+    line = (f"note: {noted[0]['prompt_note']}" if len(noted) == 1 else
+            f"note: {_cases(len(noted))} ({names}) have one-frame reference labels on a cine: their boxes prompt every frame alike "
+            "(prompt_note in summary.csv); for labels of one phase (e.g. ED) prompt that frame with a prompts file and propagate --through t")
+    console.print(shown(line if len(noted) > 1 else f"{line} (case {noted[0]['case']})"), markup=False, highlight=False, soft_wrap=True)
 
 
 def _subjects_line(out: Path, path: Path, rows) -> None:

@@ -82,10 +82,9 @@ def measure_command(
     check_lv_measured(report, lmap, map_named=map_named)
     _add_implausible(report)
     if no_basal_rule:  # the report says the LV volumes include every slice
-        from ..measure.qc import make_flag
+        from ..measure.qc import basal_rule_off_flag
 
-        report.setdefault("flags", []).append(make_flag("basal_rule_off", "--no-basal-rule: the SCMR basal rule was not applied (LV volumes "
-                                         "include every labelled slice)", severity="info", structure="lv"))
+        report.setdefault("flags", []).append(basal_rule_off_flag("--no-basal-rule"))
     for flag in _all_flags(report):
         if flag.get("code") == "long_axis_stack":  # volumes that sum the frames of one view: say so, not only in the report
             from ._app import console

@@ -40,6 +40,14 @@ def digits_apart(value: float, threshold: float, least: int = 0) -> int:
     return 17
 
 
+def basal_rule_off_flag(how: str = "--no-basal-rule") -> dict[str, Any]:
+    """The info flag ``basal_rule_off`` of a report measured without the SCMR basal rule by
+    choice (``how``: the option that chose it, e.g. ``--no-basal-rule``; axial CT labels, whose
+    LV volume is all its voxels): the LV volumes include every labelled slice."""
+    return make_flag("basal_rule_off", f"{how}: the SCMR basal rule was not applied (LV volumes include every labelled slice)",
+                     severity="info", structure="lv")
+
+
 def make_flag(code: str, message: str, severity: str = "warning", **where: Any) -> dict[str, Any]:
     """A QC flag dict: code, severity, one-line message and location/value fields."""
     flag: dict[str, Any] = {"code": code, "severity": severity}

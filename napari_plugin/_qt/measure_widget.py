@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from qtpy.QtCore import QEvent, QSize, Qt
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -65,6 +66,7 @@ class MeasureWidget(QWidget):
         self._refresh_layers()
         for combo in (self.labels_combo, self.es_combo):  # another choice: the shown numbers are no longer its
             combo.currentTextChanged.connect(self.clear_report)
+        self.basal_rule.toggled.connect(self.clear_report)
 
     # -- layout ------------------------------------------------------------------------
     def _build(self) -> None:
@@ -91,6 +93,11 @@ class MeasureWidget(QWidget):
                 hw.addWidget(w)
             hw.addStretch(1)
             form.addRow(label, hw)
+        self.basal_rule = QCheckBox("SCMR 50% rule at the base (short axis)")
+        self.basal_rule.setChecked(True)
+        self.basal_rule.setToolTip("Untick for labels that are not a short-axis stack (axial CT): every LV slice counts, "
+                                   "as medseg measure --no-basal-rule (flagged basal_rule_off)")
+        form.addRow("Basal rule", self.basal_rule)
         root.addLayout(form)
         row = QHBoxLayout()
         self.measure_btn, self.export_btn = QPushButton("Measure"), QPushButton("Export CSV / JSON…")
@@ -246,7 +253,7 @@ class MeasureWidget(QWidget):
         values = np.unique(data) if es is None else np.union1d(np.unique(data), np.unique(es))
         lmap = chosen or m.in_use(label_map_for_layer(layer.metadata, values), values)
         opts = {"height_cm": self.height_cm.value(), "weight_kg": self.weight_kg.value(), "heart_rate": self.heart_rate.value(),
-                "sex": None if self.sex.currentText() == "–" else self.sex.currentText()}
+                "sex": None if self.sex.currentText() == "–" else self.sex.currentText(), "basal_rule": self.basal_rule.isChecked()}
         return data, like, lmap, es, opts
 
     def measure(self) -> None:

@@ -208,7 +208,8 @@ def test_measure_gives_echo_studies_their_ef_from_view_images(tmp_path, capsys, 
     (["--auto", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "not both"),
     (["--auto", "--key-slice"], "--key-slice works with --prompts-from"),
     ([], "nothing to do"),
-    (["--prompts-from", "STUDIES"], "--prompts-from needs --label-map"),
+    # --prompts-from without --label-map: these references' sidecars name their map (tests/core/test_consistency_followups.py)
+    (["--auto", "--no-basal-rule"], "--no-basal-rule is a measurement setting: add --measure"),
     (["--auto", "--label-map", "lv=one"], "lv"),
     (["--auto", "--structures", "lv,foo"], "unknown structure 'foo'"),  # once, before any case
     (["--prompts-from", "STUDIES", "--label-map", "lv=1", "--structures", "lv"], "add --auto"),
