@@ -14,6 +14,20 @@ from .types import check_action, prompt_from_json
 _MALFORMED = (KeyError, TypeError, AttributeError, ValueError, IndexError, OverflowError)
 
 
+def check_log(actions: list[Any], shape: tuple[int, int, int, int], structures: Any, top: int = 255) -> None:
+    """Check every action of a provenance log before any runs (:func:`medseg.types.check_action`
+    on a (T, Z, Y, X) image of ``shape``, a session of ``structures`` (names) and labels up to
+    ``top``): PromptError naming the first malformed action's number. Needs no model:
+    ``medseg segment --replay`` runs it before the model loads, :meth:`SessionReplay.replay` first."""
+    n = len(actions)
+    for i, a in enumerate(actions):
+        try:
+            check_action(a, shape, structures, top)
+        except (PromptError, *_MALFORMED) as e:
+            what = str(e) if isinstance(e, PromptError) else f"{type(e).__name__}: {e}"
+            raise PromptError(f"action {i + 1} of {n} in the log is malformed: {what}") from None
+
+
 class SessionReplay:
     """:meth:`replay` for :class:`medseg.session.Session` (a mixin: it uses the session's
     operations, labels, log and undo history)."""
@@ -25,13 +39,8 @@ class SessionReplay:
         PromptError (or the typed error of the action that failed) naming the action's number."""
         if not isinstance(actions, list):
             raise PromptError(f"a provenance log's actions must be a list, got {type(actions).__name__}")
-        n, top = len(actions), int(np.iinfo(self.labels.dtype).max)
-        for i, a in enumerate(actions):
-            try:
-                check_action(a, self.volume.shape, self.structures, top)
-            except (PromptError, *_MALFORMED) as e:
-                what = str(e) if isinstance(e, PromptError) else f"{type(e).__name__}: {e}"
-                raise PromptError(f"action {i + 1} of {n} in the log is malformed: {what}") from None
+        n = len(actions)
+        check_log(actions, self.volume.shape, self.structures, int(np.iinfo(self.labels.dtype).max))
         saved = self._snapshot()
         try:
             for i, a in enumerate(actions):

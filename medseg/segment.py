@@ -136,6 +136,17 @@ def segment_volume(
         session.auto(names, progress=(lambda d, t: progress(d, t, "zero-click, slices")) if progress else None)
     if prompts:
         _run_prompts(session, prompts, propagate, through, progress)
+    settings = {"auto": auto, "propagate": propagate, "through": through, "n_prompts": len(prompts.prompts) if prompts else 0, "min_confidence": min_confidence}
+    return session_result(session, settings, t0, progress, confidence, min_confidence)
+
+
+def session_result(session, settings: dict[str, Any], t0: float, progress: Callable[..., None] | None = None, confidence: bool = True,
+                   min_confidence: float | None = None) -> SegmentResult:
+    """A segmented :class:`medseg.session.Session` as :class:`SegmentResult`: scores per slice,
+    confidence (structures below ``min_confidence`` cleared and handed over), review, and the
+    provenance with ``settings``; ``t0``: when segmenting began (``time.perf_counter()``).
+    :func:`segment_volume` and :func:`medseg.replay_sidecar.replay_sidecar` end with it."""
+    volume, lmap = session.volume, session.label_map
     seg_seconds = time.perf_counter() - t0
     scores: dict[str, dict[str, float]] = {}
     for (name, t, z), res in sorted(session.results.items()):
@@ -146,7 +157,7 @@ def segment_volume(
             progress(0, None, "confidence (jittered decodes)")
         conf_json, handed, conf_s = _confidence(session, min_confidence)
     prov = session.provenance()
-    prov["settings"] = {"auto": auto, "propagate": propagate, "through": through, "n_prompts": len(prompts.prompts) if prompts else 0, "min_confidence": min_confidence}
+    prov["settings"] = settings
     if conf_json is not None:
         from .review import review_segmentation
 

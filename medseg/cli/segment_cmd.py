@@ -13,11 +13,12 @@ from ._app import app, console, progress_bar
 
 @app.command("segment")
 def segment_command(
+    ctx: typer.Context,
     image: Path = typer.Argument(..., metavar="IMAGE", help="Image file or DICOM folder."),
     out: Path = typer.Option(..., "-o", "--out", help="Output label file (.nii.gz, .nii, .mha, .nrrd, .seg.nrrd for 3D Slicer, .png for a 2-D image, or .dcm for DICOM SEG)."),
     prompts: o.PromptsFile = None,
     prompts_from: Path | None = typer.Option(None, "--prompts-from", help="Reference labels on the image's grid: one box per structure per slice is simulated from them "
-                                                "(--label-map names their values, unless a DICOM SEG or 3D Slicer .seg.nrrd does)."),
+                                                "(--label-map names their values, unless a DICOM SEG, a 3D Slicer .seg.nrrd or the medseg sidecar JSON of labels medseg wrote does)."),
     label_map: o.LabelMapText = None,
     key_slice: o.KeySlice = False,
     auto: o.Auto = False,
@@ -32,11 +33,20 @@ def segment_command(
     modality: o.Modality = None,
     review_png: Path | None = typer.Option(None, "--review-png", help="Also write this PNG: every labelled slice (ED and ES of a cine) with "
                                            "contours, confidences and flagged slices in red."),
+    replay: Path | None = typer.Option(None, "--replay", metavar="SIDECAR.json", help="Replay the session a label file's sidecar JSON records (prompts, "
+                                       "propagation, zero-click, edits; its label map, model, adapter, --min-confidence) onto IMAGE: the same labels "
+                                       "for the same image, model and adapter. No prompt options with it."),
+    other_image: bool = typer.Option(False, "--other-image", help="With --replay: replay onto an image whose sha256 is not the one the sidecar records."),
 ) -> None:
     """Segment one study; write its labels and a provenance sidecar JSON."""
     from ..errors import PromptError
     from ..labels import LabelMap
 
+    if replay is not None or other_image:
+        from ._segment_replay import replay_command
+
+        replay_command(ctx, image, out, replay, other_image, model, adapter, device, min_confidence, review_png, series, modality)
+        return
     if prompts and prompts_from:
         raise PromptError("give either --prompts or --prompts-from, not both")
     if key_slice and not prompts_from:
@@ -67,14 +77,11 @@ def _note_one_frame_reference(vol, prompts_from, prompt_set) -> None:
     every frame): an M&Ms-2 user's 4-chamber ED labels on its 25-frame cine prompted the ES frames
     with the ED boxes, where a prompt on the ED frame and propagation was meant."""
     from .._files import shown
-    from ..io import read_label_volume
+    from ..prompt_file import one_frame_reference_note
 
-    if prompts_from is None or prompt_set is None or vol.n_frames < 2 or len({p.frame for p in prompt_set.prompts}) < 2:
-        return
-    if read_label_volume(prompts_from).n_frames == 1:
-        console.print(f"note: the reference labels {shown(Path(prompts_from).name)} are one frame and the image has {vol.n_frames}: "
-                      "their boxes prompt every frame alike; for labels of one phase (e.g. ED) prompt that frame with a prompts "
-                      "file (\"frame\": N) and propagate --through t", markup=False, highlight=False)
+    note = one_frame_reference_note(vol, prompts_from, prompt_set)
+    if note:
+        console.print(f"note: {shown(note)}", markup=False, highlight=False)
 
 
 def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device, min_confidence=None,
@@ -82,17 +89,43 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
     import time
 
     started = time.perf_counter()
-    from .._files import check_not_inputs, sha256_path, shown, stale_temp_files
-    from ..errors import MedsegError
-    from ..io import is_medseg_labels, read_sidecar, read_volume, sidecar_path, write_labels
-    from ..io.readers import FROM_INTENSITIES, modality_facts
-    from ..io.writers import check_output
+    from .._files import check_not_inputs, sha256_path, shown
+    from ..io import sidecar_path
     from ..models import load_model
     from ..prompt_file import study_prompts
     from ..segment import check_prompts, segment_volume
 
     check_not_inputs({"output labels": out, "sidecar JSON": sidecar_path(out), "review sheet": review_png},
                      {"image": image, "prompts file": prompts, "reference labels": prompts_from})
+    vol = read_image(image, out, series, modality)
+    prompt_set = study_prompts(vol, prompts, prompts_from, lmap, key_slice)
+    _note_one_frame_reference(vol, prompts_from, prompt_set)
+    auto_structs = tuple(s.strip() for s in structures.split(",") if s.strip()) if structures else None
+    check_prompts(vol, prompt_set, auto, lmap, auto_structs)  # a structure the map lacks, a prompt outside the image: before the model loads
+    loaded = load_model(model, device=device, adapter=adapter)
+    if adapter:  # which folder the name found ($MEDSEG_HOME/adapters can hide a shipped adapter of the same name); once it loaded
+        from ..adapters import adapter_origin
+
+        console.print(shown(adapter_origin(adapter)), markup=False, highlight=False, soft_wrap=True)
+    result = _with_progress(lambda cb: segment_volume(vol, loaded, prompt_set, auto=auto, propagate=propagate, through=through, label_map=lmap,
+                                                      auto_structures=auto_structs, progress=cb, min_confidence=min_confidence))
+    from ..segment import asked_structures
+
+    source = ({"prompts_file": str(Path(prompts).resolve()), "prompts_sha256": sha256_path(prompts)} if prompts else
+              {"reference": str(Path(prompts_from).resolve()), "reference_sha256": sha256_path(prompts_from), "key_slice": key_slice} if prompts_from else {})
+    finish_segment(image, out, vol, result, source, review_png, series, min_confidence, asked_structures(vol, prompt_set, auto, auto_structs),
+                   started, auto, auto_structs)
+
+
+def read_image(image, out, series, modality):
+    """The image ``segment`` segments, read after refusing a label file medseg wrote given as
+    the image, and checking that ``out`` can be written for it (before any work)."""
+    from .._files import shown
+    from ..errors import MedsegError
+    from ..io import is_medseg_labels, read_sidecar, read_volume
+    from ..io.readers import FROM_INTENSITIES
+    from ..io.writers import check_output
+
     if Path(image).is_file() and is_medseg_labels(image):
         src = ((read_sidecar(image) or {}).get("provenance") or {}).get("input")
         raise MedsegError(f"{image} is a label file medseg wrote (its sidecar says so), not an image: segment "
@@ -102,27 +135,31 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
     if vol.meta.get("modality_from") == FROM_INTENSITIES:  # a guess: say it, and how to overrule it
         console.print(f"note: {shown(image)} records no modality; segmented as {vol.modality} ({vol.meta['modality_from']}); "
                       "--modality MR (or US, OT) if it is not", markup=False, highlight=False)
-    prompt_set = study_prompts(vol, prompts, prompts_from, lmap, key_slice)
-    _note_one_frame_reference(vol, prompts_from, prompt_set)
-    auto_structs = tuple(s.strip() for s in structures.split(",") if s.strip()) if structures else None
-    check_prompts(vol, prompt_set, auto, lmap, auto_structs)  # a structure the map lacks, a prompt outside the image: before the model loads
-    loaded = load_model(model, device=device, adapter=adapter)
-    result = _with_progress(lambda cb: segment_volume(vol, loaded, prompt_set, auto=auto, propagate=propagate, through=through, label_map=lmap,
-                                                      auto_structures=auto_structs, progress=cb, min_confidence=min_confidence))
+    return vol
+
+
+def finish_segment(image, out, vol, result, source, review_png, series, min_confidence, asked, started, auto=False, auto_structs=None) -> None:
+    """Write what ``segment`` (or ``segment --replay``) made: labels + provenance sidecar (with
+    ``source``: what prompted it) and the ``--review-png`` sheet, and say what was found; exit 3
+    when every structure was handed over, MedsegError when none was found (``asked``: the
+    structures looked for), writing nothing."""
+    import time
+
+    from .._files import sha256_path, shown, stale_temp_files
+    from ..errors import MedsegError
+    from ..io import sidecar_path, write_labels
+    from ..io.readers import modality_facts
+
     if result.handed_over and not (result.labels > 0).any():
         gone = _remove_stale_outputs(out, review_png)
         console.print(f"handed over for manual review: every structure is below --min-confidence {min_confidence} ({', '.join(result.handed_over)}); "
                       f"nothing written (exit code 3){shown(gone)}", markup=False)
         raise typer.Exit(3)
     if not (result.labels > 0).any():  # an empty label file would look like a result
-        from ..segment import asked_structures
-
-        asked = sorted(asked_structures(vol, prompt_set, auto, auto_structs))
+        names = sorted(asked)
         gone = _remove_stale_outputs(out, review_png)
-        raise MedsegError(f"no structure found{' (' + ', '.join(asked) + ')' if asked else ''} in {shown(image)}: nothing written "
+        raise MedsegError(f"no structure found{' (' + ', '.join(names) + ')' if names else ''} in {shown(image)}: nothing written "
                           f"(is the heart in this image? prompts on it find what zero-click misses){shown(gone)}")
-    source = ({"prompts_file": str(Path(prompts).resolve()), "prompts_sha256": sha256_path(prompts)} if prompts else
-              {"reference": str(Path(prompts_from).resolve()), "reference_sha256": sha256_path(prompts_from), "key_slice": key_slice} if prompts_from else {})
     prov = {**result.provenance, "input": str(Path(image).resolve()), "input_sha256": sha256_path(image), **source, "scores": result.scores, "seconds": round(result.seconds, 3), "command": "segment", **({"series": series} if series else {}),
             **modality_facts(vol)}
     for target in (out, sidecar_path(out), review_png):  # the temporary files a run killed outright (kill -9) left
@@ -140,9 +177,6 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
         raise
     counts = {n: int((result.labels == v).sum()) for n, v in result.label_map.values.items()}
     found = ", ".join(f"{n}: {c} voxels" for n, c in counts.items() if c)
-    from ..segment import asked_structures
-
-    asked = asked_structures(vol, prompt_set, auto, auto_structs)
     absent = [n for n, c in counts.items() if not c and n in asked and n not in result.handed_over]
     console.print(f"wrote {', '.join(shown(p) for p in written)} ({found}"
                   f"{'; not found: ' + ', '.join(absent) if absent else ''}; "

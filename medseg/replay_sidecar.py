@@ -1,0 +1,222 @@
+"""Replaying a segmentation from the provenance sidecar of its labels (``medseg segment IMAGE -o
+OUT --replay SIDECAR.json``): the sidecar's actions (prompts, propagation, zero-click, brush
+edits, locks, clears, review marks) re-run on the image with its label map, its model and
+adapter, and its ``--min-confidence``, giving the labels the original run wrote, voxel for
+voxel, when image, model and adapter are the same.
+
+Any medseg label sidecar replays: ``segment``'s, ``batch``'s, napari's (label file or bare
+provenance JSON), that of a DICOM SEG (a cine's SEG of one frame holds the whole session).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import CheckpointError, LabelMapError, MedsegError
+from .io.volume import Volume
+from .labels import LabelMap
+
+#: a ``clear`` that ``--min-confidence`` added after the session (:func:`medseg.segment._confidence`)
+HANDED_OVER = "handed over:"
+
+
+@dataclass(frozen=True)
+class RecordedSession:
+    """A session read from a sidecar: ``provenance`` as recorded, its ``label_map`` and
+    ``actions``; ``path`` and ``sha256`` of the file read."""
+
+    path: Path
+    sha256: str
+    provenance: dict[str, Any]
+    label_map: LabelMap
+    actions: list[dict[str, Any]]
+
+    @property
+    def made_by(self) -> str:
+        """``segment``, ``batch``, ``medseg-napari`` (or ``medseg`` when the sidecar does not say)."""
+        p = self.provenance
+        return str(p.get("command") or p.get("tool") or "medseg")
+
+    @property
+    def min_confidence(self) -> float | None:
+        """The ``--min-confidence`` the session was run with (None: none, or napari)."""
+        settings = self.provenance.get("settings")
+        value = settings.get("min_confidence") if isinstance(settings, Mapping) else None
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1 else None
+
+    def session_actions(self) -> list[dict[str, Any]]:
+        """The actions to replay: the log without the trailing clears ``--min-confidence`` made
+        (the replay scores confidence again and hands over what falls below it)."""
+        actions = list(self.actions)
+        while actions and isinstance(actions[-1], dict) and actions[-1].get("op") == "clear" \
+                and str(actions[-1].get("why", "")).startswith(HANDED_OVER):
+            actions.pop()
+        return actions
+
+
+def read_recorded_session(path: str | os.PathLike) -> RecordedSession:
+    """Read a medseg sidecar (``OUT.json``; a label file medseg wrote stands for its sidecar; a
+    bare provenance JSON, as napari saves one, is read too). MedsegError in one line for a file
+    that is missing, not JSON (truncated), not a medseg sidecar, or holds no actions or an
+    invalid label map. A cine's DICOM SEG ``OUT.dcm`` (written as ``OUT_frameNN.dcm``, each with
+    the whole session in its sidecar) is read from ``OUT_frame00.json``. The actions themselves
+    are checked against the image later (:func:`check_recorded`)."""
+    from ._files import sha256_file, shown
+    from .io import sidecar_path
+    from .io.writers import seg_frame_path
+
+    p = Path(path).expanduser()
+    if not p.exists() and p.name.lower().endswith((".dcm", ".json")):  # a cine's DICOM SEG, written as OUT_frameNN.dcm + .json
+        first = sidecar_path(seg_frame_path(p.with_name(p.name[:-5] + ".dcm") if p.name.lower().endswith(".json") else p, 0))
+        p = first if first.is_file() else p
+    if not p.name.lower().endswith(".json") and p.is_file():  # a label file: its sidecar
+        side = sidecar_path(p)
+        if not side.is_file():
+            raise MedsegError(f"--replay {shown(p)}: no sidecar {side.name} beside it (give the sidecar JSON medseg wrote with the labels)")
+        p = side
+    if not p.is_file():
+        raise MedsegError(f"--replay {shown(p)}: {'not a file' if p.exists() else 'no such file'}")
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise MedsegError(f"--replay {shown(p)}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}): a truncated or edited sidecar?") from None
+    except (OSError, UnicodeDecodeError, RecursionError) as e:
+        raise MedsegError(f"--replay {shown(p)}: cannot be read ({type(e).__name__}: {e})") from None
+    prov = doc.get("provenance", doc) if isinstance(doc, dict) else None
+    if isinstance(doc, dict) and doc.get("status") == "handed_over" and "actions" not in doc:
+        raise MedsegError(f"--replay {shown(p)}: batch's record of case {doc.get('case')!r}, handed over with no labels written: it records no session to replay")
+    if not isinstance(prov, dict) or not isinstance(prov.get("actions"), list):
+        raise MedsegError(f"--replay {shown(p)}: not a medseg sidecar (no provenance with an 'actions' list; give the .json medseg wrote beside the labels)")
+    if not prov["actions"]:
+        raise MedsegError(f"--replay {shown(p)}: the session it records has no actions to replay")
+    raw = doc.get("label_map") or prov.get("label_map")
+    if raw is None:
+        raise LabelMapError(f"--replay {shown(p)}: it records no label_map (the label values the session wrote)")
+    try:
+        lmap = LabelMap.parse(raw)
+    except (LabelMapError, TypeError, ValueError) as e:
+        raise LabelMapError(f"--replay {shown(p)}: its label_map is not valid ({e})") from None
+    return RecordedSession(p, sha256_file(p), prov, lmap, prov["actions"])
+
+
+def check_image(rec: RecordedSession, image: str | os.PathLike, other_image: bool = False) -> list[str]:
+    """Notes on the image replayed onto; MedsegError when its sha256 is not the one recorded
+    (unless ``other_image``: then a note). A sidecar that records no sha256 (napari's) is a note."""
+    from ._files import sha256_path, shown
+
+    want, src = rec.provenance.get("input_sha256"), rec.provenance.get("input") or rec.provenance.get("source")
+    of = f" (of {shown(src)})" if src else ""
+    if not isinstance(want, str):
+        return [f"{rec.path.name} records no image sha256{of}: the image is not checked against it"]
+    got = sha256_path(image)
+    if got == want:
+        return []
+    what = f"the sha256 of {shown(image)} ({got[:12]}…) is not the one {rec.path.name} records ({want[:12]}…){of}"
+    if not other_image:
+        raise MedsegError(f"{what}: not the image the session was recorded on; --other-image replays it anyway (labels may differ)")
+    return [f"{what}: replayed anyway (--other-image); labels may differ"]
+
+
+def check_recorded(rec: RecordedSession, volume: Volume, image_notes: list[str] | None = None) -> list[str]:
+    """Check every action against the image (:func:`medseg._session_replay.check_log`: a
+    prompt, slice or frame outside it, an unknown structure or operation: PromptError naming the
+    action) before any model loads; returns notes (the modality it is read as against the
+    recorded one, appended to ``image_notes``)."""
+    from ._session_replay import check_log
+
+    check_log(rec.actions, volume.shape, rec.label_map.names, 255 if max(rec.label_map.values.values()) < 256 else 65535)
+    notes = list(image_notes or [])
+    was = rec.provenance.get("modality")
+    if isinstance(was, str) and was != volume.modality:
+        notes.append(f"the image reads as {volume.modality}, the session was recorded on {was} (--modality {was} reads it so)")
+    return notes
+
+
+def model_choice(rec: RecordedSession, model: str | None, adapter: str | None) -> tuple[str, str | None, list[str]]:
+    """(``--model``, ``--adapter`` to load, notes): the recorded model and adapter unless given
+    (``None``: not given; ``adapter`` "": none); the recorded model is found by name (``default``) or as
+    ``<id>.safetensors`` with its sha256 in medseg's checkpoint folders ($MEDSEG_HOME first);
+    CheckpointError when it cannot be, naming ``--model``."""
+    from .models.registry import REGISTRY
+
+    p = rec.provenance
+    rec_model, rec_adapter = p.get("model_id"), p.get("adapter_id")
+    notes = []
+    if model is not None:
+        if model != rec_model:
+            notes.append(f"--model {model} given: it replaces the recorded model {rec_model}")
+    elif rec_model in (None, "default"):  # the shipped one (its sha256 is compared once loaded)
+        model = "default"
+    else:
+        model = _find_checkpoint(str(rec_model), p.get("model_sha256"))
+        if model is None:
+            raise CheckpointError(f"{rec.path.name} was made with model {rec_model!r} (sha256 {str(p.get('model_sha256'))[:12]}…), which medseg "
+                                  f"does not find by name: give it with --model ({f'{rec_model}=PATH' if rec_model in REGISTRY else 'its checkpoint path'})")
+    if adapter == "":  # --adapter '': the base model alone
+        adapter = None
+        if rec_adapter:
+            notes.append(f"--adapter '' given: replayed without the recorded adapter {rec_adapter}")
+    elif adapter is not None:
+        if adapter != rec_adapter:
+            notes.append(f"--adapter {adapter} given: it replaces the recorded adapter {rec_adapter or '(none)'}")
+    else:
+        adapter = rec_adapter if isinstance(rec_adapter, str) and rec_adapter else None
+    return model, adapter, notes
+
+
+def _find_checkpoint(model_id: str, sha256: Any) -> str | None:
+    from ._files import sha256_file
+    from .models.registry import asset_dirs
+
+    for d in asset_dirs("checkpoints"):
+        f = d / f"{model_id}.safetensors"
+        if f.is_file() and sha256_file(f) == sha256:
+            return str(f)
+    return None
+
+
+def identity_notes(rec: RecordedSession, loaded: Any) -> list[str]:
+    """Where the model, adapter or medseg version replayed with are not the recorded ones
+    (labels may then differ)."""
+    from . import __version__
+
+    p, out = rec.provenance, []
+    if p.get("model_sha256") and p.get("model_sha256") != loaded.sha256:
+        out.append(f"the session was recorded with model {p.get('model_id')} ({str(p['model_sha256'])[:12]}…), "
+                   f"replayed with {loaded.model_id} ({loaded.sha256[:12]}…): labels may differ")
+    if (p.get("adapter_sha256") or None) != (loaded.adapter_sha256 or None):
+        out.append(f"the session was recorded with adapter {p.get('adapter_id') or '(none)'}, replayed with "
+                   f"{loaded.adapter_id or '(none)'}{' (another file of that name)' * (p.get('adapter_id') == loaded.adapter_id)}: labels may differ")
+    if p.get("medseg_version") and p.get("medseg_version") != __version__:
+        out.append(f"the session was recorded with medseg {p.get('medseg_version')}, replayed with {__version__}: labels may differ")
+    return out
+
+
+def replay_sidecar(volume: Volume, model: Any, rec: RecordedSession, progress: Callable[..., None] | None = None,
+                   min_confidence: float | None = None, confidence: bool = True):
+    """Replay ``rec`` onto ``volume`` with a loaded ``model``: a
+    :class:`medseg.segment.SegmentResult` as :func:`medseg.segment.segment_volume` gives it
+    (labels ``(T, Z, Y, X)`` in the recorded label map's values, scores, confidence, review,
+    provenance whose ``actions`` are the recorded ones). ``min_confidence``: None takes the
+    recorded one; structures below it are handed over again (the clears ``--min-confidence``
+    added are not replayed but redone, so a replay reports them as the original run did)."""
+    import time
+
+    from .segment import session_result
+    from .session import Session
+
+    cut = rec.min_confidence if min_confidence is None else min_confidence
+    actions = rec.session_actions() if cut is not None else list(rec.actions)
+    t0 = time.perf_counter()
+    session = Session(volume, model, rec.label_map)
+    step = (lambda d, t: progress(d, t, "replaying the recorded actions")) if progress else None
+    session.replay(actions, progress=step)
+    recorded = rec.provenance.get("settings")
+    settings = {**(dict(recorded) if isinstance(recorded, Mapping) else {}), "min_confidence": cut}
+    return session_result(session, settings, t0, progress, confidence, cut)
+
