@@ -42,8 +42,9 @@ MAX_PARALLEL = 4
 
 class ThreadedPredictions:
     """Predictions of a :class:`~medseg.session.Session` in worker threads, each with its own
-    predictor and one shared embedding cache. The session provides ``model``, ``_predictor``
-    and ``_tls`` (a ``threading.local``)."""
+    predictor and one shared embedding cache. The session provides ``model``, ``_predictor``,
+    ``_tls`` (a ``threading.local``) and ``_heap`` (a :class:`medseg._memory.HeapTrimmer`,
+    ticked once per item done)."""
 
     @property
     def predictor(self):
@@ -79,6 +80,7 @@ class ThreadedPredictions:
         if workers <= 1:
             for i, x in enumerate(items):
                 out.append(fn(x))
+                self._heap.tick()
                 if done:
                     done(i)
             return out
@@ -88,6 +90,7 @@ class ThreadedPredictions:
         with split_torch_threads(workers), ThreadPoolExecutor(workers, thread_name_prefix="medseg") as pool:
             for i, (res, err) in enumerate(pool.map(lambda x: self._in_worker(fn, x), items)):
                 out.append(res)
+                self._heap.tick()
                 if err is not None:
                     errors.append(err)
                 if done:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ._memory import HeapTrimmer
 from ._session_replay import SessionReplay
 from ._threads import ThreadedPredictions
 from .enclosure import removed_text
@@ -125,6 +126,7 @@ class Session(ThreadedPredictions, SessionReplay):
         self.results: dict[tuple[str, int, int], SliceResult] = {}
         self.log: list[dict[str, Any]] = []
         self._undo: list[_UndoStep] = []
+        self._last_after: dict[tuple[int, int], np.ndarray] = {}  # (t, z) -> latest undo "after" copy (_undo_copy)
         self._redo: list[_UndoStep] = []
         ny, nx = volume.shape[-2:]
         if min(ny, nx) < MIN_SLICE_SIDE:
@@ -147,6 +149,7 @@ class Session(ThreadedPredictions, SessionReplay):
         self._data_key = array_key(volume.array[:, :, ::4, ::4])
         self._predictor = SlicePredictor(model, cache=cache, modality=volume.modality)
         self._tls = threading.local()  # a worker thread's own predictor (parallel_map)
+        self._heap = HeapTrimmer()  # freed pages back to the OS every few slices (medseg._memory)
 
     # -- structures -------------------------------------------------------------------
     def structure(self, name: str) -> StructureState:
@@ -244,7 +247,7 @@ class Session(ThreadedPredictions, SessionReplay):
             raise PromptError(f"structure {name!r} is locked (accepted); unlock it to change it")
         key = (name, t, z)
         if (t, z) not in step.slices:
-            step.slices[(t, z)] = self.labels[t, z].copy()
+            step.slices[(t, z)] = self._undo_copy(t, z)
         if key not in step.results:
             step.results[key] = self.results.get(key)
         v = self.structure(name).value
@@ -270,6 +273,7 @@ class Session(ThreadedPredictions, SessionReplay):
         sl[sl == v] = 0
         sl[mine] = v
         self._record_change(change, t, z, before, sl)
+        self._heap.tick()
         if pred.logits is not None and pred.roi is not None:
             self.results[key] = SliceResult(pred.roi, pred.logits, pred.score, prompt)
         else:
@@ -329,8 +333,18 @@ class Session(ThreadedPredictions, SessionReplay):
             raise
         if step.slices or step.results:
             step.after_slices = {tz: self.labels[tz].copy() for tz in step.slices}
+            self._last_after.update(step.after_slices)
             step.after_results = {key: self.results.get(key) for key in step.results}
             self._push(step)
+
+    def _undo_copy(self, t: int, z: int) -> np.ndarray:
+        """The undo copy of labels[t, z] before an operation changes it: the latest copy an
+        earlier operation kept of it after it, when the slice still equals that (one array for
+        both steps: undo copies are never written to), else a new one (BENCHMARKS.md)."""
+        prev = self._last_after.get((t, z))
+        if prev is not None and np.array_equal(prev, self.labels[t, z]):
+            return prev
+        return self.labels[t, z].copy()
 
     def _push(self, step: _UndoStep) -> None:
         self._undo.append(step)
@@ -439,7 +453,8 @@ class Session(ThreadedPredictions, SessionReplay):
     def _erase(self, step: _UndoStep, change: Change, name: str, t: int, z: int) -> None:
         """Erase one structure on one slice as part of an undoable operation."""
         sl = self.labels[t, z]
-        step.slices.setdefault((t, z), sl.copy())
+        if (t, z) not in step.slices:
+            step.slices[(t, z)] = self._undo_copy(t, z)
         step.results.setdefault((name, t, z), self.results.get((name, t, z)))
         before = sl.copy()
         sl[sl == self.structure(name).value] = 0
