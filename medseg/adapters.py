@@ -137,10 +137,18 @@ def adapter_origin(name_or_path: str) -> str:
     home = Path(os.environ["MEDSEG_HOME"]) / "adapters" if os.environ.get("MEDSEG_HOME") else None
     where = ("$MEDSEG_HOME/adapters" if home is not None and folder.parent == home else
              "shipped" if folder.parent in dirs else None)
-    hidden = [d / name_or_path for d in dirs if Path(name_or_path).name == name_or_path and (d / name_or_path).is_dir()
-              and (d / name_or_path).resolve() != folder.resolve() and d != home]
+    hidden = [h for h in same_named_adapters(folder) if h.parent != home] if Path(name_or_path).name == name_or_path else []
     notes = [n for n in (where, f"it hides the shipped {hidden[0]}" if hidden else None) if n]
     return f"adapter {name_or_path}: {folder.resolve()}" + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def same_named_adapters(folder: Path) -> list[Path]:
+    """The other adapter folders of ``folder``'s name in the folders ``--adapter NAME`` searches
+    ($MEDSEG_HOME/adapters, then the shipped ones): those the name does not load when ``folder``
+    comes first."""
+    from .models.registry import asset_dirs
+
+    return [d / folder.name for d in asset_dirs("adapters") if (d / folder.name).is_dir() and (d / folder.name).resolve() != folder.resolve()]
 
 
 def read_adapter_meta(folder: Path) -> dict[str, Any]:

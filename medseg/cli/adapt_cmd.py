@@ -118,12 +118,12 @@ def _note_hidden_adapter(out: Path) -> None:
     that NAME (a shipped one): by name, --adapter NAME then loads this one instead."""
     import os
 
-    from ..models.registry import asset_dirs
+    from ..adapters import same_named_adapters
 
     home = os.environ.get("MEDSEG_HOME")
     if not home or out.resolve().parent != (Path(home).expanduser() / "adapters").resolve():
         return
-    others = [d / out.name for d in asset_dirs("adapters") if (d / out.name).is_dir() and (d / out.name).resolve() != out.resolve()]
+    others = same_named_adapters(out)
     if others:
         console.print(f"note: by the name {shown(out.name)}, --adapter will load this adapter instead of {shown(others[0])} "
                       "(give that folder to use it; `medseg models` lists both)", markup=False, soft_wrap=True)
