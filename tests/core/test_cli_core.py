@@ -653,3 +653,23 @@ def test_an_error_after_a_progress_bar_is_the_only_line_on_stderr(tmp_path, caps
     assert run_cli(["segment", str(tmp_path / "blank.nii.gz"), "--auto", "-o", str(tmp_path / "s.nii.gz")]) == 1
     err = capsys.readouterr().err
     assert err.splitlines() == [err.strip()] and err.startswith("error: the image holds no signal")
+
+
+
+def test_console_lines_stay_whole_when_not_a_terminal(capsys):
+    """Piped or logged, a message is one line however long (rich broke them at column 80,
+    "25.0 \\n% of the good ones"); tables still fit the width."""
+    from rich.table import Table
+
+    from medseg.cli._app import console, stdout
+
+    msg = "review flags: " + "; ".join(f"{i}.0 % of the good ones" for i in range(8))
+    console.print(msg, markup=False)
+    stdout.print(msg, markup=False)
+    cap = capsys.readouterr()
+    assert cap.err == msg + "\n" and cap.out == msg + "\n"
+    t = Table("case", "note")
+    t.add_row("patient001", "a long note " * 12)
+    stdout.print(t)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) > 5 and all(len(line) <= stdout.width for line in lines)
