@@ -16,7 +16,8 @@ Clinical errors (``summary.lvef_mae`` etc., ``summary.agreement`` for Bland-Altm
 ED + ES stacks of one case (a ``phase`` column, or ``_ED`` / ``_ES`` in the names) by
 :func:`medseg.measure.measure_ed_es`; apical echo studies whose views are one image each
 (``<study>_4CH_ED`` ...) by the method of disks (:func:`medseg.measure.echo.measure_echo`);
-in :mod:`medseg.evaluation_clinical`.
+other one-view ED + ES pairs (M&Ms-2's long-axis ``001_LA_ED``) by single-plane disks, in
+``summary.long_axis_lvef_mae`` apart from them; in :mod:`medseg.evaluation_clinical`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Clinical errors of ``medseg evaluate`` (:mod:`medseg.evaluation`): LVEF, LV mass, EDV (and
 the RV's) of the prediction against the reference, both measured by :mod:`medseg.measure`, for
 short-axis ED + ES stacks of one case, studies whose frames are cases of their own (ACDC), and
-apical echo studies whose views are one image each (method of disks)."""
+apical echo studies whose views are one image each (method of disks); other one-view ED + ES
+pairs (long-axis MR) by single-plane disks, apart (``long_axis_lvef_mae``)."""
 
 from __future__ import annotations
 
@@ -43,8 +44,11 @@ def clinical_errors(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
     pairs.update({k: v for k, v in _frame_studies(cases, label_map).items() if k not in pairs})
     pairs = {k: v for k, v in pairs.items() if "lv" not in _handed(v.values())}
     echo = {k: v for k, v in _echo_studies(cases).items() if "lv" not in _handed(v.values())}
+    view_pairs = {k: {("4ch", "ED"): v["ED"], ("4ch", "ES"): v["ES"]} for k, v in by_case.items()
+             if k not in pairs and "ED" in v and "ES" in v and all(_one_view(v[p]) for p in ("ED", "ES")) and "lv" not in _handed(v.values())
+             and not any(v[p] is r for st in echo.values() for r in st.values() for p in ("ED", "ES"))}
     if not pairs and not echo:
-        return {}
+        return _view_pair_errors(view_pairs, label_map)
     from .measure import measure_ed_es
 
     err_ef, err_mass, err_edv, err_rvef, err_rvedv, err_thick = [], [], [], [], [], []
@@ -82,6 +86,7 @@ def clinical_errors(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
            "n_clinical_cases": len(pairs) + len(echo)}
     if echo:
         out["n_echo_studies"] = len(echo)
+    out.update(_view_pair_errors(view_pairs, label_map))
     if has_rv:
         out.update({"rvef_mae": nanmean(err_rvef), "rv_edv_mae_ml": nanmean(err_rvedv)})
     if err_thick:
@@ -90,6 +95,33 @@ def clinical_errors(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
 
     out["agreement"] = agreement([ph["ED"] for ph in pairs.values()] + [v[("4ch", "ED")] for v in echo.values()])
     return out
+
+
+def _one_view(row: dict) -> bool:
+    """A row whose reference is one 2-D image (a long-axis or echo view: one frame, one slice)."""
+    return np.asarray(row["_ref"]).shape[:2] == (1, 1)
+
+
+def _view_pair_errors(views: dict[str, dict[tuple[str, str], dict]], label_map: LabelMap) -> dict[str, Any]:
+    """LVEF (and EDV with pixel spacing) errors of studies whose ED and ES are one 2-D view each
+    and not named as apical echo views (M&Ms-2's long-axis ``001_LA_ED`` / ``001_LA_ES``): by
+    single-plane disks, as ``medseg measure --ed --es`` measures them, in keys of their own
+    (``long_axis_lvef_mae``): a single-plane EF is not averaged with short-axis stacks' EFs, which
+    an M&Ms-2 cohort holds beside them. A pair that is no long-axis view (a short-axis slice) gives
+    none. The ED row's ``clinical`` holds the numbers, named ``long_axis_lvef_pred`` ... so that
+    the Bland-Altman plot and ``summary.agreement`` (short-axis and echo) leave them out."""
+    err_ef, err_edv = [], []
+    for v in views.values():
+        err = _echo_clinical(v, label_map)
+        if err is not None:
+            row = v[("4ch", "ED")]
+            row["clinical"] = {("method" if k == "method" else f"long_axis_{k}"): x for k, x in row["clinical"].items()}
+            err_ef.append(err[0])
+            if err[1] is not None:
+                err_edv.append(err[1])
+    if not err_ef:
+        return {}
+    return {"long_axis_lvef_mae": nanmean(err_ef), "long_axis_edv_mae_ml": nanmean(err_edv), "n_long_axis_studies": len(err_ef)}
 
 
 def _handed(rows) -> set[str]:

@@ -102,6 +102,11 @@ def evaluate_command(
     errs = [f"{name} {s[k]:.1f} {u}" for k, name, u in units if isinstance(s.get(k), float) and s[k] == s[k]]
     if errs:
         console.print(f"mean absolute error over {s['n_clinical_cases']} ED/ES cases: {', '.join(errs)}", markup=False)
+    if s.get("n_long_axis_studies"):
+        la = [f"{name} {s[k]:.1f} {u}" for k, name, u in (("long_axis_lvef_mae", "LVEF", "pts"), ("long_axis_edv_mae_ml", "LV EDV", "mL"))
+              if isinstance(s.get(k), float) and s[k] == s[k]]
+        n = s["n_long_axis_studies"]
+        console.print(f"mean absolute error over {n} long-axis ED/ES view{'' if n == 1 else 's'} (single-plane disks): {', '.join(la)}", markup=False)
     ef = s.get("agreement", {}).get("lvef")
     if ef and ef["loa"]:
         console.print(f"LVEF medseg - reference: bias {ef['bias']:+.1f} pts, 95 % limits of agreement {ef['loa'][0]:+.1f} to {ef['loa'][1]:+.1f}", markup=False)

@@ -227,3 +227,64 @@ def test_heart_rate_for_long_axis_views_is_said_to_go_unused(tmp_path, capsys):
     said = " ".join((lambda c: c.out + c.err)(capsys.readouterr()).split())
     assert "--heart-rate is not used for one view by the method of disks" in said
     assert json.loads(out.read_text()).get("co_l_min") is None
+
+
+def test_evaluate_gives_long_axis_view_pairs_their_own_ef_error(tmp_path, capsys):
+    """`medseg evaluate` on M&Ms-2's long-axis 001_LA_ED / 001_LA_ES gave Dice only (no clinical
+    error: they are no stack); now single-plane disks as `medseg measure --ed --es` gives them, in
+    keys of their own, kept out of the short-axis LVEF error and the Bland-Altman agreement."""
+    import nibabel as nib
+    from scipy import ndimage
+
+    from medseg.cli._app import run_cli
+    from medseg.evaluation import evaluate_pairs
+    from medseg.io.geometry import medseg_to_nifti
+    from medseg.labels import LabelMap
+    from medseg.measure.echo import measure_echo
+    from medseg.pairs import Pair
+    from medseg.phantoms import cine_sax_phantom
+
+    def save(arr, name, spacing):
+        nib.save(nib.Nifti1Image(arr.T[..., None] if arr.ndim == 2 else arr, np.diag([spacing, spacing, 8.0, 1.0])), str(tmp_path / name))
+
+    ed, es = _la_view("ED"), _la_view("ES")
+    es_pred = es.copy()
+    es_pred[(es == 1) & ~ndimage.binary_erosion(es == 1, iterations=2)] = 0  # the model's ES cavity two pixels short
+    pairs = []
+    for ph, ref, pred in (("ED", ed, ed), ("ES", es, es_pred)):
+        save(ref.astype(np.float32), f"001_LA_{ph}.nii.gz", 0.8)
+        save(ref, f"001_LA_{ph}_gt.nii.gz", 0.8)
+        save(pred, f"001_LA_{ph}_pred.nii.gz", 0.8)
+        pairs.append(Pair(tmp_path / f"001_LA_{ph}.nii.gz", tmp_path / f"001_LA_{ph}_gt.nii.gz", "001_LA", ph,
+                          prediction=tmp_path / f"001_LA_{ph}_pred.nii.gz"))
+    sa = cine_sax_phantom(n_frames=2, n_slices=6, shape=(64, 64), spacing=(10.0, 2.5, 2.5))  # a short-axis pair beside it
+    ed_t, es_t = int(sa.info["ed_frame"]), int(sa.info["es_frame"])
+    for ph, t in (("ED", ed_t), ("ES", es_t)):
+        nib.save(nib.Nifti1Image(medseg_to_nifti(sa.image.array[t:t + 1].astype(np.float32), 3), sa.image.affine), str(tmp_path / f"001_SA_{ph}.nii.gz"))
+        lab = medseg_to_nifti(np.where(sa.labels[t:t + 1] <= 3, sa.labels[t:t + 1], 0).astype(np.uint8), 3)
+        nib.save(nib.Nifti1Image(lab, sa.image.affine), str(tmp_path / f"001_SA_{ph}_gt.nii.gz"))
+        pairs.append(Pair(tmp_path / f"001_SA_{ph}.nii.gz", tmp_path / f"001_SA_{ph}_gt.nii.gz", "001_SA", ph,
+                          prediction=tmp_path / f"001_SA_{ph}_gt.nii.gz"))
+    res = evaluate_pairs(pairs, LabelMap.parse(MNMS_MAP), None, None)
+    s = res["summary"]
+    want_pred = measure_echo(ed, es_pred, label_map=MNMS_MAP, spacing_a4c_mm=(0.8, 0.8))["lv"]
+    want_ref = measure_echo(ed, es, label_map=MNMS_MAP, spacing_a4c_mm=(0.8, 0.8))["lv"]
+    assert want_pred["ef_pct"] - want_ref["ef_pct"] > 2  # the shrunken ES cavity reads a higher EF
+    assert s["long_axis_lvef_mae"] == pytest.approx(abs(want_pred["ef_pct"] - want_ref["ef_pct"]), abs=1e-6)
+    assert s["long_axis_edv_mae_ml"] == pytest.approx(0.0, abs=1e-9) and s["n_long_axis_studies"] == 1
+    assert s["lvef_mae"] == pytest.approx(0.0, abs=1e-9) and s["n_clinical_cases"] == 1  # the short-axis pair alone
+    assert s["agreement"]["lvef"]["n"] == 1
+    la_ed = next(c for c in res["cases"] if c["case"] == "001_LA" and c["phase"] == "ED")
+    assert la_ed["clinical"]["method"] == "single_plane_disks" and "lvef_pred" not in la_ed["clinical"]
+    assert la_ed["clinical"]["long_axis_lvef_ref"] == pytest.approx(want_ref["ef_pct"])
+    # the CLI says it in a line of its own
+    import csv
+
+    with open(tmp_path / "pairs.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["image", "label", "case", "phase", "prediction"])
+        w.writerows([[p.image, p.label, p.case, p.phase, p.prediction] for p in pairs[:2]])
+    assert run_cli(["evaluate", "--pairs", str(tmp_path / "pairs.csv"), "--label-map", MNMS_MAP, "-o", str(tmp_path / "ev.json")]) == 0
+    err = capsys.readouterr().err
+    assert "mean absolute error over 1 long-axis ED/ES view (single-plane disks): LVEF" in err
+    assert "over 0 ED/ES cases" not in err
