@@ -51,7 +51,7 @@ def bank_from_pairs(train: list[Pair], val: list[Pair], label_map: LabelMap, dev
     from .io import check_same_grid, read_label_volume, read_volume
     from .io.seg_reader import in_label_map, onto_image_stack, seg_phase
     from .measure.report import check_reference_lv
-    from .preprocess import normalize_intensity
+    from .preprocess import hounsfield_problem, normalize_intensity
     from .training.data import STRUCTURES, SliceBank, presence_and_boxes
     from .training.pack import to_canvas
 
@@ -75,6 +75,9 @@ def bank_from_pairs(train: list[Pair], val: list[Pair], label_map: LabelMap, dev
             lab = label_map.remap(np.asarray(ref.array if ref.n_frames == vol.n_frames else np.broadcast_to(ref.array, vol.shape)), DEFAULT_LABEL_MAP)
             if not lab.any():
                 raise LabelMapError(f"{pair.label}: no voxel carries a value of the label map ({label_map.to_string()})")
+            problem = hounsfield_problem(vol.array) if vol.modality == "CT" else None
+            if problem is not None:  # the HU window would clip it: the adapter would learn from flat grey slices
+                raise MedsegError(f"{pair.image}: read as CT but {problem}")
             modalities.add(_recorded_modality(vol))
             norm = normalize_intensity(vol.array, vol.modality)
             for t in range(vol.n_frames):

@@ -281,3 +281,26 @@ def test_hounsfield_problem_passes_hounsfield_units():
     assert hounsfield_problem(_hu()) is None  # lung at -850
     assert hounsfield_problem(np.array([-1.0, 3000.0])) is None
     assert "no negative values (0 .. 4095)" in hounsfield_problem(np.array([0.0, 4095.0]))
+
+
+def test_adapt_refuses_a_ct_without_its_rescale_before_training(tmp_path, capsys):
+    """`medseg adapt` on CT pairs whose header says CT but whose values lack the rescale (0-4095):
+    segment refuses such an image, adapt trained on it, every slice clipped by the HU window to
+    near-flat grey. Refused in one line before training, nothing written."""
+    import nibabel as nib
+
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    for i in range(2):
+        img = nib.Nifti1Image(np.transpose(_hu(nz=4, ny=64, nx=64, seed=i) + 1024.0).astype(np.int16), np.diag([0.7, 0.7, 0.8, 1.0]))
+        img.header["descrip"] = b"CT angiography"
+        nib.save(img, pairs / f"c{i}.nii.gz")
+        lab = np.zeros((64, 64, 4), np.uint8)
+        lab[24:40, 24:40, :] = 1
+        nib.save(nib.Nifti1Image(lab, np.diag([0.7, 0.7, 0.8, 1.0])), pairs / f"c{i}_gt.nii.gz")
+    out = tmp_path / "adapter"
+    code = run_cli(["adapt", "--pairs", str(pairs), "--label-map", "lv=1", "-o", str(out), "--steps", "2"])
+    said = capsys.readouterr()
+    err = " ".join((said.out + said.err).split())
+    assert code == 1 and "c0.nii.gz: read as CT but holds no negative values (174 .. 1424)" in err, err
+    assert not out.exists()
