@@ -335,6 +335,29 @@ def find_reference(case: str, ref_dir: str | os.PathLike, image: str | os.PathLi
     raise PromptError(f"no reference labels for case {case!r} in {ref_dir} (looked for {case} + {', '.join(REFERENCE_SUFFIXES)} or nothing, + .nii.gz etc.)")
 
 
+#: at most this many distinct values, all whole and >= 0: a label map (no MR, CT or echo image holds so few)
+LABEL_LIKE_VALUES = 16
+
+
+def reference_without_image(case: CaseSpec, array: Any) -> str | None:
+    """Why ``case`` is reference labels whose image is missing, else None. Discovery takes ``C_gt``
+    (any of :data:`REFERENCE_SUFFIXES`) for C's reference only when C is a case beside it; with C
+    gone (a study copied without its image) ``C_gt`` is a case of its own, and its label map was
+    segmented as an image and measured into the cohort. ``array``: its (T, Z, Y, X) image; a name
+    with the suffix holding few whole values >= 0 fails."""
+    import numpy as np
+
+    suffix = next((s for s in REFERENCE_SUFFIXES if case.case.endswith(s) and len(case.case) > len(s)), None)
+    if suffix is None:
+        return None
+    values = np.unique(np.asarray(array))
+    if values.size > LABEL_LIKE_VALUES or values.min() < 0 or not np.array_equal(values, np.round(values)):
+        return None
+    held = ", ".join(f"{v:g}" for v in values.tolist())
+    return (f"{Path(case.input).name} holds only the values {held}: reference labels, not an image; their image "
+            f"{case.case[: -len(suffix)]} is not beside them (copy it there, or move the labels out of INPUT_DIR)")
+
+
 def output_path(out_dir: str | os.PathLike, case: str) -> Path:
     return Path(out_dir) / f"{case}{OUTPUT_ENDING}"
 

@@ -23,6 +23,7 @@ from .cases import (
     dicom_seg_dir,
     handed_over_path,
     output_path,
+    reference_without_image,
     review_png_path,
 )
 from .cohort import _measure, echo_study_rows, stack_study_rows, write_cohort, write_summary
@@ -96,8 +97,12 @@ def output_problem(case: CaseSpec, options: BatchOptions) -> str | None:
 
     out = output_path(options.out_dir, case.case)
     side = sidecar_path(out)
-    if not out.is_file() or not side.is_file():
+    if not out.is_file() and not side.is_file():
         return "no output yet"
+    if not side.is_file():  # a run stopped while rewriting the case (its sidecar goes first), or a label file put there
+        return "sidecar missing"
+    if not out.is_file():
+        return "label file missing"
     try:
         prov = json.loads(side.read_text()).get("provenance", {})
     except (OSError, ValueError, AttributeError):
@@ -247,6 +252,8 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
     handed_over_path(options.out_dir, case.case).unlink(missing_ok=True)  # an earlier run's: this run decides anew
     series = case.series or options.series
     vol = read_volume(case.input, series=series if Path(case.input).is_dir() else None, modality=options.modality)
+    if (orphan := reference_without_image(case, vol.array)) is not None:  # C_gt without C: not an image to segment
+        raise MedsegError(orphan)
     lmap = LabelMap.parse(options.label_map) if options.label_map else None
     prompts = study_prompts(vol, options.prompts, case.reference, lmap, options.key_slice, case=case.case)
     note = one_frame_reference_note(vol, case.reference, prompts)  # one frame's boxes on every frame of a cine: said, as segment says it

@@ -117,6 +117,11 @@ def batch_command(
             console.print(f"interrupted (SIGTERM): outputs written so far are complete, summary: {shown(out / 'summary.csv')}; "
                           "the same command with --resume goes on", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_SIGTERM) from None
+        except KeyboardInterrupt:  # Ctrl-C: the same line, exit code 130
+            from ..errors import Interrupted
+
+            raise Interrupted(f"interrupted: outputs written so far are complete, summary: {shown(out / 'summary.csv')}; "
+                              "the same command with --resume goes on") from None
     if subjects is not None:
         _subjects_line(out, subjects, subject_rows)
     _prompt_notes_line(results)
