@@ -123,11 +123,14 @@ def evaluate_pairs(pairs: list[Pair], label_map: LabelMap, prompt: str | None, m
     labels, listed in the sidecar's ``handed_over``) and pairs handed over entirely
     (``Pair.handed_over``, :func:`with_predictions`) are not scored as segmentations: not in
     the Dice means, the clinical errors or the review statistics, but counted in
-    ``summary.handed_over``."""
+    ``summary.handed_over``. Pairs whose case the batch failed (``Pair.failed``) are not scored
+    either, and are listed in ``summary.failed_in_batch`` with the batch's reason."""
+    failed = [p for p in pairs if p.prediction is None and p.failed is not None]
     entire = [p for p in pairs if p.prediction is None and p.handed_over is not None]
-    pairs = [p for p in pairs if not (p.prediction is None and p.handed_over is not None)]
-    if entire and not pairs:
-        raise MedsegError(f"every one of the {len(entire)} cases was handed over for manual review: nothing to score")
+    pairs = [p for p in pairs if not (p.prediction is None and (p.handed_over is not None or p.failed is not None))]
+    if (entire or failed) and not pairs:
+        raise MedsegError(f"none of the {len(entire) + len(failed)} cases has labels ({len(entire)} handed over for manual review, "
+                          f"{len(failed)} failed in the batch): nothing to score")
     predicted = any(p.prediction is not None for p in pairs)
     if predicted and not all(p.prediction is not None for p in pairs):
         raise MedsegError("give every pair a prediction, or none")
@@ -147,7 +150,7 @@ def evaluate_pairs(pairs: list[Pair], label_map: LabelMap, prompt: str | None, m
         raise LabelMapError(f"no structure of the label map ({label_map.to_string()}) occurs in any reference label file")
     for c in cases:
         del c["_present"]
-    return _summarise(cases, label_map, prompt, model, entire)
+    return _summarise(cases, label_map, prompt, model, entire, failed)
 
 
 def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str | None, model, predicted_map: LabelMap | None = None) -> dict[str, Any]:
@@ -317,7 +320,7 @@ def _score_case(pair: Pair, pred: np.ndarray, ref: np.ndarray, label_map: LabelM
     return {"case": pair.case, "phase": pair.phase, "image": str(pair.image), "label": str(pair.label), "dice": dice, unit: hd}
 
 
-def _summarise(cases: list[dict], label_map: LabelMap, prompt: str, model, entire: list[Pair] = ()) -> dict[str, Any]:
+def _summarise(cases: list[dict], label_map: LabelMap, prompt: str, model, entire: list[Pair] = (), failed: list[Pair] = ()) -> dict[str, Any]:
     names = [n for n in label_map.names if any(n in c["dice"] for c in cases)]
     summary: dict[str, Any] = {
         "dice": {n: float(np.mean([c["dice"][n] for c in cases if n in c["dice"]])) for n in names},
@@ -334,6 +337,8 @@ def _summarise(cases: list[dict], label_map: LabelMap, prompt: str, model, entir
     handed = handed_over_summary(cases, entire, label_map)
     if handed:
         summary["handed_over"] = handed
+    if failed:
+        summary["failed_in_batch"] = {"n_cases": len(failed), "cases": [{"case": p.case, "phase": p.phase, "reason": p.failed} for p in failed]}
     if model is not None:
         settings = {"prompt": prompt, "label_map": label_map.to_dict(), **model.provenance()}
     else:

@@ -23,6 +23,7 @@ class Pair:
     prediction: Path | None = None  # labels made before, scored instead of running the model
     case_id: str | None = None  # the batch case id of the image (before an _ED/_ES part became phase)
     handed_over: tuple[str, ...] | None = None  # --predicted: a case batch handed over entirely (no labels): its structures
+    failed: str | None = None  # --predicted: why batch failed the case (no labels): not scored, listed
 
 
 def read_pairs(path: str | Path) -> list[Pair]:
@@ -111,17 +112,21 @@ def with_predictions(pairs: list[Pair], folder: str | Path) -> list[Pair]:
     batch summary in ``folder`` (``summary.json``, else ``summary.csv``) records as
     ``handed_over`` (every structure below ``--min-confidence``) keeps no ``prediction`` and gets
     ``handed_over`` = its structures: not scored, counted as handed over (:func:`evaluate_pairs`).
+    One it records as ``failed`` gets ``failed`` = the summary's reason: not scored, listed (one
+    failure in a cohort of hundreds stopped the evaluation of all of them).
 
     Raises:
-        MedsegError: ``folder`` is not a folder, cases have no labels there and were not handed
-            over (all named), or every case was handed over (nothing to score).
+        MedsegError: ``folder`` is not a folder, cases have no labels there and were neither
+            handed over nor failed (all named), or no case has labels (nothing to score).
     """
     from .batch import case_id, find_reference
 
     folder = Path(folder)
     if not folder.is_dir():
         raise ImageReadError(f"--predicted must be a folder of label files, got: {folder}")
-    handed = _handed_over_cases(folder)
+    rows = _summary_rows(folder)
+    handed = {str(r["case"]): tuple(str(r.get("handed_over") or "").split()) for r in rows if r.get("status") == "handed_over"}
+    failed = {str(r["case"]): str(r.get("reason") or "no reason recorded") for r in rows if r.get("status") == "failed"}
     out, missing = [], []
     for pair in pairs:
         names = dict.fromkeys(n for n in (pair.case_id, case_id(pair.image), pair.case) if n)
@@ -137,24 +142,28 @@ def with_predictions(pairs: list[Pair], folder: str | Path) -> list[Pair]:
             break
         else:
             name = next((n for n in names if n in handed), None)
+            gone = next((n for n in names if n in failed), None)
             if name is not None:
                 out.append(replace(pair, handed_over=handed[name]))
+            elif gone is not None:
+                out.append(replace(pair, failed=failed[gone]))
             else:
                 missing.append(next(iter(names), pair.case))
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise MedsegError(f"no labels in {folder} for {len(missing)} of {len(pairs)} cases: {shown} "
-                          "(looked for CASE.nii.gz etc., as medseg batch names its outputs; a case that failed in batch has none)")
-    if out and all(p.handed_over is not None for p in out):
-        raise MedsegError(f"--predicted {folder}: every one of the {len(out)} cases was handed over for manual review "
-                          "(status handed_over in its batch summary, no labels): nothing to score")
+                          "(looked for CASE.nii.gz etc., as medseg batch names its outputs, and found no batch summary there "
+                          "recording them as failed or handed over)")
+    if out and all(p.prediction is None for p in out):
+        n_failed = sum(p.failed is not None for p in out)
+        raise MedsegError(f"--predicted {folder}: none of the {len(out)} cases has labels ({len(out) - n_failed} handed over for manual "
+                          f"review, {n_failed} failed, by its batch summary): nothing to score")
     return out
 
 
-def _handed_over_cases(folder: Path) -> dict[str, tuple[str, ...]]:
-    """Batch case id -> the structures handed over, for the cases a batch summary in ``folder``
-    records with status ``handed_over`` (``summary.json``, else ``summary.csv``; an unreadable
-    or absent summary records none)."""
+def _summary_rows(folder: Path) -> list[dict]:
+    """The case rows of a batch summary in ``folder`` (``summary.json``, else ``summary.csv``;
+    an unreadable or absent summary has none), those that name a case."""
     import json
 
     rows: list = []
@@ -167,8 +176,7 @@ def _handed_over_cases(folder: Path) -> dict[str, tuple[str, ...]]:
             rows = read_medseg_csv(folder / "summary.csv")  # a case id "-x" is written "'-x" (formula guard)
         except (OSError, UnicodeDecodeError, csv.Error):
             rows = []
-    return {str(r["case"]): tuple(str(r.get("handed_over") or "").split()) for r in rows
-            if isinstance(r, dict) and r.get("status") == "handed_over" and r.get("case")}
+    return [r for r in rows if isinstance(r, dict) and r.get("case")]
 
 
 def pairs_from_folder(root: str | Path) -> list[Pair]:

@@ -117,6 +117,11 @@ def evaluate_command(
         entire = f" ({handed['n_cases_entire']} cases entirely)" if handed["n_cases_entire"] else ""
         console.print(f"handed over for manual review, not scored: {handed['n_volumes']} structure-volumes{entire}: {'; '.join(listed[:5])}"
                       + (f" and {len(listed) - 5} more" if len(listed) > 5 else ""), markup=False)
+    failed = s.get("failed_in_batch")
+    if failed:
+        listed = [f"{shown(c['case'])}{' ' + c['phase'] if c['phase'] else ''} ({c['reason']})" for c in failed["cases"]]
+        console.print(f"failed in the batch, not scored: {failed['n_cases']} case{'' if failed['n_cases'] == 1 else 's'}: {'; '.join(listed[:5])}"
+                      + (f" and {len(listed) - 5} more" if len(listed) > 5 else ""), markup=False)
     line = _review_line(s)
     if line:
         console.print(line, markup=False)
@@ -139,8 +144,10 @@ def _review_line(s: dict) -> str | None:
     if not rv or not rv["n"]:
         return None
     bad = st["bad_dice_below"]
-    caught = (f"{rv['bad_flagged_pct']} % of the {rv['n_bad']} structure-volumes with Dice < {bad} flagged" if rv["n_bad"]
-              else f"none of the {rv['n']} structure-volumes has Dice < {bad}")
+    if not rv["n_bad"]:  # every flag fell on a good volume ("..., 47.9 % of the good ones" read as a fragment)
+        flagged = f"{rv['good_flagged_pct']} % of them flagged" if rv["n_flagged"] else "none flagged"
+        return f"review flags: none of the {rv['n']} structure-volumes has Dice < {bad}; {flagged}"
+    caught = f"{rv['bad_flagged_pct']} % of the {rv['n_bad']} structure-volumes with Dice < {bad} flagged"
     good = f", {rv['good_flagged_pct']} % of the good ones" if rv["good_flagged_pct"] is not None else ""
     fine = f"; {rv['flagged_fine_pct']} % of the {rv['n_flagged']} flagged were fine" if rv["n_flagged"] else "; none flagged"
     return f"review flags: {caught}{good}{fine}"

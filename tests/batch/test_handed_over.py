@@ -158,3 +158,37 @@ def test_resume_does_not_run_cases_handed_over_again(studies, out, tmp_path):
     assert rows["c3"]["status"] == "ok" and rows["c4"]["status"] == "handed_over"
     assert (out2 / "c3.nii.gz").is_file() and not (out2 / "handed_over" / "c3.json").exists()
     assert (out2 / "handed_over" / "c4.json").is_file() and not (out2 / "c4.nii.gz").exists()
+
+
+def test_evaluate_scores_the_rest_when_the_batch_failed_a_case(studies, out, tmp_path, capsys):
+    """A case the batch failed (status failed in its summary, no labels) stopped `evaluate
+    --predicted` for every case: one failure in a cohort of hundreds and nothing was scored. Now it
+    is listed with the batch's reason (`summary.failed_in_batch`, a console line) and the others
+    are scored."""
+    failed = tmp_path / "failed"
+    shutil.copytree(out, failed)
+    for p in (failed / "c1.nii.gz", failed / "c1.json"):
+        p.unlink()
+    doc = json.loads((failed / "summary.json").read_text())
+    for r in doc["cases"]:
+        if r["case"] == "c1":
+            r.update(status="failed", reason="c1.nii.gz: truncated or corrupt NIfTI file")
+    (failed / "summary.json").write_text(json.dumps(doc))
+    res = tmp_path / "r.json"
+    capsys.readouterr()
+    assert run_cli(["evaluate", "--pairs", str(studies), "--label-map", MAP, "-o", str(res), "--predicted", str(failed)]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    s = json.loads(res.read_text())["summary"]
+    assert s["n_cases"] == 1 and s["handed_over"]["n_cases_entire"] == 2  # c2 scored; c3, c4 handed over
+    assert s["failed_in_batch"] == {"n_cases": 1, "cases": [{"case": "c1", "phase": None, "reason": "c1.nii.gz: truncated or corrupt NIfTI file"}]}
+    assert "failed in the batch, not scored: 1 case: c1 (c1.nii.gz: truncated or corrupt NIfTI file)" in err
+    for r in doc["cases"]:  # nothing left to score: one line
+        if r["case"] == "c2":
+            r.update(status="failed", reason="x")
+    (failed / "summary.json").write_text(json.dumps(doc))
+    (failed / "c2.nii.gz").unlink()
+    res.unlink()
+    assert run_cli(["evaluate", "--pairs", str(studies), "--label-map", MAP, "-o", str(res), "--predicted", str(failed)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "none of the 4 cases has labels (2 handed over for manual review, 2 failed, by its batch summary): nothing to score" in " ".join(err.split())
+    assert not res.exists()

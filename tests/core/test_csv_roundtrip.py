@@ -31,11 +31,11 @@ def test_the_guard_stays_for_spreadsheets():
 
 def test_a_handed_over_case_named_with_a_dash_is_found_in_summary_csv(tmp_path):
     """evaluate --predicted falls back on summary.csv when summary.json is missing."""
-    from medseg.pairs import _handed_over_cases
+    from medseg.pairs import _summary_rows
 
     rows = [{"case": "-case", "status": "handed_over", "handed_over": "lv rv"}, {"case": "=x", "status": "ok"}]
     (tmp_path / "summary.csv").write_text(csv_text(["case", "status", "handed_over"], rows), encoding="utf-8")
-    assert _handed_over_cases(tmp_path) == {"-case": ("lv", "rv")}
+    assert [(r["case"], r["status"], r["handed_over"]) for r in _summary_rows(tmp_path)] == [("-case", "handed_over", "lv rv"), ("=x", "ok", "")]
 
 
 def test_batch_subjects_line_matches_a_dash_case(tmp_path, capsys):
