@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset
 
-from ..errors import ImageReadError, SeriesNotFoundError
+from ..errors import GeometryError, ImageReadError, SeriesNotFoundError
 from .dicom_frames import (
     FrameInfo,
     broken_image_error,
@@ -108,8 +108,27 @@ def read_dicom_folder(folder: Path, series: str | None = None) -> Volume:
     if multi:
         raise ImageReadError(f"{folder}: folder mixes multi-frame files ({', '.join(multi[:3])}) with other images; open one file")
     frames = [f for p, ds in headers for f in (frames_from_enhanced(ds, p) if is_enhanced(ds) else frames_from_classic(ds, p))]
-    _check_series(frames, folder, headers)
-    return _build_stack(frames, dict(headers), folder)
+    try:
+        _check_series(frames, folder, headers)
+        return _build_stack(frames, dict(headers), folder)
+    except (ImageReadError, GeometryError) as e:
+        unread = _unread_files(folder, headers) if any(s in str(e) for s in INCOMPLETE_SERIES) else []
+        if not unread:
+            raise
+        shown = ", ".join(f"{p.name} ({p.stat().st_size:,} bytes)" for p in unread[:3]) + (", ..." if len(unread) > 3 else "")
+        raise type(e)(f"{e}; {len(unread)} file(s) of the folder were not read as DICOM images: {shown}") from None
+
+
+#: what the stacking errors of a series with an image missing say (:func:`read_dicom_folder` then
+#: names the folder's files it did not read: an empty or cut-short copy of the missing image)
+INCOMPLETE_SERIES = ("the series is incomplete", "a slice may be missing")
+
+
+def _unread_files(folder: Path, headers: list[tuple[Path, Dataset]]) -> list[Path]:
+    """The files directly in ``folder`` (not hidden, not DICOMDIR) that gave no image header."""
+    read = {p for p, _ in headers}
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.name.upper() != "DICOMDIR"
+                  and p not in read)
 
 
 @_quiet

@@ -209,23 +209,32 @@ def is_image(ds: Dataset) -> bool:
     return "Rows" in ds and "Columns" in ds and ds.get("Modality", "") != "SEG"
 
 
-def is_broken_image(ds: Dataset) -> bool:
-    """An image's header without its image: an image storage SOP class (MR Image Storage...)
-    but no Rows/Columns, as pydicom reads a file cut short (a truncated copy)."""
+def _image_class_name(ds: Dataset) -> str | None:
+    """The name of the image storage SOP class (MR Image Storage...) ``ds`` declares in its
+    SOPClassUID or, as a file cut short within its first elements keeps only that (or a UID
+    cut in two), in its file meta's MediaStorageSOPClassUID; None for any other class."""
     from pydicom.uid import UID
 
-    sop = ds.get("SOPClassUID")
-    try:
-        name = UID(str(sop)).name if sop else ""
-    except Exception:  # an unreadable UID value is no evidence either way
-        return False
-    return "Image Storage" in name and not is_image(ds) and ds.get("Modality", "") != "SEG"
+    meta = getattr(ds, "file_meta", None)
+    for sop in (ds.get("SOPClassUID"), meta.get("MediaStorageSOPClassUID") if meta is not None else None):
+        try:
+            name = UID(str(sop)).name if sop else ""
+        except Exception:  # an unreadable UID value is no evidence either way
+            continue
+        if "Image Storage" in name:
+            return name
+    return None
+
+
+def is_broken_image(ds: Dataset) -> bool:
+    """An image's header without its image: an image storage SOP class (MR Image Storage...,
+    :func:`_image_class_name`) but no Rows/Columns, as pydicom reads a file cut short (a
+    truncated copy)."""
+    return _image_class_name(ds) is not None and not is_image(ds) and ds.get("Modality", "") != "SEG"
 
 
 def broken_image_error(path: Any, ds: Dataset) -> ImageReadError:
-    from pydicom.uid import UID
-
-    return ImageReadError(f"{path}: truncated or corrupt DICOM file (a {UID(str(ds.SOPClassUID)).name} header without its image "
+    return ImageReadError(f"{path}: truncated or corrupt DICOM file (a {_image_class_name(ds)} header without its image "
                           "attributes); copy it again from the source")
 
 

@@ -75,6 +75,12 @@ def _folder_headers(folder: Path) -> list[tuple[Path, Dataset]]:
                                  "or the folder to medseg batch, which takes each one")
         if headers:
             return headers
+    from .contours import is_contour_folder
+
+    if not images and is_contour_folder(folder):
+        raise ImageReadError(f"{folder} holds contour polygons (i-contours/, o-contours/: Sunnybrook's layout), no images: "
+                             "examples/sunnybrook_references.py makes reference labels of them on their DICOM series "
+                             "(docs/io.md, Expert contour polygons)")
     hint = (f"; it holds {len(images)} image file(s) ({', '.join(images[:3])}{', ...' if len(images) > 3 else ''}): give one of them, "
             "or the folder to medseg batch") if images else ""
     subs = sum(p.is_dir() for p in entries)

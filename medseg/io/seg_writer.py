@@ -19,7 +19,7 @@ import numpy as np
 from .._files import atomic_path
 from ..errors import ImageWriteError
 from ..labels import LabelMap
-from .geometry import ORIENTATION_ATOL
+from .geometry import ORIENTATION_ATOL, slice_normal
 from .volume import Volume, require_volume
 
 #: structure name -> SNOMED CT code name in pydicom's code dictionary (``codes.SCT.<name>``)
@@ -117,6 +117,26 @@ def check_dicom_source(like: Volume) -> None:
             f"DICOM SEG references the images of one series; {like.meta.get('path', '?')} is a stack of {len(series)} series "
             "(e.g. a cine saved one series per slice): write .nii.gz instead"
         )
+    _check_source_uids(like)
+
+
+def _check_source_uids(like: Volume) -> None:
+    """The UIDs a SEG must copy or reference (type 1 in both): an image without one was found
+    by highdicom only after the whole segmentation ("no attribute 'SOPInstanceUID'")."""
+    files = [f for row in like.meta.get("files") or [] for f in row]
+    sops = [u for row in like.meta.get("sop_instance_uids") or [] for u in row]
+    missing = [(name, n) for name, n in (("SOPInstanceUID", sum(not u for u in sops)),
+                                         ("SeriesInstanceUID", int(not like.meta.get("series_instance_uid"))),
+                                         ("StudyInstanceUID", int(not like.meta.get("study_instance_uid"))),
+                                         ("FrameOfReferenceUID", int(not like.meta.get("frame_of_reference_uid")))) if n]
+    if missing:
+        name, n = missing[0]
+        first = next((Path(str(f)).name for f, u in zip(files, sops) if not u), None) if name == "SOPInstanceUID" else None
+        where = f"{n} of its {len(sops)} images" + (f" (e.g. {first})" if first else "") if name == "SOPInstanceUID" else "its images"
+        raise ImageWriteError(
+            f"DICOM SEG needs the source images' {name} (a SEG copies or references it); {where} in "
+            f"{like.meta.get('path', '?')} have none: write .nii.gz instead"
+        )
 
 
 def _segment_numbers(arr: np.ndarray, label_map: LabelMap) -> np.ndarray:
@@ -145,6 +165,7 @@ def _sources_and_pixels(
     if all(fr is None for _, fr, _ in planes):  # single-frame sources: one SEG frame each
         sources = [datasets[p] for p, _, _ in planes]
         _unify_grid_headers(sources)
+        _fill_slice_thickness(sources, like)
         return sources, np.stack([pl for _, _, pl in planes]), None
     if len(paths) != 1:
         raise ImageWriteError("DICOM SEG from several multi-frame files is not supported")
@@ -197,6 +218,22 @@ def _unify_grid_headers(sources: list[Any]) -> None:
                     f"differs from the first image's by more than {ORIENTATION_ATOL}: write .nii.gz instead"
                 )
             ds.ImageOrientationPatient = iop
+
+
+def _fill_slice_thickness(sources: list[Any], like: Volume) -> None:
+    """Give the (in-memory) source headers without a SliceThickness value (type 2: present but
+    empty, or deleted by an exporter) the distance between ``like``'s slice planes along their
+    normal (one slice: the reader's slice spacing). highdicom copies the first source's value into
+    the SEG's Pixel Measures: without the attribute it failed after the whole segmentation ("no
+    attribute 'SliceThickness'"); with it empty it wrote a SEG that highdicom, and so medseg,
+    could not read back ("Sequence does not have the required attributes for a Pixel Measures
+    Sequence")."""
+    a = np.asarray(like.affine, dtype=np.float64)
+    distance = abs(float(a[:3, 2] @ slice_normal(a)))
+    for ds in sources:
+        value = ds.get("SliceThickness")
+        if value is None or str(value).strip() == "":
+            ds.SliceThickness = f"{distance:.6g}"
 
 
 def _blank_invalid_dates(ds: Any) -> Any:

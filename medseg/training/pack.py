@@ -239,28 +239,22 @@ def read_sunnybrook(root: Path) -> Iterator[SliceRecord]:
     pixel (x, y)); patient SCD0000501 is validation. Slices with only an endocardial contour
     label the LV cavity only."""
     import pydicom
-    from skimage.draw import polygon
+
+    from ..io.contours import polygon_mask, read_contour_folder
 
     d = root / "sunnybrook"
     links = [line.split(",") for line in (d / "link.csv").read_text().split()[1:]]
     for pid, orig in links:
-        cdir = d / "contourfiles" / orig
-        frames: dict[int, dict[str, np.ndarray]] = {}
-        for kind, sub in (("i", "i-contours"), ("o", "o-contours")):
-            for f in sorted((cdir / sub).glob("*.txt")):
-                num = int(f.name.split("-")[2])
-                frames.setdefault(num, {})[kind] = np.loadtxt(f).reshape(-1, 2)
+        frames = read_contour_folder(d / "contourfiles" / orig)
         imgs, labs, labelled, nums = [], [], [], []
         for num, polys in sorted(frames.items()):
             ds = pydicom.dcmread(d / "dicoms" / pid / f"{num}.dcm")
             img = ds.pixel_array.astype(np.float32)
             lab = np.zeros(img.shape, np.uint8)
             if "o" in polys:
-                rr, cc = polygon(polys["o"][:, 1], polys["o"][:, 0], img.shape)
-                lab[rr, cc] = DEFAULT_LABEL_MAP["myo"]
+                lab[polygon_mask(polys["o"], img.shape)] = DEFAULT_LABEL_MAP["myo"]
             if "i" in polys:
-                rr, cc = polygon(polys["i"][:, 1], polys["i"][:, 0], img.shape)
-                lab[rr, cc] = DEFAULT_LABEL_MAP["lv"]
+                lab[polygon_mask(polys["i"], img.shape)] = DEFAULT_LABEL_MAP["lv"]
             imgs.append(img)
             labs.append(lab)
             labelled.append(("lv", "myo") if "o" in polys else ("lv",))
