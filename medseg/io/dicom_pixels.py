@@ -163,13 +163,34 @@ def _fill_padding(arr: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _decoder_hint(ts: Any) -> str:
-    """Which Python package decodes a compressed transfer syntax pydicom could not."""
+    """What to do about a compressed transfer syntax pydicom could not decode: install the
+    package that decodes it, or, when decoders for it are installed and all failed (GDCM and
+    Pillow on a damaged JPEG: the hint to install python-gdcm was given with python-gdcm
+    installed), copy the file again; a syntax pydicom has no decoder for (MPEG video) is
+    converted first."""
     name = str(getattr(ts, "name", "") or "")
     if "2000" in name:
-        return "; JPEG 2000 needs pylibjpeg with pylibjpeg-openjpeg (pip install pylibjpeg pylibjpeg-openjpeg)"
-    if "JPEG" in name:  # baseline, extended (12 bit), lossless, JPEG-LS
-        return "; for JPEG (12-bit and JPEG-LS too) install pylibjpeg with pylibjpeg-libjpeg (pip install pylibjpeg pylibjpeg-libjpeg)"
-    return "; install python-gdcm, or decompress the series first (e.g. gdcmconv --raw, dcmdjpeg)"
+        package = "; JPEG 2000 needs pylibjpeg with pylibjpeg-openjpeg (pip install pylibjpeg pylibjpeg-openjpeg)"
+    elif "JPEG" in name:  # baseline, extended (12 bit), lossless, JPEG-LS
+        package = "; for JPEG (12-bit and JPEG-LS too) install pylibjpeg with pylibjpeg-libjpeg (pip install pylibjpeg pylibjpeg-libjpeg)"
+    else:
+        package = "; install python-gdcm, or decompress the series first (e.g. gdcmconv --raw, dcmdjpeg)"
+    try:
+        from pydicom.pixels import get_decoder
+
+        plugins = tuple(get_decoder(ts).available_plugins)
+    except NotImplementedError:  # no decoder exists in pydicom for it (MPEG-2/4, HEVC video)
+        return f"; pydicom decodes no {name or 'such'} pixel data: convert the series to uncompressed images first (e.g. gdcmconv --raw)"
+    except Exception:  # an older pydicom, an unknown syntax: the package hint
+        return package
+    if not plugins:
+        return package
+    import importlib.util
+
+    suggested = "pylibjpeg" if "JPEG" in name else "gdcm"
+    tail = "" if importlib.util.find_spec(suggested) is not None else f"; if it is intact,{package[1:]}"
+    return (f"; the installed decoder{'s' * (len(plugins) > 1)} for it ({', '.join(plugins)}) could not decode it: its pixel data "
+            f"may be damaged (copy the file again from the source){tail}")
 
 
 def _monochrome1_to_2(arr: np.ndarray, ds: Dataset) -> np.ndarray:

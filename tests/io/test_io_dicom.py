@@ -419,10 +419,22 @@ def test_compressed_series_read_as_the_uncompressed_one(tmp_path, monkeypatch, s
         raise RuntimeError("Unable to decode as exceptions were raised by all available plugins")
 
     monkeypatch.setattr(pydicom.dataset.Dataset, "pixel_array", property(no_decoder))
+    # decoders for it are installed (GDCM, Pillow; pydicom's own for RLE) and failed: damaged data, and the package
+    # that might decode it where it is not installed (python-gdcm was named with python-gdcm installed)
+    want = {"JPEG2000Lossless": "pylibjpeg-openjpeg", "RLELossless": "may be damaged (copy the file again"}.get(syntax, "pylibjpeg-libjpeg")
+    with pytest.raises(ImageReadError, match="cannot decode pixels") as err:
+        read_volume(tmp_path / "packed")
+    assert want in str(err.value) and "could not decode it: its pixel data may be damaged" in str(err.value) and "\n" not in str(err.value)
+    assert "python-gdcm" not in str(err.value)
+    # no decoder for it installed: the package to install
+    class _NoPlugins:
+        available_plugins = ()
+
+    monkeypatch.setattr("pydicom.pixels.get_decoder", lambda ts: _NoPlugins())
     want = {"JPEG2000Lossless": "pylibjpeg-openjpeg", "RLELossless": "python-gdcm"}.get(syntax, "pylibjpeg-libjpeg")
     with pytest.raises(ImageReadError, match="cannot decode pixels") as err:
         read_volume(tmp_path / "packed")
-    assert want in str(err.value) and "\n" not in str(err.value)
+    assert want in str(err.value) and "damaged" not in str(err.value)
 
 
 def test_batch_reads_non_conformant_uids_without_warnings(tmp_path):
@@ -553,3 +565,23 @@ def test_measure_of_labels_takes_body_data_from_their_dicom_images_header(tmp_pa
     assert run_cli(["measure", str(out), "-o", str(tmp_path / "r2.json"), "--weight-kg", "45"]) == 0
     rep = json.loads((tmp_path / "r2.json").read_text())
     assert rep["bsa_m2"] == pytest.approx(1.5, abs=1e-4) and rep["inputs"]["body_from_dicom"] == ["height_cm", "sex"]
+
+
+def test_a_video_transfer_syntax_says_to_convert_not_to_install_gdcm(tmp_path):
+    """MPEG-2 pixel data: no decoder exists in pydicom for it, and the hint said "install
+    python-gdcm" with python-gdcm installed."""
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import MPEG2MPML
+
+    write_cine_series(tmp_path / "cine", n_slices=2, n_phases=1)
+    for f in sorted((tmp_path / "cine").iterdir()):
+        ds = pydicom.dcmread(f)
+        ds.file_meta.TransferSyntaxUID = MPEG2MPML
+        ds.PixelData = encapsulate([b"\x00\x00\x01\xb3" + bytes(60)])
+        ds["PixelData"].VR = "OB"
+        ds.save_as(f, enforce_file_format=True)
+    with pytest.raises(ImageReadError, match="cannot decode pixels") as err:
+        read_volume(tmp_path / "cine")
+    msg = str(err.value)
+    assert "pydicom decodes no MPEG2 Main Profile / Main Level pixel data: convert the series to uncompressed images" in msg
+    assert "install python-gdcm" not in msg and "\n" not in msg
