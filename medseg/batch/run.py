@@ -268,8 +268,9 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
         wanted |= {s for s in (structs or default_auto_structures(vol)) if s in result.label_map and s in loaded.config.structures}
     if result.handed_over and not (set(wanted) - set(result.handed_over)):
         raise _hand_over(case, options, out, result)
-    missing = sorted(s for s in wanted if s not in result.handed_over and not (result.labels == result.label_map[s]).any())
-    if missing:
+    asked = sorted(s for s in wanted if s not in result.handed_over)
+    missing = [s for s in asked if not (result.labels == result.label_map[s]).any()]
+    if missing and len(missing) == len(asked):  # nothing to write; one of several missing is written without it and flagged, as segment does
         raise PromptError(f"structure(s) never found on any slice: {', '.join(missing)}")
     ref_sha = _ref_sha(case)
     prov = {**result.provenance, "command": "batch", "case": case.case, "input": str(Path(case.input).resolve()),

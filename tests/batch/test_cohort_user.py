@@ -146,3 +146,28 @@ def test_a_folder_of_links_is_a_cohort(studies, tmp_path):
     assert res["status"] == "ok" and res["input"] == str(sel / "patient001" / "patient001_frame01.nii.gz")
     prov = json.loads((tmp_path / "out" / "patient001_frame01.json").read_text())["provenance"]
     assert prov["input"] == str((patient / "patient001_frame01.nii.gz").resolve())
+
+
+def test_a_structure_found_on_no_slice_is_flagged_not_the_whole_case_failed(tmp_path):
+    """`batch --auto --structures lv,la` on a short-axis study (no LA): the case failed ("never
+    found on any slice: la") and its LV was lost, where `segment` writes the LV and flags
+    structure_not_found (la). Now batch does as segment does; a case where nothing asked for is
+    found still fails (nothing to write)."""
+    inp = tmp_path / "in"
+    write_case(inp, "c1", seed=3, n_slices=4)
+    (inp / "c1_gt.nii.gz").unlink(), (inp / "c1_gt.json").unlink()
+    out = tmp_path / "out"
+    assert run_cli(["batch", str(inp), "-o", str(out), "--auto", "--structures", "lv,la"]) == 0
+    row = json.loads((out / "summary.json").read_text())["cases"][0]
+    assert (row["status"], row["needs_review"], row["review_flags"], row["review_structures"]) == ("ok", True, "structure_not_found", "la")
+    from medseg.io import read_label_volume
+
+    lab = read_label_volume(out / "c1.nii.gz")
+    side = json.loads((out / "c1.json").read_text())
+    assert (np.asarray(lab.array) == side["label_map"]["lv"]).sum() > 100
+    assert not (np.asarray(lab.array) == side["label_map"]["la"]).any()
+    out2 = tmp_path / "out2"
+    assert run_cli(["batch", str(inp), "-o", str(out2), "--auto", "--structures", "la"]) == 1
+    row = json.loads((out2 / "summary.json").read_text())["cases"][0]
+    assert row["status"] == "failed" and row["reason"] == "structure(s) never found on any slice: la"
+    assert not (out2 / "c1.nii.gz").exists()

@@ -107,7 +107,7 @@ def test_evaluate_does_not_score_structures_handed_over(studies, out, tmp_path, 
     assert s["dice"]["myo"] == c1["dice"]["myo"] > 0.5 and s["dice"]["rv"] == c1["dice"]["rv"] > 0.5
     assert s["review"]["volumes"]["n"] == 4 and s["handed_over"]["n_volumes"] == 2 and s["handed_over"]["n_cases_entire"] == 0
     assert "handed over for manual review, not scored: 2 structure-volumes: c2 (myo, rv)" in err
-    assert "flagged were fine" in err
+    assert "review flags: none of the 4 structure-volumes has Dice < 0.85; 25.0 % of them flagged" in err
     assert "handed_over" in (tmp_path / "cases.csv").read_text().splitlines()[0]
 
 

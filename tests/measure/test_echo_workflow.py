@@ -40,8 +40,9 @@ def _case(tmp_path, case: str, lab: np.ndarray, spacing: float | None = None) ->
 
 def test_batch_echo_study_single_plane_for_a_failed_two_chamber_view_says_so(tmp_path):
     """`batch --measure`: a study whose 2-chamber ED case failed (zero-click found no LA on CAMUS
-    training patient0400's 2CH ED) was measured single plane with no word of it, its cohort row read as
-    the study's EF (54.6 % single plane against 55.7 % biplane from the same labels)."""
+    training patient0400's 2CH ED, which failed the case until batch flagged a structure found on
+    no slice instead) was measured single plane with no word of it, its cohort row read as the
+    study's EF (54.6 % single plane against 55.7 % biplane from the same labels)."""
     from medseg.batch import echo_study_rows
 
     views = _views()
