@@ -354,6 +354,28 @@ def check_not_inputs(outputs: dict[str, Any], inputs: dict[str, Any]) -> None:
         check_writable_folder(folder)
 
 
+#: endings of a table file that is not the plain CSV medseg writes, and of its JSON report
+_NOT_CSV = (".json", ".xlsx", ".xls", ".xlsm", ".ods")
+_NOT_JSON = (".csv", ".tsv", ".xlsx", ".xls", ".xlsm", ".ods")
+
+
+def check_table_names(report: str | os.PathLike, csv_path: str | os.PathLike | None) -> None:
+    """Refuse, in one line and before any work, a JSON report (``-o``) named as a table
+    (``.csv``, ``.xlsx``, ...) and a ``--csv`` named as JSON or a workbook: ``measure -o
+    results.csv`` wrote JSON into it, ``--csv results.xlsx`` a CSV that Excel calls damaged.
+
+    Raises:
+        ImageWriteError: naming the file and the ending to use.
+    """
+    from .errors import ImageWriteError
+
+    if Path(report).suffix.lower() in _NOT_JSON:
+        raise ImageWriteError(f"{report}: the report (-o) is JSON; name it .json (the table: --csv FILE.csv)")
+    if csv_path is not None and Path(csv_path).suffix.lower() in _NOT_CSV:
+        raise ImageWriteError(f"{csv_path}: --csv writes a plain CSV table (comma-separated text); name it .csv "
+                              "(a spreadsheet opens it; the JSON is -o)")
+
+
 def check_plots_folder(plots: str | os.PathLike | None, files: dict[str, Any]) -> None:
     """Refuse, in one line and before any work, a ``--plots`` folder that is a file or one of the
     command's output files (``{what: path or None}``)."""

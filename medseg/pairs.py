@@ -119,9 +119,10 @@ def with_predictions(pairs: list[Pair], folder: str | Path) -> list[Pair]:
         MedsegError: ``folder`` is not a folder, cases have no labels there and were neither
             handed over nor failed (all named), or no case has labels (nothing to score).
     """
+    from ._files import resolved
     from .batch import case_id, find_reference
 
-    folder = Path(folder)
+    folder = resolved(folder)  # RESULT.json's `prediction` absolute, as its `image` and `label` are
     if not folder.is_dir():
         raise ImageReadError(f"--predicted must be a folder of label files, got: {folder}")
     rows = _summary_rows(folder)

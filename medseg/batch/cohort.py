@@ -43,6 +43,7 @@ def _measure(out: Path, options: BatchOptions, case_id: str, case_input: str | N
         if lab.n_slices == 1 and lab.n_frames > 1:
             spacing = (float(lab.spacing[1]), float(lab.spacing[2])) if lab.spacing_known else None
             rep = measure_echo_clip(lab.array[:, 0], label_map=lmap, spacing_mm=spacing, **_body(subject))
+            rep["spacing_mm"] = _spacing_field(lab)
         elif lab.n_slices == 1 and lab.n_frames == 1:  # one 2-D image: no volume of its own
             ev, sp = echo_view(case_id), split_phase(case_id)
             return {"measure_note": f"one apical view: measured in the row of its study {ev[0]} (with both 4-chamber phases)" if ev else
@@ -347,15 +348,24 @@ def _measure_echo_study(views: dict[tuple[str, str], str], subject: _Who = _Who(
                 raise MedsegError(f"the ED and ES labels of the {key[0][0]}-chamber view have different pixel spacings "
                                   f"({spacing[key[0]]} vs {sp} mm)")
             spacing[key[0]] = sp
+            if key == ("4ch", "ED"):
+                spacing_field = _spacing_field(lab)
         lmap = _shared_label_map([views[k] for k in keys], "the views'")
         a2c = [arrays.get(("2ch", "ED")), arrays.get(("2ch", "ES"))]
         rep = measure_echo(arrays[("4ch", "ED")], arrays[("4ch", "ES")], *a2c, label_map=lmap,
                            spacing_a4c_mm=spacing["4ch"], spacing_a2c_mm=spacing.get("2ch"), **_body(subject))
+        rep["spacing_mm"] = spacing_field
     except MedsegError as e:
         return {"measure_note": _one_line(f"not measured: {e}")}
     row = _with_subject(report_row(rep), subject)
     row["views"] = " ".join(f"{v.upper()}_{p}" for v, p in keys)
     return {"cohort_row": row, "measure_note": _body_note(subject, rep)}
+
+
+def _spacing_field(lab: Any) -> list[float] | None:
+    """The report's ``spacing_mm`` of an apical view (dz, dy, dx; None without pixel spacing), as
+    ``medseg measure`` gives it: the cohort row's ``spacing_mm`` was empty for every echo study."""
+    return [float(x) for x in lab.spacing] if lab.spacing_known else None
 
 
 def _same_spacing(a: tuple[float, float] | None, b: tuple[float, float] | None) -> bool:
@@ -377,8 +387,19 @@ def write_summary(out_dir: str | os.PathLike, results: Sequence[Result], options
     counts = Counter(r["status"] for r in results)
     obj = {"n_cases": len(results), "n_ok": counts["ok"], "n_skipped": counts["skipped"], "n_failed": counts["failed"],
            "n_handed_over": counts["handed_over"], "n_needs_review": sum(bool(r.get("needs_review")) for r in results),
-           "settings": _settings(options) if options else None, "cases": rows}
+           "settings": _settings(options) if options else None, "cases": [_json_row({k: r.get(k, "") for k in fields}) for r in rows]}
     return csv_path, write_json_atomic(out / "summary.json", obj)
+
+
+#: summary fields that hold a number or a boolean: empty in summary.csv, null (not "") in summary.json
+_NUMERIC = ("needs_review", "confidence", "seconds", *KEY_MEASURES)
+
+
+def _json_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A summary row for summary.json (every column of summary.csv): a number or boolean it lacks
+    is null, as in a report, not the empty text of summary.csv (``pd.DataFrame(cases)["confidence"]
+    .mean()`` failed on ``""``; a failed case had no measure keys at all)."""
+    return {k: None if k in _NUMERIC and v == "" else v for k, v in row.items()}
 
 
 def _settings(options: BatchOptions) -> dict[str, Any]:

@@ -156,7 +156,7 @@ def _review_line(s: dict) -> str | None:
 def _check_outputs(out: Path, csv_path: Path | None, plots: Path | None, pairs: Path, rows: list) -> None:
     """Before any work: no output may replace the pairs file or an image or label file, and the
     report, the CSV and the plots are different files."""
-    from .._files import check_not_inputs, check_plots_folder
+    from .._files import check_not_inputs, check_plots_folder, check_table_names
 
     outputs = {"report": out, "CSV": csv_path}
     if plots is not None:
@@ -165,4 +165,5 @@ def _check_outputs(out: Path, csv_path: Path | None, plots: Path | None, pairs: 
     for i, r in enumerate(rows):
         inputs.update({f"image of row {i + 1}": r.image, f"labels of row {i + 1}": r.label, f"predicted labels of row {i + 1}": r.prediction})
     check_not_inputs(outputs, inputs)
+    check_table_names(out, csv_path)
     check_plots_folder(plots, {"report": out, "CSV": csv_path})

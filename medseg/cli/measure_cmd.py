@@ -200,7 +200,7 @@ def _as_clip(vol: Any, path: Path) -> Any:
 def _check_outputs(output: Path, csv_path: Path | None, labels: dict[str, Path | None], images: list[Path]) -> None:
     """The report and CSV may not replace an input, nor a labels file's medseg sidecar (its label
     map and provenance: ``measure seg.nii.gz -o seg.json`` would have replaced it)."""
-    from .._files import check_not_inputs
+    from .._files import check_not_inputs, check_table_names
     from ..errors import ImageWriteError
     from ..io import sidecar_path
 
@@ -218,6 +218,7 @@ def _check_outputs(output: Path, csv_path: Path | None, labels: dict[str, Path |
                 raise ImageWriteError(f"{out}: the {what} would be read as the sidecar JSON of the {k} {Path(p).name} (medseg keeps the "
                                       f"label map of {Path(p).name} under that name); name it {side.stem}_report{side.suffix} or write it elsewhere")
     check_not_inputs({"report": output, "CSV": csv_path}, inputs)
+    check_table_names(output, csv_path)
 
 
 def _spacing_field(vol: Any) -> list[float] | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from .._files import write_text_atomic
 
-_SKIP = {"phases", "volume_curve_ml", "slices", "lv_coverage_pct", "slice_positions_mm", "frame_times_s", "flags", "notes"}
+_SKIP = {"phases", "volume_curve_ml", "volume_curve_rel", "slices", "lv_coverage_pct", "slice_positions_mm", "frame_times_s", "flags", "notes"}
 
 
 def report_row(report: dict[str, Any]) -> dict[str, Any]:
