@@ -295,7 +295,7 @@ def measure_echo(
         flags.append(make_flag("ef_undefined", "LV EF is undefined (EDV is zero)", structure="lv"))
     report = {
         "method": "biplane_disks" if biplane else "single_plane_disks_a4c",
-        "lv": lv, "lv_area_length": al, "la_volume_ml": la, "bsa_m2": bsa, "bsa_method": bsa_method,
+        "lv": lv, "lv_area_length": al, "la_volume_ml": la, "bsa_m2": bsa, "bsa_method": bsa_method if bsa is not None and bsa == bsa else None,
         "indexed": {"lv_edv_ml_m2": lv["edv_ml"] / bsa if math.isfinite(bsa) else math.nan,
                     "lv_esv_ml_m2": lv["esv_ml"] / bsa if math.isfinite(bsa) else math.nan, "la_volume_ml_m2": lavi},
         "lengths_mm": {k: (m["axis"].length_mm if known else math.nan) for k, m in v.items()},

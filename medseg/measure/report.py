@@ -172,7 +172,7 @@ def combine_ed_es(ed: dict[str, Any], es: dict[str, Any], rv_ed_es_ml: tuple[flo
     keys = ("volumes_ml", "lv_mass_g", "wall_thickness_mm", "spacing_mm", "label_map")
     out: dict[str, Any] = {k: ed[k] for k in keys}
     out.update({
-        "flags": flags, "lv": lv_fn, "rv": rv_fn, "bsa_m2": bsa, "bsa_method": bsa_method, "indexed": idx,
+        "flags": flags, "lv": lv_fn, "rv": rv_fn, "bsa_m2": bsa, "bsa_method": bsa_method if bsa is not None and bsa == bsa else None, "indexed": idx,
         "co_l_min": co, "heart_rate_bpm": hr, "height_cm": height_cm, "weight_kg": weight_kg, "sex": sex,
         "atria": atria, "papillary_muscles": ed["papillary_muscles"], "phases": {"ed": ed, "es": es},
         "wall_thickening_pct": wall_thickening(ed["wall_thickness_mm"], es["wall_thickness_mm"]),

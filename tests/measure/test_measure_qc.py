@@ -173,6 +173,8 @@ def test_reference_flags_and_indexing():
     assert rep["indexed"]["ci_l_min_m2"] == pytest.approx(rep["co_l_min"] / 2.0)
     dub = measure_ed_es(ed, es, AFF, LMAP, height_cm=180, weight_kg=80, bsa_method="dubois")
     assert dub["bsa_m2"] == pytest.approx(1.996, abs=5e-4) and dub["bsa_method"] == "dubois"
+    none = measure_ed_es(ed, es, AFF, LMAP)  # no height and weight: no BSA, and no method said to have given one
+    assert not none["bsa_m2"] == none["bsa_m2"] and none["bsa_method"] is None  # NaN: null in the JSON
 
 
 def _cine(n_frames=8, ed=3):
