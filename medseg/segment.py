@@ -128,7 +128,7 @@ def segment_volume(
             raise PromptError(f"--structures: the model has no zero-click prompt for {', '.join(unknown)} (it knows {', '.join(known)})")
     lmap = check_prompts(volume, prompts, auto, label_map, auto_structures)
     t0 = time.perf_counter()
-    session = Session(volume, model, lmap)
+    session = Session(volume, model, lmap, undo=False)  # nothing here undoes: no undo copies kept
     if auto:
         names = [s for s in (auto_structures or default_auto_structures(volume)) if s in lmap and s in model.config.structures]
         if not names:

@@ -95,8 +95,7 @@ def ray_coverage(cavity: np.ndarray, myo: np.ndarray, geom: StackGeometry, n_ray
 
 def coverage_per_slice(lv: np.ndarray, myo: np.ndarray, geom: StackGeometry) -> np.ndarray:
     """(Z,) myocardial ray coverage of the LV cavity per slice (NaN where no cavity)."""
-    filled = [ndimage.binary_fill_holes(s) for s in lv]
-    return np.array([ray_coverage(f, m, geom) for f, m in zip(filled, myo)])
+    return np.array([ray_coverage(ndimage.binary_fill_holes(s), m, geom) for s, m in zip(lv, myo)])  # one filled slice at a time
 
 
 def basal_partial(coverage: np.ndarray, order_from_base: np.ndarray, lv_ml_per_slice: np.ndarray) -> tuple[list[int], list[dict]]:

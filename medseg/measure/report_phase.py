@@ -68,9 +68,31 @@ def check_values(arr: np.ndarray, lmap: LabelMap) -> None:
                                "give the right --label-map or add them, e.g. other=" + str(unknown[0])))
 
 
+#: structures whose masks are read as shapes in the slice plane (LV coverage, wall thickness, RV contact, papillary muscles)
+GEOMETRY_STRUCTURES = ("lv", "myo", "rv")
+
+
+def phase_masks(arr: np.ndarray, lmap: LabelMap) -> dict[str, np.ndarray]:
+    """One boolean mask per structure of ``lmap`` from a (Z, Y, X) label array: those of
+    :data:`GEOMETRY_STRUCTURES` on the whole (Z, Y, X) grid; every other structure cut in-plane to
+    the rows and columns it occupies (all Z slices kept), since it is only counted (per-slice
+    areas, presence per slice, connected parts), which the cut leaves as they are. On a
+    320 x 512 x 512 CT the atria, aorta and pulmonary artery then hold their own boxes, not four
+    more 84 MB copies of the grid (BENCHMARKS.md, "Large inputs"). Don't read these masks'
+    rows and columns as the grid's."""
+    masks: dict[str, np.ndarray] = {}
+    for name, v in lmap.values.items():
+        m = arr == v
+        if name not in GEOMETRY_STRUCTURES:  # a copy: a view would keep the whole grid's mask alive
+            _, rows, cols = qc.bounding_box(m)
+            m = m[:, rows, cols].copy() if rows.stop > rows.start else np.zeros((m.shape[0], 1, 1), dtype=bool)
+        masks[name] = m
+    return masks
+
+
 def _phase(arr: np.ndarray, geom: StackGeometry, lmap: LabelMap, aha_method: str, interpolate: bool, basal_rule: bool,
            base: BaseEnd | None) -> dict[str, Any]:
-    masks = {name: arr == v for name, v in lmap.values.items()}
+    masks = phase_masks(arr, lmap)
     vols, flags, detail = phase_volumes(masks, geom, lmap, interpolate, basal_rule, base)
     empty = np.zeros(geom.shape, dtype=bool)
     if "lv" in masks and "myo" in masks and masks["lv"].any() and masks["myo"].any():
@@ -162,12 +184,13 @@ def papillary_statement(lv: np.ndarray, myo: np.ndarray, geom: StackGeometry) ->
     """
     from scipy import ndimage
 
-    holes = np.zeros_like(lv)
+    in_myo, in_bg = np.zeros(lv.shape[0]), np.zeros(lv.shape[0])  # voxels per slice: one slice's holes at a time, not a grid's
     for z in range(lv.shape[0]):
         if lv[z].any():
-            holes[z] = ndimage.binary_fill_holes(lv[z]) & ~lv[z]
-    as_myo = float((slice_areas_mm2(holes & myo, geom) * geom.weights_mm).sum() / 1000.0)
-    as_bg = float((slice_areas_mm2(holes & ~myo, geom) * geom.weights_mm).sum() / 1000.0)
+            holes = ndimage.binary_fill_holes(lv[z]) & ~lv[z]
+            in_myo[z], in_bg[z] = np.count_nonzero(holes & myo[z]), np.count_nonzero(holes & ~myo[z])
+    as_myo = float((in_myo * geom.pixel_area_mm2 * geom.weights_mm).sum() / 1000.0)  # slice_areas_mm2's sum, slice by slice
+    as_bg = float((in_bg * geom.pixel_area_mm2 * geom.weights_mm).sum() / 1000.0)
     if as_myo + as_bg < 0.05:
         text = ("papillary muscles and trabeculae are counted in the LV blood pool (no myocardium or gaps inside the "
                 "cavity): they add to LV volumes, not to LV mass (the UK Biobank reference convention)")
