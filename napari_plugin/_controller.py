@@ -185,19 +185,32 @@ class PromptRecord:
 
 
 # -- background jobs -------------------------------------------------------------------------
-def run_with_progress(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Generator[tuple[int, int], None, T]:
+class OperationCancelled(MedsegError):
+    """A propagation or automatic pass stopped by the user (the session's operation is all or
+    nothing: the labels and the undo history are as they were before it)."""
+
+
+def run_with_progress(fn: Callable[..., T], *args: Any, cancel: threading.Event | None = None,
+                      **kwargs: Any) -> Generator[tuple[int, int], None, T]:
     """Run ``fn(*args, progress=callback, **kwargs)`` in a helper thread, yield each
     ``(done, total)`` it reports, and return its result (re-raising its exception).
 
     This turns medseg's progress *callbacks* into a generator, which napari's
-    ``thread_worker`` turns into a progress bar; no Qt object is touched here.
+    ``thread_worker`` turns into a progress bar; no Qt object is touched here. Once ``cancel``
+    is set, the next progress report raises :class:`OperationCancelled` inside ``fn`` (a
+    Session operation then puts back what it wrote).
     """
     q: queue.Queue = queue.Queue()
     box: dict[str, Any] = {}
 
+    def report(done: int, total: int) -> None:
+        if cancel is not None and cancel.is_set():
+            raise OperationCancelled("cancelled")
+        q.put((int(done), int(total)))
+
     def target() -> None:
         try:
-            box["result"] = fn(*args, progress=lambda d, t: q.put((int(d), int(t))), **kwargs)
+            box["result"] = fn(*args, progress=report, **kwargs)
         except BaseException as e:  # handed to the caller's thread below
             box["error"] = e
         finally:
@@ -425,9 +438,12 @@ class SegmentController:
         sidecar carries the confidence and review of the labels saved (``confidence``,
         ``review``, ``needs_review``, as ``medseg segment`` writes them; computed here:
         decodes with the cached embeddings)."""
+        from medseg.io.writers import check_output
+
         from ._review import review_provenance
         from ._writer import write_labels_volume
 
+        check_output(path, self.volume)  # a wrong ending, .dcm of a NIfTI: refused before the slow scoring
         self.record_edits(force=True)  # also what changed without a paint event (napari's own undo, code)
         prov = {**self.provenance(), **review_provenance(self.session.review())}
         return write_labels_volume(self.labels, self.volume, path, self.label_map, prov)

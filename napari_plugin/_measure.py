@@ -331,6 +331,24 @@ def in_use(label_map: Any, present: Any) -> Any:
     return label_map.in_use(present)
 
 
+def axial_note(like: Any, basal_rule: bool) -> str:
+    """What the status line adds for CT labels on an axial stack (slices not across the LV long
+    axis): their wall thickness and 17 segments are in-plane numbers, not AHA segments
+    (docs/measurement.md, Known limits), and, with the basal rule on, that it is meant for short-axis
+    stacks; "" for any other stack (or one slice). ``like``: the labels' Volume (its modality:
+    the image's; an MR short-axis NIfTI, as ACDC's, often carries an axial affine, so MR is never
+    taken for axial)."""
+    from medseg.io.geometry import orientation
+
+    if getattr(like, "modality", None) != "CT" or like.n_slices < 2 or orientation(like.affine).get("plane") != "axial":
+        return ""
+    note = ("Axial stack: wall thickness and the 17 segments are in-plane numbers, not AHA segments "
+            "(they assume a short-axis stack).")
+    if basal_rule:
+        note += " The basal rule is for short-axis stacks: untick it to count every LV slice, as CT volumes are defined."
+    return note
+
+
 def default_map_note(label_map: Any, present: Any) -> str:
     """What the status line adds when a layer that names no structures (another tool's file) is
     measured with medseg's values, as ``medseg measure`` notes without ``--label-map``.

@@ -4,6 +4,7 @@ a saved session replayed (a mixin of :class:`medseg_napari._qt.segment_widget.Se
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from qtpy.QtWidgets import QFileDialog
 
@@ -16,6 +17,15 @@ class SessionFilesMixin:
     """Save labels, load (replay) a session, and the file dialogs of the Session box."""
 
     def save(self, path: str | Path) -> list[Path]:
+        """Write the labels now, on the calling thread (scripts); the button saves in a worker
+        (:meth:`save_in_background`)."""
+        c = self._saveable()
+        files = c.save(path)
+        self.status("Saved " + ", ".join(p.name for p in files))
+        return files
+
+    def _saveable(self) -> Any:
+        """The session's controller, when there is something to save; else a one-line error."""
         c = self.controller
         if c is None:
             raise RuntimeError("no session to save")
@@ -23,9 +33,17 @@ class SessionFilesMixin:
             raise ValueError(self.ui.status.text())
         if not c.labels.any():
             raise ValueError("nothing to save yet: no structure is labelled")
-        files = c.save(path)
-        self.status("Saved " + ", ".join(p.name for p in files))
-        return files
+        return c
+
+    def save_in_background(self, path: str | Path) -> None:
+        """Save labels button: the labels scored and written in a worker (napari's progress bar;
+        a 300-slice CT took 11 s, the viewer frozen, when written on the main thread)."""
+        if self._busy:
+            self.status("Wait for the running operation to finish, then save.", error=True)
+            return
+        c, b = self._saveable(), self.binding
+        self._run_job(c.save, path, desc="medseg: saving labels",
+                      on_done=lambda files: self._job_done("Saved " + ", ".join(p.name for p in files), b, "save"))
 
     def load_session(self, path: str | Path) -> None:
         c = self.controller
@@ -55,6 +73,6 @@ class SessionFilesMixin:
         if not path:
             return
         try:
-            self.save(path) if save else self.load_session(path)
+            self.save_in_background(path) if save else self.load_session(path)
         except ValueError as e:
             self.status(str(e), error=True)

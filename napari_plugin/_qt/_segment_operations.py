@@ -3,10 +3,11 @@ and automatic pass run in workers (a mixin of :class:`medseg_napari._qt.segment_
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
-from .._controller import SegmentController, run_with_progress
+from .._controller import OperationCancelled, SegmentController, run_with_progress
 from .._propagation_choices import propagation_choices
 
 
@@ -56,7 +57,8 @@ class OperationsMixin:
             return
         total = {"slices": c.volume.n_slices, "frames": c.volume.n_frames}.get(through, c.volume.n_slices * c.volume.n_frames)
         name = c.active.upper()
-        self._run_job(run_with_progress, c.propagate, t, z, through, desc=f"medseg: propagating {name}",
+        self._run_job(run_with_progress, c.propagate, t, z, through, cancel=self._cancellable(f"Propagation of {name}"),
+                      desc=f"medseg: propagating {name}",
                       total=total, on_done=lambda ch: self._job_done(f"Propagated {name} through {through}: "
                                                                       f"{len(ch.regions)} slices changed." + _removed(ch), b, "propagation"))
 
@@ -74,9 +76,29 @@ class OperationsMixin:
         except ValueError as e:
             self.status(str(e), error=True)
             return
-        self._run_job(run_with_progress, c.auto, frames, names, desc="medseg: automatic segmentation", total=total,
+        self._run_job(run_with_progress, c.auto, frames, names, cancel=self._cancellable("The automatic pass"),
+                      desc="medseg: automatic segmentation", total=total,
                       on_done=lambda ch: self._job_done(f"Automatic pass ({', '.join(names)}): {len(ch.regions)} slices changed."
                                                         + _removed(ch), b, "automatic pass"))
+
+    def _cancellable(self, what: str) -> threading.Event:
+        """A cancel flag for the job about to start, set by the Cancel button (:meth:`cancel`)."""
+        self._cancel, self._cancel_what = threading.Event(), what
+        return self._cancel
+
+    def cancel(self) -> None:
+        """Stop the running propagation or automatic pass at its next slice; the session puts
+        back what it wrote (the status line says so when the worker ends)."""
+        if self._busy and self._cancel is not None:
+            self._cancel.set()
+            self.ui.cancel.setEnabled(False)
+            self.status(f"Cancelling: {self._cancel_what.lower()} stops at the next slice…")
+
+    def _job_failed(self, e: BaseException) -> None:
+        if isinstance(e, OperationCancelled):
+            self.status(f"{self._cancel_what} cancelled: the labels and the undo history are as they were.")
+        else:
+            self.status(f"{type(e).__name__}: {e}", error=True)
 
 
 def step_text(which: str, change: Any, done: bool) -> str:

@@ -163,7 +163,7 @@ def _structures_box(u: SimpleNamespace) -> QGroupBox:
 
 
 def _prompt_box(u: SimpleNamespace) -> QGroupBox:
-    """Click and box tools, negative toggle, propagate, auto, undo and redo."""
+    """Click and box tools, negative toggle, propagate (and cancel), auto, undo and redo."""
     box = QGroupBox("Prompt")
     grid = QGridLayout(box)
     u.click_tool = QPushButton("Clicks")
@@ -179,7 +179,11 @@ def _prompt_box(u: SimpleNamespace) -> QGroupBox:
     u.propagate = QPushButton("Propagate")
     grid.addWidget(QLabel("through"), 2, 0)
     grid.addWidget(u.through, 2, 1)
-    grid.addWidget(u.propagate, 3, 0, 1, 2)
+    grid.addWidget(u.propagate, 3, 0)
+    u.cancel = QPushButton("Cancel")
+    u.cancel.setToolTip("Stop the running propagation or automatic pass: the labels stay as they were before it")
+    u.cancel.setEnabled(False)
+    grid.addWidget(u.cancel, 3, 1)
     u.auto_frames = QComboBox()
     u.auto_frames.addItems(["this frame", "all frames"])
     u.auto = QPushButton("Auto")

@@ -60,6 +60,7 @@ class MeasureWidget(QWidget):
         self._run = 0  # the measurement whose result may be shown (a later one, or a cleared panel, drops it)
         self._measuring = False
         self._note = ""  # what the status line adds to "Measured: ..."
+        self._axial = False  # the labels measured lie on an axial stack (m.axial_note)
         self._build()
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
         self.viewer.layers.events.removed.connect(self._refresh_layers)
@@ -268,6 +269,8 @@ class MeasureWidget(QWidget):
             return
         named = self._show_map(lmap)
         self._note = m.default_map_note(lmap, np.unique(data)) if named and not self.label_map.text().strip() else ""
+        axial = m.axial_note(like, opts["basal_rule"])  # a CT's axial slices: in-plane numbers, not AHA segments
+        self._note, self._axial = f"{self._note} {axial}".strip(), bool(axial)
         self.measure_btn.setEnabled(False)
         self.status.setText("Measuring…")
         self._run += 1
@@ -306,6 +309,7 @@ class MeasureWidget(QWidget):
         self.flags.clear()
         self.flags.addItems(m.flag_lines(report) or ["no flags"])
         self.tabs.setTabText(2, f"Flags ({len(report.get('flags') or [])})")
+        self.tabs.setTabText(1, "Wall thickness (in-plane)" if self._axial else "Wall thickness")
         self._columns = 0  # drawn by _fit_plots, for the dock's width
         self._fit_plots()
         self._share_split()
@@ -329,6 +333,7 @@ class MeasureWidget(QWidget):
             table.setRowCount(0)
         self.flags.clear()
         self.tabs.setTabText(2, "Flags")
+        self.tabs.setTabText(1, "Wall thickness")
         self.figure.clear()
         self._columns = 0
         self._fit_plots()

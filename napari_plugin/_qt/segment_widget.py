@@ -57,6 +57,8 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
         self._syncing = False
         self._selected: Any = None  # the image layer chosen (followed through renames)
         self._ready_at: tuple[int, int] | None = None  # the (t, z) the status line calls ready
+        self._cancel: Any = None  # the running job's cancel flag (threading.Event), if it can be cancelled
+        self._cancel_what = ""
         self.ui = build_segment_ui(self, adapter_names())
         self._connect()
         for layer in self.viewer.layers:
@@ -77,6 +79,7 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
         u.click_tool.clicked.connect(lambda: self._select_tool("points"))
         u.box_tool.clicked.connect(lambda: self._select_tool("shapes"))
         u.propagate.clicked.connect(self.propagate)
+        u.cancel.clicked.connect(self.cancel)
         u.auto.clicked.connect(self.auto)
         u.undo.clicked.connect(self.undo)
         u.redo.clicked.connect(self.redo)
@@ -385,20 +388,21 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
         self._run_job(fn, *args, desc=desc, on_done=on_done, total=total)
         return True
 
-    def _run_job(self, fn: Callable, *args: Any, desc: str, on_done: Callable[[Any], None], total: int = 0) -> None:
+    def _run_job(self, fn: Callable, *args: Any, desc: str, on_done: Callable[[Any], None], total: int = 0, **kwargs: Any) -> None:
         from napari.qt.threading import create_worker
 
         self._set_busy(True)
         progress: Any = {"desc": desc, "total": total} if total else {"desc": desc}
-        worker = create_worker(fn, *args, _progress=progress, _ignore_errors=True)
+        worker = create_worker(fn, *args, _progress=progress, _ignore_errors=True, **kwargs)
         worker.returned.connect(on_done)
-        worker.errored.connect(lambda e: self.status(f"{type(e).__name__}: {e}", error=True))
+        worker.errored.connect(self._job_failed)
         worker.finished.connect(self._job_finished)
         self._worker = worker
         worker.start()
 
     def _job_finished(self) -> None:
         self._worker = None
+        self._cancel = None
         self._set_busy(False)
         self._after_change()
         self._apply_pending()
@@ -434,6 +438,7 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
             set_choices(u.through, allowed, choice_after(u.through.currentText(), allowed))
             u.propagate.setEnabled(on and bool(allowed))
         u.start.setEnabled(not self._busy)
+        u.cancel.setEnabled(self._busy and self._cancel is not None and not self._cancel.is_set())
 
     def _on_paint(self, *_: Any) -> None:
         """A brush stroke, eraser or fill on the label layer: into the provenance (an ``edit``
