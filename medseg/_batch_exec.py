@@ -157,6 +157,15 @@ def n_cores() -> int:
         return os.cpu_count() or 1
 
 
+def cpu_budget() -> int:
+    """CPUs the local worker processes of a batch share: :func:`n_cores` (the CPUs this process
+    may run on: ``taskset``, a Slurm cpuset), no more than ``$OMP_NUM_THREADS`` when that is set
+    (PBS sets it to the job's CPUs; a node that pins no CPUs shows all of its cores)."""
+    text = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    omp = int(text) if text.isdigit() else 0
+    return min(n_cores(), omp) if omp > 0 else n_cores()
+
+
 def _init_worker(threads: int, parent_pid: int | None = None) -> None:
     """Pool initializer: thread limits before torch is imported in the spawned process; Ctrl-C
     is the parent's to handle (a worker that took it would fail its case and take the next);
@@ -164,6 +173,9 @@ def _init_worker(threads: int, parent_pid: int | None = None) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from ._environ import quiet_matplotlib_dirs
+
+    quiet_matplotlib_dirs()  # as the CLI's own process (run_cli): a read-only HOME says nothing per worker
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
     if parent_pid is not None:

@@ -245,11 +245,11 @@ def _in_processes(pairs: list[Pair], label_map: LabelMap, prompt: str | None, lo
     import multiprocessing as mp
     from concurrent.futures.process import BrokenProcessPool
 
-    from ._batch_exec import _init_worker, n_cores
+    from ._batch_exec import _init_worker, cpu_budget
 
     rows: list[dict[str, Any] | None] = [None] * len(pairs)
     workers = min(workers, len(pairs))
-    with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(max(1, n_cores() // workers),)) as pool:
+    with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker, initargs=(max(1, cpu_budget() // workers),)) as pool:
         futures = {pool.submit(_evaluate_in_worker, pair, label_map, prompt, load, predicted_map): i for i, pair in enumerate(pairs)}
         try:
             for done, fut in enumerate(cf.as_completed(futures), 1):

@@ -10,6 +10,17 @@ import argparse
 import sys
 
 
+def no_display() -> bool:
+    """Whether Qt has nothing to open a window on: Linux (or another X11 system) with neither
+    ``DISPLAY`` nor ``WAYLAND_DISPLAY`` set and no ``QT_QPA_PLATFORM`` chosen (Qt aborted the
+    process with a core dump, a cluster node's usual state)."""
+    import os
+
+    if sys.platform.startswith(("win", "darwin")) or os.environ.get("QT_QPA_PLATFORM"):
+        return False
+    return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m medseg_napari",
                                  description="Open a study in napari with medseg's segmentation and measurement widgets.")
@@ -17,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="default", help="model name or checkpoint path (default: default)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = ap.parse_args(argv)
+    if no_display():
+        print("error: no display to open napari on (DISPLAY and WAYLAND_DISPLAY are not set): run it on a desktop, "
+              "over ssh -X, or in a remote desktop session", file=sys.stderr)
+        return 2
     try:
         import napari
     except ImportError:

@@ -351,7 +351,7 @@ def run_batch(cases: Sequence[CaseSpec], options: BatchOptions, workers: int = 1
 
     Args:
         workers: local processes (1 = in this process); each loads the model once and uses
-            ``max(1, cores // workers)`` torch threads.
+            ``max(1, cores // workers)`` torch threads (cores: no more than ``$OMP_NUM_THREADS``).
         scheduler: a Dask scheduler address (``tcp://host:8786``) or a ``distributed.Client``;
             one task per case, results taken as they complete.
         on_result: called with each case's result dict as it finishes (progress bars).
@@ -406,13 +406,13 @@ def _run_locked(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, 
         if disk_full:
             raise stopped(res["reason"], res, disk_full)
 
-    from .._batch_exec import n_cores, run_dask, run_local
+    from .._batch_exec import cpu_budget, run_dask, run_local
 
     try:
         if scheduler is not None:
             run_dask(cases, options, scheduler, emit)
         elif workers > 1:
-            run_local(cases, dataclasses.replace(options, threads=max(1, n_cores() // workers)), workers, emit)
+            run_local(cases, dataclasses.replace(options, threads=max(1, cpu_budget() // workers)), workers, emit)
         else:
             for case in cases:
                 emit(run_case(case, options))

@@ -110,6 +110,10 @@ def _main(
 
 def run_cli(argv: list[str] | None = None) -> int:
     """Run the app; turn library errors into one line + exit code. Returns the exit code."""
+    from .._environ import escape_unencodable_output, quiet_matplotlib_dirs
+
+    escape_unencodable_output()  # PYTHONIOENCODING=ascii, a Latin-1 locale: a CJK case id printed as \u60a3, not an error
+    quiet_matplotlib_dirs()  # a read-only HOME: plots drawn, without matplotlib's two-line warning per process
     try:
         rv = app(args=argv, standalone_mode=False)  # returns the exit code of typer.Exit
     except Interrupted as e:  # a command that said what the interruption left
@@ -134,6 +138,11 @@ def run_cli(argv: list[str] | None = None) -> int:
             return _exit(e, argv)
         if os.environ.get("MEDSEG_DEBUG"):
             raise
+        from .._environ import out_of_memory_message
+
+        if (oom := out_of_memory_message(e)) is not None:  # MemoryError; torch's libraries under a tight `ulimit -v`
+            console.print(f"[bold red]error:[/] {escape(shown(oom))}", highlight=False, soft_wrap=True)
+            return 1
         if isinstance(e, OSError) and e.filename and e.strerror:  # a full disk, a file too large, permissions
             console.print(f"[bold red]error:[/] cannot write or read {escape(shown(e.filename))}: {escape(e.strerror)}", highlight=False, soft_wrap=True)
             return 1

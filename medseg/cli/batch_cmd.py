@@ -35,7 +35,7 @@ def batch_command(
     device: o.Device = "cpu",
     resume: bool = typer.Option(False, "--resume", help="Skip cases whose output is complete and valid (same input sha256 and settings, "
                                 "label file readable on the input's grid)."),
-    workers: int = typer.Option(1, "--workers", help="Local worker processes (each loads the model once; torch threads = cores // N)."),
+    workers: int = typer.Option(1, "--workers", help="Local worker processes (each loads the model once; torch threads = cores // N, cores no more than $OMP_NUM_THREADS)."),
     scheduler: str | None = typer.Option(None, "--scheduler", help="Dask scheduler address (e.g. tcp://host:8786): one task per case; "
                                             "workers need medseg and the same paths."),
     measure: bool = typer.Option(False, "--measure", help="Measure each case's labels (volumes, EF, LV mass) into OUT_DIR/cohort.csv."),

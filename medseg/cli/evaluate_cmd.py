@@ -28,7 +28,7 @@ def evaluate_command(
     model: o.Model = "default",
     adapter: o.Adapter = None,
     device: o.Device = "cpu",
-    workers: int = typer.Option(1, "--workers", help="Local worker processes (each loads the model once; torch threads = cores // N)."),
+    workers: int = typer.Option(1, "--workers", help="Local worker processes (each loads the model once; torch threads = cores // N, cores no more than $OMP_NUM_THREADS)."),
     csv_path: Path | None = typer.Option(None, "--csv", help="Also write one row per case (Dice, HD95, clinical values, confidence, review)."),
     plots: Path | None = typer.Option(None, "--plots", help="Folder for PNGs: Dice per structure, confidence vs Dice, Bland-Altman (ED/ES cases)."),
     modality: o.Modality = None,

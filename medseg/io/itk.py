@@ -39,7 +39,13 @@ def _native_stderr() -> Iterator[Callable[[], str]]:
     except (OSError, ValueError):  # no real stderr (an embedding host): nothing to catch
         yield lambda: ""
         return
-    with tempfile.TemporaryFile() as tmp:
+    try:
+        tmp = tempfile.TemporaryFile()
+    except OSError:  # no writable temporary folder (TMPDIR, /tmp, /var/tmp, the working folder): not caught
+        os.close(saved)
+        yield lambda: ""
+        return
+    with tmp:
         os.dup2(tmp.fileno(), 2)
         try:
             yield lambda: "".join(text)

@@ -4,7 +4,8 @@ of the process being killed for memory (a ~1 MB ``.nii.gz`` may declare 1024^3 f
 
 The limit is the memory available now (``MemAvailable`` of ``/proc/meminfo``, else the free
 physical pages, and no more than the headroom of the process's memory cgroup: a container or a
-batch job's ``--mem`` limit kills the process long before the machine runs out), or
+batch job's ``--mem`` limit kills the process long before the machine runs out; nor more than
+the address space a virtual memory limit, ``ulimit -v``, leaves), or
 ``$MEDSEG_MAX_IMAGE_GB`` gigabytes (10^9 bytes) when that is set.
 """
 
@@ -38,8 +39,24 @@ def available_bytes() -> int | None:
     limit = env_limit_bytes()
     if limit is not None:
         return limit
-    known = [n for n in (_machine_available(), cgroup_headroom()) if n is not None]
+    known = [n for n in (_machine_available(), cgroup_headroom(), address_space_headroom()) if n is not None]
     return min(known) if known else None
+
+
+def address_space_headroom() -> int | None:
+    """Bytes of address space the process's virtual memory limit (``ulimit -v``) still leaves:
+    the limit less the process's ``VmSize``; None when there is no limit or it cannot be read."""
+    from .._environ import address_space_limit
+
+    limit = address_space_limit()
+    if limit is None:
+        return None
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            size = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return max(0, limit - size)
 
 
 def _machine_available() -> int | None:
@@ -162,6 +179,9 @@ def over_limit(limit: int) -> str:
     the limit", or "more than the 0.5 GB MEDSEG_MAX_IMAGE_GB allows" when the variable sets it."""
     if env_limit_bytes() is not None:
         return f"more than the {format_gb(limit)} {ENV_VAR} allows"
+    room = address_space_headroom()
+    if room is not None and room <= limit:
+        return f"more than the {format_gb(limit)} the virtual memory limit (ulimit -v) leaves; raise that limit"
     return f"more than the {format_gb(limit)} available; set {ENV_VAR} to change the limit"
 
 

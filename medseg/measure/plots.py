@@ -39,9 +39,30 @@ def _figure(w: float, h: float):
 
 
 def _save(fig: Any, path: str | Path) -> Path:
+    _drawable_text(fig)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", bbox_inches="tight")
     return Path(path)
+
+
+def _drawable_text(fig: Any) -> None:
+    r"""Write each character of the figure's text that its fonts cannot draw as an escape
+    (``\u60a3``): a case id in CJK on a machine without CJK fonts (a cluster node) was an
+    empty box in the title, and matplotlib warned once per character."""
+    from matplotlib import font_manager
+    from matplotlib.text import Text
+
+    fonts = getattr(font_manager.fontManager, "_find_fonts_by_props", None)  # the fallback chain matplotlib draws with
+    for text in fig.findobj(Text):
+        s = text.get_text()
+        if s.isascii():
+            continue
+        prop = text.get_fontproperties()
+        paths = fonts(prop) if fonts else [font_manager.findfont(prop)]
+        have: set[int] = set().union(*(font_manager.get_font(p).get_charmap() for p in paths))
+        drawn = "".join(c if c.isspace() or ord(c) in have else (f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}") for c in s)
+        if drawn != s:
+            text.set_text(drawn)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from batch_data import MAP, read_labels, write_case
 
-from medseg._batch_exec import n_cores
+from medseg._batch_exec import cpu_budget, n_cores
 from medseg.cli import run_cli
 
 CASES = ("c1", "c2", "c3")
@@ -78,7 +78,7 @@ def test_sequential_outputs_summary_and_cohort(studies, sequential):
 def test_workers_match_sequential(studies, sequential, tmp_path):
     assert _batch(studies, tmp_path, "--workers", "2") == 0
     assert {r["status"] for r in _summary(tmp_path).values()} == {"ok"}
-    assert _threads(tmp_path) == {max(1, n_cores() // 2)}
+    assert _threads(tmp_path) == {max(1, cpu_budget() // 2)}
     _same_labels(sequential, tmp_path)
 
 
