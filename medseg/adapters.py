@@ -56,7 +56,7 @@ def check_adapter_out(out_dir: str | Path, init_from: str | None = None) -> Path
     starts from, an adapter shipped with medseg; and a place that cannot be written."""
     from ._files import check_writable_folder
     from .errors import ImageWriteError
-    from .models.registry import asset_dirs
+    from .models.registry import asset_dirs, medseg_home
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -68,7 +68,7 @@ def check_adapter_out(out_dir: str | Path, init_from: str | None = None) -> Path
             start = None  # check_init_adapter says why
         if start is not None and start.resolve() == out.resolve():
             raise ImageWriteError(f"{out} is the --init-from adapter training starts from: write the new one to another folder")
-    shipped = [d for d in asset_dirs("adapters") if not os.environ.get("MEDSEG_HOME") or d != Path(os.environ["MEDSEG_HOME"]) / "adapters"]
+    shipped = [d for d in asset_dirs("adapters") if d != medseg_home("adapters")]
     for d in shipped:
         if d.is_dir() and (out.resolve() == d.resolve() or d.resolve() in out.resolve().parents):
             raise ImageWriteError(f"{out} is in the folder of the adapters shipped with medseg ({d}): write yours to another "
@@ -130,11 +130,11 @@ def adapter_origin(name_or_path: str) -> str:
     for (in $MEDSEG_HOME/adapters, the shipped adapters, or the working folder) hides the others
     of that name: a user's LGE adapter ran where the shipped one was meant, and nothing said so.
     CheckpointError as :func:`find_adapter` when there is none."""
-    from .models.registry import asset_dirs
+    from .models.registry import asset_dirs, medseg_home
 
     folder = find_adapter(name_or_path)
     dirs = asset_dirs("adapters")
-    home = Path(os.environ["MEDSEG_HOME"]) / "adapters" if os.environ.get("MEDSEG_HOME") else None
+    home = medseg_home("adapters")
     where = ("$MEDSEG_HOME/adapters" if home is not None and folder.parent == home else
              "shipped" if folder.parent in dirs else None)
     hidden = [h for h in same_named_adapters(folder) if h.parent != home] if Path(name_or_path).name == name_or_path else []
@@ -463,10 +463,10 @@ def unload_adapters(loaded):
 def list_adapters() -> list[dict[str, Any]]:
     """Shipped and user adapters (``adapters/`` and ``$MEDSEG_HOME/adapters``)."""
     from ._files import sha256_file
-    from .models.registry import asset_dirs
+    from .models.registry import asset_dirs, medseg_home
 
     rows, seen = [], {}
-    home = Path(os.environ["MEDSEG_HOME"]) / "adapters" if os.environ.get("MEDSEG_HOME") else None
+    home = medseg_home("adapters")
     for d in asset_dirs("adapters"):
         if not d.is_dir():
             continue

@@ -116,12 +116,12 @@ def adapt_command(
 def _note_hidden_adapter(out: Path) -> None:
     """Say it when the adapter is written as $MEDSEG_HOME/adapters/NAME and another adapter has
     that NAME (a shipped one): by name, --adapter NAME then loads this one instead."""
-    import os
 
     from ..adapters import same_named_adapters
+    from ..models.registry import medseg_home
 
-    home = os.environ.get("MEDSEG_HOME")
-    if not home or out.resolve().parent != (Path(home).expanduser() / "adapters").resolve():
+    home = medseg_home("adapters")
+    if home is None or out.resolve().parent != home.resolve():
         return
     others = same_named_adapters(out)
     if others:

@@ -42,13 +42,22 @@ REGISTRY: dict[str, ModelEntry] = {
 }
 
 
+def medseg_home(kind: str | None = None) -> Path | None:
+    """``$MEDSEG_HOME`` (``~`` expanded: a job script's quoted ``MEDSEG_HOME="~/medseg"`` was
+    searched as a folder named ``~``), or its ``kind`` sub-folder; None when it is not set."""
+    home = os.environ.get("MEDSEG_HOME")
+    if not home:
+        return None
+    return Path(home).expanduser() / kind if kind else Path(home).expanduser()
+
+
 def asset_dirs(kind: str) -> list[Path]:
     """Folders searched for shipped assets (``checkpoints`` or ``adapters``), in order:
     $MEDSEG_HOME/<kind>, the source tree's top-level folder (editable installs), and
     <prefix>/share/medseg/<kind> (wheel installs)."""
     out = []
-    if os.environ.get("MEDSEG_HOME"):
-        out.append(Path(os.environ["MEDSEG_HOME"]) / kind)
+    if medseg_home():
+        out.append(medseg_home(kind))
     out.append(Path(__file__).resolve().parents[2] / kind)
     out.append(Path(sys.prefix) / "share" / "medseg" / kind)
     return out

@@ -162,3 +162,24 @@ def test_mha_reads_with_no_writable_temporary_folder(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tempfile, "TemporaryFile", no_temp)
     assert read_volume(tmp_path / "x.mha").array.shape == (1, 4, 8, 8)
+
+
+def test_medseg_home_with_a_tilde_is_the_home_folder(tmp_path, monkeypatch):
+    """A job script's quoted MEDSEG_HOME="~/medseg" (the shell leaves the ~) was searched as a
+    folder named "~" in the working folder: the user's adapters and checkpoints were not found.
+    It is expanded, as `adapt` already expanded it."""
+    import shutil
+    from pathlib import Path
+
+    from medseg.adapters import adapter_origin, list_adapters
+    from medseg.models.registry import asset_dirs
+
+    shipped = Path(__file__).resolve().parents[2] / "adapters" / "cmr-lge"
+    shutil.copytree(shipped, tmp_path / "medseg" / "adapters" / "mine")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("MEDSEG_HOME", "~/medseg")
+    monkeypatch.chdir(tmp_path)
+    assert asset_dirs("adapters")[0] == tmp_path / "medseg" / "adapters"
+    row = next(r for r in list_adapters() if r["name"] == "mine")
+    assert row["source"] == str(tmp_path / "medseg" / "adapters" / "mine") and row.get("sha256")
+    assert "$MEDSEG_HOME/adapters" in adapter_origin("mine")
