@@ -36,7 +36,11 @@ class SessionReplay:
         """Re-run a provenance log (the ``actions`` of :meth:`provenance`) on this session; all or
         nothing: every action is checked first (:func:`medseg.types.check_action`), and a log
         that fails part way leaves the labels, the undo history and the log as they were.
-        PromptError (or the typed error of the action that failed) naming the action's number."""
+        PromptError (or the typed error of the action that failed) naming the action's number.
+
+        ``progress(done, n)`` after each action, and again with the same ``done`` between the
+        slices of a long one (a propagation, a zero-click pass), so a callback that raises (a
+        cancel) stops the replay there too, all or nothing as any failure."""
         if not isinstance(actions, list):
             raise PromptError(f"a provenance log's actions must be a list, got {type(actions).__name__}")
         n = len(actions)
@@ -45,7 +49,7 @@ class SessionReplay:
         try:
             for i, a in enumerate(actions):
                 try:
-                    self._replay_one(a)
+                    self._replay_one(a, (lambda _d, _t, i=i: progress(i, n)) if progress else None)
                 except MedsegError as e:
                     raise type(e)(f"action {i + 1} of {n} in the log ({a['op']}): {e}") from None
                 except _MALFORMED as e:  # what the checks missed
@@ -70,15 +74,15 @@ class SessionReplay:
         self._undo[:], self._redo[:] = saved[4], saved[5]
         return saved
 
-    def _replay_one(self, a: dict[str, Any]) -> None:
-        """One action of :meth:`replay`."""
+    def _replay_one(self, a: dict[str, Any], between: Callable[[int, int], None] | None = None) -> None:
+        """One action of :meth:`replay`; ``between`` is called between the slices of a long one."""
         op = a["op"]
         if op == "prompt":
             self.apply_prompt(prompt_from_json(a["prompt"]), multimask=a.get("multimask", False))
         elif op == "propagate":
-            self.propagate(a["structure"], a["frame"], a["slice"], a.get("through", "z"), a.get("direction", "both"))
+            self.propagate(a["structure"], a["frame"], a["slice"], a.get("through", "z"), a.get("direction", "both"), progress=between)
         elif op == "auto":
-            self.auto(a.get("structures"), a.get("frames"))
+            self.auto(a.get("structures"), a.get("frames"), progress=between)
         elif op == "lock":
             self.lock(a["structure"], a["locked"])
         elif op == "clear":

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ._ranges import compact_ranges
 from .propagation import MIN_PIXELS, _accept, _by_model, _grow, _pixel_mm2, step_from
 from .types import Box, Prediction
 
@@ -217,10 +218,10 @@ def apply_rules(session, step, change, frames: list[int] | None, structures: lis
 def removed_text(removed: list[dict[str, Any]]) -> str:
     """Slices removed by the LV rule / RV end check (``Change.removed`` or the provenance's
     ``actions[].removed``) as one line, "" when none, e.g. "RV end check removed RV on slices
-    0, 9 (frame 0)"."""
+    0, 9 (frame 0)"; runs of slices as ranges ("on slices 12-53, 60": a 300-slice CT listed 40+)."""
     why = {"rv_end_check": "RV end check", "lv_outside_myo": "LV-in-myocardium rule", "rv_beyond_heart": "RV-beside-the-heart rule"}
     groups: dict[tuple[str, str, int], list[int]] = {}
     for r in removed:
         groups.setdefault((r["rule"], r["structure"], r["frame"]), []).append(r["slice"])
     return "; ".join(f"{why.get(rule, rule)} removed {name.upper()} on slice{'s' if len(zs) > 1 else ''} "
-                     f"{', '.join(map(str, sorted(zs)))} (frame {t})" for (rule, name, t), zs in groups.items())
+                     f"{compact_ranges(zs)} (frame {t})" for (rule, name, t), zs in groups.items())

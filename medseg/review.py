@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ._ranges import compact_ranges
 from .errors import LabelMapError
 from .labels import LabelMap
 
@@ -185,7 +186,7 @@ def frame_flags(labels: np.ndarray, label_map: LabelMap, blank: np.ndarray | Non
         on = np.array([(labels[t] == v).any() for t in range(n)])
         missing = [t for t in range(n) if not on[t] and not (blank is not None and np.asarray(blank)[t].all())]
         if missing and 2 * on.sum() >= n:
-            shown = ", ".join(map(str, missing[:12])) + (", ..." if len(missing) > 12 else "")
+            shown = compact_ranges(missing, most=12)  # "5-34", not 30 frame numbers
             out.append(_flag("missing_frame", f"{name.upper()} missing on {len(missing)} of {n} frames ({shown}), found on the others",
                              structure=name, frame=missing[0], frames=missing))
     return out

@@ -198,15 +198,20 @@ def run_with_progress(fn: Callable[..., T], *args: Any, cancel: threading.Event 
     This turns medseg's progress *callbacks* into a generator, which napari's
     ``thread_worker`` turns into a progress bar; no Qt object is touched here. Once ``cancel``
     is set, the next progress report raises :class:`OperationCancelled` inside ``fn`` (a
-    Session operation then puts back what it wrote).
+    Session operation then puts back what it wrote). A report whose ``done`` does not advance
+    is not yielded (napari's bar counts yields): it only checks ``cancel`` (a replay reports
+    so between the slices of a long action).
     """
     q: queue.Queue = queue.Queue()
     box: dict[str, Any] = {}
+    last = [0]
 
     def report(done: int, total: int) -> None:
         if cancel is not None and cancel.is_set():
             raise OperationCancelled("cancelled")
-        q.put((int(done), int(total)))
+        if int(done) > last[0]:
+            last[0] = int(done)
+            q.put((int(done), int(total)))
 
     def target() -> None:
         try:

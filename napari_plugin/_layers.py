@@ -31,6 +31,7 @@ META_VOLUME = "medseg_volume"  # the source Volume (geometry for the writer)
 META_SOURCE = "medseg_source"  # the path it was read from
 META_LABEL_MAP = "medseg_label_map"  # {structure: value} of a label layer
 META_PROVENANCE = "medseg_provenance"  # session provenance of a label layer
+META_RANGE = "medseg_data_range"  # an image layer's data min..max: its contrast slider's span
 
 CUSTOM_COLOURS = ("#ffff33", "#00ced1", "#ff1493", "#7fff00", "#ffd700", "#1e90ff", "#ff6347")
 
@@ -57,16 +58,60 @@ def contrast_limits(array: np.ndarray) -> tuple[float, float]:
     return (float(lo), float(hi) if hi > lo else float(lo) + 1.0)
 
 
+def data_range(array: np.ndarray) -> tuple[float, float]:
+    """The finite min..max of ``array`` (the contrast slider's span; (0, 1) when it has no
+    finite value, max > min always)."""
+    a = np.asarray(array)
+    if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+        a = a[np.isfinite(a)]
+    if a.size == 0:
+        return (0.0, 1.0)
+    lo, hi = float(a.min()), float(a.max())
+    return (lo, hi if hi > lo else lo + 1.0)
+
+
+#: napari's slider names for a (T, Z, Y, X) layer's axes, as docs/napari.md calls them
+AXIS_LABELS = ("frame", "slice", "y", "x")
+
+
+def axis_label_kwargs(ndim: int) -> dict[str, Any]:
+    """``{"axis_labels": (...)}`` for a 2-D to 4-D layer (the last ``ndim`` of :data:`AXIS_LABELS`)
+    where the installed napari takes layer axis labels (0.6 and later), else ``{}`` (the
+    segmentation widget then names the sliders when a session starts)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        major, minor = (int(x) for x in version("napari").split(".")[:2])
+    except (PackageNotFoundError, ValueError):
+        return {}
+    return {"axis_labels": AXIS_LABELS[4 - ndim:]} if (major, minor) >= (0, 6) and 1 <= ndim <= 4 else {}
+
+
 def image_layer_kwargs(volume: Volume, name: str, source: str | None = None) -> dict[str, Any]:
-    """napari ``add_image`` keyword arguments for a Volume (geometry, window, metadata)."""
+    """napari ``add_image`` keyword arguments for a Volume (geometry, window, axis names, metadata).
+
+    ``metadata[META_RANGE]`` is the data's min..max: napari pins the contrast slider to the
+    initial window, so :func:`widen_contrast_range` gives it that span once the layer is added
+    (a CT opens at -250..750 HU and can still be dragged to a lung or bone window)."""
     return {
         "name": name,
         **layer_geometry(volume),
+        **axis_label_kwargs(volume.array.ndim),
         # CT: the cardiac window the model sees (-250..750 HU); percentiles would span air to bone
         "contrast_limits": CT_WINDOW_HU if volume.modality == "CT" else contrast_limits(volume.array),
         "colormap": "gray",
-        "metadata": {META_VOLUME: volume, META_SOURCE: source or volume.meta.get("path")},
+        "metadata": {META_VOLUME: volume, META_SOURCE: source or volume.meta.get("path"), META_RANGE: data_range(volume.array)},
     }
+
+
+def widen_contrast_range(layer: Any) -> None:
+    """Give an image layer made by :func:`image_layer_kwargs` the contrast-slider span kept in
+    its metadata (the window set when it opened stays); other layers are left as they are."""
+    span = getattr(layer, "metadata", {}).get(META_RANGE)
+    if span is None or not hasattr(layer, "contrast_limits_range") or getattr(layer, "rgb", False):
+        return
+    lo, hi = layer.contrast_limits
+    layer.contrast_limits_range = (min(float(span[0]), lo), max(float(span[1]), hi))
 
 
 def as_4d(data: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from typing import Any
 
 from medseg.io.readers import has_dicm_marker
 
-from ._layers import image_layer_kwargs
+from ._layers import axis_label_kwargs, image_layer_kwargs, widen_contrast_range
 
 #: file endings this reader claims (napari.yaml lists the same patterns)
 ENDINGS = (".seg.nrrd", ".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr", ".dcm", ".dicom", ".ima", ".png", ".avi", ".mp4")
@@ -67,7 +67,26 @@ def read_image(path: str | list[str]) -> list[LayerData] | None:
     if _is_reference_labels(p, vol):
         return _read_seg(p)  # another tool's label file (ACDC's _gt): labels, not an image
     _place_open_segs(vol)
+    widen_when_added()
     return [(vol.array, image_layer_kwargs(vol, layer_name(p), str(p)), "image")]
+
+
+def widen_when_added(viewer: Any = None) -> None:
+    """Have ``viewer`` (the current one by default) give each medseg image layer added to it its
+    data's contrast-slider span (:func:`medseg_napari._layers.widen_contrast_range`): napari
+    takes no such keyword from a reader. Connected once per viewer; no viewer: nothing."""
+    try:
+        import napari
+
+        viewer = viewer if viewer is not None else napari.current_viewer()
+    except Exception:  # no napari or no viewer (a script calling the reader)
+        return
+    if viewer is not None:
+        viewer.layers.events.inserted.connect(_widen_inserted)  # napari ignores a callback connected twice
+
+
+def _widen_inserted(event: Any) -> None:
+    widen_contrast_range(event.value)
 
 
 #: most distinct values a file named as labels (``C_gt.nii.gz``) may hold to open as labels
@@ -137,6 +156,7 @@ def _read_each_series(p: Path) -> list[LayerData] | None:
             warnings.warn(f"medseg could not read series {tag} of {p}: {e}", stacklevel=2)
             continue
         layers.append((vol.array, image_layer_kwargs(vol, f"{layer_name(p)} {tag.strip()}", str(p)), "image"))
+    widen_when_added()
     return layers or None
 
 
@@ -155,7 +175,7 @@ def _read_seg(p: Path) -> list[LayerData]:
     own = own_label_map(p, strict=False)  # None: another tool's labels, which do not name their structures
     if own is None and (problem := sidecar_problem(p)) is not None:  # a broken sidecar: no names, said
         warnings.warn(f"{sidecar_path(p)} beside {p.name} {problem}: the labels open without their structures' names", stacklevel=2)
-    kwargs: dict[str, Any] = {"name": f"{layer_name(p)} labels", **layer_geometry(vol), "opacity": 0.5,
+    kwargs: dict[str, Any] = {"name": f"{layer_name(p)} labels", **layer_geometry(vol), **axis_label_kwargs(vol.array.ndim), "opacity": 0.5,
                               "metadata": {META_VOLUME: vol, META_SOURCE: str(p)}}
     if own is not None:
         kwargs["metadata"][META_LABEL_MAP] = own[0].to_dict()

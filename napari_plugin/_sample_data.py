@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._layers import META_LABEL_MAP, META_VOLUME, image_layer_kwargs, label_colour_dict, layer_geometry
+from ._layers import META_LABEL_MAP, META_VOLUME, axis_label_kwargs, image_layer_kwargs, label_colour_dict, layer_geometry
 
 
 def _layers(volume: Any, labels: Any, name: str) -> list[tuple[Any, dict[str, Any], str]]:
     from medseg.labels import DEFAULT_LABEL_MAP
 
-    truth_kw = {"name": f"{name} truth", **layer_geometry(volume), "visible": False, "opacity": 0.5,
+    truth_kw = {"name": f"{name} truth", **layer_geometry(volume), **axis_label_kwargs(labels.ndim), "visible": False, "opacity": 0.5,
                 "metadata": {META_VOLUME: volume.with_array(labels), META_LABEL_MAP: DEFAULT_LABEL_MAP.to_dict()}}
     try:  # napari >= 0.5: fixed structure colours
         from napari.utils.colormaps import DirectLabelColormap
@@ -22,6 +22,9 @@ def _layers(volume: Any, labels: Any, name: str) -> list[tuple[Any, dict[str, An
         truth_kw["colormap"] = DirectLabelColormap(color_dict=label_colour_dict(DEFAULT_LABEL_MAP))
     except ImportError:  # pragma: no cover - napari absent (pure-Python tests)
         pass
+    from ._reader import widen_when_added
+
+    widen_when_added()
     return [(volume.array, image_layer_kwargs(volume, name), "image"), (labels, truth_kw, "labels")]
 
 

@@ -17,7 +17,12 @@ def add_layer_data(viewer: Any, layer_data: list[tuple[Any, dict[str, Any], str]
     """Add reader / sample-data tuples ``(data, kwargs, layer_type)`` to a viewer."""
     from napari.layers import Layer
 
-    return [viewer.add_layer(Layer.create(data, kwargs, kind)) for data, kwargs, kind in layer_data]
+    from ._layers import widen_contrast_range
+
+    layers = [viewer.add_layer(Layer.create(data, kwargs, kind)) for data, kwargs, kind in layer_data]
+    for layer in layers:  # the contrast slider spans the data, not just the window it opens at
+        widen_contrast_range(layer)
+    return layers
 
 
 def open_study(image: str | os.PathLike | None = None, viewer: Any = None, model: str = "default", device: str = "cpu",

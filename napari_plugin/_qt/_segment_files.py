@@ -51,8 +51,10 @@ class SessionFilesMixin:
             self.status("Start a session on the image first, then load the saved session.", error=True)
             return
         b = self.binding
+        # cancellable between actions: the replay runs into a buffer of its own, so the labels,
+        # the session and its undo history stay as they were
         self._run_job(run_with_progress, c.load_session, path, desc="medseg: replaying session", total=replay_length(path),
-                      on_done=lambda warns: self._loaded(warns, b))
+                      cancel=self._cancellable("Replaying the session", "action"), on_done=lambda warns: self._loaded(warns, b))
 
     def _loaded(self, warns: list[str], b: pl.Binding) -> None:
         if not any(x is b for x in self.bindings.values()):

@@ -81,18 +81,20 @@ class OperationsMixin:
                       on_done=lambda ch: self._job_done(f"Automatic pass ({', '.join(names)}): {len(ch.regions)} slices changed."
                                                         + _removed(ch), b, "automatic pass"))
 
-    def _cancellable(self, what: str) -> threading.Event:
-        """A cancel flag for the job about to start, set by the Cancel button (:meth:`cancel`)."""
-        self._cancel, self._cancel_what = threading.Event(), what
+    def _cancellable(self, what: str, unit: str = "slice") -> threading.Event:
+        """A cancel flag for the job about to start (``what`` names it, ``unit`` is the step it
+        reports progress by), set by the Cancel button (:meth:`cancel`)."""
+        self._cancel, self._cancel_what, self._cancel_unit = threading.Event(), what, unit
         return self._cancel
 
     def cancel(self) -> None:
-        """Stop the running propagation or automatic pass at its next slice; the session puts
-        back what it wrote (the status line says so when the worker ends)."""
+        """Stop the running propagation, automatic pass, replay or review check at its next step
+        (slice or action); the session puts back what it wrote (the status line says so when
+        the worker ends)."""
         if self._busy and self._cancel is not None:
             self._cancel.set()
             self.ui.cancel.setEnabled(False)
-            self.status(f"Cancelling: {self._cancel_what.lower()} stops at the next slice…")
+            self.status(f"Cancelling: {self._cancel_what.lower()} stops at the next {self._cancel_unit}…")
 
     def _job_failed(self, e: BaseException) -> None:
         if isinstance(e, OperationCancelled):

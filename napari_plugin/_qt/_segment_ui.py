@@ -181,7 +181,8 @@ def _prompt_box(u: SimpleNamespace) -> QGroupBox:
     grid.addWidget(u.through, 2, 1)
     grid.addWidget(u.propagate, 3, 0)
     u.cancel = QPushButton("Cancel")
-    u.cancel.setToolTip("Stop the running propagation or automatic pass: the labels stay as they were before it")
+    u.cancel.setToolTip("Stop the running propagation, automatic pass, session replay or review check: "
+                        "the labels stay as they were before it")
     u.cancel.setEnabled(False)
     grid.addWidget(u.cancel, 3, 1)
     u.auto_frames = QComboBox()

@@ -22,7 +22,7 @@ from qtpy.QtWidgets import QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, 
 
 from medseg.errors import MedsegError
 
-from .._controller import run_with_progress
+from .._controller import OperationCancelled, run_with_progress
 from .._review import ReviewList, ReviewRow
 
 if TYPE_CHECKING:
@@ -76,6 +76,9 @@ class ReviewWidget(QWidget):
         row = QHBoxLayout()
         self.check_btn, self.mark_btn = QPushButton("Check"), QPushButton("Mark reviewed")
         self.sheet_btn = QPushButton("Save sheet…")
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setToolTip("stop the running check at its next slice: the list stays as it was")
+        self.cancel_btn.setEnabled(False)
         self.check_btn.setToolTip("confidence per slice and structure, anatomy and measurement checks")
         self.mark_btn.setToolTip("record in the session's provenance that you looked at this flag")
         self.sheet_btn.setToolTip("PNG of every labelled slice with contours, confidence and the flagged slices in red")
@@ -84,6 +87,7 @@ class ReviewWidget(QWidget):
         row.addWidget(self.check_btn)
         row.addWidget(self.mark_btn)
         row.addWidget(self.sheet_btn)
+        row.addWidget(self.cancel_btn)
         root.addLayout(row)
         self.summary = QLabel("Start a segmentation session, then Check.")
         self.summary.setWordWrap(True)
@@ -104,6 +108,7 @@ class ReviewWidget(QWidget):
         self.check_btn.clicked.connect(self.check)
         self.mark_btn.clicked.connect(self.mark_reviewed)
         self.sheet_btn.clicked.connect(lambda: self.save_sheet())
+        self.cancel_btn.clicked.connect(self.cancel)
         t.cellClicked.connect(lambda r, _c: self.show_row(r))
         t.itemSelectionChanged.connect(self._on_selection)
 
@@ -129,22 +134,44 @@ class ReviewWidget(QWidget):
             return
         review, image = ReviewList(seg.controller.session), seg.binding.image
 
-        def job(progress: Any) -> Any:
+        def job(progress: Any) -> tuple[Any, Exception | None]:
+            # (rows, error): an error (a cancel too) is shown here; raised, or returned bare (the
+            # worker raises a returned exception), it reached only the other dock, and Check
+            # stayed greyed out
             try:
-                return review.check(progress)
-            except Exception as e:  # shown here; the worker would only report it to the other dock
-                return e
+                return review.check(progress), None
+            except Exception as e:
+                return None, e
 
         total = 0 if seg.busy else review.slices_to_score()  # napari's bar counts the slices scored
-        if not seg.run_job(run_with_progress, job, desc="medseg: checking the segmentation", total=total,
+        if not seg.run_job(run_with_progress, job, desc="medseg: checking the segmentation", total=total, cancel="The check",
                            on_done=lambda res: self._checked(review, image, res)):
             self._say("The segmentation widget is busy: Check again when it is done.", error=True)
             return
         self.check_btn.setEnabled(False)
+        self.cancel_btn.setEnabled(True)
         self._say("Checking…")
 
-    def _checked(self, review: ReviewList, image: Any, result: Any) -> None:
+    def cancel(self) -> None:
+        """Stop the running check at its next slice (scoring only reads the session: nothing to
+        put back; the list of the last check stays)."""
+        seg = self.segment_widget
+        if seg is not None and self.cancel_btn.isEnabled():
+            seg.cancel()
+            self.cancel_btn.setEnabled(False)
+            self._say("Cancelling the check…")
+
+    def _checked(self, review: ReviewList, image: Any, outcome: tuple[Any, Exception | None]) -> None:
         self.check_btn.setEnabled(True)
+        self.cancel_btn.setEnabled(False)
+        result = outcome[1]
+        if isinstance(result, OperationCancelled):
+            text = "Check cancelled: the list is as it was."
+            self._say(text)
+            seg = self.segment_widget
+            if seg is not None:
+                seg.status(text)
+            return
         if isinstance(result, Exception):
             self._say(f"{type(result).__name__}: {result}", error=True)
             return

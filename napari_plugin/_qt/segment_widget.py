@@ -59,6 +59,7 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
         self._ready_at: tuple[int, int] | None = None  # the (t, z) the status line calls ready
         self._cancel: Any = None  # the running job's cancel flag (threading.Event), if it can be cancelled
         self._cancel_what = ""
+        self._cancel_unit = "slice"
         self.ui = build_segment_ui(self, adapter_names())
         self._connect()
         for layer in self.viewer.layers:
@@ -379,13 +380,17 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
         self._ready_at = (t, z)
 
     # -- workers -------------------------------------------------------------------------
-    def run_job(self, fn: Callable, *args: Any, desc: str, on_done: Callable[[Any], None], total: int = 0) -> bool:
+    def run_job(self, fn: Callable, *args: Any, desc: str, on_done: Callable[[Any], None], total: int = 0,
+                cancel: str | None = None) -> bool:
         """Run ``fn(*args)`` in a worker as one of this widget's operations (for another dock
         working on the session, e.g. the review): prompts wait until it ends, the layers are
-        refreshed after it. False (nothing started) while another operation runs."""
+        refreshed after it. False (nothing started) while another operation runs. ``cancel``
+        (the job's name, e.g. "The check"): ``fn`` also gets ``cancel=`` the flag the Cancel
+        button sets (:func:`medseg_napari._controller.run_with_progress` takes it)."""
         if self._busy or self.controller is None:
             return False
-        self._run_job(fn, *args, desc=desc, on_done=on_done, total=total)
+        extra = {"cancel": self._cancellable(cancel)} if cancel else {}
+        self._run_job(fn, *args, desc=desc, on_done=on_done, total=total, **extra)
         return True
 
     def _run_job(self, fn: Callable, *args: Any, desc: str, on_done: Callable[[Any], None], total: int = 0, **kwargs: Any) -> None:

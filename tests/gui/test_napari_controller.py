@@ -157,7 +157,7 @@ def test_save_and_replay_session(controller, small_cine, tmp_path):
     expected = controller.labels.copy()
     steps = []
     warnings = controller.load_session(files[1], progress=lambda d, t: steps.append(d))
-    assert warnings == [] and steps == [1, 2, 3, 4]
+    assert warnings == [] and list(dict.fromkeys(steps)) == [1, 2, 3, 4]  # repeated between a long action's slices (a cancel check)
     assert np.array_equal(controller.labels, expected)
 
 
