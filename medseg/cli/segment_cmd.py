@@ -72,6 +72,16 @@ def segment_command(
             raise typer.Exit(EXIT_SIGTERM) from None
 
 
+def probe_lines(prov: dict) -> list[str]:
+    """A line per structure zero-click found by clicks beside the myocardium (the provenance's
+    ``actions[].probed``), its slices as ranges ("on slices 12-53, 60": a CT listed 40 and more)."""
+    from .._ranges import compact_ranges
+
+    return [f"zero-click: {pr['structure'].upper()} not found by its prompt on frame {pr['frame']}; found by clicks beside the "
+            f"myocardium on slices {compact_ranges(pr['slices'])} (check it)"
+            for pr in (p for a in prov.get("actions", []) for p in a.get("probed", []))]
+
+
 def _note_one_frame_reference(vol, prompts_from, prompt_set) -> None:
     """Say it when one-frame reference labels prompt every frame of a cine alike (they stand for
     every frame): an M&Ms-2 user's 4-chamber ED labels on its 25-frame cine prompted the ES frames
@@ -189,8 +199,8 @@ def finish_segment(image, out, vol, result, source, review_png, series, min_conf
     removed = removed_text([r for a in prov.get("actions", []) for r in a.get("removed", [])])
     if removed:
         console.print(f"{removed} (listed in the provenance JSON)", markup=False)
-    for pr in (p for a in prov.get("actions", []) for p in a.get("probed", [])):
-        console.print(f"zero-click: {pr['structure'].upper()} not found by its prompt on frame {pr['frame']}; found by clicks beside the myocardium on slices {', '.join(map(str, pr['slices']))} (check it)", markup=False)
+    for line in probe_lines(prov):
+        console.print(line, markup=False)
     if review_png is not None:
         console.print(f"review sheet: {shown(review_png)}", markup=False)
     if result.confidence is not None:

@@ -673,3 +673,12 @@ def test_console_lines_stay_whole_when_not_a_terminal(capsys):
     stdout.print(t)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) > 5 and all(len(line) <= stdout.width for line in lines)
+
+
+def test_zero_click_probe_line_gives_slice_runs():
+    """A CT's probe line listed 40 and more slice numbers; runs now read as ranges."""
+    from medseg.cli.segment_cmd import probe_lines
+
+    prov = {"actions": [{"op": "auto", "probed": [{"structure": "rv", "frame": 0, "slices": [*range(12, 54), 60]}]}]}
+    assert probe_lines(prov) == ["zero-click: RV not found by its prompt on frame 0; found by clicks beside the myocardium on slices "
+                                 "12-53, 60 (check it)"]
