@@ -83,9 +83,14 @@ def new_structure(specs: Sequence[StructureSpec], name: str, value: int | None =
 
 # -- models ----------------------------------------------------------------------------------
 def default_threads() -> int:
-    """CPU threads for torch in an interactive session: half the cores, 1..4. Small decoders
-    gain nothing from more, and oversubscribed cores make torch's thread pool spin."""
-    return max(1, min(4, (os.cpu_count() or 2) // 2))
+    """CPU threads for torch in an interactive session: half the CPUs the process may use, 1..4.
+    Small decoders gain nothing from more, and oversubscribed cores make torch's thread pool
+    spin. The CPUs are those of ``taskset`` or a cpuset, no more than ``$OMP_NUM_THREADS``
+    (:func:`medseg._batch_exec.cpu_budget`; ``os.cpu_count()`` counted a 64-core node's every
+    core for a job given 2)."""
+    from medseg._batch_exec import cpu_budget
+
+    return max(1, min(4, cpu_budget() // 2))
 
 
 def guard_triton_import() -> None:

@@ -257,3 +257,20 @@ def test_a_report_that_does_not_advance_is_not_a_progress_step():
         assert e.value == "ok"
     assert seen == [(1, 3), (2, 3), (3, 3)]
 
+
+
+def test_default_threads_count_the_cpus_the_job_may_use(monkeypatch):
+    """napari's torch threads were half of os.cpu_count(): a session on a 64-core node given 2
+    CPUs (taskset, a cpuset) or OMP_NUM_THREADS=2 ran 4 threads on them."""
+    import os
+
+    from medseg_napari._controller import default_threads
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert default_threads() == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert default_threads() == 4
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert default_threads() == 1
