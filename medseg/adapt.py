@@ -340,10 +340,27 @@ def _meta(loaded, cfg, label_map, train, val, bank, modalities, before, after, s
         "modality": cfg.modality or ", ".join(modalities),
         "view": cfg.view or "not given (--view)", "label_map": label_map.to_dict(), "description": cfg.description,
         "training": {"pairs": [p.case for p in train], "n_slices": n_train, "val_pairs": [p.case for p in val], "steps": step,
-                     "kept_step": kept_step(history, step), "seconds": round(seconds, 1), "device": cfg.device, "config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "resume")}},
+                     "kept_step": kept_step(history, step), "seconds": round(seconds, 1), "device": cfg.device, "config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "resume")},
+                     **_environment(cfg.device), "data_sha256": {"train": _pair_hashes(train), "val": _pair_hashes(val)}},
         "validation_dice": {"base": before, "adapted": after, "metric": "pooled 2-D Dice over validation slices, tight box + structure prompt (auto_: structure token alone)", "selected_by": "mean box Dice + 0.5 x mean zero-click Dice"},
         "history": history,
     }
+
+
+def _environment(device: str) -> dict[str, Any]:
+    """The versions and torch threads the adapter was trained with (its weights differ in the
+    last float digits with another thread count or device: docs/training.md, *Reproducibility*)."""
+    from ._runinfo import run_environment
+
+    return {k: v for k, v in run_environment(device).items() if k not in ("medseg_version", "device")}
+
+
+def _pair_hashes(pairs: list[Pair]) -> list[dict[str, str]]:
+    """sha256 of each pair's image and label file (a DICOM folder: of its files), so the data an
+    adapter was trained on can be named exactly."""
+    from ._files import sha256_path
+
+    return [{"case": p.case, "image_sha256": sha256_path(p.image), "label_sha256": sha256_path(p.label)} for p in pairs]
 
 
 #: the card's modality for files that do not record one (NIfTI, MHA/NRRD, PNG read as "OT")

@@ -164,16 +164,25 @@ def read_adapter_meta(folder: Path) -> dict[str, Any]:
     return meta
 
 
-def trained_on(folder: Path, cases: list[str]) -> list[str]:
+def trained_on(folder: Path, cases: list[str], images: list[Path] | None = None) -> list[str]:
     """The cases among ``cases`` named as a volume the adapter in ``folder`` was trained on (its
     medseg.json ``training.pairs``), a part after ``_`` aside (``subject3_DE`` is ``subject3``):
-    scores on them are no validation of the adapter. By name only: medseg.json keeps no hashes."""
+    scores on them are no validation of the adapter. ``images`` (one per case): also the cases
+    whose image has the sha256 of a training image (``training.data_sha256.train[].image_sha256``,
+    where medseg.json records them), so a renamed copy is caught too."""
     try:
-        names = (read_adapter_meta(folder).get("training") or {}).get("pairs") or []
+        training = read_adapter_meta(folder).get("training") or {}
     except CheckpointError:
         return []
-    names = [n for n in names if isinstance(n, str) and n]
-    return [c for c in cases if any(c == n or c.startswith(n + "_") or n.startswith(c + "_") for n in names)]
+    names = [n for n in (training.get("pairs") or []) if isinstance(n, str) and n]
+    named = [c for c in cases if any(c == n or c.startswith(n + "_") or n.startswith(c + "_") for n in names)]
+    recorded = (training.get("data_sha256") or {}).get("train") if isinstance(training.get("data_sha256"), dict) else None
+    digests = {r.get("image_sha256") for r in recorded if isinstance(r, dict)} - {None} if isinstance(recorded, list) else set()
+    if not digests or images is None:
+        return named
+    from ._files import sha256_path
+
+    return named + [c for c, im in zip(cases, images) if c not in named and sha256_path(im) in digests]
 
 
 #: the largest LoRA rank medseg trains or loads (the widest layers LoRA adapts have 256 features)
@@ -486,6 +495,7 @@ def list_adapters() -> list[dict[str, Any]]:
                 seen[folder.name] = rows[-1]
                 continue
             rows.append({"name": folder.name, "kind": "adapter", "size_mb": size, "sha256": digest,
-                         "description": meta.get("description", ""), "source": str(folder), "base_model_sha256": meta.get("base_model_sha256")})
+                         "description": meta.get("description", ""), "source": str(folder), "base_model_sha256": meta.get("base_model_sha256"),
+                         "structures": [str(n) for n in (meta.get("label_map") or {})] if isinstance(meta.get("label_map"), dict) else []})
             seen[folder.name] = rows[-1]
     return rows

@@ -34,7 +34,7 @@ import numpy as np
 from .errors import LabelMapError, MedsegError
 from .evaluation_clinical import clinical_errors, nanmean
 from .evaluation_report import flagged_structures, handed_over_summary, review_stats
-from .labels import LabelMap
+from .labels import LabelMap, reference_misfit
 from .pairs import Pair, pairs_from_folder, read_pairs, with_predictions  # noqa: F401  (public here too)
 from .prompt_file import PromptSet, prompts_from_labels
 from .types import Point, SlicePrompt
@@ -166,6 +166,9 @@ def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str | None, model, p
     check_same_grid(vol, ref, f"labels of case {pair.case}")
     ref_arr = np.asarray(ref.array if ref.n_frames == vol.n_frames else np.broadcast_to(ref.array, vol.shape))
     present = [n for n, v in label_map.values.items() if (ref_arr == v).any()]
+    unknown = label_map.fit(ref_arr)[1]
+    if unknown and not present:  # a 0/255 mask, another data set's values: it was scored as a case with nothing in it
+        raise LabelMapError(reference_misfit(pair.label, label_map, unknown))
     check_reference_lv(ref_arr, label_map, vol.affine, f"reference labels of case {pair.case}")  # another data set's map: the RV scored as the LV
     t0 = time.perf_counter()
     if pair.prediction is not None:
@@ -317,7 +320,10 @@ def _score_case(pair: Pair, pred: np.ndarray, ref: np.ndarray, label_map: LabelM
         hd[name] = float(np.nanmean(hs)) if not all(math.isnan(x) for x in hs) else math.nan
     # images without a physical pixel size (PNG, video) give HD95 in pixels, under its own key
     unit = "hd95_mm" if getattr(vol, "spacing_known", True) else "hd95_px"
-    return {"case": pair.case, "phase": pair.phase, "image": str(pair.image), "label": str(pair.label), "dice": dice, unit: hd}
+    from ._files import sha256_path
+
+    return {"case": pair.case, "phase": pair.phase, "image": str(pair.image), "label": str(pair.label), "image_sha256": sha256_path(pair.image),
+            "label_sha256": sha256_path(pair.label), "dice": dice, unit: hd}
 
 
 def _summarise(cases: list[dict], label_map: LabelMap, prompt: str, model, entire: list[Pair] = (), failed: list[Pair] = ()) -> dict[str, Any]:
@@ -343,6 +349,9 @@ def _summarise(cases: list[dict], label_map: LabelMap, prompt: str, model, entir
         settings = {"prompt": prompt, "label_map": label_map.to_dict(), **model.provenance()}
     else:
         settings = {"prompt": None, "predicted": True, "label_map": label_map.to_dict(), "models": _prediction_models(cases)}
+    from ._runinfo import run_environment
+
+    settings.update(run_environment(getattr(model, "device", None)), created=time.strftime("%Y-%m-%dT%H:%M:%S"))
     for c in cases:
         for k in ("_pred", "_ref", "_vol", "_model"):
             c.pop(k, None)

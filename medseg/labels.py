@@ -193,3 +193,13 @@ DEFAULT_LABEL_MAP = LabelMap({"lv": 1, "myo": 2, "rv": 3, "la": 4, "ra": 5, "aor
 #: structure -> display colour: figures, review sheets, napari's layers and DICOM SEG segments
 STRUCTURE_COLOURS: dict[str, str] = {"lv": "#e41a1c", "myo": "#4daf4a", "rv": "#377eb8", "la": "#ff7f00", "ra": "#984ea3",
                                      "aorta": "#a65628", "pa": "#f781bf"}
+
+
+def reference_misfit(path: object, label_map: LabelMap, unknown: list[int]) -> str:
+    """The one-line error for reference labels that hold none of ``label_map``'s values but
+    ``unknown`` ones (another data set's values; a binary mask saved 0/255 by another tool)."""
+    from ._files import shown
+
+    hint = " (a binary mask saved as 0/255? save it with the map's values, or give its structure as =255)" if 255 in unknown else ""
+    return (f"{shown(path)}: holds none of the label map's values ({label_map.to_string()}) but value(s) "
+            f"{', '.join(map(str, unknown[:8]))}{hint}: is the map right?")

@@ -26,17 +26,18 @@ class Pair:
     failed: str | None = None  # --predicted: why batch failed the case (no labels): not scored, listed
 
 
-def read_pairs(path: str | Path) -> list[Pair]:
+def read_pairs(path: str | Path, left_out: list[str] | None = None) -> list[Pair]:
     """Read PAIRS.csv (columns image,label[,case,phase][,prediction]; read as ``--subjects`` is,
     :func:`medseg._files.read_spreadsheet_csv`; paths: ``~`` expanded, relative to the CSV, made
     absolute), or pair the images of a folder with their labels (:func:`pairs_from_folder`).
     Without a ``case`` cell a row's case is named as in folder mode: the image's batch case id,
-    whose ``_ED`` / ``_ES`` part gives the phase (``p1_ED.nii.gz``: case p1, ED); cells win."""
+    whose ``_ED`` / ``_ES`` part gives the phase (``p1_ED.nii.gz``: case p1, ED); cells win.
+    ``left_out``: a folder's images without labels are added to it (:func:`pairs_from_folder`)."""
     from ._files import read_spreadsheet_csv
 
     path = Path(path)
     if path.is_dir():
-        return pairs_from_folder(path)
+        return pairs_from_folder(path, left_out)
     if not path.is_file():
         raise ImageReadError(f"pairs file not found: {path}")
     table = read_spreadsheet_csv(path, "pairs file")
@@ -180,18 +181,24 @@ def _summary_rows(folder: Path) -> list[dict]:
     return [r for r in rows if isinstance(r, dict) and r.get("case")]
 
 
-def pairs_from_folder(root: str | Path) -> list[Pair]:
+def pairs_from_folder(root: str | Path, left_out: list[str] | None = None) -> list[Pair]:
     """Every image in ``root`` and its sub-folders (the cases ``medseg batch`` finds there) that
     has its labels beside it, named as for ``medseg batch --prompts-from`` (``C`` + one of
     :data:`medseg.batch.REFERENCE_SUFFIXES` + a readable ending, e.g. ACDC's
     ``patient001_frame01.nii.gz`` + ``patient001_frame01_gt.nii.gz``); images without labels
     (ACDC's ``_4d`` cine) are left out. Case = the batch case id (and without an ``_ED`` /
-    ``_ES`` part, which gives the phase: :func:`_with_phase`)."""
+    ``_ES`` part, which gives the phase: :func:`_with_phase`). ``left_out``: the images left
+    out are added to it as ``"CASE (why)"``, for the caller to say so (an image whose label
+    file was forgotten would be left out of a training set unseen)."""
     from .batch import REFERENCE_SUFFIXES, discover_cases
 
     root = Path(root)
-    pairs = [_with_phase(Pair(Path(c.input), Path(c.reference), c.case, series=c.series, case_id=c.case)) for c in discover_cases(root, prompts_from=root)
+    cases = discover_cases(root, prompts_from=root)
+    pairs = [_with_phase(Pair(Path(c.input), Path(c.reference), c.case, series=c.series, case_id=c.case)) for c in cases
              if c.reference and not c.error]
+    if left_out is not None:
+        left_out += [f"{c.case} ({'no labels beside it' if str(c.error or '').startswith('no reference labels') else c.error})"
+                     for c in cases if not c.reference or c.error]
     if not pairs:
         raise MedsegError(f"{root}: no image with its labels beside it (for image C.nii.gz: C + one of "
                           f"{', '.join(REFERENCE_SUFFIXES)} and a readable ending)")
@@ -205,3 +212,35 @@ def _with_phase(pair: Pair) -> Pair:
 
     sp = split_phase(pair.case)
     return replace(pair, case=sp[0], phase=sp[1]) if sp else pair
+
+
+def shared_images(train: list[Pair], val: list[Pair]) -> list[str]:
+    """The cases of ``val`` whose image is one ``train`` holds: the same file, or a copy of it
+    (the same bytes under another folder or name, as when a lab copies its cases into
+    train/ and val/ folders). Sizes first, so only files of equal size are hashed."""
+    from ._files import resolved, sha256_file
+
+    def size(p: Path) -> int | None:
+        return p.stat().st_size if p.is_file() else None
+
+    paths = {resolved(p.image) for p in train}
+    sizes: dict[int, list[Path]] = {}
+    for p in train:
+        if (n := size(Path(p.image))) is not None:
+            sizes.setdefault(n, []).append(Path(p.image))
+    digests: dict[Path, str] = {}
+
+    def digest(p: Path) -> str:
+        if p not in digests:
+            digests[p] = sha256_file(p)
+        return digests[p]
+
+    both = []
+    for q in val:
+        same = resolved(q.image) in paths
+        n = size(Path(q.image))
+        if not same and n in sizes:
+            same = any(digest(Path(q.image)) == digest(p) for p in sizes[n])
+        if same:
+            both.append(q.case + (f"_{q.phase}" if q.phase else ""))
+    return sorted(set(both))

@@ -194,6 +194,8 @@ def identity_notes(rec: RecordedSession, loaded: Any) -> list[str]:
                    f"{loaded.adapter_id or '(none)'}{' (another file of that name)' * (p.get('adapter_id') == loaded.adapter_id)}: labels may differ")
     if p.get("medseg_version") and p.get("medseg_version") != __version__:
         out.append(f"the session was recorded with medseg {p.get('medseg_version')}, replayed with {__version__}: labels may differ")
+    if p.get("device") and p.get("device") != getattr(loaded, "device", None):
+        out.append(f"the session was recorded on {p.get('device')}, replayed on {getattr(loaded, 'device', None)}: a few edge voxels may differ")
     return out
 
 

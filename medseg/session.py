@@ -495,10 +495,10 @@ class Session(ThreadedPredictions, SessionReplay):
 
     # -- provenance ---------------------------------------------------------------------
     def provenance(self) -> dict[str, Any]:
-        from . import __version__
+        from ._runinfo import run_environment
         from .predictor import mask_thresholds
 
-        return {"medseg_version": __version__, **self.model.provenance(), "mask_thresholds": mask_thresholds(self.model, self.volume.modality),
+        return {**run_environment(self.model.device), **self.model.provenance(), "mask_thresholds": mask_thresholds(self.model, self.volume.modality),
                 "label_map": self.label_map.to_dict(), "actions": list(self.log), "locked": [s.name for s in self.structures.values() if s.locked],
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
 

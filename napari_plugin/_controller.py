@@ -456,6 +456,10 @@ class SegmentController:
         check_output(path, self.volume)  # a wrong ending, .dcm of a NIfTI: refused before the slow scoring
         self.record_edits(force=True)  # also what changed without a paint event (napari's own undo, code)
         prov = {**self.provenance(), **review_provenance(self.session.review())}
+        if self.source and Path(self.source).exists():  # as segment records it: a replay checks the image against it
+            from medseg._files import sha256_path
+
+            prov["input_sha256"] = sha256_path(self.source)
         return write_labels_volume(self.labels, self.volume, path, self.label_map, prov)
 
     def load_session(self, path: str | os.PathLike, progress: Callable[[int, int], None] | None = None) -> list[str]:

@@ -96,8 +96,12 @@ def progress_bar(*columns: Any) -> Any:
 def _print_version(value: bool) -> None:
     if value:
         from .. import __version__
+        from .._runinfo import software_versions
+        from ..models.registry import shipped_sha256
 
-        stdout.print(f"medseg {__version__}", markup=False, highlight=False)
+        v = software_versions()  # for a methods section; `medseg models --json`: every model's and adapter's sha256
+        stdout.print(f"medseg {__version__}\npython {v['python_version']}, torch {v['torch_version']}, numpy {v['numpy_version']}\n"
+                     f"default model sha256 {shipped_sha256()}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(0)
 
 

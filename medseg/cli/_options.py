@@ -98,3 +98,15 @@ def with_modality(pairs: list, modality: str | None) -> list:
 
     m = parse_modality(modality)
     return [dataclasses.replace(p, modality=m) for p in pairs] if m else pairs
+
+
+def note_left_out(flag: str, left_out: list[str]) -> None:
+    """Say which images of a ``--pairs`` / ``--val`` folder were left out (no labels beside
+    them, or a case that cannot be read as one), in one line: a forgotten label file would
+    otherwise shrink a training or validation set unseen."""
+    if left_out:
+        from .._files import shown
+        from ._app import console
+
+        console.print(f"note: {flag}: {len(left_out)} image(s) left out: {'; '.join(shown(c) for c in left_out[:5])}"
+                      + (f" and {len(left_out) - 5} more" if len(left_out) > 5 else ""), markup=False, soft_wrap=True)

@@ -44,13 +44,14 @@ def evaluate_command(
     from ..evaluation import PROMPT_MODES, evaluate_pairs, read_pairs, with_predictions
     from ..labels import LabelMap
     from ..models import load_model
-    from ._options import references_map, with_modality
+    from ._options import note_left_out, references_map, with_modality
 
     if workers < 1:
         raise MedsegError(f"--workers must be 1 or more, got {workers}")
     if prompt is not None and prompt not in PROMPT_MODES:  # a typo, before the pairs are read
         raise MedsegError(f"--prompt must be one of {', '.join(PROMPT_MODES)}, got {prompt!r}")
-    rows = with_modality(read_pairs(pairs), modality)
+    left: list[str] = []
+    rows = with_modality(read_pairs(pairs, left), modality)
     if predicted is not None:
         if any(r.prediction is not None for r in rows):
             raise MedsegError(f"{pairs} has a prediction column and --predicted names a folder: give one of them")
@@ -67,6 +68,7 @@ def evaluate_command(
     lmap = LabelMap.parse(label_map) if label_map else references_map(rows)
     pmap = LabelMap.parse(predicted_label_map) if predicted_label_map else None
     _check_outputs(out, csv_path, plots, pairs, rows)
+    note_left_out("--pairs", left)
     loaded = None if scoring else load_model(model, device=device, adapter=adapter)
     trained = _adapter_training_cases(adapter, rows) if loaded is not None and adapter else []
     with progress_bar(TextColumn("scoring" if scoring else "evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
@@ -133,7 +135,7 @@ def _adapter_training_cases(adapter: str, rows: list) -> list[str]:
     """The cases of the pairs that the adapter's medseg.json names as its training volumes."""
     from ..adapters import find_adapter, trained_on
 
-    return sorted(set(trained_on(find_adapter(adapter), [r.case for r in rows])))
+    return sorted(set(trained_on(find_adapter(adapter), [r.case for r in rows], [r.image for r in rows])))
 
 
 def _review_line(s: dict) -> str | None:

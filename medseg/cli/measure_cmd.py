@@ -100,6 +100,8 @@ def measure_command(
                       "output (that needs short-axis stacks: ED + ES or a cine)", markup=False, highlight=False, soft_wrap=True)
     paths = {"labels": labels, "ed": ed, "es": es, "a2c_ed": a2c_ed, "a2c_es": a2c_es}
     _record_inputs(report, paths, lmap, map_from, label_map, from_header, vol, image)
+    _record_run(report, paths, {"aha_method": aha_method, "base": base, "interpolate_missing": interpolate_missing,
+                                "basal_rule": not no_basal_rule, "clip": clip})
     if plots is not None:
         _write_plots(report, plots, phases, frames, lmap, vol, image or _segmented_images([p for p in (labels, ed, es) if p is not None], say=True))
     if csv_path is not None:
@@ -110,6 +112,20 @@ def measure_command(
 
     write_json_atomic(output, report)
     _summary(report, output)
+
+
+def _record_run(report: dict, paths: dict[str, Path | None], settings: dict[str, Any]) -> None:
+    """The report's ``inputs`` also say what regenerates it: each label file's sha256
+    (``sha256``, keyed as the files), the options that change the numbers (``settings``), and
+    medseg's, python's, numpy's and torch's versions and the date (``created``)."""
+    import time
+
+    from .._files import sha256_path
+    from .._runinfo import software_versions
+
+    report["inputs"]["sha256"] = {k: sha256_path(v) for k, v in paths.items() if v is not None}
+    report["inputs"]["settings"] = settings
+    report["inputs"].update(software_versions(), created=time.strftime("%Y-%m-%dT%H:%M:%S"))
 
 
 def _check_forms(labels: Path | None, ed: Path | None, es: Path | None, a2c: tuple[Path | None, Path | None], clip: bool,

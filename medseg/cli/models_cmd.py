@@ -56,6 +56,14 @@ def models_command(as_json: bool = typer.Option(False, "--json", help="Print mac
         other = (f"; made for another base model (sha256 {str(base)[:16]}), not the default: give that one with --model"
                  if r["kind"] == "adapter" and r.get("sha256") and default and base and base != default else "")
         table.add_row(escape(shown(r["name"])), r["kind"], "" if r.get("size_mb") is None else f"{r['size_mb']:.2f}", sha,
-                      escape(shown(" ".join(filter(None, (r.get("description", ""), f"({r.get('source', '')})"))) + other
+                      escape(shown(" ".join(filter(None, (_described(r), f"({r.get('source', '')})"))) + other
                                    + (f"; by name it is used instead of {r['hides']} (give that folder to use it)" if r.get("hides") else ""))))
     stdout.print(table)
+
+
+def _described(row: dict) -> str:
+    """A row's description; an adapter trained without ``--description`` is named by its
+    structures, so a lab's own adapter is not a blank line beside its folder."""
+    if row.get("description") or not row.get("structures"):
+        return row.get("description") or ""
+    return f"(no --description) structures: {', '.join(row['structures'])}"
