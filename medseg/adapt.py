@@ -339,7 +339,7 @@ def _meta(loaded, cfg, label_map, train, val, bank, modalities, before, after, s
         "base_model_id": loaded.model_id, "base_model_sha256": loaded.sha256,
         "modality": cfg.modality or ", ".join(modalities),
         "view": cfg.view or "not given (--view)", "label_map": label_map.to_dict(), "description": cfg.description,
-        "training": {"pairs": [p.case for p in train], "n_slices": n_train, "val_pairs": [p.case for p in val], "steps": step,
+        "training": {"pairs": [_pair_name(p) for p in train], "n_slices": n_train, "val_pairs": [_pair_name(p) for p in val], "steps": step,
                      "kept_step": kept_step(history, step), "seconds": round(seconds, 1), "device": cfg.device, "config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "resume")},
                      **_environment(cfg.device), "data_sha256": {"train": _pair_hashes(train), "val": _pair_hashes(val)}},
         "validation_dice": {"base": before, "adapted": after, "metric": "pooled 2-D Dice over validation slices, tight box + structure prompt (auto_: structure token alone)", "selected_by": "mean box Dice + 0.5 x mean zero-click Dice"},
@@ -365,6 +365,12 @@ def _pair_hashes(pairs: list[Pair]) -> list[dict[str, str]]:
 
 #: the card's modality for files that do not record one (NIfTI, MHA/NRRD, PNG read as "OT")
 NOT_RECORDED = "not recorded in the files (--modality)"
+
+
+def _pair_name(p: Pair) -> str:
+    """A training pair's name in medseg.json: its case and phase (CAMUS's ``patient0361_2CH``
+    at ED and at ES were listed as two ``patient0361_2CH``)."""
+    return f"{p.case}_{p.phase}" if p.phase else p.case
 
 
 def _recorded_modality(vol) -> str:

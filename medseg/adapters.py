@@ -139,7 +139,8 @@ def adapter_origin(name_or_path: str) -> str:
              "shipped" if folder.parent in dirs else None)
     hidden = [h for h in same_named_adapters(folder) if h.parent != home] if Path(name_or_path).name == name_or_path else []
     notes = [n for n in (where, f"it hides the shipped {hidden[0]}" if hidden else None) if n]
-    return f"adapter {name_or_path}: {folder.resolve()}" + (f" ({'; '.join(notes)})" if notes else "")
+    named = "adapter" if Path(name_or_path).expanduser().resolve() == folder.resolve() else f"adapter {name_or_path}"  # a folder given: once
+    return f"{named}: {folder.resolve()}" + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def same_named_adapters(folder: Path) -> list[Path]:

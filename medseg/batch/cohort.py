@@ -374,8 +374,10 @@ def _same_spacing(a: tuple[float, float] | None, b: tuple[float, float] | None) 
 
 
 def write_summary(out_dir: str | os.PathLike, results: Sequence[Result], options: BatchOptions | None = None) -> tuple[Path, Path]:
-    """``summary.csv`` (one row per case) and ``summary.json`` (counts + rows), atomically."""
+    """``summary.csv`` (one row per case) and ``summary.json`` (counts, settings, the medseg,
+    python, torch and numpy versions, rows), atomically."""
     from .._files import write_json_atomic, write_text_atomic
+    from .._runinfo import software_versions
 
     measure_keys = [k for k in KEY_MEASURES if any(k in r.get("measures", {}) for r in results)]
     extra = [k for k in ("prompt_note", "measure_note", "dicom_seg") if any(r.get(k) for r in results)]
@@ -387,7 +389,8 @@ def write_summary(out_dir: str | os.PathLike, results: Sequence[Result], options
     counts = Counter(r["status"] for r in results)
     obj = {"n_cases": len(results), "n_ok": counts["ok"], "n_skipped": counts["skipped"], "n_failed": counts["failed"],
            "n_handed_over": counts["handed_over"], "n_needs_review": sum(bool(r.get("needs_review")) for r in results),
-           "settings": _settings(options) if options else None, "cases": [_json_row({k: r.get(k, "") for k in fields}) for r in rows]}
+           "settings": _settings(options) if options else None, "software": software_versions(),
+           "cases": [_json_row({k: r.get(k, "") for k in fields}) for r in rows]}
     return csv_path, write_json_atomic(out / "summary.json", obj)
 
 

@@ -87,7 +87,7 @@ def test_adapt_says_which_images_of_its_folders_it_left_out(tmp_path, monkeypatc
     assert "note: --pairs: 1 image(s) left out: patient0002_4CH_ED (no labels beside it)" in err
     assert "--val: " not in err  # nothing left out there
     meta = json.loads((out / "medseg.json").read_text())
-    assert meta["training"]["pairs"] == ["patient0001_4CH"]
+    assert meta["training"]["pairs"] == ["patient0001_4CH_ED"]  # with its phase: ED and ES of a view were two "patient0001_4CH"
 
 
 def test_evaluate_refuses_a_0_255_label_png(tmp_path, capsys):
@@ -164,3 +164,14 @@ def test_evaluate_adapter_names_a_renamed_copy_of_a_training_image(tmp_path):
     cases = ["lab_a", "patient0009_4CH", "patient0001_4CH"]
     assert trained_on(folder, cases, [copy, other, img]) == ["patient0001_4CH", "lab_a"]
     assert trained_on(folder, cases) == ["patient0001_4CH"]  # without the images: by name, as before
+
+
+def test_an_adapter_given_as_a_folder_is_named_once():
+    """`--adapter /tmp/ad1` printed "adapter /tmp/ad1: /tmp/ad1"."""
+    from pathlib import Path
+
+    from medseg.adapters import adapter_origin
+
+    folder = (Path(__file__).resolve().parents[2] / "adapters" / "cmr-lge").resolve()
+    assert adapter_origin(str(folder)) == f"adapter: {folder} (shipped)"
+    assert adapter_origin("cmr-lge").startswith(f"adapter cmr-lge: {folder}")

@@ -188,3 +188,15 @@ def test_napari_saved_labels_record_the_image_sha256_and_replay_checks_it(study,
     nib.save(nib.Nifti1Image(np.asarray(img.dataobj) + 1, img.affine), str(other))
     assert run_cli(["segment", str(other), "-o", str(tmp_path / "r2.nii.gz"), "--replay", str(tmp_path / "nap.json")]) != 0
     assert not (tmp_path / "r2.nii.gz").exists()
+
+
+def test_batch_summary_names_the_software(tmp_path):
+    """summary.json had the settings but no versions: a methods section had to open a case's sidecar."""
+    import json
+
+    from medseg import __version__
+    from medseg.batch.cohort import write_summary
+
+    write_summary(tmp_path, [{"case": "c1", "status": "failed", "reason": "x", "output": "", "input": "c1.nii.gz"}])
+    sw = json.loads((tmp_path / "summary.json").read_text())["software"]
+    assert sw["medseg_version"] == __version__ and sw["python_version"].count(".") == 2 and sw["numpy_version"]
