@@ -15,6 +15,17 @@ requires_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/d
 
 
 @pytest.fixture(scope="session")
+def model():
+    """The shipped default model, loaded once for the whole run (one torch thread)."""
+    import torch
+
+    from medseg.models import load_model
+
+    torch.set_num_threads(1)  # predictable on shared 2-core machines
+    return load_model("default")
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is absent")

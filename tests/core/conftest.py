@@ -1,18 +1,8 @@
-"""Fixtures for core tests: the shipped model and a small cine phantom."""
+"""Fixtures for core tests: a small cine phantom (the shipped model: ``model`` in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
-
-
-@pytest.fixture(scope="session")
-def model():
-    import torch
-
-    from medseg.models import load_model
-
-    torch.set_num_threads(1)  # predictable on shared 2-core machines
-    return load_model("default")
 
 
 @pytest.fixture(scope="session")

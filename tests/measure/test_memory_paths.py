@@ -104,18 +104,7 @@ def test_papillary_statement_slice_by_slice():
     assert got["inside_cavity_unlabelled_ml"] == round(want_bg, 3)
 
 
-
 # -- segment_volume keeps no undo copies -------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def model():
-    import torch
-
-    from medseg.models import load_model
-
-    torch.set_num_threads(1)  # predictable on shared 2-core machines
-    return load_model("default")
 
 
 @pytest.fixture(scope="module")
