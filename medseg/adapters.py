@@ -21,10 +21,18 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from .adapter_checks import (  # noqa: F401 (medseg.adapters.* as before)
+    DECODER_TARGETS,
+    ENCODER_TARGETS,
+    MAX_RANK,
+    STRUCTURE_MODULES,
+    check_adapter_config,
+    check_adapter_file,
+    check_adapter_values,
+    check_loaded_keys,
+)
 from .errors import CheckpointError
 
-ENCODER_TARGETS = ("qkv",)
-DECODER_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "medseg.json")
 
 
@@ -186,185 +194,6 @@ def trained_on(folder: Path, cases: list[str], images: list[Path] | None = None)
     return named + [c for c, im in zip(cases, images) if c not in named and sha256_path(im) in digests]
 
 
-#: the largest LoRA rank medseg trains or loads (the widest layers LoRA adapts have 256 features)
-MAX_RANK = 256
-#: the largest lora_alpha (and alpha_pattern value) medseg loads: medseg writes 2 x rank
-MAX_ALPHA = 16 * MAX_RANK
-#: the largest |weight| an adapter may hold: medseg's own stay below 1 (cmr-lge: 0.41); a weight
-#: of 1e30 loaded and every mask came out empty, blamed on the image
-MAX_ADAPTER_WEIGHT = 1e4
-#: safetensors dtypes an adapter's weights may have (a bool lora_B loaded as 0/1 and halved the LV)
-FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
-KNOWN_TARGETS = ENCODER_TARGETS + DECODER_TARGETS
-STRUCTURE_MODULES = ["structure_embed"]
-_PREFIX = "base_model.model."  # peft's key prefix in adapter_model.safetensors
-
-#: settings of peft features medseg's adapters do not use, with the values peft writes when they are
-#: off (DoRA, LoRA bias, rsLoRA, Megatron, layer selection, data-driven initialisations, ...)
-_OFF: dict[str, tuple[Any, ...]] = {
-    **dict.fromkeys(("task_type", "megatron_config", "exclude_modules", "layer_replication", "layers_pattern", "layers_to_transform",
-                     "target_parameters", "trainable_token_indices", "alora_invocation_tokens", "arrow_config", "corda_config",
-                     "eva_config", "kasa_config", "lora_ga_config", "monteclora_config", "velora_config"), (None,)),
-    **dict.fromkeys(("use_dora", "lora_bias", "use_rslora", "use_qalora", "fan_in_fan_out", "ensure_weight_tying"), (False,)),
-    "use_bdlora": (None, False), "loftq_config": ({}, None), "bias": ("none",), "megatron_core": ("megatron.core", None),
-}
-
-
-def _one_of(value: Any, allowed: tuple[Any, ...]) -> bool:
-    return any(type(value) is type(a) and value == a for a in allowed)  # True is not 1, 0.0 is not false
-
-
-def _whole(lo: int, hi: int) -> Any:
-    return lambda v: type(v) is int and lo <= v <= hi
-
-
-def _positive(hi: float) -> Any:
-    return lambda v: type(v) in (int, float) and 0 < v <= hi
-
-
-def _names(v: Any) -> bool:
-    return isinstance(v, list) and bool(v) and len(set(map(str, v))) == len(v) and all(isinstance(m, str) and m in KNOWN_TARGETS for m in v)
-
-
-def _pattern(ok: Any) -> Any:
-    return lambda v: isinstance(v, dict) and all(k in KNOWN_TARGETS and ok(x) for k, x in v.items())
-
-
-#: adapter_config.json, key by key: what medseg loads (anything else is refused)
-_SETTINGS: dict[str, tuple[Any, str]] = {
-    "peft_type": (lambda v: v == "LORA", '"LORA"'),
-    "r": (_whole(1, MAX_RANK), f"a whole number in 1..{MAX_RANK}"),
-    "lora_alpha": (_positive(MAX_ALPHA), f"a number in (0, {MAX_ALPHA}]"),
-    "rank_pattern": (_pattern(_whole(1, MAX_RANK)), f"an object {{module: rank}}, modules among {', '.join(KNOWN_TARGETS)}, ranks 1..{MAX_RANK}"),
-    "alpha_pattern": (_pattern(_positive(MAX_ALPHA)), f"an object {{module: alpha}}, modules among {', '.join(KNOWN_TARGETS)}, alphas in (0, {MAX_ALPHA}]"),
-    "target_modules": (_names, f"a list of module names among {', '.join(KNOWN_TARGETS)}"),
-    "modules_to_save": (lambda v: _one_of(v, (None, STRUCTURE_MODULES)), 'null or ["structure_embed"]'),
-    "lora_dropout": (lambda v: type(v) in (int, float) and 0 <= v < 1, "a number in [0, 1)"),
-    "init_lora_weights": (lambda v: _one_of(v, (True, False, "gaussian")),
-                          'true, false or "gaussian" (data-driven ones such as "pissa", "olora", "loftq", "corda", "eva" rewrite the base weights)'),
-    "inference_mode": (lambda v: type(v) is bool, "true or false"),
-    "peft_version": (lambda v: isinstance(v, str), "a version string"),
-    "base_model_name_or_path": (lambda v: v is None or isinstance(v, str), "null or a string"),
-    "revision": (lambda v: v is None or isinstance(v, str), "null or a string"),
-    "auto_mapping": (lambda v: v is None or isinstance(v, dict), "null or an object"),
-    "qalora_group_size": (lambda v: type(v) is int, "a whole number"),
-    **{k: ((lambda v, a=allowed: _one_of(v, a)), f"{' or '.join(json.dumps(a) for a in allowed)} (medseg's adapters do not use it)")
-       for k, allowed in _OFF.items()},
-}
-_REQUIRED = ("peft_type", "r", "lora_alpha", "target_modules")
-
-
-def _show(value: Any) -> str:
-    """A value from an untrusted file, as JSON on one line (control characters escaped), cut short."""
-    text = json.dumps(value, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def check_adapter_config(folder: Path, cfg: Any) -> dict[str, Any]:
-    """Validate ``adapter_config.json`` against what medseg's adapters use: peft builds whatever
-    it names (``"r": 2000000`` or a rank_pattern of that asked for gigabytes; ``"pissa"``
-    rewrote the base weights; a ``task_type`` or ``megatron_config`` failed inside peft), so
-    every key must be one medseg knows, with a value in its range. Returns the config."""
-    where = f"{folder}/adapter_config.json"
-    if not isinstance(cfg, dict) or cfg.get("peft_type") != "LORA":
-        raise CheckpointError(f"{where} is not a LoRA adapter's (peft_type {_show(cfg.get('peft_type')) if isinstance(cfg, dict) else None}; "
-                              'medseg loads "LORA")')
-    for key in [*_REQUIRED, *cfg]:
-        if key not in _SETTINGS:
-            raise CheckpointError(f"{where}: unknown setting {_show(key)} (medseg reads the settings of a peft LoRA; remove it)")
-        ok, allowed = _SETTINGS[key]
-        if not ok(cfg.get(key)):
-            label = "rank r" if key == "r" else key
-            raise CheckpointError(f"{where}: {label} must be {allowed}, got {_show(cfg[key]) if key in cfg else 'nothing'}")
-    for key in ("rank_pattern", "alpha_pattern"):
-        stray = sorted(set(cfg.get(key) or {}) - set(cfg["target_modules"]))
-        if stray:
-            raise CheckpointError(f"{where}: {key} names {stray[0]!r}, which target_modules ({', '.join(cfg['target_modules'])}) does not")
-    return cfg
-
-
-def _check_adapter_keys(weights: Path, cfg: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> None:
-    """The weights the config implies, without the model: A and B of every LoRA module (of a
-    module target_modules names, with the module's rank) and the modules_to_save, nothing else.
-    (:func:`attach_adapter` then compares them with the model's own, key for key.)"""
-    r, ranks, targets = cfg["r"], cfg.get("rank_pattern") or {}, cfg["target_modules"]
-    saved = set(cfg.get("modules_to_save") or ())
-    lora: dict[str, dict[str, tuple[int, ...]]] = {}
-    found = set()
-    for k, shape in shapes.items():
-        parts = k[len(_PREFIX):].split(".") if k.startswith(_PREFIX) else []
-        if len(parts) >= 3 and parts[-2] in ("lora_A", "lora_B") and parts[-1] == "weight" and parts[-3] in targets:
-            lora.setdefault(".".join(parts[:-2]), {})[parts[-2]] = shape
-        elif len(parts) == 2 and parts[0] in saved:
-            found.add(parts[0])
-        else:
-            raise CheckpointError(f"{weights}: unexpected weight {_show(k)} (adapter_config.json names LoRA weights of {', '.join(targets)} "
-                                  f"and {', '.join(sorted(saved)) or 'no modules_to_save'})")
-    if saved - found:
-        raise CheckpointError(f"{weights}: holds no weights of {sorted(saved - found)[0]!r}, which adapter_config.json's modules_to_save names")
-    for module, kinds in sorted(lora.items()):
-        if set(kinds) != {"lora_A", "lora_B"}:
-            raise CheckpointError(f"{weights}: {module} has {' '.join(kinds)} but not {({'lora_A', 'lora_B'} - set(kinds)).pop()}")
-        rank = ranks.get(module.rsplit(".", 1)[-1], r)
-        a, b = kinds["lora_A"], kinds["lora_B"]
-        if len(a) != 2 or len(b) != 2 or a[0] != rank or b[1] != rank:
-            raise CheckpointError(f"{weights}: LoRA weights of another rank than its config's r = {rank} ({module} A {a}, B {b})")
-
-
-def check_adapter_file(folder: Path) -> None:
-    """Refuse a corrupt, foreign or unsupported adapter before peft touches it: an unreadable
-    file, a safetensors file that is not one or holds no LoRA weights, an
-    ``adapter_config.json`` outside what medseg's adapters use (:func:`check_adapter_config`),
-    weights other than those the config implies or of another rank, weights that are not
-    floating point, and weights that hold NaN, Inf or absurd values (:func:`check_adapter_values`).
-    Used by :func:`attach_adapter`, ``medseg models``, ``batch`` and ``adapt --init-from``."""
-    from safetensors import safe_open
-
-    weights = folder / "adapter_model.safetensors"
-    if not os.access(weights, os.R_OK):
-        raise CheckpointError(f"{weights}: not readable (permission denied)")
-    try:
-        with safe_open(str(weights), framework="pt") as f:
-            header = {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()}
-    except Exception as e:
-        raise CheckpointError(f"{weights} is corrupt or not safetensors ({type(e).__name__})") from None
-    if not header or not any("lora_" in k for k in header):
-        raise CheckpointError(f"{weights} holds no LoRA weights (foreign file?)")
-    try:
-        cfg = json.loads((folder / "adapter_config.json").read_text())
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{folder}/adapter_config.json is not readable JSON ({type(e).__name__})") from None
-    check_adapter_config(folder, cfg)
-    _check_adapter_keys(weights, cfg, {k: shape for k, (shape, _) in header.items()})
-    for k, (_, dtype) in header.items():
-        if dtype not in FLOAT_DTYPES:
-            raise CheckpointError(f"{weights}: weight {_show(k)} is {dtype} (adapter weights are floating point: {', '.join(FLOAT_DTYPES)})")
-    check_adapter_values(weights)
-
-
-def check_adapter_values(weights: Path) -> None:
-    """Refuse an adapter whose weights hold NaN or Inf (a diverged run: attached, every mask came
-    out empty) or values beyond ±:data:`MAX_ADAPTER_WEIGHT` (finite, and just as fatal). One
-    tensor at a time; an adapter is small (a LoRA of rank 8: about 0.5 MB)."""
-    from safetensors import safe_open
-
-    from .models.checkpoints import check_finite
-
-    try:
-        with safe_open(str(weights), framework="pt") as f:
-            for k in f.keys():
-                t = f.get_tensor(k)
-                check_finite({k: t}, f"adapter {weights}")
-                top = float(t.abs().max()) if t.numel() else 0.0
-                if top > MAX_ADAPTER_WEIGHT:
-                    raise CheckpointError(f"adapter {weights}: weight {_show(k)} holds values up to {top:.3g} (medseg's adapters stay within "
-                                          f"±{MAX_ADAPTER_WEIGHT:g}: a diverged or damaged training run); re-export or train it again")
-    except CheckpointError:
-        raise
-    except Exception as e:
-        raise CheckpointError(f"{weights} is corrupt or not safetensors ({type(e).__name__})") from None
-
-
 def attach_adapter(loaded, name_or_path: str, adapter_name: str | None = None):
     """Load an adapter onto a loaded base model (sha256-checked). Several adapters can be
     attached under different names; :func:`switch_adapter` selects one at run time."""
@@ -391,7 +220,7 @@ def attach_adapter(loaded, name_or_path: str, adapter_name: str | None = None):
                 peft_model = loaded.model
                 peft_model.load_adapter(str(folder), adapter_name=name)
                 peft_model.set_adapter(name)
-            _check_loaded_keys(peft_model, name, folder / "adapter_model.safetensors")
+            check_loaded_keys(peft_model, name, folder / "adapter_model.safetensors")
     except Exception as e:  # an adapter is untrusted input: whatever peft raises on it is said in one line
         if not first and not existed and name in loaded.model.peft_config:
             with warnings.catch_warnings():  # the adapters attached before stay usable
@@ -417,23 +246,6 @@ def peft_name(name: str) -> str:
     so a dot is ``_dot_`` there; medseg (provenance, napari, :func:`switch_adapter`) names the
     adapter as given."""
     return name.replace(".", "_dot_")
-
-
-def _check_loaded_keys(peft_model, name: str, weights: Path) -> None:
-    """The adapter file holds exactly the weights its config gives this model: peft loads what
-    matches and leaves the rest as initialised (a LoRA without its B, a structure token never
-    read), with only a warning."""
-    from peft import get_peft_model_state_dict
-    from safetensors import safe_open
-
-    want = set(get_peft_model_state_dict(peft_model, adapter_name=name))
-    with safe_open(str(weights), framework="pt") as f:
-        have = set(f.keys())
-    missing, unexpected = sorted(want - have), sorted(have - want)
-    if missing or unexpected:
-        what = f"lacks {len(missing)} weight(s) this model's LoRA needs (first {missing[0]!r})" if missing else \
-            f"holds {len(unexpected)} weight(s) this model has no place for (first {unexpected[0]!r})"
-        raise CheckpointError(f"adapter {weights}: {what}; adapter_config.json and the weights do not go together")
 
 
 def switch_adapter(loaded, name: str | None):

@@ -7,7 +7,7 @@ calls on a :class:`SegmentController` and refreshes layers afterwards; everythin
 Coordinates: the prompt layers (points, shapes) carry the image layer's ``scale`` and
 ``translate``, so their *data* coordinates are the image's voxel indices
 (t, z, y, x) (fewer leading axes for 2-D/3-D layers). :func:`point_index` and
-:func:`rectangle_box` turn those into medseg's prompt coordinates (pixel indices, inclusive
+:func:`rectangle_box` (:mod:`medseg_napari._coords`) turn those into medseg's prompt coordinates (pixel indices, inclusive
 boxes; see :mod:`medseg.types`).
 
 Threads: :meth:`SegmentController.embed`, :meth:`propagate`, :meth:`auto` and
@@ -19,7 +19,6 @@ time: the widget serialises them.
 from __future__ import annotations
 
 import json
-import math
 import os
 import queue
 import re
@@ -37,6 +36,7 @@ from medseg.labels import DEFAULT_LABEL_MAP, LabelMap
 from medseg.session import Change, Session
 from medseg.types import Box, Point, SlicePrompt
 
+from ._coords import PromptRecord, box_rectangle, point_index, rectangle_box  # noqa: F401 (also medseg_napari._controller.*)
 from ._layers import colour_for
 
 T = TypeVar("T")
@@ -142,51 +142,6 @@ def adapter_names() -> list[str]:
         return [str(a["name"]) for a in list_adapters() if a.get("name") and not str(a.get("source", "")).startswith("broken:")]
     except (MedsegError, OSError, ValueError):
         return []
-
-
-# -- coordinates -----------------------------------------------------------------------------
-def point_index(coord: Sequence[float]) -> tuple[int, int, float, float]:
-    """A prompt-layer data coordinate (…, z, y, x) -> (t, z, y, x) with integer t, z."""
-    c = [0.0] * max(0, 4 - len(coord)) + [float(v) for v in coord][-4:]
-    return int(round(c[0])), int(round(c[1])), c[2], c[3]
-
-
-def rectangle_box(vertices: np.ndarray, shape_yx: tuple[int, int] | None = None) -> tuple[int, int, Box]:
-    """Rectangle vertices (4, ndim) in data coordinates -> (t, z, inclusive pixel Box).
-
-    A rectangle from pixel edge to edge ((y0 - 0.5, x0 - 0.5) to (y1 + 0.5, x1 + 0.5)) and one
-    from pixel centre to centre both give Box(y0, x0, y1, x1); clipped to the slice.
-    """
-    v = np.asarray(vertices, dtype=float)
-    t, z, _, _ = point_index(v[0])
-    ys, xs = v[:, -2], v[:, -1]
-    y0, x0 = math.floor(ys.min() + 0.5), math.floor(xs.min() + 0.5)
-    y1, x1 = math.ceil(ys.max() - 0.5), math.ceil(xs.max() - 0.5)
-    y1, x1 = max(y1, y0), max(x1, x0)
-    if shape_yx is not None:
-        h, w = shape_yx
-        y0, x0, y1, x1 = max(0, y0), max(0, x0), min(h - 1, y1), min(w - 1, x1)
-        if y1 < y0 or x1 < x0:
-            raise PromptError(f"box lies outside the {h}x{w} slice")
-    return t, z, Box(float(y0), float(x0), float(y1), float(x1))
-
-
-def box_rectangle(box: Box, t: int, z: int, ndim: int = 4) -> np.ndarray:
-    """Inverse of :func:`rectangle_box`: the (4, ndim) pixel-edge rectangle of a Box."""
-    y0, x0, y1, x1 = box.y0 - 0.5, box.x0 - 0.5, box.y1 + 0.5, box.x1 + 0.5
-    lead = [float(t), float(z)][-(ndim - 2):] if ndim > 2 else []
-    return np.array([lead + [y0, x0], lead + [y0, x1], lead + [y1, x1], lead + [y1, x0]])
-
-
-@dataclass(frozen=True)
-class PromptRecord:
-    """The prompts behind one structure's mask on one slice (what the prompt layers show)."""
-
-    structure: str
-    frame: int
-    slice: int
-    box: Box | None
-    points: tuple[Point, ...]
 
 
 # -- background jobs -------------------------------------------------------------------------

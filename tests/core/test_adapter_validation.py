@@ -23,7 +23,7 @@ DELETE = object()
 QKV_A = "base_model.model.image_encoder.blocks.0.attn.qkv.lora_A.weight"
 QKV_B = "base_model.model.image_encoder.blocks.0.attn.qkv.lora_B.weight"
 EMBED = "base_model.model.structure_embed.weight"
-MAX_ADAPTER_WEIGHT = 1e4  # medseg.adapters.MAX_ADAPTER_WEIGHT
+MAX_ADAPTER_WEIGHT = 1e4  # medseg.adapter_checks.MAX_ADAPTER_WEIGHT
 
 
 def _copy(tmp_path, name="bad"):
@@ -145,7 +145,7 @@ def test_weights_other_than_the_config_implies_are_refused(case, tmp_path, monke
 def test_the_shipped_adapter_passes_and_its_weights_are_far_below_the_bound():
     from safetensors.torch import load_file
 
-    from medseg.adapters import MAX_ADAPTER_WEIGHT as bound
+    from medseg.adapter_checks import MAX_ADAPTER_WEIGHT as bound
 
     folder = find_adapter("cmr-lge")
     check_adapter_file(folder)
