@@ -186,7 +186,9 @@ def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str | None, model, p
         handed, scored = [], present
     row = _score_case(pair, pred, ref_arr, label_map, vol, scored)
     if pair.prediction is not None:
-        row["prediction"] = str(pair.prediction)
+        from ._files import sha256_path
+
+        row["prediction"], row["prediction_sha256"] = str(pair.prediction), sha256_path(pair.prediction)
         row["_model"] = tuple(prov.get(k) for k in MODEL_KEYS) if prov.get("model_sha256") else None
         if missing:
             row["not_predicted"] = missing  # structures the prediction does not name: not scored

@@ -3,6 +3,7 @@ scored like the model's own run, without loading the model."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import nibabel as nib
@@ -35,7 +36,7 @@ def pairs(tmp_path_factory, phantom):
 
 def _strip(result):
     for c in result["cases"]:
-        for k in ("seconds", "prediction"):
+        for k in ("seconds", "prediction", "prediction_sha256"):
             c.pop(k, None)
     return result
 
@@ -54,6 +55,8 @@ def test_batch_outputs_score_as_the_models_own_run(pairs, tmp_path, capsys):
     assert f"2 cases, labels in {out}" in " ".join(capsys.readouterr().err.split())
     a, b = (json.loads(p.read_text()) for p in (model_run, scored))
     assert [c["prediction"] for c in b["cases"]] == [str(out / "p1_ED.nii.gz"), str(out / "p1_ES.nii.gz")]
+    # which labels were scored, by content: a prediction re-written later does not pass for the one scored
+    assert [c["prediction_sha256"] for c in b["cases"]] == [hashlib.sha256((out / f"p1_{ph}.nii.gz").read_bytes()).hexdigest() for ph in ("ED", "ES")]
     assert _strip(b)["cases"] == _strip(a)["cases"]
     assert b["summary"] == a["summary"] and "review" in b["summary"] and b["summary"]["n_clinical_cases"] == 1
     assert b["settings"]["prompt"] is None and b["settings"]["models"] == [
