@@ -19,6 +19,11 @@ class MixedSeriesError(ImageReadError):
     ``--series`` picks one, ``medseg info`` lists them."""
 
 
+class ManyStudiesError(ImageReadError):
+    """A folder whose sub-folders hold several DICOM studies (a PACS export of patients and
+    studies): ``medseg info`` lists them, ``medseg batch`` takes each one."""
+
+
 class SeriesNotFoundError(ImageReadError):
     """A DICOM folder holds no series that ``--series`` names (``batch``: that folder is
     skipped, as another series of a study exported one folder per series)."""
@@ -48,6 +53,11 @@ class Interrupted(MedsegError):
 
 class GeometryError(MedsegError):
     """Missing/zero spacing, a singular affine, or two inputs whose grids do not match."""
+
+
+class LocalizerError(GeometryError):
+    """A localizer (scout) series: images in several planes, no stack or cine to segment
+    (``batch``: such a series folder is skipped, not failed)."""
 
 
 class LabelMapError(MedsegError):

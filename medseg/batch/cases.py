@@ -122,11 +122,32 @@ def case_id(path: str | os.PathLike) -> str | None:
     return name if has_dicm_marker(p) else None
 
 
+def _dicom_non_image(path: Path) -> bool:
+    """Whether ``path`` is a DICOM object of a SOP class other than an image (a structured
+    report, a presentation state, a SEG): no case. A file that does not read as DICOM, or
+    declares no SOP class (a damaged file), is one, and fails naming it."""
+    from ..io.dicom_frames import is_broken_image, is_image, read_header
+    from ..io.readers import has_dicm_marker
+
+    if path.suffix.lower() not in (".dcm", ".dicom", ".ima") and not has_dicm_marker(path):
+        return False
+    try:
+        ds = read_header(path, strict=False)
+    except Exception:
+        return False
+    meta = getattr(ds, "file_meta", None)
+    declared = ds is not None and (ds.get("SOPClassUID") or (meta is not None and meta.get("MediaStorageSOPClassUID")))
+    return bool(declared) and not is_image(ds) and not is_broken_image(ds)
+
+
 def _holds_dicom(folder: Path) -> bool:
+    """Whether ``folder`` holds DICOM files (by extension, or the ``DICM`` marker among its first
+    8) not all of them other objects than images (:func:`_dicom_non_image`: a report's folder)."""
     from ..io.readers import has_dicm_marker
 
     files = [f for f in sorted(folder.iterdir()) if f.is_file() and not f.name.startswith(".") and f.name.upper() != "DICOMDIR"]
-    return any(f.suffix.lower() in (".dcm", ".dicom", ".ima") for f in files) or any(has_dicm_marker(f) for f in files[:8])
+    dicom = [f for i, f in enumerate(files) if f.suffix.lower() in (".dcm", ".dicom", ".ima") or (i < 8 and has_dicm_marker(f))]
+    return any(not _dicom_non_image(f) for f in dicom)  # a corrupt or truncated file too: the case names it
 
 
 def clip_folder(folder: Path) -> bool:
@@ -165,7 +186,9 @@ def discover_cases(input_dir: str | os.PathLike, prompts_from: str | os.PathLike
     """
     root = Path(input_dir).absolute()  # absolute paths: a Dask worker (or a later reader of the summary) has another cwd
     if not root.is_dir():
-        raise MedsegError(f"input folder not found (or not a folder): {input_dir}")
+        dicomdir = root.name.upper() == "DICOMDIR" and root.is_file()  # an export's index: its folder is the input
+        raise MedsegError(f"{input_dir} is a DICOMDIR, the index of a DICOM export: give the folder it lies in" if dicomdir else
+                          f"input folder not found (or not a folder): {input_dir}")
     ref_dir = Path(prompts_from).absolute() if prompts_from is not None else None
     if ref_dir is not None and not ref_dir.is_dir():
         raise PromptError(f"--prompts-from for batch must be a folder of reference labels, got: {ref_dir}")
@@ -220,7 +243,8 @@ def _walk(root: Path, skip: set[Path], series: str | None = None) -> list[tuple[
     """(name, path, folders below ``root``) of every case in ``root`` and the sub-folders that
     are not cases themselves (a DICOM export's patient / study / series folders), leaving out
     the folders in ``skip``, hidden entries, reference labels beside their image, label files
-    medseg wrote (their sidecar lists them), 3D Slicer segmentations and earlier batch outputs
+    medseg wrote (their sidecar lists them), 3D Slicer segmentations, DICOM objects that are no
+    images (reports, presentation states, SEG) and earlier batch outputs
     (summary.json + .csv).
     The last item is the series selector of a study folder whose stack is some of its series."""
     from ..io import is_medseg_labels
@@ -239,7 +263,7 @@ def _walk(root: Path, skip: set[Path], series: str | None = None) -> list[tuple[
                 continue  # hidden, OUT_DIR or references, a dangling link or a symlink loop
             cid = case_id(p)
             if cid is not None:
-                if not (p.is_file() and (is_medseg_labels(p) or is_slicer_seg(p))):  # labels are no case (C.seg.nrrd beside C.nii.gz)
+                if not (p.is_file() and (is_medseg_labels(p) or is_slicer_seg(p) or _dicom_non_image(p))):  # labels, a report: no case
                     here.append((cid, p))
             elif p.is_dir() and not ((p / "summary.json").is_file() and (p / "summary.csv").is_file()):
                 sub.append(p)

@@ -69,15 +69,17 @@ class _Who:
 
     subject: Any = None
     dicom: tuple[tuple[str, Any], ...] = ()
+    study: tuple[tuple[str, str], ...] = ()  # the DICOM input's study date, study UID, series (:func:`medseg.io.dicom.dicom_study`)
 
 
 def _subject(case_id: str, subjects: Sequence[Any], source: str | None = None) -> _Who:
     """The row of ``subjects`` (:mod:`medseg.subjects`) that belongs to ``case_id``, and the
     body data of the DICOM input ``source`` (the fields the row leaves out are taken from it)."""
-    from ..io.dicom import dicom_body
+    from ..io.dicom import dicom_body, dicom_study
     from ..subjects import subject_for
 
-    return _Who(subject_for(case_id, subjects), tuple(dicom_body(source).items()) if source else ())
+    return _Who(subject_for(case_id, subjects), tuple(dicom_body(source).items()) if source else (),
+                tuple(dicom_study(source).items()) if source else ())
 
 
 def _body(who: _Who, labels: Any = None) -> dict[str, Any]:
@@ -114,11 +116,13 @@ def _body_note(who: _Who, report: dict[str, Any]) -> str:
 
 
 def _with_subject(row: dict[str, Any], who: _Who) -> dict[str, Any]:
-    """The cohort row with the id of the subjects row it was measured with (after case) and the
-    body data fields taken from the DICOM header (``dicom_body``)."""
+    """The cohort row with the id of the subjects row it was measured with (after case), the
+    body data fields taken from the DICOM header (``dicom_body``) and the DICOM input's study
+    date, study UID and series description (a patient's baseline and follow-up told apart)."""
     own = who.subject.body() if who.subject is not None else {}
     from_dicom = " ".join(k for k, _ in who.dicom if k not in own)
-    return {**({"subject": who.subject.id} if who.subject is not None else {}), **({"dicom_body": from_dicom} if from_dicom else {}), **row}
+    return {**({"subject": who.subject.id} if who.subject is not None else {}), **({"dicom_body": from_dicom} if from_dicom else {}),
+            **dict(who.study), **row}
 
 
 def _basal_rule_said(report: dict[str, Any], basal_rule: bool) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .._files import sha256_path, shown, stale_temp_files
-from ..errors import DISK_ERRNOS, MedsegError, OutputDiskFull, PromptError, SeriesNotFoundError
+from ..errors import DISK_ERRNOS, LocalizerError, MedsegError, OutputDiskFull, PromptError, SeriesNotFoundError
 from ..prompt_file import one_frame_reference_note, study_prompts
 from .cases import (
     BatchOptions,
@@ -77,6 +77,8 @@ def run_case(case: CaseSpec, options: BatchOptions) -> Result:
             res["reason"] = _one_line(str(e))
         else:  # another series of a study exported one folder per series (localizer, long axis): not a failure
             res.update(status="skipped", reason=_one_line(f"not the series --series names: {e}"))
+    except LocalizerError as e:  # an export's scout series: nothing to segment, not a failure
+        res.update(status="skipped", reason=_one_line(str(e)))
     except MedsegError as e:
         res["reason"] = _one_line(str(e))
     except OSError as e:

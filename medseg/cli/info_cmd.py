@@ -19,7 +19,7 @@ def info_command(
     """Read an image and print its shape, axes, spacing, modality, frames and slices.
 
     A DICOM folder holding several series that form no one volume lists them, to pick with --series."""
-    from ..errors import MixedSeriesError
+    from ..errors import ManyStudiesError, MixedSeriesError
     from ..io import read_label_volume, read_volume
     from ..io.seg_reader import is_dicom_seg
     from ..io.slicer_seg import is_slicer_seg
@@ -38,6 +38,11 @@ def info_command(
             raise
         _list_series(path, as_json)
         return
+    except ManyStudiesError:  # a PACS export of patients and studies: each study and its series
+        if series:
+            raise
+        _list_studies(path, as_json)
+        return
     d = vol.describe()
     if vol.meta.get("label_map"):  # a DICOM SEG or a Slicer .seg.nrrd: labels, with its segments
         titles = vol.meta.get("segment_names") or {}  # a Slicer segment's own name, where it is not the structure's
@@ -46,6 +51,8 @@ def info_command(
     d.update({k: v for k, v in _labels_facts(path).items() if not (k == "label_map" and "segments" in d)})
     if vol.meta.get("modality_from"):  # not recorded in the file: from the intensities
         d["modality_from"] = vol.meta["modality_from"]
+    if isinstance(vol.meta.get("heart_rate"), (int, float)):  # a DICOM's HeartRate (or 60000 / NominalInterval)
+        d["heart_rate_bpm"] = round(float(vol.meta["heart_rate"]), 1)
     if as_json:
         print_json(d)
         return
@@ -62,6 +69,8 @@ def info_command(
         if key == "spacing_mm" and "slice_tilt_deg" in d:  # gantry tilt: the slice step leans from the normal
             table.add_row("slice tilt", f"{d['slice_tilt_deg']:g} deg from the slice normal (sheared grid); "
                                         f"slice planes {d['slice_distance_mm']:.4g} mm apart")
+        if key == "n_frames" and d.get("frame_times_s"):  # a DICOM cine: TriggerTime at the first slice
+            table.add_row("frame times", _times(d["frame_times_s"]))
         if key == "modality" and "value_range" in d:
             lo, hi = d["value_range"]
             table.add_row("value range", f"{lo:g} .. {hi:g}" + (" HU" if d["modality"] == "CT" else ""))
@@ -73,7 +82,17 @@ def info_command(
         table.add_row("time", plain(d["time_note"]))
     if d.get("cardiac_timing_note"):  # a DICOM's HeartRate and NominalInterval disagree: which one was taken
         table.add_row("heart rate", plain(d["cardiac_timing_note"]))
+    elif "heart_rate_bpm" in d:
+        table.add_row("heart rate", f"{d['heart_rate_bpm']:g} beats/min")
     stdout.print(table)
+
+
+def _times(times: list) -> str:
+    """Frame times for the table: each of a few, else the first, last and median step."""
+    if len(times) <= 6:
+        return ", ".join(f"{t:g}" for t in times) + " s"
+    step = sorted(b - a for a, b in zip(times, times[1:]))[(len(times) - 1) // 2]
+    return f"{times[0]:g} .. {times[-1]:g} s ({len(times)} frames, {step * 1000:.4g} ms apart)"
 
 
 def _labels_facts(path: Path) -> dict:
@@ -117,3 +136,27 @@ def _list_series(path: Path, as_json: bool) -> None:
         table.add_row("" if r["number"] is None else f"{r['number']:g}", plain(r["description"]), str(r["images"]), plain(r["size"]),
                       plain(r["modality"]), plain("..." + r["uid"][-8:]), *((plain(r["folder"]),) if folders else ()))
     stdout.print(table)
+
+
+def _list_studies(path: Path, as_json: bool) -> None:
+    from ..io.dicom_studies import list_dicom_studies
+
+    studies = list_dicom_studies(path)
+    note = (f"{len(studies)} studies of {len({s['patient_id'] for s in studies})} patient(s): give one study's folder (or one "
+            "series folder) to info or segment, or this folder to medseg batch, which takes each one")
+    if as_json:
+        print_json({"path": str(path), "format": "dicom", "studies": studies, "note": note})
+        return
+    from rich.table import Table
+
+    stdout.print(plain(f"{path}: {note}"), highlight=False, soft_wrap=True)
+    for st in studies:
+        title = " ".join(v for v in (st["patient_id"], st["study_date"], st["description"]) if v)
+        stdout.print(plain(f"{title} (folder {st['folder']}, study ...{st['uid'][-8:]}):"), highlight=False, soft_wrap=True)
+        table = Table()
+        for col in ("number", "description", "images", "size", "modality", "folder"):
+            table.add_column(col)
+        for r in st["series"]:
+            table.add_row("" if r["number"] is None else f"{r['number']:g}", plain(r["description"]), str(r["images"]),
+                          plain(r["size"]), plain(r["modality"]), plain(r["folder"]))
+        stdout.print(table)

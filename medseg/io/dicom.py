@@ -65,6 +65,7 @@ from .dicom_series import (
     _listing,
     _quiet,
     dicom_body,
+    dicom_study,
     list_dicom_series,
     series_folders_form_a_stack,
     series_matches,
@@ -80,6 +81,7 @@ __all__ = [
     "series_matches",
     "series_folders_form_a_stack",
     "dicom_body",
+    "dicom_study",
     "body_of",
     "STUDY_DEPTH",
     "POSITION_TOL_MM",
@@ -139,9 +141,22 @@ def read_dicom_file(path: Path) -> Volume:
     if ds is not None and is_broken_image(ds):
         raise broken_image_error(path, ds)
     if ds is None or not is_image(ds):
-        sop = ds.get("SOPClassUID", "?") if ds is not None else "?"
-        raise ImageReadError(f"{path}: DICOM file holds no image (SOP class {sop})")
+        raise ImageReadError(f"{path}: DICOM file holds no image ({_sop_class(ds)})" + (
+            "; a DICOMDIR is the index of an export: give the folder it lies in (medseg info lists its studies, "
+            "medseg batch segments them)" if path.name.upper() == "DICOMDIR" else ""))
     return _read_one(path, ds)
+
+
+def _sop_class(ds: Dataset | None) -> str:
+    """The SOP class a header declares, by name where pydicom knows it (Comprehensive SR Storage)."""
+    from pydicom.uid import UID
+
+    meta = getattr(ds, "file_meta", None)
+    uid = (ds.get("SOPClassUID") if ds is not None else None) or (meta.get("MediaStorageSOPClassUID") if meta is not None else None)
+    if not uid:
+        return "no SOP class"
+    name = UID(str(uid)).name
+    return f"SOP class {name}" if name and name != str(uid) else f"SOP class {uid}"
 
 
 def _read_one(path: Path, ds: Dataset) -> Volume:

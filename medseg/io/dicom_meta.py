@@ -91,6 +91,18 @@ def body_of(ds: Dataset) -> dict[str, Any]:
     return out
 
 
+def study_date(ds: Dataset) -> str:
+    """A header's StudyDate as YYYY-MM-DD; as written when it is no date (an anonymised
+    export's 20120000), "" when absent."""
+    import datetime
+
+    date = str(ds.get("StudyDate", "") or "").strip()
+    try:
+        return datetime.datetime.strptime(date, "%Y%m%d").strftime("%Y-%m-%d")
+    except ValueError:
+        return date
+
+
 def _num(value: Any) -> float | None:
     try:
         return float(value) if value not in (None, "") else None

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import numpy as np
 from pydicom.dataset import Dataset
 
-from ..errors import GeometryError, ImageReadError, MixedSeriesError
+from ..errors import GeometryError, ImageReadError, ManyStudiesError, MixedSeriesError
 from .dicom_frames import (
     FrameInfo,
     _floats,
@@ -30,7 +30,7 @@ from .dicom_frames import (
     read_header,
     require_geometry,
 )
-from .dicom_meta import _num, body_of
+from .dicom_meta import _num, body_of, study_date
 from .dicom_stack import _check_uniform, _cluster_tolerance, _position_clusters
 from .geometry import dicom_directions
 
@@ -71,7 +71,7 @@ def _folder_headers(folder: Path) -> list[tuple[Path, Dataset]]:
     if not images and any(p.is_dir() for p in entries):
         headers = _subfolder_headers(folder)
         if headers and headers[-1][1] is None:  # stopped at a second study
-            raise ImageReadError(f"{folder}: its sub-folders hold more than one study; give one study's folder (or one series folder), "
+            raise ManyStudiesError(f"{folder}: its sub-folders hold more than one study; give one study's folder (or one series folder), "
                                  "or the folder to medseg batch, which takes each one")
         if headers:
             return headers
@@ -310,9 +310,28 @@ def dicom_body(path: str | Path) -> dict[str, Any]:
     (PatientSize in metres, PatientWeight, PatientSex M/F), for BSA-indexed measurements; {}
     for other inputs. Values a scanner leaves as placeholders (0, an implausible size) are left
     out. A folder is searched as the reader searches it (series sub-folders too)."""
-    p = Path(path)
-    ds = _first_image_header(p, STUDY_DEPTH) if p.is_dir() else (read_header(p, strict=False) if p.suffix.lower() in ("", ".dcm", ".ima") else None)
+    ds = _input_header(Path(path))
     return body_of(ds) if ds is not None else {}
+
+
+@_quiet
+def dicom_study(path: str | Path) -> dict[str, str]:
+    """What tells a patient's studies and series apart in ``cohort.csv`` (a baseline and a
+    follow-up): the StudyDate (YYYY-MM-DD), StudyInstanceUID and SeriesDescription a DICOM
+    input's first image header records, those it has; {} for other inputs."""
+    ds = _input_header(Path(path))
+    if ds is None:
+        return {}
+    out = {"study_date": study_date(ds),
+           "study_uid": str(ds.get("StudyInstanceUID", "") or "").strip(),
+           "series_description": str(ds.get("SeriesDescription", "") or "").strip()}
+    return {k: v for k, v in out.items() if v}
+
+
+def _input_header(p: Path) -> Dataset | None:
+    """The first image header of a DICOM input (a folder searched as the reader searches it,
+    series sub-folders too), None for other inputs."""
+    return _first_image_header(p, STUDY_DEPTH) if p.is_dir() else (read_header(p, strict=False) if p.suffix.lower() in ("", ".dcm", ".ima") else None)
 
 
 def _first_image_header(folder: Path, depth: int) -> Dataset | None:

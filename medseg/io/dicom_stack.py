@@ -7,11 +7,12 @@ step between positions. Headers only: no pixel is decoded here.
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 
 import numpy as np
 
-from ..errors import GeometryError, ImageReadError
+from ..errors import GeometryError, ImageReadError, LocalizerError
 from .dicom_frames import FrameInfo
 from .geometry import ORIENTATION_ATOL, dicom_directions
 
@@ -25,11 +26,27 @@ def _check_uniform(frames: list[FrameInfo]) -> None:
     ref = frames[0]
     for f in frames[1:]:
         if f.iop and ref.iop and not np.allclose(f.iop, ref.iop, atol=ORIENTATION_ATOL):
+            if len({g.series_uid for g in frames}) == 1 and is_localizer(frames):
+                planes = len({tuple(np.round(g.iop, 2)) for g in frames if g.iop})
+                raise LocalizerError(f"a localizer (scout) series ({ref.series_description!r}: {len(frames)} images in {planes} "
+                                     "planes), no stack or cine to segment")
             raise GeometryError(f"images have different orientations ({ref.path.name} vs {f.path.name}); cannot stack them")
         if f.pixel_spacing and ref.pixel_spacing and not np.allclose(f.pixel_spacing, ref.pixel_spacing, rtol=1e-4):
             raise GeometryError(
                 f"images have different PixelSpacing ({list(ref.pixel_spacing)} vs {list(f.pixel_spacing)} mm in {f.path.name})"
             )
+
+
+#: series descriptions of localizers (scouts): Siemens "localizer", "AAHead_Scout", GE "3-Plane Loc",
+#: Philips "Survey", "tri-pilot", "PILOT"
+LOCALIZER_WORDS = re.compile(r"locali[sz]er|scout|survey|pilot|3[- _]?pl(ane)?[- _]?loc|\bloc\b", re.IGNORECASE)
+
+
+def is_localizer(frames: list[FrameInfo]) -> bool:
+    """Whether ``frames`` are a localizer: an image's ImageType (or enhanced FrameType) names
+    LOCALIZER, or the series description does (:data:`LOCALIZER_WORDS`)."""
+    return (any("LOCALIZER" in f.image_type.upper().split("\\") for f in frames)
+            or any(LOCALIZER_WORDS.search(f.series_description or "") for f in frames[:1]))
 
 
 #: the positions along the normal that one slice's images may scatter over (scanners write them

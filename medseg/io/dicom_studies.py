@@ -1,0 +1,68 @@
+"""The studies of a DICOM export (patient / study / series folders, as a PACS or a CD writes
+them), for ``medseg info EXPORT``: each study's patient, date and description, and its series
+with the folder holding each. Headers only: no pixel is decoded here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .dicom_frames import is_image, n_frames, read_header
+from .dicom_meta import _num, study_date
+from .dicom_series import _quiet
+
+#: sub-folders of an export searched for studies (patient / study / series is 3)
+EXPORT_DEPTH = 6
+
+
+@_quiet
+def list_dicom_studies(folder: Path) -> list[dict[str, Any]]:
+    """The studies below ``folder`` in (patient, date) order: ``patient_id``, ``study_date``
+    (YYYY-MM-DD), ``description``, ``uid``, ``folder`` (the folder holding its series, relative
+    to ``folder``) and ``series`` (as :func:`medseg.io.dicom.list_dicom_series` gives them, each
+    with its ``folder`` relative to ``folder``). Non-image objects (reports, presentation states,
+    DICOMDIR) and files that do not read as DICOM are left out."""
+    studies: dict[str, dict[str, Any]] = {}
+    for p, ds in _image_headers_below(folder):
+        uid = str(ds.get("StudyInstanceUID", "") or "")
+        st = studies.setdefault(uid, {"patient_id": str(ds.get("PatientID", "") or ""), "study_date": study_date(ds),
+                                      "description": str(ds.get("StudyDescription", "") or ""), "uid": uid, "folders": [], "series": {}})
+        st["folders"].append(p.parent.relative_to(folder))
+        suid = str(ds.get("SeriesInstanceUID", "") or "")
+        r = st["series"].setdefault(suid, {"number": _num(ds.get("SeriesNumber")), "description": str(ds.get("SeriesDescription", "") or ""),
+                                           "uid": suid, "modality": str(ds.get("Modality", "") or ""), "images": 0,
+                                           "size": f"{ds.get('Rows', '?')} x {ds.get('Columns', '?')}",
+                                           "folder": str(p.parent.relative_to(folder))})
+        r["images"] += n_frames(ds)
+    out = []
+    for st in studies.values():
+        series = sorted(st.pop("series").values(), key=lambda r: (r["number"] is None, r["number"] or 0, r["description"]))
+        out.append({**{k: v for k, v in st.items() if k != "folders"}, "folder": _common(st["folders"]), "series": series})
+    return sorted(out, key=lambda s: (s["patient_id"], s["study_date"], s["folder"]))
+
+
+def _image_headers_below(folder: Path, depth: int = 0) -> list[tuple[Path, Any]]:
+    out: list[tuple[Path, Any]] = []
+    entries = sorted(q for q in folder.iterdir() if not q.name.startswith(".") and q.name.upper() != "DICOMDIR")
+    for p in entries:
+        if p.is_file():
+            try:
+                ds = read_header(p, strict=False)
+            except Exception:  # a corrupt file: reading its series says so
+                continue
+            if ds is not None and is_image(ds):
+                out.append((p, ds))
+        elif p.is_dir() and depth < EXPORT_DEPTH:
+            out.extend(_image_headers_below(p, depth + 1))
+    return out
+
+
+def _common(folders: list[Path]) -> str:
+    """The deepest folder above all of ``folders`` (a study's folder above its series folders)."""
+    parts = [f.parts for f in folders]
+    common = []
+    for level in zip(*parts):
+        if len(set(level)) > 1:
+            break
+        common.append(level[0])
+    return str(Path(*common)) if common else "."
