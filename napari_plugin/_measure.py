@@ -183,7 +183,10 @@ def summary_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
 
         rows.append(("Method", echo_method_text(report.get("method", "")), ""))
         if finite(report.get("la_volume_ml")):
-            rows.append(("LA volume", _fmt(report["la_volume_ml"]), "mL"))
+            rows.append(("LA volume (at LV ES)", _fmt(report["la_volume_ml"]), "mL"))
+        if finite(idx.get("la_volume_ml_m2")):
+            rows.append(("LA volume index", _fmt(idx["la_volume_ml_m2"]), "mL/m²"))
+        rows += atria_rows(report, with_max=False)
         if not report.get("spacing_known"):
             rows.append(("Volumes", "no pixel spacing: EF only", ""))
         if report.get("ed_frame") is not None:
@@ -203,12 +206,34 @@ def summary_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
             if finite(idx.get(f"{name}_{key}_m2")):
                 rows.append((f"{name.upper()} {label} index", _fmt(idx[f"{name}_{key}_m2"]), "mL/m²"))
     rows += function("rv")
+    rows += atria_rows(report)
     if finite(report.get("bsa_m2")):
         rows.append(("BSA", _fmt(report["bsa_m2"], 2), "m²"))
     if finite(report.get("co_l_min")):
         rows.append(("Cardiac output", _fmt(report["co_l_min"], 2), "L/min"))
     if report.get("ed_frame") is not None:
         rows.append(("ED / ES frame", f"{report['ed_frame']} / {_frame(report.get('es_frame'))}", ""))
+        rv_frames = (report.get("rv_ed_frame"), report.get("rv_es_frame"))
+        if rv_frames[0] is not None and rv_frames != (report["ed_frame"], report.get("es_frame")):  # the RV's own curve
+            rows.append(("RV ED / ES frame", f"{rv_frames[0]} / {_frame(rv_frames[1])}", ""))
+    return rows
+
+
+def atria_rows(report: Mapping[str, Any], with_max: bool = True) -> list[tuple[str, str, str]]:
+    """(quantity, value, unit) rows of the report's ``atria``: maximum (at LV ES), minimum (at
+    LV ED), emptying fraction and maximum index, where known (echo: the maximum is its own row)."""
+    rows: list[tuple[str, str, str]] = []
+    idx = report.get("indexed") or {}
+    for name, a in (report.get("atria") or {}).items():
+        up = name.upper()
+        for key, label, unit in (("max_ml", "max (at LV ES)", "mL"), ("min_ml", "min (at LV ED)", "mL"),
+                                 ("emptying_fraction_pct", "emptying fraction", "%")):
+            v = a.get(key)
+            if (with_max or key != "max_ml") and v is not None and math.isfinite(v):
+                rows.append((f"{up} {label}", _fmt(v), unit))
+        v = idx.get(f"{name}_max_ml_m2")
+        if v is not None and math.isfinite(v):
+            rows.append((f"{up} max index", _fmt(v), "mL/m²"))
     return rows
 
 

@@ -119,17 +119,46 @@ def _summary(report: dict, output: Path) -> None:
         if "ed_frame" in report:
             es_frame = report["es_frame"]
             parts.append(f"ED frame {report['ed_frame']}, ES frame {'n/a' if es_frame is None else es_frame}")
+        parts += _atria_text(report)
         parts.append(_flags_text(report["flags"]))
         stdout.print(f"{'; '.join(parts)} -> {shown(output)}", markup=False, highlight=False, soft_wrap=True)
         return
     if "lv" in report:
         lv = report["lv"]
         parts.append(f"LV EDV {_v(lv['edv_ml'], ' mL')}, ESV {_v(lv['esv_ml'], ' mL')}, EF {_v(lv['ef_pct'], '%', _ef_bounds(report['flags']))}")
+        rv = report.get("rv") or {}
+        if "rv" in report.get("label_map", {}) and _finite(rv.get("edv_ml")):  # an RV labelled at ED
+            rv_frames, lv_frames = (report.get("rv_ed_frame"), report.get("rv_es_frame")), (report.get("ed_frame"), report.get("es_frame"))
+            frames = (f" (its own ED frame {rv_frames[0]}, ES frame {rv_frames[1]}; the LV's {lv_frames[0]}, {lv_frames[1]})"
+                      if rv_frames[1] is not None and rv_frames != lv_frames else "")  # a cine: the RV on its own curve
+            parts.append(f"RV EDV {_v(rv['edv_ml'], ' mL')}, ESV {_v(rv['esv_ml'], ' mL')}, EF {_v(rv['ef_pct'], '%', _ef_bounds(report['flags'], 'rvef_'))}{frames}")
     else:
         parts.append(f"LV {_v(report['volumes_ml'].get('lv'), ' mL')}")
     parts.append(f"mass {_v(report['lv_mass_g'], ' g')}")
+    parts += _atria_text(report)
     parts.append(_flags_text(report["flags"]))
     stdout.print(f"{'; '.join(parts)} -> {shown(output)}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _atria_text(report: dict) -> list[str]:
+    """The atria of an ED + ES, cine or echo report for the summary line: the maximum (at LV ES),
+    minimum (at LV ED), emptying fraction and the LA's index, each where it is known."""
+    out = []
+    for name, a in (report.get("atria") or {}).items():
+        said = [f"max {_v(a['max_ml'], ' mL')}"] if _finite(a.get("max_ml")) else []
+        said += [f"min {_v(a['min_ml'], ' mL')}"] if _finite(a.get("min_ml")) and said else []
+        said += [f"emptying fraction {_v(a['emptying_fraction_pct'], '%')}"] if _finite(a.get("emptying_fraction_pct")) else []
+        index = (report.get("indexed") or {}).get("la_volume_ml_m2" if is_echo(report) else f"{name}_max_ml_m2")
+        said += [f"index {_v(index, ' mL/m^2')}"] if _finite(index) else []
+        if said:
+            out.append(f"{name.upper()} {', '.join(said)}")
+    return out
+
+
+def is_echo(report: dict) -> bool:
+    from ..measure.echo import is_echo_report
+
+    return is_echo_report(report)
 
 
 def _finite(v: Any) -> bool:
@@ -145,9 +174,9 @@ def _v(v: Any, unit: str, bounds: Sequence[float] = ()) -> str:
     return f"{v:.{max([1, *(digits_apart(float(v), b, 1) for b in bounds)])}f}{unit}" if _finite(v) else "n/a"
 
 
-def _ef_bounds(flags: list) -> list[float]:
-    """The range limits the LV EF flags compare it with (lvef_low / lvef_high)."""
-    return [float(b) for f in flags if str(f.get("code", "")).startswith("lvef_") for b in f.get("normal_range", [])]
+def _ef_bounds(flags: list, stem: str = "lvef_") -> list[float]:
+    """The range limits the EF flags compare it with (lvef_low / lvef_high; ``stem`` "rvef_": the RV's)."""
+    return [float(b) for f in flags if str(f.get("code", "")).startswith(stem) for b in f.get("normal_range", [])]
 
 
 def _flags_text(flags: list) -> str:

@@ -109,9 +109,10 @@ def evaluate_command(
               if isinstance(s.get(k), float) and s[k] == s[k]]
         n = s["n_long_axis_studies"]
         console.print(f"mean absolute error over {n} long-axis ED/ES view{'' if n == 1 else 's'} (single-plane disks): {', '.join(la)}", markup=False)
-    ef = s.get("agreement", {}).get("lvef")
-    if ef and ef["loa"]:
-        console.print(f"LVEF medseg - reference: bias {ef['bias']:+.1f} pts, 95 % limits of agreement {ef['loa'][0]:+.1f} to {ef['loa'][1]:+.1f}", markup=False)
+    for key, name in (("lvef", "LVEF"), ("rvef", "RVEF")):
+        ef = s.get("agreement", {}).get(key)
+        if ef and ef["loa"]:
+            console.print(f"{name} medseg - reference: bias {ef['bias']:+.1f} pts, 95 % limits of agreement {ef['loa'][0]:+.1f} to {ef['loa'][1]:+.1f}", markup=False)
     handed = s.get("handed_over")
     if handed:
         listed = [f"{shown(c['case'])}{' ' + c['phase'] if c['phase'] else ''} ({'no labels: ' if c['entire'] else ''}{', '.join(c['structures'])})"

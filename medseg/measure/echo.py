@@ -30,11 +30,11 @@ from scipy import ndimage
 from ..io.volume import Volume
 from ..labels import LabelMap
 from .geometry import MeasurementError, StackGeometry, stack_geometry
-from .qc import make_flag, phase_at_clip_end, ray_coverage
+from .qc import make_flag, phase_at_clip_end, ray_coverage, truncated
 from .reference import check_sex, range_flag
 from .report import check_values
 from .thickness import outer_contour_mm
-from .volumes import function_from_volumes, report_bsa
+from .volumes import atrium, function_from_volumes, report_bsa
 
 N_DISKS = 20
 LA_AREA_LENGTH_K = 0.85  # ~ 8 / (3 pi)
@@ -93,7 +93,7 @@ def long_axis(lv: np.ndarray, geom: StackGeometry, la: np.ndarray | None = None)
     method = "basal_chord"
     hinge = None
     if la is not None and la.any():
-        hinge = _lv_la_hinges(lv, la, geom)
+        hinge = _lv_la_hinges(largest_part(lv), la, geom)
         method = "lv_la_boundary" if hinge is not None else method
     if hinge is None:
         hinge = _basal_chord(lv, contour, geom)
@@ -101,6 +101,18 @@ def long_axis(lv: np.ndarray, geom: StackGeometry, la: np.ndarray | None = None)
     far = np.linalg.norm(contour - mid, axis=1)
     apex = contour[int(np.argmax(far))]
     return LongAxis(hinge=hinge, mid=mid, apex=apex, length_mm=float(far.max()), method=method)
+
+
+def largest_part(mask: np.ndarray) -> np.ndarray:
+    """The largest 4-connected part of a 2-D mask. Labels resized with interpolation carry rims
+    of stray values along other structures' edges (CAMUS-224: about 50-90 pieces of LV, mostly
+    1-2 pixels, around the LA); the LV-LA boundary of such pieces put the "annulus" inside the LA, and the LA
+    length measured from it came out 0.57 of its own (LA volume 1.75 times too large, median of
+    100 CAMUS-224 studies)."""
+    lab, n = ndimage.label(mask)
+    if n <= 1:
+        return mask
+    return lab == (np.argmax(np.bincount(lab.ravel())[1:]) + 1)
 
 
 def _lv_la_hinges(lv: np.ndarray, la: np.ndarray, geom: StackGeometry) -> np.ndarray | None:
@@ -208,7 +220,8 @@ def view_measures(labels: np.ndarray, lmap: LabelMap, spacing_mm: tuple[float, f
     ax = long_axis(lv, geom, la)
     contour = outer_contour_mm(lv, geom)
     out: dict[str, Any] = {"axis": ax, "diameters_mm": disk_diameters(contour, ax),
-                           "area_mm2": float(lv.sum()) * geom.pixel_area_mm2, "la_area_mm2": math.nan, "la_length_mm": math.nan}
+                           "area_mm2": float(lv.sum()) * geom.pixel_area_mm2, "la_area_mm2": math.nan, "la_length_mm": math.nan,
+                           "la_at_edge": la is not None and bool(truncated(arr, lmap["la"], "la"))}
     if la is not None and la.any():
         la_contour = outer_contour_mm(la, geom)
         out["la_area_mm2"] = float(la.sum()) * geom.pixel_area_mm2
@@ -235,6 +248,43 @@ def la_volume_ml(v4: dict[str, Any], v2: dict[str, Any] | None) -> float:
         return LA_AREA_LENGTH_K * v4["la_area_mm2"] ** 2 / v4["la_length_mm"] / 1000.0
     length = min(v4["la_length_mm"], v2["la_length_mm"])
     return LA_AREA_LENGTH_K * v4["la_area_mm2"] * v2["la_area_mm2"] / length / 1000.0
+
+
+#: the echo report's ``la_method``: the views the LA volume came from
+LA_METHODS = {"biplane": "biplane_area_length", "a4c": "single_plane_area_length_a4c"}
+_VIEW_NAMES = {"a4c": "4-chamber", "a2c": "2-chamber"}
+
+
+def la_measures(v: dict[str, dict[str, Any]], lmap: LabelMap, biplane: bool) -> tuple[dict[str, Any], list[dict], list[str]]:
+    """The LA by area-length at LV ES (its maximum) and at LV ED (its minimum), from the views
+    that hold it at ES: both (biplane) or the 4-chamber alone (single plane); its minimum by
+    the same views, or NaN. Returns ({"la_method", "atria": {"la": :func:`atrium`}}, flags, notes):
+    ``absent_structure`` for a view without LA, ``truncated`` for an LA that reaches the image
+    border (cut off: its volume is a lower bound). Volumes in mL of the given pixel size."""
+    if "la" not in lmap:
+        return {"la_method": None, "atria": {}}, [], ["no la in the label map: no LA volume"]
+    flags: list[dict] = []
+    has = {k: math.isfinite(m["la_area_mm2"]) for k, m in v.items()}
+    for k in [k for k in v if not has[k]]:
+        view, phase = _VIEW_NAMES[k[:3]], k[4:].upper()
+        alone = k == "a2c_es" and has["a4c_es"]
+        flags.append(make_flag("absent_structure", f"no LA (label {lmap['la']}) in the {view} {phase} labels" + (
+            ": the LA volume is from the 4-chamber view alone (single plane)" if alone else ""),
+            severity="info" if k.endswith("ed") or alone else "warning", structure="la", view=f"{view} {phase}"))
+    if not has["a4c_es"]:
+        return {"la_method": None, "atria": {"la": atrium(math.nan, math.nan)}}, flags, []
+    views = ["a4c", "a2c"] if biplane and has["a2c_es"] else ["a4c"]
+    la_es = la_volume_ml(v["a4c_es"], v["a2c_es"] if len(views) == 2 else None)
+    same_at_ed = all(has[f"{k}_ed"] for k in views)  # the minimum by the same views, or none
+    la_ed = la_volume_ml(v["a4c_ed"], v["a2c_ed"] if len(views) == 2 else None) if same_at_ed else math.nan
+    for phase in ("es", "ed"):
+        cut = [_VIEW_NAMES[k] for k in views if v[f"{k}_{phase}"]["la_at_edge"]]
+        if cut:
+            said = "maximum, at LV ES" if phase == "es" else "minimum, at LV ED (and the emptying fraction)"
+            flags.append(make_flag("truncated", f"la reaches the image border in the {' and '.join(cut)} {phase.upper()} view"
+                                   f"{'s' if len(cut) > 1 else ''}: it is cut off by the field of view, and the LA volume ({said}) "
+                                   "is a lower bound", structure="la", phase=phase, edge="the image border", view=" and ".join(cut)))
+    return {"la_method": LA_METHODS["biplane" if len(views) == 2 else "a4c"], "atria": {"la": atrium(la_es, la_ed)}}, flags, []
 
 
 def measure_echo(
@@ -267,20 +317,22 @@ def measure_echo(
     es = lv_volumes_ml(v["a4c_es"], v.get("a2c_es"))
     lv = function_from_volumes(ed["disks_ml"], es["disks_ml"])
     al = function_from_volumes(ed["area_length_ml"], es["area_length_ml"])
-    la = la_volume_ml(v["a4c_es"], v.get("a2c_es")) if math.isfinite(v["a4c_es"]["la_area_mm2"]) else math.nan
+    la_rep, flags, notes = la_measures(v, lmap, biplane)
+    la = la_rep["atria"]["la"]["max_ml"] if la_rep["atria"] else math.nan
     bsa = report_bsa(height_cm, weight_kg, bsa_method)  # one of the two alone: refused
-    notes, flags = [], []
     if biplane and (spacing_a4c_mm is None) != (spacing_a2c_mm is None):
         raise MeasurementError("biplane: give the pixel spacing of both views or of neither (the two views' lengths and "
                                "diameters are combined, and millimetres do not mix with pixels)")
     if not known:
-        notes.append("no pixel spacing: volumes are not reported; EF is a ratio of volumes and is reported")
+        notes.append("no pixel spacing: volumes are not reported; EF and the LA emptying fraction are ratios of volumes and are reported")
         if biplane:  # the views are combined in pixels: right only when both have one pixel size
             flags.append(make_flag("biplane_without_spacing", "biplane EF without pixel spacing assumes the two views have the same "
                                    "pixel size; check it, or measure label files that carry their pixel spacing (NIfTI, MHA, DICOM)",
                                    severity="warning", structure="lv"))
         for fn in (lv, al):
             fn.update(edv_ml=math.nan, esv_ml=math.nan, sv_ml=math.nan)
+        for a in la_rep["atria"].values():  # the emptying fraction is a ratio of volumes, as EF
+            a.update(max_ml=math.nan, min_ml=math.nan)
         la = math.nan
     lavi = la / bsa if (math.isfinite(la) and math.isfinite(bsa)) else math.nan
     # biplane: one view's ED and ES swapped reads as a low positive EF (single plane: a negative one)
@@ -290,12 +342,14 @@ def measure_echo(
         flags.append(_swapped_flag(lv["ef_pct"], swapped))
     else:
         flags += range_flag("echo_lvef_pct", lv["ef_pct"], sex, structure="lv")
-    flags += range_flag("echo_lavi_ml_m2", lavi, sex, structure="la")
+    cut = any(f["code"] == "truncated" and f.get("phase") == "es" for f in flags)
+    # an LA cut off by the field of view is a lower bound: below the range says nothing
+    flags += [f for f in range_flag("echo_lavi_ml_m2", lavi, sex, structure="la") if not (cut and f["code"].endswith("_low"))]
     if not math.isfinite(lv["ef_pct"]):
         flags.append(make_flag("ef_undefined", "LV EF is undefined (EDV is zero)", structure="lv"))
     report = {
         "method": "biplane_disks" if biplane else "single_plane_disks_a4c",
-        "lv": lv, "lv_area_length": al, "la_volume_ml": la, "bsa_m2": bsa, "bsa_method": bsa_method if bsa is not None and bsa == bsa else None,
+        "lv": lv, "lv_area_length": al, "la_volume_ml": la, **la_rep, "bsa_m2": bsa, "bsa_method": bsa_method if bsa is not None and bsa == bsa else None,
         "indexed": {"lv_edv_ml_m2": lv["edv_ml"] / bsa if math.isfinite(bsa) else math.nan,
                     "lv_esv_ml_m2": lv["esv_ml"] / bsa if math.isfinite(bsa) else math.nan, "la_volume_ml_m2": lavi},
         "lengths_mm": {k: (m["axis"].length_mm if known else math.nan) for k, m in v.items()},
@@ -390,5 +444,7 @@ def _no_end_systole(report: dict[str, Any], message: str) -> None:
     for key in ("lv", "lv_area_length"):
         report[key].update(esv_ml=nan, sv_ml=nan, ef_pct=nan)
     report["la_volume_ml"] = nan
+    for a in report["atria"].values():
+        a.update(max_ml=nan, emptying_fraction_pct=nan)
     report["indexed"].update(lv_esv_ml_m2=nan, la_volume_ml_m2=nan)
     report["flags"] = [f for f in report["flags"] if f["code"] not in _ES_FLAGS] + [make_flag("ef_undefined", message, structure="lv")]

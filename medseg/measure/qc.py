@@ -4,7 +4,7 @@ A flag is a plain dict: ``{"code": str, "severity": "warning" | "info", "message
 plus where it applies: ``"structure"``, ``"slice"``, ``"frame"``, ``"phase"`` and any values
 (e.g. ``"coverage_pct"``). Codes used here: ``missing_slice``, ``incomplete_coverage``,
 ``basal_partial``, ``fragmented``, ``absent_structure``, ``phase_at_clip_end``,
-``long_axis_stack``.
+``long_axis_stack``, ``truncated``.
 """
 
 from __future__ import annotations
@@ -178,6 +178,33 @@ def absent(structure: str, value: int) -> dict:
     core = structure in ("lv", "myo", "rv")
     return make_flag("absent_structure", f"{structure} (label {value}) has no voxels",
                      severity="warning" if core else "info", structure=structure)
+
+
+#: structures whose volume is checked for being cut off by the field of view (:func:`truncated`)
+ATRIA = ("la", "ra")
+
+
+def truncated(labels: np.ndarray, value: int, structure: str, volume_ml: float | None = None, **where: Any) -> list[dict]:
+    """``truncated`` (warning) when the voxels of ``value`` in ``labels`` ((Z, Y, X) or (Y, X))
+    reach the edge of the grid: the first or last slice of a stack of more than one, or the image
+    border (rows, columns) of any slice. The structure goes on beyond the field of view and its
+    volume is a lower bound (an atrium cut off by the imaging depth read as a small atrium), or
+    the labels run on into a vessel (zero-click CT labels drew the RA up the superior vena cava to
+    the top slice: 14.2 mL for 9.4 mL).
+    Only the grid's faces are compared (no whole-grid mask)."""
+    a = np.asarray(labels)
+    if a.ndim == 2:
+        a = a[None]
+    at = {face: bool((a[idx] == value).any()) for face, idx in (("first", (0,)), ("last", (-1,)))} if a.shape[0] > 1 else {}
+    border = any(bool((a[idx] == value).any()) for idx in ((slice(None), 0), (slice(None), -1), (Ellipsis, 0), (Ellipsis, -1)))
+    ends = [face for face, hit in at.items() if hit]
+    edges = ([f"the {' and '.join(ends)} slice{'s' if len(ends) > 1 else ''} of the stack"] if ends else []) + (["the image border"] if border else [])
+    if not edges:
+        return []
+    vol = f" ({volume_ml:.1f} mL)" if volume_ml is not None and np.isfinite(volume_ml) else ""
+    return [make_flag("truncated", f"{structure} reaches {' and '.join(edges)}: cut off by the field of view (its volume{vol} a "
+                      "lower bound), or drawn on into a vessel that leaves it (a vein labelled as atrium); check the labels",
+                      structure=structure, edge=" and ".join(edges), **where)]
 
 
 def curve_closes(curve: Any) -> bool | None:

@@ -2,7 +2,9 @@
 
 Sources (docs/measurement.md): UK Biobank CMR normals, Petersen et al., JCMR 2017
 (papillary muscles in the blood pool): LVEF women 61 +/- 5 %, men 58 +/- 5 %; LV mass index
-men 53 +/- 9, women 42 +/- 7 g/m^2. Echo (Lang et al., JASE 2015): biplane LVEF men 52-72 %,
+men 53 +/- 9, women 42 +/- 7 g/m^2; RVEF men 56 +/- 6 %, women 59 +/- 6 %; RV EDV index men
+90 +/- 15, women 78 +/- 12 mL/m^2 (the RV values were entered without a copy of the paper at hand:
+check them against its table). Echo (Lang et al., JASE 2015): biplane LVEF men 52-72 %,
 women 54-74 %; LA volume index 16-34 mL/m^2.
 """
 
@@ -19,6 +21,8 @@ SEXES = ("male", "female")
 REFERENCE_RANGES: dict[str, tuple[str, str, dict[str, tuple[float, float]], str]] = {
     "cmr_lvef_pct": ("lvef", "%", {"male": (48.0, 68.0), "female": (51.0, 71.0)}, "UK Biobank CMR (Petersen 2017), mean +/- 2 SD"),
     "cmr_lv_mass_index_g_m2": ("lv_mass_index", "g/m^2", {"male": (35.0, 71.0), "female": (28.0, 56.0)}, "UK Biobank CMR (Petersen 2017), mean +/- 2 SD"),
+    "cmr_rvef_pct": ("rvef", "%", {"male": (44.0, 68.0), "female": (47.0, 71.0)}, "UK Biobank CMR (Petersen 2017), mean +/- 2 SD"),
+    "cmr_rv_edv_index_ml_m2": ("rv_edv_index", "mL/m^2", {"male": (60.0, 120.0), "female": (54.0, 102.0)}, "UK Biobank CMR (Petersen 2017), mean +/- 2 SD"),
     "echo_lvef_pct": ("lvef", "%", {"male": (52.0, 72.0), "female": (54.0, 74.0)}, "ASE/EACVI (Lang 2015)"),
     "echo_lavi_ml_m2": ("la_volume_index", "mL/m^2", {"male": (16.0, 34.0), "female": (16.0, 34.0)}, "ASE/EACVI (Lang 2015)"),
 }

@@ -40,6 +40,7 @@ from .report_phase import (  # noqa: F401  (re-exported: imported from medseg.me
 )
 from .volumes import (
     HEART_RATE_RANGE_BPM,
+    atrium,
     cardiac_output_l_min,
     detect_ed_es,
     function_from_volumes,
@@ -156,7 +157,7 @@ def combine_ed_es(ed: dict[str, Any], es: dict[str, Any], rv_ed_es_ml: tuple[flo
     to_index = {f"lv_{k}": v for k, v in lv_fn.items() if k != "ef_pct"}
     to_index.update({f"rv_{k}": v for k, v in rv_fn.items() if k != "ef_pct"})
     to_index["lv_mass_g"] = ed["lv_mass_g"]
-    atria = {n: {"max_ml": es["volumes_ml"][n], "min_ml": ed["volumes_ml"][n]} for n in ("la", "ra") if n in ed["volumes_ml"]}
+    atria = {n: atrium(es["volumes_ml"][n], ed["volumes_ml"][n]) for n in ("la", "ra") if n in ed["volumes_ml"]}
     for n, a in atria.items():
         to_index[f"{n}_max_ml"] = a["max_ml"]
     to_index["co_l_min"] = co
@@ -169,6 +170,9 @@ def combine_ed_es(ed: dict[str, Any], es: dict[str, Any], rv_ed_es_ml: tuple[flo
     if not swapped:  # a negative EF is ED and ES swapped (flagged above), not a low EF
         flags += range_flag("cmr_lvef_pct", lv_fn["ef_pct"], sex, structure="lv")
     flags += range_flag("cmr_lv_mass_index_g_m2", idx["lv_mass_g_m2"], sex, structure="myo")
+    if "rv" in ed["label_map"] and not rv_fn["esv_ml"] > rv_fn["edv_ml"]:  # RV swapped or not labelled: no RV range flag
+        flags += range_flag("cmr_rvef_pct", rv_fn["ef_pct"], sex, structure="rv")
+        flags += range_flag("cmr_rv_edv_index_ml_m2", idx["rv_edv_ml_m2"], sex, structure="rv")
     keys = ("volumes_ml", "lv_mass_g", "wall_thickness_mm", "spacing_mm", "label_map")
     out: dict[str, Any] = {k: ed[k] for k in keys}
     out.update({

@@ -94,6 +94,9 @@ def _phase(arr: np.ndarray, geom: StackGeometry, lmap: LabelMap, aha_method: str
            base: BaseEnd | None) -> dict[str, Any]:
     masks = phase_masks(arr, lmap)
     vols, flags, detail = phase_volumes(masks, geom, lmap, interpolate, basal_rule, base)
+    for name in qc.ATRIA:  # an atrium cut off by the field of view is a lower bound, not a small atrium
+        if name in lmap:  # from the grid (the atria's masks are cut to their boxes)
+            flags += qc.truncated(arr, lmap[name], name, vols[name])
     empty = np.zeros(geom.shape, dtype=bool)
     if "lv" in masks and "myo" in masks and masks["lv"].any() and masks["myo"].any():
         wt, wflags = wall_thickness(masks["lv"], masks["myo"], masks.get("rv", empty), geom, detail["base_obj"],

@@ -172,7 +172,8 @@ def review_sheet_figure(image: np.ndarray, labels: np.ndarray, label_map: Any, r
 #: (cohort.csv column, axis label) of the cohort overview's panels, in order. The last is the
 #: LV volume of the studies of one phase only (a study with ED and ES has it as its EDV).
 COHORT_PANELS = (("lv.ef_pct", "LVEF (%)"), ("lv.edv_ml", "LV EDV (mL)"), ("lv.esv_ml", "LV ESV (mL)"), ("lv_mass_g", "LV mass (g)"),
-                 ("indexed.lv_edv_ml_m2", "LV EDV index (mL/m²)"), ("indexed.lv_mass_g_m2", "LV mass index (g/m²)"), ("rv.ef_pct", "RVEF (%)"), ("rv.edv_ml", "RV EDV (mL)"), ("volumes_ml.lv", "LV volume, one phase (mL)"))
+                 ("indexed.lv_edv_ml_m2", "LV EDV index (mL/m²)"), ("indexed.lv_mass_g_m2", "LV mass index (g/m²)"), ("rv.ef_pct", "RVEF (%)"), ("rv.edv_ml", "RV EDV (mL)"),
+                 ("indexed.rv_edv_ml_m2", "RV EDV index (mL/m²)"), ("volumes_ml.lv", "LV volume, one phase (mL)"))
 
 
 def cohort_panels(rows: list[Mapping[str, Any]]) -> list[tuple[str, list[tuple[str, float]]]]:

@@ -98,6 +98,15 @@ def function_from_volumes(edv_ml: float, esv_ml: float) -> dict[str, float]:
     return {"edv_ml": edv, "esv_ml": esv, "sv_ml": sv, "ef_pct": ef}
 
 
+def atrium(max_ml: float, min_ml: float) -> dict[str, float]:
+    """``{"max_ml", "min_ml", "emptying_fraction_pct"}`` of an atrium: its volume at LV ES
+    (``max_ml``) and at LV ED (``min_ml``); the total emptying fraction 100 (max - min) / max is
+    NaN when the maximum is 0 or NaN (an atrium labelled in one phase only)."""
+    mx, mn = float(max_ml), float(min_ml)
+    ef = 100.0 * (mx - mn) / mx if (math.isfinite(mx) and mx > 0) else math.nan
+    return {"max_ml": mx, "min_ml": mn, "emptying_fraction_pct": ef}
+
+
 def heart_rate_bpm(heart_rate: float | None = None, nominal_interval_ms: float | None = None) -> float:
     """Heart rate (beats/min) from the user's value or DICOM NominalInterval (60000 / RR ms)."""
     if heart_rate is not None:

@@ -120,15 +120,16 @@ def test_clip_with_alike_frames_keeps_one_ef_undefined():
 
 def test_camus_expert_labels_biplane_ef_without_spacing(shared_data):
     """Real data: CAMUS validation patient0451's expert labels (PNG, no spacing), biplane disks
-    (`medseg measure --label-map lv=1,myo=2,la=3` reads 26.4 %). EF is reported, every volume,
-    length and the LA volume is left out."""
+    (`medseg measure --label-map lv=1,myo=2,la=3` reads 27.1 %; 26.4 % while stray LV pixels of
+    the resize put the annulus inside the LA, docs/measurement.md *Atria*). EF is reported, every
+    volume, length and the LA volume is left out."""
     from medseg.io import read_label_volume
 
     d = shared_data / "camus-224" / "patient0451"
     lab = {k: read_label_volume(d / f"patient0451_{k}_gt.png") for k in ("4CH_ED", "4CH_ES", "2CH_ED", "2CH_ES")}
     assert not any(v.spacing_known for v in lab.values())
     rep = measure_echo(*(lab[k].array[0, 0] for k in ("4CH_ED", "4CH_ES", "2CH_ED", "2CH_ES")), label_map="lv=1,myo=2,la=3")
-    assert rep["method"] == "biplane_disks" and rep["lv"]["ef_pct"] == pytest.approx(26.36, abs=0.05)
+    assert rep["method"] == "biplane_disks" and rep["lv"]["ef_pct"] == pytest.approx(27.06, abs=0.05)
     assert all(math.isnan(rep["lv"][k]) for k in ("edv_ml", "esv_ml", "sv_ml")) and math.isnan(rep["la_volume_ml"])
     assert all(math.isnan(x) for x in rep["lengths_mm"].values())
     assert set(rep["annulus_method"].values()) == {"lv_la_boundary"}

@@ -351,7 +351,7 @@ def test_indexed_mass_uses_the_ed_mass_and_atria_peak_at_es():
     assert rep["indexed"]["lv_mass_g_m2"] == pytest.approx(ph["ed"]["lv_mass_g"] / 2.0)
     la_ed, la_es = ph["ed"]["volumes_ml"]["la"], ph["es"]["volumes_ml"]["la"]
     assert la_es == pytest.approx(196 * 1.5 * 1.5 * 10.0 / 1000) and la_ed < la_es
-    assert rep["atria"]["la"] == {"max_ml": la_es, "min_ml": la_ed}
+    assert rep["atria"]["la"] == {"max_ml": la_es, "min_ml": la_ed, "emptying_fraction_pct": pytest.approx(100 * (la_es - la_ed) / la_es)}
     assert rep["indexed"]["la_max_ml_m2"] == pytest.approx(la_es / 2.0)
 
 
