@@ -56,10 +56,30 @@ class _Typer(typer.Typer):
         register = super().command(*args, **kwargs)
 
         def decorator(f: Any) -> Any:
-            register(expand_user_paths(f))
+            register(expand_user_paths(_refuse_empty_options(f)))
             return f  # the module keeps the plain function
 
         return decorator
+
+
+#: text options (by parameter name) whose empty value (``--label-map "$MAP"``, MAP unset) was read as
+#: the option left out: the labels read with medseg's default map (ACDC's lv=3 taken as the RV), the
+#: base model without its adapter, a DICOM folder's first series
+_NOT_EMPTY = ("label_map", "predicted_label_map", "model", "adapter", "init_from", "modality", "series", "scheduler")
+
+
+def _refuse_empty_options(command: Any) -> Any:
+    """``command`` refusing, in one line, an empty or blank value of a :data:`_NOT_EMPTY` option."""
+    import functools
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        for name in _NOT_EMPTY:
+            if isinstance(kwargs.get(name), str) and not kwargs[name].strip():
+                raise MedsegError(f"--{name.replace('_', '-')} is empty: give a value, or leave the option out")
+        return command(*args, **kwargs)
+
+    return run
 
 
 app = _Typer(

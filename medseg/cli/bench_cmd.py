@@ -21,7 +21,7 @@ def bench_command(
     """Time the default model against SAM ViT-B; write BENCH.json.
 
     Encoder time per slice, decoder time per prompt, and a whole ACDC-sized study (--no-study skips it)."""
-    from .._files import check_not_inputs, write_json_atomic
+    from .._files import _NOT_JSON, check_not_inputs, write_json_atomic
     from ..bench import run_bench
     from ..errors import MedsegError
     from ._options import check_device
@@ -30,6 +30,8 @@ def bench_command(
         raise MedsegError(f"--repeats must be >= 1 and --sam-repeats >= 0, got {repeats} and {sam_repeats}")
     check_device(device)
     check_not_inputs({"BENCH.json": out}, {})  # a folder it cannot write is refused before the minutes of timing
+    if out.suffix.lower() in _NOT_JSON:  # `-o bench.csv` wrote JSON into a file a spreadsheet then opened as a broken table
+        raise MedsegError(f"{out}: the benchmark (-o) is JSON; name it .json")
     with console.status("benchmarking (SAM ViT-B at 1024 px takes a while on a CPU)..."):
         result = run_bench(device=device, repeats=repeats, sam_repeats=sam_repeats, model=model, with_study=not no_study)
     write_json_atomic(out, result)

@@ -60,7 +60,7 @@ def read_nifti(path: Path) -> Volume:
         with _quiet_nibabel():
             data = np.asanyarray(img.dataobj)
     except Exception as e:  # nibabel/gzip/zlib raise many types for corrupt files
-        raise ImageReadError(f"cannot read NIfTI file {path}: {_short(e)}") from None
+        raise ImageReadError(f"cannot read NIfTI file {path}: {_cut_short(e) or _short(e)}") from None
     _check_gzip_stream(path)
     data = _squeeze_trailing(_as_grey(data, header, path), path)
     n_spatial = min(data.ndim, 3)
@@ -148,6 +148,18 @@ def _quiet_nibabel() -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
+
+
+def _cut_short(e: BaseException) -> str | None:
+    """What a read of the voxel data that ran out of bytes says, in words (Python's "EOFError:
+    Compressed file ended before the end-of-stream marker was reached", nibabel's "OSError:
+    Expected 301056 bytes, got 150352 bytes"); None for another failure."""
+    found = re.match(r"Expected (\d+) bytes, got (\d+) bytes", str(e)) if isinstance(e, OSError) else None
+    if found:
+        return f"the file is cut short: it holds {found[2]} of the {found[1]} bytes of voxel data its header declares (an interrupted copy or download?)"
+    if isinstance(e, EOFError):
+        return "the file is cut short: its compressed data ends before the voxels its header declares (an interrupted copy or download?)"
+    return None
 
 
 def _short(e: BaseException) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from .._files import atomic_path
 from ..errors import GeometryError, ImageReadError, LabelMapError
@@ -38,8 +38,13 @@ def read_raster(path: Path, labels: bool = False) -> Volume:
             array = _to_array(im, path, labels)
     except (ImageReadError, LabelMapError):
         raise
-    except Exception as e:  # UnidentifiedImageError, truncated data, decompression bombs, ...
-        raise ImageReadError(f"cannot read image file {path}: {type(e).__name__}: {str(e).splitlines()[0][:160]}") from None
+    except UnidentifiedImageError:  # its message, "cannot identify image file 'x.png'", said no more than the class name
+        raise ImageReadError(f"cannot read image file {path}: not an image Pillow recognises (corrupt, or another format "
+                             f"under a {Path(path).suffix or 'raster'} name?)") from None
+    except Exception as e:  # truncated data, decompression bombs, ...
+        msg = (str(e).strip().splitlines() or [""])[0][:160]
+        what = msg if msg and isinstance(e, OSError | ValueError) else f"{type(e).__name__}: {msg}"  # Pillow's own words: "image file is truncated"
+        raise ImageReadError(f"cannot read image file {path}: {what}") from None
     if array.ndim != 2:
         raise ImageReadError(f"{path}: expected a 2-D image, got array shape {array.shape}")
     return Volume(

@@ -86,8 +86,13 @@ def seg_frame_path(path: str | os.PathLike, frame: int) -> Path:
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:
-    """``labels.nii.gz`` -> ``labels.json`` (the label-map/provenance sidecar)."""
+    """``labels.nii.gz`` -> ``labels.json`` (the label-map/provenance sidecar). ``.`` (or an empty
+    path) is the current folder by its own name, as written out; the root folder has no sidecar."""
     p = Path(path)
+    if not p.name:  # `-o .`, `measure ""`: Path.with_name raised "PosixPath('.') has an empty name"
+        p = Path(os.path.abspath(p))
+        if not p.name:
+            raise ImageWriteError(f"{path} is a folder, not a file: give a file name")
     name = p.name
     for ext in sorted(OUTPUT_FORMATS, key=len, reverse=True):
         if name.lower().endswith(ext):
