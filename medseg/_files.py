@@ -216,17 +216,22 @@ def read_medseg_csv(path: str | os.PathLike) -> list[dict[str, str]]:
 def decode_spreadsheet_csv(raw: bytes) -> str:
     """A spreadsheet's CSV export as text: UTF-16 or UTF-8 with their byte-order marks, UTF-8,
     else the Windows code page (cp1252) older spreadsheets save in, else Latin-1."""
+    return _decode_spreadsheet(raw)[0]
+
+
+def _decode_spreadsheet(raw: bytes) -> tuple[str, str]:
+    """:func:`decode_spreadsheet_csv`'s text and the encoding it was read in."""
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
         try:
-            return raw.decode("utf-16")
+            return raw.decode("utf-16"), "utf-16"
         except UnicodeDecodeError:
             pass  # an odd number of bytes: none of a spreadsheet's
     for encoding in ("utf-8-sig", "cp1252"):
         try:
-            return raw.decode(encoding)
+            return raw.decode(encoding), encoding
         except UnicodeDecodeError:
             continue
-    return raw.decode("latin-1")
+    return raw.decode("latin-1"), "latin-1"
 
 
 def spreadsheet_csv_rows(text: str) -> list[list[str]]:
@@ -249,13 +254,16 @@ def spreadsheet_csv_rows(text: str) -> list[list[str]]:
     return [[csv_cell(c) for c in row] for row in reader]
 
 
-def read_spreadsheet_csv(path: str | os.PathLike, what: str) -> list[list[str]]:
+def read_spreadsheet_csv(path: str | os.PathLike, what: str, notes: list[str] | None = None) -> list[list[str]]:
     """The rows of the CSV file ``path`` (``what`` names it in messages: "subjects file", "pairs
     file"), as a spreadsheet saves it: :func:`decode_spreadsheet_csv`, :func:`spreadsheet_csv_rows`.
+    ``notes``: a file that is not UTF-8 (nor UTF-16), read in the Windows code page, adds a line
+    saying so to it (a Mac's "CSV" is Mac Roman: its ``ü`` reads as ``Ÿ``).
 
     Raises:
         MedsegError: one line naming the file: not found, unreadable, an Excel or other workbook
-            (not CSV), binary (NUL characters) or not CSV text.
+            (not CSV), binary (NUL characters) or not CSV text, Excel's ``sep=`` line, or a row
+            with more cells than the header (:func:`_check_row_lengths`).
     """
     import csv
 
@@ -270,13 +278,38 @@ def read_spreadsheet_csv(path: str | os.PathLike, what: str) -> list[list[str]]:
         raise MedsegError(f"cannot read the {what} {p}: {e.strerror or e}") from None
     if raw[:4] in (b"PK\x03\x04", b"\xd0\xcf\x11\xe0"):
         raise MedsegError(f"{p} is a spreadsheet workbook, not CSV: save it as CSV (comma or semicolon separated)")
-    text = decode_spreadsheet_csv(raw)
+    text, encoding = _decode_spreadsheet(raw)
     if "\x00" in text:
         raise MedsegError(f"{p}: not a readable CSV text file (it holds NUL characters: a binary file?)")
+    first = text.lstrip().split("\n", 1)[0].strip().strip('"').lower()
+    if first.startswith("sep=") and len(first) <= 5:
+        raise MedsegError(f"{p}: line 1 is Excel's separator hint {first!r}: delete that line (medseg finds the separator itself)")
     try:
-        return spreadsheet_csv_rows(text)
+        rows = spreadsheet_csv_rows(text)
     except csv.Error as e:
         raise MedsegError(f"{p}: not a readable CSV text file ({e})") from None
+    _check_row_lengths(p, rows)
+    if notes is not None and encoding in ("cp1252", "latin-1"):
+        name = "the Windows code page (cp1252)" if encoding == "cp1252" else "Latin-1"
+        notes.append(f"{p} is not UTF-8: read in {name}; if a name reads wrongly, save it as 'CSV UTF-8'")
+    return rows
+
+
+def _check_row_lengths(p: Path, rows: list[list[str]]) -> None:
+    """Refuse a row with more cells (up to its last non-empty one) than the header has names:
+    its cells would be read under the wrong columns (``172,5`` unquoted in a comma-separated
+    file is the cells 172 and 5: the height 172 and the weight 5 kg)."""
+    from .errors import MedsegError
+
+    def width(row: list[str]) -> int:
+        return max((i + 1 for i, c in enumerate(row) if c.strip()), default=0)
+
+    names = width(rows[0]) if rows else 0
+    for i, row in enumerate(rows[1:], start=2):
+        if width(row) > names:
+            raise MedsegError(f"{p}, line {i}: {width(row)} cells under a header of {names}: a comma inside a cell (a decimal "
+                              "comma, 172,5, in a comma-separated file?); save the file with semicolons as separator, or put "
+                              "such cells in quotes")
 
 
 def write_json_atomic(target: str | os.PathLike, obj: Any) -> Path:

@@ -79,7 +79,11 @@ class LabelMap:
         if not text.startswith("{") and path.suffix == ".json":
             if not path.is_file():
                 raise LabelMapError(f"label map file not found: {text}")
-            text = path.read_text()
+            raw = path.read_bytes()  # UTF-8, with a byte-order mark (Windows Notepad) too, or UTF-16 (PowerShell)
+            try:
+                text = raw.decode(json.detect_encoding(raw)).strip()
+            except UnicodeDecodeError:
+                raise LabelMapError(f"label map file {text} is not UTF-8 text") from None
         if text.startswith("{"):
             try:
                 obj = json.loads(text)

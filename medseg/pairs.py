@@ -6,6 +6,7 @@ instead of running the model (:func:`with_predictions`)."""
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,9 +27,10 @@ class Pair:
     failed: str | None = None  # --predicted: why batch failed the case (no labels): not scored, listed
 
 
-def read_pairs(path: str | Path, left_out: list[str] | None = None) -> list[Pair]:
+def read_pairs(path: str | Path, left_out: list[str] | None = None, notes: list[str] | None = None) -> list[Pair]:
     """Read PAIRS.csv (columns image,label[,case,phase][,prediction]; read as ``--subjects`` is,
-    :func:`medseg._files.read_spreadsheet_csv`; paths: ``~`` expanded, relative to the CSV, made
+    :func:`medseg._files.read_spreadsheet_csv`, ``notes`` as there; rows of empty cells, ``;;;``,
+    skipped; paths: ``~`` expanded, relative to the CSV, Windows' ``\\`` read as ``/``, made
     absolute), or pair the images of a folder with their labels (:func:`pairs_from_folder`).
     Without a ``case`` cell a row's case is named as in folder mode: the image's batch case id,
     whose ``_ED`` / ``_ES`` part gives the phase (``p1_ED.nii.gz``: case p1, ED); cells win.
@@ -40,9 +42,9 @@ def read_pairs(path: str | Path, left_out: list[str] | None = None) -> list[Pair
         return pairs_from_folder(path, left_out)
     if not path.is_file():
         raise ImageReadError(f"pairs file not found: {path}")
-    table = read_spreadsheet_csv(path, "pairs file")
+    table = read_spreadsheet_csv(path, "pairs file", notes)
     header = [h.strip().lower() for h in table[0]] if table else []
-    rows = [(i + 1, dict(zip(header, (c.strip() for c in row)))) for i, row in enumerate(table[1:], start=1) if row]
+    rows = [(i + 1, dict(zip(header, (c.strip() for c in row)))) for i, row in enumerate(table[1:], start=1) if any(c.strip() for c in row)]
     if not rows:
         raise MedsegError(f"{path}: no rows (expected a header image,label[,case,phase] and one row per pair)")
     if not {"image", "label"} <= set(header):
@@ -72,10 +74,13 @@ def _csv_pair(path: Path, line: int, r: dict[str, str], pred: bool) -> Pair:
     for col in ("image", "label"):
         if not r.get(col):
             raise MedsegError(f"{path} row {line}: the '{col}' cell is empty")
-    files = [_csv_path(path, r[col]) for col in ("image", "label", *(("prediction",) if pred else ()))]
-    for p in files:
+    cols = ("image", "label", *(("prediction",) if pred else ()))
+    files = [_csv_path(path, r[col]) for col in cols]
+    for p, col in zip(files, cols):
         if not p.exists():
-            raise ImageReadError(f"{path} row {line}: file not found: {p}")
+            windows = _WINDOWS_ABSOLUTE.match(r[col])
+            hint = f" ({r[col]} is a Windows path: write it relative to the CSV's folder, or as this machine names it)" if windows else ""
+            raise ImageReadError(f"{path} row {line}: file not found: {p}{hint}")
     phase = (r.get("phase") or "").upper() or None
     if phase not in (None, "ED", "ES"):
         raise MedsegError(f"{path} row {line}: phase must be ED or ES, got {phase!r}")
@@ -87,15 +92,23 @@ def _csv_pair(path: Path, line: int, r: dict[str, str], pred: bool) -> Pair:
     return pair
 
 
+#: a path a Windows machine wrote: a drive (``C:\\``, ``D:/``) or a network share (``\\\\server\\share``)
+_WINDOWS_ABSOLUTE = re.compile(r"^([A-Za-z]:[\\/]|\\\\)")
+
+
 def _csv_path(csv_path: Path, cell: str) -> Path:
     """A PAIRS.csv cell as an absolute path: ``~`` expanded, relative to the CSV's folder, its
-    folders resolved (``..``, links), its own name kept (a linked image keeps its case id)."""
+    folders resolved (``..``, links), its own name kept (a linked image keeps its case id). A
+    relative path written on Windows, ``images\\p1.nii.gz``, is ``images/p1.nii.gz`` where no
+    file is named with the backslash."""
     import os
 
     from ._files import resolved
 
     p = Path(os.path.expanduser(cell))
     p = p if p.is_absolute() else csv_path.parent / p
+    if "\\" in cell and not p.exists() and not _WINDOWS_ABSOLUTE.match(cell):
+        p = _csv_path(csv_path, cell.replace("\\", "/"))
     if not p.exists():  # a CSV of raw file-name bytes that are not UTF-8 (read as cp1252): the name as those bytes
         try:
             raw = Path(os.fsdecode(os.fspath(p).encode("cp1252")))

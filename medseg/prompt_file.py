@@ -123,8 +123,10 @@ def check_prompts_file(path: str | Path) -> None:
 def _read_json(path: Path) -> Any:
     if not path.is_file():
         raise PromptError(f"prompts file not found: {path}")
-    try:
-        return json.loads(path.read_text())
+    if path.suffix.lower() in (".csv", ".tsv", ".xlsx", ".xls"):
+        raise PromptError(f"{path}: a prompts file is JSON, not a table (see examples/prompts_example.json)")
+    try:  # bytes: UTF-8, also with a byte-order mark (Windows Notepad), or UTF-16 (PowerShell's Out-File)
+        return json.loads(path.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise PromptError(f"{path}: not valid JSON ({getattr(e, 'msg', e)})") from None
     except ValueError as e:  # an integer of thousands of digits

@@ -1,8 +1,9 @@
 """Per-subject body data for cohort measurements (``medseg batch --measure --subjects FILE.csv``).
 
 A CSV (a spreadsheet export) with one row per subject: an id column (``case``, ``subject``,
-``study``, ``patient`` or ``id``) and any of ``height_cm``, ``weight_kg``, ``sex`` (M/F) and
-``heart_rate`` (beats/min); other columns (age, group, ...) are ignored. With them a case's
+``study``, ``patient`` or ``id``) and any of ``height_cm``, ``weight_kg``, ``sex`` (M/F, also
+m/w, Mann/Frau, homme/femme) and ``heart_rate`` (beats/min); other columns (age, group, ...) are
+ignored, not those named as a value column in other words (``Height [cm]``, ``Größe``: refused). With them a case's
 report gets BSA, indexed volumes and mass, sex-specific reference ranges and cardiac output,
 as ``medseg measure --height-cm --weight-kg --sex --heart-rate`` gives them.
 
@@ -29,6 +30,18 @@ NUMERIC = {"height_cm": HEIGHT_RANGE_CM, "weight_kg": WEIGHT_RANGE_KG, "heart_ra
 VALUE_COLUMNS = (*NUMERIC, "sex")
 #: Columns that look like body data but do not say their unit.
 _UNITLESS = {"height": "height_cm", "weight": "weight_kg", "hr": "heart_rate", "heartrate": "heart_rate"}
+#: Beginnings (of a column name in lower case, letters only) of other names of the value columns,
+#: English, German and French: such a column (the word and up to 4 more letters, a unit: ``Height
+#: [cm]``, ``Größe``, ``weight_lbs``; not ``weight_change``) is refused, not ignored.
+_LOOKALIKE = {"height": "height_cm", "größe": "height_cm", "groesse": "height_cm", "grösse": "height_cm", "körpergröße": "height_cm",
+              "taille": "height_cm", "weight": "weight_kg", "gewicht": "weight_kg", "körpergewicht": "weight_kg", "poids": "weight_kg",
+              "heartrate": "heart_rate", "herzfrequenz": "heart_rate", "puls": "heart_rate", "fréquencecardiaque": "heart_rate",
+              "gender": "sex", "geschlecht": "sex", "sexe": "sex"}
+#: Sex as written in English, German (``w``: weiblich) and French; O, U, D (divers) or empty: not known.
+#: ``H`` (homme, but Spanish hombre beside M = mujer) is refused as ambiguous.
+_SEX = {**dict.fromkeys(("m", "male", "man", "mann", "männlich", "maennlich", "masculin", "homme"), "M"),
+        **dict.fromkeys(("f", "female", "woman", "w", "frau", "weiblich", "féminin", "feminin", "femme"), "F"),
+        **dict.fromkeys(("o", "other", "u", "unknown", "d", "divers", "unbekannt", "inconnu"), None)}
 
 
 @dataclass(frozen=True)
@@ -48,14 +61,16 @@ class Subject:
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
 
-def read_subjects(path: str | Path) -> tuple[Subject, ...]:
+def read_subjects(path: str | Path, notes: list[str] | None = None) -> tuple[Subject, ...]:
     """The rows of a subjects CSV; a one-line :class:`MedsegError` for a file that cannot be
-    read, has no id column or none of the value columns, a column whose unit is not named, a
-    repeated id, or a value that is not plausible (the file and line are named)."""
+    read, has no id column or none of the value columns, a column whose unit is not named (or
+    another name of a value column: ``Height [cm]``, ``Größe``), a repeated id, or a value that
+    is not plausible (the file and line are named). ``notes``: a file read in the Windows code
+    page adds a line saying so (:func:`medseg._files.read_spreadsheet_csv`)."""
     from ._files import read_spreadsheet_csv
 
     p = Path(path)
-    rows = iter(read_spreadsheet_csv(p, "subjects file"))
+    rows = iter(read_spreadsheet_csv(p, "subjects file", notes))
     header = [h.strip() for h in next(rows, [])]
     lower = [h.lower() for h in header]
     id_col = next((lower.index(c) for c in ID_COLUMNS if c in lower), None)
@@ -64,6 +79,7 @@ def read_subjects(path: str | Path) -> tuple[Subject, ...]:
     for h in lower:
         if h in _UNITLESS and _UNITLESS[h] not in lower:
             raise MedsegError(f"{p}: column {h!r} does not say its unit; name it {_UNITLESS[h]!r}")
+    _check_lookalikes(p, header)
     cols = {c: lower.index(c) for c in VALUE_COLUMNS if c in lower}
     if not cols:
         raise MedsegError(f"{p}: none of the columns {', '.join(VALUE_COLUMNS)} (header: {', '.join(header)})")
@@ -87,17 +103,32 @@ def read_subjects(path: str | Path) -> tuple[Subject, ...]:
     return tuple(subjects.values())
 
 
+def _check_lookalikes(p: Path, header: list[str]) -> None:
+    """Refuse a column named as a value column in other words (``Height [cm]``, ``Größe``,
+    ``Gender``) when the file lacks that value column: it was ignored without a word."""
+    lower = [h.lower() for h in header]
+    for h in header:
+        letters = "".join(c for c in h.lower() if c.isalpha())
+        target = next((t for start, t in _LOOKALIKE.items() if letters.startswith(start) and len(letters) <= len(start) + 4), None)
+        if target is not None and target not in lower:
+            unit = {"height_cm": " (in cm)", "weight_kg": " (in kg)", "heart_rate": " (beats/min)", "sex": " (M or F)"}[target]
+            raise MedsegError(f"{p}: column {h!r} is not read; name it {target!r}{unit}")
+
+
 def _value(column: str, cell: str, where: str) -> Any:
     if column == "sex":
-        s = {"m": "M", "male": "M", "f": "F", "female": "F", "o": None, "other": None, "u": None, "unknown": None}.get(cell.lower(), "?")
+        s = _SEX.get(cell.lower(), "?")
         if s == "?":
-            raise MedsegError(f"{where}: sex {cell!r} is not M or F (O or empty: not known)")
+            why = " (H: homme, or hombre beside M = mujer?)" if cell.lower() == "h" else ""
+            raise MedsegError(f"{where}: sex {cell!r} is not M or F{why}; write M or F (m/w, male/female, Mann/Frau, "
+                              "homme/femme too; O or empty: not known)")
         return s
     lo, hi = NUMERIC[column]
     try:
         v = float(cell.replace(",", ".")) if cell.count(",") == 1 and "." not in cell else float(cell)
     except ValueError:
-        raise MedsegError(f"{where}: {column} {cell!r} is not a number") from None
+        unit = " (write the number alone: the unit is in the column's name)" if any(c.isalpha() for c in cell) else ""
+        raise MedsegError(f"{where}: {column} {cell!r} is not a number{unit}") from None
     if not (math.isfinite(v) and lo <= v <= hi):
         raise MedsegError(f"{where}: {column} {cell} is outside {lo:g}-{hi:g}")
     return v

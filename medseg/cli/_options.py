@@ -110,3 +110,14 @@ def note_left_out(flag: str, left_out: list[str]) -> None:
 
         console.print(f"note: {flag}: {len(left_out)} image(s) left out: {'; '.join(shown(c) for c in left_out[:5])}"
                       + (f" and {len(left_out) - 5} more" if len(left_out) > 5 else ""), markup=False, soft_wrap=True)
+
+
+def note_lines(notes: list[str]) -> None:
+    """Print each of ``notes`` (how an input table was read: a subjects or pairs CSV not in
+    UTF-8, read in the Windows code page) as a ``note:`` line."""
+    if notes:
+        from .._files import shown
+        from ._app import console
+
+        for note in dict.fromkeys(notes):
+            console.print(f"note: {shown(note)}", markup=False, highlight=False, soft_wrap=True)

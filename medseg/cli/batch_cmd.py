@@ -69,7 +69,9 @@ def batch_command(
     if subjects is not None:
         from ..subjects import read_subjects
 
-        subject_rows = read_subjects(subjects)
+        notes: list[str] = []
+        subject_rows = read_subjects(subjects, notes)
+        o.note_lines(notes)
     structures = ",".join(o.parse_structures(structures, auto) or ()) or None
     if label_map:
         LabelMap.parse(label_map)  # a malformed map fails here, once

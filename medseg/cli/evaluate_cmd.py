@@ -44,14 +44,16 @@ def evaluate_command(
     from ..evaluation import PROMPT_MODES, evaluate_pairs, read_pairs, with_predictions
     from ..labels import LabelMap
     from ..models import load_model
-    from ._options import note_left_out, references_map, with_modality
+    from ._options import note_left_out, note_lines, references_map, with_modality
 
     if workers < 1:
         raise MedsegError(f"--workers must be 1 or more, got {workers}")
     if prompt is not None and prompt not in PROMPT_MODES:  # a typo, before the pairs are read
         raise MedsegError(f"--prompt must be one of {', '.join(PROMPT_MODES)}, got {prompt!r}")
     left: list[str] = []
-    rows = with_modality(read_pairs(pairs, left), modality)
+    notes: list[str] = []
+    rows = with_modality(read_pairs(pairs, left, notes), modality)
+    note_lines(notes)
     if predicted is not None:
         if any(r.prediction is not None for r in rows):
             raise MedsegError(f"{pairs} has a prediction column and --predicted names a folder: give one of them")

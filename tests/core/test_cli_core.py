@@ -326,7 +326,7 @@ def test_evaluate_box_and_errors(study, tmp_path, capsys):
     (tmp_path / "img2.nii.gz").write_bytes((study / "img.nii.gz").read_bytes())  # another image, the same case and phase
     for bad, msg in [("image,label\n", "no rows"), (f"image,label\n{tmp_path / 'x.nii.gz'},{study / 'gt.nii.gz'}\n", "not found"),
                      (f"image,label\n{study / 'img.nii.gz'}\n", "row 2: the 'label' cell is empty"),  # a short row
-                     ("image,label\n,\n", "row 2: the 'image' cell is empty"),
+                     ("image,label\n,x\n", "row 2: the 'image' cell is empty"),  # a row of empty cells (Excel's ;;) is skipped
                      (f"image,label\n{row}\n{row}\n", "row 3 repeats row 2 (the same image, labels and case)"),
                      (f"image,label,case,phase\n{row},p1,ED\n{tmp_path / 'img2.nii.gz'},{study / 'gt.nii.gz'},p1,ED\n", "row 3 repeats row 2 (case p1 ED)"),
                      (b"\xff\xfe\x00\x00x\x00", "not a readable CSV text file")]:

@@ -142,7 +142,7 @@ def test_an_evaluate_csv_reads_back_as_pairs(data, tmp_path):
 @pytest.mark.parametrize("content, message", [
     (b"PK\x03\x04" + b"\0" * 20, "spreadsheet workbook, not CSV"),
     (b"\xff\xfe\x00\x00x\x00", "not a readable CSV text file"),
-    ("image;label\n;\n".encode("cp1252"), "row 2: the 'image' cell is empty"),
+    ("image;label\n;y\n".encode("cp1252"), "row 2: the 'image' cell is empty"),  # a row of empty cells, ``;``, is skipped
     ("image;labels\nx;y\n".encode("cp1252"), "needs columns 'image' and 'label'"),
 ])
 def test_bad_pairs_files_are_one_line_errors(tmp_path, content, message):
