@@ -81,6 +81,10 @@ def batch_command(
         check_prompts_file(prompts)  # a malformed file fails here, once, not in every case
     if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
         raise PromptError(f"--min-confidence must be in [0, 1], got {min_confidence}")
+    if model != "default" and "=" not in model:  # an unknown name failed every case, one after another
+        from ..models.registry import check_model_spec
+
+        check_model_spec(model)
     if adapter:  # a name that does not exist failed every case, one after another
         from ..adapters import check_adapter_file, find_adapter, read_adapter_meta
 

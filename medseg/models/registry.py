@@ -125,6 +125,20 @@ def _load_base(spec: str | os.PathLike | None, device: str) -> LoadedModel:
         e = REGISTRY[name]
         model, digest = load_official_sam(path_text, e.variant, e.name, e.input_norm)
         return LoadedModel(model.to(device), name, digest, device=device)
+    path = check_model_spec(spec)
+    if path.suffix == ".safetensors":
+        model, digest, info = load_checkpoint(path)
+        return LoadedModel(model.to(device), path.stem, digest, info, device=device)
+    variant = _detect_sam_variant(path)
+    model, digest = load_official_sam(path, variant, f"sam_{variant}", "sam")
+    return LoadedModel(model.to(device), f"sam_{variant}", digest, device=device)
+
+
+def check_model_spec(spec: str) -> Path:
+    """``--model`` that is no shipped name nor ``NAME=PATH``: the checkpoint file it names, without
+    reading it; CheckpointError (one line) for a registry name without its file, a name medseg
+    does not know, or a path that is not a regular file. ``batch`` checks it before its cases
+    (an unknown name failed every case, one after another)."""
     if spec in REGISTRY:
         raise CheckpointError(f"model {spec!r} needs your checkpoint file: use --model {spec}=/path/to/weights.pth (nothing is downloaded)")
     path = Path(spec)
@@ -132,12 +146,7 @@ def _load_base(spec: str | os.PathLike | None, device: str) -> LoadedModel:
         raise CheckpointError(f"unknown model {spec!r}; use one of: default, " + ", ".join(f"{n}=PATH" for n in REGISTRY if n != "default") + ", or a checkpoint path")
     if not path.is_file():  # a folder, a FIFO or a device would be read forever
         raise CheckpointError(f"--model {spec}: not a regular file")
-    if path.suffix == ".safetensors":
-        model, digest, info = load_checkpoint(path)
-        return LoadedModel(model.to(device), path.stem, digest, info, device=device)
-    variant = _detect_sam_variant(path)
-    model, digest = load_official_sam(path, variant, f"sam_{variant}", "sam")
-    return LoadedModel(model.to(device), f"sam_{variant}", digest, device=device)
+    return path
 
 
 def _detect_sam_variant(path: Path) -> str:

@@ -441,3 +441,12 @@ def test_an_adapter_that_is_not_there_is_refused_before_any_case(studies, tmp_pa
     assert _batch(studies, tmp_path / "out", "--adapter", "nosuch-adapter") == 1
     err = " ".join(capsys.readouterr().err.split())
     assert "adapter 'nosuch-adapter' not found" in err and not (tmp_path / "out" / "summary.csv").exists()
+
+
+@pytest.mark.parametrize("model, said", [("nosuch", "unknown model 'nosuch'"), ("sam_vit_b", "needs your checkpoint file"),
+                                         (".", "not a regular file")])
+def test_a_model_that_is_not_there_is_refused_before_any_case(studies, tmp_path, capsys, model, said):
+    """`batch --model nosuch`: every case failed alike ("every case: unknown model"), after a summary."""
+    assert _batch(studies, tmp_path / "out", "--model", model) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert said in err and not (tmp_path / "out" / "summary.csv").exists()
