@@ -194,6 +194,10 @@ def study_prompts(vol, prompts: str | Path | None, prompts_from: str | Path | No
         from .io import check_same_grid, read_label_volume
 
         ref = read_label_volume(prompts_from)
+        if vol.meta.get("spacing_from") and not ref.spacing_known and ref.n_slices == 1:  # PNG labels of a PNG given --pixel-spacing
+            from .io.volume import with_pixel_spacing
+
+            ref = with_pixel_spacing(ref, vol.spacing[1:], str(prompts_from))
         if label_map is None and ref.meta.get("label_map"):
             label_map = LabelMap.parse(ref.meta["label_map"])  # a DICOM SEG's segments
         if label_map is None:

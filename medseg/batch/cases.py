@@ -68,6 +68,7 @@ class BatchOptions:
     subjects: tuple[Any, ...] = ()  # --subjects: medseg.subjects.Subject rows, body data for --measure
     dicom_seg: bool = False  # also write a DICOM study's labels as DICOM SEG in OUT_DIR/<case>_seg/
     modality: str | None = None  # --modality: segment every case as this modality
+    pixel_spacing: tuple[float, float] | None = None  # --pixel-spacing (row, column mm) of images that record none
     threads: int | None = None  # torch threads per process (None: torch's default)
     threads_by_host: tuple[tuple[str, int], ...] = ()  # Dask: worker threads per host
 
@@ -100,6 +101,8 @@ class BatchOptions:
             obj["series"] = self.series
         if self.modality:
             obj["modality"] = self.modality
+        if self.pixel_spacing:
+            obj["pixel_spacing"] = list(self.pixel_spacing)
         if self.min_confidence is not None:
             obj["min_confidence"] = self.min_confidence
         return _sha256_text(json.dumps(obj, sort_keys=True))

@@ -245,6 +245,7 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
     from .._files import check_not_inputs
     from ..io import read_volume, sidecar_path, write_labels
     from ..io.readers import modality_facts
+    from ..io.volume import spacing_facts
     from ..labels import LabelMap
     from ..segment import default_auto_structures, segment_volume
 
@@ -254,6 +255,10 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
     handed_over_path(options.out_dir, case.case).unlink(missing_ok=True)  # an earlier run's: this run decides anew
     series = case.series or options.series
     vol = read_volume(case.input, series=series if Path(case.input).is_dir() else None, modality=options.modality)
+    if options.pixel_spacing:
+        from ..io.volume import with_pixel_spacing
+
+        vol = with_pixel_spacing(vol, options.pixel_spacing, case.case)
     if (orphan := reference_without_image(case, vol.array)) is not None:  # C_gt without C: not an image to segment
         raise MedsegError(orphan)
     lmap = LabelMap.parse(options.label_map) if options.label_map else None
@@ -280,7 +285,7 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
             "reference": str(Path(case.reference).resolve()) if case.reference else None, "reference_sha256": ref_sha, "batch_signature": options.signature(ref_sha),
             "min_confidence": options.min_confidence, "torch_threads": torch_threads(), "scores": result.scores,
             "seconds": round(result.seconds, 3), **({"series": series} if series and Path(case.input).is_dir() else {}), **modality_facts(vol),
-            **({"prompt_note": note} if note else {})}
+            **spacing_facts(vol), **({"prompt_note": note} if note else {})}
     sidecar_path(out).unlink(missing_ok=True)  # an interrupted rewrite must not pair with an old sidecar
     review_png_path(options.out_dir, case.case).unlink(missing_ok=True)
     for target in (out, sidecar_path(out), review_png_path(options.out_dir, case.case), handed_over_path(options.out_dir, case.case)):  # a killed run's temporary files

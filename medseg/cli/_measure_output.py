@@ -70,6 +70,15 @@ def _write_plots(report: dict, folder: Path, phases: dict, frames: dict, lmap: A
     report["plots"] = {k: str(v) for k, v in written.items()}
 
 
+def _like_labels(img: Any, vol: Any, path: Path) -> Any:
+    """An image without pixel spacing (a PNG) under labels measured with ``--pixel-spacing``: given the same."""
+    from ..io.volume import GIVEN_SPACING, with_pixel_spacing
+
+    if img.spacing_known or vol.meta.get("spacing_from") != GIVEN_SPACING or img.n_slices != 1:
+        return img
+    return with_pixel_spacing(img, vol.spacing[1:], f"--image {path}")
+
+
 def _overlay_images(paths: list, vol: Any, frames: dict[str, int]) -> dict[str, np.ndarray]:
     """Phase -> (Z, Y, X) image: frames of a cine image, or one image per phase in order
     (``paths``: --image paths, or (path, DICOM series, frame) from the labels' sidecars: the
@@ -77,7 +86,7 @@ def _overlay_images(paths: list, vol: Any, frames: dict[str, int]) -> dict[str, 
     if len(paths) > len(frames):
         raise MedsegError(f"got {len(paths)} --image files for {len(frames)} phase(s)")
     pairs = [p if isinstance(p, tuple) else (p, None, None) for p in paths]
-    imgs = [_read_image(p, series) for p, series, _ in pairs]
+    imgs = [_like_labels(_read_image(p, series), vol, p) for p, series, _ in pairs]
     paths = [p for p, _, _ in pairs]
     for p, img in zip(paths, imgs):
         if img.grid_shape != vol.grid_shape or not np.allclose(img.affine, vol.affine, atol=1e-3):
@@ -115,7 +124,7 @@ def _summary(report: dict, output: Path) -> None:
         if report.get("spacing_known"):
             parts.append(f"LV EDV {_v(lv['edv_ml'], ' mL')}, ESV {_v(lv['esv_ml'], ' mL')}, EF {_v(lv['ef_pct'], '%', _ef_bounds(report['flags']))} ({method})")
         else:
-            parts.append(f"LV EF {_v(lv['ef_pct'], '%', _ef_bounds(report['flags']))} ({method}; no pixel spacing: volumes not reported)")
+            parts.append(f"LV EF {_v(lv['ef_pct'], '%', _ef_bounds(report['flags']))} ({method}; no pixel spacing: volumes not reported; --pixel-spacing ROW_MM[,COL_MM] gives them)")
         if "ed_frame" in report:
             es_frame = report["es_frame"]
             parts.append(f"ED frame {report['ed_frame']}, ES frame {'n/a' if es_frame is None else es_frame}")

@@ -29,6 +29,10 @@ Series = Annotated[str | None, typer.Option("--series", help="For a DICOM folder
                                               "by a part of (or a *glob* for) its SeriesDescription, or by its SeriesInstanceUID or the UID's "
                                               "end after '...' (e.g. ...50405); 'A|B' reads the series either names. medseg info lists them.")]
 
+PixelSpacing = Annotated[str | None, typer.Option("--pixel-spacing", metavar="MM[,MM]", help="Pixel size in mm, row[,column] as DICOM "
+                                                    "PixelSpacing (one number: square pixels; e.g. 0.3 or 0.7,0.5), for images or labels that "
+                                                    "record none (PNG, JPEG, video). A file's own spacing is kept (a different one is refused).")]
+
 
 def parse_structures(text: str | None, auto: bool) -> tuple[str, ...] | None:
     """``--structures`` as names, checked once before any case is read: known structure names,
@@ -47,6 +51,25 @@ def parse_structures(text: str | None, auto: bool) -> tuple[str, ...] | None:
     if unknown:
         raise PromptError(f"--structures: unknown structure {', '.join(map(repr, unknown))} (medseg's structures: {', '.join(STRUCTURE_NAMES)})")
     return names
+
+
+def parse_pixel_spacing(text: str | None, option: str = "--pixel-spacing") -> tuple[float, float] | None:
+    """``--pixel-spacing ROW_MM[,COL_MM]`` as (row spacing, column spacing) = (dy, dx) mm, one
+    number for both; None when not given. One line for anything but 1 or 2 positive finite numbers."""
+    import math
+
+    from ..errors import MedsegError
+
+    if text is None:
+        return None
+    parts = [s.strip() for s in text.split(",")]
+    try:
+        values = [float(s) for s in parts]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or not all(math.isfinite(v) and v > 0 for v in values):
+        raise MedsegError(f"{option} must be one or two positive numbers in mm (ROW_MM[,COL_MM], e.g. 0.3 or 0.7,0.5), got {text!r}")
+    return (values[0], values[-1])
 
 
 def references_map(rows: list) -> Any:

@@ -72,7 +72,7 @@ def run_replay(image: Path, out: Path, replay: Path, other_image: bool, model: s
     series = series or (p["series"] if isinstance(p.get("series"), str) else None)
     if modality is None and p.get("modality_from") == "--modality" and isinstance(p.get("modality"), str):
         modality = check_modality(p["modality"])  # as it was segmented
-    vol = read_image(image, out, series, modality)
+    vol = read_image(image, out, series, modality, _recorded_spacing(p))
     try:
         notes = check_recorded(rec, vol, check_image(rec, image, other_image))
     except PromptError as e:  # an action outside this image, hand-edited or unknown
@@ -99,3 +99,15 @@ def run_replay(image: Path, out: Path, replay: Path, other_image: bool, model: s
         raise type(e)(f"--replay {shown(rec.path.name)}: {e}") from None
     source = {"replayed_from": str(rec.path.resolve()), "replayed_from_sha256": rec.sha256}
     finish_segment(image, out, vol, result, source, review_png, series, cut, set(asked_in_log(rec.actions)), started)
+
+
+def _recorded_spacing(prov: dict) -> tuple[float, float] | None:
+    """The ``--pixel-spacing`` a replayed segmentation was made with (its provenance's
+    ``pixel_spacing_mm``), to write the replayed labels with it too; None when none was given."""
+    if prov.get("spacing_from") != "--pixel-spacing":
+        return None
+    from ._options import parse_pixel_spacing
+
+    got = prov.get("pixel_spacing_mm")
+    text = ",".join(str(v) for v in got) if isinstance(got, list) and all(isinstance(v, (int, float)) for v in got) else str(got)
+    return parse_pixel_spacing(text, "the replayed sidecar's pixel_spacing_mm")

@@ -50,6 +50,7 @@ def batch_command(
                                    "OUT_DIR/<case>_seg/<case>.dcm, a cine one per frame (<case>_frameNN.dcm); other inputs get NIfTI only."),
     series: o.Series = None,
     modality: o.Modality = None,
+    pixel_spacing: o.PixelSpacing = None,
 ) -> None:
     """Segment every study of a folder; a failing case does not stop the others.
 
@@ -60,6 +61,7 @@ def batch_command(
 
     _check_options(prompts, prompts_from, label_map, key_slice, auto, through, workers, scheduler)
     modality = o.parse_modality(modality)
+    spacing = o.parse_pixel_spacing(pixel_spacing)
     o.check_device(device)
     if subjects is not None and not measure:
         raise MedsegError("--subjects gives body data for the measurements: add --measure")
@@ -114,7 +116,7 @@ def batch_command(
         out_dir=str(out), prompts=str(prompts) if prompts else None, label_map=label_map, key_slice=key_slice, auto=auto,
         structures=structures, propagate=propagate, through=through, model=model, adapter=adapter, device=device,
         resume=resume, measure=measure, basal_rule=not no_basal_rule, min_confidence=min_confidence, review_png=review_png, series=series, subjects=subject_rows,
-        dicom_seg=dicom_seg, modality=modality,
+        dicom_seg=dicom_seg, modality=modality, pixel_spacing=spacing,
     ).absolute()  # a Dask worker has another working folder
     with _sigterm_as_interrupt():
         try:
@@ -131,6 +133,7 @@ def batch_command(
     if subjects is not None:
         _subjects_line(out, subjects, subject_rows)
     _prompt_notes_line(results)
+    _structures_note_line(results, options)
     _closing_line(results, out, measure)
 
 
@@ -177,6 +180,36 @@ def _prompt_notes_line(results) -> None:
             f"note: {_cases(len(noted))} ({names}) have one-frame reference labels on a cine: their boxes prompt every frame alike "
             "(prompt_note in summary.csv); for labels of one phase (e.g. ED) prompt that frame with a prompts file and propagate --through t")
     console.print(shown(line if len(noted) > 1 else f"{line} (case {noted[0]['case']})"), markup=False, highlight=False, soft_wrap=True)
+
+
+def _structures_note_line(results, options) -> None:
+    """The note ``segment`` prints, once for the run: zero-click looked for its default lv, myo, rv
+    on 2-D image files that record no modality (PNG, JPEG, ...) and found no RV on some: apical
+    echo views (CAMUS), whose LA was then not looked for (their study rows get no LA volume)."""
+    if not options.auto or options.structures or options.modality:
+        return
+    two_d = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+    hit = [r for r in results if r.get("status") == "ok" and str(r.get("input", "")).lower().endswith(two_d)
+           and "structure_not_found" in str(r.get("review_flags") or "").split() and _rv_not_found(r.get("output"))]
+    if not hit:
+        return
+    names = ", ".join(str(r["case"]) for r in hit[:3]) + (", ..." if len(hit) > 3 else "")
+    console.print(shown(f"note: zero-click looked for lv, myo, rv (the default for an image that records no modality) and found no RV "
+                        f"on {_cases(len(hit))} ({names}); for apical echo views run again with --modality US (or --structures lv,myo,la)"),
+                  markup=False, highlight=False, soft_wrap=True)
+
+
+def _rv_not_found(output) -> bool:
+    """Whether the sidecar of a case's labels flags the RV ``structure_not_found``."""
+    import json
+
+    from ..io import sidecar_path
+
+    try:
+        flags = json.loads(sidecar_path(Path(output)).read_text(encoding="utf-8"))["provenance"]["review"]["flags"]
+        return any(f.get("code") == "structure_not_found" and f.get("structure") == "rv" for f in flags)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
 
 
 def _subjects_line(out: Path, path: Path, rows) -> None:

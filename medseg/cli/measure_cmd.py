@@ -6,7 +6,8 @@
     medseg measure CLIP_LABELS -o REPORT.json                     (one apical view over the cycle)
 
 Labels with one slice are apical (echo or long-axis) views: method of disks (measurement.md,
-"Echo"), biplane with the two-chamber view, single plane without; EF even without pixel spacing.
+"Echo"), biplane with the two-chamber view, single plane without; EF even without pixel spacing,
+volumes with --pixel-spacing (labels that record none: PNG, video; a file's own is never overridden).
 Without --label-map the label map of the labels' medseg sidecar JSON is used, else medseg's.
 
 Thin: reading, option checks and writing; every number comes from :mod:`medseg.measure`.
@@ -21,6 +22,7 @@ import numpy as np
 import typer
 
 from ..errors import GeometryError, LabelMapError, MedsegError
+from . import _options as o
 from ._app import app
 from ._measure_inputs import _header_body, _in_use, _label_map, _record_inputs, _segmented_images
 from ._measure_output import _add_implausible, _all_flags, _summary, _write_plots
@@ -54,6 +56,9 @@ def measure_command(
     image: list[Path] | None = typer.Option(None, "--image", metavar="IMAGE", help="Image(s) for the overlay plot, on the labels' grid: a cine, or one per phase, ED then ES (repeat --image)."),
     clip: bool = typer.Option(False, "--clip", help="LABELS is one 2-D (apical) view over the cycle stored as a 3-D file, its third axis time "
                               "(e.g. CAMUS *_half_sequence.nii.gz): measure it as an echo clip, not as slices."),
+    pixel_spacing: o.PixelSpacing = None,
+    a2c_pixel_spacing: str | None = typer.Option(None, "--a2c-pixel-spacing", metavar="MM[,MM]", help="Echo: the 2-chamber views' pixel size "
+                                                 "when not --pixel-spacing's (each view is its own acquisition)."),
 ) -> None:
     """Measure volumes, EF, LV mass, AHA wall thickness and QC flags; write REPORT.json."""
 
@@ -61,6 +66,7 @@ def measure_command(
     _check_choice("--aha-method", aha_method, AHA_CHOICES)
     _check_choice("--base", base, tuple(BASE_CHOICES))
     _check_forms(labels, ed, es, (a2c_ed, a2c_es), clip, output, csv_path, plots, image)
+    spacing = _given_spacings(pixel_spacing, a2c_pixel_spacing, [labels, ed, es], [a2c_ed, a2c_es])
     lmap, map_from = _label_map(label_map, [p for p in (labels, ed, es, a2c_ed, a2c_es) if p is not None])
     if "lv" not in lmap:
         raise LabelMapError(f"the label map must name the LV blood pool (lv=...); got {lmap.to_string()}")
@@ -72,9 +78,11 @@ def measure_command(
     from ..measure.report import LVOutsideMyocardium, check_lv_measured
 
     map_named = not label_map and map_from is not None  # the labels name their map: it is right
+    measured: dict[Path, Any] = {}
     try:
         report, phases, frames, vol, lmap = _run(labels, ed, es, lmap, phase_opts, body, heart_rate, (a2c_ed, a2c_es), by_name=not label_map,
-                                                 default_map=not label_map and map_from is None, clip=clip)
+                                                 default_map=not label_map and map_from is None, clip=clip, spacing=spacing,
+                                                 read_out=measured)
     except LVOutsideMyocardium as e:  # a cine's LV outside its myocardium on every frame: a named map is no guess to doubt
         if map_named:
             raise e.named() from None
@@ -100,8 +108,9 @@ def measure_command(
                       "output (that needs short-axis stacks: ED + ES or a cine)", markup=False, highlight=False, soft_wrap=True)
     paths = {"labels": labels, "ed": ed, "es": es, "a2c_ed": a2c_ed, "a2c_es": a2c_es}
     _record_inputs(report, paths, lmap, map_from, label_map, from_header, vol, image)
+    report["inputs"]["spacing_from"] = _spacing_from({k: measured[p] for k, p in paths.items() if p is not None})
     _record_run(report, paths, {"aha_method": aha_method, "base": base, "interpolate_missing": interpolate_missing,
-                                "basal_rule": not no_basal_rule, "clip": clip})
+                                "basal_rule": not no_basal_rule, "clip": clip, **_spacing_settings(pixel_spacing, a2c_pixel_spacing)})
     if plots is not None:
         _write_plots(report, plots, phases, frames, lmap, vol, image or _segmented_images([p for p in (labels, ed, es) if p is not None], say=True))
     if csv_path is not None:
@@ -128,6 +137,43 @@ def _record_run(report: dict, paths: dict[str, Path | None], settings: dict[str,
     report["inputs"].update(software_versions(), created=time.strftime("%Y-%m-%dT%H:%M:%S"))
 
 
+def _given_spacings(text: str | None, a2c_text: str | None, paths: list[Path | None], a2c: list[Path | None]) -> dict[Path, Any]:
+    """``--pixel-spacing`` (every label file) and ``--a2c-pixel-spacing`` (the 2-chamber views,
+    instead) as label file -> (row, column) mm; files given no spacing are left out."""
+    given, given_a2c = o.parse_pixel_spacing(text), o.parse_pixel_spacing(a2c_text, "--a2c-pixel-spacing")
+    if given_a2c is not None and a2c[0] is None:
+        raise MedsegError("--a2c-pixel-spacing is the 2-chamber views' pixel size: give it with --a2c-ed and --a2c-es")
+    found = {p: given for p in paths if p is not None and given is not None}
+    found.update({p: given_a2c or given for p in a2c if p is not None and (given_a2c or given) is not None})
+    return found
+
+
+def _spacing_settings(text: str | None, a2c_text: str | None) -> dict[str, Any]:
+    """The report's ``inputs.settings`` ``pixel_spacing`` and ``a2c_pixel_spacing``: [row, column]
+    mm, when given."""
+    found = {"pixel_spacing": o.parse_pixel_spacing(text), "a2c_pixel_spacing": o.parse_pixel_spacing(a2c_text, "--a2c-pixel-spacing")}
+    return {k: list(v) for k, v in found.items() if v is not None}
+
+
+def _spacing_from(vols: dict[str, Any]) -> str | dict[str, str | None] | None:
+    """The report's ``inputs.spacing_from``: where each label file's pixel spacing came from
+    (``--pixel-spacing``, ``file``, ``file (segment --pixel-spacing)`` for labels ``medseg segment``
+    wrote with one, null: none); one value when the files agree, else keyed as the files."""
+    from ..io import read_sidecar
+    from ..io.volume import GIVEN_SPACING
+
+    def source(v: Any) -> str | None:
+        if v.meta.get("spacing_from") == GIVEN_SPACING:
+            return GIVEN_SPACING
+        if not v.spacing_known:
+            return None
+        prov = (read_sidecar(v.meta["path"]) or {}).get("provenance") if v.meta.get("path") else None
+        return f"file (segment {GIVEN_SPACING})" if isinstance(prov, dict) and prov.get("spacing_from") == GIVEN_SPACING else "file"
+
+    found = {k: source(v) for k, v in vols.items()}
+    return next(iter(found.values())) if len(set(found.values())) == 1 else found
+
+
 def _check_forms(labels: Path | None, ed: Path | None, es: Path | None, a2c: tuple[Path | None, Path | None], clip: bool,
                  output: Path, csv_path: Path | None, plots: Path | None, image: list[Path] | None) -> None:
     """The inputs given in one of the forms (LABELS, or --ed and --es with or without the
@@ -150,17 +196,22 @@ def _check_forms(labels: Path | None, ed: Path | None, es: Path | None, a2c: tup
 
 def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase_opts: dict, body: dict,
          heart_rate: float | None, a2c: tuple[Path | None, Path | None] = (None, None), by_name: bool = False,
-         default_map: bool = False, clip: bool = False) -> tuple[dict, dict, dict, Any, Any]:
+         default_map: bool = False, clip: bool = False, spacing: dict[Path, Any] | None = None,
+         read_out: dict[Path, Any] | None = None) -> tuple[dict, dict, dict, Any, Any]:
     """Read the inputs and measure: (report, phase -> (Z, Y, X) labels, phase -> frame, ED Volume,
     the label map measured with). ``by_name``: no --label-map was given, so each input's own map
     (sidecar) re-encodes it into ``lmap``. ``default_map``: nothing named the structures and
     medseg's map was taken: its structures beyond lv/myo/rv count only where their values occur
     (a short-axis stack has no aorta to report absent). ``clip``: a 3-D ``labels`` file's
-    slices are the frames of one view (:func:`_as_clip`)."""
+    slices are the frames of one view (:func:`_as_clip`). ``spacing``: label file -> (row, column)
+    mm given (``--pixel-spacing``); ``read_out`` is filled with label file -> the Volume measured."""
     from ..io.seg_reader import on_one_stack
     from ..measure.report import heart_rate_options, measure_cine, measure_ed_es, measure_phase
 
     read = {p: _read_labels(p, lmap, by_name) for p in (labels, ed, es, *a2c) if p is not None}
+    read = {p: _given_spacing(v, p, (spacing or {}).get(p), clip and p == labels) for p, v in read.items()}
+    if read_out is not None:
+        read_out.update(read)
     if default_map:
         lmap = _in_use(lmap, read.values())
     if labels is not None:
@@ -193,6 +244,15 @@ def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase
                           "to tell apart, so no EF; give the end-systolic labels as --es")
     report = measure_ed_es(vol.array[0], vol_es.array[0], vol.affine, lmap, **phase_opts, **body, **heart_rate_options(vol, heart_rate))
     return report, {"ED": vol.array[0], "ES": vol_es.array[0]}, {"ED": 0, "ES": 0}, vol, lmap
+
+
+def _given_spacing(vol: Any, path: Path, row_col: Any, clip: bool) -> Any:
+    """``vol`` with the pixel spacing given for it (``--clip``: as the clip it is)."""
+    if row_col is None:
+        return vol
+    from ..io.volume import with_pixel_spacing
+
+    return with_pixel_spacing(_as_clip(vol, path) if clip else vol, row_col, str(path))
 
 
 def _as_clip(vol: Any, path: Path) -> Any:

@@ -31,6 +31,7 @@ def segment_command(
     min_confidence: o.MinConfidence = None,
     series: o.Series = None,
     modality: o.Modality = None,
+    pixel_spacing: o.PixelSpacing = None,
     review_png: Path | None = typer.Option(None, "--review-png", help="Also write this PNG: every labelled slice (ED and ES of a cine) with "
                                            "contours, confidences and flagged slices in red."),
     replay: Path | None = typer.Option(None, "--replay", metavar="SIDECAR.json", help="Replay the session a label file's sidecar JSON records (prompts, "
@@ -42,6 +43,9 @@ def segment_command(
     from ..errors import PromptError
     from ..labels import LabelMap
 
+    spacing = o.parse_pixel_spacing(pixel_spacing)
+    if (replay is not None or other_image) and spacing is not None:
+        raise PromptError("--replay writes the labels with the pixel spacing the sidecar records (if any): leave --pixel-spacing out")
     if replay is not None or other_image:
         from ._segment_replay import replay_command
 
@@ -66,7 +70,7 @@ def segment_command(
     with _sigterm_as_interrupt():  # kill PID: writes cut short are undone as on Ctrl-C (it left a review sheet without labels, temporary files)
         try:
             run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device,
-                        min_confidence, review_png, series, modality)
+                        min_confidence, review_png, series, modality, spacing)
         except _Terminated:
             console.print("interrupted (SIGTERM): no output is left half-written", markup=False, highlight=False)
             raise typer.Exit(EXIT_SIGTERM) from None
@@ -95,7 +99,7 @@ def _note_one_frame_reference(vol, prompts_from, prompt_set) -> None:
 
 
 def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device, min_confidence=None,
-                review_png=None, series=None, modality=None) -> None:
+                review_png=None, series=None, modality=None, pixel_spacing=None) -> None:
     import time
 
     started = time.perf_counter()
@@ -107,7 +111,7 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
 
     check_not_inputs({"output labels": out, "sidecar JSON": sidecar_path(out), "review sheet": review_png},
                      {"image": image, "prompts file": prompts, "reference labels": prompts_from})
-    vol = read_image(image, out, series, modality)
+    vol = read_image(image, out, series, modality, pixel_spacing)
     prompt_set = study_prompts(vol, prompts, prompts_from, lmap, key_slice)
     _note_one_frame_reference(vol, prompts_from, prompt_set)
     auto_structs = tuple(s.strip() for s in structures.split(",") if s.strip()) if structures else None
@@ -127,9 +131,10 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
                    started, auto, auto_structs)
 
 
-def read_image(image, out, series, modality):
+def read_image(image, out, series, modality, pixel_spacing=None):
     """The image ``segment`` segments, read after refusing a label file medseg wrote given as
-    the image, and checking that ``out`` can be written for it (before any work)."""
+    the image, with ``--pixel-spacing`` (row, column mm) when given, and checking that ``out``
+    can be written for it (before any work)."""
     from .._files import shown
     from ..errors import MedsegError
     from ..io import is_medseg_labels, read_sidecar, read_volume
@@ -141,6 +146,13 @@ def read_image(image, out, series, modality):
         raise MedsegError(f"{image} is a label file medseg wrote (its sidecar says so), not an image: segment "
                           + (f"the image it was made from, {src}" if src else "the image it was made from"))
     vol = read_volume(image, series=series, modality=modality)
+    if pixel_spacing is not None:
+        from ..io.volume import with_pixel_spacing
+        from ..io.writers import output_kind
+
+        vol = with_pixel_spacing(vol, pixel_spacing, str(image))
+        if vol.meta.get("spacing_from") and output_kind(out) == "png":
+            raise MedsegError(f"{out}: a PNG records no pixel spacing, so --pixel-spacing would be lost: write .nii.gz (or .mha, .nrrd)")
     check_output(out, vol)  # an output it cannot write is refused before the work
     if vol.meta.get("modality_from") == FROM_INTENSITIES:  # a guess: say it, and how to overrule it
         console.print(f"note: {shown(image)} records no modality; segmented as {vol.modality} ({vol.meta['modality_from']}); "
@@ -159,6 +171,7 @@ def finish_segment(image, out, vol, result, source, review_png, series, min_conf
     from ..errors import MedsegError
     from ..io import sidecar_path, write_labels
     from ..io.readers import modality_facts
+    from ..io.volume import spacing_facts
 
     if result.handed_over and not (result.labels > 0).any():
         gone = _remove_stale_outputs(out, review_png)
@@ -171,7 +184,7 @@ def finish_segment(image, out, vol, result, source, review_png, series, min_conf
         raise MedsegError(f"no structure found{' (' + ', '.join(names) + ')' if names else ''} in {shown(image)}: nothing written "
                           f"(is the heart in this image? prompts on it find what zero-click misses){shown(gone)}")
     prov = {**result.provenance, "input": str(Path(image).resolve()), "input_sha256": sha256_path(image), **source, "scores": result.scores, "seconds": round(result.seconds, 3), "command": "segment", **({"series": series} if series else {}),
-            **modality_facts(vol)}
+            **modality_facts(vol), **spacing_facts(vol)}
     for target in (out, sidecar_path(out), review_png):  # the temporary files a run killed outright (kill -9) left
         for stale in stale_temp_files(target) if target is not None else ():
             stale.unlink(missing_ok=True)

@@ -201,6 +201,40 @@ def luminance(rgb: np.ndarray) -> np.ndarray:
     return a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
 
 
+#: ``meta["spacing_from"]`` of a Volume whose pixel spacing the user gave (``--pixel-spacing``)
+GIVEN_SPACING = "--pixel-spacing"
+
+
+def with_pixel_spacing(vol: Volume, row_col_mm: tuple[float, float], what: str = "image") -> Volume:
+    """``vol`` with the in-plane pixel spacing a user gives, in DICOM PixelSpacing order: (row
+    spacing = dy, column spacing = dx) mm; its affine's column and row axes scaled to it
+    (directions and origin kept), ``spacing_known`` True, ``meta["spacing_from"]``
+    :data:`GIVEN_SPACING`. A file that records its own spacing keeps it: the same (within
+    1e-4 relative) passes unchanged, another is a :class:`GeometryError`, as is a stack of
+    several slices that records none (its slice distance is unknown too)."""
+    dy, dx = (float(v) for v in row_col_mm)
+    if vol.spacing_known:
+        if np.allclose((dy, dx), vol.spacing[1:], rtol=1e-4, atol=1e-9):
+            return vol
+        raise GeometryError(f"{what} records a pixel spacing of {vol.spacing[1]:.6g} x {vol.spacing[2]:.6g} mm (row x column), "
+                            f"--pixel-spacing gives {dy:.6g} x {dx:.6g}: leave --pixel-spacing out (the file's is used) or fix the file")
+    if vol.n_slices > 1:
+        raise GeometryError(f"{what} is a stack of {vol.n_slices} slices that records no spacing: --pixel-spacing gives the pixel size, "
+                            "not the slice distance; save it with its spacing (NIfTI, MHA, NRRD)")
+    aff = vol.affine.copy()
+    for col, mm in ((0, dx), (1, dy)):
+        aff[:3, col] *= mm / np.linalg.norm(aff[:3, col])
+    return replace(vol, affine=aff, spacing_known=True, meta={**vol.meta, "spacing_from": GIVEN_SPACING})
+
+
+def spacing_facts(vol: Volume) -> dict[str, Any]:
+    """For a provenance sidecar: ``spacing_from`` and ``pixel_spacing_mm`` [row, column] of an
+    image whose pixel spacing the user gave (:func:`with_pixel_spacing`); {} for any other."""
+    if vol.meta.get("spacing_from") != GIVEN_SPACING:
+        return {}
+    return {"spacing_from": GIVEN_SPACING, "pixel_spacing_mm": [round(v, 6) for v in vol.spacing[1:]]}
+
+
 def affine_from_spacing(spacing_zyx: tuple[float, float, float], origin_xyz: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> np.ndarray:
     """A diagonal RAS affine for spacing (dz, dy, dx) mm: handy for phantoms and tests."""
     dz, dy, dx = spacing_zyx
