@@ -1,7 +1,7 @@
 """Batch segmentation of a folder of studies (``medseg batch``): cases, resume, local worker
 processes and Dask clusters. Library only: no typer/rich; progress goes through callbacks.
 
-Modules: :mod:`.cases` (discovery, names, settings), :mod:`.run` (one case and many),
+Modules: :mod:`.cases` (discovery, outputs, settings), :mod:`.case_names` (what a case name says), :mod:`.run` (one case and many),
 :mod:`.cohort` (measurements, summary and cohort tables); executors in :mod:`medseg._batch_exec`.
 
 Rules (also in docs/batch.md):
