@@ -36,9 +36,20 @@ def _opt(v: float | None) -> float | None:
     return float(v) if v is not None and math.isfinite(float(v)) and float(v) > 0 else None
 
 
-def measure_labels(labels: np.ndarray, like: Any, label_map: Any, es_labels: np.ndarray | None = None, *,
-                   height_cm: float | None = None, weight_kg: float | None = None, heart_rate: float | None = None,
-                   sex: str | None = None, basal_rule: bool = True) -> dict[str, Any]:
+def measure_labels(labels: np.ndarray, like: Any, label_map: Any, es_labels: np.ndarray | None = None, **options: Any) -> dict[str, Any]:
+    """Measure label layer data on the image geometry ``like`` (a Volume): :func:`_measure_any`'s
+    report with ``inputs.spacing_from`` (and ``inputs.settings.pixel_spacing`` for a pixel size
+    given in the panel), as ``medseg measure`` reports them (:mod:`medseg_napari._pixel_size`)."""
+    from ._pixel_size import spacing_inputs
+
+    report = _measure_any(labels, like, label_map, es_labels, **options)
+    report["inputs"] = {**(report.get("inputs") or {}), **spacing_inputs(like)}
+    return report
+
+
+def _measure_any(labels: np.ndarray, like: Any, label_map: Any, es_labels: np.ndarray | None = None, *,
+                 height_cm: float | None = None, weight_kg: float | None = None, heart_rate: float | None = None,
+                 sex: str | None = None, basal_rule: bool = True) -> dict[str, Any]:
     """Measure label layer data on the image geometry ``like`` (a Volume).
 
     Args:
@@ -189,6 +200,8 @@ def summary_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
         rows += atria_rows(report, with_max=False)
         if not report.get("spacing_known"):
             rows.append(("Volumes", "no pixel spacing: EF only", ""))
+        elif (report.get("inputs") or {}).get("spacing_from") == "--pixel-spacing":
+            rows.append(("Pixel size (given)", " x ".join(f"{v:g}" for v in report["inputs"]["settings"]["pixel_spacing"]), "mm"))
         if report.get("ed_frame") is not None:
             rows.append(("ED / ES frame", f"{report['ed_frame']} / {_frame(report.get('es_frame'))}", ""))
         return rows

@@ -52,7 +52,9 @@ def write_labels_volume(labels: np.ndarray, like: Any, path: str | os.PathLike, 
     :func:`medseg.io.write_labels` (``.dcm`` cines: one DICOM SEG per labelled frame)."""
     from medseg._files import check_not_inputs
     from medseg.io import sidecar_path, write_labels
+    from medseg.io.volume import spacing_facts
 
     check_not_inputs({"labels": path, "sidecar JSON": sidecar_path(path)}, {"image the labels were drawn on": like.meta.get("path")})
-    prov = {"tool": "medseg-napari", "source": like.meta.get("path"), **dict(provenance or {})}
+    # a pixel size given in the measurement panel: recorded as segment --pixel-spacing records it
+    prov = {"tool": "medseg-napari", "source": like.meta.get("path"), **dict(provenance or {}), **spacing_facts(like)}
     return write_labels(labels if labels.shape[0] > 1 else labels[0], like, Path(path), label_map, prov)

@@ -4,6 +4,8 @@ Pick the label layer (a cine, or the ED phase) and optionally an ES label layer,
 height / weight / heart rate for BSA-indexed values and cardiac output, press Measure. The
 table shows EDV, ESV, SV, EF, LV mass (+ indices), wall thickness per AHA segment and the QC
 flags; the plots are the volume curve and the AHA bullseye. Export writes CSV or JSON.
+Labels whose image records no pixel size (PNG, video) take one in *Pixel size*
+(:mod:`medseg_napari._pixel_size`): volumes in mL, kept by labels saved afterwards.
 The measurement runs in a worker on a copy of the labels.
 """
 
@@ -35,10 +37,12 @@ from qtpy.QtWidgets import (
 )
 
 from medseg.errors import MedsegError
+from medseg.io.volume import GIVEN_SPACING, Volume
 from medseg.labels import LabelMap
 
 from .. import _measure as m
-from .._layers import META_LABEL_MAP, as_4d, in_layer_map, label_colour_dict, label_features, label_map_for_layer, volume_for_layer
+from .. import _pixel_size as px
+from .._layers import META_LABEL_MAP, META_VOLUME, as_4d, in_layer_map, label_colour_dict, label_features, label_map_for_layer, volume_for_layer
 
 if TYPE_CHECKING:
     import napari
@@ -61,6 +65,7 @@ class MeasureWidget(QWidget):
         self._measuring = False
         self._note = ""  # what the status line adds to "Measured: ..."
         self._axial = False  # the labels measured lie on an axial stack (m.axial_note)
+        self._size_for: Any = None  # the label layer the Pixel size field was set for
         self._build()
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
         self.viewer.layers.events.removed.connect(self._refresh_layers)
@@ -68,6 +73,9 @@ class MeasureWidget(QWidget):
         for combo in (self.labels_combo, self.es_combo):  # another choice: the shown numbers are no longer its
             combo.currentTextChanged.connect(self.clear_report)
         self.basal_rule.toggled.connect(self.clear_report)
+        self.labels_combo.currentTextChanged.connect(self._show_pixel_size)
+        self.pixel_size.textEdited.connect(self.clear_report)
+        self._show_pixel_size()
 
     # -- layout ------------------------------------------------------------------------
     def _build(self) -> None:
@@ -88,6 +96,12 @@ class MeasureWidget(QWidget):
         form.addRow("Labels (cine or ED)", self.labels_combo)
         form.addRow("ES labels (optional)", self.es_combo)
         form.addRow("Label map", self.label_map)
+        self.pixel_size = QLineEdit()  # shown for labels whose image records no pixel size (_show_pixel_size)
+        self.pixel_size.setPlaceholderText("mm, row[,column]: e.g. 0.3 or 0.7,0.5 (empty: EF only)")
+        self.pixel_size.setToolTip("The pixel size you know from the scanner, for an image that records none (PNG, video), "
+                                   "as medseg --pixel-spacing: volumes in mL follow, and labels saved afterwards keep it")
+        form.addRow("Pixel size", self.pixel_size)
+        self._form = form
         for label, pair in (("Height, weight", (self.height_cm, self.weight_kg)), ("Heart rate, sex", (self.heart_rate, self.sex))):
             hw = QHBoxLayout()  # two a row: four in one squeezed the spin boxes to "172 c"
             for w in pair:
@@ -222,6 +236,8 @@ class MeasureWidget(QWidget):
             self.labels_combo.setCurrentText(mine[-1])
         if (self.labels_combo.currentText(), self.es_combo.currentText()) != before and hasattr(self, "table"):
             self.clear_report()
+        if hasattr(self, "_form"):
+            self._show_pixel_size()
 
     # -- measuring ---------------------------------------------------------------------
     def _inputs(self) -> tuple[Any, ...]:
@@ -253,9 +269,46 @@ class MeasureWidget(QWidget):
             es = in_layer_map(es, self.viewer.layers[es_name].metadata, chosen or label_map_for_layer(layer.metadata))
         values = np.unique(data) if es is None else np.union1d(np.unique(data), np.unique(es))
         lmap = chosen or m.in_use(label_map_for_layer(layer.metadata, values), values)
+        like = self._give_pixel_size([layer] + ([self.viewer.layers[es_name]] if es is not None else []), like)
         opts = {"height_cm": self.height_cm.value(), "weight_kg": self.weight_kg.value(), "heart_rate": self.heart_rate.value(),
                 "sex": None if self.sex.currentText() == "–" else self.sex.currentText(), "basal_rule": self.basal_rule.isChecked()}
         return data, like, lmap, es, opts
+
+    def _show_pixel_size(self, *_: Any) -> None:
+        """The Pixel size row, shown only for labels whose image records no pixel size (a PNG, a
+        video clip), with the size given before; hidden for images that record their own."""
+        name = self.labels_combo.currentText()
+        layer = self.viewer.layers[name] if name in self.viewer.layers else None
+        if layer is self._size_for and layer is not None:  # the same layer: what the user typed stays
+            return
+        self._size_for = layer
+        kept = layer.metadata.get(META_VOLUME) if layer is not None else None
+        text = px.size_text(kept) if isinstance(kept, Volume) else None
+        self.pixel_size.setText(text or "")
+        for w in (self.pixel_size, self._form.labelForField(self.pixel_size)):
+            w.setVisible(text is not None)
+
+    def _give_pixel_size(self, layers: list[Any], like: Any) -> Any:
+        """The Pixel size field, when shown, given to the label layers measured, the images they
+        were drawn on and their segmentation sessions (so saved labels keep it); ``like`` with
+        it. Raises ValueError (a bad value, a file recording another size), changing nothing."""
+        if self.pixel_size.isHidden():
+            return like
+        size = px.parse_pixel_size(self.pixel_size.text())
+        from .review_widget import find_segment_widget
+
+        seg = find_segment_widget(self.viewer)
+        bound = [b for b in (seg.bindings.values() if seg is not None else ()) if any(b.labels is ly for ly in layers)]
+        owners = layers + [b.image for b in bound]
+        new = {id(ly): px.with_size(ly.metadata[META_VOLUME], size, repr(ly.name)) for ly in owners
+               if isinstance(ly.metadata.get(META_VOLUME), Volume)}
+        sessions = [(b.controller, px.with_size(b.controller.volume, size, repr(b.image.name))) for b in bound]
+        for controller, volume in sessions:  # checked first: nothing changes unless all take it
+            controller.session.volume = volume
+        for ly in owners:
+            if id(ly) in new:
+                ly.metadata[META_VOLUME] = new[id(ly)]
+        return px.with_size(like, size, repr(layers[0].name))
 
     def measure(self) -> None:
         """Run the measurement in a worker; the table and plots update when it returns."""
@@ -271,6 +324,8 @@ class MeasureWidget(QWidget):
         self._note = m.default_map_note(lmap, np.unique(data)) if named and not self.label_map.text().strip() else ""
         axial = m.axial_note(like, opts["basal_rule"])  # a CT's axial slices: in-plane numbers, not AHA segments
         self._note, self._axial = f"{self._note} {axial}".strip(), bool(axial)
+        if px.spacing_from(like) == GIVEN_SPACING:  # said, with what it changes
+            self._note = f"{self._note} Pixel size {_mm(like.spacing)} mm given: volumes in mL; labels saved now keep it.".strip()
         self.measure_btn.setEnabled(False)
         self.status.setText("Measuring…")
         self._run += 1
