@@ -77,9 +77,20 @@ def _refuse_empty_options(command: Any) -> Any:
         for name in _NOT_EMPTY:
             if isinstance(kwargs.get(name), str) and not kwargs[name].strip():
                 raise MedsegError(f"--{name.replace('_', '-')} is empty: give a value, or leave the option out")
+        _note_label_map_files(kwargs)
         return command(*args, **kwargs)
 
     return run
+
+
+def _note_label_map_files(kwargs: dict) -> None:
+    """A note for each ``--label-map`` / ``--predicted-label-map`` file of another tool (ITK-SNAP,
+    nnU-Net) whose labels name no medseg structure and are left out of the map (papillary muscles, scar)."""
+    if any(isinstance(kwargs.get(n), str) for n in ("label_map", "predicted_label_map")):
+        from ..label_files import notes
+
+        for note in notes(kwargs.get("label_map")) + notes(kwargs.get("predicted_label_map")):
+            console.print(f"note: {shown(note)}", markup=False, highlight=False, soft_wrap=True)
 
 
 app = _Typer(

@@ -9,7 +9,8 @@ import typer
 
 PromptsFile = Annotated[Path | None, typer.Option("--prompts", help="Prompts file (JSON; see examples/prompts_example.json); "
                                                      "batch: one set for every case, or {\"cases\": {\"<case>\": {...}}}.")]
-LabelMapText = Annotated[str | None, typer.Option("--label-map", help="Label values, e.g. 'lv=3,myo=2,rv=1' (of --prompts-from, and of the output).")]
+LabelMapText = Annotated[str | None, typer.Option("--label-map", help="Label values, e.g. 'lv=3,myo=2,rv=1' (of --prompts-from, and of the output), or a file: "
+                                                                 "JSON, an ITK-SNAP label description .txt/.label, an nnU-Net dataset.json.")]
 KeySlice = Annotated[bool, typer.Option("--key-slice", help="With --prompts-from: one box per structure on its middle slice, then propagate.")]
 Auto = Annotated[bool, typer.Option("--auto", help="Zero-click mode (structure prompts learned by the model).")]
 Structures = Annotated[str | None, typer.Option("--structures", help="Structures for --auto, e.g. 'lv,myo,la' for an apical echo PNG (default by modality: lv,myo,rv; ultrasound lv,myo,la; CT lv,myo,rv,la).")]

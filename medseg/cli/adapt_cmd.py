@@ -14,7 +14,7 @@ from ._app import app, console, progress_bar
 def adapt_command(
     pairs: Path = typer.Option(..., "--pairs", help="Training CSV with columns image,label, or a folder of images with their labels beside them (C.nii.gz + C_gt.nii.gz; also _labels, _label, _seg, _segmentation, _mask, _manual)."),
     val: Path | None = typer.Option(None, "--val", help="Validation CSV or folder, as --pairs (early stopping, before/after Dice)."),
-    label_map: str | None = typer.Option(None, "--label-map", help="Label values of the label files, e.g. 'lv=3,myo=2,rv=1'; "
+    label_map: str | None = typer.Option(None, "--label-map", help="Label values of the label files, e.g. 'lv=3,myo=2,rv=1', or a file (JSON, ITK-SNAP .txt/.label, nnU-Net dataset.json); "
                                          "may be left out when every label file names its structures (DICOM SEG, medseg sidecar JSON)."),
     out: Path = typer.Option(..., "-o", "--out", help="Adapter folder to write."),
     model: str = typer.Option("default", "--model", help="Base model: default, sam_vit_b=PATH, medsam_vit_b=PATH, or a checkpoint path."),

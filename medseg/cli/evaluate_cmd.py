@@ -15,7 +15,7 @@ from ._app import app, console, progress_bar
 @app.command("evaluate")
 def evaluate_command(
     pairs: Path = typer.Option(..., "--pairs", help="CSV with columns image,label[,case,phase], or a folder of images with their labels beside them (C.nii.gz + C_gt.nii.gz; also _labels, _label, _seg, _segmentation, _mask, _manual)."),
-    label_map: str | None = typer.Option(None, "--label-map", help="Label values of the reference files, e.g. 'lv=3,myo=2,rv=1'; "
+    label_map: str | None = typer.Option(None, "--label-map", help="Label values of the reference files, e.g. 'lv=3,myo=2,rv=1', or a file (JSON, ITK-SNAP .txt/.label, nnU-Net dataset.json); "
                                          "may be left out when every reference names its structures (DICOM SEG, medseg sidecar JSON)."),
     prompt: str | None = typer.Option(None, "--prompt", help="box, point, key-slice or auto. Default: box."),
     predicted: Path | None = typer.Option(None, "--predicted", help="Score labels made before instead of running the model: a folder "

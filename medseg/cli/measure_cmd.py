@@ -39,7 +39,7 @@ def measure_command(
     es: Path | None = typer.Option(None, "--es", help="End-systolic label file (with --ed); for echo the apical 4-chamber view."),
     a2c_ed: Path | None = typer.Option(None, "--a2c-ed", help="Echo: end-diastolic apical 2-chamber labels (with --a2c-es): biplane disks."),
     a2c_es: Path | None = typer.Option(None, "--a2c-es", help="Echo: end-systolic apical 2-chamber labels (with --a2c-ed)."),
-    label_map: str | None = typer.Option(None, "--label-map", help="Label values, e.g. 'lv=3,myo=2,rv=1' (ACDC); default: the labels' medseg sidecar JSON, else medseg's lv=1,myo=2,rv=3,..."),
+    label_map: str | None = typer.Option(None, "--label-map", help="Label values, e.g. 'lv=3,myo=2,rv=1' (ACDC), or a file (JSON, ITK-SNAP .txt/.label, nnU-Net dataset.json); default: the labels' medseg sidecar JSON, else medseg's lv=1,myo=2,rv=3,..."),
     output: Path = typer.Option(..., "-o", "--out", "--output", help="Report JSON to write."),
     height_cm: float | None = typer.Option(None, "--height-cm", help="Height (cm), for BSA."),
     weight_kg: float | None = typer.Option(None, "--weight-kg", help="Weight (kg), for BSA."),

@@ -36,6 +36,9 @@ SEGMENT_NAMES = {
     # the atria's and vessels' names in medseg's .seg.nrrd files (slicer_seg.DISPLAY_NAMES), and their long forms
     "la blood pool": "la", "left atrial blood pool": "la", "ra blood pool": "ra", "right atrial blood pool": "ra",
     "aortic lumen": "aorta", "pulmonary artery lumen": "pa", "pulmonary trunk": "pa",
+    # other tools' label names (--label-map ITK-SNAP label file / nnU-Net dataset.json: medseg.label_files); nnU-Net's ACDC
+    "lvc": "lv", "mlv": "myo", "rvc": "rv", "left ventricle blood pool": "lv", "right ventricle blood pool": "rv",
+    "la cavity": "la", "ra cavity": "ra",
 }
 #: SNOMED CT codes of a segment's property type -> medseg structure names, for segments whose
 #: label says nothing medseg knows ("Segment 1"): those medseg writes (seg_writer.STRUCTURE_CODES)

@@ -285,7 +285,7 @@ def test_a_folder_pairs_images_with_their_seg_nrrd_labels(phantom, tmp_path):
 
 def test_batch_prompts_from_seg_nrrd_references_needs_no_label_map(phantom, tmp_path):
     """The references name their structures: batch gets past its --label-map check to the cases
-    (a model that does not exist then fails the one case, quickly)."""
+    (a model file that is no checkpoint then fails the one case, quickly)."""
     import csv
 
     import nibabel as nib
@@ -297,6 +297,7 @@ def test_batch_prompts_from_seg_nrrd_references_needs_no_label_map(phantom, tmp_
     nib.save(nib.Nifti1Image(medseg_to_nifti(phantom.image.array.astype(np.float32), 3), phantom.image.affine), str(src / "p1.nii.gz"))
     _slicer_file(src / "p1_gt.seg.nrrd", _acdc(phantom.labels[0]), phantom.image, ACDC_SEGMENTS)
     out = tmp_path / "out"
+    (tmp_path / "none.pt").write_bytes(b"not a checkpoint")  # there, so batch takes it; every case fails loading it
     assert run_cli(["batch", str(src), "-o", str(out), "--prompts-from", str(src), "--model", str(tmp_path / "none.pt")]) == 1
     rows = list(csv.DictReader((out / "summary.csv").open()))
-    assert [r["case"] for r in rows] == ["p1"] and "unknown model" in json.dumps(rows)
+    assert [r["case"] for r in rows] == ["p1"] and rows[0]["status"] == "failed" and "none.pt" in rows[0]["reason"]
