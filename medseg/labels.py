@@ -204,10 +204,18 @@ def _as_int(name: str, value: object) -> int:
 
 
 def _check_names(d: dict) -> dict:
-    for name in d:
+    """``d`` with its names checked, and medseg's structure names in any case read as medseg's
+    (``LV=3,MYO=2,RV=1`` is lv, myo, rv: "LV" made a structure of its own, and measure said the
+    map names no LV blood pool)."""
+    out: dict = {}
+    for name, value in d.items():
         if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
             raise LabelMapError(f"bad structure name {name!r}; use names like {', '.join(STRUCTURE_NAMES)}")
-    return d
+        key = name.lower() if name.lower() in STRUCTURE_NAMES else name
+        if key in out:
+            raise LabelMapError(f"structure {key!r} appears twice in the label map ({name!r})")
+        out[key] = value
+    return out
 
 
 DEFAULT_LABEL_MAP = LabelMap({"lv": 1, "myo": 2, "rv": 3, "la": 4, "ra": 5, "aorta": 6, "pa": 7})
