@@ -139,12 +139,15 @@ def _record_run(report: dict, paths: dict[str, Path | None], settings: dict[str,
 
 def _given_spacings(text: str | None, a2c_text: str | None, paths: list[Path | None], a2c: list[Path | None]) -> dict[Path, Any]:
     """``--pixel-spacing`` (every label file) and ``--a2c-pixel-spacing`` (the 2-chamber views,
-    instead) as label file -> (row, column) mm; files given no spacing are left out."""
+    instead) as label file -> ((row, column) mm, what to say if the file records another); files
+    given no spacing are left out."""
     given, given_a2c = o.parse_pixel_spacing(text), o.parse_pixel_spacing(a2c_text, "--a2c-pixel-spacing")
     if given_a2c is not None and a2c[0] is None:
         raise MedsegError("--a2c-pixel-spacing is the 2-chamber views' pixel size: give it with --a2c-ed and --a2c-es")
-    found = {p: given for p in paths if p is not None and given is not None}
-    found.update({p: given_a2c or given for p in a2c if p is not None and (given_a2c or given) is not None})
+    found = {p: (given, "") for p in paths if p is not None and given is not None}
+    # a PNG 4-chamber view with 2-chamber NIfTI views that record their own: they took --pixel-spacing
+    hint = "" if given_a2c else " (the 2-chamber views: --a2c-pixel-spacing gives their own)"
+    found.update({p: (given_a2c or given, hint) for p in a2c if p is not None and (given_a2c or given) is not None})
     return found
 
 
@@ -203,13 +206,13 @@ def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase
     (sidecar) re-encodes it into ``lmap``. ``default_map``: nothing named the structures and
     medseg's map was taken: its structures beyond lv/myo/rv count only where their values occur
     (a short-axis stack has no aorta to report absent). ``clip``: a 3-D ``labels`` file's
-    slices are the frames of one view (:func:`_as_clip`). ``spacing``: label file -> (row, column)
-    mm given (``--pixel-spacing``); ``read_out`` is filled with label file -> the Volume measured."""
+    slices are the frames of one view (:func:`_as_clip`). ``spacing``: label file -> ((row, column)
+    mm given (``--pixel-spacing``), what an error adds); ``read_out``: label file -> the Volume measured."""
     from ..io.seg_reader import on_one_stack
     from ..measure.report import heart_rate_options, measure_cine, measure_ed_es, measure_phase
 
     read = {p: _read_labels(p, lmap, by_name) for p in (labels, ed, es, *a2c) if p is not None}
-    read = {p: _given_spacing(v, p, (spacing or {}).get(p), clip and p == labels) for p, v in read.items()}
+    read = {p: _given_spacing(v, p, *(spacing or {}).get(p, (None, "")), clip=clip and p == labels) for p, v in read.items()}
     if read_out is not None:
         read_out.update(read)
     if default_map:
@@ -246,13 +249,19 @@ def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase
     return report, {"ED": vol.array[0], "ES": vol_es.array[0]}, {"ED": 0, "ES": 0}, vol, lmap
 
 
-def _given_spacing(vol: Any, path: Path, row_col: Any, clip: bool) -> Any:
-    """``vol`` with the pixel spacing given for it (``--clip``: as the clip it is)."""
+def _given_spacing(vol: Any, path: Path, row_col: Any, hint: str = "", clip: bool = False) -> Any:
+    """``vol`` with the pixel spacing given for it (``--clip``: as the clip it is); ``hint`` ends
+    the error for a file that records another."""
     if row_col is None:
         return vol
     from ..io.volume import with_pixel_spacing
 
-    return with_pixel_spacing(_as_clip(vol, path) if clip else vol, row_col, str(path))
+    try:
+        return with_pixel_spacing(_as_clip(vol, path) if clip else vol, row_col, str(path))
+    except GeometryError as e:
+        if hint and vol.spacing_known:
+            raise GeometryError(f"{e}{hint}") from None
+        raise
 
 
 def _as_clip(vol: Any, path: Path) -> Any:

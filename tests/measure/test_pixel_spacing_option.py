@@ -118,6 +118,27 @@ def test_a_file_with_its_own_spacing_is_not_overridden(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "records a pixel spacing of 0.3 x 0.3 mm" in err and "--pixel-spacing gives 0.5 x 0.5" in err
 
 
+def test_png_4ch_views_with_2ch_files_that_record_their_own(views, tmp_path, capsys):
+    """PNG 4-chamber views and 2-chamber NIfTI views at 0.6 mm: --pixel-spacing 0.3 reached the
+    2-chamber files too, and the error said to leave --pixel-spacing out, which the PNGs need;
+    it now names --a2c-pixel-spacing, which measures them."""
+    from medseg.io import Volume, write_labels
+    from medseg.io.volume import affine_from_spacing
+
+    mixed = dict(views)
+    for k, (a, c) in (("2CH_ED", ED2), ("2CH_ES", ES2)):
+        lab = echo_view(a, c, True, px=0.6)
+        mixed[k] = str(tmp_path / f"s_{k}_gt.nii.gz")
+        write_labels(lab, Volume(lab[None, None].astype(np.float32), affine_from_spacing((1.0, 0.6, 0.6))), mixed[k], LMAP)
+    capsys.readouterr()
+    rc, _ = _measure(tmp_path, mixed, "--pixel-spacing", "0.3", name="mixed.json")
+    err = " ".join((capsys.readouterr().err).split())
+    assert rc == 1 and "--a2c-pixel-spacing gives their own" in err
+    rc, rep = _measure(tmp_path, mixed, "--pixel-spacing", "0.3", "--a2c-pixel-spacing", "0.6", name="mixed2.json")
+    _, both = _measure(tmp_path, views, "--pixel-spacing", "0.3", "--a2c-pixel-spacing", "0.6", name="png.json")
+    assert rc == 0 and rep["lv"]["edv_ml"] == pytest.approx(both["lv"]["edv_ml"], rel=1e-3)
+
+
 @pytest.mark.parametrize("extra, msg", [(["--pixel-spacing", "0"], "--pixel-spacing must be one or two positive numbers"),
                                         (["--a2c-pixel-spacing", "x"], "--a2c-pixel-spacing must be one or two positive numbers"),
                                         (["--a2c-pixel-spacing", "0.3"], "give it with --a2c-ed and --a2c-es")])
