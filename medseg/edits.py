@@ -76,6 +76,16 @@ def record_edits(session: Any, before: np.ndarray) -> Any:
     return change
 
 
+def edited_by_hand(provenance: Any) -> bool:
+    """Whether labels with this sidecar provenance were changed or reviewed by a person after the
+    model (an ``edit`` action: napari's brush, eraser or fill; or a review mark): their scores
+    and measurements are not the model's alone."""
+    if not isinstance(provenance, dict):
+        return False
+    actions = [a for a in provenance.get("actions") or [] if isinstance(a, dict)]
+    return any(a.get("op") in ("edit", "review") for a in actions)
+
+
 def _whole(v: Any) -> bool:
     """A whole number (2 or 2.0; not True, 2.5, inf or "2")."""
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):

@@ -187,6 +187,7 @@ def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str | None, model, p
     row = _score_case(pair, pred, ref_arr, label_map, vol, scored)
     if pair.prediction is not None:
         from ._files import sha256_path
+        from .edits import edited_by_hand
 
         row["prediction"], row["prediction_sha256"] = str(pair.prediction), sha256_path(pair.prediction)
         row["_model"] = tuple(prov.get(k) for k in MODEL_KEYS) if prov.get("model_sha256") else None
@@ -194,6 +195,8 @@ def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str | None, model, p
             row["not_predicted"] = missing  # structures the prediction does not name: not scored
         if handed:
             row["handed_over"] = handed  # left out below --min-confidence: not scored
+        if edited_by_hand(prov):  # corrected in napari after the model: not the model's labels
+            row["edited_by_hand"] = True
     row["seconds"] = round(time.perf_counter() - t0, 3)
     if review is not None:
         row["review"] = review

@@ -108,9 +108,11 @@ def review_stats(cases: list[dict], bad_dice: float = 0.85) -> dict[str, Any]:
     case is flagged when a review flag names it, or a structure-less flag puts it in doubt:
     ``review.case_flags`` of :func:`medseg.evaluation._review_of`, :func:`is_flagged`) and per case (bad = any structure below
     ``bad_dice``; flagged = needs_review). The volumes are those scored (``dice``): structures
-    handed over for manual review are not among them."""
+    handed over for manual review are not among them, nor cases whose labels were edited by hand
+    (``edited_by_hand``)."""
     vb = vf = vbf = vgf = 0
     cb = cf = cbf = cgf = 0
+    cases = [c for c in cases if not c.get("edited_by_hand")]  # their flags were about the model's labels, not these
     for c in cases:
         rv = c.get("review", {})
         case_flag = bool(rv.get("needs_review"))
@@ -160,6 +162,7 @@ def case_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
         if "prediction" in c:
             row["prediction"] = c["prediction"]
             row["not_predicted"] = " ".join(c.get("not_predicted", []))
+            row["edited_by_hand"] = bool(c.get("edited_by_hand"))
         rows.append(row)
     return rows
 

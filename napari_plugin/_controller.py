@@ -410,7 +410,7 @@ class SegmentController:
 
         check_output(path, self.volume)  # a wrong ending, .dcm of a NIfTI: refused before the slow scoring
         self.record_edits(force=True)  # also what changed without a paint event (napari's own undo, code)
-        prov = {**self.provenance(), **review_provenance(self.session.review())}
+        prov = {**self.provenance(), **review_provenance(self.session.review(), self.volume.n_frames)}
         if self.source and Path(self.source).exists():  # as segment records it: a replay checks the image against it
             from medseg._files import sha256_path
 

@@ -31,6 +31,7 @@ META_VOLUME = "medseg_volume"  # the source Volume (geometry for the writer)
 META_SOURCE = "medseg_source"  # the path it was read from
 META_LABEL_MAP = "medseg_label_map"  # {structure: value} of a label layer
 META_PROVENANCE = "medseg_provenance"  # session provenance of a label layer
+META_LABEL_FILE = "medseg_label_file"  # the medseg label file a label layer was opened from (the reader)
 META_RANGE = "medseg_data_range"  # an image layer's data min..max: its contrast slider's span
 
 CUSTOM_COLOURS = ("#ffff33", "#00ced1", "#ff1493", "#7fff00", "#ffd700", "#1e90ff", "#ff6347")

@@ -166,7 +166,7 @@ def _read_seg(p: Path) -> list[LayerData]:
     from medseg.io import read_label_volume
     from medseg.io.writers import own_label_map, sidecar_path, sidecar_problem
 
-    from ._layers import META_LABEL_MAP, META_SOURCE, META_VOLUME, label_colour_dict, layer_geometry
+    from ._layers import META_LABEL_FILE, META_LABEL_MAP, META_SOURCE, META_VOLUME, label_colour_dict, layer_geometry
 
     vol = read_label_volume(p)
     frame = None
@@ -179,6 +179,7 @@ def _read_seg(p: Path) -> list[LayerData]:
                               "metadata": {META_VOLUME: vol, META_SOURCE: str(p)}}
     if own is not None:
         kwargs["metadata"][META_LABEL_MAP] = own[0].to_dict()
+        kwargs["metadata"][META_LABEL_FILE] = str(p)  # saved again: its provenance and the edits made (the writer)
         try:  # napari >= 0.5: the structures' colours
             from napari.utils.colormaps import DirectLabelColormap
 

@@ -149,13 +149,21 @@ def _with_marks(rows: list[ReviewRow], marks: list[Mapping[str, Any]]) -> list[R
     return [replace(r, reviewed=r.ident in done) for r in rows]
 
 
-def review_provenance(review: Mapping[str, Any]) -> dict[str, Any]:
+def review_provenance(review: Mapping[str, Any], n_frames: int | None = None) -> dict[str, Any]:
     """A :meth:`Session.review` result as the provenance keys ``medseg segment`` writes (and
     :func:`medseg.review.review_png` reads): ``confidence`` (ConfidenceReport.to_json()),
-    ``review`` (:func:`medseg.review.review_segmentation`'s ``flags`` and ``needs_review``) and
-    ``needs_review``; the human review marks stay in the provenance's ``actions``."""
+    ``review`` (:func:`medseg.review.review_segmentation`'s ``flags`` and ``needs_review``, as
+    the model and checks found them) and ``needs_review``: whether a flag that asks for review
+    is still without a human's review mark (the marks stay in the provenance's ``actions``;
+    ``flags_reviewed`` counts the flags they cover), so that labels whose flags were all marked
+    reviewed no longer say they need review (``medseg batch``'s summary reads it)."""
+    from medseg.review import REVIEW_CODES
+
     flags = {k: v for k, v in review.items() if k not in ("confidence", "reviewed")}
-    return {"confidence": review.get("confidence"), "review": flags, "needs_review": bool(flags.get("needs_review"))}
+    rows = review_rows(review, n_frames)
+    open_flags = any(r.code in REVIEW_CODES and not r.reviewed for r in rows)
+    return {"confidence": review.get("confidence"), "review": flags, "needs_review": bool(flags.get("needs_review")) and open_flags,
+            "flags_reviewed": sum(r.reviewed for r in rows)}
 
 
 def confidence_summary(volume_confidence: Mapping[str, float]) -> str:

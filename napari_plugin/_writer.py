@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ._layers import META_PROVENANCE, as_4d, label_map_for_layer, volume_for_layer
+from ._layers import META_LABEL_FILE, META_PROVENANCE, as_4d, label_map_for_layer, volume_for_layer
 
 
 def write_labels_nifti(path: str, data: Any, attributes: Mapping[str, Any]) -> list[str]:
@@ -43,18 +43,60 @@ def write_label_layer(path: str | os.PathLike, data: Any, attributes: Mapping[st
     like = volume_for_layer(labels, attributes.get("scale"), attributes.get("translate"), meta)
     lmap = label_map_for_layer(meta, labels)
     provenance = dict(meta.get(META_PROVENANCE) or {})
-    return write_labels_volume(as_4d(labels), like, path, lmap, provenance)
+    opened = meta.get(META_LABEL_FILE)  # a label file medseg wrote, opened by the reader (a batch case to correct)
+    if opened and not provenance and Path(opened).is_file():
+        provenance = edited_file_provenance(opened, as_4d(labels))
+    return write_labels_volume(as_4d(labels), like, path, lmap, provenance, label_file=opened)
+
+
+def edited_file_provenance(label_file: str | os.PathLike, labels: np.ndarray) -> dict[str, Any]:
+    """The provenance of labels opened from ``label_file`` (medseg's, with its sidecar) and saved
+    again: the file's own, with what was painted since (``labels`` (T, Z, Y, X) against the file
+    on disk) appended as an ``edit`` action (:mod:`medseg.edits`, replayable) and, when anything
+    changed, its ``command`` (``batch``, ``segment``) moved to ``edited_from``: the labels are no
+    longer that command's output, so ``medseg batch`` keeps them instead of segmenting the case
+    again (docs/batch.md, *Correcting a batch*)."""
+    import time
+
+    from medseg.edits import runs_of
+    from medseg.errors import MedsegError
+    from medseg.io import read_label_volume, read_sidecar
+
+    side = read_sidecar(label_file) or {}
+    prov = dict(side["provenance"]) if isinstance(side.get("provenance"), dict) else {}
+    try:
+        before = np.asarray(read_label_volume(label_file).array)
+    except MedsegError:
+        return prov
+    if before.shape != labels.shape:
+        return prov
+    changed = np.argwhere((before != labels).any(axis=(2, 3)))
+    if changed.size == 0:
+        return prov
+    edit = {"op": "edit", "slices": [{"frame": int(t), "slice": int(z), "runs": runs_of(before[t, z], labels[t, z])} for t, z in changed],
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    prov["actions"] = [*(prov.get("actions") if isinstance(prov.get("actions"), list) else []), edit]
+    if "command" in prov:
+        prov["edited_from"] = prov.pop("command")
+    if prov.get("input"):
+        prov.setdefault("source", prov["input"])  # the image, not the label file it was opened from
+    return prov
 
 
 def write_labels_volume(labels: np.ndarray, like: Any, path: str | os.PathLike, label_map: Any,
-                        provenance: Mapping[str, Any] | None = None) -> list[Path]:
+                        provenance: Mapping[str, Any] | None = None, label_file: str | os.PathLike | None = None) -> list[Path]:
     """(T, Z, Y, X) labels on ``like``'s grid -> label file(s) + sidecar(s) via
-    :func:`medseg.io.write_labels` (``.dcm`` cines: one DICOM SEG per labelled frame)."""
+    :func:`medseg.io.write_labels` (``.dcm`` cines: one DICOM SEG per labelled frame).
+    ``label_file``: the label file the layer was opened from (``like`` is then its grid, not an
+    image): saving over it is allowed."""
     from medseg._files import check_not_inputs
     from medseg.io import sidecar_path, write_labels
     from medseg.io.volume import spacing_facts
 
-    check_not_inputs({"labels": path, "sidecar JSON": sidecar_path(path)}, {"image the labels were drawn on": like.meta.get("path")})
+    image = like.meta.get("path")
+    if label_file and image and Path(image).resolve() == Path(label_file).resolve():
+        image = None  # the labels' own file, not the image they were drawn on
+    check_not_inputs({"labels": path, "sidecar JSON": sidecar_path(path)}, {"image the labels were drawn on": image})
     # a pixel size given in the measurement panel: recorded as segment --pixel-spacing records it
     prov = {"tool": "medseg-napari", "source": like.meta.get("path"), **dict(provenance or {}), **spacing_facts(like)}
     return write_labels(labels if labels.shape[0] > 1 else labels[0], like, Path(path), label_map, prov)

@@ -53,6 +53,10 @@ Rules (also in docs/batch.md):
   A case handed over entirely is done when its handed-over record is valid the same way
   (``command: batch``, the input's sha256, the same signature, which holds ``min_confidence``,
   the same weights): it is not run again and keeps status ``handed_over``.
+* **Kept.** Labels saved over a case's output whose sidecar is not a batch's (corrected in
+  napari, or another command's) are never segmented again, with ``resume`` or without
+  (:func:`medseg.batch.kept.kept_labels`): skipped and measured, ``reason: kept: ...``; saved
+  for another image, the case fails and they stay.
 """
 
 from .cases import (

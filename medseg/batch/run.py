@@ -27,6 +27,7 @@ from .cases import (
     review_png_path,
 )
 from .cohort import _measure, echo_study_rows, stack_study_rows, write_cohort, write_summary
+from .kept import kept_labels, refresh_review_png
 from .outdir import folder_identity, out_dir_lock, remove_stale_temp_files, remove_write_probes
 
 
@@ -56,11 +57,16 @@ def run_case(case: CaseSpec, options: BatchOptions) -> Result:
 
         set_threads(options)
         out = output_path(options.out_dir, case.case)
-        problem = output_problem(case, options) if options.resume else "no --resume"
+        kept = kept_labels(case, out)  # corrected by hand (napari) or another command's: never overwritten
+        problem = None if kept else output_problem(case, options) if options.resume else "no --resume"
         record = handed_over_record(case, options) if options.resume and problem is not None else None
         if record is not None:
             raise HandedOver(f"{record.get('reason') or 'handed over for manual review'} (an earlier run)", record)
-        if problem is None:
+        if kept:
+            res.update(status="skipped", reason=kept)
+            if options.review_png:  # the batch's sheet showed the labels before the correction
+                refresh_review_png(case, options, out)
+        elif problem is None:
             res.update(status="skipped", reason="complete output from an earlier run")
         else:
             _segment_case(case, options, out)

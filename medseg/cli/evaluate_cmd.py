@@ -97,6 +97,11 @@ def evaluate_command(
         console.print(f"note: {len(trained)} of the {len({r.case for r in rows})} cases are named as volumes the adapter was trained on "
                       f"({', '.join(shown(c) for c in trained[:5])}{', ...' if len(trained) > 5 else ''}): their scores are no validation "
                       "of it (summary.adapter_trained_on; its medseg.json lists training.pairs and val_pairs)", markup=False)
+    edited = sorted({shown(c["case"]) for c in result["cases"] if c.get("edited_by_hand")})
+    if edited:
+        console.print(f"note: {len(edited)} case{'' if len(edited) == 1 else 's'} hold{'s' if len(edited) == 1 else ''} labels edited by hand after the model "
+                      f"({', '.join(edited[:5])}{', ...' if len(edited) > 5 else ''}; `edited_by_hand`): their scores are not the model's, "
+                      "and the review-flag statistics leave them out", markup=False)
     unscored = sorted({f"{shown(c['case'])} ({', '.join(c['not_predicted'])})" for c in result["cases"] if c.get("not_predicted")})
     if unscored:
         console.print(f"not scored, absent from the predicted labels' map: {'; '.join(unscored[:5])}"

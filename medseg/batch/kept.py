@@ -1,0 +1,79 @@
+"""Labels in OUT_DIR that a batch must not overwrite: a case's ``<case>.nii.gz`` saved over the
+batch's output by hand (the napari plugin's *Save labels…*, after correcting it) or by another
+medseg command. Their sidecar records no ``command: batch``; a run (with ``--resume`` or not)
+keeps them, measures them and says so, instead of segmenting the case again (docs/batch.md,
+*Correcting a batch*)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .._files import sha256_path, shown
+from ..errors import MedsegError
+from .cases import BatchOptions, CaseSpec, review_png_path
+
+
+def kept_labels(case: CaseSpec, out: Path) -> str | None:
+    """Why ``out`` (the case's label file) is kept as it is (the summary's ``reason``), or None
+    when it is no such file (none there, no readable sidecar, or one a batch wrote: the usual
+    resume rules apply).
+
+    Raises:
+        MedsegError: labels saved by hand (or another command) for another image than the case's
+            input (its sha256 differs or is not recorded): the case fails, nothing is overwritten.
+    """
+    from ..io import sidecar_path
+
+    side = sidecar_path(out)
+    if not (out.is_file() and side.is_file()):
+        return None
+    try:
+        prov = json.loads(side.read_text()).get("provenance")
+    except (OSError, ValueError, AttributeError):
+        return None  # no valid sidecar: as before, the case is redone
+    if not isinstance(prov, dict) or prov.get("command") == "batch":
+        return None
+    what = _who_saved(prov)
+    redo = f"to segment it again, delete {shown(out.name)} and {shown(side.name)}"
+    if prov.get("input_sha256") != sha256_path(case.input):
+        raise MedsegError(f"{shown(out.name)} holds labels {what} for another image (its sidecar records "
+                          f"{'no' if not prov.get('input_sha256') else 'another'} input sha256): not overwritten; {redo}")
+    return f"kept: labels {what}; not segmented again ({redo})"
+
+
+def _who_saved(prov: dict[str, Any]) -> str:
+    """``"edited by hand in medseg-napari (2 edits, 4 flags reviewed, last saved 2026-12-06T19:25:01)"``
+    or ``"saved by medseg segment (last saved ...)"``."""
+    actions = [a for a in prov.get("actions") or [] if isinstance(a, dict)]
+    edits = sum(a.get("op") == "edit" for a in actions)
+    marks = prov.get("flags_reviewed")
+    marks = marks if isinstance(marks, int) else sum(a.get("op") == "review" for a in actions)
+    tool = prov.get("tool") or (f"medseg {prov['command']}" if isinstance(prov.get("command"), str) else "another program")
+    parts = [f"{edits} edit{'' if edits == 1 else 's'}"] if edits else []
+    parts += [f"{marks} flag{'' if marks == 1 else 's'} reviewed"] if marks else []
+    times = [t for t in (prov.get("created"), *(a.get("time") for a in actions)) if isinstance(t, str)]
+    parts += [f"last saved {max(times)}"] if times else []
+    how = "edited by hand in" if edits or marks else "saved by"
+    return f"{how} {tool}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def refresh_review_png(case: CaseSpec, options: BatchOptions, out: Path) -> None:
+    """``--review-png``: the review sheet of kept labels redrawn from them and their sidecar (the
+    batch's sheet showed the labels before they were corrected), unless it was drawn after they
+    were saved."""
+    from ..io import read_label_volume, read_sidecar, read_volume, sidecar_path
+    from ..labels import LabelMap
+    from ..review import review_png
+
+    sheet = review_png_path(options.out_dir, case.case)
+    if sheet.is_file() and sheet.stat().st_mtime_ns > sidecar_path(out).stat().st_mtime_ns:
+        return
+    side = read_sidecar(out)
+    if side is None:
+        raise MedsegError(f"{shown(out.name)}: its sidecar names no label map; cannot draw its review sheet")
+    prov = side.get("provenance") if isinstance(side.get("provenance"), dict) else {}
+    series = case.series or options.series
+    vol = read_volume(case.input, series=series if Path(case.input).is_dir() else None, modality=options.modality)
+    review_png(vol, read_label_volume(out).array, LabelMap.parse(side["label_map"]), prov, sheet, title=shown(case.case))
