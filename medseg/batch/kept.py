@@ -2,7 +2,8 @@
 batch's output by hand (the napari plugin's *Save labels…*, after correcting it) or by another
 medseg command. Their sidecar records no ``command: batch``; a run (with ``--resume`` or not)
 keeps them, measures them and says so, instead of segmenting the case again (docs/batch.md,
-*Correcting a batch*)."""
+*Correcting a batch*). So does it a batch's output whose labels differ from the ``labels_sha256``
+its sidecar records (changed in another program, ITK-SNAP or 3D Slicer, the sidecar left as it was)."""
 
 from __future__ import annotations
 
@@ -33,14 +34,50 @@ def kept_labels(case: CaseSpec, out: Path) -> str | None:
         prov = json.loads(side.read_text()).get("provenance")
     except (OSError, ValueError, AttributeError):
         return None  # no valid sidecar: as before, the case is redone
-    if not isinstance(prov, dict) or prov.get("command") == "batch":
+    if not isinstance(prov, dict):
         return None
+    if prov.get("command") == "batch":
+        return _changed_since_batch(case, out, prov)
     what = _who_saved(prov)
     redo = f"to segment it again, delete {shown(out.name)} and {shown(side.name)}"
     if prov.get("input_sha256") != sha256_path(case.input):
         raise MedsegError(f"{shown(out.name)} holds labels {what} for another image (its sidecar records "
                           f"{'no' if not prov.get('input_sha256') else 'another'} input sha256): not overwritten; {redo}")
     return f"kept: labels {what}; not segmented again ({redo})"
+
+
+def labels_sha256(labels: Any) -> str:
+    """A digest of a label array's content (shape and values, whatever its file's format and
+    compression): the batch's sidecar records it, so labels changed in another program (ITK-SNAP,
+    3D Slicer) under the batch's own sidecar are told apart from the batch's output."""
+    import hashlib
+
+    import numpy as np
+
+    a = np.ascontiguousarray(np.asarray(labels), dtype=np.uint16)
+    return hashlib.sha256(repr(a.shape).encode() + a.tobytes()).hexdigest()
+
+
+def _changed_since_batch(case: CaseSpec, out: Path, prov: dict[str, Any]) -> str | None:
+    """The reason to keep a batch's output whose labels are no longer those the batch wrote
+    (``labels_sha256`` of its sidecar), or None (the same, unreadable, or a sidecar from before
+    medseg recorded it: the usual resume rules apply)."""
+    from ..io import read_label_volume, sidecar_path
+
+    recorded = prov.get("labels_sha256")
+    if not isinstance(recorded, str):
+        return None
+    try:
+        now = labels_sha256(read_label_volume(out).array)
+    except MedsegError:
+        return None  # the resume check names it
+    if now == recorded:
+        return None
+    redo = f"to segment it again, delete {shown(out.name)} and {shown(sidecar_path(out).name)}"
+    if prov.get("input_sha256") != sha256_path(case.input):
+        raise MedsegError(f"{shown(out.name)} holds labels changed since the batch wrote them, for another image (its sidecar "
+                          f"records another input sha256): not overwritten; {redo}")
+    return f"kept: labels changed since the batch wrote them (edited in another program?); not segmented again ({redo})"
 
 
 def _who_saved(prov: dict[str, Any]) -> str:

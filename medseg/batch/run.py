@@ -27,7 +27,7 @@ from .cases import (
     review_png_path,
 )
 from .cohort import _measure, echo_study_rows, stack_study_rows, write_cohort, write_summary
-from .kept import kept_labels, refresh_review_png
+from .kept import kept_labels, labels_sha256, refresh_review_png
 from .outdir import folder_identity, out_dir_lock, remove_stale_temp_files, remove_write_probes
 
 
@@ -288,6 +288,7 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
     ref_sha = _ref_sha(case)
     prov = {**result.provenance, "command": "batch", "case": case.case, "input": str(Path(case.input).resolve()),
             "input_sha256": sha256_path(case.input), "input_shape": list(vol.shape), "spacing_known": vol.spacing_known,
+            "labels_sha256": labels_sha256(result.labels),  # labels changed later, in another program: kept by a re-run
             "reference": str(Path(case.reference).resolve()) if case.reference else None, "reference_sha256": ref_sha, "batch_signature": options.signature(ref_sha),
             "min_confidence": options.min_confidence, "torch_threads": torch_threads(), "scores": result.scores,
             "seconds": round(result.seconds, 3), **({"series": series} if series and Path(case.input).is_dir() else {}), **modality_facts(vol),

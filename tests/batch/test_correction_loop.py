@@ -178,3 +178,27 @@ def test_needs_review_is_cleared_only_when_every_flag_is_marked_reviewed():
     out = review_provenance({**review, "reviewed": both}, 1)
     assert out["needs_review"] is False and out["flags_reviewed"] == 2
     assert out["review"]["needs_review"] is True  # the flags themselves are kept as found
+
+
+def test_labels_changed_in_another_program_under_the_batch_sidecar_are_kept(batched, out):
+    """Labels corrected in ITK-SNAP or 3D Slicer are saved over OUT/<case>.nii.gz and the batch's
+    sidecar stays: the batch took them for its own output and a re-run without --resume (or with
+    other settings) segmented the case again over them. The sidecar's labels_sha256 tells."""
+    import nibabel as nib
+
+    studies = batched[0]
+    path = out / "c1.nii.gz"
+    assert json.loads((out / "c1.json").read_text())["provenance"]["labels_sha256"]
+    img = nib.load(str(path))
+    data = np.asarray(img.dataobj).copy()
+    assert (data == RV).any()
+    data[data == RV] = 0  # the RV erased, as another program saves it (the sidecar left as it was)
+    nib.save(nib.Nifti1Image(data, img.affine, img.header), str(path))
+    edited = read_labels(path)
+
+    assert _batch(studies, out) == 0  # no --resume: every batch output is redone, this one is kept
+    assert np.array_equal(read_labels(path), edited)
+    rows = _summary(out)
+    assert rows["c1"]["status"] == "skipped" and rows["c1"]["reason"].startswith("kept: labels changed since the batch wrote them")
+    assert rows["c2"]["status"] == "ok"  # the batch's own, unchanged output: segmented again as asked
+    assert _cohort(out)["c1"]["volumes_ml.rv"] in ("", "0", "0.0")  # measured from the edited labels: no RV left
