@@ -45,7 +45,7 @@ Rules (also in docs/batch.md):
 * **Resume.** A case is skipped when its output is complete and valid: the label file and its
   sidecar exist, the sidecar records ``command: batch``, the input's current sha256, the same
   settings signature (:meth:`BatchOptions.signature`: prompts, label map, ...) and the model
-  and adapter sha256 of the weights named now (:func:`medseg.batch.run.weights_sha256`), and
+  and adapter sha256 of the weights named now (:func:`medseg.batch.weights.weights_sha256`), and
   the label file reads back in full with the input's (Z, Y, X) grid (with ``review_png``: and
   the review PNG exists). The old sidecar and review PNG are deleted before a new label file is
   written, so a crash mid-case never leaves a valid-looking pair; the temporary files a killed
