@@ -18,8 +18,10 @@ of whose names matches, or two names matching one structure, is refused.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 from .errors import LabelMapError
 
@@ -143,24 +145,53 @@ def named_map(labels: dict[int, str], where: str) -> tuple[dict[str, int], list[
                  f"(to keep them as structures of your own, give --label-map {','.join(f'{k}={v}' for k, v in full.items())})"]
 
 
+def file_map(text: str) -> tuple[dict[str, Any], list[str]] | None:
+    """A ``--label-map`` value that is no ``name=value`` text: (name -> value, notes) of JSON (the
+    text, or a ``.json`` file: its ``label_map`` object or itself), an nnU-Net ``dataset.json``
+    or an ITK-SNAP label description file (their names matched to medseg's structures, notes for
+    names left out); None for anything else. LabelMapError for a bad file."""
+    if is_tool_file(text):
+        return itksnap_map(text)
+    if not (text.startswith("{") or Path(text).suffix == ".json"):
+        return None
+    obj, where = read_json_map(text)
+    if isinstance(obj.get("labels"), dict) and not isinstance(obj.get("label_map"), dict):  # nnU-Net's dataset.json
+        return named_map(nnunet_labels(obj["labels"], where), where)
+    return (obj["label_map"] if isinstance(obj.get("label_map"), dict) else obj), []
+
+
+def read_json_map(text: str) -> tuple[dict, str]:
+    """A ``--label-map`` JSON object (the text, or a ``.json`` file it names) and where it came from."""
+    where = "label map JSON"
+    if not text.startswith("{"):
+        path, where = Path(text), text
+        if not is_file(path):
+            raise LabelMapError(f"label map file not found: {text}")
+        raw = path.read_bytes()  # UTF-8, with a byte-order mark (Windows Notepad) too, or UTF-16 (PowerShell)
+        try:
+            text = raw.decode(json.detect_encoding(raw)).strip()
+        except UnicodeDecodeError:
+            raise LabelMapError(f"label map file {where} is not UTF-8 text") from None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise LabelMapError(f"label map JSON is malformed: {e.msg} (line {e.lineno})") from None
+    if not isinstance(obj, dict):
+        raise LabelMapError("label map JSON must be an object like {\"lv\": 1}")
+    return obj, where
+
+
+
 def notes(spec: object) -> list[str]:
     """The notes of a ``--label-map`` value that names a tool's file (its labels left out);
     none for anything else, and none for a bad file (the command's own parse says what is wrong)."""
     if not isinstance(spec, str):
         return []
     try:
-        if is_tool_file(spec):
-            return itksnap_map(spec.strip())[1]
-        from .labels import read_json_map
-
-        if not (spec.strip().startswith("{") or Path(spec.strip()).suffix == ".json"):
-            return []
-        obj, where = read_json_map(spec.strip())
-        if isinstance(obj, dict) and isinstance(obj.get("labels"), dict) and not isinstance(obj.get("label_map"), dict):
-            return named_map(nnunet_labels(obj["labels"], where), where)[1]
+        found = file_map(spec.strip())
     except (LabelMapError, OSError):
-        pass
-    return []
+        return []
+    return found[1] if found is not None else []
 
 
 def is_file(path: str | Path) -> bool:

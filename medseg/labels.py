@@ -8,16 +8,14 @@ is always data, never a constant baked into code paths. medseg's own output defa
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 
 import numpy as np
 
 from .errors import LabelMapError
-from .label_files import is_file, is_tool_file, itksnap_map, named_map, nnunet_labels
+from .label_files import file_map, is_file
 
 
 class Structure(str, Enum):
@@ -78,14 +76,9 @@ class LabelMap:
         text = str(spec).strip()
         if not text:
             raise LabelMapError("label map is empty; expected e.g. 'lv=3,myo=2,rv=1'")
-        if is_tool_file(text):  # ITK-SNAP's label description file
-            return cls(itksnap_map(text)[0])
-        if text.startswith("{") or Path(text).suffix == ".json":
-            obj, where = read_json_map(text)
-            if isinstance(obj.get("labels"), dict) and not isinstance(obj.get("label_map"), dict):  # nnU-Net's dataset.json
-                return cls(named_map(nnunet_labels(obj["labels"], where), where)[0])
-            obj = obj.get("label_map", obj) if isinstance(obj.get("label_map"), dict) else obj
-            return cls(_check_names({k: _as_int(k, v) for k, v in obj.items()}))
+        found = file_map(text)  # JSON (text or file), an nnU-Net dataset.json, an ITK-SNAP label file
+        if found is not None:
+            return cls(_check_names({k: _as_int(k, v) for k, v in found[0].items()}))
         if "=" not in text and is_file(text):
             raise LabelMapError(f"label map file {text}: not a label map medseg reads (a .json map or nnU-Net dataset.json, "
                                 "an ITK-SNAP label description .txt / .label), nor name=value, e.g. 'lv=3,myo=2,rv=1'")
@@ -168,27 +161,6 @@ class LabelMap:
             if name in target:
                 out[labels == v] = target[name]
         return out
-
-
-def read_json_map(text: str) -> tuple[dict, str]:
-    """A ``--label-map`` JSON object (the text, or a ``.json`` file it names) and where it came from."""
-    where = "label map JSON"
-    if not text.startswith("{"):
-        path, where = Path(text), text
-        if not is_file(path):
-            raise LabelMapError(f"label map file not found: {text}")
-        raw = path.read_bytes()  # UTF-8, with a byte-order mark (Windows Notepad) too, or UTF-16 (PowerShell)
-        try:
-            text = raw.decode(json.detect_encoding(raw)).strip()
-        except UnicodeDecodeError:
-            raise LabelMapError(f"label map file {where} is not UTF-8 text") from None
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise LabelMapError(f"label map JSON is malformed: {e.msg} (line {e.lineno})") from None
-    if not isinstance(obj, dict):
-        raise LabelMapError("label map JSON must be an object like {\"lv\": 1}")
-    return obj, where
 
 
 def _as_int(name: str, value: object) -> int:
