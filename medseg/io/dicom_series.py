@@ -221,13 +221,16 @@ def list_dicom_series(folder: Path) -> list[dict[str, Any]]:
     return _series_rows(_folder_headers(folder))
 
 
-def _series_rows(headers: list[tuple[Path, Dataset]]) -> list[dict[str, Any]]:
+def _series_rows(headers: list[tuple[Path, Dataset]], root: Path | None = None) -> list[dict[str, Any]]:
+    """A row per series of ``headers``; its ``folder``: the name of the folder holding it, or
+    its path relative to ``root``."""
     rows: dict[str, dict[str, Any]] = {}
     for p, ds in headers:
         uid = str(ds.get("SeriesInstanceUID", ""))
+        where = str(p.parent.relative_to(root)) if root is not None else p.parent.name
         r = rows.setdefault(uid, {"number": _num(ds.get("SeriesNumber")), "description": str(ds.get("SeriesDescription", "") or ""),
                                   "uid": uid, "modality": str(ds.get("Modality", "") or ""), "images": 0,
-                                  "size": f"{ds.get('Rows', '?')} x {ds.get('Columns', '?')}", "folder": p.parent.name})
+                                  "size": f"{ds.get('Rows', '?')} x {ds.get('Columns', '?')}", "folder": where})
         r["images"] += n_frames(ds)
     return sorted(rows.values(), key=lambda r: (r["number"] is None, r["number"] or 0, r["description"]))
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .dicom_frames import is_image, n_frames, read_header
-from .dicom_meta import _num, study_date
-from .dicom_series import _quiet
+from .dicom_frames import is_image, read_header
+from .dicom_meta import study_date
+from .dicom_series import _quiet, _series_rows
 
 #: sub-folders of an export searched for studies (patient / study / series is 3)
 EXPORT_DEPTH = 6
@@ -22,22 +22,15 @@ def list_dicom_studies(folder: Path) -> list[dict[str, Any]]:
     to ``folder``) and ``series`` (as :func:`medseg.io.dicom.list_dicom_series` gives them, each
     with its ``folder`` relative to ``folder``). Non-image objects (reports, presentation states,
     DICOMDIR) and files that do not read as DICOM are left out."""
-    studies: dict[str, dict[str, Any]] = {}
+    by_study: dict[str, list[tuple[Path, Any]]] = {}
     for p, ds in _image_headers_below(folder):
-        uid = str(ds.get("StudyInstanceUID", "") or "")
-        st = studies.setdefault(uid, {"patient_id": str(ds.get("PatientID", "") or ""), "study_date": study_date(ds),
-                                      "description": str(ds.get("StudyDescription", "") or ""), "uid": uid, "folders": [], "series": {}})
-        st["folders"].append(p.parent.relative_to(folder))
-        suid = str(ds.get("SeriesInstanceUID", "") or "")
-        r = st["series"].setdefault(suid, {"number": _num(ds.get("SeriesNumber")), "description": str(ds.get("SeriesDescription", "") or ""),
-                                           "uid": suid, "modality": str(ds.get("Modality", "") or ""), "images": 0,
-                                           "size": f"{ds.get('Rows', '?')} x {ds.get('Columns', '?')}",
-                                           "folder": str(p.parent.relative_to(folder))})
-        r["images"] += n_frames(ds)
+        by_study.setdefault(str(ds.get("StudyInstanceUID", "") or ""), []).append((p, ds))
     out = []
-    for st in studies.values():
-        series = sorted(st.pop("series").values(), key=lambda r: (r["number"] is None, r["number"] or 0, r["description"]))
-        out.append({**{k: v for k, v in st.items() if k != "folders"}, "folder": _common(st["folders"]), "series": series})
+    for uid, headers in by_study.items():
+        ds = headers[0][1]
+        out.append({"patient_id": str(ds.get("PatientID", "") or ""), "study_date": study_date(ds),
+                    "description": str(ds.get("StudyDescription", "") or ""), "uid": uid,
+                    "folder": _common([p.parent.relative_to(folder) for p, _ in headers]), "series": _series_rows(headers, folder)})
     return sorted(out, key=lambda s: (s["patient_id"], s["study_date"], s["folder"]))
 
 
