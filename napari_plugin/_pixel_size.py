@@ -27,8 +27,8 @@ FROM_LAYER = "layer scale"
 def parse_pixel_size(text: str) -> tuple[float, float] | None:
     """The panel's text as (row, column) mm, one number for both; None when empty. A ValueError
     in one line for anything but one or two positive finite numbers."""
-    from medseg.cli._options import parse_pixel_spacing
     from medseg.errors import MedsegError
+    from medseg.io.volume import parse_pixel_spacing
 
     if not text.strip():
         return None
@@ -81,17 +81,11 @@ def spacing_from(like: Volume) -> str | None:
     ``--pixel-spacing`` (given in the panel), ``file``, ``file (segment --pixel-spacing)`` (labels
     saved with a given size: their sidecar says so), ``layer scale`` (a layer made in the
     console), or None (no pixel size)."""
-    if like.meta.get("spacing_from") == GIVEN_SPACING:
-        return GIVEN_SPACING
-    if not like.spacing_known:
-        return None
-    if like.meta.get("format") == "napari-layer":
-        return FROM_LAYER
-    from medseg.io import read_sidecar
+    from medseg.io.volume import spacing_source
 
-    path = like.meta.get("path")
-    prov = ((read_sidecar(path) or {}).get("provenance") if path else None) or {}
-    return f"file (segment {GIVEN_SPACING})" if isinstance(prov, dict) and prov.get("spacing_from") == GIVEN_SPACING else "file"
+    if like.spacing_known and like.meta.get("spacing_from") != GIVEN_SPACING and like.meta.get("format") == "napari-layer":
+        return FROM_LAYER
+    return spacing_source(like)
 
 
 def spacing_inputs(like: Volume) -> dict[str, Any]:

@@ -55,22 +55,10 @@ def parse_structures(text: str | None, auto: bool) -> tuple[str, ...] | None:
 
 
 def parse_pixel_spacing(text: str | None, option: str = "--pixel-spacing") -> tuple[float, float] | None:
-    """``--pixel-spacing ROW_MM[,COL_MM]`` as (row spacing, column spacing) = (dy, dx) mm, one
-    number for both; None when not given. One line for anything but 1 or 2 positive finite numbers."""
-    import math
+    """``--pixel-spacing``: :func:`medseg.io.volume.parse_pixel_spacing` (imported when used)."""
+    from ..io.volume import parse_pixel_spacing as parse
 
-    from ..errors import MedsegError
-
-    if text is None:
-        return None
-    parts = [s.strip() for s in text.split(",")]
-    try:
-        values = [float(s) for s in parts]
-    except ValueError:
-        values = []
-    if len(values) not in (1, 2) or not all(math.isfinite(v) and v > 0 for v in values):
-        raise MedsegError(f"{option} must be one or two positive numbers in mm (ROW_MM[,COL_MM], e.g. 0.3 or 0.7,0.5), got {text!r}")
-    return (values[0], values[-1])
+    return parse(text, option)
 
 
 def references_map(rows: list) -> Any:

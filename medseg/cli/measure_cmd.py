@@ -162,18 +162,9 @@ def _spacing_from(vols: dict[str, Any]) -> str | dict[str, str | None] | None:
     """The report's ``inputs.spacing_from``: where each label file's pixel spacing came from
     (``--pixel-spacing``, ``file``, ``file (segment --pixel-spacing)`` for labels ``medseg segment``
     wrote with one, null: none); one value when the files agree, else keyed as the files."""
-    from ..io import read_sidecar
-    from ..io.volume import GIVEN_SPACING
+    from ..io.volume import spacing_source
 
-    def source(v: Any) -> str | None:
-        if v.meta.get("spacing_from") == GIVEN_SPACING:
-            return GIVEN_SPACING
-        if not v.spacing_known:
-            return None
-        prov = (read_sidecar(v.meta["path"]) or {}).get("provenance") if v.meta.get("path") else None
-        return f"file (segment {GIVEN_SPACING})" if isinstance(prov, dict) and prov.get("spacing_from") == GIVEN_SPACING else "file"
-
-    found = {k: source(v) for k, v in vols.items()}
+    found = {k: spacing_source(v) for k, v in vols.items()}
     return next(iter(found.values())) if len(set(found.values())) == 1 else found
 
 

@@ -227,6 +227,39 @@ def with_pixel_spacing(vol: Volume, row_col_mm: tuple[float, float], what: str =
     return replace(vol, affine=aff, spacing_known=True, meta={**vol.meta, "spacing_from": GIVEN_SPACING})
 
 
+def parse_pixel_spacing(text: str | None, option: str = "--pixel-spacing") -> tuple[float, float] | None:
+    """``--pixel-spacing ROW_MM[,COL_MM]`` as (row spacing, column spacing) = (dy, dx) mm, one
+    number for both; None when not given. One line for anything but 1 or 2 positive finite numbers."""
+    import math
+
+    from ..errors import MedsegError
+
+    if text is None:
+        return None
+    parts = [s.strip() for s in text.split(",")]
+    try:
+        values = [float(s) for s in parts]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or not all(math.isfinite(v) and v > 0 for v in values):
+        raise MedsegError(f"{option} must be one or two positive numbers in mm (ROW_MM[,COL_MM], e.g. 0.3 or 0.7,0.5), got {text!r}")
+    return (values[0], values[-1])
+
+
+def spacing_source(vol: Volume) -> str | None:
+    """Where ``vol``'s pixel spacing came from, as reports say it (``inputs.spacing_from``):
+    ``--pixel-spacing`` (given by the user), ``file``, ``file (segment --pixel-spacing)`` (labels
+    medseg wrote with a given one: their sidecar says so), or None (none recorded)."""
+    if vol.meta.get("spacing_from") == GIVEN_SPACING:
+        return GIVEN_SPACING
+    if not vol.spacing_known:
+        return None
+    from . import read_sidecar
+
+    prov = (read_sidecar(vol.meta["path"]) or {}).get("provenance") if vol.meta.get("path") else None
+    return f"file (segment {GIVEN_SPACING})" if isinstance(prov, dict) and prov.get("spacing_from") == GIVEN_SPACING else "file"
+
+
 def spacing_facts(vol: Volume) -> dict[str, Any]:
     """For a provenance sidecar: ``spacing_from`` and ``pixel_spacing_mm`` [row, column] of an
     image whose pixel spacing the user gave (:func:`with_pixel_spacing`); {} for any other."""
