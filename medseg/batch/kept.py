@@ -96,21 +96,38 @@ def _who_saved(prov: dict[str, Any]) -> str:
     return f"{how} {tool}" + (f" ({', '.join(parts)})" if parts else "")
 
 
-def refresh_review_png(case: CaseSpec, options: BatchOptions, out: Path) -> None:
-    """``--review-png``: the review sheet of kept labels redrawn from them and their sidecar (the
-    batch's sheet showed the labels before they were corrected), unless it was drawn after they
-    were saved."""
+def refresh_outputs(case: CaseSpec, options: BatchOptions, out: Path) -> dict[str, str]:
+    """The outputs made from a case's labels, remade from kept labels and their sidecar (the
+    batch's showed the labels before they were corrected) unless made after they were saved:
+    ``--review-png``'s review sheet, and ``--dicom-seg``'s SEG files (what goes to PACS must be
+    the corrected labels). Returns the summary's ``dicom_seg`` value with ``--dicom-seg``."""
     from ..io import read_label_volume, read_sidecar, read_volume, sidecar_path
     from ..labels import LabelMap
     from ..review import review_png
+    from .cases import dicom_seg_dir
 
+    saved = max(out.stat().st_mtime_ns, sidecar_path(out).stat().st_mtime_ns)  # labels changed in ITK-SNAP keep the batch's sidecar
     sheet = review_png_path(options.out_dir, case.case)
-    if sheet.is_file() and sheet.stat().st_mtime_ns > sidecar_path(out).stat().st_mtime_ns:
-        return
+    draw = options.review_png and not (sheet.is_file() and sheet.stat().st_mtime_ns > saved)
+    folder = dicom_seg_dir(options.out_dir, case.case)
+    segs = sorted(folder.glob("*.dcm")) if folder.is_dir() else []
+    fresh_segs = bool(segs) and all(f.stat().st_mtime_ns > saved for f in segs)
+    if not draw and (not options.dicom_seg or fresh_segs):
+        return {"dicom_seg": " ".join(f.name for f in segs)} if options.dicom_seg else {}
     side = read_sidecar(out)
     if side is None:
-        raise MedsegError(f"{shown(out.name)}: its sidecar names no label map; cannot draw its review sheet")
+        raise MedsegError(f"{shown(out.name)}: its sidecar names no label map; cannot remake its review sheet or DICOM SEG")
     prov = side.get("provenance") if isinstance(side.get("provenance"), dict) else {}
     series = case.series or options.series
     vol = read_volume(case.input, series=series if Path(case.input).is_dir() else None, modality=options.modality)
-    review_png(vol, read_label_volume(out).array, LabelMap.parse(side["label_map"]), prov, sheet, title=shown(case.case))
+    labels, label_map = read_label_volume(out).array, LabelMap.parse(side["label_map"])
+    if draw:
+        review_png(vol, labels, label_map, prov, sheet, title=shown(case.case))
+    if options.dicom_seg and not fresh_segs:
+        from types import SimpleNamespace
+
+        from .run import _write_dicom_seg
+
+        seg = _write_dicom_seg(SimpleNamespace(labels=labels, label_map=label_map), vol, folder, case.case, prov)
+        return {"dicom_seg": " ".join(seg["files"]) or f"none: {seg.get('note', '?')}"}
+    return {"dicom_seg": " ".join(f.name for f in segs)} if options.dicom_seg else {}

@@ -27,7 +27,7 @@ from .cases import (
     review_png_path,
 )
 from .cohort import _measure, echo_study_rows, stack_study_rows, write_cohort, write_summary
-from .kept import kept_labels, labels_sha256, refresh_review_png
+from .kept import kept_labels, labels_sha256, refresh_outputs
 from .outdir import folder_identity, out_dir_lock, remove_stale_temp_files, remove_write_probes
 from .weights import _weights_changed, weights_sha256  # noqa: F401 (medseg.batch.run.weights_sha256, as before)
 
@@ -65,8 +65,6 @@ def run_case(case: CaseSpec, options: BatchOptions) -> Result:
             raise HandedOver(f"{record.get('reason') or 'handed over for manual review'} (an earlier run)", record)
         if kept:
             res.update(status="skipped", reason=kept)
-            if options.review_png:  # the batch's sheet showed the labels before the correction
-                refresh_review_png(case, options, out)
         elif problem is None:
             res.update(status="skipped", reason="complete output from an earlier run")
         else:
@@ -74,6 +72,8 @@ def run_case(case: CaseSpec, options: BatchOptions) -> Result:
             res.update(status="ok", reason="" if problem in ("no --resume", "no output yet") else f"redone: {problem}")
         res["output"] = str(out)
         res.update(_review_fields(_sidecar_provenance(out), options.dicom_seg))
+        if kept:  # the batch's review sheet and DICOM SEG showed the labels before the correction
+            res.update(refresh_outputs(case, options, out))
         if options.measure:
             res.update(_measure(out, options, case.case, case.input))
     except HandedOver as e:

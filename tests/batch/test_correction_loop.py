@@ -130,7 +130,7 @@ def test_a_label_layer_opened_from_the_batch_output_is_saved_over_it_with_its_ed
     assert _batch(studies, out, "--resume") == 0
     assert (out / "c2.nii.gz").read_bytes() == saved
     assert _summary(out)["c2"]["reason"].startswith("kept: labels edited by hand in medseg-napari (1 edit")
-    assert "(1 kept: labels saved by hand" in capsys.readouterr().err
+    assert "(1 kept: labels corrected since" in capsys.readouterr().err
 
     # the edit replays: segment --replay gives the corrected labels
     assert run_cli(["segment", str(studies / "c2.nii.gz"), "-o", str(out.parent / "replay.nii.gz"), "--replay", str(out / "c2.json")]) == 0
