@@ -19,6 +19,11 @@ class MixedSeriesError(ImageReadError):
     ``--series`` picks one, ``medseg info`` lists them."""
 
 
+class MixedStudiesError(MixedSeriesError):
+    """A DICOM folder holds the images of several studies (a patient's baseline and follow-up):
+    never one volume; ``medseg info`` lists the studies."""
+
+
 class ManyStudiesError(ImageReadError):
     """A folder whose sub-folders hold several DICOM studies (a PACS export of patients and
     studies): ``medseg info`` lists them, ``medseg batch`` takes each one."""

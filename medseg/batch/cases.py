@@ -206,7 +206,8 @@ def discover_cases(input_dir: str | os.PathLike, prompts_from: str | os.PathLike
         walked = [(root.name, root, (), None)] if _one_study(root, skip) else _walk(root, skip, series)
     stacks = {p: sel for _, p, _, sel in walked if sel}
     by_name = Counter(name for name, _, _, _ in walked)
-    found = [("_".join((*rel, name)) if by_name[name] > 1 else name, name, p) for name, p, rel, _ in walked]
+    split = _studies_in_several_folders(walked)
+    found = [("_".join((*rel, name)) if by_name[name] > 1 or study_of(name) in split else name, name, p) for name, p, rel, _ in walked]
     counts = Counter(cid for cid, _, _ in found)
     cases = []
     for cid, name, p in found:
@@ -223,6 +224,20 @@ def discover_cases(input_dir: str | os.PathLike, prompts_from: str | os.PathLike
                 err = str(e)
         cases.append(CaseSpec(cid, str(p), str(ref) if ref else None, err, stacks.get(p)))
     return sorted(cases, key=lambda c: c.case)
+
+
+def _studies_in_several_folders(walked: Iterable[tuple[str, Path, tuple[str, ...], Any]]) -> set[str]:
+    """The studies (:func:`study_of`: ED/ES stacks, frames, echo views) whose cases lie in two or
+    more folders, one of them holding two or more of its cases: a patient's visits
+    (``v1/p1_frame01``, ``v1/p1_frame09``, ``v2/p1_frame01``, ``v2/p1_frame10``). Their cases
+    get the folder prefix, so that each folder's are one study (``v1_p1``, ``v2_p1``); else the
+    names found once (``p1_frame09``, ``p1_frame10``) were measured together, one visit's frame
+    with the other's. One case per folder (``ED/p1_ED``, ``ES/p1_ES``) stays one study."""
+    folders: dict[str, Counter[tuple[str, ...]]] = {}
+    for name, _, rel, _ in walked:
+        if (study := study_of(name)) is not None:
+            folders.setdefault(study, Counter())[rel] += 1
+    return {study for study, n in folders.items() if len(n) > 1 and max(n.values()) > 1}
 
 
 #: Sub-folders deeper than this below INPUT_DIR are not searched (patient / study / series is 3).

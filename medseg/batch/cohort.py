@@ -69,7 +69,7 @@ class _Who:
 
     subject: Any = None
     dicom: tuple[tuple[str, Any], ...] = ()
-    study: tuple[tuple[str, str], ...] = ()  # the DICOM input's study date, study UID, series (:func:`medseg.io.dicom.dicom_study`)
+    study: tuple[tuple[str, str], ...] = ()  # the DICOM input's patient id, study date, study UID, series (:func:`medseg.io.dicom.dicom_study`)
 
 
 def _subject(case_id: str, subjects: Sequence[Any], source: str | None = None) -> _Who:
@@ -117,7 +117,7 @@ def _body_note(who: _Who, report: dict[str, Any]) -> str:
 
 def _with_subject(row: dict[str, Any], who: _Who) -> dict[str, Any]:
     """The cohort row with the id of the subjects row it was measured with (after case), the
-    body data fields taken from the DICOM header (``dicom_body``) and the DICOM input's study
+    body data fields taken from the DICOM header (``dicom_body``) and the DICOM input's patient id, study
     date, study UID and series description (a patient's baseline and follow-up told apart)."""
     own = who.subject.body() if who.subject is not None else {}
     from_dicom = " ".join(k for k, _ in who.dicom if k not in own)

@@ -33,6 +33,8 @@ def _record_inputs(report: dict, paths: dict[str, Path | None], lmap: Any, map_f
                       "another data set's values need --label-map (ACDC rv=1,myo=2,lv=3; CAMUS lv=1,myo=2,la=3)", markup=False, highlight=False)
     if from_header:
         report["inputs"]["body_from_dicom"] = from_header
+    if study := _segmented_study([p for p in paths.values() if p is not None]):
+        report["inputs"]["study"] = study
     if vol is not None and vol.meta.get("geometry_conflict"):  # volumes depend on which of two voxel sizes is taken
         report["inputs"]["geometry_note"] = vol.meta["geometry_note"]
         from ._app import console
@@ -41,6 +43,18 @@ def _record_inputs(report: dict, paths: dict[str, Path | None], lmap: Any, map_f
     report["inputs"].update(_image_notes([p for p in paths.values() if p is not None]))
     if image:
         report["inputs"]["image"] = [str(p) for p in image]
+
+
+def _segmented_study(paths: list[Path]) -> dict[str, str]:
+    """The patient id, study date, study UID and series description of the DICOM image the
+    first label file was segmented from (its sidecar names it), as ``cohort.csv`` has them: the
+    reports of a patient's baseline and follow-up told apart and paired; {} for other images."""
+    images = _segmented_images(paths[:1])
+    if not images:
+        return {}
+    from ..io.dicom import dicom_study
+
+    return dicom_study(images[0][0])
 
 
 def _image_notes(paths: list[Path]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ def info_command(
     """Read an image and print its shape, axes, spacing, modality, frames and slices.
 
     A DICOM folder holding several series that form no one volume lists them, to pick with --series."""
-    from ..errors import ManyStudiesError, MixedSeriesError
+    from ..errors import ManyStudiesError, MixedSeriesError, MixedStudiesError
     from ..io import read_label_volume, read_volume
     from ..io.seg_reader import is_dicom_seg
     from ..io.slicer_seg import is_slicer_seg
@@ -33,10 +33,13 @@ def info_command(
     try:
         named = path.is_file() and (is_dicom_seg(path) or is_slicer_seg(path))  # labels that name their segments
         vol = read_label_volume(path) if named else read_volume(path, series=series)
-    except MixedSeriesError:
+    except MixedSeriesError as e:
         if series:
             raise
-        _list_series(path, as_json)
+        if isinstance(e, MixedStudiesError):  # a patient's visits in one folder: each study and its series
+            _list_studies(path, as_json)
+        else:
+            _list_series(path, as_json)
         return
     except ManyStudiesError:  # a PACS export of patients and studies: each study and its series
         if series:
@@ -144,6 +147,10 @@ def _list_studies(path: Path, as_json: bool) -> None:
     studies = list_dicom_studies(path)
     note = (f"{len(studies)} studies of {len({s['patient_id'] for s in studies})} patient(s): give one study's folder (or one "
             "series folder) to info or segment, or this folder to medseg batch, which takes each one")
+    shared = sorted({s["folder"] if s["folder"] != "." else "this folder" for s in studies if [t["folder"] for t in studies].count(s["folder"]) > 1})
+    if shared:  # batch takes a folder as one case: studies sharing it are not told apart
+        note = (f"{len(studies)} studies of {len({s['patient_id'] for s in studies})} patient(s), some sharing a folder "
+                f"({', '.join(shared)}): put each study's files in a folder of its own (medseg batch takes each folder as one case)")
     if as_json:
         print_json({"path": str(path), "format": "dicom", "studies": studies, "note": note})
         return

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import numpy as np
 from pydicom.dataset import Dataset
 
-from ..errors import GeometryError, ImageReadError, ManyStudiesError, MixedSeriesError
+from ..errors import GeometryError, ImageReadError, ManyStudiesError, MixedSeriesError, MixedStudiesError
 from .dicom_frames import (
     FrameInfo,
     _floats,
@@ -243,6 +243,18 @@ def _listing(headers: list[tuple[Path, Dataset]]) -> str:
     return "; ".join(items[:8]) + (f"; and {len(items) - 8} more" if len(items) > 8 else "")
 
 
+def _studies_of(headers: list[tuple[Path, Dataset]]) -> list[str]:
+    """The studies the images of ``headers`` belong to, told apart by PatientID and StudyDate
+    (not by StudyInstanceUID alone: an anonymiser may give each series a new one), each shown as
+    its patient id, date and first StudyInstanceUID's end (``PAT1 2012-03-15 ...95756756``), in date order."""
+    seen: dict[tuple[str, str], str] = {}
+    for _, ds in headers:
+        key = (study_date(ds), str(ds.get("PatientID", "") or "").strip())
+        uid = str(ds.get("StudyInstanceUID", "") or "").strip()
+        seen.setdefault(key, " ".join(v for v in (key[1], key[0], f"...{uid[-8:]}" if uid else "") if v))
+    return [seen[k] for k in sorted(seen)]
+
+
 @_quiet
 def series_folders_form_a_stack(folders: list[Path]) -> bool:
     """Whether sibling series folders are the slices of one stack, as a short-axis cine exported
@@ -289,6 +301,12 @@ def _check_series(frames: list[FrameInfo], folder: Path, headers: list[tuple[Pat
         by_series[f.series_uid].append(f)
     if len(by_series) == 1:
         return
+    studies = _studies_of(headers)
+    if len(studies) > 1:  # a baseline and a follow-up (or two patients) in one folder: never one volume, whatever their geometry
+        raise MixedStudiesError(
+            f"{folder}: folder holds {len(studies)} studies ({'; '.join(studies)}), {len(by_series)} series: {_listing(headers)}; "
+            "put each study's files in a folder of its own (medseg batch takes each folder as one case; medseg info lists the studies), "
+            "or read one series with --series NUMBER or ...UID")
     reason = None
     try:
         _check_uniform(frames)
@@ -320,12 +338,12 @@ def dicom_body(path: str | Path) -> dict[str, Any]:
 @_quiet
 def dicom_study(path: str | Path) -> dict[str, str]:
     """What tells a patient's studies and series apart in ``cohort.csv`` (a baseline and a
-    follow-up): the StudyDate (YYYY-MM-DD), StudyInstanceUID and SeriesDescription a DICOM
-    input's first image header records, those it has; {} for other inputs."""
+    follow-up) and pairs them: the PatientID, StudyDate (YYYY-MM-DD), StudyInstanceUID and
+    SeriesDescription a DICOM input's first image header records, those it has; {} for other inputs."""
     ds = _input_header(Path(path))
     if ds is None:
         return {}
-    out = {"study_date": study_date(ds),
+    out = {"patient_id": str(ds.get("PatientID", "") or "").strip(), "study_date": study_date(ds),
            "study_uid": str(ds.get("StudyInstanceUID", "") or "").strip(),
            "series_description": str(ds.get("SeriesDescription", "") or "").strip()}
     return {k: v for k, v in out.items() if v}
