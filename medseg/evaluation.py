@@ -185,6 +185,9 @@ def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str | None, model, p
         missing, review = [], _review_of(result.provenance if result is not None else None)
         handed, scored = [], present
     row = _score_case(pair, pred, ref_arr, label_map, vol, scored)
+    drawn = {n: int(np.count_nonzero(pred == v)) for n, v in label_map.values.items() if not (ref_arr == v).any() and (pred == v).any()}
+    if drawn:  # a structure the reference has none of (a single ventricle's "RV", a slice without it): no Dice, so said here
+        row["not_in_reference"] = drawn
     if pair.prediction is not None:
         from ._files import sha256_path
         from .edits import edited_by_hand

@@ -157,6 +157,8 @@ def case_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
         row["review_codes"] = " ".join(rv.get("codes", []))
         if "handed_over" in c:  # left out below --min-confidence: no Dice, not in the review statistics
             row["handed_over"] = " ".join(c["handed_over"])
+        if "not_in_reference" in c:  # drawn where the reference has none: not scored
+            row["not_in_reference"] = " ".join(c["not_in_reference"])
         row["seconds"] = c.get("seconds", "")
         row["image"], row["label"] = c["image"], c["label"]
         if "prediction" in c:

@@ -155,6 +155,9 @@ def file_map(text: str) -> tuple[dict[str, Any], list[str]] | None:
     if not (text.startswith("{") or Path(text).suffix == ".json"):
         return None
     obj, where = read_json_map(text)
+    if all(isinstance(obj.get(k), list) for k in ("images", "annotations", "categories")):  # medseg.io.annotations.is_coco
+        raise LabelMapError(f"{where} is a COCO annotation file (polygons per image), not a label map: turn its polygons into "
+                            "label images with examples/annotation_references.py (docs/io.md, Annotations that are no label images)")
     if isinstance(obj.get("labels"), dict) and not isinstance(obj.get("label_map"), dict):  # nnU-Net's dataset.json
         return named_map(nnunet_labels(obj["labels"], where), where)
     return (obj["label_map"] if isinstance(obj.get("label_map"), dict) else obj), []

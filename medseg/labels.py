@@ -164,12 +164,13 @@ class LabelMap:
 
 
 def _as_int(name: str, value: object) -> int:
+    shown = repr(value) if len(repr(value)) <= 60 else f"{repr(value)[:57]}..."  # a JSON list or object can be megabytes
     try:
         f = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise LabelMapError(f"label value for {name!r} must be an integer, got {value!r}") from None
+        raise LabelMapError(f"label value for {name!r} must be an integer, got {shown}") from None
     if not f.is_integer():
-        raise LabelMapError(f"label value for {name!r} must be an integer, got {value!r}")
+        raise LabelMapError(f"label value for {name!r} must be an integer, got {shown}")
     if f > 65535:  # labels are written as uint8 or uint16
         raise LabelMapError(f"label value for {name!r} must be at most 65535, got {value!r}")
     return int(f)

@@ -213,6 +213,7 @@ def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase
         if vol.n_slices == 1 and vol.n_frames > 1:
             return (*_run_echo_clip(vol, labels, lmap, body), lmap)
         if vol.n_slices == 1:
+            _refuse_short_axis_frame(vol.array[0, 0], labels, lmap)
             raise MedsegError(f"{labels}: one 2-D image gives no EF; for echo give --ed and --es (apical 4-chamber) "
                               "[--a2c-ed --a2c-es], or labels over the whole cycle")
         _check_measurable(vol, labels, lmap)
@@ -238,6 +239,22 @@ def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase
                           "to tell apart, so no EF; give the end-systolic labels as --es")
     report = measure_ed_es(vol.array[0], vol_es.array[0], vol.affine, lmap, **phase_opts, **body, **heart_rate_options(vol, heart_rate))
     return report, {"ED": vol.array[0], "ES": vol_es.array[0]}, {"ED": 0, "ES": 0}, vol, lmap
+
+
+def _refuse_short_axis_frame(arr: Any, path: Path, lmap: Any) -> None:
+    """One 2-D frame whose myocardium surrounds the LV (a parasternal short-axis echo frame, one
+    slice of a stack): say so, rather than point to the apical views its user has not got."""
+    from ..measure.echo import check_long_axis_view, plane_geometry
+    from ..measure.geometry import MeasurementError
+
+    if "lv" not in lmap:
+        return
+    try:
+        check_long_axis_view(arr, lmap, plane_geometry(arr.shape, None))
+    except MeasurementError:
+        raise MedsegError(f"{path}: one short-axis section (its myocardium surrounds the LV cavity, as in a parasternal short-axis "
+                          "echo frame): one frame gives no volume and no EF, and medseg measures no areas of a single frame; "
+                          "it measures short-axis stacks and apical views (--ed/--es)") from None
 
 
 def _given_spacing(vol: Any, path: Path, row_col: Any, hint: str = "", clip: bool = False) -> Any:

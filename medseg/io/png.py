@@ -108,7 +108,7 @@ def _to_array(im: Image.Image, path: Path, labels: bool) -> np.ndarray:
     if labels:
         raise LabelMapError(f"{path}: label image is in colour mode {mode!r}{_colours(im)}; medseg reads labels as integer "
                             "values in a grayscale image: give one value per structure (0 background), e.g. a colour-coded "
-                            "mask (HVSMR-2.0's) converted colour by colour")
+                            "mask (HVSMR-2.0's) converted colour by colour: examples/annotation_references.py colours")
     if mode in ("LA", "PA"):
         return np.asarray(im.convert("LA"))[..., 0]
     return luminance(np.asarray(im.convert("RGB")))

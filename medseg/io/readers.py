@@ -222,6 +222,9 @@ def _kind(p: Path) -> str:
             return EXTENSIONS[ext]
     if has_dicm_marker(p):
         return "dicom"
+    if name.endswith(".json"):  # a COCO annotation file given as reference labels
+        raise ImageReadError(f"{p}: a JSON file is no image or label file (COCO polygons: examples/annotation_references.py "
+                             f"writes them as label images); supported: {SUPPORTED_TEXT}")
     raise ImageReadError(f"unsupported file type {p.suffix or '(no extension)'!r}: {p}; supported: {SUPPORTED_TEXT}")
 
 

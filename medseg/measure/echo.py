@@ -31,7 +31,7 @@ from ..io.volume import Volume
 from ..labels import LabelMap
 from .geometry import MeasurementError, StackGeometry, stack_geometry
 from .qc import make_flag, phase_at_clip_end, ray_coverage, truncated
-from .reference import check_sex, range_flag
+from .reference import adult_ranges_only, check_sex, range_flag
 from .report import check_values
 from .thickness import outer_contour_mm
 from .volumes import atrium, function_from_volumes, report_bsa
@@ -345,6 +345,7 @@ def measure_echo(
     cut = any(f["code"] == "truncated" and f.get("phase") == "es" for f in flags)
     # an LA cut off by the field of view is a lower bound: below the range says nothing
     flags += [f for f in range_flag("echo_lavi_ml_m2", lavi, sex, structure="la") if not (cut and f["code"].endswith("_low"))]
+    flags = adult_ranges_only(flags, height_cm)
     if not math.isfinite(lv["ef_pct"]):
         flags.append(make_flag("ef_undefined", "LV EF is undefined (EDV is zero)", structure="lv"))
     report = {

@@ -16,15 +16,18 @@ from typing import Any
 from .qc import digits_apart, make_flag
 
 SEXES = ("male", "female")
+#: the ranges below are adults' (UK Biobank: 45-74 years; Lang 2015: adults). A body shorter than
+#: this (about a 10-year-old's) is taken for a child's and gets no range flag (:func:`adult_ranges_only`)
+ADULT_MIN_HEIGHT_CM = 140.0
 
 # key -> (flag stem, unit, {sex: (low, high)}, source)
 REFERENCE_RANGES: dict[str, tuple[str, str, dict[str, tuple[float, float]], str]] = {
-    "cmr_lvef_pct": ("lvef", "%", {"male": (48.0, 68.0), "female": (51.0, 71.0)}, "UK Biobank CMR (Petersen 2017), mean +/- 2 SD"),
-    "cmr_lv_mass_index_g_m2": ("lv_mass_index", "g/m^2", {"male": (35.0, 71.0), "female": (28.0, 56.0)}, "UK Biobank CMR (Petersen 2017), mean +/- 2 SD"),
-    "cmr_rvef_pct": ("rvef", "%", {"male": (44.0, 68.0), "female": (47.0, 71.0)}, "UK Biobank CMR (Petersen 2017), mean +/- 2 SD"),
-    "cmr_rv_edv_index_ml_m2": ("rv_edv_index", "mL/m^2", {"male": (60.0, 120.0), "female": (54.0, 102.0)}, "UK Biobank CMR (Petersen 2017), mean +/- 2 SD"),
-    "echo_lvef_pct": ("lvef", "%", {"male": (52.0, 72.0), "female": (54.0, 74.0)}, "ASE/EACVI (Lang 2015)"),
-    "echo_lavi_ml_m2": ("la_volume_index", "mL/m^2", {"male": (16.0, 34.0), "female": (16.0, 34.0)}, "ASE/EACVI (Lang 2015)"),
+    "cmr_lvef_pct": ("lvef", "%", {"male": (48.0, 68.0), "female": (51.0, 71.0)}, "UK Biobank CMR adults (Petersen 2017), mean +/- 2 SD"),
+    "cmr_lv_mass_index_g_m2": ("lv_mass_index", "g/m^2", {"male": (35.0, 71.0), "female": (28.0, 56.0)}, "UK Biobank CMR adults (Petersen 2017), mean +/- 2 SD"),
+    "cmr_rvef_pct": ("rvef", "%", {"male": (44.0, 68.0), "female": (47.0, 71.0)}, "UK Biobank CMR adults (Petersen 2017), mean +/- 2 SD"),
+    "cmr_rv_edv_index_ml_m2": ("rv_edv_index", "mL/m^2", {"male": (60.0, 120.0), "female": (54.0, 102.0)}, "UK Biobank CMR adults (Petersen 2017), mean +/- 2 SD"),
+    "echo_lvef_pct": ("lvef", "%", {"male": (52.0, 72.0), "female": (54.0, 74.0)}, "ASE/EACVI adults (Lang 2015)"),
+    "echo_lavi_ml_m2": ("la_volume_index", "mL/m^2", {"male": (16.0, 34.0), "female": (16.0, 34.0)}, "ASE/EACVI adults (Lang 2015)"),
 }
 
 
@@ -68,3 +71,19 @@ def range_flag(key: str, value: float, sex: str | None = None, **where: Any) -> 
     word = "below" if side == "low" else "above"
     return [make_flag(f"{stem}_{side}", f"{stem.replace('_', ' ')} {value:.{d}f} {unit} is {word} the normal range {low:g}-{high:g} {unit} for {who} ({source})",
                       severity="info", value=round(float(value), max(2, d)), normal_range=[low, high], reference=key, **where)]
+
+
+def adult_ranges_only(flags: list[dict], height_cm: float | None) -> list[dict]:
+    """``flags`` as they are for an adult's height (or none given); for a height below
+    :data:`ADULT_MIN_HEIGHT_CM` (a child's) without the reference-range flags, which compare with
+    adults' ranges (a 6-year-old's BSA-indexed LV mass and volumes against UK Biobank's), plus one
+    info flag ``reference_ranges_not_applied`` saying so: medseg has no paediatric ranges (z-scores
+    by BSA and age)."""
+    if height_cm is None or not float(height_cm) < ADULT_MIN_HEIGHT_CM:
+        return flags
+    kept = [f for f in flags if f.get("reference") not in REFERENCE_RANGES]
+    left = sorted({f["code"] for f in flags} - {f["code"] for f in kept})
+    return kept + [make_flag("reference_ranges_not_applied", f"height {float(height_cm):g} cm is a child's (below {ADULT_MIN_HEIGHT_CM:g} cm): "
+                             "medseg's normal ranges are adults' and were not applied"
+                             + (f" ({', '.join(left)} left out)" if left else "")
+                             + "; paediatric ranges (z-scores by BSA and age) are not in medseg", severity="info", height_cm=float(height_cm))]

@@ -28,7 +28,7 @@ from ..labels import LabelMap
 from . import qc
 from .aha import wall_thickening
 from .geometry import BaseEnd, MeasurementError, StackGeometry, as_label_array, detect_base, given_base, resolve_affine, stack_geometry
-from .reference import check_sex, range_flag
+from .reference import adult_ranges_only, check_sex, range_flag
 from .report_phase import (  # noqa: F401  (re-exported: imported from medseg.measure.report)
     SAX_STRUCTURES,
     SLICE_AXIS_RATIO,
@@ -173,6 +173,7 @@ def combine_ed_es(ed: dict[str, Any], es: dict[str, Any], rv_ed_es_ml: tuple[flo
     if "rv" in ed["label_map"] and not rv_fn["esv_ml"] > rv_fn["edv_ml"]:  # RV swapped or not labelled: no RV range flag
         flags += range_flag("cmr_rvef_pct", rv_fn["ef_pct"], sex, structure="rv")
         flags += range_flag("cmr_rv_edv_index_ml_m2", idx["rv_edv_ml_m2"], sex, structure="rv")
+    flags = adult_ranges_only(flags, height_cm)
     keys = ("volumes_ml", "lv_mass_g", "wall_thickness_mm", "spacing_mm", "label_map")
     out: dict[str, Any] = {k: ed[k] for k in keys}
     out.update({

@@ -28,7 +28,6 @@ STRUCT_BITS = {name: 1 << (v - 1) for name, v in DEFAULT_LABEL_MAP.values.items(
 ACDC_MAP = LabelMap({"rv": 1, "myo": 2, "lv": 3})
 MNMS_MAP = LabelMap({"lv": 1, "myo": 2, "rv": 3})
 CAMUS_MAP = LabelMap({"lv": 1, "myo": 2, "la": 3})
-HVSMR_COLOURS = {"lv": (255, 0, 0), "rv": (0, 0, 255), "la": (255, 255, 0), "ra": (0, 255, 255), "aorta": (0, 255, 0), "pa": (255, 255, 255)}
 
 
 def acdc_split(patient: int) -> int:
@@ -195,42 +194,30 @@ def read_hvsmr(root: Path) -> Iterator[SliceRecord]:
     """HVSMR-2.0 RGB-coded masks; volume 10004 is validation."""
     from PIL import Image
 
+    from ..io.annotations import HVSMR_COLOURS, colour_labels
+
     for f in sorted((root / "hvsmr2" / "images").glob("*.png")):
         img = np.array(Image.open(f).convert("L"), np.float32)[None]
-        rgb = np.array(Image.open(root / "hvsmr2" / "masks" / f.name).convert("RGB"))
-        lab = np.zeros(rgb.shape[:2], np.uint8)
-        for name, col in HVSMR_COLOURS.items():
-            lab[np.all(rgb == col, axis=-1)] = DEFAULT_LABEL_MAP[name]
+        mask = root / "hvsmr2" / "masks" / f.name
+        lab = colour_labels(np.array(Image.open(mask).convert("RGB")), HVSMR_COLOURS, DEFAULT_LABEL_MAP, where=str(mask))
         vol = f.stem.split("_")[0]
-        yield from _stack_records(img, lab[None], DEFAULT_LABEL_MAP, tuple(HVSMR_COLOURS), "MR", f"hvsmr/{f.stem}", int(vol == "10004"), 0.0)
+        structures = tuple(s for s in HVSMR_COLOURS if s in DEFAULT_LABEL_MAP)
+        yield from _stack_records(img, lab[None], DEFAULT_LABEL_MAP, structures, "MR", f"hvsmr/{f.stem}", int(vol == "10004"), 0.0)
 
 
 def read_siue(root: Path) -> Iterator[SliceRecord]:
     """SIUE parasternal short-axis echo (COCO polygons LE=LV epicardium, LV, RE=RV);
     the last 5 frames (sorted by name) are validation."""
     from PIL import Image
-    from skimage.draw import polygon
+
+    from ..io.annotations import coco_labels, read_coco
 
     d = root / "siue-psax-echo"
-    coco = json.loads((d / "Val_annotations.json").read_text())
-    cats = {c["id"]: c["name"] for c in coco["categories"]}
+    coco = read_coco(d / "Val_annotations.json")
     images = sorted((im for im in coco["images"] if (d / "pngs" / im["file_name"]).is_file()), key=lambda im: im["file_name"])
     for i, im in enumerate(images):
         img = np.array(Image.open(d / "pngs" / im["file_name"]).convert("L"), np.float32)
-        masks = {n: np.zeros(img.shape, bool) for n in ("LE", "LV", "RE")}
-        for a in coco["annotations"]:
-            if a["image_id"] != im["id"]:
-                continue
-            segs = a["segmentation"]
-            segs = json.loads(segs) if isinstance(segs, str) else segs
-            for poly in segs:
-                xy = np.asarray(poly, float).reshape(-1, 2)
-                rr, cc = polygon(xy[:, 1], xy[:, 0], img.shape)
-                masks[cats[a["category_id"]]][rr, cc] = True
-        lab = np.zeros(img.shape, np.uint8)
-        lab[masks["LE"]] = DEFAULT_LABEL_MAP["myo"]
-        lab[masks["LV"]] = DEFAULT_LABEL_MAP["lv"]
-        lab[masks["RE"] & ~masks["LE"]] = DEFAULT_LABEL_MAP["rv"]
+        lab = coco_labels(coco, im["file_name"], {"RE": "rv", "LE": "myo", "LV": "lv"}, DEFAULT_LABEL_MAP)  # the RV outside the epicardium
         yield from _stack_records(img[None], lab[None], DEFAULT_LABEL_MAP, ("lv", "myo", "rv"), "US", f"siue/{im['file_name'][:-4]}", int(i >= len(images) - 5), 0.0)
 
 

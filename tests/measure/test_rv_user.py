@@ -35,7 +35,7 @@ def _codes(rep: dict, structure: str = "rv") -> set[str]:
     return {f["code"] for f in rep["flags"] if f.get("structure") == structure}
 
 
-def _body_for_index(edv_ml: float, index: float, height_cm: float = 100.0) -> dict:
+def _body_for_index(edv_ml: float, index: float, height_cm: float = 150.0) -> dict:
     """Height and weight whose Mosteller BSA makes ``edv_ml`` read as ``index`` mL/m^2."""
     return {"height_cm": height_cm, "weight_kg": (edv_ml / index) ** 2 * 3600.0 / height_cm}
 
