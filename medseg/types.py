@@ -220,11 +220,23 @@ class Prediction:
     candidates: tuple[np.ndarray, np.ndarray] | None = None
 
 
+def as_json(value: Any, limit: int = 60) -> str:
+    """A value read from a JSON file, shown as the file writes it (``null``, not Python's ``None``;
+    a prompt action without its ``prompt`` said "got None"), cut at ``limit`` characters."""
+    import json
+
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def prompt_from_json(d: dict[str, Any]) -> SlicePrompt:
     """Inverse of :meth:`SlicePrompt.to_json` (mask prompts are not serialised); PromptError for
     a malformed entry."""
     if not isinstance(d, dict):
-        raise PromptError(f"a prompt must be an object with a 'structure', got {d!r}")
+        raise PromptError(f"a prompt must be an object with a 'structure', got {as_json(d)}")
     if not isinstance(d.get("structure"), str):
         raise PromptError(f"a prompt's 'structure' must be a name, got {d.get('structure')!r}")
     for key in ("points", "negative_points"):
@@ -255,7 +267,7 @@ def check_action(a: Any, shape: tuple[int, int, int, int], structures: Any, top:
     numbers, indices inside the image, structure names known (what a hand-edited or truncated
     log gets wrong; the checks that need the model or the labels come when it runs)."""
     if not isinstance(a, dict):
-        raise PromptError(f"an action must be an object with an 'op', got {a!r}")
+        raise PromptError(f"an action must be an object with an 'op', got {as_json(a)}")
     op = a.get("op")
     if not isinstance(op, str) or op not in ACTIONS:
         raise PromptError(f"cannot replay unknown action {op!r} (one of {', '.join(ACTIONS)})")

@@ -16,6 +16,15 @@ from typing import Any
 import numpy as np
 
 
+def unwrapped(viewer: Any) -> Any:
+    """The viewer itself, not the ``PublicOnlyProxy`` napari hands a widget opened from the
+    Plugins menu: through the proxy each ``viewer.layers[name]`` is a new wrapper object, so a
+    session kept by its image layer was never found again (after Start session every button
+    stayed grey). Any other object is returned as it is."""
+    inner = getattr(viewer, "__wrapped__", None)
+    return inner if inner is not None and type(viewer).__name__.endswith("PublicOnlyProxy") else viewer
+
+
 def world_box(layer: Any) -> np.ndarray:
     """(2, ndim) min / max world coordinates of ``layer``'s pixels, their outer halves included."""
     ext = np.sort(np.asarray(layer.extent.world, dtype=float), axis=0)

@@ -103,8 +103,8 @@ def check_dicom_source(like: Volume) -> None:
     like = require_volume(like, "like (the DICOM image the labels were made on)")
     if like.meta.get("format") != "dicom" or not like.meta.get("files"):
         raise ImageWriteError(
-            f"DICOM SEG needs an image read from DICOM; this one was read as {like.meta.get('format') or 'unknown'} "
-            f"({like.meta.get('path', '?')}): write .nii.gz instead"
+            f"DICOM SEG needs an image read from DICOM; this one was read as {like.meta.get('format') or 'unknown'}"
+            + (f" ({like.meta['path']})" if like.meta.get("path") else "") + ": write .nii.gz instead"  # no path: no "(?)"
         )
     if not like.meta.get("positioned"):
         raise ImageWriteError(

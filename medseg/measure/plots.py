@@ -137,6 +137,8 @@ def draw_volume_curve(ax: Any, report: Mapping[str, Any], compact: bool = False)
     notes: dict[tuple[str, int], list[tuple[str, float, str]]] = {}  # (ED/ES, frame) -> labels there
     for name, c in curves.items():
         y = np.array([np.nan if v is None else v for v in c], dtype=float)
+        if not np.isfinite(y).any():  # not labelled on any frame (an LV-only cine): no empty "RV" in the legend
+            continue
         col = STRUCTURE_COLOURS.get(name, "k")
         fn = report.get(name)
         ef = fn.get("ef_pct", math.nan) if isinstance(fn, Mapping) else math.nan

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._controller import OperationCancelled, SegmentController, run_with_progress
+from .._messages import error_line
 from .._propagation_choices import propagation_choices
 
 
@@ -59,8 +60,8 @@ class OperationsMixin:
         name = c.active.upper()
         self._run_job(run_with_progress, c.propagate, t, z, through, cancel=self._cancellable(f"Propagation of {name}"),
                       desc=f"medseg: propagating {name}",
-                      total=total, on_done=lambda ch: self._job_done(f"Propagated {name} through {through}: "
-                                                                      f"{len(ch.regions)} slices changed." + _removed(ch), b, "propagation"))
+                      total=total, on_done=lambda ch: self._job_done(f"Propagated {name} through {through}: {_count(ch, through)} changed."
+                                                                      + _removed(ch), b, "propagation"))
 
     def auto(self) -> None:
         if self._busy:
@@ -100,7 +101,7 @@ class OperationsMixin:
         if isinstance(e, OperationCancelled):
             self.status(f"{self._cancel_what} cancelled: the labels and the undo history are as they were.")
         else:
-            self.status(f"{type(e).__name__}: {e}", error=True)
+            self.status(error_line(e), error=True)  # as the CLI says it: no exception class names
 
 
 def step_text(which: str, change: Any, done: bool) -> str:
@@ -117,3 +118,10 @@ def _removed(change: Any) -> str:
     """Status-line suffix naming the slices the LV rule / RV end check removed in this step."""
     text = change.removed_text()
     return f" {text}." if text else ""
+
+
+def _count(change: Any, through: str) -> str:
+    """How many images a propagation changed, by what it went through: "15 frames" on an echo clip
+    (it read "15 slices changed" on a clip of one slice), "9 slices", "135 slices" over both."""
+    n, unit = len(change.regions), "frame" if through == "frames" else "slice"
+    return f"{n} {unit}{'' if n == 1 else 's'}"

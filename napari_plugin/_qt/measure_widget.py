@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qtpy.QtCore import QEvent, QSize, Qt
+from qtpy.QtCore import QEvent, QSize, Qt, QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -43,6 +43,9 @@ from medseg.labels import LabelMap
 from .. import _measure as m
 from .. import _pixel_size as px
 from .._layers import META_LABEL_MAP, META_VOLUME, as_4d, in_layer_map, label_colour_dict, label_features, label_map_for_layer, volume_for_layer
+from .._messages import error_line
+from .._view import unwrapped
+from ._docking import join_medseg_docks
 
 if TYPE_CHECKING:
     import napari
@@ -59,7 +62,7 @@ class MeasureWidget(QWidget):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
         super().__init__()
-        self.viewer = napari_viewer
+        self.viewer = unwrapped(napari_viewer)  # Plugins menu: napari's proxy (see medseg_napari._view.unwrapped)
         self.report: dict[str, Any] | None = None
         self._run = 0  # the measurement whose result may be shown (a later one, or a cleared panel, drops it)
         self._measuring = False
@@ -149,6 +152,14 @@ class MeasureWidget(QWidget):
         root.addWidget(self.status)
         self.measure_btn.clicked.connect(self.measure)
         self.export_btn.clicked.connect(self._ask_export)
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
+        """Shown the first time: opened from the Plugins menu beside another medseg dock, join it
+        as a tab (:func:`medseg_napari._qt._docking.join_medseg_docks`), not stacked under it."""
+        super().showEvent(event)
+        if not getattr(self, "_docked", False):
+            self._docked = True
+            QTimer.singleShot(0, lambda: join_medseg_docks(self))
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
         """Table beside the plots when docked wide (bottom area), above them when narrow."""
@@ -243,7 +254,8 @@ class MeasureWidget(QWidget):
     def _inputs(self) -> tuple[Any, ...]:
         name = self.labels_combo.currentText()
         if name not in self.viewer.layers:
-            raise ValueError("choose a label layer to measure")
+            raise ValueError("choose a label layer to measure" if self.labels_combo.count() else  # none open: say how to make one
+                             "no label layer to measure: segment an image first (Plugins > medseg > Segmentation), or open a label file")
         layer = self.viewer.layers[name]
         data = np.array(as_4d(np.asarray(layer.data)))  # a copy: the worker never sees the live buffer
         like = volume_for_layer(layer.data, layer.scale, layer.translate, layer.metadata)  # geometry only
@@ -318,7 +330,7 @@ class MeasureWidget(QWidget):
             data, like, lmap, es, opts = self._inputs()
         except ValueError as e:
             self.clear_report()
-            self.status.setText(str(e))
+            self._say(str(e), error=True)
             return
         named = self._show_map(lmap)
         self._note = m.default_map_note(lmap, np.unique(data)) if named and not self.label_map.text().strip() else ""
@@ -327,7 +339,7 @@ class MeasureWidget(QWidget):
         if px.spacing_from(like) == GIVEN_SPACING:  # said, with what it changes
             self._note = f"{self._note} Pixel size {_mm(like.spacing)} mm given: volumes in mL; labels saved now keep it.".strip()
         self.measure_btn.setEnabled(False)
-        self.status.setText("Measuring…")
+        self._say("Measuring…")
         self._run += 1
         run, self._measuring = self._run, True
         worker = create_worker(m.measure_labels, data, like, lmap, es, _progress={"desc": "medseg: measuring"},
@@ -370,12 +382,17 @@ class MeasureWidget(QWidget):
         self._share_split()
         self.export_btn.setEnabled(True)
         mode = MODES.get(report.get("mode", ""), str(report.get("mode", "")))
-        self.status.setText(f"Measured: {mode}. {self._note}".strip())
+        self._say(f"Measured: {mode}. {self._note}".strip())
+
+    def _say(self, text: str, error: bool = False) -> None:
+        """The status line; an error in red, as the segmentation and review docks show theirs."""
+        self.status.setText(text)
+        self.status.setStyleSheet("color: #ff6b6b;" if error else "")
 
     def _failed(self, e: BaseException) -> None:
         self._measuring = False  # its own failure: said below, not as a change of layers
         self.clear_report()
-        self.status.setText(f"{type(e).__name__}: {e}")
+        self._say(error_line(e), error=True)  # as the CLI says it: no exception class names
 
     def clear_report(self, *_: Any) -> None:
         """Empty the table, plots and export: what they showed belongs to another measurement
@@ -383,7 +400,7 @@ class MeasureWidget(QWidget):
         self.report = None
         if self._measuring:
             self._run += 1
-            self.status.setText("The labels chosen changed while measuring: that measurement was dropped; Measure again.")
+            self._say("The labels chosen changed while measuring: that measurement was dropped; Measure again.")
         for table in (self.table, self.segments):
             table.setRowCount(0)
         self.flags.clear()
@@ -406,15 +423,15 @@ class MeasureWidget(QWidget):
         if self.report is None:
             raise ValueError("measure first")
         out = m.export_report(self.report, path)
-        self.status.setText(f"Exported {out.name}")
+        self._say(f"Exported {out.name}")
 
     def _ask_export(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export measurements", "measurements.csv", "CSV (*.csv);;JSON (*.json)")
         if path:
             try:
                 self.export(path)
-            except ValueError as e:
-                self.status.setText(str(e))
+            except (ValueError, OSError) as e:  # a folder it cannot write: one line, not a traceback
+                self._say(error_line(e), error=True)
 
 
 def _mm(scale: Any) -> str:

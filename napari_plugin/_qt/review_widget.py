@@ -16,14 +16,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtGui import QColor
 from qtpy.QtWidgets import QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from medseg.errors import MedsegError
 
 from .._controller import OperationCancelled, run_with_progress
+from .._messages import error_line
 from .._review import ReviewList, ReviewRow
+from .._view import unwrapped
+from ._docking import join_medseg_docks
 
 if TYPE_CHECKING:
     import napari
@@ -64,11 +67,19 @@ class ReviewWidget(QWidget):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, segment_widget: SegmentWidget | None = None) -> None:
         super().__init__()
-        self.viewer = napari_viewer
+        self.viewer = unwrapped(napari_viewer)  # Plugins menu: napari's proxy (see medseg_napari._view.unwrapped)
         self._segment = segment_widget
         self.review: ReviewList | None = None
         self._image: Any = None  # the image layer the review was computed on
         self._build()
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
+        """Shown the first time: opened from the Plugins menu beside another medseg dock, join it
+        as a tab (:func:`medseg_napari._qt._docking.join_medseg_docks`), not stacked under it."""
+        super().showEvent(event)
+        if not getattr(self, "_docked", False):
+            self._docked = True
+            QTimer.singleShot(0, lambda: join_medseg_docks(self))
 
     def _build(self) -> None:
         root = QVBoxLayout(self)
@@ -173,7 +184,7 @@ class ReviewWidget(QWidget):
                 seg.status(text)
             return
         if isinstance(result, Exception):
-            self._say(f"{type(result).__name__}: {result}", error=True)
+            self._say(error_line(result), error=True)  # as the CLI says it: no exception class names
             return
         self.review, self._image = review, image
         self.sheet_btn.setEnabled(True)
@@ -266,6 +277,6 @@ class ReviewWidget(QWidget):
         try:
             written = self.review.save_sheet(path)
         except (OSError, MedsegError) as e:
-            self._say(f"Could not save the review sheet: {e}", error=True)
+            self._say(f"Could not save the review sheet: {error_line(e)}", error=True)  # not "[Errno 13] ...: '/x'"
             return
         self._say(f"Review sheet saved: {written}")

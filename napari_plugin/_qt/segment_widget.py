@@ -47,7 +47,7 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, models: ModelProvider | None = None) -> None:
         super().__init__()
-        self.viewer = napari_viewer
+        self.viewer = _view.unwrapped(napari_viewer)  # Plugins menu: napari's proxy, whose layers are new objects at each look-up
         self.models = models or ModelProvider(threads=default_threads())
         self.bindings: dict[int, pl.Binding] = {}
         self._specs = default_structures()  # before a session starts
@@ -66,6 +66,8 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
             layer.events.name.connect(self._refresh_images)
         self._refresh_images()
         self._show_structures()
+        if self._images():  # opened after File > Open Sample: "Open an image, then Start session" was wrong
+            self.status(f"'{self.ui.image.currentText()}': Start session to segment it.")
 
     # -- wiring ------------------------------------------------------------------------
     def _connect(self) -> None:
@@ -495,6 +497,4 @@ def _notify(text: str) -> None:
 
 
 def _zeros_like_labels(shape: tuple[int, ...], max_value: int) -> Any:
-    import numpy as np
-
     return np.zeros(shape, dtype=np.uint8 if max_value < 256 else np.uint16)
