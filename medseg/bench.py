@@ -77,9 +77,19 @@ def _study_seconds(loaded, repeats: int = 3) -> tuple[float, dict[str, Any]]:
         "total_seconds_with_confidence_and_review": round(float(np.median(totals[warm])), 3)}
 
 
-def _peak_mb(device: str) -> float:
+def _sync(device: str) -> Callable[[], None]:
+    """Wait for the work queued on ``device``: the GPU it names (torch's call without one waits
+    for the current GPU, cuda:0, not the cuda:1 that runs the work); nothing on the CPU."""
     if device.startswith("cuda"):
-        return round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        return lambda: torch.cuda.synchronize(torch.device(device))
+    return lambda: None
+
+
+def _peak_mb(device: str) -> float:
+    """Peak memory: of the GPU ``device`` names (``cuda:1``'s own, not the current GPU's), else
+    of this process."""
+    if device.startswith("cuda"):
+        return round(torch.cuda.max_memory_allocated(torch.device(device)) / 2**20, 1)
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
@@ -90,7 +100,7 @@ def run_bench(device: str = "cpu", repeats: int = 20, sam_repeats: int = 3, mode
     from .models.registry import LoadedModel
 
     cuda = device.startswith("cuda")
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    sync = _sync(device)
     loaded = load_model(model, device=device)
     torch.manual_seed(0)
     sam = LoadedModel(build_network(sam_config("vit_b", "sam_vit_b")).eval().to(device), "sam_vit_b(random)", "random", device=device)
@@ -124,5 +134,5 @@ def _machine(device: str) -> dict[str, Any]:
 
     info = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads()}
     if device.startswith("cuda"):
-        info["gpu"] = torch.cuda.get_device_name(0)
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
     return info

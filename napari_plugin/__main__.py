@@ -1,4 +1,4 @@
-"""Console entry: ``python -m medseg_napari [IMAGE] [--model NAME] [--device cpu|cuda]``.
+"""Console entry: ``python -m medseg_napari [IMAGE] [--model NAME] [--device cpu|cuda|cuda:N]``.
 
 Opens napari with the image read by medseg's reader, the segmentation and measurement
 widgets docked and a session started (no image: the synthetic cine phantom).
@@ -26,8 +26,16 @@ def main(argv: list[str] | None = None) -> int:
                                  description="Open a study in napari with medseg's segmentation and measurement widgets.")
     ap.add_argument("image", nargs="?", help="DICOM folder, NIfTI, MHA/NRRD, PNG or echo video (default: cine phantom)")
     ap.add_argument("--model", default="default", help="model name or checkpoint path (default: default)")
-    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     args = ap.parse_args(argv)
+    from medseg.errors import MedsegError
+    from medseg.models.registry import check_device
+
+    try:  # before a window opens: "cuda" without a GPU was said only in the widget's status line, "cuda:1" refused
+        check_device(args.device)
+    except MedsegError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     if no_display():
         print("error: no display to open napari on (DISPLAY and WAYLAND_DISPLAY are not set): run it on a desktop, "
               "over ssh -X, or in a remote desktop session", file=sys.stderr)

@@ -33,8 +33,6 @@ def open_study(image: str | os.PathLike | None = None, viewer: Any = None, model
     ``SegmentWidget.review_widget``). Returns (viewer, SegmentWidget, MeasureWidget)."""
     import napari
 
-    from medseg.errors import ImageReadError
-
     from ._qt.measure_widget import MeasureWidget
     from ._qt.review_widget import ReviewWidget
     from ._qt.segment_widget import SegmentWidget
@@ -44,9 +42,7 @@ def open_study(image: str | os.PathLike | None = None, viewer: Any = None, model
     if image is None:
         data = make_cine_sample()
     else:
-        data = read_image(str(image))
-        if data is None:
-            raise ImageReadError(f"medseg cannot read {image}")
+        data = _read_or_say_why(image, read_image)
     viewer = viewer if viewer is not None else napari.Viewer()
     layers = add_layer_data(viewer, data)
     seg = SegmentWidget(viewer, models=models)
@@ -57,13 +53,41 @@ def open_study(image: str | os.PathLike | None = None, viewer: Any = None, model
     viewer.window.add_dock_widget(meas, name="medseg: measurement", area="right", tabify=True)
     seg.review_widget = ReviewWidget(viewer, seg)
     viewer.window.add_dock_widget(seg.review_widget, name="medseg: review", area="right", tabify=True)
-    seg_dock.raise_()  # the segmentation tab in front
+    from qtpy.QtCore import QTimer
+
+    # the segmentation tab in front, once Qt has built the tab bar (raised at once, the review tab
+    # added last stayed in front: "Start a segmentation session, then Check" over a started session)
+    QTimer.singleShot(0, seg_dock.raise_)
     seg.ui.image.setCurrentText(layers[0].name)
     seg.ui.model.setCurrentText(model)
+    if seg.ui.device.findText(device) < 0:  # cuda:1: not among the choices, which left the session on the cpu without a word
+        seg.ui.device.addItem(device)
     seg.ui.device.setCurrentText(device)
     if start:
         seg.start_session()
     return viewer, seg, meas
+
+
+def _read_or_say_why(image: str | os.PathLike, read_image: Any) -> Any:
+    """The reader's layer data for ``image``, or an :class:`ImageReadError` saying why, as the
+    CLI does ("no such file or folder: X", "cannot read NIfTI file X: not a NIfTI file ..."):
+    ``python -m medseg_napari`` printed the reader's warning with a line of its source code,
+    then "error: medseg cannot read X" without the reason."""
+    import warnings
+    from pathlib import Path
+
+    from medseg.errors import ImageReadError
+
+    if not Path(image).expanduser().exists():
+        raise ImageReadError(f"no such file or folder: {image}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = read_image(str(image))
+    if data is None:
+        said = f"medseg could not read {Path(image).expanduser()}: "  # the reader's warning, its reason after the path
+        why = [str(w.message)[len(said):] for w in caught if str(w.message).startswith(said)]
+        raise ImageReadError(why[0] if why else f"medseg cannot read {image}")
+    return data
 
 
 def measure_layer(labels_layer: Any, es_layer: Any = None, **options: Any) -> dict[str, Any]:

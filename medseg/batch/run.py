@@ -367,7 +367,8 @@ def _run_locked(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, 
         if scheduler is not None:
             run_dask(cases, options, scheduler, emit)
         elif workers > 1:
-            run_local(cases, dataclasses.replace(options, threads=max(1, cpu_budget() // workers)), workers, emit)
+            started = min(workers, len(cases)) or workers  # the processes run_local starts: 2 cases of --workers 8 share the CPUs in two
+            run_local(cases, dataclasses.replace(options, threads=max(1, cpu_budget() // started)), started, emit)
         else:
             for case in cases:
                 emit(run_case(case, options))

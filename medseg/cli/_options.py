@@ -18,7 +18,7 @@ Propagate = Annotated[bool, typer.Option("--propagate", help="Propagate every pr
 Through = Annotated[str, typer.Option("--through", help="Propagate through slices (z), frames (t) or both (zt).")]
 Model = Annotated[str, typer.Option("--model", help="default, sam_vit_b=PATH, medsam_vit_b=PATH, or a checkpoint path.")]
 Adapter = Annotated[str | None, typer.Option("--adapter", help="Adapter name (shipped, or in $MEDSEG_HOME/adapters) or folder.")]
-Device = Annotated[str, typer.Option("--device", help="cpu or cuda.")]
+Device = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N (the GPU of that index); a GPU is used only when named.")]
 MinConfidence = Annotated[float | None, typer.Option("--min-confidence", metavar="X", help="Leave out structures whose confidence (0-1) is below X, e.g. 0.85, "
                                                         "and list them as handed over (nothing is written for a study with none left).")]
 ReviewPng = Annotated[bool, typer.Option("--review-png", help="Also write <case>_review.png: every labelled slice (ED and ES of a cine) with "
@@ -133,3 +133,34 @@ def note_lines(notes: list[str]) -> None:
 
         for note in dict.fromkeys(notes):
             console.print(f"note: {shown(note)}", markup=False, highlight=False, soft_wrap=True)
+
+
+def note_workers(workers: int, n_cases: int) -> None:
+    """Say when ``--workers`` starts more processes than the CPUs this process may use
+    (:func:`medseg._batch_exec.cpu_budget`): ``--workers 8`` on a 2-core workstation ran 8
+    processes of one torch thread each, 8 copies of the model in memory, with no word (4
+    workers on 1 CPU: 4 phantom cases in 61 s and 3.5 GB, against 35 s and 0.9 GB with 1)."""
+    from .._batch_exec import cpu_budget
+
+    started, cpus = min(workers, n_cases), cpu_budget()
+    if started > cpus:
+        from ._app import console
+
+        console.print(f"note: --workers {workers} starts {started} processes on {cpus} CPU{'s' if cpus != 1 else ''}: they share "
+                      f"{'them' if cpus != 1 else 'it'}, one torch thread each, and each holds its own model in memory; "
+                      f"more processes than CPUs add memory and time, not speed: --workers {max(cpus, 1)}", markup=False, highlight=False, soft_wrap=True)
+
+
+def note_gpu_unused(device: str) -> None:
+    """Say when a run on the cpu (``--device``'s default: a GPU is used only when named) could
+    have used a CUDA GPU here: on a workstation with one, a 30-frame cine ran its minutes on the
+    CPU with no word of the GPU. Called where torch is loaded anyway (the model's loading, a batch's start)."""
+    if device != "cpu":
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        from ._app import console
+
+        console.print("note: a CUDA GPU is available here and this run uses the cpu: --device cuda runs on the GPU",
+                      markup=False, highlight=False, soft_wrap=True)

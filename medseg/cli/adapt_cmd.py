@@ -27,7 +27,7 @@ def adapt_command(
     lr: float = typer.Option(1e-3, "--lr", help="Learning rate (AdamW)."),
     val_every: int = typer.Option(100, "--val-every", help="Steps (not seconds, as in train) between validations."),
     patience: int = typer.Option(5, "--patience", help="Validations without improvement before stopping."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N (the GPU of that index); a GPU is used only when named."),
     seed: int = typer.Option(0, "--seed", help="Random seed (data order, prompt simulation)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run (OUT.state)."),
     init_from: str | None = typer.Option(None, "--init-from", help="Start from this adapter (name or folder, same --rank) instead of a fresh LoRA, e.g. to carry it to a new base model."),

@@ -118,6 +118,10 @@ def batch_command(
         resume=resume, measure=measure, basal_rule=not no_basal_rule, min_confidence=min_confidence, review_png=review_png, series=series, subjects=subject_rows,
         dicom_seg=dicom_seg, modality=modality, pixel_spacing=spacing,
     ).absolute()  # a Dask worker has another working folder
+    if scheduler is None:  # a cluster's machines are not this one
+        o.note_workers(workers, len(cases))
+        if workers == 1:  # torch loads here anyway (with workers the parent does not load it: 0.5 GB for a note)
+            o.note_gpu_unused(device)
     with _sigterm_as_interrupt():
         try:
             results = _run_with_progress(cases, options, workers, scheduler)

@@ -12,7 +12,7 @@ from ._app import app, console, print_json
 @app.command("bench")
 def bench_command(
     out: Path = typer.Option(..., "-o", "--out", help="Benchmark JSON to write."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N (the GPU of that index); a GPU is used only when named."),
     repeats: int = typer.Option(20, "--repeats", help="Timed runs of the default encoder (median reported)."),
     sam_repeats: int = typer.Option(3, "--sam-repeats", help="Timed runs of the SAM ViT-B encoder."),
     model: str = typer.Option("default", "--model", help="Model to time against SAM ViT-B: default, sam_vit_b=PATH, medsam_vit_b=PATH, or a checkpoint path."),

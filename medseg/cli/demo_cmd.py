@@ -13,7 +13,7 @@ from ._app import app, console
 @app.command("demo")
 def demo_command(
     out: Path = typer.Option(Path("medseg_demo"), "-o", "--out", help="Output folder."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N (the GPU of that index); a GPU is used only when named."),
     seed: int = typer.Option(7, "--seed", help="Phantom seed."),
 ) -> None:
     """Segment and measure a synthetic cine study with the shipped default model."""

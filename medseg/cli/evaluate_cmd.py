@@ -71,6 +71,9 @@ def evaluate_command(
     pmap = LabelMap.parse(predicted_label_map) if predicted_label_map else None
     _check_outputs(out, csv_path, plots, pairs, rows)
     note_left_out("--pairs", left)
+    if not scoring:
+        o.note_workers(workers, len(rows))
+        o.note_gpu_unused(device)
     loaded = None if scoring else load_model(model, device=device, adapter=adapter)
     trained = _adapter_training_cases(adapter, rows) if loaded is not None and adapter else []
     with progress_bar(TextColumn("scoring" if scoring else "evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
@@ -106,6 +109,10 @@ def evaluate_command(
     if unscored:
         console.print(f"not scored, absent from the predicted labels' map: {'; '.join(unscored[:5])}"
                       + (f" and {len(unscored) - 5} more" if len(unscored) > 5 else ""), markup=False)
+    extra = [f"{shown(c['case'])} ({', '.join(f'{n} {v} voxels' for n, v in c['not_in_reference'].items())})" for c in result["cases"] if c.get("not_in_reference")]
+    if extra:
+        console.print(f"not scored, drawn where the reference has none: {'; '.join(extra[:5])}"
+                      + (f" and {len(extra) - 5} more" if len(extra) > 5 else "") + " (`not_in_reference`)", markup=False)
     units = (("lvef_mae", "LVEF", "pts"), ("lv_mass_mae_g", "LV mass", "g"), ("edv_mae_ml", "LV EDV", "mL"), ("rvef_mae", "RVEF", "pts"),
              ("rv_edv_mae_ml", "RV EDV", "mL"), ("wall_thickening_mae_pct", "wall thickening", "pts"))
     errs = [f"{name} {s[k]:.1f} {u}" for k, name, u in units if isinstance(s.get(k), float) and s[k] == s[k]]

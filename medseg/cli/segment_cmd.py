@@ -117,6 +117,7 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
     auto_structs = tuple(s.strip() for s in structures.split(",") if s.strip()) if structures else None
     check_prompts(vol, prompt_set, auto, lmap, auto_structs)  # a structure the map lacks, a prompt outside the image: before the model loads
     loaded = load_model(model, device=device, adapter=adapter)
+    o.note_gpu_unused(device)
     if adapter:  # which folder the name found ($MEDSEG_HOME/adapters can hide a shipped adapter of the same name); once it loaded
         from ..adapters import adapter_origin
 
@@ -234,7 +235,12 @@ def structures_hint(vol: Any, auto: bool, auto_structs: Any, absent: list[str]) 
     """A note when zero-click looked for the default lv, myo, rv on one 2-D view that records no
     modality (a PNG, a video frame) and found no RV: an apical echo view (CAMUS) has none to
     find, and its LA was not looked for; every such image read ``structure_not_found (rv)``."""
-    if not auto or auto_structs or "rv" not in absent or vol.n_slices != 1 or vol.modality in ("US", "CT"):
+    if not auto or auto_structs or vol.n_slices != 1:
+        return None
+    if vol.modality == "US" and "lv" in absent:  # the apical default on a parasternal short-axis frame: its RV drawn as "la"
+        return ("note: zero-click looked for lv, myo, la (the ultrasound default, for apical views) and found no LV; for a "
+                "parasternal short-axis view give --structures lv,myo,rv")
+    if "rv" not in absent or vol.modality in ("US", "CT"):
         return None
     return ("note: zero-click looked for lv, myo, rv (the default for an image that records no modality); for an apical echo "
             "view add --structures lv,myo,la (or --modality US)")

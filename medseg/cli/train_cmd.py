@@ -17,7 +17,7 @@ def train_command(
     pack: Path | None = typer.Option(None, "--pack", help="A pack made earlier (medseg train --data ... --pack-only)."),
     pack_only: bool = typer.Option(False, "--pack-only", help="Only build OUT/pack.npz from --data, then stop."),
     phantoms: int = typer.Option(1500, "--phantoms", help="Synthetic phantom slices added to the training set."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N (the GPU of that index); a GPU is used only when named."),
     batch_size: int = typer.Option(0, "--batch-size", help="Images per step; 0: 128 on cuda, 16 on cpu."),
     lr: float = typer.Option(4e-4, "--lr", help="Learning rate (AdamW)."),
     time_budget: float = typer.Option(1800.0, "--time-budget", help="Seconds of training; the LR schedule spans it."),

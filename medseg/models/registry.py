@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,12 +169,22 @@ def _detect_sam_variant(path: Path) -> str:
 
 
 def check_device(device: str) -> str:
-    """``device`` ("cpu", "cuda" or "cuda:N") when it can be used here; CheckpointError otherwise."""
+    """``device`` ("cpu", "cuda" or "cuda:N") when it can be used here; CheckpointError otherwise:
+    a malformed index (``cuda:abc``) or one past the GPUs here (``cuda:1`` on a one-GPU
+    workstation) passed this check and failed only at the model's loading (every case of a
+    batch) with torch's "invalid device ordinal"."""
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise CheckpointError(f"unknown device {device!r}; allowed: cpu, cuda")
     if device.startswith("cuda"):
+        index = re.fullmatch(r"cuda(?::([0-9]+))?", device)
+        if index is None:
+            raise CheckpointError(f"unknown device {device!r}; allowed: cpu, cuda, cuda:N (N: a GPU's index, from 0)")
         import torch
 
         if not torch.cuda.is_available():
             raise CheckpointError("--device cuda was requested but no CUDA GPU is available here")
+        n = torch.cuda.device_count()
+        if index.group(1) is not None and int(index.group(1)) >= n:
+            raise CheckpointError(f"--device {device}: this machine has {n} CUDA GPU{'s' if n != 1 else ''} "
+                                  f"({'cuda:0' if n == 1 else f'cuda:0 to cuda:{n - 1}'})")
     return device
