@@ -26,9 +26,6 @@ from pathlib import Path
 
 def main(argv: list[str]) -> list[dict[str, str]]:
     """Write the references and ``pairs.csv``; returns the pairs' rows."""
-    import numpy as np
-    from PIL import Image
-
     from medseg._files import atomic_path
     from medseg.errors import MedsegError
     from medseg.io import read_volume, write_labels
@@ -49,10 +46,13 @@ def main(argv: list[str]) -> list[dict[str, str]]:
         if not a.categories:
             raise MedsegError("coco needs --categories, e.g. LE=myo,LV=lv,RE=rv (the file's category names)")
         coco, cats = read_coco(a.source), parse_assignments(a.categories, "category")
+        _known(cats.values(), DEFAULT_LABEL_MAP, "--categories")
         lm = DEFAULT_LABEL_MAP.subset([s for s in DEFAULT_LABEL_MAP.names if s in cats.values()])
         names = sorted(im["file_name"] for im in coco["images"] if isinstance(im, dict) and (images / str(im.get("file_name"))).is_file())
     else:
         colours = parse_colours(a.colours)
+        if a.colours.strip().lower() != "hvsmr":  # HVSMR's SVC and IVC are left out on purpose; a name typed is not
+            _known(colours, DEFAULT_LABEL_MAP, "--colours")
         lm = DEFAULT_LABEL_MAP.subset([s for s in colours if s in DEFAULT_LABEL_MAP])
         names = sorted(p.name for p in Path(a.source).glob("*.png") if (images / p.name).is_file())
     if a.only:
@@ -62,15 +62,18 @@ def main(argv: list[str]) -> list[dict[str, str]]:
         names = [n for n in names if n in set(a.only)]
     if not names:
         raise MedsegError(f"no annotated image found in {images}")
-    rows = []
+    done = []  # every annotation read and checked before the first file is written: a bad one leaves OUT_DIR as it was
     for name in names:
         image = read_volume(images / name)
         if a.kind == "coco":
             lab = coco_labels(coco, name, cats, lm)
         else:
-            lab = colour_labels(np.asarray(Image.open(Path(a.source) / name).convert("RGB")), colours, lm, f"{Path(a.source) / name}")
+            lab = colour_labels(_colour_mask(Path(a.source) / name), colours, lm, f"{Path(a.source) / name}")
         if lab.shape != image.array.shape[2:]:
             raise MedsegError(f"{name}: the annotation is {lab.shape[0]}x{lab.shape[1]}, the image {image.array.shape[2]}x{image.array.shape[3]}")
+        done.append((name, image, lab))
+    rows = []
+    for name, image, lab in done:
         target = out / f"{Path(name).stem}_gt.png"
         write_labels(lab, image, target, lm, provenance={"source": f"{a.kind} annotations", "annotations": str(Path(a.source).resolve())})
         rows.append({"image": str((images / name).resolve()), "label": target.name, "case": Path(name).stem})
@@ -82,10 +85,34 @@ def main(argv: list[str]) -> list[dict[str, str]]:
     return rows
 
 
+def _known(structures, label_map, option: str) -> None:
+    """One-line error for a structure name medseg's label map does not have (a typo)."""
+    from medseg.errors import LabelMapError
+
+    bad = [s for s in structures if s not in label_map]
+    if bad:
+        raise LabelMapError(f"{option}: {', '.join(map(repr, bad))} not medseg structure(s); use {', '.join(label_map.names)}")
+
+
+def _colour_mask(path: Path):
+    """A colour-coded mask's (rows, columns, 3) RGB pixels; a grey-scale image is refused (a 0/255
+    mask read as colours would be all white: HVSMR's PA)."""
+    import numpy as np
+    from PIL import Image
+
+    from medseg.errors import LabelMapError
+
+    with Image.open(path) as im:
+        if im.mode not in ("RGB", "RGBA", "P", "PA"):
+            raise LabelMapError(f"{path}: a grey-scale image (mode {im.mode}), not a colour-coded mask; a label image needs no conversion (medseg evaluate reads it)")
+        return np.asarray(im.convert("RGB"))
+
+
 if __name__ == "__main__":
     from medseg.errors import MedsegError
 
     try:
         main(sys.argv[1:])
     except (MedsegError, OSError) as e:
-        sys.exit(f"error: {str(e).splitlines()[0]}")
+        why = f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.filename and e.strerror else str(e)  # not "[Errno 20] ..."
+        sys.exit(f"error: {why.splitlines()[0]}")

@@ -58,7 +58,7 @@ def _measure(out: Path, options: BatchOptions, case_id: str, case_input: str | N
             _basal_rule_said(rep, options.basal_rule)
     except MedsegError as e:
         return {"measure_note": _one_line(f"not measured: {e}")}
-    row = _with_subject(report_row(rep), subject)
+    row = _with_subject(report_row(_child_ranges(rep, subject)), subject)
     return {"measures": {k: row[k] for k in KEY_MEASURES if k in row}, "cohort_row": row, "measure_note": _body_note(subject, rep)}
 
 
@@ -96,6 +96,17 @@ def _body(who: _Who, labels: Any = None) -> dict[str, Any]:
     if labels is not None and "heart_rate" not in body:
         body.update(heart_rate_options(labels))
     return body
+
+
+def _child_ranges(report: dict[str, Any], who: _Who) -> dict[str, Any]:
+    """``report`` without adults' range flags for a child's height that :func:`_body` left out
+    (a height without a weight gives no BSA, but still says the ranges do not apply)."""
+    from ..measure.reference import adult_ranges_only
+
+    height = _given_body(who).get("height_cm")
+    if height is None or "flags" not in report or any(f.get("code") == "reference_ranges_not_applied" for f in report["flags"]):
+        return report
+    return dict(report, flags=adult_ranges_only(report["flags"], height))
 
 
 def _given_body(who: _Who, heart_rate: bool = False) -> dict[str, Any]:
@@ -248,7 +259,7 @@ def _measure_stack_study(phases: dict[str, str], subject: _Who = _Who(), basal_r
         _basal_rule_said(rep, basal_rule)
     except MedsegError as e:
         return {"measure_note": _one_line(f"not measured: {e}")}
-    row = _with_subject(report_row(rep), subject)
+    row = _with_subject(report_row(_child_ranges(rep, subject)), subject)
     row["phases"] = f"{Path(phases['ED']).name} {Path(phases['ES']).name}"
     return {"cohort_row": row, "measure_note": _body_note(subject, rep)}
 
@@ -289,7 +300,7 @@ def _measure_frames_study(frames: dict[int, str], subject: _Who = _Who(), basal_
         if rep.get(key) is not None:
             rep[key] = numbers[rep[key]]
     rep["flags"] = [dict(f, frame=numbers[f["frame"]]) if isinstance(f.get("frame"), int) else f for f in rep["flags"]]
-    row = _with_subject(report_row(rep), subject)
+    row = _with_subject(report_row(_child_ranges(rep, subject)), subject)
     row["phases"] = " ".join(Path(frames[n]).name for n in numbers)
     return {"cohort_row": row, "measure_note": _body_note(subject, rep)}
 
@@ -361,7 +372,7 @@ def _measure_echo_study(views: dict[tuple[str, str], str], subject: _Who = _Who(
         rep["spacing_mm"] = spacing_field
     except MedsegError as e:
         return {"measure_note": _one_line(f"not measured: {e}")}
-    row = _with_subject(report_row(rep), subject)
+    row = _with_subject(report_row(_child_ranges(rep, subject)), subject)
     row["views"] = " ".join(f"{v.upper()}_{p}" for v, p in keys)
     return {"cohort_row": row, "measure_note": _body_note(subject, rep)}
 

@@ -101,7 +101,9 @@ def refresh_outputs(case: CaseSpec, options: BatchOptions, out: Path) -> dict[st
     batch's showed the labels before they were corrected) unless made after they were saved:
     ``--review-png``'s review sheet, and ``--dicom-seg``'s SEG files (what goes to PACS must be
     the corrected labels). Returns the summary's ``dicom_seg`` value with ``--dicom-seg``."""
+    from ..errors import GeometryError
     from ..io import read_label_volume, read_sidecar, read_volume, sidecar_path
+    from ..io.geometry import check_same_grid
     from ..labels import LabelMap
     from ..review import review_png
     from .cases import dicom_seg_dir
@@ -120,7 +122,16 @@ def refresh_outputs(case: CaseSpec, options: BatchOptions, out: Path) -> dict[st
     prov = side.get("provenance") if isinstance(side.get("provenance"), dict) else {}
     series = case.series or options.series
     vol = read_volume(case.input, series=series if Path(case.input).is_dir() else None, modality=options.modality)
-    labels, label_map = read_label_volume(out).array, LabelMap.parse(side["label_map"])
+    kept = read_label_volume(out)
+    try:
+        check_same_grid(vol, kept, f"{shown(out.name)} (kept)")
+    except GeometryError as e:  # resampled or cropped elsewhere: the batch's sheet and SEG showed other labels; none drawn from these
+        import shutil
+
+        sheet.unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        raise MedsegError(f"{e}; its review sheet and DICOM SEG (of the labels before the correction) were removed, not remade") from None
+    labels, label_map = kept.array, LabelMap.parse(side["label_map"])
     if draw:
         review_png(vol, labels, label_map, prov, sheet, title=shown(case.case))
     if options.dicom_seg and not fresh_segs:

@@ -73,7 +73,11 @@ def run_case(case: CaseSpec, options: BatchOptions) -> Result:
         res["output"] = str(out)
         res.update(_review_fields(_sidecar_provenance(out), options.dicom_seg))
         if kept:  # the batch's review sheet and DICOM SEG showed the labels before the correction
-            res.update(refresh_outputs(case, options, out))
+            try:
+                res.update(refresh_outputs(case, options, out))
+            except MedsegError:  # not remade: the case failed, its SEG is not the one the summary named
+                res.update(status="failed", **({"dicom_seg": "none: not remade"} if options.dicom_seg else {}))
+                raise
         if options.measure:
             res.update(_measure(out, options, case.case, case.input))
     except HandedOver as e:

@@ -72,7 +72,10 @@ def coco_labels(coco: Mapping[str, Any], file_name: str, categories: Mapping[str
     Categories not named are left out. One-line :class:`LabelMapError` for an image the file does
     not list, a category or structure name it does not know, RLE masks, or a bad polygon."""
     lm = LabelMap.parse(label_map)
-    cats = {c.get("name"): c.get("id") for c in coco["categories"] if isinstance(c, dict)}
+    cats: dict[Any, list[Any]] = {}  # a name listed twice (two exports merged) keeps all its ids
+    for c in coco["categories"]:
+        if isinstance(c, dict):
+            cats.setdefault(c.get("name"), []).append(c.get("id"))
     bad = [n for n in categories if n not in cats]
     if bad:
         raise LabelMapError(f"COCO categories {', '.join(map(repr, bad))} are not in the file; it has {', '.join(map(repr, cats))}")
@@ -85,12 +88,14 @@ def coco_labels(coco: Mapping[str, Any], file_name: str, categories: Mapping[str
     im = ims[0]
     try:
         shape = (int(im["height"]), int(im["width"]))
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise LabelMapError(f"COCO image {file_name!r} has no integer height and width") from None
+    if not all(0 < n <= 65535 for n in shape):
+        raise LabelMapError(f"COCO image {file_name!r}: height and width {shape[0]}x{shape[1]} are no image's size (1 to 65535 pixels)")
     out = np.zeros(shape, np.uint16 if max(lm.values.values(), default=0) > 255 else np.uint8)
     anns = [a for a in coco["annotations"] if isinstance(a, dict) and a.get("image_id") == im.get("id")]
     for name, structure in categories.items():
-        for a in (a for a in anns if a.get("category_id") == cats[name]):
+        for a in (a for a in anns if a.get("category_id") in cats[name]):
             for xy in _polygons(a, file_name, name):
                 out[polygon_mask(xy, shape)] = lm[structure]
     return out
@@ -135,6 +140,8 @@ def parse_colours(text: str) -> dict[str, tuple[int, int, int]]:
             rgb = ()
         if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
             raise LabelMapError(f"bad colour {col!r} for {name!r}; expected #rrggbb or r/g/b, e.g. lv=#ff0000 or lv=255/0/0")
+        if rgb in out.values():
+            raise LabelMapError(f"colour {col!r} given twice ({', '.join(k for k, v in out.items() if v == rgb)} and {name}); each structure needs a colour of its own")
         out[name] = rgb
     return out
 

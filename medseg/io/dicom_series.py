@@ -246,10 +246,14 @@ def _listing(headers: list[tuple[Path, Dataset]]) -> str:
 def _studies_of(headers: list[tuple[Path, Dataset]]) -> list[str]:
     """The studies the images of ``headers`` belong to, told apart by PatientID and StudyDate
     (not by StudyInstanceUID alone: an anonymiser may give each series a new one), each shown as
-    its patient id, date and first StudyInstanceUID's end (``PAT1 2012-03-15 ...95756756``), in date order."""
+    its patient id, date and first StudyInstanceUID's end (``PAT1 2012-03-15 ...95756756``), in date order.
+    A header missing one of the two tags (a series stripped by an export) is another study only
+    where a tag it has differs; one with neither tells nothing and is left out."""
     seen: dict[tuple[str, str], str] = {}
-    for _, ds in headers:
+    for _, ds in sorted(headers, key=lambda h: -sum(map(bool, (study_date(h[1]), str(h[1].get("PatientID", "") or "").strip())))):
         key = (study_date(ds), str(ds.get("PatientID", "") or "").strip())
+        if not any(key) or any(all(a == b for a, b in zip(key, k) if a and b) for k in seen if k != key):
+            continue
         uid = str(ds.get("StudyInstanceUID", "") or "").strip()
         seen.setdefault(key, " ".join(v for v in (key[1], key[0], f"...{uid[-8:]}" if uid else "") if v))
     return [seen[k] for k in sorted(seen)]

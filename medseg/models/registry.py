@@ -174,7 +174,7 @@ def check_device(device: str) -> str:
     workstation) passed this check and failed only at the model's loading (every case of a
     batch) with torch's "invalid device ordinal"."""
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise CheckpointError(f"unknown device {device!r}; allowed: cpu, cuda")
+        raise CheckpointError(f"unknown device {device!r}; allowed: cpu, cuda, cuda:N (N: a GPU's index, from 0)")
     if device.startswith("cuda"):
         index = re.fullmatch(r"cuda(?::([0-9]+))?", device)
         if index is None:
