@@ -33,6 +33,8 @@ def run_demo(out: str | Path, device: str = "cpu", seed: int = 7, log: Callable[
     write_labels(ph.labels, ph.image, out / "truth_labels.nii.gz", lm, provenance={"source": "medseg.phantoms.cine_sax_phantom", "seed": seed})
     _write_image(ph.image, out / "cine.nii.gz")
     log(f"study: synthetic SAX cine {ph.image.shape} (T, Z, Y, X), spacing {tuple(round(s, 2) for s in ph.image.spacing)} mm -> {out / 'cine.nii.gz'}")
+    log("modes: key-slice = one box per structure on one slice (drawn from the truth), propagated through the stack; "
+        "auto = zero-click, no prompts at all. Truth = the phantom's exact labels; Dice = overlap with them (1 = identical).")
     loaded = load_model("default", device=device)
     results: dict[str, Any] = {"model": loaded.provenance()}
     for mode in ("key-slice", "auto"):
@@ -59,7 +61,15 @@ def run_demo(out: str | Path, device: str = "cpu", seed: int = 7, log: Callable[
             + f", wall thickening {rep['wall_thickening_pct']['global']:.0f}% (truth {truth['wall_thickening_pct']['global']:.0f}%)")
     write_json_atomic(out / "demo_summary.json", results)
     log(f"outputs: {out}/ (labels + provenance sidecars, review sheets *_review.png, demo_summary.json)")
+    for line in next_steps(out):
+        log(line)
     return results
+
+
+def next_steps(out: Path) -> list[str]:
+    """What to try after the demo: segment the written cine yourself, measure a result."""
+    return [f"next: segment it yourself in napari (the napari extra): python -m medseg_napari {out / 'cine.nii.gz'}",
+            f"      measure a result: medseg measure --ed {out / 'key-slice_ED.nii.gz'} --es {out / 'key-slice_ES.nii.gz'} -o {out / 'report.json'}"]
 
 
 def _review_sheet(vol, masks: dict[str, np.ndarray], provs: dict[str, dict], lm, path: Path, mode: str) -> None:

@@ -8,7 +8,8 @@ Joins three sources into one list of flags (dicts with ``code``, ``level``, ``me
   :data:`RV_ADJACENT_MM` of the myocardium in-plane), ``lv_mass_implausible`` (outside 20-400 g), ``ef_implausible`` (LV or RV EF outside 5-90 %),
   ``volume_implausible`` (a chamber over 800 mL: a leak);
 * the measurement QC flags of measurement.md that point at segmentation errors
-  (``missing_slice``, ``fragmented``, ``esv_exceeds_edv``, ``ef_undefined``);
+  (``missing_slice``, ``fragmented``, ``esv_exceeds_edv``, ``ef_undefined``, and a cine's
+  ``volume_outlier_frame``: one frame's volume far off its neighbours', left out of ED/ES);
 * a structure a cine's propagation left out of some frames (``missing_frame``: found on most
   frames, missing on one with signal: the ES frame may be among them);
 * a structure that was asked for (prompted, or zero-click's) and is on no slice of any frame
@@ -32,7 +33,7 @@ from .labels import LabelMap
 
 REVIEW_CODES = {"needs_review", "myo_not_enclosing_lv", "rv_not_adjacent_septum", "lv_mass_implausible", "ef_implausible",
                 "missing_slice", "fragmented", "esv_exceeds_edv", "ef_undefined", "handed_over", "measurement_failed",
-                "found_by_probe", "volume_implausible", "missing_frame", "structure_not_found"}
+                "found_by_probe", "volume_implausible", "missing_frame", "structure_not_found", "volume_outlier_frame"}
 MASS_RANGE_G = (20.0, 400.0)
 #: a heart chamber larger than this (mL) is a leak into the body, not a dilated chamber (the
 #: largest ventricles of dilated cardiomyopathy are 400-500 mL, giant atria 300)
@@ -104,12 +105,15 @@ def anatomy_flags(labels: np.ndarray, label_map: LabelMap, frame: int = 0, affin
         return out
     geom = stack_geometry(np.eye(4) if affine is None else affine, labels.shape)
     if lv is not None and lv.any():
-        zs = [z for z in range(lv.shape[0]) if lv[z].any() and myo[z].any()]
+        # mid-ventricular by the LV's own slices: a mid slice with no myocardium at all (the LV
+        # propagated through the stack, the myocardium prompted on one slice) is 0 % ringed
+        zs = [z for z in range(lv.shape[0]) if lv[z].any()]
         mid = zs[len(zs) // 4: len(zs) - len(zs) // 4] if len(zs) >= 3 else []
         cov = coverage_per_slice(lv[mid], myo[mid], geom) if mid else []
         for z, frac in zip(mid, cov):
             if frac < MIN_ENCLOSURE:
-                out.append(_flag("myo_not_enclosing_lv", f"frame {frame}, slice {z}: myocardium surrounds only {100 * frac:.0f}% of the LV cavity",
+                text = "no myocardium around the LV cavity" if not myo[z].any() else f"myocardium surrounds only {100 * frac:.0f}% of the LV cavity"
+                out.append(_flag("myo_not_enclosing_lv", f"frame {frame}, slice {z}: {text}",
                                  level="slice", frame=frame, slice=z, value=round(frac, 3)))
     if rv is not None and rv.any():
         spacing = geom.spacing_mm[1:]

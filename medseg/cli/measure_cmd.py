@@ -93,12 +93,14 @@ def measure_command(
         from ..measure.qc import basal_rule_off_flag
 
         report.setdefault("flags", []).append(basal_rule_off_flag("--no-basal-rule"))
-    for flag in _all_flags(report):
-        if flag.get("code") == "long_axis_stack":  # volumes that sum the frames of one view: say so, not only in the report
-            from ._app import console
+    # volumes that sum the frames of one view, a frame left out of ED/ES: say so, not only in the report
+    notes = [f for f in _all_flags(report) if f.get("code") == "long_axis_stack"][:1]
+    notes += [f for f in report.get("flags") or [] if f.get("code") == "volume_outlier_frame"]
+    if notes:
+        from ._app import console
 
+        for flag in notes:
             console.print(f"note: {flag['message']}", markup=False, highlight=False, soft_wrap=True)
-            break
     from ..measure.echo import is_echo_report
 
     if heart_rate is not None and is_echo_report(report):  # it was dropped without a word: co_l_min null

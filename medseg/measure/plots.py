@@ -118,7 +118,8 @@ def draw_volumes(ax: Any, report: Mapping[str, Any], compact: bool = False) -> N
 
 def draw_volume_curve(ax: Any, report: Mapping[str, Any], compact: bool = False) -> None:
     """LV/RV volume (mL) over the cycle on ``ax``: x = time (ms, from ``frame_times_s``) or
-    frame index, ED (^) and ES (v) marked; unlabelled frames (None) leave gaps.
+    frame index, ED (^) and ES (v) marked, a frame flagged ``volume_outlier_frame`` (left out of
+    the ED/ES choice) circled hollow; unlabelled frames (None) leave gaps.
 
     Args:
         report: a :func:`medseg.measure.measure_cine` report (``volume_curve_ml``: structure ->
@@ -135,6 +136,8 @@ def draw_volume_curve(ax: Any, report: Mapping[str, Any], compact: bool = False)
     ax.set_xlabel("time (ms)" if times and len(times) == n else "frame")
     marks = {"lv": (report.get("ed_frame"), report.get("es_frame")), "rv": (report.get("rv_ed_frame"), report.get("rv_es_frame"))}
     notes: dict[tuple[str, int], list[tuple[str, float, str]]] = {}  # (ED/ES, frame) -> labels there
+    outliers = [(f.get("structure"), f.get("frame")) for f in report.get("flags") or [] if f.get("code") == "volume_outlier_frame"]
+    shown_outlier = False
     for name, c in curves.items():
         y = np.array([np.nan if v is None else v for v in c], dtype=float)
         if not np.isfinite(y).any():  # not labelled on any frame (an LV-only cine): no empty "RV" in the legend
@@ -148,6 +151,10 @@ def draw_volume_curve(ax: Any, report: Mapping[str, Any], compact: bool = False)
                 continue
             ax.plot(x[f], y[f], mk, ms=st.marker_size, color=col, mec="k")
             notes.setdefault((lab, f), []).append((f"{name.upper()} {lab} {y[f]:.0f} {unit}", float(y[f]), col))
+        for f in [f for s, f in outliers if s == name and isinstance(f, int) and 0 <= f < n and np.isfinite(y[f])]:
+            # hollow: a frame left out of the ED/ES choice (volume_outlier_frame)
+            ax.plot(x[f], y[f], "o", ms=st.marker_size + 2, mfc="none", mec=col, mew=1.5, label=None if shown_outlier else "outlier frame (not ED/ES)")
+            shown_outlier = True
     if not compact:  # labels at one frame stack from the highest (ED) or lowest (ES) point there, never overlapping
         for (lab, f), at in notes.items():
             anchor = max(v for _, v, _ in at) if lab == "ED" else min(v for _, v, _ in at)

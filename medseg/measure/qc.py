@@ -4,7 +4,7 @@ A flag is a plain dict: ``{"code": str, "severity": "warning" | "info", "message
 plus where it applies: ``"structure"``, ``"slice"``, ``"frame"``, ``"phase"`` and any values
 (e.g. ``"coverage_pct"``). Codes used here: ``missing_slice``, ``incomplete_coverage``,
 ``basal_partial``, ``fragmented``, ``absent_structure``, ``phase_at_clip_end``,
-``long_axis_stack``, ``truncated``.
+``long_axis_stack``, ``truncated``, ``volume_outlier_frame``.
 """
 
 from __future__ import annotations
@@ -218,6 +218,72 @@ def curve_closes(curve: Any) -> bool | None:
     if v.size < 3:
         return None
     return bool(abs(v[-1] - v[0]) <= np.abs(np.diff(v)).max())
+
+
+#: a frame is a volume outlier when its volume is at most 1/OUTLIER_RATIO or at least OUTLIER_RATIO
+#: times the mean of its two neighbours (:func:`volume_outlier_frames`)
+OUTLIER_RATIO = 2.0
+#: ... and departs from that mean by at least this many times the largest such departure of the
+#: other frames (the curve's own sharpest bend: a real end-systole, however narrow, is one of them)
+OUTLIER_BEND_FACTOR = 2.0
+#: ... and its neighbours differ from each other by at most this fraction of that departure
+OUTLIER_NEIGHBOUR_AGREEMENT = 0.5
+#: the fewest labelled frames a curve needs for outliers to be looked for (under 10 frames a cycle,
+#: a frame lasts 100 ms or more and a real systole can halve the volume from one frame to the next)
+OUTLIER_MIN_FRAMES = 10
+
+
+def volume_outlier_frames(curve: Any) -> dict[int, tuple[float, float]]:
+    """The frames of a volume curve whose volume is an isolated outlier against its neighbours:
+    {frame: (previous, next neighbour's volume)}. A frame ``t`` (volume ``v``, neighbours ``a`` =
+    ``t - 1`` and ``b`` = ``t + 1``, cyclic when the frames close the cycle (:func:`curve_closes`),
+    else the first and last frame have one neighbour and are not judged; both must be labelled)
+    is one when all hold, with ``m = (a + b) / 2``:
+
+    * ``v <= m / OUTLIER_RATIO`` or ``v >= OUTLIER_RATIO * m`` (half, or twice, its neighbours' mean);
+    * ``|a - b| <= OUTLIER_NEIGHBOUR_AGREEMENT * |v - m|`` (the neighbours agree with each other);
+    * ``|v - m| >= OUTLIER_BEND_FACTOR`` x the largest ``|v - m|`` of the other frames (the curve's
+      sharpest bend elsewhere; candidate frames and their neighbours left out).
+
+    A real end-systole, however narrow, is a bend like the curve's others and fails the last tests;
+    one frame where the segmentation collapsed (an RV of 1.5 mL between 58 and 61 mL) passes all
+    three. Two outlier frames in a row are not found (each has a bad neighbour). Fewer than
+    :data:`OUTLIER_MIN_FRAMES` labelled frames: none. ``curve``: mL per frame, None/NaN unlabelled."""
+    c = np.array([np.nan if v is None else float(v) for v in curve], dtype=np.float64)
+    n = c.size
+    if np.isfinite(c).sum() < OUTLIER_MIN_FRAMES:
+        return {}
+    cyclic = bool(curve_closes(c))
+    inner = range(n) if cyclic else range(1, n - 1)
+    bend = {t: c[t] - (c[(t - 1) % n] + c[(t + 1) % n]) / 2.0 for t in inner}  # NaN where a frame is unlabelled
+    cand: dict[int, tuple[float, float]] = {}
+    for t, d in bend.items():
+        v, a, b = c[t], c[(t - 1) % n], c[(t + 1) % n]
+        m = (a + b) / 2.0
+        if np.isfinite(d) and m > 0 and (v * OUTLIER_RATIO <= m or v >= OUTLIER_RATIO * m) and abs(a - b) <= OUTLIER_NEIGHBOUR_AGREEMENT * abs(d):
+            cand[t] = (float(a), float(b))
+    if not cand:
+        return {}
+    near = {(t + k) % n for t in cand for k in (-1, 0, 1)}
+    largest = max((abs(d) for t, d in bend.items() if t not in near and np.isfinite(d)), default=0.0)
+    return {t: ab for t, ab in cand.items() if abs(bend[t]) >= OUTLIER_BEND_FACTOR * largest}
+
+
+def volume_outlier_flags(curve: Any, structure: str, outliers: dict[int, tuple[float, float]], phases: dict[str, int | None]) -> list[dict]:
+    """``volume_outlier_frame`` for each frame of ``outliers`` (:func:`volume_outlier_frames` of
+    ``curve``): what the volume is against its neighbours, and that ED and ES (``phases``:
+    {"ed": frame, "es": frame}, chosen among the other frames) are not on it."""
+    c = [np.nan if v is None else float(v) for v in curve]
+    n = len(c)
+    out = []
+    for t, (a, b) in sorted(outliers.items()):
+        side = "below" if c[t] < (a + b) / 2 else "above"
+        chosen = ", ".join(f"{structure.upper()} {ph.upper()} frame {f}" for ph, f in phases.items() if f is not None)
+        out.append(make_flag("volume_outlier_frame", f"{structure.upper()} volume on frame {t} ({c[t]:.1f} mL) is far {side} both neighbours "
+                             f"(frames {(t - 1) % n} and {(t + 1) % n}: {a:.1f} and {b:.1f} mL): a segmentation error on that frame? "
+                             f"Left out of the ED/ES choice ({chosen or 'none'})", structure=structure, frame=t,
+                             value_ml=round(c[t], 2), neighbours_ml=[round(a, 2), round(b, 2)]))
+    return out
 
 
 def phase_at_clip_end(curve: Any, phases: dict[str, int | None], structure: str = "lv") -> list[dict]:

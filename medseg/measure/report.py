@@ -226,7 +226,9 @@ def measure_cine(
     """Measure a (T, Z, Y, X) cine: volume curves, ED/ES from them, then the ED + ES report.
 
     ED = frame of maximum LV volume, ES = minimum (never frame 0 by assumption); the RV gets
-    its own ED/ES from its own curve. Frames without any label are NaN in the curves and
+    its own ED/ES from its own curve; a frame whose volume is an isolated outlier against its
+    neighbours is flagged ``volume_outlier_frame`` and left out of that choice
+    (:func:`medseg.measure.qc.volume_outlier_frames`). Frames without any label are NaN in the curves and
     flagged ``unlabelled_frame``. With the LV on only one frame that frame is reported as ED,
     ES is unknown (``es_frame`` None; ESV, SV, EF and CO NaN, flagged ``ef_undefined``), and so
     it is when the LV volume is the same on every labelled frame; the same for the RV on its own
@@ -250,7 +252,8 @@ def measure_cine(
     options["basal_rule"], rule_flags = study_basal_rule(arr, lmap, options.get("basal_rule", True))
     curves, flags = volume_curves(arr, geom, lmap, options.get("interpolate_missing", False), options["basal_rule"], base)
     flags = rule_flags + flags
-    ed_f, es_f, rv_ed, rv_es = _cine_ed_es(arr, lmap, curves)
+    outliers = {n: qc.volume_outlier_frames(c) for n, c in curves.items()}
+    ed_f, es_f, rv_ed, rv_es = _cine_ed_es(arr, lmap, curves, outliers)
     phase_opts = {k: options[k] for k in ("slice_positions_mm", "aha_method", "interpolate_missing", "basal_rule") if k in options}
     ed = measure_phase(arr[ed_f], aff, lmap, **phase_opts, base_end=base)
     # the LV on one frame (the only labelled one, or the others hold other structures): that frame
@@ -266,21 +269,26 @@ def measure_cine(
     combine_opts = {k: v for k, v in options.items() if k not in phase_opts}
     out = combine_ed_es(ed, es, rv, **combine_opts)
     _cine_flags(out, flags, curves, (ed_f, es_f), (rv_ed, rv_es), single)
+    for name, phases in (("lv", {"ed": ed_f, "es": es_f}), ("rv", {"ed": rv_ed, "es": rv_es})):
+        out["flags"] += qc.volume_outlier_flags(curves[name], name, outliers[name], phases) if outliers.get(name) else []
     out.update({"ed_frame": ed_f, "es_frame": es_f, "rv_ed_frame": rv_ed, "rv_es_frame": rv_es,
                 "volume_curve_ml": {k: [None if not np.isfinite(v) else float(v) for v in c] for k, c in curves.items()},
                 "frame_times_s": None if times is None else [float(t) for t in np.asarray(times).reshape(-1)]})
     return out
 
 
-def _cine_ed_es(arr: np.ndarray, lmap: LabelMap, curves: dict[str, np.ndarray]) -> tuple[int, int | None, int | None, int | None]:
-    """The cine's (LV ED, LV ES, RV ED, RV ES) frames from the volume curves; RV ES None where the
-    RV is on one frame. Raises LVOutsideMyocardium or MeasurementError when no frame has the LV."""
-    ed_f, es_f = detect_ed_es(curves["lv"]) if "lv" in curves else (None, None)
+def _cine_ed_es(arr: np.ndarray, lmap: LabelMap, curves: dict[str, np.ndarray],
+                outliers: dict[str, dict] | None = None) -> tuple[int, int | None, int | None, int | None]:
+    """The cine's (LV ED, LV ES, RV ED, RV ES) frames from the volume curves, ``outliers`` (structure
+    -> frames, :func:`qc.volume_outlier_frames`) left out; RV ES None where the RV is on one
+    frame. Raises LVOutsideMyocardium or MeasurementError when no frame has the LV."""
+    outliers = outliers or {}
+    ed_f, es_f = detect_ed_es(curves["lv"], outliers.get("lv", ())) if "lv" in curves else (None, None)
     if ed_f is None:
         if "myo" in lmap and (arr == lmap["lv"]).any():  # labelled, but left out as basal on every slice
             raise LVOutsideMyocardium(lmap)
         raise MeasurementError("no frame of the cine contains LV labels; nothing to measure")
-    rv_ed, rv_es = detect_ed_es(curves["rv"]) if "rv" in curves else (None, None)
+    rv_ed, rv_es = detect_ed_es(curves["rv"], outliers.get("rv", ())) if "rv" in curves else (None, None)
     if rv_es is not None and rv_es == rv_ed:
         rv_es = None  # the RV on one frame: its EF is undefined, not 0 %
     return ed_f, es_f, rv_ed, rv_es

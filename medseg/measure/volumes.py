@@ -133,14 +133,16 @@ def cardiac_output_l_min(sv_ml: float, hr_bpm: float) -> float:
     return float(sv_ml) * float(hr_bpm) / 1000.0
 
 
-def detect_ed_es(curve_ml: np.ndarray) -> tuple[int | None, int | None]:
+def detect_ed_es(curve_ml: np.ndarray, exclude: Iterable[int] = ()) -> tuple[int | None, int | None]:
     """(ED, ES) frame indices of a volume curve: ED = maximum, ES = minimum.
 
-    NaN entries (unlabelled frames) are ignored; ``(None, None)`` when no frame has a
-    positive volume. Never assumes ED = frame 0.
+    NaN entries (unlabelled frames) and the frames of ``exclude`` (volume outliers,
+    :func:`medseg.measure.qc.volume_outlier_frames`) are ignored; ``(None, None)`` when no
+    other frame has a positive volume. Never assumes ED = frame 0.
     """
     c = np.asarray(curve_ml, dtype=np.float64)
     valid = np.isfinite(c) & (c > 0)
+    valid[[t for t in exclude if 0 <= t < c.size]] = False
     if not valid.any():
         return None, None
     masked_max = np.where(valid, c, -np.inf)

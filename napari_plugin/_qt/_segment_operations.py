@@ -109,9 +109,10 @@ def step_text(which: str, change: Any, done: bool) -> str:
     if not done:
         return f"Nothing to {which}."
     slices = len(change.regions)
-    what = f"{slices} slice{'s' if slices != 1 else ''} restored" if slices else "the lock state restored"
-    other = "Redo (Ctrl+Shift+Z)" if which == "undo" else "Undo (Ctrl+Z)"
-    return f"{'Undone' if which == 'undo' else 'Redone'}: {what}. {other} takes it back."
+    what = f"{slices} slice{'s' if slices != 1 else ''}" if slices else "a lock change"
+    if which == "undo":  # "Redone: 135 slices restored" read as if the redo had put something back
+        return f"Undid the last step ({what}). Redo (Ctrl+Shift+Z) brings it back."
+    return f"Redid the step ({what}). Undo (Ctrl+Z) takes it back."
 
 
 def _removed(change: Any) -> str:

@@ -57,6 +57,11 @@ MODES = {"cine": "cine (ED/ES from the volume curve)", "ed_es": "ED + ES layers"
          "echo": "apical view, ED + ES layers (method of disks)", "echo_clip": "apical view over the cycle (method of disks, single plane)"}
 
 
+BASAL_TIP = ("Untick for labels that are not a short-axis stack (axial CT): every LV slice counts, "
+             "as medseg measure --no-basal-rule (flagged basal_rule_off)")
+BASAL_OFF_TIP = "Short-axis stacks only: these labels are one 2-D view (apical echo, long axis), measured by the method of disks"
+
+
 class MeasureWidget(QWidget):
     """Dock widget: clinical measurements of the current labels."""
 
@@ -78,7 +83,9 @@ class MeasureWidget(QWidget):
         self.basal_rule.toggled.connect(self.clear_report)
         self.labels_combo.currentTextChanged.connect(self._show_pixel_size)
         self.pixel_size.textEdited.connect(self.clear_report)
+        self.labels_combo.currentTextChanged.connect(self._show_basal_rule)
         self._show_pixel_size()
+        self._show_basal_rule()
 
     # -- layout ------------------------------------------------------------------------
     def _build(self) -> None:
@@ -113,8 +120,7 @@ class MeasureWidget(QWidget):
             form.addRow(label, hw)
         self.basal_rule = QCheckBox("SCMR 50% rule at the base (short axis)")
         self.basal_rule.setChecked(True)
-        self.basal_rule.setToolTip("Untick for labels that are not a short-axis stack (axial CT): every LV slice counts, "
-                                   "as medseg measure --no-basal-rule (flagged basal_rule_off)")
+        self.basal_rule.setToolTip(BASAL_TIP)
         form.addRow("Basal rule", self.basal_rule)
         root.addLayout(form)
         row = QHBoxLayout()
@@ -249,6 +255,7 @@ class MeasureWidget(QWidget):
             self.clear_report()
         if hasattr(self, "_form"):
             self._show_pixel_size()
+            self._show_basal_rule()
 
     # -- measuring ---------------------------------------------------------------------
     def _inputs(self) -> tuple[Any, ...]:
@@ -283,7 +290,7 @@ class MeasureWidget(QWidget):
         lmap = chosen or m.in_use(label_map_for_layer(layer.metadata, values), values)
         like = self._give_pixel_size([layer] + ([self.viewer.layers[es_name]] if es is not None else []), like)
         opts = {"height_cm": self.height_cm.value(), "weight_kg": self.weight_kg.value(), "heart_rate": self.heart_rate.value(),
-                "sex": None if self.sex.currentText() == "–" else self.sex.currentText(), "basal_rule": self.basal_rule.isChecked()}
+                "sex": None if self.sex.currentText() == "–" else self.sex.currentText(), "basal_rule": self.basal_rule.isChecked() or not self.basal_rule.isEnabled()}
         return data, like, lmap, es, opts
 
     def _show_pixel_size(self, *_: Any) -> None:
@@ -299,6 +306,16 @@ class MeasureWidget(QWidget):
         self.pixel_size.setText(text or "")
         for w in (self.pixel_size, self._form.labelForField(self.pixel_size)):
             w.setVisible(text is not None)
+
+    def _show_basal_rule(self, *_: Any) -> None:
+        """The basal rule greyed (with why) for labels of one slice: an apical echo or long-axis
+        view is measured by disks (:func:`medseg_napari._measure.measure_labels`), with no base to apply it to."""
+        name = self.labels_combo.currentText()
+        layer = self.viewer.layers[name] if name in self.viewer.layers else None
+        shape = (1, 1, *layer.data.shape)[-4:] if layer is not None and 2 <= layer.ndim <= 4 else (1, 2)  # as as_4d sees it
+        one_view = shape[1] < 2
+        self.basal_rule.setEnabled(not one_view)
+        self.basal_rule.setToolTip(BASAL_OFF_TIP if one_view else BASAL_TIP)
 
     def _give_pixel_size(self, layers: list[Any], like: Any) -> Any:
         """The Pixel size field, when shown, given to the label layers measured, the images they

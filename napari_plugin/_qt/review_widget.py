@@ -72,11 +72,39 @@ class ReviewWidget(QWidget):
         self.review: ReviewList | None = None
         self._image: Any = None  # the image layer the review was computed on
         self._build()
+        # the hint follows the session: "Start a segmentation session, then Check." stayed up
+        # over a session already started
+        self.viewer.layers.events.inserted.connect(self._hint_later)
+        self.viewer.layers.events.removed.connect(self._hint_later)
+        self._refresh_hint()
+
+    def idle_hint(self) -> str:
+        """What to do next, before any check: open the segmentation dock, start a session, or Check."""
+        seg = self.segment_widget
+        if seg is None:
+            return "Open Plugins > medseg > Segmentation, start a session there, then Check."
+        b = seg.binding
+        if b is None:
+            image = seg.ui.image.currentText()
+            return (f"Start a session on '{image}' in the Segmentation tab, then Check." if image
+                    else "Open an image and start a session in the Segmentation tab, then Check.")
+        return f"Check to list what needs review in '{b.image.name}'."
+
+    def _hint_later(self, *_: Any) -> None:
+        QTimer.singleShot(0, self._refresh_hint)  # once the segmentation widget has bound the new layers
+
+    def _refresh_hint(self) -> None:
+        try:
+            if self.review is None:
+                self.summary.setText(self.idle_hint())
+        except RuntimeError:  # the dock was closed: its Qt objects are gone
+            pass
 
     def showEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
         """Shown the first time: opened from the Plugins menu beside another medseg dock, join it
         as a tab (:func:`medseg_napari._qt._docking.join_medseg_docks`), not stacked under it."""
         super().showEvent(event)
+        self._refresh_hint()
         if not getattr(self, "_docked", False):
             self._docked = True
             QTimer.singleShot(0, lambda: join_medseg_docks(self))
@@ -100,7 +128,7 @@ class ReviewWidget(QWidget):
         row.addWidget(self.sheet_btn)
         row.addWidget(self.cancel_btn)
         root.addLayout(row)
-        self.summary = QLabel("Start a segmentation session, then Check.")
+        self.summary = QLabel("")
         self.summary.setWordWrap(True)
         root.addWidget(self.summary)
         t = self.table = QTableWidget(0, len(COLUMNS))

@@ -94,9 +94,9 @@ def test_undo_and_redo_say_what_they_did(make_napari_viewer, qtbot, model_provid
     w.binding.shapes.add_rectangles(box_rectangle(Box.from_mask(truth[0, 3] == 1), 0, 3, 4))
     assert w.ui.status.text().startswith("LV on frame 0, slice 3")
     w.ui.undo.click()
-    assert w.ui.status.text().startswith("Undone: 1 slice restored.") and not (w.binding.labels.data == 1).any()
+    assert w.ui.status.text().startswith("Undid the last step (1 slice).") and not (w.binding.labels.data == 1).any()
     w.ui.redo.click()
-    assert w.ui.status.text().startswith("Redone: 1 slice restored.") and (w.binding.labels.data[0, 3] == 1).any()
+    assert w.ui.status.text().startswith("Redid the step (1 slice).") and (w.binding.labels.data[0, 3] == 1).any()
     w.redo()  # Ctrl+Shift+Z
     assert w.ui.status.text() == "Nothing to redo."
 
