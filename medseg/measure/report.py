@@ -103,7 +103,12 @@ def study_basal_rule(arr_tzyx: np.ndarray, lmap: LabelMap, basal_rule: bool, nam
     bare = [t for t in range(arr_tzyx.shape[0]) if (arr_tzyx[t] == lmap["lv"]).any() and not (arr_tzyx[t] == lmap["myo"]).any()]
     if not bare or len(bare) == sum((arr_tzyx[t] == lmap["lv"]).any() for t in range(arr_tzyx.shape[0])):
         return basal_rule, []  # every phase with an LV has its myocardium, or none has: each phase alike
-    which = ", ".join(names[t] if names else f"frame {t}" for t in bare)
+    if names:
+        which = ", ".join(names[t] for t in bare)
+    else:  # a cine with the myocardium on one frame: "frames 0-8, 10-19", not twenty names
+        from .._ranges import compact_ranges
+
+        which = f"frame{'s' if len(bare) > 1 else ''} {compact_ranges(bare)}"
     return False, [qc.make_flag("basal_rule_off", f"{which}: the LV without myocardium (endocardium only), where the SCMR basal "
                                 "rule cannot be applied; no phase applies it, so that all are measured alike (LV volumes include "
                                 "the basal slices the rule would have left out)", severity="warning", structure="lv")]

@@ -222,3 +222,18 @@ def test_a_phase_without_myocardium_turns_the_basal_rule_off_for_every_phase():
     both = arr.copy()
     both[1][:, (r >= 11) & (r < 15)] = 2  # myocardium on both phases: the rule applies as before
     assert not any(f["code"] == "basal_rule_off" for f in measure_cine(both, aff, "lv=1,myo=2", base_end="high_index")["flags"])
+
+
+def test_the_basal_rule_flag_names_many_frames_as_ranges():
+    """A cine with the myocardium on one frame of twenty (prompted on one frame, the LV propagated
+    through all): the flag listed "frame 0, frame 1, ..., frame 19" one by one."""
+    from medseg.labels import LabelMap
+    from medseg.measure.report import study_basal_rule
+
+    arr = np.zeros((20, 3, 16, 16), np.uint8)
+    arr[:, :, 4:12, 4:12] = 1
+    arr[9, :, 3, 3:13] = 2
+    rule, (flag,) = study_basal_rule(arr, LabelMap.parse(LMAP), True)
+    assert rule is False and flag["message"].startswith("frames 0-8, 10-19: the LV without myocardium")
+    one = arr[8:10]
+    assert study_basal_rule(one, LabelMap.parse(LMAP), True)[1][0]["message"].startswith("frame 0: ")
