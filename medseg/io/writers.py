@@ -57,6 +57,13 @@ def check_output(path: str | os.PathLike, like: Volume) -> str:
             check_sidecar_free(seg_frame_path(path, t))
     else:
         check_sidecar_free(path)
+    check_format(path, like, kind)
+    return kind
+
+
+def check_format(path: str | os.PathLike, like: Volume, kind: str) -> None:
+    """Refuse labels of ``like`` that format ``kind`` cannot hold (see :func:`check_output`),
+    whatever the sidecar beside ``path`` holds (:func:`write_labels` checks that itself)."""
     if kind == "dicom-seg":
         from .seg_writer import check_dicom_source
 
@@ -76,7 +83,6 @@ def check_output(path: str | os.PathLike, like: Volume) -> str:
             f"{Path(path).name}: PNG holds one 2-D slice, this image has {like.n_frames} frame(s) x {like.n_slices} slice(s); "
             "write .nii.gz instead"
         )
-    return kind
 
 
 def seg_frame_path(path: str | os.PathLike, frame: int) -> Path:
@@ -284,7 +290,9 @@ def write_labels(
                               f"got {type(provenance).__name__}")
     arr = validate_labels(labels, like, lm)
     if kind in ("itk", "slicer-seg") and arr.ndim == 4 and arr.shape[0] > 1:
-        check_output(out, like)  # a 4-D NRRD or Slicer segmentation is refused
+        # a 4-D NRRD or Slicer segmentation is refused; the sidecar is checked below, knowing the provenance
+        # (check_output's check before segmenting refused a cine's .mha beside its .nii.gz: "another segmentation")
+        check_format(out, like, kind)
     # spacing_known: a NIfTI written for a PNG or a video has 1 mm pixels it never measured;
     # `medseg measure` and `batch --measure` read this to report no millimetre volumes
     # the heart rate the image's DICOM gives (HeartRate, NominalInterval): cardiac output from
