@@ -227,7 +227,8 @@ def review_segmentation(labels: np.ndarray, affine: np.ndarray, label_map: Label
                         blank: np.ndarray | None = None, asked: list[str] | None = None) -> dict[str, Any]:
     """All review flags of a (T, Z, Y, X) segmentation (``actions``: the session log, for how
     structures were found; ``blank``: (T, Z) True where the image has no signal). Measures a single phase (or a cine) when the labels have LV +
-    myocardium and at least two slices.
+    myocardium and at least two slices; of one view over the cycle (one slice, an echo clip) only
+    looks for a frame where the LV was lost (:func:`clip_outlier_flags`).
 
     ``asked``: the structures the segmentation was asked for; each one on no slice is flagged
     ``structure_not_found`` (unless handed over by ``--min-confidence``: ``handed_over`` in
@@ -256,7 +257,27 @@ def review_segmentation(labels: np.ndarray, affine: np.ndarray, label_map: Label
             flags += measurement_flags(rep, segmented)
         except ValueError as e:  # a measurement that cannot be made is itself worth a look
             flags.append(_flag("measurement_failed", f"measurement failed: {e}", level="measurement"))
+    elif measure and labels.shape[1] == 1 and "lv" in label_map:
+        flags += clip_outlier_flags(labels[:, 0], affine, label_map)
     return {"needs_review": needs_review(flags), "flags": flags}
+
+
+def clip_outlier_flags(labels_tyx: np.ndarray, affine: np.ndarray, label_map: LabelMap) -> list[dict[str, Any]]:
+    """``volume_outlier_frame`` of one view over the cycle (an apical echo clip, a long-axis cine;
+    :func:`medseg.measure.echo.measure_echo_clip`): the frame where the LV was lost. Only that flag:
+    its other measurements are the report's; a clip that cannot be measured as one is not judged."""
+    from .measure.echo import measure_echo_clip
+    from .measure.geometry import stack_geometry
+    from .measure.qc import OUTLIER_MIN_FRAMES
+
+    if sum(bool((f == label_map["lv"]).any()) for f in labels_tyx) < OUTLIER_MIN_FRAMES:
+        return []
+    spacing = tuple(float(s) for s in stack_geometry(affine, (1, *labels_tyx.shape[1:])).spacing_mm[1:])
+    try:
+        rep = measure_echo_clip(labels_tyx, label_map=label_map, spacing_mm=spacing)
+    except ValueError:
+        return []
+    return [dict(f, level="measurement") for f in rep["flags"] if f.get("code") == "volume_outlier_frame"]
 
 
 def review_png(volume, labels: np.ndarray, label_map: LabelMap, provenance: dict[str, Any], path, title: str = ""):

@@ -30,11 +30,11 @@ from scipy import ndimage
 from ..io.volume import Volume
 from ..labels import LabelMap
 from .geometry import MeasurementError, StackGeometry, stack_geometry
-from .qc import make_flag, phase_at_clip_end, ray_coverage, truncated
+from .qc import make_flag, phase_at_clip_end, ray_coverage, truncated, volume_outlier_flags, volume_outlier_frames
 from .reference import adult_ranges_only, check_sex, range_flag
 from .report import check_values
 from .thickness import outer_contour_mm
-from .volumes import atrium, function_from_volumes, report_bsa
+from .volumes import atrium, detect_ed_es, function_from_volumes, report_bsa
 
 N_DISKS = 20
 LA_AREA_LENGTH_K = 0.85  # ~ 8 / (3 pi)
@@ -382,7 +382,9 @@ def measure_echo_clip(
     """One apical view over the cardiac cycle (an echo clip, or a long-axis MR cine), single plane.
 
     The LV's disk volume on every frame with an LV; ED = the frame of the largest, ES of the
-    smallest (measurement.md: never frame 0 by assumption); then :func:`measure_echo` on those two
+    smallest (measurement.md: never frame 0 by assumption), a frame whose volume is an isolated
+    outlier (:func:`medseg.measure.qc.volume_outlier_frames`: the LV lost on one frame) left out of
+    that choice and flagged ``volume_outlier_frame``; then :func:`measure_echo` on those two
     frames, plus the curve.
 
     Args:
@@ -409,8 +411,10 @@ def measure_echo_clip(
     labelled = [t for t, v in enumerate(disks) if v is not None]
     if len(labelled) < 2:
         raise MeasurementError(f"EF over a clip needs the LV (label {lmap['lv']}) on at least two frames; it is on {len(labelled)}")
-    ed = max(labelled, key=lambda t: disks[t])
-    es = min(labelled, key=lambda t: disks[t])
+    outliers = volume_outlier_frames(disks)  # one frame where the LV was lost is not ES (measurement.md)
+    ed, es = detect_ed_es([math.nan if v is None else v for v in disks], outliers)
+    if ed is None:
+        raise MeasurementError("the LV has no volume on any labelled frame of the clip; nothing to measure")
     report = measure_echo(arr[ed], arr[es], label_map=lmap, spacing_a4c_mm=spacing_mm, height_cm=height_cm,
                           weight_kg=weight_kg, bsa_method=bsa_method, sex=sex)
     edv = disks[ed]
@@ -422,6 +426,8 @@ def measure_echo_clip(
                                 f"({shown}{each}): no ED and ES to tell apart")
     else:
         report["flags"] += phase_at_clip_end(disks, {"ed": ed, "es": es}, "lv")
+    if outliers:
+        report["flags"] += volume_outlier_flags(disks, "lv", outliers, {"ed": ed, "es": es}, None if spacing_mm is not None else edv)
     report.update(
         method="single_plane_disks_clip", ed_frame=ed, es_frame=es,
         volume_curve_ml={"lv": [v if (v is not None and spacing_mm is not None) else None for v in disks]},

@@ -269,20 +269,25 @@ def volume_outlier_frames(curve: Any) -> dict[int, tuple[float, float]]:
     return {t: ab for t, ab in cand.items() if abs(bend[t]) >= OUTLIER_BEND_FACTOR * largest}
 
 
-def volume_outlier_flags(curve: Any, structure: str, outliers: dict[int, tuple[float, float]], phases: dict[str, int | None]) -> list[dict]:
+def volume_outlier_flags(curve: Any, structure: str, outliers: dict[int, tuple[float, float]], phases: dict[str, int | None],
+                         scale: float | None = None) -> list[dict]:
     """``volume_outlier_frame`` for each frame of ``outliers`` (:func:`volume_outlier_frames` of
     ``curve``): what the volume is against its neighbours, and that ED and ES (``phases``:
-    {"ed": frame, "es": frame}, chosen among the other frames) are not on it."""
-    c = [np.nan if v is None else float(v) for v in curve]
+    {"ed": frame, "es": frame}, chosen among the other frames) are not on it. ``curve`` in mL
+    (``value_ml``, ``neighbours_ml``), or, with ``scale`` (the EDV in the curve's own units: an echo
+    clip without pixel spacing), reported in % of EDV (``value_pct_edv``, ``neighbours_pct_edv``)."""
+    k, unit, key = (1.0, "mL", "ml") if scale is None else (100.0 / scale, "% of EDV", "pct_edv")
+    c = [np.nan if v is None else float(v) * k for v in curve]
     n = len(c)
     out = []
     for t, (a, b) in sorted(outliers.items()):
+        a, b = a * k, b * k
         side = "below" if c[t] < (a + b) / 2 else "above"
         chosen = ", ".join(f"{structure.upper()} {ph.upper()} frame {f}" for ph, f in phases.items() if f is not None)
-        out.append(make_flag("volume_outlier_frame", f"{structure.upper()} volume on frame {t} ({c[t]:.1f} mL) is far {side} both neighbours "
-                             f"(frames {(t - 1) % n} and {(t + 1) % n}: {a:.1f} and {b:.1f} mL): a segmentation error on that frame? "
+        out.append(make_flag("volume_outlier_frame", f"{structure.upper()} volume on frame {t} ({c[t]:.1f} {unit}) is far {side} both neighbours "
+                             f"(frames {(t - 1) % n} and {(t + 1) % n}: {a:.1f} and {b:.1f} {unit}): a segmentation error on that frame? "
                              f"Left out of the ED/ES choice ({chosen or 'none'})", structure=structure, frame=t,
-                             value_ml=round(c[t], 2), neighbours_ml=[round(a, 2), round(b, 2)]))
+                             **{f"value_{key}": round(c[t], 2), f"neighbours_{key}": [round(a, 2), round(b, 2)]}))
     return out
 
 
