@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -263,12 +264,25 @@ def segment_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str, str, st
              _fmt(thick.get(str(k)))) for k in range(1, 18)]
 
 
-def flag_lines(report: Mapping[str, Any]) -> list[str]:
-    out = []
+def flag_lines(report: Mapping[str, Any], unlabelled: Iterable[str] = ()) -> tuple[list[str], int]:
+    """(the Flags tab's lines, how many flags they list one by one). The flags about a structure
+    of ``unlabelled`` (in the label map, on no frame of the layers: nobody segmented it; a
+    session names lv, myo, rv, la, ra) are folded into one last line: their ``absent_structure``
+    per phase and RV ``ef_undefined`` were 7 of an LV + MYO cine's 12 flags (the report and its
+    export keep them all, as ``medseg measure`` reports them)."""
+    out, folded, skip = [], Counter(), set(unlabelled)
     for f in report.get("flags") or []:
+        if f.get("structure") in skip:
+            folded[f.get("code")] += 1
+            continue
         where = ", ".join(f"{k} {f[k]}" for k in ("structure", "phase", "frame", "slice") if k in f)
         out.append(f"{f.get('code')}{f' ({where})' if where else ''}: {f.get('message', '')}")
-    return out
+    n = len(out)
+    if folded:
+        names = ", ".join(sorted({str(f.get("structure")).upper() for f in report.get("flags") or [] if f.get("structure") in skip}))
+        out.append(f"{sum(folded.values())} more about {names}, labelled on no frame (not segmented): "
+                   f"{', '.join(f'{c} x{k}' for c, k in folded.items())} (in the export)")
+    return out, n
 
 
 #: the narrowest panel whose text stays readable in the dock (a bullseye's 17 values at 7 pt,
@@ -336,7 +350,9 @@ def draw_report(fig: Any, report: Mapping[str, Any], columns: int | None = None)
     if n == 1:
         return
     wt = report.get("wall_thickness_mm") or {}
-    draw_bullseye(fig.add_subplot(grid[next(axes)]), wt, compact=True, title=f"Wall thickness (global {_fmt(wt.get('global_mean'))} mm)")
+    ed = report.get("ed_frame")  # a cine's wall thickness is ED's: say so over an empty bullseye
+    draw_bullseye(fig.add_subplot(grid[next(axes)]), wt, compact=True, title=f"Wall thickness (global {_fmt(wt.get('global_mean'))} mm)",
+                  empty_note=f"No myocardium at ED (frame {ed}): no wall thickness" if ed is not None else None)
     if n == 3:
         thickening = report["wall_thickening_pct"]
         draw_bullseye(fig.add_subplot(grid[next(axes)]), as_bullseye_values(thickening), compact=True, quantity="thickening",

@@ -25,7 +25,55 @@ def _layers(volume: Any, labels: Any, name: str) -> list[tuple[Any, dict[str, An
     from ._reader import widen_when_added
 
     widen_when_added()
+    truth_kw["metadata"][META_NEW_TRUTH] = True
+    _select_image_over_truth()
     return [(volume.array, image_layer_kwargs(volume, name), "image"), (labels, truth_kw, "labels")]
+
+
+#: metadata of a sample's truth layer until it is added (its image is selected instead)
+META_NEW_TRUTH = "medseg_new_truth"
+_HOOKED: Any = None  # the viewers whose layer selection :func:`_select_image_over_truth` watches
+
+
+def _select_image_over_truth(viewer: Any = None) -> None:
+    """Have ``viewer`` (the current one by default) select a sample's image, not its hidden truth
+    layer, when the sample is added: napari activates the last layer added, and its layer
+    controls then offered painting into a layer the student cannot see. Once per viewer."""
+    global _HOOKED
+    import weakref
+
+    try:
+        import napari
+
+        viewer = viewer if viewer is not None else napari.current_viewer()
+    except Exception:  # no napari or no viewer (a script calling the sample)
+        return
+    if viewer is None:
+        return
+    _HOOKED = _HOOKED if _HOOKED is not None else weakref.WeakSet()
+    if viewer in _HOOKED:
+        return
+    _HOOKED.add(viewer)
+    ref = weakref.ref(viewer)
+    from qtpy.QtCore import QTimer
+
+    def on_active(event: Any) -> None:
+        v, layer = ref(), event.value
+        if v is None or layer is None or not layer.metadata.pop(META_NEW_TRUTH, None) or layer not in v.layers:
+            return
+        below = v.layers.index(layer) - 1  # the sample's image, added just before (a second sample's "[1]" too)
+        if not layer.visible and below >= 0 and v.layers[below].visible:
+            image = v.layers[below]
+
+            def select() -> None:  # unless the student chose another layer meanwhile
+                if v.layers.selection.active is layer and image in v.layers:
+                    v.layers.selection.active = image
+
+            # once napari's selection of the truth has reached the layer list's view: selected
+            # from inside this event, the view highlighted both rows
+            QTimer.singleShot(0, select)
+
+    viewer.layers.selection.events.active.connect(on_active)
 
 
 def make_cine_sample() -> list[tuple[Any, dict[str, Any], str]]:

@@ -264,8 +264,12 @@ _BULLSEYE = {"thickness": ("wall thickness, segment {stat} (mm)", "mm", "AHA 17-
                             "Wall thickening (global {g} %)", "magma")}
 
 
+#: what an AHA bullseye without a single segment value says instead of an empty colour scale
+_EMPTY_NOTE = {"thickness": "No myocardium measured: no wall thickness", "thickening": "No myocardium at ED and ES: no thickening"}
+
+
 def draw_bullseye(ax: Any, wall_thickness: Mapping[str, Any], stat: str = "mean", title: str | None = None,
-                  compact: bool = False, quantity: str = "thickness") -> Any:
+                  compact: bool = False, quantity: str = "thickness", empty_note: str | None = None) -> Any:
     """AHA 17-segment bullseye of wall thickness (mm) or thickening (%) on ``ax``, with a colour
     bar beside it: anterior up, septum left, inferior down (the standard view); missing
     segments grey.
@@ -277,8 +281,10 @@ def draw_bullseye(ax: Any, wall_thickness: Mapping[str, Any], stat: str = "mean"
         compact: the panel style (values only, small text) instead of the report's
             (segment number + value).
         quantity: "thickness" (mm) or "thickening" (%).
+        empty_note: the line drawn over a bullseye with no segment value (no myocardium), in
+            place of its colour bar; None: a generic one for ``quantity``.
     Returns:
-        The colour bar.
+        The colour bar; None when no segment has a value (no colour bar, the note instead).
     """
     if quantity not in _BULLSEYE:
         raise ValueError(f"quantity must be one of {', '.join(_BULLSEYE)}, got {quantity!r}")
@@ -311,9 +317,14 @@ def draw_bullseye(ax: Any, wall_thickness: Mapping[str, Any], stat: str = "mean"
     ax.set_ylim(-st.limit, st.limit)
     ax.set_aspect("equal")
     ax.axis("off")
-    cb = ax.figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, fraction=st.colorbar_fraction, pad=0.02)
     g = wall_thickness.get("global_mean", math.nan)
     g_text = f"{g:.1f}" if g is not None and math.isfinite(g) else "–"
+    if not finite:  # a colour scale over "–" segments said nothing: say why there are no values
+        ax.text(0, 0, empty_note or _EMPTY_NOTE[quantity], ha="center", va="center", fontsize=st.side_size + 1, wrap=True,
+                bbox={"boxstyle": "round", "fc": "white", "ec": "#999999"})
+        ax.set_title(title or (panel_title if compact else report_title).format(stat=stat, g=g_text), fontsize=8 if compact else 11)
+        return None
+    cb = ax.figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, fraction=st.colorbar_fraction, pad=0.02)
     if compact:
         cb.ax.tick_params(labelsize=7)
         cb.set_label(unit, fontsize=8)

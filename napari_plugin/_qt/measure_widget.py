@@ -72,6 +72,7 @@ class MeasureWidget(QWidget):
         self._run = 0  # the measurement whose result may be shown (a later one, or a cleared panel, drops it)
         self._measuring = False
         self._note = ""  # what the status line adds to "Measured: ..."
+        self._unlabelled: list[str] = []  # the label map's structures on no frame: their flags folded
         self._axial = False  # the labels measured lie on an axial stack (m.axial_note)
         self._size_for: Any = None  # the label layer the Pixel size field was set for
         self._build()
@@ -350,6 +351,8 @@ class MeasureWidget(QWidget):
             self._say(str(e), error=True)
             return
         named = self._show_map(lmap)
+        held = set(np.unique(data).tolist()) | (set(np.unique(es).tolist()) if es is not None else set())
+        self._unlabelled = [n for n in lmap.names if lmap[n] not in held]
         self._note = m.default_map_note(lmap, np.unique(data)) if named and not self.label_map.text().strip() else ""
         axial = m.axial_note(like, opts["basal_rule"])  # a CT's axial slices: in-plane numbers, not AHA segments
         self._note, self._axial = f"{self._note} {axial}".strip(), bool(axial)
@@ -391,8 +394,9 @@ class MeasureWidget(QWidget):
         self._fill(self.table, m.summary_rows(report))
         self._fill(self.segments, m.segment_rows(report))
         self.flags.clear()
-        self.flags.addItems(m.flag_lines(report) or ["no flags"])
-        self.tabs.setTabText(2, f"Flags ({len(report.get('flags') or [])})")
+        lines, listed = m.flag_lines(report, self._unlabelled)
+        self.flags.addItems(lines or ["no flags"])
+        self.tabs.setTabText(2, f"Flags ({listed})")
         self.tabs.setTabText(1, "Wall thickness (in-plane)" if self._axial else "Wall thickness")
         self._columns = 0  # drawn by _fit_plots, for the dock's width
         self._fit_plots()

@@ -18,7 +18,18 @@ from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtGui import QColor
-from qtpy.QtWidgets import QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QStyledItemDelegate,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from medseg.errors import MedsegError
 
@@ -35,6 +46,22 @@ if TYPE_CHECKING:
 
 COLUMNS = ("✓", "Flag", "Structure", "Frame", "Slice", "Conf.", "Message")
 REVIEWED_COLOUR = "#808080"
+
+
+class _BreakAfterUnderscores(QStyledItemDelegate):
+    """Draws a flag code with a line break allowed after each underscore ("myo_not_" /
+    "enclosing_lv"); the item's text stays the code."""
+
+    def displayText(self, value: Any, locale: Any) -> str:  # noqa: N802 (Qt API)
+        return super().displayText(value, locale).replace("_", "_\u200b")
+
+
+def message_cell(row: ReviewRow) -> str:
+    """The row's message without its leading "frame 9, slice 2: ", which the Frame and Slice
+    columns say: the dock's narrow Message column wrapped it over a line of its own (the tooltip
+    and the status line keep the whole message)."""
+    where = ", ".join(f"{k} {v}" for k, v in (("frame", row.frame), ("slice", row.slice)) if v is not None)
+    return row.message.removeprefix(f"{where}: ") if where else row.message
 
 
 def find_segment_widget(viewer: Any) -> SegmentWidget | None:
@@ -95,10 +122,24 @@ class ReviewWidget(QWidget):
 
     def _refresh_hint(self) -> None:
         try:
+            if self.review is not None and not self._review_is_current():
+                self._clear_review()  # a restarted session: the last check's list was of the old one
             if self.review is None:
                 self.summary.setText(self.idle_hint())
         except RuntimeError:  # the dock was closed: its Qt objects are gone
             pass
+
+    def _review_is_current(self) -> bool:
+        """The checked session is still one of the segmentation widget's (not restarted, not closed)."""
+        seg = self.segment_widget
+        return seg is not None and any(b.controller.session is self.review.session for b in seg.bindings.values())
+
+    def _clear_review(self) -> None:
+        self.review, self._image = None, None
+        self.table.setRowCount(0)
+        self.sheet_btn.setEnabled(False)
+        self._update_mark()
+        self._say("")
 
     def showEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
         """Shown the first time: opened from the Plugins menu beside another medseg dock, join it
@@ -139,7 +180,14 @@ class ReviewWidget(QWidget):
         t.verticalHeader().setVisible(False)
         t.verticalHeader().setDefaultSectionSize(22)
         t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        t.horizontalHeader().setStretchLastSection(True)
+        # the Flag and the Message share the dock's width, wrapped over the row's lines (the flag
+        # code after its underscores): sized to their text the Message was cut at the dock's edge
+        # (readable only in the status line)
+        for c in (1, len(COLUMNS) - 1):
+            t.horizontalHeader().setSectionResizeMode(c, QHeaderView.ResizeMode.Stretch)
+        t.setItemDelegateForColumn(1, _BreakAfterUnderscores(t))
+        t.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        t.setWordWrap(True)
         root.addWidget(t, 1)
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -231,7 +279,9 @@ class ReviewWidget(QWidget):
         self._update_mark()
 
     def _set_row(self, r: int, row: ReviewRow) -> None:
-        for c, text in enumerate(("✓" if row.reviewed else "", *row.cells())):
+        cells = ["✓" if row.reviewed else "", *row.cells()]
+        cells[-1] = message_cell(row)
+        for c, text in enumerate(cells):
             item = QTableWidgetItem(text)
             item.setToolTip(row.message)
             if c in (0, 3, 4, 5):
