@@ -173,12 +173,10 @@ def check_device(device: str) -> str:
     a malformed index (``cuda:abc``) or one past the GPUs here (``cuda:1`` on a one-GPU
     workstation) passed this check and failed only at the model's loading (every case of a
     batch) with torch's "invalid device ordinal"."""
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+    index = re.fullmatch(r"cuda(?::([0-9]+))?", device)
+    if device != "cpu" and index is None:
         raise CheckpointError(f"unknown device {device!r}; allowed: cpu, cuda, cuda:N (N: a GPU's index, from 0)")
-    if device.startswith("cuda"):
-        index = re.fullmatch(r"cuda(?::([0-9]+))?", device)
-        if index is None:
-            raise CheckpointError(f"unknown device {device!r}; allowed: cpu, cuda, cuda:N (N: a GPU's index, from 0)")
+    if index is not None:
         import torch
 
         if not torch.cuda.is_available():

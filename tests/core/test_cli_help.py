@@ -75,7 +75,7 @@ def test_a_misspelt_device_is_refused_before_any_work(command, tmp_path, capsys)
             "batch": ["batch", str(_one_case(tmp_path / "in")), "--auto", "-o", str(out)]}[command]
     assert run_cli([*argv, "--device", "gpu"]) == 1
     err = capsys.readouterr().err.strip()
-    assert err == "error: unknown device 'gpu'; allowed: cpu, cuda"
+    assert err == "error: unknown device 'gpu'; allowed: cpu, cuda, cuda:N (N: a GPU's index, from 0)"
     assert not out.exists()
 
 
