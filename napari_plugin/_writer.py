@@ -99,4 +99,26 @@ def write_labels_volume(labels: np.ndarray, like: Any, path: str | os.PathLike, 
     check_not_inputs({"labels": path, "sidecar JSON": sidecar_path(path)}, {"image the labels were drawn on": image})
     # a pixel size given in the measurement panel: recorded as segment --pixel-spacing records it
     prov = {"tool": "medseg-napari", "source": like.meta.get("path"), **dict(provenance or {}), **spacing_facts(like)}
+    label_map = saved_label_map(label_map, labels, prov.get("actions"))
     return write_labels(labels if labels.shape[0] > 1 else labels[0], like, Path(path), label_map, prov)
+
+
+def saved_label_map(label_map: Any, labels: np.ndarray, actions: Any = None) -> Any:
+    """The label map a save writes: medseg's default map (lv=1 ... pa=7, the panel's) cut to
+    lv, myo, rv, the structures ``labels`` hold and those the session's ``actions`` name (a
+    structure prompted and not found stays, as in ``medseg segment``'s map of the structures it
+    was asked for; a replay finds every structure it names), so ``medseg measure`` of the file
+    flags no absent LA or aorta nobody segmented. Any other map is written as it is."""
+    from ._measure import in_use
+
+    cut = in_use(label_map, np.unique(labels))
+    if cut is label_map:
+        return label_map
+    named: set[str] = set()
+    for a in actions if isinstance(actions, list) else ():
+        if isinstance(a, dict):
+            prompt = a.get("prompt")
+            group = a.get("structures")
+            named.update(n for n in (a.get("structure"), prompt.get("structure") if isinstance(prompt, dict) else None,
+                                     *(group if isinstance(group, list) else ())) if isinstance(n, str))
+    return label_map.subset([n for n in label_map.names if n in cut.values or n in named])

@@ -158,7 +158,8 @@ def _list_studies(path: Path, as_json: bool) -> None:
 
     stdout.print(plain(f"{path}: {note}"), highlight=False, soft_wrap=True)
     for st in studies:
-        title = " ".join(v for v in (st["patient_id"], st["study_date"], st["description"]) if v)
+        date = st["study_date"] + (f" ({st['study_date_from']})" if st.get("study_date_from") else "")
+        title = " ".join(v for v in (st["patient_id"], date, st["description"]) if v)
         stdout.print(plain(f"{title} (folder {st['folder']}, study ...{st['uid'][-8:]}):"), highlight=False, soft_wrap=True)
         table = Table()
         for col in ("number", "description", "images", "size", "modality", "folder"):

@@ -91,12 +91,25 @@ def body_of(ds: Dataset) -> dict[str, Any]:
     return out
 
 
+#: the tags a study's date is taken from, in order: an export that leaves StudyDate empty
+#: mostly keeps the day of the visit in one of the others
+STUDY_DATE_TAGS = ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate")
+
+
+def study_date_from(ds: Dataset) -> str:
+    """The tag of :data:`STUDY_DATE_TAGS` that :func:`study_date` takes the date from (the first
+    one not empty), "" when all are empty."""
+    return next((t for t in STUDY_DATE_TAGS if str(ds.get(t, "") or "").strip()), "")
+
+
 def study_date(ds: Dataset) -> str:
-    """A header's StudyDate as YYYY-MM-DD; as written when it is no date (an anonymised
-    export's 20120000), "" when absent."""
+    """A header's StudyDate as YYYY-MM-DD, else (an export that leaves it empty) its SeriesDate,
+    AcquisitionDate or ContentDate (:func:`study_date_from` says which); as written when it is
+    no date (an anonymised export's 20120000), "" when all are absent."""
     import datetime
 
-    date = str(ds.get("StudyDate", "") or "").strip()
+    tag = study_date_from(ds)
+    date = str(ds.get(tag, "") or "").strip() if tag else ""
     try:
         return datetime.datetime.strptime(date, "%Y%m%d").strftime("%Y-%m-%d")
     except ValueError:

@@ -30,7 +30,7 @@ from .dicom_frames import (
     read_header,
     require_geometry,
 )
-from .dicom_meta import _num, body_of, study_date
+from .dicom_meta import _num, body_of, study_date, study_date_from
 from .dicom_stack import _check_uniform, _cluster_tolerance, _position_clusters
 from .geometry import dicom_directions
 
@@ -245,7 +245,8 @@ def _listing(headers: list[tuple[Path, Dataset]]) -> str:
 
 def _studies_of(headers: list[tuple[Path, Dataset]]) -> list[str]:
     """The studies the images of ``headers`` belong to, told apart by PatientID and StudyDate
-    (not by StudyInstanceUID alone: an anonymiser may give each series a new one), each shown as
+    (:func:`study_date`: a series without one by its SeriesDate, ..., so that it is not a study of its own;
+    not by StudyInstanceUID alone: an anonymiser may give each series a new one), each shown as
     its patient id, date and first StudyInstanceUID's end (``PAT1 2012-03-15 ...95756756``), in date order.
     A header missing one of the two tags (a series stripped by an export) is another study only
     where a tag it has differs; one with neither tells nothing and is left out."""
@@ -343,13 +344,16 @@ def dicom_body(path: str | Path) -> dict[str, Any]:
 def dicom_study(path: str | Path) -> dict[str, str]:
     """What tells a patient's studies and series apart in ``cohort.csv`` (a baseline and a
     follow-up) and pairs them: the PatientID, StudyDate (YYYY-MM-DD), StudyInstanceUID and
-    SeriesDescription a DICOM input's first image header records, those it has; {} for other inputs."""
+    SeriesDescription a DICOM input's first image header records, those it has; {} for other inputs.
+    A header without a StudyDate gives its SeriesDate, AcquisitionDate or ContentDate as
+    ``study_date``, and ``study_date_from`` names that tag (a visit paired by another date is seen)."""
     ds = _input_header(Path(path))
     if ds is None:
         return {}
     out = {"patient_id": str(ds.get("PatientID", "") or "").strip(), "study_date": study_date(ds),
            "study_uid": str(ds.get("StudyInstanceUID", "") or "").strip(),
-           "series_description": str(ds.get("SeriesDescription", "") or "").strip()}
+           "series_description": str(ds.get("SeriesDescription", "") or "").strip(),
+           "study_date_from": tag if (tag := study_date_from(ds)) != "StudyDate" else ""}
     return {k: v for k, v in out.items() if v}
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .dicom_frames import is_image, read_header
-from .dicom_meta import study_date
+from .dicom_meta import study_date, study_date_from
 from .dicom_series import _quiet, _series_rows
 
 #: sub-folders of an export searched for studies (patient / study / series is 3)
@@ -18,7 +18,7 @@ EXPORT_DEPTH = 6
 @_quiet
 def list_dicom_studies(folder: Path) -> list[dict[str, Any]]:
     """The studies below ``folder`` in (patient, date) order: ``patient_id``, ``study_date``
-    (YYYY-MM-DD), ``description``, ``uid``, ``folder`` (the folder holding its series, relative
+    (YYYY-MM-DD; ``study_date_from`` names the tag when it is not StudyDate), ``description``, ``uid``, ``folder`` (the folder holding its series, relative
     to ``folder``) and ``series`` (as :func:`medseg.io.dicom.list_dicom_series` gives them, each
     with its ``folder`` relative to ``folder``). Non-image objects (reports, presentation states,
     DICOMDIR) and files that do not read as DICOM are left out."""
@@ -27,10 +27,11 @@ def list_dicom_studies(folder: Path) -> list[dict[str, Any]]:
         by_study.setdefault(str(ds.get("StudyInstanceUID", "") or ""), []).append((p, ds))
     out = []
     for uid, headers in by_study.items():
-        ds = headers[0][1]
+        ds = next((h for _, h in headers if study_date_from(h) == "StudyDate"), headers[0][1])  # a series with the study's own date
         out.append({"patient_id": str(ds.get("PatientID", "") or ""), "study_date": study_date(ds),
                     "description": str(ds.get("StudyDescription", "") or ""), "uid": uid,
-                    "folder": _common([p.parent.relative_to(folder) for p, _ in headers]), "series": _series_rows(headers, folder)})
+                    "folder": _common([p.parent.relative_to(folder) for p, _ in headers]), "series": _series_rows(headers, folder),
+                    **({"study_date_from": tag} if (tag := study_date_from(ds)) not in ("", "StudyDate") else {})})
     return sorted(out, key=lambda s: (s["patient_id"], s["study_date"], s["folder"]))
 
 
