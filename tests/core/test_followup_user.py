@@ -68,7 +68,8 @@ def test_one_phase_per_folder_stays_one_study(tmp_path):
     assert [c.case for c in discover_cases(tmp_path)] == ["p1_ED", "p1_ES"]
 
 
-def _dicom(path, patient: str, date: str, z_mm: float = 0.0, study: str | None = None) -> None:
+def _dicom(path, patient: str, date: str, z_mm: float = 0.0, study: str | None = None, **tags: str) -> None:
+    """A 4 x 4 MR image of ``patient`` with StudyDate ``date`` ("" for none) and other ``tags`` (SeriesDate=...)."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = MR_STORAGE, generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -78,6 +79,8 @@ def _dicom(path, patient: str, date: str, z_mm: float = 0.0, study: str | None =
     ds.StudyInstanceUID, ds.SeriesInstanceUID = study or generate_uid(), generate_uid()
     ds.ImagePositionPatient, ds.ImageOrientationPatient, ds.PixelSpacing = [0.0, 0.0, z_mm], [1.0, 0.0, 0.0, 0.0, 1.0, 0.0], [1.5, 1.5]
     ds.PatientID, ds.StudyDate, ds.SeriesDescription, ds.Modality = patient, date, "SAX CINE", "MR"
+    for tag, value in tags.items():
+        setattr(ds, tag, value)
     ds.Rows = ds.Columns = 4
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation, ds.SamplesPerPixel = 16, 16, 15, 0, 1
     ds.PhotometricInterpretation, ds.PixelData = "MONOCHROME2", np.zeros((4, 4), np.uint16).tobytes()

@@ -5,29 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 
 
 def _dicom(path, patient: str, z_mm: float = 0.0, study: str | None = None, **dates: str) -> None:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = MR_STORAGE, generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = MR_STORAGE, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = study or generate_uid(), generate_uid()
-    ds.ImagePositionPatient, ds.ImageOrientationPatient, ds.PixelSpacing = [0.0, 0.0, z_mm], [1.0, 0.0, 0.0, 0.0, 1.0, 0.0], [1.5, 1.5]
-    ds.PatientID, ds.StudyDate, ds.SeriesDescription, ds.Modality = patient, "", "SAX CINE", "MR"
-    for tag, value in dates.items():
-        setattr(ds, tag, value)
-    ds.Rows = ds.Columns = 4
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation, ds.SamplesPerPixel = 16, 16, 15, 0, 1
-    ds.PhotometricInterpretation, ds.PixelData = "MONOCHROME2", np.zeros((4, 4), np.uint16).tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
+    """An image without a StudyDate unless ``dates`` gives one (the follow-up tests' writer)."""
+    from test_followup_user import _dicom as write
+
+    write(path, patient, dates.pop("StudyDate", ""), z_mm, study, **dates)
 
 
 def test_a_study_without_a_study_date_is_dated_by_its_series_date_and_says_so(tmp_path, capsys):
