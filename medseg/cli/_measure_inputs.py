@@ -41,6 +41,9 @@ def _record_inputs(report: dict, paths: dict[str, Path | None], lmap: Any, map_f
 
         console.print(f"note: {vol.meta['geometry_note']}", markup=False, highlight=False, soft_wrap=True)
     report["inputs"].update(_image_notes([p for p in paths.values() if p is not None]))
+    from ..measure.compare import segmentation_record  # the model and adapter of each label file ({}: none recorded)
+
+    report["inputs"]["segmentation"] = segmentation_record([(k, p) for k, p in paths.items() if p is not None])
     if image:
         report["inputs"]["image"] = [str(p) for p in image]
 

@@ -10,7 +10,7 @@ import pytest
 
 from medseg.cli import run_cli
 
-COMMANDS = ["segment", "batch", "measure", "evaluate", "adapt", "train", "info", "models", "bench", "demo"]
+COMMANDS = ["segment", "batch", "measure", "evaluate", "adapt", "train", "info", "models", "bench", "demo", "compare"]
 
 
 @pytest.mark.parametrize("columns", [60, 80])

@@ -1,0 +1,406 @@
+"""Baseline vs follow-up (``medseg compare``): the change in each clinical measure between two
+visits of a patient, and the reasons a change may not be real (cautions).
+
+A visit is a ``medseg measure`` REPORT.json or a row of a ``medseg batch --measure`` folder's
+``cohort.csv`` (its labels' sidecars give the model and adapter; ``summary.json`` the settings).
+Visits are paired by DICOM patient id, else by equal case id; one batch folder holding both
+visits pairs each patient's first and last study by study date. The numbers are the reports'
+own; the change is follow-up minus baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import MedsegError
+
+#: the measures compared: report_row / cohort.csv key -> label
+MEASURES = {"lv.ef_pct": "LVEF (%)", "lv.edv_ml": "LV EDV (mL)", "lv.esv_ml": "LV ESV (mL)", "lv_mass_g": "LV mass (g)",
+            "rv.ef_pct": "RVEF (%)", "rv.edv_ml": "RV EDV (mL)", "indexed.lv_edv_ml_m2": "LV EDV index (mL/m2)",
+            "indexed.lv_esv_ml_m2": "LV ESV index (mL/m2)", "indexed.lv_mass_g_m2": "LV mass index (g/m2)",
+            "indexed.rv_edv_ml_m2": "RV EDV index (mL/m2)"}
+#: QC flag codes that bear on volumes, EF or mass (a warning of one of them: a caution)
+QC_CODES = {"incomplete_coverage", "missing_slice", "fragmented", "truncated", "esv_exceeds_edv", "ef_undefined", "volume_outlier_frame",
+            "phase_at_clip_end", "long_axis_stack", "absent_structure", "base_ambiguous", "lv_mass_implausible", "ef_implausible",
+            "volume_implausible", "biplane_without_spacing"}
+#: the provenance keys that name the model a label file was made with (as medseg.evaluation.MODEL_KEYS)
+_MODEL_KEYS = ("model_id", "model_sha256", "adapter_id", "adapter_sha256")
+#: spacings equal within this relative difference
+_RTOL = 1e-3
+
+
+@dataclass
+class Visit:
+    """One visit's measures and what they were measured from."""
+
+    case: str
+    source: str
+    values: dict[str, float]
+    kind: str  # "ED/ES", "one phase" or "echo"
+    patient_id: str = ""
+    study_date: str = ""
+    models: list[dict[str, Any]] | None = None  # None: not recorded; []: labels not made by a model
+    label_map: dict[str, int] = field(default_factory=dict)
+    spacing_mm: list[float] | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    needs_review: bool = False
+    qc: list[str] = field(default_factory=list)
+
+    def brief(self) -> dict[str, Any]:
+        return {"case": self.case, "patient_id": self.patient_id or None, "study_date": self.study_date or None, "source": self.source}
+
+
+def segmentation_record(paths: list[tuple[str, Path]]) -> dict[str, dict[str, Any]]:
+    """``{file key: {model_id, model_sha256, adapter_id, adapter_sha256, needs_review}}`` of the
+    label files (``[(key, path)]``) whose medseg sidecar records the model they were made with; a
+    report's ``inputs.segmentation`` (labels drawn by hand or imported: left out)."""
+    from ..io import read_sidecar
+
+    found = {}
+    for key, p in paths:
+        prov = (read_sidecar(p) or {}).get("provenance") or {}
+        if isinstance(prov, dict) and prov.get("model_sha256"):
+            found[key] = {**{k: prov.get(k) for k in _MODEL_KEYS}, "needs_review": bool(prov.get("needs_review"))}
+    return found
+
+
+def read_visits(path: Path) -> tuple[list[Visit], list[str]]:
+    """The visits of a REPORT.json (one) or a batch folder (one per measured study row), and the
+    cases of the folder that have no measure."""
+    if path.is_dir():
+        return _folder_visits(path)
+    if not path.exists():
+        raise MedsegError(f"{path}: no such file or folder (give a REPORT.json of medseg measure or a medseg batch --measure folder)")
+    return [_report_visit(path)], []
+
+
+def _report_visit(path: Path) -> Visit:
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise MedsegError(f"{path}: not a readable JSON report ({type(e).__name__}): give a REPORT.json of medseg measure") from None
+    if not (isinstance(report, dict) and isinstance(report.get("inputs"), dict) and isinstance(report.get("label_map"), dict)
+            and ("volumes_ml" in report or "lv" in report)):
+        raise MedsegError(f"{path}: not a medseg measure report (no inputs, label_map and volumes): give the REPORT.json "
+                          "medseg measure wrote, or a medseg batch --measure folder")
+    from .echo import is_echo_report
+    from .export import report_row
+
+    row, inputs = report_row(report), report["inputs"]
+    study = inputs.get("study") if isinstance(inputs.get("study"), dict) else {}
+    kind = "echo" if is_echo_report(report) else "ED/ES" if isinstance(report.get("lv"), dict) and "ef_pct" in report["lv"] else "one phase"
+    seg = inputs.get("segmentation")
+    if not isinstance(seg, dict):  # a report of a medseg before inputs.segmentation: the label files' sidecars, if still there
+        seg = _sidecar_segmentation(path, inputs)
+    models = None if seg is None else _distinct([{k: v.get(k) for k in _MODEL_KEYS} for v in seg.values() if isinstance(v, dict)])
+    settings = {k: v for k, v in (inputs.get("settings") or {}).items() if "spacing" not in k}
+    return Visit(case=_report_case(path), source=str(path), values=_values(row), kind=kind, patient_id=str(study.get("patient_id") or ""),
+                 study_date=str(study.get("study_date") or ""), models=models, label_map=_int_map(report["label_map"]),
+                 spacing_mm=_floats(report.get("spacing_mm")), settings=settings,
+                 needs_review=any(isinstance(v, dict) and v.get("needs_review") for v in (seg or {}).values()),
+                 qc=[f["code"] for f in report.get("flags") or [] if isinstance(f, dict) and _is_qc(f)])
+
+
+def _report_case(path: Path) -> str:
+    name = path.name
+    return name[:-5] if name.lower().endswith(".json") else name
+
+
+def _sidecar_segmentation(report_path: Path, inputs: dict[str, Any]) -> dict[str, Any] | None:
+    """The models of the label files the report names, from their sidecars (a relative path
+    tried from the report's folder, then from here); None when a file is not found."""
+    found = []
+    for key in ("labels", "ed", "es", "a2c_ed", "a2c_es"):
+        if not isinstance(inputs.get(key), str):
+            continue
+        p = Path(inputs[key])
+        p = next((c for c in ([p] if p.is_absolute() else [report_path.parent / p, p]) if c.exists()), None)
+        if p is None:
+            return None
+        found.append((key, p))
+    return segmentation_record(found) if found else None
+
+
+def _folder_visits(folder: Path) -> tuple[list[Visit], list[str]]:
+    from .._files import read_medseg_csv
+
+    cohort = folder / "cohort.csv"
+    if not cohort.is_file():
+        raise MedsegError(f"{folder}: no cohort.csv: give a medseg batch --measure output folder (or a REPORT.json of medseg measure)")
+    try:
+        rows = read_medseg_csv(cohort)
+        summary = read_medseg_csv(folder / "summary.csv") if (folder / "summary.csv").is_file() else []
+        settings = (json.loads((folder / "summary.json").read_text(encoding="utf-8")) or {}).get("settings") or {} \
+            if (folder / "summary.json").is_file() else {}
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError) as e:
+        raise MedsegError(f"{folder}: its cohort.csv, summary.csv or summary.json cannot be read ({type(e).__name__})") from None
+    if rows and "case" not in rows[0]:
+        raise MedsegError(f"{cohort}: not medseg's cohort table (no case column)")
+    from ..batch.case_names import study_of
+    from ..batch.cohort import overview_rows
+
+    outputs = {r.get("case", ""): _output(folder, r.get("output", "")) for r in summary}
+    batch_settings = {"basal_rule": settings.get("basal_rule", True)} if isinstance(settings, dict) else {}
+    visits, unmeasured = [], []
+    for row in overview_rows(rows):
+        values = _values(row)
+        if not values:
+            unmeasured.append(row["case"])
+            continue
+        parts = [p for c, p in outputs.items() if p is not None and (c == row["case"] or study_of(c) == row["case"])]
+        seg = segmentation_record([(str(i), p) for i, p in enumerate(parts)])
+        flags = _text_flags(row.get("flags", ""))
+        kind = "echo" if row.get("method") else "ED/ES" if row.get("lv.ef_pct") not in (None, "") else "one phase"
+        visits.append(Visit(case=row["case"], source=str(cohort), values=values, kind=kind, patient_id=row.get("patient_id", ""),
+                            study_date=row.get("study_date", ""), models=_distinct(list(seg.values())) if parts else None,
+                            label_map=_int_map({k[len("label_map."):]: v for k, v in row.items() if k.startswith("label_map.")}),
+                            spacing_mm=_floats(row.get("spacing_mm", "").split()), settings=batch_settings,
+                            needs_review=row.get("needs_review") == "True", qc=[f["code"] for f in flags if _is_qc(f)]))
+    return visits, unmeasured
+
+
+def _output(folder: Path, output: str) -> Path | None:
+    """A case's label file: where summary.csv says, else by that name in ``folder`` (a moved folder)."""
+    if not output:
+        return None
+    p = Path(output)
+    return p if p.exists() else (folder / p.name if (folder / p.name).exists() else None)
+
+
+def _text_flags(text: str) -> list[dict[str, str]]:
+    """cohort.csv's ``flags`` cell (``code(structure=lv,slice=0);code``) as flag dicts."""
+    out = []
+    for part in filter(None, text.split(";")):
+        code, _, where = part.partition("(")
+        out.append({"code": code, **dict(kv.split("=", 1) for kv in where.rstrip(")").split(",") if "=" in kv)})
+    return out
+
+
+def _is_qc(flag: dict[str, Any]) -> bool:
+    """A QC warning that bears on the compared measures (an absent RV or LA that is only info is not)."""
+    if flag.get("code") not in QC_CODES or flag.get("severity", "warning") != "warning":
+        return False
+    return flag.get("code") != "absent_structure" or flag.get("structure") in ("lv", "myo", "rv")
+
+
+def _values(row: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for k in MEASURES:
+        try:
+            v = float(row.get(k))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(v):
+            out[k] = v
+    return out
+
+
+def _floats(v: Any) -> list[float] | None:
+    try:
+        return [float(x) for x in v] if isinstance(v, (list, tuple)) and v else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _int_map(m: dict[str, Any]) -> dict[str, int]:
+    out = {}
+    for k, v in m.items():
+        try:
+            out[str(k)] = int(float(v))
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def _distinct(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for m in models:
+        m = {k: m.get(k) for k in _MODEL_KEYS}
+        if m not in out:
+            out.append(m)
+    return out
+
+
+def pair_visits(base: list[Visit], follow: list[Visit], allow_other_patient: bool = False,
+                given: bool = False) -> tuple[list[tuple[Visit, Visit]], str]:
+    """The (baseline, follow-up) pairs and the rule that paired them: ``given`` (two reports: paired as given),
+    ``patient_id`` (every visit has one) or ``case`` (equal case ids)."""
+    if given and len(base) == 1 and len(follow) == 1:
+        b, f = base[0], follow[0]
+        if b.patient_id and f.patient_id and b.patient_id != f.patient_id and not allow_other_patient:
+            raise MedsegError(f"the two visits are of different patients ({b.patient_id} vs {f.patient_id}): compare one patient's "
+                              "visits, or pass --allow-other-patient to pair them anyway")
+        return [(b, f)], "given"
+    if all(v.patient_id for v in base + follow):
+        for side, visits in (("baseline", base), ("follow-up", follow)):
+            seen: dict[str, str] = {}
+            for v in visits:
+                if v.patient_id in seen:
+                    raise MedsegError(f"the {side} holds two studies of patient {v.patient_id} ({seen[v.patient_id]}, {v.case}): give one "
+                                      "visit per folder, or compare one folder holding every visit (medseg compare OUT_DIR)")
+                seen[v.patient_id] = v.case
+        key, rule = (lambda v: v.patient_id), "patient_id"
+    else:
+        key, rule = (lambda v: v.case), "case"
+    by_key = {key(v): v for v in follow}
+    return [(b, by_key[key(b)]) for b in base if key(b) in by_key], rule
+
+
+def pair_one_folder(visits: list[Visit]) -> tuple[list[tuple[Visit, Visit]], dict[str, list[str]]]:
+    """Each patient's first and last visit by study date (one folder holding every visit), and
+    the cases left out: patients with one visit, visits between a patient's first and last."""
+    if not visits:
+        raise MedsegError("the folder has no measured study: run medseg batch with --measure")
+    if not all(v.patient_id for v in visits):
+        raise MedsegError("one folder is paired by DICOM patient id, and its studies have none (NIfTI): give the baseline and the "
+                          "follow-up as two folders or reports (medseg compare BASELINE FOLLOWUP), paired by case id")
+    by_patient: dict[str, list[Visit]] = {}
+    for v in visits:
+        by_patient.setdefault(v.patient_id, []).append(v)
+    pairs, single, between = [], [], []
+    for group in by_patient.values():
+        group.sort(key=lambda v: (v.study_date, v.case))
+        if len(group) == 1:
+            single.append(group[0].case)
+        else:
+            pairs.append((group[0], group[-1]))
+            between += [v.case for v in group[1:-1]]
+    return pairs, {"one_visit": single, **({"between_first_and_last": between} if between else {})}
+
+
+def _short(m: dict[str, Any]) -> str:
+    adapter = f" + adapter {m.get('adapter_id')} {str(m.get('adapter_sha256'))[:12]}" if m.get("adapter_sha256") else ""
+    return f"{m.get('model_id')} {str(m.get('model_sha256'))[:12]}{adapter}"
+
+
+def _models_text(models: list[dict[str, Any]]) -> str:
+    return ", ".join(_short(m) for m in models) if models else "labels not made by a medseg model"
+
+
+def model_change(b: Visit, f: Visit) -> str | None:
+    """Why the two visits' labels are not from the same model and adapter, or None."""
+    if b.models is None or f.models is None or not b.models or not f.models:
+        return None
+    sha = {(m["model_sha256"], m["adapter_sha256"]) for m in b.models}
+    if sha != {(m["model_sha256"], m["adapter_sha256"]) for m in f.models} or len(sha) > 1:
+        return f"model or adapter differs: baseline {_models_text(b.models)}; follow-up {_models_text(f.models)}"
+    return None
+
+
+def cautions(b: Visit, f: Visit) -> list[str]:
+    """Lines saying why the change between ``b`` and ``f`` may not be real."""
+    out = []
+    if change := model_change(b, f):
+        out.append(change)
+    elif (b.models is None) != (f.models is None) or (b.models == []) != (f.models == []):
+        out.append(f"the labels' models cannot be compared: baseline {'not recorded' if b.models is None else _models_text(b.models)}; "
+                   f"follow-up {'not recorded' if f.models is None else _models_text(f.models)}")
+    if b.kind != f.kind:
+        out.append(f"baseline is {_kind(b.kind)}, follow-up {_kind(f.kind)}: only the measures both have are compared")
+    if b.label_map and f.label_map and b.label_map != f.label_map:
+        out.append(f"label maps differ: baseline {_map_text(b.label_map)}, follow-up {_map_text(f.label_map)}")
+    if b.spacing_mm and f.spacing_mm and len(b.spacing_mm) == len(f.spacing_mm) == 3:
+        if not _close(b.spacing_mm[1:], f.spacing_mm[1:]):
+            out.append(f"pixel spacing differs: baseline {_mm(b.spacing_mm[1:])}, follow-up {_mm(f.spacing_mm[1:])} mm")
+        if b.kind != "echo" and f.kind != "echo" and not _close(b.spacing_mm[:1], f.spacing_mm[:1]):
+            out.append(f"slice spacing differs: baseline {b.spacing_mm[0]:g}, follow-up {f.spacing_mm[0]:g} mm")
+    differ = sorted(k for k in set(b.settings) & set(f.settings) if b.settings[k] != f.settings[k])
+    if differ:
+        out.append("measurement settings differ: " + "; ".join(f"{k} {b.settings[k]} vs {f.settings[k]}" for k in differ))
+    for side, v in (("baseline", b), ("follow-up", f)):
+        if v.needs_review:
+            out.append(f"the {side} segmentation needs review (its review flags: check its review sheet)")
+        if v.qc:
+            counts = {c: v.qc.count(c) for c in dict.fromkeys(v.qc)}
+            out.append(f"the {side} measure has QC warnings: " + ", ".join(f"{c} x{n}" if n > 1 else c for c, n in counts.items()))
+    return out
+
+
+def _kind(kind: str) -> str:
+    return {"ED/ES": "an ED/ES report", "one phase": "one phase (no ED/ES)", "echo": "echo (method of disks)"}[kind]
+
+
+def _map_text(m: dict[str, int]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(m.items(), key=lambda kv: kv[1]))
+
+
+def _mm(v: list[float]) -> str:
+    return " x ".join(f"{x:g}" for x in v)
+
+
+def _close(a: list[float], b: list[float]) -> bool:
+    return all(math.isclose(x, y, rel_tol=_RTOL) for x, y in zip(a, b))
+
+
+def compare(pairs: list[tuple[Visit, Visit]], allow_model_change: bool = False) -> dict[str, Any]:
+    """The changes of the paired visits (follow-up minus baseline), their cautions and the
+    summary (per measure: n, mean change, SD). Refuses a model or adapter change unless allowed."""
+    if not allow_model_change:
+        for b, f in pairs:
+            if change := model_change(b, f):
+                raise MedsegError(f"{b.case} -> {f.case}: {change}; a change of model is not a change of the heart "
+                                  "(pass --allow-model-change to compare anyway, with a caution)")
+    out_pairs = []
+    for b, f in pairs:
+        measures = {k: {"baseline": b.values[k], "followup": f.values[k], "change": round(f.values[k] - b.values[k], 4)}
+                    for k in MEASURES if k in b.values and k in f.values}
+        out_pairs.append({"baseline": b.brief(), "followup": f.brief(), "measures": measures, "cautions": cautions(b, f)})
+    summary: dict[str, Any] = {"n_pairs": len(out_pairs), "n_pairs_with_cautions": sum(bool(p["cautions"]) for p in out_pairs), "measures": {}}
+    for k, label in MEASURES.items():
+        d = [p["measures"][k]["change"] for p in out_pairs if k in p["measures"]]
+        if d:
+            summary["measures"][k] = {"label": label, "n": len(d), "mean_change": round(statistics.fmean(d), 4),
+                                      "sd_change": round(statistics.stdev(d), 4) if len(d) > 1 else None}
+    return {"pairs": out_pairs, "summary": summary}
+
+
+def changes_rows(result: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+    """One CSV row per pair: ids, dates, each measure's baseline, follow-up and change, cautions."""
+    keys = [k for k in MEASURES if any(k in p["measures"] for p in result["pairs"])]
+    fields = ["patient_id", "baseline_case", "followup_case", "baseline_date", "followup_date"]
+    fields += [f"{k}.{part}" for k in keys for part in ("baseline", "followup", "change")] + ["cautions"]
+    rows = []
+    for p in result["pairs"]:
+        row = {"patient_id": p["baseline"]["patient_id"] or p["followup"]["patient_id"] or "", "baseline_case": p["baseline"]["case"],
+               "followup_case": p["followup"]["case"], "baseline_date": p["baseline"]["study_date"] or "",
+               "followup_date": p["followup"]["study_date"] or "", "cautions": " | ".join(p["cautions"])}
+        row.update({f"{k}.{part}": round(v[part], 4) for k, v in p["measures"].items() for part in ("baseline", "followup", "change")})
+        rows.append(row)
+    return fields, rows
+
+
+def slope_png(result: dict[str, Any], path: Path, key: str = "lv.ef_pct") -> Path | None:
+    """A paired slope plot of ``key`` (LVEF): one line per pair from baseline to follow-up, pairs
+    with cautions dashed; None (nothing written) when no pair has it."""
+    from .._files import shown
+    from .plots import _figure, _save
+
+    pairs = [p for p in result["pairs"] if key in p["measures"]]
+    if not pairs:
+        return None
+    fig = _figure(4.2, 4.8)
+    ax = fig.add_subplot(1, 1, 1)
+    for p in pairs:
+        m = p["measures"][key]
+        style = {"linestyle": "--", "color": "tab:orange"} if p["cautions"] else {"color": "tab:blue"}
+        ax.plot([0, 1], [m["baseline"], m["followup"]], marker="o", linewidth=1.2, **style)
+        if len(pairs) <= 20:
+            ax.annotate(shown(p["baseline"]["patient_id"] or p["baseline"]["case"]), (1, m["followup"]), xytext=(4, 0),
+                        textcoords="offset points", va="center", fontsize=7)
+    values = [p["measures"][key][k] for p in pairs for k in ("baseline", "followup")]
+    mid, half = (min(values) + max(values)) / 2, max((max(values) - min(values)) / 2 * 1.1, 5.0)
+    ax.set_ylim(mid - half, mid + half)  # at least 10 points shown: a change of 0.1 is not drawn as a fall
+    ax.set_xticks([0, 1], ["baseline", "follow-up"])
+    ax.set_xlim(-0.2, 1.45)
+    ax.set_ylabel(MEASURES[key])
+    s = result["summary"]["measures"][key]
+    sd = f", SD {s['sd_change']:.1f}" if s["sd_change"] is not None else ""
+    ax.set_title(f"{MEASURES[key].split(' (')[0]} change: mean {s['mean_change']:+.1f}{sd} (n={s['n']})\ndashed: pairs with cautions",
+                 fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
