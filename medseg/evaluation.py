@@ -172,7 +172,12 @@ def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str | None, model, p
     check_reference_lv(ref_arr, label_map, vol.affine, f"reference labels of case {pair.case}")  # another data set's map: the RV scored as the LV
     t0 = time.perf_counter()
     if pair.prediction is not None:
-        pred, named, prov = _read_prediction(pair, cine, t, label_map, predicted_map)
+        pred, named, prov, odd = _read_prediction(pair, cine, t, label_map, predicted_map)
+        ref_odd = _voxels_of(ref_arr, unknown)
+        only = {who: [f"value {v} ({n} voxels)" for v, n in mine.items() if v not in theirs]
+                for who, mine, theirs in (("predicted", odd, ref_odd), ("reference", ref_odd, odd))}
+        if any(only.values()):  # a value one label set holds and the label map names not (a reader's extra class): not scored, said
+            not_in_map = {k: v for k, v in only.items() if v}
         review = _review_of(prov) if "review" in prov else None  # labels of another tool carry none
         missing = [n for n in present if n not in named]
         left_out = set(prov.get("handed_over") or [])  # --min-confidence: not segmented, handed over for manual review
@@ -200,6 +205,8 @@ def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str | None, model, p
             row["handed_over"] = handed  # left out below --min-confidence: not scored
         if edited_by_hand(prov):  # corrected in napari after the model: not the model's labels
             row["edited_by_hand"] = True
+        if any(only.values()):
+            row["not_in_label_map"] = not_in_map
     row["seconds"] = round(time.perf_counter() - t0, 3)
     if review is not None:
         row["review"] = review
@@ -210,7 +217,7 @@ def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str | None, model, p
 def _read_prediction(pair: Pair, cine, frame: int | None, label_map: LabelMap, predicted_map: LabelMap | None):
     """``pair.prediction`` on the grid of ``cine`` (its ``frame`` when the reference is a SEG of
     that phase) in ``label_map``'s values -> (array, the structures it names, the provenance of
-    its medseg sidecar or {}). Its own label map (medseg sidecar, DICOM SEG) says which structures
+    its medseg sidecar or {}, {value: voxels} of the values its map does not name). Its own label map (medseg sidecar, DICOM SEG) says which structures
     it holds; a file that names none is read with ``predicted_map`` (default ``label_map``)."""
     from .io import check_same_grid, read_label_volume, read_sidecar
     from .io.seg_reader import onto_image_stack
@@ -237,7 +244,12 @@ def _read_prediction(pair: Pair, cine, frame: int | None, label_map: LabelMap, p
     arr = pmap.remap(np.asarray(lab.array), label_map)
     arr = arr if lab.n_frames == cine.n_frames else np.broadcast_to(arr, cine.shape)
     prov = (read_sidecar(pair.prediction) or {}).get("provenance")
-    return arr, named, (prov if isinstance(prov, dict) else {})
+    return arr, named, (prov if isinstance(prov, dict) else {}), _voxels_of(lab.array, unknown)
+
+
+def _voxels_of(arr: np.ndarray, values: list[int]) -> dict[int, int]:
+    """{value: its voxel count in ``arr``} of ``values`` (those a label map does not name)."""
+    return {int(v): int(np.count_nonzero(np.asarray(arr) == v)) for v in values}
 
 
 def _evaluate_in_worker(pair: Pair, label_map: LabelMap, prompt: str | None, load: tuple[str, str | None, str] | None,

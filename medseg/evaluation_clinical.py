@@ -55,14 +55,19 @@ def clinical_errors(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
     has_rv = "rv" in label_map.values
     for ph in pairs.values():
         left = _handed(ph.values())
-        vals = {}
+        vals, flags = {}, {}
         for which in ("_pred", "_ref"):
             ed, es = ph["ED"][which], ph["ES"][which]
             rep = measure_ed_es(ed[0] if ed.ndim == 4 else ed, es[0] if es.ndim == 4 else es, ph["ED"]["_vol"].affine, label_map)
             vals[which] = (rep["lv"]["ef_pct"], rep.get("lv_mass_g"), rep["lv"]["edv_ml"], rep["rv"]["ef_pct"], rep["rv"]["edv_ml"],
-                           rep["wall_thickening_pct"]["global"])
+                           rep["wall_thickening_pct"]["global"], rep["lv"]["esv_ml"])
+            flags[which] = {f["code"] for f in rep.get("flags", ()) if f.get("severity") in ("warning", "error")}
         p, r = vals["_pred"], vals["_ref"]
-        ph["ED"]["clinical"] = {"lvef_pred": p[0], "lvef_ref": r[0], "lv_mass_pred_g": p[1], "lv_mass_ref_g": r[1], "edv_pred_ml": p[2], "edv_ref_ml": r[2]}
+        ph["ED"]["clinical"] = {"lvef_pred": p[0], "lvef_ref": r[0], "lv_mass_pred_g": p[1], "lv_mass_ref_g": r[1], "edv_pred_ml": p[2], "edv_ref_ml": r[2],
+                                "esv_pred_ml": p[6], "esv_ref_ml": r[6]}
+        one_sided = {who: sorted(flags[which] - flags[other]) for who, which, other in (("predicted", "_pred", "_ref"), ("reference", "_ref", "_pred"))}
+        if any(one_sided.values()):  # an ESV above the EDV, a slice left empty ... in one label set: a number to check, not a reader difference
+            ph["ED"]["measure_flags"] = {k: v for k, v in one_sided.items() if v}
         err_ef.append(abs(p[0] - r[0]))
         if "myo" in left:  # not segmented: no mass or wall thickening of the prediction
             del ph["ED"]["clinical"]["lv_mass_pred_g"], ph["ED"]["clinical"]["lv_mass_ref_g"]

@@ -5,9 +5,9 @@ the user's own statistics) and three figures (PNG, atomic):
   0.85 line of the review statistics, dots the review flagged ringed in black;
 * ``confidence.png``: volume confidence against Dice per structure, with the volume threshold
   the review flags use: on the user's own data, whether the flags point at the failures;
-* ``bland_altman.png`` (cases with ED and ES): LVEF, LV mass, LV EDV (and RVEF, RV EDV) as
-  difference (medseg - reference) against the mean, with the bias and the 95 % limits of
-  agreement of ``summary.agreement``.
+* ``bland_altman.png`` (cases with ED and ES): LVEF, LV mass, LV EDV, LV ESV (and RVEF, RV EDV) as
+  difference (medseg - reference, or the scored labels' name - reference: :func:`difference_name`)
+  against the mean, with the bias and the 95 % limits of agreement of ``summary.agreement``.
 
 And the statistics of RESULT.json's ``summary`` that these show: how well the review flags
 catch real failures (:func:`review_stats`, ``summary.review``) and the structures handed over
@@ -25,9 +25,9 @@ import numpy as np
 from ._files import write_text_atomic
 
 #: (key in a case's "clinical", label, unit) of the Bland-Altman panels and the agreement table.
-CLINICAL = (("lvef", "LVEF", "%"), ("lv_mass", "LV mass", "g"), ("edv", "LV EDV", "mL"), ("rvef", "RVEF", "%"), ("rv_edv", "RV EDV", "mL"),
+CLINICAL = (("lvef", "LVEF", "%"), ("lv_mass", "LV mass", "g"), ("edv", "LV EDV", "mL"), ("esv", "LV ESV", "mL"), ("rvef", "RVEF", "%"), ("rv_edv", "RV EDV", "mL"),
             ("wall_thickening", "Wall thickening", "%"))
-_PRED_REF = {"lvef": ("lvef_pred", "lvef_ref"), "lv_mass": ("lv_mass_pred_g", "lv_mass_ref_g"), "edv": ("edv_pred_ml", "edv_ref_ml"),
+_PRED_REF = {"lvef": ("lvef_pred", "lvef_ref"), "lv_mass": ("lv_mass_pred_g", "lv_mass_ref_g"), "edv": ("edv_pred_ml", "edv_ref_ml"), "esv": ("esv_pred_ml", "esv_ref_ml"),
              "rvef": ("rvef_pred", "rvef_ref"), "rv_edv": ("rv_edv_pred_ml", "rv_edv_ref_ml"),
              "wall_thickening": ("wall_thickening_pred_pct", "wall_thickening_ref_pct")}
 
@@ -42,7 +42,7 @@ def clinical_pairs(cases: list[dict[str, Any]], key: str) -> tuple[np.ndarray, n
 
 
 def agreement(cases: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Bland-Altman statistics per clinical measure: bias (mean of medseg - reference), SD of the
+    """Bland-Altman statistics per clinical measure: bias (mean of medseg, or the labels scored, - reference), SD of the
     differences and the 95 % limits of agreement (bias +/- 1.96 SD; None with fewer than 2 cases)."""
     out = {}
     for key, _, _ in CLINICAL:
@@ -159,6 +159,9 @@ def case_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
             row["handed_over"] = " ".join(c["handed_over"])
         if "not_in_reference" in c:  # drawn where the reference has none: not scored
             row["not_in_reference"] = " ".join(c["not_in_reference"])
+        for key in ("measure_flags", "not_in_label_map"):  # {"predicted": [...], "reference": [...]} -> "predicted: a b; reference: c"
+            if key in c:
+                row[key] = "; ".join(f"{who}: {' '.join(map(str, v))}" for who, v in c[key].items())
         row["seconds"] = c.get("seconds", "")
         row["image"], row["label"] = c["image"], c["label"]
         if "prediction" in c:
@@ -195,6 +198,14 @@ def write_plots(result: dict[str, Any], folder: str | Path, volume_threshold: fl
     if any(clinical_pairs(result["cases"], k)[0].size >= 2 for k, _, _ in CLINICAL):
         written["bland_altman"] = bland_altman_png(result, folder / "bland_altman.png")
     return written
+
+
+def difference_name(settings: dict) -> tuple[str, str]:
+    """(what was scored, what against) for the Bland-Altman axes and the console: ("medseg",
+    "reference") for a model run, else the names ``evaluate`` gave the labels made before
+    (``settings.compared``: the --predicted folder's name, e.g. another reader's)."""
+    compared = settings.get("compared") or {}
+    return str(compared.get("scored_name") or "medseg"), str(compared.get("reference_name") or "reference")
 
 
 def _scored_run(settings: dict) -> str:
@@ -274,6 +285,7 @@ def bland_altman_png(result: dict[str, Any], path: str | Path) -> Path:
 
     keys = [(k, label, unit) for k, label, unit in CLINICAL if clinical_pairs(result["cases"], k)[0].size >= 2]
     stats = agreement(result["cases"])
+    scored, reference = difference_name(result.get("settings") or {})
     ncol = min(3, len(keys))
     nrow = -(-len(keys) // ncol)
     fig = _figure(3.4 * ncol, 3.1 * nrow + 0.3)
@@ -287,8 +299,8 @@ def bland_altman_png(result: dict[str, Any], path: str | Path) -> Path:
             ax.axhline(v, color="0.4", ls="--", lw=0.8)
         ax.axhline(0, color="0.8", lw=0.6, zorder=0)
         ax.set_title(f"{label} ({unit}): LoA {st['loa'][0]:+.1f} to {st['loa'][1]:+.1f}", fontsize=9)
-        ax.set_xlabel(f"mean of medseg and reference ({unit})", fontsize=8)
-        ax.set_ylabel(f"medseg - reference ({unit})", fontsize=8)
+        ax.set_xlabel(f"mean of {scored} and {reference} ({unit})", fontsize=8)
+        ax.set_ylabel(f"{scored} - {reference} ({unit})", fontsize=8)
         ax.legend(fontsize=7, loc="best")
         ax.grid(alpha=0.3)
     fig.suptitle(f"Bland-Altman, {max(stats[k]['n'] for k, _, _ in keys)} studies (ED + ES)", fontsize=10)

@@ -80,6 +80,10 @@ def evaluate_command(
         task = bar.add_task("eval", total=len(rows))
         result = evaluate_pairs(rows, lmap, prompt, loaded, progress=lambda d, t: bar.update(task, completed=d), workers=workers,
                                 load=None if scoring else (model, adapter, device), predicted_map=pmap)
+    scored_name = (predicted.resolve().name or "predicted") if predicted else ("predicted" if scoring else "medseg")
+    result["settings"]["compared"] = {"scored": str(predicted.resolve()) if predicted else ("the pairs' prediction column" if scoring else "medseg's model"),
+                                      "scored_name": scored_name, "reference": f"the labels of {pairs.resolve()}", "reference_name": "reference",
+                                      "difference": f"{scored_name} - reference"}  # the sign of summary.agreement's bias
     if csv_path is not None:
         from ..evaluation_report import write_cases_csv
 
@@ -95,6 +99,7 @@ def evaluate_command(
     s = result["summary"]
     dice = ", ".join(f"{k} {v:.3f}" for k, v in s["dice"].items())
     how = f"labels in {shown(predicted)}" if predicted else ("the pairs' predictions" if scoring else f"prompt={prompt}")
+    how += f" against the reference labels of {shown(pairs)}" if scoring else ""
     console.print(f"{s['n_cases']} case{'' if s['n_cases'] == 1 else 's'}, {how}: Dice {dice}; wrote {shown(out)}", markup=False)
     if trained:
         console.print(f"note: {len(trained)} of the {len({r.case for r in rows})} cases are named as volumes the adapter was trained on "
@@ -115,7 +120,10 @@ def evaluate_command(
                       + (f" and {len(extra) - 5} more" if len(extra) > 5 else "") + " (`not_in_reference`)", markup=False)
     units = (("lvef_mae", "LVEF", "pts"), ("lv_mass_mae_g", "LV mass", "g"), ("edv_mae_ml", "LV EDV", "mL"), ("rvef_mae", "RVEF", "pts"),
              ("rv_edv_mae_ml", "RV EDV", "mL"), ("wall_thickening_mae_pct", "wall thickening", "pts"))
-    errs = [f"{name} {s[k]:.1f} {u}" for k, name, u in units if isinstance(s.get(k), float) and s[k] == s[k]]
+    agree = s.get("agreement", {})
+    n_of = {k: agree.get(a, {}).get("n") for k, a in zip((u[0] for u in units), ("lvef", "lv_mass", "edv", "rvef", "rv_edv", "wall_thickening"))}
+    errs = [f"{name} {s[k]:.1f} {u}" + (f" (n={n_of[k]})" if n_of[k] is not None and n_of[k] < s["n_clinical_cases"] else "")
+            for k, name, u in units if isinstance(s.get(k), float) and s[k] == s[k]]
     if errs:
         console.print(f"mean absolute error over {s['n_clinical_cases']} ED/ES cases: {', '.join(errs)}", markup=False)
     if s.get("n_long_axis_studies"):
@@ -126,7 +134,16 @@ def evaluate_command(
     for key, name in (("lvef", "LVEF"), ("rvef", "RVEF")):
         ef = s.get("agreement", {}).get(key)
         if ef and ef["loa"]:
-            console.print(f"{name} medseg - reference: bias {ef['bias']:+.1f} pts, 95 % limits of agreement {ef['loa'][0]:+.1f} to {ef['loa'][1]:+.1f}", markup=False)
+            console.print(f"{name} {result['settings']['compared']['difference']}: bias {ef['bias']:+.1f} pts, 95 % limits of agreement "
+                          f"{ef['loa'][0]:+.1f} to {ef['loa'][1]:+.1f}", markup=False)
+    for key, what in (("measure_flags", "QC flags of the measurement on one side only (`measure_flags`)"),
+                      ("not_in_label_map", "label values on one side only that the label map does not name, not scored (`not_in_label_map`)")):
+        rows = [c for c in result["cases"] if c.get(key)]
+        hit = [f"{shown(c['case'])} ({'; '.join(f'{w} ' + ', '.join(map(str, v)) for w, v in c[key].items())})" for c in rows]
+        swapped = any("esv_exceeds_edv" in v for c in rows for v in c[key].values() if key == "measure_flags")
+        if hit:  # esv_exceeds_edv: which frame is ED is the reference's call (its larger LV) unless a phase column says
+            console.print(f"note: {what}: {'; '.join(hit[:5])}" + (f" and {len(hit) - 5} more" if len(hit) > 5 else "")
+                          + ("; ED and ES are the phase column's, else the frames of the reference's larger and smaller LV" if swapped else ""), markup=False)
     handed = s.get("handed_over")
     if handed:
         listed = [f"{shown(c['case'])}{' ' + c['phase'] if c['phase'] else ''} ({'no labels: ' if c['entire'] else ''}{', '.join(c['structures'])})"

@@ -158,7 +158,7 @@ def test_evaluate_prints_the_rvef_agreement(tmp_path, capsys):
     ag = json.loads(out.read_text())["summary"]["agreement"]["rvef"]
     assert ag["n"] == 2 and ag["bias"] > 0
     text = "".join(capsys.readouterr())  # the console writes to stderr
-    assert (f"RVEF medseg - reference: bias {ag['bias']:+.1f} pts, 95 % limits of agreement {ag['loa'][0]:+.1f} to "
+    assert (f"RVEF pred - reference: bias {ag['bias']:+.1f} pts, 95 % limits of agreement {ag['loa'][0]:+.1f} to "
             f"{ag['loa'][1]:+.1f}") in text
 
 
