@@ -170,6 +170,57 @@ def check_adapter_file(folder: Path) -> None:
         if dtype not in FLOAT_DTYPES:
             raise CheckpointError(f"{weights}: weight {_show(k)} is {dtype} (adapter weights are floating point: {', '.join(FLOAT_DTYPES)})")
     check_adapter_values(weights)
+    check_recorded_sha256(folder)
+
+
+#: the adapter folder format this medseg reads (medseg.json ``format``)
+ADAPTER_FORMAT = "medseg-adapter/1"
+
+
+def check_adapter_meta(folder: Path, meta: dict[str, Any]) -> None:
+    """Refuse a medseg.json of another format than :data:`ADAPTER_FORMAT` (an adapter made by a
+    newer medseg loaded as if this one knew its folder; a folder without ``format``, written by
+    hand, is read as this one)."""
+    fmt = meta.get("format", ADAPTER_FORMAT)
+    if fmt != ADAPTER_FORMAT:
+        from . import __version__
+
+        made = f" (made by medseg {_show(meta['medseg_version'])})" if "medseg_version" in meta else ""
+        raise CheckpointError(f"{folder}: adapter format {_show(fmt)}{made}; this medseg ({__version__}) reads {ADAPTER_FORMAT}: "
+                              "update medseg, or ask for an adapter made with this version")
+
+
+def nested_adapter(folder: Path) -> Path | None:
+    """The one adapter folder inside ``folder`` where ``folder`` is none itself: a zip unpacked into
+    a folder of its own name (``NAME/NAME/medseg.json``); None otherwise."""
+    if (folder / "medseg.json").is_file():
+        return None
+    try:
+        inner = [p for p in folder.iterdir() if p.is_dir() and (p / "medseg.json").is_file()]
+    except OSError:
+        return None
+    return inner[0] if len(inner) == 1 else None
+
+
+def check_recorded_sha256(folder: Path) -> None:
+    """``adapter_model.safetensors`` has the sha256 its medseg.json records (``adapter_sha256``,
+    as the outputs made with it record it; written by ``medseg adapt``): a file damaged in transfer
+    or another adapter's weights copied in loaded as this card's adapter, with nothing said.
+    A medseg.json that records none (older adapters) is not checked."""
+    from ._files import sha256_file
+
+    try:
+        recorded = json.loads((folder / "medseg.json").read_text()).get("adapter_sha256")
+    except (OSError, ValueError, AttributeError):
+        return  # read_adapter_meta says why
+    if recorded is None:
+        return
+    weights = folder / "adapter_model.safetensors"
+    digest = sha256_file(weights)
+    if digest != recorded:
+        shown = f"{recorded[:16]}..." if isinstance(recorded, str) else _show(recorded)
+        raise CheckpointError(f"{weights}: sha256 {digest[:16]}... is not the {shown} its medseg.json records "
+                              "(damaged in transfer, or another adapter's weights): get the adapter folder again")
 
 
 def check_adapter_values(weights: Path) -> None:

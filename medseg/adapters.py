@@ -2,8 +2,9 @@
 
 An adapter folder holds ``adapter_config.json`` + ``adapter_model.safetensors`` (peft's own
 format), ``medseg.json`` (base model id and sha256, modality, view, label map, training data
-summary, validation Dice before/after, medseg version, date) and a ``README.md`` card.
-Loading onto a base whose sha256 differs from ``medseg.json`` is refused, naming both.
+summary, validation Dice before/after, medseg version, date, the weights' sha256) and a ``README.md``
+card. Loading onto a base whose sha256 differs from ``medseg.json`` is refused, naming both, and
+so are weights of another sha256 than it records and a ``format`` this medseg does not read.
 
 LoRA targets the image encoder's attention ``qkv`` linears and, by default, the mask
 decoder's attention projections; the structure tokens can be trained too (a tiny
@@ -22,14 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from .adapter_checks import (  # noqa: F401 (medseg.adapters.* as before)
+    ADAPTER_FORMAT,
     DECODER_TARGETS,
     ENCODER_TARGETS,
     MAX_RANK,
     STRUCTURE_MODULES,
     check_adapter_config,
     check_adapter_file,
+    check_adapter_meta,
     check_adapter_values,
     check_loaded_keys,
+    nested_adapter,
 )
 from .errors import CheckpointError
 
@@ -92,6 +96,7 @@ def check_adapter_out(out_dir: str | Path, init_from: str | None = None) -> Path
 def save_adapter(peft_model, out_dir: str | Path, meta: dict[str, Any], card: str) -> Path:
     """Write the adapter folder atomically (a temp folder renamed into place)."""
     from . import __version__
+    from ._files import sha256_file
 
     out = check_adapter_out(out_dir)
     tmp = out.with_name(f".{out.name}.tmp-{int(time.time() * 1000)}")
@@ -99,8 +104,12 @@ def save_adapter(peft_model, out_dir: str | Path, meta: dict[str, Any], card: st
         shutil.rmtree(tmp)
     try:
         peft_model.save_pretrained(str(tmp), safe_serialization=True)
-        (tmp / "medseg.json").write_text(json.dumps({"format": "medseg-adapter/1", "medseg_version": __version__, "date": time.strftime("%Y-%m-%d"), **meta}, indent=2) + "\n")
-        (tmp / "README.md").write_text(card)
+        made = {"format": ADAPTER_FORMAT, "medseg_version": __version__, "date": time.strftime("%Y-%m-%d")}
+        digest = sha256_file(tmp / "adapter_model.safetensors")  # checked on load: a damaged or swapped file is refused
+        (tmp / "medseg.json").write_text(json.dumps({**made, **meta, "adapter_sha256": digest}, indent=2) + "\n")
+        (tmp / "README.md").write_text(card.rstrip("\n") + f"\n\nMade with medseg {made['medseg_version']} on {made['date']}. "
+                                       f"`adapter_model.safetensors` sha256 `{digest}`: what is made with this adapter records it "
+                                       "as `adapter_sha256` (cite it with the adapter's name); a file that no longer has it is refused.\n")
         umask = os.umask(0)
         os.umask(umask)
         for f in tmp.iterdir():  # safetensors writes 0600: an adapter folder is shared like any other output
@@ -163,13 +172,16 @@ def same_named_adapters(folder: Path) -> list[Path]:
 def read_adapter_meta(folder: Path) -> dict[str, Any]:
     missing = [f for f in ADAPTER_FILES if not (folder / f).is_file()]
     if missing:
-        raise CheckpointError(f"{folder}: not a medseg adapter folder (missing {', '.join(missing)})")
+        inner = nested_adapter(folder)
+        hint = f"; it holds the adapter folder {inner.name!r} (unpacked one folder too deep?): give that folder or move it up" if inner else ""
+        raise CheckpointError(f"{folder}: not a medseg adapter folder (missing {', '.join(missing)}){hint}")
     try:
         meta = json.loads((folder / "medseg.json").read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise CheckpointError(f"{folder}/medseg.json is not valid JSON") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{folder}/medseg.json is not a JSON object")
+    check_adapter_meta(folder, meta)
     return meta
 
 
@@ -292,7 +304,7 @@ def list_adapters() -> list[dict[str, Any]]:
     for d in asset_dirs("adapters"):
         if not d.is_dir():
             continue
-        for folder in sorted(p for p in d.iterdir() if p.is_dir() and (p / "medseg.json").is_file()):
+        for folder in sorted(p for p in d.iterdir() if p.is_dir() and ((p / "medseg.json").is_file() or nested_adapter(p))):
             if folder.name in seen:  # --adapter NAME loads the first: a user's adapter named as a shipped one hides it
                 first = seen[folder.name]
                 if home is not None and Path(first["source"]).parent == home and first.get("sha256"):
@@ -309,6 +321,7 @@ def list_adapters() -> list[dict[str, Any]]:
                 continue
             rows.append({"name": folder.name, "kind": "adapter", "size_mb": size, "sha256": digest,
                          "description": meta.get("description", ""), "source": str(folder), "base_model_sha256": meta.get("base_model_sha256"),
+                         **{k: meta.get(k) for k in ("modality", "view", "date", "medseg_version")},
                          "structures": [str(n) for n in (meta.get("label_map") or {})] if isinstance(meta.get("label_map"), dict) else []})
             seen[folder.name] = rows[-1]
     return rows

@@ -422,8 +422,12 @@ def _json_row(row: dict[str, Any]) -> dict[str, Any]:
 
 def _settings(options: BatchOptions) -> dict[str, Any]:
     """The batch settings for summary.json; of the subjects file (body data) only its row count."""
+    from .weights import weights_sha256
+
     d = dataclasses.asdict(options)
     d["subjects"] = len(options.subjects)
+    # the weights --model and --adapter name now (a paper cites them; each case's sidecar has those it was made with)
+    d["model_sha256"], d["adapter_sha256"] = weights_sha256(options.model, options.adapter)
     return d
 
 

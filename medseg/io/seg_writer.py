@@ -47,6 +47,7 @@ def write_dicom_seg(
     automatic: bool = False,
     series_instance_uid: str | None = None,
     instance_number: int = 1,
+    algorithm_parameters: Mapping[str, str] | None = None,
 ) -> Path:
     """Write ``labels`` as a DICOM Segmentation object referencing ``like``'s source images.
 
@@ -64,6 +65,8 @@ def write_dicom_seg(
             SEMIAUTOMATIC.
         series_instance_uid, instance_number: the phases of one cine written as instances of one
             series (a new series UID by default).
+        algorithm_parameters: the model and adapter that made the labels (ids and sha256, as the
+            sidecar records them), in every segment's AlgorithmParameters: the SEG alone names them.
 
     Raises:
         MedsegError: the input was not read from DICOM, or highdicom refused the data.
@@ -88,7 +91,7 @@ def write_dicom_seg(
         when = f"frame {frame}" + (f" ({1000 * like.frame_times_s[frame]:.0f} ms)" if like.frame_times_s is not None else "")
         seg = _build(sources, pixel_array, positions, label_map, series_description, series_number,
                      algorithm_name, algorithm_version, automatic=automatic, series_uid=series_instance_uid,
-                     instance_number=instance_number, content=f"{series_description}, {when}")
+                     instance_number=instance_number, content=f"{series_description}, {when}", parameters=algorithm_parameters)
         if positions is not None:  # one multi-frame source: reference the frames of phase `frame`
             _reference_source_frames(seg, positions, [like.meta["frame_numbers"][frame][z] + 1 for z in range(like.n_slices)])
         with atomic_path(out) as tmp:
@@ -285,7 +288,8 @@ STRUCTURE_DESCRIPTIONS = {"lv": "left ventricular blood pool (papillary muscles 
 
 def _build(sources: list[Any], pixel_array: np.ndarray, positions: list[Any] | None, label_map: LabelMap, description: str,
            series_number: int, algorithm_name: str, algorithm_version: str | None, automatic: bool = False,
-           series_uid: str | None = None, instance_number: int = 1, content: str | None = None) -> Any:
+           series_uid: str | None = None, instance_number: int = 1, content: str | None = None,
+           parameters: Mapping[str, str] | None = None) -> Any:
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
@@ -293,7 +297,8 @@ def _build(sources: list[Any], pixel_array: np.ndarray, positions: list[Any] | N
     from ..labels import STRUCTURE_COLOURS
 
     algo = hd.AlgorithmIdentificationSequence(
-        name=algorithm_name, version=algorithm_version or __version__, family=codes.cid7162.ArtificialIntelligence
+        name=algorithm_name, version=algorithm_version or __version__, family=codes.cid7162.ArtificialIntelligence,
+        parameters={str(k): str(v) for k, v in parameters.items()} if parameters else None,
     )
     kind = hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC if automatic else hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC
     descriptions = []

@@ -312,6 +312,8 @@ def write_labels(
 
         sidecar_obj["dicom_seg_segments"] = segment_numbers(lm)  # the SEG numbers its segments 1..N, not by label value
         seg_opts["automatic"] = _zero_click(sidecar_obj["provenance"])
+        seg_opts["algorithm_parameters"] = {k: str(v) for k in ("model_id", "model_sha256", "adapter_id", "adapter_sha256")
+                                            if (v := sidecar_obj["provenance"].get(k))}
     if kind == "dicom-seg" and arr.ndim == 4 and arr.shape[0] > 1:
         return _write_seg_per_frame(arr, like, out, lm, sidecar_obj, seg_opts)
     sidecar_obj["labels"] = check_sidecar_free(out, sidecar_obj)

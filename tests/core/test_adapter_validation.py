@@ -14,6 +14,7 @@ import shutil
 import pytest
 import torch
 
+from medseg._files import sha256_file
 from medseg.adapters import attach_adapter, check_adapter_file, find_adapter, list_adapters
 from medseg.cli._app import run_cli
 from medseg.errors import CheckpointError, MedsegError
@@ -50,6 +51,8 @@ def _weights(folder, change):
     path = folder / "adapter_model.safetensors"
     state = change(load_file(str(path)))
     save_file(state, str(path), metadata={"format": "pt"})
+    meta = json.loads((folder / "medseg.json").read_text())  # an adapter made with these weights: its card records their sha256
+    (folder / "medseg.json").write_text(json.dumps({**meta, "adapter_sha256": sha256_file(path)}))
 
 
 def _one_line(text: str) -> str:
