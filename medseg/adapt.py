@@ -46,40 +46,66 @@ class AdaptConfig:
     init_from: str | None = None  # an adapter (name or folder) to start from instead of a fresh LoRA
 
 
-def bank_from_pairs(train: list[Pair], val: list[Pair], label_map: LabelMap, device: str, canvas: int = 256):
-    """Read labelled volumes into a SliceBank (train split 0, val split 1)."""
+def check_structures(label_map: LabelMap) -> None:
+    """Refuse a label map naming a structure the model does not learn (``adapt`` and ``train``)."""
+    from .training.data import STRUCTURES
+
+    unknown = [n for n in label_map.names if n not in STRUCTURES]
+    if unknown:
+        raise LabelMapError(f"medseg's models learn its structures ({', '.join(STRUCTURES)}); unknown in the label map: {', '.join(unknown)}")
+
+
+def read_labelled_pair(pair: Pair, label_map: LabelMap) -> tuple[Any, np.ndarray, np.ndarray, set[str]]:
+    """One training pair read and checked as ``adapt`` and ``train --pairs`` take them: (its
+    volume, the image normalised per study (T, Z, Y, X) float32 in [0, 1], its labels in medseg's
+    default map (T, Z, Y, X) uint8, the structures of ``label_map`` it holds).
+
+    Raises:
+        MedsegError: labels of another grid, a map that does not fit them, no voxel of the map,
+            a CT image the Hounsfield window would clip."""
     from .io import check_same_grid, read_label_volume, read_volume
     from .io.seg_reader import in_label_map, onto_image_stack, seg_phase
     from .measure.report import check_reference_lv
     from .preprocess import hounsfield_problem, normalize_intensity
+
+    vol = read_volume(pair.image, series=pair.series, modality=pair.modality)
+    ref = onto_image_stack(vol, in_label_map(read_label_volume(pair.label), label_map))
+    t = seg_phase(vol, ref)  # a SEG of one phase of a cine: train on that frame
+    vol = vol.phase(t) if t is not None else vol
+    check_same_grid(vol, ref, f"labels of {pair.case}")
+    missing, unknown = label_map.fit(ref.array)
+    if missing and unknown:  # the map does not fit (a typo, another data set's values): those voxels would be taught as background
+        raise LabelMapError(f"{pair.label}: holds no {', '.join(f'{n}={v}' for n, v in missing.items())} but value(s) "
+                            f"{', '.join(map(str, unknown[:8]))} that the label map ({label_map.to_string()}) does not name: is the map right?")
+    check_reference_lv(ref.array, label_map, vol.affine, f"labels of {pair.case}")  # another data set's map would teach the RV as the LV
+    lab = label_map.remap(np.asarray(ref.array if ref.n_frames == vol.n_frames else np.broadcast_to(ref.array, vol.shape)), DEFAULT_LABEL_MAP)
+    if not lab.any():
+        raise LabelMapError(f"{pair.label}: no voxel carries a value of the label map ({label_map.to_string()})")
+    problem = hounsfield_problem(vol.array) if vol.modality == "CT" else None
+    if problem is not None:  # the HU window would clip it: the model would learn from flat grey slices
+        raise MedsegError(f"{pair.image}: read as CT but {problem}")
+    return vol, normalize_intensity(vol.array, vol.modality), lab, set(label_map.values) - set(missing)
+
+
+def check_all_seen(label_map: LabelMap, seen: set[str]) -> None:
+    """Refuse a map naming a structure that no reference holds."""
+    never = [f"{n}={v}" for n, v in label_map.values.items() if n not in seen]
+    if never:
+        raise LabelMapError(f"the label map names {', '.join(never)}, but no reference holds that value: leave it out, or check the map")
+
+
+def bank_from_pairs(train: list[Pair], val: list[Pair], label_map: LabelMap, device: str, canvas: int = 256):
+    """Read labelled volumes into a SliceBank (train split 0, val split 1)."""
     from .training.data import STRUCTURES, SliceBank, presence_and_boxes
     from .training.pack import to_canvas
 
-    unknown = [n for n in label_map.names if n not in STRUCTURES]
-    if unknown:
-        raise LabelMapError(f"adapters learn the model's structures ({', '.join(STRUCTURES)}); unknown in the label map: {', '.join(unknown)}")
+    check_structures(label_map)
     imgs, labs, prev, nxt, split, vols, modalities, seen = [], [], [], [], [], [], set(), set()
     for s, pairs in ((0, train), (1, val)):
         for pair in pairs:
-            vol = read_volume(pair.image, series=pair.series, modality=pair.modality)
-            ref = onto_image_stack(vol, in_label_map(read_label_volume(pair.label), label_map))
-            t = seg_phase(vol, ref)  # a SEG of one phase of a cine: train on that frame
-            vol = vol.phase(t) if t is not None else vol
-            check_same_grid(vol, ref, f"labels of {pair.case}")
-            missing, unknown = label_map.fit(ref.array)
-            if missing and unknown:  # the map does not fit (a typo, another data set's values): those voxels would be taught as background
-                raise LabelMapError(f"{pair.label}: holds no {', '.join(f'{n}={v}' for n, v in missing.items())} but value(s) "
-                                    f"{', '.join(map(str, unknown[:8]))} that the label map ({label_map.to_string()}) does not name: is the map right?")
-            seen |= set(label_map.values) - set(missing)
-            check_reference_lv(ref.array, label_map, vol.affine, f"labels of {pair.case}")  # another data set's map would teach the RV as the LV
-            lab = label_map.remap(np.asarray(ref.array if ref.n_frames == vol.n_frames else np.broadcast_to(ref.array, vol.shape)), DEFAULT_LABEL_MAP)
-            if not lab.any():
-                raise LabelMapError(f"{pair.label}: no voxel carries a value of the label map ({label_map.to_string()})")
-            problem = hounsfield_problem(vol.array) if vol.modality == "CT" else None
-            if problem is not None:  # the HU window would clip it: the adapter would learn from flat grey slices
-                raise MedsegError(f"{pair.image}: read as CT but {problem}")
+            vol, norm, lab, held = read_labelled_pair(pair, label_map)
+            seen |= held
             modalities.add(_recorded_modality(vol))
-            norm = normalize_intensity(vol.array, vol.modality)
             for t in range(vol.n_frames):
                 base = len(imgs)
                 for z in range(vol.n_slices):
@@ -90,9 +116,7 @@ def bank_from_pairs(train: list[Pair], val: list[Pair], label_map: LabelMap, dev
                     nxt.append(base + z + 1 if z < vol.n_slices - 1 else -1)
                     split.append(s)
                     vols.append(f"{pair.case}/t{t}")
-    never = [f"{n}={v}" for n, v in label_map.values.items() if n not in seen]
-    if never:
-        raise LabelMapError(f"the label map names {', '.join(never)}, but no reference holds that value: leave it out, or check the map")
+    check_all_seen(label_map, seen)
     dev = torch.device(device)
     labels = torch.from_numpy(np.stack(labs)).to(dev)
     present, boxes = presence_and_boxes(labels)

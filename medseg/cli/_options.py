@@ -164,3 +164,26 @@ def note_gpu_unused(device: str) -> None:
 
         console.print("note: a CUDA GPU is available here and this run uses the cpu: --device cuda runs on the GPU",
                       markup=False, highlight=False, soft_wrap=True)
+
+
+def train_val_pairs(pairs: Any, val: Any, label_map: str | None) -> tuple[list, list, Any]:
+    """``--pairs`` / ``--val`` / ``--label-map`` as ``adapt`` and ``train`` take them: the
+    training and validation pairs (CSV or folder; images left out said), refused when the
+    validation holds a training image (the same file or a copy), and the label map (without
+    ``--label-map``: the one the label files name)."""
+    from ..errors import MedsegError
+    from ..labels import LabelMap
+    from ..pairs import read_pairs, shared_images
+
+    left_train, left_val, notes = [], [], []
+    train_pairs = read_pairs(pairs, left_train, notes)
+    val_pairs = read_pairs(val, left_val, notes) if val else []
+    note_lines(notes)
+    both = shared_images(train_pairs, val_pairs)  # the same files, or copies of them
+    if both:  # its before/after Dice and the step kept would be measured on what it learnt
+        raise MedsegError(f"--val holds images --pairs trains on, the same files or copies ({len(both)}: {', '.join(both[:5])}"
+                          f"{', ...' if len(both) > 5 else ''}): validate on other subjects, or leave --val out (the last step is then kept, unscored)")
+    lmap = LabelMap.parse(label_map) if label_map else references_map(train_pairs + val_pairs)
+    note_left_out("--pairs", left_train)
+    note_left_out("--val", left_val)
+    return train_pairs, val_pairs, lmap

@@ -42,9 +42,7 @@ def adapt_command(
     from ..adapt import AdaptConfig, check_init_adapter, run_adapt
     from ..adapters import MAX_RANK, check_adapter_out
     from ..errors import MedsegError
-    from ..labels import LabelMap
-    from ..pairs import read_pairs, shared_images
-    from ._options import check_device, note_left_out, note_lines, references_map
+    from ._options import check_device, train_val_pairs
 
     for name, value, ok in (("--steps", steps, steps >= 1), ("--rank", rank, 1 <= rank <= MAX_RANK), ("--batch-size", batch_size, batch_size >= 1),
                             ("--val-every", val_every, val_every >= 1), ("--patience", patience, patience >= 1),
@@ -59,17 +57,7 @@ def adapt_command(
         raise MedsegError(f"--resume: nothing to resume ({shown(state.parent)} is not there) and {shown(out)} is a finished adapter; "
                           f"to train it further, start from it: --init-from {shown(out)} -o ANOTHER_FOLDER (or leave out --resume to train anew in its place)")
     _note_hidden_adapter(out)
-    left_train, left_val, notes = [], [], []
-    train_pairs = read_pairs(pairs, left_train, notes)
-    val_pairs = read_pairs(val, left_val, notes) if val else []
-    note_lines(notes)
-    both = shared_images(train_pairs, val_pairs)  # the same files, or copies of them
-    if both:  # its before/after Dice and the step kept would be measured on what it learnt
-        raise MedsegError(f"--val holds images --pairs trains on, the same files or copies ({len(both)}: {', '.join(both[:5])}"
-                          f"{', ...' if len(both) > 5 else ''}): validate on other subjects, or leave --val out (the last step is then kept, unscored)")
-    lmap = LabelMap.parse(label_map) if label_map else references_map(train_pairs + val_pairs)
-    note_left_out("--pairs", left_train)
-    note_left_out("--val", left_val)
+    train_pairs, val_pairs, lmap = train_val_pairs(pairs, val, label_map)
     cfg = AdaptConfig(out=str(out), base=model, rank=rank, decoder=not no_decoder, device=device, batch_size=batch_size, lr=lr,
                       time_budget_s=time_budget, max_steps=steps, val_every=val_every, patience=patience, seed=seed, resume=resume,
                       modality=modality, view=view, description=description, init_from=init_from)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from .._files import shown
-from ._app import app, console
+from ._app import app, console, progress_bar
 
 
 @app.command("train")
@@ -15,7 +15,14 @@ def train_command(
     out: Path = typer.Option(..., "-o", "--out", help="Output folder (checkpoints, history, summary)."),
     data: Path | None = typer.Option(None, "--data", help="The shared data folder (../shared/data); packed into OUT/pack.npz first."),
     pack: Path | None = typer.Option(None, "--pack", help="A pack made earlier (medseg train --data ... --pack-only)."),
-    pack_only: bool = typer.Option(False, "--pack-only", help="Only build OUT/pack.npz from --data, then stop."),
+    pairs: Path | None = typer.Option(None, "--pairs", help="Your own labelled images, as medseg adapt takes them: a CSV with columns image,label "
+                                      "or a folder of images with their labels beside them (C.nii.gz + C_gt.nii.gz); packed into OUT/pack.npz first "
+                                      "(not with --data or --pack)."),
+    val: Path | None = typer.Option(None, "--val", help="Validation CSV or folder, as --pairs (the checkpoint kept as best.safetensors is chosen on it)."),
+    label_map: str | None = typer.Option(None, "--label-map", help="With --pairs: the label values of the label files, e.g. 'lv=3,myo=2,rv=1' "
+                                         "(structures: lv, myo, rv, la, ra, aorta, pa), or a file, as medseg adapt takes it; may be left out when every label "
+                                         "file names its structures (DICOM SEG, medseg sidecar JSON)."),
+    pack_only: bool = typer.Option(False, "--pack-only", help="Only build OUT/pack.npz from --data or --pairs, then stop."),
     phantoms: int = typer.Option(1500, "--phantoms", help="Synthetic phantom slices added to the training set."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N (the GPU of that index); a GPU is used only when named."),
     batch_size: int = typer.Option(0, "--batch-size", help="Images per step; 0: 128 on cuda, 16 on cpu."),
@@ -24,7 +31,8 @@ def train_command(
     max_steps: int = typer.Option(0, "--max-steps", help="Stop after this many steps (0 = no limit)."),
     val_every: float = typer.Option(0.0, "--val-every", help="Seconds (not steps, as in adapt) between validations; 0: the time budget / 6."),
     seed: int = typer.Option(0, "--seed", help="Random seed (data order, prompt simulation)."),
-    init_from: Path | None = typer.Option(None, "--init-from", help="Start from this medseg checkpoint."),
+    init_from: Path | None = typer.Option(None, "--init-from", help="Start from this medseg checkpoint (all its weights train; "
+                                          "'default': the shipped one)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT (state.pt)."),
     state_dir: Path | None = typer.Option(None, "--state-dir", help="Where state.pt (for --resume) is kept (default: OUT)."),
     probe_batches: str = typer.Option("", "--probe-batches", help="Comma-separated batch sizes to time first (e.g. 128,256,512 on a GPU); "
@@ -32,7 +40,12 @@ def train_command(
     mode_probs: str = typer.Option("", "--mode-probs", help="Prompt-mode weights as name=weight pairs, e.g. box=0.3,mask=0.35 "
                                    "(modes: box, roi_points, full_points, auto, mask; unnamed modes keep their default weight)."),
 ) -> None:
-    """Train a base model on packed real slices and synthetic phantoms."""
+    """Train a whole base model on the shared data or your own labelled images.
+
+    Real slices (--data: the shared data folder; --pairs: your own image / label files, read as
+    medseg adapt reads them) are packed into OUT/pack.npz, mixed with --phantoms synthetic
+    slices; --init-from default fine-tunes all weights of the shipped model. OUT/README.md
+    says what the model was trained on; load it with --model OUT/best.safetensors."""
     from ..errors import MedsegError
     from ..training.loop import TrainConfig
     from ._options import check_device
@@ -52,16 +65,23 @@ def train_command(
     probs = _mode_probs(mode_probs)
     from .._files import check_writable_folder
 
+    if pairs is not None and (data is not None or pack is not None):
+        raise MedsegError(f"--pairs packs your own images into OUT/pack.npz: give it without {'--data' if data is not None else '--pack'}")
+    if pairs is None and (val is not None or label_map is not None):
+        raise MedsegError(f"{'--val' if val is not None else '--label-map'} goes with --pairs (your own labelled images)")
+    if pack_only and data is None and pairs is None:
+        raise MedsegError("--pack-only packs --data or --pairs: give one of them")
     if out.exists() and not out.is_dir():
         raise MedsegError(f"{out} is a file; the training output is a folder: choose another name")
     check_writable_folder(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if data is not None:
-        pack = _make_pack(data, out / "pack.npz")
+    init_from = _init_checkpoint(init_from)
+    if data is not None or pairs is not None:  # nothing is written before the pack is made
+        pack = _make_pack(data, out / "pack.npz") if data is not None else _pairs_pack(pairs, val, label_map, out / "pack.npz")
         if pack_only:
             return
     elif pack is not None and not pack.is_file():
         raise MedsegError(f"pack not found: {pack}")
+    out.mkdir(parents=True, exist_ok=True)
     if pack is None and phantoms <= 0:
         raise MedsegError("nothing to train on: give --data or --pack, or --phantoms > 0")
     cfg = TrainConfig(
@@ -72,7 +92,10 @@ def train_command(
         probe_batches=probe, mode_probs=probs,
     )
     summary = _run(cfg)
-    console.print(f"trained {summary['steps']} steps ({summary['samples']} samples, {summary['samples_per_s']:.0f}/s); best score {summary['best_score']:.4f}; checkpoints in {shown(out)}", markup=False, soft_wrap=True)
+    scored = any(k.startswith("box/") for r in summary["history"] for k in r)
+    best = f"best score {summary['best_score']:.4f}" if scored else "no validation slices: best.safetensors is the last step"
+    console.print(f"trained {summary['steps']} steps ({summary['samples']} samples, {summary['samples_per_s']:.0f}/s); {best}; "
+                  f"checkpoints and model card (README.md) in {shown(out)}", markup=False, soft_wrap=True)
 
 
 def _mode_probs(text: str) -> tuple[float, ...]:
@@ -99,20 +122,68 @@ def _mode_probs(text: str) -> tuple[float, ...]:
     return tuple(probs[m] for m in MODES)
 
 
+#: what each reader of the shared data folder reads (medseg.training.pack.READERS)
+SHARED_LAYOUT = ("acdc/training", "camus-224", "mnms2/001", "hvsmr2/images", "siue-psax-echo/Val_annotations.json", "sunnybrook/link.csv")
+
+
 def _make_pack(data: Path, target: Path) -> Path:
-    from rich.progress import Progress, SpinnerColumn, TextColumn
+    from rich.progress import SpinnerColumn, TextColumn
 
     from ..errors import MedsegError
     from ..training.pack import build_pack
 
     if not data.is_dir():
         raise MedsegError(f"data folder not found: {data}")
+    missing = [p for p in SHARED_LAYOUT if not (data / p).exists()]
+    if missing:  # a lab's own folder: the readers found nothing, then one failed on mnms2/001
+        raise MedsegError(f"--data {shown(data)} is not the shared data folder (no {', '.join(missing[:3])}"
+                          f"{' ...' if len(missing) > 3 else ''}): for your own labelled images use --pairs FOLDER_OR_CSV --label-map MAP")
     if target.is_file():
         console.print(f"using existing pack {shown(target)}", markup=False)
         return target
-    with Progress(SpinnerColumn(), TextColumn("packing {task.description}: {task.completed} slices"), console=console) as bar:
+    with progress_bar(SpinnerColumn(), TextColumn("packing {task.description}: {task.completed} slices")) as bar:
         task = bar.add_task("", total=None)
         build_pack(data, target, progress=lambda name, n: bar.update(task, description=name, completed=n))
+    return target
+
+
+def _init_checkpoint(init_from: Path | None) -> Path | None:
+    """--init-from: 'default' is the shipped checkpoint; a file must be there (said before packing)."""
+    from ..errors import MedsegError
+
+    if init_from is None:
+        return None
+    if str(init_from) == "default" and not init_from.exists():
+        from ..models.registry import shipped_checkpoint
+
+        return shipped_checkpoint()
+    if not init_from.is_file():
+        raise MedsegError(f"--init-from: checkpoint not found: {init_from} ('default' is the shipped one)")
+    return init_from
+
+
+def _pairs_pack(pairs: Path, val: Path | None, label_map: str | None, target: Path) -> Path:
+    """Read --pairs / --val as medseg adapt does and pack them into ``target`` (used again when
+    it was made from the same files and map)."""
+    from rich.progress import SpinnerColumn, TextColumn
+
+    from ..adapt import check_structures
+    from ..training.pairs_pack import pack_pairs, pack_source, signature
+    from ._options import train_val_pairs
+
+    train_pairs, val_pairs, lmap = train_val_pairs(pairs, val, label_map)
+    check_structures(lmap)
+    if target.is_file() and (pack_source(target) or {}).get("signature") == signature(train_pairs, val_pairs, lmap):
+        console.print(f"using existing pack {shown(target)} (made from the same pairs and label map)", markup=False)
+        return target
+    with progress_bar(SpinnerColumn(), TextColumn("packing {task.description}: {task.completed} slices")) as bar:
+        task = bar.add_task("", total=None)
+        packer = pack_pairs(train_pairs, val_pairs, lmap, progress=lambda name, n: bar.update(task, description=name, completed=n))
+    src = packer.source
+    packer.save(target)
+    console.print(f"packed {src['n_slices']['train']} training slices of {len(train_pairs)} volumes"
+                  + (f" and {src['n_slices']['val']} validation slices of {len(val_pairs)}" if val_pairs else " (no --val: the last step is kept)")
+                  + f"; modality {src['modality']}; written to {shown(target)}", markup=False, soft_wrap=True)
     return target
 
 

@@ -18,8 +18,10 @@ from ..labels import DEFAULT_LABEL_MAP
 STRUCTURES: tuple[str, ...] = tuple(DEFAULT_LABEL_MAP.names)  # lv, myo, rv, la, ra, aorta, pa
 K = len(STRUCTURES)
 
-# Relative sampling weight per dataset (of training slices), see docs/training.md.
-DATASET_WEIGHTS = {"acdc": 0.44, "camus": 0.27, "phantom": 0.16, "sunnybrook": 0.05, "hvsmr": 0.04, "siue": 0.03, "mnms2": 0.01}
+# Relative sampling weight per dataset (of training slices), see docs/training.md; "own": a
+# lab's pairs (medseg train --pairs), beside phantoms at the shipped recipe's phantom share.
+DATASET_WEIGHTS = {"acdc": 0.44, "camus": 0.27, "phantom": 0.16, "sunnybrook": 0.05, "hvsmr": 0.04, "siue": 0.03, "mnms2": 0.01,
+                   "own": 0.84}
 
 
 @dataclass
@@ -37,6 +39,7 @@ class SliceBank:
     split: torch.Tensor  # (N,) 0 train, 1 val
     volume: list[str]
     train_weights: torch.Tensor | None = None
+    source: dict | None = None  # the pack's meta "source": a lab's own pairs (medseg train --pairs)
 
     @property
     def size(self) -> int:
@@ -81,8 +84,10 @@ def bank_from_pack(pack_path: str | Path | None, n_phantoms: int, seed: int, dev
     from .pack import STRUCT_BITS, load_pack
 
     imgs, labs, prev, nxt, lab_bits, ds, split, vols = [], [], [], [], [], [], [], []
+    source = None
     if pack_path is not None:
         d = load_pack(pack_path)
+        source = d["meta"].get("source")
         if d["meta"]["canvas"] != canvas:
             raise ValueError(f"pack canvas {d['meta']['canvas']} != model input {canvas}")
         names = d["meta"]["volumes"]
@@ -123,6 +128,7 @@ def bank_from_pack(pack_path: str | Path | None, n_phantoms: int, seed: int, dev
         dataset=ds,
         split=torch.from_numpy(np.concatenate(split).astype(np.int64)).to(dev),
         volume=vols,
+        source=source,
     )
 
 

@@ -188,8 +188,12 @@ def train(cfg: TrainConfig, progress: Callable[[dict[str, Any]], None] | None = 
     bank = bank_from_pack(cfg.pack, cfg.n_phantoms, cfg.seed, dev)
     bank.train_weights = bank.weights(0)
     load_s = time.perf_counter() - t_load
+    data = {"pack": Path(cfg.pack).name if cfg.pack else None, "phantoms": cfg.n_phantoms}
+    if bank.source:  # a lab's own pairs (medseg train --pairs): what they were
+        data["pairs"] = {k: v for k, v in bank.source.items() if k != "signature"}
     if cfg.init_from:
-        model, _, _ = load_checkpoint(cfg.init_from)
+        model, init_sha, _ = load_checkpoint(cfg.init_from)
+        data["init_from"] = {"path": str(cfg.init_from), "sha256": init_sha}
     else:
         model = build_network(ModelConfig.from_dict({**DEFAULT_CONFIG.to_dict(), **cfg.model}))
     model.to(dev).train()
@@ -230,27 +234,32 @@ def train(cfg: TrainConfig, progress: Callable[[dict[str, Any]], None] | None = 
         if step % 25 == 0 and progress:
             progress({"step": step, "elapsed_s": elapsed, "frac": elapsed / cfg.time_budget_s, "loss": float(logs["loss"]), "lr": opt.param_groups[0]["lr"]})
         if time.perf_counter() - last_val >= cfg.val_every_s:
-            best = _checkpoint(model, opt, bank, cfg, out, step, time.perf_counter() - start, best, history, progress)
+            best = _checkpoint(model, opt, bank, cfg, out, step, time.perf_counter() - start, best, history, progress, data)
             last_val = time.perf_counter()
     elapsed = time.perf_counter() - start
-    best = _checkpoint(model, opt, bank, cfg, out, step, elapsed, best, history, progress)
+    best = _checkpoint(model, opt, bank, cfg, out, step, elapsed, best, history, progress, data)
     rate = (step * cfg.batch_size - samples0) / max(time.perf_counter() - run_start, 1e-6)
     summary = {"steps": step, "samples": step * cfg.batch_size, "elapsed_s": elapsed, "samples_per_s": rate, "data_load_s": load_s,
                "n_slices": int(bank.images.shape[0]), "best_score": best, "config": asdict(cfg), "batch_probe": {str(b): r for b, r in probe.items()},
-               "history": history[-1:] if history else []}
+               "history": history[-1:] if history else [], "data": data}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    from .card import write_card
+
+    write_card(out, summary, history)
     return summary
 
 
-def _checkpoint(model, opt, bank: SliceBank, cfg: TrainConfig, out: Path, step: int, elapsed: float, best: float, history: list, progress) -> float:
+def _checkpoint(model, opt, bank: SliceBank, cfg: TrainConfig, out: Path, step: int, elapsed: float, best: float, history: list, progress,
+                data: dict | None = None) -> float:
     from ..models.checkpoints import save_checkpoint
 
     val = validate(model, bank, cfg, max_per_group=cfg.val_max_per_group or (400 if cfg.device.startswith('cuda') else 48))
     record = {"step": step, "elapsed_s": round(elapsed, 1), "samples": step * cfg.batch_size, **{k: round(v, 4) for k, v in val.items()}}
     history.append(record)
-    info = {"training": {"steps": step, "samples": step * cfg.batch_size, "elapsed_s": round(elapsed, 1), "device": cfg.device, "seed": cfg.seed}, "validation": record}
+    info = {"training": {"steps": step, "samples": step * cfg.batch_size, "elapsed_s": round(elapsed, 1), "device": cfg.device, "seed": cfg.seed},
+            "validation": record, "data": data or {}}
     save_checkpoint(model, out / "last.safetensors", info, half=True)
-    if val.get("score", 0.0) > best:
+    if val.get("score", 0.0) > best or not bool((bank.split == 1).any()):  # nothing to validate on: best is the latest
         best = val["score"]
         save_checkpoint(model, out / "best.safetensors", info, half=True)
     state_dir = Path(cfg.state_dir or out)

@@ -55,6 +55,7 @@ class Packer:
     records: list[dict] = field(default_factory=list)
     jpeg: list[bytes] = field(default_factory=list)
     labels: list[np.ndarray] = field(default_factory=list)
+    source: dict | None = None  # what a pack of a lab's own pairs holds (medseg.training.pairs_pack)
 
     def add(self, r: SliceRecord) -> None:
         img, lab, scale = to_canvas(r.image, r.labels, self.canvas)
@@ -85,6 +86,8 @@ class Packer:
             nxt[i] = where.get((vid[i], z[i] + 1), -1)
         offsets = np.cumsum([0] + [len(b) for b in self.jpeg]).astype(np.int64)
         meta = {"canvas": self.canvas, "volumes": vol_names, "label_map": DEFAULT_LABEL_MAP.to_dict(), "format": "medseg-pack/1"}
+        if self.source:
+            meta["source"] = self.source
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 np.savez_compressed(

@@ -161,6 +161,8 @@ def test_train_resume_refuses_a_state_with_nan(tmp_path, monkeypatch):
     import medseg.training.loop as loop
 
     class Bank:  # the data are not needed: the state is checked before any step
+        source = None  # not a pack of a lab's own pairs
+
         def weights(self, split):
             return None
 
