@@ -72,12 +72,22 @@ class PromptEventsMixin:
             affected = keys(b, event.data_indices)
         else:
             return
+        if self._pending and self._pending_owner is not b:  # another study's prompts wait: this one is not mixed in
+            self.status(f"The prompt on '{b.image.name}' was not applied: wait for the running operation to finish.", error=True)
+            QTimer.singleShot(0, self._sync_prompts)
+            return
         self._pending |= affected
+        self._pending_owner = b
         if not self._busy:
             self._apply_pending()
 
     def _apply_pending(self) -> None:
         pending, self._pending = self._pending, set()
+        owner, self._pending_owner = self._pending_owner, None
+        if pending and owner is not self.binding:  # placed before another study was chosen: applied to theirs
+            if not any(x is owner for x in self.bindings.values()):
+                return  # their study was closed meanwhile
+            self.ui.image.setCurrentText(owner.image.name)  # the widget follows the study prompted
         b = self._live_binding() if pending else None
         if b is None or not pending:
             return

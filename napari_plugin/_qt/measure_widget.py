@@ -342,7 +342,7 @@ class MeasureWidget(QWidget):
 
     def measure(self) -> None:
         """Run the measurement in a worker; the table and plots update when it returns."""
-        from napari.qt.threading import create_worker
+        from ._workers import start_worker
 
         try:
             data, like, lmap, es, opts = self._inputs()
@@ -362,13 +362,9 @@ class MeasureWidget(QWidget):
         self._say("Measuring…")
         self._run += 1
         run, self._measuring = self._run, True
-        worker = create_worker(m.measure_labels, data, like, lmap, es, _progress={"desc": "medseg: measuring"},
-                               _ignore_errors=True, **opts)
-        worker.returned.connect(lambda report: self.show_report(report) if run == self._run else None)
-        worker.errored.connect(lambda e: self._failed(e) if run == self._run else None)
-        worker.finished.connect(self._finished)
-        self._worker = worker
-        worker.start()
+        self._worker = start_worker(m.measure_labels, data, like, lmap, es, progress={"desc": "medseg: measuring"}, **opts,
+                                    on_done=lambda report: self.show_report(report) if run == self._run else None,
+                                    on_error=lambda e: self._failed(e) if run == self._run else None, on_finished=self._finished)
 
     def _finished(self) -> None:
         self._measuring = False

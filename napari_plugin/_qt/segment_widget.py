@@ -34,6 +34,7 @@ from ._segment_files import SessionFilesMixin
 from ._segment_operations import OperationsMixin
 from ._segment_prompts import PromptEventsMixin
 from ._segment_ui import build_segment_ui, fill_structure_table, set_choices
+from ._workers import start_worker
 
 if TYPE_CHECKING:
     import napari
@@ -53,6 +54,7 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
         self._specs = default_structures()  # before a session starts
         self._busy = False
         self._pending: set[tuple[str, int, int]] = set()
+        self._pending_owner: pl.Binding | None = None  # the session those prompts were placed on
         self._removing: set[tuple[str, int, int]] = set()
         self._syncing = False
         self._selected: Any = None  # the image layer chosen (followed through renames)
@@ -396,16 +398,11 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
         return True
 
     def _run_job(self, fn: Callable, *args: Any, desc: str, on_done: Callable[[Any], None], total: int = 0, **kwargs: Any) -> None:
-        from napari.qt.threading import create_worker
-
         self._set_busy(True)
         progress: Any = {"desc": desc, "total": total} if total else {"desc": desc}
-        worker = create_worker(fn, *args, _progress=progress, _ignore_errors=True, **kwargs)
-        worker.returned.connect(on_done)
-        worker.errored.connect(self._job_failed)
-        worker.finished.connect(self._job_finished)
-        self._worker = worker
-        worker.start()
+        # napari keeps every worker for the viewer's life: this one forgets its job (the session) when done
+        self._worker = start_worker(fn, *args, progress=progress, on_done=on_done, on_error=self._job_failed,
+                                    on_finished=self._job_finished, **kwargs)
 
     def _job_finished(self) -> None:
         self._worker = None
@@ -426,9 +423,8 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
 
     def _set_busy(self, busy: bool) -> None:
         self._busy = busy
-        b = self.binding
-        if b is not None:
-            b.labels.editable = not busy  # no painting while a worker writes the buffer
+        for b in self.bindings.values():  # no painting while a worker writes; every study's (the one shown may change meanwhile)
+            b.labels.editable = not busy
         self._set_enabled()
 
     def _set_enabled(self) -> None:

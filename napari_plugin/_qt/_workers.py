@@ -1,0 +1,47 @@
+"""Workers of the medseg docks that forget their job once it ends.
+
+napari registers every worker made by ``create_worker`` in its window's task-status list
+(``TaskStatusManager``), holding ``worker.quit`` and through it the worker, its function, its
+arguments and the slots connected to its signals, for as long as the viewer is open (napari
+0.5-0.6 never drops a finished task). A day of studies in one viewer kept every study's
+session alive that way (its image, label buffers, undo history and embeddings): some 30 MB a
+small study, never freed after its layers were removed. :func:`start_worker` hands napari a
+worker that holds only an emptied box once it finished.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+
+def start_worker(fn: Callable[..., Any], *args: Any, progress: Any, on_done: Callable[[Any], None],
+                 on_error: Callable[[BaseException], None], on_finished: Callable[[], None], **kwargs: Any) -> Any:
+    """Start a napari worker running ``fn(*args, **kwargs)`` (a generator function: a generator
+    worker, its yields a progress bar); ``on_done(result)``, ``on_error(exception)``, then
+    ``on_finished()`` on the main thread. The function, its arguments and the two callbacks
+    are dropped when the worker finishes. Returns the worker (started)."""
+    from napari.qt.threading import create_worker
+
+    job: dict[str, Any] = {"call": (fn, args, kwargs), "done": on_done, "error": on_error}
+
+    if inspect.isgeneratorfunction(fn):
+        def run() -> Any:
+            f, a, k = job.pop("call")
+            return (yield from f(*a, **k))
+    else:
+        def run() -> Any:
+            f, a, k = job.pop("call")
+            return f(*a, **k)
+
+    def finished() -> None:
+        job.clear()
+        on_finished()
+
+    worker = create_worker(run, _progress=progress, _ignore_errors=True)
+    worker.returned.connect(lambda result: job["done"](result) if "done" in job else None)
+    worker.errored.connect(lambda e: job["error"](e) if "error" in job else None)
+    worker.finished.connect(finished)
+    worker.start()
+    return worker
