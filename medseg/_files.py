@@ -171,11 +171,19 @@ def csv_text(fields: list[str], rows: Any) -> str:
     ``fields``, with text cells that a spreadsheet would take for a formula quoted by a leading
     ``'`` (numbers, negative ones too, are written as they are). A text that starts with ``'``
     and one of those characters (or a second ``'``) gets one more ``'``, so that every medseg
-    reader (:func:`csv_cell`) gives back each cell as it was: ``-case`` -> ``'-case`` -> ``-case``."""
+    reader (:func:`csv_cell`) gives back each cell as it was: ``-case`` -> ``'-case`` -> ``-case``.
+    A boolean is ``TRUE``/``FALSE`` (R's read.csv reads ``True`` as text; pandas and spreadsheets
+    read both), a NaN or None an empty cell (NA in R, NaN in pandas; not the text ``nan``)."""
     import csv
     import io
+    import math
 
     def safe(v: Any) -> Any:
+        kind = getattr(getattr(v, "dtype", None), "kind", "")  # numpy's bool and float32 too
+        if isinstance(v, bool) or kind == "b":
+            return "TRUE" if v else "FALSE"
+        if (isinstance(v, float) or kind == "f") and math.isnan(v):
+            return ""
         if isinstance(v, str) and v.startswith(_FORMULA_START):
             try:
                 float(v)

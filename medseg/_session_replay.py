@@ -46,6 +46,7 @@ class SessionReplay:
         n = len(actions)
         check_log(actions, self.volume.shape, self.structures, int(np.iinfo(self.labels.dtype).max))
         saved = self._snapshot()
+        self._replaying = True  # the undo history keeps every step (the log's undos found theirs when recorded)
         try:
             for i, a in enumerate(actions):
                 try:
@@ -59,6 +60,8 @@ class SessionReplay:
         except BaseException:
             self._snapshot(saved)
             raise
+        finally:
+            self._replaying = False
 
     def _snapshot(self, saved: tuple | None = None) -> tuple:
         """The labels, model results, locks, log and undo history (or, given ``saved``, put back)."""

@@ -8,6 +8,7 @@ and ``log``.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,21 @@ class Change:
         return removed_text(self.removed)
 
 
+#: the memory (MB) the undo history of a session keeps at most, beyond its latest step; the
+#: oldest steps are dropped past it (``MEDSEG_UNDO_MB`` sets another; a step propagated through
+#: every slice and frame of a 30-frame cine keeps some 15-25 MB)
+UNDO_BUDGET_MB = 1024
+
+
+def undo_budget_bytes() -> int:
+    """:data:`UNDO_BUDGET_MB` or ``MEDSEG_UNDO_MB`` (a number of MB; another value is ignored), in bytes."""
+    try:
+        mb = float(os.environ.get("MEDSEG_UNDO_MB", UNDO_BUDGET_MB))
+    except ValueError:
+        mb = UNDO_BUDGET_MB
+    return int(max(mb, 0.0) * 2**20) if mb == mb else UNDO_BUDGET_MB * 2**20
+
+
 @dataclass
 class _UndoStep:
     op: str
@@ -49,6 +65,13 @@ class _UndoStep:
     after_results: dict[tuple[str, int, int], SliceResult | None] = field(default_factory=dict)
     locks: dict[str, bool] | None = None
     after_locks: dict[str, bool] | None = None
+    size: int = 0  # nbytes(), when pushed
+
+    def nbytes(self) -> int:
+        """The memory its copies hold (an array two steps share is counted in both)."""
+        arrays = {id(a): a.nbytes for d in (self.slices, self.after_slices) for a in d.values()}
+        logits = {id(r): r.logits.nbytes for d in (self.results, self.after_results) for r in d.values() if r is not None}
+        return sum(arrays.values()) + sum(logits.values())
 
 
 class UndoHistory:
@@ -91,8 +114,19 @@ class UndoHistory:
         return self.labels[t, z].copy()
 
     def _push(self, step: _UndoStep) -> None:
+        step.size = step.nbytes()
         self._undo.append(step)
         self._redo.clear()
+        if getattr(self, "_replaying", False):  # a replayed log's undos found their steps when recorded: all are kept
+            return
+        budget, sizes = undo_budget_bytes(), [st.size for st in self._undo]
+        total, drop = sum(sizes), 0
+        while drop < len(sizes) - 1 and total > budget:  # the oldest steps go; the latest is always undoable
+            total -= sizes[drop]
+            drop += 1
+        if drop:
+            del self._undo[:drop]
+            self.undo_dropped = getattr(self, "undo_dropped", 0) + drop
 
     @property
     def can_undo(self) -> bool:

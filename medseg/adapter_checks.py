@@ -215,10 +215,13 @@ def check_recorded_sha256(folder: Path) -> None:
         return  # read_adapter_meta says why
     if recorded is None:
         return
+    if not (isinstance(recorded, str) and len(recorded) == 64 and all(c in "0123456789abcdef" for c in recorded.lower())):
+        raise CheckpointError(f"{folder}/medseg.json: adapter_sha256 must be the weights' sha256 (64 hex digits), got {_show(recorded)} "
+                              "(edited by hand, or damaged): get the adapter folder again")
     weights = folder / "adapter_model.safetensors"
     digest = sha256_file(weights)
-    if digest != recorded:
-        shown = f"{recorded[:16]}..." if isinstance(recorded, str) else _show(recorded)
+    if digest != recorded.lower():
+        shown = f"{recorded[:16]}..."
         raise CheckpointError(f"{weights}: sha256 {digest[:16]}... is not the {shown} its medseg.json records "
                               "(damaged in transfer, or another adapter's weights): get the adapter folder again")
 

@@ -2,10 +2,12 @@
 
 A CSV (a spreadsheet export) with one row per subject: an id column (``case``, ``subject``,
 ``study``, ``patient`` or ``id``) and any of ``height_cm``, ``weight_kg``, ``sex`` (M/F, also
-m/w, Mann/Frau, homme/femme) and ``heart_rate`` (beats/min); other columns (age, group, ...) are
-ignored, not those named as a value column in other words (``Height [cm]``, ``Größe``: refused). With them a case's
+m/w, Mann/Frau, homme/femme) and ``heart_rate`` (beats/min). With them a case's
 report gets BSA, indexed volumes and mass, sex-specific reference ranges and cardiac output,
-as ``medseg measure --height-cm --weight-kg --sex --heart-rate`` gives them.
+as ``medseg measure --height-cm --weight-kg --sex --heart-rate`` gives them. Other columns
+(``site``, ``vendor``, ``group``, ``age``, ...) are copied as text into the case's ``cohort.csv``
+row (``Subject.columns``), so results can be grouped by them; not those named as a value column in
+other words (``Height [cm]``, ``Größe``: refused).
 
 A row belongs to the case whose id it is, or else to the cases whose id starts with it and an
 underscore (``patient001`` -> ``patient001_4d``; an echo study ``patient0001`` -> its views
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,8 @@ class Subject:
     weight_kg: float | None = None
     sex: str | None = None  # "M" or "F"
     heart_rate: float | None = None
+    # the row's other columns (site, vendor, group, ...): (name, text); not body data, so not compared
+    columns: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     def body(self, heart_rate: bool = True) -> dict[str, Any]:
         """Keyword arguments of the measure functions (``height_cm``, ``weight_kg``, ``sex``
@@ -63,7 +67,7 @@ class Subject:
 
 def read_subjects(path: str | Path, notes: list[str] | None = None) -> tuple[Subject, ...]:
     """The rows of a subjects CSV; a one-line :class:`MedsegError` for a file that cannot be
-    read, has no id column or none of the value columns, a column whose unit is not named (or
+    read, has no id column or no other column, a column named twice, a column whose unit is not named (or
     another name of a value column: ``Height [cm]``, ``Größe``), a repeated id, or a value that
     is not plausible (the file and line are named). ``notes``: a file read in the Windows code
     page adds a line saying so (:func:`medseg._files.read_spreadsheet_csv`)."""
@@ -81,8 +85,14 @@ def read_subjects(path: str | Path, notes: list[str] | None = None) -> tuple[Sub
             raise MedsegError(f"{p}: column {h!r} does not say its unit; name it {_UNITLESS[h]!r}")
     _check_lookalikes(p, header)
     cols = {c: lower.index(c) for c in VALUE_COLUMNS if c in lower}
-    if not cols:
+    other = {h: i for i, h in enumerate(header) if h and i != id_col and lower[i] not in cols}  # site, vendor, group, ...
+    if not cols and not other:
         raise MedsegError(f"{p}: none of the columns {', '.join(VALUE_COLUMNS)} (header: {', '.join(header)})")
+    if not cols and notes is not None:  # a site / group file: said, as a misnamed body data column would give no BSA silently
+        notes.append(f"{p.name} gives no body data (none of the columns {', '.join(VALUE_COLUMNS)}): its columns "
+                     f"{', '.join(other)} are copied into cohort.csv only")
+    if twice := next((h for h in header if h and lower.count(h.lower()) > 1), None):
+        raise MedsegError(f"{p}: column {twice!r} appears twice; name each column once")
     subjects: dict[str, Subject] = {}
     for line, row in enumerate(rows, start=2):
         if not any(cell.strip() for cell in row):
@@ -97,7 +107,8 @@ def read_subjects(path: str | Path, notes: list[str] | None = None) -> tuple[Sub
             cell = row[i].strip() if i < len(row) else ""
             if cell:
                 values[c] = _value(c, cell, f"{p}, line {line}")
-        subjects[sid] = Subject(sid, **values)
+        extra = tuple((h, row[i].strip() if i < len(row) else "") for h, i in other.items())
+        subjects[sid] = Subject(sid, **values, columns=extra)
     if not subjects:
         raise MedsegError(f"{p}: no subjects (a header and no rows)")
     return tuple(subjects.values())

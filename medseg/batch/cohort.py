@@ -18,6 +18,9 @@ from .cases import FRAME_CASE, BatchOptions, Result, _one_line, echo_view, echo_
 
 SUMMARY_FIELDS = ("case", "status", "needs_review", "confidence", "review_flags", "review_structures", "handed_over", "reason", "seconds",
                   "output", "input")
+#: cohort.csv columns medseg writes besides a report's (a subjects file's column of one of these names is
+#: written ``subjects.<name>``)
+COHORT_OWN = ("case", "needs_review", "confidence", "measure_note", "subject", "dicom_body")
 #: report_row keys copied into the summary with ``measure`` (those present for the case)
 KEY_MEASURES = ("lv.edv_ml", "lv.esv_ml", "lv.ef_pct", "rv.edv_ml", "rv.ef_pct", "lv_mass_g",
                 "volumes_ml.lv", "volumes_ml.myo", "volumes_ml.rv")
@@ -69,7 +72,7 @@ class _Who:
 
     subject: Any = None
     dicom: tuple[tuple[str, Any], ...] = ()
-    study: tuple[tuple[str, str], ...] = ()  # the DICOM input's patient id, study date, study UID, series (:func:`medseg.io.dicom.dicom_study`)
+    study: tuple[tuple[str, Any], ...] = ()  # the DICOM input's patient id, study date, study UID, series, scanner (:func:`medseg.io.dicom.dicom_study`)
 
 
 def _subject(case_id: str, subjects: Sequence[Any], source: str | None = None) -> _Who:
@@ -127,13 +130,17 @@ def _body_note(who: _Who, report: dict[str, Any]) -> str:
 
 
 def _with_subject(row: dict[str, Any], who: _Who) -> dict[str, Any]:
-    """The cohort row with the id of the subjects row it was measured with (after case), the
+    """The cohort row with the id of the subjects row it was measured with (after case) and that
+    row's other columns (site, vendor, group: :attr:`medseg.subjects.Subject.columns`), the
     body data fields taken from the DICOM header (``dicom_body``) and the DICOM input's patient id, study
     date, study UID and series description (a patient's baseline and follow-up told apart)."""
     own = who.subject.body() if who.subject is not None else {}
     from_dicom = " ".join(k for k, _ in who.dicom if k not in own)
-    return {**({"subject": who.subject.id} if who.subject is not None else {}), **({"dicom_body": from_dicom} if from_dicom else {}),
-            **dict(who.study), **row}
+    study = dict(who.study)
+    taken = {*row, *study, *COHORT_OWN}  # a subjects column named as one of medseg's is written subjects.<name>
+    columns = {(k if k not in taken else f"subjects.{k}"): v for k, v in (who.subject.columns if who.subject is not None else ())}
+    return {**({"subject": who.subject.id} if who.subject is not None else {}), **columns,
+            **({"dicom_body": from_dicom} if from_dicom else {}), **study, **row}
 
 
 def _basal_rule_said(report: dict[str, Any], basal_rule: bool) -> None:
@@ -439,11 +446,10 @@ def _worst_first(r: Result) -> tuple:
 
 
 def write_cohort(out_dir: str | os.PathLike, results: Sequence[Result]) -> Path:
-    """``cohort.csv``: one row per measured case (``case``, the segmentation's ``needs_review``
-    and lowest ``confidence``, then the flattened report columns), and per study row (echo
-    views, ED/ES stacks, frames) that has a ``measure_note`` (a study that could not be measured,
-    e.g. two cases naming one frame: its row holds the note and no numbers; a case's note is in
-    summary.csv), and
+    """``cohort.csv``: one row per measured case (``case``, ``per_study``: FALSE for a case a study
+    row was measured from, the segmentation's ``needs_review`` and lowest ``confidence``, then the
+    flattened report columns), and per study row (echo views, ED/ES stacks, frames; one with a
+    ``measure_note`` could not be measured: the note and no numbers), and
     ``cohort.png`` (:func:`medseg.measure.sheets.cohort_png`: the studies' LVEF, volumes and
     mass at a glance, those needing review ringed; a study measured from its ED and ES cases
     or its echo views is one dot, not three) when two or more studies have a measure."""
@@ -467,8 +473,10 @@ def write_cohort(out_dir: str | os.PathLike, results: Sequence[Result]) -> Path:
         low = [conf[c] for c in cases if c in conf]
         rows.append({"case": r["case"], "needs_review": any(c in review for c in cases), "confidence": min(low) if low else "",
                      **({"measure_note": study_note} if study_note else {}), **(r.get("cohort_row") or {})})
+    ids = {row["case"] for row in rows}  # R: subset(cohort, per_study), one row per study, not also its frames or views
+    rows = [{"case": row["case"], "per_study": study_of(row["case"]) not in ids, **row} for row in rows]
     fields: list[str] = ["case"]
-    for row in rows:
+    for row in sorted(rows, key=lambda r: -("subject" in r) - ("patient_id" in r)):  # a DICOM row's ids and scanner lead, not after a NIfTI row's numbers
         fields += [k for k in row if k not in fields]
     path = write_text_atomic(Path(out_dir) / "cohort.csv", _csv_text(fields, rows))
     # the plot names studies as a console line does (a non-UTF-8 byte of a name: matplotlib cannot draw its surrogate)

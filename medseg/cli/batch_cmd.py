@@ -41,7 +41,8 @@ def batch_command(
     measure: bool = typer.Option(False, "--measure", help="Measure each case's labels (volumes, EF, LV mass) into OUT_DIR/cohort.csv."),
     subjects: Path | None = typer.Option(None, "--subjects", help="With --measure: CSV of body data, a row per subject: case (or subject, study, "
                                          "patient, id) and any of height_cm, weight_kg, sex, heart_rate; gives BSA, indexed values, "
-                                         "sex-specific ranges, cardiac output. Row 'p1' also serves cases p1_*."),
+                                         "sex-specific ranges, cardiac output. Other columns (site, vendor, group) are copied into cohort.csv. "
+                                         "Row 'p1' also serves cases p1_*."),
     no_basal_rule: bool = typer.Option(False, "--no-basal-rule", help="With --measure: count every LV slice, no SCMR 50% rule at the base "
                                        "(a short-axis rule; e.g. axial CT labels), as measure --no-basal-rule; flagged basal_rule_off."),
     min_confidence: o.MinConfidence = None,

@@ -44,11 +44,18 @@ def compare_command(
 
     check_table_names(output, csv_path)
     given = [baseline] if followup is None else [baseline, followup]
+    if followup is not None and baseline.exists() and followup.exists() and baseline.resolve() == followup.resolve():
+        raise MedsegError(f"BASELINE and FOLLOWUP are the same {'folder' if baseline.is_dir() else 'file'} ({baseline}): give the "
+                          "follow-up's report or folder second (one folder holding every visit: medseg compare OUT_DIR alone)")
     check_not_inputs({"changes JSON": output, "CSV": csv_path}, {f"input {p}": q for p in given for q in _input_files(p)})
     check_plots_folder(plots, {"changes JSON": output, "CSV": csv_path})
     if plots is not None:
         check_writable_folder(plots)
     read = [cmp.read_visits(p) for p in given]
+    for p, (visits, unmeasured) in zip(given, read):
+        if not visits:
+            raise MedsegError(f"{p}: its cohort.csv has no measured study{f' ({len(unmeasured)} case(s) without measures)' if unmeasured else ''}: "
+                              "run medseg batch with --measure; nothing written")
     if followup is None:
         if not baseline.is_dir():
             raise MedsegError(f"{baseline}: one argument is a batch folder holding every visit; give two reports as BASELINE FOLLOWUP")

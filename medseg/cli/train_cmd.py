@@ -76,7 +76,8 @@ def train_command(
     check_writable_folder(out)
     init_from = _init_checkpoint(init_from)
     if data is not None or pairs is not None:  # nothing is written before the pack is made
-        pack = _make_pack(data, out / "pack.npz") if data is not None else _pairs_pack(pairs, val, label_map, out / "pack.npz")
+        state = Path(state_dir or out) / "state.pt" if resume else None
+        pack = _make_pack(data, out / "pack.npz") if data is not None else _pairs_pack(pairs, val, label_map, out / "pack.npz", state)
         if pack_only:
             return
     elif pack is not None and not pack.is_file():
@@ -139,6 +140,10 @@ def _make_pack(data: Path, target: Path) -> Path:
         raise MedsegError(f"--data {shown(data)} is not the shared data folder (no {', '.join(missing[:3])}"
                           f"{' ...' if len(missing) > 3 else ''}): for your own labelled images use --pairs FOLDER_OR_CSV --label-map MAP")
     if target.is_file():
+        from ..training.pairs_pack import pack_source
+
+        if pack_source(target) is not None:
+            raise MedsegError(f"{shown(target)} holds your own pairs (packed by --pairs), not the shared data: give another -o folder")
         console.print(f"using existing pack {shown(target)}", markup=False)
         return target
     with progress_bar(SpinnerColumn(), TextColumn("packing {task.description}: {task.completed} slices")) as bar:
@@ -162,9 +167,10 @@ def _init_checkpoint(init_from: Path | None) -> Path | None:
     return init_from
 
 
-def _pairs_pack(pairs: Path, val: Path | None, label_map: str | None, target: Path) -> Path:
+def _pairs_pack(pairs: Path, val: Path | None, label_map: str | None, target: Path, state: Path | None = None) -> Path:
     """Read --pairs / --val as medseg adapt does and pack them into ``target`` (used again when
-    it was made from the same files and map)."""
+    it was made from the same files and map). ``state``: --resume's state.pt; a run it continues
+    must have been packed from the same (refused before ``target`` is replaced)."""
     from rich.progress import SpinnerColumn, TextColumn
 
     from ..adapt import check_structures
@@ -173,7 +179,14 @@ def _pairs_pack(pairs: Path, val: Path | None, label_map: str | None, target: Pa
 
     train_pairs, val_pairs, lmap = train_val_pairs(pairs, val, label_map)
     check_structures(lmap)
-    if target.is_file() and (pack_source(target) or {}).get("signature") == signature(train_pairs, val_pairs, lmap):
+    same = target.is_file() and (pack_source(target) or {}).get("signature") == signature(train_pairs, val_pairs, lmap)
+    if state is not None and state.is_file() and not same:
+        from ..errors import MedsegError
+
+        made = "other pairs, validation pairs or label map" if target.is_file() else "no OUT/pack.npz of --pairs"
+        raise MedsegError(f"--resume continues the run of {shown(state)}, made from {made}: give the --pairs, --val and --label-map "
+                          "it was made from, or another -o folder (without --resume) to train on these")
+    if same:
         console.print(f"using existing pack {shown(target)} (made from the same pairs and label map)", markup=False)
         return target
     with progress_bar(SpinnerColumn(), TextColumn("packing {task.description}: {task.completed} slices")) as bar:

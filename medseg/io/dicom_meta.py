@@ -32,6 +32,7 @@ def _meta(ds0: Dataset, source: Path, grid: list[list[FrameInfo]], datasets: lis
         "patient_id": str(ds0.get("PatientID", "")) or None,
         "frame_of_reference_uid": str(ds0.get("FrameOfReferenceUID", "")) or None,
         "patient_body": body_of(ds0),  # height, weight, sex for BSA (napari's measurement panel); never written out
+        "scanner": scanner_of(ds0),  # manufacturer, model, field strength: a label sidecar's provenance.scanner
         "heart_rate": heart_rate,
         "nominal_interval": nominal_interval,
         "files": [[str(f.path) for f in row] for row in grid],
@@ -88,6 +89,29 @@ def body_of(ds: Dataset) -> dict[str, Any]:
     sex = str(ds.get("PatientSex", "") or "").strip().upper()
     if sex in ("M", "F"):
         out["sex"] = sex
+    return out
+
+
+#: scanner fields (``cohort.csv`` columns, ``inputs.study`` and ``provenance.scanner`` keys) and the
+#: tag each is read from; InstitutionName and StationName (they name the hospital and its scanner room)
+#: are left out on purpose (docs/io.md, *What the outputs say about the patient*)
+SCANNER_TAGS = {"manufacturer": "Manufacturer", "manufacturer_model": "ManufacturerModelName", "field_strength_t": "MagneticFieldStrength"}
+
+
+def scanner_of(ds: Dataset) -> dict[str, Any]:
+    """The scanner of one DICOM header: ``manufacturer``, ``manufacturer_model`` and, for MR,
+    ``field_strength_t`` (tesla; a value above 100 is taken as gauss, as some older scanners wrote
+    15000 for 1.5 T; 0 or no number is left out), those it records, for a multi-centre analysis's
+    per-vendor results."""
+    out: dict[str, Any] = {}
+    for key in ("manufacturer", "manufacturer_model"):
+        if text := str(ds.get(SCANNER_TAGS[key], "") or "").strip():
+            out[key] = text
+    tesla = _num(ds.get("MagneticFieldStrength"))
+    if tesla is not None and tesla > 100:
+        tesla /= 10000.0
+    if tesla is not None and 0 < tesla <= 20:
+        out["field_strength_t"] = round(tesla, 3)
     return out
 
 

@@ -30,7 +30,7 @@ from .dicom_frames import (
     read_header,
     require_geometry,
 )
-from .dicom_meta import _num, body_of, study_date, study_date_from
+from .dicom_meta import _num, body_of, scanner_of, study_date, study_date_from
 from .dicom_stack import _check_uniform, _cluster_tolerance, _position_clusters
 from .geometry import dicom_directions
 
@@ -341,10 +341,12 @@ def dicom_body(path: str | Path) -> dict[str, Any]:
 
 
 @_quiet
-def dicom_study(path: str | Path) -> dict[str, str]:
+def dicom_study(path: str | Path) -> dict[str, Any]:
     """What tells a patient's studies and series apart in ``cohort.csv`` (a baseline and a
     follow-up) and pairs them: the PatientID, StudyDate (YYYY-MM-DD), StudyInstanceUID and
-    SeriesDescription a DICOM input's first image header records, those it has; {} for other inputs.
+    SeriesDescription a DICOM input's first image header records, and its scanner
+    (:func:`medseg.io.dicom_meta.scanner_of`: manufacturer, model, field strength in tesla, a
+    number), those it has; {} for other inputs.
     A header without a StudyDate gives its SeriesDate, AcquisitionDate or ContentDate as
     ``study_date``, and ``study_date_from`` names that tag (a visit paired by another date is seen)."""
     ds = _input_header(Path(path))
@@ -352,7 +354,7 @@ def dicom_study(path: str | Path) -> dict[str, str]:
         return {}
     out = {"patient_id": str(ds.get("PatientID", "") or "").strip(), "study_date": study_date(ds),
            "study_uid": str(ds.get("StudyInstanceUID", "") or "").strip(),
-           "series_description": str(ds.get("SeriesDescription", "") or "").strip(),
+           "series_description": str(ds.get("SeriesDescription", "") or "").strip(), **scanner_of(ds),
            "study_date_from": tag if (tag := study_date_from(ds)) != "StudyDate" else ""}
     return {k: v for k, v in out.items() if v}
 

@@ -269,7 +269,7 @@ def write_labels(
         path: output file; the ending picks the format (.nii.gz, .nii, .mha, .nrrd, .seg.nrrd, .png, .dcm).
         label_map: structure -> value of ``labels`` (a LabelMap, "lv=1,myo=2" or a mapping).
         provenance: JSON-able facts stored in the sidecar under "provenance"; the image's
-            ``spacing_known``, heart rate (``cardiac_timing``), frame times and notes on how it
+            ``spacing_known``, heart rate (``cardiac_timing``), DICOM scanner (``scanner``), frame times and notes on how it
             was read (``image_notes``: :data:`IMAGE_NOTES`) are added.
 
     Returns:
@@ -299,8 +299,11 @@ def write_labels(
     # the labels alone (`medseg measure`, `batch --measure`), which a NIfTI cannot carry
     timing = {k: float(v) for k in CARDIAC_TIMING if isinstance(v := (like.meta or {}).get(k), (int, float)) and v > 0}
     notes = {k: v for k in IMAGE_NOTES if isinstance(v := (like.meta or {}).get(k), str) and v}
+    # the DICOM image's manufacturer, model and field strength (a multi-centre study's per-vendor results)
+    scanner = {k: v for k, v in ((like.meta or {}).get("scanner") or {}).items() if v not in (None, "")}
     sidecar_obj = {"labels": [out.name], "label_map": lm.to_dict(),
                    "provenance": {**dict(provenance or {}), "spacing_known": bool(like.spacing_known), **({"cardiac_timing": timing} if timing else {}),
+                                  **({"scanner": scanner} if scanner else {}),
                                   **({"image_notes": notes} if notes else {}), **_frame_times(arr, like, provenance)}}
     try:
         json.dumps(_jsonable(sidecar_obj), allow_nan=False)

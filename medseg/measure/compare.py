@@ -50,6 +50,7 @@ class Visit:
     settings: dict[str, Any] = field(default_factory=dict)
     needs_review: bool = False
     qc: list[str] = field(default_factory=list)
+    scanner: dict[str, str] = field(default_factory=dict)  # DICOM manufacturer, model, field strength (tesla), those recorded
 
     def brief(self) -> dict[str, Any]:
         return {"case": self.case, "patient_id": self.patient_id or None, "study_date": self.study_date or None, "source": self.source}
@@ -80,6 +81,11 @@ def read_visits(path: Path) -> tuple[list[Visit], list[str]]:
 
 
 def _report_visit(path: Path) -> Visit:
+    from ..io.readers import EXTENSIONS
+
+    if any(path.name.lower().endswith(ext) for ext in EXTENSIONS):
+        raise MedsegError(f"{path}: an image or label file, not a report: measure its labels first (medseg measure LABELS -o REPORT.json) "
+                          "and compare the reports, or give medseg batch --measure folders")
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as e:
@@ -103,7 +109,7 @@ def _report_visit(path: Path) -> Visit:
                  study_date=str(study.get("study_date") or ""), models=models, label_map=_int_map(report["label_map"]),
                  spacing_mm=_floats(report.get("spacing_mm")), settings=settings,
                  needs_review=any(isinstance(v, dict) and v.get("needs_review") for v in (seg or {}).values()),
-                 qc=[f["code"] for f in report.get("flags") or [] if isinstance(f, dict) and _is_qc(f)])
+                 qc=[f["code"] for f in report.get("flags") or [] if isinstance(f, dict) and _is_qc(f)], scanner=_scanner(study))
 
 
 def _report_case(path: Path) -> str:
@@ -113,14 +119,17 @@ def _report_case(path: Path) -> str:
 
 def _sidecar_segmentation(report_path: Path, inputs: dict[str, Any]) -> dict[str, Any] | None:
     """The models of the label files the report names, from their sidecars (a relative path
-    tried from the report's folder, then from here); None when a file is not found."""
-    found = []
+    tried from the report's folder, then from here); None when a file is not found, or is no
+    longer the one measured (its sha256 is not the one ``inputs.sha256`` records: segmented again since)."""
+    from .._files import sha256_path
+
+    found, recorded = [], inputs.get("sha256") if isinstance(inputs.get("sha256"), dict) else {}
     for key in ("labels", "ed", "es", "a2c_ed", "a2c_es"):
         if not isinstance(inputs.get(key), str):
             continue
         p = Path(inputs[key])
         p = next((c for c in ([p] if p.is_absolute() else [report_path.parent / p, p]) if c.exists()), None)
-        if p is None:
+        if p is None or (isinstance(recorded.get(key), str) and sha256_path(p) != recorded[key]):
             return None
         found.append((key, p))
     return segmentation_record(found) if found else None
@@ -143,6 +152,7 @@ def _folder_visits(folder: Path) -> tuple[list[Visit], list[str]]:
         raise MedsegError(f"{cohort}: not medseg's cohort table (no case column)")
     from ..batch.case_names import study_of
     from ..batch.cohort import overview_rows
+    from ..io import read_sidecar
 
     outputs = {r.get("case", ""): _output(folder, r.get("output", "")) for r in summary}
     batch_settings = {"basal_rule": settings.get("basal_rule", True)} if isinstance(settings, dict) else {}
@@ -154,22 +164,25 @@ def _folder_visits(folder: Path) -> tuple[list[Visit], list[str]]:
             continue
         parts = [p for c, p in outputs.items() if p is not None and (c == row["case"] or study_of(c) == row["case"])]
         seg = segmentation_record([(str(i), p) for i, p in enumerate(parts)])
+        lost = any(read_sidecar(p) is None for p in parts)  # batch made them: a lost sidecar is no hand-drawn label
         flags = _text_flags(row.get("flags", ""))
         kind = "echo" if row.get("method") else "ED/ES" if row.get("lv.ef_pct") not in (None, "") else "one phase"
         visits.append(Visit(case=row["case"], source=str(cohort), values=values, kind=kind, patient_id=row.get("patient_id", ""),
-                            study_date=row.get("study_date", ""), models=_distinct(list(seg.values())) if parts else None,
+                            study_date=row.get("study_date", ""), models=_distinct(list(seg.values())) if parts and not lost else None,
                             label_map=_int_map({k[len("label_map."):]: v for k, v in row.items() if k.startswith("label_map.")}),
                             spacing_mm=_floats(row.get("spacing_mm", "").split()), settings=batch_settings,
-                            needs_review=row.get("needs_review") == "True", qc=[f["code"] for f in flags if _is_qc(f)]))
+                            needs_review=row.get("needs_review", "").upper() == "TRUE", qc=[f["code"] for f in flags if _is_qc(f)],
+                            scanner=_scanner(row)))
     return visits, unmeasured
 
 
 def _output(folder: Path, output: str) -> Path | None:
-    """A case's label file: where summary.csv says, else by that name in ``folder`` (a moved folder)."""
+    """A case's label file: by its name in ``folder`` (batch writes it there; a copied or moved
+    folder's summary.csv still names the first place, which a later run may have rewritten), else where summary.csv says."""
     if not output:
         return None
     p = Path(output)
-    return p if p.exists() else (folder / p.name if (folder / p.name).exists() else None)
+    return folder / p.name if (folder / p.name).is_file() else p if p.exists() else None
 
 
 def _text_flags(text: str) -> list[dict[str, str]]:
@@ -198,6 +211,26 @@ def _values(row: dict[str, Any]) -> dict[str, float]:
         if math.isfinite(v):
             out[k] = v
     return out
+
+
+def _scanner(record: dict[str, Any]) -> dict[str, str]:
+    """The scanner fields of a report's ``inputs.study`` or a cohort row (:data:`medseg.io.dicom_meta.SCANNER_TAGS`),
+    as text (a field strength as a number's text: 3.0 in a report and "3" in a cohort row are one)."""
+    from ..io.dicom_meta import SCANNER_TAGS
+
+    out = {}
+    for k in SCANNER_TAGS:
+        v = record.get(k)
+        if v not in (None, ""):
+            out[k] = f"{t:g}" if k == "field_strength_t" and (t := _number(v)) is not None else str(v).strip()
+    return out
+
+
+def _number(v: Any) -> float | None:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
 
 
 def _floats(v: Any) -> list[float] | None:
@@ -263,14 +296,43 @@ def pair_one_folder(visits: list[Visit]) -> tuple[list[tuple[Visit, Visit]], dic
     for v in visits:
         by_patient.setdefault(v.patient_id, []).append(v)
     pairs, single, between = [], [], []
-    for group in by_patient.values():
-        group.sort(key=lambda v: (v.study_date, v.case))
+    for pid, group in by_patient.items():
+        group.sort(key=lambda v, p=pid, n=len(group): (_date(v, p) if n > 1 else (0, 0, 0), v.case))
+        if len(group) > 1 and _may_be_same_day(_date(group[0], pid), _date(group[-1], pid)):
+            raise MedsegError(f"patient {pid}: cases {group[0].case} and {group[-1].case} have study dates {group[0].study_date!r} and "
+                              f"{group[-1].study_date!r} (anonymised: month or day 0), which do not say which came first; "
+                              "give them as BASELINE FOLLOWUP")
         if len(group) == 1:
             single.append(group[0].case)
         else:
             pairs.append((group[0], group[-1]))
             between += [v.case for v in group[1:-1]]
     return pairs, {"one_visit": single, **({"between_first_and_last": between} if between else {})}
+
+
+def _date(v: Visit, patient: str) -> tuple[int, int, int]:
+    """``v``'s study date as (year, month, day) (medseg writes YYYY-MM-DD; YYYYMMDD, YYYY/MM/DD and
+    a time after it are read too; as text, 2021-03-01 sorted before 20210201). An anonymised
+    export's month or day of 0 (Sunnybrook's 20120000, written as it is) is kept as 0: unknown."""
+    import datetime
+    import re
+
+    m = re.fullmatch(r"(\d{4})[-/.]?(\d{2})[-/.]?(\d{2})(?:[ T].*)?", v.study_date.strip())
+    if m:
+        y, mo, d = map(int, m.groups())
+        try:
+            if y and (d == 0 and (mo == 0 or mo <= 12) or datetime.date(y, mo, d)):
+                return y, mo, d
+        except ValueError:
+            pass
+    said = f"study_date {v.study_date!r}" if v.study_date.strip() else "no study_date"
+    raise MedsegError(f"patient {patient}: case {v.case} has {said} (medseg writes YYYY-MM-DD; a spreadsheet re-saved cohort.csv?): "
+                      "its first and last visit cannot be told apart; give them as BASELINE FOLLOWUP")
+
+
+def _may_be_same_day(a: tuple[int, int, int], b: tuple[int, int, int]) -> bool:
+    """Two dates of which an unknown month or day (0) leaves the order open (2012-00-00 and 2012-05-03)."""
+    return a[0] == b[0] and (0 in (a[1], b[1]) or (a[1] == b[1] and 0 in (a[2], b[2])))
 
 
 def _short(m: dict[str, Any]) -> str:
@@ -309,6 +371,8 @@ def cautions(b: Visit, f: Visit) -> list[str]:
             out.append(f"pixel spacing differs: baseline {_mm(b.spacing_mm[1:])}, follow-up {_mm(f.spacing_mm[1:])} mm")
         if b.kind != "echo" and f.kind != "echo" and not _close(b.spacing_mm[:1], f.spacing_mm[:1]):
             out.append(f"slice spacing differs: baseline {b.spacing_mm[0]:g}, follow-up {f.spacing_mm[0]:g} mm")
+    if any(b.scanner[k] != f.scanner[k] for k in set(b.scanner) & set(f.scanner)):  # a vendor or field strength change biases volumes and mass
+        out.append(f"scanner differs: baseline {_scanner_text(b.scanner)}, follow-up {_scanner_text(f.scanner)}")
     differ = sorted(k for k in set(b.settings) & set(f.settings) if b.settings[k] != f.settings[k])
     if differ:
         out.append("measurement settings differ: " + "; ".join(f"{k} {b.settings[k]} vs {f.settings[k]}" for k in differ))
@@ -319,6 +383,10 @@ def cautions(b: Visit, f: Visit) -> list[str]:
             counts = {c: v.qc.count(c) for c in dict.fromkeys(v.qc)}
             out.append(f"the {side} measure has QC warnings: " + ", ".join(f"{c} x{n}" if n > 1 else c for c, n in counts.items()))
     return out
+
+
+def _scanner_text(s: dict[str, str]) -> str:
+    return " ".join([*(s[k] for k in ("manufacturer", "manufacturer_model") if k in s), *([f"{s['field_strength_t']} T"] if "field_strength_t" in s else [])])
 
 
 def _kind(kind: str) -> str:

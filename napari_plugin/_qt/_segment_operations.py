@@ -41,7 +41,7 @@ class OperationsMixin:
         operation just undone ("Propagated LV ...") as if it still stood."""
         n = len(c.session.log)
         change = c.undo() if which == "undo" else c.redo()
-        self.status(step_text(which, change, any(a.get("op") == which for a in c.session.log[n:])))
+        self.status(step_text(which, change, any(a.get("op") == which for a in c.session.log[n:]), getattr(c.session, "undo_dropped", 0)))
 
     def propagate(self) -> None:
         if self._busy:
@@ -104,9 +104,15 @@ class OperationsMixin:
             self.status(error_line(e), error=True)  # as the CLI says it: no exception class names
 
 
-def step_text(which: str, change: Any, done: bool) -> str:
-    """Status line after an undo or redo (``which``): what it changed, or that nothing was left."""
+def step_text(which: str, change: Any, done: bool, dropped: int = 0) -> str:
+    """Status line after an undo or redo (``which``): what it changed, or that nothing was left
+    (and, for undo, that the ``dropped`` oldest steps were let go to keep within the undo budget)."""
     if not done:
+        if which == "undo" and dropped:
+            from medseg._session_undo import undo_budget_bytes
+
+            return (f"Nothing more to undo: the {dropped} oldest step{'s were' if dropped != 1 else ' was'} let go to keep the undo "
+                    f"history under {undo_budget_bytes() / 2**20:.0f} MB (MEDSEG_UNDO_MB).")
         return f"Nothing to {which}."
     slices = len(change.regions)
     what = f"{slices} slice{'s' if slices != 1 else ''}" if slices else "a lock change"

@@ -367,7 +367,7 @@ def test_cohort_row_per_study_whose_frames_are_cases_acdc_style(tmp_path):
     summary = _summary(out)
     for study in ("p1", "p2"):
         frames = [c for c in summary if c.startswith(f"{study}_frame")]
-        assert rows[study]["needs_review"] == str(any(summary[c]["needs_review"] for c in frames))
+        assert rows[study]["needs_review"] == ("TRUE" if any(summary[c]["needs_review"] for c in frames) else "FALSE")  # as R reads it
         assert float(rows[study]["confidence"]) == min(float(summary[c]["confidence"]) for c in frames)
         assert all(rows[c]["confidence"] == str(summary[c]["confidence"]) for c in frames)
     assert (out / "cohort.png").is_file()
@@ -389,7 +389,7 @@ def test_ctrl_c_stops_the_worker_processes_and_their_queue(tmp_path):
     ready, t0 = set(), time.time()
     while len(ready) < 2 and time.time() - t0 < 120:  # both workers started (their initializer ran)
         ready |= {f.result() for f in [pool.submit(os.getpid) for _ in range(4)]}
-    futures = [pool.submit(time.sleep, 60) for _ in range(6)]
+    futures = [pool.submit(time.sleep, 60) for _ in range(12)]
     time.sleep(0.5)
     procs = list(pool._processes.values())
     assert {p.pid for p in procs} == ready
@@ -404,7 +404,8 @@ def test_ctrl_c_stops_the_worker_processes_and_their_queue(tmp_path):
     while any(p.is_alive() for p in procs) and time.time() - t1 < 15:  # the executor's own thread may reap them a moment later
         time.sleep(0.05)
     assert not any(p.is_alive() for p in procs)
-    assert sum(f.cancelled() for f in futures) >= len(futures) - 4  # the queue did not run (2 running, 2 handed over)
+    # the queue did not run: 2 running, and at most 3 in the executor's call queue (workers + 1) that cancel cannot reach
+    assert sum(f.cancelled() for f in futures) >= len(futures) - 5
     assert sorted(p.name for p in tmp_path.iterdir()) == ["case00.nii.gz"]
 
 

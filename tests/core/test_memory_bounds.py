@@ -115,3 +115,54 @@ def test_consecutive_operations_share_their_undo_copy_of_a_slice(model, phantom)
     s.labels[0, 3, 0, 0] = 9  # painted outside the session: the next copy is a new one
     s.apply_prompt(SlicePrompt("lv", 0, 3, box=Box(40, 40, 70, 70)))
     assert s._undo[-1].slices[(0, 3)] is not first.after_slices[(0, 3)] and s._undo[-1].slices[(0, 3)][0, 0] == 9
+
+
+def test_the_undo_history_keeps_to_its_memory_budget(model, phantom, monkeypatch):
+    """A day of operations on one cine kept every step's slice copies (15-25 MB a step propagated
+    through a 30-frame cine): past MEDSEG_UNDO_MB the oldest steps go, the latest stays undoable
+    and what is kept still restores exactly."""
+    from medseg._session_undo import UNDO_BUDGET_MB, undo_budget_bytes
+    from medseg.session import Session
+    from medseg.types import Box, SlicePrompt
+
+    assert undo_budget_bytes() == UNDO_BUDGET_MB * 2**20
+    s = Session(phantom.image, model)
+    states = [s.labels.copy()]
+    for z in (2, 3, 4):
+        s.apply_prompt(SlicePrompt("lv", 0, z, box=Box(40, 40, 70, 70)))
+        states.append(s.labels.copy())
+    assert len(s._undo) == 3 and not getattr(s, "undo_dropped", 0)  # the default budget keeps them all
+    step = s._undo[-1].size
+    assert step >= s.labels[0, 4].nbytes  # at least its before copy of the slice
+    monkeypatch.setenv("MEDSEG_UNDO_MB", str(2.5 * step / 2**20))  # room for two steps
+    s.apply_prompt(SlicePrompt("lv", 0, 5, box=Box(40, 40, 70, 70)))
+    states.append(s.labels.copy())
+    assert len(s._undo) == 2 and s.undo_dropped == 2
+    s.undo()
+    assert np.array_equal(s.labels, states[3])
+    s.undo()
+    assert np.array_equal(s.labels, states[2]) and not s.can_undo
+    s.redo()
+    s.redo()
+    assert np.array_equal(s.labels, states[4])
+    monkeypatch.setenv("MEDSEG_UNDO_MB", "0")  # even no budget keeps the latest step
+    s.clear("lv", 0, 5)
+    assert len(s._undo) == 1
+    s.undo()
+    assert np.array_equal(s.labels, states[4])
+
+
+def test_a_replayed_log_keeps_every_undo_step_it_needs(model, phantom, monkeypatch):
+    """A log recorded with a larger undo budget replays with a small one: its undos find their steps."""
+    from medseg.session import Session
+    from medseg.types import Box, SlicePrompt
+
+    s = Session(phantom.image, model)
+    for z in (2, 3, 4):
+        s.apply_prompt(SlicePrompt("lv", 0, z, box=Box(40, 40, 70, 70)))
+    s.undo(), s.undo(), s.undo()
+    assert not s.labels.any()
+    monkeypatch.setenv("MEDSEG_UNDO_MB", "0")
+    r = Session(phantom.image, model)
+    r.replay(s.provenance()["actions"])
+    assert np.array_equal(r.labels, s.labels) and len(r._undo) == 0 and len(r._redo) == 3

@@ -116,7 +116,8 @@ def test_cohort_echo_rows_have_the_spacing_measure_gives(tmp_path):
     report = json.loads((tmp_path / "m.json").read_text())
     assert row["spacing_mm"] == measured["spacing_mm"] == "1.0 0.6 0.6" and report["spacing_mm"] == pytest.approx([1.0, 0.6, 0.6])
     same = [k for k in measured if k in row and not k.startswith("inputs.")]
-    assert len(same) > 20 and {k: str(row[k]) for k in same} == {k: measured[k] for k in same}
+    cell = {True: "TRUE", False: "FALSE"}  # a boolean as the CSV writes it (R reads it as logical)
+    assert len(same) > 20 and {k: cell[row[k]] if isinstance(row[k], bool) else str(row[k]) for k in same} == {k: measured[k] for k in same}
 
     ph = echo_apical_phantom("a4c", n_frames=6, shape=(96, 96), spacing=0.5, seed=1)  # one view over the cycle
     clip = write_labels(np.where(np.isin(ph.labels, (1, 2, 4)), ph.labels, 0).astype(np.uint8), ph.image, tmp_path / "out" / "c1.nii.gz",

@@ -86,6 +86,9 @@ def test_undo_and_redo_say_what_they_did():
     assert step_text("undo", ch, True) == "Undid the last step (135 slices). Redo (Ctrl+Shift+Z) brings it back."
     assert step_text("undo", Change("undo"), True) == "Undid the last step (a lock change). Redo (Ctrl+Shift+Z) brings it back."
     assert step_text("redo", ch, False) == "Nothing to redo."
+    assert step_text("undo", ch, False) == "Nothing to undo."
+    assert step_text("undo", ch, False, dropped=3) == ("Nothing more to undo: the 3 oldest steps were let go to keep the undo history "
+                                                       "under 1024 MB (MEDSEG_UNDO_MB).")
 
 
 # -- napari --------------------------------------------------------------------------------------
