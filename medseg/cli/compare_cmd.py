@@ -37,7 +37,8 @@ def compare_command(
     Folders are paired by DICOM patient id when every study has one, else by equal case id;
     unpaired cases are listed. Each pair's cautions say why a change may not be real: another
     model or adapter (refused unless --allow-model-change), label map, pixel or slice spacing,
-    measurement settings, a one-phase vs an ED/ES report, a visit flagged for review or QC.
+    measurement settings, another scanner (DICOM manufacturer, model, field strength), a one-phase
+    vs an ED/ES report, a visit flagged for review or QC.
     """
     from .._files import check_not_inputs, check_plots_folder, check_table_names, check_writable_folder, csv_text, write_json_atomic, write_text_atomic
     from ..measure import compare as cmp
