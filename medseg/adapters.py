@@ -195,9 +195,16 @@ def trained_on(folder: Path, cases: list[str], images: list[Path] | None = None)
         training = read_adapter_meta(folder).get("training") or {}
     except CheckpointError:
         return []
-    names = [n for n in (training.get("pairs") or []) if isinstance(n, str) and n]
-    named = [c for c in cases if any(c == n or c.startswith(n + "_") or n.startswith(c + "_") for n in names)]
     recorded = (training.get("data_sha256") or {}).get("train") if isinstance(training.get("data_sha256"), dict) else None
+    return cases_trained_on(training.get("pairs"), recorded, cases, images)
+
+
+def cases_trained_on(pairs: Any, recorded: Any, cases: list[str], images: list[Path] | None = None) -> list[str]:
+    """The cases among ``cases`` named as one of the training volumes ``pairs`` (a part after ``_``
+    aside), then those whose image has the ``image_sha256`` of a ``recorded`` entry; an adapter's
+    medseg.json and a ``medseg train --pairs`` checkpoint's header record both."""
+    names = [n for n in (pairs or []) if isinstance(n, str) and n] if isinstance(pairs, list) else []
+    named = [c for c in cases if any(c == n or c.startswith(n + "_") or n.startswith(c + "_") for n in names)]
     digests = {r.get("image_sha256") for r in recorded if isinstance(r, dict)} - {None} if isinstance(recorded, list) else set()
     if not digests or images is None:
         return named

@@ -156,7 +156,8 @@ def model_choice(rec: RecordedSession, model: str | None, adapter: str | None) -
         model = _find_checkpoint(str(rec_model), p.get("model_sha256"))
         if model is None:
             raise CheckpointError(f"{rec.path.name} was made with model {rec_model!r} (sha256 {str(p.get('model_sha256'))[:12]}…), which medseg "
-                                  f"does not find by name: give it with --model ({f'{rec_model}=PATH' if rec_model in REGISTRY else 'its checkpoint path'})")
+                                  f"does not find by name: give it with --model ({f'{rec_model}=PATH' if rec_model in REGISTRY else 'its checkpoint path'})"
+                                  + ("" if rec_model in REGISTRY else ", or put its training folder in $MEDSEG_HOME/models"))
     if adapter == "":  # --adapter '': the base model alone
         adapter = None
         if rec_adapter:
@@ -170,12 +171,20 @@ def model_choice(rec: RecordedSession, model: str | None, adapter: str | None) -
 
 
 def _find_checkpoint(model_id: str, sha256: Any) -> str | None:
+    """The checkpoint of id ``model_id`` and this sha256: ``<id>.safetensors`` in medseg's
+    checkpoint folders (an id ``FOLDER/STEM`` there by its stem too), or a lab's model
+    ``$MEDSEG_HOME/models/FOLDER/STEM.safetensors`` (:func:`medseg.models.own.find_own_model`)."""
     from ._files import sha256_file
+    from .models.own import find_own_model
     from .models.registry import asset_dirs
 
-    for d in asset_dirs("checkpoints"):
-        f = d / f"{model_id}.safetensors"
-        if f.is_file() and sha256_file(f) == sha256:
+    try:
+        own = [find_own_model(model_id)]
+    except CheckpointError:  # a folder of that name without the file: not found, said by the caller
+        own = []
+    stem = Path(model_id).name
+    for f in [*(d / f"{n}.safetensors" for d in asset_dirs("checkpoints") for n in dict.fromkeys((model_id, stem))), *own]:
+        if f is not None and f.is_file() and sha256_file(f) == sha256:
             return str(f)
     return None
 

@@ -41,15 +41,16 @@ def weights_sha256(model: str, adapter: str | None = None) -> tuple[str | None, 
 
 
 def _model_file(model: str) -> Path | None:
-    """The weights file of ``--model`` (:func:`medseg.models.load_model`'s rules)."""
-    from ..models.registry import REGISTRY, shipped_checkpoint
+    """The weights file of ``--model`` (:func:`medseg.models.load_model`'s rules: a ``medseg
+    train`` folder or a name in $MEDSEG_HOME/models is its ``best.safetensors``)."""
+    from ..models.registry import REGISTRY, check_model_spec, shipped_checkpoint
 
     if model in ("default", None):
         return shipped_checkpoint()
     name, _, path_text = str(model).partition("=")
     if path_text and name in REGISTRY:
         return Path(path_text)
-    return None if model in REGISTRY else Path(model)
+    return None if model in REGISTRY else check_model_spec(str(model))
 
 
 @functools.lru_cache(maxsize=16)

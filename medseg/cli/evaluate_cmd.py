@@ -76,6 +76,10 @@ def evaluate_command(
         o.note_gpu_unused(device)
     loaded = None if scoring else load_model(model, device=device, adapter=adapter)
     trained = _adapter_training_cases(adapter, rows) if loaded is not None and adapter else []
+    if loaded is not None:  # a lab's own model (medseg train --pairs): its header names its training volumes
+        from ..models.own import model_trained_on
+
+        model_trained = model_trained_on(loaded.info, [r.case for r in rows], [r.image for r in rows])
     with progress_bar(TextColumn("scoring" if scoring else "evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
         task = bar.add_task("eval", total=len(rows))
         result = evaluate_pairs(rows, lmap, prompt, loaded, progress=lambda d, t: bar.update(task, completed=d), workers=workers,
@@ -95,6 +99,8 @@ def evaluate_command(
         result["plots"] = {k: str(v) for k, v in write_plots(result, plots, calibration()["volume_threshold"]).items()}
     if trained:
         result["summary"]["adapter_trained_on"] = trained
+    if loaded is not None and model_trained:
+        result["summary"]["model_trained_on"] = model_trained
     write_json_atomic(out, result)
     s = result["summary"]
     dice = ", ".join(f"{k} {v:.3f}" for k, v in s["dice"].items())
@@ -105,6 +111,10 @@ def evaluate_command(
         console.print(f"note: {len(trained)} of the {len({r.case for r in rows})} cases are named as volumes the adapter was trained on "
                       f"({', '.join(shown(c) for c in trained[:5])}{', ...' if len(trained) > 5 else ''}): their scores are no validation "
                       "of it (summary.adapter_trained_on; its medseg.json lists training.pairs and val_pairs)", markup=False)
+    if loaded is not None and model_trained:
+        console.print(f"note: {len(model_trained)} of the {len({r.case for r in rows})} cases are volumes the model {loaded.model_id} was trained on "
+                      f"({', '.join(shown(c) for c in model_trained[:5])}{', ...' if len(model_trained) > 5 else ''}): their scores are no "
+                      "validation of it (summary.model_trained_on; medseg info on the checkpoint lists them)", markup=False)
     edited = sorted({shown(c["case"]) for c in result["cases"] if c.get("edited_by_hand")})
     if edited:
         console.print(f"note: {len(edited)} case{'' if len(edited) == 1 else 's'} hold{'s' if len(edited) == 1 else ''} labels edited by hand after the model "

@@ -18,6 +18,9 @@ def info_command(
 ) -> None:
     """Read an image and print its shape, axes, spacing, modality, frames and slices.
 
+    A medseg checkpoint (.safetensors, or a medseg train folder: its best.safetensors): what its
+    header says it is (trained on what, steps, validation score, start, size, sha256).
+
     A DICOM folder holding several series that form no one volume lists them, to pick with --series."""
     from ..errors import ManyStudiesError, MixedSeriesError, MixedStudiesError
     from ..io import read_label_volume, read_volume
@@ -30,6 +33,9 @@ def info_command(
 
         raise MedsegError(f"{shown(path)} is a medseg adapter folder, not an image: its model card is {shown(path / 'README.md')} "
                           "(`medseg models` lists the adapters; use it with --adapter)")
+    if path.suffix.lower() == ".safetensors" and path.is_file() or path.is_dir() and (path / "best.safetensors").is_file():
+        _checkpoint_info(path / "best.safetensors" if path.is_dir() else path, as_json)  # a model, not an image
+        return
     try:
         named = path.is_file() and (is_dicom_seg(path) or is_slicer_seg(path))  # labels that name their segments
         vol = read_label_volume(path) if named else read_volume(path, series=series)
@@ -87,6 +93,32 @@ def info_command(
         table.add_row("heart rate", plain(d["cardiac_timing_note"]))
     elif "heart_rate_bpm" in d:
         table.add_row("heart rate", f"{d['heart_rate_bpm']:g} beats/min")
+    stdout.print(table)
+
+
+def _checkpoint_info(path: Path, as_json: bool) -> None:
+    """``medseg info`` of a medseg checkpoint: its header, read without loading a weight."""
+    from .._files import shown
+    from ..errors import CheckpointError, MedsegError
+    from ..models.own import describe_checkpoint
+
+    try:
+        d = describe_checkpoint(path)
+    except CheckpointError as e:  # an adapter's adapter_model.safetensors, another tool's file
+        folder = " (an adapter's weights: give its folder to medseg models or --adapter)" if (path.parent / "medseg.json").is_file() else ""
+        raise MedsegError(f"{' '.join(str(e).split())}{folder}") from None
+    if as_json:
+        print_json(d)
+        return
+    from rich.table import Table
+
+    stdout.print(plain(f"{shown(path)}: a medseg model checkpoint (use it with --model {shown(path)})"), highlight=False, soft_wrap=True)
+    table = Table(show_header=False)
+    table.add_column()
+    table.add_column(overflow="fold")  # a sha256 is read in full, not cut at the terminal's width
+    for key in ("note", "model_id", "architecture", "structures", "trained_on", "validated_on", "steps", "validation_score", "started_from", "size_mb", "sha256"):
+        if key in d:
+            table.add_row(key, plain(", ".join(d[key]) if isinstance(d[key], list) else d[key]))
     stdout.print(table)
 
 

@@ -1,4 +1,4 @@
-"""`medseg models`: built-in models and adapters, with sizes and hashes."""
+"""`medseg models`: built-in models, a lab's own ($MEDSEG_HOME/models) and adapters, with sizes and hashes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from ._app import app, print_json, stdout
 
 
 def list_models() -> list[dict]:
-    """Registry entries with the shipped file's size and sha256 where there is one."""
+    """Registry entries with the shipped file's size and sha256 where there is one, then the
+    ``medseg train`` folders in ``$MEDSEG_HOME/models`` (:func:`medseg.models.own.list_own_models`)."""
     from .._files import sha256_file
     from ..errors import CheckpointError
     from ..models.registry import REGISTRY, shipped_checkpoint, shipped_sha256
@@ -24,7 +25,9 @@ def list_models() -> list[dict]:
             except CheckpointError as err:
                 row["source"] = f"missing: {err}"
         rows.append(row)
-    return rows
+    from ..models.own import list_own_models
+
+    return rows + list_own_models()  # a lab's own checkpoints in $MEDSEG_HOME/models: --model NAME
 
 
 def list_adapters() -> list[dict]:
@@ -37,7 +40,10 @@ def list_adapters() -> list[dict]:
 
 @app.command("models")
 def models_command(as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON.")) -> None:
-    """List built-in models and adapters (shipped and in $MEDSEG_HOME/adapters)."""
+    """List built-in models, your own and adapters.
+
+    Your own: medseg train folders in $MEDSEG_HOME/models (--model NAME loads NAME/best.safetensors);
+    adapters: shipped and in $MEDSEG_HOME/adapters."""
     rows = list_models() + list_adapters()
     if as_json:
         print_json(rows)

@@ -4,7 +4,11 @@
   * ``default`` — the shipped cardiac model in ``checkpoints/`` (sha256 checked);
   * ``sam_vit_b=PATH``, ``sam_vit_l=PATH``, ``sam_vit_h=PATH``, ``medsam_vit_b=PATH`` — an
     official state dict the user already has (``torch.load(weights_only=True)``, strict keys);
-  * a path to a medseg ``.safetensors`` checkpoint (e.g. one made by ``medseg train``);
+  * a path to a medseg ``.safetensors`` checkpoint (e.g. one made by ``medseg train``), recorded
+    as ``FOLDER/STEM`` (``labA_run1/best``: :func:`medseg.models.own.checkpoint_id`);
+  * a ``medseg train`` output folder (its ``best.safetensors``); ``NAME`` or ``NAME/STEM``: such a
+    folder in ``$MEDSEG_HOME/models`` (its ``best.safetensors``, or ``STEM.safetensors``), when
+    nothing of that path is here (a folder here comes first, as for ``--adapter``);
   * a path to a ``.pth`` SAM state dict (architecture detected from its shapes; SAM input
     normalisation assumed — name it ``medsam_vit_b=PATH`` for MedSAM).
 """
@@ -129,7 +133,9 @@ def _load_base(spec: str | os.PathLike | None, device: str) -> LoadedModel:
     path = check_model_spec(spec)
     if path.suffix == ".safetensors":
         model, digest, info = load_checkpoint(path)
-        return LoadedModel(model.to(device), path.stem, digest, info, device=device)
+        from .own import checkpoint_id
+
+        return LoadedModel(model.to(device), checkpoint_id(path), digest, info, device=device)
     variant = _detect_sam_variant(path)
     model, digest = load_official_sam(path, variant, f"sam_{variant}", "sam")
     return LoadedModel(model.to(device), f"sam_{variant}", digest, device=device)
@@ -142,11 +148,19 @@ def check_model_spec(spec: str) -> Path:
     (an unknown name failed every case, one after another)."""
     if spec in REGISTRY:
         raise CheckpointError(f"model {spec!r} needs your checkpoint file: use --model {spec}=/path/to/weights.pth (nothing is downloaded)")
+    from .own import BEST, find_own_model
+
     path = Path(spec)
     if not path.exists():
-        raise CheckpointError(f"unknown model {spec!r}; use one of: default, " + ", ".join(f"{n}=PATH" for n in REGISTRY if n != "default") + ", or a checkpoint path")
+        own = find_own_model(spec)  # a lab's model by name ($MEDSEG_HOME/models/NAME), as adapters are found
+        if own is not None:
+            return own
+        raise CheckpointError(f"unknown model {spec!r}; use one of: default, " + ", ".join(f"{n}=PATH" for n in REGISTRY if n != "default")
+                              + ", a checkpoint path, or the name of a folder in $MEDSEG_HOME/models (medseg models lists them)")
+    if path.is_dir() and (path / BEST).is_file():  # a medseg train output folder: its best.safetensors, as by name
+        return path / BEST
     if not path.is_file():  # a folder, a FIFO or a device would be read forever
-        raise CheckpointError(f"--model {spec}: not a regular file")
+        raise CheckpointError(f"--model {spec}: not a regular file" + (" (nor a medseg train folder: no best.safetensors in it)" * path.is_dir()))
     return path
 
 

@@ -58,7 +58,9 @@ def card_text(summary: dict[str, Any], history: list[dict]) -> str:
 |---|---|---|
 {rows}
 
-Use: `medseg segment IMAGE -o OUT --model {Path(summary['config']['out']).name}/best.safetensors ...` (also `batch`, `evaluate`).
+Use: `medseg segment IMAGE -o OUT --model {Path(summary['config']['out']).name}/best.safetensors ...` (also `batch`, `evaluate`);
+moved or linked to `$MEDSEG_HOME/models/NAME`, `--model NAME` (`medseg models` lists it). Labels made with it record
+`model_id` as its folder and stem (`{Path(summary['config']['out']).name}/best`; `NAME/best` once moved) and the file's sha256.
 Each checkpoint's header records the same (`info.data`); `summary.json` and `history.json` are beside it.
 """
 

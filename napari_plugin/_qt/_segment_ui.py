@@ -107,7 +107,11 @@ def _image_box(u: SimpleNamespace, adapters: list[str]) -> QGroupBox:
     u.model = QComboBox()
     u.model.setEditable(True)
     u.model.addItem("default")
-    u.model.setToolTip("'default', a .safetensors checkpoint path, or sam_vit_b=/path/to/weights.pth")
+    from medseg.models.own import own_model_names
+
+    u.model.addItems(own_model_names())  # a lab's medseg train folders in $MEDSEG_HOME/models, by name
+    u.model.setToolTip("'default', a model of yours in $MEDSEG_HOME/models (by name), a .safetensors checkpoint path, "
+                       "or sam_vit_b=/path/to/weights.pth")
     u.adapter = QComboBox()
     u.adapter.setEditable(True)  # an adapter folder `medseg adapt -o` wrote, anywhere
     u.adapter.addItems(["none", *adapters])
