@@ -124,7 +124,8 @@ def evaluate_pairs(pairs: list[Pair], label_map: LabelMap, prompt: str | None, m
     (``Pair.handed_over``, :func:`with_predictions`) are not scored as segmentations: not in
     the Dice means, the clinical errors or the review statistics, but counted in
     ``summary.handed_over``. Pairs whose case the batch failed (``Pair.failed``) are not scored
-    either, and are listed in ``summary.failed_in_batch`` with the batch's reason."""
+    either, and are listed in ``summary.failed_in_batch`` with the batch's reason; those with no
+    labels in the folder at all (``Pair.absent``, ``--skip-missing``) in ``summary.not_in_predicted``."""
     failed = [p for p in pairs if p.prediction is None and p.failed is not None]
     entire = [p for p in pairs if p.prediction is None and p.handed_over is not None]
     pairs = [p for p in pairs if not (p.prediction is None and (p.handed_over is not None or p.failed is not None))]
@@ -363,8 +364,9 @@ def _summarise(cases: list[dict], label_map: LabelMap, prompt: str, model, entir
     handed = handed_over_summary(cases, entire, label_map)
     if handed:
         summary["handed_over"] = handed
-    if failed:
-        summary["failed_in_batch"] = {"n_cases": len(failed), "cases": [{"case": p.case, "phase": p.phase, "reason": p.failed} for p in failed]}
+    for key, rows in (("failed_in_batch", [p for p in failed if not p.absent]), ("not_in_predicted", [p for p in failed if p.absent])):
+        if rows:  # not_in_predicted: --skip-missing, no labels in the folder
+            summary[key] = {"n_cases": len(rows), "cases": [{"case": p.case, "phase": p.phase, "reason": p.failed} for p in rows]}
     if model is not None:
         settings = {"prompt": prompt, "label_map": label_map.to_dict(), **model.provenance()}
     else:

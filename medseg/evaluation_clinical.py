@@ -60,7 +60,7 @@ def clinical_errors(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
             ed, es = ph["ED"][which], ph["ES"][which]
             rep = measure_ed_es(ed[0] if ed.ndim == 4 else ed, es[0] if es.ndim == 4 else es, ph["ED"]["_vol"].affine, label_map)
             vals[which] = (rep["lv"]["ef_pct"], rep.get("lv_mass_g"), rep["lv"]["edv_ml"], rep["rv"]["ef_pct"], rep["rv"]["edv_ml"],
-                           rep["wall_thickening_pct"]["global"], rep["lv"]["esv_ml"])
+                           rep["wall_thickening_pct"]["global"], rep["lv"]["esv_ml"], rep["rv"]["esv_ml"])
             flags[which] = {f["code"] for f in rep.get("flags", ()) if f.get("severity") in ("warning", "error")}
         p, r = vals["_pred"], vals["_ref"]
         ph["ED"]["clinical"] = {"lvef_pred": p[0], "lvef_ref": r[0], "lv_mass_pred_g": p[1], "lv_mass_ref_g": r[1], "edv_pred_ml": p[2], "edv_ref_ml": r[2],
@@ -78,7 +78,8 @@ def clinical_errors(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
             ph["ED"]["clinical"].update({"wall_thickening_pred_pct": p[5], "wall_thickening_ref_pct": r[5]})
             err_thick.append(abs(p[5] - r[5]))
         if has_rv and "rv" not in left:
-            ph["ED"]["clinical"].update({"rvef_pred": p[3], "rvef_ref": r[3], "rv_edv_pred_ml": p[4], "rv_edv_ref_ml": r[4]})
+            ph["ED"]["clinical"].update({"rvef_pred": p[3], "rvef_ref": r[3], "rv_edv_pred_ml": p[4], "rv_edv_ref_ml": r[4],
+                                           "rv_esv_pred_ml": p[7], "rv_esv_ref_ml": r[7]})
             err_rvef.append(abs(p[3] - r[3]))
             err_rvedv.append(abs(p[4] - r[4]))
     for views in echo.values():

@@ -26,9 +26,10 @@ from ._files import write_text_atomic
 
 #: (key in a case's "clinical", label, unit) of the Bland-Altman panels and the agreement table.
 CLINICAL = (("lvef", "LVEF", "%"), ("lv_mass", "LV mass", "g"), ("edv", "LV EDV", "mL"), ("esv", "LV ESV", "mL"), ("rvef", "RVEF", "%"), ("rv_edv", "RV EDV", "mL"),
-            ("wall_thickening", "Wall thickening", "%"))
+            ("rv_esv", "RV ESV", "mL"), ("wall_thickening", "Wall thickening", "%"))
 _PRED_REF = {"lvef": ("lvef_pred", "lvef_ref"), "lv_mass": ("lv_mass_pred_g", "lv_mass_ref_g"), "edv": ("edv_pred_ml", "edv_ref_ml"), "esv": ("esv_pred_ml", "esv_ref_ml"),
              "rvef": ("rvef_pred", "rvef_ref"), "rv_edv": ("rv_edv_pred_ml", "rv_edv_ref_ml"),
+             "rv_esv": ("rv_esv_pred_ml", "rv_esv_ref_ml"),
              "wall_thickening": ("wall_thickening_pred_pct", "wall_thickening_ref_pct")}
 
 

@@ -25,6 +25,7 @@ class Pair:
     case_id: str | None = None  # the batch case id of the image (before an _ED/_ES part became phase)
     handed_over: tuple[str, ...] | None = None  # --predicted: a case batch handed over entirely (no labels): its structures
     failed: str | None = None  # --predicted: why batch failed the case (no labels): not scored, listed
+    absent: bool = False  # --predicted --skip-missing: no labels in the folder (a case one reader left out): listed
 
 
 def read_pairs(path: str | Path, left_out: list[str] | None = None, notes: list[str] | None = None) -> list[Pair]:
@@ -118,7 +119,7 @@ def _csv_path(csv_path: Path, cell: str) -> Path:
     return resolved(p) if p.name in ("", ".", "..") else resolved(p.parent) / p.name
 
 
-def with_predictions(pairs: list[Pair], folder: str | Path) -> list[Pair]:
+def with_predictions(pairs: list[Pair], folder: str | Path, skip_missing: bool = False) -> list[Pair]:
     """``pairs`` with the label file of each case in ``folder`` as its ``prediction``: named by
     the case's batch id (``medseg batch`` writes ``OUT_DIR/<case>.nii.gz``), the image's file
     name or the case column, + nothing or one of :data:`medseg.batch.REFERENCE_SUFFIXES`, + a
@@ -127,7 +128,9 @@ def with_predictions(pairs: list[Pair], folder: str | Path) -> list[Pair]:
     ``handed_over`` (every structure below ``--min-confidence``) keeps no ``prediction`` and gets
     ``handed_over`` = its structures: not scored, counted as handed over (:func:`evaluate_pairs`).
     One it records as ``failed`` gets ``failed`` = the summary's reason: not scored, listed (one
-    failure in a cohort of hundreds stopped the evaluation of all of them).
+    failure in a cohort of hundreds stopped the evaluation of all of them). ``skip_missing``: a
+    case with no labels there and no summary row (a reader who left a case out) gets ``absent``
+    and ``failed`` = why, not scored, listed, instead of the error.
 
     Raises:
         MedsegError: ``folder`` is not a folder, cases have no labels there and were neither
@@ -162,17 +165,21 @@ def with_predictions(pairs: list[Pair], folder: str | Path) -> list[Pair]:
                 out.append(replace(pair, handed_over=handed[name]))
             elif gone is not None:
                 out.append(replace(pair, failed=failed[gone]))
+            elif skip_missing:
+                out.append(replace(pair, failed=f"no labels in {folder.name}", absent=True))
             else:
                 missing.append(next(iter(names), pair.case))
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise MedsegError(f"no labels in {folder} for {len(missing)} of {len(pairs)} cases: {shown} "
                           "(looked for CASE.nii.gz etc., as medseg batch names its outputs, and found no batch summary there "
-                          "recording them as failed or handed over)")
+                          "recording them as failed or handed over; --skip-missing scores the others)")
     if out and all(p.prediction is None for p in out):
         n_failed = sum(p.failed is not None for p in out)
+        n_absent = sum(p.absent for p in out)
         raise MedsegError(f"--predicted {folder}: none of the {len(out)} cases has labels ({len(out) - n_failed} handed over for manual "
-                          f"review, {n_failed} failed, by its batch summary): nothing to score")
+                          f"review, {n_failed - n_absent} failed, by its batch summary" + (f", {n_absent} not there" if n_absent else "")
+                          + "): nothing to score")
     return out
 
 

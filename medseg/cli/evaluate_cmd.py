@@ -24,6 +24,8 @@ def evaluate_command(
                                           "What a batch handed over (--min-confidence) is counted, not scored."),
     predicted_label_map: str | None = typer.Option(None, "--predicted-label-map", help="Label values of predicted files that do not name "
                                                    "their structures (medseg's sidecar and DICOM SEG do). Default: --label-map."),
+    skip_missing: bool = typer.Option(False, "--skip-missing", help="With --predicted: score the cases that have labels there and list "
+                                      "those that have none (a case one reader left out), instead of stopping."),
     out: Path = typer.Option(..., "-o", "--out", help="Result JSON to write (summary and per-case scores)."),
     model: o.Model = "default",
     adapter: o.Adapter = None,
@@ -54,10 +56,12 @@ def evaluate_command(
     notes: list[str] = []
     rows = with_modality(read_pairs(pairs, left, notes), modality)
     note_lines(notes)
+    if skip_missing and predicted is None:
+        raise MedsegError("--skip-missing goes with --predicted (a folder in which some cases may have no labels)")
     if predicted is not None:
         if any(r.prediction is not None for r in rows):
             raise MedsegError(f"{pairs} has a prediction column and --predicted names a folder: give one of them")
-        rows = with_predictions(rows, predicted)
+        rows = with_predictions(rows, predicted, skip_missing=skip_missing)
     scoring = predicted is not None or any(r.prediction is not None for r in rows)
     if scoring and (prompt or model != "default" or adapter):
         given = ", ".join(o for o, v in (("--prompt", prompt), ("--model", model != "default"), ("--adapter", adapter)) if v)
@@ -161,11 +165,13 @@ def evaluate_command(
         entire = f" ({handed['n_cases_entire']} cases entirely)" if handed["n_cases_entire"] else ""
         console.print(f"handed over for manual review, not scored: {handed['n_volumes']} structure-volumes{entire}: {'; '.join(listed[:5])}"
                       + (f" and {len(listed) - 5} more" if len(listed) > 5 else ""), markup=False)
-    failed = s.get("failed_in_batch")
-    if failed:
-        listed = [f"{shown(c['case'])}{' ' + c['phase'] if c['phase'] else ''} ({c['reason']})" for c in failed["cases"]]
-        console.print(f"failed in the batch, not scored: {failed['n_cases']} case{'' if failed['n_cases'] == 1 else 's'}: {'; '.join(listed[:5])}"
-                      + (f" and {len(listed) - 5} more" if len(listed) > 5 else ""), markup=False)
+    for key, what in (("failed_in_batch", "failed in the batch, not scored"), ("not_in_predicted", "no labels in --predicted, not scored (--skip-missing)")):
+        failed = s.get(key)
+        if failed:
+            listed = [f"{shown(c['case'])}{' ' + c['phase'] if c['phase'] else ''}" + (f" ({c['reason']})" if key == "failed_in_batch" else "")
+                      for c in failed["cases"]]
+            console.print(f"{what}: {failed['n_cases']} case{'' if failed['n_cases'] == 1 else 's'}: {'; '.join(listed[:5])}"
+                          + (f" and {len(listed) - 5} more" if len(listed) > 5 else ""), markup=False)
     line = _review_line(s)
     if line:
         console.print(line, markup=False)

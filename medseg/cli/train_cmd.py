@@ -32,7 +32,7 @@ def train_command(
     val_every: float = typer.Option(0.0, "--val-every", help="Seconds (not steps, as in adapt) between validations; 0: the time budget / 6."),
     seed: int = typer.Option(0, "--seed", help="Random seed (data order, prompt simulation)."),
     init_from: Path | None = typer.Option(None, "--init-from", help="Start from this medseg checkpoint (all its weights train; "
-                                          "'default': the shipped one)."),
+                                          "'default': the shipped one; NAME: your model in $MEDSEG_HOME/models; a train folder: its best)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in OUT (state.pt)."),
     state_dir: Path | None = typer.Option(None, "--state-dir", help="Where state.pt (for --resume) is kept (default: OUT)."),
     probe_batches: str = typer.Option("", "--probe-batches", help="Comma-separated batch sizes to time first (e.g. 128,256,512 on a GPU); "
@@ -75,6 +75,13 @@ def train_command(
         raise MedsegError(f"{out} is a file; the training output is a folder: choose another name")
     check_writable_folder(out)
     init_from = _init_checkpoint(init_from)
+    if resume and not (Path(state_dir or out) / "state.pt").is_file():
+        made = [f for f in ("last.safetensors", "best.safetensors", "history.json") if (out / f).is_file()]
+        if made:  # its state lost (a wiped --state-dir, another folder): it trained anew over that run's checkpoints
+            raise MedsegError(f"--resume: {shown(out)} holds a run ({', '.join(made)}) but {shown(Path(state_dir or out))} has no state.pt "
+                              "to continue it: give the --state-dir it was saved to, start from it with --init-from "
+                              f"{shown(out / 'last.safetensors' if 'last.safetensors' in made else out / made[0])} -o ANOTHER_FOLDER, or leave out --resume")
+        console.print(f"note: --resume: no state.pt in {shown(Path(state_dir or out))} yet; starting a new run", markup=False, soft_wrap=True)
     if data is not None or pairs is not None:  # nothing is written before the pack is made
         state = Path(state_dir or out) / "state.pt" if resume else None
         pack = _make_pack(data, out / "pack.npz") if data is not None else _pairs_pack(pairs, val, label_map, out / "pack.npz", state)
@@ -162,8 +169,17 @@ def _init_checkpoint(init_from: Path | None) -> Path | None:
         from ..models.registry import shipped_checkpoint
 
         return shipped_checkpoint()
+    from ..models.own import BEST, find_own_model
+
+    if not init_from.exists():  # a lab's model by name ($MEDSEG_HOME/models/NAME[/STEM]), as --model finds it
+        own = find_own_model(str(init_from))
+        if own is not None:
+            return own
+    elif init_from.is_dir() and (init_from / BEST).is_file():  # a medseg train folder: its best, as --model takes it
+        return init_from / BEST
     if not init_from.is_file():
-        raise MedsegError(f"--init-from: checkpoint not found: {init_from} ('default' is the shipped one)")
+        raise MedsegError(f"--init-from: checkpoint not found: {init_from} ('default' is the shipped one; a name: a folder in "
+                          "$MEDSEG_HOME/models, see medseg models; a medseg train folder: its best.safetensors)")
     return init_from
 
 
@@ -214,7 +230,10 @@ def _run(cfg):
                 console.print(f"batch probe (samples/s) {rates}; training with batch {ev['batch_size']}, lr {ev['lr']:.2e}", markup=False, soft_wrap=True)
             elif "validation" in ev:
                 v = ev["validation"]
-                console.print(f"step {ev['step']}: validation score {v.get('score', 0):.4f} (best {ev['best']:.4f})")
+                if any(k.startswith("box/") for k in v):
+                    console.print(f"step {ev['step']}: validation score {v['score']:.4f} (best {ev['best']:.4f})")
+                else:  # no validation slices: a score of 0.0000 read as a model that segments nothing
+                    console.print(f"step {ev['step']}: checkpoint saved (no validation slices to score; best.safetensors is this step)")
             else:
                 bar.update(task, completed=min(ev["frac"], 1.0), info=f"step {ev['step']} loss {ev['loss']:.3f}")
                 if not console.is_terminal and ev["step"] % 500 == 0:
