@@ -30,6 +30,20 @@ class OperationsMixin:
         self._show_structures()
         self._on_structure_selected()
 
+    def toggle_lock(self) -> None:
+        """Accept (lock) or unlock the active structure and say so (the status line kept "ready:
+        prompt away"); the keyboard focus goes to the structures table, where the next one is
+        chosen (arrow keys or 1-9), not left on the button that now undoes the accept."""
+        c = self.controller
+        if c is None or self._busy:
+            return
+        name, was = c.active, c.is_locked(c.active)
+        self.run_now(lambda c: c.toggle_lock(), sync=False)
+        if self.controller is c and c.is_locked(name) != was:
+            self.status(f"{name.upper()} accepted (locked): prompts, propagation and Auto of other structures leave it as it is."
+                        if not was else f"{name.upper()} unlocked: prompts can change it again.")
+        self.ui.structures.setFocus()
+
     def undo(self) -> None:
         self.run_now(lambda c: self._step(c, "undo"))
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from types import SimpleNamespace
 from typing import Any
 
-from qtpy.QtCore import QSize, Qt
+from qtpy.QtCore import QEvent, QSize, Qt
 from qtpy.QtGui import QColor, QIcon, QPixmap
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -88,6 +88,29 @@ class StructureTable(QTableWidget):
         super().__init__(rows, columns)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._fit_rows()
+
+    def changeEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._fit_rows()
+
+    def _fit_rows(self) -> None:
+        """Rows of 22 px, taller for a large font (napari's font size 16 cut the names' letters)."""
+        self.verticalHeader().setDefaultSectionSize(max(22, self.fontMetrics().height() + 6))
+        self.updateGeometry()
+
+    def keyPressEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
+        """``1``-``9`` select the structure of that row here too, as on the canvas (the group box
+        says "1-9 select"; with the table focused they did nothing)."""
+        key = _int(event.key()) - _int(Qt.Key.Key_0)
+        mods = Qt.KeyboardModifier
+        if 1 <= key <= 9 and not event.modifiers() & (mods.ControlModifier | mods.AltModifier | mods.MetaModifier | mods.ShiftModifier):
+            if key <= self.rowCount():
+                self.selectRow(key - 1)
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt API)
         header = self.horizontalHeader()
@@ -97,6 +120,11 @@ class StructureTable(QTableWidget):
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt API)
         return QSize(super().minimumSizeHint().width(), self.sizeHint().height())
+
+
+def _int(value: Any) -> int:
+    """A Qt key as an int (PyQt6 and PySide6 give enums, PyQt5 ints)."""
+    return int(getattr(value, "value", value))
 
 
 def _image_box(u: SimpleNamespace, adapters: list[str]) -> QGroupBox:
@@ -119,16 +147,20 @@ def _image_box(u: SimpleNamespace, adapters: list[str]) -> QGroupBox:
     u.adapter_browse = QPushButton("…")
     u.adapter_browse.setToolTip("Pick an adapter folder (written by medseg adapt)")
     u.adapter_browse.setMaximumWidth(32)
+    u.adapter_browse.setAccessibleName("Browse for an adapter folder")  # read out as "…" otherwise
     adapter_row = QHBoxLayout()
     adapter_row.addWidget(u.adapter, 1)
     adapter_row.addWidget(u.adapter_browse)
     u.device = QComboBox()
     u.device.addItems(["cpu", "cuda"])
+    u.image.setToolTip("The image layer to segment: choosing one moves the sliders and camera to it")
+    u.device.setToolTip("Where the model runs: cpu, or cuda (an NVIDIA GPU)")
     u.modality = QComboBox()
     u.modality.addItems(MODALITY_CHOICES)
     u.modality.setToolTip("The image's modality, as --modality on the command line: what a PNG or NIfTI does not record "
                           "(an echo saved as PNG: US, so Auto segments LV, MYO and LA). Takes effect at Start session.")
     u.start = QPushButton("Start session")
+    u.start.setToolTip("Load the model and add the labels, clicks and boxes layers; a restart clears the labels")
     form.addRow("Image", u.image)
     form.addRow("Modality", u.modality)
     form.addRow("Model", u.model)
@@ -149,19 +181,25 @@ def _structures_box(u: SimpleNamespace) -> QGroupBox:
     u.structures.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     u.structures.verticalHeader().setVisible(False)
     u.structures.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-    u.structures.verticalHeader().setDefaultSectionSize(22)
+    u.structures.setAccessibleName("Structures")
+    u.structures.setToolTip("The structure your prompts segment: arrow keys or 1-9 choose it")
     lay.addWidget(u.structures)
     row = QHBoxLayout()
     u.custom_name = QLineEdit()
     u.custom_name.setPlaceholderText("custom name")
+    u.custom_name.setAccessibleName("Custom structure name")
     u.custom_value = QSpinBox()
     u.custom_value.setRange(0, 65535)
     u.custom_value.setSpecialValueText("auto")
+    u.custom_value.setAccessibleName("Custom structure label value")
+    u.custom_value.setToolTip("Label value of the custom structure (auto: the next free one)")
     u.add_structure = QPushButton("Add")
+    u.add_structure.setToolTip("Add the custom structure to the list")
     for w in (u.custom_name, u.custom_value, u.add_structure):
         row.addWidget(w)
     lay.addLayout(row)
     u.lock = QPushButton("Accept (lock)")
+    u.lock.setToolTip("Lock the selected structure: other structures' prompts never overwrite it (press again to unlock)")
     lay.addWidget(u.lock)
     return box
 
@@ -175,13 +213,18 @@ def _prompt_box(u: SimpleNamespace) -> QGroupBox:
     u.box_tool = QPushButton("Box")
     u.box_tool.setToolTip("drag a rectangle around the structure")
     u.negative = QCheckBox("negative clicks (N)")
+    u.negative.setToolTip("New clicks are negative (Shift+click: the other kind); N toggles it with the clicks or boxes layer selected")
     grid.addWidget(u.click_tool, 0, 0)
     grid.addWidget(u.box_tool, 0, 1)
     grid.addWidget(u.negative, 1, 0, 1, 2)
     u.through = QComboBox()
     u.through.addItems(list(THROUGH))
+    u.through.setToolTip("Propagate through the slices, the frames, or both")
     u.propagate = QPushButton("Propagate")
-    grid.addWidget(QLabel("through"), 2, 0)
+    u.propagate.setToolTip("Carry the selected structure from this slice to the next ones until it ends")
+    through = QLabel("through")
+    through.setBuddy(u.through)  # the combo box's name for a screen reader
+    grid.addWidget(through, 2, 0)
     grid.addWidget(u.through, 2, 1)
     grid.addWidget(u.propagate, 3, 0)
     u.cancel = QPushButton("Cancel")
@@ -191,6 +234,8 @@ def _prompt_box(u: SimpleNamespace) -> QGroupBox:
     grid.addWidget(u.cancel, 3, 1)
     u.auto_frames = QComboBox()
     u.auto_frames.addItems(["this frame", "all frames"])
+    u.auto_frames.setAccessibleName("Auto on")
+    u.auto_frames.setToolTip("Auto on the frame shown or on every frame")
     u.auto = QPushButton("Auto")
     u.auto.setToolTip("Zero-click pass: the structures `medseg segment --auto` picks for the modality "
                       "(MR: LV, MYO, RV; ultrasound: LV, MYO, LA; CT: LV, MYO, RV, LA), plus those you prompted; "
@@ -199,6 +244,8 @@ def _prompt_box(u: SimpleNamespace) -> QGroupBox:
     grid.addWidget(u.auto, 4, 1)
     u.undo = QPushButton("Undo (Ctrl+Z)")
     u.redo = QPushButton("Redo (Ctrl+Shift+Z)")
+    u.undo.setToolTip("Undo the last prompt, propagation, auto, lock or brush stroke (Ctrl+Z, also in this panel)")
+    u.redo.setToolTip("Redo the step undone (Ctrl+Shift+Z or Ctrl+Y, also in this panel)")
     grid.addWidget(u.undo, 5, 0)
     grid.addWidget(u.redo, 5, 1)
     return box
@@ -210,6 +257,8 @@ def _session_box(u: SimpleNamespace) -> QGroupBox:
     row = QHBoxLayout(box)
     u.save = QPushButton("Save labels…")
     u.load = QPushButton("Load session…")
+    u.save.setToolTip("Save the labels (NIfTI or DICOM SEG) with a sidecar that replays the session")
+    u.load.setToolTip("Replay a saved session's sidecar (.json) onto this image's empty labels")
     row.addWidget(u.save)
     row.addWidget(u.load)
     return box

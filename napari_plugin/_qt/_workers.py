@@ -37,11 +37,22 @@ def start_worker(fn: Callable[..., Any], *args: Any, progress: Any, on_done: Cal
 
     def finished() -> None:
         job.clear()
-        on_finished()
+        _unless_closed(on_finished)
 
     worker = create_worker(run, _progress=progress, _ignore_errors=True)
-    worker.returned.connect(lambda result: job["done"](result) if "done" in job else None)
-    worker.errored.connect(lambda e: job["error"](e) if "error" in job else None)
+    worker.returned.connect(lambda result: _unless_closed(job["done"], result) if "done" in job else None)
+    worker.errored.connect(lambda e: _unless_closed(job["error"], e) if "error" in job else None)
     worker.finished.connect(finished)
     worker.start()
     return worker
+
+
+def _unless_closed(callback: Callable[..., Any], *args: Any) -> None:
+    """``callback(*args)``, unless the dock it updates went with its window: a viewer closed while
+    a job ran (an embedding of the slice shown) raised "wrapped C/C++ object of type QComboBox
+    has been deleted" when the job came back."""
+    try:
+        callback(*args)
+    except RuntimeError as e:
+        if "has been deleted" not in str(e):
+            raise

@@ -46,6 +46,7 @@ from .._layers import META_LABEL_MAP, META_VOLUME, as_4d, in_layer_map, label_co
 from .._messages import error_line
 from .._view import unwrapped
 from ._docking import join_medseg_docks
+from ._keyboard import error_style
 
 if TYPE_CHECKING:
     import napari
@@ -127,6 +128,8 @@ class MeasureWidget(QWidget):
         row = QHBoxLayout()
         self.measure_btn, self.export_btn = QPushButton("Measure"), QPushButton("Export CSV / JSON…")
         self.export_btn.setEnabled(False)
+        self.measure_btn.setToolTip("Measure the chosen labels (ED + ES, a cine, or one phase)")
+        self.export_btn.setToolTip("Write the report as JSON (all keys) or a one-row CSV")
         row.addWidget(self.measure_btn)
         row.addWidget(self.export_btn)
         root.addLayout(row)
@@ -404,7 +407,7 @@ class MeasureWidget(QWidget):
     def _say(self, text: str, error: bool = False) -> None:
         """The status line; an error in red, as the segmentation and review docks show theirs."""
         self.status.setText(text)
-        self.status.setStyleSheet("color: #ff6b6b;" if error else "")
+        self.status.setStyleSheet(error_style(self.viewer, error))  # readable on the light theme too
 
     def _failed(self, e: BaseException) -> None:
         self._measuring = False  # its own failure: said below, not as a change of layers

@@ -38,6 +38,7 @@ from .._messages import error_line
 from .._review import ReviewList, ReviewRow
 from .._view import unwrapped
 from ._docking import join_medseg_docks
+from ._keyboard import error_style
 
 if TYPE_CHECKING:
     import napari
@@ -188,6 +189,8 @@ class ReviewWidget(QWidget):
         t.setItemDelegateForColumn(1, _BreakAfterUnderscores(t))
         t.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         t.setWordWrap(True)
+        t.setAccessibleName("Review flags")
+        t.setToolTip("Arrow keys or a click go to a flag's slice; Enter goes back to it")
         root.addWidget(t, 1)
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -197,6 +200,7 @@ class ReviewWidget(QWidget):
         self.sheet_btn.clicked.connect(lambda: self.save_sheet())
         self.cancel_btn.clicked.connect(self.cancel)
         t.cellClicked.connect(lambda r, _c: self.show_row(r))
+        t.activated.connect(lambda index: self._activate(index.row()))  # Enter (and double click)
         t.itemSelectionChanged.connect(self._on_selection)
 
     # -- helpers -----------------------------------------------------------------------
@@ -206,7 +210,7 @@ class ReviewWidget(QWidget):
 
     def _say(self, text: str, error: bool = False) -> None:
         self.status.setText(text)
-        self.status.setStyleSheet("color: #ff6b6b;" if error else "")
+        self.status.setStyleSheet(error_style(self.viewer, error))  # readable on the light theme too
 
     def selected_row(self) -> int | None:
         rows = self.table.selectionModel().selectedRows()
@@ -235,8 +239,11 @@ class ReviewWidget(QWidget):
                            on_done=lambda res: self._checked(review, image, res)):
             self._say("The segmentation widget is busy: Check again when it is done.", error=True)
             return
-        self.check_btn.setEnabled(False)
+        from_button = self.window().focusWidget() is self.check_btn
         self.cancel_btn.setEnabled(True)
+        self.check_btn.setEnabled(False)
+        if from_button:  # the keyboard focus on the greyed Check went to whatever came next: Cancel
+            self.cancel_btn.setFocus(Qt.FocusReason.OtherFocusReason)
         self._say("Checking…")
 
     def cancel(self) -> None:
@@ -249,6 +256,7 @@ class ReviewWidget(QWidget):
             self._say("Cancelling the check…")
 
     def _checked(self, review: ReviewList, image: Any, outcome: tuple[Any, Exception | None]) -> None:
+        focus_here = self.window().focusWidget() in (None, self.cancel_btn, self.check_btn) or self.isAncestorOf(self.window().focusWidget())
         self.check_btn.setEnabled(True)
         self.cancel_btn.setEnabled(False)
         result = outcome[1]
@@ -265,7 +273,10 @@ class ReviewWidget(QWidget):
         self.review, self._image = review, image
         self.sheet_btn.setEnabled(True)
         self._fill()
-        self._say("Click a row to go to it." if review.rows else "Nothing to review.")
+        self._say("Click a row (or use the arrow keys and Enter) to go to it." if review.rows else "Nothing to review.")
+        if focus_here and review.rows:  # keyboard: into the list, its first flag current (Enter goes there, then arrow keys)
+            self.table.setFocus(Qt.FocusReason.OtherFocusReason)
+            self.table.setCurrentCell(0, 1, self.table.selectionModel().SelectionFlag.NoUpdate)
 
     def _fill(self) -> None:
         rows = self.review.rows if self.review else []
@@ -296,6 +307,13 @@ class ReviewWidget(QWidget):
         if r is not None:
             self.show_row(r)
         self._update_mark()
+
+    def _activate(self, index: int) -> None:
+        """Enter on a row: select it (which goes there) or, selected already, go there again."""
+        if self.selected_row() == index:
+            self.show_row(index)
+        else:
+            self.table.selectRow(index)
 
     def _update_mark(self) -> None:
         r = self.selected_row()

@@ -30,6 +30,7 @@ from .._controller import ModelProvider, SegmentController, adapter_names, defau
 from .._layers import META_PROVENANCE, META_SOURCE, MODALITY_CHOICES, MODALITY_FROM_IMAGE, layer_modality, volume_for_layer, with_modality
 from .._propagation_choices import choice_after, propagation_choices
 from . import _prompt_layers as pl
+from ._keyboard import FocusKeeper, add_undo_shortcuts, error_style
 from ._segment_files import SessionFilesMixin
 from ._segment_operations import OperationsMixin
 from ._segment_prompts import PromptEventsMixin
@@ -63,6 +64,7 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
         self._cancel_what = ""
         self._cancel_unit = "slice"
         self.ui = build_segment_ui(self, adapter_names())
+        self._focus = FocusKeeper(self, self.ui.cancel, {self.ui.start: self.ui.structures}, rest=self.ui.structures)  # see _keyboard
         self._connect()
         for layer in self.viewer.layers:
             layer.events.name.connect(self._refresh_images)
@@ -79,7 +81,7 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
         u.image.currentIndexChanged.connect(lambda *_: self._on_image_changed())
         u.structures.itemSelectionChanged.connect(self._on_structure_selected)
         u.add_structure.clicked.connect(self._on_add_structure)
-        u.lock.clicked.connect(lambda: self.run_now(lambda c: c.toggle_lock(), sync=False))
+        u.lock.clicked.connect(self.toggle_lock)
         u.negative.toggled.connect(lambda *_: self._update_prompt_defaults())
         u.click_tool.clicked.connect(lambda: self._select_tool("points"))
         u.box_tool.clicked.connect(lambda: self._select_tool("shapes"))
@@ -88,6 +90,7 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
         u.auto.clicked.connect(self.auto)
         u.undo.clicked.connect(self.undo)
         u.redo.clicked.connect(self.redo)
+        add_undo_shortcuts(self, self.undo, self.redo)  # in the dock too, not only on the canvas
         u.save.clicked.connect(lambda: self._ask_path(save=True))
         u.load.clicked.connect(lambda: self._ask_path(save=False))
         self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
@@ -131,7 +134,7 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
     def status(self, text: str, error: bool = False) -> None:
         self._ready_at = None
         self.ui.status.setText(text)
-        self.ui.status.setStyleSheet("color: #ff6b6b;" if error else "")
+        self.ui.status.setStyleSheet(error_style(self.viewer, error))  # readable on the light theme too
         if error:  # also a napari notification: seen with the dock scrolled away or closed
             # raised once the current event is over: a toast raised inside napari's layer events
             # (a layer being removed) repaints the canvas while the layer's visual is torn down,
@@ -325,16 +328,16 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
         try:
             c = self.controller
             if c is not None:
-                c.add_structure(name, value)
-                b = self.binding
-                pl.set_label_colours(b.labels, c.label_map, {s.name: s.colour for s in c.structures.values()})
+                spec = c.add_structure(name, value)
+                pl.set_label_colours(self.binding.labels, c.label_map, {s.name: s.colour for s in c.structures.values()})
             else:
-                self._specs.append(new_structure(self._specs, name, value))
+                self._specs.append(spec := new_structure(self._specs, name, value))
         except ValueError as e:
             self.status(str(e), error=True)
             return
         self.ui.custom_name.clear()
         self._show_structures()
+        self.status(f"Added {spec.name.upper()} with label {spec.value}: choose it in the structures table to segment it.")  # said in words
 
     def _update_prompt_defaults(self) -> None:
         b = self.binding
@@ -425,7 +428,7 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
         self._busy = busy
         for b in self.bindings.values():  # no painting while a worker writes; every study's (the one shown may change meanwhile)
             b.labels.editable = not busy
-        self._set_enabled()
+        self._focus.around(busy, self._set_enabled)  # a greyed button's focus: onto Cancel, and back
 
     def _set_enabled(self) -> None:
         on = self.binding is not None and not self._busy
