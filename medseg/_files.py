@@ -48,6 +48,10 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     the temporary file is removed and ``target`` is left untouched.
     """
     target = Path(target)
+    if target.is_dir():  # a library caller's output folder: os.replace's IsADirectoryError named the temporary file
+        from .errors import ImageWriteError
+
+        raise ImageWriteError(f"{target} is a folder; the output is a file: give a file name")
     target.parent.mkdir(parents=True, exist_ok=True)
     suffix = suffix if suffix is not None else "".join(target.suffixes)
     # the temporary name stays within the 255 bytes a file name may have whenever ``target``'s does

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import platform
 import sys
+import time
 from typing import Any
 
 
@@ -29,6 +30,12 @@ def _package_version(name: str) -> str | None:
         return version(name)
     except PackageNotFoundError:
         return None
+
+
+def utc_timestamp() -> str:
+    """Now, in UTC, as ISO 8601 with its zone (``2026-12-07T02:16:53Z``): the ``created`` and
+    ``time`` of every provenance record, the same instant whatever the machine's time zone."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def software_versions() -> dict[str, Any]:

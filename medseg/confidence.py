@@ -69,6 +69,10 @@ class ConfidenceReport:
     flags: list[dict[str, Any]] = field(default_factory=list)
     thresholds: dict[str, float] = field(default_factory=dict)
 
+    def __repr__(self) -> str:  # a cine's thousands of slices stay in .slices
+        return (f"ConfidenceReport(volume={self.volume}, needs_review={self.needs_review}, "
+                f"slices={len(self.slices)}, flags={len(self.flags)})")
+
     @property
     def needs_review(self) -> bool:
         """True when some confidence is below its threshold: the confidence's part of the

@@ -107,8 +107,8 @@ def dice_hd95(pred: np.ndarray, ref: np.ndarray, spacing_zyx: tuple[float, float
     return dsc, hd
 
 
-def evaluate_pairs(pairs: list[Pair], label_map: LabelMap, prompt: str | None, model, progress: Callable[[int, int], None] | None = None,
-                   workers: int = 1, load: tuple[str, str | None, str] | None = None, predicted_map: LabelMap | None = None) -> dict[str, Any]:
+def evaluate_pairs(pairs: list[Pair], label_map: LabelMap | str, prompt: str | None, model, progress: Callable[[int, int], None] | None = None,
+                   workers: int = 1, load: tuple[str, str | None, str] | None = None, predicted_map: LabelMap | str | None = None) -> dict[str, Any]:
     """Run the model on every pair with simulated prompts, or score the pairs' ``prediction``
     label files (every pair has one; ``model`` and ``prompt`` are then None); return the
     RESULT.json dict.
@@ -126,6 +126,10 @@ def evaluate_pairs(pairs: list[Pair], label_map: LabelMap, prompt: str | None, m
     ``summary.handed_over``. Pairs whose case the batch failed (``Pair.failed``) are not scored
     either, and are listed in ``summary.failed_in_batch`` with the batch's reason; those with no
     labels in the folder at all (``Pair.absent``, ``--skip-missing``) in ``summary.not_in_predicted``."""
+    if isinstance(label_map, str):  # a notebook's "lv=3,myo=2,rv=1" (an AttributeError deep in the scoring)
+        label_map = LabelMap.parse(label_map)
+    if isinstance(predicted_map, str):
+        predicted_map = LabelMap.parse(predicted_map)
     failed = [p for p in pairs if p.prediction is None and p.failed is not None]
     entire = [p for p in pairs if p.prediction is None and p.handed_over is not None]
     pairs = [p for p in pairs if not (p.prediction is None and (p.handed_over is not None or p.failed is not None))]
@@ -371,9 +375,9 @@ def _summarise(cases: list[dict], label_map: LabelMap, prompt: str, model, entir
         settings = {"prompt": prompt, "label_map": label_map.to_dict(), **model.provenance()}
     else:
         settings = {"prompt": None, "predicted": True, "label_map": label_map.to_dict(), "models": _prediction_models(cases)}
-    from ._runinfo import run_environment
+    from ._runinfo import run_environment, utc_timestamp
 
-    settings.update(run_environment(getattr(model, "device", None)), created=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    settings.update(run_environment(getattr(model, "device", None)), created=utc_timestamp())
     for c in cases:
         for k in ("_pred", "_ref", "_vol", "_model"):
             c.pop(k, None)

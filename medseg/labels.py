@@ -8,6 +8,7 @@ is always data, never a constant baked into code paths. medseg's own output defa
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -73,6 +74,8 @@ class LabelMap:
             return spec
         if isinstance(spec, Mapping):
             return cls(_check_names(dict(spec)))
+        if not isinstance(spec, str | os.PathLike):  # a list of names was read as "['lv'"
+            raise LabelMapError(f"a label map is 'name=value,...' text, a dict or a map file's path, got {type(spec).__name__} {spec!r:.60}")
         text = str(spec).strip()
         if not text:
             raise LabelMapError("label map is empty; expected e.g. 'lv=3,myo=2,rv=1'")

@@ -34,6 +34,13 @@ class SegmentResult:
     handed_over: list[str] = field(default_factory=list)  # structures left out (below min_confidence)
     confidence_seconds: float = 0.0
 
+    def __repr__(self) -> str:  # not the label array: what a notebook wants to see of a run
+        conf = (self.confidence or {}).get("volume")
+        review = f", needs_review={bool(self.provenance['needs_review'])}" if "needs_review" in self.provenance else ""
+        return (f"SegmentResult(labels={self.labels.shape} {self.labels.dtype}, label_map={self.label_map.to_string()!r}"
+                + (f", confidence={conf}" if conf is not None else "") + review
+                + (f", handed_over={self.handed_over}" if self.handed_over else "") + f", seconds={self.seconds:.1f})")
+
 
 def default_auto_structures(volume: Volume) -> tuple[str, ...]:
     return AUTO_DEFAULTS.get(volume.modality, AUTO_DEFAULT)
@@ -111,7 +118,8 @@ def segment_volume(
     session log (:func:`medseg.review.asked_in_log`).
     Returns: :class:`SegmentResult` with labels on the Volume's grid.
     """
-    from .session import Session
+    from .io.readers import _check_finite
+    from .session import Session, require_model
 
     volume = require_volume(volume)
     if prompts is None and not auto:
@@ -122,11 +130,13 @@ def segment_volume(
     label_map = LabelMap.parse(label_map) if label_map is not None else None
     _check_options(through, auto_structures)
     if auto and auto_structures:
-        known = [s for s in model.config.structures if s != "generic"]
+        known = [s for s in require_model(model).config.structures if s != "generic"]
         unknown = [s for s in auto_structures if s not in known]
         if unknown:
             raise PromptError(f"--structures: the model has no zero-click prompt for {', '.join(unknown)} (it knows {', '.join(known)})")
-    lmap = check_prompts(volume, prompts, auto, label_map, auto_structures)
+    lmap = check_prompts(volume, prompts, auto, label_map, auto_structures)  # said before the model is asked for (the same words as the CLI)
+    model = require_model(model)
+    _check_finite(volume.array, "Volume.array", "the array")  # as read_volume does: NaN was made 0 silently
     t0 = time.perf_counter()
     session = Session(volume, model, lmap, undo=False)  # nothing here undoes: no undo copies kept
     if auto:

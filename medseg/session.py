@@ -14,7 +14,6 @@ operation = one undo step), and is appended to ``log`` — a provenance record t
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +53,13 @@ class SliceResult:
 MIN_SLICE_SIDE = 16
 
 
+def require_model(model: Any) -> Any:
+    """``model`` when it is a loaded model, else a one-line MedsegError (a name or path given)."""
+    if model is None or not hasattr(model, "config"):
+        raise MedsegError(f"a Session needs a loaded model (medseg.models.load_model), got {type(model).__name__}")
+    return model
+
+
 def _require_prompt(prompt: Any) -> SlicePrompt:
     if not isinstance(prompt, SlicePrompt):
         raise PromptError(f"prompt must be a medseg.types.SlicePrompt(structure, frame, slice, box=..., points=...) "
@@ -85,10 +91,8 @@ class Session(ThreadedPredictions, SessionReplay, UndoHistory):
         from .predictor import SlicePredictor
 
         self.volume = volume = require_volume(volume)
-        self.model = model
+        self.model = require_model(model)
         self.label_map = LabelMap.parse(label_map)
-        if model is None or not hasattr(model, "config"):
-            raise MedsegError(f"a Session needs a loaded model (medseg.models.load_model), got {type(model).__name__}")
         if labels is None:
             labels = np.zeros(volume.shape, dtype=np.uint8 if max(self.label_map.values.values()) < 256 else np.uint16)
         if not isinstance(labels, np.ndarray) or not labels.flags.writeable:
@@ -125,6 +129,12 @@ class Session(ThreadedPredictions, SessionReplay, UndoHistory):
         self._predictor = SlicePredictor(model, cache=cache, modality=volume.modality)
         self._tls = threading.local()  # a worker thread's own predictor (parallel_map)
         self._heap = HeapTrimmer()  # freed pages back to the OS every few slices (medseg._memory)
+
+    def __repr__(self) -> str:  # what a notebook shows: the study, the model, what is segmented
+        done = {n: sum(1 for k in self.results if k[0] == n) for n in self.structures}
+        structs = ", ".join(f"{n}={s.value} ({done[n]} slices)" for n, s in self.structures.items())
+        return (f"Session(image={self.volume.shape} {self.volume.modality}, model={getattr(self.model, 'model_id', None)!r}, "
+                f"structures: {structs}; {len(self.log)} actions)")
 
     # -- structures -------------------------------------------------------------------
     def structure(self, name: str) -> StructureState:
@@ -376,17 +386,19 @@ class Session(ThreadedPredictions, SessionReplay, UndoHistory):
 
     def mark_reviewed(self, structure: str | None, frame: int | None, slice_: int | None, note: str = "") -> None:
         """Record that a human looked at (and accepted) a flagged structure/slice."""
+        from ._runinfo import utc_timestamp
+
         self.log.append({"op": "review", "structure": structure, "frame": frame, "slice": slice_, "note": note,
-                         "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+                         "time": utc_timestamp()})
 
     # -- provenance ---------------------------------------------------------------------
     def provenance(self) -> dict[str, Any]:
-        from ._runinfo import run_environment
+        from ._runinfo import run_environment, utc_timestamp
         from .predictor import mask_thresholds
 
         return {**run_environment(self.model.device), **self.model.provenance(), "mask_thresholds": mask_thresholds(self.model, self.volume.modality),
                 "label_map": self.label_map.to_dict(), "actions": list(self.log), "locked": [s.name for s in self.structures.values() if s.locked],
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                "created": utc_timestamp()}
 
     def record_edits(self, before: np.ndarray) -> Change:
         """Log the changes made to ``labels`` by hand since they were ``before`` (napari's brush)

@@ -219,6 +219,10 @@ class Prediction:
     roi: tuple[int, int, int, int] | None = None
     candidates: tuple[np.ndarray, np.ndarray] | None = None
 
+    def __repr__(self) -> str:  # the mask's pixel count, not the (Y, X) array
+        return (f"Prediction(mask={self.mask.shape} with {int(np.count_nonzero(self.mask))} pixels, score={float(self.score):.4f}, "
+                f"roi={self.roi}" + (f", candidates={len(self.candidates[1])}" if self.candidates is not None else "") + ")")
+
 
 def as_json(value: Any, limit: int = 60) -> str:
     """A value read from a JSON file, shown as the file writes it (``null``, not Python's ``None``;

@@ -56,8 +56,7 @@ def edited_file_provenance(label_file: str | os.PathLike, labels: np.ndarray) ->
     changed, its ``command`` (``batch``, ``segment``) moved to ``edited_from``: the labels are no
     longer that command's output, so ``medseg batch`` keeps them instead of segmenting the case
     again (docs/batch.md, *Correcting a batch*)."""
-    import time
-
+    from medseg._runinfo import utc_timestamp
     from medseg.edits import runs_of
     from medseg.errors import MedsegError
     from medseg.io import read_label_volume, read_sidecar
@@ -74,7 +73,7 @@ def edited_file_provenance(label_file: str | os.PathLike, labels: np.ndarray) ->
     if changed.size == 0:
         return prov
     edit = {"op": "edit", "slices": [{"frame": int(t), "slice": int(z), "runs": runs_of(before[t, z], labels[t, z])} for t, z in changed],
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            "time": utc_timestamp()}
     prov["actions"] = [*(prov.get("actions") if isinstance(prov.get("actions"), list) else []), edit]
     if "command" in prov:
         prov["edited_from"] = prov.pop("command")

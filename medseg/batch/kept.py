@@ -58,20 +58,33 @@ def labels_sha256(labels: Any) -> str:
     return hashlib.sha256(repr(a.shape).encode() + a.tobytes()).hexdigest()
 
 
+def labels_differ(path: Path, prov: dict[str, Any] | None = None) -> bool | None:
+    """Whether the labels in ``path`` (NIfTI, MHA, NRRD) are no longer those its medseg sidecar
+    (``prov``: its provenance, read when not given) records as written (``labels_sha256``, of
+    ``segment`` and ``batch`` outputs): changed since, by hand (nibabel, ITK-SNAP, 3D Slicer)
+    under the sidecar as it was. None when nothing is recorded (sidecars of earlier versions),
+    the sidecar records the edits itself (napari's save over the file: ``edited_from``, the
+    digest still that of the labels before them) or the file cannot be read."""
+    from ..io import read_label_volume, read_sidecar
+
+    if prov is None:
+        prov = (read_sidecar(path) or {}).get("provenance")
+    recorded = prov.get("labels_sha256") if isinstance(prov, dict) else None
+    if not isinstance(recorded, str) or prov.get("edited_from"):
+        return None
+    try:
+        return labels_sha256(read_label_volume(path).array) != recorded
+    except MedsegError:
+        return None
+
+
 def _changed_since_batch(case: CaseSpec, out: Path, prov: dict[str, Any]) -> str | None:
     """The reason to keep a batch's output whose labels are no longer those the batch wrote
     (``labels_sha256`` of its sidecar), or None (the same, unreadable, or a sidecar from before
     medseg recorded it: the usual resume rules apply)."""
-    from ..io import read_label_volume, sidecar_path
+    from ..io import sidecar_path
 
-    recorded = prov.get("labels_sha256")
-    if not isinstance(recorded, str):
-        return None
-    try:
-        now = labels_sha256(read_label_volume(out).array)
-    except MedsegError:
-        return None  # the resume check names it
-    if now == recorded:
+    if not labels_differ(out, prov):  # None: unreadable (the resume check names it) or nothing recorded
         return None
     redo = f"to segment it again, delete {shown(out.name)} and {shown(sidecar_path(out).name)}"
     if prov.get("input_sha256") != sha256_path(case.input):
@@ -81,7 +94,7 @@ def _changed_since_batch(case: CaseSpec, out: Path, prov: dict[str, Any]) -> str
 
 
 def _who_saved(prov: dict[str, Any]) -> str:
-    """``"edited by hand in medseg-napari (2 edits, 4 flags reviewed, last saved 2026-12-06T19:25:01)"``
+    """``"edited by hand in medseg-napari (2 edits, 4 flags reviewed, last saved 2026-12-06T19:25:01Z)"``
     or ``"saved by medseg segment (last saved ...)"``."""
     actions = [a for a in prov.get("actions") or [] if isinstance(a, dict)]
     edits = sum(a.get("op") == "edit" for a in actions)

@@ -44,8 +44,36 @@ def _record_inputs(report: dict, paths: dict[str, Path | None], lmap: Any, map_f
     from ..measure.compare import segmentation_record  # the model and adapter of each label file ({}: none recorded)
 
     report["inputs"]["segmentation"] = segmentation_record([(k, p) for k, p in paths.items() if p is not None])
+    _note_edited(report, paths)
     if image:
         report["inputs"]["image"] = [str(p) for p in image]
+
+
+def _note_edited(report: dict, paths: dict[str, Path | None]) -> None:
+    """``inputs.labels_edited``: the label files (keyed as ``paths``) whose labels are no longer
+    those their medseg sidecar records as written (``segment``, ``batch``): changed by hand since,
+    the sidecar left as it was, so its model, prompts and review flags are those of the labels
+    before the change; said on the console too."""
+    from ..batch.kept import labels_differ
+    from ..errors import ImageWriteError
+    from ..io.writers import output_kind
+
+    edited = []
+    for key, p in paths.items():
+        try:
+            kind = output_kind(p) if p is not None else None
+        except ImageWriteError:
+            continue
+        if kind in ("nifti", "itk") and labels_differ(p):  # a DICOM SEG's sidecar records its whole study's labels
+            edited.append(key)
+    if edited:
+        from ._app import console
+
+        report["inputs"]["labels_edited"] = edited
+        names = ", ".join(shown(p.name) for k, p in paths.items() if k in edited and p is not None)
+        console.print(f"note: {names}: labels changed since medseg wrote them (their sidecar records other labels): edited by hand; "
+                      "the sidecar's model, prompts and review flags are those of the labels before (inputs.labels_edited)",
+                      markup=False, highlight=False, soft_wrap=True)
 
 
 def _segmented_study(paths: list[Path]) -> dict[str, str]:

@@ -284,7 +284,9 @@ def _closing_line(results, out: Path, measure: bool = False) -> None:
     named = Counter(s for r in review for s in str(r.get("review_structures") or "").split())
     why = f"; flags name {', '.join(f'{s} {n}' for s, n in named.most_common())}" if named else ""
     kept = sum(r["status"] == "skipped" and str(r.get("reason", "")).startswith("kept: ") for r in results)
-    kept_note = f" ({kept} kept: labels corrected since, not segmented again)" if kept else ""
+    older = sum(r["status"] == "skipped" and "made with other weights" in str(r.get("reason", "")) for r in results)
+    older_note = f"; {older} of them made with other weights than this run's (summary.csv: reason)" if older else ""
+    kept_note = f" ({kept} kept: labels corrected since, not segmented again{older_note})" if kept else ""
     line = (f"{counts['ok']} ok, {counts['skipped']} skipped{kept_note}, {counts['failed']} failed, {counts['handed_over']} handed over; "
             f"{len(review)} need{'s' if len(review) == 1 else ''} review (listed first{why}); summary: {out / 'summary.csv'}")
     if measure and (out / "cohort.csv").is_file():

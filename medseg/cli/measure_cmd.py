@@ -128,15 +128,13 @@ def measure_command(
 def _record_run(report: dict, paths: dict[str, Path | None], settings: dict[str, Any]) -> None:
     """The report's ``inputs`` also say what regenerates it: each label file's sha256
     (``sha256``, keyed as the files), the options that change the numbers (``settings``), and
-    medseg's, python's, numpy's and torch's versions and the date (``created``)."""
-    import time
-
+    medseg's, python's, numpy's and torch's versions and the time (``created``, UTC)."""
     from .._files import sha256_path
-    from .._runinfo import software_versions
+    from .._runinfo import software_versions, utc_timestamp
 
     report["inputs"]["sha256"] = {k: sha256_path(v) for k, v in paths.items() if v is not None}
     report["inputs"]["settings"] = settings
-    report["inputs"].update(software_versions(), created=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    report["inputs"].update(software_versions(), created=utc_timestamp())
 
 
 def _given_spacings(text: str | None, a2c_text: str | None, paths: list[Path | None], a2c: list[Path | None]) -> dict[Path, Any]:

@@ -173,6 +173,7 @@ def finish_segment(image, out, vol, result, source, review_png, series, min_conf
     from ..io import sidecar_path, write_labels
     from ..io.readers import modality_facts
     from ..io.volume import spacing_facts
+    from ..io.writers import output_kind
 
     if result.handed_over and not (result.labels > 0).any():
         gone = _remove_stale_outputs(out, review_png)
@@ -186,6 +187,10 @@ def finish_segment(image, out, vol, result, source, review_png, series, min_conf
                           f"(is the heart in this image? prompts on it find what zero-click misses){shown(gone)}")
     prov = {**result.provenance, "input": str(Path(image).resolve()), "input_sha256": sha256_path(image), **source, "scores": result.scores, "seconds": round(result.seconds, 3), "command": "segment", **({"series": series} if series else {}),
             **modality_facts(vol), **spacing_facts(vol)}
+    if output_kind(out) in ("nifti", "itk"):  # files that read back as these labels: measure tells labels edited since
+        from ..batch.kept import labels_sha256
+
+        prov["labels_sha256"] = labels_sha256(result.labels)
     for target in (out, sidecar_path(out), review_png):  # the temporary files a run killed outright (kill -9) left
         for stale in stale_temp_files(target) if target is not None else ():
             stale.unlink(missing_ok=True)

@@ -267,9 +267,10 @@ def _call(reader: Callable[[Path], Volume], p: Path) -> Volume:
         raise type(e)(f"{p}: {msg}") from None
 
 
-def _check_finite(array: np.ndarray, p: Path) -> None:
+def _check_finite(array: np.ndarray, p: Path | str, what: str = "the file") -> None:
     """Reject images with NaN/inf voxels (all of them, or some: never replaced silently), and
-    float64 values beyond float32's range (they would become inf when medseg casts them)."""
+    float64 values beyond float32's range (they would become inf when medseg casts them).
+    ``p`` starts the message, ``what`` names what to fix (a library caller's array)."""
     if np.issubdtype(array.dtype, np.integer) or array.dtype == bool:
         return
     n_finite = int(np.count_nonzero(np.isfinite(array)))
@@ -278,7 +279,7 @@ def _check_finite(array: np.ndarray, p: Path) -> None:
     if n_finite < array.size:
         raise ImageReadError(
             f"{p}: image contains {array.size - n_finite} non-finite voxels (NaN/inf) out of {array.size}; "
-            "medseg does not replace them silently: fix or mask the file first"
+            f"medseg does not replace them silently: fix or mask {what} first"
         )
     if array.dtype.kind == "f" and array.dtype.itemsize > 4:  # float64: finite values float32 (what medseg computes in) cannot hold would become inf
         big = float(np.finfo(np.float32).max)
@@ -287,5 +288,5 @@ def _check_finite(array: np.ndarray, p: Path) -> None:
             raise ImageReadError(
                 f"{p}: image contains {int(np.count_nonzero(beyond))} voxels beyond float32's range (|value| > {big:.3g}, e.g. "
                 f"{float(array[beyond].flat[0]):.3g}) out of {array.size}; medseg computes in float32 and does not clip them "
-                "silently: fix or rescale the file first"
+                f"silently: fix or rescale {what} first"
             )

@@ -84,6 +84,15 @@ class Volume:
         object.__setattr__(self, "array", arr)
         object.__setattr__(self, "affine", aff)
 
+    def __repr__(self) -> str:
+        """One line a notebook can print: shape, type, spacing, modality and source, not the
+        voxels and the reader's meta (a DICOM Volume's repr ran to kilobytes)."""
+        sp = ", ".join(f"{v:.4g}" for v in self.spacing) if self.spacing_known else "unknown"
+        times = "" if self.frame_times_s is None else f", frame_times_s=[{float(self.frame_times_s[0]):.4g} .. {float(self.frame_times_s[-1]):.4g}]"
+        src = self.meta.get("path")
+        return (f"Volume(shape={self.shape} (T, Z, Y, X), dtype={self.array.dtype}, spacing_mm=({sp}), "
+                f"modality={self.modality!r}{times}" + (f", path={str(src)!r}" if src else "") + ")")
+
     # -- shape ------------------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, int, int, int]:

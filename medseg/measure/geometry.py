@@ -103,13 +103,15 @@ def stack_geometry(
         GeometryError: non-finite / singular affine, or positions that are not strictly
             monotonic or do not match the number of slices.
     """
-    aff = np.asarray(affine, dtype=np.float64)
-    if aff.shape != (4, 4) or not np.all(np.isfinite(aff)):
+    aff = _affine_array(affine)
+    if aff.shape != (4, 4):
         raise GeometryError(f"affine must be a finite 4x4 matrix, got shape {aff.shape}")
+    if not np.all(np.isfinite(aff)):
+        raise GeometryError("affine holds NaN or infinite values; allowed: finite numbers")
     cols = aff[:3, :3]
     norms = np.linalg.norm(cols, axis=0)
     if np.any(norms <= 1e-6) or abs(np.linalg.det(cols)) < 1e-9:
-        raise GeometryError(f"voxel spacing is zero or missing (x, y, z = {tuple(np.round(norms, 6))} mm)")
+        raise GeometryError(f"voxel spacing is zero or missing (x, y, z = {', '.join(f'{float(v):.6g}' for v in norms)} mm)")
     z_n, y_n, x_n = (int(s) for s in shape)
     cross = np.cross(cols[:, 0], cols[:, 1])
     pixel_area = float(np.linalg.norm(cross))
@@ -196,10 +198,19 @@ def as_label_array(labels: Any, ndim: int) -> np.ndarray:
     return arr
 
 
+def _affine_array(affine: Any) -> np.ndarray:
+    """``affine`` as a float64 array; GeometryError for a string or ragged lists (numpy's
+    ValueError named no affine)."""
+    try:
+        return np.asarray(affine, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise GeometryError(f"affine must be a 4x4 matrix of numbers, got {type(affine).__name__} {str(affine)[:60]!r}") from None
+
+
 def resolve_affine(labels: Any, affine: np.ndarray | None) -> np.ndarray:
     """The affine of ``labels`` (a Volume) or the explicit ``affine``; refuses unknown spacing."""
     if affine is not None:
-        return np.asarray(getattr(affine, "affine", affine), dtype=np.float64)
+        return _affine_array(getattr(affine, "affine", affine))
     if hasattr(labels, "affine"):
         if getattr(labels, "spacing_known", True) is False:
             raise GeometryError("labels have no physical pixel spacing; volumes, mass and thickness need millimetres")

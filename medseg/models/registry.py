@@ -100,6 +100,10 @@ class LoadedModel:
     def config(self):
         return self.model.config
 
+    def __repr__(self) -> str:  # not the network's module tree (11 kB in a notebook)
+        adapter = f", adapter_id={self.adapter_id!r}" if self.adapter_id else ""
+        return f"LoadedModel(model_id={self.model_id!r}, sha256={self.sha256[:12] + '...'!r}{adapter}, device={self.device!r})"
+
     def provenance(self) -> dict[str, Any]:
         return {"model_id": self.model_id, "model_sha256": self.sha256, "adapter_id": self.adapter_id, "adapter_sha256": self.adapter_sha256}
 

@@ -98,3 +98,34 @@ def test_skip_missing_without_predicted_or_with_nothing_there_is_one_line(tmp_pa
                     "-o", str(tmp_path / "x.json")]) == 1
     err = " ".join(capsys.readouterr().err.split())
     assert err.startswith("error:") and "2 not there" in err and "nothing to score" in err and not (tmp_path / "x.json").exists()
+
+
+def test_evaluate_pairs_takes_a_label_map_text_as_a_notebook_gives_it(tmp_path):
+    """evaluate_pairs(pairs, "rv=1,myo=2,lv=3", ...) failed with AttributeError: 'str' object has
+    no attribute 'values' deep in the scoring."""
+    from medseg.evaluation import evaluate_pairs, read_pairs, with_predictions
+
+    a, b = _reader_study(tmp_path, cases=("p1",))
+    pairs = with_predictions(read_pairs(str(a)), str(b))
+    r = evaluate_pairs(pairs, "rv=1,myo=2,lv=3", None, None, predicted_map="rv=1,myo=2,lv=3")
+    assert r["summary"]["n_cases"] == 2 and r["summary"]["dice"]["lv"] == pytest.approx(1.0)
+
+
+def test_result_created_is_utc_with_its_zone(tmp_path, monkeypatch):
+    """RESULT.json's `created` was the machine's local time with no zone, as measure's was."""
+    import time
+
+    monkeypatch.setenv("TZ", "Etc/GMT-14")  # UTC+14: a local time would be 14 h ahead
+    time.tzset()
+    try:
+        from medseg.evaluation import evaluate_pairs, read_pairs, with_predictions
+
+        a, b = _reader_study(tmp_path, cases=("p1",))
+        r = evaluate_pairs(with_predictions(read_pairs(a), b), "rv=1,myo=2,lv=3", None, None)
+        created = r["settings"]["created"]
+        assert created.endswith("Z")
+        lag = time.time() - time.mktime(time.strptime(created, "%Y-%m-%dT%H:%M:%SZ")) - 14 * 3600
+        assert abs(lag) < 120  # strptime + local mktime: UTC read as UTC+14 is 14 h behind
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
