@@ -31,7 +31,7 @@ Rules (also in docs/batch.md):
   extensions for the same name are ambiguous and fail the case.
 * **Outputs.** ``OUT_DIR/<case>.nii.gz`` + ``OUT_DIR/<case>.json`` (label map + provenance,
   from :func:`medseg.io.write_labels`, both atomic); ``OUT_DIR/<case>_review.png`` with
-  ``review_png``; ``summary.csv``/``summary.json`` rewritten after every case; ``cohort.csv``
+  ``review_png``; ``summary.csv``/``summary.json`` rewritten after every case (a long summary: every so often, :func:`run_batch`); ``cohort.csv``
   with ``measure``: a row per measured case, and a row per echo study whose apical views are
   cases named ``<study>_<view>_<phase>`` (:data:`ECHO_VIEW_CASE`, CAMUS's names), measured
   together (:func:`echo_study_rows`: single-plane from the 4-chamber ED and ES, biplane with the

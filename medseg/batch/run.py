@@ -64,6 +64,9 @@ def run_case(case: CaseSpec, options: BatchOptions) -> Result:
         if record is not None:
             raise HandedOver(f"{record.get('reason') or 'handed over for manual review'} (an earlier run)", record)
         if kept:
+            made = _sidecar_provenance(out)  # --resume after an upgrade: kept labels of the old weights
+            if made.get("model_sha256") and (changed := _weights_changed(made, options)) is not None:
+                kept += f"; {changed}: made with other weights than this run's, its numbers are not this model's"
             res.update(status="skipped", reason=kept)
         elif problem is None:
             res.update(status="skipped", reason="complete output from an earlier run")
@@ -315,8 +318,9 @@ def run_batch(cases: Sequence[CaseSpec], options: BatchOptions, workers: int = 1
             one task per case, results taken as they complete.
         on_result: called with each case's result dict as it finishes (progress bars).
     Returns: the result dicts sorted by case id. ``summary.csv``/``summary.json`` in
-    ``options.out_dir`` are rewritten after every case (and when the run is interrupted),
-    ``cohort.csv`` at the end (measure). Every path is made absolute first (the cases', the
+    ``options.out_dir`` are rewritten after every case (a summary of many rows, slow to
+    rewrite: every so often, at most ~1/10 of the run's time), at the end and when the run is
+    interrupted; ``cohort.csv`` at the end (measure). Every path is made absolute first (the cases', the
     output folder, the prompts file, the model and adapter files): a worker process or a Dask
     worker may have another working folder. The temporary files a killed run left beside the
     batch's and the cases' outputs are removed first.
@@ -349,6 +353,21 @@ def _run_locked(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, 
                               f"{len(cases) - len(results)} case(s) not run: {fix}, then run the same command with --resume to go on")
 
     folder = folder_identity(options.out_dir)
+    # the summary is rewritten after each case while a rewrite is quick; once it takes longer than
+    # _SUMMARY_QUICK_S (~500 rows), no more often than every _SUMMARY_EVERY rewrite-times: every case of a
+    # --resume of 5,000 finished cases re-encoded all rows (O(n^2)); the rows not yet in it are written at the end
+    last = {"end": 0.0, "took": 0.0, "behind": None}
+
+    def summary(res: Result, force: bool = False) -> None:
+        now = _clock()
+        if not force and last["took"] > _SUMMARY_QUICK_S and now - last["end"] < _SUMMARY_EVERY * last["took"]:
+            last["behind"] = res
+            return
+        try:
+            write_summary(options.out_dir, ordered(), options)
+        except OSError as e:  # the output folder became read-only or full between cases
+            raise stopped(_one_line(f"cannot write the summary: {e.strerror or e}"), res, e.errno) from None
+        last.update(end=_clock(), took=_clock() - now, behind=None)
 
     def emit(res: Result) -> None:
         results[f"{res['case']}\0{res['input']}"] = res
@@ -356,10 +375,7 @@ def _run_locked(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, 
         if folder_identity(options.out_dir) != folder:  # rm -rf OUT_DIR: the next write made it anew; a summary would list outputs now gone
             raise OutputDiskFull(f"stopped: the output folder {options.out_dir} was removed or replaced while the batch ran (case {res['case']}): "
                                  "run the same command with --resume to go on (it redoes the cases whose outputs went with it)")
-        try:
-            write_summary(options.out_dir, ordered(), options)
-        except OSError as e:  # the output folder became read-only or full between cases
-            raise stopped(_one_line(f"cannot write the summary: {e.strerror or e}"), res, e.errno) from None
+        summary(res, force=bool(disk_full))
         if on_result:
             on_result(res)
         if disk_full:
@@ -382,8 +398,17 @@ def _run_locked(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, 
         except OSError:
             pass
         raise
+    except Exception as e:  # a lost Dask cluster, ...: the rows a slow summary had not taken yet (a stop of this module's: as it said)
+        if last["behind"] is not None and not isinstance(e, OutputDiskFull):
+            try:
+                write_summary(options.out_dir, ordered(), options)
+            except OSError:
+                pass
+        raise
     finally:  # a worker ended while it proved the folder writable (a crash, Ctrl-C, a full disk) left its probe file
         remove_write_probes(options.out_dir)
+    if last["behind"] is not None:
+        summary(last["behind"], force=True)
     if options.measure:
         rows = ordered()
         try:
@@ -392,6 +417,12 @@ def _run_locked(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, 
             raise OutputDiskFull(f"cannot write cohort.csv in {options.out_dir} ({e.strerror or e}): every case is done; "
                                  "run the same command with --resume to measure again") from None
     return ordered()
+
+
+#: a summary rewrite taking longer than this (seconds) is not done after every case, but once
+#: _SUMMARY_EVERY times its duration has passed since the last one (at most ~1/_SUMMARY_EVERY of the run)
+_SUMMARY_QUICK_S, _SUMMARY_EVERY = 0.02, 10
+_clock = time.monotonic
 
 
 def _s(n: int) -> str:

@@ -9,6 +9,7 @@ Thin: option checks, printing and writing; the pairing, changes and cautions com
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import typer
@@ -40,8 +41,18 @@ def compare_command(
     measurement settings, another scanner (DICOM manufacturer, model, field strength), a one-phase
     vs an ED/ES report, a visit flagged for review or QC.
     """
-    from .._files import check_not_inputs, check_plots_folder, check_table_names, check_writable_folder, csv_text, write_json_atomic, write_text_atomic
+    from .._files import (
+        atomic_path,
+        check_not_inputs,
+        check_plots_folder,
+        check_table_names,
+        check_writable_folder,
+        csv_text,
+        write_json_atomic,
+        write_text_atomic,
+    )
     from ..measure import compare as cmp
+    from ..measure.compare_plot import slope_png
 
     check_table_names(output, csv_path)
     given = [baseline] if followup is None else [baseline, followup]
@@ -75,13 +86,20 @@ def compare_command(
     obj = {"baseline": str(baseline), "followup": str(followup) if followup is not None else None, "paired_by": rule,
            **result, "unpaired": unpaired, **({"not_measured": not_measured} if not_measured else {}),
            "measures": {k: label for k, label in cmp.MEASURES.items()}, "change": "follow-up minus baseline"}
-    if plots is not None:
-        png = cmp.slope_png(result, plots / "lvef_change.png")
-        if png is None:
-            console.print("note: no pair has an LVEF at both visits: no lvef_change.png", markup=False, highlight=False, soft_wrap=True)
-    if csv_path is not None:
-        write_text_atomic(csv_path, csv_text(*cmp.changes_rows(result)))
-    write_json_atomic(output, obj)
+    png = None if plots is None else plots / "lvef_change.png"
+    if png is not None and not any("lv.ef_pct" in p["measures"] for p in result["pairs"]):
+        console.print("note: no pair has an LVEF at both visits: no lvef_change.png", markup=False, highlight=False, soft_wrap=True)
+        png = None
+    # all or nothing: each output is made under a temporary name and renamed into place only when
+    # all three are made (a failure late, in the JSON, left the plot and the CSV of a run that said it failed);
+    # the JSON is renamed first (the last entered): a JSON that cannot be put in place leaves no plot or CSV either
+    with contextlib.ExitStack() as stack:
+        tmp = {k: stack.enter_context(atomic_path(t)) for k, t in (("png", png), ("csv", csv_path), ("json", output)) if t is not None}
+        if "png" in tmp:
+            slope_png(result, tmp["png"])
+        if "csv" in tmp:
+            write_text_atomic(tmp["csv"], csv_text(*cmp.changes_rows(result)))
+        write_json_atomic(tmp["json"], obj)
     _say(obj, output)
 
 

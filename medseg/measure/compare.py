@@ -51,6 +51,7 @@ class Visit:
     needs_review: bool = False
     qc: list[str] = field(default_factory=list)
     scanner: dict[str, str] = field(default_factory=dict)  # DICOM manufacturer, model, field strength (tesla), those recorded
+    edited: list[str] = field(default_factory=list)  # report's inputs.labels_edited: label files changed by hand since medseg wrote them
 
     def brief(self) -> dict[str, Any]:
         return {"case": self.case, "patient_id": self.patient_id or None, "study_date": self.study_date or None, "source": self.source}
@@ -62,12 +63,15 @@ def segmentation_record(paths: list[tuple[str, Path]]) -> dict[str, dict[str, An
     report's ``inputs.segmentation`` (labels drawn by hand or imported: left out)."""
     from ..io import read_sidecar
 
-    found = {}
-    for key, p in paths:
-        prov = (read_sidecar(p) or {}).get("provenance") or {}
-        if isinstance(prov, dict) and prov.get("model_sha256"):
-            found[key] = {**{k: prov.get(k) for k in _MODEL_KEYS}, "needs_review": bool(prov.get("needs_review"))}
-    return found
+    return {key: m for key, p in paths if (m := _model_record(read_sidecar(p))) is not None}
+
+
+def _model_record(sidecar: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A label file's model record (:func:`segmentation_record`) from its read sidecar, or None (no model recorded)."""
+    prov = (sidecar or {}).get("provenance") or {}
+    if isinstance(prov, dict) and prov.get("model_sha256"):
+        return {**{k: prov.get(k) for k in _MODEL_KEYS}, "needs_review": bool(prov.get("needs_review"))}
+    return None
 
 
 def read_visits(path: Path) -> tuple[list[Visit], list[str]]:
@@ -109,7 +113,8 @@ def _report_visit(path: Path) -> Visit:
                  study_date=str(study.get("study_date") or ""), models=models, label_map=_int_map(report["label_map"]),
                  spacing_mm=_floats(report.get("spacing_mm")), settings=settings,
                  needs_review=any(isinstance(v, dict) and v.get("needs_review") for v in (seg or {}).values()),
-                 qc=[f["code"] for f in report.get("flags") or [] if isinstance(f, dict) and _is_qc(f)], scanner=_scanner(study))
+                 qc=[f["code"] for f in report.get("flags") or [] if isinstance(f, dict) and _is_qc(f)], scanner=_scanner(study),
+                 edited=[str(k) for k in inputs.get("labels_edited") or [] if isinstance(inputs.get("labels_edited"), list)])
 
 
 def _report_case(path: Path) -> str:
@@ -156,19 +161,25 @@ def _folder_visits(folder: Path) -> tuple[list[Visit], list[str]]:
 
     outputs = {r.get("case", ""): _output(folder, r.get("output", "")) for r in summary}
     batch_settings = {"basal_rule": settings.get("basal_rule", True)} if isinstance(settings, dict) else {}
+    parts_of: dict[str, list[Path]] = {}  # a row's label files (its own, or its study's parts), indexed once: not a scan per row
+    for c, p in outputs.items():
+        for key in dict.fromkeys((c, study_of(c))):
+            if p is not None and key is not None:
+                parts_of.setdefault(key, []).append(p)
     visits, unmeasured = [], []
     for row in overview_rows(rows):
         values = _values(row)
         if not values:
             unmeasured.append(row["case"])
             continue
-        parts = [p for c, p in outputs.items() if p is not None and (c == row["case"] or study_of(c) == row["case"])]
-        seg = segmentation_record([(str(i), p) for i, p in enumerate(parts)])
-        lost = any(read_sidecar(p) is None for p in parts)  # batch made them: a lost sidecar is no hand-drawn label
+        parts = parts_of.get(row["case"], [])
+        sides = [read_sidecar(p) for p in parts]  # each read once
+        seg = [m for s in sides if (m := _model_record(s)) is not None]
+        lost = any(s is None for s in sides)  # batch made them: a lost sidecar is no hand-drawn label
         flags = _text_flags(row.get("flags", ""))
         kind = "echo" if row.get("method") else "ED/ES" if row.get("lv.ef_pct") not in (None, "") else "one phase"
         visits.append(Visit(case=row["case"], source=str(cohort), values=values, kind=kind, patient_id=row.get("patient_id", ""),
-                            study_date=row.get("study_date", ""), models=_distinct(list(seg.values())) if parts and not lost else None,
+                            study_date=row.get("study_date", ""), models=_distinct(seg) if parts and not lost else None,
                             label_map=_int_map({k[len("label_map."):]: v for k, v in row.items() if k.startswith("label_map.")}),
                             spacing_mm=_floats(row.get("spacing_mm", "").split()), settings=batch_settings,
                             needs_review=row.get("needs_review", "").upper() == "TRUE", qc=[f["code"] for f in flags if _is_qc(f)],
@@ -377,6 +388,9 @@ def cautions(b: Visit, f: Visit) -> list[str]:
     if differ:
         out.append("measurement settings differ: " + "; ".join(f"{k} {b.settings[k]} vs {f.settings[k]}" for k in differ))
     for side, v in (("baseline", b), ("follow-up", f)):
+        if v.edited:  # the sidecar's model and review flags are those of the labels before the edit
+            out.append(f"the {side} labels were edited by hand since medseg wrote them ({', '.join(v.edited)}): "
+                       "not the recorded model's alone")
         if v.needs_review:
             out.append(f"the {side} segmentation needs review (its review flags: check its review sheet)")
         if v.qc:
@@ -441,34 +455,3 @@ def changes_rows(result: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]
         rows.append(row)
     return fields, rows
 
-
-def slope_png(result: dict[str, Any], path: Path, key: str = "lv.ef_pct") -> Path | None:
-    """A paired slope plot of ``key`` (LVEF): one line per pair from baseline to follow-up, pairs
-    with cautions dashed; None (nothing written) when no pair has it."""
-    from .._files import shown
-    from .plots import _figure, _save
-
-    pairs = [p for p in result["pairs"] if key in p["measures"]]
-    if not pairs:
-        return None
-    fig = _figure(4.2, 4.8)
-    ax = fig.add_subplot(1, 1, 1)
-    for p in pairs:
-        m = p["measures"][key]
-        style = {"linestyle": "--", "color": "tab:orange"} if p["cautions"] else {"color": "tab:blue"}
-        ax.plot([0, 1], [m["baseline"], m["followup"]], marker="o", linewidth=1.2, **style)
-        if len(pairs) <= 20:
-            ax.annotate(shown(p["baseline"]["patient_id"] or p["baseline"]["case"]), (1, m["followup"]), xytext=(4, 0),
-                        textcoords="offset points", va="center", fontsize=7)
-    values = [p["measures"][key][k] for p in pairs for k in ("baseline", "followup")]
-    mid, half = (min(values) + max(values)) / 2, max((max(values) - min(values)) / 2 * 1.1, 5.0)
-    ax.set_ylim(mid - half, mid + half)  # at least 10 points shown: a change of 0.1 is not drawn as a fall
-    ax.set_xticks([0, 1], ["baseline", "follow-up"])
-    ax.set_xlim(-0.2, 1.45)
-    ax.set_ylabel(MEASURES[key])
-    s = result["summary"]["measures"][key]
-    sd = f", SD {s['sd_change']:.1f}" if s["sd_change"] is not None else ""
-    ax.set_title(f"{MEASURES[key].split(' (')[0]} change: mean {s['mean_change']:+.1f}{sd} (n={s['n']})\ndashed: pairs with cautions",
-                 fontsize=9)
-    ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)

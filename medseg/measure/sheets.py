@@ -188,10 +188,16 @@ def cohort_panels(rows: list[Mapping[str, Any]]) -> list[tuple[str, list[tuple[s
     return panels
 
 
+#: above this many studies a cohort panel draws small translucent dots, the box on top, and the
+#: studies that need review in another colour instead of a ring each
+DENSE_COHORT = 300
+
+
 def cohort_png(rows: list[Mapping[str, Any]], path: str | Path, flagged: set[str] | None = None) -> Path | None:
     """A cohort at a glance (``medseg batch --measure``): one panel per measure that at least two
     studies have (:func:`cohort_panels`), a dot per study, box = quartiles; studies with a
-    review flag ringed in black, the two most extreme named. None when no panel has data."""
+    review flag ringed in black (above :data:`DENSE_COHORT` studies: small translucent dots, those
+    flagged in orange, counted in the title), the two most extreme named. None when no panel has data."""
     flagged = flagged or set()
     panels = cohort_panels(rows)
     if not panels:
@@ -202,22 +208,31 @@ def cohort_png(rows: list[Mapping[str, Any]], path: str | Path, flagged: set[str
     for i, (label, vals) in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1)
         y = np.array([v for _, v in vals])
-        x = rng.uniform(-0.15, 0.15, y.size)
-        ax.boxplot([y], positions=[0], widths=0.5, showfliers=False, medianprops={"color": "k"})
-        ax.scatter(x, y, s=14, color="#377eb8", alpha=0.8, zorder=3)
         ring = np.array([c in flagged for c, _ in vals], bool)
-        if ring.any():  # the legend's entry from the first panel with a ringed study
-            ax.scatter(x[ring], y[ring], s=55, facecolors="none", edgecolors="k", linewidths=0.9, zorder=4,
-                       label=None if ringed else "needs review")
-            ringed = True
+        dense = y.size > DENSE_COHORT  # thousands of opaque dots and rings were one black block
+        x = rng.uniform(-0.3 if dense else -0.15, 0.3 if dense else 0.15, y.size)
+        box = {"medianprops": {"color": "k", "lw": 1.6}, "boxprops": {"lw": 1.2}, "zorder": 5} if dense else {"medianprops": {"color": "k"}}
+        ax.boxplot([y], positions=[0], widths=0.5 if not dense else 0.7, showfliers=False, **box)
+        if dense:  # small translucent dots; the studies that need review in orange, not ringed one by one
+            ax.scatter(x[~ring], y[~ring], s=3, color="#377eb8", alpha=0.25, lw=0, zorder=3)
+            if ring.any():
+                ax.scatter(x[ring], y[ring], s=4, color="#ff7f00", alpha=0.5, lw=0, zorder=4, label=None if ringed else "needs review")
+                ringed = True
+        else:
+            ax.scatter(x, y, s=14, color="#377eb8", alpha=0.8, zorder=3)
+            if ring.any():  # the legend's entry from the first panel with a ringed study
+                ax.scatter(x[ring], y[ring], s=55, facecolors="none", edgecolors="k", linewidths=0.9, zorder=4,
+                           label=None if ringed else "needs review")
+                ringed = True
         for j in {int(np.argmin(y)), int(np.argmax(y))}:
             ax.annotate(vals[j][0], (x[j], y[j]), xytext=(4, 0), textcoords="offset points", fontsize=6, va="center")
         ax.set_xticks([])
-        ax.set_title(f"{label}\nmedian {np.median(y):.1f}, n = {y.size}", fontsize=8)
+        review = f"\n{int(ring.sum())} need review" if dense and ring.any() else ""
+        ax.set_title(f"{label}\nmedian {np.median(y):.1f}, n = {y.size}{review}", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(axis="y", alpha=0.3)
     if flagged & {c for _, vals in panels for c, _ in vals}:
-        fig.legend(loc="lower center", fontsize=7, frameon=False)
+        fig.legend(loc="lower center", fontsize=7, frameon=False, markerscale=3 if any(len(v) > DENSE_COHORT for _, v in panels) else 1)
         fig.tight_layout(rect=(0, 0.05, 1, 1))
     else:
         fig.tight_layout()
