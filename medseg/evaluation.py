@@ -33,6 +33,7 @@ import numpy as np
 
 from .errors import LabelMapError, MedsegError
 from .evaluation_clinical import clinical_errors, nanmean
+from .evaluation_keep import kept_for_clinical
 from .evaluation_report import flagged_structures, handed_over_summary, review_stats
 from .labels import LabelMap, reference_misfit
 from .pairs import Pair, pairs_from_folder, read_pairs, with_predictions  # noqa: F401  (public here too)
@@ -159,7 +160,8 @@ def evaluate_pairs(pairs: list[Pair], label_map: LabelMap | str, prompt: str | N
 
 
 def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str | None, model, predicted_map: LabelMap | None = None) -> dict[str, Any]:
-    """One pair's row (with its prediction, reference and Volume for the clinical errors)."""
+    """One pair's row (with its prediction and reference labels, packed, and its image's grid for
+    the clinical errors: :func:`medseg.evaluation_keep.kept_for_clinical`)."""
     from .io import check_same_grid, read_label_volume, read_volume
     from .io.seg_reader import in_label_map, onto_image_stack, seg_phase
     from .measure.report import check_reference_lv
@@ -215,7 +217,8 @@ def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str | None, model, p
     row["seconds"] = round(time.perf_counter() - t0, 3)
     if review is not None:
         row["review"] = review
-    row["_pred"], row["_ref"], row["_vol"], row["_present"] = pred, ref_arr, vol, present
+    row.update(kept_for_clinical(pred, ref_arr, vol))  # the labels packed, the image's grid: not its voxels
+    row["_present"] = present
     return row
 
 

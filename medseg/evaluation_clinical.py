@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .errors import MedsegError
+from .evaluation_keep import labels
 from .labels import LabelMap
 
 
@@ -20,11 +21,16 @@ def nanmean(xs: list[float]) -> float:
     return float(np.mean(xs)) if xs else math.nan
 
 
-def _stack_pair(ed: np.ndarray, es: np.ndarray) -> bool:
+def _shape(a) -> tuple[int, ...]:
+    """The shape of a row's ``_ref`` / ``_pred`` (packed or an array), without unpacking it."""
+    return tuple(a.shape) if hasattr(a, "shape") else np.shape(a)
+
+
+def _stack_pair(ed, es) -> bool:
     """ED and ES labels that give volumes: one grid, a stack of slices (a single long-axis or
     echo view gives no volume by slice summation)."""
-    ed, es = (a[0] if a.ndim == 4 else a for a in (ed, es))
-    return ed.shape == es.shape and ed.shape[0] >= 2
+    ed, es = (s[1:] if len(s) == 4 else s for s in (_shape(ed), _shape(es)))
+    return ed == es and ed[0] >= 2
 
 
 def clinical_errors(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
@@ -57,7 +63,7 @@ def clinical_errors(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
         left = _handed(ph.values())
         vals, flags = {}, {}
         for which in ("_pred", "_ref"):
-            ed, es = ph["ED"][which], ph["ES"][which]
+            ed, es = labels(ph["ED"], which), labels(ph["ES"], which)
             rep = measure_ed_es(ed[0] if ed.ndim == 4 else ed, es[0] if es.ndim == 4 else es, ph["ED"]["_vol"].affine, label_map)
             vals[which] = (rep["lv"]["ef_pct"], rep.get("lv_mass_g"), rep["lv"]["edv_ml"], rep["rv"]["ef_pct"], rep["rv"]["edv_ml"],
                            rep["wall_thickening_pct"]["global"], rep["lv"]["esv_ml"], rep["rv"]["esv_ml"])
@@ -105,7 +111,7 @@ def clinical_errors(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
 
 def _one_view(row: dict) -> bool:
     """A row whose reference is one 2-D image (a long-axis or echo view: one frame, one slice)."""
-    return np.asarray(row["_ref"]).shape[:2] == (1, 1)
+    return _shape(row["_ref"])[:2] == (1, 1)
 
 
 def _view_pair_errors(views: dict[str, dict[tuple[str, str], dict]], label_map: LabelMap) -> dict[str, Any]:
@@ -151,7 +157,7 @@ def _frame_studies(cases: list[dict], label_map: LabelMap) -> dict[str, dict[str
     for study, rows in groups.items():
         if len(rows) < 2 or not all(_stack_pair(rows[0]["_ref"], r["_ref"]) for r in rows[1:]):  # one grid, >= 2 slices
             continue
-        lv = [int((r["_ref"] == label_map["lv"]).sum()) for r in rows]
+        lv = [int((labels(r, "_ref") == label_map["lv"]).sum()) for r in rows]
         ed, es = rows[int(np.argmax(lv))], rows[int(np.argmin(lv))]
         if ed is not es:
             ed["phase"], es["phase"] = "ED", "ES"
@@ -167,7 +173,7 @@ def _echo_studies(cases: list[dict]) -> dict[str, dict[tuple[str, str], dict]]:
 
     groups: dict[str, dict[tuple[str, str], dict]] = {}
     for c in cases:
-        if np.asarray(c["_ref"]).shape[:2] != (1, 1):
+        if _shape(c["_ref"])[:2] != (1, 1):
             continue
         names = [f"{c['case']}_{c['phase']}" if c.get("phase") else c["case"], case_id(c["image"]) or ""]
         ev = next((ev for n in names if (ev := echo_view(n))), None)
@@ -194,7 +200,7 @@ def _echo_clinical(views: dict[tuple[str, str], dict], label_map: LabelMap) -> t
     vals = {}
     try:
         for which in ("_pred", "_ref"):
-            a = [np.asarray(views[k][which])[0, 0] for k in keys]
+            a = [labels(views[k], which)[0, 0] for k in keys]
             rep = measure_echo(a[0], a[1], *(a[2:] or [None, None]), label_map=label_map, spacing_a4c_mm=spacing["4ch"],
                                spacing_a2c_mm=spacing.get("2ch"))
             vals[which] = (rep["lv"]["ef_pct"], rep["lv"]["edv_ml"])
