@@ -130,12 +130,12 @@ def segment_volume(
     label_map = LabelMap.parse(label_map) if label_map is not None else None
     _check_options(through, auto_structures)
     if auto and auto_structures:
-        known = [s for s in require_model(model).config.structures if s != "generic"]
+        known = [s for s in require_model(model, "segment_volume").config.structures if s != "generic"]
         unknown = [s for s in auto_structures if s not in known]
         if unknown:
             raise PromptError(f"--structures: the model has no zero-click prompt for {', '.join(unknown)} (it knows {', '.join(known)})")
     lmap = check_prompts(volume, prompts, auto, label_map, auto_structures)  # said before the model is asked for (the same words as the CLI)
-    model = require_model(model)
+    model = require_model(model, "segment_volume")
     _check_finite(volume.array, "Volume.array", "the array")  # as read_volume does: NaN was made 0 silently
     t0 = time.perf_counter()
     session = Session(volume, model, lmap, undo=False)  # nothing here undoes: no undo copies kept

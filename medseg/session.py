@@ -53,10 +53,11 @@ class SliceResult:
 MIN_SLICE_SIDE = 16
 
 
-def require_model(model: Any) -> Any:
+def require_model(model: Any, who: str = "a Session") -> Any:
     """``model`` when it is a loaded model, else a one-line MedsegError (a name or path given)."""
     if model is None or not hasattr(model, "config"):
-        raise MedsegError(f"a Session needs a loaded model (medseg.models.load_model), got {type(model).__name__}")
+        given = type(model).__name__ + (f" {str(model)!r}"[:80] if isinstance(model, str) or hasattr(model, "__fspath__") else "")
+        raise MedsegError(f"{who} needs a loaded model (medseg.models.load_model), got {given}")
     return model
 
 

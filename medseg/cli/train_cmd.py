@@ -74,7 +74,11 @@ def train_command(
     if out.exists() and not out.is_dir():
         raise MedsegError(f"{out} is a file; the training output is a folder: choose another name")
     check_writable_folder(out)
+    if state_dir is not None:  # a file there: trained, wrote its checkpoints, then failed saving state.pt
+        check_writable_folder(state_dir)
     init_from = _init_checkpoint(init_from)
+    if resume and init_from is not None and (Path(state_dir or out) / "state.pt").is_file():
+        _same_start(out, init_from)
     if resume and not (Path(state_dir or out) / "state.pt").is_file():
         made = [f for f in ("last.safetensors", "best.safetensors", "history.json") if (out / f).is_file()]
         if made:  # its state lost (a wiped --state-dir, another folder): it trained anew over that run's checkpoints
@@ -172,15 +176,33 @@ def _init_checkpoint(init_from: Path | None) -> Path | None:
     from ..models.own import BEST, find_own_model
 
     if not init_from.exists():  # a lab's model by name ($MEDSEG_HOME/models/NAME[/STEM]), as --model finds it
-        own = find_own_model(str(init_from))
+        own = find_own_model(str(init_from), "--init-from")
         if own is not None:
             return own
     elif init_from.is_dir() and (init_from / BEST).is_file():  # a medseg train folder: its best, as --model takes it
         return init_from / BEST
     if not init_from.is_file():
-        raise MedsegError(f"--init-from: checkpoint not found: {init_from} ('default' is the shipped one; a name: a folder in "
+        what = f"{init_from} is a folder with no {BEST}" if init_from.is_dir() else f"checkpoint not found: {init_from}"
+        raise MedsegError(f"--init-from: {what} ('default' is the shipped one; a name: a folder in "
                           "$MEDSEG_HOME/models, see medseg models; a medseg train folder: its best.safetensors)")
+    from ..models.checkpoints import read_checkpoint_header
+
+    read_checkpoint_header(init_from)  # not a checkpoint: said before packing and before OUT is made, not after
     return init_from
+
+
+def _same_start(out: Path, init_from: Path) -> None:
+    """--resume --init-from: the run continued (its state.pt) must have started from that
+    checkpoint; another one was recorded as its start on the card while state.pt's weights trained."""
+    from .._files import sha256_file
+    from ..errors import MedsegError
+    from ..training.loop import started_from
+
+    known, started = started_from(out)
+    if known and (started or {}).get("sha256") != sha256_file(init_from):
+        was = f"from {started.get('path')}" if started else "from scratch"
+        raise MedsegError(f"--resume: the run in {shown(out)} started {was}, not from --init-from {init_from}: leave out --init-from "
+                          "to continue it (or give the one it started from), or start a new run in another -o folder")
 
 
 def _pairs_pack(pairs: Path, val: Path | None, label_map: str | None, target: Path, state: Path | None = None) -> Path:

@@ -29,11 +29,11 @@ def checkpoint_id(path: str | os.PathLike) -> str:
     return f"{p.parent.name}/{p.stem}" if p.parent.name else p.stem
 
 
-def find_own_model(spec: str) -> Path | None:
+def find_own_model(spec: str, option: str = "--model") -> Path | None:
     """The checkpoint ``--model spec`` names in ``$MEDSEG_HOME/models``: ``NAME`` is
     ``NAME/best.safetensors``, ``NAME/STEM`` is ``NAME/STEM.safetensors``; None when MEDSEG_HOME
     is not set or there is no such folder. CheckpointError (one line) for a folder of that name
-    without the file."""
+    without the file (``option``: the option it names, e.g. --init-from)."""
     from .registry import medseg_home
 
     home = medseg_home(OWN_DIR)
@@ -47,8 +47,8 @@ def find_own_model(spec: str) -> Path | None:
     if not folder.is_dir():
         return None
     there = sorted(p.stem for p in folder.glob("*.safetensors"))
-    raise CheckpointError(f"--model {spec}: $MEDSEG_HOME/{OWN_DIR}/{parts[0]} has no {f.name}"
-                          + (f" (it holds {', '.join(s + '.safetensors' for s in there)}: --model {parts[0]}/{there[0]})" if there else
+    raise CheckpointError(f"{option} {spec}: $MEDSEG_HOME/{OWN_DIR}/{parts[0]} has no {f.name}"
+                          + (f" (it holds {', '.join(s + '.safetensors' for s in there)}: {option} {parts[0]}/{there[0]})" if there else
                              " (a model there is a `medseg train` output folder: its best.safetensors)"))
 
 

@@ -174,6 +174,23 @@ def _pooled_dice(model, bank, rows, k, mode_name, cfg) -> float:
     return 2 * inter / tot if tot > 0 else 1.0
 
 
+def started_from(out: str | Path) -> tuple[bool, dict[str, Any] | None]:
+    """(known, init_from) of the run in ``out``, from its last.safetensors header: the
+    ``{path, sha256}`` it started from, None when from scratch; known False when unreadable."""
+    from ..errors import MedsegError
+    from ..models.checkpoints import read_checkpoint_header
+
+    last = Path(out) / "last.safetensors"
+    try:
+        data = read_checkpoint_header(last)[1].get("data") if last.is_file() else None
+    except MedsegError:
+        data = None
+    if not isinstance(data, dict):
+        return False, None
+    init = data.get("init_from")
+    return True, init if isinstance(init, dict) else None
+
+
 def train(cfg: TrainConfig, progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train (or resume) a model; returns the summary also written to ``summary.json``."""
     from ..models.checkpoints import check_finite, load_checkpoint
@@ -218,6 +235,10 @@ def train(cfg: TrainConfig, progress: Callable[[dict[str, Any]], None] | None = 
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
         step, elapsed, best = int(st["step"]), float(st["elapsed"]), float(st["best"])
+        known, started = started_from(out)  # the run's own start, not this call's --init-from (the card said 'from scratch')
+        if known:
+            data.pop("init_from", None)
+            data.update({"init_from": started} if started else {})
         history = json.loads((out / "history.json").read_text()) if (out / "history.json").is_file() else []
     start = time.perf_counter() - elapsed
     last_val = time.perf_counter()
