@@ -62,6 +62,35 @@ class SliceConfidence:
     area_px: int
 
 
+#: entries of :class:`ConfidenceDict`'s ``flagged`` shown before "... N more"
+REPR_FLAGS = 6
+
+
+class ConfidenceDict(dict):
+    """:meth:`ConfidenceReport.to_json` (``SegmentResult.confidence``, the provenance's
+    ``confidence``): a plain dict to code (keys, indexing, ``json.dumps``, ``==``, pickling)
+    whose repr, in a notebook or ``print``, sums it up on one line instead of listing every
+    slice of every structure (a cine: thousands): volume confidence per structure, thresholds,
+    the number of slices scored and the flags ("lv frame 0 slice 8 0.2871 < 0.3", the first
+    :data:`REPR_FLAGS`). ``conf["slices"]`` holds the slices, ``dict(conf)`` or
+    ``json.dumps(conf, indent=1)`` shows it all."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        flags = [self._flag_text(f) for f in self.get("flags") or () if isinstance(f, dict)]
+        more = [f"... {len(flags) - REPR_FLAGS} more"] if len(flags) > REPR_FLAGS else []
+        return (f"ConfidenceDict(volume={self.get('volume')!r}, needs_review={self.get('needs_review')!r}, "
+                f"thresholds={self.get('thresholds')!r}, slices={len(self.get('slices') or ())}, flagged={flags[:REPR_FLAGS] + more})")
+
+    @staticmethod
+    def _flag_text(f: dict[str, Any]) -> str:
+        where = f"frame {f.get('frame')} slice {f.get('slice')}" if f.get("level") == "slice" else str(f.get("level") or "")
+        under = f" < {f['threshold']}" if f.get("confidence") is not None and f.get("threshold") is not None else ""
+        parts = [f.get("structure"), None if f.get("code") == "needs_review" else f.get("code"), where, f.get("confidence")]
+        return " ".join(str(x) for x in parts if x not in (None, "")) + under
+
+
 @dataclass
 class ConfidenceReport:
     slices: list[SliceConfidence] = field(default_factory=list)
@@ -81,19 +110,20 @@ class ConfidenceReport:
         top-level ``needs_review``."""
         return any(f["code"] == "needs_review" for f in self.flags)
 
-    def to_json(self) -> dict[str, Any]:
-        """The provenance's ``confidence``; its ``needs_review`` is :attr:`needs_review` (low
-        confidence only). Confidences are rounded to 4 decimals, or more where 4 would print a
-        value below its threshold as equal to it."""
+    def to_json(self) -> ConfidenceDict:
+        """The provenance's ``confidence``, a dict whose repr is one line (:class:`ConfidenceDict`);
+        its ``needs_review`` is :attr:`needs_review` (low confidence only). Confidences are
+        rounded to 4 decimals, or more where 4 would print a value below its threshold as equal
+        to it."""
         vol_th, sl_th = self.thresholds.get("volume"), self.thresholds.get("slice")
-        return {
+        return ConfidenceDict({
             "volume": {k: rounded(v, vol_th) for k, v in self.volume.items()},
             "slices": [{"structure": s.structure, "frame": s.frame, "slice": s.slice, "iou_pred": round(s.iou_pred, 4),
                         "agreement": round(s.agreement, 4), "confidence": rounded(s.confidence, sl_th), "area_px": s.area_px} for s in self.slices],
             "thresholds": self.thresholds,
             "needs_review": self.needs_review,
             "flags": self.flags,
-        }
+        })
 
 
 def _jittered_boxes(mask: np.ndarray, k: int, seed: int) -> list[Box]:

@@ -57,7 +57,7 @@ def clinical_errors(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
         return _view_pair_errors(view_pairs, label_map)
     from .measure import measure_ed_es
 
-    err_ef, err_mass, err_edv, err_rvef, err_rvedv, err_thick = [], [], [], [], [], []
+    err_ef, err_mass, err_edv, err_rvef, err_rvedv, err_thick, err_esv, err_rvesv = [], [], [], [], [], [], [], []
     has_rv = "rv" in label_map.values
     for ph in pairs.values():
         left = _handed(ph.values())
@@ -80,6 +80,7 @@ def clinical_errors(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
         elif p[1] is not None and r[1] is not None:
             err_mass.append(abs(p[1] - r[1]))
         err_edv.append(abs(p[2] - r[2]))
+        err_esv.append(abs(p[6] - r[6]))
         if "myo" not in left and math.isfinite(p[5]) and math.isfinite(r[5]):  # needs myocardium all round the cavity on some slices
             ph["ED"]["clinical"].update({"wall_thickening_pred_pct": p[5], "wall_thickening_ref_pct": r[5]})
             err_thick.append(abs(p[5] - r[5]))
@@ -88,6 +89,7 @@ def clinical_errors(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
                                            "rv_esv_pred_ml": p[7], "rv_esv_ref_ml": r[7]})
             err_rvef.append(abs(p[3] - r[3]))
             err_rvedv.append(abs(p[4] - r[4]))
+            err_rvesv.append(abs(p[7] - r[7]))
     for views in echo.values():
         err = _echo_clinical(views, label_map)
         if err is not None:
@@ -95,12 +97,12 @@ def clinical_errors(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
             if err[1] is not None:
                 err_edv.append(err[1])
     out = {"lvef_mae": nanmean(err_ef), "lv_mass_mae_g": nanmean(err_mass), "edv_mae_ml": nanmean(err_edv),
-           "n_clinical_cases": len(pairs) + len(echo)}
+           "esv_mae_ml": nanmean(err_esv), "n_clinical_cases": len(pairs) + len(echo)}  # ESV: short-axis ED/ES pairs (an echo study records none)
     if echo:
         out["n_echo_studies"] = len(echo)
     out.update(_view_pair_errors(view_pairs, label_map))
     if has_rv:
-        out.update({"rvef_mae": nanmean(err_rvef), "rv_edv_mae_ml": nanmean(err_rvedv)})
+        out.update({"rvef_mae": nanmean(err_rvef), "rv_edv_mae_ml": nanmean(err_rvedv), "rv_esv_mae_ml": nanmean(err_rvesv)})
     if err_thick:
         out["wall_thickening_mae_pct"] = nanmean(err_thick)
     from .evaluation_report import agreement

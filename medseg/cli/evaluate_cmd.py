@@ -132,14 +132,9 @@ def evaluate_command(
     if extra:
         console.print(f"not scored, drawn where the reference has none: {'; '.join(extra[:5])}"
                       + (f" and {len(extra) - 5} more" if len(extra) > 5 else "") + " (`not_in_reference`)", markup=False)
-    units = (("lvef_mae", "LVEF", "pts"), ("lv_mass_mae_g", "LV mass", "g"), ("edv_mae_ml", "LV EDV", "mL"), ("rvef_mae", "RVEF", "pts"),
-             ("rv_edv_mae_ml", "RV EDV", "mL"), ("wall_thickening_mae_pct", "wall thickening", "pts"))
-    agree = s.get("agreement", {})
-    n_of = {k: agree.get(a, {}).get("n") for k, a in zip((u[0] for u in units), ("lvef", "lv_mass", "edv", "rvef", "rv_edv", "wall_thickening"))}
-    errs = [f"{name} {s[k]:.1f} {u}" + (f" (n={n_of[k]})" if n_of[k] is not None and n_of[k] < s["n_clinical_cases"] else "")
-            for k, name, u in units if isinstance(s.get(k), float) and s[k] == s[k]]
-    if errs:
-        console.print(f"mean absolute error over {s['n_clinical_cases']} ED/ES cases: {', '.join(errs)}", markup=False)
+    line = _clinical_line(result)
+    if line:
+        console.print(line, markup=False)
     if s.get("n_long_axis_studies"):
         la = [f"{name} {s[k]:.1f} {u}" for k, name, u in (("long_axis_lvef_mae", "LVEF", "pts"), ("long_axis_edv_mae_ml", "LV EDV", "mL"))
               if isinstance(s.get(k), float) and s[k] == s[k]]
@@ -184,6 +179,36 @@ def _adapter_training_cases(adapter: str, rows: list) -> list[str]:
     from ..adapters import find_adapter, trained_on
 
     return sorted(set(trained_on(find_adapter(adapter), [r.case for r in rows], [r.image for r in rows])))
+
+
+#: (summary key; agreement key; name; unit) of the clinical-error line, in its order
+_CLINICAL_ERRORS = (("lvef_mae", "lvef", "LVEF", "pts"), ("lv_mass_mae_g", "lv_mass", "LV mass", "g"), ("edv_mae_ml", "edv", "LV EDV", "mL"),
+                    ("esv_mae_ml", "esv", "LV ESV", "mL"), ("rvef_mae", "rvef", "RVEF", "pts"), ("rv_edv_mae_ml", "rv_edv", "RV EDV", "mL"),
+                    ("rv_esv_mae_ml", "rv_esv", "RV ESV", "mL"), ("wall_thickening_mae_pct", "wall_thickening", "wall thickening", "pts"))
+
+
+def _clinical_line(result: dict, width: int = 110) -> str | None:
+    """The console lines of the clinical errors: "mean absolute error over N ED/ES cases: LVEF 0.7
+    pts, ..., LV ESV 4.9 mL, ..." (``(n=K)`` after a measure fewer cases have), broken between
+    measures at ``width`` characters, the next lines indented by two. None without clinical errors."""
+    s = result["summary"]
+    n_all, agree = s.get("n_clinical_cases"), s.get("agreement", {})
+    errs = []
+    for key, a, name, unit in _CLINICAL_ERRORS:
+        v = s.get(key)
+        if isinstance(v, float) and v == v:
+            n = agree.get(a, {}).get("n")
+            errs.append(f"{name} {v:.1f} {unit}" + (f" (n={n})" if n is not None and n_all is not None and n < n_all else ""))
+    if not errs:
+        return None
+    lines = [f"mean absolute error over {n_all} ED/ES cases:"]
+    for i, e in enumerate(errs):
+        item = e + ("," if i < len(errs) - 1 else "")
+        if len(lines[-1]) + 1 + len(item) > width and lines[-1].strip().endswith(","):
+            lines.append("  " + item)
+        else:
+            lines[-1] += " " + item
+    return "\n".join(lines)
 
 
 def _review_line(s: dict) -> str | None:
