@@ -21,6 +21,8 @@ _LAZY = {
     "MedsegError": ("medseg.errors", "MedsegError"),
     "load_model": ("medseg.models", "load_model"),
     "SlicePredictor": ("medseg.predictor", "SlicePredictor"),
+    "segment_volume": ("medseg.segment", "segment_volume"),
+    "Session": ("medseg.session", "Session"),
 }
 
 __all__ = ["__version__", *_LAZY]

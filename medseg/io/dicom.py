@@ -71,6 +71,7 @@ from .dicom_series import (
     series_matches,
 )
 from .dicom_stack import JITTER_MIN_STEP_MM, JITTER_TOL_MM, POSITION_TOL_MM, _arrange, _check_uniform, _magnitude_images, _slice_step
+from .dicom_times import realtime_frame_times
 from .geometry import affine_from_dicom, dicom_directions
 from .volume import Volume
 
@@ -182,6 +183,8 @@ def _build_stack(frames: list[FrameInfo], headers: dict[Path, Dataset], source: 
     times = np.asarray(trig, dtype=np.float64) / 1000.0 if all(t is not None for t in trig) and len(trig) > 1 and not time_note else None
     if times is not None and np.any(np.diff(times) <= 0):
         times = None
+    if times is None:  # no trigger times: a real-time cine's frame date-times (dicom_times)
+        times, time_note = realtime_frame_times(grid, time_note)
     ds0 = headers[ref.path]
     meta = _meta(ds0, source, grid, [headers[p] for p in dict.fromkeys(f.path for row in grid for f in row)])
     if time_note or type_note:

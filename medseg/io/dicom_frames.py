@@ -18,6 +18,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 
 from ..errors import GeometryError, ImageReadError
+from .dicom_times import frame_datetime_s
 from .geometry import ORIENTATION_ATOL
 
 
@@ -43,6 +44,7 @@ class FrameInfo:
     image_type: str = ""  # ImageType (an enhanced frame's FrameType) joined with "\\": ORIGINAL\\PRIMARY\\M\\ND
     component: str = ""  # an MR image's complex component: "M" magnitude, "P" phase, "" neither or unknown (:func:`mr_component`)
     trigger_invalid: str = ""  # a TriggerTime that is no time (nan, inf) as written; trigger_ms is then None (:func:`_trigger`)
+    acquired_s: float | None = None  # an enhanced frame's Frame Content date-time, s (:mod:`medseg.io.dicom_times`: a real-time cine's clock)
 
 
 def read_header(path: Path, strict: bool) -> Dataset | None:
@@ -398,7 +400,9 @@ def frames_from_enhanced(ds: Dataset, path: Path) -> list[FrameInfo]:
     shared = shared_seq[0] if shared_seq is not None and len(shared_seq) else Dataset()
     per_frame = ds.PerFrameFunctionalGroupsSequence
     if len(per_frame) != n_frames(ds):
-        raise ImageReadError(f"{path}: {len(per_frame)} per-frame groups for {n_frames(ds)} frames")
+        raise ImageReadError(f"{path}: {len(per_frame)} per-frame functional groups for NumberOfFrames {n_frames(ds)}: "
+                             + ("the file was cut short (copy it again from the source) or its NumberOfFrames is wrong"
+                                if len(per_frame) < n_frames(ds) else "the header contradicts itself; export the series again"))
     out = []
     for i, fg in enumerate(per_frame):
         groups = [fg, shared]
@@ -430,6 +434,7 @@ def frames_from_enhanced(ds: Dataset, path: Path) -> list[FrameInfo]:
                 component=mr_component(image_type, _first(_group_value(groups, "MRImageFrameTypeSequence", "ComplexImageComponent"),
                                                             ds.get("ComplexImageComponent")))
                 if str(ds.get("Modality", "") or "").upper() == "MR" else "",
+                acquired_s=frame_datetime_s(next(iter(fg.get("FrameContentSequence") or []), None)),
             )
         )
     return out
@@ -447,7 +452,7 @@ def require_geometry(frames: list[FrameInfo]) -> None:
     with a position that is not finite, or with an orientation whose row and column direction
     cosines are not unit vectors at right angles (within :data:`ORIENTATION_UNIT_TOL`)."""
     for f in frames:
-        where = f.path.name + (f" frame {f.frame}" if f.frame is not None else "")
+        where = f.path.name + (f" frame {f.frame + 1}" if f.frame is not None else "")  # DICOM's frame numbers start at 1
         if f.pixel_spacing is None or min(f.pixel_spacing) <= 0:
             raise GeometryError(f"missing spacing: {where} has no valid PixelSpacing")
         if f.iop is None:

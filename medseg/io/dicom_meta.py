@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 
-from .dicom_frames import FrameInfo, converted_value
+from .dicom_frames import FrameInfo, _group_value, converted_value
 
 
 def _meta(ds0: Dataset, source: Path, grid: list[list[FrameInfo]], datasets: list[Dataset] | None = None) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def _cardiac_timing(datasets: list[Dataset]) -> tuple[float | None, float | None
     from ..measure.volumes import HEART_RATE_RANGE_BPM
 
     def median(attr: str) -> float | None:
-        values = [v for ds in datasets if (v := _num(ds.get(attr, converted_value(ds, attr)))) is not None]
+        values = [v for ds in datasets for x in _timing_values(ds, attr) if (v := _num(x)) is not None]
         positive = [v for v in values if v > 0]
         return float(np.median(positive)) if positive else (values[0] if values else None)
 
@@ -74,6 +74,28 @@ def _cardiac_timing(datasets: list[Dataset]) -> tuple[float | None, float | None
     note = (f"HeartRate {hr:g} beats/min and NominalInterval {rr:g} ms ({hr_rr:.1f} beats/min) differ by more than "
             f"{HEART_RATE_DISAGREE:.0%}: {hr_rr:.1f} beats/min taken, from the RR interval the scanner gated on")
     return hr_rr, rr, note
+
+
+#: where an enhanced image records, per frame, what a classic image's header attribute holds: the
+#: Cardiac Synchronization functional group's nominal RR interval
+_PER_FRAME_TIMING = {"NominalInterval": ("CardiacSynchronizationSequence", "RRIntervalTimeNominal")}
+
+
+def _timing_values(ds: Dataset, attr: str) -> list[Any]:
+    """``attr`` (HeartRate, NominalInterval) of one header: its own value; else, in an enhanced
+    file, each frame's (a Legacy Converted Enhanced image keeps every source image's value in its
+    Unassigned Per-Frame Converted Attributes; a true enhanced one the RR interval in its Cardiac
+    Synchronization group), so the median is over all frames, as over a folder's files."""
+    if attr in ds:
+        return [ds.get(attr)]
+    shared_seq = ds.get("SharedFunctionalGroupsSequence")
+    shared = shared_seq[0] if shared_seq is not None and len(shared_seq) else Dataset()
+    groups = list(ds.get("PerFrameFunctionalGroupsSequence") or []) or [None]
+    values = [converted_value(ds, attr, fg) for fg in groups]
+    if all(v is None for v in values) and attr in _PER_FRAME_TIMING:
+        seq, name = _PER_FRAME_TIMING[attr]
+        values = [_group_value([g for g in (fg, shared) if g is not None], seq, name) for fg in groups]
+    return values
 
 
 def body_of(ds: Dataset) -> dict[str, Any]:

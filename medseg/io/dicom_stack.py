@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from ..errors import GeometryError, ImageReadError, LocalizerError
-from .dicom_frames import FrameInfo
+from .dicom_frames import FrameInfo, _plain
 from .geometry import ORIENTATION_ATOL, dicom_directions
 
 POSITION_TOL_MM = 0.05
@@ -30,10 +30,11 @@ def _check_uniform(frames: list[FrameInfo]) -> None:
                 planes = len({tuple(np.round(g.iop, 2)) for g in frames if g.iop})
                 raise LocalizerError(f"a localizer (scout) series ({ref.series_description!r}: {len(frames)} images in {planes} "
                                      "planes), no stack or cine to segment")
-            raise GeometryError(f"images have different orientations ({ref.path.name} vs {f.path.name}); cannot stack them")
+            raise GeometryError(f"images have different orientations ({_where(ref)} {_plain(ref.iop)} vs {_where(f)} "
+                                f"{_plain(f.iop)}); cannot stack them")
         if f.pixel_spacing and ref.pixel_spacing and not np.allclose(f.pixel_spacing, ref.pixel_spacing, rtol=1e-4):
             raise GeometryError(
-                f"images have different PixelSpacing ({list(ref.pixel_spacing)} vs {list(f.pixel_spacing)} mm in {f.path.name})"
+                f"images have different PixelSpacing ({list(ref.pixel_spacing)} vs {list(f.pixel_spacing)} mm in {_where(f)})"
             )
 
 

@@ -87,13 +87,13 @@ def write_dicom_seg(
     out = Path(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom validation warnings about source headers
-        sources, pixel_array, positions = _sources_and_pixels(arr[0], like, frame, label_map)
+        sources, pixel_array, positions, refs = _sources_and_pixels(arr[0], like, frame, label_map)
         when = f"frame {frame}" + (f" ({1000 * like.frame_times_s[frame]:.0f} ms)" if like.frame_times_s is not None else "")
         seg = _build(sources, pixel_array, positions, label_map, series_description, series_number,
                      algorithm_name, algorithm_version, automatic=automatic, series_uid=series_instance_uid,
                      instance_number=instance_number, content=f"{series_description}, {when}", parameters=algorithm_parameters)
-        if positions is not None:  # one multi-frame source: reference the frames of phase `frame`
-            _reference_source_frames(seg, positions, [like.meta["frame_numbers"][frame][z] + 1 for z in range(like.n_slices)])
+        if positions is not None:  # multi-frame sources: reference the frames of phase `frame`
+            _reference_source_frames(seg, positions, refs)
         with atomic_path(out) as tmp:
             seg.save_as(tmp)
     return out
@@ -153,9 +153,13 @@ def _segment_numbers(arr: np.ndarray, label_map: LabelMap) -> np.ndarray:
 
 def _sources_and_pixels(
     arr: np.ndarray, like: Volume, frame: int, label_map: LabelMap
-) -> tuple[list[Any], np.ndarray, list[Any] | None]:
+) -> tuple[list[Any], np.ndarray, list[Any] | None, list[tuple[str, str, int]]]:
     """Source datasets (headers), the (n_planes, Y, X) segment-number array in their order, and
-    explicit plane positions for a multi-frame source (None for single-frame sources)."""
+    for multi-frame sources the explicit plane positions and each plane's source frame
+    (SOP class, SOP instance, 1-based frame number); None and [] for single-frame sources.
+    highdicom takes one multi-frame source alone: of several (an enhanced file per slice, as
+    some scanners export a cine) it gets the first, and :func:`_reference_source_frames` points
+    each SEG frame at its own file's frame."""
     from .dicom_frames import read_dicom  # pydicom: a file with or without its Part-10 preamble
 
     seg_numbers = _segment_numbers(arr, label_map)
@@ -169,32 +173,47 @@ def _sources_and_pixels(
         sources = [datasets[p] for p, _, _ in planes]
         _unify_grid_headers(sources)
         _fill_slice_thickness(sources, like)
-        return sources, np.stack([pl for _, _, pl in planes]), None
-    if len(paths) != 1:
-        raise ImageWriteError("DICOM SEG from several multi-frame files is not supported")
+        return sources, np.stack([pl for _, _, pl in planes]), None, []
     import highdicom as hd
 
-    ds = datasets[paths[0]]
-    if "PerFrameFunctionalGroupsSequence" not in ds:
-        raise ImageWriteError(f"DICOM SEG needs per-frame positions; {paths[0]} is a multi-frame file without them")
-    positions = [hd.PlanePositionSequence(hd.CoordinateSystemNames.PATIENT, _frame_ipp(ds, fr)) for _, fr, _ in planes]
-    return [ds], np.stack([pl for _, _, pl in planes]), positions
+    for p, fr, _ in planes:
+        if fr is None or "PerFrameFunctionalGroupsSequence" not in datasets[p]:
+            raise ImageWriteError(f"DICOM SEG needs per-frame positions; {p} is {'a single-frame file among multi-frame ones' if fr is None else 'a multi-frame file without them'}")
+    positions = [hd.PlanePositionSequence(hd.CoordinateSystemNames.PATIENT, _frame_ipp(datasets[p], fr)) for p, fr, _ in planes]
+    refs = [(str(datasets[p].SOPClassUID), str(datasets[p].SOPInstanceUID), int(fr) + 1) for p, fr, _ in planes]  # type: ignore[arg-type]
+    return [datasets[paths[0]]], np.stack([pl for _, _, pl in planes]), positions, refs
 
 
-def _reference_source_frames(seg: Any, positions: list[Any], frame_numbers: list[int]) -> None:
+def _reference_source_frames(seg: Any, positions: list[Any], refs: list[tuple[str, str, int]]) -> None:
     """Point each SEG frame's source reference at the source frame of its slice in the phase
-    written (1-based ``frame_numbers`` per slice). highdicom matches SEG frames to a multi-frame
-    source by position alone, so in a cine it referenced a frame of whichever phase came first
-    at that position."""
-    by_position = {tuple(round(float(v), 3) for v in pos[0].ImagePositionPatient): fn for pos, fn in zip(positions, frame_numbers)}
+    written (``refs``: SOP class, SOP instance, 1-based frame number per position), one
+    reference per SEG frame, and list the instances referenced in the SEG's
+    ReferencedSeriesSequence. highdicom matches SEG frames to a multi-frame source by position
+    alone: in a cine it referenced each phase's frame at that position (all set to one frame
+    number), and the frames of an enhanced file per slice not at all."""
+    import highdicom as hd
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    by_position = {tuple(round(float(v), 3) for v in pos[0].ImagePositionPatient): ref for pos, ref in zip(positions, refs)}
     for fg in seg.PerFrameFunctionalGroupsSequence:
-        ipp = tuple(round(float(v), 3) for v in fg.PlanePositionSequence[0].ImagePositionPatient)
-        fn = by_position.get(ipp)
-        if fn is None:
+        ref = by_position.get(tuple(round(float(v), 3) for v in fg.PlanePositionSequence[0].ImagePositionPatient))
+        if ref is None:
             continue
-        for der in fg.get("DerivationImageSequence", []):
-            for src in der.get("SourceImageSequence", []):
-                src.ReferencedFrameNumber = fn
+        src = Dataset()
+        src.ReferencedSOPClassUID, src.ReferencedSOPInstanceUID, src.ReferencedFrameNumber = ref
+        src.SpatialLocationsPreserved = "YES"
+        src.PurposeOfReferenceCodeSequence = Sequence([hd.sr.CodedConcept("121322", "DCM", "Source image for image processing operation")])
+        der = Dataset()
+        der.SourceImageSequence = Sequence([src])
+        der.DerivationCodeSequence = Sequence([hd.sr.CodedConcept("113076", "DCM", "Segmentation")])
+        fg.DerivationImageSequence = Sequence([der])
+    instances = []
+    for sop_class, sop_uid in dict.fromkeys((c, u) for c, u, _ in refs):
+        item = Dataset()
+        item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = sop_class, sop_uid
+        instances.append(item)
+    seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence = Sequence(instances)
 
 
 def _unify_grid_headers(sources: list[Any]) -> None:

@@ -61,7 +61,11 @@ def test_tab_completion_lists_the_lazily_imported_api():
     import medseg
     import medseg.measure
 
-    assert {"load_model", "read_volume", "Volume", "MedsegError"} <= set(dir(medseg))
+    assert {"load_model", "read_volume", "Volume", "MedsegError", "Session", "segment_volume"} <= set(dir(medseg))
+    from medseg.segment import segment_volume
+    from medseg.session import Session
+
+    assert medseg.Session is Session and medseg.segment_volume is segment_volume  # as the notebook section's imports
     assert {"measure_ed_es", "measure_phase", "bullseye_png"} <= set(dir(medseg.measure))
 
 
