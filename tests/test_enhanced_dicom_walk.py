@@ -329,3 +329,32 @@ def test_a_dicom_seg_of_a_single_file_cine_references_one_frame_per_seg_frame(tm
     seg = pydicom.dcmread(out)
     assert {len(fg.DerivationImageSequence[0].SourceImageSequence) for fg in seg.PerFrameFunctionalGroupsSequence} == {1}
     assert seg_frame_in(read_dicom_seg(out), vol) == 2
+
+
+def test_a_flat_folder_of_enhanced_studies_is_one_case_per_file_but_per_slice_files_are_one(tmp_path):
+    """`medseg batch` on a flat export of enhanced files, one per study (Siemens XA, Philips),
+    made the folder one case that failed ('holds 2 studies'); each such file (frames at several
+    positions) is a case, while enhanced files of one slice each stay one stack, one case."""
+    from medseg.batch import discover_cases
+
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for name in ("studyA", "studyB"):
+        path = _write_enhanced(flat / f"{name}.dcm")
+        ds = pydicom.dcmread(path)
+        ds.StudyInstanceUID = generate_uid()
+        ds.save_as(path, enforce_file_format=True)
+    cases = discover_cases(flat)
+    assert [(c.case, Path(c.input).name, c.error) for c in cases] == [("studyA", "studyA.dcm", None), ("studyB", "studyB.dcm", None)]
+    assert read_volume(cases[0].input).shape == (T, Z, NY, NX)
+    src, per_slice = _write_enhanced(tmp_path / "all.dcm"), tmp_path / "in" / "per_slice"
+    per_slice.mkdir(parents=True)
+    whole = pydicom.dcmread(src)
+    for z in range(Z):
+        part = pydicom.dcmread(src)
+        part.SOPInstanceUID = part.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        part.PerFrameFunctionalGroupsSequence = Sequence(list(whole.PerFrameFunctionalGroupsSequence[z * T:(z + 1) * T]))
+        part.NumberOfFrames = T
+        part.PixelData = whole.PixelData[z * T * NY * NX * 2:(z + 1) * T * NY * NX * 2]
+        part.save_as(per_slice / f"slice{z}.dcm", enforce_file_format=True)
+    assert [c.case for c in discover_cases(tmp_path / "in")] == ["per_slice"]

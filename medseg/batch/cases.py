@@ -158,9 +158,12 @@ def _holds_dicom(folder: Path) -> bool:
 
 
 def clip_folder(folder: Path) -> bool:
-    """Whether ``folder``'s DICOM images are two or more legacy multi-frame files (echo clips,
-    as an echo machine exports a study): each is a recording of its own, not a slice of one
-    series. Decided from the first image's header alone when it is not such a clip."""
+    """Whether ``folder``'s DICOM images are two or more multi-frame files that each hold a
+    recording of their own, not a slice of one series: legacy multi-frame files (echo clips, as
+    an echo machine exports a study), or enhanced ones whose frames lie at two or more positions
+    (a whole short-axis stack or cine each: a flat folder of several studies' enhanced MR files).
+    Enhanced files of one slice each (a cine exported one file per slice) are one series, and
+    so the folder one case. Decided from the first image's header alone when it is not such a file."""
     from ..io.dicom_frames import is_enhanced, is_image, n_frames, read_header
 
     clips = 0
@@ -171,10 +174,22 @@ def clip_folder(folder: Path) -> bool:
             continue
         if ds is None or not is_image(ds):
             continue
-        if n_frames(ds) < 2 or is_enhanced(ds):
+        if n_frames(ds) < 2 or (is_enhanced(ds) and not _enhanced_stack(ds, f)):
             return False
         clips += 1
     return clips >= 2
+
+
+def _enhanced_stack(ds: Any, path: Path) -> bool:
+    """Whether an enhanced multi-frame file's frames lie at two or more plane positions (a stack,
+    not one slice over time)."""
+    from ..io.dicom_frames import frames_from_enhanced
+
+    try:
+        frames = frames_from_enhanced(ds, path)
+    except Exception:  # a damaged file: the folder stays one case, which names it
+        return False
+    return len({tuple(round(v, 2) for v in f.ipp) for f in frames if f.ipp is not None}) >= 2
 
 
 def discover_cases(input_dir: str | os.PathLike, prompts_from: str | os.PathLike | None = None,
