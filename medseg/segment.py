@@ -165,7 +165,8 @@ def session_result(session, settings: dict[str, Any], t0: float, progress: Calla
     if confidence or min_confidence is not None:
         if progress:
             progress(0, None, "confidence (jittered decodes)")
-        conf_json, handed, conf_s = _confidence(session, min_confidence)
+        tick = (lambda d, t: progress(d, t, "confidence (jittered decodes), slices")) if progress else None
+        conf_json, handed, conf_s = _confidence(session, min_confidence, tick)
     prov = session.provenance()
     prov["settings"] = settings
     if conf_json is not None:
@@ -191,15 +192,17 @@ def _check_options(through: str, auto_structures: tuple[str, ...] | None) -> Non
         raise PromptError(f"auto_structures must be a tuple of structure names, e.g. ('lv', 'myo'), got {auto_structures!r}")
 
 
-def _confidence(session, min_confidence: float | None) -> tuple[dict[str, Any], list[str], float]:
+def _confidence(session, min_confidence: float | None,
+                progress: Callable[[int, int], None] | None = None) -> tuple[dict[str, Any], list[str], float]:
     """(provenance ``confidence``, structures left out, seconds): every structure with voxels
     is scored (one of specks only at 0); those below ``min_confidence`` are erased (a ``clear``
     in the session's log, so a replay of the log gives the labels written) and flagged
-    ``handed_over``, their confidence printed with the digits that keep it below the cut-off."""
+    ``handed_over``, their confidence printed with the digits that keep it below the cut-off.
+    ``progress(done, total)`` after each slice scored (a long cine: a third of its time)."""
     from .confidence import below, rounded, score_session
 
     t0 = time.perf_counter()
-    rep = score_session(session)
+    rep = score_session(session, progress=progress)
     handed = []
     if min_confidence is not None:
         for name, conf in rep.volume.items():

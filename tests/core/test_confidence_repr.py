@@ -81,3 +81,17 @@ def test_segment_volume_s_confidence_on_a_phantom(phantom, model):
     assert text.startswith(f"ConfidenceDict(volume={conf['volume']!r}, needs_review={conf['needs_review']!r}, thresholds={conf['thresholds']!r}")
     assert json.loads(json.dumps(res.provenance))["confidence"] == conf
     assert all(np.isfinite(v) for v in conf["volume"].values())
+
+
+def test_the_confidence_step_counts_its_slices_in_the_progress(phantom, model):
+    """A long cine spends a third of its time scoring the confidence; its progress said
+    ``0/?`` all that time (``segment``'s bar stood still). It counts each slice scored."""
+    from medseg.segment import segment_volume
+
+    vol = phantom.image.with_array(phantom.image.array[:2], frame_times_s=None)
+    seen: list[tuple[int, int | None, str]] = []
+    res = segment_volume(vol, model, auto=True, label_map=phantom.label_map.subset(["lv", "myo", "rv"]),
+                         progress=lambda d, t, what=None: seen.append((d, t, what or "")))
+    counted = [(d, t) for d, t, what in seen if what == "confidence (jittered decodes), slices"]
+    assert counted and counted[-1] == (len(res.confidence["slices"]), len(res.confidence["slices"]))
+    assert sorted(d for d, _ in counted) == list(range(1, len(counted) + 1))
