@@ -358,3 +358,28 @@ def test_a_flat_folder_of_enhanced_studies_is_one_case_per_file_but_per_slice_fi
         part.PixelData = whole.PixelData[z * T * NY * NX * 2:(z + 1) * T * NY * NX * 2]
         part.save_as(per_slice / f"slice{z}.dcm", enforce_file_format=True)
     assert [c.case for c in discover_cases(tmp_path / "in")] == ["per_slice"]
+
+
+@pytest.mark.parametrize("how", ["datetime", "date_and_time"])
+def test_a_real_time_cine_of_single_frame_files_gets_its_frame_times_from_the_acquisition_times(tmp_path, how):
+    """The same for a real-time cine saved one file per image (no TriggerTime): the images'
+    AcquisitionDateTime, else AcquisitionDate and AcquisitionTime."""
+    import datetime
+
+    folder = _write_folder(tmp_path / "rt")
+    start = datetime.datetime(2024, 1, 1, 12, 0, 0)
+    for path in sorted(folder.glob("*.dcm")):
+        ds = pydicom.dcmread(path)
+        del ds.TriggerTime
+        z, t = divmod(int(ds.InstanceNumber) - 1, T)
+        when = start + datetime.timedelta(milliseconds=40.0 * (t * Z + z))
+        if how == "datetime":
+            ds.AcquisitionDateTime = when.strftime("%Y%m%d%H%M%S.%f")
+        else:
+            ds.AcquisitionDate, ds.AcquisitionTime = when.strftime("%Y%m%d"), when.strftime("%H%M%S.%f")
+        ds.save_as(path, enforce_file_format=True)
+    vol = read_volume(folder)
+    np.testing.assert_array_equal(vol.array, _phantom()[0].astype(np.float32))
+    np.testing.assert_allclose(vol.frame_times_s, [0.0, 0.16, 0.32])  # Z = 4 slices of 40 ms each per frame
+    assert vol.meta["time_note"].startswith("no TriggerTime (an ungated, real-time cine): frames ordered by InstanceNumber, frame times "
+                                            "from the frames' AcquisitionDateTime (or AcquisitionDate and AcquisitionTime) (160.0 ms apart)")

@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 
 from ..errors import GeometryError, ImageReadError
-from .dicom_times import frame_datetime_s
+from .dicom_times import frame_datetime_s, image_datetime_s
 from .geometry import ORIENTATION_ATOL
 
 
@@ -329,6 +329,7 @@ def frames_from_classic(ds: Dataset, path: Path) -> list[FrameInfo]:
             sop_uid=str(ds.get("SOPInstanceUID", "")),
             image_type=_joined(ds.get("ImageType")),
             component=mr_component(_joined(ds.get("ImageType"))) if str(ds.get("Modality", "") or "").upper() == "MR" else "",
+            acquired_s=image_datetime_s(ds),
         )
     ]
 

@@ -1,6 +1,7 @@
-"""Frame times of an enhanced cine without trigger times: a real-time (ungated) cine records
-when each frame was acquired in its Frame Content group (FrameReferenceDateTime, else
-FrameAcquisitionDateTime), not a delay after the R wave. Used by :mod:`medseg.io.dicom` when the
+"""Frame times of a cine without trigger times: a real-time (ungated) cine records when each
+frame was acquired (an enhanced file in its Frame Content group, FrameReferenceDateTime, else
+FrameAcquisitionDateTime; one file per image in AcquisitionDateTime, else AcquisitionDate and
+AcquisitionTime), not a delay after the R wave. Used by :mod:`medseg.io.dicom` when the
 trigger times give none (absent, or one placeholder per slice).
 """
 
@@ -41,6 +42,29 @@ def frame_datetime_s(frame_content: Any) -> float | None:
     return None
 
 
+def image_datetime_s(ds: Any) -> float | None:
+    """Seconds since 2000-01-01 at which a classic (single-frame) image was acquired:
+    AcquisitionDateTime, else AcquisitionDate with AcquisitionTime (a real-time cine saved one
+    file per image records no trigger delay, but these); None when it records neither."""
+    from pydicom.valuerep import DA, DT, TM
+
+    value = ds.get("AcquisitionDateTime")
+    try:
+        if value not in (None, ""):
+            when = value if isinstance(value, _dt.datetime) else DT(str(value).strip())
+            if when.tzinfo is not None:
+                when = (when - when.utcoffset()).replace(tzinfo=None)
+            return (when - _EPOCH).total_seconds()
+        day, clock = ds.get("AcquisitionDate"), ds.get("AcquisitionTime")
+        if day in (None, "") or clock in (None, ""):
+            return None
+        d = day if isinstance(day, _dt.date) else DA(str(day).strip())
+        t = clock if isinstance(clock, _dt.time) else TM(str(clock).strip())
+        return (_dt.datetime.combine(d, t) - _EPOCH).total_seconds()
+    except (ValueError, TypeError, OverflowError, AttributeError):
+        return None
+
+
 def realtime_frame_times(grid: list[list[Any]], time_note: str | None) -> tuple[np.ndarray | None, str | None]:
     """(frame times s, note) of a (t, z) grid of :class:`medseg.io.dicom_frames.FrameInfo` whose
     trigger times give none: every image without TriggerTime, or one placeholder per slice
@@ -59,7 +83,9 @@ def realtime_frame_times(grid: list[list[Any]], time_note: str | None) -> tuple[
     lo, hi = FRAME_INTERVAL_S
     if not np.all(steps > 0) or not lo <= float(np.median(steps)) <= hi:
         return None, time_note
-    source = f"frame times from the frames' {' or '.join(DATETIME_ATTRS)} ({1000 * float(np.median(steps)):.1f} ms apart)"
+    attrs = " or ".join(DATETIME_ATTRS) if first[0].frame is not None else "AcquisitionDateTime (or AcquisitionDate and AcquisitionTime)"
+    source = f"frame times from the frames' {attrs} ({1000 * float(np.median(steps)):.1f} ms apart)"
     if placeholder:
         return times, str(time_note).replace("frame times left out", source)
-    return times, f"no TriggerTime (an ungated, real-time cine): frames ordered by TemporalPositionIndex, {source}"
+    by = "TemporalPositionIndex" if first[0].frame is not None else "InstanceNumber"
+    return times, f"no TriggerTime (an ungated, real-time cine): frames ordered by {by}, {source}"
