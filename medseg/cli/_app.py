@@ -118,10 +118,82 @@ stdout = _Console()
 
 def progress_bar(*columns: Any) -> Any:
     """A rich progress bar on stderr that leaves nothing behind: drawn on a terminal only (piped
-    or logged, a transient bar printed an empty line, e.g. before the ``error:`` line)."""
+    or logged, a transient bar printed an empty line, e.g. before the ``error:`` line). Into a
+    file or a pipe (a cluster job's log, ``2> log``, ``| tee``) it prints a plain line now and
+    then instead (:class:`_LoggedProgress`), so that a log shows how far a long run got."""
     from rich.progress import Progress
 
-    return Progress(*columns, console=console, transient=True, disable=not console.is_terminal)
+    if console.is_terminal:
+        return Progress(*columns, console=console, transient=True)
+    logged = _stderr_is_file_or_pipe()
+    return _logged_progress_class()(*columns, console=console, transient=True, disable=True, log_lines=logged)
+
+
+#: a logged run's progress line: the first after this many seconds, then every as many until
+#: ten minutes have passed, then every five minutes
+LOG_EVERY_S = 60.0
+_clock = __import__("time").monotonic
+
+
+def _stderr_is_file_or_pipe() -> bool:
+    """Whether stderr is a real file descriptor that is no terminal (not a test's captured
+    stream, which has none)."""
+    try:
+        return not os.isatty(sys.stderr.fileno())
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError and a ValueError
+        return False
+
+
+def _logged_progress_class() -> Any:
+    from rich.progress import Progress
+
+    class _LoggedProgress(Progress):
+        """rich's Progress, not drawn; with ``log_lines`` each update prints the task as one
+        plain line (its text columns: ``12/100``, ``0:14:32``, the description; no bar) when
+        :data:`LOG_EVERY_S` has passed since the last (five minutes after the first ten)."""
+
+        def __init__(self, *columns: Any, log_lines: bool = False, **kwargs: Any) -> None:
+            super().__init__(*columns, **kwargs)
+            self._log_lines, self._start, self._last = log_lines, _clock(), _clock()
+
+        def update(self, task_id: Any, **kwargs: Any) -> None:
+            super().update(task_id, **kwargs)
+            if self._log_lines:
+                self._log(task_id)
+
+        def advance(self, task_id: Any, advance: float = 1) -> None:
+            super().advance(task_id, advance)
+            if self._log_lines:
+                self._log(task_id)
+
+        def _log(self, task_id: Any) -> None:
+            from rich.progress import SpinnerColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            now = _clock()
+            every = LOG_EVERY_S if now - self._start < 600 else 5 * LOG_EVERY_S
+            if now - self._last < every:
+                return
+            self._last = now
+            with self._lock:
+                task = self._tasks[task_id]
+            parts = []
+            for column in self.columns:  # the text columns (12/100, the description); times below
+                if isinstance(column, (SpinnerColumn, TimeElapsedColumn, TimeRemainingColumn)):
+                    continue
+                text = Text(column) if isinstance(column, str) else column(task)
+                if isinstance(text, Text) and text.plain.strip():
+                    parts.append(text.plain.strip())
+            times = [f"{_hms(now - self._start)} elapsed"]
+            if task.total and 0 < task.completed < task.total:
+                times.append(f"about {_hms((now - self._start) * (task.total - task.completed) / task.completed)} left")
+            self.console.print(shown(f"  ... {' '.join(parts)} ({', '.join(times)})"), markup=False, highlight=False, soft_wrap=True)
+
+    return _LoggedProgress
+
+
+def _hms(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 def _print_version(value: bool) -> None:
