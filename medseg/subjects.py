@@ -147,11 +147,29 @@ def _value(column: str, cell: str, where: str) -> Any:
 
 def subject_for(case_id: str, subjects: Iterable[Subject]) -> Subject | None:
     """The row of ``case_id``: its own id, else the longest id that ``case_id`` starts with
-    followed by an underscore; None when no row fits."""
-    best = None
+    followed by an underscore; None when no row fits. Looked up in an index of the rows (built
+    once per subjects tuple): 5,000 cases against 5,000 rows compared every row for every case."""
+    if not isinstance(subjects, tuple):
+        subjects = tuple(subjects)
+    index = _index(subjects)
+    if (hit := index.get(case_id)) is not None:
+        return hit
+    for cut in [i for i, ch in enumerate(case_id) if ch == "_"][::-1]:  # the longest prefix first
+        if (hit := index.get(case_id[:cut])) is not None:
+            return hit
+    return None
+
+
+#: the last subjects tuples :func:`subject_for` indexed: (the tuple, {id: first row of that id})
+_INDEXED: list[tuple[tuple[Subject, ...], dict[str, Subject]]] = []
+
+
+def _index(subjects: tuple[Subject, ...]) -> dict[str, Subject]:
+    for rows, index in _INDEXED:
+        if rows is subjects:
+            return index
+    index: dict[str, Subject] = {}
     for s in subjects:
-        if s.id == case_id:
-            return s
-        if case_id.startswith(s.id + "_") and (best is None or len(s.id) > len(best.id)):
-            best = s
-    return best
+        index.setdefault(s.id, s)
+    _INDEXED[:] = [(subjects, index), *_INDEXED[:1]]  # a batch's one tuple (a worker's own copy), and one more
+    return index

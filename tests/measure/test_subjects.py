@@ -57,3 +57,29 @@ def test_a_row_serves_its_case_and_the_cases_named_after_it():
     assert subject_for("patient001_4d", rows).height_cm == 170.0
     assert subject_for("patient001_SA_ED", rows).height_cm == 171.0  # the longest id wins
     assert subject_for("patient0011", rows) is None and subject_for("p10", rows) is None and subject_for("x_p1", rows) is None
+
+
+def test_subject_for_finds_the_row_the_old_scan_found_without_scanning_every_row():
+    """An index instead of a scan of every row per case (5,000 cases x 5,000 rows): the same
+    row for every case id, the exact id first, else the longest id followed by an underscore."""
+    import random
+
+    from medseg.subjects import Subject, subject_for
+
+    def scan(case_id, subjects):  # the rule as it was written before
+        best = None
+        for s in subjects:
+            if s.id == case_id:
+                return s
+            if case_id.startswith(s.id + "_") and (best is None or len(s.id) > len(best.id)):
+                best = s
+        return best
+
+    rng = random.Random(3)
+    parts = ["p1", "p2", "ED", "ES", "4CH", "a", "frame01", "v"]
+    ids = sorted({"_".join(rng.choice(parts) for _ in range(rng.randint(1, 3))) for _ in range(60)})
+    rows = tuple(Subject(i, height_cm=float(n)) for n, i in enumerate(ids))
+    cases = ["_".join(rng.choice(parts) for _ in range(rng.randint(1, 4))) for _ in range(400)] + ["p1__ED", "_p1", "p1_"]
+    assert [subject_for(c, rows) for c in cases] == [scan(c, rows) for c in cases]
+    assert sum(subject_for(c, rows) is not None for c in cases) > 100
+    assert subject_for("p1_ED", iter(rows)) == scan("p1_ED", rows)  # any iterable of rows
