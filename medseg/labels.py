@@ -195,9 +195,13 @@ def _check_names(d: dict) -> dict:
 
 
 DEFAULT_LABEL_MAP = LabelMap({"lv": 1, "myo": 2, "rv": 3, "la": 4, "ra": 5, "aorta": 6, "pa": 7})
-#: structure -> display colour: figures, review sheets, napari's layers and DICOM SEG segments
-STRUCTURE_COLOURS: dict[str, str] = {"lv": "#e41a1c", "myo": "#4daf4a", "rv": "#377eb8", "la": "#ff7f00", "ra": "#984ea3",
-                                     "aorta": "#a65628", "pa": "#f781bf"}
+#: structure -> display colour: figures, review sheets, napari's layers and DICOM SEG segments.
+#: LV red, MYO yellow, RV blue, LA cyan, RA light orange, aorta dark blue, PA orange (Paul Tol's,
+#: Okabe-Ito's and IBM's colour-blind-safe sets): touching structures stay >= 30 CIEDE2000 apart
+#: under normal vision, protanopia, deuteranopia and tritanopia, and each reads over greyscale
+#: (benchmarks/palette_cvd.py; ColorBrewer Set1 before put LV red and MYO green 10 apart for deutans).
+STRUCTURE_COLOURS: dict[str, str] = {"lv": "#cc3311", "myo": "#f0e442", "rv": "#648fff", "la": "#33bbee", "ra": "#ee8866",
+                                     "aorta": "#004488", "pa": "#fe6100"}
 
 
 def reference_misfit(path: object, label_map: LabelMap, unknown: list[int]) -> str:

@@ -34,7 +34,10 @@ META_PROVENANCE = "medseg_provenance"  # session provenance of a label layer
 META_LABEL_FILE = "medseg_label_file"  # the medseg label file a label layer was opened from (the reader)
 META_RANGE = "medseg_data_range"  # an image layer's data min..max: its contrast slider's span
 
-CUSTOM_COLOURS = ("#ffff33", "#00ced1", "#ff1493", "#7fff00", "#ffd700", "#1e90ff", "#ff6347")
+#: colours of structures medseg does not name (Paul Tol's), >= 20 CIEDE2000 from every STRUCTURE_COLOURS
+#: colour (the yellow, gold, dodger blue and tomato here before matched MYO, RV and LV); a custom
+#: structure added after the 5 defaults gets #228833 (green), then #aa3377 (purple)
+CUSTOM_COLOURS = ("#009988", "#ee3377", "#bbbbbb", "#999933", "#882255", "#228833", "#aa3377")
 
 
 def layer_geometry(volume: Volume) -> dict[str, tuple[float, ...]]:

@@ -24,6 +24,11 @@ from .._files import atomic_path
 from ..labels import STRUCTURE_COLOURS, LabelMap
 from .geometry import MeasurementError
 
+#: contours and legend entries of a structure the palette does not name (a custom label-map name):
+#: a light grey, >= 17 CIEDE2000 from every palette colour under every colour vision (matplotlib's
+#: "yellow" was 6-11 from MYO's), >= 15 from a white figure background (benchmarks/palette_cvd.py)
+UNNAMED_COLOUR = "#bbbbbb"
+
 # Bullseye ring layout: (segments, inner radius, outer radius, start angle of the first one)
 _RINGS = (((1, 2, 3, 4, 5, 6), 3.0, 4.0, 60.0), ((7, 8, 9, 10, 11, 12), 2.0, 3.0, 60.0),
           ((13, 14, 15, 16), 1.0, 2.0, 45.0))
@@ -406,7 +411,7 @@ def overlay_png(labels: dict[str, np.ndarray], label_map: Any, path: str | Path,
             if not m.any():
                 continue
             for k, c in enumerate(find_contours(np.pad(m, 1).astype(float), 0.5)):
-                ax.plot(c[:, 1] - 1, c[:, 0] - 1, color=STRUCTURE_COLOURS.get(name, "yellow"), lw=1.6 if name == "lv" else 1.3,
+                ax.plot(c[:, 1] - 1, c[:, 0] - 1, color=STRUCTURE_COLOURS.get(name, UNNAMED_COLOUR), lw=1.6 if name == "lv" else 1.3,
                         ls="--" if name == "lv" else "-", label=name.upper() if k == 0 else None)
         (r0, r1), (c0, c1) = box
         ax.set_xlim(c0, c1)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..labels import LabelMap
-from .plots import STRUCTURE_COLOURS, _crop_box, _figure, _save
+from .plots import STRUCTURE_COLOURS, UNNAMED_COLOUR, _crop_box, _figure, _save
 
 MAX_SHEET_SLICES = 16
 
@@ -145,7 +145,7 @@ def review_sheet_figure(image: np.ndarray, labels: np.ndarray, label_map: Any, r
         for name, v in order:
             m = lab[t, z] == v
             for c in find_contours(np.pad(m, 1).astype(float), 0.5) if m.any() else []:
-                ax.plot(c[:, 1] - 1, c[:, 0] - 1, color=STRUCTURE_COLOURS.get(name, "yellow"), lw=1.0)
+                ax.plot(c[:, 1] - 1, c[:, 0] - 1, color=STRUCTURE_COLOURS.get(name, UNNAMED_COLOUR), lw=1.0)
         (r0, r1), (c0, c1) = box
         ax.set_xlim(c0, c1)
         ax.set_ylim(r1, r0)
@@ -163,7 +163,7 @@ def review_sheet_figure(image: np.ndarray, labels: np.ndarray, label_map: Any, r
 
     fig.text(0.01, 1.0 - 0.05 / height, "\n".join(lines), fontsize=8, ha="left", va="top", linespacing=1.25)
     present = [n for n in lmap.names if (lab == lmap[n]).any()]
-    fig.legend(handles=[Line2D([], [], color=STRUCTURE_COLOURS.get(n, "yellow"), label=n.upper()) for n in present],
+    fig.legend(handles=[Line2D([], [], color=STRUCTURE_COLOURS.get(n, UNNAMED_COLOUR), label=n.upper()) for n in present],
                loc="upper left", bbox_to_anchor=(0.0, 1.0 - (0.05 + line_in * len(lines)) / height), ncol=max(len(present), 1),
                fontsize=7, frameon=False)
     return fig

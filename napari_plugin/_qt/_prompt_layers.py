@@ -17,7 +17,11 @@ import numpy as np
 from .._controller import PromptRecord, SegmentController, box_rectangle, point_index, rectangle_box
 from .._layers import META_LABEL_MAP, META_PROVENANCE, META_SOURCE, META_VOLUME, label_colour_dict
 
-POSITIVE_COLOUR, NEGATIVE_COLOUR = "lime", "red"
+#: click prompts: told apart by shape without colour vision (a disc adds, an x takes away) and by
+#: colour, lime and magenta: >= 61 CIEDE2000 apart under every colour vision (lime and red were 19
+#: for deutans), each >= 24 over every grey (benchmarks/palette_cvd.py), with a white border
+POSITIVE_COLOUR, NEGATIVE_COLOUR = "#00ff00", "#ff00ff"
+POSITIVE_SYMBOL, NEGATIVE_SYMBOL = "disc", "x"
 MIN_BOX_PX = 2  #: a box prompt's shortest side, pixels: a smaller one gives no mask
 
 
@@ -76,12 +80,24 @@ def add_prompt_layers(viewer: Any, image: Any) -> tuple[Any, Any]:
         face_color="positive", face_color_cycle={True: POSITIVE_COLOUR, False: NEGATIVE_COLOUR},
         border_color="white", border_width=0.15, size=size, out_of_slice_display=False,
     )
+    points.events.data.connect(lambda _event, layer=points: set_point_symbols(layer))
     shapes = viewer.add_shapes(
         ndim=nd, name=f"{image.name} boxes", scale=image.scale, translate=image.translate, face_color="transparent",
         edge_color="yellow", edge_width=max(0.5, 0.004 * float(yx.max()) / float(np.abs(image.scale[-1]))),
         features=pd.DataFrame({"structure": pd.Series([], dtype=object)}),
     )
     return points, shapes
+
+
+def set_point_symbols(points: Any) -> None:
+    """Each click's symbol from its ``positive`` feature (napari gives a new point the layer's
+    current symbol); nothing while the features are not yet the points' (mid-redraw)."""
+    positive = points.features["positive"] if "positive" in points.features else None
+    if positive is None or len(positive) != len(points.data):
+        return
+    want = np.array([POSITIVE_SYMBOL if p else NEGATIVE_SYMBOL for p in positive], dtype=object)
+    if len(want) and [s.value for s in points.symbol] != list(want):
+        points.symbol = want
 
 
 def set_prompt_defaults(b: Binding, structure: str, positive: bool, colour: str) -> None:
@@ -190,6 +206,7 @@ def sync_prompt_layers(b: Binding, records: list[PromptRecord], colours: dict[st
     b.points.data = np.asarray(coords, dtype=float).reshape(-1, nd)
     b.points.features = pd.DataFrame({"structure": pd.Series(structs, dtype=object), "positive": pd.Series(pos, dtype=bool)})
     b.points.refresh_colors()
+    set_point_symbols(b.points)
     b.points.feature_defaults = defaults_p
     b.shapes.selected_data = set()
     b.shapes.data = []
