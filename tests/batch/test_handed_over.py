@@ -19,7 +19,7 @@ CONF = {"c1": (0.97, 0.97, 0.97), "c2": (0.97, 0.80, 0.80), "c3": (0.60, 0.60, 0
 SCORED: list[str] = []  # the cases the stub scored (= segmented), in order
 
 
-def _fake_score_session(session, structures=None, cal=None):
+def _fake_score_session(session, structures=None, cal=None, progress=None):
     from medseg.confidence import ConfidenceReport
 
     case = Path(session.volume.meta["path"]).name.split(".")[0]

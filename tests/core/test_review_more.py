@@ -140,7 +140,7 @@ def test_the_handed_over_flag_keeps_a_confidence_under_the_cut_off(model, phanto
     from medseg import confidence, segment
 
     s = _specks_session(model, phantom)
-    monkeypatch.setattr(confidence, "score_session", lambda session: ConfidenceReport(volume={"lv": 0.8996, "rv": 0.95},
+    monkeypatch.setattr(confidence, "score_session", lambda session, **_: ConfidenceReport(volume={"lv": 0.8996, "rv": 0.95},
                                                                                       thresholds={"slice": 0.3, "volume": 0.92}))
     conf, handed, _ = segment._confidence(s, 0.9)
     assert handed == ["lv"]
