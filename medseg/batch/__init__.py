@@ -41,7 +41,9 @@ Rules (also in docs/batch.md):
   every structure falls below ``min_confidence`` writes no labels: status ``handed_over`` and
   its record ``OUT_DIR/handed_over/<case>.json`` (:func:`handed_over_path`: the settings
   signature, the input's sha256, the structures, confidences and review flags; atomic). One
-  batch at a time per OUT_DIR (:func:`medseg.batch.outdir.out_dir_lock`: a second is refused).
+  batch at a time per OUT_DIR (:func:`medseg.batch.outdir.out_dir_lock`: a second is refused),
+  or the shards of one ``--shard K/N`` run side by side (:mod:`.shards`: the last to end writes
+  the summary and cohort).
 * **Resume.** A case is skipped when its output is complete and valid: the label file and its
   sidecar exist, the sidecar records ``command: batch``, the input's current sha256, the same
   settings signature (:meth:`BatchOptions.signature`: prompts, label map, ...) and the model
@@ -92,12 +94,13 @@ from .cohort import (
     write_cohort,
     write_summary,
 )
-from .run import HandedOver, failed_result, handed_over_record, output_problem, run_batch, run_case
+from .run import HandedOver, failed_result, handed_over_record, output_problem, run_batch, run_batch_shard, run_case
+from .shards import Shard
 
 __all__ = [
     "ECHO_VIEW_CASE", "FRAME_CASE", "KEY_MEASURES", "MAX_DEPTH", "MIN_STACK_SERIES", "OUTPUT_ENDING", "REFERENCE_SUFFIXES",
     "SUMMARY_FIELDS", "BatchOptions", "CaseSpec", "HandedOver", "Result", "case_id", "check_out_dir", "dicom_seg_dir",
     "discover_cases", "echo_study_rows", "echo_view", "echo_view_keys", "failed_result", "find_reference", "handed_over_path",
-    "handed_over_record", "labels_echo_view", "output_path", "output_problem", "overview_rows", "review_png_path", "run_batch", "run_case", "split_phase",
-    "stack_study_rows", "study_of", "write_cohort", "write_summary",
+    "handed_over_record", "labels_echo_view", "output_path", "output_problem", "overview_rows", "review_png_path", "run_batch", "run_batch_shard", "run_case",
+    "Shard", "split_phase", "stack_study_rows", "study_of", "write_cohort", "write_summary",
 ]

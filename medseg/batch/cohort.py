@@ -9,147 +9,28 @@ import math
 import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import MedsegError
 from .cases import FRAME_CASE, BatchOptions, Result, _one_line, echo_view, echo_view_keys, split_phase, study_of
+from .measure_rows import (  # noqa: F401 (medseg.batch.cohort._measure, _Who, ..., as before)
+    COHORT_OWN,
+    KEY_MEASURES,
+    _basal_rule_said,
+    _body,
+    _body_note,
+    _child_ranges,
+    _given_body,
+    _measure,
+    _spacing_field,
+    _subject,
+    _Who,
+    _with_subject,
+)
 
 SUMMARY_FIELDS = ("case", "status", "needs_review", "confidence", "review_flags", "review_structures", "handed_over", "reason", "seconds",
                   "output", "input")
-#: cohort.csv columns medseg writes besides a report's (a subjects file's column of one of these names is
-#: written ``subjects.<name>``)
-COHORT_OWN = ("case", "needs_review", "confidence", "measure_note", "subject", "dicom_body")
-#: report_row keys copied into the summary with ``measure`` (those present for the case)
-KEY_MEASURES = ("lv.edv_ml", "lv.esv_ml", "lv.ef_pct", "rv.edv_ml", "rv.ef_pct", "lv_mass_g",
-                "volumes_ml.lv", "volumes_ml.myo", "volumes_ml.rv")
-
-
-def _measure(out: Path, options: BatchOptions, case_id: str, case_input: str | None = None) -> Result:
-    """Measurements of the written labels: measure_phase (3-D), measure_cine (4-D), or for one
-    apical view over the cycle (one slice, several frames) measure_echo_clip (EF even without
-    pixel spacing); with the case's row of ``options.subjects`` (BSA, indexed values, ...)."""
-    from ..io import read_label_volume, sidecar_path
-    from ..labels import LabelMap
-    from ..measure.echo import measure_echo_clip
-    from ..measure.export import report_row
-    from ..measure.report import measure_cine, measure_phase
-
-    side = json.loads(sidecar_path(out).read_text())
-    lmap = LabelMap.parse(side["label_map"])
-    if "lv" not in lmap:
-        return {"measure_note": "not measured: the label map has no lv"}
-    subject = _subject(case_id, options.subjects, case_input)
-    try:
-        lab = read_label_volume(out)  # spacing unknown when the sidecar says the input had none
-        if lab.n_slices == 1 and lab.n_frames > 1:
-            spacing = (float(lab.spacing[1]), float(lab.spacing[2])) if lab.spacing_known else None
-            rep = measure_echo_clip(lab.array[:, 0], label_map=lmap, spacing_mm=spacing, **_body(subject))
-            rep["spacing_mm"] = _spacing_field(lab)
-        elif lab.n_slices == 1 and lab.n_frames == 1:  # one 2-D image: no volume of its own
-            ev, sp = echo_view(case_id), split_phase(case_id)
-            return {"measure_note": f"one apical view: measured in the row of its study {ev[0]} (with both 4-chamber phases)" if ev else
-                    f"one view: measured in the row of its study {sp[0]} (with its other phase: single-plane disks)" if sp else
-                    "not measured: one 2-D image gives no volume (apical views named <study>_4CH_ED, _4CH_ES, ... get a study "
-                    "row; a cine of the view gets its EF)"}
-        elif not lab.spacing_known:
-            return {"measure_note": "not measured: the input has no physical spacing"}
-        else:
-            rep = (measure_phase(lab, None, lmap, basal_rule=options.basal_rule) if lab.n_frames == 1 else
-                   measure_cine(lab, None, lmap, basal_rule=options.basal_rule, **_body(subject, lab)))
-            _basal_rule_said(rep, options.basal_rule)
-    except MedsegError as e:
-        return {"measure_note": _one_line(f"not measured: {e}")}
-    row = _with_subject(report_row(_child_ranges(rep, subject)), subject)
-    return {"measures": {k: row[k] for k in KEY_MEASURES if k in row}, "cohort_row": row, "measure_note": _body_note(subject, rep)}
-
-
-@dataclass(frozen=True)
-class _Who:
-    """Whose body data a measurement takes: the case's or study's subjects row (or None) and
-    what its DICOM input's header records (:func:`medseg.io.dicom.dicom_body`)."""
-
-    subject: Any = None
-    dicom: tuple[tuple[str, Any], ...] = ()
-    study: tuple[tuple[str, Any], ...] = ()  # the DICOM input's patient id, study date, study UID, series, scanner (:func:`medseg.io.dicom.dicom_study`)
-
-
-def _subject(case_id: str, subjects: Sequence[Any], source: str | None = None) -> _Who:
-    """The row of ``subjects`` (:mod:`medseg.subjects`) that belongs to ``case_id``, and the
-    body data of the DICOM input ``source`` (the fields the row leaves out are taken from it)."""
-    from ..io.dicom import dicom_body, dicom_study
-    from ..subjects import subject_for
-
-    return _Who(subject_for(case_id, subjects), tuple(dicom_body(source).items()) if source else (),
-                tuple(dicom_study(source).items()) if source else ())
-
-
-def _body(who: _Who, labels: Any = None) -> dict[str, Any]:
-    """The measure keyword arguments of a subjects row, its missing fields from the DICOM
-    header, and, for a short-axis study (``labels``: its label Volume), the heart rate: the
-    row's, else the image's DICOM one that the labels' sidecar kept
-    (:func:`medseg.measure.report.heart_rate_options`). Echo (``labels`` None) takes no heart rate."""
-    from ..measure.report import heart_rate_options
-
-    body = _given_body(who, heart_rate=labels is not None)
-    if ("height_cm" in body) != ("weight_kg" in body):  # one without the other: no BSA, which the row's note says
-        body.pop("height_cm", None)  # (the measure functions refuse half of it)
-        body.pop("weight_kg", None)
-    if labels is not None and "heart_rate" not in body:
-        body.update(heart_rate_options(labels))
-    return body
-
-
-def _child_ranges(report: dict[str, Any], who: _Who) -> dict[str, Any]:
-    """``report`` without adults' range flags for a child's height that :func:`_body` left out
-    (a height without a weight gives no BSA, but still says the ranges do not apply)."""
-    from ..measure.reference import adult_ranges_only
-
-    height = _given_body(who).get("height_cm")
-    if height is None or "flags" not in report or any(f.get("code") == "reference_ranges_not_applied" for f in report["flags"]):
-        return report
-    return dict(report, flags=adult_ranges_only(report["flags"], height))
-
-
-def _given_body(who: _Who, heart_rate: bool = False) -> dict[str, Any]:
-    """The body data of a subjects row, its missing fields from the DICOM header."""
-    return {**dict(who.dicom), **(who.subject.body(heart_rate=heart_rate) if who.subject is not None else {})}
-
-
-def _body_note(who: _Who, report: dict[str, Any]) -> str:
-    """The cohort row's note when a report that indexes to BSA got a height without a weight
-    or the reverse (a subjects row or a DICOM header that records one): no BSA, said."""
-    if "bsa_m2" not in report:
-        return ""
-    body = _given_body(who)
-    if ("height_cm" in body) == ("weight_kg" in body):
-        return ""
-    given, other = ("height", "weight") if "height_cm" in body else ("weight", "height")
-    return f"no BSA or indexed values: a {given} and no {other} (subjects row or DICOM header)"
-
-
-def _with_subject(row: dict[str, Any], who: _Who) -> dict[str, Any]:
-    """The cohort row with the id of the subjects row it was measured with (after case) and that
-    row's other columns (site, vendor, group: :attr:`medseg.subjects.Subject.columns`), the
-    body data fields taken from the DICOM header (``dicom_body``) and the DICOM input's patient id, study
-    date, study UID and series description (a patient's baseline and follow-up told apart)."""
-    own = who.subject.body() if who.subject is not None else {}
-    from_dicom = " ".join(k for k, _ in who.dicom if k not in own)
-    study = dict(who.study)
-    taken = {*row, *study, *COHORT_OWN}  # a subjects column named as one of medseg's is written subjects.<name>
-    columns = {(k if k not in taken else f"subjects.{k}"): v for k, v in (who.subject.columns if who.subject is not None else ())}
-    return {**({"subject": who.subject.id} if who.subject is not None else {}), **columns,
-            **({"dicom_body": from_dicom} if from_dicom else {}), **study, **row}
-
-
-def _basal_rule_said(report: dict[str, Any], basal_rule: bool) -> None:
-    """A report measured with ``--no-basal-rule`` gets its info flag ``basal_rule_off`` (as
-    ``medseg measure --no-basal-rule`` gives it), so the cohort row's flags say so."""
-    if not basal_rule:
-        from ..measure.qc import basal_rule_off_flag
-
-        report.setdefault("flags", []).append(basal_rule_off_flag("--no-basal-rule"))
 
 
 def stack_study_rows(results: Sequence[Result], subjects: Sequence[Any] = (), basal_rule: bool = True) -> list[Result]:
@@ -382,12 +263,6 @@ def _measure_echo_study(views: dict[tuple[str, str], str], subject: _Who = _Who(
     row = _with_subject(report_row(_child_ranges(rep, subject)), subject)
     row["views"] = " ".join(f"{v.upper()}_{p}" for v, p in keys)
     return {"cohort_row": row, "measure_note": _body_note(subject, rep)}
-
-
-def _spacing_field(lab: Any) -> list[float] | None:
-    """The report's ``spacing_mm`` of an apical view (dz, dy, dx; None without pixel spacing), as
-    ``medseg measure`` gives it: the cohort row's ``spacing_mm`` was empty for every echo study."""
-    return [float(x) for x in lab.spacing] if lab.spacing_known else None
 
 
 def _same_spacing(a: tuple[float, float] | None, b: tuple[float, float] | None) -> bool:

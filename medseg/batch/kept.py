@@ -8,6 +8,7 @@ its sidecar records (changed in another program, ITK-SNAP or 3D Slicer, the side
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,11 @@ from ..errors import MedsegError
 from .cases import BatchOptions, CaseSpec, review_png_path
 
 
-def kept_labels(case: CaseSpec, out: Path) -> str | None:
+def kept_labels(case: CaseSpec, out: Path, labels: Callable[[], Any] | None = None) -> str | None:
     """Why ``out`` (the case's label file) is kept as it is (the summary's ``reason``), or None
     when it is no such file (none there, no readable sidecar, or one a batch wrote: the usual
-    resume rules apply).
+    resume rules apply). ``labels``: what reads ``out`` (:func:`medseg.io.read_label_volume`),
+    so that its caller reads the file once for every check of the case.
 
     Raises:
         MedsegError: labels saved by hand (or another command) for another image than the case's
@@ -37,13 +39,41 @@ def kept_labels(case: CaseSpec, out: Path) -> str | None:
     if not isinstance(prov, dict):
         return None
     if prov.get("command") == "batch":
-        return _changed_since_batch(case, out, prov)
+        return _changed_since_batch(case, out, prov, labels)
     what = _who_saved(prov)
     redo = f"to segment it again, delete {shown(out.name)} and {shown(side.name)}"
     if prov.get("input_sha256") != sha256_path(case.input):
         raise MedsegError(f"{shown(out.name)} holds labels {what} for another image (its sidecar records "
                           f"{'no' if not prov.get('input_sha256') else 'another'} input sha256): not overwritten; {redo}")
     return f"kept: labels {what}; not segmented again ({redo})"
+
+
+class label_reader:  # noqa: N801 (a function to its callers)
+    """:func:`medseg.io.read_label_volume` of ``out`` that reads the file the first time it is
+    called and gives the same Volume after (an error is raised again each time): a resumed case's
+    checks and measure read its label file once. ``stat``: :func:`file_stat` of the file as it
+    was read (a measure made later checks that it is still that file)."""
+
+    def __init__(self, out: Path):
+        self.out, self.stat, self._volume = Path(out), None, None
+
+    def __call__(self) -> Any:
+        if self._volume is None:
+            from ..io import read_label_volume
+
+            before = file_stat(self.out)
+            self._volume, self.stat = read_label_volume(self.out), before
+        return self._volume
+
+
+def file_stat(path: Path) -> tuple[int, int, int, int] | None:
+    """(device, inode, size, mtime in ns) of ``path``, None when it cannot be read: a file saved
+    over (or replaced) since is another."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def labels_sha256(labels: Any) -> str:
@@ -58,13 +88,14 @@ def labels_sha256(labels: Any) -> str:
     return hashlib.sha256(repr(a.shape).encode() + a.tobytes()).hexdigest()
 
 
-def labels_differ(path: Path, prov: dict[str, Any] | None = None) -> bool | None:
+def labels_differ(path: Path, prov: dict[str, Any] | None = None, labels: Callable[[], Any] | None = None) -> bool | None:
     """Whether the labels in ``path`` (NIfTI, MHA, NRRD) are no longer those its medseg sidecar
     (``prov``: its provenance, read when not given) records as written (``labels_sha256``, of
     ``segment`` and ``batch`` outputs): changed since, by hand (nibabel, ITK-SNAP, 3D Slicer)
     under the sidecar as it was. None when nothing is recorded (sidecars of earlier versions),
     the sidecar records the edits itself (napari's save over the file: ``edited_from``, the
-    digest still that of the labels before them) or the file cannot be read."""
+    digest still that of the labels before them) or the file cannot be read. ``labels``: what
+    reads ``path`` (:func:`medseg.io.read_label_volume`), when its caller reads it once for several checks."""
     from ..io import read_label_volume, read_sidecar
 
     if prov is None:
@@ -73,18 +104,18 @@ def labels_differ(path: Path, prov: dict[str, Any] | None = None) -> bool | None
     if not isinstance(recorded, str) or prov.get("edited_from"):
         return None
     try:
-        return labels_sha256(read_label_volume(path).array) != recorded
+        return labels_sha256((labels() if labels is not None else read_label_volume(path)).array) != recorded
     except MedsegError:
         return None
 
 
-def _changed_since_batch(case: CaseSpec, out: Path, prov: dict[str, Any]) -> str | None:
+def _changed_since_batch(case: CaseSpec, out: Path, prov: dict[str, Any], labels: Callable[[], Any] | None = None) -> str | None:
     """The reason to keep a batch's output whose labels are no longer those the batch wrote
     (``labels_sha256`` of its sidecar), or None (the same, unreadable, or a sidecar from before
     medseg recorded it: the usual resume rules apply)."""
     from ..io import sidecar_path
 
-    if not labels_differ(out, prov):  # None: unreadable (the resume check names it) or nothing recorded
+    if not labels_differ(out, prov, labels):  # None: unreadable (the resume check names it) or nothing recorded
         return None
     redo = f"to segment it again, delete {shown(out.name)} and {shown(sidecar_path(out).name)}"
     if prov.get("input_sha256") != sha256_path(case.input):

@@ -27,29 +27,35 @@ class OutputFolderBusy(ImageWriteError):
 
 
 @contextlib.contextmanager
-def out_dir_lock(out_dir: str | os.PathLike) -> Iterator[None]:
+def out_dir_lock(out_dir: str | os.PathLike, shared: bool = False, name: str | None = None) -> Iterator[None]:
     """Hold ``out_dir``'s batch lock (``fcntl.flock`` on :data:`LOCK_NAME`) while the block runs.
 
     The operating system releases the lock of a process that dies (``kill -9``, out of memory),
     so a killed batch never blocks the next one. Where locks are not available (Windows, a file
     system without them) the block runs without one.
 
+    Args:
+        shared: the shards of one ``--shard K/N`` run hold it together (``LOCK_SH``): they run
+            side by side, and a batch of the whole folder (``LOCK_EX``) is refused while any
+            does, and refuses them. A shared holder leaves the file in place (another may hold it).
+        name: another lock file in ``out_dir`` than :data:`LOCK_NAME` (one shard's own lock).
     Raises:
-        OutputFolderBusy: another process holds the lock (its process id and host named).
+        OutputFolderBusy: another process holds the lock (its process id and host named, when
+            it is a batch of the whole folder).
     """
     try:
         import fcntl
     except ImportError:  # Windows
         yield
         return
-    path = Path(out_dir) / LOCK_NAME
-    fd = _acquire(path, fcntl)
+    path = Path(out_dir) / (name or LOCK_NAME)
+    fd = _acquire(path, fcntl, shared)
     try:
         yield
     finally:
         if fd is not None:
             with contextlib.suppress(OSError):
-                if os.stat(path).st_ino == os.fstat(fd).st_ino:  # not another batch's, in an OUT_DIR made anew
+                if not shared and os.stat(path).st_ino == os.fstat(fd).st_ino:  # not another batch's, in an OUT_DIR made anew
                     path.unlink()  # while still held: a batch that opened this file retries on a new one
             os.close(fd)
 
@@ -64,7 +70,7 @@ def folder_identity(folder: str | os.PathLike) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def _acquire(path: Path, fcntl) -> int | None:
+def _acquire(path: Path, fcntl, shared: bool = False) -> int | None:
     """The locked file's descriptor, or None where the file system has no locks."""
     import errno
     import socket
@@ -75,22 +81,24 @@ def _acquire(path: Path, fcntl) -> int | None:
         except PermissionError:  # left by another user's batch, killed: a read-only descriptor locks it too
             fd = os.open(path, os.O_RDONLY)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except OSError as e:
             holder = _read_holder(fd)
             os.close(fd)
             if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 return None  # ENOLCK, EOPNOTSUPP: no locks here; run as before
-            raise OutputFolderBusy(f"another medseg batch{holder} is writing to {path.parent}: wait for it to end, "
-                                   "or choose another output folder") from None
+            who = (f"another medseg batch{holder}" if holder else
+                   "another medseg batch (or the shards of a --shard run)" if not shared else "a medseg batch of the whole folder")
+            raise OutputFolderBusy(f"{who} is writing to {path.parent}: wait for it to end, or choose another output folder") from None
         try:
             same = os.fstat(fd).st_ino == os.stat(path).st_ino
         except FileNotFoundError:  # the batch before removed it as it ended: lock the new one
             same = False
         if same:
-            with contextlib.suppress(OSError):  # who holds it, for the message of a batch refused
+            with contextlib.suppress(OSError):  # who holds it, for the message of a batch refused (shards: no one process)
                 os.ftruncate(fd, 0)
-                os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+                if not shared:
+                    os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
             return fd
         os.close(fd)
 
@@ -104,21 +112,23 @@ def _read_holder(fd: int) -> str:
     return f" (process {pid} on {host})"
 
 
-def remove_stale_temp_files(out_dir: str | Path, case_ids: Sequence[str]) -> list[Path]:
+def remove_stale_temp_files(out_dir: str | Path, case_ids: Sequence[str], own_files: bool = True) -> list[Path]:
     """Remove the temporary files a killed run left in ``out_dir`` (:func:`medseg._files.atomic_path`'s
-    names, for the batch's own outputs and for these cases' outputs, skipped ones too; other hidden
-    files are left alone). Returns the files removed."""
+    names, for the batch's own outputs unless ``own_files`` is False (a shard: another shard may
+    be writing the summary) and for these cases' outputs, skipped ones too; other hidden files
+    are left alone). Returns the files removed."""
     import re
 
     from ..io import sidecar_path
 
     out = Path(out_dir)
-    names = ["summary.csv", "summary.json", "cohort.csv", "cohort.png"]
+    names = ["summary.csv", "summary.json", "cohort.csv", "cohort.png"] if own_files else []
     for cid in case_ids:
         labels = output_path(out, cid)
         names += [labels.name, sidecar_path(labels).name, review_png_path(out, cid).name]
     stale = stale_temp_files_of(out, names)
     stale += stale_temp_files_of(out / "handed_over", [handed_over_path(out, cid).name for cid in case_ids])
+    stale += stale_temp_files_of(out / "measured", [f"{cid}.json" for cid in case_ids])  # --measure's stored rows (measure_rows)
     any_temp = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp")  # a case's SEG folder holds its SEG files alone
     for cid in case_ids:
         if (seg := dicom_seg_dir(out, cid)).is_dir():
@@ -128,13 +138,16 @@ def remove_stale_temp_files(out_dir: str | Path, case_ids: Sequence[str]) -> lis
     return stale
 
 
-def remove_write_probes(out_dir: str | Path) -> list[Path]:
+def remove_write_probes(out_dir: str | Path, older_than_s: float = 0.0) -> list[Path]:
     """Remove the files that prove a folder writable (``.medseg-write-test-*``:
     :func:`medseg.batch.check_out_dir`, :func:`medseg._files.check_writable_folder`, which each
     case checks its outputs with) from ``out_dir`` and its ``handed_over`` folder. Such a file
     lives for a moment; one is left only by a process killed in that moment (the workers a batch
     ends on Ctrl-C, a crash or a full disk), so the batch removes them when it ends, however it
-    ends. Returns the files removed."""
+    ends. ``older_than_s``: only probes at least that old (a shard's: the other shards' are live
+    while they check). Returns the files removed."""
+    import time
+
     from .cases import WRITE_PROBE_PREFIX
 
     gone = []
@@ -145,6 +158,8 @@ def remove_write_probes(out_dir: str | Path) -> list[Path]:
             continue
         for p in probes:
             try:
+                if older_than_s and time.time() - p.stat().st_mtime < older_than_s:
+                    continue
                 p.unlink()
             except OSError:
                 continue

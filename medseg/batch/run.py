@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,8 +25,10 @@ from .cases import (
     reference_without_image,
     review_png_path,
 )
-from .cohort import _measure, echo_study_rows, stack_study_rows, write_cohort, write_summary
-from .kept import kept_labels, labels_sha256, refresh_outputs
+from .checks import _ref_sha, _review_fields, _review_fields_readable, _sidecar_provenance, handed_over_record, output_problem  # noqa: F401 (as before)
+from .cohort import echo_study_rows, stack_study_rows, write_cohort, write_summary
+from .kept import kept_labels, label_reader, labels_sha256, refresh_outputs
+from .measure_rows import measured_row
 from .outdir import folder_identity, out_dir_lock, remove_stale_temp_files, remove_write_probes
 from .weights import _weights_changed, weights_sha256  # noqa: F401 (medseg.batch.run.weights_sha256, as before)
 
@@ -58,8 +59,9 @@ def run_case(case: CaseSpec, options: BatchOptions) -> Result:
 
         set_threads(options)
         out = output_path(options.out_dir, case.case)
-        kept = kept_labels(case, out)  # corrected by hand (napari) or another command's: never overwritten
-        problem = None if kept else output_problem(case, options) if options.resume else "no --resume"
+        labels = label_reader(out)  # the label file read once for the checks and the measure of a case not segmented again
+        kept = kept_labels(case, out, labels)  # corrected by hand (napari) or another command's: never overwritten
+        problem = None if kept else output_problem(case, options, labels) if options.resume else "no --resume"
         record = handed_over_record(case, options) if options.resume and problem is not None else None
         if record is not None:
             raise HandedOver(f"{record.get('reason') or 'handed over for manual review'} (an earlier run)", record)
@@ -72,6 +74,7 @@ def run_case(case: CaseSpec, options: BatchOptions) -> Result:
             res.update(status="skipped", reason="complete output from an earlier run")
         else:
             _segment_case(case, options, out)
+            labels = None  # what was read before is not what was written
             res.update(status="ok", reason="" if problem in ("no --resume", "no output yet") else f"redone: {problem}")
         res["output"] = str(out)
         res.update(_review_fields(_sidecar_provenance(out), options.dicom_seg))
@@ -81,8 +84,8 @@ def run_case(case: CaseSpec, options: BatchOptions) -> Result:
             except MedsegError:  # not remade: the case failed, its SEG is not the one the summary named
                 res.update(status="failed", **({"dicom_seg": "none: not remade"} if options.dicom_seg else {}))
                 raise
-        if options.measure:
-            res.update(_measure(out, options, case.case, case.input))
+        if options.measure:  # the row of an earlier run when nothing it was measured from has changed
+            res.update(measured_row(out, options, case.case, case.input, labels))
     except HandedOver as e:
         res.update(_review_fields(e.record))
         res.update(status="handed_over", reason=_one_line(str(e)), needs_review=True)
@@ -104,74 +107,6 @@ def run_case(case: CaseSpec, options: BatchOptions) -> Result:
         res["reason"] = _one_line(f"unexpected {type(e).__name__}: {e}")
     res["seconds"] = round(time.perf_counter() - t0, 3)
     return res
-
-
-def output_problem(case: CaseSpec, options: BatchOptions) -> str | None:
-    """None when the case's output is complete and valid for these settings, else why not."""
-    from ..io import read_label_volume, read_sidecar, sidecar_path
-    from ..io.writers import sidecar_problem
-
-    out = output_path(options.out_dir, case.case)
-    side = sidecar_path(out)
-    if not out.is_file() and not side.is_file():
-        return "no output yet"
-    if not side.is_file():  # a run stopped while rewriting the case (its sidecar goes first), or a label file put there
-        return "sidecar missing"
-    if not out.is_file():
-        return "label file missing"
-    try:
-        prov = json.loads(side.read_text()).get("provenance", {})
-    except (OSError, ValueError, AttributeError):
-        return "sidecar unreadable"
-    if not isinstance(prov, dict) or sidecar_problem(out) is not None or read_sidecar(out) is None:  # no valid label map is no output either
-        return "sidecar unreadable"
-    if not _review_fields_readable(prov, options.dicom_seg):  # its summary row (confidence, flags) could not be made
-        return "sidecar unreadable"
-    if prov.get("command") != "batch" or prov.get("input_sha256") != sha256_path(case.input):
-        return "input changed"
-    if prov.get("batch_signature") != options.signature(_ref_sha(case)):
-        return "settings changed"
-    if (changed := _weights_changed(prov, options)) is not None:
-        return changed
-    try:
-        lab = read_label_volume(out)
-    except MedsegError as e:
-        return f"label file unreadable ({e})"
-    shape = prov.get("input_shape") or [0, 0, 0, 0]
-    if list(lab.grid_shape) != list(shape[1:]) or lab.n_frames not in (1, shape[0]):
-        return "label grid differs from the input"
-    if options.review_png and not review_png_path(options.out_dir, case.case).is_file():
-        return "no review PNG yet"
-    if options.dicom_seg:
-        seg = prov.get("dicom_seg")
-        if not isinstance(seg, dict):
-            return "no DICOM SEG yet"
-        if not all((dicom_seg_dir(options.out_dir, case.case) / name).is_file() for name in seg.get("files", [])):
-            return "DICOM SEG file missing"
-    return None
-
-
-def handed_over_record(case: CaseSpec, options: BatchOptions) -> dict[str, Any] | None:
-    """The case's handed-over record (``OUT_DIR/handed_over/<case>.json``, written when every
-    structure fell below ``--min-confidence``) when it is valid for these settings: it records
-    ``command: batch``, this case, the input's current sha256 and the same settings signature
-    (which holds ``--min-confidence``); else None (no record, or the case is to be run again)."""
-    path = handed_over_path(options.out_dir, case.case)
-    if not path.is_file():
-        return None
-    try:
-        rec = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if not (isinstance(rec, dict) and rec.get("command") == "batch" and rec.get("case") == case.case):
-        return None
-    if rec.get("input_sha256") != sha256_path(case.input) or rec.get("batch_signature") != options.signature(_ref_sha(case)):
-        return None
-    if _weights_changed(rec, options) is not None:  # another model or adapter might keep a structure
-        return None
-    if not _review_fields_readable(rec):  # a damaged record: the case is run again
-        return None
-    return rec
 
 
 def _hand_over(case: CaseSpec, options: BatchOptions, out: Path, result: Any) -> HandedOver:
@@ -335,11 +270,33 @@ def run_batch(cases: Sequence[CaseSpec], options: BatchOptions, workers: int = 1
         return _run_locked(cases, options, workers, scheduler, on_result)
 
 
+def run_batch_shard(cases: Sequence[CaseSpec], options: BatchOptions, shard: Any, workers: int = 1,
+                    on_result: Callable[[Result], None] | None = None) -> Any:
+    """Shard ``shard`` (:class:`medseg.batch.shards.Shard`) of the batch over ``cases`` (all of
+    them: the shard picks its own), beside the other shards in one OUT_DIR; the shard that ends
+    last writes the batch's summary and cohort (:mod:`medseg.batch.shards`). Returns a
+    :class:`medseg.batch.shards.ShardRun`. Raises as :func:`run_batch`."""
+    from .shards import run_shard
+
+    options = options.absolute()
+    cases = [c.absolute() for c in cases]
+    check_out_dir(options.out_dir)
+    return run_shard(cases, options, shard, lambda picked, records: _run_locked(picked, options, workers, None, on_result, records))
+
+
 def _run_locked(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, scheduler: Any,
-                on_result: Callable[[Result], None] | None) -> list[Result]:
-    """:func:`run_batch` once it holds the output folder's lock."""
-    remove_stale_temp_files(options.out_dir, [c.case for c in cases])
+                on_result: Callable[[Result], None] | None, records: Any = None) -> list[Result]:
+    """:func:`run_batch` once it holds the output folder's lock. ``records``: a shard's
+    (:class:`medseg.batch.shards.ShardRecords`), which its rows go to instead of the summary
+    (and no cohort: the shard that ends last merges them)."""
+    remove_stale_temp_files(options.out_dir, [c.case for c in cases], own_files=records is None)
     results: dict[str, Result] = {}
+
+    def write_rows(state: str = "running") -> None:
+        if records is None:
+            write_summary(options.out_dir, ordered(), options)
+        else:
+            records.write(ordered(), state)
 
     def ordered() -> list[Result]:
         return [results[k] for k in sorted(results)]
@@ -364,7 +321,7 @@ def _run_locked(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, 
             last["behind"] = res
             return
         try:
-            write_summary(options.out_dir, ordered(), options)
+            write_rows()
         except OSError as e:  # the output folder became read-only or full between cases
             raise stopped(_one_line(f"cannot write the summary: {e.strerror or e}"), res, e.errno) from None
         last.update(end=_clock(), took=_clock() - now, behind=None)
@@ -394,19 +351,26 @@ def _run_locked(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, 
                 emit(run_case(case, options))
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM (the CLI's handler): the summary of the cases done, even none
         try:
-            write_summary(options.out_dir, ordered(), options)
+            write_rows("interrupted")
         except OSError:
             pass
         raise
     except Exception as e:  # a lost Dask cluster, ...: the rows a slow summary had not taken yet (a stop of this module's: as it said)
-        if last["behind"] is not None and not isinstance(e, OutputDiskFull):
+        if (last["behind"] is not None or records is not None) and not isinstance(e, OutputDiskFull):
             try:
-                write_summary(options.out_dir, ordered(), options)
+                write_rows("stopped")
             except OSError:
                 pass
         raise
     finally:  # a worker ended while it proved the folder writable (a crash, Ctrl-C, a full disk) left its probe file
-        remove_write_probes(options.out_dir)
+        remove_write_probes(options.out_dir, older_than_s=60.0 if records is not None else 0.0)  # other shards' are live
+    if records is not None:
+        try:
+            records.write(ordered(), "done")
+        except OSError as e:
+            raise OutputDiskFull(f"cannot write this shard's record in {options.out_dir} ({e.strerror or e}): every case of it is done; "
+                                 "run it again with --resume") from None
+        return ordered()
     if last["behind"] is not None:
         summary(last["behind"], force=True)
     if options.measure:
@@ -429,53 +393,6 @@ def _s(n: int) -> str:
     return "" if n == 1 else "s"
 
 
-def _sidecar_provenance(out: Path) -> dict[str, Any]:
-    from ..io import sidecar_path
-
-    prov = json.loads(sidecar_path(out).read_text()).get("provenance", {})
-    return prov if isinstance(prov, dict) else {}
-
-
-def _review_fields(prov: dict[str, Any], dicom_seg: bool = False) -> Result:
-    """needs_review / lowest volume confidence / review flag codes and the structures they flag
-    (:func:`medseg.evaluation_report.flagged_structures`: a flag naming no structure flags the
-    structures it is about) / handed-over structures (and with ``dicom_seg`` the SEG files
-    written, or why none), from the case's provenance (its sidecar's, or a handed-over record)."""
-    from ..evaluation_report import flagged_structures
-
-    conf = (prov.get("confidence") or {}).get("volume") or {}
-    flags = (prov.get("review") or {}).get("flags", [])
-    codes = sorted({f.get("code", "") for f in flags})
-    lmap = prov.get("label_map")
-    structures = list(conf) or (list(lmap) if isinstance(lmap, dict) else [])  # the case's: structure-less flags flag them all
-    res = {"needs_review": bool(prov.get("needs_review", False)), "confidence": round(min(conf.values()), 4) if conf else "",
-           "review_flags": " ".join(codes), "review_structures": " ".join(flagged_structures(flags, structures)),
-           "handed_over": " ".join(prov.get("handed_over", []))}
-    if isinstance(prov.get("prompt_note"), str) and prov["prompt_note"]:  # how the prompts were made, when it needs saying
-        res["prompt_note"] = prov["prompt_note"]
-    if dicom_seg:
-        seg = prov.get("dicom_seg") or {}
-        res["dicom_seg"] = " ".join(seg.get("files", [])) or f"none: {seg.get('note', '?')}"
-    return res
-
-
-def _review_fields_readable(prov: dict[str, Any], dicom_seg: bool = False) -> bool:
-    """Whether :func:`_review_fields` can read ``prov`` (a sidecar or record edited by hand or
-    damaged: a confidence that is no number, flags that are no list): --resume redoes such a
-    case rather than skip it with a summary row it cannot fill."""
-    try:
-        _review_fields(prov, dicom_seg)
-    except Exception:  # TypeError, AttributeError, ValueError, ...: whatever the wrong types raise
-        return False
-    return True
-
-
 def failed_result(case: CaseSpec, reason: str) -> Result:
     """The result dict of a case that failed outside :func:`run_case` (a dead worker, ...)."""
     return {"case": case.case, "status": "failed", "reason": _one_line(reason), "seconds": 0.0, "output": "", "input": case.input}
-
-
-def _ref_sha(case: CaseSpec) -> str | None:
-    from .._files import sha256_file
-
-    return sha256_file(case.reference) if case.reference else None

@@ -52,15 +52,21 @@ def batch_command(
     series: o.Series = None,
     modality: o.Modality = None,
     pixel_spacing: o.PixelSpacing = None,
+    shard: str | None = typer.Option(None, "--shard", metavar="K/N", help="Run shard K of N of the cases (every N-th of the sorted list; "
+                                     "a cluster's array job: one task per shard, one OUT_DIR); the shard that ends last writes "
+                                     "summary.csv and cohort.csv for all. Slurm: --shard $((SLURM_ARRAY_TASK_ID + 1))/N with --array=0-(N-1)."),
 ) -> None:
     """Segment every study of a folder; a failing case does not stop the others.
 
     Exit code 1 if any case failed; the same command with --resume goes on after an interruption."""
-    from ..batch import BatchOptions, check_out_dir, discover_cases
+    from ..batch import BatchOptions, Shard, check_out_dir, discover_cases
     from ..errors import MedsegError, PromptError
     from ..labels import LabelMap
 
     _check_options(prompts, prompts_from, label_map, key_slice, auto, through, workers, scheduler)
+    part = Shard.parse(shard) if shard is not None else None
+    if part is not None and scheduler:
+        raise MedsegError("give either --shard (one task of an array job) or --scheduler (a Dask cluster), not both")
     modality = o.parse_modality(modality)
     spacing = o.parse_pixel_spacing(pixel_spacing)
     o.check_device(device)
@@ -120,26 +126,37 @@ def batch_command(
         dicom_seg=dicom_seg, modality=modality, pixel_spacing=spacing,
     ).absolute()  # a Dask worker has another working folder
     if scheduler is None:  # a cluster's machines are not this one
-        o.note_workers(workers, len(cases))
+        o.note_workers(workers, len(part.pick(cases)) if part else len(cases))
         if workers == 1:  # torch loads here anyway (with workers the parent does not load it: 0.5 GB for a note)
             o.note_gpu_unused(device)
+    rows_file = out / "summary.csv"
+    if part is not None:
+        from ..batch.shards import check_split, record_path
+
+        check_split(str(out), part)  # before the run's first line
+        rows_file = record_path(out, part)
     with _sigterm_as_interrupt():
         try:
-            results = _run_with_progress(cases, options, workers, scheduler)
+            ran = _run_with_progress(cases, options, workers, scheduler, part)
         except _Terminated:
-            console.print(f"interrupted (SIGTERM): outputs written so far are complete, summary: {shown(out / 'summary.csv')}; "
+            console.print(f"interrupted (SIGTERM): outputs written so far are complete, summary: {shown(rows_file)}; "
                           "the same command with --resume goes on", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_SIGTERM) from None
         except KeyboardInterrupt:  # Ctrl-C: the same line, exit code 130
             from ..errors import Interrupted
 
-            raise Interrupted(f"interrupted: outputs written so far are complete, summary: {shown(out / 'summary.csv')}; "
+            raise Interrupted(f"interrupted: outputs written so far are complete, summary: {shown(rows_file)}; "
                               "the same command with --resume goes on") from None
-    if subjects is not None:
+    results = ran if part is None else ran.results
+    merged = part is None or ran.merged
+    if subjects is not None and merged:
         _subjects_line(out, subjects, subject_rows)
     _prompt_notes_line(results)
     _structures_note_line(results, options)
-    _closing_line(results, out, measure)
+    if part is None:
+        _closing_line(results, out, measure)
+    else:
+        _closing_line(results, out, measure and merged, _shard_summary(ran, part, out), f"batch shard {part}")
 
 
 #: exit code of a batch stopped by SIGTERM (kill, a job scheduler's time limit): 128 + 15, as a shell
@@ -250,18 +267,29 @@ def _check_options(prompts, prompts_from, label_map, key_slice, auto, through, w
         raise MedsegError("give either --workers (local processes) or --scheduler (a Dask cluster), not both")
 
 
-def _run_with_progress(cases, options, workers, scheduler):
+def _shard_summary(ran, part, out: Path) -> str:
+    """Where the batch's summary is: written by this shard for all, or waited for."""
+    from ..batch.shards import record_path, waiting_text
+
+    if ran.merged:
+        return f"{out / 'summary.csv'} (all {part.count} shards, {_cases(ran.n_cases)})"
+    return f"{record_path(out, part)}; summary.csv waits for {waiting_text(ran.waiting, part.count)}: the last shard to end writes it"
+
+
+def _run_with_progress(cases, options, workers, scheduler, part=None):
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from ..batch import run_batch
+    from ..batch import run_batch, run_batch_shard
 
     where = f"on {scheduler}" if scheduler else f"in {workers} processes" if workers > 1 else "in this process"
-    console.print(f"batch: {_cases(len(cases))} {where} -> {shown(options.out_dir)}", markup=False, highlight=False, soft_wrap=True)
+    mine = part.pick(cases) if part else cases
+    of = f" (shard {part} of {_cases(len(cases))})" if part else ""
+    console.print(f"batch: {_cases(len(mine))}{of} {where} -> {shown(options.out_dir)}", markup=False, highlight=False, soft_wrap=True)
     counts: Counter = Counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     with progress_bar(*columns) as bar:
-        task = bar.add_task("cases", total=len(cases))
+        task = bar.add_task("cases", total=len(mine))
 
         def on_result(res) -> None:
             counts[res["status"]] += 1
@@ -270,11 +298,14 @@ def _run_with_progress(cases, options, workers, scheduler):
                 bar.console.print(f"[red]failed[/] {escape(case)}: {escape(shown(res['reason']))}", highlight=False, soft_wrap=True)
             bar.update(task, advance=1, description=escape(f"{case} ({counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed)"))
 
+        if part is not None:
+            return run_batch_shard(cases, options, part, workers=workers, on_result=on_result)
         return run_batch(cases, options, workers=workers, scheduler=scheduler, on_result=on_result)
 
 
-def _closing_line(results, out: Path, measure: bool = False) -> None:
-    """One line; any failed case makes it the error line (exit code 1)."""
+def _closing_line(results, out: Path, measure: bool = False, summary: str | None = None, who: str = "batch") -> None:
+    """One line; any failed case makes it the error line (exit code 1). ``summary``: where the
+    summary is, when not OUT_DIR/summary.csv (a shard's)."""
     import csv
 
     from ..errors import MedsegError
@@ -288,7 +319,7 @@ def _closing_line(results, out: Path, measure: bool = False) -> None:
     older_note = f"; {older} of them made with other weights than this run's (summary.csv: reason)" if older else ""
     kept_note = f" ({kept} kept: labels corrected since, not segmented again{older_note})" if kept else ""
     line = (f"{counts['ok']} ok, {counts['skipped']} skipped{kept_note}, {counts['failed']} failed, {counts['handed_over']} handed over; "
-            f"{len(review)} need{'s' if len(review) == 1 else ''} review (listed first{why}); summary: {out / 'summary.csv'}")
+            f"{len(review)} need{'s' if len(review) == 1 else ''} review (listed first{why}); summary: {summary or out / 'summary.csv'}")
     if measure and (out / "cohort.csv").is_file():
         with open(out / "cohort.csv", newline="", encoding="utf-8", errors="surrogateescape") as fh:  # as write_text_atomic wrote it
             n_rows = sum(1 for _ in csv.DictReader(fh))
@@ -300,8 +331,8 @@ def _closing_line(results, out: Path, measure: bool = False) -> None:
         line += f" (every case: {reasons.pop()})"
     line = shown(line)  # the folder's and the reasons' non-UTF-8 bytes and control characters escaped
     if counts["failed"]:
-        raise MedsegError(f"batch: {counts['failed']} of {_cases(len(results))} failed: {line}")
-    console.print(f"batch: {_cases(len(results))}: {line}", markup=False, highlight=False, soft_wrap=True)
+        raise MedsegError(f"{who}: {counts['failed']} of {_cases(len(results))} failed: {line}")
+    console.print(f"{who}: {_cases(len(results))}: {line}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _cases(n: int) -> str:

@@ -342,13 +342,15 @@ def test_stale_temporary_files_are_removed_at_the_start(tmp_path):
 
     out = tmp_path / "out"
     (out / "handed_over").mkdir(parents=True)
+    (out / "measured").mkdir()
     (out / "c1_seg").mkdir()
-    stale = [out / f"{_tmp_prefix(out / 'cohort.png')}a1b2c3d4.tmp.png", out / ".summary.csv.k3j2ab_9.tmp.csv",  # older: no hash
+    stale = [out / "measured" / f"{_tmp_prefix(out / 'c1.json')}abcdefgh.tmp.json",  # a stored measure row (--measure)
+             out / f"{_tmp_prefix(out / 'cohort.png')}a1b2c3d4.tmp.png", out / ".summary.csv.k3j2ab_9.tmp.csv",  # older: no hash
              out / f"{_tmp_prefix(out / 'c1.nii.gz')}zz99yy88.tmp.nii.gz", out / f"{_tmp_prefix(out / 'c1.json')}abcdefgh.tmp.json",
              out / "handed_over" / f"{_tmp_prefix(out / 'c2.json')}abcdefgh.tmp.json",
              out / "c1_seg" / f"{_tmp_prefix(out / 'c1_frame01.dcm')}abcdefgh.tmp.dcm"]
     kept = [out / ".notes.tmp", out / ".c1.nii.gz.backup", out / f"{_tmp_prefix(out / 'c10.nii.gz')}abcdefgh.tmp.nii.gz",
-            out / "keep.tmp.csv"]
+            out / "keep.tmp.csv", out / "measured" / f"{_tmp_prefix(out / 'c10.json')}abcdefgh.tmp.json"]
     for p in stale + kept:
         p.write_bytes(b"half")
     cases = [CaseSpec("c1", str(tmp_path / "c1.nii.gz"), error="not run"), CaseSpec("c2", str(tmp_path / "c2.nii.gz"), error="not run")]
