@@ -192,6 +192,9 @@ def check_device(device: str) -> str:
     workstation) passed this check and failed only at the model's loading (every case of a
     batch) with torch's "invalid device ordinal"."""
     index = re.fullmatch(r"cuda(?::([0-9]+))?", device)
+    if re.fullmatch(r"mps(:0)?", device):  # an Apple-silicon Mac: torch's Metal backend, never tried with medseg's models
+        raise CheckpointError(f"--device {device} (Apple's Metal) is not supported: on a Mac medseg runs on the cpu "
+                              "(leave --device out); cuda is the GPU it runs on")
     if device != "cpu" and index is None:
         raise CheckpointError(f"unknown device {device!r}; allowed: cpu, cuda, cuda:N (N: a GPU's index, from 0)")
     if index is not None:

@@ -212,3 +212,15 @@ def test_a_cpu_run_on_a_machine_with_a_gpu_says_so(tmp_path, monkeypatch, capsys
     assert run_cli(argv) == 1
     err = " ".join(capsys.readouterr().err.split())
     assert "note: a CUDA GPU is available here and this run uses the cpu: --device cuda runs on the GPU" in err and "stopped here" in err
+
+
+@pytest.mark.parametrize("device", ["mps", "mps:0"])
+def test_a_mac_s_metal_device_is_named_as_unsupported(device, tmp_path, capsys):
+    """A scientist on an Apple-silicon laptop tries ``--device mps`` (torch's name for it): it
+    read "unknown device 'mps'", as for a typo. It says that Metal is not supported and that
+    the cpu is the way on a Mac, before any work."""
+    with pytest.raises(CheckpointError, match=r"^--device mps(:0)? \(Apple's Metal\) is not supported: on a Mac medseg runs on the cpu"):
+        check_device(device)
+    assert run_cli(["demo", "-o", str(tmp_path / "d"), "--device", device]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "(leave --device out)" in err and not (tmp_path / "d").exists()
