@@ -78,6 +78,12 @@ class ConfidenceDict(dict):
     __slots__ = ()
 
     def __repr__(self) -> str:
+        try:
+            return self._summary()
+        except (TypeError, AttributeError, KeyError):  # a dict edited into another shape: shown as it is
+            return dict.__repr__(self)
+
+    def _summary(self) -> str:
         flags = [self._flag_text(f) for f in self.get("flags") or () if isinstance(f, dict)]
         more = [f"... {len(flags) - REPR_FLAGS} more"] if len(flags) > REPR_FLAGS else []
         return (f"ConfidenceDict(volume={self.get('volume')!r}, needs_review={self.get('needs_review')!r}, "

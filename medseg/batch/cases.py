@@ -162,11 +162,11 @@ def clip_folder(folder: Path) -> bool:
     recording of their own, not a slice of one series: legacy multi-frame files (echo clips, as
     an echo machine exports a study), or enhanced ones whose frames lie at two or more positions
     (a whole short-axis stack or cine each: a flat folder of several studies' enhanced MR files).
-    Enhanced files of one slice each (a cine exported one file per slice) are one series, and
-    so the folder one case. Decided from the first image's header alone when it is not such a file."""
+    Enhanced files of one slice each (a cine exported one file per slice), or of one series
+    (a stack exported in parts), are one series, and so the folder one case. Decided from the first image's header alone when it is not such a file."""
     from ..io.dicom_frames import is_enhanced, is_image, n_frames, read_header
 
-    clips = 0
+    clips, series = 0, set()
     for f in sorted(q for q in folder.iterdir() if q.is_file() and not q.name.startswith(".") and q.name.upper() != "DICOMDIR"):
         try:
             ds = read_header(f, strict=False)
@@ -176,6 +176,11 @@ def clip_folder(folder: Path) -> bool:
             continue
         if n_frames(ds) < 2 or (is_enhanced(ds) and not _enhanced_stack(ds, f)):
             return False
+        if is_enhanced(ds):  # one series exported as several enhanced files (a part of the stack each) is one case
+            uid = str(ds.get("SeriesInstanceUID", "") or f)
+            if uid in series:
+                return False
+            series.add(uid)
         clips += 1
     return clips >= 2
 

@@ -28,6 +28,7 @@ import dataclasses
 import json
 import os
 import re
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,8 @@ from .cases import BatchOptions, CaseSpec, Result
 
 #: the folder of OUT_DIR that holds the shards' records
 SHARDS_DIR = "shards"
+#: a summary row's status values (:func:`medseg.batch.run_case`)
+_STATUSES = ("ok", "skipped", "failed", "handed_over")
 _SHARD_TEXT = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
 
@@ -91,13 +94,16 @@ def cases_digest(cases: Sequence[CaseSpec]) -> str:
 
 
 def settings_digest(options: BatchOptions) -> str:
-    """sha256 of the settings that shape the outputs and tables (not ``--resume`` or threads):
-    shards run with other settings are not merged into one summary."""
+    """sha256 of the settings that shape the outputs and tables: shards run with other settings
+    are not merged into one summary. Not in it, as ``--resume`` ignores them too: ``--resume``,
+    threads, the device, the names or paths of the weights and prompts file (their contents are),
+    and OUT_DIR's path (one folder mounted at two paths on a cluster's nodes)."""
     import hashlib
 
     from .weights import weights_sha256
 
-    d = {k: v for k, v in dataclasses.asdict(options).items() if k not in ("resume", "threads", "threads_by_host")}
+    unshaping = ("resume", "threads", "threads_by_host", "device", "model", "adapter", "prompts", "out_dir")
+    d = {k: v for k, v in dataclasses.asdict(options).items() if k not in unshaping}
     d["weights"] = weights_sha256(options.model, options.adapter)
     d["signature"] = options.signature(None)  # the prompts file's content, not only its path
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
@@ -135,7 +141,26 @@ class ShardRecords:
         from .._runinfo import utc_timestamp
 
         self.path.parent.mkdir(exist_ok=True)
-        write_json_atomic(self.path, {**self.head, "status": status, "updated": utc_timestamp(), "results": list(rows)})
+        files = {r["case"]: outputs_stamp(self.options.out_dir, r["case"]) for r in rows}
+        write_json_atomic(self.path, {**self.head, "status": status, "updated": utc_timestamp(), "results": list(rows), "outputs": files})
+
+
+def outputs_stamp(out_dir: str | os.PathLike, case: str) -> list[list[int] | None]:
+    """Size and modification time (ns) of a case's label file, sidecar and handed-over record
+    (None for one that is not there): a row whose case was written again since (labels corrected
+    in napari, a batch of the whole folder) no longer matches, and is not merged."""
+    from ..io import sidecar_path
+    from .cases import handed_over_path, output_path
+
+    def stamp(path: Path) -> list[int] | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return [st.st_size, st.st_mtime_ns]
+
+    labels = output_path(out_dir, case)
+    return [stamp(labels), stamp(sidecar_path(labels)), stamp(handed_over_path(out_dir, case))]
 
 
 def run_shard(all_cases: Sequence[CaseSpec], options: BatchOptions, shard: Shard,
@@ -175,6 +200,12 @@ def merge(options: BatchOptions, shard: Shard, all_cases: Sequence[CaseSpec], ow
                "saw another case list" if rec.get("cases_sha256") != want_cases else
                "run with other settings" if rec.get("settings_sha256") != want_settings else
                "" if rec.get("status") == "done" else str(rec.get("status") or "unknown"))
+        if why == "running" and not _still_running(options.out_dir, Shard(k, shard.count)):
+            why = "killed while running, no process holds it: run it again with --resume"
+        if not why and not _rows_fit(rec["results"], Shard(k, shard.count).pick(all_cases)):
+            why = "record unreadable"  # edited by hand or damaged: run that shard again with --resume
+        elif not why and not _outputs_same(options.out_dir, rec):
+            why = "outputs written again since it ended: run it again with --resume"
         if why:
             waiting.append((k, why))
         else:
@@ -194,6 +225,23 @@ def merge(options: BatchOptions, shard: Shard, all_cases: Sequence[CaseSpec], ow
                                  "run this shard again with --resume to measure again") from None
     done.merged = True
     return done
+
+
+def _rows_fit(rows: list[Any], cases: Sequence[CaseSpec]) -> bool:
+    """Whether a record's rows are one summary row (a dict naming its case, status and input;
+    measures and cohort row dicts) for each of the shard's ``cases``."""
+
+    def fits(r: Any) -> bool:
+        return (isinstance(r, dict) and isinstance(r.get("case"), str) and r.get("status") in _STATUSES and isinstance(r.get("input"), str)
+                and all(isinstance(r.get(k, {}), dict) for k in ("measures", "cohort_row")))
+
+    return all(fits(r) for r in rows) and sorted(r["case"] for r in rows) == sorted(c.case for c in cases)
+
+
+def _outputs_same(out_dir: str, rec: dict[str, Any]) -> bool:
+    """Whether the outputs of a record's cases are still those its rows were made from."""
+    stamps = rec.get("outputs")
+    return isinstance(stamps, dict) and all(stamps.get(r["case"]) == outputs_stamp(out_dir, r["case"]) for r in rec["results"])
 
 
 def waiting_text(waiting: Sequence[tuple[int, str]], count: int) -> str:
@@ -240,14 +288,40 @@ def _shard_lock(out_dir: str, shard: Shard) -> Iterator[None]:
 
     folder = Path(out_dir) / SHARDS_DIR
     folder.mkdir(exist_ok=True)
-    try:
-        lock = out_dir_lock(folder, name=f".{shard.name}.lock")
-        lock.__enter__()
-    except OutputFolderBusy:
-        raise OutputFolderBusy(f"shard {shard} is already running into {out_dir} (another process): wait for it to end") from None
+    for attempt in range(4):  # (another shard's merge may be asking for a moment whether this one runs: _still_running)
+        try:
+            lock = out_dir_lock(folder, name=f".{shard.name}.lock")
+            lock.__enter__()
+            break
+        except OutputFolderBusy:
+            if attempt == 3:
+                raise OutputFolderBusy(f"shard {shard} is already running into {out_dir} (another process): wait for it to end") from None
+            time.sleep(0.25)
     with contextlib.ExitStack() as stack:
         stack.push(lock)
         yield
+
+
+def _still_running(out_dir: str, shard: Shard) -> bool:
+    """Whether a process holds ``shard``'s own lock: a record left ``running`` by a task killed
+    with SIGKILL (out of memory, a node lost) has none. True where locks cannot tell."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return True
+    try:
+        fd = os.open(Path(out_dir) / SHARDS_DIR / f".{shard.name}.lock", os.O_RDONLY)
+    except FileNotFoundError:  # a shard holds it while it runs (and removes it as it ends)
+        return False
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False  # (released as it is closed)
+    except OSError:  # held; or ENOLCK: no locks here
+        return True
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

@@ -180,7 +180,7 @@ def _logged_progress_class() -> Any:
             for column in self.columns:  # the text columns (12/100, the description); times below
                 if isinstance(column, (SpinnerColumn, TimeElapsedColumn, TimeRemainingColumn)):
                     continue
-                text = Text(column) if isinstance(column, str) else column(task)
+                text = Text.from_markup(column.format(task=task)) if isinstance(column, str) else column(task)  # as rich renders it
                 if isinstance(text, Text) and text.plain.strip():
                     parts.append(text.plain.strip())
             times = [f"{_hms(now - self._start)} elapsed"]

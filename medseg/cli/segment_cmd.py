@@ -288,5 +288,11 @@ def _with_progress(fn):
 
     with progress_bar(TextColumn("segmenting: {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
         task = bar.add_task("reading the model", total=None)
-        return fn(lambda done, total, what=None: bar.update(task, completed=done, total=total, **({"description": what} if what else {})))
+
+        def step(done: int, total: int | None, what: str | None = None) -> None:
+            if total is None:  # a step that counts nothing: rich's update(total=None) kept the step before's (review 0/11)
+                next(t for t in bar.tasks if t.id == task).total = None
+            bar.update(task, completed=done, total=total, **({"description": what} if what else {}))
+
+        return fn(step)
 

@@ -95,3 +95,8 @@ def test_the_confidence_step_counts_its_slices_in_the_progress(phantom, model):
     counted = [(d, t) for d, t, what in seen if what == "confidence (jittered decodes), slices"]
     assert counted and counted[-1] == (len(res.confidence["slices"]), len(res.confidence["slices"]))
     assert sorted(d for d, _ in counted) == list(range(1, len(counted) + 1))
+
+
+def test_a_confidence_dict_edited_into_another_shape_still_prints():
+    conf = ConfidenceDict({"volume": {"lv": 0.9}, "slices": 12, "flags": "none"})
+    assert repr(conf) == repr(dict(conf))

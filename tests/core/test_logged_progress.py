@@ -51,3 +51,26 @@ def test_progress_lines_only_for_a_real_file_or_pipe(tmp_path, capsys):
         run = subprocess.run([sys.executable, "-c", code], stderr=log, stdout=subprocess.PIPE, text=True, timeout=120)
     assert run.stdout.strip() == "True"
     assert app._stderr_is_file_or_pipe() is False  # pytest's captured sys.stderr
+
+
+def test_segment_s_bar_shows_no_count_for_a_step_that_counts_nothing(monkeypatch, capsys):
+    """``segment``'s review step gave ``progress(0, None, ...)``: rich kept the total of the step
+    before, so the bar (and a log's line) read "review (measurements, anatomy) 0/5"."""
+    from medseg.cli import segment_cmd
+
+    now = [0.0]
+    monkeypatch.setattr(app, "_clock", lambda: now[0])
+    monkeypatch.setattr(app, "progress_bar", lambda *cols: app._logged_progress_class()(*cols, console=app.console, disable=True, log_lines=True))
+    monkeypatch.setattr(segment_cmd, "progress_bar", app.progress_bar)
+
+    def work(progress):
+        for d in range(1, 6):
+            now[0] += 61.0
+            progress(d, 5, "zero-click, slices")
+        now[0] += 61.0
+        progress(0, None, "review (measurements, anatomy)")
+
+    segment_cmd._with_progress(work)
+    lines = capsys.readouterr().err.splitlines()
+    assert "segmenting: zero-click, slices 5/5" in lines[-2]
+    assert lines[-1].startswith("  ... segmenting: review (measurements, anatomy) 0/? (")  # not 0/5
