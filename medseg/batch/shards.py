@@ -86,10 +86,11 @@ class Shard:
 
 
 def cases_digest(cases: Sequence[CaseSpec]) -> str:
-    """sha256 of the whole case list (ids and inputs): shards that saw different folders differ."""
+    """sha256 of the whole case list (ids and the inputs' names): shards that saw different
+    folders differ, one folder mounted at two paths on a cluster's nodes does not."""
     import hashlib
 
-    text = "\n".join(f"{c.case}\0{c.input}" for c in sorted(cases, key=lambda c: c.case))
+    text = "\n".join(f"{c.case}\0{Path(c.input).name}" for c in sorted(cases, key=lambda c: c.case))
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 

@@ -97,12 +97,13 @@ def test_shards_of_one_folder_by_two_paths_and_devices_are_merged(sharded, tmp_p
     """OUT_DIR mounted at two paths on a cluster's nodes (/scratch and /gpfs/scratch), and a
     shard run again on a CPU node: the settings were 'other', so summary.csv waited forever."""
     inp, _ = sharded
-    out, alias = tmp_path / "out", tmp_path / "alias"
+    out, alias, inp_alias = tmp_path / "out", tmp_path / "alias", tmp_path / "inp_alias"
     out.mkdir()
     alias.symlink_to(out, target_is_directory=True)
+    inp_alias.symlink_to(inp, target_is_directory=True)  # the input folder too, at another mount path
     assert _batch(inp, out, "--shard", "1/2") == 0
     capsys.readouterr()
-    assert _batch(inp, alias, "--shard", "2/2", "--device", "cpu") == 0
+    assert _batch(inp_alias, alias, "--shard", "2/2", "--device", "cpu") == 0
     assert "(all 2 shards, 3 cases)" in " ".join(capsys.readouterr().err.split())
     assert sorted(_summary_rows(out)) == ["a", "b", "c"]
 
