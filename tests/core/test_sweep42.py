@@ -158,7 +158,7 @@ def test_unknown_device_names_cuda_n():
     from medseg.models.registry import check_device
 
     with pytest.raises(CheckpointError, match=r"allowed: cpu, cuda, cuda:N"):
-        check_device("mps")
+        check_device("tpu")
 
 
 def test_kept_labels_off_the_image_grid_fail_and_leave_no_stale_seg(tmp_path):
