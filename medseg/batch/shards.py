@@ -298,9 +298,10 @@ def _shard_lock(out_dir: str, shard: Shard) -> Iterator[None]:
             if attempt == 3:
                 raise OutputFolderBusy(f"shard {shard} is already running into {out_dir} (another process): wait for it to end") from None
             time.sleep(0.25)
-    with contextlib.ExitStack() as stack:
-        stack.push(lock)
+    try:
         yield
+    finally:
+        lock.__exit__(None, None, None)
 
 
 def _still_running(out_dir: str, shard: Shard) -> bool:

@@ -26,19 +26,10 @@ _EPOCH = _dt.datetime(2000, 1, 1)
 def frame_datetime_s(frame_content: Any) -> float | None:
     """Seconds since 2000-01-01 of one frame's Frame Content item (:data:`DATETIME_ATTRS`), None
     when it records none or one that is no date-time (the UTC offset is applied when given)."""
-    from pydicom.valuerep import DT
-
     for attr in DATETIME_ATTRS:
         value = frame_content.get(attr) if frame_content is not None else None
-        if value in (None, ""):
-            continue
-        try:
-            when = value if isinstance(value, _dt.datetime) else DT(str(value).strip())
-        except (ValueError, TypeError, OverflowError):
-            return None
-        if when.tzinfo is not None:
-            when = (when - when.utcoffset()).replace(tzinfo=None)  # type: ignore[operator]
-        return (when - _EPOCH).total_seconds()
+        if value not in (None, ""):
+            return _datetime_s(value)
     return None
 
 
@@ -46,21 +37,32 @@ def image_datetime_s(ds: Any) -> float | None:
     """Seconds since 2000-01-01 at which a classic (single-frame) image was acquired:
     AcquisitionDateTime, else AcquisitionDate with AcquisitionTime (a real-time cine saved one
     file per image records no trigger delay, but these); None when it records neither."""
-    from pydicom.valuerep import DA, DT, TM
+    from pydicom.valuerep import DA, TM
 
     value = ds.get("AcquisitionDateTime")
+    if value not in (None, ""):
+        return _datetime_s(value)
+    day, clock = ds.get("AcquisitionDate"), ds.get("AcquisitionTime")
+    if day in (None, "") or clock in (None, ""):
+        return None
     try:
-        if value not in (None, ""):
-            when = value if isinstance(value, _dt.datetime) else DT(str(value).strip())
-            if when.tzinfo is not None:
-                when = (when - when.utcoffset()).replace(tzinfo=None)
-            return (when - _EPOCH).total_seconds()
-        day, clock = ds.get("AcquisitionDate"), ds.get("AcquisitionTime")
-        if day in (None, "") or clock in (None, ""):
-            return None
         d = day if isinstance(day, _dt.date) else DA(str(day).strip())
         t = clock if isinstance(clock, _dt.time) else TM(str(clock).strip())
         return (_dt.datetime.combine(d, t) - _EPOCH).total_seconds()
+    except (ValueError, TypeError, OverflowError, AttributeError):
+        return None
+
+
+def _datetime_s(value: Any) -> float | None:
+    """Seconds since 2000-01-01 of a DICOM DT value (YYYYMMDDHHMMSS.FFFFFF with an optional &ZZXX
+    offset, applied), None for one that is no date-time."""
+    from pydicom.valuerep import DT
+
+    try:
+        when = value if isinstance(value, _dt.datetime) else DT(str(value).strip())
+        if when.tzinfo is not None:
+            when = (when - when.utcoffset()).replace(tzinfo=None)  # type: ignore[operator]
+        return (when - _EPOCH).total_seconds()
     except (ValueError, TypeError, OverflowError, AttributeError):
         return None
 
