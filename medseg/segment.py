@@ -91,6 +91,7 @@ def segment_volume(
     progress: Callable[..., None] | None = None,
     confidence: bool = True,
     min_confidence: float | None = None,
+    frames: Any = None,
 ) -> SegmentResult:
     """Segment a study.
 
@@ -112,6 +113,11 @@ def segment_volume(
         min_confidence: leave out (erase) structures whose volume confidence is below this (a
             structure of specks only scores 0), and list them in ``handed_over`` for manual
             segmentation.
+        frames: with ``auto``, the frames of a cine to segment, from 0: numbers, ranges and
+            ``"ed"`` / ``"es"`` (``[0, 11]``, ``"0-4"``, ``"ed,es"``; :mod:`medseg.frame_pick`:
+            ED and ES found by a quick zero-click LV pass over every frame first); the other
+            frames' labels stay empty. None: every frame. The frames and how ED / ES were
+            found go in the provenance (``settings.frames``, ``frame_pick``).
 
     The review (``provenance["review"]``, with ``confidence``) flags a structure asked for
     (prompted, or zero-click's) and found on no slice ``structure_not_found``, from the
@@ -129,6 +135,7 @@ def segment_volume(
                           f"got {type(prompts).__name__}")
     label_map = LabelMap.parse(label_map) if label_map is not None else None
     _check_options(through, auto_structures)
+    frame_list = _check_frames(volume, frames, auto)
     if auto and auto_structures:
         known = [s for s in require_model(model, "segment_volume").config.structures if s != "generic"]
         unknown = [s for s in auto_structures if s not in known]
@@ -139,15 +146,27 @@ def segment_volume(
     _check_finite(volume.array, "Volume.array", "the array")  # as read_volume does: NaN was made 0 silently
     t0 = time.perf_counter()
     session = Session(volume, model, lmap, undo=False)  # nothing here undoes: no undo copies kept
+    picked, chosen = None, None
     if auto:
         names = [s for s in (auto_structures or default_auto_structures(volume)) if s in lmap and s in model.config.structures]
         if not names:
             raise PromptError(f"zero-click mode needs structures the model knows ({', '.join(model.config.structures) or 'none'}) in the label map")
-        session.auto(names, progress=(lambda d, t: progress(d, t, "zero-click, slices")) if progress else None)
+        if frame_list is not None:
+            from .frame_pick import resolve_frames
+
+            chosen, picked = resolve_frames(session, frame_list, (lambda d, t: progress(d, t, "finding ED and ES (zero-click LV), slices")) if progress else None)
+        session.auto(names, frames=chosen, progress=(lambda d, t: progress(d, t, "zero-click, slices")) if progress else None)
     if prompts:
         _run_prompts(session, prompts, propagate, through, progress)
     settings = {"auto": auto, "propagate": propagate, "through": through, "n_prompts": len(prompts.prompts) if prompts else 0, "min_confidence": min_confidence}
-    return session_result(session, settings, t0, progress, confidence, min_confidence)
+    if frame_list is not None:
+        from .frame_pick import frames_text
+
+        settings.update({"frames": chosen, "frames_asked": frames_text(frame_list)})
+    result = session_result(session, settings, t0, progress, confidence, min_confidence)
+    if picked is not None:
+        result.provenance["frame_pick"] = picked
+    return result
 
 
 def session_result(session, settings: dict[str, Any], t0: float, progress: Callable[..., None] | None = None, confidence: bool = True,
@@ -181,6 +200,19 @@ def session_result(session, settings: dict[str, Any], t0: float, progress: Calla
     if handed:
         prov["handed_over"] = handed
     return SegmentResult(session.labels, lmap, prov, scores, seg_seconds, conf_json, handed, conf_s)
+
+
+def _check_frames(volume: Volume, frames: Any, auto: bool) -> tuple[int | str, ...] | None:
+    """``frames`` parsed and checked against the image (:mod:`medseg.frame_pick`), None for every frame."""
+    if frames is None:
+        return None
+    from .frame_pick import check_frames, parse_frames
+
+    if not auto:
+        raise PromptError("frames picks the frames of the zero-click pass: add --auto (auto=True); prompts name their own frames")
+    parsed = parse_frames(frames)
+    check_frames(parsed, volume.n_frames)
+    return parsed
 
 
 def _check_options(through: str, auto_structures: tuple[str, ...] | None) -> None:

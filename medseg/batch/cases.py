@@ -58,6 +58,7 @@ class BatchOptions:
     key_slice: bool = False
     auto: bool = False
     structures: str | None = None
+    frames: str | None = None  # --frames: with --auto, the frames of each cine to segment ("ed,es", "0,11")
     propagate: bool = False
     through: str = "z"
     model: str = "default"
@@ -109,6 +110,8 @@ class BatchOptions:
             obj["pixel_spacing"] = list(self.pixel_spacing)
         if self.min_confidence is not None:
             obj["min_confidence"] = self.min_confidence
+        if self.frames:
+            obj["frames"] = self.frames
         return _sha256_text(json.dumps(obj, sort_keys=True))
 
 

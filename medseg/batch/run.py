@@ -86,6 +86,11 @@ def run_case(case: CaseSpec, options: BatchOptions) -> Result:
                 raise
         if options.measure:  # the row of an earlier run when nothing it was measured from has changed
             res.update(measured_row(out, options, case.case, case.input, labels))
+            if options.dicom_seg:  # the measurements as a DICOM SR beside the SEG files (medseg.batch.case_sr)
+                from .case_sr import write_case_sr
+                from .measure_rows import _row_store
+
+                res.update(write_case_sr(out, dicom_seg_dir(options.out_dir, case.case), case.case, res, _row_store(options.out_dir, case.case)))
     except HandedOver as e:
         res.update(_review_fields(e.record))
         res.update(status="handed_over", reason=_one_line(str(e)), needs_review=True)
@@ -156,7 +161,7 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
     loaded = _cached_model(options.model, options.adapter, options.device, weights_sha256(options.model, options.adapter))
     structs = tuple(s.strip() for s in options.structures.split(",") if s.strip()) if options.structures else None
     result = segment_volume(vol, loaded, prompts, auto=options.auto, propagate=options.propagate, through=options.through,
-                            label_map=lmap, auto_structures=structs, min_confidence=options.min_confidence)
+                            label_map=lmap, auto_structures=structs, min_confidence=options.min_confidence, frames=options.frames)
     wanted = set(p.structure for p in prompts.prompts) if prompts else set()
     if case.reference:
         wanted |= set(result.label_map.names)

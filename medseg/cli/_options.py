@@ -13,6 +13,10 @@ LabelMapText = Annotated[str | None, typer.Option("--label-map", help="Label val
                                                                  "JSON, an ITK-SNAP label description .txt/.label, an nnU-Net dataset.json.")]
 KeySlice = Annotated[bool, typer.Option("--key-slice", help="With --prompts-from: one box per structure on its middle slice, then propagate.")]
 Auto = Annotated[bool, typer.Option("--auto", help="Zero-click mode (structure prompts learned by the model).")]
+Frames = Annotated[str | None, typer.Option("--frames", metavar="LIST", help="With --auto: segment only these frames of a cine, numbered from 0 as in prompts files, "
+                                              "medseg measure and napari (ACDC's Info.cfg counts from 1: its ED 1 is frame 0): e.g. 0,11 or 0-4, or ed,es: "
+                                              "ED and ES found first by zero-click LV on a few mid-ventricular slices of every frame (largest and "
+                                              "smallest LV). Other frames are left empty; medseg measure uses the segmented ones.")]
 Structures = Annotated[str | None, typer.Option("--structures", help="Structures for --auto, e.g. 'lv,myo,la' for an apical echo PNG (default by modality: lv,myo,rv; ultrasound lv,myo,la; CT lv,myo,rv,la).")]
 Propagate = Annotated[bool, typer.Option("--propagate", help="Propagate every prompted structure from its slice.")]
 Through = Annotated[str, typer.Option("--through", help="Propagate through slices (z), frames (t) or both (zt).")]
@@ -53,6 +57,20 @@ def parse_structures(text: str | None, auto: bool) -> tuple[str, ...] | None:
     if unknown:
         raise PromptError(f"--structures: unknown structure {', '.join(map(repr, unknown))} (medseg's structures: {', '.join(STRUCTURE_NAMES)})")
     return names
+
+
+def parse_frames(text: str | None, auto: bool) -> str | None:
+    """``--frames`` checked before any case is read (:func:`medseg.frame_pick.parse_frames`), as
+    its normal text ("ed,es", "0,11"); only with ``--auto``."""
+    from ..errors import PromptError
+
+    if text is None:
+        return None
+    if not auto:
+        raise PromptError("--frames picks the frames of the zero-click pass: add --auto (prompts name their own frames)")
+    from ..frame_pick import frames_text, parse_frames
+
+    return frames_text(parse_frames(text))
 
 
 def parse_pixel_spacing(text: str | None, option: str = "--pixel-spacing") -> tuple[float, float] | None:
@@ -155,7 +173,8 @@ def note_workers(workers: int, n_cases: int) -> None:
 def note_gpu_unused(device: str) -> None:
     """Say when a run on the cpu (``--device``'s default: a GPU is used only when named) could
     have used a CUDA GPU here: on a workstation with one, a 30-frame cine ran its minutes on the
-    CPU with no word of the GPU. Called where torch is loaded anyway (the model's loading, a batch's start)."""
+    CPU with no word of the GPU. Called where torch is loaded anyway (the model's loading, a batch's first
+    case segmented in its own process: a ``--resume`` with nothing left to segment imports no torch for it)."""
     if device != "cpu":
         return
     import torch

@@ -11,7 +11,7 @@ import typer
 from ._app import console
 
 #: ``segment``'s options that say what to segment: the sidecar says it for a replay
-PROMPT_OPTIONS = ("prompts", "prompts_from", "label_map", "key_slice", "auto", "structures", "propagate", "through")
+PROMPT_OPTIONS = ("prompts", "prompts_from", "label_map", "key_slice", "auto", "structures", "frames", "propagate", "through")
 
 
 def replay_command(ctx: typer.Context, image: Path, out: Path, replay: Path | None, other_image: bool, model: str, adapter: str | None,

@@ -28,6 +28,7 @@ def batch_command(
     key_slice: o.KeySlice = False,
     auto: o.Auto = False,
     structures: o.Structures = None,
+    frames: o.Frames = None,
     propagate: o.Propagate = False,
     through: o.Through = "z",
     model: o.Model = "default",
@@ -48,7 +49,8 @@ def batch_command(
     min_confidence: o.MinConfidence = None,
     review_png: o.ReviewPng = False,
     dicom_seg: bool = typer.Option(False, "--dicom-seg", help="Also write each DICOM study's labels as DICOM SEG (for a PACS or a DICOM viewer): "
-                                   "OUT_DIR/<case>_seg/<case>.dcm, a cine one per frame (<case>_frameNN.dcm); other inputs get NIfTI only."),
+                                   "OUT_DIR/<case>_seg/<case>.dcm, a cine one per frame (<case>_frameNN.dcm); other inputs get NIfTI only. "
+                                   "With --measure also the measurements as a DICOM SR, <case>_seg/<case>_sr.dcm."),
     series: o.Series = None,
     modality: o.Modality = None,
     pixel_spacing: o.PixelSpacing = None,
@@ -82,6 +84,7 @@ def batch_command(
         subject_rows = read_subjects(subjects, notes)
         o.note_lines(notes)
     structures = ",".join(o.parse_structures(structures, auto) or ()) or None
+    frames = o.parse_frames(frames, auto)
     if label_map:
         LabelMap.parse(label_map)  # a malformed map fails here, once
     if prompts is not None:
@@ -121,14 +124,12 @@ def batch_command(
     out = check_out_dir(out_dir, {"input": input_dir, "--prompts-from": prompts_from})
     options = BatchOptions(
         out_dir=str(out), prompts=str(prompts) if prompts else None, label_map=label_map, key_slice=key_slice, auto=auto,
-        structures=structures, propagate=propagate, through=through, model=model, adapter=adapter, device=device,
+        structures=structures, frames=frames, propagate=propagate, through=through, model=model, adapter=adapter, device=device,
         resume=resume, measure=measure, basal_rule=not no_basal_rule, min_confidence=min_confidence, review_png=review_png, series=series, subjects=subject_rows,
         dicom_seg=dicom_seg, modality=modality, pixel_spacing=spacing,
     ).absolute()  # a Dask worker has another working folder
     if scheduler is None:  # a cluster's machines are not this one
         o.note_workers(workers, len(part.pick(cases)) if part else len(cases))
-        if workers == 1:  # torch loads here anyway (with workers the parent does not load it: 0.5 GB for a note)
-            o.note_gpu_unused(device)
     rows_file = out / "summary.csv"
     if part is not None:
         from ..batch.shards import check_split, record_path
@@ -137,7 +138,9 @@ def batch_command(
         rows_file = record_path(out, part)
     with _sigterm_as_interrupt():
         try:
-            ran = _run_with_progress(cases, options, workers, scheduler, part)
+            # the GPU note once a case is segmented in this process (torch loaded then; with workers the parent does not
+            # load it: 0.5 GB for a note): a --resume with nothing left to segment imported torch (~3 s) for it
+            ran = _run_with_progress(cases, options, workers, scheduler, part, gpu_note=device if workers == 1 and scheduler is None else None)
         except _Terminated:
             console.print(f"interrupted (SIGTERM): outputs written so far are complete, summary: {shown(rows_file)}; "
                           "the same command with --resume goes on", markup=False, highlight=False, soft_wrap=True)
@@ -276,7 +279,7 @@ def _shard_summary(ran, part, out: Path) -> str:
     return f"{record_path(out, part)}; summary.csv waits for {waiting_text(ran.waiting, part.count)}: the last shard to end writes it"
 
 
-def _run_with_progress(cases, options, workers, scheduler, part=None):
+def _run_with_progress(cases, options, workers, scheduler, part=None, gpu_note=None):
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -293,6 +296,8 @@ def _run_with_progress(cases, options, workers, scheduler, part=None):
 
         def on_result(res) -> None:
             counts[res["status"]] += 1
+            if gpu_note is not None and counts["ok"] == 1 and res["status"] == "ok":  # the first case segmented
+                o.note_gpu_unused(gpu_note)
             case = shown(res["case"])  # one line: a newline (or a non-UTF-8 byte) of a case name escaped
             if res["status"] == "failed":
                 bar.console.print(f"[red]failed[/] {escape(case)}: {escape(shown(res['reason']))}", highlight=False, soft_wrap=True)

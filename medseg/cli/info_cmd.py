@@ -36,6 +36,11 @@ def info_command(
     if path.suffix.lower() == ".safetensors" and path.is_file() or path.is_dir() and (path / "best.safetensors").is_file():
         _checkpoint_info(path / "best.safetensors" if path.is_dir() else path, as_json)  # a model, not an image
         return
+    from ..io.sr_writer import is_dicom_sr
+
+    if path.is_file() and is_dicom_sr(path):  # a structured report (medseg measure --dicom-sr): no image, its measurements
+        _sr_info(path, as_json)
+        return
     try:
         named = path.is_file() and (is_dicom_seg(path) or is_slicer_seg(path))  # labels that name their segments
         vol = read_label_volume(path) if named else read_volume(path, series=series)
@@ -70,7 +75,7 @@ def info_command(
     stdout.print(plain(path), highlight=False, soft_wrap=True)  # a title would wrap a long path at the table's width
     table = Table(show_header=False)
     for key in ("format", "shape", "axes", "spacing_mm", "modality", "modality_from", "n_frames", "n_slices", "series_description", "series_merged", "segments",
-                "label_map", "labels_of", "needs_review", "sidecar"):
+                "label_map", "labels_of", "frames_segmented", "needs_review", "sidecar"):
         if key in d:
             table.add_row(key, plain(d[key]))
         if key == "spacing_mm" and "plane" in d:
@@ -87,12 +92,36 @@ def info_command(
         table.add_row("note", "no physical pixel spacing in this file (1 mm assumed; --pixel-spacing on segment, batch and measure gives it)")
     if d.get("geometry_note"):  # the header's transforms disagree with its voxel size: which one was taken
         table.add_row("geometry", plain(d["geometry_note"]))
+    if d.get("frame_of_reference_note"):  # a DICOM series' images in several frames of reference (Sunnybrook's anonymiser)
+        table.add_row("frame of ref.", plain(d["frame_of_reference_note"]))
     if d.get("time_note"):  # a header frame interval no heart has
         table.add_row("time", plain(d["time_note"]))
     if d.get("cardiac_timing_note"):  # a DICOM's HeartRate and NominalInterval disagree: which one was taken
         table.add_row("heart rate", plain(d["cardiac_timing_note"]))
     elif "heart_rate_bpm" in d:
         table.add_row("heart rate", f"{d['heart_rate_bpm']:g} beats/min")
+    stdout.print(table)
+
+
+def _sr_info(path: Path, as_json: bool) -> None:
+    """``medseg info`` of a DICOM SR: its study, evidence and each numeric measurement."""
+    from ..io.sr_writer import describe_sr
+
+    d = describe_sr(path)
+    if as_json:
+        print_json(d)
+        return
+    from rich.table import Table
+
+    stdout.print(plain(f"{path}: a DICOM structured report ({d.get('sop_class', 'SR')}), no image"), highlight=False, soft_wrap=True)
+    table = Table(show_header=False)
+    table.add_column()
+    table.add_column(overflow="fold")
+    for key in ("title", "patient_id", "study_uid", "series_uid", "series_description", "flags", "evidence", "note"):
+        if key in d:
+            table.add_row(key, plain(str(d[key])))
+    for m in d.get("measurements", []):
+        table.add_row(plain(f"{m.get('site', '')}: {m['name']}".lstrip(": ")), plain(f"{m['value']:.4g} {m['unit']}  ({m['code']})"))
     stdout.print(table)
 
 
@@ -147,6 +176,12 @@ def _labels_facts(path: Path) -> dict:
     out = {"label_map": ", ".join(f"{k}={v}" for k, v in side["label_map"].items())}
     if prov.get("input"):
         out["labels_of"] = str(prov["input"])
+    frames = (prov.get("settings") if isinstance(prov.get("settings"), dict) else {}).get("frames")
+    if isinstance(frames, list) and all(isinstance(t, int) for t in frames):  # segment --frames: the other frames are empty
+        from .._ranges import compact_ranges
+
+        asked = prov["settings"].get("frames_asked")
+        out["frames_segmented"] = f"{compact_ranges(frames)} (--frames {asked}; the other frames hold no labels)" if isinstance(asked, str) else compact_ranges(frames)
     if "needs_review" in prov:
         out["needs_review"] = bool(prov["needs_review"])
     return out

@@ -23,6 +23,7 @@ def segment_command(
     key_slice: o.KeySlice = False,
     auto: o.Auto = False,
     structures: o.Structures = None,
+    frames: o.Frames = None,
     propagate: o.Propagate = False,
     through: o.Through = "z",
     model: o.Model = "default",
@@ -63,6 +64,7 @@ def segment_command(
     if review_png is not None and review_png.suffix.lower() != ".png":
         raise PromptError(f"--review-png must name a .png file, got {review_png}")
     structures = ",".join(o.parse_structures(structures, auto) or ()) or None
+    frame_list = _parse_frames_option(frames, auto)
     modality = o.parse_modality(modality)
     o.check_device(device)
     from .batch_cmd import EXIT_SIGTERM, _sigterm_as_interrupt, _Terminated
@@ -70,10 +72,31 @@ def segment_command(
     with _sigterm_as_interrupt():  # kill PID: writes cut short are undone as on Ctrl-C (it left a review sheet without labels, temporary files)
         try:
             run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device,
-                        min_confidence, review_png, series, modality, spacing)
+                        min_confidence, review_png, series, modality, spacing, frame_list)
         except _Terminated:
             console.print("interrupted (SIGTERM): no output is left half-written", markup=False, highlight=False)
             raise typer.Exit(EXIT_SIGTERM) from None
+
+
+def _parse_frames_option(frames: str | None, auto: bool):
+    """``--frames`` parsed (:func:`medseg.frame_pick.parse_frames`), only with ``--auto``."""
+    from ..frame_pick import parse_frames
+
+    text = o.parse_frames(frames, auto)
+    return parse_frames(text) if text is not None else None
+
+
+def frames_line(prov: dict, n_frames: int) -> str | None:
+    """What ``--frames`` segmented, and how ED and ES were found (the provenance's ``frame_pick``)."""
+    from .._ranges import compact_ranges
+
+    frames = (prov.get("settings") or {}).get("frames")
+    if frames is None:
+        return None
+    pick = prov.get("frame_pick")
+    how = (f"ED frame {pick['ed']}, ES frame {pick['es']} by zero-click LV area on slices {compact_ranges(pick['slices'])} of every frame "
+           f"({pick['seconds']:.1f} s); " if pick else "")
+    return f"frames: {how}segmented {compact_ranges(frames)} of {n_frames} (frames from 0; the others are left empty)"
 
 
 def probe_lines(prov: dict) -> list[str]:
@@ -99,7 +122,7 @@ def _note_one_frame_reference(vol, prompts_from, prompt_set) -> None:
 
 
 def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, structures, propagate, through, model, adapter, device, min_confidence=None,
-                review_png=None, series=None, modality=None, pixel_spacing=None) -> None:
+                review_png=None, series=None, modality=None, pixel_spacing=None, frames=None) -> None:
     import time
 
     started = time.perf_counter()
@@ -116,6 +139,10 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
     _note_one_frame_reference(vol, prompts_from, prompt_set)
     auto_structs = tuple(s.strip() for s in structures.split(",") if s.strip()) if structures else None
     check_prompts(vol, prompt_set, auto, lmap, auto_structs)  # a structure the map lacks, a prompt outside the image: before the model loads
+    if frames is not None:
+        from ..frame_pick import check_frames
+
+        check_frames(frames, vol.n_frames)  # a frame outside the image: before the model loads
     loaded = load_model(model, device=device, adapter=adapter)
     o.note_gpu_unused(device)
     if adapter:  # which folder the name found ($MEDSEG_HOME/adapters can hide a shipped adapter of the same name); once it loaded
@@ -123,7 +150,7 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
 
         console.print(shown(adapter_origin(adapter)), markup=False, highlight=False, soft_wrap=True)
     result = _with_progress(lambda cb: segment_volume(vol, loaded, prompt_set, auto=auto, propagate=propagate, through=through, label_map=lmap,
-                                                      auto_structures=auto_structs, progress=cb, min_confidence=min_confidence))
+                                                      auto_structures=auto_structs, progress=cb, min_confidence=min_confidence, frames=frames))
     from ..segment import asked_structures
 
     source = ({"prompts_file": str(Path(prompts).resolve()), "prompts_sha256": sha256_path(prompts)} if prompts else
@@ -155,6 +182,8 @@ def read_image(image, out, series, modality, pixel_spacing=None):
         if vol.meta.get("spacing_from") and output_kind(out) == "png":
             raise MedsegError(f"{out}: a PNG records no pixel spacing, so --pixel-spacing would be lost: write .nii.gz (or .mha, .nrrd)")
     check_output(out, vol)  # an output it cannot write is refused before the work
+    if vol.meta.get("frame_of_reference_note"):  # Sunnybrook: each image its own FrameOfReferenceUID
+        console.print(f"note: {shown(image)}: {vol.meta['frame_of_reference_note']}", markup=False, highlight=False, soft_wrap=True)
     if vol.meta.get("modality_from") == FROM_INTENSITIES:  # a guess: say it, and how to overrule it
         console.print(f"note: {shown(image)} records no modality; segmented as {vol.modality} ({vol.meta['modality_from']}); "
                       "--modality MR (or US, OT) if it is not", markup=False, highlight=False)
@@ -218,8 +247,9 @@ def finish_segment(image, out, vol, result, source, review_png, series, min_conf
     removed = removed_text([r for a in prov.get("actions", []) for r in a.get("removed", [])])
     if removed:
         console.print(f"{removed} (listed in the provenance JSON)", markup=False)
-    for line in probe_lines(prov):
-        console.print(line, markup=False)
+    for line in probe_lines(prov) + [frames_line(prov, vol.n_frames) or ""]:
+        if line:
+            console.print(line, markup=False)
     if review_png is not None:
         console.print(f"review sheet: {shown(review_png)}", markup=False)
     if result.confidence is not None:

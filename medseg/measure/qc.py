@@ -308,6 +308,21 @@ def phase_at_clip_end(curve: Any, phases: dict[str, int | None], structure: str 
             for ph, f in phases.items() if f is not None and f in ends]
 
 
+
+def labelled_frames_only(n_frames: int, unlabelled: list[int]) -> list[dict]:
+    """``labelled_frames_only`` (info, with ``frames``: the labelled ones) when some frames of a
+    cine hold labels and others none (``segment --frames ed,es`` leaves those empty): ED, ES and
+    EF come from the labelled frames alone; the empty ones are unknown, never 0 mL."""
+    from .._ranges import compact_ranges
+
+    skip = set(unlabelled)
+    have = [t for t in range(n_frames) if t not in skip]
+    if not skip or not have:
+        return []
+    return [make_flag("labelled_frames_only", f"ED, ES and EF are from the {len(have)} labelled frame{'s' * (len(have) != 1)} of {n_frames} "
+                      f"({compact_ranges(have, 6)}); the other {len(skip)} hold no labels (e.g. segment --frames) and are left out, not read "
+                      "as 0 mL", severity="info", frames=have)]
+
 def long_axis_stack(lv: np.ndarray, la: np.ndarray, coverage: np.ndarray, lv_area_mm2: np.ndarray) -> list[dict]:
     """``long_axis_stack`` when a (Z, Y, X) stack looks like one long-axis view over time, not
     slices through the heart: a 2-D echo clip stored as a 3-D file (CAMUS ``*_half_sequence``;

@@ -274,6 +274,7 @@ def measure_cine(
     combine_opts = {k: v for k, v in options.items() if k not in phase_opts}
     out = combine_ed_es(ed, es, rv, **combine_opts)
     _cine_flags(out, flags, curves, (ed_f, es_f), (rv_ed, rv_es), single)
+    out["flags"] += qc.labelled_frames_only(arr.shape[0], [f["frame"] for f in flags if f["code"] == "unlabelled_frame"])
     for name, phases in (("lv", {"ed": ed_f, "es": es_f}), ("rv", {"ed": rv_ed, "es": rv_es})):
         out["flags"] += qc.volume_outlier_flags(curves[name], name, outliers[name], phases) if outliers.get(name) else []
     out.update({"ed_frame": ed_f, "es_frame": es_f, "rv_ed_frame": rv_ed, "rv_es_frame": rv_es,
