@@ -92,16 +92,18 @@ def labels_differ(path: Path, prov: dict[str, Any] | None = None, labels: Callab
     """Whether the labels in ``path`` (NIfTI, MHA, NRRD) are no longer those its medseg sidecar
     (``prov``: its provenance, read when not given) records as written (``labels_sha256``, of
     ``segment`` and ``batch`` outputs): changed since, by hand (nibabel, ITK-SNAP, 3D Slicer)
-    under the sidecar as it was. None when nothing is recorded (sidecars of earlier versions),
-    the sidecar records the edits itself (napari's save over the file: ``edited_from``, the
-    digest still that of the labels before them) or the file cannot be read. ``labels``: what
+    under the sidecar as it was. None when nothing is recorded (sidecars of earlier versions,
+    and those of napari saves over the file (``edited_from``) from before napari's edit recorded the
+    digest of the labels it saved: their digest is that of the labels before the edit) or the file cannot be read. ``labels``: what
     reads ``path`` (:func:`medseg.io.read_label_volume`), when its caller reads it once for several checks."""
     from ..io import read_label_volume, read_sidecar
 
     if prov is None:
         prov = (read_sidecar(path) or {}).get("provenance")
     recorded = prov.get("labels_sha256") if isinstance(prov, dict) else None
-    if not isinstance(recorded, str) or prov.get("edited_from"):
+    if not isinstance(recorded, str):
+        return None
+    if prov.get("edited_from") and not any(isinstance(a, dict) and a.get("labels_sha256") == recorded for a in prov.get("actions") or []):
         return None
     try:
         return labels_sha256((labels() if labels is not None else read_label_volume(path)).array) != recorded
@@ -156,7 +158,9 @@ def refresh_outputs(case: CaseSpec, options: BatchOptions, out: Path) -> dict[st
     sheet = review_png_path(options.out_dir, case.case)
     draw = options.review_png and not (sheet.is_file() and sheet.stat().st_mtime_ns > saved)
     folder = dicom_seg_dir(options.out_dir, case.case)
-    segs = sorted(folder.glob("*.dcm")) if folder.is_dir() else []
+    from .case_sr import sr_path
+
+    segs = sorted(p for p in folder.glob("*.dcm") if p != sr_path(folder, case.case)) if folder.is_dir() else []  # the SR is no SEG
     fresh_segs = bool(segs) and all(f.stat().st_mtime_ns > saved for f in segs)
     if not draw and (not options.dicom_seg or fresh_segs):
         return {"dicom_seg": " ".join(f.name for f in segs)} if options.dicom_seg else {}

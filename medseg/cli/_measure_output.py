@@ -33,6 +33,25 @@ def _add_implausible(report: dict) -> None:
         for f in measurement_flags(report) if f.get("code") in IMPLAUSIBLE and f.get("code") not in have]
 
 
+def _sr_context(path: Path | None, paths: list[Path], outputs: dict[str, Path | None]) -> Any:
+    """``--dicom-sr``: its name checked and the labels' DICOM study found (or refused) before any work; None without it."""
+    if path is None:
+        return None
+    from ..io.sr_writer import check_sr_output, sr_context
+
+    check_sr_output(path, outputs, {f"labels {p}": p for p in paths})
+    return sr_context(paths)
+
+
+def _build_sr(report: dict, context: Any, path: Path) -> Any:
+    """The SR of ``report``; the report records it (``dicom_sr``: path, UIDs, values without a standard code)."""
+    from ..io.sr_writer import build_measurement_sr, sr_record
+
+    sr, left = build_measurement_sr(report, context)
+    report["dicom_sr"] = sr_record(sr, path, left)
+    return sr
+
+
 def _all_flags(report: dict) -> list[dict]:
     """The report's flags and its phases' (an ED + ES report keeps each phase's own)."""
     flags = list(report.get("flags") or [])

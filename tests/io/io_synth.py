@@ -148,3 +148,32 @@ def write_us_clip(path: Path, n_frames: int = 5, rows: int = 16, cols: int = 20,
     ds.PixelData = pixels.tobytes()
     ds.save_as(path, enforce_file_format=True)
     return pixels
+
+
+def write_phantom_cine_series(folder: Path, study: str):
+    """A small short-axis phantom cine (:func:`medseg.phantoms.cine_sax_phantom`, 6 frames x 6
+    slices of 64 x 64) as a classic MR series of study ``study`` (one file per slice and frame);
+    returns the phantom (its labels are the truth on the series' grid)."""
+    from medseg.phantoms import cine_sax_phantom
+
+    ph = cine_sax_phantom(n_frames=6, n_slices=6, shape=(64, 64), spacing=(10.0, 2.0, 2.0), seed=1)
+    vol, lps = ph.image, np.array([-1.0, -1.0, 1.0])
+    a = vol.affine
+    iop = [float(v) for v in (*(lps * a[:3, 0] / np.linalg.norm(a[:3, 0])), *(lps * a[:3, 1] / np.linalg.norm(a[:3, 1])))]
+    pixels = np.clip(vol.array / vol.array.max() * 2000, 0, 4095).astype(np.int16)
+    series = generate_uid()
+    folder.mkdir(parents=True)
+    n_t, n_z = pixels.shape[:2]
+    for z in range(n_z):
+        for t in range(n_t):
+            ds = _base(MR_STORAGE, study, series, "1.2.3.4.7")
+            ds.Modality, ds.SeriesDescription, ds.InstanceNumber = "MR", "sa cine", z * n_t + t + 1
+            ds.PatientID, ds.PatientSize, ds.PatientWeight = "SR0001", "1.77", "70"
+            ds.InstitutionName, ds.StationName, ds.Manufacturer = "St. Elsewhere Hospital", "MRC40123", "ACME"
+            ds.ImagePositionPatient = [float(v) for v in lps * (a @ [0, 0, z, 1])[:3]]
+            ds.ImageOrientationPatient, ds.PixelSpacing = iop, [float(vol.spacing[1]), float(vol.spacing[2])]
+            ds.SliceThickness, ds.TriggerTime, ds.HeartRate = float(vol.spacing[0]), 100.0 * t, 60
+            ds.Rows, ds.Columns = pixels.shape[2:]
+            ds.PixelData = pixels[t, z].tobytes()
+            ds.save_as(folder / f"IM{z * n_t + t + 1:04d}.dcm", enforce_file_format=True)
+    return ph
