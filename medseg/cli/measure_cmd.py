@@ -9,6 +9,9 @@ Labels with one slice are apical (echo or long-axis) views: method of disks (mea
 "Echo"), biplane with the two-chamber view, single plane without; EF even without pixel spacing,
 volumes with --pixel-spacing (labels that record none: PNG, video; a file's own is never overridden).
 Without --label-map the label map of the labels' medseg sidecar JSON is used, else medseg's.
+Besides REPORT.json: --csv (one row), --plots (PNGs), --pdf (the study on one A4 page,
+:mod:`medseg.measure.study_pdf`), --dicom-sr (the numbers as a DICOM SR in the labels' study,
+:mod:`medseg.io.sr_writer`).
 
 Thin: reading, option checks and writing; every number comes from :mod:`medseg.measure`.
 """
@@ -25,7 +28,7 @@ from ..errors import GeometryError, LabelMapError, MedsegError
 from . import _options as o
 from ._app import app
 from ._measure_inputs import _header_body, _in_use, _label_map, _record_inputs, _segmented_images
-from ._measure_output import _add_implausible, _all_flags, _summary, _write_plots
+from ._measure_output import _add_implausible, _all_flags, _build_sr, _sr_context, _summary, _write_plots
 
 BSA_CHOICES = ("mosteller", "dubois")
 AHA_CHOICES = ("uniform", "septum_split")
@@ -53,19 +56,24 @@ def measure_command(
                                        "e.g. axial CT labels, whose LV volume is all its voxels)."),
     csv_path: Path | None = typer.Option(None, "--csv", help="Also write a one-row CSV."),
     plots: Path | None = typer.Option(None, "--plots", help="Folder for PNGs: volume curve, bullseye, overlay."),
+    pdf: Path | None = typer.Option(None, "--pdf", metavar="STUDY.pdf", help="Also write the study on one A4 page (PDF): numbers, normal "
+                                    "ranges, volume plot, bullseyes, ED/ES contours, QC flags (docs/measurement.md, Study page)."),
     image: list[Path] | None = typer.Option(None, "--image", metavar="IMAGE", help="Image(s) for the overlay plot, on the labels' grid: a cine, or one per phase, ED then ES (repeat --image)."),
     clip: bool = typer.Option(False, "--clip", help="LABELS is one 2-D (apical) view over the cycle stored as a 3-D file, its third axis time "
                               "(e.g. CAMUS *_half_sequence.nii.gz): measure it as an echo clip, not as slices."),
     pixel_spacing: o.PixelSpacing = None,
     a2c_pixel_spacing: str | None = typer.Option(None, "--a2c-pixel-spacing", metavar="MM[,MM]", help="Echo: the 2-chamber views' pixel size "
                                                  "when not --pixel-spacing's (each view is its own acquisition)."),
+    dicom_sr: Path | None = typer.Option(None, "--dicom-sr", metavar="OUT.dcm", help="Also write the measurements as a DICOM SR (TID 1500) "
+                                         "in the labels' DICOM study (docs/io.md, DICOM SR)."),
 ) -> None:
     """Measure volumes, EF, LV mass, AHA wall thickness and QC flags; write REPORT.json."""
 
     _check_choice("--bsa-method", bsa_method, BSA_CHOICES)
     _check_choice("--aha-method", aha_method, AHA_CHOICES)
     _check_choice("--base", base, tuple(BASE_CHOICES))
-    _check_forms(labels, ed, es, (a2c_ed, a2c_es), clip, output, csv_path, plots, image)
+    _check_forms(labels, ed, es, (a2c_ed, a2c_es), clip, output, csv_path, plots, image, pdf)
+    sr_context = _sr_context(dicom_sr, [p for p in (labels, ed, es, a2c_ed, a2c_es) if p is not None], {"report": output, "CSV": csv_path})
     spacing = _given_spacings(pixel_spacing, a2c_pixel_spacing, [labels, ed, es], [a2c_ed, a2c_es])
     lmap, map_from = _label_map(label_map, [p for p in (labels, ed, es, a2c_ed, a2c_es) if p is not None])
     if "lv" not in lmap:
@@ -113,16 +121,35 @@ def measure_command(
     report["inputs"]["spacing_from"] = _spacing_from({k: measured[p] for k, p in paths.items() if p is not None})
     _record_run(report, paths, {"aha_method": aha_method, "base": base, "interpolate_missing": interpolate_missing,
                                 "basal_rule": not no_basal_rule, "clip": clip, **_spacing_settings(pixel_spacing, a2c_pixel_spacing)})
+    sr = _build_sr(report, sr_context, dicom_sr) if sr_context is not None else None  # before any output: a refusal writes none
+    drawn = (image or _segmented_images([p for p in (labels, ed, es) if p is not None], say=True)) if plots is not None or pdf is not None else None
+    if pdf is not None:  # before the PNGs: an --image refused leaves nothing written
+        from ._measure_pdf import write_pdf
+
+        write_pdf(report, pdf, phases, frames, lmap, vol, drawn, source=output.name, body=body)
     if plots is not None:
-        _write_plots(report, plots, phases, frames, lmap, vol, image or _segmented_images([p for p in (labels, ed, es) if p is not None], say=True))
+        _write_plots(report, plots, phases, frames, lmap, vol, drawn)
     if csv_path is not None:
         from ..measure.export import write_csv
 
         write_csv(report, csv_path)
     from .._files import write_json_atomic
 
+    if sr is not None:
+        from ..io.sr_writer import save_sr
+
+        save_sr(sr, dicom_sr)
     write_json_atomic(output, report)
     _summary(report, output)
+    from .._files import shown
+    from ._app import stdout
+
+    if pdf is not None:
+        stdout.print(f"study page -> {shown(pdf)}", markup=False, highlight=False, soft_wrap=True)
+    if sr is not None:
+        left = report["dicom_sr"]["left_out"]  # no standard code: in REPORT.json only
+        stdout.print(f"DICOM SR -> {shown(dicom_sr)}" + (f" (no standard code, not in the SR: {', '.join(left)})" if left else ""),
+                     markup=False, highlight=False, soft_wrap=True)
 
 
 def _record_run(report: dict, paths: dict[str, Path | None], settings: dict[str, Any]) -> None:
@@ -169,7 +196,7 @@ def _spacing_from(vols: dict[str, Any]) -> str | dict[str, str | None] | None:
 
 
 def _check_forms(labels: Path | None, ed: Path | None, es: Path | None, a2c: tuple[Path | None, Path | None], clip: bool,
-                 output: Path, csv_path: Path | None, plots: Path | None, image: list[Path] | None) -> None:
+                 output: Path, csv_path: Path | None, plots: Path | None, image: list[Path] | None, pdf: Path | None = None) -> None:
     """The inputs given in one of the forms (LABELS, or --ed and --es with or without the
     2-chamber pair; --clip with LABELS), and outputs that replace no input (--image needs --plots)."""
     a2c_ed, a2c_es = a2c
@@ -184,8 +211,14 @@ def _check_forms(labels: Path | None, ed: Path | None, es: Path | None, a2c: tup
     from .._files import check_plots_folder
 
     check_plots_folder(plots, {"report": output, "CSV": csv_path})
-    if image and plots is None:
-        raise MedsegError("--image is drawn under the contours of the overlay plot: add --plots DIR")
+    if image and plots is None and pdf is None:
+        raise MedsegError("--image is drawn under the contours of the overlay plot: add --plots DIR (or --pdf STUDY.pdf)")
+    if pdf is not None:
+        from ._measure_pdf import check_pdf
+
+        check_pdf(pdf, {"report": output, "CSV": csv_path, "plots folder": plots},
+                  {**{k: v for k, v in {"labels": labels, "ED labels": ed, "ES labels": es, "2-chamber ED labels": a2c[0],
+                                        "2-chamber ES labels": a2c[1]}.items() if v is not None}, **{f"image {p}": p for p in image or []}})
 
 
 def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase_opts: dict, body: dict,

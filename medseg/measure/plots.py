@@ -6,8 +6,9 @@ so no global backend is changed (safe inside napari). Every file is written atom
 
 The drawing itself is in Axes-level functions (:func:`draw_volume_curve`,
 :func:`draw_ed_es_volumes`, :func:`draw_phase_volumes`, :func:`draw_volumes`,
-:func:`draw_bullseye`) that the PNG writers call and the napari measurement panel calls on
-its own figure (``compact=True``: smaller text for a dock widget).
+:func:`draw_bullseye`, :func:`draw_overlay`) that the PNG writers call, the napari measurement panel calls on
+its own figure (``compact=True``: smaller text for a dock widget) and the one-page study PDF
+(:mod:`medseg.measure.study_pdf`) on its page.
 """
 
 from __future__ import annotations
@@ -54,20 +55,30 @@ def _drawable_text(fig: Any) -> None:
     r"""Write each character of the figure's text that its fonts cannot draw as an escape
     (``\u60a3``): a case id in CJK on a machine without CJK fonts (a cluster node) was an
     empty box in the title, and matplotlib warned once per character."""
-    from matplotlib import font_manager
     from matplotlib.text import Text
 
-    fonts = getattr(font_manager.fontManager, "_find_fonts_by_props", None)  # the fallback chain matplotlib draws with
     for text in fig.findobj(Text):
         s = text.get_text()
         if s.isascii():
             continue
-        prop = text.get_fontproperties()
-        paths = fonts(prop) if fonts else [font_manager.findfont(prop)]
-        have: set[int] = set().union(*(font_manager.get_font(p).get_charmap() for p in paths))
-        drawn = "".join(c if c.isspace() or ord(c) in have else (f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}") for c in s)
+        drawn = drawable_string(s, text.get_fontproperties())
         if drawn != s:
             text.set_text(drawn)
+
+
+def drawable_string(s: str, prop: Any = None) -> str:
+    r"""``s`` with each character that the fonts of ``prop`` (a FontProperties; None: the
+    default) cannot draw written as an escape (``\u60a3``), as :func:`_drawable_text` writes a
+    figure's: text wrapped or shortened to a width is measured as it will be drawn."""
+    if s.isascii():
+        return s
+    from matplotlib import font_manager
+
+    prop = prop if prop is not None else font_manager.FontProperties()
+    fonts = getattr(font_manager.fontManager, "_find_fonts_by_props", None)  # the fallback chain matplotlib draws with
+    paths = fonts(prop) if fonts else [font_manager.findfont(prop)]
+    have: set[int] = set().union(*(font_manager.get_font(p).get_charmap() for p in paths))
+    return "".join(c if c.isspace() or ord(c) in have else (f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}") for c in s)
 
 
 @dataclass(frozen=True)
@@ -388,42 +399,54 @@ def overlay_png(labels: dict[str, np.ndarray], label_map: Any, path: str | Path,
         slice_index: slice to show; default the middle of the LV (or of all labels).
         frames: phase name -> frame of a cine, named in the panel titles when they differ.
     """
-    from skimage.measure import find_contours
-
     lmap = LabelMap.parse(label_map)
     labels = _phase_labels(labels)
     first = next(iter(labels.values()))
     z = slice_index if slice_index is not None else _mid_slice(first, lmap)
-    box = _crop_box([lab[z] > 0 for lab in labels.values()])
+    box = shared_box([lab[z] for lab in labels.values()])
     fig = _figure(4.2 * len(labels), 4.6)
     for i, (phase, lab) in enumerate(labels.items()):
-        ax = fig.add_subplot(1, len(labels), i + 1)
         img = (images or {}).get(phase, image if not images else None)
-        if img is not None:
-            sl = np.asarray(img[z], dtype=float)
-            lo, hi = np.percentile(sl, [1, 99.5])
-            ax.imshow(sl, cmap="gray", vmin=lo, vmax=hi, aspect=spacing_yx[0] / spacing_yx[1])
-        else:
-            ax.imshow(np.zeros(lab.shape[1:]), cmap="gray", aspect=spacing_yx[0] / spacing_yx[1])
-        order = sorted(lmap.values.items(), key=lambda kv: kv[0] == "lv")  # LV drawn last, over the myocardium
-        for name, v in order:
-            m = lab[z] == v
-            if not m.any():
-                continue
-            for k, c in enumerate(find_contours(np.pad(m, 1).astype(float), 0.5)):
-                ax.plot(c[:, 1] - 1, c[:, 0] - 1, color=STRUCTURE_COLOURS.get(name, UNNAMED_COLOUR), lw=1.6 if name == "lv" else 1.3,
-                        ls="--" if name == "lv" else "-", label=name.upper() if k == 0 else None)
-        (r0, r1), (c0, c1) = box
-        ax.set_xlim(c0, c1)
-        ax.set_ylim(r1, r0)
         where = [f"slice {z}"] if first.shape[0] > 1 else []  # one-slice views (echo, long axis): no slice to name
         if frames and len(set(frames.values())) > 1 and phase in frames:
             where.append(f"frame {frames[phase]}")
-        ax.set_title(f"{phase}: {', '.join(where)}" if where else phase, fontsize=11)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.legend(loc="lower right", fontsize=8, framealpha=0.7)
+        draw_overlay(fig.add_subplot(1, len(labels), i + 1), lab[z], lmap, None if img is None else img[z], spacing_yx, box,
+                     f"{phase}: {', '.join(where)}" if where else phase)
     return _save(fig, path)
+
+
+def draw_overlay(ax: Any, labels_yx: np.ndarray, label_map: Any, image_yx: np.ndarray | None = None,
+                 spacing_yx: tuple[float, float] = (1.0, 1.0), box: tuple | None = None, title: str = "",
+                 title_size: float = 11, legend_size: float = 8) -> None:
+    """Contours of every structure of one (Y, X) label slice on ``ax``, over ``image_yx`` (grey,
+    1-99.5 percentile window; black without), LV dashed and drawn last; ``box`` ((row range),
+    (col range)) crops (:func:`_crop_box`; default the labels with a margin)."""
+    from skimage.measure import find_contours
+
+    lmap = LabelMap.parse(label_map)
+    aspect = spacing_yx[0] / spacing_yx[1]
+    if image_yx is not None:
+        sl = np.asarray(image_yx, dtype=float)
+        lo, hi = np.percentile(sl, [1, 99.5])
+        ax.imshow(sl, cmap="gray", vmin=lo, vmax=hi, aspect=aspect)
+    else:
+        ax.imshow(np.zeros(labels_yx.shape), cmap="gray", aspect=aspect)
+    order = sorted(lmap.values.items(), key=lambda kv: kv[0] == "lv")  # LV drawn last, over the myocardium
+    for name, v in order:
+        m = labels_yx == v
+        if not m.any():
+            continue
+        for k, c in enumerate(find_contours(np.pad(m, 1).astype(float), 0.5)):
+            ax.plot(c[:, 1] - 1, c[:, 0] - 1, color=STRUCTURE_COLOURS.get(name, UNNAMED_COLOUR), lw=1.6 if name == "lv" else 1.3,
+                    ls="--" if name == "lv" else "-", label=name.upper() if k == 0 else None)
+    (r0, r1), (c0, c1) = box if box is not None else _crop_box([labels_yx > 0])
+    ax.set_xlim(c0, c1)
+    ax.set_ylim(r1, r0)
+    ax.set_title(title, fontsize=title_size)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower right", fontsize=legend_size, framealpha=0.7)
 
 
 def _phase_labels(labels: Any) -> dict[str, np.ndarray]:
@@ -440,6 +463,12 @@ def _phase_labels(labels: Any) -> dict[str, np.ndarray]:
             raise MeasurementError(f"labels[{phase!r}] must be one phase (Z, Y, X), got shape {a.shape}")
         out[phase] = a
     return out
+
+
+def shared_box(slices: list[np.ndarray]) -> tuple | None:
+    """One crop box (:func:`_crop_box`) around the labels of every panel, or None (each panel its
+    own) when the slices differ in size: echo ED and ES views saved apart, cropped to each view."""
+    return _crop_box([s > 0 for s in slices]) if len({s.shape for s in slices}) == 1 else None
 
 
 def _crop_box(masks: list[np.ndarray], margin: float = 0.35) -> tuple[tuple[float, float], tuple[float, float]]:
