@@ -137,6 +137,10 @@ class Session(ThreadedPredictions, SessionReplay, UndoHistory):
         return (f"Session(image={self.volume.shape} {self.volume.modality}, model={getattr(self.model, 'model_id', None)!r}, "
                 f"structures: {structs}; {len(self.log)} actions)")
 
+    def __reduce__(self):  # pickle, a process pool's result: "cannot pickle '_thread.RLock' object" said nothing useful
+        raise TypeError("a medseg Session cannot be pickled (it holds its model, caches and threads): from a worker process "
+                        "return session.labels and session.provenance(), or a SegmentResult of medseg.segment.segment_volume")
+
     # -- structures -------------------------------------------------------------------
     def structure(self, name: str) -> StructureState:
         if name not in self.structures:

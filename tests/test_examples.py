@@ -46,3 +46,20 @@ def test_acdc_subjects_example_writes_a_subjects_file_medseg_reads(tmp_path):
         (tmp_path / "acdc" / pid / "Info.cfg").write_text(text)
     out = _load("acdc_subjects").main([str(tmp_path / "acdc"), "-o", str(tmp_path / "subjects.csv")])
     assert read_subjects(out) == (Subject("patient001", 184.0, 95.0), Subject("patient002", 160.0, 52.5))
+
+
+@pytest.mark.slow
+def test_own_pool_example_segments_in_spawned_workers_with_their_share_of_threads(tmp_path, monkeypatch):
+    import importlib
+    import os
+
+    from medseg.io import read_sidecar
+    from medseg.workers import worker_threads
+
+    monkeypatch.syspath_prepend(str(EXAMPLES))  # a spawned worker imports the function it runs by its module's name
+    ex = importlib.import_module("own_pool")
+    rows = ex.main(tmp_path, ex.phantom_images(tmp_path / "images", n=2), workers=2)
+    assert os.getpid() not in {r["pid"] for r in rows}  # segmented in the worker processes
+    assert {r["torch_threads"] for r in rows} == {worker_threads(2)}
+    for r in rows:
+        assert 40 < r["lv_ml"] < 250 and read_sidecar(r["labels"])["label_map"] == {"lv": 1, "myo": 2, "rv": 3}

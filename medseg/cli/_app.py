@@ -263,7 +263,7 @@ def run_cli(argv: list[str] | None = None) -> int:
             highlight=False,
             soft_wrap=True,
         )
-        return 1
+        return EXIT_BUG
     if rv == 130:  # Ctrl-C: typer turns KeyboardInterrupt into Exit(130), which click returns here
         _say_interrupted(argv)
     return rv if isinstance(rv, int) else 0
@@ -280,6 +280,10 @@ def _command_name(argv: list[str] | None) -> str | None:
     """The medseg command being run (``batch``, ``segment``, ...), from the arguments (None: the process's)."""
     return next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), None)
 
+
+#: the exit code of an unexpected error (a bug in medseg, not bad input): sysexits' EX_SOFTWARE, so a
+#: workflow manager tells it from the 1 of an input it should not retry
+EXIT_BUG = 70
 
 #: errors of a write that fills or cannot touch the disk: a one-line message, not "unexpected"
 _DISK_ERRNOS = (*DISK_ERRNOS, errno.EFBIG, errno.EIO)

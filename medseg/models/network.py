@@ -333,12 +333,15 @@ def build_network(config: ModelConfig) -> PromptableSAM:
         global_attn_indexes=config.global_attn_indexes,
     )
     e = config.embed_size
-    prompt_encoder = PromptEncoder(
-        embed_dim=config.prompt_dim,
-        image_embedding_size=(e, e),
-        input_image_size=(config.img_size, config.img_size),
-        mask_in_chans=16,
-    )
+    # made on the CPU even in build_skeleton (a few thousand numbers): its ``scale * torch.randn``
+    # on the meta device runs a prims decomposition that imports torch._dynamo (~1 s of every load)
+    with torch.device("cpu"):
+        prompt_encoder = PromptEncoder(
+            embed_dim=config.prompt_dim,
+            image_embedding_size=(e, e),
+            input_image_size=(config.img_size, config.img_size),
+            mask_in_chans=16,
+        )
     decoder = MaskDecoder(
         num_multimask_outputs=3,
         transformer=TwoWayTransformer(
@@ -359,8 +362,26 @@ def build_skeleton(config: ModelConfig) -> PromptableSAM:
     memory allocated and no initialisation run (what a checkpoint is checked against before a
     byte of the network exists)."""
     sam_modeling()  # imported outside the meta context: nothing made at import time lands there
-    with torch.device("meta"):
+    with torch.device("meta"), _SkipInit():
         return build_network(config)
+
+
+class _SkipInit(torch.overrides.TorchFunctionMode):
+    """torch.nn.init's functions (and the in-place fills they run) leave the tensor as it is:
+    on the meta device there is nothing to fill, and ``normal_`` there runs a prims
+    decomposition that imports torch._dynamo (~1 s of every model load). A torch function mode
+    is this thread's alone: a network built for real elsewhere at the same time is initialised."""
+
+    _FILLS = frozenset({torch.Tensor.normal_, torch.Tensor.uniform_, torch.Tensor.zero_, torch.Tensor.fill_, torch.Tensor.erfinv_,
+                        torch.Tensor.clamp_, torch.Tensor.mul_, torch.Tensor.add_})
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        tensor = args[0] if args else kwargs.get("tensor")  # nn.init passes it by keyword
+        if isinstance(tensor, torch.Tensor) and tensor.is_meta and (
+                getattr(func, "__module__", None) == "torch.nn.init" or func in self._FILLS):
+            return tensor
+        return func(*args, **kwargs)
 
 
 def materialize(skeleton: PromptableSAM, state: dict[str, torch.Tensor]) -> PromptableSAM:

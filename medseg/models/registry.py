@@ -112,6 +112,9 @@ def load_model(spec: str | os.PathLike | None = "default", device: str = "cpu", 
     """Resolve ``--model`` (see module docstring) and load the weights onto ``device``; with
     ``adapter`` (``--adapter``: a shipped name or a folder) attach that LoRA adapter
     (:func:`medseg.adapters.attach_adapter`, which checks it was trained for this base model)."""
+    from ..workers import guard_fork
+
+    guard_fork()  # a process forked from this one runs torch on one thread: it hung on more
     loaded = _load_base(spec, device)
     if adapter:
         from ..adapters import attach_adapter

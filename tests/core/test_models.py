@@ -142,6 +142,7 @@ def test_loading_the_model_skips_torchvision_and_segment_anything_still_works_in
         "from medseg.models import load_model\n"
         "m = load_model('default')\n"
         "assert 'torchvision' not in sys.modules, 'torchvision was imported'\n"
+        "assert 'torch._dynamo' not in sys.modules, 'torch._dynamo was imported'  # ~1 s of every load (meta-device init)\n"
         "import segment_anything as sa\n"
         "from segment_anything import SamPredictor\n"
         "assert 'vit_b' in sa.sam_model_registry and 'torchvision' in sys.modules\n"
