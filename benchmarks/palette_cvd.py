@@ -12,7 +12,10 @@ and measures CIEDE2000 distances (scikit-image, D65) for
   review-sheet PNGs) and a napari label fill (opacity 0.5 in the reader and sample data, 0.55
   in the segmentation widget: 0.5 taken), blended in sRGB as napari's canvas does, the worst
   grey level of 0..1 reported; the fills of two touching structures over the same grey;
-* each colour against white (figure backgrounds).
+* each colour against white (figure backgrounds);
+* the marks drawn beside them: the review sheet's flagged-slice frame (against every structure
+  colour and white) and napari's box colour for a structure with no colour (against every
+  structure colour and as a line over grey).
 
 ``--search`` re-runs the choice of the palette: 7 colours out of published colour-blind-safe
 sets (Okabe-Ito, Paul Tol's bright / vibrant / muted / light / high-contrast, IBM Design),
@@ -131,6 +134,22 @@ def measure(palette: dict[str, str]) -> dict[str, dict]:
     return out
 
 
+def marks(palette: dict[str, str], marks_: dict[str, str]) -> dict[str, dict]:
+    """Per mark colour (the review sheet's flagged-slice frame, napari's fallback box colour), per
+    vision: the smallest CIEDE2000 to any structure colour (and which), against white and as a
+    line over the grey that matches it worst."""
+    out: dict[str, dict] = {}
+    for mark, colour in marks_.items():
+        out[mark] = {"colour": colour}
+        for vision in MACHADO:
+            near = {n: pair_distance(colour, c, vision) for n, c in palette.items()}
+            worst = min(near, key=near.get)
+            out[mark][vision] = {"min_vs_structures": round(near[worst], 1), "nearest": worst,
+                                 "vs_white": round(float(delta_e(simulate(rgb(colour), vision), np.ones(3))), 1),
+                                 "line_over_grey": round(over_grey(colour, vision, 1.0), 1)}
+    return out
+
+
 def search(min_main: float = 30.0, min_adjacent: float = 28.0, min_line: float = 15.0, min_fill: float = 10.0,
            top: int = 8) -> list[dict]:
     """The best ``top`` assignments of :data:`POOL` colours to the 7 structures: colours readable over
@@ -172,7 +191,10 @@ def _check_colorspacious() -> float | None:
 
 
 def main() -> None:
+    from medseg_napari._layers import BOX_FALLBACK_COLOUR
+
     from medseg.labels import STRUCTURE_COLOURS
+    from medseg.measure.sheets import FLAG_COLOUR
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
@@ -194,6 +216,10 @@ def main() -> None:
             print(f"  {vision:13s} adjacent >= {r['min_adjacent']:5.1f} ({r['worst_adjacent']}), LV/MYO/RV >= {r['min_lv_myo_rv']:5.1f}, "
                   f"all pairs >= {r['min_all_pairs']:5.1f}, over grey: line >= {r['min_line_over_grey']:4.1f}, fill >= {r['min_fill_over_grey']:4.1f}, "
                   f"adjacent fills >= {r['min_adjacent_fills']:4.1f}, vs white >= {r['min_vs_white']:4.1f}")
+    result["marks"] = marks(dict(STRUCTURE_COLOURS), {"review_sheet_flag": FLAG_COLOUR, "napari_box_fallback": BOX_FALLBACK_COLOUR})
+    for mark, res in result["marks"].items():
+        print(mark, res["colour"], ", ".join(f"{v} >= {r['min_vs_structures']} ({r['nearest']}), white {r['vs_white']}, over grey {r['line_over_grey']}"
+                                             for v, r in res.items() if v != "colour"))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=1) + "\n")

@@ -38,6 +38,10 @@ META_RANGE = "medseg_data_range"  # an image layer's data min..max: its contrast
 #: colour (the yellow, gold, dodger blue and tomato here before matched MYO, RV and LV); a custom
 #: structure added after the 5 defaults gets #228833 (green), then #aa3377 (purple)
 CUSTOM_COLOURS = ("#009988", "#ee3377", "#bbbbbb", "#999933", "#882255", "#228833", "#aa3377")
+#: a box prompt of a structure with no colour (and a new box before its structure is known): a violet
+#: >= 16.2 CIEDE2000 from every STRUCTURE_COLOURS colour under every colour vision and >= 17.6 over
+#: any grey (napari's "yellow" here before was 6.2 from MYO's #f0e442; benchmarks/palette_cvd.py)
+BOX_FALLBACK_COLOUR = "#7722ff"
 
 
 def layer_geometry(volume: Volume) -> dict[str, tuple[float, ...]]:

@@ -55,7 +55,9 @@ def edited_file_provenance(label_file: str | os.PathLike, labels: np.ndarray) ->
     on disk) appended as an ``edit`` action (:mod:`medseg.edits`, replayable) and, when anything
     changed, its ``command`` (``batch``, ``segment``) moved to ``edited_from``: the labels are no
     longer that command's output, so ``medseg batch`` keeps them instead of segmenting the case
-    again (docs/batch.md, *Correcting a batch*)."""
+    again (docs/batch.md, *Correcting a batch*). The edit records the ``labels_sha256`` of the
+    labels saved (so does the sidecar: :func:`write_labels_volume`), so labels changed after the
+    save (in ITK-SNAP, 3D Slicer) are told apart (:func:`medseg.batch.kept.labels_differ`)."""
     from medseg._runinfo import utc_timestamp
     from medseg.edits import runs_of
     from medseg.errors import MedsegError
@@ -72,8 +74,10 @@ def edited_file_provenance(label_file: str | os.PathLike, labels: np.ndarray) ->
     changed = np.argwhere((before != labels).any(axis=(2, 3)))
     if changed.size == 0:
         return prov
+    from medseg.batch.kept import labels_sha256
+
     edit = {"op": "edit", "slices": [{"frame": int(t), "slice": int(z), "runs": runs_of(before[t, z], labels[t, z])} for t, z in changed],
-            "time": utc_timestamp()}
+            "time": utc_timestamp(), "labels_sha256": labels_sha256(labels)}  # of the labels saved: measure trusts the sidecar's
     prov["actions"] = [*(prov.get("actions") if isinstance(prov.get("actions"), list) else []), edit]
     if "command" in prov:
         prov["edited_from"] = prov.pop("command")
@@ -89,8 +93,10 @@ def write_labels_volume(labels: np.ndarray, like: Any, path: str | os.PathLike, 
     ``label_file``: the label file the layer was opened from (``like`` is then its grid, not an
     image): saving over it is allowed."""
     from medseg._files import check_not_inputs
+    from medseg.batch.kept import labels_sha256
     from medseg.io import sidecar_path, write_labels
     from medseg.io.volume import spacing_facts
+    from medseg.io.writers import output_kind
 
     image = like.meta.get("path")
     if label_file and image and Path(image).resolve() == Path(label_file).resolve():
@@ -98,6 +104,10 @@ def write_labels_volume(labels: np.ndarray, like: Any, path: str | os.PathLike, 
     check_not_inputs({"labels": path, "sidecar JSON": sidecar_path(path)}, {"image the labels were drawn on": image})
     # a pixel size given in the measurement panel: recorded as segment --pixel-spacing records it
     prov = {"tool": "medseg-napari", "source": like.meta.get("path"), **dict(provenance or {}), **spacing_facts(like)}
+    if output_kind(path) in ("nifti", "itk"):  # as segment and batch record it: labels edited after this save are told
+        prov["labels_sha256"] = labels_sha256(labels)  # (not the digest of the labels opened, a batch's or segment's)
+    else:  # a DICOM SEG, .seg.nrrd or PNG: no digest (segment writes none), not that of the labels opened
+        prov.pop("labels_sha256", None)
     label_map = saved_label_map(label_map, labels, prov.get("actions"))
     return write_labels(labels if labels.shape[0] > 1 else labels[0], like, Path(path), label_map, prov)
 

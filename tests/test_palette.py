@@ -138,9 +138,9 @@ def test_dicom_seg_and_its_napari_layer_take_the_palette(tmp_path, monkeypatch):
     lab[..., 2, 2:9, 6:9] = DEFAULT_LABEL_MAP["rv"]
     seg_path = next(p for p in write_labels(lab, vol, tmp_path / "seg.dcm", DEFAULT_LABEL_MAP) if p.suffix == ".dcm")
     for item in pydicom.dcmread(seg_path).SegmentSequence:
-        hexa = STRUCTURE_COLOURS[item.SegmentLabel]
+        hexa = STRUCTURE_COLOURS[item.TrackingID]
         want = hd.color.CIELabColor.from_rgb(*(int(hexa[i:i + 2], 16) for i in (1, 3, 5))).value
-        assert tuple(item.RecommendedDisplayCIELabValue) == tuple(want), item.SegmentLabel
+        assert tuple(item.RecommendedDisplayCIELabValue) == tuple(want), item.TrackingID
     data, kwargs, kind = get_reader(str(seg_path))(str(seg_path))[0]
     assert kind == "labels"
     for name in ("lv", "myo", "rv"):
@@ -191,3 +191,32 @@ def test_napari_positive_and_negative_clicks_stay_apart(vision):
     assert _apart({"pos": POSITIVE_COLOUR, "neg": NEGATIVE_COLOUR}, [("pos", "neg")], vision) >= 40
     for colour in (POSITIVE_COLOUR, NEGATIVE_COLOUR):
         assert _over_grey(colour, vision, 1.0) >= 15, colour
+
+
+@pytest.mark.parametrize("vision", list(MACHADO))
+def test_review_sheet_flag_and_napari_fallback_box_stay_off_the_palette(vision):
+    """The review sheet's flagged-slice frame (red #d00000 before: 1.8 from LV's red for deutans)
+    >= 25 from every structure colour and from white; napari's box colour for a structure with no
+    colour ("yellow" before: 6.2 from MYO's) >= 15 from every structure colour and over any grey."""
+    from medseg_napari._layers import BOX_FALLBACK_COLOUR
+
+    from medseg.measure.sheets import FLAG_COLOUR
+
+    for name, colour in STRUCTURE_COLOURS.items():
+        assert _apart({"flag": FLAG_COLOUR, "s": colour}, [("flag", "s")], vision) >= 25, name
+        assert _apart({"box": BOX_FALLBACK_COLOUR, "s": colour}, [("box", "s")], vision) >= 15, name
+    assert _apart({"flag": FLAG_COLOUR, "white": "#ffffff"}, [("flag", "white")], vision) >= 25
+    assert _over_grey(BOX_FALLBACK_COLOUR, vision, 1.0) >= 15
+
+
+def test_review_sheet_frames_flagged_slices_in_the_flag_colour():
+    from matplotlib.colors import to_hex
+
+    from medseg.measure.sheets import FLAG_COLOUR, review_sheet_figure
+
+    lab = np.zeros((1, 2, 40, 40), np.uint8)
+    lab[0, :, 12:28, 12:28] = DEFAULT_LABEL_MAP["lv"]
+    review = {"flags": [{"code": "low_confidence", "structure": "lv", "frame": 0, "slice": 1}]}
+    fig = review_sheet_figure(np.random.default_rng(0).random((1, 2, 40, 40)), lab, DEFAULT_LABEL_MAP, review)
+    edges = {ax.get_title().split()[1]: {to_hex(s.get_edgecolor()) for s in ax.spines.values()} for ax in fig.axes}
+    assert edges["z1"] == {FLAG_COLOUR} and FLAG_COLOUR not in edges["z0"]

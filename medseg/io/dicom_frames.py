@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 
 from ..errors import GeometryError, ImageReadError
-from .dicom_times import frame_datetime_s, image_datetime_s
+from .dicom_times import frame_datetimes_s, image_datetimes_s
 from .geometry import ORIENTATION_ATOL
 
 
@@ -44,7 +44,7 @@ class FrameInfo:
     image_type: str = ""  # ImageType (an enhanced frame's FrameType) joined with "\\": ORIGINAL\\PRIMARY\\M\\ND
     component: str = ""  # an MR image's complex component: "M" magnitude, "P" phase, "" neither or unknown (:func:`mr_component`)
     trigger_invalid: str = ""  # a TriggerTime that is no time (nan, inf) as written; trigger_ms is then None (:func:`_trigger`)
-    acquired_s: float | None = None  # an enhanced frame's Frame Content date-time, s (:mod:`medseg.io.dicom_times`: a real-time cine's clock)
+    acquired_s: tuple[float | None, ...] | float | None = None  # its date-times, s, one per clock (:mod:`medseg.io.dicom_times`: a real-time cine's)
 
 
 def read_header(path: Path, strict: bool) -> Dataset | None:
@@ -329,7 +329,7 @@ def frames_from_classic(ds: Dataset, path: Path) -> list[FrameInfo]:
             sop_uid=str(ds.get("SOPInstanceUID", "")),
             image_type=_joined(ds.get("ImageType")),
             component=mr_component(_joined(ds.get("ImageType"))) if str(ds.get("Modality", "") or "").upper() == "MR" else "",
-            acquired_s=image_datetime_s(ds),
+            acquired_s=image_datetimes_s(ds),
         )
     ]
 
@@ -435,7 +435,7 @@ def frames_from_enhanced(ds: Dataset, path: Path) -> list[FrameInfo]:
                 component=mr_component(image_type, _first(_group_value(groups, "MRImageFrameTypeSequence", "ComplexImageComponent"),
                                                             ds.get("ComplexImageComponent")))
                 if str(ds.get("Modality", "") or "").upper() == "MR" else "",
-                acquired_s=frame_datetime_s(next(iter(fg.get("FrameContentSequence") or []), None)),
+                acquired_s=frame_datetimes_s(next(iter(fg.get("FrameContentSequence") or []), None)),
             )
         )
     return out

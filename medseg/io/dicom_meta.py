@@ -42,7 +42,21 @@ def _meta(ds0: Dataset, source: Path, grid: list[list[FrameInfo]], datasets: lis
     }
     if timing_note:
         meta["cardiac_timing_note"] = timing_note
+    if (note := frame_of_reference_note(datasets or [ds0])) is not None:
+        meta["frame_of_reference_note"] = note
     return meta
+
+
+def frame_of_reference_note(datasets: list[Dataset]) -> str | None:
+    """The note on a series whose images carry more than one FrameOfReferenceUID (Sunnybrook's
+    anonymiser gave each image its own): medseg stacks them by their positions as one frame of
+    reference, and a DICOM SEG written for them references the first image's (seg_writer); None
+    for one (or none)."""
+    uids = {str(ds.get("FrameOfReferenceUID", "") or "") for ds in datasets} - {""}
+    if len(uids) < 2:
+        return None
+    return (f"the {len(datasets)} images carry {len(uids)} FrameOfReferenceUIDs (an anonymiser's renaming?): stacked by their "
+            "positions as one frame of reference; a DICOM SEG written for them references the first image's")
 
 
 #: HeartRate and 60000 / NominalInterval further apart than this (relative) are noted, and

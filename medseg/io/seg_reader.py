@@ -317,7 +317,8 @@ def _segment_names(descriptions) -> dict[str, int]:
     for d in descriptions:
         label = str(getattr(d, "SegmentLabel", "") or f"segment {d.SegmentNumber}")
         codes = [str(getattr(c, "CodeValue", "")) for c in getattr(d, "SegmentedPropertyTypeCodeSequence", None) or []]
-        out.setdefault(structure_name([label], codes), int(d.SegmentNumber))
+        # medseg writes its name as the TrackingID (the label readable: "LV blood pool"; earlier versions wrote "lv")
+        out.setdefault(structure_name([label, str(getattr(d, "TrackingID", "") or "")], codes), int(d.SegmentNumber))
     return out
 
 

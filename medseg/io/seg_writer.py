@@ -311,10 +311,13 @@ def _build(sources: list[Any], pixel_array: np.ndarray, positions: list[Any] | N
            parameters: Mapping[str, str] | None = None) -> Any:
     import highdicom as hd
     from pydicom.sr.codedict import codes
+    from pydicom.uid import generate_uid
 
     from .. import __version__
     from ..labels import STRUCTURE_COLOURS
+    from .slicer_seg import DISPLAY_NAMES
 
+    study = str(getattr(sources[0], "StudyInstanceUID", "") or "")
     algo = hd.AlgorithmIdentificationSequence(
         name=algorithm_name, version=algorithm_version or __version__, family=codes.cid7162.ArtificialIntelligence,
         parameters={str(k): str(v) for k, v in parameters.items()} if parameters else None,
@@ -325,9 +328,12 @@ def _build(sources: list[Any], pixel_array: np.ndarray, positions: list[Any] | N
         code = getattr(codes.SCT, STRUCTURE_CODES.get(name, "AnatomicalStructure"))
         hexa = STRUCTURE_COLOURS.get(name)
         colour = hd.color.CIELabColor.from_rgb(*(int(hexa[i:i + 2], 16) for i in (1, 3, 5))) if hexa else None
+        # the label other viewers show (3D Slicer, OHIF: "LV blood pool", as medseg's .seg.nrrd names it); medseg's
+        # name as the TrackingID (read back as a label too), one TrackingUID per structure of the study (every frame's SEG)
         descriptions.append(hd.seg.SegmentDescription(
-            segment_number=number, segment_label=name, segmented_property_category=codes.SCT.AnatomicalStructure,
+            segment_number=number, segment_label=DISPLAY_NAMES.get(name, name)[:64], segmented_property_category=codes.SCT.AnatomicalStructure,
             segmented_property_type=code, algorithm_type=kind, algorithm_identification=algo, display_color=colour,
+            tracking_id=name[:64], tracking_uid=generate_uid(entropy_srcs=[study, "medseg", name]),
         ))
     try:
         with warnings.catch_warnings():
@@ -342,8 +348,8 @@ def _build(sources: list[Any], pixel_array: np.ndarray, positions: list[Any] | N
                 content_label="MEDSEG", content_creator_name="medseg^",
             )
             for item in seg.SegmentSequence:
-                if item.SegmentLabel in STRUCTURE_DESCRIPTIONS:
-                    item.SegmentDescription = STRUCTURE_DESCRIPTIONS[item.SegmentLabel]
+                if item.TrackingID in STRUCTURE_DESCRIPTIONS:
+                    item.SegmentDescription = STRUCTURE_DESCRIPTIONS[item.TrackingID]
             return seg
     except (ValueError, TypeError, AttributeError, KeyError) as e:
         raise ImageWriteError(f"highdicom could not build the DICOM SEG: {str(e).splitlines()[0][:200]}") from None

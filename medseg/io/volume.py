@@ -179,7 +179,7 @@ class Volume:
             d["value_range"] = [_plain_number(self.array.min()), _plain_number(self.array.max())]
         if self.frame_times_s is not None:
             d["frame_times_s"] = np.round(self.frame_times_s, 6).tolist()
-        for key in ("series_description", "series_instance_uid", "path", "geometry_note", "time_note", "cardiac_timing_note"):
+        for key in ("series_description", "series_instance_uid", "path", "geometry_note", "time_note", "cardiac_timing_note", "frame_of_reference_note"):
             if self.meta.get(key) is not None:
                 d[key] = self.meta[key]
         if len(self.meta.get("series_instance_uids") or ()) > 1:  # e.g. a cine saved one series per slice

@@ -35,7 +35,7 @@ CARDIAC_TIMING = ("heart_rate", "nominal_interval")
 #: Volume.meta notes on how the image was read (which voxel size, frame order and images, heart
 #: rate were taken) that a label file's sidecar keeps (``provenance.image_notes``), for whoever
 #: reads the labels later (``medseg measure`` puts them in its report's inputs)
-IMAGE_NOTES = ("geometry_note", "time_note", "cardiac_timing_note")
+IMAGE_NOTES = ("geometry_note", "time_note", "cardiac_timing_note", "frame_of_reference_note")
 
 
 def output_kind(path: str | os.PathLike) -> str:

@@ -15,6 +15,11 @@ from ..labels import LabelMap
 from .plots import STRUCTURE_COLOURS, UNNAMED_COLOUR, _crop_box, _figure, _save
 
 MAX_SHEET_SLICES = 16
+#: a flagged slice's frame, title and flag box: black, >= 27.8 CIEDE2000 from every structure colour
+#: under every colour vision (the red here before, #d00000, was 1.8-7.2 from LV's #cc3311); other panels' frames
+#: light grey (benchmarks/palette_cvd.py)
+FLAG_COLOUR = "#000000"
+PANEL_EDGE_COLOUR = "#bbbbbb"
 
 
 def review_panels(labels: np.ndarray, label_map: Any, review: Mapping[str, Any] | None = None,
@@ -152,13 +157,14 @@ def review_sheet_figure(image: np.ndarray, labels: np.ndarray, label_map: Any, r
         ax.set_xticks([])
         ax.set_yticks([])
         conf = "" if p["confidence"] is None else f" {p['confidence']:.2f}"
-        ax.set_title(f"t{t} z{z}{conf}", fontsize=8, color="#b00000" if p["flags"] else "black")
+        ax.set_title(f"t{t} z{z}{conf}", fontsize=8, color=FLAG_COLOUR, fontweight="bold" if p["flags"] else "normal")
+        for spine in ax.spines.values():
+            spine.set_edgecolor(FLAG_COLOUR if p["flags"] else PANEL_EDGE_COLOUR)
         if p["flags"]:
             for spine in ax.spines.values():
-                spine.set_edgecolor("#d00000")
                 spine.set_linewidth(3)
             ax.text(0.02, 0.02, "\n".join(p["flags"][:3]), transform=ax.transAxes, fontsize=6, color="white", va="bottom",
-                    bbox={"facecolor": "#b00000", "alpha": 0.8, "pad": 1.5, "edgecolor": "none"})
+                    bbox={"facecolor": FLAG_COLOUR, "alpha": 0.8, "pad": 1.5, "edgecolor": "none"})
     from matplotlib.lines import Line2D
 
     fig.text(0.01, 1.0 - 0.05 / height, "\n".join(lines), fontsize=8, ha="left", va="top", linespacing=1.25)

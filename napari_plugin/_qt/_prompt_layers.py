@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .._controller import PromptRecord, SegmentController, box_rectangle, point_index, rectangle_box
-from .._layers import META_LABEL_MAP, META_PROVENANCE, META_SOURCE, META_VOLUME, label_colour_dict
+from .._layers import BOX_FALLBACK_COLOUR, META_LABEL_MAP, META_PROVENANCE, META_SOURCE, META_VOLUME, label_colour_dict
 
 #: click prompts: told apart by shape without colour vision (a disc adds, an x takes away) and by
 #: colour, lime and magenta: >= 61 CIEDE2000 apart under every colour vision (lime and red were 19
@@ -83,7 +83,7 @@ def add_prompt_layers(viewer: Any, image: Any) -> tuple[Any, Any]:
     points.events.data.connect(lambda _event, layer=points: set_point_symbols(layer))
     shapes = viewer.add_shapes(
         ndim=nd, name=f"{image.name} boxes", scale=image.scale, translate=image.translate, face_color="transparent",
-        edge_color="yellow", edge_width=max(0.5, 0.004 * float(yx.max()) / float(np.abs(image.scale[-1]))),
+        edge_color=BOX_FALLBACK_COLOUR, edge_width=max(0.5, 0.004 * float(yx.max()) / float(np.abs(image.scale[-1]))),
         features=pd.DataFrame({"structure": pd.Series([], dtype=object)}),
     )
     return points, shapes
@@ -199,7 +199,7 @@ def sync_prompt_layers(b: Binding, records: list[PromptRecord], colours: dict[st
         if r.box is not None:
             rects.append(box_rectangle(r.box, r.frame, r.slice, nd))
             rstructs.append(r.structure)
-            rcolours.append(colours.get(r.structure, "yellow"))
+            rcolours.append(colours.get(r.structure, BOX_FALLBACK_COLOUR))
     defaults_p = b.points.feature_defaults.copy()
     defaults_s = b.shapes.feature_defaults.copy()
     b.points.selected_data = set()

@@ -184,7 +184,7 @@ def test_writer_dicom_seg_per_frame(tmp_path):
     segs = sorted(p for p in out if p.endswith(".dcm"))
     assert [s.rsplit("/", 1)[-1] for s in segs] == ["seg_frame00.dcm", "seg_frame01.dcm"]
     ds = pydicom.dcmread(segs[1])
-    assert ds.Modality == "SEG" and ds.SegmentSequence[0].SegmentLabel == "lv"
+    assert ds.Modality == "SEG" and ds.SegmentSequence[0].SegmentLabel == "LV blood pool" and ds.SegmentSequence[0].TrackingID == "lv"
 
 
 def test_sample_data_layers():

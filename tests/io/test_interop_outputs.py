@@ -112,7 +112,8 @@ def test_each_frames_seg_references_its_own_phases_images_with_named_coloured_se
         ds0 = phases[t][0]
         assert seg.FrameOfReferenceUID == ds0.FrameOfReferenceUID and seg.StudyInstanceUID == ds0.StudyInstanceUID
         items = list(seg.SegmentSequence)
-        assert [i.SegmentLabel for i in items] == ["lv", "myo", "rv"]
+        assert [i.SegmentLabel for i in items] == ["LV blood pool", "LV myocardium", "RV blood pool"]
+        assert [i.TrackingID for i in items] == ["lv", "myo", "rv"]
         assert [i.SegmentedPropertyTypeCodeSequence[0].CodeValue for i in items] == ["87878005", "49848007", "53085002"]
         assert all(len(i.RecommendedDisplayCIELabValue) == 3 and i.get("SegmentDescription") for i in items)
 

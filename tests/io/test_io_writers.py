@@ -109,7 +109,8 @@ def test_dicom_seg_round_trip(tmp_path):
     out, side = write_labels(lab, vol, tmp_path / "seg.dcm", LM)
     assert side.name == "seg.json"
     seg = hd.seg.segread(out)
-    assert [s.SegmentLabel for s in seg.SegmentSequence] == ["lv", "myo", "rv"]
+    assert [s.SegmentLabel for s in seg.SegmentSequence] == ["LV blood pool", "LV myocardium", "RV blood pool"]  # what viewers show
+    assert [s.TrackingID for s in seg.SegmentSequence] == ["lv", "myo", "rv"]  # medseg's names
     assert seg.SegmentSequence[0].SegmentedPropertyTypeCodeSequence[0].CodeMeaning == "Left ventricle"
     uids = [pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in vol.meta["files"][0]]
     got = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, combine_segments=True)
@@ -227,7 +228,8 @@ def test_the_segs_of_a_cine_are_one_series_naming_their_phase_colours_and_kind(t
     assert [d.ContentDescription for d in segs] == [f"medseg segmentation, frame {t} ({ms[t]:.0f} ms)" for t in (0, 1)]
     assert all("ContentCreatorName" in d for d in segs)
     items = segs[0].SegmentSequence
-    assert [(i.SegmentLabel, i.SegmentNumber) for i in items] == [("myo", 1), ("lv", 2)]
+    assert [(i.SegmentLabel, i.TrackingID, i.SegmentNumber) for i in items] == [("LV myocardium", "myo", 1), ("LV blood pool", "lv", 2)]
+    assert [i.TrackingUID for i in items] == [i.TrackingUID for i in segs[1].SegmentSequence]  # one per structure of the study
     assert len({tuple(i.RecommendedDisplayCIELabValue) for i in items}) == 2
     assert {i.SegmentAlgorithmType for i in items} == {"AUTOMATIC"} and items[1].SegmentDescription.startswith("left ventricular blood pool")
     side = json.loads((tmp_path / "seg_frame00.json").read_text())
@@ -455,6 +457,7 @@ def test_segments_of_other_tools_are_named_by_label_or_by_their_snomed_code(tmp_
     ds = pydicom.dcmread(out)
     for d, label in zip(ds.SegmentSequence, ("Segment 1", "heart_myocardium", "RV")):
         d.SegmentLabel = label
+        del d.TrackingID, d.TrackingUID  # medseg's own, which other tools do not write
     ds.save_as(tmp_path / "other.dcm")
     assert seg_label_map(tmp_path / "other.dcm") == {"lv": 1, "myo": 2, "rv": 3}
     ds.SegmentSequence[0].SegmentedPropertyTypeCodeSequence[0].CodeValue = "12345"
