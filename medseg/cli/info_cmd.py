@@ -181,7 +181,7 @@ def _labels_facts(path: Path) -> dict:
         from .._ranges import compact_ranges
 
         asked = prov["settings"].get("frames_asked")
-        out["frames_segmented"] = f"{compact_ranges(frames)} (--frames {asked}; the other frames hold no labels)" if isinstance(asked, str) else compact_ranges(frames)
+        out["frames_segmented"] = f"{compact_ranges(frames)} (--frames {asked}; any other frames hold no labels)" if isinstance(asked, str) else compact_ranges(frames)
     if "needs_review" in prov:
         out["needs_review"] = bool(prov["needs_review"])
     return out

@@ -96,6 +96,8 @@ def frames_line(prov: dict, n_frames: int) -> str | None:
     pick = prov.get("frame_pick")
     how = (f"ED frame {pick['ed']}, ES frame {pick['es']} by zero-click LV area on slices {compact_ranges(pick['slices'])} of every frame "
            f"({pick['seconds']:.1f} s); " if pick else "")
+    if len(set(frames)) >= n_frames:  # ED and ES of a 2-frame cine (ACDC-, Sunnybrook-style): no frame left out
+        return f"frames: {how}segmented all {n_frames} ({compact_ranges(frames)}): the cine has no other frames"
     return f"frames: {how}segmented {compact_ranges(frames)} of {n_frames} (frames from 0; the others are left empty)"
 
 

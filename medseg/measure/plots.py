@@ -200,7 +200,7 @@ def draw_ed_es_volumes(ax: Any, report: Mapping[str, Any], compact: bool = False
     """End-diastolic and end-systolic volume bars (mL) of the LV and RV (those in the report,
     each a dict with ``edv_ml``, ``esv_ml``, ``ef_pct``) on ``ax``."""
     st = _style(compact)
-    names = [n for n in ("lv", "rv") if n in report and isinstance(report[n], Mapping)]
+    names = [n for n in ("lv", "rv") if isinstance(report.get(n), Mapping) and _finite_number(report[n].get("edv_ml"))]  # no RV labelled: no "RV (EF nan%)"
     edv = [report[n]["edv_ml"] for n in names]
     esv = [report[n]["esv_ml"] for n in names]
     pos = np.arange(len(names))
@@ -209,6 +209,10 @@ def draw_ed_es_volumes(ax: Any, report: Mapping[str, Any], compact: bool = False
     ax.set_xticks(pos, [f"{n.upper()} (EF {report[n]['ef_pct']:.0f}%)" for n in names])
     ax.set_title("ED and ES volumes" if compact else "End-diastolic and end-systolic volumes", **_title_font(st))
     _finish_volume_axes(ax, st)
+
+
+def _finite_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def draw_phase_volumes(ax: Any, report: Mapping[str, Any], compact: bool = False) -> None:

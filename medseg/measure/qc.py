@@ -212,10 +212,15 @@ def curve_closes(curve: Any) -> bool | None:
     volume of the last labelled frame differs from the first's by no more than the largest step
     between neighbouring labelled frames (:func:`medseg.propagation.cycle_closes`' rule, on the
     volume instead of the image). None when it cannot be told: fewer than three labelled frames
-    (ED and ES picked by hand). ``curve``: one volume per frame, None or NaN where unlabelled."""
+    (ED and ES picked by hand), or labelled frames too sparse for the steps between them to be
+    steps between neighbours: fewer than half the frames from the first labelled one to the last
+    (``segment --frames ed,es,5``: ED and ES found on the whole cine, frame 5 beside ES, would
+    otherwise read as a clip ending at ES). ``curve``: one volume per frame, None or NaN where
+    unlabelled."""
     c = np.array([np.nan if v is None else float(v) for v in curve], dtype=np.float64)
-    v = c[np.isfinite(c)]
-    if v.size < 3:
+    have = np.flatnonzero(np.isfinite(c))
+    v = c[have]
+    if v.size < 3 or 2 * v.size < have[-1] - have[0] + 1:
         return None
     return bool(abs(v[-1] - v[0]) <= np.abs(np.diff(v)).max())
 

@@ -226,7 +226,7 @@ def _numbers(page: _Page, report: Mapping[str, Any], x: float, w: float, y: floa
         from .plots import draw_volumes
 
         ax = page.axes(x + _TABLE_W + 0.55, top + 0.25, w - _TABLE_W - 0.6, plot_h - 0.7)
-        draw_volumes(ax, report, compact=True)
+        draw_volumes(ax, report, compact=True)  # a structure with no ED volume (no RV labelled) gets no bar
         return top + plot_h + 0.1
     return y + 0.1
 

@@ -160,13 +160,25 @@ def study_kind(report: Mapping[str, Any], modality: str | None = None) -> str:
     return f"{stack}, one phase"
 
 
+def shown_date(value: Any) -> str:
+    """A DICOM date (YYYYMMDD) as 2012-03-07; an anonymised one with month or day 00
+    (Sunnybrook's 20120000) as far as it is known, 2012; anything else as it is."""
+    text = str(value).strip()
+    if len(text) != 8 or not text.isdigit():
+        return text
+    y, m, d = text[:4], text[4:6], text[6:]
+    if not 1 <= int(m) <= 12:
+        return y
+    return f"{y}-{m}" if not 1 <= int(d) <= 31 else f"{y}-{m}-{d}"
+
+
 def header_lines(report: Mapping[str, Any], modality: str | None = None, written: str | None = None) -> list[str]:
     """The header's lines under the title: patient and study, what was measured, the label files,
     the model (+ adapter), medseg's version and when the report and the page were made, the body."""
     inputs = report.get("inputs") or {}
     study = inputs.get("study") or {}
     lines = []
-    who = [f"Patient {study['patient_id']}" if study.get("patient_id") else "", f"study date {study['study_date']}" if study.get("study_date") else "",
+    who = [f"Patient {study['patient_id']}" if study.get("patient_id") else "", f"study date {shown_date(study['study_date'])}" if study.get("study_date") else "",
            str(study.get("series_description") or ""),
            " ".join(str(study[k]) for k in ("manufacturer", "manufacturer_model") if study.get(k))
            + (f" {study['field_strength_t']:g} T" if _num(study.get("field_strength_t")) else "")]

@@ -143,10 +143,15 @@ def test_labels_without_spacing_refused(files, tmp_path, monkeypatch, capsys):
     import medseg.cli.measure_cmd as cmd
 
     real = cmd._read_labels
-    monkeypatch.setattr(cmd, "_read_labels", lambda p: real(p).with_array(real(p).array, spacing_known=False))
+    def no_spacing(p, *a, **k):
+        v = real(p, *a, **k)
+        return v.with_array(v.array, spacing_known=False)
+
+    monkeypatch.setattr(cmd, "_read_labels", no_spacing)
     out = tmp_path / "r.json"
     assert run_cli(["measure", files["ed"], "--label-map", ACDC_MAP, "-o", str(out)]) == 1
-    assert "spacing" in capsys.readouterr().err and not out.exists()
+    err = capsys.readouterr().err
+    assert "spacing" in err and "unexpected" not in err and not out.exists()
 
 
 # --- echo: apical views (one slice each) ------------------------------------------------------
