@@ -3,7 +3,8 @@
 Pick the label layer (a cine, or the ED phase) and optionally an ES label layer, enter
 height / weight / heart rate for BSA-indexed values and cardiac output, press Measure. The
 table shows EDV, ESV, SV, EF, LV mass (+ indices), wall thickness per AHA segment and the QC
-flags; the plots are the volume curve and the AHA bullseye. Export writes CSV or JSON.
+flags; the plots are the volume curve and the AHA bullseye. Export writes CSV or JSON; Save study
+page the one-page A4 PDF of ``medseg measure --pdf`` (:mod:`medseg_napari._qt._measure_pdf`).
 Labels whose image records no pixel size (PNG, video) take one in *Pixel size*
 (:mod:`medseg_napari._pixel_size`): volumes in mL, kept by labels saved afterwards.
 The measurement runs in a worker on a copy of the labels.
@@ -47,6 +48,7 @@ from .._messages import error_line
 from .._view import unwrapped
 from ._docking import join_medseg_docks
 from ._keyboard import error_style
+from ._measure_pdf import StudyPageMixin
 
 if TYPE_CHECKING:
     import napari
@@ -63,7 +65,7 @@ BASAL_TIP = ("Untick for labels that are not a short-axis stack (axial CT): ever
 BASAL_OFF_TIP = "Short-axis stacks only: these labels are one 2-D view (apical echo, long axis), measured by the method of disks"
 
 
-class MeasureWidget(QWidget):
+class MeasureWidget(StudyPageMixin, QWidget):
     """Dock widget: clinical measurements of the current labels."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
@@ -132,6 +134,7 @@ class MeasureWidget(QWidget):
         self.export_btn.setToolTip("Write the report as JSON (all keys) or a one-row CSV")
         row.addWidget(self.measure_btn)
         row.addWidget(self.export_btn)
+        row.addWidget(self._pdf_button())
         root.addLayout(row)
         self.tabs = QTabWidget()
         self.table = self._table(["Quantity", "Value", "Unit"], stretch=1)
@@ -361,6 +364,7 @@ class MeasureWidget(QWidget):
         self._note, self._axial = f"{self._note} {axial}".strip(), bool(axial)
         if px.spacing_from(like) == GIVEN_SPACING:  # said, with what it changes
             self._note = f"{self._note} Pixel size {_mm(like.spacing)} mm given: volumes in mL; labels saved now keep it.".strip()
+        self._keep_measured(data, es, lmap, like, opts)
         self.measure_btn.setEnabled(False)
         self._say("Measuring…")
         self._run += 1
@@ -401,6 +405,7 @@ class MeasureWidget(QWidget):
         self._fit_plots()
         self._share_split()
         self.export_btn.setEnabled(True)
+        self._pdf_shown()
         mode = MODES.get(report.get("mode", ""), str(report.get("mode", "")))
         self._say(f"Measured: {mode}. {self._note}".strip())
 
@@ -431,6 +436,8 @@ class MeasureWidget(QWidget):
         self._fit_plots()
         self.canvas.draw_idle()
         self.export_btn.setEnabled(False)
+        self._measured = None  # the labels kept for the study page go with their report
+        self._pdf_ready()
 
     @staticmethod
     def _fill(table: QTableWidget, rows: list[tuple[str, ...]]) -> None:
