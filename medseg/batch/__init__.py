@@ -37,7 +37,8 @@ Rules (also in docs/batch.md):
   together (:func:`echo_study_rows`: single-plane from the 4-chamber ED and ES, biplane with the
   2-chamber ones), and a row per short-axis study whose ED and ES stacks are cases named
   ``<study>_ED`` / ``<study>_ES``, or whose frames are cases named ``<study>_frame<NN>`` (ACDC;
-  ED and ES = the frames of largest and smallest LV) (:func:`stack_study_rows`). A case whose
+  ED and ES = the frames of largest and smallest LV) (:func:`stack_study_rows`); with ``pdf``, each
+  measured case's and study row's page in ``OUT_DIR/pdf/`` (:mod:`.pages`). A case whose
   every structure falls below ``min_confidence`` writes no labels: status ``handed_over`` and
   its record ``OUT_DIR/handed_over/<case>.json`` (:func:`handed_over_path`: the settings
   signature, the input's sha256, the structures, confidences and review flags; atomic). One

@@ -66,6 +66,7 @@ class BatchOptions:
     device: str = "cpu"
     resume: bool = False
     measure: bool = False
+    pdf: bool = False  # --pdf: with --measure, each measured case's and study's page in OUT_DIR/pdf/ (medseg.batch.pages)
     basal_rule: bool = True  # --measure: the SCMR basal rule on short-axis stacks (--no-basal-rule: every LV slice counts, e.g. axial CT)
     min_confidence: float | None = None  # leave out structures (or whole cases) below this confidence
     review_png: bool = False  # also write <case>_review.png (medseg.review.review_png)

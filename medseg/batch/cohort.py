@@ -33,7 +33,7 @@ SUMMARY_FIELDS = ("case", "status", "needs_review", "confidence", "review_flags"
                   "output", "input")
 
 
-def stack_study_rows(results: Sequence[Result], subjects: Sequence[Any] = (), basal_rule: bool = True) -> list[Result]:
+def stack_study_rows(results: Sequence[Result], subjects: Sequence[Any] = (), basal_rule: bool = True, pages: str | os.PathLike | None = None) -> list[Result]:
     """Cohort rows for short-axis studies whose ED and ES stacks are separate cases named
     ``<study>_ED`` / ``<study>_ES`` (:func:`split_phase`; not the echo views of
     :func:`echo_study_rows`): EDV, ESV, EF, LV mass and the RV's, as ``medseg measure --ed --es``
@@ -44,7 +44,8 @@ def stack_study_rows(results: Sequence[Result], subjects: Sequence[Any] = (), ba
     A study is kept when one of its cases has no labels (failed or handed over: not measured,
     the note names them) and when a case of its own carries the study's id (a failed one: the
     note says so; a measured one has its own row: the study's then holds only the note). Rows:
-    ``{"case": study, "cohort_row": {...}, "measure_note": ...}``. ``basal_rule``: as ``--no-basal-rule`` (False) sets it."""
+    ``{"case": study, "cohort_row": {...}, "measure_note": ...}``. ``basal_rule``: as ``--no-basal-rule`` (False) sets it.
+    ``pages``: OUT_DIR of ``--pdf``, each measured study's page in its ``pdf/`` (:mod:`medseg.batch.pages`)."""
     groups: dict[str, dict[str, Result]] = {}
     frames: dict[str, dict[int, list[Result]]] = {}  # study -> frame number -> the cases named with it
     for r in results:
@@ -59,7 +60,8 @@ def stack_study_rows(results: Sequence[Result], subjects: Sequence[Any] = (), ba
         if "ED" in ph and "ES" in ph:
             parts = [ph["ED"], ph["ES"]]
             ok, note = _study_problems(study, parts, own.get(study))
-            measured = _measure_stack_study({k: ph[k]["output"] for k in ("ED", "ES")}, _subject(study, subjects, _source(parts)), basal_rule) if ok else {}
+            measured = _measure_stack_study({k: ph[k]["output"] for k in ("ED", "ES")}, _subject(study, subjects, _source(parts)), basal_rule,
+                                            _page(pages, study)) if ok else {}
             rows.append(_noted({"case": study, **measured}, note))
     taken = {r["case"] for r in rows}
     for study, named in sorted(frames.items()):
@@ -72,9 +74,26 @@ def stack_study_rows(results: Sequence[Result], subjects: Sequence[Any] = (), ba
             continue
         ok, note = _study_problems(study, parts, own.get(study))
         fr = {n: cases[0]["output"] for n, cases in named.items()}
-        measured = _measure_frames_study(fr, _subject(study, subjects, _source(parts)), basal_rule) if ok else {}
+        measured = _measure_frames_study(fr, _subject(study, subjects, _source(parts)), basal_rule, _page(pages, study)) if ok else {}
         rows.append(_noted({"case": study, **measured}, note))
-    return sorted(rows, key=lambda r: r["case"])
+    return _pages_dropped(sorted(rows, key=lambda r: r["case"]), pages, own)
+
+
+def _page(pages: str | os.PathLike | None, study: str) -> Path | None:
+    from .pages import page_path
+
+    return page_path(pages, study) if pages is not None else None
+
+
+def _pages_dropped(rows: list[Result], pages: str | os.PathLike | None, own: dict[str, Result]) -> list[Result]:
+    """``rows``, the older page of each study row without one now removed (not that of a case
+    with the study's id: its page is its own)."""
+    from .pages import drop_page
+
+    for r in rows:
+        if pages is not None and not r.get("pdf") and r["case"] not in own:
+            drop_page(_page(pages, r["case"]))
+    return rows
 
 
 def _source(parts: Sequence[Result]) -> str:
@@ -129,7 +148,7 @@ def _shared_label_map(outputs: Sequence[str], whose: str):
     return lmap
 
 
-def _measure_stack_study(phases: dict[str, str], subject: _Who = _Who(), basal_rule: bool = True) -> Result:
+def _measure_stack_study(phases: dict[str, str], subject: _Who = _Who(), basal_rule: bool = True, page: Path | None = None) -> Result:
     from ..io import read_label_volume
     from ..measure.export import report_row
     from ..measure.report import measure_ed_es
@@ -138,7 +157,7 @@ def _measure_stack_study(phases: dict[str, str], subject: _Who = _Who(), basal_r
         ed, es = read_label_volume(phases["ED"]), read_label_volume(phases["ES"])
         lmap = _shared_label_map([phases["ED"], phases["ES"]], "the ED and ES")
         if ed.n_frames == es.n_frames == 1 and ed.n_slices == es.n_slices == 1:  # one long-axis view per phase (M&Ms-2's
-            return _measure_view_pair(phases, subject)  # 001_LA_ED / 001_LA_ES): as `medseg measure --ed --es` measures them
+            return _measure_view_pair(phases, subject, page)  # 001_LA_ED / 001_LA_ES): as `medseg measure --ed --es` measures them
         if ed.n_frames != 1 or es.n_frames != 1 or ed.n_slices < 2 or not ed.same_grid(es):
             return {"measure_note": "not measured together: ED and ES are not two stacks on one grid"}
         if not (ed.spacing_known and es.spacing_known):
@@ -147,23 +166,36 @@ def _measure_stack_study(phases: dict[str, str], subject: _Who = _Who(), basal_r
         _basal_rule_said(rep, basal_rule)
     except MedsegError as e:
         return {"measure_note": _one_line(f"not measured: {e}")}
-    row = _with_subject(report_row(_child_ranges(rep, subject)), subject)
+    rep = _child_ranges(rep, subject)  # (the page's range flags as the row's)
+    row = _with_subject(report_row(rep), subject)
     row["phases"] = f"{Path(phases['ED']).name} {Path(phases['ES']).name}"
-    return {"cohort_row": row, "measure_note": _body_note(subject, rep)}
+    return _study_page({"cohort_row": row, "measure_note": _body_note(subject, rep)}, rep, page, {"ED": ed.array[0], "ES": es.array[0]},
+                       lmap, {"ED": 0, "ES": 0}, {"ed": phases["ED"], "es": phases["ES"]}, subject)
 
 
-def _measure_view_pair(phases: dict[str, str], subject: _Who = _Who()) -> Result:
+def _study_page(res: Result, rep: dict[str, Any], page: Path | None, labels: dict[str, Any], lmap: Any, frames: dict[str, int],
+                files: dict[str, str], subject: _Who) -> Result:
+    """A study row's result with its page (``--pdf``: ``page`` not None): :func:`medseg.batch.pages.write_page`."""
+    if page is None:
+        return res
+    from .measure_rows import with_page
+    from .pages import write_page
+
+    return with_page(res, write_page(rep, page, labels, lmap, frames, files, page.stem, body=_given_body(subject), study=dict(subject.study)))
+
+
+def _measure_view_pair(phases: dict[str, str], subject: _Who = _Who(), page: Path | None = None) -> Result:
     """A study whose ED and ES are one 2-D view each, named ``<study>_ED`` / ``<study>_ES``
     (M&Ms-2's long-axis ``001_LA_ED``): single-plane disks, as ``medseg measure --ed --es``
     gives them (a short-axis slice is refused there and noted here)."""
-    measured = _measure_echo_study({("4ch", "ED"): phases["ED"], ("4ch", "ES"): phases["ES"]}, subject)
+    measured = _measure_echo_study({("4ch", "ED"): phases["ED"], ("4ch", "ES"): phases["ES"]}, subject, page)
     if measured.get("cohort_row"):
         measured["cohort_row"].pop("views", None)
         measured["cohort_row"]["phases"] = f"{Path(phases['ED']).name} {Path(phases['ES']).name}"
     return measured
 
 
-def _measure_frames_study(frames: dict[int, str], subject: _Who = _Who(), basal_rule: bool = True) -> Result:
+def _measure_frames_study(frames: dict[int, str], subject: _Who = _Who(), basal_rule: bool = True, page: Path | None = None) -> Result:
     import numpy as np
 
     from ..io import read_label_volume
@@ -188,12 +220,17 @@ def _measure_frames_study(frames: dict[int, str], subject: _Who = _Who(), basal_
         if rep.get(key) is not None:
             rep[key] = numbers[rep[key]]
     rep["flags"] = [dict(f, frame=numbers[f["frame"]]) if isinstance(f.get("frame"), int) else f for f in rep["flags"]]
-    row = _with_subject(report_row(_child_ranges(rep, subject)), subject)
+    rep = _child_ranges(rep, subject)  # (the page's range flags as the row's)
+    row = _with_subject(report_row(rep), subject)
     row["phases"] = " ".join(Path(frames[n]).name for n in numbers)
-    return {"cohort_row": row, "measure_note": _body_note(subject, rep)}
+    at = {k: rep[f] for k, f in (("ED", "ed_frame"), ("ES", "es_frame")) if rep.get(f) is not None}  # frame numbers (NN of the names)
+    shown = {k: v for k, v in rep.items() if k not in ("volume_curve_ml", "frame_times_s")}  # a few frames of a cine: no curve on the page
+    return _study_page({"cohort_row": row, "measure_note": _body_note(subject, rep)}, shown, page,
+                       {k: labs[numbers.index(n)].array[0] for k, n in at.items()}, lmap, at,
+                       {k.lower(): frames[n] for k, n in at.items()}, subject)
 
 
-def echo_study_rows(results: Sequence[Result], subjects: Sequence[Any] = ()) -> list[Result]:
+def echo_study_rows(results: Sequence[Result], subjects: Sequence[Any] = (), pages: str | os.PathLike | None = None) -> list[Result]:
     """Cohort rows for echo studies whose apical views are separate one-image cases named
     ``<study>_<view>_<phase>`` (:data:`ECHO_VIEW_CASE`): EF (and volumes with pixel spacing)
     from the 4-chamber ED and ES labels, biplane when the 2-chamber ED and ES are there too
@@ -202,7 +239,7 @@ def echo_study_rows(results: Sequence[Result], subjects: Sequence[Any] = ()) -> 
     2-chamber case says why in its ``measure_note`` (the other 2-chamber phase failed, was handed
     over or is missing: the EF is not the biplane one); one that cannot be measured gets a row
     with ``measure_note``. Rows:
-    ``{"case": study, "cohort_row": {...}, "measure_note": ...}``."""
+    ``{"case": study, "cohort_row": {...}, "measure_note": ...}``. ``pages``: as :func:`stack_study_rows`'."""
     groups: dict[str, dict[tuple[str, str], Result]] = {}
     for r in results:
         if ev := echo_view(r["case"]):
@@ -213,11 +250,11 @@ def echo_study_rows(results: Sequence[Result], subjects: Sequence[Any] = ()) -> 
         a4c, a2c = [("4ch", "ED"), ("4ch", "ES")], [("2ch", "ED"), ("2ch", "ES")]
         if not all(k in have for k in a4c):
             continue
-        row = {"case": study, **_measure_echo_study(have, _subject(study, subjects, str(parts[a4c[0]].get("input", ""))))}
+        row = {"case": study, **_measure_echo_study(have, _subject(study, subjects, str(parts[a4c[0]].get("input", ""))), _page(pages, study))}
         if any(k in parts for k in a2c) and not all(k in have for k in a2c) and row.get("cohort_row"):
             row = _noted(row, f"single plane (4-chamber view only): {_echo_gaps(study, parts, a2c)}; biplane needs both 2-chamber phases")
         rows.append(row)
-    return rows
+    return _pages_dropped(rows, pages, {r["case"]: r for r in results})
 
 
 def _echo_gaps(study: str, parts: dict[tuple[str, str], Result], keys: Sequence[tuple[str, str]]) -> str:
@@ -233,7 +270,7 @@ def _echo_gaps(study: str, parts: dict[tuple[str, str], Result], keys: Sequence[
     return "; ".join(said)
 
 
-def _measure_echo_study(views: dict[tuple[str, str], str], subject: _Who = _Who()) -> Result:
+def _measure_echo_study(views: dict[tuple[str, str], str], subject: _Who = _Who(), page: Path | None = None) -> Result:
     from ..io import read_label_volume
     from ..measure.echo import measure_echo
     from ..measure.export import report_row
@@ -260,9 +297,12 @@ def _measure_echo_study(views: dict[tuple[str, str], str], subject: _Who = _Who(
         rep["spacing_mm"] = spacing_field
     except MedsegError as e:
         return {"measure_note": _one_line(f"not measured: {e}")}
-    row = _with_subject(report_row(_child_ranges(rep, subject)), subject)
+    rep = _child_ranges(rep, subject)  # (the page's range flags as the row's)
+    row = _with_subject(report_row(rep), subject)
     row["views"] = " ".join(f"{v.upper()}_{p}" for v, p in keys)
-    return {"cohort_row": row, "measure_note": _body_note(subject, rep)}
+    named = {("4ch", "ED"): "ed", ("4ch", "ES"): "es", ("2ch", "ED"): "a2c_ed", ("2ch", "ES"): "a2c_es"}  # as `medseg measure` names them
+    return _study_page({"cohort_row": row, "measure_note": _body_note(subject, rep)}, rep, page,
+                       {p: arrays[("4ch", p)][None] for p in ("ED", "ES")}, lmap, {"ED": 0, "ES": 0}, {named[k]: views[k] for k in keys}, subject)
 
 
 def _same_spacing(a: tuple[float, float] | None, b: tuple[float, float] | None) -> bool:
@@ -277,7 +317,7 @@ def write_summary(out_dir: str | os.PathLike, results: Sequence[Result], options
     from .._runinfo import software_versions
 
     measure_keys = [k for k in KEY_MEASURES if any(k in r.get("measures", {}) for r in results)]
-    extra = [k for k in ("prompt_note", "measure_note", "dicom_seg") if any(r.get(k) for r in results)]
+    extra = [k for k in ("prompt_note", "measure_note", "dicom_seg", "pdf") if any(r.get(k) for r in results)]
     fields = [*SUMMARY_FIELDS, *measure_keys, *extra]
     rows = [{**{k: r.get(k, "") for k in SUMMARY_FIELDS}, **r.get("measures", {}), **{k: r.get(k, "") for k in extra}}
             for r in sorted(results, key=_worst_first)]
@@ -347,7 +387,8 @@ def write_cohort(out_dir: str | os.PathLike, results: Sequence[Result]) -> Path:
         cases = [r["case"], *parts.get(r["case"], [])]
         low = [conf[c] for c in cases if c in conf]
         rows.append({"case": r["case"], "needs_review": any(c in review for c in cases), "confidence": min(low) if low else "",
-                     **({"measure_note": study_note} if study_note else {}), **(r.get("cohort_row") or {})})
+                     **({"measure_note": study_note} if study_note else {}), **(r.get("cohort_row") or {}),
+                     **({"pdf": r["pdf"]} if r.get("pdf") else {})})  # --pdf: its study page
     ids = {row["case"] for row in rows}  # R: subset(cohort, per_study), one row per study, not also its frames or views
     rows = [{"case": row["case"], "per_study": study_of(row["case"]) not in ids, **row} for row in rows]
     fields: list[str] = ["case"]

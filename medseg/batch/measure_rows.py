@@ -24,12 +24,13 @@ KEY_MEASURES = ("lv.edv_ml", "lv.esv_ml", "lv.ef_pct", "rv.edv_ml", "rv.ef_pct",
 
 
 def _measure(out: Path, options: BatchOptions, case_id: str, case_input: str | None = None,
-             who: _Who | None = None, labels: Callable[[], Any] | None = None) -> Result:
+             who: _Who | None = None, labels: Callable[[], Any] | None = None, page: Path | None = None) -> Result:
     """Measurements of the written labels: measure_phase (3-D), measure_cine (4-D), or for one
     apical view over the cycle (one slice, several frames) measure_echo_clip (EF even without
     pixel spacing); with the case's row of ``options.subjects`` (BSA, indexed values, ...).
     ``who``: that row and the input's DICOM body data when already looked up (:func:`_subject`);
-    ``labels``: what reads ``out`` (:func:`medseg.io.read_label_volume`), when the caller has read it already."""
+    ``labels``: what reads ``out`` (:func:`medseg.io.read_label_volume`), when the caller has read it already;
+    ``page``: where its study page goes (``--pdf``: :mod:`medseg.batch.pages`; ``pdf`` or ``pdf_note`` in the result)."""
     from ..io import read_label_volume, sidecar_path
     from ..labels import LabelMap
     from ..measure.echo import measure_echo_clip
@@ -61,8 +62,24 @@ def _measure(out: Path, options: BatchOptions, case_id: str, case_input: str | N
             _basal_rule_said(rep, options.basal_rule)
     except MedsegError as e:
         return {"measure_note": _one_line(f"not measured: {e}")}
-    row = _with_subject(report_row(_child_ranges(rep, subject)), subject)
-    return {"measures": {k: row[k] for k in KEY_MEASURES if k in row}, "cohort_row": row, "measure_note": _body_note(subject, rep)}
+    rep = _child_ranges(rep, subject)  # (the page's range flags as the row's)
+    row = _with_subject(report_row(rep), subject)
+    res = {"measures": {k: row[k] for k in KEY_MEASURES if k in row}, "cohort_row": row, "measure_note": _body_note(subject, rep)}
+    return {**res, **(_case_page(rep, lab, lmap, out, page, case_id, subject, options) if page is not None else {})}
+
+
+def _case_page(rep: dict[str, Any], lab: Any, lmap: Any, out: Path, page: Path, case_id: str, who: _Who, options: BatchOptions) -> Result:
+    """The page of a case's report (:func:`medseg.batch.pages.write_page`): one phase's labels, or
+    a cine's (or an apical clip's) ED and ES frames."""
+    from .pages import write_page
+
+    if lab.n_frames == 1:
+        phases, frames = {"labels": lab.array[0]}, {"labels": 0}
+    else:
+        frames = {k: rep[f] for k, f in (("ED", "ed_frame"), ("ES", "es_frame")) if rep.get(f) is not None}
+        phases = {k: lab.array[f] for k, f in frames.items()}
+    return write_page(rep, page, phases, lmap, frames, {"labels": out}, case_id, modality=options.modality, body=_given_body(who),
+                      study=dict(who.study))
 
 
 @dataclass(frozen=True)
@@ -173,21 +190,31 @@ def measured_row(out: Path, options: BatchOptions, case_id: str, case_input: str
     a result is stored only when JSON gives it back unchanged (no tuples, no numpy numbers) and
     the files did not change while it was measured. ``labels``: the case's
     :class:`~medseg.batch.kept.label_reader`, used when the file is still the one it read."""
+    from ..io import sidecar_path
+    from .pages import drop_page, page_fresh, page_path
+
     who = _subject(case_id, options.subjects, case_input)
     key = _row_key(out, options, case_id, case_input, who)
     store = _row_store(options.out_dir, case_id)
+    page = page_path(options.out_dir, case_id) if options.pdf else None  # --pdf: a missing or older page measures it again
     if key is not None:
         try:
             stored = json.loads(store.read_text(encoding="utf-8"))
             if isinstance(stored, dict) and stored.get("key") == key and isinstance(stored.get("result"), dict):
-                return stored["result"]
+                if page is None or not stored["result"].get("cohort_row"):
+                    if page is not None:
+                        drop_page(page)  # not measured: no page
+                    return stored["result"]
+                if page_fresh(page, [out, sidecar_path(out)]):
+                    return {**stored["result"], "pdf": str(page)}
         except (OSError, ValueError):
             pass  # none yet, or damaged: measured again (and stored anew)
     from .kept import file_stat
 
     if labels is not None and getattr(labels, "stat", None) != file_stat(Path(out)):  # saved over since the checks read it
         labels = None
-    res = _measure(out, options, case_id, case_input, who=who, labels=labels)
+    res = _measure(out, options, case_id, case_input, who=who, labels=labels, page=page)
+    made = {k: res.pop(k) for k in ("pdf", "pdf_note") if k in res}  # the page is not stored: its file is
     if key is not None and _plain(res) and _row_key(out, options, case_id, case_input, who) == key:  # (not changed while measured)
         from .._files import write_text_atomic
 
@@ -195,7 +222,17 @@ def measured_row(out: Path, options: BatchOptions, case_id: str, case_input: str
             write_text_atomic(store, json.dumps({"key": key, "result": res}))
         except OSError:  # a read-only or full output folder: the case is measured again next time
             pass
-    return res
+    if page is not None and "pdf" not in made:
+        drop_page(page)  # not measured, or its page failed: an older page must not stand for it
+    return with_page(res, made)
+
+
+def with_page(res: Result, made: dict[str, str]) -> Result:
+    """A case's or study row's result with its page's path (``pdf``) or why it has none, added to
+    its ``measure_note``."""
+    if made.get("pdf_note"):
+        res = {**res, "measure_note": _one_line("; ".join(n for n in (res.get("measure_note"), made["pdf_note"]) if n))}
+    return {**res, **({"pdf": made["pdf"]} if made.get("pdf") else {})}
 
 
 def _row_store(out_dir: str | Any, case_id: str) -> Path:

@@ -381,7 +381,8 @@ def _run_locked(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, 
     if options.measure:
         rows = ordered()
         try:
-            write_cohort(options.out_dir, rows + echo_study_rows(rows, options.subjects) + stack_study_rows(rows, options.subjects, options.basal_rule))
+            pages = options.out_dir if options.pdf else None  # --pdf: the study rows' pages too
+            write_cohort(options.out_dir, rows + echo_study_rows(rows, options.subjects, pages) + stack_study_rows(rows, options.subjects, options.basal_rule, pages))
         except OSError as e:
             raise OutputDiskFull(f"cannot write cohort.csv in {options.out_dir} ({e.strerror or e}): every case is done; "
                                  "run the same command with --resume to measure again") from None

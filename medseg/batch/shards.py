@@ -218,7 +218,8 @@ def merge(options: BatchOptions, shard: Shard, all_cases: Sequence[CaseSpec], ow
     write_summary(options.out_dir, rows, options)
     if options.measure:
         try:
-            write_cohort(options.out_dir, rows + echo_study_rows(rows, options.subjects) + stack_study_rows(rows, options.subjects, options.basal_rule))
+            pages = options.out_dir if options.pdf else None  # --pdf: the study rows' pages too
+            write_cohort(options.out_dir, rows + echo_study_rows(rows, options.subjects, pages) + stack_study_rows(rows, options.subjects, options.basal_rule, pages))
         except OSError as e:
             from ..errors import OutputDiskFull
 

@@ -46,6 +46,8 @@ def batch_command(
                                          "Row 'p1' also serves cases p1_*."),
     no_basal_rule: bool = typer.Option(False, "--no-basal-rule", help="With --measure: count every LV slice, no SCMR 50% rule at the base "
                                        "(a short-axis rule; e.g. axial CT labels), as measure --no-basal-rule; flagged basal_rule_off."),
+    pdf: bool = typer.Option(False, "--pdf", help="With --measure: each measured case's and study's one-page A4 report (as measure --pdf) "
+                             "in OUT_DIR/pdf/<case>.pdf; column pdf of summary.csv and cohort.csv names it."),
     min_confidence: o.MinConfidence = None,
     review_png: o.ReviewPng = False,
     dicom_seg: bool = typer.Option(False, "--dicom-seg", help="Also write each DICOM study's labels as DICOM SEG (for a PACS or a DICOM viewer): "
@@ -76,6 +78,8 @@ def batch_command(
         raise MedsegError("--subjects gives body data for the measurements: add --measure")
     if no_basal_rule and not measure:
         raise MedsegError("--no-basal-rule is a measurement setting: add --measure")
+    if pdf and not measure:
+        raise MedsegError("--pdf writes each study's measurements on a page: add --measure")
     subject_rows: tuple = ()
     if subjects is not None:
         from ..subjects import read_subjects
@@ -125,7 +129,7 @@ def batch_command(
     options = BatchOptions(
         out_dir=str(out), prompts=str(prompts) if prompts else None, label_map=label_map, key_slice=key_slice, auto=auto,
         structures=structures, frames=frames, propagate=propagate, through=through, model=model, adapter=adapter, device=device,
-        resume=resume, measure=measure, basal_rule=not no_basal_rule, min_confidence=min_confidence, review_png=review_png, series=series, subjects=subject_rows,
+        resume=resume, measure=measure, pdf=pdf, basal_rule=not no_basal_rule, min_confidence=min_confidence, review_png=review_png, series=series, subjects=subject_rows,
         dicom_seg=dicom_seg, modality=modality, pixel_spacing=spacing,
     ).absolute()  # a Dask worker has another working folder
     if scheduler is None:  # a cluster's machines are not this one

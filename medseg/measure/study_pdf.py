@@ -157,7 +157,7 @@ def study_page(report: Mapping[str, Any], *, labels: Mapping[str, np.ndarray] | 
     qc_need = 0.3 + 0.14 * len(_wrapped(qc, width - 0.15, 8))
     if labels:
         y = _overlays(page, labels, label_map, images, frames, report, left, width, y, min(2.3, bottom - y - qc_need))
-    _quality(page, qc, left, width, y, bottom)
+    _quality(page, qc, left, width, y, bottom, source)
     from .. import __version__
 
     page.text(left, A4_IN[1] - _MARGIN + 0.05, _fit(" · ".join(p for p in (source, f"medseg {__version__}", "methods: medseg docs/measurement.md",
@@ -318,7 +318,7 @@ def _overlays(page: _Page, labels: Mapping[str, np.ndarray], label_map: Any, ima
     return y + h + 0.05
 
 
-def _quality(page: _Page, lines: list[str], x: float, w: float, y: float, bottom: float) -> None:
+def _quality(page: _Page, lines: list[str], x: float, w: float, y: float, bottom: float, source: str | None = None) -> None:
     page.text(x, y, "Quality checks and confidence", 10, fontweight="bold")
     y += 0.24
     room = max(int((bottom - y) / 0.135), 1)
@@ -326,7 +326,7 @@ def _quality(page: _Page, lines: list[str], x: float, w: float, y: float, bottom
     if len(wrapped) > room:  # whole lines only, then how many are left out
         cut = wrapped[room - 1][0]
         shown = [(i, part) for i, part in wrapped[: room - 1] if i < cut]
-        wrapped = shown + [(-1, f"… and {len(lines) - cut} more: see the report's flags (REPORT.json)")]
+        wrapped = shown + [(-1, _fit(f"… and {len(lines) - cut} more: see the flags in {source or 'the report'}", w - 0.15, 7.5))]
     last = None
     for i, part in wrapped:
         page.text(x + (0.12 if i == last else 0.0), y, ("" if i == last or i < 0 else "• ") + part, 7.5,

@@ -179,7 +179,7 @@ def test_long_ids_many_flags_and_cautions_stay_on_the_page(sax, tmp_path):
     fig, text = _page(rep, confidence=conf, source="x" * 300 + ".json")
     assert "Labels edited by hand since medseg wrote them (ED)" in text and "Needs review: medseg flagged the segmentation (ED)" in text
     assert "Confidence, ED: LV 0.95, MYO 0.62, RV 0.90; below the review threshold 0.80: MYO" in text
-    assert "more: see the report's flags" in text  # 40 long flags do not fit: the rest is counted, not cut off the page
+    assert "more: see the flags in xxx" in text  # 40 long flags do not fit: the rest is counted, not cut off the page
     fig.canvas.draw()
     renderer, width, height = fig.canvas.get_renderer(), fig.bbox.width, fig.bbox.height
     from matplotlib.text import Text

@@ -1,0 +1,128 @@
+"""``medseg batch --measure --pdf``: each measured case's and study row's page
+(:func:`medseg.measure.study_pdf.write_study_pdf`, as ``medseg measure --pdf`` writes it) in
+``OUT_DIR/pdf/<case or study>.pdf``. A page that cannot be written is a note of its row, never a
+failed case; a case or study measured without a page (not measured, or the page failed) keeps no
+older page of it. Rules: :mod:`medseg.batch`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+#: OUT_DIR's folder of the pages
+PDF_DIR = "pdf"
+
+
+def page_path(out_dir: str | Path, case: str) -> Path:
+    """Where the page of ``case`` (a case's id or a study row's) goes."""
+    return Path(out_dir) / PDF_DIR / f"{case}.pdf"
+
+
+def page_fresh(page: Path, inputs: Sequence[str | Path]) -> bool:
+    """Whether ``page`` is there and written after each of ``inputs`` (a label file and its
+    sidecar): ``--resume`` writes a missing or older page (the case is measured again for it)."""
+    try:
+        made = page.stat().st_mtime_ns
+        return all(Path(p).stat().st_mtime_ns <= made for p in inputs)
+    except OSError:
+        return False
+
+
+def write_page(report: Mapping[str, Any], page: Path, labels: Mapping[str, Any], label_map: Any, frames: Mapping[str, int],
+               files: Mapping[str, str | Path], case: str, modality: str | None = None, body: Mapping[str, Any] | None = None,
+               study: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The page of ``report`` at ``page``: contours of ``labels`` (phase -> (Z, Y, X); ``frames``:
+    phase -> cine frame) over the images the label ``files``' sidecars name (``labels`` or
+    ``ed``, ``es``, ``a2c_ed``, ``a2c_es`` -> path, as ``medseg measure`` names them) when they are
+    still there and fit (else contours alone), with the model's confidences from those sidecars.
+    ``body``: height, weight and sex measured with (:func:`medseg.measure.study_pdf.study_page`'s);
+    ``study``: the DICOM input's patient id, study date, ... (the header's patient line).
+    ``{"pdf": path}``, or ``{"pdf_note": why}`` with no page left at ``page``."""
+    from .cases import _one_line
+
+    try:
+        from ..measure.study_pdf import write_study_pdf
+
+        shown = [files[k] for k in ("labels", "ed", "es") if k in files]  # the files under the contour panels
+        images = _images(shown, _first_label_volume(shown), frames)
+        report = {**report, "inputs": _inputs(report, files, label_map, study)}
+        write_study_pdf(report, page, labels=labels, label_map=label_map, images=images, frames=dict(frames),
+                        confidence=_confidence(files), case=case, source="cohort.csv",
+                        modality=modality if modality in ("MR", "CT", "US") else None, body=dict(body or {}))
+        return {"pdf": str(page)}
+    except Exception as e:  # noqa: BLE001 (a page failing fails only that page: its row says why, the batch goes on)
+        try:
+            page.unlink(missing_ok=True)
+        except OSError:
+            pass
+        return {"pdf_note": _one_line(f"study page not written: {e}")}
+
+
+def _inputs(report: Mapping[str, Any], files: Mapping[str, str | Path], label_map: Any, study: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The report's ``inputs`` as ``medseg measure`` records those the page shows: the label
+    files, their label map, the model each was made with (``segmentation``), those edited by
+    hand since (``labels_edited``), the DICOM study, medseg's version."""
+    from .. import __version__
+    from ..labels import LabelMap
+    from ..measure.compare import segmentation_record
+    from .kept import labels_differ
+
+    paths = {k: Path(p) for k, p in files.items()}
+    edited = [k for k, p in paths.items() if labels_differ(p)]
+    return {**(report.get("inputs") or {}), **{k: str(p) for k, p in paths.items()}, "label_map": LabelMap.parse(label_map).to_string(),
+            "segmentation": segmentation_record(list(paths.items())), **({"labels_edited": edited} if edited else {}),
+            **({"study": dict(study)} if study else {}), "medseg_version": __version__}
+
+
+def drop_page(page: Path) -> None:
+    """No page for a case or study not measured now: an older one must not stand for it."""
+    try:
+        page.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def _first_label_volume(label_files: Sequence[str | Path]) -> Any:
+    from ..io import read_label_volume
+
+    return read_label_volume(label_files[0]) if label_files else None
+
+
+def _images(label_files: Sequence[str | Path], lab: Any, frames: Mapping[str, int]) -> dict[str, Any] | None:
+    """Phase -> image under the contours: those the label files were segmented from, when their
+    sidecars name them, they are still there and they fit the labels; else None."""
+    from ..errors import MedsegError
+
+    if lab is None or not frames:
+        return None
+    try:
+        from ..cli._measure_inputs import _segmented_images
+        from ..cli._measure_output import _overlay_images
+
+        found = _segmented_images([Path(p) for p in label_files])
+        if not found:
+            return None
+        return _overlay_images(found[:1] if lab.n_frames > 1 else found, lab, dict(frames)) or None
+    except (MedsegError, OSError, ValueError):
+        return None
+
+
+def _sidecar(path: str | Path) -> dict[str, Any]:
+    from ..errors import MedsegError
+    from ..io import read_sidecar
+
+    try:
+        return read_sidecar(Path(path)) or {}
+    except (MedsegError, OSError, ValueError):
+        return {}
+
+
+def _confidence(files: Mapping[str, str | Path]) -> dict[str, Any]:
+    """The page's confidence lines' input: each label file's sidecar's model confidence."""
+    out = {}
+    for key, path in files.items():
+        conf = (_sidecar(path).get("provenance") or {}).get("confidence")
+        if isinstance(conf, dict):
+            out[key] = conf
+    return out
