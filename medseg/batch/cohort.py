@@ -360,6 +360,15 @@ def _worst_first(r: Result) -> tuple:
     return (rank, conf if isinstance(conf, (int, float)) else 2.0, r.get("case", ""))
 
 
+def write_cohort_with_studies(options: Any, rows: Sequence[Result]) -> Path:
+    """:func:`write_cohort` of the cases' ``rows`` and the study rows measured from them (echo
+    views, ED/ES stacks, frames; with ``options.pdf`` their pages too), for a batch's
+    :class:`~medseg.batch.cases.BatchOptions`."""
+    pages = options.out_dir if options.pdf else None
+    rows = list(rows)
+    return write_cohort(options.out_dir, rows + echo_study_rows(rows, options.subjects, pages) + stack_study_rows(rows, options.subjects, options.basal_rule, pages))
+
+
 def write_cohort(out_dir: str | os.PathLike, results: Sequence[Result]) -> Path:
     """``cohort.csv``: one row per measured case (``case``, ``per_study``: FALSE for a case a study
     row was measured from, the segmentation's ``needs_review`` and lowest ``confidence``, then the

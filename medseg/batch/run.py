@@ -26,7 +26,7 @@ from .cases import (
     review_png_path,
 )
 from .checks import _ref_sha, _review_fields, _review_fields_readable, _sidecar_provenance, handed_over_record, output_problem  # noqa: F401 (as before)
-from .cohort import echo_study_rows, stack_study_rows, write_cohort, write_summary
+from .cohort import write_cohort_with_studies, write_summary
 from .kept import kept_labels, label_reader, labels_sha256, refresh_outputs
 from .measure_rows import measured_row
 from .outdir import folder_identity, out_dir_lock, remove_stale_temp_files, remove_write_probes
@@ -381,8 +381,7 @@ def _run_locked(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, 
     if options.measure:
         rows = ordered()
         try:
-            pages = options.out_dir if options.pdf else None  # --pdf: the study rows' pages too
-            write_cohort(options.out_dir, rows + echo_study_rows(rows, options.subjects, pages) + stack_study_rows(rows, options.subjects, options.basal_rule, pages))
+            write_cohort_with_studies(options, rows)
         except OSError as e:
             raise OutputDiskFull(f"cannot write cohort.csv in {options.out_dir} ({e.strerror or e}): every case is done; "
                                  "run the same command with --resume to measure again") from None

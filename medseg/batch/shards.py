@@ -187,7 +187,7 @@ def run_shard(all_cases: Sequence[CaseSpec], options: BatchOptions, shard: Shard
 def merge(options: BatchOptions, shard: Shard, all_cases: Sequence[CaseSpec], own: list[Result]) -> ShardRun:
     """The whole batch's summary (and cohort) from the N records, when all are ``done`` with this
     case list and these settings; else which shards it waits for."""
-    from .cohort import echo_study_rows, stack_study_rows, write_cohort, write_summary
+    from .cohort import write_cohort_with_studies, write_summary
 
     want_cases, want_settings = cases_digest(all_cases), settings_digest(options)
     rows: list[Result] = []
@@ -218,8 +218,7 @@ def merge(options: BatchOptions, shard: Shard, all_cases: Sequence[CaseSpec], ow
     write_summary(options.out_dir, rows, options)
     if options.measure:
         try:
-            pages = options.out_dir if options.pdf else None  # --pdf: the study rows' pages too
-            write_cohort(options.out_dir, rows + echo_study_rows(rows, options.subjects, pages) + stack_study_rows(rows, options.subjects, options.basal_rule, pages))
+            write_cohort_with_studies(options, rows)
         except OSError as e:
             from ..errors import OutputDiskFull
 
