@@ -42,20 +42,18 @@ def write_page(report: Mapping[str, Any], page: Path, labels: Mapping[str, Any],
     from .cases import _one_line
 
     try:
+        from ..cli._measure_pdf import sidecar_confidence
         from ..measure.study_pdf import write_study_pdf
 
         shown = [files[k] for k in ("labels", "ed", "es") if k in files]  # the files under the contour panels
         images = _images(shown, _first_label_volume(shown), frames)
         report = {**report, "inputs": _inputs(report, files, label_map, study)}
         write_study_pdf(report, page, labels=labels, label_map=label_map, images=images, frames=dict(frames),
-                        confidence=_confidence(files), case=case, source="cohort.csv",
+                        confidence=sidecar_confidence(report), case=case, source="cohort.csv",
                         modality=modality if modality in ("MR", "CT", "US") else None, body=dict(body or {}))
         return {"pdf": str(page)}
     except Exception as e:  # noqa: BLE001 (a page failing fails only that page: its row says why, the batch goes on)
-        try:
-            page.unlink(missing_ok=True)
-        except OSError:
-            pass
+        drop_page(page)
         return {"pdf_note": _one_line(f"study page not written: {e}")}
 
 
@@ -106,23 +104,3 @@ def _images(label_files: Sequence[str | Path], lab: Any, frames: Mapping[str, in
         return _overlay_images(found[:1] if lab.n_frames > 1 else found, lab, dict(frames)) or None
     except (MedsegError, OSError, ValueError):
         return None
-
-
-def _sidecar(path: str | Path) -> dict[str, Any]:
-    from ..errors import MedsegError
-    from ..io import read_sidecar
-
-    try:
-        return read_sidecar(Path(path)) or {}
-    except (MedsegError, OSError, ValueError):
-        return {}
-
-
-def _confidence(files: Mapping[str, str | Path]) -> dict[str, Any]:
-    """The page's confidence lines' input: each label file's sidecar's model confidence."""
-    out = {}
-    for key, path in files.items():
-        conf = (_sidecar(path).get("provenance") or {}).get("confidence")
-        if isinstance(conf, dict):
-            out[key] = conf
-    return out
