@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
+from typing import Any
 
 import numpy as np
 
@@ -21,8 +22,11 @@ POSITION_TOL_MM = 0.05
 
 def _check_uniform(frames: list[FrameInfo]) -> None:
     sizes = Counter(f"{f.cols}x{f.rows}" for f in frames)
-    if len(sizes) > 1:
-        raise ImageReadError("images have different sizes: " + ", ".join(f"{k} ({n} images)" for k, n in sizes.items()))
+    if len(sizes) > 1:  # the odd ones named (a stray image in the folder): the most common size is the series'
+        common = sizes.most_common(1)[0][0]
+        odd = {k: [_where(f) for f in frames if f"{f.cols}x{f.rows}" == k][:3] for k in sizes if k != common}
+        raise ImageReadError("images have different sizes: " + ", ".join(
+            f"{k} ({n} image{'s' if n > 1 else ''}{': ' + ', '.join(odd[k]) if k in odd else ''})" for k, n in sizes.most_common()))
     ref = frames[0]
     for f in frames[1:]:
         if f.iop and ref.iop and not np.allclose(f.iop, ref.iop, atol=ORIENTATION_ATOL):
@@ -128,7 +132,8 @@ def _arrange(frames: list[FrameInfo]) -> tuple[list[list[FrameInfo]], str | None
     if len(counts) > 1:
         summary = ", ".join(f"{n} phase(s) at {k} position(s)" for n, k in sorted(counts.items()))
         raise ImageReadError(
-            f"slice positions have different numbers of phases ({summary}); the series is incomplete or mixes acquisitions"
+            f"slice positions have different numbers of phases ({summary}{_odd_position(frames, clusters, counts)}); "
+            "the series is incomplete or mixes acquisitions"
         )
     by = "InstanceNumber" if all(f.frame is None for f in frames) else "InstanceNumber / TemporalPositionIndex"
     timed = sum(f.trigger_ms is not None for f in frames)
@@ -162,13 +167,28 @@ def _arrange(frames: list[FrameInfo]) -> tuple[list[list[FrameInfo]], str | None
     return [[col[t] for col in columns] for t in range(len(columns[0]))], note
 
 
+def _odd_position(frames: list[FrameInfo], clusters: list[list[int]], counts: Counter) -> str:
+    """Where a slice position holds a number of images the others do not: its first image, its
+    position along the normal and the distance to the nearest other position (a slice whose two
+    phases lie 0.3 mm apart reads as two positions of one phase each)."""
+    normal = dicom_directions(frames[0].iop)[2]  # type: ignore[arg-type]
+    centre = [float(np.mean([np.dot(frames[i].ipp, normal) for i in c])) for c in clusters]  # type: ignore[arg-type]
+    usual = counts.most_common(1)[0][0]
+    z = next(k for k, c in enumerate(clusters) if len(c) != usual)
+    near = min(abs(centre[z] - centre[k]) for k in range(len(clusters)) if k != z) if len(clusters) > 1 else None
+    return (f"; e.g. {len(clusters[z])} image(s) at {centre[z]:.2f} mm along the normal ({_where(frames[clusters[z][0]])})"
+            + (f", {near:.2f} mm from the nearest other position" if near is not None else ""))
+
+
 def _check_duplicates(frames: list[FrameInfo], clusters: list[list[int]]) -> None:
     """Refuse images that share a slice position and a TriggerTime: two image types of one
     acquisition (other than magnitude and phase, which :func:`_magnitude_images` separates), or
     an acquisition repeated within one series, would read as a cine of twice the phases,
     interleaved. Images without TriggerTime are not compared (they are ordered by
     InstanceNumber), nor is a series of one image type whose images share one TriggerTime per
-    slice (a placeholder: :func:`_arrange`)."""
+    slice (a placeholder: :func:`_arrange`); but image files without TriggerTime that share a
+    position and an InstanceNumber are refused too (:func:`_check_untimed_duplicates`)."""
+    _check_untimed_duplicates(frames, clusters)
     groups: dict[tuple[int, float], list[FrameInfo]] = defaultdict(list)
     for z, c in enumerate(clusters):
         for i in c:
@@ -193,6 +213,27 @@ def _check_duplicates(frames: list[FrameInfo], clusters: list[list[int]]) -> Non
                          "the series repeats images or mixes acquisitions; export one")
 
 
+def _check_untimed_duplicates(frames: list[FrameInfo], clusters: list[list[int]]) -> None:
+    """Refuse image files without TriggerTime at one slice position that share their
+    InstanceNumber, the key :func:`_arrange` orders them by: a series exported twice into one
+    folder under new SOPInstanceUIDs read as a cine of twice the frames, each a copy, in an order
+    their file names decided (images without InstanceNumber, and an enhanced file's frames, are
+    not compared)."""
+    groups: dict[tuple[int, Any], list[FrameInfo]] = defaultdict(list)
+    for z, c in enumerate(clusters):
+        for i in c:
+            f = frames[i]
+            if f.trigger_ms is None and f.frame is None and f.order and f.order[0] is not None:
+                groups[(z, f.order[0])].append(f)
+    dups = [g for g in groups.values() if len(g) > 1]
+    if not dups:
+        return
+    a, b = dups[0][:2]
+    raise ImageReadError(f"{sum(len(g) for g in dups)} images without TriggerTime share a position and InstanceNumber (e.g. {_where(a)} and "
+                         f"{_where(b)}, InstanceNumber {a.order[0]}): the series repeats images (exported twice into one folder?) or mixes "
+                         "acquisitions; export one")
+
+
 def _slice_step(grid: list[list[FrameInfo]]) -> np.ndarray:
     """LPS vector between consecutive slice centres; checks that slices are evenly spaced."""
     first = grid[0]
@@ -208,8 +249,21 @@ def _slice_step(grid: list[list[FrameInfo]]) -> np.ndarray:
     dev = np.linalg.norm(ipps - (ipps[0] + np.arange(n)[:, None] * step), axis=1).max()
     along = np.array([np.dot(f.ipp, normal) for row in grid for f in row])  # type: ignore[arg-type]
     jitter = _cluster_tolerance(along)  # the scatter the slice grouping accepted (_position_clusters)
-    if dev > max(POSITION_TOL_MM, 0.02 * np.linalg.norm(step), jitter):
-        gaps = np.round(np.diff(ipps @ normal), 3)
+    tol = max(POSITION_TOL_MM, 0.02 * np.linalg.norm(step), jitter)
+    if dev > tol:
+        along_pos = ipps @ normal
+        gaps = np.round(np.diff(along_pos), 3)
+        off_along = np.abs(along_pos - (along_pos[0] + np.arange(n) * (along_pos[-1] - along_pos[0]) / (n - 1))).max()
+        if off_along <= tol:  # even along the normal: a slice moved within its plane (another field of view), no gap
+            inplane = ipps - along_pos[:, None] * normal  # each slice's position within its plane
+            drift = np.median(np.diff(inplane, axis=0), axis=0)  # a leaning stack's in-plane step (0 for most)
+            k = np.arange(n)[:, None]
+            off = np.linalg.norm(inplane - np.median(inplane - k * drift, axis=0) - k * drift, axis=1)
+            z = int(np.argmax(off))
+            raise GeometryError(
+                f"slice {z} ({_where(grid[0][z])}) is shifted {off[z]:.2f} mm within its plane from the line "
+                f"through the other slices' positions (gaps along the normal {', '.join(f'{g:g}' for g in gaps)} mm, even): the images "
+                "do not lie on one grid (a slice planned with another field of view?); export the stack on one grid")
         raise GeometryError(f"slices are not evenly spaced along the normal (gaps {', '.join(f'{g:g}' for g in gaps)} mm); a slice may be missing")
     return step
 

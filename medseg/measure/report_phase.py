@@ -154,12 +154,14 @@ def phase_volumes(masks: dict[str, np.ndarray], geom: StackGeometry, lmap: Label
         contrib = slice_areas_mm2(mask, geom) * geom.weights_mm / 1000.0
         if name == "lv":
             contrib[excluded] = 0.0
+        gaps: list[int] = []
         if name in SAX_STRUCTURES:
             gaps, gflags = qc.missing_slices(mask, name)
             if interpolate and gaps:
                 contrib, gflags = _interpolate_gaps(mask, geom, contrib, gaps, gflags)
             flags += gflags
-        flags += qc.fragmented(mask, name)
+        # parts apart only across an empty slice (flagged missing_slice above) are one structure, not fragments
+        flags += qc.fragmented(np.delete(mask, gaps, axis=0) if gaps else mask, name)
         vols[name] = float(contrib.sum())
     if lv.any():
         flags += qc.incomplete_coverage(lv, base.base_at_high_index)
