@@ -58,7 +58,8 @@ def _measure(out: Path, options: BatchOptions, case_id: str, case_input: str | N
             return {"measure_note": "not measured: the input has no physical spacing"}
         else:
             rep = (measure_phase(lab, None, lmap, basal_rule=options.basal_rule) if lab.n_frames == 1 else
-                   measure_cine(lab, None, lmap, basal_rule=options.basal_rule, **_body(subject, lab)))
+                   measure_cine(lab, None, lmap, basal_rule=options.basal_rule, **_body(subject, lab),
+                                picked_phases=(side.get("provenance") or {}).get("frame_pick")))
             _basal_rule_said(rep, options.basal_rule)
     except MedsegError as e:
         return {"measure_note": _one_line(f"not measured: {e}")}

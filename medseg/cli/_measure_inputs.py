@@ -106,6 +106,17 @@ def _image_notes(paths: list[Path]) -> dict[str, Any]:
     return {k: v[0] if len(v) == 1 else v for k, v in found.items() if v}
 
 
+def frame_pick(path: Path) -> dict[str, Any] | None:
+    """The ``frame_pick`` a label file's medseg sidecar records (``segment --frames ed,es``: ED and
+    ES found on every frame before only some were segmented), for :func:`medseg.measure.measure_cine`'s
+    ``picked_phases``; None without one, or when the labels were changed since (edited by hand)."""
+    from ..batch.kept import labels_differ
+    from ..io import read_sidecar
+
+    pick = ((read_sidecar(path) or {}).get("provenance") or {}).get("frame_pick")
+    return pick if isinstance(pick, dict) and not labels_differ(path) else None
+
+
 def _in_use(lmap: Any, vols: Any) -> Any:
     """medseg's default map cut to lv, myo, rv and the other structures whose values the labels hold."""
     present: set[int] = set()
@@ -150,23 +161,14 @@ def _header_body(body: dict, paths: list[Path]) -> list[str]:
 
 
 def _segmented_images(paths: list[Path], say: bool = False) -> list[tuple[Path, str | None, int | None]] | None:
-    """The images the label files were segmented from, as their medseg sidecars record them
-    (``provenance.input``, with the DICOM series and, for one phase of a cine written alone as
-    ``seg_frameNN.dcm``, its frame), when every one of them is still there; else None (``say``:
-    print a note naming an image a sidecar names that is gone)."""
-    from ..io import read_sidecar
+    """:func:`medseg.measure.source_images.segmented_images`; ``say``: print a note naming an
+    image a sidecar names that is gone."""
+    from ..measure.source_images import segmented_images
 
-    found = []
-    for p in paths:
-        prov = (read_sidecar(p) or {}).get("provenance") or {}
-        src = prov.get("input")
-        if not isinstance(src, str) or not Path(src).exists():
-            if isinstance(src, str) and say:
-                from ._app import console
+    def gone(p: Path, src: str) -> None:
+        from ._app import console
 
-                console.print(f"note: {shown(p)}'s sidecar names the image {shown(src)}, which is not there (from this folder); "
-                              "overlay.png shows contours alone: pass --image", markup=False, highlight=False, soft_wrap=True)
-            return None
-        frame = prov.get("frame") if isinstance(prov.get("frame"), int) and not isinstance(prov.get("frame"), bool) else None
-        found.append((Path(src), prov.get("series"), frame))  # the series segmented, of a DICOM folder that holds several
-    return found or None
+        console.print(f"note: {shown(p)}'s sidecar names the image {shown(src)}, which is not there (from this folder); "
+                      "overlay.png shows contours alone: pass --image", markup=False, highlight=False, soft_wrap=True)
+
+    return segmented_images(paths, gone if say else None)

@@ -252,7 +252,9 @@ def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase
         _check_measurable(vol, labels, lmap)
         if vol.n_frames == 1:
             return measure_phase(vol, None, lmap, **phase_opts), {"labels": vol.array[0]}, {"labels": 0}, vol, lmap
-        report = measure_cine(vol, None, lmap, **phase_opts, **body, **heart_rate_options(vol, heart_rate))
+        from ._measure_inputs import frame_pick
+
+        report = measure_cine(vol, None, lmap, **phase_opts, **body, **heart_rate_options(vol, heart_rate), picked_phases=frame_pick(labels))
         frames = {k: f for k, f in (("ED", report["ed_frame"]), ("ES", report["es_frame"])) if f is not None}
         return report, {k: vol.array[f] for k, f in frames.items()}, frames, vol, lmap
     vol, vol_es = read[ed], read[es]

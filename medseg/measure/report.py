@@ -226,7 +226,7 @@ def heart_rate_options(vol: Any, heart_rate: float | None = None) -> dict[str, A
 
 def measure_cine(
     labels: Any, affine: np.ndarray | None = None, label_map: Any = None, *,
-    frame_times_s: Sequence[float] | None = None, **options: Any,
+    frame_times_s: Sequence[float] | None = None, picked_phases: dict[str, Any] | None = None, **options: Any,
 ) -> dict[str, Any]:
     """Measure a (T, Z, Y, X) cine: volume curves, ED/ES from them, then the ED + ES report.
 
@@ -240,7 +240,9 @@ def measure_cine(
     (``rv_es_frame`` None, RV EF undefined). A frame with labels but without the LV (RV) is a gap
     in its curve (NaN, ``absent_structure`` with the frame); ED or ES on the first or last
     labelled frame of frames that do not close the cycle: ``phase_at_clip_end``
-    (:func:`medseg.measure.qc.phase_at_clip_end`).
+    (:func:`medseg.measure.qc.phase_at_clip_end`), unless ``picked_phases`` (the labels' sidecar's
+    ``frame_pick`` of ``segment --frames ed,es``: ED and ES found on every frame of the image,
+    only some frames segmented) found that phase on that frame.
     ``options`` are those of :func:`measure_ed_es`.
     """
     lmap = LabelMap.parse(label_map)
@@ -280,6 +282,7 @@ def measure_cine(
     out.update({"ed_frame": ed_f, "es_frame": es_f, "rv_ed_frame": rv_ed, "rv_es_frame": rv_es,
                 "volume_curve_ml": {k: [None if not np.isfinite(v) else float(v) for v in c] for k, c in curves.items()},
                 "frame_times_s": None if times is None else [float(t) for t in np.asarray(times).reshape(-1)]})
+    _picked_not_clip_end(out, picked_phases, arr.shape[0])
     return out
 
 
@@ -318,6 +321,23 @@ def _cine_flags(out: dict[str, Any], flags: list[dict], curves: dict[str, np.nda
         if f["code"] == "ef_undefined" and one_frame.get(f.get("structure")) is not None:
             name = f["structure"]
             f["message"] = _one_phase_text(name, one_frame[name], curves[name])
+
+
+def _picked_not_clip_end(out: dict[str, Any], picked: dict[str, Any] | None, n_frames: int) -> None:
+    """Drop the LV's ``phase_at_clip_end`` where ``picked`` (``frame_pick``: {"ed": frame, "es":
+    frame, ...}, found on all ``n_frames`` frames before some were segmented) found that phase on
+    that frame: the labelled frames end there by choice, not because the image does; say so in
+    ``labelled_frames_only``."""
+    if not isinstance(picked, dict):
+        return
+    same = {ph for ph in ("ed", "es") if isinstance(picked.get(ph), int) and picked[ph] == out.get(f"{ph}_frame")}
+    out["flags"] = [f for f in out["flags"] if not (f["code"] == "phase_at_clip_end" and f.get("structure") == "lv" and f.get("phase") in same)]
+    if same:
+        said = ", ".join(f"{ph.upper()} (frame {picked[ph]})" for ph in ("ed", "es") if ph in same)
+        for f in out["flags"]:
+            if f["code"] == "labelled_frames_only":
+                f["message"] += f"; {said} found on all {n_frames} frames before segmenting (segment --frames)"
+                f["picked_phases"] = sorted(same)
 
 
 def _one_phase_text(name: str, frame: int, curve: np.ndarray) -> str:
