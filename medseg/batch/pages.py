@@ -41,8 +41,11 @@ def write_page(report: Mapping[str, Any], page: Path, labels: Mapping[str, Any],
     ``{"pdf": path}``, or ``{"pdf_note": why}`` with no page left at ``page``."""
     from .cases import _one_line
 
+    key = _page_key(report, labels, frames, files, case, modality, body, study)
+    if key is not None and _page_current(page, key):  # --resume: a study row's page made from the same inputs
+        return {"pdf": str(page)}
     try:
-        from ..cli._measure_pdf import sidecar_confidence
+        from ..measure.source_images import sidecar_confidence
         from ..measure.study_pdf import write_study_pdf
 
         shown = [files[k] for k in ("labels", "ed", "es") if k in files]  # the files under the contour panels
@@ -51,6 +54,7 @@ def write_page(report: Mapping[str, Any], page: Path, labels: Mapping[str, Any],
         write_study_pdf(report, page, labels=labels, label_map=label_map, images=images, frames=dict(frames),
                         confidence=sidecar_confidence(report), case=case, source="cohort.csv",
                         modality=modality if modality in ("MR", "CT", "US") else None, body=dict(body or {}))
+        _keep_key(page, key)
         return {"pdf": str(page)}
     except Exception as e:  # noqa: BLE001 (a page failing fails only that page: its row says why, the batch goes on)
         drop_page(page)
@@ -75,8 +79,64 @@ def _inputs(report: Mapping[str, Any], files: Mapping[str, str | Path], label_ma
 
 def drop_page(page: Path) -> None:
     """No page for a case or study not measured now: an older one must not stand for it."""
+    for p in (page, _key_path(page)):
+        try:
+            p.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def _key_path(page: Path) -> Path:
+    """Where the key of the inputs a page was drawn from is kept (OUT_DIR/measured/, beside the
+    cases' stored rows; a ``.page.json`` name no case row has)."""
+    return page.parent.parent / "measured" / f"{page.stem}.page.json"
+
+
+def _page_key(report: Mapping[str, Any], labels: Mapping[str, Any], frames: Mapping[str, int], files: Mapping[str, str | Path],
+              case: str, modality: str | None, body: Mapping[str, Any] | None, study: Mapping[str, Any] | None) -> str | None:
+    """sha256 of what a page is drawn from: the report, the label arrays, the label files' and
+    their sidecars' size and time (the images under the contours and the confidences are read
+    through them), the header fields and medseg's version; None when a file cannot be stat'ed."""
+    import hashlib
+    import json
+
+    import numpy as np
+
+    from .. import __version__
+    from ..io import sidecar_path
+
+    h = hashlib.sha256()
     try:
-        page.unlink(missing_ok=True)
+        stats = {k: [[q.stat().st_size, q.stat().st_mtime_ns] for q in (Path(p), sidecar_path(p)) if q.exists()] for k, p in files.items()}
+    except OSError:
+        return None
+    h.update(json.dumps([report, dict(frames), {k: str(v) for k, v in files.items()}, stats, case, modality, dict(body or {}),
+                         dict(study or {}), __version__], sort_keys=True, default=str).encode())
+    for k in sorted(labels):
+        a = np.ascontiguousarray(labels[k])
+        h.update(f"{k}{a.shape}{a.dtype}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _page_current(page: Path, key: str) -> bool:
+    """Whether ``page`` is there and its kept key is ``key`` (kept after the page was written)."""
+    try:
+        return page.is_file() and _key_path(page).read_text(encoding="utf-8").strip() == key and \
+            _key_path(page).stat().st_mtime_ns >= page.stat().st_mtime_ns
+    except OSError:
+        return False
+
+
+def _keep_key(page: Path, key: str | None) -> None:
+    """Keep the key of the page just written (a read-only or full folder: the page is drawn again next time)."""
+    from .._files import write_text_atomic
+
+    try:
+        if key is None:
+            _key_path(page).unlink(missing_ok=True)
+        else:
+            write_text_atomic(_key_path(page), key)
     except OSError:
         pass
 
@@ -95,12 +155,11 @@ def _images(label_files: Sequence[str | Path], lab: Any, frames: Mapping[str, in
     if lab is None or not frames:
         return None
     try:
-        from ..cli._measure_inputs import _segmented_images
-        from ..cli._measure_output import _overlay_images
+        from ..measure.source_images import overlay_images, segmented_images
 
-        found = _segmented_images([Path(p) for p in label_files])
+        found = segmented_images([Path(p) for p in label_files])
         if not found:
             return None
-        return _overlay_images(found[:1] if lab.n_frames > 1 else found, lab, dict(frames)) or None
+        return overlay_images(found[:1] if lab.n_frames > 1 else found, lab, dict(frames)) or None
     except (MedsegError, OSError, ValueError):
         return None

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._files import shown
-from ..errors import GeometryError, MedsegError
+from ..errors import MedsegError
 from ._app import stdout
 
 #: review rules (:func:`medseg.review.measurement_flags`) that `measure` applies to its own numbers
@@ -64,10 +64,11 @@ def _all_flags(report: dict) -> list[dict]:
 def _write_plots(report: dict, folder: Path, phases: dict, frames: dict, lmap: Any, vol: Any, image: list[Path] | None) -> None:
     from ..measure import plots as P
     from ..measure.echo import is_echo_report
+    from ..measure.source_images import overlay_images
 
     given = "image" in report["inputs"]
     try:
-        images = _overlay_images(image, vol, frames) if image else None
+        images = overlay_images(image, vol, frames) if image else None
     except MedsegError:
         if given:
             raise
@@ -87,50 +88,6 @@ def _write_plots(report: dict, folder: Path, phases: dict, frames: dict, lmap: A
     elif not echo and "lv" in report and "edv_ml" in report.get("lv", {}):
         written["volume_curve"] = P.volume_curve_png(report, folder / "volumes.png")
     report["plots"] = {k: str(v) for k, v in written.items()}
-
-
-def _like_labels(img: Any, vol: Any, path: Path) -> Any:
-    """An image without pixel spacing (a PNG) under labels measured with ``--pixel-spacing``: given the same."""
-    from ..io.volume import GIVEN_SPACING, with_pixel_spacing
-
-    if img.spacing_known or vol.meta.get("spacing_from") != GIVEN_SPACING or img.n_slices != 1:
-        return img
-    return with_pixel_spacing(img, vol.spacing[1:], f"--image {path}")
-
-
-def _overlay_images(paths: list, vol: Any, frames: dict[str, int]) -> dict[str, np.ndarray]:
-    """Phase -> (Z, Y, X) image: frames of a cine image, or one image per phase in order
-    (``paths``: --image paths, or (path, DICOM series, frame) from the labels' sidecars: the
-    frame of a cine that labels of one phase segment)."""
-    if len(paths) > len(frames):
-        raise MedsegError(f"got {len(paths)} --image files for {len(frames)} phase(s)")
-    pairs = [p if isinstance(p, tuple) else (p, None, None) for p in paths]
-    imgs = [_like_labels(_read_image(p, series), vol, p) for p, series, _ in pairs]
-    paths = [p for p, _, _ in pairs]
-    for p, img in zip(paths, imgs):
-        if img.grid_shape != vol.grid_shape or not np.allclose(img.affine, vol.affine, atol=1e-3):
-            raise GeometryError(f"--image {p} is not on the labels' grid ({img.grid_shape} vs {vol.grid_shape}, or affines differ)")
-    from ..review import display_array
-
-    arrays = [display_array(img) for img in imgs]  # a CT in its cardiac window
-    at = [f for _, _, f in pairs]
-    if len(imgs) == len(frames) and all(f is not None and f < img.n_frames for f, img in zip(at, imgs)):
-        return {k: a[f] for k, a, f in zip(frames, arrays, at)}  # each phase's own frame of the cine(s) it was segmented from
-    if len(imgs) == 1 and imgs[0].n_frames > 1:
-        if vol.n_frames == 1:  # labels of one frame each: which of the cine's frames they are is not known
-            raise MedsegError(f"--image {paths[0]} is a cine ({imgs[0].n_frames} frames) and the labels are one frame "
-                              f"each: give the {' and the '.join(frames)} image{'s' if len(frames) > 1 else ''} (one --image per phase)")
-        return {k: arrays[0][f] for k, f in frames.items() if f < imgs[0].n_frames}
-    if len(imgs) < len(frames):
-        raise MedsegError(f"got {len(imgs)} --image file(s) for {len(frames)} phases ({', '.join(frames)}): give one per phase, "
-                          "in that order, or the cine they come from")
-    return {k: a[0] for k, a in zip(frames, arrays)}
-
-
-def _read_image(path: Path, series: str | None = None) -> Any:
-    from ..io import read_volume
-
-    return read_volume(path, series=series)
 
 
 def _summary(report: dict, output: Path) -> None:

@@ -8,9 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ImageWriteError, MedsegError
-
-#: the report's ``inputs`` keys of the label files
-LABEL_KEYS = ("labels", "ed", "es", "a2c_ed", "a2c_es")
+from ..measure.source_images import LABEL_KEYS, overlay_images, sidecar_confidence
 
 
 def check_pdf(pdf: Path, outputs: dict[str, Path | None], inputs: dict[str, Path]) -> None:
@@ -33,12 +31,11 @@ def write_pdf(report: dict, pdf: Path, phases: dict, frames: dict, lmap: Any, vo
     image that moved is left out, a given one that does not fit is refused); ``source``: the
     report's file name, in the footer; ``body``: height, weight and sex measured with."""
     from ..measure.study_pdf import write_study_pdf
-    from ._measure_output import _overlay_images
 
     images = None
     if image:
         try:
-            images = _overlay_images(image, vol, frames)
+            images = overlay_images(image, vol, frames)
         except MedsegError:
             if "image" in report["inputs"]:
                 raise
@@ -48,25 +45,6 @@ def write_pdf(report: dict, pdf: Path, phases: dict, frames: dict, lmap: Any, vo
     return write_study_pdf(report, pdf, labels=phases, label_map=lmap, images=images, frames=frames, confidence=sidecar_confidence(report),
                            modality=modality if modality in ("MR", "CT", "US") else None, source=source,
                            body=body, case=_case(report))
-
-
-def sidecar_confidence(report: dict) -> dict[str, Any]:
-    """Label file key -> the ``confidence`` its medseg sidecar's provenance records (the model's,
-    per structure), for the files the report says a model made (``inputs.segmentation``)."""
-    from ..io import read_sidecar
-
-    inputs = report.get("inputs") or {}
-    out = {}
-    for key in LABEL_KEYS:
-        if key not in (inputs.get("segmentation") or {}) or not inputs.get(key):
-            continue
-        try:
-            conf = ((read_sidecar(Path(inputs[key])) or {}).get("provenance") or {}).get("confidence")
-        except MedsegError:
-            continue
-        if isinstance(conf, dict):
-            out[key] = conf
-    return out
 
 
 def _case(report: dict) -> str | None:

@@ -331,10 +331,14 @@ def _closing_line(results, out: Path, measure: bool = False, summary: str | None
             f"{len(review)} need{'s' if len(review) == 1 else ''} review (listed first{why}); summary: {summary or out / 'summary.csv'}")
     if measure and (out / "cohort.csv").is_file():
         with open(out / "cohort.csv", newline="", encoding="utf-8", errors="surrogateescape") as fh:  # as write_text_atomic wrote it
-            n_rows = sum(1 for _ in csv.DictReader(fh))
+            rows = list(csv.DictReader(fh))
+        n_rows = len(rows)
         line += f"; cohort: {out / 'cohort.csv'} ({n_rows} row{'s' if n_rows != 1 else ''})"
         if (out / "cohort.png").is_file():
             line += " and cohort.png"
+        pages = sum(bool(r.get("pdf")) for r in rows)  # --pdf: the study pages (a row without one says why in measure_note)
+        if pages:
+            line += f"; {pages} study page{'s' if pages != 1 else ''} in {out / 'pdf'}"
     reasons = {r["reason"] for r in results if r["status"] == "failed"}
     if counts["failed"] and counts["failed"] == len(results) and len(reasons) == 1:
         line += f" (every case: {reasons.pop()})"
