@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from .._files import shown
-from ..errors import DISK_ERRNOS, Interrupted, MedsegError
+from ..errors import DISK_ERRNOS, Interrupted, MedsegError, OutputDiskFull
 from ._paths import expand_user_paths
 
 #: below this terminal width rich's option table cut option names (``--interpolate-mi…``) and
@@ -228,7 +228,7 @@ def run_cli(argv: list[str] | None = None) -> int:
         return 130
     except MedsegError as e:
         console.print(f"[bold red]error:[/] {escape(_one_line(e))}", highlight=False, soft_wrap=True)
-        return 1
+        return EXIT_IOERR if isinstance(e, OutputDiskFull) else 1
     except typer.Exit as e:
         return _exit(e, argv)
     except typer.Abort:
@@ -249,14 +249,14 @@ def run_cli(argv: list[str] | None = None) -> int:
 
         if (oom := out_of_memory_message(e)) is not None:  # MemoryError; torch's libraries under a tight `ulimit -v`
             console.print(f"[bold red]error:[/] {escape(shown(oom))}", highlight=False, soft_wrap=True)
-            return 1
+            return EXIT_OSERR
         if isinstance(e, OSError) and e.filename and e.strerror:  # a full disk, a file too large, permissions
             console.print(f"[bold red]error:[/] cannot write or read {escape(shown(e.filename))}: {escape(e.strerror)}", highlight=False, soft_wrap=True)
-            return 1
+            return EXIT_IOERR if e.errno in _DISK_ERRNOS else 1
         if isinstance(e, OSError) and e.errno in _DISK_ERRNOS:  # a write that names no file (the disk filled during it)
             console.print(f"[bold red]error:[/] cannot write the output: {escape(e.strerror or os.strerror(e.errno))} "
                           "(nothing was left half-written)", highlight=False, soft_wrap=True)
-            return 1
+            return EXIT_IOERR
         console.print(
             f"[bold red]error:[/] unexpected {type(e).__name__}: {escape(_one_line(e))} "
             "(set MEDSEG_DEBUG=1 for a traceback)",
@@ -284,6 +284,10 @@ def _command_name(argv: list[str] | None) -> str | None:
 #: the exit code of an unexpected error (a bug in medseg, not bad input): sysexits' EX_SOFTWARE, so a
 #: workflow manager tells it from the 1 of an input it should not retry
 EXIT_BUG = 70
+#: out of memory (sysexits' EX_OSERR): the machine, not the input; a workflow manager may retry with more memory
+EXIT_OSERR = 71
+#: the disk filled, went read-only or failed while writing (EX_IOERR): nothing half-written; retry once there is room
+EXIT_IOERR = 74
 
 #: errors of a write that fills or cannot touch the disk: a one-line message, not "unexpected"
 _DISK_ERRNOS = (*DISK_ERRNOS, errno.EFBIG, errno.EIO)

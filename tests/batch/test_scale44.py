@@ -90,7 +90,7 @@ def test_compare_writes_all_outputs_or_none_when_the_json_fails(cohort, tmp_path
 
     out, csv, plots = tmp_path / "changes.json", tmp_path / "changes.csv", tmp_path / "plots"
     monkeypatch.setattr(files, "write_json_atomic", disk_full)
-    assert run_cli(["compare", str(cohort), "-o", str(out), "--csv", str(csv), "--plots", str(plots)]) == 1
+    assert run_cli(["compare", str(cohort), "-o", str(out), "--csv", str(csv), "--plots", str(plots)]) == 74
     err = capsys.readouterr().err
     assert "No space left" in err and "Traceback" not in err
     assert not out.exists() and not csv.exists() and not (plots / "lvef_change.png").exists()

@@ -625,7 +625,7 @@ def test_ctrl_c_and_a_full_disk_are_one_line(study, tmp_path, capsys, monkeypatc
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(medseg._files, "write_json_atomic", full)
-    assert run_cli(["measure", str(study / "gt.nii.gz"), "-o", str(tmp_path / "r.json")]) == 1
+    assert run_cli(["measure", str(study / "gt.nii.gz"), "-o", str(tmp_path / "r.json")]) == 74  # EX_IOERR
     err = " ".join(capsys.readouterr().err.split())
     assert "cannot write the output: No space left on device" in err and "unexpected" not in err
 

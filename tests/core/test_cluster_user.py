@@ -82,7 +82,7 @@ def test_out_of_memory_under_ulimit_v_is_one_line_naming_the_limit(study, monkey
     monkeypatch.setattr(_environ, "address_space_limit", lambda: 2_048_000_000)
     monkeypatch.setattr("medseg.io.read_volume", fail)
     monkeypatch.delenv("MEDSEG_DEBUG", raising=False)
-    assert run_cli(["info", str(study / "患者01.nii.gz")]) == 1
+    assert run_cli(["info", str(study / "患者01.nii.gz")]) == 71  # EX_OSERR: the machine, not the input
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "unexpected" not in err
     assert err.startswith("error: out of memory: ") and "ulimit -v, is 2.0 GB" in err
