@@ -59,13 +59,40 @@ def medseg_home(kind: str | None = None) -> Path | None:
 def asset_dirs(kind: str) -> list[Path]:
     """Folders searched for shipped assets (``checkpoints`` or ``adapters``), in order:
     $MEDSEG_HOME/<kind>, the source tree's top-level folder (editable installs), and
-    <prefix>/share/medseg/<kind> (wheel installs)."""
+    <data>/share/medseg/<kind> (wheel installs: where pip put the wheel's data files)."""
     out = []
     if medseg_home():
         out.append(medseg_home(kind))
-    out.append(Path(__file__).resolve().parents[2] / kind)
-    out.append(Path(sys.prefix) / "share" / "medseg" / kind)
+    root = Path(__file__).resolve().parents[2]
+    if (root / "pyproject.toml").is_file():  # a checkout; installed, this is site-packages
+        out.append(root / kind)
+    for d in _installed_share_dirs(kind):
+        if d not in out:
+            out.append(d)
     return out
+
+
+def _installed_share_dirs(kind: str) -> list[Path]:
+    """share/medseg/<kind> of this installed copy: <sys.prefix>/share is only where a venv's pip
+    puts data files; ``pip install --user`` puts them in ~/.local/share, Debian's system pip in
+    /usr/local/share, ``--prefix P`` in P/share (read from the wheel's RECORD beside the package),
+    ``--target T`` in T/share."""
+    site = Path(__file__).resolve().parents[2]
+    found = [site / "share" / "medseg" / kind]  # first: --target's RECORD names ../../share, not T/share
+    for info in sorted(site.glob("medseg-*.dist-info")):
+        try:
+            lines = (info / "RECORD").read_text(encoding="utf-8").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            parts = Path(line.split(",", 1)[0]).parts
+            hit = next((i for i in range(len(parts) - 3) if parts[i:i + 3] == ("share", "medseg", kind)), None)
+            if hit is not None:
+                found.append(Path(os.path.normpath(site.joinpath(*parts[:hit + 3]))))
+                break
+    found.append(Path(sys.prefix) / "share" / "medseg" / kind)
+    existing = [d for d in dict.fromkeys(found) if d.is_dir()]
+    return existing or [Path(sys.prefix) / "share" / "medseg" / kind]
 
 
 def shipped_checkpoint(filename: str = DEFAULT_CHECKPOINT_NAME) -> Path:
