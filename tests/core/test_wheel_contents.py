@@ -83,6 +83,7 @@ def test_wheel_holds_what_runs_and_nothing_else(built):
         assert names.count(needed) == 1, needed
     assert {"medseg/_confidence_calibration.json", "medseg/_mask_thresholds.json"} <= _loaded_beside_code()
     assert sum(n.endswith("medseg_default.safetensors") for n in names) == 1 and len(set(names)) == len(names)
+    assert f"medseg-{__import__('medseg').__version__}.dist-info/licenses/LICENSE" in names  # the licence the metadata names (Apache-2.0), with the code
     for py in list((REPO / "medseg").rglob("*.py")) + list((REPO / "napari_plugin").rglob("*.py")):
         rel = py.relative_to(REPO).as_posix()
         assert rel.replace("napari_plugin/", "medseg_napari/", 1) in names, rel
