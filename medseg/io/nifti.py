@@ -76,7 +76,7 @@ def read_nifti(path: Path) -> Volume:
     _check_finite_affine(affine, header, path)
     affine[:3, :] *= to_mm
     affine, note = _consistent_affine(affine, zooms)
-    xform_note = _xform_note(header, data.shape, to_mm)
+    xform_note = "; ".join(n for n in (_xform_note(header, data.shape, to_mm), _oblique_pixels_note(affine)) if n) or None
     meta = {
         "format": "nifti",
         "path": str(path),
@@ -219,6 +219,21 @@ def _consistent_affine(affine: np.ndarray, zooms: tuple) -> tuple[np.ndarray, st
             f"{[round(float(v), 5) for v in z]} mm; "
             "spacing taken from pixdim, directions and origin from the header (as ITK does)")
     return fixed, note
+
+
+def _oblique_pixels_note(affine: np.ndarray) -> str | None:
+    """A note when the row and column axes of the header's transform are not at right angles
+    (only an sform can say so): the pixels are parallelograms, which no scanner writes. medseg
+    measures them as they are (a pixel's area is its two sides times the sine of their angle);
+    .mha / .nrrd cannot hold such a grid (labels are refused there: :func:`medseg.io.writers.check_format`)."""
+    from .writers import _pixel_axes_angle
+
+    angle = _pixel_axes_angle(affine)
+    if angle is None:
+        return None
+    return (f"the row and column axes of the header's transform are {angle:.2f} degrees apart, not 90 (pixels are parallelograms; "
+            f"each counts its true area, {abs(np.sin(np.radians(angle))):.4f} of a square one's): a header written by hand or "
+            "by a resampling tool? Write its labels as NIfTI (.mha / .nrrd hold only right angles)")
 
 
 _QFORM_FIELDS = ("quatern_b", "quatern_c", "quatern_d", "qoffset_x", "qoffset_y", "qoffset_z")
