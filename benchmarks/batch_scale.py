@@ -49,7 +49,7 @@ def instrumented_batch(argv: list[str]) -> dict:
     from medseg.cli._app import run_cli
 
     t0, rss, done, spent = time.perf_counter(), [], [], {"summary": 0.0, "cohort": 0.0, "first_new": None}
-    run_case, write_summary, write_cohort, segment_case = br.run_case, br.write_summary, br.write_cohort, br._segment_case
+    run_case, write_summary, write_cohort, segment_case = br.run_case, br.write_summary, br.write_cohort_with_studies, br._segment_case
 
     def timed(key, fn):
         def wrapper(*a, **k):
@@ -71,11 +71,11 @@ def instrumented_batch(argv: list[str]) -> dict:
             spent["first_new"] = time.perf_counter() - t0
         return segment_case(*a, **k)
 
-    br.run_case, br.write_summary, br.write_cohort, br._segment_case = case, timed("summary", write_summary), timed("cohort", write_cohort), segment
+    br.run_case, br.write_summary, br.write_cohort_with_studies, br._segment_case = case, timed("summary", write_summary), timed("cohort", write_cohort), segment
     try:
         rc = run_cli(argv)
     finally:
-        br.run_case, br.write_summary, br.write_cohort, br._segment_case = run_case, write_summary, write_cohort, segment_case
+        br.run_case, br.write_summary, br.write_cohort_with_studies, br._segment_case = run_case, write_summary, write_cohort, segment_case
     wall = time.perf_counter() - t0
     n = len(done)
     return {"rc": rc, "wall_s": round(wall, 2), "cases": n, "first_case_done_s": round(done[0], 2) if done else None,
@@ -87,11 +87,14 @@ def instrumented_batch(argv: list[str]) -> dict:
 
 def summary_rewrite_ms(out: Path, n: int) -> float:
     """Median ms of one write_summary of ``n`` rows like the run's (rows cycled, names made unique)."""
+    import dataclasses
+
     from medseg.batch import BatchOptions
     from medseg.batch.cohort import KEY_MEASURES, write_summary
 
     s = json.loads((out / "summary.json").read_text())
-    options = BatchOptions(**{k: v for k, v in s["settings"].items() if k != "subjects"})
+    takes = {f.name for f in dataclasses.fields(BatchOptions)} - {"subjects"}  # settings also record e.g. model_sha256
+    options = BatchOptions(**{k: v for k, v in s["settings"].items() if k in takes})
     rows = []
     for i in range(n):
         r = {k: ("" if v is None else v) for k, v in s["cases"][i % len(s["cases"])].items()}
@@ -119,6 +122,8 @@ def main() -> None:
     res["generate_s"] = round(time.perf_counter() - t, 1)
     common = ["--prompts-from", str(inp), "--key-slice", "--label-map", MAP, "--workers", "1", "--measure"]
     res["batch"] = instrumented_batch(["batch", str(inp), "-o", str(out), *common])
+    for p in out.glob("c9999*"):  # left by an earlier run in the same WORK: the new study would be skipped
+        p.unlink()
     write_case(inp, "c9999", seed=3, shape=(48, 48), n_slices=4)  # one study the first run did not see
     try:
         res["resume"] = instrumented_batch(["batch", str(inp), "-o", str(out), *common, "--resume"])

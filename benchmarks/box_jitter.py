@@ -5,15 +5,20 @@ against jittered (5 / 10 % of the side per coordinate), grown (+10 %) and shrunk
 """
 import csv
 import sys
+from pathlib import Path
 
 import numpy as np
 
-from medseg.io import read_label_volume, read_volume
-from medseg.models.registry import load_model
-from medseg.predictor import SlicePredictor
-from medseg.preprocess import normalize_intensity
-from medseg.types import Box
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _usage import check_args  # noqa: E402
 
+from medseg.io import read_label_volume, read_volume  # noqa: E402
+from medseg.models.registry import load_model  # noqa: E402
+from medseg.predictor import SlicePredictor  # noqa: E402
+from medseg.preprocess import normalize_intensity  # noqa: E402
+from medseg.types import Box  # noqa: E402
+
+check_args(__doc__, 3)  # before the model loads: --help, or a usage error without a traceback
 m = load_model(sys.argv[1])
 pairs = list(csv.DictReader(open(sys.argv[2])))
 lm = dict(kv.split("=") for kv in sys.argv[3].split(","))

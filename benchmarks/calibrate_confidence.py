@@ -170,4 +170,7 @@ def plot(table: list[dict], rho: float, ece: float, path: Path) -> None:
 
 
 if __name__ == "__main__":
+    from _usage import check_args
+
+    check_args(__doc__, 2)
     main(Path(sys.argv[1]), Path(sys.argv[2]))

@@ -177,4 +177,7 @@ def main(root: Path, out: Path) -> None:
 
 
 if __name__ == "__main__":
+    from _usage import check_args
+
+    check_args(__doc__, 2)
     main(Path(sys.argv[1]), Path(sys.argv[2]))

@@ -95,6 +95,7 @@ def main(root: Path, out: Path, others: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 4:
-        raise SystemExit(__doc__)
+    from _usage import check_args
+
+    check_args(__doc__, 3)
     main(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:])

@@ -76,4 +76,7 @@ def main(pack: str, init: str, out: str, budget_s: float) -> None:
 
 
 if __name__ == "__main__":
+    from _usage import check_args
+
+    check_args(__doc__, 3)
     main(sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]) if len(sys.argv) > 4 else 2820.0)

@@ -351,6 +351,9 @@ def train(init: str, out: str, budget_s: float, work: Path) -> None:
 
 
 if __name__ == "__main__":
+    from _usage import check_args
+
+    check_args(__doc__, 3)
     root, init, out = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
     budget = float(sys.argv[4]) if len(sys.argv) > 4 else 1200.0
     work = Path(sys.argv[5]) if len(sys.argv) > 5 else Path("work_data/onpolicy")

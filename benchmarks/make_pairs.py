@@ -1,6 +1,6 @@
 """Write PAIRS.csv files for the validation splits (docs/training.md) from ../shared/data.
 
-    python benchmarks/make_pairs.py ../shared/data benchmarks/pairs
+    python benchmarks/make_pairs.py ../shared/data work_data/pairs
 
 acdc_val.csv (ED+ES of patients 017-020, 037-040, 057-060, 077-080, 097-100, with case/phase),
 acdc_train.csv (ED+ES of the other 80 ACDC patients: trained on; for checking rules, never scores),
@@ -69,7 +69,10 @@ def lge(root: Path, split: str) -> list[dict]:
 
 
 if __name__ == "__main__":
-    root, out = Path(sys.argv[1]), Path(sys.argv[2])
+    from _usage import check_args
+
+    check_args(__doc__, 2)
+    root, out = Path(sys.argv[1]).resolve(), Path(sys.argv[2])  # absolute: medseg reads a relative cell from the CSV's folder
     _write(out / "acdc_val.csv", acdc(root))
     _write(out / "acdc_train.csv", acdc(root, "train"))
     _write(out / "acdc_endcheck.csv", acdc(root, "end-check"))  # rule fits (fit_mask_thresholds.py), never scores

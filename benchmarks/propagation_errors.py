@@ -94,7 +94,9 @@ def main(root: Path, mode: str, out: Path | None) -> None:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
+    from _usage import check_args
+
+    args = check_args(__doc__, 1)
     out = Path(args[args.index("-o") + 1]) if "-o" in args else None
     pos = [a for i, a in enumerate(args) if a != "-o" and (i == 0 or args[i - 1] != "-o")]
     main(Path(pos[0]), pos[1] if len(pos) > 1 else "key-slice", out)

@@ -56,6 +56,7 @@ def main(src: str, dst: str, before: str, date: str, extra: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 5:
-        raise SystemExit(__doc__)
+    from _usage import check_args
+
+    check_args(__doc__, 4)
     main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:])

@@ -65,7 +65,9 @@ def main(out: str, inputs: list[str], encoder_too: bool = False, encoder_from_fi
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
+    from _usage import check_args
+
+    args = check_args(__doc__, 3)
     encoder_too, encoder_from_first = "--encoder-too" in args, "--encoder-from-first" in args
     args = [a for a in args if a not in ("--encoder-too", "--encoder-from-first")]
     if len(args) < 3 or (encoder_too and encoder_from_first):
