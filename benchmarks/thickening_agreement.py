@@ -53,8 +53,10 @@ def main() -> None:
     summary = {"studies": len(per_case), "global_mae_pts": float(np.mean(np.abs(g))), "global_bias_pts": float(np.mean(g)),
                "global_r": float(np.corrcoef([v["global"][0] for v in per_case.values()], [v["global"][1] for v in per_case.values()])[0, 1]),
                "segment_mae_pts": float(s.mean()), "segment_median_pts": float(np.median(s)), "segments": int(s.size)}
-    args.out.write_text(json.dumps({"summary": summary, "cases": per_case}, indent=1))
-    print(json.dumps(summary, indent=1))
+    from medseg._files import _jsonable  # NaN (r of one study, a segment without myocardium) as null: strict JSON
+
+    args.out.write_text(json.dumps(_jsonable({"summary": summary, "cases": per_case}), indent=1, allow_nan=False))
+    print(json.dumps(_jsonable(summary), indent=1))
 
 
 if __name__ == "__main__":
