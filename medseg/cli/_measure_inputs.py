@@ -41,6 +41,8 @@ def _record_inputs(report: dict, paths: dict[str, Path | None], lmap: Any, map_f
 
         console.print(f"note: {vol.meta['geometry_note']}", markup=False, highlight=False, soft_wrap=True)
     report["inputs"].update(_image_notes([p for p in paths.values() if p is not None]))
+    if missing := _missing_slices([p for p in paths.values() if p is not None]):
+        report["inputs"]["missing_slices"] = missing
     from ..measure.compare import segmentation_record  # the model and adapter of each label file ({}: none recorded)
 
     report["inputs"]["segmentation"] = segmentation_record([(k, p) for k, p in paths.items() if p is not None])
@@ -104,6 +106,20 @@ def _image_notes(paths: list[Path]) -> dict[str, Any]:
             if isinstance(note, str) and note and note not in found.setdefault(key, []):
                 found[key].append(note)
     return {k: v[0] if len(v) == 1 else v for k, v in found.items() if v}
+
+
+def _missing_slices(paths: list[Path]) -> list[int]:
+    """The slices the labels' DICOM series lacked (read as blank ones: :mod:`medseg.io.dicom_gaps`),
+    as their sidecars record them (``provenance.missing_slices``): what the ``missing_slice`` flags
+    of those slices come from."""
+    from ..io import read_sidecar
+
+    found: set[int] = set()
+    for p in paths:
+        got = ((read_sidecar(p) or {}).get("provenance") or {}).get("missing_slices")
+        if isinstance(got, list):
+            found |= {int(z) for z in got if isinstance(z, int) and not isinstance(z, bool)}
+    return sorted(found)
 
 
 def frame_pick(path: Path) -> dict[str, Any] | None:

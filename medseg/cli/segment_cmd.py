@@ -184,6 +184,8 @@ def read_image(image, out, series, modality, pixel_spacing=None):
         if vol.meta.get("spacing_from") and output_kind(out) == "png":
             raise MedsegError(f"{out}: a PNG records no pixel spacing, so --pixel-spacing would be lost: write .nii.gz (or .mha, .nrrd)")
     check_output(out, vol)  # an output it cannot write is refused before the work
+    if vol.meta.get("missing_slices") and vol.meta.get("geometry_note"):  # a DICOM stack with a slice lost in the export (dicom_gaps)
+        console.print(f"note: {shown(image)}: {vol.meta['geometry_note']}", markup=False, highlight=False, soft_wrap=True)
     if vol.meta.get("frame_of_reference_note"):  # Sunnybrook: each image its own FrameOfReferenceUID
         console.print(f"note: {shown(image)}: {vol.meta['frame_of_reference_note']}", markup=False, highlight=False, soft_wrap=True)
     if vol.meta.get("modality_from") == FROM_INTENSITIES:  # a guess: say it, and how to overrule it

@@ -106,6 +106,8 @@ def contour_labels(image: Volume, folder: str | Path, label_map: LabelMap | str 
     where: dict[int, tuple[int, int]] = {}
     for t, row in enumerate(files):
         for z, f in enumerate(row):
+            if f is None:  # a slice missing from the series (read as a blank one): no image, no contour
+                continue
             n = _image_number(f)
             if n is not None and n in where:
                 raise ImageReadError(f"{image.meta.get('path')}: images {Path(files[where[n][0]][where[n][1]]).name} and {Path(f).name} "

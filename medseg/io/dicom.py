@@ -16,7 +16,9 @@ How a stack is built (see docs/io.md):
   velocity maps, not anatomy, and would double the cine; a series of phase images alone is
   refused;
 * the slice step is the centre-to-centre vector between positions (not SliceThickness); a
-  single slice uses SliceThickness (1 mm when absent) along the normal;
+  single slice uses SliceThickness (1 mm when absent) along the normal; a stack whose gaps are
+  whole multiples of one step (a slice missing from the export) gets a blank slice at each
+  missing position (:mod:`medseg.io.dicom_gaps`);
 * pixels get RescaleSlope/Intercept and become float32; colour images become luminance;
   PixelPaddingValue pixels become their frame's lowest other value (background);
 * ``frame_times_s`` are the TriggerTimes (ms -> s) at the first position; the heart rate is
@@ -56,6 +58,7 @@ from .dicom_frames import (
     read_header,
     require_geometry,
 )
+from .dicom_gaps import fill_missing_slices
 from .dicom_meta import HEART_RATE_DISAGREE, _meta, _modality, _num, body_of
 from .dicom_pixels import _load_pixels, _pixels
 from .dicom_series import (
@@ -70,7 +73,7 @@ from .dicom_series import (
     series_folders_form_a_stack,
     series_matches,
 )
-from .dicom_stack import JITTER_MIN_STEP_MM, JITTER_TOL_MM, POSITION_TOL_MM, _arrange, _check_uniform, _magnitude_images, _slice_step
+from .dicom_stack import JITTER_MIN_STEP_MM, JITTER_TOL_MM, POSITION_TOL_MM, _arrange, _check_uniform, _magnitude_images, _slice_grid
 from .dicom_times import realtime_frame_times
 from .geometry import affine_from_dicom, dicom_directions
 from .volume import Volume
@@ -113,13 +116,20 @@ def read_dicom_folder(folder: Path, series: str | None = None) -> Volume:
     frames = [f for p, ds in headers for f in (frames_from_enhanced(ds, p) if is_enhanced(ds) else frames_from_classic(ds, p))]
     try:
         _check_series(frames, folder, headers)
-        return _build_stack(frames, dict(headers), folder)
+        vol = _build_stack(frames, dict(headers), folder)
     except (ImageReadError, GeometryError) as e:
         unread = _unread_files(folder, headers) if any(s in str(e) for s in INCOMPLETE_SERIES) else []
         if not unread:
             raise
-        shown = ", ".join(f"{p.name} ({p.stat().st_size:,} bytes)" for p in unread[:3]) + (", ..." if len(unread) > 3 else "")
-        raise type(e)(f"{e}; {len(unread)} file(s) of the folder were not read as DICOM images: {shown}") from None
+        raise type(e)(f"{e}; {_unread_text(unread)}") from None
+    if vol.meta.get("missing_slices") and (unread := _unread_files(folder, headers)):  # the lost image: a broken copy?
+        vol.meta["geometry_note"] += f"; {_unread_text(unread)}"
+    return vol
+
+
+def _unread_text(unread: list[Path]) -> str:
+    shown = ", ".join(f"{p.name} ({p.stat().st_size:,} bytes)" for p in unread[:3]) + (", ..." if len(unread) > 3 else "")
+    return f"{len(unread)} file(s) of the folder were not read as DICOM images: {shown}"
 
 
 #: what the stacking errors of a series with an image missing say (:func:`read_dicom_folder` then
@@ -176,8 +186,9 @@ def _build_stack(frames: list[FrameInfo], headers: dict[Path, Dataset], source: 
     _check_uniform(frames)
     grid, time_note = _arrange(frames)
     ref = grid[0][0]
-    affine = affine_from_dicom(ref.ipp, ref.iop, ref.pixel_spacing, _slice_step(grid))  # type: ignore[arg-type]
-    check_pixel_memory(source, headers[ref.path], len(grid) * len(grid[0]))  # before any pixel is decoded
+    step, at = _slice_grid(grid)  # at: each slice's index on the grid (a slice missing from the series: a gap, dicom_gaps)
+    affine = affine_from_dicom(ref.ipp, ref.iop, ref.pixel_spacing, step)  # type: ignore[arg-type]
+    check_pixel_memory(source, headers[ref.path], len(grid) * (int(at[-1]) + 1))  # before any pixel is decoded (blank slices too)
     array = _load_pixels(grid)
     trig = [row[0].trigger_ms for row in grid]
     times = np.asarray(trig, dtype=np.float64) / 1000.0 if all(t is not None for t in trig) and len(trig) > 1 and not time_note else None
@@ -189,6 +200,7 @@ def _build_stack(frames: list[FrameInfo], headers: dict[Path, Dataset], source: 
     meta = _meta(ds0, source, grid, [headers[p] for p in dict.fromkeys(f.path for row in grid for f in row)])
     if time_note or type_note:
         meta["time_note"] = "; ".join(n for n in (type_note, time_note) if n)
+    array, meta = fill_missing_slices(array, meta, at, float(np.linalg.norm(step)))
     return Volume(array=array, affine=affine, frame_times_s=times, modality=_modality(ds0), spacing_known=True, meta=meta)
 
 

@@ -2,7 +2,8 @@
 orientation and pixel spacing, their grouping by position along the slice normal (with the
 tolerance for positions scanners scatter), their order by TriggerTime within each slice, the
 refusal of duplicates, the magnitude images of a magnitude-and-phase series, and the slice
-step between positions. Headers only: no pixel is decoded here.
+step between positions (and where a stack with a slice missing leaves a position empty:
+:func:`_slice_grid`). Headers only: no pixel is decoded here.
 """
 
 from __future__ import annotations
@@ -235,37 +236,85 @@ def _check_untimed_duplicates(frames: list[FrameInfo], clusters: list[list[int]]
 
 
 def _slice_step(grid: list[list[FrameInfo]]) -> np.ndarray:
-    """LPS vector between consecutive slice centres; checks that slices are evenly spaced."""
+    """LPS vector between consecutive slice centres of an evenly spaced stack (:func:`_slice_grid`)."""
+    return _slice_grid(grid)[0]
+
+
+#: a stack whose gaps leave out more slice positions than this fraction of the slices it holds
+#: is refused, not filled (two stacks in one series, not images lost in an export)
+MAX_MISSING_FRACTION = 0.5
+
+
+def _slice_grid(grid: list[list[FrameInfo]]) -> tuple[np.ndarray, np.ndarray]:
+    """The LPS vector between consecutive slice positions, and each slice's index on the regular
+    grid of that step (0, 1, 2, ... for an evenly spaced stack). A stack with a slice missing
+    (gaps along the normal of 8, 8, 16, 8 mm: an image lost in an export) is placed on the grid
+    of its common step when every gap is a whole multiple of it and every slice lies on the
+    stack's line, within the tolerance an even stack gets: indices 0, 1, 2, 4, 5, and the
+    reader fills position 3 with a blank slice (:mod:`medseg.io.dicom_gaps`).
+
+    Raises:
+        GeometryError: gaps that are not whole multiples of one step ("a slice may be missing"),
+            a slice shifted within its plane, or more positions missing than the stack holds."""
     first = grid[0]
     _, _, normal = dicom_directions(first[0].iop)  # type: ignore[arg-type]
     n = len(first)
     if n == 1:
         thick = first[0].thickness
-        return normal * (thick if thick and thick > 0 else 1.0)
+        return normal * (thick if thick and thick > 0 else 1.0), np.zeros(1, dtype=int)
     # each slice at the mean of its frames' positions: scanners that round or recompute them per
     # frame scatter one slice by up to JITTER_TOL_MM (_position_clusters), more than 2 % of a 1 mm step
     ipps = np.array([[f.ipp for f in row] for row in grid], dtype=np.float64).mean(axis=0)
-    step = (ipps[-1] - ipps[0]) / (n - 1)
-    dev = np.linalg.norm(ipps - (ipps[0] + np.arange(n)[:, None] * step), axis=1).max()
     along = np.array([np.dot(f.ipp, normal) for row in grid for f in row])  # type: ignore[arg-type]
     jitter = _cluster_tolerance(along)  # the scatter the slice grouping accepted (_position_clusters)
+    along_pos = ipps @ normal
+    k = _grid_indices(along_pos, jitter)
+    step = (ipps[-1] - ipps[0]) / k[-1]
+    dev = np.linalg.norm(ipps - (ipps[0] + k[:, None] * step), axis=1).max()
     tol = max(POSITION_TOL_MM, 0.02 * np.linalg.norm(step), jitter)
+    gaps = np.round(np.diff(along_pos), 3)
+    shown = ", ".join(f"{g:g}" for g in gaps)
     if dev > tol:
-        along_pos = ipps @ normal
-        gaps = np.round(np.diff(along_pos), 3)
-        off_along = np.abs(along_pos - (along_pos[0] + np.arange(n) * (along_pos[-1] - along_pos[0]) / (n - 1))).max()
-        if off_along <= tol:  # even along the normal: a slice moved within its plane (another field of view), no gap
+        off_along = np.abs(along_pos - (along_pos[0] + k * (along_pos[-1] - along_pos[0]) / k[-1])).max()
+        if off_along <= tol:  # on the grid along the normal: a slice moved within its plane (another field of view)
             inplane = ipps - along_pos[:, None] * normal  # each slice's position within its plane
-            drift = np.median(np.diff(inplane, axis=0), axis=0)  # a leaning stack's in-plane step (0 for most)
-            k = np.arange(n)[:, None]
-            off = np.linalg.norm(inplane - np.median(inplane - k * drift, axis=0) - k * drift, axis=1)
+            drift = np.median(np.diff(inplane, axis=0) / np.diff(k)[:, None], axis=0)  # a leaning stack's in-plane step (0 for most)
+            kk = k[:, None]
+            off = np.linalg.norm(inplane - np.median(inplane - kk * drift, axis=0) - kk * drift, axis=1)
             z = int(np.argmax(off))
+            even = "even" if k[-1] == n - 1 else "whole multiples of one step"
             raise GeometryError(
                 f"slice {z} ({_where(grid[0][z])}) is shifted {off[z]:.2f} mm within its plane from the line "
-                f"through the other slices' positions (gaps along the normal {', '.join(f'{g:g}' for g in gaps)} mm, even): the images "
+                f"through the other slices' positions (gaps along the normal {shown} mm, {even}): the images "
                 "do not lie on one grid (a slice planned with another field of view?); export the stack on one grid")
-        raise GeometryError(f"slices are not evenly spaced along the normal (gaps {', '.join(f'{g:g}' for g in gaps)} mm); a slice may be missing")
-    return step
+        raise GeometryError(f"slices are not evenly spaced along the normal (gaps {shown} mm); a slice may be missing")
+    missing = int(k[-1]) + 1 - n
+    if missing > MAX_MISSING_FRACTION * n:
+        raise GeometryError(f"slices are not evenly spaced along the normal (gaps {shown} mm): on a grid of their "
+                            f"{np.linalg.norm(step):.3g} mm step {missing} positions would be missing, more than the {n} "
+                            "slices the series holds (two stacks in one series?); export one stack")
+    return step, k
+
+
+def _grid_indices(along: np.ndarray, jitter: float) -> np.ndarray:
+    """Each slice's index on the regular grid of the stack's common step, for slice positions
+    ``along`` the normal (increasing): ``arange(n)`` unless the smallest gap is the common one
+    (no fewer gaps of one step than wider gaps) and divides every gap a whole number of times,
+    each position then within the reader's tolerance (:func:`_slice_grid`) of its grid position
+    (8, 8, 16, 8 mm: 0, 1, 2, 4, 5); ``arange(n)`` when not (the caller refuses the uneven gaps:
+    8, 12, 4 mm lie on a 4 mm grid, but no 4 mm stack is that)."""
+    n = len(along)
+    plain = np.arange(n)
+    gaps = np.diff(along)
+    if n < 3 or gaps.min() <= 0:
+        return plain
+    mult = np.rint(gaps / gaps.min()).astype(int)
+    if np.all(mult == 1) or np.sum(mult == 1) < np.sum(mult > 1):
+        return plain
+    k = np.concatenate([[0], np.cumsum(mult)])
+    unit = (along[-1] - along[0]) / k[-1]
+    tol = max(POSITION_TOL_MM, 0.02 * unit, jitter)
+    return k if np.abs(along - (along[0] + k * unit)).max() <= tol else plain
 
 
 def _magnitude_images(frames: list[FrameInfo]) -> tuple[list[FrameInfo], str | None]:

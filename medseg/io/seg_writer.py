@@ -126,8 +126,9 @@ def check_dicom_source(like: Volume) -> None:
 def _check_source_uids(like: Volume) -> None:
     """The UIDs a SEG must copy or reference (type 1 in both): an image without one was found
     by highdicom only after the whole segmentation ("no attribute 'SOPInstanceUID'")."""
-    files = [f for row in like.meta.get("files") or [] for f in row]
-    sops = [u for row in like.meta.get("sop_instance_uids") or [] for u in row]
+    pairs = [(f, u) for frow, urow in zip(like.meta.get("files") or [], like.meta.get("sop_instance_uids") or []) for f, u in zip(frow, urow)
+             if f is not None]  # a slice missing from the series (medseg.io.dicom_gaps) has no image to reference
+    files, sops = [f for f, _ in pairs], [u for _, u in pairs]
     missing = [(name, n) for name, n in (("SOPInstanceUID", sum(not u for u in sops)),
                                          ("SeriesInstanceUID", int(not like.meta.get("series_instance_uid"))),
                                          ("StudyInstanceUID", int(not like.meta.get("study_instance_uid"))),
@@ -164,7 +165,9 @@ def _sources_and_pixels(
 
     seg_numbers = _segment_numbers(arr, label_map)
     files, numbers = like.meta["files"], like.meta.get("frame_numbers")
-    planes = [(files[frame][z], numbers[frame][z] if numbers else None, seg_numbers[z]) for z in range(like.n_slices)]
+    _check_missing_slices(seg_numbers, like, frame)
+    planes = [(files[frame][z], numbers[frame][z] if numbers else None, seg_numbers[z]) for z in range(like.n_slices)
+              if files[frame][z] is not None]  # a slice missing from the series: no source image, no SEG frame
     paths = list(dict.fromkeys(p for p, _, _ in planes))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -182,6 +185,20 @@ def _sources_and_pixels(
     positions = [hd.PlanePositionSequence(hd.CoordinateSystemNames.PATIENT, _frame_ipp(datasets[p], fr)) for p, fr, _ in planes]
     refs = [(str(datasets[p].SOPClassUID), str(datasets[p].SOPInstanceUID), int(fr) + 1) for p, fr, _ in planes]  # type: ignore[arg-type]
     return [datasets[paths[0]]], np.stack([pl for _, _, pl in planes]), positions, refs
+
+
+def _check_missing_slices(seg_numbers: np.ndarray, like: Volume, frame: int) -> None:
+    """Refuse labels on a slice the series lacks (a blank slice the reader put at a gap,
+    :mod:`medseg.io.dicom_gaps`): a SEG frame references a source image, and there is none. The
+    SEG is written over the images there are and leaves the position out, as a SEG leaves out an
+    empty slice; reading it back (highdicom) puts an empty slice there again."""
+    holes = [z for z, f in enumerate(like.meta["files"][frame]) if f is None]
+    drawn = [z for z in holes if seg_numbers[z].any()]
+    if drawn:
+        raise ImageWriteError(
+            f"labels on slice{'s' if len(drawn) > 1 else ''} {', '.join(map(str, drawn))}, which the series lacks (a blank slice "
+            "put where an image is missing): a DICOM SEG frame references a source image, and there is none: clear "
+            f"{'them' if len(drawn) > 1 else 'it'}, or write .nii.gz instead")
 
 
 def _reference_source_frames(seg: Any, positions: list[Any], refs: list[tuple[str, str, int]]) -> None:

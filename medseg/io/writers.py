@@ -317,12 +317,14 @@ def write_labels(
     # the labels alone (`medseg measure`, `batch --measure`), which a NIfTI cannot carry
     timing = {k: float(v) for k in CARDIAC_TIMING if isinstance(v := (like.meta or {}).get(k), (int, float)) and v > 0}
     notes = {k: v for k in IMAGE_NOTES if isinstance(v := (like.meta or {}).get(k), str) and v}
+    missing = [int(z) for z in (like.meta or {}).get("missing_slices") or []]  # slices the DICOM series lacked (dicom_gaps)
     # the DICOM image's manufacturer, model and field strength (a multi-centre study's per-vendor results)
     scanner = {k: v for k, v in ((like.meta or {}).get("scanner") or {}).items() if v not in (None, "")}
     sidecar_obj = {"labels": [out.name], "label_map": lm.to_dict(),
                    "provenance": {**dict(provenance or {}), "spacing_known": bool(like.spacing_known), **({"cardiac_timing": timing} if timing else {}),
                                   **({"scanner": scanner} if scanner else {}),
-                                  **({"image_notes": notes} if notes else {}), **_frame_times(arr, like, provenance)}}
+                                  **({"image_notes": notes} if notes else {}), **({"missing_slices": missing} if missing else {}),
+                                  **_frame_times(arr, like, provenance)}}
     try:
         json.dumps(_jsonable(sidecar_obj), allow_nan=False)
     except (TypeError, ValueError) as e:

@@ -254,13 +254,13 @@ def test_unequal_phase_counts_are_rejected(tmp_path):
         read_volume(tmp_path / "c")
 
 
-def test_missing_slice_is_rejected(tmp_path):
+def test_missing_slice_is_read_as_a_blank_slice(tmp_path):
+    """(Refused before; tests/io/test_gapped_stack47.py has the rest.)"""
     s = write_cine_series(tmp_path / "c", n_slices=4, n_phases=1)
     for f in (tmp_path / "c").iterdir():
         if np.allclose(pydicom.dcmread(f).ImagePositionPatient, s.ipps[2], atol=1e-3):
             f.unlink()
-    with pytest.raises(GeometryError, match="not evenly spaced"):
-        read_volume(tmp_path / "c")
+    assert read_volume(tmp_path / "c").meta["missing_slices"] == [2]
 
 
 def test_missing_pixel_spacing_is_rejected(tmp_path):
