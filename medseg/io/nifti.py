@@ -218,6 +218,9 @@ def _consistent_affine(affine: np.ndarray, zooms: tuple) -> tuple[np.ndarray, st
     note = (f"sform/qform axis lengths {[round(float(v), 5) for v in norms]} disagree with pixdim "
             f"{[round(float(v), 5) for v in z]} mm; "
             "spacing taken from pixdim, directions and origin from the header (as ITK does)")
+    if not np.allclose(norms, 1.0, atol=1e-4):  # a second voxel size, not unit axes (ACDC's): how much the choice weighs
+        ratio = float(np.prod(z) / np.prod(norms))
+        note += f"; {'volumes (mL)' if n >= 3 else 'areas (mm2)'} are {ratio:.3g} times those the sform's voxel size would give"
     return fixed, note
 
 

@@ -100,7 +100,11 @@ def test_nifti_sform_without_scales_takes_pixdim_like_itk(tmp_path):
     assert vol.meta["geometry_conflict"] is False  # unit axis lengths hold no voxel size: nothing to warn of
     img.set_sform(np.diag([1.2, 1.2, 5.0, 1.0]), 1)  # a second, other voxel size: measure says which was taken
     nib.save(img, tmp_path / "two_sizes.nii.gz")
-    assert read_volume(tmp_path / "two_sizes.nii.gz").meta["geometry_conflict"] is True
+    two = read_volume(tmp_path / "two_sizes.nii.gz")
+    assert two.meta["geometry_conflict"] is True
+    # how much the choice weighs: pixdim 1.5625 x 1.5625 x 10 against the sform's 1.2 x 1.2 x 5
+    assert "volumes (mL) are 3.39 times those the sform's voxel size would give" in two.meta["geometry_note"]
+    assert "times those" not in vol.meta["geometry_note"]  # ACDC's unit axes: no second size
     assert np.allclose(vol.affine, affine_from_sitk(sitk.ReadImage(str(tmp_path / "acdc_like.nii.gz"))))
     out = write_labels(np.zeros(vol.grid_shape, np.uint8), vol, tmp_path / "gt.nii.gz", LABEL_MAP)[0]
     back = nib.load(out)
