@@ -2,7 +2,8 @@
 them (issue #8: <= 20 % of the study's segmentation time).
 
     OMP_NUM_THREADS=1 python benchmarks/confidence_cost.py ../shared/data [--patients N]
-        [--repeats R] [--threads T] [--batch B] [--no-bench-study] [--profile] [--out FILE.json]
+        [--repeats R] [--threads T] [--batch B] [--paths before,after,one_at_a_time]
+        [--no-bench-study] [--profile] [--out FILE.json]
 
 Studies: ED + ES of the ACDC validation patients (017-020, 037-040, 057-060, 077-080, 097-100;
 ``--patients N``: the first N of them, a quick run), segmented as ``medseg evaluate --prompt
@@ -121,10 +122,15 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--batch", type=int, default=None, help="DECODE_BATCH of the new path (default: the shipped one)")
+    ap.add_argument("--paths", default="before,after,one_at_a_time", help="the confidence paths to time (before and after at least)")
     ap.add_argument("--no-bench-study", action="store_true")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    if not (args.root / "acdc" / "training").is_dir():
+        ap.error(f"{args.root} holds no acdc/training folder (the shared data, ../shared/data)")
+    if not {"before", "after"} <= set(args.paths.split(",")):
+        ap.error("--paths must name before and after")
 
     import torch
 
@@ -136,7 +142,7 @@ def main() -> None:
     if args.batch:
         confidence.DECODE_BATCH = args.batch
     model = load_model("default")
-    paths = ("before", "after", "one_at_a_time")
+    paths = tuple(args.paths.split(","))
     rows, sessions = [], []
     for name, vol, prompts, lm in studies(args.root, args.patients, not args.no_bench_study):
         seg, conf, session = [], {p: [] for p in paths}, None
@@ -151,8 +157,7 @@ def main() -> None:
         seg_med, conf_med = np.median(seg, axis=0), {p: np.median(conf[p], axis=0) for p in paths}
         row = {"study": name, "slices_scored": len(sig["after"]), "segment_s": float(seg_med[0]), "segment_cpu_s": float(seg_med[1]),
                **{f"{p}_s": float(conf_med[p][0]) for p in paths}, **{f"{p}_cpu_s": float(conf_med[p][1]) for p in paths},
-               "max_abs_diff_before_after": max_diff(sig["before"], sig["after"]),
-               "max_abs_diff_one_at_a_time_after": max_diff(sig["one_at_a_time"], sig["after"])}
+               **{f"max_abs_diff_{p}_after": max_diff(sig[p], sig["after"]) for p in paths if p != "after"}}
         rows.append(row)
         sessions.append(session)
         print(f"{name:24s} {row['slices_scored']:3d} slices  segment {row['segment_s']:5.2f} s  " +
@@ -166,8 +171,7 @@ def main() -> None:
         summary["acdc_summed"] = {**{c: round(v, 2) for c, v in total.items()},
                                   **{f"{p}_share": round(total[f"{p}_s"] / total["segment_s"], 4) for p in paths},
                                   **{f"{p}_cpu_share": round(total[f"{p}_cpu_s"] / total["segment_cpu_s"], 4) for p in paths},
-                                  "max_abs_diff_before_after": max(r["max_abs_diff_before_after"] for r in acdc_rows),
-                                  "max_abs_diff_one_at_a_time_after": max(r["max_abs_diff_one_at_a_time_after"] for r in acdc_rows)}
+                                  **{c: max(r[c] for r in acdc_rows) for c in acdc_rows[0] if c.startswith("max_abs_diff")}}
     summary["bench_study"] = next((r for r in rows if r["study"].startswith("bench")), None)
     if args.profile:
         summary["profile"] = {}

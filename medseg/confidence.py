@@ -6,7 +6,9 @@ For every slice a structure was segmented on, two signals are combined:
   slice holds now (1 unless the mask was edited or overwritten since);
 * **agreement under prompt perturbation**: ``K`` jittered boxes around the written mask are
   decoded in one batch from the *cached* embedding of the same ROI (decodes, not encodes), and
-  the mean Dice of those masks with the written one is taken.
+  the mean Dice of those masks with the written one is taken (on the ROI's low-resolution
+  grid). :func:`score_session` decodes the boxes of :data:`DECODE_BATCH` slices in one call of
+  the mask decoder, each with its own slice's embedding (:func:`slices_signals`).
 
 A logistic map ``sigmoid(w0 + w1 * iou + w2 * agreement)`` fitted on the validation split
 (``medseg/_confidence_calibration.json``, made by ``benchmarks/calibrate_confidence.py``)
@@ -32,6 +34,9 @@ import numpy as np
 from .types import Box
 
 K_JITTER = 2
+#: slices whose jittered boxes :func:`score_session` decodes in one call of the mask decoder
+#: (:func:`slices_signals`; 1: one call per slice, as before batching)
+DECODE_BATCH = 4
 #: a slice mask smaller than this (pixels) is a speck: no box to jitter, no score
 MIN_SLICE_PX = 3
 _CALIBRATION = Path(__file__).with_name("_confidence_calibration.json")
@@ -145,17 +150,20 @@ def _jittered_boxes(mask: np.ndarray, k: int, seed: int) -> list[Box]:
     return out
 
 
-def slice_signals(session, structure: str, t: int, z: int, k: int = K_JITTER) -> tuple[float, float, int] | None:
-    """(predicted IoU, perturbation agreement, area) of the written mask, or None if it is empty
-    or a speck (under :data:`MIN_SLICE_PX` pixels)."""
+def _slice_job(session, structure: str, t: int, z: int, k: int) -> tuple[np.ndarray, Any, np.ndarray | None, list[Box]] | None:
+    """(written mask, slice result, its ROI, jittered boxes) of a slice to score; None for an
+    empty mask or a speck."""
     mask = session.labels[t, z] == session.structure(structure).value
     if mask.sum() < MIN_SLICE_PX:
         return None
     res = session.results.get((structure, t, z))
-    session._set_slice(t, z)
     roi = np.asarray(res.roi) if res is not None else None
-    boxes = _jittered_boxes(mask, k, seed=zlib.crc32(f"{structure}/{t}/{z}".encode()))
-    masks, ref = session.predictor.predict_boxes(boxes, structure=structure, roi=roi, reference=mask)
+    return mask, res, roi, _jittered_boxes(mask, k, seed=zlib.crc32(f"{structure}/{t}/{z}".encode()))
+
+
+def _signals(masks: np.ndarray, ref: np.ndarray, res, mask: np.ndarray) -> tuple[float, float, int]:
+    """(predicted IoU, agreement, area) from the jittered boxes' low-resolution ``masks`` and the
+    written ``mask`` resampled to their grid (``ref``)."""
     inter = (masks & ref[None]).sum(axis=(1, 2))
     dice = 2 * inter / np.maximum(masks.sum(axis=(1, 2)) + ref.sum(), 1)
     if res is None:
@@ -167,6 +175,48 @@ def slice_signals(session, structure: str, t: int, z: int, k: int = K_JITTER) ->
         drawn = np.asarray(res.logits) > 0
         iou = float(res.score) * float(2 * (drawn & ref).sum() / max(int(drawn.sum() + ref.sum()), 1))
     return iou, float(np.mean(dice)), int(mask.sum())
+
+
+def slice_signals(session, structure: str, t: int, z: int, k: int = K_JITTER) -> tuple[float, float, int] | None:
+    """(predicted IoU, perturbation agreement, area) of the written mask, or None if it is empty
+    or a speck (under :data:`MIN_SLICE_PX` pixels)."""
+    job = _slice_job(session, structure, t, z, k)
+    if job is None:
+        return None
+    mask, res, roi, boxes = job
+    session._set_slice(t, z)
+    masks, ref = session.predictor.predict_boxes(boxes, structure=structure, roi=roi, reference=mask)
+    return _signals(masks, ref, res, mask)
+
+
+def slices_signals(session, keys: list[tuple[str, int, int]], k: int = K_JITTER) -> list[tuple[float, float, int] | None]:
+    """:func:`slice_signals` of several (structure, frame, slice), the jittered boxes of all of
+    them decoded in one call of the mask decoder (each from its own slice's cached ROI
+    embedding): one prompt encoding and one decoder pass instead of one per slice. The signals
+    are those of :func:`slice_signals`, up to float rounding (the batched matrix products may
+    sum in another order)."""
+    p = session.predictor
+    todo, jobs = [], []
+    for structure, t, z in keys:
+        job = _slice_job(session, structure, t, z, k)
+        todo.append(job)
+        if job is None:
+            continue
+        _, _, roi, boxes = job
+        session._set_slice(t, z)
+        roi = np.asarray(p._box_roi(boxes[0]) if roi is None else roi, dtype=np.float64)
+        jobs.append((p.embedding(roi), roi, boxes, structure))
+    lows = iter(p.decode_box_prompts(jobs))
+    rois = iter([roi for _, roi, _, _ in jobs])
+    out: list[tuple[float, float, int] | None] = []
+    for job in todo:
+        if job is None:
+            out.append(None)
+            continue
+        mask, res, _, _ = job
+        low = next(lows)
+        out.append(_signals(low, p.reference_on_roi(mask, next(rois), low.shape[-1]), res, mask))
+    return out
 
 
 def score_session(session, structures: list[str] | None = None, cal: dict[str, Any] | None = None,
@@ -183,7 +233,7 @@ def score_session(session, structures: list[str] | None = None, cal: dict[str, A
     todo = {name: list(session.iter_structure_slices(name)) for name in names}
     keys = [(name, t, z) for name, tz in todo.items() for t, z in tz]
     tick = (lambda i: progress(i + 1, len(keys))) if progress else None
-    signals = dict(zip(keys, session.parallel_map(lambda k: slice_signals(session, *k), keys, done=tick)))
+    signals = dict(zip(keys, _all_signals(session, keys, tick)))
     for name in names:
         confs: list[float] = []
         for t, z in todo[name]:
@@ -209,6 +259,25 @@ def score_session(session, structures: list[str] | None = None, cal: dict[str, A
             rep.flags.append({"code": "needs_review", "level": "volume", "structure": name, "confidence": 0.0, "threshold": c["volume_threshold"],
                               "message": f"{name}: only specks (under {MIN_SLICE_PX} pixels on each of its {n} slice{'s' * (n != 1)}): volume confidence 0"})
     return rep
+
+
+def _all_signals(session, keys: list[tuple[str, int, int]], tick: Callable[[int], None] | None) -> list[tuple[float, float, int] | None]:
+    """The signals of ``keys``, up to :data:`DECODE_BATCH` slices per decoder call, the calls
+    spread over the session's prediction threads (as many calls for each thread, of sizes that
+    differ by one at most: a thread left with more slices than the other would hold the pass
+    up); ``tick(i)`` after key ``i``, in order."""
+    workers = max(1, session.spare_threads())
+    n = -(-len(keys) // max(1, int(DECODE_BATCH)))
+    n = min(len(keys), -(-n // workers) * workers)
+    bounds = [len(keys) * c // n for c in range(n + 1)] if n else [0]
+    chunks = [keys[a:b] for a, b in zip(bounds, bounds[1:])]
+
+    def done(c: int) -> None:
+        for i in range(bounds[c], bounds[c + 1]):
+            tick(i)
+
+    parts = session.parallel_map(lambda chunk: slices_signals(session, chunk), chunks, done=done if tick else None)
+    return [sig for part in parts for sig in part]
 
 
 def digits_below(value: float, threshold: float | None, least: int = 2) -> int:

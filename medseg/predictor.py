@@ -166,22 +166,44 @@ class SlicePredictor:
         if roi is None:
             roi = self._box_roi(boxes[0])
         roi = np.asarray(roi, dtype=np.float64)
-        model, size, dev = self.model, self.config.img_size, self.device
-        emb = self.embedding(roi)
-        k = len(boxes)
-        kw: dict = {"points": torch.zeros(k, MIN_POINT_SLOTS, 2, device=dev), "point_labels": torch.full((k, MIN_POINT_SLOTS), -1, device=dev),
-                    "boxes": torch.tensor(np.stack([box_to_model(b.as_tuple(), roi, size) for b in boxes]), dtype=torch.float32, device=dev),
-                    "has_box": torch.ones(k, dtype=torch.bool, device=dev)}
-        if model.structure_embed is not None:
-            kw["structure"] = torch.full((k,), model.structure_index(structure), device=dev)
-        sparse, dense = model.embed_prompts(k, **kw)
-        masks, _ = model.decode(emb, sparse, dense)
-        low = (masks[:, 0] > mask_thresholds(self.loaded, self.modality).get(str(structure), 0.0)).cpu().numpy()
+        low = self.decode_box_prompts([(self.embedding(roi), roi, boxes, structure)])[0]
         if reference is None:
             return low
+        return low, self.reference_on_roi(reference, roi, low.shape[-1])
+
+    @torch.inference_mode()
+    def decode_box_prompts(self, jobs: Sequence[tuple[torch.Tensor, np.ndarray, Sequence[Box], str | None]]) -> list[np.ndarray]:
+        """The boxes of several ROIs (of any slices) in one call of the mask decoder: each job
+        is (the ROI's (1, C, E, E) embedding, the ROI, its boxes, structure); returns, per job,
+        the (K, h, w) low-resolution masks inside its ROI, as :meth:`predict_boxes` gives them
+        (the decoder sees each prompt with its own embedding, so a mask does not depend on the
+        other jobs, up to float rounding)."""
+        if not jobs:
+            return []
+        model, size, dev = self.model, self.config.img_size, self.device
+        counts = [len(boxes) for _, _, boxes, _ in jobs]
+        n = sum(counts)
+        embs = torch.cat([emb.expand(c, -1, -1, -1) for (emb, _, _, _), c in zip(jobs, counts)])
+        kw: dict = {"points": torch.zeros(n, MIN_POINT_SLOTS, 2, device=dev), "point_labels": torch.full((n, MIN_POINT_SLOTS), -1, device=dev),
+                    "boxes": torch.tensor(np.stack([box_to_model(b.as_tuple(), np.asarray(roi, dtype=np.float64), size) for _, roi, boxes, _ in jobs for b in boxes]),
+                                          dtype=torch.float32, device=dev),
+                    "has_box": torch.ones(n, dtype=torch.bool, device=dev)}
+        if model.structure_embed is not None:
+            kw["structure"] = torch.tensor([model.structure_index(st) for (_, _, _, st), c in zip(jobs, counts) for _ in range(c)], device=dev)
+        sparse, dense = model.embed_prompts(n, **kw)
+        masks, _ = model.decode(embs, sparse, dense)
+        thresholds = mask_thresholds(self.loaded, self.modality)
+        thr = torch.tensor([thresholds.get(str(st), 0.0) for (_, _, _, st), c in zip(jobs, counts) for _ in range(c)], dtype=masks.dtype, device=dev)
+        low = (masks[:, 0] > thr.view(-1, 1, 1)).cpu().numpy()
+        return list(np.split(low, np.cumsum(counts)[:-1]))
+
+    def reference_on_roi(self, reference: np.ndarray, roi: np.ndarray, size: int) -> np.ndarray:
+        """A (Y, X) mask resampled to an ROI's ``size`` x ``size`` grid (that of the decoder's
+        low-resolution masks), bool."""
+        dev = self.device
         ref = torch.from_numpy(np.ascontiguousarray(reference, dtype=np.float32)).to(dev)[None, None]
-        ref_low = crop_rois(ref, torch.tensor(roi[None], dtype=torch.float32, device=dev), low.shape[-1])[0, 0] > 0.5
-        return low, ref_low.cpu().numpy()
+        roi_t = torch.tensor(np.asarray(roi, dtype=np.float64)[None], dtype=torch.float32, device=dev)
+        return (crop_rois(ref, roi_t, size)[0, 0] > 0.5).cpu().numpy()
 
     def predict_auto(self, structure: str) -> Prediction:
         """Zero-click: the structure token alone on the whole slice, then one refinement in the
