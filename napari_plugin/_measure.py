@@ -37,15 +37,40 @@ def _opt(v: float | None) -> float | None:
     return float(v) if v is not None and math.isfinite(float(v)) and float(v) > 0 else None
 
 
-def measure_labels(labels: np.ndarray, like: Any, label_map: Any, es_labels: np.ndarray | None = None, **options: Any) -> dict[str, Any]:
+def measure_labels(labels: np.ndarray, like: Any, label_map: Any, es_labels: np.ndarray | None = None, *,
+                   digest_of: Mapping[str, Any] | None = None, **options: Any) -> dict[str, Any]:
     """Measure label layer data on the image geometry ``like`` (a Volume): :func:`_measure_any`'s
     report with ``inputs.spacing_from`` (and ``inputs.settings.pixel_spacing`` for a pixel size
-    given in the panel), as ``medseg measure`` reports them (:mod:`medseg_napari._pixel_size`)."""
+    given in the panel), as ``medseg measure`` reports them (:mod:`medseg_napari._pixel_size`),
+    and ``inputs.labels_sha256`` (:func:`labels_digests`) of ``digest_of`` (report key -> the
+    layer's labels, as the layer holds them; default: ``labels`` and ``es_labels``)."""
     from ._pixel_size import spacing_inputs
 
     report = _measure_any(labels, like, label_map, es_labels, **options)
-    report["inputs"] = {**(report.get("inputs") or {}), **spacing_inputs(like)}
+    report["inputs"] = {**(report.get("inputs") or {}), **spacing_inputs(like),
+                        "labels_sha256": labels_digests(digest_of or ({"labels": labels} if es_labels is None else {"ed": labels, "es": es_labels}))}
     return report
+
+
+def labels_digests(arrays: Mapping[str, Any]) -> dict[str, str]:
+    """The report's ``inputs.labels_sha256``: the digest (:func:`medseg.batch.kept.labels_sha256`,
+    of the 4-D labels) of each label array measured, keyed as ``medseg measure`` keys its files
+    ("labels", or "ed" and "es"): an export says which labels its numbers are of, and the panel
+    refuses to export them once the layers no longer hold those labels (:func:`stale_labels`)."""
+    from medseg.batch.kept import labels_sha256
+
+    return {k: labels_sha256(as_4d(np.asarray(a))) for k, a in arrays.items()}
+
+
+def stale_labels(report: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """The keys of ``current`` (report key -> the label array now in its layer) whose labels are
+    not those ``report`` was measured from (``inputs.labels_sha256``; a report recording none
+    is taken as current)."""
+    recorded = (report.get("inputs") or {}).get("labels_sha256")
+    if not isinstance(recorded, Mapping):
+        return []
+    now = labels_digests(current)
+    return [k for k in current if recorded.get(k) != now[k]]
 
 
 def _measure_any(labels: np.ndarray, like: Any, label_map: Any, es_labels: np.ndarray | None = None, *,

@@ -72,6 +72,10 @@ class StudyPageMixin:
 
         if self.report is None or self._measured is None or self._saving_page:
             return
+        problem = self.export_problem()  # measuring again, or the labels changed since (_measure_export)
+        if problem:
+            self._page_failed(ValueError(problem))
+            return
         try:
             page = self._page_inputs()
         except (ValueError, RuntimeError) as e:  # a layer gone with its data: said, not raised
@@ -99,6 +103,7 @@ class StudyPageMixin:
 
     def _page_finished(self) -> None:
         self._saving_page = False
+        self._page_worker = None
         self._pdf_ready()
 
     def _page_inputs(self) -> dict[str, Any]:

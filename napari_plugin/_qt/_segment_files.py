@@ -42,8 +42,16 @@ class SessionFilesMixin:
             self.status("Wait for the running operation to finish, then save.", error=True)
             return
         c, b = self._saveable(), self.binding
-        self._run_job(c.save, path, desc="medseg: saving labels",
-                      on_done=lambda files: self._job_done("Saved " + ", ".join(p.name for p in files), b, "save"))
+        self._run_job(c.save, path, desc="medseg: saving labels", on_done=lambda files: self._saved(files, b))
+
+    def _saved(self, files: list[Path], b: pl.Binding) -> None:
+        """The save is written, also when its study was closed meanwhile (it said "the result of
+        its save was discarded" over the files it had written)."""
+        text = "Saved " + ", ".join(p.name for p in files)
+        if not any(x is b for x in self.bindings.values()):
+            self.status(f"{text} (the session on {b.image.name} was closed meanwhile).")
+            return
+        self._job_done(text, b, "save")
 
     def load_session(self, path: str | Path) -> None:
         c = self.controller

@@ -100,7 +100,16 @@ class OperationsMixin:
         """A cancel flag for the job about to start (``what`` names it, ``unit`` is the step it
         reports progress by), set by the Cancel button (:meth:`cancel`)."""
         self._cancel, self._cancel_what, self._cancel_unit = threading.Event(), what, unit
+        self._cancel_binding = self.binding  # the session it runs on
         return self._cancel
+
+    def _close_binding(self, key: int) -> None:
+        """Forget a study's session (its image or labels layer was removed); a cancellable job
+        running on it stops at its next step: a long propagation of a closed study kept the dock
+        busy (no session on the next study) until it ended, then its result was discarded."""
+        b = self.bindings.pop(key)
+        if self._busy and self._cancel is not None and getattr(self, "_cancel_binding", None) is b:
+            self._cancel.set()
 
     def cancel(self) -> None:
         """Stop the running propagation, automatic pass, replay or review check at its next step
@@ -112,7 +121,11 @@ class OperationsMixin:
             self.status(f"Cancelling: {self._cancel_what.lower()} stops at the next {self._cancel_unit}…")
 
     def _job_failed(self, e: BaseException) -> None:
-        if isinstance(e, OperationCancelled):
+        b = getattr(self, "_cancel_binding", None)
+        if isinstance(e, OperationCancelled) and b is not None and not any(x is b for x in self.bindings.values()):
+            what = self._cancel_what
+            self.status(f"Session on {b.image.name} closed: {what[:1].lower() + what[1:]} stopped and discarded.")
+        elif isinstance(e, OperationCancelled):
             self.status(f"{self._cancel_what} cancelled: the labels and the undo history are as they were.")
         else:
             self.status(error_line(e), error=True)  # as the CLI says it: no exception class names

@@ -20,7 +20,6 @@ from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
@@ -48,6 +47,7 @@ from .._messages import error_line
 from .._view import unwrapped
 from ._docking import join_medseg_docks
 from ._keyboard import error_style
+from ._measure_export import ExportMixin
 from ._measure_pdf import StudyPageMixin
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ BASAL_TIP = ("Untick for labels that are not a short-axis stack (axial CT): ever
 BASAL_OFF_TIP = "Short-axis stacks only: these labels are one 2-D view (apical echo, long axis), measured by the method of disks"
 
 
-class MeasureWidget(StudyPageMixin, QWidget):
+class MeasureWidget(ExportMixin, StudyPageMixin, QWidget):
     """Dock widget: clinical measurements of the current labels."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
@@ -73,7 +73,7 @@ class MeasureWidget(StudyPageMixin, QWidget):
         self.viewer = unwrapped(napari_viewer)  # Plugins menu: napari's proxy (see medseg_napari._view.unwrapped)
         self.report: dict[str, Any] | None = None
         self._run = 0  # the measurement whose result may be shown (a later one, or a cleared panel, drops it)
-        self._measuring = False
+        self._inflight: set[int] = set()  # the measurements whose workers have not finished
         self._note = ""  # what the status line adds to "Measured: ..."
         self._unlabelled: list[str] = []  # the label map's structures on no frame: their flags folded
         self._axial = False  # the labels measured lie on an axial stack (m.axial_note)
@@ -286,6 +286,7 @@ class MeasureWidget(StudyPageMixin, QWidget):
             es = np.array(as_4d(np.asarray(es_layer.data)))
             if not es.any():
                 raise ValueError(f"the ES label layer {es_name!r} is empty: segment end-systole first, or choose (none)")
+        digest_of = {"labels": data} if es is None else {"ed": data, "es": es}  # as the layers hold them (es not re-encoded)
         given = self.label_map.text().strip()
         try:
             chosen = LabelMap.parse(given) if given else None
@@ -297,7 +298,8 @@ class MeasureWidget(StudyPageMixin, QWidget):
         lmap = chosen or m.in_use(label_map_for_layer(layer.metadata, values), values)
         like = self._give_pixel_size([layer] + ([self.viewer.layers[es_name]] if es is not None else []), like)
         opts = {"height_cm": self.height_cm.value(), "weight_kg": self.weight_kg.value(), "heart_rate": self.heart_rate.value(),
-                "sex": None if self.sex.currentText() == "–" else self.sex.currentText(), "basal_rule": self.basal_rule.isChecked() or not self.basal_rule.isEnabled()}
+                "sex": None if self.sex.currentText() == "–" else self.sex.currentText(), "basal_rule": self.basal_rule.isChecked() or not self.basal_rule.isEnabled(),
+                "digest_of": digest_of}
         return data, like, lmap, es, opts
 
     def _show_pixel_size(self, *_: Any) -> None:
@@ -366,16 +368,26 @@ class MeasureWidget(StudyPageMixin, QWidget):
             self._note = f"{self._note} Pixel size {_mm(like.spacing)} mm given: volumes in mL; labels saved now keep it.".strip()
         self._keep_measured(data, es, lmap, like, opts)
         self.measure_btn.setEnabled(False)
+        self.export_btn.setEnabled(False)  # the report shown is of the labels before: no export of it now
         self._say("Measuring…")
         self._run += 1
-        run, self._measuring = self._run, True
+        run = self._run
+        self._inflight.add(run)
         self._worker = start_worker(m.measure_labels, data, like, lmap, es, progress={"desc": "medseg: measuring"}, **opts,
                                     on_done=lambda report: self.show_report(report) if run == self._run else None,
-                                    on_error=lambda e: self._failed(e) if run == self._run else None, on_finished=self._finished)
+                                    on_error=lambda e: self._failed(e) if run == self._run else None,
+                                    on_finished=lambda: self._finished(run))
 
-    def _finished(self) -> None:
-        self._measuring = False
-        self.measure_btn.setEnabled(True)
+    @property
+    def _measuring(self) -> bool:
+        """A measurement's worker is running (the report shown, if any, is of an earlier one)."""
+        return bool(self._inflight)
+
+    def _finished(self, run: int) -> None:
+        self._inflight.discard(run)
+        self.measure_btn.setEnabled(not self._inflight)
+        if not self._inflight:
+            self._worker = None  # a finished worker: nothing to hold on to
 
     def _show_map(self, lmap: LabelMap) -> list[str]:
         """Colour the chosen label layers that keep no label map of their own (another tool's
@@ -393,6 +405,7 @@ class MeasureWidget(StudyPageMixin, QWidget):
         return named
 
     def show_report(self, report: dict[str, Any]) -> None:
+        self._inflight.discard(self._run)  # its worker's last signal may still be on its way: exportable now
         self.report = report
         self._fill(self.table, m.summary_rows(report))
         self._fill(self.segments, m.segment_rows(report))
@@ -415,7 +428,7 @@ class MeasureWidget(StudyPageMixin, QWidget):
         self.status.setStyleSheet(error_style(self.viewer, error))  # readable on the light theme too
 
     def _failed(self, e: BaseException) -> None:
-        self._measuring = False  # its own failure: said below, not as a change of layers
+        self._inflight.discard(self._run)  # its own failure: said below, not as a change of layers
         self.clear_report()
         self._say(error_line(e), error=True)  # as the CLI says it: no exception class names
 
@@ -423,7 +436,7 @@ class MeasureWidget(StudyPageMixin, QWidget):
         """Empty the table, plots and export: what they showed belongs to another measurement
         (one still running is dropped when it returns: it measured what is no longer chosen)."""
         self.report = None
-        if self._measuring:
+        if self._run in self._inflight:
             self._run += 1
             self._say("The labels chosen changed while measuring: that measurement was dropped; Measure again.")
         for table in (self.table, self.segments):
@@ -445,20 +458,6 @@ class MeasureWidget(StudyPageMixin, QWidget):
         for r, row in enumerate(rows):
             for c, text in enumerate(row):
                 table.setItem(r, c, QTableWidgetItem(text))
-
-    def export(self, path: str) -> None:
-        if self.report is None:
-            raise ValueError("measure first")
-        out = m.export_report(self.report, path)
-        self._say(f"Exported {out.name}")
-
-    def _ask_export(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export measurements", "measurements.csv", "CSV (*.csv);;JSON (*.json)")
-        if path:
-            try:
-                self.export(path)
-            except (ValueError, OSError) as e:  # a folder it cannot write: one line, not a traceback
-                self._say(error_line(e), error=True)
 
 
 def _mm(scale: Any) -> str:

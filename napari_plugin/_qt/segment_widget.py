@@ -177,7 +177,7 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
         gone = event.value
         for key, b in list(self.bindings.items()):
             if gone is b.image or gone is b.labels:
-                del self.bindings[key]
+                self._close_binding(key)  # (its running propagation, pass or replay stops)
                 for layer in (b.points, b.shapes, b.labels):  # the session's other layers go with it
                     if layer is not gone and layer in self.viewer.layers:
                         self.viewer.layers.remove(layer)
