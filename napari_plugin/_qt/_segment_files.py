@@ -42,7 +42,8 @@ class SessionFilesMixin:
             self.status("Wait for the running operation to finish, then save.", error=True)
             return
         c, b = self._saveable(), self.binding
-        self._run_job(c.save, path, desc="medseg: saving labels", on_done=lambda files: self._saved(files, b))
+        c.saving = True
+        self._run_job(_save, c, path, desc="medseg: saving labels", on_done=lambda files: self._saved(files, b))
 
     def _saved(self, files: list[Path], b: pl.Binding) -> None:
         """The save is written, also when its study was closed meanwhile (it said "the result of
@@ -86,3 +87,12 @@ class SessionFilesMixin:
             self.save_in_background(path) if save else self.load_session(path)
         except ValueError as e:
             self.status(str(e), error=True)
+
+
+def _save(controller: Any, path: str | Path) -> list[Path]:
+    """The worker's save; ``controller.saving`` until it is written or failed (a study closed
+    meanwhile says its labels are being saved, not that they are lost)."""
+    try:
+        return controller.save(path)
+    finally:
+        controller.saving = False

@@ -432,13 +432,23 @@ class MeasureWidget(ExportMixin, StudyPageMixin, QWidget):
         self.clear_report()
         self._say(error_line(e), error=True)  # as the CLI says it: no exception class names
 
+    def _dropped_line(self) -> str:
+        """Why the running measurement was dropped: a layer it measured was closed, or another
+        choice (layers, options) was made."""
+        running = self._next_measured
+        layers = list(self.viewer.layers)
+        gone = [ly.name for ly in running.keys.values() if not any(ly is x for x in layers)] if running is not None else []
+        if gone:
+            return f"The label layer {gone[0]!r} was closed while it was measured: that measurement was dropped."
+        return "The labels chosen changed while measuring: that measurement was dropped; Measure again."
+
     def clear_report(self, *_: Any) -> None:
         """Empty the table, plots and export: what they showed belongs to another measurement
         (one still running is dropped when it returns: it measured what is no longer chosen)."""
         self.report = None
         if self._run in self._inflight:
             self._run += 1
-            self._say("The labels chosen changed while measuring: that measurement was dropped; Measure again.")
+            self._say(self._dropped_line())
         for table in (self.table, self.segments):
             table.setRowCount(0)
         self.flags.clear()

@@ -31,6 +31,7 @@ from .._layers import META_PROVENANCE, META_SOURCE, MODALITY_CHOICES, MODALITY_F
 from .._propagation_choices import choice_after, propagation_choices
 from . import _prompt_layers as pl
 from ._keyboard import FocusKeeper, add_undo_shortcuts, error_style
+from ._segment_close import close_line
 from ._segment_files import SessionFilesMixin
 from ._segment_operations import OperationsMixin
 from ._segment_prompts import PromptEventsMixin
@@ -181,8 +182,7 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
                 for layer in (b.points, b.shapes, b.labels):  # the session's other layers go with it
                     if layer is not gone and layer in self.viewer.layers:
                         self.viewer.layers.remove(layer)
-                what = "image" if gone is b.image else "labels"
-                self.status(f"Session on {b.image.name} closed: its {what} layer was removed.", error=True)
+                self.status(*close_line(b, gone))  # a warning (red, notified) only for labels lost unsaved
         pl.flush_canvas(self.viewer)
         self._refresh_images()
 
