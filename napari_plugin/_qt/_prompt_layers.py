@@ -9,6 +9,7 @@ view of the session's prompts: :func:`sync_prompt_layers` redraws them from the 
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +71,8 @@ def set_label_colours(layer: Any, label_map: Any, colours: dict[str, str]) -> No
 def add_prompt_layers(viewer: Any, image: Any) -> tuple[Any, Any]:
     """Add the clicks (Points) and boxes (Shapes) layers in the image's geometry."""
     import pandas as pd
+
+    keep_canvas_current_on_removal(viewer)  # their GL objects really deleted when they go
 
     nd = image.ndim
     yx = np.asarray(image.data.shape[-2:], dtype=float) * np.abs(np.asarray(image.scale[-2:], dtype=float))
@@ -216,25 +219,59 @@ def sync_prompt_layers(b: Binding, records: list[PromptRecord], colours: dict[st
     b.shapes.feature_defaults = defaults_s
 
 
+def _canvas_current(viewer: Any) -> Any:
+    """Make the viewer's canvas's GL context current; its vispy canvas, or None where it was
+    never shown (or napari / vispy are laid out otherwise)."""
+    try:
+        canvas = viewer.window._qt_viewer.canvas._scene_canvas  # napari has no public handle on it
+        native = canvas.native
+        if not (native.isVisible() and native.isValid()):
+            return None
+        native.makeCurrent()
+        return canvas
+    except (AttributeError, RuntimeError):
+        return None
+
+
+def keep_canvas_current_on_removal(viewer: Any) -> None:
+    """Before each layer removal, make the canvas's context current (once per viewer).
+
+    napari runs vispy's queued GL deletes when a layer goes (``context.finish()``) without
+    making the canvas's context current. With no context current the deletes were no-ops: every
+    closed session left its programs, buffers and textures in the driver (Mesa: +6.5 MB RSS a
+    phantom study in a shown viewer); run from Qt's compositing context (llvmpipe) they crashed
+    the next frame in ``glDrawArrays``."""
+    try:
+        native = viewer.window._qt_viewer.canvas._scene_canvas.native
+        if getattr(native, "_medseg_current_on_removal", False):
+            return
+        native._medseg_current_on_removal = True
+    except (AttributeError, RuntimeError):
+        return
+    ref = weakref.ref(viewer)
+
+    def on_removing(_event: Any = None) -> None:
+        v = ref()
+        if v is not None:
+            _canvas_current(v)
+
+    viewer.layers.events.removing.connect(on_removing)
+
+
 def flush_canvas(viewer: Any) -> None:
     """Run the GL commands vispy queued when layers were removed (their buffers, textures and
-    programs deleted) now, outside a frame.
+    programs deleted) now, outside a frame, in the canvas's context, which stays current (as
+    after a frame: see :func:`keep_canvas_current_on_removal`).
 
     Left queued they run at the start of the next frame, before its first draw; with Mesa's
     OpenGL (llvmpipe under Xvfb or in VMs) the frame after that crashed the process in
     ``glDrawArrays`` once a Shapes layer had gone and only images were left (the boxes layer
     of a closed session). Nothing happens for a viewer whose canvas was never shown.
     """
+    canvas = _canvas_current(viewer)
+    if canvas is None:
+        return
     try:
-        canvas = viewer.window._qt_viewer.canvas._scene_canvas  # napari has no public handle on it
-        native = canvas.native
-        if not (native.isVisible() and native.isValid()):
-            return
-        native.makeCurrent()
-        try:
-            canvas.context.flush_commands()
-        finally:
-            native.doneCurrent()
+        canvas.context.flush_commands()
     except (AttributeError, RuntimeError):  # another napari / vispy: leave it to the next frame
         return
-
