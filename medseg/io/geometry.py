@@ -147,11 +147,27 @@ def itk_direction_problem(direction: Sequence[float], dim: int, atol: float = OR
     if np.any(np.abs(norms - 1.0) > atol):
         return (f"{what} has axes of length {_plain(norms)}, not 1: the voxel size would be counted twice "
                 "(allowed: unit axis directions, the voxel size in the spacing)")
-    cos = float(np.dot(d[:, 0], d[:, 1]) / (norms[0] * norms[1]))
-    if abs(cos) > atol:
-        return (f"{what} has row and column axes {np.degrees(np.arccos(np.clip(cos, -1, 1))):.2f} degrees apart "
-                "(pixels would be parallelograms); allowed: 90 degrees")
+    angle = _axes_angle(d[:, 0], d[:, 1], atol)
+    if angle is not None:
+        return f"{what} has row and column axes {angle:.2f} degrees apart (pixels would be parallelograms); allowed: 90 degrees"
     return None
+
+
+def pixel_axes_angle(affine: np.ndarray, atol: float = ORIENTATION_ATOL) -> float | None:
+    """The angle (degrees) between a grid's row and column axes (an affine's first two columns)
+    when it is not 90 (within ``atol``, as :func:`itk_direction_problem`), else None."""
+    aff = np.asarray(affine, dtype=np.float64)
+    return _axes_angle(aff[:3, 0], aff[:3, 1], atol)
+
+
+def _axes_angle(a: np.ndarray, b: np.ndarray, atol: float) -> float | None:
+    """Degrees between two axis vectors when their cosine is beyond ``atol``; None when they are
+    at right angles (or one has no length: reported as singular elsewhere)."""
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    if na < 1e-9 or nb < 1e-9:
+        return None
+    cos = float(np.dot(a, b) / (na * nb))
+    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))) if abs(cos) > atol else None
 
 
 def _plain(values: Any) -> str:

@@ -23,7 +23,7 @@ from nibabel.volumeutils import apply_read_scaling
 
 from .._files import atomic_path
 from ..errors import GeometryError, ImageReadError
-from .geometry import medseg_to_nifti, nifti_to_medseg
+from .geometry import medseg_to_nifti, nifti_to_medseg, pixel_axes_angle
 from .limits import check_decoded_size
 from .volume import Volume, luminance
 
@@ -229,9 +229,7 @@ def _oblique_pixels_note(affine: np.ndarray) -> str | None:
     (only an sform can say so): the pixels are parallelograms, which no scanner writes. medseg
     measures them as they are (a pixel's area is its two sides times the sine of their angle);
     .mha / .nrrd cannot hold such a grid (labels are refused there: :func:`medseg.io.writers.check_format`)."""
-    from .writers import _pixel_axes_angle
-
-    angle = _pixel_axes_angle(affine)
+    angle = pixel_axes_angle(affine)
     if angle is None:
         return None
     return (f"the row and column axes of the header's transform are {angle:.2f} degrees apart, not 90 (pixels are parallelograms; "

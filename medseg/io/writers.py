@@ -21,6 +21,7 @@ import numpy as np
 from .._files import _jsonable, atomic_path, write_json_atomic
 from ..errors import GeometryError, ImageWriteError, LabelMapError, MedsegError
 from ..labels import LabelMap
+from .geometry import pixel_axes_angle
 from .volume import Volume, require_volume
 
 #: output ending -> writer kind
@@ -68,7 +69,7 @@ def check_format(path: str | os.PathLike, like: Volume, kind: str) -> None:
         from .seg_writer import check_dicom_source
 
         check_dicom_source(like)
-    elif kind in ("itk", "slicer-seg") and (angle := _pixel_axes_angle(like.affine)) is not None:
+    elif kind in ("itk", "slicer-seg") and (angle := pixel_axes_angle(like.affine)) is not None:
         raise ImageWriteError(
             f"{Path(path).name}: the image's row and column axes are {angle:.2f} degrees apart (a NIfTI sform that makes pixels "
             "parallelograms): .mha / .nrrd hold only right angles and medseg would refuse the file it wrote; write .nii.gz"
@@ -88,19 +89,6 @@ def check_format(path: str | os.PathLike, like: Volume, kind: str) -> None:
             f"{Path(path).name}: PNG holds one 2-D slice, this image has {like.n_frames} frame(s) x {like.n_slices} slice(s); "
             "write .nii.gz instead"
         )
-
-
-def _pixel_axes_angle(affine: np.ndarray) -> float | None:
-    """The angle (degrees) between a grid's row and column axes when it is not 90 (within the
-    reader's :data:`medseg.io.geometry.ORIENTATION_ATOL`), else None."""
-    from .geometry import ORIENTATION_ATOL
-
-    a, b = np.asarray(affine, dtype=np.float64)[:3, 0], np.asarray(affine, dtype=np.float64)[:3, 1]
-    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
-    if na < 1e-9 or nb < 1e-9:
-        return None
-    cos = float(np.dot(a, b) / (na * nb))
-    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))) if abs(cos) > ORIENTATION_ATOL else None
 
 
 def seg_frame_path(path: str | os.PathLike, frame: int) -> Path:
@@ -307,7 +295,7 @@ def write_labels(
         raise ImageWriteError(f"provenance must be a dict (e.g. SegmentResult.provenance, Session.provenance()) or None, "
                               f"got {type(provenance).__name__}")
     arr = validate_labels(labels, like, lm)
-    if kind in ("itk", "slicer-seg") and (arr.ndim == 4 and arr.shape[0] > 1 or _pixel_axes_angle(like.affine) is not None):
+    if kind in ("itk", "slicer-seg") and (arr.ndim == 4 and arr.shape[0] > 1 or pixel_axes_angle(like.affine) is not None):
         # a 4-D NRRD or Slicer segmentation is refused; the sidecar is checked below, knowing the provenance
         # (check_output's check before segmenting refused a cine's .mha beside its .nii.gz: "another segmentation")
         check_format(out, like, kind)
