@@ -4,13 +4,15 @@ a saved session replayed (a mixin of :class:`medseg_napari._qt.segment_widget.Se
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from qtpy.QtWidgets import QFileDialog
 
 from .._controller import run_with_progress
+from .._messages import error_line
 from .._session_files import replay_length
 from . import _prompt_layers as pl
+from ._segment_close import save_failed_line
 
 
 class SessionFilesMixin:
@@ -43,13 +45,19 @@ class SessionFilesMixin:
             return
         c, b = self._saveable(), self.binding
         c.saving = True
-        self._run_job(_save, c, path, desc="medseg: saving labels", on_done=lambda files: self._saved(files, b))
+        self._run_job(_save, c, path, desc="medseg: saving labels", on_done=lambda files: self._saved(files, b, path))
 
-    def _saved(self, files: list[Path], b: pl.Binding) -> None:
+    def _saved(self, files: list[Path] | SaveFailed, b: pl.Binding, path: str | Path) -> None:
         """The save is written, also when its study was closed meanwhile (it said "the result of
-        its save was discarded" over the files it had written)."""
+        its save was discarded" over the files it had written); or it failed: the error, and for
+        a study closed meanwhile a warning naming it and what is lost (its close did not warn)."""
+        closed = not any(x is b for x in self.bindings.values())
+        if isinstance(files, SaveFailed):
+            e = files.error
+            self.status(save_failed_line(b, path, e) if closed else error_line(e), error=True)
+            return
         text = "Saved " + ", ".join(p.name for p in files)
-        if not any(x is b for x in self.bindings.values()):
+        if closed:
             self.status(f"{text} (the session on {b.image.name} was closed meanwhile).")
             return
         self._job_done(text, b, "save")
@@ -89,10 +97,20 @@ class SessionFilesMixin:
             self.status(str(e), error=True)
 
 
-def _save(controller: Any, path: str | Path) -> list[Path]:
+class SaveFailed(NamedTuple):
+    """A save's failure, handed back as its worker's result (a worker returning an exception
+    raises it: its errored signal would not say which study's save it was)."""
+
+    error: Exception
+
+
+def _save(controller: Any, path: str | Path) -> list[Path] | SaveFailed:
     """The worker's save; ``controller.saving`` until it is written or failed (a study closed
-    meanwhile says its labels are being saved, not that they are lost)."""
+    meanwhile says its labels are being saved, not that they are lost). A failure is returned,
+    not raised: :meth:`SessionFilesMixin._saved` words it with the study it was of."""
     try:
         return controller.save(path)
+    except Exception as e:  # a full disk, a folder gone or refused; a bug as "unexpected <type>: ..."
+        return SaveFailed(e.with_traceback(None))  # (its frames would keep the closed study's session)
     finally:
         controller.saving = False

@@ -45,6 +45,7 @@ from .. import _pixel_size as px
 from .._layers import META_LABEL_MAP, META_VOLUME, as_4d, in_layer_map, label_colour_dict, label_features, label_map_for_layer, volume_for_layer
 from .._messages import error_line
 from .._view import unwrapped
+from . import _measure_drop as drop
 from ._docking import join_medseg_docks
 from ._keyboard import error_style
 from ._measure_export import ExportMixin
@@ -82,11 +83,11 @@ class MeasureWidget(ExportMixin, StudyPageMixin, QWidget):
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
         self.viewer.layers.events.removed.connect(self._refresh_layers)
         self._refresh_layers()
-        for combo in (self.labels_combo, self.es_combo):  # another choice: the shown numbers are no longer its
-            combo.currentTextChanged.connect(self.clear_report)
-        self.basal_rule.toggled.connect(self.clear_report)
+        for combo, cause in ((self.labels_combo, drop.LABELS), (self.es_combo, drop.ES)):  # another choice: the shown numbers are no longer its
+            combo.currentTextChanged.connect(lambda *_, cause=cause: self.clear_report(cause=cause))
+        self.basal_rule.toggled.connect(lambda *_: self.clear_report(cause=drop.BASAL_RULE))
         self.labels_combo.currentTextChanged.connect(self._show_pixel_size)
-        self.pixel_size.textEdited.connect(self.clear_report)
+        self.pixel_size.textEdited.connect(lambda *_: self.clear_report(cause=drop.PIXEL_SIZE))
         self.labels_combo.currentTextChanged.connect(self._show_basal_rule)
         self._show_pixel_size()
         self._show_basal_rule()
@@ -241,7 +242,7 @@ class MeasureWidget(ExportMixin, StudyPageMixin, QWidget):
         header.setStretchLastSection(False)
         return t
 
-    def _refresh_layers(self, *_: Any) -> None:
+    def _refresh_layers(self, event: Any = None) -> None:
         from napari.layers import Labels
 
         names = [ly.name for ly in self.viewer.layers if isinstance(ly, Labels)]
@@ -256,10 +257,14 @@ class MeasureWidget(ExportMixin, StudyPageMixin, QWidget):
             combo.blockSignals(False)
         # default: the newest medseg label layer (not a hidden ground-truth layer)
         mine = [n for n in names if n.endswith(" labels")]
-        if mine and self.labels_combo.currentText() not in mine:
-            self.labels_combo.setCurrentText(mine[-1])
+        picked = mine[-1] if mine and self.labels_combo.currentText() not in mine else None
+        if picked is not None:  # said below as chosen for the user (not "the labels chosen changed"); its rows shown there too
+            self.labels_combo.blockSignals(True)
+            self.labels_combo.setCurrentText(picked)
+            self.labels_combo.blockSignals(False)
         if (self.labels_combo.currentText(), self.es_combo.currentText()) != before and hasattr(self, "table"):
-            self.clear_report()
+            opened = getattr(event, "type", None) == "inserted" and getattr(event.value, "name", None) == picked
+            self.clear_report(cause=drop.LAYERS, picked=picked, opened=opened)
         if hasattr(self, "_form"):
             self._show_pixel_size()
             self._show_basal_rule()
@@ -432,23 +437,14 @@ class MeasureWidget(ExportMixin, StudyPageMixin, QWidget):
         self.clear_report()
         self._say(error_line(e), error=True)  # as the CLI says it: no exception class names
 
-    def _dropped_line(self) -> str:
-        """Why the running measurement was dropped: a layer it measured was closed, or another
-        choice (layers, options) was made."""
-        running = self._next_measured
-        layers = list(self.viewer.layers)
-        gone = [ly.name for ly in running.keys.values() if not any(ly is x for x in layers)] if running is not None else []
-        if gone:
-            return f"The label layer {gone[0]!r} was closed while it was measured: that measurement was dropped."
-        return "The labels chosen changed while measuring: that measurement was dropped; Measure again."
-
-    def clear_report(self, *_: Any) -> None:
+    def clear_report(self, *_: Any, cause: str | None = None, **why: Any) -> None:
         """Empty the table, plots and export: what they showed belongs to another measurement
-        (one still running is dropped when it returns: it measured what is no longer chosen)."""
+        (one still running is dropped when it returns: it measured what is no longer chosen; the
+        status line says why, by ``cause`` and ``why``: :func:`medseg_napari._qt._measure_drop.dropped_line`)."""
         self.report = None
         if self._run in self._inflight:
             self._run += 1
-            self._say(self._dropped_line())
+            self._say(drop.dropped_line(self, cause, **why))
         for table in (self.table, self.segments):
             table.setRowCount(0)
         self.flags.clear()

@@ -31,7 +31,7 @@ from .._layers import META_PROVENANCE, META_SOURCE, MODALITY_CHOICES, MODALITY_F
 from .._propagation_choices import choice_after, propagation_choices
 from . import _prompt_layers as pl
 from ._keyboard import FocusKeeper, add_undo_shortcuts, error_style
-from ._segment_close import close_line
+from ._segment_close import close_line, restarting
 from ._segment_files import SessionFilesMixin
 from ._segment_operations import OperationsMixin
 from ._segment_prompts import PromptEventsMixin
@@ -256,7 +256,7 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
             self.status(str(e), error=True)
             return
         self.bindings.pop(id(image), None)
-        for layer in (old.labels, old.points, old.shapes) if old else ():
+        for layer in restarting(old) if old else ():  # (a measurement of its labels running says it restarted)
             if layer in self.viewer.layers:
                 self.viewer.layers.remove(layer)
         colours = {s.name: s.colour for s in specs}
