@@ -79,6 +79,7 @@ class MeasureWidget(ExportMixin, StudyPageMixin, QWidget):
         self._unlabelled: list[str] = []  # the label map's structures on no frame: their flags folded
         self._axial = False  # the labels measured lie on an axial stack (m.axial_note)
         self._size_for: Any = None  # the label layer the Pixel size field was set for
+        self._chosen: str | None = None  # the label layer the user chose under Labels: never replaced by the automatic pick
         self._build()
         self.viewer.layers.events.inserted.connect(self._refresh_layers)
         self.viewer.layers.events.removed.connect(self._refresh_layers)
@@ -86,6 +87,8 @@ class MeasureWidget(ExportMixin, StudyPageMixin, QWidget):
         for combo, cause in ((self.labels_combo, drop.LABELS), (self.es_combo, drop.ES)):  # another choice: the shown numbers are no longer its
             combo.currentTextChanged.connect(lambda *_, cause=cause: self.clear_report(cause=cause))
         self.basal_rule.toggled.connect(lambda *_: self.clear_report(cause=drop.BASAL_RULE))
+        self.labels_combo.currentTextChanged.connect(lambda name: setattr(self, "_chosen", name))  # not _refresh_layers' own (blocked)
+        self.labels_combo.activated.connect(lambda i: setattr(self, "_chosen", self.labels_combo.itemText(i)))  # the one shown, picked
         self.labels_combo.currentTextChanged.connect(self._show_pixel_size)
         self.pixel_size.textEdited.connect(lambda *_: self.clear_report(cause=drop.PIXEL_SIZE))
         self.labels_combo.currentTextChanged.connect(self._show_basal_rule)
@@ -255,9 +258,10 @@ class MeasureWidget(ExportMixin, StudyPageMixin, QWidget):
             if cur in extra + names:
                 combo.setCurrentText(cur)
             combo.blockSignals(False)
-        # default: the newest medseg label layer (not a hidden ground-truth layer)
+        # default: the newest medseg label layer (not a hidden ground-truth layer), unless the user chose one still open
         mine = [n for n in names if n.endswith(" labels")]
-        picked = mine[-1] if mine and self.labels_combo.currentText() not in mine else None
+        self._chosen = self._chosen if self._chosen in names else None
+        picked = mine[-1] if mine and self.labels_combo.currentText() not in (*mine, self._chosen) else None
         if picked is not None:  # said below as chosen for the user (not "the labels chosen changed"); its rows shown there too
             self.labels_combo.blockSignals(True)
             self.labels_combo.setCurrentText(picked)
