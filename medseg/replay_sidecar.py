@@ -167,7 +167,22 @@ def model_choice(rec: RecordedSession, model: str | None, adapter: str | None) -
             notes.append(f"--adapter {adapter} given: it replaces the recorded adapter {rec_adapter or '(none)'}")
     else:
         adapter = rec_adapter if isinstance(rec_adapter, str) and rec_adapter else None
+        if adapter is not None and (Path(adapter).name != adapter or adapter in (".", "..")):
+            # medseg records an adapter's name (its folder's): a path there would load a folder the sidecar chose
+            from ._files import shown
+
+            raise CheckpointError(f"{rec.path.name} records adapter {shown(adapter)!r}, a path where medseg records an adapter's name: "
+                                  "it is not loaded from there; give --adapter NAME_OR_FOLDER (or --adapter '' for none)")
     return model, adapter, notes
+
+
+def _relative_id(model_id: str) -> bool:
+    """Whether a recorded model id names a file inside the folder it is looked up in (``NAME``,
+    ``FOLDER/STEM``, as medseg records ids): not an absolute path, nor one with ``..``, which
+    joined to a checkpoint folder loaded any ``.safetensors`` file a hand-made sidecar named
+    (with its sha256 beside it)."""
+    path = Path(model_id)
+    return not path.is_absolute() and not model_id.startswith("~") and not any(p in ("..", ".") for p in path.parts)
 
 
 def _find_checkpoint(model_id: str, sha256: Any) -> str | None:
@@ -183,7 +198,8 @@ def _find_checkpoint(model_id: str, sha256: Any) -> str | None:
     except CheckpointError:  # a folder of that name without the file: not found, said by the caller
         own = []
     stem = Path(model_id).name
-    for f in [*(d / f"{n}.safetensors" for d in asset_dirs("checkpoints") for n in dict.fromkeys((model_id, stem))), *own]:
+    names = [n for n in dict.fromkeys((model_id, stem)) if n and _relative_id(n)]
+    for f in [*(d / f"{n}.safetensors" for d in asset_dirs("checkpoints") for n in names), *own]:
         if f is not None and f.is_file() and sha256_file(f) == sha256:
             return str(f)
     return None

@@ -77,9 +77,9 @@ def _acquire(path: Path, fcntl, shared: bool = False) -> int | None:
 
     while True:
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = open_lock_file(path, os.O_RDWR | os.O_CREAT)
         except PermissionError:  # left by another user's batch, killed: a read-only descriptor locks it too
-            fd = os.open(path, os.O_RDONLY)
+            fd = open_lock_file(path, os.O_RDONLY)
         try:
             fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except OSError as e:
@@ -101,6 +101,46 @@ def _acquire(path: Path, fcntl, shared: bool = False) -> int | None:
                     os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
             return fd
         os.close(fd)
+
+
+def open_lock_file(path: Path, flags: int) -> int:
+    """``os.open`` of a lock file in OUT_DIR that never follows a symbolic link: the lock file is
+    truncated and given the holder's process id, so a link planted under its name (an OUT_DIR in a
+    shared folder) made a batch overwrite the file it points to. ImageWriteError (one line) for a link."""
+    try:
+        return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    except OSError:
+        if not os.path.islink(path):
+            raise
+        try:
+            to = f" (to {os.readlink(path)})"
+        except OSError:
+            to = ""
+        raise ImageWriteError(f"{path} is a symbolic link{to}, not the lock file medseg writes there: "
+                              "medseg does not write through it; remove the link (and check who placed it)") from None
+
+
+#: OUT_DIR's folders a batch writes case files into and removes them from (``<case>_seg``: ``--dicom-seg``)
+OWN_FOLDERS = ("handed_over", "measured", "shards")
+
+
+def check_own_folders(out_dir: str | os.PathLike) -> None:
+    """Refuse, in one line, an output folder whose own sub-folders (:data:`OWN_FOLDERS`, a case's
+    ``<case>_seg``) are symbolic links: a batch removes ``<case>.json`` there for every case and
+    writes its records and SEG files into them, so a link planted in a shared output folder made
+    it delete and write files in the folder the link names."""
+    try:
+        entries = [e for e in os.scandir(out_dir) if e.is_symlink() and (e.name in OWN_FOLDERS or e.name.endswith("_seg"))]
+    except OSError:
+        return  # check_out_dir says why
+    if entries:
+        e = entries[0]
+        try:
+            to = f" (to {os.readlink(e.path)})"
+        except OSError:
+            to = ""
+        raise ImageWriteError(f"{e.path} is a symbolic link{to}: a batch writes and removes case files in its {e.name} folder and "
+                              "does not follow a link there; remove the link (and check who placed it), or choose another output folder")
 
 
 def _read_holder(fd: int) -> str:

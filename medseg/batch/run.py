@@ -29,7 +29,7 @@ from .checks import _ref_sha, _review_fields, _review_fields_readable, _sidecar_
 from .cohort import write_cohort_with_studies, write_summary
 from .kept import kept_labels, label_reader, labels_sha256, refresh_outputs
 from .measure_rows import measured_row
-from .outdir import folder_identity, out_dir_lock, remove_stale_temp_files, remove_write_probes
+from .outdir import check_own_folders, folder_identity, out_dir_lock, remove_stale_temp_files, remove_write_probes
 from .weights import _weights_changed, weights_sha256  # noqa: F401 (medseg.batch.run.weights_sha256, as before)
 
 
@@ -271,6 +271,7 @@ def run_batch(cases: Sequence[CaseSpec], options: BatchOptions, workers: int = 1
     options = options.absolute()
     cases = [c.absolute() for c in cases]
     check_out_dir(options.out_dir)
+    check_own_folders(options.out_dir)
     with out_dir_lock(options.out_dir):  # before the clean-up: another batch's temporary files are not stale
         return _run_locked(cases, options, workers, scheduler, on_result)
 
@@ -286,6 +287,7 @@ def run_batch_shard(cases: Sequence[CaseSpec], options: BatchOptions, shard: Any
     options = options.absolute()
     cases = [c.absolute() for c in cases]
     check_out_dir(options.out_dir)
+    check_own_folders(options.out_dir)
     return run_shard(cases, options, shard, lambda picked, records: _run_locked(picked, options, workers, None, on_result, records))
 
 

@@ -335,8 +335,10 @@ def _merge_lock(out_dir: str) -> Iterator[None]:
     except ImportError:  # Windows
         yield
         return
+    from .outdir import open_lock_file
+
     path = Path(out_dir) / SHARDS_DIR / ".merge.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    fd = open_lock_file(path, os.O_RDWR | os.O_CREAT)  # never through a symbolic link planted under its name
     try:
         with contextlib.suppress(OSError):  # ENOLCK: no locks here
             fcntl.flock(fd, fcntl.LOCK_EX)

@@ -9,7 +9,11 @@ refused. Multi-page TIFFs are refused (one 2-D image per file).
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -27,10 +31,13 @@ def read_raster(path: Path, labels: bool = False) -> Volume:
     ``labels=True`` keeps palette indices and refuses colour images (LabelMapError).
     """
     try:
-        with Image.open(path) as im:
+        # Pillow's DecompressionBombWarning (over 89 M pixels; 179 M and more are refused, its
+        # DecompressionBombError) came as a two-line warning: medseg's own memory guard decides
+        with _no_bomb_warning(), Image.open(path) as im:
             n_pages = getattr(im, "n_frames", 1)
             if n_pages > 1:
                 raise ImageReadError(f"{path}: multi-page image ({n_pages} pages) is not supported; give one 2-D image per file")
+            _check_raster_memory(path, im)
             im.load()
             if im.format == "PNG":
                 _check_png_rows(path)
@@ -56,6 +63,31 @@ def read_raster(path: Path, labels: bool = False) -> Volume:
     )
 
 
+@contextlib.contextmanager
+def _no_bomb_warning() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
+
+
+def _check_raster_memory(path: Path, im: Image.Image) -> None:
+    """The memory guard every reader has (:func:`medseg.io.limits.check_decoded_size`), from the
+    header's size before any pixel is decoded: a PNG of a few kB may declare 10000 x 10000
+    pixels, and raster images were read whatever ``$MEDSEG_MAX_IMAGE_GB`` said. Pillow keeps a
+    colour pixel in 4 bytes."""
+    from PIL import ImageMode
+
+    from .limits import check_decoded_size
+
+    try:
+        mode = ImageMode.getmode(im.mode)
+        itemsize: Any = np.dtype(mode.typestr) if len(mode.bands) == 1 else 4
+    except (KeyError, TypeError, ValueError):  # a mode Pillow has no array type for
+        itemsize = 4
+    width, height = im.size
+    check_decoded_size(path, (height, width), itemsize)
+
+
 #: PNG colour type -> samples per pixel (gray, RGB, palette, gray+alpha, RGBA)
 _PNG_SAMPLES = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 #: Adam7 interlace passes: (first column, first row, column step, row step)
@@ -71,31 +103,39 @@ def _check_png_rows(path: Path) -> None:
     import zlib
 
     raw = Path(path).read_bytes()
-    pos, header, z, got = 8, None, zlib.decompressobj(), 0
+    pos, header, z, got, need = 8, None, zlib.decompressobj(), 0, 0
     while pos + 8 <= len(raw):
         n, kind = struct.unpack(">I", raw[pos:pos + 4])[0], raw[pos + 4:pos + 8]
         data = raw[pos + 8:pos + 8 + n]
         if kind == b"IHDR" and header is None:
             header = struct.unpack(">IIBBBBB", data[:13])
+            need = _png_data_bytes(*header)
         elif kind == b"IDAT" and header is not None:
-            while data and not z.eof:
-                out = z.decompress(data, 1 << 20)
+            while data and not z.eof and got <= need:  # no further than past what the header needs: a deflate bomb
+                out = z.decompress(data, 1 << 20)       # (1 MB inflating to 1 GB of rows) was inflated to its end
                 got, data = got + len(out), z.unconsumed_tail
         elif kind == b"IEND":
+            break
+        if got > need:
             break
         pos += 12 + n
     if header is None:
         return
-    got += len(z.flush()) if not z.eof else 0
+    got += len(z.flush()) if not z.eof and got <= need else 0
     width, height, depth, colour, _, _, interlace = header
     bits = depth * _PNG_SAMPLES.get(colour, 1)
-    passes = [((width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy) for x0, y0, dx, dy in _ADAM7] if interlace else [(width, height)]
-    need = sum(rows * (1 + (cols * bits + 7) // 8) for cols, rows in passes if cols > 0 and rows > 0)
     if got < need:
         rows = f"{got // (1 + (width * bits + 7) // 8)} of the {height} rows" if not interlace else f"{got} of the {need} bytes"
         raise ImageReadError(f"{path}: truncated or damaged PNG: its image data end after {rows} its header gives ({width}x{height})")
     if got > need:  # a header narrower or shorter than the data: Pillow reads them skewed, or drops rows
         raise ImageReadError(f"{path}: damaged PNG: its image data hold more than the {width}x{height} pixels its header gives")
+
+
+def _png_data_bytes(width: int, height: int, depth: int, colour: int, _compression: int, _filter: int, interlace: int) -> int:
+    """Bytes of a PNG's inflated image data (rows with their filter bytes, Adam7 passes) for its IHDR values."""
+    bits = depth * _PNG_SAMPLES.get(colour, 1)
+    passes = [((width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy) for x0, y0, dx, dy in _ADAM7] if interlace else [(width, height)]
+    return sum(rows * (1 + (cols * bits + 7) // 8) for cols, rows in passes if cols > 0 and rows > 0)
 
 
 def _to_array(im: Image.Image, path: Path, labels: bool) -> np.ndarray:
