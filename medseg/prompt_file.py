@@ -143,13 +143,26 @@ def _entry(obj: Any, path: Path, case: str | None) -> PromptSet:
         if case is None:
             raise PromptError(f"{path} holds several cases (for medseg batch, which takes each case's entry); "
                               "for one study give a file with its own 'prompts' list")
-        if case not in obj["cases"]:
+        key = _case_key(obj["cases"], case)
+        if key is None:
             raise PromptError(f"{path}: no prompts for case {case!r}")
-        entry = obj["cases"][case]
+        entry = obj["cases"][key]
         if not isinstance(entry, dict):
             raise PromptError(f"{path}: case {case!r} is not an object with a 'prompts' list")
         obj = {**entry, "label_map": entry.get("label_map", obj.get("label_map")), "format": entry.get("format", obj.get("format", FORMAT))}
     return parse_prompts(obj, str(path))
+
+
+def _case_key(cases: dict, case: str) -> str | None:
+    """The key of ``cases`` that names ``case``: itself, else one equal to it in Unicode's composed
+    form (NFC): a folder named on a Mac (``Müller``, u + combining diaeresis, NFD) and the id typed
+    in an editor (``ü``, NFC) look alike and were no match."""
+    import unicodedata
+
+    if case in cases:
+        return case
+    nfc = unicodedata.normalize("NFC", case)
+    return next((k for k in cases if isinstance(k, str) and unicodedata.normalize("NFC", k) == nfc), None)
 
 
 def prompts_from_labels(labels: np.ndarray, label_map: LabelMap, key_slice: bool = False, frames: list[int] | None = None) -> PromptSet:

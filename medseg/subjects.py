@@ -17,6 +17,7 @@ underscore (``patient001`` -> ``patient001_4d``; an echo study ``patient0001`` -
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,6 +153,7 @@ def subject_for(case_id: str, subjects: Iterable[Subject]) -> Subject | None:
     if not isinstance(subjects, tuple):
         subjects = tuple(subjects)
     index = _index(subjects)
+    case_id = unicodedata.normalize("NFC", case_id)  # a Mac's folder name (NFD: u + combining diaeresis) against a typed id
     if (hit := index.get(case_id)) is not None:
         return hit
     for cut in [i for i, ch in enumerate(case_id) if ch == "_"][::-1]:  # the longest prefix first
@@ -170,6 +172,6 @@ def _index(subjects: tuple[Subject, ...]) -> dict[str, Subject]:
             return index
     index: dict[str, Subject] = {}
     for s in subjects:
-        index.setdefault(s.id, s)
+        index.setdefault(unicodedata.normalize("NFC", s.id), s)
     _INDEXED[:] = [(subjects, index), *_INDEXED[:1]]  # a batch's one tuple (a worker's own copy), and one more
     return index

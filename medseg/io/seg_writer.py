@@ -171,7 +171,7 @@ def _sources_and_pixels(
     paths = list(dict.fromkeys(p for p, _, _ in planes))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        datasets = {p: _empty_type2(_blank_invalid_dates(read_dicom(p, stop_before_pixels=True))) for p in paths}
+        datasets = {p: _source_header(read_dicom(p, stop_before_pixels=True)) for p in paths}
     if all(fr is None for _, fr, _ in planes):  # single-frame sources: one SEG frame each
         sources = [datasets[p] for p, _, _ in planes]
         _unify_grid_headers(sources)
@@ -305,6 +305,21 @@ def _empty_type2(ds: Any) -> Any:
     return ds
 
 
+def _source_header(ds: Any) -> Any:
+    """A source image's header as the SEG copies it (in memory): its text read in its own character
+    set (:mod:`medseg.io.dicom_charset`), invalid dates emptied, missing type 2 attributes added,
+    and the site (InstitutionName, StationName, ...) left out: highdicom copied it into the SEG's
+    Contributing Equipment ("Acquisition equipment of the source image(s)")."""
+    from .dicom_charset import decode_text
+    from .sr_writer import SITE_KEYWORDS
+
+    ds = _empty_type2(_blank_invalid_dates(decode_text(ds)))
+    for keyword in SITE_KEYWORDS:
+        if keyword in ds:
+            delattr(ds, keyword)
+    return ds
+
+
 def _frame_ipp(ds: Any, frame: int | None) -> list[float]:
     fg = ds.PerFrameFunctionalGroupsSequence[frame or 0]
     return [float(v) for v in fg.PlanePositionSequence[0].ImagePositionPatient]
@@ -332,6 +347,7 @@ def _build(sources: list[Any], pixel_array: np.ndarray, positions: list[Any] | N
 
     from .. import __version__
     from ..labels import STRUCTURE_COLOURS
+    from .dicom_charset import BUILD_CHARACTER_SET, fit_character_set
     from .slicer_seg import DISPLAY_NAMES
 
     study = str(getattr(sources[0], "StudyInstanceUID", "") or "")
@@ -362,11 +378,12 @@ def _build(sources: list[Any], pixel_array: np.ndarray, positions: list[Any] | N
                 instance_number=instance_number, manufacturer="medseg", manufacturer_model_name="medseg",
                 software_versions=__version__, device_serial_number="0", series_description=description,
                 omit_empty_frames=False, plane_positions=positions, content_description=(content or description)[:64],
-                content_label="MEDSEG", content_creator_name="medseg^",
+                content_label="MEDSEG", content_creator_name="medseg^", specific_character_set=BUILD_CHARACTER_SET,
             )
             for item in seg.SegmentSequence:
                 if item.TrackingID in STRUCTURE_DESCRIPTIONS:
                     item.SegmentDescription = STRUCTURE_DESCRIPTIONS[item.TrackingID]
+            fit_character_set(seg, sources[0])  # the source's, unless its text (or medseg's) needs another
             return seg
     except (ValueError, TypeError, AttributeError, KeyError) as e:
         raise ImageWriteError(f"highdicom could not build the DICOM SEG: {str(e).splitlines()[0][:200]}") from None

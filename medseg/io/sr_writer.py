@@ -301,7 +301,9 @@ def build_measurement_sr(report: dict, context: SRContext, series_number: int = 
     from pydicom.uid import generate_uid
 
     from .. import __version__
+    from .dicom_charset import BUILD_CHARACTER_SET, decode_text, fit_character_set
 
+    decode_text(context.evidence[0])  # the patient and study text highdicom copies, read in its own character set
     rows, left = measurement_rows(report, context.modality)
     if not rows:
         raise ImageWriteError("--dicom-sr: the report holds no measurement with a standard DICOM code"
@@ -328,7 +330,8 @@ def build_measurement_sr(report: dict, context: SRContext, series_number: int = 
             sr = hd.sr.Comprehensive3DSR(
                 evidence=context.evidence, content=content, series_instance_uid=hd.UID(), series_number=series_number,
                 sop_instance_uid=hd.UID(), instance_number=1, manufacturer="medseg", is_complete=True, is_final=False,
-                series_description="medseg measurements")
+                series_description="medseg measurements", specific_character_set=BUILD_CHARACTER_SET)
+            fit_character_set(sr, context.evidence[0])  # the patient's header's, unless its text needs another
     except (ValueError, TypeError, AttributeError, KeyError) as e:
         raise ImageWriteError(f"highdicom could not build the DICOM SR: {str(e).splitlines()[0][:200]}") from None
     return sr, left

@@ -23,6 +23,7 @@ import numpy as np
 
 from .._files import atomic_path
 from ..labels import STRUCTURE_COLOURS, LabelMap
+from .fonts import drawable_string, fallback_families
 from .geometry import MeasurementError
 
 #: contours and legend entries of a structure the palette does not name (a custom label-map name):
@@ -52,33 +53,22 @@ def _save(fig: Any, path: str | Path) -> Path:
 
 
 def _drawable_text(fig: Any) -> None:
-    r"""Write each character of the figure's text that its fonts cannot draw as an escape
-    (``\u60a3``): a case id in CJK on a machine without CJK fonts (a cluster node) was an
-    empty box in the title, and matplotlib warned once per character."""
+    r"""Draw each character of the figure's text that its fonts cannot in an installed font that
+    can (:func:`fallback_families`: a CJK case id where a CJK font is installed), else write it as
+    an escape (``\u60a3``): a case id in CJK on a machine without CJK fonts (a cluster node) was
+    an empty box in the title, and matplotlib warned once per character."""
     from matplotlib.text import Text
 
     for text in fig.findobj(Text):
         s = text.get_text()
         if s.isascii():
             continue
+        prop = text.get_fontproperties()
+        if extra := fallback_families(s, prop):
+            text.set_fontfamily([*prop.get_family(), *extra])
         drawn = drawable_string(s, text.get_fontproperties())
         if drawn != s:
             text.set_text(drawn)
-
-
-def drawable_string(s: str, prop: Any = None) -> str:
-    r"""``s`` with each character that the fonts of ``prop`` (a FontProperties; None: the
-    default) cannot draw written as an escape (``\u60a3``), as :func:`_drawable_text` writes a
-    figure's: text wrapped or shortened to a width is measured as it will be drawn."""
-    if s.isascii():
-        return s
-    from matplotlib import font_manager
-
-    prop = prop if prop is not None else font_manager.FontProperties()
-    fonts = getattr(font_manager.fontManager, "_find_fonts_by_props", None)  # the fallback chain matplotlib draws with
-    paths = fonts(prop) if fonts else [font_manager.findfont(prop)]
-    have: set[int] = set().union(*(font_manager.get_font(p).get_charmap() for p in paths))
-    return "".join(c if c.isspace() or ord(c) in have else (f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}") for c in s)
 
 
 @dataclass(frozen=True)
