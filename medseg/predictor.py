@@ -155,7 +155,7 @@ class SlicePredictor:
         return self._decode(roi, box, points, structure, mask_prompt, mask_logits, multimask)
 
     @torch.inference_mode()
-    def predict_boxes(self, boxes: Sequence[Box], structure: str | None = None, roi: np.ndarray | None = None, reference: np.ndarray | None = None) -> np.ndarray:
+    def predict_boxes(self, boxes: Sequence[Box], structure: str | None = None, roi: np.ndarray | None = None, reference: np.ndarray | None = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Decode several box prompts in one batch from one ROI's cached embedding (for
         perturbation-agreement confidence).
 

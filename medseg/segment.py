@@ -5,9 +5,9 @@ through a :class:`medseg.session.Session`, with provenance. Used by ``medseg seg
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from .errors import PromptError
 from .io.volume import Volume, require_volume
 from .labels import DEFAULT_LABEL_MAP, LabelMap
 from .prompt_file import PromptSet
+
+if TYPE_CHECKING:  # torch-free at import time
+    from .models.registry import LoadedModel
 
 # zero-click's structures when none are named. CT: the four chambers' tokens that find them on the
 # CT-like phantoms (zero-click Dice LV / MYO / RV / LA 0.94 / 0.91 / 0.89 / 0.84); RA 0.47, aorta
@@ -81,12 +84,12 @@ def check_prompts(volume: Volume, prompts: PromptSet | None, auto: bool = False,
 
 def segment_volume(
     volume: Volume,
-    model,
+    model: LoadedModel,
     prompts: PromptSet | None = None,
     auto: bool = False,
     propagate: bool = False,
     through: str = "z",
-    label_map: LabelMap | None = None,
+    label_map: LabelMap | str | Mapping[str, int] | None = None,
     auto_structures: tuple[str, ...] | None = None,
     progress: Callable[..., None] | None = None,
     confidence: bool = True,

@@ -14,9 +14,9 @@ operation = one undo step), and is appended to ``log`` — a provenance record t
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,11 @@ from .io.volume import Volume, require_volume
 from .labels import LabelMap
 from .preprocess import hounsfield_problem, normalize_intensity
 from .types import Box, Point, Prediction, SlicePrompt, index
+
+if TYPE_CHECKING:  # torch-free at import time
+    from .confidence import ConfidenceReport
+    from .embeddings import EmbeddingCache
+    from .models.registry import LoadedModel
 
 
 @dataclass
@@ -87,12 +92,12 @@ class Session(ThreadedPredictions, SessionReplay, UndoHistory):
     row y, column x); a volume that is not a Volume (an array, a path) is a MedsegError.
     """
 
-    def __init__(self, volume: Volume, model, label_map: LabelMap | str | None = None, labels: np.ndarray | None = None, cache=None,
+    def __init__(self, volume: Volume, model: LoadedModel, label_map: LabelMap | str | Mapping[str, int] | None = None, labels: np.ndarray | None = None, cache: EmbeddingCache | None = None,
                  undo: bool = True) -> None:
         from .predictor import SlicePredictor
 
         self.volume = volume = require_volume(volume)
-        self.model = require_model(model)
+        self.model: LoadedModel = require_model(model)
         self.label_map = LabelMap.parse(label_map)
         if labels is None:
             labels = np.zeros(volume.shape, dtype=np.uint8 if max(self.label_map.values.values()) < 256 else np.uint16)
@@ -369,7 +374,7 @@ class Session(ThreadedPredictions, SessionReplay, UndoHistory):
         self._record_change(change, t, z, before, sl)
 
     # -- review ---------------------------------------------------------------------------
-    def confidence(self, structures: list[str] | None = None, progress: Callable[[int, int], None] | None = None):
+    def confidence(self, structures: list[str] | None = None, progress: Callable[[int, int], None] | None = None) -> ConfidenceReport:
         """Confidence per slice and volume and review flags (:mod:`medseg.confidence`) of the
         current labels; decodes only (cached embeddings), nothing is changed. ``progress(done,
         total)`` after each slice scored."""

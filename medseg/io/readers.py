@@ -32,7 +32,7 @@ SUPPORTED_TEXT = "a DICOM folder or file, " + ", ".join(EXTENSIONS)
 MODALITIES = ("CT", "MR", "US", "OT")
 
 
-def read_volume(path: str | os.PathLike, series: str | None = None, modality: str | None = None) -> Volume:
+def read_volume(path: str | os.PathLike[str], series: str | None = None, modality: str | None = None) -> Volume:
     """Read an image into a :class:`Volume` with array (T, Z, Y, X) and a RAS affine.
 
     ``path`` is a DICOM series folder, a DICOM file (single-frame, multi-frame or enhanced
@@ -103,7 +103,7 @@ def in_hounsfield_units(array: np.ndarray) -> bool:
     return bool(np.mean(a < 0) >= 0.05 and p1 <= -500.0 and 150.0 <= p99 <= 4000.0)
 
 
-def read_label_volume(path: str | os.PathLike) -> Volume:
+def read_label_volume(path: str | os.PathLike[str]) -> Volume:
     """Read a label file into a :class:`Volume` whose (T, Z, Y, X) array has an integer dtype.
 
     Integer files keep their dtype; float files whose values are all whole numbers become

@@ -97,7 +97,7 @@ def seg_frame_path(path: str | os.PathLike, frame: int) -> Path:
     return out.with_name(f"{out.name[:-4]}_frame{frame:02d}.dcm")
 
 
-def sidecar_path(path: str | os.PathLike) -> Path:
+def sidecar_path(path: str | os.PathLike[str]) -> Path:
     """``labels.nii.gz`` -> ``labels.json`` (the label-map/provenance sidecar). ``.`` (or an empty
     path) is the current folder by its own name, as written out; the root folder has no sidecar."""
     p = Path(path)
@@ -128,7 +128,7 @@ def _sidecar_json(labels_path: str | os.PathLike) -> tuple[Any, str | None]:
         return None, f"cannot be read ({getattr(e, 'strerror', None) or type(e).__name__})"
 
 
-def read_sidecar(labels_path: str | os.PathLike) -> dict[str, Any] | None:
+def read_sidecar(labels_path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The medseg sidecar JSON of a label file (``seg.nii.gz`` -> ``seg.json``), or None when
     there is none, it is not medseg's (no ``label_map`` object) or it cannot be read (see
     :func:`sidecar_problem`: callers that rely on its label map refuse that)."""
@@ -156,7 +156,7 @@ def sidecar_problem(labels_path: str | os.PathLike) -> str | None:
     return None
 
 
-def is_medseg_labels(path: str | os.PathLike) -> bool:
+def is_medseg_labels(path: str | os.PathLike[str]) -> bool:
     """A label file medseg wrote: its sidecar JSON names it (or, from before sidecars named
     their files, is a medseg sidecar with provenance)."""
     side = read_sidecar(path)
@@ -261,7 +261,7 @@ def validate_labels(labels: np.ndarray, like: Volume, label_map: LabelMap) -> np
 def write_labels(
     labels: np.ndarray,
     like: Volume,
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     label_map: LabelMap | str | Mapping[str, int],
     provenance: dict[str, Any] | None = None,
 ) -> list[Path]:

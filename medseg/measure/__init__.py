@@ -15,6 +15,34 @@ See docs/measurement.md for methods and conventions.
 
 from __future__ import annotations
 
+import typing as _typing  # underscored: dir() lists the API only
+
+if _typing.TYPE_CHECKING:  # what mypy / pyright see of the lazy names below (never imported at run time); keep in step with _LAZY
+    from .aha import aha_segment as aha_segment
+    from .aha import wall_thickening as wall_thickening
+    from .aha import wall_thickness as wall_thickness
+    from .echo import measure_echo as measure_echo
+    from .echo import measure_echo_clip as measure_echo_clip
+    from .export import report_row as report_row
+    from .export import write_csv as write_csv
+    from .geometry import MeasurementError as MeasurementError
+    from .geometry import StackGeometry as StackGeometry
+    from .geometry import detect_base as detect_base
+    from .geometry import stack_geometry as stack_geometry
+    from .plots import bullseye_png as bullseye_png
+    from .plots import overlay_png as overlay_png
+    from .plots import thickening_png as thickening_png
+    from .plots import volume_curve_png as volume_curve_png
+    from .reference import normal_range as normal_range
+    from .report import combine_ed_es as combine_ed_es
+    from .report import measure_cine as measure_cine
+    from .report import measure_ed_es as measure_ed_es
+    from .report import measure_phase as measure_phase
+    from .volumes import bsa_m2 as bsa_m2
+    from .volumes import detect_ed_es as detect_ed_es
+    from .volumes import function_from_volumes as function_from_volumes
+    from .volumes import volume_ml as volume_ml
+
 _LAZY = {
     "measure_phase": "report", "measure_ed_es": "report", "measure_cine": "report", "combine_ed_es": "report",
     "measure_echo": "echo", "measure_echo_clip": "echo", "bsa_m2": "volumes", "volume_ml": "volumes", "function_from_volumes": "volumes",
@@ -31,7 +59,7 @@ def __dir__() -> list[str]:  # a notebook's tab completion lists the lazy names 
     return sorted({*globals(), *_LAZY})
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> _typing.Any:
     if name in _LAZY:
         import importlib
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -376,7 +377,7 @@ def _swapped_flag(ef_pct: float, views: list[str]) -> dict[str, Any]:
 
 def measure_echo_clip(
     labels_tyx: np.ndarray, *, label_map: Any = ECHO_LABEL_MAP, spacing_mm: tuple[float, float] | None = None,
-    frame_times_s: list[float] | None = None, height_cm: float | None = None, weight_kg: float | None = None,
+    frame_times_s: Sequence[float] | np.ndarray | None = None, height_cm: float | None = None, weight_kg: float | None = None,
     bsa_method: str = "mosteller", sex: str | None = None,
 ) -> dict[str, Any]:
     """One apical view over the cardiac cycle (an echo clip, or a long-axis MR cine), single plane.

@@ -226,7 +226,7 @@ def heart_rate_options(vol: Any, heart_rate: float | None = None) -> dict[str, A
 
 def measure_cine(
     labels: Any, affine: np.ndarray | None = None, label_map: Any = None, *,
-    frame_times_s: Sequence[float] | None = None, picked_phases: dict[str, Any] | None = None, **options: Any,
+    frame_times_s: Sequence[float] | np.ndarray | None = None, picked_phases: dict[str, Any] | None = None, **options: Any,
 ) -> dict[str, Any]:
     """Measure a (T, Z, Y, X) cine: volume curves, ED/ES from them, then the ED + ES report.
 

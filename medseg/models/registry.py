@@ -21,9 +21,12 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CheckpointError
+
+if TYPE_CHECKING:  # torch-free at import time
+    from .network import ModelConfig
 
 DEFAULT_CHECKPOINT_NAME = "medseg_default.safetensors"
 
@@ -124,7 +127,7 @@ class LoadedModel:
     device: str = "cpu"
 
     @property
-    def config(self):
+    def config(self) -> ModelConfig:
         return self.model.config
 
     def __repr__(self) -> str:  # not the network's module tree (11 kB in a notebook)
@@ -135,7 +138,7 @@ class LoadedModel:
         return {"model_id": self.model_id, "model_sha256": self.sha256, "adapter_id": self.adapter_id, "adapter_sha256": self.adapter_sha256}
 
 
-def load_model(spec: str | os.PathLike | None = "default", device: str = "cpu", adapter: str | os.PathLike | None = None) -> LoadedModel:
+def load_model(spec: str | os.PathLike[str] | None = "default", device: str = "cpu", adapter: str | os.PathLike[str] | None = None) -> LoadedModel:
     """Resolve ``--model`` (see module docstring) and load the weights onto ``device``; with
     ``adapter`` (``--adapter``: a shipped name or a folder) attach that LoRA adapter
     (:func:`medseg.adapters.attach_adapter`, which checks it was trained for this base model)."""

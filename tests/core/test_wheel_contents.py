@@ -79,7 +79,7 @@ def _loaded_beside_code() -> set[str]:
 def test_wheel_holds_what_runs_and_nothing_else(built):
     direct, _, from_sdist = built
     names = _names(direct)
-    for needed in [*SHIPPED, "medseg_napari/napari.yaml", "medseg/cli/__init__.py", "medseg_napari/_qt/segment_widget.py", *_loaded_beside_code()]:
+    for needed in [*SHIPPED, "medseg_napari/napari.yaml", "medseg/py.typed", "medseg/cli/__init__.py", "medseg_napari/_qt/segment_widget.py", *_loaded_beside_code()]:
         assert names.count(needed) == 1, needed
     assert {"medseg/_confidence_calibration.json", "medseg/_mask_thresholds.json"} <= _loaded_beside_code()
     assert sum(n.endswith("medseg_default.safetensors") for n in names) == 1 and len(set(names)) == len(names)
