@@ -8,6 +8,8 @@ is restored afterwards.
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 
@@ -36,3 +38,29 @@ def small_cine():
 
     p = cine_sax_phantom(n_frames=4, n_slices=7, shape=(96, 96), spacing=(10.0, 1.8, 1.8), seed=3)
     return p.image, p.labels, p.info
+
+
+@pytest.fixture()
+def gate(monkeypatch):
+    """The Measure panel's measurements wait for the returned event (set at teardown, so none is left running)."""
+    from medseg_napari import _measure
+
+    ev, measure = threading.Event(), _measure.measure_labels
+
+    def held(*a, **k):
+        ev.wait(30)
+        return measure(*a, **k)
+
+    monkeypatch.setattr(_measure, "measure_labels", held)
+    yield ev
+    ev.set()
+
+
+@pytest.fixture()
+def notes(monkeypatch):
+    """The napari notifications the segmentation dock raises."""
+    from medseg_napari._qt import segment_widget
+
+    got: list[str] = []
+    monkeypatch.setattr(segment_widget, "_notify", got.append)
+    return got

@@ -50,3 +50,15 @@ def start_widget(viewer, qtbot, models, image_name: str, timeout_ms: int = 60_00
     w.start_session()
     qtbot.waitUntil(lambda: w.controller is not None and not w.busy, timeout=timeout_ms)
     return w
+
+
+def measure_panel(viewer, vol, truth, names):
+    """A Measure panel docked in ``viewer`` over label layers ``names``, each a copy of ``truth`` on ``vol``'s grid."""
+    from medseg_napari._layers import layer_geometry
+    from medseg_napari._qt.measure_widget import MeasureWidget
+
+    for name in names:
+        viewer.add_labels(np.array(truth), name=name, **layer_geometry(vol))
+    w = MeasureWidget(viewer)
+    viewer.window.add_dock_widget(w, name="medseg: measurement")
+    return w

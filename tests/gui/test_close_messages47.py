@@ -17,16 +17,6 @@ pytestmark = pytest.mark.skipif(gui_ready() is not None, reason=str(gui_ready())
 T_OUT = 60_000  # ms
 
 
-@pytest.fixture()
-def notes(monkeypatch):
-    """The napari notifications the segmentation dock raises."""
-    from medseg_napari._qt import segment_widget
-
-    got: list[str] = []
-    monkeypatch.setattr(segment_widget, "_notify", got.append)
-    return got
-
-
 def _study(viewer, qtbot, models, cine, name="cine"):
     from medseg_napari._layers import image_layer_kwargs
 

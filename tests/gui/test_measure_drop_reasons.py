@@ -7,41 +7,12 @@ Headless (``xvfb-run -a``)."""
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
-from napari_helpers import gui_ready, start_widget
+from napari_helpers import gui_ready, measure_panel, start_widget
 
 pytestmark = pytest.mark.skipif(gui_ready() is not None, reason=str(gui_ready()))
 T_OUT = 60_000  # ms
-
-
-@pytest.fixture()
-def gate(monkeypatch):
-    """Measurements wait for the returned event (set at teardown, so none is left running)."""
-    from medseg_napari import _measure
-
-    ev, measure = threading.Event(), _measure.measure_labels
-
-    def held(*a, **k):
-        ev.wait(30)
-        return measure(*a, **k)
-
-    monkeypatch.setattr(_measure, "measure_labels", held)
-    yield ev
-    ev.set()
-
-
-def _panel(viewer, vol, truth, names):
-    from medseg_napari._layers import layer_geometry
-    from medseg_napari._qt.measure_widget import MeasureWidget
-
-    for name in names:
-        viewer.add_labels(np.array(truth), name=name, **layer_geometry(vol))
-    w = MeasureWidget(viewer)
-    viewer.window.add_dock_widget(w, name="medseg: measurement")
-    return w
 
 
 def _dropped(w, qtbot, gate) -> str:
@@ -57,7 +28,7 @@ def _dropped(w, qtbot, gate) -> str:
 def test_options_changed_while_measuring_say_which(make_napari_viewer, qtbot, small_cine, gate):
     vol, truth, _ = small_cine
     viewer = make_napari_viewer()
-    w = _panel(viewer, vol, truth, ("ed labels", "es labels"))
+    w = measure_panel(viewer, vol, truth, ("ed labels", "es labels"))
     w.labels_combo.setCurrentText("ed labels")
 
     w.measure()
@@ -82,7 +53,7 @@ def test_a_new_label_layer_chosen_for_the_user_says_so(make_napari_viewer, qtbot
 
     vol, truth, _ = small_cine
     viewer = make_napari_viewer()
-    w = _panel(viewer, vol, truth, ("cine_gt",))  # a ground truth: not a medseg "... labels" layer
+    w = measure_panel(viewer, vol, truth, ("cine_gt",))  # a ground truth: not a medseg "... labels" layer
     assert w.labels_combo.currentText() == "cine_gt"
     w.measure()
     viewer.add_labels(np.zeros_like(truth), name="cine labels", **layer_geometry(vol))  # a new segmentation's layer
@@ -99,7 +70,7 @@ def test_a_measurement_of_a_restarted_session_says_it_restarted(make_napari_view
     viewer.add_image(np.array(vol.array), **image_layer_kwargs(vol, "cine"))
     seg = start_widget(viewer, qtbot, model_provider, "cine")
     seg.controller.labels[...] = truth  # (as segmented)
-    w = _panel(viewer, vol, truth, ())
+    w = measure_panel(viewer, vol, truth, ())
     assert w.labels_combo.currentText() == "cine labels"
     w.measure()
     seg.start_session()  # Restart session (clears labels): a new "cine labels" layer

@@ -6,41 +6,12 @@ or the layer chosen was removed. Headless (``xvfb-run -a``)."""
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
-from napari_helpers import gui_ready
+from napari_helpers import gui_ready, measure_panel
 
 pytestmark = pytest.mark.skipif(gui_ready() is not None, reason=str(gui_ready()))
 T_OUT = 60_000  # ms
-
-
-@pytest.fixture()
-def gate(monkeypatch):
-    """Measurements wait for the returned event (set at teardown, so none is left running)."""
-    from medseg_napari import _measure
-
-    ev, measure = threading.Event(), _measure.measure_labels
-
-    def held(*a, **k):
-        ev.wait(30)
-        return measure(*a, **k)
-
-    monkeypatch.setattr(_measure, "measure_labels", held)
-    yield ev
-    ev.set()
-
-
-def _panel(viewer, vol, truth, names):
-    from medseg_napari._layers import layer_geometry
-    from medseg_napari._qt.measure_widget import MeasureWidget
-
-    for name in names:
-        viewer.add_labels(np.array(truth), name=name, **layer_geometry(vol))
-    w = MeasureWidget(viewer)
-    viewer.window.add_dock_widget(w, name="medseg: measurement")
-    return w
 
 
 def test_a_chosen_layer_stays_and_its_measurement_runs_on(make_napari_viewer, qtbot, small_cine, gate):
@@ -48,7 +19,7 @@ def test_a_chosen_layer_stays_and_its_measurement_runs_on(make_napari_viewer, qt
 
     vol, truth, _ = small_cine
     viewer = make_napari_viewer()
-    w = _panel(viewer, vol, truth, ("cine labels", "cine_gt"))
+    w = measure_panel(viewer, vol, truth, ("cine labels", "cine_gt"))
     assert w.labels_combo.currentText() == "cine labels"  # chosen for the user: medseg's
     w.labels_combo.setCurrentText("cine_gt")  # the user's expert labels
     w.measure()
@@ -74,7 +45,7 @@ def test_a_layer_chosen_in_the_list_stays_one_shown_for_the_user_does_not(make_n
 
     vol, truth, _ = small_cine
     viewer = make_napari_viewer()
-    w = _panel(viewer, vol, truth, ("cine_gt",))
+    w = measure_panel(viewer, vol, truth, ("cine_gt",))
     assert w.labels_combo.currentText() == "cine_gt"  # the only one: shown, not chosen
     viewer.add_labels(np.array(truth), name="cine labels", **layer_geometry(vol))
     assert w.labels_combo.currentText() == "cine labels"  # a new segmentation: chosen for the user
@@ -86,7 +57,7 @@ def test_a_layer_chosen_in_the_list_stays_one_shown_for_the_user_does_not(make_n
     assert w.labels_combo.currentText() == "cine labels"
 
     viewer2 = make_napari_viewer()
-    w2 = _panel(viewer2, vol, truth, ("cine_gt",))
+    w2 = measure_panel(viewer2, vol, truth, ("cine_gt",))
     w2.labels_combo.activated.emit(w2.labels_combo.currentIndex())  # picked in the list, the one shown
     viewer2.add_labels(np.array(truth), name="cine labels", **layer_geometry(vol))
     assert w2.labels_combo.currentText() == "cine_gt"
