@@ -203,8 +203,10 @@ def cases_trained_on(pairs: Any, recorded: Any, cases: list[str], images: list[P
     """The cases among ``cases`` named as one of the training volumes ``pairs`` (a part after ``_``
     aside), then those whose image has the ``image_sha256`` of a ``recorded`` entry; an adapter's
     medseg.json and a ``medseg train --pairs`` checkpoint's header record both."""
-    names = [n for n in (pairs or []) if isinstance(n, str) and n] if isinstance(pairs, list) else []
-    named = [c for c in cases if any(c == n or c.startswith(n + "_") or n.startswith(c + "_") for n in names)]
+    from ._nfc import nfc  # names in Unicode NFC: the training folder named on a Mac (NFD), the evaluated one elsewhere
+
+    names = [nfc(n) for n in (pairs or []) if isinstance(n, str) and n] if isinstance(pairs, list) else []
+    named = [c for c in cases if any(k == n or k.startswith(n + "_") or n.startswith(k + "_") for n in names for k in (nfc(c),))]
     digests = {r.get("image_sha256") for r in recorded if isinstance(r, dict)} - {None} if isinstance(recorded, list) else set()
     if not digests or images is None:
         return named

@@ -42,10 +42,12 @@ def clinical_errors(cases: list[dict], label_map: LabelMap) -> dict[str, Any]:
     structure a batch handed over for manual review in either phase (a row's ``handed_over``,
     not segmented) are left out: the LV's all, the myocardium's the mass and wall thickening,
     the RV's RVEF and RV EDV."""
+    from ._nfc import nfc  # one case's ED and ES named in two Unicode forms (one copied from a Mac: NFD) are one case's
+
     by_case: dict[str, dict[str, dict]] = {}
     for c in cases:
         if c.get("phase"):
-            by_case.setdefault(c["case"], {})[c["phase"]] = c
+            by_case.setdefault(nfc(c["case"]), {})[c["phase"]] = c
     pairs = {k: v for k, v in by_case.items() if "ED" in v and "ES" in v and _stack_pair(v["ED"]["_ref"], v["ES"]["_ref"])}
     pairs.update({k: v for k, v in _frame_studies(cases, label_map).items() if k not in pairs})
     pairs = {k: v for k, v in pairs.items() if "lv" not in _handed(v.values())}
@@ -148,13 +150,14 @@ def _frame_studies(cases: list[dict], label_map: LabelMap) -> dict[str, dict[str
     and ``patient001_frame12``, :data:`medseg.batch.FRAME_CASE`), two or more stacks on one
     grid: study -> {"ED": row, "ES": row}, ED and ES the frames of largest and smallest
     reference LV (as for a cine); their rows get that ``phase``."""
+    from ._nfc import nfc
     from .batch import FRAME_CASE
 
     groups: dict[str, list[dict]] = {}
     for c in cases:
         m = FRAME_CASE.match(c["case"])
         if m and not c.get("phase") and "lv" in label_map.values:
-            groups.setdefault(m["study"], []).append(c)
+            groups.setdefault(nfc(m["study"]), []).append(c)
     out = {}
     for study, rows in groups.items():
         if len(rows) < 2 or not all(_stack_pair(rows[0]["_ref"], r["_ref"]) for r in rows[1:]):  # one grid, >= 2 slices
@@ -171,6 +174,7 @@ def _echo_studies(cases: list[dict]) -> dict[str, dict[tuple[str, str], dict]]:
     """Apical echo views of one study as separate one-image cases (CAMUS: ``patient0001_4CH_ED``,
     by case name + phase or by image file name): study -> {(view, phase): row}, for studies with
     both 4-chamber phases."""
+    from ._nfc import nfc
     from .batch import case_id, echo_view
 
     groups: dict[str, dict[tuple[str, str], dict]] = {}
@@ -180,7 +184,7 @@ def _echo_studies(cases: list[dict]) -> dict[str, dict[tuple[str, str], dict]]:
         names = [f"{c['case']}_{c['phase']}" if c.get("phase") else c["case"], case_id(c["image"]) or ""]
         ev = next((ev for n in names if (ev := echo_view(n))), None)
         if ev:
-            groups.setdefault(ev[0], {})[ev[1:]] = c
+            groups.setdefault(nfc(ev[0]), {})[ev[1:]] = c
     return {k: v for k, v in sorted(groups.items()) if ("4ch", "ED") in v and ("4ch", "ES") in v}
 
 

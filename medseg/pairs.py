@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ._nfc import nfc, on_disk
 from .errors import ImageReadError, MedsegError
 
 
@@ -57,7 +58,7 @@ def read_pairs(path: str | Path, left_out: list[str] | None = None, notes: list[
     for (line, r), pred in zip(rows, has_pred):
         pair = _csv_pair(path, line, r, pred)
         for key, what in (((pair.image.resolve(), pair.label.resolve(), pair.case, pair.phase), "the same image, labels and case"),
-                          ((pair.case, pair.phase) if pair.phase else None, f"case {pair.case} {pair.phase}")):
+                          ((nfc(pair.case), pair.phase) if pair.phase else None, f"case {pair.case} {pair.phase}")):
             if key is not None and key in seen:
                 hint = "; name the cases in a 'case' column" if len(key) == 2 and not r.get("case") else ""
                 raise MedsegError(f"{path} row {line} repeats row {seen[key]} ({what}): each would be counted twice{hint}")
@@ -116,6 +117,7 @@ def _csv_path(csv_path: Path, cell: str) -> Path:
         except UnicodeEncodeError:
             raw = p
         p = raw if raw.exists() else p
+    p = on_disk(p)  # typed in a spreadsheet (Unicode NFC), named on a Mac (NFD): the file as its folder names it
     return resolved(p) if p.name in ("", ".", "..") else resolved(p.parent) / p.name
 
 
@@ -143,8 +145,8 @@ def with_predictions(pairs: list[Pair], folder: str | Path, skip_missing: bool =
     if not folder.is_dir():
         raise ImageReadError(f"--predicted must be a folder of label files, got: {folder}")
     rows = _summary_rows(folder)
-    handed = {str(r["case"]): tuple(str(r.get("handed_over") or "").split()) for r in rows if r.get("status") == "handed_over"}
-    failed = {str(r["case"]): str(r.get("reason") or "no reason recorded") for r in rows if r.get("status") == "failed"}
+    handed = {nfc(str(r["case"])): tuple(str(r.get("handed_over") or "").split()) for r in rows if r.get("status") == "handed_over"}
+    failed = {nfc(str(r["case"])): str(r.get("reason") or "no reason recorded") for r in rows if r.get("status") == "failed"}
     out, missing = [], []
     for pair in pairs:
         names = dict.fromkeys(n for n in (pair.case_id, case_id(pair.image), pair.case) if n)
@@ -159,8 +161,8 @@ def with_predictions(pairs: list[Pair], folder: str | Path, skip_missing: bool =
             out.append(replace(pair, prediction=found))
             break
         else:
-            name = next((n for n in names if n in handed), None)
-            gone = next((n for n in names if n in failed), None)
+            name = next((nfc(n) for n in names if nfc(n) in handed), None)  # the summary's case ids in Unicode NFC, as the pairs'
+            gone = next((nfc(n) for n in names if nfc(n) in failed), None)
             if name is not None:
                 out.append(replace(pair, handed_over=handed[name]))
             elif gone is not None:

@@ -101,7 +101,8 @@ def read_subjects(path: str | Path, notes: list[str] | None = None) -> tuple[Sub
         sid = row[id_col].strip() if id_col < len(row) else ""
         if not sid:
             raise MedsegError(f"{p}, line {line}: no id in column {header[id_col]!r}")
-        if sid in subjects:
+        key = unicodedata.normalize("NFC", sid)  # ids are matched so (subject_for): one in two Unicode forms is one id twice
+        if key in subjects:
             raise MedsegError(f"{p}, line {line}: id {sid!r} appears twice")
         values: dict[str, Any] = {}
         for c, i in cols.items():
@@ -109,7 +110,7 @@ def read_subjects(path: str | Path, notes: list[str] | None = None) -> tuple[Sub
             if cell:
                 values[c] = _value(c, cell, f"{p}, line {line}")
         extra = tuple((h, row[i].strip() if i < len(row) else "") for h, i in other.items())
-        subjects[sid] = Subject(sid, **values, columns=extra)
+        subjects[key] = Subject(sid, **values, columns=extra)
     if not subjects:
         raise MedsegError(f"{p}: no subjects (a header and no rows)")
     return tuple(subjects.values())

@@ -175,7 +175,9 @@ def echo_names_problem(ed_name: str, es_name: str) -> str | None:
     if ed is not None and es is not None and ed[1] != es[1]:
         return (f"{ed_name!r} is the {ed[1][0]}-chamber view and {es_name!r} the {es[1][0]}-chamber one: "
                 "measure ED and ES of one view (biplane: medseg measure --a2c-ed/--a2c-es)")
-    if ed is not None and es is not None and ed[0] != es[0]:
+    from medseg._nfc import nfc
+
+    if ed is not None and es is not None and nfc(ed[0]) != nfc(es[0]):  # one study's files named on a Mac (NFD) and elsewhere (NFC)
         return f"{ed_name!r} and {es_name!r} are named for different studies ({ed[0]}, {es[0]}): choose one study's layers"
     return None
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .._files import resolved
+from .._nfc import as_written, nfc, same_name_entries, two_forms
 from ..errors import MedsegError, PromptError
 from .case_names import (  # noqa: F401 (medseg.batch.cases.* as before)
     ECHO_VIEW_CASE,
@@ -229,16 +230,16 @@ def discover_cases(input_dir: str | os.PathLike, prompts_from: str | os.PathLike
         warnings.simplefilter("ignore")
         walked = [(root.name, root, (), None)] if _one_study(root, skip) else _walk(root, skip, series)
     stacks = {p: sel for _, p, _, sel in walked if sel}
-    by_name = Counter(name for name, _, _, _ in walked)
+    by_name = Counter(nfc(name) for name, _, _, _ in walked)  # names equal in NFC (a Mac's and a typed one) are one case's
     split = _studies_in_several_folders(walked)
-    found = [("_".join((*rel, name)) if by_name[name] > 1 or study_of(name) in split else name, name, p) for name, p, rel, _ in walked]
-    counts = Counter(cid for cid, _, _ in found)
+    found = [("_".join((*rel, name)) if by_name[nfc(name)] > 1 or study_of(name) in split else name, name, p) for name, p, rel, _ in walked]
+    counts = Counter(nfc(cid) for cid, _, _ in found)
     cases = []
     for cid, name, p in found:
         err, ref = None, None
-        if counts[cid] > 1:
-            names = ", ".join(str(q.relative_to(root)) for c, _, q in found if c == cid)
-            err = f"case id {cid!r} is shared by {names}: rename one"
+        if counts[nfc(cid)] > 1:
+            shared = [(c, q) for c, _, q in found if nfc(c) == nfc(cid)]
+            err = f"case id {cid!r} is shared by {', '.join(str(q.relative_to(root)) for _, q in shared)}{two_forms(c for c, _ in shared)}: rename one"
         elif cid in RESERVED_CASE_IDS:
             err = f"case id {cid!r} ({p.relative_to(root)}) would write {cid}.json, the batch's own {cid} file: rename it"
         elif ref_dir is not None:
@@ -257,11 +258,12 @@ def _studies_in_several_folders(walked: Iterable[tuple[str, Path, tuple[str, ...
     get the folder prefix, so that each folder's are one study (``v1_p1``, ``v2_p1``); else the
     names found once (``p1_frame09``, ``p1_frame10``) were measured together, one visit's frame
     with the other's. One case per folder (``ED/p1_ED``, ``ES/p1_ES``) stays one study."""
-    folders: dict[str, Counter[tuple[str, ...]]] = {}
+    folders: dict[str, Counter[tuple[str, ...]]] = {}  # by the study in Unicode NFC (visits copied from a Mac and not)
     for name, _, rel, _ in walked:
         if (study := study_of(name)) is not None:
-            folders.setdefault(study, Counter())[rel] += 1
-    return {study for study, n in folders.items() if len(n) > 1 and max(n.values()) > 1}
+            folders.setdefault(nfc(study), Counter())[rel] += 1
+    split = {key for key, n in folders.items() if len(n) > 1 and max(n.values()) > 1}
+    return {s for name, _, _, _ in walked if (s := study_of(name)) is not None and nfc(s) in split}
 
 
 #: Sub-folders deeper than this below INPUT_DIR are not searched (patient / study / series is 3).
@@ -313,7 +315,7 @@ def _walk(root: Path, skip: set[Path], series: str | None = None) -> list[tuple[
                     here.append((cid, p))
             elif p.is_dir() and not ((p / "summary.json").is_file() and (p / "summary.csv").is_file()):
                 sub.append(p)
-        ids = {cid for cid, _ in here} | {p.name for p in sub}  # X_gt beside folder X (a study folder too) is X's reference
+        ids = {nfc(cid) for cid, _ in here} | {nfc(p.name) for p in sub}  # X_gt beside folder X (a study folder too) is X's reference
         dirs = [p for _, p in here if p.is_dir()]
         stack = dirs if len(dirs) == len(here) else []
         if series and len(dirs) >= 2:  # --series: the series it names, beside others (localizers, long axis)
@@ -327,7 +329,7 @@ def _walk(root: Path, skip: set[Path], series: str | None = None) -> list[tuple[
             folders, selector = part
             out.append((folder.name, folder, rel[:-1], selector))
             here = [(cid, p) for cid, p in here if p not in folders]
-        out.extend((cid, p, rel, None) for cid, p in here if not any(cid.endswith(s) and cid[: -len(s)] in ids for s in REFERENCE_SUFFIXES))
+        out.extend((cid, p, rel, None) for cid, p in here if not any(cid.endswith(s) and nfc(cid[: -len(s)]) in ids for s in REFERENCE_SUFFIXES))
         for p in sub:
             visit(p, (*rel, p.name))
 
@@ -389,7 +391,7 @@ def _one_stack(folders: list[Path]) -> bool:
 
 
 def find_reference(case: str, ref_dir: str | os.PathLike, image: str | os.PathLike | None = None) -> Path:
-    """The reference label file of ``case`` in ``ref_dir`` (rule in the module docstring)."""
+    """The reference label file of ``case`` in ``ref_dir`` (rule in the module docstring; names in Unicode NFC: :mod:`medseg._nfc`)."""
     from ..io.readers import EXTENSIONS
 
     ref_dir = Path(ref_dir)
@@ -397,7 +399,7 @@ def find_reference(case: str, ref_dir: str | os.PathLike, image: str | os.PathLi
     endings = [e for e, kind in EXTENSIONS.items() if kind != "video"]
     for suffix in (*REFERENCE_SUFFIXES, ""):
         stem = case + suffix
-        hits = [ref_dir / (stem + e) for e in endings if (ref_dir / (stem + e)).is_file() and resolved(ref_dir / (stem + e)) != own]
+        hits = [q for e in endings for q in same_name_entries(ref_dir / (stem + e)) if q.is_file() and resolved(q) != own]
         if len(hits) > 1:
             raise PromptError(f"reference labels for case {case!r} are ambiguous: {', '.join(h.name for h in hits)}")
         if hits:
@@ -429,11 +431,11 @@ def reference_without_image(case: CaseSpec, array: Any) -> str | None:
 
 
 def output_path(out_dir: str | os.PathLike, case: str) -> Path:
-    return Path(out_dir) / f"{case}{OUTPUT_ENDING}"
+    return as_written(Path(out_dir) / f"{case}{OUTPUT_ENDING}")  # an earlier run's, named in another Unicode form: --resume finds it
 
 
 def review_png_path(out_dir: str | os.PathLike, case: str) -> Path:
-    return Path(out_dir) / f"{case}_review.png"
+    return as_written(Path(out_dir) / f"{case}_review.png")
 
 
 def handed_over_path(out_dir: str | os.PathLike, case: str) -> Path:
@@ -441,13 +443,13 @@ def handed_over_path(out_dir: str | os.PathLike, case: str) -> Path:
     labels written): ``OUT_DIR/handed_over/<case>.json``, which ``--resume`` reads
     (:func:`medseg.batch.run.handed_over_record`). In a folder of its own, so that no name of it
     is a case's sidecar (``<case>.json``)."""
-    return Path(out_dir) / "handed_over" / f"{case}.json"
+    return as_written(Path(out_dir) / "handed_over" / f"{case}.json")
 
 
 def dicom_seg_dir(out_dir: str | os.PathLike, case: str) -> Path:
     """``--dicom-seg``: the folder of a case's DICOM SEG file(s) (a cine: one per frame) and
     their sidecars (``<case>.json`` would clash with the NIfTI's beside it)."""
-    return Path(out_dir) / f"{case}_seg"
+    return as_written(Path(out_dir) / f"{case}_seg")
 
 
 def check_out_dir(out_dir: str | os.PathLike, not_these: dict[str, Any] | None = None) -> Path:

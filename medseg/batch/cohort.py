@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._nfc import nfc
 from ..errors import MedsegError
 from .cases import FRAME_CASE, BatchOptions, Result, _one_line, echo_view, echo_view_keys, split_phase, study_of
 from .measure_rows import (  # noqa: F401 (medseg.batch.cohort._measure, _Who, ..., as before)
@@ -46,34 +47,38 @@ def stack_study_rows(results: Sequence[Result], subjects: Sequence[Any] = (), ba
     note says so; a measured one has its own row: the study's then holds only the note). Rows:
     ``{"case": study, "cohort_row": {...}, "measure_note": ...}``. ``basal_rule``: as ``--no-basal-rule`` (False) sets it.
     ``pages``: OUT_DIR of ``--pdf``, each measured study's page in its ``pdf/`` (:mod:`medseg.batch.pages`)."""
-    groups: dict[str, dict[str, Result]] = {}
+    groups: dict[str, dict[str, Result]] = {}  # keyed by the study's name in Unicode NFC: its ED copied from a Mac (NFD), its ES not
     frames: dict[str, dict[int, list[Result]]] = {}  # study -> frame number -> the cases named with it
+    named: dict[str, str] = {}  # NFC key -> the study's name as its first case has it
     for r in results:
         sp = split_phase(r["case"])
         if sp and not echo_view(r["case"]):
-            groups.setdefault(sp[0], {})[sp[1]] = r
+            groups.setdefault(nfc(sp[0]), {})[sp[1]] = r
+            named.setdefault(nfc(sp[0]), sp[0])
         if m := FRAME_CASE.match(r["case"]):
-            frames.setdefault(m["study"], {}).setdefault(int(m["frame"]), []).append(r)
-    own = {r["case"]: r for r in results}
+            frames.setdefault(nfc(m["study"]), {}).setdefault(int(m["frame"]), []).append(r)
+            named.setdefault(nfc(m["study"]), m["study"])
+    own = {nfc(r["case"]): r for r in results}
     rows: list[Result] = []
-    for study, ph in sorted(groups.items()):
+    for key, ph in sorted(groups.items()):
+        study = named[key]
         if "ED" in ph and "ES" in ph:
             parts = [ph["ED"], ph["ES"]]
-            ok, note = _study_problems(study, parts, own.get(study))
+            ok, note = _study_problems(study, parts, own.get(key))
             measured = _measure_stack_study({k: ph[k]["output"] for k in ("ED", "ES")}, _subject(study, subjects, _source(parts)), basal_rule,
                                             _page(pages, study)) if ok else {}
             rows.append(_noted({"case": study, **measured}, note))
-    taken = {r["case"] for r in rows}
-    for study, named in sorted(frames.items()):
-        parts = [r for cases in named.values() for r in cases]
-        if study in taken or len(parts) < 2:
+    taken = {nfc(r["case"]) for r in rows}
+    for key, numbered in sorted(frames.items()):
+        study, parts = named[key], [r for cases in numbered.values() for r in cases]
+        if key in taken or len(parts) < 2:
             continue
-        clash = {n: sorted(r["case"] for r in cases) for n, cases in named.items() if len(cases) > 1}
+        clash = {n: sorted(r["case"] for r in cases) for n, cases in numbered.items() if len(cases) > 1}
         if clash:  # <study>_frame1 and <study>_frame01: one frame number, two stacks; which one is the frame is not known
             rows.append({"case": study, "measure_note": _frame_clash_note(clash)})
             continue
-        ok, note = _study_problems(study, parts, own.get(study))
-        fr = {n: cases[0]["output"] for n, cases in named.items()}
+        ok, note = _study_problems(study, parts, own.get(key))
+        fr = {n: cases[0]["output"] for n, cases in numbered.items()}
         measured = _measure_frames_study(fr, _subject(study, subjects, _source(parts)), basal_rule, _page(pages, study)) if ok else {}
         rows.append(_noted({"case": study, **measured}, note))
     return _pages_dropped(sorted(rows, key=lambda r: r["case"]), pages, own)
@@ -87,11 +92,11 @@ def _page(pages: str | os.PathLike | None, study: str) -> Path | None:
 
 def _pages_dropped(rows: list[Result], pages: str | os.PathLike | None, own: dict[str, Result]) -> list[Result]:
     """``rows``, the older page of each study row without one now removed (not that of a case
-    with the study's id: its page is its own)."""
+    with the study's id: its page is its own; ``own`` keyed by case id in Unicode NFC)."""
     from .pages import drop_page
 
     for r in rows:
-        if pages is not None and not r.get("pdf") and r["case"] not in own:
+        if pages is not None and not r.get("pdf") and nfc(r["case"]) not in own:
             drop_page(_page(pages, r["case"]))
     return rows
 
@@ -240,12 +245,15 @@ def echo_study_rows(results: Sequence[Result], subjects: Sequence[Any] = (), pag
     over or is missing: the EF is not the biplane one); one that cannot be measured gets a row
     with ``measure_note``. Rows:
     ``{"case": study, "cohort_row": {...}, "measure_note": ...}``. ``pages``: as :func:`stack_study_rows`'."""
-    groups: dict[str, dict[tuple[str, str], Result]] = {}
+    groups: dict[str, dict[tuple[str, str], Result]] = {}  # by the study's name in Unicode NFC (views from two copies)
+    named: dict[str, str] = {}
     for r in results:
         if ev := echo_view(r["case"]):
-            groups.setdefault(ev[0], {})[ev[1:]] = r
+            groups.setdefault(nfc(ev[0]), {})[ev[1:]] = r
+            named.setdefault(nfc(ev[0]), ev[0])
     rows = []
-    for study, parts in sorted(groups.items()):
+    for key, parts in sorted(groups.items()):
+        study = named[key]
         have = {k: r["output"] for k, r in parts.items() if r.get("status") in ("ok", "skipped") and r.get("output")}
         a4c, a2c = [("4ch", "ED"), ("4ch", "ES")], [("2ch", "ED"), ("2ch", "ES")]
         if not all(k in have for k in a4c):
@@ -254,7 +262,7 @@ def echo_study_rows(results: Sequence[Result], subjects: Sequence[Any] = (), pag
         if any(k in parts for k in a2c) and not all(k in have for k in a2c) and row.get("cohort_row"):
             row = _noted(row, f"single plane (4-chamber view only): {_echo_gaps(study, parts, a2c)}; biplane needs both 2-chamber phases")
         rows.append(row)
-    return _pages_dropped(rows, pages, {r["case"]: r for r in results})
+    return _pages_dropped(rows, pages, {nfc(r["case"]): r for r in results})
 
 
 def _echo_gaps(study: str, parts: dict[tuple[str, str], Result], keys: Sequence[tuple[str, str]]) -> str:
@@ -385,7 +393,7 @@ def write_cohort(out_dir: str | os.PathLike, results: Sequence[Result]) -> Path:
     parts: dict[str, list[str]] = {}
     for r in results:
         if (study := study_of(r["case"])) is not None:
-            parts.setdefault(study, []).append(r["case"])
+            parts.setdefault(nfc(study), []).append(r["case"])  # a study's cases named in two Unicode forms (NFC, a Mac's NFD)
     rows = []
     for r in results:
         study_note = "status" not in r and r.get("measure_note")  # a study row (not a case: its note is in summary.csv)
@@ -393,13 +401,13 @@ def write_cohort(out_dir: str | os.PathLike, results: Sequence[Result]) -> Path:
             continue
         # the segmentation's review state beside the numbers; a study row (echo views, ED/ES
         # stacks, frames) needs review when one of its cases does, at their lowest confidence
-        cases = [r["case"], *parts.get(r["case"], [])]
+        cases = [r["case"], *parts.get(nfc(r["case"]), [])]
         low = [conf[c] for c in cases if c in conf]
         rows.append({"case": r["case"], "needs_review": any(c in review for c in cases), "confidence": min(low) if low else "",
                      **({"measure_note": study_note} if study_note else {}), **(r.get("cohort_row") or {}),
                      **({"pdf": r["pdf"]} if r.get("pdf") else {})})  # --pdf: its study page
-    ids = {row["case"] for row in rows}  # R: subset(cohort, per_study), one row per study, not also its frames or views
-    rows = [{"case": row["case"], "per_study": study_of(row["case"]) not in ids, **row} for row in rows]
+    ids = {nfc(row["case"]) for row in rows}  # R: subset(cohort, per_study), one row per study, not also its frames or views
+    rows = [{"case": row["case"], "per_study": nfc(study_of(row["case"]) or "") not in ids, **row} for row in rows]
     fields: list[str] = ["case"]
     for row in sorted(rows, key=lambda r: -("subject" in r) - ("patient_id" in r)):  # a DICOM row's ids and scanner lead, not after a NIfTI row's numbers
         fields += [k for k in row if k not in fields]
@@ -415,8 +423,8 @@ def write_cohort(out_dir: str | os.PathLike, results: Sequence[Result]) -> Path:
 def overview_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The cohort rows ``cohort.png`` shows: a study once, not also the cases it was measured
     from (its ED and ES stacks, frames or echo views, whose mass and volumes its row has)."""
-    ids = {row["case"] for row in rows}
-    return [row for row in rows if study_of(row["case"]) not in ids]
+    ids = {nfc(row["case"]) for row in rows}  # in Unicode NFC, as the study rows are made
+    return [row for row in rows if nfc(study_of(row["case"]) or "") not in ids]
 
 
 def _csv_text(fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:

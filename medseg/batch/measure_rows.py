@@ -239,7 +239,9 @@ def with_page(res: Result, made: dict[str, str]) -> Result:
 def _row_store(out_dir: str | Any, case_id: str) -> Path:
     """Where :func:`measured_row` keeps a case's measured result (a folder of its own: no name
     of it is a case's sidecar)."""
-    return Path(out_dir) / "measured" / f"{case_id}.json"
+    from .._nfc import as_written
+
+    return as_written(Path(out_dir) / "measured" / f"{case_id}.json")  # an earlier run's, named in another Unicode form (resume)
 
 
 def _row_key(out: Path, options: BatchOptions, case_id: str, case_input: str | None, who: _Who) -> str | None:

@@ -16,7 +16,9 @@ PDF_DIR = "pdf"
 
 def page_path(out_dir: str | Path, case: str) -> Path:
     """Where the page of ``case`` (a case's id or a study row's) goes."""
-    return Path(out_dir) / PDF_DIR / f"{case}.pdf"
+    from .._nfc import as_written
+
+    return as_written(Path(out_dir) / PDF_DIR / f"{case}.pdf")  # an earlier run's, named in another Unicode form (resume)
 
 
 def page_fresh(page: Path, inputs: Sequence[str | Path]) -> bool:

@@ -409,7 +409,9 @@ def _check_echo_names(paths: dict[str, Path | None]) -> None:
             view, phase = ev[1:]
             raise MedsegError(f"{p.name} is named the {view[0]}-chamber {phase} view, but was given as {opt} "
                               f"(the {_ECHO_OPTIONS[opt][0][0]}-chamber {_ECHO_OPTIONS[opt][1]} view): check the options")
-    studies = {ev[0] for _, ev in named.values() if ev is not None}
+    from .._nfc import nfc
+
+    studies = {nfc(ev[0]) for _, ev in named.values() if ev is not None}  # one study's views copied from a Mac (NFD) and not (NFC)
     if len(studies) > 1:
         raise MedsegError(f"the echo views are named for different studies ({', '.join(sorted(studies))}): give one study's views")
 

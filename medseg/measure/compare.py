@@ -155,6 +155,7 @@ def _folder_visits(folder: Path) -> tuple[list[Visit], list[str]]:
         raise MedsegError(f"{folder}: its cohort.csv, summary.csv or summary.json cannot be read ({type(e).__name__})") from None
     if rows and "case" not in rows[0]:
         raise MedsegError(f"{cohort}: not medseg's cohort table (no case column)")
+    from .._nfc import nfc
     from ..batch.case_names import study_of
     from ..batch.cohort import overview_rows
     from ..io import read_sidecar
@@ -165,14 +166,14 @@ def _folder_visits(folder: Path) -> tuple[list[Visit], list[str]]:
     for c, p in outputs.items():
         for key in dict.fromkeys((c, study_of(c))):
             if p is not None and key is not None:
-                parts_of.setdefault(key, []).append(p)
+                parts_of.setdefault(nfc(key), []).append(p)  # a study's cases named in two Unicode forms (a Mac's NFD) are its parts
     visits, unmeasured = [], []
     for row in overview_rows(rows):
         values = _values(row)
         if not values:
             unmeasured.append(row["case"])
             continue
-        parts = parts_of.get(row["case"], [])
+        parts = parts_of.get(nfc(row["case"]), [])
         sides = [read_sidecar(p) for p in parts]  # each read once
         seg = [m for s in sides if (m := _model_record(s)) is not None]
         lost = any(s is None for s in sides)  # batch made them: a lost sidecar is no hand-drawn label
@@ -289,8 +290,17 @@ def pair_visits(base: list[Visit], follow: list[Visit], allow_other_patient: boo
                                       "visit per folder, or compare one folder holding every visit (medseg compare OUT_DIR)")
                 seen[v.patient_id] = v.case
         key, rule = (lambda v: v.patient_id), "patient_id"
-    else:
-        key, rule = (lambda v: v.case), "case"
+    else:  # case ids in Unicode NFC: a folder named on a Mac (NFD) at one visit, on another system at the other
+        from .._nfc import nfc, two_forms
+
+        key, rule = (lambda v: nfc(v.case)), "case"
+        for side, visits in (("baseline", base), ("follow-up", follow)):
+            seen_case: dict[str, str] = {}
+            for v in visits:
+                if key(v) in seen_case:
+                    raise MedsegError(f"the {side} holds two cases named {v.case!r}{two_forms((seen_case[key(v)], v.case))}: "
+                                      "rename one and measure again, so that each is paired with its own follow-up")
+                seen_case[key(v)] = v.case
     by_key = {key(v): v for v in follow}
     return [(b, by_key[key(b)]) for b in base if key(b) in by_key], rule
 
