@@ -211,7 +211,9 @@ def _read_unpositioned(path: Path, header: Dataset) -> Volume:
     check_pixel_memory(path, header, n_frames(header))  # before the pixels are decoded
     ds, arr = _pixels(path)
     frames = arr if n_frames(ds) > 1 else arr[None]
-    array = frames.astype(np.float32) * np.float32(info.slope) + np.float32(info.intercept)
+    array = frames.astype(np.float32, copy=not frames.flags.writeable)  # no second copy of a float32 (luminance, MONOCHROME1) clip
+    array *= np.float32(info.slope)
+    array += np.float32(info.intercept)
     n = array.shape[0]
     meta = _meta(ds, path, [[info]])
     meta.update(source_ndim=3 if n > 1 else 2, positioned=False, files=[[str(path)]] * n, frame_numbers=[[i] for i in range(n)] if n > 1 else [[None]])

@@ -45,14 +45,30 @@ def _pixels(path: Path) -> tuple[Dataset, np.ndarray]:
         raise ImageReadError(f"cannot decode pixels of {path}{extra}: {type(e).__name__}: "
                              f"{why[:160]}{'...' if len(why) > 160 else ''}{hint}") from None
     _check_pixel_length(path, ds)
+    _drop_pixel_data(ds)  # the encoded bytes go before the float32 copy is made (the memory guard counts one array and that copy)
     if int(ds.get("SamplesPerPixel", 1) or 1) > 1:
         return ds, luminance(arr)
     padding = _padding_mask(ds, arr)
     if str(ds.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1" and _modality(ds) != "CT":
         arr = _monochrome1_to_2(arr, ds)
     if padding is not None:
-        arr = _fill_padding(arr, padding)
+        arr = _fill_padding(arr, padding, in_place=arr.flags.writeable and arr.flags.c_contiguous)  # ours alone now
     return ds, arr
+
+
+#: the elements that hold an image's pixels
+_PIXEL_ELEMENTS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+def _drop_pixel_data(ds: Dataset) -> None:
+    """Delete the pixel data elements of ``ds`` once its pixel array is decoded: their bytes (as
+    large as the array for native pixels, a deflated file's too) and pydicom's reference to the
+    array would otherwise stay alive beside the float32 copy, a peak of twice the native image
+    and the copy, more than :func:`medseg.io.limits.check_decoded_size` lets pass. The header
+    elements stay."""
+    for name in _PIXEL_ELEMENTS:
+        if name in ds:
+            delattr(ds, name)
 
 
 def _compressed(ts: Any) -> bool | None:
@@ -112,8 +128,13 @@ def _padding_mask(ds: Dataset, arr: np.ndarray) -> np.ndarray | None:
         return None
     limit = _stored_value(ds, "PixelPaddingRangeLimit")
     lo, hi = (min(value, limit), max(value, limit)) if limit is not None else (value, value)
-    a = arr.astype(np.int64, copy=False)
-    mask = (a >= lo) & (a <= hi)
+    info = np.iinfo(arr.dtype)
+    if lo > info.max or hi < info.min:  # no stored value can be padding
+        return None
+    # compared in the array's own type (the range clipped to it): an int64 copy of the image was 4x a uint16 one
+    lo_v, hi_v = arr.dtype.type(max(lo, info.min)), arr.dtype.type(min(hi, info.max))
+    mask = arr >= lo_v
+    mask &= arr <= hi_v
     return mask if mask.any() else None
 
 
@@ -147,18 +168,21 @@ def _stored_value(ds: Dataset, name: str) -> int | None:
     return v
 
 
-def _fill_padding(arr: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``arr`` with its padding pixels (``mask``) set to the lowest value of the other pixels
-    of their frame (of the file, for a frame that is all padding): background, which the
-    intensity scaling then treats as such."""
-    out = np.array(arr, copy=True)
+def _fill_padding(arr: np.ndarray, mask: np.ndarray, in_place: bool = False) -> np.ndarray:
+    """``arr`` (a copy, or ``arr`` itself when ``in_place``) with its padding pixels (``mask``)
+    set to the lowest value of the other pixels of their frame (of the file, for a frame that is
+    all padding): background, which the intensity scaling then treats as such. Frame by frame:
+    no temporary as large as the image."""
+    out = arr if in_place else np.array(arr, copy=True)
     frames, masks = out.reshape(-1, *out.shape[-2:]), mask.reshape(-1, *mask.shape[-2:])
-    if masks.all():
+    lows = [plane[~m].min() if not m.all() else None for plane, m in zip(frames, masks)]
+    known = [v for v in lows if v is not None]
+    if not known:
         return out  # nothing but padding: a blank image, as it was
-    lowest = out[~mask].min()
-    for plane, m in zip(frames, masks):
+    lowest = min(known)
+    for plane, m, low in zip(frames, masks, lows):
         if m.any():
-            plane[m] = plane[~m].min() if not m.all() else lowest
+            plane[m] = low if low is not None else lowest
     return out
 
 
@@ -196,11 +220,23 @@ def _decoder_hint(ts: Any) -> str:
 def _monochrome1_to_2(arr: np.ndarray, ds: Dataset) -> np.ndarray:
     """MONOCHROME1 (the lowest value is shown white) as MONOCHROME2, the way a viewer shows it:
     the stored values mirrored within their bit range, before the rescale. Not for CT, whose
-    rescaled values are Hounsfield units whatever their display."""
+    rescaled values are Hounsfield units whatever their display. In the stored integer type
+    when every mirrored value fits it (in place when ``arr`` is writeable: the caller's alone),
+    else float32; the same numbers either way."""
     bits = int(ds.get("BitsStored", 0) or 0) or 8 * arr.dtype.itemsize
-    if int(ds.get("PixelRepresentation", 0) or 0):  # signed: -2^(b-1) .. 2^(b-1) - 1
-        return (-1 - arr.astype(np.int64)).astype(np.float32)
-    return ((1 << bits) - 1 - arr.astype(np.int64)).astype(np.float32)
+    top = -1 if int(ds.get("PixelRepresentation", 0) or 0) else (1 << bits) - 1  # signed: -2^(b-1) .. 2^(b-1) - 1
+    if np.issubdtype(arr.dtype, np.integer) and arr.size:
+        info = np.iinfo(arr.dtype)
+        if info.min <= top <= info.max and info.min <= top - int(arr.max()) and top - int(arr.min()) <= info.max:
+            # every mirrored value fits the stored type (the usual case): mirrored in it, in place when
+            # the array is ours alone, with no copy wider than the image (the float32 comes later)
+            out = arr if arr.flags.writeable and arr.flags.c_contiguous else np.empty_like(arr)
+            return np.subtract(arr.dtype.type(top), arr, out=out)
+    out = np.empty(arr.shape, dtype=np.float32)
+    # frame by frame: two int64 copies of the whole image took 8x a uint16 one beside it
+    for src, dst in zip(arr.reshape(-1, *arr.shape[-2:]), out.reshape(-1, *out.shape[-2:])):
+        dst[...] = top - src.astype(np.int64)
+    return out
 
 
 def _load_pixels(grid: list[list[FrameInfo]]) -> np.ndarray:

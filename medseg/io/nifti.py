@@ -58,7 +58,7 @@ def read_nifti(path: Path) -> Volume:
     check_decoded_size(path, shape, dtype)  # before the (gzip) data is read: a small .nii.gz may declare GBs
     try:
         with _quiet_nibabel():
-            data = np.asanyarray(img.dataobj)
+            data = _scaled_data(img, dtype)
     except Exception as e:  # nibabel/gzip/zlib raise many types for corrupt files
         raise ImageReadError(f"cannot read NIfTI file {path}: {_cut_short(e) or _short(e)}") from None
     _check_gzip_stream(path)
@@ -121,6 +121,32 @@ def _check_gzip_stream(path: Path) -> None:
                 pass
     except (OSError, EOFError, zlib.error) as e:
         raise ImageReadError(f"cannot read NIfTI file {path}: the gzip data is corrupt or cut short ({_short(e)})") from None
+
+
+def _scaled_data(img: nib.Nifti1Image, dtype: np.dtype) -> np.ndarray:
+    """``np.asanyarray(img.dataobj)``, with scl_slope / scl_inter applied slab by slab (nibabel's
+    own :func:`apply_read_scaling` on each slab of the last axis) into one array of ``dtype``
+    (:func:`_array_dtype`): nibabel scales the whole array as ``arr * slope + inter``, two
+    scaled copies beside the stored one (18 bytes a voxel for int16 scaled to float64, more than
+    the 12 :func:`medseg.io.limits.check_decoded_size` counts); this holds the stored array and
+    the result. The same values and dtype."""
+    proxy = img.dataobj
+    slope, inter = np.asanyarray(getattr(proxy, "slope", 1.0)), np.asanyarray(getattr(proxy, "inter", 0.0))
+    if not hasattr(proxy, "get_unscaled") or (slope.size == inter.size == 1 and (float(slope), float(inter)) == (1.0, 0.0)):
+        return np.asanyarray(proxy)  # nothing to scale (a memory map of a .nii stays one)
+    if np.can_cast(inter, slope.dtype):  # as nibabel's ArrayProxy._get_scaled with no dtype asked
+        inter = inter.astype(slope.dtype)
+    raw = np.asanyarray(proxy.get_unscaled())
+    if raw.ndim < 2 or raw.shape[-1] == 0:
+        return apply_read_scaling(raw, slope, inter)
+    first = apply_read_scaling(raw[..., 0], slope, inter)
+    if first.dtype != dtype:  # not the type expected: nibabel's way, whole
+        return apply_read_scaling(raw, slope, inter)
+    out = np.empty(raw.shape, dtype=dtype, order="F")  # the file's order: each slab is contiguous
+    out[..., 0] = first
+    for k in range(1, raw.shape[-1]):
+        out[..., k] = apply_read_scaling(raw[..., k], slope, inter)
+    return out
 
 
 def _array_dtype(img: nib.Nifti1Image) -> np.dtype:
