@@ -13,6 +13,39 @@ SHARED_DATA = Path(os.environ.get("MEDSEG_SHARED_DATA", REPO.parent / "shared" /
 
 requires_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is absent")
 
+#: fixtures that open Qt widgets or a napari viewer: a test that uses one needs a display
+GUI_FIXTURES = frozenset({"qtbot", "qapp", "make_napari_viewer", "make_napari_viewer_proxy"})
+
+
+def _no_gui() -> str | None:
+    """Why Qt widget tests cannot run here, or None (Qt aborts the whole process without a display)."""
+    import importlib.util
+    import sys
+
+    if importlib.util.find_spec("napari") is None or importlib.util.find_spec("pytestqt") is None:
+        return "napari / pytest-qt not installed"
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "no display: run the napari widget tests under xvfb-run -a"
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: `-m "not gui"` must see the markers added here
+def pytest_collection_modifyitems(config, items):
+    """Keep the markers true whatever a module says: a test that uses a Qt / napari fixture is
+    ``gui`` (and skips without a display), one that uses ``shared_data`` is ``realdata`` (and
+    every ``realdata`` test skips without ../shared/data)."""
+    no_gui = _no_gui()
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & GUI_FIXTURES and item.get_closest_marker("gui") is None:
+            item.add_marker(pytest.mark.gui)
+        if "shared_data" in fixtures and item.get_closest_marker("realdata") is None:
+            item.add_marker(pytest.mark.realdata)
+        if item.get_closest_marker("realdata") is not None and not SHARED_DATA.is_dir():
+            item.add_marker(pytest.mark.skip(reason="../shared/data is absent"))
+        if no_gui and item.get_closest_marker("gui") is not None:
+            item.add_marker(pytest.mark.skip(reason=no_gui))
+
 
 @pytest.fixture(scope="session")
 def model():

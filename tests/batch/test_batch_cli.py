@@ -128,6 +128,7 @@ def test_prompts_file_per_case_and_prompt_outside(studies, tmp_path):
     assert rows["c3"]["status"] == "failed" and "no prompts for case 'c3'" in rows["c3"]["reason"]
 
 
+@pytest.mark.slow  # ~15 s on the shared 2-core CPU
 def test_resume_redoes_only_missing_or_broken(studies, sequential, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(sequential, out)

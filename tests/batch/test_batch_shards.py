@@ -56,6 +56,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return [{k: v for k, v in r.items() if k not in ("seconds", "output")} for r in csv.DictReader(fh)]
 
 
+@pytest.mark.slow  # ~11 s on the shared 2-core CPU
 def test_the_last_shard_writes_the_tables_one_batch_writes(studies, tmp_path, capsys):
     """Three shards one after another (an array whose tasks end at different times): the first
     two say what they wait for and write no summary; the third writes summary.csv/json and
@@ -140,6 +141,7 @@ def test_shard_and_scheduler_are_refused_together(studies, tmp_path, capsys):
 
 
 @posix_only
+@pytest.mark.slow  # ~16 s on the shared 2-core CPU
 def test_shards_started_together_as_processes_merge_once(studies, tmp_path):
     """An array's tasks start at once: every shard runs its cases beside the others, exactly one
     (the last to end, under the merge lock) writes summary.csv, and it holds every case."""

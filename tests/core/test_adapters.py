@@ -318,6 +318,7 @@ def test_adapt_takes_the_label_map_the_label_files_name(tmp_path, capsys):
     assert rc == 1 and err.startswith("error: give --label-map") and not (tmp_path / "out2").exists()
 
 
+@pytest.mark.slow  # ~19 s on the shared 2-core CPU
 def test_adapt_resumes_only_the_run_it_saved_and_scores_the_last_step_of_a_budget(tmp_path, monkeypatch):
     """An interrupted `adapt` resumed with another rank failed deep in torch, with other pairs or
     another learning rate it went on silently (the card then described a run that never was);

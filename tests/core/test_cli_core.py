@@ -359,6 +359,7 @@ def test_error_text_with_brackets_is_printed_not_parsed(tmp_path, capsys):
     assert "[/bold]" in err and "Traceback" not in err
 
 
+@pytest.mark.slow  # ~16 s on the shared 2-core CPU
 def test_evaluate_reports_lv_and_rv_function_errors_for_ed_es_pairs(phantom, tmp_path, capsys):
     """Rows with case + ED/ES phase get LVEF / mass / EDV and RVEF / RV EDV errors against the
     reference measured the same way (box prompts on a phantom: small errors)."""

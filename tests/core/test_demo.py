@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 
+@pytest.mark.slow  # ~18 s on the shared 2-core CPU
 def test_demo_segments_and_measures_the_generated_cine(tmp_path):
     from medseg.cli import app
 

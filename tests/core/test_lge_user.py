@@ -87,6 +87,7 @@ def test_adapt_kept_step_is_the_first_best_validation():
     assert kept_step([{"step": 4, "elapsed_s": 1.0}], 4) == 4  # no --val: the last step
 
 
+@pytest.mark.slow  # ~10-12 s on the shared 2-core CPU (real data: skipped without it)
 def test_adapted_dice_is_what_the_written_adapter_scores(tmp_path, monkeypatch):
     """The card's "adapted" Dice is the kept step's own validation (no extra pass over the
     validation volumes after training): the adapter written scores exactly that."""

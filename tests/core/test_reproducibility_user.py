@@ -61,6 +61,7 @@ def test_segment_sidecar_records_versions_device_and_threads(study, tmp_path):
 
 
 @pytest.mark.parametrize("mode", ["key-slice", "auto"])
+@pytest.mark.slow  # ~19 s over its 2 cases on the shared 2-core CPU
 def test_same_labels_and_confidences_with_one_or_two_torch_threads(study, model, mode):
     """Thread-count-dependent reductions must not move a voxel or a confidence (the threads also
     decide whether slices are predicted in parallel threads: Session.parallel_map)."""
@@ -131,6 +132,7 @@ def test_a_replay_on_another_device_is_noted():
     assert identity_notes(rec, SimpleNamespace(**{**vars(loaded), "device": "cpu"})) == []
 
 
+@pytest.mark.slow  # ~10 s on the shared 2-core CPU
 def test_adapt_records_its_environment_and_data_and_repeats_its_weights(tmp_path):
     """Same pairs, same --seed, same threads: the same adapter file, byte for byte; its
     medseg.json names the torch threads and versions and the sha256 of every image and label."""

@@ -70,6 +70,7 @@ def test_segment_volume_frames_only_those(cine, model):
         segment_volume(cine.image, model, auto=True, frames="0,8")
 
 
+@pytest.mark.slow  # ~11 s on the shared 2-core CPU
 def test_segment_cli_ed_es_replay_info_measure(cine, cine_file, tmp_path, capsys):
     """ED and ES found by the quick pass are the phantom's; only they are segmented; the replay of
     the sidecar gives the same labels; info and measure say which frames hold labels, and measure's

@@ -167,6 +167,7 @@ def _dicom_series(folder: Path, vol) -> Path:
     return folder
 
 
+@pytest.mark.slow  # ~13 s on the shared 2-core CPU
 def test_replay_of_a_dicom_seg_of_a_cine(phantom, tmp_path, capsys):
     """A cine's SEG is written one frame a file (seg_frameNN.dcm, each sidecar with the whole
     session): `--replay seg.dcm` reads it; the replayed SEGs hold the same labels."""

@@ -261,6 +261,7 @@ def test_auto_finds_the_structures(session, phantom):
     assert not session.labels.any()
 
 
+@pytest.mark.slow  # ~10 s on the shared 2-core CPU
 def test_auto_carries_a_structure_missed_on_one_frame_over_from_its_neighbour(session, phantom, monkeypatch):
     """On a cine, a structure the zero-click pass found on some frames and missed on another is
     filled there from the nearest frame that has it (here the RV token "misses" frame 1)."""
@@ -302,6 +303,7 @@ def test_auto_fills_a_missed_frame_from_the_nearest_round_the_cycle(model, monke
 
 
 @pytest.mark.parametrize(("missed_on", "probed"), [((0,), ["rv"]), ((0, 1), ["rv", "rv"]), ((1,), [])])
+@pytest.mark.slow  # ~22 s over its 3 cases on the shared 2-core CPU
 def test_auto_looks_beside_the_myocardium_for_an_rv_its_token_missed(session, phantom, monkeypatch, missed_on, probed):
     """The RV token alone can miss a small end-systolic RV on every slice of a frame (ACDC
     patient037 ES, M&Ms-2 subject 001): zero-click then clicks around the myocardium it found

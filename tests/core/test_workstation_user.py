@@ -136,6 +136,7 @@ def test_napari_entry_checks_the_device_before_a_window_opens(one_gpu, monkeypat
     assert capsys.readouterr().err.strip() == "error: --device cuda was requested but no CUDA GPU is available here"
 
 
+@pytest.mark.gui  # a napari viewer: needs a display (skips without one)
 def test_open_study_on_a_gpu_index_selects_it():
     """``open_study(device="cuda:1")`` set a text the device list lacks: the list stayed on cpu
     and the session ran there, without a word (a display: run under ``xvfb-run -a``)."""

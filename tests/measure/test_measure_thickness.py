@@ -179,6 +179,7 @@ def test_a_placeholder_affine_with_the_apex_above_the_base_is_oriented_as_displa
     assert "aha_orientation_from_display" not in {f["code"] for f in real["flags"]}
 
 
+@pytest.mark.slow  # ~11 s on the shared 2-core CPU
 def test_systolic_wall_thickening_of_the_cine_phantom():
     """The phantom's wall thickens from ED to ES by a known ratio (its semi-axis difference);
     the report's global and per-segment thickening find it, at 10 mm and at 2 mm slices; one

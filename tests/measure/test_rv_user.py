@@ -162,6 +162,7 @@ def test_evaluate_prints_the_rvef_agreement(tmp_path, capsys):
             f"{ag['loa'][1]:+.1f}") in text
 
 
+@pytest.mark.realdata
 @pytest.mark.skipif(not ACDC.is_dir(), reason="../shared/data (ACDC) not present")
 def test_acdc_rv_patient_081_rv_numbers_and_flags(tmp_path, capsys):
     """ACDC patient 081's expert labels (group RV; Info.cfg: 177 cm, 70 kg; ED frame 1, ES frame 7):
