@@ -1,7 +1,7 @@
 """napari reader: cardiac images through :func:`medseg.io.read_volume`.
 
 DICOM series folders (cine grouped into a time axis), DICOM files, NIfTI 2-4-D, MHA/MHD/NRRD,
-AVI/MP4 echo clips and PNG; a DICOM SEG file becomes a label layer (its segments' names and
+AVI/MP4 echo clips and PNG / JPEG / BMP / TIFF frames (every ending :data:`medseg.io.readers.EXTENSIONS` names); a DICOM SEG file becomes a label layer (its segments' names and
 colours, on the grid of the images it segments), and so does a 3D Slicer ``.seg.nrrd``. The
 image layer holds the (T, Z, Y, X) array with ``scale = (1, dz, dy, dx)`` mm and the source Volume in ``metadata`` (see
 :mod:`medseg_napari._layers`). The reader never raises: a path it cannot read gives ``None``
@@ -16,12 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from medseg.io.readers import has_dicm_marker
+from medseg.io.readers import EXTENSIONS, has_dicm_marker
 
 from ._layers import axis_label_kwargs, image_layer_kwargs, widen_contrast_range
 
 #: file endings this reader claims (napari.yaml lists the same patterns)
-ENDINGS = (".seg.nrrd", ".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr", ".dcm", ".dicom", ".ima", ".png", ".avi", ".mp4")
+ENDINGS = tuple(sorted(EXTENSIONS, key=len, reverse=True))  # every ending medseg reads (.jpg, .bmp, .tif too), longest first
 
 LayerData = tuple[Any, dict[str, Any], str]
 
