@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import nibabel as nib
@@ -22,7 +23,7 @@ from medseg.measure.report import measure_cine, measure_ed_es
 LMAP = "lv=1,myo=2,rv=3"
 SHAPE = (9, 64, 64)
 AFF = centred_affine((10.0, 1.5, 1.5), SHAPE, shift_mm=(0.3, 0.2, -3.3))
-ACDC = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "acdc" / "training" / "patient081"
+ACDC = Path(os.environ.get("MEDSEG_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data")) / "acdc" / "training" / "patient081"
 
 
 def _pair(rv_ed: float = 18.0, rv_es: float = 9.0) -> tuple[np.ndarray, np.ndarray]:
