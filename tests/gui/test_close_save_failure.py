@@ -73,12 +73,7 @@ def test_a_failed_save_of_a_closed_study_saved_before_names_the_file_that_keeps_
     t, z = b.current_index(viewer)
     b.controller.labels[t, z, 10:14, 10:14] = b.controller.spec("myo").value  # painted after that save
 
-    def full(path):
-        gate.wait(30)
-        raise OSError(errno.ENOSPC, "No space left on device", str(path))
-
-    gate = threading.Event()
-    b.controller.save = full
+    gate, b.controller.save = _held_failure(errno.ENOSPC, "No space left on device")
     w.save_in_background(str(tmp_path / "second_labels.nii.gz"))
     viewer.layers.remove(b.labels)
     gate.set()
@@ -95,12 +90,7 @@ def test_a_failed_save_of_a_closed_study_with_nothing_unsaved_says_what_keeps_th
     w, b = _study(viewer, qtbot, model_provider, small_cine[0])
     w.save(tmp_path / "first_labels.nii.gz")  # saved, unchanged since: closing it loses nothing
 
-    def refused(path):
-        gate.wait(30)
-        raise OSError(errno.EACCES, "Permission denied", str(path))
-
-    gate = threading.Event()
-    b.controller.save = refused
+    gate, b.controller.save = _held_failure(errno.EACCES, "Permission denied")
     w.save_in_background(str(tmp_path / "copy_labels.nii.gz"))
     viewer.layers.remove(b.image)
     gate.set()
@@ -129,3 +119,14 @@ def test_a_failed_save_of_an_open_study_and_a_save_after_the_close_read_as_befor
     gate.set()
     assert _ended(w, qtbot) == ("Saved cine_labels.nii.gz, cine_labels.json (the session on cine was closed meanwhile).", False)
     assert notes == []
+
+
+def _held_failure(code: int, text: str):
+    """A save that waits for the returned event, then fails with OSError ``code`` (a full disk, a refused folder)."""
+    gate = threading.Event()
+
+    def save(path):
+        gate.wait(30)
+        raise OSError(code, text, str(path))
+
+    return gate, save
