@@ -53,13 +53,27 @@ class _Typer(typer.Typer):
 
     def command(self, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("cls", _Command)
-        register = super().command(*args, **kwargs)
 
         def decorator(f: Any) -> Any:
+            help_text = kwargs.get("help") if kwargs.get("help") is not None else f.__doc__
+            register = super(_Typer, self).command(*args, **{**kwargs, "help": reflowed(help_text)})
             register(expand_user_paths(_refuse_empty_options(f)))
             return f  # the module keeps the plain function
 
         return decorator
+
+
+def reflowed(text: str | None) -> str | None:
+    """A command's help with each paragraph on one line. typer 0.29 keeps the docstring's line
+    breaks inside a paragraph in rich's panel (no longer in the first one only), and rich then
+    wraps each source line again: ragged lines at 80 columns ("--predicted names labels made" /
+    "before."). Paragraphs (blank-line separated) and click's ``\\b`` blocks are kept."""
+    if not text:
+        return text
+    import inspect
+
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(p if p.startswith("\b") else " ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
 
 
 #: text options (by parameter name) whose empty value (``--label-map "$MAP"``, MAP unset) was read as

@@ -96,3 +96,18 @@ def test_train_takes_cuda_n_as_the_other_commands_and_checks_for_a_gpu_first(tmp
     assert run_cli(["train", "--phantoms", "4", "-o", str(out), "--device", "cuda:0"]) == 1
     err = capsys.readouterr().err.strip()
     assert err == "error: --device cuda was requested but no CUDA GPU is available here" and not out.exists()
+
+
+@pytest.mark.parametrize("command", ["compare", "evaluate", "info", "batch"])
+def test_description_paragraphs_wrap_as_one_text(command, capsys, monkeypatch):
+    """typer 0.29 kept each docstring line break inside a paragraph, and rich wrapped the lines
+    again: at 80 columns ``compare --help`` read "... else by equal" / "case id;" / "unpaired
+    cases are listed. ... may not be" / "real: another". Each paragraph now fills its lines."""
+    monkeypatch.setenv("COLUMNS", "80")
+    assert run_cli([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    head = out[:out.index("╭")].splitlines()  # the description, above the first panel
+    lines = [line.strip() for line in head]
+    for line, following in zip(lines, lines[1:]):
+        if line and following:  # a line followed by more of its paragraph is (nearly) full
+            assert len(line) > 80 - 2 - 20, (line, following)
