@@ -76,7 +76,10 @@ def _charmaps(_n_fonts: int) -> tuple[tuple[str, frozenset[int]], ...]:
     from matplotlib import font_manager
 
     out: dict[str, frozenset[int]] = {}
-    for entry in font_manager.fontManager.ttflist:
+    # the regular weight of each family first: matplotlib draws normal text in it, and a family's
+    # bold file may lack characters its regular one has (STIXGeneralBol.ttf lacks U+1D81, which
+    # STIXGeneral.ttf draws); the cache lists a family's files in no fixed order
+    for entry in sorted(font_manager.fontManager.ttflist, key=lambda e: abs(_weight(e.weight) - 400)):
         if entry.name in out or entry.name.startswith(NO_FALLBACK_FONTS) or entry.style != "normal":
             continue
         try:
@@ -84,3 +87,10 @@ def _charmaps(_n_fonts: int) -> tuple[tuple[str, frozenset[int]], ...]:
         except (OSError, RuntimeError, ValueError):  # a font file FreeType cannot read
             continue
     return tuple(out.items())
+
+
+def _weight(weight: Any) -> int:
+    """A font entry's weight as a number (matplotlib keeps 400, or a name such as "normal")."""
+    from matplotlib import font_manager
+
+    return weight if isinstance(weight, int) else int(font_manager.weight_dict.get(str(weight), 400))

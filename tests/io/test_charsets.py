@@ -169,3 +169,25 @@ def test_prompts_file_entry_found_for_a_case_folder_named_on_a_mac(tmp_path):
     prompts = [{"structure": "lv", "frame": 0, "slice": 1, "box": [2, 2, 6, 6]}]
     path.write_text(json.dumps({"label_map": {"lv": 1}, "cases": {"Müller_01": {"prompts": prompts}}}, ensure_ascii=False), encoding="utf-8")
     assert len(load_prompts_file(path, case=unicodedata.normalize("NFD", "Müller_01")).prompts) == 1
+
+
+@pytest.mark.parametrize("bold_first", [True, False])
+def test_fallback_charmap_is_the_regular_weight_whatever_the_cache_order(bold_first, monkeypatch):
+    """A family's characters were those of its first upright file in matplotlib's font cache, in
+    no fixed order: where STIXGeneralBol.ttf came first, U+1D81 (drawn by STIXGeneral.ttf, the
+    file matplotlib draws normal text with) counted as undrawable and was written as an escape."""
+    from matplotlib import font_manager
+
+    from medseg.measure import fonts
+
+    stix = [e for e in font_manager.fontManager.ttflist if e.name == "STIXGeneral" and e.style == "normal"]
+    if len({fonts._weight(e.weight) for e in stix}) < 2:
+        pytest.skip("matplotlib's STIXGeneral regular and bold are not both in its font cache")
+    others = [e for e in font_manager.fontManager.ttflist if e not in stix]
+    ordered = sorted(stix, key=lambda e: -fonts._weight(e.weight) if bold_first else fonts._weight(e.weight))
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", ordered + others)
+    fonts._charmaps.cache_clear()
+    try:
+        assert 0x1D81 in dict(fonts._installed_charmaps())["STIXGeneral"]
+    finally:
+        fonts._charmaps.cache_clear()
