@@ -76,7 +76,8 @@ def read_nifti(path: Path) -> Volume:
     _check_finite_affine(affine, header, path)
     affine[:3, :] *= to_mm
     affine, note = _consistent_affine(affine, zooms)
-    xform_note = "; ".join(n for n in (_xform_note(header, data.shape, to_mm), _oblique_pixels_note(affine)) if n) or None
+    sign_note, signed_pixdim = _pixdim_signs(raw_pixdim, n_spatial)
+    xform_note = "; ".join(n for n in (_xform_note(header, data.shape, to_mm), sign_note, _oblique_pixels_note(affine)) if n) or None
     meta = {
         "format": "nifti",
         "path": str(path),
@@ -85,6 +86,8 @@ def read_nifti(path: Path) -> Volume:
         "sform_code": int(header["sform_code"]),
         "qform_code": int(header["qform_code"]),
     }
+    if signed_pixdim:  # nibabel fixed them in nifti_header: the labels get them back (write_nifti_labels)
+        meta["nifti_raw_pixdim"] = signed_pixdim
     if time_note:
         meta["time_note"] = time_note
     if note:
@@ -263,6 +266,26 @@ def _oblique_pixels_note(affine: np.ndarray) -> str | None:
             "by a resampling tool? Write its labels as NIfTI (.mha / .nrrd hold only right angles)")
 
 
+def _pixdim_signs(raw_pixdim: np.ndarray, n_spatial: int) -> tuple[str | None, list[float] | None]:
+    """A note, and the header's pixdim[0..3] as the file holds them, when they carry a sign that
+    tools read differently (else None, None): nifti1.h gives the voxel widths pixdim[1..3] as
+    positive and qfac (pixdim[0]) as 1 or -1. nibabel, and so medseg, takes a negative width's
+    size and the header's transform as they are, and a negative qfac other than -1 as 1; ITK
+    (SimpleITK, and 3D Slicer and ITK-SNAP, which read NIfTI with it) reverses that axis (for qfac
+    the slice axis), sform or not: the image lies mirrored there. nibabel fixes these values on
+    load; :func:`write_nifti_labels` writes them back, so the labels lie on the image in ITK too."""
+    raw = [float(v) for v in raw_pixdim[:4]]
+    axes = [i for i in range(1, 1 + n_spatial) if raw[i] < 0]
+    odd_qfac = raw[0] < 0 and raw[0] != -1
+    if not axes and not odd_qfac:
+        return None, None
+    said = [f"pixdim[{i}] = {raw[i]:g}" for i in axes] + ([f"qfac pixdim[0] = {raw[0]:g}"] if odd_qfac else [])
+    mirrored = " and ".join(["xyz"[i - 1] for i in axes] + (["z (qfac)"] if odd_qfac else []))
+    return (f"the header holds {', '.join(said)} (NIfTI voxel widths are positive, qfac 1 or -1): medseg takes the widths' sizes"
+            f"{' and qfac 1' if odd_qfac else ''} as nibabel does, ITK-based tools (SimpleITK, 3D Slicer, ITK-SNAP) mirror the image in "
+            f"{mirrored}: keep the labels as NIfTI (which keeps the image's header) to see them on the image in every tool"), raw
+
+
 _QFORM_FIELDS = ("quatern_b", "quatern_c", "quatern_d", "qoffset_x", "qoffset_y", "qoffset_z")
 
 
@@ -362,7 +385,7 @@ def write_nifti_labels(labels: np.ndarray, like: Volume, path: Path) -> Path:
 
     The number of axes follows the source: a NIfTI source keeps its 2-/3-/4-D layout (3-D for
     one frame of a 4-D source) and its header, including the sform/qform matrices and codes
-    verbatim, so every tool (nibabel, ITK, medseg) sees the label file on the same grid as the
+    verbatim (a negative pixdim or qfac too, :func:`_with_raw_pixdim`), so every tool (nibabel, ITK, medseg) sees the label file on the same grid as the
     image file (less what only describes the image: its intent, display window, auxiliary file
     and description, which reads "medseg labels"). Other sources give 3-D (4-D for several
     frames; 2-D for a 2-D PNG source) with ``like.affine`` as sform and qform, code 1 (scanner).
@@ -394,9 +417,21 @@ def write_nifti_labels(labels: np.ndarray, like: Volume, path: Path) -> Path:
     img.set_data_dtype(data.dtype)
     img.header.set_slope_inter(1.0, 0.0)
     img.header["descrip"] = b"medseg labels"
+    if src is not None and like.meta.get("nifti_raw_pixdim"):
+        img = _with_raw_pixdim(img, like.meta["nifti_raw_pixdim"])
     with atomic_path(path) as tmp:
         nib.save(img, str(tmp))
     return Path(path)
+
+
+def _with_raw_pixdim(img: nib.Nifti1Image, raw: list[float]) -> nib.Nifti1Image:
+    """``img`` with the source image's pixdim[0..3] as its file holds them (a negative voxel width
+    or qfac, which nibabel fixed on load: :func:`_pixdim_signs`), so that ITK reads the labels
+    mirrored as it reads the image, not 2 x their distance from the axis away; built without an
+    affine, so that saving writes the header as it is (nibabel would check the values against one)."""
+    out = type(img)(np.asanyarray(img.dataobj), None, header=img.header)  # the constructor fixes a header given to it: set after
+    out.header["pixdim"][: len(raw)] = raw
+    return out
 
 
 def _output_ndim(labels: np.ndarray, like: Volume) -> int:
