@@ -124,6 +124,31 @@ def keys_of_points(b: Binding, indices: Any) -> set[tuple[str, int, int]]:
     return out
 
 
+def keys_of_moved_points(b: Binding, indices: Any) -> set[tuple[str, int, int]]:
+    """:func:`keys_of_points`, and the (structure, t, z) whose click prompts in the session the
+    layer no longer holds as many clicks of: a click dragged in a view that shows the slice axis
+    (a slice x x view) moves to another slice, and the slice it left is prompted again without it."""
+    out = keys_of_points(b, indices)
+    have: dict[tuple[str, int, int], int] = {}
+    for i, c in enumerate(b.points.data):
+        t, z, _, _ = point_index(c)
+        key = (str(b.points.features["structure"].iloc[i]), t, z)
+        have[key] = have.get(key, 0) + 1
+    for r in b.controller.prompt_records():
+        key = (r.structure, r.frame, r.slice)
+        if have.get(key, 0) != len(r.points):
+            out.add(key)
+    return out
+
+
+def remove_items(layer: Any, items: list[np.ndarray]) -> None:
+    """Remove the points (or shapes) equal to ``items`` (copies of their data) from ``layer``."""
+    drop = {i for i, d in enumerate(layer.data) if any(np.array_equal(np.asarray(d), it) for it in items)}
+    if drop:
+        layer.selected_data = drop
+        layer.remove_selected()
+
+
 def keys_of_shapes(b: Binding, indices: Any) -> set[tuple[str, int, int]]:
     out = set()
     n = len(b.shapes.data)

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from .. import _view_axes as vx
 from .._controller import OperationCancelled, SegmentController, run_with_progress
 from .._messages import error_line
 from .._propagation_choices import propagation_choices
@@ -63,6 +64,10 @@ class OperationsMixin:
         b = self._live_binding()
         if b is None:
             return
+        refused = vx.slider_refusal(self.viewer, b.image, "Propagate")  # the slice axis shown: no current slice
+        if refused:
+            self.status(refused, error=True)
+            return
         t, z = b.current_index(self.viewer)
         through = self.ui.through.currentText()
         c = b.controller
@@ -84,7 +89,12 @@ class OperationsMixin:
         if b is None:
             return
         c = b.controller
-        frames = None if self.ui.auto_frames.currentText() == "all frames" else [b.current_index(self.viewer)[0]]
+        this_frame = self.ui.auto_frames.currentText() != "all frames"
+        refused = vx.slider_refusal(self.viewer, b.image, "Auto on this frame", ("frame",)) if this_frame else None
+        if refused:  # the frame axis shown: no current frame
+            self.status(refused, error=True)
+            return
+        frames = [b.current_index(self.viewer)[0]] if this_frame else None
         total = (len(frames) if frames else c.volume.n_frames) * c.volume.n_slices
         try:
             names = c.auto_structures()

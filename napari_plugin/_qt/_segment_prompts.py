@@ -9,6 +9,7 @@ from typing import Any
 
 from qtpy.QtCore import QTimer
 
+from .. import _view_axes as vx
 from . import _prompt_layers as pl
 
 
@@ -17,9 +18,14 @@ class PromptEventsMixin:
     prompts are applied at once, or when the running operation ends."""
 
     def _on_points_data(self, event: Any) -> None:
-        self._on_prompt_event(event, pl.keys_of_points)
+        if self._refused_here(event, vx.click_refusal):  # 3-D: a click has no depth (see _segment_view)
+            return
+        # a click dragged in a view showing the slice axis can change slice: its old slice is prompted again too
+        self._on_prompt_event(event, pl.keys_of_moved_points if str(event.action) == "changed" else pl.keys_of_points)
 
     def _on_shapes_data(self, event: Any) -> None:
+        if self._refused_here(event, vx.box_refusal):  # no slice shown: a box would span slices
+            return
         if not self._syncing and str(event.action) == "added" and pl.added_non_rectangles(event.source, event.data_indices):
             # an ellipse, polygon or line is no box prompt: removed (and said so), not applied as "no box"
             QTimer.singleShot(0, lambda layer=event.source: self._drop_non_rectangles(layer))

@@ -37,6 +37,7 @@ from .._controller import OperationCancelled, run_with_progress
 from .._messages import error_line
 from .._review import ReviewList, ReviewRow
 from .._view import unwrapped
+from .._view_axes import slice_note
 from ._docking import join_medseg_docks
 from ._keyboard import error_style
 
@@ -332,10 +333,12 @@ class ReviewWidget(QWidget):
         seg = self.segment_widget
         if row.structure and seg is not None and seg.controller is not None and seg.controller.session is self.review.session:
             seg.select_structure(row.structure)
+        unseen = slice_note(self.viewer, self._image)  # a side or 3-D view: the sliders moved, the slice is not shown
+        unseen = f" ({unseen})" if unseen else ""
         if self.review.stale:
-            self._say(f"{row.code}: {row.message} (the segmentation changed since the check: Check again)", error=True)
+            self._say(f"{row.code}: {row.message} (the segmentation changed since the check: Check again){unseen}", error=True)
         else:
-            self._say(f"{row.code}: {row.message}")
+            self._say(f"{row.code}: {row.message}{unseen}")
 
     def mark_reviewed(self) -> None:
         """Record the selected row as reviewed in the session's provenance and grey it."""

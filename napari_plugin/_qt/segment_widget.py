@@ -36,17 +36,18 @@ from ._segment_files import SessionFilesMixin
 from ._segment_operations import OperationsMixin
 from ._segment_prompts import PromptEventsMixin
 from ._segment_ui import build_segment_ui, fill_structure_table, set_choices
+from ._segment_view import SliceViewMixin
 from ._workers import start_worker
 
 if TYPE_CHECKING:
     import napari
 
 
-class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidget):
+class SegmentWidget(PromptEventsMixin, SliceViewMixin, OperationsMixin, SessionFilesMixin, QWidget):
     """Dock widget: image, model, structures, prompts, propagate, auto, lock, undo, save/load."""
 
-    # prompt events, operations (propagate, auto, undo) and save/load come from the mixins:
-    # _segment_prompts, _segment_operations, _segment_files
+    # prompt events, the slice shown (and views showing none), operations (propagate, auto, undo)
+    # and save/load come from the mixins: _segment_prompts, _segment_view, _segment_operations, _segment_files
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, models: ModelProvider | None = None) -> None:
         super().__init__()
@@ -96,7 +97,7 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
         u.load.clicked.connect(lambda: self._ask_path(save=False))
         self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
-        self.viewer.dims.events.current_step.connect(self._on_step)
+        self._connect_view()  # the sliders and the displayed axes
         for key, fn in (("Control-z", self.undo), ("Control-Shift-z", self.redo), ("Control-y", self.redo)):
             self.viewer.bind_key(key, lambda _v, f=fn: f(), overwrite=True)
 
@@ -363,28 +364,7 @@ class SegmentWidget(PromptEventsMixin, OperationsMixin, SessionFilesMixin, QWidg
             feats["positive"] = not negative
             layer.feature_defaults = feats
 
-    # -- slices and embeddings -----------------------------------------------------------
-    def _on_step(self, *_: Any) -> None:
-        b = self.binding
-        if b is None or self._busy:
-            return
-        t, z = b.current_index(self.viewer)
-        if b.controller.needs_embedding(t, z):
-            self._run_job(b.controller.embed, t, z, desc=f"medseg: embedding frame {t}, slice {z}",
-                          on_done=lambda tz, b=b: self._embedded(b, tz))
-        elif self._ready_at is not None and self._ready_at != (t, z):  # "ready" follows the slice shown
-            self._say_ready(t, z)
-
-    def _embedded(self, b: pl.Binding, tz: tuple[int, int]) -> None:
-        """An embedding is in: "ready" when the viewer still shows that slice; else the slice
-        shown is dealt with when the job ends (:meth:`_job_finished` calls :meth:`_on_step`)."""
-        if b is self.binding and b.current_index(self.viewer) == tuple(tz):
-            self._say_ready(*tz)
-
-    def _say_ready(self, t: int, z: int) -> None:
-        note = self._covered_note(self.binding.image) if self.binding is not None else ""
-        self.status(f"Frame {t}, slice {z} ready: prompt away." + (f" {note}" if note else ""))
-        self._ready_at = (t, z)
+    # -- slices and embeddings: _segment_view (SliceViewMixin)
 
     # -- workers -------------------------------------------------------------------------
     def run_job(self, fn: Callable, *args: Any, desc: str, on_done: Callable[[Any], None], total: int = 0,
