@@ -8,7 +8,8 @@ Rules (also in docs/batch.md):
 
 * **Cases.** Every readable file in INPUT_DIR (``medseg.io.readers.EXTENSIONS``:
   .nii/.nii.gz/.mha/.mhd/.nrrd/.png/.avi/.mp4/.dcm/...; extension-less files with the DICOM
-  ``DICM`` marker) is one case, and every folder whose files include DICOM is one case (its
+  ``DICM`` marker; a ``.zip``, read as the DICOM folder or one image file it holds:
+  :mod:`medseg.io.archive`) is one case, and every folder whose files include DICOM is one case (its
   series is read with ``read_volume``), except sibling series folders that are the slices of one
   stack (a short-axis cine exported one series per slice, one folder each: one study, size,
   orientation and spacing, one slice position per folder), whose parent folder is the case

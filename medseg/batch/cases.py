@@ -1,5 +1,5 @@
-"""Cases of a batch: discovery in INPUT_DIR (files, DICOM folders, series stacks), reference look-up,
-output names, settings (:class:`BatchOptions`); the names that tie a study's cases together (``_ED``/``_ES``,
+"""Cases of a batch: discovery in INPUT_DIR (files, zips, DICOM folders, series stacks), reference look-up
+(:mod:`.references`), output names, settings (:class:`BatchOptions`); the names that tie a study's cases together (``_ED``/``_ES``,
 ``_frameNN``, apical echo views) are :mod:`.case_names`'s. Rules: :mod:`medseg.batch`."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .._files import resolved
-from .._nfc import as_written, nfc, same_name_entries, two_forms
+from .._nfc import as_written, nfc, two_forms
 from ..errors import MedsegError, PromptError
 from .case_names import (  # noqa: F401 (medseg.batch.cases.* as before)
     ECHO_VIEW_CASE,
@@ -27,6 +27,7 @@ from .case_names import (  # noqa: F401 (medseg.batch.cases.* as before)
     split_phase,
     study_of,
 )
+from .references import LABEL_LIKE_VALUES, find_reference, reference_without_image  # noqa: F401 (medseg.batch.cases.* as before)
 
 #: Case ids whose sidecar (<case>.json) would be one of the batch's own files in OUT_DIR.
 RESERVED_CASE_IDS = ("summary",)
@@ -388,46 +389,6 @@ def _one_stack(folders: list[Path]) -> bool:
         return series_folders_form_a_stack(folders)
     except Exception:  # unreadable headers: each folder stays a case and reports its own error
         return False
-
-
-def find_reference(case: str, ref_dir: str | os.PathLike, image: str | os.PathLike | None = None) -> Path:
-    """The reference label file of ``case`` in ``ref_dir`` (rule in the module docstring; names in Unicode NFC: :mod:`medseg._nfc`)."""
-    from ..io.readers import EXTENSIONS
-
-    ref_dir = Path(ref_dir)
-    own = resolved(image) if image is not None else None
-    endings = [e for e, kind in EXTENSIONS.items() if kind != "video"]
-    for suffix in (*REFERENCE_SUFFIXES, ""):
-        stem = case + suffix
-        hits = [q for e in endings for q in same_name_entries(ref_dir / (stem + e)) if q.is_file() and resolved(q) != own]
-        if len(hits) > 1:
-            raise PromptError(f"reference labels for case {case!r} are ambiguous: {', '.join(h.name for h in hits)}")
-        if hits:
-            return hits[0]
-    raise PromptError(f"no reference labels for case {case!r} in {ref_dir} (looked for {case} + {', '.join(REFERENCE_SUFFIXES)} or nothing, + .nii.gz etc.)")
-
-
-#: at most this many distinct values, all whole and >= 0: a label map (no MR, CT or echo image holds so few)
-LABEL_LIKE_VALUES = 16
-
-
-def reference_without_image(case: CaseSpec, array: Any) -> str | None:
-    """Why ``case`` is reference labels whose image is missing, else None. Discovery takes ``C_gt``
-    (any of :data:`REFERENCE_SUFFIXES`) for C's reference only when C is a case beside it; with C
-    gone (a study copied without its image) ``C_gt`` is a case of its own, and its label map was
-    segmented as an image and measured into the cohort. ``array``: its (T, Z, Y, X) image; a name
-    with the suffix holding few whole values >= 0 fails."""
-    import numpy as np
-
-    suffix = next((s for s in REFERENCE_SUFFIXES if case.case.endswith(s) and len(case.case) > len(s)), None)
-    if suffix is None:
-        return None
-    values = np.unique(np.asarray(array))
-    if values.size > LABEL_LIKE_VALUES or values.min() < 0 or not np.array_equal(values, np.round(values)):
-        return None
-    held = ", ".join(f"{v:g}" for v in values.tolist())
-    return (f"{Path(case.input).name} holds only the values {held}: reference labels, not an image; their image "
-            f"{case.case[: -len(suffix)]} is not beside them (copy it there, or move the labels out of INPUT_DIR)")
 
 
 def output_path(out_dir: str | os.PathLike, case: str) -> Path:

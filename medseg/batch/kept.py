@@ -149,6 +149,7 @@ def refresh_outputs(case: CaseSpec, options: BatchOptions, out: Path) -> dict[st
     the corrected labels). Returns the summary's ``dicom_seg`` value with ``--dicom-seg``."""
     from ..errors import GeometryError
     from ..io import read_label_volume, read_sidecar, read_volume, sidecar_path
+    from ..io.archive import folder_like
     from ..io.geometry import check_same_grid
     from ..labels import LabelMap
     from ..review import review_png
@@ -169,7 +170,7 @@ def refresh_outputs(case: CaseSpec, options: BatchOptions, out: Path) -> dict[st
         raise MedsegError(f"{shown(out.name)}: its sidecar names no label map; cannot remake its review sheet or DICOM SEG")
     prov = side.get("provenance") if isinstance(side.get("provenance"), dict) else {}
     series = case.series or options.series
-    vol = read_volume(case.input, series=series if Path(case.input).is_dir() else None, modality=options.modality)
+    vol = read_volume(case.input, series=series if folder_like(case.input) else None, modality=options.modality)
     kept = read_label_volume(out)
     try:
         check_same_grid(vol, kept, f"{shown(out.name)} (kept)")

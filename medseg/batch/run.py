@@ -138,6 +138,7 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
     from .._batch_exec import torch_threads
     from .._files import check_not_inputs
     from ..io import read_volume, sidecar_path, write_labels
+    from ..io.archive import folder_like
     from ..io.readers import modality_facts
     from ..io.volume import spacing_facts
     from ..labels import LabelMap
@@ -148,7 +149,7 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
                      {"image": case.input, "reference labels": case.reference, "prompts file": options.prompts})
     handed_over_path(options.out_dir, case.case).unlink(missing_ok=True)  # an earlier run's: this run decides anew
     series = case.series or options.series
-    vol = read_volume(case.input, series=series if Path(case.input).is_dir() else None, modality=options.modality)
+    vol = read_volume(case.input, series=series if folder_like(case.input) else None, modality=options.modality)
     if options.pixel_spacing:
         from ..io.volume import with_pixel_spacing
 
@@ -179,7 +180,7 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
             "labels_sha256": labels_sha256(result.labels),  # labels changed later, in another program: kept by a re-run
             "reference": str(Path(case.reference).resolve()) if case.reference else None, "reference_sha256": ref_sha, "batch_signature": options.signature(ref_sha),
             "min_confidence": options.min_confidence, "torch_threads": torch_threads(), "scores": result.scores,
-            "seconds": round(result.seconds, 3), **({"series": series} if series and Path(case.input).is_dir() else {}), **modality_facts(vol),
+            "seconds": round(result.seconds, 3), **({"series": series} if series and folder_like(case.input) else {}), **modality_facts(vol),
             **spacing_facts(vol), **({"prompt_note": note} if note else {})}
     sidecar_path(out).unlink(missing_ok=True)  # an interrupted rewrite must not pair with an old sidecar
     review_png_path(options.out_dir, case.case).unlink(missing_ok=True)

@@ -17,9 +17,9 @@ from ._app import app, console, progress_bar
 
 @app.command("batch")
 def batch_command(
-    input_dir: Path = typer.Argument(..., metavar="INPUT_DIR", help="Folder of studies: each readable file (.nii, .nii.gz, .mha, .mhd, .nrrd, .png, .avi, .mp4, .dcm) "
-                                     "and each folder holding DICOM is one case, in sub-folders too (patient/study/series); "
-                                     "case id = file name without extension / folder name."),
+    input_dir: Path = typer.Argument(..., metavar="INPUT_DIR", help="Folder of studies: each readable file (.nii, .nii.gz, .mha, .mhd, .nrrd, .png, .avi, .mp4, .dcm), "
+                                     "each .zip (read as the DICOM folder or one image file it holds) and each folder holding DICOM "
+                                     "is one case, in sub-folders too (patient/study/series); case id = file name without extension / folder name."),
     out_dir: Path = typer.Option(..., "-o", "--out", help="Output folder: <case>.nii.gz + <case>.json, summary.csv/json, cohort.csv."),
     prompts: o.PromptsFile = None,
     prompts_from: Path | None = typer.Option(None, "--prompts-from", help="Folder of reference labels: for case C the first of C_gt, C_labels, "

@@ -217,8 +217,11 @@ def series_matches(ds: Dataset, selector: str) -> bool:
 @_quiet
 def list_dicom_series(folder: Path) -> list[dict[str, Any]]:
     """The image series of a DICOM folder, in SeriesNumber order: number, description, uid,
-    modality, images, rows x columns (headers only; for ``medseg info`` and error messages)."""
-    return _series_rows(_folder_headers(folder))
+    modality, images, rows x columns (headers only; for ``medseg info`` and error messages); a
+    ``.zip`` of a folder too (:func:`medseg.io.archive.through_archive`)."""
+    from .archive import through_archive
+
+    return through_archive(folder, lambda f: _series_rows(_folder_headers(f)))
 
 
 def _series_rows(headers: list[tuple[Path, Dataset]], root: Path | None = None) -> list[dict[str, Any]]:

@@ -21,7 +21,13 @@ def list_dicom_studies(folder: Path) -> list[dict[str, Any]]:
     (YYYY-MM-DD; ``study_date_from`` names the tag when it is not StudyDate), ``description``, ``uid``, ``folder`` (the folder holding its series, relative
     to ``folder``) and ``series`` (as :func:`medseg.io.dicom.list_dicom_series` gives them, each
     with its ``folder`` relative to ``folder``). Non-image objects (reports, presentation states,
-    DICOMDIR) and files that do not read as DICOM are left out."""
+    DICOMDIR) and files that do not read as DICOM are left out. A ``.zip`` of an export too."""
+    from .archive import through_archive
+
+    return through_archive(folder, _list_studies)
+
+
+def _list_studies(folder: Path) -> list[dict[str, Any]]:
     by_study: dict[str, list[tuple[Path, Any]]] = {}
     for p, ds in _image_headers_below(folder):
         by_study.setdefault(str(ds.get("StudyInstanceUID", "") or ""), []).append((p, ds))

@@ -23,6 +23,7 @@ EXTENSIONS: dict[str, str] = {
     ".mha": "itk", ".mhd": "itk", ".nrrd": "itk", ".nhdr": "itk", ".seg.nrrd": "itk",  # .seg.nrrd: 3D Slicer's labels (C_gt.seg.nrrd: case C_gt)
     ".png": "raster", ".jpg": "raster", ".jpeg": "raster", ".bmp": "raster", ".tif": "raster", ".tiff": "raster",
     ".avi": "video", ".mp4": "video",
+    ".zip": "archive",  # read as the DICOM folder or the one image file it holds (medseg.io.archive)
 }
 
 SUPPORTED_TEXT = "a DICOM folder or file, " + ", ".join(EXTENSIONS)
@@ -38,8 +39,9 @@ def read_volume(path: str | os.PathLike[str], series: str | None = None, modalit
     ``path`` is a DICOM series folder, a DICOM file (single-frame, multi-frame or enhanced
     multi-frame), NIfTI (.nii/.nii.gz, 2-4-D, 4th axis = time), MHA/MHD/NRRD, a 2-D
     PNG/JPEG/BMP/TIFF (grayscale; RGB -> luminance; spacing unknown) or an AVI/MP4 echo clip
-    ((T, 1, Y, X), modality "US", spacing unknown). See docs/io.md. ``series`` picks one series
-    of a DICOM folder that holds several (SeriesNumber, SeriesInstanceUID or a part of / glob
+    ((T, 1, Y, X), modality "US", spacing unknown), or a ``.zip`` holding a DICOM folder or one
+    such file (:mod:`medseg.io.archive`). See docs/io.md. ``series`` picks one series
+    of a DICOM folder (or zip) that holds several (SeriesNumber, SeriesInstanceUID or a part of / glob
     pattern for SeriesDescription: :func:`medseg.io.dicom.series_matches`). ``modality``
     (``--modality``: CT, MR, US or OT) overrides the file's; a NIfTI / MHA / NRRD, which do not
     record one, is taken for CT when its intensities are Hounsfield units
@@ -51,11 +53,12 @@ def read_volume(path: str | os.PathLike[str], series: str | None = None, modalit
     """
     p = _as_path(path)
     if series is not None and str(series).strip():
-        if not p.is_dir():
-            raise ImageReadError(f"--series picks a series of a DICOM folder; {p} is not a folder")
-        from .dicom import read_dicom_folder
+        if _kind_of_name(p) == "archive" and p.is_file():
+            from .archive import read_archive
 
-        vol = _call(lambda q: read_dicom_folder(q, series=str(series)), p)
+            vol = _call(lambda q: read_archive(q, lambda f: _read_series(f, str(series), q)), p)
+        else:
+            vol = _read_series(p, str(series), p)
     else:
         vol = _read(p, labels=False)
     _check_finite(vol.array, p)
@@ -70,6 +73,15 @@ def read_volume(path: str | os.PathLike[str], series: str | None = None, modalit
 
 #: ``meta["modality_from"]`` of an image taken for CT by its intensities (a guess ``segment`` says)
 FROM_INTENSITIES = "intensities (Hounsfield units)"
+
+
+def _read_series(p: Path, series: str, given: Path) -> Volume:
+    if not p.is_dir():
+        raise ImageReadError(f"--series picks a series of a DICOM folder (or a zip of one); {given} "
+                             + ("holds one image file" if given != p else "is not a folder"))
+    from .dicom import read_dicom_folder
+
+    return _call(lambda q: read_dicom_folder(q, series=series), p)
 
 
 def check_modality(text: str) -> str:
@@ -180,6 +192,10 @@ def _read(p: Path, labels: bool) -> Volume:
     if p.stat().st_size == 0:
         raise ImageReadError(f"file is empty (0 bytes): {p}")
     kind = _kind(p)
+    if kind == "archive":
+        from .archive import read_archive
+
+        return _call(lambda q: read_archive(q, lambda f: _read(f, labels)), p)
     if kind == "raster":
         from .png import read_raster
 
@@ -215,11 +231,15 @@ def _reader(kind: str) -> Callable[[Path], Volume]:
     return read_video
 
 
+def _kind_of_name(p: Path) -> str | None:
+    name = p.name.lower()
+    return next((EXTENSIONS[ext] for ext in sorted(EXTENSIONS, key=len, reverse=True) if name.endswith(ext)), None)
+
+
 def _kind(p: Path) -> str:
     name = p.name.lower()
-    for ext in sorted(EXTENSIONS, key=len, reverse=True):
-        if name.endswith(ext):
-            return EXTENSIONS[ext]
+    if (kind := _kind_of_name(p)) is not None:
+        return kind
     if has_dicm_marker(p):
         return "dicom"
     if name.endswith(".json"):  # a COCO annotation file given as reference labels

@@ -169,9 +169,11 @@ def _sources_and_pixels(
     planes = [(files[frame][z], numbers[frame][z] if numbers else None, seg_numbers[z]) for z in range(like.n_slices)
               if files[frame][z] is not None]  # a slice missing from the series: no source image, no SEG frame
     paths = list(dict.fromkeys(p for p, _, _ in planes))
-    with warnings.catch_warnings():
+    from .archive import local_files  # an image read from a zip: its files are "study.zip!member" references
+
+    with warnings.catch_warnings(), local_files(paths) as local:
         warnings.simplefilter("ignore")
-        datasets = {p: _source_header(read_dicom(p, stop_before_pixels=True)) for p in paths}
+        datasets = {p: _source_header(read_dicom(local[p], stop_before_pixels=True)) for p in paths}
     if all(fr is None for _, fr, _ in planes):  # single-frame sources: one SEG frame each
         sources = [datasets[p] for p, _, _ in planes]
         _unify_grid_headers(sources)

@@ -188,9 +188,16 @@ def _sidecar_sources(p: Path, read: dict[Any, list[Any]] | None = None) -> list[
 
 
 def _input_headers(source: Path, series: Any) -> list[Any]:
+    from .archive import extracted, is_archive
     from .dicom_frames import is_image, read_header
     from .dicom_series import _folder_headers, series_matches
 
+    if is_archive(source) and source.is_file():  # an image read from a zip: the headers of the folder or file it holds
+        try:
+            with extracted(source) as x:
+                return _input_headers(x.target, series)
+        except MedsegError:
+            return []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:

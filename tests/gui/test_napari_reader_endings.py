@@ -36,3 +36,22 @@ def test_raster_echo_frames_open_through_medseg(tmp_path, ending):
     (data, meta, kind), = read_image(str(path))
     assert kind == "image" and data.shape[-2:] == (64, 80)
     assert meta["name"] == "apical4ch" and META_VOLUME in meta["metadata"]
+
+
+def test_a_zipped_dicom_series_opens_as_one_image_layer(tmp_path):
+    """A ``.zip`` (UK Biobank's, a PACS export's) opens through medseg: the folder it holds."""
+    import sys
+    import zipfile
+
+    if (io := str(Path(__file__).resolve().parents[1] / "io")) not in sys.path:
+        sys.path.insert(0, io)
+    from io_synth import write_cine_series
+
+    series = write_cine_series(tmp_path / "study", n_slices=3, n_phases=2, rows=20, cols=20)
+    with zipfile.ZipFile(tmp_path / "study.zip", "w") as z:
+        for f in sorted(series.folder.iterdir()):
+            z.write(f, f"study/{f.name}")
+    assert get_reader(str(tmp_path / "study.zip")) is read_image
+    (data, meta, kind), = read_image(str(tmp_path / "study.zip"))
+    assert kind == "image" and data.shape == (2, 3, 20, 20) and meta["name"] == "study"
+    assert meta["metadata"][META_VOLUME].meta["path"] == str(tmp_path / "study.zip")
