@@ -289,7 +289,12 @@ def run_batch_shard(cases: Sequence[CaseSpec], options: BatchOptions, shard: Any
     cases = [c.absolute() for c in cases]
     check_out_dir(options.out_dir)
     check_own_folders(options.out_dir)
-    return run_shard(cases, options, shard, lambda picked, records: _run_locked(picked, options, workers, None, on_result, records))
+    ran = run_shard(cases, options, shard, lambda picked, records: _run_locked(picked, options, workers, None, on_result, records))
+    if ran.merged:  # the shard that ended last: the batch's methods section (medseg.methods)
+        from ..methods import write_batch_methods
+
+        write_batch_methods(options.out_dir)
+    return ran
 
 
 def _run_locked(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, scheduler: Any,
@@ -298,6 +303,9 @@ def _run_locked(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, 
     (:class:`medseg.batch.shards.ShardRecords`), which its rows go to instead of the summary
     (and no cohort: the shard that ends last merges them)."""
     remove_stale_temp_files(options.out_dir, [c.case for c in cases], own_files=records is None)
+    from ..methods import METHODS_FILE
+
+    (Path(options.out_dir) / METHODS_FILE).unlink(missing_ok=True)  # an earlier run's: rewritten when this one ends, not left to describe it
     results: dict[str, Result] = {}
 
     def write_rows(state: str = "running") -> None:
@@ -388,6 +396,9 @@ def _run_locked(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, 
         except OSError as e:
             raise OutputDiskFull(f"cannot write cohort.csv in {options.out_dir} ({e.strerror or e}): every case is done; "
                                  "run the same command with --resume to measure again") from None
+    from ..methods import write_batch_methods
+
+    write_batch_methods(options.out_dir)  # OUT_DIR/METHODS.md, from the summary, sidecars and cohort just written
     return ordered()
 
 

@@ -339,6 +339,8 @@ def _closing_line(results, out: Path, measure: bool = False, summary: str | None
         pages = sum(bool(r.get("pdf")) for r in rows)  # --pdf: the study pages (a row without one says why in measure_note)
         if pages:
             line += f"; {pages} study page{'s' if pages != 1 else ''} in {out / 'pdf'}"
+    if (out / "METHODS.md").is_file():
+        line += f"; methods section: {out / 'METHODS.md'}"
     reasons = {r["reason"] for r in results if r["status"] == "failed"}
     if counts["failed"] and counts["failed"] == len(results) and len(reasons) == 1:
         line += f" (every case: {reasons.pop()})"

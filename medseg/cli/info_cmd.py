@@ -15,6 +15,9 @@ def info_command(
     path: Path = typer.Argument(..., metavar="PATH", help="Image file or DICOM folder."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
     series: o.Series = None,
+    methods: bool = typer.Option(False, "--methods", help="For labels medseg wrote (their sidecar JSON) or a batch's output folder: "
+                                 "print a methods section for a paper (what was done, model sha256, prompts, rules, review; what to cite), "
+                                 "as medseg batch writes to OUT_DIR/METHODS.md."),
 ) -> None:
     """Read an image and print its shape, axes, spacing, modality, frames and slices.
 
@@ -27,6 +30,12 @@ def info_command(
     from ..io.seg_reader import is_dicom_seg
     from ..io.slicer_seg import is_slicer_seg
 
+    if methods:  # the sidecar (or a batch's summary) says how the labels were made: no image is read
+        from ..methods import methods_text
+
+        for line in methods_text(path).splitlines():  # plain() escapes control characters, newlines too
+            stdout.print(plain(line), highlight=False, soft_wrap=True)
+        return
     if path.is_dir() and (path / "medseg.json").is_file() and (path / "adapter_config.json").is_file():
         from .._files import shown
         from ..errors import MedsegError
