@@ -170,6 +170,32 @@ def _in_memory(array: np.ndarray) -> np.ndarray:
     return array
 
 
+def _private_folder() -> Path:
+    """A new private temporary folder, ``medseg-zip-<pid>-*``; first the ones of this user's
+    processes that are gone (killed, SIGKILL or out of memory, while reading: each held a whole
+    study's files) are removed."""
+    base = Path(tempfile.gettempdir())
+    try:  # POSIX only: on Windows os.kill(pid, 0) would send a Ctrl-C event
+        left = [] if os.name != "posix" else [q for q in base.glob(f"{TEMP_PREFIX}*-*") if not q.is_symlink() and q.is_dir() and q.stat().st_uid == os.getuid()]
+    except OSError:
+        left = []
+    for q in left:
+        pid = q.name[len(TEMP_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(q, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def extracted(path: str | os.PathLike) -> Iterator[Extracted]:
     """The archive inflated into a private temporary folder (module doc), removed on exit.
@@ -180,7 +206,7 @@ def extracted(path: str | os.PathLike) -> Iterator[Extracted]:
             whose data are damaged (CRC) or hold more than it declares.
     """
     archive = Path(path)
-    root = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
+    root = _private_folder()
     try:
         with _open(archive) as zf:
             members = _members(archive, zf)
@@ -212,7 +238,7 @@ def local_files(paths: Iterable[str]) -> Iterator[dict[str, Path]]:
             out[p] = Path(p)
         else:
             by_archive.setdefault(split[0], []).append((p, split[1]))
-    root = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX)) if by_archive else None
+    root = _private_folder() if by_archive else None
     try:
         for n, (archive, refs) in enumerate(by_archive.items()):
             assert root is not None

@@ -6,6 +6,7 @@ left on disk, member names never become paths, and every bad archive is one line
 from __future__ import annotations
 
 import mmap
+import os
 import zipfile
 from pathlib import Path
 
@@ -234,3 +235,29 @@ def test_sunnybrook_and_mnms2_zipped_read_as_unzipped(shared_data, tmp_path, pri
         zf.write(nii, "001/001_SA_ED.nii.gz")
     assert_same_volume(read_volume(z2), read_volume(nii))
     assert list(private_tmp.iterdir()) == []
+
+
+def test_folder_left_by_a_killed_reader_is_removed_by_the_next(tmp_path, monkeypatch):
+    """A process killed while it read a zip (SIGKILL, out of memory) left its temporary folder,
+    a whole study's files, in /tmp for good; the next read removes the folders of processes that
+    are gone, and no other (a live process's, another name)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from medseg.io import archive
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    dead = tmp_path / f"{archive.TEMP_PREFIX}{int(gone.stdout)}-abc"
+    live = tmp_path / f"{archive.TEMP_PREFIX}{os.getpid()}-def"
+    other = tmp_path / "medseg-zip-notapid"
+    for d in (dead, live, other):
+        (d / "sub").mkdir(parents=True)
+        (d / "sub" / "IM_0001.dcm").write_bytes(b"x" * 10)
+    made = archive._private_folder()
+    try:
+        assert not dead.exists() and live.is_dir() and other.is_dir()
+        assert made.parent == tmp_path and made.name.startswith(f"{archive.TEMP_PREFIX}{os.getpid()}-")
+    finally:
+        made.rmdir()
