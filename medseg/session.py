@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -71,6 +71,15 @@ def _require_prompt(prompt: Any) -> SlicePrompt:
         raise PromptError(f"prompt must be a medseg.types.SlicePrompt(structure, frame, slice, box=..., points=...) "
                           f"(a prompts-file entry: medseg.types.prompt_from_json), got {type(prompt).__name__}")
     return prompt
+
+
+def _as_logged(prompt: SlicePrompt) -> SlicePrompt:
+    """``prompt`` with its box as its log entry holds it (rounded to 3 decimals): a box dragged in
+    napari (corners like 20.6235327) gave another mask than its replay (20.624)."""
+    if prompt.box is None:
+        return prompt
+    box = Box(*prompt.to_json()["box"])
+    return prompt if box == prompt.box else replace(prompt, box=box)
 
 
 class Session(ThreadedPredictions, SessionReplay, UndoHistory):
@@ -217,8 +226,11 @@ class Session(ThreadedPredictions, SessionReplay, UndoHistory):
         return self.predictor.predict(box=prompt.box, points=prompt.points, structure=prompt.structure, mask_prompt=prompt.mask, mask_logits=ml, multimask=multimask)
 
     def apply_prompt(self, prompt: SlicePrompt, multimask: bool = False) -> Change:
-        """Predict ``prompt`` and write the structure's mask on that slice (one undo step)."""
-        self.structure(_require_prompt(prompt).structure)
+        """Predict ``prompt`` and write the structure's mask on that slice (one undo step). The
+        box is used as the log records it (3 decimals, :meth:`SlicePrompt.to_json`), so a
+        replay predicts from the same box."""
+        prompt = _as_logged(_require_prompt(prompt))
+        self.structure(prompt.structure)
         pred = self.predict(prompt, multimask=multimask)
         with self._operation("prompt", prompt.structure) as (step, change):
             self._write(step, change, prompt.structure, prompt.frame, prompt.slice, pred, prompt.to_json())
@@ -328,8 +340,8 @@ class Session(ThreadedPredictions, SessionReplay, UndoHistory):
         return change
 
     def auto(self, structures: list[str] | None = None, frames: list[int] | None = None, progress: Callable[[int, int], None] | None = None) -> Change:
-        """Zero-click first pass for the given structures (default: all known to the model),
-        with the same LV enclosure and RV end check as :meth:`propagate`. On a cine, a
+        """Zero-click first pass for the given structures (default: all known to the model that
+        are not locked; a locked one named is refused before any runs), with the same LV enclosure and RV end check as :meth:`propagate`. On a cine, a
         structure found on some frames and missed on others is carried over to those from the
         nearest frame that has it (:func:`medseg.propagation.fill_missing_frames`; listed under
         ``filled`` in the log); an RV found on no frame is looked for with clicks around the
@@ -338,11 +350,15 @@ class Session(ThreadedPredictions, SessionReplay, UndoHistory):
         from .end_check import check_ends
         from .propagation import auto_segment, fill_missing_frames
 
-        names = structures or [s for s in self.structures if s in self.model.config.structures]
+        known = [s for s in self.structures if s in self.model.config.structures]
+        names = structures or [s for s in known if not self.structures[s].locked]
         if isinstance(names, str) or not all(isinstance(n, str) for n in names):
             raise LabelMapError(f"structures must be a list of names, got {names!r}")
         for name in names:
-            self.structure(name)
+            if self.structure(name).locked:  # refused at its first write, after the model ran on a frame
+                raise PromptError(f"{name} is locked (accepted): unlock it or leave it out of the automatic pass")
+        if not names and known:
+            raise PromptError(f"every structure the automatic pass segments is locked ({', '.join(known)}): unlock one")
         if frames is not None:
             if isinstance(frames, str) or not isinstance(frames, (list, tuple, range, np.ndarray)):
                 raise PromptError(f"frames must be a list of frame indices, got {frames!r}")
