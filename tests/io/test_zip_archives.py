@@ -14,29 +14,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 from io_synth import write_cine_series
+from zip_synth import zip_tree
 
 from medseg.cli import run_cli
 from medseg.errors import ImageReadError
 from medseg.io import archive, read_volume
-
-
-@pytest.fixture
-def private_tmp(tmp_path, monkeypatch):
-    """The temporary folder the archive reader inflates into: must be empty again afterwards."""
-    import tempfile
-
-    folder = tmp_path / "tmpdir"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
-
-
-def zip_tree(folder: Path, dest: Path, prefix: str = "", method: int = zipfile.ZIP_DEFLATED) -> Path:
-    """Zip every file below ``folder`` as ``prefix`` + its relative path."""
-    with zipfile.ZipFile(dest, "w", method) as z:
-        for f in sorted(p for p in folder.rglob("*") if p.is_file()):
-            z.write(f, prefix + f.relative_to(folder).as_posix())
-    return dest
 
 
 def assert_same_volume(a, b) -> None:

@@ -13,29 +13,12 @@ import pytest
 from io_synth import write_cine_series, write_phantom_cine_series
 from pydicom import dcmread
 from pydicom.uid import generate_uid
+from zip_synth import zip_tree
 
 from medseg.cli import run_cli
 from medseg.errors import MedsegError
 from medseg.io import read_volume, write_labels
 from medseg.io.seg_writer import write_dicom_seg
-
-
-@pytest.fixture
-def private_tmp(tmp_path, monkeypatch):
-    """The temporary folder the archive reader inflates into: must be empty again afterwards."""
-    import tempfile
-
-    folder = tmp_path / "tmpdir"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
-
-
-def zip_tree(folder, dest, prefix: str = ""):
-    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as z:
-        for f in sorted(p for p in folder.rglob("*") if p.is_file()):
-            z.write(f, prefix + f.relative_to(folder).as_posix())
-    return dest
 
 
 def _referenced(seg) -> set[str]:
