@@ -110,12 +110,12 @@ class Extracted:
             while s not in self.names and len(s) > len(root):
                 if s.endswith("."):  # the full stop after a path
                     s, tail = s[:-1], "." + tail
-                else:
-                    s, _, last = s.rpartition("/")
-                    tail = "/" + last + tail
+                else:  # one level up ("\\" too: a Windows path)
+                    cut = max(s.rfind("/"), s.rfind("\\"))
+                    s, tail = s[:cut], "/" + s[cut + 1:] + tail
             return self.shown(s, base) + tail
 
-        text = re.sub(re.escape(root) + r"(?:/[\w.-]+)*", one, text)
+        text = re.sub(re.escape(root) + r"(?:[/\\][\w.-]+)*", one, text)
         return text.replace(self.root.name, self.archive.name)  # a folder's own name (a series listing's "folder")
 
     def rewrite_all(self, obj: T, base: str | None = None) -> T:

@@ -243,3 +243,16 @@ def test_folder_left_by_a_killed_reader_is_removed_by_the_next(tmp_path, monkeyp
         assert made.parent == tmp_path and made.name.startswith(f"{archive.TEMP_PREFIX}{os.getpid()}-")
     finally:
         made.rmdir()
+
+
+def test_windows_temporary_paths_are_named_as_the_archive_too():
+    """Messages and ``meta["files"]`` name a member as ``study.zip!sub/IM1.dcm``; the rewrite
+    followed "/" only, so on Windows (``...\\medseg-zip-1-x\\sub\\IM1.dcm``) the temporary
+    path stayed in the text, and the SEG writer later found no such file."""
+    from pathlib import PureWindowsPath
+
+    root = "C:\\Temp\\medseg-zip-1-x"
+    member = str(PureWindowsPath(root) / "sub" / "IM1.dcm")
+    x = archive.Extracted(Path("study.zip"), Path(root), Path(root), {root: "", member: "sub/IM1.dcm"})
+    assert x.rewrite(f"cannot read {member}.") == "cannot read study.zip!sub/IM1.dcm."
+    assert x.rewrite_all({"files": [[member]]}) == {"files": [["study.zip!sub/IM1.dcm"]]}
