@@ -152,7 +152,8 @@ def fact_lines(run: Any) -> list[str]:
             out.append(f"Kept as corrected by hand (summary.csv reason 'kept'): {_n(run.kept, 'study', 'studies')}")
     else:
         st = run.studies[0]
-        out.append(f"Command: medseg {st.command or 'segment'}; made {run.created or 'at an unrecorded time'}")
+        made = "Tool: medseg's napari plugin; made" if st.command == "napari" else f"Command: medseg {st.command or 'segment'}; made"
+        out.append(f"{made} {run.created or 'at an unrecorded time'}")
     thresholds = sorted({t for s in run.studies for t in s.thresholds})
     if thresholds:
         out.append("Mask logit thresholds: " + ", ".join(f"{k} {v:g}" for k, v in thresholds))

@@ -79,7 +79,7 @@ def segmentation_paragraph(run: Any) -> str:
     names = sorted({s for st in run.studies for s in st.structures}, key=lambda s: list(_WORDS).index(s) if s in _WORDS else 99)
     versions = Counter(s.version for s in run.studies)
     version = _join([f"{v}" + (f" ({_studies(k)})" if len(versions) > 1 else "") for v, k in versions.most_common()])
-    how = "`medseg batch`" if run.kind == "batch" else f"`medseg {run.studies[0].command or 'segment'}`"
+    how = "`medseg batch`" if run.kind == "batch" else command_words(run.studies[0].command)
     devices = _join(sorted({str(s.device) for s in run.studies if s.device}))
     where = f" in {_studies(n)}" if run.kind == "batch" else ""
     out = [f"The {_join([_WORDS.get(s, s) for s in names])} {'were' if len(names) > 1 else 'was'} segmented{where} with medseg "
@@ -106,6 +106,11 @@ def segmentation_paragraph(run: Any) -> str:
     if failures:
         out.append(failures[0].upper() + failures[1:] + ".")
     return " ".join(s for s in out if s)
+
+
+def command_words(command: str) -> str:
+    """How one study's labels were made: "`medseg segment`", "medseg's napari plugin"."""
+    return "medseg's napari plugin" if command == "napari" else f"`medseg {command or 'segment'}`"
 
 
 def _architecture(run: Any) -> str:

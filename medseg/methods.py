@@ -161,7 +161,7 @@ def _batch_run(folder: Path) -> Run:
     counts = {k: int(v) for k, v in summary.items() if k.startswith("n_") and isinstance(v, int)}
     run = Run("batch", [], counts, summary.get("settings") or {}, summary.get("software") or {}, created=utc_timestamp())
     for row in summary["cases"]:
-        status, reason, out = row.get("status"), str(row.get("reason") or ""), row.get("output") or ""
+        status, reason, out = row.get("status"), _case_reason(row), row.get("output") or ""
         if status == "failed":
             run.failed[reason or "no reason recorded"] += 1
         elif status == "handed_over":
@@ -188,6 +188,13 @@ def _batch_run(folder: Path) -> Run:
     return run
 
 
+def _case_reason(row: dict[str, Any]) -> str:
+    """A summary row's reason, its case's input path (a local folder, not for a paper) shortened to
+    the file or folder name."""
+    reason, src = str(row.get("reason") or ""), str(row.get("input") or "")
+    return f"{Path(src).name}{reason[len(src):]}" if src and reason.startswith(src + ":") else reason
+
+
 def study_from(case: str, prov: dict[str, Any], label_map: dict[str, Any]) -> Study:
     """A :class:`Study` from a sidecar's provenance."""
     from .edits import edited_by_hand
@@ -204,16 +211,31 @@ def study_from(case: str, prov: dict[str, Any], label_map: dict[str, Any]) -> St
         filled += len(a.get("filled") or [])
         probed += len(a.get("probed") or [])
     thresholds: dict[str, Any] = prov["mask_thresholds"] if isinstance(prov.get("mask_thresholds"), dict) else {}
+    command = str(prov.get("command") or ("napari" if prov.get("tool") == "medseg-napari" else ""))
     return Study(
-        case=case, command=str(prov.get("command") or ""),
+        case=case, command=command,
         model=tuple(None if prov.get(k) is None else str(prov.get(k)) for k in ("model_id", "model_sha256", "adapter_id", "adapter_sha256")),  # type: ignore[arg-type]
         version=str(prov.get("medseg_version") or "") or None, device=str(prov.get("device") or "") or None, prompting=_prompting(prov, actions),
-        structures=tuple(str(k) for k in label_map), thresholds=tuple(sorted((str(k), float(v)) for k, v in thresholds.items())),
+        structures=_segmented(actions, label_map), thresholds=tuple(sorted((str(k), float(v)) for k, v in thresholds.items())),
         removed=removed, filled=filled, probed=probed, edited=edited_by_hand(prov),
         flagged=bool(review.get("needs_review", prov.get("needs_review"))),
         flagged_volumes=sum(f.get("level") == "volume" for f in flags),
         flagged_slices=len({(f.get("structure"), f.get("frame"), f.get("slice")) for f in flags if f.get("slice") is not None}),
         min_confidence=prov.get("min_confidence"), handed_over=tuple(prov.get("handed_over") or ()))
+
+
+def _segmented(actions: list[dict[str, Any]], label_map: dict[str, Any]) -> tuple[str, ...]:
+    """The structures the model was asked for (prompted, propagated, zero-click), in the label
+    map's order; the whole map when the log names none. A napari save's map also lists the
+    panel's structures nobody prompted: those were not segmented."""
+    named: set[str] = set()
+    for a in actions:
+        if a.get("op") in ("prompt", "propagate", "auto"):
+            prompt: dict[str, Any] = a["prompt"] if isinstance(a.get("prompt"), dict) else {}
+            group: list[Any] = a["structures"] if isinstance(a.get("structures"), list) else []
+            named.update(str(n) for n in (a.get("structure"), prompt.get("structure"), *group) if n)
+    names = tuple(str(k) for k in label_map)
+    return tuple(n for n in names if n in named) or names
 
 
 def _prompting(prov: dict[str, Any], actions: list[dict[str, Any]]) -> tuple[Any, ...]:

@@ -25,7 +25,7 @@ from typing import Any
 AXIS_NAMES = ("frame", "slice", "y", "x")
 
 #: how to get back to the slice plane, for the status lines (napari's "Home" resets the camera only)
-PLANE_HINT = ("go back to the slice plane (y and x shown): right-click napari's roll button, by the 2D/3D button, "
+PLANE_HINT = ("to go back to the slice plane (y and x shown), right-click napari's roll button (beside the 2D/3D button) "
               "and drag the axes into the order frame, slice, y, x")
 TO_2D_HINT = "press the viewer's 2D/3D button to go back to the 2-D view"
 
@@ -80,7 +80,7 @@ def slider_refusal(viewer: Any, image: Any, what: str, axes: tuple[str, ...] = (
     if int(viewer.dims.ndisplay) != 2:
         return f"{what} starts from the {' and '.join(axes)} shown, and the 3-D view shows none: {TO_2D_HINT}."
     plane = shown_plane(viewer, image) or "this view"
-    return f"{what} starts from the {' and '.join(axes)} shown, and {plane} shows no single one: {PLANE_HINT}."
+    return f"{what} starts from the {' and '.join(axes)} shown, and {plane} shows no single one. {cap(PLANE_HINT)}."
 
 
 def slice_note(viewer: Any, image: Any) -> str | None:
@@ -90,7 +90,7 @@ def slice_note(viewer: Any, image: Any) -> str | None:
     if not {names[a] for a in displayed_axes(viewer, image)} & {"frame", "slice"}:
         return None
     what = shown_plane(viewer, image) or "this view"
-    return f"{what} does not show that slice alone: {TO_2D_HINT if int(viewer.dims.ndisplay) != 2 else PLANE_HINT}"
+    return f"{what} does not show that slice alone; {TO_2D_HINT if int(viewer.dims.ndisplay) != 2 else PLANE_HINT}"
 
 
 def view_note(viewer: Any, image: Any) -> str | None:
@@ -101,8 +101,7 @@ def view_note(viewer: Any, image: Any) -> str | None:
     if int(viewer.dims.ndisplay) != 2:
         return ("3-D view: clicks, boxes and Propagate need the 2-D view (painting, Auto, measuring and saving "
                 f"work as in 2-D); {TO_2D_HINT}.")
-    return (f"{cap(what)}: a click prompts the slice it falls on (the status line names it); boxes and Propagate "
-            f"need a slice shown: {PLANE_HINT}.")
+    return f"{cap(what)}: a click prompts the slice it falls on; boxes and Propagate need a slice shown. {cap(PLANE_HINT)}."
 
 
 def cap(text: str) -> str:
