@@ -13,7 +13,7 @@ from typing import Any
 #: a data set's name (as a model card's training-data row or an adapter's description says it) ->
 #: the family name of the first author of the paper CITATION.cff lists for it
 DATASET_FIRST_AUTHOR = {"ACDC": "Bernard", "CAMUS": "Leclerc", "Sunnybrook": "Radau", "M&Ms": "Martín-Isla",
-                        "HVSMR": "Pace", "MS-CMRSeg": "Zhuang"}
+                        "HVSMR": "Pace", "MS-CMRSeg": "Zhuang", "SIUE": "Cuellar"}
 
 
 @lru_cache(maxsize=1)
@@ -42,7 +42,7 @@ def format_reference(ref: dict[str, Any]) -> str:
     """One CFF reference as a line: "Kirillov et al. Segment Anything. Proceedings ... (2023)"."""
     names = _names(ref.get("authors"))
     who = names[0] + (" et al." if len(names) > 1 else ".") if names else ""
-    where = ref.get("journal") or ref.get("collection-title") or ""
+    where = ref.get("journal") or ref.get("collection-title") or ref.get("repository-code") or ref.get("url") or ""
     vol = f" {ref['volume']}" if ref.get("volume") else ""
     pages = f":{ref['start']}" + (f"-{ref['end']}" if ref.get("end") else "") if ref.get("start") else ""
     year = f" ({ref['year']})" if ref.get("year") else ""

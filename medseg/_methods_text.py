@@ -63,6 +63,8 @@ def prompting_words(p: tuple[Any, ...], settings: dict[str, Any]) -> str:
         text = f"one {what} per structure on a single slice{per_frame}{src}, the model's mask then propagated {axes}"
     elif mode == "every":
         text = f"a {what}{src} on every slice that holds the structure, without propagation"
+    elif mode == "chosen":
+        text = f"{what} prompts{src} on the slices chosen by the user, without propagation"
     elif mode == "propagated":
         text = f"{what} prompts{src} on several slices, propagated {axes}"
     else:

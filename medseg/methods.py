@@ -251,8 +251,8 @@ def _prompting(prov: dict[str, Any], actions: list[dict[str, Any]]) -> tuple[Any
         mode = "none"
     elif through and max(per.values()) == 1:
         mode = "key"
-    else:
-        mode = "propagated" if through else "every"
+    else:  # without propagation a box on every slice comes from reference labels only (batch, evaluate)
+        mode = "propagated" if through else "every" if prov.get("reference") else "chosen"
     kinds = tuple(k for k, present in (("box", any("box" in p for p in prompts)), ("click", any("points" in p or "negative_points" in p for p in prompts))) if present)
     source = "reference" if prov.get("reference") else "file" if prov.get("prompts_file") else ""
     frames = {p.get("frame") for p in prompts}

@@ -12,7 +12,7 @@ from ._app import app, plain, print_json, stdout
 
 @app.command("info")
 def info_command(
-    path: Path = typer.Argument(..., metavar="PATH", help="Image file or DICOM folder."),
+    path: Path = typer.Argument(..., metavar="PATH", help="Image file, DICOM folder or a .zip of either; labels medseg wrote; a checkpoint; with --methods also a batch output folder."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
     series: o.Series = None,
     methods: bool = typer.Option(False, "--methods", help="For labels medseg wrote (their sidecar JSON) or a batch's output folder: "

@@ -14,7 +14,7 @@ from ._app import app, console, progress_bar
 @app.command("segment")
 def segment_command(
     ctx: typer.Context,
-    image: Path = typer.Argument(..., metavar="IMAGE", help="Image file or DICOM folder."),
+    image: Path = typer.Argument(..., metavar="IMAGE", help="Image file, DICOM folder, or a .zip of either."),
     out: Path = typer.Option(..., "-o", "--out", help="Output label file (.nii.gz, .nii, .mha, .nrrd, .seg.nrrd for 3D Slicer, .png for a 2-D image, or .dcm for DICOM SEG)."),
     prompts: o.PromptsFile = None,
     prompts_from: Path | None = typer.Option(None, "--prompts-from", help="Reference labels on the image's grid: one box per structure per slice is simulated from them "

@@ -98,3 +98,13 @@ def test_a_failed_case_is_named_by_its_file_not_its_local_path(tmp_path):
     text = methods_text(tmp_path)
     assert str(tmp_path) not in text
     assert "1 study failed (patient017_both.zip: holds 2 image files (a.nii.gz, b.nii.gz)" in text
+
+
+def test_a_click_on_one_slice_is_not_said_to_be_on_every_slice(tmp_path):
+    """A single napari click read "Prompts: a click on every slice that holds the structure":
+    only boxes simulated from reference labels are on every slice."""
+    para = _segmentation_paragraph(_sidecar(tmp_path, [LV_CLICK], tool="medseg-napari"))
+    assert "every slice" not in para and "click prompts on the slices chosen by the user, without propagation" in para
+    ref = _sidecar(tmp_path, [{"op": "prompt", "prompt": {"structure": "lv", "frame": 0, "slice": z, "box": [10, 10, 30, 30]}} for z in range(3)],
+                   command="segment", reference="/data/gt.nii.gz")
+    assert "a bounding box from the reference labels on every slice that holds the structure" in _segmentation_paragraph(ref)
