@@ -113,19 +113,16 @@ def write_labels_volume(labels: np.ndarray, like: Any, path: str | os.PathLike, 
 
 
 def saved_label_map(label_map: Any, labels: np.ndarray, actions: Any = None) -> Any:
-    """The label map a save writes: medseg's default map (lv=1 ... pa=7), or a part of it with
-    its values (the panel's default rows lv ... ra: saved as they were, an LV-only session's
-    labels got absent LA and RA flags from ``medseg measure``), cut to lv, myo, rv, the
-    structures ``labels`` hold and those the session's ``actions`` name (a structure prompted
-    and not found stays, as in ``medseg segment``'s map of the structures it
+    """The label map a save writes: medseg's default map (lv=1 ... pa=7, the panel's) cut to
+    lv, myo, rv, the structures ``labels`` hold and those the session's ``actions`` name (a
+    structure prompted and not found stays, as in ``medseg segment``'s map of the structures it
     was asked for; a replay finds every structure it names), so ``medseg measure`` of the file
     flags no absent LA or aorta nobody segmented. Any other map is written as it is."""
-    from medseg.labels import DEFAULT_LABEL_MAP
+    from ._measure import in_use
 
-    own = {k: v for k, v in label_map.values.items() if not k.startswith("label")}
-    if not own or any(DEFAULT_LABEL_MAP.values.get(k) != v for k, v in own.items()):
+    cut = in_use(label_map, np.unique(labels))
+    if cut is label_map:
         return label_map
-    cut = label_map.in_use(np.unique(labels))
     named: set[str] = set()
     for a in actions if isinstance(actions, list) else ():
         if isinstance(a, dict):

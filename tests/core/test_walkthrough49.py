@@ -108,23 +108,3 @@ def test_a_click_on_one_slice_is_not_said_to_be_on_every_slice(tmp_path):
     ref = _sidecar(tmp_path, [{"op": "prompt", "prompt": {"structure": "lv", "frame": 0, "slice": z, "box": [10, 10, 30, 30]}} for z in range(3)],
                    command="segment", reference="/data/gt.nii.gz")
     assert "a bounding box from the reference labels on every slice that holds the structure" in _segmentation_paragraph(ref)
-
-
-def test_napari_save_cuts_the_panels_default_rows_to_what_was_segmented():
-    """The segment panel's default rows are lv, myo, rv, la, ra with medseg's values; a save kept
-    them all (only medseg's whole 7-structure map was cut), so `medseg measure` of an LV-only
-    session's labels flagged LA and RA absent. A map with other values stays as it is."""
-    import numpy as np
-
-    writer = pytest.importorskip("medseg_napari._writer")
-    from medseg_napari._controller import default_structures, structures_label_map
-
-    from medseg.labels import LabelMap
-
-    panel = structures_label_map(default_structures())
-    labels = np.zeros((1, 2, 8, 8), np.uint8)
-    labels[0, 0, 2:4, 2:4] = panel.values["lv"]
-    assert writer.saved_label_map(panel, labels, [LV_CLICK]).names == ["lv", "myo", "rv"]
-    assert writer.saved_label_map(panel, labels, [{"op": "prompt", "prompt": {"structure": "la"}}]).names == ["lv", "myo", "rv", "la"]
-    acdc = LabelMap.parse("rv=1,myo=2,lv=3,la=4")
-    assert writer.saved_label_map(acdc, labels, [LV_CLICK]) is acdc
