@@ -37,7 +37,7 @@ from medseg.session import Change, Session
 from medseg.types import Box, Point, SlicePrompt
 
 from ._coords import PromptRecord, box_rectangle, point_index, rectangle_box  # noqa: F401 (also medseg_napari._controller.*)
-from ._layers import colour_for
+from ._layers import colour_for, mark_default_rows
 
 T = TypeVar("T")
 
@@ -217,11 +217,13 @@ class SegmentController:
         model: a :class:`medseg.models.LoadedModel`.
         structures: the structures list (default: LV, MYO, RV, LA, RA).
         source: the image's path, recorded in provenance.
+        default_rows: the panel's untouched default rows (None: when no ``structures``): a save cuts them.
     """
 
     def __init__(self, volume: Any, labels: np.ndarray, model: Any, structures: Sequence[StructureSpec] | None = None,
-                 source: str | None = None) -> None:
+                 source: str | None = None, default_rows: bool | None = None) -> None:
         self.structures: dict[str, StructureSpec] = {s.name: s for s in (structures or default_structures())}
+        self.default_rows = not structures if default_rows is None else bool(default_rows)
         self.session = Session(volume, model, self.label_map, labels=labels)
         self.active = next(iter(self.structures))
         self.source = source
@@ -265,7 +267,12 @@ class SegmentController:
             raise LabelMapError(f"label value {spec.value} does not fit the {self.labels.dtype} label layer (max {np.iinfo(self.labels.dtype).max})")
         self.structures[spec.name] = spec
         self.session.add_structure(spec.name, spec.value)
+        self.default_rows = False  # the user's own rows now: saved as they are
         return spec
+
+    def mark_rows(self, metadata: dict[str, Any]) -> None:
+        """Mark (or unmark) the label layer's ``metadata`` as the untouched default rows (napari's save cuts them too)."""
+        mark_default_rows(metadata, self.label_map if self.default_rows else None)
 
     def is_locked(self, name: str | None = None) -> bool:
         return self.session.structure(name or self.active).locked
@@ -419,7 +426,7 @@ class SegmentController:
 
             prov["input_sha256"] = sha256_path(self.source)
         digest = labels_digest(self.labels)  # of the labels written: closing the study warns only of labels changed since
-        files = write_labels_volume(self.labels, self.volume, path, self.label_map, prov)
+        files = write_labels_volume(self.labels, self.volume, path, self.label_map, prov, default_rows=self.default_rows)
         self.saved_digest, self.saved_to = digest, files[0].name
         return files
 
@@ -455,6 +462,7 @@ class SegmentController:
         self._shadow[...] = self.labels
         self.structures = {n: StructureSpec(n, v, colours.get(n) or colour_for(n, i), n not in DEFAULT_STRUCTURE_NAMES)
                            for i, (n, v) in enumerate(lmap.values.items())}
+        self.default_rows = False  # the file's map, saved as it is
         if self.active not in self.structures:
             self.active = next(iter(self.structures))
         self.saved_digest, self.saved_to = labels_digest(self.labels), name  # loading the file again rebuilds them

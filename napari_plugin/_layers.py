@@ -31,6 +31,9 @@ META_VOLUME = "medseg_volume"  # the source Volume (geometry for the writer)
 META_SOURCE = "medseg_source"  # the path it was read from
 META_LABEL_MAP = "medseg_label_map"  # {structure: value} of a label layer
 META_PROVENANCE = "medseg_provenance"  # session provenance of a label layer
+#: the segment panel's untouched default rows (lv ... ra): the map they make, set and cleared by the panel (a
+#: row added, a session loaded); a save cuts the layer's map to what was segmented while it is the layer's map
+META_DEFAULT_ROWS = "medseg_default_rows"
 META_LABEL_FILE = "medseg_label_file"  # the medseg label file a label layer was opened from (the reader)
 META_RANGE = "medseg_data_range"  # an image layer's data min..max: its contrast slider's span
 
@@ -186,6 +189,24 @@ def label_map_for_layer(metadata: Mapping[str, Any] | None, data: np.ndarray | N
     present = {int(v) for v in np.unique(np.asarray(data)) if v != 0}
     extra = {f"label{v}": v for v in sorted(present) if lmap.name_of(v) is None}
     return LabelMap({**lmap.values, **extra}) if extra else lmap
+
+
+def mark_default_rows(metadata: dict[str, Any], label_map: LabelMap | None) -> None:
+    """Mark a label layer's map as the segment panel's untouched default rows (``label_map``: the
+    map they make), or clear the mark (None: rows added, a session loaded, the user's own map)."""
+    if label_map is None:
+        metadata.pop(META_DEFAULT_ROWS, None)
+    else:
+        metadata[META_DEFAULT_ROWS] = label_map.to_dict()
+
+
+def has_default_rows(metadata: Mapping[str, Any] | None) -> bool:
+    """Whether a label layer's map is the segment panel's untouched default rows: marked by the
+    panel, and the map the mark names is still the layer's (values alone cannot tell them from a
+    map of the user's own with the same values: lv=1,myo=2,rv=3,la=4)."""
+    mark = (metadata or {}).get(META_DEFAULT_ROWS)
+    kept = (metadata or {}).get(META_LABEL_MAP)
+    return isinstance(mark, Mapping) and isinstance(kept, Mapping) and bool(mark) and dict(mark) == dict(kept)
 
 
 def in_layer_map(data: np.ndarray, metadata: Mapping[str, Any] | None, label_map: LabelMap) -> np.ndarray:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ._layers import as_4d
+from ._layers import as_4d, has_default_rows
 
 SEGMENT_NAMES = {1: "basal anterior", 2: "basal anteroseptal", 3: "basal inferoseptal", 4: "basal inferior",
                  5: "basal inferolateral", 6: "basal anterolateral", 7: "mid anterior", 8: "mid anteroseptal",
@@ -398,15 +398,20 @@ def _relative_bars(report: Mapping[str, Any]) -> Mapping[str, Any]:
     return {**report, "lv": {**lv, "edv_ml": 100.0, "esv_ml": 100.0 - float(ef)}}
 
 
-def in_use(label_map: Any, present: Any) -> Any:
-    """medseg's default map (lv=1 ... pa=7, the map of labels that name no structures) cut to lv,
-    myo, rv and the structures whose values ``present`` holds, as ``medseg measure`` does: a
-    short-axis stack has no aorta to flag ``absent_structure``. Any other map is returned as is.
+def in_use(label_map: Any, present: Any, metadata: Any = None) -> Any:
+    """medseg's default map (lv=1 ... pa=7, the map of labels that name no structures), or the
+    segment panel's untouched default rows (the mark in the layer's ``metadata``,
+    :func:`medseg_napari._layers.has_default_rows`), cut to lv, myo, rv and the structures whose
+    values ``present`` holds, as ``medseg measure`` does: a short-axis stack has no aorta (nor an
+    LA nobody segmented) to flag ``absent_structure``. Any other map is returned as is.
 
     Args:
-        label_map: the LabelMap to measure with; present: the label values in the layers."""
+        label_map: the LabelMap to measure with; present: the label values in the layers;
+        metadata: the label layer's (None: no mark)."""
     from medseg.labels import DEFAULT_LABEL_MAP
 
+    if has_default_rows(metadata):
+        return label_map.in_use(present)
     if {k: v for k, v in label_map.values.items() if not k.startswith("label")} != DEFAULT_LABEL_MAP.values:
         return label_map
     return label_map.in_use(present)

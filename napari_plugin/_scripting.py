@@ -101,5 +101,5 @@ def measure_layer(labels_layer: Any, es_layer: Any = None, **options: Any) -> di
     like = volume_for_layer(labels_layer.data, labels_layer.scale, labels_layer.translate, labels_layer.metadata)
     es = None if es_layer is None else in_layer_map(np.asarray(es_layer.data), es_layer.metadata, label_map_for_layer(labels_layer.metadata))
     values = np.unique(np.asarray(labels_layer.data)) if es is None else np.union1d(np.unique(labels_layer.data), np.unique(es))
-    lmap = in_use(label_map_for_layer(labels_layer.metadata, values), values)  # as `medseg measure`: no absent aorta
+    lmap = in_use(label_map_for_layer(labels_layer.metadata, values), values, labels_layer.metadata)  # as `medseg measure`: no absent aorta
     return measure_labels(np.asarray(labels_layer.data), like, lmap, es, **options)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ._layers import META_LABEL_FILE, META_PROVENANCE, as_4d, label_map_for_layer, volume_for_layer
+from ._layers import META_LABEL_FILE, META_PROVENANCE, as_4d, has_default_rows, label_map_for_layer, volume_for_layer
 
 
 def write_labels_nifti(path: str, data: Any, attributes: Mapping[str, Any]) -> list[str]:
@@ -46,7 +46,7 @@ def write_label_layer(path: str | os.PathLike, data: Any, attributes: Mapping[st
     opened = meta.get(META_LABEL_FILE)  # a label file medseg wrote, opened by the reader (a batch case to correct)
     if opened and not provenance and Path(opened).is_file():
         provenance = edited_file_provenance(opened, as_4d(labels))
-    return write_labels_volume(as_4d(labels), like, path, lmap, provenance, label_file=opened)
+    return write_labels_volume(as_4d(labels), like, path, lmap, provenance, label_file=opened, default_rows=has_default_rows(meta))
 
 
 def edited_file_provenance(label_file: str | os.PathLike, labels: np.ndarray) -> dict[str, Any]:
@@ -87,11 +87,13 @@ def edited_file_provenance(label_file: str | os.PathLike, labels: np.ndarray) ->
 
 
 def write_labels_volume(labels: np.ndarray, like: Any, path: str | os.PathLike, label_map: Any,
-                        provenance: Mapping[str, Any] | None = None, label_file: str | os.PathLike | None = None) -> list[Path]:
+                        provenance: Mapping[str, Any] | None = None, label_file: str | os.PathLike | None = None,
+                        default_rows: bool = False) -> list[Path]:
     """(T, Z, Y, X) labels on ``like``'s grid -> label file(s) + sidecar(s) via
     :func:`medseg.io.write_labels` (``.dcm`` cines: one DICOM SEG per labelled frame).
     ``label_file``: the label file the layer was opened from (``like`` is then its grid, not an
-    image): saving over it is allowed."""
+    image): saving over it is allowed. ``default_rows``: ``label_map`` is the segment panel's
+    untouched default rows (:func:`saved_label_map`)."""
     from medseg._files import check_not_inputs
     from medseg.batch.kept import labels_sha256
     from medseg.io import sidecar_path, write_labels
@@ -108,26 +110,26 @@ def write_labels_volume(labels: np.ndarray, like: Any, path: str | os.PathLike, 
         prov["labels_sha256"] = labels_sha256(labels)  # (not the digest of the labels opened, a batch's or segment's)
     else:  # a DICOM SEG, .seg.nrrd or PNG: no digest (segment writes none), not that of the labels opened
         prov.pop("labels_sha256", None)
-    label_map = saved_label_map(label_map, labels, prov.get("actions"))
+    label_map = saved_label_map(label_map, labels, prov.get("actions"), default_rows)
     return write_labels(labels if labels.shape[0] > 1 else labels[0], like, Path(path), label_map, prov)
 
 
-def saved_label_map(label_map: Any, labels: np.ndarray, actions: Any = None) -> Any:
-    """The label map a save writes: medseg's default map (lv=1 ... pa=7, the panel's) cut to
-    lv, myo, rv, the structures ``labels`` hold and those the session's ``actions`` name (a
-    structure prompted and not found stays, as in ``medseg segment``'s map of the structures it
-    was asked for; a replay finds every structure it names), so ``medseg measure`` of the file
-    flags no absent LA or aorta nobody segmented. Any other map is written as it is."""
+def saved_label_map(label_map: Any, labels: np.ndarray, actions: Any = None, default_rows: bool = False) -> Any:
+    """The label map a save writes: medseg's default map (lv=1 ... pa=7), or the segment panel's
+    untouched default rows (lv ... ra, ``default_rows``: the panel marks them; an LV-only
+    session's file got absent LA and RA flags from ``medseg measure``), cut to lv, myo, rv, the
+    structures ``labels`` hold and those the session's ``actions`` name (a structure prompted and
+    not found stays, as in ``medseg segment``'s map of the structures it was asked for; a replay
+    finds every structure it names), so ``medseg measure`` of the file flags no absent LA or
+    aorta nobody segmented. Any other map (rows the user added, a map of their own or a file's,
+    even with the default values) is written as it is."""
+    from medseg._session_replay import asked_structures
+
     from ._measure import in_use
 
-    cut = in_use(label_map, np.unique(labels))
+    present = np.unique(labels)
+    cut = label_map.in_use(present) if default_rows else in_use(label_map, present)
     if cut is label_map:
         return label_map
-    named: set[str] = set()
-    for a in actions if isinstance(actions, list) else ():
-        if isinstance(a, dict):
-            prompt = a.get("prompt")
-            group = a.get("structures")
-            named.update(n for n in (a.get("structure"), prompt.get("structure") if isinstance(prompt, dict) else None,
-                                     *(group if isinstance(group, list) else ())) if isinstance(n, str))
+    named = asked_structures(actions)
     return label_map.subset([n for n in label_map.names if n in cut.values or n in named])

@@ -78,6 +78,7 @@ class SessionFilesMixin:
             self._job_done("", b, "replay")
             return
         pl.set_label_colours(b.labels, b.controller.label_map, {s.name: s.colour for s in b.controller.structures.values()})
+        b.controller.mark_rows(b.labels.metadata)  # a loaded session's rows are its own, not the panel's default ones
         self._job_done("Session replayed." + (" " + " ".join(warns) if warns else ""), b, "replay")
         self._show_structures()
 

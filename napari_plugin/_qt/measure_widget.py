@@ -304,7 +304,7 @@ class MeasureWidget(ExportMixin, StudyPageMixin, QWidget):
         if es is not None:  # an ES layer keeping another label map: matched by structure name
             es = in_layer_map(es, self.viewer.layers[es_name].metadata, chosen or label_map_for_layer(layer.metadata))
         values = np.unique(data) if es is None else np.union1d(np.unique(data), np.unique(es))
-        lmap = chosen or m.in_use(label_map_for_layer(layer.metadata, values), values)
+        lmap = chosen or m.in_use(label_map_for_layer(layer.metadata, values), values, layer.metadata)
         like = self._give_pixel_size([layer] + ([self.viewer.layers[es_name]] if es is not None else []), like)
         opts = {"height_cm": self.height_cm.value(), "weight_kg": self.weight_kg.value(), "heart_rate": self.heart_rate.value(),
                 "sex": None if self.sex.currentText() == "–" else self.sex.currentText(), "basal_rule": self.basal_rule.isChecked() or not self.basal_rule.isEnabled(),

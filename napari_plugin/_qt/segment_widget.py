@@ -55,6 +55,7 @@ class SegmentWidget(PromptEventsMixin, SliceViewMixin, OperationsMixin, SessionF
         self.models = models or ModelProvider(threads=default_threads())
         self.bindings: dict[int, pl.Binding] = {}
         self._specs = default_structures()  # before a session starts
+        self._default_rows = True  # _specs untouched: a save cuts their map to what was segmented
         self._busy = False
         self._pending: set[tuple[str, int, int]] = set()
         self._pending_owner: pl.Binding | None = None  # the session those prompts were placed on
@@ -252,7 +253,8 @@ class SegmentWidget(PromptEventsMixin, SliceViewMixin, OperationsMixin, SessionF
         volume = with_modality(volume_for_layer(image.data, image.scale, image.translate, image.metadata), MODALITY_CHOICES[self.ui.modality.currentIndex()])
         buffer = _zeros_like_labels(volume.shape, max(s.value for s in specs))
         try:
-            ctl = SegmentController(volume, buffer, loaded, specs, source=image.metadata.get(META_SOURCE))
+            ctl = SegmentController(volume, buffer, loaded, specs, source=image.metadata.get(META_SOURCE),
+                                    default_rows=old.controller.default_rows if old else self._default_rows)
         except MedsegError as e:  # e.g. an image without signal: say so, keep what was there
             self.status(str(e), error=True)
             return
@@ -262,6 +264,7 @@ class SegmentWidget(PromptEventsMixin, SliceViewMixin, OperationsMixin, SessionF
                 self.viewer.layers.remove(layer)
         colours = {s.name: s.colour for s in specs}
         labels = pl.add_label_layer(self.viewer, image, volume, buffer, colours, ctl.label_map)
+        ctl.mark_rows(labels.metadata)
         points, shapes = pl.add_prompt_layers(self.viewer, image)
         b = pl.Binding(image, labels, points, shapes, ctl)
         self.bindings[id(image)] = b
@@ -331,8 +334,10 @@ class SegmentWidget(PromptEventsMixin, SliceViewMixin, OperationsMixin, SessionF
             if c is not None:
                 spec = c.add_structure(name, value)
                 pl.set_label_colours(self.binding.labels, c.label_map, {s.name: s.colour for s in c.structures.values()})
+                c.mark_rows(self.binding.labels.metadata)
             else:
                 self._specs.append(spec := new_structure(self._specs, name, value))
+                self._default_rows = False
         except ValueError as e:
             self.status(str(e), error=True)
             return
@@ -445,6 +450,7 @@ class SegmentWidget(PromptEventsMixin, SliceViewMixin, OperationsMixin, SessionF
             return
         b.labels.refresh(extent=False)
         b.labels.metadata[META_PROVENANCE] = b.controller.provenance()
+        b.controller.mark_rows(b.labels.metadata)  # cleared once rows are added or a session loaded
         self._set_enabled()
 
     def _resync(self, b: pl.Binding) -> None:
