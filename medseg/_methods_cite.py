@@ -16,16 +16,31 @@ DATASET_FIRST_AUTHOR = {"ACDC": "Bernard", "CAMUS": "Leclerc", "Sunnybrook": "Ra
                         "HVSMR": "Pace", "MS-CMRSeg": "Zhuang", "SIUE": "Cuellar"}
 
 
+def citation_path() -> Path | None:
+    """Where this install's CITATION.cff is: beside the package in a checkout or an sdist, else
+    in ``share/medseg`` beside the shipped checkpoints, where pip puts a wheel's copy
+    (pyproject.toml's data-files; :func:`medseg.models.registry.asset_dirs` finds that folder for
+    ``--user``, ``--prefix`` and ``--target`` installs too); None when there is none."""
+    from .models.registry import asset_dirs, medseg_home
+
+    root = Path(__file__).resolve().parents[1]  # installed, this is site-packages: another package's CITATION.cff could lie there
+    beside = [root / "CITATION.cff"] if (root / "pyproject.toml").is_file() else []
+    shared = [d.parent / "CITATION.cff" for d in asset_dirs("checkpoints") if d != medseg_home("checkpoints")]
+    return next((p for p in (*beside, *shared) if p.is_file()), None)
+
+
 @lru_cache(maxsize=1)
 def citation_cff() -> dict[str, Any]:
-    """The repository's CITATION.cff (beside the package in a checkout or an sdist), {} when
-    this install has none (a wheel) or it cannot be read."""
-    path = Path(__file__).resolve().parents[1] / "CITATION.cff"
+    """The CITATION.cff of this install (:func:`citation_path`), {} when it has none or it
+    cannot be read."""
+    path = citation_path()
+    if path is None:
+        return {}
     try:
         import yaml  # type: ignore[import-untyped]  # a dependency of dask
 
         obj = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except Exception:  # noqa: BLE001 (none, unreadable, yaml.YAMLError: a damaged file cites nothing)
+    except Exception:  # noqa: BLE001 (unreadable, yaml.YAMLError: a damaged file cites nothing)
         return {}
     return obj if isinstance(obj, dict) else {}
 

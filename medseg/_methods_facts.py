@@ -42,6 +42,16 @@ def _echo_source() -> str:
     return m.group(1) if m else ""
 
 
+def _joined(rows: list[dict[str, str]]) -> str:
+    """How many of cohort.csv's studies were measured from several cases (their ``phases`` or
+    ``views``: ED and ES stacks, frames, echo views given as separate images), as words after the
+    study count: the segmentation paragraph counts cases, as summary.json does."""
+    parts = [len(str(r.get("phases") or r.get("views")).split()) for r in rows if r.get("phases") or r.get("views")]
+    if not parts:
+        return ""
+    return f"; {len(parts)} of them measured from {_n(sum(parts), 'case')}, the separate images of their frames, phases or views"
+
+
 def measurement_sentences(run: Any) -> list[str]:
     from .measure.echo import ECHO_METHODS, N_DISKS
     from .measure.qc import BASAL_COVERAGE_MIN
@@ -50,7 +60,7 @@ def measurement_sentences(run: Any) -> list[str]:
     sax, echo = _rows(run)
     if not sax and not echo:
         return ["--measure was given, but cohort.csv holds no measured study."]
-    out = [f"Measurements were computed by medseg from the labels as written ({_n(len(sax) + len(echo), 'study', 'studies')} in cohort.csv)."]
+    out = [f"Measurements were computed by medseg from the labels as written ({_n(len(sax) + len(echo), 'study', 'studies')} in cohort.csv{_joined(sax + echo)})."]
     if sax:
         cine = any(r.get("lv.ef_pct") for r in sax)
         out.append("Short-axis volumes are the labelled area of each slice times its centre-to-centre slice spacing, summed over the slices; "
@@ -141,15 +151,15 @@ def fact_lines(run: Any) -> list[str]:
            f"numpy {sw.get('numpy_version')})" + (" as this run's summary records" if run.kind == "batch" else "")]
     models = Counter(s.model for s in run.studies)
     for (mid, msha, aid, asha), k in models.most_common():
-        count = f" ({_n(k, 'study', 'studies')})" if run.kind == "batch" else ""
+        count = f" ({_n(k, 'case')})" if run.kind == "batch" else ""
         out.append(f"Model: {mid}, sha256 {msha}; adapter: " + (f"{aid}, sha256 {asha}" if aid else "none") + count)
     if run.kind == "batch":
         c = run.counts
         out.append(f"Options of the last run: {option_words(run) or 'none'}")
-        out.append(f"Studies: {c.get('n_cases', 0)} ({c.get('n_ok', 0)} segmented in the last run, {c.get('n_skipped', 0)} skipped, "
-                   f"{c.get('n_failed', 0)} failed, {c.get('n_handed_over', 0)} handed over); {c.get('n_needs_review', 0)} flagged for review (summary.json)")
+        out.append(f"Cases (summary.json): {c.get('n_cases', 0)} ({c.get('n_ok', 0)} segmented in the last run, {c.get('n_skipped', 0)} skipped, "
+                   f"{c.get('n_failed', 0)} failed, {c.get('n_handed_over', 0)} handed over); {c.get('n_needs_review', 0)} need review")
         if run.kept:
-            out.append(f"Kept as corrected by hand (summary.csv reason 'kept'): {_n(run.kept, 'study', 'studies')}")
+            out.append(f"Kept as corrected by hand (summary.csv reason 'kept'): {_n(run.kept, 'case')}")
     else:
         st = run.studies[0]
         made = "Tool: medseg's napari plugin; made" if st.command == "napari" else f"Command: medseg {st.command or 'segment'}; made"

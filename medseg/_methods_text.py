@@ -17,7 +17,7 @@ def compose(run: Any) -> str:
     paragraphs = [segmentation_paragraph(run)]
     if run.kind == "batch" and run.settings.get("measure"):
         paragraphs.append(measurement_paragraph(run))
-    where = "medseg batch (summary.json, each study's sidecar JSON" + (", cohort.csv)" if run.cohort is not None else ")") \
+    where = "medseg batch (summary.json, each case's sidecar JSON" + (", cohort.csv)" if run.cohort is not None else ")") \
         if run.kind == "batch" else "the sidecar JSON of one medseg output"
     head = f"# Methods\n\n_Written by medseg from {where}; check it against your protocol before you use it._\n"
     facts = "\n".join(f"- {f}" for f in fact_lines(run))
@@ -29,8 +29,10 @@ def _n(k: int, one: str, many: str | None = None) -> str:
     return f"{k} {one if k == 1 else many or one + 's'}"
 
 
-def _studies(k: int) -> str:
-    return _n(k, "study", "studies")
+def _cases(k: int) -> str:
+    """A batch counts cases, as its summary does (one image file or folder each): a study whose
+    frames, phases or views are separate images is several cases (cohort.csv's study rows join them)."""
+    return _n(k, "case")
 
 
 def _join(items: list[str]) -> str:
@@ -77,21 +79,21 @@ def prompting_words(p: tuple[Any, ...], settings: dict[str, Any]) -> str:
 def segmentation_paragraph(run: Any) -> str:
     n = len(run.studies)
     if not n:
-        return f"No study of this run has labels medseg wrote ({_failure_words(run) or 'nothing was segmented'})."
+        return f"No case of this run has labels medseg wrote ({_failure_words(run) or 'nothing was segmented'})."
     names = sorted({s for st in run.studies for s in st.structures}, key=lambda s: list(_WORDS).index(s) if s in _WORDS else 99)
     versions = Counter(s.version for s in run.studies)
-    version = _join([f"{v}" + (f" ({_studies(k)})" if len(versions) > 1 else "") for v, k in versions.most_common()])
+    version = _join([f"{v}" + (f" ({_cases(k)})" if len(versions) > 1 else "") for v, k in versions.most_common()])
     how = "`medseg batch`" if run.kind == "batch" else command_words(run.studies[0].command)
     devices = _join(sorted({str(s.device) for s in run.studies if s.device}))
-    where = f" in {_studies(n)}" if run.kind == "batch" else ""
+    where = f" in {_cases(n)} (one image file or folder each)" if run.kind == "batch" else ""
     out = [f"The {_join([_WORDS.get(s, s) for s in names])} {'were' if len(names) > 1 else 'was'} segmented{where} with medseg "
            f"{version} ({how}{', on ' + devices if devices else ''})."]
     models = Counter(s.model for s in run.studies)
     if len(models) == 1:
-        out.append(f"{'Each study was' if n > 1 else 'It was'} segmented with {model_words(next(iter(models)))}.")
+        out.append(f"{'Each case was' if n > 1 else 'It was'} segmented with {model_words(next(iter(models)))}.")
     else:
-        out.append("The studies were not all segmented with the same weights (a resumed run with other options): "
-                   + "; ".join(f"{_studies(k)} with {model_words(m)}" for m, k in models.most_common()) + ".")
+        out.append("The cases were not all segmented with the same weights (a resumed run with other options): "
+                   + "; ".join(f"{_cases(k)} with {model_words(m)}" for m, k in models.most_common()) + ".")
     arch = _architecture(run)
     if arch:
         out.append(arch)
@@ -101,7 +103,7 @@ def segmentation_paragraph(run: Any) -> str:
     ways = [(prompting_words((*p[:4], any(s.prompting[4] for s in g), *p[5:]), run.settings), len(g))
             for p, g in sorted(groups.items(), key=lambda kv: -len(kv[1]))]
     out.append(f"Prompts: {ways[0][0]}." if len(ways) == 1 else
-               "Prompting differed between studies: " + "; ".join(f"{_studies(k)}: {w}" for w, k in ways) + ".")
+               "Prompting differed between cases: " + "; ".join(f"{_cases(k)}: {w}" for w, k in ways) + ".")
     out += _post_processing(run)
     out.append(_review_words(run))
     failures = _failure_words(run)
@@ -127,8 +129,9 @@ def _architecture(run: Any) -> str:
 
 
 def _post_processing(run: Any) -> list[str]:
-    """The rules that shaped the masks, those that applied to this run's studies only."""
-    from . import enclosure, end_check, propagation
+    """The rules that shaped the masks of this run's studies (those whose structures they touch
+    only) and the slices its action logs record them removing."""
+    from . import propagation
 
     out = []
     walked = [s for s in run.studies if s.prompting[0] in ("key", "propagated") and "z" in "".join(s.prompting[3])]
@@ -139,36 +142,52 @@ def _post_processing(run: Any) -> list[str]:
     for t, k in thr.items():
         if t:
             cut = _join([f"{_WORDS.get(name, name)} at logit {v:g}" for name, v in t])
-            where = "" if len(run.studies) == 1 else " in every study" if k == len(run.studies) else f" in {k} of {_studies(len(run.studies))}"
+            where = "" if len(run.studies) == 1 else " in every case" if k == len(run.studies) else f" in {k} of {_cases(len(run.studies))}"
             out.append(f"Masks were cut at a threshold fitted for this model ({cut}, instead of 0){where}.")
     modelled = [s for s in run.studies if s.prompting[0] in ("key", "propagated", "auto", "auto+prompts")]
-    if modelled:
-        rules = []
-        if any({"lv", "myo"} <= set(s.structures) for s in modelled):
-            k = sum(s.removed.get("lv_outside_myo", 0) for s in modelled)
-            rules.append(f"model-written LV slices not enclosed by myocardium were removed ({_removed(k)})")
-        if any("rv" in s.structures for s in modelled):
-            k = sum(s.removed.get("rv_beyond_heart", 0) for s in modelled)
-            rules.append(f"RV slices more than {_n(enclosure.BESIDE_MARGIN, 'slice')} beyond the LV and myocardium were removed ({_removed(k)})")
-        w = end_check.weights()
-        checked = sum(s.removed.get("rv_end_check", 0) for s in modelled)
-        if checked or (w is not None and any(w.get("model_sha256") in (None, s.model[1]) for s in modelled)):
-            rules.append(f"a learned check of the RV's end slices removed {_n(checked, 'slice')}")
-        if rules:
-            modes = {s.prompting[0] for s in modelled}
-            when = _join([w for w, on in (("propagation", bool(modes & {"key", "propagated"})), ("zero-click", bool(modes & {"auto", "auto+prompts"}))) if on])
-            out.append(f"After {when.replace(' and ', ' or ')}, " + "; ".join(rules) + ".")
+    rules = _rule_words(modelled)
+    if rules:
+        modes = {s.prompting[0] for s in modelled}
+        when = _join([w for w, on in (("propagation", bool(modes & {"key", "propagated"})), ("zero-click", bool(modes & {"auto", "auto+prompts"}))) if on])
+        out.append(f"After {when.replace(' and ', ' or ')}, " + "; ".join(rules) + ".")
     filled, probed = sum(s.filled for s in run.studies), sum(s.probed for s in run.studies)
     if filled:
         out.append(f"Zero-click carried {_n(filled, 'slice')} of a structure missed on some frames over from the nearest frame that had it.")
     if probed:
         out.append(f"An RV zero-click found on no slice of a frame was looked for with clicks around the myocardium ({_n(probed, 'finding')}).")
+    if (rules or filled or probed) and any(s.undone for s in modelled):  # the log keeps an undone operation's entry
+        out.append("These slice counts are those the action log records, operations undone afterwards (napari) included.")
     mc = {s.min_confidence for s in run.studies if s.min_confidence is not None} | ({run.settings["min_confidence"]} if run.settings.get("min_confidence") is not None else set())
     if mc:
         gone = sum(bool(s.handed_over) for s in run.studies)
+        which = f"{_cases(gone)} with some left out, {_cases(run.handed_over)} handed over whole" if run.kind == "batch" else \
+            f"here: {_join([_WORDS.get(str(h), str(h)) for h in run.studies[0].handed_over])}" if gone else "none here"
         out.append(f"Structures whose volume confidence fell below {_join([f'{v:g}' for v in sorted(mc)])} were left out for manual segmentation "
-                   f"({_studies(gone)} with some left out, {_studies(run.handed_over)} handed over whole).")
+                   f"({which}).")
     return out
+
+
+def _rule_words(modelled: list[Any]) -> list[str]:
+    """The anatomical rules (:mod:`medseg.enclosure`, :mod:`medseg.end_check`) as they apply to
+    the studies propagated or zero-clicked: only where their structures were segmented. The
+    action log records the slices a rule removed, not those the LV rule added (myocardium
+    propagated on around the LV, an LV prompted inside a basal ring): those are described, not counted."""
+    from . import enclosure, end_check
+
+    rules = []
+    if any({"lv", "myo"} <= set(s.structures) for s in modelled):
+        k = sum(s.removed.get("lv_outside_myo", 0) for s in modelled)
+        rules.append(f"the LV was kept inside the myocardium: a model-written LV slice beyond the myocardium was removed ({_removed(k)}) unless "
+                     "the myocardium, propagated on, enclosed it, and where model-written myocardium went on past the LV at the base, an LV prompted "
+                     "with a box was kept in each ring that enclosed it (the slices these two steps added are not recorded)")
+    if any("rv" in s.structures and {"lv", "myo"} & set(s.structures) for s in modelled):
+        k = sum(s.removed.get("rv_beyond_heart", 0) for s in modelled)
+        rules.append(f"RV slices more than {_n(enclosure.BESIDE_MARGIN, 'slice')} beyond the LV and myocardium were removed ({_removed(k)})")
+    w = end_check.weights()
+    checked = sum(s.removed.get("rv_end_check", 0) for s in modelled)
+    if checked or (w is not None and any({"rv", "lv", "myo"} <= set(s.structures) and w.get("model_sha256") in (None, s.model[1]) for s in modelled)):
+        rules.append(f"a learned check of the RV's end slices removed {_n(checked, 'slice')}")
+    return rules
 
 
 def _removed(k: int) -> str:
@@ -185,11 +204,16 @@ def _review_words(run: Any) -> str:
         text = f"The confidence and anatomy checks of medseg flagged it for review{what}." if flagged else \
             "The confidence and anatomy checks of medseg did not flag it for review."
     else:
-        text = f"The confidence and anatomy checks of medseg flagged {len(flagged)} of {_studies(n)} for review{what}."
+        text = f"The confidence and anatomy checks of medseg {'flagged' if flagged else 'did not flag'} the 1 case segmented for review{what}." \
+            if n == 1 else f"The confidence and anatomy checks of medseg flagged {len(flagged)} of the {_cases(n)} segmented for review{what}."
+        total = run.counts.get("n_needs_review")
+        if isinstance(total, int) and total != len(flagged):  # summary.json's count: a case handed over whole needs review too
+            also = _join([w for w, on in (("those handed over", run.handed_over), ("those whose sidecar could not be read", run.unreadable)) if on])
+            text += f" In all, {total} of the {_cases(int(run.counts.get('n_cases', 0)))} need review (summary.json{', ' + also + ' included' if also else ''})."
     edited = [s for s in run.studies if s.edited]
     if edited:
         kept = f", {run.kept} of them kept as corrected (not segmented again) by --resume" if run.kept else ""
-        whose = "The labels were" if run.kind == "segment" else f"The labels of {_studies(len(edited))} were"
+        whose = "The labels were" if run.kind == "segment" else f"The labels of {_cases(len(edited))} were"
         text += f" {whose} edited by hand after medseg wrote them{kept}."
     elif all(s.edit_known for s in run.studies):
         text += " No labels had been edited by hand after medseg wrote them when this text was written."
@@ -203,14 +227,14 @@ def _failure_words(run: Any) -> str:
     n_failed = sum(run.failed.values())
     if n_failed:
         top = "; ".join(f"{r} ({k})" if k > 1 else r for r, k in run.failed.most_common(3))
-        parts.append(f"{_studies(n_failed)} failed ({top}{'; ...' if len(run.failed) > 3 else ''})")
+        parts.append(f"{_cases(n_failed)} failed ({top}{'; ...' if len(run.failed) > 3 else ''})")
     if run.handed_over:
-        parts.append(f"{_studies(run.handed_over)} handed over for manual segmentation, every structure below --min-confidence")
+        parts.append(f"{_cases(run.handed_over)} handed over for manual segmentation, every structure below --min-confidence")
     skipped = sum(run.not_segmented.values())
     if skipped:
-        parts.append(f"{_studies(skipped)} not segmented ({run.not_segmented.most_common(1)[0][0]}{'; ...' if len(run.not_segmented) > 1 else ''})")
+        parts.append(f"{_cases(skipped)} not segmented ({run.not_segmented.most_common(1)[0][0]}{'; ...' if len(run.not_segmented) > 1 else ''})")
     if run.unreadable:
-        parts.append(f"{_studies(len(run.unreadable))} with a sidecar that could not be read left out of this text ({', '.join(run.unreadable[:3])})")
+        parts.append(f"{_cases(len(run.unreadable))} with a sidecar that could not be read left out of this text ({', '.join(run.unreadable[:3])})")
     return "; ".join(parts)
 
 

@@ -14,6 +14,22 @@ from .types import check_action, prompt_from_json
 _MALFORMED = (KeyError, TypeError, AttributeError, ValueError, IndexError, OverflowError)
 
 
+#: the operations of a provenance log that ask the model for structures
+ASKING_OPS = ("prompt", "propagate", "auto")
+
+
+def asked_structures(actions: Any) -> set[str]:
+    """The structures a provenance log's ``actions`` asked the model for (prompted, propagated,
+    zero-click), whether or not they were found; malformed entries are passed over."""
+    named: set[str] = set()
+    for a in actions if isinstance(actions, list) else ():
+        if isinstance(a, dict) and a.get("op") in ASKING_OPS:
+            prompt, group = a.get("prompt"), a.get("structures")
+            named.update(n for n in (a.get("structure"), prompt.get("structure") if isinstance(prompt, dict) else None,
+                                     *(group if isinstance(group, list) else ())) if isinstance(n, str) and n)
+    return named
+
+
 def check_log(actions: list[Any], shape: tuple[int, int, int, int], structures: Any, top: int = 255) -> None:
     """Check every action of a provenance log before any runs (:func:`medseg.types.check_action`
     on a (T, Z, Y, X) image of ``shape``, a session of ``structures`` (names) and labels up to

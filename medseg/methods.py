@@ -46,6 +46,7 @@ class Study:
     flagged_slices: int = 0
     min_confidence: float | None = None
     handed_over: tuple[str, ...] = ()
+    undone: bool = False  # its log holds an undo: counts of slices removed, filled, probed include undone operations
 
 
 @dataclass
@@ -153,7 +154,6 @@ def _read_json(path: Path) -> Any:
 def _batch_run(folder: Path) -> Run:
     from ._files import read_medseg_csv
     from ._runinfo import utc_timestamp
-    from .io.writers import sidecar_path
 
     summary = _read_json(folder / "summary.json")
     if not isinstance(summary, dict) or not isinstance(summary.get("cases"), list):
@@ -171,7 +171,7 @@ def _batch_run(folder: Path) -> Run:
         if status not in ("ok", "skipped") or not out:
             continue
         try:
-            side = json.loads(sidecar_path(out).read_text(encoding="utf-8"))
+            side = _case_sidecar(folder, out)
             study = study_from(str(row.get("case")), side["provenance"], side["label_map"])
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             run.unreadable.append(str(row.get("case")))
@@ -188,11 +188,28 @@ def _batch_run(folder: Path) -> Run:
     return run
 
 
+def _case_sidecar(folder: Path, out: str) -> dict[str, Any]:
+    """The sidecar of a case's labels as :func:`medseg.io.read_sidecar` reads it everywhere
+    (``sidecar_problem``: not valid JSON, nested too deep, an invalid label map); the labels of
+    that name in ``folder`` when the summary's path is gone (the output folder moved or copied
+    since). Raises ValueError when there is none or it cannot be read."""
+    from .io.writers import read_sidecar, sidecar_problem
+
+    labels = Path(out)
+    if not labels.is_file() and (folder / labels.name).is_file():
+        labels = folder / labels.name
+    problem = sidecar_problem(labels)
+    side = read_sidecar(labels) if problem is None else None
+    if side is None:
+        raise ValueError(problem or "no medseg sidecar")
+    return side
+
+
 def _case_reason(row: dict[str, Any]) -> str:
     """A summary row's reason, its case's input path (a local folder, not for a paper) shortened to
-    the file or folder name."""
+    the file or folder name wherever the reason quotes it ("cannot read NIfTI file /home/...")."""
     reason, src = str(row.get("reason") or ""), str(row.get("input") or "")
-    return f"{Path(src).name}{reason[len(src):]}" if src and reason.startswith(src + ":") else reason
+    return reason.replace(src, Path(src).name) if src and Path(src).name else reason
 
 
 def study_from(case: str, prov: dict[str, Any], label_map: dict[str, Any]) -> Study:
@@ -221,19 +238,17 @@ def study_from(case: str, prov: dict[str, Any], label_map: dict[str, Any]) -> St
         flagged=bool(review.get("needs_review", prov.get("needs_review"))),
         flagged_volumes=sum(f.get("level") == "volume" for f in flags),
         flagged_slices=len({(f.get("structure"), f.get("frame"), f.get("slice")) for f in flags if f.get("slice") is not None}),
-        min_confidence=prov.get("min_confidence"), handed_over=tuple(prov.get("handed_over") or ()))
+        min_confidence=prov.get("min_confidence"), handed_over=tuple(prov.get("handed_over") or ()),
+        undone=any(a.get("op") == "undo" for a in actions))
 
 
 def _segmented(actions: list[dict[str, Any]], label_map: dict[str, Any]) -> tuple[str, ...]:
     """The structures the model was asked for (prompted, propagated, zero-click), in the label
     map's order; the whole map when the log names none. A napari save's map also lists the
     panel's structures nobody prompted: those were not segmented."""
-    named: set[str] = set()
-    for a in actions:
-        if a.get("op") in ("prompt", "propagate", "auto"):
-            prompt: dict[str, Any] = a["prompt"] if isinstance(a.get("prompt"), dict) else {}
-            group: list[Any] = a["structures"] if isinstance(a.get("structures"), list) else []
-            named.update(str(n) for n in (a.get("structure"), prompt.get("structure"), *group) if n)
+    from ._session_replay import asked_structures
+
+    named = asked_structures(actions)
     names = tuple(str(k) for k in label_map)
     return tuple(n for n in names if n in named) or names
 

@@ -13,11 +13,12 @@ from ._app import app, plain, print_json, stdout
 @app.command("info")
 def info_command(
     path: Path = typer.Argument(..., metavar="PATH", help="Image file, DICOM folder or a .zip of either; labels medseg wrote; a checkpoint; with --methods also a batch output folder."),
-    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON (with --methods: path, kind, the Markdown text as \"methods\", "
+                                 "the cases whose sidecar could not be read)."),
     series: o.Series = None,
     methods: bool = typer.Option(False, "--methods", help="For labels medseg wrote (their sidecar JSON) or a batch's output folder: "
                                  "print a methods section for a paper (what was done, model sha256, prompts, rules, review; what to cite), "
-                                 "as medseg batch writes to OUT_DIR/METHODS.md."),
+                                 "as medseg batch writes to OUT_DIR/METHODS.md (with --json: in a JSON object)."),
 ) -> None:
     """Read an image and print its shape, axes, spacing, modality, frames and slices.
 
@@ -31,10 +32,7 @@ def info_command(
     from ..io.slicer_seg import is_slicer_seg
 
     if methods:  # the sidecar (or a batch's summary) says how the labels were made: no image is read
-        from ..methods import methods_text
-
-        for line in methods_text(path).splitlines():  # plain() escapes control characters, newlines too
-            stdout.print(plain(line), highlight=False, soft_wrap=True)
+        _methods_info(path, as_json)
         return
     if path.is_dir() and (path / "medseg.json").is_file() and (path / "adapter_config.json").is_file():
         from .._files import shown
@@ -110,6 +108,22 @@ def info_command(
     elif "heart_rate_bpm" in d:
         table.add_row("heart rate", f"{d['heart_rate_bpm']:g} beats/min")
     stdout.print(table)
+
+
+def _methods_info(path: Path, as_json: bool) -> None:
+    """``medseg info PATH --methods``: the methods section of labels medseg wrote or of a batch's
+    output folder; with ``--json`` an object: ``path``, ``kind`` ("segment" or "batch"),
+    ``methods`` (the Markdown text, as METHODS.md holds it), ``unreadable`` (cases left out)."""
+    from .._methods_text import compose
+    from ..methods import gather
+
+    run = gather(path)
+    text = compose(run)
+    if as_json:
+        print_json({"path": str(path), "kind": run.kind, "methods": text, "unreadable": run.unreadable})
+        return
+    for line in text.splitlines():  # plain() escapes control characters, newlines too
+        stdout.print(plain(line), highlight=False, soft_wrap=True)
 
 
 def _sr_info(path: Path, as_json: bool) -> None:

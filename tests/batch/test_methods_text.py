@@ -65,8 +65,8 @@ def test_key_slice_run_states_its_prompts_model_sha256_counts_and_failure(key_sl
     assert "one bounding box per structure on a single slice of each frame (cine) from the reference labels" in text
     assert "on every slice" not in text and "zero-click" not in text
     assert f"sha256 {sha256_path(shipped_checkpoint())}" in text and "without an adapter" in text
-    assert f"flagged {summary['n_needs_review']} of 2 studies for review" in text  # the two segmented; c3 failed
-    assert summary["n_failed"] == 1 and "1 study failed (" in text
+    assert f"flagged {summary['n_needs_review']} of the 2 cases segmented for review" in text  # the two segmented; c3 failed
+    assert summary["n_failed"] == 1 and "1 case failed (" in text
     assert "--key-slice" in text and "--measure" in text and "--subjects" not in text
     assert "Body surface area" not in text  # no body data: no BSA sentence
     assert "Kirillov et al. Segment Anything." in text and "Bernard et al." in text
@@ -144,11 +144,11 @@ def test_resume_with_an_adapter_and_a_corrected_case_is_reported_as_mixed(key_sl
     text = _text(out)
     sha = read_adapter_meta(find_adapter("cmr-lge"))["adapter_sha256"]
     assert "not all segmented with the same weights" in text
-    assert re.search(r'1 study with the model "default" \(sha256 \w{12}\.\.\.\) with the LoRA adapter "cmr-lge"', text)
-    assert "1 study with the model \"default\"" in text and "without an adapter" in text
+    assert re.search(r'1 case with the model "default" \(sha256 \w{12}\.\.\.\) with the LoRA adapter "cmr-lge"', text)
+    assert "1 case with the model \"default\"" in text and "without an adapter" in text
     assert f"adapter: cmr-lge, sha256 {sha}" in text
-    assert "The labels of 1 study were edited by hand after medseg wrote them, 1 of them kept as corrected" in text
-    assert "in 1 of 2 studies" in text  # the LV threshold: not with an adapter
+    assert "The labels of 1 case were edited by hand after medseg wrote them, 1 of them kept as corrected" in text
+    assert "in 1 of 2 cases" in text  # the LV threshold: not with an adapter
     assert "Zhuang. Multivariate mixture model" in text  # the adapter's data set (MS-CMRSeg)
     assert "Prompting differed" not in text  # key slice on a cine and on one frame: one way of prompting
 
@@ -159,7 +159,7 @@ def test_only_the_last_shard_writes_the_methods(studies, tmp_path):
     assert not (out / "METHODS.md").exists()
     assert _batch(studies, out, "--key-slice", "--shard", "1/2") == 1  # c1, c3 (fails): then merged
     text = _text(out)
-    assert "segmented in 2 studies" in text and "1 study failed" in text
+    assert "segmented in 2 cases" in text and "1 case failed" in text
 
 
 def test_a_run_cut_short_leaves_no_earlier_methods_section(studies, tmp_path, monkeypatch, capsys):

@@ -92,3 +92,13 @@ def test_info_methods_refuses_files_medseg_did_not_segment(segmented, capsys):
     assert run_cli(["info", str(segmented / "gt.nii.gz"), "--methods"]) == 1  # written by write_labels, no model
     err = capsys.readouterr().err.strip()
     assert "records no model or prompts" in err and len(err.splitlines()) == 1
+
+
+def test_info_methods_json_prints_the_text_in_a_json_object(segmented, capsys):
+    """`info LABELS --methods --json` printed the Markdown as if --json had not been given."""
+    from medseg.methods import methods_text
+
+    assert run_cli(["info", str(segmented / "seg.nii.gz"), "--methods", "--json"]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["kind"] == "segment" and obj["path"] == str(segmented / "seg.nii.gz") and obj["unreadable"] == []
+    assert obj["methods"] == methods_text(segmented / "seg.nii.gz") and obj["methods"].startswith("# Methods\n")

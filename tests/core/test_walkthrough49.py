@@ -97,7 +97,7 @@ def test_a_failed_case_is_named_by_its_file_not_its_local_path(tmp_path):
         "cases": [{"case": "patient017_both", "status": "failed", "reason": reason, "output": "", "input": src}]}), encoding="utf-8")
     text = methods_text(tmp_path)
     assert str(tmp_path) not in text
-    assert "1 study failed (patient017_both.zip: holds 2 image files (a.nii.gz, b.nii.gz)" in text
+    assert "1 case failed (patient017_both.zip: holds 2 image files (a.nii.gz, b.nii.gz)" in text
 
 
 def test_a_click_on_one_slice_is_not_said_to_be_on_every_slice(tmp_path):

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.slow  # ~25 s: two builds and two pip installs
 REPO = Path(__file__).resolve().parents[2]
 DATA = "medseg-0.1.0.data/data/share/medseg"
 SHIPPED = [f"{DATA}/checkpoints/{n}" for n in ("medseg_default.safetensors", "SHA256SUMS.json", "README.md")] + \
-    [f"{DATA}/adapters/cmr-lge/{n}" for n in ("adapter_config.json", "adapter_model.safetensors", "medseg.json", "README.md")]
+    [f"{DATA}/adapters/cmr-lge/{n}" for n in ("adapter_config.json", "adapter_model.safetensors", "medseg.json", "README.md")] + \
+    [f"{DATA}/CITATION.cff"]  # METHODS.md's Cite list (medseg._methods_cite.citation_path)
 # folders of the checkout that never belong in a wheel
 NOT_COPIED = {".git", ".venv", "build", "dist", "work_data", "runs", "_gpu", "tmp", ".whl", ".pytest_cache", ".ruff_cache", ".mypy_cache"}
 
@@ -122,13 +123,17 @@ def test_installed_outside_the_venv_prefix_finds_the_shipped_model(built, tmp_pa
     code = ("import medseg, sys\n"
             "from medseg.models.registry import shipped_checkpoint, shipped_sha256\n"
             "from medseg.adapters import list_adapters\n"
+            "from medseg._methods_cite import citation_path, software_entry\n"
             "print(medseg.__file__); print(shipped_checkpoint()); print(shipped_sha256())\n"
-            "print([r['source'] for r in list_adapters()])\n")
+            "print([r['source'] for r in list_adapters()])\n"
+            "print(citation_path()); print(software_entry('0.1.0'))\n")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path,
                          env={"PYTHONPATH": str(site), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert run.returncode == 0, run.stderr[-1500:]
-    file, ckpt, sha, adapters = run.stdout.splitlines()
+    file, ckpt, sha, adapters, cff, cite = run.stdout.splitlines()
     assert Path(file).is_relative_to(site)
     assert Path(ckpt) == where / "share" / "medseg" / "checkpoints" / "medseg_default.safetensors"
     assert len(sha) == 64
     assert str(where / "share" / "medseg" / "adapters" / "cmr-lge") in adapters
+    assert Path(cff) == where / "share" / "medseg" / "CITATION.cff"  # the Cite list's authors and references, not the bare package name
+    assert cite.startswith("medseg developers. ") and "Software, version 0.1.0" in cite
