@@ -46,7 +46,14 @@ def _joined(rows: list[dict[str, str]]) -> str:
     """How many of cohort.csv's studies were measured from several cases (their ``phases`` or
     ``views``: ED and ES stacks, frames, echo views given as separate images), as words after the
     study count: the segmentation paragraph counts cases, as summary.json does."""
-    parts = [len(str(r.get("phases") or r.get("views")).split()) for r in rows if r.get("phases") or r.get("views")]
+    from .batch.cases import OUTPUT_ENDING
+
+    def n_cases(row: dict[str, str]) -> int:  # phases: the cases' label files, space-joined (a case name may hold spaces)
+        if row.get("phases"):
+            return len(re.findall(re.escape(OUTPUT_ENDING) + r"(?= |$)", str(row["phases"]))) or len(str(row["phases"]).split())
+        return len(str(row.get("views")).split())  # 4CH_ED A2C_ES ...
+
+    parts = [n_cases(r) for r in rows if r.get("phases") or r.get("views")]
     if not parts:
         return ""
     return f"; {len(parts)} of them measured from {_n(sum(parts), 'case')}, the separate images of their frames, phases or views"

@@ -208,8 +208,8 @@ def _review_words(run: Any) -> str:
             if n == 1 else f"The confidence and anatomy checks of medseg flagged {len(flagged)} of the {_cases(n)} segmented for review{what}."
         total = run.counts.get("n_needs_review")
         if isinstance(total, int) and total != len(flagged):  # summary.json's count: a case handed over whole needs review too
-            also = _join([w for w, on in (("those handed over", run.handed_over), ("those whose sidecar could not be read", run.unreadable)) if on])
-            text += f" In all, {total} of the {_cases(int(run.counts.get('n_cases', 0)))} need review (summary.json{', ' + also + ' included' if also else ''})."
+            also = ", those handed over included" if run.handed_over else ""  # (a case whose sidecar is unreadable: as its row says)
+            text += f" In all, {total} of the {_cases(int(run.counts.get('n_cases', 0)))} need review (summary.json{also})."
     edited = [s for s in run.studies if s.edited]
     if edited:
         kept = f", {run.kept} of them kept as corrected (not segmented again) by --resume" if run.kept else ""

@@ -18,7 +18,7 @@ _MALFORMED = (KeyError, TypeError, AttributeError, ValueError, IndexError, Overf
 ASKING_OPS = ("prompt", "propagate", "auto")
 
 
-def asked_structures(actions: Any) -> set[str]:
+def structures_in_log(actions: Any) -> set[str]:
     """The structures a provenance log's ``actions`` asked the model for (prompted, propagated,
     zero-click), whether or not they were found; malformed entries are passed over."""
     named: set[str] = set()

@@ -190,14 +190,14 @@ def _batch_run(folder: Path) -> Run:
 
 def _case_sidecar(folder: Path, out: str) -> dict[str, Any]:
     """The sidecar of a case's labels as :func:`medseg.io.read_sidecar` reads it everywhere
-    (``sidecar_problem``: not valid JSON, nested too deep, an invalid label map); the labels of
-    that name in ``folder`` when the summary's path is gone (the output folder moved or copied
-    since). Raises ValueError when there is none or it cannot be read."""
+    (``sidecar_problem``: not valid JSON, nested too deep, an invalid label map): the labels of
+    that name in ``folder`` (the output folder moved or copied since: the summary's path is the
+    original's), else the path the summary records. Raises ValueError when there is none or it cannot be read."""
     from .io.writers import read_sidecar, sidecar_problem
 
-    labels = Path(out)
-    if not labels.is_file() and (folder / labels.name).is_file():
-        labels = folder / labels.name
+    labels = folder / Path(out).name  # a batch's labels lie in its output folder: this copy's, not the folder it was copied from
+    if not labels.is_file():
+        labels = Path(out)
     problem = sidecar_problem(labels)
     side = read_sidecar(labels) if problem is None else None
     if side is None:
@@ -246,9 +246,9 @@ def _segmented(actions: list[dict[str, Any]], label_map: dict[str, Any]) -> tupl
     """The structures the model was asked for (prompted, propagated, zero-click), in the label
     map's order; the whole map when the log names none. A napari save's map also lists the
     panel's structures nobody prompted: those were not segmented."""
-    from ._session_replay import asked_structures
+    from ._session_replay import structures_in_log
 
-    named = asked_structures(actions)
+    named = structures_in_log(actions)
     names = tuple(str(k) for k in label_map)
     return tuple(n for n in names if n in named) or names
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ._layers import as_4d, has_default_rows
+from ._layers import META_PROVENANCE, as_4d, has_default_rows
 
 SEGMENT_NAMES = {1: "basal anterior", 2: "basal anteroseptal", 3: "basal inferoseptal", 4: "basal inferior",
                  5: "basal inferolateral", 6: "basal anterolateral", 7: "mid anterior", 8: "mid anteroseptal",
@@ -398,23 +398,40 @@ def _relative_bars(report: Mapping[str, Any]) -> Mapping[str, Any]:
     return {**report, "lv": {**lv, "edv_ml": 100.0, "esv_ml": 100.0 - float(ef)}}
 
 
-def in_use(label_map: Any, present: Any, metadata: Any = None) -> Any:
-    """medseg's default map (lv=1 ... pa=7, the map of labels that name no structures), or the
-    segment panel's untouched default rows (the mark in the layer's ``metadata``,
-    :func:`medseg_napari._layers.has_default_rows`), cut to lv, myo, rv and the structures whose
-    values ``present`` holds, as ``medseg measure`` does: a short-axis stack has no aorta (nor an
-    LA nobody segmented) to flag ``absent_structure``. Any other map is returned as is.
+def in_use(label_map: Any, present: Any, metadata: Mapping[str, Any] | None = None) -> Any:
+    """medseg's default map (lv=1 ... pa=7, the map of labels that name no structures) cut to lv,
+    myo, rv and the structures whose values ``present`` holds, as ``medseg measure`` does: a
+    short-axis stack has no aorta to flag ``absent_structure``. Any other map is returned as is.
+    With the label layer's ``metadata``: :func:`segmented_map` of its session's actions and the
+    panel's mark of its default rows, the map a save of the layer writes.
 
     Args:
-        label_map: the LabelMap to measure with; present: the label values in the layers;
-        metadata: the label layer's (None: no mark)."""
+        label_map: the LabelMap to measure with; present: the label values in the layers."""
     from medseg.labels import DEFAULT_LABEL_MAP
 
-    if has_default_rows(metadata):
-        return label_map.in_use(present)
+    if metadata is not None:
+        prov = metadata.get(META_PROVENANCE)
+        return segmented_map(label_map, present, prov.get("actions") if isinstance(prov, Mapping) else None, has_default_rows(metadata))
     if {k: v for k, v in label_map.values.items() if not k.startswith("label")} != DEFAULT_LABEL_MAP.values:
         return label_map
     return label_map.in_use(present)
+
+
+def segmented_map(label_map: Any, present: Any, actions: Any = None, default_rows: bool = False) -> Any:
+    """The map of what was segmented: medseg's default map (lv=1 ... pa=7), or the segment panel's
+    untouched default rows (lv ... ra, ``default_rows``: the panel marks them; an LV-only
+    session's file got absent LA and RA flags from ``medseg measure``), cut to lv, myo, rv, the
+    structures whose values ``present`` holds and those the session's ``actions`` asked for (a
+    structure prompted and not found stays, as in ``medseg segment``'s map; a replay finds every
+    structure it names). Any other map (rows the user added, a map of their own or a file's, even
+    with the default values) is returned as it is. A save writes it, the Measure panel measures it."""
+    from medseg._session_replay import structures_in_log
+
+    cut = label_map.in_use(present) if default_rows else in_use(label_map, present)
+    if cut is label_map:
+        return label_map
+    named = structures_in_log(actions)
+    return label_map.subset([n for n in label_map.names if n in cut.values or n in named])
 
 
 def axial_note(like: Any, basal_rule: bool) -> str:

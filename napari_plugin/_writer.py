@@ -115,21 +115,10 @@ def write_labels_volume(labels: np.ndarray, like: Any, path: str | os.PathLike, 
 
 
 def saved_label_map(label_map: Any, labels: np.ndarray, actions: Any = None, default_rows: bool = False) -> Any:
-    """The label map a save writes: medseg's default map (lv=1 ... pa=7), or the segment panel's
-    untouched default rows (lv ... ra, ``default_rows``: the panel marks them; an LV-only
-    session's file got absent LA and RA flags from ``medseg measure``), cut to lv, myo, rv, the
-    structures ``labels`` hold and those the session's ``actions`` name (a structure prompted and
-    not found stays, as in ``medseg segment``'s map of the structures it was asked for; a replay
-    finds every structure it names), so ``medseg measure`` of the file flags no absent LA or
-    aorta nobody segmented. Any other map (rows the user added, a map of their own or a file's,
-    even with the default values) is written as it is."""
-    from medseg._session_replay import asked_structures
+    """The label map a save writes: :func:`medseg_napari._measure.segmented_map` of the values
+    ``labels`` hold, the session's ``actions`` and ``default_rows`` (the panel's untouched
+    default rows), so ``medseg measure`` of the file flags no absent LA or aorta nobody
+    segmented, as the Measure panel measures the layer."""
+    from ._measure import segmented_map
 
-    from ._measure import in_use
-
-    present = np.unique(labels)
-    cut = label_map.in_use(present) if default_rows else in_use(label_map, present)
-    if cut is label_map:
-        return label_map
-    named = asked_structures(actions)
-    return label_map.subset([n for n in label_map.names if n in cut.values or n in named])
+    return segmented_map(label_map, np.unique(labels), actions, default_rows)

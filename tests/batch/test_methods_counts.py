@@ -130,3 +130,31 @@ def test_a_moved_output_folder_is_still_described(batch, tmp_path):
     (tmp_path / "b" / "summary.json").write_text(json.dumps(s), encoding="utf-8")
     text = methods_text(tmp_path / "b")
     assert "segmented in 3 cases" in text and "could not be read" not in text
+
+
+def test_a_study_of_cases_whose_names_hold_spaces_counts_each_case_once():
+    """cohort.csv's ``phases`` joins the cases' label files with spaces; the count split it on
+    whitespace, so "pat 1_ED.nii.gz pat 1_ES.nii.gz" was "measured from 4 cases"."""
+    from medseg._methods_facts import _joined
+
+    assert "1 of them measured from 2 cases" in _joined([{"phases": "pat 1_ED.nii.gz pat 1_ES.nii.gz"}])
+    assert "1 of them measured from 3 cases" in _joined([{"phases": "a b_frame01.nii.gz a b_frame05.nii.gz a b_frame09.nii.gz"}])
+    assert "1 of them measured from 4 cases" in _joined([{"views": "4CH_ED 4CH_ES 2CH_ED 2CH_ES"}])
+
+
+def test_a_copied_output_folder_is_described_from_its_own_sidecars(batch, tmp_path):
+    """A batch folder copied (not moved) and the original run again with other options: the
+    copy's text read the original's sidecars through summary.json's absolute paths."""
+    from medseg.methods import methods_text
+
+    copy = tmp_path / "copy"
+    shutil.copytree(batch, copy)
+    c2 = next(r for r in _summary(batch)["cases"] if r["case"] == "c2")
+    side = Path(c2["output"]).with_suffix("").with_suffix(".json")
+    original = side.read_text(encoding="utf-8")
+    try:
+        side.write_text("{ damaged", encoding="utf-8")  # the original folder's sidecar, changed since the copy
+        text = methods_text(copy)
+        assert "could not be read" not in text and "segmented in 3 cases" in text
+    finally:
+        side.write_text(original, encoding="utf-8")

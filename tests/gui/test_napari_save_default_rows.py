@@ -141,3 +141,25 @@ def test_rows_added_before_the_session_are_saved_as_they_are(make_napari_viewer,
     w.controller.prompt("lv", 0, 3, box=Box.from_mask(truth[0, 3] == 1))
     files = w.save(tmp_path / "scar.nii.gz")
     assert json.loads(files[1].read_text())["label_map"] == {"lv": 1, "myo": 2, "rv": 3, "la": 4, "ra": 5, "scar": 9}
+
+
+def test_the_measure_panel_measures_the_map_a_save_writes():
+    """The Measure panel (``in_use`` with the layer's metadata) cut marked default rows to the
+    values present, while a save also kept a structure prompted and not found: `medseg measure` of
+    the file flagged the LA absent, the panel said nothing."""
+    from medseg_napari._controller import default_structures, structures_label_map
+    from medseg_napari._layers import META_LABEL_MAP, META_PROVENANCE, mark_default_rows
+    from medseg_napari._measure import in_use
+    from medseg_napari._writer import saved_label_map
+
+    rows = structures_label_map(default_structures())
+    labels = np.zeros((1, 2, 8, 8), np.uint8)
+    labels[0, 0, 2:4, 2:4] = 1
+    acts = [LV_BOX, {"op": "prompt", "prompt": {"structure": "la", "frame": 0, "slice": 1}}]
+    meta = {META_LABEL_MAP: rows.to_dict(), META_PROVENANCE: {"actions": acts}}
+    mark_default_rows(meta, rows)
+    saved = saved_label_map(rows, labels, acts, default_rows=True)
+    assert saved.values == {"lv": 1, "myo": 2, "rv": 3, "la": 4}
+    assert in_use(rows, np.unique(labels), meta).values == saved.values
+    mark_default_rows(meta, None)  # unmarked: the rows as they are, in both
+    assert in_use(rows, np.unique(labels), meta) is rows is saved_label_map(rows, labels, acts)
