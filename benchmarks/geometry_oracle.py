@@ -15,9 +15,8 @@ order. Writing: a blob of three labels at a known voxel written by ``medseg.io.w
 nibabel / SimpleITK / pydicom (SEG: each frame's ImagePositionPatient and
 ReferencedSOPInstanceUID against the source slice) and compared in world coordinates.
 
-A PNG has no geometry: medseg places it at RAS identity, ITK (and so 3D Slicer and ITK-SNAP) at
-LPS identity; the table states that difference (a mirror of x and y) as the ``convention`` row
-and checks everything else. Prints one row per check; exits 1 on any mismatch.
+A PNG has no geometry: medseg places it where ITK (and so 3D Slicer and ITK-SNAP) does, at LPS
+identity (``medseg.io.geometry.RASTER_AFFINE``). Prints one row per check; exits 1 on any mismatch.
 """
 
 from __future__ import annotations
@@ -295,9 +294,9 @@ def check_raster(set_name: str, path: Path) -> list[Row]:
     values_ok = grey.shape == vol.array.shape[2:] and bool(np.allclose(grey, vol.array[0, 0], atol=1e-3))
     zyx = sample_points(vol.grid_shape)
     itk = sitk_world(s, zyx[:, ::-1])
-    dev = worst(medseg_world(vol, zyx) @ FLIP, itk)  # medseg's RAS identity = ITK's LPS identity mirrored in x and y
-    return [Row(set_name, path.name, "read SimpleITK (convention)", len(zyx), dev, values_ok and not vol.spacing_known,
-                "no geometry in the file: medseg RAS identity, ITK LPS identity (x, y mirrored); compared through that mirror")]
+    dev = worst(medseg_world(vol, zyx), itk)  # no geometry in the file: both place it at ITK's LPS identity
+    return [Row(set_name, path.name, "read SimpleITK", len(zyx), dev, values_ok and not vol.spacing_known,
+                "no geometry in the file: medseg and ITK both place it at LPS identity")]
 
 
 # -- writing -------------------------------------------------------------------------------

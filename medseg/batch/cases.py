@@ -215,7 +215,9 @@ def discover_cases(input_dir: str | os.PathLike, prompts_from: str | os.PathLike
         series: ``--series``: of a study's series folders, those it names are the stack to
             group (their siblings are left out), not all of them.
     Raises:
-        MedsegError: ``input_dir`` (or ``prompts_from``) is not a folder.
+        MedsegError: ``input_dir`` (or ``prompts_from``) is not a folder, or ``series`` is
+            given and no case is a DICOM folder or a zip of one (all image files, or zips
+            holding one image file each).
     """
     root = Path(input_dir).absolute()  # absolute paths: a Dask worker (or a later reader of the summary) has another cwd
     if not root.is_dir():
@@ -249,7 +251,23 @@ def discover_cases(input_dir: str | os.PathLike, prompts_from: str | os.PathLike
             except MedsegError as e:
                 err = str(e)
         cases.append(CaseSpec(cid, str(p), str(ref) if ref else None, err, stacks.get(p)))
+    if series and cases:
+        _check_series_applies(root, cases)
     return sorted(cases, key=lambda c: c.case)
+
+
+def _check_series_applies(root: Path, cases: list[CaseSpec]) -> None:
+    """``--series`` with an INPUT_DIR whose cases are all files (NIfTI, PNG, single DICOM files, a
+    zip holding one such file): refused as ``segment`` refuses it for one such file; beside a DICOM
+    folder case (or a zip of one), the other cases ignore it (docs/batch.md;
+    :func:`medseg.io.archive.folder_like` tells them apart, as the batch's reads do)."""
+    from ..io.archive import folder_like
+    from ..io.readers import SERIES_DICOM_ONLY
+
+    if not any(folder_like(c.input) for c in cases):
+        names = sorted(str(Path(c.input).relative_to(root)) for c in cases)
+        raise MedsegError(f"{SERIES_DICOM_ONLY}; {root} holds none: its {len(names)} case(s) are image files "
+                          f"({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})")
 
 
 def _studies_in_several_folders(walked: Iterable[tuple[str, Path, tuple[str, ...], Any]]) -> set[str]:

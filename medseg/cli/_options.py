@@ -33,7 +33,8 @@ Modality = Annotated[str | None, typer.Option("--modality", help="CT, MR, US or 
                                                 "Hounsfield units, else OT.")]
 Series = Annotated[str | None, typer.Option("--series", help="For a DICOM folder holding several series: the one to read, by SeriesNumber, "
                                               "by a part of (or a *glob* for) its SeriesDescription, or by its SeriesInstanceUID or the UID's "
-                                              "end after '...' (e.g. ...50405); 'A|B' reads the series either names. medseg info lists them.")]
+                                              "end after '...' (e.g. ...50405); 'A|B' reads the series either names. medseg info lists them. "
+                                              "DICOM only: refused for a NIfTI, MHA, PNG, or a folder or zip of such files.")]
 
 PixelSpacing = Annotated[str | None, typer.Option("--pixel-spacing", metavar="MM[,MM]", help="Pixel size in mm, row[,column] as DICOM "
                                                     "PixelSpacing (one number: square pixels; e.g. 0.3 or 0.7,0.5), for images or labels that "

@@ -66,8 +66,33 @@ def is_archive(path: str | os.PathLike) -> bool:
 
 
 def folder_like(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a folder, or a zip read as the folder it holds (``--series`` applies)."""
-    return Path(path).is_dir() or (is_archive(path) and Path(path).is_file())
+    """Whether ``path`` is a folder, or a zip read as the folder it holds (``--series`` applies);
+    not a zip that holds one image file (a NIfTI, a PNG: read as that file, so a ``medseg batch``
+    case of it ignores ``--series`` as an image-file case does)."""
+    p = Path(path)
+    return p.is_dir() or (is_archive(p) and p.is_file() and not _holds_one_image_file(p))
+
+
+def _holds_one_image_file(archive: Path) -> bool:
+    """Whether a zip holds no DICOM and one image file, which :func:`extracted` reads as that file:
+    told from the member names and, for members without a known ending, their first 132 bytes (the
+    ``DICM`` marker); nothing is inflated. False for a zip that cannot be read (its reader says why)."""
+    from .readers import is_bare_dicom
+
+    try:
+        with _open(archive) as zf:
+            kinds = [(info, _kind(parts[-1])) for parts, info in _members(archive, zf)]
+            if sum(k is not None for _, k in kinds) != 1 or any(k == "dicom" for _, k in kinds):
+                return False
+            for info, k in kinds:
+                if k is None:
+                    with zf.open(info) as f:
+                        head = f.read(132)
+                    if (len(head) == 132 and head[128:] == b"DICM") or is_bare_dicom(head):
+                        return False
+            return True
+    except (MedsegError, OSError, EOFError, ValueError, RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error):
+        return False
 
 
 def split_reference(text: str) -> tuple[Path, str] | None:
@@ -350,12 +375,9 @@ def _inflate(archive: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Pa
 def _target(archive: Path, root: Path, files: list[Path], names: dict[str, str]) -> Path:
     """What the archive holds to read: the folder when a member is DICOM (a single top folder
     descended into), else its one image file; one-line errors for none or several."""
-    from .readers import EXTENSIONS, has_dicm_marker
+    from .readers import has_dicm_marker
 
-    def kind(p: Path) -> str | None:
-        return next((EXTENSIONS[e] for e in sorted(EXTENSIONS, key=len, reverse=True) if p.name.lower().endswith(e)), None)
-
-    kinds = {p: kind(p) for p in files}
+    kinds = {p: _kind(p.name) for p in files}
     if any(k == "dicom" or (k is None and has_dicm_marker(p)) for p, k in kinds.items()):
         folder = root
         while len(entries := list(folder.iterdir())) == 1 and entries[0].is_dir():
@@ -370,6 +392,13 @@ def _target(archive: Path, root: Path, files: list[Path], names: dict[str, str])
                              "from a zip; unzip it, or zip each image on its own (medseg batch takes each zip as a case)")
     raise ImageReadError(f"{archive}: holds no image medseg reads ({len(files)} file(s): {shown}); "
                          "a zip must hold DICOM files or one image file (.nii.gz, .mha, .nrrd, .png, ...)")
+
+
+def _kind(name: str) -> str | None:
+    """The reader kind of a file name by its ending (``medseg.io.readers.EXTENSIONS``), else None."""
+    from .readers import EXTENSIONS
+
+    return next((EXTENSIONS[e] for e in sorted(EXTENSIONS, key=len, reverse=True) if name.lower().endswith(e)), None)
 
 
 class _Layout:

@@ -75,7 +75,7 @@ from .dicom_series import (
 )
 from .dicom_stack import JITTER_MIN_STEP_MM, JITTER_TOL_MM, POSITION_TOL_MM, _arrange, _check_uniform, _magnitude_images, _slice_grid
 from .dicom_times import realtime_frame_times
-from .geometry import affine_from_dicom, dicom_directions
+from .geometry import RASTER_AFFINE, affine_from_dicom, dicom_directions
 from .volume import Volume
 
 __all__ = [
@@ -223,18 +223,22 @@ def _read_unpositioned(path: Path, header: Dataset) -> Volume:
 
 def _unpositioned_geometry(ds: Dataset, info: FrameInfo) -> tuple[np.ndarray, bool]:
     """Geometry of an image without a stack: full DICOM geometry, else ultrasound-region
-    calibration, else (US / OT only) 1 mm pixels with ``spacing_known=False``."""
+    calibration, else (US / OT only) 1 mm pixels with ``spacing_known=False``. Without a
+    position and orientation the image lies where ITK (GDCM) puts it, origin 0 and identity
+    direction in LPS (:data:`RASTER_AFFINE`, as a PNG or a video; the region's pixel size scales
+    its axes); earlier medseg used RAS identity, the x/y mirror that
+    :func:`medseg.io.geometry.same_placement` still accepts for labels written then."""
     if info.ipp and info.iop and info.pixel_spacing:
         require_geometry([info])  # a position that is not finite, an orientation that is not one: GeometryError
         normal = dicom_directions(info.iop)[2]
         return affine_from_dicom(info.ipp, info.iop, info.pixel_spacing, normal * (info.thickness or 1.0)), True
     region = _us_region_spacing_mm(ds)
     if region is not None:
-        return np.diag([region[1], region[0], 1.0, 1.0]), True
+        return RASTER_AFFINE @ np.diag([region[1], region[0], 1.0, 1.0]), True
     if _modality(ds) in ("US", "OT"):
-        return np.eye(4), False
+        return RASTER_AFFINE.copy(), False
     require_geometry([info])  # raises GeometryError naming what is missing
-    return np.eye(4), False
+    return RASTER_AFFINE.copy(), False
 
 
 def _us_region_spacing_mm(ds: Dataset) -> tuple[float, float] | None:

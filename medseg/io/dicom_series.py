@@ -37,6 +37,15 @@ from .geometry import dicom_directions
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
+class NoDicomImagesError(ImageReadError):
+    """A folder holds no DICOM image, but ``images``, files of another image format (a NIfTI, a
+    PNG): ``--series`` names them in its refusal (:func:`medseg.io.readers.read_volume`)."""
+
+    def __init__(self, message: str, images: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.images = images
+
+
 def _quiet(fn: _F) -> _F:
     """Silence pydicom's validation warnings (e.g. non-conformant UIDs in real data)."""
 
@@ -86,7 +95,7 @@ def _folder_headers(folder: Path) -> list[tuple[Path, Dataset]]:
     subs = sum(p.is_dir() for p in entries)
     hint += (f"; nor do its {subs} sub-folders ({STUDY_DEPTH} levels searched): give one image file, "
              "or the folder to medseg batch, which takes every image file and DICOM folder below it as a case") if subs and not images else ""
-    raise ImageReadError(f"no DICOM images in folder {folder} ({len(files)} files checked){hint}")
+    raise NoDicomImagesError(f"no DICOM images in folder {folder} ({len(files)} files checked){hint}", tuple(images))
 
 
 def _subfolder_headers(folder: Path) -> list[tuple[Path, Any]]:

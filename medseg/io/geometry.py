@@ -48,6 +48,14 @@ def affine_ras_to_lps(affine_ras: np.ndarray) -> np.ndarray:
     return LPS_RAS_FLIP @ np.asarray(affine_ras, dtype=np.float64)
 
 
+#: voxel (column, row, slice) -> RAS mm of a 2-D raster image (PNG, JPEG, BMP, TIFF: no geometry
+#: in the file): where ITK (SimpleITK, 3D Slicer, ITK-SNAP) places it, origin 0, 1 mm pixels,
+#: identity direction in LPS (columns run to the left, rows to posterior). Labels written for it
+#: as NIfTI, MHA or NRRD then overlay it there. Earlier medseg placed it at RAS identity, that
+#: mirrored in x and y: :func:`same_placement` (so :func:`check_same_grid`) still takes that.
+RASTER_AFFINE: np.ndarray = affine_lps_to_ras(np.eye(4))
+
+
 # -- DICOM ------------------------------------------------------------------------------
 def dicom_directions(iop: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """ImageOrientationPatient (6 values, LPS) -> unit (row_dir, col_dir, normal) in LPS.
@@ -280,13 +288,14 @@ def slice_positions_mm(volume: Volume) -> np.ndarray:
 def check_same_grid(image: Volume, labels: Volume, what: str, atol_mm: float = 1e-3, rtol: float = 1e-4) -> None:
     """Raise :class:`GeometryError` unless ``labels`` lies on ``image``'s voxel grid.
 
-    Compares the (Z, Y, X) shapes and the affines (``atol_mm`` mm absolute, ``rtol`` relative).
-    ``labels`` may have one frame (T = 1) for a multi-frame image, or the same T.
+    Compares the (Z, Y, X) shapes and the affines (``atol_mm`` mm absolute, ``rtol`` relative;
+    for an image without geometry of its own, a PNG or a clip, :func:`same_placement` also takes
+    the x/y mirror earlier medseg placed it at). ``labels`` may have one frame (T = 1) for a multi-frame image, or the same T.
     ``what`` names the label input in the message (e.g. a file name).
     """
     image, labels = require_volume(image, "image"), require_volume(labels, what)
     same_shape = image.grid_shape == labels.grid_shape
-    same_aff = bool(np.allclose(labels.affine, image.affine, atol=atol_mm, rtol=rtol))
+    same_aff = same_placement(image, labels, atol_mm, rtol)
     if not (same_shape and same_aff):
         diff = float(np.max(np.abs(labels.affine - image.affine)))
         hint = ("; the labels hold the same grid with their axes flipped or reordered: save them on the image's voxel order"
@@ -306,6 +315,28 @@ def check_same_grid(image: Volume, labels: Volume, what: str, atol_mm: float = 1
             f"{what}: a DICOM SEG holds one cardiac phase and the image has {image.n_frames} frames; "
             "pair the SEG with that phase's images (a series or file of that phase alone)"
         )
+
+
+def same_placement(a: Volume, b: Volume, atol_mm: float = 1e-3, rtol: float = 1e-4) -> bool:
+    """Whether two grids' affines agree (``atol_mm`` mm, ``rtol`` relative). A 2-D image without
+    geometry in its file (PNG, JPEG, BMP, TIFF; an AVI/MP4 clip; a DICOM image without position
+    and orientation: an ultrasound clip, a secondary capture) also agrees with the x and y mirror
+    of its affine, where earlier medseg placed it (RAS identity, not :data:`RASTER_AFFINE`):
+    labels written so, or such an image at RAS identity beside PNG labels."""
+    if np.allclose(b.affine, a.affine, atol=atol_mm, rtol=rtol):
+        return True
+
+    def unplaced(v: Volume) -> bool:
+        fmt = v.meta.get("format")
+        if fmt in ("raster", "video"):
+            return True
+        # a DICOM image or clip without ImagePositionPatient / ImageOrientationPatient (dicom._unpositioned_geometry):
+        # axis-aligned at origin 0; a legacy multi-frame clip placed by them ("positioned" False too) keeps its mirror refused
+        m = v.affine[:3, :3]
+        return (fmt == "dicom" and v.meta.get("positioned") is False and not np.any(v.affine[:3, 3])
+                and not np.any(m - np.diag(np.diag(m))))
+
+    return (unplaced(a) or unplaced(b)) and bool(np.allclose(b.affine, LPS_RAS_FLIP @ a.affine, atol=atol_mm, rtol=rtol))
 
 
 def _grid_corners(volume: Volume) -> np.ndarray:

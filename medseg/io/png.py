@@ -1,8 +1,10 @@
 """2-D raster images: PNG, JPEG, BMP, TIFF (Pillow).
 
-An image becomes ``(1, 1, Y, X)`` with an identity affine (1 mm per pixel) and
-``spacing_known=False``: these files carry no physical pixel size. Grayscale keeps its dtype
-(uint8/uint16/int32/float32); RGB(A) becomes float32 luminance (ITU-R BT.601, alpha dropped).
+An image becomes ``(1, 1, Y, X)`` with 1 mm pixels and ``spacing_known=False``: these files
+carry no physical pixel size. It is placed where ITK (SimpleITK, 3D Slicer, ITK-SNAP) places it,
+origin 0 and identity direction in LPS (:data:`medseg.io.geometry.RASTER_AFFINE`), so labels
+written for it as NIfTI, MHA or NRRD overlay it in those tools; the array keeps the file's rows
+and columns. Grayscale keeps its dtype (uint8/uint16/int32/float32); RGB(A) becomes float32 luminance (ITU-R BT.601, alpha dropped).
 For label reading, palette ('P') images give their palette indices and colour images are
 refused. Multi-page TIFFs are refused (one 2-D image per file).
 """
@@ -20,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .._files import atomic_path
 from ..errors import GeometryError, ImageReadError, LabelMapError
+from .geometry import RASTER_AFFINE
 from .volume import Volume, luminance
 
 _GRAY_MODES = ("1", "L", "I", "I;16", "I;16B", "I;16L", "F")
@@ -56,7 +59,7 @@ def read_raster(path: Path, labels: bool = False) -> Volume:
         raise ImageReadError(f"{path}: expected a 2-D image, got array shape {array.shape}")
     return Volume(
         array=array[None, None],
-        affine=np.eye(4),
+        affine=RASTER_AFFINE.copy(),
         modality="OT",
         spacing_known=False,
         meta={"format": "raster", "path": str(path), "source_ndim": 2, "mode": mode},

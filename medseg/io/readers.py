@@ -75,13 +75,25 @@ def read_volume(path: str | os.PathLike[str], series: str | None = None, modalit
 FROM_INTENSITIES = "intensities (Hounsfield units)"
 
 
+#: how every refusal of ``--series`` for an input without DICOM series starts (a file, a zip of one, a folder of image files)
+SERIES_DICOM_ONLY = "--series picks a series of a DICOM folder (or a zip of one)"
+
+
 def _read_series(p: Path, series: str, given: Path) -> Volume:
     if not p.is_dir():
-        raise ImageReadError(f"--series picks a series of a DICOM folder (or a zip of one); {given} "
-                             + ("holds one image file" if given != p else "is not a folder"))
+        raise ImageReadError(f"{SERIES_DICOM_ONLY}; {given} " + ("holds one image file" if given != p else "is not a folder"))
     from .dicom import read_dicom_folder
+    from .dicom_series import NoDicomImagesError
 
-    return _call(lambda q: read_dicom_folder(q, series=series), p)
+    try:
+        return _call(lambda q: read_dicom_folder(q, series=series), p)
+    except NoDicomImagesError as e:  # a folder holding a NIfTI or a PNG: refused in the words a zip of one gets
+        if not e.images:
+            raise
+        n = len(e.images)
+        names = ", ".join(e.images[:3]) + (", ..." if n > 3 else "")
+        raise ImageReadError(f"{SERIES_DICOM_ONLY}; {given} holds {'one image file' if n == 1 else f'{n} image files'} "
+                             f"({names}), no DICOM images") from None
 
 
 def check_modality(text: str) -> str:

@@ -1,7 +1,11 @@
 """Echo video clips: AVI/MP4 (imageio v3 with the pyav plugin).
 
 A clip becomes ``(T, 1, Y, X)`` uint8 grayscale (luma decoded by FFmpeg), ``modality="US"``,
-``spacing_known=False`` (identity affine, 1 mm per pixel), ``frame_times_s = t / fps``.
+``spacing_known=False`` (1 mm per pixel), ``frame_times_s = t / fps``. It is placed as a PNG
+is (:data:`medseg.io.geometry.RASTER_AFFINE`: origin 0, identity direction in LPS, where ITK
+places an image without geometry), so a frame saved as PNG and the clip's labels written as
+NIfTI overlay in ITK tools; the frames keep the file's rows and columns. Earlier medseg placed a
+clip at RAS identity: :func:`medseg.io.geometry.same_placement` still pairs labels written so.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ImageReadError
+from .geometry import RASTER_AFFINE
 from .volume import Volume
 
 
@@ -37,7 +42,7 @@ def read_video(path: Path) -> Volume:
     times = np.arange(frames.shape[0], dtype=np.float64) / fps if fps > 0 and np.isfinite(fps) else None
     return Volume(
         array=frames[:, None],
-        affine=np.eye(4),
+        affine=RASTER_AFFINE.copy(),
         frame_times_s=times,
         modality="US",
         spacing_known=False,

@@ -43,11 +43,13 @@ def overlay_images(paths: list, vol: Any, frames: dict[str, int]) -> dict[str, n
     frame of a cine that labels of one phase segment)."""
     if len(paths) > len(frames):
         raise MedsegError(f"got {len(paths)} --image files for {len(frames)} phase(s)")
+    from ..io.geometry import same_placement
+
     pairs = [p if isinstance(p, tuple) else (p, None, None) for p in paths]
     imgs = [_like_labels(_read_image(p, series), vol, p) for p, series, _ in pairs]
     paths = [p for p, _, _ in pairs]
     for p, img in zip(paths, imgs):
-        if img.grid_shape != vol.grid_shape or not np.allclose(img.affine, vol.affine, atol=1e-3):
+        if img.grid_shape != vol.grid_shape or not same_placement(img, vol):  # a PNG beside labels on its earlier placement too
             raise GeometryError(f"--image {p} is not on the labels' grid ({img.grid_shape} vs {vol.grid_shape}, or affines differ)")
     from ..review import display_array
 

@@ -102,8 +102,8 @@ def test_itk_files_oblique_and_mirrored(tmp_path, ending, flip):
 
 
 def test_png_is_placed_as_its_convention_says(tmp_path):
-    """A PNG has no geometry: medseg's RAS identity is ITK's LPS identity mirrored in x and y (the
-    oracle's convention row); its labels in every format lie where medseg puts its pixels."""
+    """A PNG has no geometry: medseg places it where ITK does (LPS identity); its labels in every
+    format lie where medseg and ITK put its pixels."""
     path = tmp_path / "echo.png"
     Image.fromarray(np.random.default_rng(3).integers(0, 255, size=(20, 30)).astype(np.uint8)).save(path)
     rows = oracle.check_raster("synth", path) + oracle.check_writes("synth", read_volume(path), path.name, tmp_path)

@@ -18,7 +18,7 @@ def test_gray_raster(tmp_path, ext):
     vol = read_volume(tmp_path / f"a{ext}")
     assert vol.shape == (1, 1, 12, 15) and vol.array.dtype == np.uint8
     assert np.array_equal(vol.array[0, 0], arr)
-    assert not vol.spacing_known and vol.modality == "OT" and np.allclose(vol.affine, np.eye(4))
+    assert not vol.spacing_known and vol.modality == "OT" and np.allclose(vol.affine, np.diag([-1.0, -1.0, 1.0, 1.0]))  # ITK's LPS identity
 
 
 def test_16bit_png_and_rgb_luminance(tmp_path):
