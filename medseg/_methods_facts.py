@@ -137,8 +137,8 @@ def option_words(run: Any) -> str:
                              ("measure", "--measure"), ("pdf", "--pdf"), ("dicom_seg", "--dicom-seg"), ("review_png", "--review-png")) if s.get(k)]
     for k, f in (("label_map", "--label-map"), ("structures", "--structures"), ("frames", "--frames"), ("adapter", "--adapter"),
                  ("min_confidence", "--min-confidence"), ("modality", "--modality"), ("series", "--series"), ("device", "--device")):
-        if s.get(k) not in (None, "", False):
-            flags.append(f"{f} {s[k]}")
+        if s.get(k) not in (None, "", False):  # an adapter folder given by its path: its name (a local path is not for a paper)
+            flags.append(f"{f} {Path(str(s[k])).name if k == 'adapter' else s[k]}")
     if s.get("through", "z") != "z":
         flags.append(f"--through {s['through']}")
     if s.get("model", "default") != "default":

@@ -14,6 +14,7 @@ counted per kind, not merged into one claim. Citations: :mod:`medseg._methods_ci
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -205,10 +206,16 @@ def _case_sidecar(folder: Path, out: str) -> dict[str, Any]:
     return side
 
 
+#: a folder of several studies: the list of their patient ids, dates and UIDs in its reason (summary.csv keeps it)
+_STUDY_LIST = re.compile(r"(holds \d+ studies) \(.*?\)(?=, \d+ series)")
+
+
 def _case_reason(row: dict[str, Any]) -> str:
     """A summary row's reason, its case's input path (a local folder, not for a paper) shortened to
-    the file or folder name wherever the reason quotes it ("cannot read NIfTI file /home/...")."""
+    the file or folder name wherever the reason quotes it ("cannot read NIfTI file /home/..."), and
+    the patient ids and study dates of a folder holding several studies left out."""
     reason, src = str(row.get("reason") or ""), str(row.get("input") or "")
+    reason = _STUDY_LIST.sub(r"\1", reason)
     return reason.replace(src, Path(src).name) if src and Path(src).name else reason
 
 

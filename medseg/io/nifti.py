@@ -386,8 +386,8 @@ def write_nifti_labels(labels: np.ndarray, like: Volume, path: Path) -> Path:
     The number of axes follows the source: a NIfTI source keeps its 2-/3-/4-D layout (3-D for
     one frame of a 4-D source) and its header, including the sform/qform matrices and codes
     verbatim (a negative pixdim or qfac too, :func:`_with_raw_pixdim`), so every tool (nibabel, ITK, medseg) sees the label file on the same grid as the
-    image file (less what only describes the image: its intent, display window, auxiliary file
-    and description, which reads "medseg labels"). Other sources give 3-D (4-D for several
+    image file (less what only describes the image: its intent, display window, auxiliary file,
+    header extensions, Analyze ``db_name`` / ``data_type`` and description, which reads "medseg labels"). Other sources give 3-D (4-D for several
     frames; 2-D for a 2-D PNG source) with ``like.affine`` as sform and qform, code 1 (scanner).
     """
     ndim = _output_ndim(labels, like)
@@ -404,6 +404,12 @@ def write_nifti_labels(labels: np.ndarray, like: Volume, path: Path) -> Path:
         img.header.set_intent("none", (), "")
         img.header["cal_min"] = img.header["cal_max"] = 0
         img.header["aux_file"] = b""
+        # nor do its header extensions (a converter's copy of the DICOM header, dcmstack's DcmMeta, AFNI's
+        # history: PatientName, local paths) or the text fields NIfTI-1 left over from Analyze
+        img.header.extensions.clear()
+        for key in ("db_name", "data_type"):
+            if key in img.header:
+                img.header[key] = b""
     else:
         img = nib.Nifti1Image(data, like.affine)
         cols = like.affine[:3, :3] / np.linalg.norm(like.affine[:3, :3], axis=0)
