@@ -257,9 +257,10 @@ def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase
         report = measure_cine(vol, None, lmap, **phase_opts, **body, **heart_rate_options(vol, heart_rate), picked_phases=frame_pick(labels))
         frames = {k: f for k, f in (("ED", report["ed_frame"]), ("ES", report["es_frame"])) if f is not None}
         return report, {k: vol.array[f] for k, f in frames.items()}, frames, vol, lmap
+    for opt, p in (("--ed", ed), ("--es", es), ("--a2c-ed", a2c[0]), ("--a2c-es", a2c[1])):
+        if p is not None and read[p].n_frames != 1:
+            raise MedsegError(_not_one_phase(opt, p, read[p]))
     vol, vol_es = read[ed], read[es]
-    if vol.n_frames != 1 or vol_es.n_frames != 1:
-        raise MedsegError("--ed and --es must each be one phase")
     if vol.n_slices == 1 or vol_es.n_slices == 1 or a2c[0] is not None:
         a2c_vols = [read[p] for p in a2c] if a2c[0] is not None else []
         return (*_run_echo(vol, vol_es, ed, es, a2c, a2c_vols, lmap, body), lmap)
@@ -274,6 +275,18 @@ def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase
                           "to tell apart, so no EF; give the end-systolic labels as --es")
     report = measure_ed_es(vol.array[0], vol_es.array[0], vol.affine, lmap, **phase_opts, **body, **heart_rate_options(vol, heart_rate))
     return report, {"ED": vol.array[0], "ES": vol_es.array[0]}, {"ED": 0, "ES": 0}, vol, lmap
+
+
+def _not_one_phase(option: str, path: Path, vol: Any) -> str:
+    """Why labels of several frames (an echo clip's, a cine's) cannot be ``option`` (--ed, --es,
+    --a2c-ed, --a2c-es: one phase each), and what measures them: "must each be one phase" left an
+    echo user with the labels of two clips no way on."""
+    if vol.n_slices == 1:
+        return (f"{option} takes one frame, and {path.name} holds {vol.n_frames} frames of one view (labels over the cycle): measure "
+                f"the clip alone (medseg measure {path.name}: ED and ES found on its LV volume curve, single-plane disks); "
+                "biplane disks need the ED and ES frames of each view as label files of their own")
+    return (f"{option} takes one phase, and {path.name} is a cine of {vol.n_frames} frames: measure it alone "
+            f"(medseg measure {path.name}: ED and ES found on its volume curve)")
 
 
 def _refuse_short_axis_frame(arr: Any, path: Path, lmap: Any) -> None:

@@ -1,4 +1,4 @@
-"""Decoding the pixels of DICOM images (pydicom): the pixel array of one file, with colour as
+"""Decoding the pixels of DICOM images (pydicom): the pixel array of one file, with colour (RGB, YBR, PALETTE COLOR) as
 luminance, MONOCHROME1 as MONOCHROME2 and PixelPaddingValue pixels as background, the one-line
 errors for truncated or undecodable pixel data (naming the package a compressed transfer syntax
 needs), and the (T, Z, Y, X) float32 array of a grid of images with RescaleSlope/Intercept
@@ -48,12 +48,33 @@ def _pixels(path: Path) -> tuple[Dataset, np.ndarray]:
     _drop_pixel_data(ds)  # the encoded bytes go before the float32 copy is made (the memory guard counts one array and that copy)
     if int(ds.get("SamplesPerPixel", 1) or 1) > 1:
         return ds, luminance(arr)
+    if str(ds.get("PhotometricInterpretation", "")).strip().upper() == "PALETTE COLOR":
+        return ds, _palette_luminance(path, arr, ds)
     padding = _padding_mask(ds, arr)
     if str(ds.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1" and _modality(ds) != "CT":
         arr = _monochrome1_to_2(arr, ds)
     if padding is not None:
         arr = _fill_padding(arr, padding, in_place=arr.flags.writeable and arr.flags.c_contiguous)  # ours alone now
     return ds, arr
+
+
+def _palette_luminance(path: Path, arr: np.ndarray, ds: Dataset) -> np.ndarray:
+    """PALETTE COLOR (an ultrasound clip with colour flow, as some scanners export it): float32
+    luminance of each pixel's colour in the Red/Green/Blue palette LUTs, in their values (0-255 or
+    0-65535 as the LUT's entries are 8 or 16 bits). The stored values are indices into the palette:
+    read as grey, a colour-flow jet in the LV read brighter than any tissue. Frame by frame: no
+    RGB copy of the whole clip."""
+    from pydicom.pixels import apply_color_lut
+
+    out = np.empty(arr.shape, dtype=np.float32)
+    try:
+        for src, dst in zip(arr.reshape(-1, *arr.shape[-2:]), out.reshape(-1, *out.shape[-2:])):
+            dst[...] = luminance(apply_color_lut(src, ds))
+    except Exception as e:  # a palette missing or malformed (pydicom: ValueError, KeyError, ...)
+        why = " ".join(str(e).split())[:160]
+        raise ImageReadError(f"{path}: PALETTE COLOR image whose palette cannot be applied ({type(e).__name__}: {why}): its pixels are "
+                             "indices into Red/Green/Blue palette lookup tables, which must be present and valid; export it as RGB") from None
+    return out
 
 
 #: the elements that hold an image's pixels
