@@ -5,7 +5,9 @@ measure``'s ``ed_frame`` / ``es_frame``, napari's frame slider); ACDC's ``Info.c
 1, so its ``ED: 1`` is frame 0. A frame list is numbers and ranges (``0,11``, ``0-4``) and the
 phases ``ed`` and ``es``: those are found before the full pass by a cheap one, zero-click LV on a
 few mid-ventricular slices of every frame (:func:`pick_ed_es`), ED the frame of the largest LV,
-ES of the smallest (docs/measurement.md's definitions, on the LV area of those slices)."""
+ES of the smallest (docs/measurement.md's definitions, on the LV area of those slices). On an
+echo screen with an ultrasound region (``meta["us_region"]``) that pass, as all zero-click, looks
+only inside the region (:mod:`medseg.io.us_region`)."""
 
 from __future__ import annotations
 
@@ -95,8 +97,9 @@ def pick_ed_es(session, n_slices: int = PICK_SLICES, progress: Callable[[int, in
     interpolated from that slice's other frames (round the cycle). ED = the frame of the largest
     summed LV area, ES of the smallest. Reads the session, writes nothing (its embedding cache
     keeps the slices for the full pass). Returns ``{"ed", "es", "method", "slices", "lv_area_px"
-    (per frame), "missed" (slice-frames where the LV was not found), "seconds"}``; MedsegError when
-    the LV is found on no frame."""
+    (per frame), "missed" (slice-frames where the LV was not found), "seconds"}``, and
+    ``"us_region"`` (the box it looked in) on an echo screen with an ultrasound region;
+    MedsegError when the LV is found on no frame."""
     from .propagation import AUTO_MIN_SCORE, MIN_PIXELS
 
     t0 = time.perf_counter()
@@ -140,5 +143,7 @@ def pick_ed_es(session, n_slices: int = PICK_SLICES, progress: Callable[[int, in
     for j in keep:
         col, have = areas[:, j], np.flatnonzero(np.isfinite(areas[:, j]))
         curve += np.interp(np.arange(nt), have, col[have], period=nt) if have.size < nt else col
+    region = getattr(session, "us_region", None)
     return {"ed": int(np.argmax(curve)), "es": int(np.argmin(curve)), "method": METHOD, "slices": [slices[j] for j in keep],
-            "lv_area_px": [round(float(v), 1) for v in curve], "missed": missed, "seconds": round(time.perf_counter() - t0, 3)}
+            "lv_area_px": [round(float(v), 1) for v in curve], "missed": missed, **({"us_region": list(region)} if region is not None else {}),
+            "seconds": round(time.perf_counter() - t0, 3)}

@@ -4,7 +4,8 @@ This is the only module that converts medseg's prompt coordinates (pixel indices
 inclusive boxes) into the model's (x, y) / XYXY input coordinates, via
 :mod:`medseg.preprocess`. Every prediction is made in a zoomed **ROI**: a box defines the
 crop (box x (1 + 2 x margin), square), clicks without a box first run on the whole slice to
-find the structure, then in its ROI.
+find the structure, then in its ROI. Zero-click on a slice set with an ultrasound ``region``
+(an echo DICOM's screen, :mod:`medseg.io.us_region`) looks only inside that region.
 """
 
 from __future__ import annotations
@@ -83,18 +84,24 @@ class SlicePredictor:
         self._image: torch.Tensor | None = None
         self._key: Hashable | None = None
         self._shape: tuple[int, int] = (0, 0)
+        self._region: tuple[int, int, int, int] | None = None
+        self._in_region: tuple[torch.Tensor, np.ndarray] | None = None  # (image blanked outside the region, region mask)
 
     # -- image ---------------------------------------------------------------------------
-    def set_image(self, image01: np.ndarray, key: Hashable | None = None) -> None:
+    def set_image(self, image01: np.ndarray, key: Hashable | None = None, region: tuple[int, int, int, int] | None = None) -> None:
         """Set the (Y, X) slice, intensities already normalised to [0, 1]
         (:func:`medseg.preprocess.normalize_intensity`). ``key`` names the slice in the
-        embedding cache (default: a hash of its pixels)."""
+        embedding cache (default: a hash of its pixels). ``region``: the ultrasound image's box
+        on an echo screen, (row0, col0, row1, col1) inclusive (``Volume.meta["us_region"]``):
+        :meth:`predict_auto` looks only inside it; prompts a user gives are not restricted."""
         img = np.asarray(image01, dtype=np.float32)
         if img.ndim != 2:
             raise PromptError(f"set_image expects a 2-D (Y, X) slice, got shape {img.shape}")
+        self._region = _checked_region(region, img.shape)
         self._image = torch.from_numpy(np.ascontiguousarray(img)).to(self.device)[None, None]
         self._key = key if key is not None else array_key(img)
         self._shape = img.shape
+        self._in_region = None
 
     @property
     def key(self) -> Hashable | None:
@@ -109,15 +116,24 @@ class SlicePredictor:
     def _ids(self) -> tuple[str, str | None]:
         return self.loaded.sha256, self.loaded.adapter_id
 
+    @property
+    def region(self) -> tuple[int, int, int, int] | None:
+        """The ultrasound region of the slice set last (inclusive box), or None."""
+        return self._region
+
     @torch.inference_mode()
-    def embedding(self, roi: np.ndarray) -> torch.Tensor:
-        """(1, C, E, E) image embedding of an ROI, from the cache when possible."""
+    def embedding(self, roi: np.ndarray, in_region: bool = False) -> torch.Tensor:
+        """(1, C, E, E) image embedding of an ROI, from the cache when possible; ``in_region``:
+        of the slice with everything outside its ultrasound region blanked (zero-click)."""
         self._require_image()
-        key = self.cache.make_key(self._key, roi, *self._ids)
+        image, data_key = self._image, self._key
+        if in_region and self._region is not None:  # its own cache entry: the region is part of the key
+            image, data_key = self._region_view()[0], (self._key, "us_region", self._region)
+        key = self.cache.make_key(data_key, roi, *self._ids)
         emb = self.cache.get(key)
         if emb is None:
             size = self.config.img_size
-            crop = crop_rois(self._image, torch.tensor(roi[None], dtype=torch.float32, device=self.device), size)
+            crop = crop_rois(image, torch.tensor(roi[None], dtype=torch.float32, device=self.device), size)
             emb = self.model.encode(crop)
             self.cache.put(key, emb)
         return emb
@@ -207,19 +223,41 @@ class SlicePredictor:
 
     def predict_auto(self, structure: str) -> Prediction:
         """Zero-click: the structure token alone on the whole slice, then one refinement in the
-        ROI of what it found. An empty mask means the structure was not found here."""
+        ROI of what it found. An empty mask means the structure was not found here.
+
+        With an ultrasound region (:meth:`set_image`) both passes see the slice blanked outside
+        it, the first in the square ROI of the region alone (anchored at its top-left corner,
+        as the whole slice is otherwise: the same input as the clip cropped to the region), and
+        the mask is cut to the region: nothing outside it is labelled."""
         self._require_image()
         h, w = self._shape
-        coarse = self._decode(full_image_roi(h, w), None, (), structure, None, None, False)
+        inside = self._region is not None
+        first = full_image_roi(h, w) if not inside else _region_roi(self._region)  # type: ignore[arg-type]
+        coarse = self._keep_in_region(self._decode(first, None, (), structure, None, None, False, in_region=inside))
         b = Box.from_mask(_largest_component(coarse.mask))
         if b is None:
             return coarse
-        fine = self._decode(self._box_roi(b), b, (), structure, None, None, False)
+        fine = self._keep_in_region(self._decode(self._box_roi(b), b, (), structure, None, None, False, in_region=inside))
         if coarse.score < 0.5:  # an unsure detection caps the refined mask's score
             fine.score = min(fine.score, coarse.score)
         return fine
 
     # -- internals -----------------------------------------------------------------------
+    def _region_view(self) -> tuple[torch.Tensor, np.ndarray]:
+        """(the slice blanked outside the ultrasound region, the region's (Y, X) bool mask)."""
+        if self._in_region is None:
+            r0, c0, r1, c1 = self._region  # type: ignore[misc]
+            mask = np.zeros(self._shape, bool)
+            mask[r0 : r1 + 1, c0 : c1 + 1] = True
+            self._in_region = (self._image * torch.from_numpy(mask).to(self.device), mask)  # type: ignore[operator]
+        return self._in_region
+
+    def _keep_in_region(self, pred: Prediction) -> Prediction:
+        """``pred`` with its mask cut to the ultrasound region (as it is without one)."""
+        if self._region is not None:
+            pred.mask = pred.mask & self._region_view()[1]
+        return pred
+
     def _box_roi(self, box: Box) -> np.ndarray:
         return roi_from_box(box_to_continuous(*box.as_tuple()), margin=self.config.roi_margin)
 
@@ -246,10 +284,10 @@ class SlicePredictor:
         return np.array([c[0] - side / 2, c[1] - side / 2, c[0] + side / 2, c[1] + side / 2])
 
     @torch.inference_mode()
-    def _decode(self, roi, box, points, structure, mask_prompt, mask_logits, multimask) -> Prediction:
+    def _decode(self, roi, box, points, structure, mask_prompt, mask_logits, multimask, in_region: bool = False) -> Prediction:
         model, size, dev = self.model, self.config.img_size, self.device
         roi = np.asarray(roi, dtype=np.float64)
-        emb = self.embedding(roi)
+        emb = self.embedding(roi, in_region)
         # Same token layout as training: >= MIN_POINT_SLOTS point tokens (padding label -1) and
         # two box tokens (padding when there is no box); attention sees the padding too.
         n_slots = max(MIN_POINT_SLOTS, len(points))
@@ -291,6 +329,32 @@ class SlicePredictor:
                 raise PromptError(f"point (y={p.y}, x={p.x}) is outside the {h}x{w} slice")
         if box is not None and (box.y1 < 0 or box.x1 < 0 or box.y0 > h - 1 or box.x0 > w - 1):
             raise PromptError(f"box {box.as_tuple()} lies outside the {h}x{w} slice")
+
+
+def _checked_region(region, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """``region`` as an inclusive (row0, col0, row1, col1) tuple inside a slice of ``shape``,
+    None for None; PromptError for anything else (the reader and the session clip and check a
+    file's region first: :func:`medseg.io.us_region.clip_box`)."""
+    if region is None:
+        return None
+    try:
+        box = tuple(int(v) for v in region)
+        ok = len(box) == 4 and all(float(v) == b for v, b in zip(region, box, strict=True))
+    except (TypeError, ValueError):
+        ok = False
+    h, w = shape
+    if not ok or not (0 <= box[0] <= box[2] <= h - 1 and 0 <= box[1] <= box[3] <= w - 1):
+        raise PromptError(f"region must be (row0, col0, row1, col1), whole pixel indices inside the {h}x{w} slice, "
+                          f"start <= end (inclusive), got {region!r}")
+    return box  # type: ignore[return-value]
+
+
+def _region_roi(region: tuple[int, int, int, int]) -> np.ndarray:
+    """The square ROI that shows an ultrasound region: anchored at its top-left corner, side =
+    its longest side (what :func:`medseg.preprocess.full_image_roi` is to a whole slice)."""
+    r0, c0, r1, c1 = region
+    side = float(max(r1 - r0 + 1, c1 - c0 + 1))
+    return np.array([float(c0), float(r0), c0 + side, r0 + side])
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:

@@ -141,6 +141,11 @@ class Session(ThreadedPredictions, SessionReplay, UndoHistory):
         from .embeddings import array_key
 
         self._data_key = array_key(volume.array[:, :, ::4, ::4])
+        from .io.us_region import volume_region
+
+        #: an echo screen's ultrasound image region (meta["us_region"], medseg.io.us_region): zero-click looks only there
+        self.us_region = volume_region(volume.meta, (ny, nx))
+        self._auto_inside: np.ndarray | None = None  # while zero-click writes: the region's (Y, X) mask
         self._predictor = SlicePredictor(model, cache=cache, modality=volume.modality)
         self._tls = threading.local()  # a worker thread's own predictor (parallel_map)
         self._heap = HeapTrimmer()  # freed pages back to the OS every few slices (medseg._memory)
@@ -195,7 +200,8 @@ class Session(ThreadedPredictions, SessionReplay, UndoHistory):
     def _set_slice(self, t: int, z: int) -> None:
         key = (self._data_key, t, z)
         if self.predictor.key != key:
-            self.predictor.set_image(self._norm[t, z], key=key)
+            region = {"region": self.us_region} if self.us_region is not None else {}  # a predictor of another make need not know it
+            self.predictor.set_image(self._norm[t, z], key=key, **region)
 
     def embed_slice(self, frame: int, slice_: int) -> None:
         """Compute (and cache) the whole-slice embedding ahead of the first prompt."""
@@ -261,6 +267,8 @@ class Session(ThreadedPredictions, SessionReplay, UndoHistory):
         sl = self.labels[t, z]
         before = sl.copy()
         mine = pred.mask.copy()
+        if self._auto_inside is not None:  # zero-click labels nothing outside the ultrasound region
+            mine &= self._auto_inside
         others = [s for s in self.structures.values() if s.name != name]
         for other in others:
             theirs = sl == other.value
@@ -365,18 +373,32 @@ class Session(ThreadedPredictions, SessionReplay, UndoHistory):
             frames = [self._where(t, 0)[0] for t in frames]
         filled: list[dict[str, Any]] = []
         probed: list[dict[str, Any]] = []
-        with self._operation("auto", None) as (step, change):
-            for name, t, z, pred in auto_segment(self, names, frames=frames, progress=progress, probed=probed):
-                self._write(step, change, name, t, z, pred, {"auto": True})
-            for name, t, z, src, pred in fill_missing_frames(self, names, frames):
-                self._write(step, change, name, t, z, pred, {"auto": True, "propagated_from": [src, z]})
-                filled.append({"structure": name, "frame": t, "slice": z, "from_frame": src})
-            change.removed += apply_rules(self, step, change, frames, names)
-            change.removed += check_ends(self, step, change, frames)
+        self._auto_inside = self._region_mask()  # every write of the pass (walks, probes, rules) kept inside it
+        try:
+            with self._operation("auto", None) as (step, change):
+                for name, t, z, pred in auto_segment(self, names, frames=frames, progress=progress, probed=probed):
+                    self._write(step, change, name, t, z, pred, {"auto": True})
+                for name, t, z, src, pred in fill_missing_frames(self, names, frames):
+                    self._write(step, change, name, t, z, pred, {"auto": True, "propagated_from": [src, z]})
+                    filled.append({"structure": name, "frame": t, "slice": z, "from_frame": src})
+                change.removed += apply_rules(self, step, change, frames, names)
+                change.removed += check_ends(self, step, change, frames)
+        finally:
+            self._auto_inside = None
         self.log.append({"op": "auto", "structures": names, "frames": frames, **({"filled": filled} if filled else {}),
                          **({"probed": probed} if probed else {}),
-                         **({"removed": change.removed} if change.removed else {})})
+                         **({"removed": change.removed} if change.removed else {}),
+                         **({"us_region": list(self.us_region)} if self.us_region is not None else {})})
         return change
+
+    def _region_mask(self) -> np.ndarray | None:
+        """The (Y, X) mask of :attr:`us_region`, None without one."""
+        if self.us_region is None:
+            return None
+        r0, c0, r1, c1 = self.us_region
+        mask = np.zeros(self.volume.shape[2:], bool)
+        mask[r0 : r1 + 1, c0 : c1 + 1] = True
+        return mask
 
     def _erase(self, step: _UndoStep, change: Change, name: str, t: int, z: int) -> None:
         """Erase one structure on one slice as part of an undoable operation."""
@@ -424,7 +446,17 @@ class Session(ThreadedPredictions, SessionReplay, UndoHistory):
 
         return {**run_environment(self.model.device), **self.model.provenance(), "mask_thresholds": mask_thresholds(self.model, self.volume.modality),
                 "label_map": self.label_map.to_dict(), "actions": list(self.log), "locked": [s.name for s in self.structures.values() if s.locked],
-                "created": utc_timestamp()}
+                **self._region_provenance(), "created": utc_timestamp()}
+
+    def _region_provenance(self) -> dict[str, Any]:
+        """``zero_click_region`` when zero-click ran on an echo screen's ultrasound region."""
+        if self.us_region is None or not any(a.get("op") == "auto" for a in self.log):
+            return {}
+        from .io.us_region import region_text
+
+        return {"zero_click_region": {"us_region": list(self.us_region), "convention": "[row0, col0, row1, col1], inclusive pixel indices",
+                                      "note": f"zero-click looked only inside the ultrasound image region of the DICOM "
+                                              f"(SequenceOfUltrasoundRegions), {region_text(self.us_region)}; prompts are not restricted"}}
 
     def record_edits(self, before: np.ndarray) -> Change:
         """Log the changes made to ``labels`` by hand since they were ``before`` (napari's brush)

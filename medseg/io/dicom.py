@@ -76,6 +76,7 @@ from .dicom_series import (
 from .dicom_stack import JITTER_MIN_STEP_MM, JITTER_TOL_MM, POSITION_TOL_MM, _arrange, _check_uniform, _magnitude_images, _slice_grid
 from .dicom_times import realtime_frame_times
 from .geometry import RASTER_AFFINE, affine_from_dicom, dicom_directions
+from .us_region import add_region, region_spacing_mm
 from .volume import Volume
 
 __all__ = [
@@ -175,7 +176,9 @@ def _read_one(path: Path, ds: Dataset) -> Volume:
         return _build_stack(frames_from_enhanced(ds, path), {path: ds}, path)
     info = frames_from_classic(ds, path)
     if n_frames(ds) == 1 and info[0].ipp and info[0].iop and info[0].pixel_spacing:
-        return _build_stack(info, {path: ds}, path)
+        vol = _build_stack(info, {path: ds}, path)
+        add_region(vol.meta, ds, vol.shape[2:])  # an echo image with a position: its ultrasound region too (us_region)
+        return vol
     return _read_unpositioned(path, ds)
 
 
@@ -217,6 +220,7 @@ def _read_unpositioned(path: Path, header: Dataset) -> Volume:
     n = array.shape[0]
     meta = _meta(ds, path, [[info]])
     meta.update(source_ndim=3 if n > 1 else 2, positioned=False, files=[[str(path)]] * n, frame_numbers=[[i] for i in range(n)] if n > 1 else [[None]])
+    add_region(meta, ds, array.shape[1:])  # where the 2-D image lies on the screen: zero-click looks only there (us_region)
     return Volume(array=array[:, None], affine=affine, frame_times_s=_clip_times(ds, n),
                   modality=_modality(ds), spacing_known=known, meta=meta)
 
@@ -232,23 +236,13 @@ def _unpositioned_geometry(ds: Dataset, info: FrameInfo) -> tuple[np.ndarray, bo
         require_geometry([info])  # a position that is not finite, an orientation that is not one: GeometryError
         normal = dicom_directions(info.iop)[2]
         return affine_from_dicom(info.ipp, info.iop, info.pixel_spacing, normal * (info.thickness or 1.0)), True
-    region = _us_region_spacing_mm(ds)
+    region = region_spacing_mm(ds)  # the region whose box is meta["us_region"] (medseg.io.us_region)
     if region is not None:
         return RASTER_AFFINE @ np.diag([region[1], region[0], 1.0, 1.0]), True
     if _modality(ds) in ("US", "OT"):
         return RASTER_AFFINE.copy(), False
     require_geometry([info])  # raises GeometryError naming what is missing
     return RASTER_AFFINE.copy(), False
-
-
-def _us_region_spacing_mm(ds: Dataset) -> tuple[float, float] | None:
-    """(dy, dx) mm from the first ultrasound region calibrated in cm, else None."""
-    for region in ds.get("SequenceOfUltrasoundRegions", []) or []:
-        if region.get("PhysicalUnitsXDirection") == 3 and region.get("PhysicalUnitsYDirection") == 3:
-            dx, dy = abs(float(region.PhysicalDeltaX)) * 10.0, abs(float(region.PhysicalDeltaY)) * 10.0
-            if dx > 0 and dy > 0:
-                return dy, dx
-    return None
 
 
 def _clip_times(ds: Dataset, n: int) -> np.ndarray | None:

@@ -1,0 +1,132 @@
+"""The ultrasound image region of an echo DICOM: where the 2-D image lies on the exported screen.
+
+Echo machines export a clip as the whole screen: the 2-D sector sits inside it, with an ECG
+trace, text and calipers around it. DICOM's SequenceOfUltrasoundRegions says where the sector
+is. medseg takes one region, the first whose PhysicalUnitsX/YDirection are both cm (3) with a
+positive PhysicalDeltaX/Y and whose RegionSpatialFormat is 2-D (1; a region without the tag is
+taken as 2-D, an M-mode, spectral or waveform region is passed over): its pixel size is the
+image's (:func:`region_spacing_mm`) and its box (:func:`region_box`) is recorded in the
+Volume's ``meta["us_region"]`` as ``[row0, col0, row1, col1]``, pixel indices, **inclusive**
+(DICOM's RegionLocationMinY0, MinX0, MaxY1, MaxX1; the convention of medseg's boxes).
+
+A box that reaches outside the image is clipped to it; one that is reversed (Max < Min), lies
+wholly outside the image, or is narrower than :data:`MIN_SIDE` pixels after clipping (the
+placeholder 0, 0, 0, 0) is ignored; ``meta["us_region_note"]`` says what was clipped or
+ignored. The array and its grid stay the file's full screen: labels and DICOM SEG reference the
+file's own frames. Zero-click (:meth:`medseg.predictor.SlicePredictor.predict_auto`, the
+session's automatic pass) looks only inside the box; clicks and boxes a user gives are not
+restricted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+#: meta key of the ultrasound region's box: [row0, col0, row1, col1], inclusive pixel indices
+KEY = "us_region"
+NOTE_KEY = "us_region_note"
+#: a region narrower than this (pixels, after clipping to the image) is ignored: it cannot hold a
+#: heart (a session refuses slices narrower than this, medseg.session.MIN_SLICE_SIDE)
+MIN_SIDE = 16
+CM = 3  # PhysicalUnitsX/YDirection: cm
+TWO_D = 1  # RegionSpatialFormat: 2-D
+
+
+def calibrated_region(ds: Any) -> Any | None:
+    """The first ultrasound region of ``ds`` calibrated in cm on both axes, with positive
+    deltas, of the 2-D kind (RegionSpatialFormat 1 or absent); None when there is none."""
+    for region in ds.get("SequenceOfUltrasoundRegions", []) or []:
+        fmt = region.get("RegionSpatialFormat")
+        if fmt is not None and _int(fmt) != TWO_D:
+            continue
+        if region.get("PhysicalUnitsXDirection") == CM and region.get("PhysicalUnitsYDirection") == CM:
+            dx, dy = _float(region.get("PhysicalDeltaX")), _float(region.get("PhysicalDeltaY"))
+            if dx is not None and dy is not None and abs(dx) > 0 and abs(dy) > 0:
+                return region
+    return None
+
+
+def region_spacing_mm(ds: Any) -> tuple[float, float] | None:
+    """(dy, dx) mm of :func:`calibrated_region`, else None."""
+    region = calibrated_region(ds)
+    if region is None:
+        return None
+    return abs(float(region.PhysicalDeltaY)) * 10.0, abs(float(region.PhysicalDeltaX)) * 10.0
+
+
+def region_box(ds: Any, shape_yx: tuple[int, int]) -> tuple[list[int] | None, str | None]:
+    """([row0, col0, row1, col1] inclusive, note) of :func:`calibrated_region` on an image of
+    ``shape_yx`` rows and columns: clipped to the image (note says so), or (None, note) when the
+    box is missing, reversed, outside the image or too small; (None, None) without a region."""
+    region = calibrated_region(ds)
+    if region is None:
+        return None, None
+    raw = [_int(region.get(k)) for k in ("RegionLocationMinY0", "RegionLocationMinX0", "RegionLocationMaxY1", "RegionLocationMaxX1")]
+    if any(v is None for v in raw):
+        return None, "the ultrasound region gives no complete RegionLocation: ignored, zero-click looks at the whole image"
+    return clip_box(raw, shape_yx)  # type: ignore[arg-type]
+
+
+def clip_box(box: Sequence[int], shape_yx: tuple[int, int]) -> tuple[list[int] | None, str | None]:
+    """An inclusive [row0, col0, row1, col1] box on an image of ``shape_yx``: (the box, None)
+    when it fits, (clipped box, note) when it reaches outside, (None, note) when it is reversed,
+    outside the image or narrower than :data:`MIN_SIDE` pixels."""
+    r0, c0, r1, c1 = (int(v) for v in box)
+    h, w = int(shape_yx[0]), int(shape_yx[1])
+    said = f"ultrasound region rows {r0}-{r1}, columns {c0}-{c1}"
+    if r1 < r0 or c1 < c0:
+        return None, f"{said} is reversed (the end before the start): ignored, zero-click looks at the whole image"
+    cr0, cc0, cr1, cc1 = max(r0, 0), max(c0, 0), min(r1, h - 1), min(c1, w - 1)
+    if cr1 < cr0 or cc1 < cc0:
+        return None, f"{said} lies outside the {h}x{w} image: ignored, zero-click looks at the whole image"
+    if min(cr1 - cr0, cc1 - cc0) + 1 < MIN_SIDE:
+        return None, f"{said} is under {MIN_SIDE} pixels wide in the {h}x{w} image: ignored, zero-click looks at the whole image"
+    out = [cr0, cc0, cr1, cc1]
+    if out != [r0, c0, r1, c1]:
+        return out, f"{said} reaches outside the {h}x{w} image: clipped to rows {cr0}-{cr1}, columns {cc0}-{cc1}"
+    return out, None
+
+
+def add_region(meta: dict[str, Any], ds: Any, shape_yx: tuple[int, int]) -> None:
+    """Record ``ds``'s ultrasound region box (and a note when clipped or ignored) in ``meta``."""
+    box, note = region_box(ds, shape_yx)
+    if box is not None:
+        meta[KEY] = box
+    if note is not None:
+        meta[NOTE_KEY] = note
+
+
+def volume_region(meta: dict[str, Any] | None, shape_yx: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """The ultrasound region a Volume's ``meta`` records, checked against its slices' shape
+    (clipped, or None when it does not fit: :func:`clip_box`); None without one."""
+    raw = (meta or {}).get(KEY)
+    if raw is None:
+        return None
+    try:
+        vals = [int(v) for v in raw]
+    except (TypeError, ValueError):
+        return None
+    if len(vals) != 4:
+        return None
+    box, _ = clip_box(vals, shape_yx)
+    return tuple(box) if box is not None else None  # type: ignore[return-value]
+
+
+def region_text(box: Sequence[int]) -> str:
+    """"rows 20-243, columns 60-283" of an inclusive box."""
+    return f"rows {box[0]}-{box[2]}, columns {box[1]}-{box[3]}"
+
+
+def _float(value: Any) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _int(value: Any) -> int | None:
+    v = _float(value)
+    return int(v) if v is not None and v == int(v) else None
