@@ -104,6 +104,8 @@ def _summary(report: dict, output: Path) -> None:
         if "ed_frame" in report:
             es_frame = report["es_frame"]
             parts.append(f"ED frame {report['ed_frame']}, ES frame {'n/a' if es_frame is None else es_frame}")
+        for view, c in (report.get("clips") or {}).items():  # two clips, biplane: each view's own frames
+            parts.append(f"{'4' if view == 'a4c' else '2'}-chamber clip ED frame {c['ed_frame']}, ES frame {'n/a' if c['es_frame'] is None else c['es_frame']}")
         parts += _atria_text(report)
         parts.append(_flags_text(report["flags"]))
         stdout.print(f"{'; '.join(parts)} -> {shown(output)}", markup=False, highlight=False, soft_wrap=True)

@@ -4,10 +4,12 @@
     medseg measure --ed ED --es ES --label-map MAP -o REPORT.json
     medseg measure --ed A4C_ED --es A4C_ES [--a2c-ed A2C_ED --a2c-es A2C_ES] -o REPORT.json   (echo)
     medseg measure CLIP_LABELS -o REPORT.json                     (one apical view over the cycle)
+    medseg measure A4C_CLIP --a2c A2C_CLIP -o REPORT.json         (echo: biplane, ED/ES found in each clip)
 
 Labels with one slice are apical (echo or long-axis) views: method of disks (measurement.md,
-"Echo"), biplane with the two-chamber view, single plane without; EF even without pixel spacing,
-volumes with --pixel-spacing (labels that record none: PNG, video; a file's own is never overridden).
+"Echo"), biplane with the two-chamber view (--a2c-ed/--a2c-es; --a2c: its clip beside a 4-chamber
+clip), single plane without; EF even without pixel spacing, volumes with --pixel-spacing (labels
+that record none: PNG, video; a file's own is never overridden).
 Without --label-map the label map of the labels' medseg sidecar JSON is used, else medseg's.
 Besides REPORT.json: --csv (one row), --plots (PNGs), --pdf (the study on one A4 page,
 :mod:`medseg.measure.study_pdf`), --dicom-sr (the numbers as a DICOM SR in the labels' study,
@@ -27,6 +29,7 @@ import typer
 from ..errors import GeometryError, LabelMapError, MedsegError
 from . import _options as o
 from ._app import app
+from ._measure_clips import check_clip_forms, run_biplane_clips
 from ._measure_inputs import _header_body, _in_use, _label_map, _record_inputs, _segmented_images
 from ._measure_output import _add_implausible, _all_flags, _build_sr, _sr_context, _summary, _write_plots
 
@@ -42,6 +45,8 @@ def measure_command(
     es: Path | None = typer.Option(None, "--es", help="End-systolic label file (with --ed); for echo the apical 4-chamber view."),
     a2c_ed: Path | None = typer.Option(None, "--a2c-ed", help="Echo: end-diastolic apical 2-chamber labels (with --a2c-es): biplane disks."),
     a2c_es: Path | None = typer.Option(None, "--a2c-es", help="Echo: end-systolic apical 2-chamber labels (with --a2c-ed)."),
+    a2c_clip: Path | None = typer.Option(None, "--a2c", metavar="A2C_CLIP", help="Echo: the apical 2-chamber clip beside LABELS, the 4-chamber "
+                                         "clip: biplane disks, ED and ES found in each clip (--clip applies to both)."),
     label_map: str | None = typer.Option(None, "--label-map", help="Label values, e.g. 'lv=3,myo=2,rv=1' (ACDC), or a file (JSON, ITK-SNAP .txt/.label, nnU-Net dataset.json); default: the labels' medseg sidecar JSON, else medseg's lv=1,myo=2,rv=3,..."),
     output: Path = typer.Option(..., "-o", "--out", "--output", help="Report JSON to write."),
     height_cm: float | None = typer.Option(None, "--height-cm", help="Height (cm), for BSA."),
@@ -72,10 +77,11 @@ def measure_command(
     _check_choice("--bsa-method", bsa_method, BSA_CHOICES)
     _check_choice("--aha-method", aha_method, AHA_CHOICES)
     _check_choice("--base", base, tuple(BASE_CHOICES))
-    _check_forms(labels, ed, es, (a2c_ed, a2c_es), clip, output, csv_path, plots, image, pdf)
-    sr_context = _sr_context(dicom_sr, [p for p in (labels, ed, es, a2c_ed, a2c_es) if p is not None], {"report": output, "CSV": csv_path})
-    spacing = _given_spacings(pixel_spacing, a2c_pixel_spacing, [labels, ed, es], [a2c_ed, a2c_es])
-    lmap, map_from = _label_map(label_map, [p for p in (labels, ed, es, a2c_ed, a2c_es) if p is not None])
+    _check_forms(labels, ed, es, (a2c_ed, a2c_es), clip, output, csv_path, plots, image, pdf, a2c_clip)
+    inputs = [p for p in (labels, ed, es, a2c_ed, a2c_es, a2c_clip) if p is not None]
+    sr_context = _sr_context(dicom_sr, inputs, {"report": output, "CSV": csv_path})
+    spacing = _given_spacings(pixel_spacing, a2c_pixel_spacing, [labels, ed, es], [a2c_ed, a2c_es, a2c_clip])
+    lmap, map_from = _label_map(label_map, inputs)
     if "lv" not in lmap:
         raise LabelMapError(f"the label map must name the LV blood pool (lv=...); got {lmap.to_string()}")
     phase_opts: dict[str, Any] = {"aha_method": aha_method, "interpolate_missing": interpolate_missing, "base_end": BASE_CHOICES[base],
@@ -90,7 +96,7 @@ def measure_command(
     try:
         report, phases, frames, vol, lmap = _run(labels, ed, es, lmap, phase_opts, body, heart_rate, (a2c_ed, a2c_es), by_name=not label_map,
                                                  default_map=not label_map and map_from is None, clip=clip, spacing=spacing,
-                                                 read_out=measured)
+                                                 read_out=measured, a2c_clip=a2c_clip)
     except LVOutsideMyocardium as e:  # a cine's LV outside its myocardium on every frame: a named map is no guess to doubt
         if map_named:
             raise e.named() from None
@@ -116,7 +122,7 @@ def measure_command(
 
         console.print("note: --heart-rate is not used for one view by the method of disks (apical echo or long-axis MR): no cardiac "
                       "output (that needs short-axis stacks: ED + ES or a cine)", markup=False, highlight=False, soft_wrap=True)
-    paths = {"labels": labels, "ed": ed, "es": es, "a2c_ed": a2c_ed, "a2c_es": a2c_es}
+    paths = {"labels": labels, "ed": ed, "es": es, "a2c_ed": a2c_ed, "a2c_es": a2c_es, "a2c": a2c_clip}
     _record_inputs(report, paths, lmap, map_from, label_map, from_header, vol, image)
     report["inputs"]["spacing_from"] = _spacing_from({k: measured[p] for k, p in paths.items() if p is not None})
     _record_run(report, paths, {"aha_method": aha_method, "base": base, "interpolate_missing": interpolate_missing,
@@ -169,8 +175,8 @@ def _given_spacings(text: str | None, a2c_text: str | None, paths: list[Path | N
     instead) as label file -> ((row, column) mm, what to say if the file records another); files
     given no spacing are left out."""
     given, given_a2c = o.parse_pixel_spacing(text), o.parse_pixel_spacing(a2c_text, "--a2c-pixel-spacing")
-    if given_a2c is not None and a2c[0] is None:
-        raise MedsegError("--a2c-pixel-spacing is the 2-chamber views' pixel size: give it with --a2c-ed and --a2c-es")
+    if given_a2c is not None and all(p is None for p in a2c):
+        raise MedsegError("--a2c-pixel-spacing is the 2-chamber views' pixel size: give it with --a2c-ed and --a2c-es, or --a2c")
     found = {p: (given, "") for p in paths if p is not None and given is not None}
     # a PNG 4-chamber view with 2-chamber NIfTI views that record their own: they took --pixel-spacing
     hint = "" if given_a2c else " (the 2-chamber views: --a2c-pixel-spacing gives their own)"
@@ -196,7 +202,8 @@ def _spacing_from(vols: dict[str, Any]) -> str | dict[str, str | None] | None:
 
 
 def _check_forms(labels: Path | None, ed: Path | None, es: Path | None, a2c: tuple[Path | None, Path | None], clip: bool,
-                 output: Path, csv_path: Path | None, plots: Path | None, image: list[Path] | None, pdf: Path | None = None) -> None:
+                 output: Path, csv_path: Path | None, plots: Path | None, image: list[Path] | None, pdf: Path | None = None,
+                 a2c_clip: Path | None = None) -> None:
     """The inputs given in one of the forms (LABELS, or --ed and --es with or without the
     2-chamber pair; --clip with LABELS), and outputs that replace no input (--image needs --plots)."""
     a2c_ed, a2c_es = a2c
@@ -206,8 +213,10 @@ def _check_forms(labels: Path | None, ed: Path | None, es: Path | None, a2c: tup
         raise MedsegError("--clip reads LABELS (one view over the cycle), not --ed / --es")
     if (a2c_ed is None) != (a2c_es is None) or (a2c_ed is not None and ed is None):
         raise MedsegError("--a2c-ed and --a2c-es go together, with --ed and --es (the 4-chamber view)")
-    _check_outputs(output, csv_path, {"labels": labels, "ED labels": ed, "ES labels": es, "2-chamber ED labels": a2c_ed,
-                                      "2-chamber ES labels": a2c_es}, image or [])
+    check_clip_forms(labels, a2c_clip)
+    named = {"labels": labels, "ED labels": ed, "ES labels": es, "2-chamber ED labels": a2c_ed, "2-chamber ES labels": a2c_es,
+             "2-chamber clip labels": a2c_clip}
+    _check_outputs(output, csv_path, named, image or [])
     from .._files import check_plots_folder
 
     check_plots_folder(plots, {"report": output, "CSV": csv_path})
@@ -217,14 +226,13 @@ def _check_forms(labels: Path | None, ed: Path | None, es: Path | None, a2c: tup
         from ._measure_pdf import check_pdf
 
         check_pdf(pdf, {"report": output, "CSV": csv_path, "plots folder": plots},
-                  {**{k: v for k, v in {"labels": labels, "ED labels": ed, "ES labels": es, "2-chamber ED labels": a2c[0],
-                                        "2-chamber ES labels": a2c[1]}.items() if v is not None}, **{f"image {p}": p for p in image or []}})
+                  {**{k: v for k, v in named.items() if v is not None}, **{f"image {p}": p for p in image or []}})
 
 
 def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase_opts: dict, body: dict,
          heart_rate: float | None, a2c: tuple[Path | None, Path | None] = (None, None), by_name: bool = False,
          default_map: bool = False, clip: bool = False, spacing: dict[Path, Any] | None = None,
-         read_out: dict[Path, Any] | None = None) -> tuple[dict, dict, dict, Any, Any]:
+         read_out: dict[Path, Any] | None = None, a2c_clip: Path | None = None) -> tuple[dict, dict, dict, Any, Any]:
     """Read the inputs and measure: (report, phase -> (Z, Y, X) labels, phase -> frame, ED Volume,
     the label map measured with). ``by_name``: no --label-map was given, so each input's own map
     (sidecar) re-encodes it into ``lmap``. ``default_map``: nothing named the structures and
@@ -235,12 +243,14 @@ def _run(labels: Path | None, ed: Path | None, es: Path | None, lmap: Any, phase
     from ..io.seg_reader import on_one_stack
     from ..measure.report import heart_rate_options, measure_cine, measure_ed_es, measure_phase
 
-    read = {p: _read_labels(p, lmap, by_name) for p in (labels, ed, es, *a2c) if p is not None}
-    read = {p: _given_spacing(v, p, *(spacing or {}).get(p, (None, "")), clip=clip and p == labels) for p, v in read.items()}
+    read = {p: _read_labels(p, lmap, by_name) for p in (labels, ed, es, *a2c, a2c_clip) if p is not None}
+    read = {p: _given_spacing(v, p, *(spacing or {}).get(p, (None, "")), clip=clip and p in (labels, a2c_clip)) for p, v in read.items()}
     if read_out is not None:
         read_out.update(read)
     if default_map:
         lmap = _in_use(lmap, read.values())
+    if labels is not None and a2c_clip is not None:  # two apical clips: biplane
+        return (*run_biplane_clips(read[labels], read[a2c_clip], labels, a2c_clip, lmap, body, clip), lmap)
     if labels is not None:
         vol = _as_clip(read[labels], labels) if clip else read[labels]
         if vol.n_slices == 1 and vol.n_frames > 1:
@@ -284,7 +294,7 @@ def _not_one_phase(option: str, path: Path, vol: Any) -> str:
     if vol.n_slices == 1:
         return (f"{option} takes one frame, and {path.name} holds {vol.n_frames} frames of one view (labels over the cycle): measure "
                 f"the clip alone (medseg measure {path.name}: ED and ES found on its LV volume curve, single-plane disks); "
-                "biplane disks need the ED and ES frames of each view as label files of their own")
+                "biplane disks: medseg measure A4C_CLIP --a2c A2C_CLIP (ED and ES found in each clip)")
     return (f"{option} takes one phase, and {path.name} is a cine of {vol.n_frames} frames: measure it alone "
             f"(medseg measure {path.name}: ED and ES found on its volume curve)")
 

@@ -9,6 +9,7 @@ Main entry points (imported lazily)::
     measure_cine(labels, affine, label_map, frame_times_s=..) -> dict  # (T, Z, Y, X)
     measure_echo(a4c_ed, a4c_es, a2c_ed, a2c_es, spacing_a4c_mm=.., spacing_a2c_mm=..) -> dict
     measure_echo_clip(labels_tyx, spacing_mm=..) -> dict      # one apical view over the cycle
+    measure_echo_biplane_clips(a4c_tyx, a2c_tyx, spacing_a4c_mm=.., spacing_a2c_mm=..) -> dict  # two views over the cycle
 
 See docs/measurement.md for methods and conventions.
 """
@@ -23,6 +24,7 @@ if _typing.TYPE_CHECKING:  # what mypy / pyright see of the lazy names below (ne
     from .aha import wall_thickness as wall_thickness
     from .echo import measure_echo as measure_echo
     from .echo import measure_echo_clip as measure_echo_clip
+    from .echo_clips import measure_echo_biplane_clips as measure_echo_biplane_clips
     from .export import report_row as report_row
     from .export import write_csv as write_csv
     from .geometry import MeasurementError as MeasurementError
@@ -45,7 +47,7 @@ if _typing.TYPE_CHECKING:  # what mypy / pyright see of the lazy names below (ne
 
 _LAZY = {
     "measure_phase": "report", "measure_ed_es": "report", "measure_cine": "report", "combine_ed_es": "report",
-    "measure_echo": "echo", "measure_echo_clip": "echo", "bsa_m2": "volumes", "volume_ml": "volumes", "function_from_volumes": "volumes",
+    "measure_echo": "echo", "measure_echo_clip": "echo", "measure_echo_biplane_clips": "echo_clips", "bsa_m2": "volumes", "volume_ml": "volumes", "function_from_volumes": "volumes",
     "detect_ed_es": "volumes", "stack_geometry": "geometry", "StackGeometry": "geometry", "detect_base": "geometry",
     "MeasurementError": "geometry", "aha_segment": "aha", "wall_thickness": "aha", "wall_thickening": "aha", "report_row": "export",
     "write_csv": "export", "volume_curve_png": "plots", "bullseye_png": "plots", "thickening_png": "plots", "overlay_png": "plots",

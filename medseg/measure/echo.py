@@ -403,19 +403,8 @@ def measure_echo_clip(
     check_values(arr, lmap)
     if frame_times_s is not None and len(frame_times_s) != arr.shape[0]:
         raise MeasurementError(f"frame_times_s has {len(frame_times_s)} value(s) for {arr.shape[0]} frames")
-    disks: list[float | None] = []
-    for t in range(arr.shape[0]):
-        if (arr[t] == lmap["lv"]).any():
-            disks.append(lv_volumes_ml(view_measures(arr[t], lmap, spacing_mm), None)["disks_ml"])
-        else:
-            disks.append(None)
+    disks, outliers, ed, es = clip_ed_es(arr, lmap, spacing_mm)
     labelled = [t for t, v in enumerate(disks) if v is not None]
-    if len(labelled) < 2:
-        raise MeasurementError(f"EF over a clip needs the LV (label {lmap['lv']}) on at least two frames; it is on {len(labelled)}")
-    outliers = volume_outlier_frames(disks)  # one frame where the LV was lost is not ES (measurement.md)
-    ed, es = detect_ed_es([math.nan if v is None else v for v in disks], outliers)
-    if ed is None:
-        raise MeasurementError("the LV has no volume on any labelled frame of the clip; nothing to measure")
     report = measure_echo(arr[ed], arr[es], label_map=lmap, spacing_a4c_mm=spacing_mm, height_cm=height_cm,
                           weight_kg=weight_kg, bsa_method=bsa_method, sex=sex)
     edv = disks[ed]
@@ -437,6 +426,26 @@ def measure_echo_clip(
     if frame_times_s is not None:
         report["frame_times_s"] = [float(x) for x in frame_times_s]
     return report
+
+
+def clip_ed_es(arr: np.ndarray, lmap: LabelMap, spacing_mm: tuple[float, float] | None) -> tuple[list[float | None], dict, int, int]:
+    """ED and ES of one view's (T, Y, X) labels: (single-plane disk volume per frame, None
+    without LV; :func:`medseg.measure.qc.volume_outlier_frames`; ED = the largest, ES = the
+    smallest, outliers left out). MeasurementError with the LV on fewer than two frames."""
+    disks: list[float | None] = []
+    for t in range(arr.shape[0]):
+        if (arr[t] == lmap["lv"]).any():
+            disks.append(lv_volumes_ml(view_measures(arr[t], lmap, spacing_mm), None)["disks_ml"])
+        else:
+            disks.append(None)
+    labelled = [t for t, v in enumerate(disks) if v is not None]
+    if len(labelled) < 2:
+        raise MeasurementError(f"EF over a clip needs the LV (label {lmap['lv']}) on at least two frames; it is on {len(labelled)}")
+    outliers = volume_outlier_frames(disks)  # one frame where the LV was lost is not ES (measurement.md)
+    ed, es = detect_ed_es([math.nan if v is None else v for v in disks], outliers)
+    if ed is None or es is None:
+        raise MeasurementError("the LV has no volume on any labelled frame of the clip; nothing to measure")
+    return disks, outliers, ed, es
 
 
 #: flags of an EF or an LA volume at end-systole, which a clip without an ES does not have

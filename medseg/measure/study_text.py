@@ -149,6 +149,9 @@ def study_kind(report: Mapping[str, Any], modality: str | None = None) -> str:
     if is_echo_report(report):
         frames = (f", {len(report['volume_curve_ml'].get('lv') or [])}-frame clip (ED frame {report.get('ed_frame')}, ES frame {report.get('es_frame')})"
                   if report.get("volume_curve_ml") else "")
+        for view, c in (report.get("clips") or {}).items():  # two clips (measure --a2c): each view's own frames
+            es = "n/a" if c.get("es_frame") is None else c.get("es_frame")
+            frames += f", {view.upper()} clip of {c.get('n_frames')} frames (ED frame {c.get('ed_frame')}, ES frame {es})"
         return f"Echo, {echo_method_text(str(report.get('method')))}{frames}"
     stack = f"{where} short-axis stack" if where else "Short-axis stack"
     if report.get("volume_curve_ml"):
@@ -186,7 +189,7 @@ def header_lines(report: Mapping[str, Any], modality: str | None = None, written
         lines.append(" · ".join(w.strip() for w in who if w.strip()))
     lines.append(study_kind(report, modality))
     files = [f"{file_word(k)}: {Path(str(inputs[k])).name}"
-             for k in ("labels", "ed", "es", "a2c_ed", "a2c_es") if inputs.get(k)]
+             for k in ("labels", "ed", "es", "a2c_ed", "a2c_es", "a2c") if inputs.get(k)]
     if files:
         lines.append("Label files: " + ", ".join(files))
     lines.append(model_text(inputs.get("segmentation")))

@@ -1,0 +1,88 @@
+"""`medseg measure A4C_CLIP --a2c A2C_CLIP`: biplane disks from two apical clips, each view's
+ED and ES found in its own clip (:func:`medseg.measure.echo_clips.measure_echo_biplane_clips`).
+Helpers of :mod:`medseg.cli.measure_cmd`: the forms checked, each file read as one view over
+the cycle (``--clip``: a 3-D file's third axis as time, for both), and the report's frames.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import MedsegError
+
+#: a clip's file name that says its view: ``<study>_<4CH|2CH|A4C|A2C>`` and anything after it
+#: (CAMUS ``patient0451_4CH_half_sequence_gt``)
+_VIEW_NAME = re.compile(r"^(?P<study>.+?)[_-](?P<view>2CH|4CH|A2C|A4C)(?:[._-]|$)", re.IGNORECASE)
+
+
+def check_clip_forms(labels: Path | None, a2c_clip: Path | None) -> None:
+    """``--a2c`` goes with LABELS (the 4-chamber clip) and is another file."""
+    if a2c_clip is None:
+        return
+    if labels is None:
+        raise MedsegError("--a2c is the 2-chamber clip beside LABELS (the 4-chamber clip): medseg measure A4C_CLIP --a2c A2C_CLIP; "
+                          "with --ed/--es give the 2-chamber frames as --a2c-ed and --a2c-es")
+    if Path(labels).resolve() == Path(a2c_clip).resolve():
+        raise MedsegError(f"LABELS and --a2c are the same file ({Path(labels).name}): give the 4-chamber clip as LABELS and the "
+                          "2-chamber clip as --a2c")
+    _check_names(Path(labels), Path(a2c_clip))
+
+
+def _check_names(a4c: Path, a2c: Path) -> None:
+    """Refuse clips whose names say the other view, or other studies (as the four-file form does)."""
+    from .._nfc import nfc
+
+    named = {}
+    for path, want, where in ((a4c, "4", "LABELS (the 4-chamber clip)"), (a2c, "2", "--a2c (the 2-chamber clip)")):
+        m = _VIEW_NAME.match(path.name)
+        if m is None:
+            continue
+        view = "4" if "4" in m["view"] else "2"
+        if view != want:
+            raise MedsegError(f"{path.name} is named the {view}-chamber view, but was given as {where}: check the options")
+        named[path] = nfc(m["study"])
+    if len(set(named.values())) > 1:
+        raise MedsegError(f"the clips are named for different studies ({', '.join(sorted(set(named.values())))}): give one study's views")
+
+
+def run_biplane_clips(vol4: Any, vol2: Any, path4: Path, path2: Path, lmap: Any, body: dict, clip: bool) -> tuple[dict, dict, dict, Any]:
+    """(report, phase -> (1, Y, X) labels of the 4-chamber view, phase -> its frame, the
+    4-chamber clip's Volume): :func:`medseg.measure.echo_clips.measure_echo_biplane_clips`."""
+    from ..measure.echo_clips import measure_echo_biplane_clips
+    from .measure_cmd import _require_lv, _spacing_field, _spacing_yx
+
+    vol4, vol2 = _as_view_clip(vol4, path4, "LABELS", clip), _as_view_clip(vol2, path2, "--a2c", clip)
+    for vol, path in ((vol4, path4), (vol2, path2)):
+        _require_lv([vol], lmap, f"{path}: ")
+    if vol4.array.shape == vol2.array.shape and np.array_equal(vol4.array, vol2.array):  # one view twice reads as a plausible EF
+        raise MedsegError(f"{path4.name} and {path2.name} hold the same labels (one clip given twice?): biplane disks need the "
+                          "4-chamber clip as LABELS and the 2-chamber clip as --a2c")
+    report = measure_echo_biplane_clips(vol4.array[:, 0], vol2.array[:, 0], label_map=lmap, spacing_a4c_mm=_spacing_yx(vol4),
+                                        spacing_a2c_mm=_spacing_yx(vol2), frame_times_a4c_s=vol4.frame_times_s,
+                                        frame_times_a2c_s=vol2.frame_times_s, **body)
+    report["spacing_mm"] = _spacing_field(vol4)
+    frames = {k.upper(): f for k in ("ed", "es") if (f := report["clips"]["a4c"][f"{k}_frame"]) is not None}
+    return report, {k: vol4.array[f] for k, f in frames.items()}, frames, vol4
+
+
+def _as_view_clip(vol: Any, path: Path, option: str, clip: bool) -> Any:
+    """``vol`` as one view over the cycle ((T, 1, Y, X), T > 1), or a one-line error saying
+    what it is and what measures it."""
+    from .measure_cmd import _as_clip
+
+    if clip:
+        vol = _as_clip(vol, path)
+    if vol.n_slices == 1 and vol.n_frames > 1:
+        return vol
+    if vol.n_slices == 1:
+        raise MedsegError(f"{option} {path.name} is one frame, not a clip: biplane disks from two clips need each view over the "
+                          "cycle; single frames are given as --ed/--es --a2c-ed/--a2c-es")
+    if vol.n_frames == 1:
+        raise MedsegError(f"{option} {path.name} is a 3-D file of {vol.n_slices} slices: if its third axis is time (one view over "
+                          "the cycle, e.g. CAMUS *_half_sequence.nii.gz), add --clip (it applies to both clips)")
+    raise MedsegError(f"{option} {path.name} is a cine of {vol.n_frames} frames of {vol.n_slices} slices, not one apical view "
+                      "over the cycle")
