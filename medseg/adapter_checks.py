@@ -160,11 +160,13 @@ def check_adapter_file(folder: Path) -> None:
         raise CheckpointError(f"{weights} is corrupt or not safetensors ({type(e).__name__})") from None
     if not header or not any("lora_" in k for k in header):
         raise CheckpointError(f"{weights} holds no LoRA weights (foreign file?)")
-    try:
-        cfg = json.loads((folder / "adapter_config.json").read_text())
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{folder}/adapter_config.json is not readable JSON ({type(e).__name__})") from None
+    from ._json_files import read_json_file
+
+    path = folder / "adapter_config.json"
+    cfg = read_json_file(path, expect=None, error=CheckpointError, allow_nan=True)  # check_adapter_config names a wrong kind, NaN
     check_adapter_config(folder, cfg)
+    if json.detect_encoding(path.read_bytes()) != "utf-8":  # peft reads it again as plain UTF-8: a byte-order mark or UTF-16 failed there
+        raise CheckpointError(f"{path} starts with a byte-order mark or is UTF-16, which peft cannot read: save it as UTF-8 (no BOM)")
     _check_adapter_keys(weights, cfg, {k: shape for k, (shape, _) in header.items()})
     for k, (_, dtype) in header.items():
         if dtype not in FLOAT_DTYPES:
@@ -208,11 +210,12 @@ def check_recorded_sha256(folder: Path) -> None:
     or another adapter's weights copied in loaded as this card's adapter, with nothing said.
     A medseg.json that records none (older adapters) is not checked."""
     from ._files import sha256_file
+    from ._json_files import json_file_problem
 
-    try:
-        recorded = json.loads((folder / "medseg.json").read_text()).get("adapter_sha256")
-    except (OSError, ValueError, AttributeError):
+    meta, problem = json_file_problem(folder / "medseg.json", allow_nan=True)
+    if problem is not None:
         return  # read_adapter_meta says why
+    recorded = meta.get("adapter_sha256")
     if recorded is None:
         return
     if not (isinstance(recorded, str) and len(recorded) == 64 and all(c in "0123456789abcdef" for c in recorded.lower())):

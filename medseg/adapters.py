@@ -96,7 +96,7 @@ def check_adapter_out(out_dir: str | Path, init_from: str | None = None) -> Path
 def save_adapter(peft_model, out_dir: str | Path, meta: dict[str, Any], card: str) -> Path:
     """Write the adapter folder atomically (a temp folder renamed into place)."""
     from . import __version__
-    from ._files import sha256_file
+    from ._files import _jsonable, sha256_file
 
     out = check_adapter_out(out_dir)
     tmp = out.with_name(f".{out.name}.tmp-{int(time.time() * 1000)}")
@@ -106,7 +106,7 @@ def save_adapter(peft_model, out_dir: str | Path, meta: dict[str, Any], card: st
         peft_model.save_pretrained(str(tmp), safe_serialization=True)
         made = {"format": ADAPTER_FORMAT, "medseg_version": __version__, "date": time.strftime("%Y-%m-%d")}
         digest = sha256_file(tmp / "adapter_model.safetensors")  # checked on load: a damaged or swapped file is refused
-        (tmp / "medseg.json").write_text(json.dumps({**made, **meta, "adapter_sha256": digest}, indent=2) + "\n")
+        (tmp / "medseg.json").write_text(json.dumps(_jsonable({**made, **meta, "adapter_sha256": digest}), indent=2, allow_nan=False) + "\n")
         (tmp / "README.md").write_text(card.rstrip("\n") + f"\n\nMade with medseg {made['medseg_version']} on {made['date']}. "
                                        f"`adapter_model.safetensors` sha256 `{digest}`: what is made with this adapter records it "
                                        "as `adapter_sha256` (cite it with the adapter's name); a file that no longer has it is refused.\n")
@@ -175,12 +175,9 @@ def read_adapter_meta(folder: Path) -> dict[str, Any]:
         inner = nested_adapter(folder)
         hint = f"; it holds the adapter folder {inner.name!r} (unpacked one folder too deep?): give that folder or move it up" if inner else ""
         raise CheckpointError(f"{folder}: not a medseg adapter folder (missing {', '.join(missing)}){hint}")
-    try:
-        meta = json.loads((folder / "medseg.json").read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise CheckpointError(f"{folder}/medseg.json is not valid JSON") from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"{folder}/medseg.json is not a JSON object")
+    from ._json_files import read_json_file
+
+    meta = read_json_file(folder / "medseg.json", error=CheckpointError, allow_nan=True)  # a byte-order mark is fine; not JSON, a list are not (a NaN loss of a diverged run, as earlier releases wrote it, is)
     check_adapter_meta(folder, meta)
     return meta
 

@@ -164,25 +164,28 @@ def file_map(text: str) -> tuple[dict[str, Any], list[str]] | None:
 
 
 def read_json_map(text: str) -> tuple[dict, str]:
-    """A ``--label-map`` JSON object (the text, or a ``.json`` file it names) and where it came from."""
-    where = "label map JSON"
+    """A ``--label-map`` JSON object (the text, or a ``.json`` file it names) and where it came from.
+    A file is read as every JSON file medseg reads back (:mod:`medseg._json_files`: UTF-8 with or
+    without a byte-order mark, or UTF-16); what is wrong with it is said naming it."""
     if not text.startswith("{"):
-        path, where = Path(text), text
-        if not is_file(path):
+        from ._json_files import json_file_problem
+
+        path = Path(text)
+        if not (is_file(path) or path.is_dir()):
             raise LabelMapError(f"label map file not found: {text}")
-        raw = path.read_bytes()  # UTF-8, with a byte-order mark (Windows Notepad) too, or UTF-16 (PowerShell)
-        try:
-            text = raw.decode(json.detect_encoding(raw)).strip()
-        except UnicodeDecodeError:
-            raise LabelMapError(f"label map file {where} is not UTF-8 text") from None
+        obj, problem = json_file_problem(path, expect=None)
+        if problem is not None:
+            raise LabelMapError(f"label map file {text} {problem}")
+        if not isinstance(obj, dict):
+            raise LabelMapError(f"label map file {text} must hold an object like {{\"lv\": 1}}")
+        return obj, text
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as e:
         raise LabelMapError(f"label map JSON is malformed: {e.msg} (line {e.lineno})") from None
     if not isinstance(obj, dict):
         raise LabelMapError("label map JSON must be an object like {\"lv\": 1}")
-    return obj, where
-
+    return obj, "label map JSON"
 
 
 def notes(spec: object) -> list[str]:

@@ -13,7 +13,6 @@ counted per kind, not merged into one claim. Citations: :mod:`medseg._methods_ci
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -144,12 +143,11 @@ def _sidecar_of(labels: Path) -> dict[str, Any]:
 
 
 def _read_json(path: Path) -> Any:
-    from ._files import shown
+    """A summary.json or sidecar as every medseg reader reads it (:mod:`medseg._json_files`: a
+    byte-order mark is fine); MedsegError naming it and what is wrong."""
+    from ._json_files import read_json_file
 
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise MedsegError(f"cannot read {shown(path)}: {' '.join(str(e).split())}") from None
+    return read_json_file(path, expect=None)
 
 
 def _batch_run(folder: Path) -> Run:
@@ -192,13 +190,15 @@ def _batch_run(folder: Path) -> Run:
 def _case_sidecar(folder: Path, out: str) -> dict[str, Any]:
     """The sidecar of a case's labels as :func:`medseg.io.read_sidecar` reads it everywhere
     (``sidecar_problem``: not valid JSON, nested too deep, an invalid label map): the labels of
-    that name in ``folder`` (the output folder moved or copied since: the summary's path is the
-    original's), else the path the summary records. Raises ValueError when there is none or it cannot be read."""
+    that name in ``folder``, where a batch writes them (the output folder moved or copied since:
+    the summary's path is the original's). Never those at the path the summary records: in a copy
+    whose case was removed, that is the original folder's, perhaps run again since with other
+    options. Raises ValueError when there is none or it cannot be read."""
     from .io.writers import read_sidecar, sidecar_problem
 
     labels = folder / Path(out).name  # a batch's labels lie in its output folder: this copy's, not the folder it was copied from
     if not labels.is_file():
-        labels = Path(out)
+        raise ValueError(f"no {labels.name} in the folder")
     problem = sidecar_problem(labels)
     side = read_sidecar(labels) if problem is None else None
     if side is None:

@@ -20,7 +20,6 @@ For ``medseg batch`` one file can hold several cases: ``{"cases": {"case01": {"p
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,18 +120,20 @@ def check_prompts_file(path: str | Path) -> None:
 
 
 def _read_json(path: Path) -> Any:
+    from ._json_files import NOT_READ, json_file_problem
+
+    if path.is_dir():
+        raise PromptError(f"{path}: a folder, not a prompts file (JSON; see examples/prompts_example.json)")
     if not path.is_file():
         raise PromptError(f"prompts file not found: {path}")
     if path.suffix.lower() in (".csv", ".tsv", ".xlsx", ".xls"):
         raise PromptError(f"{path}: a prompts file is JSON, not a table (see examples/prompts_example.json)")
-    try:  # bytes: UTF-8, also with a byte-order mark (Windows Notepad), or UTF-16 (PowerShell's Out-File)
-        return json.loads(path.read_bytes())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise PromptError(f"{path}: not valid JSON ({getattr(e, 'msg', e)})") from None
-    except ValueError as e:  # an integer of thousands of digits
-        raise PromptError(f"{path}: not a prompts file ({' '.join(str(e).split())[:120]})") from None
-    except RecursionError:
-        raise PromptError(f"{path}: not a prompts file (JSON nested too deep)") from None
+    # UTF-8, also with a byte-order mark (Windows Notepad), or UTF-16 (PowerShell's Out-File); a NaN or
+    # Infinity is refused by the check of its field ("'frame' must be a whole number >= 0, got inf")
+    obj, problem = json_file_problem(path, expect=None, allow_nan=True)
+    if problem is not None:
+        raise PromptError(f"{path}: {problem.replace(NOT_READ, 'is not a prompts file').removeprefix('is ')}")
+    return obj
 
 
 def _entry(obj: Any, path: Path, case: str | None) -> PromptSet:

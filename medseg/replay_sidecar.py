@@ -10,7 +10,6 @@ provenance JSON), that of a DICOM SEG (a cine's SEG of one frame holds the whole
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -67,6 +66,7 @@ def read_recorded_session(path: str | os.PathLike) -> RecordedSession:
     the whole session in its sidecar) is read from ``OUT_frame00.json``. The actions themselves
     are checked against the image later (:func:`check_recorded`)."""
     from ._files import sha256_file, shown
+    from ._json_files import json_file_problem
     from .io import sidecar_path
     from .io.writers import seg_frame_path
 
@@ -81,12 +81,9 @@ def read_recorded_session(path: str | os.PathLike) -> RecordedSession:
         p = side
     if not p.is_file():
         raise MedsegError(f"--replay {shown(p)}: {'not a file' if p.exists() else 'no such file'}")
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise MedsegError(f"--replay {shown(p)}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}): a truncated or edited sidecar?") from None
-    except (OSError, UnicodeDecodeError, RecursionError) as e:
-        raise MedsegError(f"--replay {shown(p)}: cannot be read ({type(e).__name__}: {e})") from None
+    doc, problem = json_file_problem(p, expect=None)  # a byte-order mark (Windows Notepad) is fine
+    if problem is not None:
+        raise MedsegError(f"--replay {shown(p)}: {problem.removeprefix('is ')}: a truncated or edited sidecar?")
     prov = doc.get("provenance", doc) if isinstance(doc, dict) else None
     if isinstance(doc, dict) and doc.get("status") == "handed_over" and "actions" not in doc:
         raise MedsegError(f"--replay {shown(p)}: batch's record of case {doc.get('case')!r}, handed over with no labels written: it records no session to replay")

@@ -4,12 +4,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .._files import sha256_path
+from .._json_files import json_file_problem, read_json_file
 from ..errors import MedsegError
 from .cases import BatchOptions, CaseSpec, Result, dicom_seg_dir, handed_over_path, output_path, review_png_path
 from .weights import _weights_changed
@@ -29,11 +29,10 @@ def output_problem(case: CaseSpec, options: BatchOptions, labels: Callable[[], A
         return "sidecar missing"
     if not out.is_file():
         return "label file missing"
-    try:
-        prov = json.loads(side.read_text()).get("provenance", {})
-    except (OSError, ValueError, AttributeError):
-        return "sidecar unreadable"
-    if not isinstance(prov, dict) or sidecar_problem(out) is not None or read_sidecar(out) is None:  # no valid label map is no output either
+    # read as every reader reads it (medseg._json_files: a byte-order mark is fine; empty, truncated, not UTF-8, NaN, a list are not)
+    doc = read_sidecar(out) if sidecar_problem(out) is None else None
+    prov = doc.get("provenance", {}) if doc is not None else None
+    if not isinstance(prov, dict):  # no valid label map is no output either
         return "sidecar unreadable"
     if not _review_fields_readable(prov, options.dicom_seg):  # its summary row (confidence, flags) could not be made
         return "sidecar unreadable"
@@ -69,10 +68,7 @@ def handed_over_record(case: CaseSpec, options: BatchOptions) -> dict[str, Any] 
     path = handed_over_path(options.out_dir, case.case)
     if not path.is_file():
         return None
-    try:
-        rec = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    rec, _ = json_file_problem(path)  # damaged (truncated, empty, not JSON): the case is run again
     if not (isinstance(rec, dict) and rec.get("command") == "batch" and rec.get("case") == case.case):
         return None
     if rec.get("input_sha256") != sha256_path(case.input) or rec.get("batch_signature") != options.signature(_ref_sha(case)):
@@ -85,9 +81,11 @@ def handed_over_record(case: CaseSpec, options: BatchOptions) -> dict[str, Any] 
 
 
 def _sidecar_provenance(out: Path) -> dict[str, Any]:
+    """The provenance in the sidecar of ``out`` ({} when it holds none); MedsegError naming the
+    sidecar when it cannot be read (:func:`medseg._json_files.read_json_file`)."""
     from ..io import sidecar_path
 
-    prov = json.loads(sidecar_path(out).read_text()).get("provenance", {})
+    prov = read_json_file(sidecar_path(out)).get("provenance", {})
     return prov if isinstance(prov, dict) else {}
 
 

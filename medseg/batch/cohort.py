@@ -324,6 +324,7 @@ def write_summary(out_dir: str | os.PathLike, results: Sequence[Result], options
     from .._files import write_json_atomic, write_text_atomic
     from .._runinfo import software_versions
 
+    results = in_folder(out_dir, results)
     measure_keys = [k for k in KEY_MEASURES if any(k in r.get("measures", {}) for r in results)]
     extra = [k for k in ("prompt_note", "measure_note", "dicom_seg", "pdf") if any(r.get(k) for r in results)]
     fields = [*SUMMARY_FIELDS, *measure_keys, *extra]
@@ -373,8 +374,20 @@ def write_cohort_with_studies(options: Any, rows: Sequence[Result]) -> Path:
     views, ED/ES stacks, frames; with ``options.pdf`` their pages too), for a batch's
     :class:`~medseg.batch.cases.BatchOptions`."""
     pages = options.out_dir if options.pdf else None
-    rows = list(rows)
+    rows = in_folder(options.out_dir, rows)  # a shard's rows name the folder as its node mounted it
     return write_cohort(options.out_dir, rows + echo_study_rows(rows, options.subjects, pages) + stack_study_rows(rows, options.subjects, options.basal_rule, pages))
+
+
+def in_folder(out_dir: str | os.PathLike, results: Sequence[Result]) -> list[Result]:
+    """``results`` with the files they name inside the output folder (``output``: the case's
+    labels; ``pdf``: its page) named in ``out_dir``, where they are now: the rows of a shard run on
+    a node that mounts OUT_DIR at another path, or of a folder moved since, named the place they
+    were written at, where the merge read (and the tables named) files that are not there."""
+    from .pages import PDF_DIR
+
+    folder = Path(out_dir).absolute()  # as the summary names them (a library caller's relative OUT_DIR too)
+    where = {"output": folder, "pdf": folder / PDF_DIR}
+    return [{**r, **{k: str(at / Path(r[k]).name) for k, at in where.items() if r.get(k)}} for r in results]
 
 
 def write_cohort(out_dir: str | os.PathLike, results: Sequence[Result]) -> Path:

@@ -7,7 +7,6 @@ its sidecar records (changed in another program, ITK-SNAP or 3D Slicer, the side
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,10 +31,10 @@ def kept_labels(case: CaseSpec, out: Path, labels: Callable[[], Any] | None = No
     side = sidecar_path(out)
     if not (out.is_file() and side.is_file()):
         return None
-    try:
-        prov = json.loads(side.read_text()).get("provenance")
-    except (OSError, ValueError, AttributeError):
-        return None  # no valid sidecar: as before, the case is redone
+    from .._json_files import json_file_problem
+
+    doc, _ = json_file_problem(side)  # as every reader reads it: a sidecar Notepad saved (a byte-order mark) still keeps the labels
+    prov = doc.get("provenance") if doc is not None else None  # none, or no valid sidecar: as before, the case is redone
     if not isinstance(prov, dict):
         return None
     if prov.get("command") == "batch":

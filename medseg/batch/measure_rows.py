@@ -31,13 +31,17 @@ def _measure(out: Path, options: BatchOptions, case_id: str, case_input: str | N
     ``who``: that row and the input's DICOM body data when already looked up (:func:`_subject`);
     ``labels``: what reads ``out`` (:func:`medseg.io.read_label_volume`), when the caller has read it already;
     ``page``: where its study page goes (``--pdf``: :mod:`medseg.batch.pages`; ``pdf`` or ``pdf_note`` in the result)."""
-    from ..io import read_label_volume, sidecar_path
+    from ..io import read_label_volume
+    from ..io.writers import read_sidecar, sidecar_path, sidecar_problem
     from ..labels import LabelMap
     from ..measure.echo import measure_echo_clip
     from ..measure.export import report_row
     from ..measure.report import measure_cine, measure_phase
 
-    side = json.loads(sidecar_path(out).read_text())
+    problem = sidecar_problem(out)  # read as every reader reads it (a byte-order mark is fine; truncated, empty, a list are not)
+    side = read_sidecar(out) if problem is None else None
+    if side is None:
+        return {"measure_note": _one_line(f"not measured: {sidecar_path(out).name} {problem or 'names no label map'}")}
     lmap = LabelMap.parse(side["label_map"])
     if "lv" not in lmap:
         return {"measure_note": "not measured: the label map has no lv"}
@@ -208,7 +212,7 @@ def measured_row(out: Path, options: BatchOptions, case_id: str, case_input: str
                     return stored["result"]
                 if page_fresh(page, [out, sidecar_path(out)]):
                     return {**stored["result"], "pdf": str(page)}
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             pass  # none yet, or damaged: measured again (and stored anew)
     from .kept import file_stat
 

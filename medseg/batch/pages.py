@@ -43,7 +43,7 @@ def write_page(report: Mapping[str, Any], page: Path, labels: Mapping[str, Any],
     ``{"pdf": path}``, or ``{"pdf_note": why}`` with no page left at ``page``."""
     from .cases import _one_line
 
-    key = _page_key(report, labels, frames, files, case, modality, body, study)
+    key = _page_key(report, labels, frames, files, case, modality, body, study, page.parent.parent)
     if key is not None and _page_current(page, key):  # --resume: a study row's page made from the same inputs
         return {"pdf": str(page)}
     try:
@@ -95,10 +95,14 @@ def _key_path(page: Path) -> Path:
 
 
 def _page_key(report: Mapping[str, Any], labels: Mapping[str, Any], frames: Mapping[str, int], files: Mapping[str, str | Path],
-              case: str, modality: str | None, body: Mapping[str, Any] | None, study: Mapping[str, Any] | None) -> str | None:
+              case: str, modality: str | None, body: Mapping[str, Any] | None, study: Mapping[str, Any] | None,
+              out_dir: Path | None = None) -> str | None:
     """sha256 of what a page is drawn from: the report, the label arrays, the label files' and
     their sidecars' size and time (the images under the contours and the confidences are read
-    through them), the header fields and medseg's version; None when a file cannot be stat'ed."""
+    through them), the header fields and medseg's version; None when a file cannot be stat'ed.
+    A label file in ``out_dir`` (the batch's output folder) counts by its path there: the page
+    shows its name, not where the folder lies, so a folder moved or copied with its files' times
+    (``mv``, ``cp -a``, a cluster node mounting it elsewhere) keeps its pages on ``--resume``."""
     import hashlib
     import json
 
@@ -112,13 +116,23 @@ def _page_key(report: Mapping[str, Any], labels: Mapping[str, Any], frames: Mapp
         stats = {k: [[q.stat().st_size, q.stat().st_mtime_ns] for q in (Path(p), sidecar_path(p)) if q.exists()] for k, p in files.items()}
     except OSError:
         return None
-    h.update(json.dumps([report, dict(frames), {k: str(v) for k, v in files.items()}, stats, case, modality, dict(body or {}),
+    h.update(json.dumps([report, dict(frames), {k: _in_folder(v, out_dir) for k, v in files.items()}, stats, case, modality, dict(body or {}),
                          dict(study or {}), __version__], sort_keys=True, default=str).encode())
     for k in sorted(labels):
         a = np.ascontiguousarray(labels[k])
         h.update(f"{k}{a.shape}{a.dtype}".encode())
         h.update(a.tobytes())
     return h.hexdigest()
+
+
+def _in_folder(path: str | Path, out_dir: Path | None) -> str:
+    """``path`` relative to ``out_dir`` when it lies there (as given: both absolute in a batch), else as it is."""
+    if out_dir is not None:
+        try:
+            return Path(path).relative_to(out_dir).as_posix()
+        except ValueError:
+            pass
+    return str(path)
 
 
 def _page_current(page: Path, key: str) -> bool:

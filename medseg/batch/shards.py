@@ -190,6 +190,7 @@ def merge(options: BatchOptions, shard: Shard, all_cases: Sequence[CaseSpec], ow
     from .cohort import write_cohort_with_studies, write_summary
 
     want_cases, want_settings = cases_digest(all_cases), settings_digest(options)
+    here = {c.case: c.absolute().input for c in all_cases}  # another node may mount INPUT_DIR elsewhere: its rows name this node's inputs
     rows: list[Result] = []
     waiting: list[tuple[int, str]] = []
     for k in range(1, shard.count + 1):
@@ -210,7 +211,7 @@ def merge(options: BatchOptions, shard: Shard, all_cases: Sequence[CaseSpec], ow
         if why:
             waiting.append((k, why))
         else:
-            rows += rec["results"]
+            rows += [{**r, "input": here.get(r["case"], r["input"])} for r in rec["results"]]
     done = ShardRun(own, n_cases=len(all_cases), waiting=waiting)
     if waiting:
         return done

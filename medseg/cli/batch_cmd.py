@@ -230,12 +230,10 @@ def _structures_note_line(results, options) -> None:
 
 def _rv_not_found(output) -> bool:
     """Whether the sidecar of a case's labels flags the RV ``structure_not_found``."""
-    import json
+    from ..io import read_sidecar
 
-    from ..io import sidecar_path
-
-    try:
-        flags = json.loads(sidecar_path(Path(output)).read_text(encoding="utf-8"))["provenance"]["review"]["flags"]
+    try:  # read as every reader reads it (a byte-order mark is fine); one that cannot be read flags nothing
+        flags = (read_sidecar(Path(output)) or {})["provenance"]["review"]["flags"]
         return any(f.get("code") == "structure_not_found" and f.get("structure") == "rv" for f in flags)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False

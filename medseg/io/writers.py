@@ -114,18 +114,16 @@ def sidecar_path(path: str | os.PathLike[str]) -> Path:
 
 def _sidecar_json(labels_path: str | os.PathLike) -> tuple[Any, str | None]:
     """The parsed sidecar JSON beside a label file (None when there is none), and why it could
-    not be read (None when it could, or there is none; see :func:`sidecar_problem`)."""
+    not be read (None when it could, or there is none; see :func:`sidecar_problem`): read as
+    every JSON file medseg reads back (:func:`medseg._json_files.json_file_problem`: a
+    byte-order mark as Windows Notepad saves one is fine; a folder of the sidecar's name, an
+    empty file, NaN are not)."""
+    from .._json_files import json_file_problem
+
     side = sidecar_path(labels_path)
-    if side == Path(labels_path) or not side.is_file():
+    if side == Path(labels_path) or not (side.is_file() or side.is_dir()):
         return None, None
-    try:
-        return json.loads(side.read_text(encoding="utf-8")), None
-    except json.JSONDecodeError as e:
-        return None, f"is not valid JSON ({e.msg.removesuffix(' at')} at line {e.lineno}, column {e.colno})"
-    except UnicodeDecodeError:
-        return None, "is not valid JSON (not UTF-8 text)"
-    except (OSError, ValueError, RecursionError) as e:
-        return None, f"cannot be read ({getattr(e, 'strerror', None) or type(e).__name__})"
+    return json_file_problem(side)  # a list, a string, null: no sidecar of any tool's
 
 
 def read_sidecar(labels_path: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -138,8 +136,9 @@ def read_sidecar(labels_path: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 def sidecar_problem(labels_path: str | os.PathLike) -> str | None:
     """Why the sidecar JSON beside a label file cannot give the labels' label map: it is not
-    valid JSON (a truncated file), cannot be read, or is a JSON object whose ``label_map`` is no
-    valid label map (``{"lv": -1}``); None when there is none, it is fine, or it is not medseg's
+    valid JSON (a truncated or empty file, NaN), cannot be read (a folder of its name), is no
+    JSON object (a list, null), or is a JSON object whose ``label_map`` is no valid label map
+    (``{"lv": -1}``); None when there is none, it is fine, or it is not medseg's
     (a JSON object without ``label_map``, such as dcm2niix's BIDS sidecar of an image). The
     reason follows the sidecar's name: ``"is not valid JSON (Expecting ',' delimiter at line 3,
     column 5)"``."""

@@ -10,7 +10,6 @@ own; the change is follow-up minus baseline.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -90,10 +89,11 @@ def _report_visit(path: Path) -> Visit:
     if any(path.name.lower().endswith(ext) for ext in EXTENSIONS):
         raise MedsegError(f"{path}: an image or label file, not a report: measure its labels first (medseg measure LABELS -o REPORT.json) "
                           "and compare the reports, or give medseg batch --measure folders")
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise MedsegError(f"{path}: not a readable JSON report ({type(e).__name__}): give a REPORT.json of medseg measure") from None
+    from .._json_files import json_file_problem
+
+    report, problem = json_file_problem(path, expect=None)  # a byte-order mark (a report saved again in Notepad) is fine
+    if problem is not None:
+        raise MedsegError(f"{path} {problem}: not a readable JSON report; give a REPORT.json of medseg measure")
     if not (isinstance(report, dict) and isinstance(report.get("inputs"), dict) and isinstance(report.get("label_map"), dict)
             and ("volumes_ml" in report or "lv" in report)):
         raise MedsegError(f"{path}: not a medseg measure report (no inputs, label_map and volumes): give the REPORT.json "
@@ -146,13 +146,18 @@ def _folder_visits(folder: Path) -> tuple[list[Visit], list[str]]:
     cohort = folder / "cohort.csv"
     if not cohort.is_file():
         raise MedsegError(f"{folder}: no cohort.csv: give a medseg batch --measure output folder (or a REPORT.json of medseg measure)")
+    from .._json_files import json_file_problem
+
     try:
         rows = read_medseg_csv(cohort)
-        summary = read_medseg_csv(folder / "summary.csv") if (folder / "summary.csv").is_file() else []
-        settings = (json.loads((folder / "summary.json").read_text(encoding="utf-8")) or {}).get("settings") or {} \
-            if (folder / "summary.json").is_file() else {}
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError) as e:
-        raise MedsegError(f"{folder}: its cohort.csv, summary.csv or summary.json cannot be read ({type(e).__name__})") from None
+        summary = read_medseg_csv(folder / "summary.csv") if (folder / "summary.csv").exists() else []
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise MedsegError(f"{folder}: its cohort.csv or summary.csv cannot be read ({type(e).__name__})") from None
+    summary_json = folder / "summary.json"
+    doc, problem = json_file_problem(summary_json) if summary_json.exists() else ({}, None)
+    if problem is not None:
+        raise MedsegError(f"{summary_json} {problem}: give a medseg batch --measure output folder")
+    settings = doc.get("settings") if isinstance(doc.get("settings"), dict) else {}
     if rows and "case" not in rows[0]:
         raise MedsegError(f"{cohort}: not medseg's cohort table (no case column)")
     from .._nfc import nfc
