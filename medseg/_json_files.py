@@ -5,8 +5,9 @@ says in a few words what is wrong with a file it cannot give, rather than a trac
 Text is UTF-8, with or without a byte-order mark (Windows Notepad writes one), or UTF-16/32 with
 theirs (PowerShell's ``Out-File``). Refused, each with its reason: a folder or missing file, an
 unreadable one, an empty one, bytes that are not such text, JSON that is malformed or truncated,
-``NaN`` / ``Infinity`` (no JSON numbers: medseg never writes them, other tools cannot read
-them), JSON nested too deep, and a value of another kind than the caller expects (a list where
+``NaN`` / ``Infinity`` (no JSON numbers; other tools cannot read them) unless the caller reads
+them (``allow_nan``: a label sidecar a script edited with Python's ``json.dump``, an adapter card
+an earlier release wrote), JSON nested too deep, and a value of another kind than the caller expects (a list where
 an object belongs).
 """
 

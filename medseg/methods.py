@@ -147,7 +147,7 @@ def _read_json(path: Path) -> Any:
     byte-order mark is fine); MedsegError naming it and what is wrong."""
     from ._json_files import read_json_file
 
-    return read_json_file(path, expect=None)
+    return read_json_file(path, expect=None, allow_nan=True)  # a NaN a script added is read, as read_sidecar reads it
 
 
 def _batch_run(folder: Path) -> Run:

@@ -81,7 +81,7 @@ def read_recorded_session(path: str | os.PathLike) -> RecordedSession:
         p = side
     if not p.is_file():
         raise MedsegError(f"--replay {shown(p)}: {'not a file' if p.exists() else 'no such file'}")
-    doc, problem = json_file_problem(p, expect=None)  # a byte-order mark (Windows Notepad) is fine
+    doc, problem = json_file_problem(p, expect=None, allow_nan=True)  # a byte-order mark (Windows Notepad) is fine; a NaN is read, as read_sidecar reads it (each action is checked)
     if problem is not None:
         raise MedsegError(f"--replay {shown(p)}: {problem.removeprefix('is ')}: a truncated or edited sidecar?")
     prov = doc.get("provenance", doc) if isinstance(doc, dict) else None

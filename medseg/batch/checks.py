@@ -85,7 +85,7 @@ def _sidecar_provenance(out: Path) -> dict[str, Any]:
     sidecar when it cannot be read (:func:`medseg._json_files.read_json_file`)."""
     from ..io import sidecar_path
 
-    prov = read_json_file(sidecar_path(out)).get("provenance", {})
+    prov = read_json_file(sidecar_path(out), allow_nan=True).get("provenance", {})  # as read_sidecar reads it
     return prov if isinstance(prov, dict) else {}
 
 

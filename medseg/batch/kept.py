@@ -33,7 +33,8 @@ def kept_labels(case: CaseSpec, out: Path, labels: Callable[[], Any] | None = No
         return None
     from .._json_files import json_file_problem
 
-    doc, _ = json_file_problem(side)  # as every reader reads it: a sidecar Notepad saved (a byte-order mark) still keeps the labels
+    # as every sidecar reader reads it: one Notepad saved (a byte-order mark) or a script edited (a NaN field) still keeps the labels
+    doc, _ = json_file_problem(side, allow_nan=True)
     prov = doc.get("provenance") if doc is not None else None  # none, or no valid sidecar: as before, the case is redone
     if not isinstance(prov, dict):
         return None

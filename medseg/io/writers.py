@@ -117,13 +117,15 @@ def _sidecar_json(labels_path: str | os.PathLike) -> tuple[Any, str | None]:
     not be read (None when it could, or there is none; see :func:`sidecar_problem`): read as
     every JSON file medseg reads back (:func:`medseg._json_files.json_file_problem`: a
     byte-order mark as Windows Notepad saves one is fine; a folder of the sidecar's name, an
-    empty file, NaN are not)."""
+    empty or truncated file are not). NaN and Infinity are read, as ``json.loads`` reads them:
+    medseg writes none, but a script that added a field with Python's ``json.dump`` may have
+    (a NaN label value is still refused by the label map's own check)."""
     from .._json_files import json_file_problem
 
     side = sidecar_path(labels_path)
     if side == Path(labels_path) or not (side.is_file() or side.is_dir()):
         return None, None
-    return json_file_problem(side)  # a list, a string, null: no sidecar of any tool's
+    return json_file_problem(side, expect=None, allow_nan=True)  # a list, a string, null: not medseg's (read_sidecar: None)
 
 
 def read_sidecar(labels_path: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -136,10 +138,10 @@ def read_sidecar(labels_path: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 def sidecar_problem(labels_path: str | os.PathLike) -> str | None:
     """Why the sidecar JSON beside a label file cannot give the labels' label map: it is not
-    valid JSON (a truncated or empty file, NaN), cannot be read (a folder of its name), is no
-    JSON object (a list, null), or is a JSON object whose ``label_map`` is no valid label map
-    (``{"lv": -1}``); None when there is none, it is fine, or it is not medseg's
-    (a JSON object without ``label_map``, such as dcm2niix's BIDS sidecar of an image). The
+    valid JSON (a truncated or empty file), cannot be read (a folder of its name), or is a JSON
+    object whose ``label_map`` is no valid label map (``{"lv": -1}``); None when there is none,
+    it is fine, or it is not medseg's (a JSON object without ``label_map``, such as dcm2niix's
+    BIDS sidecar of an image, or no JSON object: a list, null). The
     reason follows the sidecar's name: ``"is not valid JSON (Expecting ',' delimiter at line 3,
     column 5)"``."""
     obj, problem = _sidecar_json(labels_path)

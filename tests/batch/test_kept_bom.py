@@ -1,6 +1,6 @@
 """Labels saved by hand or by `medseg segment` in a batch's output folder are kept even when their
-sidecar was saved again with a byte-order mark: it was read as no sidecar, and --resume
-segmented the case again over them ("redone: input changed")."""
+sidecar was saved again with a byte-order mark or a script added a NaN field to it: it was read as
+no sidecar, and --resume segmented the case again over them ("redone: input changed")."""
 
 from __future__ import annotations
 
@@ -21,5 +21,8 @@ def test_labels_whose_sidecar_has_a_byte_order_mark_are_kept(tmp_path):
     case = CaseSpec("c1", str(image))
     assert kept_labels(case, out).startswith("kept: labels saved by medseg segment")
     side = sidecar_path(out)
-    side.write_bytes(b"\xef\xbb\xbf" + side.read_bytes())
+    sound = side.read_bytes()
+    side.write_bytes(b"\xef\xbb\xbf" + sound)
+    assert kept_labels(case, out).startswith("kept: labels saved by medseg segment")
+    side.write_bytes(sound.replace(b"{", b'{"qc": NaN, ', 1))  # a field a script added with Python's json.dump
     assert kept_labels(case, out).startswith("kept: labels saved by medseg segment")

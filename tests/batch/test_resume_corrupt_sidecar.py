@@ -21,6 +21,8 @@ DAMAGE = {  # the sidecar's bytes -> damaged bytes
     "not utf-8": lambda b: b.replace(b'"', b'"\xe9', 1),
     "list": lambda b: b"[1, 2]",
     "null": lambda b: b"null",
+}
+EDITED = {  # a field a script added with Python's json.dump: read as json.loads reads it, the output kept
     "NaN": lambda b: b.replace(b"{", b'{"note": NaN, ', 1),
     "Infinity": lambda b: b.replace(b"{", b'{"note": Infinity, ', 1),
 }
@@ -53,6 +55,19 @@ def test_resume_keeps_an_output_whose_sidecar_has_a_byte_order_mark(written):
     side = sidecar_path(out)
     side.write_bytes(BOM + side.read_bytes())
     assert output_problem(case, opts) is None  # was "sidecar unreadable": redone
+    assert _sidecar_provenance(out)["confidence"] == {"volume": {"lv": 0.9}}
+
+
+@pytest.mark.parametrize("kind", list(EDITED))
+def test_resume_keeps_an_output_whose_sidecar_a_script_edited(kind, written):
+    from medseg.batch import output_problem
+    from medseg.batch.checks import _sidecar_provenance
+    from medseg.io import sidecar_path
+
+    case, opts, out = written
+    side = sidecar_path(out)
+    side.write_bytes(EDITED[kind](side.read_bytes()))
+    assert output_problem(case, opts) is None
     assert _sidecar_provenance(out)["confidence"] == {"volume": {"lv": 0.9}}
 
 

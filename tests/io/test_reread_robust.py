@@ -106,7 +106,19 @@ def test_measure_reads_a_sidecar_saved_with_a_byte_order_mark(work, capsys):
     assert json.loads((work / "R.json").read_text())["label_map"] == json.loads(side.read_bytes()[3:])["label_map"]
 
 
-@pytest.mark.parametrize("kind", ["empty", "list", "null", "NaN", "folder"])
+@pytest.mark.parametrize("kind", ["list", "null", "NaN"])
+def test_measure_reads_a_sidecar_as_earlier_releases_did(kind, work, capsys):
+    """A NaN field a script added (Python's json.dump writes one) is read; a list or null is no
+    sidecar of medseg's and is passed over (the default label map), as before the shared reader."""
+    side = work / "seg.json"
+    want = json.loads(side.read_text())["label_map"] if kind == "NaN" else None
+    _damage(side, kind)
+    assert run_cli(["measure", str(work / "seg.nii.gz"), "-o", str(work / "R.json")]) == 0
+    got = json.loads((work / "R.json").read_text())["label_map"]
+    assert got == want if want is not None else got
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated", "folder"])
 def test_measure_refuses_a_damaged_sidecar_in_one_line(kind, work, capsys):
     _damage(work / "seg.json", kind)
     assert run_cli(["measure", str(work / "seg.nii.gz"), "-o", str(work / "R.json")]) == 1
@@ -115,14 +127,14 @@ def test_measure_refuses_a_damaged_sidecar_in_one_line(kind, work, capsys):
     assert not (work / "R.json").exists()
 
 
-def test_replay_reads_a_sidecar_with_a_byte_order_mark_and_refuses_nan(work, capsys):
+def test_replay_reads_a_sidecar_with_a_byte_order_mark_and_refuses_a_damaged_one(work, capsys):
     side = work / "seg.json"
     sound = side.read_bytes()
     side.write_bytes(BOM + sound)
     assert run_cli(["segment", str(work / "img.nii.gz"), "--replay", str(side), "-o", str(work / "again.nii.gz")]) == 0
     assert (work / "again.nii.gz").is_file()
     capsys.readouterr()
-    for kind in ("NaN", "empty"):
+    for kind in ("truncated", "empty"):
         side.write_bytes(sound)
         _damage(side, kind)
         assert run_cli(["segment", str(work / "img.nii.gz"), "--replay", str(side), "-o", str(work / "r2.nii.gz")]) == 1
