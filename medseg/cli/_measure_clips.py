@@ -17,6 +17,8 @@ from ..errors import MedsegError
 #: a clip's file name that says its view: ``<study>_<4CH|2CH|A4C|A2C>`` and anything after it
 #: (CAMUS ``patient0451_4CH_half_sequence_gt``)
 _VIEW_NAME = re.compile(r"^(?P<study>.+?)[_-](?P<view>2CH|4CH|A2C|A4C)(?:[._-]|$)", re.IGNORECASE)
+#: a clip's file name that starts with its view, no study before it (``a4c.nii.gz``, ``A2C_clip.nii.gz``)
+_VIEW_FIRST = re.compile(r"^(?P<view>2CH|4CH|A2C|A4C)(?:[._-]|$)", re.IGNORECASE)
 
 
 def check_clip_forms(labels: Path | None, a2c_clip: Path | None) -> None:
@@ -30,6 +32,7 @@ def check_clip_forms(labels: Path | None, a2c_clip: Path | None) -> None:
         raise MedsegError(f"LABELS and --a2c are the same file ({Path(labels).name}): give the 4-chamber clip as LABELS and the "
                           "2-chamber clip as --a2c")
     _check_names(Path(labels), Path(a2c_clip))
+    _check_sources(Path(labels), Path(a2c_clip))
 
 
 def _check_names(a4c: Path, a2c: Path) -> None:
@@ -38,20 +41,41 @@ def _check_names(a4c: Path, a2c: Path) -> None:
 
     named = {}
     for path, want, where in ((a4c, "4", "LABELS (the 4-chamber clip)"), (a2c, "2", "--a2c (the 2-chamber clip)")):
-        m = _VIEW_NAME.match(path.name)
+        m = _VIEW_NAME.match(path.name) or _VIEW_FIRST.match(path.name)
         if m is None:
             continue
         view = "4" if "4" in m["view"] else "2"
         if view != want:
             raise MedsegError(f"{path.name} is named the {view}-chamber view, but was given as {where}: check the options")
-        named[path] = nfc(m["study"])
+        if "study" in m.groupdict():
+            named[path] = nfc(m["study"])
     if len(set(named.values())) > 1:
         raise MedsegError(f"the clips are named for different studies ({', '.join(sorted(set(named.values())))}): give one study's views")
 
 
+def _check_sources(a4c: Path, a2c: Path) -> None:
+    """Refuse label files that medseg segmented from one image (their sidecars' ``input_sha256``):
+    one clip segmented twice (``segment --auto`` and ``--frames ed,es``) gave a "biplane" EF of
+    one view. Files without a sidecar, or one that names no input, are not checked."""
+    from ..io import read_sidecar
+
+    found = {}
+    for path in (a4c, a2c):
+        try:
+            prov = (read_sidecar(path) or {}).get("provenance")
+        except MedsegError:  # an unreadable sidecar: the label map's reading says so
+            return
+        if not isinstance(prov, dict) or not isinstance(prov.get("input_sha256"), str):
+            return
+        found[path] = (prov["input_sha256"], Path(str(prov.get("input") or "?")).name)
+    if found[a4c][0] == found[a2c][0]:
+        raise MedsegError(f"{a4c.name} and {a2c.name} were both segmented from {found[a4c][1]} (their sidecars say): biplane disks "
+                          "need the 4-chamber clip's labels as LABELS and the 2-chamber clip's as --a2c")
+
+
 def run_biplane_clips(vol4: Any, vol2: Any, path4: Path, path2: Path, lmap: Any, body: dict, clip: bool) -> tuple[dict, dict, dict, Any]:
-    """(report, phase -> (1, Y, X) labels of the 4-chamber view, phase -> its frame, the
-    4-chamber clip's Volume): :func:`medseg.measure.echo_clips.measure_echo_biplane_clips`."""
+    """(report, phase ("A4C ED", "A4C ES") -> (1, Y, X) labels of the 4-chamber view, phase ->
+    its frame, the 4-chamber clip's Volume): :func:`medseg.measure.echo_clips.measure_echo_biplane_clips`."""
     from ..measure.echo_clips import measure_echo_biplane_clips
     from .measure_cmd import _require_lv, _spacing_field, _spacing_yx
 
@@ -65,7 +89,8 @@ def run_biplane_clips(vol4: Any, vol2: Any, path4: Path, path2: Path, lmap: Any,
                                         spacing_a2c_mm=_spacing_yx(vol2), frame_times_a4c_s=vol4.frame_times_s,
                                         frame_times_a2c_s=vol2.frame_times_s, **body)
     report["spacing_mm"] = _spacing_field(vol4)
-    frames = {k.upper(): f for k in ("ed", "es") if (f := report["clips"]["a4c"][f"{k}_frame"]) is not None}
+    # the panels (overlay.png, the PDF) say which view they show: only the 4-chamber clip's frames are drawn
+    frames = {f"A4C {k.upper()}": f for k in ("ed", "es") if (f := report["clips"]["a4c"][f"{k}_frame"]) is not None}
     return report, {k: vol4.array[f] for k, f in frames.items()}, frames, vol4
 
 

@@ -95,6 +95,8 @@ def info_command(
         if key == "modality" and "value_range" in d:
             lo, hi = d["value_range"]
             table.add_row("value range", f"{lo:g} .. {hi:g}" + (" HU" if d["modality"] == "CT" else ""))
+    if d.get("us_region") or d.get("us_region_note"):  # an echo clip exported as the whole screen (docs/io.md)
+        table.add_row("us region", plain(_region_row(d)))
     if not vol.spacing_known:
         table.add_row("note", "no physical pixel spacing in this file (1 mm assumed; --pixel-spacing on segment, batch and measure gives it)")
     if d.get("geometry_note"):  # the header's transforms disagree with its voxel size: which one was taken
@@ -172,6 +174,16 @@ def _checkpoint_info(path: Path, as_json: bool) -> None:
         if key in d:
             table.add_row(key, plain(", ".join(d[key]) if isinstance(d[key], list) else d[key]))
     stdout.print(table)
+
+
+def _region_row(d: dict) -> str:
+    """The ultrasound region of an echo screen in words: where the 2-D image lies (the pixel
+    size is its; zero-click looks only there), and what was clipped or ignored."""
+    from ..io.us_region import region_text
+
+    box = d.get("us_region")
+    said = f"{region_text(box)}: the 2-D image (its pixel size; zero-click looks only there)" if box else ""
+    return "; ".join(s for s in (said, d.get("us_region_note") or "") if s)
 
 
 def _times(times: list) -> str:

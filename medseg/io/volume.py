@@ -184,6 +184,9 @@ class Volume:
                 d[key] = self.meta[key]
         if len(self.meta.get("series_instance_uids") or ()) > 1:  # e.g. a cine saved one series per slice
             d["series_merged"] = len(self.meta["series_instance_uids"])
+        for key in ("us_region", "us_region_note"):  # an echo screen's 2-D image region: zero-click looks only there (us_region.py)
+            if self.meta.get(key) is not None:
+                d[key] = self.meta[key]
         return d
 
 

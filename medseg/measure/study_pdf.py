@@ -311,7 +311,8 @@ def _overlays(page: _Page, labels: Mapping[str, np.ndarray], label_map: Any, ima
         where = [f"slice {z}"] if first.shape[0] > 1 else []
         if frames and len(set(frames.values())) > 1 and phase in frames:
             where.append(f"frame {frames[phase]}")
-        if where and _width(f"{phase}: {', '.join(where)} (mid-ventricular)", 9) <= pw - 0.15:
+        # a slice of a stack is mid-ventricular; a one-slice view (apical echo, long axis) has none to say so of
+        if first.shape[0] > 1 and _width(f"{phase}: {', '.join(where)} (mid-ventricular)", 9) <= pw - 0.15:
             where[0] += " (mid-ventricular)"
         draw_overlay(page.axes(start + i * pw + 0.05, y + 0.25, pw - 0.1, h - 0.3), lab[z], lmap, None if img is None else img[z], spacing_yx, box,
                      _fit(f"{phase}: {', '.join(where)}" if where else phase, pw - 0.15, 9), title_size=9, legend_size=7)

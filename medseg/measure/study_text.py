@@ -120,9 +120,16 @@ def number_rows(report: Mapping[str, Any]) -> list[Row]:
     return rows
 
 
-def file_word(key: Any) -> str:
-    """A label file's report key in words: ``ed`` -> "ED", ``a2c_es`` -> "A2C ES", ``labels`` -> "labels"."""
+def file_word(key: Any, report: Mapping[str, Any] | None = None) -> str:
+    """A label file's report key in words: ``ed`` -> "ED", ``a2c_es`` -> "A2C ES", ``labels`` -> "labels";
+    of a biplane report from two clips (``report`` with ``clips``): "A4C clip" and "A2C clip"."""
+    if report is not None and report.get("clips") and key in _CLIP_WORDS:
+        return _CLIP_WORDS[key]
     return "labels" if key == "labels" else str(key).replace("_", " ").upper()
+
+
+#: the label files of ``medseg measure A4C_CLIP --a2c A2C_CLIP`` in words
+_CLIP_WORDS = {"labels": "A4C clip", "a2c": "A2C clip"}
 
 
 def case_name(report: Mapping[str, Any], case: str | None = None) -> str:
@@ -188,11 +195,11 @@ def header_lines(report: Mapping[str, Any], modality: str | None = None, written
     if any(who):
         lines.append(" · ".join(w.strip() for w in who if w.strip()))
     lines.append(study_kind(report, modality))
-    files = [f"{file_word(k)}: {Path(str(inputs[k])).name}"
+    files = [f"{file_word(k, report)}: {Path(str(inputs[k])).name}"
              for k in ("labels", "ed", "es", "a2c_ed", "a2c_es", "a2c") if inputs.get(k)]
     if files:
         lines.append("Label files: " + ", ".join(files))
-    lines.append(model_text(inputs.get("segmentation")))
+    lines.append(model_text(inputs.get("segmentation"), report))
     made = [f"medseg {inputs['medseg_version']}" if inputs.get("medseg_version") else "medseg",
             f"measured {inputs['created']}" if inputs.get("created") else "", f"page written {written}" if written else ""]
     lines.append(", ".join(m for m in made if m))
@@ -204,7 +211,7 @@ def header_lines(report: Mapping[str, Any], modality: str | None = None, written
     return lines
 
 
-def model_text(segmentation: Any) -> str:
+def model_text(segmentation: Any, report: Mapping[str, Any] | None = None) -> str:
     """"Segmented by model M + adapter A" (per file when they differ), or that no model made them."""
     seg = {k: v for k, v in (segmentation or {}).items() if isinstance(v, Mapping)}
     if not seg:
@@ -212,7 +219,7 @@ def model_text(segmentation: Any) -> str:
     said = {}
     for k, m in seg.items():
         text = f"model {m.get('model_id') or '?'}" + (f" + adapter {m['adapter_id']}" if m.get("adapter_id") else " (no adapter)")
-        said.setdefault(text, []).append(file_word(k))
+        said.setdefault(text, []).append(file_word(k, report))
     if len(said) == 1:
         return f"Segmentation: {next(iter(said))}"
     return "Segmentation: " + "; ".join(f"{', '.join(ks)} by {t}" for t, ks in said.items())
@@ -224,12 +231,12 @@ def caution_lines(report: Mapping[str, Any]) -> list[str]:
     inputs = report.get("inputs") or {}
     out = []
     if inputs.get("labels_edited"):
-        which = ", ".join(file_word(k) for k in inputs["labels_edited"])
+        which = ", ".join(file_word(k, report) for k in inputs["labels_edited"])
         out.append(f"Labels edited by hand since medseg wrote them ({which}): the model, confidences and review flags "
                    "recorded with them are those of the labels before the edit.")
     review = [k for k, m in (inputs.get("segmentation") or {}).items() if isinstance(m, Mapping) and m.get("needs_review")]
     if review:
-        out.append(f"Needs review: medseg flagged the segmentation ({', '.join(file_word(k) for k in review)}); "
+        out.append(f"Needs review: medseg flagged the segmentation ({', '.join(file_word(k, report) for k in review)}); "
                    "check the contours before using these numbers.")
     bad = [f for f in report.get("flags") or [] if isinstance(f, Mapping) and str(f.get("code", "")).endswith("_implausible")]
     out += [f"Implausible: {f.get('message') or f.get('code')}" for f in bad]
@@ -280,5 +287,5 @@ def confidence_lines(report: Mapping[str, Any], confidence: Mapping[str, Any] | 
         low = [k.upper() for k, v in vols.items() if th is not None and v < th]
         verdict = ("" if th is None else f"; below the review threshold {th:.2f}: {', '.join(low)}" if low
                    else f"; all at or above the review threshold {th:.2f}")
-        out.append(f"Confidence, {file_word(key)}: {said}{verdict}")
+        out.append(f"Confidence, {file_word(key, report)}: {said}{verdict}")
     return out
