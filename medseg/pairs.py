@@ -188,12 +188,11 @@ def with_predictions(pairs: list[Pair], folder: str | Path, skip_missing: bool =
 def _summary_rows(folder: Path) -> list[dict]:
     """The case rows of a batch summary in ``folder`` (``summary.json``, else ``summary.csv``;
     an unreadable or absent summary has none), those that name a case."""
-    import json
+    from ._json_files import json_file_problem
 
-    rows: list = []
-    try:
-        rows = json.loads((folder / "summary.json").read_text(encoding="utf-8")).get("cases") or []
-    except (OSError, ValueError, AttributeError):
+    doc, problem = json_file_problem(folder / "summary.json", allow_nan=True)  # damaged (nested thousands deep too): the CSV
+    rows = (doc.get("cases") or []) if problem is None else None
+    if not isinstance(rows, list):  # no summary.json, a damaged one, or cases that are no list
         from ._files import read_medseg_csv
 
         try:

@@ -259,13 +259,14 @@ def waiting_text(waiting: Sequence[tuple[int, str]], count: int) -> str:
 
 
 def _read_record(path: Path) -> dict[str, Any] | None:
-    try:
-        rec = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    """A shard's record; None when there is none (not started), {} when it cannot be read (empty,
+    truncated, not JSON, nested thousands deep, not an object: "record unreadable")."""
+    from .._json_files import json_file_problem
+
+    if not path.exists():
         return None
-    except (OSError, ValueError):
-        return {}
-    return rec if isinstance(rec, dict) else {}
+    rec, problem = json_file_problem(path, allow_nan=True)  # a NaN is read, as json.loads read it
+    return rec if problem is None else {}
 
 
 def check_split(out_dir: str, shard: Shard) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from .._files import write_text_atomic
 from ..models.network import DEFAULT_CONFIG, ModelConfig, build_network
 from .data import STRUCTURES, SliceBank, bank_from_pack
 from .losses import PromptLoss
@@ -239,7 +240,7 @@ def train(cfg: TrainConfig, progress: Callable[[dict[str, Any]], None] | None = 
         if known:
             data.pop("init_from", None)
             data.update({"init_from": started} if started else {})
-        history = json.loads((out / "history.json").read_text()) if (out / "history.json").is_file() else []
+        history = resumed_history(out)
     start = time.perf_counter() - elapsed
     last_val = time.perf_counter()
     samples0 = step * cfg.batch_size
@@ -270,6 +271,26 @@ def train(cfg: TrainConfig, progress: Callable[[dict[str, Any]], None] | None = 
     return summary
 
 
+def resumed_history(out: Path) -> list[dict[str, Any]]:
+    """The validation records of ``out/history.json`` a resumed run goes on from ([] without the
+    file); MedsegError in one line naming the file when it is damaged (empty, truncated, not a
+    list of records)."""
+    from .._files import shown
+    from .._json_files import json_file_problem
+    from ..errors import MedsegError
+
+    path = out / "history.json"
+    if not path.exists():
+        return []
+    history, problem = json_file_problem(path, expect=list, allow_nan=True)  # a NaN score is read, as json.dumps wrote it
+    if problem is None and not all(isinstance(r, dict) for r in history):
+        problem = "holds a list whose entries are not all validation records (objects)"
+    if problem is not None:
+        raise MedsegError(f"--resume: {shown(path)} {problem}; move it aside to resume without the earlier validation history "
+                          "(state.pt and the checkpoints are kept)")
+    return history
+
+
 def _checkpoint(model, opt, bank: SliceBank, cfg: TrainConfig, out: Path, step: int, elapsed: float, best: float, history: list, progress,
                 data: dict | None = None) -> float:
     from ..models.checkpoints import save_checkpoint
@@ -288,7 +309,7 @@ def _checkpoint(model, opt, bank: SliceBank, cfg: TrainConfig, out: Path, step: 
     tmp = state_dir / "state.pt.tmp"
     torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed, "best": best}, tmp)
     tmp.replace(state_dir / "state.pt")
-    (out / "history.json").write_text(json.dumps(history, indent=1))
+    write_text_atomic(out / "history.json", json.dumps(history, indent=1))  # a run stopped while writing it keeps the last whole one
     if progress:
         progress({"step": step, "elapsed_s": elapsed, "validation": record, "best": best})
     return best
