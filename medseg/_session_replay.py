@@ -101,7 +101,8 @@ class SessionReplay:
         elif op == "propagate":
             self.propagate(a["structure"], a["frame"], a["slice"], a.get("through", "z"), a.get("direction", "both"), progress=between)
         elif op == "auto":
-            self.auto(a.get("structures"), a.get("frames"), progress=between)
+            with self.zero_click_region(a.get("us_region")):  # as recorded: a log from before regions ran on the whole screen
+                self.auto(a.get("structures"), a.get("frames"), progress=between)
         elif op == "lock":
             self.lock(a["structure"], a["locked"])
         elif op == "clear":

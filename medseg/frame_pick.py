@@ -24,6 +24,8 @@ PHASES = ("ed", "es")
 #: mid-ventricular slices whose zero-click LV area is followed through the frames to find ED and ES
 PICK_SLICES = 3
 METHOD = "zero-click LV area on mid-ventricular slices"
+#: the method of a single-slice view over time (an apical echo clip): its one slice
+METHOD_ONE_SLICE = "zero-click LV area on the view's one slice"
 
 
 def parse_frames(spec: Any) -> tuple[int | str, ...]:
@@ -144,6 +146,6 @@ def pick_ed_es(session, n_slices: int = PICK_SLICES, progress: Callable[[int, in
         col, have = areas[:, j], np.flatnonzero(np.isfinite(areas[:, j]))
         curve += np.interp(np.arange(nt), have, col[have], period=nt) if have.size < nt else col
     region = getattr(session, "us_region", None)
-    return {"ed": int(np.argmax(curve)), "es": int(np.argmin(curve)), "method": METHOD, "slices": [slices[j] for j in keep],
+    return {"ed": int(np.argmax(curve)), "es": int(np.argmin(curve)), "method": METHOD if nz > 1 else METHOD_ONE_SLICE, "slices": [slices[j] for j in keep],
             "lv_area_px": [round(float(v), 1) for v in curve], "missed": missed, **({"us_region": list(region)} if region is not None else {}),
             "seconds": round(time.perf_counter() - t0, 3)}

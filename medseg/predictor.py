@@ -227,8 +227,9 @@ class SlicePredictor:
 
         With an ultrasound region (:meth:`set_image`) both passes see the slice blanked outside
         it, the first in the square ROI of the region alone (anchored at its top-left corner,
-        as the whole slice is otherwise: the same input as the clip cropped to the region), and
-        the mask is cut to the region: nothing outside it is labelled."""
+        as the whole slice is otherwise; the intensities are still scaled on the whole screen,
+        so it is close to, not the same as, the clip cropped to the region), and the mask is
+        cut to the region: nothing outside it is labelled."""
         self._require_image()
         h, w = self._shape
         inside = self._region is not None
@@ -340,7 +341,7 @@ def _checked_region(region, shape: tuple[int, int]) -> tuple[int, int, int, int]
     try:
         box = tuple(int(v) for v in region)
         ok = len(box) == 4 and all(float(v) == b for v, b in zip(region, box, strict=True))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # not numbers, of another length, inf
         ok = False
     h, w = shape
     if not ok or not (0 <= box[0] <= box[2] <= h - 1 and 0 <= box[1] <= box[3] <= w - 1):

@@ -13,6 +13,7 @@ operation = one undo step), and is appended to ``log`` — a provenance record t
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -199,7 +200,7 @@ class Session(ThreadedPredictions, SessionReplay, UndoHistory):
     # -- slices -----------------------------------------------------------------------
     def _set_slice(self, t: int, z: int) -> None:
         key = (self._data_key, t, z)
-        if self.predictor.key != key:
+        if self.predictor.key != key or getattr(self.predictor, "region", None) != self.us_region:
             region = {"region": self.us_region} if self.us_region is not None else {}  # a predictor of another make need not know it
             self.predictor.set_image(self._norm[t, z], key=key, **region)
 
@@ -390,6 +391,21 @@ class Session(ThreadedPredictions, SessionReplay, UndoHistory):
                          **({"removed": change.removed} if change.removed else {}),
                          **({"us_region": list(self.us_region)} if self.us_region is not None else {})})
         return change
+
+    @contextlib.contextmanager
+    def zero_click_region(self, region: Any) -> Iterator[None]:
+        """Zero-click inside ``region`` (an ``auto`` action's recorded ``us_region``; None: the
+        whole image, as a log from before medseg knew ultrasound regions ran) while it lasts."""
+        from .io.us_region import volume_region
+
+        saved, box = self.us_region, volume_region({"us_region": region}, self.volume.shape[2:]) if region is not None else None
+        if region is not None and (box is None or list(box) != list(region)):
+            raise PromptError(f"us_region {region!r} is no box [row0, col0, row1, col1] inside the {self.volume.shape[2]}x{self.volume.shape[3]} image")
+        self.us_region = box
+        try:
+            yield
+        finally:
+            self.us_region = saved
 
     def _region_mask(self) -> np.ndarray | None:
         """The (Y, X) mask of :attr:`us_region`, None without one."""

@@ -105,10 +105,10 @@ def volume_region(meta: dict[str, Any] | None, shape_yx: tuple[int, int]) -> tup
     if raw is None:
         return None
     try:
-        vals = [int(v) for v in raw]
-    except (TypeError, ValueError):
+        vals = [_int(v) for v in raw]  # whole and finite, else None (inf, 20.5, "top")
+    except TypeError:  # not a sequence
         return None
-    if len(vals) != 4:
+    if len(vals) != 4 or any(v is None for v in vals):
         return None
     box, _ = clip_box(vals, shape_yx)
     return tuple(box) if box is not None else None  # type: ignore[return-value]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MedsegError
+from .source_images import LABEL_KEYS
 
 #: the measures compared: report_row / cohort.csv key -> label
 MEASURES = {"lv.ef_pct": "LVEF (%)", "lv.edv_ml": "LV EDV (mL)", "lv.esv_ml": "LV ESV (mL)", "lv_mass_g": "LV mass (g)",
@@ -129,7 +130,7 @@ def _sidecar_segmentation(report_path: Path, inputs: dict[str, Any]) -> dict[str
     from .._files import sha256_path
 
     found, recorded = [], inputs.get("sha256") if isinstance(inputs.get("sha256"), dict) else {}
-    for key in ("labels", "ed", "es", "a2c_ed", "a2c_es"):
+    for key in LABEL_KEYS:
         if not isinstance(inputs.get(key), str):
             continue
         p = Path(inputs[key])

@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import GeometryError, MedsegError
 
 #: the report's ``inputs`` keys of the label files
-LABEL_KEYS = ("labels", "ed", "es", "a2c_ed", "a2c_es")
+LABEL_KEYS = ("labels", "ed", "es", "a2c_ed", "a2c_es", "a2c")  # a2c: the 2-chamber clip of measure LABELS --a2c
 
 
 def segmented_images(paths: list[Path], on_missing: Callable[[Path, str], None] | None = None) -> list[tuple[Path, str | None, int | None]] | None:

@@ -125,7 +125,8 @@ def test_zero_click_labels_nothing_outside_the_region(tmp_path, screen, model):
     assert s.labels[0].any() and _outside(s.labels, REGION) == 0
     assert s.log[-1]["us_region"] == REGION
     assert s.provenance()["zero_click_region"]["us_region"] == REGION
-    assert pick_ed_es(s)["us_region"] == REGION
+    picked = pick_ed_es(s)
+    assert picked["us_region"] == REGION and picked["method"] == "zero-click LV area on the view's one slice"  # not "mid-ventricular slices"
 
     box = SlicePrompt("lv", 1, 0, box=Box(200, 20, 290, 120))  # across the sector's lower-left edge, over the ECG strip
     plain = Session(read_volume(_write(tmp_path / "n.dcm", screen, None)), model, "lv=1,myo=2,la=3", undo=False)
@@ -175,8 +176,10 @@ def test_two_regions_of_the_same_pixels_share_no_zero_click_embedding(tmp_path, 
 
 
 def test_a_clip_without_a_region_is_segmented_as_before(tmp_path, screen, model):
-    """No region: no box in meta, and zero-click is the whole-slice pass it always was (the
-    predictor without a region); the same screen with its region gives another answer."""
+    """No region: no box in meta, and the session's zero-click is the predictor's plain
+    whole-slice pass (no region reaches it; the helper that made the change also compared label
+    hashes with the release before it on CAMUS, ACDC and Sunnybrook images: identical); the same
+    screen with its region gives another answer."""
     from medseg.predictor import SlicePredictor
     from medseg.session import Session
 
@@ -197,10 +200,48 @@ def test_a_clip_without_a_region_is_segmented_as_before(tmp_path, screen, model)
     assert _outside(got.mask, REGION) > 0 and _outside(restricted.mask, REGION) == 0
 
 
-@pytest.mark.parametrize("region", [(0, 0, 300, 10), (5, 5, 2, 9), (0, 0, 10), (0.5, 0, 10, 10), "top"])
+@pytest.mark.parametrize("region", [(0, 0, 300, 10), (5, 5, 2, 9), (0, 0, 10), (0.5, 0, 10, 10), "top", (0, 0, float("inf"), 10)])
 def test_a_region_outside_the_slice_is_refused_by_the_predictor(model, region):
     from medseg.predictor import SlicePredictor
 
     p = SlicePredictor(model)
     with pytest.raises(PromptError, match="region must be"):
         p.set_image(np.zeros((100, 120), np.float32), region=region)
+
+
+@pytest.mark.parametrize("raw", [[0, 0, float("inf"), 50], [0.9, 0, 50.9, 50], "top", 5, [0, 0, 50]])
+def test_a_region_in_meta_that_is_no_box_of_whole_pixels_is_passed_over(raw):
+    """meta["us_region"] set by hand or by another reader: inf raised OverflowError (a
+    traceback from the Session), fractions were cut to whole pixels without a word."""
+    from medseg.io.us_region import volume_region
+
+    assert volume_region({"us_region": raw}, (100, 120)) is None
+    assert volume_region({"us_region": [0, 0, 50, 50]}, (100, 120)) == (0, 0, 50, 50)
+
+
+def test_a_log_recorded_before_regions_replays_on_the_whole_screen(tmp_path, screen, model):
+    """An ``auto`` action recorded by a release that did not know ultrasound regions carries no
+    ``us_region``: replayed on the same DICOM screen it was cut to the region (24,000 of 34,000
+    labelled pixels differed in the review's check). It replays on the whole screen, as made; a
+    log that records the region replays in it; a recorded region that is no box is refused."""
+    from medseg.session import Session
+
+    vol = read_volume(_write(tmp_path / "a.dcm", screen, [ECG, _sector_region()]))
+    old = Session(vol, model, "lv=1,myo=2,la=3", undo=False)
+    with old.zero_click_region(None):  # what the earlier release did
+        old.auto(["lv", "la"], frames=[0])
+    assert "us_region" not in old.log[-1] and _outside(old.labels, REGION) > 0
+    again = Session(vol, model, "lv=1,myo=2,la=3", undo=False)
+    again.replay(list(old.log))
+    assert np.array_equal(again.labels, old.labels)
+
+    new = Session(vol, model, "lv=1,myo=2,la=3", undo=False)
+    new.auto(["lv", "la"], frames=[0])
+    assert new.log[-1]["us_region"] == REGION
+    twice = Session(vol, model, "lv=1,myo=2,la=3", undo=False)
+    twice.replay(list(new.log))
+    assert np.array_equal(twice.labels, new.labels) and _outside(twice.labels, REGION) == 0
+
+    bad = Session(vol, model, "lv=1,myo=2,la=3", undo=False)
+    with pytest.raises(PromptError, match="us_region"):
+        bad.replay([{**new.log[-1], "us_region": [0, 0, 999, 999]}])
