@@ -209,14 +209,15 @@ class Prediction:
         mask: (Y, X) bool on the full slice.
         score: predicted IoU of the chosen mask, in [0, 1].
         logits: (h, w) low-resolution logits inside ``roi`` (for use as the next mask prompt).
-        roi: (y0, x0, y1, x1) the crop that was encoded (exclusive end), in slice pixels.
+        roi: (x0, y0, x1, y1) the square crop that was encoded, in continuous slice-pixel
+            coordinates (pixel c covers [c, c + 1): :mod:`medseg.roi_ops`), as the model takes it.
         candidates: with multimask output, all (K, Y, X) masks and their (K,) scores.
     """
 
     mask: np.ndarray
     score: float
     logits: np.ndarray | None = None
-    roi: tuple[int, int, int, int] | None = None
+    roi: tuple[float, float, float, float] | None = None
     candidates: tuple[np.ndarray, np.ndarray] | None = None
 
     def __repr__(self) -> str:  # the mask's pixel count, not the (Y, X) array
