@@ -465,14 +465,20 @@ class Session(ThreadedPredictions, SessionReplay, UndoHistory):
                 **self._region_provenance(), "created": utc_timestamp()}
 
     def _region_provenance(self) -> dict[str, Any]:
-        """``zero_click_region`` when zero-click ran on an echo screen's ultrasound region."""
-        if self.us_region is None or not any(a.get("op") == "auto" for a in self.log):
+        """``zero_click_region`` when a zero-click pass of the log ran in an ultrasound region
+        (its ``auto`` actions' ``us_region``: a replayed log says what it did, not what this
+        image's region is), the last such box; and how many passes ran on the whole screen."""
+        autos = [a for a in self.log if a.get("op") == "auto"]
+        boxes = [a["us_region"] for a in autos if a.get("us_region") is not None]
+        if not boxes:
             return {}
         from .io.us_region import region_text
 
-        return {"zero_click_region": {"us_region": list(self.us_region), "convention": "[row0, col0, row1, col1], inclusive pixel indices",
-                                      "note": f"zero-click looked only inside the ultrasound image region of the DICOM "
-                                              f"(SequenceOfUltrasoundRegions), {region_text(self.us_region)}; prompts are not restricted"}}
+        whole = len(autos) - len(boxes)
+        also = f"; {whole} earlier automatic pass{'es' * (whole > 1)} ran on the whole image" if whole else ""
+        return {"zero_click_region": {"us_region": list(boxes[-1]), "convention": "[row0, col0, row1, col1], inclusive pixel indices",
+                                      "note": f"zero-click looked only inside the ultrasound image region "
+                                              f"(SequenceOfUltrasoundRegions), {region_text(boxes[-1])}{also}; prompts are not restricted"}}
 
     def record_edits(self, before: np.ndarray) -> Change:
         """Log the changes made to ``labels`` by hand since they were ``before`` (napari's brush)

@@ -284,6 +284,7 @@ def check_action(a: Any, shape: tuple[int, int, int, int], structures: Any, top:
         _check_flag(a, "multimask", False)
     elif op == "auto":
         _check_auto(a, shape[0], known)
+        _check_region(a.get("us_region"), shape[2:])
     elif op == "edit":
         from .edits import check_edit
 
@@ -333,6 +334,17 @@ def _check_target(a: dict[str, Any], op: str, shape: tuple[int, int, int, int], 
                           f"got {a.get('through')!r}, {a.get('direction')!r}")
     if op == "review" and not isinstance(a.get("note", ""), str):
         raise PromptError(f"'review' note must be text, got {a['note']!r}")
+
+
+def _check_region(region: Any, shape_yx: tuple[int, ...]) -> None:
+    """An ``auto`` action's recorded ``us_region`` (None: none): four whole pixel indices
+    [row0, col0, row1, col1], inclusive, inside the image; PromptError naming it otherwise."""
+    if region is None:
+        return
+    h, w = int(shape_yx[0]), int(shape_yx[1])
+    whole = isinstance(region, list) and len(region) == 4 and all(isinstance(v, int) and not isinstance(v, bool) for v in region)
+    if not (whole and 0 <= region[0] <= region[2] < h and 0 <= region[1] <= region[3] < w):
+        raise PromptError(f"'auto' us_region must be [row0, col0, row1, col1], whole pixel indices inside the {h}x{w} image, got {region!r}")
 
 
 def _check_auto(a: dict[str, Any], n_frames: int, known: list[str]) -> None:

@@ -15,7 +15,7 @@ KeySlice = Annotated[bool, typer.Option("--key-slice", help="With --prompts-from
 Auto = Annotated[bool, typer.Option("--auto", help="Zero-click mode (structure prompts learned by the model).")]
 Frames = Annotated[str | None, typer.Option("--frames", metavar="LIST", help="With --auto: segment only these frames of a cine, numbered from 0 as in prompts files, "
                                               "medseg measure and napari (ACDC's Info.cfg counts from 1: its ED 1 is frame 0): e.g. 0,11 or 0-4, or ed,es: "
-                                              "ED and ES found first by zero-click LV on a few mid-ventricular slices of every frame (largest and "
+                                              "ED and ES found first by zero-click LV on a few mid-ventricular slices (an apical clip: its one slice) of every frame (largest and "
                                               "smallest LV). Other frames are left empty; medseg measure uses the segmented ones.")]
 Structures = Annotated[str | None, typer.Option("--structures", help="Structures for --auto, e.g. 'lv,myo,la' for an apical echo PNG (default by modality: lv,myo,rv; ultrasound lv,myo,la; CT lv,myo,rv,la).")]
 Propagate = Annotated[bool, typer.Option("--propagate", help="Propagate every prompted structure from its slice.")]

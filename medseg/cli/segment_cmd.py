@@ -94,7 +94,10 @@ def frames_line(prov: dict, n_frames: int) -> str | None:
     if frames is None:
         return None
     pick = prov.get("frame_pick")
-    how = (f"ED frame {pick['ed']}, ES frame {pick['es']} by zero-click LV area on slices {compact_ranges(pick['slices'])} of every frame "
+    from ..frame_pick import METHOD_ONE_SLICE
+
+    where = ("its one slice" if pick.get("method") == METHOD_ONE_SLICE else f"slices {compact_ranges(pick['slices'])}") if pick else ""
+    how = (f"ED frame {pick['ed']}, ES frame {pick['es']} by zero-click LV area on {where} of every frame "
            f"({pick['seconds']:.1f} s); " if pick else "")
     if len(set(frames)) >= n_frames:  # ED and ES of a 2-frame cine (ACDC-, Sunnybrook-style): no frame left out
         return f"frames: {how}segmented all {n_frames} ({compact_ranges(frames)}): the cine has no other frames"

@@ -122,7 +122,7 @@ def region_text(box: Sequence[int]) -> str:
 def _float(value: Any) -> float | None:
     try:
         v = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer too large for a float (10**400)
         return None
     return v if math.isfinite(v) else None
 

@@ -209,7 +209,7 @@ def test_a_region_outside_the_slice_is_refused_by_the_predictor(model, region):
         p.set_image(np.zeros((100, 120), np.float32), region=region)
 
 
-@pytest.mark.parametrize("raw", [[0, 0, float("inf"), 50], [0.9, 0, 50.9, 50], "top", 5, [0, 0, 50]])
+@pytest.mark.parametrize("raw", [[0, 0, float("inf"), 50], [0, 0, 10**400, 50], [0.9, 0, 50.9, 50], "top", 5, [0, 0, 50]])
 def test_a_region_in_meta_that_is_no_box_of_whole_pixels_is_passed_over(raw):
     """meta["us_region"] set by hand or by another reader: inf raised OverflowError (a
     traceback from the Session), fractions were cut to whole pixels without a word."""
@@ -234,6 +234,7 @@ def test_a_log_recorded_before_regions_replays_on_the_whole_screen(tmp_path, scr
     again = Session(vol, model, "lv=1,myo=2,la=3", undo=False)
     again.replay(list(old.log))
     assert np.array_equal(again.labels, old.labels)
+    assert "zero_click_region" not in again.provenance()  # it says what the replay did, not what the file's region is
 
     new = Session(vol, model, "lv=1,myo=2,la=3", undo=False)
     new.auto(["lv", "la"], frames=[0])
@@ -242,6 +243,25 @@ def test_a_log_recorded_before_regions_replays_on_the_whole_screen(tmp_path, scr
     twice.replay(list(new.log))
     assert np.array_equal(twice.labels, new.labels) and _outside(twice.labels, REGION) == 0
 
-    bad = Session(vol, model, "lv=1,myo=2,la=3", undo=False)
-    with pytest.raises(PromptError, match="us_region"):
-        bad.replay([{**new.log[-1], "us_region": [0, 0, 999, 999]}])
+    no_region = Session(read_volume(_write(tmp_path / "n.dcm", screen, None)), model, "lv=1,myo=2,la=3", undo=False)
+    no_region.replay(list(new.log))  # the same clip exported without its region: the recorded box, and the sidecar says so
+    assert np.array_equal(no_region.labels, new.labels) and no_region.provenance()["zero_click_region"]["us_region"] == REGION
+
+    from medseg._session_replay import check_log
+
+    for box in ([0, 0, 999, 999], [0, 0, float("nan"), 5], [0, 0, True, 5], "top"):  # refused before any action runs (before the model loads)
+        with pytest.raises(PromptError, match="us_region"):
+            check_log([{**new.log[-1], "us_region": box}], vol.shape, new.structures, 255)
+
+
+def test_the_console_says_an_apical_clips_ed_es_came_from_its_one_slice():
+    """`segment --auto --frames ed,es` on an apical clip said "on slices 0 of every frame" (and the
+    record "mid-ventricular slices"): a clip has one slice."""
+    from medseg.cli.segment_cmd import frames_line
+    from medseg.frame_pick import METHOD, METHOD_ONE_SLICE
+
+    pick = {"ed": 2, "es": 8, "slices": [0], "seconds": 2.5}
+    one = frames_line({"settings": {"frames": [2, 8]}, "frame_pick": {**pick, "method": METHOD_ONE_SLICE}}, 16)
+    assert "by zero-click LV area on its one slice of every frame" in one
+    stack = frames_line({"settings": {"frames": [2, 8]}, "frame_pick": {**pick, "slices": [4, 5, 6], "method": METHOD}}, 16)
+    assert "by zero-click LV area on slices 4-6 of every frame" in stack
