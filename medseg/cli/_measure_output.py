@@ -1,8 +1,9 @@
 """What `medseg measure` writes besides the report's numbers: the review's implausibility flags
 added to the report (:func:`_add_implausible`), the PNGs of ``--plots`` (overlay on the images
-the labels were segmented from or ``--image``, bullseye, thickening, volume curve) and the one-line
-summary printed at the end. Helpers of :mod:`medseg.cli.measure_cmd`; numbers come from
-:mod:`medseg.measure`, and plotting is imported only when plots are drawn.
+the labels were segmented from or ``--image``, bullseye, thickening, volume curve; of two echo
+clips each view's own) and the one-line summary printed at the end. Helpers of
+:mod:`medseg.cli.measure_cmd`; numbers come from :mod:`medseg.measure`, and plotting is
+imported only when plots are drawn.
 """
 
 from __future__ import annotations
@@ -85,6 +86,11 @@ def _write_plots(report: dict, folder: Path, phases: dict, frames: dict, lmap: A
             written["thickening"] = P.thickening_png(report["wall_thickening_pct"], folder / "thickening.png")
     if report.get("volume_curve_ml"):  # a cine, or one apical view over the cycle
         written["volume_curve"] = P.volume_curve_png(report, folder / "volume_curve.png")
+    elif echo and report.get("clips"):  # two clips (--a2c): each view's own single-plane curve, relative to its ED
+        from ..measure.clip_plots import clip_curves_png, has_clip_curves
+
+        if has_clip_curves(report):
+            written["volume_curve"] = clip_curves_png(report, folder / "volume_curve.png")
     elif not echo and "lv" in report and "edv_ml" in report.get("lv", {}):
         written["volume_curve"] = P.volume_curve_png(report, folder / "volumes.png")
     report["plots"] = {k: str(v) for k, v in written.items()}

@@ -84,6 +84,24 @@ def read_visits(path: Path) -> tuple[list[Visit], list[str]]:
     return [_report_visit(path)], []
 
 
+def _report_label_map(report: Any) -> dict[str, Any] | None:
+    """A report's label map: its ``label_map`` (a short-axis report), else ``inputs.label_map``
+    (an echo report records it there only, as text or an object); None when neither reads."""
+    if not isinstance(report, dict):
+        return None
+    if isinstance(report.get("label_map"), dict):
+        return report["label_map"]
+    given = report.get("inputs", {}).get("label_map") if isinstance(report.get("inputs"), dict) else None
+    if not isinstance(given, (str, dict)) or not given:
+        return None
+    from ..labels import LabelMap
+
+    try:
+        return LabelMap.parse(given).to_dict()
+    except (MedsegError, TypeError, ValueError):
+        return None
+
+
 def _report_visit(path: Path) -> Visit:
     from ..io.readers import EXTENSIONS
 
@@ -95,7 +113,8 @@ def _report_visit(path: Path) -> Visit:
     report, problem = json_file_problem(path, expect=None)  # a byte-order mark (a report saved again in Notepad) is fine
     if problem is not None:
         raise MedsegError(f"{path} {problem}: not a readable JSON report; give a REPORT.json of medseg measure")
-    if not (isinstance(report, dict) and isinstance(report.get("inputs"), dict) and isinstance(report.get("label_map"), dict)
+    label_map = _report_label_map(report)
+    if not (isinstance(report, dict) and isinstance(report.get("inputs"), dict) and label_map is not None
             and ("volumes_ml" in report or "lv" in report)):
         raise MedsegError(f"{path}: not a medseg measure report (no inputs, label_map and volumes): give the REPORT.json "
                           "medseg measure wrote, or a medseg batch --measure folder")
@@ -111,7 +130,7 @@ def _report_visit(path: Path) -> Visit:
     models = None if seg is None else _distinct([{k: v.get(k) for k in _MODEL_KEYS} for v in seg.values() if isinstance(v, dict)])
     settings = {k: v for k, v in (inputs.get("settings") or {}).items() if "spacing" not in k}
     return Visit(case=_report_case(path), source=str(path), values=_values(row), kind=kind, patient_id=str(study.get("patient_id") or ""),
-                 study_date=str(study.get("study_date") or ""), models=models, label_map=_int_map(report["label_map"]),
+                 study_date=str(study.get("study_date") or ""), models=models, label_map=_int_map(label_map),
                  spacing_mm=_floats(report.get("spacing_mm")), settings=settings,
                  needs_review=any(isinstance(v, dict) and v.get("needs_review") for v in (seg or {}).values()),
                  qc=[f["code"] for f in report.get("flags") or [] if isinstance(f, dict) and _is_qc(f)], scanner=_scanner(study),

@@ -5,7 +5,8 @@ when known, what was measured, model + adapter, medseg version, when measured an
 cautions the report calls for (labels edited by hand since medseg wrote them, a segmentation
 flagged for review, implausible numbers), a table of the clinical numbers with units, their
 BSA-indexed values and the normal ranges of :mod:`medseg.measure.reference` (values outside
-marked as the report's range flags say), the volume curve (cine, echo clip) or ED/ES bars, the
+marked as the report's range flags say), the volume curve (cine, echo clip; two echo clips: each
+view's own, :mod:`medseg.measure.clip_plots`) or ED/ES bars, the
 AHA bullseyes of wall thickness and systolic thickening, the contours over a mid-ventricular
 slice at ED and ES, and the QC flags and confidences in words.
 
@@ -222,6 +223,11 @@ def _numbers(page: _Page, report: Mapping[str, Any], x: float, w: float, y: floa
             y += 0.13
         y += 0.05
     plot_h = max(y - top, 2.5)
+    from .clip_plots import draw_clip_curves, has_clip_curves
+
+    if has_clip_curves(report):  # two echo clips: each view's own single-plane curve, not biplane bars
+        draw_clip_curves(page.axes(x + _TABLE_W + 0.55, top + 0.25, w - _TABLE_W - 0.6, plot_h - 0.7), report, compact=True)
+        return top + plot_h + 0.1
     if _has_volumes(report):
         from .plots import draw_volumes
 

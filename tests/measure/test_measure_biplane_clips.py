@@ -93,7 +93,7 @@ def test_each_clip_finds_its_own_ed_and_es(tmp_path, capsys):
     assert rep["lv"]["ef_pct"] == want["lv"]["ef_pct"] and rep["lv"]["edv_ml"] == want["lv"]["edv_ml"]
     assert rep["clips"]["a2c"]["volume_curve_rel"][3] == 1.0 and len(rep["clips"]["a2c"]["volume_curve_rel"]) == 6
     assert "ED frame 1, ES frame 3 of 5; 2-chamber ED frame 3, ES frame 1 of 6" in rep["notes"][-1]
-    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["overlay.png"] and (tmp_path / "study.pdf").stat().st_size > 10_000
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["overlay.png", "volume_curve.png"] and (tmp_path / "study.pdf").stat().st_size > 10_000
     # the same clips as 3-D files (third axis time): --clip reads both as clips
     for name, c in (("a4c3d", c4), ("a2c3d", c2)):
         nib.save(nib.Nifti1Image(c.T.astype(np.int16).copy(), np.diag([0.5, 0.5, 1.0, 1.0])), str(tmp_path / f"{name}.nii.gz"))
