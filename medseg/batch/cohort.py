@@ -14,6 +14,7 @@ from typing import Any
 
 from .._nfc import nfc
 from ..errors import MedsegError
+from .case_names import echo_clip
 from .cases import FRAME_CASE, BatchOptions, Result, _one_line, echo_view, echo_view_keys, split_phase, study_of
 from .measure_rows import (  # noqa: F401 (medseg.batch.cohort._measure, _Who, ..., as before)
     COHORT_OWN,
@@ -28,6 +29,7 @@ from .measure_rows import (  # noqa: F401 (medseg.batch.cohort._measure, _Who, .
     _subject,
     _Who,
     _with_subject,
+    measure_clip_study,
 )
 
 SUMMARY_FIELDS = ("case", "status", "needs_review", "confidence", "review_flags", "review_structures", "handed_over", "reason", "seconds",
@@ -265,6 +267,56 @@ def echo_study_rows(results: Sequence[Result], subjects: Sequence[Any] = (), pag
     return _pages_dropped(rows, pages, {nfc(r["case"]): r for r in results})
 
 
+def echo_clip_rows(results: Sequence[Result], subjects: Sequence[Any] = (), pages: str | os.PathLike | None = None) -> list[Result]:
+    """Rows for echo studies whose two apical views are clip cases named ``<study>_<view>`` (``p1_A4C``, ``p1_A2C``: labels
+    over the cycle): biplane disks as ``medseg measure A4C_CLIP --a2c A2C_CLIP`` gives them (:func:`measure_clip_study`);
+    a study with one clip with labels keeps its single-plane row. Rows, ``pages``: as :func:`echo_study_rows`'."""
+    return _clip_studies(results, subjects, pages)[0]
+
+
+def _clip_studies(results: Sequence[Result], subjects: Sequence[Any] = (), pages: str | os.PathLike | None = None) -> tuple[list[Result], dict[str, str]]:
+    """(:func:`echo_clip_rows`, case -> the note its own row in cohort.csv gets: the study row it is
+    one view of, or why its study is single plane)."""
+    groups: dict[str, dict[str, list[Result]]] = {}  # by the study's name in Unicode NFC, then "4ch"/"2ch"
+    named: dict[str, str] = {}
+    for r in results:
+        if (clip := echo_clip(r["case"])) and not split_phase(r["case"]):
+            groups.setdefault(nfc(clip[0]), {}).setdefault(clip[1], []).append(r)
+            named.setdefault(nfc(clip[0]), clip[0])
+    own = {nfc(r["case"]): r for r in results}
+    rows, notes = [], {}
+    for key, views in sorted(groups.items()):
+        study, cases = named[key], sorted(r["case"] for v in views.values() for r in v)
+        if set(views) != {"4ch", "2ch"}:
+            continue
+        if any(len(v) > 1 for v in views.values()):  # p1_A4C and p1_4CH: which one is the view is not known
+            rows.append({"case": study, "measure_note": f"not measured: {' and '.join(cases)} name two clips of one view (rename one)"})
+            continue
+        parts = [views["4ch"][0], views["2ch"][0]]
+        if missing := [r for r in parts if r.get("status") not in ("ok", "skipped") or not r.get("output")]:  # as a lone clip
+            why = _study_problems(study, parts, None)[1].removeprefix("not measured: ")
+            notes.update({r["case"]: f"single plane: {why}; biplane needs both clips" for r in parts if r not in missing})
+            continue
+        ok, note = _study_problems(study, parts, own.get(key))
+        measured = measure_clip_study({k: v[0]["output"] for k, v in views.items()}, _subject(study, subjects, _source(parts)),
+                                      _page(pages, study)) if ok else {}
+        if measured is not None:  # None: not two clips
+            rows.append(_noted({"case": study, **measured}, note))
+            notes.update({r["case"]: f"one view of study {study}: " + (f"its biplane EF (with {o['case']}) is in the row {study}" if
+                          measured.get("cohort_row") else f"the row {study} says why it was not measured") for r, o in zip(parts, parts[::-1])})
+    return _pages_dropped(rows, pages, own), notes
+
+
+def _with_notes(results: Sequence[Result], notes: dict[str, str]) -> list[Result]:
+    """``results``, the cohort rows of the cases in ``notes`` with that note added."""
+    out = []
+    for r in results:
+        if r["case"] in notes and (row := r.get("cohort_row")):
+            r = {**r, "cohort_row": {**row, "measure_note": _one_line("; ".join(n for n in (row.get("measure_note"), notes[r["case"]]) if n))}}
+        out.append(r)
+    return out
+
+
 def _echo_gaps(study: str, parts: dict[tuple[str, str], Result], keys: Sequence[tuple[str, str]]) -> str:
     """What keeps the apical views ``keys`` of an echo study from being measured: each one
     missing, failed or handed over (with its reason)."""
@@ -375,7 +427,9 @@ def write_cohort_with_studies(options: Any, rows: Sequence[Result]) -> Path:
     :class:`~medseg.batch.cases.BatchOptions`."""
     pages = options.out_dir if options.pdf else None
     rows = in_folder(options.out_dir, rows)  # a shard's rows name the folder as its node mounted it
-    return write_cohort(options.out_dir, rows + echo_study_rows(rows, options.subjects, pages) + stack_study_rows(rows, options.subjects, options.basal_rule, pages))
+    clips, notes = _clip_studies(rows, options.subjects, pages)
+    return write_cohort(options.out_dir, _with_notes(rows, notes) + echo_study_rows(rows, options.subjects, pages) + clips +
+                        stack_study_rows(rows, options.subjects, options.basal_rule, pages))
 
 
 def in_folder(out_dir: str | os.PathLike, results: Sequence[Result]) -> list[Result]:

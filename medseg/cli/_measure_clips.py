@@ -6,19 +6,12 @@ the cycle (``--clip``: a 3-D file's third axis as time, for both), and the repor
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import MedsegError
-
-#: a clip's file name that says its view: ``<study>_<4CH|2CH|A4C|A2C>`` and anything after it
-#: (CAMUS ``patient0451_4CH_half_sequence_gt``)
-_VIEW_NAME = re.compile(r"^(?P<study>.+?)[_-](?P<view>2CH|4CH|A2C|A4C)(?:[._-]|$)", re.IGNORECASE)
-#: a clip's file name that starts with its view, no study before it (``a4c.nii.gz``, ``A2C_clip.nii.gz``)
-_VIEW_FIRST = re.compile(r"^(?P<view>2CH|4CH|A2C|A4C)(?:[._-]|$)", re.IGNORECASE)
 
 
 def check_clip_forms(labels: Path | None, a2c_clip: Path | None) -> None:
@@ -38,25 +31,26 @@ def check_clip_forms(labels: Path | None, a2c_clip: Path | None) -> None:
 def _check_names(a4c: Path, a2c: Path) -> None:
     """Refuse clips whose names say the other view, or other studies (as the four-file form does)."""
     from .._nfc import nfc
+    from ..batch.case_names import file_view
 
     named = {}
-    for path, want, where in ((a4c, "4", "LABELS (the 4-chamber clip)"), (a2c, "2", "--a2c (the 2-chamber clip)")):
-        m = _VIEW_NAME.match(path.name) or _VIEW_FIRST.match(path.name)
-        if m is None:
+    for path, want, where in ((a4c, "4ch", "LABELS (the 4-chamber clip)"), (a2c, "2ch", "--a2c (the 2-chamber clip)")):
+        if (found := file_view(path.name)) is None:  # [<study>_]<view>..., the view as batch's case names say it
             continue
-        view = "4" if "4" in m["view"] else "2"
+        study, view = found
         if view != want:
-            raise MedsegError(f"{path.name} is named the {view}-chamber view, but was given as {where}: check the options")
-        if "study" in m.groupdict():
-            named[path] = nfc(m["study"])
+            raise MedsegError(f"{path.name} is named the {view[0]}-chamber view, but was given as {where}: check the options")
+        if study is not None:
+            named[path] = nfc(study)
     if len(set(named.values())) > 1:
         raise MedsegError(f"the clips are named for different studies ({', '.join(sorted(set(named.values())))}): give one study's views")
 
 
 def _check_sources(a4c: Path, a2c: Path) -> None:
-    """Refuse label files that medseg segmented from one image (their sidecars' ``input_sha256``):
-    one clip segmented twice (``segment --auto`` and ``--frames ed,es``) gave a "biplane" EF of
-    one view. Files without a sidecar, or one that names no input, are not checked."""
+    """Refuse label files that medseg segmented from one image (their sidecars' ``input_sha256``
+    and ``series``: two series of one DICOM study folder, ``segment DIR --series A`` and ``--series
+    B``, are two images): one clip segmented twice (``segment --auto`` and ``--frames ed,es``) gave
+    a "biplane" EF of one view. Files without a sidecar, or one that names no input, are not checked."""
     from ..io import read_sidecar
 
     found = {}
@@ -67,9 +61,9 @@ def _check_sources(a4c: Path, a2c: Path) -> None:
             return
         if not isinstance(prov, dict) or not isinstance(prov.get("input_sha256"), str):
             return
-        found[path] = (prov["input_sha256"], Path(str(prov.get("input") or "?")).name)
-    if found[a4c][0] == found[a2c][0]:
-        raise MedsegError(f"{a4c.name} and {a2c.name} were both segmented from {found[a4c][1]} (their sidecars say): biplane disks "
+        found[path] = (prov["input_sha256"], str(prov.get("series") or ""), Path(str(prov.get("input") or "?")).name)
+    if found[a4c][:2] == found[a2c][:2]:
+        raise MedsegError(f"{a4c.name} and {a2c.name} were both segmented from {found[a4c][2]} (their sidecars say): biplane disks "
                           "need the 4-chamber clip's labels as LABELS and the 2-chamber clip's as --a2c")
 
 

@@ -127,13 +127,15 @@ def test_one_clip_page_says_no_mid_ventricular_slice(tmp_path, titles):
 
 
 # -- measure two clips: one view given twice ----------------------------------------------------
-def _segmented(path: Path, clip: np.ndarray, image_sha: str) -> str:
-    """Labels as `medseg segment` writes them: a sidecar whose provenance names the image segmented."""
+def _segmented(path: Path, clip: np.ndarray, image_sha: str, series: str | None = None) -> str:
+    """Labels as `medseg segment` writes them: a sidecar whose provenance names the image segmented
+    (``series``: the --series of a DICOM study folder)."""
     from medseg.io import Volume, write_labels
 
     lab = clip[:, None].astype(np.uint8)
     like = Volume(np.zeros(lab.shape, np.uint8), np.diag([0.5, 0.5, 1.0, 1.0]), frame_times_s=np.arange(len(lab)) * 0.04, modality="US")
-    return str(write_labels(lab, like, path, MAP, {"input": f"/data/{image_sha}.dcm", "input_sha256": image_sha * 8})[0])
+    prov = {"input": f"/data/{image_sha}.dcm", "input_sha256": image_sha * 8, **({"series": series} if series else {})}
+    return str(write_labels(lab, like, path, MAP, prov)[0])
 
 
 def _measure_err(argv, capsys) -> tuple[int, str]:
@@ -155,6 +157,11 @@ def test_one_clip_segmented_twice_is_no_biplane(tmp_path, capsys):
     assert not out.exists()
     other = _segmented(tmp_path / "clip_2.nii.gz", c2, "b")  # another image: measured
     assert run_cli(["measure", whole, "--a2c", other, "-o", str(out)]) == 0 and json.loads(out.read_text())["method"] == "biplane_disks"
+    # two series of one DICOM study folder (segment DIR --series A4C / --series A2C): two images, measured
+    s4, s2 = _segmented(tmp_path / "s_4.nii.gz", c4, "d", "A4C"), _segmented(tmp_path / "s_2.nii.gz", c2, "d", "A2C")
+    assert run_cli(["measure", s4, "--a2c", s2, "-o", str(tmp_path / "rs.json")]) == 0
+    rc, err = _measure_err([s4, "--a2c", _segmented(tmp_path / "s_4b.nii.gz", only, "d", "A4C"), "-o", str(tmp_path / "rs2.json")], capsys)
+    assert rc != 0 and "were both segmented from d.dcm" in err
     # names that start with the view (no study before it) are checked as <study>_<view> names are
     a4c, a4c_edes = _nifti(tmp_path / "a4c.nii.gz", c4), _nifti(tmp_path / "a4c_edes.nii.gz", only)
     rc, err = _measure_err([a4c, "--a2c", a4c_edes, "--label-map", MAP, "-o", str(tmp_path / "r2.json")], capsys)

@@ -1,0 +1,110 @@
+"""`medseg batch --auto --measure` on a study's two apical clips (``p1_A4C.dcm``, ``p1_A2C.dcm``)
+wrote two single-plane rows in cohort.csv, both ``per_study`` TRUE: the study counted twice, and
+the 2-chamber clip's single-plane EF read as the study's. Now the pair gets one biplane study row,
+as ``medseg measure A4C --a2c A2C`` measures the same labels, and the two clips' own rows are
+``per_study`` FALSE with a note naming that row. Labels are written here: no model runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+EMAP = "lv=1,myo=2,rv=3,la=4,ra=5"
+
+
+def _clip_case(folder: Path, case: str, view: str, n_frames: int, spacing: float, shift: int = 0, status: str = "ok") -> dict:
+    """A clip case as the batch leaves it: its labels over the cycle (an echo phantom's, its own
+    pixel size and frame times) and, measured on its own, its single-plane row."""
+    from medseg.batch import BatchOptions
+    from medseg.batch.cohort import _measure
+    from medseg.io import write_labels
+    from medseg.phantoms import echo_apical_phantom
+
+    if status != "ok":
+        return {"case": case, "status": status, "output": "", "input": f"{case}.nii.gz", "reason": "no LV found"}
+    ph = echo_apical_phantom(view, n_frames=n_frames, seed=1, spacing=spacing)
+    out = folder / f"{case}.nii.gz"
+    write_labels(np.roll(ph.labels, shift, axis=0).astype(np.uint8), ph.image, out, EMAP)
+    res = {"case": case, "status": "ok", "output": str(out), "input": f"{case}.nii.gz"}
+    return {**res, **_measure(out, BatchOptions(out_dir=folder, measure=True), case)}
+
+
+def _measure_cli(tmp_path: Path, a4c: str, a2c: str) -> dict:
+    from medseg.cli import run_cli
+
+    out = tmp_path / "cli.json"
+    assert run_cli(["measure", a4c, "--a2c", a2c, "-o", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
+def test_two_clips_of_a_study_give_one_biplane_row_with_measures_numbers(tmp_path, capsys):
+    """Clips of different lengths, pixel sizes and phases (the 2-chamber one starts 3 frames
+    later): the study row is the report of `medseg measure A4C --a2c A2C` on those labels, to the
+    last digit; its views and each clip's ED/ES frames are said."""
+    from medseg.batch.cohort import echo_clip_rows
+    from medseg.measure.export import report_row
+
+    cases = [_clip_case(tmp_path, "p1_A4C", "a4c", 10, 0.7), _clip_case(tmp_path, "p1_a2c", "a2c", 10, 0.6, shift=-3)]
+    (row,) = echo_clip_rows(cases)
+    assert row["case"] == "p1" and row["measure_note"] == ""
+    got, want = row["cohort_row"], report_row(_measure_cli(tmp_path, cases[0]["output"], cases[1]["output"]))
+    capsys.readouterr()
+    assert got["method"] == "biplane_disks" and got["views"] == "4CH 2CH"
+    for key in ("lv.ef_pct", "lv.edv_ml", "lv.esv_ml", "la_volume_ml", "clips.a4c.ed_frame", "clips.a4c.es_frame", "clips.a2c.ed_frame",
+                "clips.a2c.es_frame", "clips.a4c.n_frames", "clips.a2c.n_frames"):
+        assert got[key] == want[key], key
+    assert got["lv.edv_ml"] > 0 and (got["clips.a2c.ed_frame"], got["clips.a2c.es_frame"]) != (got["clips.a4c.ed_frame"], got["clips.a4c.es_frame"])
+    single = {c["case"]: c["cohort_row"]["lv.ef_pct"] for c in cases}  # each view's own single-plane EF is not the study's
+    assert all(ef != got["lv.ef_pct"] for ef in single.values())
+
+
+def test_cohort_counts_a_clip_study_once_and_keeps_a_lone_clip(tmp_path):
+    """cohort.csv: the study row per_study TRUE, its two clips FALSE with a note naming it; a
+    study with one clip keeps that clip's single-plane row as before (TRUE, no note); one whose
+    2-chamber clip failed keeps the 4-chamber row TRUE, its note saying why it is single plane."""
+    from medseg.batch import BatchOptions
+    from medseg.batch.cohort import write_cohort_with_studies
+
+    rows = [_clip_case(tmp_path, "p1_A4C", "a4c", 10, 0.7), _clip_case(tmp_path, "p1-2CH", "a2c", 8, 0.6),
+            _clip_case(tmp_path, "p2_A4C", "a4c", 9, 0.7),
+            _clip_case(tmp_path, "p3_4ch", "a4c", 10, 0.5), _clip_case(tmp_path, "p3_A2C", "a2c", 10, 0.5, status="failed")]
+    lone_ef = rows[2]["cohort_row"]["lv.ef_pct"]
+    write_cohort_with_studies(BatchOptions(out_dir=tmp_path, measure=True), rows)
+    with open(tmp_path / "cohort.csv", newline="") as fh:
+        table = {r["case"]: r for r in csv.DictReader(fh)}
+    assert sorted(table) == ["p1", "p1-2CH", "p1_A4C", "p2_A4C", "p3_4ch"]
+    assert table["p1"]["per_study"] == "TRUE" and table["p1"]["method"] == "biplane_disks" and table["p1"]["views"] == "4CH 2CH"
+    for case, other in (("p1_A4C", "p1-2CH"), ("p1-2CH", "p1_A4C")):
+        assert table[case]["per_study"] == "FALSE" and table[case]["method"] == "single_plane_disks_clip"
+        assert table[case]["measure_note"] == f"one view of study p1: its biplane EF (with {other}) is in the row p1"
+    assert table["p2_A4C"]["per_study"] == "TRUE" and table["p2_A4C"]["measure_note"] == ""
+    assert float(table["p2_A4C"]["lv.ef_pct"]) == pytest.approx(lone_ef, abs=1e-9)
+    assert table["p3_4ch"]["per_study"] == "TRUE"
+    assert table["p3_4ch"]["measure_note"] == "single plane: p3_A2C failed (no LV found); biplane needs both clips"
+    per_study = [r["case"] for r in table.values() if r["per_study"] == "TRUE"]
+    assert sorted(per_study) == ["p1", "p2_A4C", "p3_4ch"]  # each study once
+
+
+def test_a_clip_study_row_gets_its_page(tmp_path):
+    """--pdf: the study row has its page (pdf/<study>.pdf), as the four-file echo study has."""
+    from medseg.batch.cohort import echo_clip_rows
+
+    cases = [_clip_case(tmp_path, "e1_A4C", "a4c", 6, 0.7), _clip_case(tmp_path, "e1_A2C", "a2c", 6, 0.6, shift=-2)]
+    (row,) = echo_clip_rows(cases, pages=tmp_path)
+    assert Path(row["pdf"]) == tmp_path / "pdf" / "e1.pdf" and Path(row["pdf"]).stat().st_size > 10_000
+    assert echo_clip_rows(cases)[0].get("pdf") is None
+
+
+def test_view_names_are_read_by_one_pattern():
+    """batch's case names and measure's clip file names read the view with one pattern."""
+    from medseg.batch.case_names import echo_clip, echo_view, file_view, study_of
+
+    assert echo_clip("p1_A4C") == ("p1", "4ch") and echo_clip("P2-2ch") == ("P2", "2ch") and echo_clip("p1_A4C_ED") is None
+    assert study_of("p1_a2c") == "p1" and echo_view("p1_A4C_ed") == ("p1", "4ch", "ED")
+    assert file_view("patient0451_4CH_half_sequence_gt.nii.gz") == ("patient0451", "4ch")
+    assert file_view("a4c.nii.gz") == (None, "4ch") and file_view("A2C_clip.nii.gz") == (None, "2ch")
+    assert file_view("clip.nii.gz") is None
