@@ -467,7 +467,8 @@ class Session(ThreadedPredictions, SessionReplay, UndoHistory):
     def _region_provenance(self) -> dict[str, Any]:
         """``zero_click_region`` when a zero-click pass of the log ran in an ultrasound region
         (its ``auto`` actions' ``us_region``: a replayed log says what it did, not what this
-        image's region is), the last such box; and how many passes ran on the whole screen."""
+        image's region is), the last such box; and how many other passes ran on the whole
+        image, saying so when the last pass was one of them."""
         autos = [a for a in self.log if a.get("op") == "auto"]
         boxes = [a["us_region"] for a in autos if a.get("us_region") is not None]
         if not boxes:
@@ -475,7 +476,8 @@ class Session(ThreadedPredictions, SessionReplay, UndoHistory):
         from .io.us_region import region_text
 
         whole = len(autos) - len(boxes)
-        also = f"; {whole} earlier automatic pass{'es' * (whole > 1)} ran on the whole image" if whole else ""
+        last = " (the last one)" if autos[-1].get("us_region") is None else ""
+        also = f"; {whole} other automatic pass{'es' * (whole > 1)}{last} ran on the whole image" if whole else ""
         return {"zero_click_region": {"us_region": list(boxes[-1]), "convention": "[row0, col0, row1, col1], inclusive pixel indices",
                                       "note": f"zero-click looked only inside the ultrasound image region "
                                               f"(SequenceOfUltrasoundRegions), {region_text(boxes[-1])}{also}; prompts are not restricted"}}

@@ -246,6 +246,9 @@ def test_a_log_recorded_before_regions_replays_on_the_whole_screen(tmp_path, scr
     no_region = Session(read_volume(_write(tmp_path / "n.dcm", screen, None)), model, "lv=1,myo=2,la=3", undo=False)
     no_region.replay(list(new.log))  # the same clip exported without its region: the recorded box, and the sidecar says so
     assert np.array_equal(no_region.labels, new.labels) and no_region.provenance()["zero_click_region"]["us_region"] == REGION
+    with twice.zero_click_region(None):  # a later pass on the whole screen: its labels are the ones kept, and the note says so
+        twice.auto(["lv"], frames=[0])
+    assert "1 other automatic pass (the last one) ran on the whole image" in twice.provenance()["zero_click_region"]["note"]
 
     from medseg._session_replay import check_log
 
