@@ -33,7 +33,7 @@ The work is shared with the modules beside this one: :mod:`medseg.io.dicom_serie
 of a folder, their selection and listing), :mod:`medseg.io.dicom_stack` (images into a (t, z)
 grid and the slice step), :mod:`medseg.io.dicom_pixels` (decoding) and
 :mod:`medseg.io.dicom_meta` (what ``meta`` records); :mod:`medseg.io.dicom_frames` parses the
-headers. This module reads a folder or a file into a Volume, and its public names stay importable
+headers; :mod:`medseg.io.dicom_single` places an image read without a stack. This module reads a folder or a file into a Volume, and its public names stay importable
 from here.
 """
 
@@ -73,10 +73,11 @@ from .dicom_series import (
     series_folders_form_a_stack,
     series_matches,
 )
+from .dicom_single import single_image_geometry
 from .dicom_stack import JITTER_MIN_STEP_MM, JITTER_TOL_MM, POSITION_TOL_MM, _arrange, _check_uniform, _magnitude_images, _slice_grid
 from .dicom_times import realtime_frame_times
-from .geometry import RASTER_AFFINE, affine_from_dicom, dicom_directions
-from .us_region import add_region, region_spacing_mm
+from .geometry import affine_from_dicom
+from .us_region import add_region
 from .volume import Volume
 
 __all__ = [
@@ -210,7 +211,7 @@ def _build_stack(frames: list[FrameInfo], headers: dict[Path, Dataset], source: 
 def _read_unpositioned(path: Path, header: Dataset) -> Volume:
     """A single image or legacy multi-frame clip (frames = time) -> (T, 1, Y, X)."""
     info = frames_from_classic(header, path)[0]
-    affine, known = _unpositioned_geometry(header, info)
+    geometry = single_image_geometry(header, info, n_frames(header))  # where ITK puts it (dicom_single)
     check_pixel_memory(path, header, n_frames(header))  # before the pixels are decoded
     ds, arr = _pixels(path)
     frames = arr if n_frames(ds) > 1 else arr[None]
@@ -219,30 +220,12 @@ def _read_unpositioned(path: Path, header: Dataset) -> Volume:
     array += np.float32(info.intercept)
     n = array.shape[0]
     meta = _meta(ds, path, [[info]])
-    meta.update(source_ndim=3 if n > 1 else 2, positioned=False, files=[[str(path)]] * n, frame_numbers=[[i] for i in range(n)] if n > 1 else [[None]])
+    meta.update(source_ndim=3 if n > 1 or geometry.placed else 2, positioned=False, files=[[str(path)]] * n, frame_numbers=[[i] for i in range(n)] if n > 1 else [[None]])
     add_region(meta, ds, array.shape[1:])  # where the 2-D image lies on the screen: zero-click looks only there (us_region)
-    return Volume(array=array[:, None], affine=affine, frame_times_s=_clip_times(ds, n),
-                  modality=_modality(ds), spacing_known=known, meta=meta)
-
-
-def _unpositioned_geometry(ds: Dataset, info: FrameInfo) -> tuple[np.ndarray, bool]:
-    """Geometry of an image without a stack: full DICOM geometry, else ultrasound-region
-    calibration, else (US / OT only) 1 mm pixels with ``spacing_known=False``. Without a
-    position and orientation the image lies where ITK (GDCM) puts it, origin 0 and identity
-    direction in LPS (:data:`RASTER_AFFINE`, as a PNG or a video; the region's pixel size scales
-    its axes); earlier medseg used RAS identity, the x/y mirror that
-    :func:`medseg.io.geometry.same_placement` still accepts for labels written then."""
-    if info.ipp and info.iop and info.pixel_spacing:
-        require_geometry([info])  # a position that is not finite, an orientation that is not one: GeometryError
-        normal = dicom_directions(info.iop)[2]
-        return affine_from_dicom(info.ipp, info.iop, info.pixel_spacing, normal * (info.thickness or 1.0)), True
-    region = region_spacing_mm(ds)  # the region whose box is meta["us_region"] (medseg.io.us_region)
-    if region is not None:
-        return RASTER_AFFINE @ np.diag([region[1], region[0], 1.0, 1.0]), True
-    if _modality(ds) in ("US", "OT"):
-        return RASTER_AFFINE.copy(), False
-    require_geometry([info])  # raises GeometryError naming what is missing
-    return RASTER_AFFINE.copy(), False
+    if geometry.note:
+        meta["geometry_note"] = geometry.note
+    return Volume(array=array[:, None], affine=geometry.affine, frame_times_s=_clip_times(ds, n),
+                  modality=_modality(ds), spacing_known=geometry.spacing_known, meta=meta)
 
 
 def _clip_times(ds: Dataset, n: int) -> np.ndarray | None:

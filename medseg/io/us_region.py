@@ -12,10 +12,13 @@ Volume's ``meta["us_region"]`` as ``[row0, col0, row1, col1]``, pixel indices, *
 A box that reaches outside the image is clipped to it; one that is reversed (Max < Min), lies
 wholly outside the image, or is narrower than :data:`MIN_SIDE` pixels after clipping (the
 placeholder 0, 0, 0, 0) is ignored; ``meta["us_region_note"]`` says what was clipped or
-ignored. The array and its grid stay the file's full screen: labels and DICOM SEG reference the
-file's own frames. Zero-click (:meth:`medseg.predictor.SlicePredictor.predict_auto`, the
-session's automatic pass) looks only inside the box; clicks and boxes a user gives are not
-restricted.
+ignored. A screen with more than one calibrated 2-D region (a dual view, a 2-D image beside a
+zoomed one) gives the first's pixel size and box, and the note names the others and their pixel
+sizes (:func:`several_regions_note`): what is labelled in a region of another pixel size is
+measured at the first's, and zero-click never looks there. The array and its grid stay the
+file's full screen: labels and DICOM SEG reference the file's own frames. Zero-click
+(:meth:`medseg.predictor.SlicePredictor.predict_auto`, the session's automatic pass) looks only
+inside the box; clicks and boxes a user gives are not restricted.
 """
 
 from __future__ import annotations
@@ -34,9 +37,10 @@ CM = 3  # PhysicalUnitsX/YDirection: cm
 TWO_D = 1  # RegionSpatialFormat: 2-D
 
 
-def calibrated_region(ds: Any) -> Any | None:
-    """The first ultrasound region of ``ds`` calibrated in cm on both axes, with positive
-    deltas, of the 2-D kind (RegionSpatialFormat 1 or absent); None when there is none."""
+def calibrated_regions(ds: Any) -> list[Any]:
+    """The ultrasound regions of ``ds`` calibrated in cm on both axes, with positive deltas, of
+    the 2-D kind (RegionSpatialFormat 1 or absent), in the file's order."""
+    found = []
     for region in ds.get("SequenceOfUltrasoundRegions", []) or []:
         fmt = region.get("RegionSpatialFormat")
         if fmt is not None and _int(fmt) != TWO_D:
@@ -44,15 +48,24 @@ def calibrated_region(ds: Any) -> Any | None:
         if region.get("PhysicalUnitsXDirection") == CM and region.get("PhysicalUnitsYDirection") == CM:
             dx, dy = _float(region.get("PhysicalDeltaX")), _float(region.get("PhysicalDeltaY"))
             if dx is not None and dy is not None and abs(dx) > 0 and abs(dy) > 0:
-                return region
-    return None
+                found.append(region)
+    return found
+
+
+def calibrated_region(ds: Any) -> Any | None:
+    """The first of :func:`calibrated_regions`, the one medseg takes; None when there is none."""
+    regions = calibrated_regions(ds)
+    return regions[0] if regions else None
 
 
 def region_spacing_mm(ds: Any) -> tuple[float, float] | None:
     """(dy, dx) mm of :func:`calibrated_region`, else None."""
     region = calibrated_region(ds)
-    if region is None:
-        return None
+    return None if region is None else _mm(region)
+
+
+def _mm(region: Any) -> tuple[float, float]:
+    """(dy, dx) mm of a calibrated region (PhysicalDeltaY/X are cm)."""
     return abs(float(region.PhysicalDeltaY)) * 10.0, abs(float(region.PhysicalDeltaX)) * 10.0
 
 
@@ -90,12 +103,65 @@ def clip_box(box: Sequence[int], shape_yx: tuple[int, int]) -> tuple[list[int] |
 
 
 def add_region(meta: dict[str, Any], ds: Any, shape_yx: tuple[int, int]) -> None:
-    """Record ``ds``'s ultrasound region box (and a note when clipped or ignored) in ``meta``."""
+    """Record ``ds``'s ultrasound region box (and a note when clipped or ignored, or when the
+    screen holds other 2-D regions: :func:`several_regions_note`) in ``meta``."""
     box, note = region_box(ds, shape_yx)
     if box is not None:
         meta[KEY] = box
-    if note is not None:
-        meta[NOTE_KEY] = note
+    notes = [n for n in (note, several_regions_note(ds, box is not None)) if n]
+    if notes:
+        meta[NOTE_KEY] = "; ".join(notes)
+
+
+def several_regions_note(ds: Any, box_taken: bool = True) -> str | None:
+    """The note on a screen with more than one calibrated 2-D region (a dual view, a 2-D image
+    beside a zoomed one): medseg takes the first (its pixel size and, when ``box_taken``, its box
+    for zero-click); the others' pixels are measured at its scale when theirs differ, and
+    zero-click never looks in them. A region lying inside the first with its pixel size (a
+    colour-flow box over the 2-D image) is part of that image, not another. None for one region."""
+    regions = calibrated_regions(ds)
+    if not regions:
+        return None
+    first = regions[0]
+    others = [r for r in regions[1:] if not (_inside(_raw_box(r), _raw_box(first)) and _same_size(r, first))]
+    if not others:
+        return None
+    zero_click = "zero-click looks only there" if box_taken else "zero-click looks at the whole screen"
+    parts = [f"{len(others) + 1} calibrated 2-D ultrasound regions on the screen (a dual or zoomed view): the first, {_where(first)}, "
+             f"taken ({_size_text(first)} pixels; {zero_click})"]
+    for r in others:
+        if _same_size(r, first):
+            parts.append(f"{_where(r)} has the same pixel size" + (", but zero-click does not look there" if box_taken else ""))
+        else:
+            parts.append(f"{_where(r)} has {_size_text(r)} pixels: what is labelled there is measured at {_size_text(first)}, wrong for it")
+    return "; ".join(parts)
+
+
+def _raw_box(region: Any) -> list[int | None]:
+    """[row0, col0, row1, col1] as the region gives it (None for a missing value)."""
+    return [_int(region.get(k)) for k in ("RegionLocationMinY0", "RegionLocationMinX0", "RegionLocationMaxY1", "RegionLocationMaxX1")]
+
+
+def _inside(box: list[int | None], outer: list[int | None]) -> bool:
+    """Whether complete box ``box`` lies within complete box ``outer`` (inclusive indices)."""
+    if any(v is None for v in (*box, *outer)):
+        return False
+    return outer[0] <= box[0] and outer[1] <= box[1] and box[2] <= outer[2] and box[3] <= outer[3]  # type: ignore[operator]
+
+
+def _same_size(a: Any, b: Any) -> bool:
+    """Whether two calibrated regions have the same pixel size (within 0.1 %)."""
+    return all(math.isclose(u, v, rel_tol=1e-3) for u, v in zip(_mm(a), _mm(b)))
+
+
+def _where(region: Any) -> str:
+    box = _raw_box(region)
+    return region_text(box) if all(v is not None for v in box) else "a region without a complete RegionLocation"
+
+
+def _size_text(region: Any) -> str:
+    dy, dx = _mm(region)
+    return f"{dy:.4g} x {dx:.4g} mm"
 
 
 def volume_region(meta: dict[str, Any] | None, shape_yx: tuple[int, int]) -> tuple[int, int, int, int] | None:
