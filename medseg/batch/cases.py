@@ -271,12 +271,16 @@ def _check_series_applies(root: Path, cases: list[CaseSpec]) -> None:
 
 
 def _studies_in_several_folders(walked: Iterable[tuple[str, Path, tuple[str, ...], Any]]) -> set[str]:
-    """The studies (:func:`study_of`: ED/ES stacks, frames, echo views) whose cases lie in two or
+    """The studies (:func:`study_of`: ED/ES stacks, frames, echo views and clips) whose cases lie in two or
     more folders, one of them holding two or more of its cases: a patient's visits
     (``v1/p1_frame01``, ``v1/p1_frame09``, ``v2/p1_frame01``, ``v2/p1_frame10``). Their cases
     get the folder prefix, so that each folder's are one study (``v1_p1``, ``v2_p1``); else the
     names found once (``p1_frame09``, ``p1_frame10``) were measured together, one visit's frame
-    with the other's. One case per folder (``ED/p1_ED``, ``ES/p1_ES``) stays one study."""
+    with the other's. One case per folder (``ED/p1_ED``, ``ES/p1_ES``) stays one study. Echo clips
+    (``<study>_A4C``, :func:`study_of` reads them since clips are measured together) count too, so
+    ``mri/p1_ED``, ``mri/p1_ES``, ``echo/p1_A4C``, ``echo/p1_A2C`` get prefixes (``mri_p1_ED``,
+    ``echo_p1_A4C``) that the release before did not give: a ``--resume`` of its OUT_DIR segments
+    them again under the new ids (docs/batch.md, case ids)."""
     folders: dict[str, Counter[tuple[str, ...]]] = {}  # by the study in Unicode NFC (visits copied from a Mac and not)
     for name, _, rel, _ in walked:
         if (study := study_of(name)) is not None:

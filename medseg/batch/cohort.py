@@ -4,7 +4,6 @@ are separate cases, ``summary.csv``/``.json`` and ``cohort.csv``/``.png``. Rules
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from collections import Counter
@@ -25,7 +24,9 @@ from .measure_rows import (  # noqa: F401 (medseg.batch.cohort._measure, _Who, .
     _child_ranges,
     _given_body,
     _measure,
+    _shared_label_map,
     _spacing_field,
+    _study_page,
     _subject,
     _Who,
     _with_subject,
@@ -141,20 +142,6 @@ def _frame_clash_note(clash: dict[int, list[str]]) -> str:
     return f"not measured: {said} (rename one: the study's frames must each be one case)"
 
 
-def _shared_label_map(outputs: Sequence[str], whose: str):
-    """The one label map the outputs' sidecars give (with an ``lv``), else MedsegError."""
-    from ..io import read_sidecar
-    from ..labels import LabelMap
-
-    maps = {json.dumps((read_sidecar(p) or {}).get("label_map"), sort_keys=True) for p in outputs}
-    if len(maps) != 1 or maps == {"null"}:
-        raise MedsegError(f"{whose} sidecars do not give one label map")
-    lmap = LabelMap.parse(json.loads(maps.pop()))
-    if "lv" not in lmap:
-        raise MedsegError(f"the label map has no lv ({lmap.to_string()})")
-    return lmap
-
-
 def _measure_stack_study(phases: dict[str, str], subject: _Who = _Who(), basal_rule: bool = True, page: Path | None = None) -> Result:
     from ..io import read_label_volume
     from ..measure.export import report_row
@@ -178,17 +165,6 @@ def _measure_stack_study(phases: dict[str, str], subject: _Who = _Who(), basal_r
     row["phases"] = f"{Path(phases['ED']).name} {Path(phases['ES']).name}"
     return _study_page({"cohort_row": row, "measure_note": _body_note(subject, rep)}, rep, page, {"ED": ed.array[0], "ES": es.array[0]},
                        lmap, {"ED": 0, "ES": 0}, {"ed": phases["ED"], "es": phases["ES"]}, subject)
-
-
-def _study_page(res: Result, rep: dict[str, Any], page: Path | None, labels: dict[str, Any], lmap: Any, frames: dict[str, int],
-                files: dict[str, str], subject: _Who) -> Result:
-    """A study row's result with its page (``--pdf``: ``page`` not None): :func:`medseg.batch.pages.write_page`."""
-    if page is None:
-        return res
-    from .measure_rows import with_page
-    from .pages import write_page
-
-    return with_page(res, write_page(rep, page, labels, lmap, frames, files, page.stem, body=_given_body(subject), study=dict(subject.study)))
 
 
 def _measure_view_pair(phases: dict[str, str], subject: _Who = _Who(), page: Path | None = None) -> Result:
@@ -296,10 +272,17 @@ def _clip_studies(results: Sequence[Result], subjects: Sequence[Any] = (), pages
         if missing := [r for r in parts if r.get("status") not in ("ok", "skipped") or not r.get("output")]:  # as a lone clip
             why = _study_problems(study, parts, None)[1].removeprefix("not measured: ")
             notes.update({r["case"]: f"single plane: {why}; biplane needs both clips" for r in parts if r not in missing})
+            _pages_dropped([{"case": study}], pages, own)  # no study row: an earlier run's page must not stand for it
             continue
         ok, note = _study_problems(study, parts, own.get(key))
         measured = measure_clip_study({k: v[0]["output"] for k, v in views.items()}, _subject(study, subjects, _source(parts)),
                                       _page(pages, study)) if ok else {}
+        if ok and measured is not None and not measured.get("cohort_row") and any(r.get("cohort_row") for r in parts):
+            why = str(measured.get("measure_note", "")).removeprefix("not measured: ")  # as a failed clip: each clip's row stands
+            notes.update({r["case"]: f"single plane: biplane with {o['case']} not measured ({why})"
+                          for r, o in zip(parts, parts[::-1]) if r.get("cohort_row")})
+            _pages_dropped([{"case": study}], pages, own)
+            continue
         if measured is not None:  # None: not two clips
             rows.append(_noted({"case": study, **measured}, note))
             notes.update({r["case"]: f"one view of study {study}: " + (f"its biplane EF (with {o['case']}) is in the row {study}" if
@@ -427,9 +410,13 @@ def write_cohort_with_studies(options: Any, rows: Sequence[Result]) -> Path:
     :class:`~medseg.batch.cases.BatchOptions`."""
     pages = options.out_dir if options.pdf else None
     rows = in_folder(options.out_dir, rows)  # a shard's rows name the folder as its node mounted it
-    clips, notes = _clip_studies(rows, options.subjects, pages)
-    return write_cohort(options.out_dir, _with_notes(rows, notes) + echo_study_rows(rows, options.subjects, pages) + clips +
-                        stack_study_rows(rows, options.subjects, options.basal_rule, pages))
+    from .study_ids import one_row_per_study
+
+    clips, notes = _clip_studies(rows, options.subjects, pages)  # (first: a study row of another kind draws its page after)
+    made = {"echo views": echo_study_rows(rows, options.subjects, pages), "clips": clips,
+            "stacks": stack_study_rows(rows, options.subjects, options.basal_rule, pages)}
+    studies, notes = one_row_per_study(rows, made, notes, pages)  # one study id made twice: one row saying so
+    return write_cohort(options.out_dir, _with_notes(rows, notes) + studies)
 
 
 def in_folder(out_dir: str | os.PathLike, results: Sequence[Result]) -> list[Result]:

@@ -300,7 +300,6 @@ def measure_clip_study(clips: dict[str, str], subject: _Who = _Who(), page: Path
     from ..io import read_label_volume
     from ..measure.echo_clips import measure_echo_biplane_clips
     from ..measure.export import report_row
-    from .cohort import _shared_label_map, _study_page
 
     try:
         vols = {k: read_label_volume(p) for k, p in clips.items()}
@@ -323,3 +322,27 @@ def measure_clip_study(clips: dict[str, str], subject: _Who = _Who(), page: Path
     frames = {f"A4C {k.upper()}": f for k in ("ed", "es") if (f := rep["clips"]["a4c"][f"{k}_frame"]) is not None}  # as measure's page
     return _study_page({"cohort_row": row, "measure_note": _body_note(subject, rep)}, rep, page, {k: a4c.array[f] for k, f in frames.items()},
                        lmap, frames, {"labels": clips["4ch"], "a2c": clips["2ch"]}, subject)
+
+
+def _shared_label_map(outputs: Sequence[str], whose: str):
+    """The one label map the outputs' sidecars give (with an ``lv``), else MedsegError."""
+    from ..io import read_sidecar
+    from ..labels import LabelMap
+
+    maps = {json.dumps((read_sidecar(p) or {}).get("label_map"), sort_keys=True) for p in outputs}
+    if len(maps) != 1 or maps == {"null"}:
+        raise MedsegError(f"{whose} sidecars do not give one label map")
+    lmap = LabelMap.parse(json.loads(maps.pop()))
+    if "lv" not in lmap:
+        raise MedsegError(f"the label map has no lv ({lmap.to_string()})")
+    return lmap
+
+
+def _study_page(res: Result, rep: dict[str, Any], page: Path | None, labels: dict[str, Any], lmap: Any, frames: dict[str, int],
+                files: dict[str, str], subject: _Who) -> Result:
+    """A study row's result with its page (``--pdf``: ``page`` not None): :func:`medseg.batch.pages.write_page`."""
+    if page is None:
+        return res
+    from .pages import write_page
+
+    return with_page(res, write_page(rep, page, labels, lmap, frames, files, page.stem, body=_given_body(subject), study=dict(subject.study)))

@@ -108,3 +108,86 @@ def test_view_names_are_read_by_one_pattern():
     assert file_view("patient0451_4CH_half_sequence_gt.nii.gz") == ("patient0451", "4ch")
     assert file_view("a4c.nii.gz") == (None, "4ch") and file_view("A2C_clip.nii.gz") == (None, "2ch")
     assert file_view("clip.nii.gz") is None
+
+
+def _cohort(tmp_path: Path, rows: list[dict], pdf: bool = False) -> list[dict]:
+    from medseg.batch import BatchOptions
+    from medseg.batch.cohort import write_cohort_with_studies
+
+    write_cohort_with_studies(BatchOptions(out_dir=tmp_path, measure=True, pdf=pdf), rows)
+    with open(tmp_path / "cohort.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _labels_case(folder: Path, case: str, labels: np.ndarray, image, label_map: str = EMAP) -> dict:
+    from medseg.io import write_labels
+
+    out = folder / f"{case}.nii.gz"
+    write_labels(labels.astype(np.uint8), image, out, label_map)
+    return {"case": case, "status": "ok", "output": str(out), "input": f"{case}.nii.gz"}
+
+
+def test_echo_views_and_clips_of_one_study_give_one_row_saying_so(tmp_path):
+    """Four single-frame views p1_4CH_ED ... AND two clips p1_A4C, p1_A2C: the id p1 was two
+    rows, both per_study TRUE (EF 64.95 and 68.81). Now one row p1, no numbers, naming both sets;
+    the clips' rows stay FALSE, their note naming that row (not a biplane EF it does not hold)."""
+    from medseg.phantoms import echo_apical_phantom
+
+    rows = [_clip_case(tmp_path, "p1_A4C", "a4c", 10, 0.7), _clip_case(tmp_path, "p1_A2C", "a2c", 10, 0.7, shift=-3)]
+    for view in ("a4c", "a2c"):
+        ph = echo_apical_phantom(view, n_frames=10, seed=1, spacing=0.7)
+        for phase, f in (("ED", 0), ("ES", 5)):
+            rows.append(_labels_case(tmp_path, f"p1_{view[1]}CH_{phase}", ph.labels[f:f + 1],
+                                     ph.image.with_array(ph.image.array[f:f + 1], frame_times_s=None)))
+    table = _cohort(tmp_path, rows)
+    assert sorted(r["case"] for r in table) == ["p1", "p1_A2C", "p1_A4C"]  # one row p1
+    (study,) = [r for r in table if r["case"] == "p1"]
+    assert study["per_study"] == "TRUE" and study["lv.ef_pct"] == "" and study["method"] == ""
+    assert study["measure_note"] == ("not measured: the cases of study p1 form two studies "
+                                     "(p1_2CH_ED, p1_2CH_ES, p1_4CH_ED, p1_4CH_ES; p1_A2C, p1_A4C): rename one set")
+    for r in table:
+        if r["case"] != "p1":
+            assert r["per_study"] == "FALSE" and r["measure_note"] == "one view of study p1: the row p1 says why it was not measured"
+
+
+def test_stacks_and_clips_of_one_id_give_one_row_and_no_page(tmp_path):
+    """Short-axis p1_ED / p1_ES AND clips p1_A4C / p1_A2C with --pdf: two rows p1 shared one
+    pdf/p1.pdf (the stack's, drawn last, named by the biplane row). Now one row p1 without
+    numbers or page, and no pdf/p1.pdf."""
+    from medseg.phantoms import cine_sax_phantom
+
+    rows = [_clip_case(tmp_path, "p1_A4C", "a4c", 10, 0.7), _clip_case(tmp_path, "p1_A2C", "a2c", 10, 0.7, shift=-3)]
+    ph = cine_sax_phantom(n_frames=10, n_slices=8)
+    for phase, f in (("ED", ph.info.get("ed_frame", 0)), ("ES", ph.info.get("es_frame", 4))):
+        rows.append(_labels_case(tmp_path, f"p1_{phase}", ph.labels[f:f + 1], ph.image.with_array(ph.image.array[f:f + 1], frame_times_s=None),
+                                 "lv=1,myo=2,rv=3"))
+    table = _cohort(tmp_path, rows, pdf=True)
+    studies = [r for r in table if r["case"] == "p1"]
+    assert len(studies) == 1 and studies[0]["lv.ef_pct"] == "" and studies[0].get("pdf", "") == ""
+    assert studies[0]["measure_note"] == ("not measured: the cases of study p1 form two studies "
+                                          "(p1_A2C, p1_A4C; p1_ED, p1_ES): rename one set")
+    assert not (tmp_path / "pdf" / "p1.pdf").exists()
+
+
+def test_clips_not_measurable_together_keep_the_clip_row_per_study(tmp_path):
+    """The 2-chamber clip has the LV on one frame (segmented ok, not measured on its own): the
+    study row held only a note, which made the 4-chamber clip's valid single-plane row per_study
+    FALSE, so the study had no per_study numbers. Now no study row (an earlier run's page
+    removed), the 4-chamber row TRUE with its note saying why it is single plane."""
+    from medseg.batch import BatchOptions
+    from medseg.batch.cohort import _measure
+    from medseg.phantoms import echo_apical_phantom
+
+    a4c = _clip_case(tmp_path, "p1_A4C", "a4c", 10, 0.7)
+    ph = echo_apical_phantom("a2c", n_frames=10, seed=1, spacing=0.7)
+    lab = ph.labels.astype(np.uint8)
+    lab[1:][lab[1:] == 1] = 0  # LV on frame 0 only
+    a2c = _labels_case(tmp_path, "p1_A2C", lab, ph.image)
+    a2c.update(_measure(Path(a2c["output"]), BatchOptions(out_dir=tmp_path, measure=True), "p1_A2C"))
+    (tmp_path / "pdf").mkdir()
+    (tmp_path / "pdf" / "p1.pdf").write_bytes(b"%PDF an earlier run's study page")
+    table = {r["case"]: r for r in _cohort(tmp_path, [a4c, a2c], pdf=True)}
+    assert "p1" not in table and not (tmp_path / "pdf" / "p1.pdf").exists()
+    row = table["p1_A4C"]
+    assert row["per_study"] == "TRUE" and float(row["lv.ef_pct"]) == pytest.approx(a4c["cohort_row"]["lv.ef_pct"], abs=1e-9)
+    assert row["measure_note"].startswith("single plane: biplane with p1_A2C not measured (the 2-chamber clip: EF over a clip needs the LV")
