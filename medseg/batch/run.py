@@ -180,7 +180,8 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
             "labels_sha256": labels_sha256(result.labels),  # labels changed later, in another program: kept by a re-run
             "reference": str(Path(case.reference).resolve()) if case.reference else None, "reference_sha256": ref_sha, "batch_signature": options.signature(ref_sha),
             "min_confidence": options.min_confidence, "torch_threads": torch_threads(), "scores": result.scores,
-            "seconds": round(result.seconds, 3), **({"series": series} if series and folder_like(case.input) else {}), **modality_facts(vol),
+            "seconds": round(result.seconds, 3), **({"series": series} if series and folder_like(case.input) else {}),
+            **({"series_uid": uid} if vol.meta.get("format") == "dicom" and (uid := vol.meta.get("series_instance_uid")) else {}), **modality_facts(vol),
             **spacing_facts(vol), **({"prompt_note": note} if note else {})}
     sidecar_path(out).unlink(missing_ok=True)  # an interrupted rewrite must not pair with an old sidecar
     review_png_path(options.out_dir, case.case).unlink(missing_ok=True)

@@ -48,9 +48,11 @@ def _check_names(a4c: Path, a2c: Path) -> None:
 
 def _check_sources(a4c: Path, a2c: Path) -> None:
     """Refuse label files that medseg segmented from one image (their sidecars' ``input_sha256``
-    and ``series``: two series of one DICOM study folder, ``segment DIR --series A`` and ``--series
-    B``, are two images): one clip segmented twice (``segment --auto`` and ``--frames ed,es``) gave
-    a "biplane" EF of one view. Files without a sidecar, or one that names no input, are not checked."""
+    and the series read, ``series_uid``; a sidecar without it, of an earlier medseg: the
+    ``--series`` text): one clip segmented twice (``segment --auto`` and ``--frames ed,es``) gave a
+    "biplane" EF of one view, also when picked as ``--series 3`` and as ``--series ...50405``; two
+    series of one DICOM study folder are two images. Files without a sidecar, or one that names no
+    input, are not checked."""
     from ..io import read_sidecar
 
     found = {}
@@ -61,9 +63,13 @@ def _check_sources(a4c: Path, a2c: Path) -> None:
             return
         if not isinstance(prov, dict) or not isinstance(prov.get("input_sha256"), str):
             return
-        found[path] = (prov["input_sha256"], str(prov.get("series") or ""), Path(str(prov.get("input") or "?")).name)
-    if found[a4c][:2] == found[a2c][:2]:
-        raise MedsegError(f"{a4c.name} and {a2c.name} were both segmented from {found[a4c][2]} (their sidecars say): biplane disks "
+        uid = prov["series_uid"] if isinstance(prov.get("series_uid"), str) else ""
+        found[path] = (prov["input_sha256"], uid, str(prov.get("series") or ""), Path(str(prov.get("input") or "?")).name)
+    (sha4, uid4, text4, name), (sha2, uid2, text2, _) = found[a4c], found[a2c]
+    by_uid = bool(uid4 and uid2)  # both read by this medseg: the series read, whatever --series said
+    if sha4 == sha2 and (uid4 == uid2 if by_uid else text4 == text2):
+        series = f", series {uid4}" if by_uid else ""
+        raise MedsegError(f"{a4c.name} and {a2c.name} were both segmented from {name}{series} (their sidecars say): biplane disks "
                           "need the 4-chamber clip's labels as LABELS and the 2-chamber clip's as --a2c")
 
 

@@ -117,6 +117,9 @@ def _say(obj: dict, output: Path) -> None:
         if (m := s["measures"].get(k)) is not None:
             sd = f" (SD {m['sd_change']:.2f})" if m["sd_change"] is not None else ""
             lines.append(f"  {m['label']}: mean change {m['mean_change']:+.2f}{sd}, n={m['n']}")
+    if (out := s.get("left_out")) is not None:  # an echo report paired with a short-axis one: cautioned, in no mean
+        lines.append(f"  left out of the mean change: {len(out['pairs'])} pair(s) of an echo and a short-axis report, "
+                     "listed under summary.left_out")
     left = sum(len(v) for v in obj["unpaired"].values())
     if left:
         lines.append(f"  unpaired: {left} case(s), listed under 'unpaired'")

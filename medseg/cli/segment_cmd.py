@@ -222,6 +222,7 @@ def finish_segment(image, out, vol, result, source, review_png, series, min_conf
         raise MedsegError(f"no structure found{' (' + ', '.join(names) + ')' if names else ''} in {shown(image)}: nothing written "
                           f"(is the heart in this image? prompts on it find what zero-click misses){shown(gone)}")
     prov = {**result.provenance, "input": str(Path(image).resolve()), "input_sha256": sha256_path(image), **source, "scores": result.scores, "seconds": round(result.seconds, 3), "command": "segment", **({"series": series} if series else {}),
+            **({"series_uid": uid} if vol.meta.get("format") == "dicom" and (uid := vol.meta.get("series_instance_uid")) else {}),  # the series read: measure --a2c tells one clip given twice
             **modality_facts(vol), **spacing_facts(vol)}
     if output_kind(out) in ("nifti", "itk"):  # files that read back as these labels: measure tells labels edited since
         from ..batch.kept import labels_sha256

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MedsegError
+from ._compare_fields import _floats, _int_map, _is_qc, _number, _scanner, _text_flags, _values  # noqa: F401 (compare._number, as before)
 from .source_images import LABEL_KEYS
 
 #: the measures compared: report_row / cohort.csv key -> label
@@ -42,6 +43,7 @@ class Visit:
     source: str
     values: dict[str, float]
     kind: str  # "ED/ES", "one phase" or "echo"
+    method: str = ""  # an echo report's method (medseg.measure.echo.ECHO_METHODS): biplane_disks, single_plane_disks_clip, ...
     patient_id: str = ""
     study_date: str = ""
     models: list[dict[str, Any]] | None = None  # None: not recorded; []: labels not made by a model
@@ -129,8 +131,8 @@ def _report_visit(path: Path) -> Visit:
         seg = _sidecar_segmentation(path, inputs)
     models = None if seg is None else _distinct([{k: v.get(k) for k in _MODEL_KEYS} for v in seg.values() if isinstance(v, dict)])
     settings = {k: v for k, v in (inputs.get("settings") or {}).items() if "spacing" not in k}
-    return Visit(case=_report_case(path), source=str(path), values=_values(row), kind=kind, patient_id=str(study.get("patient_id") or ""),
-                 study_date=str(study.get("study_date") or ""), models=models, label_map=_int_map(label_map),
+    return Visit(case=_report_case(path), source=str(path), values=_values(row), kind=kind, method=str(report.get("method") or ""),
+                 patient_id=str(study.get("patient_id") or ""), study_date=str(study.get("study_date") or ""), models=models, label_map=_int_map(label_map),
                  spacing_mm=_floats(report.get("spacing_mm")), settings=settings,
                  needs_review=any(isinstance(v, dict) and v.get("needs_review") for v in (seg or {}).values()),
                  qc=[f["code"] for f in report.get("flags") or [] if isinstance(f, dict) and _is_qc(f)], scanner=_scanner(study),
@@ -204,8 +206,8 @@ def _folder_visits(folder: Path) -> tuple[list[Visit], list[str]]:
         lost = any(s is None for s in sides)  # batch made them: a lost sidecar is no hand-drawn label
         flags = _text_flags(row.get("flags", ""))
         kind = "echo" if row.get("method") else "ED/ES" if row.get("lv.ef_pct") not in (None, "") else "one phase"
-        visits.append(Visit(case=row["case"], source=str(cohort), values=values, kind=kind, patient_id=row.get("patient_id", ""),
-                            study_date=row.get("study_date", ""), models=_distinct(seg) if parts and not lost else None,
+        visits.append(Visit(case=row["case"], source=str(cohort), values=values, kind=kind, method=row.get("method") or "",
+                            patient_id=row.get("patient_id", ""), study_date=row.get("study_date", ""), models=_distinct(seg) if parts and not lost else None,
                             label_map=_int_map({k[len("label_map."):]: v for k, v in row.items() if k.startswith("label_map.")}),
                             spacing_mm=_floats(row.get("spacing_mm", "").split()), settings=batch_settings,
                             needs_review=row.get("needs_review", "").upper() == "TRUE", qc=[f["code"] for f in flags if _is_qc(f)],
@@ -220,71 +222,6 @@ def _output(folder: Path, output: str) -> Path | None:
         return None
     p = Path(output)
     return folder / p.name if (folder / p.name).is_file() else p if p.exists() else None
-
-
-def _text_flags(text: str) -> list[dict[str, str]]:
-    """cohort.csv's ``flags`` cell (``code(structure=lv,slice=0);code``) as flag dicts."""
-    out = []
-    for part in filter(None, text.split(";")):
-        code, _, where = part.partition("(")
-        out.append({"code": code, **dict(kv.split("=", 1) for kv in where.rstrip(")").split(",") if "=" in kv)})
-    return out
-
-
-def _is_qc(flag: dict[str, Any]) -> bool:
-    """A QC warning that bears on the compared measures (an absent RV or LA that is only info is not)."""
-    if flag.get("code") not in QC_CODES or flag.get("severity", "warning") != "warning":
-        return False
-    return flag.get("code") != "absent_structure" or flag.get("structure") in ("lv", "myo", "rv")
-
-
-def _values(row: dict[str, Any]) -> dict[str, float]:
-    out = {}
-    for k in MEASURES:
-        try:
-            v = float(row.get(k))  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            continue
-        if math.isfinite(v):
-            out[k] = v
-    return out
-
-
-def _scanner(record: dict[str, Any]) -> dict[str, str]:
-    """The scanner fields of a report's ``inputs.study`` or a cohort row (:data:`medseg.io.dicom_meta.SCANNER_TAGS`),
-    as text (a field strength as a number's text: 3.0 in a report and "3" in a cohort row are one)."""
-    from ..io.dicom_meta import SCANNER_TAGS
-
-    out = {}
-    for k in SCANNER_TAGS:
-        v = record.get(k)
-        if v not in (None, ""):
-            out[k] = f"{t:g}" if k == "field_strength_t" and (t := _number(v)) is not None else str(v).strip()
-    return out
-
-
-def _number(v: Any) -> float | None:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return None
-
-
-def _floats(v: Any) -> list[float] | None:
-    try:
-        return [float(x) for x in v] if isinstance(v, (list, tuple)) and v else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _int_map(m: dict[str, Any]) -> dict[str, int]:
-    out = {}
-    for k, v in m.items():
-        try:
-            out[str(k)] = int(float(v))
-        except (TypeError, ValueError):
-            continue
-    return out
 
 
 def _distinct(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -408,11 +345,16 @@ def cautions(b: Visit, f: Visit) -> list[str]:
     elif (b.models is None) != (f.models is None) or (b.models == []) != (f.models == []):
         out.append(f"the labels' models cannot be compared: baseline {'not recorded' if b.models is None else _models_text(b.models)}; "
                    f"follow-up {'not recorded' if f.models is None else _models_text(f.models)}")
-    if b.kind != f.kind:
+    if apart := other_modality(b, f):  # its label maps and pixel sizes differ as a matter of course: not said again
+        out.append(f"baseline is {_kind(b.kind)}, follow-up {_kind(f.kind)}: another modality's measure, not a change of the heart; "
+                   "left out of the summary's mean and SD")
+    elif b.kind != f.kind:
         out.append(f"baseline is {_kind(b.kind)}, follow-up {_kind(f.kind)}: only the measures both have are compared")
-    if b.label_map and f.label_map and b.label_map != f.label_map:
+    elif b.method and f.method and b.method != f.method:  # biplane vs one plane: the volumes' geometry assumed differs
+        out.append(f"method differs: baseline {b.method}, follow-up {f.method}")
+    if not apart and b.label_map and f.label_map and b.label_map != f.label_map:
         out.append(f"label maps differ: baseline {_map_text(b.label_map)}, follow-up {_map_text(f.label_map)}")
-    if b.spacing_mm and f.spacing_mm and len(b.spacing_mm) == len(f.spacing_mm) == 3:
+    if not apart and b.spacing_mm and f.spacing_mm and len(b.spacing_mm) == len(f.spacing_mm) == 3:
         if not _close(b.spacing_mm[1:], f.spacing_mm[1:]):
             out.append(f"pixel spacing differs: baseline {_mm(b.spacing_mm[1:])}, follow-up {_mm(f.spacing_mm[1:])} mm")
         if b.kind != "echo" and f.kind != "echo" and not _close(b.spacing_mm[:1], f.spacing_mm[:1]):
@@ -432,6 +374,11 @@ def cautions(b: Visit, f: Visit) -> list[str]:
             counts = {c: v.qc.count(c) for c in dict.fromkeys(v.qc)}
             out.append(f"the {side} measure has QC warnings: " + ", ".join(f"{c} x{n}" if n > 1 else c for c, n in counts.items()))
     return out
+
+
+def other_modality(b: Visit, f: Visit) -> bool:
+    """An echo report paired with a short-axis one: its change is left out of the summary."""
+    return b.kind != f.kind and "echo" in (b.kind, f.kind)
 
 
 def _scanner_text(s: dict[str, str]) -> str:
@@ -466,10 +413,13 @@ def compare(pairs: list[tuple[Visit, Visit]], allow_model_change: bool = False) 
     for b, f in pairs:
         measures = {k: {"baseline": b.values[k], "followup": f.values[k], "change": round(f.values[k] - b.values[k], 4)}
                     for k in MEASURES if k in b.values and k in f.values}
-        out_pairs.append({"baseline": b.brief(), "followup": f.brief(), "measures": measures, "cautions": cautions(b, f)})
+        out_pairs.append({"baseline": b.brief(), "followup": f.brief(), "measures": measures, "cautions": cautions(b, f),
+                          "in_summary": not other_modality(b, f)})
     summary: dict[str, Any] = {"n_pairs": len(out_pairs), "n_pairs_with_cautions": sum(bool(p["cautions"]) for p in out_pairs), "measures": {}}
+    if left := [f"{p['baseline']['case']} -> {p['followup']['case']}" for p in out_pairs if not p["in_summary"]]:
+        summary["left_out"] = {"pairs": left, "why": "an echo report paired with a short-axis one: not in the mean change and SD"}
     for k, label in MEASURES.items():
-        d = [p["measures"][k]["change"] for p in out_pairs if k in p["measures"]]
+        d = [p["measures"][k]["change"] for p in out_pairs if k in p["measures"] and p["in_summary"]]
         if d:
             summary["measures"][k] = {"label": label, "n": len(d), "mean_change": round(statistics.fmean(d), 4),
                                       "sd_change": round(statistics.stdev(d), 4) if len(d) > 1 else None}

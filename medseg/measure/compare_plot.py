@@ -27,6 +27,7 @@ def slope_png(result: dict[str, Any], path: Path, key: str = "lv.ef_pct") -> Pat
     pairs = [p for p in result["pairs"] if key in p["measures"]]
     if not pairs:
         return None
+    kept = [p for p in pairs if p.get("in_summary", True)]  # an echo vs short-axis pair: drawn (dashed), in no mean
     many = len(pairs) > FEW
     fig = _figure(8.4 if many else 4.2, 4.8)
     ax = fig.add_subplot(1, 2 if many else 1, 1)
@@ -41,26 +42,27 @@ def slope_png(result: dict[str, Any], path: Path, key: str = "lv.ef_pct") -> Pat
         if len(pairs) <= NAMED:
             ax.annotate(shown(p["baseline"]["patient_id"] or p["baseline"]["case"]), (1, m["followup"]), xytext=(4, 0),
                         textcoords="offset points", va="center", fontsize=7)
-    base, follow = (np.array([p["measures"][key][k] for p in pairs], float) for k in ("baseline", "followup"))
-    if many:  # what the faint lines hold: each visit's quartiles, and the mean pair
+    base, follow = (np.array([p["measures"][key][k] for p in kept], float) for k in ("baseline", "followup"))
+    if many and kept:  # what the faint lines hold: each visit's quartiles, and the mean pair
         ax.boxplot([base, follow], positions=[0, 1], widths=0.12, showfliers=False, zorder=3, medianprops={"color": "k"},
                    boxprops={"linewidth": 1.2}, whiskerprops={"linewidth": 1.2})
         ax.plot([0, 1], [base.mean(), follow.mean()], color="k", linewidth=2.5, marker="o", zorder=4, label="mean")
         ax.legend(loc="best", fontsize=7, frameon=False)
-    values = np.concatenate([base, follow])
+    values = np.array([p["measures"][key][k] for p in pairs for k in ("baseline", "followup")], float)
     mid, half = (values.min() + values.max()) / 2, max((values.max() - values.min()) / 2 * 1.1, 5.0)
     ax.set_ylim(mid - half, mid + half)  # at least 10 points shown: a change of 0.1 is not drawn as a fall
     ax.set_xticks([0, 1], ["baseline", "follow-up"])
     ax.set_xlim(-0.2, 1.2 if many else 1.45)
     ax.set_ylabel(MEASURES[key])
     name = MEASURES[key].split(" (")[0]
-    s = result["summary"]["measures"][key]
-    sd = f", SD {s['sd_change']:.1f}" if s["sd_change"] is not None else ""
-    ax.set_title(f"{name} change: mean {s['mean_change']:+.1f}{sd} (n={s['n']})\n{'orange' if many else 'dashed'}: pairs with cautions",
-                 fontsize=9)
+    s = result["summary"]["measures"].get(key)
+    sd = f", SD {s['sd_change']:.1f}" if s and s["sd_change"] is not None else ""
+    mean = f"{name} change: mean {s['mean_change']:+.1f}{sd} (n={s['n']})" if s else f"{name}: no pair in the mean"
+    left = f"; {len(pairs) - len(kept)} echo vs short-axis left out of the mean" if len(kept) < len(pairs) else ""
+    ax.set_title(f"{mean}\n{'orange' if many else 'dashed'}: pairs with cautions{left}", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
-    if many:
-        _change_histogram(fig.add_subplot(1, 2, 2), pairs, key, name)
+    if many and kept:
+        _change_histogram(fig.add_subplot(1, 2, 2), kept, key, name)
     return _save(fig, path)
 
 
