@@ -177,3 +177,40 @@ def write_phantom_cine_series(folder: Path, study: str):
             ds.PixelData = pixels[t, z].tobytes()
             ds.save_as(folder / f"IM{z * n_t + t + 1:04d}.dcm", enforce_file_format=True)
     return ph
+
+
+def us_region(box_rc: tuple[int, int, int, int], fmt: int = 1, units: tuple[int, int] = (3, 3),
+              delta_cm: tuple[float, float] = (0.07, 0.07), data_type: int = 1) -> Dataset:
+    """One SequenceOfUltrasoundRegions item: ``box_rc`` = (row0, col0, row1, col1), inclusive
+    (written as RegionLocationMinX0 = col0, ...); ``fmt`` RegionSpatialFormat (1: 2-D);
+    ``units`` PhysicalUnitsX/YDirection (3: cm); ``delta_cm`` PhysicalDeltaX/Y."""
+    r0, c0, r1, c1 = box_rc
+    r = Dataset()
+    r.RegionSpatialFormat, r.RegionDataType, r.RegionFlags = fmt, data_type, 0
+    r.RegionLocationMinX0, r.RegionLocationMinY0, r.RegionLocationMaxX1, r.RegionLocationMaxY1 = c0, r0, c1, r1
+    r.PhysicalUnitsXDirection, r.PhysicalUnitsYDirection = units
+    r.PhysicalDeltaX, r.PhysicalDeltaY = delta_cm
+    return r
+
+
+def write_us_screen(path: Path, pixels: np.ndarray, regions: list[Dataset] | None, patient: str = "ECHO01",
+                    frame_time_ms: float = 50.0) -> Path:
+    """A full-screen ultrasound multi-frame DICOM as echo machines export one: (T, Y, X) uint8
+    ``pixels``, no position, and ``regions`` (:func:`us_region`; None: no SequenceOfUltrasoundRegions)."""
+    import pydicom
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = US_MULTIFRAME_STORAGE, generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = US_MULTIFRAME_STORAGE, meta.MediaStorageSOPInstanceUID, "US"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.PatientID = generate_uid(), generate_uid(), patient
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.Rows, ds.Columns, ds.NumberOfFrames, ds.FrameTime = pixels.shape[1], pixels.shape[2], pixels.shape[0], frame_time_ms
+    ds.FrameIncrementPointer = pydicom.tag.Tag("FrameTime")
+    if regions is not None:
+        ds.SequenceOfUltrasoundRegions = Sequence(regions)
+    ds.PixelData = np.ascontiguousarray(pixels, dtype=np.uint8).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path

@@ -12,32 +12,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
-from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from io_synth import us_region, write_us_screen
+from pydicom.dataset import Dataset
 
 from medseg.errors import PromptError
 from medseg.io import read_volume
 
-US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
 ROWS, COLS, TOP, LEFT, SIDE = 300, 400, 20, 60, 224  # the screen, the sector's place and size on it
 REGION = [TOP, LEFT, TOP + SIDE - 1, LEFT + SIDE - 1]  # [row0, col0, row1, col1], inclusive
 
 
 def _region(box_xyxy, fmt: int = 1, units=(3, 3), delta=(0.07, 0.07)) -> Dataset:
-    r = Dataset()
-    r.RegionSpatialFormat, r.RegionDataType, r.RegionFlags = fmt, 1, 0
-    r.RegionLocationMinX0, r.RegionLocationMinY0, r.RegionLocationMaxX1, r.RegionLocationMaxY1 = box_xyxy
-    r.PhysicalUnitsXDirection, r.PhysicalUnitsYDirection = units
-    r.PhysicalDeltaX, r.PhysicalDeltaY = delta
-    return r
+    c0, r0, c1, r1 = box_xyxy
+    return us_region((r0, c0, r1, c1), fmt=fmt, units=units, delta_cm=delta)
 
 
 def _sector_region(box=None) -> Dataset:
-    r0, c0, r1, c1 = REGION if box is None else box
-    return _region((c0, r0, c1, r1))
+    return us_region(tuple(REGION if box is None else box))
 
 
 ECG = _region((0, 250, COLS - 1, ROWS - 1), fmt=4, units=(4, 0), delta=(0.01, 1.0))
@@ -57,20 +49,7 @@ def screen() -> np.ndarray:
 
 
 def _write(path: Path, pixels: np.ndarray, regions: list[Dataset] | None) -> Path:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID, meta.TransferSyntaxUID = US_MULTIFRAME, generate_uid(), ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = US_MULTIFRAME, meta.MediaStorageSOPInstanceUID, "US"
-    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.PatientID = generate_uid(), generate_uid(), "ECHO01"
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.Rows, ds.Columns, ds.NumberOfFrames, ds.FrameTime = pixels.shape[1], pixels.shape[2], pixels.shape[0], 50.0
-    ds.FrameIncrementPointer = pydicom.tag.Tag("FrameTime")
-    if regions is not None:
-        ds.SequenceOfUltrasoundRegions = Sequence(regions)
-    ds.PixelData = np.ascontiguousarray(pixels).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    return write_us_screen(path, pixels, regions)
 
 
 def test_the_2d_region_is_read_into_meta_and_gives_the_pixel_size(tmp_path, screen):

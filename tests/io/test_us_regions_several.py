@@ -14,46 +14,26 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
-from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from io_synth import us_region, write_us_screen
+from pydicom.dataset import Dataset
 
 from medseg.cli import run_cli
 from medseg.io import read_volume
 
-US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
 ROWS, COLS = 240, 400
 LEFT = (20, 10, 219, 189)  # [row0, col0, row1, col1] of the left view; RIGHT: of the right one
 RIGHT = (20, 210, 219, 389)
 
 
 def _region(box, delta_cm: float, data_type: int = 1) -> Dataset:
-    r0, c0, r1, c1 = box
-    r = Dataset()
-    r.RegionSpatialFormat, r.RegionDataType, r.RegionFlags = 1, data_type, 0
-    r.RegionLocationMinX0, r.RegionLocationMinY0, r.RegionLocationMaxX1, r.RegionLocationMaxY1 = c0, r0, c1, r1
-    r.PhysicalUnitsXDirection, r.PhysicalUnitsYDirection = 3, 3
-    r.PhysicalDeltaX, r.PhysicalDeltaY = delta_cm, delta_cm
-    return r
+    return us_region(box, delta_cm=(delta_cm, delta_cm), data_type=data_type)
 
 
 def _screen(path: Path, regions: list[Dataset]) -> Path:
     """A 2-frame US multi-frame DICOM of ROWS x COLS with ``regions``."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID, meta.TransferSyntaxUID = US_MULTIFRAME, generate_uid(), ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = US_MULTIFRAME, meta.MediaStorageSOPInstanceUID, "US"
-    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.PatientID = generate_uid(), generate_uid(), "ECHO02"
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.Rows, ds.Columns, ds.NumberOfFrames, ds.FrameTime = ROWS, COLS, 2, 40.0
-    ds.FrameIncrementPointer = pydicom.tag.Tag("FrameTime")
-    ds.SequenceOfUltrasoundRegions = Sequence(regions)
-    ds.PixelData = np.random.default_rng(1).integers(0, 200, (2, ROWS, COLS), dtype=np.uint8).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    pixels = np.random.default_rng(1).integers(0, 200, (2, ROWS, COLS), dtype=np.uint8)
+    return write_us_screen(path, pixels, regions, patient="ECHO02", frame_time_ms=40.0)
 
 
 def test_two_views_of_different_pixel_sizes_say_which_was_taken_and_what_is_wrong(tmp_path):

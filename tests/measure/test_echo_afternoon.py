@@ -10,16 +10,17 @@ not saying which of the two views is drawn), and the header listed the files as
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import pydicom
 import pytest
 from measure_phantoms import echo_view
-from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
-from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+if (_IO := str(Path(__file__).resolve().parents[1] / "io")) not in sys.path:  # the io tests' synthetic DICOM writers
+    sys.path.insert(0, _IO)
+from io_synth import us_region, write_us_screen  # noqa: E402
 
 from medseg.cli import run_cli
 
@@ -30,25 +31,8 @@ SHAPE = (430, 340)
 # -- medseg info on a full-screen clip ---------------------------------------------------------
 def _us_clip(path: Path, box_xyxy: tuple[int, int, int, int] | None, rows: int = 120, cols: int = 160) -> str:
     """A 3-frame US multi-frame DICOM screen; ``box_xyxy``: its 2-D region (MinX0, MinY0, MaxX1, MaxY1), 0.7 mm."""
-    meta = FileMetaDataset()
-    sop = "1.2.840.10008.5.1.4.1.1.3.1"
-    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID, meta.TransferSyntaxUID = sop, generate_uid(), ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = sop, meta.MediaStorageSOPInstanceUID, "US"
-    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.PatientID = generate_uid(), generate_uid(), "ECHO01"
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.Rows, ds.Columns, ds.NumberOfFrames, ds.FrameTime = rows, cols, 3, 50.0
-    ds.FrameIncrementPointer = pydicom.tag.Tag("FrameTime")
-    if box_xyxy is not None:
-        r = Dataset()
-        r.RegionSpatialFormat, r.RegionDataType, r.RegionFlags = 1, 1, 0
-        r.RegionLocationMinX0, r.RegionLocationMinY0, r.RegionLocationMaxX1, r.RegionLocationMaxY1 = box_xyxy
-        r.PhysicalUnitsXDirection, r.PhysicalUnitsYDirection, r.PhysicalDeltaX, r.PhysicalDeltaY = 3, 3, 0.07, 0.07
-        ds.SequenceOfUltrasoundRegions = Sequence([r])
-    ds.PixelData = np.random.default_rng(0).integers(0, 200, (3, rows, cols), dtype=np.uint8).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return str(path)
+    regions = None if box_xyxy is None else [us_region((box_xyxy[1], box_xyxy[0], box_xyxy[3], box_xyxy[2]))]
+    return str(write_us_screen(path, np.random.default_rng(0).integers(0, 200, (3, rows, cols), dtype=np.uint8), regions))
 
 
 def _info(argv, capsys) -> str:
