@@ -220,7 +220,7 @@ def _read_unpositioned(path: Path, header: Dataset) -> Volume:
     array += np.float32(info.intercept)
     n = array.shape[0]
     meta = _meta(ds, path, [[info]])
-    meta.update(source_ndim=3 if n > 1 or geometry.placed else 2, positioned=False, files=[[str(path)]] * n, frame_numbers=[[i] for i in range(n)] if n > 1 else [[None]])
+    meta.update(source_ndim=3 if n > 1 or geometry.placed else 2, positioned=False, **({"placed_without_spacing": True} if geometry.placed else {}), files=[[str(path)]] * n, frame_numbers=[[i] for i in range(n)] if n > 1 else [[None]])
     add_region(meta, ds, array.shape[1:])  # where the 2-D image lies on the screen: zero-click looks only there (us_region)
     if geometry.note:
         meta["geometry_note"] = geometry.note

@@ -299,7 +299,7 @@ def check_same_grid(image: Volume, labels: Volume, what: str, atol_mm: float = 1
     if not (same_shape and same_aff):
         diff = float(np.max(np.abs(labels.affine - image.affine)))
         hint = ("; the labels hold the same grid with their axes flipped or reordered: save them on the image's voxel order"
-                if _same_world_box(image, labels, atol_mm) else "")
+                if _same_world_box(image, labels, atol_mm) else _placed_since_hint(image, labels))
         raise GeometryError(
             f"{what}: grid does not match the image: labels (Z,Y,X) {labels.grid_shape} spacing "
             f"{_fmt(labels.spacing)} mm vs image {image.grid_shape} spacing {_fmt(image.spacing)} mm "
@@ -317,6 +317,18 @@ def check_same_grid(image: Volume, labels: Volume, what: str, atol_mm: float = 1
         )
 
 
+def _placed_since_hint(image: Volume, labels: Volume) -> str:
+    """Why labels at origin 0, axis-aligned, do not pair with a single DICOM image that medseg
+    now places by its position and orientation although it has no PixelSpacing
+    (:mod:`medseg.io.dicom_single`; earlier releases put it at origin 0): "" otherwise."""
+    m = labels.affine[:3, :3]
+    if not (image.meta.get("format") == "dicom" and image.meta.get("placed_without_spacing")
+            and not np.any(labels.affine[:3, 3]) and not np.any(m - np.diag(np.diag(m)))):
+        return ""
+    return ("; the labels lie at origin 0, where medseg before 2026-12-07 put this image (position and orientation but no "
+            "PixelSpacing); it is now placed by its position and orientation, as ITK places it: segment it again (docs/io.md)")
+
+
 def same_placement(a: Volume, b: Volume, atol_mm: float = 1e-3, rtol: float = 1e-4) -> bool:
     """Whether two grids' affines agree (``atol_mm`` mm, ``rtol`` relative). A 2-D image without
     geometry in its file (PNG, JPEG, BMP, TIFF; an AVI/MP4 clip; a DICOM image without position
@@ -330,7 +342,7 @@ def same_placement(a: Volume, b: Volume, atol_mm: float = 1e-3, rtol: float = 1e
         fmt = v.meta.get("format")
         if fmt in ("raster", "video"):
             return True
-        # a DICOM image or clip without ImagePositionPatient / ImageOrientationPatient (dicom._unpositioned_geometry):
+        # a DICOM image or clip without ImagePositionPatient / ImageOrientationPatient (dicom_single.single_image_geometry):
         # axis-aligned at origin 0; a legacy multi-frame clip placed by them ("positioned" False too) keeps its mirror refused
         m = v.affine[:3, :3]
         return (fmt == "dicom" and v.meta.get("positioned") is False and not np.any(v.affine[:3, 3])

@@ -110,9 +110,10 @@ def check_dicom_source(like: Volume) -> None:
             + (f" ({like.meta['path']})" if like.meta.get("path") else "") + ": write .nii.gz instead"  # no path: no "(?)"
         )
     if not like.meta.get("positioned"):
+        lacks = "no PixelSpacing" if like.meta.get("placed_without_spacing") else "none (e.g. an ultrasound clip)"
         raise ImageWriteError(
-            f"DICOM SEG needs images with patient position and orientation; {like.meta.get('path', '?')} has none "
-            "(e.g. an ultrasound clip): write .nii.gz instead"
+            f"DICOM SEG needs images with patient position, orientation and pixel spacing; {like.meta.get('path', '?')} has "
+            f"{lacks}: write .nii.gz instead"
         )
     series = like.meta.get("series_instance_uids") or []
     if len(series) > 1:

@@ -53,8 +53,14 @@ def calibrated_regions(ds: Any) -> list[Any]:
 
 
 def calibrated_region(ds: Any) -> Any | None:
-    """The first of :func:`calibrated_regions`, the one medseg takes; None when there is none."""
+    """The region medseg takes: the first of :func:`calibrated_regions` that lies inside no other
+    of its pixel size (a colour-flow box listed before the 2-D image it lies in is part of that
+    image, not the image); None when there is none."""
     regions = calibrated_regions(ds)
+    for r in regions:
+        box = _raw_box(r)
+        if not any(o is not r and _same_size(o, r) and _inside(box, _raw_box(o)) and _raw_box(o) != box for o in regions):
+            return r
     return regions[0] if regions else None
 
 
@@ -119,15 +125,14 @@ def several_regions_note(ds: Any, box_taken: bool = True) -> str | None:
     for zero-click); the others' pixels are measured at its scale when theirs differ, and
     zero-click never looks in them. A region lying inside the first with its pixel size (a
     colour-flow box over the 2-D image) is part of that image, not another. None for one region."""
-    regions = calibrated_regions(ds)
-    if not regions:
+    regions, first = calibrated_regions(ds), calibrated_region(ds)
+    if first is None:
         return None
-    first = regions[0]
-    others = [r for r in regions[1:] if not (_inside(_raw_box(r), _raw_box(first)) and _same_size(r, first))]
+    others = [r for r in regions if r is not first and not (_inside(_raw_box(r), _raw_box(first)) and _same_size(r, first))]
     if not others:
         return None
     zero_click = "zero-click looks only there" if box_taken else "zero-click looks at the whole screen"
-    parts = [f"{len(others) + 1} calibrated 2-D ultrasound regions on the screen (a dual or zoomed view): the first, {_where(first)}, "
+    parts = [f"{len(others) + 1} calibrated 2-D ultrasound regions on the screen (a dual or zoomed view): {'the first' if first is regions[0] else 'the 2-D image'}, {_where(first)}, "
              f"taken ({_size_text(first)} pixels; {zero_click})"]
     for r in others:
         if _same_size(r, first):

@@ -346,8 +346,8 @@ def cautions(b: Visit, f: Visit) -> list[str]:
         out.append(f"the labels' models cannot be compared: baseline {'not recorded' if b.models is None else _models_text(b.models)}; "
                    f"follow-up {'not recorded' if f.models is None else _models_text(f.models)}")
     if apart := other_modality(b, f):  # its label maps and pixel sizes differ as a matter of course: not said again
-        out.append(f"baseline is {_kind(b.kind)}, follow-up {_kind(f.kind)}: another modality's measure, not a change of the heart; "
-                   "left out of the summary's mean and SD")
+        out.append(f"baseline is {_kind(b.kind)}, follow-up {_kind(f.kind)}: another method's measure (apical views against a "
+                   "short-axis stack), not a change of the heart; left out of the summary's mean and SD")
     elif b.kind != f.kind:
         out.append(f"baseline is {_kind(b.kind)}, follow-up {_kind(f.kind)}: only the measures both have are compared")
     elif b.method and f.method and b.method != f.method:  # biplane vs one plane: the volumes' geometry assumed differs
@@ -386,7 +386,7 @@ def _scanner_text(s: dict[str, str]) -> str:
 
 
 def _kind(kind: str) -> str:
-    return {"ED/ES": "an ED/ES report", "one phase": "one phase (no ED/ES)", "echo": "echo (method of disks)"}[kind]
+    return {"ED/ES": "an ED/ES report", "one phase": "one phase (no ED/ES)", "echo": "apical views (method of disks)"}[kind]
 
 
 def _map_text(m: dict[str, int]) -> str:
@@ -430,12 +430,13 @@ def changes_rows(result: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]
     """One CSV row per pair: ids, dates, each measure's baseline, follow-up and change, cautions."""
     keys = [k for k in MEASURES if any(k in p["measures"] for p in result["pairs"])]
     fields = ["patient_id", "baseline_case", "followup_case", "baseline_date", "followup_date"]
-    fields += [f"{k}.{part}" for k in keys for part in ("baseline", "followup", "change")] + ["cautions"]
+    fields += [f"{k}.{part}" for k in keys for part in ("baseline", "followup", "change")] + ["in_summary", "cautions"]
     rows = []
     for p in result["pairs"]:
         row = {"patient_id": p["baseline"]["patient_id"] or p["followup"]["patient_id"] or "", "baseline_case": p["baseline"]["case"],
                "followup_case": p["followup"]["case"], "baseline_date": p["baseline"]["study_date"] or "",
-               "followup_date": p["followup"]["study_date"] or "", "cautions": " | ".join(p["cautions"])}
+               "followup_date": p["followup"]["study_date"] or "", "in_summary": p.get("in_summary", True),  # FALSE: not in the mean change
+               "cautions": " | ".join(p["cautions"])}
         row.update({f"{k}.{part}": round(v[part], 4) for k, v in p["measures"].items() for part in ("baseline", "followup", "change")})
         rows.append(row)
     return fields, rows

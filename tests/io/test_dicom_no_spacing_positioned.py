@@ -123,3 +123,19 @@ def test_an_mr_image_without_pixel_spacing_is_still_refused(tmp_path):
     (an MR image's pixel size is never unknown), ImagerPixelSpacing or not."""
     with pytest.raises(GeometryError, match="missing spacing: mr.dcm has no valid PixelSpacing"):
         read_volume(_image(tmp_path / "mr.dcm", MR_IMAGE, "MR", ImagerPixelSpacing=[0.4, 0.6]))
+
+
+def test_labels_written_at_origin_0_say_why_they_no_longer_pair_and_seg_says_what_is_missing(tmp_path):
+    """Labels an earlier release wrote for such an image (at origin 0, RASTER_AFFINE) gave only
+    "grid does not match"; now the error says why and to segment again. DICOM SEG said the image
+    "has none" of position and orientation: it has both, and lacks PixelSpacing."""
+    from medseg.errors import ImageWriteError
+    from medseg.io import Volume, check_same_grid
+
+    vol = read_volume(_image(tmp_path / "us.dcm"))
+    assert vol.meta["placed_without_spacing"] is True
+    old = Volume(np.zeros(vol.shape, np.uint8), RASTER_AFFINE.copy(), modality="US")
+    with pytest.raises(GeometryError, match="where medseg before 2026-12-07 put this image .* segment it again"):
+        check_same_grid(vol, old, "old.nii.gz")
+    with pytest.raises(ImageWriteError, match="has no PixelSpacing: write .nii.gz instead"):
+        write_labels(np.ones(vol.shape, np.uint8), vol, tmp_path / "s.dcm", "lv=1")

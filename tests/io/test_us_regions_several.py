@@ -91,3 +91,12 @@ def test_medseg_info_shows_the_several_regions_note(tmp_path, capsys):
     assert run_cli(["info", "--json", clip]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["us_region"] == list(LEFT) and "has 0.35 x 0.35 mm pixels" in d["us_region_note"]
+
+
+def test_a_colour_flow_box_listed_before_its_2d_image_is_not_taken_for_it(tmp_path):
+    """A colour-flow box (RegionDataType 2) listed first, inside the 2-D image of its pixel size:
+    it was taken as the image (zero-click looked only in the box, and the note called the screen
+    a dual view); the 2-D image is taken, and no note."""
+    colour = _region((60, 50, 150, 120), 0.07, data_type=2)
+    vol = read_volume(_screen(tmp_path / "cf.dcm", [colour, _region(LEFT, 0.07)]))
+    assert vol.meta["us_region"] == list(LEFT) and "us_region_note" not in vol.meta

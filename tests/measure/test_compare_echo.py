@@ -63,11 +63,15 @@ def test_echo_against_short_axis_is_left_out_of_the_mean(reports, tmp_path, caps
     """r3's cmp.py: an echo report vs a short-axis MR cine: one caution saying so (the label map
     and pixel spacing are not cautioned again), values and change kept, no mean change; the
     plot is still drawn."""
-    got = _compare(tmp_path, reports["biplane"], reports["sa"], "--plots", str(tmp_path / "plots"))
+    got = _compare(tmp_path, reports["biplane"], reports["sa"], "--plots", str(tmp_path / "plots"), "--csv", str(tmp_path / "c.csv"))
     pair = got["pairs"][0]
     assert pair["in_summary"] is False and "lv.ef_pct" in pair["measures"]
-    assert pair["cautions"][0] == ("baseline is echo (method of disks), follow-up an ED/ES report: another modality's measure, "
-                                   "not a change of the heart; left out of the summary's mean and SD")
+    assert pair["cautions"][0] == ("baseline is apical views (method of disks), follow-up an ED/ES report: another method's measure "
+                                   "(apical views against a short-axis stack), not a change of the heart; left out of the summary's mean and SD")
+    import csv
+
+    with open(tmp_path / "c.csv", newline="", encoding="utf-8") as fh:  # R: mean(change[in_summary]) as the JSON's summary
+        assert [r["in_summary"] for r in csv.DictReader(fh)] == ["FALSE"]
     assert not any(c.startswith(("label maps differ", "pixel spacing differs")) for c in pair["cautions"])
     assert got["summary"]["measures"] == {} and got["summary"]["left_out"]["pairs"] == ["biplane -> sa"]
     said = capsys.readouterr().out
