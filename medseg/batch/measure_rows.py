@@ -295,10 +295,8 @@ def measure_clip_study(clips: dict[str, str], subject: _Who = _Who(), page: Path
     in its own clip with its own pixel spacing and frame times, as ``medseg measure A4C_CLIP --a2c
     A2C_CLIP`` gives them (:func:`medseg.measure.echo_clips.measure_echo_biplane_clips`). None when
     the two are not both one view over the cycle (single images: their own rows say why)."""
-    import numpy as np
-
     from ..io import read_label_volume
-    from ..measure.echo_clips import measure_echo_biplane_clips
+    from ..measure.echo_clips import measure_clip_volumes
     from ..measure.export import report_row
 
     try:
@@ -306,21 +304,14 @@ def measure_clip_study(clips: dict[str, str], subject: _Who = _Who(), page: Path
         if not all(v.n_slices == 1 and v.n_frames > 1 for v in vols.values()):
             return None
         lmap = _shared_label_map([clips["4ch"], clips["2ch"]], "the clips'")
-        a4c, a2c = vols["4ch"], vols["2ch"]
-        if a4c.array.shape == a2c.array.shape and np.array_equal(a4c.array, a2c.array):  # as measure refuses it
-            raise MedsegError(f"{Path(clips['4ch']).name} and {Path(clips['2ch']).name} hold the same labels (one clip twice?)")
-        spacing = {k: (float(v.spacing[1]), float(v.spacing[2])) if v.spacing_known else None for k, v in vols.items()}
-        rep = measure_echo_biplane_clips(a4c.array[:, 0], a2c.array[:, 0], label_map=lmap, spacing_a4c_mm=spacing["4ch"],
-                                         spacing_a2c_mm=spacing["2ch"], frame_times_a4c_s=a4c.frame_times_s,
-                                         frame_times_a2c_s=a2c.frame_times_s, **_body(subject))
-        rep["spacing_mm"] = _spacing_field(a4c)
+        rep, labels, frames = measure_clip_volumes(vols["4ch"], vols["2ch"], (Path(clips["4ch"]).name, Path(clips["2ch"]).name),
+                                                   label_map=lmap, **_body(subject))
     except MedsegError as e:
         return {"measure_note": _one_line(f"not measured: {e}")}
     rep = _child_ranges(rep, subject)  # (the page's range flags as the row's)
     row = _with_subject(report_row(rep), subject)
     row["views"] = "4CH 2CH"  # as the four-file study row names its views (4CH_ED ...); clips.a4c.ed_frame ...: each clip's frames
-    frames = {f"A4C {k.upper()}": f for k in ("ed", "es") if (f := rep["clips"]["a4c"][f"{k}_frame"]) is not None}  # as measure's page
-    return _study_page({"cohort_row": row, "measure_note": _body_note(subject, rep)}, rep, page, {k: a4c.array[f] for k, f in frames.items()},
+    return _study_page({"cohort_row": row, "measure_note": _body_note(subject, rep)}, rep, page, labels,
                        lmap, frames, {"labels": clips["4ch"], "a2c": clips["2ch"]}, subject)
 
 

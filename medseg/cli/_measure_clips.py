@@ -9,8 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..errors import MedsegError
 
 
@@ -76,22 +74,14 @@ def _check_sources(a4c: Path, a2c: Path) -> None:
 def run_biplane_clips(vol4: Any, vol2: Any, path4: Path, path2: Path, lmap: Any, body: dict, clip: bool) -> tuple[dict, dict, dict, Any]:
     """(report, phase ("A4C ED", "A4C ES") -> (1, Y, X) labels of the 4-chamber view, phase ->
     its frame, the 4-chamber clip's Volume): :func:`medseg.measure.echo_clips.measure_echo_biplane_clips`."""
-    from ..measure.echo_clips import measure_echo_biplane_clips
-    from .measure_cmd import _require_lv, _spacing_field, _spacing_yx
+    from ..measure.echo_clips import measure_clip_volumes
+    from .measure_cmd import _require_lv
 
     vol4, vol2 = _as_view_clip(vol4, path4, "LABELS", clip), _as_view_clip(vol2, path2, "--a2c", clip)
     for vol, path in ((vol4, path4), (vol2, path2)):
         _require_lv([vol], lmap, f"{path}: ")
-    if vol4.array.shape == vol2.array.shape and np.array_equal(vol4.array, vol2.array):  # one view twice reads as a plausible EF
-        raise MedsegError(f"{path4.name} and {path2.name} hold the same labels (one clip given twice?): biplane disks need the "
-                          "4-chamber clip as LABELS and the 2-chamber clip as --a2c")
-    report = measure_echo_biplane_clips(vol4.array[:, 0], vol2.array[:, 0], label_map=lmap, spacing_a4c_mm=_spacing_yx(vol4),
-                                        spacing_a2c_mm=_spacing_yx(vol2), frame_times_a4c_s=vol4.frame_times_s,
-                                        frame_times_a2c_s=vol2.frame_times_s, **body)
-    report["spacing_mm"] = _spacing_field(vol4)
-    # the panels (overlay.png, the PDF) say which view they show: only the 4-chamber clip's frames are drawn
-    frames = {f"A4C {k.upper()}": f for k in ("ed", "es") if (f := report["clips"]["a4c"][f"{k}_frame"]) is not None}
-    return report, {k: vol4.array[f] for k, f in frames.items()}, frames, vol4
+    report, labels, frames = measure_clip_volumes(vol4, vol2, (path4.name, path2.name), label_map=lmap, **body)
+    return report, labels, frames, vol4
 
 
 def _as_view_clip(vol: Any, path: Path, option: str, clip: bool) -> Any:

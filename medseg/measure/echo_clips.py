@@ -85,6 +85,30 @@ def measure_echo_biplane_clips(
     return report
 
 
+def measure_clip_volumes(vol4: Any, vol2: Any, names: tuple[str, str], *, label_map: Any,
+                         **body: Any) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, int]]:
+    """``medseg measure A4C --a2c A2C`` and batch's clip study row: :func:`measure_echo_biplane_clips`
+    of two label Volumes, each one view over the cycle ((T, 1, Y, X)), with their own pixel spacing
+    and frame times. Returns (report with ``spacing_mm`` of the 4-chamber clip, "A4C ED"/"A4C ES" ->
+    that frame's (1, Y, X) labels, the same keys -> frame index): the panels (overlay.png, the PDF)
+    draw the 4-chamber clip's frames. ``names``: the two files' names, for the one-line refusal of
+    one clip given twice (which would read as a plausible EF of one view)."""
+    if vol4.array.shape == vol2.array.shape and np.array_equal(vol4.array, vol2.array):
+        raise MedsegError(f"{names[0]} and {names[1]} hold the same labels (one clip given twice?): biplane disks need a "
+                          "4-chamber and a 2-chamber clip")
+
+    def yx(vol: Any) -> tuple[float, float] | None:
+        return (float(vol.spacing[1]), float(vol.spacing[2])) if vol.spacing_known else None
+
+    report = measure_echo_biplane_clips(vol4.array[:, 0], vol2.array[:, 0], label_map=label_map, spacing_a4c_mm=yx(vol4),
+                                        spacing_a2c_mm=yx(vol2), frame_times_a4c_s=vol4.frame_times_s,
+                                        frame_times_a2c_s=vol2.frame_times_s, **body)
+    # (z, y, x); None when the file records no pixel spacing (a PNG reads 1 mm as if measured)
+    report["spacing_mm"] = [float(x) for x in vol4.spacing] if vol4.spacing_known else None
+    frames = {f"A4C {k.upper()}": f for k in ("ed", "es") if (f := report["clips"]["a4c"][f"{k}_frame"]) is not None}
+    return report, {k: vol4.array[f] for k, f in frames.items()}, frames
+
+
 def _one_clip(labels: Any, lmap: LabelMap, spacing_mm: tuple[float, float] | None, times: Any,
               name: str) -> tuple[np.ndarray, list[float | None], dict, int, int]:
     """(labels, single-plane disk volume per frame, outlier frames, ED, ES) of one view's clip;

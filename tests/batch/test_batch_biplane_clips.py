@@ -191,3 +191,24 @@ def test_clips_not_measurable_together_keep_the_clip_row_per_study(tmp_path):
     row = table["p1_A4C"]
     assert row["per_study"] == "TRUE" and float(row["lv.ef_pct"]) == pytest.approx(a4c["cohort_row"]["lv.ef_pct"], abs=1e-9)
     assert row["measure_note"].startswith("single plane: biplane with p1_A2C not measured (the 2-chamber clip: EF over a clip needs the LV")
+
+
+def test_one_clip_copied_as_both_views_is_not_a_biplane_study(tmp_path):
+    """The 2-chamber case's labels are a copy of the 4-chamber clip's (one clip segmented twice
+    under two names): no biplane row from one view; the 4-chamber row keeps its single-plane
+    numbers, its note saying the two hold the same labels (as `measure A4C --a2c COPY` refuses)."""
+    import shutil
+
+    from medseg.batch import BatchOptions
+    from medseg.batch.cohort import _measure
+
+    a4c = _clip_case(tmp_path, "p1_A4C", "a4c", 10, 0.7)
+    copy = tmp_path / "p1_A2C.nii.gz"
+    shutil.copy(a4c["output"], copy)
+    shutil.copy(str(a4c["output"]).replace(".nii.gz", ".json"), tmp_path / "p1_A2C.json")
+    a2c = {"case": "p1_A2C", "status": "ok", "output": str(copy), "input": "p1_A2C.nii.gz"}
+    a2c.update(_measure(copy, BatchOptions(out_dir=tmp_path, measure=True), "p1_A2C"))
+    table = {r["case"]: r for r in _cohort(tmp_path, [a4c, a2c])}
+    assert "p1" not in table
+    assert table["p1_A4C"]["per_study"] == "TRUE" and table["p1_A4C"]["method"] == "single_plane_disks_clip"
+    assert "hold the same labels (one clip given twice?)" in table["p1_A4C"]["measure_note"]
