@@ -95,13 +95,15 @@ def _image_notes(paths: list[Path]) -> dict[str, Any]:
     (``provenance.image_notes``): ``time_note`` (frames ordered without trigger times, phase
     images left out), ``cardiac_timing_note`` (which heart rate was taken) and
     ``frame_of_reference_note`` (a series whose images carry different FrameOfReferenceUIDs,
-    stacked as one); each a string, or a list when the inputs' images give different ones."""
+    stacked as one) and ``us_region_note`` (an echo screen's ultrasound region clipped, ignored
+    or one of several: :mod:`medseg.io.us_region`); each a string, or a list when the inputs'
+    images give different ones."""
     from ..io import read_sidecar
 
     found: dict[str, list[str]] = {}
     for p in paths:
         notes = ((read_sidecar(p) or {}).get("provenance") or {}).get("image_notes")
-        for key in ("time_note", "cardiac_timing_note", "frame_of_reference_note"):
+        for key in ("time_note", "cardiac_timing_note", "frame_of_reference_note", "us_region_note"):
             note = notes.get(key) if isinstance(notes, dict) else None
             if isinstance(note, str) and note and note not in found.setdefault(key, []):
                 found[key].append(note)

@@ -17,6 +17,9 @@ import typer
 from ..errors import MedsegError
 from ._app import app, console, stdout
 
+#: the left-out pairs (summary.left_out) the console names; the rest are counted
+LEFT_OUT_SHOWN = 10
+
 
 @app.command("compare")
 def compare_command(
@@ -119,7 +122,10 @@ def _say(obj: dict, output: Path) -> None:
             lines.append(f"  {m['label']}: mean change {m['mean_change']:+.2f}{sd}, n={m['n']}")
     if (out := s.get("left_out")) is not None:  # an echo report paired with a short-axis one: cautioned, in no mean
         lines.append(f"  left out of the mean change: {len(out['pairs'])} pair(s) of an echo and a short-axis report, "
-                     "listed under summary.left_out")
+                     "listed under summary.left_out:")
+        lines += [f"    {shown(pair)}" for pair in out["pairs"][:LEFT_OUT_SHOWN]]  # "baseline case -> follow-up case", as the CSV's
+        if len(out["pairs"]) > LEFT_OUT_SHOWN:
+            lines.append(f"    ... and {len(out['pairs']) - LEFT_OUT_SHOWN} more")
     left = sum(len(v) for v in obj["unpaired"].values())
     if left:
         lines.append(f"  unpaired: {left} case(s), listed under 'unpaired'")

@@ -189,8 +189,9 @@ def read_image(image, out, series, modality, pixel_spacing=None):
     check_output(out, vol)  # an output it cannot write is refused before the work
     if vol.meta.get("missing_slices") and vol.meta.get("geometry_note"):  # a DICOM stack with a slice lost in the export (dicom_gaps)
         console.print(f"note: {shown(image)}: {vol.meta['geometry_note']}", markup=False, highlight=False, soft_wrap=True)
-    if vol.meta.get("frame_of_reference_note"):  # Sunnybrook: each image its own FrameOfReferenceUID
-        console.print(f"note: {shown(image)}: {vol.meta['frame_of_reference_note']}", markup=False, highlight=False, soft_wrap=True)
+    for key in ("frame_of_reference_note", "us_region_note"):  # Sunnybrook: each image its own FrameOfReferenceUID; an echo
+        if vol.meta.get(key):  # screen's ultrasound region clipped, ignored or one of several (io/us_region.py)
+            console.print(f"note: {shown(image)}: {vol.meta[key]}", markup=False, highlight=False, soft_wrap=True)
     if vol.meta.get("modality_from") == FROM_INTENSITIES:  # a guess: say it, and how to overrule it
         console.print(f"note: {shown(image)} records no modality; segmented as {vol.modality} ({vol.meta['modality_from']}); "
                       "--modality MR (or US, OT) if it is not", markup=False, highlight=False)

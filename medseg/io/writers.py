@@ -34,9 +34,10 @@ OUTPUT_FORMATS: dict[str, str] = {
 CARDIAC_TIMING = ("heart_rate", "nominal_interval")
 
 #: Volume.meta notes on how the image was read (which voxel size, frame order and images, heart
-#: rate were taken) that a label file's sidecar keeps (``provenance.image_notes``), for whoever
-#: reads the labels later (``medseg measure`` puts them in its report's inputs)
-IMAGE_NOTES = ("geometry_note", "time_note", "cardiac_timing_note", "frame_of_reference_note")
+#: rate were taken; an echo screen's ultrasound region clipped, ignored or one of several) that a
+#: label file's sidecar keeps (``provenance.image_notes``), for whoever reads the labels later
+#: (``medseg measure`` puts them in its report's inputs)
+IMAGE_NOTES = ("geometry_note", "time_note", "cardiac_timing_note", "frame_of_reference_note", "us_region_note")
 
 
 def output_kind(path: str | os.PathLike) -> str:
