@@ -91,8 +91,12 @@ def train_command(
         pack = _make_pack(data, out / "pack.npz") if data is not None else _pairs_pack(pairs, val, label_map, out / "pack.npz", state)
         if pack_only:
             return
-    elif pack is not None and not pack.is_file():
-        raise MedsegError(f"pack not found: {pack}")
+    elif pack is not None:
+        if not pack.is_file():
+            raise MedsegError(f"pack not found: {pack}")
+        from ..training.pack import check_pack
+
+        check_pack(pack)  # not a pack: said before OUT is made and training starts
     out.mkdir(parents=True, exist_ok=True)
     if pack is None and phantoms <= 0:
         raise MedsegError("nothing to train on: give --data or --pack, or --phantoms > 0")

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -125,10 +127,45 @@ def to_canvas(image: np.ndarray, labels: np.ndarray, canvas: int) -> tuple[np.nd
     return out_i, out_l, 1.0 / s
 
 
+#: the arrays every pack holds (:meth:`Packer.save`)
+PACK_KEYS = ("jpeg", "offsets", "labels", "volume", "z", "prev", "next", "split", "modality", "labelled", "px_mm", "meta")
+
+
+def check_pack(path: str | Path) -> dict[str, Any]:
+    """The meta of the pack ``path``, or a one-line MedsegError saying it is no medseg pack (not
+    an .npz, a pickled object array, arrays of another kind, another pack format): before
+    anything is trained or written."""
+    from ..errors import MedsegError
+
+    hint = "make one with medseg train --data DIR --pack-only (or --pairs) -o DIR"
+    try:
+        with np.load(str(path), allow_pickle=False) as z:
+            if not hasattr(z, "files"):  # a single .npy array
+                raise ValueError("one array, not a pack")
+            missing = [k for k in PACK_KEYS if k not in z.files]
+            if missing:
+                raise MedsegError(f"{path} is not a medseg pack (no {', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''} array): {hint}")
+            meta = json.loads(z["meta"].tobytes().decode())
+    except MedsegError:
+        raise
+    except (OSError, ValueError, EOFError, UnicodeDecodeError, zipfile.BadZipFile) as e:  # json errors are ValueErrors
+        raise MedsegError(f"{path} is not a medseg pack ({_one_line(e)}): {hint}") from None
+    if not isinstance(meta, dict) or meta.get("format", "medseg-pack/1") != "medseg-pack/1" or not isinstance(meta.get("canvas"), int):
+        raise MedsegError(f"{path} is not a medseg pack of this version (format {meta.get('format') if isinstance(meta, dict) else None!r}, "
+                          f"want 'medseg-pack/1'): {hint}")
+    return meta
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 def load_pack(path: str | Path) -> dict[str, np.ndarray]:
-    """Read a pack (no pickle) and decode the JPEG images into uint8 (N, S, S)."""
+    """Read a pack (no pickle; :func:`check_pack` first) and decode the JPEG images into uint8 (N, S, S)."""
     from PIL import Image
 
+    check_pack(path)
     with np.load(str(path), allow_pickle=False) as z:
         d = {k: z[k] for k in z.files}
     buf, off = d.pop("jpeg").tobytes(), d.pop("offsets")
