@@ -60,6 +60,9 @@ def parse_prompts(obj: dict[str, Any], source: str = "prompts") -> PromptSet:
             if isinstance(e, PromptError):
                 raise PromptError(f"{source}: prompt #{i}: {e}") from None
             raise PromptError(f"{source}: prompt #{i} is malformed ({type(e).__name__}: {e})") from None
+        if sp.box is not None and (sp.box.height < 2 or sp.box.width < 2):  # the model found nothing in it: "is the heart in this image?"
+            raise PromptError(f"{source}: prompt #{i}: the box {_shown(p.get('box'))} is {sp.box.height:g} x {sp.box.width:g} pixels: "
+                              "draw it around the structure ([y0, x0, y1, x1], inclusive corners), or give a click as 'points'")
         out.append(sp)
         if not isinstance(p.get("propagate", False), bool):
             raise PromptError(f"{source}: prompt #{i}: 'propagate' must be true or false, got {p['propagate']!r}")
@@ -146,7 +149,10 @@ def _entry(obj: Any, path: Path, case: str | None) -> PromptSet:
                               "for one study give a file with its own 'prompts' list")
         key = _case_key(obj["cases"], case)
         if key is None:
-            raise PromptError(f"{path}: no prompts for case {case!r}")
+            names = sorted(map(str, obj["cases"]))
+            some = ", ".join(repr(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            raise PromptError(f"{path}: no prompts for case {case!r} (the file's cases: {some}; a case id is the input's "
+                              "name without its ending, e.g. patient001 for patient001.nii.gz)")
         entry = obj["cases"][key]
         if not isinstance(entry, dict):
             raise PromptError(f"{path}: case {case!r} is not an object with a 'prompts' list")
