@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,7 +68,7 @@ def _measure(out: Path, options: BatchOptions, case_id: str, case_input: str | N
     except MedsegError as e:
         return {"measure_note": _one_line(f"not measured: {e}")}
     rep = _child_ranges(rep, subject)  # (the page's range flags as the row's)
-    row = _with_subject(report_row(rep), subject)
+    row = {**_with_subject(report_row(rep), subject), **note_cells([out])}
     res = {"measures": {k: row[k] for k in KEY_MEASURES if k in row}, "cohort_row": row, "measure_note": _body_note(subject, rep)}
     return {**res, **(_case_page(rep, lab, lmap, out, page, case_id, subject, options) if page is not None else {})}
 
@@ -174,6 +174,18 @@ def _basal_rule_said(report: dict[str, Any], basal_rule: bool) -> None:
         report.setdefault("flags", []).append(basal_rule_off_flag("--no-basal-rule"))
 
 
+def note_cells(files: Iterable[str | Path]) -> dict[str, Any]:
+    """A cohort row's cells of the notes on how the label ``files``' images were read and of the
+    slices their DICOM series lacked (:func:`medseg.measure.input_notes.input_notes`), named and
+    written as in the row of ``medseg measure --csv`` (``inputs.missing_slices``: "3 4",
+    ``inputs.us_region_note``, ...); {} when their sidecars record none."""
+    from ..measure.export import report_row
+    from ..measure.input_notes import input_notes
+
+    notes = input_notes(files)
+    return {k: v for k, v in report_row({"inputs": notes}).items() if k.startswith("inputs.")} if notes else {}
+
+
 def _spacing_field(lab: Any) -> list[float] | None:
     """The report's ``spacing_mm`` of an apical view (dz, dy, dx; None without pixel spacing), as
     ``medseg measure`` gives it: the cohort row's ``spacing_mm`` was empty for every echo study."""
@@ -181,7 +193,7 @@ def _spacing_field(lab: Any) -> list[float] | None:
 
 
 #: bumped when what :func:`measured_row` stores or how its key is made changes
-_ROW_FORMAT = 1
+_ROW_FORMAT = 2  # 2: the rows' inputs.* note cells (note_cells)
 
 
 def measured_row(out: Path, options: BatchOptions, case_id: str, case_input: str | None = None,
@@ -331,7 +343,10 @@ def _shared_label_map(outputs: Sequence[str], whose: str):
 
 def _study_page(res: Result, rep: dict[str, Any], page: Path | None, labels: dict[str, Any], lmap: Any, frames: dict[str, int],
                 files: dict[str, str], subject: _Who) -> Result:
-    """A study row's result with its page (``--pdf``: ``page`` not None): :func:`medseg.batch.pages.write_page`."""
+    """A study row's result, its cohort row with the notes of its label ``files`` (:func:`note_cells`),
+    with its page (``--pdf``: ``page`` not None): :func:`medseg.batch.pages.write_page`."""
+    if res.get("cohort_row") and (notes := note_cells(files.values())):
+        res = {**res, "cohort_row": {**res["cohort_row"], **notes}}
     if page is None:
         return res
     from .pages import write_page

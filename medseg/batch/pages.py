@@ -41,9 +41,11 @@ def write_page(report: Mapping[str, Any], page: Path, labels: Mapping[str, Any],
     ``body``: height, weight and sex measured with (:func:`medseg.measure.study_pdf.study_page`'s);
     ``study``: the DICOM input's patient id, study date, ... (the header's patient line).
     ``{"pdf": path}``, or ``{"pdf_note": why}`` with no page left at ``page``."""
+    from ..measure.input_notes import input_notes
     from .cases import _one_line
 
-    key = _page_key(report, labels, frames, files, case, modality, body, study, page.parent.parent)
+    notes = input_notes(files.values())  # the cautions they give (in the key: a page drawn before they were shown is drawn again)
+    key = _page_key({**report, **({"input_notes": notes} if notes else {})}, labels, frames, files, case, modality, body, study, page.parent.parent)
     if key is not None and _page_current(page, key):  # --resume: a study row's page made from the same inputs
         return {"pdf": str(page)}
     try:
@@ -52,7 +54,7 @@ def write_page(report: Mapping[str, Any], page: Path, labels: Mapping[str, Any],
 
         shown = [files[k] for k in ("labels", "ed", "es") if k in files]  # the files under the contour panels
         images = _images(shown, _first_label_volume(shown), frames)
-        report = {**report, "inputs": _inputs(report, files, label_map, study)}
+        report = {**report, "inputs": _inputs(report, files, label_map, study, notes)}
         write_study_pdf(report, page, labels=labels, label_map=label_map, images=images, frames=dict(frames),
                         confidence=sidecar_confidence(report), case=case, source="cohort.csv",
                         modality=modality if modality in ("MR", "CT", "US") else None, body=dict(body or {}))
@@ -63,10 +65,13 @@ def write_page(report: Mapping[str, Any], page: Path, labels: Mapping[str, Any],
         return {"pdf_note": _one_line(f"study page not written: {e}")}
 
 
-def _inputs(report: Mapping[str, Any], files: Mapping[str, str | Path], label_map: Any, study: Mapping[str, Any] | None) -> dict[str, Any]:
+def _inputs(report: Mapping[str, Any], files: Mapping[str, str | Path], label_map: Any, study: Mapping[str, Any] | None,
+            notes: Mapping[str, Any]) -> dict[str, Any]:
     """The report's ``inputs`` as ``medseg measure`` records those the page shows: the label
-    files, their label map, the model each was made with (``segmentation``), those edited by
-    hand since (``labels_edited``), the DICOM study, medseg's version."""
+    files, their label map, ``notes`` (the label files' notes on how their images were read and
+    the slices their DICOM series lacked: :func:`medseg.measure.input_notes.input_notes`, the
+    page's cautions), the model each was made with (``segmentation``), those edited by hand since
+    (``labels_edited``), the DICOM study, medseg's version."""
     from .. import __version__
     from ..labels import LabelMap
     from ..measure.compare import segmentation_record
@@ -75,7 +80,7 @@ def _inputs(report: Mapping[str, Any], files: Mapping[str, str | Path], label_ma
     paths = {k: Path(p) for k, p in files.items()}
     edited = [k for k, p in paths.items() if labels_differ(p)]
     return {**(report.get("inputs") or {}), **{k: str(p) for k, p in paths.items()}, "label_map": LabelMap.parse(label_map).to_string(),
-            "segmentation": segmentation_record(list(paths.items())), **({"labels_edited": edited} if edited else {}),
+            **notes, "segmentation": segmentation_record(list(paths.items())), **({"labels_edited": edited} if edited else {}),
             **({"study": dict(study)} if study else {}), "medseg_version": __version__}
 
 

@@ -40,9 +40,9 @@ def _record_inputs(report: dict, paths: dict[str, Path | None], lmap: Any, map_f
         from ._app import console
 
         console.print(f"note: {vol.meta['geometry_note']}", markup=False, highlight=False, soft_wrap=True)
-    report["inputs"].update(_image_notes([p for p in paths.values() if p is not None]))
-    if missing := _missing_slices([p for p in paths.values() if p is not None]):
-        report["inputs"]["missing_slices"] = missing
+    from ..measure.input_notes import input_notes  # the sidecars' notes on how the images were read, missing slices
+
+    report["inputs"].update(input_notes(p for p in paths.values() if p is not None))
     from ..measure.compare import segmentation_record  # the model and adapter of each label file ({}: none recorded)
 
     report["inputs"]["segmentation"] = segmentation_record([(k, p) for k, p in paths.items() if p is not None])
@@ -88,40 +88,6 @@ def _segmented_study(paths: list[Path]) -> dict[str, str]:
     from ..io.dicom import dicom_study
 
     return dicom_study(images[0][0])
-
-
-def _image_notes(paths: list[Path]) -> dict[str, Any]:
-    """The notes on how the labels' images were read that their medseg sidecars keep
-    (``provenance.image_notes``): ``time_note`` (frames ordered without trigger times, phase
-    images left out), ``cardiac_timing_note`` (which heart rate was taken) and
-    ``frame_of_reference_note`` (a series whose images carry different FrameOfReferenceUIDs,
-    stacked as one) and ``us_region_note`` (an echo screen's ultrasound region clipped, ignored
-    or one of several: :mod:`medseg.io.us_region`); each a string, or a list when the inputs'
-    images give different ones."""
-    from ..io import read_sidecar
-
-    found: dict[str, list[str]] = {}
-    for p in paths:
-        notes = ((read_sidecar(p) or {}).get("provenance") or {}).get("image_notes")
-        for key in ("time_note", "cardiac_timing_note", "frame_of_reference_note", "us_region_note"):
-            note = notes.get(key) if isinstance(notes, dict) else None
-            if isinstance(note, str) and note and note not in found.setdefault(key, []):
-                found[key].append(note)
-    return {k: v[0] if len(v) == 1 else v for k, v in found.items() if v}
-
-
-def _missing_slices(paths: list[Path]) -> list[int]:
-    """The slices the labels' DICOM series lacked (read as blank ones: :mod:`medseg.io.dicom_gaps`),
-    as their sidecars record them (``provenance.missing_slices``): what the ``missing_slice`` flags
-    of those slices come from."""
-    from ..io import read_sidecar
-
-    found: set[int] = set()
-    for p in paths:
-        got = ((read_sidecar(p) or {}).get("provenance") or {}).get("missing_slices")
-        if isinstance(got, list):
-            found |= {int(z) for z in got if isinstance(z, int) and not isinstance(z, bool)}
-    return sorted(found)
 
 
 def frame_pick(path: Path) -> dict[str, Any] | None:

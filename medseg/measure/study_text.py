@@ -227,7 +227,8 @@ def model_text(segmentation: Any, report: Mapping[str, Any] | None = None) -> st
 
 def caution_lines(report: Mapping[str, Any]) -> list[str]:
     """What to read before the numbers: labels edited by hand since medseg wrote them, a model's
-    segmentation flagged for review, implausible numbers, a geometry note, ranges not applied."""
+    segmentation flagged for review, implausible numbers, a geometry note, slices the DICOM series
+    lacked (``inputs.missing_slices``) and an echo screen's ultrasound region note; one line each."""
     inputs = report.get("inputs") or {}
     out = []
     if inputs.get("labels_edited"):
@@ -242,7 +243,29 @@ def caution_lines(report: Mapping[str, Any]) -> list[str]:
     out += [f"Implausible: {f.get('message') or f.get('code')}" for f in bad]
     if inputs.get("geometry_note"):
         out.append(f"Geometry: {inputs['geometry_note']}")
+    if missing := missing_slices_line(report):
+        out.append(missing)
+    us = inputs.get("us_region_note")
+    if us:
+        out.append(f"Ultrasound region: {'; '.join(map(str, us)) if isinstance(us, list) else us}")
     return out
+
+
+def missing_slices_line(report: Mapping[str, Any]) -> str:
+    """The caution of slices the labels' DICOM series lacked (``inputs.missing_slices``, read as
+    blank slices on which nothing is segmented: :mod:`medseg.io.dicom_gaps`): which (in all frames
+    of a cine), and what the volumes make of them (no area, or the area interpolated between the
+    slices either side under ``medseg measure --interpolate-missing``); one line, "" without any."""
+    got = (report.get("inputs") or {}).get("missing_slices")
+    zs = [z for z in got if isinstance(z, int) and not isinstance(z, bool)] if isinstance(got, list) else []
+    if not zs:
+        return ""
+    one = len(zs) == 1
+    which = f"Slice{' ' if one else 's '}{', '.join(map(str, zs))}{' (all frames)' if report.get('volume_curve_ml') else ''} {'is' if one else 'are'}"
+    it = "it" if one else "them"
+    if _get(report, "inputs", "settings", "interpolate_missing") is True:
+        return f"{which} missing from the DICOM series: volumes bridge {it} with interpolated area (--interpolate-missing)."
+    return f"{which} missing from the DICOM series: volumes count no area on {it} (--interpolate-missing fills {it})."
 
 
 def flag_lines(report: Mapping[str, Any]) -> list[str]:
