@@ -178,7 +178,11 @@ def _header(page: _Page, report: Mapping[str, Any], x: float, w: float, case: st
 
 
 def _cautions(page: _Page, report: Mapping[str, Any], x: float, w: float, y: float) -> float:
-    lines = [p for i, c in enumerate(caution_lines(report)) for p in _wrap(c, w - 0.2, 8.5, bold=i == 0)][:8]
+    lines = [p for i, c in enumerate(caution_lines(report)) for p in _wrap(c, w - 0.2, 8.5, bold=i == 0)]
+    if len(lines) > _CAUTION_LINES:  # the box stays above the table: its last line says the rest is in the report
+        lines = lines[:_CAUTION_LINES]
+        bold = len(_wrap(caution_lines(report)[0], w - 0.2, 8.5, bold=True)) >= _CAUTION_LINES  # the first caution fills the box
+        lines[-1] = _cut_line(lines[-1], " ... (more in the report's inputs and flags)", w - 0.2, bold)
     if not lines:
         return y
     h = 0.12 + 0.16 * len(lines)
@@ -187,6 +191,18 @@ def _cautions(page: _Page, report: Mapping[str, Any], x: float, w: float, y: flo
     for i, line in enumerate(lines):
         page.text(x + 0.1, y + 0.07 + 0.16 * i, line, 8.5, color="#8b0000", fontweight="bold" if i < first else "normal")
     return y + h + 0.12
+
+
+#: most lines the red caution box takes
+_CAUTION_LINES = 8
+
+
+def _cut_line(line: str, tail: str, w: float, bold: bool = False) -> str:
+    """``line`` shortened by whole words until ``line + tail`` fits one line of width ``w``."""
+    words = line.split()
+    while words and len(_wrap(" ".join(words) + tail, w, 8.5, bold)) > 1:
+        words.pop()
+    return " ".join(words) + tail
 
 
 # table columns (inches from the table's left): measure, value (right-aligned), indexed (right), normal, mark

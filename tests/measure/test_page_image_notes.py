@@ -203,3 +203,18 @@ def test_a_long_region_note_stays_in_the_caution_box(batch):
     table = next(t for t in texts if t.get_text() == "Measure")
     assert missing is not None, "no missing-slice caution on the page"
     assert table.get_window_extent(renderer).y1 < missing.get_window_extent(renderer).y0  # (y up: the table below)
+
+
+def test_cautions_past_the_box_end_in_a_pointer_to_the_report(batch):
+    """More cautions than the box's 8 lines: its last line ends saying the rest is in the report
+    (they were cut off mid-sentence, "...the first, rows 20-179,", with nothing saying so)."""
+    from medseg.measure.study_pdf import page_text, study_page
+
+    rep = json.loads(json.dumps(batch["reports"]["gap_ED"]))
+    rep["inputs"].update(labels_edited=["labels"], us_region_note="3 calibrated 2-D ultrasound regions on the screen: " + "another region "
+                         "has 0.35 x 0.35 mm pixels: what is labelled there is measured at 0.7 x 0.7 mm, wrong for it; " * 8)
+    texts = page_text(study_page(rep))
+    ends = [t for t in texts if t.endswith(" ... (more in the report's inputs and flags)")]
+    assert len(ends) == 1 and len(ends[0]) > len(" ... (more in the report's inputs and flags)")
+    rep["inputs"].pop("us_region_note")
+    assert not any(t.endswith("inputs and flags)") for t in page_text(study_page(rep)))
