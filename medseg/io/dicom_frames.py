@@ -20,6 +20,7 @@ from pydicom.errors import InvalidDicomError
 from ..errors import GeometryError, ImageReadError
 from .dicom_times import frame_datetimes_s, image_datetimes_s
 from .geometry import ORIENTATION_ATOL
+from .volume import VOXEL_MM
 
 
 @dataclass
@@ -78,8 +79,9 @@ def read_header(path: Path, strict: bool) -> Dataset | None:
 
 def read_dicom(path: Path, **kwargs: Any) -> Dataset:
     """``pydicom.dcmread``, also for a file without the Part-10 preamble and file meta (old
-    exports, research archives: :func:`medseg.io.readers.is_bare_dicom`), whose transfer syntax
-    is then the encoding pydicom found (implicit or explicit VR, little endian). A file in the
+    exports, research archives: :func:`medseg.io.readers.is_bare_dicom`), or with a file meta
+    that lacks its TransferSyntaxUID, whose transfer syntax is then the encoding pydicom found
+    (implicit or explicit VR, little endian: pixels could not be decoded without it). A file in the
     Deflated Explicit VR Little Endian transfer syntax is inflated here, within the memory
     available (:func:`read_deflated`), not by pydicom (which inflates it whole at once).
 
@@ -87,15 +89,15 @@ def read_dicom(path: Path, **kwargs: Any) -> Dataset:
         ImageReadError: a deflated data set that inflates to more than half the memory available.
     """
     try:
-        return dcmread(path, **kwargs)
+        ds = dcmread(path, **kwargs)
     except InvalidDicomError:
         from .readers import is_bare_dicom
 
         with open(path, "rb") as f:
             if not is_bare_dicom(f.read(8)):
                 raise
-    ds = pydicom.dcmread(path, force=True, **kwargs)
-    if "TransferSyntaxUID" not in ds.file_meta:
+        ds = pydicom.dcmread(path, force=True, **kwargs)
+    if "TransferSyntaxUID" not in ds.file_meta:  # a bare data set, or a Part-10 file whose meta lacks (0002,0010)
         from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
         implicit = (ds.original_encoding or (True, True))[0]
@@ -454,8 +456,12 @@ def require_geometry(frames: list[FrameInfo]) -> None:
     cosines are not unit vectors at right angles (within :data:`ORIENTATION_UNIT_TOL`)."""
     for f in frames:
         where = f.path.name + (f" frame {f.frame + 1}" if f.frame is not None else "")  # DICOM's frame numbers start at 1
-        if f.pixel_spacing is None or min(f.pixel_spacing) <= 0:
+        if f.pixel_spacing is None:
             raise GeometryError(f"missing spacing: {where} has no valid PixelSpacing")
+        lo, hi = VOXEL_MM
+        if not all(math.isfinite(v) and lo <= v <= hi for v in f.pixel_spacing):  # NaN passed a test of <= 0
+            raise GeometryError(f"invalid spacing: {where} has PixelSpacing {_plain(f.pixel_spacing)}; "
+                                f"allowed: two positive finite numbers, {lo:g} to {hi:g} (mm)")
         if f.iop is None:
             raise GeometryError(f"missing orientation: {where} has no ImageOrientationPatient")
         if f.ipp is None:

@@ -37,7 +37,7 @@ def _check_uniform(frames: list[FrameInfo]) -> None:
                                      "planes), no stack or cine to segment")
             raise GeometryError(f"images have different orientations ({_where(ref)} {_plain(ref.iop)} vs {_where(f)} "
                                 f"{_plain(f.iop)}); cannot stack them")
-        if f.pixel_spacing and ref.pixel_spacing and not np.allclose(f.pixel_spacing, ref.pixel_spacing, rtol=1e-4):
+        if f.pixel_spacing and ref.pixel_spacing and not np.allclose(f.pixel_spacing, ref.pixel_spacing, rtol=1e-4, equal_nan=True):
             raise GeometryError(
                 f"images have different PixelSpacing ({list(ref.pixel_spacing)} vs {list(f.pixel_spacing)} mm in {_where(f)})"
             )

@@ -52,9 +52,9 @@ def read_nifti(path: Path) -> Volume:
                 raw_pixdim = type(header).from_fileobj(f, check=False)["pixdim"]
             shape, dtype = img.shape, _array_dtype(img)
     except nib.filebasedimages.ImageFileError:
-        raise ImageReadError(f"cannot read NIfTI file {path}: not a NIfTI file (header not recognised)") from None
+        raise ImageReadError(f"cannot read NIfTI file {path}: {_misnamed(path) or 'not a NIfTI file (header not recognised)'}") from None
     except Exception as e:  # nibabel raises many types for corrupt headers
-        raise ImageReadError(f"cannot read NIfTI file {path}: {_short(e)}") from None
+        raise ImageReadError(f"cannot read NIfTI file {path}: {_misnamed(path) or _short(e)}") from None
     check_decoded_size(path, shape, dtype)  # before the (gzip) data is read: a small .nii.gz may declare GBs
     try:
         with _quiet_nibabel():
@@ -105,6 +105,33 @@ def read_nifti(path: Path) -> Volume:
         spacing_known=True,
         meta=meta,
     )
+
+
+#: the first 4 bytes of a NIfTI-1 / NIfTI-2 header (sizeof_hdr 348 / 540), either byte order
+_NIFTI_STARTS = {v.to_bytes(4, order) for v in (348, 540) for order in ("little", "big")}
+
+
+def _misnamed(path: Path) -> str | None:
+    """What to do when ``path`` is a NIfTI file whose name says the wrong compression (nibabel
+    chooses gzip by the name alone, and both read as "header not recognised"): a gzip-compressed
+    one named ``.nii``, a plain one named ``.nii.gz``; None for any other file."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+            if head[:2] == b"\x1f\x8b":
+                f.seek(0)
+                with gzip.open(f) as g:
+                    inner = g.read(4)
+            else:
+                inner = b""
+    except (OSError, EOFError, zlib.error):
+        return None
+    gz = str(path).lower().endswith(".gz")
+    if not gz and inner in _NIFTI_STARTS:
+        return f"the file is gzip-compressed NIfTI but named {Path(path).name!r}: rename it to end in .nii.gz"
+    if gz and head in _NIFTI_STARTS:
+        return f"the file is uncompressed NIfTI but named {Path(path).name!r}: rename it to end in .nii (without .gz)"
+    return None
 
 
 def _check_gzip_stream(path: Path) -> None:

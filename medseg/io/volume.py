@@ -29,6 +29,34 @@ AXES: tuple[str, str, str, str] = ("t", "z", "y", "x")
 MODALITIES = ("MR", "CT", "US", "OT")
 
 
+#: the voxel sizes (mm) an image may have: 1 um (a micro-CT's; an echo's 0.3 mm pixels stored
+#: in metres read 0.0003) to 1 km (no image's, but still measured, and flagged as implausible)
+VOXEL_MM = (1e-3, 1e6)
+#: the least |det| of the affine's direction cosines (the volume of the unit cell spanned by the
+#: axes): below it the axes are not independent, whatever the voxel size
+MIN_AXES_VOLUME = 1e-6
+
+
+def check_voxel_size(aff: np.ndarray) -> None:
+    """Refuse a (finite) 4x4 affine whose voxel sizes (column norms) lie outside :data:`VOXEL_MM`
+    or whose axes are not independent, in words naming the sizes. The independence test is
+    scale free (the determinant over the product of the axis lengths): an echo's 0.0003 mm
+    pixels were called "singular" by the absolute ``det < 1e-9`` it replaced."""
+    sp = np.linalg.norm(aff[:3, :3], axis=0)
+    sizes = f"x, y, z = {', '.join(f'{float(v):.6g}' for v in sp)} mm"
+    if np.any(sp <= 1e-6):
+        raise GeometryError(f"voxel spacing is zero or missing ({sizes}; allowed: above 1e-6 mm)")
+    lo, hi = VOXEL_MM
+    if np.any(sp < lo):
+        raise GeometryError(f"voxel size {float(sp.min()):.6g} mm is smaller than any scanner's ({sizes}; allowed: {lo:g} to {hi:g} mm): "
+                            "a spacing in metres? Save it in mm (or as NIfTI with xyzt_units 'meter')")
+    if np.any(sp > hi):
+        raise GeometryError(f"voxel size {float(sp.max()):.6g} mm is larger than any image's ({sizes}; allowed: {lo:g} to {hi:g} mm): "
+                            "check the file's pixel spacing (DICOM PixelSpacing, NIfTI pixdim / sform)")
+    if abs(np.linalg.det(aff[:3, :3])) / float(np.prod(sp)) < MIN_AXES_VOLUME:
+        raise GeometryError(f"affine is singular (the image axes are not independent; {sizes})")
+
+
 @dataclass(frozen=True, eq=False)
 class Volume:
     """An image with its geometry.
@@ -68,12 +96,7 @@ class Volume:
         if not np.all(np.isfinite(aff)):
             at = ", ".join(f"[{r}, {c}]" for r, c in zip(*np.nonzero(~np.isfinite(aff)), strict=True))
             raise GeometryError(f"affine holds NaN or infinite values (at row, column {at}); allowed: finite numbers")
-        sp = np.linalg.norm(aff[:3, :3], axis=0)
-        if np.any(sp <= 1e-6):
-            raise GeometryError(f"voxel spacing is zero or missing (x, y, z = {', '.join(f'{float(v):.6g}' for v in sp)} mm; "
-                                "allowed: above 1e-6 mm)")
-        if abs(np.linalg.det(aff[:3, :3])) < 1e-9:
-            raise GeometryError("affine is singular (the image axes are not independent)")
+        check_voxel_size(aff)
         if self.modality not in MODALITIES:
             raise ImageReadError(f"unknown modality {self.modality!r}; allowed: {', '.join(MODALITIES)}")
         if self.frame_times_s is not None:

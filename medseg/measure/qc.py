@@ -25,6 +25,10 @@ CLIP_MIN_SLICES = 5
 #: myocardium around less of the LV cavity than this = open at the mitral annulus, a long-axis
 #: view (expert labels: 400 CAMUS apical views <= 0.85; 716 of 717 ACDC short-axis slices >= 0.95)
 LONG_AXIS_COVERAGE = 0.9
+#: the most samples along one ray of :func:`ray_coverage` (its memory: ~50 bytes x rays x this):
+#: a quarter of the smaller pixel side apart as far as the image reaches, for any image of square
+#: pixels up to 700 x 700; further apart only in larger ones and for pixels far from square
+RAY_SAMPLES_MAX = 4096
 
 
 def digits_apart(value: float, threshold: float, least: int = 0) -> int:
@@ -61,7 +65,9 @@ def ray_coverage(cavity: np.ndarray, myo: np.ndarray, geom: StackGeometry, n_ray
 
     Rays are cast in millimetres (anisotropic pixels honoured). A ray "meets myocardium" when
     a myocardium pixel lies within ``reach`` = max(3 mm, 2 pixels) beyond the ray's last
-    cavity sample. NaN when the cavity is empty.
+    cavity sample. NaN when the cavity is empty. Samples lie a quarter of the smaller pixel side
+    apart, up to the image's edge, at most :data:`RAY_SAMPLES_MAX` a ray (memory bounded for any
+    spacing).
 
     Args:
         cavity, myo: (Y, X) boolean masks of one slice.
@@ -77,11 +83,21 @@ def ray_coverage(cavity: np.ndarray, myo: np.ndarray, geom: StackGeometry, n_ray
     step = 0.25 * min(dy, dx)
     reach = max(3.0, 2.0 * max(dy, dx))
     r_max = float(np.linalg.norm(uv - centre, axis=1).max()) + max(dy, dx) + reach
-    radii = np.arange(0.0, r_max + step, step)
+    # no sample beyond the image (none there is cavity or myocardium): a reach of 3 mm is 10000
+    # pixels of 0.0003 mm; and at most RAY_SAMPLES_MAX a ray, so that pixels far from square
+    # (1.5 x 1e5 mm: 4.7 million quarter pixels a ray, 25 GiB) take bounded memory
+    corners = geom.to_inplane_mm(np.array([[-0.5, -0.5], [-0.5, cavity.shape[1] - 0.5],
+                                           [cavity.shape[0] - 0.5, -0.5], [cavity.shape[0] - 0.5, cavity.shape[1] - 0.5]]))
+    r_max = min(r_max, float(np.linalg.norm(corners - centre, axis=1).max()) + max(dy, dx))
+    if r_max / step < RAY_SAMPLES_MAX - 1:
+        radii = np.arange(0.0, r_max + step, step)
+    else:
+        radii = np.linspace(0.0, r_max, RAY_SAMPLES_MAX)
     ang = np.linspace(0.0, 2 * np.pi, n_rays, endpoint=False)
     dirs = np.stack([np.cos(ang), np.sin(ang)], axis=1)
     pts = centre[None, None, :] + radii[None, :, None] * dirs[:, None, :]
-    idx = np.rint(geom.to_index(pts.reshape(-1, 2))).astype(np.int64)
+    far = float(max(cavity.shape) + 1)  # an index beyond the image, within int64 however far the point
+    idx = np.clip(np.rint(geom.to_index(pts.reshape(-1, 2))), -far, far).astype(np.int64)
     inside = (idx[:, 0] >= 0) & (idx[:, 0] < cavity.shape[0]) & (idx[:, 1] >= 0) & (idx[:, 1] < cavity.shape[1])
     r_i, c_i = np.clip(idx[:, 0], 0, cavity.shape[0] - 1), np.clip(idx[:, 1], 0, cavity.shape[1] - 1)
     cav_s = (cavity[r_i, c_i] & inside).reshape(n_rays, -1)

@@ -254,6 +254,7 @@ def measure_cine(
     geom = stack_geometry(aff, arr.shape[1:], options.get("slice_positions_mm"))
     if arr.shape[1] < 2:
         raise MeasurementError("a volume needs at least 2 slices; got a single slice")
+    check_slice_axis(geom)  # before the volume curves (33 s of every frame measured on a stack that is refused)
     check_values(arr, lmap)
     base = study_base(arr, geom, lmap, options.pop("base_end", None))
     options["basal_rule"], rule_flags = study_basal_rule(arr, lmap, options.get("basal_rule", True))

@@ -218,14 +218,24 @@ def _empty_thickness(method: str) -> dict[str, Any]:
 
 #: in-plane pixels this many times coarser than the slice step: the stack's slices are not on Z
 SLICE_AXIS_RATIO = 2.0
+#: the widest slice step a short-axis stack has (cardiac MR: 5-10 mm, gaps included up to ~20):
+#: an in-plane step wider, that the slice-axis check would take for one, is a wrong pixel spacing
+SLICE_STEP_MAX_MM = 50.0
 
 
 def check_slice_axis(geom: StackGeometry) -> None:
     """Refuse a short-axis stack whose slice axis is not the array's Z: an array axis in the
     slice plane with a step ``SLICE_AXIS_RATIO`` times the slice step is the real slice axis
     (labels reoriented after segmentation, e.g. by nibabel's ``as_closest_canonical``), and the
-    through-plane weights, the basal rule and the AHA rings would be taken across it."""
+    through-plane weights, the basal rule and the AHA rings would be taken across it. An
+    in-plane step of ``SLICE_STEP_MAX_MM`` or more is no slice step either: the message then
+    names the pixel spacing (a DICOM PixelSpacing of 1e30 read as reoriented labels)."""
     dz, dy, dx = geom.spacing_mm
+    if max(dy, dx) >= SLICE_AXIS_RATIO * dz and max(dy, dx) >= SLICE_STEP_MAX_MM:
+        raise MeasurementError(
+            f"the pixel spacing is {dy:.3g} x {dx:.3g} mm (rows x columns), slices {dz:.3g} mm apart: pixels of "
+            f"{SLICE_STEP_MAX_MM:g} mm or more are no heart image's, nor a slice step (labels reoriented); check the image's pixel spacing "
+            "(DICOM PixelSpacing, NIfTI pixdim) and its unit")
     if max(dy, dx) >= SLICE_AXIS_RATIO * dz:
         raise MeasurementError(
             f"the array's Z steps {dz:.3g} mm but its {'rows' if dy >= dx else 'columns'} {max(dy, dx):.3g} mm: the short-axis slices "
