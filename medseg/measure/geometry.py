@@ -110,8 +110,11 @@ def stack_geometry(
         raise GeometryError("affine holds NaN or infinite values; allowed: finite numbers")
     cols = aff[:3, :3]
     norms = np.linalg.norm(cols, axis=0)
-    if np.any(norms <= 1e-6) or abs(np.linalg.det(cols)) < 1e-9:
+    if np.any(norms <= 1e-6):
         raise GeometryError(f"voxel spacing is zero or missing (x, y, z = {', '.join(f'{float(v):.6g}' for v in norms)} mm)")
+    from ..io.volume import check_voxel_size
+
+    check_voxel_size(aff)  # sizes out of any image's range, axes not independent (scale free): as a Volume refuses them
     z_n, y_n, x_n = (int(s) for s in shape)
     cross = np.cross(cols[:, 0], cols[:, 1])
     pixel_area = float(np.linalg.norm(cross))

@@ -76,11 +76,13 @@ def _ring(n: int = 32) -> tuple[np.ndarray, np.ndarray]:
     return r < 6, (r >= 6) & (r < 9)
 
 
-def test_ray_coverage_with_a_1e30_pixel_is_a_fraction():
-    """np.arange of 1e31 quarter-pixel radii: "ValueError: Maximum allowed size exceeded";
-    and no overflow warning from casting far points to indices."""
+def test_ray_coverage_with_the_largest_pixel_is_a_fraction():
+    """A geometry of 1e30 mm pixels (refused now by stack_geometry as by a Volume) made np.arange
+    of 1e31 quarter-pixel radii: "ValueError: Maximum allowed size exceeded"; the largest pixel a
+    Volume takes (1e6 mm: 4e6 quarter pixels a ray) gives a fraction without an overflow warning
+    from casting far points to indices."""
     cavity, myo = _ring()
-    geom = stack_geometry(np.diag([1e30, 1.5, 10.0, 1.0]), (1, *cavity.shape))
+    geom = stack_geometry(np.diag([1e6, 1.5, 10.0, 1.0]), (1, *cavity.shape))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         cov = ray_coverage(cavity, myo, geom)
@@ -224,3 +226,19 @@ def test_other_unreadable_nifti_keeps_its_message(tmp_path):
     with pytest.raises(ImageReadError) as e:
         read_volume(bad)
     assert "rename" not in str(e.value)
+
+
+def test_stack_geometry_refuses_as_a_volume_does():
+    """measure.geometry.stack_geometry (a library call with a raw affine) said "voxel spacing is
+    zero or missing" of 0.0003 mm pixels and took nearly parallel 10 mm axes: its absolute
+    determinant test; now the Volume's scale-free checks, with their words."""
+    from medseg.errors import GeometryError
+    from medseg.measure.geometry import stack_geometry
+
+    with pytest.raises(GeometryError, match="a spacing in metres"):
+        stack_geometry(np.diag([0.0003, 0.0003, 0.0003, 1.0]), (3, 10, 10))
+    skew = np.diag([10.0, 10.0, 10.0, 1.0])
+    skew[:3, 1] = skew[:3, 0] + [0.0, 1e-6, 0.0]
+    with pytest.raises(GeometryError, match="singular"):
+        stack_geometry(skew, (3, 10, 10))
+    assert stack_geometry(np.diag([0.5, 0.5, 8.0, 1.0]), (3, 10, 10)) is not None
