@@ -14,46 +14,90 @@ from .errors import OutputDiskFull
 if TYPE_CHECKING:
     from .batch import BatchOptions, CaseSpec, Result
 
-MAX_ATTEMPTS = 3  # local pool: a case pending in this many broken pools fails
+MAX_ATTEMPTS = 3  # local pool: a case pending in this many broken pools, none of whose cases had started, fails
+#: the reason of a case whose worker process died with it running alone
+DIED_ALONE = ("the worker process died while reading/segmenting this case, run alone (a crash in a native decoder, "
+              "or killed: out of memory?); other cases were not affected")
 
 
-def run_local(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, emit: Callable[[Result], None]) -> None:
-    """``workers`` spawned processes (``options.threads`` torch threads each). A pool broken by
-    a dying worker is restarted for the cases still pending; a case pending in MAX_ATTEMPTS
-    broken pools fails."""
-    import concurrent.futures as cf
+def run_local(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, emit: Callable[[Result], None],
+              run_one: Callable[[CaseSpec, BatchOptions], Result] | None = None) -> None:
+    """``workers`` spawned processes (``options.threads`` torch threads each) running
+    ``run_one`` (:func:`medseg.batch.run_case`) per case. A worker that dies (a native decoder's
+    abort, the OOM killer) breaks the pool: the cases that had started in it are run again, each
+    alone in a process of its own, where one that dies again fails (:data:`DIED_ALONE`); those
+    that had not started go back to a new pool, uncharged. Were none started, every pending case
+    is charged, and one pending in MAX_ATTEMPTS broken pools fails."""
     import multiprocessing as mp
-    from concurrent.futures.process import BrokenProcessPool
 
     from .batch import failed_result, run_case
 
+    run_one = run_one or run_case
+    ctx = mp.get_context("spawn")
     pending, attempts = list(cases), Counter()
     while pending:
-        broken: list[CaseSpec] = []
-        pool = cf.ProcessPoolExecutor(min(workers, len(pending)), mp_context=mp.get_context("spawn"),
-                                      initializer=_init_worker, initargs=(options.threads or 1, os.getpid()))
-        futures: dict = {}
-        try:
-            futures = {pool.submit(run_case, c, options): c for c in pending}
-            for fut in cf.as_completed(futures):
-                case = futures[fut]
-                try:
-                    res = fut.result()
-                except BrokenProcessPool:
-                    broken.append(case)
-                    continue
-                except Exception as e:
-                    res = failed_result(case, f"worker error: {type(e).__name__}: {e}")
-                emit(res)  # outside the try: its OutputDiskFull stops the batch, it is no case's error
-        except BaseException:  # Ctrl-C, a full disk (OutputDiskFull), an error writing the summary: stop now
-            _stop_pool(pool, options.out_dir, futures, [c.case for c in pending])
-            raise
-        pool.shutdown(wait=True)
-        attempts.update(c.case for c in broken)
-        pending = [c for c in broken if attempts[c.case] < MAX_ATTEMPTS]
-        for c in broken:
-            if attempts[c.case] >= MAX_ATTEMPTS:
-                emit(failed_result(c, f"a worker process died {MAX_ATTEMPTS} times while this case was pending (killed, out of memory, or a crash)"))
+        state = ctx.RawArray("b", len(pending))  # per case: 1 once a worker started it, 2 once it returned
+        broken = _run_pool(pending, options, min(workers, len(pending)), emit, run_one, state, ctx)
+        if not broken:
+            return
+        started = [i for i in broken if state[i] == 1]
+        if not started:  # a worker died with no case running (killed while idle): charge every case
+            attempts.update(pending[i].case for i in broken)
+            for i in broken:
+                if attempts[pending[i].case] >= MAX_ATTEMPTS:
+                    emit(failed_result(pending[i], f"a worker process died {MAX_ATTEMPTS} times while this case was pending "
+                                                   "(killed, out of memory, or a crash)"))
+            pending = [pending[i] for i in broken if attempts[pending[i].case] < MAX_ATTEMPTS]
+            continue
+        for i in started:  # each in a process of its own, one after another: only a case that kills its worker fails
+            if _run_pool([pending[i]], options, 1, emit, run_one, None, ctx):
+                emit(failed_result(pending[i], DIED_ALONE))
+        pending = [pending[i] for i in broken if state[i] != 1]
+
+
+def _run_pool(cases: Sequence[CaseSpec], options: BatchOptions, workers: int, emit: Callable[[Result], None],
+              run_one: Callable[..., Result], state: Any, ctx: Any) -> list[int]:
+    """Run ``cases`` in a pool of ``workers`` processes, emitting each result; the indices of
+    the cases whose result a broken pool (a worker died) lost. ``state``: see :func:`_tracked`."""
+    import concurrent.futures as cf
+    from concurrent.futures.process import BrokenProcessPool
+
+    from .batch import failed_result
+
+    broken: list[int] = []
+    pool = cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(options.threads or 1, os.getpid(), state))
+    futures: dict = {}
+    try:
+        futures = {pool.submit(_tracked, run_one, c, options, i): i for i, c in enumerate(cases)}
+        for fut in cf.as_completed(futures):
+            try:
+                res = fut.result()
+            except BrokenProcessPool:
+                broken.append(futures[fut])
+                continue
+            except Exception as e:
+                res = failed_result(cases[futures[fut]], f"worker error: {type(e).__name__}: {e}")
+            emit(res)  # outside the try: its OutputDiskFull stops the batch, it is no case's error
+    except BaseException:  # Ctrl-C, a full disk (OutputDiskFull), an error writing the summary: stop now
+        _stop_pool(pool, options.out_dir, futures, [c.case for c in cases])
+        raise
+    pool.shutdown(wait=True)
+    return sorted(broken)
+
+
+#: the worker's shared per-case state array (:func:`_init_worker`), None outside a tracked pool
+_STATE: Any = None
+
+
+def _tracked(run_one: Callable[..., Result], case: CaseSpec, options: BatchOptions, index: int) -> Result:
+    """``run_one(case, options)`` in a worker, marking case ``index`` started (1) then returned
+    (2) in the pool's shared state, which the parent reads when the pool breaks."""
+    if _STATE is not None:
+        _STATE[index] = 1
+    res = run_one(case, options)
+    if _STATE is not None:
+        _STATE[index] = 2
+    return res
 
 
 def _stop_pool(pool: Any, out_dir: Any, futures: Any = (), case_ids: Sequence[str] = ()) -> None:
@@ -166,11 +210,15 @@ def cpu_budget() -> int:
     return min(n_cores(), omp) if omp > 0 else n_cores()
 
 
-def _init_worker(threads: int, parent_pid: int | None = None) -> None:
+def _init_worker(threads: int, parent_pid: int | None = None, state: Any = None) -> None:
     """Pool initializer: thread limits before torch is imported in the spawned process; Ctrl-C
     is the parent's to handle (a worker that took it would fail its case and take the next);
-    and the worker ends when its parent ``parent_pid`` does (:func:`_die_with_parent`)."""
+    the worker ends when its parent ``parent_pid`` does (:func:`_die_with_parent`); ``state``:
+    the pool's shared per-case state (:func:`_tracked`)."""
     import signal
+
+    global _STATE
+    _STATE = state
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from ._environ import quiet_matplotlib_dirs

@@ -28,7 +28,7 @@ def _pixels(path: Path) -> tuple[Dataset, np.ndarray]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = read_dicom(path)
-            arr = ds.pixel_array
+            arr = _decoded(ds)
     except Exception as e:  # truncated pixel data, missing decoder, ...
         ts = ds.file_meta.get("TransferSyntaxUID") if ds is not None and hasattr(ds, "file_meta") else None
         if ts and _compressed(ts) is None:
@@ -37,7 +37,7 @@ def _pixels(path: Path) -> tuple[Dataset, np.ndarray]:
         hint = _decoder_hint(ts) if _compressed(ts) else ""
         import re
 
-        why = " ".join(str(e).split())
+        why = re.sub(r" ?<[^<>]* at 0x[0-9a-fA-F]+>", "", " ".join(str(e).split()))  # Pillow's "<_io.BytesIO object at 0x7f...>"
         short = re.search(r"less than expected \((\d+) vs (\d+) bytes\)", why)
         if short:  # pydicom checks the length before it allocates the array
             raise ImageReadError(f"cannot decode pixels of {path}{extra}: the pixel data is truncated ({int(short[1]):,} bytes, where its "
@@ -56,6 +56,41 @@ def _pixels(path: Path) -> tuple[Dataset, np.ndarray]:
     if padding is not None:
         arr = _fill_padding(arr, padding, in_place=arr.flags.writeable and arr.flags.c_contiguous)  # ours alone now
     return ds, arr
+
+
+#: JPEG 2000 (lossless, lossy): decoded by Pillow (OpenJPEG) before GDCM, pydicom's first choice;
+#: GDCM ends the whole process (a C++ exception nothing catches: abort, rc 134) on some damaged
+#: codestreams, where Pillow raises a Python error; both give the same pixels of an intact one
+_PILLOW_FIRST = ("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91")
+#: what pydicom's Pillow plugin says of an image it does not decode, whatever its data (> 8-bit
+#: colour, more than 16 bits): GDCM decodes those, as before
+_PILLOW_REFUSES = ("Pillow cannot decode", "'Bits Stored' values of up to 16")
+
+
+def _decoded(ds: Dataset) -> np.ndarray:
+    """``ds.pixel_array``; JPEG 2000 by Pillow when it is installed with OpenJPEG
+    (:data:`_PILLOW_FIRST`), by the other decoders (GDCM) only where Pillow refuses the image
+    (:data:`_PILLOW_REFUSES`): a damaged codestream is then a Python error, not an abort."""
+    ts = str(ds.file_meta.get("TransferSyntaxUID", "")) if hasattr(ds, "file_meta") else ""
+    if ts not in _PILLOW_FIRST or not _has_plugin(ts, "pillow"):
+        return ds.pixel_array
+    ds.pixel_array_options(decoding_plugin="pillow")
+    try:
+        return ds.pixel_array
+    except Exception as e:  # RuntimeError: "... all available plugins: pillow: broken data stream ..."
+        if not any(text in str(e) for text in _PILLOW_REFUSES):
+            raise
+    ds.pixel_array_options(decoding_plugin="")  # every available plugin, GDCM first
+    return ds.pixel_array
+
+
+def _has_plugin(ts: str, name: str) -> bool:
+    try:
+        from pydicom.pixels import get_decoder
+
+        return name in get_decoder(ts).available_plugins
+    except Exception:  # an older pydicom, no decoder for it
+        return False
 
 
 def _palette_luminance(path: Path, arr: np.ndarray, ds: Dataset) -> np.ndarray:
