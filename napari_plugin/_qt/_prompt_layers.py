@@ -211,15 +211,19 @@ def added_non_rectangles(shapes: Any, indices: Any) -> bool:
     return any(n and str(kinds[int(i) % n]) != "rectangle" for i in indices)
 
 
-def sync_prompt_layers(b: Binding, records: list[PromptRecord], colours: dict[str, str]) -> None:
-    """Redraw the clicks and boxes layers from the session's prompt records."""
+def sync_prompt_layers(b: Binding, records: list[PromptRecord], colours: dict[str, str],
+                       keep: set[tuple[str, int, int]] | frozenset = frozenset()) -> None:
+    """Redraw the clicks and boxes layers from the session's prompt records; on the (structure,
+    t, z) in ``keep`` (prompts placed while an operation runs, not yet applied) the layers'
+    own clicks and newest box stay instead: the records do not hold them yet."""
     import pandas as pd
 
     nd = b.ndim
     lead = lambda t, z: [float(t), float(z)][-(nd - 2):] if nd > 2 else []  # noqa: E731
-    coords, structs, pos = [], [], []
-    rects, rstructs, rcolours = [], [], []
+    coords, structs, pos, rects, rstructs, rcolours = _kept_prompts(b, keep, colours) if keep else ([], [], [], [], [], [])
     for r in records:
+        if (r.structure, r.frame, r.slice) in keep:
+            continue
         for p in r.points:
             coords.append(lead(r.frame, r.slice) + [p.y, p.x])
             structs.append(r.structure)
@@ -242,6 +246,28 @@ def sync_prompt_layers(b: Binding, records: list[PromptRecord], colours: dict[st
         b.shapes.add_rectangles(rects, edge_color=rcolours)
     b.shapes.features = pd.DataFrame({"structure": pd.Series(rstructs, dtype=object)})
     b.shapes.feature_defaults = defaults_s
+
+
+def _kept_prompts(b: Binding, keep: Any, colours: dict[str, str]) -> tuple[list, ...]:
+    """The clicks and the newest box per (structure, t, z) that the layers hold on the keys in
+    ``keep``: (coords, structures, positive, rectangles, their structures, their colours)."""
+    coords, structs, pos = [], [], []
+    feats = b.points.features
+    for i, c in enumerate(b.points.data):
+        t, z, _, _ = point_index(c)
+        name = str(feats["structure"].iloc[i])
+        if (name, t, z) in keep:
+            coords.append([float(v) for v in c])
+            structs.append(name)
+            pos.append(bool(feats["positive"].iloc[i]))
+    newest: dict[tuple[str, int, int], np.ndarray] = {}  # (as keys_of_shapes and layer_prompts read them)
+    sfeats = b.shapes.features
+    for i, (verts, kind) in enumerate(zip(b.shapes.data, b.shapes.shape_type, strict=True)):
+        key = (str(sfeats["structure"].iloc[i]), *point_index(verts[0])[:2])
+        if kind == "rectangle" and key in keep:
+            newest[key] = np.array(verts, dtype=float, copy=True)
+    rstructs = [k[0] for k in newest]
+    return coords, structs, pos, list(newest.values()), rstructs, [colours.get(n, BOX_FALLBACK_COLOUR) for n in rstructs]
 
 
 def _canvas_current(viewer: Any) -> Any:

@@ -134,7 +134,10 @@ class OperationsMixin:
         b = getattr(self, "_cancel_binding", None)
         if isinstance(e, OperationCancelled) and b is not None and not any(x is b for x in self.bindings.values()):
             what = self._cancel_what
-            self.status(f"Session on {b.image.name} closed: {what[:1].lower() + what[1:]} stopped and discarded.")
+            if self._status_error:  # the close's warning (labels lost unsaved) stays, in red
+                self._append_status(f"{what} stopped and discarded.")
+            else:
+                self.status(f"Session on {b.image.name} closed: {what[:1].lower() + what[1:]} stopped and discarded.")
         elif isinstance(e, OperationCancelled):
             self.status(f"{self._cancel_what} cancelled: the labels and the undo history are as they were.")
         else:

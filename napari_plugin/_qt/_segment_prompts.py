@@ -54,21 +54,36 @@ class PromptEventsMixin:
         """The session whose clicks or boxes layer this is (None: not a session's)."""
         return next((b for b in self.bindings.values() if layer is b.points or layer is b.shapes), None)
 
+    def _pending_of(self, b: pl.Binding) -> set[tuple[str, int, int]]:
+        """The (structure, t, z) of ``b``'s prompts placed while an operation runs, not yet applied:
+        a redraw of its layers from the session (which does not hold them yet) keeps them."""
+        return set(self._pending) if self._pending_owner is b else set()
+
+    def _follow_prompt_layer(self, b: pl.Binding | None) -> None:
+        """Another study chosen under Image: when a session's clicks or boxes layer is the active
+        layer, this study's (in the same mode) becomes the active one; the next click went to the
+        study chosen before (and was refused as outside its slice)."""
+        active = self.viewer.layers.selection.active
+        other = self._owner(active)
+        if b is None or other is None or other is b:
+            return
+        layer = b.points if active is other.points else b.shapes
+        self.viewer.layers.selection.active = layer
+        layer.mode = str(active.mode)
+
     def _on_prompt_event(self, event: Any, keys: Callable[[pl.Binding, Any], set]) -> None:
         if self._syncing:
             return
         b = self._owner(getattr(event, "source", None)) or self.binding
         if b is None:
             return
-        if b is not self.binding:  # a prompt on another study's layer: that study's session takes it
-            if self._busy:
-                if str(event.action) in ("added", "changed", "removed"):
-                    self.status(f"The prompt on '{b.image.name}' was not applied: wait for the running operation "
-                                f"on '{self.ui.image.currentText()}' to finish.", error=True)
-                    QTimer.singleShot(0, lambda b=b: self._resync(b))
-                return
-            self.ui.image.setCurrentText(b.image.name)  # the widget follows the study prompted
         action = str(event.action)
+        if b is not self.binding and self._busy:  # a prompt on another study's layer: not while an operation runs
+            if action in ("added", "changed", "removed"):
+                self.status(f"The prompt on '{b.image.name}' was not applied: wait for the running operation "
+                            f"on '{self.ui.image.currentText()}' to finish.", error=True)
+                QTimer.singleShot(0, lambda b=b: self._resync(b))
+            return
         if action == "removing":
             self._removing |= keys(b, event.data_indices)
             return
@@ -78,6 +93,10 @@ class PromptEventsMixin:
             affected = keys(b, event.data_indices)
         else:
             return
+        if b is not self.binding:  # another study's layer: that study's session takes it, the widget follows it
+            if self._refused_elsewhere(b, event.source, affected):
+                return
+            self.ui.image.setCurrentText(b.image.name)
         if self._pending and self._pending_owner is not b:  # another study's prompts wait: this one is not mixed in
             self.status(f"The prompt on '{b.image.name}' was not applied: wait for the running operation to finish.", error=True)
             QTimer.singleShot(0, self._sync_prompts)
@@ -86,8 +105,30 @@ class PromptEventsMixin:
         self._pending_owner = b
         if not self._busy:
             self._apply_pending()
+        elif affected:  # (the line said "prompt applied" of the prompt before)
+            where = "; ".join(f"{n.upper()} on frame {t}, slice {z}" for n, t, z in sorted(affected))
+            self.status(f"{where}: waits for the running operation, applied when it ends.")
 
-    def _apply_pending(self) -> None:
+    def _refused_elsewhere(self, b: pl.Binding, layer: Any, keys: set[tuple[str, int, int]]) -> bool:
+        """A prompt on the layer of study ``b``, not the one chosen under Image, that ``b``'s
+        session cannot take (a click outside its slice: likely meant for the study shown): said
+        so, and removed, before the widget switches to ``b``; True then."""
+        from medseg.errors import PromptError
+
+        try:
+            for key in keys:
+                pl.layer_prompts(b, *key)
+        except PromptError as e:
+            shown = self.ui.image.currentText()
+            self.status(f"Not applied: {e} of '{b.image.name}' (its layer '{layer.name}' was selected"
+                        + (f", not one of '{shown}')." if shown else ")."), error=True)
+            QTimer.singleShot(0, lambda: self._resync(b))
+            return True
+        return False
+
+    def _apply_pending(self, after_job: bool = False) -> None:
+        """Apply the prompts placed meanwhile; ``after_job``: an operation with a status line of
+        its own just ended, and the line says they followed it."""
         pending, self._pending = self._pending, set()
         owner, self._pending_owner = self._pending_owner, None
         if pending and owner is not self.binding:  # placed before another study was chosen: applied to theirs
@@ -98,14 +139,29 @@ class PromptEventsMixin:
         if b is None or not pending:
             return
         c = b.controller
+        done: list[str] = []
         try:
             for name, t, z in sorted(pending):
                 if c.is_locked(name):
                     raise ValueError(f"{name.upper()} is locked (accepted): unlock it to change it")
                 box, points = pl.layer_prompts(b, name, t, z)
                 c.prompt(name, t, z, box, points)
-            self.status(f"{name.upper()} on frame {t}, slice {z}: prompt applied.")  # an earlier error line is stale now
+                done.append(f"{name.upper()} on frame {t}, slice {z}")
+            if after_job:
+                self._append_status(f"Then the prompts placed meanwhile were applied: {'; '.join(done)}.")
+            else:  # an earlier error line is stale now
+                self.status(f"{'; '.join(done)}: prompt{'s' if len(done) > 1 else ''} applied.")
         except ValueError as e:  # MedsegError is a ValueError
-            self.status(str(e), error=True)
+            self.status((f"{'; '.join(done)}: applied. " if done else "") + str(e), error=True)
             self._sync_prompts()
         self._after_change()
+
+    def _append_status(self, text: str) -> None:
+        """``text`` after the status line's (a warning stays one, not notified again)."""
+        before = self.ui.status.text()
+        line = f"{before} {text}" if before else text
+        if self._status_error:
+            self.ui.status.setText(line)
+            self._ready_at = None
+        else:
+            self.status(line)

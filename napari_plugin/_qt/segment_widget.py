@@ -62,6 +62,7 @@ class SegmentWidget(PromptEventsMixin, SliceViewMixin, OperationsMixin, SessionF
         self._removing: set[tuple[str, int, int]] = set()
         self._syncing = False
         self._selected: Any = None  # the image layer chosen (followed through renames)
+        self._status_error = False  # the status line is a warning (red)
         self._ready_at: tuple[int, int] | None = None  # the (t, z) the status line calls ready
         self._cancel: Any = None  # the running job's cancel flag (threading.Event), if it can be cancelled
         self._cancel_what = ""
@@ -135,7 +136,7 @@ class SegmentWidget(PromptEventsMixin, SliceViewMixin, OperationsMixin, SessionF
         return self.viewer.layers[name] if name in self.viewer.layers else None
 
     def status(self, text: str, error: bool = False) -> None:
-        self._ready_at = None
+        self._ready_at, self._status_error = None, error
         self.ui.status.setText(text)
         self.ui.status.setStyleSheet(error_style(self.viewer, error))  # readable on the light theme too
         if error:  # also a napari notification: seen with the dock scrolled away or closed
@@ -190,9 +191,10 @@ class SegmentWidget(PromptEventsMixin, SliceViewMixin, OperationsMixin, SessionF
 
     def _on_image_changed(self) -> None:
         before, self._selected = self._selected, self._image_layer()
+        b = self.binding
         if self._selected is not None and before is not None and self._selected is not before:
             self._bring_into_view(self._selected, chosen=before in self.viewer.layers)
-        b = self.binding
+            self._follow_prompt_layer(b)  # the next click goes to the study chosen
         own = layer_modality(self._selected.metadata) if self._selected is not None else "OT"
         self.ui.modality.setItemText(0, f"{MODALITY_FROM_IMAGE} ({own})")  # what "the image's" is, for this image
         self.ui.start.setText("Restart session (clears labels)" if b else "Start session")
@@ -208,7 +210,7 @@ class SegmentWidget(PromptEventsMixin, SliceViewMixin, OperationsMixin, SessionF
         notes = []
         if not _view.in_view(self.viewer, image):
             _view.show_layer(self.viewer, image)
-            notes.append(f"Showing '{image.name}', which lies apart from the other studies: choose one under Image to go back.")
+            notes.append(f"Showing '{image.name}', which lies apart from the other studies: the view moved to it.")
         notes.append(self._covered_note(image))
         if any(notes):
             self.status(" ".join(n for n in notes if n))
@@ -393,18 +395,22 @@ class SegmentWidget(PromptEventsMixin, SliceViewMixin, OperationsMixin, SessionF
                                     on_finished=self._job_finished, **kwargs)
 
     def _job_finished(self) -> None:
+        told = self._cancel is not None  # an operation with a line of its own (not an embedding or a model load)
         self._worker = None
         self._cancel = None
         self._set_busy(False)
         self._after_change()
-        self._apply_pending()
+        self._apply_pending(after_job=told)  # the prompts placed meanwhile (their layers kept them: _pending_of)
         self._on_step()  # the slice may have changed meanwhile
 
     def _job_done(self, message: str, binding: pl.Binding | None = None, what: str = "operation") -> None:
         """A worker's result is in: say so, unless the session it ran on was closed meanwhile
         (its image or labels layer removed): then its result is discarded, and said so."""
         if binding is not None and not any(b is binding for b in self.bindings.values()):
-            self.status(f"Session on {binding.image.name} closed: the result of its {what} was discarded.", error=True)
+            if self._status_error:  # the close's warning (labels lost unsaved) stays
+                self._append_status(f"The result of its {what} was discarded.")
+            else:
+                self.status(f"Session on {binding.image.name} closed: the result of its {what} was discarded.", error=True)
             return
         self._sync_prompts()
         self.status(message)
@@ -458,7 +464,8 @@ class SegmentWidget(PromptEventsMixin, SliceViewMixin, OperationsMixin, SessionF
         if any(x is b for x in self.bindings.values()) and b is not self.binding:
             self._syncing = True
             try:
-                pl.sync_prompt_layers(b, b.controller.prompt_records(), {s.name: s.colour for s in b.controller.structures.values()})
+                pl.sync_prompt_layers(b, b.controller.prompt_records(), {s.name: s.colour for s in b.controller.structures.values()},
+                                      self._pending_of(b))
             finally:
                 self._syncing = False
 
@@ -469,7 +476,7 @@ class SegmentWidget(PromptEventsMixin, SliceViewMixin, OperationsMixin, SessionF
         self._syncing = True
         try:
             colours = {s.name: s.colour for s in b.controller.structures.values()}
-            pl.sync_prompt_layers(b, b.controller.prompt_records(), colours)
+            pl.sync_prompt_layers(b, b.controller.prompt_records(), colours, self._pending_of(b))  # prompts waiting stay
         finally:
             self._syncing = False
         self._update_prompt_defaults()
