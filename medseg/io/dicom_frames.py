@@ -98,10 +98,13 @@ def read_dicom(path: Path, **kwargs: Any) -> Dataset:
                 raise
         ds = pydicom.dcmread(path, force=True, **kwargs)
     if "TransferSyntaxUID" not in ds.file_meta:  # a bare data set, or a Part-10 file whose meta lacks (0002,0010)
-        from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+        from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-        implicit = (ds.original_encoding or (True, True))[0]
-        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+        implicit, little = ds.original_encoding or (True, True)  # as pydicom found the data set encoded
+        if implicit and not little:
+            raise ImageReadError(f"{path}: no TransferSyntaxUID and its data set reads as implicit VR big endian, which DICOM "
+                                 "does not define: not a readable DICOM file")
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
     return ds
 
 

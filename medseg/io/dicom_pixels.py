@@ -79,9 +79,38 @@ def _decoded(ds: Dataset) -> np.ndarray:
         return ds.pixel_array
     except Exception as e:  # RuntimeError: "... all available plugins: pillow: broken data stream ..."
         if not any(text in str(e) for text in _PILLOW_REFUSES):
-            raise
+            if not _has_plugin(ts, "gdcm"):
+                raise
+            return _gdcm_in_child(ds, e)  # OpenJPEG refuses some valid streams GDCM wrote (JP2 boxes, YBR_RCT)
     ds.pixel_array_options(decoding_plugin="")  # every available plugin, GDCM first
     return ds.pixel_array
+
+
+#: the child of :func:`_gdcm_in_child`: reads the file given, decodes with GDCM, saves the array
+_GDCM_CHILD = ("import sys, numpy, pydicom\n"
+               "ds = pydicom.dcmread(sys.argv[1]); ds.pixel_array_options(decoding_plugin='gdcm')\n"
+               "numpy.save(sys.argv[2], ds.pixel_array)\n")
+
+
+def _gdcm_in_child(ds: Dataset, pillow_error: Exception) -> np.ndarray:
+    """``ds``'s pixels decoded by GDCM in a child process: a JPEG 2000 stream Pillow did not
+    decode is valid for GDCM (some it wrote) or damaged, and GDCM aborts the whole process on some
+    damaged ones (a C++ exception nothing catches), which in a child ends only the child. Raises
+    ``pillow_error`` (the data may be damaged: both decoders failed) when the child fails."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="medseg-j2k-") as tmp:
+        src, out = Path(tmp) / "in.dcm", Path(tmp) / "out.npy"
+        try:
+            ds.save_as(src, enforce_file_format=False)
+            done = subprocess.run([sys.executable, "-c", _GDCM_CHILD, str(src), str(out)], capture_output=True, timeout=600)
+        except (OSError, ValueError, subprocess.SubprocessError):
+            raise pillow_error from None
+        if done.returncode != 0 or not out.is_file():  # an abort (rc < 0) or a Python error: not decodable
+            raise pillow_error
+        return np.load(out, allow_pickle=False)
 
 
 def _has_plugin(ts: str, name: str) -> bool:

@@ -278,6 +278,10 @@ def parse_pixel_spacing(text: str | None, option: str = "--pixel-spacing") -> tu
         values = []
     if len(values) not in (1, 2) or not all(math.isfinite(v) and v > 0 for v in values):
         raise MedsegError(f"{option} must be one or two positive numbers in mm (ROW_MM[,COL_MM], e.g. 0.3 or 0.7,0.5), got {text!r}")
+    lo, hi = VOXEL_MM
+    if not all(lo <= v <= hi for v in values):  # 0.0003: metres typed for millimetres
+        raise MedsegError(f"{option} {text}: a pixel size is in mm, {lo:g} to {hi:g} (e.g. 0.3 for a 0.3 mm pixel; "
+                          "0.0003 would be metres)")
     return (values[0], values[-1])
 
 

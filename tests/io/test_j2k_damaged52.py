@@ -185,3 +185,29 @@ def test_j2k_pillow_refuses_still_decoded_by_gdcm(tmp_path):
     from medseg.io.volume import luminance
 
     np.testing.assert_array_equal(_pixels(path)[1], luminance(_gdcm_pixels(path)))
+
+
+def test_a_valid_stream_pillow_does_not_decode_is_read_by_gdcm_in_a_child(tmp_path):
+    """pydicom's GDCMJ2K_TextGBR.dcm (8-bit YBR_RCT in a JP2 box, written by GDCM): OpenJPEG
+    through Pillow says "broken data stream"; it read through GDCM before Pillow came first, and
+    was then refused as damaged. GDCM now decodes it in a child process (an abort there ends only
+    the child): the pixels are GDCM's."""
+    import shutil
+
+    from pydicom.data import get_testdata_file
+
+    from medseg.io.volume import luminance
+
+    src = get_testdata_file("GDCMJ2K_TextGBR.dcm")
+    if src is None:
+        pytest.skip("pydicom's test file is not installed")
+    path = tmp_path / "gbr.dcm"
+    shutil.copy(src, path)
+    ds = pydicom.dcmread(path)
+    ds.pixel_array_options(decoding_plugin="pillow")
+    with pytest.raises(Exception, match="broken data stream"):
+        _ = ds.pixel_array
+    ds.pixel_array_options(decoding_plugin="gdcm")
+    want = luminance(ds.pixel_array)
+    vol = read_volume(path)
+    np.testing.assert_array_equal(vol.array[0, 0], want)

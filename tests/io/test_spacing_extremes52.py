@@ -242,3 +242,36 @@ def test_stack_geometry_refuses_as_a_volume_does():
     with pytest.raises(GeometryError, match="singular"):
         stack_geometry(skew, (3, 10, 10))
     assert stack_geometry(np.diag([0.5, 0.5, 8.0, 1.0]), (3, 10, 10)) is not None
+
+
+def test_part10_file_without_transfer_syntax_in_big_endian_reads_its_values(tmp_path):
+    """The same written explicit VR big endian (a retired syntax): the missing UID was filled as
+    little endian, and the pixels read byte-swapped (0, 256, 512, ... for 0, 1, 2, ...), silently."""
+    truth = write_cine_series(tmp_path / "s", n_slices=2, n_phases=1)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for p in (tmp_path / "s").glob("*.dcm"):
+        ds = pydicom.dcmread(p)
+        arr = ds.pixel_array
+        ds.PixelData = arr.astype(arr.dtype.newbyteorder(">")).tobytes()  # the data set's own byte order
+        fp = DicomBytesIO()
+        fp.is_little_endian, fp.is_implicit_VR = False, False
+        write_dataset(fp, ds)
+        (bare / p.name).write_bytes(b"\0" * 128 + b"DICM" + fp.getvalue())
+    got = pydicom.dcmread(next(bare.iterdir()), force=True)
+    assert "TransferSyntaxUID" not in got.file_meta and got.original_encoding == (False, False)
+    vol = read_volume(bare)
+    np.testing.assert_allclose(vol.array[0], truth.pixels[0] * truth.slope + truth.intercept)
+
+
+def test_pixel_spacing_option_in_metres_is_told_in_the_options_words():
+    """`--pixel-spacing 0.0003` was refused by the Volume: "... Save it in mm (or as NIfTI with
+    xyzt_units 'meter')", naming no option the user typed."""
+    from medseg.errors import MedsegError
+    from medseg.io.volume import parse_pixel_spacing
+
+    with pytest.raises(MedsegError, match=r"--pixel-spacing 0.0003: a pixel size is in mm, 0.001 to 1e\+06"):
+        parse_pixel_spacing("0.0003")
+    with pytest.raises(MedsegError, match="--a2c-pixel-spacing 0.3,2e6"):
+        parse_pixel_spacing("0.3,2e6", "--a2c-pixel-spacing")
+    assert parse_pixel_spacing("0.3,0.001") == (0.3, 0.001)
