@@ -40,16 +40,28 @@ def _opt(v: float | None) -> float | None:
 def measure_labels(labels: np.ndarray, like: Any, label_map: Any, es_labels: np.ndarray | None = None, *,
                    digest_of: Mapping[str, Any] | None = None, **options: Any) -> dict[str, Any]:
     """Measure label layer data on the image geometry ``like`` (a Volume): :func:`_measure_any`'s
-    report with ``inputs.spacing_from`` (and ``inputs.settings.pixel_spacing`` for a pixel size
-    given in the panel), as ``medseg measure`` reports them (:mod:`medseg_napari._pixel_size`),
+    report with ``inputs.label_map``, ``inputs.settings`` (:data:`PANEL_SETTINGS`, the basal rule;
+    ``pixel_spacing`` for a pixel size given in the panel) and ``inputs.spacing_from``, as
+    ``medseg measure`` reports them (:mod:`medseg_napari._pixel_size`),
     and ``inputs.labels_sha256`` (:func:`labels_digests`) of ``digest_of`` (report key -> the
     layer's labels, as the layer holds them; default: ``labels`` and ``es_labels``)."""
+    from medseg.labels import LabelMap
+
     from ._pixel_size import spacing_inputs
 
     report = _measure_any(labels, like, label_map, es_labels, **options)
-    report["inputs"] = {**(report.get("inputs") or {}), **spacing_inputs(like),
+    spacing = spacing_inputs(like)
+    report["inputs"] = {**(report.get("inputs") or {}), "label_map": LabelMap.parse(label_map).to_string(), **spacing,
+                        "settings": {**PANEL_SETTINGS, "basal_rule": bool(options.get("basal_rule", True)),
+                                     "clip": report.get("mode") == "echo_clip", **spacing.get("settings", {})},
                         "labels_sha256": labels_digests(digest_of or ({"labels": labels} if es_labels is None else {"ed": labels, "es": es_labels}))}
     return report
+
+
+#: ``inputs.settings`` of a panel measurement: ``medseg measure``'s defaults, which the panel
+#: measures with (no choice of AHA method, base, interpolation), its basal rule, and ``clip`` for one view over
+#: the cycle (``medseg measure --clip`` of the file the panel saves)
+PANEL_SETTINGS = {"aha_method": "uniform", "base": "auto", "interpolate_missing": False, "basal_rule": True, "clip": False}
 
 
 def labels_digests(arrays: Mapping[str, Any]) -> dict[str, str]:

@@ -317,9 +317,10 @@ def draw_bullseye(ax: Any, wall_thickness: Mapping[str, Any], stat: str = "mean"
             ax.add_patch(Wedge((0, 0), r1, a0, a0 + width, width=r1 - r0, fc=_colour(vals.get(k), cmap, norm), ec="white",
                                lw=st.edge_width))
             mid = math.radians(a0 + width / 2)
-            _label(ax, 0.5 * (r0 + r1) * math.cos(mid), 0.5 * (r0 + r1) * math.sin(mid), k, vals.get(k), st, cmap, norm)
+            _label(ax, 0.5 * (r0 + r1) * math.cos(mid), 0.5 * (r0 + r1) * math.sin(mid), k, vals.get(k), st, cmap, norm,
+                   whole=quantity == "thickening")
     ax.add_patch(Circle((0, 0), 1.0, fc=_colour(vals.get(17), cmap, norm), ec="white", lw=st.edge_width))
-    _label(ax, 0, 0, 17, vals.get(17), st, cmap, norm)
+    _label(ax, 0, 0, 17, vals.get(17), st, cmap, norm, whole=quantity == "thickening")
     for text, (ux, uy), rot in st.side_labels:
         ax.text(ux * st.side_offset, uy * st.side_offset, text, ha="center", va="center", fontsize=st.side_size, rotation=rot,
                 fontweight="normal" if compact else "bold")
@@ -349,16 +350,17 @@ def _colour(v: float | None, cmap: Any, norm: Any) -> Any:
     return "#dddddd" if v is None or not math.isfinite(v) else cmap(norm(v))
 
 
-def _label(ax: Any, x: float, y: float, k: int, v: float | None, st: _Style, cmap: Any, norm: Any) -> None:
+def _label(ax: Any, x: float, y: float, k: int, v: float | None, st: _Style, cmap: Any, norm: Any, whole: bool = False) -> None:
     """Segment text: "k\nvalue" in white with a black outline (report), or the value alone in
-    black on light segments and white on dark ones (compact; :func:`_compact_value`)."""
+    black on light segments and white on dark ones (compact; :func:`_compact_value`, ``whole``:
+    in whole numbers)."""
     ok = v is not None and math.isfinite(v)
     if st.compact:
         from matplotlib.colors import to_rgb
 
         r, g, b = to_rgb(_colour(v, cmap, norm))
         text_colour = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
-        ax.text(x, y, _compact_value(v) if ok else "–", ha="center", va="center", fontsize=st.seg_size, color=text_colour,
+        ax.text(x, y, _compact_value(v, whole) if ok else "–", ha="center", va="center", fontsize=st.seg_size, color=text_colour,
                 fontweight="bold" if ok else "normal")
     elif ok:
         ax.text(x, y, f"{k}\n{v:.1f}", ha="center", va="center", fontsize=st.seg_size, color="white", fontweight="bold",
@@ -367,11 +369,14 @@ def _label(ax: Any, x: float, y: float, k: int, v: float | None, st: _Style, cma
         ax.text(x, y, f"{k}\nn/a", ha="center", va="center", fontsize=st.seg_size, color="#333333")
 
 
-def _compact_value(v: float) -> str:
+def _compact_value(v: float, whole: bool = False) -> str:
     """A segment's value in the compact (panel) style: one decimal below 10 (a wall of 5.6 mm),
-    whole numbers from 10 on (a thickening of 28 %, a hypertrophic wall of 14 mm): "27.6" ran
-    past the edge of an outer segment at the panel's size. The table beside it has the decimals."""
-    return f"{v:.1f}" if abs(round(v, 1)) < 10 else f"{v:.0f}"
+    whole numbers from 10 on (a thickening of 28 %, a hypertrophic wall of 14 mm) and, ``whole``,
+    always (thickening: -0.3 % as "0", 5.1 % as "5"): "27.6", "-0.3" and "5.1" ran past the
+    edges of their segments at the panel's size. The table beside it has the decimals."""
+    if whole or abs(round(v, 1)) >= 10:
+        return str(round(v))  # an int: -0.3 as "0", not "-0"
+    return f"{v:.1f}"
 
 
 def _outline() -> list:

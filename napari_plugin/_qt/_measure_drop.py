@@ -48,3 +48,36 @@ def dropped_line(widget: Any, cause: str | None, picked: str | None = None, open
     if cause == LAYERS:
         return f"The layers changed while {was} was measured: {again}"
     return f"The panel was cleared while {was} was measured: {again}"
+
+
+def cleared_line(widget: Any, cause: str | None, picked: str | None = None, opened: bool = False) -> str:
+    """The status line of the report ``widget`` showed, cleared for ``cause`` (no measurement
+    running): the table is empty because ... ("" for a panel cleared from code)."""
+    from ._segment_close import restarted_image
+
+    shown = getattr(widget, "_measured", None)
+    layers = list(widget.viewer.layers)
+    measured = list(shown.keys.values()) if shown is not None else []
+    gone = [ly for ly in measured if not any(ly is x for x in layers)]
+    again = "its numbers were cleared; Measure again."
+    if gone:
+        image = restarted_image(gone[0])
+        if image is not None:
+            return f"The session on {image!r} was restarted (its labels cleared): the numbers of {gone[0].name!r} were cleared."
+        now = widget.labels_combo.currentText()
+        chosen = f" {now!r} is chosen under Labels: Measure it." if now in widget.viewer.layers else ""
+        return f"The label layer {gone[0].name!r} measured was closed: its numbers were cleared.{chosen}"
+    if cause == LABELS:
+        return "Other labels chosen: the numbers of the labels before were cleared; Measure them."
+    if cause == ES:
+        return "Other ES labels chosen: the numbers of the labels before were cleared; Measure again."
+    if cause == BASAL_RULE:
+        return f"The basal rule was turned {'on' if widget.basal_rule.isChecked() else 'off'}: {again}"
+    if cause == PIXEL_SIZE:
+        return f"The pixel size was edited: {again}"
+    if cause == LAYERS and picked:
+        how = f"A new label layer {picked!r} was opened and" if opened else f"The layers changed: the label layer {picked!r} was"
+        return f"{how} chosen under Labels: the numbers shown before were cleared; Measure it."
+    if cause == LAYERS:
+        return f"The layers changed: {again}"
+    return ""

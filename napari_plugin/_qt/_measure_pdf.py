@@ -46,8 +46,10 @@ class StudyPageMixin:
         return self.pdf_btn
 
     def _pdf_ready(self) -> None:
-        """The button enabled while a report is shown and no page is being written."""
-        self.pdf_btn.setEnabled(self.report is not None and self._measured is not None and not self._saving_page)
+        """The button enabled while a report is shown, of the labels the layers hold
+        (:mod:`medseg_napari._qt._measure_stale`), and no page is being written."""
+        self.pdf_btn.setEnabled(self.report is not None and self._measured is not None and not self._saving_page
+                                and not getattr(self, "_stale", False))
 
     def _keep_measured(self, data: np.ndarray, es: np.ndarray | None, lmap: Any, like: Any, opts: dict[str, Any]) -> None:
         """Keep what Measure measures (the worker's copies, the layers measured) for the page of

@@ -15,11 +15,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qtpy.QtCore import QEvent, QSize, Qt, QTimer
+from qtpy.QtCore import QEvent, Qt, QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
@@ -49,7 +48,9 @@ from . import _measure_drop as drop
 from ._docking import join_medseg_docks
 from ._keyboard import error_style
 from ._measure_export import ExportMixin
+from ._measure_fields import unit_spin
 from ._measure_pdf import StudyPageMixin
+from ._measure_stale import StaleMixin
 
 if TYPE_CHECKING:
     import napari
@@ -66,7 +67,7 @@ BASAL_TIP = ("Untick for labels that are not a short-axis stack (axial CT): ever
 BASAL_OFF_TIP = "Short-axis stacks only: these labels are one 2-D view (apical echo, long axis), measured by the method of disks"
 
 
-class MeasureWidget(ExportMixin, StudyPageMixin, QWidget):
+class MeasureWidget(ExportMixin, StudyPageMixin, StaleMixin, QWidget):
     """Dock widget: clinical measurements of the current labels."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
@@ -104,7 +105,7 @@ class MeasureWidget(ExportMixin, StudyPageMixin, QWidget):
         root.setContentsMargins(4, 4, 4, 4)
         form = QFormLayout()
         self.labels_combo, self.es_combo = QComboBox(), QComboBox()
-        self.height_cm, self.weight_kg, self.heart_rate = (self._spin(0, 250, " cm"), self._spin(0, 350, " kg"), self._spin(0, 300, " bpm"))
+        self.height_cm, self.weight_kg, self.heart_rate = (unit_spin(0, 250, " cm"), unit_spin(0, 350, " kg"), unit_spin(0, 300, " bpm"))
         self.sex = QComboBox()
         self.sex.addItems(["–", "F", "M"])
         self.label_map = QLineEdit()
@@ -177,6 +178,7 @@ class MeasureWidget(ExportMixin, StudyPageMixin, QWidget):
         if not getattr(self, "_docked", False):
             self._docked = True
             QTimer.singleShot(0, lambda: join_medseg_docks(self))
+        self._labels_touched()  # changed while the dock was hidden behind another (a hidden layer says nothing)
 
     def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
         """Table beside the plots when docked wide (bottom area), above them when narrow."""
@@ -219,15 +221,6 @@ class MeasureWidget(ExportMixin, StudyPageMixin, QWidget):
         want = min(self.canvas.minimumHeight() + 2 * self.plots.frameWidth(), int(0.6 * (table + plots)))
         if want > plots:
             self.split.setSizes([table + plots - want, want])
-
-    @staticmethod
-    def _spin(lo: float, hi: float, suffix: str) -> QDoubleSpinBox:
-        s = _UnitSpin()
-        s.setRange(lo, hi)
-        s.setDecimals(0)
-        s.setSuffix(suffix)
-        s.setSpecialValueText("–")
-        return s
 
     @staticmethod
     def _table(headers: list[str], stretch: int) -> QTableWidget:
@@ -428,8 +421,12 @@ class MeasureWidget(ExportMixin, StudyPageMixin, QWidget):
         self._share_split()
         self.export_btn.setEnabled(True)
         self._pdf_shown()
-        mode = MODES.get(report.get("mode", ""), str(report.get("mode", "")))
-        self._say(f"Measured: {mode}. {self._note}".strip())
+        self._watch_measured()  # its labels changed since: said, Export greyed (_measure_stale)
+        self._say(self._measured_line())
+
+    def _measured_line(self) -> str:
+        mode = MODES.get(self.report.get("mode", ""), str(self.report.get("mode", ""))) if self.report else ""
+        return f"Measured: {mode}. {self._note}".strip()
 
     def _say(self, text: str, error: bool = False) -> None:
         """The status line; an error in red, as the segmentation and review docks show theirs."""
@@ -445,10 +442,13 @@ class MeasureWidget(ExportMixin, StudyPageMixin, QWidget):
         """Empty the table, plots and export: what they showed belongs to another measurement
         (one still running is dropped when it returns: it measured what is no longer chosen; the
         status line says why, by ``cause`` and ``why``: :func:`medseg_napari._qt._measure_drop.dropped_line`)."""
-        self.report = None
         if self._run in self._inflight:
             self._run += 1
             self._say(drop.dropped_line(self, cause, **why))
+        elif self.report is not None:  # its "Measured: ..." no longer over an emptied table: why it is empty
+            self._say(drop.cleared_line(self, cause, **why))
+        self.report = None
+        self._unwatch_measured()
         for table in (self.table, self.segments):
             table.setRowCount(0)
         self.flags.clear()
@@ -473,20 +473,3 @@ class MeasureWidget(ExportMixin, StudyPageMixin, QWidget):
 def _mm(scale: Any) -> str:
     """A layer's pixel size as "1.484 x 1.484" (rows x columns; numpy's repr wrote np.float64(1.484))."""
     return " x ".join(f"{float(v):.3f}".rstrip("0").rstrip(".") for v in np.asarray(scale, dtype=float)[-2:])
-
-
-class _UnitSpin(QDoubleSpinBox):
-    """A spin box never squeezed below its size hint: Qt sizes that from the font metrics of the
-    longest value with its unit ("250 cm", "300 bpm") and the step buttons of the current style;
-    squeezed in the dock it showed "172 c". napari's style sheet sets a minimum width (70 px
-    + padding), which layouts take instead of the hint: it is raised to the hint when polished."""
-
-    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt API)
-        hint = super().minimumSizeHint()
-        return QSize(max(hint.width(), self.sizeHint().width()), hint.height())
-
-    def event(self, event: Any) -> bool:
-        done = super().event(event)
-        if event.type() in (QEvent.Type.Polish, QEvent.Type.StyleChange, QEvent.Type.FontChange):
-            self.setMinimumWidth(max(self.minimumWidth(), self.sizeHint().width()))
-        return done

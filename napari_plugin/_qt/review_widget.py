@@ -100,6 +100,8 @@ class ReviewWidget(QWidget):
         self._segment = segment_widget
         self.review: ReviewList | None = None
         self._image: Any = None  # the image layer the review was computed on
+        self._followed: Any = None  # the segmentation widget whose Image choice the list follows
+        self._hidden = False  # the list is of another image than the one chosen there: not shown
         self._build()
         # the hint follows the session: "Start a segmentation session, then Check." stayed up
         # over a session already started
@@ -122,22 +124,55 @@ class ReviewWidget(QWidget):
     def _hint_later(self, *_: Any) -> None:
         QTimer.singleShot(0, self._refresh_hint)  # once the segmentation widget has bound the new layers
 
-    def _refresh_hint(self) -> None:
+    def _refresh_hint(self, *_: Any) -> None:
         try:
-            if self.review is not None and not self._review_is_current():
+            self._follow_segment()
+            if self.review is not None and not self._review_alive():
                 self._clear_review()  # a restarted session: the last check's list was of the old one
+            if self.review is not None:
+                self._show_review(self._review_is_current())
             if self.review is None:
                 self.summary.setText(self.idle_hint())
         except RuntimeError:  # the dock was closed: its Qt objects are gone
             pass
 
-    def _review_is_current(self) -> bool:
+    def _follow_segment(self) -> None:
+        """Follow the segmentation widget's Image choice (its session is the one reviewed): the
+        list of another image's session stayed up, Save sheet writing it."""
+        seg = self.segment_widget
+        if seg is not None and seg is not self._followed:
+            seg.ui.image.currentIndexChanged.connect(self._refresh_hint)
+            self._followed = seg
+
+    def _review_alive(self) -> bool:
         """The checked session is still one of the segmentation widget's (not restarted, not closed)."""
         seg = self.segment_widget
         return seg is not None and any(b.controller.session is self.review.session for b in seg.bindings.values())
 
+    def _review_is_current(self) -> bool:
+        """The checked session is the one of the image chosen in the segmentation widget."""
+        seg = self.segment_widget
+        return seg is not None and seg.controller is not None and seg.controller.session is self.review.session
+
+    def _show_review(self, current: bool) -> None:
+        """The list and Save sheet while its image is the one chosen; hidden (kept) while another is."""
+        if current == (not self._hidden):
+            return
+        self._hidden = not current
+        self.sheet_btn.setEnabled(current)
+        if current:
+            self._fill()
+            self._say("")
+            return
+        self.table.setRowCount(0)
+        self._update_mark()
+        chosen = self.segment_widget.ui.image.currentText() if self.segment_widget is not None else ""
+        self.summary.setText(f"The list is of '{self._image.name}': choose it under Image in the Segmentation tab to see it again"
+                             + (f", or Check '{chosen}'." if chosen and self.segment_widget.binding is not None else "."))
+        self._say("")
+
     def _clear_review(self) -> None:
-        self.review, self._image = None, None
+        self.review, self._image, self._hidden = None, None, False
         self.table.setRowCount(0)
         self.sheet_btn.setEnabled(False)
         self._update_mark()
@@ -271,9 +306,10 @@ class ReviewWidget(QWidget):
         if isinstance(result, Exception):
             self._say(error_line(result), error=True)  # as the CLI says it: no exception class names
             return
-        self.review, self._image = review, image
+        self.review, self._image, self._hidden = review, image, False
         self.sheet_btn.setEnabled(True)
         self._fill()
+        self._refresh_hint()  # another image chosen while it ran: kept, not shown
         self._say("Click a row (or use the arrow keys and Enter) to go to it." if review.rows else "Nothing to review.")
         if focus_here and review.rows:  # keyboard: into the list, its first flag current (Enter goes there, then arrow keys)
             self.table.setFocus(Qt.FocusReason.OtherFocusReason)
@@ -318,11 +354,11 @@ class ReviewWidget(QWidget):
 
     def _update_mark(self) -> None:
         r = self.selected_row()
-        self.mark_btn.setEnabled(self.review is not None and r is not None and not self.review.row(r).reviewed)
+        self.mark_btn.setEnabled(self.review is not None and not self._hidden and r is not None and not self.review.row(r).reviewed)
 
     def show_row(self, index: int) -> None:
         """Move the viewer to the row's frame and slice and select its structure."""
-        if self.review is None or not 0 <= index < len(self.review.rows):
+        if self.review is None or self._hidden or not 0 <= index < len(self.review.rows):
             return
         row = self.review.row(index)
         if self._image is None or self._image not in self.viewer.layers:
@@ -364,8 +400,12 @@ class ReviewWidget(QWidget):
         self._say(f"Marked reviewed: {row.code} ({row.where}).")
 
     def save_sheet(self, path: str | None = None) -> None:
-        """Write the review sheet of the last check to ``path`` (asked for when None)."""
+        """Write the review sheet of the last check to ``path`` (asked for when None), while its
+        image is the one chosen in the segmentation widget."""
         if self.review is None:
+            return
+        if self._hidden or not self._review_is_current():
+            self._say(f"The list is of '{self._image.name}', not of the image chosen: choose it under Image, or Check again.", error=True)
             return
         if path is None:
             from qtpy.QtWidgets import QFileDialog

@@ -56,11 +56,14 @@ def test_a_given_size_measures_as_a_file_that_records_it():
     none = echo_apical_phantom("a4c", n_frames=6, seed=1, spacing=None)
     ref = m.measure_labels(known.labels, known.image, known.label_map)
     bare = m.measure_labels(none.labels, none.image, none.label_map)
+    from medseg.labels import LabelMap
+
     digest = {"labels_sha256": m.labels_digests({"labels": none.labels})}  # the labels measured
-    assert np.isnan(bare["lv"]["edv_ml"]) and bare["inputs"] == {"spacing_from": None, **digest}
+    run = {"label_map": LabelMap.parse(none.label_map).to_string(), "settings": {**m.PANEL_SETTINGS, "clip": True}}  # as measure records
+    assert np.isnan(bare["lv"]["edv_ml"]) and bare["inputs"] == {"spacing_from": None, **run, **digest}
     rep = m.measure_labels(none.labels, px.with_size(none.image, (0.3, 0.3), "clip"), none.label_map)
     assert rep["lv"]["edv_ml"] == pytest.approx(ref["lv"]["edv_ml"]) and rep["lv"]["ef_pct"] == pytest.approx(bare["lv"]["ef_pct"])
-    assert rep["inputs"] == {"spacing_from": GIVEN_SPACING, "settings": {"pixel_spacing": [0.3, 0.3]}, **digest}
+    assert rep["inputs"] == {"spacing_from": GIVEN_SPACING, **run, "settings": {**run["settings"], "pixel_spacing": [0.3, 0.3]}, **digest}
     rep6 = m.measure_labels(none.labels, px.with_size(none.image, (0.6, 0.6), "clip"), none.label_map)
     assert rep6["lv"]["edv_ml"] == pytest.approx(8 * rep["lv"]["edv_ml"], rel=1e-6)  # disks: volume as spacing cubed
     assert ("Pixel size (given)", "0.3 x 0.3", "mm") in m.summary_rows(rep)

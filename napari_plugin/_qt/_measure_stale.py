@@ -1,0 +1,85 @@
+"""The measurement dock's watch on the labels it measured: a report whose labels changed since
+is said to be of the labels before, and its Export / study page greyed until Measure again.
+
+A mixin of :class:`medseg_napari._qt.measure_widget.MeasureWidget`. While a report of label
+layers is shown, their ``events.set_data`` and ``events.data`` schedule one check (napari 0.9.2
+emits ``set_data`` for a brush stroke, a fill, its own undo / redo, a new ``data``, and the
+segmentation session's writes: prompts, Auto, propagation, its Undo / Redo, each followed by a
+refresh; a slider move emits it too, so a burst makes one check). The check is
+:meth:`~medseg_napari._qt._measure_export.ExportMixin.export_problem` (the digest the report
+records against the layers' labels): while they differ the status line says so in red, Export
+and Save study page are greyed; labels put back (the edit undone) show the report as current
+again. A hidden layer emits nothing: it is checked when shown, when the dock is shown, and on Export.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qtpy.QtCore import QTimer
+
+CHECK_MS = 150  # after the last change of a burst (a brush stroke, slider moves)
+
+
+class StaleMixin:
+    """The watch; the widget keeps ``report``, ``_measured``, ``_measuring``, ``export_btn``,
+    ``export_problem``, ``_pdf_ready``, ``_say`` and ``_measured_line``."""
+
+    _stale = False  # the report shown is of labels the layers no longer hold
+    _watched: tuple[Any, ...] = ()  # the layers whose events are connected
+    _stale_timer: QTimer | None = None
+
+    def _watch_measured(self) -> None:
+        """Watch the layers of the report just shown (none for a report shown from code)."""
+        self._unwatch_measured()
+        measured = getattr(self, "_measured", None)
+        self._watched = tuple(measured.keys.values()) if measured is not None else ()
+        for layer in self._watched:
+            layer.events.set_data.connect(self._labels_touched)
+            layer.events.data.connect(self._labels_touched)
+        self._pdf_ready()  # no longer stale: the page of this report can be saved
+
+    def _unwatch_measured(self) -> None:
+        for layer in self._watched:
+            layer.events.set_data.disconnect(self._labels_touched)
+            layer.events.data.disconnect(self._labels_touched)
+        self._watched = ()
+        self._stale = False
+        if self._stale_timer is not None:
+            self._stale_timer.stop()
+
+    def _labels_touched(self, *_: Any) -> None:
+        """A measured layer's labels may have changed: check once the burst is over."""
+        if self._stale_timer is None:
+            self._stale_timer = QTimer(self)
+            self._stale_timer.setSingleShot(True)
+            self._stale_timer.setInterval(CHECK_MS)
+            self._stale_timer.timeout.connect(self.check_stale)
+        self._stale_timer.start()  # restarted by each event of a burst
+
+    def check_stale(self) -> bool:
+        """Say whether the report shown is of labels the layers no longer hold (status line,
+        Export and study page follow); False while measuring or with no report of layers."""
+        if self.report is None or self._measuring or getattr(self, "_measured", None) is None:
+            return False
+        try:
+            problem = self.export_problem()
+        except RuntimeError:  # the dock was closed: its Qt objects are gone
+            return False
+        stale = problem is not None
+        if stale != self._stale or stale:
+            self._stale = stale
+            self.export_btn.setEnabled(not stale)
+            self._pdf_ready()
+            self._say(stale_line(problem) if stale else self._measured_line(), error=stale)
+        return stale
+
+
+def stale_line(problem: str) -> str:
+    """The status line of a report whose labels changed (``problem``: :meth:`export_problem`'s)."""
+    changed = "changed since they were measured"
+    if changed in problem:  # "the labels of 'x labels' changed since ...: Measure again, then export"
+        who = problem.split(changed)[0].strip()
+        return (f"{who[0].upper()}{who[1:]} {changed}: the numbers shown are of the labels before. "
+                "Measure again (Export and the study page wait for it).")
+    return f"{problem[0].upper()}{problem[1:]}."
