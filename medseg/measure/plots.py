@@ -150,7 +150,8 @@ def draw_volume_curve(ax: Any, report: Mapping[str, Any], compact: bool = False)
             continue
         col = STRUCTURE_COLOURS.get(name, "k")
         fn = report.get(name)
-        ef = fn.get("ef_pct", math.nan) if isinstance(fn, Mapping) else math.nan
+        ef = fn.get("ef_pct") if isinstance(fn, Mapping) else None
+        ef = float(ef) if isinstance(ef, (int, float)) and not isinstance(ef, bool) else math.nan  # null in a report read back from JSON
         ax.plot(x, y, "-o", ms=3, color=col, label=f"{name.upper()} (EF {ef:.0f}%)" if np.isfinite(ef) else name.upper())
         for f, lab, mk in zip(marks.get(name, (None, None)), ("ED", "ES"), ("^", "v")):
             if f is None or not np.isfinite(y[f]):

@@ -38,3 +38,14 @@ def test_labels_on_one_frame_do_not_overlap(rv):
     for a in ("ED", "ES"):
         lv_box, rv_box = (b for t, b in boxes.items() if f" {a} " in t)
         assert not lv_box.overlaps(rv_box), (a, lv_box, rv_box)
+
+
+def test_a_report_read_back_from_json_with_ef_null_draws():
+    """A cine whose ES is n/a (EF null once the report is JSON): `np.isfinite(None)` raised a
+    TypeError, so a study page drawn from a saved REPORT.json failed; the legend names the LV alone."""
+    report = {"volume_curve_ml": {"lv": [90.0, 88.0, None, 85.0]}, "ed_frame": 0, "es_frame": None, "lv": {"ef_pct": None}}
+    fig = Figure(figsize=(6.4, 4.0), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    draw_volume_curve(ax, report)
+    assert ax.get_legend_handles_labels()[1] == ["LV"]
