@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .adapt_card import adapter_card
 from .errors import LabelMapError, MedsegError
 from .labels import DEFAULT_LABEL_MAP, LabelMap
 from .pairs import Pair
@@ -55,10 +56,11 @@ def check_structures(label_map: LabelMap) -> None:
         raise LabelMapError(f"medseg's models learn its structures ({', '.join(STRUCTURES)}); unknown in the label map: {', '.join(unknown)}")
 
 
-def read_labelled_pair(pair: Pair, label_map: LabelMap) -> tuple[Any, np.ndarray, np.ndarray, set[str]]:
+def read_labelled_pair(pair: Pair, label_map: LabelMap, notes: list[str] | None = None) -> tuple[Any, np.ndarray, np.ndarray, set[str]]:
     """One training pair read and checked as ``adapt`` and ``train --pairs`` take them: (its
     volume, the image normalised per study (T, Z, Y, X) float32 in [0, 1], its labels in medseg's
-    default map (T, Z, Y, X) uint8, the structures of ``label_map`` it holds).
+    default map (T, Z, Y, X) uint8, the structures of ``label_map`` it holds). A note for label
+    values the map does not name (taught as background) goes to ``notes``.
 
     Raises:
         MedsegError: labels of another grid, a map that does not fit them, no voxel of the map,
@@ -78,6 +80,9 @@ def read_labelled_pair(pair: Pair, label_map: LabelMap) -> tuple[Any, np.ndarray
         raise LabelMapError(f"{pair.label}: holds no {', '.join(f'{n}={v}' for n, v in missing.items())} but value(s) "
                             f"{', '.join(map(str, unknown[:8]))} that the label map ({label_map.to_string()}) does not name: is the map right?")
     check_reference_lv(ref.array, label_map, vol.affine, f"labels of {pair.case}")  # another data set's map would teach the RV as the LV
+    if unknown and notes is not None:  # a reader's extra class (scar, papillary muscles): its voxels are taught as background
+        said = ", ".join(f"value {v} ({int(np.count_nonzero(np.asarray(ref.array) == v))} voxels)" for v in unknown[:8])
+        notes.append(f"{said} in {pair.case} {'is' if len(unknown) == 1 else 'are'} not in the label map: taught as background")
     lab = label_map.remap(np.asarray(ref.array if ref.n_frames == vol.n_frames else np.broadcast_to(ref.array, vol.shape)), DEFAULT_LABEL_MAP)
     if not lab.any():
         raise LabelMapError(f"{pair.label}: no voxel carries a value of the label map ({label_map.to_string()})")
@@ -94,17 +99,26 @@ def check_all_seen(label_map: LabelMap, seen: set[str]) -> None:
         raise LabelMapError(f"the label map names {', '.join(never)}, but no reference holds that value: leave it out, or check the map")
 
 
-def bank_from_pairs(train: list[Pair], val: list[Pair], label_map: LabelMap, device: str, canvas: int = 256):
-    """Read labelled volumes into a SliceBank (train split 0, val split 1)."""
+def bank_from_pairs(train: list[Pair], val: list[Pair], label_map: LabelMap, device: str, canvas: int = 256,
+                    note: Callable[[str], None] | None = None):
+    """Read labelled volumes into a SliceBank (train split 0, val split 1). A structure of the
+    map counts as labelled on the slices of the volumes that hold it (a case without the RV is
+    not taught that the RV is absent); ``note`` hears of those cases and of label values the
+    map does not name."""
     from .training.data import STRUCTURES, SliceBank, presence_and_boxes
     from .training.pack import to_canvas
 
     check_structures(label_map)
     imgs, labs, prev, nxt, split, vols, modalities, seen = [], [], [], [], [], [], set(), set()
+    rows: list[list[bool]] = []  # per slice: the structures its volume holds
+    notes: list[str] = []
+    lacking: list[str] = []
     for s, pairs in ((0, train), (1, val)):
         for pair in pairs:
-            vol, norm, lab, held = read_labelled_pair(pair, label_map)
+            vol, norm, lab, held = read_labelled_pair(pair, label_map, notes)
             seen |= held
+            if set(label_map.names) - held:
+                lacking.append(f"{pair.case} ({', '.join(n for n in label_map.names if n not in held)})")
             modalities.add(_recorded_modality(vol))
             for t in range(vol.n_frames):
                 base = len(imgs)
@@ -116,13 +130,17 @@ def bank_from_pairs(train: list[Pair], val: list[Pair], label_map: LabelMap, dev
                     nxt.append(base + z + 1 if z < vol.n_slices - 1 else -1)
                     split.append(s)
                     vols.append(f"{pair.case}/t{t}")
+                    rows.append([n in held for n in STRUCTURES])
     check_all_seen(label_map, seen)
+    if lacking:
+        notes.append(f"{'; '.join(lacking[:5])}{f' and {len(lacking) - 5} more' if len(lacking) > 5 else ''}: "
+                     "a structure of the label map not labelled, left out there (not taught or scored as absent)")
+    for text in notes if note else ():
+        note(text)
     dev = torch.device(device)
     labels = torch.from_numpy(np.stack(labs)).to(dev)
     present, boxes = presence_and_boxes(labels)
-    labelled = torch.zeros_like(present)
-    for n in label_map.names:
-        labelled[:, STRUCTURES.index(n)] = True
+    labelled = torch.tensor(rows, dtype=torch.bool, device=dev)  # zero-click trains an empty target only where the volume holds the structure
     bank = SliceBank(torch.from_numpy(np.stack(imgs)).to(dev), labels, torch.tensor(prev, device=dev), torch.tensor(nxt, device=dev),
                      labelled, present, boxes, ["adapt"] * len(imgs), torch.tensor(split, device=dev), vols)
     sel = (bank.split == 0).float()
@@ -150,7 +168,8 @@ def run_adapt(train: list[Pair], val: list[Pair], label_map: LabelMap, cfg: Adap
     torch.manual_seed(cfg.seed)
     t_start = time.perf_counter()
     loaded = load_model(cfg.base, device=cfg.device)
-    bank, modalities = bank_from_pairs(train, val, label_map, cfg.device, loaded.config.img_size)
+    bank, modalities = bank_from_pairs(train, val, label_map, cfg.device, loaded.config.img_size,
+                                       note=(lambda text: progress({"note": text})) if progress else None)
     has_val = bool((bank.split == 1).any())
     tcfg = TrainConfig(device=cfg.device, batch_size=cfg.batch_size, lr=cfg.lr, correction_prob=0.5, bf16=True)
     before = _val_dice(loaded.model, bank, tcfg) if has_val else {}
@@ -165,7 +184,7 @@ def run_adapt(train: list[Pair], val: list[Pair], label_map: LabelMap, cfg: Adap
     loss_fn = PromptLoss().to(cfg.device)
     state_dir = Path(cfg.out).with_name(Path(cfg.out).name + ".state")
     signature = _signature(cfg, train, val, label_map)
-    step, best, best_state, bad, history, earlier_s = _resume(cfg, state_dir, model, opt, signature)
+    step, best, best_state, bad, history, earlier_s = _resume(cfg, state_dir, model, opt, signature, gen)
     start = time.perf_counter()
     clock = start - earlier_s  # the history's elapsed_s goes on from the session it resumes
     last_scored = step
@@ -188,7 +207,7 @@ def run_adapt(train: list[Pair], val: list[Pair], label_map: LabelMap, cfg: Adap
         if step % cfg.val_every == 0 or step >= cfg.max_steps:
             best, best_state, bad = _validate_step(net, model, bank, tcfg, has_val, step, clock, history, best, best_state, bad, progress)
             last_scored = step
-            _save_state(state_dir, model, opt, step, best, best_state, bad, history, signature, earlier_s + time.perf_counter() - start)
+            _save_state(state_dir, model, opt, step, best, best_state, bad, history, signature, earlier_s + time.perf_counter() - start, gen)
             if has_val and bad >= cfg.patience:
                 break
     if has_val and step > last_scored:  # the time budget ended between validations: the last step is a candidate too
@@ -329,19 +348,25 @@ def _signature(cfg: AdaptConfig, train, val, label_map) -> str:
                       sort_keys=True, default=str)
 
 
-def _save_state(state_dir: Path, model, opt, step, best, best_state, bad, history, signature: str, seconds: float) -> None:
+def _save_state(state_dir: Path, model, opt, step, best, best_state, bad, history, signature: str, seconds: float, gen=None) -> None:
+    from .training.resume_state import rng_state
+
     state_dir.mkdir(parents=True, exist_ok=True)
     payload = {"adapter": _adapter_state(model), "best_state": best_state or {}, "opt": opt.state_dict(),
                "step": step, "best": best, "bad": bad, "history": json.dumps(history), "signature": signature, "seconds": seconds}
+    if gen is not None:  # a resumed run goes on with the draws this one would make next (it repeated the first session's)
+        payload["rng"] = rng_state(gen)
     torch.save(payload, state_dir / "state.pt.tmp")
     (state_dir / "state.pt.tmp").replace(state_dir / "state.pt")
 
 
-def _resume(cfg: AdaptConfig, state_dir: Path, model, opt, signature: str):
+def _resume(cfg: AdaptConfig, state_dir: Path, model, opt, signature: str, gen=None):
+    from .training.resume_state import load_state, restore_rng
+
     f = state_dir / "state.pt"
     if not (cfg.resume and f.is_file()):
         return 0, -float("inf"), None, 0, [], 0.0
-    st = torch.load(f, map_location=cfg.device, weights_only=True)
+    st = load_state(f, cfg.device)  # empty or cut short: one line, not "aborted" (click took its EOFError for Ctrl-D)
     if st.get("signature") != signature:  # another rank failed deep in torch; other pairs or lr resumed silently
         was, now = json.loads(st.get("signature") or "{}"), json.loads(signature)
         differ = sorted(k for k in ("label_map", "pairs", "val") if was.get(k) != now.get(k))
@@ -353,6 +378,8 @@ def _resume(cfg: AdaptConfig, state_dir: Path, model, opt, signature: str):
     check_finite({k: st.get(k) for k in ("adapter", "best_state", "opt")}, f"resume state {f}", "run without --resume to start over")
     _load_adapter_state(model, st["adapter"])
     opt.load_state_dict(st["opt"])
+    if gen is not None:
+        restore_rng(st.get("rng"), gen)  # a state of an older medseg has none: its draws start again from --seed
     return (int(st["step"]), float(st["best"]), (st["best_state"] or None), int(st["bad"]), json.loads(st["history"]),
             float(st.get("seconds", 0.0)))
 
@@ -404,47 +431,3 @@ def _recorded_modality(vol) -> str:
     if vol.modality == "OT" and vol.meta.get("format") != "dicom" and not vol.meta.get("modality_from"):
         return NOT_RECORDED
     return vol.modality
-
-
-def _init_line(tr: dict[str, Any]) -> str:
-    i = tr.get("init_from")
-    if not i:
-        return ""
-    return (f"\n- Started from adapter `{i['adapter']}` (sha256 `{str(i['adapter_sha256'])[:16]}...`, trained for base "
-            f"`{str(i['base_model_sha256'])[:16]}...`) instead of a fresh LoRA"
-            + ("; that adapter as it was (step 0) was a candidate." if tr.get("val_pairs") else "."))
-
-
-def _kept_words(tr: dict[str, Any]) -> str:
-    """", the adapter of step 900 kept" when the best validation was not the last step."""
-    k = tr.get("kept_step")
-    return f", the adapter of step {k} kept (best validation score)" if k is not None and k != tr["steps"] else ""
-
-
-def adapter_card(meta: dict[str, Any]) -> str:
-    """The adapter's README.md model card."""
-    b, a = meta["validation_dice"]["base"], meta["validation_dice"]["adapted"]
-    rows = "\n".join(f"| {k} | {b.get(k, float('nan')):.3f} | {a.get(k, float('nan')):.3f} | {a.get(k, 0) - b.get(k, 0):+.3f} |" for k in a) or "| (no validation pairs) | | | |"
-    tr = meta["training"]
-    return f"""# medseg LoRA adapter
-
-{meta.get('description') or 'A LoRA adapter for the medseg promptable cardiac model.'}
-
-- Base model: `{meta['base_model_id']}` (sha256 `{meta['base_model_sha256']}`); loading onto another base is refused.
-- Modality / view: {meta['modality']} / {meta['view']}
-- Label map: `{LabelMap(meta['label_map']).to_string()}`
-- Trained on {len(tr['pairs'])} volumes ({tr['n_slices']} slices): {', '.join(tr['pairs'])}; validated on: {', '.join(tr['val_pairs']) or 'none'}
-- Training: {tr['steps']} steps in {tr['seconds']:.0f} s on {tr['device']}{_kept_words(tr)}; LoRA rank {tr['config']['rank']}, decoder {'on' if tr['config']['decoder'] else 'off'}.{_init_line(tr)}
-
-## Validation Dice (pooled over validation slices: tight box + structure prompt; `auto_`: structure token alone, zero-click)
-
-The adapter kept is the validation step with the best mean box Dice + 0.5 x mean zero-click Dice.
-
-| structure | base | adapted | change |
-|---|---|---|---|
-{rows}
-
-Use: `medseg segment IMAGE -o OUT --adapter <this folder> ...` (also `batch`, `evaluate`; by its name once the folder is in
-`$MEDSEG_HOME/adapters/`, where `medseg models` lists it)
-"""
-

@@ -1,7 +1,7 @@
 """Checks of an adapter folder before and after peft loads it: ``adapter_config.json`` key by
 key, the weights' names, ranks, dtypes and values (:func:`check_adapter_file`), and the weights a
-loaded model expected (:func:`check_loaded_keys`). Imports nothing heavy (safetensors and peft
-only inside the functions that need them).
+loaded model expected (:func:`check_loaded_keys`); ``medseg.json``'s fields (:func:`check_adapter_meta`).
+Imports nothing heavy (safetensors and peft only inside the functions that need them).
 """
 
 from __future__ import annotations
@@ -113,6 +113,29 @@ def check_adapter_config(folder: Path, cfg: Any) -> dict[str, Any]:
     return cfg
 
 
+#: the target_modules ``medseg adapt`` writes: the encoder's qkv, with or without the decoder's projections
+MEDSEG_TARGETS = (frozenset(ENCODER_TARGETS), frozenset(ENCODER_TARGETS + DECODER_TARGETS))
+
+
+def check_medseg_lora(folder: Path, cfg: dict[str, Any]) -> None:
+    """The LoRA is one ``medseg adapt`` writes (``adapters.lora_config``): target_modules qkv, or
+    qkv and the decoder's projections; ``lora_alpha`` 2 x r; no per-module ranks or alphas. The
+    weights' sha256 does not cover adapter_config.json: lora_alpha 16 -> 64 in a copy loaded
+    without a word, changed every mask and was recorded as the same adapter (``adapt --init-from``
+    refused it). A config :func:`check_adapter_config` passed."""
+    where = f"{folder}/adapter_config.json"
+    if frozenset(cfg["target_modules"]) not in MEDSEG_TARGETS:
+        raise CheckpointError(f"{where}: target_modules must be qkv, or qkv and {', '.join(DECODER_TARGETS)} (what medseg adapt writes), "
+                              f"got {_show(cfg['target_modules'])}")
+    for key in ("rank_pattern", "alpha_pattern"):
+        if cfg.get(key):
+            raise CheckpointError(f"{where}: {key} must be empty (medseg's adapters give every module rank r and lora_alpha 2 x r), "
+                                  f"got {_show(cfg[key])}")
+    if cfg["lora_alpha"] != 2 * cfg["r"]:
+        raise CheckpointError(f"{where}: lora_alpha must be 2 x r = {2 * cfg['r']} (the scaling medseg trains and loads its adapters with), "
+                              f"got {_show(cfg['lora_alpha'])}: edited by hand, or not made by medseg adapt; get the adapter folder again")
+
+
 def _check_adapter_keys(weights: Path, cfg: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> None:
     """The weights the config implies, without the model: A and B of every LoRA module (of a
     module target_modules names, with the module's rank) and the modules_to_save, nothing else.
@@ -146,8 +169,9 @@ def check_adapter_file(folder: Path) -> None:
     file, a safetensors file that is not one or holds no LoRA weights, an
     ``adapter_config.json`` outside what medseg's adapters use (:func:`check_adapter_config`),
     weights other than those the config implies or of another rank, weights that are not
-    floating point, and weights that hold NaN, Inf or absurd values (:func:`check_adapter_values`).
-    Used by :func:`attach_adapter`, ``medseg models``, ``batch`` and ``adapt --init-from``."""
+    floating point, and weights that hold NaN, Inf or absurd values (:func:`check_adapter_values`);
+    a LoRA other than medseg's (:func:`check_medseg_lora`), a medseg.json without the base it was
+    trained for (:func:`check_adapter_base`). Used by :func:`attach_adapter`, ``medseg models``, ``batch`` and ``adapt --init-from``."""
     from safetensors import safe_open
 
     weights = folder / "adapter_model.safetensors"
@@ -168,11 +192,17 @@ def check_adapter_file(folder: Path) -> None:
     if json.detect_encoding(path.read_bytes()) != "utf-8":  # peft reads it again as plain UTF-8: a byte-order mark or UTF-16 failed there
         raise CheckpointError(f"{path} starts with a byte-order mark or is UTF-16, which peft cannot read: save it as UTF-8 (no BOM)")
     _check_adapter_keys(weights, cfg, {k: shape for k, (shape, _) in header.items()})
+    check_medseg_lora(folder, cfg)  # after the keys: a rank_pattern the weights do not have is said as such
     for k, (_, dtype) in header.items():
         if dtype not in FLOAT_DTYPES:
             raise CheckpointError(f"{weights}: weight {_show(k)} is {dtype} (adapter weights are floating point: {', '.join(FLOAT_DTYPES)})")
     check_adapter_values(weights)
     check_recorded_sha256(folder)
+    from ._json_files import json_file_problem
+
+    meta, problem = json_file_problem(folder / "medseg.json", allow_nan=True)
+    if problem is None and isinstance(meta, dict):  # else read_adapter_meta says why
+        check_adapter_base(folder, meta)
 
 
 #: the adapter folder format this medseg reads (medseg.json ``format``)
@@ -182,7 +212,9 @@ ADAPTER_FORMAT = "medseg-adapter/1"
 def check_adapter_meta(folder: Path, meta: dict[str, Any]) -> None:
     """Refuse a medseg.json of another format than :data:`ADAPTER_FORMAT` (an adapter made by a
     newer medseg loaded as if this one knew its folder; a folder without ``format``, written by
-    hand, is read as this one)."""
+    hand, is read as this one), and one whose fields medseg reads are of another kind
+    (:data:`_META`; each may be absent): ``"description": 5`` broke ``medseg models``,
+    ``"training": ["a"]`` ``evaluate --adapter``, both as "unexpected" errors."""
     fmt = meta.get("format", ADAPTER_FORMAT)
     if fmt != ADAPTER_FORMAT:
         from . import __version__
@@ -190,6 +222,63 @@ def check_adapter_meta(folder: Path, meta: dict[str, Any]) -> None:
         made = f" (made by medseg {_show(meta['medseg_version'])})" if "medseg_version" in meta else ""
         raise CheckpointError(f"{folder}: adapter format {_show(fmt)}{made}; this medseg ({__version__}) reads {ADAPTER_FORMAT}: "
                               "update medseg, or ask for an adapter made with this version")
+    training = meta.get("training")
+    fields = [(k, meta[k], _META[k]) for k in _META if k in meta]
+    if isinstance(training, dict):
+        fields += [(f"training.{k}", training[k], _TRAINING[k]) for k in _TRAINING if k in training]
+    for key, value, (ok, allowed) in fields:
+        if not ok(value):
+            raise CheckpointError(f"{folder}/medseg.json: {key} must be {allowed}, got {_show(value)} (edited by hand, or damaged): "
+                                  "get the adapter folder again")
+
+
+def check_adapter_base(folder: Path, meta: dict[str, Any]) -> str:
+    """The base model sha256 medseg.json records (:func:`check_adapter_meta` checked its kind):
+    without it loading said "trained for base sha256 None" and ``medseg models`` called the
+    adapter usable."""
+    base = meta.get("base_model_sha256")
+    if base is None:
+        raise CheckpointError(f"{folder}/medseg.json records no base_model_sha256 (the base model the adapter was trained for, "
+                              "which loading checks): not a folder medseg adapt wrote; get the adapter folder again")
+    return str(base).lower()
+
+
+def _sha256_text(v: Any) -> bool:
+    return isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v.lower())
+
+
+def _text(v: Any) -> bool:
+    return v is None or isinstance(v, str)
+
+
+def _texts(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _label_map(v: Any) -> bool:
+    from .labels import STRUCTURE_NAMES
+
+    values = list(v.values()) if isinstance(v, dict) else []
+    return bool(values) and all(k in STRUCTURE_NAMES for k in v) and len(set(values)) == len(values) and \
+        all(type(x) is int and 1 <= x <= 65535 for x in values)
+
+
+#: medseg.json fields medseg reads (each may be absent): field -> (check, what is allowed)
+_META: dict[str, tuple[Any, str]] = {
+    "base_model_sha256": (_sha256_text, "the base model's sha256 (64 hex digits)"),
+    **{k: (_text, "text or null") for k in ("base_model_id", "description", "modality", "view", "medseg_version", "date")},
+    "label_map": (_label_map, "an object {structure: value}, structures among lv, myo, rv, la, ra, aorta, pa, values 1..65535 each once"),
+    "training": (lambda v: isinstance(v, dict), "an object"),
+    "validation_dice": (lambda v: isinstance(v, dict) and all(x is None or isinstance(x, (dict, str)) for x in v.values()),
+                        "an object {base: {structure: Dice}, adapted: {...}, ...}"),
+    "history": (lambda v: isinstance(v, list) and all(isinstance(r, dict) for r in v), "a list of objects (one per validation)"),
+}
+_TRAINING: dict[str, tuple[Any, str]] = {
+    "pairs": (_texts, "a list of case names (text)"),
+    "val_pairs": (_texts, "a list of case names (text)"),
+    "data_sha256": (lambda v: isinstance(v, dict) and all(isinstance(x, list) for x in v.values()), "an object {train: [...], val: [...]}"),
+    "config": (lambda v: isinstance(v, dict), "an object"),
+}
 
 
 def nested_adapter(folder: Path) -> Path | None:

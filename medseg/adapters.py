@@ -3,8 +3,9 @@
 An adapter folder holds ``adapter_config.json`` + ``adapter_model.safetensors`` (peft's own
 format), ``medseg.json`` (base model id and sha256, modality, view, label map, training data
 summary, validation Dice before/after, medseg version, date, the weights' sha256) and a ``README.md``
-card. Loading onto a base whose sha256 differs from ``medseg.json`` is refused, naming both, and
-so are weights of another sha256 than it records and a ``format`` this medseg does not read.
+card. Loading onto a base whose sha256 differs from ``medseg.json`` is refused, naming both (and
+the ``--model`` its ``base_model_id`` names), and so are weights of another sha256 than it records,
+a ``format`` this medseg does not read, fields of another kind and a LoRA other than medseg's.
 
 LoRA targets the image encoder's attention ``qkv`` linears and, by default, the mask
 decoder's attention projections; the structure tokens can be trained too (a tiny
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import time
 import warnings
@@ -28,11 +31,13 @@ from .adapter_checks import (  # noqa: F401 (medseg.adapters.* as before)
     ENCODER_TARGETS,
     MAX_RANK,
     STRUCTURE_MODULES,
+    check_adapter_base,
     check_adapter_config,
     check_adapter_file,
     check_adapter_meta,
     check_adapter_values,
     check_loaded_keys,
+    check_medseg_lora,
     nested_adapter,
 )
 from .errors import CheckpointError
@@ -114,13 +119,29 @@ def save_adapter(peft_model, out_dir: str | Path, meta: dict[str, Any], card: st
         os.umask(umask)
         for f in tmp.iterdir():  # safetensors writes 0600: an adapter folder is shared like any other output
             os.chmod(f, 0o666 & ~umask)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        _swap_in(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Rename the finished folder ``tmp`` to ``out``; an adapter already there is renamed aside
+    first and deleted only once the new one is in place (it was deleted first: a Ctrl-C before
+    the rename, whose ``finally`` then deleted ``tmp``, lost both). A failed or interrupted swap
+    puts the old one back."""
+    aside = out.with_name(f".{out.name}.old-{int(time.time() * 1000)}") if out.exists() else None
+    try:
+        if aside is not None:
+            out.rename(aside)
+        tmp.rename(out)
+    except BaseException:
+        if aside is not None and aside.exists() and not out.exists():
+            aside.rename(out)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def find_adapter(name_or_path: str) -> Path:
@@ -221,9 +242,8 @@ def attach_adapter(loaded, name_or_path: str, adapter_name: str | None = None):
 
     folder = find_adapter(name_or_path)
     meta = read_adapter_meta(folder)
-    base_sha = meta.get("base_model_sha256")
-    if base_sha != loaded.sha256:
-        raise CheckpointError(f"adapter {folder.name} was trained for base sha256 {str(base_sha)[:16]}... but the loaded model is {loaded.sha256[:16]}... ({loaded.model_id})")
+    if check_adapter_base(folder, meta) != loaded.sha256:
+        raise CheckpointError(wrong_base(folder, meta, loaded))
     check_adapter_file(folder)
     name = peft_name(adapter_name or folder.name)
     first = not hasattr(loaded.model, "load_adapter")
@@ -256,6 +276,21 @@ def attach_adapter(loaded, name_or_path: str, adapter_name: str | None = None):
     loaded.adapter_sha256 = sha256_file(folder / "adapter_model.safetensors")
     loaded.info = {**loaded.info, "adapter": meta, "adapter_sha256s": {**loaded.info.get("adapter_sha256s", {}), loaded.adapter_id: loaded.adapter_sha256}}
     return loaded
+
+
+def wrong_base(folder: Path, meta: dict[str, Any], loaded) -> str:
+    """Why an adapter does not load onto ``loaded``, naming the base it records (``base_model_id``,
+    e.g. ``mybase/best``) and the ``--model`` that loads it; the sha256 prefixes alone left the
+    user to find which model that was."""
+    base_id, base = meta.get("base_model_id"), str(meta["base_model_sha256"])[:16]
+    shown_id = base_id if isinstance(base_id, str) and base_id.isprintable() and 0 < len(base_id) <= 200 else None
+    have = f"the loaded model is {loaded.model_id} (sha256 {loaded.sha256[:16]}...)"
+    if shown_id is None:
+        return f"adapter {folder.name} was trained for base sha256 {base}... but {have}: load the model it was trained for with --model"
+    if shown_id == loaded.model_id:  # the model of that name is another now (a retrained or updated base)
+        return (f"adapter {folder.name} was trained for base model {shown_id} (sha256 {base}...) but {have}: the model of that name "
+                "has changed since; load the checkpoint the adapter was trained for (--model PATH), or train the adapter again")
+    return f"adapter {folder.name} was trained for base model {shown_id} (sha256 {base}...) but {have}: give --model {shlex.quote(shown_id)}"
 
 
 def peft_name(name: str) -> str:
@@ -300,6 +335,17 @@ def unload_adapters(loaded):
     return loaded
 
 
+#: the folders :func:`save_adapter` writes beside an adapter while it saves (left by a killed run)
+_SAVING = re.compile(r"\..+\.(tmp|old)-\d+")
+
+
+def _holds_adapter(folder: Path) -> bool:
+    """A folder ``--adapter NAME`` would try: one holding any of an adapter's files (a medseg.json
+    lost, a bare peft save: listed as broken, saying why; such folders were left out, while
+    ``--adapter NAME`` still found and refused them), or an adapter one folder down."""
+    return any((folder / f).is_file() for f in ADAPTER_FILES) or nested_adapter(folder) is not None
+
+
 def list_adapters() -> list[dict[str, Any]]:
     """Shipped and user adapters (``adapters/`` and ``$MEDSEG_HOME/adapters``)."""
     from ._files import sha256_file
@@ -310,7 +356,12 @@ def list_adapters() -> list[dict[str, Any]]:
     for d in asset_dirs("adapters"):
         if not d.is_dir():
             continue
-        for folder in sorted(p for p in d.iterdir() if p.is_dir() and ((p / "medseg.json").is_file() or nested_adapter(p))):
+        try:
+            folders = sorted(p for p in d.iterdir() if p.is_dir() and not _SAVING.fullmatch(p.name) and _holds_adapter(p))
+        except OSError as e:
+            rows.append({"name": str(d), "kind": "adapter", "source": f"broken: cannot list the folder ({e.strerror or e})"})
+            continue
+        for folder in folders:
             if folder.name in seen:  # --adapter NAME loads the first: a user's adapter named as a shipped one hides it
                 first = seen[folder.name]
                 if home is not None and Path(first["source"]).parent == home and first.get("sha256"):

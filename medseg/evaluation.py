@@ -196,6 +196,8 @@ def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str | None, model, p
         pred = result.labels if result is not None else np.zeros(vol.shape, np.uint8)
         missing, review = [], _review_of(result.provenance if result is not None else None)
         handed, scored = [], present
+        if unknown:  # a reader's extra class (scar): scored as background, said (the --predicted path says it too)
+            not_in_map = {"reference": [f"value {v} ({n} voxels)" for v, n in _voxels_of(ref_arr, unknown).items()]}
     row = _score_case(pair, pred, ref_arr, label_map, vol, scored)
     drawn = {n: int(np.count_nonzero(pred == v)) for n, v in label_map.values.items() if not (ref_arr == v).any() and (pred == v).any()}
     if drawn:  # a structure the reference has none of (a single ventricle's "RV", a slice without it): no Dice, so said here
@@ -214,6 +216,8 @@ def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str | None, model, p
             row["edited_by_hand"] = True
         if any(only.values()):
             row["not_in_label_map"] = not_in_map
+    elif unknown:
+        row["not_in_label_map"] = not_in_map
     row["seconds"] = round(time.perf_counter() - t0, 3)
     if review is not None:
         row["review"] = review

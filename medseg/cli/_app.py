@@ -245,7 +245,9 @@ def run_cli(argv: list[str] | None = None) -> int:
         return EXIT_IOERR if isinstance(e, OutputDiskFull) else 1
     except typer.Exit as e:
         return _exit(e, argv)
-    except typer.Abort:
+    except typer.Abort as e:
+        if isinstance(e.__cause__, EOFError):  # typer turns any EOFError into Abort, as if Ctrl-D had answered a prompt:
+            return _unexpected(e.__cause__)  # medseg asks nothing on stdin, so it is a file read cut short (a torch.load)
         console.print("aborted")
         return 130
     except KeyboardInterrupt:
@@ -257,30 +259,36 @@ def run_cli(argv: list[str] | None = None) -> int:
             return int(e.exit_code)  # type: ignore[attr-defined]
         if type(e).__name__ == "Exit" and isinstance(getattr(e, "exit_code", None), int):
             return _exit(e, argv)
-        if os.environ.get("MEDSEG_DEBUG"):
-            raise
-        from .._environ import out_of_memory_message
-
-        if (oom := out_of_memory_message(e)) is not None:  # MemoryError; torch's libraries under a tight `ulimit -v`
-            console.print(f"[bold red]error:[/] {escape(shown(oom))}", highlight=False, soft_wrap=True)
-            return EXIT_OSERR
-        if isinstance(e, OSError) and e.filename and e.strerror:  # a full disk, a file too large, permissions
-            console.print(f"[bold red]error:[/] cannot write or read {escape(shown(e.filename))}: {escape(e.strerror)}", highlight=False, soft_wrap=True)
-            return EXIT_IOERR if e.errno in _DISK_ERRNOS else 1
-        if isinstance(e, OSError) and e.errno in _DISK_ERRNOS:  # a write that names no file (the disk filled during it)
-            console.print(f"[bold red]error:[/] cannot write the output: {escape(e.strerror or os.strerror(e.errno))} "
-                          "(nothing was left half-written)", highlight=False, soft_wrap=True)
-            return EXIT_IOERR
-        console.print(
-            f"[bold red]error:[/] unexpected {type(e).__name__}: {escape(_one_line(e))} "
-            "(set MEDSEG_DEBUG=1 for a traceback)",
-            highlight=False,
-            soft_wrap=True,
-        )
-        return EXIT_BUG
+        return _unexpected(e)
     if rv == 130:  # Ctrl-C: typer turns KeyboardInterrupt into Exit(130), which click returns here
         _say_interrupted(argv)
     return rv if isinstance(rv, int) else 0
+
+
+def _unexpected(e: BaseException) -> int:
+    """An error that is no MedsegError reported in one line; its exit code (out of memory, a disk
+    error, else :data:`EXIT_BUG`). MEDSEG_DEBUG=1 raises it instead."""
+    if os.environ.get("MEDSEG_DEBUG"):
+        raise e
+    from .._environ import out_of_memory_message
+
+    if (oom := out_of_memory_message(e)) is not None:  # MemoryError; torch's libraries under a tight `ulimit -v`
+        console.print(f"[bold red]error:[/] {escape(shown(oom))}", highlight=False, soft_wrap=True)
+        return EXIT_OSERR
+    if isinstance(e, OSError) and e.filename and e.strerror:  # a full disk, a file too large, permissions
+        console.print(f"[bold red]error:[/] cannot write or read {escape(shown(e.filename))}: {escape(e.strerror)}", highlight=False, soft_wrap=True)
+        return EXIT_IOERR if e.errno in _DISK_ERRNOS else 1
+    if isinstance(e, OSError) and e.errno in _DISK_ERRNOS:  # a write that names no file (the disk filled during it)
+        console.print(f"[bold red]error:[/] cannot write the output: {escape(e.strerror or os.strerror(e.errno))} "
+                      "(nothing was left half-written)", highlight=False, soft_wrap=True)
+        return EXIT_IOERR
+    console.print(
+        f"[bold red]error:[/] unexpected {type(e).__name__}: {escape(_one_line(e) if str(e).strip() or not isinstance(e, EOFError) else 'a file ended early')} "
+        "(set MEDSEG_DEBUG=1 for a traceback)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return EXIT_BUG
 
 
 def _say_interrupted(argv: list[str] | None) -> None:

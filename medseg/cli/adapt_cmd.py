@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from .._files import shown
+from . import _options as o
 from ._app import app, console, progress_bar
 
 
@@ -16,8 +17,8 @@ def adapt_command(
     val: Path | None = typer.Option(None, "--val", help="Validation CSV or folder, as --pairs (early stopping, before/after Dice)."),
     label_map: str | None = typer.Option(None, "--label-map", help="Label values of the label files, e.g. 'lv=3,myo=2,rv=1', or a file (JSON, ITK-SNAP .txt/.label, nnU-Net dataset.json); "
                                          "may be left out when every label file names its structures (DICOM SEG, medseg sidecar JSON)."),
-    out: Path = typer.Option(..., "-o", "--out", help="Adapter folder to write."),
-    model: str = typer.Option("default", "--model", help="Base model: default, sam_vit_b=PATH, medsam_vit_b=PATH, or a checkpoint path."),
+    out: Path = typer.Option(..., "-o", "--out", help="Adapter folder to write (an adapter already there is replaced when training ends)."),
+    model: o.Model = "default",
     rank: int = typer.Option(8, "--rank", help="LoRA rank."),
     no_decoder: bool = typer.Option(False, "--no-decoder", help="LoRA on the image encoder only."),
     steps: int = typer.Option(3000, "--steps", help="Maximum training steps."),
@@ -56,6 +57,9 @@ def adapt_command(
     if resume and not state.is_file() and (out / "medseg.json").is_file():  # a finished run: training it from the start would replace it
         raise MedsegError(f"--resume: nothing to resume ({shown(state.parent)} is not there) and {shown(out)} is a finished adapter; "
                           f"to train it further, start from it: --init-from {shown(out)} -o ANOTHER_FOLDER (or leave out --resume to train anew in its place)")
+    if (out / "medseg.json").is_file():  # replacing is meant (a fresh run in its place), but not without a word
+        console.print(f"note: {shown(out)} holds a finished adapter: it is replaced when this run ends (-o ANOTHER_FOLDER keeps it)",
+                      markup=False, soft_wrap=True)
     _note_hidden_adapter(out)
     train_pairs, val_pairs, lmap = train_val_pairs(pairs, val, label_map)
     cfg = AdaptConfig(out=str(out), base=model, rank=rank, decoder=not no_decoder, device=device, batch_size=batch_size, lr=lr,
@@ -69,7 +73,9 @@ def adapt_command(
         task = bar.add_task("adapt", total=1.0, info=f"of {steps} steps or {time_budget:g} s")
 
         def report(ev: dict) -> None:
-            if "resumed" in ev:
+            if "note" in ev:  # a case without a structure of the map, label values it does not name
+                console.print(f"note: {shown(ev['note'])}", markup=False, soft_wrap=True)
+            elif "resumed" in ev:
                 console.print(f"resuming from step {ev['resumed']} ({shown(state.parent)}; the steps after its last validation are done again)", markup=False)
             elif "validation" in ev:
                 v = ev["validation"]
@@ -100,7 +106,7 @@ def adapt_command(
     scores = (f"validation Dice base -> adapted, box: {summary}" + (f"; zero-click: {auto}" if auto else "")
               if summary or auto else "no --val pairs: the last step is kept, unscored")
     tr = meta["training"]
-    kept = f"step {tr['kept_step']} of {tr['steps']} kept" if tr.get("kept_step", tr["steps"]) != tr["steps"] else f"{tr['steps']} steps"
+    kept = f"step {tr['kept_step']} of {tr['steps']} kept" if tr.get("kept_step", tr["steps"]) != tr["steps"] else f"{tr['steps']} step{'' if tr['steps'] == 1 else 's'}"
     console.print(f"adapter written to {shown(out)} ({kept}, {tr['seconds']:.0f} s); {scores}", markup=False, soft_wrap=True)
 
 

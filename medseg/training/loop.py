@@ -136,9 +136,20 @@ def _sync(dev: torch.device) -> None:
 @torch.no_grad()
 def validate(model, bank: SliceBank, cfg: TrainConfig, max_per_group: int = 400, modes: tuple[str, ...] = ("box", "auto")) -> dict[str, float]:
     """Pooled Dice per dataset/structure on validation slices: tight box + structure token
-    ("box/<ds>/<s>") and zero-click ("auto/<ds>/<s>"); plus their means ("score")."""
-    model.eval()
+    ("box/<ds>/<s>") and zero-click ("auto/<ds>/<s>"); plus their means ("score"). It leaves
+    torch's random state as it found it: training draws the same batches whenever it validates
+    (a resumed run validated once more where the first session stopped)."""
     dev = torch.device(cfg.device)
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        out = _validate(model, bank, cfg, dev, max_per_group, modes)
+    box = [v for k, v in out.items() if k.startswith("box/")]
+    auto = [v for k, v in out.items() if k.startswith("auto/")]
+    out["score"] = (sum(box) / max(len(box), 1)) + 0.5 * (sum(auto) / max(len(auto), 1))
+    return out
+
+
+def _validate(model, bank: SliceBank, cfg: TrainConfig, dev: torch.device, max_per_group: int, modes: tuple[str, ...]) -> dict[str, float]:
+    model.eval()
     val = torch.nonzero(bank.split == 1).squeeze(1)
     names = [bank.dataset[i] for i in val.tolist()]
     out: dict[str, float] = {}
@@ -152,9 +163,6 @@ def validate(model, bank: SliceBank, cfg: TrainConfig, max_per_group: int = 400,
                     continue
                 out[f"{mode_name}/{ds}/{s}"] = _pooled_dice(model, bank, rows, k, mode_name, cfg)
     model.train()
-    box = [v for k, v in out.items() if k.startswith("box/")]
-    auto = [v for k, v in out.items() if k.startswith("auto/")]
-    out["score"] = (sum(box) / max(len(box), 1)) + 0.5 * (sum(auto) / max(len(auto), 1))
     return out
 
 
@@ -195,6 +203,7 @@ def started_from(out: str | Path) -> tuple[bool, dict[str, Any] | None]:
 def train(cfg: TrainConfig, progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train (or resume) a model; returns the summary also written to ``summary.json``."""
     from ..models.checkpoints import check_finite, load_checkpoint
+    from .resume_state import load_state, restore_rng
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -231,10 +240,11 @@ def train(cfg: TrainConfig, progress: Callable[[dict[str, Any]], None] | None = 
     step, elapsed, best, history = 0, 0.0, -1.0, []
     state_path = Path(cfg.state_dir or out) / "state.pt"
     if cfg.resume and state_path.is_file():
-        st = torch.load(state_path, map_location=dev, weights_only=True)
+        st = load_state(state_path, dev)  # empty or cut short: one line (not "aborted", not an OSError of the disk)
         check_finite({k: st.get(k) for k in ("model", "opt")}, f"resume state {state_path}", "run without --resume to start over")
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
+        restore_rng(st.get("rng"), gen)  # the draws go on, not again from --seed (an older state has none)
         step, elapsed, best = int(st["step"]), float(st["elapsed"]), float(st["best"])
         known, started = started_from(out)  # the run's own start, not this call's --init-from (the card said 'from scratch')
         if known:
@@ -256,10 +266,10 @@ def train(cfg: TrainConfig, progress: Callable[[dict[str, Any]], None] | None = 
         if step % 25 == 0 and progress:
             progress({"step": step, "elapsed_s": elapsed, "frac": elapsed / cfg.time_budget_s, "loss": float(logs["loss"]), "lr": opt.param_groups[0]["lr"]})
         if time.perf_counter() - last_val >= cfg.val_every_s:
-            best = _checkpoint(model, opt, bank, cfg, out, step, time.perf_counter() - start, best, history, progress, data)
+            best = _checkpoint(model, opt, bank, cfg, out, step, time.perf_counter() - start, best, history, progress, data, gen)
             last_val = time.perf_counter()
     elapsed = time.perf_counter() - start
-    best = _checkpoint(model, opt, bank, cfg, out, step, elapsed, best, history, progress, data)
+    best = _checkpoint(model, opt, bank, cfg, out, step, elapsed, best, history, progress, data, gen)
     rate = (step * cfg.batch_size - samples0) / max(time.perf_counter() - run_start, 1e-6)
     summary = {"steps": step, "samples": step * cfg.batch_size, "elapsed_s": elapsed, "samples_per_s": rate, "data_load_s": load_s,
                "n_slices": int(bank.images.shape[0]), "best_score": best, "config": asdict(cfg), "batch_probe": {str(b): r for b, r in probe.items()},
@@ -292,8 +302,9 @@ def resumed_history(out: Path) -> list[dict[str, Any]]:
 
 
 def _checkpoint(model, opt, bank: SliceBank, cfg: TrainConfig, out: Path, step: int, elapsed: float, best: float, history: list, progress,
-                data: dict | None = None) -> float:
+                data: dict | None = None, gen: torch.Generator | None = None) -> float:
     from ..models.checkpoints import save_checkpoint
+    from .resume_state import rng_state
 
     val = validate(model, bank, cfg, max_per_group=cfg.val_max_per_group or (400 if cfg.device.startswith('cuda') else 48))
     record = {"step": step, "elapsed_s": round(elapsed, 1), "samples": step * cfg.batch_size, **{k: round(v, 4) for k, v in val.items()}}
@@ -307,7 +318,8 @@ def _checkpoint(model, opt, bank: SliceBank, cfg: TrainConfig, out: Path, step: 
     state_dir = Path(cfg.state_dir or out)
     state_dir.mkdir(parents=True, exist_ok=True)
     tmp = state_dir / "state.pt.tmp"
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed, "best": best}, tmp)
+    state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed, "best": best}
+    torch.save({**state, "rng": rng_state(gen)} if gen is not None else state, tmp)  # --resume goes on with the next draws
     tmp.replace(state_dir / "state.pt")
     write_text_atomic(out / "history.json", json.dumps(history, indent=1))  # a run stopped while writing it keeps the last whole one
     if progress:
