@@ -146,7 +146,8 @@ def evaluate_command(
             console.print(f"{name} {result['settings']['compared']['difference']}: bias {ef['bias']:+.1f} pts, 95 % limits of agreement "
                           f"{ef['loa'][0]:+.1f} to {ef['loa'][1]:+.1f}", markup=False)
     for key, what in (("measure_flags", "QC flags of the measurement on one side only (`measure_flags`)"),
-                      ("not_in_label_map", "label values on one side only that the label map does not name, not scored (`not_in_label_map`)")):
+                      ("not_in_label_map", "label values of the reference that the label map does not name, scored as background (`not_in_label_map`)"
+                       if result["settings"].get("prompt") else "label values on one side only that the label map does not name, not scored (`not_in_label_map`)")):
         rows = [c for c in result["cases"] if c.get(key)]
         hit = [f"{shown(c['case'])} ({'; '.join(f'{w} ' + ', '.join(map(str, v)) for w, v in c[key].items())})" for c in rows]
         swapped = any("esv_exceeds_edv" in v for c in rows for v in c[key].values() if key == "measure_flags")

@@ -233,7 +233,10 @@ def _pairs_pack(pairs: Path, val: Path | None, label_map: str | None, target: Pa
         return target
     with progress_bar(SpinnerColumn(), TextColumn("packing {task.description}: {task.completed} slices")) as bar:
         task = bar.add_task("", total=None)
-        packer = pack_pairs(train_pairs, val_pairs, lmap, progress=lambda name, n: bar.update(task, description=name, completed=n))
+        notes: list[str] = []
+        packer = pack_pairs(train_pairs, val_pairs, lmap, progress=lambda name, n: bar.update(task, description=name, completed=n), notes=notes)
+    for text in notes:  # structures not labelled in some cases, label values the map does not name
+        console.print(f"note: {text}", markup=False, soft_wrap=True)
     src = packer.source
     packer.save(target)
     console.print(f"packed {src['n_slices']['train']} training slices of {len(train_pairs)} volumes"

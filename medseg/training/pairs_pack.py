@@ -39,9 +39,12 @@ def pair_name(p: Pair) -> str:
 
 
 def pack_pairs(train: list[Pair], val: list[Pair], label_map: LabelMap, canvas: int = 256, quality: int = 85,
-               progress: Callable[[str, int], None] | None = None) -> Packer:
+               progress: Callable[[str, int], None] | None = None, notes: list[str] | None = None) -> Packer:
     """Read and pack ``train`` (split 0) and ``val`` (split 1); the returned :class:`Packer`
-    (not yet saved) carries ``source``: what the pack holds, for the checkpoints' cards.
+    (not yet saved) carries ``source``: what the pack holds, for the checkpoints' cards. A
+    structure of the map counts as labelled on the slices of the volumes that hold it (a case
+    without the RV is not taught that the RV is absent), as ``medseg adapt`` takes it; ``notes``
+    gets a line naming such cases, and one per label value the map does not name.
 
     Raises:
         MedsegError: no training pairs, a label map naming a structure the model does not learn,
@@ -56,10 +59,14 @@ def pack_pairs(train: list[Pair], val: list[Pair], label_map: LabelMap, canvas: 
     recorded: set[str] = set()
     by_modality: dict[str, list[str]] = {}
     counts = [0, 0]
+    said: list[str] = []
+    lacking: list[str] = []
     for split, pairs in ((0, train), (1, val)):
         for i, pair in enumerate(pairs):
-            vol, norm, lab, held = read_labelled_pair(pair, label_map)
+            vol, norm, lab, held = read_labelled_pair(pair, label_map, said)
             seen |= held
+            if set(label_map.names) - held:
+                lacking.append(f"{pair.case} ({', '.join(n for n in label_map.names if n not in held)})")
             name = pair_name(pair)
             by_modality.setdefault(vol.modality, []).append(name)
             recorded.add(_recorded_modality(vol).replace(" (--modality)", ""))  # adapt's words; train has no --modality
@@ -68,12 +75,17 @@ def pack_pairs(train: list[Pair], val: list[Pair], label_map: LabelMap, canvas: 
             px_mm = float(vol.spacing[2]) if vol.spacing_known else 0.0
             for t in range(vol.n_frames):
                 for z in kept_slices(lab[t]):
-                    packer.add(SliceRecord(norm[t, z], lab[t, z], tuple(label_map.names), modality,
+                    packer.add(SliceRecord(norm[t, z], lab[t, z], tuple(n for n in label_map.names if n in held), modality,
                                            f"{OWN}/{'val' if split else 'train'}{i:04d}_{name}/t{t}", z, split, px_mm))
                     counts[split] += 1
             if progress:
                 progress(name, len(packer.records))
     check_all_seen(label_map, seen)
+    if lacking:
+        said.append(f"{'; '.join(lacking[:5])}{f' and {len(lacking) - 5} more' if len(lacking) > 5 else ''}: "
+                    "a structure of the label map not labelled, left out there (not taught or scored as absent)")
+    if notes is not None:
+        notes += said
     packer.source = source_record(train, val, label_map, sorted(recorded), counts, _pair_hashes(train + val))
     return packer
 
