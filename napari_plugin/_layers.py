@@ -36,6 +36,7 @@ META_PROVENANCE = "medseg_provenance"  # session provenance of a label layer
 META_DEFAULT_ROWS = "medseg_default_rows"
 META_LABEL_FILE = "medseg_label_file"  # the medseg label file a label layer was opened from (the reader)
 META_RANGE = "medseg_data_range"  # an image layer's data min..max: its contrast slider's span
+META_WRITES = "medseg_writes"  # a label layer: how many times the segmentation session wrote it (the measurement's stale watch)
 
 #: colours of structures medseg does not name (Paul Tol's), >= 20 CIEDE2000 from every STRUCTURE_COLOURS
 #: colour (the yellow, gold, dodger blue and tomato here before matched MYO, RV and LV); a custom

@@ -228,8 +228,13 @@ def _pairs_pack(pairs: Path, val: Path | None, label_map: str | None, target: Pa
         made = "other pairs, validation pairs or label map" if target.is_file() else "no OUT/pack.npz of --pairs"
         raise MedsegError(f"--resume continues the run of {shown(state)}, made from {made}: give the --pairs, --val and --label-map "
                           "it was made from, or another -o folder (without --resume) to train on these")
+    old_kind = same and not (pack_source(target) or {}).get("labelled_per_case")  # packed before 2026-12-08: every structure labelled
+    if old_kind and (state is None or not state.is_file()):  # a new run: packed again, a case without the RV not taught it absent
+        same = False
     if same:
-        console.print(f"using existing pack {shown(target)} (made from the same pairs and label map)", markup=False)
+        console.print(f"using existing pack {shown(target)} (made from the same pairs and label map)"
+                      + ("; packed by an earlier medseg, which counted every structure as labelled in every case: kept for "
+                         "--resume" if old_kind else ""), markup=False, soft_wrap=True)
         return target
     with progress_bar(SpinnerColumn(), TextColumn("packing {task.description}: {task.completed} slices")) as bar:
         task = bar.add_task("", total=None)

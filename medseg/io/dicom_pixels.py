@@ -88,7 +88,7 @@ def _decoded(ds: Dataset) -> np.ndarray:
 
 #: the child of :func:`_gdcm_in_child`: reads the file given, decodes with GDCM, saves the array
 _GDCM_CHILD = ("import sys, numpy, pydicom\n"
-               "ds = pydicom.dcmread(sys.argv[1]); ds.pixel_array_options(decoding_plugin='gdcm')\n"
+               "ds = pydicom.dcmread(sys.argv[1], force=True); ds.pixel_array_options(decoding_plugin='gdcm')\n"
                "numpy.save(sys.argv[2], ds.pixel_array)\n")
 
 

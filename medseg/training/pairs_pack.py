@@ -106,7 +106,8 @@ def source_record(train: list[Pair], val: list[Pair], label_map: LabelMap, modal
     """What an own-data pack holds (its meta ``source``; the checkpoints' info and card)."""
     return {"kind": "pairs", "pairs": [pair_name(p) for p in train], "val_pairs": [pair_name(p) for p in val],
             "label_map": label_map.to_dict(), "modality": ", ".join(modalities), "n_slices": {"train": counts[0], "val": counts[1]},
-            "signature": signature(train, val, label_map), "data_sha256": hashes}
+            "signature": signature(train, val, label_map), "data_sha256": hashes,
+            "labelled_per_case": True}  # each case's slices labelled for the structures it holds (older packs: all of the map)
 
 
 def signature(train: list[Pair], val: list[Pair], label_map: LabelMap) -> list:

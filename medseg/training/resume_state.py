@@ -47,13 +47,13 @@ def load_state(path: Path, device: str | torch.device) -> dict[str, Any]:
     from .._files import shown
     from ..errors import MedsegError
 
-    damaged = MedsegError(f"{shown(path)} is damaged (empty or cut short): run again without --resume, or from a copy")
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except PermissionError:
         raise
-    except _DAMAGED:
-        raise damaged from None
+    except _DAMAGED as e:  # also what is not damage (out of memory on the device, a type weights_only refuses): said
+        why = " ".join(str(e).split())[:160] or type(e).__name__
+        raise MedsegError(f"{shown(path)} is damaged or unreadable ({why}): run again without --resume, or from a copy") from None
     if not isinstance(state, dict):
-        raise damaged
+        raise MedsegError(f"{shown(path)} holds a {type(state).__name__}, not a training state: run again without --resume, or from a copy")
     return state

@@ -27,7 +27,7 @@ from medseg.errors import MedsegError
 
 from .. import _view
 from .._controller import ModelProvider, SegmentController, adapter_names, default_structures, default_threads, new_structure
-from .._layers import META_PROVENANCE, META_SOURCE, MODALITY_CHOICES, MODALITY_FROM_IMAGE, layer_modality, volume_for_layer, with_modality
+from .._layers import META_PROVENANCE, META_SOURCE, META_WRITES, MODALITY_CHOICES, MODALITY_FROM_IMAGE, layer_modality, volume_for_layer, with_modality
 from .._propagation_choices import choice_after, propagation_choices
 from . import _prompt_layers as pl
 from ._keyboard import FocusKeeper, add_undo_shortcuts, error_style
@@ -454,6 +454,7 @@ class SegmentWidget(PromptEventsMixin, SliceViewMixin, OperationsMixin, SessionF
         b = self.binding
         if b is None:
             return
+        b.labels.metadata[META_WRITES] = b.labels.metadata.get(META_WRITES, 0) + 1  # (before the refresh's set_data)
         b.labels.refresh(extent=False)
         b.labels.metadata[META_PROVENANCE] = b.controller.provenance()
         b.controller.mark_rows(b.labels.metadata)  # cleared once rows are added or a session loaded

@@ -51,3 +51,27 @@ def test_evaluate_with_a_prompt_says_unnamed_reference_values_are_scored_as_back
                     "-o", str(tmp_path / "r.json")]) == 0
     err = " ".join(capsys.readouterr().err.split())
     assert "label values of the reference that the label map does not name, scored as background (`not_in_label_map`): s0" in err
+
+
+def test_a_pack_of_an_earlier_medseg_is_packed_again_for_a_new_run(tmp_path, monkeypatch):
+    """An OUT/pack.npz made from the same pairs before packs knew which case holds which
+    structure was used again (same files and map): a new run packs again; --resume keeps it."""
+    from medseg.training import pairs_pack
+
+    rows = _write_pairs(tmp_path, n=1)
+    csv = _csv(tmp_path / "t.csv", rows)
+    from medseg.cli.train_cmd import _pairs_pack
+
+    target = tmp_path / "out" / "pack.npz"
+    target.parent.mkdir()
+    real = pairs_pack.source_record
+    monkeypatch.setattr(pairs_pack, "source_record", lambda *a: {k: v for k, v in real(*a).items() if k != "labelled_per_case"})
+    _pairs_pack(csv, None, "lv=1,myo=2,rv=3", target)
+    assert "labelled_per_case" not in pairs_pack.pack_source(target)
+    monkeypatch.setattr(pairs_pack, "source_record", real)
+    state = tmp_path / "out" / "state.pt"
+    state.write_bytes(b"x")
+    _pairs_pack(csv, None, "lv=1,myo=2,rv=3", target, state)  # --resume of that run: kept
+    assert "labelled_per_case" not in pairs_pack.pack_source(target)
+    _pairs_pack(csv, None, "lv=1,myo=2,rv=3", target)  # a new run: packed again
+    assert pairs_pack.pack_source(target)["labelled_per_case"] is True

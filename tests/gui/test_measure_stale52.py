@@ -42,6 +42,38 @@ def _stale(w) -> bool:
     return STALE in w.status.text() and not w.export_btn.isEnabled() and not w.pdf_btn.isEnabled()
 
 
+def _written(layer) -> None:
+    """What the segmentation dock does after the session wrote ``layer``'s buffer in place."""
+    from medseg_napari._layers import META_WRITES
+
+    layer.metadata[META_WRITES] = layer.metadata.get(META_WRITES, 0) + 1
+    layer.refresh(extent=False)
+
+
+def test_slider_moves_do_not_digest_the_labels_again(make_napari_viewer, qtbot, small_cine, monkeypatch):
+    """napari emits set_data on every slider move: each stop digested the whole measured cine
+    (0.9 s; 2 s for a CT) on the GUI thread. Moves change none of the labels' fingerprint: no
+    digest; a session write after them still marks the numbers stale."""
+    import medseg_napari._measure as m
+
+    vol, truth, _ = small_cine
+    viewer = make_napari_viewer()
+    w = measure_panel(viewer, vol, truth, ["cine labels"])
+    layer = viewer.layers["cine labels"]
+    _measured(w, qtbot)
+    calls = []
+    real = m.labels_digests
+    monkeypatch.setattr(m, "labels_digests", lambda arrays: calls.append(1) or real(arrays))
+    for z in (1, 2, 3, 0, 2):
+        viewer.dims.set_current_step(1, z)
+        qtbot.wait(250)
+    assert calls == [] and _current(w)
+    layer.data[0, 2] = 0
+    _written(layer)
+    qtbot.waitUntil(lambda: _stale(w), timeout=T_OUT)
+    assert calls
+
+
 def test_painting_napari_undo_and_writes_mark_the_numbers_stale_until_put_back(make_napari_viewer, qtbot, small_cine, tmp_path):
     vol, truth, _ = small_cine
     viewer = make_napari_viewer()
@@ -59,17 +91,17 @@ def test_painting_napari_undo_and_writes_mark_the_numbers_stale_until_put_back(m
     layer.undo()  # napari's undo: the labels measured again
     qtbot.waitUntil(lambda: _current(w), timeout=T_OUT)
 
-    before = layer.data[0, 3].copy()  # as the segmentation session writes: in place, then refresh
+    before = layer.data[0, 3].copy()  # as the segmentation dock writes: in place, its write count, then refresh
     layer.data[0, 3] = 0
-    layer.refresh(extent=False)
+    _written(layer)
     qtbot.waitUntil(lambda: _stale(w), timeout=T_OUT)
     layer.data[0, 3] = before
-    layer.refresh(extent=False)
+    _written(layer)
     qtbot.waitUntil(lambda: _current(w), timeout=T_OUT)
 
     layer.visible = False  # a hidden layer says nothing of a write: checked when shown again
     layer.data[1, 2] = 0
-    layer.refresh(extent=False)
+    _written(layer)
     layer.visible = True
     qtbot.waitUntil(lambda: _stale(w), timeout=T_OUT)
     _measured(w, qtbot)  # measured again: current, exportable

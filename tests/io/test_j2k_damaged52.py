@@ -211,3 +211,22 @@ def test_a_valid_stream_pillow_does_not_decode_is_read_by_gdcm_in_a_child(tmp_pa
     want = luminance(ds.pixel_array)
     vol = read_volume(path)
     np.testing.assert_array_equal(vol.array[0, 0], want)
+
+
+def test_the_gdcm_child_reads_a_file_without_preamble(tmp_path):
+    """The same stream in a file without the 128-byte preamble and "DICM" (medseg reads those with
+    force=True): its copy for the child had none either, and the child's plain dcmread refused it."""
+    from pydicom.data import get_testdata_file
+
+    from medseg.io.volume import luminance
+
+    src = get_testdata_file("GDCMJ2K_TextGBR.dcm")
+    if src is None:
+        pytest.skip("pydicom's test file is not installed")
+    raw = open(src, "rb").read()
+    assert raw[128:132] == b"DICM"
+    path = tmp_path / "nopre.dcm"
+    path.write_bytes(raw[132:])
+    ds = pydicom.dcmread(src)
+    ds.pixel_array_options(decoding_plugin="gdcm")
+    np.testing.assert_array_equal(read_volume(path).array[0, 0], luminance(ds.pixel_array))
