@@ -288,7 +288,7 @@ def review_png(volume, labels: np.ndarray, label_map: LabelMap, provenance: dict
 
     spacing = tuple(volume.spacing[1:]) if volume.spacing_known else (1.0, 1.0)
     return review_sheet_png(display_array(volume), labels, label_map, path, provenance.get("review"), provenance.get("confidence"),
-                            spacing_yx=spacing, title=title)
+                            spacing_yx=spacing, title=title, phases=provenance.get("frame_pick"))
 
 
 def display_array(volume) -> np.ndarray:

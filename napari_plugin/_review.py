@@ -250,7 +250,7 @@ class ReviewList:
 
     def save_sheet(self, path: str | Path) -> Path:
         """Write the review sheet of the checked labels (:func:`medseg.review.review_png`):
-        every labelled slice with contours, confidence and the flagged slices in red."""
+        every labelled slice with contours, confidence and the flagged slices framed in thick black."""
         from medseg.review import review_png
 
         if not self.checked:

@@ -27,7 +27,7 @@ Device = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N (the 
 MinConfidence = Annotated[float | None, typer.Option("--min-confidence", metavar="X", help="Leave out structures whose confidence (0-1) is below X, e.g. 0.85, "
                                                         "and list them as handed over (nothing is written for a study with none left).")]
 ReviewPng = Annotated[bool, typer.Option("--review-png", help="Also write <case>_review.png: every labelled slice (ED and ES of a cine) with "
-                                            "contours, confidences and flagged slices in red.")]
+                                            "contours, confidences, flagged slices framed in thick black.")]
 Modality = Annotated[str | None, typer.Option("--modality", help="CT, MR, US or OT (other: PNG, video): segment the image as this modality (CT: the Hounsfield "
                                                 "window). Default: the file's; NIfTI, MHA and NRRD record none: CT when the intensities are "
                                                 "Hounsfield units, else OT.")]

@@ -14,7 +14,7 @@ from ._app import app, console, progress_bar
 
 @app.command("evaluate")
 def evaluate_command(
-    pairs: Path = typer.Option(..., "--pairs", help="CSV with columns image,label[,case,phase], or a folder of images with their labels beside them (C.nii.gz + C_gt.nii.gz; also _labels, _label, _seg, _segmentation, _mask, _manual)."),
+    pairs: Path = typer.Option(..., "--pairs", help="CSV with columns image,label[,case,phase,frame] (frame: the frame of a cine image, from 0 as segment --frames numbers them, that a row's one-frame labels segment; scored alone), or a folder of images with their labels beside them (C.nii.gz + C_gt.nii.gz; also _labels, _label, _seg, _segmentation, _mask, _manual)."),
     label_map: str | None = typer.Option(None, "--label-map", help="Label values of the reference files, e.g. 'lv=3,myo=2,rv=1', or a file (JSON, ITK-SNAP .txt/.label, nnU-Net dataset.json); "
                                          "may be left out when every reference names its structures (DICOM SEG, medseg sidecar JSON)."),
     prompt: str | None = typer.Option(None, "--prompt", help="box, point, key-slice or auto. Default: box."),
@@ -110,7 +110,9 @@ def evaluate_command(
     dice = ", ".join(f"{k} {v:.3f}" for k, v in s["dice"].items())
     how = f"labels in {shown(predicted)}" if predicted else ("the pairs' predictions" if scoring else f"prompt={prompt}")
     how += f" against the reference labels of {shown(pairs)}" if scoring else ""
-    console.print(f"{s['n_cases']} case{'' if s['n_cases'] == 1 else 's'}, {how}: Dice {dice}; wrote {shown(out)}", markup=False)
+    studies = len({c["case"] for c in result["cases"]})  # a case is a volume (a study's ED or ES); "8 cases" read as 8 studies
+    scored = f"{s['n_cases']} volume{'' if s['n_cases'] == 1 else 's'}" + (f" ({studies} stud{'y' if studies == 1 else 'ies'})" if studies < s["n_cases"] else "")
+    console.print(f"{scored}, {how}: Dice {dice}; wrote {shown(out)}", markup=False)
     if trained:
         console.print(f"note: {len(trained)} of the {len({r.case for r in rows})} cases are named as volumes the adapter was trained on "
                       f"({', '.join(shown(c) for c in trained[:5])}{', ...' if len(trained) > 5 else ''}): their scores are no validation "

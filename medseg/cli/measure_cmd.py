@@ -60,7 +60,8 @@ def measure_command(
     no_basal_rule: bool = typer.Option(False, "--no-basal-rule", help="Count every LV slice: no SCMR 50% rule at the base (a short-axis rule; "
                                        "e.g. axial CT labels, whose LV volume is all its voxels)."),
     csv_path: Path | None = typer.Option(None, "--csv", help="Also write a one-row CSV."),
-    plots: Path | None = typer.Option(None, "--plots", help="Folder for PNGs: volume curve, bullseye, overlay."),
+    plots: Path | None = typer.Option(None, "--plots", help="Folder for PNGs: overlay.png, volume_curve.png (cine, echo clip); not for echo: "
+                                      "bullseye.png (wall thickness), with ED and ES thickening.png and, without a cine, volumes.png (bars)."),
     pdf: Path | None = typer.Option(None, "--pdf", metavar="STUDY.pdf", help="Also write the study on one A4 page (PDF): numbers, normal "
                                     "ranges, volume plot, bullseyes, ED/ES contours, QC flags (docs/measurement.md, Study page)."),
     image: list[Path] | None = typer.Option(None, "--image", metavar="IMAGE", help="Image(s) for the overlay plot, on the labels' grid: a cine, or one per phase, ED then ES (repeat --image)."),

@@ -34,7 +34,7 @@ def segment_command(
     modality: o.Modality = None,
     pixel_spacing: o.PixelSpacing = None,
     review_png: Path | None = typer.Option(None, "--review-png", help="Also write this PNG: every labelled slice (ED and ES of a cine) with "
-                                           "contours, confidences and flagged slices in red."),
+                                           "contours, confidences, flagged slices framed in thick black."),
     replay: Path | None = typer.Option(None, "--replay", metavar="SIDECAR.json", help="Replay the session a label file's sidecar JSON records (prompts, "
                                        "propagation, zero-click, edits; its label map, model, adapter, --min-confidence) onto IMAGE: the same labels "
                                        "for the same image, model and adapter. No prompt options with it."),

@@ -256,10 +256,17 @@ def _value(report: dict, key: str) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
 
+#: code meanings set here: pydicom's carries SNOMED's semantic tag, which no other item has
+MEANINGS = {("SCT", "RightVentricularStrokeVolume"): "Right Ventricular Stroke Volume"}  # not "... (observable entity)"
+
+
 def _code(scheme: str, name: str) -> Any:
     from pydicom.sr.codedict import codes
+    from pydicom.sr.coding import Code
 
-    return getattr(getattr(codes, scheme), name)
+    code = getattr(getattr(codes, scheme), name)
+    meaning = MEANINGS.get((scheme, name))
+    return code if meaning is None else Code(code.value, code.scheme_designator, meaning, code.scheme_version)
 
 
 def measurement_rows(report: dict, modality: str) -> tuple[list[tuple[str, str, Any, str, Any]], list[str]]:

@@ -140,6 +140,8 @@ def draw_volume_curve(ax: Any, report: Mapping[str, Any], compact: bool = False)
     n = len(next(iter(curves.values())))
     x = np.asarray(times, dtype=float) * 1000.0 if times and len(times) == n else np.arange(n)
     ax.set_xlabel("time (ms)" if times and len(times) == n else "frame")
+    if not (times and len(times) == n):  # a frame index: whole-number ticks (a 2-frame cine showed 0.2, 0.4...)
+        ax.locator_params(axis="x", integer=True)  # the default MaxNLocator, whole numbers only
     marks = {"lv": (report.get("ed_frame"), report.get("es_frame")), "rv": (report.get("rv_ed_frame"), report.get("rv_es_frame"))}
     notes: dict[tuple[str, int], list[tuple[str, float, str]]] = {}  # (ED/ES, frame) -> labels there
     outliers = [(f.get("structure"), f.get("frame")) for f in report.get("flags") or [] if f.get("code") == "volume_outlier_frame"]
@@ -165,9 +167,10 @@ def draw_volume_curve(ax: Any, report: Mapping[str, Any], compact: bool = False)
     if not compact:  # labels at one frame stack from the highest (ED) or lowest (ES) point there, never overlapping
         for (lab, f), at in notes.items():
             anchor = max(v for _, v, _ in at) if lab == "ED" else min(v for _, v, _ in at)
+            ha, dx = _end_align(x, f)
             for k, (text, _, col) in enumerate(sorted(at, key=lambda a: -a[1] if lab == "ED" else a[1])):
-                ax.annotate(text, (x[f], anchor), textcoords="offset points", xytext=(0, 9 + 15 * k if lab == "ED" else -15 - 15 * k),
-                            ha="center", fontsize=8, bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": col, "alpha": 0.85})
+                ax.annotate(text, (x[f], anchor), textcoords="offset points", xytext=(dx, 9 + 15 * k if lab == "ED" else -15 - 15 * k),
+                            ha=ha, fontsize=8, bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": col, "alpha": 0.85})
     allv = np.array([v for c in curves.values() for v in c if v is not None], dtype=float)
     if allv.size and np.isfinite(allv).any():
         lo, hi = float(np.nanmin(allv)), float(np.nanmax(allv))
@@ -175,6 +178,12 @@ def draw_volume_curve(ax: Any, report: Mapping[str, Any], compact: bool = False)
         ax.set_ylim(lo - pad, hi + pad)
     ax.set_title("Volume over the cycle" if compact else "Ventricular volume over the cardiac cycle", **_title_font(st))
     _finish_volume_axes(ax, st, unit)
+
+
+def _end_align(x: np.ndarray, f: int) -> tuple[str, float]:
+    """(ha, x offset in points) of a label at point ``f``: inward at the first or last (centred, it covered the y-axis's numbers)."""
+    first, last = x.size > 1 and x[f] <= np.nanmin(x), x.size > 1 and x[f] >= np.nanmax(x)
+    return ("left", -6.0) if first else ("right", 6.0) if last else ("center", 0.0)
 
 
 def _volume_curves(report: Mapping[str, Any]) -> tuple[Mapping[str, list], str]:

@@ -83,6 +83,22 @@ def shown_frames(labels: np.ndarray, label_map: LabelMap) -> list[int]:
     return sorted({labelled[int(np.argmax(size))], labelled[int(np.argmin(size))]})
 
 
+def frame_names(labels: np.ndarray, label_map: LabelMap, phases: Mapping[str, Any] | None = None) -> dict[int, str]:
+    """What a review sheet calls its shown frames (:func:`shown_frames`) besides their index:
+    "ED" and "ES" where ``phases`` (the provenance's ``frame_pick`` of ``segment --frames ed,es``:
+    {"ed": frame, "es": frame}) names them, else, for frames picked by LV size out of more than
+    two labelled ones, "max LV" and "min LV" (the measurement's ED and ES but for an outlier
+    frame it leaves out); none otherwise (two labelled frames: which is ED is not known)."""
+    ed, es = (phases or {}).get("ed"), (phases or {}).get("es")
+    if all(isinstance(f, int) and not isinstance(f, bool) for f in (ed, es)) and ed != es:
+        return {f: n for f, n in ((ed, "ED"), (es, "ES")) if 0 <= f < labels.shape[0]}
+    frames = shown_frames(labels, label_map)
+    if len(frames) != 2 or "lv" not in label_map or sum(bool(labels[t].any()) for t in range(labels.shape[0])) <= 2:
+        return {}
+    size = [int((labels[t] == label_map["lv"]).sum()) for t in frames]
+    return {} if size[0] == size[1] else {frames[int(np.argmax(size))]: "max LV", frames[int(np.argmin(size))]: "min LV"}
+
+
 def flag_panels(flag: Mapping[str, Any], frames: list[int]) -> list[tuple[int, int]]:
     """The (frame, slice) panels a review flag points at: its own, or with a slice and no frame
     that slice of each of ``frames``; none for a flag without a slice."""
@@ -94,21 +110,23 @@ def flag_panels(flag: Mapping[str, Any], frames: list[int]) -> list[tuple[int, i
 
 def review_sheet_png(image: np.ndarray, labels: np.ndarray, label_map: Any, path: str | Path,
                      review: Mapping[str, Any] | None = None, confidence: Mapping[str, Any] | None = None,
-                     spacing_yx: tuple[float, float] = (1.0, 1.0), title: str = "") -> Path:
+                     spacing_yx: tuple[float, float] = (1.0, 1.0), title: str = "", phases: Mapping[str, Any] | None = None) -> Path:
     """One PNG to check a segmentation at a glance: every labelled slice of the shown frames
     (:func:`review_panels`) with the structures' contours, each slice's lowest confidence, and
-    flagged slices framed in red with what was flagged; volume-level flags under the title.
+    flagged slices framed in thick black with what was flagged; volume-level flags under the title.
 
     Args:
         image, labels: (T, Z, Y, X) (or (Z, Y, X)) on the same grid.
         review: the provenance's ``review`` (flags); confidence: its ``confidence``.
+        phases: its ``frame_pick`` (ED and ES of ``segment --frames ed,es``), to name those
+            frames "t1 (ED)" (:func:`frame_names`).
     """
-    return _save(review_sheet_figure(image, labels, label_map, review, confidence, spacing_yx, title), path)
+    return _save(review_sheet_figure(image, labels, label_map, review, confidence, spacing_yx, title, phases), path)
 
 
 def review_sheet_figure(image: np.ndarray, labels: np.ndarray, label_map: Any, review: Mapping[str, Any] | None = None,
                         confidence: Mapping[str, Any] | None = None, spacing_yx: tuple[float, float] = (1.0, 1.0),
-                        title: str = "") -> Any:
+                        title: str = "", phases: Mapping[str, Any] | None = None) -> Any:
     """The matplotlib Figure of :func:`review_sheet_png`."""
     from skimage.measure import find_contours
 
@@ -141,6 +159,7 @@ def review_sheet_figure(image: np.ndarray, labels: np.ndarray, label_map: Any, r
     fig = _figure(width, height)
     fig.subplots_adjust(top=1.0 - header_in / height, bottom=0.02, left=0.01, right=0.99)
     order = sorted(lmap.values.items(), key=lambda kv: kv[0] == "lv")
+    names = frame_names(lab, lmap, phases)  # on Sunnybrook ED is t1: "t0" alone read as ED gets it backwards
     for i, p in enumerate(panels):
         t, z = p["frame"], p["slice"]
         ax = fig.add_subplot(nrow, ncol, i + 1)
@@ -157,7 +176,7 @@ def review_sheet_figure(image: np.ndarray, labels: np.ndarray, label_map: Any, r
         ax.set_xticks([])
         ax.set_yticks([])
         conf = "" if p["confidence"] is None else f" {p['confidence']:.2f}"
-        ax.set_title(f"t{t} z{z}{conf}", fontsize=8, color=FLAG_COLOUR, fontweight="bold" if p["flags"] else "normal")
+        ax.set_title(f"t{t}{f' ({names[t]})' if t in names else ''} z{z}{conf}", fontsize=8, color=FLAG_COLOUR, fontweight="bold" if p["flags"] else "normal")
         for spine in ax.spines.values():
             spine.set_edgecolor(FLAG_COLOUR if p["flags"] else PANEL_EDGE_COLOUR)
         if p["flags"]:

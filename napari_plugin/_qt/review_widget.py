@@ -6,7 +6,7 @@ worst first, and the confidence per structure ("lv 0.95, myo 0.88, rv 0.72"). Cl
 moves the viewer to its frame and slice and selects its structure in the segmentation widget;
 **Mark reviewed** records the row in the session's provenance (saved with the labels) and
 greys it; **Save sheet** writes the review sheet PNG (every labelled slice with contours,
-confidence and the flagged slices in red; the same as ``medseg segment --review-png``).
+confidence and the flagged slices framed in thick black; the same as ``medseg segment --review-png``).
 
 The session is found through the segmentation widget docked in the same viewer (or the one
 given to the constructor): its ``controller.session``.
@@ -198,7 +198,7 @@ class ReviewWidget(QWidget):
         self.cancel_btn.setEnabled(False)
         self.check_btn.setToolTip("confidence per slice and structure, anatomy and measurement checks")
         self.mark_btn.setToolTip("record in the session's provenance that you looked at this flag")
-        self.sheet_btn.setToolTip("PNG of every labelled slice with contours, confidence and the flagged slices in red")
+        self.sheet_btn.setToolTip("PNG of every labelled slice with contours, confidence and the flagged slices framed in thick black")
         self.mark_btn.setEnabled(False)
         self.sheet_btn.setEnabled(False)
         row.addWidget(self.check_btn)

@@ -194,7 +194,7 @@ def test_evaluate_notes_cases_the_adapter_was_trained_on(tmp_path, lge_adapter, 
     rc = run_cli(["evaluate", "--pairs", str(s1), "--label-map", LMAP, "--adapter", str(lge_adapter), "-o", str(out), "--plots", str(tmp_path / "pl")])
     err = " ".join(capsys.readouterr().err.split())
     assert rc == 0 and "trained on" not in err and "adapter_trained_on" not in json.loads(out.read_text())["summary"]
-    assert err.startswith("1 case, prompt=box: Dice ") and any(t.startswith("1 case, prompt box, adapter mine-lge: ") for t in titles)  # not "1 cases"
+    assert err.startswith("1 volume, prompt=box: Dice ") and any(t.startswith("1 case, prompt box, adapter mine-lge: ") for t in titles)  # not "1 cases"
 
 
 
