@@ -36,7 +36,7 @@ from .evaluation_clinical import clinical_errors, nanmean
 from .evaluation_keep import kept_for_clinical
 from .evaluation_report import flagged_structures, handed_over_summary, review_stats
 from .labels import LabelMap, reference_misfit
-from .pairs import Pair, pairs_from_folder, read_pairs, with_predictions  # noqa: F401  (public here too)
+from .pairs import Pair, pairs_from_folder, read_pairs, reference_frame, with_predictions  # noqa: F401  (public here too)
 from .prompt_file import PromptSet, prompts_from_labels
 from .types import Point, SlicePrompt
 
@@ -168,7 +168,7 @@ def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str | None, model, p
 
     cine = read_volume(pair.image, series=pair.series, modality=pair.modality)
     ref = onto_image_stack(cine, in_label_map(read_label_volume(pair.label), label_map))
-    t = seg_phase(cine, ref)  # a SEG of one phase of a cine: that frame is the case
+    t, ref = reference_frame(pair, cine, ref, seg_phase(cine, ref))  # a SEG of one phase of a cine, a frame column: that frame is the case
     vol = cine.phase(t) if t is not None else cine
     check_same_grid(vol, ref, f"labels of case {pair.case}")
     ref_arr = np.asarray(ref.array if ref.n_frames == vol.n_frames else np.broadcast_to(ref.array, vol.shape))
@@ -199,6 +199,8 @@ def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str | None, model, p
         if unknown:  # a reader's extra class (scar): scored as background, said (the --predicted path says it too)
             not_in_map = {"reference": [f"value {v} ({n} voxels)" for v, n in _voxels_of(ref_arr, unknown).items()]}
     row = _score_case(pair, pred, ref_arr, label_map, vol, scored)
+    if pair.frame is not None:
+        row["frame"] = pair.frame
     drawn = {n: int(np.count_nonzero(pred == v)) for n, v in label_map.values.items() if not (ref_arr == v).any() and (pred == v).any()}
     if drawn:  # a structure the reference has none of (a single ventricle's "RV", a slice without it): no Dice, so said here
         row["not_in_reference"] = drawn

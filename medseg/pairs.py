@@ -27,15 +27,18 @@ class Pair:
     handed_over: tuple[str, ...] | None = None  # --predicted: a case batch handed over entirely (no labels): its structures
     failed: str | None = None  # --predicted: why batch failed the case (no labels): not scored, listed
     absent: bool = False  # --predicted --skip-missing: no labels in the folder (a case one reader left out): listed
+    frame: int | None = None  # PAIRS.csv's frame column: the frame of a cine image (from 0) that one-frame labels segment
 
 
 def read_pairs(path: str | Path, left_out: list[str] | None = None, notes: list[str] | None = None) -> list[Pair]:
-    """Read PAIRS.csv (columns image,label[,case,phase][,prediction]; read as ``--subjects`` is,
+    """Read PAIRS.csv (columns image,label[,case,phase,frame][,prediction]; read as ``--subjects`` is,
     :func:`medseg._files.read_spreadsheet_csv`, ``notes`` as there; rows of empty cells, ``;;;``,
     skipped; paths: ``~`` expanded, relative to the CSV, Windows' ``\\`` read as ``/``, made
     absolute), or pair the images of a folder with their labels (:func:`pairs_from_folder`).
     Without a ``case`` cell a row's case is named as in folder mode: the image's batch case id,
     whose ``_ED`` / ``_ES`` part gives the phase (``p1_ED.nii.gz``: case p1, ED); cells win.
+    ``frame``: the frame of a cine image, numbered from 0 as ``segment --frames`` does, that a
+    row's one-frame labels segment (:attr:`Pair.frame`); that frame is scored.
     ``left_out``: a folder's images without labels are added to it (:func:`pairs_from_folder`)."""
     from ._files import read_spreadsheet_csv
 
@@ -68,6 +71,29 @@ def read_pairs(path: str | Path, left_out: list[str] | None = None, notes: list[
     return pairs
 
 
+def reference_frame(pair: Pair, cine, ref, seg_t: int | None):
+    """(the frame of the cine ``cine`` that the reference ``ref`` segments, or None for labels of
+    every frame or a one-frame image; ``ref`` cut to that frame): the pair's ``frame`` (PAIRS.csv),
+    else ``seg_t``, the frame a DICOM SEG names. One-frame labels of a multi-frame image that
+    name no frame are refused: copied to every frame, they scored (or taught) one phase's labels on
+    every frame, frame 0 as ED and as ES. ``cine``, ``ref``: :class:`medseg.io.Volume` of the
+    pair's image and its reference labels on its stack; ``seg_t``: :func:`medseg.io.seg_reader.seg_phase`."""
+    from .errors import GeometryError
+
+    n, t = cine.n_frames, pair.frame
+    if t is None:
+        if seg_t is None and n > 1 and ref.n_frames == 1 and ref.meta.get("format") != "dicom-seg":  # a SEG: the grid check says it
+            raise GeometryError(f"labels of case {pair.case} ({Path(pair.label).name}) have 1 frame and the image ({Path(pair.image).name}) "
+                                f"has {n}: add a 'frame' column to the pairs CSV naming the frame they segment (0 to {n - 1}, as "
+                                "segment --frames numbers them), or give that frame's own 3-D image")
+        return seg_t, ref
+    if t >= n:
+        raise MedsegError(f"case {pair.case}: frame {t} of {Path(pair.image).name}, which has {n} frame(s) (allowed: 0 to {n - 1})")
+    if seg_t is not None and seg_t != t:
+        raise MedsegError(f"case {pair.case}: the frame column says frame {t}, the DICOM SEG {Path(pair.label).name} segments frame {seg_t}")
+    return t, (ref.phase(t) if ref.n_frames == n > 1 else ref)
+
+
 def _csv_pair(path: Path, line: int, r: dict[str, str], pred: bool) -> Pair:
     """The pair of one PAIRS.csv row (``line``: its line number): files absolute and existing,
     case and phase from the cells or else from the image's name (:func:`read_pairs`)."""
@@ -86,8 +112,12 @@ def _csv_pair(path: Path, line: int, r: dict[str, str], pred: bool) -> Pair:
     phase = (r.get("phase") or "").upper() or None
     if phase not in (None, "ED", "ES"):
         raise MedsegError(f"{path} row {line}: phase must be ED or ES, got {phase!r}")
+    frame = r.get("frame") or None
+    if frame is not None and not (frame.isascii() and frame.isdigit()):
+        raise MedsegError(f"{path} row {line}: frame must be a frame number of the image, from 0 as segment --frames numbers them, got {frame!r}")
     cid = case_id(files[0])
-    pair = Pair(files[0], files[1], r.get("case") or cid or files[0].name, phase, prediction=files[2] if pred else None, case_id=cid)
+    pair = Pair(files[0], files[1], r.get("case") or cid or files[0].name, phase, prediction=files[2] if pred else None, case_id=cid,
+                frame=int(frame) if frame is not None else None)
     if not r.get("case"):  # named as folder mode names it: the _ED / _ES part of the name gives the phase
         named = _with_phase(pair)
         pair = replace(named, phase=phase or named.phase)

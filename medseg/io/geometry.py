@@ -306,9 +306,9 @@ def check_same_grid(image: Volume, labels: Volume, what: str, atol_mm: float = 1
             f"(max affine difference {diff:.4g} mm){hint}"
         )
     if labels.n_frames not in (1, image.n_frames):
-        raise GeometryError(
-            f"{what}: labels have {labels.n_frames} frames but the image has {image.n_frames} (allowed: 1 or {image.n_frames})"
-        )
+        do = ("give the cine they segment as the image, or the labels of this frame alone" if image.n_frames == 1
+              else f"allowed: 1 or {image.n_frames}; give the labels of this image's frames, or of one frame")
+        raise GeometryError(f"{what}: labels have {labels.n_frames} frames but the image has {image.n_frames} ({do})")
     if labels.meta.get("format") == "dicom-seg" and image.n_frames > 1:
         # one-frame labels stand for every frame of a cine; a SEG segments one phase's images
         raise GeometryError(
