@@ -12,13 +12,16 @@ ring to the epicardial one; :func:`medseg.io.contours.contour_labels`), and ``pa
 it with the DICOM folder; a patient with two contoured frames gets ``phase`` ED (the frame of
 the larger contoured LV) and ES, so evaluate also reports EF, EDV and mass errors. Evaluate
 scores a structure in the frames whose reference holds it: Sunnybrook outlines the epicardium
-at ED only, so myo is scored at ED.
+at ED only, so myo is scored at ED. A study whose epicardial contours do not enclose the
+endocardial ones (misplaced: another patient's o-contours) gets a ``warning:`` line; its
+reference is still written.
 """
 
 from __future__ import annotations
 
 import csv
 import sys
+import warnings
 from pathlib import Path
 
 
@@ -28,7 +31,7 @@ def main(root: str | Path, out: str | Path) -> list[dict[str, str]]:
 
     from medseg._files import atomic_path
     from medseg.io import read_volume, write_labels
-    from medseg.io.contours import contour_labels
+    from medseg.io.contours import ContourWarning, contour_labels
     from medseg.io.writers import seg_frame_path
 
     root, out = Path(root), Path(out)
@@ -36,7 +39,14 @@ def main(root: str | Path, out: str | Path) -> list[dict[str, str]]:
     rows: list[dict[str, str]] = []
     for pid, original in links:
         image = read_volume(root / "dicoms" / pid)
-        labels = contour_labels(image, root / "contourfiles" / original)
+        with warnings.catch_warnings(record=True) as caught:  # an epicardium that misses the endocardium: said, not refused
+            warnings.simplefilter("always", ContourWarning)
+            labels = contour_labels(image, root / "contourfiles" / original)
+        for w in caught:
+            if issubclass(w.category, ContourWarning):
+                print(f"warning: {pid}: {w.message}", file=sys.stderr)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         write_labels(labels.array, image, out / f"{pid}.dcm", labels.meta["label_map"],
                      provenance={"source": "expert contours", "contours": str(root / "contourfiles" / original)})
         frames = [t for t in range(image.n_frames) if labels.array[t].any()]

@@ -221,14 +221,33 @@ def identity_notes(rec: RecordedSession, loaded: Any) -> list[str]:
     return out
 
 
+def recorded_frame_pick(rec: RecordedSession) -> dict[str, Any] | None:
+    """The ``frame_pick`` (ED and ES that ``segment --frames ed,es`` found) ``rec`` records, None
+    when it records none or one not of :func:`medseg.frame_pick.pick_ed_es`'s form (hand-edited)."""
+    pick, frames = rec.provenance.get("frame_pick"), (rec.provenance.get("settings") or {}).get("frames")
+    if not isinstance(pick, Mapping) or not isinstance(frames, list):
+        return None
+
+    def ints(v: Any) -> bool:
+        return isinstance(v, list) and bool(v) and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v)
+
+    number = (int, float)
+    ok = ints([pick.get("ed"), pick.get("es")]) and ints(pick.get("slices")) and isinstance(pick.get("seconds"), number) \
+        and not isinstance(pick.get("seconds"), bool) and {pick["ed"], pick["es"]} <= set(frames)
+    return dict(pick) if ok else None
+
+
 def replay_sidecar(volume: Volume, model: Any, rec: RecordedSession, progress: Callable[..., None] | None = None,
-                   min_confidence: float | None = None, confidence: bool = True):
+                   min_confidence: float | None = None, confidence: bool = True, frame_pick: bool = True):
     """Replay ``rec`` onto ``volume`` with a loaded ``model``: a
     :class:`medseg.segment.SegmentResult` as :func:`medseg.segment.segment_volume` gives it
     (labels ``(T, Z, Y, X)`` in the recorded label map's values, scores, confidence, review,
     provenance whose ``actions`` are the recorded ones). ``min_confidence``: None takes the
     recorded one; structures below it are handed over again (the clears ``--min-confidence``
-    added are not replayed but redone, so a replay reports them as the original run did)."""
+    added are not replayed but redone, so a replay reports them as the original run did).
+    ``frame_pick``: carry the recorded ED and ES (:func:`recorded_frame_pick`) into the provenance,
+    as the original run wrote them (not found again: the replay segments the recorded frames);
+    False for another image than the recorded one, where they were not found."""
     import time
 
     from .segment import session_result
@@ -242,5 +261,8 @@ def replay_sidecar(volume: Volume, model: Any, rec: RecordedSession, progress: C
     session.replay(actions, progress=step)
     recorded = rec.provenance.get("settings")
     settings = {**(dict(recorded) if isinstance(recorded, Mapping) else {}), "min_confidence": cut}
-    return session_result(session, settings, t0, progress, confidence, cut)
+    result = session_result(session, settings, t0, progress, confidence, cut)
+    if frame_pick and (pick := recorded_frame_pick(rec)) is not None:
+        result.provenance["frame_pick"] = pick
+    return result
 

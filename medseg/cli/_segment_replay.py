@@ -60,7 +60,7 @@ def run_replay(image: Path, out: Path, replay: Path, other_image: bool, model: s
     from ..io import sidecar_path
     from ..io.readers import check_modality
     from ..models import load_model
-    from ..replay_sidecar import check_image, check_recorded, identity_notes, model_choice, read_recorded_session, replay_sidecar
+    from ..replay_sidecar import check_image, check_recorded, identity_notes, model_choice, read_recorded_session, recorded_frame_pick, replay_sidecar
     from ..review import asked_in_log
     from .segment_cmd import _with_progress, finish_segment, read_image
 
@@ -73,11 +73,16 @@ def run_replay(image: Path, out: Path, replay: Path, other_image: bool, model: s
     if modality is None and p.get("modality_from") == "--modality" and isinstance(p.get("modality"), str):
         modality = check_modality(p["modality"])  # as it was segmented
     vol = read_image(image, out, series, modality, _recorded_spacing(p))
+    image_notes = check_image(rec, image, other_image)  # none: the image's sha256 is the one recorded
     try:
-        notes = check_recorded(rec, vol, check_image(rec, image, other_image))
+        notes = check_recorded(rec, vol, image_notes)
     except PromptError as e:  # an action outside this image, hand-edited or unknown
         raise PromptError(f"--replay {shown(rec.path.name)}: {e}") from None
     model_spec, adapter_spec, more = model_choice(rec, model, adapter)
+    same_image = not image_notes
+    if not same_image and (pick := recorded_frame_pick(rec)) is not None:  # ED and ES of another image: not carried
+        more.append(f"ED frame {pick['ed']} and ES frame {pick['es']} were found on the recorded image: replayed as those frame "
+                    "numbers, not found again on this one (the sidecar records no frame_pick)")
     try:
         loaded = load_model(model_spec, device=device, adapter=adapter_spec)
     except CheckpointError as e:
@@ -94,7 +99,8 @@ def run_replay(image: Path, out: Path, replay: Path, other_image: bool, model: s
     for note in notes + more + identity_notes(rec, loaded):
         console.print(f"note: {shown(note)}", markup=False, highlight=False)
     try:
-        result = _with_progress(lambda cb: replay_sidecar(vol, loaded, rec, progress=cb, min_confidence=min_confidence))
+        result = _with_progress(lambda cb: replay_sidecar(vol, loaded, rec, progress=cb, min_confidence=min_confidence,
+                                                           frame_pick=same_image))
     except MedsegError as e:  # an action that fails as it runs (the session's own error, naming the action)
         raise type(e)(f"--replay {shown(rec.path.name)}: {e}") from None
     source = {"replayed_from": str(rec.path.resolve()), "replayed_from_sha256": rec.sha256}

@@ -13,6 +13,7 @@ segmentation against them; ``examples/sunnybrook_references.py`` writes them for
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,12 @@ from .volume import Volume
 #: contour sub-folder -> the structure its polygons outline (the filled area labelled)
 CONTOUR_FOLDERS = {"o-contours": "myo", "i-contours": "lv"}
 _NAME = re.compile(r"^[^-]+-[^-]+-(\d+)-([io])contour", re.IGNORECASE)
+#: the least share of an endocardial polygon's area inside its epicardial one (less: misplaced contours)
+ENCLOSED_MIN = 0.9
+
+
+class ContourWarning(UserWarning):
+    """Expert contours that do not fit together (an epicardium that does not enclose its endocardium)."""
 
 
 def is_contour_folder(path: str | Path) -> bool:
@@ -131,5 +138,30 @@ def contour_labels(image: Volume, folder: str | Path, label_map: LabelMap | str 
         for sub, name in CONTOUR_FOLDERS.items():  # myo first, lv inside it
             if sub[0] in polys:
                 labels[t, z][polygon_mask(polys[sub[0]], image.grid_shape[1:])] = lmap[name]
+    _warn_unenclosed(contours, image.grid_shape[1:], folder)
     meta = {"format": "contours", "path": str(folder), "label_map": dict(lmap.values)}
     return image.with_array(labels, meta=meta)
+
+
+def unenclosed(contours: dict[int, dict[str, np.ndarray]], shape: tuple[int, int]) -> dict[int, float]:
+    """``{image number: share of the endocardial area inside the epicardial polygon}`` of the
+    images whose share is under :data:`ENCLOSED_MIN` (the epicardium does not enclose the
+    endocardium: contours of another image or patient, or shifted)."""
+    out = {}
+    for n, polys in sorted(contours.items()):
+        if "i" in polys and "o" in polys:
+            inner = polygon_mask(polys["i"], shape)
+            if inner.any() and (share := float((inner & polygon_mask(polys["o"], shape)).sum() / inner.sum())) < ENCLOSED_MIN:
+                out[n] = share
+    return out
+
+
+def _warn_unenclosed(contours: dict[int, dict[str, np.ndarray]], shape: tuple[int, int], folder: str | Path) -> None:
+    """One :class:`ContourWarning` per folder naming the images whose epicardium misses the endocardium."""
+    bad = unenclosed(contours, shape)
+    if bad:
+        both = sum("i" in p and "o" in p for p in contours.values())
+        said = ", ".join(f"{n} ({100 * v:.0f} %)" for n, v in list(bad.items())[:5]) + (" ..." if len(bad) > 5 else "")
+        warnings.warn(f"{folder}: in {len(bad)} of {both} image(s) with both contours the epicardial contour does not enclose the "
+                      f"endocardial one (share of the endocardium inside it: {said}; expected >= {100 * ENCLOSED_MIN:.0f} %): "
+                      "the myo reference is misplaced (check the o-contours belong to this patient)", ContourWarning, stacklevel=3)

@@ -340,6 +340,9 @@ def model_change(b: Visit, f: Visit) -> str | None:
 def cautions(b: Visit, f: Visit) -> list[str]:
     """Lines saying why the change between ``b`` and ``f`` may not be real."""
     out = []
+    if bool(b.patient_id) != bool(f.patient_id):  # a NIfTI report against a DICOM one: paired as given, no id to check
+        has, lacks = ("baseline", "follow-up") if b.patient_id else ("follow-up", "baseline")
+        out.append(f"the {lacks} records no patient id: check it is the same patient as the {has} ({b.patient_id or f.patient_id})")
     if change := model_change(b, f):
         out.append(change)
     elif (b.models is None) != (f.models is None) or (b.models == []) != (f.models == []):
