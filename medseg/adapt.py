@@ -68,11 +68,14 @@ def read_labelled_pair(pair: Pair, label_map: LabelMap, notes: list[str] | None 
     from .io import check_same_grid, read_label_volume, read_volume
     from .io.seg_reader import in_label_map, onto_image_stack, seg_phase
     from .measure.report import check_reference_lv
+    from .pairs import reference_frame
     from .preprocess import hounsfield_problem, normalize_intensity
 
     vol = read_volume(pair.image, series=pair.series, modality=pair.modality)
     ref = onto_image_stack(vol, in_label_map(read_label_volume(pair.label), label_map))
-    t = seg_phase(vol, ref)  # a SEG of one phase of a cine: train on that frame
+    # the frame the labels segment: the pairs' frame column or a SEG of one phase of a cine (one-frame
+    # labels of a cine naming neither are refused: copied to every frame, ED's labels were taught on ES)
+    t, ref = reference_frame(pair, vol, ref, seg_phase(vol, ref))
     vol = vol.phase(t) if t is not None else vol
     check_same_grid(vol, ref, f"labels of {pair.case}")
     missing, unknown = label_map.fit(ref.array)

@@ -143,6 +143,8 @@ def case_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     names = list(result["summary"]["dice"])
     for c in result["cases"]:
         row: dict[str, Any] = {"case": c["case"], "phase": c.get("phase") or ""}
+        if "frame" in c:  # the frame of a cine image the case's one-frame reference segments (PAIRS.csv's frame column)
+            row["frame"] = c["frame"]
         for n in names:
             row[f"dice.{n}"] = _cell(c["dice"].get(n))
         for unit in ("hd95_mm", "hd95_px"):

@@ -137,3 +137,23 @@ def test_frame_column_with_the_model_on_the_cine(cine, tmp_path):
         results.append(_scores(json.loads(out.read_text())))
     (dice, clin), (dice_w, clin_w) = results
     assert dice == pytest.approx(dice_w, abs=1e-6) and clin == pytest.approx(clin_w, abs=1e-6, nan_ok=True)
+
+
+def test_adapt_reads_a_cine_pair_as_evaluate_does(cine):
+    """`adapt` / `train --pairs` read pairs by read_labelled_pair, which copied one-frame labels to
+    every frame of a cine image (ED's labels taught on the ES image): refused without a frame
+    column; with it, that frame of the image and its labels alone."""
+    from medseg.adapt import read_labelled_pair
+    from medseg.labels import LabelMap
+
+    d, ed, es = cine
+    lm = LabelMap.parse(SPEC)
+    rows = ["image,label,case,phase", "p1.nii.gz,p1_ES_gt.nii.gz,p1,ES"]
+    (pair,) = read_pairs(_csv(d, "adapt_noframe.csv", rows))
+    with pytest.raises(GeometryError, match="add a 'frame' column"):
+        read_labelled_pair(pair, lm)
+    (pair,) = read_pairs(_csv(d, "adapt_frame.csv", ["image,label,case,phase,frame", f"p1.nii.gz,p1_ES_gt.nii.gz,p1,ES,{es}"]))
+    vol, norm, lab, held = read_labelled_pair(pair, lm)
+    (own,) = read_pairs(_csv(d, "adapt_own.csv", ["image,label,case,phase", "p1_ES.nii.gz,p1_ES_gt.nii.gz,p1,ES"]))
+    vol_own, norm_own, lab_own, _ = read_labelled_pair(own, lm)
+    assert vol.n_frames == 1 and np.array_equal(lab, lab_own) and np.allclose(norm, norm_own) and held == {"lv", "myo", "rv"}
