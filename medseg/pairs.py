@@ -51,7 +51,7 @@ def read_pairs(path: str | Path, left_out: list[str] | None = None, notes: list[
     header = [h.strip().lower() for h in table[0]] if table else []
     rows = [(i + 1, dict(zip(header, (c.strip() for c in row)))) for i, row in enumerate(table[1:], start=1) if any(c.strip() for c in row)]
     if not rows:
-        raise MedsegError(f"{path}: no rows (expected a header image,label[,case,phase] and one row per pair)")
+        raise MedsegError(f"{path}: no rows (expected a header image,label[,case,phase,frame] and one row per pair)")
     if not {"image", "label"} <= set(header):
         raise MedsegError(f"{path}: needs columns 'image' and 'label', found {', '.join(header)}")
     has_pred = [bool(r.get("prediction")) for _, r in rows]
@@ -60,7 +60,7 @@ def read_pairs(path: str | Path, left_out: list[str] | None = None, notes: list[
     pairs, seen = [], {}
     for (line, r), pred in zip(rows, has_pred):
         pair = _csv_pair(path, line, r, pred)
-        for key, what in (((pair.image.resolve(), pair.label.resolve(), pair.case, pair.phase), "the same image, labels and case"),
+        for key, what in (((pair.image.resolve(), pair.label.resolve(), pair.case, pair.phase, pair.frame), "the same image, labels and case"),
                           ((nfc(pair.case), pair.phase) if pair.phase else None, f"case {pair.case} {pair.phase}")):
             if key is not None and key in seen:
                 hint = "; name the cases in a 'case' column" if len(key) == 2 and not r.get("case") else ""
@@ -84,7 +84,7 @@ def reference_frame(pair: Pair, cine, ref, seg_t: int | None):
     if t is None:
         if seg_t is None and n > 1 and ref.n_frames == 1 and ref.meta.get("format") != "dicom-seg":  # a SEG: the grid check says it
             raise GeometryError(f"labels of case {pair.case} ({Path(pair.label).name}) have 1 frame and the image ({Path(pair.image).name}) "
-                                f"has {n}: add a 'frame' column to the pairs CSV naming the frame they segment (0 to {n - 1}, as "
+                                f"has {n}: add a 'frame' column to a pairs CSV (a folder of pairs: write one) naming the frame they segment (0 to {n - 1}, as "
                                 "segment --frames numbers them), or give that frame's own 3-D image")
         return seg_t, ref
     if t >= n:

@@ -13,7 +13,7 @@ from ._app import app, console, progress_bar
 
 @app.command("adapt")
 def adapt_command(
-    pairs: Path = typer.Option(..., "--pairs", help="Training CSV with columns image,label, or a folder of images with their labels beside them (C.nii.gz + C_gt.nii.gz; also _labels, _label, _seg, _segmentation, _mask, _manual)."),
+    pairs: Path = typer.Option(..., "--pairs", help="Training CSV with columns image,label (and frame: the frame of a cine image one-frame labels segment, from 0), or a folder of images with their labels beside them (C.nii.gz + C_gt.nii.gz; also _labels, _label, _seg, _segmentation, _mask, _manual)."),
     val: Path | None = typer.Option(None, "--val", help="Validation CSV or folder, as --pairs (early stopping, before/after Dice)."),
     label_map: str | None = typer.Option(None, "--label-map", help="Label values of the label files, e.g. 'lv=3,myo=2,rv=1', or a file (JSON, ITK-SNAP .txt/.label, nnU-Net dataset.json); "
                                          "may be left out when every label file names its structures (DICOM SEG, medseg sidecar JSON)."),

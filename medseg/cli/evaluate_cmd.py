@@ -110,8 +110,9 @@ def evaluate_command(
     dice = ", ".join(f"{k} {v:.3f}" for k, v in s["dice"].items())
     how = f"labels in {shown(predicted)}" if predicted else ("the pairs' predictions" if scoring else f"prompt={prompt}")
     how += f" against the reference labels of {shown(pairs)}" if scoring else ""
-    studies = len({c["case"] for c in result["cases"]})  # a case is a volume (a study's ED or ES); "8 cases" read as 8 studies
-    scored = f"{s['n_cases']} volume{'' if s['n_cases'] == 1 else 's'}" + (f" ({studies} stud{'y' if studies == 1 else 'ies'})" if studies < s["n_cases"] else "")
+    # a case is a volume (a study's ED or ES, an echo view): "8 cases" read as 8 studies; how many studies the clinical
+    # errors grouped them into (frames, views, phases) is said on their own line
+    scored = f"{s['n_cases']} volume{'' if s['n_cases'] == 1 else 's'}"
     console.print(f"{scored}, {how}: Dice {dice}; wrote {shown(out)}", markup=False)
     if trained:
         console.print(f"note: {len(trained)} of the {len({r.case for r in rows})} cases are named as volumes the adapter was trained on "

@@ -112,7 +112,10 @@ def source_record(train: list[Pair], val: list[Pair], label_map: LabelMap, modal
 
 def signature(train: list[Pair], val: list[Pair], label_map: LabelMap) -> list:
     """The files and map a pack was made from: a pack in OUT made from the same is used again."""
-    return [[[str(p.image), str(p.label)] for p in train], [[str(p.image), str(p.label)] for p in val], label_map.to_dict()]
+    def files(p: Pair) -> list:  # and the frame of a cine a row's labels segment (PAIRS.csv's frame column), when given
+        return [str(p.image), str(p.label)] + ([p.frame] if p.frame is not None else [])
+
+    return [[files(p) for p in train], [files(p) for p in val], label_map.to_dict()]
 
 
 def pack_source(path) -> dict[str, Any] | None:

@@ -157,3 +157,23 @@ def test_adapt_reads_a_cine_pair_as_evaluate_does(cine):
     (own,) = read_pairs(_csv(d, "adapt_own.csv", ["image,label,case,phase", "p1_ES.nii.gz,p1_ES_gt.nii.gz,p1,ES"]))
     vol_own, norm_own, lab_own, _ = read_labelled_pair(own, lm)
     assert vol.n_frames == 1 and np.array_equal(lab, lab_own) and np.allclose(norm, norm_own) and held == {"lv", "myo", "rv"}
+
+
+def test_two_frames_of_one_reference_are_two_pairs_and_a_pack_knows_its_frames(cine, tmp_path):
+    """Rows of one cine and one all-frames reference differing by their frame were refused as
+    repeats ("each would be counted twice"); `train --pairs` took a pack made for frame 2 as
+    the pack of the same pairs given frame 4 (its signature named the files only)."""
+    from medseg.training.pairs_pack import signature
+
+    d, ed, es = cine
+    rows = ["image,label,case,frame", f"p1.nii.gz,pred/p1.nii.gz,p1,{ed}", f"p1.nii.gz,pred/p1.nii.gz,p1,{es}"]
+    pairs = read_pairs(_csv(d, "two_frames.csv", rows))
+    assert [p.frame for p in pairs] == [ed, es]
+    lm = {"lv": 1, "myo": 2, "rv": 3}
+    from medseg.labels import LabelMap
+
+    one = read_pairs(_csv(d, "one_frame.csv", rows[:2]))
+    other = read_pairs(_csv(d, "other_frame.csv", [rows[0], rows[2]]))
+    assert signature(one, [], LabelMap.parse(lm)) != signature(other, [], LabelMap.parse(lm))
+    plain = read_pairs(_csv(d, "plain.csv", ["image,label,case", "p1_ED.nii.gz,p1_ED_gt.nii.gz,p1"]))
+    assert signature(plain, [], LabelMap.parse(lm))[0] == [[str(plain[0].image), str(plain[0].label)]]  # as before: older runs resume

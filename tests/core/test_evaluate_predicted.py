@@ -52,7 +52,7 @@ def test_batch_outputs_score_as_the_models_own_run(pairs, tmp_path, capsys):
     capsys.readouterr()
     assert run_cli(["evaluate", "--pairs", str(pairs / "pairs.csv"), "--label-map", SPEC, "--predicted", str(out), "-o", str(scored),
                     "--csv", str(tmp_path / "cases.csv")]) == 0
-    assert f"2 volumes (1 study), labels in {out}" in " ".join(capsys.readouterr().err.split())
+    assert f"2 volumes, labels in {out}" in " ".join(capsys.readouterr().err.split())
     a, b = (json.loads(p.read_text()) for p in (model_run, scored))
     assert [c["prediction"] for c in b["cases"]] == [str(out / "p1_ED.nii.gz"), str(out / "p1_ES.nii.gz")]
     # which labels were scored, by content: a prediction re-written later does not pass for the one scored
