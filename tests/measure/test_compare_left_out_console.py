@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_compare import _report
+from test_compare_echo import _folder
 
 from medseg.cli import run_cli
 
@@ -33,18 +34,6 @@ def reports(tmp_path_factory) -> dict[str, Path]:
     assert run_cli(["measure", str(a4c), "-o", str(out["echo"])]) == 0
     out["sa"], out["sa2"] = _report(tmp, "sa", seed=1, ef=0.6, sha=None), _report(tmp, "sa2", seed=1, ef=0.45, sha=None)
     return out
-
-
-def _folder(folder: Path, cases: dict[str, Path]) -> Path:
-    """A `medseg batch --measure` folder's tables, one cohort row per case from its report."""
-    from medseg._files import csv_text, write_json_atomic, write_text_atomic
-    from medseg.measure.export import report_row
-
-    rows = [{"case": c, "needs_review": False, **report_row(json.loads(p.read_text()))} for c, p in cases.items()]
-    folder.mkdir(parents=True)
-    write_text_atomic(folder / "cohort.csv", csv_text(list(dict.fromkeys(k for r in rows for k in r)), rows))
-    write_json_atomic(folder / "summary.json", {"settings": {"basal_rule": True}})
-    return folder
 
 
 def _said(tmp_path: Path, base: Path, follow: Path, capsys) -> tuple[list[str], dict]:
