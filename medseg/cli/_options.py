@@ -20,7 +20,7 @@ Frames = Annotated[str | None, typer.Option("--frames", metavar="LIST", help="Wi
 Structures = Annotated[str | None, typer.Option("--structures", help="Structures for --auto, e.g. 'lv,myo,la' for an apical echo PNG (default by modality: lv,myo,rv; ultrasound lv,myo,la; CT lv,myo,rv,la).")]
 Propagate = Annotated[bool, typer.Option("--propagate", help="Propagate every prompted structure from its slice.")]
 Through = Annotated[str, typer.Option("--through", help="Propagate through slices (z), frames (t) or both (zt).")]
-Model = Annotated[str, typer.Option("--model", help="default, sam_vit_b=PATH, medsam_vit_b=PATH, a checkpoint path or medseg train folder, "
+Model = Annotated[str, typer.Option("--model", help="default, sam_vit_b=PATH (sam_vit_l=, sam_vit_h=), medsam_vit_b=PATH, a checkpoint path or medseg train folder, "
                                                        "or the name of such a folder in $MEDSEG_HOME/models (medseg models lists them).")]
 Adapter = Annotated[str | None, typer.Option("--adapter", help="Adapter name (shipped, or in $MEDSEG_HOME/adapters) or folder.")]
 Device = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N (the GPU of that index); a GPU is used only when named.")]
