@@ -167,7 +167,9 @@ def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str | None, model, p
     from .measure.report import check_reference_lv
 
     cine = read_volume(pair.image, series=pair.series, modality=pair.modality)
-    ref = onto_image_stack(cine, in_label_map(read_label_volume(pair.label), label_map))
+    ref = in_label_map(read_label_volume(pair.label), label_map)
+    cine = _given_spacing(cine, pair, ref)  # a PNG's or a video's labels made with segment / batch --pixel-spacing: scored in mm
+    ref = _on_given_spacing(onto_image_stack(cine, ref), cine, pair.label)
     t, ref = reference_frame(pair, cine, ref, seg_phase(cine, ref))  # a SEG of one phase of a cine, a frame column: that frame is the case
     vol = cine.phase(t) if t is not None else cine
     check_same_grid(vol, ref, f"labels of case {pair.case}")
@@ -199,6 +201,8 @@ def _evaluate_pair(pair: Pair, label_map: LabelMap, prompt: str | None, model, p
         if unknown:  # a reader's extra class (scar): scored as background, said (the --predicted path says it too)
             not_in_map = {"reference": [f"value {v} ({n} voxels)" for v, n in _voxels_of(ref_arr, unknown).items()]}
     row = _score_case(pair, pred, ref_arr, label_map, vol, scored)
+    if vol.meta.get("spacing_given_by"):  # the image records none: the spacing its labels were segmented at
+        row.update(pixel_spacing_mm=[float(v) for v in vol.spacing[1:]], spacing_from=vol.meta["spacing_given_by"])
     if pair.frame is not None:
         row["frame"] = pair.frame
     drawn = {n: int(np.count_nonzero(pred == v)) for n, v in label_map.values.items() if not (ref_arr == v).any() and (pred == v).any()}
@@ -237,7 +241,7 @@ def _read_prediction(pair: Pair, cine, frame: int | None, label_map: LabelMap, p
     from .io.seg_reader import onto_image_stack
     from .io.writers import own_label_map
 
-    lab = onto_image_stack(cine, read_label_volume(pair.prediction))
+    lab = _on_given_spacing(onto_image_stack(cine, read_label_volume(pair.prediction)), cine, pair.prediction)
     own = own_label_map(pair.prediction, strict=predicted_map is None, flag="--predicted-label-map")  # a broken sidecar: the map given
     pmap = own[0] if own else (predicted_map or label_map)
     named = [n for n in label_map.names if n in pmap.values]
@@ -259,6 +263,44 @@ def _read_prediction(pair: Pair, cine, frame: int | None, label_map: LabelMap, p
     arr = arr if lab.n_frames == cine.n_frames else np.broadcast_to(arr, cine.shape)
     prov = (read_sidecar(pair.prediction) or {}).get("provenance")
     return arr, named, (prov if isinstance(prov, dict) else {}), _voxels_of(lab.array, unknown)
+
+
+def _given_spacing(cine, pair: Pair, ref):
+    """An image without pixel spacing (a PNG, a video; one slice) as its labels were segmented
+    from it: with the pixel spacing ``medseg segment`` / ``batch`` was given for the predicted
+    labels or the reference (their sidecars: ``--pixel-spacing``), so Dice's HD95 is in mm and
+    the clinical errors have volumes. Refused when the two record different ones, or the
+    prediction's differs from the reference's own spacing; any other image as it is."""
+    if cine.spacing_known or cine.n_slices != 1:
+        return cine
+    from .errors import GeometryError
+    from .io.geometry import recorded_pixel_spacing
+    from .io.volume import with_pixel_spacing
+
+    pred = recorded_pixel_spacing(pair.prediction) if pair.prediction is not None else None
+    given = recorded_pixel_spacing(pair.label)
+    ref_mm = given or ((float(ref.spacing[1]), float(ref.spacing[2])) if ref.spacing_known else None)
+    if pred is not None and ref_mm is not None and not np.allclose(pred, ref_mm, rtol=1e-4, atol=1e-9):
+        how = "segmented with --pixel-spacing" if given else "recorded in the file"
+        raise GeometryError(f"case {pair.case}: the predicted labels {Path(pair.prediction).name} were segmented with --pixel-spacing "
+                            f"{pred[0]:g},{pred[1]:g} mm (their sidecar) but the reference {Path(pair.label).name} is at "
+                            f"{ref_mm[0]:g},{ref_mm[1]:g} mm ({how}); the image {Path(pair.image).name} records none: segment it "
+                            f"again with --pixel-spacing {ref_mm[0]:g},{ref_mm[1]:g}")
+    if pred is None and given is None:
+        return cine
+    spaced = with_pixel_spacing(cine, pred or given, str(pair.image))
+    by = f"{'predicted' if pred is not None else 'reference'} labels' sidecar (segment --pixel-spacing)"
+    return spaced.with_array(spaced.array, meta={**spaced.meta, "spacing_given_by": by})
+
+
+def _on_given_spacing(labels, cine, path):
+    """Labels without pixel spacing (a PNG mask, labels of a PNG written as NIfTI) of an image
+    given one by :func:`_given_spacing`: given the same (their pixels are the image's)."""
+    from .io.volume import GIVEN_SPACING, with_pixel_spacing
+
+    if cine.meta.get("spacing_from") != GIVEN_SPACING or labels.spacing_known or labels.n_slices != 1:
+        return labels
+    return with_pixel_spacing(labels, cine.spacing[1:], str(path))
 
 
 def _voxels_of(arr: np.ndarray, values: list[int]) -> dict[int, int]:

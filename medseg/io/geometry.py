@@ -7,7 +7,8 @@ DICOM and ITK (SimpleITK, MHA/MHD/NRRD) use **LPS+** world coordinates; RAS = LP
 first two world axes negated. nibabel uses RAS and stores arrays as ``[x, y, z, t]``. Every
 LPS<->RAS flip and every axis transpose between those libraries and medseg lives here.
 
-This module imports only numpy; the SimpleITK image passed to :func:`affine_from_sitk` is used
+This module imports only numpy (a labels' medseg sidecar is read, lazily, by
+:func:`recorded_pixel_spacing`); the SimpleITK image passed to :func:`affine_from_sitk` is used
 through its methods only.
 """
 
@@ -290,21 +291,26 @@ def check_same_grid(image: Volume, labels: Volume, what: str, atol_mm: float = 1
 
     Compares the (Z, Y, X) shapes and the affines (``atol_mm`` mm absolute, ``rtol`` relative;
     for an image without geometry of its own, a PNG or a clip, :func:`same_placement` also takes
-    the x/y mirror earlier medseg placed it at). ``labels`` may have one frame (T = 1) for a multi-frame image, or the same T.
-    ``what`` names the label input in the message (e.g. a file name).
+    the x/y mirror earlier medseg placed it at). An image without pixel spacing (PNG, video,
+    DICOM without PixelSpacing) is compared as the labels were segmented from it: with the pixel
+    spacing ``medseg segment`` / ``batch`` was given for them (:func:`with_labels_spacing`).
+    ``labels`` may have one frame (T = 1) for a multi-frame image, or the same T.
+    ``what`` names the label input in the message (e.g. a file name); with equal shapes it says
+    what differs (spacing, origin, direction: :func:`grid_difference`).
     """
     image, labels = require_volume(image, "image"), require_volume(labels, what)
-    same_shape = image.grid_shape == labels.grid_shape
-    same_aff = same_placement(image, labels, atol_mm, rtol)
-    if not (same_shape and same_aff):
-        diff = float(np.max(np.abs(labels.affine - image.affine)))
+    if not _same_grid(image, labels, atol_mm, rtol):
+        image = with_labels_spacing(image, labels)
+    if not _same_grid(image, labels, atol_mm, rtol):
         hint = ("; the labels hold the same grid with their axes flipped or reordered: save them on the image's voxel order"
                 if _same_world_box(image, labels, atol_mm) else _placed_since_hint(image, labels))
-        raise GeometryError(
-            f"{what}: grid does not match the image: labels (Z,Y,X) {labels.grid_shape} spacing "
-            f"{_fmt(labels.spacing)} mm vs image {image.grid_shape} spacing {_fmt(image.spacing)} mm "
-            f"(max affine difference {diff:.4g} mm){hint}"
-        )
+        if image.grid_shape != labels.grid_shape:
+            diff = float(np.max(np.abs(labels.affine - image.affine)))
+            said = (f"labels (Z,Y,X) {labels.grid_shape} spacing {_fmt(labels.spacing)} mm vs image {image.grid_shape} spacing "
+                    f"{_fmt(image.spacing)} mm (max affine difference {diff:.4g} mm)")
+        else:
+            said = f"same (Z,Y,X) {labels.grid_shape}, but {grid_difference(image, labels, atol_mm, rtol)}"
+        raise GeometryError(f"{what}: grid does not match the image: {said}{hint}")
     if labels.n_frames not in (1, image.n_frames):
         do = ("give the cine they segment as the image, or the labels of this frame alone" if image.n_frames == 1
               else f"allowed: 1 or {image.n_frames}; give the labels of this image's frames, or of one frame")
@@ -315,6 +321,83 @@ def check_same_grid(image: Volume, labels: Volume, what: str, atol_mm: float = 1
             f"{what}: a DICOM SEG holds one cardiac phase and the image has {image.n_frames} frames; "
             "pair the SEG with that phase's images (a series or file of that phase alone)"
         )
+
+
+def _same_grid(image: Volume, labels: Volume, atol_mm: float, rtol: float) -> bool:
+    return image.grid_shape == labels.grid_shape and same_placement(image, labels, atol_mm, rtol)
+
+
+def grid_difference(image: Volume, labels: Volume, atol_mm: float = 1e-3, rtol: float = 1e-4) -> str:
+    """What differs between the grids of ``labels`` and ``image``, with the values, for a one-line
+    error: "(Z,Y,X) (7, 224, 224) vs image (1, 224, 224)"; for equal shapes, each of "spacing (1,
+    0.3, 0.3) mm vs image (1, 1, 1) mm (the image records none ...)", "origin [..] vs image [..]
+    mm (RAS)" and "direction (..) vs image (..)" that differs."""
+    if image.grid_shape != labels.grid_shape:
+        return f"(Z,Y,X) {labels.grid_shape} vs image {image.grid_shape}"
+    a, b = np.asarray(labels.affine, dtype=np.float64), np.asarray(image.affine, dtype=np.float64)
+    out = []
+    if not np.allclose(labels.spacing, image.spacing, atol=1e-6, rtol=rtol):
+        none = ("" if image.spacing_known else " (the image records none, and no medseg sidecar beside the labels says "
+                "segment was given --pixel-spacing for it)")
+        out.append(f"spacing {_fmt(labels.spacing)} mm vs image {_fmt(image.spacing)} mm{none}")
+    if not np.allclose(a[:3, 3], b[:3, 3], atol=atol_mm, rtol=rtol):
+        out.append(f"origin {_plain(a[:3, 3])} vs image {_plain(b[:3, 3])} mm (RAS)")
+    da, db = a[:3, :3] / np.linalg.norm(a[:3, :3], axis=0), b[:3, :3] / np.linalg.norm(b[:3, :3], axis=0)
+    if not np.allclose(da, db, atol=ORIENTATION_ATOL):
+        out.append(f"direction {_matrix(da)} vs image {_matrix(db)} (RAS axis directions, columns x y z)")
+    return "; ".join(out) or f"affines differ by up to {float(np.max(np.abs(a - b))):.4g} mm"
+
+
+def _matrix(m: np.ndarray) -> str:
+    """A 3 x 3 direction matrix row by row, 3 digits: "(-1 0 0; 0 -1 0; 0 0 1)" (no "-0")."""
+    return "(" + "; ".join(" ".join(f"{v:.3g}" for v in row) for row in np.round(np.asarray(m, dtype=np.float64), 3) + 0.0) + ")"
+
+
+def given_pixel_spacing(labels: Volume) -> tuple[float, float] | None:
+    """The (row, column) mm pixel spacing a user gave medseg for the image ``labels`` segment:
+    ``--pixel-spacing`` in this run (``meta["spacing_from"]``,
+    :func:`medseg.io.volume.with_pixel_spacing`), or when ``medseg segment`` / ``batch`` wrote
+    them (their sidecar: :func:`recorded_pixel_spacing`, the file's own spacing too); None for
+    any other (a spacing of the file's own, none)."""
+    from .volume import GIVEN_SPACING
+
+    if not labels.spacing_known:
+        return None
+    row_col = (float(labels.spacing[1]), float(labels.spacing[2]))
+    if labels.meta.get("spacing_from") == GIVEN_SPACING:
+        return row_col
+    recorded = recorded_pixel_spacing(labels.meta.get("path"))
+    return row_col if recorded is not None and np.allclose(recorded, row_col, rtol=1e-4, atol=1e-9) else None
+
+
+def recorded_pixel_spacing(path: Any) -> tuple[float, float] | None:
+    """The (row, column) mm pixel spacing the medseg sidecar of the label file ``path`` records
+    ``segment`` / ``batch`` was given (``provenance.spacing_from`` "--pixel-spacing",
+    ``pixel_spacing_mm``); None without one (no path, no sidecar, another spacing source)."""
+    if not path:
+        return None
+    from .volume import GIVEN_SPACING
+    from .writers import read_sidecar
+
+    prov = (read_sidecar(path) or {}).get("provenance")
+    mm = prov.get("pixel_spacing_mm") if isinstance(prov, dict) and prov.get("spacing_from") == GIVEN_SPACING else None
+    if not (isinstance(mm, list) and len(mm) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in mm)):
+        return None
+    return (float(mm[0]), float(mm[1])) if all(np.isfinite(v) and v > 0 for v in mm) else None
+
+
+def with_labels_spacing(image: Volume, labels: Volume, what: str = "image") -> Volume:
+    """``image`` as ``labels`` were segmented from it: one without pixel spacing (PNG, video,
+    DICOM without PixelSpacing; one slice) given the spacing that ``--pixel-spacing`` gave
+    them (:func:`given_pixel_spacing`); any other image as it is."""
+    if image.spacing_known or image.n_slices != 1:
+        return image
+    row_col = given_pixel_spacing(labels)
+    if row_col is None:
+        return image
+    from .volume import with_pixel_spacing
+
+    return with_pixel_spacing(image, row_col, what)
 
 
 def _placed_since_hint(image: Volume, labels: Volume) -> str:

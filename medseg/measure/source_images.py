@@ -43,14 +43,14 @@ def overlay_images(paths: list, vol: Any, frames: dict[str, int]) -> dict[str, n
     frame of a cine that labels of one phase segment)."""
     if len(paths) > len(frames):
         raise MedsegError(f"got {len(paths)} --image files for {len(frames)} phase(s)")
-    from ..io.geometry import same_placement
+    from ..io.geometry import grid_difference, same_placement
 
     pairs = [p if isinstance(p, tuple) else (p, None, None) for p in paths]
     imgs = [_like_labels(_read_image(p, series), vol, p) for p, series, _ in pairs]
     paths = [p for p, _, _ in pairs]
     for p, img in zip(paths, imgs):
         if img.grid_shape != vol.grid_shape or not same_placement(img, vol):  # a PNG beside labels on its earlier placement too
-            raise GeometryError(f"--image {p} is not on the labels' grid ({img.grid_shape} vs {vol.grid_shape}, or affines differ)")
+            raise GeometryError(f"--image {p} is not on the labels' grid: {grid_difference(img, vol)}")
     from ..review import display_array
 
     arrays = [display_array(img) for img in imgs]  # a CT in its cardiac window
@@ -88,12 +88,28 @@ def sidecar_confidence(report: dict) -> dict[str, Any]:
 
 
 def _like_labels(img: Any, vol: Any, path: Path) -> Any:
-    """An image without pixel spacing (a PNG) under labels measured with ``--pixel-spacing``: given the same."""
-    from ..io.volume import GIVEN_SPACING, with_pixel_spacing
+    """The image as the labels read it: a 3-D file's slices as the frames of one view when the
+    labels are read so (``measure --clip``), and an image without pixel spacing (a PNG, a video)
+    under labels given one (``--pixel-spacing`` to this run, or to ``segment`` / ``batch`` that
+    wrote them: their sidecar) given the same."""
+    from ..io.geometry import with_labels_spacing
 
-    if img.spacing_known or vol.meta.get("spacing_from") != GIVEN_SPACING or img.n_slices != 1:
+    return with_labels_spacing(_as_clip_like(img, vol, path), vol, f"--image {path}")
+
+
+def _as_clip_like(img: Any, vol: Any, path: Path) -> Any:
+    """Under labels whose 3-D file ``measure --clip`` read as one view over the cycle
+    (``meta["clip_from_slices"]``), a 3-D image (``*_half_sequence.nii.gz``) read so too:
+    its (1, Z, Y, X) slices as (Z, 1, Y, X) frames; other images as they are."""
+    if not vol.meta.get("clip_from_slices") or img.n_frames != 1 or img.n_slices < 2:
         return img
-    return with_pixel_spacing(img, vol.spacing[1:], f"--image {path}")
+    if img.n_slices != vol.n_frames:
+        raise GeometryError(f"--image {path} has {img.n_slices} slices and the clip labels {vol.n_frames} frames (--clip reads a "
+                            "3-D file's slices as frames): give the clip the labels segment")
+    from ..io import Volume
+
+    return Volume(array=img.array[0][:, None], affine=img.affine, frame_times_s=None, modality=img.modality,
+                  spacing_known=img.spacing_known, meta={**img.meta, "clip_from_slices": True})
 
 
 def _read_image(path: Path, series: str | None = None) -> Any:
