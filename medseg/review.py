@@ -148,8 +148,13 @@ def measurement_flags(report: dict[str, Any], segmented: set[str] | None = None)
     about a structure that was not segmented at all (``segmented`` given) are dropped."""
     out = [dict(f, level=f.get("level", "measurement")) for f in report.get("flags", [])
            if f.get("code") in REVIEW_CODES and (segmented is None or f.get("structure") in (None, *segmented))]
+    # one apical view over time stored as a stack (CAMUS *_half_sequence): its "LV mass" sums frames of a long-axis view, no
+    # short-axis mass to judge; the note (informational, not a review code) says what the stack looks like and how to measure it
+    phase_flags = [f for p in (report.get("phases") or {}).values() if isinstance(p, dict) for f in p.get("flags") or []]
+    long_axis = [dict(f, level="measurement") for f in [*report.get("flags", []), *phase_flags] if f.get("code") == "long_axis_stack"][:1]
+    out += long_axis
     mass = report.get("lv_mass_g")
-    if mass is not None and np.isfinite(mass) and not MASS_RANGE_G[0] <= mass <= MASS_RANGE_G[1]:
+    if not long_axis and mass is not None and np.isfinite(mass) and not MASS_RANGE_G[0] <= mass <= MASS_RANGE_G[1]:
         out.append(_flag("lv_mass_implausible", f"LV mass {mass:.0f} g is outside {MASS_RANGE_G[0]:.0f}-{MASS_RANGE_G[1]:.0f} g", level="measurement", value=round(float(mass), 1)))
     phases = [("", report.get("volumes_ml") or {})] + [(f"{ph.upper()} ", p.get("volumes_ml") or {}) for ph, p in (report.get("phases") or {}).items()]
     seen = set()

@@ -131,6 +131,9 @@ def segment_volume(
     from .session import Session, require_model
 
     volume = require_volume(volume)
+    from .io.us_region import add_screen_note
+
+    add_screen_note(volume)  # its us_region_note (kept in the sidecar): a whole echo screen without a region (batch, the API)
     if prompts is None and not auto:
         raise PromptError("nothing to do: give prompts (--prompts / --prompts-from) or --auto")
     if prompts is not None and not isinstance(prompts, PromptSet):

@@ -19,7 +19,9 @@ def check_clip_forms(labels: Path | None, a2c_clip: Path | None) -> None:
     if labels is None:
         raise MedsegError("--a2c is the 2-chamber clip beside LABELS (the 4-chamber clip): medseg measure A4C_CLIP --a2c A2C_CLIP; "
                           "with --ed/--es give the 2-chamber frames as --a2c-ed and --a2c-es")
-    if Path(labels).resolve() == Path(a2c_clip).resolve():
+    from ._echo_pairs import same_file
+
+    if same_file(Path(labels), Path(a2c_clip)):
         raise MedsegError(f"LABELS and --a2c are the same file ({Path(labels).name}): give the 4-chamber clip as LABELS and the "
                           "2-chamber clip as --a2c")
     _check_names(Path(labels), Path(a2c_clip))
@@ -46,28 +48,14 @@ def _check_names(a4c: Path, a2c: Path) -> None:
 
 def _check_sources(a4c: Path, a2c: Path) -> None:
     """Refuse label files that medseg segmented from one image (their sidecars' ``input_sha256``
-    and the series read, ``series_uid``; a sidecar without it, of an earlier medseg: the
-    ``--series`` text): one clip segmented twice (``segment --auto`` and ``--frames ed,es``) gave a
-    "biplane" EF of one view, also when picked as ``--series 3`` and as ``--series ...50405``; two
-    series of one DICOM study folder are two images. Files without a sidecar, or one that names no
-    input, are not checked."""
-    from ..io import read_sidecar
+    and series: :func:`medseg.cli._echo_pairs.same_source`): one clip segmented twice
+    (``segment --auto`` and ``--frames ed,es``) gave a "biplane" EF of one view, also when picked
+    as ``--series 3`` and as ``--series ...50405``; two series of one DICOM study folder are two
+    images. Files without a sidecar, or one that names no input, are not checked."""
+    from ._echo_pairs import same_source
 
-    found = {}
-    for path in (a4c, a2c):
-        try:
-            prov = (read_sidecar(path) or {}).get("provenance")
-        except MedsegError:  # an unreadable sidecar: the label map's reading says so
-            return
-        if not isinstance(prov, dict) or not isinstance(prov.get("input_sha256"), str):
-            return
-        uid = prov["series_uid"] if isinstance(prov.get("series_uid"), str) else ""
-        found[path] = (prov["input_sha256"], uid, str(prov.get("series") or ""), Path(str(prov.get("input") or "?")).name)
-    (sha4, uid4, text4, name), (sha2, uid2, text2, _) = found[a4c], found[a2c]
-    by_uid = bool(uid4 and uid2)  # both read by this medseg: the series read, whatever --series said
-    if sha4 == sha2 and (uid4 == uid2 if by_uid else text4 == text2):
-        series = f", series {uid4}" if by_uid else ""
-        raise MedsegError(f"{a4c.name} and {a2c.name} were both segmented from {name}{series} (their sidecars say): biplane disks "
+    if (src := same_source(a4c, a2c)) is not None:
+        raise MedsegError(f"{a4c.name} and {a2c.name} were both segmented from {src} (their sidecars say): biplane disks "
                           "need the 4-chamber clip's labels as LABELS and the 2-chamber clip's as --a2c")
 
 

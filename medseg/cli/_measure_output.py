@@ -138,9 +138,13 @@ def _atria_text(report: dict) -> list[str]:
     minimum (at LV ED), emptying fraction and the LA's index, each where it is known."""
     out = []
     for name, a in (report.get("atria") or {}).items():
-        said = [f"max {_v(a['max_ml'], ' mL')}"] if _finite(a.get("max_ml")) else []
-        said += [f"min {_v(a['min_ml'], ' mL')}"] if _finite(a.get("min_ml")) and said else []
-        said += [f"emptying fraction {_v(a['emptying_fraction_pct'], '%')}"] if _finite(a.get("emptying_fraction_pct")) else []
+        mx, mn = a.get("max_ml"), a.get("min_ml")
+        if _finite(mx) and _finite(mn) and mx < mn:  # a truncated clip: smaller at LV ES than at LV ED, no emptying to state
+            said = [f"{_v(mx, ' mL')} at LV ES", f"{_v(mn, ' mL')} at LV ED (smaller at LV ES: no emptying fraction)"]
+        else:
+            said = [f"max {_v(mx, ' mL')}"] if _finite(mx) else []
+            said += [f"min {_v(mn, ' mL')}"] if _finite(mn) and said else []
+            said += [f"emptying fraction {_v(a['emptying_fraction_pct'], '%')}"] if _finite(a.get("emptying_fraction_pct")) else []
         index = (report.get("indexed") or {}).get("la_volume_ml_m2" if is_echo(report) else f"{name}_max_ml_m2")
         said += [f"index {_v(index, ' mL/m^2')}"] if _finite(index) else []
         if said:

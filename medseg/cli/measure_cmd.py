@@ -400,12 +400,13 @@ def _run_echo(vol: Any, vol_es: Any, ed: Path, es: Path, a2c: tuple[Path | None,
               lmap: Any, body: dict) -> tuple[dict, dict, dict, Any]:
     """Apical views, ED and ES: biplane disks with the 2-chamber view, else single plane."""
     from ..measure.echo import measure_echo
+    from ._echo_pairs import check_distinct_views, check_echo_names
 
     views = [(vol, ed), (vol_es, es)]
     views += list(zip(a2c_vols, a2c))
     for v, p in views:
         _check_echo_view(v, p, lmap)
-    _check_echo_names({"--ed": ed, "--es": es, "--a2c-ed": a2c[0], "--a2c-es": a2c[1]})
+    check_echo_names({"--ed": ed, "--es": es, "--a2c-ed": a2c[0], "--a2c-es": a2c[1]})
     for name, pair in (("4-chamber", (vol, vol_es)), ("2-chamber", tuple(a2c_vols))):
         if pair and _spacing_yx(pair[0]) != _spacing_yx(pair[1]) and not (
                 _spacing_yx(pair[0]) and _spacing_yx(pair[1]) and np.allclose(_spacing_yx(pair[0]), _spacing_yx(pair[1]), rtol=1e-4)):
@@ -413,31 +414,9 @@ def _run_echo(vol: Any, vol_es: Any, ed: Path, es: Path, a2c: tuple[Path | None,
                                 f"({_spacing_yx(pair[0])} vs {_spacing_yx(pair[1])} mm)")
     report = measure_echo(vol.array[0, 0], vol_es.array[0, 0], *(v.array[0, 0] for v in a2c_vols), label_map=lmap,
                           spacing_a4c_mm=_spacing_yx(vol), spacing_a2c_mm=_spacing_yx(a2c_vols[0]) if a2c_vols else None, **body)
+    check_distinct_views((ed, es, *a2c), [vol, vol_es, *a2c_vols])  # one file, its labels or one image's given twice
     report["spacing_mm"] = _spacing_field(vol)
     return report, {"ED": vol.array[0], "ES": vol_es.array[0]}, {"ED": 0, "ES": 0}, vol
-
-
-#: the apical view and phase each echo option takes
-_ECHO_OPTIONS = {"--ed": ("4ch", "ED"), "--es": ("4ch", "ES"), "--a2c-ed": ("2ch", "ED"), "--a2c-es": ("2ch", "ES")}
-
-
-def _check_echo_names(paths: dict[str, Path | None]) -> None:
-    """Refuse echo views whose file names (``<study>_<4CH|2CH>_<ED|ES>``, ``_gt`` etc. after it, as CAMUS and
-    ``medseg batch`` name them) say another view or phase than the option they were given to,
-    or other studies: a 2-chamber ES given as --es read as a plausible EF, unflagged."""
-    from ..batch import case_id, labels_echo_view
-
-    named = {opt: (p, labels_echo_view(case_id(p) or p.name)) for opt, p in paths.items() if p is not None}
-    for opt, (p, ev) in named.items():
-        if ev is not None and ev[1:] != _ECHO_OPTIONS[opt]:
-            view, phase = ev[1:]
-            raise MedsegError(f"{p.name} is named the {view[0]}-chamber {phase} view, but was given as {opt} "
-                              f"(the {_ECHO_OPTIONS[opt][0][0]}-chamber {_ECHO_OPTIONS[opt][1]} view): check the options")
-    from .._nfc import nfc
-
-    studies = {nfc(ev[0]) for _, ev in named.values() if ev is not None}  # one study's views copied from a Mac (NFD) and not (NFC)
-    if len(studies) > 1:
-        raise MedsegError(f"the echo views are named for different studies ({', '.join(sorted(studies))}): give one study's views")
 
 
 def _run_echo_clip(vol: Any, path: Path, lmap: Any, body: dict) -> tuple[dict, dict, dict, Any]:

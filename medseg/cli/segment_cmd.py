@@ -189,6 +189,9 @@ def read_image(image, out, series, modality, pixel_spacing=None):
     check_output(out, vol)  # an output it cannot write is refused before the work
     if vol.meta.get("missing_slices") and vol.meta.get("geometry_note"):  # a DICOM stack with a slice lost in the export (dicom_gaps)
         console.print(f"note: {shown(image)}: {vol.meta['geometry_note']}", markup=False, highlight=False, soft_wrap=True)
+    from ..io.us_region import add_screen_note
+
+    add_screen_note(vol)  # a US DICOM with no region that looks like the whole screen (an ECG trace apart from the image)
     for key in ("frame_of_reference_note", "us_region_note"):  # Sunnybrook: each image its own FrameOfReferenceUID; an echo
         if vol.meta.get(key):  # screen's ultrasound region clipped, ignored or one of several (io/us_region.py)
             console.print(f"note: {shown(image)}: {vol.meta[key]}", markup=False, highlight=False, soft_wrap=True)
@@ -259,6 +262,9 @@ def finish_segment(image, out, vol, result, source, review_png, series, min_conf
     for line in probe_lines(prov) + [frames_line(prov, vol.n_frames) or ""]:
         if line:
             console.print(line, markup=False)
+    for flag in (prov.get("review") or {}).get("flags", []):  # frames of one apical view read as slices: as measure says it
+        if flag.get("code") == "long_axis_stack":
+            console.print(f"note: {flag['message']}", markup=False, highlight=False, soft_wrap=True)
     if review_png is not None:
         console.print(f"review sheet: {shown(review_png)}", markup=False)
     if result.confidence is not None:

@@ -201,3 +201,64 @@ def _float(value: Any) -> float | None:
 def _int(value: Any) -> int | None:
     v = _float(value)
     return int(v) if v is not None and v == int(v) else None
+
+
+#: ``screen_note``: content is what is brighter than this share of the brightest pixel; a band of
+#: rows apart from the image (a gap of at least 2 rows, 1 % of the height) at most this high
+#: (share of the rows) that runs across at least :data:`TRACE_MIN_WIDTH` of the columns is a trace
+CONTENT_SHARE, TRACE_MAX_HEIGHT, TRACE_MIN_WIDTH = 0.1, 0.15, 0.5
+
+
+def screen_note(meta: dict[str, Any], array: Any, modality: str) -> str | None:
+    """The note on an echo DICOM that records no ultrasound region and looks like the scanner's
+    whole screen: a modality-US DICOM image of one view (frames of one slice) with no region box
+    and no region note, where a thin band of content apart from the image (above or below it, a
+    gap of empty rows between) runs across half the screen or more, as an ECG trace does. None
+    otherwise: a PNG, NIfTI or MHA (CAMUS), a US DICOM of the 2-D image alone (one band of
+    rows), or a screen without such a trace (the evidence medseg reads; zero-click then looks at
+    the whole image without a word, as before)."""
+    import numpy as np
+
+    if modality != "US" or (meta or {}).get("format") != "dicom" or meta.get(KEY) is not None or meta.get(NOTE_KEY):
+        return None
+    a = np.asarray(array)
+    if a.ndim != 4 or a.shape[1] != 1 or min(a.shape[2:]) < 4 * MIN_SIDE:
+        return None
+    top = a.max(axis=(0, 1))
+    hi = float(top.max())
+    if not (math.isfinite(hi) and hi > float(top.min())):
+        return None
+    on = top > top.min() + CONTENT_SHARE * (hi - float(top.min()))
+    h, w = on.shape
+    bands = _row_bands(on.any(axis=1), max(2, h // 100))
+    if len(bands) < 2:
+        return None
+    image = max(bands, key=lambda b: int(on[b[0]:b[1] + 1].sum()))
+    for r0, r1 in bands:
+        cols = np.flatnonzero(on[r0:r1 + 1].any(axis=0))
+        if (r0, r1) != image and r1 - r0 + 1 <= TRACE_MAX_HEIGHT * h and cols[-1] - cols[0] + 1 >= TRACE_MIN_WIDTH * w:
+            return (f"no ultrasound region (SequenceOfUltrasoundRegions) in this echo DICOM, and a line runs across columns {cols[0]}-{cols[-1]} "
+                    f"of the {h}x{w} image at rows {r0}-{r1}, apart from the image (an ECG trace?): it looks like the scanner's whole screen, "
+                    "and zero-click looks at all of it (it may label chambers outside the sector); crop it to the sector, or give prompts")
+    return None
+
+
+def _row_bands(rows: Any, min_gap: int) -> list[tuple[int, int]]:
+    """(first, last) rows of each run of True in ``rows``, runs apart by fewer than ``min_gap`` False rows joined."""
+    bands: list[list[int]] = []
+    for r in (int(i) for i in rows.nonzero()[0]):
+        if bands and r - bands[-1][1] - 1 < min_gap:
+            bands[-1][1] = r
+        else:
+            bands.append([r, r])
+    return [(b[0], b[1]) for b in bands]
+
+
+def add_screen_note(volume: Any) -> str | None:
+    """Record :func:`screen_note` of ``volume`` (a :class:`medseg.io.Volume`) in its ``meta`` as
+    its ``us_region_note`` (the sidecar's ``image_notes`` and measure's report carry it, as the
+    other region notes); returns the note, or None. Once: a note already there is left."""
+    note = screen_note(volume.meta, volume.array, volume.modality)
+    if note:
+        volume.meta[NOTE_KEY] = note
+    return note

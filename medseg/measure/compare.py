@@ -54,6 +54,7 @@ class Visit:
     qc: list[str] = field(default_factory=list)
     scanner: dict[str, str] = field(default_factory=dict)  # DICOM manufacturer, model, field strength (tesla), those recorded
     edited: list[str] = field(default_factory=list)  # report's inputs.labels_edited: label files changed by hand since medseg wrote them
+    study: str = ""  # a report's study as its label files' names say it (CAMUS patient0451_4CH_ED: patient0451), "" when they say none or several
 
     def brief(self) -> dict[str, Any]:
         return {"case": self.case, "patient_id": self.patient_id or None, "study_date": self.study_date or None, "source": self.source}
@@ -136,12 +137,35 @@ def _report_visit(path: Path) -> Visit:
                  spacing_mm=_floats(report.get("spacing_mm")), settings=settings,
                  needs_review=any(isinstance(v, dict) and v.get("needs_review") for v in (seg or {}).values()),
                  qc=[f["code"] for f in report.get("flags") or [] if isinstance(f, dict) and _is_qc(f)], scanner=_scanner(study),
-                 edited=[str(k) for k in inputs.get("labels_edited") or [] if isinstance(inputs.get("labels_edited"), list)])
+                 edited=[str(k) for k in inputs.get("labels_edited") or [] if isinstance(inputs.get("labels_edited"), list)],
+                 study=_labels_study(inputs))
 
 
 def _report_case(path: Path) -> str:
     name = path.name
     return name[:-5] if name.lower().endswith(".json") else name
+
+
+def _labels_study(inputs: dict[str, Any]) -> str:
+    """The one study the report's label files are named for (``<study>_<view>_<phase>``, ``<study>_<view>``,
+    ``<study>_ED``, ``<study>_frameNN``, a reference suffix such as ``_gt`` after it), or "" (names that say no study, or several)."""
+    from .._nfc import nfc
+    from ..batch.case_names import REFERENCE_SUFFIXES, file_view, study_of
+    from ..io.readers import EXTENSIONS
+
+    found = set()
+    for key in LABEL_KEYS:
+        if not isinstance(inputs.get(key), str) or not inputs[key]:
+            continue
+        name = Path(inputs[key]).name
+        case = next((name[: -len(e)] for e in sorted(EXTENSIONS, key=len, reverse=True) if name.lower().endswith(e) and len(name) > len(e)), name)
+        low = case.lower()
+        bare = next((case[: -len(s)] for s in REFERENCE_SUFFIXES if low.endswith(s) and len(case) > len(s)), case)
+        study = study_of(bare) or study_of(case) or (file_view(name) or (None, ""))[0]
+        if not study:
+            return ""
+        found.add(nfc(study))
+    return found.pop() if len(found) == 1 else ""
 
 
 def _sidecar_segmentation(report_path: Path, inputs: dict[str, Any]) -> dict[str, Any] | None:
@@ -343,6 +367,9 @@ def cautions(b: Visit, f: Visit) -> list[str]:
     if bool(b.patient_id) != bool(f.patient_id):  # a NIfTI report against a DICOM one: paired as given, no id to check
         has, lacks = ("baseline", "follow-up") if b.patient_id else ("follow-up", "baseline")
         out.append(f"the {lacks} records no patient id: check it is the same patient as the {has} ({b.patient_id or f.patient_id})")
+    if not b.patient_id and not f.patient_id and b.study and f.study and b.study != f.study:  # paired as given (two reports)
+        out.append(f"neither visit records a patient id, and their labels are named for different studies (baseline {b.study}, "
+                   f"follow-up {f.study}): check they are the same patient")
     if change := model_change(b, f):
         out.append(change)
     elif (b.models is None) != (f.models is None) or (b.models == []) != (f.models == []):

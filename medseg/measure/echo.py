@@ -30,6 +30,7 @@ from scipy import ndimage
 
 from ..io.volume import Volume
 from ..labels import LabelMap
+from .echo_fragments import fragmented_views
 from .geometry import MeasurementError, StackGeometry, stack_geometry
 from .qc import make_flag, phase_at_clip_end, ray_coverage, truncated, volume_outlier_flags, volume_outlier_frames
 from .reference import adult_ranges_only, check_sex, range_flag
@@ -347,6 +348,8 @@ def measure_echo(
     # an LA cut off by the field of view is a lower bound: below the range says nothing
     flags += [f for f in range_flag("echo_lavi_ml_m2", lavi, sex, structure="la") if not (cut and f["code"].endswith("_low"))]
     flags = adult_ranges_only(flags, height_cm)
+    views = {"4-chamber ED": a4c_ed, "4-chamber ES": a4c_es, **({"2-chamber ED": a2c_ed, "2-chamber ES": a2c_es} if biplane else {})}
+    flags += fragmented_views(views, lmap)  # LV or LA in sizeable pieces (zero-click over a whole screen)
     if not math.isfinite(lv["ef_pct"]):
         flags.append(make_flag("ef_undefined", "LV EF is undefined (EDV is zero)", structure="lv"))
     report = {

@@ -173,13 +173,13 @@ def test_one_studys_ed_and_es_named_in_two_forms_give_the_clinical_errors(tmp_pa
 
 
 def test_echo_views_of_one_study_from_two_copies_are_one_study(tmp_path):
-    from medseg.cli.measure_cmd import _check_echo_names
+    from medseg.cli._echo_pairs import check_echo_names
     from napari_plugin._measure import echo_names_problem
 
-    _check_echo_names({"--ed": tmp_path / f"{NFC}_4CH_ED.nii.gz", "--es": tmp_path / f"{NFD}_4CH_ES.nii.gz"})
+    check_echo_names({"--ed": tmp_path / f"{NFC}_4CH_ED.nii.gz", "--es": tmp_path / f"{NFD}_4CH_ES.nii.gz"})
     assert echo_names_problem(f"{NFC}_4CH_ED", f"{NFD}_4CH_ES_gt") is None
     with pytest.raises(MedsegError, match="different studies"):
-        _check_echo_names({"--ed": tmp_path / f"{NFC}_4CH_ED.nii.gz", "--es": tmp_path / "Other_4CH_ES.nii.gz"})
+        check_echo_names({"--ed": tmp_path / f"{NFC}_4CH_ED.nii.gz", "--es": tmp_path / "Other_4CH_ES.nii.gz"})
 
 
 def test_batch_measures_one_studys_ed_and_es_named_in_two_forms_as_one_study(tmp_path):
