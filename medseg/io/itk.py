@@ -216,10 +216,12 @@ def _modality(img: sitk.Image) -> str:
 def write_itk_labels(labels: np.ndarray, like: Volume, path: Path) -> Path:
     """Write integer ``labels`` ((Z, Y, X) or (T, Z, Y, X)) as MHA/NRRD in ``like``'s grid.
 
-    Geometry is written in LPS (ITK's convention); the image is 3-D (4-D when T > 1),
-    compressed, written atomically.
+    Geometry is written in LPS (ITK's convention); the image is 3-D (4-D when T > 1; 2-D for
+    a 2-D image, :func:`_as_2d`), compressed, written atomically.
     """
     a = labels if labels.ndim == 3 else (labels[0] if labels.shape[0] == 1 else labels)
+    if a.ndim == 3 and _as_2d(like):
+        a = a[0]
     img = sitk.GetImageFromArray(np.ascontiguousarray(a), isVector=False)
     origin, spacing, direction = sitk_geometry_from_affine(like.affine, ndim=a.ndim)
     if a.ndim == 4 and like.frame_times_s is not None and len(like.frame_times_s) > 1:
@@ -230,3 +232,20 @@ def write_itk_labels(labels: np.ndarray, like: Volume, path: Path) -> Path:
     with atomic_path(path) as tmp:
         sitk.WriteImage(img, str(tmp), useCompression=True)
     return Path(path)
+
+
+def _as_2d(like: Volume) -> bool:
+    """Labels of ``like`` are written 2-D: a one-slice image read from a 2-D file (a PNG, a 2-D
+    MHA or NIfTI) whose grid a 2-D ITK image holds (its plane the z = 0 plane of LPS, as ITK places
+    a 2-D image: medseg reads the file back on ``like``'s grid). A 3-D Y x X x 1 file did not
+    resample onto the 2-D image in ITK ("Expected vector of length 3 but only got 2 elements")."""
+    if like.n_slices != 1 or int(like.meta.get("source_ndim", 3)) != 2:
+        return False
+    from .geometry import affine_from_itk
+
+    origin, spacing, direction = sitk_geometry_from_affine(like.affine, ndim=2)
+    try:
+        back = affine_from_itk(origin, spacing, direction)
+    except GeometryError:
+        return False
+    return bool(np.allclose(back, like.affine, atol=1e-6))  # the normal too: medseg reads a 2-D file's as a unit one

@@ -25,6 +25,7 @@ from .._files import atomic_path
 from ..errors import GeometryError, ImageReadError
 from .geometry import medseg_to_nifti, nifti_to_medseg, pixel_axes_angle
 from .limits import check_decoded_size
+from .nifti_itk import planes_qform
 from .volume import Volume, luminance
 
 #: NIfTI xyzt_units time codes -> factor to seconds.
@@ -353,6 +354,11 @@ def _xform_note(header: nib.Nifti1Header, shape: tuple[int, ...], to_mm: float) 
     apart = float(np.linalg.norm((header.get_sform() - header.get_qform()) @ corners, axis=0).max()) * to_mm
     if not apart > 0.1:
         return None
+    planes = planes_qform(header.get_sform())
+    if planes is not None and np.allclose(planes, header.get_qform(), atol=1e-3):  # medseg's labels of a sheared stack
+        return (f"the header's sform (code {scode}) is sheared (a gantry tilt: the slices step along the table, the planes lean); "
+                f"its qform (code {qcode}), up to {apart:.1f} mm from it, is the grid ITK's DICOM series reader builds of "
+                "such images: medseg takes the sform, as nibabel does, ITK-based tools the qform")
     return (f"the header's sform (code {scode}) and qform (code {qcode}) place the grid up to {apart:.1f} mm apart: "
             f"medseg takes the sform, as nibabel does; ITK-based tools (SimpleITK, 3D Slicer) may take the qform: {keep}")
 
@@ -440,10 +446,13 @@ def write_nifti_labels(labels: np.ndarray, like: Volume, path: Path) -> Path:
     else:
         img = nib.Nifti1Image(data, like.affine)
         cols = like.affine[:3, :3] / np.linalg.norm(like.affine[:3, :3], axis=0)
-        # a qform is a rotation and zooms: a sheared grid (gantry tilt, a stack whose positions drift
-        # in-plane) would get a rigid approximation millimetres off, which ITK reads first: none then
-        img.set_qform(like.affine, 1 if np.allclose(cols.T @ cols, np.eye(3), atol=1e-4) else 0)
-        img.set_sform(like.affine, 1)
+        if np.allclose(cols.T @ cols, np.eye(3), atol=1e-4):
+            img.set_qform(like.affine, 1)
+            img.set_sform(like.affine, 1)
+        else:  # a sheared grid (gantry tilt, a stack whose positions drift in-plane): :func:`medseg.io.nifti_itk.planes_qform`
+            qform = planes_qform(like.affine)
+            img.set_qform(like.affine if qform is None else qform, 0 if qform is None else 1)
+            img.set_sform(like.affine, 1)
         if ndim == 4 and like.frame_times_s is not None and len(like.frame_times_s) > 1:
             img.header.set_xyzt_units("mm", "sec")
             img.header["pixdim"][4] = float(np.mean(np.diff(like.frame_times_s)))

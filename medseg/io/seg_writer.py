@@ -328,6 +328,16 @@ def _frame_ipp(ds: Any, frame: int | None) -> list[float]:
     return [float(v) for v in fg.PlanePositionSequence[0].ImagePositionPatient]
 
 
+def tracking_uid(study_uid: str, structure: str) -> str:
+    """The TrackingUID of ``structure`` (medseg's name: ``lv``) in the study ``study_uid``: the
+    same in every SEG of the study (each phase's) and in the SR's measurements of that structure
+    (:func:`medseg.io.sr_writer.build_measurement_sr`), so viewers and PACS link the SR's LV values
+    to the SEG's LV segment and follow them from report to report."""
+    from pydicom.uid import generate_uid
+
+    return str(generate_uid(entropy_srcs=[str(study_uid), "medseg", str(structure)]))
+
+
 def segment_numbers(label_map: LabelMap) -> dict[str, int]:
     """Structure -> its segment number in a SEG written with ``label_map`` (1..N in value order)."""
     return {name: number for number, (name, _) in enumerate(sorted(label_map.values.items(), key=lambda kv: kv[1]), start=1)}
@@ -346,7 +356,6 @@ def _build(sources: list[Any], pixel_array: np.ndarray, positions: list[Any] | N
            parameters: Mapping[str, str] | None = None) -> Any:
     import highdicom as hd
     from pydicom.sr.codedict import codes
-    from pydicom.uid import generate_uid
 
     from .. import __version__
     from ..labels import STRUCTURE_COLOURS
@@ -369,7 +378,7 @@ def _build(sources: list[Any], pixel_array: np.ndarray, positions: list[Any] | N
         descriptions.append(hd.seg.SegmentDescription(
             segment_number=number, segment_label=DISPLAY_NAMES.get(name, name)[:64], segmented_property_category=codes.SCT.AnatomicalStructure,
             segmented_property_type=code, algorithm_type=kind, algorithm_identification=algo, display_color=colour,
-            tracking_id=name[:64], tracking_uid=generate_uid(entropy_srcs=[study, "medseg", name]),
+            tracking_id=name[:64], tracking_uid=tracking_uid(study, name),
         ))
     try:
         with warnings.catch_warnings():

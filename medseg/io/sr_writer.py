@@ -316,6 +316,7 @@ def build_measurement_sr(report: dict, context: SRContext, series_number: int = 
 
     from .. import __version__
     from .dicom_charset import BUILD_CHARACTER_SET, decode_text, fit_character_set
+    from .seg_writer import tracking_uid  # the SEG's segment of the same structure has this TrackingUID
 
     decode_text(context.evidence[0])  # the patient and study text highdicom copies, read in its own character set
     rows, left = measurement_rows(report, context.modality)
@@ -332,7 +333,8 @@ def build_measurement_sr(report: dict, context: SRContext, series_number: int = 
                                                   method=method, algorithm_id=algorithm)
                                 for s, key, name, unit, method in rows if s == structure]
                 groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
-                    tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=GROUP_NAMES[structure]),
+                    tracking_identifier=hd.sr.TrackingIdentifier(uid=tracking_uid(context.study_uid, structure),
+                                                                       identifier=GROUP_NAMES[structure]),
                     finding_sites=[hd.sr.FindingSite(_code("SCT", SITES[structure]))], algorithm_id=algorithm,
                     measurements=measurements))
             device = hd.sr.DeviceObserverIdentifyingAttributes(uid=generate_uid(entropy_srcs=["medseg"]), name="medseg",

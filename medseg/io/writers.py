@@ -70,25 +70,52 @@ def check_format(path: str | os.PathLike, like: Volume, kind: str) -> None:
         from .seg_writer import check_dicom_source
 
         check_dicom_source(like)
-    elif kind in ("itk", "slicer-seg") and (angle := pixel_axes_angle(like.affine)) is not None:
-        raise ImageWriteError(
-            f"{Path(path).name}: the image's row and column axes are {angle:.2f} degrees apart (a NIfTI sform that makes pixels "
-            "parallelograms): .mha / .nrrd hold only right angles and medseg would refuse the file it wrote; write .nii.gz"
-        )
-    elif kind == "itk" and Path(path).name.lower().endswith(".nrrd") and like.n_frames > 1:
+        return
+    if kind in ("itk", "slicer-seg"):
+        check_grid(path, like, kind)
+    if kind == "itk" and Path(path).name.lower().endswith(".nrrd") and like.n_frames > 1:
         raise ImageWriteError(
             f"{Path(path).name}: a 4-D NRRD (SimpleITK's) has no anatomical space, so other tools would not place a cine's "
             f"labels ({like.n_frames} frames): write .nii.gz (4-D) or .mha"
         )
-    elif kind == "slicer-seg" and like.n_frames > 1:
+    if kind == "slicer-seg" and like.n_frames > 1:
         raise ImageWriteError(
             f"{Path(path).name}: a 3D Slicer segmentation (.seg.nrrd) is 3-D, this image is a cine of {like.n_frames} frames: "
             "write one frame's labels, or .nii.gz (4-D)"
         )
-    elif kind == "png" and like.n_frames * like.n_slices != 1:
+    if kind == "png" and like.n_frames * like.n_slices != 1:
         raise ImageWriteError(
             f"{Path(path).name}: PNG holds one 2-D slice, this image has {like.n_frames} frame(s) x {like.n_slices} slice(s); "
             "write .nii.gz instead"
+        )
+    if kind == "png":
+        check_grid(path, like, kind)
+
+
+def check_grid(path: str | os.PathLike, like: Volume, kind: str) -> None:
+    """Refuse labels of ``like`` whose grid format ``kind`` cannot hold where other tools place
+    the image, whichever frames the labels hold (:func:`write_labels` always checks this):
+    .mha / .nrrd / .seg.nrrd for parallelogram pixels or a NIfTI that ITK-based tools place
+    elsewhere (:func:`medseg.io.nifti_itk.itk_misplacement`), .png for a known pixel spacing."""
+    name = Path(path).name
+    if kind in ("itk", "slicer-seg") and (angle := pixel_axes_angle(like.affine)) is not None:
+        raise ImageWriteError(
+            f"{name}: the image's row and column axes are {angle:.2f} degrees apart (a NIfTI sform that makes pixels "
+            "parallelograms): .mha / .nrrd hold only right angles and medseg would refuse the file it wrote; write .nii.gz"
+        )
+    if kind in ("itk", "slicer-seg") and like.meta.get("format") == "nifti":
+        from .nifti_itk import itk_misplacement
+
+        if (where := itk_misplacement(like)) is not None:
+            raise ImageWriteError(
+                f"{name}: ITK-based tools (SimpleITK, 3D Slicer, ITK-SNAP) place this NIfTI image {where} from where medseg does "
+                "(its qform, or a negative pixdim: see its geometry note), and .mha / .nrrd labels would lie off it there; write .nii.gz"
+            )
+    if kind == "png" and like.spacing_known:
+        sp = like.spacing
+        raise ImageWriteError(
+            f"{name}: a PNG records no pixel spacing and this image's is known ({sp[1]:.4g} x {sp[2]:.4g} mm), "
+            "which measurements of the labels would lose: write .nii.gz (or .mha, .nrrd)"
         )
 
 
@@ -297,10 +324,12 @@ def write_labels(
         raise ImageWriteError(f"provenance must be a dict (e.g. SegmentResult.provenance, Session.provenance()) or None, "
                               f"got {type(provenance).__name__}")
     arr = validate_labels(labels, like, lm)
-    if kind in ("itk", "slicer-seg") and (arr.ndim == 4 and arr.shape[0] > 1 or pixel_axes_angle(like.affine) is not None):
+    if kind in ("itk", "slicer-seg") and arr.ndim == 4 and arr.shape[0] > 1:
         # a 4-D NRRD or Slicer segmentation is refused; the sidecar is checked below, knowing the provenance
         # (check_output's check before segmenting refused a cine's .mha beside its .nii.gz: "another segmentation")
         check_format(out, like, kind)
+    else:  # one frame's labels of a cine may be written where the cine's may not; the grid's checks hold for all
+        check_grid(out, like, kind)
     # spacing_known: a NIfTI written for a PNG or a video has 1 mm pixels it never measured;
     # `medseg measure` and `batch --measure` read this to report no millimetre volumes
     # the heart rate the image's DICOM gives (HeartRate, NominalInterval): cardiac output from

@@ -198,20 +198,22 @@ def test_a_ct_in_a_format_without_modality_is_read_as_ct_from_its_hounsfield_uni
     assert (forced.modality, forced.meta["modality_from"]) == ("MR", "--modality")
 
 
-def test_labels_of_a_sheared_grid_carry_no_rigid_qform(tmp_path):
+def test_labels_of_a_sheared_grid_carry_the_series_readers_qform(tmp_path):
     """A DICOM stack whose positions drift in-plane (gantry tilt) has a sheared affine; a qform
-    can only hold a rotation and zooms, so writing one gave a rigid approximation millimetres off
-    the sform (which ITK reads first). The labels keep the sform alone; the qform is written for
-    grids it can hold."""
+    can only hold a rotation and zooms. The labels keep the exact sform (nibabel, medseg) and,
+    for ITK (which refused a file with the sform alone), the qform of the grid ITK's DICOM series
+    reader builds: rows, columns, the planes' normal with the slice step as spacing (review 53, F3)."""
     from medseg.io import Volume
 
     sheared = np.diag([1.5, 1.5, 10.0, 1.0])
     sheared[0, 2] = 2.0  # each slice 2 mm further along x
-    for aff, qcode in ((sheared, 0), (_oblique_affine(), 1)):
+    series = np.diag([1.5, 1.5, float(np.hypot(10.0, 2.0)), 1.0])
+    for i, (aff, qform) in enumerate(((sheared, series), (_oblique_affine(), _oblique_affine()))):
         vol = Volume(np.zeros((1, 4, 6, 7), np.float32), aff, modality="MR", meta={"format": "dicom"})
-        out = write_labels(_labels_for(vol.grid_shape), vol, tmp_path / f"seg{qcode}.nii.gz", LABEL_MAP)[0]
+        out = write_labels(_labels_for(vol.grid_shape), vol, tmp_path / f"seg{i}.nii.gz", LABEL_MAP)[0]
         hdr = nib.load(out).header
-        assert int(hdr["qform_code"]) == qcode and int(hdr["sform_code"]) == 1
+        assert int(hdr["qform_code"]) == 1 and int(hdr["sform_code"]) == 1
+        assert np.allclose(hdr.get_sform(), aff, atol=1e-4) and np.allclose(hdr.get_qform(), qform, atol=1e-4)
         assert np.allclose(read_label_volume(out).affine, aff, atol=1e-4)
 
 
