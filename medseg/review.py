@@ -182,21 +182,24 @@ def probe_flags(actions: list[dict[str, Any]], labels: np.ndarray, label_map: La
             if p["structure"] in label_map and p["frame"] < labels.shape[0] and (labels[p["frame"]] == label_map[p["structure"]]).any()]
 
 
-def frame_flags(labels: np.ndarray, label_map: LabelMap, blank: np.ndarray | None = None) -> list[dict[str, Any]]:
+def frame_flags(labels: np.ndarray, label_map: LabelMap, blank: np.ndarray | None = None,
+                frames: list[int] | None = None) -> list[dict[str, Any]]:
     """``missing_frame``: a structure found on at least half of a cine's frames (propagated
     through time, not prompted on ED and ES alone) and missing on others that have signal
     (``blank``: (T, Z) True where a slice has none; a dropped frame has nothing to find). The
-    volume curve then leaves those frames out, and ED or ES may be among them."""
+    volume curve then leaves those frames out, and ED or ES may be among them. ``frames``: the
+    frames that were segmented (``--frames ed,es``); the others are empty by request, not missing."""
     n = labels.shape[0]
-    if n < 3:
+    judged = list(range(n)) if frames is None else sorted({int(t) for t in frames if 0 <= int(t) < n})
+    if len(judged) < 3:
         return []
     out = []
     for name, v in label_map.values.items():
-        on = np.array([(labels[t] == v).any() for t in range(n)])
-        missing = [t for t in range(n) if not on[t] and not (blank is not None and np.asarray(blank)[t].all())]
-        if missing and 2 * on.sum() >= n:
+        on = {t: bool((labels[t] == v).any()) for t in judged}
+        missing = [t for t in judged if not on[t] and not (blank is not None and np.asarray(blank)[t].all())]
+        if missing and 2 * sum(on.values()) >= len(judged):
             shown = compact_ranges(missing, most=12)  # "5-34", not 30 frame numbers
-            out.append(_flag("missing_frame", f"{name.upper()} missing on {len(missing)} of {n} frames ({shown}), found on the others",
+            out.append(_flag("missing_frame", f"{name.upper()} missing on {len(missing)} of {len(judged)} frames ({shown}), found on the others",
                              structure=name, frame=missing[0], frames=missing))
     return out
 
@@ -229,7 +232,7 @@ def not_found_flags(labels: np.ndarray, label_map: LabelMap, asked: list[str], s
 
 def review_segmentation(labels: np.ndarray, affine: np.ndarray, label_map: LabelMap, confidence_flags: list[dict[str, Any]] | None = None,
                         measure: bool = True, actions: list[dict[str, Any]] | None = None,
-                        blank: np.ndarray | None = None, asked: list[str] | None = None) -> dict[str, Any]:
+                        blank: np.ndarray | None = None, asked: list[str] | None = None, frames: list[int] | None = None) -> dict[str, Any]:
     """All review flags of a (T, Z, Y, X) segmentation (``actions``: the session log, for how
     structures were found; ``blank``: (T, Z) True where the image has no signal). Measures a single phase (or a cine) when the labels have LV +
     myocardium and at least two slices; of one view over the cycle (one slice, an echo clip) only
@@ -238,14 +241,15 @@ def review_segmentation(labels: np.ndarray, affine: np.ndarray, label_map: Label
     ``asked``: the structures the segmentation was asked for; each one on no slice is flagged
     ``structure_not_found`` (unless handed over by ``--min-confidence``: ``handed_over`` in
     ``confidence_flags``). None: those the ``actions`` asked for (:func:`asked_in_log`), or with
-    no ``actions`` either (a label file on its own), every structure of ``label_map``."""
+    no ``actions`` either (a label file on its own), every structure of ``label_map``.
+    ``frames``: the frames segmented when only some were (``settings.frames``); None: all."""
     label_map = LabelMap.parse(label_map)
     labels = np.asarray(labels)
     if labels.ndim == 3:
         labels = labels[None]  # one phase
     if labels.ndim != 4:
         raise LabelMapError(f"labels must be (T, Z, Y, X) or (Z, Y, X), got shape {labels.shape}")
-    flags = list(confidence_flags or []) + probe_flags(actions or [], labels, label_map) + frame_flags(labels, label_map, blank)
+    flags = list(confidence_flags or []) + probe_flags(actions or [], labels, label_map) + frame_flags(labels, label_map, blank, frames)
     if asked is None:
         asked = asked_in_log(actions) if actions is not None else list(label_map.names)
     flags += not_found_flags(labels, label_map, asked, skip={f.get("structure") for f in flags if f.get("code") == "handed_over"})

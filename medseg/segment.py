@@ -201,7 +201,7 @@ def session_result(session, settings: dict[str, Any], t0: float, progress: Calla
         if progress:
             progress(0, None, "review (measurements, anatomy)")
         prov["review"] = review_segmentation(session.labels, volume.affine, lmap, conf_json["flags"], measure=volume.spacing_known, actions=prov["actions"],
-                                            blank=session.blank_map())
+                                            blank=session.blank_map(), frames=settings.get("frames"))
         prov["needs_review"] = prov["review"]["needs_review"]
     if handed:
         prov["handed_over"] = handed
