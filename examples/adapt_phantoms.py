@@ -11,6 +11,7 @@ LGE adapter: see adapters/cmr-lge/README.md for its command.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import sys
 from pathlib import Path
@@ -53,4 +54,8 @@ def main(work: Path, steps: int = 60) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else "adapt_example"), int(sys.argv[2]) if len(sys.argv) > 2 else 60))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("work_dir", nargs="?", type=Path, metavar="WORK_DIR", default=Path("adapt_example"), help="working folder (default: %(default)s)")
+    ap.add_argument("steps", nargs="?", type=int, metavar="STEPS", default=60, help="adapter training steps (default: %(default)s)")
+    a = ap.parse_args()
+    sys.exit(main(a.work_dir, a.steps))

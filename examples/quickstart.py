@@ -7,7 +7,7 @@ Runs on a generated short-axis phantom (no data needed) with the shipped default
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 from medseg.io import write_labels
@@ -45,4 +45,6 @@ def main(out: Path) -> dict:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "quickstart_out"))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("out_dir", nargs="?", type=Path, metavar="OUT_DIR", default=Path("quickstart_out"), help="output folder (default: %(default)s)")
+    main(ap.parse_args().out_dir)

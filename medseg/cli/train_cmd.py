@@ -251,11 +251,15 @@ def _pairs_pack(pairs: Path, val: Path | None, label_map: str | None, target: Pa
 
 
 def _run(cfg):
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    """Train with a bar on a terminal; into a file or a pipe (``2> log``, a job's log) the
+    shared :func:`._app.progress_bar`'s plain line now and then instead, with the step lines
+    every 500 steps. rich's own bar, drawn there, left a stale ``training  0%  -:--:--`` line."""
+    from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
 
     from ..training.loop import train
 
-    with Progress(TextColumn("training"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console) as bar:
+    with progress_bar(TextColumn("training"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"), TextColumn("{task.fields[info]}"),
+                      TimeRemainingColumn()) as bar:
         task = bar.add_task("train", total=1.0, info="")
 
         def report(ev: dict) -> None:
@@ -268,8 +272,9 @@ def _run(cfg):
                     console.print(f"step {ev['step']}: validation score {v['score']:.4f} (best {ev['best']:.4f})")
                 else:  # no validation slices: a score of 0.0000 read as a model that segments nothing
                     console.print(f"step {ev['step']}: checkpoint saved (no validation slices to score; best.safetensors is this step)")
-            else:
-                bar.update(task, completed=min(ev["frac"], 1.0), info=f"step {ev['step']} loss {ev['loss']:.3f}")
+            else:  # the bar runs to whichever ends training first: --max-steps or --time-budget
+                done = max(ev["frac"], ev["step"] / cfg.max_steps if cfg.max_steps else 0.0)
+                bar.update(task, completed=min(done, 1.0), info=f"step {ev['step']} loss {ev['loss']:.3f}")
                 if not console.is_terminal and ev["step"] % 500 == 0:
                     console.print(f"step {ev['step']} {ev['elapsed_s']:.0f}s loss {ev['loss']:.4f} lr {ev['lr']:.2e}")
 

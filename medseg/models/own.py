@@ -18,13 +18,22 @@ OWN_DIR = "models"
 BEST = "best.safetensors"
 
 
-def checkpoint_id(path: str | os.PathLike) -> str:
+def checkpoint_id(path: str | os.PathLike, sha256: str | None = None) -> str:
     """The model id a medseg checkpoint file is recorded under (sidecars, REPORT.json, batch and
     evaluate outputs): its folder's name and its stem, ``labA_run1/best``. Every ``medseg train``
     run writes ``best.safetensors`` and ``last.safetensors``: the stem alone (``best``) told two
     labs' models apart only by their sha256. Symbolic links are not followed, so a file loaded
     as ``--model NAME`` ($MEDSEG_HOME/models/NAME/best.safetensors) is ``NAME/best`` however the
-    folder got there, and that id loads it again (``--model NAME/best``, replay)."""
+    folder got there, and that id loads it again (``--model NAME/best``, replay).
+
+    A file whose ``sha256`` (its contents) is the shipped default model's is ``default``, however
+    it was given (its path, a link, a copy): the id ``--model default`` records, which loads the
+    same weights again on any install; by path it was ``checkpoints/medseg_default``."""
+    if sha256:
+        from .registry import shipped_sha256
+
+        if sha256 == shipped_sha256():
+            return "default"
     p = Path(os.path.abspath(Path(path).expanduser()))
     return f"{p.parent.name}/{p.stem}" if p.parent.name else p.stem
 
@@ -63,8 +72,9 @@ def describe_checkpoint(path: str | os.PathLike, digest: bool = True) -> dict[st
     config, info = read_checkpoint_header(path)
     data = info.get("data") if isinstance(info.get("data"), dict) else None
     training = info.get("training") if isinstance(info.get("training"), dict) else {}
-    out: dict[str, Any] = {"path": str(path), "kind": "medseg checkpoint", "model_id": checkpoint_id(path),
-                           "size_mb": round(path.stat().st_size / 1e6, 2), **({"sha256": sha256_file(path)} if digest else {}),
+    sha = sha256_file(path) if digest else None
+    out: dict[str, Any] = {"path": str(path), "kind": "medseg checkpoint", "model_id": checkpoint_id(path, sha),
+                           "size_mb": round(path.stat().st_size / 1e6, 2), **({"sha256": sha} if digest else {}),
                            "architecture": f"{config.name} ({config.img_size} px input, {config.depth} blocks of width {config.embed_dim})",
                            "structures": list(config.structures)}
     try:

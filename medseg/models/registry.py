@@ -5,7 +5,8 @@
   * ``sam_vit_b=PATH``, ``sam_vit_l=PATH``, ``sam_vit_h=PATH``, ``medsam_vit_b=PATH`` — an
     official state dict the user already has (``torch.load(weights_only=True)``, strict keys);
   * a path to a medseg ``.safetensors`` checkpoint (e.g. one made by ``medseg train``), recorded
-    as ``FOLDER/STEM`` (``labA_run1/best``: :func:`medseg.models.own.checkpoint_id`);
+    as ``FOLDER/STEM`` (``labA_run1/best``: :func:`medseg.models.own.checkpoint_id`; the shipped
+    default model's weights, by sha256, as ``default``);
   * a ``medseg train`` output folder (its ``best.safetensors``); ``NAME`` or ``NAME/STEM``: such a
     folder in ``$MEDSEG_HOME/models`` (its ``best.safetensors``, or ``STEM.safetensors``), when
     nothing of that path is here (a folder here comes first, as for ``--adapter``);
@@ -172,7 +173,7 @@ def _load_base(spec: str | os.PathLike | None, device: str) -> LoadedModel:
         model, digest, info = load_checkpoint(path)
         from .own import checkpoint_id
 
-        return LoadedModel(model.to(device), checkpoint_id(path), digest, info, device=device)
+        return LoadedModel(model.to(device), checkpoint_id(path, digest), digest, info, device=device)
     variant = _detect_sam_variant(path)
     model, digest = load_official_sam(path, variant, f"sam_{variant}", "sam")
     return LoadedModel(model.to(device), f"sam_{variant}", digest, device=device)
