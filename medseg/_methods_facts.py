@@ -84,11 +84,18 @@ def measurement_sentences(run: Any) -> list[str]:
             out.append(f"A basal slice counted as LV only where myocardium surrounds at least {BASAL_COVERAGE_MIN:.0%} of its cavity (SCMR rule{count}).")
         else:
             out.append("The SCMR basal rule was not applied (--no-basal-rule): every labelled LV slice counted.")
-    for method, k in Counter(r["method"] for r in echo).most_common():
-        src = _echo_source()
-        out.append(f"Echocardiographic LV volumes used the {ECHO_METHODS[method]} ({N_DISKS} disks{', ' + src if src else ''}) in {_n(k, 'study', 'studies')}.")
+    src = _echo_source()
+    for (method, ef_only), k in Counter((r["method"], _ef_only(r)) for r in echo).most_common():
+        what = "LVEF, without volumes (the images had no pixel size)," if ef_only else "LV volumes"
+        out.append(f"Echocardiographic {what} used the {ECHO_METHODS[method]} ({N_DISKS} disks{', ' + src if src else ''}) in {_n(k, 'study', 'studies')}.")
     out += _body_sentences(run, sax + echo)
     return out
+
+
+def _ef_only(row: dict[str, str]) -> bool:
+    """Whether an echo study's cohort row has an EF and no volumes: its views had no pixel size
+    (a CAMUS PNG), so the disks gave the EF alone (:func:`medseg.measure.echo.measure_echo`)."""
+    return bool(row.get("lv.ef_pct")) and not row.get("lv.edv_ml")
 
 
 def _body_sentences(run: Any, rows: list[dict[str, str]]) -> list[str]:

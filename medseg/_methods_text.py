@@ -51,8 +51,9 @@ def model_words(model: tuple[Any, ...]) -> str:
 
 
 def prompting_words(p: tuple[Any, ...], settings: dict[str, Any]) -> str:
-    """One way of prompting (:func:`medseg.methods._prompting`) in words."""
-    mode, kinds, source, through, frames, asked, picked = p
+    """One way of prompting (:func:`medseg.methods._prompting`) in words (the frames segmented:
+    :func:`frames_words`)."""
+    mode, kinds, source, through, frames = p[:5]
     what = _join(["bounding box" if k == "box" else "click" for k in kinds]) or "prompt"
     src = (" from the reference labels" if source == "reference" else " from a prompts file" if source == "file" or settings.get("prompts") else "")
     axes = _join([_THROUGH.get(t, t) for t in through])
@@ -71,9 +72,35 @@ def prompting_words(p: tuple[Any, ...], settings: dict[str, Any]) -> str:
         text = f"{what} prompts{src} on several slices, propagated {axes}"
     else:
         text = "no prompt recorded"
-    if asked:
-        text += f"; only frames {asked} were segmented" + (" (end-diastole and end-systole found by a zero-click LV pass)" if picked else "")
     return text
+
+
+def frames_chosen(p: tuple[Any, ...]) -> bool:
+    """Whether ``--frames`` chose some frames of a cine (a study's prompting ``p``): ED and ES
+    found on it, or frames given by number. ``ed``/``es`` named but never looked for is a
+    one-frame image, segmented whole (that frame is ED and ES): "only frames ed,es" was said of
+    11 one-frame cases of a batch."""
+    asked, picked = p[5], p[6]
+    return bool(asked) and (bool(picked) or not {f.strip() for f in str(asked).split(",")} & {"ed", "es"})
+
+
+def frames_words(studies: list[Any]) -> str:
+    """Which frames were segmented, when ``--frames`` chose some of a cine (:func:`frames_chosen`),
+    and the one-frame cases it was given for, segmented whole; "" when it chose none."""
+    n = len(studies)
+    chosen = Counter((s.prompting[5], s.prompting[6]) for s in studies if frames_chosen(s.prompting))
+    whole = sum(bool(s.prompting[5]) and not frames_chosen(s.prompting) for s in studies)  # (cases without --frames: not said)
+    said = []
+    for i, ((asked, picked), k) in enumerate(chosen.most_common()):
+        found = " (end-diastole and end-systole found by a zero-click LV pass)" if picked else ""
+        if n == 1 or k == n:  # (one kind then)
+            said.append(f"Only frames {asked} of {'the cine' if n == 1 else 'each case'} were segmented{found}")
+        else:
+            said.append(f"{'Only frames' if i == 0 else 'frames'} {asked}{' were segmented' if i == 0 else ''} in {k} of the {_cases(n)}{found}")
+    if whole:
+        other = "the other " if whole == n - sum(chosen.values()) else ""
+        said.append(f"{other}{_n(whole, 'one-frame case')} {'was' if whole == 1 else 'were'} segmented whole")
+    return "; ".join(said) + "." if chosen else ""
 
 
 def segmentation_paragraph(run: Any) -> str:
@@ -98,12 +125,13 @@ def segmentation_paragraph(run: Any) -> str:
     if arch:
         out.append(arch)
     groups: dict[tuple[Any, ...], list[Any]] = {}
-    for s in run.studies:  # a cine's prompts on each frame and a one-frame study's alike: one way of prompting
-        groups.setdefault((*s.prompting[:4], False, *s.prompting[5:]), []).append(s)
-    ways = [(prompting_words((*p[:4], any(s.prompting[4] for s in g), *p[5:]), run.settings), len(g))
+    for s in run.studies:  # a cine's prompts on each frame and a one-frame study's alike: one way of prompting (frames: below)
+        groups.setdefault((*s.prompting[:4], False), []).append(s)
+    ways = [(prompting_words((*p[:4], any(s.prompting[4] for s in g)), run.settings), len(g))
             for p, g in sorted(groups.items(), key=lambda kv: -len(kv[1]))]
     out.append(f"Prompts: {ways[0][0]}." if len(ways) == 1 else
                "Prompting differed between cases: " + "; ".join(f"{_cases(k)}: {w}" for w, k in ways) + ".")
+    out.append(frames_words(run.studies))
     out += _post_processing(run)
     out.append(_review_words(run))
     failures = _failure_words(run)

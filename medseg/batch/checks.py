@@ -90,7 +90,7 @@ def _sidecar_provenance(out: Path) -> dict[str, Any]:
 
 
 def _review_fields(prov: dict[str, Any], dicom_seg: bool = False) -> Result:
-    """needs_review / lowest volume confidence / review flag codes and the structures they flag
+    """needs_review / lowest volume confidence of the structures written / review flag codes and the structures they flag
     (:func:`medseg.evaluation_report.flagged_structures`: a flag naming no structure flags the
     structures it is about) / handed-over structures (and with ``dicom_seg`` the SEG files
     written, or why none), from the case's provenance (its sidecar's, or a handed-over record)."""
@@ -101,9 +101,13 @@ def _review_fields(prov: dict[str, Any], dicom_seg: bool = False) -> Result:
     codes = sorted({f.get("code", "") for f in flags})
     lmap = prov.get("label_map")
     structures = list(conf) or (list(lmap) if isinstance(lmap, dict) else [])  # the case's: structure-less flags flag them all
-    res = {"needs_review": bool(prov.get("needs_review", False)), "confidence": round(min(conf.values()), 4) if conf else "",
+    handed = prov.get("handed_over", [])
+    # the lowest of the structures written (those --min-confidence handed over are in handed_over); a case
+    # handed over whole (nothing written): the lowest of those handed over, why it was
+    written = [v for k, v in conf.items() if k not in handed] or list(conf.values())
+    res = {"needs_review": bool(prov.get("needs_review", False)), "confidence": round(min(written), 4) if written else "",
            "review_flags": " ".join(codes), "review_structures": " ".join(flagged_structures(flags, structures)),
-           "handed_over": " ".join(prov.get("handed_over", []))}
+           "handed_over": " ".join(handed)}
     if isinstance(prov.get("prompt_note"), str) and prov["prompt_note"]:  # how the prompts were made, when it needs saying
         res["prompt_note"] = prov["prompt_note"]
     if dicom_seg:

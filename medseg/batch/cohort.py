@@ -218,10 +218,11 @@ def echo_study_rows(results: Sequence[Result], subjects: Sequence[Any] = (), pag
     ``<study>_<view>_<phase>`` (:data:`ECHO_VIEW_CASE`): EF (and volumes with pixel spacing)
     from the 4-chamber ED and ES labels, biplane when the 2-chamber ED and ES are there too
     (:func:`medseg.measure.echo.measure_echo`; with the study's row of ``subjects``). A study
-    without both 4-chamber phases gets no row; one measured single plane although it has a
-    2-chamber case says why in its ``measure_note`` (the other 2-chamber phase failed, was handed
-    over or is missing: the EF is not the biplane one); one that cannot be measured gets a row
-    with ``measure_note``. Rows:
+    without both 4-chamber phases gets no row, unless it has two or more cases and a 4-chamber
+    one failed or was handed over: its row's ``measure_note`` says so (``not measured: ...``, as a
+    stack's); one measured single plane although it has a 2-chamber case says why in its
+    ``measure_note`` (the other 2-chamber phase failed, was handed over or is missing: the EF is
+    not the biplane one); one that cannot be measured gets a row with ``measure_note``. Rows:
     ``{"case": study, "cohort_row": {...}, "measure_note": ...}``. ``pages``: as :func:`stack_study_rows`'."""
     groups: dict[str, dict[tuple[str, str], Result]] = {}  # by the study's name in Unicode NFC (views from two copies)
     named: dict[str, str] = {}
@@ -235,6 +236,8 @@ def echo_study_rows(results: Sequence[Result], subjects: Sequence[Any] = (), pag
         have = {k: r["output"] for k, r in parts.items() if r.get("status") in ("ok", "skipped") and r.get("output")}
         a4c, a2c = [("4ch", "ED"), ("4ch", "ES")], [("2ch", "ED"), ("2ch", "ES")]
         if not all(k in have for k in a4c):
+            if len(parts) > 1 and any(k in parts for k in a4c if k not in have):  # a 4-chamber case failed or handed over
+                rows.append({"case": study, "measure_note": _one_line(f"not measured: {_echo_gaps(study, parts, a4c)}")})
             continue
         row = {"case": study, **_measure_echo_study(have, _subject(study, subjects, str(parts[a4c[0]].get("input", ""))), _page(pages, study))}
         if any(k in parts for k in a2c) and not all(k in have for k in a2c) and row.get("cohort_row"):
@@ -398,8 +401,9 @@ def _settings(options: BatchOptions) -> dict[str, Any]:
 
 
 def _worst_first(r: Result) -> tuple:
-    """Failed and handed-over cases first, then those needing review, lowest confidence first."""
-    rank = {"failed": 0, "handed_over": 1}.get(r.get("status", ""), 2 if r.get("needs_review") else 3)
+    """Failed cases first, then those handed over (whole, or a structure of them: a person draws it), then those
+    needing review, lowest confidence first (of the structures written; of those handed over for a case handed over whole)."""
+    rank = {"failed": 0, "handed_over": 1}.get(r.get("status", ""), 1 if r.get("handed_over") else 2 if r.get("needs_review") else 3)
     conf = r.get("confidence")
     return (rank, conf if isinstance(conf, (int, float)) else 2.0, r.get("case", ""))
 

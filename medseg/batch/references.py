@@ -1,6 +1,7 @@
 """Reference labels of a batch's cases: :func:`find_reference` looks up a case's labels (``C_gt``,
 ``C_label``, ... beside it or in ``--prompts-from``), :func:`reference_without_image` tells reference
-labels copied without their image apart from an image (moved out of :mod:`.cases`)."""
+labels copied without their image apart from an image (moved out of :mod:`.cases`); :func:`missing_reference`
+tells a case's error of no reference labels."""
 
 from __future__ import annotations
 
@@ -32,7 +33,20 @@ def find_reference(case: str, ref_dir: str | os.PathLike, image: str | os.PathLi
             raise PromptError(f"reference labels for case {case!r} are ambiguous: {', '.join(h.name for h in hits)}")
         if hits:
             return hits[0]
-    raise PromptError(f"no reference labels for case {case!r} in {ref_dir} (looked for {case} + {', '.join(REFERENCE_SUFFIXES)} or nothing, + .nii.gz etc.)")
+    # the bare name is the image itself when the labels are looked for beside it: not named as a place looked
+    bare = "" if own is not None and any(resolved(q) == own for e in endings for q in same_name_entries(ref_dir / (case + e))) else " or nothing"
+    raise PromptError(f"{NO_REFERENCE} {case!r} in {ref_dir} (looked for {case} + {', '.join(REFERENCE_SUFFIXES)}{bare}, + .nii.gz etc.)")
+
+
+#: how the error of a case without reference labels begins (:func:`find_reference`)
+NO_REFERENCE = "no reference labels for case"
+
+
+def missing_reference(error: str | None) -> bool:
+    """Whether a case's ``error`` (:attr:`~medseg.batch.cases.CaseSpec.error`) is that of
+    :func:`find_reference` finding no label file: the batch reads its image first, so that an
+    image that cannot be read fails as such (not for the labels it lacks)."""
+    return isinstance(error, str) and error.startswith(NO_REFERENCE)
 
 
 #: at most this many distinct values, all whole and >= 0: a label map (no MR, CT or echo image holds so few)

@@ -3,6 +3,7 @@ this process, local worker processes or a Dask cluster). Rules: :mod:`medseg.bat
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import time
@@ -14,6 +15,7 @@ from .._files import sha256_path, shown, stale_temp_files
 from ..errors import DISK_ERRNOS, LocalizerError, MedsegError, OutputDiskFull, PromptError, SeriesNotFoundError
 from ..prompt_file import one_frame_reference_note, study_prompts
 from .cases import (
+    RESERVED_CASE_IDS,
     BatchOptions,
     CaseSpec,
     Result,
@@ -27,9 +29,10 @@ from .cases import (
 )
 from .checks import _ref_sha, _review_fields, _review_fields_readable, _sidecar_provenance, handed_over_record, output_problem  # noqa: F401 (as before)
 from .cohort import write_cohort_with_studies, write_summary
-from .kept import kept_labels, label_reader, labels_sha256, refresh_outputs
+from .kept import kept_labels, label_reader, labels_differ, labels_sha256, refresh_outputs
 from .measure_rows import measured_row
 from .outdir import check_own_folders, folder_identity, out_dir_lock, remove_stale_temp_files, remove_write_probes
+from .references import missing_reference
 from .weights import _weights_changed, weights_sha256  # noqa: F401 (medseg.batch.run.weights_sha256, as before)
 
 
@@ -53,10 +56,14 @@ def run_case(case: CaseSpec, options: BatchOptions) -> Result:
     t0 = time.perf_counter()
     res: Result = {"case": case.case, "status": "failed", "reason": "", "seconds": 0.0, "output": "", "input": case.input}
     try:
-        if case.error:
-            raise MedsegError(case.error)
         from .._batch_exec import set_threads
 
+        if case.error:
+            kept = _earlier_outputs(case, options)  # an earlier run's outputs: the summary names none now
+            if missing_reference(case.error):  # an image that cannot be read fails as such, not for the labels it lacks
+                set_threads(options)
+                _read_case_volume(case, options)
+            raise MedsegError(case.error + kept)
         set_threads(options)
         out = output_path(options.out_dir, case.case)
         labels = label_reader(out)  # the label file read once for the checks and the measure of a case not segmented again
@@ -114,14 +121,17 @@ def run_case(case: CaseSpec, options: BatchOptions) -> Result:
     return res
 
 
-def _hand_over(case: CaseSpec, options: BatchOptions, out: Path, result: Any) -> HandedOver:
-    """Every structure of the case below ``--min-confidence``: the outputs of an earlier run
-    removed, the handed-over record written (atomically; what ``--resume`` and the summary
-    read), and the error that says so."""
+def _hand_over(case: CaseSpec, options: BatchOptions, out: Path, result: Any, missing: Sequence[str] = ()) -> HandedOver:
+    """Every structure of the case below ``--min-confidence`` (or, ``missing``, found on no
+    slice: a review flag of the record): the outputs of an earlier run removed, the
+    handed-over record written (atomically; what ``--resume`` and the summary read), and the
+    error that says so."""
     from .._files import write_json_atomic
 
     _remove_outputs(options, case.case, out)  # labels of an earlier run must not look like this run's
-    reason = f"handed over for manual review: every structure is below --min-confidence {options.min_confidence} ({', '.join(result.handed_over)})"
+    found = " found" if missing else ""
+    reason = (f"handed over for manual review: every structure{found} is below --min-confidence {options.min_confidence} "
+              f"({', '.join(result.handed_over)}){'; not found: ' + ', '.join(missing) if missing else ''}")
     ref_sha = _ref_sha(case)
     conf = result.provenance.get("confidence") or {}
     record = {"command": "batch", "case": case.case, "status": "handed_over", "reason": reason, "input": str(Path(case.input).resolve()),
@@ -134,22 +144,48 @@ def _hand_over(case: CaseSpec, options: BatchOptions, out: Path, result: Any) ->
     return HandedOver(reason, record)
 
 
+def _read_case_volume(case: CaseSpec, options: BatchOptions) -> Any:
+    """The case's image as the batch reads it (its series of a DICOM folder, ``--modality``)."""
+    from ..io import read_volume
+    from ..io.archive import folder_like
+
+    series = case.series or options.series
+    return read_volume(case.input, series=series if folder_like(case.input) else None, modality=options.modality)
+
+
 def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
-    from .._batch_exec import torch_threads
+    """Segment the case and write its outputs; a case that fails (or is handed over) keeps no
+    outputs of an earlier run (its summary row names none: a later ``--resume`` must not keep them)."""
     from .._files import check_not_inputs
-    from ..io import read_volume, sidecar_path, write_labels
+    from ..io import sidecar_path
+
+    check_not_inputs({"output labels": out, "sidecar JSON": sidecar_path(out), "review sheet": review_png_path(options.out_dir, case.case),
+                      "handed-over record": handed_over_path(options.out_dir, case.case)},
+                     {"image": case.input, "reference labels": case.reference, "prompts file": options.prompts})
+    handed_over_path(options.out_dir, case.case).unlink(missing_ok=True)  # an earlier run's: this run decides anew
+    try:
+        vol, result, prov = _segmented(case, options, out)
+    except HandedOver:  # its outputs removed as its record was written
+        raise
+    except Exception:  # unreadable now, no prompts for it now, nothing found: the earlier run's outputs are not this run's
+        with contextlib.suppress(OSError):
+            _remove_outputs(options, case.case, out)
+        raise
+    _write_case(case, options, out, vol, result, prov)
+
+
+def _segmented(case: CaseSpec, options: BatchOptions, out: Path) -> tuple[Any, Any, dict[str, Any]]:
+    """(volume, :class:`~medseg.segment.SegmentResult`, provenance) of the case; HandedOver when
+    nothing is left to write and a structure was handed over, PromptError when nothing was found."""
+    from .._batch_exec import torch_threads
     from ..io.archive import folder_like
     from ..io.readers import modality_facts
     from ..io.volume import spacing_facts
     from ..labels import LabelMap
     from ..segment import default_auto_structures, segment_volume
 
-    check_not_inputs({"output labels": out, "sidecar JSON": sidecar_path(out), "review sheet": review_png_path(options.out_dir, case.case),
-                      "handed-over record": handed_over_path(options.out_dir, case.case)},
-                     {"image": case.input, "reference labels": case.reference, "prompts file": options.prompts})
-    handed_over_path(options.out_dir, case.case).unlink(missing_ok=True)  # an earlier run's: this run decides anew
     series = case.series or options.series
-    vol = read_volume(case.input, series=series if folder_like(case.input) else None, modality=options.modality)
+    vol = _read_case_volume(case, options)
     if options.pixel_spacing:
         from ..io.volume import with_pixel_spacing
 
@@ -168,10 +204,10 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
         wanted |= set(result.label_map.names)
     if options.auto:
         wanted |= {s for s in (structs or default_auto_structures(vol)) if s in result.label_map and s in loaded.config.structures}
-    if result.handed_over and not (set(wanted) - set(result.handed_over)):
-        raise _hand_over(case, options, out, result)
     asked = sorted(s for s in wanted if s not in result.handed_over)
     missing = [s for s in asked if not (result.labels == result.label_map[s]).any()]
+    if result.handed_over and len(missing) == len(asked):  # nothing left to write (as segment: exit 3); the rest not found: flagged in the record
+        raise _hand_over(case, options, out, result, missing)
     if missing and len(missing) == len(asked):  # nothing to write; one of several missing is written without it and flagged, as segment does
         raise PromptError(f"structure(s) never found on any slice: {', '.join(missing)}")
     ref_sha = _ref_sha(case)
@@ -183,6 +219,13 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
             "seconds": round(result.seconds, 3), **({"series": series} if series and folder_like(case.input) else {}),
             **({"series_uid": uid} if vol.meta.get("format") == "dicom" and (uid := vol.meta.get("series_instance_uid")) else {}), **modality_facts(vol),
             **spacing_facts(vol), **({"prompt_note": note} if note else {})}
+    return vol, result, prov
+
+
+def _write_case(case: CaseSpec, options: BatchOptions, out: Path, vol: Any, result: Any, prov: dict[str, Any]) -> None:
+    """The labels, sidecar, review sheet and DICOM SEG of a segmented case; none of them left when one fails."""
+    from ..io import sidecar_path, write_labels
+
     sidecar_path(out).unlink(missing_ok=True)  # an interrupted rewrite must not pair with an old sidecar
     review_png_path(options.out_dir, case.case).unlink(missing_ok=True)
     for target in (out, sidecar_path(out), review_png_path(options.out_dir, case.case), handed_over_path(options.out_dir, case.case)):  # a killed run's temporary files
@@ -204,16 +247,53 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
 
 def _remove_outputs(options: BatchOptions, case_id: str, out: Path) -> None:
     """A case's outputs from an earlier run (sidecar first: a label file without it is never
-    taken as complete)."""
+    taken as complete), with its ``--measure`` page and stored row (not its handed-over record)."""
     import shutil
 
     from ..io import sidecar_path
+    from .measure_rows import _row_store
+    from .pages import drop_page, page_path
 
     for path in (sidecar_path(out), out, review_png_path(options.out_dir, case_id)):
         path.unlink(missing_ok=True)
     seg = dicom_seg_dir(options.out_dir, case_id)
     if seg.is_dir():
         shutil.rmtree(seg)
+    drop_page(page_path(options.out_dir, case_id))
+    _row_store(options.out_dir, case_id).unlink(missing_ok=True)
+
+
+def _earlier_outputs(case: CaseSpec, options: BatchOptions) -> str:
+    """Removes what an earlier batch wrote for a case failing before it runs (``case.error``): labels
+    (sidecar, sheet, SEG, page) whose sidecar records ``command: batch``, this case and labels not
+    changed since, and its handed-over record; never a reserved id's. With ``--resume`` they are left
+    to a later run's checks (a reference folder gone for a while must not cost a cohort's outputs):
+    the words the reason then adds."""
+    from .._json_files import json_file_problem
+    from ..io import sidecar_path
+
+    if case.case in RESERVED_CASE_IDS:
+        return ""
+    def mine(doc: Any) -> bool:
+        return isinstance(doc, dict) and doc.get("command") == "batch" and doc.get("case") == case.case
+
+    out = output_path(options.out_dir, case.case)
+    try:
+        doc = json_file_problem(sidecar_path(out), allow_nan=True)[0] if sidecar_path(out).is_file() else None
+        prov = doc.get("provenance") if isinstance(doc, dict) else None
+        labels = mine(prov) and not labels_differ(out, prov)
+        record = handed_over_path(options.out_dir, case.case)
+        record = record if record.is_file() and mine(json_file_problem(record)[0]) else None
+        if options.resume:
+            kept = "its labels" if labels else "its handed-over record" if record is not None else ""
+            return f"; {kept} of an earlier run left as they were (--resume checks them again once the case runs)" if kept else ""
+        if labels:
+            _remove_outputs(options, case.case, out)
+        if record is not None:
+            record.unlink(missing_ok=True)
+    except OSError:  # a read-only output folder: its failure says so elsewhere
+        pass
+    return ""
 
 
 def _write_dicom_seg(result: Any, vol: Any, folder: Path, case_id: str, prov: dict[str, Any]) -> dict[str, Any]:

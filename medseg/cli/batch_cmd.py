@@ -158,6 +158,8 @@ def batch_command(
     merged = part is None or ran.merged
     if subjects is not None and merged:
         _subjects_line(out, subjects, subject_rows)
+    if prompts is not None:
+        _prompts_line(prompts, cases)
     _prompt_notes_line(results)
     _structures_note_line(results, options)
     if part is None:
@@ -253,6 +255,26 @@ def _subjects_line(out: Path, path: Path, rows) -> None:
     if unused:
         line += f"; {len(unused)} of its rows matched no case ({', '.join(unused[:5])}{', ...' if len(unused) > 5 else ''})"
     console.print(shown(line), markup=False, highlight=False, soft_wrap=True)
+
+
+def _prompts_line(path: Path, cases) -> None:
+    """The entries of a prompts file of several cases that named no case of the batch (a
+    misspelt id, a study not in INPUT_DIR: its prompts were not used), as ``_subjects_line``
+    names the subjects rows no case used; nothing for a file of one study's prompts."""
+    import unicodedata
+
+    from .._json_files import json_file_problem
+
+    doc = json_file_problem(path, allow_nan=True)[0]  # read as the batch read it (checked before the run)
+    entries = doc.get("cases") if isinstance(doc, dict) else None
+    if not isinstance(entries, dict):
+        return
+    ids = {unicodedata.normalize("NFC", c.case) for c in cases}  # a key matches its case in either Unicode form, as prompt_file does
+    unused = [k for k in entries if unicodedata.normalize("NFC", str(k)) not in ids]
+    if unused:
+        names = ", ".join(unused[:5]) + (", ..." if len(unused) > 5 else "")
+        console.print(shown(f"prompts: {len(unused)} of the {len(entries)} cases of {path} matched no case of the batch ({names}): "
+                            "not used (a case id is the input's name without its ending)"), markup=False, highlight=False, soft_wrap=True)
 
 
 def _check_options(prompts, prompts_from, label_map, key_slice, auto, through, workers, scheduler) -> None:

@@ -217,7 +217,9 @@ def finish_segment(image, out, vol, result, source, review_png, series, min_conf
 
     if result.handed_over and not (result.labels > 0).any():
         gone = _remove_stale_outputs(out, review_png)
-        console.print(f"handed over for manual review: every structure is below --min-confidence {min_confidence} ({', '.join(result.handed_over)}); "
+        absent = sorted(n for n in asked if n not in result.handed_over)  # asked for and found on no slice
+        console.print(f"handed over for manual review: every structure{' found' * bool(absent)} is below --min-confidence {min_confidence} "
+                      f"({', '.join(result.handed_over)}){'; not found: ' + ', '.join(absent) if absent else ''}; "
                       f"nothing written (exit code 3){shown(gone)}", markup=False)
         raise typer.Exit(3)
     if not (result.labels > 0).any():  # an empty label file would look like a result

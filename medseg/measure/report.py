@@ -8,8 +8,9 @@
   separately), then as :func:`measure_ed_es`.
 
 A structure with no voxels gives NaN plus an ``absent_structure`` flag; in an ED/ES pair a
-structure labelled in one phase only is 0 mL in the other (so an empty ED gives EDV 0, EF NaN
-and ``ef_undefined``). Nothing is silently fixed.
+chamber labelled in one phase only is 0 mL in the other (so an empty ED gives EDV 0, EF NaN
+and ``ef_undefined``), while the myocardium stays NaN (an ED without it has no LV mass, not
+0 g). Nothing is silently fixed.
 
 The one-phase pieces (:func:`measure_phase`, :func:`phase_volumes`, :func:`check_values`, ...)
 live in :mod:`medseg.measure.report_phase` and are re-exported here.
@@ -125,14 +126,15 @@ def study_base(arr_tzyx: np.ndarray, geom: StackGeometry, lmap: LabelMap, base_e
 
 
 def _zero_where_labelled_elsewhere(ed: dict[str, Any], es: dict[str, Any]) -> None:
-    """A structure labelled in one phase but empty in the other measured 0 mL there (not NaN):
-    EDV = 0 then gives EF NaN + ``ef_undefined``. Never labelled at all stays NaN."""
+    """A chamber labelled in one phase but empty in the other measured 0 mL there (not NaN):
+    EDV = 0 then gives EF NaN + ``ef_undefined``. Never labelled at all stays NaN. The
+    myocardium stays NaN where its phase has none: it has no EF, only the ED mass, and an ED
+    without myocardium (handed over, not segmented) has no mass, as one phase alone (a mass of
+    0 g was reported, flagged ``lv_mass_implausible`` and counted in a cohort's mean)."""
     for a, b in ((ed, es), (es, ed)):
         for name, v in a["volumes_ml"].items():
-            if math.isnan(v) and math.isfinite(b["volumes_ml"].get(name, math.nan)):
+            if name != "myo" and math.isnan(v) and math.isfinite(b["volumes_ml"].get(name, math.nan)):
                 a["volumes_ml"][name] = 0.0
-                if name == "myo":
-                    a["lv_mass_g"] = 0.0
 
 
 def _common_affine(a: Any, b: Any, affine: np.ndarray | None) -> np.ndarray:

@@ -179,13 +179,14 @@ def test_echo_views_named_study_view_phase_are_measured_together(tmp_path):
             results.append(_echo_case(tmp_path, f"p7_{name}_{phase}", labels[(name, phase)]))
             results.append(_echo_case(tmp_path, f"p8-A{name[0]}C-{phase.lower()}", labels[(name, phase)], spacing_known=True))
     results.append(_echo_case(tmp_path, "p9_2CH_ED", labels[("2CH", "ED")]))  # no 4-chamber pair: no row
-    results.append({"case": "p10_4CH_ED", "status": "failed", "output": "", "input": "x"})
+    results.append({"case": "p10_4CH_ED", "status": "failed", "output": "", "input": "x"})  # a row saying why, no numbers
     results.append(_echo_case(tmp_path, "p10_4CH_ES", labels[("4CH", "ES")]))
     results.append(_echo_case(tmp_path, "p11_4CH_ED", labels[("4CH", "ED")]))
     other = np.where(labels[("4CH", "ES")] == 4, 3, labels[("4CH", "ES")]).astype(np.uint8)
     results.append(_echo_case(tmp_path, "p11_4CH_ES", other, label_map="lv=1,myo=2,la=3"))  # another label map
     rows = {r["case"]: r for r in echo_study_rows(results)}
-    assert sorted(rows) == ["p11", "p7", "p8"]
+    assert sorted(rows) == ["p10", "p11", "p7", "p8"]
+    assert rows["p10"]["measure_note"] == "not measured: p10_4CH_ED failed" and "cohort_row" not in rows["p10"]
     expect = measure_echo(labels[("4CH", "ED")], labels[("4CH", "ES")], labels[("2CH", "ED")], labels[("2CH", "ES")], label_map="lv=1,myo=2,la=4")
     p7, p8 = rows["p7"]["cohort_row"], rows["p8"]["cohort_row"]
     assert p7["method"] == "biplane_disks" and p7["views"] == "4CH_ED 4CH_ES 2CH_ED 2CH_ES"
