@@ -250,9 +250,11 @@ def replay_sidecar(volume: Volume, model: Any, rec: RecordedSession, progress: C
     False for another image than the recorded one, where they were not found."""
     import time
 
+    from .io.us_region import add_screen_note
     from .segment import session_result
     from .session import Session
 
+    add_screen_note(volume)  # as segment_volume: a whole echo screen without a region is noted in the sidecar
     cut = rec.min_confidence if min_confidence is None else min_confidence
     actions = rec.session_actions() if cut is not None else list(rec.actions)
     t0 = time.perf_counter()

@@ -16,12 +16,14 @@ from typing import Any
 from ..errors import MedsegError
 
 
-def same_source(a: Path, b: Path) -> str | None:
+def same_source(a: Path, b: Path, same_frame: bool = False) -> str | None:
     """"<image name>[, series <uid>]" when the medseg sidecars of label files ``a`` and ``b`` say
     both were segmented from one image (``input_sha256`` and the series read, ``series_uid``; a
     sidecar of an earlier medseg without it: the ``--series`` text); two series of one DICOM
-    study folder are two images. None otherwise, or when a file has no sidecar, one that names
-    no input, or one that cannot be read (the label map's reading says so)."""
+    study folder are two images. ``same_frame``: and of one frame of it (a cine written as one
+    DICOM SEG per frame records each file's ``frame``: its ED and ES are two phases of one view).
+    None otherwise, or when a file has no sidecar, one that names no input, or one that cannot be
+    read (the label map's reading says so)."""
     from ..io import read_sidecar
 
     found = []
@@ -33,8 +35,10 @@ def same_source(a: Path, b: Path) -> str | None:
         if not isinstance(prov, dict) or not isinstance(prov.get("input_sha256"), str):
             return None
         uid = prov["series_uid"] if isinstance(prov.get("series_uid"), str) else ""
-        found.append((prov["input_sha256"], uid, str(prov.get("series") or ""), Path(str(prov.get("input") or "?")).name))
-    (sha_a, uid_a, text_a, name), (sha_b, uid_b, text_b, _) = found
+        found.append((prov["input_sha256"], uid, str(prov.get("series") or ""), Path(str(prov.get("input") or "?")).name, prov.get("frame")))
+    (sha_a, uid_a, text_a, name, frame_a), (sha_b, uid_b, text_b, _, frame_b) = found
+    if same_frame and frame_a != frame_b:
+        return None
     by_uid = bool(uid_a and uid_b)  # both read by this medseg: the series read, whatever --series said
     if sha_a == sha_b and (uid_a == uid_b if by_uid else text_a == text_b):
         return f"{name}, series {uid_a}" if by_uid else name
@@ -54,6 +58,8 @@ def same_file(a: Path, b: Path) -> bool:
 #: what each four-file option takes
 _TAKES = {"--ed": "the 4-chamber ED labels", "--es": "the 4-chamber ES labels", "--a2c-ed": "the 2-chamber ED labels",
           "--a2c-es": "the 2-chamber ES labels"}
+#: the view each four-file option takes (its ED and ES may be two frames of one clip)
+_VIEW = {"--ed": "4ch", "--es": "4ch", "--a2c-ed": "2ch", "--a2c-es": "2ch"}
 
 
 def check_distinct_views(paths: tuple[Path | None, ...], vols: list[Any]) -> None:
@@ -72,7 +78,7 @@ def check_distinct_views(paths: tuple[Path | None, ...], vols: list[Any]) -> Non
                 why = f"are the same file ({a.name})"
             elif i < len(arrays) and j < len(arrays) and np.array_equal(arrays[i], arrays[j]):
                 why = f"hold the same labels ({a.name}, {b.name}: one view copied?)"
-            elif (src := same_source(a, b)) is not None:
+            elif (src := same_source(a, b, same_frame=_VIEW[opt_a] == _VIEW[opt_b])) is not None:  # ED, ES of one clip: two phases
                 why = f"were both segmented from {src} ({a.name}, {b.name}: their sidecars say so)"
             else:
                 continue

@@ -361,13 +361,25 @@ def model_change(b: Visit, f: Visit) -> str | None:
     return None
 
 
+def _other_subject(a: str, b: str) -> bool:
+    """Whether two label files' study names (:func:`_labels_study`) name other subjects: they differ
+    from their first part on (``patient0451`` / ``patient0455``), not only after it as one subject's
+    visits do (``sub01_visit1`` / ``sub01_visit2``); names that say no study are not judged."""
+    import re
+
+    if not a or not b or a == b:
+        return False
+    first = [re.split(r"[_\-. ]+", s.strip().casefold())[0] for s in (a, b)]
+    return first[0] != first[1]
+
+
 def cautions(b: Visit, f: Visit) -> list[str]:
     """Lines saying why the change between ``b`` and ``f`` may not be real."""
     out = []
     if bool(b.patient_id) != bool(f.patient_id):  # a NIfTI report against a DICOM one: paired as given, no id to check
         has, lacks = ("baseline", "follow-up") if b.patient_id else ("follow-up", "baseline")
         out.append(f"the {lacks} records no patient id: check it is the same patient as the {has} ({b.patient_id or f.patient_id})")
-    if not b.patient_id and not f.patient_id and b.study and f.study and b.study != f.study:  # paired as given (two reports)
+    if not b.patient_id and not f.patient_id and _other_subject(b.study, f.study):  # paired as given (two reports)
         out.append(f"neither visit records a patient id, and their labels are named for different studies (baseline {b.study}, "
                    f"follow-up {f.study}): check they are the same patient")
     if change := model_change(b, f):

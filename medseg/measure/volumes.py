@@ -101,9 +101,11 @@ def function_from_volumes(edv_ml: float, esv_ml: float) -> dict[str, float]:
 def atrium(max_ml: float, min_ml: float) -> dict[str, float]:
     """``{"max_ml", "min_ml", "emptying_fraction_pct"}`` of an atrium: its volume at LV ES
     (``max_ml``) and at LV ED (``min_ml``); the total emptying fraction 100 (max - min) / max is
-    NaN when the maximum is 0 or NaN (an atrium labelled in one phase only)."""
+    NaN when the maximum is 0 or NaN (an atrium labelled in one phase only), and when the atrium
+    is smaller at LV ES than at LV ED (a clip cut short, a segmentation error: no emptying to
+    state; the console, the study page and the CSV said "-6.2 %")."""
     mx, mn = float(max_ml), float(min_ml)
-    ef = 100.0 * (mx - mn) / mx if (math.isfinite(mx) and mx > 0) else math.nan
+    ef = 100.0 * (mx - mn) / mx if (math.isfinite(mx) and mx > 0 and not mn > mx) else math.nan
     return {"max_ml": mx, "min_ml": mn, "emptying_fraction_pct": ef}
 
 

@@ -82,3 +82,24 @@ def test_segment_says_it_and_keeps_it_in_the_sidecar(tmp_path, sector, capsys):
     assert "note: " in err and "it looks like the scanner's whole screen" in err
     notes = json.loads(seg.with_name("seg.json").read_text())["provenance"]["image_notes"]
     assert "it looks like the scanner's whole screen" in notes["us_region_note"]
+
+
+def test_an_api_replay_keeps_the_note_as_the_api_segment_did(tmp_path, sector, model):
+    """A review found `segment_volume`'s sidecar with the note and `replay_sidecar`'s of the same
+    image without it (the CLI replay had it)."""
+    from medseg.io import write_labels
+    from medseg.io.volume import with_pixel_spacing
+    from medseg.replay_sidecar import read_recorded_session, replay_sidecar
+    from medseg.segment import segment_volume
+
+    clip = write_us_screen(tmp_path / "a4c.dcm", _screen(sector), None)
+    vol = with_pixel_spacing(read_volume(clip), (0.7, 0.7), str(clip))
+    res = segment_volume(vol, model, auto=True, frames=[0])
+    write_labels(res.labels, vol, tmp_path / "seg.nii.gz", res.label_map, provenance=res.provenance)
+    fresh = with_pixel_spacing(read_volume(clip), (0.7, 0.7), str(clip))
+    assert "us_region_note" not in fresh.meta  # a fresh read has no note until segmenting notes it
+    again = replay_sidecar(fresh, model, read_recorded_session(tmp_path / "seg.json"))
+    write_labels(again.labels, fresh, tmp_path / "again.nii.gz", again.label_map, provenance=again.provenance)
+    for name in ("seg.json", "again.json"):
+        notes = json.loads((tmp_path / name).read_text())["provenance"]["image_notes"]
+        assert "it looks like the scanner's whole screen" in notes["us_region_note"], name

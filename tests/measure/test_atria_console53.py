@@ -22,3 +22,14 @@ def test_an_la_smaller_at_lv_es_is_said_at_its_phases_without_an_emptying_fracti
 def test_an_la_that_empties_keeps_max_min_and_its_emptying_fraction():
     said = _atria_text(_report(40.0, 20.0))
     assert said == ["LA max 40.0 mL, min 20.0 mL, emptying fraction 50.0%"]
+
+
+def test_the_report_gives_no_emptying_fraction_for_an_la_smaller_at_lv_es():
+    """The JSON (and so the study page and the CSV) agree with the console: null, not -4.8 %."""
+    import math
+
+    from medseg.measure.volumes import atrium
+
+    assert math.isnan(atrium(2.1, 2.2)["emptying_fraction_pct"])
+    assert atrium(40.0, 20.0)["emptying_fraction_pct"] == 50.0
+    assert atrium(20.0, 20.0)["emptying_fraction_pct"] == 0.0

@@ -70,3 +70,15 @@ def test_the_study_is_read_from_the_label_file_names(inputs, study):
     from medseg.measure.compare import _labels_study
 
     assert _labels_study(inputs) == study
+
+
+def test_one_subjects_visits_named_after_it_are_not_cautioned(tmp_path):
+    """A review caught the caution on `sub01_visit1_A4C` vs `sub01_visit2_A4C`: names that differ
+    only after their first part are one subject's visits; other first parts are still cautioned."""
+    from medseg.measure.compare import _other_subject
+
+    b = _clip_report(tmp_path, "v1", "sub01_visit1_A4C.nii.gz", 1)
+    f = _clip_report(tmp_path, "v2", "sub01_visit2_A4C.nii.gz", 2)
+    assert not [c for c in _cautions(tmp_path, b, f) if "patient" in c]
+    assert _other_subject("patient0451", "patient0455") and _other_subject("sub01_visit1", "sub02_visit1")
+    assert not _other_subject("Sub01-baseline", "sub01_followup") and not _other_subject("", "p1")

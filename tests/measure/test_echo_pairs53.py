@@ -86,3 +86,34 @@ def test_labels_segmented_from_one_image_are_refused(tmp_path, capsys, views):
     code, err, out = _measure(tmp_path, capsys, ed, views["a2"], ok, views["a4"])
     assert code == 0, err
 
+
+
+def test_ed_and_es_seg_files_of_one_cine_are_two_phases_not_one_view_twice(tmp_path, capsys):
+    """A cine written as DICOM SEG is one file per labelled frame, each sidecar naming the same
+    cine and its own ``frame``: its ED and ES are measured (a review caught the first version
+    refusing them "both segmented from la_cine"); the same frame as both is still refused."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "io"))
+    from io_synth import write_cine_series
+
+    from medseg.io import read_volume, write_labels
+
+    write_cine_series(tmp_path / "la_cine", n_slices=1, n_phases=6, rows=80, cols=80, pixel_spacing=(1.5, 1.5))
+    vol = read_volume(tmp_path / "la_cine")
+    yy, xx = np.mgrid[:80, :80]
+    lab = np.zeros(vol.shape, np.uint8)
+    for t, (a, b) in ((0, (22, 11)), (3, (16, 8))):
+        lab[t, 0][((yy - 35) / a) ** 2 + ((xx - 40) / b) ** 2 <= 1] = 1
+        lab[t, 0][((yy - 62) / 8) ** 2 + ((xx - 40) / 9) ** 2 <= 1] = 4
+    prov = {"input": str(tmp_path / "la_cine"), "input_sha256": "abc123", "series_uid": "1.2.3", "command": "segment"}
+    segs = sorted(str(p) for p in write_labels(lab, vol, tmp_path / "la.dcm", "lv=1,myo=2,rv=3,la=4", provenance=prov) if str(p).endswith(".dcm"))
+    assert len(segs) == 2
+    assert run_cli(["measure", "--ed", segs[0], "--es", segs[1], "-o", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["lv"]["ef_pct"] > 0
+    shutil.copy(segs[0], tmp_path / "copy.dcm")
+    shutil.copy(Path(segs[0]).with_suffix(".json"), tmp_path / "copy.json")
+    capsys.readouterr()
+    assert run_cli(["measure", "--ed", segs[0], "--es", segs[1], "--a2c-ed", str(tmp_path / "copy.dcm"), "--a2c-es", segs[1],
+                    "-o", str(tmp_path / "r2.json")]) == 1
