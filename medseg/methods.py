@@ -236,9 +236,11 @@ def study_from(case: str, prov: dict[str, Any], label_map: dict[str, Any]) -> St
         probed += len(a.get("probed") or [])
     thresholds: dict[str, Any] = prov["mask_thresholds"] if isinstance(prov.get("mask_thresholds"), dict) else {}
     command = str(prov.get("command") or ("napari" if prov.get("tool") == "medseg-napari" else ""))
+    model = [None if prov.get(k) is None else str(prov.get(k)) for k in ("model_id", "model_sha256", "adapter_id", "adapter_sha256")]
+    model[0] = _model_id(model[0], model[1])
     return Study(
         case=case, command=command,
-        model=tuple(None if prov.get(k) is None else str(prov.get(k)) for k in ("model_id", "model_sha256", "adapter_id", "adapter_sha256")),  # type: ignore[arg-type]
+        model=tuple(model),  # type: ignore[arg-type]
         version=str(prov.get("medseg_version") or "") or None, device=str(prov.get("device") or "") or None, prompting=_prompting(prov, actions),
         structures=_segmented(actions, label_map), thresholds=tuple(sorted((str(k), float(v)) for k, v in thresholds.items())),
         removed=removed, filled=filled, probed=probed, edited=edited_by_hand(prov),
@@ -247,6 +249,15 @@ def study_from(case: str, prov: dict[str, Any], label_map: dict[str, Any]) -> St
         flagged_slices=len({(f.get("structure"), f.get("frame"), f.get("slice")) for f in flags if f.get("slice") is not None}),
         min_confidence=prov.get("min_confidence"), handed_over=tuple(prov.get("handed_over") or ()),
         undone=any(a.get("op") == "undo" for a in actions))
+
+
+def _model_id(model_id: str | None, sha256: str | None) -> str | None:
+    """The recorded model id as medseg records it now: the shipped default's weights are ``default``
+    however they were given (a sidecar of an earlier medseg, kept by ``--resume``, says
+    ``checkpoints/medseg_default``; the text called the same weights two models)."""
+    from .models.registry import shipped_sha256
+
+    return "default" if model_id and sha256 and sha256 == shipped_sha256() else model_id
 
 
 def _segmented(actions: list[dict[str, Any]], label_map: dict[str, Any]) -> tuple[str, ...]:

@@ -15,7 +15,6 @@ from .._files import sha256_path, shown, stale_temp_files
 from ..errors import DISK_ERRNOS, LocalizerError, MedsegError, OutputDiskFull, PromptError, SeriesNotFoundError
 from ..prompt_file import one_frame_reference_note, study_prompts
 from .cases import (
-    RESERVED_CASE_IDS,
     BatchOptions,
     CaseSpec,
     Result,
@@ -29,10 +28,11 @@ from .cases import (
 )
 from .checks import _ref_sha, _review_fields, _review_fields_readable, _sidecar_provenance, handed_over_record, output_problem  # noqa: F401 (as before)
 from .cohort import write_cohort_with_studies, write_summary
-from .kept import kept_labels, label_reader, labels_differ, labels_sha256, refresh_outputs
+from .kept import kept_labels, label_reader, labels_sha256, refresh_outputs
 from .measure_rows import measured_row
 from .outdir import check_own_folders, folder_identity, out_dir_lock, remove_stale_temp_files, remove_write_probes
 from .references import missing_reference
+from .stale_outputs import _earlier_outputs, _empty_seg_folder, _own_outputs, _remove_outputs
 from .weights import _weights_changed, weights_sha256  # noqa: F401 (medseg.batch.run.weights_sha256, as before)
 
 
@@ -128,7 +128,8 @@ def _hand_over(case: CaseSpec, options: BatchOptions, out: Path, result: Any, mi
     error that says so."""
     from .._files import write_json_atomic
 
-    _remove_outputs(options, case.case, out)  # labels of an earlier run must not look like this run's
+    if _own_outputs(case.case, options, out):  # labels of an earlier run must not look like this run's
+        _remove_outputs(options, case.case, out)
     found = " found" if missing else ""
     reason = (f"handed over for manual review: every structure{found} is below --min-confidence {options.min_confidence} "
               f"({', '.join(result.handed_over)}){'; not found: ' + ', '.join(missing) if missing else ''}")
@@ -167,9 +168,13 @@ def _segment_case(case: CaseSpec, options: BatchOptions, out: Path) -> None:
         vol, result, prov = _segmented(case, options, out)
     except HandedOver:  # its outputs removed as its record was written
         raise
-    except Exception:  # unreadable now, no prompts for it now, nothing found: the earlier run's outputs are not this run's
-        with contextlib.suppress(OSError):
-            _remove_outputs(options, case.case, out)
+    except (SeriesNotFoundError, LocalizerError):  # skipped, not failed: what an earlier run wrote stays
+        raise
+    except MedsegError:  # the case's own fault (unreadable now, no prompts for it now, nothing found): an earlier
+        # run's outputs are not this run's; not under --resume, nor labels changed since or not batch's (_own_outputs)
+        if not options.resume and _own_outputs(case.case, options, out):
+            with contextlib.suppress(OSError):
+                _remove_outputs(options, case.case, out)
         raise
     _write_case(case, options, out, vol, result, prov)
 
@@ -245,69 +250,17 @@ def _write_case(case: CaseSpec, options: BatchOptions, out: Path, vol: Any, resu
         raise
 
 
-def _remove_outputs(options: BatchOptions, case_id: str, out: Path) -> None:
-    """A case's outputs from an earlier run (sidecar first: a label file without it is never
-    taken as complete), with its ``--measure`` page and stored row (not its handed-over record)."""
-    import shutil
-
-    from ..io import sidecar_path
-    from .measure_rows import _row_store
-    from .pages import drop_page, page_path
-
-    for path in (sidecar_path(out), out, review_png_path(options.out_dir, case_id)):
-        path.unlink(missing_ok=True)
-    seg = dicom_seg_dir(options.out_dir, case_id)
-    if seg.is_dir():
-        shutil.rmtree(seg)
-    drop_page(page_path(options.out_dir, case_id))
-    _row_store(options.out_dir, case_id).unlink(missing_ok=True)
-
-
-def _earlier_outputs(case: CaseSpec, options: BatchOptions) -> str:
-    """Removes what an earlier batch wrote for a case failing before it runs (``case.error``): labels
-    (sidecar, sheet, SEG, page) whose sidecar records ``command: batch``, this case and labels not
-    changed since, and its handed-over record; never a reserved id's. With ``--resume`` they are left
-    to a later run's checks (a reference folder gone for a while must not cost a cohort's outputs):
-    the words the reason then adds."""
-    from .._json_files import json_file_problem
-    from ..io import sidecar_path
-
-    if case.case in RESERVED_CASE_IDS:
-        return ""
-    def mine(doc: Any) -> bool:
-        return isinstance(doc, dict) and doc.get("command") == "batch" and doc.get("case") == case.case
-
-    out = output_path(options.out_dir, case.case)
-    try:
-        doc = json_file_problem(sidecar_path(out), allow_nan=True)[0] if sidecar_path(out).is_file() else None
-        prov = doc.get("provenance") if isinstance(doc, dict) else None
-        labels = mine(prov) and not labels_differ(out, prov)
-        record = handed_over_path(options.out_dir, case.case)
-        record = record if record.is_file() and mine(json_file_problem(record)[0]) else None
-        if options.resume:
-            kept = "its labels" if labels else "its handed-over record" if record is not None else ""
-            return f"; {kept} of an earlier run left as they were (--resume checks them again once the case runs)" if kept else ""
-        if labels:
-            _remove_outputs(options, case.case, out)
-        if record is not None:
-            record.unlink(missing_ok=True)
-    except OSError:  # a read-only output folder: its failure says so elsewhere
-        pass
-    return ""
-
-
 def _write_dicom_seg(result: Any, vol: Any, folder: Path, case_id: str, prov: dict[str, Any]) -> dict[str, Any]:
     """``--dicom-seg``: the labels as DICOM SEG in ``folder`` (emptied first; a cine gets one SEG
     per labelled frame); {"files": [names]}, or {"files": [], "note": why not} for an input that
     cannot be a SEG's source (not DICOM, no patient position, a stack of several series) or a
     SEG that could not be written (the case keeps its NIfTI)."""
-    import shutil
 
     from ..errors import ImageWriteError
     from ..io import write_labels
     from ..io.seg_writer import check_dicom_source
 
-    shutil.rmtree(folder, ignore_errors=True)
+    _empty_seg_folder(folder, case_id)
     try:
         check_dicom_source(vol)
     except ImageWriteError as e:
@@ -315,7 +268,7 @@ def _write_dicom_seg(result: Any, vol: Any, folder: Path, case_id: str, prov: di
     try:
         written = write_labels(result.labels, vol, folder / f"{case_id}.dcm", result.label_map, provenance=prov)
     except Exception as e:  # highdicom on an unusual source: the case keeps its NIfTI, the summary says why
-        shutil.rmtree(folder, ignore_errors=True)
+        _empty_seg_folder(folder, case_id)
         return {"files": [], "note": _one_line(f"writing it failed: {e}")}
     return {"files": sorted(p.name for p in written if p.suffix == ".dcm")}
 

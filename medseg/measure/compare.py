@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import MedsegError
 from ._compare_fields import _floats, _int_map, _is_qc, _number, _scanner, _text_flags, _values  # noqa: F401 (compare._number, as before)
+from .compare_names import _labels_study, _other_subject
 from .source_images import LABEL_KEYS
 
 #: the measures compared: report_row / cohort.csv key -> label
@@ -144,28 +145,6 @@ def _report_visit(path: Path) -> Visit:
 def _report_case(path: Path) -> str:
     name = path.name
     return name[:-5] if name.lower().endswith(".json") else name
-
-
-def _labels_study(inputs: dict[str, Any]) -> str:
-    """The one study the report's label files are named for (``<study>_<view>_<phase>``, ``<study>_<view>``,
-    ``<study>_ED``, ``<study>_frameNN``, a reference suffix such as ``_gt`` after it), or "" (names that say no study, or several)."""
-    from .._nfc import nfc
-    from ..batch.case_names import REFERENCE_SUFFIXES, file_view, study_of
-    from ..io.readers import EXTENSIONS
-
-    found = set()
-    for key in LABEL_KEYS:
-        if not isinstance(inputs.get(key), str) or not inputs[key]:
-            continue
-        name = Path(inputs[key]).name
-        case = next((name[: -len(e)] for e in sorted(EXTENSIONS, key=len, reverse=True) if name.lower().endswith(e) and len(name) > len(e)), name)
-        low = case.lower()
-        bare = next((case[: -len(s)] for s in REFERENCE_SUFFIXES if low.endswith(s) and len(case) > len(s)), case)
-        study = study_of(bare) or study_of(case) or (file_view(name) or (None, ""))[0]
-        if not study:
-            return ""
-        found.add(nfc(study))
-    return found.pop() if len(found) == 1 else ""
 
 
 def _sidecar_segmentation(report_path: Path, inputs: dict[str, Any]) -> dict[str, Any] | None:
@@ -359,18 +338,6 @@ def model_change(b: Visit, f: Visit) -> str | None:
     if sha != {(m["model_sha256"], m["adapter_sha256"]) for m in f.models} or len(sha) > 1:
         return f"model or adapter differs: baseline {_models_text(b.models)}; follow-up {_models_text(f.models)}"
     return None
-
-
-def _other_subject(a: str, b: str) -> bool:
-    """Whether two label files' study names (:func:`_labels_study`) name other subjects: they differ
-    from their first part on (``patient0451`` / ``patient0455``), not only after it as one subject's
-    visits do (``sub01_visit1`` / ``sub01_visit2``); names that say no study are not judged."""
-    import re
-
-    if not a or not b or a == b:
-        return False
-    first = [re.split(r"[_\-. ]+", s.strip().casefold())[0] for s in (a, b)]
-    return first[0] != first[1]
 
 
 def cautions(b: Visit, f: Visit) -> list[str]:

@@ -187,3 +187,54 @@ def test_segment_says_which_structure_was_not_found_when_the_others_are_handed_o
     said = got.out + got.err
     assert rc == 3 and not out.exists()
     assert "every structure found is below --min-confidence 0.9 (lv, myo); not found: rv; nothing written (exit code 3)" in said
+
+
+def test_an_unexpected_error_or_a_skip_keeps_the_earlier_outputs(studies, tmp_path, monkeypatch):
+    """A review found the earlier run's labels, sidecars and stored rows deleted when a re-run
+    died of a runtime error (out of memory, a bug) rather than of the case's own fault: kept now,
+    and the case fails with the error."""
+    import medseg.segment
+
+    inp = _copy(studies, tmp_path / "in", "ok1")
+    out = tmp_path / "out"
+    assert _batch(inp, out) == 0
+    before = (out / "ok1.nii.gz").read_bytes()
+
+    def out_of_memory(*a, **k):
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(medseg.segment, "segment_volume", out_of_memory)
+    assert _batch(inp, out, "--review-png") == 1
+    row = _rows(out)["ok1"]
+    assert row["status"] == "failed" and "out of memory" in row["reason"]
+    assert (out / "ok1.nii.gz").read_bytes() == before and (out / "ok1.json").is_file()
+
+
+def test_a_failing_case_removes_only_what_batch_wrote(studies, tmp_path):
+    """The case's SEG folder loses only the files `--dicom-seg` writes (a user's notes there and
+    the folder stay); labels under a sidecar of an earlier medseg that recorded no digest are not
+    known to be unchanged: kept; under --resume a case failing in its run keeps its outputs."""
+    inp = _copy(studies, tmp_path / "in", "ok1", "part")
+    out = tmp_path / "out"
+    assert _batch(inp, out) == 0
+    seg = out / "ok1_seg"
+    seg.mkdir()
+    (seg / "ok1.dcm").write_bytes(b"a SEG of an earlier run")
+    (seg / "ok1_frame03.json").write_text("{}")
+    (seg / "my_notes.txt").write_text("mine")
+    side = json.loads((out / "part.json").read_text())
+    del side["provenance"]["labels_sha256"]  # a sidecar of an earlier medseg: whether the labels changed is not known
+    (out / "part.json").write_text(json.dumps(side))
+    good = (inp / "ok1.nii.gz").read_bytes()
+    (inp / "ok1.nii.gz").write_bytes(b"\x1f\x8b\x08not gzip")
+    (inp / "part_gt.nii.gz").unlink()
+    assert _batch(inp, out) == 1
+    assert not (out / "ok1.nii.gz").exists() and not (seg / "ok1.dcm").exists() and not (seg / "ok1_frame03.json").exists()
+    assert (seg / "my_notes.txt").read_text() == "mine"
+    assert (out / "part.nii.gz").is_file() and (out / "part.json").is_file()
+    (inp / "ok1.nii.gz").write_bytes(good)
+    assert _batch(inp, out) == 1  # ok1 again; part still has no reference labels
+    assert (out / "ok1.nii.gz").is_file()
+    (inp / "ok1.nii.gz").write_bytes(b"\x1f\x8b\x08not gzip")
+    assert _batch(inp, out, "--resume", "--review-png") == 1  # --review-png: ok1 is run again, and fails under --resume
+    assert (out / "ok1.nii.gz").is_file() and (out / "ok1.json").is_file()

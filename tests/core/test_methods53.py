@@ -73,3 +73,16 @@ def test_echo_study_without_pixel_size_gives_the_ef_alone():
     assert "LV volumes" not in text and "in 1 study." in text
     both = " ".join(measurement_sentences(_echo_run([camus, sized])))
     assert "Echocardiographic LV volumes used the single-plane method of disks (20 disks" in both and "without volumes" in both
+
+
+def test_the_shipped_weights_are_one_model_whatever_id_an_older_sidecar_records():
+    """A review found METHODS.md saying "not all segmented with the same weights" of cases kept by
+    --resume (recorded as checkpoints/medseg_default) beside new ones (default): one sha256."""
+    from medseg.methods import study_from
+    from medseg.models.registry import shipped_sha256
+
+    sha = shipped_sha256()
+    old = study_from("a", {"model_id": "checkpoints/medseg_default", "model_sha256": sha, "actions": []}, {"lv": 1})
+    new = study_from("b", {"model_id": "default", "model_sha256": sha, "actions": []}, {"lv": 1})
+    other = study_from("c", {"model_id": "sam_vit_b", "model_sha256": "0" * 64, "actions": []}, {"lv": 1})
+    assert old.model == new.model and old.model[0] == "default" and other.model[0] == "sam_vit_b"

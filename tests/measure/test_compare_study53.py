@@ -81,4 +81,8 @@ def test_one_subjects_visits_named_after_it_are_not_cautioned(tmp_path):
     f = _clip_report(tmp_path, "v2", "sub01_visit2_A4C.nii.gz", 2)
     assert not [c for c in _cautions(tmp_path, b, f) if "patient" in c]
     assert _other_subject("patient0451", "patient0455") and _other_subject("sub01_visit1", "sub02_visit1")
-    assert not _other_subject("Sub01-baseline", "sub01_followup") and not _other_subject("", "p1")
+    # a second review: numbered subjects after a common word are other subjects too
+    assert all(_other_subject(a, b) for a, b in (("patient_001", "patient_002"), ("sub-01", "sub-02"), ("HCM_001", "HCM_002"),
+                                                 ("case 1", "case 2"), ("SC-HF-I-01", "SC-HF-I-02")))
+    assert not any(_other_subject(a, b) for a, b in (("Sub01-baseline", "sub01_followup"), ("", "p1"), ("HCM_001_baseline", "HCM_001_fu"),
+                                                     ("sub-01_ses-01", "sub-01_ses-02"), ("p1_v1", "p1_v2"), ("2024-01-05", "2025-02-10")))
