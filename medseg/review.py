@@ -308,3 +308,18 @@ def display_array(volume) -> np.ndarray:
 
         return np.clip(volume.array, *CT_WINDOW_HU)
     return volume.array
+
+
+#: review rules (:func:`medseg.review.measurement_flags`) that `measure` applies to its own numbers
+IMPLAUSIBLE = ("lv_mass_implausible", "ef_implausible", "volume_implausible")
+
+
+def add_implausible(report: dict) -> None:
+    """The review's implausibility flags on the report's numbers (LV mass outside 20-400 g, EF
+    outside 5-90 %, a chamber larger than any heart's), as `segment` and `batch` raise them:
+    `measure` on labels from elsewhere reported a 5 g or a 1,314 g LV mass unflagged; `batch --measure`
+    rows and pages get them too (:func:`medseg.batch.measure_rows._child_ranges`)."""
+    have = {f.get("code") for f in report.get("flags", [])}
+    report["flags"] = list(report.get("flags", [])) + [
+        {k: v for k, v in f.items() if k != "level"} | {"severity": "warning"}
+        for f in measurement_flags(report) if f.get("code") in IMPLAUSIBLE and f.get("code") not in have]

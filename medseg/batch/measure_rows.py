@@ -125,9 +125,14 @@ def _body(who: _Who, labels: Any = None) -> dict[str, Any]:
 
 def _child_ranges(report: dict[str, Any], who: _Who) -> dict[str, Any]:
     """``report`` without adults' range flags for a child's height that :func:`_body` left out
-    (a height without a weight gives no BSA, but still says the ranges do not apply)."""
+    (a height without a weight gives no BSA, but still says the ranges do not apply), with the
+    implausibility flags `medseg measure` adds (:func:`medseg.review.add_implausible`: an LV mass
+    of 17 g was flagged by `measure`, not in the batch's row and page)."""
     from ..measure.reference import adult_ranges_only
+    from ..review import add_implausible
 
+    report = dict(report)
+    add_implausible(report)
     height = _given_body(who).get("height_cm")
     if height is None or "flags" not in report or any(f.get("code") == "reference_ranges_not_applied" for f in report["flags"]):
         return report

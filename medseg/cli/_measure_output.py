@@ -16,22 +16,8 @@ import numpy as np
 
 from .._files import shown
 from ..errors import MedsegError
+from ..review import add_implausible as _add_implausible  # noqa: F401 (measure_cmd's name, as before)
 from ._app import stdout
-
-#: review rules (:func:`medseg.review.measurement_flags`) that `measure` applies to its own numbers
-IMPLAUSIBLE = ("lv_mass_implausible", "ef_implausible", "volume_implausible")
-
-
-def _add_implausible(report: dict) -> None:
-    """The review's implausibility flags on the report's numbers (LV mass outside 20-400 g, EF
-    outside 5-90 %, a chamber larger than any heart's), as `segment` and `batch` raise them:
-    `measure` on labels from elsewhere reported a 5 g or a 1,314 g LV mass unflagged."""
-    from ..review import measurement_flags
-
-    have = {f.get("code") for f in report.get("flags", [])}
-    report["flags"] = list(report.get("flags", [])) + [
-        {k: v for k, v in f.items() if k != "level"} | {"severity": "warning"}
-        for f in measurement_flags(report) if f.get("code") in IMPLAUSIBLE and f.get("code") not in have]
 
 
 def _sr_context(path: Path | None, paths: list[Path], outputs: dict[str, Path | None]) -> Any:
