@@ -40,7 +40,7 @@ from .adapter_checks import (  # noqa: F401 (medseg.adapters.* as before)
     check_medseg_lora,
     nested_adapter,
 )
-from .errors import CheckpointError
+from .errors import CheckpointError, MedsegError
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "medseg.json")
 
@@ -188,6 +188,25 @@ def same_named_adapters(folder: Path) -> list[Path]:
     from .models.registry import asset_dirs
 
     return [d / folder.name for d in asset_dirs("adapters") if (d / folder.name).is_dir() and (d / folder.name).resolve() != folder.resolve()]
+
+
+def modality_note(name_or_path: str, modality: str | None) -> str | None:
+    """A line when the adapter ``name_or_path`` was trained on another modality than the image's
+    (its medseg.json ``modality``, e.g. ``LGE-MR``, against the image's ``MR``/``CT``/``US``): the
+    LGE adapter run on a CT drew a 316 mL LA without a word. None when they agree, or either is
+    not known (``OT``, no modality recorded)."""
+    try:
+        meta = read_adapter_meta(find_adapter(name_or_path))
+    except (MedsegError, OSError):
+        return None
+    trained = str(meta.get("modality") or "").upper()
+    image = str(modality or "").upper()
+    known = ("MR", "CT", "US")
+    family = next((k for k in known if trained == k or trained.endswith("-" + k) or trained.startswith(k + "-")), None)
+    if family is None or image not in known or image == family:
+        return None
+    return (f"the adapter {Path(str(name_or_path)).name} was trained on {meta.get('modality')} images and this image is {image}: "
+            "its masks may be poor (an adapter serves the scanner and sequence it was trained on)")
 
 
 def read_adapter_meta(folder: Path) -> dict[str, Any]:

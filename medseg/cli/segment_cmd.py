@@ -151,9 +151,11 @@ def run_segment(image, out, prompts, prompts_from, lmap, key_slice, auto, struct
     loaded = load_model(model, device=device, adapter=adapter)
     o.note_gpu_unused(device)
     if adapter:  # which folder the name found ($MEDSEG_HOME/adapters can hide a shipped adapter of the same name); once it loaded
-        from ..adapters import adapter_origin
+        from ..adapters import adapter_origin, modality_note
 
         console.print(shown(adapter_origin(adapter)), markup=False, highlight=False, soft_wrap=True)
+        if note := modality_note(adapter, vol.modality):
+            console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     result = _with_progress(lambda cb: segment_volume(vol, loaded, prompt_set, auto=auto, propagate=propagate, through=through, label_map=lmap,
                                                       auto_structures=auto_structs, progress=cb, min_confidence=min_confidence, frames=frames))
     from ..segment import asked_structures
