@@ -79,7 +79,7 @@ def evaluate_command(
         o.note_workers(workers, len(rows))
         o.note_gpu_unused(device)
     loaded = None if scoring else load_model(model, device=device, adapter=adapter)
-    trained = _adapter_training_cases(adapter, rows) if loaded is not None and adapter else []
+    trained = _adapter_training_cases(adapter, rows) if loaded is not None and adapter else _scored_adapter_cases(rows) if scoring else []
     if loaded is not None:  # a lab's own model (medseg train --pairs): its header names its training volumes
         from ..models.own import model_trained_on
 
@@ -176,6 +176,31 @@ def evaluate_command(
         console.print(line, markup=False)
     if plots is not None:
         console.print(f"plots: {', '.join(Path(v).name for v in result['plots'].values())} in {shown(plots)}", markup=False)
+
+
+def _scored_adapter_cases(rows: list) -> list[str]:
+    """Scoring labels made before: the cases whose labels an adapter made (their sidecars'
+    ``adapter_id``) that its medseg.json names as its training volumes (a review scored the LGE
+    adapter's labels of its training subject3 as validation, without the note `--adapter` gives)."""
+    from ..adapters import find_adapter, trained_on
+    from ..errors import MedsegError
+    from ..io import read_sidecar
+
+    by_adapter: dict[str, list] = {}
+    for r in rows:
+        try:
+            prov = (read_sidecar(r.prediction) or {}).get("provenance") if r.prediction is not None else None
+        except MedsegError:
+            continue
+        if isinstance(prov, dict) and isinstance(prov.get("adapter_id"), str) and prov["adapter_id"]:
+            by_adapter.setdefault(prov["adapter_id"], []).append(r)
+    out: set[str] = set()
+    for adapter_id, its in by_adapter.items():
+        try:
+            out |= set(trained_on(find_adapter(adapter_id), [r.case for r in its], [r.image for r in its]))
+        except (MedsegError, OSError):  # an adapter not on this machine: nothing to check it against
+            continue
+    return sorted(out)
 
 
 def _adapter_training_cases(adapter: str, rows: list) -> list[str]:
