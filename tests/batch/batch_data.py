@@ -2,11 +2,39 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 MAP = "lv=1,myo=2,rv=3"
+
+
+@contextlib.contextmanager
+def stubbed_confidence(fake: Callable) -> Iterator[None]:
+    """The confidence scoring replaced by ``fake`` (fixed confidences per case, as the
+    --min-confidence tests need them) on one torch thread; both restored after."""
+    import pytest
+    import torch
+
+    import medseg.confidence
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(medseg.confidence, "score_session", fake)
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def batch_prompted(inp: Path, out: Path, *extra: str) -> int:
+    """`medseg batch INP -o OUT --prompts-from INP --label-map MAP ...`: each case's boxes from its own labels."""
+    from medseg.cli import run_cli
+
+    return run_cli(["batch", str(inp), "-o", str(out), "--prompts-from", str(inp), "--label-map", MAP, *extra])
 
 
 def write_case(folder: Path, case: str, seed: int, shape: tuple[int, int] = (96, 96), n_slices: int = 6,

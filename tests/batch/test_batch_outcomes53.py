@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from batch_data import MAP, write_case
+from batch_data import MAP, batch_prompted, stubbed_confidence, write_case
 
 from medseg.cli import run_cli
 
@@ -33,16 +33,8 @@ def _fake_score_session(session, structures=None, cal=None, progress=None):
 
 @pytest.fixture(scope="module", autouse=True)
 def stubbed():
-    import torch
-
-    import medseg.confidence
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(medseg.confidence, "score_session", _fake_score_session)
+    with stubbed_confidence(_fake_score_session):
         yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +45,7 @@ def studies(tmp_path_factory) -> Path:
     return folder
 
 
-def _batch(inp: Path, out: Path, *extra: str) -> int:
-    return run_cli(["batch", str(inp), "-o", str(out), "--prompts-from", str(inp), "--label-map", MAP, *extra])
+_batch = batch_prompted
 
 
 def _rows(out: Path) -> dict[str, dict]:
